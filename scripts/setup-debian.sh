@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install every Debian package shoal needs to build, run and test.
+# Idempotent: safe to run again; skips apt entirely when all are present.
+set -eu
+
+PKGS="build-essential cmake pkg-config git ca-certificates curl iproute2 procps
+      qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
+      libvirt-clients libvirt-dev
+      libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3
+      libcurl4-openssl-dev libcmocka-dev libgnutls28-dev
+      clang libclang-rt-14-dev wrk hyperfine
+      linux-image-cloud-amd64 busybox-static cpio gzip"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -n "$missing" ]; then
+    echo "setup: installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+echo "setup: all packages present"
