@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates curl iproute2 procps
       qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
       libvirt-clients libvirt-dev
-      libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3
+      libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libssl-dev
       libcurl4-openssl-dev libcmocka-dev libgnutls28-dev
       clang libclang-rt-14-dev wrk hyperfine
       linux-image-cloud-amd64 busybox-static cpio gzip"

@@ -1,0 +1,112 @@
+/*
+ * domxml.h - render the libvirt domain XML for one shoal instance.
+ *
+ * Pure string work: no libvirt, no I/O, no allocation other than the
+ * returned document. The shape is the one in docs/guest-protocol.md:
+ * machine 'pc' + qboot + <kernel> + ACPI, COM1 -> console file, COM2 ->
+ * status file, pvpanic, no USB, no balloon, optionally one virtio NIC on a
+ * Linux bridge (libvirt creates and plugs the tap itself).
+ *
+ * Every value is validated and XML-escaped. A value that cannot be carried
+ * faithfully (a control character, invalid UTF-8, a relative path, a name
+ * libvirt or Linux would mangle, a length over the limit) is rejected with
+ * DOMXML_E_INVAL and a message quoting it; nothing is ever truncated.
+ *
+ * Lifecycle policy rendered into every domain: on_poweroff, on_reboot and
+ * on_crash are all 'destroy' - the daemon, not libvirt, decides restarts.
+ */
+#ifndef SHOAL_DOMXML_H
+#define SHOAL_DOMXML_H
+
+#include <stddef.h>
+
+/* Firmware used when domxml_spec.firmware is NULL. */
+#define DOMXML_QBOOT_PATH "/usr/share/qemu/qboot.rom"
+
+/* Namespace URI and prefix of shoal's <metadata> element. The element is
+ * <shoal:instance xmlns:shoal='DOMXML_NS_URI' id='...'/>. */
+#define DOMXML_NS_URI    "https://shoal.dev/xmlns/instance/1"
+#define DOMXML_NS_PREFIX "shoal"
+
+/* Limits (bytes, excluding the NUL). */
+#define DOMXML_NAME_MAX     64   /* domain name: [A-Za-z0-9_.-], not leading '.' or '-' */
+#define DOMXML_ID_MAX       64   /* instance id: [A-Za-z0-9_.:-] */
+#define DOMXML_UUID_LEN     36   /* canonical 8-4-4-4-12 hex form */
+#define DOMXML_BRIDGE_MAX   15   /* Linux IFNAMSIZ - 1; [A-Za-z0-9_.-] */
+#define DOMXML_MAC_LEN      17   /* xx:xx:xx:xx:xx:xx */
+#define DOMXML_CMDLINE_MAX  4096 /* guest command line */
+#define DOMXML_PATH_MAX     4095 /* absolute host paths */
+#define DOMXML_MEMORY_MIB_MAX (1024u * 1024u) /* 1 TiB */
+#define DOMXML_VCPUS_MAX    255
+
+/* Status codes: 0 on success, one of these (negative) on failure. */
+enum domxml_status {
+    DOMXML_OK      = 0,
+    DOMXML_E_INVAL = -1, /* a spec field is missing, out of range or not representable */
+    DOMXML_E_NOMEM = -2, /* allocation failed */
+};
+
+/* libvirt domain type, i.e. the accelerator QEMU runs with. */
+enum domxml_virt {
+    DOMXML_VIRT_AUTO = 0, /* not valid for rendering; node_start() replaces it
+                             with the node's verdict (see node.h) */
+    DOMXML_VIRT_KVM  = 1, /* <domain type='kvm'>: hardware/paravirtual KVM */
+    DOMXML_VIRT_QEMU = 2, /* <domain type='qemu'>: TCG emulation */
+};
+
+/* How the kernel image is entered. Both are loaded through <kernel> (QEMU
+ * -kernel): QEMU 7.2 with qboot picks Multiboot when the image carries a
+ * Multiboot header (ELF32 only), else PVH when it has the PVH note. Verified
+ * on this host with daemon/canary (canary-mb.elf). The two templates render
+ * the same <os> element today; the field exists so they can diverge (e.g.
+ * Multiboot modules) without changing callers. */
+enum domxml_boot {
+    DOMXML_BOOT_PVH       = 0, /* ELF with XEN_ELFNOTE_PHYS32_ENTRY (type 18) */
+    DOMXML_BOOT_MULTIBOOT = 1, /* ELF32 with a Multiboot v1 header */
+};
+
+/* What to render. All strings are borrowed for the duration of the call. */
+struct domxml_spec {
+    const char *name;        /* libvirt domain name, required (DOMXML_NAME_MAX) */
+    const char *uuid;        /* canonical UUID, or NULL to let libvirt pick one */
+    enum domxml_virt virt;   /* KVM or QEMU; AUTO is rejected here */
+    enum domxml_boot boot;   /* boot protocol of `kernel` */
+    unsigned memory_mib;     /* guest RAM, 1..DOMXML_MEMORY_MIB_MAX */
+    unsigned vcpus;          /* 1..DOMXML_VCPUS_MAX */
+    const char *kernel;      /* absolute path of the guest ELF, required */
+    const char *cmdline;     /* guest command line; NULL or "" for none */
+    const char *console_log; /* absolute path, COM1 output file, required */
+    const char *status_log;  /* absolute path, COM2 status file, required */
+    const char *bridge;      /* Linux bridge for one virtio NIC; NULL: no NIC */
+    const char *mac;         /* NIC MAC (unicast, xx:xx:..); required with bridge */
+    const char *instance_id; /* shoal instance id written to <metadata>; NULL: none */
+    const char *firmware;    /* absolute path of the ROM; NULL: DOMXML_QBOOT_PATH */
+};
+
+/*
+ * Render `spec` into a NUL-terminated XML document.
+ * On success stores a malloc'd string in *xml (caller frees with free()) and
+ * returns DOMXML_OK. On failure *xml is NULL, a message quoting the bad value
+ * is written to err (if err != NULL; truncated to errlen) and a negative
+ * domxml_status is returned.
+ */
+int domxml_render(const struct domxml_spec *spec, char **xml,
+                  char *err, size_t errlen);
+
+/*
+ * Extract the instance id from shoal's metadata element as libvirt returns it
+ * (virDomainGetMetadata(..., VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS_URI, 0)),
+ * e.g. "<instance xmlns=\"https://shoal.dev/xmlns/instance/1\" id=\"abc\"/>".
+ * Writes the id (NUL-terminated) to id[idlen]. Returns DOMXML_OK, or
+ * DOMXML_E_INVAL if there is no well-formed id attribute with a valid id or
+ * it does not fit. Input is treated as untrusted.
+ */
+int domxml_parse_instance_id(const char *metadata_xml, char *id, size_t idlen);
+
+/* Validators shared with node/netbr; return 1 if valid, 0 if not. */
+int domxml_valid_name(const char *s);
+int domxml_valid_instance_id(const char *s);
+int domxml_valid_mac(const char *s);
+int domxml_valid_bridge(const char *s);
+
+#endif /* SHOAL_DOMXML_H */

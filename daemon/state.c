@@ -1,0 +1,887 @@
+/* state.c - shoald's records in SQLite. See state.h for the contract. */
+#include "state.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+struct state_db {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+};
+
+/* Schema migrations, applied in order; user_version counts those done.
+ * Never edit a shipped step: append a new one. */
+static const char *const MIGRATIONS[] = {
+    /* 1: initial schema */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE hosts("
+    "  name TEXT PRIMARY KEY, uri TEXT NOT NULL, labels TEXT NOT NULL,"
+    "  cordoned INTEGER NOT NULL DEFAULT 0, domain_type TEXT NOT NULL);"
+    "CREATE TABLE instances("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image_ref TEXT NOT NULL,"
+    "  image_digest TEXT NOT NULL, host TEXT NOT NULL, state TEXT NOT NULL,"
+    "  memory_mib INTEGER NOT NULL, vcpus INTEGER NOT NULL,"
+    "  args TEXT NOT NULL, env TEXT NOT NULL, labels TEXT NOT NULL,"
+    "  restart TEXT NOT NULL, restarts INTEGER NOT NULL, network INTEGER NOT NULL,"
+    "  ipv4 INTEGER, mac TEXT NOT NULL, ports TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL, started_ms INTEGER NOT NULL,"
+    "  boot_us INTEGER NOT NULL, ready_ms REAL NOT NULL, exit_code INTEGER NOT NULL,"
+    "  last_error TEXT NOT NULL, want_running INTEGER NOT NULL);"
+    /* An address is never held by two instances. */
+    "CREATE UNIQUE INDEX instances_ipv4 ON instances(ipv4) WHERE ipv4 IS NOT NULL;"
+    "CREATE TABLE host_ports(port INTEGER PRIMARY KEY,"
+    "  instance TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE);"
+    "CREATE TABLE runs(instance TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    "  run INTEGER NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL,"
+    "  exit_code INTEGER NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL,"
+    "  PRIMARY KEY(instance, run));"
+    "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);",
+};
+
+static const char *const STATE_NAMES[ST__COUNT] = {
+    "pending", "starting", "running", "stopping", "stopped",
+    "exited", "crashed", "backoff", "failed", "lost",
+};
+
+static const char *const RESTART_NAMES[] = { "never", "on-failure", "always" };
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+const char *state_inst_state_name(state_inst_state s)
+{
+    return (s >= 0 && s < ST__COUNT) ? STATE_NAMES[s] : "unknown";
+}
+
+int state_inst_state_parse(const char *s, state_inst_state *out)
+{
+    for (int i = 0; i < ST__COUNT; i++) {
+        if (strcmp(s, STATE_NAMES[i]) == 0) {
+            *out = (state_inst_state)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *state_restart_name(state_restart r)
+{
+    return (r >= RESTART_NEVER && r <= RESTART_ALWAYS) ? RESTART_NAMES[r] : "never";
+}
+
+int state_restart_parse(const char *s, state_restart *out)
+{
+    for (int i = 0; i <= RESTART_ALWAYS; i++) {
+        if (strcmp(s, RESTART_NAMES[i]) == 0) {
+            *out = (state_restart)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        seterr(err, errlen, "state db: %s", msg ? msg : "unknown error");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int version = 0, rc = -1;
+    const int latest = (int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]);
+
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    if (version > latest) {
+        seterr(err, errlen, "state db schema version %d is newer than this shoald (%d)",
+               version, latest);
+        goto out;
+    }
+    for (int v = version; v < latest; v++) {
+        char pragma[64];
+        if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen) < 0)
+            goto out;
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", v + 1);
+        if (exec_sql(db, MIGRATIONS[v], err, errlen) < 0 ||
+            exec_sql(db, pragma, err, errlen) < 0) {
+            exec_sql(db, "ROLLBACK", NULL, 0);
+            goto out;
+        }
+        if (exec_sql(db, "COMMIT", err, errlen) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (rc < 0 && err && !err[0])
+        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int state_open(const char *path, state_db **out, char *err, size_t errlen)
+{
+    state_db *s = calloc(1, sizeof *s);
+    int rc = -1;
+
+    if (err && errlen)
+        err[0] = 0;
+    if (!s) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                        SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+        seterr(err, errlen, "cannot open state db '%s': %s", path,
+               s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    if (exec_sql(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                 "PRAGMA foreign_keys=ON;", err, errlen) < 0)
+        goto out;
+    if (migrate(s->db, err, errlen) < 0)
+        goto out;
+    rc = 0;
+out:
+    if (rc < 0) {
+        state_close(s);
+        s = NULL;
+    }
+    *out = s;
+    return rc;
+}
+
+void state_close(state_db *db)
+{
+    if (!db)
+        return;
+    sqlite3_close(db->db);
+    pthread_mutex_destroy(&db->mu);
+    free(db);
+}
+
+/* ---- instances ---------------------------------------------------------- */
+
+static char *ports_to_json(const state_instance *in)
+{
+    json_t *a = json_array();
+    char *s;
+    for (int i = 0; i < in->nports; i++)
+        json_array_append_new(a, json_pack("{s:i,s:i}", "host", in->ports[i].host,
+                                           "guest", in->ports[i].guest));
+    s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return s;
+}
+
+static void ports_from_json(state_instance *in, const char *txt)
+{
+    json_t *a = json_loads(txt ? txt : "[]", 0, NULL);
+    size_t i;
+    json_t *v;
+    in->nports = 0;
+    json_array_foreach(a, i, v) {
+        if (in->nports >= STATE_MAX_PORTS)
+            break;
+        in->ports[in->nports].host = (int)json_integer_value(json_object_get(v, "host"));
+        in->ports[in->nports].guest = (int)json_integer_value(json_object_get(v, "guest"));
+        in->nports++;
+    }
+    json_decref(a);
+}
+
+#define INST_COLS "id,name,image_ref,image_digest,host,state,memory_mib,vcpus,args,env," \
+    "labels,restart,restarts,network,ipv4,mac,ports,created_ms,started_ms,boot_us," \
+    "ready_ms,exit_code,last_error,want_running"
+
+static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *ports)
+{
+    int i = 1;
+    sqlite3_bind_text(st, i++, in->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, in->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, in->image_ref, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, in->image_digest, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, in->host, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, state_inst_state_name(in->state), -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, i++, in->memory_mib);
+    sqlite3_bind_int(st, i++, in->vcpus);
+    sqlite3_bind_text(st, i++, in->args_json ? in->args_json : "[]", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, in->env_json ? in->env_json : "{}", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, in->labels_json ? in->labels_json : "{}", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, state_restart_name(in->restart), -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, i++, in->restarts);
+    sqlite3_bind_int(st, i++, in->network);
+    if (in->ipv4)
+        sqlite3_bind_int64(st, i++, in->ipv4);
+    else
+        sqlite3_bind_null(st, i++);
+    sqlite3_bind_text(st, i++, in->mac, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, ports, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, i++, in->created_ms);
+    sqlite3_bind_int64(st, i++, in->started_ms);
+    sqlite3_bind_int64(st, i++, in->boot_us);
+    sqlite3_bind_double(st, i++, in->ready_ms);
+    sqlite3_bind_int(st, i++, in->exit_code);
+    sqlite3_bind_text(st, i++, in->last_error, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, i++, in->want_running);
+    return i;
+}
+
+static void copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, len, "%s", t ? (const char *)t : "");
+}
+
+static char *dup_col(sqlite3_stmt *st, int col, const char *dflt)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return strdup(t ? (const char *)t : dflt);
+}
+
+static void read_inst(sqlite3_stmt *st, state_instance *in)
+{
+    int c = 0;
+    char buf[32];
+    memset(in, 0, sizeof *in);
+    copy_col(in->id, sizeof in->id, st, c++);
+    copy_col(in->name, sizeof in->name, st, c++);
+    copy_col(in->image_ref, sizeof in->image_ref, st, c++);
+    copy_col(in->image_digest, sizeof in->image_digest, st, c++);
+    copy_col(in->host, sizeof in->host, st, c++);
+    copy_col(buf, sizeof buf, st, c++);
+    if (state_inst_state_parse(buf, &in->state) < 0)
+        in->state = ST_LOST;
+    in->memory_mib = sqlite3_column_int(st, c++);
+    in->vcpus = sqlite3_column_int(st, c++);
+    in->args_json = dup_col(st, c++, "[]");
+    in->env_json = dup_col(st, c++, "{}");
+    in->labels_json = dup_col(st, c++, "{}");
+    copy_col(buf, sizeof buf, st, c++);
+    if (state_restart_parse(buf, &in->restart) < 0)
+        in->restart = RESTART_NEVER;
+    in->restarts = sqlite3_column_int(st, c++);
+    in->network = sqlite3_column_int(st, c++);
+    in->ipv4 = (uint32_t)sqlite3_column_int64(st, c++);
+    copy_col(in->mac, sizeof in->mac, st, c++);
+    ports_from_json(in, (const char *)sqlite3_column_text(st, c++));
+    in->created_ms = sqlite3_column_int64(st, c++);
+    in->started_ms = sqlite3_column_int64(st, c++);
+    in->boot_us = sqlite3_column_int64(st, c++);
+    in->ready_ms = sqlite3_column_double(st, c++);
+    in->exit_code = sqlite3_column_int(st, c++);
+    copy_col(in->last_error, sizeof in->last_error, st, c++);
+    in->want_running = sqlite3_column_int(st, c++);
+}
+
+/* Rewrite the host_ports rows of one instance. Caller holds the mutex and
+ * an open transaction. */
+static int write_ports(state_db *db, const state_instance *in, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db->db, "DELETE FROM host_ports WHERE instance=?", -1, &st,
+                           NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, in->id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    sqlite3_finalize(st);
+    st = NULL;
+    for (int i = 0; i < in->nports; i++) {
+        if (sqlite3_prepare_v2(db->db, "INSERT INTO host_ports(port,instance) VALUES(?,?)",
+                               -1, &st, NULL) != SQLITE_OK)
+            goto out;
+        sqlite3_bind_int(st, 1, in->ports[i].host);
+        sqlite3_bind_text(st, 2, in->id, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            if (sqlite3_extended_errcode(db->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+                seterr(err, errlen, "host port %d is already published", in->ports[i].host);
+                rc = STATE_ECONFLICT;
+            }
+            goto out;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    rc = 0;
+out:
+    if (rc == -1)
+        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int inst_write(state_db *db, const state_instance *in, int insert,
+                      char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    char *ports = ports_to_json(in);
+    int rc = -1, step;
+    /* UPDATE, not REPLACE: REPLACE deletes the row and cascades away runs. */
+    const char *sql = insert
+        ? "INSERT INTO instances(" INST_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        : "UPDATE instances SET id=?1,name=?2,image_ref=?3,image_digest=?4,host=?5,"
+          "state=?6,memory_mib=?7,vcpus=?8,args=?9,env=?10,labels=?11,restart=?12,"
+          "restarts=?13,network=?14,ipv4=?15,mac=?16,ports=?17,created_ms=?18,"
+          "started_ms=?19,boot_us=?20,ready_ms=?21,exit_code=?22,last_error=?23,"
+          "want_running=?24 WHERE id=?1";
+
+    pthread_mutex_lock(&db->mu);
+    if (exec_sql(db->db, "BEGIN IMMEDIATE", err, errlen) < 0)
+        goto unlock;
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+        goto rollback;
+    bind_inst(st, in, ports ? ports : "[]");
+    step = sqlite3_step(st);
+    if (step != SQLITE_DONE) {
+        int ext = sqlite3_extended_errcode(db->db);
+        if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            const char *m = sqlite3_errmsg(db->db);
+            if (strstr(m, "instances.name"))
+                seterr(err, errlen, "instance name '%s' is already taken", in->name);
+            else if (strstr(m, "ipv4"))
+                seterr(err, errlen, "address is already held by another instance");
+            else
+                seterr(err, errlen, "instance id '%s' already exists", in->id);
+            rc = STATE_ECONFLICT;
+        }
+        goto rollback;
+    }
+    if (!insert && sqlite3_changes(db->db) == 0) {
+        seterr(err, errlen, "instance '%s' not found", in->id);
+        rc = STATE_ENOTFOUND;
+        goto rollback;
+    }
+    rc = write_ports(db, in, err, errlen);
+    if (rc != 0)
+        goto rollback;
+    if (exec_sql(db->db, "COMMIT", err, errlen) < 0) {
+        rc = -1;
+        goto rollback;
+    }
+    rc = 0;
+    goto unlock;
+rollback:
+    if (rc == -1 && err && !err[0])
+        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    exec_sql(db->db, "ROLLBACK", NULL, 0);
+unlock:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    free(ports);
+    return rc;
+}
+
+int state_inst_insert(state_db *db, const state_instance *in, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    return inst_write(db, in, 1, err, errlen);
+}
+
+int state_inst_update(state_db *db, const state_instance *in, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    return inst_write(db, in, 0, err, errlen);
+}
+
+int state_inst_delete(state_db *db, const char *id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "DELETE FROM instances WHERE id=?", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    rc = sqlite3_changes(db->db) ? 0 : STATE_ENOTFOUND;
+    if (rc == STATE_ENOTFOUND)
+        seterr(err, errlen, "instance '%s' not found", id);
+out:
+    if (rc == -1)
+        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_inst_find(state_db *db, const char *key, state_instance *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1, step, found = 0;
+    size_t klen = strlen(key);
+
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&db->mu);
+    /* Exact id or name first, then an id prefix (hex only, so no LIKE wildcards). */
+    if (sqlite3_prepare_v2(db->db, "SELECT " INST_COLS " FROM instances WHERE id=?1 OR name=?1"
+                           " ORDER BY id=?1 DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        read_inst(st, out);
+        rc = 0;
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (klen >= 4 && klen < STATE_ID_LEN && strspn(key, "0123456789abcdef") == klen) {
+        if (sqlite3_prepare_v2(db->db, "SELECT " INST_COLS " FROM instances WHERE"
+                               " substr(id,1,?2)=?1 LIMIT 2", -1, &st, NULL) != SQLITE_OK)
+            goto out;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 2, (int)klen);
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (found++ == 0)
+                read_inst(st, out);
+        }
+        if (found == 1) {
+            rc = 0;
+            goto out;
+        }
+        if (found > 1) {
+            state_inst_free(out);
+            seterr(err, errlen, "instance prefix '%s' is ambiguous", key);
+            rc = STATE_ECONFLICT;
+            goto out;
+        }
+    }
+    seterr(err, errlen, "instance '%s' not found", key);
+    rc = STATE_ENOTFOUND;
+out:
+    if (rc == -1)
+        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_inst_list(state_db *db, state_instance **out, size_t *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    state_instance *a = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = -1, step;
+
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "SELECT " INST_COLS " FROM instances ORDER BY created_ms, id",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            state_instance *na = realloc(a, ncap * sizeof *a);
+            if (!na)
+                goto out;
+            a = na;
+            cap = ncap;
+        }
+        read_inst(st, &a[cnt++]);
+    }
+    if (step != SQLITE_DONE)
+        goto out;
+    rc = 0;
+out:
+    if (rc < 0) {
+        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        state_inst_array_free(a, cnt);
+        a = NULL;
+        cnt = 0;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    *out = a;
+    *n = cnt;
+    return rc;
+}
+
+void state_inst_free(state_instance *in)
+{
+    if (!in)
+        return;
+    free(in->args_json);
+    free(in->env_json);
+    free(in->labels_json);
+    in->args_json = in->env_json = in->labels_json = NULL;
+}
+
+void state_inst_array_free(state_instance *a, size_t n)
+{
+    for (size_t i = 0; a && i < n; i++)
+        state_inst_free(&a[i]);
+    free(a);
+}
+
+int state_inst_copy(state_instance *dst, const state_instance *src)
+{
+    *dst = *src;
+    dst->args_json = strdup(src->args_json ? src->args_json : "[]");
+    dst->env_json = strdup(src->env_json ? src->env_json : "{}");
+    dst->labels_json = strdup(src->labels_json ? src->labels_json : "{}");
+    if (!dst->args_json || !dst->env_json || !dst->labels_json) {
+        state_inst_free(dst);
+        return -1;
+    }
+    return 0;
+}
+
+static int count_where(state_db *db, const char *sql, int64_t v)
+{
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, v);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return n;
+}
+
+int state_addr_in_use(state_db *db, uint32_t ipv4)
+{
+    return count_where(db, "SELECT count(*) FROM instances WHERE ipv4=?", ipv4) != 0;
+}
+
+int state_port_in_use(state_db *db, int host_port)
+{
+    return count_where(db, "SELECT count(*) FROM host_ports WHERE port=?", host_port) != 0;
+}
+
+/* ---- runs --------------------------------------------------------------- */
+
+int state_run_begin(state_db *db, const char *id, int64_t started_ms, int *run_no)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1, next = 1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "SELECT coalesce(max(run),0)+1 FROM runs WHERE instance=?",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        next = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db->db, "INSERT INTO runs(instance,run,started_ms,ended_ms,exit_code,"
+                           "outcome,reason) VALUES(?,?,?,0,-1,'running','')", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, next);
+    sqlite3_bind_int64(st, 3, started_ms);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    /* Keep the newest 50 runs per instance. */
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db->db, "DELETE FROM runs WHERE instance=? AND run<=?", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 2, next - 50);
+        sqlite3_step(st);
+    }
+    *run_no = next;
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_run_end(state_db *db, const char *id, int run_no, int64_t ended_ms,
+                  int exit_code, const char *outcome, const char *reason)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "UPDATE runs SET ended_ms=?,exit_code=?,outcome=?,reason=?"
+                           " WHERE instance=? AND run=?", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, ended_ms);
+    sqlite3_bind_int(st, 2, exit_code);
+    sqlite3_bind_text(st, 3, outcome, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, reason ? reason : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 6, run_no);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_run_list(state_db *db, const char *id, state_run *out, size_t max, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    *n = 0;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "SELECT started_ms,ended_ms,exit_code,outcome,reason FROM runs"
+                           " WHERE instance=? ORDER BY run DESC LIMIT ?", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, (int64_t)max);
+    while (*n < max && sqlite3_step(st) == SQLITE_ROW) {
+        state_run *r = &out[(*n)++];
+        r->started_ms = sqlite3_column_int64(st, 0);
+        r->ended_ms = sqlite3_column_int64(st, 1);
+        r->exit_code = sqlite3_column_int(st, 2);
+        copy_col(r->outcome, sizeof r->outcome, st, 3);
+        copy_col(r->reason, sizeof r->reason, st, 4);
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+/* ---- hosts -------------------------------------------------------------- */
+
+int state_host_upsert(state_db *db, const state_host *h, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "INSERT INTO hosts(name,uri,labels,cordoned,domain_type)"
+                           " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(name) DO UPDATE SET uri=?2,"
+                           " labels=?3, cordoned=?4, domain_type=?5", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, h->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, h->uri, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, h->labels_json ? h->labels_json : "{}", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 4, h->cordoned);
+    sqlite3_bind_text(st, 5, h->domain_type, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+out:
+    if (rc < 0)
+        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_host_delete(state_db *db, const char *name, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "DELETE FROM hosts WHERE name=?", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    rc = sqlite3_changes(db->db) ? 0 : STATE_ENOTFOUND;
+    if (rc == STATE_ENOTFOUND)
+        seterr(err, errlen, "host '%s' not found", name);
+out:
+    if (rc == -1)
+        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_host_list(state_db *db, state_host **out, size_t *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    state_host *a = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = -1, step;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "SELECT name,uri,labels,cordoned,domain_type FROM hosts"
+                           " ORDER BY rowid", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            state_host *na = realloc(a, ncap * sizeof *a);
+            if (!na)
+                goto out;
+            a = na;
+            cap = ncap;
+        }
+        state_host *h = &a[cnt++];
+        memset(h, 0, sizeof *h);
+        copy_col(h->name, sizeof h->name, st, 0);
+        copy_col(h->uri, sizeof h->uri, st, 1);
+        h->labels_json = dup_col(st, 2, "{}");
+        h->cordoned = sqlite3_column_int(st, 3);
+        copy_col(h->domain_type, sizeof h->domain_type, st, 4);
+    }
+    rc = step == SQLITE_DONE ? 0 : -1;
+out:
+    if (rc < 0) {
+        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        state_host_array_free(a, cnt);
+        a = NULL;
+        cnt = 0;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    *out = a;
+    *n = cnt;
+    return rc;
+}
+
+void state_host_array_free(state_host *a, size_t n)
+{
+    for (size_t i = 0; a && i < n; i++)
+        free(a[i].labels_json);
+    free(a);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+int state_event_append(state_db *db, const char *data_json, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "INSERT INTO events(data) VALUES(?)", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, data_json, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    *id = sqlite3_last_insert_rowid(db->db);
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_event_after(state_db *db, int64_t since, size_t max, state_event **out, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    state_event *a = calloc(max ? max : 1, sizeof *a);
+    size_t cnt = 0;
+    int rc = -1;
+    *out = NULL;
+    *n = 0;
+    if (!a)
+        return -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "SELECT id,data FROM events WHERE id>? ORDER BY id LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, since);
+    sqlite3_bind_int64(st, 2, (int64_t)max);
+    while (cnt < max && sqlite3_step(st) == SQLITE_ROW) {
+        a[cnt].id = sqlite3_column_int64(st, 0);
+        a[cnt].data_json = dup_col(st, 1, "{}");
+        cnt++;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    if (rc < 0) {
+        state_event_array_free(a, cnt);
+        return -1;
+    }
+    *out = a;
+    *n = cnt;
+    return 0;
+}
+
+void state_event_array_free(state_event *a, size_t n)
+{
+    for (size_t i = 0; a && i < n; i++)
+        free(a[i].data_json);
+    free(a);
+}
+
+int state_event_trim(state_db *db, int64_t keep)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "DELETE FROM events WHERE id <= (SELECT max(id) FROM events)-?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, keep);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int64_t state_event_last_id(state_db *db)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t id = 0;
+    pthread_mutex_lock(&db->mu);
+    /* sqlite_sequence keeps the high-water mark even after trimming. */
+    if (sqlite3_prepare_v2(db->db, "SELECT seq FROM sqlite_sequence WHERE name='events'",
+                           -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return id;
+}
+
+/* ---- meta --------------------------------------------------------------- */
+
+int state_meta_get(state_db *db, const char *key, char *val, size_t vallen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = STATE_ENOTFOUND;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            copy_col(val, vallen, st, 0);
+            rc = 0;
+        }
+    } else {
+        rc = -1;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_meta_set(state_db *db, const char *key, const char *val)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "REPLACE INTO meta(key,value) VALUES(?,?)", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, val, -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}

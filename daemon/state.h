@@ -1,0 +1,165 @@
+/* state.h - shoald's own records in SQLite: hosts, instances, runs, events.
+ *
+ * One database file under the state dir (STATE_DIR/shoald.db), WAL mode,
+ * foreign keys on, a schema version with forward migrations. Images live in
+ * the image store's own database; this one only records digests.
+ *
+ * Threading: a state_db is shared by all daemon threads; every call takes the
+ * handle's mutex, so calls are atomic with respect to each other. Calls never
+ * block on anything but SQLite.
+ *
+ * Errors: functions return 0 on success, STATE_ENOTFOUND when the named row
+ * does not exist, STATE_ECONFLICT on a uniqueness clash (name taken, address
+ * or port in use), -1 on any other failure; the message is in err (may be
+ * NULL) and names the bad value.
+ */
+#ifndef SHOAL_STATE_H
+#define SHOAL_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STATE_ENOTFOUND   (-2)
+#define STATE_ECONFLICT   (-3)
+
+#define STATE_ID_LEN      12   /* hex chars of an instance id */
+#define STATE_NAME_MAX    64
+#define STATE_URI_MAX     512
+#define STATE_ERR_MAX     256
+
+typedef struct state_db state_db;
+
+/* Instance states, as shown by the API (docs/api.md). */
+typedef enum {
+    ST_PENDING = 0, /* accepted, not yet started */
+    ST_STARTING,    /* domain created, guest not ready */
+    ST_RUNNING,     /* guest reported ready */
+    ST_STOPPING,    /* stop requested, waiting for the domain to go */
+    ST_STOPPED,     /* stopped by the operator */
+    ST_EXITED,      /* app returned; exit_code set */
+    ST_CRASHED,     /* CPU exception, pvpanic or KVM internal error */
+    ST_BACKOFF,     /* waiting to be restarted by its policy */
+    ST_FAILED,      /* could not be started; last_error says why */
+    ST_LOST,        /* its domain vanished */
+    ST__COUNT
+} state_inst_state;
+
+typedef enum { RESTART_NEVER = 0, RESTART_ON_FAILURE, RESTART_ALWAYS } state_restart;
+
+/* One published port: host TCP port -> instance port. */
+typedef struct {
+    int host;
+    int guest;
+} state_port;
+
+#define STATE_MAX_PORTS 16
+
+/* One instance row. Strings are NUL-terminated and owned by the struct;
+ * args/env/labels are JSON text (array of strings, object of strings). */
+typedef struct {
+    char id[STATE_ID_LEN + 1];
+    char name[STATE_NAME_MAX];
+    char image_ref[256];          /* the ref the user asked for */
+    char image_digest[80];        /* sha256:<hex> resolved at create */
+    char host[STATE_NAME_MAX];    /* host name; "" before placement */
+    state_inst_state state;
+    int memory_mib;
+    int vcpus;
+    char *args_json;              /* heap, owned; "[]" when none */
+    char *env_json;               /* heap, owned; "{}" when none */
+    char *labels_json;            /* heap, owned; "{}" when none */
+    state_restart restart;
+    int restarts;                 /* restarts done by the policy so far */
+    int network;                  /* 1: attached to the host bridge */
+    uint32_t ipv4;                /* host byte order; 0 when none */
+    char mac[18];                 /* "02:73:68:xx:xx:xx" or "" */
+    state_port ports[STATE_MAX_PORTS];
+    int nports;
+    int64_t created_ms;           /* unix ms */
+    int64_t started_ms;           /* unix ms of the current run's start, 0 */
+    int64_t boot_us;              /* guest entry->main, -1 unknown */
+    double ready_ms;              /* create/start request -> ready, -1 unknown */
+    int exit_code;                /* -1 when none */
+    char last_error[STATE_ERR_MAX];
+    int want_running;             /* operator intent: 1 run, 0 stay down */
+} state_instance;
+
+/* One host row (a libvirt connection). */
+typedef struct {
+    char name[STATE_NAME_MAX];
+    char uri[STATE_URI_MAX];
+    char *labels_json;            /* heap, owned */
+    int cordoned;
+    char domain_type[8];          /* "auto", "kvm" or "qemu" */
+} state_host;
+
+/* One run of an instance (a boot until poweroff/crash/destroy). */
+typedef struct {
+    int64_t started_ms;
+    int64_t ended_ms;             /* 0 while running */
+    int exit_code;                /* -1 unknown */
+    char outcome[16];             /* "running","exited","crashed","stopped","failed","lost" */
+    char reason[STATE_ERR_MAX];
+} state_run;
+
+/* One retained event. data_json is the whole event object as sent. */
+typedef struct {
+    int64_t id;
+    char *data_json;              /* heap, owned */
+} state_event;
+
+/* Open (creating and migrating as needed) STATE_DIR's database. */
+int state_open(const char *path, state_db **out, char *err, size_t errlen);
+void state_close(state_db *db);
+
+const char *state_inst_state_name(state_inst_state s);
+int state_inst_state_parse(const char *s, state_inst_state *out);
+const char *state_restart_name(state_restart r);
+int state_restart_parse(const char *s, state_restart *out);
+
+/* Instances. Insert fails with STATE_ECONFLICT when the id or name exists.
+ * Update rewrites every column of the row with this id. */
+int state_inst_insert(state_db *db, const state_instance *in, char *err, size_t errlen);
+int state_inst_update(state_db *db, const state_instance *in, char *err, size_t errlen);
+int state_inst_delete(state_db *db, const char *id, char *err, size_t errlen);
+/* Lookup by exact id, exact name or unique id prefix (>= 4 chars).
+ * Ambiguous prefix: STATE_ECONFLICT. The result must be state_inst_free()d. */
+int state_inst_find(state_db *db, const char *key, state_instance *out, char *err, size_t errlen);
+/* All instances ordered by (created, id). *out is a heap array of *n
+ * instances; free it with state_inst_array_free. */
+int state_inst_list(state_db *db, state_instance **out, size_t *n, char *err, size_t errlen);
+void state_inst_free(state_instance *in);        /* frees owned fields only */
+void state_inst_array_free(state_instance *a, size_t n);
+/* Deep copy (owned strings duplicated). */
+int state_inst_copy(state_instance *dst, const state_instance *src);
+
+/* Is this IPv4 address / host port held by some instance? */
+int state_addr_in_use(state_db *db, uint32_t ipv4);
+int state_port_in_use(state_db *db, int host_port);
+
+/* Runs: begin a run (returns its number), end it. */
+int state_run_begin(state_db *db, const char *id, int64_t started_ms, int *run_no);
+int state_run_end(state_db *db, const char *id, int run_no, int64_t ended_ms,
+                  int exit_code, const char *outcome, const char *reason);
+/* Last `max` runs, newest first. */
+int state_run_list(state_db *db, const char *id, state_run *out, size_t max, size_t *n);
+
+/* Hosts. */
+int state_host_upsert(state_db *db, const state_host *h, char *err, size_t errlen);
+int state_host_delete(state_db *db, const char *name, char *err, size_t errlen);
+int state_host_list(state_db *db, state_host **out, size_t *n, char *err, size_t errlen);
+void state_host_array_free(state_host *a, size_t n);
+
+/* Events: append (assigns the id, returns it in *id), read those after
+ * `since` (at most max), trim to the newest `keep`. */
+int state_event_append(state_db *db, const char *data_json_without_id, int64_t *id);
+int state_event_after(state_db *db, int64_t since, size_t max, state_event **out, size_t *n);
+void state_event_array_free(state_event *a, size_t n);
+int state_event_trim(state_db *db, int64_t keep);
+int64_t state_event_last_id(state_db *db);
+
+/* Key/value settings kept across restarts (e.g. the subnet in use). */
+int state_meta_get(state_db *db, const char *key, char *val, size_t vallen);
+int state_meta_set(state_db *db, const char *key, const char *val);
+
+#endif
