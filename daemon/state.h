@@ -24,7 +24,7 @@
 
 #define STATE_ID_LEN      12   /* hex chars of an instance id */
 #define STATE_NAME_MAX    64
-#define STATE_URI_MAX     512
+#define STATE_URI_MAX     1100
 #define STATE_ERR_MAX     256
 
 typedef struct state_db state_db;

@@ -1,0 +1,462 @@
+/*
+ * domxml.c - libvirt domain XML for a shoal instance (see domxml.h).
+ */
+#include "domxml.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- growable output buffer ------------------------------------------ */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void buf_put(struct buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+static void buf_fmt(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void buf_fmt(struct buf *b, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        b->oom = 1; /* only used for short numeric fields */
+        return;
+    }
+    buf_put(b, tmp, (size_t)n);
+}
+
+/* Escape for both element text and single- or double-quoted attributes. */
+static void buf_esc(struct buf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&':  buf_str(b, "&amp;"); break;
+        case '<':  buf_str(b, "&lt;"); break;
+        case '>':  buf_str(b, "&gt;"); break;
+        case '\'': buf_str(b, "&apos;"); break;
+        case '"':  buf_str(b, "&quot;"); break;
+        default:   buf_put(b, s, 1); break;
+        }
+    }
+}
+
+/* ---- validation ------------------------------------------------------- */
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Text that XML 1.0 can carry verbatim after escaping: valid UTF-8, no C0
+ * controls (tab included: it would survive in element text but not in
+ * attributes after normalisation, and no shoal value needs it), no DEL. */
+static int valid_text(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+    while (*p) {
+        unsigned c = *p;
+        int extra;
+        unsigned cp;
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+        if (c < 0x80) {
+            extra = 0;
+            cp = c;
+        } else if ((c & 0xe0) == 0xc0) {
+            extra = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            extra = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        for (int i = 1; i <= extra; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        /* overlong forms, surrogates, out of range, U+FFFE/U+FFFF */
+        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
+            (extra == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
+            return 0;
+        p += extra + 1;
+        n += (size_t)extra + 1;
+        if (n > max)
+            return 0;
+    }
+    return 1;
+}
+
+static int charset_ok(const char *s, size_t max, const char *extra)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || strchr(extra, c)))
+            return 0;
+    }
+    return 1;
+}
+
+int domxml_valid_name(const char *s)
+{
+    return s && charset_ok(s, DOMXML_NAME_MAX, "_.-") && s[0] != '.' &&
+           s[0] != '-';
+}
+
+int domxml_valid_instance_id(const char *s)
+{
+    return s && charset_ok(s, DOMXML_ID_MAX, "_.:-");
+}
+
+int domxml_valid_bridge(const char *s)
+{
+    return s && charset_ok(s, DOMXML_BRIDGE_MAX, "_.-") &&
+           strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+static int hexdig(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+           (c >= 'A' && c <= 'F');
+}
+
+int domxml_valid_mac(const char *s)
+{
+    if (!s || strlen(s) != DOMXML_MAC_LEN)
+        return 0;
+    for (int i = 0; i < DOMXML_MAC_LEN; i++) {
+        if (i % 3 == 2) {
+            if (s[i] != ':')
+                return 0;
+        } else if (!hexdig(s[i])) {
+            return 0;
+        }
+    }
+    /* multicast bit (bit 0 of the first octet) must be clear */
+    unsigned first = (unsigned)strtoul((char[]){s[0], s[1], 0}, NULL, 16);
+    return (first & 1u) == 0;
+}
+
+static int valid_uuid(const char *s)
+{
+    if (strlen(s) != DOMXML_UUID_LEN)
+        return 0;
+    for (int i = 0; i < DOMXML_UUID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!hexdig(s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int valid_abs_path(const char *s)
+{
+    return s && s[0] == '/' && valid_text(s, DOMXML_PATH_MAX);
+}
+
+/* Quote a possibly hostile value in an error message: printable ASCII kept,
+ * everything else as \xNN, at most ~80 input bytes. */
+static const char *quote(const char *s, char *out, size_t outlen)
+{
+    size_t o = 0;
+    if (!s)
+        return "(null)";
+    for (size_t i = 0; s[i] && o + 5 < outlen; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (i >= 80) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out[o++] = (char)c;
+        } else {
+            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int validate(const struct domxml_spec *s, char *err, size_t errlen)
+{
+    char q[400];
+
+    if (!s) {
+        seterr(err, errlen, "no domain spec");
+        return DOMXML_E_INVAL;
+    }
+    if (!domxml_valid_name(s->name)) {
+        seterr(err, errlen, "invalid domain name '%s' (1-%d of [A-Za-z0-9_.-], "
+               "not starting with '.' or '-')", quote(s->name, q, sizeof q),
+               DOMXML_NAME_MAX);
+        return DOMXML_E_INVAL;
+    }
+    if (s->uuid && !valid_uuid(s->uuid)) {
+        seterr(err, errlen, "invalid uuid '%s'", quote(s->uuid, q, sizeof q));
+        return DOMXML_E_INVAL;
+    }
+    if (s->virt != DOMXML_VIRT_KVM && s->virt != DOMXML_VIRT_QEMU) {
+        seterr(err, errlen, "invalid domain type %d (want kvm or qemu)",
+               (int)s->virt);
+        return DOMXML_E_INVAL;
+    }
+    if (s->boot != DOMXML_BOOT_PVH && s->boot != DOMXML_BOOT_MULTIBOOT) {
+        seterr(err, errlen, "invalid boot protocol %d", (int)s->boot);
+        return DOMXML_E_INVAL;
+    }
+    if (s->memory_mib == 0 || s->memory_mib > DOMXML_MEMORY_MIB_MAX) {
+        seterr(err, errlen, "invalid memory size '%u' MiB (1-%u)",
+               s->memory_mib, DOMXML_MEMORY_MIB_MAX);
+        return DOMXML_E_INVAL;
+    }
+    if (s->vcpus == 0 || s->vcpus > DOMXML_VCPUS_MAX) {
+        seterr(err, errlen, "invalid vcpu count '%u' (1-%d)", s->vcpus,
+               DOMXML_VCPUS_MAX);
+        return DOMXML_E_INVAL;
+    }
+    const struct { const char *what, *val; int required; } paths[] = {
+        { "kernel", s->kernel, 1 },
+        { "console log", s->console_log, 1 },
+        { "status log", s->status_log, 1 },
+        { "firmware", s->firmware, 0 },
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        if (!paths[i].val && !paths[i].required)
+            continue;
+        if (!valid_abs_path(paths[i].val)) {
+            seterr(err, errlen, "invalid %s path '%s' (absolute, UTF-8, no "
+                   "control characters, at most %d bytes)", paths[i].what,
+                   quote(paths[i].val, q, sizeof q), DOMXML_PATH_MAX);
+            return DOMXML_E_INVAL;
+        }
+    }
+    if (s->cmdline && !valid_text(s->cmdline, DOMXML_CMDLINE_MAX)) {
+        seterr(err, errlen, "invalid command line '%s' (UTF-8, no control "
+               "characters, at most %d bytes)", quote(s->cmdline, q, sizeof q),
+               DOMXML_CMDLINE_MAX);
+        return DOMXML_E_INVAL;
+    }
+    if (s->bridge && !domxml_valid_bridge(s->bridge)) {
+        seterr(err, errlen, "invalid bridge name '%s' (1-%d of [A-Za-z0-9_.-])",
+               quote(s->bridge, q, sizeof q), DOMXML_BRIDGE_MAX);
+        return DOMXML_E_INVAL;
+    }
+    if (s->bridge && !domxml_valid_mac(s->mac)) {
+        seterr(err, errlen, "invalid MAC address '%s' (unicast xx:xx:xx:xx:xx:xx)",
+               quote(s->mac, q, sizeof q));
+        return DOMXML_E_INVAL;
+    }
+    if (!s->bridge && s->mac) {
+        seterr(err, errlen, "MAC address '%s' given without a bridge",
+               quote(s->mac, q, sizeof q));
+        return DOMXML_E_INVAL;
+    }
+    if (s->instance_id && !domxml_valid_instance_id(s->instance_id)) {
+        seterr(err, errlen, "invalid instance id '%s' (1-%d of [A-Za-z0-9_.:-])",
+               quote(s->instance_id, q, sizeof q), DOMXML_ID_MAX);
+        return DOMXML_E_INVAL;
+    }
+    return DOMXML_OK;
+}
+
+/* ---- rendering -------------------------------------------------------- */
+
+/* <os> element per boot protocol; both go through QEMU -kernel today. */
+static void render_os(struct buf *b, const struct domxml_spec *s)
+{
+    buf_str(b, "  <os>\n"
+               "    <type arch='x86_64' machine='pc'>hvm</type>\n"
+               "    <loader type='rom'>");
+    buf_esc(b, s->firmware ? s->firmware : DOMXML_QBOOT_PATH);
+    buf_str(b, "</loader>\n    <kernel>");
+    buf_esc(b, s->kernel);
+    buf_str(b, "</kernel>\n");
+    if (s->cmdline && s->cmdline[0]) {
+        buf_str(b, "    <cmdline>");
+        buf_esc(b, s->cmdline);
+        buf_str(b, "</cmdline>\n");
+    }
+    switch (s->boot) {
+    case DOMXML_BOOT_PVH:       /* PVH note found by QEMU's ELF loader */
+    case DOMXML_BOOT_MULTIBOOT: /* Multiboot header found first by QEMU */
+        break;
+    }
+    buf_str(b, "  </os>\n");
+}
+
+int domxml_render(const struct domxml_spec *s, char **xml, char *err,
+                  size_t errlen)
+{
+    struct buf b = { 0 };
+    int rc;
+
+    if (xml)
+        *xml = NULL;
+    rc = validate(s, err, errlen);
+    if (rc != DOMXML_OK || !xml)
+        goto out;
+
+    buf_fmt(&b, "<domain type='%s'>\n",
+            s->virt == DOMXML_VIRT_KVM ? "kvm" : "qemu");
+    buf_str(&b, "  <name>");
+    buf_esc(&b, s->name);
+    buf_str(&b, "</name>\n");
+    if (s->uuid) {
+        buf_str(&b, "  <uuid>");
+        buf_esc(&b, s->uuid);
+        buf_str(&b, "</uuid>\n");
+    }
+    if (s->instance_id) {
+        buf_str(&b, "  <metadata>\n    <" DOMXML_NS_PREFIX ":instance xmlns:"
+                    DOMXML_NS_PREFIX "='" DOMXML_NS_URI "' id='");
+        buf_esc(&b, s->instance_id);
+        buf_str(&b, "'/>\n  </metadata>\n");
+    }
+    buf_fmt(&b, "  <memory unit='MiB'>%u</memory>\n", s->memory_mib);
+    buf_fmt(&b, "  <vcpu>%u</vcpu>\n", s->vcpus);
+    render_os(&b, s);
+    buf_str(&b, "  <features>\n    <acpi/>\n  </features>\n"
+                "  <on_poweroff>destroy</on_poweroff>\n"
+                "  <on_reboot>destroy</on_reboot>\n"
+                "  <on_crash>destroy</on_crash>\n"
+                "  <devices>\n"
+                "    <serial type='file'>\n      <source path='");
+    buf_esc(&b, s->console_log);
+    buf_str(&b, "'/>\n      <target port='0'/>\n    </serial>\n"
+                "    <serial type='file'>\n      <source path='");
+    buf_esc(&b, s->status_log);
+    buf_str(&b, "'/>\n      <target port='1'/>\n    </serial>\n");
+    if (s->bridge) {
+        buf_str(&b, "    <interface type='bridge'>\n      <mac address='");
+        buf_esc(&b, s->mac);
+        buf_str(&b, "'/>\n      <source bridge='");
+        buf_esc(&b, s->bridge);
+        buf_str(&b, "'/>\n      <model type='virtio'/>\n"
+                    "      <rom enabled='no'/>\n    </interface>\n");
+    }
+    buf_str(&b, "    <controller type='usb' model='none'/>\n"
+                "    <memballoon model='none'/>\n"
+                "    <panic model='isa'/>\n"
+                "  </devices>\n"
+                "</domain>\n");
+    if (b.oom) {
+        seterr(err, errlen, "out of memory rendering domain '%s'", s->name);
+        rc = DOMXML_E_NOMEM;
+        goto out;
+    }
+    *xml = b.p;
+    b.p = NULL;
+out:
+    free(b.p);
+    return rc;
+}
+
+/* ---- metadata parsing --------------------------------------------------- */
+
+int domxml_parse_instance_id(const char *md, char *id, size_t idlen)
+{
+    const char *p, *end;
+    char quotec;
+    size_t n;
+    int rc = DOMXML_E_INVAL;
+
+    if (!md || !id || idlen == 0)
+        goto out;
+    id[0] = '\0';
+    /* Find an attribute named exactly `id` inside the first tag. */
+    end = strchr(md, '>');
+    if (!end)
+        goto out;
+    for (p = md; p < end; p++) {
+        if ((p[0] == ' ' || p[0] == '\t' || p[0] == '\n') &&
+            p + 3 < end && p[1] == 'i' && p[2] == 'd') {
+            const char *q = p + 3;
+            while (q < end && (*q == ' ' || *q == '\t' || *q == '\n'))
+                q++;
+            if (q < end && *q == '=')
+                break;
+        }
+    }
+    if (p >= end)
+        goto out;
+    p += 3;
+    while (*p == ' ' || *p == '\t' || *p == '\n')
+        p++;
+    p++; /* '=' */
+    while (*p == ' ' || *p == '\t' || *p == '\n')
+        p++;
+    if (p >= end || (*p != '\'' && *p != '"'))
+        goto out;
+    quotec = *p++;
+    /* Valid ids never contain characters that need escaping, so the value
+     * is taken verbatim and then checked. */
+    const char *close = strchr(p, quotec);
+    if (!close || close > end)
+        goto out;
+    n = (size_t)(close - p);
+    if (n == 0 || n >= idlen || n > DOMXML_ID_MAX)
+        goto out;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    if (!domxml_valid_instance_id(id)) {
+        id[0] = '\0';
+        goto out;
+    }
+    rc = DOMXML_OK;
+out:
+    return rc;
+}

@@ -1,0 +1,1200 @@
+/*
+ * node.c - a libvirt connection to one host (see node.h).
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#ifndef SHOAL_CANARY_BUILD_PATH
+#define SHOAL_CANARY_BUILD_PATH ""
+#endif
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void bufprintf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void bufprintf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000u, (long)(ms % 1000u) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static const char *lv_msg(void)
+{
+    const char *m = virGetLastErrorMessage();
+    return m ? m : "unknown libvirt error";
+}
+
+/* Silence libvirt's default "print every error to stderr" handler; callers
+ * get the messages through err buffers. */
+static void lv_quiet(void *user, virErrorPtr e)
+{
+    (void)user;
+    (void)e;
+}
+
+/* ---- process-wide event loop ---------------------------------------------- */
+
+static pthread_mutex_t loop_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t loop_once = PTHREAD_ONCE_INIT;
+static int loop_init_rc = -1;
+static int loop_refs;
+static pthread_t loop_thread;
+static atomic_int loop_quit;
+
+static void loop_register(void)
+{
+    if (virInitialize() < 0)
+        return;
+    virSetErrorFunc(NULL, lv_quiet);
+    loop_init_rc = virEventRegisterDefaultImpl();
+}
+
+static void *loop_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&loop_quit)) {
+        if (virEventRunDefaultImpl() < 0)
+            sleep_ms(10);
+    }
+    return NULL;
+}
+
+static void loop_wake_cb(int timer, void *opaque)
+{
+    (void)opaque;
+    virEventRemoveTimeout(timer);
+}
+
+static int loop_get(char *err, size_t errlen)
+{
+    int rc = NODE_E_LIBVIRT;
+
+    pthread_once(&loop_once, loop_register);
+    pthread_mutex_lock(&loop_lock);
+    if (loop_init_rc < 0) {
+        bufprintf(err, errlen, "cannot initialise libvirt event loop: %s", lv_msg());
+        goto out;
+    }
+    if (loop_refs == 0) {
+        atomic_store(&loop_quit, 0);
+        if (pthread_create(&loop_thread, NULL, loop_main, NULL) != 0) {
+            bufprintf(err, errlen, "cannot start libvirt event thread: %s",
+                   strerror(errno));
+            goto out;
+        }
+    }
+    loop_refs++;
+    rc = NODE_OK;
+out:
+    pthread_mutex_unlock(&loop_lock);
+    return rc;
+}
+
+static void loop_put(void)
+{
+    pthread_mutex_lock(&loop_lock);
+    if (--loop_refs == 0) {
+        atomic_store(&loop_quit, 1);
+        /* A zero-delay timer makes virEventRunDefaultImpl return; the thread
+         * then sees loop_quit. The timer removes itself when it fires. */
+        if (virEventAddTimeout(0, loop_wake_cb, NULL, NULL) < 0) {
+            /* cannot wake it: leave it parked rather than hang in join */
+            pthread_detach(loop_thread);
+        } else {
+            pthread_join(loop_thread, NULL);
+        }
+    }
+    pthread_mutex_unlock(&loop_lock);
+}
+
+/* ---- the node ---------------------------------------------------------------- */
+
+/* uuid -> instance id cache, so STOPPED events of vanished transient
+ * domains still carry their instance id. */
+struct idmap {
+    unsigned char uuid[VIR_UUID_BUFLEN];
+    char id[DOMXML_ID_MAX + 1];
+    struct idmap *next;
+};
+
+struct node {
+    char *uri;
+    virConnectPtr conn;
+    int lifecycle_cb; /* callback ids, -1 when not registered */
+    int reboot_cb;
+    int close_registered;
+    atomic_int alive;
+    int loop_ref;     /* holds a reference on the event loop */
+    struct node_opts opts;
+    enum domxml_virt virt;
+    char virt_reason[160];
+    struct node_capacity cap;
+    pthread_mutex_t lock; /* protects ids */
+    struct idmap *ids;
+};
+
+static void ids_put(struct node *n, const unsigned char *uuid, const char *id)
+{
+    pthread_mutex_lock(&n->lock);
+    for (struct idmap *m = n->ids; m; m = m->next) {
+        if (memcmp(m->uuid, uuid, VIR_UUID_BUFLEN) == 0) {
+            snprintf(m->id, sizeof m->id, "%s", id);
+            goto out;
+        }
+    }
+    struct idmap *m = calloc(1, sizeof *m);
+    if (m) {
+        memcpy(m->uuid, uuid, VIR_UUID_BUFLEN);
+        snprintf(m->id, sizeof m->id, "%s", id);
+        m->next = n->ids;
+        n->ids = m;
+    }
+out:
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* Copy the cached id for uuid into id; remove the entry if `remove`.
+ * Returns 1 if found. */
+static int ids_get(struct node *n, const unsigned char *uuid, char *id,
+                   size_t idlen, int remove)
+{
+    int found = 0;
+    pthread_mutex_lock(&n->lock);
+    for (struct idmap **pp = &n->ids; *pp; pp = &(*pp)->next) {
+        struct idmap *m = *pp;
+        if (memcmp(m->uuid, uuid, VIR_UUID_BUFLEN) == 0) {
+            snprintf(id, idlen, "%s", m->id);
+            found = 1;
+            if (remove) {
+                *pp = m->next;
+                free(m);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&n->lock);
+    return found;
+}
+
+static void ids_clear(struct node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    while (n->ids) {
+        struct idmap *m = n->ids;
+        n->ids = m->next;
+        free(m);
+    }
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* Map the thread's last libvirt error to a node_status. */
+static int lv_status(struct node *n)
+{
+    int code = virGetLastErrorCode();
+    switch (code) {
+    case VIR_ERR_NO_DOMAIN:
+        return NODE_E_NOTFOUND;
+    case VIR_ERR_NO_MEMORY:
+        return NODE_E_NOMEM;
+    case VIR_ERR_NO_CONNECT:
+    case VIR_ERR_INVALID_CONN:
+    case VIR_ERR_RPC:
+        return NODE_E_CONN;
+    default:
+        break;
+    }
+    if (n && n->conn && virConnectIsAlive(n->conn) == 0)
+        return NODE_E_CONN;
+    return NODE_E_LIBVIRT;
+}
+
+/* Read the shoal instance id of a live domain; 1 if it has one. */
+static int dom_instance_id(virDomainPtr dom, char *id, size_t idlen)
+{
+    char *md = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+                                    DOMXML_NS_URI, 0);
+    int ok = md && domxml_parse_instance_id(md, id, idlen) == DOMXML_OK;
+    free(md);
+    if (!ok && idlen)
+        id[0] = '\0';
+    return ok;
+}
+
+static int dom_fill(virDomainPtr dom, struct node_dom *d)
+{
+    int state = 0, reason = 0;
+    memset(d, 0, sizeof *d);
+    const char *name = virDomainGetName(dom);
+    snprintf(d->name, sizeof d->name, "%s", name ? name : "");
+    if (virDomainGetUUIDString(dom, d->uuid) < 0)
+        d->uuid[0] = '\0';
+    dom_instance_id(dom, d->instance_id, sizeof d->instance_id);
+    if (virDomainGetState(dom, &state, &reason, 0) < 0)
+        return -1;
+    d->state = (enum node_dom_state)state;
+    d->reason = reason;
+    d->internal_error =
+        state == VIR_DOMAIN_CRASHED ||
+        (state == VIR_DOMAIN_PAUSED &&
+         (reason == VIR_DOMAIN_PAUSED_UNKNOWN ||
+          reason == VIR_DOMAIN_PAUSED_CRASHED ||
+          reason == VIR_DOMAIN_PAUSED_IOERROR));
+    return 0;
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+static const char *const started_detail[] = {
+    "booted", "migrated", "restored", "from-snapshot", "wakeup", "recreated" };
+static const char *const stopped_detail[] = {
+    "shutdown", "destroyed", "crashed", "migrated", "saved", "failed",
+    "from-snapshot" };
+static const char *const shutdown_detail[] = { "finished", "guest", "host" };
+static const char *const crashed_detail[] = { "panicked", "crashloaded" };
+static const char *const suspended_detail[] = {
+    "paused", "migrated", "io-error", "watchdog", "restored", "from-snapshot",
+    "api-error", "postcopy", "postcopy-failed" };
+static const char *const resumed_detail[] = {
+    "unpaused", "migrated", "from-snapshot", "postcopy", "postcopy-failed" };
+
+#define DETAIL(tbl, i) \
+    ((i) >= 0 && (size_t)(i) < sizeof(tbl) / sizeof((tbl)[0]) ? (tbl)[i] : "unknown")
+
+static void deliver(struct node *n, const char *id, enum node_event ev,
+                    const char *detail)
+{
+    if (n->opts.on_event)
+        n->opts.on_event(n, id, ev, detail, n->opts.user);
+}
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
+                        int detail, void *opaque)
+{
+    struct node *n = opaque;
+    unsigned char uuid[VIR_UUID_BUFLEN];
+    char id[DOMXML_ID_MAX + 1] = "";
+    int stopped = event == VIR_DOMAIN_EVENT_STOPPED;
+
+    (void)conn;
+    if (virDomainGetUUID(dom, uuid) < 0)
+        return 0;
+    if (!ids_get(n, uuid, id, sizeof id, stopped)) {
+        if (stopped || !dom_instance_id(dom, id, sizeof id))
+            return 0; /* not shoal's, or gone before we learnt its id */
+        ids_put(n, uuid, id);
+    }
+
+    switch (event) {
+    case VIR_DOMAIN_EVENT_STARTED:
+        deliver(n, id, NODE_EVENT_STARTED, DETAIL(started_detail, detail));
+        break;
+    case VIR_DOMAIN_EVENT_RESUMED:
+        deliver(n, id, NODE_EVENT_RESUMED, DETAIL(resumed_detail, detail));
+        break;
+    case VIR_DOMAIN_EVENT_SUSPENDED: {
+        /* shoal never pauses guests: a pause with an unknown reason is
+         * QEMU stopping the VM on a KVM internal error (emulation failure) */
+        int state = 0, reason = 0;
+        if (virDomainGetState(dom, &state, &reason, 0) == 0 &&
+            state == VIR_DOMAIN_PAUSED) {
+            if (reason == VIR_DOMAIN_PAUSED_UNKNOWN) {
+                deliver(n, id, NODE_EVENT_CRASHED, "kvm-internal-error");
+                break;
+            }
+            if (reason == VIR_DOMAIN_PAUSED_CRASHED) {
+                deliver(n, id, NODE_EVENT_CRASHED, "paused-crashed");
+                break;
+            }
+            if (reason == VIR_DOMAIN_PAUSED_IOERROR) {
+                deliver(n, id, NODE_EVENT_CRASHED, "io-error");
+                break;
+            }
+        }
+        deliver(n, id, NODE_EVENT_SUSPENDED, DETAIL(suspended_detail, detail));
+        break;
+    }
+    case VIR_DOMAIN_EVENT_SHUTDOWN:
+        deliver(n, id, NODE_EVENT_SHUTDOWN, DETAIL(shutdown_detail, detail));
+        break;
+    case VIR_DOMAIN_EVENT_STOPPED:
+        deliver(n, id, NODE_EVENT_STOPPED, DETAIL(stopped_detail, detail));
+        break;
+    case VIR_DOMAIN_EVENT_CRASHED:
+        deliver(n, id, NODE_EVENT_CRASHED, DETAIL(crashed_detail, detail));
+        break;
+    default: /* DEFINED, UNDEFINED, PMSUSPENDED: not used by shoal */
+        break;
+    }
+    return 0;
+}
+
+static void on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque)
+{
+    struct node *n = opaque;
+    unsigned char uuid[VIR_UUID_BUFLEN];
+    char id[DOMXML_ID_MAX + 1];
+
+    (void)conn;
+    if (virDomainGetUUID(dom, uuid) < 0)
+        return;
+    if (ids_get(n, uuid, id, sizeof id, 0) || dom_instance_id(dom, id, sizeof id))
+        deliver(n, id, NODE_EVENT_REBOOT, "reset");
+}
+
+static void on_close(virConnectPtr conn, int reason, void *opaque)
+{
+    struct node *n = opaque;
+    static const char *const why[] = { "error", "eof", "keepalive", "client" };
+    (void)conn;
+    atomic_store(&n->alive, 0);
+    deliver(n, NULL, NODE_EVENT_CONN_LOST, DETAIL(why, reason));
+}
+
+/* ---- connection ---------------------------------------------------------- */
+
+/* If uri is qemu:///embed?root=DIR, copy DIR (percent-decoded) to root. */
+static int embed_root(const char *uri, char *root, size_t rootlen)
+{
+    const char *p;
+    size_t o = 0;
+
+    if (strncmp(uri, "qemu:///embed?", 14) != 0)
+        return 0;
+    p = strstr(uri + 13, "root=");
+    if (!p || (p[-1] != '?' && p[-1] != '&'))
+        return 0;
+    for (p += 5; *p && *p != '&' && o + 1 < rootlen; p++) {
+        if (*p == '%' && p[1] && p[2]) {
+            char hex[3] = { p[1], p[2], 0 };
+            root[o++] = (char)strtol(hex, NULL, 16);
+            p += 2;
+        } else {
+            root[o++] = *p;
+        }
+    }
+    root[o] = '\0';
+    return o > 0;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return -1;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Ensure ROOT/etc/qemu.conf sets stdio_handler = "file" (DESIGN.md: without
+ * it every start fails for lack of virtlogd). An existing file is kept;
+ * the line is appended if the file has no stdio_handler setting. */
+static int write_qemu_conf(const char *root, char *err, size_t errlen)
+{
+    char dir[4096], path[4200], buf[8192], ids[64] = "";
+    FILE *f = NULL;
+    int rc = NODE_E_IO;
+    size_t n = 0;
+
+    buf[0] = '\0';
+    if (root[0] != '/') {
+        bufprintf(err, errlen, "embed root '%s' is not an absolute path", root);
+        rc = NODE_E_INVAL;
+        goto out;
+    }
+    if (strlen(root) + 16 > sizeof dir) {
+        bufprintf(err, errlen, "embed root '%s' is too long", root);
+        rc = NODE_E_INVAL;
+        goto out;
+    }
+    bufprintf(dir, sizeof dir, "%s/etc", root);
+    if (mkdir_p(dir) != 0) {
+        bufprintf(err, errlen, "cannot create '%s': %s", dir, strerror(errno));
+        goto out;
+    }
+    bufprintf(path, sizeof path, "%s/qemu.conf", dir);
+    f = fopen(path, "r");
+    if (f) {
+        n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        f = NULL;
+        if (strstr(buf, "stdio_handler")) {
+            rc = NODE_OK;
+            goto out;
+        }
+    }
+    /* QEMU runs as the embedding process (unless the operator's file says
+     * otherwise): the embed root is private to it, and kernels/log files it
+     * prepares need no chown games. NB: libvirt still resolves its
+     * compiled-in user 'libvirt-qemu' before reading this file. */
+    if (!strstr(buf, "user") && !strstr(buf, "group"))
+        bufprintf(ids, sizeof ids, "user = \"+%u\"\ngroup = \"+%u\"\n",
+                  (unsigned)geteuid(), (unsigned)getegid());
+    f = fopen(path, "a");
+    if (!f || fprintf(f, "%s# written by shoal: no virtlogd needed\n"
+                         "stdio_handler = \"file\"\n%s",
+                      n && buf[n - 1] != '\n' ? "\n" : "", ids) < 0) {
+        bufprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    rc = NODE_OK;
+out:
+    if (f && fclose(f) != 0 && rc == NODE_OK) {
+        bufprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        rc = NODE_E_IO;
+    }
+    return rc;
+}
+
+static void conn_drop(struct node *n)
+{
+    if (!n->conn)
+        return;
+    if (n->lifecycle_cb >= 0)
+        virConnectDomainEventDeregisterAny(n->conn, n->lifecycle_cb);
+    if (n->reboot_cb >= 0)
+        virConnectDomainEventDeregisterAny(n->conn, n->reboot_cb);
+    if (n->close_registered)
+        virConnectUnregisterCloseCallback(n->conn, on_close);
+    n->lifecycle_cb = n->reboot_cb = -1;
+    n->close_registered = 0;
+    virConnectClose(n->conn);
+    n->conn = NULL;
+    atomic_store(&n->alive, 0);
+}
+
+static int conn_make(struct node *n, char *err, size_t errlen)
+{
+    char root[4096];
+    int rc;
+
+    if (embed_root(n->uri, root, sizeof root)) {
+        rc = write_qemu_conf(root, err, errlen);
+        if (rc != NODE_OK)
+            goto out;
+    }
+    n->conn = virConnectOpen(n->uri);
+    if (!n->conn) {
+        const char *m = lv_msg();
+        bufprintf(err, errlen, "cannot connect to '%s': %s%s", n->uri, m,
+                  strstr(m, "parse user") ? " (libvirt's QEMU driver needs the "
+                  "system user 'libvirt-qemu' to exist even when embedded; "
+                  "see docs/node.md)" : "");
+        rc = NODE_E_CONN;
+        goto out;
+    }
+    virConnSetErrorFunc(n->conn, NULL, lv_quiet);
+    n->lifecycle_cb = virConnectDomainEventRegisterAny(
+        n->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+        VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), n, NULL);
+    n->reboot_cb = virConnectDomainEventRegisterAny(
+        n->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
+        VIR_DOMAIN_EVENT_CALLBACK(on_reboot), n, NULL);
+    if (n->lifecycle_cb < 0 || n->reboot_cb < 0) {
+        bufprintf(err, errlen, "cannot register domain events on '%s': %s",
+               n->uri, lv_msg());
+        rc = NODE_E_LIBVIRT;
+        goto out;
+    }
+    /* Not every driver supports close callbacks (embed, test); that is fine:
+     * those connections cannot be lost. */
+    n->close_registered =
+        virConnectRegisterCloseCallback(n->conn, on_close, n, NULL) == 0;
+    atomic_store(&n->alive, 1);
+    rc = NODE_OK;
+out:
+    if (rc != NODE_OK)
+        conn_drop(n);
+    return rc;
+}
+
+/*
+ * Wait until libvirt has adopted every running domain. The embed/system
+ * QEMU drivers reconnect to surviving QEMUs in background threads, each
+ * holding a domain job meanwhile. virDomainGetControlInfo reports a held
+ * job or busy monitor; we also require the domain list to be stable over
+ * two successive polls. Domains whose reconnect fails vanish from the list.
+ * Fills the uuid -> id cache as a side effect.
+ */
+static int settle(struct node *n, char *err, size_t errlen)
+{
+    uint64_t deadline = now_ms() + n->opts.settle_timeout_ms;
+    int prev = -1;
+    int rc = NODE_E_TIMEOUT;
+
+    for (;;) {
+        virDomainPtr *doms = NULL;
+        int count = virConnectListAllDomains(n->conn, &doms,
+                                             VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+        int busy = 0;
+        if (count < 0) {
+            bufprintf(err, errlen, "cannot list domains on '%s': %s", n->uri,
+                   lv_msg());
+            rc = lv_status(n);
+            goto out;
+        }
+        for (int i = 0; i < count; i++) {
+            virDomainControlInfo ci;
+            char id[DOMXML_ID_MAX + 1];
+            unsigned char uuid[VIR_UUID_BUFLEN];
+            if (virDomainGetControlInfo(doms[i], &ci, 0) == 0 &&
+                ci.state != VIR_DOMAIN_CONTROL_OK &&
+                ci.state != VIR_DOMAIN_CONTROL_ERROR)
+                busy = 1;
+            if (dom_instance_id(doms[i], id, sizeof id) &&
+                virDomainGetUUID(doms[i], uuid) == 0)
+                ids_put(n, uuid, id);
+            virDomainFree(doms[i]);
+        }
+        free(doms);
+        if (!busy && count == prev) {
+            rc = NODE_OK;
+            goto out;
+        }
+        prev = busy ? -1 : count;
+        if (now_ms() >= deadline) {
+            bufprintf(err, errlen, "domains on '%s' still being adopted after %u ms",
+                   n->uri, n->opts.settle_timeout_ms);
+            goto out;
+        }
+        sleep_ms(count ? 200 : 20);
+    }
+out:
+    return rc;
+}
+
+/* ---- canary ------------------------------------------------------------- */
+
+static int file_contains(const char *path, const char *needle)
+{
+    char buf[4096];
+    FILE *f = fopen(path, "r");
+    size_t n;
+    if (!f)
+        return 0;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return strstr(buf, needle) != NULL;
+}
+
+static const char *canary_path(const struct node *n)
+{
+    if (n->opts.canary_path)
+        return n->opts.canary_path;
+    if (access(NODE_CANARY_INSTALLED, R_OK) == 0)
+        return NODE_CANARY_INSTALLED;
+    if (SHOAL_CANARY_BUILD_PATH[0] && access(SHOAL_CANARY_BUILD_PATH, R_OK) == 0)
+        return SHOAL_CANARY_BUILD_PATH;
+    return NODE_CANARY_INSTALLED;
+}
+
+/* Directory for canary files and the verdict cache, or NULL. */
+static const char *work_dir(const struct node *n, char *buf, size_t len)
+{
+    if (n->opts.state_dir)
+        return n->opts.state_dir;
+    if (embed_root(n->uri, buf, len))
+        return buf;
+    return NULL;
+}
+
+/* Boot the canary with domain type kvm; 1 if it powered off cleanly. */
+static int canary_kvm(struct node *n)
+{
+    char dirbuf[4096], console[4200], status[4200], name[64], xml_err[256];
+    const char *dir = work_dir(n, dirbuf, sizeof dirbuf);
+    char *xml = NULL;
+    virDomainPtr dom = NULL;
+    uint64_t t0, deadline;
+    int ok = 0, state = 0, reason = 0;
+    static atomic_int seq;
+
+    if (!dir)
+        dir = "/tmp";
+    snprintf(name, sizeof name, "shoal-canary-%ld-%d", (long)getpid(),
+             atomic_fetch_add(&seq, 1));
+    snprintf(console, sizeof console, "%s/%s.console", dir, name);
+    snprintf(status, sizeof status, "%s/%s.status", dir, name);
+    struct domxml_spec spec = {
+        .name = name, .virt = DOMXML_VIRT_KVM, .boot = DOMXML_BOOT_PVH,
+        .memory_mib = 16, .vcpus = 1, .kernel = canary_path(n),
+        .console_log = console, .status_log = status,
+    };
+    if (domxml_render(&spec, &xml, xml_err, sizeof xml_err) != DOMXML_OK) {
+        bufprintf(n->virt_reason, sizeof n->virt_reason, "canary: %s", xml_err);
+        goto out;
+    }
+    if (access(spec.kernel, R_OK) != 0) {
+        bufprintf(n->virt_reason, sizeof n->virt_reason,
+                 "canary '%s' not found", spec.kernel);
+        goto out;
+    }
+    t0 = now_ms();
+    dom = virDomainCreateXML(n->conn, xml, 0);
+    if (!dom) {
+        bufprintf(n->virt_reason, sizeof n->virt_reason,
+                 "kvm canary did not start: %s", lv_msg());
+        goto out;
+    }
+    deadline = t0 + n->opts.canary_timeout_ms;
+    for (;;) {
+        if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+            state = VIR_DOMAIN_SHUTOFF; /* transient domain vanished */
+            break;
+        }
+        if (state == VIR_DOMAIN_SHUTDOWN || state == VIR_DOMAIN_SHUTOFF ||
+            state == VIR_DOMAIN_CRASHED)
+            break;
+        if (state == VIR_DOMAIN_PAUSED && reason != VIR_DOMAIN_PAUSED_STARTING_UP)
+            break;
+        if (now_ms() >= deadline)
+            break;
+        sleep_ms(20);
+    }
+    if (state == VIR_DOMAIN_PAUSED) {
+        bufprintf(n->virt_reason, sizeof n->virt_reason,
+                 "kvm canary paused (reason %d): KVM internal error", reason);
+    } else if (state == VIR_DOMAIN_CRASHED) {
+        bufprintf(n->virt_reason, sizeof n->virt_reason, "kvm canary crashed");
+    } else if (state != VIR_DOMAIN_SHUTDOWN && state != VIR_DOMAIN_SHUTOFF) {
+        bufprintf(n->virt_reason, sizeof n->virt_reason,
+                 "kvm canary did not power off within %u ms",
+                 n->opts.canary_timeout_ms);
+    } else if (!file_contains(console, "ok")) {
+        bufprintf(n->virt_reason, sizeof n->virt_reason,
+                 "kvm canary powered off without printing 'ok' to '%s'",
+                 console);
+    } else {
+        bufprintf(n->virt_reason, sizeof n->virt_reason,
+                 "kvm canary powered off in %llu ms",
+                 (unsigned long long)(now_ms() - t0));
+        ok = 1;
+    }
+out:
+    if (dom) {
+        virDomainDestroy(dom); /* fails harmlessly if already gone */
+        virDomainFree(dom);
+    }
+    free(xml);
+    unlink(console);
+    unlink(status);
+    return ok;
+}
+
+static void cache_path(const struct node *n, char *out, size_t len)
+{
+    char dirbuf[4096];
+    const char *dir = n->opts.no_cache ? NULL : work_dir(n, dirbuf, sizeof dirbuf);
+    uint64_t h = 0xcbf29ce484222325ull;
+    out[0] = '\0';
+    if (!dir)
+        return;
+    for (const char *p = n->uri; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 0x100000001b3ull;
+    }
+    snprintf(out, len, "%s/shoal-kvm-verdict-%016llx", dir,
+             (unsigned long long)h);
+}
+
+/* What a cached verdict is valid for: URI, host kernel, QEMU/libvirt
+ * versions and the canary file's size/mtime. */
+static void cache_key(struct node *n, char *out, size_t len)
+{
+    struct utsname u;
+    unsigned long hv = 0, lv = 0;
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    if (uname(&u) != 0)
+        snprintf(u.release, sizeof u.release, "?");
+    virConnectGetVersion(n->conn, &hv);
+    virConnectGetLibVersion(n->conn, &lv);
+    stat(canary_path(n), &st);
+    snprintf(out, len, "uri=%s kernel=%s hv=%lu libvirt=%lu canary=%lld.%lld",
+             n->uri, u.release, hv, lv, (long long)st.st_size,
+             (long long)st.st_mtime);
+}
+
+static void decide_virt(struct node *n)
+{
+    char path[4300], key[1024], line[1200];
+    FILE *f;
+
+    if (n->opts.domain_type == DOMXML_VIRT_KVM ||
+        n->opts.domain_type == DOMXML_VIRT_QEMU) {
+        n->virt = n->opts.domain_type;
+        bufprintf(n->virt_reason, sizeof n->virt_reason, "forced by operator");
+        return;
+    }
+    if (strncmp(n->uri, "test:", 5) == 0) {
+        n->virt = DOMXML_VIRT_QEMU;
+        bufprintf(n->virt_reason, sizeof n->virt_reason,
+                 "test driver: no canary, using qemu");
+        return;
+    }
+    cache_path(n, path, sizeof path);
+    cache_key(n, key, sizeof key);
+    if (path[0] && (f = fopen(path, "r"))) {
+        int hit = fgets(line, sizeof line, f) && strncmp(line, key, strlen(key)) == 0 &&
+                  line[strlen(key)] == ' ';
+        fclose(f);
+        if (hit) {
+            const char *v = line + strlen(key) + 1;
+            if (strncmp(v, "kvm", 3) == 0 || strncmp(v, "qemu", 4) == 0) {
+                n->virt = v[0] == 'k' ? DOMXML_VIRT_KVM : DOMXML_VIRT_QEMU;
+                bufprintf(n->virt_reason, sizeof n->virt_reason,
+                         "cached verdict (%s)", path);
+                return;
+            }
+        }
+    }
+    n->virt = canary_kvm(n) ? DOMXML_VIRT_KVM : DOMXML_VIRT_QEMU;
+    if (path[0] && (f = fopen(path, "w"))) {
+        fprintf(f, "%s %s\n", key, n->virt == DOMXML_VIRT_KVM ? "kvm" : "qemu");
+        fclose(f);
+    }
+}
+
+static int probe_capacity(struct node *n, char *err, size_t errlen)
+{
+    virNodeInfo info;
+    if (virNodeGetInfo(n->conn, &info) < 0) {
+        bufprintf(err, errlen, "cannot get node info from '%s': %s", n->uri,
+               lv_msg());
+        return lv_status(n);
+    }
+    n->cap.memory_mib = info.memory / 1024u;
+    n->cap.vcpus = info.cpus;
+    snprintf(n->cap.model, sizeof n->cap.model, "%s", info.model);
+    unsigned long long fm = virNodeGetFreeMemory(n->conn);
+    n->cap.free_memory_mib = fm / (1024u * 1024u);
+    return NODE_OK;
+}
+
+/* ---- public API ------------------------------------------------------------ */
+
+int node_open(const char *uri, const struct node_opts *opts, struct node **out,
+              char *err, size_t errlen)
+{
+    struct node *n = NULL;
+    int rc = NODE_E_INVAL;
+
+    if (out)
+        *out = NULL;
+    if (!uri || !uri[0] || !out) {
+        bufprintf(err, errlen, "node_open: no URI given");
+        goto out;
+    }
+    if (opts && opts->domain_type != DOMXML_VIRT_AUTO &&
+        opts->domain_type != DOMXML_VIRT_KVM &&
+        opts->domain_type != DOMXML_VIRT_QEMU) {
+        bufprintf(err, errlen, "invalid domain type '%d'", (int)opts->domain_type);
+        goto out;
+    }
+    rc = NODE_E_NOMEM;
+    n = calloc(1, sizeof *n);
+    if (!n || !(n->uri = strdup(uri))) {
+        bufprintf(err, errlen, "out of memory opening '%s'", uri);
+        goto out;
+    }
+    pthread_mutex_init(&n->lock, NULL);
+    n->lifecycle_cb = n->reboot_cb = -1;
+    if (opts)
+        n->opts = *opts;
+    if (!n->opts.canary_timeout_ms)
+        n->opts.canary_timeout_ms = NODE_CANARY_TIMEOUT_MS;
+    if (!n->opts.settle_timeout_ms)
+        n->opts.settle_timeout_ms = NODE_SETTLE_TIMEOUT_MS;
+
+    rc = loop_get(err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    n->loop_ref = 1;
+    rc = conn_make(n, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    rc = probe_capacity(n, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    rc = settle(n, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    decide_virt(n);
+    *out = n;
+    n = NULL;
+    rc = NODE_OK;
+out:
+    node_close(n);
+    return rc;
+}
+
+void node_close(struct node *n)
+{
+    if (!n)
+        return;
+    conn_drop(n);
+    if (n->loop_ref)
+        loop_put();
+    ids_clear(n);
+    pthread_mutex_destroy(&n->lock);
+    free(n->uri);
+    free(n);
+}
+
+const char *node_uri(const struct node *n)
+{
+    return n ? n->uri : NULL;
+}
+
+enum domxml_virt node_domain_type(const struct node *n)
+{
+    return n ? n->virt : DOMXML_VIRT_AUTO;
+}
+
+const char *node_domain_type_reason(const struct node *n)
+{
+    return n ? n->virt_reason : "";
+}
+
+int node_alive(struct node *n)
+{
+    return n && n->conn && atomic_load(&n->alive) &&
+           virConnectIsAlive(n->conn) == 1;
+}
+
+int node_capacity(struct node *n, struct node_capacity *cap, char *err,
+                  size_t errlen)
+{
+    if (!n || !cap || !n->conn) {
+        bufprintf(err, errlen, "node_capacity: no node or connection");
+        return n && !n->conn ? NODE_E_CONN : NODE_E_INVAL;
+    }
+    unsigned long long fm = virNodeGetFreeMemory(n->conn);
+    if (fm)
+        n->cap.free_memory_mib = fm / (1024u * 1024u);
+    *cap = n->cap;
+    return NODE_OK;
+}
+
+static int need_conn(struct node *n, const char *what, const char *name,
+                     char *err, size_t errlen)
+{
+    if (!n || (name && !name[0])) {
+        bufprintf(err, errlen, "%s: missing node or domain name", what);
+        return NODE_E_INVAL;
+    }
+    if (!n->conn) {
+        bufprintf(err, errlen, "%s '%s': not connected to '%s'", what,
+               name ? name : "", n->uri);
+        return NODE_E_CONN;
+    }
+    return NODE_OK;
+}
+
+int node_start(struct node *n, const struct domxml_spec *spec,
+               char uuid_out[DOMXML_UUID_LEN + 1], char *err, size_t errlen)
+{
+    struct domxml_spec s;
+    virDomainPtr dom = NULL;
+    char *xml = NULL;
+    int rc;
+
+    rc = need_conn(n, "start", NULL, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    if (!spec) {
+        bufprintf(err, errlen, "start: no domain spec");
+        rc = NODE_E_INVAL;
+        goto out;
+    }
+    s = *spec;
+    if (s.virt == DOMXML_VIRT_AUTO)
+        s.virt = n->virt;
+    switch (domxml_render(&s, &xml, err, errlen)) {
+    case DOMXML_OK:
+        break;
+    case DOMXML_E_NOMEM:
+        rc = NODE_E_NOMEM;
+        goto out;
+    default:
+        rc = NODE_E_INVAL;
+        goto out;
+    }
+    dom = virDomainLookupByName(n->conn, s.name);
+    if (dom) {
+        bufprintf(err, errlen, "domain '%s' already exists on '%s'", s.name,
+               n->uri);
+        rc = NODE_E_EXISTS;
+        goto out;
+    }
+    dom = virDomainCreateXML(n->conn, xml, 0);
+    if (!dom) {
+        bufprintf(err, errlen, "cannot start domain '%s': %s", s.name, lv_msg());
+        rc = lv_status(n);
+        if (rc == NODE_E_NOTFOUND)
+            rc = NODE_E_LIBVIRT;
+        goto out;
+    }
+    if (s.instance_id) {
+        unsigned char uuid[VIR_UUID_BUFLEN];
+        if (virDomainGetUUID(dom, uuid) == 0)
+            ids_put(n, uuid, s.instance_id);
+    }
+    if (uuid_out && virDomainGetUUIDString(dom, uuid_out) < 0)
+        uuid_out[0] = '\0';
+    rc = NODE_OK;
+out:
+    if (dom)
+        virDomainFree(dom);
+    free(xml);
+    return rc;
+}
+
+/* Lookup by name; NODE_E_NOTFOUND if no such domain. */
+static int lookup(struct node *n, const char *what, const char *name,
+                  virDomainPtr *dom, char *err, size_t errlen)
+{
+    int rc = need_conn(n, what, name, err, errlen);
+    if (rc != NODE_OK)
+        return rc;
+    *dom = virDomainLookupByName(n->conn, name);
+    if (!*dom) {
+        rc = lv_status(n);
+        if (rc == NODE_E_NOTFOUND)
+            bufprintf(err, errlen, "%s: domain '%s' not found on '%s'", what, name,
+                   n->uri);
+        else
+            bufprintf(err, errlen, "%s: cannot look up domain '%s': %s", what,
+                   name, lv_msg());
+        return rc;
+    }
+    return NODE_OK;
+}
+
+/* 1 if dom is gone or shut off. */
+static int dom_gone(virDomainPtr dom)
+{
+    int state = 0;
+    if (virDomainGetState(dom, &state, NULL, 0) < 0)
+        return 1;
+    return state == VIR_DOMAIN_SHUTOFF;
+}
+
+int node_destroy(struct node *n, const char *name, char *err, size_t errlen)
+{
+    virDomainPtr dom = NULL;
+    int rc = lookup(n, "destroy", name, &dom, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    if (virDomainDestroy(dom) < 0) {
+        int code = virGetLastErrorCode();
+        rc = lv_status(n);
+        if (code == VIR_ERR_OPERATION_INVALID && dom_gone(dom))
+            rc = NODE_E_NOTFOUND; /* "domain is not running" */
+        bufprintf(err, errlen, "cannot destroy domain '%s': %s", name, lv_msg());
+        goto out;
+    }
+    rc = NODE_OK;
+out:
+    if (dom)
+        virDomainFree(dom);
+    return rc;
+}
+
+int node_shutdown(struct node *n, const char *name, unsigned timeout_ms,
+                  int *forced, char *err, size_t errlen)
+{
+    virDomainPtr dom = NULL;
+    uint64_t deadline;
+    int rc;
+
+    if (forced)
+        *forced = 0;
+    rc = lookup(n, "shutdown", name, &dom, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    if (virDomainShutdown(dom) < 0) {
+        if (dom_gone(dom)) {
+            rc = NODE_OK; /* went away by itself meanwhile */
+            goto out;
+        }
+        /* fall through to destroy: e.g. no ACPI support in the guest */
+    }
+    deadline = now_ms() + timeout_ms;
+    while (now_ms() < deadline) {
+        if (dom_gone(dom)) {
+            rc = NODE_OK;
+            goto out;
+        }
+        sleep_ms(50);
+    }
+    if (virDomainDestroy(dom) < 0 && !dom_gone(dom)) {
+        bufprintf(err, errlen, "cannot destroy domain '%s' after %u ms shutdown "
+               "timeout: %s", name, timeout_ms, lv_msg());
+        rc = lv_status(n);
+        goto out;
+    }
+    if (forced)
+        *forced = 1;
+    rc = NODE_OK;
+out:
+    if (dom)
+        virDomainFree(dom);
+    return rc;
+}
+
+int node_state(struct node *n, const char *name, struct node_dom *out,
+               char *err, size_t errlen)
+{
+    virDomainPtr dom = NULL;
+    int rc = lookup(n, "state", name, &dom, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    if (!out || dom_fill(dom, out) < 0) {
+        rc = out ? lv_status(n) : NODE_E_INVAL;
+        bufprintf(err, errlen, "cannot get state of domain '%s': %s", name,
+               out ? lv_msg() : "no output");
+        goto out;
+    }
+    rc = NODE_OK;
+out:
+    if (dom)
+        virDomainFree(dom);
+    return rc;
+}
+
+int node_list(struct node *n, struct node_dom **list, size_t *count, char *err,
+              size_t errlen)
+{
+    virDomainPtr *doms = NULL;
+    struct node_dom *res = NULL;
+    int nd = 0, rc;
+    size_t k = 0;
+
+    if (list)
+        *list = NULL;
+    if (count)
+        *count = 0;
+    rc = need_conn(n, "list", NULL, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    if (!list || !count) {
+        bufprintf(err, errlen, "list: no output");
+        rc = NODE_E_INVAL;
+        goto out;
+    }
+    nd = virConnectListAllDomains(n->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    if (nd < 0) {
+        bufprintf(err, errlen, "cannot list domains on '%s': %s", n->uri, lv_msg());
+        rc = lv_status(n);
+        nd = 0;
+        goto out;
+    }
+    if (nd > 0 && !(res = calloc((size_t)nd, sizeof *res))) {
+        bufprintf(err, errlen, "out of memory listing %d domains", nd);
+        rc = NODE_E_NOMEM;
+        goto out;
+    }
+    for (int i = 0; i < nd; i++) {
+        struct node_dom *d = &res[k];
+        /* a domain may vanish between list and query: skip it */
+        if (dom_fill(doms[i], d) < 0 || !d->instance_id[0])
+            continue;
+        unsigned char uuid[VIR_UUID_BUFLEN];
+        if (virDomainGetUUID(doms[i], uuid) == 0)
+            ids_put(n, uuid, d->instance_id);
+        k++;
+    }
+    if (k == 0) {
+        free(res);
+        res = NULL;
+    }
+    *list = res;
+    *count = k;
+    res = NULL;
+    rc = NODE_OK;
+out:
+    for (int i = 0; i < nd; i++)
+        virDomainFree(doms[i]);
+    free(doms);
+    free(res);
+    return rc;
+}
+
+void node_list_free(struct node_dom *list)
+{
+    free(list);
+}
+
+int node_reconnect(struct node *n, char *err, size_t errlen)
+{
+    int rc;
+    if (!n) {
+        bufprintf(err, errlen, "reconnect: no node");
+        return NODE_E_INVAL;
+    }
+    conn_drop(n);
+    rc = conn_make(n, err, errlen);
+    if (rc != NODE_OK)
+        return rc;
+    return settle(n, err, errlen);
+}
+
+const char *node_event_name(enum node_event ev)
+{
+    static const char *const names[] = { "started", "resumed", "suspended",
+                                         "shutdown", "stopped", "crashed",
+                                         "reboot", "conn-lost" };
+    return DETAIL(names, (int)ev);
+}
+
+const char *node_dom_state_name(enum node_dom_state st)
+{
+    static const char *const names[] = { "nostate", "running", "blocked",
+                                         "paused", "shutdown", "shutoff",
+                                         "crashed", "pmsuspended" };
+    return DETAIL(names, (int)st);
+}

@@ -1,0 +1,246 @@
+/*
+ * node.h - one libvirt connection = one host that runs shoal guests.
+ *
+ * A node owns a libvirt connection, probes the host once at open (capacity,
+ * and whether domain type 'kvm' really works, by booting a canary guest),
+ * starts/stops/lists shoal's domains, and turns libvirt's domain events
+ * into node events for the daemon.
+ *
+ * URIs:
+ *   qemu:///embed?root=DIR  the default: libvirt's QEMU driver inside this
+ *                           process, no libvirtd. node_open writes
+ *                           DIR/etc/qemu.conf (stdio_handler = "file", so no
+ *                           virtlogd is needed) before connecting. libvirt
+ *                           allows ONE embed root per process. The first open
+ *                           of a fresh root probes QEMU (~8 s); later opens
+ *                           reuse the cache under DIR.
+ *   qemu:///system          a running libvirtd; qemu.conf is the operator's.
+ *   qemu+ssh://host/system  any remote URI (the close callback matters here).
+ *   test:///default         libvirt's mock driver, for scheduler-scale tests:
+ *                           no canary is booted, the verdict is 'qemu' unless
+ *                           forced, capacity is what the mock reports.
+ *
+ * Domains are TRANSIENT (virDomainCreateXML), by design: a guest that powers
+ * off, crashes or is destroyed vanishes from libvirt, which matches "the
+ * daemon decides restarts" - the desired state lives in shoald's database
+ * and the XML is re-rendered from it, so there are no stale definitions to
+ * undefine and nothing for libvirt to autostart behind the daemon's back.
+ * Running transient domains still survive a restart of libvirtd or of the
+ * embedding process (libvirt keeps their status and reconnects), which is
+ * all reconcile needs. A domain belongs to shoal iff it carries shoal's
+ * <metadata> element (domxml.h, DOMXML_NS_URI); all other domains on the
+ * host are ignored by node_list() and by event delivery.
+ *
+ * Threads: libvirt's default event loop runs in one process-wide thread
+ * started by the first node_open() and stopped by the last node_close().
+ * Event callbacks (node_event_fn) run on that thread. All other functions
+ * may be called from any thread except that event thread (they block);
+ * a node may be used by several threads at once, except that node_close()
+ * and node_reconnect() must not race other calls on the same node.
+ *
+ * Errors: functions return NODE_OK (0) or a negative node_status, and write
+ * a human-readable message quoting the bad value / libvirt's reason to
+ * err[errlen] when err is not NULL. Nothing here calls exit().
+ */
+#ifndef SHOAL_NODE_H
+#define SHOAL_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "domxml.h"
+
+/* Size for error buffers passed to this module (messages are truncated to
+ * whatever errlen the caller gives; this fits all of them). */
+#define NODE_ERR_MAX 512
+
+/* Defaults for node_opts fields left 0/NULL. */
+#define NODE_CANARY_TIMEOUT_MS  10000u /* canary must power off within this */
+#define NODE_SETTLE_TIMEOUT_MS  10000u /* adoption of running domains, see node_open */
+#define NODE_CANARY_INSTALLED   SHOAL_DATADIR "/shoal/canary.elf"
+
+enum node_status {
+    NODE_OK         = 0,
+    NODE_E_INVAL    = -1, /* bad argument or spec (message quotes it) */
+    NODE_E_NOMEM    = -2, /* allocation failed */
+    NODE_E_LIBVIRT  = -3, /* libvirt refused the operation; message is libvirt's */
+    NODE_E_NOTFOUND = -4, /* no such (running) domain */
+    NODE_E_EXISTS   = -5, /* a domain with that name already exists */
+    NODE_E_CONN     = -6, /* the connection is lost; call node_reconnect() */
+    NODE_E_TIMEOUT  = -7, /* a bounded wait expired */
+    NODE_E_IO       = -8, /* a local file (qemu.conf, canary files) failed */
+};
+
+/* Node events, delivered per shoal domain (and CONN_LOST per node). */
+enum node_event {
+    NODE_EVENT_STARTED   = 0, /* QEMU started; detail: "booted", "restored", ... */
+    NODE_EVENT_RESUMED   = 1, /* vCPUs running (follows STARTED) */
+    NODE_EVENT_SUSPENDED = 2, /* paused for a benign reason (shoal never pauses) */
+    NODE_EVENT_SHUTDOWN  = 3, /* guest powered off / shutdown requested; QEMU
+                                 is being torn down, STOPPED follows ~1.5 s later.
+                                 detail: "finished", "guest", "host" */
+    NODE_EVENT_STOPPED   = 4, /* domain gone (transient: no longer listed).
+                                 detail: "shutdown", "destroyed", "crashed",
+                                 "failed", "migrated", "saved", "unknown" */
+    NODE_EVENT_CRASHED   = 5, /* guest crashed. detail: "panicked" (pvpanic),
+                                 "crashloaded", "kvm-internal-error" (paused with
+                                 an emulation failure, e.g. SSE under kvm-pvm;
+                                 the domain stays PAUSED until destroyed),
+                                 "paused-crashed", "io-error" */
+    NODE_EVENT_REBOOT    = 6, /* guest reset (with on_reboot=destroy, STOPPED follows) */
+    NODE_EVENT_CONN_LOST = 7, /* connection closed; instance_id is NULL. detail:
+                                 "error", "eof", "keepalive", "client" */
+};
+
+struct node;
+
+/*
+ * Event callback. Runs on the libvirt event-loop thread: it must return
+ * quickly and must NOT block or call node_* functions that wait (node_start,
+ * node_shutdown, node_list, node_open/close/reconnect...); hand the event to
+ * another thread (queue + eventfd/condvar) instead. instance_id and detail
+ * are valid only during the call. Events for domains without shoal metadata
+ * are not delivered.
+ */
+typedef void node_event_fn(struct node *node, const char *instance_id,
+                           enum node_event event, const char *detail,
+                           void *user);
+
+/* Options for node_open(). Zero-initialise, then set what you need. */
+struct node_opts {
+    enum domxml_virt domain_type; /* AUTO: decided by the canary boot;
+                                     KVM or QEMU: forced by the operator */
+    const char *canary_path;      /* canary ELF; NULL: NODE_CANARY_INSTALLED,
+                                     then the build-tree copy */
+    const char *state_dir;        /* existing dir for the verdict cache and the
+                                     canary's console files; NULL: the embed
+                                     root, else no cache and files in /tmp */
+    unsigned canary_timeout_ms;   /* 0: NODE_CANARY_TIMEOUT_MS */
+    unsigned settle_timeout_ms;   /* 0: NODE_SETTLE_TIMEOUT_MS */
+    int no_cache;                 /* 1: ignore and do not write the verdict cache */
+    node_event_fn *on_event;      /* may be NULL */
+    void *user;                   /* passed to on_event */
+};
+
+/* Host capacity as libvirt reports it. */
+struct node_capacity {
+    uint64_t memory_mib;      /* total RAM (virNodeGetInfo) */
+    uint64_t free_memory_mib; /* free RAM now (virNodeGetFreeMemory; 0 if unknown) */
+    unsigned vcpus;           /* logical CPUs (virNodeGetInfo) */
+    char model[32];           /* CPU model string, e.g. "x86_64" */
+};
+
+/* Domain state, 1:1 with libvirt's virDomainState. */
+enum node_dom_state {
+    NODE_DOM_NOSTATE     = 0,
+    NODE_DOM_RUNNING     = 1,
+    NODE_DOM_BLOCKED     = 2,
+    NODE_DOM_PAUSED      = 3,
+    NODE_DOM_SHUTDOWN    = 4, /* being shut down */
+    NODE_DOM_SHUTOFF     = 5,
+    NODE_DOM_CRASHED     = 6,
+    NODE_DOM_PMSUSPENDED = 7,
+};
+
+/* One shoal domain, as listed or queried. */
+struct node_dom {
+    char name[256];                    /* libvirt domain name */
+    char uuid[DOMXML_UUID_LEN + 1];    /* libvirt UUID, canonical form */
+    char instance_id[DOMXML_ID_MAX + 1]; /* from shoal metadata; "" if none */
+    enum node_dom_state state;         /* current state */
+    int reason;                        /* libvirt's reason code for state */
+    int internal_error;                /* 1: paused with an unknown reason or
+                                          crashed - treat as a crash
+                                          ("kvm-internal-error") */
+};
+
+/*
+ * Connect to `uri` (NULL: error; no implicit default), start the event loop
+ * if needed, register event and close callbacks, probe capacity, decide the
+ * domain type (forced, cached verdict, or canary boot of up to
+ * canary_timeout_ms), then wait until libvirt has finished adopting domains
+ * that were already running (embed/system drivers reconnect to them
+ * asynchronously: a destroy issued right after open failed with "Domain not
+ * found" and lost the VM; node_open returns only once every listed domain
+ * answers a monitor-backed query, bounded by settle_timeout_ms).
+ * On success *out owns the node; free with node_close().
+ * Errors: NODE_E_INVAL (uri/opts), NODE_E_IO (qemu.conf), NODE_E_LIBVIRT or
+ * NODE_E_CONN (connect failed), NODE_E_NOMEM.
+ */
+int node_open(const char *uri, const struct node_opts *opts,
+              struct node **out, char *err, size_t errlen);
+
+/* Deregister callbacks, close the connection, stop the event loop if this
+ * was the last node. Running domains keep running. Accepts NULL. */
+void node_close(struct node *node);
+
+/* URI given to node_open (owned by node). */
+const char *node_uri(const struct node *node);
+
+/* The domain type node_start() uses for DOMXML_VIRT_AUTO specs, and a short
+ * human-readable reason ("forced", "canary powered off in 180 ms", "cached",
+ * "canary paused: KVM internal error", ...). Owned by node. */
+enum domxml_virt node_domain_type(const struct node *node);
+const char *node_domain_type_reason(const struct node *node);
+
+/* Capacity as probed at open (refreshes free memory). */
+int node_capacity(struct node *node, struct node_capacity *cap,
+                  char *err, size_t errlen);
+
+/*
+ * Start a transient domain rendered from `spec` (spec->virt AUTO is replaced
+ * by node_domain_type()). Returns when QEMU runs (~0.5 s on the embed
+ * driver). spec->instance_id should be set: without it the domain is not
+ * shoal's (not listed, no events). uuid_out (may be NULL) receives the UUID.
+ * Errors: NODE_E_INVAL (spec; message from domxml), NODE_E_EXISTS (name in
+ * use), NODE_E_LIBVIRT (e.g. missing kernel file, KVM unavailable),
+ * NODE_E_CONN.
+ */
+int node_start(struct node *node, const struct domxml_spec *spec,
+               char uuid_out[DOMXML_UUID_LEN + 1], char *err, size_t errlen);
+
+/*
+ * Graceful stop: virDomainShutdown (ACPI power button), wait up to
+ * timeout_ms for the domain to go away, then virDomainDestroy. The reference
+ * guest ignores the power button, so expect the destroy; a guest that
+ * listens to ACPI stops by itself. *forced (may be NULL) is set to 1 if
+ * destroy was needed. Blocks up to timeout_ms + a few seconds.
+ * Errors: NODE_E_NOTFOUND (not running), NODE_E_LIBVIRT, NODE_E_CONN.
+ */
+int node_shutdown(struct node *node, const char *name, unsigned timeout_ms,
+                  int *forced, char *err, size_t errlen);
+
+/* Hard stop (virDomainDestroy: SIGTERM then SIGKILL to QEMU). Returns once
+ * QEMU is gone. Errors: NODE_E_NOTFOUND, NODE_E_LIBVIRT, NODE_E_CONN. */
+int node_destroy(struct node *node, const char *name, char *err, size_t errlen);
+
+/* State of domain `name`. Errors: NODE_E_NOTFOUND, NODE_E_LIBVIRT, NODE_E_CONN. */
+int node_state(struct node *node, const char *name, struct node_dom *out,
+               char *err, size_t errlen);
+
+/*
+ * All active shoal domains (those with shoal metadata). On success *list is
+ * a malloc'd array of *count entries (NULL if 0); free with node_list_free().
+ * Errors: NODE_E_LIBVIRT, NODE_E_CONN, NODE_E_NOMEM.
+ */
+int node_list(struct node *node, struct node_dom **list, size_t *count,
+              char *err, size_t errlen);
+void node_list_free(struct node_dom *list);
+
+/* 1 if the connection is open and alive, 0 if lost (CONN_LOST was sent). */
+int node_alive(struct node *node);
+
+/*
+ * Replace a lost (or live) connection with a new one to the same URI and
+ * re-register callbacks; the verdict and capacity are kept. Like node_open,
+ * it waits for adoption of running domains before returning - callers must
+ * still treat "Domain not found" right after a reconnect with suspicion and
+ * re-list before acting (see node_open). Errors as node_open.
+ */
+int node_reconnect(struct node *node, char *err, size_t errlen);
+
+/* Names of enum values, for logs ("started", "stopped", ...). */
+const char *node_event_name(enum node_event ev);
+const char *node_dom_state_name(enum node_dom_state st);
+
+#endif /* SHOAL_NODE_H */

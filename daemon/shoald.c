@@ -1,0 +1,83 @@
+/* shoald.c - the shoal host daemon: configuration, fleet, REST API, signals. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "backend.h"
+#include "config.h"
+#include "fleet.h"
+#include "log.h"
+
+int main(int argc, char **argv)
+{
+    cfg_t cfg;
+    char err[1024];
+    fleet *f = NULL;
+    api_server *srv = NULL;
+    api_config ac;
+    api_err aerr;
+    const char *tokens[1];
+    sigset_t set;
+    int sig, rc;
+
+    rc = cfg_load(&cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "shoald: %s\n", err);
+        return 2;
+    }
+    if (cfg.check_only) {
+        printf("shoald: configuration ok (state dir %s, listen %s:%d%s%s)\n", cfg.state_dir,
+               cfg.listen_host, cfg.listen_port, cfg.config_path[0] ? ", file " : "",
+               cfg.config_path);
+        return 0;
+    }
+    log_set_verbose(cfg.verbose);
+
+    /* Signals are taken synchronously by the main thread; block them before
+     * any thread starts so that every thread inherits the mask. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    log_info("shoald %s starting, state in %s", SHOAL_VERSION, cfg.state_dir);
+    if (fleet_open(&cfg, &f, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    memset(&ac, 0, sizeof ac);
+    ac.listen_addr = cfg.listen_host;
+    ac.port = (uint16_t)cfg.listen_port;
+    ac.tls_cert_path = cfg.tls_cert[0] ? cfg.tls_cert : NULL;
+    ac.tls_key_path = cfg.tls_key[0] ? cfg.tls_key : NULL;
+    tokens[0] = f->token;
+    ac.tokens = tokens;
+    ac.n_tokens = 1;
+    ac.max_upload = 1ull << 30;
+    if (api_server_start(&ac, backend_get(), f, &srv, &aerr) != 0) {
+        log_error("cannot serve the API on %s:%d: %s", cfg.listen_host, cfg.listen_port,
+                  aerr.msg);
+        fleet_close(f);
+        return 1;
+    }
+    log_info("listening on %s://%s%s%s:%u (token in %s/admin.token)",
+             ac.tls_cert_path ? "https" : "http", strchr(cfg.listen_host, ':') ? "[" : "",
+             cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", api_server_port(srv),
+             cfg.state_dir);
+    fflush(stderr);
+
+    do {
+        rc = sigwait(&set, &sig);
+    } while (rc == EINTR);
+    log_info("signal %d: shutting down (instances keep running)", sig);
+    api_server_stop(srv);
+    fleet_close(f);
+    log_info("stopped");
+    return 0;
+}
