@@ -112,7 +112,7 @@ static int loop_get(char *err, size_t errlen)
         atomic_store(&loop_quit, 0);
         if (pthread_create(&loop_thread, NULL, loop_main, NULL) != 0) {
             bufprintf(err, errlen, "cannot start libvirt event thread: %s",
-                   strerror(errno));
+                      strerror(errno));
             goto out;
         }
     }
@@ -162,9 +162,30 @@ struct node {
     enum domxml_virt virt;
     char virt_reason[160];
     struct node_capacity cap;
-    pthread_mutex_t lock; /* protects ids */
+    pthread_mutex_t lock; /* protects ids, cb_refs */
+    pthread_cond_t cb_gone; /* signalled when cb_refs drops */
+    int cb_refs;          /* registered callbacks libvirt has not freed yet */
     struct idmap *ids;
 };
+
+/* libvirt calls this (on the event thread, or inline) once a registered
+ * callback can no longer run; node_close waits for all of them so that no
+ * callback can touch a freed node. */
+static void cb_free(void *opaque)
+{
+    struct node *n = opaque;
+    pthread_mutex_lock(&n->lock);
+    n->cb_refs--;
+    pthread_cond_broadcast(&n->cb_gone);
+    pthread_mutex_unlock(&n->lock);
+}
+
+static void cb_hold(struct node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    n->cb_refs++;
+    pthread_mutex_unlock(&n->lock);
+}
 
 static void ids_put(struct node *n, const unsigned char *uuid, const char *id)
 {
@@ -503,6 +524,16 @@ static void conn_drop(struct node *n)
     virConnectClose(n->conn);
     n->conn = NULL;
     atomic_store(&n->alive, 0);
+
+    /* Wait (bounded) until libvirt has released our callbacks. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += 5;
+    pthread_mutex_lock(&n->lock);
+    while (n->cb_refs > 0 &&
+           pthread_cond_timedwait(&n->cb_gone, &n->lock, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&n->lock);
 }
 
 static int conn_make(struct node *n, char *err, size_t errlen)
@@ -526,22 +557,31 @@ static int conn_make(struct node *n, char *err, size_t errlen)
         goto out;
     }
     virConnSetErrorFunc(n->conn, NULL, lv_quiet);
+    cb_hold(n);
     n->lifecycle_cb = virConnectDomainEventRegisterAny(
         n->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-        VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), n, NULL);
+        VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), n, cb_free);
+    if (n->lifecycle_cb < 0)
+        cb_free(n);
+    cb_hold(n);
     n->reboot_cb = virConnectDomainEventRegisterAny(
         n->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
-        VIR_DOMAIN_EVENT_CALLBACK(on_reboot), n, NULL);
+        VIR_DOMAIN_EVENT_CALLBACK(on_reboot), n, cb_free);
+    if (n->reboot_cb < 0)
+        cb_free(n);
     if (n->lifecycle_cb < 0 || n->reboot_cb < 0) {
         bufprintf(err, errlen, "cannot register domain events on '%s': %s",
-               n->uri, lv_msg());
+                  n->uri, lv_msg());
         rc = NODE_E_LIBVIRT;
         goto out;
     }
     /* Not every driver supports close callbacks (embed, test); that is fine:
      * those connections cannot be lost. */
+    cb_hold(n);
     n->close_registered =
-        virConnectRegisterCloseCallback(n->conn, on_close, n, NULL) == 0;
+        virConnectRegisterCloseCallback(n->conn, on_close, n, cb_free) == 0;
+    if (!n->close_registered)
+        cb_free(n);
     atomic_store(&n->alive, 1);
     rc = NODE_OK;
 out:
@@ -571,7 +611,7 @@ static int settle(struct node *n, char *err, size_t errlen)
         int busy = 0;
         if (count < 0) {
             bufprintf(err, errlen, "cannot list domains on '%s': %s", n->uri,
-                   lv_msg());
+                      lv_msg());
             rc = lv_status(n);
             goto out;
         }
@@ -596,7 +636,7 @@ static int settle(struct node *n, char *err, size_t errlen)
         prev = busy ? -1 : count;
         if (now_ms() >= deadline) {
             bufprintf(err, errlen, "domains on '%s' still being adopted after %u ms",
-                   n->uri, n->opts.settle_timeout_ms);
+                      n->uri, n->opts.settle_timeout_ms);
             goto out;
         }
         sleep_ms(count ? 200 : 20);
@@ -803,7 +843,7 @@ static int probe_capacity(struct node *n, char *err, size_t errlen)
     virNodeInfo info;
     if (virNodeGetInfo(n->conn, &info) < 0) {
         bufprintf(err, errlen, "cannot get node info from '%s': %s", n->uri,
-               lv_msg());
+                  lv_msg());
         return lv_status(n);
     }
     n->cap.memory_mib = info.memory / 1024u;
@@ -836,11 +876,22 @@ int node_open(const char *uri, const struct node_opts *opts, struct node **out,
     }
     rc = NODE_E_NOMEM;
     n = calloc(1, sizeof *n);
-    if (!n || !(n->uri = strdup(uri))) {
+    if (!n) {
         bufprintf(err, errlen, "out of memory opening '%s'", uri);
         goto out;
     }
     pthread_mutex_init(&n->lock, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&n->cb_gone, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    if (!(n->uri = strdup(uri))) {
+        bufprintf(err, errlen, "out of memory opening '%s'", uri);
+        goto out;
+    }
     n->lifecycle_cb = n->reboot_cb = -1;
     if (opts)
         n->opts = *opts;
@@ -879,6 +930,7 @@ void node_close(struct node *n)
     if (n->loop_ref)
         loop_put();
     ids_clear(n);
+    pthread_cond_destroy(&n->cb_gone);
     pthread_mutex_destroy(&n->lock);
     free(n->uri);
     free(n);
@@ -928,7 +980,7 @@ static int need_conn(struct node *n, const char *what, const char *name,
     }
     if (!n->conn) {
         bufprintf(err, errlen, "%s '%s': not connected to '%s'", what,
-               name ? name : "", n->uri);
+                  name ? name : "", n->uri);
         return NODE_E_CONN;
     }
     return NODE_OK;
@@ -966,7 +1018,7 @@ int node_start(struct node *n, const struct domxml_spec *spec,
     dom = virDomainLookupByName(n->conn, s.name);
     if (dom) {
         bufprintf(err, errlen, "domain '%s' already exists on '%s'", s.name,
-               n->uri);
+                  n->uri);
         rc = NODE_E_EXISTS;
         goto out;
     }
@@ -1005,10 +1057,10 @@ static int lookup(struct node *n, const char *what, const char *name,
         rc = lv_status(n);
         if (rc == NODE_E_NOTFOUND)
             bufprintf(err, errlen, "%s: domain '%s' not found on '%s'", what, name,
-                   n->uri);
+                      n->uri);
         else
             bufprintf(err, errlen, "%s: cannot look up domain '%s': %s", what,
-                   name, lv_msg());
+                      name, lv_msg());
         return rc;
     }
     return NODE_OK;
@@ -1073,7 +1125,7 @@ int node_shutdown(struct node *n, const char *name, unsigned timeout_ms,
     }
     if (virDomainDestroy(dom) < 0 && !dom_gone(dom)) {
         bufprintf(err, errlen, "cannot destroy domain '%s' after %u ms shutdown "
-               "timeout: %s", name, timeout_ms, lv_msg());
+                  "timeout: %s", name, timeout_ms, lv_msg());
         rc = lv_status(n);
         goto out;
     }
@@ -1096,7 +1148,7 @@ int node_state(struct node *n, const char *name, struct node_dom *out,
     if (!out || dom_fill(dom, out) < 0) {
         rc = out ? lv_status(n) : NODE_E_INVAL;
         bufprintf(err, errlen, "cannot get state of domain '%s': %s", name,
-               out ? lv_msg() : "no output");
+                  out ? lv_msg() : "no output");
         goto out;
     }
     rc = NODE_OK;

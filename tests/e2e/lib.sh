@@ -1,0 +1,119 @@
+# lib.sh - helpers for shoald end-to-end tests (sourced by bash scripts).
+#
+# Each test gets its own network namespace (so the daemon's bridge, the
+# guests' taps and all traffic stay inside it), its own state dir and its
+# own daemon, all removed by e2e_cleanup even when the test fails.
+
+E2E_NS="shoal-e2e-$$"
+E2E_STATE=""
+E2E_PID=""
+E2E_PORT=7878
+E2E_FAILS=0
+E2E_PASSES=0
+
+e2e_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+e2e_fail() {
+    e2e_log "FAIL: $*"
+    E2E_FAILS=$((E2E_FAILS + 1))
+}
+
+e2e_pass() {
+    E2E_PASSES=$((E2E_PASSES + 1))
+    e2e_log "ok: $*"
+}
+
+# check "description" command...: passes when the command succeeds.
+check() {
+    desc=$1
+    shift
+    if "$@"; then e2e_pass "$desc"; else e2e_fail "$desc"; fi
+}
+
+e2e_setup() {
+    E2E_STATE=$(mktemp -d /tmp/shoal-e2e.XXXXXX)
+    ip netns add "$E2E_NS"
+    ip -n "$E2E_NS" link set lo up
+    trap e2e_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+# Kill the daemon and every QEMU started under this test's state dir.
+e2e_cleanup() {
+    set +e
+    if [ -n "$E2E_PID" ]; then
+        kill "$E2E_PID" 2>/dev/null
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$E2E_PID" 2>/dev/null || break; sleep 0.3; done
+        kill -9 "$E2E_PID" 2>/dev/null
+    fi
+    if [ -n "$E2E_STATE" ]; then
+        pkill -9 -f "qemu-system.*$E2E_STATE" 2>/dev/null
+        sleep 0.3
+        if [ "$E2E_FAILS" -ne 0 ] && [ -f "$E2E_STATE/shoald.log" ]; then
+            echo "---- shoald.log (last 60 lines) ----"
+            tail -n 60 "$E2E_STATE/shoald.log"
+        fi
+        rm -rf "$E2E_STATE"
+    fi
+    ip netns del "$E2E_NS" 2>/dev/null
+}
+
+# e2e_start_daemon SHOALD [extra flags]: start and wait for /healthz (60 s).
+e2e_start_daemon() {
+    bin=$1
+    shift
+    ip netns exec "$E2E_NS" "$bin" --state-dir "$E2E_STATE" \
+        --listen "127.0.0.1:$E2E_PORT" "$@" >>"$E2E_STATE/shoald.log" 2>&1 &
+    E2E_PID=$!
+    for _ in $(seq 1 240); do
+        if ns_curl -fsS "http://127.0.0.1:$E2E_PORT/healthz" >/dev/null 2>&1; then
+            E2E_TOKEN=$(cat "$E2E_STATE/admin.token")
+            return 0
+        fi
+        kill -0 "$E2E_PID" 2>/dev/null || break
+        sleep 0.25
+    done
+    e2e_fail "shoald did not come up"
+    return 1
+}
+
+ns_curl() { ip netns exec "$E2E_NS" curl "$@"; }
+
+# api METHOD PATH [curl args...]: prints the body, sets HTTP_CODE.
+api() {
+    method=$1
+    path=$2
+    shift 2
+    out=$(ns_curl -sS -m 60 -X "$method" -H "Authorization: Bearer $E2E_TOKEN" \
+        -w '\n%{http_code}' "$@" "http://127.0.0.1:$E2E_PORT$path")
+    HTTP_CODE=$(printf '%s' "$out" | tail -n 1)
+    BODY=$(printf '%s' "$out" | sed '$d')
+}
+
+# wait_for SECONDS CMD...: retry CMD until it succeeds or time runs out.
+wait_for() {
+    limit=$1
+    shift
+    end=$(($(date +%s) + limit))
+    while [ "$(date +%s)" -lt "$end" ]; do
+        if "$@"; then return 0; fi
+        sleep 0.25
+    done
+    return 1
+}
+
+# inst_field ID JQ: one field of an instance.
+inst_field() {
+    api GET "/v1/instances/$1"
+    printf '%s' "$BODY" | jq -r "$2"
+}
+
+inst_state_is() { [ "$(inst_field "$1" .state)" = "$2" ]; }
+
+# QEMU processes of this test's state dir whose command line names $1.
+qemu_count() { pgrep -f "qemu-system.*$E2E_STATE.*$1" | wc -l; }
+
+e2e_finish() {
+    e2e_log "$E2E_PASSES passed, $E2E_FAILS failed"
+    [ "$E2E_FAILS" -eq 0 ]
+}
