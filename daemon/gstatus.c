@@ -27,7 +27,7 @@ static int take_num(const char **p, const char *end, const char *key, int base,
     s += klen + 1;
     if (base == 16 && end - s > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
         s += 2;
-    for (; s < end && *s != ' '; s++) {
+    for (; s < end && *s != ' ' && *s != '\r'; s++) {
         int d;
         if (*s >= '0' && *s <= '9')
             d = *s - '0';
