@@ -22,6 +22,7 @@
 #include "log.h"
 #include "netbr.h"
 #include "node.h"
+#include "portfwd.h"
 #include "scheduler.h"
 
 #define HOST_LABEL "shoal/host"   /* label every host carries for --host */
@@ -758,10 +759,15 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
         }
     }
     for (size_t p = 0; p < spec->n_ports; p++) {
+        char perr[256];
         if (state_port_in_use(f->db, spec->ports[p].host) ||
             spec->ports[p].host == f->cfg.listen_port) {
-            rc = api_status_set(st, API_E_CONFLICT, "ports", "host port %u is already in use",
-                                spec->ports[p].host);
+            rc = api_status_set(st, API_E_CONFLICT, "ports", "host port %u is already "
+                                "published", spec->ports[p].host);
+            goto unlock;
+        }
+        if (pfwd_probe(f->pfwd, spec->ports[p].host, perr, sizeof perr) != 0) {
+            rc = api_status_set(st, API_E_CONFLICT, "ports", "%s", perr);
             goto unlock;
         }
         if (!network) {

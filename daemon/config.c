@@ -23,6 +23,7 @@ static const char USAGE[] =
     "  --bridge NAME        guest bridge to manage (default " CFG_DEFAULT_BRIDGE ")\n"
     "  --subnet CIDR        guest subnet (default " CFG_DEFAULT_SUBNET ")\n"
     "  --no-network         no bridge; every instance runs without network\n"
+    "  --publish-addr ADDR  host address published ports listen on (default 0.0.0.0)\n"
     "  --max-instances N    guest slots on the local host (default 1000)\n"
     "  --console-max-kib N  console kept per instance before rotation (default 1024)\n"
     "  --tls-cert FILE      serve HTTPS with this certificate (needs --tls-key)\n"
@@ -136,7 +137,11 @@ static int apply(cfg_t *c, const char *key, const char *v, const char *where,
               strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(v);
     else if (!strcmp(key, "subnet"))
         bad = cfg_parse_cidr(v, &c->subnet, &c->prefix);
-    else if (!strcmp(key, "network"))
+    else if (!strcmp(key, "publish-addr")) {
+        struct in_addr a;
+        bad = copy_str(c->publish_addr, sizeof c->publish_addr, v) ||
+              inet_pton(AF_INET, v, &a) != 1;
+    } else if (!strcmp(key, "network"))
         bad = parse_int(v, 0, 1, &c->network);
     else if (!strcmp(key, "max-instances"))
         bad = parse_int(v, 1, 100000, &c->max_instances);
@@ -196,6 +201,7 @@ int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
      * after the file so that flags win. */
     static const char *const with_value[] = {
         "state-dir", "listen", "config", "domain-type", "local-uri", "bridge", "subnet",
+        "publish-addr",
         "max-instances", "console-max-kib", "tls-cert", "tls-key", NULL,
     };
     char explicit_cfg[1024] = "";
@@ -206,6 +212,7 @@ int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
     parse_listen(c, CFG_DEFAULT_LISTEN);
     strcpy(c->domain_type, "auto");
     strcpy(c->bridge, CFG_DEFAULT_BRIDGE);
+    strcpy(c->publish_addr, "0.0.0.0");
     cfg_parse_cidr(CFG_DEFAULT_SUBNET, &c->subnet, &c->prefix);
     c->network = 1;
     c->max_instances = 1000;

@@ -27,6 +27,7 @@ typedef struct {
     char bridge[16];          /* bridge shoald manages for guest networks */
     uint32_t subnet;          /* guest subnet network address, host order */
     int prefix;               /* guest subnet prefix length (8..30) */
+    char publish_addr[16];    /* host address published ports listen on */
     int network;              /* 0: no bridge, instances run without network */
     char tls_cert[1024];      /* PEM paths; both or neither */
     char tls_key[1024];

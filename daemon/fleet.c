@@ -24,6 +24,7 @@
 #include "log.h"
 #include "netbr.h"
 #include "node.h"
+#include "portfwd.h"
 
 /* Serialises read-modify-write of instance rows across threads. */
 static pthread_mutex_t row_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -422,6 +423,23 @@ static void starting_fn(state_instance *in, void *ctx)
     in->last_error[0] = 0;
 }
 
+/* Open the instance's published ports (a failure is reported, the guest
+ * keeps running). */
+static void publish_ports(fleet *f, const state_instance *in)
+{
+    char err[256];
+    if (!f->pfwd || !in->ipv4)
+        return;
+    pfwd_remove(f->pfwd, in->id);
+    for (int i = 0; i < in->nports; i++) {
+        if (pfwd_add(f->pfwd, in->id, in->ports[i].host, in->ipv4, in->ports[i].guest, err,
+                     sizeof err) != 0) {
+            log_warn("instance %s: cannot publish %s", in->id, err);
+            fleet_emit(f, "instance.warning", in->id, in->name, NULL, in->host, NULL, NULL, err);
+        }
+    }
+}
+
 static void job_start(fleet *f, const fleet_job *j)
 {
     state_instance in;
@@ -523,6 +541,7 @@ static void job_start(fleet *f, const fleet_job *j)
     rt = fleet_rt_get(f, in.id);
     rt->run_no = run_no;
     pthread_mutex_unlock(&f->mu);
+    publish_ports(f, &in);
     log_info("instance %s (%s) started on %s", in.id, in.name, in.host);
     poll_status(f, in.id);
 out:
@@ -584,6 +603,7 @@ static void job_domain_gone(fleet *f, const fleet_job *j)
     rt->active = 0;
     rt->request_ms = 0;
     pthread_mutex_unlock(&f->mu);
+    pfwd_remove(f->pfwd, in.id);
 
     if (have_outcome && rec.kind == GST_EXIT)
         c.exit_code = rec.exit_code;
@@ -811,6 +831,7 @@ static void reconcile_host(fleet *f, const char *host_name)
                      host_name);
             if (!fleet_state_live(row->state))
                 fleet_set_state(f, row->id, ST_STARTING, NULL);
+            publish_ports(f, row);
         }
         if (doms[d].internal_error)
             fleet_queue(f, JOB_DOMAIN_CRASHED, row->id, "kvm-internal-error");
@@ -1106,6 +1127,7 @@ int fleet_delete(fleet *f, const char *key, int force, api_status *st)
         state_inst_free(&in);
         return api_status_set(st, API_E_INTERNAL, NULL, "%s", err);
     }
+    pfwd_remove(f->pfwd, in.id);
     if (img_ref_release(f->img, in.image_digest, &ierr) != 0)
         log_warn("instance %s: releasing image %s: %s", in.id, in.image_digest, ierr.msg);
     fleet_console_path(f, in.id, path, sizeof path);
@@ -1426,6 +1448,8 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
         snprintf(err, errlen, "inotify on '%s': %s", f->run_dir, strerror(errno));
         goto fail;
     }
+    if (pfwd_start(cfg->publish_addr, &f->pfwd, err, errlen) != 0)
+        goto fail;
     if (load_hosts(f, err, errlen) != 0)
         goto fail;
 
@@ -1472,6 +1496,7 @@ fail_threads:
 fail:
     for (size_t i = 0; i < f->nhosts; i++)
         free(f->hosts[i].labels_json);
+    pfwd_stop(f->pfwd);
     if (f->inotify_fd >= 0)
         close(f->inotify_fd);
     if (f->wake_fd >= 0)
@@ -1507,6 +1532,7 @@ void fleet_close(fleet *f)
         f->jobs = j->next;
         free(j);
     }
+    pfwd_stop(f->pfwd);
     close(f->inotify_fd);
     close(f->wake_fd);
     free(f->rt);

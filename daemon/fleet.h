@@ -49,6 +49,7 @@
 
 struct node;
 struct img_store;
+struct pfwd;
 
 /* One host: a libvirt connection plus what the scheduler needs to know. */
 typedef struct {
@@ -102,6 +103,7 @@ typedef struct fleet {
     char run_dir[1100];            /* status files: RUN_DIR/<id>.status */
     char log_dir[1100];            /* consoles: LOG_DIR/<id>.log */
     uint32_t gateway;              /* bridge address (host order), 0 = no network */
+    struct pfwd *pfwd;             /* published ports */
 
     pthread_mutex_t mu;
     pthread_cond_t job_cv;         /* jobs queued / instance no longer busy */
