@@ -376,7 +376,9 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err,
                 "  <devices>\n"
                 "    <serial type='file'>\n      <source path='");
     buf_esc(&b, s->console_log);
-    buf_str(&b, "'/>\n      <target port='0'/>\n    </serial>\n"
+    /* append: the daemon rotates the console by truncating it under QEMU,
+     * which needs O_APPEND; a new run also keeps the previous output. */
+    buf_str(&b, "' append='on'/>\n      <target port='0'/>\n    </serial>\n"
                 "    <serial type='file'>\n      <source path='");
     buf_esc(&b, s->status_log);
     buf_str(&b, "'/>\n      <target port='1'/>\n    </serial>\n");

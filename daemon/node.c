@@ -1109,14 +1109,14 @@ int node_shutdown(struct node *n, const char *name, unsigned timeout_ms,
     rc = lookup(n, "shutdown", name, &dom, err, errlen);
     if (rc != NODE_OK)
         goto out;
+    deadline = now_ms() + timeout_ms;
     if (virDomainShutdown(dom) < 0) {
         if (dom_gone(dom)) {
             rc = NODE_OK; /* went away by itself meanwhile */
             goto out;
         }
-        /* fall through to destroy: e.g. no ACPI support in the guest */
+        deadline = 0; /* shutdown refused (e.g. no ACPI): destroy now */
     }
-    deadline = now_ms() + timeout_ms;
     while (now_ms() < deadline) {
         if (dom_gone(dom)) {
             rc = NODE_OK;

@@ -177,8 +177,14 @@ struct node_dom {
 int node_open(const char *uri, const struct node_opts *opts,
               struct node **out, char *err, size_t errlen);
 
-/* Deregister callbacks, close the connection, stop the event loop if this
- * was the last node. Running domains keep running. Accepts NULL. */
+/* Deregister callbacks (waits until libvirt has released them, so no
+ * callback runs after this returns), close the connection, stop the event
+ * loop if this was the last node. Running domains keep running. Accepts
+ * NULL. Embed driver: libvirt keeps the driver loaded (and the root locked)
+ * until the process exits, but with the loop stopped it no longer services
+ * QEMU monitors, so a guest powering off after the last node_close keeps
+ * its QEMU until a later open (in this or another process) adopts it.
+ * Close the last node only when the process is about to exit. */
 void node_close(struct node *node);
 
 /* URI given to node_open (owned by node). */

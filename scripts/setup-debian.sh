@@ -25,4 +25,13 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+# libvirt's QEMU driver resolves its default user before reading qemu.conf;
+# libvirt-daemon-system would create it, the embedded driver needs it too.
+if ! getent group libvirt-qemu >/dev/null; then
+    groupadd --system libvirt-qemu
+fi
+if ! getent passwd libvirt-qemu >/dev/null; then
+    useradd --system --no-create-home --home-dir /var/lib/libvirt \
+        --shell /usr/sbin/nologin -g libvirt-qemu -G kvm libvirt-qemu
+fi
 echo "setup: all packages present"

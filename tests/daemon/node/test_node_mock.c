@@ -1,0 +1,129 @@
+/*
+ * test_node_mock.c - node against libvirt's mock driver (test:///default):
+ * capacity, verdict without canary, start/list/state/destroy and events.
+ * No QEMU involved, so it is fast and runs as label `unit`.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "evlog.h"
+#include "node.h"
+
+static struct evlog elog;
+static struct node *node;
+static char err[NODE_ERR_MAX];
+
+static int setup(void **state)
+{
+    (void)state;
+    struct node_opts o = { .on_event = evlog_cb, .user = &elog };
+    evlog_init(&elog);
+    if (node_open("test:///default", &o, &node, err, sizeof err) != NODE_OK) {
+        fprintf(stderr, "node_open: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    node_close(node);
+    node = NULL;
+    evlog_destroy(&elog);
+    return 0;
+}
+
+static void capacity_and_verdict(void **state)
+{
+    (void)state;
+    struct node_capacity c;
+    assert_int_equal(node_capacity(node, &c, err, sizeof err), NODE_OK);
+    assert_int_equal(c.vcpus, 16);          /* what the mock reports */
+    assert_int_equal(c.memory_mib, 3072);
+    assert_int_equal(node_domain_type(node), DOMXML_VIRT_QEMU);
+    assert_non_null(strstr(node_domain_type_reason(node), "test driver"));
+    assert_true(node_alive(node));
+}
+
+static void start_list_destroy(void **state)
+{
+    (void)state;
+    struct node_dom *l = NULL, d;
+    size_t n = 99;
+    char uuid[DOMXML_UUID_LEN + 1];
+
+    /* the mock's own domain "test" has no shoal metadata: not listed */
+    assert_int_equal(node_list(node, &l, &n, err, sizeof err), NODE_OK);
+    assert_int_equal(n, 0);
+    assert_null(l);
+
+    struct domxml_spec s = {
+        .name = "mock-1", .boot = DOMXML_BOOT_PVH, .memory_mib = 32,
+        .vcpus = 1, .kernel = "/nonexistent/k.elf", .cmdline = "a=b",
+        .console_log = "/tmp/mock-1.console", .status_log = "/tmp/mock-1.status",
+        .instance_id = "m-1",
+    };
+    assert_int_equal(node_start(node, &s, uuid, err, sizeof err), NODE_OK);
+    assert_int_equal(strlen(uuid), DOMXML_UUID_LEN);
+    assert_true(evlog_wait(&elog, "m-1", NODE_EVENT_STARTED, 10, NULL) >= 0);
+
+    assert_int_equal(node_list(node, &l, &n, err, sizeof err), NODE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].instance_id, "m-1");
+    assert_string_equal(l[0].name, "mock-1");
+    assert_string_equal(l[0].uuid, uuid);
+    assert_int_equal(l[0].state, NODE_DOM_RUNNING);
+    node_list_free(l);
+
+    assert_int_equal(node_state(node, "mock-1", &d, err, sizeof err), NODE_OK);
+    assert_string_equal(node_dom_state_name(d.state), "running");
+
+    assert_int_equal(node_start(node, &s, NULL, err, sizeof err), NODE_E_EXISTS);
+    assert_int_equal(node_destroy(node, "mock-1", err, sizeof err), NODE_OK);
+    struct evlog_entry e;
+    assert_true(evlog_wait(&elog, "m-1", NODE_EVENT_STOPPED, 10, &e) >= 0);
+    assert_string_equal(e.detail, "destroyed");
+    assert_int_equal(node_destroy(node, "mock-1", err, sizeof err),
+                     NODE_E_NOTFOUND);
+    assert_non_null(strstr(err, "'mock-1'"));
+}
+
+static void forced_type_and_bad_args(void **state)
+{
+    (void)state;
+    struct node *n2 = NULL;
+    struct node_opts o = { .domain_type = DOMXML_VIRT_KVM };
+    assert_int_equal(node_open("test:///default", &o, &n2, err, sizeof err),
+                     NODE_OK);
+    assert_int_equal(node_domain_type(n2), DOMXML_VIRT_KVM);
+    assert_string_equal(node_domain_type_reason(n2), "forced by operator");
+    node_close(n2);
+
+    assert_int_equal(node_open(NULL, NULL, &n2, err, sizeof err), NODE_E_INVAL);
+    assert_null(n2);
+    o.domain_type = (enum domxml_virt)7;
+    assert_int_equal(node_open("test:///default", &o, &n2, err, sizeof err),
+                     NODE_E_INVAL);
+    assert_int_equal(node_open("bogus:///nothing", NULL, &n2, err, sizeof err),
+                     NODE_E_CONN);
+    assert_non_null(strstr(err, "'bogus:///nothing'"));
+    node_close(NULL);
+    node_list_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(capacity_and_verdict),
+        cmocka_unit_test(start_list_destroy),
+        cmocka_unit_test(forced_type_and_bad_args),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

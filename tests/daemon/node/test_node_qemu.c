@@ -1,0 +1,586 @@
+/*
+ * test_node_qemu.c - the node layer against real QEMU through libvirt's
+ * embedded driver (qemu:///embed?root=<tmpdir>), label `integration`.
+ *
+ * One embed root per test process (libvirt allows one per process, and the
+ * first open of a root probes QEMU for ~8 s). Adoption of running domains
+ * by a new process is tested with two child processes (this binary
+ * re-executed with --child-start / --child-adopt). Every wait is bounded;
+ * teardown destroys all shoal domains, kills any QEMU whose command line
+ * mentions the temp root (by pid) and removes the root.
+ *
+ * Prints the measured timings (open, create, poweroff->STOPPED) and the
+ * KVM verdict.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "evlog.h"
+#include "node.h"
+
+#define WAIT_S 30.0
+
+static char root[128];
+static char root2[128];
+static char uri[256];
+static struct node *node;
+static struct evlog elog;
+static char err[NODE_ERR_MAX];
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static int file_has(const char *path, const char *needle)
+{
+    char buf[4096];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return strstr(buf, needle) != NULL;
+}
+
+static int wait_file_has(const char *path, const char *needle, double timeout_s)
+{
+    double deadline = evlog_now() + timeout_s;
+    while (evlog_now() < deadline) {
+        if (file_has(path, needle))
+            return 1;
+        usleep(20000);
+    }
+    return 0;
+}
+
+struct guest {
+    char name[64], id[64], console[256], status[256];
+    struct domxml_spec spec;
+};
+
+static void guest_init(struct guest *g, const char *id, const char *cmdline,
+                       enum domxml_virt virt)
+{
+    memset(g, 0, sizeof *g);
+    snprintf(g->id, sizeof g->id, "%s", id);
+    snprintf(g->name, sizeof g->name, "t-%s", id);
+    snprintf(g->console, sizeof g->console, "%s/%s.console", root, id);
+    snprintf(g->status, sizeof g->status, "%s/%s.status", root, id);
+    g->spec = (struct domxml_spec){
+        .name = g->name, .virt = virt, .boot = DOMXML_BOOT_PVH,
+        .memory_mib = 16, .vcpus = 1, .kernel = CANARY_ELF,
+        .cmdline = cmdline, .console_log = g->console,
+        .status_log = g->status, .instance_id = g->id,
+    };
+}
+
+static void start_ok(struct guest *g, double *create_s)
+{
+    double t0 = evlog_now();
+    int rc = node_start(node, &g->spec, NULL, err, sizeof err);
+    if (rc != NODE_OK)
+        fail_msg("node_start %s: %d %s", g->name, rc, err);
+    if (create_s)
+        *create_s = evlog_now() - t0;
+}
+
+static void expect_event(const char *id, enum node_event ev, const char *detail,
+                         struct evlog_entry *out)
+{
+    struct evlog_entry e;
+    if (evlog_wait(&elog, id, ev, WAIT_S, &e) < 0)
+        fail_msg("no %s event for '%s' within %.0f s", node_event_name(ev), id,
+                 WAIT_S);
+    if (detail && strcmp(e.detail, detail) != 0)
+        fail_msg("%s event for '%s' has detail '%s', want '%s'",
+                 node_event_name(ev), id, e.detail, detail);
+    if (out)
+        *out = e;
+}
+
+static int list_find(const char *id, struct node_dom *out)
+{
+    struct node_dom *l = NULL;
+    size_t n = 0;
+    int found = 0;
+    int rc = node_list(node, &l, &n, err, sizeof err);
+    if (rc != NODE_OK)
+        fail_msg("node_list: %d %s", rc, err);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(l[i].instance_id, id) == 0) {
+            found = 1;
+            if (out)
+                *out = l[i];
+        }
+    }
+    node_list_free(l);
+    return found;
+}
+
+/* Kill (by pid) every process whose command line mentions dir. */
+static void kill_qemus_under(const char *dir)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        char path[300], buf[8192];
+        pid_t pid = (pid_t)atoi(de->d_name);
+        if (pid <= 0 || pid == getpid())
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i++)
+            if (buf[i] == '\0')
+                buf[i] = ' ';
+        buf[n] = '\0';
+        if (strstr(buf, "qemu-system") && strstr(buf, dir)) {
+            fprintf(stderr, "teardown: killing leftover qemu pid %d\n", (int)pid);
+            kill(pid, SIGKILL);
+        }
+    }
+    closedir(d);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)flag;
+    (void)f;
+    remove(p);
+    return 0;
+}
+
+static void destroy_all(struct node *n)
+{
+    struct node_dom *l = NULL;
+    size_t cnt = 0;
+    if (!n || node_list(n, &l, &cnt, NULL, 0) != NODE_OK)
+        return;
+    for (size_t i = 0; i < cnt; i++)
+        node_destroy(n, l[i].name, NULL, 0);
+    node_list_free(l);
+}
+
+static struct node *open_root(struct evlog *log, double *open_s)
+{
+    struct node_opts o = { .state_dir = root, .on_event = evlog_cb, .user = log };
+    struct node *n = NULL;
+    double t0 = evlog_now();
+    int rc = node_open(uri, &o, &n, err, sizeof err);
+    if (open_s)
+        *open_s = evlog_now() - t0;
+    if (rc != NODE_OK) {
+        fprintf(stderr, "node_open %s: %d %s\n", uri, rc, err);
+        return NULL;
+    }
+    return n;
+}
+
+/* ---- children (a new process per embed-root user) ------------------------- */
+
+static int child_start(void)
+{
+    struct evlog l;
+    struct guest g;
+    int rc = 1;
+    evlog_init(&l);
+    node = open_root(&l, NULL);
+    if (!node)
+        goto out;
+    guest_init(&g, "adopt-1", "canary=hang", node_domain_type(node));
+    if (node_start(node, &g.spec, NULL, err, sizeof err) != NODE_OK) {
+        fprintf(stderr, "child: start: %s\n", err);
+        goto out;
+    }
+    if (evlog_wait(&l, "adopt-1", NODE_EVENT_STARTED, WAIT_S, NULL) < 0 ||
+        !wait_file_has(g.console, "hang", WAIT_S)) {
+        fprintf(stderr, "child: adopt-1 did not start\n");
+        goto out;
+    }
+    rc = 0; /* exit leaving the guest running */
+out:
+    node_close(node);
+    evlog_destroy(&l);
+    return rc;
+}
+
+static int child_adopt(void)
+{
+    struct evlog l;
+    struct node_dom d;
+    double open_s;
+    int rc = 1;
+    evlog_init(&l);
+    node = open_root(&l, &open_s);
+    if (!node)
+        goto out;
+    fprintf(stderr, "child: reopen with a running domain took %.3f s (%s)\n",
+            open_s, node_domain_type_reason(node));
+    /* child 1 ran the canary on this root; its verdict must be reused */
+    if (strncmp(node_domain_type_reason(node), "cached verdict", 14) != 0) {
+        fprintf(stderr, "child: verdict not taken from the cache\n");
+        goto out;
+    }
+    /* straight after open: the domain must be listed, running, and
+     * destroyable (node_open waited for libvirt's async adoption) */
+    if (!list_find("adopt-1", &d) || d.state != NODE_DOM_RUNNING) {
+        fprintf(stderr, "child: adopt-1 not listed as running\n");
+        goto out;
+    }
+    if (node_destroy(node, d.name, err, sizeof err) != NODE_OK) {
+        fprintf(stderr, "child: destroy adopted: %s\n", err);
+        goto out;
+    }
+    if (evlog_wait(&l, "adopt-1", NODE_EVENT_STOPPED, WAIT_S, NULL) < 0) {
+        fprintf(stderr, "child: no STOPPED for adopt-1\n");
+        goto out;
+    }
+    if (list_find("adopt-1", NULL)) {
+        fprintf(stderr, "child: adopt-1 still listed after destroy\n");
+        goto out;
+    }
+    rc = 0;
+out:
+    node_close(node);
+    evlog_destroy(&l);
+    return rc;
+}
+
+static int run_child(const char *mode, const char *dir)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", "test_node_qemu", mode, dir, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- setup / teardown ----------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    double open_s;
+    snprintf(root, sizeof root, "/tmp/shoal-node-XXXXXX");
+    if (!mkdtemp(root))
+        return -1;
+    snprintf(uri, sizeof uri, "qemu:///embed?root=%s", root);
+    evlog_init(&elog);
+    elog.verbose = getenv("SHOAL_TEST_VERBOSE") != NULL;
+    node = open_root(&elog, &open_s);
+    if (!node)
+        return -1;
+    fprintf(stderr, "open %s: %.3f s; domain type %s (%s)\n", uri, open_s,
+            node_domain_type(node) == DOMXML_VIRT_KVM ? "kvm" : "qemu",
+            node_domain_type_reason(node));
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    destroy_all(node);
+    node_close(node);
+    node = NULL;
+    if (root[0]) {
+        kill_qemus_under(root);
+        nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    if (root2[0]) {
+        kill_qemus_under(root2);
+        nftw(root2, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    evlog_destroy(&elog);
+    return 0;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void capacity(void **state)
+{
+    (void)state;
+    struct node_capacity c;
+    assert_int_equal(node_capacity(node, &c, err, sizeof err), NODE_OK);
+    assert_true(c.memory_mib > 0);
+    assert_true(c.vcpus > 0);
+    assert_string_equal(node_uri(node), uri);
+    fprintf(stderr, "capacity: %llu MiB (%llu free), %u vcpus, %s\n",
+            (unsigned long long)c.memory_mib,
+            (unsigned long long)c.free_memory_mib, c.vcpus, c.model);
+}
+
+static void poweroff(enum domxml_virt virt, const char *id)
+{
+    struct guest g;
+    struct evlog_entry st, sd, sp;
+    double create_s;
+
+    guest_init(&g, id, NULL, virt);
+    start_ok(&g, &create_s);
+    expect_event(id, NODE_EVENT_STARTED, "booted", &st);
+    expect_event(id, NODE_EVENT_SHUTDOWN, NULL, &sd);
+    expect_event(id, NODE_EVENT_STOPPED, "shutdown", &sp);
+    assert_true(file_has(g.console, "ok"));
+    assert_false(list_find(id, NULL));
+    fprintf(stderr, "%s: create %.3f s, STARTED->SHUTDOWN %.3f s, "
+            "SHUTDOWN->STOPPED %.3f s\n", virt == DOMXML_VIRT_KVM ? "kvm" : "tcg",
+            create_s, sd.t - st.t, sp.t - sd.t);
+}
+
+static void poweroff_tcg(void **state)
+{
+    (void)state;
+    poweroff(DOMXML_VIRT_QEMU, "off-tcg");
+}
+
+static void poweroff_kvm(void **state)
+{
+    (void)state;
+    if (node_domain_type(node) != DOMXML_VIRT_KVM) {
+        fprintf(stderr, "skip: KVM not usable here (%s)\n",
+                node_domain_type_reason(node));
+        skip();
+    }
+    poweroff(DOMXML_VIRT_KVM, "off-kvm");
+}
+
+static void poweroff_multiboot(void **state)
+{
+    (void)state;
+    struct guest g;
+    guest_init(&g, "off-mb", NULL, DOMXML_VIRT_QEMU);
+    g.spec.kernel = CANARY_MB_ELF;
+    g.spec.boot = DOMXML_BOOT_MULTIBOOT;
+    start_ok(&g, NULL);
+    expect_event("off-mb", NODE_EVENT_STOPPED, "shutdown", NULL);
+    assert_true(file_has(g.console, "ok"));
+}
+
+static void hang_list_destroy(void **state)
+{
+    (void)state;
+    struct guest g;
+    struct node_dom d;
+    struct evlog_entry e;
+
+    guest_init(&g, "hang-1", "canary=hang", node_domain_type(node));
+    start_ok(&g, NULL);
+    expect_event("hang-1", NODE_EVENT_STARTED, NULL, NULL);
+    assert_true(wait_file_has(g.console, "hang", WAIT_S));
+    assert_true(list_find("hang-1", &d));
+    assert_string_equal(d.name, "t-hang-1");
+    assert_int_equal(d.state, NODE_DOM_RUNNING);
+    assert_int_equal(d.internal_error, 0);
+    assert_int_equal(strlen(d.uuid), DOMXML_UUID_LEN);
+    assert_int_equal(node_state(node, "t-hang-1", &d, err, sizeof err), NODE_OK);
+    assert_int_equal(d.state, NODE_DOM_RUNNING);
+    assert_string_equal(d.instance_id, "hang-1");
+
+    double t0 = evlog_now();
+    assert_int_equal(node_destroy(node, "t-hang-1", err, sizeof err), NODE_OK);
+    expect_event("hang-1", NODE_EVENT_STOPPED, "destroyed", &e);
+    fprintf(stderr, "destroy -> STOPPED: %.3f s\n", e.t - t0);
+    assert_false(list_find("hang-1", NULL));
+    assert_int_equal(node_destroy(node, "t-hang-1", err, sizeof err),
+                     NODE_E_NOTFOUND);
+    assert_non_null(strstr(err, "'t-hang-1'"));
+    assert_int_equal(node_state(node, "t-hang-1", &d, err, sizeof err),
+                     NODE_E_NOTFOUND);
+}
+
+static void hang_shutdown_forced(void **state)
+{
+    (void)state;
+    struct guest g;
+    int forced = -1;
+    guest_init(&g, "hang-2", "canary=hang", node_domain_type(node));
+    start_ok(&g, NULL);
+    expect_event("hang-2", NODE_EVENT_STARTED, NULL, NULL);
+    double t0 = evlog_now();
+    assert_int_equal(node_shutdown(node, "t-hang-2", 500, &forced, err,
+                                   sizeof err), NODE_OK);
+    assert_int_equal(forced, 1); /* the canary ignores the power button */
+    expect_event("hang-2", NODE_EVENT_STOPPED, "destroyed", NULL);
+    fprintf(stderr, "shutdown(500 ms) -> gone: %.3f s\n", evlog_now() - t0);
+    assert_int_equal(node_shutdown(node, "t-hang-2", 500, &forced, err,
+                                   sizeof err), NODE_E_NOTFOUND);
+}
+
+static void panic_is_crash(void **state)
+{
+    (void)state;
+    struct guest g;
+    guest_init(&g, "panic-1", "canary=panic", node_domain_type(node));
+    start_ok(&g, NULL);
+    expect_event("panic-1", NODE_EVENT_CRASHED, "panicked", NULL);
+    expect_event("panic-1", NODE_EVENT_STOPPED, "crashed", NULL);
+}
+
+static void kvm_internal_error(void **state)
+{
+    (void)state;
+    struct guest g;
+    struct node_dom d;
+    struct evlog_entry e;
+
+    if (access("/dev/kvm", R_OK | W_OK) != 0)
+        skip();
+    guest_init(&g, "sse-kvm", "canary=sse", DOMXML_VIRT_KVM);
+    if (node_start(node, &g.spec, NULL, err, sizeof err) != NODE_OK) {
+        fprintf(stderr, "skip: kvm domain does not start: %s\n", err);
+        skip();
+    }
+    /* kvm-pvm: emulation failure pauses the VM -> CRASHED kvm-internal-error.
+     * Hardware KVM: #UD -> triple fault -> reset -> STOPPED. */
+    for (double end = evlog_now() + WAIT_S; evlog_now() < end;) {
+        if (evlog_wait(&elog, "sse-kvm", NODE_EVENT_CRASHED, 0.1, &e) >= 0)
+            break;
+        if (evlog_wait(&elog, "sse-kvm", NODE_EVENT_STOPPED, 0.1, NULL) >= 0) {
+            fprintf(stderr, "sse under kvm: guest reset (hardware KVM?)\n");
+            return;
+        }
+    }
+    assert_string_equal(e.detail, "kvm-internal-error");
+    assert_int_equal(node_state(node, "t-sse-kvm", &d, err, sizeof err), NODE_OK);
+    assert_int_equal(d.state, NODE_DOM_PAUSED);
+    assert_int_equal(d.internal_error, 1);
+    assert_true(list_find("sse-kvm", &d));
+    assert_int_equal(d.internal_error, 1);
+    assert_int_equal(node_destroy(node, "t-sse-kvm", err, sizeof err), NODE_OK);
+    expect_event("sse-kvm", NODE_EVENT_STOPPED, "destroyed", NULL);
+}
+
+static void start_errors(void **state)
+{
+    (void)state;
+    struct guest g;
+
+    guest_init(&g, "dup-1", "canary=hang", DOMXML_VIRT_QEMU);
+    start_ok(&g, NULL);
+    assert_int_equal(node_start(node, &g.spec, NULL, err, sizeof err),
+                     NODE_E_EXISTS);
+    assert_non_null(strstr(err, "'t-dup-1'"));
+    assert_int_equal(node_destroy(node, "t-dup-1", err, sizeof err), NODE_OK);
+
+    guest_init(&g, "bad-1", NULL, DOMXML_VIRT_QEMU);
+    g.spec.name = "bad name";
+    assert_int_equal(node_start(node, &g.spec, NULL, err, sizeof err),
+                     NODE_E_INVAL);
+    assert_non_null(strstr(err, "'bad name'"));
+
+    guest_init(&g, "nokernel-1", NULL, DOMXML_VIRT_QEMU);
+    g.spec.kernel = "/nonexistent/kernel.elf";
+    assert_int_equal(node_start(node, &g.spec, NULL, err, sizeof err),
+                     NODE_E_LIBVIRT);
+    fprintf(stderr, "missing kernel: %s\n", err);
+    assert_false(list_find("nokernel-1", NULL));
+}
+
+/* Run `cp -a src dst`; 0 on success. */
+static int copy_tree(const char *src, const char *dst)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("cp", "cp", "-a", src, dst, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* libvirt keeps an embedded driver alive until the process exits (its pid
+ * file lock on ROOT/run/qemu/driver.pid stays held after the last close),
+ * so the adoption test uses a second root, owned only by two successive
+ * child processes. Copying the first root's capability cache avoids a
+ * second ~8 s QEMU probe. */
+static void adopt_in_new_process(void **state)
+{
+    (void)state;
+    char src[300], dst[300];
+    snprintf(root2, sizeof root2, "/tmp/shoal-node2-XXXXXX");
+    assert_non_null(mkdtemp(root2));
+    snprintf(src, sizeof src, "%s/cache", root);
+    snprintf(dst, sizeof dst, "%s/cache", root2);
+    if (copy_tree(src, dst) != 0)
+        fprintf(stderr, "note: could not copy capability cache\n");
+    double t0 = evlog_now();
+    assert_int_equal(run_child("--child-start", root2), 0);
+    fprintf(stderr, "child 1 (open, start, exit): %.3f s\n", evlog_now() - t0);
+    t0 = evlog_now();
+    assert_int_equal(run_child("--child-adopt", root2), 0);
+    fprintf(stderr, "child 2 (open, adopt, destroy): %.3f s\n", evlog_now() - t0);
+}
+
+/* The embedded driver stays loaded in this process, so closing and
+ * reopening the connection (what node_reconnect does) must work and see
+ * running domains again. */
+static void reconnect_sees_running(void **state)
+{
+    (void)state;
+    struct guest g;
+    guest_init(&g, "recon-1", "canary=hang", node_domain_type(node));
+    start_ok(&g, NULL);
+    expect_event("recon-1", NODE_EVENT_STARTED, NULL, NULL);
+    double t0 = evlog_now();
+    int rc = node_reconnect(node, err, sizeof err);
+    if (rc != NODE_OK)
+        fail_msg("node_reconnect: %d %s", rc, err);
+    fprintf(stderr, "reconnect: %.3f s\n", evlog_now() - t0);
+    assert_true(node_alive(node));
+    assert_true(list_find("recon-1", NULL));
+    assert_int_equal(node_destroy(node, "t-recon-1", err, sizeof err), NODE_OK);
+    /* events flow on the new connection */
+    expect_event("recon-1", NODE_EVENT_STOPPED, "destroyed", NULL);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--child-start") == 0) {
+        snprintf(root, sizeof root, "%s", argv[2]);
+        snprintf(uri, sizeof uri, "qemu:///embed?root=%s", root);
+        return child_start();
+    }
+    if (argc == 3 && strcmp(argv[1], "--child-adopt") == 0) {
+        snprintf(root, sizeof root, "%s", argv[2]);
+        snprintf(uri, sizeof uri, "qemu:///embed?root=%s", root);
+        return child_adopt();
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(capacity),
+        cmocka_unit_test(poweroff_tcg),
+        cmocka_unit_test(poweroff_kvm),
+        cmocka_unit_test(poweroff_multiboot),
+        cmocka_unit_test(hang_list_destroy),
+        cmocka_unit_test(hang_shutdown_forced),
+        cmocka_unit_test(panic_is_crash),
+        cmocka_unit_test(kvm_internal_error),
+        cmocka_unit_test(start_errors),
+        cmocka_unit_test(reconnect_sees_running),
+        cmocka_unit_test(adopt_in_new_process),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
