@@ -18,6 +18,7 @@
 
 #include "api.h"
 #include "fleet.h"
+#include "guestcmd.h"
 #include "img_store.h"
 #include "log.h"
 #include "netbr.h"
@@ -265,41 +266,18 @@ static api_code be_image_upload_commit(void *ctx, void *upload, api_sink *out, a
     api_code rc;
 
     memset(&info, 0, sizeof info);
-    if (!u->digest[0]) {
-        /* No digest to check: name, tag and labels land in one transaction. */
-        if (img_upload_commit(u->up, u->name, u->tag, u->labels, u->n_labels, &info, &e) != 0) {
-            u->up = NULL;
-            rc = img_status(st, &e, NULL);
-            goto out;
-        }
-    } else {
-        /* Store untagged, compare, and only then name it. A mismatch leaves
-         * an untagged blob that the next GC removes. */
-        if (img_upload_commit(u->up, NULL, NULL, NULL, 0, &info, &e) != 0) {
-            u->up = NULL;
-            rc = img_status(st, &e, NULL);
-            goto out;
-        }
-        if (strcmp(info.digest, u->digest) != 0) {
-            img_gc(f->img, NULL, NULL);
-            u->up = NULL;
-            rc = api_status_set(st, API_E_INVALID_IMAGE, "digest", "upload digest %s does "
-                                "not match the expected %s", info.digest, u->digest);
-            goto out;
-        }
-        snprintf(ref, sizeof ref, "%s:%s", u->name, u->tag);
-        if (img_tag(f->img, info.digest, ref, &e) != 0) {
-            u->up = NULL;
-            rc = img_status(st, &e, NULL);
-            goto out;
-        }
-        for (size_t i = 0; i < u->n_labels; i++) {
-            if (img_label_set(f->img, info.digest, u->labels[i].key, u->labels[i].value, &e)) {
-                u->up = NULL;
-                rc = img_status(st, &e, "label");
-                goto out;
-            }
-        }
+    /* With an expected digest, a mismatch fails the commit before anything
+     * becomes visible; name, tag and labels land in one transaction. */
+    if (u->digest[0] && img_upload_expect(u->up, u->digest, &e) != 0) {
+        img_upload_abort(u->up);
+        u->up = NULL;
+        rc = img_status(st, &e, "digest");
+        goto out;
+    }
+    if (img_upload_commit(u->up, u->name, u->tag, u->labels, u->n_labels, &info, &e) != 0) {
+        u->up = NULL;
+        rc = img_status(st, &e, u->digest[0] && e.code == IMG_E_INVALID ? "digest" : NULL);
+        goto out;
     }
     u->up = NULL;
     snprintf(ref, sizeof ref, "%s:%s", u->name, u->tag);
@@ -732,6 +710,26 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
         args_json = json_text(a);
         env_json = json_text(kv_to_json(spec->env, spec->n_env));
         labels_json = json_text(kv_to_json(spec->labels, spec->n_labels));
+    }
+    {
+        /* The guest gets args and env on its command line: refuse what
+         * cannot fit now rather than fail at start. Room is kept for the
+         * kernel's own keys (address, gateway, MAC). */
+        gcmd c;
+        char cerr[160];
+        gcmd_init(&c);
+        gcmd_env(&c, "shoal.ip", "255.255.255.255/32");
+        gcmd_env(&c, "shoal.gw", "255.255.255.255");
+        gcmd_env(&c, "shoal.mac", "00:00:00:00:00:00");
+        for (size_t i = 0; i < spec->n_env; i++)
+            gcmd_env(&c, spec->env[i].key, spec->env[i].value);
+        for (size_t i = 0; i < spec->n_args; i++)
+            gcmd_arg(&c, spec->args[i]);
+        if (gcmd_finish(&c, cerr, sizeof cerr) != 0) {
+            rc = api_status_set(st, API_E_INVALID_FIELD, spec->n_args ? "args" : "env", "%s",
+                                cerr);
+            goto out;
+        }
     }
     made = calloc(count, sizeof *made);
     if (!made || !args_json || !env_json || !labels_json) {

@@ -146,7 +146,7 @@ static int apply(cfg_t *c, const char *key, const char *v, const char *where,
     else if (!strcmp(key, "max-instances"))
         bad = parse_int(v, 1, 100000, &c->max_instances);
     else if (!strcmp(key, "console-max-kib"))
-        bad = parse_int(v, 4, 1 << 20, &c->console_max_kib);
+        bad = parse_int(v, 1, 1 << 20, &c->console_max_kib);
     else if (!strcmp(key, "tls-cert"))
         bad = copy_str(c->tls_cert, sizeof c->tls_cert, v);
     else if (!strcmp(key, "tls-key"))

@@ -69,6 +69,8 @@ static void domain_name(const char *id, char *buf, size_t len)
     snprintf(buf, len, "shoal-%s", id);
 }
 
+static void rotate_console(fleet *f, const char *id);
+
 /* ---- runtime table ------------------------------------------------------ */
 
 fleet_rt *fleet_rt_get(fleet *f, const char *id)
@@ -604,6 +606,7 @@ static void job_domain_gone(fleet *f, const fleet_job *j)
     rt->request_ms = 0;
     pthread_mutex_unlock(&f->mu);
     pfwd_remove(f->pfwd, in.id);
+    rotate_console(f, in.id);
 
     if (have_outcome && rec.kind == GST_EXIT)
         c.exit_code = rec.exit_code;

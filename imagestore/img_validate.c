@@ -491,6 +491,26 @@ img_vstatus img_validate_reader(img_read_at_fn read_at, void *ctx, uint64_t size
     return IMG_VALID;
 }
 
+img_vstatus img_validate_head(const void *buf, size_t len, char *msg, size_t msglen)
+{
+    const uint8_t *p = buf;
+    if (msg && msglen)
+        msg[0] = '\0';
+    if (len >= 4 && memcmp(p, ELF_MAGIC, 4) == 0)
+        return IMG_VALID;
+    size_t lim1 = len < MB1_SCAN ? len : MB1_SCAN, lim2 = len < MB2_SCAN ? len : MB2_SCAN;
+    for (size_t off = 0; off + 4 <= lim1; off += 4)
+        if (le32(p + off) == MB1_MAGIC)
+            return IMG_VALID;
+    for (size_t off = 0; off + 4 <= lim2; off += 8)
+        if (le32(p + off) == MB2_MAGIC)
+            return IMG_VALID;
+    if (msg && msglen)
+        snprintf(msg, msglen, "not an ELF file (no 7f 45 4c 46 magic) and no Multiboot header "
+                 "in the first 32 KiB");
+    return IMG_VINVALID;
+}
+
 typedef struct membuf {
     const uint8_t *p;
     size_t len;

@@ -94,6 +94,15 @@ img_vstatus img_validate_buffer(const void *buf, size_t len,
                                 const img_limits *limits, img_vresult *res,
                                 char *msg, size_t msglen);
 
+/*
+ * Early look at the first len bytes of a file whose total size is not known
+ * yet (an upload in progress); len must be at least 32 KiB or the whole file.
+ * IMG_VINVALID when these bytes already show the file cannot be bootable
+ * (no ELF magic and no Multiboot magic where one would have to be); IMG_VALID
+ * means "maybe": only the full validation decides.
+ */
+img_vstatus img_validate_head(const void *buf, size_t len, char *msg, size_t msglen);
+
 /* "pvh", "multiboot", "multiboot2" or "none". */
 const char *img_boot_name(img_boot boot);
 

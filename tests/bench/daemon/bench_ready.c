@@ -320,7 +320,14 @@ int main(int argc, char **argv)
     virEventRegisterDefaultImpl();
     virEventAddTimeout(100, loop_tick, NULL, NULL);
     pthread_create(&loop, NULL, event_loop, NULL);
-    nb = baseline(root, argv[2], dtype, n, bl);
+    {
+        char kernel[4096];
+        if (!realpath(argv[2], kernel)) {
+            fprintf(stderr, "bench_ready: %s: %s\n", argv[2], strerror(errno));
+            return 1;
+        }
+        nb = baseline(root, kernel, dtype, n, bl);
+    }
     loop_run = 0;
 
     snprintf(cmd, sizeof cmd, "pkill -9 -f 'qemu-system.*%s' ; rm -rf %s", tmp, tmp);

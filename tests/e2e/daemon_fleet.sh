@@ -1,0 +1,130 @@
+#!/bin/bash
+# End to end: hosts added by URI (libvirt's test:///default driver stands in
+# for a second machine), placement with --host and cordon, drain with real
+# cold moves onto the local QEMU host, consolidate, host removal, console
+# rotation, --check-config and TLS.
+# usage: daemon_fleet.sh SHOALD IMAGES_DIR
+set -eu
+SHOALD=$1
+IMAGES=$2
+. "$(dirname "$0")/lib.sh"
+
+e2e_setup
+
+# --- configuration check
+check "--check-config accepts a good configuration" \
+    "$SHOALD" --check-config --state-dir "$E2E_STATE"
+set +e
+out=$("$SHOALD" --check-config --state-dir "$E2E_STATE" --subnet 10.0.0.0/33 2>&1)
+rc=$?
+set -e
+check "--check-config rejects a bad subnet (exit $rc)" [ "$rc" = 2 ]
+check "the message quotes the value" grep -q '10.0.0.0/33' <<<"$out"
+
+# --- TLS: a self-signed certificate
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
+    -keyout "$E2E_STATE/key.pem" -out "$E2E_STATE/cert.pem" 2>/dev/null
+ip netns exec "$E2E_NS" "$SHOALD" --state-dir "$E2E_STATE/tls" --listen 127.0.0.1:7443 \
+    --no-network --tls-cert "$E2E_STATE/cert.pem" --tls-key "$E2E_STATE/key.pem" \
+    >"$E2E_STATE/tls.log" 2>&1 &
+TLS_PID=$!
+check "HTTPS answers with the configured certificate" \
+    wait_for 60 ns_curl -fs --cacert "$E2E_STATE/cert.pem" https://localhost:7443/healthz -o /dev/null \
+        --resolve localhost:7443:127.0.0.1
+check "plain HTTP is not served on the TLS port" \
+    bash -c "! ip netns exec $E2E_NS curl -fsS -m 5 http://127.0.0.1:7443/healthz"
+kill "$TLS_PID"
+wait "$TLS_PID" 2>/dev/null || true
+
+# --- the daemon proper, with a tiny console budget
+e2e_start_daemon "$SHOALD" --console-max-kib 1 || exit 1
+for app in hello sleep; do
+    api POST "/v1/images?ref=$app" -H 'Content-Type: application/octet-stream' \
+        --data-binary "@$IMAGES/$app.elf"
+    check "push $app (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+done
+
+# --- console rotation: hello prints its arguments (3 x 1000 bytes)
+big=$(head -c 1000 /dev/zero | tr '\0' 'x')
+args=$(for _ in $(seq 3); do printf '"%s",' "$big"; done)
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d "{\"image\":\"hello\",\"name\":\"chatty\",\"args\":[${args%,}]}"
+check "chatty created (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "chatty exits" wait_for 60 inst_state_is chatty exited
+CID=$(inst_field chatty .id)
+size=$(stat -c %s "$E2E_STATE/logs/$CID.log")
+check "console kept under its budget ($size bytes)" [ "$size" -le 1024 ]
+check "older console output rotated to .1" [ -s "$E2E_STATE/logs/$CID.log.1" ]
+
+# --- arguments that cannot fit the guest command line are refused up front
+args=$(for _ in $(seq 5); do printf '"%s",' "$big"; done)
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d "{\"image\":\"hello\",\"name\":\"toolong\",\"args\":[${args%,}]}"
+check "oversized command line is 400 (got $HTTP_CODE)" [ "$HTTP_CODE" = 400 ]
+check "the error names args" [ "$(printf '%s' "$BODY" | jq -r .error.field)" = args ]
+
+# --- a second host through a libvirt URI
+api POST /v1/hosts -H 'Content-Type: application/json' -d '{"name":"mock1","uri":"test:///default"}'
+check "add host mock1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "mock1 is up" [ "$(printf '%s' "$BODY" | jq -r .state)" = up ]
+check "mock1 reports capacity" [ "$(printf '%s' "$BODY" | jq '.capacity.memory_mib > 0')" = true ]
+api POST /v1/hosts -H 'Content-Type: application/json' -d '{"name":"mock1","uri":"test:///default"}'
+check "adding it twice is 409 (got $HTTP_CODE)" [ "$HTTP_CODE" = 409 ]
+api POST /v1/hosts -H 'Content-Type: application/json' -d '{"name":"emb","uri":"qemu:///embed?root=/tmp/x"}'
+check "a second embedded root is refused (got $HTTP_CODE)" [ "$HTTP_CODE" = 400 ]
+api GET /v1/hosts
+check "two hosts listed" [ "$(printf '%s' "$BODY" | jq '.items | length')" = 2 ]
+
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"sleep","name":"m","count":3,"host":"mock1","args":["600"],"network":false}'
+check "3 instances pinned to mock1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "all on mock1" [ "$(printf '%s' "$BODY" | jq -r '[.items[].host] | unique | join(",")')" = mock1 ]
+api POST /v1/instances -H 'Content-Type: application/json' -d '{"image":"sleep","host":"nowhere"}'
+check "unknown host is 404 (got $HTTP_CODE)" [ "$HTTP_CODE" = 404 ]
+api POST /v1/instances -H 'Content-Type: application/json' -d '{"image":"sleep","memory_mib":65536,"count":1000}'
+check "a batch that cannot fit is 507 (got $HTTP_CODE)" [ "$HTTP_CODE" = 507 ]
+check "507 names the resource" grep -q -i -E 'memory|slot|vcpu' <<<"$(printf '%s' "$BODY" | jq -r .error.message)"
+api GET /v1/instances
+check "nothing of the refused batch was created" [ "$(printf '%s' "$BODY" | jq '.items | length')" = 4 ]
+
+# --- cordon: new instances avoid the cordoned host
+api POST /v1/hosts/local/cordon -H 'Content-Type: application/json' -d '{"cordoned":true}'
+check "cordon local (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+api POST /v1/instances -H 'Content-Type: application/json' -d '{"image":"sleep","name":"c1","args":["600"],"network":false}'
+check "placed off the cordoned host" [ "$(printf '%s' "$BODY" | jq -r '.items[0].host')" = mock1 ]
+api POST "/v1/hosts/mock1/drain?dry_run=true"
+check "drain with every other host cordoned is refused (got $HTTP_CODE)" [ "$HTTP_CODE" = 507 ]
+api POST /v1/hosts/local/cordon -H 'Content-Type: application/json' -d '{"cordoned":false}'
+
+# --- drain: plan, then real cold moves onto local QEMU
+api POST "/v1/hosts/mock1/drain?dry_run=true"
+check "drain plan (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "plan moves 4 instances" [ "$(printf '%s' "$BODY" | jq '.moves | length')" = 4 ]
+check "plan frees mock1" [ "$(printf '%s' "$BODY" | jq -r '.hosts_freed | join(",")')" = mock1 ]
+check "dry run executed nothing" [ "$(inst_field m-1 .host)" = mock1 ]
+api POST /v1/hosts/mock1/drain
+check "drain (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "drain reports executed" [ "$(printf '%s' "$BODY" | jq .executed)" = true ]
+for n in m-1 m-2 m-3 c1; do
+    check "$n moved to local" [ "$(inst_field $n .host)" = local ]
+    check "$n runs on local QEMU" wait_for 60 inst_state_is $n running
+done
+api GET /v1/hosts/mock1
+check "mock1 is cordoned after the drain" [ "$(printf '%s' "$BODY" | jq .cordoned)" = true ]
+
+api POST "/v1/consolidate?dry_run=true"
+check "consolidate plan (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "nothing to consolidate on one used host" [ "$(printf '%s' "$BODY" | jq '.moves | length')" = 0 ]
+
+api DELETE /v1/hosts/local
+check "the local host cannot be removed (got $HTTP_CODE)" [ "$HTTP_CODE" = 409 ]
+api DELETE /v1/hosts/mock1
+check "remove the drained host (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+api GET /v1/hosts
+check "one host left" [ "$(printf '%s' "$BODY" | jq '.items | length')" = 1 ]
+
+for n in m-1 m-2 m-3 c1 chatty; do
+    api DELETE "/v1/instances/$n?force=true"
+done
+check "no QEMU left running" wait_for 15 eval '[ "$(pgrep -f "qemu-system.*$E2E_STATE" | wc -l)" = 0 ]'
+e2e_finish

@@ -1,0 +1,626 @@
+/*
+ * test_store.c - the image store in one process: streaming round trips at
+ * chunk boundaries and at 100 MiB, dedup, names and tags, labels, references,
+ * delete and GC, materialized files, concurrency, schema versions, and
+ * hostile uploads (not bootable, truncated, over the size limit, sparse).
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "img_testlib.h"
+
+#define MiB (UINT64_C(1) << 20)
+
+typedef struct fx {
+    char *dir;
+    char *db;
+    img_store *s;
+} fx;
+
+static int open_store(fx *f, const img_opts *o)
+{
+    img_err e;
+    if (img_store_open(f->db, o, &f->s, &e) != 0) {
+        print_error("open: %s\n", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->dir = imgt_mkdtemp();
+    if (!f->dir || asprintf(&f->db, "%s/images.db", f->dir) < 0)
+        return -1;
+    *state = f;
+    return open_store(f, NULL);
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    img_store_close(f->s);
+    imgt_rmtree(f->dir);
+    free(f->db);
+    free(f);
+    return 0;
+}
+
+#define OK(call)                                                              \
+    do {                                                                      \
+        img_err e_;                                                           \
+        memset(&e_, 0, sizeof e_);                                            \
+        img_err *err = &e_;                                                   \
+        if ((call) != 0)                                                      \
+            fail_msg("%s failed: %s (%s)", #call, err->msg,                  \
+                     img_errcode_name(err->code));                            \
+    } while (0)
+
+#define FAILS(call, code_, substr)                                            \
+    do {                                                                      \
+        img_err e_;                                                           \
+        memset(&e_, 0, sizeof e_);                                            \
+        img_err *err = &e_;                                                   \
+        if ((call) == 0)                                                      \
+            fail_msg("%s succeeded, expected %s", #call, img_errcode_name(code_)); \
+        if (err->code != (code_) || strstr(err->msg, (substr)) == NULL)       \
+            fail_msg("%s: expected %s '%s', got %s '%s'", #call,             \
+                     img_errcode_name(code_), substr, img_errcode_name(err->code), err->msg); \
+    } while (0)
+
+static long long q(fx *f, const char *sql) { return imgt_sql_int(f->db, sql); }
+
+static void roundtrip(fx *f, uint64_t seed, uint64_t size, size_t wsize)
+{
+    char want[IMG_DIGEST_LEN + 1], got[IMG_DIGEST_LEN + 1], ref[64];
+    img_info info;
+    uint64_t n = 0;
+    snprintf(ref, sizeof ref, "rt:%llu", (unsigned long long)size);
+    imgt_digest(seed, size, want);
+    OK(imgt_upload(f->s, seed, size, wsize, "rt", ref + 3, &info, err));
+    assert_string_equal(info.digest, want);
+    assert_int_equal(info.size, size);
+    assert_int_equal(info.boot, IMG_BOOT_PVH);
+    assert_string_equal(info.name, "rt");
+    img_info_clear(&info);
+    OK(imgt_read_digest(f->s, ref, got, &n, err));
+    assert_string_equal(got, want);
+    assert_int_equal(n, size);
+    /* read_at around chunk boundaries and the end */
+    uint64_t offs[] = { 0, 1, MiB - 3, MiB, size > 10 ? size - 10 : 0, size - 1 };
+    for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+        uint8_t a[4096], b[4096];
+        size_t got_n = 0;
+        if (offs[i] >= size)
+            continue;
+        OK(img_read_at(f->s, want, offs[i], a, sizeof a, &got_n, err));
+        size_t exp = size - offs[i] < sizeof a ? (size_t)(size - offs[i]) : sizeof a;
+        assert_int_equal(got_n, exp);
+        imgt_fill(seed, size, offs[i], b, exp);
+        assert_memory_equal(a, b, exp);
+    }
+    size_t z = 1;
+    uint8_t one;
+    OK(img_read_at(f->s, want, size, &one, 1, &z, err));
+    assert_int_equal(z, 0);
+}
+
+static void test_roundtrip_sizes(void **state)
+{
+    fx *f = *state;
+    const uint64_t sizes[] = { IMGT_MIN, 4096, MiB - 1, MiB, MiB + 1, 3 * MiB + 7 };
+    const size_t wsizes[] = { 1000, 65536, MiB + 3 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        roundtrip(f, 100 + i, sizes[i], wsizes[i % 3]);
+    OK(img_check(f->s, err));
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE state = 1"), 6);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE state = 0"), 0);
+}
+
+static void test_roundtrip_100mib(void **state)
+{
+    fx *f = *state;
+    roundtrip(f, 42, 100 * MiB + 5, MiB + 3);
+    /* the materialized file hashes to the digest */
+    char *path = NULL, want[IMG_DIGEST_LEN + 1];
+    imgt_digest(42, 100 * MiB + 5, want);
+    OK(img_materialize(f->s, "rt:104857605", &path, err));
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 100 * MiB + 5);
+    assert_int_equal(st.st_mode & 0777, 0444);
+    assert_non_null(strstr(path, want + 7));
+    free(path);
+    OK(img_check(f->s, err));
+}
+
+static void test_empty_and_not_bootable(void **state)
+{
+    fx *f = *state;
+    img_upload *u = NULL;
+    OK(img_upload_begin(f->s, 0, &u, err));
+    FAILS(img_upload_commit(u, "x", NULL, NULL, 0, NULL, err), IMG_E_INVALID, "upload is empty");
+    OK(img_upload_begin(f->s, 0, &u, err));
+    OK(img_upload_write(u, "A", 1, err));
+    FAILS(img_upload_commit(u, "x", NULL, NULL, 0, NULL, err), IMG_E_INVALID,
+          "image is not bootable: not an ELF file (no 7f 45 4c 46 magic)");
+    /* truncated ELF: header says 2 program headers, file ends first */
+    uint8_t head[IMGT_MIN];
+    imgt_head(4096, head);
+    OK(img_upload_begin(f->s, 0, &u, err));
+    OK(img_upload_write(u, head, 100, err));
+    FAILS(img_upload_commit(u, "x", NULL, NULL, 0, NULL, err), IMG_E_INVALID,
+          "program header table at offset 0x40 + 0x70 bytes is past end of file (0x64 bytes)");
+    /* the whole head, but the PT_LOAD claims 4096 bytes */
+    OK(img_upload_begin(f->s, 0, &u, err));
+    OK(img_upload_write(u, head, sizeof head, err));
+    FAILS(img_upload_commit(u, "x", NULL, NULL, 0, NULL, err), IMG_E_INVALID,
+          "program header 0: segment offset 0x0 + size 0x1000 is past end of file (0x203 bytes)");
+    /* an expected digest that does not match: nothing visible */
+    char want[IMG_DIGEST_LEN + 1];
+    imgt_digest(4, 8192, want);
+    uint8_t img[8192];
+    imgt_fill(4, sizeof img, 0, img, sizeof img);
+    OK(img_upload_begin(f->s, 0, &u, err));
+    FAILS(img_upload_expect(u, "sha256:abc", err), IMG_E_INVALID, "is not sha256: and 64");
+    OK(img_upload_expect(u, "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                         err));
+    OK(img_upload_write(u, img, sizeof img, err));
+    FAILS(img_upload_commit(u, "x", NULL, NULL, 0, NULL, err), IMG_E_INVALID,
+          "upload has digest sha256:");
+    OK(img_upload_begin(f->s, 0, &u, err));
+    OK(img_upload_expect(u, want, err));
+    OK(img_upload_write(u, img, sizeof img, err));
+    OK(img_upload_commit(u, "x", NULL, NULL, 0, NULL, err));
+    OK(img_delete(f->s, "x", 0, err));
+    /* 64 KiB of zeros: judged from the first chunk, before commit */
+    img_opts o = { .chunk_size = 65536 };
+    img_store_close(f->s);
+    assert_int_equal(open_store(f, &o), 0);
+    uint8_t *z = calloc(1, 65536);
+    OK(img_upload_begin(f->s, 0, &u, err));
+    FAILS(img_upload_write(u, z, 65536, err), IMG_E_INVALID, "not an ELF file");
+    FAILS(img_upload_write(u, z, 1, err), IMG_E_CONFLICT, "upload already failed");
+    img_upload_abort(u);
+    free(z);
+    /* bad names are refused before anything is stored */
+    FAILS(imgt_upload(f->s, 1, 4096, 4096, "Bad Name", NULL, NULL, err), IMG_E_INVALID,
+          "image name 'Bad Name' must start with a lowercase letter or digit");
+    FAILS(imgt_upload(f->s, 1, 4096, 4096, "ok", "no:colon", NULL, err), IMG_E_INVALID,
+          "image tag 'no:colon': character 3 is not one of [A-Za-z0-9._-]");
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs"), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM chunks"), 0);
+}
+
+static void test_dedup(void **state)
+{
+    fx *f = *state;
+    img_info a, b;
+    OK(imgt_upload(f->s, 7, 3 * MiB + 1, 65536, "one", NULL, &a, err));
+    OK(imgt_upload(f->s, 7, 3 * MiB + 1, MiB, "two", "v1", &b, err));
+    assert_string_equal(a.digest, b.digest);
+    assert_string_equal(b.tag, "v1");
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs"), 1);
+    assert_int_equal(q(f, "SELECT count(*) FROM chunks"), 4);
+    assert_int_equal(q(f, "SELECT count(*) FROM tags"), 2);
+    img_info_clear(&a);
+    img_info_clear(&b);
+}
+
+static void test_tags_and_resolve(void **state)
+{
+    fx *f = *state;
+    img_info i1, i2;
+    char d[IMG_DIGEST_LEN + 1], ref[80];
+    OK(imgt_upload(f->s, 1, 5000, 5000, "app", "1", &i1, err));
+    OK(imgt_upload(f->s, 2, 5000, 5000, "app", "2", &i2, err));
+    OK(img_tag(f->s, "app:1", "app", err)); /* app:latest -> 1 */
+    OK(img_resolve(f->s, "app", d, err));
+    assert_string_equal(d, i1.digest);
+    OK(img_tag(f->s, "app:2", "app:latest", err)); /* move it */
+    OK(img_resolve(f->s, "app:latest", d, err));
+    assert_string_equal(d, i2.digest);
+    OK(img_resolve(f->s, i1.digest, d, err));
+    assert_string_equal(d, i1.digest);
+    snprintf(ref, sizeof ref, "%.19s", i1.digest); /* sha256: + 12 hex */
+    OK(img_resolve(f->s, ref, d, err));
+    assert_string_equal(d, i1.digest);
+    snprintf(ref, sizeof ref, "%.12s", i2.digest + 7); /* bare prefix */
+    OK(img_resolve(f->s, ref, d, err));
+    assert_string_equal(d, i2.digest);
+    FAILS(img_resolve(f->s, "app:9", d, err), IMG_E_NOT_FOUND, "image 'app:9' not found");
+    FAILS(img_resolve(f->s, "nope", d, err), IMG_E_NOT_FOUND, "image 'nope' not found");
+    FAILS(img_resolve(f->s, "sha256:xyz", d, err), IMG_E_INVALID, "is not a lowercase hex digit");
+    FAILS(img_resolve(f->s, "", d, err), IMG_E_INVALID, "image reference is empty");
+    FAILS(img_tag(f->s, "app:1", "sha256:abcd", err), IMG_E_INVALID, "need name[:tag]");
+
+    /* 17 more images: two of them share a first hex digit */
+    int first[16] = { 0 };
+    char amb = 0;
+    for (int i = 0; i < 17; i++) {
+        img_info x;
+        OK(imgt_upload(f->s, 1000 + i, 4096, 4096, "many", NULL, &x, err));
+        int h = x.digest[7] <= '9' ? x.digest[7] - '0' : x.digest[7] - 'a' + 10;
+        if (++first[h] == 2 && !amb)
+            amb = x.digest[7];
+        img_info_clear(&x);
+    }
+    snprintf(ref, sizeof ref, "sha256:%c", amb);
+    FAILS(img_resolve(f->s, ref, d, err), IMG_E_AMBIGUOUS, "matches more than one image");
+
+    /* untag: the name goes, the image stays until gc */
+    OK(img_untag(f->s, "app:1", err));
+    FAILS(img_untag(f->s, "app:1", err), IMG_E_NOT_FOUND, "image 'app:1' not found");
+    OK(img_resolve(f->s, i1.digest, d, err));
+    img_gc_stats gs;
+    OK(img_gc(f->s, &gs, err));
+    assert_int_equal(gs.images_removed, 17); /* i1 and 16 "many" untagged by moves */
+    FAILS(img_resolve(f->s, i1.digest, d, err), IMG_E_NOT_FOUND, "not found");
+    OK(img_resolve(f->s, "app", d, err));
+    assert_string_equal(d, i2.digest);
+    img_info_clear(&i1);
+    img_info_clear(&i2);
+    OK(img_check(f->s, err));
+}
+
+static void test_list_and_labels(void **state)
+{
+    fx *f = *state;
+    img_upload *u;
+    img_info info, *list = NULL;
+    size_t n = 0;
+    uint8_t buf[8192];
+    img_label labels[] = { { "team", "core" }, { "git", "abc123" } };
+    imgt_fill(5, sizeof buf, 0, buf, sizeof buf);
+    OK(img_upload_begin(f->s, sizeof buf, &u, err));
+    OK(img_upload_write(u, buf, sizeof buf, err));
+    OK(img_upload_commit(u, "web", "v1", labels, 2, &info, err));
+    assert_int_equal(info.nlabels, 2);
+    assert_string_equal(info.labels[0].key, "git"); /* sorted by key */
+    assert_string_equal(info.labels[1].value, "core");
+    img_info_clear(&info);
+    OK(imgt_upload(f->s, 6, 4096, 4096, "db", NULL, NULL, err));
+    OK(imgt_upload(f->s, 7, 4096, 4096, NULL, NULL, &info, err)); /* untagged */
+
+    OK(img_list(f->s, NULL, &list, &n, err));
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].name, "db");
+    assert_string_equal(list[0].tag, "latest");
+    assert_string_equal(list[1].name, "web");
+    img_list_free(list, n);
+
+    img_filter fl = { .label_key = "team", .label_value = "core" };
+    OK(img_list(f->s, &fl, &list, &n, err));
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].name, "web");
+    assert_int_equal(list[0].nlabels, 2);
+    img_list_free(list, n);
+    fl.label_value = "other";
+    OK(img_list(f->s, &fl, &list, &n, err));
+    assert_int_equal(n, 0);
+    img_list_free(list, n);
+    img_filter byname = { .name = "db" };
+    OK(img_list(f->s, &byname, &list, &n, err));
+    assert_int_equal(n, 1);
+    img_list_free(list, n);
+    img_filter all = { .include_untagged = 1 };
+    OK(img_list(f->s, &all, &list, &n, err));
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].name, "");
+    assert_string_equal(list[0].digest, info.digest);
+    img_list_free(list, n);
+    img_info_clear(&info);
+
+    OK(img_label_set(f->s, "db", "tier", "gold", err));
+    OK(img_label_set(f->s, "web:v1", "team", NULL, err));
+    FAILS(img_label_set(f->s, "db", "bad key", "x", err), IMG_E_INVALID,
+          "label key 'bad key': character 4");
+    FAILS(img_label_set(f->s, "db", "k", "line\nbreak", err), IMG_E_INVALID,
+          "value has a control character at byte 5");
+    OK(img_get(f->s, "web:v1", &info, err));
+    assert_int_equal(info.nlabels, 1);
+    assert_string_equal(info.name, "web");
+    assert_string_equal(info.tag, "v1");
+    img_info_clear(&info);
+    OK(img_get(f->s, "db", &info, err));
+    assert_int_equal(info.nlabels, 1);
+    assert_string_equal(info.labels[0].value, "gold");
+    img_info_clear(&info);
+}
+
+static void test_refs_delete_gc(void **state)
+{
+    fx *f = *state;
+    img_info a;
+    char d[IMG_DIGEST_LEN + 1];
+    OK(imgt_upload(f->s, 9, 2 * MiB, MiB, "svc", NULL, &a, err));
+    OK(img_ref_acquire(f->s, "svc", err));
+    OK(img_ref_acquire(f->s, a.digest, err));
+    FAILS(img_delete(f->s, "svc", 0, err), IMG_E_IN_USE, "image 'svc' (sha256:");
+    FAILS(img_delete(f->s, "svc", 0, err), IMG_E_IN_USE, "is in use by 2 instances");
+    OK(img_delete(f->s, "svc", 1, err)); /* names go, bytes stay */
+    FAILS(img_resolve(f->s, "svc", d, err), IMG_E_NOT_FOUND, "image 'svc' not found");
+    img_gc_stats gs;
+    OK(img_gc(f->s, &gs, err));
+    assert_int_equal(gs.images_removed, 0);
+    OK(img_resolve(f->s, a.digest, d, err));
+    OK(img_ref_release(f->s, a.digest, err));
+    OK(img_ref_release(f->s, a.digest, err));
+    FAILS(img_ref_release(f->s, a.digest, err), IMG_E_CONFLICT, "has no references to release");
+    OK(img_gc(f->s, &gs, err));
+    assert_int_equal(gs.images_removed, 1);
+    assert_int_equal(gs.bytes_removed, 2 * MiB);
+    FAILS(img_ref_acquire(f->s, a.digest, err), IMG_E_NOT_FOUND, "not found");
+    assert_int_equal(q(f, "SELECT count(*) FROM chunks"), 0);
+    img_info_clear(&a);
+
+    /* delete without references removes bytes at once; refs_reset */
+    OK(imgt_upload(f->s, 10, 4096, 4096, "x", NULL, &a, err));
+    OK(img_ref_acquire(f->s, "x", err));
+    OK(img_refs_reset(f->s, err));
+    OK(img_delete(f->s, "x", 0, err));
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs"), 0);
+    FAILS(img_delete(f->s, "x", 0, err), IMG_E_NOT_FOUND, "image 'x' not found");
+    img_info_clear(&a);
+    OK(img_check(f->s, err));
+}
+
+static int count_dir(const char *dir)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void test_materialize(void **state)
+{
+    fx *f = *state;
+    char *cache = NULL, *p1 = NULL, *p2 = NULL, *p3 = NULL;
+    img_info a, b, c;
+    struct stat s1, s2;
+    assert_true(asprintf(&cache, "%s/cache", f->dir) > 0);
+    img_opts o = { .cache_dir = cache, .cache_max_bytes = 450 * 1024 };
+    img_store_close(f->s);
+    assert_int_equal(open_store(f, &o), 0);
+    OK(imgt_upload(f->s, 21, 200 * 1024, 65536, "a", NULL, &a, err));
+    OK(imgt_upload(f->s, 22, 200 * 1024, 65536, "b", NULL, &b, err));
+    OK(imgt_upload(f->s, 23, 200 * 1024, 65536, "c", NULL, &c, err));
+
+    OK(img_ref_acquire(f->s, "a", err));
+    OK(img_materialize(f->s, "a", &p1, err));
+    assert_int_equal(stat(p1, &s1), 0);
+    free(p1);
+    OK(img_materialize(f->s, a.digest, &p1, err)); /* reused, not rewritten */
+    assert_int_equal(stat(p1, &s2), 0);
+    assert_int_equal(s1.st_ino, s2.st_ino);
+    char want[IMG_DIGEST_LEN + 1];
+    imgt_digest(21, 200 * 1024, want);
+    assert_non_null(strstr(p1, want + 7));
+    OK(img_materialize(f->s, "b", &p2, err));
+    OK(img_materialize(f->s, "c", &p3, err)); /* 600 KiB > 450 KiB: b goes (a in use) */
+    assert_int_equal(access(p1, F_OK), 0);
+    assert_int_equal(access(p2, F_OK), -1);
+    assert_int_equal(access(p3, F_OK), 0);
+    assert_int_equal(count_dir(cache), 2);
+    OK(img_cache_trim(f->s, 0, err)); /* a is referenced: stays */
+    assert_int_equal(access(p1, F_OK), 0);
+    assert_int_equal(access(p3, F_OK), -1);
+    OK(img_ref_release(f->s, "a", err));
+
+    /* delete drops the file; gc drops files of images no longer stored */
+    OK(img_delete(f->s, "a", 0, err));
+    assert_int_equal(access(p1, F_OK), -1);
+    free(p3);
+    OK(img_materialize(f->s, "c", &p3, err));
+    assert_int_equal(access(p3, F_OK), 0);
+
+    /* stored bytes that no longer hash to the digest: refused, nothing left */
+    sqlite3 *h = NULL;
+    sqlite3_blob *bl = NULL;
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT k.id FROM chunks k JOIN blobs b ON b.id = k.blob_id "
+             "WHERE b.digest = '%s' AND k.seq = 0", b.digest);
+    long long rowid = q(f, sql);
+    assert_true(rowid > 0);
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_blob_open(h, "main", "chunks", "data", rowid, 1, &bl), SQLITE_OK);
+    assert_int_equal(sqlite3_blob_write(bl, "X", 1, 1000), SQLITE_OK);
+    sqlite3_blob_close(bl);
+    sqlite3_close(h);
+    free(p2);
+    p2 = NULL;
+    FAILS(img_materialize(f->s, "b", &p2, err), IMG_E_CORRUPT, "stored bytes hash to sha256:");
+    assert_null(p2);
+    assert_int_equal(count_dir(cache), 1); /* only c; no temp file left */
+    img_gc_stats gs;
+    OK(img_gc(f->s, &gs, err));
+    free(p1);
+    free(p3);
+    free(cache);
+    img_info_clear(&a);
+    img_info_clear(&b);
+    img_info_clear(&c);
+}
+
+typedef struct worker {
+    img_store *s;
+    int id;
+    int failures;
+    char digests[3][IMG_DIGEST_LEN + 1];
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < 3; i++) {
+        img_info info;
+        img_err e;
+        char name[32], got[IMG_DIGEST_LEN + 1];
+        uint64_t size = 300 * 1024 + (uint64_t)w->id * 1000 + (uint64_t)i;
+        snprintf(name, sizeof name, "w%d", w->id);
+        char tag[8];
+        snprintf(tag, sizeof tag, "%d", i);
+        if (imgt_upload(w->s, 500 + (uint64_t)w->id * 10 + (uint64_t)i, size, 7000, name, tag,
+                        &info, &e) != 0) {
+            print_error("worker %d upload: %s\n", w->id, e.msg);
+            w->failures++;
+            continue;
+        }
+        memcpy(w->digests[i], info.digest, sizeof info.digest);
+        img_info_clear(&info);
+        uint64_t n;
+        if (imgt_read_digest(w->s, w->digests[i], got, &n, &e) != 0 ||
+            strcmp(got, w->digests[i]) != 0 || n != size) {
+            print_error("worker %d read back: %s\n", w->id, e.msg);
+            w->failures++;
+        }
+        img_info *list;
+        size_t cnt;
+        if (img_list(w->s, NULL, &list, &cnt, &e) != 0) {
+            print_error("worker %d list: %s\n", w->id, e.msg);
+            w->failures++;
+        } else {
+            img_list_free(list, cnt);
+        }
+        if (img_ref_acquire(w->s, w->digests[i], &e) != 0 ||
+            img_ref_release(w->s, w->digests[i], &e) != 0)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+    fx *f = *state;
+    enum { N = 4 };
+    pthread_t t[N];
+    worker w[N];
+    img_opts o = { .chunk_size = 65536 };
+    img_store_close(f->s);
+    assert_int_equal(open_store(f, &o), 0);
+    for (int i = 0; i < N; i++) {
+        w[i] = (worker){ .s = f->s, .id = i };
+        assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(w[i].failures, 0);
+        for (int j = 0; j < 3; j++) {
+            char d[IMG_DIGEST_LEN + 1], ref[32];
+            snprintf(ref, sizeof ref, "w%d:%d", i, j);
+            OK(img_resolve(f->s, ref, d, err));
+            assert_string_equal(d, w[i].digests[j]);
+        }
+    }
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE state = 1"), N * 3);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE state = 0"), 0);
+    OK(img_check(f->s, err));
+}
+
+static void test_schema_version(void **state)
+{
+    fx *f = *state;
+    img_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(q(f, "PRAGMA user_version"), IMG_SCHEMA_VERSION);
+    assert_int_equal(q(f, "PRAGMA page_size"), 65536);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    FAILS(img_store_open(f->db, NULL, &f->s, err), IMG_E_CORRUPT,
+          "has schema version 99, newer than this shoal's (1)");
+    assert_null(f->s);
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    assert_int_equal(open_store(f, NULL), 0);
+}
+
+/* A multi-GiB sparse file over the limit is refused without being read. */
+static void test_too_large_sparse(void **state)
+{
+    fx *f = *state;
+    char *path = NULL;
+    const uint64_t limit = 16 * MiB, big = UINT64_C(4) << 30;
+    img_opts o = { .max_image_size = limit };
+    img_store_close(f->s);
+    assert_int_equal(open_store(f, &o), 0);
+    assert_true(asprintf(&path, "%s/huge.elf", f->dir) > 0);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    uint8_t head[IMGT_MIN];
+    imgt_head(big, head); /* a plausible ELF head, so only the size can reject it */
+    assert_int_equal(pwrite(fd, head, sizeof head, 0), (ssize_t)sizeof head);
+    assert_int_equal(ftruncate(fd, (off_t)big), 0);
+
+    FAILS(img_import_file(f->s, path, "huge", NULL, NULL, 0, NULL, err), IMG_E_TOO_LARGE,
+          "is 4294967296 bytes, over the limit of 16777216 bytes");
+    img_upload *u = NULL;
+    FAILS(img_upload_begin(f->s, big, &u, err), IMG_E_TOO_LARGE,
+          "upload of 4294967296 bytes is over the limit of 16777216 bytes");
+
+    /* streamed with no size known in advance: stops right at the limit */
+    OK(img_upload_begin(f->s, 0, &u, err));
+    uint8_t *buf = malloc(MiB);
+    uint64_t sent = 0;
+    img_err e;
+    int rc = 0;
+    while (sent < big) {
+        ssize_t n = pread(fd, buf, MiB, (off_t)sent);
+        assert_true(n > 0);
+        rc = img_upload_write(u, buf, (size_t)n, &e);
+        if (rc != 0)
+            break;
+        sent += (uint64_t)n;
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(e.code, IMG_E_TOO_LARGE);
+    assert_string_equal(e.msg, "upload is over the limit of 16777216 bytes");
+    assert_true(sent <= limit);
+    img_upload_abort(u);
+    free(buf);
+    close(fd);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs"), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM chunks"), 0);
+    /* loaded memory over the limit is TOO_LARGE too */
+    img_store_close(f->s);
+    img_opts o2 = { .max_load_size = 8192 };
+    assert_int_equal(open_store(f, &o2), 0);
+    FAILS(imgt_upload(f->s, 3, 65536, 65536, "big", NULL, NULL, err), IMG_E_TOO_LARGE,
+          "PT_LOAD segments need more than 0x10000 bytes of memory (limit 0x2000)");
+    free(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_roundtrip_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roundtrip_100mib, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_and_not_bootable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tags_and_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_and_labels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refs_delete_gc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_materialize, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_large_sparse, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
