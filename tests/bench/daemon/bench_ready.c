@@ -89,7 +89,8 @@ static int baseline(const char *root, const char *kernel, const char *dtype, int
     mkdir(path, 0700);
     snprintf(path, sizeof path, "%s/etc/qemu.conf", root);
     f = fopen(path, "w");
-    fputs("stdio_handler = \"file\"\n", f);
+    /* The same settings node_open writes for shoald's embedded root. */
+    fputs("stdio_handler = \"file\"\nuser = \"+0\"\ngroup = \"+0\"\n", f);
     fclose(f);
     snprintf(path, sizeof path, "qemu:///embed?root=%s", root);
     conn = virConnectOpen(path);
@@ -330,8 +331,8 @@ int main(int argc, char **argv)
     }
     loop_run = 0;
 
-    snprintf(cmd, sizeof cmd, "pkill -9 -f 'qemu-system.*%s' ; rm -rf %s", tmp, tmp);
-    if (system(cmd) != 0)
+    snprintf(cmd, sizeof cmd, "pkill -9 -f 'qemu-system.*%s'; sleep 0.5; rm -rf %s", tmp, tmp);
+    if (system(cmd) != 0 || access(tmp, F_OK) == 0)
         fprintf(stderr, "cleanup of %s incomplete\n", tmp);
     if (nd <= 0 || nb <= 0) {
         fprintf(stderr, "bench_ready: runs failed (daemon %d, baseline %d)\n", nd, nb);
