@@ -53,6 +53,13 @@ void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Report a getopt_long() failure (c is '?' or ':', optstring began with
+ * ':') as a usage error of cmd; returns CLI_EUSAGE. */
+int cli_opt_error(const char *cmd, char *const *argv, int c);
+
+/* Parsers return this after printing --help: the command is done, exit 0. */
+#define CLI_DONE (-1)
+
 /* Map an HTTP status and an API error code ("not_found", may be NULL) to an
  * exit status. */
 int cli_status_from_http(long http_status, const char *code);

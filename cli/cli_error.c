@@ -1,6 +1,7 @@
 /* cli_error.c: error printing and the HTTP -> exit status mapping. */
 #include "cli.h"
 
+#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,16 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     fprintf(stderr, "Try 'shoal %s%s--help' for more information.\n",
             cmd ? cmd : "", cmd && *cmd ? " " : "");
     return CLI_EUSAGE;
+}
+
+int cli_opt_error(const char *cmd, char *const *argv, int c)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    if (c == ':')
+        return cli_usage(cmd, "option '%s' needs a value", arg);
+    if (optopt)
+        return cli_usage(cmd, "unknown option '-%c'", optopt);
+    return cli_usage(cmd, "unknown option '%s'", arg);
 }
 
 /* API error codes (docs/api.md) and the exit status each maps to. */

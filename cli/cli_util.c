@@ -59,7 +59,7 @@ int cli_buf_escape(cli_buf *b, const char *s)
         unsigned char c = *p;
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
             (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-            c == '~') {
+            c == '~' || c == ':' || c == '@') {
             if (cli_buf_append(b, (const char *)p, 1) < 0)
                 return -1;
         } else {

@@ -6,14 +6,17 @@
  *   - 32-bit protected mode, paging off, flat 4 GiB CS/DS, interrupts off
  *   - %ebx = physical address of struct hvm_start_info
  *   - no usable stack
+ * Under nested KVM (kvm-pvm) every instruction before paging is on is
+ * emulated one by one (tens of microseconds each), so the 32-bit part does
+ * the minimum: the page tables are prebuilt in .data, not computed.
  * Steps, in order:
  *   1. read the TSC (boot time origin for the ready record)
- *   2. zero .bss (page tables and the stack live there)
- *   3. build an identity map of the low 4 GiB (2 MiB pages; 4 KiB pages for
+ *   2. enable PAE, set EFER.LME, load CR3, enable paging -> long mode
+ *      (identity map of the low 4 GiB: 2 MiB pages, except 4 KiB pages for
  *      the first 2 MiB so that page 0 stays unmapped and NULL faults)
- *   4. enable PAE, set EFER.LME, load CR3, enable paging -> long mode
- *   5. far jump into the 64-bit code segment, load data segments and stack
- *   6. call kern_main(start_info)
+ *   3. far jump into the 64-bit code segment, load data segments and stack
+ *   4. zero .bss (the stack is outside it: it needs no zeroing)
+ *   5. call kern_main(start_info)
  * No SSE/x87 state is enabled: the kernel is built -mgeneral-regs-only.
  */
 
@@ -51,52 +54,9 @@ pvh_entry:
     movl %eax, kern_boot_tsc
     movl %edx, kern_boot_tsc + 4
 
-    /* 2. Zero .bss (4-byte units; the linker script aligns both ends). */
-    cld
-    movl $__bss_start, %edi
-    movl $__bss_end, %ecx
-    subl %edi, %ecx
-    shrl $2, %ecx
-    xorl %eax, %eax
-    rep stosl
-
-    /* 3a. PML4[0] -> PDPT; PDPT[0..3] -> four page directories. */
-    movl $boot_pdpt + (PTE_P | PTE_W), boot_pml4
-    movl $boot_pd + (PTE_P | PTE_W), %eax
-    movl $boot_pdpt, %edi
-    movl $4, %ecx
-1:  movl %eax, (%edi)
-    addl $4096, %eax
-    addl $8, %edi
-    loop 1b
-
-    /* 3b. 2048 x 2 MiB identity pages cover 0..4 GiB (incl. LAPIC MMIO). */
-    movl $boot_pd, %edi
-    xorl %eax, %eax                  /* physical address, low 32 bits */
-    xorl %edx, %edx                  /* entry index */
-2:  movl %eax, %esi
-    orl $(PTE_P | PTE_W | PTE_PS), %esi
-    movl %esi, (%edi, %edx, 8)
-    addl $0x200000, %eax
-    incl %edx
-    cmpl $2048, %edx
-    jne 2b
-
-    /* 3c. The first 2 MiB through a page table with page 0 left absent. */
-    movl $boot_pt0 + (PTE_P | PTE_W), boot_pd
-    movl $1, %edx
-3:  movl %edx, %eax
-    shll $12, %eax
-    orl $(PTE_P | PTE_W), %eax
-    movl %eax, boot_pt0(, %edx, 8)
-    incl %edx
-    cmpl $512, %edx
-    jne 3b
-
-    /* 4. PAE, long mode enable, page tables, paging on. */
+    /* 2. PAE, long mode enable, page tables, paging on. */
     lgdt boot_gdt_ptr
-    movl %cr4, %eax
-    orl $CR4_PAE, %eax
+    movl $CR4_PAE, %eax
     movl %eax, %cr4
     movl $MSR_EFER, %ecx
     rdmsr
@@ -104,11 +64,10 @@ pvh_entry:
     wrmsr
     movl $boot_pml4, %eax
     movl %eax, %cr3
-    movl %cr0, %eax
-    orl $(CR0_PG | CR0_WP | CR0_PE), %eax
+    movl $(CR0_PG | CR0_WP | CR0_PE), %eax
     movl %eax, %cr0
 
-    /* 5. Reload CS with the 64-bit code segment. */
+    /* 3. Reload CS with the 64-bit code segment. */
     ljmp $SEL_CODE64, $long_entry
 
     .code64
@@ -122,41 +81,81 @@ long_entry:
     movabsq $boot_stack_top, %rsp
     xorl %ebp, %ebp                  /* terminates frame-pointer walks */
 
-    /* 6. kern_main(start_info physical address); it never returns. */
+    /* 4. Zero .bss (8-byte units; the linker script aligns both ends). */
+    movabsq $__bss_start, %rdi
+    movabsq $__bss_end, %rcx
+    subq %rdi, %rcx
+    shrq $3, %rcx
+    xorl %eax, %eax
+    cld
+    rep stosq
+
+    /* 5. kern_main(start_info physical address); it never returns. */
     movl %ebx, %edi
     call kern_main
-4:  cli
+1:  cli
     hlt
-    jmp 4b
+    jmp 1b
 
-/* GDT: null, 64-bit code (L=1), flat data. */
-    .section .rodata
+/* GDT: null, 64-bit code (L=1), flat data, and a 16-byte TSS descriptor
+ * that idt_init fills in (ltr marks it busy, so the GDT is writable). */
+    .section .data
     .balign 16
+    .globl boot_gdt
 boot_gdt:
     .quad 0
     .quad 0x00AF9A000000FFFF
     .quad 0x00CF92000000FFFF
+    .quad 0, 0                       /* selector 0x18: TSS */
 boot_gdt_end:
     .globl boot_gdt_ptr
 boot_gdt_ptr:
     .word boot_gdt_end - boot_gdt - 1
     .quad boot_gdt                   /* lgdt in 32-bit mode reads 4 bytes */
 
-/* Boot timestamp: in .data, not .bss, because step 2 zeroes .bss. */
+/* Boot timestamp: in .data, not .bss, because step 4 zeroes .bss. */
     .section .data
     .balign 8
     .globl kern_boot_tsc
 kern_boot_tsc:
     .quad 0
 
-    .section .bss
+/* Page tables, prebuilt (see the header comment for why). */
+    .section .data
     .balign 4096
-boot_pml4:  .skip 4096
-boot_pdpt:  .skip 4096
-boot_pd:    .skip 4 * 4096
-boot_pt0:   .skip 4096
-    .balign 16
-    .globl boot_stack_bottom, boot_stack_top
+boot_pml4:
+    .quad boot_pdpt + (PTE_P | PTE_W)
+    .fill 511, 8, 0
+boot_pdpt:
+    .quad boot_pd + 0 * 4096 + (PTE_P | PTE_W)
+    .quad boot_pd + 1 * 4096 + (PTE_P | PTE_W)
+    .quad boot_pd + 2 * 4096 + (PTE_P | PTE_W)
+    .quad boot_pd + 3 * 4096 + (PTE_P | PTE_W)
+    .fill 508, 8, 0
+boot_pd:                             /* 2048 x 2 MiB = 4 GiB, entry 0 -> boot_pt0 */
+    .quad boot_pt0 + (PTE_P | PTE_W)
+    .set pg, 1
+    .rept 2047
+    .quad (pg << 21) | (PTE_P | PTE_W | PTE_PS)
+    .set pg, pg + 1
+    .endr
+    .globl boot_pt0
+boot_pt0:                            /* first 2 MiB in 4 KiB pages, page 0 absent */
+    .quad 0
+    .set pg, 1
+    .rept 511
+    .quad (pg << 12) | (PTE_P | PTE_W)
+    .set pg, pg + 1
+    .endr
+
+/* The stack: not in .bss, so step 4 does not spend time zeroing it. The
+ * page below it is unmapped by idt_init, so an overflow faults instead of
+ * overwriting .bss. */
+    .section .noinit, "aw", @nobits
+    .balign 4096
+    .globl boot_stack_guard, boot_stack_bottom, boot_stack_top
+boot_stack_guard:
+    .skip 4096
 boot_stack_bottom:
     .skip STACK_SIZE
 boot_stack_top:

@@ -41,7 +41,7 @@ static inline uint64_t cpu_rdmsr(uint32_t msr)
 
 static inline void cpu_wrmsr(uint32_t msr, uint64_t v)
 {
-    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
 }
 
 /* CPUID leaf/subleaf; r[0..3] = eax, ebx, ecx, edx. */

@@ -1,0 +1,499 @@
+/* image.c: image push, ls, inspect, tag, rm. */
+#include "cli_args.h"
+#include "cli_http.h"
+#include "cli_json.h"
+#include "cli_table.h"
+#include "cli_util.h"
+#include "cmd.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char image_help[] =
+    "Usage: shoal image COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  push FILE NAME[:TAG]   upload an image (digest checked end to end)\n"
+    "  ls                     list images (alias: shoal images)\n"
+    "  inspect REF...         show images as JSON\n"
+    "  tag REF NAME[:TAG]     add or move a tag\n"
+    "  rm REF...              remove a tag (name:tag) or an image (digest)\n"
+    "\n"
+    "REF is NAME, NAME:TAG, sha256:HEX or a unique digest prefix (6+ hex).\n"
+    "Run 'shoal image COMMAND --help' for a command's options.\n"
+    "\n"
+    "Examples:\n"
+    "  shoal image push build/hello.elf hello:1.0\n"
+    "  shoal image ls -o wide\n"
+    "  shoal image tag hello:1.0 hello:stable\n"
+    "  shoal image rm hello:1.0\n";
+
+static const char push_help[] =
+    "Usage: shoal image push [OPTIONS] FILE NAME[:TAG]\n"
+    "\n"
+    "Upload FILE as NAME:TAG (TAG defaults to latest; an existing tag moves).\n"
+    "The SHA-256 is computed locally and sent so shoald verifies the upload; the\n"
+    "digest of the bytes actually streamed is checked against the server's\n"
+    "answer too. A progress bar is shown when stderr is a terminal.\n"
+    "\n"
+    "Options:\n"
+    "  -l, --label K=V        image label (repeatable)\n"
+    "  -q, --quiet            no progress bar; print only the digest\n"
+    "  -o, --output FMT       table (summary line), json or wide\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Examples:\n"
+    "  shoal image push hello.elf hello\n"
+    "  shoal image push -l team=web web.elf web:1.2\n";
+
+static const char ls_help[] =
+    "Usage: shoal image ls [OPTIONS]\n"
+    "\n"
+    "List images, one row per tag.\n"
+    "\n"
+    "Options:\n"
+    "      --name NAME        only images named NAME\n"
+    "  -l, --selector SEL     only images whose labels match SEL\n"
+    "  -q, --quiet            print digests only\n"
+    "  -o, --output FMT       table, json or wide\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Examples:\n"
+    "  shoal image ls\n"
+    "  shoal image ls --name hello -o json\n";
+
+static const char inspect_help[] =
+    "Usage: shoal image inspect REF...\n"
+    "\n"
+    "Show images as JSON; one REF prints an object, several an array.\n"
+    "\n"
+    "Example:\n"
+    "  shoal image inspect hello:latest\n";
+
+static const char tag_help[] =
+    "Usage: shoal image tag REF NAME[:TAG]\n"
+    "\n"
+    "Point NAME:TAG at the image REF (moves the tag if it exists).\n"
+    "\n"
+    "Example:\n"
+    "  shoal image tag hello:1.0 hello:stable\n";
+
+static const char rm_help[] =
+    "Usage: shoal image rm [-f] REF...\n"
+    "\n"
+    "With NAME:TAG remove that tag; with a digest remove the image and all of\n"
+    "its tags. Refused while instances use the image unless -f.\n"
+    "\n"
+    "Options:\n"
+    "  -f, --force            remove even if instances use it\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Examples:\n"
+    "  shoal image rm hello:1.0\n"
+    "  shoal image rm -f sha256:9f86d0\n";
+
+void image_digest_hex(const unsigned char sha[32], char out[72])
+{
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, "sha256:", 7);
+    for (int i = 0; i < 32; i++) {
+        out[7 + 2 * i] = hex[sha[i] >> 4];
+        out[8 + 2 * i] = hex[sha[i] & 15];
+    }
+    out[71] = '\0';
+}
+
+/* SHA-256 of the whole file, from its current position to EOF. */
+static int hash_file(FILE *f, unsigned char sha[32])
+{
+    int rc = -1;
+    unsigned char buf[65536];
+    unsigned int len = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+        goto out;
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        if (EVP_DigestUpdate(md, buf, n) != 1)
+            goto out;
+    if (ferror(f) || EVP_DigestFinal_ex(md, sha, &len) != 1 || len != 32)
+        goto out;
+    rc = 0;
+out:
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+/* Short digest for tables: 12 hex digits. */
+static void short_digest(const char *d, char *out, size_t len)
+{
+    if (!d) {
+        snprintf(out, len, "-");
+        return;
+    }
+    const char *hex = strncmp(d, "sha256:", 7) == 0 ? d + 7 : d;
+    snprintf(out, len, "%.12s", hex);
+}
+
+static int image_push(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"label", required_argument, NULL, 'l'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int rc = CLI_OK, c;
+    bool quiet = false;
+    cli_fmt fmt = CLI_FMT_TABLE;
+    char err[256];
+    FILE *f = NULL;
+    json_t *resp = NULL;
+    cli_buf path = {0}, labels = {0};
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":l:qo:h", longopts, NULL)) != -1) {
+        size_t kl;
+        const char *v;
+        switch (c) {
+        case 'l':
+            if (cli_parse_kv(optarg, &kl, &v, err, sizeof err) < 0) {
+                rc = cli_usage("image push", "--label: %s", err);
+                goto out;
+            }
+            cli_buf_puts(&labels, "&label=");
+            cli_buf_escape(&labels, optarg);
+            break;
+        case 'q': quiet = true; break;
+        case 'o':
+            if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0) {
+                rc = cli_usage("image push", "%s", err);
+                goto out;
+            }
+            break;
+        case 'h':
+            fputs(push_help, stdout);
+            goto out;
+        default:
+            rc = cli_opt_error("image push", argv, c);
+            goto out;
+        }
+    }
+    if (argc - optind < 2) {
+        rc = cli_usage("image push", "missing FILE or NAME[:TAG]");
+        goto out;
+    }
+    if (argc - optind > 2) {
+        rc = cli_usage("image push", "unexpected argument '%s'", argv[optind + 2]);
+        goto out;
+    }
+    const char *file = argv[optind], *ref = argv[optind + 1];
+    struct stat st;
+    f = fopen(file, "rb");
+    if (!f || fstat(fileno(f), &st) < 0) {
+        cli_err("cannot open '%s': %s", file, strerror(errno));
+        rc = CLI_EFAIL;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        cli_err("'%s' is not a regular file", file);
+        rc = CLI_EFAIL;
+        goto out;
+    }
+    unsigned char pre[32], sent[32];
+    char pre_hex[72], sent_hex[72];
+    if (hash_file(f, pre) < 0 || fseek(f, 0, SEEK_SET) < 0) {
+        cli_err("cannot read '%s': %s", file, strerror(errno));
+        rc = CLI_EFAIL;
+        goto out;
+    }
+    image_digest_hex(pre, pre_hex);
+    cli_buf_puts(&path, "/v1/images?ref=");
+    cli_buf_escape(&path, ref);
+    cli_buf_puts(&path, "&digest=");
+    cli_buf_escape(&path, pre_hex);
+    cli_buf_puts(&path, cli_buf_str(&labels));
+    rc = cli_http_upload(ctx, cli_buf_str(&path), f, (uint64_t)st.st_size,
+                         !quiet && ctx->tty_err, file, sent, &resp);
+    if (rc != CLI_OK)
+        goto out;
+    image_digest_hex(sent, sent_hex);
+    const char *server = cli_jstr(resp, "digest");
+    if (strcmp(sent_hex, pre_hex) != 0) {
+        cli_err("'%s' changed while it was uploaded (%s before, %s sent)", file,
+                pre_hex, sent_hex);
+        rc = CLI_EFAIL;
+        goto out;
+    }
+    if (!server || strcmp(server, sent_hex) != 0) {
+        cli_err("digest mismatch: sent %s, server stored %s", sent_hex,
+                server ? server : "(none)");
+        rc = CLI_EFAIL;
+        goto out;
+    }
+    if (fmt == CLI_FMT_JSON) {
+        cli_jprint(stdout, resp);
+    } else if (quiet) {
+        printf("%s\n", server);
+    } else {
+        char size[32];
+        cli_fmt_bytes((uint64_t)cli_jnum(resp, "size", (double)st.st_size), size,
+                      sizeof size);
+        printf("pushed %s %s (%s)\n", ref, server, size);
+    }
+out:
+    if (f)
+        fclose(f);
+    json_decref(resp);
+    cli_buf_free(&path);
+    cli_buf_free(&labels);
+    return rc;
+}
+
+int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
+{
+    if (fmt == CLI_FMT_JSON)
+        return cli_jprint(out, items);
+    static const char *const table_h[] = {"NAME", "TAG", "DIGEST", "SIZE",
+                                          "INSTANCES", "CREATED"};
+    static const char *const wide_h[] = {"NAME", "TAG", "DIGEST", "SIZE", "BOOT",
+                                         "INSTANCES", "LABELS", "CREATED"};
+    bool wide = fmt == CLI_FMT_WIDE;
+    cli_table *t = wide ? cli_table_new(8, wide_h) : cli_table_new(6, table_h);
+    int rc = 0;
+    if (!t)
+        return -1;
+    if (!wide) {
+        cli_table_set_max(t, 0, 32);
+        cli_table_set_max(t, 1, 20);
+    }
+    cli_table_set_right(t, 3, true);
+    cli_table_set_right(t, wide ? 5 : 4, true);
+    size_t i;
+    json_t *img;
+    json_array_foreach((json_t *)items, i, img)
+    {
+        char dig[80], size[32], inst[16], created[48], labels[512];
+        const char *d = cli_jstr(img, "digest");
+        if (wide)
+            snprintf(dig, sizeof dig, "%s", d ? d : "-");
+        else
+            short_digest(d, dig, sizeof dig);
+        cli_fmt_bytes((uint64_t)cli_jnum(img, "size", 0), size, sizeof size);
+        snprintf(inst, sizeof inst, "%d", (int)cli_jnum(img, "instances", 0));
+        cli_fmt_ago(cli_jstr(img, "created"), now, created, sizeof created);
+        cli_jlabels(json_object_get(img, "labels"), labels, sizeof labels);
+        json_t *refs = json_object_get(img, "refs");
+        size_t nrefs = json_array_size(refs);
+        for (size_t r = 0; r < (nrefs ? nrefs : 1); r++) {
+            char name[256] = "<none>", tag[128] = "<none>";
+            const char *ref = json_string_value(json_array_get(refs, r));
+            if (ref) {
+                const char *colon = strrchr(ref, ':');
+                if (colon) {
+                    snprintf(name, sizeof name, "%.*s", (int)(colon - ref), ref);
+                    snprintf(tag, sizeof tag, "%s", colon + 1);
+                } else {
+                    snprintf(name, sizeof name, "%s", ref);
+                    snprintf(tag, sizeof tag, "latest");
+                }
+            }
+            if (wide) {
+                const char *row[] = {name, tag, dig, size, cli_jstr(img, "boot"),
+                                     inst, labels, created};
+                rc = cli_table_add(t, row);
+            } else {
+                const char *row[] = {name, tag, dig, size, inst, created};
+                rc = cli_table_add(t, row);
+            }
+            if (rc < 0)
+                goto out;
+        }
+    }
+    cli_table_print(t, out);
+out:
+    cli_table_free(t);
+    return rc;
+}
+
+static int image_ls(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"name", required_argument, NULL, 'n'},
+        {"selector", required_argument, NULL, 'l'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int rc = CLI_OK, c;
+    bool quiet = false;
+    cli_fmt fmt = CLI_FMT_TABLE;
+    const char *name = NULL, *sel = NULL;
+    char err[256];
+    json_t *items = NULL;
+    cli_buf path = {0};
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":l:qo:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n': name = optarg; break;
+        case 'l':
+            if (cli_parse_selector(optarg, err, sizeof err) < 0) {
+                rc = cli_usage("image ls", "%s", err);
+                goto out;
+            }
+            sel = optarg;
+            break;
+        case 'q': quiet = true; break;
+        case 'o':
+            if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0) {
+                rc = cli_usage("image ls", "%s", err);
+                goto out;
+            }
+            break;
+        case 'h':
+            fputs(ls_help, stdout);
+            goto out;
+        default:
+            rc = cli_opt_error("image ls", argv, c);
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        rc = cli_usage("image ls", "unexpected argument '%s'", argv[optind]);
+        goto out;
+    }
+    cli_buf_puts(&path, "/v1/images?limit=1000");
+    if (name) {
+        cli_buf_puts(&path, "&name=");
+        cli_buf_escape(&path, name);
+    }
+    if (sel) {
+        cli_buf_puts(&path, "&selector=");
+        cli_buf_escape(&path, sel);
+    }
+    rc = cli_http_list(ctx, cli_buf_str(&path), &items);
+    if (rc != CLI_OK)
+        goto out;
+    if (quiet) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it) printf("%s\n", cli_jstr(it, "digest"));
+    } else if (image_render_list(stdout, items, fmt, time(NULL)) < 0) {
+        rc = CLI_EFAIL;
+    }
+out:
+    json_decref(items);
+    cli_buf_free(&path);
+    return rc;
+}
+
+/* inspect, tag, rm: small commands sharing one parser. */
+static int image_simple(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *verb = argv[0];
+    bool is_rm = !strcmp(verb, "rm"), is_tag = !strcmp(verb, "tag");
+    const char *help = is_rm ? rm_help : is_tag ? tag_help : inspect_help;
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "image %s", verb);
+    int rc = CLI_OK, c;
+    bool force = false;
+    json_t *all = NULL, *body = NULL, *obj = NULL;
+    cli_buf path = {0};
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, is_rm ? ":fh" : ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            if (!is_rm) {
+                rc = cli_usage(cmd, "unknown option '-f'");
+                goto out;
+            }
+            force = true;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            goto out;
+        default:
+            rc = cli_opt_error(cmd, argv, c);
+            goto out;
+        }
+    }
+    int n = argc - optind;
+    if (n < 1 || (is_tag && n != 2)) {
+        rc = cli_usage(cmd, "%s", is_tag ? "expected REF and NAME[:TAG]" : "missing REF");
+        goto out;
+    }
+    if (is_tag) {
+        cli_buf_puts(&path, "/v1/images/");
+        cli_buf_escape(&path, argv[optind]);
+        cli_buf_puts(&path, "/tags");
+        body = json_pack("{s:s}", "ref", argv[optind + 1]);
+        rc = cli_http_json(ctx, "POST", cli_buf_str(&path), body, &obj);
+        if (rc == CLI_OK)
+            printf("tagged %s as %s\n", argv[optind], argv[optind + 1]);
+        goto out;
+    }
+    all = json_array();
+    for (int i = optind; i < argc; i++) {
+        path.len = 0;
+        cli_buf_puts(&path, "/v1/images/");
+        cli_buf_escape(&path, argv[i]);
+        int r;
+        if (is_rm) {
+            if (force)
+                cli_buf_puts(&path, "?force=true");
+            r = cli_http_json(ctx, "DELETE", cli_buf_str(&path), NULL, NULL);
+            if (r == CLI_OK)
+                printf("removed %s\n", argv[i]);
+        } else {
+            json_t *img = NULL;
+            r = cli_http_json(ctx, "GET", cli_buf_str(&path), NULL, &img);
+            if (r == CLI_OK)
+                json_array_append_new(all, img);
+        }
+        if (r != CLI_OK && rc == CLI_OK)
+            rc = r;
+    }
+    if (!is_rm) {
+        if (n == 1 && json_array_size(all))
+            cli_jprint(stdout, json_array_get(all, 0));
+        else if (n > 1)
+            cli_jprint(stdout, all);
+    }
+out:
+    json_decref(all);
+    json_decref(body);
+    json_decref(obj);
+    cli_buf_free(&path);
+    return rc;
+}
+
+int image_main(cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage("image", "missing image command (push, ls, inspect, tag, rm)");
+    const char *sub = argv[1];
+    if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help")) {
+        fputs(image_help, stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(sub, "push"))
+        return image_push(ctx, argc - 1, argv + 1);
+    if (!strcmp(sub, "ls") || !strcmp(sub, "list"))
+        return image_ls(ctx, argc - 1, argv + 1);
+    if (!strcmp(sub, "inspect") || !strcmp(sub, "tag") || !strcmp(sub, "rm"))
+        return image_simple(ctx, argc - 1, argv + 1);
+    return cli_usage("image", "unknown image command '%s' (push, ls, inspect, tag, rm)", sub);
+}

@@ -1,0 +1,132 @@
+/*
+ * apic.c - local APIC timer (see apic.h). Register numbers from the Intel
+ * SDM vol. 3, chapter 11 "Advanced Programmable Interrupt Controller".
+ */
+#include "apic.h"
+
+#include "cpu.h"
+#include "idt.h"
+#include "../../kernel/clock.h"
+
+#define APIC_REG_EOI     0x0B0
+#define APIC_REG_SVR     0x0F0
+#define APIC_REG_LVT_TMR 0x320
+#define APIC_REG_TMR_INIT 0x380
+#define APIC_REG_TMR_CUR 0x390
+#define APIC_REG_TMR_DIV 0x3E0
+
+#define APIC_BASE_ENABLE 0x800u     /* IA32_APIC_BASE bit 11 */
+#define APIC_BASE_X2     0x400u     /* IA32_APIC_BASE bit 10 */
+#define APIC_SVR_ENABLE  0x100u
+#define LVT_MASKED       0x10000u
+#define LVT_TSC_DEADLINE 0x40000u   /* timer mode bits 18:17 = 10b */
+#define TMR_DIV_1        0x0Bu
+
+#define CPUID1_EDX_APIC        (1u << 9)
+#define CPUID1_ECX_X2APIC      (1u << 21)
+#define CPUID1_ECX_TSCDEADLINE (1u << 24)
+
+static int apic_ok, apic_x2, apic_deadline;
+static volatile uint32_t *apic_mmio;
+static uint64_t apic_hz;            /* one-shot mode: timer ticks per second */
+
+static void apic_write(uint32_t reg, uint32_t v)
+{
+    if (apic_x2)
+        cpu_wrmsr(0x800 + (reg >> 4), v);
+    else
+        apic_mmio[reg / 4] = v;
+}
+
+static uint32_t apic_read(uint32_t reg)
+{
+    return apic_x2 ? (uint32_t)cpu_rdmsr(0x800 + (reg >> 4)) : apic_mmio[reg / 4];
+}
+
+int apic_init(void)
+{
+    uint32_t r[4];
+    cpu_cpuid(1, 0, r);
+    if (!(r[3] & CPUID1_EDX_APIC))
+        return -1;
+    apic_x2 = !!(r[2] & CPUID1_ECX_X2APIC);
+    apic_deadline = !!(r[2] & CPUID1_ECX_TSCDEADLINE);
+
+    /* 1. Enable the APIC (and x2APIC mode) in IA32_APIC_BASE. */
+    uint64_t base = cpu_rdmsr(MSR_APIC_BASE);
+    base |= APIC_BASE_ENABLE;
+    if (apic_x2)
+        base |= APIC_BASE_X2;
+    cpu_wrmsr(MSR_APIC_BASE, base);
+    apic_mmio = (volatile uint32_t *)(uintptr_t)(base & 0xFFFFF000u);
+
+    /* 2. Software-enable with our spurious vector; timer masked for now. */
+    apic_write(APIC_REG_SVR, APIC_SVR_ENABLE | IDT_VEC_SPURIOUS);
+    apic_write(APIC_REG_LVT_TMR, LVT_MASKED | IDT_VEC_TIMER);
+    apic_ok = 1;
+    return 0;
+}
+
+void apic_eoi(void)
+{
+    apic_write(APIC_REG_EOI, 0);
+}
+
+const char *apic_timer_mode(void)
+{
+    return !apic_ok ? "none" : apic_deadline ? "tsc-deadline" : "one-shot";
+}
+
+/* One-shot mode needs the timer's rate: count down for ~1 ms of TSC. */
+static void apic_calibrate(void)
+{
+    apic_write(APIC_REG_TMR_DIV, TMR_DIV_1);
+    apic_write(APIC_REG_LVT_TMR, LVT_MASKED | IDT_VEC_TIMER);
+    uint64_t t0 = cpu_rdtsc();
+    apic_write(APIC_REG_TMR_INIT, 0xFFFFFFFFu);
+    uint64_t span = clock_tsc_hz() / 1000;
+    while (cpu_rdtsc() - t0 < span)
+        ;
+    uint32_t left = apic_read(APIC_REG_TMR_CUR);
+    uint64_t t1 = cpu_rdtsc();
+    apic_write(APIC_REG_TMR_INIT, 0);
+    uint64_t ticks = 0xFFFFFFFFu - left;
+    apic_hz = clock_muldiv(ticks, clock_tsc_hz(), t1 - t0);
+    if (apic_hz == 0)
+        apic_hz = 1;
+}
+
+void apic_sleep_until(uint64_t deadline)
+{
+    static int tried;
+    if (!tried) {                     /* first sleep: bring the APIC up */
+        tried = 1;
+        apic_init();
+    }
+    if (!apic_ok) {
+        while (cpu_rdtsc() < deadline)
+            ;
+        return;
+    }
+    if (!apic_deadline && !apic_hz)
+        apic_calibrate();
+    for (;;) {
+        uint64_t now = cpu_rdtsc();
+        if (now >= deadline)
+            break;
+        if (apic_deadline) {
+            apic_write(APIC_REG_LVT_TMR, LVT_TSC_DEADLINE | IDT_VEC_TIMER);
+            cpu_wrmsr(MSR_TSC_DEADLINE, deadline);
+        } else {
+            /* Round up so the wakeup lands at or after the deadline. */
+            uint64_t n = clock_muldiv(deadline - now, apic_hz, clock_tsc_hz()) + 1;
+            if (n > 0xFFFFFFFFu)
+                n = 0xFFFFFFFFu;
+            apic_write(APIC_REG_TMR_DIV, TMR_DIV_1);
+            apic_write(APIC_REG_LVT_TMR, IDT_VEC_TIMER);
+            apic_write(APIC_REG_TMR_INIT, (uint32_t)n);
+        }
+        cpu_sti_hlt();
+    }
+    apic_write(APIC_REG_LVT_TMR, LVT_MASKED | IDT_VEC_TIMER);
+}

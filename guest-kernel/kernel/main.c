@@ -1,0 +1,215 @@
+/*
+ * main.c - boot sequence, exit and crash paths (see kern.h).
+ */
+#include "kern.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <shoal.h>
+
+#include "clock.h"
+#include "cmdline.h"
+#include "heap.h"
+#include "pvh.h"
+#include "sbuf.h"
+#include "status.h"
+#include "../arch/x86_64/cpu.h"
+#include "../arch/x86_64/idt.h"
+#include "../drivers/serial.h"
+
+#define ACPI_PM1A_CNT   0x604    /* PIIX4 PM1a control as set up by qboot/SeaBIOS */
+#define ACPI_SLP_S5     0x2000   /* SLP_EN | SLP_TYP=S5 for QEMU's DSDT */
+#define PVPANIC_PORT    0x505
+#define PVPANIC_PANICKED 1
+#define MEMMAP_MAX      64
+#define MAPPED_LIMIT    0x100000000ull  /* boot.S identity-maps the low 4 GiB */
+#define EXIT_BOOT_ERROR 2        /* bad command line or start info (protocol: 2) */
+
+extern int main(int argc, char **argv, char **envp);
+extern char **environ;
+extern char __image_end[];
+
+/* Written before read, so left out of the .bss zeroing. */
+static char kern_cmdline[CMDLINE_MAX + 1] __attribute__((section(".noinit")));
+
+/* TSC at the end of each boot step, printed with shoal.bootlog=1. */
+enum { ST_CONSOLE, ST_MEMORY, ST_CLOCK, ST_CMDLINE, ST_N };
+static const char *const kern_stage_names[ST_N] = { "console+idt", "memory", "clock", "cmdline" };
+static uint64_t kern_stage_tsc[ST_N];
+static struct cmdline kern_cl;
+static uint64_t kern_boot_us;
+
+__attribute__((noreturn)) void kern_exit(int code)
+{
+    status_exit(code);
+    outw(ACPI_PM1A_CNT, ACPI_SLP_S5);
+    /* QEMU acts on the request asynchronously; give it 100 ms before
+     * concluding the VM has no ACPI (libvirt without <acpi/>). Wait halted,
+     * not spinning: a busy vCPU delays QEMU's own shutdown work. */
+    if (clock_tsc_hz()) {
+        clock_sleep_ns(100000000ull);
+    } else {
+        uint64_t t0 = cpu_rdtsc();
+        while (cpu_rdtsc() - t0 < 100000000ull)
+            __asm__ volatile("pause");
+    }
+    printf("shoal: power-off via ACPI port %#x did not happen; halting\n", ACPI_PM1A_CNT);
+    cpu_halt_forever();
+}
+
+__attribute__((noreturn)) void kern_crash(uint64_t vector, uint64_t error, uint64_t rip, uint64_t cr2)
+{
+    status_crash(vector, error, rip, cr2);
+    outb(PVPANIC_PORT, PVPANIC_PANICKED);
+    cpu_halt_forever();
+}
+
+__attribute__((noreturn)) void kern_fatal(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("shoal: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n", stderr);
+    va_end(ap);
+    kern_exit(code);
+}
+
+const char *shoal_param(const char *name)
+{
+    return cmdline_kparam(&kern_cl, name);
+}
+
+uint64_t shoal_boot_us(void)
+{
+    return kern_boot_us;
+}
+
+static uint8_t kern_cmos(uint8_t reg)
+{
+    outb(0x70, reg);
+    return inb(0x71);
+}
+
+/* Give the heap all RAM above the image and below the identity-mapped
+ * limit. The memory map is copied first because the heap writes block
+ * headers into the very RAM the table may live in. */
+static void kern_memory(const struct hvm_start_info *si)
+{
+    struct hvm_memmap_table_entry map[MEMMAP_MAX];
+    uint32_t n = 0;
+    if (si->version >= 1 && si->memmap_paddr && si->memmap_entries) {
+        n = si->memmap_entries < MEMMAP_MAX ? si->memmap_entries : MEMMAP_MAX;
+        memcpy(map, (const void *)(uintptr_t)si->memmap_paddr, n * sizeof(map[0]));
+    } else {
+        /* No map: CMOS says how much RAM lies above 16 MiB (64 KiB units),
+         * as QEMU and every PC BIOS fill it in. */
+        uint64_t above16 = ((uint64_t)kern_cmos(0x35) << 8 | kern_cmos(0x34)) * 65536;
+        uint64_t above1 = ((uint64_t)kern_cmos(0x31) << 8 | kern_cmos(0x30)) * 1024;
+        map[n++] = (struct hvm_memmap_table_entry){ 0x100000, above1, PVH_MEMMAP_RAM, 0 };
+        if (above16)
+            map[n++] = (struct hvm_memmap_table_entry){ 0x1000000, above16, PVH_MEMMAP_RAM, 0 };
+    }
+    uint64_t floor = (uint64_t)(uintptr_t)__image_end;
+    for (uint32_t i = 0; i < n; i++) {
+        if (map[i].type != PVH_MEMMAP_RAM)
+            continue;
+        uint64_t lo = map[i].addr, hi = map[i].addr + map[i].size;
+        if (lo < floor)
+            lo = floor;
+        if (hi > MAPPED_LIMIT)
+            hi = MAPPED_LIMIT;
+        if (hi > lo)
+            heap_add_region((uintptr_t)lo, (size_t)(hi - lo));
+    }
+}
+
+/* Copy the command line out of loader memory; the heap may reuse it. */
+static int kern_copy_cmdline(const struct hvm_start_info *si)
+{
+    kern_cmdline[0] = '\0';
+    if (!si->cmdline_paddr)
+        return 0;
+    const char *src = (const char *)(uintptr_t)si->cmdline_paddr;
+    size_t n = strnlen(src, CMDLINE_MAX + 1);
+    if (n > CMDLINE_MAX)
+        return -1;
+    memcpy(kern_cmdline, src, n + 1);
+    return 0;
+}
+
+void kern_main(uint32_t start_info_paddr)
+{
+    /* 1. Start measuring the TSC rate (may take ~0.5 ms; runs alongside),
+     *    console and status channel, then the IDT: from here on every
+     *    fault is reported. */
+    clock_start();
+    serial_init(SERIAL_COM1);
+    serial_init(SERIAL_COM2);
+    idt_init();
+    kern_stage_tsc[ST_CONSOLE] = cpu_rdtsc();
+
+    /* 2. Start info: command line copied, memory map into the heap. */
+    const struct hvm_start_info *si = (const void *)(uintptr_t)start_info_paddr;
+    if (!si || si->magic != PVH_START_MAGIC)
+        kern_fatal(EXIT_BOOT_ERROR, "no PVH start info at %#x (boot this image through PVH)",
+                   start_info_paddr);
+    int too_long = kern_copy_cmdline(si);
+    kern_memory(si);
+    kern_stage_tsc[ST_MEMORY] = cpu_rdtsc();
+
+    /* 3. TSC rate known from here. The local APIC waits for the first sleep. */
+    clock_init();
+    kern_stage_tsc[ST_CLOCK] = cpu_rdtsc();
+
+    /* 4. Command line -> argv, environment, kernel keys. */
+    if (too_long)
+        kern_fatal(EXIT_BOOT_ERROR, "bad command line: longer than %d bytes", CMDLINE_MAX);
+    size_t len = strlen(kern_cmdline);
+    char *strbuf = malloc(len + 1);
+    char **ptrs = malloc((len + 8) * sizeof(char *));
+    if (!strbuf || !ptrs)
+        kern_fatal(EXIT_BOOT_ERROR, "out of memory parsing the command line");
+    char err[128];
+    if (cmdline_parse(kern_cmdline, strbuf, len + 1, ptrs, len + 8, &kern_cl, err, sizeof err))
+        kern_fatal(EXIT_BOOT_ERROR, "bad command line: %s", err);
+    kern_cl.argv[0] = (char *)shoal_app_name;
+    environ = kern_cl.envp;
+    kern_stage_tsc[ST_CMDLINE] = cpu_rdtsc();
+
+    /* 5. Banner, unless shoal.quiet=1. */
+    const char *quiet = shoal_param("quiet");
+    if (!quiet || strcmp(quiet, "1") != 0) {
+        struct heap_stats hs;
+        heap_get_stats(&hs);
+        char b[160];
+        struct sbuf sb;
+        sb_init(&sb, b, sizeof b);
+        sb_str(&sb, "shoal " KERN_VERSION ": ");
+        sb_str(&sb, shoal_app_name);
+        sb_str(&sb, ", ");
+        sb_num(&sb, hs.total >> 20, 10);
+        sb_str(&sb, " MiB, tsc ");
+        sb_num(&sb, clock_tsc_hz() / 1000000, 10);
+        sb_str(&sb, " MHz (");
+        sb_str(&sb, clock_source());
+        sb_str(&sb, ")\n");
+        serial_write(SERIAL_COM1, sb.buf, sb.len, 0);
+    }
+    const char *bootlog = shoal_param("bootlog");
+    if (bootlog && strcmp(bootlog, "1") == 0) {
+        uint64_t prev = kern_boot_tsc;
+        for (int i = 0; i < ST_N; i++) {
+            printf("shoal: boot step %-12s %6lu us\n", kern_stage_names[i],
+                   (unsigned long)(clock_tsc_to_ns(kern_stage_tsc[i] - prev) / 1000));
+            prev = kern_stage_tsc[i];
+        }
+    }
+
+    /* 6. Ready record, then the app. Its return value is the exit code. */
+    kern_boot_us = clock_tsc_to_ns(cpu_rdtsc() - kern_boot_tsc) / 1000;
+    status_ready(kern_boot_us);
+    exit(main(kern_cl.argc, kern_cl.argv, environ));
+}
