@@ -1369,8 +1369,7 @@ static api_code plan_common(fleet *f, const char *drain_host, bool dry_run, api_
             goto out;
         }
         if (sched_plan_drain(sst, h, NULL, &plan) != SCHED_OK) {
-            rc = api_status_set(st, API_E_INSUFFICIENT_CAPACITY, NULL, "cannot drain host "
-                                "'%s': %s", drain_host, plan.message);
+            rc = api_status_set(st, API_E_INSUFFICIENT_CAPACITY, NULL, "%s", plan.message);
             goto out;
         }
     } else if (sched_plan_consolidate(sst, NULL, &plan) != SCHED_OK) {

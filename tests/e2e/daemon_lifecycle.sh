@@ -79,9 +79,17 @@ ID=$(inst_field nap .id)
 check "guest has an address in the subnet" \
     grep -q '^10\.88\.' <<<"$(inst_field nap .network.address)"
 check "one QEMU for it" [ "$(qemu_count "$ID")" = 1 ]
-api POST /v1/instances/nap/stop -H 'Content-Type: application/json' -d '{"timeout_s":1}'
+t0=$(date +%s%N)
+api POST /v1/instances/nap/stop -H 'Content-Type: application/json' -d '{"timeout_s":20}'
+t1=$(date +%s%N)
 check "stop (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 check "stopped" wait_for 20 inst_state_is nap stopped
+# The guest hears the ACPI power button and exits on its own, long before
+# the 20 s timeout would force it.
+check "graceful stop took $(( (t1 - t0) / 1000000 )) ms (< 10 s)" [ $(( (t1 - t0) / 1000000 )) -lt 10000 ]
+check "graceful stop exit code 143" [ "$(inst_field nap .exit_code)" = 143 ]
+api GET /v1/instances/nap/console
+check "guest said why it stopped" grep -q 'power button' <<<"$BODY"
 check "its QEMU is gone" wait_for 10 eval '[ "$(qemu_count "$ID")" = 0 ]'
 api POST /v1/instances/nap/start
 check "start again (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]

@@ -6,6 +6,7 @@
 
 #include "cpu.h"
 #include "idt.h"
+#include "../../kernel/acpi.h"
 #include "../../kernel/clock.h"
 
 #define APIC_REG_EOI     0x0B0
@@ -102,6 +103,7 @@ void apic_sleep_until(uint64_t deadline)
     if (!tried) {                     /* first sleep: bring the APIC up */
         tried = 1;
         apic_init();
+        acpi_init();                  /* only sleepers can notice the button */
     }
     if (!apic_ok) {
         while (cpu_rdtsc() < deadline)
@@ -111,15 +113,20 @@ void apic_sleep_until(uint64_t deadline)
     if (!apic_deadline && !apic_hz)
         apic_calibrate();
     for (;;) {
-        uint64_t now = cpu_rdtsc();
+        uint64_t now = cpu_rdtsc(), wake = deadline;
+        /* Sleep in slices so the power button is noticed (acpi.h). */
+        uint64_t slice = clock_muldiv(ACPI_POLL_NS, clock_tsc_hz(), 1000000000ull);
+        acpi_poll();
         if (now >= deadline)
             break;
+        if (slice && deadline - now > slice)
+            wake = now + slice;
         if (apic_deadline) {
             apic_write(APIC_REG_LVT_TMR, LVT_TSC_DEADLINE | IDT_VEC_TIMER);
-            cpu_wrmsr(MSR_TSC_DEADLINE, deadline);
+            cpu_wrmsr(MSR_TSC_DEADLINE, wake);
         } else {
             /* Round up so the wakeup lands at or after the deadline. */
-            uint64_t n = clock_muldiv(deadline - now, apic_hz, clock_tsc_hz()) + 1;
+            uint64_t n = clock_muldiv(wake - now, apic_hz, clock_tsc_hz()) + 1;
             if (n > 0xFFFFFFFFu)
                 n = 0xFFFFFFFFu;
             apic_write(APIC_REG_TMR_DIV, TMR_DIV_1);
