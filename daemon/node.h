@@ -164,8 +164,10 @@ struct node_dom {
 /*
  * Connect to `uri` (NULL: error; no implicit default), start the event loop
  * if needed, register event and close callbacks, probe capacity, decide the
- * domain type (forced, cached verdict, or canary boot of up to
- * canary_timeout_ms), then wait until libvirt has finished adopting domains
+ * domain type (forced, cached verdict, or canary boots of up to
+ * canary_timeout_ms each: kvm is chosen when its canary powers off and runs
+ * a fixed loop no slower than 2x TCG's; nested kvm-pvm runs it ~1000x
+ * slower, so there the verdict is qemu), then wait until libvirt has finished adopting domains
  * that were already running (embed/system drivers reconnect to them
  * asynchronously: a destroy issued right after open failed with "Domain not
  * found" and lost the VM; node_open returns only once every listed domain
@@ -195,6 +197,10 @@ const char *node_uri(const struct node *node);
  * "canary paused: KVM internal error", ...). Owned by node. */
 enum domxml_virt node_domain_type(const struct node *node);
 const char *node_domain_type_reason(const struct node *node);
+
+/* 1 if domain type kvm runs guests on this host at all (a kvm canary
+ * powered off), even when the verdict chose qemu because kvm was slower. */
+int node_kvm_works(const struct node *node);
 
 /* Capacity as probed at open (refreshes free memory). */
 int node_capacity(struct node *node, struct node_capacity *cap,

@@ -16,6 +16,11 @@
  *   canary=hang  print "hang\n", then halt forever with interrupts off.
  *   canary=panic print "panic\n", signal pvpanic (ISA port 0x505, value 1),
  *                then halt forever.
+ *   canary=bench run a fixed loop of ALU work (CANARY_BENCH_LOOPS), then print
+ *                "ok cycles=<16 hex digits>\n" (TSC cycles the loop took) and
+ *                power off. The node compares this figure between KVM and
+ *                TCG: nested kvm-pvm emulates guest code one instruction at
+ *                a time and can be far slower than TCG.
  *   canary=sse   print "sse\n", then execute ldmxcsr (an SSE instruction):
  *                under kvm-pvm this stops the VM with "KVM internal error";
  *                under TCG it faults (#UD, no IDT), i.e. the guest resets.
@@ -25,6 +30,7 @@
 #define COM1        0x3f8
 #define PM1A_CNT    0x604
 #define PVPANIC     0x505
+#define CANARY_BENCH_LOOPS 20000
 
         .code32
         .section .text.entry, "ax"
@@ -76,6 +82,8 @@ found:  movb    (%edx), %al
         je      do_panic
         cmp     $'s', %al
         je      do_sse
+        cmp     $'b', %al
+        je      do_bench
 
 do_ok:
         mov     $msg_ok, %esi
@@ -84,6 +92,49 @@ do_ok:
         mov     $0x2000, %ax
         outw    %ax, %dx
         jmp     halt                    /* poweroff did not happen */
+
+do_bench:
+        rdtsc
+        mov     %eax, %edi              /* start, low 32 bits in edi */
+        mov     %edx, %ebp              /* start, high 32 bits in ebp */
+        mov     $CANARY_BENCH_LOOPS, %ecx
+        xor     %ebx, %ebx
+6:      add     %ecx, %ebx              /* a little dependent ALU work */
+        rol     $3, %ebx
+        xor     $0x5a5a, %ebx
+        dec     %ecx
+        jnz     6b
+        rdtsc
+        sub     %edi, %eax
+        sbb     %ebp, %edx              /* edx:eax = cycles */
+        mov     %eax, %edi
+        mov     %edx, %ebp
+        mov     $msg_cycles, %esi
+        call    puts
+        mov     %ebp, %eax
+        call    puthex32
+        mov     %edi, %eax
+        call    puthex32
+        mov     $msg_nl, %esi
+        call    puts
+        mov     $PM1A_CNT, %dx
+        mov     $0x2000, %ax
+        outw    %ax, %dx
+        jmp     halt
+
+/* puthex32: write eax as 8 hex digits to COM1. Clobbers eax, ecx, edx. */
+puthex32:
+        mov     $8, %ecx
+7:      rol     $4, %eax
+        push    %eax
+        and     $0xf, %eax
+        movb    hexdig(%eax), %al
+        mov     $COM1, %dx
+        outb    %al, %dx
+        pop     %eax
+        dec     %ecx
+        jnz     7b
+        ret
 
 do_hang:
         mov     $msg_hang, %esi
@@ -123,6 +174,9 @@ msg_ok:     .asciz "ok\n"
 msg_hang:   .asciz "hang\n"
 msg_panic:  .asciz "panic\n"
 msg_sse:    .asciz "sse\n"
+msg_cycles: .asciz "ok cycles="
+msg_nl:     .asciz "\n"
+hexdig:     .ascii "0123456789abcdef"
         .balign 4
 mxcsr:      .long 0x1f80
 

@@ -793,7 +793,7 @@ t_upload_disconnect(void **state)
 	(void)state;
 	atomic_store(&F->upload_writes, 0);
 	fd = raw_connect();
-	raw_send(fd, hdr, strlen(hdr) + 4);
+	raw_send(fd, hdr, strlen(hdr));
 	raw_send(fd, junk, sizeof junk);
 	t0 = now_s();
 	while (atomic_load(&F->upload_writes) == 0 && now_s() - t0 < 2) {

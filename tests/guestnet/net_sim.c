@@ -77,6 +77,17 @@ static int sim_transmit(struct net_if *nif, const void *frame, size_t len)
     struct sim *w = nif->driver;
     int to = nif == &w->nif[0] ? 1 : 0;
     w->sent++;
+    if (getenv("NET_SIM_TRACE")) {
+        const uint8_t *f = frame;
+        if (len >= 54 && f[12] == 8 && f[13] == 0 && f[23] == 6) {
+            const uint8_t *t = f + 14 + (f[14] & 15) * 4;
+            fprintf(stderr, "%llu %c->: %u>%u seq %u ack %u fl %02x win %u len %zu\n",
+                    (unsigned long long)sim_now, to ? 'A' : 'B', t[0] << 8 | t[1], t[2] << 8 | t[3],
+                    (unsigned)(t[4] << 24 | t[5] << 16 | t[6] << 8 | t[7]),
+                    (unsigned)(t[8] << 24 | t[9] << 16 | t[10] << 8 | t[11]), t[13],
+                    t[14] << 8 | t[15], len - 14 - (size_t)(f[14] & 15) * 4 - (size_t)(t[12] >> 4) * 4);
+        }
+    }
     if (w->loss_ppm && sim_rand(&w->rng) % 1000000 < w->loss_ppm) {
         w->lost++;
         return 0;
@@ -140,6 +151,8 @@ void sim_step(struct sim *w)
         struct sim_frame *f = w->q;
         w->q = f->next;
         w->delivered++;
+        if (getenv("NET_SIM_TRACE"))
+            fprintf(stderr, "%llu deliver to %d len %zu\n", (unsigned long long)sim_now, f->to, f->len);
         net_input(&w->nif[f->to], f->data, f->len);
         free(f);
     }
