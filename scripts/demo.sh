@@ -54,7 +54,7 @@ shoal run --count 3 --name sleeper --label demo=shoal --restart on-failure sleep
 
 # Wait (bounded) until the hello guests have run to completion.
 i=0
-while shoal ps -a -l demo=shoal | grep -q -E 'pending|starting'; do
+while shoal ps -a -l demo=shoal | grep hello | grep -q -E 'pending|starting|running'; do
     i=$((i + 1))
     [ "$i" -gt 60 ] && break
     sleep 0.5

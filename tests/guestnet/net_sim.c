@@ -83,8 +83,8 @@ static int sim_transmit(struct net_if *nif, const void *frame, size_t len)
             const uint8_t *t = f + 14 + (f[14] & 15) * 4;
             fprintf(stderr, "%llu %c->: %u>%u seq %u ack %u fl %02x win %u len %zu\n",
                     (unsigned long long)sim_now, to ? 'A' : 'B', t[0] << 8 | t[1], t[2] << 8 | t[3],
-                    (unsigned)(t[4] << 24 | t[5] << 16 | t[6] << 8 | t[7]),
-                    (unsigned)(t[8] << 24 | t[9] << 16 | t[10] << 8 | t[11]), t[13],
+                    (unsigned)t[4] << 24 | (unsigned)t[5] << 16 | (unsigned)t[6] << 8 | t[7],
+                    (unsigned)t[8] << 24 | (unsigned)t[9] << 16 | (unsigned)t[10] << 8 | t[11], t[13],
                     t[14] << 8 | t[15], len - 14 - (size_t)(f[14] & 15) * 4 - (size_t)(t[12] >> 4) * 4);
         }
     }
@@ -124,6 +124,7 @@ void sim_init(struct sim *w, uint64_t seed, const struct net_config *cfg_a,
         nif->transmit = sim_transmit;
         nif->driver = w;
     }
+    idle_sim = w;                          /* blocking calls step this wire */
     w->st[0] = net_create(&w->nif[0], cfg_a);
     if (!b_is_capture)
         w->st[1] = net_create(&w->nif[1], cfg_b);

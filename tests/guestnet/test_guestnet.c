@@ -101,6 +101,8 @@ static uint64_t transfer(struct sim *w, int from, int ffd, int tfd, size_t total
     uint32_t h_s = 2166136261u, h_r = 2166136261u;
     int eof = 0, shut = 0;
     uint64_t t0 = sim_now;
+    nsock_set_nonblock(fs, ffd, 1);
+    nsock_set_nonblock(ts, tfd, 1);
     while (!eof && sim_now - t0 < max_ms) {
         while (sent < total) {
             size_t k = total - sent < sizeof buf ? total - sent : sizeof buf;

@@ -272,7 +272,7 @@ static int daemon_runs(const char *state, const char *kernel, int n, double *out
 int main(int argc, char **argv)
 {
     char tmp[] = "/tmp/shoal-bench-ready-XXXXXX", state[256], root[256], listen[64], url[128];
-    char dtype[8] = "qemu", cmd[512];
+    char dtype[8] = "qemu", cmd[640];
     int n = argc > 3 ? atoi(argv[3]) : 20, nd, nb;
     double *d, *bl;
     pid_t pid;
@@ -331,7 +331,10 @@ int main(int argc, char **argv)
     }
     loop_run = 0;
 
-    snprintf(cmd, sizeof cmd, "pkill -9 -f 'qemu-system.*%s'; sleep 0.5; rm -rf %s", tmp, tmp);
+    /* libvirt's embedded driver stays loaded in this process and may still
+     * write under the root for a moment: retry the removal. */
+    snprintf(cmd, sizeof cmd, "pkill -9 -f 'qemu-system.*%s'; sleep 0.5; rm -rf %s || "
+             "(sleep 1; rm -rf %s)", tmp, tmp, tmp);
     if (system(cmd) != 0 || access(tmp, F_OK) == 0)
         fprintf(stderr, "cleanup of %s incomplete\n", tmp);
     if (nd <= 0 || nb <= 0) {
