@@ -581,9 +581,9 @@ static int snapshot_take(fleet *f, snapshot *s, char *err, size_t errlen)
         /* Keep a tenth of the memory (at most 2 GiB) for the host itself. */
         sh->reserved_mem_mib = h->mem_mib / 10 > 2048 ? 2048 : h->mem_mib / 10;
         sh->vmm_overhead_mib = FLEET_VMM_OVERHEAD_MIB;
-        sh->mem_overcommit = 1.0;
+        sh->mem_overcommit = f->cfg.mem_overcommit;
         /* Idle unikernels halt; vCPUs are overcommitted like threads. */
-        sh->cpu_overcommit = 16.0;
+        sh->cpu_overcommit = f->cfg.cpu_overcommit;
         sh->labels = s->hlabels[i];
         sh->n_labels = n;
         sh->cordoned = h->cordoned || !h->up;
@@ -927,21 +927,14 @@ out:
     return rc;
 }
 
-static int instance_matches(const state_instance *in, const api_instance_filter *flt)
+/* Label selector on one row (state and host are filtered in SQL). */
+static int selector_matches(const state_instance *in, void *ctx)
 {
-    json_t *labels;
-    api_kv *kv;
+    const api_selector *sel = ctx;
+    json_t *labels = json_loads(in->labels_json, 0, NULL);
     size_t n;
-    int ok;
-    if (flt->has_state && (api_instance_state)in->state != flt->state)
-        return 0;
-    if (flt->host && strcmp(flt->host, in->host) != 0)
-        return 0;
-    if (!flt->selector || flt->selector->n == 0)
-        return 1;
-    labels = json_loads(in->labels_json, 0, NULL);
-    kv = kv_from_json(labels, &n);
-    ok = api_selector_match(flt->selector, kv, n);
+    api_kv *kv = kv_from_json(labels, &n);
+    int ok = api_selector_match(sel, kv, n);
     free(kv);
     json_decref(labels);
     return ok;
@@ -952,44 +945,28 @@ static api_code be_instance_list(void *ctx, const api_instance_filter *flt,
 {
     fleet *f = ctx;
     state_instance *rows = NULL;
-    size_t n = 0, start = 0, emitted = 0, last = 0;
+    size_t n = 0;
     char err[256];
-    int more = 0;
-    api_code rc = API_OK;
+    int more = 0, rc;
+    int has_sel = flt->selector && flt->selector->n > 0;
 
-    if (state_inst_list(f->db, &rows, &n, err, sizeof err) != 0)
+    rc = state_inst_page(f->db, page->after, flt->has_state ? (int)flt->state : -1, flt->host,
+                         has_sel ? selector_matches : NULL, (void *)flt->selector, page->limit,
+                         &rows, &n, &more, err, sizeof err);
+    if (rc == STATE_ENOTFOUND)
+        return api_status_set(st, API_E_INVALID_FIELD, "after", "%s", err);
+    if (rc != 0)
         return api_status_set(st, API_E_INTERNAL, NULL, "%s", err);
-    if (page->after) {
-        start = n + 1;
-        for (size_t i = 0; i < n; i++) {
-            if (!strcmp(rows[i].id, page->after))
-                start = i + 1;
-        }
-        if (start == n + 1) {
-            rc = api_status_set(st, API_E_INVALID_FIELD, "after", "unknown cursor '%s'",
-                                page->after);
-            goto out;
-        }
-    }
-    for (size_t i = start; i < n; i++) {
-        if (!instance_matches(&rows[i], flt))
-            continue;
-        if (emitted == page->limit) {
-            more = 1;
-            break;
-        }
+    for (size_t i = 0; i < n; i++) {
         if (sink_instance(f, out, &rows[i], 0) != 0) {
-            rc = api_status_set(st, API_E_INTERNAL, NULL, "cannot encode instance");
-            goto out;
+            state_inst_array_free(rows, n);
+            return api_status_set(st, API_E_INTERNAL, NULL, "cannot encode instance");
         }
-        emitted++;
-        last = i;
     }
-    if (more && emitted)
-        api_sink_next(out, rows[last].id);
-out:
+    if (more && n)
+        api_sink_next(out, rows[n - 1].id);
     state_inst_array_free(rows, n);
-    return rc;
+    return API_OK;
 }
 
 static api_code be_instance_get(void *ctx, const char *id, api_sink *out, api_status *st)

@@ -24,7 +24,9 @@ static const char USAGE[] =
     "  --subnet CIDR        guest subnet (default " CFG_DEFAULT_SUBNET ")\n"
     "  --no-network         no bridge; every instance runs without network\n"
     "  --publish-addr ADDR  host address published ports listen on (default 0.0.0.0)\n"
-    "  --max-instances N    guest slots on the local host (default 1000)\n"
+    "  --max-instances N    guest slots of each host (default 1000)\n"
+    "  --mem-overcommit R   usable memory per host as a multiple of its RAM (default 1)\n"
+    "  --cpu-overcommit R   guest vCPUs per host CPU (default 16: idle unikernels halt)\n"
     "  --console-max-kib N  console kept per instance before rotation (default 1024)\n"
     "  --tls-cert FILE      serve HTTPS with this certificate (needs --tls-key)\n"
     "  --tls-key FILE       private key for --tls-cert\n"
@@ -110,6 +112,18 @@ static int parse_listen(cfg_t *c, const char *v)
     return parse_int(colon + 1, 0, 65535, &c->listen_port);
 }
 
+static int parse_ratio(const char *v, double *out)
+{
+    char *end;
+    double d;
+    errno = 0;
+    d = strtod(v, &end);
+    if (errno || *end || end == v || !(d >= 0.1 && d <= 1000))
+        return -1;
+    *out = d;
+    return 0;
+}
+
 static int copy_str(char *dst, size_t len, const char *v)
 {
     if (strlen(v) >= len)
@@ -145,6 +159,10 @@ static int apply(cfg_t *c, const char *key, const char *v, const char *where,
         bad = parse_int(v, 0, 1, &c->network);
     else if (!strcmp(key, "max-instances"))
         bad = parse_int(v, 1, 100000, &c->max_instances);
+    else if (!strcmp(key, "mem-overcommit"))
+        bad = parse_ratio(v, &c->mem_overcommit);
+    else if (!strcmp(key, "cpu-overcommit"))
+        bad = parse_ratio(v, &c->cpu_overcommit);
     else if (!strcmp(key, "console-max-kib"))
         bad = parse_int(v, 1, 1 << 20, &c->console_max_kib);
     else if (!strcmp(key, "tls-cert"))
@@ -201,7 +219,7 @@ int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
      * after the file so that flags win. */
     static const char *const with_value[] = {
         "state-dir", "listen", "config", "domain-type", "local-uri", "bridge", "subnet",
-        "publish-addr",
+        "publish-addr", "mem-overcommit", "cpu-overcommit",
         "max-instances", "console-max-kib", "tls-cert", "tls-key", NULL,
     };
     char explicit_cfg[1024] = "";
@@ -216,6 +234,8 @@ int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
     cfg_parse_cidr(CFG_DEFAULT_SUBNET, &c->subnet, &c->prefix);
     c->network = 1;
     c->max_instances = 1000;
+    c->mem_overcommit = 1.0;
+    c->cpu_overcommit = 16.0;
     c->console_max_kib = 1024;
 
     for (pass = 0; pass < 2; pass++) {

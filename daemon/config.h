@@ -33,7 +33,9 @@ typedef struct {
     char tls_key[1024];
     int check_only;           /* --check-config: validate and exit */
     int verbose;              /* log debug lines */
-    int max_instances;        /* guest slots of the local host */
+    int max_instances;        /* guest slots of each host */
+    double mem_overcommit;    /* usable/physical memory per host (>= 0.1) */
+    double cpu_overcommit;    /* guest vCPUs per host CPU (>= 0.1) */
     int console_max_kib;      /* console log kept per instance before rotation */
 } cfg_t;
 

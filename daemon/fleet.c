@@ -932,6 +932,17 @@ int fleet_host_add(fleet *f, const char *name, const char *uri, const char *labe
         pthread_mutex_unlock(&f->mu);
         return api_status_set(st, API_E_CONFLICT, "name", "host '%s' already exists", name);
     }
+    /* One URI is one machine: two hosts on it would each reconcile away
+     * the other's domains. */
+    for (size_t i = 0; i < f->nhosts; i++) {
+        if (!strcmp(f->hosts[i].uri, uri)) {
+            char other[STATE_NAME_MAX];
+            snprintf(other, sizeof other, "%s", f->hosts[i].name);
+            pthread_mutex_unlock(&f->mu);
+            return api_status_set(st, API_E_CONFLICT, "uri", "uri '%s' is already host '%s'",
+                                  uri, other);
+        }
+    }
     if (f->nhosts >= FLEET_MAX_HOSTS) {
         pthread_mutex_unlock(&f->mu);
         return api_status_set(st, API_E_CONFLICT, NULL, "at most %d hosts", FLEET_MAX_HOSTS);

@@ -42,6 +42,8 @@ static const char *const MIGRATIONS[] = {
     "  exit_code INTEGER NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL,"
     "  PRIMARY KEY(instance, run));"
     "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);",
+    /* 2: listing pages in creation order without a sort */
+    "CREATE INDEX instances_created ON instances(created_ms, id);",
 };
 
 static const char *const STATE_NAMES[ST__COUNT] = {
@@ -253,7 +255,12 @@ static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *por
 static void copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(dst, len, "%s", t ? (const char *)t : "");
+    size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
+    if (n >= len)
+        n = len - 1;
+    if (n)
+        memcpy(dst, t, n);
+    dst[n] = 0;
 }
 
 static char *dup_col(sqlite3_stmt *st, int col, const char *dflt)
@@ -520,6 +527,83 @@ out:
     *out = a;
     *n = cnt;
     return rc;
+}
+
+int state_inst_page(state_db *db, const char *after, int state, const char *host,
+                    state_inst_match match, void *ctx, size_t limit,
+                    state_instance **out, size_t *n, int *more, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    state_instance *a = calloc(limit + 1, sizeof *a), row;
+    size_t cnt = 0;
+    int rc = -1, step;
+    char sql[1024];
+
+    *out = NULL;
+    *n = 0;
+    *more = 0;
+    if (!a) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(sql, sizeof sql, "SELECT " INST_COLS " FROM instances WHERE 1"
+             "%s%s%s ORDER BY created_ms, id",
+             after ? " AND (created_ms, id) > (SELECT created_ms, id FROM instances"
+                     " WHERE id=?1)" : "",
+             state >= 0 ? " AND state=?2" : "", host ? " AND host=?3" : "");
+    pthread_mutex_lock(&db->mu);
+    if (after) {
+        sqlite3_stmt *chk = NULL;
+        int found = 0;
+        if (sqlite3_prepare_v2(db->db, "SELECT 1 FROM instances WHERE id=?", -1, &chk,
+                               NULL) == SQLITE_OK) {
+            sqlite3_bind_text(chk, 1, after, -1, SQLITE_TRANSIENT);
+            found = sqlite3_step(chk) == SQLITE_ROW;
+        }
+        sqlite3_finalize(chk);
+        if (!found) {
+            seterr(err, errlen, "unknown cursor '%s'", after);
+            rc = STATE_ENOTFOUND;
+            goto out;
+        }
+    }
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    if (after)
+        sqlite3_bind_text(st, 1, after, -1, SQLITE_TRANSIENT);
+    if (state >= 0)
+        sqlite3_bind_text(st, 2, state_inst_state_name((state_inst_state)state), -1,
+                          SQLITE_STATIC);
+    if (host)
+        sqlite3_bind_text(st, 3, host, -1, SQLITE_TRANSIENT);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        read_inst(st, &row);
+        if (match && !match(&row, ctx)) {
+            state_inst_free(&row);
+            continue;
+        }
+        if (cnt == limit) {
+            state_inst_free(&row);
+            *more = 1;
+            break;
+        }
+        a[cnt++] = row;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        goto out;
+    rc = 0;
+out:
+    if (rc == -1)
+        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    if (rc != 0) {
+        state_inst_array_free(a, cnt);
+        return rc;
+    }
+    *out = a;
+    *n = cnt;
+    return 0;
 }
 
 void state_inst_free(state_instance *in)

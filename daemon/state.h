@@ -128,6 +128,16 @@ int state_inst_find(state_db *db, const char *key, state_instance *out, char *er
 /* All instances ordered by (created, id). *out is a heap array of *n
  * instances; free it with state_inst_array_free. */
 int state_inst_list(state_db *db, state_instance **out, size_t *n, char *err, size_t errlen);
+/* One page of instances in (created, id) order, after the instance `after`
+ * (NULL: from the start). Only rows with the given state (>= 0) and host
+ * (non-NULL) are read; `match` (may be NULL) filters further. At most
+ * `limit` rows are returned in *out (free with state_inst_array_free);
+ * *more says whether matching rows follow. STATE_ENOTFOUND when `after`
+ * names no instance. Reads stop as soon as the page is full. */
+typedef int (*state_inst_match)(const state_instance *in, void *ctx);
+int state_inst_page(state_db *db, const char *after, int state, const char *host,
+                    state_inst_match match, void *ctx, size_t limit,
+                    state_instance **out, size_t *n, int *more, char *err, size_t errlen);
 void state_inst_free(state_instance *in);        /* frees owned fields only */
 void state_inst_array_free(state_instance *a, size_t n);
 /* Deep copy (owned strings duplicated). */
