@@ -417,25 +417,33 @@ int state_inst_update(state_db *db, const state_instance *in, char *err, size_t 
     return inst_write(db, in, 0, err, errlen);
 }
 
-int state_inst_delete(state_db *db, const char *id, char *err, size_t errlen)
+/* Run a one-parameter DELETE; STATE_ENOTFOUND (with "<what> '<key>' not
+ * found") when it removed nothing. */
+static int delete_one(state_db *db, const char *sql, const char *what, const char *key,
+                      char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int rc = -1;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "DELETE FROM instances WHERE id=?", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
         goto out;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_DONE)
         goto out;
     rc = sqlite3_changes(db->db) ? 0 : STATE_ENOTFOUND;
     if (rc == STATE_ENOTFOUND)
-        seterr(err, errlen, "instance '%s' not found", id);
+        seterr(err, errlen, "%s '%s' not found", what, key);
 out:
     if (rc == -1)
         seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
+}
+
+int state_inst_delete(state_db *db, const char *id, char *err, size_t errlen)
+{
+    return delete_one(db, "DELETE FROM instances WHERE id=?", "instance", id, err, errlen);
 }
 
 int state_inst_find(state_db *db, const char *key, state_instance *out, char *err, size_t errlen)
@@ -776,23 +784,7 @@ out:
 
 int state_host_delete(state_db *db, const char *name, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = -1;
-    pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "DELETE FROM hosts WHERE name=?", -1, &st, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        goto out;
-    rc = sqlite3_changes(db->db) ? 0 : STATE_ENOTFOUND;
-    if (rc == STATE_ENOTFOUND)
-        seterr(err, errlen, "host '%s' not found", name);
-out:
-    if (rc == -1)
-        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->mu);
-    return rc;
+    return delete_one(db, "DELETE FROM hosts WHERE name=?", "host", name, err, errlen);
 }
 
 int state_host_list(state_db *db, state_host **out, size_t *n, char *err, size_t errlen)
