@@ -230,6 +230,27 @@ typedef struct api_port {
 	api_proto protocol;            /* default tcp */
 } api_port;
 
+/* Placement rules of an instance (see scheduler/scheduler.h for semantics). */
+typedef enum api_rule_kind {
+	API_RULE_HOST_AFFINITY = 0,    /* "host-affinity": the host carries the label */
+	API_RULE_HOST_ANTI_AFFINITY,   /* "host-anti-affinity": it does not */
+	API_RULE_AFFINITY,             /* "affinity": share a host with an instance carrying it */
+	API_RULE_ANTI_AFFINITY         /* "anti-affinity": never share one with such an instance */
+} api_rule_kind;
+
+#define API_RULES_MAX 16
+
+typedef struct api_rule {
+	api_rule_kind kind;
+	const char *key;               /* label key (label key syntax) */
+	const char *value;             /* label value, or NULL for any value */
+	bool soft;                     /* preference only (default false: must hold) */
+	uint32_t weight;               /* soft only, 1..1000 (default 1) */
+} api_rule;
+
+/* "host-affinity", ...; NULL for out-of-range values. */
+const char *api_rule_kind_str(api_rule_kind k);
+
 /* ------------------------------------------------------------------------ */
 /* Label selectors                                                          */
 /* ------------------------------------------------------------------------ */
@@ -287,6 +308,9 @@ typedef struct api_instance_spec {
 	bool network;                  /* default true */
 	const api_port *ports;         /* n_ports; only with count 1 (api enforces) */
 	size_t n_ports;
+	bool spread;                   /* "placement": {"policy": "spread"}; default binpack */
+	const api_rule *rules;         /* "placement": {"rules": [...]}, n_rules <= API_RULES_MAX */
+	size_t n_rules;
 	void *priv_;                   /* api-internal storage; do not touch */
 } api_instance_spec;
 
@@ -390,6 +414,9 @@ typedef struct api_instance {
 	bool has_exit_code;            /* false = null */
 	int exit_code;
 	const char *last_error;        /* NULL = null */
+	bool spread;                   /* placement policy spread (else binpack) */
+	const api_rule *rules;         /* placement rules */
+	size_t n_rules;
 	bool has_runs;                 /* include "runs" (GET /v1/instances/{id} only) */
 	const api_run *runs;           /* last <= 10 runs, oldest first */
 	size_t n_runs;

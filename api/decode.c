@@ -26,6 +26,7 @@ typedef struct spec_store {
 	api_kv *env;
 	api_kv *labels;
 	api_port *ports;
+	api_rule *rules;
 } spec_store;
 
 static void
@@ -38,6 +39,7 @@ store_free(spec_store *s)
 	free(s->env);
 	free(s->labels);
 	free(s->ports);
+	free(s->rules);
 	free(s);
 }
 
@@ -423,13 +425,109 @@ digits(uint64_t x)
 	return n;
 }
 
+/* "placement": {"policy": "binpack"|"spread", "rules": [{"kind", "key",
+ * "value", "soft", "weight"}]} */
+static api_code
+get_placement(json_t *obj, spec_store *s, api_instance_spec *out, api_status *st)
+{
+	static const char *const fields[] = { "policy", "rules" };
+	static const char *const rfields[] = { "kind", "key", "value", "soft", "weight" };
+	static const char *const kinds[] = {
+		"host-affinity", "host-anti-affinity", "affinity", "anti-affinity",
+	};
+	json_t *p = member(obj, "placement"), *a, *r;
+	const char *policy;
+	char field[64], prefix[48];
+	size_t i;
+	api_code rc;
+
+	if (p == NULL)
+		return API_OK;
+	if (!json_is_object(p))
+		return api_status_set(st, API_E_INVALID_FIELD, "placement",
+		                      "placement must be an object");
+	rc = check_fields(p, "placement.", fields, NELEM(fields), st);
+	if (rc != API_OK)
+		return rc;
+	rc = get_string(p, "policy", false, &policy, st);
+	if (rc != API_OK)
+		return rc;
+	if (policy != NULL && strcmp(policy, "spread") != 0 &&
+	    strcmp(policy, "binpack") != 0)
+		return api_status_set(st, API_E_INVALID_FIELD, "placement.policy",
+		                      "placement.policy '%.40s' must be binpack or spread",
+		                      policy);
+	out->spread = policy != NULL && strcmp(policy, "spread") == 0;
+	a = member(p, "rules");
+	if (a == NULL)
+		return API_OK;
+	if (!json_is_array(a))
+		return api_status_set(st, API_E_INVALID_FIELD, "placement.rules",
+		                      "placement.rules must be an array of objects");
+	if (json_array_size(a) > API_RULES_MAX)
+		return api_status_set(st, API_E_INVALID_FIELD, "placement.rules",
+		                      "placement.rules has %zu entries, at most %d allowed",
+		                      json_array_size(a), API_RULES_MAX);
+	s->rules = calloc(json_array_size(a) + 1, sizeof *s->rules);
+	if (s->rules == NULL)
+		return api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
+	json_array_foreach(a, i, r) {
+		api_rule *ru = &s->rules[i];
+		const char *kind;
+		uint64_t w;
+		size_t k;
+		snprintf(field, sizeof field, "placement.rules[%zu]", i);
+		if (!json_is_object(r))
+			return api_status_set(st, API_E_INVALID_FIELD, field,
+			                      "%s must be an object", field);
+		snprintf(prefix, sizeof prefix, "placement.rules[%zu].", i);
+		rc = check_fields(r, prefix, rfields, NELEM(rfields), st);
+		if (rc != API_OK)
+			return rc;
+		snprintf(field, sizeof field, "placement.rules[%zu].kind", i);
+		rc = get_string(r, "kind", true, &kind, st);
+		if (rc != API_OK)
+			return api_status_set(st, API_E_INVALID_FIELD, field,
+			                      "%s is required", field);
+		for (k = 0; k < NELEM(kinds) && strcmp(kinds[k], kind) != 0; k++)
+			;
+		if (k == NELEM(kinds))
+			return api_status_set(st, API_E_INVALID_FIELD, field,
+			                      "%s '%.40s' must be host-affinity, "
+			                      "host-anti-affinity, affinity or anti-affinity",
+			                      field, kind);
+		ru->kind = (api_rule_kind)k;
+		snprintf(field, sizeof field, "placement.rules[%zu].key", i);
+		rc = get_string(r, "key", true, &ru->key, st);
+		if (rc != API_OK || !api_valid_label_key(ru->key))
+			return api_status_set(st, API_E_INVALID_FIELD, field,
+			                      "%s must be a label key", field);
+		snprintf(field, sizeof field, "placement.rules[%zu].value", i);
+		rc = get_string(r, "value", false, &ru->value, st);
+		if (rc != API_OK || (ru->value != NULL && !api_valid_label_value(ru->value)))
+			return api_status_set(st, API_E_INVALID_FIELD, field,
+			                      "%s must be a label value", field);
+		rc = get_bool(r, "soft", false, &ru->soft, st);
+		if (rc != API_OK)
+			return rc;
+		snprintf(field, sizeof field, "placement.rules[%zu].weight", i);
+		rc = get_uint(r, "weight", field, 1, 1000, 1, &w, st);
+		if (rc != API_OK)
+			return rc;
+		ru->weight = (uint32_t)w;
+	}
+	out->rules = s->rules;
+	out->n_rules = json_array_size(a);
+	return API_OK;
+}
+
 api_code
 api_decode_instance_spec(const char *body, size_t len, api_instance_spec *out,
                          api_status *st)
 {
 	static const char *const fields[] = {
 		"image", "name", "count", "memory_mib", "vcpus", "args", "env",
-		"labels", "restart", "host", "network", "ports",
+		"labels", "restart", "host", "network", "ports", "placement",
 	};
 	spec_store *s = NULL;
 	const char *restart;
@@ -554,6 +652,9 @@ api_decode_instance_spec(const char *body, size_t len, api_instance_spec *out,
 		                    "ports need network: true");
 		goto out;
 	}
+	rc = get_placement(s->root, s, out, st);
+	if (rc != API_OK)
+		goto out;
 	rc = API_OK;
 out:
 	if (rc != API_OK)

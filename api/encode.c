@@ -187,6 +187,37 @@ jports(const api_port *p, size_t n)
 }
 
 static json_t *
+jplacement(bool spread, const api_rule *r, size_t n)
+{
+	json_t *o = json_object(), *a = json_array();
+	size_t i;
+
+	if (o == NULL || a == NULL) {
+		json_decref(o);
+		json_decref(a);
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		const char *kind = api_rule_kind_str(r[i].kind);
+		json_t *ro = json_pack("{s:s,s:s,s:o,s:b,s:i}", "kind",
+		                       kind != NULL ? kind : "affinity", "key", r[i].key,
+		                       "value", jstr(r[i].value), "soft", r[i].soft,
+		                       "weight", (int)r[i].weight);
+		if (json_array_append_new(a, ro) != 0) {
+			json_decref(a);
+			json_decref(o);
+			return NULL;
+		}
+	}
+	if (json_object_set_new(o, "policy", json_string(spread ? "spread" : "binpack")) ||
+	    json_object_set_new(o, "rules", a)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *
 jopt_real(double v)
 {
 	return v < 0 ? json_null() : json_real(v);
@@ -276,6 +307,7 @@ enc_instance(const api_instance *in)
 		                                in->network.n_ports));
 	}
 	rc |= put(o, "network", net);
+	rc |= put(o, "placement", jplacement(in->spread, in->rules, in->n_rules));
 	rc |= put(o, "created", jtime(in->created));
 	rc |= put(o, "started", jtime(in->started));
 	rc |= put(o, "boot_ms", jopt_real(in->boot_ms));

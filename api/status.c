@@ -108,3 +108,12 @@ api_state_parse(const char *s, api_instance_state *out)
 	}
 	return -1;
 }
+
+const char *
+api_rule_kind_str(api_rule_kind k)
+{
+	static const char *const names[] = {
+		"host-affinity", "host-anti-affinity", "affinity", "anti-affinity",
+	};
+	return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : NULL;
+}

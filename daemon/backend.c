@@ -84,6 +84,96 @@ static char *json_text(json_t *j)
     return s;
 }
 
+/* ---- placement rules ---------------------------------------------------- */
+
+static const char *const RULE_KINDS[] = {
+    "host-affinity", "host-anti-affinity", "affinity", "anti-affinity",
+};
+
+/* {"policy":..,"rules":[..]} as stored in an instance row. */
+static char *placement_to_json(bool spread, const api_rule *r, size_t n)
+{
+    json_t *o = json_object(), *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *ro = json_pack("{s:s,s:s,s:b,s:i}", "kind", RULE_KINDS[r[i].kind], "key",
+                               r[i].key, "soft", r[i].soft, "weight", (int)r[i].weight);
+        if (r[i].value)
+            json_object_set_new(ro, "value", json_string(r[i].value));
+        json_array_append_new(a, ro);
+    }
+    json_object_set_new(o, "policy", json_string(spread ? "spread" : "binpack"));
+    json_object_set_new(o, "rules", a);
+    return json_text(o);
+}
+
+static int rule_kind(const char *k)
+{
+    for (int i = 0; i < 4; i++) {
+        if (k && !strcmp(k, RULE_KINDS[i]))
+            return i;
+    }
+    return -1;
+}
+
+/* Rules of a stored placement, as scheduler rules pointing into pj. */
+static sched_rule *sched_rules_from(json_t *pj, size_t *n)
+{
+    json_t *a = json_object_get(pj, "rules"), *r;
+    sched_rule *out = calloc(json_array_size(a) + 1, sizeof *out);
+    size_t i;
+    *n = 0;
+    if (!out)
+        return NULL;
+    json_array_foreach(a, i, r) {
+        int k = rule_kind(json_string_value(json_object_get(r, "kind")));
+        if (k < 0 || !json_string_value(json_object_get(r, "key")))
+            continue;
+        /* api_rule_kind and sched_rule_kind list the kinds in one order. */
+        out[*n].kind = (sched_rule_kind)k;
+        out[*n].key = json_string_value(json_object_get(r, "key"));
+        out[*n].value = json_string_value(json_object_get(r, "value"));
+        out[*n].soft = json_is_true(json_object_get(r, "soft"));
+        out[*n].weight = (uint32_t)json_integer_value(json_object_get(r, "weight"));
+        (*n)++;
+    }
+    return out;
+}
+
+/* Rules of a stored placement, as API rules pointing into pj. */
+static api_rule *api_rules_from(json_t *pj, size_t *n)
+{
+    size_t ns;
+    sched_rule *sr = sched_rules_from(pj, &ns);
+    api_rule *out = calloc(ns + 1, sizeof *out);
+    *n = 0;
+    for (size_t i = 0; sr && out && i < ns; i++) {
+        out[i].kind = (api_rule_kind)sr[i].kind;
+        out[i].key = sr[i].key;
+        out[i].value = sr[i].value;
+        out[i].soft = sr[i].soft;
+        out[i].weight = sr[i].weight ? sr[i].weight : 1;
+        *n = i + 1;
+    }
+    free(sr);
+    return out;
+}
+
+static sched_label *sched_labels_from(json_t *lj, size_t *n)
+{
+    const char *k;
+    json_t *v;
+    sched_label *out = calloc(json_object_size(lj) + 1, sizeof *out);
+    *n = 0;
+    if (!out)
+        return NULL;
+    json_object_foreach(lj, k, v) {
+        out[*n].key = k;
+        out[*n].value = json_string_value(v);
+        (*n)++;
+    }
+    return out;
+}
+
 /* Emit one instance row (with runs when detail). */
 static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int detail)
 {
@@ -91,6 +181,8 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     json_t *args = json_loads(in->args_json, 0, NULL);
     json_t *env = json_loads(in->env_json, 0, NULL);
     json_t *labels = json_loads(in->labels_json, 0, NULL);
+    json_t *placement = json_loads(in->placement_json ? in->placement_json : "{}", 0, NULL);
+    api_rule *rules = NULL;
     const char **argv = NULL;
     api_kv *envkv = NULL, *lkv = NULL;
     api_port ports[STATE_MAX_PORTS];
@@ -122,6 +214,10 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     a.labels = lkv;
     a.restart = (api_restart)in->restart;
     a.restarts = (uint32_t)in->restarts;
+    a.spread = !strcmp(json_string_value(json_object_get(placement, "policy"))
+                       ? json_string_value(json_object_get(placement, "policy")) : "", "spread");
+    rules = api_rules_from(placement, &a.n_rules);
+    a.rules = rules;
     a.network.enabled = in->network != 0;
     if (in->network && in->ipv4) {
         snprintf(addr, sizeof addr, "%s/%d", cfg_ip4_str(in->ipv4, ip), f->cfg.prefix);
@@ -164,6 +260,8 @@ out:
     free(argv);
     free(envkv);
     free(lkv);
+    free(rules);
+    json_decref(placement);
     json_decref(args);
     json_decref(env);
     json_decref(labels);
@@ -534,6 +632,9 @@ typedef struct {
     state_instance *rows;        /* all rows, nrows */
     size_t nrows;
     size_t *row_of;              /* insts[i] is rows[row_of[i]] */
+    json_t **ijson;              /* per instance: labels and placement, 2 each */
+    sched_label **ilabels;       /* per instance */
+    sched_rule **irules;         /* per instance */
 } snapshot;
 
 static void snapshot_free(snapshot *s)
@@ -542,6 +643,19 @@ static void snapshot_free(snapshot *s)
         free(s->hlabels[i]);
         json_decref(s->hlabels_json[i]);
     }
+    for (size_t i = 0; i < s->ninsts; i++) {
+        if (s->ijson) {
+            json_decref(s->ijson[2 * i]);
+            json_decref(s->ijson[2 * i + 1]);
+        }
+        if (s->ilabels)
+            free(s->ilabels[i]);
+        if (s->irules)
+            free(s->irules[i]);
+    }
+    free(s->ijson);
+    free(s->ilabels);
+    free(s->irules);
     free(s->insts);
     free(s->row_of);
     state_inst_array_free(s->rows, s->nrows);
@@ -592,7 +706,10 @@ static int snapshot_take(fleet *f, snapshot *s, char *err, size_t errlen)
     pthread_mutex_unlock(&f->mu);
     s->insts = calloc(s->nrows + 1, sizeof *s->insts);
     s->row_of = calloc(s->nrows + 1, sizeof *s->row_of);
-    if (!s->insts || !s->row_of) {
+    s->ijson = calloc(2 * s->nrows + 2, sizeof *s->ijson);
+    s->ilabels = calloc(s->nrows + 1, sizeof *s->ilabels);
+    s->irules = calloc(s->nrows + 1, sizeof *s->irules);
+    if (!s->insts || !s->row_of || !s->ijson || !s->ilabels || !s->irules) {
         snprintf(err, errlen, "out of memory");
         snapshot_free(s);
         return -1;
@@ -606,11 +723,19 @@ static int snapshot_take(fleet *f, snapshot *s, char *err, size_t errlen)
             ;
         if (h == s->nhosts)
             continue;
-        sched_instance *si = &s->insts[s->ninsts];
+        size_t k = s->ninsts;
+        sched_instance *si = &s->insts[k];
         si->id = in->id;
         si->mem_mib = (uint64_t)in->memory_mib;
         si->vcpus = (uint32_t)in->vcpus;
         si->host = h;
+        /* Labels and rules of residents bind newcomers (anti-affinity). */
+        s->ijson[2 * k] = json_loads(in->labels_json, 0, NULL);
+        s->ijson[2 * k + 1] = json_loads(in->placement_json, 0, NULL);
+        s->ilabels[k] = sched_labels_from(s->ijson[2 * k], &si->n_labels);
+        si->labels = s->ilabels[k];
+        s->irules[k] = sched_rules_from(s->ijson[2 * k + 1], &si->n_rules);
+        si->rules = s->irules[k];
         s->row_of[s->ninsts++] = r;
     }
     return 0;
@@ -676,7 +801,8 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
     img_err e;
     snapshot snap;
     sched_request req;
-    sched_rule rule;
+    sched_rule rules[API_RULES_MAX + 1];
+    sched_label *req_labels = NULL;
     sched_decision dec;
     sched_state *sst = NULL;
     sched_error serr;
@@ -685,7 +811,7 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
     uint32_t *used_ips = NULL;
     size_t nused = 0, nmade = 0;
     char err[512], digest[IMG_DIGEST_LEN + 1], image_ref[256];
-    char *args_json = NULL, *env_json = NULL, *labels_json = NULL;
+    char *args_json = NULL, *env_json = NULL, *labels_json = NULL, *placement_json = NULL;
     uint32_t count = spec->count ? spec->count : 1, next_ip;
     int network = spec->network && f->gateway;
     api_code rc = API_OK;
@@ -710,6 +836,7 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
         args_json = json_text(a);
         env_json = json_text(kv_to_json(spec->env, spec->n_env));
         labels_json = json_text(kv_to_json(spec->labels, spec->n_labels));
+        placement_json = placement_to_json(spec->spread, spec->rules, spec->n_rules);
     }
     {
         /* The guest gets args and env on its command line: refuse what
@@ -732,7 +859,7 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
         }
     }
     made = calloc(count, sizeof *made);
-    if (!made || !args_json || !env_json || !labels_json) {
+    if (!made || !args_json || !env_json || !labels_json || !placement_json) {
         rc = api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
         goto out;
     }
@@ -798,18 +925,34 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
         }
     }
     memset(&req, 0, sizeof req);
+    memset(rules, 0, sizeof rules);
     req.name = spec->name ? spec->name : image_ref;
     req.mem_mib = spec->memory_mib;
     req.vcpus = spec->vcpus;
     req.count = count;
-    if (spec->host) {
-        memset(&rule, 0, sizeof rule);
-        rule.kind = SCHED_RULE_HOST_AFFINITY;
-        rule.key = HOST_LABEL;
-        rule.value = spec->host;
-        req.rules = &rule;
-        req.n_rules = 1;
+    for (size_t i = 0; i < spec->n_rules; i++) {
+        rules[i].kind = (sched_rule_kind)spec->rules[i].kind;
+        rules[i].key = spec->rules[i].key;
+        rules[i].value = spec->rules[i].value;
+        rules[i].soft = spec->rules[i].soft;
+        rules[i].weight = spec->rules[i].weight;
     }
+    req.n_rules = spec->n_rules;
+    if (spec->host) {
+        rules[req.n_rules].kind = SCHED_RULE_HOST_AFFINITY;
+        rules[req.n_rules].key = HOST_LABEL;
+        rules[req.n_rules].value = spec->host;
+        req.n_rules++;
+    }
+    req.rules = rules;
+    req_labels = calloc(spec->n_labels + 1, sizeof *req_labels);
+    for (size_t i = 0; req_labels && i < spec->n_labels; i++) {
+        req_labels[i].key = spec->labels[i].key;
+        req_labels[i].value = spec->labels[i].value;
+    }
+    req.labels = req_labels;
+    req.n_labels = req_labels ? spec->n_labels : 0;
+    po.policy = spec->spread ? SCHED_SPREAD : SCHED_BINPACK;
     if (sched_place(sst, &req, 1, &po, &dec) != SCHED_OK) {
         rc = api_status_set(st, dec.status == SCHED_EINVAL ? API_E_INVALID_FIELD
                                                            : API_E_INSUFFICIENT_CAPACITY,
@@ -861,6 +1004,7 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
         in->args_json = args_json;
         in->env_json = env_json;
         in->labels_json = labels_json;
+        in->placement_json = placement_json;
         in->restart = (state_restart)spec->restart;
         in->network = network;
         if (network)
@@ -919,6 +1063,8 @@ out:
     free(args_json);
     free(env_json);
     free(labels_json);
+    free(placement_json);
+    free(req_labels);
     free(used_ips);
     sched_decision_clear(&dec);
     sched_state_free(sst);

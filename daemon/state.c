@@ -44,6 +44,8 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);",
     /* 2: listing pages in creation order without a sort */
     "CREATE INDEX instances_created ON instances(created_ms, id);",
+    /* 3: placement policy and rules, kept so they bind later placements */
+    "ALTER TABLE instances ADD COLUMN placement TEXT NOT NULL DEFAULT '{}';",
 };
 
 static const char *const STATE_NAMES[ST__COUNT] = {
@@ -217,7 +219,7 @@ static void ports_from_json(state_instance *in, const char *txt)
 
 #define INST_COLS "id,name,image_ref,image_digest,host,state,memory_mib,vcpus,args,env," \
     "labels,restart,restarts,network,ipv4,mac,ports,created_ms,started_ms,boot_us," \
-    "ready_ms,exit_code,last_error,want_running"
+    "ready_ms,exit_code,last_error,want_running,placement"
 
 static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *ports)
 {
@@ -249,6 +251,8 @@ static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *por
     sqlite3_bind_int(st, i++, in->exit_code);
     sqlite3_bind_text(st, i++, in->last_error, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, i++, in->want_running);
+    sqlite3_bind_text(st, i++, in->placement_json ? in->placement_json : "{}", -1,
+                      SQLITE_TRANSIENT);
     return i;
 }
 
@@ -302,6 +306,7 @@ static void read_inst(sqlite3_stmt *st, state_instance *in)
     in->exit_code = sqlite3_column_int(st, c++);
     copy_col(in->last_error, sizeof in->last_error, st, c++);
     in->want_running = sqlite3_column_int(st, c++);
+    in->placement_json = dup_col(st, c++, "{}");
 }
 
 /* Rewrite the host_ports rows of one instance. Caller holds the mutex and
@@ -350,12 +355,12 @@ static int inst_write(state_db *db, const state_instance *in, int insert,
     int rc = -1, step;
     /* UPDATE, not REPLACE: REPLACE deletes the row and cascades away runs. */
     const char *sql = insert
-        ? "INSERT INTO instances(" INST_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        ? "INSERT INTO instances(" INST_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         : "UPDATE instances SET id=?1,name=?2,image_ref=?3,image_digest=?4,host=?5,"
           "state=?6,memory_mib=?7,vcpus=?8,args=?9,env=?10,labels=?11,restart=?12,"
           "restarts=?13,network=?14,ipv4=?15,mac=?16,ports=?17,created_ms=?18,"
           "started_ms=?19,boot_us=?20,ready_ms=?21,exit_code=?22,last_error=?23,"
-          "want_running=?24 WHERE id=?1";
+          "want_running=?24,placement=?25 WHERE id=?1";
 
     pthread_mutex_lock(&db->mu);
     if (exec_sql(db->db, "BEGIN IMMEDIATE", err, errlen) < 0)
@@ -621,7 +626,8 @@ void state_inst_free(state_instance *in)
     free(in->args_json);
     free(in->env_json);
     free(in->labels_json);
-    in->args_json = in->env_json = in->labels_json = NULL;
+    free(in->placement_json);
+    in->args_json = in->env_json = in->labels_json = in->placement_json = NULL;
 }
 
 void state_inst_array_free(state_instance *a, size_t n)
@@ -637,7 +643,8 @@ int state_inst_copy(state_instance *dst, const state_instance *src)
     dst->args_json = strdup(src->args_json ? src->args_json : "[]");
     dst->env_json = strdup(src->env_json ? src->env_json : "{}");
     dst->labels_json = strdup(src->labels_json ? src->labels_json : "{}");
-    if (!dst->args_json || !dst->env_json || !dst->labels_json) {
+    dst->placement_json = strdup(src->placement_json ? src->placement_json : "{}");
+    if (!dst->args_json || !dst->env_json || !dst->labels_json || !dst->placement_json) {
         state_inst_free(dst);
         return -1;
     }

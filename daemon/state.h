@@ -82,6 +82,7 @@ typedef struct {
     int exit_code;                /* -1 when none */
     char last_error[STATE_ERR_MAX];
     int want_running;             /* operator intent: 1 run, 0 stay down */
+    char *placement_json;         /* heap, owned: {"policy":..,"rules":[..]}; "{}" */
 } state_instance;
 
 /* One host row (a libvirt connection). */

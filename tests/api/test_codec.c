@@ -104,6 +104,44 @@ t_spec_ports(void **state)
 }
 
 static void
+t_spec_placement(void **state)
+{
+	const char *body = "{\"image\":\"web\",\"placement\":{\"policy\":\"spread\","
+	    "\"rules\":[{\"kind\":\"anti-affinity\",\"key\":\"app\",\"value\":\"web\"},"
+	    "{\"kind\":\"host-affinity\",\"key\":\"zone\",\"soft\":true,\"weight\":5}]}}";
+	api_instance_spec s;
+	api_status st = { 0 };
+	(void)state;
+	assert_int_equal(api_decode_instance_spec(body, strlen(body), &s, &st), API_OK);
+	assert_true(s.spread);
+	assert_int_equal(s.n_rules, 2);
+	assert_int_equal(s.rules[0].kind, API_RULE_ANTI_AFFINITY);
+	assert_string_equal(s.rules[0].key, "app");
+	assert_string_equal(s.rules[0].value, "web");
+	assert_false(s.rules[0].soft);
+	assert_int_equal(s.rules[0].weight, 1);
+	assert_int_equal(s.rules[1].kind, API_RULE_HOST_AFFINITY);
+	assert_null(s.rules[1].value);
+	assert_true(s.rules[1].soft);
+	assert_int_equal(s.rules[1].weight, 5);
+	api_instance_spec_clear(&s);
+
+	expect_spec_err("{\"image\":\"a\",\"placement\":[]}", API_E_INVALID_FIELD, "placement");
+	expect_spec_err("{\"image\":\"a\",\"placement\":{\"policy\":\"random\"}}",
+	                API_E_INVALID_FIELD, "placement.policy");
+	expect_spec_err("{\"image\":\"a\",\"placement\":{\"x\":1}}",
+	                API_E_INVALID_FIELD, "placement.x");
+	expect_spec_err("{\"image\":\"a\",\"placement\":{\"rules\":[{\"kind\":\"near\",\"key\":\"a\"}]}}",
+	                API_E_INVALID_FIELD, "placement.rules[0].kind");
+	expect_spec_err("{\"image\":\"a\",\"placement\":{\"rules\":[{\"kind\":\"affinity\"}]}}",
+	                API_E_INVALID_FIELD, "placement.rules[0].key");
+	expect_spec_err("{\"image\":\"a\",\"placement\":{\"rules\":[{\"kind\":\"affinity\",\"key\":\"a\",\"weight\":0}]}}",
+	                API_E_INVALID_FIELD, "placement.rules[0].weight");
+	expect_spec_err("{\"image\":\"a\",\"placement\":{\"rules\":[{\"kind\":\"affinity\",\"key\":\"a\",\"value\":\"b c\"}]}}",
+	                API_E_INVALID_FIELD, "placement.rules[0].value");
+}
+
+static void
 t_spec_errors(void **state)
 {
 	char big[8192];
@@ -467,6 +505,7 @@ t_encode_instance(void **state)
 	    "\"network\":{\"enabled\":true,\"address\":\"10.88.0.5/16\","
 	    "\"gateway\":\"10.88.0.1\",\"mac\":\"02:73:68:00:00:05\","
 	    "\"ports\":[{\"host\":8080,\"guest\":80,\"protocol\":\"tcp\"}]},"
+	    "\"placement\":{\"policy\":\"binpack\",\"rules\":[]},"
 	    "\"created\":\"2026-11-26T23:01:29Z\",\"started\":null,\"boot_ms\":0.41,"
 	    "\"ready_ms\":null,\"exit_code\":null,\"last_error\":null}");
 	free(out);
@@ -611,6 +650,7 @@ main(void)
 		cmocka_unit_test(t_spec_defaults),
 		cmocka_unit_test(t_spec_ports),
 		cmocka_unit_test(t_spec_errors),
+		cmocka_unit_test(t_spec_placement),
 		cmocka_unit_test(t_host_spec),
 		cmocka_unit_test(t_small_bodies),
 		cmocka_unit_test(t_query),

@@ -123,7 +123,38 @@ check "remove the drained host (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 api GET /v1/hosts
 check "one host left" [ "$(printf '%s' "$BODY" | jq '.items | length')" = 1 ]
 
-for n in m-1 m-2 m-3 c1 chatty; do
+# --- placement rules: anti-affinity keeps replicas on different hosts
+cat >"$E2E_STATE/mock2.xml" <<'XML'
+<node>
+  <cpu><mhz>2000</mhz><model>mock</model><active>16</active><nodes>1</nodes>
+       <sockets>1</sockets><cores>16</cores><threads>1</threads></cpu>
+  <memory>33554432</memory>
+</node>
+XML
+api POST /v1/hosts -H 'Content-Type: application/json' \
+    -d "{\"name\":\"mock2\",\"uri\":\"test://$E2E_STATE/mock2.xml\",\"labels\":{\"zone\":\"b\"}}"
+check "add mock2 from a test-driver file (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "mock2 has the file's capacity" [ "$(printf '%s' "$BODY" | jq .capacity.memory_mib)" = 32768 ]
+api POST /v1/hosts -H 'Content-Type: application/json' \
+    -d "{\"name\":\"mock3\",\"uri\":\"test://$E2E_STATE/mock2.xml\"}"
+check "a second host on the same URI is refused (got $HTTP_CODE)" [ "$HTTP_CODE" = 409 ]
+WEB='"image":"sleep","args":["600"],"network":false,"labels":{"app":"web"},"placement":{"rules":[{"kind":"anti-affinity","key":"app","value":"web"}]}'
+api POST /v1/instances -H 'Content-Type: application/json' -d "{\"name\":\"web\",\"count\":2,$WEB}"
+check "2 anti-affine replicas on 2 hosts (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "one per host" [ "$(printf '%s' "$BODY" | jq -r '[.items[].host] | sort | join(",")')" = local,mock2 ]
+check "the rule is shown on the instance" \
+    [ "$(printf '%s' "$BODY" | jq -r '.items[0].placement.rules[0].kind')" = anti-affinity ]
+api POST /v1/instances -H 'Content-Type: application/json' -d "{\"name\":\"web3\",$WEB}"
+check "a third replica has no host left (got $HTTP_CODE)" [ "$HTTP_CODE" = 507 ]
+check "the refusal names the rule" grep -q -i 'affinity' <<<"$(printf '%s' "$BODY" | jq -r .error.message)"
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"sleep","name":"zb","network":false,"args":["600"],"placement":{"rules":[{"kind":"host-affinity","key":"zone","value":"b"}]}}'
+check "host affinity picks the zone=b host" [ "$(printf '%s' "$BODY" | jq -r '.items[0].host')" = mock2 ]
+api POST "/v1/hosts/mock2/drain?dry_run=true"
+check "drain cannot break anti-affinity (got $HTTP_CODE)" [ "$HTTP_CODE" = 507 ]
+check "drain refusal says why" grep -q -i 'web' <<<"$(printf '%s' "$BODY" | jq -r .error.message)"
+
+for n in m-1 m-2 m-3 c1 chatty web-1 web-2 zb; do
     api DELETE "/v1/instances/$n?force=true"
 done
 check "no QEMU left running" wait_for 15 eval '[ "$(pgrep -f "qemu-system.*$E2E_STATE" | wc -l)" = 0 ]'

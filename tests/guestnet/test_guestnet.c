@@ -71,10 +71,34 @@ static void establish(struct sim *w, uint16_t port, int *lfd, int *cfd, int *sfd
     assert_int_equal(nsock_tcp_state(w->st[B], *sfd), NET_TCP_ESTABLISHED);
 }
 
+/* Test data: a pseudo-random table with a prime period, so any offset of
+ * the stream can be sent or checked without generating it again. */
+#define PAT_PERIOD 65521u
+static uint8_t pat_tab[2 * PAT_PERIOD];
+
 static uint8_t pattern(uint64_t i)
 {
-    uint64_t x = i * 0x9e3779b97f4a7c15ull;
-    return (uint8_t)(x >> 29 ^ x >> 47 ^ i);
+    if (!pat_tab[0] && !pat_tab[1]) {
+        uint64_t x = 0x2545f4914f6cdd1dull;
+        for (unsigned k = 0; k < 2 * PAT_PERIOD; k++) {
+            if (k < PAT_PERIOD) {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                pat_tab[k] = (uint8_t)(x >> 24);
+            } else {
+                pat_tab[k] = pat_tab[k - PAT_PERIOD];
+            }
+        }
+        pat_tab[0] |= 1;
+        pat_tab[PAT_PERIOD] = pat_tab[0];
+    }
+    return pat_tab[i % PAT_PERIOD];
+}
+
+/* Pointer to at least PAT_PERIOD bytes of the stream starting at i. */
+static const uint8_t *pattern_at(uint64_t i)
+{
+    (void)pattern(0);
+    return pat_tab + i % PAT_PERIOD;
 }
 
 static uint32_t fnv(uint32_t h, const uint8_t *p, size_t n)
@@ -105,10 +129,9 @@ static uint64_t transfer(struct sim *w, int from, int ffd, int tfd, size_t total
     nsock_set_nonblock(ts, tfd, 1);
     while (!eof && sim_now - t0 < max_ms) {
         while (sent < total) {
-            size_t k = total - sent < sizeof buf ? total - sent : sizeof buf;
-            for (size_t i = 0; i < k; i++)
-                buf[i] = pattern(sent + i);
-            ssize_t n = nsock_send(fs, ffd, buf, k, 0);
+            size_t k = total - sent < PAT_PERIOD ? total - sent : PAT_PERIOD;
+            const uint8_t *src = pattern_at(sent);
+            ssize_t n = nsock_send(fs, ffd, src, k, 0);
             if (n == -EAGAIN)
                 break;
             if (n <= 0) {
@@ -120,7 +143,7 @@ static uint64_t transfer(struct sim *w, int from, int ffd, int tfd, size_t total
                 printf("\n");
             }
             assert_true(n > 0);
-            h_s = fnv(h_s, buf, (size_t)n);
+            h_s = fnv(h_s, src, (size_t)n);
             sent += (size_t)n;
         }
         if (sent == total && !shut) {
@@ -136,8 +159,7 @@ static uint64_t transfer(struct sim *w, int from, int ffd, int tfd, size_t total
                 eof = 1;
                 break;
             }
-            for (ssize_t i = 0; i < n; i++)
-                bad += buf[i] != pattern(rcvd + (size_t)i);
+            bad += memcmp(buf, pattern_at(rcvd), (size_t)n) != 0;
             h_r = fnv(h_r, buf, (size_t)n);
             rcvd += (size_t)n;
         }
@@ -734,10 +756,7 @@ static void test_tcp_200_connections(void **st)
         for (int i = 0; i < NCONN; i++) {
             if (cfd[i] >= 0 && sent[i] < each &&
                 nsock_tcp_state(a, cfd[i]) == NET_TCP_ESTABLISHED) {
-                size_t k = each - sent[i] < sizeof buf ? each - sent[i] : sizeof buf;
-                for (size_t j = 0; j < k; j++)
-                    buf[j] = pattern(sent[i] + j + (size_t)i);
-                ssize_t n = nsock_send(a, cfd[i], buf, k, 0);
+                ssize_t n = nsock_send(a, cfd[i], pattern_at(sent[i]), each - sent[i], 0);
                 if (n > 0)
                     sent[i] += (size_t)n;
                 if (sent[i] == each) {
