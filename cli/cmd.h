@@ -32,6 +32,8 @@ struct inst_run_opts {
     bool no_network;         /* --no-network */
     const char *restart;     /* --restart, NULL = server default */
     const char *host;        /* --host */
+    bool spread;             /* --spread: placement policy spread */
+    json_t *rules;           /* --affinity etc. (array of rule objects, owned) */
     bool attach;             /* --attach */
     cli_fmt fmt;             /* -o */
     char **args;             /* guest arguments after "--" */

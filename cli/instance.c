@@ -31,6 +31,13 @@ static const char run_help[] =
     "      --no-network       no network interface\n"
     "      --restart POLICY   never, on-failure or always (default never)\n"
     "      --host HOST        place on this host instead of letting shoald choose\n"
+    "      --spread           spread over hosts (default: pack the fullest host)\n"
+    "      --anti-affinity R  never share a host with an instance labelled R\n"
+    "      --affinity R       share a host with an instance labelled R\n"
+    "      --host-affinity R  only hosts labelled R\n"
+    "      --host-anti-affinity R  no host labelled R\n"
+    "                         R is KEY or KEY=VALUE; a leading ~ makes the rule\n"
+    "                         a preference (soft) instead of a must (repeatable)\n"
     "  -a, --attach           follow the console until the guest exits; the\n"
     "                         guest's exit status becomes shoal's\n"
     "  -o, --output FMT       table (ids), json or wide\n"
@@ -40,6 +47,7 @@ static const char run_help[] =
     "  shoal run hello\n"
     "  shoal run --name web --count 3 -m 64M -l app=web web:1.2 -- --port 80\n"
     "  shoal run -p 8080:80 --restart on-failure web:1.2\n"
+    "  shoal run -c 3 -l app=web --anti-affinity app=web web:1.2   # one per host\n"
     "  shoal run --attach exitcode -- 3; echo $?    # prints 3\n";
 
 static int kv_into(json_t *obj, const char *cmd, const char *what, const char *s)
@@ -55,6 +63,37 @@ static int kv_into(json_t *obj, const char *cmd, const char *what, const char *s
     return rc;
 }
 
+/* --affinity and friends: "[~]KEY[=VALUE]" -> a placement rule object. */
+static int rule_into(json_t *rules, int kind, const char *s)
+{
+    static const char *const kinds[] = {
+        "host-affinity", "host-anti-affinity", "affinity", "anti-affinity",
+    };
+    char err[256];
+    size_t kl;
+    const char *v;
+    json_t *r;
+    int soft = s[0] == '~';
+    if (soft)
+        s++;
+    if (!strchr(s, '=')) {
+        if (!*s)
+            return cli_usage("run", "--%s needs KEY or KEY=VALUE", kinds[kind]);
+        r = json_pack("{s:s,s:s}", "kind", kinds[kind], "key", s);
+    } else {
+        if (cli_parse_kv(s, &kl, &v, err, sizeof err) < 0)
+            return cli_usage("run", "--%s: %s", kinds[kind], err);
+        char *k = strndup(s, kl);
+        r = k ? json_pack("{s:s,s:s,s:s}", "kind", kinds[kind], "key", k, "value", v) : NULL;
+        free(k);
+    }
+    if (!r)
+        return CLI_EFAIL;
+    if (soft)
+        json_object_set_new(r, "soft", json_true());
+    return json_array_append_new(rules, r) < 0 ? CLI_EFAIL : CLI_OK;
+}
+
 void inst_run_opts_free(struct inst_run_opts *o)
 {
     if (!o)
@@ -62,7 +101,8 @@ void inst_run_opts_free(struct inst_run_opts *o)
     json_decref(o->env);
     json_decref(o->labels);
     json_decref(o->ports);
-    o->env = o->labels = o->ports = NULL;
+    json_decref(o->rules);
+    o->env = o->labels = o->ports = o->rules = NULL;
 }
 
 int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
@@ -78,6 +118,11 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         {"no-network", no_argument, NULL, 'N'},
         {"restart", required_argument, NULL, 'r'},
         {"host", required_argument, NULL, 'H'},
+        {"spread", no_argument, NULL, 'S'},
+        {"host-affinity", required_argument, NULL, 1000},
+        {"host-anti-affinity", required_argument, NULL, 1001},
+        {"affinity", required_argument, NULL, 1002},
+        {"anti-affinity", required_argument, NULL, 1003},
         {"attach", no_argument, NULL, 'a'},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
@@ -89,7 +134,8 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
     o->env = json_object();
     o->labels = json_object();
     o->ports = json_array();
-    if (!o->env || !o->labels || !o->ports)
+    o->rules = json_array();
+    if (!o->env || !o->labels || !o->ports || !o->rules)
         return CLI_EFAIL;
     /* Guest arguments follow "--": getopt never sees them. */
     int end = argc;
@@ -149,6 +195,16 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
             break;
         case 'H':
             o->host = optarg;
+            break;
+        case 'S':
+            o->spread = true;
+            break;
+        case 1000:
+        case 1001:
+        case 1002:
+        case 1003:
+            if ((rc = rule_into(o->rules, c - 1000, optarg)) != CLI_OK)
+                return rc;
             break;
         case 'a':
             o->attach = true;
@@ -211,6 +267,14 @@ json_t *inst_run_body(const struct inst_run_opts *o)
         json_object_set_new(b, "network", json_false());
     if (json_array_size(o->ports))
         json_object_set(b, "ports", o->ports);
+    if (o->spread || json_array_size(o->rules)) {
+        json_t *p = json_object();
+        if (o->spread)
+            json_object_set_new(p, "policy", json_string("spread"));
+        if (json_array_size(o->rules))
+            json_object_set(p, "rules", o->rules);
+        json_object_set_new(b, "placement", p);
+    }
     return b;
 }
 

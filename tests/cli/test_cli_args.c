@@ -167,7 +167,23 @@ static void test_run_parse(void **s)
     json_decref(b);
     inst_run_opts_free(&o);
 
+    /* Placement flags become one placement object. */
+    char **q = ARGV("run", "--spread", "--anti-affinity", "app=web", "--host-affinity", "~zone",
+                    "web");
+    assert_int_equal(inst_run_parse(argc_of(q), q, &o), CLI_OK);
+    b = inst_run_body(&o);
+    txt = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(txt, "{\"image\":\"web\",\"placement\":{\"policy\":\"spread\","
+                             "\"rules\":[{\"key\":\"app\",\"kind\":\"anti-affinity\","
+                             "\"value\":\"web\"},{\"key\":\"zone\",\"kind\":\"host-affinity\","
+                             "\"soft\":true}]}}");
+    free(txt);
+    json_decref(b);
+    inst_run_opts_free(&o);
+
     char **bad[] = {
+        ARGV("run", "--affinity", "", "x"),              /* empty rule */
+        ARGV("run", "--anti-affinity", "=v", "x"),       /* no key */
         ARGV("run"),                                     /* no image */
         ARGV("run", "--count", "0", "x"),                /* out of range */
         ARGV("run", "--count", "1001", "x"),
