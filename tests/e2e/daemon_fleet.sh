@@ -6,7 +6,7 @@
 # usage: daemon_fleet.sh SHOALD IMAGES_DIR
 set -eu
 SHOALD=$1
-IMAGES=$2
+IMAGES=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh"
 
 e2e_setup

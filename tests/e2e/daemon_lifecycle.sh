@@ -5,7 +5,7 @@
 # usage: daemon_lifecycle.sh SHOALD IMAGES_DIR
 set -eu
 SHOALD=$1
-IMAGES=$2
+IMAGES=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh"
 
 for f in "$SHOALD" "$IMAGES/hello.elf" "$IMAGES/exitcode.elf" "$IMAGES/crash.elf" "$IMAGES/sleep.elf"; do
@@ -102,6 +102,34 @@ e2e_start_daemon "$SHOALD" || exit 1
 check "adopted after restart" wait_for 30 inst_state_is nap running
 check "same id" [ "$(inst_field nap .id)" = "$ID" ]
 check "still exactly one QEMU" [ "$(qemu_count "$ID")" = 1 ]
+# A graceful daemon restart, with a domain nobody owns planted meanwhile:
+# the next shoald adopts ours and destroys the stranger.
+kill -TERM "$E2E_PID"
+wait "$E2E_PID" 2>/dev/null || true
+check "guest survives a graceful daemon stop" [ "$(qemu_count "$ID")" = 1 ]
+cat >"$E2E_STATE/orphan.xml" <<XML
+<domain type='qemu'>
+  <name>shoal-0rphan0rphan</name>
+  <metadata><shoal:instance xmlns:shoal='https://shoal.dev/xmlns/instance/1' id='0rphan0rphan'/></metadata>
+  <memory unit='MiB'>16</memory>
+  <os><type arch='x86_64' machine='pc'>hvm</type>
+    <loader type='rom'>/usr/share/qemu/qboot.rom</loader>
+    <kernel>$IMAGES/sleep.elf</kernel><cmdline>-- 600</cmdline></os>
+  <features><acpi/></features>
+  <devices>
+    <serial type='file'><source path='$E2E_STATE/orphan.log'/><target port='0'/></serial>
+    <controller type='usb' model='none'/><memballoon model='none'/>
+  </devices>
+</domain>
+XML
+check "virsh plants a stranger shoal domain" ip netns exec "$E2E_NS" \
+    virsh -q -c "qemu:///embed?root=$E2E_STATE/libvirt" create "$E2E_STATE/orphan.xml"
+check "the stranger runs" [ "$(qemu_count 0rphan0rphan)" = 1 ]
+e2e_start_daemon "$SHOALD" || exit 1
+check "the stranger is destroyed by reconcile" wait_for 20 eval '[ "$(qemu_count 0rphan0rphan)" = 0 ]'
+check "ours is adopted again" wait_for 30 inst_state_is nap running
+check "still exactly one QEMU for ours" [ "$(qemu_count "$ID")" = 1 ]
+
 api GET /v1/instances
 check "nothing duplicated or lost (6 instances)" [ "$(printf '%s' "$BODY" | jq '.items | length')" = 6 ]
 

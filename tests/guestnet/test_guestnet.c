@@ -746,13 +746,16 @@ static void test_tcp_200_connections(void **st)
     size_t sent[NCONN] = {0}, rcvd[NCONN] = {0};
     int eof[NCONN] = {0}, nacc = 0, neof = 0;
     const size_t each = 20000;
+    uint64_t t0 = sim_now;
     for (int i = 0; i < NCONN; i++)
         cfd[i] = connect_nb(a, SIM_IP_B, 8080);
     static uint8_t buf[8192];
-    for (int t = 0; t < 120000 && neof < NCONN; t++) {
+    for (int t = 0; t < 60000 && neof < NCONN; t++) {
         int fd;
-        while ((fd = nsock_accept(b, l, NULL, NULL)) >= 0)
+        while ((fd = nsock_accept(b, l, NULL, NULL)) >= 0) {
+            nsock_set_nonblock(b, fd, 1);
             sfd[nacc++] = fd;
+        }
         for (int i = 0; i < NCONN; i++) {
             if (cfd[i] >= 0 && sent[i] < each &&
                 nsock_tcp_state(a, cfd[i]) == NET_TCP_ESTABLISHED) {
@@ -783,12 +786,23 @@ static void test_tcp_200_connections(void **st)
         }
         sim_step(&w);
     }
+    if (nacc != NCONN || neof != NCONN) {
+        printf("nacc %d neof %d now %llu\n", nacc, neof, (unsigned long long)sim_now);
+        for (int q = 0; q < NET_TCP_NSTATES; q++)
+            printf("  %s A %u B %u\n", net_tcp_state_name(q), net_tcp_count(a, q), net_tcp_count(b, q));
+        int shown = 0;
+        for (int i = 0; i < NCONN && shown < 5; i++)
+            if (cfd[i] >= 0) {
+                printf("  c%d sent %zu state %s\n", i, sent[i], net_tcp_state_name(nsock_tcp_state(a, cfd[i])));
+                shown++;
+            }
+    }
     assert_int_equal(nacc, NCONN);
     assert_int_equal(neof, NCONN);
     for (int i = 0; i < NCONN; i++)
         assert_int_equal(rcvd[i], each);
     printf("[ parallel ] %d connections x %zu bytes, 0.5%% loss, %llu ms virtual, "
-           "A retransmits %llu\n", NCONN, each, (unsigned long long)(sim_now),
+           "A retransmits %llu\n", NCONN, each, (unsigned long long)(sim_now - t0),
            (unsigned long long)net_get_stats(a)->tcp_retransmit_segs);
     sim_run(&w, 30000);
     assert_int_equal(net_sock_count(a), 0);
@@ -846,7 +860,7 @@ static void test_malformed_flood(void **st)
     const uint8_t *bm = w.nif[B].mac;
     for (int i = 0; i < 20000; i++) {
         size_t n = 0;
-        uint32_t k = sim_rand(&r) % 12;
+        uint32_t k = sim_rand(&r) % 13;
         size_t pl = sim_rand(&r) % 64;
         for (size_t j = 0; j < sizeof l4; j++)
             l4[j] = (uint8_t)sim_rand(&r);
@@ -917,6 +931,10 @@ static void test_malformed_flood(void **st)
             n = mk_ip(f, bm, mac_x, SIM_IP_A, SIM_IP_B, 6, t, doff);
             break;
         }
+        case 12:                              /* valid checksums, random flags at the listener */
+            n = mk_tcp(f, bm, SIM_IP_A, SIM_IP_B, (uint16_t)(1024 + sim_rand(&r) % 2000), 80,
+                       sim_rand(&r), sim_rand(&r), (uint8_t)(sim_rand(&r) & 0x3f), l4, pl);
+            break;
         case 9:                               /* valid checksums, random ICMP */
             n = mk_ip(f, bm, mac_x, SIM_IP_A, SIM_IP_B, 1, l4, pl);
             break;
