@@ -63,6 +63,15 @@ int     nsock_get_nonblock(struct net_stack *s, int fd);
  * in ms, -1 = forever, 0 = just look. Returns the number of ready fds. */
 int     nsock_poll(struct net_stack *s, struct pollfd *fds, size_t nfds, int timeout_ms);
 
+/* The POSIX layer (net_posix.c, guest only: it defines socket(), read(),
+ * close(), poll() ... which would clash with the host libc). All those
+ * calls use the stack set here; before it is set they fail with ENETDOWN.
+ * net_fd_write is write() for socket descriptors, for the libc's write()
+ * to forward descriptors >= NET_FD_BASE to. */
+void              net_set_default(struct net_stack *s);
+struct net_stack *net_get_default(void);
+ssize_t           net_fd_write(int fd, const void *buf, size_t n);
+
 /* TCP states, numbered as in RFC 793's diagram. */
 enum net_tcp_state {
     NET_TCP_CLOSED, NET_TCP_LISTEN, NET_TCP_SYN_SENT, NET_TCP_SYN_RCVD,
