@@ -434,6 +434,8 @@ typedef struct api_host {
 	const char *state;             /* "up", "down", "unreachable", ... */
 	bool cordoned;
 	const char *domain_type;       /* effective: "kvm" or "qemu" ("auto" until probed) */
+	int kvm;                       /* KVM runs guests here: 1 yes, 0 no, -1 unknown (null) */
+	const char *domain_type_reason; /* why that domain type (canary verdict), or NULL */
 	const api_kv *labels;
 	size_t n_labels;
 	api_resources capacity;

@@ -344,6 +344,8 @@ enc_host(const api_host *h)
 	rc |= put(o, "state", jstr(h->state));
 	rc |= put(o, "cordoned", json_boolean(h->cordoned));
 	rc |= put(o, "domain_type", jstr(h->domain_type));
+	rc |= put(o, "kvm", h->kvm < 0 ? json_null() : json_boolean(h->kvm));
+	rc |= put(o, "domain_type_reason", jstr(h->domain_type_reason));
 	rc |= put(o, "labels", jkv(h->labels, h->n_labels));
 	rc |= put(o, "capacity", jres(&h->capacity));
 	rc |= put(o, "used", jres(&h->used));

@@ -1287,8 +1287,13 @@ static int sink_host(fleet *f, api_sink *out, size_t idx, const snapshot *snap)
     h = f->hosts[idx];
     h.labels_json = strdup(f->hosts[idx].labels_json ? f->hosts[idx].labels_json : "{}");
     const char *dt = fleet_host_domain_type(&f->hosts[idx]);
-    char dtype[8];
+    char dtype[8], reason[256] = "";
+    int kvm = -1;
     snprintf(dtype, sizeof dtype, "%s", dt);
+    if (f->hosts[idx].node) {
+        kvm = node_kvm_works(f->hosts[idx].node);
+        snprintf(reason, sizeof reason, "%s", node_domain_type_reason(f->hosts[idx].node));
+    }
     pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < snap->ninsts; i++) {
         const state_instance *in = &snap->rows[snap->row_of[i]];
@@ -1306,6 +1311,8 @@ static int sink_host(fleet *f, api_sink *out, size_t idx, const snapshot *snap)
     a.state = h.up ? "up" : "down";
     a.cordoned = h.cordoned != 0;
     a.domain_type = dtype;
+    a.kvm = kvm;
+    a.domain_type_reason = reason[0] ? reason : NULL;
     a.labels = kv;
     a.n_labels = nkv;
     a.capacity.memory_mib = h.mem_mib;

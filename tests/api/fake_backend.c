@@ -809,6 +809,7 @@ emit_host(fake *f, fake_host *h, api_sink *out)
 	o.state = "up";
 	o.cordoned = h->cordoned;
 	o.domain_type = "kvm";
+	o.kvm = 1;
 	o.capacity.memory_mib = FAKE_CAPACITY_MIB;
 	o.capacity.vcpus = 2;
 	o.capacity.slots = 1000;

@@ -554,9 +554,11 @@ t_encode_lists(void **state)
 static void
 t_encode_host_plan(void **state)
 {
-	api_host h = { "local", "qemu:///embed?root=/var/lib/shoal/libvirt", "up",
-	               false, "kvm", NULL, 0, { 24000, 2, 1000 }, { 512, 16, 16 },
-	               16 };
+	api_host h = { .name = "local", .uri = "qemu:///embed?root=/var/lib/shoal/libvirt",
+	               .state = "up", .cordoned = false, .domain_type = "kvm", .kvm = 1,
+	               .domain_type_reason = "forced by operator",
+	               .capacity = { 24000, 2, 1000 }, .used = { 512, 16, 16 },
+	               .instances = 16 };
 	api_move mv[] = { { "3f9a1c2b7d4e", "h1", "h2" } };
 	const char *freed[] = { "h1" };
 	api_plan p = { mv, 1, freed, 1, 3, 2, false };
@@ -568,7 +570,8 @@ t_encode_host_plan(void **state)
 	out = finish(s);
 	assert_string_equal(out,
 	    "{\"name\":\"local\",\"uri\":\"qemu:///embed?root=/var/lib/shoal/libvirt\","
-	    "\"state\":\"up\",\"cordoned\":false,\"domain_type\":\"kvm\",\"labels\":{},"
+	    "\"state\":\"up\",\"cordoned\":false,\"domain_type\":\"kvm\",\"kvm\":true,"
+	    "\"domain_type_reason\":\"forced by operator\",\"labels\":{},"
 	    "\"capacity\":{\"memory_mib\":24000,\"vcpus\":2,\"slots\":1000},"
 	    "\"used\":{\"memory_mib\":512,\"vcpus\":16,\"slots\":16},\"instances\":16}");
 	free(out);

@@ -63,6 +63,11 @@ api POST /v1/instances -H 'Content-Type: application/json' \
 check "oversized command line is 400 (got $HTTP_CODE)" [ "$HTTP_CODE" = 400 ]
 check "the error names args" [ "$(printf '%s' "$BODY" | jq -r .error.field)" = args ]
 
+# --- the local host says which accelerator it chose and why
+api GET /v1/hosts/local
+check "local host reports whether KVM works" [ "$(printf '%s' "$BODY" | jq '.kvm | type')" = '"boolean"' ]
+check "local host explains its domain type" [ -n "$(printf '%s' "$BODY" | jq -r '.domain_type_reason // empty')" ]
+
 # --- a second host through a libvirt URI
 api POST /v1/hosts -H 'Content-Type: application/json' -d '{"name":"mock1","uri":"test:///default"}'
 check "add host mock1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]

@@ -1,0 +1,108 @@
+/*
+ * net_guest.c - the guest kernel's side of the network stack: net_port.h on
+ * top of the kernel's malloc, TSC clock and LAPIC sleep, and the two calls
+ * the kernel makes (net_guest_init at boot, net_guest_poll from its idle
+ * loop). Guest only: it includes kernel headers.
+ *
+ * No interrupts: qboot leaves LVT0 masked and every VM exit is expensive
+ * under the nested KVM here, so the virtio rings are polled. A blocking
+ * socket call therefore sleeps in short quanta (NET_GUEST_IDLE_US) and
+ * looks at the RX ring in between; see docs/guest-net.md.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <shoal.h>
+
+#include "net_guest.h"
+#include "net_socket.h"
+#include "../drivers/virtio_net.h"
+#include "../kernel/clock.h"
+
+static struct net_if guest_if;
+static struct net_stack *guest_stack;
+static uint64_t rng_state;
+
+void *net_port_alloc(size_t n) { return malloc(n); }
+void net_port_free(void *p) { free(p); }
+uint64_t net_port_now_ms(void) { return clock_monotonic_ns() / 1000000u; }
+
+uint32_t net_port_random(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    rng_state ^= ((uint64_t)hi << 32 | lo) + 0x9e3779b97f4a7c15ull;
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+void net_port_idle(uint64_t deadline_ms)
+{
+    if (virtio_net_rx_pending())
+        return;
+    uint64_t now_ns = clock_monotonic_ns();
+    uint64_t until_ns = deadline_ms == UINT64_MAX ? UINT64_MAX : deadline_ms * 1000000u;
+    if (until_ns <= now_ns)
+        return;
+    uint64_t ns = until_ns - now_ns;
+    if (ns > NET_GUEST_IDLE_US * 1000u)
+        ns = NET_GUEST_IDLE_US * 1000u;
+    clock_sleep_ns(ns);
+}
+
+void net_port_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+}
+
+int net_guest_init(void)
+{
+    const char *ip = shoal_param("ip"), *gw = shoal_param("gw"), *mac = shoal_param("mac");
+    uint32_t addr = 0, gwa = 0;
+    uint8_t prefix = 0, want_mac[NET_ETH_ALEN];
+    if (!ip)
+        return 1;                              /* networking not asked for */
+    if (net_parse_cidr(ip, &addr, &prefix) != 0) {
+        printf("net: bad shoal.ip '%s' (want A.B.C.D/N)\n", ip);
+        return -1;
+    }
+    if (gw && net_parse_ipv4(gw, &gwa) != 0) {
+        printf("net: bad shoal.gw '%s'\n", gw);
+        return -1;
+    }
+    if (virtio_net_init(&guest_if) != 0)
+        return -1;
+    if (mac && net_parse_mac(mac, want_mac) == 0 && memcmp(want_mac, guest_if.mac, NET_ETH_ALEN))
+        printf("net: device MAC differs from shoal.mac '%s'\n", mac);
+    guest_if.ip = addr;
+    guest_if.prefix = prefix;
+    guest_if.gw = gwa;
+    guest_stack = net_create(&guest_if, NULL);
+    if (!guest_stack) {
+        printf("net: out of memory\n");
+        return -1;
+    }
+    net_set_default(guest_stack);
+    const uint8_t *m = guest_if.mac;
+    printf("net: %s mac %02x:%02x:%02x:%02x:%02x:%02x gw %s\n", ip,
+           m[0], m[1], m[2], m[3], m[4], m[5], gw ? gw : "none");
+    return 0;
+}
+
+void net_guest_poll(void)
+{
+    if (!guest_stack)
+        return;
+    virtio_net_poll(&guest_if);
+    net_poll(guest_stack, net_port_now_ms());
+}
+
+struct net_stack *net_guest_stack(void) { return guest_stack; }

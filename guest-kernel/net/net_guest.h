@@ -1,0 +1,33 @@
+/*
+ * net_guest.h - bringing the network up inside the guest kernel.
+ *
+ * Boot:   after clock_init() and the heap, before the app's main():
+ *             net_guest_init();
+ *         It reads shoal.ip / shoal.gw / shoal.mac, finds the virtio-net
+ *         device, creates the stack and makes it the one behind socket().
+ * Idle:   wherever the kernel waits (and between app time slices, if any):
+ *             net_guest_poll();
+ *         Blocking socket calls poll by themselves (net_port_idle).
+ */
+#ifndef SHOAL_NET_GUEST_H
+#define SHOAL_NET_GUEST_H
+
+#include "net.h"
+
+/* Longest sleep of a blocking socket call before it looks at the RX ring
+ * again: bounds the added latency of a frame arriving while asleep. */
+#ifndef NET_GUEST_IDLE_US
+#define NET_GUEST_IDLE_US 500u
+#endif
+
+/* 0: up; 1: no shoal.ip given, networking off (not an error); -1: failed
+ * (bad key or no usable device; a message was printed). */
+int net_guest_init(void);
+
+/* Receive pending frames and run the stack's timers. Cheap when idle. */
+void net_guest_poll(void);
+
+/* NULL before net_guest_init succeeded. */
+struct net_stack *net_guest_stack(void);
+
+#endif
