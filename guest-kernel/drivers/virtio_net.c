@@ -130,6 +130,47 @@ static int find_dev(const struct pci_dev *d, void *ctx)
     return 0;
 }
 
+/* Firmware like qboot leaves I/O BARs unassigned (base 0). Then we give
+ * BAR0 a range ourselves: above every I/O BAR already assigned on the bus,
+ * at least at 0xC000 (where PC firmware puts PCI I/O), aligned to its size. */
+struct io_scan {
+    uint32_t top;                        /* first free port above assigned BARs */
+};
+
+static int scan_io(const struct pci_dev *d, void *ctx)
+{
+    struct io_scan *sc = ctx;
+    uint8_t htype = (uint8_t)(pci_read32(d->bus, d->dev, d->fn, 0x0C) >> 16) & 0x7F;
+    if (htype != 0)
+        return 0;
+    for (uint8_t off = 0x10; off <= 0x24; off += 4) {
+        uint32_t bar = pci_read32(d->bus, d->dev, d->fn, off);
+        if ((bar & 1) && (bar & 0xFFFC)) {
+            uint32_t end = (bar & 0xFFFC) + 0x100;   /* generous: sizes are <= 256 here */
+            if (end > sc->top)
+                sc->top = end;
+        }
+    }
+    return 0;
+}
+
+static uint16_t assign_io_bar0(const struct pci_dev *d)
+{
+    pci_write32(d->bus, d->dev, d->fn, 0x10, 0xFFFFFFFFu);
+    uint32_t mask = pci_read32(d->bus, d->dev, d->fn, 0x10) | 0xFFFF0000u;
+    uint32_t size = ~(mask & ~3u) + 1;
+    pci_write32(d->bus, d->dev, d->fn, 0x10, 0);
+    if (size < 4 || size > 0x1000 || (size & (size - 1)))
+        return 0;
+    struct io_scan sc = { 0xC000 };
+    pci_scan(scan_io, &sc);
+    uint32_t base = (sc.top + size - 1) & ~(size - 1);
+    if (base + size > 0x10000)
+        return 0;
+    pci_write32(d->bus, d->dev, d->fn, 0x10, base | 1);
+    return (uint16_t)(pci_read32(d->bus, d->dev, d->fn, 0x10) & 0xFFFC);
+}
+
 static void notify(unsigned qi)
 {
     barrier();
@@ -287,11 +328,11 @@ int virtio_net_link_up(void)
 
 const struct virtio_net_stats *virtio_net_get_stats(void) { return &vn.st; }
 
-static int fail(const char *why)
+static int fail(const char *why, unsigned v)
 {
     if (vn.iobase)
         vn_outb((uint16_t)(vn.iobase + VIRTIO_PCI_STATUS), STATUS_FAILED);
-    printf("virtio-net: %s\n", why);
+    printf("virtio-net: %s (%#x, I/O base %#x)\n", why, v, vn.iobase);
     return -1;
 }
 
@@ -300,15 +341,17 @@ int virtio_net_init(struct net_if *nif)
     struct pci_dev d;
     memset(&vn, 0, sizeof vn);
     if (!pci_scan(find_dev, &d))
-        return fail("no device 1af4:1000");
+        return fail("no device 1af4:1000", 0);
 
     /* PCI: BAR0 must be an I/O BAR; enable I/O decoding and bus mastering
      * (the device reads and writes our rings). Writing 0 to the upper half
      * leaves the write-1-to-clear status bits alone. */
     uint32_t bar0 = pci_read32(d.bus, d.dev, d.fn, 0x10);
     if (!(bar0 & 1))
-        return fail("BAR0 is not an I/O BAR (modern-only device?)");
+        return fail("BAR0 is not an I/O BAR (modern-only device?)", bar0);
     vn.iobase = (uint16_t)(bar0 & 0xFFFC);
+    if (!vn.iobase && !(vn.iobase = assign_io_bar0(&d)))
+        return fail("cannot assign an I/O range to BAR0", bar0);
     uint32_t cmd = pci_read32(d.bus, d.dev, d.fn, 0x04) & 0xFFFF;
     pci_write32(d.bus, d.dev, d.fn, 0x04, cmd | 0x1 | 0x4);
     uint16_t io = vn.iobase;
@@ -339,9 +382,12 @@ int virtio_net_init(struct net_if *nif)
         memcpy(nif->mac, mac, sizeof mac);
     }
     /* 6. Virtqueues: receiveq1 is queue 0, transmitq1 queue 1. */
-    uint16_t nrx = vq_setup(RXQ), ntx = vq_setup(TXQ);
-    if (!nrx || !ntx)
-        return fail("cannot set up virtqueues");
+    uint16_t nrx = vq_setup(RXQ);
+    if (!nrx)
+        return fail("cannot set up receive queue", vn_inw((uint16_t)(io + VIRTIO_PCI_QUEUE_NUM)));
+    uint16_t ntx = vq_setup(TXQ);
+    if (!ntx)
+        return fail("cannot set up transmit queue", vn_inw((uint16_t)(io + VIRTIO_PCI_QUEUE_NUM)));
     vn.nrx = nrx / 2 < VNET_RX_BUFS ? nrx / 2u : VNET_RX_BUFS;   /* 2 descriptors each */
     vn.ntx = ntx / 2 < VNET_TX_BUFS ? ntx / 2u : VNET_TX_BUFS;
     for (unsigned i = 0; i < vn.ntx; i++)
@@ -354,7 +400,7 @@ int virtio_net_init(struct net_if *nif)
     vn_outb((uint16_t)(io + VIRTIO_PCI_STATUS),
             STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK);
     if (vn_inb((uint16_t)(io + VIRTIO_PCI_STATUS)) & STATUS_FAILED)
-        return fail("device set FAILED");
+        return fail("device set FAILED", vn_inb((uint16_t)(io + VIRTIO_PCI_STATUS)));
     vn.up = 1;
     notify(RXQ);
     (void)vn_inb((uint16_t)(io + VIRTIO_PCI_ISR));   /* clear a stale interrupt */

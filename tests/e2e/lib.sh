@@ -113,7 +113,25 @@ inst_state_is() { [ "$(inst_field "$1" .state)" = "$2" ]; }
 # QEMU processes of this test's state dir whose command line names $1.
 qemu_count() { pgrep -f "qemu-system.*$E2E_STATE.*$1" | wc -l; }
 
+# Stop the daemon the way an operator would and check its log: in the
+# sanitizer build, an ASan/UBSan/LSan report (leaks show at exit) fails the
+# test even when every API answer was right.
+e2e_stop_daemon() {
+    [ -n "$E2E_PID" ] || return 0
+    kill -TERM "$E2E_PID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$E2E_PID" 2>/dev/null || break; sleep 0.1; done
+    wait "$E2E_PID" 2>/dev/null
+    E2E_PID=""
+    if grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$E2E_STATE/shoald.log"; then
+        e2e_fail "sanitizer report in shoald.log:"
+        grep -A 20 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$E2E_STATE/shoald.log" | head -40
+    else
+        e2e_pass "shoald stopped cleanly, no sanitizer report"
+    fi
+}
+
 e2e_finish() {
+    e2e_stop_daemon
     e2e_log "$E2E_PASSES passed, $E2E_FAILS failed"
     [ "$E2E_FAILS" -eq 0 ]
 }
