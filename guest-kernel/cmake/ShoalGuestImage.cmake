@@ -5,6 +5,8 @@
 #       [INCLUDE_DIRECTORIES <dir>...]
 #       [COMPILE_DEFINITIONS <def>...]
 #       [NO_INSTALL]                      # do not install the image
+#       [NET]                             # sockets: the network stack and
+#                                         # virtio-net driver (docs/guest-net.md)
 #       [BARE])                           # link SOURCES alone, no kernel/libc
 #
 # Produces ${SHOAL_GUEST_IMAGE_DIR}/<name>.elf (stripped of debug info, what
@@ -48,7 +50,7 @@ function(shoal_guest_target_flags target scope)
 endfunction()
 
 function(shoal_add_guest_image name)
-  cmake_parse_arguments(G "NO_INSTALL;BARE" ""
+  cmake_parse_arguments(G "NO_INSTALL;BARE;NET" ""
                         "SOURCES;INCLUDE_DIRECTORIES;COMPILE_DEFINITIONS" ${ARGN})
   if(NOT G_SOURCES)
     message(FATAL_ERROR "shoal_add_guest_image(${name}): SOURCES is required")
@@ -68,6 +70,10 @@ function(shoal_add_guest_image name)
   add_library(${pfx}_objs OBJECT ${sources})
   shoal_guest_target_flags(${pfx}_objs PRIVATE)
   target_include_directories(${pfx}_objs PRIVATE ${G_INCLUDE_DIRECTORIES})
+  if(G_NET)
+    # sys/socket.h, poll.h, ...; ahead of the libc headers they extend.
+    target_include_directories(${pfx}_objs BEFORE PRIVATE ${SHOAL_GUEST_KERNEL_DIR}/net/include)
+  endif()
   target_compile_definitions(${pfx}_objs PRIVATE ${G_COMPILE_DEFINITIONS})
   set_target_properties(${pfx}_objs PROPERTIES POSITION_INDEPENDENT_CODE OFF)
 
@@ -76,6 +82,9 @@ function(shoal_add_guest_image name)
   macro(_shoal_guest_link target)
     if(NOT G_BARE)
       target_link_libraries(${target} PRIVATE shoal_guest_kernel)
+    endif()
+    if(G_NET)
+      target_link_libraries(${target} PRIVATE shoal_guest_net)
     endif()
     target_link_options(${target} PRIVATE
       -nostdlib -static -no-pie -fno-sanitize=all -fno-profile-arcs

@@ -28,6 +28,10 @@
 #define EXIT_BOOT_ERROR 2        /* bad command line or start info (protocol: 2) */
 
 extern int main(int argc, char **argv, char **envp);
+
+/* Defined only in images built with NET (net/net_guest.c): the network comes
+ * up before the ready record, so "running" means "reachable". */
+extern int net_guest_init(void) __attribute__((weak));
 extern char **environ;
 extern char __image_end[];
 
@@ -208,7 +212,11 @@ void kern_main(uint32_t start_info_paddr)
         }
     }
 
-    /* 6. Ready record, then the app. Its return value is the exit code. */
+    /* 6. Network, for images that have one and were given an address. */
+    if (net_guest_init && net_guest_init() < 0)
+        kern_fatal(EXIT_BOOT_ERROR, "network setup failed (see above)");
+
+    /* 7. Ready record, then the app. Its return value is the exit code. */
     kern_boot_us = clock_tsc_to_ns(cpu_rdtsc() - kern_boot_tsc) / 1000;
     status_ready(kern_boot_us);
     exit(main(kern_cl.argc, kern_cl.argv, environ));
