@@ -15,7 +15,8 @@
 #include "net.h"
 
 /* Longest sleep of a blocking socket call before it looks at the RX ring
- * again: bounds the added latency of a frame arriving while asleep. */
+ * again: bounds the added latency of a frame arriving while asleep.
+ * 0 = never halt (spin: lowest latency, burns the host CPU). */
 #ifndef NET_GUEST_IDLE_US
 #define NET_GUEST_IDLE_US 500u
 #endif
