@@ -49,7 +49,7 @@ struct net_if {
 /* Tunables. net_config_default() fills sensible values for a small guest;
  * zero fields passed to net_create are replaced by the defaults. */
 struct net_config {
-    unsigned max_sockets;     /* descriptor table size (default 256) */
+    unsigned max_sockets;     /* descriptor table size (default 1024) */
     unsigned tcp_sndbuf;      /* per-connection send buffer bytes (16384) */
     unsigned tcp_rcvbuf;      /* per-connection receive buffer, <= 65535 (16384) */
     unsigned udp_rcvbuf;      /* bytes of datagrams queued per socket (16384) */

@@ -102,9 +102,11 @@ struct tcp_cb {
     uint8_t  segs_unacked;       /* full segments received since our last ACK */
     uint8_t  rtt_active;         /* timing rtt_seq (Karn: never a retransmission) */
     uint8_t  nooo;
+    uint8_t  ooo_fin;            /* peer's FIN seen beyond a hole, at ooo_fin_seq */
     uint16_t mss;                /* send MSS (peer's option, our MTU) */
     uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
     uint32_t irs, rcv_nxt, rcv_adv;   /* rcv_adv: right edge last advertised */
+    uint32_t ooo_fin_seq;
     uint32_t cwnd, ssthresh, recover;
     uint32_t srtt8, rttvar4, rto;     /* srtt*8, rttvar*4 in ms (RFC 6298 fixed point) */
     uint32_t rtt_seq;

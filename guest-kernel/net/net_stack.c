@@ -7,7 +7,7 @@
 void net_config_default(struct net_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->max_sockets = 256;
+    c->max_sockets = 1024;
     c->tcp_sndbuf = 16384;
     c->tcp_rcvbuf = 16384;
     c->udp_rcvbuf = 16384;

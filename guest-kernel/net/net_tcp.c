@@ -3,6 +3,7 @@
  * windows with receiver and sender silly-window avoidance, zero-window
  * probing, RFC 6298 RTO estimation with Karn's rule and exponential
  * backoff, RFC 5681 slow start / congestion avoidance / fast retransmit,
+ * RFC 3042 limited transmit,
  * NewReno fast recovery (RFC 6582), delayed ACKs, a shortened TIME_WAIT,
  * RFC 5961 RST/SYN/ACK checks, and out-of-order segments kept in the
  * receive ring (no SACK, no window scaling, no timestamps, no urgent data).
@@ -497,6 +498,13 @@ static void dup_ack(struct net_stack *s, struct nsock *sk)
         t->cwnd += t->mss;                    /* inflate: a segment left the net */
         return;
     }
+    if (t->dupacks < 3) {                     /* RFC 3042 limited transmit */
+        uint32_t saved = t->cwnd;
+        t->cwnd += (uint32_t)t->dupacks * t->mss;
+        tcp_output(s, sk);
+        t->cwnd = saved;
+        return;
+    }
     if (t->dupacks != 3 || SEQ_LT(t->snd_una, t->recover))
         return;
     uint32_t flight = t->snd_max - t->snd_una;
@@ -694,8 +702,22 @@ static void sync_input(struct net_stack *s, struct nsock *sk, const struct seg *
             recv_data(s, sk, g->seq, g->data, g->dlen);
         }
     }
-    /* 6. FIN, only in order */
-    if ((fl & TH_FIN) && g->seq + g->dlen == t->rcv_nxt && !t->rx_fin) {
+    /* 6. FIN, only in order; one beyond a hole is remembered until the
+     *    hole is filled. */
+    int fin_now = 0;
+    if ((fl & TH_FIN) && !t->rx_fin) {
+        if (g->seq + g->dlen == t->rcv_nxt)
+            fin_now = 1;
+        else if (SEQ_GT(g->seq + g->dlen, t->rcv_nxt) &&
+                 g->seq + g->dlen - t->rcv_nxt <= rcv_free(t)) {
+            t->ooo_fin = 1;
+            t->ooo_fin_seq = g->seq + g->dlen;
+        }
+    }
+    if (!fin_now && t->ooo_fin && t->ooo_fin_seq == t->rcv_nxt && !t->rx_fin)
+        fin_now = 1;
+    if (fin_now) {
+        t->ooo_fin = 0;
         switch (t->state) {
         case NET_TCP_ESTABLISHED:
             t->state = NET_TCP_CLOSE_WAIT;

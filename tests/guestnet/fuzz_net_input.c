@@ -4,9 +4,11 @@
  * Each run builds two stacks on the simulated wire (net_sim.c), opens a
  * listener (TCP 80, UDP 7) and one established connection on B, then feeds
  * the input to B's net_input as frames. Input format, repeated:
- *   op (1 byte) | len (2 bytes, big-endian) | len bytes
- *   op & 3 == 0, 1: a frame; 2: advance time by len ms (capped); 3: B's app
- *   reads everything readable.
+ *   op (1 byte) | len (2 bytes, big-endian) | len bytes (frames only)
+ *   op & 3 == 0: a frame as is; 1: a frame sent to B's MAC with its IPv4
+ *   header and TCP/UDP/ICMP checksums fixed up, so mutations get past the
+ *   checksum checks; 2: advance time by len ms (capped); 3: B's app reads
+ *   everything readable and accepts what is pending.
  * Built with libFuzzer (clang -fsanitize=fuzzer) it is a fuzzer; built
  * without (-DGUESTNET_REPLAY) it replays files or directories given as
  * arguments, so the seed corpus and every crash kept in corpus/ run as a
@@ -23,9 +25,52 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static uint16_t sum16(const uint8_t *p, size_t n, uint32_t s)
+{
+    for (size_t i = 0; i + 1 < n; i += 2)
+        s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (n & 1)
+        s += (uint32_t)p[n - 1] << 8;
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)~s;
+}
+
+/* Make a mutated frame checksum-valid where its own lengths allow it. */
+static void fix_frame(uint8_t *f, size_t len, const uint8_t mac[6])
+{
+    if (len < 14)
+        return;
+    memcpy(f, mac, 6);
+    if (len < 34 || f[12] != 0x08 || f[13] != 0x00)
+        return;
+    uint8_t *ip = f + 14;
+    size_t ihl = (size_t)(ip[0] & 15) * 4, tot = (size_t)(ip[2] << 8 | ip[3]);
+    if (ihl < 20 || 14 + ihl > len)
+        return;
+    ip[10] = ip[11] = 0;
+    uint16_t c = sum16(ip, ihl, 0);
+    ip[10] = (uint8_t)(c >> 8);
+    ip[11] = (uint8_t)c;
+    if (tot < ihl || 14 + tot > len)
+        return;
+    uint8_t *l4 = ip + ihl;
+    size_t l4len = tot - ihl;
+    uint32_t ps = (uint32_t)(ip[12] << 8 | ip[13]) + (uint32_t)(ip[14] << 8 | ip[15]) +
+                  (uint32_t)(ip[16] << 8 | ip[17]) + (uint32_t)(ip[18] << 8 | ip[19]) +
+                  ip[9] + (uint32_t)l4len;
+    size_t off = ip[9] == 6 ? 16 : ip[9] == 17 ? 6 : ip[9] == 1 ? 2 : 0;
+    if (!off || l4len < off + 2)
+        return;
+    l4[off] = l4[off + 1] = 0;
+    c = sum16(l4, l4len, ip[9] == 1 ? 0 : ps);
+    l4[off] = (uint8_t)(c >> 8);
+    l4[off + 1] = (uint8_t)c;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static uint8_t scratch[4096];
+    static uint8_t scratch[4096], frame[65536];
     struct sim w;
     sim_init(&w, 1, NULL, NULL, 0);
     struct net_stack *a = w.st[0], *b = w.st[1];
@@ -53,14 +98,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t op = data[i];
         size_t len = (size_t)data[i + 1] << 8 | data[i + 2];
         i += 3;
-        if (len > size - i)
+        if ((op & 3) < 2 && len > size - i)
             len = size - i;
         switch (op & 3) {
-        case 0: case 1:
+        case 0:
             net_input(&w.nif[1], data + i, len);
             break;
+        case 1:
+            memcpy(frame, data + i, len);
+            fix_frame(frame, len, w.nif[1].mac);
+            net_input(&w.nif[1], frame, len);
+            break;
         case 2:
-            sim_run(&w, (unsigned)(len > 5000 ? 5000 : len));
+            sim_run(&w, (unsigned)(len > 300 ? 300 : len));
             break;
         default:
             if (s >= 0)
@@ -73,7 +123,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             break;
         }
-        i += len;
+        if ((op & 3) < 2)
+            i += len;                         /* ops 2, 3 carry no bytes */
         sim_step(&w);
     }
     sim_run(&w, 20);

@@ -1,0 +1,44 @@
+#!/bin/bash
+# guest_httpd.sh IMAGE [ACCEL] - boot the httpd guest image under raw QEMU
+# with a virtio-net NIC on QEMU's user-mode network (restrict=on: the guest
+# can reach nothing outside QEMU) and a host forward bound to 127.0.0.1
+# only, then check /healthz, keep-alive and the body size from the host.
+# Traffic stays on loopback (DESIGN.md, network traffic rule).
+# Exit 0 pass, 1 fail, 77 skip (no image, no QEMU, KVM unusable).
+set -u
+IMAGE=${1:-${SHOAL_IMAGES:-}/httpd.elf}
+ACCEL=${2:-${ACCEL:-tcg}}
+BODY=${BODY:-1000}
+[ -f "$IMAGE" ] || { echo "skip: no image '$IMAGE'"; exit 77; }
+command -v qemu-system-x86_64 >/dev/null || { echo "skip: no qemu"; exit 77; }
+command -v curl >/dev/null || { echo "skip: no curl"; exit 77; }
+[ "$ACCEL" = kvm ] && [ ! -w /dev/kvm ] && { echo "skip: no /dev/kvm"; exit 77; }
+
+dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+qemu-system-x86_64 -M pc -bios /usr/share/qemu/qboot.rom -kernel "$IMAGE" \
+    -append "shoal.ip=10.0.2.15/24 shoal.gw=10.0.2.2 -- 80 $BODY" \
+    -serial file:"$dir/console.log" -serial file:"$dir/status.log" \
+    -display none -no-reboot -m 32 -accel "$ACCEL" \
+    -netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:80 \
+    -device virtio-net-pci,netdev=n0 >"$dir/qemu.log" 2>&1 &
+qpid=$!
+cleanup() { kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; echo "--- console"; cat "$dir/console.log"; echo "--- qemu"; cat "$dir/qemu.log"; exit 1; }
+
+for _ in $(seq 1 150); do
+    grep -q "listening" "$dir/console.log" 2>/dev/null && break
+    kill -0 "$qpid" 2>/dev/null || fail "QEMU exited"
+    sleep 0.2
+done
+grep -q "listening" "$dir/console.log" || fail "httpd did not start"
+
+out=$(curl -s -m 10 "http://127.0.0.1:$port/healthz") || fail "no answer on /healthz"
+[ "$out" = ok ] || fail "/healthz said '$out'"
+r=$(curl -s -m 10 -o /dev/null -o /dev/null -w '%{http_code} %{size_download} %{num_connects}|' \
+    "http://127.0.0.1:$port/a" "http://127.0.0.1:$port/b") || fail "no answer on /a /b"
+[ "$r" = "200 $BODY 1|200 $BODY 0|" ] || fail "keep-alive/body: got '$r', want '200 $BODY 1|200 $BODY 0|'"
+h=$(curl -s -m 10 -D - -o /dev/null -H 'Connection: close' "http://127.0.0.1:$port/c") || fail "no answer with Connection: close"
+echo "$h" | grep -qi '^Connection: close' || fail "Connection: close not honoured"
+echo "PASS httpd guest ($ACCEL): /healthz, keep-alive, $BODY-byte body, Connection: close"
