@@ -45,7 +45,7 @@ R=$TMP/initramfs
 mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/lib/modules"
 gcc -O2 -static -o "$R/bin/httpd" "$SRC"
 cp /bin/busybox "$R/bin/busybox"
-for m in virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
          failover net_failover virtio_net; do
     f=$(find "/lib/modules/$KVER" -name "$m.ko*" | head -1)
     case "$f" in
@@ -58,7 +58,7 @@ cat >"$R/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
-for m in virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
     /bin/busybox insmod /lib/modules/\$m.ko
 done
 /bin/busybox ip addr add 10.77.0.2/24 dev eth0
@@ -80,9 +80,10 @@ boot() { # kernel [initrd] append
     [ -n "$initrd" ] && set -- "$@" -initrd "$initrd"
     ip netns exec "$NS" qemu-system-x86_64 "$@" &
     QPID=$!
-    for _ in $(seq 1 600); do
+    for _ in $(seq 1 "${BOOT_TRIES:-300}"); do
         ip netns exec "$NS" curl -sf -m 1 -o /dev/null http://10.77.0.2/healthz && return 0
-        sleep 0.1
+        kill -0 "$QPID" 2>/dev/null || break
+        sleep 0.2
     done
     echo "guest did not answer; console:"; cat "$TMP/console.log"; exit 1
 }
