@@ -214,8 +214,14 @@ void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const voi
 
 /* --- unistd bits ------------------------------------------------------- */
 
+/* Sockets (fds >= 3) exist only in images linked with the network
+ * (net/net_posix.c); elsewhere the weak reference stays NULL. */
+extern ssize_t net_fd_write(int fd, const void *buf, size_t n) __attribute__((weak));
+
 ssize_t write(int fd, const void *buf, size_t n)
 {
+    if (fd > STDERR_FILENO && net_fd_write)
+        return net_fd_write(fd, buf, n);
     if (fd != STDOUT_FILENO && fd != STDERR_FILENO) {
         errno = EBADF;
         return -1;

@@ -1,8 +1,7 @@
 /*
  * unistd.h - shoal guest: the libc's unistd.h plus read() and close() on
- * sockets (net/net_posix.c). write() stays the libc's (console fds 1, 2);
- * use send() on sockets, or have the libc forward fds >= NET_FD_BASE to
- * net_fd_write() (see docs/guest-net.md).
+ * sockets (net/net_posix.c). write() is the libc's, which hands fds >=
+ * NET_FD_BASE to net_fd_write() in images linked with the network.
  */
 #ifndef SHOAL_NET_UNISTD_H
 #define SHOAL_NET_UNISTD_H
