@@ -1,7 +1,8 @@
 #!/bin/sh
 # Set up a fresh Debian 12 machine, build and install shoal, start shoald on
 # its embedded default (libvirt's QEMU driver inside the daemon, no libvirtd)
-# and run a small fleet of the reference guest.
+# and run a small fleet of the reference guest (5 x hello, 3 x sleep and an
+# httpd published on 127.0.0.1:8080).
 #
 # Environment: SHOAL_STATE_DIR (default /var/lib/shoal), SHOAL_PREFIX
 # (install prefix, default ./out), SHOAL_PORT (default 7878).
@@ -42,7 +43,7 @@ else
 fi
 
 echo "demo: pushing the reference images"
-for app in hello sleep exitcode crash; do
+for app in hello sleep exitcode crash httpd; do
     shoal image push "$IMAGES/$app.elf" "$app:latest"
 done
 shoal image ls
@@ -51,6 +52,8 @@ echo "demo: running a fleet: 5 x hello, 3 x sleep (restart on failure)"
 shoal rm -f -l demo=shoal >/dev/null 2>&1 || true
 shoal run --count 5 --name hello --label demo=shoal hello -- "hi from the shoal"
 shoal run --count 3 --name sleeper --label demo=shoal --restart on-failure sleep -- 600
+
+shoal run --name web --label demo=shoal -p 8080:80 httpd
 
 # Wait (bounded) until the hello guests have run to completion.
 i=0
@@ -63,6 +66,9 @@ shoal ps -a -l demo=shoal
 echo
 echo "demo: console of hello-1:"
 shoal logs hello-1
+echo
+echo "demo: the web guest through its published port:"
+curl -sS -m 5 http://127.0.0.1:8080/healthz && echo "  <- GET http://127.0.0.1:8080/healthz"
 echo
 shoal hosts
 cat <<EOT
