@@ -31,7 +31,10 @@ if ! getent group libvirt-qemu >/dev/null; then
     groupadd --system libvirt-qemu
 fi
 if ! getent passwd libvirt-qemu >/dev/null; then
+    extra=""
+    getent group kvm >/dev/null && extra="-G kvm"
+    # shellcheck disable=SC2086
     useradd --system --no-create-home --home-dir /var/lib/libvirt \
-        --shell /usr/sbin/nologin -g libvirt-qemu -G kvm libvirt-qemu
+        --shell /usr/sbin/nologin -g libvirt-qemu $extra libvirt-qemu
 fi
 echo "setup: all packages present"
