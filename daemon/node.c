@@ -1046,13 +1046,54 @@ static int need_conn(struct node *n, const char *what, const char *name,
     return NODE_OK;
 }
 
+/* Parse a canonical UUID string into 16 bytes; 0 on success. */
+static int uuid_parse(const char *str, unsigned char out[VIR_UUID_BUFLEN])
+{
+    size_t j = 0;
+    for (size_t i = 0; str[i] && j < 2 * VIR_UUID_BUFLEN; i++) {
+        char c = str[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (c == '-')
+            continue;
+        if (v < 0)
+            return -1;
+        if (j % 2 == 0)
+            out[j / 2] = (unsigned char)(v << 4);
+        else
+            out[j / 2] |= (unsigned char)v;
+        j++;
+    }
+    return j == 2 * VIR_UUID_BUFLEN ? 0 : -1;
+}
+
+/* A random (version 4) UUID in canonical form. */
+static void uuid_random(char out[DOMXML_UUID_LEN + 1])
+{
+    unsigned char b[VIR_UUID_BUFLEN];
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(b, 1, sizeof b, f) != sizeof b) {
+        for (size_t i = 0; i < sizeof b; i++)
+            b[i] = (unsigned char)(rand() ^ (int)(now_ms() >> (i % 8)));
+    }
+    if (f)
+        fclose(f);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, DOMXML_UUID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+             b[12], b[13], b[14], b[15]);
+}
+
 int node_start(struct node *n, const struct domxml_spec *spec,
                char uuid_out[DOMXML_UUID_LEN + 1], char *err, size_t errlen)
 {
     struct domxml_spec s;
     virDomainPtr dom = NULL;
-    char *xml = NULL;
-    int rc;
+    char *xml = NULL, uuid_str[DOMXML_UUID_LEN + 1];
+    unsigned char uuid[VIR_UUID_BUFLEN];
+    int rc, mapped = 0;
 
     rc = need_conn(n, "start", NULL, err, errlen);
     if (rc != NODE_OK)
@@ -1065,6 +1106,14 @@ int node_start(struct node *n, const struct domxml_spec *spec,
     s = *spec;
     if (s.virt == DOMXML_VIRT_AUTO)
         s.virt = n->virt;
+    /* Choose the UUID here so the instance id can be cached before the
+     * domain exists: its first events (RESUMED, STARTED) then need no
+     * libvirt call on the event thread, which must never wait on a domain
+     * that is still being created (its monitor runs on that same thread). */
+    if (!s.uuid) {
+        uuid_random(uuid_str);
+        s.uuid = uuid_str;
+    }
     switch (domxml_render(&s, &xml, err, errlen)) {
     case DOMXML_OK:
         break;
@@ -1082,6 +1131,10 @@ int node_start(struct node *n, const struct domxml_spec *spec,
         rc = NODE_E_EXISTS;
         goto out;
     }
+    if (s.instance_id && uuid_parse(s.uuid, uuid) == 0) {
+        ids_put(n, uuid, s.instance_id);
+        mapped = 1;
+    }
     dom = virDomainCreateXML(n->conn, xml, 0);
     if (!dom) {
         bufprintf(err, errlen, "cannot start domain '%s': %s", s.name, lv_msg());
@@ -1090,15 +1143,16 @@ int node_start(struct node *n, const struct domxml_spec *spec,
             rc = NODE_E_LIBVIRT;
         goto out;
     }
-    if (s.instance_id) {
-        unsigned char uuid[VIR_UUID_BUFLEN];
-        if (virDomainGetUUID(dom, uuid) == 0)
-            ids_put(n, uuid, s.instance_id);
-    }
+    if (s.instance_id && !mapped && virDomainGetUUID(dom, uuid) == 0)
+        ids_put(n, uuid, s.instance_id);
     if (uuid_out && virDomainGetUUIDString(dom, uuid_out) < 0)
         uuid_out[0] = '\0';
     rc = NODE_OK;
 out:
+    if (rc != NODE_OK && mapped) {
+        char id[DOMXML_ID_MAX + 1];
+        ids_get(n, uuid, id, sizeof id, 1);
+    }
     if (dom)
         virDomainFree(dom);
     free(xml);
