@@ -591,6 +591,16 @@ static void job_domain_gone(fleet *f, const fleet_job *j)
         state_inst_free(&in);
         return;
     }
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    if (!rt || !rt->active) {
+        /* No domain of ours is running: a duplicate or stale event. */
+        pthread_mutex_unlock(&f->mu);
+        log_debug("instance %s: ignoring 'stopped' (%s) with no run active", in.id, j->detail);
+        state_inst_free(&in);
+        return;
+    }
+    pthread_mutex_unlock(&f->mu);
     /* Last records the guest wrote before it went. The tracker only reads
      * while active, so read before clearing the flag. */
     poll_status(f, in.id);
@@ -879,6 +889,13 @@ static void open_host(fleet *f, size_t idx)
     int64_t t0 = fleet_now_ms();
 
     pthread_mutex_lock(&f->mu);
+    /* One opener at a time: two nodes on one host would each deliver every
+     * event, and a duplicate "stopped" would end the next run too. */
+    if (h->opening || h->up) {
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
+    h->opening = 1;
     snprintf(uri, sizeof uri, "%s", h->uri);
     snprintf(dt, sizeof dt, "%s", h->domain_type_cfg);
     pthread_mutex_unlock(&f->mu);
@@ -893,6 +910,7 @@ static void open_host(fleet *f, size_t idx)
         pthread_mutex_lock(&f->mu);
         snprintf(h->last_error, sizeof h->last_error, "%s", err);
         h->up = 0;
+        h->opening = 0;
         h->next_retry_ms = fleet_now_ms() + 10000;
         pthread_mutex_unlock(&f->mu);
         log_warn("host %s (%s) is down: %s", h->name, uri, err);
@@ -903,6 +921,7 @@ static void open_host(fleet *f, size_t idx)
     pthread_mutex_lock(&f->mu);
     h->node = node;
     h->up = 1;
+    h->opening = 0;
     h->last_error[0] = 0;
     h->mem_mib = cap.memory_mib;
     h->vcpus = cap.vcpus;
@@ -955,6 +974,8 @@ int fleet_host_add(fleet *f, const char *name, const char *uri, const char *labe
              domain_type);
     f->hosts[idx].labels_json = strdup(labels_json ? labels_json : "{}");
     f->hosts[idx].slots = (uint32_t)f->cfg.max_instances;
+    /* open_host below does the first connect; the supervisor waits. */
+    f->hosts[idx].next_retry_ms = fleet_now_ms() + 10000;
     pthread_mutex_unlock(&f->mu);
 
     memset(&row, 0, sizeof row);
@@ -1216,7 +1237,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
     }
     for (size_t i = 0; i < f->nhosts; i++) {
         fleet_host *h = &f->hosts[i];
-        if (!h->up && h->next_retry_ms <= now) {
+        if (!h->up && !h->opening && h->next_retry_ms <= now) {
             h->next_retry_ms = now + 10000;
             reopen[nreopen++] = i;
         }

@@ -65,6 +65,7 @@ typedef struct {
     uint32_t vcpus;
     uint32_t slots;
     int64_t next_retry_ms;         /* monotonic ms of the next reconnect try */
+    int opening;                   /* open_host running: nobody else opens it */
 } fleet_host;
 
 /* Runtime facts about one instance that are not worth a database row. */
