@@ -637,20 +637,6 @@ void state_inst_array_free(state_instance *a, size_t n)
     free(a);
 }
 
-int state_inst_copy(state_instance *dst, const state_instance *src)
-{
-    *dst = *src;
-    dst->args_json = strdup(src->args_json ? src->args_json : "[]");
-    dst->env_json = strdup(src->env_json ? src->env_json : "{}");
-    dst->labels_json = strdup(src->labels_json ? src->labels_json : "{}");
-    dst->placement_json = strdup(src->placement_json ? src->placement_json : "{}");
-    if (!dst->args_json || !dst->env_json || !dst->labels_json || !dst->placement_json) {
-        state_inst_free(dst);
-        return -1;
-    }
-    return 0;
-}
-
 static int count_where(state_db *db, const char *sql, int64_t v)
 {
     sqlite3_stmt *st = NULL;

@@ -141,8 +141,6 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
                     state_instance **out, size_t *n, int *more, char *err, size_t errlen);
 void state_inst_free(state_instance *in);        /* frees owned fields only */
 void state_inst_array_free(state_instance *a, size_t n);
-/* Deep copy (owned strings duplicated). */
-int state_inst_copy(state_instance *dst, const state_instance *src);
 
 /* Is this IPv4 address / host port held by some instance? */
 int state_addr_in_use(state_db *db, uint32_t ipv4);
