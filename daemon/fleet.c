@@ -73,37 +73,76 @@ static void rotate_console(fleet *f, const char *id);
 
 /* ---- runtime table ------------------------------------------------------ */
 
+/* Lookups happen on every status-file change and, each tick, for every
+ * running instance: the table is indexed by id rather than scanned. */
+static size_t rt_hash(const char *id)
+{
+    size_t h = 1469598103934665603u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211u;
+    return h;
+}
+
+/* Slot of id in the index: where it is, or the empty slot it would take. */
+static size_t rt_slot(const fleet *f, const char *id)
+{
+    size_t mask = 2 * f->rt_cap - 1, i = rt_hash(id) & mask;
+    while (f->rt_index[i] && strcmp(f->rt[f->rt_index[i] - 1].id, id) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static void rt_reindex(fleet *f)
+{
+    memset(f->rt_index, 0, 2 * f->rt_cap * sizeof *f->rt_index);
+    for (size_t k = 0; k < f->nrt; k++)
+        f->rt_index[rt_slot(f, f->rt[k].id)] = k + 1;
+}
+
 fleet_rt *fleet_rt_get(fleet *f, const char *id)
 {
     fleet_rt *rt;
-    for (size_t i = 0; i < f->nrt; i++) {
-        if (strcmp(f->rt[i].id, id) == 0)
-            return &f->rt[i];
+    size_t slot;
+    if (f->rt_cap) {
+        slot = rt_slot(f, id);
+        if (f->rt_index[slot])
+            return &f->rt[f->rt_index[slot] - 1];
     }
     if (f->nrt == f->rt_cap) {
         /* Entries are addressed by pointer only while f->mu is held, so a
-         * realloc here cannot strand a reader. */
+         * realloc here cannot strand a reader. Capacity stays a power of
+         * two so the index can mask. */
         size_t ncap = f->rt_cap ? f->rt_cap * 2 : 256;
         fleet_rt *n = realloc(f->rt, ncap * sizeof *n);
+        size_t *ix;
         if (!n)
             return NULL;
         f->rt = n;
+        ix = realloc(f->rt_index, 2 * ncap * sizeof *ix);
+        if (!ix)
+            return NULL;
+        f->rt_index = ix;
         f->rt_cap = ncap;
+        rt_reindex(f);
     }
     rt = &f->rt[f->nrt++];
     memset(rt, 0, sizeof *rt);
     snprintf(rt->id, sizeof rt->id, "%s", id);
+    f->rt_index[rt_slot(f, id)] = f->nrt;
     return rt;
 }
 
 void fleet_rt_drop(fleet *f, const char *id)
 {
-    for (size_t i = 0; i < f->nrt; i++) {
-        if (strcmp(f->rt[i].id, id) == 0) {
-            f->rt[i] = f->rt[--f->nrt];
-            return;
-        }
-    }
+    size_t slot;
+    if (!f->rt_cap)
+        return;
+    slot = rt_slot(f, id);
+    if (!f->rt_index[slot])
+        return;
+    /* Deletes are rare: move the last entry into the hole and rebuild. */
+    f->rt[f->rt_index[slot] - 1] = f->rt[--f->nrt];
+    rt_reindex(f);
 }
 
 fleet_host *fleet_host_find(fleet *f, const char *name)
@@ -1538,6 +1577,8 @@ fail:
         close(f->wake_fd);
     img_store_close(f->img);
     state_close(f->db);
+    free(f->rt);
+    free(f->rt_index);
     free(f);
     return -1;
 }
@@ -1571,6 +1612,7 @@ void fleet_close(fleet *f)
     close(f->inotify_fd);
     close(f->wake_fd);
     free(f->rt);
+    free(f->rt_index);
     img_store_close(f->img);
     state_close(f->db);
     pthread_mutex_destroy(&f->mu);

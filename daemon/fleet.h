@@ -114,6 +114,8 @@ typedef struct fleet {
     size_t nhosts;
     fleet_rt *rt;                  /* runtime table, nrt entries */
     size_t nrt, rt_cap;
+    size_t *rt_index;              /* open addressing over rt by id: slot holds
+                                      index + 1, 0 = empty; 2 * rt_cap slots */
     fleet_job *jobs, *jobs_tail;
     int64_t last_event_id;
     int stopping;
