@@ -1,12 +1,14 @@
 /*
- * virtio_net.c - legacy (virtio 0.9.5 / "transitional") virtio-net over PCI
- * port I/O, polled. The steps follow the virtio 1.x specification's
- * "Device Initialization" (3.1) with its legacy variations (no FEATURES_OK,
- * queue address as a page frame number), "Legacy Interfaces: Virtqueue
- * Layout" (2.6.2) and the network device chapter (5.1): a 10-byte
- * struct virtio_net_hdr (no VIRTIO_NET_F_MRG_RXBUF) in its own descriptor in
- * front of every frame, as legacy devices without VIRTIO_F_ANY_LAYOUT
- * require.
+ * virtio_net.c - virtio-net over PCI, polled (virtio 1.x spec 5.1), on
+ * either interface of the PCI transport (virtio_pci.c): modern when the
+ * device offers it, legacy otherwise, or as the kernel command line forces.
+ * The steps follow "Device Initialization" (3.1.1) in order. Every frame is
+ * a chain of two descriptors: the struct virtio_net_hdr (10 bytes legacy,
+ * 12 with VIRTIO_F_VERSION_1; no offloads, no mergeable buffers) and the
+ * frame, which legacy devices without VIRTIO_F_ANY_LAYOUT require and
+ * modern ones accept. Queues use the legacy layout (2.6.2) on both
+ * interfaces: it is valid for modern devices too, and one layout is less
+ * code.
  */
 #include "virtio_net.h"
 
@@ -15,51 +17,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pci.h"
+#include "virtio_pci.h"
 #include "../net/net_port.h"
 
-/* ---- port I/O (own copies: the driver needs nothing else from arch/) ---- */
-
-static inline void vn_outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void vn_outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void vn_outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
-static inline uint8_t vn_inb(uint16_t port)
-{
-    uint8_t v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static inline uint16_t vn_inw(uint16_t port)
-{
-    uint16_t v;
-    __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static inline uint32_t vn_inl(uint16_t port)
-{
-    uint32_t v;
-    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
 /* x86 keeps stores in order and loads in order (TSO); the device is
  * coherent. Only the compiler must not reorder ring accesses. */
 #define barrier() __asm__ volatile("" ::: "memory")
-
-/* ---- the legacy register block in BAR0 (spec 4.1.4.8) ---- */
-#define VIRTIO_PCI_HOST_FEATURES  0x00   /* u32, device features bits 0..31 */
-#define VIRTIO_PCI_GUEST_FEATURES 0x04   /* u32, features the driver accepts */
-#define VIRTIO_PCI_QUEUE_PFN      0x08   /* u32, queue address >> 12 */
-#define VIRTIO_PCI_QUEUE_NUM      0x0C   /* u16, queue size (read only) */
-#define VIRTIO_PCI_QUEUE_SEL      0x0E   /* u16 */
-#define VIRTIO_PCI_QUEUE_NOTIFY   0x10   /* u16, write the queue index */
-#define VIRTIO_PCI_STATUS         0x12   /* u8 */
-#define VIRTIO_PCI_ISR            0x13   /* u8, read clears */
-#define VIRTIO_PCI_CONFIG         0x14   /* device config (MSI-X off) */
-
-#define STATUS_ACKNOWLEDGE 1
-#define STATUS_DRIVER      2
-#define STATUS_DRIVER_OK   4
-#define STATUS_FAILED      128
 
 #define VIRTIO_NET_F_MAC    5
 #define VIRTIO_NET_F_STATUS 16
@@ -70,11 +33,13 @@ static inline uint32_t vn_inl(uint16_t port)
 #define VRING_AVAIL_F_NO_INTERRUPT 1
 #define VRING_USED_F_NO_NOTIFY     1
 
-#define VQ_ALIGN  4096
+#define VQ_ALIGN  VPCI_VQ_ALIGN
 #define VQ_MAX    1024                  /* largest queue size we lay out */
 #define RXQ 0
 #define TXQ 1
-#define NET_HDR_LEN 10                  /* struct virtio_net_hdr, legacy */
+#define NET_HDR_LEGACY 10               /* struct virtio_net_hdr */
+#define NET_HDR_V1     12               /* ... plus num_buffers, always there in 1.0 */
+#define VIRTIO_ID_NET  1
 
 struct vring_desc {
     uint64_t addr;                      /* guest physical */
@@ -108,7 +73,8 @@ static uint8_t tx_buf[VNET_TX_BUFS][VNET_BUF_SIZE] __attribute__((aligned(64)));
 static uint8_t tx_hdr[16] __attribute__((aligned(16)));   /* all zero: no offloads */
 
 static struct {
-    uint16_t iobase;
+    struct vpci pci;
+    uint32_t hdr_len;                   /* NET_HDR_LEGACY or NET_HDR_V1 */
     int      up;
     int      has_status;
     unsigned nrx, ntx;                  /* buffers actually used (<= queue size / 2) */
@@ -120,62 +86,11 @@ static struct {
 
 static uint64_t phys(const void *p) { return (uint64_t)(uintptr_t)p; }   /* identity map */
 
-static int find_dev(const struct pci_dev *d, void *ctx)
-{
-    struct pci_dev *out = ctx;
-    if (d->vendor == 0x1AF4 && d->device == 0x1000) {
-        *out = *d;
-        return 1;
-    }
-    return 0;
-}
-
-/* Firmware like qboot leaves I/O BARs unassigned (base 0). Then we give
- * BAR0 a range ourselves: above every I/O BAR already assigned on the bus,
- * at least at 0xC000 (where PC firmware puts PCI I/O), aligned to its size. */
-struct io_scan {
-    uint32_t top;                        /* first free port above assigned BARs */
-};
-
-static int scan_io(const struct pci_dev *d, void *ctx)
-{
-    struct io_scan *sc = ctx;
-    uint8_t htype = (uint8_t)(pci_read32(d->bus, d->dev, d->fn, 0x0C) >> 16) & 0x7F;
-    if (htype != 0)
-        return 0;
-    for (uint8_t off = 0x10; off <= 0x24; off += 4) {
-        uint32_t bar = pci_read32(d->bus, d->dev, d->fn, off);
-        if ((bar & 1) && (bar & 0xFFFC)) {
-            uint32_t end = (bar & 0xFFFC) + 0x100;   /* generous: sizes are <= 256 here */
-            if (end > sc->top)
-                sc->top = end;
-        }
-    }
-    return 0;
-}
-
-static uint16_t assign_io_bar0(const struct pci_dev *d)
-{
-    pci_write32(d->bus, d->dev, d->fn, 0x10, 0xFFFFFFFFu);
-    uint32_t mask = pci_read32(d->bus, d->dev, d->fn, 0x10) | 0xFFFF0000u;
-    uint32_t size = ~(mask & ~3u) + 1;
-    pci_write32(d->bus, d->dev, d->fn, 0x10, 0);
-    if (size < 4 || size > 0x1000 || (size & (size - 1)))
-        return 0;
-    struct io_scan sc = { 0xC000 };
-    pci_scan(scan_io, &sc);
-    uint32_t base = (sc.top + size - 1) & ~(size - 1);
-    if (base + size > 0x10000)
-        return 0;
-    pci_write32(d->bus, d->dev, d->fn, 0x10, base | 1);
-    return (uint16_t)(pci_read32(d->bus, d->dev, d->fn, 0x10) & 0xFFFC);
-}
-
 static void notify(unsigned qi)
 {
     barrier();
     if (!(*vn.q[qi].used_flags & VRING_USED_F_NO_NOTIFY)) {
-        vn_outw((uint16_t)(vn.iobase + VIRTIO_PCI_QUEUE_NOTIFY), (uint16_t)qi);
+        vpci_notify(&vn.pci, qi);
         vn.st.notifies++;
     }
 }
@@ -196,24 +111,23 @@ static void vq_layout(struct vq *q, uint8_t *mem, uint16_t n)
     q->used_ring = (volatile struct vring_used_elem *)(void *)(used + 4);
 }
 
-/* Select queue qi, read its size, lay it out in vq_mem[qi], tell the
- * device where it is. Returns the size, 0 on failure. */
+/* Lay queue qi out in vq_mem[qi] at the size the device offers (modern
+ * devices may be given a smaller one: capped at VQ_MAX) and hand it to the
+ * device. Returns the size, 0 on failure. */
 static uint16_t vq_setup(unsigned qi)
 {
-    uint16_t io = vn.iobase;
-    vn_outw((uint16_t)(io + VIRTIO_PCI_QUEUE_SEL), (uint16_t)qi);
-    uint16_t n = vn_inw((uint16_t)(io + VIRTIO_PCI_QUEUE_NUM));
+    uint16_t n = vpci_queue_size(&vn.pci, qi);
+    if (vn.pci.modern && n > VQ_MAX)
+        n = VQ_MAX;
     if (n == 0 || n > VQ_MAX || (n & (n - 1)))
         return 0;                        /* absent, too big, or not a power of 2 */
-    if (vn_inl((uint16_t)(io + VIRTIO_PCI_QUEUE_PFN)) != 0)
-        return 0;                        /* already in use: reset did not happen */
     memset(vq_mem[qi], 0, VQ_BYTES(n));
-    vq_layout(&vn.q[qi], vq_mem[qi], n);
-    *vn.q[qi].avail_flags = VRING_AVAIL_F_NO_INTERRUPT;   /* we poll */
-    uint64_t pa = phys(vq_mem[qi]);
-    if (pa >> 44)
-        return 0;                        /* PFN must fit 32 bits */
-    vn_outl((uint16_t)(io + VIRTIO_PCI_QUEUE_PFN), (uint32_t)(pa >> 12));
+    struct vq *q = &vn.q[qi];
+    vq_layout(q, vq_mem[qi], n);
+    *q->avail_flags = VRING_AVAIL_F_NO_INTERRUPT;   /* we poll */
+    if (vpci_queue_enable(&vn.pci, qi, n, vq_mem[qi], q->desc, (const void *)q->avail_flags,
+                          (const void *)q->used_flags) != 0)
+        return 0;
     return n;
 }
 
@@ -224,7 +138,7 @@ static void rx_post(unsigned i)
     struct vq *q = &vn.q[RXQ];
     struct vring_desc *d = &q->desc[2 * i];
     d[0].addr = phys(rx_hdr[i]);
-    d[0].len = NET_HDR_LEN;
+    d[0].len = vn.hdr_len;
     d[0].flags = VRING_DESC_F_WRITE | VRING_DESC_F_NEXT;
     d[0].next = (uint16_t)(2 * i + 1);
     d[1].addr = phys(rx_buf[i]);
@@ -263,7 +177,7 @@ static int vn_transmit(struct net_if *nif, const void *frame, size_t len)
     memcpy(tx_buf[slot], frame, len);
     struct vring_desc *d = &q->desc[2 * slot];
     d[0].addr = phys(tx_hdr);            /* header: read by the device */
-    d[0].len = NET_HDR_LEN;
+    d[0].len = vn.hdr_len;
     d[0].flags = VRING_DESC_F_NEXT;
     d[0].next = (uint16_t)(2 * slot + 1);
     d[1].addr = phys(tx_buf[slot]);
@@ -295,9 +209,9 @@ int virtio_net_poll(struct net_if *nif)
             vn.st.rx_bad++;               /* not a head we posted: ignore it */
             continue;
         }
-        if (len > NET_HDR_LEN && len - NET_HDR_LEN <= VNET_BUF_SIZE) {
+        if (len > vn.hdr_len && len - vn.hdr_len <= VNET_BUF_SIZE) {
             vn.st.rx_frames++;
-            net_input(nif, rx_buf[slot], len - NET_HDR_LEN);
+            net_input(nif, rx_buf[slot], len - vn.hdr_len);
         } else {
             vn.st.rx_bad++;
         }
@@ -323,87 +237,89 @@ int virtio_net_link_up(void)
         return 0;
     if (!vn.has_status)
         return 1;
-    return (vn_inw((uint16_t)(vn.iobase + VIRTIO_PCI_CONFIG + 6)) & VIRTIO_NET_S_LINK_UP) != 0;
+    return (vpci_config16(&vn.pci, 6) & VIRTIO_NET_S_LINK_UP) != 0;
 }
 
 const struct virtio_net_stats *virtio_net_get_stats(void) { return &vn.st; }
 
+const char *virtio_net_interface(void)
+{
+    return !vn.up ? "none" : vn.pci.modern ? "modern" : "legacy";
+}
+
 static int fail(const char *why, unsigned v)
 {
-    if (vn.iobase)
-        vn_outb((uint16_t)(vn.iobase + VIRTIO_PCI_STATUS), STATUS_FAILED);
-    printf("virtio-net: %s (%#x, I/O base %#x)\n", why, v, vn.iobase);
+    if (vn.pci.modern || vn.pci.io)
+        vpci_set_status(&vn.pci, VPCI_STATUS_FAILED);
+    printf("virtio-net: %s (%#x)\n", why, v);
     return -1;
 }
 
-int virtio_net_init(struct net_if *nif)
+int virtio_net_init(struct net_if *nif, enum vpci_mode mode)
 {
     struct pci_dev d;
+    const char *why = NULL;
     memset(&vn, 0, sizeof vn);
-    if (!pci_scan(find_dev, &d))
-        return fail("no device 1af4:1000", 0);
-
-    /* PCI: BAR0 must be an I/O BAR; enable I/O decoding and bus mastering
-     * (the device reads and writes our rings). Writing 0 to the upper half
-     * leaves the write-1-to-clear status bits alone. */
-    uint32_t bar0 = pci_read32(d.bus, d.dev, d.fn, 0x10);
-    if (!(bar0 & 1))
-        return fail("BAR0 is not an I/O BAR (modern-only device?)", bar0);
-    vn.iobase = (uint16_t)(bar0 & 0xFFFC);
-    if (!vn.iobase && !(vn.iobase = assign_io_bar0(&d)))
-        return fail("cannot assign an I/O range to BAR0", bar0);
-    uint32_t cmd = pci_read32(d.bus, d.dev, d.fn, 0x04) & 0xFFFF;
-    pci_write32(d.bus, d.dev, d.fn, 0x04, cmd | 0x1 | 0x4);
-    uint16_t io = vn.iobase;
-
-    /* 1. Reset the device. */
-    vn_outb((uint16_t)(io + VIRTIO_PCI_STATUS), 0);
-    /* 2. ACKNOWLEDGE: we noticed the device. */
-    vn_outb((uint16_t)(io + VIRTIO_PCI_STATUS), STATUS_ACKNOWLEDGE);
-    /* 3. DRIVER: we know how to drive it. */
-    vn_outb((uint16_t)(io + VIRTIO_PCI_STATUS), STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-    /* 4. Features: read the device's, accept the subset we understand
-     *    (MAC address in config space, link status). No checksum/GSO
-     *    offloads, no mergeable buffers, no event index: legacy devices
-     *    have no FEATURES_OK step, the write is the agreement. */
-    uint32_t host = vn_inl((uint16_t)(io + VIRTIO_PCI_HOST_FEATURES));
-    uint32_t want = (1u << VIRTIO_NET_F_MAC) | (1u << VIRTIO_NET_F_STATUS);
-    uint32_t guest = host & want;
-    vn_outl((uint16_t)(io + VIRTIO_PCI_GUEST_FEATURES), guest);
+    if (vpci_find(VIRTIO_ID_NET, &d) != 0)
+        return fail("no virtio network device on the PCI bus", 0);
+    /* 1. Reset (vpci_open maps the interface, enables decoding and bus
+     *    mastering - the device reads and writes our rings - and resets). */
+    if (vpci_open(&vn.pci, &d, mode, &why) != 0) {
+        printf("virtio-net: %s (device %04x:%04x at %02x:%02x.%x)\n", why, d.vendor, d.device,
+               d.bus, d.dev, d.fn);
+        return -1;
+    }
+    struct vpci *v = &vn.pci;
+    /* 2. ACKNOWLEDGE: we noticed the device. 3. DRIVER: we can drive it. */
+    vpci_set_status(v, VPCI_STATUS_ACKNOWLEDGE);
+    vpci_set_status(v, VPCI_STATUS_ACKNOWLEDGE | VPCI_STATUS_DRIVER);
+    /* 4. Features: the subset we understand - MAC address in config
+     *    space, link status, and on the modern interface VERSION_1 (which
+     *    it requires). No checksum/GSO offloads, no mergeable buffers, no
+     *    event index. 5-6. FEATURES_OK, checked (modern only). */
+    uint64_t host = vpci_device_features(v);
+    uint64_t want = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS);
+    if (v->modern) {
+        if (!(host & (1ull << VPCI_F_VERSION_1)))
+            return fail("modern interface without VIRTIO_F_VERSION_1", (unsigned)(host >> 32));
+        want |= 1ull << VPCI_F_VERSION_1;
+    }
+    uint64_t guest = host & want;
+    if (vpci_set_features(v, guest) != 0)
+        return fail("device refused our features", (unsigned)guest);
+    vn.hdr_len = v->modern ? NET_HDR_V1 : NET_HDR_LEGACY;
     vn.has_status = (guest >> VIRTIO_NET_F_STATUS) & 1;
-    /* 5. Device configuration: the MAC (config offsets 0..5). */
-    if (guest & (1u << VIRTIO_NET_F_MAC)) {
-        for (int i = 0; i < NET_ETH_ALEN; i++)
-            nif->mac[i] = vn_inb((uint16_t)(io + VIRTIO_PCI_CONFIG + i));
+    /* 7. Device setup: the MAC (config offsets 0..5), then the queues. */
+    if (guest & (1ull << VIRTIO_NET_F_MAC)) {
+        vpci_config_read(v, 0, nif->mac, NET_ETH_ALEN);
     } else {
         uint32_t r = net_port_random();
         uint8_t mac[NET_ETH_ALEN] = {0x02, 0x53, (uint8_t)(r >> 24), (uint8_t)(r >> 16),
                                      (uint8_t)(r >> 8), (uint8_t)r};
         memcpy(nif->mac, mac, sizeof mac);
     }
-    /* 6. Virtqueues: receiveq1 is queue 0, transmitq1 queue 1. */
+    /* receiveq1 is queue 0, transmitq1 queue 1. */
     uint16_t nrx = vq_setup(RXQ);
     if (!nrx)
-        return fail("cannot set up receive queue", vn_inw((uint16_t)(io + VIRTIO_PCI_QUEUE_NUM)));
+        return fail("cannot set up receive queue", vpci_queue_size(v, RXQ));
     uint16_t ntx = vq_setup(TXQ);
     if (!ntx)
-        return fail("cannot set up transmit queue", vn_inw((uint16_t)(io + VIRTIO_PCI_QUEUE_NUM)));
+        return fail("cannot set up transmit queue", vpci_queue_size(v, TXQ));
     vn.nrx = nrx / 2 < VNET_RX_BUFS ? nrx / 2u : VNET_RX_BUFS;   /* 2 descriptors each */
     vn.ntx = ntx / 2 < VNET_TX_BUFS ? ntx / 2u : VNET_TX_BUFS;
     for (unsigned i = 0; i < vn.ntx; i++)
         vn.tx_free[i] = (uint16_t)(vn.ntx - 1 - i);
     vn.ntx_free = vn.ntx;
-    /* 7. Give the device receive buffers before it may use the queue. */
+    /* Receive buffers before the device may use the queue (5.1.5). */
     for (unsigned i = 0; i < vn.nrx; i++)
         rx_post(i);
     /* 8. DRIVER_OK: the device is live. */
-    vn_outb((uint16_t)(io + VIRTIO_PCI_STATUS),
-            STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK);
-    if (vn_inb((uint16_t)(io + VIRTIO_PCI_STATUS)) & STATUS_FAILED)
-        return fail("device set FAILED", vn_inb((uint16_t)(io + VIRTIO_PCI_STATUS)));
+    vpci_set_status(v, (uint8_t)(vpci_status(v) | VPCI_STATUS_DRIVER_OK));
+    if (vpci_status(v) & VPCI_STATUS_FAILED)
+        return fail("device set FAILED", vpci_status(v));
     vn.up = 1;
     notify(RXQ);
-    (void)vn_inb((uint16_t)(io + VIRTIO_PCI_ISR));   /* clear a stale interrupt */
+    (void)vpci_isr(v);                   /* clear a stale interrupt */
 
     nif->transmit = vn_transmit;
     nif->poll = vn_poll_cb;

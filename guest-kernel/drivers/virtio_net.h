@@ -1,20 +1,22 @@
 /*
- * virtio_net.h - virtio-net driver for QEMU's `pc` machine: the transitional
- * PCI device 1AF4:1000 driven through its legacy I/O-port interface (BAR0),
- * polled, one RX and one TX queue, no offloads. It plugs into the network
- * stack as a struct net_if (guest-kernel/net/net.h).
+ * virtio_net.h - virtio-net driver for QEMU's `pc` machine: the PCI device
+ * (transitional 1AF4:1000 or modern-only 1AF4:1041) through the modern
+ * virtio 1.0 interface (capabilities + memory BAR) or the legacy I/O-port
+ * one (virtio_pci.h), polled, one RX and one TX queue, no offloads. It
+ * plugs into the network stack as a struct net_if (guest-kernel/net/net.h).
  *
  * Assumptions (the kernel guarantees them; nothing else is needed):
- *  - Physical == virtual for the driver's static buffers (the kernel
- *    identity-maps low memory), and the kernel image, hence its .bss, lies
- *    below 4 GiB: the legacy interface takes a 32-bit page frame number for
- *    each queue, and descriptors carry physical addresses.
+ *  - Physical == virtual for the driver's static buffers and the device's
+ *    memory BAR (the kernel identity-maps the low 4 GiB), and the kernel
+ *    image, hence its .bss, lies below 4 GiB: the legacy interface takes a
+ *    32-bit page frame number for each queue, and descriptors carry
+ *    physical addresses.
  *  - Single CPU, no interrupt handler touches the device: the driver is
  *    called only from the kernel's main context (idle loop, blocking socket
  *    calls through nif->poll). Device interrupts are left unused (and
  *    suppressed with VRING_AVAIL_F_NO_INTERRUPT).
- *  - One device: the driver state is static. The first 1AF4:1000 function
- *    found by pci_scan() is used.
+ *  - One device: the driver state is static. The first virtio network
+ *    function found by pci_scan() is used.
  * Memory: about 64 KiB of rings (queues up to 1024 entries) plus
  * VNET_RX_BUFS + VNET_TX_BUFS buffers of 1536 bytes, all static .bss.
  */
@@ -24,6 +26,7 @@
 #include <stdint.h>
 
 #include "../net/net.h"
+#include "virtio_pci.h"
 
 #define VNET_RX_BUFS  64          /* receive buffers kept posted */
 #define VNET_TX_BUFS  64          /* frames in flight to the device */
@@ -35,13 +38,18 @@ struct virtio_net_stats {
     uint64_t notifies;             /* queue notifications written (each is a VM exit) */
 };
 
-/* Find the device, run the virtio initialization sequence and fill in
+/* Find the device, pick its interface per `mode` (VPCI_AUTO: modern when
+ * offered, else legacy), run the virtio initialization sequence and fill in
  * nif->mac (from the device when it offers VIRTIO_NET_F_MAC, else a random
  * locally administered address), nif->transmit, nif->poll and nif->driver.
  * The caller sets nif->ip/prefix/gw, then calls net_create(nif, ...).
  * Returns 0, or -1 when there is no device or it refused us (a message is
  * printed on the console). */
-int virtio_net_init(struct net_if *nif);
+int virtio_net_init(struct net_if *nif, enum vpci_mode mode);
+
+/* "modern" or "legacy": the interface in use; "none" before a successful
+ * virtio_net_init. */
+const char *virtio_net_interface(void);
 
 /* Hand every received frame to net_input() and recycle its buffer; reclaim
  * finished transmissions. Returns the number of frames received. This is

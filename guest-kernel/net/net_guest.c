@@ -66,6 +66,7 @@ void net_port_log(const char *fmt, ...)
 int net_guest_init(void)
 {
     const char *ip = shoal_param("ip"), *gw = shoal_param("gw"), *mac = shoal_param("mac");
+    const char *vio = shoal_param("virtio");
     uint32_t addr = 0, gwa = 0;
     uint8_t prefix = 0, want_mac[NET_ETH_ALEN];
     if (!ip)
@@ -78,7 +79,16 @@ int net_guest_init(void)
         printf("net: bad shoal.gw '%s'\n", gw);
         return -1;
     }
-    if (virtio_net_init(&guest_if) != 0)
+    enum vpci_mode mode = VPCI_AUTO;
+    if (vio && !strcmp(vio, "legacy")) {
+        mode = VPCI_LEGACY;
+    } else if (vio && !strcmp(vio, "modern")) {
+        mode = VPCI_MODERN;
+    } else if (vio && strcmp(vio, "auto")) {
+        printf("net: bad shoal.virtio '%s' (want auto, modern or legacy)\n", vio);
+        return -1;
+    }
+    if (virtio_net_init(&guest_if, mode) != 0)
         return -1;
     if (mac && net_parse_mac(mac, want_mac) == 0 && memcmp(want_mac, guest_if.mac, NET_ETH_ALEN))
         printf("net: device MAC differs from shoal.mac '%s'\n", mac);
@@ -92,8 +102,8 @@ int net_guest_init(void)
     }
     net_set_default(guest_stack);
     const uint8_t *m = guest_if.mac;
-    printf("net: %s mac %02x:%02x:%02x:%02x:%02x:%02x gw %s\n", ip,
-           m[0], m[1], m[2], m[3], m[4], m[5], gw ? gw : "none");
+    printf("net: %s mac %02x:%02x:%02x:%02x:%02x:%02x gw %s virtio %s\n", ip,
+           m[0], m[1], m[2], m[3], m[4], m[5], gw ? gw : "none", virtio_net_interface());
     return 0;
 }
 

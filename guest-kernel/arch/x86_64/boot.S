@@ -23,6 +23,8 @@
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 #define PTE_P   0x001       /* present */
 #define PTE_W   0x002       /* writable */
+#define PTE_PWT 0x008       /* write-through */
+#define PTE_PCD 0x010       /* cache disable: PWT|PCD = UC with the reset PAT */
 #define PTE_PS  0x080       /* 2 MiB page (in a PD entry) */
 #define CR0_PE  0x00000001
 #define CR0_WP  0x00010000
@@ -135,8 +137,14 @@ boot_pdpt:
 boot_pd:                             /* 2048 x 2 MiB = 4 GiB, entry 0 -> boot_pt0 */
     .quad boot_pt0 + (PTE_P | PTE_W)
     .set pg, 1
-    .rept 2047
+    .rept 1791
     .quad (pg << 21) | (PTE_P | PTE_W | PTE_PS)
+    .set pg, pg + 1
+    .endr
+    /* 0xE0000000-0xFFFFFFFF: device memory (PCI BARs placed by pci.c, the
+     * IOAPIC, the LAPIC), never RAM on the `pc` machine: uncached. */
+    .rept 256
+    .quad (pg << 21) | (PTE_P | PTE_W | PTE_PS | PTE_PCD | PTE_PWT)
     .set pg, pg + 1
     .endr
     .globl boot_pt0
