@@ -1,5 +1,6 @@
 /* config.c - shoald's configuration. See config.h. */
 #include "config.h"
+#include "errbuf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,15 +35,6 @@ static const char USAGE[] =
     "  -v, --verbose        debug logging\n"
     "  -h, --help           this text\n"
     "  --version            print the version\n";
-
-static int seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 const char *cfg_ip4_str(uint32_t ip, char *buf)
 {
@@ -170,9 +162,9 @@ static int apply(cfg_t *c, const char *key, const char *v, const char *where,
     else if (!strcmp(key, "tls-key"))
         bad = copy_str(c->tls_key, sizeof c->tls_key, v);
     else
-        return seterr(err, errlen, "%s: unknown setting '%s'", where, key);
+        return errbuf_set(err, errlen, "%s: unknown setting '%s'", where, key);
     if (bad)
-        return seterr(err, errlen, "%s: invalid value '%s' for '%s'", where, v, key);
+        return errbuf_set(err, errlen, "%s: invalid value '%s' for '%s'", where, v, key);
     return 0;
 }
 
@@ -193,7 +185,7 @@ static int read_file(cfg_t *c, const char *path, char *err, size_t errlen)
     char line[2048], where[1100];
     int lineno = 0, rc = 0;
     if (!f)
-        return seterr(err, errlen, "cannot read config file '%s': %s", path, strerror(errno));
+        return errbuf_set(err, errlen, "cannot read config file '%s': %s", path, strerror(errno));
     while (rc == 0 && fgets(line, sizeof line, f)) {
         char *s, *eq;
         lineno++;
@@ -203,7 +195,7 @@ static int read_file(cfg_t *c, const char *path, char *err, size_t errlen)
         snprintf(where, sizeof where, "%s:%d", path, lineno);
         eq = strchr(s, '=');
         if (!eq) {
-            rc = seterr(err, errlen, "%s: expected 'key = value', got '%s'", where, s);
+            rc = errbuf_set(err, errlen, "%s: expected 'key = value', got '%s'", where, s);
             break;
         }
         *eq = 0;
@@ -265,7 +257,7 @@ int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
                 continue;
             }
             if (strncmp(a, "--", 2) != 0 || strlen(a) - 2 >= sizeof key)
-                return seterr(err, errlen, "unknown argument '%s' (see --help)", a);
+                return errbuf_set(err, errlen, "unknown argument '%s' (see --help)", a);
             snprintf(key, sizeof key, "%s", a + 2);
             {
                 char *eq = strchr(key, '=');
@@ -277,15 +269,15 @@ int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
             for (int k = 0; with_value[k]; k++)
                 takes |= !strcmp(key, with_value[k]);
             if (!takes)
-                return seterr(err, errlen, "unknown option '%s' (see --help)", a);
+                return errbuf_set(err, errlen, "unknown option '%s' (see --help)", a);
             if (!val) {
                 if (i + 1 >= argc)
-                    return seterr(err, errlen, "option '--%s' needs a value", key);
+                    return errbuf_set(err, errlen, "option '--%s' needs a value", key);
                 val = argv[++i];
             }
             if (!strcmp(key, "config")) {
                 if (copy_str(explicit_cfg, sizeof explicit_cfg, val))
-                    return seterr(err, errlen, "config path too long");
+                    return errbuf_set(err, errlen, "config path too long");
                 continue;
             }
             /* Pass 0 only needs the state dir (to find the config file). */
@@ -309,10 +301,10 @@ int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
         }
     }
     if (!!c->tls_cert[0] != !!c->tls_key[0])
-        return seterr(err, errlen, "--tls-cert and --tls-key go together");
+        return errbuf_set(err, errlen, "--tls-cert and --tls-key go together");
     for (const char *const *p = (const char *const[]){c->tls_cert, c->tls_key, NULL}; *p; p++) {
         if ((*p)[0] && access(*p, R_OK) != 0)
-            return seterr(err, errlen, "cannot read '%s': %s", *p, strerror(errno));
+            return errbuf_set(err, errlen, "cannot read '%s': %s", *p, strerror(errno));
     }
     return 0;
 }

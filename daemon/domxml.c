@@ -2,6 +2,7 @@
  * domxml.c - libvirt domain XML for a shoal instance (see domxml.h).
  */
 #include "domxml.h"
+#include "errbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,18 +75,6 @@ static void buf_esc(struct buf *b, const char *s)
 }
 
 /* ---- validation ------------------------------------------------------- */
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Text that XML 1.0 can carry verbatim after escaping: valid UTF-8, no C0
  * controls (tab included: it would survive in element text but not in
@@ -236,35 +225,35 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
     char q[400];
 
     if (!s) {
-        seterr(err, errlen, "no domain spec");
+        errbuf_set(err, errlen, "no domain spec");
         return DOMXML_E_INVAL;
     }
     if (!domxml_valid_name(s->name)) {
-        seterr(err, errlen, "invalid domain name '%s' (1-%d of [A-Za-z0-9_.-], "
+        errbuf_set(err, errlen, "invalid domain name '%s' (1-%d of [A-Za-z0-9_.-], "
                "not starting with '.' or '-')", quote(s->name, q, sizeof q),
                DOMXML_NAME_MAX);
         return DOMXML_E_INVAL;
     }
     if (s->uuid && !valid_uuid(s->uuid)) {
-        seterr(err, errlen, "invalid uuid '%s'", quote(s->uuid, q, sizeof q));
+        errbuf_set(err, errlen, "invalid uuid '%s'", quote(s->uuid, q, sizeof q));
         return DOMXML_E_INVAL;
     }
     if (s->virt != DOMXML_VIRT_KVM && s->virt != DOMXML_VIRT_QEMU) {
-        seterr(err, errlen, "invalid domain type %d (want kvm or qemu)",
+        errbuf_set(err, errlen, "invalid domain type %d (want kvm or qemu)",
                (int)s->virt);
         return DOMXML_E_INVAL;
     }
     if (s->boot != DOMXML_BOOT_PVH && s->boot != DOMXML_BOOT_MULTIBOOT) {
-        seterr(err, errlen, "invalid boot protocol %d", (int)s->boot);
+        errbuf_set(err, errlen, "invalid boot protocol %d", (int)s->boot);
         return DOMXML_E_INVAL;
     }
     if (s->memory_mib == 0 || s->memory_mib > DOMXML_MEMORY_MIB_MAX) {
-        seterr(err, errlen, "invalid memory size '%u' MiB (1-%u)",
+        errbuf_set(err, errlen, "invalid memory size '%u' MiB (1-%u)",
                s->memory_mib, DOMXML_MEMORY_MIB_MAX);
         return DOMXML_E_INVAL;
     }
     if (s->vcpus == 0 || s->vcpus > DOMXML_VCPUS_MAX) {
-        seterr(err, errlen, "invalid vcpu count '%u' (1-%d)", s->vcpus,
+        errbuf_set(err, errlen, "invalid vcpu count '%u' (1-%d)", s->vcpus,
                DOMXML_VCPUS_MAX);
         return DOMXML_E_INVAL;
     }
@@ -278,35 +267,35 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
         if (!paths[i].val && !paths[i].required)
             continue;
         if (!valid_abs_path(paths[i].val)) {
-            seterr(err, errlen, "invalid %s path '%s' (absolute, UTF-8, no "
+            errbuf_set(err, errlen, "invalid %s path '%s' (absolute, UTF-8, no "
                    "control characters, at most %d bytes)", paths[i].what,
                    quote(paths[i].val, q, sizeof q), DOMXML_PATH_MAX);
             return DOMXML_E_INVAL;
         }
     }
     if (s->cmdline && !valid_text(s->cmdline, DOMXML_CMDLINE_MAX)) {
-        seterr(err, errlen, "invalid command line '%s' (UTF-8, no control "
+        errbuf_set(err, errlen, "invalid command line '%s' (UTF-8, no control "
                "characters, at most %d bytes)", quote(s->cmdline, q, sizeof q),
                DOMXML_CMDLINE_MAX);
         return DOMXML_E_INVAL;
     }
     if (s->bridge && !domxml_valid_bridge(s->bridge)) {
-        seterr(err, errlen, "invalid bridge name '%s' (1-%d of [A-Za-z0-9_.-])",
+        errbuf_set(err, errlen, "invalid bridge name '%s' (1-%d of [A-Za-z0-9_.-])",
                quote(s->bridge, q, sizeof q), DOMXML_BRIDGE_MAX);
         return DOMXML_E_INVAL;
     }
     if (s->bridge && !domxml_valid_mac(s->mac)) {
-        seterr(err, errlen, "invalid MAC address '%s' (unicast xx:xx:xx:xx:xx:xx)",
+        errbuf_set(err, errlen, "invalid MAC address '%s' (unicast xx:xx:xx:xx:xx:xx)",
                quote(s->mac, q, sizeof q));
         return DOMXML_E_INVAL;
     }
     if (!s->bridge && s->mac) {
-        seterr(err, errlen, "MAC address '%s' given without a bridge",
+        errbuf_set(err, errlen, "MAC address '%s' given without a bridge",
                quote(s->mac, q, sizeof q));
         return DOMXML_E_INVAL;
     }
     if (s->instance_id && !domxml_valid_instance_id(s->instance_id)) {
-        seterr(err, errlen, "invalid instance id '%s' (1-%d of [A-Za-z0-9_.:-])",
+        errbuf_set(err, errlen, "invalid instance id '%s' (1-%d of [A-Za-z0-9_.:-])",
                quote(s->instance_id, q, sizeof q), DOMXML_ID_MAX);
         return DOMXML_E_INVAL;
     }
@@ -396,7 +385,7 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err,
                 "  </devices>\n"
                 "</domain>\n");
     if (b.oom) {
-        seterr(err, errlen, "out of memory rendering domain '%s'", s->name);
+        errbuf_set(err, errlen, "out of memory rendering domain '%s'", s->name);
         rc = DOMXML_E_NOMEM;
         goto out;
     }

@@ -2,6 +2,7 @@
  * netbr.c - Linux bridges via iproute2 (see netbr.h).
  */
 #include "netbr.h"
+#include "errbuf.h"
 #include "domxml.h"
 
 #include <arpa/inet.h>
@@ -17,18 +18,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const char *ip_path(void)
 {
@@ -136,18 +125,18 @@ int netbr_create(const char *name, const char *addr, unsigned prefix,
     int rc = NETBR_E_INVAL, kind;
 
     if (!domxml_valid_bridge(name)) {
-        seterr(err, errlen, "invalid bridge name '%s' (1-15 of [A-Za-z0-9_.-])",
+        errbuf_set(err, errlen, "invalid bridge name '%s' (1-15 of [A-Za-z0-9_.-])",
                name ? name : "(null)");
         goto out;
     }
     if (!addr || strlen(addr) >= INET_ADDRSTRLEN ||
         inet_pton(AF_INET, addr, &a) != 1) {
-        seterr(err, errlen, "invalid IPv4 address '%s' for bridge '%s'",
+        errbuf_set(err, errlen, "invalid IPv4 address '%s' for bridge '%s'",
                addr ? addr : "(null)", name);
         goto out;
     }
     if (prefix > 32) {
-        seterr(err, errlen, "invalid prefix length '%u' for bridge '%s' (0-32)",
+        errbuf_set(err, errlen, "invalid prefix length '%u' for bridge '%s' (0-32)",
                prefix, name);
         goto out;
     }
@@ -155,7 +144,7 @@ int netbr_create(const char *name, const char *addr, unsigned prefix,
 
     kind = link_kind(name);
     if (kind == 1) {
-        seterr(err, errlen, "interface '%s' exists and is not a bridge", name);
+        errbuf_set(err, errlen, "interface '%s' exists and is not a bridge", name);
         rc = NETBR_E_EXISTS;
         goto out;
     }
@@ -164,7 +153,7 @@ int netbr_create(const char *name, const char *addr, unsigned prefix,
         char *argv[] = { (char *)ip_path(), "link", "add", "name", (char *)name,
                          "type", "bridge", NULL };
         if (run_ip(argv, out, sizeof out) != 0) {
-            seterr(err, errlen, "ip link add '%s' type bridge: %s", name, out);
+            errbuf_set(err, errlen, "ip link add '%s' type bridge: %s", name, out);
             goto out;
         }
     }
@@ -172,7 +161,7 @@ int netbr_create(const char *name, const char *addr, unsigned prefix,
         char *argv[] = { (char *)ip_path(), "addr", "replace", cidr, "dev",
                          (char *)name, NULL };
         if (run_ip(argv, out, sizeof out) != 0) {
-            seterr(err, errlen, "ip addr replace '%s' dev '%s': %s", cidr, name,
+            errbuf_set(err, errlen, "ip addr replace '%s' dev '%s': %s", cidr, name,
                    out);
             goto out;
         }
@@ -181,7 +170,7 @@ int netbr_create(const char *name, const char *addr, unsigned prefix,
         char *argv[] = { (char *)ip_path(), "link", "set", "dev", (char *)name,
                          "up", NULL };
         if (run_ip(argv, out, sizeof out) != 0) {
-            seterr(err, errlen, "ip link set '%s' up: %s", name, out);
+            errbuf_set(err, errlen, "ip link set '%s' up: %s", name, out);
             goto out;
         }
     }
@@ -196,7 +185,7 @@ int netbr_delete(const char *name, char *err, size_t errlen)
     int rc = NETBR_E_INVAL, kind;
 
     if (!domxml_valid_bridge(name)) {
-        seterr(err, errlen, "invalid bridge name '%s'", name ? name : "(null)");
+        errbuf_set(err, errlen, "invalid bridge name '%s'", name ? name : "(null)");
         goto out;
     }
     kind = link_kind(name);
@@ -205,7 +194,7 @@ int netbr_delete(const char *name, char *err, size_t errlen)
         goto out;
     }
     if (kind == 1) {
-        seterr(err, errlen, "interface '%s' is not a bridge; not deleting it",
+        errbuf_set(err, errlen, "interface '%s' is not a bridge; not deleting it",
                name);
         rc = NETBR_E_EXISTS;
         goto out;
@@ -213,7 +202,7 @@ int netbr_delete(const char *name, char *err, size_t errlen)
     char *argv[] = { (char *)ip_path(), "link", "del", "dev", (char *)name,
                      NULL };
     if (run_ip(argv, out, sizeof out) != 0) {
-        seterr(err, errlen, "ip link del '%s': %s", name, out);
+        errbuf_set(err, errlen, "ip link del '%s': %s", name, out);
         rc = NETBR_E_IP;
         goto out;
     }

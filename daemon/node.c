@@ -2,6 +2,7 @@
  * node.c - a libvirt connection to one host (see node.h).
  */
 #include "node.h"
+#include "errbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,18 +25,6 @@
 #endif
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static void bufprintf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void bufprintf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static uint64_t now_ms(void)
 {
@@ -105,13 +94,13 @@ static int loop_get(char *err, size_t errlen)
     pthread_once(&loop_once, loop_register);
     pthread_mutex_lock(&loop_lock);
     if (loop_init_rc < 0) {
-        bufprintf(err, errlen, "cannot initialise libvirt event loop: %s", lv_msg());
+        errbuf_set(err, errlen, "cannot initialise libvirt event loop: %s", lv_msg());
         goto out;
     }
     if (loop_refs == 0) {
         atomic_store(&loop_quit, 0);
         if (pthread_create(&loop_thread, NULL, loop_main, NULL) != 0) {
-            bufprintf(err, errlen, "cannot start libvirt event thread: %s",
+            errbuf_set(err, errlen, "cannot start libvirt event thread: %s",
                       strerror(errno));
             goto out;
         }
@@ -461,21 +450,21 @@ static int write_qemu_conf(const char *root, char *err, size_t errlen)
 
     buf[0] = '\0';
     if (root[0] != '/') {
-        bufprintf(err, errlen, "embed root '%s' is not an absolute path", root);
+        errbuf_set(err, errlen, "embed root '%s' is not an absolute path", root);
         rc = NODE_E_INVAL;
         goto out;
     }
     if (strlen(root) + 16 > sizeof dir) {
-        bufprintf(err, errlen, "embed root '%s' is too long", root);
+        errbuf_set(err, errlen, "embed root '%s' is too long", root);
         rc = NODE_E_INVAL;
         goto out;
     }
-    bufprintf(dir, sizeof dir, "%s/etc", root);
+    errbuf_set(dir, sizeof dir, "%s/etc", root);
     if (mkdir_p(dir) != 0) {
-        bufprintf(err, errlen, "cannot create '%s': %s", dir, strerror(errno));
+        errbuf_set(err, errlen, "cannot create '%s': %s", dir, strerror(errno));
         goto out;
     }
-    bufprintf(path, sizeof path, "%s/qemu.conf", dir);
+    errbuf_set(path, sizeof path, "%s/qemu.conf", dir);
     f = fopen(path, "r");
     if (f) {
         n = fread(buf, 1, sizeof buf - 1, f);
@@ -492,19 +481,19 @@ static int write_qemu_conf(const char *root, char *err, size_t errlen)
      * prepares need no chown games. NB: libvirt still resolves its
      * compiled-in user 'libvirt-qemu' before reading this file. */
     if (!strstr(buf, "user") && !strstr(buf, "group"))
-        bufprintf(ids, sizeof ids, "user = \"+%u\"\ngroup = \"+%u\"\n",
+        errbuf_set(ids, sizeof ids, "user = \"+%u\"\ngroup = \"+%u\"\n",
                   (unsigned)geteuid(), (unsigned)getegid());
     f = fopen(path, "a");
     if (!f || fprintf(f, "%s# written by shoal: no virtlogd needed\n"
                          "stdio_handler = \"file\"\n%s",
                       n && buf[n - 1] != '\n' ? "\n" : "", ids) < 0) {
-        bufprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        errbuf_set(err, errlen, "cannot write '%s': %s", path, strerror(errno));
         goto out;
     }
     rc = NODE_OK;
 out:
     if (f && fclose(f) != 0 && rc == NODE_OK) {
-        bufprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        errbuf_set(err, errlen, "cannot write '%s': %s", path, strerror(errno));
         rc = NODE_E_IO;
     }
     return rc;
@@ -550,7 +539,7 @@ static int conn_make(struct node *n, char *err, size_t errlen)
     n->conn = virConnectOpen(n->uri);
     if (!n->conn) {
         const char *m = lv_msg();
-        bufprintf(err, errlen, "cannot connect to '%s': %s%s", n->uri, m,
+        errbuf_set(err, errlen, "cannot connect to '%s': %s%s", n->uri, m,
                   strstr(m, "parse user") ? " (libvirt's QEMU driver needs the "
                   "system user 'libvirt-qemu' to exist even when embedded; "
                   "see docs/node.md)" : "");
@@ -571,7 +560,7 @@ static int conn_make(struct node *n, char *err, size_t errlen)
     if (n->reboot_cb < 0)
         cb_free(n);
     if (n->lifecycle_cb < 0 || n->reboot_cb < 0) {
-        bufprintf(err, errlen, "cannot register domain events on '%s': %s",
+        errbuf_set(err, errlen, "cannot register domain events on '%s': %s",
                   n->uri, lv_msg());
         rc = NODE_E_LIBVIRT;
         goto out;
@@ -612,7 +601,7 @@ static int settle(struct node *n, char *err, size_t errlen)
                                              VIR_CONNECT_LIST_DOMAINS_ACTIVE);
         int busy = 0;
         if (count < 0) {
-            bufprintf(err, errlen, "cannot list domains on '%s': %s", n->uri,
+            errbuf_set(err, errlen, "cannot list domains on '%s': %s", n->uri,
                       lv_msg());
             rc = lv_status(n);
             goto out;
@@ -637,7 +626,7 @@ static int settle(struct node *n, char *err, size_t errlen)
         }
         prev = busy ? -1 : count;
         if (now_ms() >= deadline) {
-            bufprintf(err, errlen, "domains on '%s' still being adopted after %u ms",
+            errbuf_set(err, errlen, "domains on '%s' still being adopted after %u ms",
                       n->uri, n->opts.settle_timeout_ms);
             goto out;
         }
@@ -727,18 +716,18 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
         .console_log = console, .status_log = status,
     };
     if (domxml_render(&spec, &xml, xml_err, sizeof xml_err) != DOMXML_OK) {
-        bufprintf(n->virt_reason, sizeof n->virt_reason, "canary: %s", xml_err);
+        errbuf_set(n->virt_reason, sizeof n->virt_reason, "canary: %s", xml_err);
         goto out;
     }
     if (access(spec.kernel, R_OK) != 0) {
-        bufprintf(n->virt_reason, sizeof n->virt_reason,
+        errbuf_set(n->virt_reason, sizeof n->virt_reason,
                  "canary '%s' not found", spec.kernel);
         goto out;
     }
     t0 = now_ms();
     dom = virDomainCreateXML(n->conn, xml, 0);
     if (!dom) {
-        bufprintf(n->virt_reason, sizeof n->virt_reason,
+        errbuf_set(n->virt_reason, sizeof n->virt_reason,
                  "%s canary did not start: %s", what, lv_msg());
         goto out;
     }
@@ -758,20 +747,20 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
         sleep_ms(20);
     }
     if (state == VIR_DOMAIN_PAUSED) {
-        bufprintf(n->virt_reason, sizeof n->virt_reason,
+        errbuf_set(n->virt_reason, sizeof n->virt_reason,
                  "%s canary paused (reason %d): KVM internal error", what, reason);
     } else if (state == VIR_DOMAIN_CRASHED) {
-        bufprintf(n->virt_reason, sizeof n->virt_reason, "%s canary crashed", what);
+        errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s canary crashed", what);
     } else if (state != VIR_DOMAIN_SHUTDOWN && state != VIR_DOMAIN_SHUTOFF) {
-        bufprintf(n->virt_reason, sizeof n->virt_reason,
+        errbuf_set(n->virt_reason, sizeof n->virt_reason,
                  "%s canary did not power off within %u ms", what,
                  n->opts.canary_timeout_ms);
     } else if (!file_contains(console, "ok")) {
-        bufprintf(n->virt_reason, sizeof n->virt_reason,
+        errbuf_set(n->virt_reason, sizeof n->virt_reason,
                  "%s canary powered off without printing 'ok' to '%s'",
                  what, console);
     } else {
-        bufprintf(n->virt_reason, sizeof n->virt_reason,
+        errbuf_set(n->virt_reason, sizeof n->virt_reason,
                  "%s canary powered off in %llu ms", what,
                  (unsigned long long)(now_ms() - t0));
         *cycles = canary_cycles(console);
@@ -798,21 +787,21 @@ static int canary_kvm(struct node *n)
     if (!canary_boot(n, DOMXML_VIRT_KVM, &kvm_cycles))
         return 0;
     n->kvm_works = 1;
-    bufprintf(kvm_reason, sizeof kvm_reason, "%s", n->virt_reason);
+    errbuf_set(kvm_reason, sizeof kvm_reason, "%s", n->virt_reason);
     if (!canary_boot(n, DOMXML_VIRT_QEMU, &tcg_cycles) || !kvm_cycles || !tcg_cycles) {
         /* No comparison possible: KVM works, so use it. */
-        bufprintf(n->virt_reason, sizeof n->virt_reason, "%s", kvm_reason);
+        errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s", kvm_reason);
         return 1;
     }
     if (kvm_cycles > 2 * tcg_cycles) {
-        bufprintf(n->virt_reason, sizeof n->virt_reason,
+        errbuf_set(n->virt_reason, sizeof n->virt_reason,
                   "kvm works but ran the canary loop %llux slower than TCG "
                   "(%llu vs %llu cycles): using qemu",
                   (unsigned long long)(kvm_cycles / tcg_cycles),
                   (unsigned long long)kvm_cycles, (unsigned long long)tcg_cycles);
         return 0;
     }
-    bufprintf(n->virt_reason, sizeof n->virt_reason, "%s; loop %llu cycles vs %llu under TCG",
+    errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s; loop %llu cycles vs %llu under TCG",
               kvm_reason, (unsigned long long)kvm_cycles, (unsigned long long)tcg_cycles);
     return 1;
 }
@@ -859,12 +848,12 @@ static void decide_virt(struct node *n)
     if (n->opts.domain_type == DOMXML_VIRT_KVM ||
         n->opts.domain_type == DOMXML_VIRT_QEMU) {
         n->virt = n->opts.domain_type;
-        bufprintf(n->virt_reason, sizeof n->virt_reason, "forced by operator");
+        errbuf_set(n->virt_reason, sizeof n->virt_reason, "forced by operator");
         return;
     }
     if (strncmp(n->uri, "test:", 5) == 0) {
         n->virt = DOMXML_VIRT_QEMU;
-        bufprintf(n->virt_reason, sizeof n->virt_reason,
+        errbuf_set(n->virt_reason, sizeof n->virt_reason,
                  "test driver: no canary, using qemu");
         return;
     }
@@ -879,7 +868,7 @@ static void decide_virt(struct node *n)
             if (strncmp(v, "kvm", 3) == 0 || strncmp(v, "qemu", 4) == 0) {
                 n->virt = v[0] == 'k' ? DOMXML_VIRT_KVM : DOMXML_VIRT_QEMU;
                 n->kvm_works = strstr(v, "kvm-works") != NULL || n->virt == DOMXML_VIRT_KVM;
-                bufprintf(n->virt_reason, sizeof n->virt_reason,
+                errbuf_set(n->virt_reason, sizeof n->virt_reason,
                          "cached verdict (%s)", path);
                 return;
             }
@@ -897,7 +886,7 @@ static int probe_capacity(struct node *n, char *err, size_t errlen)
 {
     virNodeInfo info;
     if (virNodeGetInfo(n->conn, &info) < 0) {
-        bufprintf(err, errlen, "cannot get node info from '%s': %s", n->uri,
+        errbuf_set(err, errlen, "cannot get node info from '%s': %s", n->uri,
                   lv_msg());
         return lv_status(n);
     }
@@ -920,19 +909,19 @@ int node_open(const char *uri, const struct node_opts *opts, struct node **out,
     if (out)
         *out = NULL;
     if (!uri || !uri[0] || !out) {
-        bufprintf(err, errlen, "node_open: no URI given");
+        errbuf_set(err, errlen, "node_open: no URI given");
         goto out;
     }
     if (opts && opts->domain_type != DOMXML_VIRT_AUTO &&
         opts->domain_type != DOMXML_VIRT_KVM &&
         opts->domain_type != DOMXML_VIRT_QEMU) {
-        bufprintf(err, errlen, "invalid domain type '%d'", (int)opts->domain_type);
+        errbuf_set(err, errlen, "invalid domain type '%d'", (int)opts->domain_type);
         goto out;
     }
     rc = NODE_E_NOMEM;
     n = calloc(1, sizeof *n);
     if (!n) {
-        bufprintf(err, errlen, "out of memory opening '%s'", uri);
+        errbuf_set(err, errlen, "out of memory opening '%s'", uri);
         goto out;
     }
     pthread_mutex_init(&n->lock, NULL);
@@ -944,7 +933,7 @@ int node_open(const char *uri, const struct node_opts *opts, struct node **out,
         pthread_condattr_destroy(&ca);
     }
     if (!(n->uri = strdup(uri))) {
-        bufprintf(err, errlen, "out of memory opening '%s'", uri);
+        errbuf_set(err, errlen, "out of memory opening '%s'", uri);
         goto out;
     }
     n->lifecycle_cb = n->reboot_cb = -1;
@@ -1021,7 +1010,7 @@ int node_capacity(struct node *n, struct node_capacity *cap, char *err,
                   size_t errlen)
 {
     if (!n || !cap || !n->conn) {
-        bufprintf(err, errlen, "node_capacity: no node or connection");
+        errbuf_set(err, errlen, "node_capacity: no node or connection");
         return n && !n->conn ? NODE_E_CONN : NODE_E_INVAL;
     }
     unsigned long long fm = virNodeGetFreeMemory(n->conn);
@@ -1035,11 +1024,11 @@ static int need_conn(struct node *n, const char *what, const char *name,
                      char *err, size_t errlen)
 {
     if (!n || (name && !name[0])) {
-        bufprintf(err, errlen, "%s: missing node or domain name", what);
+        errbuf_set(err, errlen, "%s: missing node or domain name", what);
         return NODE_E_INVAL;
     }
     if (!n->conn) {
-        bufprintf(err, errlen, "%s '%s': not connected to '%s'", what,
+        errbuf_set(err, errlen, "%s '%s': not connected to '%s'", what,
                   name ? name : "", n->uri);
         return NODE_E_CONN;
     }
@@ -1099,7 +1088,7 @@ int node_start(struct node *n, const struct domxml_spec *spec,
     if (rc != NODE_OK)
         goto out;
     if (!spec) {
-        bufprintf(err, errlen, "start: no domain spec");
+        errbuf_set(err, errlen, "start: no domain spec");
         rc = NODE_E_INVAL;
         goto out;
     }
@@ -1126,7 +1115,7 @@ int node_start(struct node *n, const struct domxml_spec *spec,
     }
     dom = virDomainLookupByName(n->conn, s.name);
     if (dom) {
-        bufprintf(err, errlen, "domain '%s' already exists on '%s'", s.name,
+        errbuf_set(err, errlen, "domain '%s' already exists on '%s'", s.name,
                   n->uri);
         rc = NODE_E_EXISTS;
         goto out;
@@ -1137,7 +1126,7 @@ int node_start(struct node *n, const struct domxml_spec *spec,
     }
     dom = virDomainCreateXML(n->conn, xml, 0);
     if (!dom) {
-        bufprintf(err, errlen, "cannot start domain '%s': %s", s.name, lv_msg());
+        errbuf_set(err, errlen, "cannot start domain '%s': %s", s.name, lv_msg());
         rc = lv_status(n);
         if (rc == NODE_E_NOTFOUND)
             rc = NODE_E_LIBVIRT;
@@ -1170,10 +1159,10 @@ static int lookup(struct node *n, const char *what, const char *name,
     if (!*dom) {
         rc = lv_status(n);
         if (rc == NODE_E_NOTFOUND)
-            bufprintf(err, errlen, "%s: domain '%s' not found on '%s'", what, name,
+            errbuf_set(err, errlen, "%s: domain '%s' not found on '%s'", what, name,
                       n->uri);
         else
-            bufprintf(err, errlen, "%s: cannot look up domain '%s': %s", what,
+            errbuf_set(err, errlen, "%s: cannot look up domain '%s': %s", what,
                       name, lv_msg());
         return rc;
     }
@@ -1200,7 +1189,7 @@ int node_destroy(struct node *n, const char *name, char *err, size_t errlen)
         rc = lv_status(n);
         if (code == VIR_ERR_OPERATION_INVALID && dom_gone(dom))
             rc = NODE_E_NOTFOUND; /* "domain is not running" */
-        bufprintf(err, errlen, "cannot destroy domain '%s': %s", name, lv_msg());
+        errbuf_set(err, errlen, "cannot destroy domain '%s': %s", name, lv_msg());
         goto out;
     }
     rc = NODE_OK;
@@ -1238,7 +1227,7 @@ int node_shutdown(struct node *n, const char *name, unsigned timeout_ms,
         sleep_ms(50);
     }
     if (virDomainDestroy(dom) < 0 && !dom_gone(dom)) {
-        bufprintf(err, errlen, "cannot destroy domain '%s' after %u ms shutdown "
+        errbuf_set(err, errlen, "cannot destroy domain '%s' after %u ms shutdown "
                   "timeout: %s", name, timeout_ms, lv_msg());
         rc = lv_status(n);
         goto out;
@@ -1261,7 +1250,7 @@ int node_state(struct node *n, const char *name, struct node_dom *out,
         goto out;
     if (!out || dom_fill(dom, out) < 0) {
         rc = out ? lv_status(n) : NODE_E_INVAL;
-        bufprintf(err, errlen, "cannot get state of domain '%s': %s", name,
+        errbuf_set(err, errlen, "cannot get state of domain '%s': %s", name,
                   out ? lv_msg() : "no output");
         goto out;
     }
@@ -1288,19 +1277,19 @@ int node_list(struct node *n, struct node_dom **list, size_t *count, char *err,
     if (rc != NODE_OK)
         goto out;
     if (!list || !count) {
-        bufprintf(err, errlen, "list: no output");
+        errbuf_set(err, errlen, "list: no output");
         rc = NODE_E_INVAL;
         goto out;
     }
     nd = virConnectListAllDomains(n->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     if (nd < 0) {
-        bufprintf(err, errlen, "cannot list domains on '%s': %s", n->uri, lv_msg());
+        errbuf_set(err, errlen, "cannot list domains on '%s': %s", n->uri, lv_msg());
         rc = lv_status(n);
         nd = 0;
         goto out;
     }
     if (nd > 0 && !(res = calloc((size_t)nd, sizeof *res))) {
-        bufprintf(err, errlen, "out of memory listing %d domains", nd);
+        errbuf_set(err, errlen, "out of memory listing %d domains", nd);
         rc = NODE_E_NOMEM;
         goto out;
     }
@@ -1339,7 +1328,7 @@ int node_reconnect(struct node *n, char *err, size_t errlen)
 {
     int rc;
     if (!n) {
-        bufprintf(err, errlen, "reconnect: no node");
+        errbuf_set(err, errlen, "reconnect: no node");
         return NODE_E_INVAL;
     }
     conn_drop(n);

@@ -1,5 +1,6 @@
 /* state.c - shoald's records in SQLite. See state.h for the contract. */
 #include "state.h"
+#include "errbuf.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -55,16 +56,6 @@ static const char *const STATE_NAMES[ST__COUNT] = {
 
 static const char *const RESTART_NAMES[] = { "never", "on-failure", "always" };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 const char *state_inst_state_name(state_inst_state s)
 {
     return (s >= 0 && s < ST__COUNT) ? STATE_NAMES[s] : "unknown";
@@ -101,7 +92,7 @@ static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        seterr(err, errlen, "state db: %s", msg ? msg : "unknown error");
+        errbuf_set(err, errlen, "state db: %s", msg ? msg : "unknown error");
         sqlite3_free(msg);
         return -1;
     }
@@ -119,7 +110,7 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
     if (sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     if (version > latest) {
-        seterr(err, errlen, "state db schema version %d is newer than this shoald (%d)",
+        errbuf_set(err, errlen, "state db schema version %d is newer than this shoald (%d)",
                version, latest);
         goto out;
     }
@@ -139,7 +130,7 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
     rc = 0;
 out:
     if (rc < 0 && err && !err[0])
-        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db));
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return rc;
 }
@@ -152,13 +143,13 @@ int state_open(const char *path, state_db **out, char *err, size_t errlen)
     if (err && errlen)
         err[0] = 0;
     if (!s) {
-        seterr(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return -1;
     }
     pthread_mutex_init(&s->mu, NULL);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-        seterr(err, errlen, "cannot open state db '%s': %s", path,
+        errbuf_set(err, errlen, "cannot open state db '%s': %s", path,
                s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto out;
     }
@@ -331,7 +322,7 @@ static int write_ports(state_db *db, const state_instance *in, char *err, size_t
         sqlite3_bind_text(st, 2, in->id, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) != SQLITE_DONE) {
             if (sqlite3_extended_errcode(db->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
-                seterr(err, errlen, "host port %d is already published", in->ports[i].host);
+                errbuf_set(err, errlen, "host port %d is already published", in->ports[i].host);
                 rc = STATE_ECONFLICT;
             }
             goto out;
@@ -342,7 +333,7 @@ static int write_ports(state_db *db, const state_instance *in, char *err, size_t
     rc = 0;
 out:
     if (rc == -1)
-        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
     sqlite3_finalize(st);
     return rc;
 }
@@ -374,17 +365,17 @@ static int inst_write(state_db *db, const state_instance *in, int insert,
         if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
             const char *m = sqlite3_errmsg(db->db);
             if (strstr(m, "instances.name"))
-                seterr(err, errlen, "instance name '%s' is already taken", in->name);
+                errbuf_set(err, errlen, "instance name '%s' is already taken", in->name);
             else if (strstr(m, "ipv4"))
-                seterr(err, errlen, "address is already held by another instance");
+                errbuf_set(err, errlen, "address is already held by another instance");
             else
-                seterr(err, errlen, "instance id '%s' already exists", in->id);
+                errbuf_set(err, errlen, "instance id '%s' already exists", in->id);
             rc = STATE_ECONFLICT;
         }
         goto rollback;
     }
     if (!insert && sqlite3_changes(db->db) == 0) {
-        seterr(err, errlen, "instance '%s' not found", in->id);
+        errbuf_set(err, errlen, "instance '%s' not found", in->id);
         rc = STATE_ENOTFOUND;
         goto rollback;
     }
@@ -399,7 +390,7 @@ static int inst_write(state_db *db, const state_instance *in, int insert,
     goto unlock;
 rollback:
     if (rc == -1 && err && !err[0])
-        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
     exec_sql(db->db, "ROLLBACK", NULL, 0);
 unlock:
     sqlite3_finalize(st);
@@ -437,10 +428,10 @@ static int delete_one(state_db *db, const char *sql, const char *what, const cha
         goto out;
     rc = sqlite3_changes(db->db) ? 0 : STATE_ENOTFOUND;
     if (rc == STATE_ENOTFOUND)
-        seterr(err, errlen, "%s '%s' not found", what, key);
+        errbuf_set(err, errlen, "%s '%s' not found", what, key);
 out:
     if (rc == -1)
-        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
@@ -488,16 +479,16 @@ int state_inst_find(state_db *db, const char *key, state_instance *out, char *er
         }
         if (found > 1) {
             state_inst_free(out);
-            seterr(err, errlen, "instance prefix '%s' is ambiguous", key);
+            errbuf_set(err, errlen, "instance prefix '%s' is ambiguous", key);
             rc = STATE_ECONFLICT;
             goto out;
         }
     }
-    seterr(err, errlen, "instance '%s' not found", key);
+    errbuf_set(err, errlen, "instance '%s' not found", key);
     rc = STATE_ENOTFOUND;
 out:
     if (rc == -1)
-        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
@@ -530,7 +521,7 @@ int state_inst_list(state_db *db, state_instance **out, size_t *n, char *err, si
     rc = 0;
 out:
     if (rc < 0) {
-        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
         state_inst_array_free(a, cnt);
         a = NULL;
         cnt = 0;
@@ -556,7 +547,7 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
     *n = 0;
     *more = 0;
     if (!a) {
-        seterr(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return -1;
     }
     snprintf(sql, sizeof sql, "SELECT " INST_COLS " FROM instances WHERE 1"
@@ -575,7 +566,7 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
         }
         sqlite3_finalize(chk);
         if (!found) {
-            seterr(err, errlen, "unknown cursor '%s'", after);
+            errbuf_set(err, errlen, "unknown cursor '%s'", after);
             rc = STATE_ENOTFOUND;
             goto out;
         }
@@ -607,7 +598,7 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
     rc = 0;
 out:
     if (rc == -1)
-        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->mu);
     if (rc != 0) {
@@ -769,7 +760,7 @@ int state_host_upsert(state_db *db, const state_host *h, char *err, size_t errle
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 out:
     if (rc < 0)
-        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
@@ -810,7 +801,7 @@ int state_host_list(state_db *db, state_host **out, size_t *n, char *err, size_t
     rc = step == SQLITE_DONE ? 0 : -1;
 out:
     if (rc < 0) {
-        seterr(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
         state_host_array_free(a, cnt);
         a = NULL;
         cnt = 0;
