@@ -2,34 +2,108 @@
  * encode.c - results -> JSON exactly as docs/api.md shows them, and the
  * api_sink the backend emits into.
  *
+ * JSON is written straight into one growing buffer (no document tree): a
+ * list of 1,000 instances is the hottest response the daemon serves, and
+ * building then serializing a jansson tree for it cost more than the rest
+ * of the request together. The output is byte-for-byte what jansson's
+ * json_dumps(JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+ * gave for the same values (tests/api compares), so decoders and golden
+ * outputs see no change.
+ *
  * Strings from the backend may carry guest-written text; anything that is
  * not valid UTF-8 has its bad bytes replaced by '?' rather than failing the
  * response.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "codec.h"
 
-struct api_sink {
-	api_sink_kind kind;
-	api_sink_shape shape;
-	bool failed;
-	size_t count;
-	json_t *items;                 /* LIST/ITEMS: array; ONE: NULL */
-	json_t *one;                   /* ONE: the object */
-	char *next;                    /* LIST cursor or NULL */
-	char *text;                    /* TEXT */
-	size_t text_len, text_cap;
-};
+/* ---- the writer ----------------------------------------------------------- */
 
-/* ---- value helpers ------------------------------------------------------ */
+/* A growing buffer plus "is the next member/element the first of its
+ * container" - the only state JSON punctuation needs. After an allocation
+ * failure every call is a no-op and oom stays set. */
+typedef struct jw {
+	char *buf;
+	size_t len, cap;
+	bool first;
+	bool oom;
+} jw;
+
+static bool
+jw_reserve(jw *w, size_t more)
+{
+	size_t cap;
+	char *b;
+
+	if (w->oom)
+		return false;
+	if (w->len + more + 1 <= w->cap)
+		return true;
+	cap = w->cap ? w->cap : 1024;
+	while (cap < w->len + more + 1)
+		cap *= 2;
+	b = realloc(w->buf, cap);
+	if (b == NULL) {
+		w->oom = true;
+		return false;
+	}
+	w->buf = b;
+	w->cap = cap;
+	return true;
+}
+
+static void
+jw_raw(jw *w, const char *s, size_t n)
+{
+	if (!jw_reserve(w, n))
+		return;
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+	w->buf[w->len] = '\0';
+}
+
+static void
+jw_ch(jw *w, char c)
+{
+	if (!jw_reserve(w, 1))
+		return;
+	w->buf[w->len++] = c;
+	w->buf[w->len] = '\0';
+}
+
+static void
+jw_printf(jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+jw_printf(jw *w, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		size_t room = w->oom ? 0 : w->cap - w->len;
+		va_start(ap, fmt);
+		n = vsnprintf(room ? w->buf + w->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			w->oom = true;
+			return;
+		}
+		if ((size_t)n < room) {
+			w->len += (size_t)n;
+			return;
+		}
+		if (!jw_reserve(w, (size_t)n))
+			return;
+	}
+}
 
 /* Length of a valid UTF-8 sequence at s (n bytes left) or 0. */
 static size_t
@@ -65,38 +139,141 @@ utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
-/* JSON string or null for NULL; invalid UTF-8 bytes become '?'. */
-static json_t *
-jstr(const char *s)
+/* A JSON string, or null for NULL. Escapes as jansson does: '"', '\\',
+ * \b \f \n \r \t, other C0 controls as \u00XX; everything else (DEL,
+ * non-ASCII) verbatim. Invalid UTF-8 bytes become '?'. */
+static void
+jw_str(jw *w, const char *s)
 {
-	size_t len, i, k;
-	char *copy;
-	json_t *j;
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len, i, run, k;
 
-	if (s == NULL)
-		return json_null();
-	len = strlen(s);
-	for (i = 0; i < len; i += k) {
-		k = utf8_seq((const unsigned char *)s + i, len - i);
-		if (k == 0)
-			break;
+	if (s == NULL) {
+		jw_raw(w, "null", 4);
+		return;
 	}
-	if (i >= len)
-		return json_stringn_nocheck(s, len);
-	copy = malloc(len + 1);
-	if (copy == NULL)
-		return NULL;
-	memcpy(copy, s, len + 1);
-	for (i = 0; i < len; i += k) {
-		k = utf8_seq((unsigned char *)copy + i, len - i);
-		if (k == 0) {
-			copy[i] = '?';
-			k = 1;
+	len = strlen(s);
+	jw_ch(w, '"');
+	for (i = 0; i < len;) {
+		/* copy the longest run that needs nothing done in one go */
+		for (run = i; run < len && p[run] >= 0x20 && p[run] < 0x80 &&
+		     p[run] != '"' && p[run] != '\\'; run++)
+			;
+		if (run > i) {
+			jw_raw(w, s + i, run - i);
+			i = run;
+			continue;
+		}
+		if (p[i] >= 0x80) {
+			k = utf8_seq(p + i, len - i);
+			if (k == 0) {
+				jw_ch(w, '?');
+				k = 1;
+			} else {
+				jw_raw(w, s + i, k);
+			}
+			i += k;
+			continue;
+		}
+		switch (p[i]) {
+		case '"': jw_raw(w, "\\\"", 2); break;
+		case '\\': jw_raw(w, "\\\\", 2); break;
+		case '\b': jw_raw(w, "\\b", 2); break;
+		case '\f': jw_raw(w, "\\f", 2); break;
+		case '\n': jw_raw(w, "\\n", 2); break;
+		case '\r': jw_raw(w, "\\r", 2); break;
+		case '\t': jw_raw(w, "\\t", 2); break;
+		default: {
+			char u[6] = { '\\', 'u', '0', '0', hex[p[i] >> 4], hex[p[i] & 15] };
+			jw_raw(w, u, sizeof u);
+		}
+		}
+		i++;
+	}
+	jw_ch(w, '"');
+}
+
+/* Separator before a member or element: nothing for the first one. */
+static void
+jw_sep(jw *w)
+{
+	if (!w->first)
+		jw_ch(w, ',');
+	w->first = false;
+}
+
+/* "key": - the value follows (keys are literals here: no escaping). */
+static void
+jw_key(jw *w, const char *key)
+{
+	jw_sep(w);
+	jw_ch(w, '"');
+	jw_raw(w, key, strlen(key));
+	jw_raw(w, "\":", 2);
+}
+
+static void
+jw_open(jw *w, char c)
+{
+	jw_ch(w, c);
+	w->first = true;
+}
+
+static void
+jw_close(jw *w, char c)
+{
+	jw_ch(w, c);
+	w->first = false;
+}
+
+static void
+jw_int(jw *w, int64_t v)
+{
+	jw_printf(w, "%" PRId64, v);
+}
+
+static void
+jw_bool(jw *w, bool v)
+{
+	if (v)
+		jw_raw(w, "true", 4);
+	else
+		jw_raw(w, "false", 5);
+}
+
+/* A real as jansson prints it with precision 15: "%.15g", ".0" added when
+ * that looks like an integer, no '+' or leading zeros in the exponent.
+ * Negative (the "unknown" marker) and non-finite values are null. */
+static void
+jw_opt_real(jw *w, double v)
+{
+	char b[40], out[40];
+	size_t i, o = 0;
+
+	if (v < 0 || !isfinite(v)) {
+		jw_raw(w, "null", 4);
+		return;
+	}
+	snprintf(b, sizeof b, "%.15g", v);
+	for (i = 0; b[i] != '\0' && o < sizeof out - 3; i++) {
+		out[o++] = b[i];
+		if (b[i] == 'e') {
+			if (b[i + 1] == '+')
+				i++;
+			else if (b[i + 1] == '-')
+				out[o++] = b[++i];
+			while (b[i + 1] == '0' && b[i + 2] != '\0')
+				i++;
 		}
 	}
-	j = json_stringn_nocheck(copy, len);
-	free(copy);
-	return j;
+	out[o] = '\0';
+	if (strchr(out, '.') == NULL && strchr(out, 'e') == NULL) {
+		out[o++] = '.';
+		out[o++] = '0';
+		out[o] = '\0';
+	}
+	jw_raw(w, out, o);
 }
 
 void
@@ -110,290 +287,309 @@ api_format_time(int64_t t, char buf[32])
 		snprintf(buf, 32, "1970-01-01T00:00:00Z");
 }
 
-static json_t *
-jtime(int64_t t)
+static void
+jw_time(jw *w, int64_t t)
 {
 	char buf[32];
 
-	if (t == API_TIME_NONE)
-		return json_null();
+	if (t == API_TIME_NONE) {
+		jw_raw(w, "null", 4);
+		return;
+	}
 	api_format_time(t, buf);
-	return json_string(buf);
+	jw_str(w, buf);
 }
 
-/* set obj[key] = v (stealing v); returns -1 if v is NULL or set fails */
-static int
-put(json_t *obj, const char *key, json_t *v)
+/* {"k": "v", ...}; a NULL value is written as "". */
+static void
+jw_kv(jw *w, const api_kv *kv, size_t n)
 {
-	if (v == NULL)
-		return -1;
-	return json_object_set_new(obj, key, v) == 0 ? 0 : -1;
-}
-
-static json_t *
-jkv(const api_kv *kv, size_t n)
-{
-	json_t *o = json_object();
 	size_t i;
 
-	if (o == NULL)
-		return NULL;
+	jw_open(w, '{');
 	for (i = 0; i < n; i++) {
-		json_t *v = jstr(kv[i].value != NULL ? kv[i].value : "");
-		if (kv[i].key == NULL || put(o, kv[i].key, v) != 0) {
-			json_decref(o);
-			return NULL;
-		}
+		if (kv[i].key == NULL)
+			continue;
+		jw_sep(w);
+		jw_str(w, kv[i].key);
+		jw_ch(w, ':');
+		jw_str(w, kv[i].value != NULL ? kv[i].value : "");
 	}
-	return o;
+	jw_close(w, '}');
 }
 
-static json_t *
-jstrs(const char *const *s, size_t n)
+static void
+jw_strs(jw *w, const char *const *s, size_t n)
 {
-	json_t *a = json_array();
 	size_t i;
 
-	if (a == NULL)
-		return NULL;
+	jw_open(w, '[');
 	for (i = 0; i < n; i++) {
-		if (json_array_append_new(a, jstr(s[i] != NULL ? s[i] : "")) != 0) {
-			json_decref(a);
-			return NULL;
-		}
+		jw_sep(w);
+		jw_str(w, s[i] != NULL ? s[i] : "");
 	}
-	return a;
-}
-
-static json_t *
-jports(const api_port *p, size_t n)
-{
-	json_t *a = json_array();
-	size_t i;
-
-	if (a == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		const char *proto = api_proto_str(p[i].protocol);
-		json_t *o = json_pack("{s:i,s:i,s:s}", "host", (int)p[i].host,
-		                      "guest", (int)p[i].guest, "protocol",
-		                      proto != NULL ? proto : "tcp");
-		if (json_array_append_new(a, o) != 0) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	return a;
-}
-
-static json_t *
-jplacement(bool spread, const api_rule *r, size_t n)
-{
-	json_t *o = json_object(), *a = json_array();
-	size_t i;
-
-	if (o == NULL || a == NULL) {
-		json_decref(o);
-		json_decref(a);
-		return NULL;
-	}
-	for (i = 0; i < n; i++) {
-		const char *kind = api_rule_kind_str(r[i].kind);
-		json_t *ro = json_pack("{s:s,s:s,s:o,s:b,s:i}", "kind",
-		                       kind != NULL ? kind : "affinity", "key", r[i].key,
-		                       "value", jstr(r[i].value), "soft", r[i].soft,
-		                       "weight", (int)r[i].weight);
-		if (json_array_append_new(a, ro) != 0) {
-			json_decref(a);
-			json_decref(o);
-			return NULL;
-		}
-	}
-	if (json_object_set_new(o, "policy", json_string(spread ? "spread" : "binpack")) ||
-	    json_object_set_new(o, "rules", a)) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-static json_t *
-jopt_real(double v)
-{
-	return v < 0 ? json_null() : json_real(v);
+	jw_close(w, ']');
 }
 
 /* ---- objects ------------------------------------------------------------ */
 
-static json_t *
-enc_image(const api_image *img)
+static void
+enc_ports(jw *w, const api_port *p, size_t n)
 {
-	json_t *o = json_object();
-	int rc = 0;
-
-	if (o == NULL)
-		return NULL;
-	rc |= put(o, "digest", jstr(img->digest));
-	rc |= put(o, "size", json_integer((json_int_t)img->size));
-	rc |= put(o, "boot", jstr(img->boot));
-	rc |= put(o, "refs", jstrs(img->refs, img->n_refs));
-	rc |= put(o, "labels", jkv(img->labels, img->n_labels));
-	rc |= put(o, "created", jtime(img->created));
-	rc |= put(o, "instances", json_integer(img->instances));
-	if (rc != 0) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-static json_t *
-enc_runs(const api_run *r, size_t n)
-{
-	json_t *a = json_array();
 	size_t i;
 
-	if (a == NULL)
-		return NULL;
+	jw_open(w, '[');
 	for (i = 0; i < n; i++) {
-		json_t *o = json_object();
-		int rc = o == NULL ? -1 : 0;
-		if (rc == 0) {
-			rc |= put(o, "started", jtime(r[i].started));
-			rc |= put(o, "ended", jtime(r[i].ended));
-			rc |= put(o, "exit_code", r[i].has_exit_code ?
-			          json_integer(r[i].exit_code) : json_null());
-			rc |= put(o, "outcome", jstr(r[i].outcome));
-			rc |= put(o, "reason", jstr(r[i].reason));
-		}
-		if (rc != 0 || json_array_append_new(a, o) != 0) {
-			json_decref(a);
-			return NULL;
-		}
+		const char *proto = api_proto_str(p[i].protocol);
+		jw_sep(w);
+		jw_open(w, '{');
+		jw_key(w, "host");
+		jw_int(w, p[i].host);
+		jw_key(w, "guest");
+		jw_int(w, p[i].guest);
+		jw_key(w, "protocol");
+		jw_str(w, proto != NULL ? proto : "tcp");
+		jw_close(w, '}');
 	}
-	return a;
+	jw_close(w, ']');
 }
 
-static json_t *
-enc_instance(const api_instance *in)
+static void
+enc_placement(jw *w, bool spread, const api_rule *r, size_t n)
 {
-	json_t *o = json_object(), *net;
+	size_t i;
+
+	jw_open(w, '{');
+	jw_key(w, "policy");
+	jw_str(w, spread ? "spread" : "binpack");
+	jw_key(w, "rules");
+	jw_open(w, '[');
+	for (i = 0; i < n; i++) {
+		const char *kind = api_rule_kind_str(r[i].kind);
+		jw_sep(w);
+		jw_open(w, '{');
+		jw_key(w, "kind");
+		jw_str(w, kind != NULL ? kind : "affinity");
+		jw_key(w, "key");
+		jw_str(w, r[i].key != NULL ? r[i].key : "");
+		jw_key(w, "value");
+		jw_str(w, r[i].value);
+		jw_key(w, "soft");
+		jw_bool(w, r[i].soft);
+		jw_key(w, "weight");
+		jw_int(w, (int)r[i].weight);
+		jw_close(w, '}');
+	}
+	jw_close(w, ']');
+	jw_close(w, '}');
+}
+
+static void
+enc_image(jw *w, const api_image *img)
+{
+	jw_open(w, '{');
+	jw_key(w, "digest");
+	jw_str(w, img->digest);
+	jw_key(w, "size");
+	jw_int(w, (int64_t)img->size);
+	jw_key(w, "boot");
+	jw_str(w, img->boot);
+	jw_key(w, "refs");
+	jw_strs(w, img->refs, img->n_refs);
+	jw_key(w, "labels");
+	jw_kv(w, img->labels, img->n_labels);
+	jw_key(w, "created");
+	jw_time(w, img->created);
+	jw_key(w, "instances");
+	jw_int(w, img->instances);
+	jw_close(w, '}');
+}
+
+static void
+enc_runs(jw *w, const api_run *r, size_t n)
+{
+	size_t i;
+
+	jw_open(w, '[');
+	for (i = 0; i < n; i++) {
+		jw_sep(w);
+		jw_open(w, '{');
+		jw_key(w, "started");
+		jw_time(w, r[i].started);
+		jw_key(w, "ended");
+		jw_time(w, r[i].ended);
+		jw_key(w, "exit_code");
+		if (r[i].has_exit_code)
+			jw_int(w, r[i].exit_code);
+		else
+			jw_raw(w, "null", 4);
+		jw_key(w, "outcome");
+		jw_str(w, r[i].outcome);
+		jw_key(w, "reason");
+		jw_str(w, r[i].reason);
+		jw_close(w, '}');
+	}
+	jw_close(w, ']');
+}
+
+static void
+enc_instance(jw *w, const api_instance *in)
+{
 	const char *state = api_state_str(in->state);
 	const char *restart = api_restart_str(in->restart);
-	int rc = 0;
 
-	if (o == NULL)
-		return NULL;
-	rc |= put(o, "id", jstr(in->id));
-	rc |= put(o, "name", jstr(in->name));
-	rc |= put(o, "image", jstr(in->image));
-	rc |= put(o, "image_digest", jstr(in->image_digest));
-	rc |= put(o, "host", jstr(in->host));
-	rc |= put(o, "state", jstr(state != NULL ? state : "lost"));
-	rc |= put(o, "memory_mib", json_integer(in->memory_mib));
-	rc |= put(o, "vcpus", json_integer(in->vcpus));
-	rc |= put(o, "args", jstrs(in->args, in->n_args));
-	rc |= put(o, "env", jkv(in->env, in->n_env));
-	rc |= put(o, "labels", jkv(in->labels, in->n_labels));
-	rc |= put(o, "restart", jstr(restart != NULL ? restart : "never"));
-	rc |= put(o, "restarts", json_integer(in->restarts));
-	net = json_object();
-	if (net != NULL) {
-		rc |= put(net, "enabled", json_boolean(in->network.enabled));
-		rc |= put(net, "address", jstr(in->network.address));
-		rc |= put(net, "gateway", jstr(in->network.gateway));
-		rc |= put(net, "mac", jstr(in->network.mac));
-		rc |= put(net, "ports", jports(in->network.ports,
-		                                in->network.n_ports));
+	jw_open(w, '{');
+	jw_key(w, "id");
+	jw_str(w, in->id);
+	jw_key(w, "name");
+	jw_str(w, in->name);
+	jw_key(w, "image");
+	jw_str(w, in->image);
+	jw_key(w, "image_digest");
+	jw_str(w, in->image_digest);
+	jw_key(w, "host");
+	jw_str(w, in->host);
+	jw_key(w, "state");
+	jw_str(w, state != NULL ? state : "lost");
+	jw_key(w, "memory_mib");
+	jw_int(w, in->memory_mib);
+	jw_key(w, "vcpus");
+	jw_int(w, in->vcpus);
+	jw_key(w, "args");
+	jw_strs(w, in->args, in->n_args);
+	jw_key(w, "env");
+	jw_kv(w, in->env, in->n_env);
+	jw_key(w, "labels");
+	jw_kv(w, in->labels, in->n_labels);
+	jw_key(w, "restart");
+	jw_str(w, restart != NULL ? restart : "never");
+	jw_key(w, "restarts");
+	jw_int(w, in->restarts);
+	jw_key(w, "network");
+	jw_open(w, '{');
+	jw_key(w, "enabled");
+	jw_bool(w, in->network.enabled);
+	jw_key(w, "address");
+	jw_str(w, in->network.address);
+	jw_key(w, "gateway");
+	jw_str(w, in->network.gateway);
+	jw_key(w, "mac");
+	jw_str(w, in->network.mac);
+	jw_key(w, "ports");
+	enc_ports(w, in->network.ports, in->network.n_ports);
+	jw_close(w, '}');
+	jw_key(w, "placement");
+	enc_placement(w, in->spread, in->rules, in->n_rules);
+	jw_key(w, "created");
+	jw_time(w, in->created);
+	jw_key(w, "started");
+	jw_time(w, in->started);
+	jw_key(w, "boot_ms");
+	jw_opt_real(w, in->boot_ms);
+	jw_key(w, "ready_ms");
+	jw_opt_real(w, in->ready_ms);
+	jw_key(w, "exit_code");
+	if (in->has_exit_code)
+		jw_int(w, in->exit_code);
+	else
+		jw_raw(w, "null", 4);
+	jw_key(w, "last_error");
+	jw_str(w, in->last_error);
+	if (in->has_runs) {
+		jw_key(w, "runs");
+		enc_runs(w, in->runs, in->n_runs);
 	}
-	rc |= put(o, "network", net);
-	rc |= put(o, "placement", jplacement(in->spread, in->rules, in->n_rules));
-	rc |= put(o, "created", jtime(in->created));
-	rc |= put(o, "started", jtime(in->started));
-	rc |= put(o, "boot_ms", jopt_real(in->boot_ms));
-	rc |= put(o, "ready_ms", jopt_real(in->ready_ms));
-	rc |= put(o, "exit_code", in->has_exit_code ?
-	          json_integer(in->exit_code) : json_null());
-	rc |= put(o, "last_error", jstr(in->last_error));
-	if (in->has_runs)
-		rc |= put(o, "runs", enc_runs(in->runs, in->n_runs));
-	if (rc != 0) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
+	jw_close(w, '}');
 }
 
-static json_t *
-jres(const api_resources *r)
+static void
+enc_resources(jw *w, const api_resources *r)
 {
-	return json_pack("{s:I,s:i,s:i}", "memory_mib", (json_int_t)r->memory_mib,
-	                 "vcpus", (int)r->vcpus, "slots", (int)r->slots);
+	jw_open(w, '{');
+	jw_key(w, "memory_mib");
+	jw_int(w, (int64_t)r->memory_mib);
+	jw_key(w, "vcpus");
+	jw_int(w, (int)r->vcpus);
+	jw_key(w, "slots");
+	jw_int(w, (int)r->slots);
+	jw_close(w, '}');
 }
 
-static json_t *
-enc_host(const api_host *h)
+static void
+enc_host(jw *w, const api_host *h)
 {
-	json_t *o = json_object();
-	int rc = 0;
-
-	if (o == NULL)
-		return NULL;
-	rc |= put(o, "name", jstr(h->name));
-	rc |= put(o, "uri", jstr(h->uri));
-	rc |= put(o, "state", jstr(h->state));
-	rc |= put(o, "cordoned", json_boolean(h->cordoned));
-	rc |= put(o, "domain_type", jstr(h->domain_type));
-	rc |= put(o, "kvm", h->kvm < 0 ? json_null() : json_boolean(h->kvm));
-	rc |= put(o, "domain_type_reason", jstr(h->domain_type_reason));
-	rc |= put(o, "labels", jkv(h->labels, h->n_labels));
-	rc |= put(o, "capacity", jres(&h->capacity));
-	rc |= put(o, "used", jres(&h->used));
-	rc |= put(o, "instances", json_integer(h->instances));
-	if (rc != 0) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
+	jw_open(w, '{');
+	jw_key(w, "name");
+	jw_str(w, h->name);
+	jw_key(w, "uri");
+	jw_str(w, h->uri);
+	jw_key(w, "state");
+	jw_str(w, h->state);
+	jw_key(w, "cordoned");
+	jw_bool(w, h->cordoned);
+	jw_key(w, "domain_type");
+	jw_str(w, h->domain_type);
+	jw_key(w, "kvm");
+	if (h->kvm < 0)
+		jw_raw(w, "null", 4);
+	else
+		jw_bool(w, h->kvm);
+	jw_key(w, "domain_type_reason");
+	jw_str(w, h->domain_type_reason);
+	jw_key(w, "labels");
+	jw_kv(w, h->labels, h->n_labels);
+	jw_key(w, "capacity");
+	enc_resources(w, &h->capacity);
+	jw_key(w, "used");
+	enc_resources(w, &h->used);
+	jw_key(w, "instances");
+	jw_int(w, h->instances);
+	jw_close(w, '}');
 }
 
-static json_t *
-enc_plan(const api_plan *p)
+static void
+enc_plan(jw *w, const api_plan *p)
 {
-	json_t *o = json_object(), *moves = json_array();
 	size_t i;
-	int rc = 0;
 
-	if (o == NULL || moves == NULL) {
-		json_decref(o);
-		json_decref(moves);
-		return NULL;
+	jw_open(w, '{');
+	jw_key(w, "moves");
+	jw_open(w, '[');
+	for (i = 0; i < p->n_moves; i++) {
+		jw_sep(w);
+		jw_open(w, '{');
+		jw_key(w, "instance");
+		jw_str(w, p->moves[i].instance);
+		jw_key(w, "from");
+		jw_str(w, p->moves[i].from);
+		jw_key(w, "to");
+		jw_str(w, p->moves[i].to);
+		jw_close(w, '}');
 	}
-	for (i = 0; i < p->n_moves && rc == 0; i++) {
-		json_t *m = json_object();
-		if (m == NULL) {
-			rc = -1;
-			break;
-		}
-		rc |= put(m, "instance", jstr(p->moves[i].instance));
-		rc |= put(m, "from", jstr(p->moves[i].from));
-		rc |= put(m, "to", jstr(p->moves[i].to));
-		if (json_array_append_new(moves, m) != 0)
-			rc = -1;
-	}
-	rc |= put(o, "moves", moves);
-	rc |= put(o, "hosts_freed", jstrs(p->hosts_freed, p->n_hosts_freed));
-	rc |= put(o, "hosts_before", json_integer(p->hosts_before));
-	rc |= put(o, "hosts_after", json_integer(p->hosts_after));
-	rc |= put(o, "executed", json_boolean(p->executed));
-	if (rc != 0) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
+	jw_close(w, ']');
+	jw_key(w, "hosts_freed");
+	jw_strs(w, p->hosts_freed, p->n_hosts_freed);
+	jw_key(w, "hosts_before");
+	jw_int(w, p->hosts_before);
+	jw_key(w, "hosts_after");
+	jw_int(w, p->hosts_after);
+	jw_key(w, "executed");
+	jw_bool(w, p->executed);
+	jw_close(w, '}');
 }
 
 /* ---- sink --------------------------------------------------------------- */
+
+/* LIST and ITEMS sinks write '{"items":[' up front and close the array in
+ * api_sink_finish; ONE sinks hold one object; TEXT sinks plain text. */
+struct api_sink {
+	api_sink_kind kind;
+	api_sink_shape shape;
+	bool failed;
+	size_t count;
+	char *next;                    /* LIST cursor or NULL */
+	jw w;
+};
 
 api_sink *
 api_sink_new(api_sink_kind kind, api_sink_shape shape)
@@ -405,9 +601,11 @@ api_sink_new(api_sink_kind kind, api_sink_shape shape)
 	s->kind = kind;
 	s->shape = shape;
 	if (kind != API_SINK_TEXT && shape != API_SHAPE_ONE) {
-		s->items = json_array();
-		if (s->items == NULL) {
-			free(s);
+		jw_open(&s->w, '{');
+		jw_key(&s->w, "items");
+		jw_open(&s->w, '[');
+		if (s->w.oom) {
+			api_sink_free(s);
 			return NULL;
 		}
 	}
@@ -419,10 +617,8 @@ api_sink_free(api_sink *s)
 {
 	if (s == NULL)
 		return;
-	json_decref(s->items);
-	json_decref(s->one);
+	free(s->w.buf);
 	free(s->next);
-	free(s->text);
 	free(s);
 }
 
@@ -432,19 +628,26 @@ api_sink_count(const api_sink *s)
 	return s != NULL ? s->count : 0;
 }
 
-static int
-sink_add(api_sink *s, api_sink_kind kind, json_t *o)
+/* May an object of this kind go in now? Marks the sink failed if not. */
+static bool
+sink_accepts(api_sink *s, api_sink_kind kind, const void *obj)
 {
-	if (s == NULL || s->failed || s->kind != kind || o == NULL ||
+	if (s == NULL)
+		return false;
+	if (s->failed || s->kind != kind || obj == NULL ||
 	    (s->shape == API_SHAPE_ONE && s->count > 0)) {
-		json_decref(o);
-		if (s != NULL)
-			s->failed = true;
-		return -1;
+		s->failed = true;
+		return false;
 	}
-	if (s->shape == API_SHAPE_ONE) {
-		s->one = o;
-	} else if (json_array_append_new(s->items, o) != 0) {
+	if (s->shape != API_SHAPE_ONE)
+		jw_sep(&s->w);
+	return true;
+}
+
+static int
+sink_added(api_sink *s)
+{
+	if (s->w.oom) {
 		s->failed = true;
 		return -1;
 	}
@@ -455,26 +658,37 @@ sink_add(api_sink *s, api_sink_kind kind, json_t *o)
 int
 api_sink_image(api_sink *s, const api_image *img)
 {
-	return sink_add(s, API_SINK_IMAGE, img != NULL ? enc_image(img) : NULL);
+	if (!sink_accepts(s, API_SINK_IMAGE, img))
+		return -1;
+	enc_image(&s->w, img);
+	return sink_added(s);
 }
 
 int
 api_sink_instance(api_sink *s, const api_instance *inst)
 {
-	return sink_add(s, API_SINK_INSTANCE,
-	                inst != NULL ? enc_instance(inst) : NULL);
+	if (!sink_accepts(s, API_SINK_INSTANCE, inst))
+		return -1;
+	enc_instance(&s->w, inst);
+	return sink_added(s);
 }
 
 int
 api_sink_host(api_sink *s, const api_host *host)
 {
-	return sink_add(s, API_SINK_HOST, host != NULL ? enc_host(host) : NULL);
+	if (!sink_accepts(s, API_SINK_HOST, host))
+		return -1;
+	enc_host(&s->w, host);
+	return sink_added(s);
 }
 
 int
 api_sink_plan(api_sink *s, const api_plan *plan)
 {
-	return sink_add(s, API_SINK_PLAN, plan != NULL ? enc_plan(plan) : NULL);
+	if (!sink_accepts(s, API_SINK_PLAN, plan))
+		return -1;
+	enc_plan(&s->w, plan);
+	return sink_added(s);
 }
 
 int
@@ -507,25 +721,19 @@ api_sink_printf(api_sink *s, const char *fmt, ...)
 	if (s == NULL || s->failed || s->kind != API_SINK_TEXT)
 		goto fail;
 	for (;;) {
-		size_t room = s->text_cap - s->text_len;
+		size_t room = s->w.cap - s->w.len;
 		va_start(ap, fmt);
-		n = vsnprintf(s->text != NULL ? s->text + s->text_len : NULL,
+		n = vsnprintf(s->w.buf != NULL ? s->w.buf + s->w.len : NULL,
 		              room, fmt, ap);
 		va_end(ap);
 		if (n < 0)
 			goto fail;
 		if ((size_t)n < room) {
-			s->text_len += (size_t)n;
+			s->w.len += (size_t)n;
 			return 0;
 		}
-		size_t cap = s->text_cap ? s->text_cap * 2 : 4096;
-		while (cap < s->text_len + (size_t)n + 1)
-			cap *= 2;
-		char *t = realloc(s->text, cap);
-		if (t == NULL)
+		if (!jw_reserve(&s->w, (size_t)n))
 			goto fail;
-		s->text = t;
-		s->text_cap = cap;
 	}
 fail:
 	if (s != NULL)
@@ -533,55 +741,41 @@ fail:
 	return -1;
 }
 
+/* Hand the writer's buffer to the caller (NULL if it failed). */
 static char *
-dump(json_t *j, size_t *len)
+jw_take(jw *w, size_t *len)
 {
-	char *out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
-	                       JSON_REAL_PRECISION(15));
+	char *out;
 
-	if (out != NULL)
-		*len = strlen(out);
+	if (w->oom || !jw_reserve(w, 0))
+		return NULL;
+	out = w->buf;
+	*len = w->len;
+	memset(w, 0, sizeof *w);
 	return out;
 }
 
 char *
 api_sink_finish(api_sink *s, size_t *len)
 {
-	json_t *o;
-	char *out = NULL;
-
 	*len = 0;
 	if (s == NULL || s->failed)
 		return NULL;
 	switch (s->shape) {
 	case API_SHAPE_ONE:
-		if (s->kind == API_SINK_TEXT) {
-			out = malloc(s->text_len + 1);
-			if (out == NULL)
-				return NULL;
-			if (s->text_len > 0)
-				memcpy(out, s->text, s->text_len);
-			out[s->text_len] = '\0';
-			*len = s->text_len;
-			return out;
-		}
-		if (s->one == NULL)
+		if (s->kind != API_SINK_TEXT && s->count == 0)
 			return NULL;
-		return dump(s->one, len);
+		return jw_take(&s->w, len);
 	case API_SHAPE_LIST:
+		jw_close(&s->w, ']');
+		jw_key(&s->w, "next");
+		jw_str(&s->w, s->next);
+		jw_close(&s->w, '}');
+		return jw_take(&s->w, len);
 	case API_SHAPE_ITEMS:
-		o = json_object();
-		if (o == NULL)
-			return NULL;
-		if (json_object_set(o, "items", s->items) != 0 ||
-		    (s->shape == API_SHAPE_LIST &&
-		     json_object_set_new(o, "next", jstr(s->next)) != 0)) {
-			json_decref(o);
-			return NULL;
-		}
-		out = dump(o, len);
-		json_decref(o);
-		return out;
+		jw_close(&s->w, ']');
+		jw_close(&s->w, '}');
+		return jw_take(&s->w, len);
 	}
 	return NULL;
 }
@@ -591,53 +785,51 @@ api_sink_finish(api_sink *s, size_t *len)
 char *
 api_encode_error(const api_status *st, size_t *len)
 {
-	json_t *root = json_object(), *err = json_object();
-	char *out = NULL;
-	int rc = 0;
+	jw w = { 0 };
 
 	*len = 0;
-	if (root == NULL || err == NULL) {
-		json_decref(root);
-		json_decref(err);
+	jw_open(&w, '{');
+	jw_key(&w, "error");
+	jw_open(&w, '{');
+	jw_key(&w, "code");
+	jw_str(&w, api_code_str(st->code));
+	jw_key(&w, "message");
+	jw_str(&w, st->message);
+	if (st->field[0] != '\0') {
+		jw_key(&w, "field");
+		jw_str(&w, st->field);
+	}
+	jw_close(&w, '}');
+	jw_close(&w, '}');
+	if (w.oom) {
+		free(w.buf);
 		return NULL;
 	}
-	rc |= put(err, "code", jstr(api_code_str(st->code)));
-	rc |= put(err, "message", jstr(st->message));
-	if (st->field[0] != '\0')
-		rc |= put(err, "field", jstr(st->field));
-	rc |= put(root, "error", err);
-	if (rc == 0)
-		out = dump(root, len);
-	json_decref(root);
-	return out;
+	return jw_take(&w, len);
 }
 
-static int
-put_nonempty(json_t *o, const char *key, const char *v)
+/* "key":"v" unless the fixed-size field is empty; arr need not be
+ * terminated (at most n bytes are read). */
+static void
+jw_field(jw *w, const char *key, const char *arr, size_t n)
 {
-	if (v[0] == '\0')
-		return 0;
-	return put(o, key, jstr(v));
+	char buf[API_EVENT_STR_MAX];
+
+	snprintf(buf, sizeof buf, "%.*s", (int)n, arr);
+	if (buf[0] == '\0')
+		return;
+	jw_key(w, key);
+	jw_str(w, buf);
 }
 
 char *
 api_encode_event(const api_event *ev, size_t *len)
 {
-	char type[API_EVENT_TYPE_MAX], ebuf[API_EVENT_STR_MAX];
-	json_t *o = json_object();
-	char *data = NULL, *out = NULL;
-	size_t dlen = 0, i, cap;
-	int rc = 0, n;
+	char type[API_EVENT_TYPE_MAX];
+	jw w = { 0 };
+	size_t i;
 
 	*len = 0;
-	if (o == NULL)
-		return NULL;
-	/* copy every fixed array with a guaranteed terminator */
-#define FIELD(key, arr)                                                       \
-	do {                                                                  \
-		snprintf(ebuf, sizeof ebuf, "%.*s", (int)sizeof(arr), arr);   \
-		rc |= put_nonempty(o, key, ebuf);                             \
-	} while (0)
 	snprintf(type, sizeof type, "%.*s", (int)sizeof ev->type, ev->type);
 	for (i = 0; type[i] != '\0'; i++) {
 		char c = type[i];
@@ -645,34 +837,26 @@ api_encode_event(const api_event *ev, size_t *len)
 		      c == '.' || c == '_' || c == '-'))
 			type[i] = '_';
 	}
-	rc |= put(o, "id", json_integer((json_int_t)ev->id));
-	rc |= put(o, "time", jtime(ev->time));
-	rc |= put(o, "type", jstr(type));
-	FIELD("instance", ev->instance);
-	FIELD("name", ev->name);
-	FIELD("state", ev->state);
-	FIELD("host", ev->host);
-	FIELD("image", ev->image);
-	FIELD("digest", ev->digest);
-	FIELD("message", ev->message);
-#undef FIELD
-	if (rc == 0)
-		data = dump(o, &dlen);
-	json_decref(o);
-	if (data == NULL)
+	jw_printf(&w, "id: %" PRIu64 "\nevent: %s\ndata: ", ev->id, type);
+	jw_open(&w, '{');
+	jw_key(&w, "id");
+	jw_printf(&w, "%" PRIu64, ev->id);
+	jw_key(&w, "time");
+	jw_time(&w, ev->time);
+	jw_key(&w, "type");
+	jw_str(&w, type);
+	jw_field(&w, "instance", ev->instance, sizeof ev->instance);
+	jw_field(&w, "name", ev->name, sizeof ev->name);
+	jw_field(&w, "state", ev->state, sizeof ev->state);
+	jw_field(&w, "host", ev->host, sizeof ev->host);
+	jw_field(&w, "image", ev->image, sizeof ev->image);
+	jw_field(&w, "digest", ev->digest, sizeof ev->digest);
+	jw_field(&w, "message", ev->message, sizeof ev->message);
+	jw_close(&w, '}');
+	jw_raw(&w, "\n\n", 2);
+	if (w.oom) {
+		free(w.buf);
 		return NULL;
-	cap = dlen + sizeof type + 64;
-	out = malloc(cap);
-	if (out != NULL) {
-		n = snprintf(out, cap, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n",
-		             ev->id, type, data);
-		if (n < 0 || (size_t)n >= cap) {
-			free(out);
-			out = NULL;
-		} else {
-			*len = (size_t)n;
-		}
 	}
-	free(data);
-	return out;
+	return jw_take(&w, len);
 }

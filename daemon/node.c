@@ -311,6 +311,69 @@ static void deliver(struct node *n, const char *id, enum node_event ev,
         n->opts.on_event(n, id, ev, detail, n->opts.user);
 }
 
+/* A pause with reason "unknown" is how libvirt shows two different things
+ * at first: QEMU stopping the VM on a KVM internal error (it stays paused),
+ * and a guest panic (pvpanic), whose STOP event libvirt reports before its
+ * worker has processed the panic, which then sets CRASHED/panicked and
+ * destroys the domain. Deciding on the spot misreported panics as KVM
+ * errors when the event thread ran ahead of libvirt's worker (seen under
+ * load). So the verdict waits PAUSE_SETTLE_MS on a one-shot timer: still
+ * paused for an unknown reason then means a KVM internal error. */
+#define PAUSE_SETTLE_MS 1000
+
+struct pause_check {
+    struct node *n;             /* alive until cb_free: conn_drop waits */
+    virConnectPtr conn;         /* own reference: n->conn may be closed */
+    unsigned char uuid[VIR_UUID_BUFLEN];
+    char id[DOMXML_ID_MAX + 1];
+};
+
+static void pause_check_fire(int timer, void *opaque)
+{
+    struct pause_check *pc = opaque;
+    int state = 0, reason = 0;
+
+    virEventRemoveTimeout(timer);   /* one-shot; pause_check_free follows */
+    if (!atomic_load(&pc->n->alive))
+        return;
+    virDomainPtr dom = virDomainLookupByUUID(pc->conn, pc->uuid);
+    if (!dom)
+        return;                      /* gone: the panic path destroyed it */
+    if (virDomainGetState(dom, &state, &reason, 0) == 0 &&
+        state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_UNKNOWN)
+        deliver(pc->n, pc->id, NODE_EVENT_CRASHED, "kvm-internal-error");
+    virDomainFree(dom);
+}
+
+static void pause_check_free(void *opaque)
+{
+    struct pause_check *pc = opaque;
+    virConnectClose(pc->conn);
+    cb_free(pc->n);
+    free(pc);
+}
+
+/* Schedule the check; when that is impossible, decide now as before. */
+static void pause_check_later(struct node *n, virConnectPtr conn,
+                              const unsigned char *uuid, const char *id)
+{
+    struct pause_check *pc = calloc(1, sizeof *pc);
+    if (pc && virConnectRef(conn) == 0) {
+        pc->n = n;
+        pc->conn = conn;
+        memcpy(pc->uuid, uuid, VIR_UUID_BUFLEN);
+        snprintf(pc->id, sizeof pc->id, "%s", id);
+        cb_hold(n);
+        if (virEventAddTimeout(PAUSE_SETTLE_MS, pause_check_fire, pc,
+                               pause_check_free) >= 0)
+            return;
+        cb_free(n);
+        virConnectClose(conn);
+    }
+    free(pc);
+    deliver(n, id, NODE_EVENT_CRASHED, "kvm-internal-error");
+}
+
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
                         int detail, void *opaque)
 {
@@ -319,7 +382,6 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
     char id[DOMXML_ID_MAX + 1] = "";
     int stopped = event == VIR_DOMAIN_EVENT_STOPPED;
 
-    (void)conn;
     if (virDomainGetUUID(dom, uuid) < 0)
         return 0;
     if (!ids_get(n, uuid, id, sizeof id, stopped)) {
@@ -336,13 +398,12 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
         deliver(n, id, NODE_EVENT_RESUMED, DETAIL(resumed_detail, detail));
         break;
     case VIR_DOMAIN_EVENT_SUSPENDED: {
-        /* shoal never pauses guests: a pause with an unknown reason is
-         * QEMU stopping the VM on a KVM internal error (emulation failure) */
+        /* shoal never pauses guests: a pause is QEMU stopping the VM */
         int state = 0, reason = 0;
         if (virDomainGetState(dom, &state, &reason, 0) == 0 &&
             state == VIR_DOMAIN_PAUSED) {
             if (reason == VIR_DOMAIN_PAUSED_UNKNOWN) {
-                deliver(n, id, NODE_EVENT_CRASHED, "kvm-internal-error");
+                pause_check_later(n, conn, uuid, id);
                 break;
             }
             if (reason == VIR_DOMAIN_PAUSED_CRASHED) {

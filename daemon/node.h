@@ -77,7 +77,8 @@ enum node_status {
  *                      (STOPPED ~1.2-1.4 s after SHUTDOWN)
  *   node_destroy:      SHUTDOWN(host), STOPPED(destroyed)
  *   pvpanic:           CRASHED(panicked), STOPPED(crashed)
- *   SSE under kvm-pvm: CRASHED(kvm-internal-error), domain stays paused
+ *   SSE under kvm-pvm: CRASHED(kvm-internal-error) 1 s after the pause,
+ *                      domain stays paused
  * Note RESUMED arrives before STARTED. */
 enum node_event {
     NODE_EVENT_STARTED   = 0, /* QEMU started; detail: "booted", "restored", ... */
@@ -92,7 +93,9 @@ enum node_event {
     NODE_EVENT_CRASHED   = 5, /* guest crashed. detail: "panicked" (pvpanic),
                                  "crashloaded", "kvm-internal-error" (paused with
                                  an emulation failure, e.g. SSE under kvm-pvm;
-                                 the domain stays PAUSED until destroyed),
+                                 the domain stays PAUSED until destroyed; sent
+                                 1 s after the pause, once a panic would have
+                                 shown as "panicked" instead),
                                  "paused-crashed", "io-error" */
     NODE_EVENT_REBOOT    = 6, /* guest reset (with on_reboot=destroy, STOPPED follows) */
     NODE_EVENT_CONN_LOST = 7, /* connection closed; instance_id is NULL. detail:

@@ -4,11 +4,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "codec.h"
 
@@ -588,6 +590,183 @@ t_encode_host_plan(void **state)
 	api_sink_free(s);
 }
 
+/* ---- the writer against jansson ------------------------------------------ */
+
+/* Deterministic PRNG (xorshift64*), so a failure reproduces. */
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint32_t
+rnd(uint32_t n)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return (uint32_t)((rng * 0x2545f4914f6cdd1dull) >> 33) % n;
+}
+
+/* Random text into buf (< cap bytes): ASCII including every control
+ * character, quotes and backslashes, valid 2-4 byte UTF-8, and - when
+ * `broken` - invalid bytes (lone continuation, truncated and overlong
+ * sequences, surrogates). Never NUL. */
+static const char *
+rnd_text(char *buf, size_t cap, bool broken)
+{
+	static const char *const pieces[] = {
+		"\"", "\\", "/", "\x01", "\x1f", "\x7f", "\b", "\f", "\n", "\r",
+		"\t", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x90\x9f",
+		"\xe2\x80\xa8", "a", "Z", " ", "0", "{}[],:"
+	};
+	static const char *const bad[] = {
+		"\x80", "\xc3", "\xe2\x82", "\xc0\xaf", "\xed\xa0\x80",
+		"\xf5\x80\x80\x80", "\xff"
+	};
+	size_t len = 0, n = rnd(12), i;
+
+	for (i = 0; i < n; i++) {
+		const char *p = broken && rnd(4) == 0 ?
+		    bad[rnd(sizeof bad / sizeof bad[0])] :
+		    pieces[rnd(sizeof pieces / sizeof pieces[0])];
+		size_t k = strlen(p);
+		if (len + k >= cap)
+			break;
+		memcpy(buf + len, p, k);
+		len += k;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+static double
+rnd_real(void)
+{
+	static const double fixed[] = { 0, 0.41, 1, 1e20, 1e-7, 123456789.125,
+	                                1.0 / 3, 1e300, 5e-324, 2.5e15, -1 };
+	if (rnd(2))
+		return fixed[rnd(sizeof fixed / sizeof fixed[0])];
+	return (double)rnd(1000000) / (double)(1 + rnd(1000));
+}
+
+/* The decoded string must be the input with each invalid byte replaced by
+ * one '?': same length, and equal where the input was valid UTF-8. */
+static void
+check_text(json_t *v, const char *want, bool broken)
+{
+	assert_true(json_is_string(v));
+	assert_int_equal(json_string_length(v), strlen(want));
+	if (!broken)
+		assert_string_equal(json_string_value(v), want);
+}
+
+/* Random instances through a LIST sink; the result must parse with jansson,
+ * hold the values put in, and re-serialize through jansson (compact, in
+ * order, precision 15) to exactly the same bytes: the writer formats
+ * numbers, escapes and punctuation as jansson does. */
+static void
+t_encode_matches_jansson(void **state)
+{
+	enum { N = 300, STR = 48 };
+	static char text[N][5][STR], keys[N][4][16], vals[N][4][STR];
+	static const char *argv[N][3];
+	static api_kv env[N][2], labels[N][2];
+	static api_rule rules[N][2];
+	static api_port ports[N][2];
+	static api_run runs[N][2];
+	static api_instance in[N];
+	static bool broken[N];
+	api_sink *s = api_sink_new(API_SINK_INSTANCE, API_SHAPE_LIST);
+	json_error_t jerr;
+	char *out, *again;
+	size_t i, k;
+	json_t *doc, *items;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		broken[i] = rnd(3) == 0;
+		for (k = 0; k < 3; k++)
+			argv[i][k] = rnd_text(text[i][k], STR, broken[i]);
+		for (k = 0; k < 4; k++) {
+			snprintf(keys[i][k], sizeof keys[i][k], "K%zu_%zu", i, k);
+			rnd_text(vals[i][k], STR, broken[i]);
+		}
+		env[i][0] = (api_kv){ keys[i][0], vals[i][0] };
+		env[i][1] = (api_kv){ keys[i][1], vals[i][1] };
+		labels[i][0] = (api_kv){ keys[i][2], vals[i][2] };
+		labels[i][1] = (api_kv){ keys[i][3], rnd(4) ? vals[i][3] : NULL };
+		rules[i][0] = (api_rule){ .kind = (api_rule_kind)rnd(2), .key = "app",
+		                          .value = text[i][3], .soft = rnd(2),
+		                          .weight = rnd(101) };
+		rules[i][1] = rules[i][0];
+		ports[i][0] = (api_port){ (uint16_t)rnd(65536), (uint16_t)rnd(65536),
+		                          API_PROTO_TCP };
+		ports[i][1] = ports[i][0];
+		runs[i][0] = (api_run){ .started = rnd(2000000000),
+		                        .ended = rnd(2) ? API_TIME_NONE : rnd(2000000000),
+		                        .has_exit_code = rnd(2),
+		                        .exit_code = (int)rnd(512) - 256,
+		                        .outcome = "exited", .reason = text[i][4] };
+		runs[i][1] = runs[i][0];
+		in[i] = (api_instance){
+			.id = keys[i][0], .name = text[i][4], .image = "hello:latest",
+			.image_digest = NULL, .host = rnd(2) ? "local" : NULL,
+			.state = (api_instance_state)rnd(4), .memory_mib = rnd(1u << 20),
+			.vcpus = rnd(64), .args = argv[i], .n_args = rnd(4),
+			.env = env[i], .n_env = rnd(3), .labels = labels[i],
+			.n_labels = rnd(3), .restart = (api_restart)rnd(3),
+			.restarts = rnd(100), .spread = rnd(2),
+			.rules = rules[i], .n_rules = rnd(3),
+			.network = { rnd(2), "10.88.0.5/16", NULL, "02:73:68:00:00:05",
+			             ports[i], rnd(3) },
+			.created = rnd(2000000000), .started = API_TIME_NONE,
+			.boot_ms = rnd_real(), .ready_ms = rnd_real(),
+			.has_exit_code = rnd(2), .exit_code = (int)rnd(256),
+			.last_error = rnd(2) ? text[i][2] : NULL,
+			.has_runs = rnd(2), .runs = runs[i], .n_runs = rnd(3),
+		};
+		assert_int_equal(api_sink_instance(s, &in[i]), 0);
+	}
+	assert_int_equal(api_sink_next(s, "c42"), 0);
+	out = finish(s);
+	doc = json_loads(out, 0, &jerr);
+	if (doc == NULL)
+		fail_msg("output does not parse: %s at %d", jerr.text, jerr.position);
+	again = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER |
+	                   JSON_REAL_PRECISION(15));
+	assert_non_null(again);
+	assert_string_equal(out, again);
+	items = json_object_get(doc, "items");
+	assert_int_equal(json_array_size(items), N);
+	for (i = 0; i < N; i++) {
+		json_t *o = json_array_get(items, i);
+		json_t *a = json_object_get(o, "args");
+		assert_int_equal(json_array_size(a), in[i].n_args);
+		for (k = 0; k < in[i].n_args; k++)
+			check_text(json_array_get(a, k), argv[i][k], broken[i]);
+		assert_int_equal(json_object_size(json_object_get(o, "env")), in[i].n_env);
+		for (k = 0; k < in[i].n_env; k++)
+			check_text(json_object_get(json_object_get(o, "env"), env[i][k].key),
+			           env[i][k].value, broken[i]);
+		check_text(json_object_get(o, "name"), in[i].name, broken[i]);
+		assert_int_equal(json_integer_value(json_object_get(o, "memory_mib")),
+		                 in[i].memory_mib);
+		if (in[i].boot_ms < 0) {
+			assert_true(json_is_null(json_object_get(o, "boot_ms")));
+		} else {
+			/* 15 significant digits: equal to within 1e-14 relative */
+			json_t *b = json_object_get(o, "boot_ms");
+			double got = json_real_value(b);
+			assert_true(json_is_real(b));
+			assert_true(fabs(got - in[i].boot_ms) <= 1e-14 * in[i].boot_ms);
+		}
+		assert_int_equal(json_array_size(json_object_get(o, "runs")),
+		                 in[i].has_runs ? in[i].n_runs : 0);
+	}
+	assert_string_equal(json_string_value(json_object_get(doc, "next")), "c42");
+	free(again);
+	free(out);
+	json_decref(doc);
+	api_sink_free(s);
+}
+
 static void
 t_encode_error_event(void **state)
 {
@@ -662,6 +841,7 @@ main(void)
 		cmocka_unit_test(t_encode_instance),
 		cmocka_unit_test(t_encode_lists),
 		cmocka_unit_test(t_encode_host_plan),
+		cmocka_unit_test(t_encode_matches_jansson),
 		cmocka_unit_test(t_encode_error_event),
 		cmocka_unit_test(t_codes),
 	};
