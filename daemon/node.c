@@ -151,6 +151,7 @@ struct node {
     enum domxml_virt virt;
     char virt_reason[200];
     int kvm_works;                   /* a kvm canary booted (this run or cached) */
+    int virt_uncertain;              /* verdict made without a speed comparison */
     struct node_capacity cap;
     pthread_mutex_t lock; /* protects ids, cb_refs */
     pthread_cond_t cb_gone; /* signalled when cb_refs drops */
@@ -844,14 +845,29 @@ out:
 static int canary_kvm(struct node *n)
 {
     uint64_t kvm_cycles = 0, tcg_cycles = 0;
-    char kvm_reason[sizeof n->virt_reason];
+    char kvm_reason[sizeof n->virt_reason], why[sizeof n->virt_reason] = "";
     if (!canary_boot(n, DOMXML_VIRT_KVM, &kvm_cycles))
         return 0;
     n->kvm_works = 1;
     errbuf_set(kvm_reason, sizeof kvm_reason, "%s", n->virt_reason);
-    if (!canary_boot(n, DOMXML_VIRT_QEMU, &tcg_cycles) || !kvm_cycles || !tcg_cycles) {
-        /* No comparison possible: KVM works, so use it. */
-        errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s", kvm_reason);
+    /* A canary can miss its deadline on a loaded host; one more try each
+     * before giving up on the comparison. */
+    for (int i = 0; i < 2 && !(kvm_cycles && tcg_cycles); i++) {
+        if (!kvm_cycles && !canary_boot(n, DOMXML_VIRT_KVM, &kvm_cycles))
+            errbuf_set(why, sizeof why, "%s", n->virt_reason);
+        else if (!kvm_cycles)
+            errbuf_set(why, sizeof why, "kvm canary printed no cycle count");
+        if (!tcg_cycles && !canary_boot(n, DOMXML_VIRT_QEMU, &tcg_cycles))
+            errbuf_set(why, sizeof why, "%s", n->virt_reason);
+        else if (!tcg_cycles)
+            errbuf_set(why, sizeof why, "qemu canary printed no cycle count");
+    }
+    if (!kvm_cycles || !tcg_cycles) {
+        /* No comparison: KVM works, so use it, but do not cache a verdict
+         * made blind - the next start measures again. */
+        n->virt_uncertain = 1;
+        errbuf_set(n->virt_reason, sizeof n->virt_reason,
+                  "%s; no speed comparison (%s): using kvm, not cached", kvm_reason, why);
         return 1;
     }
     if (kvm_cycles > 2 * tcg_cycles) {
@@ -936,7 +952,7 @@ static void decide_virt(struct node *n)
         }
     }
     n->virt = canary_kvm(n) ? DOMXML_VIRT_KVM : DOMXML_VIRT_QEMU;
-    if (path[0] && (f = fopen(path, "w"))) {
+    if (path[0] && !n->virt_uncertain && (f = fopen(path, "w"))) {
         fprintf(f, "%s %s%s\n", key, n->virt == DOMXML_VIRT_KVM ? "kvm" : "qemu",
                 n->kvm_works ? " kvm-works" : "");
         fclose(f);
