@@ -59,23 +59,26 @@ jw_reserve(jw *w, size_t more)
 	return true;
 }
 
-static void
+/* The buffer is terminated only by jw_take: appends skip the NUL. */
+static inline void
 jw_raw(jw *w, const char *s, size_t n)
 {
-	if (!jw_reserve(w, n))
+	if (w->len + n + 1 > w->cap && !jw_reserve(w, n))
+		return;
+	if (w->oom)
 		return;
 	memcpy(w->buf + w->len, s, n);
 	w->len += n;
-	w->buf[w->len] = '\0';
 }
 
-static void
+static inline void
 jw_ch(jw *w, char c)
 {
-	if (!jw_reserve(w, 1))
+	if (w->len + 2 > w->cap && !jw_reserve(w, 1))
+		return;
+	if (w->oom)
 		return;
 	w->buf[w->len++] = c;
-	w->buf[w->len] = '\0';
 }
 
 static void
@@ -749,6 +752,7 @@ jw_take(jw *w, size_t *len)
 
 	if (w->oom || !jw_reserve(w, 0))
 		return NULL;
+	w->buf[w->len] = '\0';
 	out = w->buf;
 	*len = w->len;
 	memset(w, 0, sizeof *w);
