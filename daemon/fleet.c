@@ -1378,6 +1378,19 @@ static int mkdir_p(const char *path, mode_t mode)
     return mkdir(tmp, mode) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* A SQLite database and its journals readable by root only (they hold
+ * instance environments). SQLite creates -wal/-shm with the database's
+ * mode; the chmods of the journals cover databases from older versions. */
+static void private_files(const char *db)
+{
+    char p[4200];
+    chmod(db, 0600);
+    snprintf(p, sizeof p, "%s-wal", db);
+    chmod(p, 0600);
+    snprintf(p, sizeof p, "%s-shm", db);
+    chmod(p, 0600);
+}
+
 /* Read STATE_DIR/admin.token, creating it (0600) on first start. */
 static int load_token(fleet *f, char *err, size_t errlen)
 {
@@ -1486,8 +1499,14 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     pthread_cond_init(&f->event_cv, NULL);
     snprintf(f->run_dir, sizeof f->run_dir, "%s/run", cfg->state_dir);
     snprintf(f->log_dir, sizeof f->log_dir, "%s/logs", cfg->state_dir);
-    if (mkdir_p(cfg->state_dir, 0700) != 0 || mkdir_p(f->run_dir, 0700) != 0 ||
-        mkdir_p(f->log_dir, 0700) != 0) {
+    /* 0711, not 0700: a QEMU started by a libvirt daemon (a qemu:///system
+     * host on this machine) runs as libvirt's qemu user and must get through
+     * these directories to the image, console and status files libvirt
+     * relabels for it. Nobody else can list them; the databases and the
+     * token are 0600. */
+    if (mkdir_p(cfg->state_dir, 0711) != 0 || chmod(cfg->state_dir, 0711) != 0 ||
+        mkdir_p(f->run_dir, 0711) != 0 || chmod(f->run_dir, 0711) != 0 ||
+        mkdir_p(f->log_dir, 0711) != 0 || chmod(f->log_dir, 0711) != 0) {
         snprintf(err, errlen, "cannot create state dir '%s': %s", cfg->state_dir,
                  strerror(errno));
         goto fail;
@@ -1497,6 +1516,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s/shoald.db", cfg->state_dir);
     if (state_open(path, &f->db, err, errlen) != 0)
         goto fail;
+    private_files(path);
     f->last_event_id = state_event_last_id(f->db);
     memset(&io, 0, sizeof io);
     snprintf(path, sizeof path, "%s/images.db", cfg->state_dir);
@@ -1504,6 +1524,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
         snprintf(err, errlen, "image store: %s", ierr.msg);
         goto fail;
     }
+    private_files(path);
     if (cfg->network) {
         char gw[16];
         f->gateway = cfg->subnet + 1;

@@ -588,9 +588,25 @@ static void conn_drop(struct node *n)
     pthread_mutex_unlock(&n->lock);
 }
 
+/* The URI to open for uri. Once a process has opened an embedded QEMU
+ * driver (shoald's local host), libvirt routes every later "qemu:///..."
+ * URI to that in-process driver, which rejects /system and /session
+ * ("Missing URI parameter 'root'"). Naming the transport ("qemu+unix")
+ * sends them through the remote driver to the daemon's socket, which is
+ * what they mean anyway; other URIs are opened as given. */
+static void open_uri(const char *uri, char *out, size_t outlen)
+{
+    size_t k = strncmp(uri, "qemu:///system", 14) == 0    ? 14
+             : strncmp(uri, "qemu:///session", 15) == 0 ? 15 : 0;
+    if (k && (uri[k] == '\0' || uri[k] == '?'))
+        snprintf(out, outlen, "qemu+unix://%s", uri + 7);
+    else
+        snprintf(out, outlen, "%s", uri);
+}
+
 static int conn_make(struct node *n, char *err, size_t errlen)
 {
-    char root[4096];
+    char root[4096], uri[4200];
     int rc;
 
     if (embed_root(n->uri, root, sizeof root)) {
@@ -598,7 +614,8 @@ static int conn_make(struct node *n, char *err, size_t errlen)
         if (rc != NODE_OK)
             goto out;
     }
-    n->conn = virConnectOpen(n->uri);
+    open_uri(n->uri, uri, sizeof uri);
+    n->conn = virConnectOpen(uri);
     if (!n->conn) {
         const char *m = lv_msg();
         errbuf_set(err, errlen, "cannot connect to '%s': %s%s", n->uri, m,

@@ -1,0 +1,147 @@
+#!/bin/bash
+# End to end: shoald driving a host through a libvirt *daemon* (the usual
+# production setup, qemu:///system) instead of its embedded driver, and
+# surviving that daemon's restarts.
+#
+# The test starts its own libvirtd (listening only on a unix socket in its
+# temp dir, no TCP) plus virtlogd when none runs, adds it to shoald as a host
+# with the plain URI "qemu:///system?socket=..." (which shoald must route to
+# the daemon even though its embedded driver is loaded in the same process),
+# then: hello runs there and exits 0; a sleep guest keeps running while
+# libvirtd is stopped (host goes down) and restarted (host reconnects, the
+# guest is still running and obeys a stop); a guest killed while libvirtd is
+# down is reported crashed after the reconnect (reconcile). Guests have no
+# network. Everything it started is stopped, and the QEMU log files libvirtd
+# wrote for its guests are removed, even on failure.
+# usage: daemon_libvirtd.sh SHOALD IMAGES_DIR
+set -eu
+SHOALD=$1
+IMAGES=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh"
+
+for f in "$SHOALD" "$IMAGES/hello.elf" "$IMAGES/sleep.elf"; do
+    [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
+done
+command -v libvirtd >/dev/null || { echo "FAIL: no libvirtd (scripts/setup-debian.sh installs libvirt-daemon)"; exit 1; }
+command -v virtlogd >/dev/null || { echo "FAIL: no virtlogd"; exit 1; }
+
+LVD_PID=""
+VLOGD_PID=""
+QLOGS_BEFORE=""
+lvd_cleanup() {
+    set +e
+    e2e_cleanup
+    [ -n "$LVD_PID" ] && kill "$LVD_PID" 2>/dev/null && wait "$LVD_PID" 2>/dev/null
+    [ -n "$VLOGD_PID" ] && kill "$VLOGD_PID" 2>/dev/null && wait "$VLOGD_PID" 2>/dev/null
+    # the QEMU logs of this test's guests (names carry shoald's ids/pids)
+    for f in /var/log/libvirt/qemu/shoal-*.log; do
+        [ -e "$f" ] || continue
+        grep -qxF "$f" <<<"$QLOGS_BEFORE" || rm -f "$f"
+    done
+    [ -n "${LVD:-}" ] && rm -rf "$LVD"
+}
+
+e2e_setup
+trap lvd_cleanup EXIT
+QLOGS_BEFORE=$(ls /var/log/libvirt/qemu/shoal-*.log 2>/dev/null || true)
+LVD=$(mktemp -d /tmp/shoal-lvd.XXXXXX)
+SOCK=$LVD/sock/libvirt-sock
+mkdir -p "$LVD/sock"
+cat >"$LVD/libvirtd.conf" <<CONF
+unix_sock_dir = "$LVD/sock"
+unix_sock_rw_perms = "0700"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+log_outputs = "3:file:$LVD/libvirtd.log"
+CONF
+
+# libvirtd's QEMU driver hands guest output to virtlogd.
+if [ ! -S /run/libvirt/virtlogd-sock ]; then
+    virtlogd >"$LVD/virtlogd.out" 2>&1 &
+    VLOGD_PID=$!
+    wait_for 10 test -S /run/libvirt/virtlogd-sock || { e2e_fail "virtlogd did not start"; exit 1; }
+fi
+
+lvd_start() {
+    libvirtd --config "$LVD/libvirtd.conf" --pid-file "$LVD/libvirtd.pid" >>"$LVD/libvirtd.out" 2>&1 &
+    LVD_PID=$!
+    wait_for 30 test -S "$SOCK"
+}
+lvd_stop() {
+    kill "$LVD_PID" 2>/dev/null
+    wait "$LVD_PID" 2>/dev/null
+    LVD_PID=""
+    rm -f "$SOCK"
+}
+host_state_is() {
+    api GET /v1/hosts/sys
+    [ "$(printf '%s' "$BODY" | jq -r .state)" = "$1" ]
+}
+
+check "libvirtd listens on its own socket" lvd_start
+e2e_start_daemon "$SHOALD" --no-network || exit 1
+for app in hello sleep; do
+    api POST "/v1/images?ref=$app:latest" -H 'Content-Type: application/octet-stream' \
+        --data-binary "@$IMAGES/$app.elf"
+    check "push $app (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+done
+
+# --- the host, by the plain system URI
+api POST /v1/hosts -H 'Content-Type: application/json' \
+    -d "{\"name\":\"sys\",\"uri\":\"qemu:///system?socket=$SOCK\"}"
+check "add host qemu:///system?socket=... (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "host comes up through libvirtd" wait_for 90 host_state_is up
+api GET /v1/hosts/sys
+check "host reports capacity" [ "$(printf '%s' "$BODY" | jq '.capacity.memory_mib > 0')" = true ]
+check "host has an accelerator verdict" \
+    [ -n "$(printf '%s' "$BODY" | jq -r '.domain_type_reason // empty')" ]
+
+# --- a guest there
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"hello","name":"h1","host":"sys","args":["via libvirtd"]}'
+check "create hello on sys (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "hello exits" wait_for 60 inst_state_is h1 exited
+check "hello exit code 0" [ "$(inst_field h1 .exit_code)" = 0 ]
+check "hello ran on sys" [ "$(inst_field h1 .host)" = sys ]
+api GET /v1/instances/h1/console
+check "console has the argument" grep -q 'via libvirtd' <<<"$BODY"
+
+# --- libvirtd restarts under a running guest
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"sleep","name":"s1","host":"sys","args":["600"]}'
+check "create sleep on sys (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "sleep runs" wait_for 60 inst_state_is s1 running
+lvd_stop
+check "host goes down when libvirtd stops" wait_for 30 host_state_is down
+check "the guest is still listed running" inst_state_is s1 running
+check "its QEMU outlives libvirtd" [ "$(pgrep -f 'qemu-system.*guest=shoal-' | wc -l)" -ge 1 ]
+check "libvirtd restarts" lvd_start
+check "host reconnects" wait_for 60 host_state_is up
+check "the guest is still running after the reconnect" inst_state_is s1 running
+api POST /v1/instances/s1/stop -H 'Content-Type: application/json' -d '{"timeout_s":20}'
+check "stop through the new connection (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "it stops" wait_for 60 inst_state_is s1 stopped
+check "graceful stop: exit code 143" [ "$(inst_field s1 .exit_code)" = 143 ]
+
+# --- a guest dies while libvirtd is down: reconcile on reconnect
+api POST /v1/instances/s1/start
+check "start it again (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "it runs" wait_for 60 inst_state_is s1 running
+id=$(inst_field s1 .id)
+lvd_stop
+check "host down again" wait_for 30 host_state_is down
+pkill -9 -f "qemu-system.*guest=shoal-$id" || true
+check "libvirtd restarts again" lvd_start
+check "host reconnects again" wait_for 60 host_state_is up
+check "the dead guest is reported crashed" wait_for 60 inst_state_is s1 crashed
+check "its run says it stopped without an exit status" \
+    grep -q 'without reporting an exit status' <<<"$(inst_field s1 '.last_error // ""')"
+
+# --- clean up through the API
+for n in h1 s1; do
+    api DELETE "/v1/instances/$n?force=true"
+    check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+done
+api DELETE /v1/hosts/sys
+check "remove host sys (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+e2e_finish
