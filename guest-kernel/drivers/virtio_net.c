@@ -75,6 +75,7 @@ static uint8_t tx_hdr[16] __attribute__((aligned(16)));   /* all zero: no offloa
 static struct {
     struct vpci pci;
     uint32_t hdr_len;                   /* NET_HDR_LEGACY or NET_HDR_V1 */
+    int      irq;                       /* the RX queue has its MSI-X vector */
     int      up;
     int      has_status;
     unsigned nrx, ntx;                  /* buffers actually used (<= queue size / 2) */
@@ -255,7 +256,29 @@ static int fail(const char *why, unsigned v)
     return -1;
 }
 
-int virtio_net_init(struct net_if *nif, enum vpci_mode mode)
+int virtio_net_irq_arm(void)
+{
+    if (!vn.up || !vn.irq)
+        return 0;
+    *vn.q[RXQ].avail_flags = 0;
+    /* The flag store must be visible before the caller looks at the used
+     * index one last time (store->load: x86 may reorder those). */
+    __asm__ volatile("mfence" ::: "memory");
+    return 1;
+}
+
+void virtio_net_irq_disarm(void)
+{
+    if (vn.up && vn.irq)
+        *vn.q[RXQ].avail_flags = VRING_AVAIL_F_NO_INTERRUPT;
+}
+
+const char *virtio_net_rx_wakeup(void)
+{
+    return vn.irq ? "irq" : "polled";
+}
+
+int virtio_net_init(struct net_if *nif, const struct virtio_net_opts *opts)
 {
     struct pci_dev d;
     const char *why = NULL;
@@ -264,7 +287,7 @@ int virtio_net_init(struct net_if *nif, enum vpci_mode mode)
         return fail("no virtio network device on the PCI bus", 0);
     /* 1. Reset (vpci_open maps the interface, enables decoding and bus
      *    mastering - the device reads and writes our rings - and resets). */
-    if (vpci_open(&vn.pci, &d, mode, &why) != 0) {
+    if (vpci_open(&vn.pci, &d, opts->mode, &why) != 0) {
         printf("virtio-net: %s (device %04x:%04x at %02x:%02x.%x)\n", why, d.vendor, d.device,
                d.bus, d.dev, d.fn);
         return -1;
@@ -298,13 +321,16 @@ int virtio_net_init(struct net_if *nif, enum vpci_mode mode)
                                      (uint8_t)(r >> 8), (uint8_t)r};
         memcpy(nif->mac, mac, sizeof mac);
     }
-    /* receiveq1 is queue 0, transmitq1 queue 1. */
+    /* receiveq1 is queue 0, transmitq1 queue 1; only the first may
+     * interrupt (to wake an idle CPU). */
+    int want_irq = opts->irq_vector && vpci_irq_enable(v, RXQ, opts->irq_vector, opts->irq_apic) == 0;
     uint16_t nrx = vq_setup(RXQ);
     if (!nrx)
         return fail("cannot set up receive queue", vpci_queue_size(v, RXQ));
     uint16_t ntx = vq_setup(TXQ);
     if (!ntx)
         return fail("cannot set up transmit queue", vpci_queue_size(v, TXQ));
+    vn.irq = want_irq && v->irq_ok;
     vn.nrx = nrx / 2 < VNET_RX_BUFS ? nrx / 2u : VNET_RX_BUFS;   /* 2 descriptors each */
     vn.ntx = ntx / 2 < VNET_TX_BUFS ? ntx / 2u : VNET_TX_BUFS;
     for (unsigned i = 0; i < vn.ntx; i++)

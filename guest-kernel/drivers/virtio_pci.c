@@ -33,10 +33,12 @@
 #define CC_DF         0x04        /* u32 device_feature */
 #define CC_GFSELECT   0x08        /* u32 driver_feature_select */
 #define CC_GF         0x0C        /* u32 driver_feature */
+#define CC_MSIX_CFG   0x10        /* u16 msix_config (vector for config changes) */
 #define CC_STATUS     0x14        /* u8  device_status */
 #define CC_CFGGEN     0x15        /* u8  config_generation */
 #define CC_Q_SELECT   0x16        /* u16 */
 #define CC_Q_SIZE     0x18        /* u16 */
+#define CC_Q_MSIX     0x1A        /* u16 queue_msix_vector */
 #define CC_Q_ENABLE   0x1C        /* u16 */
 #define CC_Q_NOFF     0x1E        /* u16 queue_notify_off */
 #define CC_Q_DESCLO   0x20        /* u32 x 2 each: 64-bit fields are written */
@@ -48,6 +50,13 @@
 #define CC_LEN        0x38
 
 #define RESET_SPINS 1000000u      /* reads of device_status before giving up */
+
+/* ---- MSI-X (PCI Local Bus 3.0, 6.8.2) ---- */
+#define PCI_CAP_MSIX     0x11
+#define MSIX_CTRL_ENABLE 0x8000u   /* message control bit 15 */
+#define MSIX_CTRL_MASK   0x4000u   /* function mask, bit 14 */
+#define MSI_ADDR_BASE    0xFEE00000u   /* x86 MSI address: LAPIC, dest ID in 19:12 */
+#define VIRTIO_NO_VECTOR 0xFFFF
 
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
 static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
@@ -173,6 +182,7 @@ int vpci_open(struct vpci *v, const struct pci_dev *d, enum vpci_mode mode, cons
 {
     memset(v, 0, sizeof *v);
     v->pci = *d;
+    v->irq_queue = -1;
     int r;
     if (mode == VPCI_LEGACY)
         r = map_legacy(v, why);
@@ -272,12 +282,46 @@ int vpci_queue_enable(struct vpci *v, unsigned qi, uint16_t n, void *mem,
     w64(v->common, CC_Q_DESCLO, (uint64_t)(uintptr_t)desc);
     w64(v->common, CC_Q_AVAILLO, (uint64_t)(uintptr_t)avail);
     w64(v->common, CC_Q_USEDLO, (uint64_t)(uintptr_t)used);
+    /* Vector before enable (4.1.5.1.3); the device answers NO_VECTOR when
+     * it cannot map it, and then this queue stays polled. */
+    if (v->irq_queue == (int)qi) {
+        w16(v->common, CC_Q_MSIX, 0);
+        v->irq_ok = r16(v->common, CC_Q_MSIX) == 0;
+    } else if (v->irq_queue >= 0) {
+        w16(v->common, CC_Q_MSIX, VIRTIO_NO_VECTOR);
+    }
     uint64_t noff = (uint64_t)r16(v->common, CC_Q_NOFF) * v->notify_mult;
     if (noff + 2 > v->notify_len)
         return -1;                           /* notify address outside the capability */
     v->qnotify[qi] = (volatile uint16_t *)(volatile void *)(v->notify + noff);
     w16(v->common, CC_Q_ENABLE, 1);
     return r16(v->common, CC_Q_ENABLE) == 1 ? 0 : -1;
+}
+
+int vpci_irq_enable(struct vpci *v, unsigned qi, uint8_t vector, uint8_t apic)
+{
+    const struct pci_dev *d = &v->pci;
+    struct pci_bar bar;
+    const char *why;
+    uint8_t cap = pci_cap_find(d, PCI_CAP_MSIX, 0);
+    if (!v->modern || qi > 1 || !cap)
+        return -1;
+    uint32_t ctrl = pci_read32(d->bus, d->dev, d->fn, cap);   /* ID, next, control */
+    uint32_t tbl = pci_read32(d->bus, d->dev, d->fn, (uint8_t)(cap + 4));
+    if (pci_bar_enable(d, tbl & 7, &bar, &why) != 0 || bar.io ||
+        (uint64_t)(tbl & ~7u) + 16 > bar.size || bar.base + bar.size > 0x100000000ull)
+        return -1;
+    /* Entry 0: fixed delivery, edge, to `apic`; unmasked. */
+    volatile uint8_t *e = (volatile uint8_t *)(uintptr_t)(bar.base + (tbl & ~7u));
+    w32(e, 0, MSI_ADDR_BASE | (uint32_t)apic << 12);
+    w32(e, 4, 0);
+    w32(e, 8, vector);
+    w32(e, 12, 0);
+    pci_write32(d->bus, d->dev, d->fn, cap,
+                (ctrl | MSIX_CTRL_ENABLE << 16) & ~((uint32_t)MSIX_CTRL_MASK << 16));
+    w16(v->common, CC_MSIX_CFG, VIRTIO_NO_VECTOR);
+    v->irq_queue = (int)qi;
+    return 0;
 }
 
 void vpci_notify(const struct vpci *v, unsigned qi)

@@ -16,9 +16,12 @@
  * its queues out in the legacy layout (2.6.2, used ring aligned to
  * VPCI_VQ_ALIGN), which is valid for both interfaces.
  *
+ * Interrupts: on the modern interface one queue may be given an MSI-X
+ * vector (vpci_irq_enable); everything else is polled (INTx is not wired
+ * up by the kernel: qboot leaves LVT0 masked and there is no IOAPIC code).
+ *
  * Assumptions: identity-mapped memory below 4 GiB (queue and BAR addresses
- * are used as pointers and physical addresses alike), single CPU, polled
- * (no MSI-X vector is assigned; INTx is not wired up by the kernel).
+ * are used as pointers and physical addresses alike), single CPU.
  */
 #ifndef SHOAL_DRIVERS_VIRTIO_PCI_H
 #define SHOAL_DRIVERS_VIRTIO_PCI_H
@@ -56,6 +59,8 @@ struct vpci {
     uint32_t notify_len;        /* bytes of the notification area */
     uint32_t devcfg_len;
     volatile uint16_t *qnotify[2];   /* modern: per-queue notify address */
+    int irq_queue;              /* queue with an MSI-X vector, or -1 */
+    int irq_ok;                 /* MSI-X on and the device took the vector */
 };
 
 /* Find the first virtio function of the given device type (1 = network)
@@ -89,6 +94,14 @@ uint16_t vpci_queue_size(struct vpci *v, unsigned qi);
  * to the device and enable it. qi must be 0 or 1. Returns 0 or -1. */
 int vpci_queue_enable(struct vpci *v, unsigned qi, uint16_t n, void *mem,
                       const void *desc, const void *avail, const void *used);
+
+/* Ask for an interrupt on queue qi (0 or 1): MSI-X table entry 0 sends
+ * `vector` to the local APIC `apic`, MSI-X is enabled, configuration
+ * changes get no vector. Call after vpci_open and before that queue's
+ * vpci_queue_enable, which assigns the vector and checks the device took
+ * it (then irq_ok is 1). Modern interface with an MSI-X capability only:
+ * returns -1 (and the device stays polled) otherwise. */
+int vpci_irq_enable(struct vpci *v, unsigned qi, uint8_t vector, uint8_t apic);
 
 /* Tell the device queue qi has new buffers (one register write). */
 void vpci_notify(const struct vpci *v, unsigned qi);

@@ -193,6 +193,16 @@ void clock_sleep_ns(uint64_t ns)
     apic_sleep_until(start + ticks + 1);
 }
 
+int clock_sleep_ready_ns(uint64_t ns, int (*ready)(void))
+{
+    /* "Forever" arrives as ~UINT64_MAX: a day keeps the TSC arithmetic in
+     * range (clock_muldiv's result must fit 64 bits) and ends no real wait. */
+    const uint64_t day_ns = 86400ull * 1000000000ull;
+    uint64_t start = cpu_rdtsc();
+    uint64_t ticks = clock_muldiv(ns < day_ns ? ns : day_ns, clock_hz, 1000000000ull);
+    return apic_sleep_until_ready(start + ticks + 1, ready);
+}
+
 /* --- CMOS RTC ---------------------------------------------------------- */
 
 #define CMOS_ADDR 0x70

@@ -43,6 +43,11 @@ uint64_t clock_realtime_ns(void);
 /* Halt the CPU for at least ns nanoseconds (local APIC timer). */
 void clock_sleep_ns(uint64_t ns);
 
+/* Halt for up to ns nanoseconds, returning early once ready() is non-zero
+ * (checked first, then after every interrupt or power-button poll slice;
+ * see apic_sleep_until_ready). Returns 1 if ready, 0 if the time ran out. */
+int clock_sleep_ready_ns(uint64_t ns, int (*ready)(void));
+
 /* a * b / c with a 128-bit intermediate; c != 0, result must fit 64 bits. */
 uint64_t clock_muldiv(uint64_t a, uint64_t b, uint64_t c);
 

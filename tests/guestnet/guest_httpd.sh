@@ -5,7 +5,8 @@
 # 127.0.0.1 only, then check /healthz, keep-alive and the body size from
 # the host. Traffic stays on loopback (DESIGN.md, network traffic rule).
 # VARIANT picks the device and the driver's interface, and the console must
-# name the interface the driver ended up on:
+# name the interface the driver ended up on, and how an idle guest learns of
+# a frame (modern: MSI-X receive interrupt "irq", legacy: "polled"):
 #   transitional  default device (legacy + modern), driver default -> modern
 #   legacy        transitional device, shoal.virtio=legacy        -> legacy
 #   modern-only   disable-legacy=on (device 1AF4:1041)            -> modern
@@ -19,10 +20,10 @@ VARIANT=${3:-transitional}
 BODY=${BODY:-1000}
 devopt= ; kopt= ; want=
 case "$VARIANT" in
-    transitional) want=modern ;;
-    legacy)       want=legacy; kopt="shoal.virtio=legacy" ;;
-    modern-only)  want=modern; devopt=",disable-legacy=on,disable-modern=off" ;;
-    legacy-only)  want=legacy; devopt=",disable-legacy=off,disable-modern=on" ;;
+    transitional) want="modern rx irq" ;;
+    legacy)       want="legacy rx polled"; kopt="shoal.virtio=legacy" ;;
+    modern-only)  want="modern rx irq"; devopt=",disable-legacy=on,disable-modern=off" ;;
+    legacy-only)  want="legacy rx polled"; devopt=",disable-legacy=off,disable-modern=on" ;;
     *) echo "FAIL: unknown variant '$VARIANT'"; exit 1 ;;
 esac
 [ -f "$IMAGE" ] || { echo "FAIL: no image '$IMAGE' (build guest_image_httpd)"; exit 1; }
@@ -52,7 +53,7 @@ for _ in $(seq 1 150); do
     sleep 0.2
 done
 grep -q "listening" "$dir/console.log" || fail "httpd did not start"
-grep -q "^net: .* virtio $want\$" "$dir/console.log" || fail "driver not on the $want interface"
+grep -q "^net: .* virtio $want\$" "$dir/console.log" || fail "driver not on 'virtio $want'"
 
 out=$(curl -s -m 10 "http://127.0.0.1:$port/healthz") || fail "no answer on /healthz"
 [ "$out" = ok ] || fail "/healthz said '$out'"

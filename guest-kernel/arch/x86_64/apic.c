@@ -4,6 +4,8 @@
  */
 #include "apic.h"
 
+#include <stddef.h>
+
 #include "cpu.h"
 #include "idt.h"
 #include "../../kernel/acpi.h"
@@ -97,8 +99,9 @@ static void apic_calibrate(void)
         apic_hz = 1;
 }
 
-void apic_sleep_until(uint64_t deadline)
+int apic_sleep_until_ready(uint64_t deadline, int (*ready)(void))
 {
+    int r = 0;
     static int tried;
     if (!tried) {                     /* first sleep: bring the APIC up */
         tried = 1;
@@ -107,8 +110,9 @@ void apic_sleep_until(uint64_t deadline)
     }
     if (!apic_ok) {
         while (cpu_rdtsc() < deadline)
-            ;
-        return;
+            if (ready && ready())
+                return 1;
+        return 0;
     }
     if (!apic_deadline && !apic_hz)
         apic_calibrate();
@@ -117,6 +121,8 @@ void apic_sleep_until(uint64_t deadline)
         /* Sleep in slices so the power button is noticed (acpi.h). */
         uint64_t slice = clock_muldiv(ACPI_POLL_NS, clock_tsc_hz(), 1000000000ull);
         acpi_poll();
+        if (ready && (r = ready()) != 0)
+            break;
         if (now >= deadline)
             break;
         if (slice && deadline - now > slice)
@@ -136,4 +142,17 @@ void apic_sleep_until(uint64_t deadline)
         cpu_sti_hlt();
     }
     apic_write(APIC_REG_LVT_TMR, LVT_MASKED | IDT_VEC_TIMER);
+    return r != 0;
+}
+
+void apic_sleep_until(uint64_t deadline)
+{
+    apic_sleep_until_ready(deadline, NULL);
+}
+
+uint8_t apic_id(void)
+{
+    uint32_t r[4];
+    cpu_cpuid(1, 0, r);
+    return (uint8_t)(r[1] >> 24);
 }

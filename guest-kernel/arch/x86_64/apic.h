@@ -25,6 +25,16 @@ void apic_eoi(void);
  * inside the hlt window. */
 void apic_sleep_until(uint64_t tsc_deadline);
 
+/* The same, but also return as soon as ready() is non-zero. ready() is
+ * called before the first hlt and after every wakeup: a device interrupt
+ * (IDT_VEC_DEVICE), or at the latest the next power-button poll slice
+ * (ACPI_POLL_NS), so even a wakeup lost by the device costs at most one
+ * slice. Returns 1 if ready() said so, 0 at the deadline. */
+int apic_sleep_until_ready(uint64_t tsc_deadline, int (*ready)(void));
+
+/* The local APIC ID of this CPU (for MSI messages), from CPUID. */
+uint8_t apic_id(void);
+
 /* "tsc-deadline", "one-shot", or "none" (also before apic_init). */
 const char *apic_timer_mode(void);
 

@@ -31,8 +31,9 @@ struct idt_ptr {
     uint64_t base;
 } __attribute__((packed));
 
-/* From traps.S: vectors 0..31, then IDT_VEC_TIMER, then IDT_VEC_SPURIOUS. */
-extern const uint64_t idt_stub_table[34];
+/* From traps.S: vectors 0..31, then IDT_VEC_TIMER, IDT_VEC_SPURIOUS and
+ * IDT_VEC_DEVICE. */
+extern const uint64_t idt_stub_table[35];
 /* From boot.S: the only stack (bounds the frame-pointer walk), the page
  * below it, the GDT (TSS slot at IDT_SEL_TSS) and the first 2 MiB's PT. */
 extern char boot_stack_guard[], boot_stack_bottom[], boot_stack_top[];
@@ -117,6 +118,7 @@ void idt_init(void)
     }
     idt_set(IDT_VEC_TIMER, idt_stub_table[32], 0);
     idt_set(IDT_VEC_SPURIOUS, idt_stub_table[33], 0);
+    idt_set(IDT_VEC_DEVICE, idt_stub_table[34], 0);
     struct idt_ptr p = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
     __asm__ volatile("lidt %0" : : "m"(p));
 
@@ -185,7 +187,7 @@ static void idt_pf_detail(uint64_t err)
 
 void idt_dispatch(struct trap_frame *f)
 {
-    if (f->vector >= 32) {             /* timer or spurious: just a wakeup */
+    if (f->vector >= 32) {             /* timer, device or spurious: a wakeup */
         if (f->vector != IDT_VEC_SPURIOUS)
             apic_eoi();
         return;

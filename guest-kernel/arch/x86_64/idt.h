@@ -5,8 +5,10 @@
  * on the console (vector, name, error code, RIP, CR2, registers, a
  * frame-pointer stack trace), writes the status channel's crash record,
  * signals pvpanic and halts the CPU for good. Vector IDT_VEC_TIMER is the
- * local APIC timer (see apic.h); it only acknowledges the interrupt, since
- * its purpose is to wake a hlt.
+ * local APIC timer (see apic.h) and IDT_VEC_DEVICE the one vector device
+ * interrupts (MSI-X, e.g. virtio-net's receive queue) are sent to; both
+ * only acknowledge the interrupt, since their purpose is to wake a hlt
+ * (the woken code looks at the device itself).
  * #DF, #SS and #PF run on a separate interrupt stack (IST1 of a TSS), and
  * the page below the kernel stack is unmapped, so a stack overflow is
  * reported like any other page fault.
@@ -17,6 +19,7 @@
 #include <stdint.h>
 
 #define IDT_VEC_TIMER    32    /* local APIC timer */
+#define IDT_VEC_DEVICE   33    /* device interrupts (MSI-X): a wakeup */
 #define IDT_VEC_SPURIOUS 47    /* local APIC spurious interrupt (low nibble 0xF) */
 #define IDT_ENTRIES      48    /* the IDT ends here: a vector past it raises #GP */
 

@@ -8,7 +8,9 @@
 # same accelerator, same bridge, same wrk, in one run. Everything happens in
 # a network namespace created and removed here. The shoal guest runs twice,
 # on the driver's default (modern virtio interface) and with
-# shoal.virtio=legacy, to show what the interface costs.
+# shoal.virtio=legacy, to show what the interface costs. Before the load,
+# each guest sits idle for IDLE_S seconds and the host CPU its QEMU process
+# used meanwhile is reported: what an idle guest costs a dense host.
 #   env: ACCEL (default tcg: the daemon's choice on kvm-pvm hosts),
 #        WRK_ARGS (default "-t2 -c32 -d10s"), BODY (default 64 bytes)
 set -eu
@@ -17,6 +19,7 @@ SRC=${2:?usage: bench_httpd.sh IMAGES_DIR HTTPD_SRC}
 ACCEL=${ACCEL:-tcg}
 WRK=${WRK_ARGS:-"-t2 -c32 -d10s"}
 BODY=${BODY:-64}
+IDLE_S=${IDLE_S:-10}
 KVER=$(ls /lib/modules | grep cloud-amd64 | sort -V | tail -1)
 KERNEL=/boot/vmlinuz-$KVER
 [ -r "$KERNEL" ] || { echo "no Debian cloud kernel ($KERNEL)"; exit 1; }
@@ -95,6 +98,15 @@ stop() {
     ip -n "$NS" neigh flush dev br0 2>/dev/null || true
 }
 
+idle_cpu() { # -> percent of one host CPU used by the idle guest's QEMU
+    sleep 2                                   # let the boot settle
+    local t0 t1
+    t0=$(awk '{print $14 + $15}' "/proc/$QPID/stat")
+    sleep "$IDLE_S"
+    t1=$(awk '{print $14 + $15}' "/proc/$QPID/stat")
+    echo "scale=2; ($t1 - $t0) * 100 / $(getconf CLK_TCK) / $IDLE_S" | bc
+}
+
 measure() { # -> "req/s p99"
     ip netns exec "$NS" wrk $WRK --latency http://10.77.0.2/ >"$TMP/wrk.txt"
     rps=$(sed -n 's/^Requests\/sec: *//p' "$TMP/wrk.txt")
@@ -103,12 +115,15 @@ measure() { # -> "req/s p99"
 }
 
 boot "$IMAGES/httpd.elf" "" "shoal.ip=10.77.0.2/24 shoal.gw=10.77.0.1 shoal.quiet=1 -- 80 $BODY"
+s_idle=$(idle_cpu)
 read -r s_rps s_p99 <<<"$(measure)"
 stop
 boot "$IMAGES/httpd.elf" "" "shoal.ip=10.77.0.2/24 shoal.gw=10.77.0.1 shoal.quiet=1 shoal.virtio=legacy -- 80 $BODY"
+g_idle=$(idle_cpu)
 read -r g_rps g_p99 <<<"$(measure)"
 stop
 boot "$KERNEL" "$TMP/initrd.gz" "console=ttyS0 quiet panic=-1"
+l_idle=$(idle_cpu)
 read -r l_rps l_p99 <<<"$(measure)"
 stop
 
@@ -118,3 +133,7 @@ printf '  shoal guest : %10.1f req/s   p99 %s   (legacy interface, shoal.virtio=
 printf '  Linux guest : %10.1f req/s   p99 %s   (Debian %s + busybox)\n' "$l_rps" "$l_p99" "$KVER"
 printf '  ratio       : %.2fx requests/s vs Linux (target >= 1.5x)\n' "$(echo "$s_rps / $l_rps" | bc -l)"
 printf '  modern/legacy: %.2fx requests/s\n' "$(echo "$s_rps / $g_rps" | bc -l)"
+echo "idle host CPU per guest (QEMU utime+stime over ${IDLE_S} s, no traffic)"
+printf '  shoal guest : %6.2f %%   (modern, receive interrupt)\n' "$s_idle"
+printf '  shoal guest : %6.2f %%   (legacy, polled every 500 us)\n' "$g_idle"
+printf '  Linux guest : %6.2f %%\n' "$l_idle"
