@@ -13,10 +13,10 @@
  *    physical addresses.
  *  - Single CPU, no interrupt handler touches the device: the driver is
  *    called only from the kernel's main context (idle loop, blocking socket
- *    calls through nif->poll). Work is always done by polling; on the
- *    modern interface the receive queue can also raise an MSI-X interrupt,
- *    used only to wake an idle CPU (virtio_net_irq_arm). Otherwise device
- *    interrupts are suppressed with VRING_AVAIL_F_NO_INTERRUPT.
+ *    calls through nif->poll). Work is always done by polling; the receive
+ *    queue can also raise an MSI-X interrupt, used only to wake an idle
+ *    CPU (virtio_net_irq_arm); otherwise device interrupts are suppressed
+ *    with VRING_AVAIL_F_NO_INTERRUPT.
  *  - One device: the driver state is static. The first virtio network
  *    function found by pci_scan() is used.
  * Memory: about 64 KiB of rings (queues up to 1024 entries) plus
@@ -41,7 +41,7 @@ struct virtio_net_stats {
 };
 
 /* Find the device, pick its interface per opts->mode, ask for a receive
- * interrupt when opts->irq_vector is set (modern only), run the virtio
+ * interrupt when opts->irq_vector is set (needs MSI-X), run the virtio
  * initialization sequence and fill in
  * nif->mac (from the device when it offers VIRTIO_NET_F_MAC, else a random
  * locally administered address), nif->transmit, nif->poll and nif->driver.
@@ -58,8 +58,8 @@ int virtio_net_init(struct net_if *nif, const struct virtio_net_opts *opts);
 
 /* Receive interrupts for an idle wait: 1 if the device will now raise
  * irq_vector when a frame arrives (the caller then halts, and must call
- * virtio_net_irq_disarm when it wakes), 0 if it cannot (legacy interface,
- * no MSI-X, or no vector given): the caller keeps polling. */
+ * virtio_net_irq_disarm when it wakes), 0 if it cannot (no MSI-X, or no
+ * vector given): the caller keeps polling. */
 int virtio_net_irq_arm(void);
 void virtio_net_irq_disarm(void);
 

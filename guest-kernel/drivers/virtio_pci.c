@@ -15,7 +15,10 @@
 #define LEG_QUEUE_NOTIFY   0x10   /* u16 */
 #define LEG_STATUS         0x12   /* u8 */
 #define LEG_ISR            0x13   /* u8, read clears */
-#define LEG_CONFIG         0x14   /* device configuration */
+#define LEG_CONFIG         0x14   /* device configuration, MSI-X off */
+#define LEG_MSIX_CONFIG    0x14   /* u16, MSI-X on: vector for config changes */
+#define LEG_MSIX_QUEUE     0x16   /* u16, MSI-X on: vector of the selected queue */
+#define LEG_CONFIG_MSIX    0x18   /* device configuration, MSI-X on */
 
 /* ---- modern: struct virtio_pci_cap (4.1.4) ---- */
 #define CAP_CFG_TYPE 3            /* u8 */
@@ -174,6 +177,7 @@ static int map_legacy(struct vpci *v, const char **why)
         return -1;
     }
     v->io = (uint16_t)b.base;
+    v->leg_cfg = LEG_CONFIG;
     v->modern = 0;
     return 0;
 }
@@ -272,6 +276,12 @@ int vpci_queue_enable(struct vpci *v, unsigned qi, uint16_t n, void *mem,
         if (inw((uint16_t)(v->io + LEG_QUEUE_NUM)) != n || inl((uint16_t)(v->io + LEG_QUEUE_PFN)) != 0 ||
             (pa & (VPCI_VQ_ALIGN - 1)) || (pa >> 44) || desc != mem)
             return -1;                       /* legacy: fixed size, unused, PFN fits 32 bits */
+        if (v->irq_queue == (int)qi) {
+            outw((uint16_t)(v->io + LEG_MSIX_QUEUE), 0);
+            v->irq_ok = inw((uint16_t)(v->io + LEG_MSIX_QUEUE)) == 0;
+        } else if (v->irq_queue >= 0) {
+            outw((uint16_t)(v->io + LEG_MSIX_QUEUE), VIRTIO_NO_VECTOR);
+        }
         outl((uint16_t)(v->io + LEG_QUEUE_PFN), (uint32_t)(pa >> 12));
         return 0;
     }
@@ -304,7 +314,7 @@ int vpci_irq_enable(struct vpci *v, unsigned qi, uint8_t vector, uint8_t apic)
     struct pci_bar bar;
     const char *why;
     uint8_t cap = pci_cap_find(d, PCI_CAP_MSIX, 0);
-    if (!v->modern || qi > 1 || !cap)
+    if ((!v->modern && !v->io) || qi > 1 || !cap)
         return -1;
     uint32_t ctrl = pci_read32(d->bus, d->dev, d->fn, cap);   /* ID, next, control */
     uint32_t tbl = pci_read32(d->bus, d->dev, d->fn, (uint8_t)(cap + 4));
@@ -319,7 +329,14 @@ int vpci_irq_enable(struct vpci *v, unsigned qi, uint8_t vector, uint8_t apic)
     w32(e, 12, 0);
     pci_write32(d->bus, d->dev, d->fn, cap,
                 (ctrl | MSIX_CTRL_ENABLE << 16) & ~((uint32_t)MSIX_CTRL_MASK << 16));
-    w16(v->common, CC_MSIX_CFG, VIRTIO_NO_VECTOR);
+    if (v->modern) {
+        w16(v->common, CC_MSIX_CFG, VIRTIO_NO_VECTOR);
+    } else {
+        /* Legacy with MSI-X on: two vector registers appear at 0x14 and
+         * the device configuration moves to 0x18 (4.1.4.8). */
+        outw((uint16_t)(v->io + LEG_MSIX_CONFIG), VIRTIO_NO_VECTOR);
+        v->leg_cfg = LEG_CONFIG_MSIX;
+    }
     v->irq_queue = (int)qi;
     return 0;
 }
@@ -342,7 +359,7 @@ uint8_t vpci_config8(const struct vpci *v, unsigned off)
 uint16_t vpci_config16(const struct vpci *v, unsigned off)
 {
     if (!v->modern)
-        return inw((uint16_t)(v->io + LEG_CONFIG + off));
+        return inw((uint16_t)(v->io + v->leg_cfg + off));
     if (!v->devcfg || off + 2 > v->devcfg_len)
         return 0;
     uint8_t g;
@@ -359,7 +376,7 @@ void vpci_config_read(const struct vpci *v, unsigned off, void *buf, size_t len)
     uint8_t *out = buf;
     if (!v->modern) {
         for (size_t i = 0; i < len; i++)
-            out[i] = inb((uint16_t)(v->io + LEG_CONFIG + off + i));
+            out[i] = inb((uint16_t)(v->io + v->leg_cfg + off + i));
         return;
     }
     if (!v->devcfg || off + len > v->devcfg_len) {

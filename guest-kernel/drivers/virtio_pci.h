@@ -16,9 +16,9 @@
  * its queues out in the legacy layout (2.6.2, used ring aligned to
  * VPCI_VQ_ALIGN), which is valid for both interfaces.
  *
- * Interrupts: on the modern interface one queue may be given an MSI-X
- * vector (vpci_irq_enable); everything else is polled (INTx is not wired
- * up by the kernel: qboot leaves LVT0 masked and there is no IOAPIC code).
+ * Interrupts: one queue may be given an MSI-X vector (vpci_irq_enable, on
+ * either interface); everything else is polled (INTx is not wired up by
+ * the kernel: qboot leaves LVT0 masked and there is no IOAPIC code).
  *
  * Assumptions: identity-mapped memory below 4 GiB (queue and BAR addresses
  * are used as pointers and physical addresses alike), single CPU.
@@ -51,6 +51,7 @@ struct vpci {
     struct pci_dev pci;
     int modern;                 /* interface in use */
     uint16_t io;                /* legacy: BAR0 I/O base */
+    uint16_t leg_cfg;           /* legacy: device config offset (moves with MSI-X) */
     volatile uint8_t *common;   /* modern: struct virtio_pci_common_cfg */
     volatile uint8_t *isr;
     volatile uint8_t *devcfg;   /* device-specific configuration */
@@ -99,8 +100,9 @@ int vpci_queue_enable(struct vpci *v, unsigned qi, uint16_t n, void *mem,
  * `vector` to the local APIC `apic`, MSI-X is enabled, configuration
  * changes get no vector. Call after vpci_open and before that queue's
  * vpci_queue_enable, which assigns the vector and checks the device took
- * it (then irq_ok is 1). Modern interface with an MSI-X capability only:
- * returns -1 (and the device stays polled) otherwise. */
+ * it (then irq_ok is 1). On the legacy interface this moves the device
+ * configuration (read it through vpci_config*, which follow). Needs an
+ * MSI-X capability: returns -1 (and the device stays polled) otherwise. */
 int vpci_irq_enable(struct vpci *v, unsigned qi, uint8_t vector, uint8_t apic);
 
 /* Tell the device queue qi has new buffers (one register write). */

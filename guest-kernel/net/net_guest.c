@@ -44,11 +44,10 @@ uint32_t net_port_random(void)
 
 /* Wait for a frame or the stack's next deadline. While frames have come or
  * gone within NET_GUEST_BUSY_POLL_US, or when the device cannot interrupt
- * (legacy interface), look at the ring every NET_GUEST_IDLE_US; after that,
- * with receive interrupts, halt until a frame arrives or the deadline
- * passes. An idle guest thus costs the host next to nothing on the modern
- * interface and a few percent of a CPU on the legacy one
- * (docs/guest-net.md). */
+ * (no MSI-X), look at the ring every NET_GUEST_IDLE_US; after that, with
+ * the receive interrupt, halt until a frame arrives or the deadline passes.
+ * An idle guest thus costs the host next to nothing, instead of a tenth of
+ * a CPU when polled (docs/guest-net.md). */
 void net_port_idle(uint64_t deadline_ms)
 {
     static uint64_t seen_frames, busy_until_ns;

@@ -6,11 +6,12 @@
 # the host. Traffic stays on loopback (DESIGN.md, network traffic rule).
 # VARIANT picks the device and the driver's interface, and the console must
 # name the interface the driver ended up on, and how an idle guest learns of
-# a frame (modern: MSI-X receive interrupt "irq", legacy: "polled"):
-#   transitional  default device (legacy + modern), driver default -> modern
-#   legacy        transitional device, shoal.virtio=legacy        -> legacy
-#   modern-only   disable-legacy=on (device 1AF4:1041)            -> modern
-#   legacy-only   disable-modern=on (no capabilities), default    -> legacy
+# a frame (MSI-X receive interrupt "irq", or "polled" without MSI-X):
+#   transitional  default device (legacy + modern), driver default -> modern, irq
+#   legacy        transitional device, shoal.virtio=legacy        -> legacy, irq
+#   modern-only   disable-legacy=on (device 1AF4:1041)            -> modern, irq
+#   legacy-only   disable-modern=on (no capabilities), default    -> legacy, irq
+#   no-msix       vectors=0 (no MSI-X capability)                 -> modern, polled
 # Exit 0 pass, 1 fail. Without a usable /dev/kvm the kvm variant runs under
 # TCG instead (a missing accelerator is never a reason to skip).
 set -u
@@ -21,9 +22,10 @@ BODY=${BODY:-1000}
 devopt= ; kopt= ; want=
 case "$VARIANT" in
     transitional) want="modern rx irq" ;;
-    legacy)       want="legacy rx polled"; kopt="shoal.virtio=legacy" ;;
+    legacy)       want="legacy rx irq"; kopt="shoal.virtio=legacy" ;;
     modern-only)  want="modern rx irq"; devopt=",disable-legacy=on,disable-modern=off" ;;
-    legacy-only)  want="legacy rx polled"; devopt=",disable-legacy=off,disable-modern=on" ;;
+    legacy-only)  want="legacy rx irq"; devopt=",disable-legacy=off,disable-modern=on" ;;
+    no-msix)      want="modern rx polled"; devopt=",vectors=0" ;;
     *) echo "FAIL: unknown variant '$VARIANT'"; exit 1 ;;
 esac
 [ -f "$IMAGE" ] || { echo "FAIL: no image '$IMAGE' (build guest_image_httpd)"; exit 1; }
