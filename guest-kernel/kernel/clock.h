@@ -44,7 +44,7 @@ uint64_t clock_realtime_ns(void);
 void clock_sleep_ns(uint64_t ns);
 
 /* Halt for up to ns nanoseconds, returning early once ready() is non-zero
- * (checked first, then after every interrupt or power-button poll slice;
+ * (checked first, then after every interrupt or power-button slice;
  * see apic_sleep_until_ready). Returns 1 if ready, 0 if the time ran out. */
 int clock_sleep_ready_ns(uint64_t ns, int (*ready)(void));
 

@@ -119,7 +119,7 @@ int apic_sleep_until_ready(uint64_t deadline, int (*ready)(void))
     for (;;) {
         uint64_t now = cpu_rdtsc(), wake = deadline;
         /* Sleep in slices so the power button is noticed (acpi.h). */
-        uint64_t slice = clock_muldiv(ACPI_POLL_NS, clock_tsc_hz(), 1000000000ull);
+        uint64_t slice = clock_muldiv(acpi_slice_ns(), clock_tsc_hz(), 1000000000ull);
         acpi_poll();
         if (ready && (r = ready()) != 0)
             break;

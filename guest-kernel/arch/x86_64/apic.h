@@ -27,9 +27,10 @@ void apic_sleep_until(uint64_t tsc_deadline);
 
 /* The same, but also return as soon as ready() is non-zero. ready() is
  * called before the first hlt and after every wakeup: a device interrupt
- * (IDT_VEC_DEVICE), or at the latest the next power-button poll slice
- * (ACPI_POLL_NS), so even a wakeup lost by the device costs at most one
- * slice. Returns 1 if ready() said so, 0 at the deadline. */
+ * (IDT_VEC_DEVICE), or at the latest the next power-button slice
+ * (acpi_slice_ns: 1 s, or 100 ms without the SCI), so even a wakeup lost
+ * by the device costs at most one slice. Returns 1 if ready() said so, 0
+ * at the deadline. */
 int apic_sleep_until_ready(uint64_t tsc_deadline, int (*ready)(void));
 
 /* The local APIC ID of this CPU (for MSI messages), from CPUID. */

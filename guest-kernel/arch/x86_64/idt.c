@@ -2,6 +2,7 @@
  * idt.c - IDT setup and the fatal exception report. See idt.h.
  */
 #include "idt.h"
+#include "ioapic.h"
 
 #include <stdio.h>
 
@@ -31,9 +32,9 @@ struct idt_ptr {
     uint64_t base;
 } __attribute__((packed));
 
-/* From traps.S: vectors 0..31, then IDT_VEC_TIMER, IDT_VEC_SPURIOUS and
- * IDT_VEC_DEVICE. */
-extern const uint64_t idt_stub_table[35];
+/* From traps.S: vectors 0..31, then IDT_VEC_TIMER, IDT_VEC_SPURIOUS,
+ * IDT_VEC_DEVICE and IDT_VEC_SCI. */
+extern const uint64_t idt_stub_table[36];
 /* From boot.S: the only stack (bounds the frame-pointer walk), the page
  * below it, the GDT (TSS slot at IDT_SEL_TSS) and the first 2 MiB's PT. */
 extern char boot_stack_guard[], boot_stack_bottom[], boot_stack_top[];
@@ -119,6 +120,7 @@ void idt_init(void)
     idt_set(IDT_VEC_TIMER, idt_stub_table[32], 0);
     idt_set(IDT_VEC_SPURIOUS, idt_stub_table[33], 0);
     idt_set(IDT_VEC_DEVICE, idt_stub_table[34], 0);
+    idt_set(IDT_VEC_SCI, idt_stub_table[35], 0);
     struct idt_ptr p = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
     __asm__ volatile("lidt %0" : : "m"(p));
 
@@ -187,7 +189,9 @@ static void idt_pf_detail(uint64_t err)
 
 void idt_dispatch(struct trap_frame *f)
 {
-    if (f->vector >= 32) {             /* timer, device or spurious: a wakeup */
+    if (f->vector >= 32) {             /* timer, device, SCI or spurious: a wakeup */
+        if (f->vector == IDT_VEC_SCI)  /* level: only acpi_poll can clear it */
+            ioapic_mask_vector(IDT_VEC_SCI);
         if (f->vector != IDT_VEC_SPURIOUS)
             apic_eoi();
         return;

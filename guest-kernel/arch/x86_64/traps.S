@@ -56,6 +56,7 @@ STUB_ERR   30
 STUB_NOERR 31
 STUB_NOERR 32    /* local APIC timer (IDT_VEC_TIMER) */
 STUB_NOERR 33    /* device interrupts (IDT_VEC_DEVICE) */
+STUB_NOERR 34    /* ACPI SCI (IDT_VEC_SCI) */
 STUB_NOERR 47    /* local APIC spurious (IDT_VEC_SPURIOUS) */
 
 trap_common:
@@ -100,6 +101,6 @@ trap_common:
     .balign 8
     .globl idt_stub_table
 idt_stub_table:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,47,33
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,47,33,34
     .quad trap_stub_\n
     .endr
