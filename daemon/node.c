@@ -521,12 +521,12 @@ static int write_qemu_conf(const char *root, char *err, size_t errlen)
         rc = NODE_E_INVAL;
         goto out;
     }
-    errbuf_set(dir, sizeof dir, "%s/etc", root);
+    snprintf(dir, sizeof dir, "%s/etc", root);
     if (mkdir_p(dir) != 0) {
         errbuf_set(err, errlen, "cannot create '%s': %s", dir, strerror(errno));
         goto out;
     }
-    errbuf_set(path, sizeof path, "%s/qemu.conf", dir);
+    snprintf(path, sizeof path, "%s/qemu.conf", dir);
     f = fopen(path, "r");
     if (f) {
         n = fread(buf, 1, sizeof buf - 1, f);
@@ -543,8 +543,8 @@ static int write_qemu_conf(const char *root, char *err, size_t errlen)
      * prepares need no chown games. NB: libvirt still resolves its
      * compiled-in user 'libvirt-qemu' before reading this file. */
     if (!strstr(buf, "user") && !strstr(buf, "group"))
-        errbuf_set(ids, sizeof ids, "user = \"+%u\"\ngroup = \"+%u\"\n",
-                  (unsigned)geteuid(), (unsigned)getegid());
+        snprintf(ids, sizeof ids, "user = \"+%u\"\ngroup = \"+%u\"\n",
+                 (unsigned)geteuid(), (unsigned)getegid());
     f = fopen(path, "a");
     if (!f || fprintf(f, "%s# written by shoal: no virtlogd needed\n"
                          "stdio_handler = \"file\"\n%s",
