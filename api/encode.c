@@ -81,6 +81,31 @@ jw_ch(jw *w, char c)
 	w->buf[w->len++] = c;
 }
 
+/* Formatted text; -1 (and oom set) if it could not be added. */
+static int
+jw_vprintf(jw *w, const char *fmt, va_list ap)
+{
+	for (;;) {
+		size_t room = w->oom ? 0 : w->cap - w->len;
+		va_list aq;
+		int n;
+
+		va_copy(aq, ap);
+		n = vsnprintf(room ? w->buf + w->len : NULL, room, fmt, aq);
+		va_end(aq);
+		if (n < 0) {
+			w->oom = true;
+			return -1;
+		}
+		if ((size_t)n < room) {
+			w->len += (size_t)n;
+			return 0;
+		}
+		if (!jw_reserve(w, (size_t)n))
+			return -1;
+	}
+}
+
 static void
 jw_printf(jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -88,24 +113,10 @@ static void
 jw_printf(jw *w, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
-	for (;;) {
-		size_t room = w->oom ? 0 : w->cap - w->len;
-		va_start(ap, fmt);
-		n = vsnprintf(room ? w->buf + w->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			w->oom = true;
-			return;
-		}
-		if ((size_t)n < room) {
-			w->len += (size_t)n;
-			return;
-		}
-		if (!jw_reserve(w, (size_t)n))
-			return;
-	}
+	va_start(ap, fmt);
+	jw_vprintf(w, fmt, ap);
+	va_end(ap);
 }
 
 /* Length of a valid UTF-8 sequence at s (n bytes left) or 0. */
@@ -719,39 +730,33 @@ int
 api_sink_printf(api_sink *s, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
+	int rc;
 
-	if (s == NULL || s->failed || s->kind != API_SINK_TEXT)
-		goto fail;
-	for (;;) {
-		size_t room = s->w.cap - s->w.len;
-		va_start(ap, fmt);
-		n = vsnprintf(s->w.buf != NULL ? s->w.buf + s->w.len : NULL,
-		              room, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			goto fail;
-		if ((size_t)n < room) {
-			s->w.len += (size_t)n;
-			return 0;
-		}
-		if (!jw_reserve(&s->w, (size_t)n))
-			goto fail;
+	if (s == NULL || s->failed || s->kind != API_SINK_TEXT) {
+		if (s != NULL)
+			s->failed = true;
+		return -1;
 	}
-fail:
-	if (s != NULL)
+	va_start(ap, fmt);
+	rc = jw_vprintf(&s->w, fmt, ap);
+	va_end(ap);
+	if (rc != 0)
 		s->failed = true;
-	return -1;
+	return rc;
 }
 
-/* Hand the writer's buffer to the caller (NULL if it failed). */
+/* Hand the writer's buffer to the caller; NULL (buffer freed) if it ran
+ * out of memory. The writer is empty afterwards either way. */
 static char *
 jw_take(jw *w, size_t *len)
 {
 	char *out;
 
-	if (w->oom || !jw_reserve(w, 0))
+	if (w->oom || !jw_reserve(w, 0)) {
+		free(w->buf);
+		memset(w, 0, sizeof *w);
 		return NULL;
+	}
 	w->buf[w->len] = '\0';
 	out = w->buf;
 	*len = w->len;
@@ -805,10 +810,6 @@ api_encode_error(const api_status *st, size_t *len)
 	}
 	jw_close(&w, '}');
 	jw_close(&w, '}');
-	if (w.oom) {
-		free(w.buf);
-		return NULL;
-	}
 	return jw_take(&w, len);
 }
 
@@ -858,9 +859,5 @@ api_encode_event(const api_event *ev, size_t *len)
 	jw_field(&w, "message", ev->message, sizeof ev->message);
 	jw_close(&w, '}');
 	jw_raw(&w, "\n\n", 2);
-	if (w.oom) {
-		free(w.buf);
-		return NULL;
-	}
 	return jw_take(&w, len);
 }
