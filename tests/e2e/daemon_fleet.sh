@@ -38,11 +38,7 @@ wait "$TLS_PID" 2>/dev/null || true
 
 # --- the daemon proper, with a tiny console budget
 e2e_start_daemon "$SHOALD" --console-max-kib 1 || exit 1
-for app in hello sleep; do
-    api POST "/v1/images?ref=$app" -H 'Content-Type: application/octet-stream' \
-        --data-binary "@$IMAGES/$app.elf"
-    check "push $app (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
-done
+e2e_push_images hello sleep
 
 # --- console rotation: hello prints its arguments (3 x 1000 bytes)
 big=$(head -c 1000 /dev/zero | tr '\0' 'x')

@@ -80,11 +80,7 @@ host_state_is() {
 
 check "libvirtd listens on its own socket" lvd_start
 e2e_start_daemon "$SHOALD" --no-network || exit 1
-for app in hello sleep; do
-    api POST "/v1/images?ref=$app:latest" -H 'Content-Type: application/octet-stream' \
-        --data-binary "@$IMAGES/$app.elf"
-    check "push $app (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
-done
+e2e_push_images hello sleep
 
 # --- the host, by the plain system URI
 api POST /v1/hosts -H 'Content-Type: application/json' \
@@ -111,10 +107,11 @@ api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"sleep","name":"s1","host":"sys","args":["600"]}'
 check "create sleep on sys (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
 check "sleep runs" wait_for 60 inst_state_is s1 running
+id=$(inst_field s1 .id)
 lvd_stop
 check "host goes down when libvirtd stops" wait_for 30 host_state_is down
 check "the guest is still listed running" inst_state_is s1 running
-check "its QEMU outlives libvirtd" [ "$(pgrep -f 'qemu-system.*guest=shoal-' | wc -l)" -ge 1 ]
+check "its QEMU outlives libvirtd" [ "$(pgrep -f "qemu-system.*guest=shoal-$id" | wc -l)" = 1 ]
 check "libvirtd restarts" lvd_start
 check "host reconnects" wait_for 60 host_state_is up
 check "the guest is still running after the reconnect" inst_state_is s1 running
@@ -127,7 +124,6 @@ check "graceful stop: exit code 143" [ "$(inst_field s1 .exit_code)" = 143 ]
 api POST /v1/instances/s1/start
 check "start it again (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 check "it runs" wait_for 60 inst_state_is s1 running
-id=$(inst_field s1 .id)
 lvd_stop
 check "host down again" wait_for 30 host_state_is down
 pkill -9 -f "qemu-system.*guest=shoal-$id" || true

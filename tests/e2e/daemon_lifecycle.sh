@@ -20,11 +20,7 @@ code=$(ns_curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$E2E_PORT/v1/
 check "instances without a token is 401 (got $code)" [ "$code" = 401 ]
 
 # --- images
-for app in hello exitcode crash sleep; do
-    api POST "/v1/images?ref=$app:latest" -H 'Content-Type: application/octet-stream' \
-        --data-binary "@$IMAGES/$app.elf"
-    check "push $app (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
-done
+e2e_push_images hello exitcode crash sleep
 printf 'not an elf at all' >"$E2E_STATE/junk.bin"
 api POST "/v1/images?ref=junk:1" -H 'Content-Type: application/octet-stream' \
     --data-binary "@$E2E_STATE/junk.bin"

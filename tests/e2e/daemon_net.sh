@@ -19,11 +19,7 @@ check "the bridge exists inside the namespace" ip -n "$E2E_NS" link show shoal0
 check "the bridge has the gateway address" \
     grep -q '10.88.0.1/16' <<<"$(ip -n "$E2E_NS" -o addr show shoal0)"
 
-for app in httpd echo; do
-    api POST "/v1/images?ref=$app" -H 'Content-Type: application/octet-stream' \
-        --data-binary "@$IMAGES/$app.elf"
-    check "push $app (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
-done
+e2e_push_images httpd echo
 
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"httpd","name":"web","args":["80","1024"],"ports":[{"host":8080,"guest":80}]}'

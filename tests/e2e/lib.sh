@@ -102,6 +102,15 @@ wait_for() {
     return 1
 }
 
+# e2e_push_images APP...: upload IMAGES/APP.elf as APP:latest, one check each.
+e2e_push_images() {
+    for app in "$@"; do
+        api POST "/v1/images?ref=$app:latest" -H 'Content-Type: application/octet-stream' \
+            --data-binary "@$IMAGES/$app.elf"
+        check "push $app (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+    done
+}
+
 # inst_field ID JQ: one field of an instance.
 inst_field() {
     api GET "/v1/instances/$1"
