@@ -257,18 +257,13 @@ jw_bool(jw *w, bool v)
 }
 
 /* A real as jansson prints it with precision 15: "%.15g", ".0" added when
- * that looks like an integer, no '+' or leading zeros in the exponent.
- * Negative (the "unknown" marker) and non-finite values are null. */
+ * that looks like an integer, no '+' or leading zeros in the exponent. */
 static void
-jw_opt_real(jw *w, double v)
+jw_real15(jw *w, double v)
 {
 	char b[40], out[40];
 	size_t i, o = 0;
 
-	if (v < 0 || !isfinite(v)) {
-		jw_raw(w, "null", 4);
-		return;
-	}
 	snprintf(b, sizeof b, "%.15g", v);
 	for (i = 0; b[i] != '\0' && o < sizeof out - 3; i++) {
 		out[o++] = b[i];
@@ -288,6 +283,43 @@ jw_opt_real(jw *w, double v)
 		out[o] = '\0';
 	}
 	jw_raw(w, out, o);
+}
+
+/* A duration in milliseconds for people: the precision it carries (the
+ * guest measures microseconds, the daemon milliseconds), so rounded to
+ * 3 decimals and written in its shortest form - 1.697, 12, 0.5 - never
+ * 1.6970000000000001. Integer arithmetic on the microseconds, so the
+ * digits are exact; at most 15 significant digits, so a JSON reader that
+ * parses this into a double and prints it back with jansson's precision
+ * 15 gets the same text. From 10^12 ms (31 years) whole milliseconds, from
+ * 2^53 jansson's form: nonsense values stay valid JSON. Negative (the
+ * "unknown" marker) and non-finite values are null. */
+static void
+jw_opt_ms(jw *w, double v)
+{
+	if (v < 0 || !isfinite(v)) {
+		jw_raw(w, "null", 4);
+		return;
+	}
+	if (v < 1e12) {
+		int64_t us = llround(v * 1000.0);
+		int64_t frac = us % 1000;
+		int digits = 3;
+
+		if (frac == 0) {
+			jw_int(w, us / 1000);
+			return;
+		}
+		while (frac % 10 == 0) {
+			frac /= 10;
+			digits--;
+		}
+		jw_printf(w, "%" PRId64 ".%0*" PRId64, us / 1000, digits, frac);
+	} else if (v < 9007199254740992.0) {
+		jw_int(w, llround(v));
+	} else {
+		jw_real15(w, v);
+	}
 }
 
 void
@@ -499,9 +531,9 @@ enc_instance(jw *w, const api_instance *in)
 	jw_key(w, "started");
 	jw_time(w, in->started);
 	jw_key(w, "boot_ms");
-	jw_opt_real(w, in->boot_ms);
+	jw_opt_ms(w, in->boot_ms);
 	jw_key(w, "ready_ms");
-	jw_opt_real(w, in->ready_ms);
+	jw_opt_ms(w, in->ready_ms);
 	jw_key(w, "exit_code");
 	if (in->has_exit_code)
 		jw_int(w, in->exit_code);

@@ -1,4 +1,5 @@
 /* validate.c - character-level rules for every untrusted identifier. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -67,6 +68,54 @@ api_valid_name(const char *s)
 	             "_.-");
 }
 
+/* Only [0-9a-f]: what an instance id (12 of them) or an id prefix looks
+ * like. */
+bool
+api_name_all_hex(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || s[0] == '\0')
+		return false;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (!is_hex((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+static int
+decimal_digits(uint32_t n)
+{
+	int d = 1;
+
+	while (n >= 10) {
+		n /= 10;
+		d++;
+	}
+	return d;
+}
+
+api_code
+api_check_instance_name(const char *name, uint32_t count, api_status *st)
+{
+	size_t suffix = count > 1 ? 1 + (size_t)decimal_digits(count) : 0;
+
+	if (!api_valid_name(name) || strlen(name) + suffix > API_NAME_MAX)
+		return api_status_set(st, API_E_INVALID_FIELD, "name",
+		                      "name '%.80s' is invalid (names match "
+		                      "[a-z0-9][a-z0-9_.-]{0,62}%s)",
+		                      name != NULL ? name : "",
+		                      suffix ? ", including the -N suffix" : "");
+	if (api_name_all_hex(name))
+		return api_status_set(st, API_E_INVALID_FIELD, "name",
+		                      "name '%s' is only hex digits [0-9a-f]: it "
+		                      "could be mistaken for an instance id or id "
+		                      "prefix; use at least one other character "
+		                      "(g-z, '-', '_' or '.')", name);
+	return API_OK;
+}
+
 bool
 api_valid_tag(const char *s)
 {
@@ -102,7 +151,7 @@ api_valid_text(const char *s, size_t len)
 		unsigned long cp;
 
 		if (c < 0x80) {
-			if ((c < 0x20 && c != '\t') || c == 0x7f)
+			if (c < 0x20 || c == 0x7f)
 				return false;
 			i++;
 			continue;

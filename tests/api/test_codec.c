@@ -193,6 +193,8 @@ t_spec_errors(void **state)
 	expect_spec_err("{\"image\":\"a\",\"args\":\"x\"}", API_E_INVALID_FIELD, "args");
 	expect_spec_err("{\"image\":\"a\",\"args\":[1]}", API_E_INVALID_FIELD, "args[0]");
 	expect_spec_err("{\"image\":\"a\",\"args\":[\"ok\",\"a\\nb\"]}", API_E_INVALID_FIELD, "args[1]");
+	expect_spec_err("{\"image\":\"a\",\"args\":[\"ok\",\"a\\tb\"]}", API_E_INVALID_FIELD, "args[1]");
+	expect_spec_err("{\"image\":\"a\",\"env\":{\"X\":\"a\\tb\"}}", API_E_INVALID_FIELD, "env.X");
 	expect_spec_err("{\"image\":\"a\",\"env\":[]}", API_E_INVALID_FIELD, "env");
 	expect_spec_err("{\"image\":\"a\",\"env\":{\"1X\":\"v\"}}", API_E_INVALID_FIELD, "env.1X");
 	expect_spec_err("{\"image\":\"a\",\"env\":{\"X\":1}}", API_E_INVALID_FIELD, "env.X");
@@ -446,12 +448,74 @@ t_validators(void **state)
 	assert_false(api_valid_image_ref("hello:"));
 	assert_false(api_valid_image_ref(":1"));
 	assert_false(api_valid_image_ref("hello:1:2"));
-	assert_true(api_valid_text("héllo\tx", 8));
+	assert_true(api_valid_text("héllo x", 8));
+	/* a tab cannot reach the guest: its command line has no way to
+	 * carry one (docs/guest-protocol.md) */
+	assert_false(api_valid_text("héllo\tx", 8));
 	assert_false(api_valid_text("a\nb", 3));
 	assert_false(api_valid_text("\xc3", 1));
 	assert_false(api_valid_text("\xe0\x80\x80", 3));
 	assert_true(api_valid_env_key("_X1"));
 	assert_false(api_valid_env_key("1X"));
+}
+
+/* Instance names that are only hex digits could be taken for an instance
+ * id (or id prefix) and are refused, saying so and quoting the name. */
+static void
+t_instance_name(void **state)
+{
+	static const char *const hex[] = {
+		"72f609", "3f9a1c2b7d4e", "0", "a", "deadbeef", "0123456789abcdef",
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	};
+	static const char *const ok[] = {
+		"web", "72f609-a", "72f60g", "3f9a1c2b7d4e.old", "a_b", "g", "0x1",
+		"cafe-1",
+	};
+	api_status st;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof hex / sizeof hex[0]; i++) {
+		char quoted[API_NAME_MAX + 3];
+
+		assert_true(api_name_all_hex(hex[i]));
+		memset(&st, 0, sizeof st);
+		assert_int_equal(api_check_instance_name(hex[i], 1, &st),
+		                 API_E_INVALID_FIELD);
+		assert_string_equal(st.field, "name");
+		snprintf(quoted, sizeof quoted, "'%s'", hex[i]);
+		if (strstr(st.message, quoted) == NULL ||
+		    strstr(st.message, "instance id") == NULL)
+			fail_msg("name %s: message '%s' does not quote it and say why",
+			         hex[i], st.message);
+	}
+	/* the NAME of NAME-1..NAME-N too: one rule whatever the count */
+	memset(&st, 0, sizeof st);
+	assert_int_equal(api_check_instance_name("cafe", 3, &st),
+	                 API_E_INVALID_FIELD);
+	assert_non_null(strstr(st.message, "instance id"));
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		assert_false(api_name_all_hex(ok[i]));
+		memset(&st, 0, sizeof st);
+		if (api_check_instance_name(ok[i], 1, &st) != API_OK)
+			fail_msg("name %s refused: %s", ok[i], st.message);
+		assert_int_equal(api_check_instance_name(ok[i], 10, &st), API_OK);
+	}
+	assert_false(api_name_all_hex(""));
+	assert_false(api_name_all_hex(NULL));
+	assert_false(api_name_all_hex("ABC"));     /* ids are lowercase */
+	/* the plain name rule and the -N suffix still apply */
+	assert_int_equal(api_check_instance_name("Web", 1, &st), API_E_INVALID_FIELD);
+	assert_non_null(strstr(st.message, "'Web'"));
+	assert_null(strstr(st.message, "instance id"));
+	assert_int_equal(api_check_instance_name(NULL, 1, &st), API_E_INVALID_FIELD);
+	assert_int_equal(api_check_instance_name(
+	    "web-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1, &st),
+	    API_OK);
+	assert_int_equal(api_check_instance_name(
+	    "web-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 10, &st),
+	    API_E_INVALID_FIELD);
+	assert_non_null(strstr(st.message, "-N suffix"));
 }
 
 /* ---- encoders ----------------------------------------------------------- */
@@ -480,7 +544,7 @@ t_encode_instance(void **state)
 		.state = API_STATE_RUNNING, .memory_mib = 32, .vcpus = 1,
 		.args = args, .n_args = 2, .env = env, .n_env = 1,
 		.labels = labels, .n_labels = 1, .restart = API_RESTART_ON_FAILURE,
-		.network = { true, "10.88.0.5/16", "10.88.0.1", "02:73:68:00:00:05",
+		.network = { true, "10.88.0.5/16", "10.88.0.1", "5a:5c:22:2e:f7:91",
 		             ports, 1 },
 		.created = 1795734089, .started = API_TIME_NONE,
 		.boot_ms = 0.41, .ready_ms = -1, .last_error = NULL,
@@ -505,7 +569,7 @@ t_encode_instance(void **state)
 	    "\"env\":{\"MODE\":\"fast\"},\"labels\":{\"app\":\"web\"},"
 	    "\"restart\":\"on-failure\",\"restarts\":0,"
 	    "\"network\":{\"enabled\":true,\"address\":\"10.88.0.5/16\","
-	    "\"gateway\":\"10.88.0.1\",\"mac\":\"02:73:68:00:00:05\","
+	    "\"gateway\":\"10.88.0.1\",\"mac\":\"5a:5c:22:2e:f7:91\","
 	    "\"ports\":[{\"host\":8080,\"guest\":80,\"protocol\":\"tcp\"}]},"
 	    "\"placement\":{\"policy\":\"binpack\",\"rules\":[]},"
 	    "\"created\":\"2026-11-26T23:01:29Z\",\"started\":null,\"boot_ms\":0.41,"
@@ -517,6 +581,51 @@ t_encode_instance(void **state)
 	s = api_sink_new(API_SINK_IMAGE, API_SHAPE_LIST);
 	assert_int_equal(api_sink_instance(s, &in), -1);
 	api_sink_free(s);
+}
+
+/* boot_ms / ready_ms of one instance, as written. */
+static void
+encode_ms(double boot, double ready, char *out, size_t len)
+{
+	api_instance in = { .id = "3f9a1c2b7d4e", .name = "web-1",
+	                    .created = API_TIME_NONE, .started = API_TIME_NONE,
+	                    .boot_ms = boot, .ready_ms = ready };
+	api_sink *s = api_sink_new(API_SINK_INSTANCE, API_SHAPE_ONE);
+	char *json, *b, *e;
+
+	assert_int_equal(api_sink_instance(s, &in), 0);
+	json = finish(s);
+	b = strstr(json, "\"boot_ms\":");
+	e = strstr(json, ",\"exit_code\"");
+	assert_non_null(b);
+	assert_non_null(e);
+	snprintf(out, len, "%.*s", (int)(e - b), b);
+	free(json);
+	api_sink_free(s);
+}
+
+/* Durations are written with the precision they carry (microseconds), in
+ * their shortest form: never 1.6970000000000001. */
+static void
+t_encode_ms(void **state)
+{
+	static const struct { double boot, ready; const char *want; } c[] = {
+		{ 1.6970000000000001, 12, "\"boot_ms\":1.697,\"ready_ms\":12" },
+		{ 1697 / 1000.0, 0.5, "\"boot_ms\":1.697,\"ready_ms\":0.5" },
+		{ 0.41, 520.3, "\"boot_ms\":0.41,\"ready_ms\":520.3" },
+		{ 1.0 / 3, 2.0 / 3, "\"boot_ms\":0.333,\"ready_ms\":0.667" },
+		{ 0.0004, 0.0006, "\"boot_ms\":0,\"ready_ms\":0.001" },
+		{ 0, -1, "\"boot_ms\":0,\"ready_ms\":null" },
+		{ NAN, 1e12 + 0.5, "\"boot_ms\":null,\"ready_ms\":1000000000001" },
+		{ 1e20, 12.25, "\"boot_ms\":1e20,\"ready_ms\":12.25" },
+	};
+	char got[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		encode_ms(c[i].boot, c[i].ready, got, sizeof got);
+		assert_string_equal(got, c[i].want);
+	}
 }
 
 static void
@@ -640,7 +749,11 @@ static double
 rnd_real(void)
 {
 	static const double fixed[] = { 0, 0.41, 1, 1e20, 1e-7, 123456789.125,
-	                                1.0 / 3, 1e300, 5e-324, 2.5e15, -1 };
+	                                1.0 / 3, 1e300, 5e-324, 2.5e15, -1,
+	                                1.697, 1.6970000000000001, 12, 0.5,
+	                                0.0004, 0.0005, 2.0005, 520.3, -0.0,
+	                                999999999999.9996, 1e12, 1e12 + 0.5,
+	                                9007199254740993.0, NAN, INFINITY };
 	if (rnd(2))
 		return fixed[rnd(sizeof fixed / sizeof fixed[0])];
 	return (double)rnd(1000000) / (double)(1 + rnd(1000));
@@ -657,10 +770,49 @@ check_text(json_t *v, const char *want, bool broken)
 		assert_string_equal(json_string_value(v), want);
 }
 
+/* What a duration in ms should look like, built with jansson: rounded to
+ * microseconds (3 decimals) with round(), integral values as JSON integers,
+ * the rest as reals at jansson's precision 15 (no trailing zeros); whole
+ * milliseconds from 1e12, jansson's own real from 2^53; null when unknown. */
+static json_t *
+ms_oracle(double v)
+{
+	double r;
+
+	if (v < 0 || !isfinite(v))
+		return json_null();
+	if (v >= 9007199254740992.0)
+		return json_real(v);
+	r = v < 1e12 ? round(v * 1000.0) / 1000.0 : round(v);
+	if (r == floor(r))
+		return json_integer((json_int_t)r);
+	return json_real(r);
+}
+
+/* The member `key` of o, as jansson writes it, must be what the oracle
+ * writes for v. */
+static void
+check_ms(json_t *o, const char *key, double v)
+{
+	const size_t flags = JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15);
+	json_t *want_v = ms_oracle(v);
+	char *got = json_dumps(json_object_get(o, key), flags);
+	char *want = json_dumps(want_v, flags);
+
+	assert_non_null(got);
+	assert_non_null(want);
+	if (strcmp(got, want) != 0)
+		fail_msg("%s %.17g: wrote %s, want %s", key, v, got, want);
+	free(got);
+	free(want);
+	json_decref(want_v);
+}
+
 /* Random instances through a LIST sink; the result must parse with jansson,
  * hold the values put in, and re-serialize through jansson (compact, in
  * order, precision 15) to exactly the same bytes: the writer formats
- * numbers, escapes and punctuation as jansson does. */
+ * numbers, escapes and punctuation as jansson does. Durations (boot_ms,
+ * ready_ms) must be what ms_oracle makes of the value put in. */
 static void
 t_encode_matches_jansson(void **state)
 {
@@ -714,7 +866,7 @@ t_encode_matches_jansson(void **state)
 			.n_labels = rnd(3), .restart = (api_restart)rnd(3),
 			.restarts = rnd(100), .spread = rnd(2),
 			.rules = rules[i], .n_rules = rnd(3),
-			.network = { rnd(2), "10.88.0.5/16", NULL, "02:73:68:00:00:05",
+			.network = { rnd(2), "10.88.0.5/16", NULL, "5a:5c:22:2e:f7:91",
 			             ports[i], rnd(3) },
 			.created = rnd(2000000000), .started = API_TIME_NONE,
 			.boot_ms = rnd_real(), .ready_ms = rnd_real(),
@@ -748,15 +900,12 @@ t_encode_matches_jansson(void **state)
 		check_text(json_object_get(o, "name"), in[i].name, broken[i]);
 		assert_int_equal(json_integer_value(json_object_get(o, "memory_mib")),
 		                 in[i].memory_mib);
-		if (in[i].boot_ms < 0) {
-			assert_true(json_is_null(json_object_get(o, "boot_ms")));
-		} else {
-			/* 15 significant digits: equal to within 1e-14 relative */
-			json_t *b = json_object_get(o, "boot_ms");
-			double got = json_real_value(b);
-			assert_true(json_is_real(b));
-			assert_true(fabs(got - in[i].boot_ms) <= 1e-14 * in[i].boot_ms);
-		}
+		check_ms(o, "boot_ms", in[i].boot_ms);
+		check_ms(o, "ready_ms", in[i].ready_ms);
+		if (in[i].boot_ms >= 0 && in[i].boot_ms < 1e12 && isfinite(in[i].boot_ms))
+			/* within half a microsecond of the value put in */
+			assert_true(fabs(json_number_value(json_object_get(o, "boot_ms")) -
+			                 in[i].boot_ms) <= 0.0005 + 1e-9);
 		assert_int_equal(json_array_size(json_object_get(o, "runs")),
 		                 in[i].has_runs ? in[i].n_runs : 0);
 	}
@@ -838,7 +987,9 @@ main(void)
 		cmocka_unit_test(t_query),
 		cmocka_unit_test(t_selector),
 		cmocka_unit_test(t_validators),
+		cmocka_unit_test(t_instance_name),
 		cmocka_unit_test(t_encode_instance),
+		cmocka_unit_test(t_encode_ms),
 		cmocka_unit_test(t_encode_lists),
 		cmocka_unit_test(t_encode_host_plan),
 		cmocka_unit_test(t_encode_matches_jansson),
