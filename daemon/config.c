@@ -4,37 +4,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static const char USAGE[] =
-    "usage: shoald [options]\n"
-    "\n"
-    "Runs the shoal host daemon: images, instances and the REST API.\n"
-    "\n"
-    "  --state-dir DIR      all state under DIR (default " CFG_DEFAULT_STATE_DIR ")\n"
-    "  --listen ADDR:PORT   REST API address (default " CFG_DEFAULT_LISTEN "; [::1]:PORT for IPv6)\n"
-    "  --config FILE        config file (default STATE_DIR/shoald.conf if present)\n"
-    "  --domain-type T      local host accelerator: auto (canary probe), kvm or qemu\n"
-    "  --local-uri URI      libvirt URI of the local host (default: embedded driver\n"
-    "                       qemu:///embed?root=STATE_DIR/libvirt, no libvirtd needed)\n"
-    "  --bridge NAME        guest bridge to manage (default " CFG_DEFAULT_BRIDGE ")\n"
-    "  --subnet CIDR        guest subnet (default " CFG_DEFAULT_SUBNET ")\n"
-    "  --no-network         no bridge; every instance runs without network\n"
-    "  --publish-addr ADDR  host address published ports listen on (default 0.0.0.0)\n"
-    "  --max-instances N    guest slots of each host (default 1000)\n"
-    "  --mem-overcommit R   usable memory per host as a multiple of its RAM (default 1)\n"
-    "  --cpu-overcommit R   guest vCPUs per host CPU (default 16: idle unikernels halt)\n"
-    "  --console-max-kib N  console kept per instance before rotation (default 1024)\n"
-    "  --tls-cert FILE      serve HTTPS with this certificate (needs --tls-key)\n"
-    "  --tls-key FILE       private key for --tls-cert\n"
-    "  --check-config       validate the configuration and exit\n"
-    "  -v, --verbose        debug logging\n"
-    "  -h, --help           this text\n"
-    "  --version            print the version\n";
 
 const char *cfg_ip4_str(uint32_t ip, char *buf)
 {
@@ -124,48 +100,192 @@ static int copy_str(char *dst, size_t len, const char *v)
     return 0;
 }
 
-/* Apply one setting. `where` names its origin for messages. */
-static int apply(cfg_t *c, const char *key, const char *v, const char *where,
-                 char *err, size_t errlen)
+/* ---- the option table ---------------------------------------------------- */
+
+static int check_absolute(const char *v)
 {
-    int bad = 0;
-    if (!strcmp(key, "state-dir"))
-        bad = copy_str(c->state_dir, sizeof c->state_dir, v) || v[0] != '/';
-    else if (!strcmp(key, "listen"))
-        bad = parse_listen(c, v);
-    else if (!strcmp(key, "domain-type"))
-        bad = (strcmp(v, "auto") && strcmp(v, "kvm") && strcmp(v, "qemu")) ||
-              copy_str(c->domain_type, sizeof c->domain_type, v);
-    else if (!strcmp(key, "local-uri"))
-        bad = copy_str(c->local_uri, sizeof c->local_uri, v) || !strstr(v, ":/");
-    else if (!strcmp(key, "bridge"))
-        bad = copy_str(c->bridge, sizeof c->bridge, v) || !v[0] ||
-              strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(v);
-    else if (!strcmp(key, "subnet"))
-        bad = cfg_parse_cidr(v, &c->subnet, &c->prefix);
-    else if (!strcmp(key, "publish-addr")) {
-        struct in_addr a;
-        bad = copy_str(c->publish_addr, sizeof c->publish_addr, v) ||
-              inet_pton(AF_INET, v, &a) != 1;
-    } else if (!strcmp(key, "network"))
-        bad = parse_int(v, 0, 1, &c->network);
-    else if (!strcmp(key, "max-instances"))
-        bad = parse_int(v, 1, 100000, &c->max_instances);
-    else if (!strcmp(key, "mem-overcommit"))
-        bad = parse_ratio(v, &c->mem_overcommit);
-    else if (!strcmp(key, "cpu-overcommit"))
-        bad = parse_ratio(v, &c->cpu_overcommit);
-    else if (!strcmp(key, "console-max-kib"))
-        bad = parse_int(v, 1, 1 << 20, &c->console_max_kib);
-    else if (!strcmp(key, "tls-cert"))
-        bad = copy_str(c->tls_cert, sizeof c->tls_cert, v);
-    else if (!strcmp(key, "tls-key"))
-        bad = copy_str(c->tls_key, sizeof c->tls_key, v);
-    else
-        return errbuf_set(err, errlen, "%s: unknown setting '%s'", where, key);
-    if (bad)
-        return errbuf_set(err, errlen, "%s: invalid value '%s' for '%s'", where, v, key);
-    return 0;
+    return v[0] != '/';
+}
+
+static int check_domain_type(const char *v)
+{
+    return strcmp(v, "auto") && strcmp(v, "kvm") && strcmp(v, "qemu");
+}
+
+static int check_uri(const char *v)
+{
+    return !strstr(v, ":/");
+}
+
+static int check_bridge(const char *v)
+{
+    return !v[0] ||
+           strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(v);
+}
+
+static int check_ipv4(const char *v)
+{
+    struct in_addr a;
+    return inet_pton(AF_INET, v, &a) != 1;
+}
+
+#define FIELD(f) offsetof(cfg_t, f), sizeof(((cfg_t *)0)->f)
+#define NOFIELD 0, 0
+
+/* Every option shoald has: --help, getopt_long and the config file come
+ * from here (and docs/shoald.md lists the same; test_config checks). */
+static const cfg_option OPTIONS[] = {
+    { "state-dir", 0, "state-dir", "DIR", CFG_DEFAULT_STATE_DIR, NULL,
+      "all state under DIR",
+      CFG_STR, FIELD(state_dir), 0, 0, check_absolute, 1 },
+    { "listen", 0, "listen", "ADDR:PORT", CFG_DEFAULT_LISTEN, "; [::1]:PORT for IPv6",
+      "REST API address",
+      CFG_LISTEN, NOFIELD, 0, 0, NULL, 0 },
+    { "config", 0, NULL, "FILE", NULL, NULL,
+      "config file (default STATE_DIR/shoald.conf if present)",
+      CFG_CONFIG, NOFIELD, 0, 0, NULL, 1 },
+    { "domain-type", 0, "domain-type", "T", "auto", NULL,
+      "local host accelerator: auto (canary probe), kvm\n"
+      "or qemu",
+      CFG_STR, FIELD(domain_type), 0, 0, check_domain_type, 0 },
+    { "local-uri", 0, "local-uri", "URI", NULL, NULL,
+      "libvirt URI of the local host (default: embedded driver\n"
+      "qemu:///embed?root=STATE_DIR/libvirt, no libvirtd needed)",
+      CFG_STR, FIELD(local_uri), 0, 0, check_uri, 0 },
+    { "bridge", 0, "bridge", "NAME", CFG_DEFAULT_BRIDGE, NULL,
+      "guest bridge to manage",
+      CFG_STR, FIELD(bridge), 0, 0, check_bridge, 0 },
+    { "subnet", 0, "subnet", "CIDR", CFG_DEFAULT_SUBNET, NULL,
+      "guest subnet",
+      CFG_CIDR, NOFIELD, 0, 0, NULL, 0 },
+    { "no-network", 0, "network", NULL, "1", NULL,
+      "no bridge; every instance runs without network",
+      CFG_FLAG, FIELD(network), 0, 0, NULL, 0 },
+    { "publish-addr", 0, "publish-addr", "ADDR", "0.0.0.0", NULL,
+      "host address published ports listen on",
+      CFG_STR, FIELD(publish_addr), 0, 0, check_ipv4, 0 },
+    { "max-instances", 0, "max-instances", "N", "1000", NULL,
+      "guest slots of each host",
+      CFG_INT, FIELD(max_instances), 1, 100000, NULL, 0 },
+    { "mem-overcommit", 0, "mem-overcommit", "R", "1", NULL,
+      "usable memory per host as a multiple of its RAM",
+      CFG_RATIO, FIELD(mem_overcommit), 0, 0, NULL, 0 },
+    { "cpu-overcommit", 0, "cpu-overcommit", "R", "16", ": idle unikernels halt",
+      "guest vCPUs per host CPU",
+      CFG_RATIO, FIELD(cpu_overcommit), 0, 0, NULL, 0 },
+    { "console-max-kib", 0, "console-max-kib", "N", "1024", NULL,
+      "console kept per instance before rotation",
+      CFG_INT, FIELD(console_max_kib), 1, 1 << 20, NULL, 0 },
+    { "tls-cert", 0, "tls-cert", "FILE", NULL, NULL,
+      "serve HTTPS with this certificate (needs --tls-key)",
+      CFG_STR, FIELD(tls_cert), 0, 0, NULL, 0 },
+    { "tls-key", 0, "tls-key", "FILE", NULL, NULL,
+      "private key for --tls-cert",
+      CFG_STR, FIELD(tls_key), 0, 0, NULL, 0 },
+    { "check-config", 0, NULL, NULL, NULL, NULL,
+      "validate the configuration and exit",
+      CFG_FLAG, FIELD(check_only), 1, 0, NULL, 0 },
+    { "verbose", 'v', "verbose", NULL, NULL, NULL,
+      "debug logging",
+      CFG_FLAG, FIELD(verbose), 1, 0, NULL, 0 },
+    { "help", 'h', NULL, NULL, NULL, NULL,
+      "this text",
+      CFG_HELP, NOFIELD, 0, 0, NULL, 1 },
+    { "version", 0, NULL, NULL, NULL, NULL,
+      "print the version",
+      CFG_VERSION, NOFIELD, 0, 0, NULL, 1 },
+};
+
+#define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+const cfg_option *cfg_options(size_t *n)
+{
+    *n = N_OPTIONS;
+    return OPTIONS;
+}
+
+void cfg_usage(FILE *out)
+{
+    fputs("usage: shoald [options]\n"
+          "\n"
+          "Runs the shoal host daemon: images, instances and the REST API.\n"
+          "\n", out);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const cfg_option *o = &OPTIONS[i];
+        char left[64];
+        const char *h = o->help, *nl;
+        if (o->short_name)
+            snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->name,
+                     o->arg ? " " : "", o->arg ? o->arg : "");
+        else
+            snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
+        fprintf(out, "  %-20s ", left);
+        while ((nl = strchr(h, '\n')) != NULL) {
+            fprintf(out, "%.*s\n%23s", (int)(nl - h), h, "");
+            h = nl + 1;
+        }
+        fputs(h, out);
+        if (o->arg && o->dflt)
+            fprintf(out, " (default %s%s)", o->dflt, o->dflt_note ? o->dflt_note : "");
+        fputc('\n', out);
+    }
+    fputs("\nThe config file (STATE_DIR/shoald.conf, or --config) has 'key = value'\n"
+          "lines; the keys are the long option names of the options that take a\n"
+          "value, and", out);
+    for (size_t i = 0, first = 1; i < N_OPTIONS; i++) {
+        const cfg_option *o = &OPTIONS[i];
+        if (o->kind != CFG_FLAG || !o->key)
+            continue;
+        fprintf(out, "%s '%s = %ld' for --%s", first ? "" : ",", o->key, o->lo, o->name);
+        first = 0;
+    }
+    fputs(".\n", out);
+}
+
+/* Store v through option o (from the file when in_file: a flag's key then
+ * takes 0 or 1). 0, or -1 when the value is bad. */
+static int set_value(cfg_t *c, const cfg_option *o, const char *v, int in_file)
+{
+    char *field = (char *)c + o->off;
+    switch (o->kind) {
+    case CFG_STR:
+        return copy_str(field, o->size, v) || (o->check && o->check(v)) ? -1 : 0;
+    case CFG_INT:
+        return parse_int(v, (int)o->lo, (int)o->hi, (int *)(void *)field);
+    case CFG_RATIO:
+        return parse_ratio(v, (double *)(void *)field);
+    case CFG_LISTEN:
+        return parse_listen(c, v);
+    case CFG_CIDR:
+        return cfg_parse_cidr(v, &c->subnet, &c->prefix);
+    case CFG_FLAG:
+        if (!in_file) {
+            *(int *)(void *)field = (int)o->lo;
+            return 0;
+        }
+        return parse_int(v, 0, 1, (int *)(void *)field);
+    case CFG_CONFIG:
+    case CFG_HELP:
+    case CFG_VERSION:
+        break;
+    }
+    return -1;
+}
+
+/* One `key = value` of the config file. */
+static int apply_key(cfg_t *c, const char *key, const char *v, const char *where,
+                     char *err, size_t errlen)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const cfg_option *o = &OPTIONS[i];
+        if (!o->key || strcmp(o->key, key))
+            continue;
+        if (set_value(c, o, v, 1) < 0)
+            return errbuf_set(err, errlen, "%s: invalid value '%s' for '%s'", where, v, key);
+        return 0;
+    }
+    return errbuf_set(err, errlen, "%s: unknown setting '%s'", where, key);
 }
 
 static char *trim(char *s)
@@ -199,107 +319,132 @@ static int read_file(cfg_t *c, const char *path, char *err, size_t errlen)
             break;
         }
         *eq = 0;
-        rc = apply(c, trim(s), trim(eq + 1), where, err, errlen);
+        rc = apply_key(c, trim(s), trim(eq + 1), where, err, errlen);
     }
     fclose(f);
     return rc;
 }
 
-int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
+/* The command line, one pass: pass 0 applies only the early options (state
+ * dir, config file, help, version) and reports unknown options; pass 1,
+ * after the config file, applies the rest so that flags win. Returns 0, 1
+ * (help or version printed) or -1 (err filled). */
+static int parse_args(cfg_t *c, int argc, char **argv, int pass, char *explicit_cfg,
+                      size_t ecfg_len, char *err, size_t errlen)
 {
-    /* Flags are applied twice: once to find --state-dir/--config, then again
-     * after the file so that flags win. */
-    static const char *const with_value[] = {
-        "state-dir", "listen", "config", "domain-type", "local-uri", "bridge", "subnet",
-        "publish-addr", "mem-overcommit", "cpu-overcommit",
-        "max-instances", "console-max-kib", "tls-cert", "tls-key", NULL,
-    };
-    char explicit_cfg[1024] = "";
-    int pass;
+    struct option longopts[N_OPTIONS + 1];
+    char shortopts[2 + 2 * N_OPTIONS + 1] = "+:";   /* stop at a non-option */
+    size_t ns = 2;
 
-    memset(c, 0, sizeof *c);
-    strcpy(c->state_dir, CFG_DEFAULT_STATE_DIR);
-    parse_listen(c, CFG_DEFAULT_LISTEN);
-    strcpy(c->domain_type, "auto");
-    strcpy(c->bridge, CFG_DEFAULT_BRIDGE);
-    strcpy(c->publish_addr, "0.0.0.0");
-    cfg_parse_cidr(CFG_DEFAULT_SUBNET, &c->subnet, &c->prefix);
-    c->network = 1;
-    c->max_instances = 1000;
-    c->mem_overcommit = 1.0;
-    c->cpu_overcommit = 16.0;
-    c->console_max_kib = 1024;
-
-    for (pass = 0; pass < 2; pass++) {
-        for (int i = 1; i < argc; i++) {
-            const char *a = argv[i], *val = NULL;
-            char key[64];
-            int takes = 0;
-            if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-                fputs(USAGE, stdout);
-                return 1;
-            }
-            if (!strcmp(a, "--version")) {
-                puts("shoald " SHOAL_VERSION);
-                return 1;
-            }
-            if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-                c->verbose = 1;
-                continue;
-            }
-            if (!strcmp(a, "--check-config")) {
-                c->check_only = 1;
-                continue;
-            }
-            if (!strcmp(a, "--no-network")) {
-                if (pass == 1)
-                    c->network = 0;
-                continue;
-            }
-            if (strncmp(a, "--", 2) != 0 || strlen(a) - 2 >= sizeof key)
-                return errbuf_set(err, errlen, "unknown argument '%s' (see --help)", a);
-            snprintf(key, sizeof key, "%s", a + 2);
-            {
-                char *eq = strchr(key, '=');
-                if (eq) {
-                    *eq = 0;
-                    val = strchr(a, '=') + 1;
-                }
-            }
-            for (int k = 0; with_value[k]; k++)
-                takes |= !strcmp(key, with_value[k]);
-            if (!takes)
-                return errbuf_set(err, errlen, "unknown option '%s' (see --help)", a);
-            if (!val) {
-                if (i + 1 >= argc)
-                    return errbuf_set(err, errlen, "option '--%s' needs a value", key);
-                val = argv[++i];
-            }
-            if (!strcmp(key, "config")) {
-                if (copy_str(explicit_cfg, sizeof explicit_cfg, val))
-                    return errbuf_set(err, errlen, "config path too long");
-                continue;
-            }
-            /* Pass 0 only needs the state dir (to find the config file). */
-            if (pass == 0 && strcmp(key, "state-dir"))
-                continue;
-            if (apply(c, key, val, "command line", err, errlen) < 0)
-                return -1;
-        }
-        if (pass == 0) {
-            char def[1100];
-            snprintf(def, sizeof def, "%s/shoald.conf", c->state_dir);
-            if (explicit_cfg[0]) {
-                if (read_file(c, explicit_cfg, err, errlen) < 0)
-                    return -1;
-                snprintf(c->config_path, sizeof c->config_path, "%s", explicit_cfg);
-            } else if (access(def, R_OK) == 0) {
-                if (read_file(c, def, err, errlen) < 0)
-                    return -1;
-                snprintf(c->config_path, sizeof c->config_path, "%s", def);
-            }
+    memset(longopts, 0, sizeof longopts);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        longopts[i].name = OPTIONS[i].name;
+        longopts[i].has_arg = OPTIONS[i].arg ? required_argument : no_argument;
+        longopts[i].val = 256 + (int)i;
+        if (OPTIONS[i].short_name) {
+            shortopts[ns++] = OPTIONS[i].short_name;
+            if (OPTIONS[i].arg)
+                shortopts[ns++] = ':';
         }
     }
+    shortopts[ns] = 0;
+    optind = 0;      /* glibc: start over (cfg_load may run more than once) */
+    opterr = 0;      /* messages are ours */
+    for (;;) {
+        int before = optind ? optind : 1;
+        int ch = getopt_long(argc, argv, shortopts, longopts, NULL);
+        const cfg_option *o = NULL;
+        const char *arg = before < argc ? argv[before] : "";
+
+        if (ch == -1) {
+            if (optind == before + 1 && !strcmp(arg, "--"))
+                return errbuf_set(err, errlen, "unknown option '--' (see --help)");
+            if (optind < argc)
+                return errbuf_set(err, errlen, "unknown argument '%s' (see --help)",
+                                  argv[optind]);
+            return 0;
+        }
+        if (ch == '?' || ch == ':') {
+            const cfg_option *bad = NULL;
+            if (optopt >= 256 && optopt < 256 + (int)N_OPTIONS)
+                bad = &OPTIONS[optopt - 256];
+            for (size_t i = 0; !bad && optopt > 0 && optopt < 256 && i < N_OPTIONS; i++)
+                if (OPTIONS[i].short_name == optopt)
+                    bad = &OPTIONS[i];
+            if (ch == ':' && bad)
+                return errbuf_set(err, errlen, "option '--%s' needs a value", bad->name);
+            if (bad && !strncmp(arg, "--", 2))
+                return errbuf_set(err, errlen, "option '--%s' takes no value", bad->name);
+            if (strncmp(arg, "--", 2))
+                return errbuf_set(err, errlen, "unknown argument '-%c' (see --help)",
+                                  optopt > 0 && optopt < 256 ? optopt : '?');
+            return errbuf_set(err, errlen, "unknown option '%s' (see --help)", arg);
+        }
+        if (ch >= 256) {
+            size_t n;
+            o = &OPTIONS[ch - 256];
+            /* getopt_long takes unique abbreviations (--list); shoald
+             * takes only whole names. */
+            n = strcspn(arg + 2, "=");
+            if (strncmp(arg, "--", 2) || n != strlen(o->name) || strncmp(arg + 2, o->name, n))
+                return errbuf_set(err, errlen, "unknown option '%s' (see --help)", arg);
+        } else {
+            for (size_t i = 0; i < N_OPTIONS && !o; i++)
+                if (OPTIONS[i].short_name == ch)
+                    o = &OPTIONS[i];
+            if (!o)
+                return errbuf_set(err, errlen, "unknown argument '-%c' (see --help)", ch);
+        }
+        switch (o->kind) {
+        case CFG_HELP:
+            cfg_usage(stdout);
+            return 1;
+        case CFG_VERSION:
+            puts("shoald " SHOAL_VERSION);
+            return 1;
+        case CFG_CONFIG:
+            if (copy_str(explicit_cfg, ecfg_len, optarg))
+                return errbuf_set(err, errlen, "config path too long");
+            continue;
+        default:
+            break;
+        }
+        if (pass == 0 && !o->early)
+            continue;
+        if (set_value(c, o, optarg, 0) < 0)
+            return errbuf_set(err, errlen, "command line: invalid value '%s' for '%s'",
+                              optarg, o->name);
+    }
+}
+
+int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
+{
+    char explicit_cfg[1024] = "";
+    char def[1100];
+    int rc;
+
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (OPTIONS[i].dflt && set_value(c, &OPTIONS[i], OPTIONS[i].dflt, 1) < 0)
+            return errbuf_set(err, errlen, "internal: bad default '%s' for '%s'",
+                              OPTIONS[i].dflt, OPTIONS[i].name);
+
+    rc = parse_args(c, argc, argv, 0, explicit_cfg, sizeof explicit_cfg, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(def, sizeof def, "%s/shoald.conf", c->state_dir);
+    if (explicit_cfg[0]) {
+        if (read_file(c, explicit_cfg, err, errlen) < 0)
+            return -1;
+        snprintf(c->config_path, sizeof c->config_path, "%s", explicit_cfg);
+    } else if (access(def, R_OK) == 0) {
+        if (read_file(c, def, err, errlen) < 0)
+            return -1;
+        snprintf(c->config_path, sizeof c->config_path, "%s", def);
+    }
+    rc = parse_args(c, argc, argv, 1, explicit_cfg, sizeof explicit_cfg, err, errlen);
+    if (rc != 0)
+        return rc;
     if (!!c->tls_cert[0] != !!c->tls_key[0])
         return errbuf_set(err, errlen, "--tls-cert and --tls-key go together");
     for (const char *const *p = (const char *const[]){c->tls_cert, c->tls_key, NULL}; *p; p++) {

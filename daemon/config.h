@@ -2,15 +2,23 @@
  *
  * Precedence: built-in defaults < config file < command-line flags. The
  * config file is `key = value` lines ('#' starts a comment); keys are the
- * long flag names without the dashes (e.g. `listen = 127.0.0.1:7878`).
- * The file is STATE_DIR/shoald.conf when present, or the one given with
- * --config (which must exist).
+ * long flag names without the dashes (e.g. `listen = 127.0.0.1:7878`),
+ * `network = 0|1` for --no-network and `verbose = 0|1` for -v. The file is
+ * STATE_DIR/shoald.conf when present, or the one given with --config
+ * (which must exist).
+ *
+ * One table (config.c, cfg_options()) lists every option: its long name,
+ * short letter, config-file key, value type and field, default and help
+ * text. --help, the command-line parser (getopt_long) and the config file
+ * reader are all derived from it; docs/shoald.md lists the same options
+ * (tests/unit/test_config.c checks).
  */
 #ifndef SHOAL_CONFIG_H
 #define SHOAL_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CFG_DEFAULT_STATE_DIR "/var/lib/shoal"
 #define CFG_DEFAULT_LISTEN    "127.0.0.1:7878"
@@ -38,6 +46,40 @@ typedef struct {
     double cpu_overcommit;    /* guest vCPUs per host CPU (>= 0.1) */
     int console_max_kib;      /* console log kept per instance before rotation */
 } cfg_t;
+
+/* One option of the table. */
+typedef enum {
+    CFG_STR,        /* string into a char array, optional extra rule */
+    CFG_INT,        /* integer in [lo, hi] */
+    CFG_RATIO,      /* real in [0.1, 1000] */
+    CFG_LISTEN,     /* ADDR:PORT or [ADDR6]:PORT */
+    CFG_CIDR,       /* A.B.C.D/N, N 8..30 */
+    CFG_FLAG,       /* no value: sets the int field to lo; in the file 0|1 */
+    CFG_CONFIG,     /* --config FILE: command line only */
+    CFG_HELP,       /* --help: print the usage, cfg_load returns 1 */
+    CFG_VERSION,    /* --version: likewise */
+} cfg_kind;
+
+typedef struct cfg_option {
+    const char *name;         /* long option, without "--" */
+    char short_name;          /* single-letter option, 0 if none */
+    const char *key;          /* config-file key, NULL: command line only */
+    const char *arg;          /* value placeholder in --help, NULL: no value */
+    const char *dflt;         /* default, applied like a value; NULL: none */
+    const char *dflt_note;    /* appended to "(default X" in --help */
+    const char *help;         /* --help text ('\n' continues the line) */
+    cfg_kind kind;
+    size_t off, size;         /* the cfg_t field */
+    long lo, hi;              /* CFG_INT range; CFG_FLAG: the value set */
+    int (*check)(const char *v); /* CFG_STR: 0 when v is acceptable */
+    int early;                /* applied before the config file is read */
+} cfg_option;
+
+/* The table, n entries. */
+const cfg_option *cfg_options(size_t *n);
+
+/* The --help text, derived from the table. */
+void cfg_usage(FILE *out);
 
 /* Fill cfg from defaults, the config file and argv. On error returns -1
  * with a message naming the bad flag or line in err. Returns 1 when
