@@ -1,4 +1,4 @@
-/* portfwd.c - user-space TCP port forwarding. See portfwd.h. */
+/* portfwd.c - user-space TCP and UDP port forwarding. See portfwd.h. */
 #include "portfwd.h"
 
 #include <arpa/inet.h>
@@ -6,16 +6,22 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-typedef enum { EP_WAKE = 0, EP_LISTEN, EP_CONN } ep_kind;
+typedef enum { EP_WAKE = 0, EP_LISTEN, EP_CONN, EP_FLOW } ep_kind;
+
+#define UDP_BUCKETS 64          /* hash chains per UDP forward */
+#define UDP_BATCH   64          /* datagrams relayed per readiness event, for fairness */
+#define TICK_MS     1000        /* housekeeping period (expiry) at the longest */
 
 struct fwd;
 
@@ -44,12 +50,30 @@ typedef struct conn {
     struct conn *next;
 } conn;
 
+/* UDP: one client address of a forward and its socket to the guest. */
+typedef struct flow {
+    endpoint ep;                 /* EP_FLOW: socket connected to the guest */
+    struct sockaddr_in client;
+    struct in_addr local;        /* host address the client wrote to */
+    int64_t last_ms;             /* last datagram either way (monotonic) */
+    struct fwd *fwd;
+    struct flow *hnext;          /* hash chain; the graveyard once closed */
+    struct flow *newer, *older;  /* the forward's flows by last activity */
+    int closed;                  /* closed; freed at the end of the batch */
+} flow;
+
 typedef struct fwd {
-    endpoint ep;                 /* the listener */
+    endpoint ep;                 /* TCP: the listener; UDP: the host port socket */
+    pfwd_proto proto;
     char owner[64];
     int host_port;
     struct sockaddr_in guest;
     int dead;
+    /* UDP only; the flows are owned by the thread. */
+    int pktinfo;                 /* bound to 0.0.0.0: learn each datagram's local address */
+    int idle_ms, max_flows, nflows;
+    flow *bucket[UDP_BUCKETS];
+    flow *newest, *oldest;
     struct fwd *next;
 } fwd;
 
@@ -64,36 +88,74 @@ struct pfwd {
     conn *graveyard;             /* closed this batch; epoll may still name them */
     pthread_cond_t reaped;       /* a dead forward was freed */
     int stop;
+    int udp_idle_ms, udp_max_flows;  /* for new UDP forwards; under mu */
+    int tick_ms;                 /* epoll timeout: expiry precision; under mu */
+    flow *flow_grave;            /* flows closed this batch */
+    atomic_size_t nflows;        /* open flows, all forwards */
+    unsigned char dgram[65536];  /* the thread's datagram buffer */
 };
 
-static int open_listener(const struct in_addr *addr, int port, char *err, size_t errlen)
+const char *pfwd_proto_name(pfwd_proto proto)
+{
+    return proto == PFWD_UDP ? "udp" : "tcp";
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A TCP listener or a bound UDP socket on the host port. *pktinfo: the UDP
+ * socket reports each datagram's local address (bound to 0.0.0.0). */
+static int open_listener(const struct in_addr *addr, pfwd_proto proto, int port, int *pktinfo,
+                         char *err, size_t errlen)
 {
     struct sockaddr_in sa;
-    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int udp = proto == PFWD_UDP, one = 1, fd;
+    *pktinfo = 0;
+    if (proto != PFWD_TCP && proto != PFWD_UDP) {
+        snprintf(err, errlen, "host port %d: unknown protocol %d", port, (int)proto);
+        return -1;
+    }
+    fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));
         return -1;
     }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* TCP: rebind over TIME_WAIT. Never for UDP: there it lets two sockets
+     * share the port. */
+    if (!udp)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (udp && addr->s_addr == htonl(INADDR_ANY) &&
+        setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) == 0)
+        *pktinfo = 1;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr = *addr;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 128) != 0) {
-        snprintf(err, errlen, "host port %d: %s", port, strerror(errno));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || (!udp && listen(fd, 128) != 0)) {
+        snprintf(err, errlen, "host port %d/%s: %s", port, pfwd_proto_name(proto),
+                 strerror(errno));
         close(fd);
         return -1;
     }
     return fd;
 }
 
-int pfwd_probe(pfwd *p, int host_port, char *err, size_t errlen)
+int pfwd_probe_proto(pfwd *p, pfwd_proto proto, int host_port, char *err, size_t errlen)
 {
-    int fd = open_listener(&p->bind, host_port, err, errlen);
+    int pktinfo, fd = open_listener(&p->bind, proto, host_port, &pktinfo, err, errlen);
     if (fd < 0)
         return -1;
     close(fd);
     return 0;
+}
+
+int pfwd_probe(pfwd *p, int host_port, char *err, size_t errlen)
+{
+    return pfwd_probe_proto(p, PFWD_TCP, host_port, err, errlen);
 }
 
 static void conn_close(pfwd *p, conn *c)
@@ -123,7 +185,211 @@ static void bury(pfwd *p)
         p->graveyard = c->next;
         free(c);
     }
+    while (p->flow_grave) {
+        flow *fl = p->flow_grave;
+        p->flow_grave = fl->hnext;
+        free(fl);
+    }
 }
+
+/* ---- UDP ---------------------------------------------------------------- */
+
+static unsigned flow_hash(const struct sockaddr_in *a)
+{
+    uint32_t h = (uint32_t)a->sin_addr.s_addr * 2654435761u ^ (uint32_t)a->sin_port * 40503u;
+    return (h ^ (h >> 16)) % UDP_BUCKETS;
+}
+
+static void lru_unlink(fwd *f, flow *fl)
+{
+    if (fl->newer)
+        fl->newer->older = fl->older;
+    else
+        f->newest = fl->older;
+    if (fl->older)
+        fl->older->newer = fl->newer;
+    else
+        f->oldest = fl->newer;
+    fl->newer = fl->older = NULL;
+}
+
+static void lru_push(fwd *f, flow *fl)
+{
+    fl->newer = NULL;
+    fl->older = f->newest;
+    if (f->newest)
+        f->newest->newer = fl;
+    else
+        f->oldest = fl;
+    f->newest = fl;
+}
+
+static void flow_touch(fwd *f, flow *fl, int64_t now)
+{
+    fl->last_ms = now;
+    if (f->newest != fl) {
+        lru_unlink(f, fl);
+        lru_push(f, fl);
+    }
+}
+
+/* Close a flow; it is freed by bury() as epoll may still name it. */
+static void flow_close(pfwd *p, flow *fl)
+{
+    fwd *f = fl->fwd;
+    flow **pp = &f->bucket[flow_hash(&fl->client)];
+    while (*pp != fl)
+        pp = &(*pp)->hnext;
+    *pp = fl->hnext;
+    lru_unlink(f, fl);
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, fl->ep.fd, NULL);
+    close(fl->ep.fd);
+    f->nflows--;
+    atomic_fetch_sub(&p->nflows, 1);
+    fl->closed = 1;
+    fl->hnext = p->flow_grave;
+    p->flow_grave = fl;
+}
+
+static flow *flow_find(fwd *f, const struct sockaddr_in *client)
+{
+    for (flow *fl = f->bucket[flow_hash(client)]; fl; fl = fl->hnext)
+        if (fl->client.sin_addr.s_addr == client->sin_addr.s_addr &&
+            fl->client.sin_port == client->sin_port)
+            return fl;
+    return NULL;
+}
+
+/* A new flow for client, ending the least recently active one when the
+ * forward is full. NULL when no socket can be had (the datagram is dropped). */
+static flow *flow_open(pfwd *p, fwd *f, const struct sockaddr_in *client, int64_t now)
+{
+    struct epoll_event ev = { 0 };
+    unsigned h = flow_hash(client);
+    flow *fl;
+    int fd;
+    while (f->nflows >= f->max_flows && f->oldest)
+        flow_close(p, f->oldest);
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    fl = calloc(1, sizeof *fl);
+    if (!fl || connect(fd, (struct sockaddr *)&f->guest, sizeof f->guest) != 0) {
+        close(fd);
+        free(fl);
+        return NULL;
+    }
+    fl->ep.kind = EP_FLOW;
+    fl->ep.fd = fd;
+    fl->client = *client;
+    fl->fwd = f;
+    ev.events = EPOLLIN;
+    ev.data.ptr = &fl->ep;
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        close(fd);
+        free(fl);
+        return NULL;
+    }
+    fl->hnext = f->bucket[h];
+    f->bucket[h] = fl;
+    fl->last_ms = now;
+    lru_push(f, fl);
+    f->nflows++;
+    atomic_fetch_add(&p->nflows, 1);
+    return fl;
+}
+
+/* Datagrams from clients on the host port: each goes to its flow's guest
+ * socket, whole. */
+static void on_udp_listen(pfwd *p, fwd *f)
+{
+    int64_t now = now_ms();
+    for (int i = 0; i < UDP_BATCH; i++) {
+        struct sockaddr_in from;
+        union {
+            char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = { p->dgram, sizeof p->dgram };
+        struct msghdr m = { 0 };
+        struct cmsghdr *cm;
+        flow *fl;
+        ssize_t n;
+        m.msg_name = &from;
+        m.msg_namelen = sizeof from;
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = ctl.buf;
+        m.msg_controllen = sizeof ctl.buf;
+        n = recvmsg(f->ep.fd, &m, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;                      /* EAGAIN: drained */
+        }
+        if (from.sin_family != AF_INET || (m.msg_flags & MSG_TRUNC))
+            continue;
+        fl = flow_find(f, &from);
+        if (!fl && !(fl = flow_open(p, f, &from, now)))
+            continue;
+        for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+            if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+                struct in_pktinfo pi;
+                memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+                fl->local = pi.ipi_spec_dst;
+            }
+        flow_touch(f, fl, now);
+        /* A pending ICMP error from the guest fails one send: try again. */
+        if (send(fl->ep.fd, p->dgram, (size_t)n, 0) < 0 && errno == ECONNREFUSED)
+            (void)!send(fl->ep.fd, p->dgram, (size_t)n, 0);
+    }
+}
+
+/* Datagrams from the guest on a flow: back to that flow's client from the
+ * host port (and from the address the client wrote to). */
+static void on_flow(pfwd *p, flow *fl)
+{
+    fwd *f = fl->fwd;
+    int64_t now = now_ms();
+    for (int i = 0; i < UDP_BATCH; i++) {
+        ssize_t n = recv(fl->ep.fd, p->dgram, sizeof p->dgram, 0);
+        if (n < 0) {
+            if (errno == EINTR || errno == ECONNREFUSED)
+                continue;                /* ICMP from the guest: not relayed */
+            return;
+        }
+        flow_touch(f, fl, now);
+        if (f->pktinfo && fl->local.s_addr) {
+            union {
+                char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+                struct cmsghdr align;
+            } ctl;
+            struct iovec iov = { p->dgram, (size_t)n };
+            struct msghdr m = { 0 };
+            struct cmsghdr *cm;
+            struct in_pktinfo pi = { 0 };
+            memset(&ctl, 0, sizeof ctl);
+            m.msg_name = &fl->client;
+            m.msg_namelen = sizeof fl->client;
+            m.msg_iov = &iov;
+            m.msg_iovlen = 1;
+            m.msg_control = ctl.buf;
+            m.msg_controllen = sizeof ctl.buf;
+            cm = CMSG_FIRSTHDR(&m);
+            cm->cmsg_level = IPPROTO_IP;
+            cm->cmsg_type = IP_PKTINFO;
+            cm->cmsg_len = CMSG_LEN(sizeof pi);
+            pi.ipi_spec_dst = fl->local;
+            memcpy(CMSG_DATA(cm), &pi, sizeof pi);
+            (void)!sendmsg(f->ep.fd, &m, 0);
+        } else {
+            (void)!sendto(f->ep.fd, p->dgram, (size_t)n, 0, (struct sockaddr *)&fl->client,
+                          sizeof fl->client);
+        }
+    }
+}
+
+/* ---- TCP ---------------------------------------------------------------- */
 
 /* Re-arm interest: read while there is room, write while there is data. */
 static void conn_arm(pfwd *p, conn *c)
@@ -255,15 +521,19 @@ static int on_conn(pfwd *p, conn *c, int s, uint32_t events)
     return 0;
 }
 
-/* Drop forwards marked dead, with their connections. Thread only. */
+/* Drop forwards marked dead, with their connections and flows; close UDP
+ * flows idle for their forward's limit. Thread only (or after it ended). */
 static void reap(pfwd *p)
 {
     fwd **pp;
+    int64_t now = now_ms();
     pthread_mutex_lock(&p->mu);
     pp = &p->fwds;
     while (*pp) {
         fwd *f = *pp;
         if (!f->dead) {
+            while (f->oldest && now - f->oldest->last_ms >= f->idle_ms)
+                flow_close(p, f->oldest);
             pp = &f->next;
             continue;
         }
@@ -273,6 +543,8 @@ static void reap(pfwd *p)
             if (c->fwd == f)
                 conn_close(p, c);
         }
+        while (f->oldest)
+            flow_close(p, f->oldest);
         epoll_ctl(p->epfd, EPOLL_CTL_DEL, f->ep.fd, NULL);
         close(f->ep.fd);
         free(f);
@@ -286,8 +558,9 @@ static void *pfwd_main(void *arg)
 {
     pfwd *p = arg;
     struct epoll_event evs[64];
+    int tick = TICK_MS;
     for (;;) {
-        int n = epoll_wait(p->epfd, evs, 64, 1000);
+        int n = epoll_wait(p->epfd, evs, 64, tick);
         int stop;
         for (int i = 0; i < n; i++) {
             endpoint *ep = evs[i].data.ptr;
@@ -296,7 +569,15 @@ static void *pfwd_main(void *arg)
                 if (read(ep->fd, &v, sizeof v) < 0 && errno != EAGAIN)
                     break;
             } else if (ep->kind == EP_LISTEN) {
-                on_accept(p, (fwd *)((char *)ep - offsetof(fwd, ep)));
+                fwd *f = (fwd *)((char *)ep - offsetof(fwd, ep));
+                if (f->proto == PFWD_UDP)
+                    on_udp_listen(p, f);
+                else
+                    on_accept(p, f);
+            } else if (ep->kind == EP_FLOW) {
+                flow *fl = (flow *)((char *)ep - offsetof(flow, ep));
+                if (!fl->closed)
+                    on_flow(p, fl);
             } else {
                 /* A connection closed earlier in this batch may appear
                  * again: it stays allocated until bury(). */
@@ -308,6 +589,7 @@ static void *pfwd_main(void *arg)
         reap(p);
         pthread_mutex_lock(&p->mu);
         stop = p->stop;
+        tick = p->tick_ms;
         pthread_mutex_unlock(&p->mu);
         if (stop)
             break;
@@ -341,6 +623,10 @@ int pfwd_start(const char *bind_addr, pfwd **out, char *err, size_t errlen)
     }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->reaped, NULL);
+    p->udp_idle_ms = PFWD_UDP_IDLE_MS;
+    p->udp_max_flows = PFWD_UDP_MAX_FLOWS;
+    p->tick_ms = TICK_MS;
+    atomic_init(&p->nflows, 0);
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     p->wake.kind = EP_WAKE;
     p->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -381,8 +667,18 @@ void pfwd_stop(pfwd *p)
     free(p);
 }
 
-int pfwd_add(pfwd *p, const char *owner, int host_port, uint32_t guest_ip, int guest_port,
-             char *err, size_t errlen)
+void pfwd_set_udp_limits(pfwd *p, int idle_ms, int max_flows)
+{
+    pthread_mutex_lock(&p->mu);
+    if (idle_ms > 0)
+        p->udp_idle_ms = idle_ms;
+    if (max_flows > 0)
+        p->udp_max_flows = max_flows;
+    pthread_mutex_unlock(&p->mu);
+}
+
+int pfwd_add_proto(pfwd *p, const char *owner, pfwd_proto proto, int host_port,
+                   uint32_t guest_ip, int guest_port, char *err, size_t errlen)
 {
     fwd *f = calloc(1, sizeof *f);
     struct epoll_event ev = { 0 };
@@ -391,17 +687,27 @@ int pfwd_add(pfwd *p, const char *owner, int host_port, uint32_t guest_ip, int g
         return -1;
     }
     f->ep.kind = EP_LISTEN;
-    f->ep.fd = open_listener(&p->bind, host_port, err, errlen);
+    f->ep.fd = open_listener(&p->bind, proto, host_port, &f->pktinfo, err, errlen);
     if (f->ep.fd < 0) {
         free(f);
         return -1;
     }
+    f->proto = proto;
     snprintf(f->owner, sizeof f->owner, "%s", owner);
     f->host_port = host_port;
     f->guest.sin_family = AF_INET;
     f->guest.sin_port = htons((uint16_t)guest_port);
     f->guest.sin_addr.s_addr = htonl(guest_ip);
     pthread_mutex_lock(&p->mu);
+    f->idle_ms = p->udp_idle_ms;
+    f->max_flows = p->udp_max_flows;
+    if (proto == PFWD_UDP) {
+        /* Expire within a quarter of the idle time (10 ms .. TICK_MS). */
+        int t = f->idle_ms / 4;
+        t = t < 10 ? 10 : t;
+        if (t < p->tick_ms)
+            p->tick_ms = t;
+    }
     f->next = p->fwds;
     p->fwds = f;
     ev.events = EPOLLIN;
@@ -409,6 +715,12 @@ int pfwd_add(pfwd *p, const char *owner, int host_port, uint32_t guest_ip, int g
     epoll_ctl(p->epfd, EPOLL_CTL_ADD, f->ep.fd, &ev);
     pthread_mutex_unlock(&p->mu);
     return 0;
+}
+
+int pfwd_add(pfwd *p, const char *owner, int host_port, uint32_t guest_ip, int guest_port,
+             char *err, size_t errlen)
+{
+    return pfwd_add_proto(p, owner, PFWD_TCP, host_port, guest_ip, guest_port, err, errlen);
 }
 
 void pfwd_remove(pfwd *p, const char *owner)
@@ -451,4 +763,9 @@ size_t pfwd_count(pfwd *p)
         n += !f->dead;
     pthread_mutex_unlock(&p->mu);
     return n;
+}
+
+size_t pfwd_flow_count(pfwd *p)
+{
+    return atomic_load(&p->nflows);
 }

@@ -1,14 +1,38 @@
-/* portfwd.h - published ports: host TCP port -> instance address:port.
+/* portfwd.h - published ports: host TCP or UDP port -> instance address:port.
  *
  * A user-space proxy, like docker-proxy: shoald listens on the host port
- * and, for each connection, connects to the guest and copies bytes both
- * ways. It works for every client on the host (loopback included), needs no
- * firewall rules, and the guest sees the bridge address as its peer.
+ * and relays to the guest. It works for every client on the host (loopback
+ * included), needs no firewall rules, and the guest sees the bridge address
+ * as its peer.
  *
- * One thread runs every forward with epoll; connections are non-blocking
- * with a fixed buffer per direction (backpressure: a full buffer stops
- * reading from the other side). Adding and removing forwards is safe from
- * any thread.
+ * One thread runs every forward with epoll. Adding and removing forwards is
+ * safe from any thread.
+ *
+ * TCP: for each accepted connection the proxy connects to the guest and
+ * copies bytes both ways. Connections are non-blocking with a fixed buffer
+ * of PFWD_BUF bytes per direction (backpressure: a full buffer stops
+ * reading from the other side). Cost: two descriptors and 2 * PFWD_BUF
+ * bytes per open connection.
+ *
+ * UDP: one socket bound to the host port receives every client's datagrams.
+ * Each client address (IP and port) gets a "flow": its own socket connected
+ * to the guest address:port, so the guest sees one peer per client and its
+ * replies can be told apart. A reply from the guest on a flow is sent back to
+ * that flow's client from the host port (from the host address the client
+ * wrote to, also when listening on 0.0.0.0). Datagrams are relayed one by
+ * one and whole (up to PFWD_UDP_MAX_DGRAM bytes of payload), never merged or
+ * split; like the network, the proxy drops a datagram when the socket it
+ * must go out of has no buffer space, and ICMP errors from the guest are not
+ * passed on.
+ *   Bounds: a flow ends after PFWD_UDP_IDLE_MS without a datagram in either
+ * direction (checked at least every second); a forward holds at most
+ * PFWD_UDP_MAX_FLOWS flows, and a datagram from a new client when it is full
+ * ends the least recently active flow first (its late replies are dropped).
+ * So a flood of source addresses costs at most PFWD_UDP_MAX_FLOWS
+ * descriptors per UDP forward, never the daemon's descriptor table.
+ *   Cost: one descriptor and about 100 bytes per flow; per datagram one
+ * receive, one hash lookup and one send, copying through a single 64 KiB
+ * buffer owned by the thread.
  *
  * Errors: -1 with a message naming the port in err.
  */
@@ -18,26 +42,48 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PFWD_BUF 65536        /* bytes buffered per direction per connection */
+#define PFWD_BUF 65536        /* TCP: bytes buffered per direction per connection */
+
+#define PFWD_UDP_IDLE_MS   60000   /* UDP: a flow idle this long is closed */
+#define PFWD_UDP_MAX_FLOWS 256     /* UDP: flows (descriptors) per forward */
+#define PFWD_UDP_MAX_DGRAM 65507   /* UDP: largest payload relayed (IPv4 limit) */
+
+typedef enum { PFWD_TCP = 0, PFWD_UDP = 1 } pfwd_proto;
 
 typedef struct pfwd pfwd;
+
+/* "tcp" or "udp". */
+const char *pfwd_proto_name(pfwd_proto proto);
 
 /* Start the proxy thread. bind_addr is the host address listeners bind to
  * (dotted quad, e.g. "0.0.0.0"). */
 int pfwd_start(const char *bind_addr, pfwd **out, char *err, size_t errlen);
-/* Close every listener and connection and stop the thread. NULL ok. */
+/* Close every listener, connection and flow and stop the thread. NULL ok. */
 void pfwd_stop(pfwd *p);
 
-/* Can host_port be bound right now? 0 yes, -1 with the reason. */
-int pfwd_probe(pfwd *p, int host_port, char *err, size_t errlen);
+/* UDP limits for forwards added after this call (defaults PFWD_UDP_IDLE_MS,
+ * PFWD_UDP_MAX_FLOWS); values below 1 keep the current one. For tests and
+ * configuration. */
+void pfwd_set_udp_limits(pfwd *p, int idle_ms, int max_flows);
 
-/* Listen on host_port and forward to guest_ip:guest_port (host order).
- * owner groups forwards (the instance id). */
+/* Can host_port be bound for proto right now? 0 yes, -1 with the reason.
+ * TCP and UDP ports are separate: tcp 8080 and udp 8080 are two ports. */
+int pfwd_probe_proto(pfwd *p, pfwd_proto proto, int host_port, char *err, size_t errlen);
+
+/* Listen on host_port (proto) and forward to guest_ip:guest_port (host
+ * order). owner groups forwards (the instance id). */
+int pfwd_add_proto(pfwd *p, const char *owner, pfwd_proto proto, int host_port,
+                   uint32_t guest_ip, int guest_port, char *err, size_t errlen);
+/* TRANSITIONAL (until the callers pass the protocol): TCP only. */
+int pfwd_probe(pfwd *p, int host_port, char *err, size_t errlen);
 int pfwd_add(pfwd *p, const char *owner, int host_port, uint32_t guest_ip, int guest_port,
              char *err, size_t errlen);
-/* Remove every forward of owner and close their connections. */
+/* Remove every forward of owner and close their connections and flows; the
+ * ports can be bound again when this returns. */
 void pfwd_remove(pfwd *p, const char *owner);
-/* Number of listeners (for tests and metrics). */
+/* Number of listeners, TCP and UDP (for tests and metrics). */
 size_t pfwd_count(pfwd *p);
+/* Number of open UDP flows over all forwards (for tests and metrics). */
+size_t pfwd_flow_count(pfwd *p);
 
 #endif

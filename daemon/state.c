@@ -47,6 +47,17 @@ static const char *const MIGRATIONS[] = {
     "CREATE INDEX instances_created ON instances(created_ms, id);",
     /* 3: placement policy and rules, kept so they bind later placements */
     "ALTER TABLE instances ADD COLUMN placement TEXT NOT NULL DEFAULT '{}';",
+    /* 4: a protocol per published port; a host port is held per protocol.
+     * Ports published before were all tcp. (The instances.ports JSON gains
+     * a "proto" key; entries without it are tcp.) */
+    "CREATE TABLE host_ports_v4(port INTEGER NOT NULL,"
+    "  proto TEXT NOT NULL DEFAULT 'tcp' CHECK(proto IN ('tcp','udp')),"
+    "  instance TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY(port, proto));"
+    "INSERT INTO host_ports_v4(port,proto,instance) SELECT port,'tcp',instance FROM host_ports;"
+    "DROP TABLE host_ports;"
+    "ALTER TABLE host_ports_v4 RENAME TO host_ports;"
+    "CREATE INDEX host_ports_instance ON host_ports(instance);",
 };
 
 static const char *const STATE_NAMES[ST__COUNT] = {
@@ -55,6 +66,22 @@ static const char *const STATE_NAMES[ST__COUNT] = {
 };
 
 static const char *const RESTART_NAMES[] = { "never", "on-failure", "always" };
+
+const char *state_proto_name(state_proto p)
+{
+    return p == STATE_PROTO_UDP ? "udp" : "tcp";
+}
+
+int state_proto_parse(const char *s, state_proto *out)
+{
+    if (s && strcmp(s, "tcp") == 0)
+        *out = STATE_PROTO_TCP;
+    else if (s && strcmp(s, "udp") == 0)
+        *out = STATE_PROTO_UDP;
+    else
+        return -1;
+    return 0;
+}
 
 const char *state_inst_state_name(state_inst_state s)
 {
@@ -109,6 +136,9 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
         goto out;
     if (sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
+    /* Done with it: a statement left open makes DROP TABLE fail (locked). */
+    sqlite3_finalize(st);
+    st = NULL;
     if (version > latest) {
         errbuf_set(err, errlen, "state db schema version %d is newer than this shoald (%d)",
                version, latest);
@@ -185,8 +215,9 @@ static char *ports_to_json(const state_instance *in)
     json_t *a = json_array();
     char *s;
     for (int i = 0; i < in->nports; i++)
-        json_array_append_new(a, json_pack("{s:i,s:i}", "host", in->ports[i].host,
-                                           "guest", in->ports[i].guest));
+        json_array_append_new(a, json_pack("{s:i,s:i,s:s}", "host", in->ports[i].host,
+                                           "guest", in->ports[i].guest,
+                                           "proto", state_proto_name(in->ports[i].proto)));
     s = json_dumps(a, JSON_COMPACT);
     json_decref(a);
     return s;
@@ -203,6 +234,10 @@ static void ports_from_json(state_instance *in, const char *txt)
             break;
         in->ports[in->nports].host = (int)json_integer_value(json_object_get(v, "host"));
         in->ports[in->nports].guest = (int)json_integer_value(json_object_get(v, "guest"));
+        /* Rows written before schema 4 have no "proto": tcp. */
+        if (state_proto_parse(json_string_value(json_object_get(v, "proto")),
+                              &in->ports[in->nports].proto) < 0)
+            in->ports[in->nports].proto = STATE_PROTO_TCP;
         in->nports++;
     }
     json_decref(a);
@@ -315,14 +350,16 @@ static int write_ports(state_db *db, const state_instance *in, char *err, size_t
     sqlite3_finalize(st);
     st = NULL;
     for (int i = 0; i < in->nports; i++) {
-        if (sqlite3_prepare_v2(db->db, "INSERT INTO host_ports(port,instance) VALUES(?,?)",
-                               -1, &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(db->db, "INSERT INTO host_ports(port,proto,instance)"
+                               " VALUES(?,?,?)", -1, &st, NULL) != SQLITE_OK)
             goto out;
         sqlite3_bind_int(st, 1, in->ports[i].host);
-        sqlite3_bind_text(st, 2, in->id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, state_proto_name(in->ports[i].proto), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, in->id, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) != SQLITE_DONE) {
             if (sqlite3_extended_errcode(db->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
-                errbuf_set(err, errlen, "host port %d is already published", in->ports[i].host);
+                errbuf_set(err, errlen, "host port %d/%s is already published",
+                           in->ports[i].host, state_proto_name(in->ports[i].proto));
                 rc = STATE_ECONFLICT;
             }
             goto out;
@@ -648,9 +685,26 @@ int state_addr_in_use(state_db *db, uint32_t ipv4)
     return count_where(db, "SELECT count(*) FROM instances WHERE ipv4=?", ipv4) != 0;
 }
 
+int state_port_in_use_proto(state_db *db, int host_port, state_proto proto)
+{
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "SELECT count(*) FROM host_ports WHERE port=? AND proto=?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, host_port);
+        sqlite3_bind_text(st, 2, state_proto_name(proto), -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return n != 0;
+}
+
 int state_port_in_use(state_db *db, int host_port)
 {
-    return count_where(db, "SELECT count(*) FROM host_ports WHERE port=?", host_port) != 0;
+    return state_port_in_use_proto(db, host_port, STATE_PROTO_TCP);
 }
 
 /* ---- runs --------------------------------------------------------------- */

@@ -46,10 +46,16 @@ typedef enum {
 
 typedef enum { RESTART_NEVER = 0, RESTART_ON_FAILURE, RESTART_ALWAYS } state_restart;
 
-/* One published port: host TCP port -> instance port. */
+/* Transport protocol of a published port. */
+typedef enum { STATE_PROTO_TCP = 0, STATE_PROTO_UDP = 1 } state_proto;
+
+/* One published port: host port -> instance port, for one protocol. A host
+ * port is held per protocol: tcp 8080 and udp 8080 are two ports and may
+ * belong to different instances. A zeroed struct is tcp. */
 typedef struct {
     int host;
     int guest;
+    state_proto proto;
 } state_port;
 
 #define STATE_MAX_PORTS 16
@@ -117,6 +123,9 @@ const char *state_inst_state_name(state_inst_state s);
 int state_inst_state_parse(const char *s, state_inst_state *out);
 const char *state_restart_name(state_restart r);
 int state_restart_parse(const char *s, state_restart *out);
+/* "tcp" / "udp"; parse: 0, or -1 for anything else. */
+const char *state_proto_name(state_proto p);
+int state_proto_parse(const char *s, state_proto *out);
 
 /* Instances. Insert fails with STATE_ECONFLICT when the id or name exists.
  * Update rewrites every column of the row with this id. */
@@ -142,8 +151,11 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
 void state_inst_free(state_instance *in);        /* frees owned fields only */
 void state_inst_array_free(state_instance *a, size_t n);
 
-/* Is this IPv4 address / host port held by some instance? */
+/* Is this IPv4 address held by some instance? Is host_port held for proto
+ * by some instance (a port held for the other protocol does not count)? */
 int state_addr_in_use(state_db *db, uint32_t ipv4);
+int state_port_in_use_proto(state_db *db, int host_port, state_proto proto);
+/* TRANSITIONAL (until the callers pass the protocol): tcp. */
 int state_port_in_use(state_db *db, int host_port);
 
 /* Runs: begin a run (returns its number), end it. */

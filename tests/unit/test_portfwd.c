@@ -1,5 +1,5 @@
-/* Unit tests: the published-port proxy, over real loopback sockets, with a
- * local echo server standing in for the guest. */
+/* Unit tests: the published-port proxy, over real loopback sockets, with
+ * local TCP and UDP echo servers standing in for the guest. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,12 +7,16 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "portfwd.h"
@@ -189,12 +193,438 @@ static void test_bad_input(void **st)
     close(fd);
 }
 
+/* ---- UDP ---------------------------------------------------------------- */
+
+#define LOOP2 0x7f000002u
+
+/* A UDP echo server on 127.0.0.1 standing in for the guest; it notes the
+ * source port of the last datagram (one per proxy flow) and counts them. */
+typedef struct {
+    int fd, port;
+    pthread_t th;
+    atomic_int stop, last_peer, count;
+} uecho;
+
+static void *uecho_main(void *arg)
+{
+    uecho *u = arg;
+    static _Thread_local unsigned char buf[65536];
+    while (!atomic_load(&u->stop)) {
+        struct pollfd pf = { u->fd, POLLIN, 0 };
+        struct sockaddr_in from;
+        socklen_t fl = sizeof from;
+        ssize_t n;
+        if (poll(&pf, 1, 50) != 1)
+            continue;
+        n = recvfrom(u->fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+        if (n < 0)
+            continue;
+        atomic_store(&u->last_peer, ntohs(from.sin_port));
+        atomic_fetch_add(&u->count, 1);
+        sendto(u->fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
+    }
+    return NULL;
+}
+
+static void uecho_start(uecho *u)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP) };
+    socklen_t l = sizeof sa;
+    int big = 1 << 20;
+    memset(u, 0, sizeof *u);
+    u->fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(u->fd >= 0);
+    setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    assert_int_equal(bind(u->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    getsockname(u->fd, (struct sockaddr *)&sa, &l);
+    u->port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&u->th, NULL, uecho_main, u), 0);
+}
+
+static void uecho_stop(uecho *u)
+{
+    atomic_store(&u->stop, 1);
+    pthread_join(u->th, NULL);
+    close(u->fd);
+}
+
+/* A port free for both TCP and UDP on 127.0.0.1. */
+static int free_port2(void)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        int port = free_port(), fd = socket(AF_INET, SOCK_DGRAM, 0), ok;
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(LOOP) };
+        ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    fail_msg("no free port");
+    return -1;
+}
+
+/* A UDP socket connected to addr:port: it only accepts datagrams from there. */
+static int udp_dial(uint32_t addr, int port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(addr) };
+    int big = 1 << 20, fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* One datagram within timeout_ms, or -1. */
+static ssize_t udp_recv(int fd, void *buf, size_t len, int timeout_ms)
+{
+    struct pollfd pf = { fd, POLLIN, 0 };
+    if (poll(&pf, 1, timeout_ms) != 1)
+        return -1;
+    return recv(fd, buf, len, MSG_DONTWAIT);
+}
+
+/* Send msg and expect it back, whole, within 2 s. */
+static void udp_ping(int fd, const char *msg)
+{
+    char b[256];
+    size_t n = strlen(msg);
+    assert_int_equal(send(fd, msg, n, 0), (ssize_t)n);
+    assert_int_equal(udp_recv(fd, b, sizeof b, 2000), (ssize_t)n);
+    assert_memory_equal(b, msg, n);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    assert_non_null(d);
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Wait up to limit_ms for the flow count to become want. */
+static int flows_become(pfwd *p, size_t want, int limit_ms)
+{
+    for (int t = 0; t < limit_ms; t += 10) {
+        if (pfwd_flow_count(p) == want)
+            return 1;
+        sleep_ms(10);
+    }
+    return pfwd_flow_count(p) == want;
+}
+
+/* Several clients at once: each gets its own datagrams back and no one
+ * else's; one flow per client. */
+static void test_udp_clients(void **st)
+{
+    enum { NC = 8, NM = 5 };
+    uecho u;
+    int hport = free_port2(), c[NC];
+    pfwd *p;
+    char err[256];
+    (void)st;
+    uecho_start(&u);
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    assert_int_equal(pfwd_add_proto(p, "u1", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    assert_int_equal(pfwd_count(p), 1);
+    /* The UDP port is taken now, the TCP port of the same number is not. */
+    assert_int_equal(pfwd_probe_proto(p, PFWD_UDP, hport, err, sizeof err), -1);
+    assert_non_null(strstr(err, "in use"));
+    assert_non_null(strstr(err, "/udp"));
+    assert_int_equal(pfwd_probe_proto(p, PFWD_TCP, hport, err, sizeof err), 0);
+
+    for (int i = 0; i < NC; i++)
+        c[i] = udp_dial(LOOP, hport);
+    /* Every client sends all its messages before anyone reads. */
+    for (int m = 0; m < NM; m++)
+        for (int i = 0; i < NC; i++) {
+            char msg[64];
+            int len = snprintf(msg, sizeof msg, "client %d message %d", i, m);
+            assert_int_equal(send(c[i], msg, (size_t)len, 0), len);
+        }
+    for (int i = 0; i < NC; i++) {
+        for (int m = 0; m < NM; m++) {
+            char msg[64], b[256];
+            int len = snprintf(msg, sizeof msg, "client %d message %d", i, m);
+            assert_int_equal(udp_recv(c[i], b, sizeof b, 2000), len);
+            assert_memory_equal(b, msg, (size_t)len);
+        }
+    }
+    /* Nothing more for anyone. */
+    for (int i = 0; i < NC; i++) {
+        char b[256];
+        assert_int_equal(udp_recv(c[i], b, sizeof b, i == 0 ? 200 : 0), -1);
+    }
+    assert_int_equal(pfwd_flow_count(p), NC);
+    assert_int_equal(atomic_load(&u.count), NC * NM);
+    for (int i = 0; i < NC; i++)
+        close(c[i]);
+    pfwd_stop(p);
+    uecho_stop(&u);
+}
+
+/* Datagrams go through whole and one by one: the largest IPv4 payload
+ * arrives intact, and a burst of datagrams of different sizes (an empty one
+ * too) comes back as the same datagrams, never merged or split. */
+static void test_udp_whole_datagrams(void **st)
+{
+    static unsigned char big[PFWD_UDP_MAX_DGRAM], back[65536];
+    static const size_t sizes[] = { 1, 1000, 0, 3000, 17 };
+    uecho u;
+    int hport = free_port2(), c;
+    pfwd *p;
+    char err[256];
+    (void)st;
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i * 131 + (i >> 9));
+    uecho_start(&u);
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    assert_int_equal(pfwd_add_proto(p, "u", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    c = udp_dial(LOOP, hport);
+
+    assert_int_equal(send(c, big, sizeof big, 0), (ssize_t)sizeof big);
+    assert_int_equal(udp_recv(c, back, sizeof back, 3000), (ssize_t)sizeof big);
+    assert_memory_equal(back, big, sizeof big);
+
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        assert_int_equal(send(c, big + i, sizes[i], 0), (ssize_t)sizes[i]);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        assert_int_equal(udp_recv(c, back, sizeof back, 3000), (ssize_t)sizes[i]);
+        assert_memory_equal(back, big + i, sizes[i]);
+    }
+    assert_int_equal(udp_recv(c, back, sizeof back, 200), -1);
+    assert_int_equal(atomic_load(&u.count), 1 + (int)(sizeof sizes / sizeof sizes[0]));
+    close(c);
+    pfwd_stop(p);
+    uecho_stop(&u);
+}
+
+/* A flow lives while datagrams pass (the guest keeps seeing the same peer)
+ * and is closed after the idle time; the client is served again after. */
+static void test_udp_flow_expiry(void **st)
+{
+    uecho u;
+    int hport = free_port2(), c, peer;
+    pfwd *p;
+    char err[256];
+    (void)st;
+    uecho_start(&u);
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    pfwd_set_udp_limits(p, 300, 0);
+    assert_int_equal(pfwd_add_proto(p, "u", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    c = udp_dial(LOOP, hport);
+    udp_ping(c, "first");
+    assert_int_equal(pfwd_flow_count(p), 1);
+    peer = atomic_load(&u.last_peer);
+    /* Traffic every 100 ms for 3 idle times: one flow throughout. */
+    for (int i = 0; i < 9; i++) {
+        sleep_ms(100);
+        udp_ping(c, "keep");
+        assert_int_equal(atomic_load(&u.last_peer), peer);
+        assert_int_equal(pfwd_flow_count(p), 1);
+    }
+    /* Quiet: still there before the idle time, gone soon after it. */
+    sleep_ms(150);
+    assert_int_equal(pfwd_flow_count(p), 1);
+    assert_true(flows_become(p, 0, 1000));
+    udp_ping(c, "again");
+    assert_int_equal(pfwd_flow_count(p), 1);
+    close(c);
+    pfwd_stop(p);
+    uecho_stop(&u);
+}
+
+/* A flood of client addresses: the forward never holds more flows (and
+ * descriptors) than its cap; the least recently active flow goes first. */
+static void test_udp_flow_cap(void **st)
+{
+    enum { CAP = 4, NC = 64 };
+    uecho u;
+    int hport = free_port2(), c[NC], port[NC], fds0, fds1;
+    pfwd *p;
+    char err[256];
+    (void)st;
+    uecho_start(&u);
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    pfwd_set_udp_limits(p, 0, CAP);
+    assert_int_equal(pfwd_add_proto(p, "u", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    fds0 = count_fds();
+    for (int i = 0; i < NC; i++) {
+        char msg[32];
+        c[i] = udp_dial(LOOP, hport);
+        snprintf(msg, sizeof msg, "flood %d", i);
+        udp_ping(c[i], msg);
+        port[i] = atomic_load(&u.last_peer);
+        assert_true(pfwd_flow_count(p) <= CAP);
+    }
+    assert_int_equal(pfwd_flow_count(p), CAP);
+    fds1 = count_fds();
+    assert_true(fds1 - NC - fds0 <= CAP);
+    /* The flows of clients 60..63 remain, oldest first; a datagram from 60
+     * makes it the most recent. */
+    udp_ping(c[NC - 4], "still here");
+    assert_int_equal(atomic_load(&u.last_peer), port[NC - 4]);
+    /* Client 0 was evicted long ago: a new flow, which ends the least
+     * recently active one (61's), not the first made (60's). */
+    udp_ping(c[0], "back");
+    assert_int_equal(pfwd_flow_count(p), CAP);
+    for (int i = NC - 4; i < NC; i++) {
+        if (i == NC - 3)
+            continue;
+        udp_ping(c[i], "kept");
+        assert_int_equal(atomic_load(&u.last_peer), port[i]);
+    }
+    assert_int_equal(pfwd_flow_count(p), CAP);
+    for (int i = 0; i < NC; i++)
+        close(c[i]);
+    pfwd_stop(p);
+    uecho_stop(&u);
+}
+
+/* Removing the forward closes the host port and every flow at once. */
+static void test_udp_remove(void **st)
+{
+    uecho u;
+    int hport = free_port2(), c, fds0;
+    pfwd *p;
+    char err[256], b[64];
+    (void)st;
+    uecho_start(&u);
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    fds0 = count_fds();
+    assert_int_equal(pfwd_add_proto(p, "gone", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
+                     0);
+    c = udp_dial(LOOP, hport);
+    udp_ping(c, "before");
+    assert_int_equal(pfwd_flow_count(p), 1);
+    pfwd_remove(p, "gone");
+    assert_int_equal(pfwd_count(p), 0);
+    assert_int_equal(pfwd_flow_count(p), 0);
+    assert_int_equal(count_fds(), fds0 + 1);   /* only the client's socket */
+    (void)!send(c, "after", 5, 0);
+    assert_true(udp_recv(c, b, sizeof b, 300) <= 0);
+    assert_int_equal(atomic_load(&u.count), 1);
+    /* The port can be bound again at once. */
+    assert_int_equal(pfwd_probe_proto(p, PFWD_UDP, hport, err, sizeof err), 0);
+    assert_int_equal(pfwd_add_proto(p, "new", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
+                     0);
+    close(c);
+    c = udp_dial(LOOP, hport);
+    udp_ping(c, "new owner");
+    close(c);
+    pfwd_stop(p);
+    uecho_stop(&u);
+}
+
+/* tcp N and udp N are two ports: two owners hold them side by side, and
+ * removing one leaves the other working. */
+static void test_tcp_udp_same_port(void **st)
+{
+    uecho u;
+    int eport, elfd = listen_any(&eport), hport = free_port2(), c;
+    pthread_t echo;
+    pfwd *p;
+    char err[256], b[8];
+    (void)st;
+    uecho_start(&u);
+    pthread_create(&echo, NULL, echo_main, &elfd);
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    assert_int_equal(pfwd_add_proto(p, "a", PFWD_TCP, hport, LOOP, eport, err, sizeof err), 0);
+    assert_int_equal(pfwd_add_proto(p, "b", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    assert_int_equal(pfwd_count(p), 2);
+    /* Each is held once. */
+    assert_int_equal(pfwd_add_proto(p, "c", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "/udp"));
+    assert_int_equal(pfwd_add_proto(p, "c", PFWD_TCP, hport, LOOP, eport, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/tcp"));
+
+    c = dial(hport);
+    assert_true(c >= 0);
+    assert_int_equal(write(c, "tcp!", 4), 4);
+    {
+        struct pollfd pf = { c, POLLIN, 0 };
+        assert_true(poll(&pf, 1, 5000) == 1);
+        assert_int_equal(read(c, b, 4), 4);
+        assert_memory_equal(b, "tcp!", 4);
+    }
+    close(c);
+    c = udp_dial(LOOP, hport);
+    udp_ping(c, "udp!");
+
+    pfwd_remove(p, "a");
+    assert_int_equal(dial(hport), -1);
+    udp_ping(c, "udp still");
+    close(c);
+    pfwd_stop(p);
+    shutdown(elfd, SHUT_RDWR);
+    close(elfd);
+    pthread_join(echo, NULL);
+    uecho_stop(&u);
+}
+
+/* Listening on 0.0.0.0, a reply leaves from the address the client wrote
+ * to (127.0.0.2 here, while the route back to the client would pick
+ * 127.0.0.1): a connected client only accepts it from there. */
+static void test_udp_wildcard_reply_source(void **st)
+{
+    uecho u;
+    int hport = free_port2(), c;
+    pfwd *p;
+    char err[256];
+    (void)st;
+    uecho_start(&u);
+    assert_int_equal(pfwd_start("0.0.0.0", &p, err, sizeof err), 0);
+    assert_int_equal(pfwd_add_proto(p, "w", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    c = udp_dial(LOOP2, hport);
+    udp_ping(c, "to 127.0.0.2");
+    close(c);
+    c = udp_dial(LOOP, hport);
+    udp_ping(c, "to 127.0.0.1");
+    close(c);
+    pfwd_stop(p);
+    uecho_stop(&u);
+}
+
+/* An unknown protocol is refused, naming the port. */
+static void test_bad_proto(void **st)
+{
+    pfwd *p;
+    char err[256];
+    (void)st;
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    assert_int_equal(pfwd_add_proto(p, "z", (pfwd_proto)7, 1234, LOOP, 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "1234"));
+    assert_int_equal(pfwd_probe_proto(p, (pfwd_proto)7, 1234, err, sizeof err), -1);
+    assert_int_equal(pfwd_count(p), 0);
+    pfwd_stop(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_echo),
         cmocka_unit_test(test_unreachable_guest),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_udp_clients),
+        cmocka_unit_test(test_udp_whole_datagrams),
+        cmocka_unit_test(test_udp_flow_expiry),
+        cmocka_unit_test(test_udp_flow_cap),
+        cmocka_unit_test(test_udp_remove),
+        cmocka_unit_test(test_tcp_udp_same_port),
+        cmocka_unit_test(test_udp_wildcard_reply_source),
+        cmocka_unit_test(test_bad_proto),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "state.h"
 
 static char dir[64];
@@ -62,7 +64,12 @@ static void test_roundtrip_and_reopen(void **st)
     in.ipv4 = 0x0a580002;
     in.ports[0].host = 8080;
     in.ports[0].guest = 80;
-    in.nports = 1;
+    in.ports[1].host = 5353;
+    in.ports[1].guest = 53;
+    in.ports[1].proto = STATE_PROTO_UDP;
+    in.ports[2].host = 5353;      /* tcp and udp of one number: two ports */
+    in.ports[2].guest = 53;
+    in.nports = 3;
     in.restart = RESTART_ON_FAILURE;
     assert_int_equal(state_inst_insert(db, &in, err, sizeof err), 0);
     state_close(db);
@@ -73,11 +80,22 @@ static void test_roundtrip_and_reopen(void **st)
     assert_string_equal(out.args_json, "[\"a b\"]");
     assert_string_equal(out.labels_json, "{\"app\":\"web\"}");
     assert_int_equal(out.ipv4, 0x0a580002);
-    assert_int_equal(out.nports, 1);
+    assert_int_equal(out.nports, 3);
     assert_int_equal(out.ports[0].host, 8080);
+    assert_int_equal(out.ports[0].proto, STATE_PROTO_TCP);
+    assert_int_equal(out.ports[1].host, 5353);
+    assert_int_equal(out.ports[1].guest, 53);
+    assert_int_equal(out.ports[1].proto, STATE_PROTO_UDP);
+    assert_int_equal(out.ports[2].host, 5353);
+    assert_int_equal(out.ports[2].proto, STATE_PROTO_TCP);
     assert_int_equal(out.restart, RESTART_ON_FAILURE);
     assert_int_equal(out.state, ST_PENDING);
     state_inst_free(&out);
+    assert_true(state_port_in_use_proto(db, 8080, STATE_PROTO_TCP));
+    assert_false(state_port_in_use_proto(db, 8080, STATE_PROTO_UDP));
+    assert_false(state_port_in_use_proto(db, 8081, STATE_PROTO_TCP));
+    assert_true(state_port_in_use_proto(db, 5353, STATE_PROTO_UDP));
+    assert_true(state_port_in_use_proto(db, 5353, STATE_PROTO_TCP));
     assert_true(state_port_in_use(db, 8080));
     assert_false(state_port_in_use(db, 8081));
     assert_true(state_addr_in_use(db, 0x0a580002));
@@ -109,10 +127,35 @@ static void test_conflicts(void **st)
     b.ports[0].host = 9000;
     b.nports = 1;
     assert_int_equal(state_inst_insert(db, &b, err, sizeof err), STATE_ECONFLICT);
-    assert_non_null(strstr(err, "9000"));
+    assert_non_null(strstr(err, "9000/tcp"));
 
     /* The failed inserts left nothing behind. */
     assert_int_equal(state_inst_find(db, "two", &b, err, sizeof err), STATE_ENOTFOUND);
+
+    /* udp 9000 is another port than a's tcp 9000; then it is held too. */
+    fill(&b, "bbbbbbbbbbbb", "two");
+    b.ports[0].host = 9000;
+    b.ports[0].proto = STATE_PROTO_UDP;
+    b.nports = 1;
+    assert_int_equal(state_inst_insert(db, &b, err, sizeof err), 0);
+    fill(&b, "cccccccccccc", "three");
+    b.ports[0].host = 9001;
+    b.ports[1].host = 9000;
+    b.ports[1].proto = STATE_PROTO_UDP;
+    b.nports = 2;
+    assert_int_equal(state_inst_insert(db, &b, err, sizeof err), STATE_ECONFLICT);
+    assert_non_null(strstr(err, "9000/udp"));
+    assert_false(state_port_in_use_proto(db, 9001, STATE_PROTO_TCP));
+    /* An update moving a's port to udp clashes as well and changes nothing. */
+    a.ports[0].proto = STATE_PROTO_UDP;
+    assert_int_equal(state_inst_update(db, &a, err, sizeof err), STATE_ECONFLICT);
+    assert_true(state_port_in_use_proto(db, 9000, STATE_PROTO_TCP));
+    /* Deleting an instance frees its ports. */
+    assert_int_equal(state_inst_delete(db, "bbbbbbbbbbbb", err, sizeof err), 0);
+    assert_false(state_port_in_use_proto(db, 9000, STATE_PROTO_UDP));
+    assert_int_equal(state_inst_update(db, &a, err, sizeof err), 0);
+    assert_false(state_port_in_use_proto(db, 9000, STATE_PROTO_TCP));
+    assert_true(state_port_in_use_proto(db, 9000, STATE_PROTO_UDP));
     state_close(db);
 }
 
@@ -246,6 +289,120 @@ static void test_newer_schema_refused(void **st)
     assert_non_null(strstr(err, "newer"));
 }
 
+/* A database made by a shoald before published ports had a protocol
+ * (schema 3, written here with the statements that shoald shipped) opens,
+ * is migrated, and reads its ports as tcp; udp ports can be added next to
+ * them. */
+static const char *const SCHEMA_V3 =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE hosts("
+    "  name TEXT PRIMARY KEY, uri TEXT NOT NULL, labels TEXT NOT NULL,"
+    "  cordoned INTEGER NOT NULL DEFAULT 0, domain_type TEXT NOT NULL);"
+    "CREATE TABLE instances("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image_ref TEXT NOT NULL,"
+    "  image_digest TEXT NOT NULL, host TEXT NOT NULL, state TEXT NOT NULL,"
+    "  memory_mib INTEGER NOT NULL, vcpus INTEGER NOT NULL,"
+    "  args TEXT NOT NULL, env TEXT NOT NULL, labels TEXT NOT NULL,"
+    "  restart TEXT NOT NULL, restarts INTEGER NOT NULL, network INTEGER NOT NULL,"
+    "  ipv4 INTEGER, mac TEXT NOT NULL, ports TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL, started_ms INTEGER NOT NULL,"
+    "  boot_us INTEGER NOT NULL, ready_ms REAL NOT NULL, exit_code INTEGER NOT NULL,"
+    "  last_error TEXT NOT NULL, want_running INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX instances_ipv4 ON instances(ipv4) WHERE ipv4 IS NOT NULL;"
+    "CREATE TABLE host_ports(port INTEGER PRIMARY KEY,"
+    "  instance TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE);"
+    "CREATE TABLE runs(instance TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    "  run INTEGER NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL,"
+    "  exit_code INTEGER NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL,"
+    "  PRIMARY KEY(instance, run));"
+    "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);"
+    "CREATE INDEX instances_created ON instances(created_ms, id);"
+    "ALTER TABLE instances ADD COLUMN placement TEXT NOT NULL DEFAULT '{}';"
+    "INSERT INTO instances VALUES('0123456789ab','old','echo:latest','sha256:abc','local',"
+    "  'running',32,1,'[]','{}','{}','never',0,1,167247874,'02:73:68:00:00:02',"
+    "  '[{\"host\":8080,\"guest\":80},{\"host\":8443,\"guest\":443}]',1000,1000,-1,-1,-1,'',1,"
+    "  '{}');"
+    "INSERT INTO host_ports VALUES(8080,'0123456789ab');"
+    "INSERT INTO host_ports VALUES(8443,'0123456789ab');"
+    "INSERT INTO runs VALUES('0123456789ab',1,1000,0,-1,'running','');"
+    "PRAGMA user_version=3;";
+
+static int column_exists(const char *table, const char *col)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char sql[128];
+    int found = 0;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof sql, "SELECT name FROM pragma_table_info('%s')", table);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        found |= strcmp((const char *)sqlite3_column_text(st, 0), col) == 0;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return found;
+}
+
+static void test_old_schema_ports_are_tcp(void **st)
+{
+    state_db *db;
+    state_instance in, out;
+    state_run runs[4];
+    size_t n;
+    sqlite3 *raw;
+    char err[256], *msg = NULL;
+    (void)st;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, SCHEMA_V3, NULL, NULL, &msg), SQLITE_OK);
+    sqlite3_close(raw);
+    assert_false(column_exists("host_ports", "proto"));
+
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_int_equal(state_inst_find(db, "old", &out, err, sizeof err), 0);
+    assert_int_equal(out.nports, 2);
+    assert_int_equal(out.ports[0].host, 8080);
+    assert_int_equal(out.ports[0].guest, 80);
+    assert_int_equal(out.ports[0].proto, STATE_PROTO_TCP);
+    assert_int_equal(out.ports[1].host, 8443);
+    assert_int_equal(out.ports[1].proto, STATE_PROTO_TCP);
+    assert_int_equal(out.state, ST_RUNNING);
+    state_inst_free(&out);
+    /* The old rows hold their tcp ports, not the udp ones. */
+    assert_true(state_port_in_use_proto(db, 8080, STATE_PROTO_TCP));
+    assert_true(state_port_in_use_proto(db, 8443, STATE_PROTO_TCP));
+    assert_false(state_port_in_use_proto(db, 8080, STATE_PROTO_UDP));
+    /* The migration kept the instance's runs (nothing cascaded). */
+    assert_int_equal(state_run_list(db, "0123456789ab", runs, 4, &n), 0);
+    assert_int_equal(n, 1);
+
+    fill(&in, "fedcba987654", "new");
+    in.ports[0].host = 8080;
+    in.ports[0].proto = STATE_PROTO_UDP;
+    in.nports = 1;
+    assert_int_equal(state_inst_insert(db, &in, err, sizeof err), 0);
+    fill(&in, "aaaaaaaaaaaa", "clash");
+    in.ports[0].host = 8443;
+    in.nports = 1;
+    assert_int_equal(state_inst_insert(db, &in, err, sizeof err), STATE_ECONFLICT);
+    assert_non_null(strstr(err, "8443/tcp"));
+    state_close(db);
+    assert_true(column_exists("host_ports", "proto"));
+
+    /* Reopened (already migrated): the same answers. */
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_int_equal(state_inst_find(db, "new", &out, err, sizeof err), 0);
+    assert_int_equal(out.nports, 1);
+    assert_int_equal(out.ports[0].proto, STATE_PROTO_UDP);
+    state_inst_free(&out);
+    assert_true(state_port_in_use_proto(db, 8080, STATE_PROTO_UDP));
+    /* Deleting the old instance frees its migrated ports. */
+    assert_int_equal(state_inst_delete(db, "0123456789ab", err, sizeof err), 0);
+    assert_false(state_port_in_use_proto(db, 8080, STATE_PROTO_TCP));
+    assert_false(state_port_in_use_proto(db, 8443, STATE_PROTO_TCP));
+    assert_true(state_port_in_use_proto(db, 8080, STATE_PROTO_UDP));
+    state_close(db);
+}
+
 static void test_enum_names(void **st)
 {
     state_inst_state s;
@@ -259,6 +416,17 @@ static void test_enum_names(void **st)
     assert_int_equal(state_restart_parse("on-failure", &r), 0);
     assert_int_equal(r, RESTART_ON_FAILURE);
     assert_int_equal(state_restart_parse("sometimes", &r), -1);
+    {
+        state_proto pr;
+        assert_int_equal(state_proto_parse("udp", &pr), 0);
+        assert_int_equal(pr, STATE_PROTO_UDP);
+        assert_int_equal(state_proto_parse("tcp", &pr), 0);
+        assert_int_equal(pr, STATE_PROTO_TCP);
+        assert_int_equal(state_proto_parse("sctp", &pr), -1);
+        assert_int_equal(state_proto_parse(NULL, &pr), -1);
+        assert_string_equal(state_proto_name(STATE_PROTO_UDP), "udp");
+        assert_string_equal(state_proto_name(STATE_PROTO_TCP), "tcp");
+    }
 }
 
 int main(void)
@@ -271,6 +439,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_and_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_schema_ports_are_tcp, setup, teardown),
         cmocka_unit_test(test_enum_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
