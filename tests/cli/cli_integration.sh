@@ -3,11 +3,12 @@
 #
 # Starts the real shoald on 127.0.0.1 (temp state dir) inside a network
 # namespace this script creates, so the daemon's bridge, the guests' taps and
-# all traffic stay there (DESIGN.md's traffic rule), and drives every `shoal`
-# command against it, checking output and exit statuses. Missing binaries or
-# images are a FAILURE, never a skip. Every wait is bounded; the trap removes
-# instances, stops the daemon, deletes the namespace and the state dir even
-# when a check fails.
+# all traffic stay there (tests send network traffic only to loopback or to
+# hosts inside a network namespace the test itself created), and drives
+# every `shoal` command against it, checking output and exit statuses.
+# Missing binaries or images are a FAILURE, never a skip. Every wait is
+# bounded; the trap removes instances, stops the daemon, deletes the
+# namespace and the state dir even when a check fails.
 set -eu
 
 SHOAL=${1:?usage: cli_integration.sh SHOAL SHOALD IMAGES_DIR}

@@ -13,7 +13,8 @@ domtype=$([ "$ACCEL_USED" = kvm ] && echo kvm || echo qemu)
 name="shoal-guest-test-$$"
 root="$WORK/root"
 mkdir -p "$root/etc"
-# Without virtlogd running, QEMU's output must go to files (DESIGN.md).
+# Without virtlogd running, QEMU's output must go to files: qemu.conf's
+# stdio_handler defaults to virtlogd (docs/guest-protocol.md, Domain shape).
 # QEMU runs as root so it can read the build tree and the private work dir.
 printf 'stdio_handler = "file"\nuser = "root"\ngroup = "root"\n' > "$root/etc/qemu.conf"
 uri="qemu:///embed?root=$root"

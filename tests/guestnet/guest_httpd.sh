@@ -3,7 +3,8 @@
 # raw QEMU with a virtio-net NIC on QEMU's user-mode network (restrict=on:
 # the guest can reach nothing outside QEMU) and a host forward bound to
 # 127.0.0.1 only, then check /healthz, keep-alive and the body size from
-# the host. Traffic stays on loopback (DESIGN.md, network traffic rule).
+# the host. Traffic stays on loopback (tests send network traffic only to
+# loopback or to hosts inside a network namespace the test itself created).
 # VARIANT picks the device and the driver's interface, and the console must
 # name the interface the driver ended up on, and how an idle guest learns of
 # a frame (MSI-X receive interrupt "irq", or "polled" without MSI-X):
