@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "virtio_pci.h"
-#include "../net/net_port.h"
 
 /* x86 keeps stores in order and loads in order (TSO); the device is
  * coherent. Only the compiler must not reorder ring accesses. */
@@ -82,6 +81,8 @@ static struct {
     struct vq q[2];
     uint16_t tx_free[VNET_TX_BUFS];     /* stack of free TX slots */
     unsigned ntx_free;
+    virtio_net_rx_fn rx;                /* received frames go up here */
+    void    *rx_ctx;
     struct virtio_net_stats st;
 } vn;
 
@@ -165,9 +166,8 @@ static void tx_reclaim(void)
     }
 }
 
-static int vn_transmit(struct net_if *nif, const void *frame, size_t len)
+int virtio_net_transmit(const void *frame, size_t len)
 {
-    (void)nif;
     tx_reclaim();
     if (!vn.up || len > VNET_BUF_SIZE || vn.ntx_free == 0) {
         vn.st.tx_full++;
@@ -194,7 +194,7 @@ static int vn_transmit(struct net_if *nif, const void *frame, size_t len)
     return 0;
 }
 
-int virtio_net_poll(struct net_if *nif)
+int virtio_net_poll(void)
 {
     if (!vn.up)
         return 0;
@@ -212,7 +212,7 @@ int virtio_net_poll(struct net_if *nif)
         }
         if (len > vn.hdr_len && len - vn.hdr_len <= VNET_BUF_SIZE) {
             vn.st.rx_frames++;
-            net_input(nif, rx_buf[slot], len - vn.hdr_len);
+            vn.rx(vn.rx_ctx, rx_buf[slot], len - vn.hdr_len);
         } else {
             vn.st.rx_bad++;
         }
@@ -224,8 +224,6 @@ int virtio_net_poll(struct net_if *nif)
     tx_reclaim();
     return n;
 }
-
-static void vn_poll_cb(struct net_if *nif) { virtio_net_poll(nif); }
 
 int virtio_net_rx_pending(void)
 {
@@ -278,7 +276,7 @@ const char *virtio_net_rx_wakeup(void)
     return vn.irq ? "irq" : "polled";
 }
 
-int virtio_net_init(struct net_if *nif, const struct virtio_net_opts *opts)
+int virtio_net_init(const struct virtio_net_opts *opts, uint8_t mac[VNET_MAC_LEN])
 {
     struct pci_dev d;
     const char *why = NULL;
@@ -314,12 +312,12 @@ int virtio_net_init(struct net_if *nif, const struct virtio_net_opts *opts)
     vn.has_status = (guest >> VIRTIO_NET_F_STATUS) & 1;
     /* 7. Device setup: the MAC (config offsets 0..5), then the queues. */
     if (guest & (1ull << VIRTIO_NET_F_MAC)) {
-        vpci_config_read(v, 0, nif->mac, NET_ETH_ALEN);
+        vpci_config_read(v, 0, mac, VNET_MAC_LEN);
     } else {
-        uint32_t r = net_port_random();
-        uint8_t mac[NET_ETH_ALEN] = {0x02, 0x53, (uint8_t)(r >> 24), (uint8_t)(r >> 16),
-                                     (uint8_t)(r >> 8), (uint8_t)r};
-        memcpy(nif->mac, mac, sizeof mac);
+        uint32_t r = opts->random ? opts->random() : 0;
+        uint8_t made_up[VNET_MAC_LEN] = {0x02, 0x53, (uint8_t)(r >> 24), (uint8_t)(r >> 16),
+                                         (uint8_t)(r >> 8), (uint8_t)r};
+        memcpy(mac, made_up, sizeof made_up);
     }
     /* receiveq1 is queue 0, transmitq1 queue 1; only the first may
      * interrupt (to wake an idle CPU). */
@@ -343,12 +341,10 @@ int virtio_net_init(struct net_if *nif, const struct virtio_net_opts *opts)
     vpci_set_status(v, (uint8_t)(vpci_status(v) | VPCI_STATUS_DRIVER_OK));
     if (vpci_status(v) & VPCI_STATUS_FAILED)
         return fail("device set FAILED", vpci_status(v));
+    vn.rx = opts->rx;
+    vn.rx_ctx = opts->rx_ctx;
     vn.up = 1;
     notify(RXQ);
     (void)vpci_isr(v);                   /* clear a stale interrupt */
-
-    nif->transmit = vn_transmit;
-    nif->poll = vn_poll_cb;
-    nif->driver = &vn;
     return 0;
 }

@@ -24,7 +24,8 @@
                                           (128 + SIGTERM, as in POSIX shells) */
 
 /* Enable the power-button event (and no other PM1 event) and route the SCI.
- * Needs the local APIC enabled (apic_init). Returns 0, or -1 when the
+ * Needs the local APIC enabled (apic_init); the clock's first sleep calls
+ * both. Returns 0, or -1 when the
  * machine has no PIIX4 PM block at the expected ports (then polling does
  * nothing). */
 int acpi_init(void);

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "acpi.h"
 #include "kern.h"
 #include "../arch/x86_64/apic.h"
 #include "../arch/x86_64/cpu.h"
@@ -34,17 +35,6 @@ struct pvclock_time_info {
     uint8_t  pad[2];
 } __attribute__((aligned(64)));
 static struct pvclock_time_info clock_pv;
-
-uint64_t clock_muldiv(uint64_t a, uint64_t b, uint64_t c)
-{
-    uint64_t hi, lo, q, r;
-    __asm__("mulq %3" : "=a"(lo), "=d"(hi) : "a"(a), "r"(b));
-    if (hi >= c)                 /* quotient would overflow: saturate */
-        return UINT64_MAX;
-    __asm__("divq %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(hi), "r"(c));
-    (void)r;
-    return q;
-}
 
 static uint64_t clock_from_hypervisor_leaf(void)
 {
@@ -77,7 +67,7 @@ static uint64_t clock_from_hypervisor_leaf(void)
             cpu_wrmsr(MSR_KVM_SYSTEM_TIME_NEW, 0);
             if (mul) {
                 /* ns/tick = 2^shift * mul / 2^32  =>  hz = 1e9 * 2^32 / mul / 2^shift */
-                uint64_t hz = clock_muldiv(1000000000ull, 1ull << 32, mul);
+                uint64_t hz = cpu_muldiv(1000000000ull, 1ull << 32, mul);
                 hz = shift >= 0 ? hz >> shift : hz << -shift;
                 clock_src = "kvmclock";
                 return hz;
@@ -151,7 +141,7 @@ static uint64_t pit_finish(void)
         prev = c;
     }
     clock_src = "pit";
-    return clock_muldiv(t - pit_t0, PIT_HZ, PIT_FULL - c);
+    return cpu_muldiv(t - pit_t0, PIT_HZ, PIT_FULL - c);
 }
 
 void clock_start(void)
@@ -178,7 +168,7 @@ const char *clock_source(void) { return clock_src; }
 
 uint64_t clock_tsc_to_ns(uint64_t ticks)
 {
-    return clock_muldiv(ticks, 1000000000ull, clock_hz);
+    return cpu_muldiv(ticks, 1000000000ull, clock_hz);
 }
 
 uint64_t clock_monotonic_ns(void)
@@ -186,21 +176,59 @@ uint64_t clock_monotonic_ns(void)
     return clock_tsc_to_ns(cpu_rdtsc() - kern_boot_tsc);
 }
 
+/* Halt until the TSC reaches deadline or ready() (may be NULL) says so,
+ * one armed local APIC halt at a time. The first sleep brings up the APIC
+ * and the power button. Every wakeup checks the button and ready(); sleeps
+ * are cut into power-button slices (acpi_slice_ns: 1 s, or 100 ms without
+ * the SCI), so even a wakeup lost by a device costs at most one slice.
+ * Without an APIC: a busy wait. Returns 1 if ready, 0 at the deadline. */
+static int clock_sleep_until(uint64_t deadline, int (*ready)(void))
+{
+    static int tried, have_apic;
+    int r = 0;
+    if (!tried) {                     /* first sleep: bring the APIC up */
+        tried = 1;
+        have_apic = apic_init(clock_hz) == 0;
+        acpi_init();                  /* only sleepers can notice the button */
+    }
+    if (!have_apic) {
+        while (cpu_rdtsc() < deadline)
+            if (ready && ready())
+                return 1;
+        return 0;
+    }
+    for (;;) {
+        uint64_t now = cpu_rdtsc(), wake = deadline;
+        /* Sleep in slices so the power button is noticed (acpi.h). */
+        uint64_t slice = cpu_muldiv(acpi_slice_ns(), clock_hz, 1000000000ull);
+        acpi_poll();
+        if (ready && (r = ready()) != 0)
+            break;
+        if (now >= deadline)
+            break;
+        if (slice && deadline - now > slice)
+            wake = now + slice;
+        apic_halt_until(now, wake);
+    }
+    apic_timer_stop();
+    return r != 0;
+}
+
 void clock_sleep_ns(uint64_t ns)
 {
     uint64_t start = cpu_rdtsc();
-    uint64_t ticks = clock_muldiv(ns, clock_hz, 1000000000ull);
-    apic_sleep_until(start + ticks + 1);
+    uint64_t ticks = cpu_muldiv(ns, clock_hz, 1000000000ull);
+    clock_sleep_until(start + ticks + 1, NULL);
 }
 
 int clock_sleep_ready_ns(uint64_t ns, int (*ready)(void))
 {
     /* "Forever" arrives as ~UINT64_MAX: a day keeps the TSC arithmetic in
-     * range (clock_muldiv's result must fit 64 bits) and ends no real wait. */
+     * range (cpu_muldiv's result must fit 64 bits) and ends no real wait. */
     const uint64_t day_ns = 86400ull * 1000000000ull;
     uint64_t start = cpu_rdtsc();
-    uint64_t ticks = clock_muldiv(ns < day_ns ? ns : day_ns, clock_hz, 1000000000ull);
-    return apic_sleep_until_ready(start + ticks + 1, ready);
+    uint64_t ticks = cpu_muldiv(ns < day_ns ? ns : day_ns, clock_hz, 1000000000ull);
+    return clock_sleep_until(start + ticks + 1, ready);
 }
 
 /* --- CMOS RTC ---------------------------------------------------------- */

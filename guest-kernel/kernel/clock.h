@@ -40,15 +40,16 @@ uint64_t clock_tsc_to_ns(uint64_t ticks);
 /* Nanoseconds since 1970-01-01 UTC. */
 uint64_t clock_realtime_ns(void);
 
-/* Halt the CPU for at least ns nanoseconds (local APIC timer). */
+/* Halt the CPU for at least ns nanoseconds (local APIC timer; the first
+ * sleep enables the APIC and the ACPI power button). */
 void clock_sleep_ns(uint64_t ns);
 
-/* Halt for up to ns nanoseconds, returning early once ready() is non-zero
- * (checked first, then after every interrupt or power-button slice;
- * see apic_sleep_until_ready). Returns 1 if ready, 0 if the time ran out. */
+/* Halt for up to ns nanoseconds, returning early once ready() is non-zero.
+ * ready() is called before the first hlt and after every wakeup: a device
+ * interrupt (IDT_VEC_DEVICE), or at the latest the next power-button slice
+ * (acpi_slice_ns: 1 s, or 100 ms without the SCI), so even a wakeup lost
+ * by the device costs at most one slice. Returns 1 if ready, 0 if the time
+ * ran out. Every sleep also acts on the power button (acpi_poll). */
 int clock_sleep_ready_ns(uint64_t ns, int (*ready)(void));
-
-/* a * b / c with a 128-bit intermediate; c != 0, result must fit 64 bits. */
-uint64_t clock_muldiv(uint64_t a, uint64_t b, uint64_t c);
 
 #endif

@@ -27,10 +27,21 @@ void kern_main(uint32_t start_info_paddr) __attribute__((noreturn));
 /* Write the exit record (code & 255) and power the VM off. Never returns. */
 void kern_exit(int code) __attribute__((noreturn));
 
-/* Write the crash record, signal pvpanic, halt forever. The console report
- * is the caller's job (idt.c). */
-void kern_crash(uint64_t vector, uint64_t error, uint64_t rip, uint64_t cr2)
-    __attribute__((noreturn));
+/* Boot hooks: how a layer above the kernel joins the boot without the
+ * kernel naming it (docs/guest-kernel.md, "Layers"). A function registered
+ * at file scope with KERN_BOOT_HOOK("what", fn) runs in kern_main after
+ * the banner and before the ready record - the network (net/net_guest.c,
+ * NET images) comes up there, so "running" means "reachable". Returns 0
+ * (up) or > 0 (nothing to do); < 0 is fatal: "<what> setup failed (see
+ * above)", exit 2. The linker collects the entries (section
+ * .kern_boot_hooks, arch/x86_64/link.ld); they run in link order. */
+struct kern_boot_hook {
+    const char *what;
+    int (*fn)(void);
+};
+#define KERN_BOOT_HOOK(what_, fn_)                                           \
+    static const struct kern_boot_hook kern_boot_hook_##fn_                  \
+        __attribute__((used, section(".kern_boot_hooks"), aligned(8))) = { (what_), (fn_) }
 
 /* Print "shoal: <msg>" on the console and exit with code. For unrecoverable
  * conditions that are not CPU exceptions (bad start info, bad cmdline). */

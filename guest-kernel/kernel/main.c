@@ -17,23 +17,20 @@
 #include "status.h"
 #include "../arch/x86_64/cpu.h"
 #include "../arch/x86_64/idt.h"
-#include "../drivers/serial.h"
+#include "../arch/x86_64/serial.h"
 
 #define ACPI_PM1A_CNT   0x604    /* PIIX4 PM1a control as set up by qboot/SeaBIOS */
 #define ACPI_SLP_S5     0x2000   /* SLP_EN | SLP_TYP=S5 for QEMU's DSDT */
-#define PVPANIC_PORT    0x505
-#define PVPANIC_PANICKED 1
 #define MEMMAP_MAX      64
 #define MAPPED_LIMIT    0x100000000ull  /* boot.S identity-maps the low 4 GiB */
 #define EXIT_BOOT_ERROR 2        /* bad command line or start info (protocol: 2) */
 
 extern int main(int argc, char **argv, char **envp);
 
-/* Defined only in images built with NET (net/net_guest.c): the network comes
- * up before the ready record, so "running" means "reachable". */
-extern int net_guest_init(void) __attribute__((weak));
 extern char **environ;
 extern char __image_end[];
+/* The KERN_BOOT_HOOK table, collected by the linker (link.ld). */
+extern const struct kern_boot_hook __kern_boot_hooks_start[], __kern_boot_hooks_end[];
 
 /* Written before read, so left out of the .bss zeroing. */
 static char kern_cmdline[CMDLINE_MAX + 1] __attribute__((section(".noinit")));
@@ -60,13 +57,6 @@ __attribute__((noreturn)) void kern_exit(int code)
             __asm__ volatile("pause");
     }
     printf("shoal: power-off via ACPI port %#x did not happen; halting\n", ACPI_PM1A_CNT);
-    cpu_halt_forever();
-}
-
-__attribute__((noreturn)) void kern_crash(uint64_t vector, uint64_t error, uint64_t rip, uint64_t cr2)
-{
-    status_crash(vector, error, rip, cr2);
-    outb(PVPANIC_PORT, PVPANIC_PANICKED);
     cpu_halt_forever();
 }
 
@@ -148,11 +138,13 @@ void kern_main(uint32_t start_info_paddr)
 {
     /* 1. Start measuring the TSC rate (may take ~0.5 ms; runs alongside),
      *    console and status channel, then the IDT: from here on every
-     *    fault is reported. */
+     *    fault is reported (by arch, which ends the report with our
+     *    status channel's crash record: it cannot name status.c). */
+    static const struct idt_hooks idt_hooks = { shoal_app_name, status_crash };
     clock_start();
     serial_init(SERIAL_COM1);
     serial_init(SERIAL_COM2);
-    idt_init();
+    idt_init(&idt_hooks);
     kern_stage_tsc[ST_CONSOLE] = cpu_rdtsc();
 
     /* 2. Start info: command line copied, memory map into the heap. */
@@ -212,9 +204,11 @@ void kern_main(uint32_t start_info_paddr)
         }
     }
 
-    /* 6. Network, for images that have one and were given an address. */
-    if (net_guest_init && net_guest_init() < 0)
-        kern_fatal(EXIT_BOOT_ERROR, "network setup failed (see above)");
+    /* 6. The layers above that registered a boot hook: the network, in
+     *    images that have one (it checks for an address itself). */
+    for (const struct kern_boot_hook *h = __kern_boot_hooks_start; h < __kern_boot_hooks_end; h++)
+        if (h->fn() < 0)
+            kern_fatal(EXIT_BOOT_ERROR, "%s setup failed (see above)", h->what);
 
     /* 7. Ready record, then the app. Its return value is the exit code. */
     kern_boot_us = clock_tsc_to_ns(cpu_rdtsc() - kern_boot_tsc) / 1000;

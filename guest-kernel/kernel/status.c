@@ -4,7 +4,7 @@
 #include "status.h"
 
 #include "sbuf.h"
-#include "../drivers/serial.h"
+#include "../arch/x86_64/serial.h"
 
 static void status_line(struct sbuf *sb)
 {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../drivers/serial.h"
+#include "sys.h"
 
 typedef void (*fmt_sink)(void *ctx, const char *s, size_t n);
 
@@ -245,7 +245,7 @@ struct con_sink {
 
 static void con_flush(struct con_sink *c)
 {
-    serial_write(SERIAL_COM1, c->buf, c->len, 0);
+    sys_console_write(c->buf, c->len);
     c->len = 0;
 }
 
@@ -301,7 +301,7 @@ int fprintf(FILE *restrict f, const char *restrict fmt, ...)
 size_t fwrite(const void *restrict p, size_t size, size_t n, FILE *restrict f)
 {
     (void)f;
-    serial_write(SERIAL_COM1, p, size * n, 0);
+    sys_console_write(p, size * n);
     return n;
 }
 

@@ -10,8 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../kernel/heap.h"
-#include "../kernel/kern.h"
+#include "sys.h"
 
 int errno;
 char **environ;                     /* set by kern_main from the command line */
@@ -20,7 +19,7 @@ char **environ;                     /* set by kern_main from the command line */
 
 void *malloc(size_t n)
 {
-    void *p = heap_alloc(n);
+    void *p = sys_alloc(n);
     if (!p)
         errno = ENOMEM;
     return p;
@@ -42,20 +41,20 @@ void *realloc(void *p, size_t n)
 {
     if (!p)
         return malloc(n);
-    size_t have = heap_block_size(p);
+    size_t have = sys_block_size(p);
     if (n <= have)
         return p;
     void *q = malloc(n);
     if (!q)
         return NULL;
     memcpy(q, p, have);
-    heap_free(p);
+    sys_free(p);
     return q;
 }
 
 void free(void *p)
 {
-    heap_free(p);
+    sys_free(p);
 }
 
 /* --- exit -------------------------------------------------------------- */
@@ -76,16 +75,16 @@ void exit(int status)
 {
     while (atexit_n > 0)
         atexit_fns[--atexit_n]();
-    kern_exit(status);
+    sys_exit(status);
 }
 
-void _Exit(int status) { kern_exit(status); }
-void _exit(int status) { kern_exit(status); }
+void _Exit(int status) { sys_exit(status); }
+void _exit(int status) { sys_exit(status); }
 
 void abort(void)
 {
     fputs("shoal: abort() called\n", stderr);
-    kern_exit(134);
+    sys_exit(134);
 }
 
 void shoal_assert_fail(const char *expr, const char *file, int line, const char *func)

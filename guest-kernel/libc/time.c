@@ -1,20 +1,20 @@
 /*
- * time.c - time.h and sleeps on top of kernel/clock.
+ * time.c - time.h and sleeps on top of the kernel's clock (sys.h).
  */
 #include <time.h>
 
 #include <errno.h>
 #include <unistd.h>
 
-#include "../kernel/clock.h"
+#include "sys.h"
 
 int clock_gettime(clockid_t id, struct timespec *ts)
 {
     uint64_t ns;
     if (id == CLOCK_MONOTONIC)
-        ns = clock_monotonic_ns();
+        ns = sys_monotonic_ns();
     else if (id == CLOCK_REALTIME)
-        ns = clock_realtime_ns();
+        ns = sys_realtime_ns();
     else {
         errno = EINVAL;
         return -1;
@@ -26,7 +26,7 @@ int clock_gettime(clockid_t id, struct timespec *ts)
 
 time_t time(time_t *t)
 {
-    time_t now = (time_t)(clock_realtime_ns() / 1000000000u);
+    time_t now = (time_t)(sys_realtime_ns() / 1000000000u);
     if (t)
         *t = now;
     return now;
@@ -34,7 +34,7 @@ time_t time(time_t *t)
 
 clock_t clock(void)
 {
-    return (clock_t)(clock_monotonic_ns() / 1000u);
+    return (clock_t)(sys_monotonic_ns() / 1000u);
 }
 
 int nanosleep(const struct timespec *req, struct timespec *rem)
@@ -43,7 +43,7 @@ int nanosleep(const struct timespec *req, struct timespec *rem)
         errno = EINVAL;
         return -1;
     }
-    clock_sleep_ns((uint64_t)req->tv_sec * 1000000000u + (uint64_t)req->tv_nsec);
+    sys_sleep_ns((uint64_t)req->tv_sec * 1000000000u + (uint64_t)req->tv_nsec);
     if (rem)
         rem->tv_sec = 0, rem->tv_nsec = 0;
     return 0;
@@ -51,12 +51,12 @@ int nanosleep(const struct timespec *req, struct timespec *rem)
 
 unsigned sleep(unsigned seconds)
 {
-    clock_sleep_ns((uint64_t)seconds * 1000000000u);
+    sys_sleep_ns((uint64_t)seconds * 1000000000u);
     return 0;
 }
 
 int usleep(useconds_t usec)
 {
-    clock_sleep_ns((uint64_t)usec * 1000u);
+    sys_sleep_ns((uint64_t)usec * 1000u);
     return 0;
 }

@@ -1,8 +1,11 @@
 /*
  * net_guest.c - the guest kernel's side of the network stack: net_port.h on
- * top of the kernel's malloc, TSC clock and LAPIC sleep, and the two calls
- * the kernel makes (net_guest_init at boot, net_guest_poll from its idle
- * loop). Guest only: it includes kernel headers.
+ * top of the kernel's malloc, TSC clock and LAPIC sleep, the virtio-net
+ * driver wrapped in the stack's struct net_if, net_guest_init (a kernel
+ * boot hook) and net_guest_poll. Guest only: it includes kernel headers.
+ * Everything between the layers below and the stack goes through here:
+ * the driver and the kernel never name the stack; what they call back
+ * (received frames, the boot hook) is registered from this file.
  *
  * No interrupts: qboot leaves LVT0 masked and every VM exit is expensive
  * under the nested KVM here, so the virtio rings are polled. A blocking
@@ -22,6 +25,9 @@
 #include "../arch/x86_64/idt.h"
 #include "../drivers/virtio_net.h"
 #include "../kernel/clock.h"
+#include "../kernel/kern.h"
+
+_Static_assert(VNET_MAC_LEN == NET_ETH_ALEN, "the driver fills in nif->mac");
 
 static struct net_if guest_if;
 static struct net_stack *guest_stack;
@@ -83,6 +89,25 @@ void net_port_log(const char *fmt, ...)
     putchar('\n');
 }
 
+/* The driver as the stack's link. */
+static int guest_transmit(struct net_if *nif, const void *frame, size_t len)
+{
+    (void)nif;
+    return virtio_net_transmit(frame, len);
+}
+
+static void guest_poll(struct net_if *nif)
+{
+    (void)nif;
+    virtio_net_poll();
+}
+
+/* Registered with the driver: its received frames go to the stack. */
+static void guest_rx(void *ctx, const void *frame, size_t len)
+{
+    net_input(ctx, frame, len);
+}
+
 int net_guest_init(void)
 {
     const char *ip = shoal_param("ip"), *gw = shoal_param("gw"), *mac = shoal_param("mac");
@@ -99,7 +124,8 @@ int net_guest_init(void)
         printf("net: bad shoal.gw '%s'\n", gw);
         return -1;
     }
-    struct virtio_net_opts o = { VPCI_AUTO, IDT_VEC_DEVICE, apic_id() };
+    struct virtio_net_opts o = { VPCI_AUTO, IDT_VEC_DEVICE, apic_id(), guest_rx, &guest_if,
+                                 net_port_random };
     if (vio && !strcmp(vio, "legacy")) {
         o.mode = VPCI_LEGACY;
     } else if (vio && !strcmp(vio, "modern")) {
@@ -108,8 +134,10 @@ int net_guest_init(void)
         printf("net: bad shoal.virtio '%s' (want auto, modern or legacy)\n", vio);
         return -1;
     }
-    if (virtio_net_init(&guest_if, &o) != 0)
+    if (virtio_net_init(&o, guest_if.mac) != 0)
         return -1;
+    guest_if.transmit = guest_transmit;
+    guest_if.poll = guest_poll;
     if (mac && net_parse_mac(mac, want_mac) == 0 && memcmp(want_mac, guest_if.mac, NET_ETH_ALEN))
         printf("net: device MAC differs from shoal.mac '%s'\n", mac);
     guest_if.ip = addr;
@@ -132,8 +160,11 @@ void net_guest_poll(void)
 {
     if (!guest_stack)
         return;
-    virtio_net_poll(&guest_if);
+    virtio_net_poll();
     net_poll(guest_stack, net_port_now_ms());
 }
+
+/* Up before the app's main, so "running" means "reachable". */
+KERN_BOOT_HOOK("network", net_guest_init);
 
 struct net_stack *net_guest_stack(void) { return guest_stack; }

@@ -1,8 +1,9 @@
 /*
  * net_guest.h - bringing the network up inside the guest kernel.
  *
- * Boot:   after clock_init() and the heap, before the app's main():
- *             net_guest_init();
+ * Boot:   after clock_init() and the heap, before the app's main(), the
+ *         kernel runs net_guest_init (registered as its boot hook,
+ *         KERN_BOOT_HOOK in kernel/kern.h; the kernel does not name it).
  *         It reads shoal.ip / shoal.gw / shoal.mac, finds the virtio-net
  *         device, creates the stack and makes it the one behind socket().
  * Idle:   wherever the kernel waits (and between app time slices, if any):

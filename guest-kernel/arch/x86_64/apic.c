@@ -8,8 +8,6 @@
 
 #include "cpu.h"
 #include "idt.h"
-#include "../../kernel/acpi.h"
-#include "../../kernel/clock.h"
 
 #define APIC_REG_EOI     0x0B0
 #define APIC_REG_SVR     0x0F0
@@ -32,6 +30,7 @@
 static int apic_ok, apic_x2, apic_deadline;
 static volatile uint32_t *apic_mmio;
 static uint64_t apic_hz;            /* one-shot mode: timer ticks per second */
+static uint64_t apic_tsc_hz;        /* from the kernel's clock (apic_init) */
 
 static void apic_write(uint32_t reg, uint32_t v)
 {
@@ -46,7 +45,36 @@ static uint32_t apic_read(uint32_t reg)
     return apic_x2 ? (uint32_t)cpu_rdmsr(0x800 + (reg >> 4)) : apic_mmio[reg / 4];
 }
 
-int apic_init(void)
+void apic_eoi(void)
+{
+    apic_write(APIC_REG_EOI, 0);
+}
+
+const char *apic_timer_mode(void)
+{
+    return !apic_ok ? "none" : apic_deadline ? "tsc-deadline" : "one-shot";
+}
+
+/* One-shot mode needs the timer's rate: count down for ~1 ms of TSC. */
+static void apic_calibrate(void)
+{
+    apic_write(APIC_REG_TMR_DIV, TMR_DIV_1);
+    apic_write(APIC_REG_LVT_TMR, LVT_MASKED | IDT_VEC_TIMER);
+    uint64_t t0 = cpu_rdtsc();
+    apic_write(APIC_REG_TMR_INIT, 0xFFFFFFFFu);
+    uint64_t span = apic_tsc_hz / 1000;
+    while (cpu_rdtsc() - t0 < span)
+        ;
+    uint32_t left = apic_read(APIC_REG_TMR_CUR);
+    uint64_t t1 = cpu_rdtsc();
+    apic_write(APIC_REG_TMR_INIT, 0);
+    uint64_t ticks = 0xFFFFFFFFu - left;
+    apic_hz = cpu_muldiv(ticks, apic_tsc_hz, t1 - t0);
+    if (apic_hz == 0)
+        apic_hz = 1;
+}
+
+int apic_init(uint64_t tsc_hz)
 {
     uint32_t r[4];
     cpu_cpuid(1, 0, r);
@@ -67,87 +95,34 @@ int apic_init(void)
     apic_write(APIC_REG_SVR, APIC_SVR_ENABLE | IDT_VEC_SPURIOUS);
     apic_write(APIC_REG_LVT_TMR, LVT_MASKED | IDT_VEC_TIMER);
     apic_ok = 1;
+    apic_tsc_hz = tsc_hz;
+
+    /* 3. One-shot mode: the timer's rate, against the kernel's TSC rate. */
+    if (!apic_deadline)
+        apic_calibrate();
     return 0;
 }
 
-void apic_eoi(void)
+void apic_halt_until(uint64_t now, uint64_t wake)
 {
-    apic_write(APIC_REG_EOI, 0);
+    if (apic_deadline) {
+        apic_write(APIC_REG_LVT_TMR, LVT_TSC_DEADLINE | IDT_VEC_TIMER);
+        cpu_wrmsr(MSR_TSC_DEADLINE, wake);
+    } else {
+        /* Round up so the wakeup lands at or after the deadline. */
+        uint64_t n = cpu_muldiv(wake - now, apic_hz, apic_tsc_hz) + 1;
+        if (n > 0xFFFFFFFFu)
+            n = 0xFFFFFFFFu;
+        apic_write(APIC_REG_TMR_DIV, TMR_DIV_1);
+        apic_write(APIC_REG_LVT_TMR, IDT_VEC_TIMER);
+        apic_write(APIC_REG_TMR_INIT, (uint32_t)n);
+    }
+    cpu_sti_hlt();
 }
 
-const char *apic_timer_mode(void)
+void apic_timer_stop(void)
 {
-    return !apic_ok ? "none" : apic_deadline ? "tsc-deadline" : "one-shot";
-}
-
-/* One-shot mode needs the timer's rate: count down for ~1 ms of TSC. */
-static void apic_calibrate(void)
-{
-    apic_write(APIC_REG_TMR_DIV, TMR_DIV_1);
     apic_write(APIC_REG_LVT_TMR, LVT_MASKED | IDT_VEC_TIMER);
-    uint64_t t0 = cpu_rdtsc();
-    apic_write(APIC_REG_TMR_INIT, 0xFFFFFFFFu);
-    uint64_t span = clock_tsc_hz() / 1000;
-    while (cpu_rdtsc() - t0 < span)
-        ;
-    uint32_t left = apic_read(APIC_REG_TMR_CUR);
-    uint64_t t1 = cpu_rdtsc();
-    apic_write(APIC_REG_TMR_INIT, 0);
-    uint64_t ticks = 0xFFFFFFFFu - left;
-    apic_hz = clock_muldiv(ticks, clock_tsc_hz(), t1 - t0);
-    if (apic_hz == 0)
-        apic_hz = 1;
-}
-
-int apic_sleep_until_ready(uint64_t deadline, int (*ready)(void))
-{
-    int r = 0;
-    static int tried;
-    if (!tried) {                     /* first sleep: bring the APIC up */
-        tried = 1;
-        apic_init();
-        acpi_init();                  /* only sleepers can notice the button */
-    }
-    if (!apic_ok) {
-        while (cpu_rdtsc() < deadline)
-            if (ready && ready())
-                return 1;
-        return 0;
-    }
-    if (!apic_deadline && !apic_hz)
-        apic_calibrate();
-    for (;;) {
-        uint64_t now = cpu_rdtsc(), wake = deadline;
-        /* Sleep in slices so the power button is noticed (acpi.h). */
-        uint64_t slice = clock_muldiv(acpi_slice_ns(), clock_tsc_hz(), 1000000000ull);
-        acpi_poll();
-        if (ready && (r = ready()) != 0)
-            break;
-        if (now >= deadline)
-            break;
-        if (slice && deadline - now > slice)
-            wake = now + slice;
-        if (apic_deadline) {
-            apic_write(APIC_REG_LVT_TMR, LVT_TSC_DEADLINE | IDT_VEC_TIMER);
-            cpu_wrmsr(MSR_TSC_DEADLINE, wake);
-        } else {
-            /* Round up so the wakeup lands at or after the deadline. */
-            uint64_t n = clock_muldiv(wake - now, apic_hz, clock_tsc_hz()) + 1;
-            if (n > 0xFFFFFFFFu)
-                n = 0xFFFFFFFFu;
-            apic_write(APIC_REG_TMR_DIV, TMR_DIV_1);
-            apic_write(APIC_REG_LVT_TMR, IDT_VEC_TIMER);
-            apic_write(APIC_REG_TMR_INIT, (uint32_t)n);
-        }
-        cpu_sti_hlt();
-    }
-    apic_write(APIC_REG_LVT_TMR, LVT_MASKED | IDT_VEC_TIMER);
-    return r != 0;
-}
-
-void apic_sleep_until(uint64_t deadline)
-{
-    apic_sleep_until_ready(deadline, NULL);
 }
 
 uint8_t apic_id(void)

@@ -1,6 +1,7 @@
 /*
  * cpu.h - x86_64 instruction wrappers (port I/O, MSRs, control registers,
- * TSC, CPUID). Header-only; every function is a single instruction or two.
+ * TSC, CPUID, 128-bit multiply-divide). Header-only; every function is a
+ * single instruction or two.
  * Prefix: cpu_ (plus the conventional inb/outb names).
  */
 #ifndef SHOAL_ARCH_CPU_H
@@ -77,6 +78,20 @@ static inline void cpu_cli(void) { __asm__ volatile("cli" ::: "memory"); }
 /* sti takes effect after the next instruction, so "sti; hlt" cannot lose a
  * wakeup that arrives between the two. */
 static inline void cpu_sti_hlt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
+
+/* a * b / c with a 128-bit intermediate (mulq, divq); c != 0. Saturates at
+ * UINT64_MAX when the result does not fit 64 bits. Here, not in the
+ * clock, because the APIC timer converts TSC spans with it too. */
+static inline uint64_t cpu_muldiv(uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t hi, lo, q, r;
+    __asm__("mulq %3" : "=a"(lo), "=d"(hi) : "a"(a), "r"(b));
+    if (hi >= c)                 /* quotient would overflow: saturate */
+        return UINT64_MAX;
+    __asm__("divq %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(hi), "r"(c));
+    (void)r;
+    return q;
+}
 
 static inline __attribute__((noreturn)) void cpu_halt_forever(void)
 {

@@ -8,8 +8,6 @@
 
 #include "apic.h"
 #include "cpu.h"
-#include "../../kernel/kern.h"
-#include "../../kernel/status.h"
 
 #define IDT_GATE_INT  0x8E     /* present, DPL 0, 64-bit interrupt gate */
 #define SEL_CODE64    0x08
@@ -74,6 +72,7 @@ static char idt_ist_stack[IST_STACK_SIZE] __attribute__((aligned(16), section(".
  * app runs costs boot time, so no loop over 256 gates. */
 static struct idt_gate idt[IDT_ENTRIES];
 static int idt_in_fault;
+static struct idt_hooks idt_hooks;
 
 static const char *const idt_names[32] = {
     "#DE divide error", "#DB debug", "NMI", "#BP breakpoint",
@@ -100,8 +99,10 @@ static void idt_set(int vec, uint64_t handler, uint8_t ist)
     idt[vec].zero = 0;
 }
 
-void idt_init(void)
+void idt_init(const struct idt_hooks *hooks)
 {
+    idt_hooks = *hooks;
+
     /* 1. TSS with IST1, its descriptor in the GDT, ltr. */
     idt_tss.ist[IDT_IST_FAULT - 1] = (uint64_t)(uintptr_t)(idt_ist_stack + IST_STACK_SIZE);
     idt_tss.iomap = sizeof(idt_tss);
@@ -165,7 +166,7 @@ static void idt_print_frame(int i, uint64_t addr)
 void idt_print_trace(uint64_t rip, uint64_t rbp)
 {
     printf("  stack trace (addr2line -f -e images/debug/%s.elf ADDR for lines):\n",
-           shoal_app_name);
+           idt_hooks.image ? idt_hooks.image : "<image>");
     idt_print_frame(0, rip);
     for (int i = 1; i < TRACE_MAX && idt_on_stack(rbp); i++) {
         const uint64_t *fp = (const uint64_t *)(uintptr_t)rbp;
@@ -187,6 +188,16 @@ static void idt_pf_detail(uint64_t err)
            (err & 4) ? "user" : "kernel", (err & 16) ? ", instruction fetch" : "");
 }
 
+/* The end of every fault: the kernel's record, pvpanic, halt. */
+static __attribute__((noreturn)) void idt_crash(uint64_t vector, uint64_t error, uint64_t rip,
+                                                uint64_t cr2)
+{
+    if (idt_hooks.crash_record)
+        idt_hooks.crash_record(vector, error, rip, cr2);
+    outb(PVPANIC_PORT, PVPANIC_PANICKED);
+    cpu_halt_forever();
+}
+
 void idt_dispatch(struct trap_frame *f)
 {
     if (f->vector >= 32) {             /* timer, device, SCI or spurious: a wakeup */
@@ -198,11 +209,8 @@ void idt_dispatch(struct trap_frame *f)
     }
 
     uint64_t cr2 = cpu_read_cr2();
-    if (idt_in_fault++) {              /* faulted while reporting: be terse */
-        status_crash(f->vector, f->error, f->rip, cr2);
-        outb(PVPANIC_PORT, PVPANIC_PANICKED);
-        cpu_halt_forever();
-    }
+    if (idt_in_fault++)                /* faulted while reporting: be terse */
+        idt_crash(f->vector, f->error, f->rip, cr2);
 
     printf("\nshoal: CPU exception %lu (%s) error=0x%lx",
            (unsigned long)f->vector, idt_names[f->vector], (unsigned long)f->error);
@@ -223,5 +231,5 @@ void idt_dispatch(struct trap_frame *f)
     printf("  r12=%016lx r13=%016lx r14=%016lx r15=%016lx\n",
            (unsigned long)f->r12, (unsigned long)f->r13, (unsigned long)f->r14, (unsigned long)f->r15);
     idt_print_trace(f->rip, f->rbp);
-    kern_crash(f->vector, f->error, f->rip, cr2);
+    idt_crash(f->vector, f->error, f->rip, cr2);
 }

@@ -3,8 +3,9 @@
  *
  * Every CPU exception (vectors 0-31) is fatal: idt_dispatch prints a report
  * on the console (vector, name, error code, RIP, CR2, registers, a
- * frame-pointer stack trace), writes the status channel's crash record,
- * signals pvpanic and halts the CPU for good. Vector IDT_VEC_TIMER is the
+ * frame-pointer stack trace), has the kernel write the status channel's
+ * crash record (the crash hook it registered with idt_init), signals
+ * pvpanic and halts the CPU for good. Vector IDT_VEC_TIMER is the
  * local APIC timer (see apic.h) and IDT_VEC_DEVICE the one vector device
  * interrupts (MSI-X, e.g. virtio-net's receive queue) are sent to; both
  * only acknowledge the interrupt, since their purpose is to wake a hlt
@@ -38,10 +39,22 @@ struct trap_frame {
     uint64_t ss;
 };
 
-/* Load the TSS and the IDT, unmap the stack guard page. Call once, early
- * in kern_main, so that a fault anywhere later is reported instead of
- * triple-faulting. */
-void idt_init(void);
+/* What the fatal path needs from the kernel above, which arch must not
+ * name: registered once by idt_init. */
+struct idt_hooks {
+    /* The image's name, for the trace's addr2line hint
+     * (images/debug/<image>.elf). */
+    const char *image;
+    /* Write the crash record (the kernel's status channel). Called after
+     * the console report, or alone for a fault while reporting; idt then
+     * signals pvpanic and halts, also when it is NULL. */
+    void (*crash_record)(uint64_t vector, uint64_t error, uint64_t rip, uint64_t cr2);
+};
+
+/* Load the TSS and the IDT, unmap the stack guard page, keep *hooks. Call
+ * once, early in kern_main, so that a fault anywhere later is reported
+ * instead of triple-faulting. */
+void idt_init(const struct idt_hooks *hooks);
 
 /* Called from traps.S for every vector. Returns only for interrupts. */
 void idt_dispatch(struct trap_frame *f);

@@ -1,12 +1,16 @@
 /*
  * serial.h - 16550 UART, polled transmit only.
  *
+ * The PC's legacy COM ports at fixed I/O ports, as much a part of the
+ * platform as the PIT: below the kernel, which needs them from its first
+ * boot step on (console and status channel).
+ *
  * COM1 is the console (app stdout/stderr and kernel messages), COM2 the
  * status channel (docs/guest-protocol.md). Nothing is received. The driver
  * keeps no state beyond the port numbers the caller passes in.
  */
-#ifndef SHOAL_DRIVERS_SERIAL_H
-#define SHOAL_DRIVERS_SERIAL_H
+#ifndef SHOAL_ARCH_SERIAL_H
+#define SHOAL_ARCH_SERIAL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "../arch/x86_64/cpu.h"
+#include "cpu.h"
 
 #define UART_THR 0   /* transmit holding (DLAB=0) */
 #define UART_IER 1   /* interrupt enable (DLAB=0) */
