@@ -294,6 +294,16 @@ jw_real15(jw *w, double v)
  * 15 gets the same text. From 10^12 ms (31 years) whole milliseconds, from
  * 2^53 jansson's form: nonsense values stay valid JSON. Negative (the
  * "unknown" marker) and non-finite values are null. */
+/* Nearest integer to x >= 0, halves away from zero (llround without
+ * libm, which this library does not link). x - i is exact below 2^52. */
+static int64_t
+round_nonneg(double x)
+{
+	int64_t i = (int64_t)x;
+
+	return x - (double)i >= 0.5 ? i + 1 : i;
+}
+
 static void
 jw_opt_ms(jw *w, double v)
 {
@@ -302,7 +312,7 @@ jw_opt_ms(jw *w, double v)
 		return;
 	}
 	if (v < 1e12) {
-		int64_t us = llround(v * 1000.0);
+		int64_t us = round_nonneg(v * 1000.0);
 		int64_t frac = us % 1000;
 		int digits = 3;
 
@@ -316,7 +326,7 @@ jw_opt_ms(jw *w, double v)
 		}
 		jw_printf(w, "%" PRId64 ".%0*" PRId64, us / 1000, digits, frac);
 	} else if (v < 9007199254740992.0) {
-		jw_int(w, llround(v));
+		jw_int(w, round_nonneg(v));
 	} else {
 		jw_real15(w, v);
 	}
