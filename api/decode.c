@@ -143,7 +143,7 @@ check_fields(json_t *obj, const char *prefix, const char *const *allowed,
 		}
 		if (i == n_allowed) {
 			char field[API_FIELD_MAX];
-			snprintf(field, sizeof field, "%s%.40s", prefix, key);
+			snprintf(field, sizeof field, "%.*s%.40s", API_FIELD_MAX - 41, prefix, key);
 			return api_status_set(st, API_E_INVALID_FIELD, field,
 			                      "unknown field '%s%.80s'", prefix,
 			                      key);

@@ -107,19 +107,24 @@ static int hexval(char c)
     return -1;
 }
 
-static int read_u16(parser *ps, const char *q, unsigned *out)
+/* The four hex digits at q: 0..0xFFFF, or -1 (error set) when bad. The
+ * value is the return, not an out-parameter, so no path leaves it unset. */
+static long read_u16(parser *ps, const char *q)
 {
-    if (ps->end - q < 4)
-        return fail(ps, "truncated \\u escape");
-    unsigned v = 0;
+    if (ps->end - q < 4) {
+        fail(ps, "truncated \\u escape");
+        return -1;
+    }
+    long v = 0;
     for (int i = 0; i < 4; i++) {
         int h = hexval(q[i]);
-        if (h < 0)
-            return fail(ps, "bad \\u escape");
-        v = v * 16 + (unsigned)h;
+        if (h < 0) {
+            fail(ps, "bad \\u escape");
+            return -1;
+        }
+        v = v * 16 + h;
     }
-    *out = v;
-    return 0;
+    return v;
 }
 
 /* ps->p at the opening quote. Sets *out (NUL-terminated) and *len. */
@@ -179,18 +184,21 @@ static int parse_string(parser *ps, const char **out, uint32_t *len)
         case 'r': *d++ = '\r'; q++; break;
         case 't': *d++ = '\t'; q++; break;
         case 'u': {
-            unsigned cp, lo;
-            if (read_u16(ps, q + 1, &cp) < 0)
+            long hi = read_u16(ps, q + 1);
+            if (hi < 0)
                 return -1;
+            unsigned cp = (unsigned)hi;
             q += 5;
             if (cp >= 0xDC00 && cp <= 0xDFFF)
                 return fail(ps, "lone low surrogate");
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (s - q < 6 || q[0] != '\\' || q[1] != 'u' ||
-                    read_u16(ps, q + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+                long lo = -1;
+                if (s - q >= 6 && q[0] == '\\' && q[1] == 'u')
+                    lo = read_u16(ps, q + 2);
+                if (lo < 0xDC00 || lo > 0xDFFF)
                     return fail(ps, "high surrogate without low surrogate");
                 q += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                cp = 0x10000 + ((cp - 0xD800) << 10) + ((unsigned)lo - 0xDC00);
             }
             /* UTF-8 is never longer than the 6- or 12-byte escape. */
             if (cp < 0x80) {
