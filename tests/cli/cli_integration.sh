@@ -147,6 +147,8 @@ if command -v script >/dev/null; then
         { cat "$OUT" >&2; fail "image push on a pty failed"; }
     expect_out "100%.*B/s"
     run_shoal 0 image rm tty:1
+else
+    fail "script(1) (bsdutils) is needed for the pty progress check"
 fi
 # Not an image: the server's validation message, exit 1.
 head -c 4096 /dev/zero >"$STATE/zero.bin"

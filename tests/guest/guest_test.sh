@@ -48,6 +48,8 @@ case_crash() {
         addr2line -f -e "$SHOAL_IMAGES/debug/crash.elf" $frames > "$WORK/trace.txt"
         grep -q '^crash_now$' "$WORK/trace.txt" || fail "frame #0 is not crash_now: $(cat "$WORK/trace.txt")"
         grep -q '^main$' "$WORK/trace.txt" || fail "trace does not reach main"
+    else
+        fail "addr2line (binutils) is needed to resolve the trace"
     fi
 
     # A stack overflow hits the guard page and is still reported (IST stack).
