@@ -21,7 +21,7 @@ bool api_valid_tag(const char *s);         /* [A-Za-z0-9_][A-Za-z0-9_.-]{0,127} 
 bool api_valid_label_key(const char *s);   /* [A-Za-z0-9][A-Za-z0-9_./-]{0,62} */
 bool api_valid_label_value(const char *s); /* [A-Za-z0-9_.:@+/-]{0,63} */
 bool api_valid_env_key(const char *s);     /* [A-Za-z_][A-Za-z0-9_]{0,126} */
-/* len bytes of UTF-8 without control characters (tab allowed) */
+/* len bytes of UTF-8 without control characters (tab included) */
 bool api_valid_text(const char *s, size_t len);
 /* sha256:<6..64 lowercase hex> when full is false; exactly 64 when true */
 bool api_valid_digest(const char *s, bool full);

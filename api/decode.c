@@ -413,18 +413,6 @@ get_ports(json_t *obj, spec_store *s, size_t *n_out, api_status *st)
 	return API_OK;
 }
 
-static int
-digits(uint64_t x)
-{
-	int n = 1;
-
-	while (x >= 10) {
-		x /= 10;
-		n++;
-	}
-	return n;
-}
-
 /* "placement": {"policy": "binpack"|"spread", "rules": [{"kind", "key",
  * "value", "soft", "weight"}]} */
 static api_code
@@ -432,9 +420,6 @@ get_placement(json_t *obj, spec_store *s, api_instance_spec *out, api_status *st
 {
 	static const char *const fields[] = { "policy", "rules" };
 	static const char *const rfields[] = { "kind", "key", "value", "soft", "weight" };
-	static const char *const kinds[] = {
-		"host-affinity", "host-anti-affinity", "affinity", "anti-affinity",
-	};
 	json_t *p = member(obj, "placement"), *a, *r;
 	const char *policy;
 	char field[64], prefix[48];
@@ -489,9 +474,11 @@ get_placement(json_t *obj, spec_store *s, api_instance_spec *out, api_status *st
 		if (rc != API_OK)
 			return api_status_set(st, API_E_INVALID_FIELD, field,
 			                      "%s is required", field);
-		for (k = 0; k < NELEM(kinds) && strcmp(kinds[k], kind) != 0; k++)
+		/* The wire names live in one table (status.c). */
+		for (k = 0; api_rule_kind_str((api_rule_kind)k) != NULL &&
+		            strcmp(api_rule_kind_str((api_rule_kind)k), kind) != 0; k++)
 			;
-		if (k == NELEM(kinds))
+		if (api_rule_kind_str((api_rule_kind)k) == NULL)
 			return api_status_set(st, API_E_INVALID_FIELD, field,
 			                      "%s '%.40s' must be host-affinity, "
 			                      "host-anti-affinity, affinity or anti-affinity",
@@ -568,15 +555,9 @@ api_decode_instance_spec(const char *body, size_t len, api_instance_spec *out,
 	if (rc != API_OK)
 		goto out;
 	if (out->name != NULL) {
-		size_t suffix = out->count > 1 ? 1 + (size_t)digits(out->count) : 0;
-		if (!api_valid_name(out->name) ||
-		    strlen(out->name) + suffix > API_NAME_MAX) {
-			rc = api_status_set(st, API_E_INVALID_FIELD, "name",
-			                    "name '%.80s' is invalid (names match "
-			                    "[a-z0-9][a-z0-9_.-]{0,62}%s)", out->name,
-			                    suffix ? ", including the -N suffix" : "");
+		rc = api_check_instance_name(out->name, out->count, st);
+		if (rc != API_OK)
 			goto out;
-		}
 	}
 
 	rc = get_uint(s->root, "memory_mib", "memory_mib", API_MEMORY_MIB_MIN,

@@ -82,6 +82,8 @@ jw_ch(jw *w, char c)
 }
 
 /* Formatted text; -1 (and oom set) if it could not be added. */
+static int jw_vprintf(jw *w, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static int
 jw_vprintf(jw *w, const char *fmt, va_list ap)
 {

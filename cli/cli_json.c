@@ -48,7 +48,9 @@ void cli_jlabels(const json_t *obj, char *out, size_t len)
 
 int cli_jprint(FILE *out, const json_t *v)
 {
-    if (json_dumpf(v, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+    /* 15 significant digits: the shortest that round-trips what the server
+     * wrote (jansson's default 17 prints 1.697 as 1.6970000000000001). */
+    if (json_dumpf(v, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) < 0)
         return -1;
     fputc('\n', out);
     return 0;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,23 +100,32 @@ int gst_parse_line(const char *line, size_t len, gst_record *out)
 
 int gst_tracker_poll(gst_tracker *t, const char *path, gst_record_cb cb, void *ctx)
 {
+    return gst_tracker_poll_max(t, path, SIZE_MAX, cb, ctx, NULL);
+}
+
+int gst_tracker_poll_max(gst_tracker *t, const char *path, size_t max, gst_record_cb cb,
+                         void *ctx, off_t *size_out)
+{
     char buf[4096];
     int fd, delivered = 0;
-    ssize_t n;
+    ssize_t n = 0;
+    size_t done = 0;
+    off_t size;
 
+    if (size_out)
+        *size_out = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : -1;
     /* The file may have been recreated by a new run: start over if it shrank. */
-    {
-        off_t size = lseek(fd, 0, SEEK_END);
-        if (size >= 0 && size < t->off) {
-            t->off = 0;
-            t->len = 0;
-            t->overlong = 0;
-        }
+    size = lseek(fd, 0, SEEK_END);
+    if (size >= 0 && size < t->off) {
+        t->off = 0;
+        t->len = 0;
+        t->overlong = 0;
     }
-    while ((n = pread(fd, buf, sizeof buf, t->off)) > 0) {
+    while (done < max &&
+           (n = pread(fd, buf, max - done < sizeof buf ? max - done : sizeof buf, t->off)) > 0) {
         for (ssize_t i = 0; i < n; i++) {
             char c = buf[i];
             if (c == '\n') {
@@ -135,7 +145,10 @@ int gst_tracker_poll(gst_tracker *t, const char *path, gst_record_cb cb, void *c
             }
         }
         t->off += n;
+        done += (size_t)n;
     }
+    if (size_out)
+        *size_out = size > t->off ? size : t->off;
     close(fd);
     return n < 0 ? -1 : delivered;
 }

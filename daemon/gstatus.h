@@ -50,6 +50,11 @@ typedef struct {
  * the number of records delivered, or -1 on a read error. */
 typedef void (*gst_record_cb)(void *ctx, const gst_record *rec);
 int gst_tracker_poll(gst_tracker *t, const char *path, gst_record_cb cb, void *ctx);
+/* The same, reading at most max bytes (a guest that writes without end
+ * must not hold the reader); what is left is read by the next poll. When
+ * size_out is not NULL it gets the file's size as seen (0 when missing). */
+int gst_tracker_poll_max(gst_tracker *t, const char *path, size_t max, gst_record_cb cb,
+                         void *ctx, off_t *size_out);
 
 /* Human text for a crash record ("page fault at rip=0x... cr2=0x..."). */
 void gst_crash_text(const gst_record *r, char *buf, size_t len);

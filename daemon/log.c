@@ -13,6 +13,9 @@ void log_set_verbose(int on)
 }
 
 static void vlog(const char *level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void vlog(const char *level, const char *fmt, va_list ap)
 {
     char msg[1024], stamp[32];
     time_t now = time(NULL);

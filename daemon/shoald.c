@@ -61,7 +61,7 @@ int main(int argc, char **argv)
     ac.port = (uint16_t)cfg.listen_port;
     ac.tls_cert_path = cfg.tls_cert[0] ? cfg.tls_cert : NULL;
     ac.tls_key_path = cfg.tls_key[0] ? cfg.tls_key : NULL;
-    tokens[0] = f->token;
+    tokens[0] = fleet_admin_token(f);
     ac.tokens = tokens;
     ac.n_tokens = 1;
     ac.max_upload = 1ull << 30;

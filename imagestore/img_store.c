@@ -717,7 +717,7 @@ int img_resolve_conn(img_conn *c, const char *ref, img_blob *out, img_err *err)
         return rc;
     /* not a name: maybe a bare digest prefix */
     size_t n = strlen(ref);
-    bool hex = n >= 4 && n <= IMG_DIGEST_HEX;
+    bool hex = n >= IMG_DIGEST_PREFIX_MIN && n <= IMG_DIGEST_HEX;
     for (size_t i = 0; hex && i < n; i++)
         hex = is_hex(ref[i]);
     if (hex)

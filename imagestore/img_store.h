@@ -47,6 +47,7 @@
 #define IMG_LABEL_KEY_MAX 128        /* label key: [A-Za-z0-9][A-Za-z0-9._/-]* */
 #define IMG_LABEL_VALUE_MAX 1024     /* label value: any bytes but control characters */
 #define IMG_LABELS_MAX 64            /* labels per image */
+#define IMG_DIGEST_PREFIX_MIN 4       /* shortest bare hex digest prefix resolved */
 #define IMG_DEFAULT_TAG "latest"
 #define IMG_ERR_MSG_MAX 320
 #define IMG_DEFAULT_CHUNK (1u << 20)           /* bytes per stored chunk */

@@ -453,7 +453,7 @@ emit_instance(fake_instance *in, api_sink *out, bool runs)
 	o.network.enabled = in->network;
 	o.network.address = in->network ? "10.88.0.5/16" : NULL;
 	o.network.gateway = in->network ? "10.88.0.1" : NULL;
-	o.network.mac = in->network ? "02:73:68:00:00:05" : NULL;
+	o.network.mac = in->network ? "5a:5c:00:00:00:05" : NULL;
 	o.network.ports = in->ports;
 	o.network.n_ports = in->n_ports;
 	o.created = NOW;

@@ -128,6 +128,7 @@ t_spec_placement(void **state)
 	assert_int_equal(s.rules[1].weight, 5);
 	api_instance_spec_clear(&s);
 
+	expect_spec_err("{\"image\":\"a\",\"name\":\"72f609\"}", API_E_INVALID_FIELD, "name");
 	expect_spec_err("{\"image\":\"a\",\"placement\":[]}", API_E_INVALID_FIELD, "placement");
 	expect_spec_err("{\"image\":\"a\",\"placement\":{\"policy\":\"random\"}}",
 	                API_E_INVALID_FIELD, "placement.policy");

@@ -98,7 +98,8 @@ typedef int (*render_fn)(FILE *out, const json_t *in, cli_fmt fmt);
  * fixture's text with it. */
 static int r_inst(FILE *o, const json_t *j, cli_fmt f)
 {
-    char *txt = json_dumps(j, JSON_PRESERVE_ORDER);
+    /* 15 digits: the fixture's numbers as written (0.41, not 0.40999..). */
+    char *txt = json_dumps(j, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     cli_jv_doc doc = {0};
     cli_jv v;
     char err[128];

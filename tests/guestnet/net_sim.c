@@ -33,6 +33,8 @@ void net_port_idle(uint64_t deadline_ms)
     else
         sim_now++;
 }
+void net_port_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 void net_port_log(const char *fmt, ...)
 {
     if (!getenv("NET_SIM_LOG"))

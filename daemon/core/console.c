@@ -1,0 +1,109 @@
+/* console.c - console streams: an instance's console file read from an
+ * offset, following it while the instance may still write to it (the
+ * supervisor rotates consoles; a stream that finds its file shorter than
+ * its offset starts again at the beginning). */
+#include "fleet_int.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct fleet_console {
+    char id[STATE_ID_LEN + 1];
+    char path[FLEET_PATH_MAX];
+    int fd;
+    off_t off;
+    bool follow;
+};
+
+int fleet_console_open(fleet *f, const char *key, uint64_t tail, bool follow,
+                       fleet_console **out, fleet_err *e)
+{
+    state_instance in;
+    fleet_console *c;
+    struct stat sb;
+    int rc = fleet_lookup(f, key, &in, e);
+
+    if (rc != FLEET_OK)
+        return rc;
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        state_inst_free(&in);
+        return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
+    }
+    snprintf(c->id, sizeof c->id, "%s", in.id);
+    fleet_console_path(f, in.id, c->path, sizeof c->path);
+    c->follow = follow;
+    c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
+    if (c->fd >= 0 && fstat(c->fd, &sb) == 0 && tail != UINT64_MAX &&
+        (uint64_t)sb.st_size > tail)
+        c->off = sb.st_size - (off_t)tail;
+    state_inst_free(&in);
+    *out = c;
+    return FLEET_OK;
+}
+
+/* Could the instance still write to its console? */
+static int may_grow(fleet *f, const char *id)
+{
+    state_instance in;
+    char err[256];
+    int grow = 0;
+    fleet_rt *rt;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, id);
+    grow = rt && (rt->active || rt->busy || rt->backoff_due_ms);
+    pthread_mutex_unlock(&f->mu);
+    if (!grow && state_inst_find(f->db, id, &in, err, sizeof err) == 0) {
+        grow = in.state == ST_PENDING || in.state == ST_BACKOFF || fleet_state_live(in.state);
+        state_inst_free(&in);
+    }
+    return grow;
+}
+
+long fleet_console_read(fleet *f, fleet_console *c, char *buf, size_t len, int timeout_ms)
+{
+    int waited = 0;
+
+    for (;;) {
+        struct stat sb;
+        if (c->fd < 0)
+            c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
+        if (c->fd >= 0) {
+            ssize_t n = pread(c->fd, buf, len, c->off);
+            if (n > 0) {
+                c->off += n;
+                return (long)n;
+            }
+            if (n < 0)
+                return FLEET_STREAM_ERROR;
+            /* Rotated under us: start again at the new beginning. */
+            if (fstat(c->fd, &sb) == 0 && sb.st_size < c->off)
+                c->off = 0;
+        }
+        if (!c->follow)
+            return FLEET_STREAM_END;
+        if (!may_grow(f, c->id)) {
+            /* One last read after the end, then stop. */
+            if (c->fd >= 0 && pread(c->fd, buf, 1, c->off) == 1)
+                continue;
+            return FLEET_STREAM_END;
+        }
+        if (waited >= timeout_ms)
+            return 0;
+        poll(NULL, 0, 50);
+        waited += 50;
+    }
+}
+
+void fleet_console_close(fleet_console *c)
+{
+    if (!c)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+}

@@ -1,0 +1,85 @@
+/* events.c - the event log: appended to SQLite (kept for Last-Event-ID),
+ * subscribers woken through event_cv. */
+#include "fleet_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+void fleet_emit(fleet *f, const char *type, const char *instance, const char *name,
+                const char *state, const char *host, const char *image,
+                const char *digest, const char *message)
+{
+    json_t *o = json_object();
+    char *txt;
+    int64_t id = 0;
+
+    json_object_set_new(o, "time", json_integer(fleet_wall_ms() / 1000));
+    json_object_set_new(o, "type", json_string(type));
+#define PUT(k, v) if ((v) && (v)[0]) json_object_set_new(o, k, json_string(v))
+    PUT("instance", instance);
+    PUT("name", name);
+    PUT("state", state);
+    PUT("host", host);
+    PUT("image", image);
+    PUT("digest", digest);
+    PUT("message", message);
+#undef PUT
+    txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (txt && state_event_append(f->db, txt, &id) == 0) {
+        pthread_mutex_lock(&f->mu);
+        if (id > f->last_event_id)
+            f->last_event_id = id;
+        pthread_cond_broadcast(&f->event_cv);
+        pthread_mutex_unlock(&f->mu);
+    }
+    free(txt);
+}
+
+int64_t fleet_event_last_id(fleet *f)
+{
+    int64_t id;
+    pthread_mutex_lock(&f->mu);
+    id = f->last_event_id;
+    pthread_mutex_unlock(&f->mu);
+    return id;
+}
+
+int fleet_event_next(fleet *f, int64_t *last, char **json, int timeout_ms)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        state_event *evs = NULL;
+        size_t n = 0;
+        if (state_event_after(f->db, *last, 1, &evs, &n) == 0 && n == 1) {
+            *json = evs[0].data_json;
+            evs[0].data_json = NULL;
+            *last = evs[0].id;
+            state_event_array_free(evs, n);
+            return *json ? 1 : 0;
+        }
+        state_event_array_free(evs, n);
+        if (attempt == 1)
+            break;
+        pthread_mutex_lock(&f->mu);
+        if (f->stopping) {
+            pthread_mutex_unlock(&f->mu);
+            return -1;
+        }
+        if (f->last_event_id <= *last) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += timeout_ms / 1000;
+            ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&f->event_cv, &f->mu, &ts);
+        }
+        pthread_mutex_unlock(&f->mu);
+    }
+    return 0;
+}

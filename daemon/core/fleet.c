@@ -1,0 +1,331 @@
+/* fleet.c - opening and closing the fleet: state dir, databases, bridge,
+ * port proxy, hosts, and the threads (in the order fleet_int.h lists). */
+#include "fleet_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "netbr.h"
+#include "portfwd.h"
+
+fleet_code fleet_err_set(fleet_err *e, fleet_code code, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    if (!e)
+        return code;
+    e->code = code;
+    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int64_t fleet_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t fleet_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool fleet_state_holds(state_inst_state s)
+{
+    return s == ST_PENDING || s == ST_STARTING || s == ST_RUNNING || s == ST_STOPPING ||
+           s == ST_BACKOFF;
+}
+
+bool fleet_state_live(state_inst_state s)
+{
+    return s == ST_STARTING || s == ST_RUNNING || s == ST_STOPPING;
+}
+
+const char *fleet_admin_token(const fleet *f)
+{
+    return f->token;
+}
+
+void fleet_network(const fleet *f, uint32_t *gateway, int *prefix)
+{
+    *gateway = f->gateway;
+    *prefix = f->cfg.prefix;
+}
+
+void fleet_console_path(const fleet *f, const char *id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s.log", f->log_dir, id);
+}
+
+void fleet_status_path(const fleet *f, const char *id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s.status", f->run_dir, id);
+}
+
+void fleet_domain_name(const char *id, char *buf, size_t len)
+{
+    snprintf(buf, len, "shoal-%s", id);
+}
+
+void fleet_wake_supervisor(fleet *f)
+{
+    uint64_t one = 1;
+    if (write(f->wake_fd, &one, sizeof one) < 0)
+        log_warn("cannot wake supervisor: %s", strerror(errno));
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char tmp[FLEET_PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    return mkdir(tmp, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* A SQLite database and its journals readable by root only (they hold
+ * instance environments). SQLite creates -wal/-shm with the database's
+ * mode; the chmods of the journals cover databases from older versions. */
+static void private_files(const char *db)
+{
+    char p[FLEET_PATH_MAX + 8];
+    chmod(db, 0600);
+    snprintf(p, sizeof p, "%s-wal", db);
+    chmod(p, 0600);
+    snprintf(p, sizeof p, "%s-shm", db);
+    chmod(p, 0600);
+}
+
+/* Read STATE_DIR/admin.token, creating it (0600) on first start. */
+static int load_token(fleet *f, char *err, size_t errlen)
+{
+    char path[FLEET_PATH_MAX];
+    unsigned char raw[24];
+    FILE *fp;
+    int fd;
+
+    snprintf(path, sizeof path, "%s/admin.token", f->cfg.state_dir);
+    fp = fopen(path, "r");
+    if (fp) {
+        int ok = fgets(f->token, sizeof f->token, fp) != NULL;
+        fclose(fp);
+        f->token[strcspn(f->token, "\r\n")] = 0;
+        if (ok && strlen(f->token) >= 16)
+            return 0;
+        snprintf(err, errlen, "token file '%s' is empty or too short", path);
+        return -1;
+    }
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        snprintf(err, errlen, "getrandom: %s", strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(f->token + 2 * i, 3, "%02x", raw[i]);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, f->token, strlen(f->token)) != (ssize_t)strlen(f->token) ||
+        write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+        snprintf(err, errlen, "cannot write token file '%s': %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    log_info("created admin token in %s", path);
+    return 0;
+}
+
+/* Stop and join the threads that were started; the hosts' nodes close
+ * after the workers (which use them) are gone. */
+static void stop_threads(fleet *f, int workers, int supervisor)
+{
+    pthread_mutex_lock(&f->mu);
+    f->stopping = 1;
+    pthread_cond_broadcast(&f->job_cv);
+    pthread_cond_broadcast(&f->event_cv);
+    pthread_cond_broadcast(&f->state_cv);
+    pthread_mutex_unlock(&f->mu);
+    if (supervisor) {
+        fleet_wake_supervisor(f);
+        pthread_join(f->supervisor, NULL);
+    }
+    for (int i = 0; i < workers; i++)
+        pthread_join(f->workers[i], NULL);
+}
+
+static void free_fleet(fleet *f)
+{
+    for (size_t i = 0; i < f->nhosts; i++) {
+        node_close(f->hosts[i]->node);
+        free(f->hosts[i]->labels_json);
+        free(f->hosts[i]);
+    }
+    while (f->jobs) {
+        fleet_job *j = f->jobs;
+        f->jobs = j->next;
+        free(j);
+    }
+    pfwd_stop(f->pfwd);
+    if (f->inotify_fd >= 0)
+        close(f->inotify_fd);
+    if (f->wake_fd >= 0)
+        close(f->wake_fd);
+    free(f->rt);
+    free(f->rt_index);
+    img_store_close(f->img);
+    state_close(f->db);
+    pthread_mutex_destroy(&f->place_mu);
+    pthread_mutex_destroy(&f->row_mu);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->job_cv);
+    pthread_cond_destroy(&f->state_cv);
+    pthread_cond_destroy(&f->event_cv);
+    free(f);
+}
+
+/* Every instance row holds one reference on its image. */
+static int count_image_refs(fleet *f, char *err, size_t errlen)
+{
+    state_instance *rows = NULL;
+    size_t nrows = 0;
+    img_err ierr;
+
+    if (img_refs_reset(f->img, &ierr) != 0) {
+        snprintf(err, errlen, "image store: %s", ierr.msg);
+        return -1;
+    }
+    if (state_inst_list(f->db, &rows, &nrows, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < nrows; i++) {
+        if (img_ref_acquire(f->img, rows[i].image_digest, &ierr) != 0)
+            log_warn("instance %s: image %s: %s", rows[i].id, rows[i].image_digest, ierr.msg);
+    }
+    state_inst_array_free(rows, nrows);
+    return 0;
+}
+
+int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
+{
+    fleet *f = calloc(1, sizeof *f);
+    char path[FLEET_PATH_MAX];
+    img_opts io;
+    img_err ierr;
+    int workers = 0;
+
+    *out = NULL;
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    f->cfg = *cfg;
+    f->inotify_fd = f->wake_fd = -1;
+    pthread_mutex_init(&f->place_mu, NULL);
+    pthread_mutex_init(&f->row_mu, NULL);
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->job_cv, NULL);
+    pthread_cond_init(&f->state_cv, NULL);
+    pthread_cond_init(&f->event_cv, NULL);
+    snprintf(f->run_dir, sizeof f->run_dir, "%s/run", cfg->state_dir);
+    snprintf(f->log_dir, sizeof f->log_dir, "%s/logs", cfg->state_dir);
+    /* 0711, not 0700: a QEMU started by a libvirt daemon (a qemu:///system
+     * host on this machine) runs as libvirt's qemu user and must get through
+     * these directories to the image, console and status files libvirt
+     * relabels for it. Nobody else can list them; the databases and the
+     * token are 0600. */
+    if (mkdir_p(cfg->state_dir, 0711) != 0 || chmod(cfg->state_dir, 0711) != 0 ||
+        mkdir_p(f->run_dir, 0711) != 0 || chmod(f->run_dir, 0711) != 0 ||
+        mkdir_p(f->log_dir, 0711) != 0 || chmod(f->log_dir, 0711) != 0) {
+        snprintf(err, errlen, "cannot create state dir '%s': %s", cfg->state_dir,
+                 strerror(errno));
+        goto fail;
+    }
+    if (load_token(f, err, errlen) != 0)
+        goto fail;
+    snprintf(path, sizeof path, "%s/shoald.db", cfg->state_dir);
+    if (state_open(path, &f->db, err, errlen) != 0)
+        goto fail;
+    private_files(path);
+    f->last_event_id = state_event_last_id(f->db);
+    memset(&io, 0, sizeof io);
+    snprintf(path, sizeof path, "%s/images.db", cfg->state_dir);
+    if (img_store_open(path, &io, &f->img, &ierr) != 0) {
+        snprintf(err, errlen, "image store: %s", ierr.msg);
+        goto fail;
+    }
+    private_files(path);
+    if (cfg->network) {
+        char gw[16];
+        f->gateway = cfg->subnet + 1;
+        if (netbr_create(cfg->bridge, cfg_ip4_str(f->gateway, gw), (unsigned)cfg->prefix,
+                         err, errlen) != NETBR_OK) {
+            size_t l = strlen(err);
+            snprintf(err + l, errlen - l, " (run with --no-network to start without guest "
+                     "networking)");
+            goto fail;
+        }
+    }
+    f->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    f->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (f->inotify_fd < 0 || f->wake_fd < 0 ||
+        inotify_add_watch(f->inotify_fd, f->run_dir, IN_MODIFY | IN_CLOSE_WRITE) < 0) {
+        snprintf(err, errlen, "inotify on '%s': %s", f->run_dir, strerror(errno));
+        goto fail;
+    }
+    if (pfwd_start(cfg->publish_addr, &f->pfwd, err, errlen) != 0)
+        goto fail;
+    if (fleet_hosts_load(f, err, errlen) != 0)
+        goto fail;
+    if (count_image_refs(f, err, errlen) != 0)
+        goto fail;
+
+    for (; workers < FLEET_WORKERS; workers++) {
+        if (pthread_create(&f->workers[workers], NULL, fleet_worker_main, f) != 0) {
+            snprintf(err, errlen, "cannot start worker threads");
+            goto fail;
+        }
+    }
+    /* Hosts open (and reconcile) with workers running, so that jobs queued
+     * by reconcile and by events are served at once. */
+    for (size_t i = 0; i < f->nhosts; i++)
+        fleet_host_open(f, f->hosts[i]);
+    if (pthread_create(&f->supervisor, NULL, fleet_supervisor_main, f) != 0) {
+        snprintf(err, errlen, "cannot start supervisor thread");
+        goto fail;
+    }
+    *out = f;
+    return 0;
+
+fail:
+    stop_threads(f, workers, 0);
+    free_fleet(f);
+    return -1;
+}
+
+void fleet_close(fleet *f)
+{
+    if (!f)
+        return;
+    stop_threads(f, FLEET_WORKERS, 1);
+    free_fleet(f);
+}

@@ -1,0 +1,329 @@
+/* fleet.h - shoald's core: images, instances, hosts, plans, events.
+ *
+ * The fleet ties the lower modules together: the state database (state.h),
+ * the image store (img_store.h), the scheduler (scheduler.h), one libvirt
+ * node per host (node.h), the guest bridge (netbr.h) and the port proxy
+ * (portfwd.h). Everything shoald does to its fleet goes through the calls
+ * below; the REST adapter (daemon/backend.c) only translates api.h requests
+ * into them and their results back. Nothing in the core knows HTTP.
+ *
+ * Where things happen (daemon/core/):
+ *   fleet.c      open, close, the threads and their start/stop order
+ *   instance.c   create (placement, addresses, rollback), stop, start,
+ *                restart, delete, lookups
+ *   run.c        a run of an instance on a worker: start the domain, end
+ *                the run when it goes, restart policy and backoff
+ *   jobs.c       the job queue, worker threads, libvirt events -> jobs
+ *   status.c     the guest status channel (ready, exit, crash records)
+ *   supervisor.c the supervisor thread: status files, backoff timers,
+ *                console rotation, host reconnects
+ *   reconcile.c  what a host really runs vs what the database says
+ *   hosts.c      add, open, cordon, remove, list
+ *   snapshot.c   the scheduler's view of the fleet
+ *   plan.c       drain and consolidation plans, cold moves
+ *   images.c     image push, tag, delete, list (the store's policy)
+ *   console.c    console streams of instances
+ *   events.c     the event log and its subscribers
+ *   metrics.c    counters for /metrics
+ * Threads and locks: fleet_int.h.
+ *
+ * Lifecycle of an instance
+ *   create  -> row in SQLite (pending), image reference taken, start job queued
+ *   start   -> a worker materializes the image, renders the domain and asks the
+ *              node to start it (starting); the guest's status channel
+ *              says when main() runs (running)
+ *   end     -> libvirt says the domain is gone; the status channel says why
+ *              (exited with a code / crashed), or the operator asked (stopped);
+ *              the restart policy may queue a new start after a backoff
+ *   delete  -> domain destroyed, row, address and image reference released
+ *
+ * Errors: every operation returns FLEET_OK (0) or a negative fleet_code and
+ * fills a fleet_err: the code, the argument at fault (named as the API names
+ * the field) and a message that quotes the bad value. Lookups of instances
+ * take a key: an exact id first, then a unique id prefix (4+ hex chars),
+ * then an exact name (instance names are never all hex: api/validate.c).
+ */
+#ifndef SHOAL_FLEET_H
+#define SHOAL_FLEET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "img_store.h"
+#include "state.h"
+
+#define FLEET_LOCAL_HOST     "local"   /* the daemon's own host */
+#define FLEET_MAX_HOSTS      64
+#define FLEET_STOP_TIMEOUT_S 10        /* default graceful-stop timeout */
+#define FLEET_VMM_OVERHEAD_MIB 12      /* QEMU private memory per guest */
+#define FLEET_HOST_LABEL     "shoal/host" /* label every host carries */
+
+typedef struct fleet fleet;
+
+/* ---- errors ------------------------------------------------------------ */
+
+typedef enum {
+    FLEET_OK = 0,
+    FLEET_E_INVALID = -1,      /* an argument is wrong; field names it */
+    FLEET_E_NOT_FOUND = -2,    /* no such instance, image or host */
+    FLEET_E_CONFLICT = -3,     /* name taken, in use, wrong state, ambiguous */
+    FLEET_E_CAPACITY = -4,     /* no host (or address) has room; message says
+                                  which resource and how much is missing */
+    FLEET_E_UNAVAILABLE = -5,  /* a host did not answer in time; try again */
+    FLEET_E_BAD_IMAGE = -6,    /* an uploaded image failed validation */
+    FLEET_E_TOO_LARGE = -7,    /* an upload is over the store's limit */
+    FLEET_E_INTERNAL = -8,     /* SQLite, memory, a bug: message says what */
+} fleet_code;
+#define FLEET_CODES 9          /* number of codes above, FLEET_OK included */
+
+typedef struct {
+    fleet_code code;
+    char field[32];            /* argument at fault, "" when none */
+    char msg[512];
+} fleet_err;
+
+/* Fill e and return code (for `return fleet_err_set(...)`). e may be NULL. */
+fleet_code fleet_err_set(fleet_err *e, fleet_code code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- open / close ------------------------------------------------------ */
+
+/* Open everything under cfg->state_dir, reconcile with what is running and
+ * start the threads. Blocks while hosts are probed (first start: ~10 s).
+ * -1 with a message in err. */
+int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen);
+/* Stop the threads and close. Running guests keep running. NULL ok. */
+void fleet_close(fleet *f);
+
+/* The admin bearer token (STATE_DIR/admin.token), valid until close. */
+const char *fleet_admin_token(const fleet *f);
+/* Guest network: gateway address (host order, 0 = no network) and prefix. */
+void fleet_network(const fleet *f, uint32_t *gateway, int *prefix);
+
+/* Monotonic and wall-clock milliseconds. */
+int64_t fleet_now_ms(void);
+int64_t fleet_wall_ms(void);
+
+/* States that hold host resources (counted by the scheduler), and states
+ * in which a domain may exist. */
+bool fleet_state_holds(state_inst_state s);
+bool fleet_state_live(state_inst_state s);
+
+/* ---- placement rules --------------------------------------------------- */
+
+/* The kinds in the scheduler's order (scheduler.h sched_rule_kind; checked
+ * by static asserts in snapshot.c). */
+typedef enum {
+    FLEET_RULE_HOST_AFFINITY = 0,
+    FLEET_RULE_HOST_ANTI_AFFINITY,
+    FLEET_RULE_AFFINITY,
+    FLEET_RULE_ANTI_AFFINITY,
+    FLEET_RULE__COUNT
+} fleet_rule_kind;
+
+/* The kind's name in stored placements ("host-affinity", ...), NULL if
+ * out of range. */
+const char *fleet_rule_kind_name(fleet_rule_kind k);
+
+typedef struct {
+    fleet_rule_kind kind;
+    const char *key;
+    const char *value;         /* NULL: any value */
+    bool soft;
+    uint32_t weight;           /* soft rules; 0 means 1 */
+} fleet_rule;
+
+typedef struct {
+    const char *key;
+    const char *value;
+} fleet_kv;
+
+/* An instance's stored placement ({"policy":..,"rules":[..]}) decoded.
+ * Strings point into the decoded document, which fleet_placement_clear
+ * frees. */
+typedef struct {
+    bool spread;
+    fleet_rule *rules;
+    size_t n_rules;
+    void *doc;                 /* private */
+} fleet_placement;
+int fleet_placement_parse(const char *json, fleet_placement *out);
+void fleet_placement_clear(fleet_placement *p);
+
+/* ---- images ------------------------------------------------------------ */
+
+/* A push: begin, write the body in pieces, then commit or abort. Commit
+ * checks expect_digest (NULL: none) before anything becomes visible and
+ * consumes the upload either way; abort accepts NULL. */
+int fleet_image_push_begin(fleet *f, uint64_t content_length, img_upload **up, fleet_err *e);
+int fleet_image_push_write(fleet *f, img_upload *up, const void *data, size_t len,
+                           fleet_err *e);
+int fleet_image_push_commit(fleet *f, img_upload *up, const char *expect_digest,
+                            const char *name, const char *tag, const img_label *labels,
+                            size_t n_labels, img_info *out, fleet_err *e);
+void fleet_image_push_abort(fleet *f, img_upload *up);
+
+/* Every name:tag row of the store (untagged images too: name ""), one per
+ * ref; free with img_list_free. */
+int fleet_image_rows(fleet *f, img_info **rows, size_t *n, fleet_err *e);
+/* Ref (name[:tag], digest or digest prefix) -> full digest. */
+int fleet_image_resolve(fleet *f, const char *ref, char digest[IMG_DIGEST_LEN + 1],
+                        fleet_err *e);
+/* Give the image `ref` names the additional ref new_ref. */
+int fleet_image_tag(fleet *f, const char *ref, const char *new_ref,
+                    char digest[IMG_DIGEST_LEN + 1], fleet_err *e);
+/* By digest: delete the image (force: even if instances use it). By name:
+ * remove that name; the image goes with its last name, which instances in
+ * use protect unless forced. */
+int fleet_image_delete(fleet *f, const char *ref, bool force, fleet_err *e);
+
+/* ---- instances --------------------------------------------------------- */
+
+/* What to create. Strings are borrowed for the call. */
+typedef struct {
+    const char *image;              /* ref */
+    const char *name;               /* NULL: derived from the image and id */
+    uint32_t count;                 /* 0 means 1; more: names get -1, -2.. */
+    uint32_t memory_mib;
+    uint32_t vcpus;
+    const char *const *args;
+    size_t n_args;
+    const fleet_kv *env;
+    size_t n_env;
+    const fleet_kv *labels;
+    size_t n_labels;
+    const fleet_rule *rules;
+    size_t n_rules;
+    bool spread;                    /* spread instead of binpack */
+    state_restart restart;
+    bool network;
+    const state_port *ports;
+    size_t n_ports;
+    const char *host;               /* NULL: any host */
+} fleet_instance_spec;
+
+/* Create spec->count instances: all of them or none. On success *made is a
+ * heap array of *n rows (state_inst_array_free). Errors: NOT_FOUND (image,
+ * host), CONFLICT (name taken, port published), INVALID (args too long for
+ * the guest command line, ports without a network), CAPACITY. */
+int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_instance **made,
+                          size_t *n, fleet_err *e);
+/* One instance by key (see the header comment); state_inst_free it. */
+int fleet_instance_find(fleet *f, const char *key, state_instance *out, fleet_err *e);
+/* A page of instances, see state_inst_page. INVALID when `after` is unknown. */
+int fleet_instance_page(fleet *f, const char *after, int state, const char *host,
+                        state_inst_match match, void *ctx, size_t limit,
+                        state_instance **rows, size_t *n, int *more, fleet_err *e);
+/* Last `max` runs of an instance, newest first. */
+int fleet_instance_runs(fleet *f, const char *id, state_run *out, size_t max, size_t *n);
+
+/* Stop gracefully (ACPI power button; destroyed after timeout_s, < 0 means
+ * FLEET_STOP_TIMEOUT_S). Returns once the domain is gone (or 15 s after the
+ * destroy). *id_out (may be NULL) gets the full id the key resolved to. */
+int fleet_instance_stop(fleet *f, const char *key, int timeout_s,
+                        char id_out[STATE_ID_LEN + 1], fleet_err *e);
+/* Queue a start; CONFLICT when it runs already. */
+int fleet_instance_start(fleet *f, const char *key, char id_out[STATE_ID_LEN + 1],
+                         fleet_err *e);
+/* Stop then start the same instance. */
+int fleet_instance_restart(fleet *f, const char *key, int timeout_s,
+                           char id_out[STATE_ID_LEN + 1], fleet_err *e);
+/* Delete; a live instance only with force (destroyed first). */
+int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e);
+
+/* ---- consoles ---------------------------------------------------------- */
+
+#define FLEET_STREAM_END   (-1)   /* no more bytes will come */
+#define FLEET_STREAM_ERROR (-2)
+
+typedef struct fleet_console fleet_console;
+/* Open an instance's console: the last `tail` bytes (UINT64_MAX: all),
+ * then, with follow, what it writes until it can write no more. */
+int fleet_console_open(fleet *f, const char *key, uint64_t tail, bool follow,
+                       fleet_console **out, fleet_err *e);
+/* Bytes read (> 0), 0 when nothing came within timeout_ms, or
+ * FLEET_STREAM_END / FLEET_STREAM_ERROR. */
+long fleet_console_read(fleet *f, fleet_console *c, char *buf, size_t len, int timeout_ms);
+void fleet_console_close(fleet_console *c);
+
+/* ---- hosts ------------------------------------------------------------- */
+
+/* A copy of one host as it is now. */
+typedef struct {
+    char name[STATE_NAME_MAX];
+    char uri[STATE_URI_MAX];
+    char *labels_json;             /* heap, owned; "{}" when none */
+    bool up;                       /* libvirt connection alive */
+    bool cordoned;
+    char domain_type[8];           /* "kvm", "qemu" (probed) or as configured */
+    int kvm;                       /* KVM usable: 1, 0, -1 unknown (down) */
+    char domain_type_reason[256];
+    char last_error[512];          /* why it is down */
+    uint64_t mem_mib;              /* capacity */
+    uint32_t vcpus, slots;
+    uint64_t used_mem_mib;         /* held by its instances, overhead included */
+    uint32_t used_vcpus, instances;
+} fleet_host_info;
+
+int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e);
+void fleet_host_info_free(fleet_host_info *a, size_t n);
+int fleet_host_get(fleet *f, const char *name, fleet_host_info *out, fleet_err *e);
+/* Add a host (persisted) and connect to it. domain_type: "auto", "kvm" or
+ * "qemu". The local embedded URI is refused; one host per URI. */
+int fleet_host_add(fleet *f, const char *name, const char *uri, const fleet_kv *labels,
+                   size_t n_labels, const char *domain_type, fleet_err *e);
+int fleet_host_cordon(fleet *f, const char *name, bool cordoned, fleet_err *e);
+/* Remove an empty host (not the local one); waits for its users to finish. */
+int fleet_host_remove(fleet *f, const char *name, fleet_err *e);
+
+/* ---- plans ------------------------------------------------------------- */
+
+typedef struct {
+    char instance[STATE_ID_LEN + 1];
+    char from[STATE_NAME_MAX];
+    char to[STATE_NAME_MAX];
+} fleet_move;
+
+typedef struct {
+    fleet_move *moves;
+    size_t n_moves;
+    char (*freed)[STATE_NAME_MAX]; /* hosts that end empty */
+    size_t n_freed;
+    uint32_t hosts_before, hosts_after;
+    bool executed;
+} fleet_plan;
+
+/* Plan emptying `host` (cordoning it first unless dry_run) or packing the
+ * fleet onto fewer hosts; unless dry_run, carry the moves out (cold: stop,
+ * re-home, start again if it ran). Free with fleet_plan_clear. */
+int fleet_plan_drain(fleet *f, const char *host, bool dry_run, fleet_plan *out, fleet_err *e);
+int fleet_plan_consolidate(fleet *f, bool dry_run, fleet_plan *out, fleet_err *e);
+void fleet_plan_clear(fleet_plan *p);
+
+/* ---- events ------------------------------------------------------------ */
+
+/* Id of the newest event (0 when none). */
+int64_t fleet_event_last_id(fleet *f);
+/* The first event after *last: 1 with its JSON text in *json (free()) and
+ * *last advanced, 0 when none came within timeout_ms, -1 when shoald stops. */
+int fleet_event_next(fleet *f, int64_t *last, char **json, int timeout_ms);
+
+/* ---- metrics ----------------------------------------------------------- */
+
+#define FLEET_READY_BUCKETS 11
+/* Upper bounds (seconds) of the ready-time histogram buckets. */
+extern const double fleet_ready_bounds[FLEET_READY_BUCKETS];
+
+typedef struct {
+    size_t by_state[ST__COUNT];
+    size_t hosts, hosts_up, images;
+    uint64_t ready_hist[FLEET_READY_BUCKETS + 1];  /* last: above every bound */
+    double ready_sum;                               /* seconds */
+    uint64_t ready_count;
+} fleet_metrics;
+
+int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e);
+
+#endif

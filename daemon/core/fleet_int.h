@@ -1,0 +1,254 @@
+/* fleet_int.h - the core's private types, and shoald's threads and locks.
+ * Only the files of daemon/core include this; everyone else sees fleet.h.
+ *
+ * THREADS (every thread shoald runs)
+ *   main            shoald.c: opens the fleet, starts the API server, waits
+ *                   for SIGINT/SIGTERM, stops the server, closes the fleet.
+ *   API             libmicrohttpd's connection threads (api/server.c): call
+ *                   fleet_* operations. They may block for bounded times (a
+ *                   stop waits for the domain to go, up to ~45 s).
+ *   workers         FLEET_WORKERS threads (jobs.c): run queued jobs (start a
+ *                   domain, end a run, destroy a crashed domain). Jobs of one
+ *                   instance never run at once (fleet_rt.busy).
+ *   supervisor      one thread (supervisor.c): inotify on the status files,
+ *                   backoff timers, console rotation, reconnects of lost
+ *                   hosts, event trimming. Ticks every 500 ms.
+ *   libvirt events  one process-wide thread (node.c): node events arrive
+ *                   here; the core only queues jobs or marks a host down
+ *                   (jobs.c on_node_event) and never blocks on it.
+ *   port proxy      one thread (portfwd.c) with its own lock; the core calls
+ *                   pfwd_* from any thread.
+ *   image store     img_store.c's own checkpoint thread and lock.
+ *
+ * LOCKS, in the order they may be taken (never take one to the left while
+ * holding one to its right):
+ *
+ *   place_mu  >  row_mu  >  mu  >  (state_db, img_store, pfwd: leaf locks
+ *                                    inside those modules)
+ *
+ *   place_mu  fleet.place_mu. Every placement decision: instance create
+ *             (names, ports, placement, addresses, rows), host cordon and
+ *             removal, plan execution. Held across SQLite and the scheduler,
+ *             and across a plan's cold moves (which wait for stops), so
+ *             nothing is placed on a host that is being drained or removed.
+ *             Jobs and the supervisor never take it.
+ *   row_mu    fleet.row_mu. Read-modify-write of one instance row
+ *             (runtime.c fleet_mutate); held only across the two SQLite calls.
+ *   mu        fleet.mu. The in-memory tables: hosts (the array, each host's
+ *             fields and refs), the runtime table, the job queue, event and
+ *             metrics counters, `stopping`. Never held across a libvirt call,
+ *             a SQLite call or file I/O (status files are read with it
+ *             released: status.c). Condition variables job_cv, state_cv and
+ *             event_cv go with it.
+ *
+ * Enforced by: fleet_mutate (runtime.c) takes row_mu alone and releases it
+ * before taking mu; host_hold/host_release (hosts.c) keep a host and its
+ * node alive without mu held; status.c marks a poll in progress instead of
+ * holding mu while it reads.
+ */
+#ifndef SHOAL_FLEET_INT_H
+#define SHOAL_FLEET_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "fleet.h"
+#include "gstatus.h"
+#include "node.h"
+
+#define FLEET_WORKERS        4
+#define FLEET_EVENTS_KEEP    10000     /* events retained for Last-Event-ID */
+#define FLEET_BACKOFF_BASE_MS 500
+#define FLEET_BACKOFF_CAP_MS  30000
+#define FLEET_STABLE_RUN_MS   10000    /* a run this long resets the backoff */
+#define FLEET_RECONNECT_MS    10000    /* retry period of a down host */
+#define FLEET_PATH_MAX        PATH_MAX /* every file path the core builds */
+/* Status channel: bytes read per poll, and the most a status file may hold
+ * on disk before the part already read is dropped (a guest that writes to
+ * COM2 without end must not fill the disk or hold a thread). */
+#define FLEET_STATUS_READ_MAX  (16 * 1024)
+#define FLEET_STATUS_FILE_MAX  (64 * 1024)
+#define FLEET_STATUS_QUIET_MS  500      /* file events ignored after a flood */
+
+struct node;
+struct pfwd;
+struct img_store;
+
+/* One host: a libvirt connection plus what the scheduler needs to know.
+ * Heap-allocated; f->hosts holds pointers, so a host outlives its removal
+ * from the table while someone holds it (refs). Fields under f->mu. */
+typedef struct fleet_host {
+    char name[STATE_NAME_MAX];
+    char uri[STATE_URI_MAX];
+    char *labels_json;             /* owned; "{}" when none */
+    char domain_type_cfg[8];       /* "auto", "kvm", "qemu" as configured */
+    struct node *node;             /* NULL until first opened */
+    int up;                        /* connection alive */
+    int cordoned;
+    char last_error[NODE_ERR_MAX];  /* why it is down */
+    uint64_t mem_mib;              /* capacity as probed */
+    uint32_t vcpus;
+    uint32_t slots;
+    int64_t next_retry_ms;         /* monotonic ms of the next reconnect try */
+    int opening;                   /* being opened/reconnected: nobody else does */
+    int refs;                      /* holders (host_hold) */
+    int removed;                   /* out of the table; last release frees */
+} fleet_host;
+
+/* Runtime facts about one instance that are not worth a database row. */
+typedef struct {
+    char id[STATE_ID_LEN + 1];
+    int busy;                      /* a job for it is running */
+    int active;                    /* its domain is (believed) running */
+    int stop_requested;            /* the operator stopped it: end is "stopped" */
+    int polling;                   /* a thread is reading its status file */
+    int64_t quiet_until_ms;        /* flooding guest: file events ignored until */
+    int run_no;                    /* current run number (state_run_begin) */
+    int64_t request_ms;            /* monotonic ms when start was asked (ready_ms) */
+    int64_t run_start_ms;          /* monotonic ms the current run began */
+    int64_t backoff_due_ms;        /* monotonic ms of a pending policy restart, 0 */
+    int backoff_level;             /* consecutive quick failures */
+    gst_tracker tracker;           /* status channel reader */
+    int have_outcome;              /* an exit or crash record arrived */
+    gst_record outcome;
+    char end_reason[256];          /* extra reason (e.g. KVM internal error) */
+    int ready;                     /* ready record seen this run */
+} fleet_rt;
+
+typedef enum { JOB_START = 0, JOB_DOMAIN_GONE, JOB_DOMAIN_CRASHED } fleet_job_kind;
+
+typedef struct fleet_job {
+    fleet_job_kind kind;
+    char id[STATE_ID_LEN + 1];
+    char detail[64];
+    struct fleet_job *next;
+} fleet_job;
+
+struct fleet {
+    cfg_t cfg;
+    state_db *db;
+    struct img_store *img;
+    char token[65];                /* admin bearer token */
+    char run_dir[FLEET_PATH_MAX];  /* status files: RUN_DIR/<id>.status */
+    char log_dir[FLEET_PATH_MAX];  /* consoles: LOG_DIR/<id>.log */
+    uint32_t gateway;              /* bridge address (host order), 0 = no network */
+    struct pfwd *pfwd;             /* published ports */
+
+    pthread_mutex_t place_mu;      /* see LOCKS above */
+    pthread_mutex_t row_mu;
+    pthread_mutex_t mu;
+    pthread_cond_t job_cv;         /* jobs queued / instance no longer busy */
+    pthread_cond_t state_cv;       /* an instance's or host's state changed */
+    pthread_cond_t event_cv;       /* an event was appended */
+    fleet_host *hosts[FLEET_MAX_HOSTS];
+    size_t nhosts;
+    fleet_rt *rt;                  /* runtime table, nrt entries */
+    size_t nrt, rt_cap;
+    size_t *rt_index;              /* open addressing over rt by id: slot holds
+                                      index + 1, 0 = empty; 2 * rt_cap slots */
+    fleet_job *jobs, *jobs_tail;
+    int64_t last_event_id;
+    int stopping;
+
+    pthread_t workers[FLEET_WORKERS];
+    pthread_t supervisor;
+    int inotify_fd;
+    int wake_fd;                   /* eventfd to wake the supervisor */
+
+    uint64_t ready_hist[FLEET_READY_BUCKETS + 1];
+    double ready_sum;
+    uint64_t ready_count;
+};
+
+/* Copy src into dst[len], cut at len - 1 bytes (reasons and errors are
+ * shown to people; a long one is cut, never overflows). */
+static inline void fleet_text_copy(char *dst, size_t len, const char *src)
+{
+    size_t n = src ? strnlen(src, len - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = 0;
+}
+
+/* ---- fleet.c ---- */
+void fleet_console_path(const fleet *f, const char *id, char *buf, size_t len);
+void fleet_status_path(const fleet *f, const char *id, char *buf, size_t len);
+void fleet_domain_name(const char *id, char *buf, size_t len);
+void fleet_wake_supervisor(fleet *f);
+
+/* ---- runtime.c: runtime table (caller holds f->mu) and row updates ---- */
+fleet_rt *fleet_rt_get(fleet *f, const char *id);
+void fleet_rt_drop(fleet *f, const char *id);
+/* Wait (up to timeout_ms) until no job runs for the instance and, with
+ * need_inactive, until it has no domain either. 1 when reached. */
+int fleet_rt_wait(fleet *f, const char *id, int need_inactive, int timeout_ms);
+/* Read the row, apply fn, write it back, emit instance.state when the state
+ * changed. 0, STATE_ENOTFOUND when the row is gone, -1 on a write error. */
+typedef void (*fleet_mutator)(state_instance *in, void *ctx);
+int fleet_mutate(fleet *f, const char *id, fleet_mutator fn, void *ctx);
+int fleet_set_state(fleet *f, const char *id, state_inst_state st, const char *last_error);
+int fleet_set_host(fleet *f, const char *id, const char *host);
+
+/* ---- events.c ---- */
+/* Append an event (fields of docs/api.md; any string may be NULL). */
+void fleet_emit(fleet *f, const char *type, const char *instance, const char *name,
+                const char *state, const char *host, const char *image,
+                const char *digest, const char *message);
+
+/* ---- jobs.c ---- */
+void fleet_queue(fleet *f, fleet_job_kind kind, const char *id, const char *detail);
+void *fleet_worker_main(void *arg);
+void fleet_on_node_event(struct node *node, const char *instance_id, enum node_event ev,
+                         const char *detail, void *user);
+
+/* ---- run.c ---- */
+void fleet_job_start(fleet *f, const fleet_job *j);
+void fleet_job_domain_gone(fleet *f, const fleet_job *j);
+void fleet_job_domain_crashed(fleet *f, const fleet_job *j);
+void fleet_publish_ports(fleet *f, const state_instance *in);
+
+/* ---- status.c ---- */
+/* Read the instance's new status records (bounded, f->mu not held while
+ * reading) and act on them. Waits for a poll of the same instance by
+ * another thread, so that a caller that needs the last records gets them. */
+void fleet_status_poll(fleet *f, const char *id);
+/* The status file changed (inotify): poll unless the guest floods it. */
+void fleet_status_event(fleet *f, const char *id);
+
+/* ---- supervisor.c ---- */
+void *fleet_supervisor_main(void *arg);
+void fleet_console_rotate(fleet *f, const char *id);
+
+/* ---- reconcile.c ---- */
+void fleet_reconcile_host(fleet *f, fleet_host *h);
+
+/* ---- hosts.c ---- */
+/* Find and hold a host by name (NULL when unknown); release when done. A
+ * held host and its node stay valid without f->mu. */
+fleet_host *fleet_host_hold(fleet *f, const char *name);
+void fleet_host_release(fleet *f, fleet_host *h);
+/* The node of an up host, held (release the host): NULL when down. */
+struct node *fleet_host_node(fleet *f, const char *name, fleet_host **held);
+/* Connect a held host (no-op when up or being opened) and reconcile it. */
+void fleet_host_open(fleet *f, fleet_host *h);
+/* Effective domain type ("kvm"/"qemu", or as configured). Caller holds mu. */
+const char *fleet_host_domain_type(const fleet_host *h);
+int fleet_hosts_load(fleet *f, char *err, size_t errlen);
+/* Cordon without taking place_mu (caller holds it). */
+int fleet_host_cordon_locked(fleet *f, const char *name, bool cordoned, fleet_err *e);
+
+/* ---- instance.c ---- */
+/* {"key":"value",...} of n pairs, sorted by key (heap; NULL: no memory). */
+char *fleet_kv_json(const fleet_kv *kv, size_t n);
+int fleet_lookup(fleet *f, const char *key, state_instance *in, fleet_err *e);
+/* Stop and start by full id, for cold moves (plan.c). */
+int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e);
+int fleet_start_id(fleet *f, const char *id, fleet_err *e);
+
+/* ---- images.c ---- */
+fleet_code fleet_img_err(fleet_err *e, const img_err *ie, const char *field);
+/* Did ref, which resolved to digest, name the image by digest (sha256:...
+ * or a bare hex prefix) rather than by name? */
+int fleet_image_is_digest(const char *ref, const char *digest);
+
+#endif

@@ -1,0 +1,634 @@
+/* instance.c - what the operator does to instances: create (names, ports,
+ * placement, addresses, rows: all or nothing), stop, start, restart,
+ * delete, and lookups. Runs themselves happen on workers (run.c). */
+#include "fleet_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "guestcmd.h"
+#include "log.h"
+#include "netbr.h"
+#include "portfwd.h"
+#include "snapshot.h"
+
+/* ---- lookups ------------------------------------------------------------ */
+
+int fleet_lookup(fleet *f, const char *key, state_instance *in, fleet_err *e)
+{
+    char err[256];
+    int rc = state_inst_find(f->db, key, in, err, sizeof err);
+    if (rc == STATE_ENOTFOUND)
+        return fleet_err_set(e, FLEET_E_NOT_FOUND, "id", "instance '%s' not found", key);
+    if (rc == STATE_ECONFLICT)
+        return fleet_err_set(e, FLEET_E_CONFLICT, "id", "%s", err);
+    if (rc != 0)
+        return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
+    return FLEET_OK;
+}
+
+int fleet_instance_find(fleet *f, const char *key, state_instance *out, fleet_err *e)
+{
+    return fleet_lookup(f, key, out, e);
+}
+
+int fleet_instance_page(fleet *f, const char *after, int state, const char *host,
+                        state_inst_match match, void *ctx, size_t limit,
+                        state_instance **rows, size_t *n, int *more, fleet_err *e)
+{
+    char err[256];
+    int rc = state_inst_page(f->db, after, state, host, match, ctx, limit, rows, n, more, err,
+                             sizeof err);
+    if (rc == STATE_ENOTFOUND)
+        return fleet_err_set(e, FLEET_E_INVALID, "after", "%s", err);
+    if (rc != 0)
+        return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
+    return FLEET_OK;
+}
+
+int fleet_instance_runs(fleet *f, const char *id, state_run *out, size_t max, size_t *n)
+{
+    return state_run_list(f->db, id, out, max, n);
+}
+
+/* ---- create ------------------------------------------------------------- */
+
+static void random_id(char out[STATE_ID_LEN + 1])
+{
+    unsigned char raw[STATE_ID_LEN / 2];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        /* getrandom on Linux does not fail for small sizes once seeded. */
+        for (size_t i = 0; i < sizeof raw; i++)
+            raw[i] = (unsigned char)(rand() & 0xff);
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+/* Default instance name from the image name: invalid characters become '-'.
+ * It always holds a letter outside a-f or a '-', so it never looks like an
+ * id: "<base>-<6 hex>". */
+static void default_name(const char *image_ref, const char *id, char *out, size_t len)
+{
+    char base[40];
+    size_t j = 0;
+    for (const char *p = image_ref; *p && *p != ':' && j < 24; p++) {
+        char c = *p;
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-')
+            base[j++] = c;
+        else if (c >= 'A' && c <= 'Z')
+            base[j++] = (char)(c - 'A' + 'a');
+        else
+            base[j++] = '-';
+    }
+    base[j] = 0;
+    if (!j || base[0] == '-' || base[0] == '.' || base[0] == '_')
+        snprintf(base, sizeof base, "i");
+    snprintf(out, len, "%s-%.6s", base, id);
+}
+
+static int name_taken(fleet *f, const char *name)
+{
+    state_instance in;
+    char err[256];
+    int taken = 0;
+    if (state_inst_find(f->db, name, &in, err, sizeof err) == 0) {
+        taken = !strcmp(in.name, name) || !strcmp(in.id, name);
+        state_inst_free(&in);
+    }
+    return taken;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+char *fleet_kv_json(const fleet_kv *kv, size_t n)
+{
+    json_t *o = json_object();
+    char *s;
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, kv[i].key, json_string(kv[i].value));
+    s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return s;
+}
+
+static char *args_json(const char *const *args, size_t n)
+{
+    json_t *a = json_array();
+    char *s;
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(args[i]));
+    s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return s;
+}
+
+/* The guest gets args and env on its command line: refuse what cannot fit
+ * now rather than fail at start. Room is kept for the kernel's own keys
+ * (address, gateway, MAC). */
+static int check_cmdline(const fleet_instance_spec *spec, fleet_err *e)
+{
+    gcmd c;
+    char cerr[160];
+    gcmd_init(&c);
+    gcmd_env(&c, "shoal.ip", "255.255.255.255/32");
+    gcmd_env(&c, "shoal.gw", "255.255.255.255");
+    gcmd_env(&c, "shoal.mac", "00:00:00:00:00:00");
+    for (size_t i = 0; i < spec->n_env; i++)
+        gcmd_env(&c, spec->env[i].key, spec->env[i].value);
+    for (size_t i = 0; i < spec->n_args; i++)
+        gcmd_arg(&c, spec->args[i]);
+    if (gcmd_finish(&c, cerr, sizeof cerr) != 0)
+        return fleet_err_set(e, FLEET_E_INVALID, spec->n_args ? "args" : "env", "%s", cerr);
+    return FLEET_OK;
+}
+
+/* Ids and names of the batch; published ports free. Under place_mu. */
+static int claim_names(fleet *f, const fleet_instance_spec *spec, uint32_t count,
+                       bool network, state_instance *made, fleet_err *e)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        state_instance *in = &made[i];
+        do
+            random_id(in->id);
+        while (name_taken(f, in->id));
+        if (spec->name && count == 1)
+            snprintf(in->name, sizeof in->name, "%s", spec->name);
+        else if (spec->name)
+            snprintf(in->name, sizeof in->name, "%s-%u", spec->name, i + 1);
+        else
+            default_name(spec->image, in->id, in->name, sizeof in->name);
+        for (uint32_t k = 0; k < i; k++) {
+            if (!strcmp(made[k].name, in->name))
+                return fleet_err_set(e, FLEET_E_CONFLICT, "name", "instance name '%s' is "
+                                     "given twice", in->name);
+        }
+        if (name_taken(f, in->name))
+            return fleet_err_set(e, FLEET_E_CONFLICT, "name", "instance name '%s' is already "
+                                 "taken", in->name);
+    }
+    for (size_t p = 0; p < spec->n_ports; p++) {
+        char perr[256];
+        if (state_port_in_use(f->db, spec->ports[p].host) ||
+            spec->ports[p].host == f->cfg.listen_port)
+            return fleet_err_set(e, FLEET_E_CONFLICT, "ports", "host port %d is already "
+                                 "published", spec->ports[p].host);
+        if (pfwd_probe(f->pfwd, spec->ports[p].host, perr, sizeof perr) != 0)
+            return fleet_err_set(e, FLEET_E_CONFLICT, "ports", "%s", perr);
+        if (!network)
+            return fleet_err_set(e, FLEET_E_INVALID, "ports", "published ports need the "
+                                 "instance network (network is %s)",
+                                 spec->network ? "disabled on this daemon" : "false");
+    }
+    return FLEET_OK;
+}
+
+/* Where each replica goes: the whole batch or nothing. The decision's host
+ * names belong to *sst, which the caller frees after using them. */
+static int place(const fleet_instance_spec *spec, const char *image_ref, uint32_t count,
+                 fleet_snapshot *snap, sched_state **sst, sched_decision *dec, fleet_err *e)
+{
+    sched_request req;
+    sched_rule rules[SCHED_RULES_MAX + 1];
+    sched_label *labels = NULL;
+    sched_place_opts po = { .policy = spec->spread ? SCHED_SPREAD : SCHED_BINPACK };
+    int rc;
+
+    if (spec->n_rules > SCHED_RULES_MAX)
+        return fleet_err_set(e, FLEET_E_INVALID, "placement.rules", "at most %d rules",
+                             SCHED_RULES_MAX);
+    if (spec->host && fleet_snapshot_host(snap, spec->host) == snap->nhosts)
+        return fleet_err_set(e, FLEET_E_NOT_FOUND, "host", "host '%s' not found", spec->host);
+    if ((rc = fleet_snapshot_sched(snap, sst, e)) != FLEET_OK)
+        return rc;
+    memset(&req, 0, sizeof req);
+    memset(rules, 0, sizeof rules);
+    req.name = spec->name ? spec->name : image_ref;
+    req.mem_mib = spec->memory_mib;
+    req.vcpus = spec->vcpus;
+    req.count = count;
+    fleet_rules_to_sched(spec->rules, spec->n_rules, rules);
+    req.n_rules = spec->n_rules;
+    if (spec->host) {
+        rules[req.n_rules].kind = SCHED_RULE_HOST_AFFINITY;
+        rules[req.n_rules].key = FLEET_HOST_LABEL;
+        rules[req.n_rules].value = spec->host;
+        req.n_rules++;
+    }
+    req.rules = rules;
+    labels = calloc(spec->n_labels + 1, sizeof *labels);
+    if (!labels) {
+        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < spec->n_labels; i++) {
+        labels[i].key = spec->labels[i].key;
+        labels[i].value = spec->labels[i].value;
+    }
+    req.labels = labels;
+    req.n_labels = spec->n_labels;
+    rc = FLEET_OK;
+    if (sched_place(*sst, &req, 1, &po, dec) != SCHED_OK)
+        rc = fleet_err_set(e, dec->status == SCHED_EINVAL ? FLEET_E_INVALID : FLEET_E_CAPACITY,
+                           NULL, "%s", dec->message);
+out:
+    free(labels);
+    return rc;
+}
+
+/* Addresses: the lowest free ones above the gateway. */
+static int assign_addresses(fleet *f, const fleet_snapshot *snap, uint32_t count,
+                            state_instance *made, fleet_err *e)
+{
+    uint32_t bcast = f->cfg.subnet | ~(0xffffffffu << (32 - f->cfg.prefix));
+    uint32_t *used = calloc(snap->nrows + 1, sizeof *used), next = f->gateway + 1;
+    size_t nused = 0;
+    int rc = FLEET_OK;
+
+    if (!used)
+        return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
+    for (size_t r = 0; r < snap->nrows; r++) {
+        if (snap->rows[r].ipv4)
+            used[nused++] = snap->rows[r].ipv4;
+    }
+    qsort(used, nused, sizeof *used, cmp_u32);
+    for (uint32_t i = 0; i < count; i++) {
+        size_t k = 0;
+        while (k < nused && used[k] < next)
+            k++;
+        while (k < nused && used[k] == next) {
+            next++;
+            k++;
+        }
+        if (next >= bcast) {
+            rc = fleet_err_set(e, FLEET_E_CAPACITY, "network", "subnet has no free address "
+                               "left for %u more instance%s", count - i,
+                               count - i == 1 ? "" : "s");
+            break;
+        }
+        made[i].ipv4 = next++;
+    }
+    free(used);
+    return rc;
+}
+
+int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_instance **out,
+                          size_t *nout, fleet_err *e)
+{
+    img_info info;
+    img_err ie;
+    fleet_snapshot snap;
+    sched_state *sst = NULL;
+    sched_decision dec;
+    state_instance *made = NULL;
+    size_t nmade = 0;
+    char err[512], digest[IMG_DIGEST_LEN + 1], image_ref[256];
+    char *args = NULL, *env = NULL, *labels = NULL, *placement = NULL;
+    uint32_t count = spec->count ? spec->count : 1;
+    bool network = spec->network && f->gateway;
+    int rc = FLEET_OK;
+
+    *out = NULL;
+    *nout = 0;
+    memset(&info, 0, sizeof info);
+    memset(&snap, 0, sizeof snap);
+    memset(&dec, 0, sizeof dec);
+    if (img_resolve(f->img, spec->image, digest, &ie) != 0)
+        return ie.code == IMG_E_NOT_FOUND
+            ? fleet_err_set(e, FLEET_E_NOT_FOUND, "image", "image '%s' not found", spec->image)
+            : fleet_img_err(e, &ie, "image");
+    if (img_get(f->img, digest, &info, &ie) != 0)
+        return fleet_img_err(e, &ie, "image");
+    if (strchr(spec->image, ':') || fleet_image_is_digest(spec->image, digest))
+        snprintf(image_ref, sizeof image_ref, "%s", spec->image);
+    else
+        snprintf(image_ref, sizeof image_ref, "%s:%s", spec->image, IMG_DEFAULT_TAG);
+    if (spec->n_ports > STATE_MAX_PORTS) {
+        rc = fleet_err_set(e, FLEET_E_INVALID, "ports", "at most %d published ports",
+                           STATE_MAX_PORTS);
+        goto out;
+    }
+    if ((rc = check_cmdline(spec, e)) != FLEET_OK)
+        goto out;
+    args = args_json(spec->args, spec->n_args);
+    env = fleet_kv_json(spec->env, spec->n_env);
+    labels = fleet_kv_json(spec->labels, spec->n_labels);
+    placement = fleet_placement_format(spec->spread, spec->rules, spec->n_rules);
+    made = calloc(count, sizeof *made);
+    if (!made || !args || !env || !labels || !placement) {
+        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+
+    pthread_mutex_lock(&f->place_mu);
+    if ((rc = claim_names(f, spec, count, network, made, e)) != FLEET_OK)
+        goto unlock;
+    if (fleet_snapshot_take(f, &snap, err, sizeof err) != 0) {
+        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
+        goto unlock;
+    }
+    if ((rc = place(spec, image_ref, count, &snap, &sst, &dec, e)) != FLEET_OK)
+        goto unlock;
+    if (network && (rc = assign_addresses(f, &snap, count, made, e)) != FLEET_OK)
+        goto unlock;
+    for (uint32_t i = 0; i < count; i++) {
+        state_instance *in = &made[i];
+        int src;
+        snprintf(in->image_ref, sizeof in->image_ref, "%s", image_ref);
+        snprintf(in->image_digest, sizeof in->image_digest, "%s", digest);
+        snprintf(in->host, sizeof in->host, "%s", dec.assignments[i].host_id);
+        in->state = ST_PENDING;
+        in->memory_mib = (int)spec->memory_mib;
+        in->vcpus = (int)spec->vcpus;
+        in->restart = spec->restart;
+        in->network = network;
+        if (network)
+            netbr_mac(in->id, in->mac);
+        for (size_t p = 0; p < spec->n_ports; p++)
+            in->ports[p] = spec->ports[p];
+        in->nports = (int)spec->n_ports;
+        in->created_ms = fleet_wall_ms();
+        in->boot_us = -1;
+        in->ready_ms = -1;
+        in->exit_code = -1;
+        in->want_running = 1;
+        in->args_json = strdup(args);
+        in->env_json = strdup(env);
+        in->labels_json = strdup(labels);
+        in->placement_json = strdup(placement);
+        if (!in->args_json || !in->env_json || !in->labels_json || !in->placement_json) {
+            rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
+            goto unlock;
+        }
+        src = state_inst_insert(f->db, in, err, sizeof err);
+        if (src != 0) {
+            rc = fleet_err_set(e, src == STATE_ECONFLICT ? FLEET_E_CONFLICT : FLEET_E_INTERNAL,
+                               NULL, "%s", err);
+            goto unlock;
+        }
+        nmade++;
+        if (img_ref_acquire(f->img, digest, &ie) != 0)
+            log_warn("instance %s: image reference: %s", in->id, ie.msg);
+    }
+unlock:
+    if (rc != FLEET_OK) {
+        /* Nothing half-made stays behind. */
+        for (size_t i = 0; i < nmade; i++) {
+            state_inst_delete(f->db, made[i].id, NULL, 0);
+            img_ref_release(f->img, digest, &ie);
+        }
+        nmade = 0;
+    }
+    pthread_mutex_unlock(&f->place_mu);
+
+    for (size_t i = 0; i < nmade; i++) {
+        pthread_mutex_lock(&f->mu);
+        fleet_rt *rt = fleet_rt_get(f, made[i].id);
+        if (rt)
+            rt->request_ms = fleet_now_ms();
+        pthread_mutex_unlock(&f->mu);
+        fleet_emit(f, "instance.created", made[i].id, made[i].name, "pending", made[i].host,
+                   image_ref, digest, NULL);
+        fleet_queue(f, JOB_START, made[i].id, NULL);
+    }
+    if (nmade) {
+        log_info("created %zu instance%s of %s", nmade, nmade == 1 ? "" : "s", image_ref);
+        *out = made;
+        *nout = nmade;
+        made = NULL;
+    }
+out:
+    if (made)
+        state_inst_array_free(made, count);
+    free(args);
+    free(env);
+    free(labels);
+    free(placement);
+    sched_decision_clear(&dec);
+    sched_state_free(sst);
+    fleet_snapshot_free(&snap);
+    img_info_clear(&info);
+    return rc;
+}
+
+/* ---- stop, start, delete ------------------------------------------------ */
+
+static void want_down_fn(state_instance *in, void *ctx)
+{
+    int *stopping = ctx;
+    in->want_running = 0;
+    if (*stopping)
+        in->state = ST_STOPPING;
+    else if (in->state == ST_PENDING || in->state == ST_BACKOFF)
+        in->state = ST_STOPPED;
+}
+
+static void want_up_fn(state_instance *in, void *ctx)
+{
+    (void)ctx;
+    in->want_running = 1;
+    in->state = ST_PENDING;
+    in->exit_code = -1;
+    in->last_error[0] = 0;
+}
+
+/* Destroy the instance's domain, wherever it is (a missing one is fine). */
+static void destroy_domain(fleet *f, const state_instance *in)
+{
+    char err[NODE_ERR_MAX], dom[64];
+    fleet_host *host;
+    struct node *node = fleet_host_node(f, in->host, &host);
+    int rc;
+    if (!node)
+        return;
+    fleet_domain_name(in->id, dom, sizeof dom);
+    rc = node_destroy(node, dom, err, sizeof err);
+    if (rc != NODE_OK && rc != NODE_E_NOTFOUND)
+        log_warn("instance %s: destroy: %s", in->id, err);
+    fleet_host_release(f, host);
+}
+
+int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
+{
+    state_instance in;
+    char err[NODE_ERR_MAX], dom[64];
+    struct node *node;
+    fleet_host *host = NULL;
+    fleet_rt *rt;
+    int active, stopping, rc;
+
+    if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
+        return rc;
+    if (timeout_s < 0)
+        timeout_s = FLEET_STOP_TIMEOUT_S;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    active = rt->active || rt->busy;
+    rt->backoff_due_ms = 0;
+    if (active)
+        rt->stop_requested = 1;
+    pthread_mutex_unlock(&f->mu);
+    stopping = active;
+    fleet_mutate(f, in.id, want_down_fn, &stopping);
+    if (active) {
+        /* A start job may still be creating the domain: let it finish. */
+        fleet_rt_wait(f, in.id, 0, 30000);
+        fleet_domain_name(in.id, dom, sizeof dom);
+        if ((node = fleet_host_node(f, in.host, &host))) {
+            rc = node_shutdown(node, dom, (unsigned)timeout_s * 1000u, NULL, err, sizeof err);
+            fleet_host_release(f, host);
+            if (rc != NODE_OK && rc != NODE_E_NOTFOUND) {
+                rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL, "stopping '%s': %s", in.name,
+                                   err);
+                state_inst_free(&in);
+                return rc;
+            }
+        }
+        if (!fleet_rt_wait(f, in.id, 1, 15000))
+            log_warn("instance %s: still not stopped 15 s after destroy", in.id);
+    }
+    state_inst_free(&in);
+    return FLEET_OK;
+}
+
+int fleet_start_id(fleet *f, const char *id, fleet_err *e)
+{
+    state_instance in;
+    fleet_rt *rt;
+    int rc;
+
+    if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
+        return rc;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    if (rt->active || fleet_state_live(in.state)) {
+        pthread_mutex_unlock(&f->mu);
+        rc = fleet_err_set(e, FLEET_E_CONFLICT, "id", "instance '%s' is already %s", in.name,
+                           state_inst_state_name(in.state));
+        state_inst_free(&in);
+        return rc;
+    }
+    rt->request_ms = fleet_now_ms();
+    rt->backoff_due_ms = 0;
+    rt->backoff_level = 0;
+    pthread_mutex_unlock(&f->mu);
+    fleet_mutate(f, in.id, want_up_fn, NULL);
+    fleet_queue(f, JOB_START, in.id, NULL);
+    state_inst_free(&in);
+    return FLEET_OK;
+}
+
+/* Resolve key once so that a name or prefix means the same instance
+ * throughout an operation. */
+static int resolve(fleet *f, const char *key, char id[STATE_ID_LEN + 1], fleet_err *e)
+{
+    state_instance in;
+    int rc = fleet_lookup(f, key, &in, e);
+    if (rc != FLEET_OK)
+        return rc;
+    snprintf(id, STATE_ID_LEN + 1, "%s", in.id);
+    state_inst_free(&in);
+    return FLEET_OK;
+}
+
+int fleet_instance_stop(fleet *f, const char *key, int timeout_s,
+                        char id_out[STATE_ID_LEN + 1], fleet_err *e)
+{
+    char id[STATE_ID_LEN + 1];
+    int rc = resolve(f, key, id, e);
+    if (rc == FLEET_OK && id_out)
+        snprintf(id_out, STATE_ID_LEN + 1, "%s", id);
+    return rc != FLEET_OK ? rc : fleet_stop_id(f, id, timeout_s, e);
+}
+
+int fleet_instance_start(fleet *f, const char *key, char id_out[STATE_ID_LEN + 1],
+                         fleet_err *e)
+{
+    char id[STATE_ID_LEN + 1];
+    int rc = resolve(f, key, id, e);
+    if (rc == FLEET_OK && id_out)
+        snprintf(id_out, STATE_ID_LEN + 1, "%s", id);
+    return rc != FLEET_OK ? rc : fleet_start_id(f, id, e);
+}
+
+int fleet_instance_restart(fleet *f, const char *key, int timeout_s,
+                           char id_out[STATE_ID_LEN + 1], fleet_err *e)
+{
+    char id[STATE_ID_LEN + 1];
+    int rc = resolve(f, key, id, e);
+    if (rc == FLEET_OK && id_out)
+        snprintf(id_out, STATE_ID_LEN + 1, "%s", id);
+    if (rc == FLEET_OK)
+        rc = fleet_stop_id(f, id, timeout_s, e);
+    return rc != FLEET_OK ? rc : fleet_start_id(f, id, e);
+}
+
+/* Files an instance leaves under the state dir. */
+static void remove_files(fleet *f, const char *id)
+{
+    char path[FLEET_PATH_MAX + 2];
+    fleet_console_path(f, id, path, sizeof path - 2);
+    unlink(path);
+    strcat(path, ".1");
+    unlink(path);
+    fleet_status_path(f, id, path, sizeof path);
+    unlink(path);
+}
+
+int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
+{
+    state_instance in;
+    char err[256];
+    fleet_rt *rt;
+    img_err ie;
+    int active, rc, stopping = 0;
+
+    if ((rc = fleet_lookup(f, key, &in, e)) != FLEET_OK)
+        return rc;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    active = rt->active || rt->busy || fleet_state_live(in.state);
+    if (active && !force) {
+        pthread_mutex_unlock(&f->mu);
+        rc = fleet_err_set(e, FLEET_E_CONFLICT, "id", "instance '%s' is %s; stop it first "
+                           "or delete with force", key, state_inst_state_name(in.state));
+        goto out;
+    }
+    rt->stop_requested = 1;
+    rt->backoff_due_ms = 0;
+    pthread_mutex_unlock(&f->mu);
+    fleet_mutate(f, in.id, want_down_fn, &stopping);
+    fleet_rt_wait(f, in.id, 0, 30000);
+    destroy_domain(f, &in);
+    if (!fleet_rt_wait(f, in.id, 1, 15000)) {
+        rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL, "instance '%s' did not stop; try "
+                           "again", key);
+        goto out;
+    }
+    if (state_inst_delete(f->db, in.id, err, sizeof err) != 0) {
+        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
+        goto out;
+    }
+    pfwd_remove(f->pfwd, in.id);
+    if (img_ref_release(f->img, in.image_digest, &ie) != 0)
+        log_warn("instance %s: releasing image %s: %s", in.id, in.image_digest, ie.msg);
+    remove_files(f, in.id);
+    pthread_mutex_lock(&f->mu);
+    fleet_rt_drop(f, in.id);
+    pthread_mutex_unlock(&f->mu);
+    fleet_emit(f, "instance.deleted", in.id, in.name, NULL, in.host, in.image_ref, NULL, NULL);
+    log_info("instance %s (%s) deleted", in.id, in.name);
+out:
+    state_inst_free(&in);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/* metrics.c - counters for /metrics: instances by state, hosts, images,
+ * and the ready-time histogram kept by status.c. */
+#include "fleet_int.h"
+
+#include <string.h>
+
+int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e)
+{
+    state_instance *rows = NULL;
+    img_info *imgs = NULL;
+    size_t n = 0, nimg = 0;
+    char err[256];
+
+    memset(out, 0, sizeof *out);
+    if (state_inst_list(f->db, &rows, &n, err, sizeof err) != 0)
+        return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned)rows[i].state < ST__COUNT)
+            out->by_state[rows[i].state]++;
+    }
+    state_inst_array_free(rows, n);
+    pthread_mutex_lock(&f->mu);
+    out->hosts = f->nhosts;
+    for (size_t i = 0; i < f->nhosts; i++)
+        out->hosts_up += f->hosts[i]->up != 0;
+    memcpy(out->ready_hist, f->ready_hist, sizeof out->ready_hist);
+    out->ready_sum = f->ready_sum;
+    out->ready_count = f->ready_count;
+    pthread_mutex_unlock(&f->mu);
+    if (fleet_image_rows(f, &imgs, &nimg, NULL) == FLEET_OK) {
+        /* Rows are per name: count distinct digests. */
+        for (size_t i = 0; i < nimg; i++) {
+            int seen = 0;
+            for (size_t j = 0; j < i && !seen; j++)
+                seen = !strcmp(imgs[j].digest, imgs[i].digest);
+            out->images += !seen;
+        }
+        img_list_free(imgs, nimg);
+    }
+    return FLEET_OK;
+}

@@ -1,0 +1,115 @@
+/* plan.c - drain and consolidation: the scheduler plans the moves, and
+ * unless it is a dry run each move is carried out cold (stop, re-home,
+ * start again if it ran), all under place_mu so that no create lands on a
+ * host while it is being emptied. */
+#include "fleet_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapshot.h"
+
+void fleet_plan_clear(fleet_plan *p)
+{
+    if (!p)
+        return;
+    free(p->moves);
+    free(p->freed);
+    memset(p, 0, sizeof *p);
+}
+
+/* Cold-move one instance: stop where it is, re-home, start if it ran. */
+static int move_instance(fleet *f, const char *id, const char *to, fleet_err *e)
+{
+    state_instance in;
+    int was_up, rc;
+    if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
+        return rc;
+    was_up = in.want_running;
+    state_inst_free(&in);
+    if (was_up && (rc = fleet_stop_id(f, id, 2, e)) != FLEET_OK)
+        return rc;
+    fleet_set_host(f, id, to);
+    fleet_emit(f, "instance.moved", id, NULL, NULL, to, NULL, NULL, NULL);
+    return was_up ? fleet_start_id(f, id, e) : FLEET_OK;
+}
+
+static int plan_common(fleet *f, const char *drain_host, bool dry_run, fleet_plan *out,
+                       fleet_err *e)
+{
+    fleet_snapshot snap;
+    sched_state *sst = NULL;
+    sched_plan plan;
+    char err[256];
+    int rc = FLEET_OK;
+
+    memset(out, 0, sizeof *out);
+    memset(&plan, 0, sizeof plan);
+    pthread_mutex_lock(&f->place_mu);
+    if (drain_host && !dry_run &&
+        (rc = fleet_host_cordon_locked(f, drain_host, true, e)) != FLEET_OK)
+        goto unlock;
+    if (fleet_snapshot_take(f, &snap, err, sizeof err) != 0) {
+        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
+        goto unlock;
+    }
+    if ((rc = fleet_snapshot_sched(&snap, &sst, e)) != FLEET_OK)
+        goto out;
+    if (drain_host) {
+        size_t h = fleet_snapshot_host(&snap, drain_host);
+        if (h == snap.nhosts) {
+            rc = fleet_err_set(e, FLEET_E_NOT_FOUND, "name", "host '%s' not found", drain_host);
+            goto out;
+        }
+        if (sched_plan_drain(sst, h, NULL, &plan) != SCHED_OK) {
+            rc = fleet_err_set(e, FLEET_E_CAPACITY, NULL, "%s", plan.message);
+            goto out;
+        }
+    } else if (sched_plan_consolidate(sst, NULL, &plan) != SCHED_OK) {
+        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "consolidate: %s", plan.message);
+        goto out;
+    }
+    out->moves = calloc(plan.n_moves + 1, sizeof *out->moves);
+    out->freed = calloc(plan.n_freed + 1, sizeof *out->freed);
+    if (!out->moves || !out->freed) {
+        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < plan.n_moves; i++) {
+        fleet_move *m = &out->moves[i];
+        snprintf(m->instance, sizeof m->instance, "%s", plan.moves[i].instance_id);
+        snprintf(m->from, sizeof m->from, "%s", plan.moves[i].from_id);
+        snprintf(m->to, sizeof m->to, "%s", plan.moves[i].to_id);
+    }
+    out->n_moves = plan.n_moves;
+    for (size_t i = 0; i < plan.n_freed; i++)
+        snprintf(out->freed[i], sizeof out->freed[i], "%s", snap.names[plan.freed[i]]);
+    out->n_freed = plan.n_freed;
+    out->hosts_before = (uint32_t)plan.hosts_used_before;
+    out->hosts_after = (uint32_t)plan.hosts_used_after;
+    if (!dry_run) {
+        for (size_t i = 0; i < out->n_moves && rc == FLEET_OK; i++)
+            rc = move_instance(f, out->moves[i].instance, out->moves[i].to, e);
+        out->executed = rc == FLEET_OK;
+    }
+out:
+    sched_plan_clear(&plan);
+    sched_state_free(sst);
+    fleet_snapshot_free(&snap);
+unlock:
+    pthread_mutex_unlock(&f->place_mu);
+    if (rc != FLEET_OK)
+        fleet_plan_clear(out);
+    return rc;
+}
+
+int fleet_plan_drain(fleet *f, const char *host, bool dry_run, fleet_plan *out, fleet_err *e)
+{
+    return plan_common(f, host, dry_run, out, e);
+}
+
+int fleet_plan_consolidate(fleet *f, bool dry_run, fleet_plan *out, fleet_err *e)
+{
+    return plan_common(f, NULL, dry_run, out, e);
+}

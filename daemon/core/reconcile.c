@@ -1,0 +1,103 @@
+/* reconcile.c - bring the database in line with what a host really runs,
+ * on every (re)connect: adopt our running domains, destroy unknown ones,
+ * end the runs of rows whose domain went while shoald was not watching,
+ * and queue the starts that were waiting for the host. */
+#include "fleet_int.h"
+
+#include <string.h>
+
+#include "log.h"
+
+/* Bring the rows of host h in line with the domains it really runs. */
+void fleet_reconcile_host(fleet *f, fleet_host *h)
+{
+    const char *host_name = h->name;   /* fixed for the host's life */
+    struct node *node;
+    struct node_dom *doms = NULL;
+    size_t ndoms = 0;
+    state_instance *rows = NULL;
+    size_t nrows = 0;
+    char err[NODE_ERR_MAX];
+
+    pthread_mutex_lock(&f->mu);
+    node = h->up ? h->node : NULL;
+    pthread_mutex_unlock(&f->mu);
+    if (!node)
+        return;
+    if (node_list(node, &doms, &ndoms, err, sizeof err) != NODE_OK) {
+        log_warn("host %s: cannot list domains: %s", host_name, err);
+        return;
+    }
+    if (state_inst_list(f->db, &rows, &nrows, err, sizeof err) != 0) {
+        log_warn("reconcile: %s", err);
+        node_list_free(doms);
+        return;
+    }
+    /* Domains: adopt ours, destroy unknown ones. */
+    for (size_t d = 0; d < ndoms; d++) {
+        state_instance *row = NULL;
+        for (size_t r = 0; r < nrows; r++) {
+            if (!strcmp(rows[r].id, doms[d].instance_id)) {
+                row = &rows[r];
+                break;
+            }
+        }
+        if (!row || strcmp(row->host, host_name) != 0 || !row->want_running) {
+            log_warn("host %s: destroying domain '%s' (instance '%s' is %s)", host_name,
+                     doms[d].name, doms[d].instance_id,
+                     !row ? "unknown" : !row->want_running ? "not meant to run" : "elsewhere");
+            if (row && !row->want_running) {
+                pthread_mutex_lock(&f->mu);
+                fleet_rt *rt = fleet_rt_get(f, row->id);
+                rt->active = 1;
+                rt->stop_requested = 1;
+                pthread_mutex_unlock(&f->mu);
+            }
+            if (node_destroy(node, doms[d].name, err, sizeof err) != NODE_OK)
+                log_warn("host %s: destroy '%s' failed: %s", host_name, doms[d].name, err);
+            continue;
+        }
+        pthread_mutex_lock(&f->mu);
+        fleet_rt *rt = fleet_rt_get(f, row->id);
+        int was_active = rt->active;
+        rt->active = 1;
+        if (!was_active)
+            rt->run_start_ms = fleet_now_ms();
+        pthread_mutex_unlock(&f->mu);
+        if (!was_active) {
+            log_info("instance %s (%s): adopted running domain on %s", row->id, row->name,
+                     host_name);
+            if (!fleet_state_live(row->state))
+                fleet_set_state(f, row->id, ST_STARTING, NULL);
+            fleet_publish_ports(f, row);
+        }
+        if (doms[d].internal_error)
+            fleet_queue(f, JOB_DOMAIN_CRASHED, row->id, "kvm-internal-error");
+        fleet_status_poll(f, row->id);
+    }
+    /* Rows: live ones without a domain ended while we were away. */
+    for (size_t r = 0; r < nrows; r++) {
+        state_instance *row = &rows[r];
+        int found = 0;
+        if (strcmp(row->host, host_name) != 0)
+            continue;
+        for (size_t d = 0; d < ndoms; d++)
+            found |= !strcmp(doms[d].instance_id, row->id);
+        if (found)
+            continue;
+        if (fleet_state_live(row->state)) {
+            pthread_mutex_lock(&f->mu);
+            fleet_rt *rt = fleet_rt_get(f, row->id);
+            int was_active = rt->active;
+            rt->active = 1;  /* so the final status poll reads the file */
+            if (row->state == ST_STOPPING)
+                rt->stop_requested = 1;
+            pthread_mutex_unlock(&f->mu);
+            fleet_queue(f, JOB_DOMAIN_GONE, row->id, was_active ? "unknown" : "vanished");
+        } else if (row->want_running && (row->state == ST_PENDING || row->state == ST_BACKOFF)) {
+            fleet_queue(f, JOB_START, row->id, NULL);
+        }
+    }
+    state_inst_array_free(rows, nrows);
+    node_list_free(doms);
+}

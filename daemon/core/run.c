@@ -1,0 +1,363 @@
+/* run.c - one run of an instance, on a worker thread: start its domain,
+ * end the run when the domain goes (exit code, crash, stop), and apply the
+ * restart policy with its backoff. */
+#include "fleet_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "guestcmd.h"
+#include "log.h"
+#include "portfwd.h"
+
+/* Build the guest command line from the row. */
+static int build_cmdline(fleet *f, const state_instance *in, gcmd *c, char *err, size_t errlen)
+{
+    json_t *args = json_loads(in->args_json, 0, NULL);
+    json_t *env = json_loads(in->env_json, 0, NULL);
+    const char *k;
+    json_t *v;
+    size_t i;
+    char ip[16], gw[16], tmp[40];
+    int rc = -1;
+
+    gcmd_init(c);
+    if (in->network && in->ipv4) {
+        snprintf(tmp, sizeof tmp, "%s/%d", cfg_ip4_str(in->ipv4, ip), f->cfg.prefix);
+        gcmd_env(c, "shoal.ip", tmp);
+        gcmd_env(c, "shoal.gw", cfg_ip4_str(f->gateway, gw));
+        gcmd_env(c, "shoal.mac", in->mac);
+    }
+    json_object_foreach(env, k, v)
+        gcmd_env(c, k, json_string_value(v) ? json_string_value(v) : "");
+    json_array_foreach(args, i, v)
+        gcmd_arg(c, json_string_value(v) ? json_string_value(v) : "");
+    rc = gcmd_finish(c, err, errlen);
+    json_decref(args);
+    json_decref(env);
+    return rc;
+}
+
+struct fail_ctx {
+    const char *why;
+};
+
+static void fail_fn(state_instance *in, void *ctx)
+{
+    struct fail_ctx *c = ctx;
+    in->state = ST_FAILED;
+    in->want_running = 0;
+    fleet_text_copy(in->last_error, sizeof in->last_error, c->why);
+}
+
+struct starting_ctx {
+    int64_t wall_ms;
+};
+
+static void starting_fn(state_instance *in, void *ctx)
+{
+    struct starting_ctx *c = ctx;
+    in->state = ST_STARTING;
+    in->started_ms = c->wall_ms;
+    in->exit_code = -1;
+    in->boot_us = -1;
+    in->last_error[0] = 0;
+}
+
+/* Open the instance's published ports (a failure is reported, the guest
+ * keeps running). */
+void fleet_publish_ports(fleet *f, const state_instance *in)
+{
+    char err[256];
+    if (!f->pfwd || !in->ipv4)
+        return;
+    pfwd_remove(f->pfwd, in->id);
+    for (int i = 0; i < in->nports; i++) {
+        if (pfwd_add(f->pfwd, in->id, in->ports[i].host, in->ipv4, in->ports[i].guest, err,
+                     sizeof err) != 0) {
+            log_warn("instance %s: cannot publish %s", in->id, err);
+            fleet_emit(f, "instance.warning", in->id, in->name, NULL, in->host, NULL, NULL, err);
+        }
+    }
+}
+
+void fleet_job_start(fleet *f, const fleet_job *j)
+{
+    state_instance in;
+    char err[NODE_ERR_MAX], console[FLEET_PATH_MAX], status[FLEET_PATH_MAX], dom[64];
+    char *kernel = NULL;
+    img_info info;
+    img_err ierr;
+    gcmd cmd;
+    struct node *node = NULL;
+    fleet_host *host = NULL;
+    struct domxml_spec spec;
+    struct fail_ctx fc;
+    struct starting_ctx sc;
+    fleet_rt *rt;
+    int run_no = 0, have_row = 0;
+
+    memset(&info, 0, sizeof info);
+    if (state_inst_find(f->db, j->id, &in, err, sizeof err) != 0 || strcmp(in.id, j->id))
+        goto out;
+    have_row = 1;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    if (!rt || !in.want_running || rt->active || fleet_state_live(in.state)) {
+        pthread_mutex_unlock(&f->mu);
+        goto out;
+    }
+    rt->backoff_due_ms = 0;
+    pthread_mutex_unlock(&f->mu);
+
+    if (!(node = fleet_host_node(f, in.host, &host))) {
+        /* Stays pending; reconnecting the host queues the start again. */
+        snprintf(err, sizeof err, "waiting for host '%s' to come back", in.host);
+        fleet_set_state(f, in.id, ST_PENDING, err);
+        goto out;
+    }
+    if (img_get(f->img, in.image_digest, &info, &ierr) != 0 ||
+        img_materialize(f->img, in.image_digest, &kernel, &ierr) != 0) {
+        snprintf(err, sizeof err, "image %s: %s", in.image_digest, ierr.msg);
+        fc.why = err;
+        fleet_mutate(f, in.id, fail_fn, &fc);
+        goto out;
+    }
+    if (build_cmdline(f, &in, &cmd, err, sizeof err) != 0) {
+        fc.why = err;
+        fleet_mutate(f, in.id, fail_fn, &fc);
+        goto out;
+    }
+    fleet_console_path(f, in.id, console, sizeof console);
+    fleet_status_path(f, in.id, status, sizeof status);
+    fleet_domain_name(in.id, dom, sizeof dom);
+    if (unlink(status) != 0 && errno != ENOENT)
+        log_warn("instance %s: cannot reset '%s': %s", in.id, status, strerror(errno));
+
+    memset(&spec, 0, sizeof spec);
+    spec.name = dom;
+    spec.virt = DOMXML_VIRT_AUTO;
+    spec.boot = info.boot == IMG_BOOT_PVH ? DOMXML_BOOT_PVH : DOMXML_BOOT_MULTIBOOT;
+    spec.memory_mib = (unsigned)in.memory_mib;
+    spec.vcpus = (unsigned)in.vcpus;
+    spec.kernel = kernel;
+    spec.cmdline = cmd.buf;
+    spec.console_log = console;
+    spec.status_log = status;
+    spec.instance_id = in.id;
+    if (in.network && f->gateway) {
+        spec.bridge = f->cfg.bridge;
+        spec.mac = in.mac;
+    }
+
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    memset(&rt->tracker, 0, sizeof rt->tracker);
+    rt->active = 1;
+    rt->ready = 0;
+    rt->have_outcome = 0;
+    rt->end_reason[0] = 0;
+    rt->stop_requested = 0;
+    rt->run_start_ms = fleet_now_ms();
+    if (!rt->request_ms)
+        rt->request_ms = rt->run_start_ms;
+    pthread_mutex_unlock(&f->mu);
+
+    state_run_begin(f->db, in.id, fleet_wall_ms(), &run_no);
+    sc.wall_ms = fleet_wall_ms();
+    fleet_mutate(f, in.id, starting_fn, &sc);
+
+    if (node_start(node, &spec, NULL, err, sizeof err) != NODE_OK) {
+        pthread_mutex_lock(&f->mu);
+        rt = fleet_rt_get(f, in.id);
+        rt->active = 0;
+        rt->request_ms = 0;
+        pthread_mutex_unlock(&f->mu);
+        state_run_end(f->db, in.id, run_no, fleet_wall_ms(), -1, "failed", err);
+        fc.why = err;
+        fleet_mutate(f, in.id, fail_fn, &fc);
+        log_warn("instance %s: start failed: %s", in.id, err);
+        goto out;
+    }
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    rt->run_no = run_no;
+    pthread_mutex_unlock(&f->mu);
+    fleet_publish_ports(f, &in);
+    log_info("instance %s (%s) started on %s", in.id, in.name, in.host);
+    fleet_status_poll(f, in.id);
+out:
+    fleet_host_release(f, host);
+    free(kernel);
+    img_info_clear(&info);
+    if (have_row)
+        state_inst_free(&in);
+}
+
+struct end_ctx {
+    state_inst_state st;
+    int exit_code;
+    const char *error;
+    int restart;            /* 1: go to backoff */
+};
+
+static void end_fn(state_instance *in, void *ctx)
+{
+    struct end_ctx *c = ctx;
+    in->state = c->restart ? ST_BACKOFF : c->st;
+    in->exit_code = c->exit_code;
+    fleet_text_copy(in->last_error, sizeof in->last_error, c->error);
+    if (c->restart)
+        in->restarts++;
+    else if (c->st != ST_STOPPED)
+        in->want_running = 0;
+}
+
+void fleet_job_domain_gone(fleet *f, const fleet_job *j)
+{
+    state_instance in;
+    char err[512], text[300];
+    const char *outcome;
+    struct end_ctx c = { ST_EXITED, -1, NULL, 0 };
+    fleet_rt *rt;
+    int stop_requested, have_outcome, run_no, policy_restart = 0;
+    gst_record rec;
+    int64_t run_ms;
+
+    if (state_inst_find(f->db, j->id, &in, err, sizeof err) != 0)
+        return;
+    if (strcmp(in.id, j->id) != 0) {
+        state_inst_free(&in);
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    if (!rt || !rt->active) {
+        /* No domain of ours is running: a duplicate or stale event. */
+        pthread_mutex_unlock(&f->mu);
+        log_debug("instance %s: ignoring 'stopped' (%s) with no run active", in.id, j->detail);
+        state_inst_free(&in);
+        return;
+    }
+    pthread_mutex_unlock(&f->mu);
+    /* Last records the guest wrote before it went. The tracker only reads
+     * while active, so read before clearing the flag. */
+    fleet_status_poll(f, in.id);
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    stop_requested = rt->stop_requested;
+    have_outcome = rt->have_outcome;
+    rec = rt->outcome;
+    run_no = rt->run_no;
+    run_ms = fleet_now_ms() - rt->run_start_ms;
+    snprintf(text, sizeof text, "%s", rt->end_reason);
+    rt->active = 0;
+    rt->request_ms = 0;
+    pthread_mutex_unlock(&f->mu);
+    pfwd_remove(f->pfwd, in.id);
+    fleet_console_rotate(f, in.id);
+
+    if (have_outcome && rec.kind == GST_EXIT)
+        c.exit_code = rec.exit_code;
+    if (stop_requested) {
+        c.st = ST_STOPPED;
+        outcome = "stopped";
+    } else if (have_outcome && rec.kind == GST_CRASH) {
+        gst_crash_text(&rec, text, sizeof text);
+        c.st = ST_CRASHED;
+        outcome = "crashed";
+    } else if (text[0]) {
+        c.st = ST_CRASHED;
+        outcome = "crashed";
+    } else if (!strcmp(j->detail, "crashed")) {
+        snprintf(text, sizeof text, "guest panicked (pvpanic)");
+        c.st = ST_CRASHED;
+        outcome = "crashed";
+    } else if (have_outcome) {
+        c.st = ST_EXITED;
+        outcome = "exited";
+    } else if (!strcmp(j->detail, "vanished")) {
+        snprintf(text, sizeof text, "its domain vanished while shoald was not watching");
+        c.st = ST_LOST;
+        outcome = "lost";
+    } else {
+        snprintf(text, sizeof text, "guest stopped without reporting an exit status "
+                 "(libvirt: %s)", j->detail[0] ? j->detail : "unknown");
+        c.st = ST_CRASHED;
+        outcome = "crashed";
+    }
+    c.error = text[0] ? text : NULL;
+    state_run_end(f->db, in.id, run_no, fleet_wall_ms(), c.exit_code, outcome, text);
+
+    if (!stop_requested && in.want_running) {
+        if (in.restart == RESTART_ALWAYS)
+            policy_restart = 1;
+        else if (in.restart == RESTART_ON_FAILURE)
+            policy_restart = c.st != ST_EXITED || c.exit_code != 0;
+    }
+    c.restart = policy_restart;
+    if (policy_restart) {
+        int64_t delay;
+        pthread_mutex_lock(&f->mu);
+        rt = fleet_rt_get(f, in.id);
+        if (run_ms >= FLEET_STABLE_RUN_MS)
+            rt->backoff_level = 0;
+        delay = (int64_t)FLEET_BACKOFF_BASE_MS << (rt->backoff_level < 8 ? rt->backoff_level : 8);
+        if (delay > FLEET_BACKOFF_CAP_MS)
+            delay = FLEET_BACKOFF_CAP_MS;
+        rt->backoff_level++;
+        rt->backoff_due_ms = fleet_now_ms() + delay;
+        pthread_mutex_unlock(&f->mu);
+    }
+    fleet_mutate(f, in.id, end_fn, &c);
+    log_info("instance %s (%s) %s%s%s", in.id, in.name, outcome, text[0] ? ": " : "", text);
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    rt->stop_requested = 0;
+    rt->have_outcome = 0;
+    rt->end_reason[0] = 0;
+    pthread_cond_broadcast(&f->state_cv);
+    pthread_mutex_unlock(&f->mu);
+    state_inst_free(&in);
+}
+
+/* A domain crashed or is stuck paused (KVM internal error): make sure it
+ * goes, remembering why. The STOPPED event then ends the run. */
+void fleet_job_domain_crashed(fleet *f, const fleet_job *j)
+{
+    state_instance in;
+    char err[NODE_ERR_MAX], dom[64];
+    struct node *node;
+    fleet_host *host = NULL;
+    fleet_rt *rt;
+    const char *why;
+
+    if (state_inst_find(f->db, j->id, &in, err, sizeof err) != 0)
+        return;
+    if (!strcmp(j->detail, "kvm-internal-error") || !strcmp(j->detail, "paused-crashed"))
+        why = "KVM internal error: the guest stopped on an instruction this host's KVM "
+              "cannot run; start it on a host with domain type qemu";
+    else if (!strcmp(j->detail, "panicked"))
+        why = "guest panicked (pvpanic)";
+    else
+        why = "guest crashed";
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in.id);
+    if (!rt->end_reason[0])
+        snprintf(rt->end_reason, sizeof rt->end_reason, "%s", why);
+    pthread_mutex_unlock(&f->mu);
+    fleet_domain_name(in.id, dom, sizeof dom);
+    if ((node = fleet_host_node(f, in.host, &host))) {
+        int rc = node_destroy(node, dom, err, sizeof err);
+        if (rc != NODE_OK && rc != NODE_E_NOTFOUND)
+            log_warn("instance %s: destroy after crash failed: %s", in.id, err);
+    }
+    fleet_host_release(f, host);
+    state_inst_free(&in);
+}
+

@@ -1,0 +1,246 @@
+/* snapshot.c - the scheduler's view of the fleet, and the stored form of
+ * an instance's placement (policy and rules). */
+#include "snapshot.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+/* fleet_rule_kind is the scheduler's sched_rule_kind, value for value. */
+_Static_assert((int)FLEET_RULE_HOST_AFFINITY == (int)SCHED_RULE_HOST_AFFINITY, "rule kinds");
+_Static_assert((int)FLEET_RULE_HOST_ANTI_AFFINITY == (int)SCHED_RULE_HOST_ANTI_AFFINITY,
+               "rule kinds");
+_Static_assert((int)FLEET_RULE_AFFINITY == (int)SCHED_RULE_AFFINITY, "rule kinds");
+_Static_assert((int)FLEET_RULE_ANTI_AFFINITY == (int)SCHED_RULE_ANTI_AFFINITY, "rule kinds");
+
+/* Names of the kinds in stored placements (the same words as the API's). */
+static const char *const RULE_NAMES[FLEET_RULE__COUNT] = {
+    [FLEET_RULE_HOST_AFFINITY] = "host-affinity",
+    [FLEET_RULE_HOST_ANTI_AFFINITY] = "host-anti-affinity",
+    [FLEET_RULE_AFFINITY] = "affinity",
+    [FLEET_RULE_ANTI_AFFINITY] = "anti-affinity",
+};
+
+const char *fleet_rule_kind_name(fleet_rule_kind k)
+{
+    return (unsigned)k < FLEET_RULE__COUNT ? RULE_NAMES[k] : NULL;
+}
+
+static int rule_kind(const char *name)
+{
+    for (int i = 0; i < FLEET_RULE__COUNT; i++) {
+        if (name && !strcmp(name, RULE_NAMES[i]))
+            return i;
+    }
+    return -1;
+}
+
+static char *json_text(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    return s;
+}
+
+char *fleet_placement_format(bool spread, const fleet_rule *r, size_t n)
+{
+    json_t *o = json_object(), *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *ro = json_pack("{s:s,s:s,s:b,s:i}", "kind", fleet_rule_kind_name(r[i].kind),
+                               "key", r[i].key, "soft", r[i].soft, "weight", (int)r[i].weight);
+        if (r[i].value)
+            json_object_set_new(ro, "value", json_string(r[i].value));
+        json_array_append_new(a, ro);
+    }
+    json_object_set_new(o, "policy", json_string(spread ? "spread" : "binpack"));
+    json_object_set_new(o, "rules", a);
+    return json_text(o);
+}
+
+int fleet_placement_parse(const char *text, fleet_placement *out)
+{
+    json_t *doc = json_loads(text ? text : "{}", 0, NULL), *a, *r;
+    const char *policy;
+    size_t i;
+
+    memset(out, 0, sizeof *out);
+    if (!doc)
+        return -1;
+    out->doc = doc;
+    policy = json_string_value(json_object_get(doc, "policy"));
+    out->spread = policy && !strcmp(policy, "spread");
+    a = json_object_get(doc, "rules");
+    out->rules = calloc(json_array_size(a) + 1, sizeof *out->rules);
+    if (!out->rules) {
+        fleet_placement_clear(out);
+        return -1;
+    }
+    json_array_foreach(a, i, r) {
+        int k = rule_kind(json_string_value(json_object_get(r, "kind")));
+        fleet_rule *fr = &out->rules[out->n_rules];
+        if (k < 0 || !json_string_value(json_object_get(r, "key")))
+            continue;
+        fr->kind = (fleet_rule_kind)k;
+        fr->key = json_string_value(json_object_get(r, "key"));
+        fr->value = json_string_value(json_object_get(r, "value"));
+        fr->soft = json_is_true(json_object_get(r, "soft"));
+        fr->weight = (uint32_t)json_integer_value(json_object_get(r, "weight"));
+        out->n_rules++;
+    }
+    return 0;
+}
+
+void fleet_placement_clear(fleet_placement *p)
+{
+    if (!p)
+        return;
+    free(p->rules);
+    json_decref(p->doc);
+    memset(p, 0, sizeof *p);
+}
+
+void fleet_rules_to_sched(const fleet_rule *in, size_t n, sched_rule *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i].kind = (sched_rule_kind)in[i].kind;
+        out[i].key = in[i].key;
+        out[i].value = in[i].value;
+        out[i].soft = in[i].soft;
+        out[i].weight = in[i].weight;
+    }
+}
+
+/* A labels object as scheduler labels pointing into doc, plus `extra`. */
+static sched_label *labels_from(json_t *doc, const sched_label *extra, size_t *n)
+{
+    const char *k;
+    json_t *v;
+    sched_label *out = calloc(json_object_size(doc) + 2, sizeof *out);
+    *n = 0;
+    if (!out)
+        return NULL;
+    json_object_foreach(doc, k, v) {
+        out[*n].key = k;
+        out[*n].value = json_string_value(v);
+        (*n)++;
+    }
+    if (extra)
+        out[(*n)++] = *extra;
+    return out;
+}
+
+void fleet_snapshot_free(fleet_snapshot *s)
+{
+    for (size_t i = 0; i < s->nhosts; i++) {
+        free(s->hlabels[i]);
+        json_decref(s->hlabels_doc[i]);
+    }
+    for (size_t i = 0; i < s->ninsts; i++) {
+        if (s->idocs)
+            json_decref(s->idocs[i]);
+        if (s->ilabels)
+            free(s->ilabels[i]);
+        if (s->iplace)
+            fleet_placement_clear(&s->iplace[i]);
+        if (s->irules)
+            free(s->irules[i]);
+    }
+    free(s->idocs);
+    free(s->ilabels);
+    free(s->iplace);
+    free(s->irules);
+    free(s->insts);
+    free(s->row_of);
+    state_inst_array_free(s->rows, s->nrows);
+    memset(s, 0, sizeof *s);
+}
+
+int fleet_snapshot_take(fleet *f, fleet_snapshot *s, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    if (state_inst_list(f->db, &s->rows, &s->nrows, err, errlen) != 0)
+        return -1;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nhosts; i++) {
+        const fleet_host *h = f->hosts[i];
+        sched_host *sh = &s->hosts[i];
+        sched_label self;
+        size_t n = 0;
+        snprintf(s->names[i], sizeof s->names[i], "%s", h->name);
+        /* Every host carries shoal/host=NAME, which --host pins to. */
+        self.key = FLEET_HOST_LABEL;
+        self.value = s->names[i];
+        s->hlabels_doc[i] = json_loads(h->labels_json ? h->labels_json : "{}", 0, NULL);
+        s->hlabels[i] = labels_from(s->hlabels_doc[i], &self, &n);
+        memset(sh, 0, sizeof *sh);
+        sh->id = s->names[i];
+        sh->mem_mib = h->mem_mib;
+        sh->vcpus = h->vcpus ? h->vcpus : 1;
+        sh->slots = h->slots;
+        /* Keep a tenth of the memory (at most 2 GiB) for the host itself. */
+        sh->reserved_mem_mib = h->mem_mib / 10 > 2048 ? 2048 : h->mem_mib / 10;
+        sh->vmm_overhead_mib = FLEET_VMM_OVERHEAD_MIB;
+        sh->mem_overcommit = f->cfg.mem_overcommit;
+        /* Idle unikernels halt; vCPUs are overcommitted like threads. */
+        sh->cpu_overcommit = f->cfg.cpu_overcommit;
+        sh->labels = s->hlabels[i];
+        sh->n_labels = s->hlabels[i] ? n : 0;
+        sh->cordoned = h->cordoned || !h->up;
+    }
+    s->nhosts = f->nhosts;
+    pthread_mutex_unlock(&f->mu);
+    s->insts = calloc(s->nrows + 1, sizeof *s->insts);
+    s->row_of = calloc(s->nrows + 1, sizeof *s->row_of);
+    s->idocs = calloc(s->nrows + 1, sizeof *s->idocs);
+    s->ilabels = calloc(s->nrows + 1, sizeof *s->ilabels);
+    s->iplace = calloc(s->nrows + 1, sizeof *s->iplace);
+    s->irules = calloc(s->nrows + 1, sizeof *s->irules);
+    if (!s->insts || !s->row_of || !s->idocs || !s->ilabels || !s->iplace || !s->irules) {
+        snprintf(err, errlen, "out of memory");
+        fleet_snapshot_free(s);
+        return -1;
+    }
+    for (size_t r = 0; r < s->nrows; r++) {
+        const state_instance *in = &s->rows[r];
+        size_t h = fleet_snapshot_host(s, in->host), k = s->ninsts;
+        sched_instance *si = &s->insts[k];
+        if (!fleet_state_holds(in->state) || h == s->nhosts)
+            continue;
+        si->id = in->id;
+        si->mem_mib = (uint64_t)in->memory_mib;
+        si->vcpus = (uint32_t)in->vcpus;
+        si->host = h;
+        /* Labels and rules of residents bind newcomers (anti-affinity). */
+        s->idocs[k] = json_loads(in->labels_json, 0, NULL);
+        s->ilabels[k] = labels_from(s->idocs[k], NULL, &si->n_labels);
+        si->labels = s->ilabels[k];
+        fleet_placement_parse(in->placement_json, &s->iplace[k]);
+        s->irules[k] = calloc(s->iplace[k].n_rules + 1, sizeof *s->irules[k]);
+        if (s->irules[k]) {
+            fleet_rules_to_sched(s->iplace[k].rules, s->iplace[k].n_rules, s->irules[k]);
+            si->rules = s->irules[k];
+            si->n_rules = s->iplace[k].n_rules;
+        }
+        s->row_of[s->ninsts++] = r;
+    }
+    return 0;
+}
+
+size_t fleet_snapshot_host(const fleet_snapshot *s, const char *name)
+{
+    size_t h;
+    for (h = 0; h < s->nhosts && strcmp(s->names[h], name); h++)
+        ;
+    return h;
+}
+
+int fleet_snapshot_sched(const fleet_snapshot *s, sched_state **out, fleet_err *e)
+{
+    sched_fleet sf = { s->hosts, s->nhosts, s->insts, s->ninsts };
+    sched_error serr;
+    if (sched_state_new(&sf, out, &serr) != SCHED_OK)
+        return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "scheduler: %s", serr.message);
+    return FLEET_OK;
+}

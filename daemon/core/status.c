@@ -1,0 +1,154 @@
+/* status.c - the guest status channel (COM2 -> a file per instance):
+ * ready, exit and crash records turned into instance state.
+ *
+ * The file is written by the guest and so untrusted: each poll reads at
+ * most FLEET_STATUS_READ_MAX bytes with f->mu released, one ready record per
+ * run counts, and a file that grows past FLEET_STATUS_FILE_MAX is emptied
+ * once read (QEMU appends, so truncating under it is safe; records of a
+ * guest that floods its channel may be lost, a flood cannot fill the disk). */
+#include "fleet_int.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+const double fleet_ready_bounds[FLEET_READY_BUCKETS] = {
+    0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30,
+};
+
+struct recs {
+    int have_ready;
+    gst_record ready;          /* the first ready record of this poll */
+    int have_outcome;
+    gst_record outcome;        /* the last exit or crash record */
+};
+
+static void collect(void *ctx, const gst_record *r)
+{
+    struct recs *b = ctx;
+    if (r->kind == GST_READY && !b->have_ready) {
+        b->have_ready = 1;
+        b->ready = *r;
+    } else if (r->kind == GST_EXIT || r->kind == GST_CRASH) {
+        b->have_outcome = 1;
+        b->outcome = *r;
+    }
+}
+
+struct ready_ctx {
+    int64_t boot_us;
+    double ready_ms;
+};
+
+static void ready_fn(state_instance *in, void *ctx)
+{
+    struct ready_ctx *c = ctx;
+    if (in->state == ST_STARTING)
+        in->state = ST_RUNNING;
+    in->boot_us = c->boot_us;
+    in->ready_ms = c->ready_ms;
+}
+
+/* Caller holds f->mu. */
+static void observe_ready(fleet *f, double ready_ms)
+{
+    double s = ready_ms / 1000.0;
+    size_t i;
+    for (i = 0; i < FLEET_READY_BUCKETS && s > fleet_ready_bounds[i]; i++)
+        ;
+    f->ready_hist[i]++;
+    f->ready_sum += s;
+    f->ready_count++;
+}
+
+/* Empty a status file that grew past its bound; the tracker starts over. */
+static void drop_read_part(const char *path, gst_tracker *t)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (ftruncate(fd, 0) == 0) {
+        t->off = 0;
+        t->len = 0;
+        t->overlong = 0;
+    }
+    close(fd);
+}
+
+void fleet_status_poll(fleet *f, const char *id)
+{
+    char path[FLEET_PATH_MAX];
+    struct recs b;
+    struct ready_ctx rc = { 0, -1 };
+    gst_tracker t;
+    fleet_rt *rt;
+    off_t size = 0;
+    int64_t request_ms;
+    int first_ready = 0, n;
+
+    memset(&b, 0, sizeof b);
+    fleet_status_path(f, id, path, sizeof path);
+    pthread_mutex_lock(&f->mu);
+    /* One reader per instance; a second caller waits so that it sees the
+     * records the first one is reading (job_domain_gone needs the last). */
+    while ((rt = fleet_rt_get(f, id)) && rt->active && rt->polling)
+        pthread_cond_wait(&f->state_cv, &f->mu);
+    if (!rt || !rt->active) {
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
+    rt->polling = 1;
+    t = rt->tracker;
+    request_ms = rt->request_ms;
+    pthread_mutex_unlock(&f->mu);
+
+    off_t before = t.off;
+    n = gst_tracker_poll_max(&t, path, FLEET_STATUS_READ_MAX, collect, &b, &size);
+    if (n < 0)
+        log_debug("instance %s: cannot read status channel '%s'", id, path);
+    if (size > FLEET_STATUS_FILE_MAX && t.off >= size)
+        drop_read_part(path, &t);
+
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, id);
+    if (rt) {
+        rt->tracker = t;
+        rt->polling = 0;
+        /* A poll that hit the read bound means a guest writing without
+         * end: file events of it are ignored for a while (the tick still
+         * reads it), so it cannot keep a thread busy. */
+        if (t.off - before >= FLEET_STATUS_READ_MAX || t.off < before)
+            rt->quiet_until_ms = fleet_now_ms() + FLEET_STATUS_QUIET_MS;
+        if (b.have_outcome) {
+            rt->have_outcome = 1;
+            rt->outcome = b.outcome;
+        }
+        if (b.have_ready && !rt->ready) {
+            rt->ready = 1;
+            first_ready = 1;
+            rc.boot_us = b.ready.boot_us;
+            if (request_ms) {
+                rc.ready_ms = (double)(fleet_now_ms() - request_ms);
+                observe_ready(f, rc.ready_ms);
+            }
+        }
+    }
+    pthread_cond_broadcast(&f->state_cv);
+    pthread_mutex_unlock(&f->mu);
+    if (first_ready)
+        fleet_mutate(f, id, ready_fn, &rc);
+}
+
+void fleet_status_event(fleet *f, const char *id)
+{
+    fleet_rt *rt;
+    int quiet;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, id);
+    quiet = rt && rt->quiet_until_ms > fleet_now_ms();
+    pthread_mutex_unlock(&f->mu);
+    if (!quiet)
+        fleet_status_poll(f, id);
+}

@@ -1,0 +1,193 @@
+/* supervisor.c - the supervisor thread: reacts to status-file changes
+ * (inotify), and every 500 ms polls running guests' status channels,
+ * rotates their consoles, fires due backoff restarts, reconnects lost
+ * hosts and trims the event log. */
+#include "fleet_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Keep each console under the budget: the older half moves to .1. QEMU
+ * writes with O_APPEND, so truncating under it is safe. */
+void fleet_console_rotate(fleet *f, const char *id)
+{
+    char path[FLEET_PATH_MAX], old[FLEET_PATH_MAX + 2];
+    struct stat sb;
+    off_t max = (off_t)f->cfg.console_max_kib * 1024;
+    int in = -1, out = -1;
+    char buf[65536];
+    ssize_t n;
+
+    fleet_console_path(f, id, path, sizeof path);
+    if (stat(path, &sb) != 0 || sb.st_size <= max)
+        return;
+    snprintf(old, sizeof old, "%s.1", path);
+    in = open(path, O_RDWR | O_CLOEXEC);
+    out = open(old, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (in < 0 || out < 0)
+        goto out;
+    while ((n = read(in, buf, sizeof buf)) > 0) {
+        if (write(out, buf, (size_t)n) != n)
+            goto out;
+    }
+    if (ftruncate(in, 0) != 0)
+        log_warn("instance %s: cannot truncate console: %s", id, strerror(errno));
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+}
+
+/* Reconnect (or first open) one held host. */
+static void reopen_host(fleet *f, fleet_host *h)
+{
+    char err[NODE_ERR_MAX];
+    struct node *node;
+
+    pthread_mutex_lock(&f->mu);
+    node = h->node;
+    pthread_mutex_unlock(&f->mu);
+    if (!node) {
+        fleet_host_open(f, h);
+        return;
+    }
+    if (node_reconnect(node, err, sizeof err) == NODE_OK) {
+        pthread_mutex_lock(&f->mu);
+        h->up = 1;
+        h->opening = 0;
+        h->last_error[0] = 0;
+        pthread_cond_broadcast(&f->state_cv);
+        pthread_mutex_unlock(&f->mu);
+        log_info("host %s reconnected", h->name);
+        fleet_emit(f, "host.state", NULL, h->name, "up", h->name, NULL, NULL, NULL);
+        fleet_reconcile_host(f, h);
+    } else {
+        pthread_mutex_lock(&f->mu);
+        h->opening = 0;
+        pthread_cond_broadcast(&f->state_cv);
+        pthread_mutex_unlock(&f->mu);
+        log_warn("host %s: reconnect failed: %s", h->name, err);
+    }
+}
+
+static void supervise_tick(fleet *f, int64_t now, int *last_trim)
+{
+    char (*ids)[STATE_ID_LEN + 1] = NULL;
+    size_t n = 0;
+    char (*due)[STATE_ID_LEN + 1] = NULL;
+    size_t ndue = 0;
+    fleet_host *reopen[FLEET_MAX_HOSTS];
+    size_t nreopen = 0;
+
+    pthread_mutex_lock(&f->mu);
+    ids = calloc(f->nrt + 1, sizeof *ids);
+    due = calloc(f->nrt + 1, sizeof *due);
+    for (size_t i = 0; ids && due && i < f->nrt; i++) {
+        fleet_rt *rt = &f->rt[i];
+        if (rt->active)
+            memcpy(ids[n++], rt->id, sizeof ids[0]);
+        if (rt->backoff_due_ms && rt->backoff_due_ms <= now) {
+            rt->backoff_due_ms = 0;
+            memcpy(due[ndue++], rt->id, sizeof due[0]);
+        }
+    }
+    /* Hosts to reconnect are held and marked opening, so that host removal
+     * waits for us and nobody else reconnects the same node meanwhile. */
+    for (size_t i = 0; i < f->nhosts; i++) {
+        fleet_host *h = f->hosts[i];
+        if (!h->up && !h->opening && h->next_retry_ms <= now) {
+            h->next_retry_ms = now + FLEET_RECONNECT_MS;
+            if (h->node)
+                h->opening = 1;
+            h->refs++;
+            reopen[nreopen++] = h;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+
+    for (size_t i = 0; i < n; i++) {
+        fleet_status_poll(f, ids[i]);
+        fleet_console_rotate(f, ids[i]);
+    }
+    for (size_t i = 0; i < ndue; i++)
+        fleet_queue(f, JOB_START, due[i], NULL);
+    for (size_t i = 0; i < nreopen; i++) {
+        reopen_host(f, reopen[i]);
+        fleet_host_release(f, reopen[i]);
+    }
+    if (++*last_trim >= 120) {
+        *last_trim = 0;
+        state_event_trim(f->db, FLEET_EVENTS_KEEP);
+    }
+    free(ids);
+    free(due);
+}
+
+/* Status files named in a batch of inotify events, each id once. */
+static void on_status_files(fleet *f, const char *buf, ssize_t len)
+{
+    enum { MAX_IDS = 64 };
+    char ids[MAX_IDS][STATE_ID_LEN + 1];
+    size_t n = 0;
+
+    for (ssize_t off = 0; len > 0 && off < len;) {
+        const struct inotify_event *ev = (const void *)(buf + off);
+        size_t nl = ev->len ? strnlen(ev->name, ev->len) : 0;
+        if (nl == STATE_ID_LEN + 7 && !strcmp(ev->name + STATE_ID_LEN, ".status")) {
+            size_t k;
+            for (k = 0; k < n && strncmp(ids[k], ev->name, STATE_ID_LEN); k++)
+                ;
+            if (k == n && n < MAX_IDS) {
+                memcpy(ids[n], ev->name, STATE_ID_LEN);
+                ids[n++][STATE_ID_LEN] = 0;
+            }
+        }
+        off += (ssize_t)(sizeof *ev + ev->len);
+    }
+    for (size_t k = 0; k < n; k++)
+        fleet_status_event(f, ids[k]);
+}
+
+void *fleet_supervisor_main(void *arg)
+{
+    fleet *f = arg;
+    int64_t last_tick = 0;
+    int trim = 0;
+    char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+    for (;;) {
+        struct pollfd p[2] = { { f->inotify_fd, POLLIN, 0 }, { f->wake_fd, POLLIN, 0 } };
+        int64_t now;
+        int stop;
+        pthread_mutex_lock(&f->mu);
+        stop = f->stopping;
+        pthread_mutex_unlock(&f->mu);
+        if (stop)
+            break;
+        if (poll(p, 2, 500) > 0) {
+            if (p[0].revents & POLLIN)
+                on_status_files(f, buf, read(f->inotify_fd, buf, sizeof buf));
+            if (p[1].revents & POLLIN) {
+                uint64_t v;
+                if (read(f->wake_fd, &v, sizeof v) < 0)
+                    log_debug("wake read: %s", strerror(errno));
+            }
+        }
+        now = fleet_now_ms();
+        if (now - last_tick >= 500) {
+            last_tick = now;
+            supervise_tick(f, now, &trim);
+        }
+    }
+    return NULL;
+}
