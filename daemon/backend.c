@@ -199,7 +199,7 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     for (int i = 0; i < in->nports; i++) {
         ports[i].host = (uint16_t)in->ports[i].host;
         ports[i].guest = (uint16_t)in->ports[i].guest;
-        ports[i].protocol = API_PROTO_TCP;
+        ports[i].protocol = in->ports[i].proto == STATE_PROTO_UDP ? API_PROTO_UDP : API_PROTO_TCP;
     }
     a.network.ports = ports;
     a.network.n_ports = (size_t)in->nports;
@@ -299,6 +299,8 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
     for (size_t i = 0; i < spec->n_ports; i++) {
         ports[i].host = spec->ports[i].host;
         ports[i].guest = spec->ports[i].guest;
+        ports[i].proto = spec->ports[i].protocol == API_PROTO_UDP ? STATE_PROTO_UDP
+                                                                  : STATE_PROTO_TCP;
     }
     fs.ports = ports;
     fs.n_ports = spec->n_ports;

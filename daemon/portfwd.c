@@ -144,18 +144,13 @@ static int open_listener(const struct in_addr *addr, pfwd_proto proto, int port,
     return fd;
 }
 
-int pfwd_probe_proto(pfwd *p, pfwd_proto proto, int host_port, char *err, size_t errlen)
+int pfwd_probe(pfwd *p, pfwd_proto proto, int host_port, char *err, size_t errlen)
 {
     int pktinfo, fd = open_listener(&p->bind, proto, host_port, &pktinfo, err, errlen);
     if (fd < 0)
         return -1;
     close(fd);
     return 0;
-}
-
-int pfwd_probe(pfwd *p, int host_port, char *err, size_t errlen)
-{
-    return pfwd_probe_proto(p, PFWD_TCP, host_port, err, errlen);
 }
 
 static void conn_close(pfwd *p, conn *c)
@@ -677,8 +672,8 @@ void pfwd_set_udp_limits(pfwd *p, int idle_ms, int max_flows)
     pthread_mutex_unlock(&p->mu);
 }
 
-int pfwd_add_proto(pfwd *p, const char *owner, pfwd_proto proto, int host_port,
-                   uint32_t guest_ip, int guest_port, char *err, size_t errlen)
+int pfwd_add(pfwd *p, const char *owner, pfwd_proto proto, int host_port, uint32_t guest_ip,
+             int guest_port, char *err, size_t errlen)
 {
     fwd *f = calloc(1, sizeof *f);
     struct epoll_event ev = { 0 };
@@ -715,12 +710,6 @@ int pfwd_add_proto(pfwd *p, const char *owner, pfwd_proto proto, int host_port,
     epoll_ctl(p->epfd, EPOLL_CTL_ADD, f->ep.fd, &ev);
     pthread_mutex_unlock(&p->mu);
     return 0;
-}
-
-int pfwd_add(pfwd *p, const char *owner, int host_port, uint32_t guest_ip, int guest_port,
-             char *err, size_t errlen)
-{
-    return pfwd_add_proto(p, owner, PFWD_TCP, host_port, guest_ip, guest_port, err, errlen);
 }
 
 void pfwd_remove(pfwd *p, const char *owner)

@@ -68,16 +68,12 @@ void pfwd_set_udp_limits(pfwd *p, int idle_ms, int max_flows);
 
 /* Can host_port be bound for proto right now? 0 yes, -1 with the reason.
  * TCP and UDP ports are separate: tcp 8080 and udp 8080 are two ports. */
-int pfwd_probe_proto(pfwd *p, pfwd_proto proto, int host_port, char *err, size_t errlen);
+int pfwd_probe(pfwd *p, pfwd_proto proto, int host_port, char *err, size_t errlen);
 
 /* Listen on host_port (proto) and forward to guest_ip:guest_port (host
  * order). owner groups forwards (the instance id). */
-int pfwd_add_proto(pfwd *p, const char *owner, pfwd_proto proto, int host_port,
-                   uint32_t guest_ip, int guest_port, char *err, size_t errlen);
-/* TRANSITIONAL (until the callers pass the protocol): TCP only. */
-int pfwd_probe(pfwd *p, int host_port, char *err, size_t errlen);
-int pfwd_add(pfwd *p, const char *owner, int host_port, uint32_t guest_ip, int guest_port,
-             char *err, size_t errlen);
+int pfwd_add(pfwd *p, const char *owner, pfwd_proto proto, int host_port, uint32_t guest_ip,
+             int guest_port, char *err, size_t errlen);
 /* Remove every forward of owner and close their connections and flows; the
  * ports can be bound again when this returns. */
 void pfwd_remove(pfwd *p, const char *owner);

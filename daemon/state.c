@@ -685,7 +685,7 @@ int state_addr_in_use(state_db *db, uint32_t ipv4)
     return count_where(db, "SELECT count(*) FROM instances WHERE ipv4=?", ipv4) != 0;
 }
 
-int state_port_in_use_proto(state_db *db, int host_port, state_proto proto)
+int state_port_in_use(state_db *db, int host_port, state_proto proto)
 {
     sqlite3_stmt *st = NULL;
     int n = -1;
@@ -700,11 +700,6 @@ int state_port_in_use_proto(state_db *db, int host_port, state_proto proto)
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return n != 0;
-}
-
-int state_port_in_use(state_db *db, int host_port)
-{
-    return state_port_in_use_proto(db, host_port, STATE_PROTO_TCP);
 }
 
 /* ---- runs --------------------------------------------------------------- */

@@ -154,9 +154,7 @@ void state_inst_array_free(state_instance *a, size_t n);
 /* Is this IPv4 address held by some instance? Is host_port held for proto
  * by some instance (a port held for the other protocol does not count)? */
 int state_addr_in_use(state_db *db, uint32_t ipv4);
-int state_port_in_use_proto(state_db *db, int host_port, state_proto proto);
-/* TRANSITIONAL (until the callers pass the protocol): tcp. */
-int state_port_in_use(state_db *db, int host_port);
+int state_port_in_use(state_db *db, int host_port, state_proto proto);
 
 /* Runs: begin a run (returns its number), end it. */
 int state_run_begin(state_db *db, const char *id, int64_t started_ms, int *run_no);

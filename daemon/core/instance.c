@@ -179,11 +179,13 @@ static int claim_names(fleet *f, const fleet_instance_spec *spec, uint32_t count
     }
     for (size_t p = 0; p < spec->n_ports; p++) {
         char perr[256];
-        if (state_port_in_use(f->db, spec->ports[p].host) ||
-            spec->ports[p].host == f->cfg.listen_port)
-            return fleet_err_set(e, FLEET_E_CONFLICT, "ports", "host port %d is already "
-                                 "published", spec->ports[p].host);
-        if (pfwd_probe(f->pfwd, spec->ports[p].host, perr, sizeof perr) != 0)
+        state_proto proto = spec->ports[p].proto;
+        if (state_port_in_use(f->db, spec->ports[p].host, proto) ||
+            (proto == STATE_PROTO_TCP && spec->ports[p].host == f->cfg.listen_port))
+            return fleet_err_set(e, FLEET_E_CONFLICT, "ports", "host port %d/%s is already "
+                                 "published", spec->ports[p].host, state_proto_name(proto));
+        if (pfwd_probe(f->pfwd, proto == STATE_PROTO_UDP ? PFWD_UDP : PFWD_TCP,
+                       spec->ports[p].host, perr, sizeof perr) != 0)
             return fleet_err_set(e, FLEET_E_CONFLICT, "ports", "%s", perr);
         if (!network)
             return fleet_err_set(e, FLEET_E_INVALID, "ports", "published ports need the "

@@ -78,8 +78,9 @@ void fleet_publish_ports(fleet *f, const state_instance *in)
         return;
     pfwd_remove(f->pfwd, in->id);
     for (int i = 0; i < in->nports; i++) {
-        if (pfwd_add(f->pfwd, in->id, in->ports[i].host, in->ipv4, in->ports[i].guest, err,
-                     sizeof err) != 0) {
+        if (pfwd_add(f->pfwd, in->id,
+                     in->ports[i].proto == STATE_PROTO_UDP ? PFWD_UDP : PFWD_TCP,
+                     in->ports[i].host, in->ipv4, in->ports[i].guest, err, sizeof err) != 0) {
             log_warn("instance %s: cannot publish %s", in->id, err);
             fleet_emit(f, "instance.warning", in->id, in->name, NULL, in->host, NULL, NULL, err);
         }

@@ -107,10 +107,10 @@ static void test_forward_echo(void **st)
         data[i] = (unsigned char)(i * 131 + (i >> 11));
     pthread_create(&echo, NULL, echo_main, &elfd);
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
-    assert_int_equal(pfwd_add(p, "inst1", hport, LOOP, eport, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "inst1", PFWD_TCP, hport, LOOP, eport, err, sizeof err), 0);
     assert_int_equal(pfwd_count(p), 1);
     /* The port is taken now. */
-    assert_int_equal(pfwd_probe(p, hport, err, sizeof err), -1);
+    assert_int_equal(pfwd_probe(p, PFWD_TCP, hport, err, sizeof err), -1);
     assert_non_null(strstr(err, "in use"));
 
     c = dial(hport);
@@ -137,7 +137,7 @@ static void test_forward_echo(void **st)
     pfwd_remove(p, "inst1");
     assert_int_equal(pfwd_count(p), 0);
     assert_int_equal(dial(hport), -1);
-    assert_int_equal(pfwd_add(p, "inst2", hport, LOOP, eport, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "inst2", PFWD_TCP, hport, LOOP, eport, err, sizeof err), 0);
     c = dial(hport);
     assert_true(c >= 0);
     assert_int_equal(write(c, "ping", 4), 4);
@@ -164,7 +164,7 @@ static void test_unreachable_guest(void **st)
     char err[256], b[8];
     (void)st;
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
-    assert_int_equal(pfwd_add(p, "x", hport, LOOP, dead, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "x", PFWD_TCP, hport, LOOP, dead, err, sizeof err), 0);
     c = dial(hport);
     assert_true(c >= 0);
     /* The proxy closes the client when the guest refuses. */
@@ -186,7 +186,7 @@ static void test_bad_input(void **st)
     assert_int_equal(pfwd_start("not-an-ip", &p, err, sizeof err), -1);
     assert_non_null(strstr(err, "not-an-ip"));
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
-    assert_int_equal(pfwd_add(p, "y", port, LOOP, 1, err, sizeof err), -1);
+    assert_int_equal(pfwd_add(p, "y", PFWD_TCP, port, LOOP, 1, err, sizeof err), -1);
     assert_non_null(strstr(err, "host port"));
     pfwd_remove(p, "nobody");
     pfwd_stop(p);
@@ -336,13 +336,13 @@ static void test_udp_clients(void **st)
     (void)st;
     uecho_start(&u);
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
-    assert_int_equal(pfwd_add_proto(p, "u1", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "u1", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
     assert_int_equal(pfwd_count(p), 1);
     /* The UDP port is taken now, the TCP port of the same number is not. */
-    assert_int_equal(pfwd_probe_proto(p, PFWD_UDP, hport, err, sizeof err), -1);
+    assert_int_equal(pfwd_probe(p, PFWD_UDP, hport, err, sizeof err), -1);
     assert_non_null(strstr(err, "in use"));
     assert_non_null(strstr(err, "/udp"));
-    assert_int_equal(pfwd_probe_proto(p, PFWD_TCP, hport, err, sizeof err), 0);
+    assert_int_equal(pfwd_probe(p, PFWD_TCP, hport, err, sizeof err), 0);
 
     for (int i = 0; i < NC; i++)
         c[i] = udp_dial(LOOP, hport);
@@ -390,7 +390,7 @@ static void test_udp_whole_datagrams(void **st)
         big[i] = (unsigned char)(i * 131 + (i >> 9));
     uecho_start(&u);
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
-    assert_int_equal(pfwd_add_proto(p, "u", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "u", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
     c = udp_dial(LOOP, hport);
 
     assert_int_equal(send(c, big, sizeof big, 0), (ssize_t)sizeof big);
@@ -422,7 +422,7 @@ static void test_udp_flow_expiry(void **st)
     uecho_start(&u);
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
     pfwd_set_udp_limits(p, 300, 0);
-    assert_int_equal(pfwd_add_proto(p, "u", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "u", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
     c = udp_dial(LOOP, hport);
     udp_ping(c, "first");
     assert_int_equal(pfwd_flow_count(p), 1);
@@ -458,7 +458,7 @@ static void test_udp_flow_cap(void **st)
     uecho_start(&u);
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
     pfwd_set_udp_limits(p, 0, CAP);
-    assert_int_equal(pfwd_add_proto(p, "u", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "u", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
     fds0 = count_fds();
     for (int i = 0; i < NC; i++) {
         char msg[32];
@@ -503,7 +503,7 @@ static void test_udp_remove(void **st)
     uecho_start(&u);
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
     fds0 = count_fds();
-    assert_int_equal(pfwd_add_proto(p, "gone", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
+    assert_int_equal(pfwd_add(p, "gone", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
                      0);
     c = udp_dial(LOOP, hport);
     udp_ping(c, "before");
@@ -516,8 +516,8 @@ static void test_udp_remove(void **st)
     assert_true(udp_recv(c, b, sizeof b, 300) <= 0);
     assert_int_equal(atomic_load(&u.count), 1);
     /* The port can be bound again at once. */
-    assert_int_equal(pfwd_probe_proto(p, PFWD_UDP, hport, err, sizeof err), 0);
-    assert_int_equal(pfwd_add_proto(p, "new", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
+    assert_int_equal(pfwd_probe(p, PFWD_UDP, hport, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "new", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
                      0);
     close(c);
     c = udp_dial(LOOP, hport);
@@ -540,14 +540,14 @@ static void test_tcp_udp_same_port(void **st)
     uecho_start(&u);
     pthread_create(&echo, NULL, echo_main, &elfd);
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
-    assert_int_equal(pfwd_add_proto(p, "a", PFWD_TCP, hport, LOOP, eport, err, sizeof err), 0);
-    assert_int_equal(pfwd_add_proto(p, "b", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "a", PFWD_TCP, hport, LOOP, eport, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "b", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
     assert_int_equal(pfwd_count(p), 2);
     /* Each is held once. */
-    assert_int_equal(pfwd_add_proto(p, "c", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
+    assert_int_equal(pfwd_add(p, "c", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
                      -1);
     assert_non_null(strstr(err, "/udp"));
-    assert_int_equal(pfwd_add_proto(p, "c", PFWD_TCP, hport, LOOP, eport, err, sizeof err), -1);
+    assert_int_equal(pfwd_add(p, "c", PFWD_TCP, hport, LOOP, eport, err, sizeof err), -1);
     assert_non_null(strstr(err, "/tcp"));
 
     c = dial(hport);
@@ -586,7 +586,7 @@ static void test_udp_wildcard_reply_source(void **st)
     (void)st;
     uecho_start(&u);
     assert_int_equal(pfwd_start("0.0.0.0", &p, err, sizeof err), 0);
-    assert_int_equal(pfwd_add_proto(p, "w", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "w", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
     c = udp_dial(LOOP2, hport);
     udp_ping(c, "to 127.0.0.2");
     close(c);
@@ -604,9 +604,9 @@ static void test_bad_proto(void **st)
     char err[256];
     (void)st;
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
-    assert_int_equal(pfwd_add_proto(p, "z", (pfwd_proto)7, 1234, LOOP, 1, err, sizeof err), -1);
+    assert_int_equal(pfwd_add(p, "z", (pfwd_proto)7, 1234, LOOP, 1, err, sizeof err), -1);
     assert_non_null(strstr(err, "1234"));
-    assert_int_equal(pfwd_probe_proto(p, (pfwd_proto)7, 1234, err, sizeof err), -1);
+    assert_int_equal(pfwd_probe(p, (pfwd_proto)7, 1234, err, sizeof err), -1);
     assert_int_equal(pfwd_count(p), 0);
     pfwd_stop(p);
 }

@@ -91,13 +91,11 @@ static void test_roundtrip_and_reopen(void **st)
     assert_int_equal(out.restart, RESTART_ON_FAILURE);
     assert_int_equal(out.state, ST_PENDING);
     state_inst_free(&out);
-    assert_true(state_port_in_use_proto(db, 8080, STATE_PROTO_TCP));
-    assert_false(state_port_in_use_proto(db, 8080, STATE_PROTO_UDP));
-    assert_false(state_port_in_use_proto(db, 8081, STATE_PROTO_TCP));
-    assert_true(state_port_in_use_proto(db, 5353, STATE_PROTO_UDP));
-    assert_true(state_port_in_use_proto(db, 5353, STATE_PROTO_TCP));
-    assert_true(state_port_in_use(db, 8080));
-    assert_false(state_port_in_use(db, 8081));
+    assert_true(state_port_in_use(db, 8080, STATE_PROTO_TCP));
+    assert_false(state_port_in_use(db, 8080, STATE_PROTO_UDP));
+    assert_false(state_port_in_use(db, 8081, STATE_PROTO_TCP));
+    assert_true(state_port_in_use(db, 5353, STATE_PROTO_UDP));
+    assert_true(state_port_in_use(db, 5353, STATE_PROTO_TCP));
     assert_true(state_addr_in_use(db, 0x0a580002));
     state_close(db);
 }
@@ -145,17 +143,17 @@ static void test_conflicts(void **st)
     b.nports = 2;
     assert_int_equal(state_inst_insert(db, &b, err, sizeof err), STATE_ECONFLICT);
     assert_non_null(strstr(err, "9000/udp"));
-    assert_false(state_port_in_use_proto(db, 9001, STATE_PROTO_TCP));
+    assert_false(state_port_in_use(db, 9001, STATE_PROTO_TCP));
     /* An update moving a's port to udp clashes as well and changes nothing. */
     a.ports[0].proto = STATE_PROTO_UDP;
     assert_int_equal(state_inst_update(db, &a, err, sizeof err), STATE_ECONFLICT);
-    assert_true(state_port_in_use_proto(db, 9000, STATE_PROTO_TCP));
+    assert_true(state_port_in_use(db, 9000, STATE_PROTO_TCP));
     /* Deleting an instance frees its ports. */
     assert_int_equal(state_inst_delete(db, "bbbbbbbbbbbb", err, sizeof err), 0);
-    assert_false(state_port_in_use_proto(db, 9000, STATE_PROTO_UDP));
+    assert_false(state_port_in_use(db, 9000, STATE_PROTO_UDP));
     assert_int_equal(state_inst_update(db, &a, err, sizeof err), 0);
-    assert_false(state_port_in_use_proto(db, 9000, STATE_PROTO_TCP));
-    assert_true(state_port_in_use_proto(db, 9000, STATE_PROTO_UDP));
+    assert_false(state_port_in_use(db, 9000, STATE_PROTO_TCP));
+    assert_true(state_port_in_use(db, 9000, STATE_PROTO_UDP));
     state_close(db);
 }
 
@@ -368,9 +366,9 @@ static void test_old_schema_ports_are_tcp(void **st)
     assert_int_equal(out.state, ST_RUNNING);
     state_inst_free(&out);
     /* The old rows hold their tcp ports, not the udp ones. */
-    assert_true(state_port_in_use_proto(db, 8080, STATE_PROTO_TCP));
-    assert_true(state_port_in_use_proto(db, 8443, STATE_PROTO_TCP));
-    assert_false(state_port_in_use_proto(db, 8080, STATE_PROTO_UDP));
+    assert_true(state_port_in_use(db, 8080, STATE_PROTO_TCP));
+    assert_true(state_port_in_use(db, 8443, STATE_PROTO_TCP));
+    assert_false(state_port_in_use(db, 8080, STATE_PROTO_UDP));
     /* The migration kept the instance's runs (nothing cascaded). */
     assert_int_equal(state_run_list(db, "0123456789ab", runs, 4, &n), 0);
     assert_int_equal(n, 1);
@@ -394,12 +392,12 @@ static void test_old_schema_ports_are_tcp(void **st)
     assert_int_equal(out.nports, 1);
     assert_int_equal(out.ports[0].proto, STATE_PROTO_UDP);
     state_inst_free(&out);
-    assert_true(state_port_in_use_proto(db, 8080, STATE_PROTO_UDP));
+    assert_true(state_port_in_use(db, 8080, STATE_PROTO_UDP));
     /* Deleting the old instance frees its migrated ports. */
     assert_int_equal(state_inst_delete(db, "0123456789ab", err, sizeof err), 0);
-    assert_false(state_port_in_use_proto(db, 8080, STATE_PROTO_TCP));
-    assert_false(state_port_in_use_proto(db, 8443, STATE_PROTO_TCP));
-    assert_true(state_port_in_use_proto(db, 8080, STATE_PROTO_UDP));
+    assert_false(state_port_in_use(db, 8080, STATE_PROTO_TCP));
+    assert_false(state_port_in_use(db, 8443, STATE_PROTO_TCP));
+    assert_true(state_port_in_use(db, 8080, STATE_PROTO_UDP));
     state_close(db);
 }
 
