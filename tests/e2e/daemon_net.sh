@@ -1,6 +1,6 @@
 #!/bin/bash
-# End to end, networking: shoald's bridge, addresses and published ports
-# with the reference httpd and echo guests (virtio-net + the guest TCP/IP
+# End to end, networking: shoald's bridge, addresses and published TCP and
+# UDP ports with the reference httpd and echo guests (virtio-net + the guest TCP/IP
 # stack). Everything runs inside a network namespace this test creates:
 # the bridge, the taps, the guests, every packet.
 # usage: daemon_net.sh SHOALD IMAGES_DIR
@@ -20,6 +20,15 @@ check "the bridge has the gateway address" \
     grep -q '10.88.0.1/16' <<<"$(ip -n "$E2E_NS" -o addr show shoal0)"
 
 e2e_push_images httpd echo
+
+# No echo from udp 127.0.0.1:PORT (a datagram tried 6 times).
+udp_silent() {
+    ! ip netns exec "$E2E_NS" timeout 20 python3 "$HERE/udp_echo_check.py" 127.0.0.1 "$1" 1 1 64
+}
+# Nothing accepts tcp 127.0.0.1:PORT.
+tcp_refused() {
+    ! ip netns exec "$E2E_NS" timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
 
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"httpd","name":"web","args":["80","1024"],"ports":[{"host":8080,"guest":80}]}'
@@ -46,12 +55,27 @@ par=$(cd "$E2E_STATE" && ip netns exec "$E2E_NS" curl -sS -m 60 --parallel --par
     grep -c '^200$' || true)
 check "200 parallel requests all answered ($par)" [ "$par" = 200 ]
 
-api POST /v1/instances -H 'Content-Type: application/json' -d '{"image":"echo","name":"echo"}'
+# The echo guest serves TCP and UDP port 7; host port 7007 is published for
+# both protocols (two ports of one number).
+api POST /v1/instances -H 'Content-Type: application/json' -d '{"image":"echo","name":"echo",
+    "ports":[{"host":7007,"guest":7,"protocol":"udp"},{"host":7007,"guest":7}]}'
+check "create echo publishing udp and tcp 7007 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
 check "echo runs" wait_for 60 inst_state_is echo running
 EIP=$(inst_field echo .network.address)
 EIP=${EIP%/*}
 check "TCP echo of 4 MiB with checksum and 200 parallel connections" \
     ip netns exec "$E2E_NS" timeout 120 python3 "$HERE/tcp_echo_check.py" "$EIP" 7 4194304 200
+protos=$(inst_field echo '[.network.ports[] | "\(.host):\(.guest)/\(.protocol)"] | join(" ")')
+check "GET /v1/instances/echo reports udp and tcp 7007 ($protos)" \
+    [ "$protos" = "7007:7/udp 7007:7/tcp" ]
+# 1472 bytes: the largest datagram the guest takes (MTU 1500, no fragments).
+check "UDP echo through the published port 127.0.0.1:7007: 8 clients, own replies, whole" \
+    ip netns exec "$E2E_NS" timeout 60 python3 "$HERE/udp_echo_check.py" 127.0.0.1 7007 8 20 1472
+check "TCP echo through the published port 127.0.0.1:7007" \
+    ip netns exec "$E2E_NS" timeout 60 python3 "$HERE/tcp_echo_check.py" 127.0.0.1 7007 65536 10
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"echo","name":"echo-clash","ports":[{"host":7007,"guest":7,"protocol":"udp"}]}'
+check "udp 7007 is held: a second instance is refused (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 409 ]
 
 # A flood of malformed frames, then the guest must still answer correctly.
 EMAC=$(inst_field echo .network.mac)
@@ -78,5 +102,15 @@ check "no two instances share an address" \
     [ "$(inst_field web2 .network.address)" != "$(inst_field echo .network.address)" ]
 api DELETE "/v1/instances/web2?force=true"
 api DELETE "/v1/instances/echo?force=true"
+check "published UDP port closed with its instance" udp_silent 7007
+# Now free: udp 7007 alone, on another instance.
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"echo","name":"echo-udp","ports":[{"host":7007,"guest":7,"protocol":"udp"}]}'
+check "udp 7007 published again by a new instance (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "echo-udp runs" wait_for 60 inst_state_is echo-udp running
+check "UDP echo through 127.0.0.1:7007 again" \
+    ip netns exec "$E2E_NS" timeout 60 python3 "$HERE/udp_echo_check.py" 127.0.0.1 7007 2 5 1472
+check "tcp 7007 stays unpublished" tcp_refused 7007
+api DELETE "/v1/instances/echo-udp?force=true"
 check "no QEMU left running" wait_for 15 eval '[ "$(pgrep -f "qemu-system.*$E2E_STATE" | wc -l)" = 0 ]'
 e2e_finish
