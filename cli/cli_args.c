@@ -72,22 +72,23 @@ static int parse_port_num(const char *s, size_t n, uint16_t *out)
     return 0;
 }
 
-int cli_parse_port(const char *s, uint16_t *host, uint16_t *guest, char *err,
-                   size_t errlen)
+int cli_parse_port(const char *s, uint16_t *host, uint16_t *guest, const char **proto,
+                   char *err, size_t errlen)
 {
     const char *colon = strchr(s, ':');
     const char *slash = strchr(s, '/');
-    if (slash && strcmp(slash, "/tcp") != 0) {
+    if (slash && strcmp(slash, "/tcp") != 0 && strcmp(slash, "/udp") != 0) {
         snprintf(err, errlen,
-                 "port mapping '%s': only tcp is supported", s);
+                 "port mapping '%s': the protocol is tcp or udp (HOSTPORT:PORT/udp)", s);
         return -1;
     }
+    *proto = slash ? slash + 1 : NULL;
     size_t end = slash ? (size_t)(slash - s) : strlen(s);
     if (!colon || (size_t)(colon - s) > end ||
         parse_port_num(s, (size_t)(colon - s), host) < 0 ||
         parse_port_num(colon + 1, end - (size_t)(colon - s) - 1, guest) < 0) {
         snprintf(err, errlen,
-                 "invalid port mapping '%s' (expected HOSTPORT:PORT, ports 1-65535)",
+                 "invalid port mapping '%s' (expected HOSTPORT:PORT[/tcp|/udp], ports 1-65535)",
                  s);
         return -1;
     }

@@ -15,9 +15,10 @@
  * "2048K" (must be whole MiB), "1T"; units are case-insensitive; > 0. */
 int cli_parse_memory(const char *s, uint32_t *mib, char *err, size_t errlen);
 
-/* Port mapping "HOSTPORT:PORT" or "HOSTPORT:PORT/tcp", ports 1..65535. */
-int cli_parse_port(const char *s, uint16_t *host, uint16_t *guest, char *err,
-                   size_t errlen);
+/* Port mapping "HOSTPORT:PORT[/tcp|/udp]", ports 1..65535; *proto points
+ * at "tcp" or "udp" in s, or is NULL when none was given (tcp). */
+int cli_parse_port(const char *s, uint16_t *host, uint16_t *guest, const char **proto,
+                   char *err, size_t errlen);
 
 /* "K=V" with a non-empty key without spaces; V may be empty and may contain
  * '='. Sets *keylen and *val (pointing into s). */

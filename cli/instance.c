@@ -27,7 +27,7 @@ static const char run_help[] =
     "      --vcpus N          virtual CPUs (default 1)\n"
     "  -e, --env K=V          environment variable for the app (repeatable)\n"
     "  -l, --label K=V        label (repeatable)\n"
-    "  -p, --publish H:P      forward host port H to guest port P (tcp, count 1)\n"
+    "  -p, --publish H:P[/udp] forward host port H to guest port P (tcp or udp, count 1)\n"
     "      --no-network       no network interface\n"
     "      --restart POLICY   never, on-failure or always (default never)\n"
     "      --host HOST        place on this host instead of letting shoald choose\n"
@@ -152,6 +152,7 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
     while ((c = getopt_long(end, argv, ":n:c:m:e:l:p:ao:h", longopts, NULL)) != -1) {
         unsigned long v;
         uint16_t hp, gp;
+        const char *proto;
         switch (c) {
         case 'n':
             o->name = optarg;
@@ -178,10 +179,12 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
                 return rc;
             break;
         case 'p':
-            if (cli_parse_port(optarg, &hp, &gp, err, sizeof err) < 0)
+            if (cli_parse_port(optarg, &hp, &gp, &proto, err, sizeof err) < 0)
                 return cli_usage("run", "%s", err);
-            json_array_append_new(o->ports,
-                                  json_pack("{s:i,s:i}", "host", (int)hp, "guest", (int)gp));
+            json_t *pm = json_pack("{s:i,s:i}", "host", (int)hp, "guest", (int)gp);
+            if (proto)   /* only what was given is sent */
+                json_object_set_new(pm, "protocol", json_string(proto));
+            json_array_append_new(o->ports, pm);
             break;
         case 'N':
             o->no_network = true;

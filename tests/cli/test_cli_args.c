@@ -51,18 +51,25 @@ static void test_memory(void **s)
 static void test_ports(void **s)
 {
     uint16_t h, g;
+    const char *proto = NULL;
     char err[256];
-    assert_int_equal(cli_parse_port("8080:80", &h, &g, err, sizeof err), 0);
+    assert_int_equal(cli_parse_port("8080:80", &h, &g, &proto, err, sizeof err), 0);
     assert_int_equal(h, 8080);
     assert_int_equal(g, 80);
-    assert_int_equal(cli_parse_port("1:65535/tcp", &h, &g, err, sizeof err), 0);
+    assert_null(proto);
+    assert_int_equal(cli_parse_port("1:65535/tcp", &h, &g, &proto, err, sizeof err), 0);
     assert_int_equal(h, 1);
     assert_int_equal(g, 65535);
+    assert_string_equal(proto, "tcp");
+    assert_int_equal(cli_parse_port("5353:53/udp", &h, &g, &proto, err, sizeof err), 0);
+    assert_int_equal(h, 5353);
+    assert_int_equal(g, 53);
+    assert_string_equal(proto, "udp");
     static const char *const bad[] = {"80", ":80", "80:", "0:80", "80:65536",
-                                      "a:b", "8080:80/udp", "8080:80:90",
-                                      "123456:1", "-1:80"};
+                                      "a:b", "8080:80/sctp", "8080:80/", "8080:80:90",
+                                      "123456:1", "-1:80", "80/udp:90"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (cli_parse_port(bad[i], &h, &g, err, sizeof err) == 0)
+        if (cli_parse_port(bad[i], &h, &g, &proto, err, sizeof err) == 0)
             fail_msg("'%s' accepted", bad[i]);
         assert_non_null(strstr(err, bad[i]));
     }
@@ -163,6 +170,16 @@ static void test_run_parse(void **s)
     b = inst_run_body(&o);
     txt = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
     assert_string_equal(txt, "{\"image\":\"hello\",\"ports\":[{\"guest\":80,\"host\":8080}]}");
+    free(txt);
+    json_decref(b);
+    inst_run_opts_free(&o);
+    char **u = ARGV("run", "-p", "5353:53/udp", "-p", "8080:80/tcp", "hello");
+    assert_int_equal(inst_run_parse(argc_of(u), u, &o), CLI_OK);
+    b = inst_run_body(&o);
+    txt = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(txt, "{\"image\":\"hello\",\"ports\":[{\"guest\":53,\"host\":5353,"
+                             "\"protocol\":\"udp\"},{\"guest\":80,\"host\":8080,"
+                             "\"protocol\":\"tcp\"}]}");
     free(txt);
     json_decref(b);
     inst_run_opts_free(&o);
