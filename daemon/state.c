@@ -479,54 +479,62 @@ int state_inst_delete(state_db *db, const char *id, char *err, size_t errlen)
     return delete_one(db, "DELETE FROM instances WHERE id=?", "instance", id, err, errlen);
 }
 
-int state_inst_find(state_db *db, const char *key, state_instance *out, char *err, size_t errlen)
+/* One row by `sql` with ?1 = key (and ?2 = its length): 1 found (in *out),
+ * 2 more than one, 0 none, -1 SQLite error. */
+static int find_one(state_db *db, const char *sql, const char *key, state_instance *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = -1, step, found = 0;
+    int found = 0, step;
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, (int)strlen(key));
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (found++ == 0)
+            read_inst(st, out);
+    }
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE) {
+        if (found)
+            state_inst_free(out);
+        return -1;
+    }
+    if (found > 1)
+        state_inst_free(out);
+    return found > 1 ? 2 : found;
+}
+
+int state_inst_find(state_db *db, const char *key, state_instance *out, char *err, size_t errlen)
+{
     size_t klen = strlen(key);
+    int rc, found;
 
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&db->mu);
-    /* Exact id or name first, then an id prefix (hex only, so no LIKE wildcards). */
-    if (sqlite3_prepare_v2(db->db, "SELECT " INST_COLS " FROM instances WHERE id=?1 OR name=?1"
-                           " ORDER BY id=?1 DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-    step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        read_inst(st, out);
+    /* Ids before names, so that a name can never hide an id: the exact id,
+     * then a unique id prefix (hex only, so no LIKE wildcards), then the
+     * exact name. */
+    found = find_one(db, "SELECT " INST_COLS " FROM instances WHERE id=?1 LIMIT 1", key, out);
+    if (found == 0 && klen >= 4 && klen < STATE_ID_LEN &&
+        strspn(key, "0123456789abcdef") == klen)
+        found = find_one(db, "SELECT " INST_COLS " FROM instances WHERE substr(id,1,?2)=?1"
+                         " LIMIT 2", key, out);
+    if (found == 0)
+        found = find_one(db, "SELECT " INST_COLS " FROM instances WHERE name=?1 LIMIT 1", key,
+                         out);
+    if (found == 1) {
         rc = 0;
-        goto out;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (klen >= 4 && klen < STATE_ID_LEN && strspn(key, "0123456789abcdef") == klen) {
-        if (sqlite3_prepare_v2(db->db, "SELECT " INST_COLS " FROM instances WHERE"
-                               " substr(id,1,?2)=?1 LIMIT 2", -1, &st, NULL) != SQLITE_OK)
-            goto out;
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(st, 2, (int)klen);
-        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-            if (found++ == 0)
-                read_inst(st, out);
-        }
-        if (found == 1) {
-            rc = 0;
-            goto out;
-        }
-        if (found > 1) {
-            state_inst_free(out);
-            errbuf_set(err, errlen, "instance prefix '%s' is ambiguous", key);
-            rc = STATE_ECONFLICT;
-            goto out;
-        }
-    }
-    errbuf_set(err, errlen, "instance '%s' not found", key);
-    rc = STATE_ENOTFOUND;
-out:
-    if (rc == -1)
+    } else if (found == 2) {
+        errbuf_set(err, errlen, "instance id prefix '%s' is ambiguous (ids are matched "
+                   "before names)", key);
+        rc = STATE_ECONFLICT;
+    } else if (found == 0) {
+        errbuf_set(err, errlen, "instance '%s' not found", key);
+        rc = STATE_ENOTFOUND;
+    } else {
         errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
-    sqlite3_finalize(st);
+        rc = -1;
+    }
     pthread_mutex_unlock(&db->mu);
     return rc;
 }

@@ -78,7 +78,7 @@ typedef struct {
     int restarts;                 /* restarts done by the policy so far */
     int network;                  /* 1: attached to the host bridge */
     uint32_t ipv4;                /* host byte order; 0 when none */
-    char mac[18];                 /* "02:73:68:xx:xx:xx" or "" */
+    char mac[18];                 /* "5a:5c:xx:xx:xx:xx" or "" */
     state_port ports[STATE_MAX_PORTS];
     int nports;
     int64_t created_ms;           /* unix ms */
@@ -132,8 +132,9 @@ int state_proto_parse(const char *s, state_proto *out);
 int state_inst_insert(state_db *db, const state_instance *in, char *err, size_t errlen);
 int state_inst_update(state_db *db, const state_instance *in, char *err, size_t errlen);
 int state_inst_delete(state_db *db, const char *id, char *err, size_t errlen);
-/* Lookup by exact id, exact name or unique id prefix (>= 4 chars).
- * Ambiguous prefix: STATE_ECONFLICT. The result must be state_inst_free()d. */
+/* Lookup by exact id, then unique id prefix (4..11 hex chars), then exact
+ * name: ids come first, so a name can never hide an id. Ambiguous prefix:
+ * STATE_ECONFLICT. The result must be state_inst_free()d. */
 int state_inst_find(state_db *db, const char *key, state_instance *out, char *err, size_t errlen);
 /* All instances ordered by (created, id). *out is a heap array of *n
  * instances; free it with state_inst_array_free. */

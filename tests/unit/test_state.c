@@ -176,6 +176,21 @@ static void test_find_prefix(void **st)
     assert_int_equal(state_inst_find(db, "abc", &out, err, sizeof err), STATE_ENOTFOUND);
     assert_int_equal(state_inst_find(db, "zzzz", &out, err, sizeof err), STATE_ENOTFOUND);
     assert_non_null(strstr(err, "'zzzz'"));
+    /* A name that looks like another instance's id prefix (older databases
+     * may hold one) never hides that instance: ids come first. */
+    fill(&a, "72f6097ae40b", "victim");
+    assert_int_equal(state_inst_insert(db, &a, err, sizeof err), 0);
+    fill(&a, "123456789abc", "72f609");
+    assert_int_equal(state_inst_insert(db, &a, err, sizeof err), 0);
+    assert_int_equal(state_inst_find(db, "72f609", &out, err, sizeof err), 0);
+    assert_string_equal(out.id, "72f6097ae40b");
+    state_inst_free(&out);
+    /* ... and the name still finds its own instance when no id matches. */
+    fill(&a, "fedcba987654", "abcdef");
+    assert_int_equal(state_inst_insert(db, &a, err, sizeof err), 0);
+    assert_int_equal(state_inst_find(db, "abcdef", &out, err, sizeof err), 0);
+    assert_string_equal(out.id, "fedcba987654");
+    state_inst_free(&out);
     state_close(db);
 }
 
