@@ -136,6 +136,7 @@ static void loop_put(void)
 struct idmap {
     unsigned char uuid[VIR_UUID_BUFLEN];
     char id[DOMXML_ID_MAX + 1];
+    int pause_pending; /* a pause_check timer is armed for this domain */
     struct idmap *next;
 };
 
@@ -219,6 +220,23 @@ static int ids_get(struct node *n, const unsigned char *uuid, char *id,
     }
     pthread_mutex_unlock(&n->lock);
     return found;
+}
+
+/* Mark a pause check pending for uuid; 0 if one already is. */
+static int ids_pause_claim(struct node *n, const unsigned char *uuid, int claim)
+{
+    int ok = 1;
+    pthread_mutex_lock(&n->lock);
+    for (struct idmap *m = n->ids; m; m = m->next) {
+        if (memcmp(m->uuid, uuid, VIR_UUID_BUFLEN) == 0) {
+            if (claim && m->pause_pending)
+                ok = 0;
+            m->pause_pending = claim;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&n->lock);
+    return ok;
 }
 
 static void ids_clear(struct node *n)
@@ -349,15 +367,22 @@ static void pause_check_fire(int timer, void *opaque)
 static void pause_check_free(void *opaque)
 {
     struct pause_check *pc = opaque;
+    ids_pause_claim(pc->n, pc->uuid, 0);
     virConnectClose(pc->conn);
     cb_free(pc->n);
     free(pc);
 }
 
-/* Schedule the check; when that is impossible, decide now as before. */
+/* Schedule the check; when that is impossible, decide now as before.
+ * One check per domain at a time: the SUSPENDED of node_start's paused
+ * create (see create_running) can reach this thread after the resumed
+ * guest has already been paused again by an emulation failure; both would
+ * then find it paused for an unknown reason and report two crashes. */
 static void pause_check_later(struct node *n, virConnectPtr conn,
                               const unsigned char *uuid, const char *id)
 {
+    if (!ids_pause_claim(n, uuid, 1))
+        return;
     struct pause_check *pc = calloc(1, sizeof *pc);
     if (pc && virConnectRef(conn) == 0) {
         pc->n = n;
@@ -372,6 +397,7 @@ static void pause_check_later(struct node *n, virConnectPtr conn,
         virConnectClose(conn);
     }
     free(pc);
+    ids_pause_claim(n, uuid, 0);
     deliver(n, id, NODE_EVENT_CRASHED, "kvm-internal-error");
 }
 
@@ -456,6 +482,71 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
     deliver(n, NULL, NODE_EVENT_CONN_LOST, DETAIL(why, reason));
 }
 
+/* ---- starting a domain ------------------------------------------------------ */
+
+/*
+ * Create the transient domain described by xml and set its vCPUs running.
+ * A guest that powers off (or crashes) straight away must count as a start
+ * that then ended, never as a failed start; docs/node.md ("Starting: paused,
+ * then resumed") has the measurements behind this.
+ *
+ * libvirt runs QEMU with -no-shutdown and SIGTERMs it from its SHUTDOWN
+ * event handler. When that happens while virDomainCreateXML still owns the
+ * start job, the 'cont' that started the vCPUs has been answered, but the
+ * monitor EOF that follows is recorded (with the QEMU log: "qemu
+ * unexpectedly closed the monitor: ... terminating on signal 15") before
+ * the starting thread wakes up, so the whole create fails and the domain
+ * vanishes without STARTED/STOPPED events. Creating it paused runs every
+ * start step with the vCPUs stopped; the guest only runs from the
+ * virDomainResume below. If that resume reports an error, the domain's
+ * state says whether the guest got to run: still paused as created
+ * (VIR_DOMAIN_PAUSED_USER) means it did not - destroy it and fail; running,
+ * shutting down, crashed or already gone means it started and its end
+ * arrives as events.
+ *
+ * Returns the domain (caller frees) or NULL with the reason in why and the
+ * node status in *status.
+ */
+static virDomainPtr create_running(struct node *n, const char *xml,
+                                   int *status, char *why, size_t whylen)
+{
+    virDomainPtr dom = virDomainCreateXML(n->conn, xml, VIR_DOMAIN_START_PAUSED);
+    int state = 0, reason = 0;
+
+    /* Drivers without START_PAUSED (test:///, "unsupported flags") start
+     * the domain running, as before. */
+    if (!dom && virGetLastErrorCode() == VIR_ERR_INVALID_ARG) {
+        dom = virDomainCreateXML(n->conn, xml, 0);
+        if (dom)
+            return dom;
+    }
+    if (!dom) {
+        errbuf_set(why, whylen, "%s", lv_msg());
+        *status = lv_status(n);
+        if (*status == NODE_E_NOTFOUND)
+            *status = NODE_E_LIBVIRT;
+        return NULL;
+    }
+    if (virDomainResume(dom) == 0)
+        return dom;
+    errbuf_set(why, whylen, "created paused, but resume failed: %s", lv_msg());
+    *status = lv_status(n);
+    if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+        if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+            return dom;  /* ran and is already gone */
+        *status = lv_status(n);
+        virDomainFree(dom);
+        return NULL;
+    }
+    if (state != VIR_DOMAIN_PAUSED || reason != VIR_DOMAIN_PAUSED_USER)
+        return dom;      /* ran: running, shutting down, crashed, ... */
+    virDomainDestroy(dom);
+    virDomainFree(dom);
+    if (*status == NODE_E_NOTFOUND || *status == NODE_OK)
+        *status = NODE_E_LIBVIRT;
+    return NULL;
+}
+
 /* ---- connection ---------------------------------------------------------- */
 
 /* If uri is qemu:///embed?root=DIR, copy DIR (percent-decoded) to root. */
@@ -500,9 +591,10 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-/* Ensure ROOT/etc/qemu.conf sets stdio_handler = "file" (DESIGN.md: without
- * it every start fails for lack of virtlogd). An existing file is kept;
- * the line is appended if the file has no stdio_handler setting. */
+/* Ensure ROOT/etc/qemu.conf sets stdio_handler = "file": without it every
+ * start fails for lack of virtlogd (measured; docs/node.md, "Connection").
+ * An existing file is kept; the line is appended if the file has no
+ * stdio_handler setting. */
 static int write_qemu_conf(const char *root, char *err, size_t errlen)
 {
     char dir[4096], path[4200], buf[8192], ids[64] = "";
@@ -774,6 +866,8 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
 {
     const char *what = virt == DOMXML_VIRT_KVM ? "kvm" : "qemu";
     char dirbuf[4096], console[4200], status[4200], name[64], xml_err[256];
+    char why[NODE_ERR_MAX];
+    int rc;
     const char *dir = work_dir(n, dirbuf, sizeof dirbuf);
     char *xml = NULL;
     virDomainPtr dom = NULL;
@@ -804,10 +898,10 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
         goto out;
     }
     t0 = now_ms();
-    dom = virDomainCreateXML(n->conn, xml, 0);
+    dom = create_running(n, xml, &rc, why, sizeof why);
     if (!dom) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                 "%s canary did not start: %s", what, lv_msg());
+                 "%s canary did not start: %s", what, why);
         goto out;
     }
     deadline = t0 + n->opts.canary_timeout_ms;
@@ -1174,7 +1268,7 @@ int node_start(struct node *n, const struct domxml_spec *spec,
 {
     struct domxml_spec s;
     virDomainPtr dom = NULL;
-    char *xml = NULL, uuid_str[DOMXML_UUID_LEN + 1];
+    char *xml = NULL, uuid_str[DOMXML_UUID_LEN + 1], why[NODE_ERR_MAX];
     unsigned char uuid[VIR_UUID_BUFLEN];
     int rc, mapped = 0;
 
@@ -1218,12 +1312,9 @@ int node_start(struct node *n, const struct domxml_spec *spec,
         ids_put(n, uuid, s.instance_id);
         mapped = 1;
     }
-    dom = virDomainCreateXML(n->conn, xml, 0);
+    dom = create_running(n, xml, &rc, why, sizeof why);
     if (!dom) {
-        errbuf_set(err, errlen, "cannot start domain '%s': %s", s.name, lv_msg());
-        rc = lv_status(n);
-        if (rc == NODE_E_NOTFOUND)
-            rc = NODE_E_LIBVIRT;
+        errbuf_set(err, errlen, "cannot start domain '%s': %s", s.name, why);
         goto out;
     }
     if (s.instance_id && !mapped && virDomainGetUUID(dom, uuid) == 0)

@@ -72,18 +72,28 @@ enum node_status {
 };
 
 /* Node events, delivered per shoal domain (and CONN_LOST per node).
- * Sequences measured on the embed driver here:
- *   guest powers off:  RESUMED, STARTED, SHUTDOWN(guest), STOPPED(shutdown)
- *                      (STOPPED ~1.2-1.4 s after SHUTDOWN)
+ * node_start creates the domain paused and then resumes it (see
+ * node_start), so every start begins with
+ *   STARTED(booted), SUSPENDED(paused), RESUMED(unpaused)
+ * in that order, followed by how the run ends. Sequences measured on the
+ * embed driver here (after the three start events):
+ *   guest powers off:  SHUTDOWN(guest), STOPPED(shutdown)
+ *                      (STOPPED ~1.2-1.4 s after SHUTDOWN); also for a
+ *                      guest that powers off at once
  *   node_destroy:      SHUTDOWN(host), STOPPED(destroyed)
  *   pvpanic:           CRASHED(panicked), STOPPED(crashed)
  *   SSE under kvm-pvm: CRASHED(kvm-internal-error) 1 s after the pause,
  *                      domain stays paused
- * Note RESUMED arrives before STARTED. */
+ * Before the paused start, RESUMED arrived before STARTED, there was no
+ * SUSPENDED, and a guest that powered off at once could even deliver
+ * SHUTDOWN before STARTED (libvirt queues STARTED when the create returns). */
 enum node_event {
     NODE_EVENT_STARTED   = 0, /* QEMU started; detail: "booted", "restored", ... */
-    NODE_EVENT_RESUMED   = 1, /* vCPUs running (libvirt sends it just before STARTED) */
-    NODE_EVENT_SUSPENDED = 2, /* paused for a benign reason (shoal never pauses) */
+    NODE_EVENT_RESUMED   = 1, /* vCPUs running; "unpaused" right after
+                                 node_start's SUSPENDED */
+    NODE_EVENT_SUSPENDED = 2, /* paused for a benign reason: "paused" once at
+                                 every start (the domain is created paused);
+                                 shoal never pauses a running guest */
     NODE_EVENT_SHUTDOWN  = 3, /* guest powered off / shutdown requested; QEMU
                                  is being torn down, STOPPED follows ~1.5 s later.
                                  detail: "finished", "guest", "host" */
@@ -211,12 +221,20 @@ int node_capacity(struct node *node, struct node_capacity *cap,
 
 /*
  * Start a transient domain rendered from `spec` (spec->virt AUTO is replaced
- * by node_domain_type()). Returns when QEMU runs (~0.5 s on the embed
- * driver). spec->instance_id should be set: without it the domain is not
+ * by node_domain_type()): created paused (VIR_DOMAIN_START_PAUSED), then
+ * resumed. Returns once the vCPUs were set running (~0.5 s on the embed
+ * driver). A guest that powers off or crashes at once is a successful
+ * start whose end arrives as events (SHUTDOWN, STOPPED / CRASHED), never a
+ * start error: libvirt kills QEMU on the guest's poweroff, and a create
+ * still in progress then failed ("qemu unexpectedly closed the monitor",
+ * issue 12; docs/node.md "Starting: paused, then resumed"). Between create
+ * and resume (a few ms) node_list shows the domain PAUSED (reason user).
+ * spec->instance_id should be set: without it the domain is not
  * shoal's (not listed, no events). uuid_out (may be NULL) receives the UUID.
  * Errors: NODE_E_INVAL (spec; message from domxml), NODE_E_EXISTS (name in
- * use), NODE_E_LIBVIRT (e.g. missing kernel file, KVM unavailable),
- * NODE_E_CONN.
+ * use), NODE_E_LIBVIRT (e.g. missing kernel file, KVM unavailable, or a
+ * resume that left the guest paused without running it: the domain is then
+ * destroyed), NODE_E_CONN.
  */
 int node_start(struct node *node, const struct domxml_spec *spec,
                char uuid_out[DOMXML_UUID_LEN + 1], char *err, size_t errlen);
