@@ -102,6 +102,7 @@ extern "C" {
 #define API_LIST_LIMIT_MAX    1000
 #define API_CURSOR_MAX        128    /* opaque list cursor: printable ASCII */
 #define API_STOP_TIMEOUT_MAX  3600   /* timeout_s upper bound */
+#define API_BULK_IDS_MAX      1000   /* "ids" per bulk request */
 #define API_DIGEST_HEX        64     /* sha256 hex digits */
 #define API_DIGEST_PREFIX_MIN 6      /* shortest digest prefix accepted */
 
@@ -224,7 +225,8 @@ typedef enum api_domain_type {
 typedef enum api_action {
 	API_ACTION_STOP = 0,           /* POST /v1/instances/{id}/stop */
 	API_ACTION_START,              /* POST /v1/instances/{id}/start */
-	API_ACTION_RESTART             /* POST /v1/instances/{id}/restart */
+	API_ACTION_RESTART,            /* POST /v1/instances/{id}/restart */
+	API_ACTION_DELETE              /* bulk only: POST /v1/instances/delete */
 } api_action;
 
 /* Wire strings of the enums above; NULL for out-of-range values. */
@@ -366,6 +368,21 @@ typedef struct api_instance_filter {
 	const char *host;              /* only this host, or NULL */
 } api_instance_filter;
 
+/* Bulk requests: POST /v1/instances/{stop,start,restart,delete} and
+ * DELETE /v1/instances?selector=. Exactly one of selector (n >= 1: an
+ * empty selector never means "every instance") or ids (1..API_BULK_IDS_MAX
+ * instance refs: id, id prefix or name) is set; the api refuses anything
+ * else with 400. */
+typedef struct api_bulk_req {
+	const api_selector *selector;  /* NULL when ids are given */
+	const char *const *ids;        /* n_ids refs of 1..API_ID_MAX bytes (a ref
+	                                  of no valid syntax simply names nothing) */
+	size_t n_ids;
+	int timeout_s;                 /* stop/restart: -1 = backend default */
+	bool force;                    /* delete: running instances too */
+	void *priv_;                   /* api-internal storage; do not touch */
+} api_bulk_req;
+
 /* ------------------------------------------------------------------------ */
 /* Results (filled by the backend, passed to an api_sink)                   */
 /* ------------------------------------------------------------------------ */
@@ -471,6 +488,16 @@ typedef struct api_plan {
 	bool executed;                 /* false for dry runs */
 } api_plan;
 
+/* One instance's outcome in a bulk response. */
+typedef struct api_bulk_item {
+	const char *id;                /* full id; NULL (null) when the key did not resolve */
+	const char *name;              /* NULL (null) likewise */
+	const char *key;               /* the ref as given in "ids"; NULL = omitted (selector) */
+	bool ok;
+	api_code code;                 /* when !ok: the error, as for a single request */
+	const char *message;           /* when !ok */
+} api_bulk_item;
+
 #define API_EVENT_TYPE_MAX 32
 #define API_EVENT_STR_MAX  256
 
@@ -488,6 +515,9 @@ typedef struct api_event {
 	char image[API_REF_MAX + 1];            /* image ref */
 	char digest[API_REF_MAX + 1];           /* image digest */
 	char message[API_EVENT_STR_MAX];        /* free text (last_error, reason) */
+	char action[API_EVENT_TYPE_MAX];        /* bulk.progress: "stop", "delete", ... */
+	bool has_progress;                      /* bulk.progress: done/total/failed set */
+	uint32_t done, total, failed;
 } api_event;
 
 /* ------------------------------------------------------------------------ */
@@ -504,6 +534,9 @@ int api_sink_image(api_sink *s, const api_image *img);
 int api_sink_instance(api_sink *s, const api_instance *inst);
 int api_sink_host(api_sink *s, const api_host *host);
 int api_sink_plan(api_sink *s, const api_plan *plan);
+/* Bulk routes: one item per instance; the api counts "succeeded" and
+ * "failed" from the items. */
+int api_sink_bulk_item(api_sink *s, const api_bulk_item *item);
 /* Set the list's "next" cursor (printable ASCII, <= API_CURSOR_MAX bytes).
  * Not calling it, or passing NULL, gives "next": null. */
 int api_sink_next(api_sink *s, const char *cursor);
@@ -583,6 +616,15 @@ typedef struct api_backend {
 	/* DELETE /v1/instances/{id}: a running instance needs force (else 409). */
 	api_code (*instance_delete)(void *ctx, const char *id, bool force,
 	                            api_status *st);
+	/* Bulk stop/start/restart/delete (API_ACTION_DELETE): resolve the
+	 * selection once, act on every instance in parallel, emit one
+	 * api_sink_bulk_item per instance (and per key that resolved to
+	 * nothing). Per-instance failures are items, not an error: return
+	 * API_OK whenever the request itself was valid. May take as long as
+	 * the slowest instance's operation (a stop: up to timeout_s + ~15 s). */
+	api_code (*instance_bulk)(void *ctx, const api_bulk_req *req,
+	                          api_action action, api_sink *out,
+	                          api_status *st);
 
 	/* GET /v1/instances/{id}/console. open: tail = last N bytes of the
 	 * existing output (UINT64_MAX when not given = all retained output).

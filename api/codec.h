@@ -53,6 +53,13 @@ api_code api_decode_tag_request(const char *body, size_t len,
 /* Empty body or {} or {"timeout_s": 0..3600}; *timeout_s = -1 when absent. */
 api_code api_decode_stop_request(const char *body, size_t len, int *timeout_s,
                                  api_status *st);
+/* Bulk body: {"selector": "k=v"} or {"ids": [..]}, plus "timeout_s"
+ * (allowed when allow_timeout) and "force" (when allow_force). Release
+ * with api_bulk_req_clear. */
+api_code api_decode_bulk_request(const char *body, size_t len,
+                                 bool allow_timeout, bool allow_force,
+                                 api_bulk_req *out, api_status *st);
+void api_bulk_req_clear(api_bulk_req *req);
 /* {"cordoned": bool} (required). */
 api_code api_decode_cordon_request(const char *body, size_t len,
                                    bool *cordoned, api_status *st);
@@ -116,13 +123,15 @@ typedef enum api_sink_kind {
 	API_SINK_INSTANCE,
 	API_SINK_HOST,
 	API_SINK_PLAN,
-	API_SINK_TEXT
+	API_SINK_TEXT,
+	API_SINK_BULK
 } api_sink_kind;
 
 typedef enum api_sink_shape {
 	API_SHAPE_ONE = 0,             /* exactly one object */
 	API_SHAPE_LIST,                /* {"items": [...], "next": ...} */
-	API_SHAPE_ITEMS                /* {"items": [...]} (create) */
+	API_SHAPE_ITEMS,               /* {"items": [...]} (create) */
+	API_SHAPE_BULK                 /* {"items": [...], "succeeded": N, "failed": M} */
 } api_sink_shape;
 
 /* NULL on out of memory. */

@@ -794,6 +794,160 @@ out:
 	return rc;
 }
 
+/* ---- bulk: POST /v1/instances/{stop,start,restart,delete} --------------- */
+
+typedef struct bulk_store {
+	json_t *root;                  /* id strings point into it */
+	const char **ids;
+	api_selector sel;
+} bulk_store;
+
+api_code
+api_decode_bulk_request(const char *body, size_t len, bool allow_timeout,
+                        bool allow_force, api_bulk_req *out,
+                        api_status *st)
+{
+	const char *fields[4] = { "selector", "ids" };
+	size_t n_fields = 2, i;
+	bulk_store *bs;
+	const char *sel_text = NULL;
+	json_t *ids, *v;
+	uint64_t x;
+	api_code rc;
+
+	memset(out, 0, sizeof *out);
+	out->timeout_s = -1;
+	if (allow_timeout)
+		fields[n_fields++] = "timeout_s";
+	if (allow_force)
+		fields[n_fields++] = "force";
+	bs = calloc(1, sizeof *bs);
+	if (bs == NULL)
+		return api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
+	out->priv_ = bs;
+	rc = load_object(body, len, false, &bs->root, st);
+	if (rc != API_OK)
+		goto out;
+	rc = check_fields(bs->root, "", fields, n_fields, st);
+	if (rc != API_OK)
+		goto out;
+	if (allow_timeout) {
+		rc = get_uint(bs->root, "timeout_s", "timeout_s", 0,
+		              API_STOP_TIMEOUT_MAX, 0, &x, st);
+		if (rc != API_OK)
+			goto out;
+		if (member(bs->root, "timeout_s") != NULL)
+			out->timeout_s = (int)x;
+	}
+	if (allow_force) {
+		rc = get_bool(bs->root, "force", false, &out->force, st);
+		if (rc != API_OK)
+			goto out;
+	}
+	rc = get_string(bs->root, "selector", false, &sel_text, st);
+	if (rc != API_OK)
+		goto out;
+	ids = member(bs->root, "ids");
+	if (sel_text != NULL && ids != NULL) {
+		rc = api_status_set(st, API_E_INVALID_FIELD, "ids",
+		                    "give either selector or ids, not both");
+		goto out;
+	}
+	if (sel_text == NULL && ids == NULL) {
+		rc = api_status_set(st, API_E_INVALID_FIELD, "selector",
+		                    "selector or ids is required (a bulk "
+		                    "request never means every instance)");
+		goto out;
+	}
+	if (sel_text != NULL) {
+		if (sel_text[0] == '\0') {
+			rc = api_status_set(st, API_E_INVALID_FIELD, "selector",
+			                    "selector is empty (a bulk request "
+			                    "never means every instance)");
+			goto out;
+		}
+		rc = api_selector_parse(sel_text, &bs->sel, st);
+		if (rc != API_OK)
+			goto out;
+		if (bs->sel.n == 0) {
+			rc = api_status_set(st, API_E_INVALID_FIELD, "selector",
+			                    "selector '%.80s' has no terms (a "
+			                    "bulk request never means every "
+			                    "instance)", sel_text);
+			goto out;
+		}
+		out->selector = &bs->sel;
+		goto out;
+	}
+	if (!json_is_array(ids)) {
+		rc = api_status_set(st, API_E_INVALID_FIELD, "ids",
+		                    "ids must be an array of instance ids or "
+		                    "names");
+		goto out;
+	}
+	if (json_array_size(ids) == 0) {
+		rc = api_status_set(st, API_E_INVALID_FIELD, "ids",
+		                    "ids is empty; give at least one instance");
+		goto out;
+	}
+	if (json_array_size(ids) > API_BULK_IDS_MAX) {
+		rc = api_status_set(st, API_E_INVALID_FIELD, "ids",
+		                    "ids has %zu entries, at most %d allowed",
+		                    json_array_size(ids), API_BULK_IDS_MAX);
+		goto out;
+	}
+	bs->ids = calloc(json_array_size(ids), sizeof *bs->ids);
+	if (bs->ids == NULL) {
+		rc = api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
+		goto out;
+	}
+	json_array_foreach(ids, i, v) {
+		char field[API_FIELD_MAX];
+		snprintf(field, sizeof field, "ids[%zu]", i);
+		if (!json_is_string(v)) {
+			rc = api_status_set(st, API_E_INVALID_FIELD, field,
+			                    "%s must be a string", field);
+			goto out;
+		}
+		/* A ref of valid length but no valid syntax names no
+		 * instance: its item fails with not_found, as the single
+		 * route answers 404 for it. */
+		if (json_string_length(v) == 0 ||
+		    json_string_length(v) > API_ID_MAX ||
+		    strlen(json_string_value(v)) != json_string_length(v)) {
+			rc = api_status_set(st, API_E_INVALID_FIELD, field,
+			                    "%s '%.80s' is not an instance id, id "
+			                    "prefix or name (1..%d bytes)", field,
+			                    json_string_value(v), API_ID_MAX);
+			goto out;
+		}
+		bs->ids[i] = json_string_value(v);
+	}
+	out->ids = bs->ids;
+	out->n_ids = json_array_size(ids);
+out:
+	if (rc != API_OK)
+		api_bulk_req_clear(out);
+	return rc;
+}
+
+void
+api_bulk_req_clear(api_bulk_req *req)
+{
+	bulk_store *bs;
+
+	if (req == NULL)
+		return;
+	bs = req->priv_;
+	if (bs != NULL) {
+		json_decref(bs->root);
+		free(bs->ids);
+		free(bs);
+	}
+	memset(req, 0, sizeof *req);
+	req->timeout_s = -1;
+}
+
 api_code
 api_decode_cordon_request(const char *body, size_t len, bool *cordoned,
                           api_status *st)

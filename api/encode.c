@@ -636,6 +636,33 @@ enc_plan(jw *w, const api_plan *p)
 	jw_close(w, '}');
 }
 
+static void
+enc_bulk_item(jw *w, const api_bulk_item *it)
+{
+	jw_open(w, '{');
+	jw_key(w, "id");
+	jw_str(w, it->id);
+	jw_key(w, "name");
+	jw_str(w, it->name);
+	if (it->key != NULL) {
+		jw_key(w, "key");
+		jw_str(w, it->key);
+	}
+	jw_key(w, "ok");
+	jw_bool(w, it->ok);
+	if (!it->ok) {
+		api_code c = it->code == API_OK ? API_E_INTERNAL : it->code;
+		jw_key(w, "error");
+		jw_open(w, '{');
+		jw_key(w, "code");
+		jw_str(w, api_code_str(c));
+		jw_key(w, "message");
+		jw_str(w, it->message != NULL ? it->message : "");
+		jw_close(w, '}');
+	}
+	jw_close(w, '}');
+}
+
 /* ---- sink --------------------------------------------------------------- */
 
 /* LIST and ITEMS sinks write '{"items":[' up front and close the array in
@@ -645,6 +672,7 @@ struct api_sink {
 	api_sink_shape shape;
 	bool failed;
 	size_t count;
+	size_t n_ok;                   /* BULK: items with ok true */
 	char *next;                    /* LIST cursor or NULL */
 	jw w;
 };
@@ -750,6 +778,17 @@ api_sink_plan(api_sink *s, const api_plan *plan)
 }
 
 int
+api_sink_bulk_item(api_sink *s, const api_bulk_item *item)
+{
+	if (!sink_accepts(s, API_SINK_BULK, item))
+		return -1;
+	enc_bulk_item(&s->w, item);
+	if (item->ok)
+		s->n_ok++;
+	return sink_added(s);
+}
+
+int
 api_sink_next(api_sink *s, const char *cursor)
 {
 	if (s == NULL || s->failed)
@@ -829,6 +868,14 @@ api_sink_finish(api_sink *s, size_t *len)
 		jw_close(&s->w, ']');
 		jw_close(&s->w, '}');
 		return jw_take(&s->w, len);
+	case API_SHAPE_BULK:
+		jw_close(&s->w, ']');
+		jw_key(&s->w, "succeeded");
+		jw_int(&s->w, (int64_t)s->n_ok);
+		jw_key(&s->w, "failed");
+		jw_int(&s->w, (int64_t)(s->count - s->n_ok));
+		jw_close(&s->w, '}');
+		return jw_take(&s->w, len);
 	}
 	return NULL;
 }
@@ -901,6 +948,15 @@ api_encode_event(const api_event *ev, size_t *len)
 	jw_field(&w, "image", ev->image, sizeof ev->image);
 	jw_field(&w, "digest", ev->digest, sizeof ev->digest);
 	jw_field(&w, "message", ev->message, sizeof ev->message);
+	jw_field(&w, "action", ev->action, sizeof ev->action);
+	if (ev->has_progress) {
+		jw_key(&w, "done");
+		jw_int(&w, ev->done);
+		jw_key(&w, "total");
+		jw_int(&w, ev->total);
+		jw_key(&w, "failed");
+		jw_int(&w, ev->failed);
+	}
 	jw_close(&w, '}');
 	jw_raw(&w, "\n\n", 2);
 	return jw_take(&w, len);

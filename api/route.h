@@ -23,6 +23,11 @@ typedef enum api_op {
 	API_OP_INSTANCE_START,
 	API_OP_INSTANCE_RESTART,
 	API_OP_INSTANCE_DELETE,
+	API_OP_BULK_STOP,              /* POST /v1/instances/stop */
+	API_OP_BULK_START,             /* POST /v1/instances/start */
+	API_OP_BULK_RESTART,           /* POST /v1/instances/restart */
+	API_OP_BULK_DELETE,            /* POST /v1/instances/delete */
+	API_OP_BULK_DELETE_QUERY,      /* DELETE /v1/instances?selector= */
 	API_OP_CONSOLE,
 	API_OP_HOST_LIST,
 	API_OP_HOST_GET,

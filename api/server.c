@@ -462,6 +462,14 @@ route_sink(api_op op, api_sink_kind *kind, api_sink_shape *shape, int *status)
 	case API_OP_METRICS:
 		*kind = API_SINK_TEXT;
 		break;
+	case API_OP_BULK_STOP:
+	case API_OP_BULK_START:
+	case API_OP_BULK_RESTART:
+	case API_OP_BULK_DELETE:
+	case API_OP_BULK_DELETE_QUERY:
+		*kind = API_SINK_BULK;
+		*shape = API_SHAPE_BULK;
+		break;
 	case API_OP_IMAGE_DELETE:
 	case API_OP_INSTANCE_DELETE:
 	case API_OP_HOST_DELETE:
@@ -495,6 +503,7 @@ dispatch(api_server *srv, struct MHD_Connection *c, req *r)
 	api_sink_shape shape;
 	api_instance_spec ispec = { 0 };
 	api_host_spec hspec = { 0 };
+	api_bulk_req breq = { 0 };
 	api_page page = { r->q.limit, r->q.after };
 	char ref[API_REF_MAX + 1];
 	void *h = NULL;
@@ -588,6 +597,39 @@ dispatch(api_server *srv, struct MHD_Connection *c, req *r)
 		NEED(instance_delete);
 		rc = be->instance_delete(ctx, r->param, r->q.force, &st);
 		break;
+	case API_OP_BULK_STOP:
+	case API_OP_BULK_START:
+	case API_OP_BULK_RESTART:
+	case API_OP_BULK_DELETE: {
+		api_op op = r->route->op;
+		api_action act = op == API_OP_BULK_STOP ? API_ACTION_STOP :
+		                 op == API_OP_BULK_START ? API_ACTION_START :
+		                 op == API_OP_BULK_RESTART ? API_ACTION_RESTART :
+		                 API_ACTION_DELETE;
+		NEED(instance_bulk);
+		rc = api_decode_bulk_request(
+		        body, r->body_len,
+		        op == API_OP_BULK_STOP || op == API_OP_BULK_RESTART,
+		        op == API_OP_BULK_DELETE, &breq, &st);
+		if (rc == API_OK)
+			rc = be->instance_bulk(ctx, &breq, act, sink, &st);
+		break;
+	}
+	case API_OP_BULK_DELETE_QUERY:
+		NEED(instance_bulk);
+		if (r->q.selector.n == 0) {
+			rc = api_status_set(&st, API_E_INVALID_FIELD, "selector",
+			                    "selector is required and must have "
+			                    "at least one term (a bulk delete "
+			                    "never means every instance)");
+			break;
+		}
+		breq.selector = &r->q.selector;
+		breq.timeout_s = -1;
+		breq.force = r->q.force;
+		rc = be->instance_bulk(ctx, &breq, API_ACTION_DELETE, sink, &st);
+		breq.selector = NULL;
+		break;
 	case API_OP_CONSOLE:
 		NEED(console_open);
 		NEED(console_read);
@@ -668,6 +710,7 @@ dispatch(api_server *srv, struct MHD_Connection *c, req *r)
 out:
 	api_instance_spec_clear(&ispec);
 	api_host_spec_clear(&hspec);
+	api_bulk_req_clear(&breq);
 	if (rc != API_OK) {
 		if (st.code != rc)
 			api_status_set(&st, rc, NULL, "%s", "request failed");

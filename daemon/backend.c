@@ -399,6 +399,65 @@ static api_code be_instance_delete(void *ctx, const char *id, bool force, api_st
     return API_OK;
 }
 
+/* ---- bulk --------------------------------------------------------------- */
+
+static const fleet_bulk_op BULK_MAP[] = {
+    [API_ACTION_STOP] = FLEET_BULK_STOP,
+    [API_ACTION_START] = FLEET_BULK_START,
+    [API_ACTION_RESTART] = FLEET_BULK_RESTART,
+    [API_ACTION_DELETE] = FLEET_BULK_DELETE,
+};
+
+static api_code status_code(fleet_code c)
+{
+    int i = -(int)c;
+    return i >= 0 && i < FLEET_CODES ? CODE_MAP[i] : API_E_INTERNAL;
+}
+
+/* Resolve the selection once (selector through the same match function as
+ * GET /v1/instances, or the keys), run it, one item per instance. */
+static api_code be_instance_bulk(void *ctx, const api_bulk_req *req, api_action action,
+                                 api_sink *out, api_status *st)
+{
+    fleet *f = ctx;
+    fleet_bulk b;
+    fleet_err e;
+    api_code rc = API_OK;
+    int frc;
+
+    if ((unsigned)action >= NELEM(BULK_MAP))
+        return api_status_set(st, API_E_INTERNAL, NULL, "unknown action %d", (int)action);
+    if (req->selector && req->selector->n > 0)
+        frc = fleet_bulk_select(f, selector_matches, (void *)req->selector, &b, &e);
+    else if (req->n_ids > 0)
+        frc = fleet_bulk_keys(f, req->ids, req->n_ids, &b, &e);
+    else
+        return api_status_set(st, API_E_INVALID_FIELD, "selector",
+                              "selector or ids is required");
+    if (frc != FLEET_OK)
+        return status_from(st, &e);
+    frc = fleet_bulk_run(f, BULK_MAP[action], req->timeout_s, req->force, &b, &e);
+    if (frc != FLEET_OK) {
+        fleet_bulk_clear(&b);
+        return status_from(st, &e);
+    }
+    for (size_t i = 0; i < b.n && rc == API_OK; i++) {
+        const fleet_bulk_item *it = &b.items[i];
+        api_bulk_item ai = {
+            .id = it->id[0] ? it->id : NULL,
+            .name = it->id[0] ? it->name : NULL,
+            .key = req->n_ids ? it->key : NULL,
+            .ok = it->err.code == FLEET_OK,
+            .code = status_code(it->err.code),
+            .message = it->err.msg,
+        };
+        if (api_sink_bulk_item(out, &ai) != 0)
+            rc = api_status_set(st, API_E_INTERNAL, NULL, "cannot encode bulk result");
+    }
+    fleet_bulk_clear(&b);
+    return rc;
+}
+
 /* ---- consoles ----------------------------------------------------------- */
 
 static api_code be_console_open(void *ctx, const char *id, uint64_t tail, bool follow,
@@ -908,6 +967,13 @@ static int be_events_next(void *ctx, void *subp, api_event *ev, int timeout_ms)
     copy_field(ev->image, sizeof ev->image, o, "image");
     copy_field(ev->digest, sizeof ev->digest, o, "digest");
     copy_field(ev->message, sizeof ev->message, o, "message");
+    copy_field(ev->action, sizeof ev->action, o, "action");
+    if (json_is_integer(json_object_get(o, "total"))) {
+        ev->has_progress = true;
+        ev->done = (uint32_t)json_integer_value(json_object_get(o, "done"));
+        ev->total = (uint32_t)json_integer_value(json_object_get(o, "total"));
+        ev->failed = (uint32_t)json_integer_value(json_object_get(o, "failed"));
+    }
     json_decref(o);
     free(text);
     return 1;
@@ -970,6 +1036,7 @@ static const api_backend BACKEND = {
     .instance_get = be_instance_get,
     .instance_action = be_instance_action,
     .instance_delete = be_instance_delete,
+    .instance_bulk = be_instance_bulk,
     .console_open = be_console_open,
     .console_read = be_console_read,
     .console_close = be_console_close,

@@ -25,6 +25,7 @@
  *   console.c    console streams of instances
  *   events.c     the event log and its subscribers
  *   metrics.c    counters for /metrics
+ *   bulk.c       stop/start/restart/delete of many instances in parallel
  * Threads and locks: fleet_int.h.
  *
  * Lifecycle of an instance
@@ -232,6 +233,56 @@ int fleet_instance_restart(fleet *f, const char *key, int timeout_s,
                            char id_out[STATE_ID_LEN + 1], fleet_err *e);
 /* Delete; a live instance only with force (destroyed first). */
 int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e);
+
+/* ---- bulk operations (bulk.c) ------------------------------------------ */
+
+/* Stop, start, restart or delete many instances in one call, in parallel.
+ * The selection is resolved once, at the start (fleet_bulk_select or
+ * fleet_bulk_keys); fleet_bulk_run then runs the per-instance operation
+ * above (fleet_instance_stop/start/restart/delete) on each selected
+ * instance on a bounded pool of threads (FLEET_BULK_THREADS at most) and
+ * records each outcome. Progress goes to the event log as "bulk.progress"
+ * events (at most two a second, and one at the end). */
+#define FLEET_BULK_THREADS 32
+
+typedef enum {
+    FLEET_BULK_STOP = 0,
+    FLEET_BULK_START,
+    FLEET_BULK_RESTART,
+    FLEET_BULK_DELETE,
+} fleet_bulk_op;
+
+/* "stop", "start", "restart", "delete"; NULL when out of range. */
+const char *fleet_bulk_op_name(fleet_bulk_op op);
+
+typedef struct {
+    char key[STATE_NAME_MAX + 8];  /* what was asked ("" for a selector) */
+    char id[STATE_ID_LEN + 1];     /* "" when the key did not resolve */
+    char name[STATE_NAME_MAX];
+    fleet_err err;                 /* err.code FLEET_OK: it worked */
+} fleet_bulk_item;
+
+typedef struct {
+    fleet_bulk_item *items;        /* heap; in selection order */
+    size_t n;
+    size_t succeeded, failed;      /* filled by fleet_bulk_run */
+} fleet_bulk;
+
+/* Every instance match() accepts (match must not be NULL: there is no
+ * "everything" by accident). An empty selection is not an error. */
+int fleet_bulk_select(fleet *f, state_inst_match match, void *ctx, fleet_bulk *out,
+                      fleet_err *e);
+/* The instances n keys name (id, id prefix or name). A key that resolves
+ * to nothing becomes an item that failed with its lookup error; a second
+ * key naming an instance already selected is dropped. */
+int fleet_bulk_keys(fleet *f, const char *const *keys, size_t n, fleet_bulk *out,
+                    fleet_err *e);
+/* Run op on every resolved item (timeout_s: stop/restart, < 0 default;
+ * force: delete). Returns FLEET_OK once every item has its outcome, or an
+ * error (threads, memory) with no item acted on. */
+int fleet_bulk_run(fleet *f, fleet_bulk_op op, int timeout_s, bool force, fleet_bulk *b,
+                   fleet_err *e);
+void fleet_bulk_clear(fleet_bulk *b);
 
 /* ---- consoles ---------------------------------------------------------- */
 

@@ -684,6 +684,9 @@ inst_action(void *ctx, const char *id, api_action action, int timeout_s,
 	case API_ACTION_RESTART:
 		in->state = API_STATE_RUNNING;
 		break;
+	case API_ACTION_DELETE:
+		rc = api_status_set(st, API_E_INTERNAL, NULL, "delete is bulk only");
+		goto out;
 	}
 	emit_locked(f, "instance.state", in->id, api_state_str(in->state));
 	emit_instance(in, out, false);
@@ -711,6 +714,108 @@ inst_delete(void *ctx, const char *id, bool force, api_status *st)
 		in->used = false;
 	pthread_mutex_unlock(&f->mu);
 	return rc;
+}
+
+/* Bulk: the selection is resolved first, then each instance is acted on
+ * as the single routes would; one bulk.progress event at the end. */
+static api_code
+inst_bulk(void *ctx, const api_bulk_req *req, api_action action,
+          api_sink *out, api_status *st)
+{
+	fake *f = ctx;
+	fake_instance *sel[FAKE_MAX_INSTANCES];
+	const char *keys[FAKE_MAX_INSTANCES];
+	size_t n = 0, i, j, failed = 0;
+	api_event *ev;
+
+	(void)st;
+	atomic_fetch_add(&f->calls, 1);
+	pthread_mutex_lock(&f->mu);
+	if (req->selector != NULL) {
+		for (i = 0; i < f->n_inst && n < FAKE_MAX_INSTANCES; i++) {
+			fake_instance *in = &f->inst[i];
+			api_kv labels[FAKE_MAX_LABELS];
+			if (!in->used)
+				continue;
+			for (j = 0; j < in->n_labels; j++) {
+				labels[j].key = in->lkey[j];
+				labels[j].value = in->lval[j];
+			}
+			if (!api_selector_match(req->selector, labels, in->n_labels))
+				continue;
+			keys[n] = NULL;
+			sel[n++] = in;
+		}
+	} else {
+		for (i = 0; i < req->n_ids && n < FAKE_MAX_INSTANCES; i++) {
+			fake_instance *in = find_inst(f, req->ids[i]);
+			bool dup = false;
+			for (j = 0; in != NULL && j < n; j++)
+				dup = dup || sel[j] == in;
+			if (dup)
+				continue;
+			keys[n] = req->ids[i];
+			sel[n++] = in;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		fake_instance *in = sel[i];
+		api_bulk_item it = { .key = keys[i], .ok = true };
+		char msg[API_MSG_MAX] = "";
+		if (in == NULL) {
+			it.ok = false;
+			it.code = API_E_NOT_FOUND;
+			snprintf(msg, sizeof msg, "instance '%s' not found", keys[i]);
+		} else {
+			it.id = in->id;
+			it.name = in->name;
+			in->last_timeout = req->timeout_s;
+			switch (action) {
+			case API_ACTION_STOP:
+				in->state = API_STATE_STOPPED;
+				break;
+			case API_ACTION_START:
+				if (in->state == API_STATE_RUNNING) {
+					it.ok = false;
+					it.code = API_E_CONFLICT;
+					snprintf(msg, sizeof msg, "instance '%s' is "
+					         "already running", in->name);
+				}
+				in->state = API_STATE_RUNNING;
+				break;
+			case API_ACTION_RESTART:
+				in->state = API_STATE_RUNNING;
+				break;
+			case API_ACTION_DELETE:
+				if (in->state == API_STATE_RUNNING && !req->force) {
+					it.ok = false;
+					it.code = API_E_CONFLICT;
+					snprintf(msg, sizeof msg, "instance '%s' is "
+					         "running; use force", in->name);
+				}
+				break;
+			}
+		}
+		it.message = msg;
+		if (!it.ok)
+			failed++;
+		api_sink_bulk_item(out, &it);
+		/* after encoding: the item points into the instance */
+		if (it.ok && in != NULL && action == API_ACTION_DELETE)
+			in->used = false;
+	}
+	emit_locked(f, "bulk.progress", NULL, NULL);
+	ev = &f->events[f->n_events - 1];
+	ev->host[0] = '\0';
+	snprintf(ev->action, sizeof ev->action, "%s",
+	         action == API_ACTION_STOP ? "stop" :
+	         action == API_ACTION_START ? "start" :
+	         action == API_ACTION_RESTART ? "restart" : "delete");
+	ev->has_progress = true;
+	ev->done = ev->total = (uint32_t)n;
+	ev->failed = (uint32_t)failed;
+	pthread_mutex_unlock(&f->mu);
+	return API_OK;
 }
 
 /* ---- console ------------------------------------------------------------ */
@@ -1110,6 +1215,7 @@ const api_backend fake_backend = {
 	.instance_get = inst_get,
 	.instance_action = inst_action,
 	.instance_delete = inst_delete,
+	.instance_bulk = inst_bulk,
 	.console_open = con_open,
 	.console_read = con_read,
 	.console_close = con_close,

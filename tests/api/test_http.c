@@ -1046,6 +1046,188 @@ t_events(void **state)
 	wait_streams_closed();
 }
 
+/* Items of a bulk response: n items, the counts, every item's shape. */
+static json_t *
+bulk_ok(const resp *r, size_t n, int succeeded, int failed)
+{
+	json_t *j = parse(r), *it;
+	size_t i;
+
+	if (r->status != 200)
+		print_error("bulk: %ld %s\n", r->status, r->body);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(json_array_size(json_object_get(j, "items")), n);
+	assert_int_equal(json_integer_value(json_object_get(j, "succeeded")), succeeded);
+	assert_int_equal(json_integer_value(json_object_get(j, "failed")), failed);
+	assert_int_equal(json_object_size(j), 3);
+	json_array_foreach(json_object_get(j, "items"), i, it) {
+		json_t *ok = json_object_get(it, "ok");
+		assert_true(json_is_boolean(ok));
+		assert_true(json_object_get(it, "id") != NULL);
+		assert_true(json_object_get(it, "name") != NULL);
+		if (json_is_true(ok)) {
+			assert_true(json_is_string(json_object_get(it, "id")));
+			assert_null(json_object_get(it, "error"));
+		} else {
+			json_t *e = json_object_get(it, "error");
+			assert_true(json_is_string(json_object_get(e, "code")));
+			assert_true(json_is_string(json_object_get(e, "message")));
+		}
+	}
+	return j;
+}
+
+static void
+t_bulk(void **state)
+{
+	static sse s;
+	char path[128], until[64];
+	json_t *j, *it;
+	uint64_t mark;
+	long status = 0;
+	size_t i;
+	resp r;
+
+	(void)state;
+	assert_int_equal(http("POST", "/v1/instances",
+	                      "{\"image\":\"hello\",\"name\":\"bulk\",\"count\":4,"
+	                      "\"labels\":{\"tier\":\"b\"}}", &r), 201);
+	resp_free(&r);
+	assert_int_equal(http("POST", "/v1/instances",
+	                      "{\"image\":\"hello\",\"name\":\"keep\","
+	                      "\"labels\":{\"tier\":\"k\"}}", &r), 201);
+	resp_free(&r);
+	mark = fake_emit(F, "instance.state", NULL, "mark");
+
+	/* stop by selector: every match, nothing else */
+	http("POST", "/v1/instances/stop", "{\"selector\":\"tier=b\",\"timeout_s\":3}", &r);
+	j = bulk_ok(&r, 4, 4, 0);
+	json_array_foreach(json_object_get(j, "items"), i, it) {
+		assert_int_equal(strncmp(jget_str(it, "name"), "bulk-", 5), 0);
+		assert_int_equal(strlen(jget_str(it, "id")), 12);
+		assert_null(json_object_get(it, "key")); /* selector: no keys */
+	}
+	json_decref(j);
+	resp_free(&r);
+	assert_int_equal(http("GET", "/v1/instances/keep", NULL, &r), 200);
+	j = parse(&r);
+	assert_string_equal(jget_str(j, "state"), "pending");
+	json_decref(j);
+	resp_free(&r);
+
+	/* progress reached /v1/events with its numbers */
+	memset(&s, 0, sizeof s);
+	snprintf(path, sizeof path, "/v1/events?since=%llu", (unsigned long long)mark);
+	snprintf(until, sizeof until, "\"failed\":0}");
+	s.until = until;
+	assert_int_equal(sse_get(path, NULL, &s, &status), CURLE_WRITE_ERROR);
+	assert_non_null(strstr(s.buf, "event: bulk.progress\n"));
+	assert_non_null(strstr(s.buf, "\"action\":\"stop\",\"done\":4,\"total\":4,\"failed\":0}"));
+
+	/* start by list: an unknown key fails alone, a repeat is dropped */
+	http("POST", "/v1/instances/start",
+	     "{\"ids\":[\"bulk-1\",\"nope-x\",\"bulk-2\",\"bulk-1\",\"NOT/valid\"]}", &r);
+	j = bulk_ok(&r, 4, 2, 2);
+	it = json_array_get(json_object_get(j, "items"), 1);
+	assert_false(json_is_true(json_object_get(it, "ok")));
+	assert_true(json_is_null(json_object_get(it, "id")));
+	assert_true(json_is_null(json_object_get(it, "name")));
+	assert_string_equal(jget_str(it, "key"), "nope-x");
+	assert_string_equal(jget_str(json_object_get(it, "error"), "code"), "not_found");
+	assert_non_null(strstr(jget_str(json_object_get(it, "error"), "message"), "nope-x"));
+	it = json_array_get(json_object_get(j, "items"), 0);
+	assert_true(json_is_true(json_object_get(it, "ok")));
+	assert_string_equal(jget_str(it, "key"), "bulk-1");
+	assert_string_equal(jget_str(it, "name"), "bulk-1");
+	it = json_array_get(json_object_get(j, "items"), 3);
+	assert_string_equal(jget_str(it, "key"), "NOT/valid");
+	assert_string_equal(jget_str(json_object_get(it, "error"), "code"), "not_found");
+	json_decref(j);
+	resp_free(&r);
+
+	/* restart (timeout allowed), then a delete without force: the running
+	 * ones fail with conflict, the stopped ones go */
+	http("POST", "/v1/instances/restart", "{\"ids\":[\"bulk-1\"],\"timeout_s\":0}", &r);
+	json_decref(bulk_ok(&r, 1, 1, 0));
+	resp_free(&r);
+	http("POST", "/v1/instances/delete", "{\"selector\":\"tier=b\"}", &r);
+	j = bulk_ok(&r, 4, 2, 2);
+	json_array_foreach(json_object_get(j, "items"), i, it) {
+		if (!json_is_true(json_object_get(it, "ok")))
+			assert_string_equal(jget_str(json_object_get(it, "error"), "code"),
+			                    "conflict");
+	}
+	json_decref(j);
+	resp_free(&r);
+	/* the query form with force takes the rest */
+	http("DELETE", "/v1/instances?selector=tier%3Db&force=true", NULL, &r);
+	json_decref(bulk_ok(&r, 2, 2, 0));
+	resp_free(&r);
+	http("DELETE", "/v1/instances?selector=tier%3Db&force=true", NULL, &r);
+	json_decref(bulk_ok(&r, 0, 0, 0)); /* nothing matches: not an error */
+	resp_free(&r);
+	assert_int_equal(http("GET", "/v1/instances/keep", NULL, &r), 200);
+	resp_free(&r);
+
+	/* an empty selection is never "everything" */
+	http("POST", "/v1/instances/stop", "{}", &r);
+	expect_error(&r, 400, "invalid_field", "selector");
+	resp_free(&r);
+	http("POST", "/v1/instances/stop", NULL, &r);
+	expect_error(&r, 400, "bad_request", NULL);
+	resp_free(&r);
+	http("POST", "/v1/instances/delete", "{\"selector\":\"\",\"force\":true}", &r);
+	expect_error(&r, 400, "invalid_field", "selector");
+	resp_free(&r);
+	http("POST", "/v1/instances/stop", "{\"selector\":null,\"ids\":null}", &r);
+	expect_error(&r, 400, "invalid_field", "selector");
+	resp_free(&r);
+	http("POST", "/v1/instances/start", "{\"ids\":[]}", &r);
+	expect_error(&r, 400, "invalid_field", "ids");
+	resp_free(&r);
+	http("DELETE", "/v1/instances", NULL, &r);
+	expect_error(&r, 400, "invalid_field", "selector");
+	resp_free(&r);
+	http("DELETE", "/v1/instances?selector=&force=true", NULL, &r);
+	expect_error(&r, 400, "invalid_field", "selector");
+	resp_free(&r);
+	/* other malformed requests */
+	http("POST", "/v1/instances/stop", "{\"selector\":\"a=b\",\"ids\":[\"x1\"]}", &r);
+	expect_error(&r, 400, "invalid_field", "ids");
+	resp_free(&r);
+	http("POST", "/v1/instances/stop", "{\"selector\":\"a==b\"}", &r);
+	expect_error(&r, 400, "invalid_field", "selector");
+	resp_free(&r);
+	http("POST", "/v1/instances/stop", "{\"ids\":[\"web-2\",7]}", &r);
+	expect_error(&r, 400, "invalid_field", "ids[1]");
+	resp_free(&r);
+	http("POST", "/v1/instances/stop", "{\"ids\":\"web-2\"}", &r);
+	expect_error(&r, 400, "invalid_field", "ids");
+	resp_free(&r);
+	http("POST", "/v1/instances/start", "{\"ids\":[\"web-2\"],\"timeout_s\":3}", &r);
+	expect_error(&r, 400, "invalid_field", "timeout_s");
+	resp_free(&r);
+	http("POST", "/v1/instances/stop", "{\"ids\":[\"web-2\"],\"force\":true}", &r);
+	expect_error(&r, 400, "invalid_field", "force");
+	resp_free(&r);
+	http("POST", "/v1/instances/stop", "{\"ids\":[\"web-2\"],\"timeout_s\":3601}", &r);
+	expect_error(&r, 400, "invalid_field", "timeout_s");
+	resp_free(&r);
+	http("DELETE", "/v1/instances?selector=a%3Db&limit=5", NULL, &r);
+	expect_error(&r, 400, "invalid_field", "limit");
+	resp_free(&r);
+
+	/* the bulk paths do not hide instances named like them */
+	http("GET", "/v1/instances/stop", NULL, &r);
+	expect_error(&r, 404, "not_found", "id");
+	resp_free(&r);
+	http("PUT", "/v1/instances/stop", NULL, &r);
+	expect_error(&r, 405, "method_not_allowed", NULL);
+	assert_string_equal(r.allow, "POST, GET, DELETE");
+	resp_free(&r);
+	wait_streams_closed();
+}
+
 static void
 t_console(void **state)
 {
@@ -1302,6 +1484,7 @@ main(void)
 		cmocka_unit_test(t_routing),
 		cmocka_unit_test(t_images),
 		cmocka_unit_test(t_instances),
+		cmocka_unit_test(t_bulk),
 		cmocka_unit_test(t_hosts),
 		cmocka_unit_test(t_error_codes),
 		cmocka_unit_test(t_body_limit_unread),

@@ -148,6 +148,21 @@ t_match(void **state)
 	assert_non_null(r);
 	assert_int_equal(r->op, API_OP_INSTANCE_STOP);
 	assert_string_equal(param, "web-1");
+	/* bulk paths: a POST there is the bulk call, other methods still
+	 * reach the instance of that name */
+	r = api_route_match("POST", "/v1/instances/stop", param, sizeof param,
+	                    &known, allow, sizeof allow);
+	assert_non_null(r);
+	assert_int_equal(r->op, API_OP_BULK_STOP);
+	r = api_route_match("GET", "/v1/instances/delete", param, sizeof param,
+	                    &known, allow, sizeof allow);
+	assert_non_null(r);
+	assert_int_equal(r->op, API_OP_INSTANCE_GET);
+	assert_string_equal(param, "delete");
+	r = api_route_match("DELETE", "/v1/instances", param, sizeof param,
+	                    &known, allow, sizeof allow);
+	assert_non_null(r);
+	assert_int_equal(r->op, API_OP_BULK_DELETE_QUERY);
 	r = api_route_match("PUT", "/v1/hosts/h1", param, sizeof param, &known,
 	                    allow, sizeof allow);
 	assert_null(r);
