@@ -556,6 +556,8 @@ struct cli_http_watch {
     cli_buf url;
     int got_data;  /* event data seen since the last wait() */
     int done;      /* transfer finished */
+    cli_http_watch_fn on_data;  /* optional: every byte received */
+    void *arg;
 };
 
 static size_t watch_cb(char *p, size_t sz, size_t n, void *arg)
@@ -565,6 +567,8 @@ static size_t watch_cb(char *p, size_t sz, size_t n, void *arg)
     /* Anything but a keepalive comment carries "data:" lines. */
     if (memmem(p, len, "data:", 5))
         w->got_data = 1;
+    if (w->on_data)
+        w->on_data(w->arg, p, len);
     return len;
 }
 
@@ -587,6 +591,14 @@ cli_http_watch *cli_http_watch_open(cli_ctx *ctx, const char *path)
     curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, w);
     curl_multi_add_handle(w->multi, w->easy);
     return w;
+}
+
+void cli_http_watch_on_data(cli_http_watch *w, cli_http_watch_fn fn, void *arg)
+{
+    if (w) {
+        w->on_data = fn;
+        w->arg = arg;
+    }
 }
 
 int cli_http_watch_wait(cli_http_watch *w, long timeout_ms)

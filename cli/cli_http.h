@@ -70,6 +70,10 @@ cli_http_watch *cli_http_watch_open(cli_ctx *ctx, const char *path);
  * last call, 0 on timeout, -1 when the stream ended or failed (the caller
  * may keep polling on a timer). */
 int cli_http_watch_wait(cli_http_watch *w, long timeout_ms);
+/* Also hand every received byte of the stream to fn (called from
+ * cli_http_watch_wait, in pieces that may split lines). */
+typedef void (*cli_http_watch_fn)(void *arg, const char *data, size_t len);
+void cli_http_watch_on_data(cli_http_watch *w, cli_http_watch_fn fn, void *arg);
 void cli_http_watch_free(cli_http_watch *w);
 
 #endif

@@ -8,6 +8,7 @@
 #include "cmd.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -839,9 +840,10 @@ static const char action_help[] =
     "       shoal rm [-f] ID|NAME... | -l SELECTOR\n"
     "\n"
     "Act on instances given by name, id or unique id prefix, or on every\n"
-    "instance whose labels match a selector. Prints each instance acted on;\n"
-    "failures are reported one by one and the first failure sets the exit\n"
-    "status.\n"
+    "instance whose labels match a selector, in one request that shoald runs\n"
+    "in parallel (up to 32 at once). Prints each instance acted on; failures\n"
+    "are reported one by one and the first failure sets the exit status. On\n"
+    "a terminal, a progress line (done/total) shows while it runs.\n"
     "\n"
     "Options:\n"
     "  -l, --selector SEL     every instance matching SEL (k=v, k!=v, k, !k)\n"
@@ -908,68 +910,169 @@ int inst_target_parse(const char *verb, int argc, char **argv,
     return CLI_OK;
 }
 
-/* Apply o->verb to one instance; print label on success. */
-static int act_one(cli_ctx *ctx, const struct inst_target_opts *o,
-                   const char *id, const char *label)
+/* One bulk request for the whole selection (POST /v1/instances/{verb};
+ * rm is "delete"), so shoald runs it in parallel. */
+static json_t *bulk_body(const struct inst_target_opts *o)
 {
-    int rc = CLI_EFAIL;
-    cli_buf path = {0};
-    json_t *body = NULL;
-    cli_buf_puts(&path, "/v1/instances/");
-    cli_buf_escape(&path, id);
-    if (!strcmp(o->verb, "rm")) {
-        if (o->force)
-            cli_buf_puts(&path, "?force=true");
-        rc = cli_http_json(ctx, "DELETE", cli_buf_str(&path), NULL, NULL);
+    json_t *body = json_object();
+    if (o->selector) {
+        json_object_set_new(body, "selector", json_string(o->selector));
     } else {
-        cli_buf_printf(&path, "/%s", o->verb);
-        if (o->timeout_s >= 0)
-            body = json_pack("{s:I}", "timeout_s", (json_int_t)o->timeout_s);
-        rc = cli_http_json(ctx, "POST", cli_buf_str(&path), body, NULL);
+        json_t *ids = json_array();
+        for (int i = 0; i < o->ntargets; i++)
+            json_array_append_new(ids, json_string(o->targets[i]));
+        json_object_set_new(body, "ids", ids);
     }
-    if (rc == CLI_OK)
-        printf("%s\n", label);
-    cli_buf_free(&path);
-    json_decref(body);
+    if (o->timeout_s >= 0)
+        json_object_set_new(body, "timeout_s", json_integer(o->timeout_s));
+    if (o->force)
+        json_object_set_new(body, "force", json_true());
+    return body;
+}
+
+struct bulk_call {
+    cli_ctx *ctx;
+    const char *path;
+    json_t *body, *resp;
+    int rc;
+    volatile int finished;
+};
+
+static void *bulk_thread(void *arg)
+{
+    struct bulk_call *c = arg;
+    c->rc = cli_http_json(c->ctx, "POST", c->path, c->body, &c->resp);
+    __atomic_store_n(&c->finished, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* TTY progress: the bulk.progress events of this action on /v1/events
+ * (opened just before the request, so only events from now on count). */
+struct bulk_progress {
+    const char *action;
+    cli_buf line;     /* partial SSE line */
+    int shown;
+};
+
+static void progress_line(struct bulk_progress *p, const char *l)
+{
+    json_t *ev;
+    if (strncmp(l, "data: ", 6) != 0 || !strstr(l, "bulk.progress"))
+        return;
+    if (!(ev = json_loads(l + 6, 0, NULL)))
+        return;
+    const char *type = cli_jstr(ev, "type"), *act = cli_jstr(ev, "action");
+    if (type && act && !strcmp(type, "bulk.progress") && !strcmp(act, p->action)) {
+        fprintf(stderr, "\r%s: %lld/%lld done, %lld failed\033[K", p->action,
+                (long long)json_integer_value(json_object_get(ev, "done")),
+                (long long)json_integer_value(json_object_get(ev, "total")),
+                (long long)json_integer_value(json_object_get(ev, "failed")));
+        fflush(stderr);
+        p->shown = 1;
+    }
+    json_decref(ev);
+}
+
+static void progress_cb(void *arg, const char *data, size_t len)
+{
+    struct bulk_progress *p = arg;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n') {
+            progress_line(p, cli_buf_str(&p->line));
+            p->line.len = 0;
+            if (p->line.data)
+                p->line.data[0] = 0;
+        } else {
+            cli_buf_append(&p->line, &data[i], 1);
+        }
+    }
+}
+
+/* The request, with a progress line on a TTY while it runs. */
+static int bulk_request(cli_ctx *ctx, const char *path, const char *action, json_t *body,
+                        json_t **resp)
+{
+    struct bulk_call c = {.ctx = ctx, .path = path, .body = body};
+    struct bulk_progress p = {.action = action};
+    cli_http_watch *w = NULL;
+    pthread_t th;
+
+    if (!ctx->tty_err || !(w = cli_http_watch_open(ctx, "/v1/events")) ||
+        pthread_create(&th, NULL, bulk_thread, &c) != 0) {
+        cli_http_watch_free(w);
+        int rc = cli_http_json(ctx, "POST", path, body, resp);
+        return rc;
+    }
+    cli_http_watch_on_data(w, progress_cb, &p);
+    while (!__atomic_load_n(&c.finished, __ATOMIC_ACQUIRE)) {
+        if (cli_http_watch_wait(w, 200) < 0)
+            usleep(200 * 1000);
+    }
+    pthread_join(th, NULL);
+    cli_http_watch_free(w);
+    cli_buf_free(&p.line);
+    if (p.shown) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+    *resp = c.resp;
+    return c.rc;
+}
+
+/* Print each instance acted on (the name, or the ref as given), report
+ * each failure by instance; the first failure sets the exit status. */
+static int bulk_report(const struct inst_target_opts *o, json_t *resp)
+{
+    int rc = CLI_OK;
+    size_t i;
+    json_t *it, *items = json_object_get(resp, "items");
+    if (!json_is_array(items)) {
+        cli_err("the server sent no items");
+        return CLI_EFAIL;
+    }
+    if (o->selector && json_array_size(items) == 0)
+        cli_err("no instances match selector '%s'", o->selector);
+    json_array_foreach(items, i, it)
+    {
+        const char *label = cli_jstr(it, "key");
+        if (!label)
+            label = cli_jstr(it, "name");
+        if (!label)
+            label = cli_jstr(it, "id");
+        if (!label)
+            label = "?";
+        if (json_is_true(json_object_get(it, "ok"))) {
+            printf("%s\n", label);
+            continue;
+        }
+        json_t *e = json_object_get(it, "error");
+        const char *code = cli_jstr(e, "code"), *msg = cli_jstr(e, "message");
+        cli_err("%s: %s", label, msg && *msg ? msg : code ? code : "failed");
+        int st = cli_status_from_http(0, code);
+        if (rc == CLI_OK)
+            rc = st == CLI_OK ? CLI_EFAIL : st;
+    }
+    fflush(stdout);
     return rc;
 }
 
 int inst_action(cli_ctx *ctx, int argc, char **argv)
 {
     struct inst_target_opts o;
-    json_t *items = NULL;
+    json_t *body = NULL, *resp = NULL;
     cli_buf path = {0};
     int rc = inst_target_parse(argv[0], argc, argv, &o);
     if (rc != CLI_OK)
         goto out;
-    if (o.selector) {
-        cli_buf_puts(&path, "/v1/instances?limit=1000&selector=");
-        cli_buf_escape(&path, o.selector);
-        rc = cli_http_list(ctx, cli_buf_str(&path), &items);
-        if (rc != CLI_OK)
-            goto out;
-        if (json_array_size(items) == 0)
-            cli_err("no instances match selector '%s'", o.selector);
-        size_t i;
-        json_t *it;
-        json_array_foreach(items, i, it)
-        {
-            const char *id = cli_jstr(it, "id"), *name = cli_jstr(it, "name");
-            if (!id)
-                continue;
-            int r = act_one(ctx, &o, id, name ? name : id);
-            if (r != CLI_OK && rc == CLI_OK)
-                rc = r;
-        }
-    } else {
-        for (int i = 0; i < o.ntargets; i++) {
-            int r = act_one(ctx, &o, o.targets[i], o.targets[i]);
-            if (r != CLI_OK && rc == CLI_OK)
-                rc = r;
-        }
-    }
+    const char *action = !strcmp(o.verb, "rm") ? "delete" : o.verb;
+    cli_buf_printf(&path, "/v1/instances/%s", action);
+    body = bulk_body(&o);
+    rc = bulk_request(ctx, cli_buf_str(&path), action, body, &resp);
+    if (rc == CLI_OK)
+        rc = bulk_report(&o, resp);
 out:
-    json_decref(items);
+    json_decref(body);
+    json_decref(resp);
     cli_buf_free(&path);
     return rc == CLI_DONE ? CLI_OK : rc;
 }
