@@ -165,15 +165,20 @@ api_code api_status_set(api_status *st, api_code code, const char *field,
 const char *api_code_str(api_code code);
 int api_code_http(api_code code);
 
-/* Instance names (api/validate.c). An instance is looked up by id, unique
- * id prefix or name, so a name made only of [0-9a-f] could be taken for an
- * id: such names are refused when an instance is created.
- * api_name_all_hex: s is non-empty and only [0-9a-f].
+/* Instance names (api/validate.c). An instance is looked up by id (12
+ * lowercase hex digits), then by unique id prefix (4 or more of them), then
+ * by name, so a name that could be an id or an id prefix would be hidden by
+ * one: such names are refused when an instance is created. Shorter or
+ * longer all-hex names ("db", "c1") can never be taken for an id.
+ * api_name_like_id: s is API_INSTANCE_PREFIX_MIN..API_INSTANCE_ID_LEN
+ * characters, all [0-9a-f].
  * api_check_instance_name: the name of POST /v1/instances (the NAME of
  * NAME-1..NAME-N when count > 1): the name rule, room for the -N suffix, not
- * all hex. API_OK, or API_E_INVALID_FIELD on field "name" with a message
+ * like an id. API_OK, or API_E_INVALID_FIELD on field "name" with a message
  * quoting the name and saying why. */
-bool api_name_all_hex(const char *s);
+#define API_INSTANCE_ID_LEN     12
+#define API_INSTANCE_PREFIX_MIN 4
+bool api_name_like_id(const char *s);
 api_code api_check_instance_name(const char *name, uint32_t count,
                                  api_status *st);
 

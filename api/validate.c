@@ -71,17 +71,17 @@ api_valid_name(const char *s)
 /* Only [0-9a-f]: what an instance id (12 of them) or an id prefix looks
  * like. */
 bool
-api_name_all_hex(const char *s)
+api_name_like_id(const char *s)
 {
 	size_t i;
 
-	if (s == NULL || s[0] == '\0')
+	if (s == NULL)
 		return false;
 	for (i = 0; s[i] != '\0'; i++) {
 		if (!is_hex((unsigned char)s[i]))
 			return false;
 	}
-	return true;
+	return i >= API_INSTANCE_PREFIX_MIN && i <= API_INSTANCE_ID_LEN;
 }
 
 static int
@@ -107,12 +107,13 @@ api_check_instance_name(const char *name, uint32_t count, api_status *st)
 		                      "[a-z0-9][a-z0-9_.-]{0,62}%s)",
 		                      name != NULL ? name : "",
 		                      suffix ? ", including the -N suffix" : "");
-	if (api_name_all_hex(name))
+	if (api_name_like_id(name))
 		return api_status_set(st, API_E_INVALID_FIELD, "name",
-		                      "name '%s' is only hex digits [0-9a-f]: it "
+		                      "name '%s' is %d to %d hex digits [0-9a-f]: it "
 		                      "could be mistaken for an instance id or id "
 		                      "prefix; use at least one other character "
-		                      "(g-z, '-', '_' or '.')", name);
+		                      "(g-z, '-', '_' or '.')", name,
+		                      API_INSTANCE_PREFIX_MIN, API_INSTANCE_ID_LEN);
 	return API_OK;
 }
 

@@ -460,18 +460,17 @@ t_validators(void **state)
 	assert_false(api_valid_env_key("1X"));
 }
 
-/* Instance names that are only hex digits could be taken for an instance
- * id (or id prefix) and are refused, saying so and quoting the name. */
+/* Instance names of 4 to 12 hex digits could be taken for an instance id
+ * (or id prefix) and are refused, saying so and quoting the name. */
 static void
 t_instance_name(void **state)
 {
 	static const char *const hex[] = {
-		"72f609", "3f9a1c2b7d4e", "0", "a", "deadbeef", "0123456789abcdef",
-		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"72f609", "3f9a1c2b7d4e", "cafe", "deadbeef", "0123",
 	};
 	static const char *const ok[] = {
 		"web", "72f609-a", "72f60g", "3f9a1c2b7d4e.old", "a_b", "g", "0x1",
-		"cafe-1",
+		"cafe-1", "db", "c1", "abc", "0", "3f9a1c2b7d4e0", "0123456789abcdef",
 	};
 	api_status st;
 
@@ -479,7 +478,7 @@ t_instance_name(void **state)
 	for (size_t i = 0; i < sizeof hex / sizeof hex[0]; i++) {
 		char quoted[API_NAME_MAX + 3];
 
-		assert_true(api_name_all_hex(hex[i]));
+		assert_true(api_name_like_id(hex[i]));
 		memset(&st, 0, sizeof st);
 		assert_int_equal(api_check_instance_name(hex[i], 1, &st),
 		                 API_E_INVALID_FIELD);
@@ -496,15 +495,15 @@ t_instance_name(void **state)
 	                 API_E_INVALID_FIELD);
 	assert_non_null(strstr(st.message, "instance id"));
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-		assert_false(api_name_all_hex(ok[i]));
+		assert_false(api_name_like_id(ok[i]));
 		memset(&st, 0, sizeof st);
 		if (api_check_instance_name(ok[i], 1, &st) != API_OK)
 			fail_msg("name %s refused: %s", ok[i], st.message);
 		assert_int_equal(api_check_instance_name(ok[i], 10, &st), API_OK);
 	}
-	assert_false(api_name_all_hex(""));
-	assert_false(api_name_all_hex(NULL));
-	assert_false(api_name_all_hex("ABC"));     /* ids are lowercase */
+	assert_false(api_name_like_id(""));
+	assert_false(api_name_like_id(NULL));
+	assert_false(api_name_like_id("ABCD"));    /* ids are lowercase */
 	/* the plain name rule and the -N suffix still apply */
 	assert_int_equal(api_check_instance_name("Web", 1, &st), API_E_INVALID_FIELD);
 	assert_non_null(strstr(st.message, "'Web'"));
