@@ -265,6 +265,25 @@ static int exec(sqlite3 *db, const char *sql, img_err *err)
     return 0;
 }
 
+/* Switching a new database to WAL takes an exclusive lock, and SQLite
+ * answers "database is locked" at once, without its busy handler, when
+ * several processes open a fresh file together (seen 6 times in 30 with 4
+ * processes): retry until the busy timeout. */
+static int set_wal(sqlite3 *db, int timeout_ms, img_err *err)
+{
+    const char *sql = "PRAGMA journal_mode = WAL";
+    int rc;
+    for (int waited = 0;; waited += 5) {
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        if (waited >= timeout_ms)
+            break;
+        nanosleep(&(struct timespec){ 0, 5 * 1000000L }, NULL);
+    }
+    return rc == SQLITE_OK ? 0 : img_fail_db(err, db, rc, sql);
+}
+
 static void conn_free(img_conn *c)
 {
     if (!c)
@@ -333,7 +352,7 @@ static int conn_open(img_store *s, img_conn **out, img_err *err)
     /* 64 KiB pages (only takes effect on a new database, before WAL): chunks
        are mostly overflow pages, and big pages mean few of them. */
     if (exec(c->db, "PRAGMA page_size = 65536", err) != 0 ||
-        exec(c->db, "PRAGMA journal_mode = WAL", err) != 0 ||
+        set_wal(c->db, s->o.busy_timeout_ms, err) != 0 ||
         exec(c->db, "PRAGMA synchronous = NORMAL", err) != 0 ||
         exec(c->db, "PRAGMA foreign_keys = ON", err) != 0 ||
         exec(c->db, "PRAGMA cache_size = -2048", err) != 0 ||

@@ -185,8 +185,10 @@ static void test_processes_at_once(void **state)
             close(go[1]);
             if (read(go[0], &c, 1) != 1)
                 _exit(2);
-            if (img_store_open(db, &o, &s, &e) != 0)
+            if (img_store_open(db, &o, &s, &e) != 0) {
+                fprintf(stderr, "child %d: open: %s\n", i, e.msg);
                 _exit(3);
+            }
             const char *colon = strchr(names[i], ':');
             char name[32];
             snprintf(name, sizeof name, "%.*s", colon ? (int)(colon - names[i]) : 16, names[i]);
