@@ -4,6 +4,7 @@
 #include "clock.h"
 
 #include <string.h>
+#include <shoal.h>
 
 #include "acpi.h"
 #include "kern.h"
@@ -11,10 +12,13 @@
 #include "../arch/x86_64/cpu.h"
 
 #define PIT_HZ       1193182u
+#define PIT_CH0      0x40
 #define PIT_CH2      0x42
 #define PIT_CMD      0x43
 #define PIT_GATE     0x61         /* bit 0: ch2 gate, bit 1: speaker, bit 5: ch2 out */
 #define PIT_CH2_MODE0 0xB0        /* channel 2, lo/hi byte, mode 0, binary */
+#define PIT_CH0_MODE0 0x30        /* channel 0, lo/hi byte, mode 0, binary */
+#define CLOCK_LEGACY_SLICE_NS 1000000000ull   /* shoal.tickless=0: the old slice */
 
 #define KVM_FEATURE_CLOCKSOURCE2 (1u << 3)
 #define CPUID1_ECX_HYPERVISOR    (1u << 31)
@@ -176,18 +180,52 @@ uint64_t clock_monotonic_ns(void)
     return clock_tsc_to_ns(cpu_rdtsc() - kern_boot_tsc);
 }
 
+/*
+ * Stop PIT channel 0 (issue 13, "idle guests cost nearly nothing").
+ * The firmware leaves it as QEMU resets it: mode 3, count 65536, a square
+ * wave at 18.2 Hz. Its interrupt never reaches us (qboot leaves LVT0
+ * masked and we route no I/O APIC pin for IRQ0), but QEMU emulates the
+ * counter with a host timer that fires at every edge of the output: the
+ * main loop of an idle guest woke ~37 times a second for nothing, 0.2% of
+ * a CPU per idle guest under TCG (KVM's in-kernel PIT does the same with a
+ * host hrtimer). Mode 0 (interrupt on terminal count) is one-shot: after
+ * the count runs out once the counter stays quiet until the next count
+ * write, which never comes. The count (1: it runs out at once, before the
+ * guest halts) is needed as well: QEMU and KVM reprogram their timer on a
+ * count write, not on the control word alone. Nothing here uses channel
+ * 0; the TSC measurement uses channel 2, which has no timer behind it.
+ */
+static void pit_ch0_stop(void)
+{
+    outb(PIT_CMD, PIT_CH0_MODE0);
+    outb(PIT_CH0, 1);
+    outb(PIT_CH0, 0);
+}
+
+/* shoal.tickless=0: behave as before issue 13 (PIT channel 0 left running,
+ * sleeps sliced at 1 s). Only the idle benchmark's baseline and the
+ * regression test's self-check use it (tests/bench/guest/bench_idle.sh). */
+static int clock_legacy;
+
 /* Halt until the TSC reaches deadline or ready() (may be NULL) says so,
- * one armed local APIC halt at a time. The first sleep brings up the APIC
- * and the power button. Every wakeup checks the button and ready(); sleeps
- * are cut into power-button slices (acpi_slice_ns: 1 s, or 100 ms without
- * the SCI), so even a wakeup lost by a device costs at most one slice.
- * Without an APIC: a busy wait. Returns 1 if ready, 0 at the deadline. */
+ * one armed local APIC halt at a time. The first sleep (the first time the
+ * guest goes idle) brings up the APIC and the power button and stops the
+ * PIT: done here, not in clock_init, to keep the exits off the boot path.
+ * Every wakeup checks the button and ready(). Nothing wakes an idle guest
+ * but the deadline, a device or the SCI: sleeps are cut only into long
+ * slices (acpi_slice_ns: 60 s with the SCI, 100 ms without), a net under
+ * wakeups lost by a device model. Without an APIC: a busy wait. Returns 1
+ * if ready, 0 at the deadline. */
 static int clock_sleep_until(uint64_t deadline, int (*ready)(void))
 {
     static int tried, have_apic;
     int r = 0;
     if (!tried) {                     /* first sleep: bring the APIC up */
         tried = 1;
+        const char *t = shoal_param("tickless");
+        clock_legacy = t && strcmp(t, "0") == 0;
+        if (!clock_legacy)
+            pit_ch0_stop();
         have_apic = apic_init(clock_hz) == 0;
         acpi_init();                  /* only sleepers can notice the button */
     }
@@ -200,7 +238,10 @@ static int clock_sleep_until(uint64_t deadline, int (*ready)(void))
     for (;;) {
         uint64_t now = cpu_rdtsc(), wake = deadline;
         /* Sleep in slices so the power button is noticed (acpi.h). */
-        uint64_t slice = cpu_muldiv(acpi_slice_ns(), clock_hz, 1000000000ull);
+        uint64_t slice_ns = acpi_slice_ns();
+        if (clock_legacy && slice_ns > CLOCK_LEGACY_SLICE_NS)
+            slice_ns = CLOCK_LEGACY_SLICE_NS;
+        uint64_t slice = cpu_muldiv(slice_ns, clock_hz, 1000000000ull);
         acpi_poll();
         if (ready && (r = ready()) != 0)
             break;

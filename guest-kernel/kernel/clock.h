@@ -41,13 +41,14 @@ uint64_t clock_tsc_to_ns(uint64_t ticks);
 uint64_t clock_realtime_ns(void);
 
 /* Halt the CPU for at least ns nanoseconds (local APIC timer; the first
- * sleep enables the APIC and the ACPI power button). */
+ * sleep enables the APIC and the ACPI power button and stops PIT channel
+ * 0, so that nothing periodic wakes an idle guest; see clock.c). */
 void clock_sleep_ns(uint64_t ns);
 
 /* Halt for up to ns nanoseconds, returning early once ready() is non-zero.
  * ready() is called before the first hlt and after every wakeup: a device
  * interrupt (IDT_VEC_DEVICE), or at the latest the next power-button slice
- * (acpi_slice_ns: 1 s, or 100 ms without the SCI), so even a wakeup lost
+ * (acpi_slice_ns: 60 s, or 100 ms without the SCI), so even a wakeup lost
  * by the device costs at most one slice. Returns 1 if ready, 0 if the time
  * ran out. Every sleep also acts on the power button (acpi_poll). */
 int clock_sleep_ready_ns(uint64_t ns, int (*ready)(void));

@@ -23,6 +23,10 @@
 #define LVT_TSC_DEADLINE 0x40000u   /* timer mode bits 18:17 = 10b */
 #define TMR_DIV_1        0x0Bu
 
+/* Divide configuration values for divide-by 1, 2, 4, ... 128 (SDM 11.5.4:
+ * bits 3, 1:0). */
+static const uint8_t tmr_div[8] = { 0x0B, 0x00, 0x01, 0x02, 0x03, 0x08, 0x09, 0x0A };
+
 #define CPUID1_EDX_APIC        (1u << 9)
 #define CPUID1_ECX_X2APIC      (1u << 21)
 #define CPUID1_ECX_TSCDEADLINE (1u << 24)
@@ -109,11 +113,20 @@ void apic_halt_until(uint64_t now, uint64_t wake)
         apic_write(APIC_REG_LVT_TMR, LVT_TSC_DEADLINE | IDT_VEC_TIMER);
         cpu_wrmsr(MSR_TSC_DEADLINE, wake);
     } else {
-        /* Round up so the wakeup lands at or after the deadline. */
+        /* Round up so the wakeup lands at or after the deadline. The count
+         * register has 32 bits: at divide-by-1 that is 4.29 s at QEMU's
+         * 1 GHz timer, so a longer wait takes the smallest divider that
+         * fits it (up to 128: 9 min at 1 GHz) instead of waking an idle
+         * guest every 4.29 s (issue 13). Longer still ends early, and the
+         * caller sleeps on. */
         uint64_t n = cpu_muldiv(wake - now, apic_hz, apic_tsc_hz) + 1;
+        unsigned shift = 0;
+        while (shift < 7 && ((n + (1ull << shift) - 1) >> shift) > 0xFFFFFFFFu)
+            shift++;
+        n = (n + (1ull << shift) - 1) >> shift;
         if (n > 0xFFFFFFFFu)
             n = 0xFFFFFFFFu;
-        apic_write(APIC_REG_TMR_DIV, TMR_DIV_1);
+        apic_write(APIC_REG_TMR_DIV, tmr_div[shift]);
         apic_write(APIC_REG_LVT_TMR, IDT_VEC_TIMER);
         apic_write(APIC_REG_TMR_INIT, (uint32_t)n);
     }

@@ -1,0 +1,134 @@
+#!/bin/bash
+# guest_idle.sh CASE - an idle guest costs the host nothing (issue 13).
+#   wakeups      boots `sleep 100000` twice at once: the kernel as built
+#                and with shoal.tickless=0 (PIT channel 0 left periodic,
+#                1 s slices: the kernel before issue 13), waits until both
+#                are halted, and counts QEMU's context switches (all
+#                threads, voluntary + nonvoluntary) over WINDOW seconds.
+#                The tickless guest must stay under MAX_TICKLESS per second
+#                (measured: 0; one 60 s safety slice costs ~6 switches), the
+#                other over MIN_LEGACY (measured: ~39; proves the count sees
+#                a periodic timer, or the first check would prove nothing).
+#                Wake-ups are counted, not CPU time: a slow or loaded host
+#                delays wake-ups but does not add any.
+#   powerbutton  `sleep 100000` halted with nothing armed but the 60 s
+#                safety slice; QMP system_powerdown (what libvirt's shutdown
+#                does) must stop it through the SCI: exit code 143, the
+#                console line, well within the slice (STOP_MAX_MS).
+# Runs under TCG whatever ACCEL says: KVM's in-kernel PIT would tick in the
+# host kernel, where QEMU's counters cannot see it.
+# The QEMU shape is libvirt's for shoal's domains (see bench_idle.sh).
+set -eu
+. "$(dirname "$0")/guest_lib.sh"
+
+WINDOW=${WINDOW:-4}
+MAX_TICKLESS=${MAX_TICKLESS:-5}
+MIN_LEGACY=${MIN_LEGACY:-15}
+STOP_MAX_MS=${STOP_MAX_MS:-10000}
+PIDS=""
+stop_all() {    # SIGTERM to each QEMU (its `timeout` wrapper then exits too)
+    local f
+    for f in "$WORK"/*/qemu.pid; do
+        [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
+    for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+    cleanup
+}
+trap stop_all EXIT
+
+# start NAME KEYS: boot sleep.elf in the background into $WORK/NAME.
+start() {
+    local d=$WORK/$1
+    mkdir -p "$d"
+    [ -f "$SHOAL_IMAGES/sleep.elf" ] || fail "image sleep.elf not built"
+    timeout -s KILL 60 "$QEMU" -machine pc,usb=off -accel tcg -cpu qemu64 \
+        -bios "$QBOOT" -m 32 -display none -no-user-config -nodefaults \
+        -qmp "unix:$d/qmp.sock,server=on,wait=off" -rtc base=utc -no-reboot \
+        -kernel "$SHOAL_IMAGES/sleep.elf" -append "$2 -- 100000" \
+        -serial "file:$d/console.log" -serial "file:$d/status.log" \
+        -device pvpanic -pidfile "$d/qemu.pid" >"$d/qemu.out" 2>&1 &
+    PIDS+="$! "
+}
+
+# wait_ready NAME: until the ready record (main sleeps right after it).
+wait_ready() {
+    local d=$WORK/$1
+    for _ in $(seq 200); do
+        grep -q '^shoal-status ready' "$d/status.log" 2>/dev/null && [ -s "$d/qemu.pid" ] && return 0
+        sleep 0.1
+    done
+    cat "$d/qemu.out" "$d/console.log" >&2 2>/dev/null || true
+    fail "guest $1 did not come up"
+}
+
+# switches NAME: context switches of all of QEMU's threads so far.
+switches() {
+    local pid
+    pid=$(cat "$WORK/$1/qemu.pid")
+    cat /proc/"$pid"/task/*/status | awk '/^(non)?voluntary_ctxt_switches/ {s += $2} END {print s + 0}'
+}
+
+case_wakeups() {
+    start tickless ""
+    start legacy "shoal.tickless=0"
+    wait_ready tickless
+    wait_ready legacy
+    sleep 1
+    local t0 l0 t1 l1
+    t0=$(switches tickless); l0=$(switches legacy)
+    sleep "$WINDOW"
+    t1=$(switches tickless); l1=$(switches legacy)
+    local t=$(( (t1 - t0) / WINDOW )) l=$(( (l1 - l0) / WINDOW ))
+    echo "QEMU wake-ups/s of an idle guest: tickless $t (bound < $MAX_TICKLESS), shoal.tickless=0 $l (must be > $MIN_LEGACY)"
+    [ "$l" -gt "$MIN_LEGACY" ] ||
+        fail "the count does not see the periodic PIT of shoal.tickless=0 ($l/s): this test cannot detect a regression any more"
+    [ "$t" -lt "$MAX_TICKLESS" ] ||
+        fail "an idle guest wakes QEMU $t times a second: something periodic runs again (PIT channel 0? see docs/guest-kernel.md)"
+    echo "PASS idle wake-ups"
+}
+
+qmp_powerdown() {   # qmp_powerdown SOCKET
+    python3 - "$1" <<'EOF'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+f.readline()                                  # greeting
+for cmd in ("qmp_capabilities", "system_powerdown"):
+    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
+    while True:                               # skip events up to the reply
+        r = json.loads(f.readline())
+        if "return" in r or "error" in r:
+            break
+    if "error" in r:
+        sys.exit("QMP %s: %s" % (cmd, r["error"]))
+EOF
+}
+
+case_powerbutton() {
+    start idle ""
+    wait_ready idle
+    sleep 1                                   # halted, nothing but the slice armed
+    local d=$WORK/idle pid t0 t1
+    pid=$(cat "$d/qemu.pid")
+    t0=$(date +%s%N)
+    qmp_powerdown "$d/qmp.sock" || fail "QMP system_powerdown failed"
+    for _ in $(seq $(( STOP_MAX_MS / 10 + 100 ))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    t1=$(date +%s%N)
+    kill -0 "$pid" 2>/dev/null && fail "the guest did not stop within $(( STOP_MAX_MS / 1000 + 1 )) s of the power button"
+    local ms=$(( (t1 - t0) / 1000000 ))
+    cp "$d/console.log" "$d/status.log" "$WORK/"
+    expect_console "shoal: ACPI power button: stopping"
+    expect_exit 143
+    echo "power button to QEMU exit: $ms ms (bound $STOP_MAX_MS ms; the safety slice is 60 s)"
+    [ "$ms" -lt "$STOP_MAX_MS" ] || fail "stop took $ms ms: the SCI did not wake the guest"
+    echo "PASS power button stops an idle guest"
+}
+
+case "${1:-}" in
+wakeups|powerbutton) "case_$1" ;;
+*) echo "usage: $0 wakeups|powerbutton" >&2; exit 2 ;;
+esac
