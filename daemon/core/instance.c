@@ -157,8 +157,9 @@ static int check_cmdline(const fleet_instance_spec *spec, fleet_err *e)
 static int claim_names(fleet *f, const fleet_instance_spec *spec, uint32_t count,
                        bool network, state_instance *made, fleet_err *e)
 {
-    for (uint32_t i = 0; i < count; i++) {
+    for (uint32_t i = 0, tries = 0; i < count;) {
         state_instance *in = &made[i];
+        int clash = 0;
         do
             random_id(in->id);
         while (name_taken(f, in->id));
@@ -168,14 +169,22 @@ static int claim_names(fleet *f, const fleet_instance_spec *spec, uint32_t count
             snprintf(in->name, sizeof in->name, "%s-%u", spec->name, i + 1);
         else
             default_name(spec->image, in->id, in->name, sizeof in->name);
-        for (uint32_t k = 0; k < i; k++) {
-            if (!strcmp(made[k].name, in->name))
-                return fleet_err_set(e, FLEET_E_CONFLICT, "name", "instance name '%s' is "
-                                     "given twice", in->name);
-        }
-        if (name_taken(f, in->name))
+        for (uint32_t k = 0; k < i && !clash; k++)
+            clash = !strcmp(made[k].name, in->name);
+        if (!clash)
+            clash = name_taken(f, in->name) ? 2 : 0;
+        /* A derived name holds only 6 hex digits of the id: when it is
+         * taken, draw another id rather than refuse a name the caller
+         * never chose. */
+        if (clash && !spec->name && ++tries < 1000)
+            continue;
+        if (clash == 1)
+            return fleet_err_set(e, FLEET_E_CONFLICT, "name", "instance name '%s' is "
+                                 "given twice", in->name);
+        if (clash)
             return fleet_err_set(e, FLEET_E_CONFLICT, "name", "instance name '%s' is already "
                                  "taken", in->name);
+        i++;
     }
     for (size_t p = 0; p < spec->n_ports; p++) {
         char perr[256];

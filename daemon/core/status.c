@@ -5,11 +5,16 @@
  * most FLEET_STATUS_READ_MAX bytes with f->mu released, one ready record per
  * run counts, and a file that grows past FLEET_STATUS_FILE_MAX is emptied
  * once read (QEMU appends, so truncating under it is safe; records of a
- * guest that floods its channel may be lost, a flood cannot fill the disk). */
+ * guest that floods its channel may be lost, a flood cannot fill the disk).
+ * A file past FLEET_STATUS_FILE_MAX with more than a poll's worth unread
+ * is read from its last FLEET_STATUS_READ_MAX bytes: a guest writing faster
+ * than the polls read would otherwise never be caught up with, and its file
+ * never emptied. */
 #include "fleet_int.h"
 
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -105,6 +110,16 @@ void fleet_status_poll(fleet *f, const char *id)
     pthread_mutex_unlock(&f->mu);
 
     off_t before = t.off;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && sb.st_size > FLEET_STATUS_FILE_MAX &&
+        sb.st_size - t.off > FLEET_STATUS_READ_MAX) {
+        /* Skip what a flood put before the last READ_MAX bytes (its records
+         * are lost) so that this poll reads to the end and empties the file
+         * below; the line the skip lands in is dropped. */
+        t.off = sb.st_size - FLEET_STATUS_READ_MAX;
+        t.len = 0;
+        t.overlong = 1;
+    }
     n = gst_tracker_poll_max(&t, path, FLEET_STATUS_READ_MAX, collect, &b, &size);
     if (n < 0)
         log_debug("instance %s: cannot read status channel '%s'", id, path);
