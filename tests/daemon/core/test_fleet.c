@@ -1,0 +1,1102 @@
+/*
+ * test_fleet.c - the fleet core (daemon/core) against libvirt's mock driver.
+ *
+ * Every case opens a real fleet (fleet_open) on a fresh temp state dir whose
+ * local host is test:///DIR/local.xml (a mock machine with the memory and
+ * CPUs the case asks for), without a guest network, pushes the `sleep`
+ * guest image through the push API and works through fleet.h. Further hosts
+ * are other test:///FILE URIs. On the mock driver a started domain "runs"
+ * until it is destroyed and writes nothing, so instances stop at `starting`
+ * unless the test writes their status channel itself (status_channel).
+ *
+ * A few checks look inside (fleet_int.h): the status channel's bounds are
+ * internal constants, and the tracker's offset is the only way to see how
+ * much one poll read.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "fleet.h"
+#include "fleet_int.h"
+
+#ifndef SHOAL_TEST_IMAGE
+#error "SHOAL_TEST_IMAGE (path of a built guest image) must be defined"
+#endif
+
+/* ---- fixture ------------------------------------------------------------- */
+
+typedef struct {
+    char dir[128];
+    char local_uri[256];
+    fleet *f;
+    char digest[IMG_DIGEST_LEN + 1];
+} fx;
+
+static int64_t now_ms(void)
+{
+    return fleet_now_ms();
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* A mock machine for libvirt's test driver; returns its URI in uri. */
+static void host_xml(const fx *x, const char *name, unsigned mem_mib, unsigned cpus,
+                     char *uri, size_t len)
+{
+    char path[256];
+    FILE *fp;
+    assert_true((size_t)snprintf(path, sizeof path, "%s/%s.xml", x->dir, name) < sizeof path);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp,
+            "<node>\n"
+            "  <cpu><mhz>2000</mhz><model>mock</model><active>%u</active><nodes>1</nodes>\n"
+            "       <sockets>1</sockets><cores>%u</cores><threads>1</threads></cpu>\n"
+            "  <memory>%llu</memory>\n"
+            "</node>\n",
+            cpus, cpus, (unsigned long long)mem_mib * 1024);
+    assert_int_equal(fclose(fp), 0);
+    assert_true((size_t)snprintf(uri, len, "test://%s", path) < len);
+}
+
+static void push_image(fx *x)
+{
+    FILE *fp = fopen(SHOAL_TEST_IMAGE, "rb");
+    img_upload *up = NULL;
+    img_info info;
+    fleet_err e;
+    char buf[65536];
+    size_t n;
+    struct stat sb;
+
+    assert_non_null(fp);
+    assert_int_equal(fstat(fileno(fp), &sb), 0);
+    assert_int_equal(fleet_image_push_begin(x->f, (uint64_t)sb.st_size, &up, &e), FLEET_OK);
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
+        assert_int_equal(fleet_image_push_write(x->f, up, buf, n, &e), FLEET_OK);
+    fclose(fp);
+    memset(&info, 0, sizeof info);
+    if (fleet_image_push_commit(x->f, up, NULL, "sleep", "latest", NULL, 0, &info, &e) != FLEET_OK)
+        fail_msg("push: %s", e.msg);
+    snprintf(x->digest, sizeof x->digest, "%s", info.digest);
+    img_info_clear(&info);
+}
+
+/* Open a fleet whose local host has mem_mib and cpus; extra shoald flags
+ * (NULL-terminated) go after the fixed ones. */
+static fx *fx_open(unsigned mem_mib, unsigned cpus, const char *const *extra)
+{
+    fx *x = calloc(1, sizeof *x);
+    cfg_t cfg;
+    char err[512];
+    char *argv[32];
+    int argc = 0;
+
+    assert_non_null(x);
+    snprintf(x->dir, sizeof x->dir, "/tmp/shoal-fleet-XXXXXX");
+    assert_non_null(mkdtemp(x->dir));
+    host_xml(x, "local", mem_mib, cpus, x->local_uri, sizeof x->local_uri);
+    argv[argc++] = "shoald";
+    argv[argc++] = "--state-dir";
+    argv[argc++] = x->dir;
+    argv[argc++] = "--no-network";
+    argv[argc++] = "--local-uri";
+    argv[argc++] = x->local_uri;
+    argv[argc++] = "--publish-addr";
+    argv[argc++] = "127.0.0.1";
+    argv[argc++] = "--listen";
+    argv[argc++] = "127.0.0.1:0";
+    for (; extra && *extra; extra++)
+        argv[argc++] = (char *)*extra;
+    argv[argc] = NULL;
+    if (cfg_load(&cfg, argc, argv, err, sizeof err) != 0)
+        fail_msg("cfg_load: %s", err);
+    assert_int_equal(cfg.network, 0);
+    assert_string_equal(cfg.local_uri, x->local_uri);
+    if (fleet_open(&cfg, &x->f, err, sizeof err) != 0)
+        fail_msg("fleet_open: %s", err);
+    push_image(x);
+    return x;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+static void fx_close(fx *x)
+{
+    if (!x)
+        return;
+    fleet_close(x->f);
+    nftw(x->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(x);
+}
+
+static int teardown(void **state)
+{
+    fx_close(*state);
+    *state = NULL;
+    return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+/* Rows on host (NULL: all); their count, rows in *out when out != NULL. */
+static size_t rows_on(fleet *f, const char *host, state_instance **out)
+{
+    state_instance *rows = NULL;
+    size_t n = 0;
+    int more = 0;
+    fleet_err e;
+    if (fleet_instance_page(f, NULL, -1, host, NULL, NULL, 100000, &rows, &n, &more, &e) !=
+        FLEET_OK)
+        fail_msg("page: %s", e.msg);
+    assert_int_equal(more, 0);
+    if (out)
+        *out = rows;
+    else
+        state_inst_array_free(rows, n);
+    return n;
+}
+
+static uint32_t image_refs(fleet *f)
+{
+    img_info *rows = NULL;
+    size_t n = 0;
+    fleet_err e;
+    uint32_t refs = UINT32_MAX;
+    assert_int_equal(fleet_image_rows(f, &rows, &n, &e), FLEET_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(rows[i].name, "sleep"))
+            refs = rows[i].refs;
+    }
+    img_list_free(rows, n);
+    assert_int_not_equal(refs, UINT32_MAX);
+    return refs;
+}
+
+static state_inst_state inst_state(fleet *f, const char *key)
+{
+    state_instance in;
+    fleet_err e;
+    state_inst_state st;
+    if (fleet_instance_find(f, key, &in, &e) != FLEET_OK)
+        fail_msg("find '%s': %s", key, e.msg);
+    st = in.state;
+    state_inst_free(&in);
+    return st;
+}
+
+/* Wait until instance key is in state want; fail after ms. */
+static void wait_state(fleet *f, const char *key, state_inst_state want, int ms)
+{
+    int64_t end = now_ms() + ms;
+    state_inst_state st;
+    while ((st = inst_state(f, key)) != want && now_ms() < end)
+        sleep_ms(20);
+    if (st != want)
+        fail_msg("instance '%s' is %s, not %s after %d ms", key, state_inst_state_name(st),
+                 state_inst_state_name(want), ms);
+}
+
+static int create(fleet *f, const char *name, uint32_t count, uint32_t mem, const char *host,
+                  state_instance **made, size_t *n, fleet_err *e)
+{
+    fleet_instance_spec s;
+    state_instance *tmp = NULL;
+    size_t ntmp = 0;
+    int rc;
+    memset(&s, 0, sizeof s);
+    s.image = "sleep";
+    s.name = name;
+    s.count = count;
+    s.memory_mib = mem;
+    s.vcpus = 1;
+    s.host = host;
+    rc = fleet_instance_create(f, &s, made ? made : &tmp, n ? n : &ntmp, e);
+    if (!made)
+        state_inst_array_free(tmp, ntmp);
+    return rc;
+}
+
+static void must_create(fleet *f, const char *name, uint32_t count, uint32_t mem,
+                        const char *host)
+{
+    fleet_err e;
+    if (create(f, name, count, mem, host, NULL, NULL, &e) != FLEET_OK)
+        fail_msg("create %s x%u: %s", name ? name : "(unnamed)", count, e.msg);
+}
+
+static void delete_on(fleet *f, const char *host)
+{
+    state_instance *rows;
+    size_t n = rows_on(f, host, &rows);
+    fleet_err e;
+    for (size_t i = 0; i < n; i++) {
+        if (fleet_instance_delete(f, rows[i].id, true, &e) != FLEET_OK)
+            fail_msg("delete %s: %s", rows[i].name, e.msg);
+    }
+    state_inst_array_free(rows, n);
+}
+
+static const fleet_host_info *host_in(const fleet_host_info *a, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(a[i].name, name))
+            return &a[i];
+    }
+    fail_msg("host '%s' not listed", name);
+    return NULL;
+}
+
+static int is_hex(const char *s)
+{
+    return *s && strspn(s, "0123456789abcdef") == strlen(s);
+}
+
+/* ---- 1. create ------------------------------------------------------------ */
+
+static void create_batch(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    fleet_instance_spec s;
+    state_instance *made = NULL;
+    size_t n = 0, before;
+    fleet_err e;
+    uint32_t refs;
+    *state = x;
+
+    /* A batch of 5: ids, names NAME-1..5, pending, on the only host. The
+     * daemon has no network, so asking for one gives no MAC or address. */
+    memset(&s, 0, sizeof s);
+    s.image = "sleep";
+    s.name = "web";
+    s.count = 5;
+    s.memory_mib = 64;
+    s.vcpus = 1;
+    s.network = true;
+    if (fleet_instance_create(f, &s, &made, &n, &e) != FLEET_OK)
+        fail_msg("create: %s", e.msg);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "web-%zu", i + 1);
+        assert_string_equal(made[i].name, want);
+        assert_int_equal(strlen(made[i].id), STATE_ID_LEN);
+        assert_true(is_hex(made[i].id));
+        for (size_t k = 0; k < i; k++)
+            assert_string_not_equal(made[i].id, made[k].id);
+        assert_int_equal(made[i].state, ST_PENDING);
+        assert_string_equal(made[i].host, FLEET_LOCAL_HOST);
+        assert_string_equal(made[i].image_digest, x->digest);
+        assert_string_equal(made[i].image_ref, "sleep:latest");
+        assert_int_equal(made[i].network, 0);
+        assert_string_equal(made[i].mac, "");
+        assert_int_equal(made[i].ipv4, 0);
+        assert_int_equal(made[i].memory_mib, 64);
+    }
+    assert_int_equal(image_refs(f), 5);
+    /* Every row goes on to starting: a worker created its domain. */
+    for (size_t i = 0; i < n; i++) {
+        state_run runs[2];
+        size_t nr = 0;
+        wait_state(f, made[i].id, ST_STARTING, 10000);
+        assert_int_equal(fleet_instance_runs(f, made[i].id, runs, 2, &nr), 0);
+        assert_int_equal(nr, 1);
+        assert_string_equal(runs[0].outcome, "running");
+    }
+    state_inst_array_free(made, n);
+
+    /* A batch that cannot fit: 3 x 4 GiB on an 8 GiB host. One would fit,
+     * so a partial placement would show as a row; none may exist. */
+    before = rows_on(f, NULL, NULL);
+    refs = image_refs(f);
+    assert_int_equal(create(f, "big", 3, 4096, NULL, NULL, NULL, &e), FLEET_E_CAPACITY);
+    assert_int_equal(e.code, FLEET_E_CAPACITY);
+    if (!strcasestr(e.msg, "memory"))
+        fail_msg("capacity error does not name the resource: %s", e.msg);
+    assert_int_equal(rows_on(f, NULL, NULL), before);
+    assert_int_equal(image_refs(f), refs);
+    for (int i = 1; i <= 3; i++) {
+        char key[16];
+        state_instance in;
+        snprintf(key, sizeof key, "big-%d", i);
+        assert_int_equal(fleet_instance_find(f, key, &in, &e), FLEET_E_NOT_FOUND);
+    }
+    /* Too many vCPUs for the host: the message says vCPUs. */
+    memset(&s, 0, sizeof s);
+    s.image = "sleep";
+    s.name = "wide";
+    s.memory_mib = 32;
+    s.vcpus = 4 * 16 + 1;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_CAPACITY);
+    if (!strcasestr(e.msg, "vcpu"))
+        fail_msg("capacity error does not name vCPUs: %s", e.msg);
+    assert_null(made);
+    assert_int_equal(n, 0);
+    assert_int_equal(rows_on(f, NULL, NULL), before);
+
+    /* Names: one taken, and a batch whose derived name is taken. */
+    must_create(f, "solo", 1, 32, NULL);
+    before = rows_on(f, NULL, NULL);
+    refs = image_refs(f);
+    assert_int_equal(create(f, "solo", 1, 32, NULL, NULL, NULL, &e), FLEET_E_CONFLICT);
+    assert_string_equal(e.field, "name");
+    assert_non_null(strstr(e.msg, "solo"));
+    assert_int_equal(create(f, "web", 2, 32, NULL, NULL, NULL, &e), FLEET_E_CONFLICT);
+    assert_string_equal(e.field, "name");
+    assert_non_null(strstr(e.msg, "web-1"));
+
+    /* Unknown image, unknown host. */
+    memset(&s, 0, sizeof s);
+    s.image = "nosuchimage";
+    s.memory_mib = 32;
+    s.vcpus = 1;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_NOT_FOUND);
+    assert_string_equal(e.field, "image");
+    assert_non_null(strstr(e.msg, "nosuchimage"));
+    assert_int_equal(create(f, "lost", 1, 32, "nowhere", NULL, NULL, &e), FLEET_E_NOT_FOUND);
+    assert_string_equal(e.field, "host");
+    assert_non_null(strstr(e.msg, "nowhere"));
+    assert_int_equal(rows_on(f, NULL, NULL), before);
+    assert_int_equal(image_refs(f), refs);
+
+    /* Deleting gives the reference back. */
+    assert_int_equal(fleet_instance_delete(f, "solo", true, &e), FLEET_OK);
+    assert_int_equal(image_refs(f), refs - 1);
+    assert_int_equal(rows_on(f, NULL, NULL), before - 1);
+}
+
+/* ---- 2. lookup -------------------------------------------------------------- */
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(((const state_instance *)a)->id, ((const state_instance *)b)->id);
+}
+
+static void lookup(void **state)
+{
+    static const char *const extra[] = { "--max-instances", "4000", "--cpu-overcommit", "100",
+                                         NULL };
+    fx *x = fx_open(128 * 1024, 64, extra);
+    fleet *f = x->f;
+    state_instance *made = NULL, in, *rows = NULL;
+    size_t n = 0, total = 0, nrows = 0;
+    fleet_err e;
+    char key[STATE_ID_LEN + 1], amb[5] = "";
+    *state = x;
+
+    assert_int_equal(create(f, "lk", 1, 16, NULL, &made, &n, &e), FLEET_OK);
+    assert_int_equal(n, 1);
+    /* By full id, by a unique prefix, by exact name. */
+    assert_int_equal(fleet_instance_find(f, made[0].id, &in, &e), FLEET_OK);
+    assert_string_equal(in.name, "lk");
+    state_inst_free(&in);
+    snprintf(key, 7, "%.6s", made[0].id);
+    assert_int_equal(fleet_instance_find(f, key, &in, &e), FLEET_OK);
+    assert_string_equal(in.id, made[0].id);
+    state_inst_free(&in);
+    snprintf(key, 5, "%.4s", made[0].id);
+    assert_int_equal(fleet_instance_find(f, key, &in, &e), FLEET_OK);
+    assert_string_equal(in.id, made[0].id);
+    state_inst_free(&in);
+    assert_int_equal(fleet_instance_find(f, "lk", &in, &e), FLEET_OK);
+    assert_string_equal(in.id, made[0].id);
+    state_inst_free(&in);
+    /* Not found: an unknown name, a prefix shorter than 4. */
+    assert_int_equal(fleet_instance_find(f, "nope", &in, &e), FLEET_E_NOT_FOUND);
+    assert_string_equal(e.field, "id");
+    snprintf(key, 4, "%.3s", made[0].id);
+    assert_int_equal(fleet_instance_find(f, key, &in, &e), FLEET_E_NOT_FOUND);
+    state_inst_array_free(made, n);
+
+    /* Ambiguity: ids are random, so add instances until two share their
+     * first 4 hex digits (birthday bound: ~300 expected, 2000 at most). */
+    while (!amb[0] && total < 2000) {
+        assert_int_equal(create(f, NULL, 100, 16, NULL, NULL, NULL, &e), FLEET_OK);
+        total += 100;
+        nrows = rows_on(f, NULL, &rows);
+        qsort(rows, nrows, sizeof *rows, cmp_id);
+        for (size_t i = 1; i < nrows && !amb[0]; i++) {
+            if (!strncmp(rows[i - 1].id, rows[i].id, 4))
+                snprintf(amb, sizeof amb, "%.4s", rows[i].id);
+        }
+        state_inst_array_free(rows, nrows);
+    }
+    if (!amb[0])
+        fail_msg("no 4-digit id prefix collision among %zu instances", total + 1);
+    fprintf(stderr, "lookup: prefix '%s' collides among %zu instances\n", amb, total + 1);
+    assert_int_equal(fleet_instance_find(f, amb, &in, &e), FLEET_E_CONFLICT);
+    assert_int_equal(e.code, FLEET_E_CONFLICT);
+    assert_string_equal(e.field, "id");
+    assert_non_null(strstr(e.msg, amb));
+    /* Every instance is still found by its full id and its name. */
+    nrows = rows_on(f, NULL, &rows);
+    for (size_t i = 0; i < nrows; i += 37) {
+        assert_int_equal(fleet_instance_find(f, rows[i].id, &in, &e), FLEET_OK);
+        assert_string_equal(in.name, rows[i].name);
+        state_inst_free(&in);
+        assert_int_equal(fleet_instance_find(f, rows[i].name, &in, &e), FLEET_OK);
+        assert_string_equal(in.id, rows[i].id);
+        state_inst_free(&in);
+    }
+    state_inst_array_free(rows, nrows);
+}
+
+/* ---- 3. hosts ---------------------------------------------------------------- */
+
+static void hosts(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    fleet_host_info *a = NULL;
+    const fleet_host_info *h;
+    size_t n = 0;
+    state_instance *made = NULL;
+    size_t nm = 0;
+    fleet_err e;
+    char uri2[256], uri3[256];
+    *state = x;
+
+    host_xml(x, "mock2", 16384, 8, uri2, sizeof uri2);
+    host_xml(x, "mock3", 4096, 2, uri3, sizeof uri3);
+    if (fleet_host_add(f, "mock2", uri2, NULL, 0, "auto", &e) != FLEET_OK)
+        fail_msg("add mock2: %s", e.msg);
+    /* The same name, the same URI, and the embedded driver are refused. */
+    assert_int_equal(fleet_host_add(f, "mock2", uri3, NULL, 0, "auto", &e), FLEET_E_CONFLICT);
+    assert_string_equal(e.field, "name");
+    assert_int_equal(fleet_host_add(f, "other", uri2, NULL, 0, "auto", &e), FLEET_E_CONFLICT);
+    assert_string_equal(e.field, "uri");
+    assert_int_equal(fleet_host_add(f, "other", x->local_uri, NULL, 0, "auto", &e),
+                     FLEET_E_CONFLICT);
+    assert_string_equal(e.field, "uri");
+    assert_int_equal(fleet_host_add(f, "emb", "qemu:///embed?root=/tmp/x", NULL, 0, "auto", &e),
+                     FLEET_E_INVALID);
+    assert_string_equal(e.field, "uri");
+
+    /* Both listed, up, with the mock machines' capacity. */
+    assert_int_equal(fleet_host_list(f, &a, &n, &e), FLEET_OK);
+    assert_int_equal(n, 2);
+    h = host_in(a, n, FLEET_LOCAL_HOST);
+    assert_true(h->up);
+    assert_false(h->cordoned);
+    assert_int_equal(h->mem_mib, 8192);
+    assert_int_equal(h->vcpus, 4);
+    assert_int_equal(h->slots, 1000);
+    assert_string_equal(h->uri, x->local_uri);
+    h = host_in(a, n, "mock2");
+    assert_true(h->up);
+    assert_int_equal(h->mem_mib, 16384);
+    assert_int_equal(h->vcpus, 8);
+    assert_string_equal(h->domain_type, "qemu");
+    assert_int_equal(h->instances, 0);
+    fleet_host_info_free(a, n);
+
+    /* Usage: two pinned instances on mock2. */
+    assert_int_equal(create(f, "p", 2, 64, "mock2", &made, &nm, &e), FLEET_OK);
+    for (size_t i = 0; i < nm; i++)
+        assert_string_equal(made[i].host, "mock2");
+    state_inst_array_free(made, nm);
+    assert_int_equal(fleet_host_list(f, &a, &n, &e), FLEET_OK);
+    h = host_in(a, n, "mock2");
+    assert_int_equal(h->instances, 2);
+    assert_int_equal(h->used_mem_mib, 2 * (64 + FLEET_VMM_OVERHEAD_MIB));
+    assert_int_equal(h->used_vcpus, 2);
+    h = host_in(a, n, FLEET_LOCAL_HOST);
+    assert_int_equal(h->instances, 0);
+    assert_int_equal(h->used_mem_mib, 0);
+    fleet_host_info_free(a, n);
+
+    /* Cordon keeps new instances off a host, each way round. */
+    assert_int_equal(fleet_host_cordon(f, "mock2", true, &e), FLEET_OK);
+    assert_int_equal(fleet_host_list(f, &a, &n, &e), FLEET_OK);
+    assert_true(host_in(a, n, "mock2")->cordoned);
+    fleet_host_info_free(a, n);
+    assert_int_equal(create(f, "c", 3, 64, NULL, &made, &nm, &e), FLEET_OK);
+    for (size_t i = 0; i < nm; i++)
+        assert_string_equal(made[i].host, FLEET_LOCAL_HOST);
+    state_inst_array_free(made, nm);
+    /* Pinned to a cordoned host: no room. */
+    assert_int_equal(create(f, "pc", 1, 64, "mock2", NULL, NULL, &e), FLEET_E_CAPACITY);
+    assert_int_equal(fleet_host_cordon(f, "mock2", false, &e), FLEET_OK);
+    assert_int_equal(fleet_host_cordon(f, FLEET_LOCAL_HOST, true, &e), FLEET_OK);
+    assert_int_equal(create(f, "d", 3, 64, NULL, &made, &nm, &e), FLEET_OK);
+    for (size_t i = 0; i < nm; i++)
+        assert_string_equal(made[i].host, "mock2");
+    state_inst_array_free(made, nm);
+    assert_int_equal(fleet_host_cordon(f, FLEET_LOCAL_HOST, false, &e), FLEET_OK);
+    assert_int_equal(fleet_host_cordon(f, "nowhere", true, &e), FLEET_E_NOT_FOUND);
+
+    /* Removal: not with instances, never the local host, unknown is 404. */
+    assert_int_equal(fleet_host_remove(f, "mock2", &e), FLEET_E_CONFLICT);
+    assert_non_null(strstr(e.msg, "mock2"));
+    assert_int_equal(fleet_host_remove(f, FLEET_LOCAL_HOST, &e), FLEET_E_CONFLICT);
+    assert_int_equal(fleet_host_remove(f, "nowhere", &e), FLEET_E_NOT_FOUND);
+    /* An empty host goes. */
+    assert_int_equal(fleet_host_add(f, "mock3", uri3, NULL, 0, "auto", &e), FLEET_OK);
+    assert_int_equal(fleet_host_remove(f, "mock3", &e), FLEET_OK);
+    assert_int_equal(fleet_host_list(f, &a, &n, &e), FLEET_OK);
+    assert_int_equal(n, 2);
+    fleet_host_info_free(a, n);
+    /* mock2 once emptied. */
+    delete_on(f, "mock2");
+    assert_int_equal(fleet_host_remove(f, "mock2", &e), FLEET_OK);
+    assert_int_equal(fleet_host_list(f, &a, &n, &e), FLEET_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(a[0].name, FLEET_LOCAL_HOST);
+    assert_int_equal(a[0].instances, 3);
+    fleet_host_info_free(a, n);
+    /* Its URI is free again. */
+    assert_int_equal(fleet_host_add(f, "mock2b", uri2, NULL, 0, "auto", &e), FLEET_OK);
+}
+
+/* ---- 4. plans ----------------------------------------------------------------- */
+
+static int has_id(const state_instance *rows, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(rows[i].id, id))
+            return 1;
+    }
+    return 0;
+}
+
+static void plans(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    fleet_plan p;
+    fleet_err e;
+    state_instance *on_local = NULL, *on_m2 = NULL, *rows = NULL;
+    size_t nl, n2, n;
+    fleet_host_info hi;
+    char uri2[256];
+    *state = x;
+
+    host_xml(x, "mock2", 16384, 8, uri2, sizeof uri2);
+    assert_int_equal(fleet_host_add(f, "mock2", uri2, NULL, 0, "auto", &e), FLEET_OK);
+    must_create(f, "a", 3, 64, FLEET_LOCAL_HOST);
+    must_create(f, "b", 2, 64, "mock2");
+    nl = rows_on(f, FLEET_LOCAL_HOST, &on_local);
+    n2 = rows_on(f, "mock2", &on_m2);
+    assert_int_equal(nl, 3);
+    assert_int_equal(n2, 2);
+    for (size_t i = 0; i < nl; i++)
+        wait_state(f, on_local[i].id, ST_STARTING, 10000);
+    for (size_t i = 0; i < n2; i++)
+        wait_state(f, on_m2[i].id, ST_STARTING, 10000);
+
+    /* Dry-run drain of local: every instance of local moves to mock2. */
+    if (fleet_plan_drain(f, FLEET_LOCAL_HOST, true, &p, &e) != FLEET_OK)
+        fail_msg("drain plan: %s", e.msg);
+    assert_false(p.executed);
+    assert_int_equal(p.n_moves, 3);
+    for (size_t i = 0; i < p.n_moves; i++) {
+        assert_true(has_id(on_local, nl, p.moves[i].instance));
+        assert_string_equal(p.moves[i].from, FLEET_LOCAL_HOST);
+        assert_string_equal(p.moves[i].to, "mock2");
+        for (size_t k = 0; k < i; k++)
+            assert_string_not_equal(p.moves[i].instance, p.moves[k].instance);
+    }
+    assert_int_equal(p.n_freed, 1);
+    assert_string_equal(p.freed[0], FLEET_LOCAL_HOST);
+    fleet_plan_clear(&p);
+    /* Nothing happened. */
+    assert_int_equal(rows_on(f, FLEET_LOCAL_HOST, NULL), 3);
+    assert_int_equal(fleet_host_get(f, FLEET_LOCAL_HOST, &hi, &e), FLEET_OK);
+    assert_false(hi.cordoned);
+    free(hi.labels_json);
+    assert_int_equal(fleet_plan_drain(f, "nowhere", true, &p, &e), FLEET_E_NOT_FOUND);
+
+    /* Consolidation: 5 small instances over 2 hosts fit on one. */
+    if (fleet_plan_consolidate(f, true, &p, &e) != FLEET_OK)
+        fail_msg("consolidate: %s", e.msg);
+    assert_false(p.executed);
+    assert_int_equal(p.hosts_before, 2);
+    assert_int_equal(p.hosts_after, 1);
+    assert_int_equal(p.n_freed, 1);
+    {
+        const char *freed = p.freed[0];
+        size_t want = !strcmp(freed, "mock2") ? n2 : nl;
+        const state_instance *src = !strcmp(freed, "mock2") ? on_m2 : on_local;
+        assert_true(!strcmp(freed, "mock2") || !strcmp(freed, FLEET_LOCAL_HOST));
+        assert_int_equal(p.n_moves, want);
+        for (size_t i = 0; i < p.n_moves; i++) {
+            assert_true(has_id(src, want, p.moves[i].instance));
+            assert_string_equal(p.moves[i].from, freed);
+            assert_string_not_equal(p.moves[i].to, freed);
+        }
+    }
+    fleet_plan_clear(&p);
+    assert_int_equal(rows_on(f, FLEET_LOCAL_HOST, NULL), 3);
+    assert_int_equal(rows_on(f, "mock2", NULL), 2);
+
+    /* A real drain of mock2: cold moves re-home its rows on local, where
+     * they start again; mock2 ends cordoned and empty. */
+    if (fleet_plan_drain(f, "mock2", false, &p, &e) != FLEET_OK)
+        fail_msg("drain: %s", e.msg);
+    assert_true(p.executed);
+    assert_int_equal(p.n_moves, 2);
+    fleet_plan_clear(&p);
+    assert_int_equal(rows_on(f, "mock2", NULL), 0);
+    n = rows_on(f, FLEET_LOCAL_HOST, &rows);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n2; i++) {
+        assert_true(has_id(rows, n, on_m2[i].id));
+        wait_state(f, on_m2[i].id, ST_STARTING, 10000);
+    }
+    state_inst_array_free(rows, n);
+    assert_int_equal(fleet_host_get(f, "mock2", &hi, &e), FLEET_OK);
+    assert_true(hi.cordoned);
+    assert_int_equal(hi.instances, 0);
+    free(hi.labels_json);
+    /* The instances run on local now: each has a second run, the first
+     * ended "stopped" by the move. */
+    for (size_t i = 0; i < n2; i++) {
+        state_run runs[3];
+        size_t nr = 0;
+        assert_int_equal(fleet_instance_runs(f, on_m2[i].id, runs, 3, &nr), 0);
+        assert_int_equal(nr, 2);
+        assert_string_equal(runs[0].outcome, "running");
+        assert_string_equal(runs[1].outcome, "stopped");
+    }
+    assert_int_equal(fleet_host_remove(f, "mock2", &e), FLEET_OK);
+    state_inst_array_free(on_local, nl);
+    state_inst_array_free(on_m2, n2);
+}
+
+/* ---- 5. the placement lock ------------------------------------------------------ */
+
+struct race {
+    fleet *f;
+    const char *host;
+    atomic_int go;
+    int created;          /* creators: instances made */
+    int bad_rc;           /* creators: an unexpected error code, 0 if none */
+    char bad_msg[512];
+    int remove_rc;        /* remover */
+    unsigned delay_us;
+};
+
+static void *race_creator(void *arg)
+{
+    struct race *r = arg;
+    fleet_err e;
+    while (!atomic_load(&r->go))
+        ;
+    usleep(r->delay_us);
+    for (int i = 0; i < 6; i++) {
+        int rc = create(r->f, NULL, 1, 32, r->host, NULL, NULL, &e);
+        if (rc == FLEET_OK) {
+            r->created++;
+        } else if (rc == FLEET_E_NOT_FOUND && !strcmp(e.field, "host")) {
+            break;      /* removed under us: the expected refusal */
+        } else {
+            r->bad_rc = rc;
+            snprintf(r->bad_msg, sizeof r->bad_msg, "%s", e.msg);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void *race_remover(void *arg)
+{
+    struct race *r = arg;
+    fleet_err e;
+    while (!atomic_load(&r->go))
+        ;
+    usleep(r->delay_us);
+    r->remove_rc = fleet_host_remove(r->f, r->host, &e);
+    return NULL;
+}
+
+static void placement_lock(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    fleet_err e;
+    char uri2[256];
+    int removed = 0, refused = 0;
+    *state = x;
+
+    host_xml(x, "racer", 16384, 8, uri2, sizeof uri2);
+    srand(12345);
+    for (int it = 0; it < 40; it++) {
+        struct race c1, c2, rm;
+        pthread_t t1, t2, t3;
+        fleet_host_info hi;
+        size_t on_host;
+
+        if (fleet_host_add(f, "racer", uri2, NULL, 0, "auto", &e) != FLEET_OK)
+            fail_msg("iteration %d: add: %s", it, e.msg);
+        memset(&c1, 0, sizeof c1);
+        c1.f = f;
+        c1.host = "racer";
+        c2 = c1;
+        rm = c1;
+        /* Random head starts (a create here takes about a millisecond), so
+         * that the removal lands before, among and after the creates. */
+        c1.delay_us = (unsigned)(rand() % 3000);
+        c2.delay_us = (unsigned)(rand() % 3000);
+        rm.delay_us = (unsigned)(rand() % 3000);
+        assert_int_equal(pthread_create(&t1, NULL, race_creator, &c1), 0);
+        assert_int_equal(pthread_create(&t2, NULL, race_creator, &c2), 0);
+        assert_int_equal(pthread_create(&t3, NULL, race_remover, &rm), 0);
+        atomic_store(&c1.go, 1);
+        atomic_store(&c2.go, 1);
+        atomic_store(&rm.go, 1);
+        pthread_join(t1, NULL);
+        pthread_join(t2, NULL);
+        pthread_join(t3, NULL);
+        if (c1.bad_rc || c2.bad_rc)
+            fail_msg("iteration %d: create failed unexpectedly: %s", it,
+                     c1.bad_rc ? c1.bad_msg : c2.bad_msg);
+        on_host = rows_on(f, "racer", NULL);
+        if (rm.remove_rc == FLEET_OK) {
+            /* Gone: nothing may point at it, and it is not listed. */
+            removed++;
+            if (on_host)
+                fail_msg("iteration %d: host removed with %zu instance(s) on it", it, on_host);
+            assert_int_equal(fleet_host_get(f, "racer", &hi, &e), FLEET_E_NOT_FOUND);
+        } else {
+            refused++;
+            assert_int_equal(rm.remove_rc, FLEET_E_CONFLICT);
+            assert_true(on_host > 0);
+            assert_int_equal(on_host, (size_t)(c1.created + c2.created));
+            delete_on(f, "racer");
+            if (fleet_host_remove(f, "racer", &e) != FLEET_OK)
+                fail_msg("iteration %d: remove after delete: %s", it, e.msg);
+        }
+        assert_int_equal(rows_on(f, "racer", NULL), 0);
+    }
+    fprintf(stderr, "placement_lock: %d removals won, %d refused\n", removed, refused);
+}
+
+/* ---- 6. status channel bounds ------------------------------------------------------ */
+
+static off_t tracker_off(fleet *f, const char *id)
+{
+    fleet_rt *rt;
+    off_t off;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, id);
+    off = rt ? rt->tracker.off : -1;
+    pthread_mutex_unlock(&f->mu);
+    return off;
+}
+
+static uint64_t ready_count(fleet *f)
+{
+    fleet_metrics m;
+    fleet_err e;
+    assert_int_equal(fleet_metrics_get(f, &m, &e), FLEET_OK);
+    return m.ready_count;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+static const char GARBAGE[] =
+    "garbage from a guest that writes to COM2 without end: not a record, just noise ....\n";
+static const char READY[] = "shoal-status ready boot_us=1234\n";
+
+/* Append to path as QEMU does (O_APPEND): `garbage` bytes of garbage
+ * lines, then `ready` ready records. */
+static int append_status(const char *path, size_t garbage, int ready)
+{
+    char *buf = malloc(256 * 1024);
+    size_t fill = 0, glen = sizeof GARBAGE - 1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600), rc = 0;
+    if (fd < 0 || !buf) {
+        free(buf);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    while (fill + glen <= 256 * 1024) {
+        memcpy(buf + fill, GARBAGE, glen);
+        fill += glen;
+    }
+    for (size_t done = 0; done < garbage && rc == 0;) {
+        size_t n = garbage - done < fill ? garbage - done : fill;
+        rc = write(fd, buf, n) == (ssize_t)n ? 0 : -1;
+        done += n;
+    }
+    for (int i = 0; i < ready && rc == 0; i++)
+        rc = write(fd, READY, sizeof READY - 1) == (ssize_t)(sizeof READY - 1) ? 0 : -1;
+    close(fd);
+    free(buf);
+    return rc;
+}
+
+struct flood {
+    const char *path;
+    atomic_int stop;
+    size_t written;
+};
+
+static void *flooder(void *arg)
+{
+    struct flood *fl = arg;
+    while (!atomic_load(&fl->stop)) {
+        if (append_status(fl->path, 64 * 1024, 1) == 0)
+            fl->written += 64 * 1024;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+static void status_channel(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    state_instance *made = NULL;
+    size_t n = 0;
+    fleet_err e;
+    char path[512], tmp[512], id[STATE_ID_LEN + 1];
+    char *buf;
+    size_t len = 0;
+    off_t last, off, max_step = 0, size;
+    int64_t end, worst = 0;
+    struct flood fl;
+    pthread_t th;
+    *state = x;
+
+    assert_int_equal(create(f, "st", 1, 32, NULL, &made, &n, &e), FLEET_OK);
+    snprintf(id, sizeof id, "%s", made[0].id);
+    state_inst_array_free(made, n);
+    wait_state(f, id, ST_STARTING, 10000);
+    assert_int_equal(ready_count(f), 0);
+    snprintf(path, sizeof path, "%s/run/%s.status", x->dir, id);
+    snprintf(tmp, sizeof tmp, "%s/status.tmp", x->dir);
+
+    /* A: just under FLEET_STATUS_FILE_MAX of garbage, then 3 ready
+     * records, put in place at once (a rename: no file event, so the
+     * supervisor's ticks read it). Each poll may read READ_MAX at most:
+     * watch the tracker's offset advance in steps no larger than that. */
+    buf = malloc(FLEET_STATUS_FILE_MAX);
+    assert_non_null(buf);
+    while (len + (sizeof GARBAGE - 1) + 3 * (sizeof READY - 1) < FLEET_STATUS_FILE_MAX - 100) {
+        memcpy(buf + len, GARBAGE, sizeof GARBAGE - 1);
+        len += sizeof GARBAGE - 1;
+    }
+    for (int i = 0; i < 3; i++) {
+        memcpy(buf + len, READY, sizeof READY - 1);
+        len += sizeof READY - 1;
+    }
+    assert_true(len > 3 * FLEET_STATUS_READ_MAX && len < FLEET_STATUS_FILE_MAX);
+    {
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, buf, len), (ssize_t)len);
+        close(fd);
+    }
+    free(buf);
+    last = tracker_off(f, id);
+    assert_int_equal(last, 0);
+    assert_int_equal(rename(tmp, path), 0);
+    end = now_ms() + 8000;
+    while ((off = tracker_off(f, id)) != (off_t)len && now_ms() < end) {
+        if (off - last > max_step)
+            max_step = off - last;
+        last = off;
+        usleep(500);
+    }
+    if (off - last > max_step)
+        max_step = off - last;
+    if (off != (off_t)len)
+        fail_msg("status file of %zu bytes read to %lld only", len, (long long)off);
+    if (max_step > FLEET_STATUS_READ_MAX)
+        fail_msg("one poll read %lld bytes (bound %d)", (long long)max_step,
+                 FLEET_STATUS_READ_MAX);
+    assert_true(max_step > 0);
+    /* Below the bound the file stays as written; the ready record counted
+     * once although there were three. */
+    assert_int_equal(file_size(path), (off_t)len);
+    wait_state(f, id, ST_RUNNING, 3000);
+    assert_int_equal(ready_count(f), 1);
+
+    /* B: several MiB of garbage and many ready records: within a few
+     * ticks the file is emptied, and ready still counts once. */
+    assert_int_equal(append_status(path, 6u << 20, 200), 0);
+    end = now_ms() + 4000;
+    while ((size = file_size(path)) > FLEET_STATUS_FILE_MAX && now_ms() < end)
+        sleep_ms(50);
+    if (size > FLEET_STATUS_FILE_MAX)
+        fail_msg("status file still %lld bytes 4 s after a 6 MiB flood (bound %d)",
+                 (long long)size, FLEET_STATUS_FILE_MAX);
+    sleep_ms(1200);
+    assert_int_equal(ready_count(f), 1);
+    assert_int_equal(inst_state(f, id), ST_RUNNING);
+
+    /* C: a guest that keeps writing (~30 MiB/s): API calls stay quick and
+     * the file stays bounded. */
+    memset(&fl, 0, sizeof fl);
+    fl.path = path;
+    assert_int_equal(pthread_create(&th, NULL, flooder, &fl), 0);
+    end = now_ms() + 2500;
+    while (now_ms() < end) {
+        state_instance *rows = NULL;
+        fleet_host_info *hosts = NULL;
+        size_t nr = 0, nh = 0;
+        int more;
+        fleet_metrics m;
+        int64_t t0 = now_ms(), dt;
+        assert_int_equal(fleet_instance_page(f, NULL, -1, NULL, NULL, NULL, 100, &rows, &nr,
+                                             &more, &e), FLEET_OK);
+        state_inst_array_free(rows, nr);
+        assert_int_equal(fleet_host_list(f, &hosts, &nh, &e), FLEET_OK);
+        fleet_host_info_free(hosts, nh);
+        assert_int_equal(fleet_metrics_get(f, &m, &e), FLEET_OK);
+        dt = now_ms() - t0;
+        if (dt > worst)
+            worst = dt;
+        sleep_ms(20);
+    }
+    atomic_store(&fl.stop, 1);
+    pthread_join(th, NULL);
+    fprintf(stderr, "status_channel: flooded %zu MiB; slowest API round %lld ms\n",
+            fl.written >> 20, (long long)worst);
+    if (worst >= 1000)
+        fail_msg("an API call took %lld ms during the flood", (long long)worst);
+    end = now_ms() + 4000;
+    while ((size = file_size(path)) > FLEET_STATUS_FILE_MAX && now_ms() < end)
+        sleep_ms(50);
+    if (size > FLEET_STATUS_FILE_MAX)
+        fail_msg("status file still %lld bytes 4 s after the flood stopped",
+                 (long long)size);
+    assert_int_equal(ready_count(f), 1);
+}
+
+/* ---- 8. events ------------------------------------------------------------------------ */
+
+static void events(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    state_instance *made = NULL;
+    size_t n = 0;
+    fleet_err e;
+    int64_t last, prev, t0;
+    int created = 0, started[3] = { -1, -1, -1 }, created_at[3] = { -1, -1, -1 }, seq = 0;
+    char *json = NULL;
+    *state = x;
+
+    last = fleet_event_last_id(f);
+    assert_true(last > 0);      /* the push and the host coming up */
+    assert_int_equal(create(f, "ev", 3, 32, NULL, &made, &n, &e), FLEET_OK);
+    assert_int_equal(n, 3);
+    t0 = now_ms();
+    while ((created < 3 || started[0] < 0 || started[1] < 0 || started[2] < 0) &&
+           now_ms() - t0 < 10000) {
+        json_t *o;
+        const char *type, *inst;
+        prev = last;
+        int rc = fleet_event_next(f, &last, &json, 1000);
+        assert_true(rc >= 0);
+        if (rc == 0)
+            continue;
+        assert_true(last > prev);
+        o = json_loads(json, 0, NULL);
+        assert_non_null(o);
+        type = json_string_value(json_object_get(o, "type"));
+        inst = json_string_value(json_object_get(o, "instance"));
+        assert_non_null(type);
+        for (int i = 0; i < 3 && inst; i++) {
+            if (strcmp(inst, made[i].id))
+                continue;
+            if (!strcmp(type, "instance.created")) {
+                /* In the batch's order, with what was created. */
+                assert_int_equal(i, created);
+                created++;
+                created_at[i] = seq;
+                assert_string_equal(json_string_value(json_object_get(o, "name")),
+                                    made[i].name);
+                assert_string_equal(json_string_value(json_object_get(o, "state")), "pending");
+                assert_string_equal(json_string_value(json_object_get(o, "host")),
+                                    FLEET_LOCAL_HOST);
+                assert_string_equal(json_string_value(json_object_get(o, "image")),
+                                    "sleep:latest");
+                assert_string_equal(json_string_value(json_object_get(o, "digest")), x->digest);
+            } else if (!strcmp(type, "instance.state") &&
+                       !strcmp(json_string_value(json_object_get(o, "state")), "starting")) {
+                /* Never before the instance's created event. */
+                assert_true(created_at[i] >= 0);
+                started[i] = seq;
+            }
+        }
+        seq++;
+        json_decref(o);
+        free(json);
+        json = NULL;
+    }
+    assert_int_equal(created, 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(started[i] > created_at[i]);
+    state_inst_array_free(made, n);
+    /* Drain what else came, then none: 0 after the timeout. */
+    while (fleet_event_next(f, &last, &json, 300) == 1) {
+        free(json);
+        json = NULL;
+    }
+    t0 = now_ms();
+    assert_int_equal(fleet_event_next(f, &last, &json, 400), 0);
+    assert_true(now_ms() - t0 >= 350);
+    assert_true(now_ms() - t0 < 3000);
+    assert_int_equal(fleet_event_last_id(f), last);
+    /* A later event is delivered to a waiting reader. */
+    assert_int_equal(fleet_host_cordon(f, FLEET_LOCAL_HOST, true, &e), FLEET_OK);
+    assert_int_equal(fleet_event_next(f, &last, &json, 2000), 1);
+    assert_non_null(strstr(json, "\"host.state\""));
+    assert_non_null(strstr(json, "cordoned"));
+    free(json);
+}
+
+/* test_fleet [PATTERN]: run only the cases PATTERN matches (cmocka's
+ * filter: '*' and '?' wildcards). */
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(create_batch, teardown),
+        cmocka_unit_test_teardown(lookup, teardown),
+        cmocka_unit_test_teardown(hosts, teardown),
+        cmocka_unit_test_teardown(plans, teardown),
+        cmocka_unit_test_teardown(placement_lock, teardown),
+        cmocka_unit_test_teardown(status_channel, teardown),
+        cmocka_unit_test_teardown(events, teardown),
+    };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
