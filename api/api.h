@@ -79,39 +79,39 @@ extern "C" {
 /* Limits (also listed in docs/api.md, "Limits")                            */
 /* ------------------------------------------------------------------------ */
 
-#define API_NAME_MAX          63     /* instance/host/image name: [a-z0-9][a-z0-9_.-]{0,62} */
-#define API_TAG_MAX           128    /* image tag: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127} */
-#define API_REF_MAX           200    /* NAME:TAG or sha256:HEX (71) */
-#define API_ID_MAX            64     /* instance id or id prefix or name in a path */
-#define API_LABEL_KEY_MAX     63     /* label key: [A-Za-z0-9][A-Za-z0-9_./-]{0,62} */
-#define API_LABEL_VALUE_MAX   63     /* label value: [A-Za-z0-9_.:@+/-]{0,63} */
-#define API_LABELS_MAX        32     /* labels per object */
-#define API_ENV_KEY_MAX       127    /* env key: [A-Za-z_][A-Za-z0-9_]{0,126} */
-#define API_ENV_VALUE_MAX     1024   /* env value: UTF-8, no NUL/control chars */
-#define API_ENV_MAX           64     /* env pairs per instance */
-#define API_ARG_MAX           1024   /* bytes per argument: UTF-8, no NUL/control chars */
-#define API_ARGS_MAX          64     /* arguments per instance */
-#define API_PORTS_MAX         16     /* port forwards per instance */
-#define API_URI_MAX           1024   /* host URI: printable ASCII */
-#define API_SELECTOR_TERMS_MAX 16    /* terms per label selector */
-#define API_COUNT_MAX         1000   /* instances per create request */
-#define API_MEMORY_MIB_MIN    16
-#define API_MEMORY_MIB_MAX    65536
-#define API_VCPUS_MAX         64
+#define API_NAME_MAX           63   /* instance/host/image name: [a-z0-9][a-z0-9_.-]{0,62} */
+#define API_TAG_MAX            128  /* image tag: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127} */
+#define API_REF_MAX            200  /* NAME:TAG or sha256:HEX (71) */
+#define API_ID_MAX             64   /* instance id or id prefix or name in a path */
+#define API_LABEL_KEY_MAX      63   /* label key: [A-Za-z0-9][A-Za-z0-9_./-]{0,62} */
+#define API_LABEL_VALUE_MAX    63   /* label value: [A-Za-z0-9_.:@+/-]{0,63} */
+#define API_LABELS_MAX         32   /* labels per object */
+#define API_ENV_KEY_MAX        127  /* env key: [A-Za-z_][A-Za-z0-9_]{0,126} */
+#define API_ENV_VALUE_MAX      1024 /* env value: UTF-8, no NUL/control chars */
+#define API_ENV_MAX            64   /* env pairs per instance */
+#define API_ARG_MAX            1024 /* bytes per argument: UTF-8, no NUL/control chars */
+#define API_ARGS_MAX           64   /* arguments per instance */
+#define API_PORTS_MAX          16   /* port forwards per instance */
+#define API_URI_MAX            1024 /* host URI: printable ASCII */
+#define API_SELECTOR_TERMS_MAX 16   /* terms per label selector */
+#define API_COUNT_MAX          1000 /* instances per create request */
+#define API_MEMORY_MIB_MIN     16
+#define API_MEMORY_MIB_MAX     65536
+#define API_VCPUS_MAX          64
 #define API_LIST_LIMIT_DEFAULT 100
-#define API_LIST_LIMIT_MAX    1000
-#define API_CURSOR_MAX        128    /* opaque list cursor: printable ASCII */
-#define API_STOP_TIMEOUT_MAX  3600   /* timeout_s upper bound */
-#define API_BULK_IDS_MAX      1000   /* "ids" per bulk request */
-#define API_DIGEST_HEX        64     /* sha256 hex digits */
-#define API_DIGEST_PREFIX_MIN 6      /* shortest digest prefix accepted */
+#define API_LIST_LIMIT_MAX     1000
+#define API_CURSOR_MAX         128  /* opaque list cursor: printable ASCII */
+#define API_STOP_TIMEOUT_MAX   3600 /* timeout_s upper bound */
+#define API_BULK_IDS_MAX       1000 /* "ids" per bulk request */
+#define API_DIGEST_HEX         64   /* sha256 hex digits */
+#define API_DIGEST_PREFIX_MIN  6    /* shortest digest prefix accepted */
 
 /* Defaults used when api_config leaves a field 0. */
 #define API_DEFAULT_ADDR            "127.0.0.1"
 #define API_DEFAULT_PORT            7878
-#define API_DEFAULT_MAX_JSON_BODY   (1u << 20)          /* 1 MiB */
-#define API_DEFAULT_MAX_UPLOAD      (256ull << 20)      /* 256 MiB */
-#define API_DEFAULT_MAX_HEADER      (32u << 10)         /* MHD memory per connection */
+#define API_DEFAULT_MAX_JSON_BODY   (1u << 20)     /* 1 MiB */
+#define API_DEFAULT_MAX_UPLOAD      (256ull << 20) /* 256 MiB */
+#define API_DEFAULT_MAX_HEADER      (32u << 10)    /* MHD memory per connection */
 #define API_DEFAULT_MAX_CONNECTIONS 256
 #define API_DEFAULT_CONN_TIMEOUT_S  30
 #define API_DEFAULT_KEEPALIVE_S     15
@@ -123,20 +123,20 @@ extern "C" {
 /* Error codes of docs/api.md, in contract order. Each maps to one HTTP status
  * (api_code_http) and one wire string (api_code_str). */
 typedef enum api_code {
-	API_OK = 0,                    /* success (HTTP status chosen per route) */
-	API_E_BAD_REQUEST,             /* 400 bad_request: malformed JSON or query string */
-	API_E_INVALID_FIELD,           /* 400 invalid_field: unknown/missing/wrong type/out of range */
-	API_E_INVALID_IMAGE,           /* 422 invalid_image: uploaded image failed validation */
-	API_E_UNAUTHORIZED,            /* 401 unauthorized: missing or wrong bearer token */
-	API_E_NOT_FOUND,               /* 404 not_found: no such route or object */
-	API_E_METHOD_NOT_ALLOWED,      /* 405 method_not_allowed */
-	API_E_CONFLICT,                /* 409 conflict: name taken, in use, wrong state */
-	API_E_TOO_LARGE,               /* 413 too_large: body over the limit */
-	API_E_UNSUPPORTED_MEDIA_TYPE,  /* 415 unsupported_media_type */
-	API_E_INSUFFICIENT_CAPACITY,   /* 507 insufficient_capacity: message names resource and shortfall */
-	API_E_UNAVAILABLE,             /* 503 unavailable: host unreachable, shutting down */
-	API_E_INTERNAL,                /* 500 internal: a bug; message says what failed */
-	API_CODE_COUNT_
+    API_OK = 0,                   /* success (HTTP status chosen per route) */
+    API_E_BAD_REQUEST,            /* 400 bad_request: malformed JSON or query string */
+    API_E_INVALID_FIELD,          /* 400 invalid_field: unknown/missing/wrong type/out of range */
+    API_E_INVALID_IMAGE,          /* 422 invalid_image: uploaded image failed validation */
+    API_E_UNAUTHORIZED,           /* 401 unauthorized: missing or wrong bearer token */
+    API_E_NOT_FOUND,              /* 404 not_found: no such route or object */
+    API_E_METHOD_NOT_ALLOWED,     /* 405 method_not_allowed */
+    API_E_CONFLICT,               /* 409 conflict: name taken, in use, wrong state */
+    API_E_TOO_LARGE,              /* 413 too_large: body over the limit */
+    API_E_UNSUPPORTED_MEDIA_TYPE, /* 415 unsupported_media_type */
+    API_E_INSUFFICIENT_CAPACITY, /* 507 insufficient_capacity: message names resource and shortfall */
+    API_E_UNAVAILABLE,           /* 503 unavailable: host unreachable, shutting down */
+    API_E_INTERNAL,              /* 500 internal: a bug; message says what failed */
+    API_CODE_COUNT_
 } api_code;
 
 #define API_MSG_MAX   256
@@ -144,21 +144,20 @@ typedef enum api_code {
 
 /* Outcome of one operation. Zero-initialise; api_status_set() fills it. */
 typedef struct api_status {
-	api_code code;                 /* API_OK or the error */
-	char message[API_MSG_MAX];     /* human message quoting the bad value; truncated if longer */
-	char field[API_FIELD_MAX];     /* offending input field ("image", "ports[0].host"), "" if none */
+    api_code code;             /* API_OK or the error */
+    char message[API_MSG_MAX]; /* human message quoting the bad value; truncated if longer */
+    char field[API_FIELD_MAX]; /* offending input field ("image", "ports[0].host"), "" if none */
 } api_status;
 
 /* Error from api_server_start() and other non-request calls. */
 typedef struct api_err {
-	char msg[API_MSG_MAX];         /* what failed, with the cause (errno text, TLS error) */
+    char msg[API_MSG_MAX]; /* what failed, with the cause (errno text, TLS error) */
 } api_err;
 
 /* Set st (may be NULL) to code/field/printf-message; returns code.
  * field may be NULL. */
-api_code api_status_set(api_status *st, api_code code, const char *field,
-                        const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+api_code api_status_set(api_status *st, api_code code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Wire string ("not_found") and HTTP status (404) of a code. API_OK gives
  * "ok"/200. Out-of-range codes give "internal"/500. */
@@ -179,8 +178,7 @@ int api_code_http(api_code code);
 #define API_INSTANCE_ID_LEN     12
 #define API_INSTANCE_PREFIX_MIN 4
 bool api_name_like_id(const char *s);
-api_code api_check_instance_name(const char *name, uint32_t count,
-                                 api_status *st);
+api_code api_check_instance_name(const char *name, uint32_t count, api_status *st);
 
 /* ------------------------------------------------------------------------ */
 /* Common value types                                                       */
@@ -188,8 +186,8 @@ api_code api_check_instance_name(const char *name, uint32_t count,
 
 /* One key/value pair (labels, env). Pointers follow the ownership rules above. */
 typedef struct api_kv {
-	const char *key;
-	const char *value;
+    const char *key;
+    const char *value;
 } api_kv;
 
 /* Times are Unix seconds (UTC); API_TIME_NONE encodes as JSON null. The api
@@ -197,41 +195,41 @@ typedef struct api_kv {
 #define API_TIME_NONE ((int64_t)0)
 
 typedef enum api_restart {
-	API_RESTART_NEVER = 0,         /* "never" (default) */
-	API_RESTART_ON_FAILURE,        /* "on-failure" */
-	API_RESTART_ALWAYS             /* "always" */
+    API_RESTART_NEVER = 0,  /* "never" (default) */
+    API_RESTART_ON_FAILURE, /* "on-failure" */
+    API_RESTART_ALWAYS      /* "always" */
 } api_restart;
 
 typedef enum api_instance_state {
-	API_STATE_PENDING = 0,         /* "pending": accepted, not yet started */
-	API_STATE_STARTING,            /* "starting": domain created, guest not ready */
-	API_STATE_RUNNING,             /* "running": guest reported ready */
-	API_STATE_STOPPING,            /* "stopping" */
-	API_STATE_STOPPED,             /* "stopped": by the operator */
-	API_STATE_EXITED,              /* "exited": app returned, exit_code set */
-	API_STATE_CRASHED,             /* "crashed": last_error says which fault */
-	API_STATE_BACKOFF,             /* "backoff": waiting to be restarted */
-	API_STATE_FAILED,              /* "failed": could not be started */
-	API_STATE_LOST,                /* "lost": its domain vanished */
-	API_STATE_COUNT_
+    API_STATE_PENDING = 0, /* "pending": accepted, not yet started */
+    API_STATE_STARTING,    /* "starting": domain created, guest not ready */
+    API_STATE_RUNNING,     /* "running": guest reported ready */
+    API_STATE_STOPPING,    /* "stopping" */
+    API_STATE_STOPPED,     /* "stopped": by the operator */
+    API_STATE_EXITED,      /* "exited": app returned, exit_code set */
+    API_STATE_CRASHED,     /* "crashed": last_error says which fault */
+    API_STATE_BACKOFF,     /* "backoff": waiting to be restarted */
+    API_STATE_FAILED,      /* "failed": could not be started */
+    API_STATE_LOST,        /* "lost": its domain vanished */
+    API_STATE_COUNT_
 } api_instance_state;
 
 typedef enum api_proto {
-	API_PROTO_TCP = 0,             /* "tcp" (default) */
-	API_PROTO_UDP                  /* "udp" */
+    API_PROTO_TCP = 0, /* "tcp" (default) */
+    API_PROTO_UDP      /* "udp" */
 } api_proto;
 
 typedef enum api_domain_type {
-	API_DOMAIN_AUTO = 0,           /* "auto": kvm if a canary guest proves it works */
-	API_DOMAIN_KVM,                /* "kvm" */
-	API_DOMAIN_QEMU                /* "qemu" (TCG) */
+    API_DOMAIN_AUTO = 0, /* "auto": kvm if a canary guest proves it works */
+    API_DOMAIN_KVM,      /* "kvm" */
+    API_DOMAIN_QEMU      /* "qemu" (TCG) */
 } api_domain_type;
 
 typedef enum api_action {
-	API_ACTION_STOP = 0,           /* POST /v1/instances/{id}/stop */
-	API_ACTION_START,              /* POST /v1/instances/{id}/start */
-	API_ACTION_RESTART,            /* POST /v1/instances/{id}/restart */
-	API_ACTION_DELETE              /* bulk only: POST /v1/instances/delete */
+    API_ACTION_STOP = 0, /* POST /v1/instances/{id}/stop */
+    API_ACTION_START,    /* POST /v1/instances/{id}/start */
+    API_ACTION_RESTART,  /* POST /v1/instances/{id}/restart */
+    API_ACTION_DELETE    /* bulk only: POST /v1/instances/delete */
 } api_action;
 
 /* Wire strings of the enums above; NULL for out-of-range values. */
@@ -244,27 +242,27 @@ int api_state_parse(const char *s, api_instance_state *out);
 
 /* One port forward. */
 typedef struct api_port {
-	uint16_t host;                 /* host port, 1..65535 */
-	uint16_t guest;                /* guest port, 1..65535 */
-	api_proto protocol;            /* default tcp */
+    uint16_t host;      /* host port, 1..65535 */
+    uint16_t guest;     /* guest port, 1..65535 */
+    api_proto protocol; /* default tcp */
 } api_port;
 
 /* Placement rules of an instance (see scheduler/scheduler.h for semantics). */
 typedef enum api_rule_kind {
-	API_RULE_HOST_AFFINITY = 0,    /* "host-affinity": the host carries the label */
-	API_RULE_HOST_ANTI_AFFINITY,   /* "host-anti-affinity": it does not */
-	API_RULE_AFFINITY,             /* "affinity": share a host with an instance carrying it */
-	API_RULE_ANTI_AFFINITY         /* "anti-affinity": never share one with such an instance */
+    API_RULE_HOST_AFFINITY = 0,  /* "host-affinity": the host carries the label */
+    API_RULE_HOST_ANTI_AFFINITY, /* "host-anti-affinity": it does not */
+    API_RULE_AFFINITY,           /* "affinity": share a host with an instance carrying it */
+    API_RULE_ANTI_AFFINITY       /* "anti-affinity": never share one with such an instance */
 } api_rule_kind;
 
 #define API_RULES_MAX 16
 
 typedef struct api_rule {
-	api_rule_kind kind;
-	const char *key;               /* label key (label key syntax) */
-	const char *value;             /* label value, or NULL for any value */
-	bool soft;                     /* preference only (default false: must hold) */
-	uint32_t weight;               /* soft only, 1..1000 (default 1) */
+    api_rule_kind kind;
+    const char *key;   /* label key (label key syntax) */
+    const char *value; /* label value, or NULL for any value */
+    bool soft;         /* preference only (default false: must hold) */
+    uint32_t weight;   /* soft only, 1..1000 (default 1) */
 } api_rule;
 
 /* "host-affinity", ...; NULL for out-of-range values. */
@@ -275,23 +273,23 @@ const char *api_rule_kind_str(api_rule_kind k);
 /* ------------------------------------------------------------------------ */
 
 typedef enum api_sel_op {
-	API_SEL_EQ = 0,                /* k=v   label k exists and equals v */
-	API_SEL_NE,                    /* k!=v  label k is absent or differs from v */
-	API_SEL_HAS,                   /* k     label k exists */
-	API_SEL_LACKS                  /* !k    label k does not exist */
+    API_SEL_EQ = 0, /* k=v   label k exists and equals v */
+    API_SEL_NE,     /* k!=v  label k is absent or differs from v */
+    API_SEL_HAS,    /* k     label k exists */
+    API_SEL_LACKS   /* !k    label k does not exist */
 } api_sel_op;
 
 typedef struct api_sel_term {
-	api_sel_op op;
-	char key[API_LABEL_KEY_MAX + 1];     /* validated label key */
-	char value[API_LABEL_VALUE_MAX + 1]; /* for EQ/NE; "" otherwise (an empty value is allowed) */
+    api_sel_op op;
+    char key[API_LABEL_KEY_MAX + 1];     /* validated label key */
+    char value[API_LABEL_VALUE_MAX + 1]; /* for EQ/NE; "" otherwise (an empty value is allowed) */
 } api_sel_term;
 
 /* Parsed selector; self-contained (no pointers), copy freely. n == 0 matches
  * everything. */
 typedef struct api_selector {
-	size_t n;                                  /* number of terms */
-	api_sel_term terms[API_SELECTOR_TERMS_MAX];
+    size_t n; /* number of terms */
+    api_sel_term terms[API_SELECTOR_TERMS_MAX];
 } api_selector;
 
 /* Parse "k=v,k!=v,k,!k" into sel. Returns API_OK, or API_E_INVALID_FIELD
@@ -300,8 +298,7 @@ api_code api_selector_parse(const char *text, api_selector *sel, api_status *st)
 
 /* True when every term holds for the labels (n_labels pairs; labels may be
  * NULL when n_labels is 0). Thread-safe, no allocation. */
-bool api_selector_match(const api_selector *sel, const api_kv *labels,
-                        size_t n_labels);
+bool api_selector_match(const api_selector *sel, const api_kv *labels, size_t n_labels);
 
 /* ------------------------------------------------------------------------ */
 /* Requests (decoded and validated by the api; owned by the api)            */
@@ -310,67 +307,67 @@ bool api_selector_match(const api_selector *sel, const api_kv *labels,
 /* POST /v1/instances. Every field is already validated against the limits
  * and defaults of docs/api.md. */
 typedef struct api_instance_spec {
-	const char *image;             /* required: NAME, NAME:TAG, sha256:HEX or hex prefix (backend resolves) */
-	const char *name;              /* NULL = generated; with count > 1 instances are NAME-1..NAME-N
+    const char *image;   /* required: NAME, NAME:TAG, sha256:HEX or hex prefix (backend resolves) */
+    const char *name;    /* NULL = generated; with count > 1 instances are NAME-1..NAME-N
 	                                  (the api checks NAME-N still fits the name rule) */
-	uint32_t count;                /* 1..1000, default 1 */
-	uint32_t memory_mib;           /* 16..65536, default 32 */
-	uint32_t vcpus;                /* 1..64, default 1 */
-	const char *const *args;       /* n_args strings */
-	size_t n_args;
-	const api_kv *env;             /* n_env pairs, keys unique */
-	size_t n_env;
-	const api_kv *labels;          /* n_labels pairs, keys unique */
-	size_t n_labels;
-	api_restart restart;           /* default never */
-	const char *host;              /* NULL = scheduler chooses */
-	bool network;                  /* default true */
-	const api_port *ports;         /* n_ports; only with count 1 (api enforces) */
-	size_t n_ports;
-	bool spread;                   /* "placement": {"policy": "spread"}; default binpack */
-	const api_rule *rules;         /* "placement": {"rules": [...]}, n_rules <= API_RULES_MAX */
-	size_t n_rules;
-	void *priv_;                   /* api-internal storage; do not touch */
+    uint32_t count;      /* 1..1000, default 1 */
+    uint32_t memory_mib; /* 16..65536, default 32 */
+    uint32_t vcpus;      /* 1..64, default 1 */
+    const char *const *args; /* n_args strings */
+    size_t n_args;
+    const api_kv *env; /* n_env pairs, keys unique */
+    size_t n_env;
+    const api_kv *labels; /* n_labels pairs, keys unique */
+    size_t n_labels;
+    api_restart restart;   /* default never */
+    const char *host;      /* NULL = scheduler chooses */
+    bool network;          /* default true */
+    const api_port *ports; /* n_ports; only with count 1 (api enforces) */
+    size_t n_ports;
+    bool spread;           /* "placement": {"policy": "spread"}; default binpack */
+    const api_rule *rules; /* "placement": {"rules": [...]}, n_rules <= API_RULES_MAX */
+    size_t n_rules;
+    void *priv_; /* api-internal storage; do not touch */
 } api_instance_spec;
 
 /* POST /v1/hosts. */
 typedef struct api_host_spec {
-	const char *name;              /* required, name rule */
-	const char *uri;               /* required, libvirt URI, printable ASCII */
-	const api_kv *labels;          /* n_labels pairs */
-	size_t n_labels;
-	api_domain_type domain_type;   /* default auto */
-	void *priv_;                   /* api-internal storage; do not touch */
+    const char *name;     /* required, name rule */
+    const char *uri;      /* required, libvirt URI, printable ASCII */
+    const api_kv *labels; /* n_labels pairs */
+    size_t n_labels;
+    api_domain_type domain_type; /* default auto */
+    void *priv_;                 /* api-internal storage; do not touch */
 } api_host_spec;
 
 /* POST /v1/images?ref=...: parsed query of an upload. */
 typedef struct api_upload_req {
-	char name[API_NAME_MAX + 1];   /* image name */
-	char tag[API_TAG_MAX + 1];     /* tag, "latest" when omitted */
-	const api_kv *labels;          /* from repeated label=K=V, keys unique */
-	size_t n_labels;
-	const char *digest;            /* "sha256:<64 lowercase hex>" the upload must match, or NULL */
-	uint64_t content_length;       /* declared body size; 0 when unknown (chunked) */
+    char name[API_NAME_MAX + 1]; /* image name */
+    char tag[API_TAG_MAX + 1];   /* tag, "latest" when omitted */
+    const api_kv *labels;        /* from repeated label=K=V, keys unique */
+    size_t n_labels;
+    const char *digest;      /* "sha256:<64 lowercase hex>" the upload must match, or NULL */
+    uint64_t content_length; /* declared body size; 0 when unknown (chunked) */
 } api_upload_req;
 
 /* Pagination of every list route. */
 typedef struct api_page {
-	uint32_t limit;                /* 1..1000, default 100 */
-	const char *after;             /* cursor from a previous page's "next", or NULL */
+    uint32_t limit;    /* 1..1000, default 100 */
+    const char *after; /* cursor from a previous page's "next", or NULL */
 } api_page;
 
 /* GET /v1/images filters. */
 typedef struct api_image_filter {
-	const char *name;              /* only images with a ref of this name, or NULL */
-	const api_selector *selector;  /* never NULL; n == 0 matches all */
+    const char *name;             /* only images with a ref of this name, or NULL */
+    const api_selector *selector; /* never NULL; n == 0 matches all */
 } api_image_filter;
 
 /* GET /v1/instances filters. */
 typedef struct api_instance_filter {
-	const api_selector *selector;  /* never NULL; n == 0 matches all */
-	bool has_state;                /* filter on state */
-	api_instance_state state;
-	const char *host;              /* only this host, or NULL */
+    const api_selector *selector; /* never NULL; n == 0 matches all */
+    bool has_state;               /* filter on state */
+    api_instance_state state;
+    const char *host; /* only this host, or NULL */
 } api_instance_filter;
 
 /* Bulk requests: POST /v1/instances/{stop,start,restart,delete} and
@@ -379,13 +376,13 @@ typedef struct api_instance_filter {
  * instance refs: id, id prefix or name) is set; the api refuses anything
  * else with 400. */
 typedef struct api_bulk_req {
-	const api_selector *selector;  /* NULL when ids are given */
-	const char *const *ids;        /* n_ids refs of 1..API_ID_MAX bytes (a ref
+    const api_selector *selector; /* NULL when ids are given */
+    const char *const *ids;       /* n_ids refs of 1..API_ID_MAX bytes (a ref
 	                                  of no valid syntax simply names nothing) */
-	size_t n_ids;
-	int timeout_s;                 /* stop/restart: -1 = backend default */
-	bool force;                    /* delete: running instances too */
-	void *priv_;                   /* api-internal storage; do not touch */
+    size_t n_ids;
+    int timeout_s; /* stop/restart: -1 = backend default */
+    bool force;    /* delete: running instances too */
+    void *priv_;   /* api-internal storage; do not touch */
 } api_bulk_req;
 
 /* ------------------------------------------------------------------------ */
@@ -393,114 +390,114 @@ typedef struct api_bulk_req {
 /* ------------------------------------------------------------------------ */
 
 typedef struct api_image {
-	const char *digest;            /* "sha256:<hex>" */
-	uint64_t size;                 /* bytes */
-	const char *boot;              /* boot protocol, e.g. "pvh" */
-	const char *const *refs;       /* n_refs "name:tag" strings */
-	size_t n_refs;
-	const api_kv *labels;
-	size_t n_labels;
-	int64_t created;               /* Unix seconds */
-	uint32_t instances;            /* instances using it */
+    const char *digest;      /* "sha256:<hex>" */
+    uint64_t size;           /* bytes */
+    const char *boot;        /* boot protocol, e.g. "pvh" */
+    const char *const *refs; /* n_refs "name:tag" strings */
+    size_t n_refs;
+    const api_kv *labels;
+    size_t n_labels;
+    int64_t created;    /* Unix seconds */
+    uint32_t instances; /* instances using it */
 } api_image;
 
 typedef struct api_network {
-	bool enabled;
-	const char *address;           /* "10.88.0.5/16" or NULL (null) */
-	const char *gateway;           /* or NULL */
-	const char *mac;               /* or NULL */
-	const api_port *ports;
-	size_t n_ports;
+    bool enabled;
+    const char *address; /* "10.88.0.5/16" or NULL (null) */
+    const char *gateway; /* or NULL */
+    const char *mac;     /* or NULL */
+    const api_port *ports;
+    size_t n_ports;
 } api_network;
 
 /* One entry of an instance's "runs". */
 typedef struct api_run {
-	int64_t started;               /* Unix seconds, API_TIME_NONE = null */
-	int64_t ended;                 /* API_TIME_NONE = null (still running) */
-	bool has_exit_code;            /* false = null */
-	int exit_code;
-	const char *outcome;           /* e.g. "exited", "crashed", "stopped", "failed"; NULL = null */
-	const char *reason;            /* free text or NULL */
+    int64_t started;    /* Unix seconds, API_TIME_NONE = null */
+    int64_t ended;      /* API_TIME_NONE = null (still running) */
+    bool has_exit_code; /* false = null */
+    int exit_code;
+    const char *outcome; /* e.g. "exited", "crashed", "stopped", "failed"; NULL = null */
+    const char *reason;  /* free text or NULL */
 } api_run;
 
 typedef struct api_instance {
-	const char *id;                /* 12 hex digits */
-	const char *name;
-	const char *image;             /* ref as requested, "hello:latest" */
-	const char *image_digest;
-	const char *host;              /* NULL = null (not placed yet) */
-	api_instance_state state;
-	uint32_t memory_mib;
-	uint32_t vcpus;
-	const char *const *args;
-	size_t n_args;
-	const api_kv *env;
-	size_t n_env;
-	const api_kv *labels;
-	size_t n_labels;
-	api_restart restart;
-	uint32_t restarts;
-	api_network network;
-	int64_t created;               /* API_TIME_NONE = null */
-	int64_t started;               /* API_TIME_NONE = null */
-	double boot_ms;                /* < 0 = null */
-	double ready_ms;               /* < 0 = null */
-	bool has_exit_code;            /* false = null */
-	int exit_code;
-	const char *last_error;        /* NULL = null */
-	bool spread;                   /* placement policy spread (else binpack) */
-	const api_rule *rules;         /* placement rules */
-	size_t n_rules;
-	bool has_runs;                 /* include "runs" (GET /v1/instances/{id} only) */
-	const api_run *runs;           /* last <= 10 runs, oldest first */
-	size_t n_runs;
+    const char *id; /* 12 hex digits */
+    const char *name;
+    const char *image; /* ref as requested, "hello:latest" */
+    const char *image_digest;
+    const char *host; /* NULL = null (not placed yet) */
+    api_instance_state state;
+    uint32_t memory_mib;
+    uint32_t vcpus;
+    const char *const *args;
+    size_t n_args;
+    const api_kv *env;
+    size_t n_env;
+    const api_kv *labels;
+    size_t n_labels;
+    api_restart restart;
+    uint32_t restarts;
+    api_network network;
+    int64_t created;    /* API_TIME_NONE = null */
+    int64_t started;    /* API_TIME_NONE = null */
+    double boot_ms;     /* < 0 = null */
+    double ready_ms;    /* < 0 = null */
+    bool has_exit_code; /* false = null */
+    int exit_code;
+    const char *last_error; /* NULL = null */
+    bool spread;            /* placement policy spread (else binpack) */
+    const api_rule *rules;  /* placement rules */
+    size_t n_rules;
+    bool has_runs;       /* include "runs" (GET /v1/instances/{id} only) */
+    const api_run *runs; /* last <= 10 runs, oldest first */
+    size_t n_runs;
 } api_instance;
 
 typedef struct api_resources {
-	uint64_t memory_mib;
-	uint32_t vcpus;
-	uint32_t slots;
+    uint64_t memory_mib;
+    uint32_t vcpus;
+    uint32_t slots;
 } api_resources;
 
 typedef struct api_host {
-	const char *name;
-	const char *uri;
-	const char *state;             /* "up", "down", "unreachable", ... */
-	bool cordoned;
-	const char *domain_type;       /* effective: "kvm" or "qemu" ("auto" until probed) */
-	int kvm;                       /* KVM runs guests here: 1 yes, 0 no, -1 unknown (null) */
-	const char *domain_type_reason; /* why that domain type (canary verdict), or NULL */
-	const api_kv *labels;
-	size_t n_labels;
-	api_resources capacity;
-	api_resources used;
-	uint32_t instances;
+    const char *name;
+    const char *uri;
+    const char *state; /* "up", "down", "unreachable", ... */
+    bool cordoned;
+    const char *domain_type;        /* effective: "kvm" or "qemu" ("auto" until probed) */
+    int kvm;                        /* KVM runs guests here: 1 yes, 0 no, -1 unknown (null) */
+    const char *domain_type_reason; /* why that domain type (canary verdict), or NULL */
+    const api_kv *labels;
+    size_t n_labels;
+    api_resources capacity;
+    api_resources used;
+    uint32_t instances;
 } api_host;
 
 typedef struct api_move {
-	const char *instance;          /* instance id */
-	const char *from;              /* host name */
-	const char *to;                /* host name */
+    const char *instance; /* instance id */
+    const char *from;     /* host name */
+    const char *to;       /* host name */
 } api_move;
 
 typedef struct api_plan {
-	const api_move *moves;
-	size_t n_moves;
-	const char *const *hosts_freed;
-	size_t n_hosts_freed;
-	uint32_t hosts_before;
-	uint32_t hosts_after;
-	bool executed;                 /* false for dry runs */
+    const api_move *moves;
+    size_t n_moves;
+    const char *const *hosts_freed;
+    size_t n_hosts_freed;
+    uint32_t hosts_before;
+    uint32_t hosts_after;
+    bool executed; /* false for dry runs */
 } api_plan;
 
 /* One instance's outcome in a bulk response. */
 typedef struct api_bulk_item {
-	const char *id;                /* full id; NULL (null) when the key did not resolve */
-	const char *name;              /* NULL (null) likewise */
-	const char *key;               /* the ref as given in "ids"; NULL = omitted (selector) */
-	bool ok;
-	api_code code;                 /* when !ok: the error, as for a single request */
-	const char *message;           /* when !ok */
+    const char *id;   /* full id; NULL (null) when the key did not resolve */
+    const char *name; /* NULL (null) likewise */
+    const char *key;  /* the ref as given in "ids"; NULL = omitted (selector) */
+    bool ok;
+    api_code code;       /* when !ok: the error, as for a single request */
+    const char *message; /* when !ok */
 } api_bulk_item;
 
 #define API_EVENT_TYPE_MAX 32
@@ -510,19 +507,19 @@ typedef struct api_bulk_item {
  * api-provided struct, no lifetime questions. Empty strings are omitted from
  * the data object; "id", "time" and "type" are always present. */
 typedef struct api_event {
-	uint64_t id;                            /* > 0, increasing */
-	int64_t time;                           /* Unix seconds */
-	char type[API_EVENT_TYPE_MAX];          /* "instance.state", "image.pushed", ... */
-	char instance[API_ID_MAX + 1];          /* instance id */
-	char name[API_NAME_MAX + 1];            /* instance or host name */
-	char state[API_EVENT_TYPE_MAX];         /* instance or host state */
-	char host[API_NAME_MAX + 1];            /* host name */
-	char image[API_REF_MAX + 1];            /* image ref */
-	char digest[API_REF_MAX + 1];           /* image digest */
-	char message[API_EVENT_STR_MAX];        /* free text (last_error, reason) */
-	char action[API_EVENT_TYPE_MAX];        /* bulk.progress: "stop", "delete", ... */
-	bool has_progress;                      /* bulk.progress: done/total/failed set */
-	uint32_t done, total, failed;
+    uint64_t id;                     /* > 0, increasing */
+    int64_t time;                    /* Unix seconds */
+    char type[API_EVENT_TYPE_MAX];   /* "instance.state", "image.pushed", ... */
+    char instance[API_ID_MAX + 1];   /* instance id */
+    char name[API_NAME_MAX + 1];     /* instance or host name */
+    char state[API_EVENT_TYPE_MAX];  /* instance or host state */
+    char host[API_NAME_MAX + 1];     /* host name */
+    char image[API_REF_MAX + 1];     /* image ref */
+    char digest[API_REF_MAX + 1];    /* image digest */
+    char message[API_EVENT_STR_MAX]; /* free text (last_error, reason) */
+    char action[API_EVENT_TYPE_MAX]; /* bulk.progress: "stop", "delete", ... */
+    bool has_progress;               /* bulk.progress: done/total/failed set */
+    uint32_t done, total, failed;
 } api_event;
 
 /* ------------------------------------------------------------------------ */
@@ -546,16 +543,15 @@ int api_sink_bulk_item(api_sink *s, const api_bulk_item *item);
  * Not calling it, or passing NULL, gives "next": null. */
 int api_sink_next(api_sink *s, const char *cursor);
 /* /metrics only: append Prometheus text. */
-int api_sink_printf(api_sink *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int api_sink_printf(api_sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ------------------------------------------------------------------------ */
 /* Backend                                                                  */
 /* ------------------------------------------------------------------------ */
 
 /* Return values of the stream pull functions. */
-#define API_STREAM_END   ((ssize_t)-1)  /* no more data ever (instance stopped, shutting down) */
-#define API_STREAM_ERROR ((ssize_t)-2)  /* failure; the api closes the connection */
+#define API_STREAM_END   ((ssize_t)-1) /* no more data ever (instance stopped, shutting down) */
+#define API_STREAM_ERROR ((ssize_t)-2) /* failure; the api closes the connection */
 
 /*
  * One function per operation. ctx is the be_ctx given to api_server_start().
@@ -563,127 +559,114 @@ int api_sink_printf(api_sink *s, const char *fmt, ...)
  * pointer may be NULL: the route then answers 500 "not implemented".
  */
 typedef struct api_backend {
-	/* --- images ---------------------------------------------------- */
+    /* --- images ---------------------------------------------------- */
 
-	/* POST /v1/images: start an upload. On API_OK *upload is set; the api
+    /* POST /v1/images: start an upload. On API_OK *upload is set; the api
 	 * then calls image_upload_write zero or more times and finally exactly
 	 * one of image_upload_commit or image_upload_abort. The api never
 	 * buffers the body: each write gets the bytes libmicrohttpd just read
 	 * (typically a few KiB to tens of KiB). The api enforces max_upload. */
-	api_code (*image_upload_begin)(void *ctx, const api_upload_req *req,
-	                               void **upload, api_status *st);
-	/* Append len > 0 bytes. An error here aborts: the api then calls
+    api_code (*image_upload_begin)(void *ctx, const api_upload_req *req, void **upload,
+                                   api_status *st);
+    /* Append len > 0 bytes. An error here aborts: the api then calls
 	 * image_upload_abort. */
-	api_code (*image_upload_write)(void *ctx, void *upload, const void *data,
-	                               size_t len, api_status *st);
-	/* Whole body received: validate (422 invalid_image on failure, also on
+    api_code (*image_upload_write)(void *ctx, void *upload, const void *data, size_t len,
+                                   api_status *st);
+    /* Whole body received: validate (422 invalid_image on failure, also on
 	 * digest mismatch), make visible, emit the image. Releases the upload
 	 * whatever it returns. */
-	api_code (*image_upload_commit)(void *ctx, void *upload, api_sink *out,
-	                                api_status *st);
-	/* Client went away, limit exceeded or write failed: discard. Releases
+    api_code (*image_upload_commit)(void *ctx, void *upload, api_sink *out, api_status *st);
+    /* Client went away, limit exceeded or write failed: discard. Releases
 	 * the upload. */
-	void (*image_upload_abort)(void *ctx, void *upload);
+    void (*image_upload_abort)(void *ctx, void *upload);
 
-	/* GET /v1/images: emit matching images, set next cursor. */
-	api_code (*image_list)(void *ctx, const api_image_filter *f,
-	                       const api_page *page, api_sink *out, api_status *st);
-	/* GET /v1/images/{ref}: emit exactly one image. ref is syntax-checked
+    /* GET /v1/images: emit matching images, set next cursor. */
+    api_code (*image_list)(void *ctx, const api_image_filter *f, const api_page *page,
+                           api_sink *out, api_status *st);
+    /* GET /v1/images/{ref}: emit exactly one image. ref is syntax-checked
 	 * (NAME, NAME:TAG, sha256:HEX, >= 6 hex digits). */
-	api_code (*image_get)(void *ctx, const char *ref, api_sink *out,
-	                      api_status *st);
-	/* POST /v1/images/{ref}/tags: add or move new_ref (NAME:TAG, tag
+    api_code (*image_get)(void *ctx, const char *ref, api_sink *out, api_status *st);
+    /* POST /v1/images/{ref}/tags: add or move new_ref (NAME:TAG, tag
 	 * defaulted) to the image ref names; emit it. */
-	api_code (*image_tag)(void *ctx, const char *ref, const char *new_ref,
-	                      api_sink *out, api_status *st);
-	/* DELETE /v1/images/{ref}: 409 while in use unless force. */
-	api_code (*image_delete)(void *ctx, const char *ref, bool force,
-	                         api_status *st);
+    api_code (*image_tag)(void *ctx, const char *ref, const char *new_ref, api_sink *out,
+                          api_status *st);
+    /* DELETE /v1/images/{ref}: 409 while in use unless force. */
+    api_code (*image_delete)(void *ctx, const char *ref, bool force, api_status *st);
 
-	/* --- instances ------------------------------------------------- */
+    /* --- instances ------------------------------------------------- */
 
-	/* POST /v1/instances: place the whole batch or nothing (507); emit
+    /* POST /v1/instances: place the whole batch or nothing (507); emit
 	 * every created instance. Must not wait for the guests to boot. */
-	api_code (*instance_create)(void *ctx, const api_instance_spec *spec,
-	                            api_sink *out, api_status *st);
-	api_code (*instance_list)(void *ctx, const api_instance_filter *f,
-	                          const api_page *page, api_sink *out,
-	                          api_status *st);
-	/* GET /v1/instances/{id}: id, unique id prefix or name; emit one
+    api_code (*instance_create)(void *ctx, const api_instance_spec *spec, api_sink *out,
+                                api_status *st);
+    api_code (*instance_list)(void *ctx, const api_instance_filter *f, const api_page *page,
+                              api_sink *out, api_status *st);
+    /* GET /v1/instances/{id}: id, unique id prefix or name; emit one
 	 * instance with has_runs = true. */
-	api_code (*instance_get)(void *ctx, const char *id, api_sink *out,
-	                         api_status *st);
-	/* stop/start/restart; timeout_s is the graceful-stop timeout for
+    api_code (*instance_get)(void *ctx, const char *id, api_sink *out, api_status *st);
+    /* stop/start/restart; timeout_s is the graceful-stop timeout for
 	 * STOP/RESTART, -1 when the client gave none (backend default).
 	 * Emit the instance. */
-	api_code (*instance_action)(void *ctx, const char *id, api_action action,
-	                            int timeout_s, api_sink *out, api_status *st);
-	/* DELETE /v1/instances/{id}: a running instance needs force (else 409). */
-	api_code (*instance_delete)(void *ctx, const char *id, bool force,
-	                            api_status *st);
-	/* Bulk stop/start/restart/delete (API_ACTION_DELETE): resolve the
+    api_code (*instance_action)(void *ctx, const char *id, api_action action, int timeout_s,
+                                api_sink *out, api_status *st);
+    /* DELETE /v1/instances/{id}: a running instance needs force (else 409). */
+    api_code (*instance_delete)(void *ctx, const char *id, bool force, api_status *st);
+    /* Bulk stop/start/restart/delete (API_ACTION_DELETE): resolve the
 	 * selection once, act on every instance in parallel, emit one
 	 * api_sink_bulk_item per instance (and per key that resolved to
 	 * nothing). Per-instance failures are items, not an error: return
 	 * API_OK whenever the request itself was valid. May take as long as
 	 * the slowest instance's operation (a stop: up to timeout_s + ~15 s). */
-	api_code (*instance_bulk)(void *ctx, const api_bulk_req *req,
-	                          api_action action, api_sink *out,
-	                          api_status *st);
+    api_code (*instance_bulk)(void *ctx, const api_bulk_req *req, api_action action, api_sink *out,
+                              api_status *st);
 
-	/* GET /v1/instances/{id}/console. open: tail = last N bytes of the
+    /* GET /v1/instances/{id}/console. open: tail = last N bytes of the
 	 * existing output (UINT64_MAX when not given = all retained output).
 	 * read: copy up to len bytes into buf; returns bytes (> 0), 0 when
 	 * nothing arrived within timeout_ms (only when following), API_STREAM_END
 	 * at the end (not following: all retained output sent; following: the
 	 * instance stopped), API_STREAM_ERROR on failure. close: release,
 	 * always called once after a successful open. */
-	api_code (*console_open)(void *ctx, const char *id, uint64_t tail,
-	                         bool follow, void **stream, api_status *st);
-	ssize_t (*console_read)(void *ctx, void *stream, char *buf, size_t len,
-	                        int timeout_ms);
-	void (*console_close)(void *ctx, void *stream);
+    api_code (*console_open)(void *ctx, const char *id, uint64_t tail, bool follow, void **stream,
+                             api_status *st);
+    ssize_t (*console_read)(void *ctx, void *stream, char *buf, size_t len, int timeout_ms);
+    void (*console_close)(void *ctx, void *stream);
 
-	/* --- hosts ----------------------------------------------------- */
+    /* --- hosts ----------------------------------------------------- */
 
-	api_code (*host_list)(void *ctx, const api_page *page, api_sink *out,
-	                      api_status *st);
-	api_code (*host_get)(void *ctx, const char *name, api_sink *out,
-	                     api_status *st);
-	/* POST /v1/hosts: emit the new host (201). */
-	api_code (*host_add)(void *ctx, const api_host_spec *spec, api_sink *out,
-	                     api_status *st);
-	/* POST /v1/hosts/{name}/cordon: emit the host. */
-	api_code (*host_cordon)(void *ctx, const char *name, bool cordoned,
-	                        api_sink *out, api_status *st);
-	/* POST /v1/hosts/{name}/drain: emit the plan (executed = !dry_run). */
-	api_code (*host_drain)(void *ctx, const char *name, bool dry_run,
-	                       api_sink *out, api_status *st);
-	/* DELETE /v1/hosts/{name}: 409 while it has instances. */
-	api_code (*host_delete)(void *ctx, const char *name, api_status *st);
-	/* POST /v1/consolidate: emit the plan. */
-	api_code (*consolidate)(void *ctx, bool dry_run, api_sink *out,
-	                        api_status *st);
+    api_code (*host_list)(void *ctx, const api_page *page, api_sink *out, api_status *st);
+    api_code (*host_get)(void *ctx, const char *name, api_sink *out, api_status *st);
+    /* POST /v1/hosts: emit the new host (201). */
+    api_code (*host_add)(void *ctx, const api_host_spec *spec, api_sink *out, api_status *st);
+    /* POST /v1/hosts/{name}/cordon: emit the host. */
+    api_code (*host_cordon)(void *ctx, const char *name, bool cordoned, api_sink *out,
+                            api_status *st);
+    /* POST /v1/hosts/{name}/drain: emit the plan (executed = !dry_run). */
+    api_code (*host_drain)(void *ctx, const char *name, bool dry_run, api_sink *out,
+                           api_status *st);
+    /* DELETE /v1/hosts/{name}: 409 while it has instances. */
+    api_code (*host_delete)(void *ctx, const char *name, api_status *st);
+    /* POST /v1/consolidate: emit the plan. */
+    api_code (*consolidate)(void *ctx, bool dry_run, api_sink *out, api_status *st);
 
-	/* --- events ---------------------------------------------------- */
+    /* --- events ---------------------------------------------------- */
 
-	/* GET /v1/events. open: has_since = client sent Last-Event-ID or
+    /* GET /v1/events. open: has_since = client sent Last-Event-ID or
 	 * ?since=; then every retained event with id > since comes first.
 	 * next: wait up to timeout_ms; returns 1 and fills *ev, 0 on timeout,
 	 * -1 when the stream ends (shutdown). close: release, always called
 	 * once after a successful open. */
-	api_code (*events_open)(void *ctx, bool has_since, uint64_t since,
-	                        void **sub, api_status *st);
-	int (*events_next)(void *ctx, void *sub, api_event *ev, int timeout_ms);
-	void (*events_close)(void *ctx, void *sub);
+    api_code (*events_open)(void *ctx, bool has_since, uint64_t since, void **sub, api_status *st);
+    int (*events_next)(void *ctx, void *sub, api_event *ev, int timeout_ms);
+    void (*events_close)(void *ctx, void *sub);
 
-	/* --- metrics --------------------------------------------------- */
+    /* --- metrics --------------------------------------------------- */
 
-	/* GET /metrics: append the daemon's Prometheus lines with
+    /* GET /metrics: append the daemon's Prometheus lines with
 	 * api_sink_printf (shoal_instances, shoal_hosts, shoal_images,
 	 * shoal_instance_ready_seconds). The api appends its own
 	 * shoal_http_requests_total and shoal_http_request_duration_seconds. */
-	api_code (*metrics_write)(void *ctx, api_sink *out, api_status *st);
+    api_code (*metrics_write)(void *ctx, api_sink *out, api_status *st);
 } api_backend;
 
 /* ------------------------------------------------------------------------ */
@@ -691,22 +674,22 @@ typedef struct api_backend {
 /* ------------------------------------------------------------------------ */
 
 typedef struct api_config {
-	const char *listen_addr;       /* numeric IPv4 or IPv6 literal; NULL = "127.0.0.1";
+    const char *listen_addr;   /* numeric IPv4 or IPv6 literal; NULL = "127.0.0.1";
 	                                  "::" listens dual-stack (IPv6 and IPv4) */
-	uint16_t port;                 /* 0 = ephemeral; read it back with api_server_port() */
-	const char *tls_cert_path;     /* PEM certificate; NULL with tls_key_path NULL = plain HTTP */
-	const char *tls_key_path;      /* PEM private key */
-	const char *const *tokens;     /* accepted bearer tokens (copied); n_tokens >= 1 */
-	size_t n_tokens;
-	size_t max_json_body;          /* bytes; 0 = API_DEFAULT_MAX_JSON_BODY */
-	uint64_t max_upload;           /* bytes; 0 = API_DEFAULT_MAX_UPLOAD */
-	size_t max_header;             /* MHD per-connection memory (request line +
+    uint16_t port;             /* 0 = ephemeral; read it back with api_server_port() */
+    const char *tls_cert_path; /* PEM certificate; NULL with tls_key_path NULL = plain HTTP */
+    const char *tls_key_path;  /* PEM private key */
+    const char *const *tokens; /* accepted bearer tokens (copied); n_tokens >= 1 */
+    size_t n_tokens;
+    size_t max_json_body;     /* bytes; 0 = API_DEFAULT_MAX_JSON_BODY */
+    uint64_t max_upload;      /* bytes; 0 = API_DEFAULT_MAX_UPLOAD */
+    size_t max_header;        /* MHD per-connection memory (request line +
 	                                  headers must fit); 0 = API_DEFAULT_MAX_HEADER */
-	unsigned max_connections;      /* 0 = API_DEFAULT_MAX_CONNECTIONS (= max threads) */
-	unsigned conn_timeout_s;       /* idle timeout; 0 = API_DEFAULT_CONN_TIMEOUT_S.
+    unsigned max_connections; /* 0 = API_DEFAULT_MAX_CONNECTIONS (= max threads) */
+    unsigned conn_timeout_s;  /* idle timeout; 0 = API_DEFAULT_CONN_TIMEOUT_S.
 	                                  Streaming responses are exempt (they send
 	                                  keepalives / detect disconnects). */
-	unsigned keepalive_s;          /* SSE keepalive period; 0 = API_DEFAULT_KEEPALIVE_S */
+    unsigned keepalive_s;     /* SSE keepalive period; 0 = API_DEFAULT_KEEPALIVE_S */
 } api_config;
 
 typedef struct api_server api_server;
@@ -714,8 +697,8 @@ typedef struct api_server api_server;
 /* Start listening. be must outlive the server; it is not copied (the table
  * pointer is kept). Returns 0 and sets *out, or -1 with err filled (bad
  * config, TLS files unreadable, bind failure). */
-int api_server_start(const api_config *cfg, const api_backend *be,
-                     void *be_ctx, api_server **out, api_err *err);
+int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx, api_server **out,
+                     api_err *err);
 
 /* Bound port (useful with port 0). */
 uint16_t api_server_port(const api_server *srv);

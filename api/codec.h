@@ -29,40 +29,35 @@ bool api_valid_digest(const char *s, bool full);
 bool api_valid_image_ref(const char *s);
 /* Instance reference in a path: id, id prefix or name (name rule). */
 bool api_valid_instance_ref(const char *s);
-bool api_valid_cursor(const char *s);      /* printable ASCII, 1..API_CURSOR_MAX */
+bool api_valid_cursor(const char *s); /* printable ASCII, 1..API_CURSOR_MAX */
 
 /* Split NAME[:TAG] (a ref to create: upload or tag). Tag defaults to
  * "latest". API_E_INVALID_FIELD naming field on error. */
-api_code api_parse_new_ref(const char *s, const char *field,
-                           char name[API_NAME_MAX + 1],
+api_code api_parse_new_ref(const char *s, const char *field, char name[API_NAME_MAX + 1],
                            char tag[API_TAG_MAX + 1], api_status *st);
 
 /* ---- JSON body decoders ------------------------------------------------- */
 
-api_code api_decode_instance_spec(const char *body, size_t len,
-                                  api_instance_spec *out, api_status *st);
+api_code api_decode_instance_spec(const char *body, size_t len, api_instance_spec *out,
+                                  api_status *st);
 void api_instance_spec_clear(api_instance_spec *spec);
 
-api_code api_decode_host_spec(const char *body, size_t len,
-                              api_host_spec *out, api_status *st);
+api_code api_decode_host_spec(const char *body, size_t len, api_host_spec *out, api_status *st);
 void api_host_spec_clear(api_host_spec *spec);
 
 /* {"ref": "NAME[:TAG]"} -> ref normalised to "NAME:TAG". */
-api_code api_decode_tag_request(const char *body, size_t len,
-                                char ref[API_REF_MAX + 1], api_status *st);
+api_code api_decode_tag_request(const char *body, size_t len, char ref[API_REF_MAX + 1],
+                                api_status *st);
 /* Empty body or {} or {"timeout_s": 0..3600}; *timeout_s = -1 when absent. */
-api_code api_decode_stop_request(const char *body, size_t len, int *timeout_s,
-                                 api_status *st);
+api_code api_decode_stop_request(const char *body, size_t len, int *timeout_s, api_status *st);
 /* Bulk body: {"selector": "k=v"} or {"ids": [..]}, plus "timeout_s"
  * (allowed when allow_timeout) and "force" (when allow_force). Release
  * with api_bulk_req_clear. */
-api_code api_decode_bulk_request(const char *body, size_t len,
-                                 bool allow_timeout, bool allow_force,
+api_code api_decode_bulk_request(const char *body, size_t len, bool allow_timeout, bool allow_force,
                                  api_bulk_req *out, api_status *st);
 void api_bulk_req_clear(api_bulk_req *req);
 /* {"cordoned": bool} (required). */
-api_code api_decode_cordon_request(const char *body, size_t len,
-                                   bool *cordoned, api_status *st);
+api_code api_decode_cordon_request(const char *body, size_t len, bool *cordoned, api_status *st);
 /* Empty body or {} (start, restart, drain, consolidate). */
 api_code api_decode_empty_body(const char *body, size_t len, api_status *st);
 
@@ -70,68 +65,68 @@ api_code api_decode_empty_body(const char *body, size_t len, api_status *st);
 
 /* Query parameters a route accepts (bit mask). */
 enum {
-	API_Q_SELECTOR = 1u << 0,
-	API_Q_NAME     = 1u << 1,
-	API_Q_STATE    = 1u << 2,
-	API_Q_HOST     = 1u << 3,
-	API_Q_LIMIT    = 1u << 4,
-	API_Q_AFTER    = 1u << 5,
-	API_Q_FORCE    = 1u << 6,
-	API_Q_DRY_RUN  = 1u << 7,
-	API_Q_TAIL     = 1u << 8,
-	API_Q_FOLLOW   = 1u << 9,
-	API_Q_SINCE    = 1u << 10,
-	API_Q_REF      = 1u << 11,
-	API_Q_LABEL    = 1u << 12,  /* repeatable label=K=V */
-	API_Q_DIGEST   = 1u << 13
+    API_Q_SELECTOR = 1u << 0,
+    API_Q_NAME = 1u << 1,
+    API_Q_STATE = 1u << 2,
+    API_Q_HOST = 1u << 3,
+    API_Q_LIMIT = 1u << 4,
+    API_Q_AFTER = 1u << 5,
+    API_Q_FORCE = 1u << 6,
+    API_Q_DRY_RUN = 1u << 7,
+    API_Q_TAIL = 1u << 8,
+    API_Q_FOLLOW = 1u << 9,
+    API_Q_SINCE = 1u << 10,
+    API_Q_REF = 1u << 11,
+    API_Q_LABEL = 1u << 12, /* repeatable label=K=V */
+    API_Q_DIGEST = 1u << 13
 };
 
 /* Decoded query. String pointers point into the params passed to
  * api_decode_query (caller keeps them alive); labels are copied here. */
 typedef struct api_query {
-	api_selector selector;         /* n == 0 when absent */
-	const char *name;              /* NULL when absent */
-	bool has_state;
-	api_instance_state state;
-	const char *host;
-	uint32_t limit;                /* default API_LIST_LIMIT_DEFAULT */
-	const char *after;
-	bool force, dry_run, follow;
-	uint64_t tail;                 /* UINT64_MAX when absent */
-	bool has_since;
-	uint64_t since;
-	bool has_ref;
-	char ref_name[API_NAME_MAX + 1];
-	char ref_tag[API_TAG_MAX + 1];
-	api_kv labels[API_LABELS_MAX];
-	size_t n_labels;
-	const char *digest;
-	char label_store_[API_LABELS_MAX][API_LABEL_KEY_MAX + API_LABEL_VALUE_MAX + 2];
+    api_selector selector; /* n == 0 when absent */
+    const char *name;      /* NULL when absent */
+    bool has_state;
+    api_instance_state state;
+    const char *host;
+    uint32_t limit; /* default API_LIST_LIMIT_DEFAULT */
+    const char *after;
+    bool force, dry_run, follow;
+    uint64_t tail; /* UINT64_MAX when absent */
+    bool has_since;
+    uint64_t since;
+    bool has_ref;
+    char ref_name[API_NAME_MAX + 1];
+    char ref_tag[API_TAG_MAX + 1];
+    api_kv labels[API_LABELS_MAX];
+    size_t n_labels;
+    const char *digest;
+    char label_store_[API_LABELS_MAX][API_LABEL_KEY_MAX + API_LABEL_VALUE_MAX + 2];
 } api_query;
 
 /* params: n decoded key/value pairs in request order (value may be NULL for
  * a bare "?key"). Unknown or repeated (except label) keys: invalid_field. */
-api_code api_decode_query(const api_kv *params, size_t n, unsigned allowed,
-                          api_query *q, api_status *st);
+api_code api_decode_query(const api_kv *params, size_t n, unsigned allowed, api_query *q,
+                          api_status *st);
 /* Parse an unsigned decimal (no sign, no spaces) <= max. 0 or -1. */
 int api_parse_u64(const char *s, uint64_t max, uint64_t *out);
 
 /* ---- encoders ----------------------------------------------------------- */
 
 typedef enum api_sink_kind {
-	API_SINK_IMAGE = 0,
-	API_SINK_INSTANCE,
-	API_SINK_HOST,
-	API_SINK_PLAN,
-	API_SINK_TEXT,
-	API_SINK_BULK
+    API_SINK_IMAGE = 0,
+    API_SINK_INSTANCE,
+    API_SINK_HOST,
+    API_SINK_PLAN,
+    API_SINK_TEXT,
+    API_SINK_BULK
 } api_sink_kind;
 
 typedef enum api_sink_shape {
-	API_SHAPE_ONE = 0,             /* exactly one object */
-	API_SHAPE_LIST,                /* {"items": [...], "next": ...} */
-	API_SHAPE_ITEMS,               /* {"items": [...]} (create) */
-	API_SHAPE_BULK                 /* {"items": [...], "succeeded": N, "failed": M} */
+    API_SHAPE_ONE = 0, /* exactly one object */
+    API_SHAPE_LIST,    /* {"items": [...], "next": ...} */
+    API_SHAPE_ITEMS,   /* {"items": [...]} (create) */
+    API_SHAPE_BULK     /* {"items": [...], "succeeded": N, "failed": M} */
 } api_sink_shape;
 
 /* NULL on out of memory. */

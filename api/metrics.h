@@ -11,14 +11,14 @@
 
 #include "api.h"
 
-#define API_METRICS_CODES   16        /* distinct statuses tracked + "other" */
-#define API_METRICS_BUCKETS 11        /* latency buckets incl. +Inf */
+#define API_METRICS_CODES   16 /* distinct statuses tracked + "other" */
+#define API_METRICS_BUCKETS 11 /* latency buckets incl. +Inf */
 
 typedef struct api_metrics {
-	atomic_uint_fast64_t by_code[API_METRICS_CODES];  /* see metrics.c codes[] */
-	atomic_uint_fast64_t bucket[API_METRICS_BUCKETS]; /* non-cumulative counts */
-	atomic_uint_fast64_t sum_us;                      /* total latency, microseconds */
-	atomic_uint_fast64_t count;                       /* requests observed */
+    atomic_uint_fast64_t by_code[API_METRICS_CODES];  /* see metrics.c codes[] */
+    atomic_uint_fast64_t bucket[API_METRICS_BUCKETS]; /* non-cumulative counts */
+    atomic_uint_fast64_t sum_us;                      /* total latency, microseconds */
+    atomic_uint_fast64_t count;                       /* requests observed */
 } api_metrics;
 
 /* Record one finished request. Thread-safe. */

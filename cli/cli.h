@@ -23,7 +23,7 @@ enum {
     CLI_EAUTH = 6,        /* missing or wrong token (HTTP 401/403) */
 };
 
-#define CLI_DEFAULT_URL "http://127.0.0.1:7878"
+#define CLI_DEFAULT_URL       "http://127.0.0.1:7878"
 #define CLI_DEFAULT_STATE_DIR "/var/lib/shoal"
 
 /* Output format of listings (-o). */
@@ -50,8 +50,7 @@ typedef struct cli_ctx {
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Print a usage error naming the command and a hint; returns CLI_EUSAGE. */
-int cli_usage(const char *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Report a getopt_long() failure (c is '?' or ':', optstring began with
  * ':') as a usage error of cmd; returns CLI_EUSAGE. */
@@ -67,8 +66,7 @@ int cli_status_from_http(long http_status, const char *code);
 /* Build the user-facing message for an HTTP error response. body may be NULL
  * or not JSON; the server's "message" is used when present, else a sentence
  * derived from the status (never a bare number). Writes at most len bytes. */
-void cli_error_message(long http_status, const char *body, size_t body_len,
-                       char *out, size_t len);
+void cli_error_message(long http_status, const char *body, size_t body_len, char *out, size_t len);
 
 /* ---- configuration (cli_config.c) ---- */
 
@@ -84,8 +82,7 @@ int cli_config_load(cli_ctx *ctx, const char *url_flag, const char *token_flag);
 /* Parse one config file's text into *url / *token (malloc'd, replaced only
  * when the file sets them). Returns 0, or -1 and writes a message naming the
  * line to err. */
-int cli_config_parse(const char *text, char **url, char **token, char *err,
-                     size_t errlen);
+int cli_config_parse(const char *text, char **url, char **token, char *err, size_t errlen);
 
 /* True when the URL's host is 127.0.0.0/8, ::1 or localhost. */
 bool cli_url_is_loopback(const char *url);

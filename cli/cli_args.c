@@ -33,8 +33,8 @@ int cli_parse_memory(const char *s, uint32_t *mib, char *err, size_t errlen)
     }
     if (*p) {
         p++;
-        if (strcasecmp(p, "") != 0 && strcasecmp(p, "B") != 0 &&
-            strcasecmp(p, "iB") != 0 && strcasecmp(p, "i") != 0)
+        if (strcasecmp(p, "") != 0 && strcasecmp(p, "B") != 0 && strcasecmp(p, "iB") != 0 &&
+            strcasecmp(p, "i") != 0)
             goto bad;
     }
     if (kib % 1024) {
@@ -48,8 +48,7 @@ int cli_parse_memory(const char *s, uint32_t *mib, char *err, size_t errlen)
     *mib = (uint32_t)(kib / 1024);
     return 0;
 bad:
-    snprintf(err, errlen,
-             "invalid memory size '%s' (examples: 32, 32M, 32MiB, 1G)", s);
+    snprintf(err, errlen, "invalid memory size '%s' (examples: 32, 32M, 32MiB, 1G)", s);
     return -1;
 range:
     snprintf(err, errlen, "memory size '%s' is out of range", s);
@@ -72,31 +71,28 @@ static int parse_port_num(const char *s, size_t n, uint16_t *out)
     return 0;
 }
 
-int cli_parse_port(const char *s, uint16_t *host, uint16_t *guest, const char **proto,
-                   char *err, size_t errlen)
+int cli_parse_port(const char *s, uint16_t *host, uint16_t *guest, const char **proto, char *err,
+                   size_t errlen)
 {
     const char *colon = strchr(s, ':');
     const char *slash = strchr(s, '/');
     if (slash && strcmp(slash, "/tcp") != 0 && strcmp(slash, "/udp") != 0) {
-        snprintf(err, errlen,
-                 "port mapping '%s': the protocol is tcp or udp (HOSTPORT:PORT/udp)", s);
+        snprintf(err, errlen, "port mapping '%s': the protocol is tcp or udp (HOSTPORT:PORT/udp)",
+                 s);
         return -1;
     }
     *proto = slash ? slash + 1 : NULL;
     size_t end = slash ? (size_t)(slash - s) : strlen(s);
-    if (!colon || (size_t)(colon - s) > end ||
-        parse_port_num(s, (size_t)(colon - s), host) < 0 ||
+    if (!colon || (size_t)(colon - s) > end || parse_port_num(s, (size_t)(colon - s), host) < 0 ||
         parse_port_num(colon + 1, end - (size_t)(colon - s) - 1, guest) < 0) {
         snprintf(err, errlen,
-                 "invalid port mapping '%s' (expected HOSTPORT:PORT[/tcp|/udp], ports 1-65535)",
-                 s);
+                 "invalid port mapping '%s' (expected HOSTPORT:PORT[/tcp|/udp], ports 1-65535)", s);
         return -1;
     }
     return 0;
 }
 
-int cli_parse_kv(const char *s, size_t *keylen, const char **val, char *err,
-                 size_t errlen)
+int cli_parse_kv(const char *s, size_t *keylen, const char **val, char *err, size_t errlen)
 {
     const char *eq = strchr(s, '=');
     if (!eq || eq == s) {
@@ -115,8 +111,7 @@ int cli_parse_kv(const char *s, size_t *keylen, const char **val, char *err,
 
 static int key_char(char c)
 {
-    return isalnum((unsigned char)c) || c == '_' || c == '.' || c == '/' ||
-           c == '-';
+    return isalnum((unsigned char)c) || c == '_' || c == '.' || c == '/' || c == '-';
 }
 
 int cli_parse_selector(const char *s, char *err, size_t errlen)
@@ -147,12 +142,13 @@ int cli_parse_selector(const char *s, char *err, size_t errlen)
 bad:
     snprintf(err, errlen,
              "invalid selector '%s' (expected terms like k=v, k!=v, k, !k "
-             "separated by commas)", s);
+             "separated by commas)",
+             s);
     return -1;
 }
 
-int cli_parse_uint(const char *s, unsigned long min, unsigned long max,
-                   unsigned long *out, char *err, size_t errlen)
+int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out,
+                   char *err, size_t errlen)
 {
     char *end;
     errno = 0;
@@ -164,8 +160,7 @@ int cli_parse_uint(const char *s, unsigned long min, unsigned long max,
     *out = v;
     return 0;
 bad:
-    snprintf(err, errlen, "invalid number '%s' (expected %lu to %lu)", s, min,
-             max);
+    snprintf(err, errlen, "invalid number '%s' (expected %lu to %lu)", s, min, max);
     return -1;
 }
 

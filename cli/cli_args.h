@@ -17,21 +17,20 @@ int cli_parse_memory(const char *s, uint32_t *mib, char *err, size_t errlen);
 
 /* Port mapping "HOSTPORT:PORT[/tcp|/udp]", ports 1..65535; *proto points
  * at "tcp" or "udp" in s, or is NULL when none was given (tcp). */
-int cli_parse_port(const char *s, uint16_t *host, uint16_t *guest, const char **proto,
-                   char *err, size_t errlen);
+int cli_parse_port(const char *s, uint16_t *host, uint16_t *guest, const char **proto, char *err,
+                   size_t errlen);
 
 /* "K=V" with a non-empty key without spaces; V may be empty and may contain
  * '='. Sets *keylen and *val (pointing into s). */
-int cli_parse_kv(const char *s, size_t *keylen, const char **val, char *err,
-                 size_t errlen);
+int cli_parse_kv(const char *s, size_t *keylen, const char **val, char *err, size_t errlen);
 
 /* Label selector: comma-separated terms k=v, k!=v, k, !k (docs/api.md);
  * keys [A-Za-z0-9_./-]+, values anything but ',' and '='. */
 int cli_parse_selector(const char *s, char *err, size_t errlen);
 
 /* Unsigned decimal in [min, max]. */
-int cli_parse_uint(const char *s, unsigned long min, unsigned long max,
-                   unsigned long *out, char *err, size_t errlen);
+int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out,
+                   char *err, size_t errlen);
 
 /* -o value: table, json, wide. */
 int cli_parse_format(const char *s, cli_fmt *fmt, char *err, size_t errlen);

@@ -32,8 +32,7 @@ static char *trim(char *s)
     return s;
 }
 
-int cli_config_parse(const char *text, char **url, char **token, char *err,
-                     size_t errlen)
+int cli_config_parse(const char *text, char **url, char **token, char *err, size_t errlen)
 {
     int rc = -1;
     char *copy = strdup(text);
@@ -57,15 +56,14 @@ int cli_config_parse(const char *text, char **url, char **token, char *err,
             continue;
         char *eq = strchr(l, '=');
         if (!eq) {
-            snprintf(err, errlen, "line %d: expected 'key = value', got '%s'",
-                     lineno, l);
+            snprintf(err, errlen, "line %d: expected 'key = value', got '%s'", lineno, l);
             goto out;
         }
         *eq = '\0';
         char *key = trim(l), *val = trim(eq + 1);
         size_t vl = strlen(val);
-        if (vl >= 2 && ((val[0] == '"' && val[vl - 1] == '"') ||
-                        (val[0] == '\'' && val[vl - 1] == '\''))) {
+        if (vl >= 2 &&
+            ((val[0] == '"' && val[vl - 1] == '"') || (val[0] == '\'' && val[vl - 1] == '\''))) {
             val[vl - 1] = '\0';
             val++;
         }
@@ -75,8 +73,7 @@ int cli_config_parse(const char *text, char **url, char **token, char *err,
         else if (strcmp(key, "token") == 0)
             dst = token;
         else {
-            snprintf(err, errlen, "line %d: unknown key '%s' (known: url, token)",
-                     lineno, key);
+            snprintf(err, errlen, "line %d: unknown key '%s' (known: url, token)", lineno, key);
             goto out;
         }
         char *v = strdup(val);
@@ -104,8 +101,7 @@ bool cli_url_is_loopback(const char *url)
         return true;
     if (strncmp(p, "[::1]", 5) == 0)
         return true;
-    if (strncmp(p, "localhost", 9) == 0 &&
-        (p[9] == '\0' || p[9] == ':' || p[9] == '/'))
+    if (strncmp(p, "localhost", 9) == 0 && (p[9] == '\0' || p[9] == ':' || p[9] == '/'))
         return true;
     return false;
 }
@@ -118,8 +114,7 @@ static int set_url(cli_ctx *ctx, const char *u, const char *source)
     }
     const char *scheme = strstr(u, "://");
     if (scheme && strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
-        cli_err("server URL '%s' from %s: only http:// and https:// are supported",
-                u, source);
+        cli_err("server URL '%s' from %s: only http:// and https:// are supported", u, source);
         return CLI_EUSAGE;
     }
     size_t n = strlen(u) + 8;
@@ -182,8 +177,7 @@ int cli_config_load(cli_ctx *ctx, const char *url_flag, const char *token_flag)
         /* Same machine: use the local daemon's admin token if readable. */
         const char *dir = getenv("SHOAL_STATE_DIR");
         char tpath[4096];
-        snprintf(tpath, sizeof tpath, "%s/admin.token",
-                 dir && *dir ? dir : CLI_DEFAULT_STATE_DIR);
+        snprintf(tpath, sizeof tpath, "%s/admin.token", dir && *dir ? dir : CLI_DEFAULT_STATE_DIR);
         char *t = read_small_file(tpath, 4096);
         if (t) {
             ctx->token = strdup(trim(t));

@@ -24,8 +24,8 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    fprintf(stderr, "Try 'shoal %s%s--help' for more information.\n",
-            cmd ? cmd : "", cmd && *cmd ? " " : "");
+    fprintf(stderr, "Try 'shoal %s%s--help' for more information.\n", cmd ? cmd : "",
+            cmd && *cmd ? " " : "");
     return CLI_EUSAGE;
 }
 
@@ -44,18 +44,18 @@ static const struct {
     const char *code;
     int status;
 } code_map[] = {
-    {"bad_request", CLI_EUSAGE},
-    {"invalid_field", CLI_EUSAGE},
-    {"unauthorized", CLI_EAUTH},
-    {"not_found", CLI_ENOTFOUND},
-    {"conflict", CLI_ECONFLICT},
-    {"unavailable", CLI_EUNREACHABLE},
-    {"invalid_image", CLI_EFAIL},
-    {"method_not_allowed", CLI_EFAIL},
-    {"too_large", CLI_EFAIL},
-    {"unsupported_media_type", CLI_EFAIL},
-    {"insufficient_capacity", CLI_EFAIL},
-    {"internal", CLI_EFAIL},
+    { "bad_request", CLI_EUSAGE },
+    { "invalid_field", CLI_EUSAGE },
+    { "unauthorized", CLI_EAUTH },
+    { "not_found", CLI_ENOTFOUND },
+    { "conflict", CLI_ECONFLICT },
+    { "unavailable", CLI_EUNREACHABLE },
+    { "invalid_image", CLI_EFAIL },
+    { "method_not_allowed", CLI_EFAIL },
+    { "too_large", CLI_EFAIL },
+    { "unsupported_media_type", CLI_EFAIL },
+    { "insufficient_capacity", CLI_EFAIL },
+    { "internal", CLI_EFAIL },
 };
 
 int cli_status_from_http(long http_status, const char *code)
@@ -66,19 +66,13 @@ int cli_status_from_http(long http_status, const char *code)
                 return code_map[i].status;
     }
     switch (http_status) {
-    case 400:
-        return CLI_EUSAGE;
+    case 400: return CLI_EUSAGE;
     case 401:
-    case 403:
-        return CLI_EAUTH;
-    case 404:
-        return CLI_ENOTFOUND;
-    case 409:
-        return CLI_ECONFLICT;
-    case 503:
-        return CLI_EUNREACHABLE;
-    default:
-        return http_status >= 200 && http_status < 300 ? CLI_OK : CLI_EFAIL;
+    case 403: return CLI_EAUTH;
+    case 404: return CLI_ENOTFOUND;
+    case 409: return CLI_ECONFLICT;
+    case 503: return CLI_EUNREACHABLE;
+    default: return http_status >= 200 && http_status < 300 ? CLI_OK : CLI_EFAIL;
     }
 }
 
@@ -103,8 +97,7 @@ static const char *fallback_message(long st)
     }
 }
 
-void cli_error_message(long st, const char *body, size_t body_len, char *out,
-                       size_t len)
+void cli_error_message(long st, const char *body, size_t body_len, char *out, size_t len)
 {
     json_t *root = NULL;
     if (body && body_len)

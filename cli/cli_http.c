@@ -9,12 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLI_USER_AGENT "shoal-cli/0.1"
+#define CLI_USER_AGENT         "shoal-cli/0.1"
 #define CLI_CONNECT_TIMEOUT_MS 5000L
 
 struct cli_http {
-    CURL *easy;            /* reused for every request: keeps the connection */
-    char auth[4200];       /* "Authorization: Bearer ..." or "" */
+    CURL *easy;      /* reused for every request: keeps the connection */
+    char auth[4200]; /* "Authorization: Bearer ..." or "" */
 };
 
 void cli_http_free(cli_http *h)
@@ -54,9 +54,8 @@ static cli_http *http_get(cli_ctx *ctx)
 }
 
 /* Common options for one request on a (reset) easy handle. */
-static struct curl_slist *setup(cli_ctx *ctx, const char *auth, CURL *e,
-                                const char *method, const char *path,
-                                const char *content_type, cli_buf *url)
+static struct curl_slist *setup(cli_ctx *ctx, const char *auth, CURL *e, const char *method,
+                                const char *path, const char *content_type, cli_buf *url)
 {
     struct curl_slist *hdrs = NULL, *tmp;
     cli_buf_puts(url, ctx->url);
@@ -84,8 +83,7 @@ static size_t collect_cb(char *p, size_t sz, size_t n, void *arg)
     return cli_buf_append(b, p, sz * n) < 0 ? 0 : sz * n;
 }
 
-static int transport_error(cli_ctx *ctx, CURLcode cc, const char *errbuf,
-                           char *out, size_t outlen)
+static int transport_error(cli_ctx *ctx, CURLcode cc, const char *errbuf, char *out, size_t outlen)
 {
     char msg[1024];
     int st = CLI_EUNREACHABLE;
@@ -98,10 +96,8 @@ static int transport_error(cli_ctx *ctx, CURLcode cc, const char *errbuf,
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_URL_MALFORMAT:
-        break;
-    default:
-        st = CLI_EFAIL;
+    case CURLE_URL_MALFORMAT: break;
+    default: st = CLI_EFAIL;
     }
     snprintf(msg, sizeof msg, "cannot reach shoald at %s: %s", ctx->url,
              errbuf && *errbuf ? errbuf : curl_easy_strerror(cc));
@@ -129,12 +125,11 @@ static int http_error(long status, const cli_buf *body, char *out, size_t outlen
 }
 
 /* One request; on 2xx the body is left in *resp. */
-static int http_request(cli_ctx *ctx, const char *method, const char *path,
-                        json_t *body, cli_buf *resp, char *errbuf,
-                        size_t errlen)
+static int http_request(cli_ctx *ctx, const char *method, const char *path, json_t *body,
+                        cli_buf *resp, char *errbuf, size_t errlen)
 {
     int rc = CLI_EFAIL;
-    cli_buf url = {0};
+    cli_buf url = { 0 };
     char *req = NULL;
     struct curl_slist *hdrs = NULL;
     char cerr[CURL_ERROR_SIZE] = "";
@@ -143,8 +138,8 @@ static int http_request(cli_ctx *ctx, const char *method, const char *path,
         goto out;
     CURL *e = h->easy;
     curl_easy_reset(e);
-    hdrs = setup(ctx, h->auth, e, method, path,
-                 body ? "Content-Type: application/json" : NULL, &url);
+    hdrs =
+        setup(ctx, h->auth, e, method, path, body ? "Content-Type: application/json" : NULL, &url);
     if (body) {
         req = json_dumps(body, JSON_COMPACT);
         if (!req)
@@ -177,17 +172,15 @@ out:
     return rc;
 }
 
-int cli_http_raw(cli_ctx *ctx, const char *method, const char *path,
-                 json_t *body, cli_buf *resp)
+int cli_http_raw(cli_ctx *ctx, const char *method, const char *path, json_t *body, cli_buf *resp)
 {
     return http_request(ctx, method, path, body, resp, NULL, 0);
 }
 
-int cli_http_json_quiet(cli_ctx *ctx, const char *method, const char *path,
-                        json_t *body, json_t **out, char *errbuf,
-                        size_t errlen)
+int cli_http_json_quiet(cli_ctx *ctx, const char *method, const char *path, json_t *body,
+                        json_t **out, char *errbuf, size_t errlen)
 {
-    cli_buf resp = {0};
+    cli_buf resp = { 0 };
     if (out)
         *out = NULL;
     int rc = http_request(ctx, method, path, body, &resp, errbuf, errlen);
@@ -208,8 +201,7 @@ int cli_http_json_quiet(cli_ctx *ctx, const char *method, const char *path,
     return rc;
 }
 
-int cli_http_json(cli_ctx *ctx, const char *method, const char *path,
-                  json_t *body, json_t **out)
+int cli_http_json(cli_ctx *ctx, const char *method, const char *path, json_t *body, json_t **out)
 {
     return cli_http_json_quiet(ctx, method, path, body, out, NULL, 0);
 }
@@ -219,7 +211,7 @@ int cli_http_list(cli_ctx *ctx, const char *path, json_t **items)
     int rc = CLI_EFAIL;
     json_t *all = json_array(), *page = NULL;
     char *cursor = NULL;
-    cli_buf p = {0};
+    cli_buf p = { 0 };
     *items = NULL;
     if (!all)
         goto out;
@@ -259,11 +251,10 @@ out:
     return rc;
 }
 
-int cli_http_list_jv(cli_ctx *ctx, const char *path, cli_jv_doc *doc,
-                     cli_jv *items)
+int cli_http_list_jv(cli_ctx *ctx, const char *path, cli_jv_doc *doc, cli_jv *items)
 {
     int rc = CLI_EFAIL;
-    cli_buf p = {0}, body = {0};
+    cli_buf p = { 0 }, body = { 0 };
     const cli_jv **all = NULL;
     size_t n = 0, cap = 0;
     const char *cursor = NULL;
@@ -327,9 +318,9 @@ struct stream_state {
     CURL *e;
     cli_stream_fn fn;
     void *arg;
-    int checked;    /* status looked at */
-    int is_error;   /* non-2xx: collect into err */
-    int stopped;    /* fn asked to stop */
+    int checked;  /* status looked at */
+    int is_error; /* non-2xx: collect into err */
+    int stopped;  /* fn asked to stop */
     cli_buf err;
 };
 
@@ -352,14 +343,13 @@ static size_t stream_cb(char *p, size_t sz, size_t n, void *arg)
     return len;
 }
 
-int cli_http_stream(cli_ctx *ctx, const char *path, long timeout_ms,
-                    cli_stream_fn fn, void *arg)
+int cli_http_stream(cli_ctx *ctx, const char *path, long timeout_ms, cli_stream_fn fn, void *arg)
 {
     int rc = CLI_EFAIL;
-    cli_buf url = {0};
+    cli_buf url = { 0 };
     struct curl_slist *hdrs = NULL;
     char cerr[CURL_ERROR_SIZE] = "";
-    struct stream_state s = {.fn = fn, .arg = arg};
+    struct stream_state s = { .fn = fn, .arg = arg };
     cli_http *h = http_get(ctx);
     if (!h)
         goto out;
@@ -438,8 +428,7 @@ static double secs_between(const struct timespec *a, const struct timespec *b)
     return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
-static void draw_progress(struct upload_state *u, curl_off_t now_b,
-                          curl_off_t total, bool final)
+static void draw_progress(struct upload_state *u, curl_off_t now_b, curl_off_t total, bool final)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -458,15 +447,14 @@ static void draw_progress(struct upload_state *u, curl_off_t now_b,
         bar[i] = i < fill ? '#' : '.';
     bar[width] = '\0';
     int pct = total > 0 ? (int)((now_b * 100) / total) : 0;
-    fprintf(stderr, "\r%s [%s] %3d%% %s/%s %s/s\033[K", u->label, bar, pct,
-            done, tot, r);
+    fprintf(stderr, "\r%s [%s] %3d%% %s/%s %s/s\033[K", u->label, bar, pct, done, tot, r);
     if (final)
         fputc('\n', stderr);
     fflush(stderr);
 }
 
-static int upload_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-                              curl_off_t ultotal, curl_off_t ulnow)
+static int upload_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                              curl_off_t ulnow)
 {
     struct upload_state *u = arg;
     if (ultotal > 0)
@@ -474,15 +462,14 @@ static int upload_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
     return 0;
 }
 
-int cli_http_upload(cli_ctx *ctx, const char *path, FILE *f, uint64_t size,
-                    bool progress, const char *label,
-                    unsigned char sha256_out[32], json_t **out)
+int cli_http_upload(cli_ctx *ctx, const char *path, FILE *f, uint64_t size, bool progress,
+                    const char *label, unsigned char sha256_out[32], json_t **out)
 {
     int rc = CLI_EFAIL;
-    cli_buf url = {0}, resp = {0};
+    cli_buf url = { 0 }, resp = { 0 };
     struct curl_slist *hdrs = NULL;
     char cerr[CURL_ERROR_SIZE] = "";
-    struct upload_state u = {.f = f, .progress = progress, .label = label};
+    struct upload_state u = { .f = f, .progress = progress, .label = label };
     *out = NULL;
     u.md = EVP_MD_CTX_new();
     if (!u.md || EVP_DigestInit_ex(u.md, EVP_sha256(), NULL) != 1) {
@@ -494,8 +481,7 @@ int cli_http_upload(cli_ctx *ctx, const char *path, FILE *f, uint64_t size,
         goto out;
     CURL *e = h->easy;
     curl_easy_reset(e);
-    hdrs = setup(ctx, h->auth, e, "POST", path,
-                 "Content-Type: application/octet-stream", &url);
+    hdrs = setup(ctx, h->auth, e, "POST", path, "Content-Type: application/octet-stream", &url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, upload_read_cb);
     curl_easy_setopt(e, CURLOPT_READDATA, &u);
@@ -554,9 +540,9 @@ struct cli_http_watch {
     CURL *easy;
     struct curl_slist *hdrs;
     cli_buf url;
-    int got_data;  /* event data seen since the last wait() */
-    int done;      /* transfer finished */
-    cli_http_watch_fn on_data;  /* optional: every byte received */
+    int got_data;              /* event data seen since the last wait() */
+    int done;                  /* transfer finished */
+    cli_http_watch_fn on_data; /* optional: every byte received */
     void *arg;
 };
 

@@ -26,40 +26,34 @@ void cli_http_free(cli_http *h);
  * in *out (NULL for an empty body; caller json_decref()s). out may be NULL.
  * When errbuf is non-NULL, the error message is written there instead of
  * printed. */
-int cli_http_json(cli_ctx *ctx, const char *method, const char *path,
-                  json_t *body, json_t **out);
-int cli_http_json_quiet(cli_ctx *ctx, const char *method, const char *path,
-                        json_t *body, json_t **out, char *errbuf,
-                        size_t errlen);
+int cli_http_json(cli_ctx *ctx, const char *method, const char *path, json_t *body, json_t **out);
+int cli_http_json_quiet(cli_ctx *ctx, const char *method, const char *path, json_t *body,
+                        json_t **out, char *errbuf, size_t errlen);
 
 /* GET a list endpoint and follow "next" cursors until done; path must not
  * contain "after=". *items receives one array with every item. */
 int cli_http_list(cli_ctx *ctx, const char *path, json_t **items);
 
 /* Like cli_http_json but keeps the raw 2xx body (appended to *resp). */
-int cli_http_raw(cli_ctx *ctx, const char *method, const char *path,
-                 json_t *body, cli_buf *resp);
+int cli_http_raw(cli_ctx *ctx, const char *method, const char *path, json_t *body, cli_buf *resp);
 
 /* cli_http_list with the fast parser (cli_jv.h): every page is parsed into
  * doc, and *items becomes one array of all items (also in doc). */
-int cli_http_list_jv(cli_ctx *ctx, const char *path, cli_jv_doc *doc,
-                     cli_jv *items);
+int cli_http_list_jv(cli_ctx *ctx, const char *path, cli_jv_doc *doc, cli_jv *items);
 
 /* Stream a GET response: fn is called with each chunk as it arrives; it
  * returns 0 to continue or 1 to stop (a normal end). timeout_ms > 0 ends the
  * request after that long, also normally. CLI_OK when the server closed the
  * stream, fn stopped it or the timeout elapsed. */
 typedef int (*cli_stream_fn)(void *arg, const char *data, size_t len);
-int cli_http_stream(cli_ctx *ctx, const char *path, long timeout_ms,
-                    cli_stream_fn fn, void *arg);
+int cli_http_stream(cli_ctx *ctx, const char *path, long timeout_ms, cli_stream_fn fn, void *arg);
 
 /* Upload size bytes from f as application/octet-stream with POST. While
  * streaming, the SHA-256 of the bytes actually sent is computed into
  * sha256_out. With progress, a bar with bytes and rate is drawn on stderr
  * (label names the file). *out gets the JSON response on 2xx. */
-int cli_http_upload(cli_ctx *ctx, const char *path, FILE *f, uint64_t size,
-                    bool progress, const char *label,
-                    unsigned char sha256_out[32], json_t **out);
+int cli_http_upload(cli_ctx *ctx, const char *path, FILE *f, uint64_t size, bool progress,
+                    const char *label, unsigned char sha256_out[32], json_t **out);
 
 /* Event watcher on its own connection, for redraw-on-change loops. */
 typedef struct cli_http_watch cli_http_watch;

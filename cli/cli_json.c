@@ -37,8 +37,7 @@ void cli_jlabels(const json_t *obj, char *out, size_t len)
     size_t used = 0;
     for (i = 0; i < n && used < len; i++) {
         const char *val = json_string_value(json_object_get(obj, keys[i]));
-        int w = snprintf(out + used, len - used, "%s%s=%s", i ? "," : "",
-                         keys[i], val ? val : "");
+        int w = snprintf(out + used, len - used, "%s%s=%s", i ? "," : "", keys[i], val ? val : "");
         if (w < 0)
             break;
         used += (size_t)w;

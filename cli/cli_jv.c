@@ -56,13 +56,11 @@ void cli_jv_free(cli_jv_doc *doc)
     doc->chunks = NULL;
 }
 
-static int fail(parser *ps, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int fail(parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(parser *ps, const char *fmt, ...)
 {
     if (ps->err && ps->errlen) {
-        int n = snprintf(ps->err, ps->errlen, "offset %zu: ",
-                         (size_t)(ps->p - ps->start));
+        int n = snprintf(ps->err, ps->errlen, "offset %zu: ", (size_t)(ps->p - ps->start));
         if (n >= 0 && (size_t)n < ps->errlen) {
             va_list ap;
             va_start(ap, fmt);
@@ -75,8 +73,7 @@ static int fail(parser *ps, const char *fmt, ...)
 
 static void skip_ws(parser *ps)
 {
-    while (ps->p < ps->end &&
-           (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t'))
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t'))
         ps->p++;
 }
 
@@ -175,14 +172,38 @@ static int parse_string(parser *ps, const char **out, uint32_t *len)
         q++;
         ps->p = q;
         switch (*q) {
-        case '"': *d++ = '"'; q++; break;
-        case '\\': *d++ = '\\'; q++; break;
-        case '/': *d++ = '/'; q++; break;
-        case 'b': *d++ = '\b'; q++; break;
-        case 'f': *d++ = '\f'; q++; break;
-        case 'n': *d++ = '\n'; q++; break;
-        case 'r': *d++ = '\r'; q++; break;
-        case 't': *d++ = '\t'; q++; break;
+        case '"':
+            *d++ = '"';
+            q++;
+            break;
+        case '\\':
+            *d++ = '\\';
+            q++;
+            break;
+        case '/':
+            *d++ = '/';
+            q++;
+            break;
+        case 'b':
+            *d++ = '\b';
+            q++;
+            break;
+        case 'f':
+            *d++ = '\f';
+            q++;
+            break;
+        case 'n':
+            *d++ = '\n';
+            q++;
+            break;
+        case 'r':
+            *d++ = '\r';
+            q++;
+            break;
+        case 't':
+            *d++ = '\t';
+            q++;
+            break;
         case 'u': {
             long hi = read_u16(ps, q + 1);
             if (hi < 0)
@@ -218,8 +239,7 @@ static int parse_string(parser *ps, const char **out, uint32_t *len)
             }
             break;
         }
-        default:
-            return fail(ps, "bad escape '\\%c'", *q);
+        default: return fail(ps, "bad escape '\\%c'", *q);
         }
     }
     *d = '\0';
@@ -360,32 +380,22 @@ static int parse_value(parser *ps, cli_jv *v)
     if (ps->p >= ps->end)
         return fail(ps, "unexpected end of input");
     switch (*ps->p) {
-    case '{':
-        return parse_container(ps, v, true);
-    case '[':
-        return parse_container(ps, v, false);
-    case '"':
-        v->type = CLI_JV_STR;
-        return parse_string(ps, &v->u.str, &v->len);
-    case 't':
-        v->type = CLI_JV_TRUE;
-        return literal(ps, "true", 4);
-    case 'f':
-        v->type = CLI_JV_FALSE;
-        return literal(ps, "false", 5);
-    case 'n':
-        v->type = CLI_JV_NULL;
-        return literal(ps, "null", 4);
-    default:
-        return parse_number(ps, v);
+    case '{': return parse_container(ps, v, true);
+    case '[': return parse_container(ps, v, false);
+    case '"': v->type = CLI_JV_STR; return parse_string(ps, &v->u.str, &v->len);
+    case 't': v->type = CLI_JV_TRUE; return literal(ps, "true", 4);
+    case 'f': v->type = CLI_JV_FALSE; return literal(ps, "false", 5);
+    case 'n': v->type = CLI_JV_NULL; return literal(ps, "null", 4);
+    default: return parse_number(ps, v);
     }
 }
 
-int cli_jv_parse(cli_jv_doc *doc, const char *buf, size_t len, cli_jv *out,
-                 char *err, size_t errlen)
+int cli_jv_parse(cli_jv_doc *doc, const char *buf, size_t len, cli_jv *out, char *err,
+                 size_t errlen)
 {
-    parser ps = {.start = buf, .p = buf, .end = buf + len, .doc = doc,
-                 .err = err, .errlen = errlen};
+    parser ps = {
+        .start = buf, .p = buf, .end = buf + len, .doc = doc, .err = err, .errlen = errlen
+    };
     int rc = parse_value(&ps, out);
     if (rc == 0) {
         skip_ws(&ps);
@@ -432,8 +442,7 @@ const cli_jv *cli_jv_at(const cli_jv *arr, size_t i)
 
 static int cmp_member(const void *a, const void *b)
 {
-    return strcmp((*(const cli_jv_member *const *)a)->key,
-                  (*(const cli_jv_member *const *)b)->key);
+    return strcmp((*(const cli_jv_member *const *)a)->key, (*(const cli_jv_member *const *)b)->key);
 }
 
 void cli_jv_labels(const cli_jv *obj, char *out, size_t len)
@@ -453,8 +462,7 @@ void cli_jv_labels(const cli_jv *obj, char *out, size_t len)
     size_t used = 0;
     for (uint32_t i = 0; i < obj->len && used < len; i++) {
         const char *v = m[i]->val.type == CLI_JV_STR ? m[i]->val.u.str : "";
-        int w = snprintf(out + used, len - used, "%s%s=%s", i ? "," : "",
-                         m[i]->key, v);
+        int w = snprintf(out + used, len - used, "%s%s=%s", i ? "," : "", m[i]->key, v);
         if (w < 0)
             break;
         used += (size_t)w;

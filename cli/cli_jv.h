@@ -37,17 +37,17 @@ typedef struct cli_jv_member cli_jv_member;
 
 typedef struct cli_jv {
     cli_jv_type type;
-    uint32_t len;          /* STR: bytes; NUM: text bytes; ARR/OBJ: count */
+    uint32_t len; /* STR: bytes; NUM: text bytes; ARR/OBJ: count */
     union {
-        const char *str;   /* STR: decoded; NUM: original text (both NUL-terminated) */
-        struct cli_jv *elems;       /* ARR */
-        cli_jv_member *members;     /* OBJ */
+        const char *str;        /* STR: decoded; NUM: original text (both NUL-terminated) */
+        struct cli_jv *elems;   /* ARR */
+        cli_jv_member *members; /* OBJ */
     } u;
-    double num;            /* NUM: value */
+    double num; /* NUM: value */
 } cli_jv;
 
 struct cli_jv_member {
-    const char *key;       /* decoded, NUL-terminated */
+    const char *key; /* decoded, NUL-terminated */
     cli_jv val;
 };
 
@@ -60,8 +60,8 @@ typedef struct cli_jv_doc {
 /* Parse buf[0..len) into doc's arena and store the value in *out. On error
  * returns -1 and writes "offset N: reason" to err (partial allocations stay
  * in the arena until cli_jv_free). */
-int cli_jv_parse(cli_jv_doc *doc, const char *buf, size_t len, cli_jv *out,
-                 char *err, size_t errlen);
+int cli_jv_parse(cli_jv_doc *doc, const char *buf, size_t len, cli_jv *out, char *err,
+                 size_t errlen);
 /* n bytes (16-aligned) from doc's arena, or NULL. */
 void *cli_jv_alloc(cli_jv_doc *doc, size_t n);
 /* Release everything parsed into doc (a zeroed doc is fine). */

@@ -9,7 +9,7 @@ struct cli_table {
     char *headers[CLI_TABLE_MAX_COLS];
     size_t max[CLI_TABLE_MAX_COLS];
     bool right[CLI_TABLE_MAX_COLS];
-    char **cells;   /* rows * ncols */
+    char **cells; /* rows * ncols */
     size_t rows, cap;
 };
 
@@ -117,8 +117,7 @@ size_t cli_table_rows(const cli_table *t)
     return t->rows;
 }
 
-static void print_row(const cli_table *t, char *const *cells,
-                      const size_t *width, FILE *out)
+static void print_row(const cli_table *t, char *const *cells, const size_t *width, FILE *out)
 {
     for (size_t i = 0; i < t->ncols; i++) {
         size_t w = cli_utf8_width(cells[i]);
@@ -137,7 +136,7 @@ static void print_row(const cli_table *t, char *const *cells,
 
 void cli_table_print(const cli_table *t, FILE *out)
 {
-    size_t width[CLI_TABLE_MAX_COLS] = {0};
+    size_t width[CLI_TABLE_MAX_COLS] = { 0 };
     for (size_t i = 0; i < t->ncols; i++)
         width[i] = cli_utf8_width(t->headers[i]);
     for (size_t r = 0; r < t->rows; r++)

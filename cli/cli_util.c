@@ -57,13 +57,12 @@ int cli_buf_escape(cli_buf *b, const char *s)
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned char c = *p;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-            c == '~' || c == ':' || c == '@') {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '@') {
             if (cli_buf_append(b, (const char *)p, 1) < 0)
                 return -1;
         } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            char e[3] = { '%', hex[c >> 4], hex[c & 15] };
             if (cli_buf_append(b, e, 3) < 0)
                 return -1;
         }
@@ -87,7 +86,7 @@ void cli_buf_free(cli_buf *b)
 
 void cli_fmt_bytes(uint64_t bytes, char *out, size_t len)
 {
-    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
     if (bytes < 1024) {
         snprintf(out, len, "%lluB", (unsigned long long)bytes);
         return;

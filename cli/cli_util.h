@@ -18,8 +18,7 @@ typedef struct cli_buf {
 
 int cli_buf_append(cli_buf *b, const char *s, size_t n);
 int cli_buf_puts(cli_buf *b, const char *s);
-int cli_buf_printf(cli_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int cli_buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append s percent-encoded for a URL path segment or query value:
  * everything but A-Z a-z 0-9 - . _ ~ : @ is escaped (':' and '@' are legal
  * in both and keep image refs like "hello:1.0" readable in logs). */

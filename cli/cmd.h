@@ -21,22 +21,22 @@
 /* ---- instance.c: run, ps, inspect, logs, stop, start, restart, rm ---- */
 
 struct inst_run_opts {
-    const char *image;       /* IMAGE (required) */
-    const char *name;        /* --name */
-    unsigned long count;     /* --count, 0 = server default */
-    uint32_t memory_mib;     /* --memory, 0 = server default */
-    unsigned long vcpus;     /* --vcpus, 0 = server default */
-    json_t *env;             /* --env K=V (object, owned) */
-    json_t *labels;          /* --label K=V (object, owned) */
-    json_t *ports;           /* -p HOST:PORT (array, owned) */
-    bool no_network;         /* --no-network */
-    const char *restart;     /* --restart, NULL = server default */
-    const char *host;        /* --host */
-    bool spread;             /* --spread: placement policy spread */
-    json_t *rules;           /* --affinity etc. (array of rule objects, owned) */
-    bool attach;             /* --attach */
-    cli_fmt fmt;             /* -o */
-    char **args;             /* guest arguments after "--" */
+    const char *image;   /* IMAGE (required) */
+    const char *name;    /* --name */
+    unsigned long count; /* --count, 0 = server default */
+    uint32_t memory_mib; /* --memory, 0 = server default */
+    unsigned long vcpus; /* --vcpus, 0 = server default */
+    json_t *env;         /* --env K=V (object, owned) */
+    json_t *labels;      /* --label K=V (object, owned) */
+    json_t *ports;       /* -p HOST:PORT (array, owned) */
+    bool no_network;     /* --no-network */
+    const char *restart; /* --restart, NULL = server default */
+    const char *host;    /* --host */
+    bool spread;         /* --spread: placement policy spread */
+    json_t *rules;       /* --affinity etc. (array of rule objects, owned) */
+    bool attach;         /* --attach */
+    cli_fmt fmt;         /* -o */
+    char **args;         /* guest arguments after "--" */
     int nargs;
 };
 int inst_run_parse(int argc, char **argv, struct inst_run_opts *o);
@@ -45,12 +45,12 @@ void inst_run_opts_free(struct inst_run_opts *o);
 json_t *inst_run_body(const struct inst_run_opts *o);
 
 struct inst_ps_opts {
-    bool all;                /* -a: include stopped, exited, crashed, failed */
-    const char *selector;    /* -l */
-    const char *host;        /* --host */
-    bool quiet;              /* -q: ids only */
-    bool watch;              /* --watch */
-    cli_fmt fmt;             /* -o */
+    bool all;             /* -a: include stopped, exited, crashed, failed */
+    const char *selector; /* -l */
+    const char *host;     /* --host */
+    bool quiet;           /* -q: ids only */
+    bool watch;           /* --watch */
+    cli_fmt fmt;          /* -o */
 };
 int inst_ps_parse(int argc, char **argv, struct inst_ps_opts *o);
 /* True for states ps shows without -a. */
@@ -61,15 +61,14 @@ int inst_render_list(FILE *out, const cli_jv *items, cli_fmt fmt, time_t now);
 
 /* stop/start/restart/rm: names, ids, id prefixes, or -l SELECTOR. */
 struct inst_target_opts {
-    const char *verb;        /* "stop", "start", "restart", "rm" */
-    const char *selector;    /* -l */
-    bool force;              /* rm -f */
-    long timeout_s;          /* stop -t, -1 = server default */
+    const char *verb;     /* "stop", "start", "restart", "rm" */
+    const char *selector; /* -l */
+    bool force;           /* rm -f */
+    long timeout_s;       /* stop -t, -1 = server default */
     char **targets;
     int ntargets;
 };
-int inst_target_parse(const char *verb, int argc, char **argv,
-                      struct inst_target_opts *o);
+int inst_target_parse(const char *verb, int argc, char **argv, struct inst_target_opts *o);
 
 int inst_run(cli_ctx *ctx, int argc, char **argv);
 int inst_ps(cli_ctx *ctx, int argc, char **argv);
@@ -88,7 +87,7 @@ void image_digest_hex(const unsigned char sha[32], char out[72]);
 /* ---- host.c: hosts, host add|cordon|uncordon|drain|rm, consolidate ---- */
 
 int host_list(cli_ctx *ctx, int argc, char **argv);
-int host_main(cli_ctx *ctx, int argc, char **argv);  /* argv[0] = "host" */
+int host_main(cli_ctx *ctx, int argc, char **argv); /* argv[0] = "host" */
 int host_consolidate(cli_ctx *ctx, int argc, char **argv);
 int host_render_list(FILE *out, const json_t *items, cli_fmt fmt);
 int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt);

@@ -29,9 +29,9 @@ static const char events_help[] =
     "  shoal events --timeout 30 | grep instance.state\n";
 
 struct events_state {
-    cli_buf line;       /* partial line carried across chunks */
-    cli_buf data;       /* data: lines of the current event */
-    unsigned long max;  /* stop after this many (0: no limit) */
+    cli_buf line;      /* partial line carried across chunks */
+    cli_buf data;      /* data: lines of the current event */
+    unsigned long max; /* stop after this many (0: no limit) */
     unsigned long seen;
     cli_fmt fmt;
 };
@@ -47,8 +47,7 @@ void events_format(const json_t *ev, char *out, size_t len)
     {
         if (used >= len)
             break;
-        if (!strcmp(k, "time") || !strcmp(k, "type") || !strcmp(k, "id") ||
-            json_is_null(v))
+        if (!strcmp(k, "time") || !strcmp(k, "type") || !strcmp(k, "id") || json_is_null(v))
             continue;
         char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         w = snprintf(out + used, len - used, " %s=%s", k, s ? s : json_string_value(v));
@@ -121,19 +120,16 @@ static int events_cb(void *arg, const char *p, size_t len)
 int events_main(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"since", required_argument, NULL, 's'},
-        {"max", required_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 't'},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "since", required_argument, NULL, 's' },   { "max", required_argument, NULL, 'n' },
+        { "timeout", required_argument, NULL, 't' }, { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
     };
     int rc = CLI_OK, c;
     char err[256];
     unsigned long since = 0, timeout = 0;
     bool have_since = false;
-    struct events_state s = {0};
-    cli_buf path = {0};
+    struct events_state s = { 0 };
+    cli_buf path = { 0 };
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":n:t:o:h", longopts, NULL)) != -1) {
@@ -163,12 +159,8 @@ int events_main(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             break;
-        case 'h':
-            fputs(events_help, stdout);
-            goto out;
-        default:
-            rc = cli_opt_error("events", argv, c);
-            goto out;
+        case 'h': fputs(events_help, stdout); goto out;
+        default: rc = cli_opt_error("events", argv, c); goto out;
         }
     }
     if (optind < argc) {

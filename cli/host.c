@@ -20,24 +20,23 @@ static const char hosts_help[] =
     "  shoal hosts\n"
     "  shoal hosts -o wide\n";
 
-static const char host_help[] =
-    "Usage: shoal host COMMAND [OPTIONS]\n"
-    "\n"
-    "Commands:\n"
-    "  add NAME URI           register a libvirt host\n"
-    "        -l, --label K=V        host label (repeatable)\n"
-    "        -t, --domain-type T    auto, kvm or qemu (default auto)\n"
-    "  inspect NAME...        show hosts as JSON\n"
-    "  cordon NAME...         place no new instances there\n"
-    "  uncordon NAME...       allow placement again\n"
-    "  drain [--dry-run] NAME cordon and move its instances elsewhere\n"
-    "  rm NAME...             remove a host that has no instances\n"
-    "  ls                     same as 'shoal hosts'\n"
-    "\n"
-    "Examples:\n"
-    "  shoal host add h2 qemu+ssh://h2/system -l zone=a\n"
-    "  shoal host cordon h2\n"
-    "  shoal host drain --dry-run h2\n";
+static const char host_help[] = "Usage: shoal host COMMAND [OPTIONS]\n"
+                                "\n"
+                                "Commands:\n"
+                                "  add NAME URI           register a libvirt host\n"
+                                "        -l, --label K=V        host label (repeatable)\n"
+                                "        -t, --domain-type T    auto, kvm or qemu (default auto)\n"
+                                "  inspect NAME...        show hosts as JSON\n"
+                                "  cordon NAME...         place no new instances there\n"
+                                "  uncordon NAME...       allow placement again\n"
+                                "  drain [--dry-run] NAME cordon and move its instances elsewhere\n"
+                                "  rm NAME...             remove a host that has no instances\n"
+                                "  ls                     same as 'shoal hosts'\n"
+                                "\n"
+                                "Examples:\n"
+                                "  shoal host add h2 qemu+ssh://h2/system -l zone=a\n"
+                                "  shoal host cordon h2\n"
+                                "  shoal host drain --dry-run h2\n";
 
 static const char consolidate_help[] =
     "Usage: shoal consolidate [--dry-run] [-o table|json]\n"
@@ -51,8 +50,7 @@ static const char consolidate_help[] =
 
 /* -------------------------------------------------------------- render */
 
-static void usage_cell(const json_t *h, const char *key, bool wide, bool mib,
-                       char *out, size_t len)
+static void usage_cell(const json_t *h, const char *key, bool wide, bool mib, char *out, size_t len)
 {
     double used = cli_jnum(json_object_get(h, "used"), key, 0);
     double cap = cli_jnum(json_object_get(h, "capacity"), key, 0);
@@ -74,10 +72,10 @@ int host_render_list(FILE *out, const json_t *items, cli_fmt fmt)
 {
     if (fmt == CLI_FMT_JSON)
         return cli_jprint(out, items);
-    static const char *const table_h[] = {"NAME", "STATE", "TYPE", "INSTANCES",
-                                          "MEMORY", "VCPUS", "SLOTS"};
-    static const char *const wide_h[] = {"NAME", "STATE", "TYPE", "INSTANCES",
-                                         "MEMORY", "VCPUS", "SLOTS", "URI", "LABELS"};
+    static const char *const table_h[] = { "NAME",   "STATE", "TYPE", "INSTANCES",
+                                           "MEMORY", "VCPUS", "SLOTS" };
+    static const char *const wide_h[] = { "NAME",  "STATE", "TYPE", "INSTANCES", "MEMORY",
+                                          "VCPUS", "SLOTS", "URI",  "LABELS" };
     bool wide = fmt == CLI_FMT_WIDE;
     cli_table *t = wide ? cli_table_new(9, wide_h) : cli_table_new(7, table_h);
     int rc = 0;
@@ -99,8 +97,10 @@ int host_render_list(FILE *out, const json_t *items, cli_fmt fmt)
         usage_cell(h, "vcpus", wide, false, cpu, sizeof cpu);
         usage_cell(h, "slots", wide, false, slots, sizeof slots);
         cli_jlabels(json_object_get(h, "labels"), labels, sizeof labels);
-        const char *row[] = {cli_jstr(h, "name"), state, cli_jstr(h, "domain_type"),
-                             inst, mem, cpu, slots, cli_jstr(h, "uri"), labels};
+        const char *row[] = {
+            cli_jstr(h, "name"), state, cli_jstr(h, "domain_type"), inst, mem, cpu, slots,
+            cli_jstr(h, "uri"),  labels
+        };
         if ((rc = cli_table_add(t, row)) < 0)
             goto out;
     }
@@ -114,7 +114,7 @@ int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt)
 {
     if (fmt == CLI_FMT_JSON)
         return cli_jprint(out, plan);
-    static const char *const hdr[] = {"INSTANCE", "FROM", "TO"};
+    static const char *const hdr[] = { "INSTANCE", "FROM", "TO" };
     json_t *moves = json_object_get(plan, "moves");
     int rc = 0;
     bool executed = json_is_true(json_object_get(plan, "executed"));
@@ -128,8 +128,7 @@ int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt)
         json_t *m;
         json_array_foreach(moves, i, m)
         {
-            const char *row[] = {cli_jstr(m, "instance"), cli_jstr(m, "from"),
-                                 cli_jstr(m, "to")};
+            const char *row[] = { cli_jstr(m, "instance"), cli_jstr(m, "from"), cli_jstr(m, "to") };
             if ((rc = cli_table_add(t, row)) < 0)
                 break;
         }
@@ -165,9 +164,9 @@ int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt)
 int host_list(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     int rc = CLI_OK, c;
     cli_fmt fmt = CLI_FMT_TABLE;
@@ -183,12 +182,8 @@ int host_list(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             break;
-        case 'h':
-            fputs(hosts_help, stdout);
-            goto out;
-        default:
-            rc = cli_opt_error("hosts", argv, c);
-            goto out;
+        case 'h': fputs(hosts_help, stdout); goto out;
+        default: rc = cli_opt_error("hosts", argv, c); goto out;
         }
     }
     if (optind < argc) {
@@ -208,10 +203,10 @@ out:
 static int host_add(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"label", required_argument, NULL, 'l'},
-        {"domain-type", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "label", required_argument, NULL, 'l' },
+        { "domain-type", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     int rc = CLI_OK, c;
     char err[256];
@@ -241,12 +236,8 @@ static int host_add(cli_ctx *ctx, int argc, char **argv)
             }
             dtype = optarg;
             break;
-        case 'h':
-            fputs(host_help, stdout);
-            goto out;
-        default:
-            rc = cli_opt_error("host add", argv, c);
-            goto out;
+        case 'h': fputs(host_help, stdout); goto out;
+        default: rc = cli_opt_error("host add", argv, c); goto out;
         }
     }
     if (argc - optind != 2) {
@@ -275,10 +266,10 @@ out:
 static int host_each(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"dry-run", no_argument, NULL, 'n'},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "dry-run", no_argument, NULL, 'n' },
+        { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     const char *verb = argv[0];
     bool is_drain = !strcmp(verb, "drain");
@@ -287,7 +278,7 @@ static int host_each(cli_ctx *ctx, int argc, char **argv)
     int rc = CLI_OK, c;
     bool dry = false;
     cli_fmt fmt = CLI_FMT_TABLE;
-    cli_buf path = {0};
+    cli_buf path = { 0 };
     json_t *all = json_array();
     optind = 0;
     opterr = 0;
@@ -306,12 +297,8 @@ static int host_each(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             break;
-        case 'h':
-            fputs(host_help, stdout);
-            goto out;
-        default:
-            rc = cli_opt_error(cmd, argv, c);
-            goto out;
+        case 'h': fputs(host_help, stdout); goto out;
+        default: rc = cli_opt_error(cmd, argv, c); goto out;
         }
     }
     if (optind >= argc) {
@@ -366,7 +353,8 @@ out:
 int host_main(cli_ctx *ctx, int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage("host", "missing host command (add, inspect, cordon, uncordon, drain, rm)");
+        return cli_usage("host",
+                         "missing host command (add, inspect, cordon, uncordon, drain, rm)");
     const char *sub = argv[1];
     if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help")) {
         fputs(host_help, stdout);
@@ -379,8 +367,8 @@ int host_main(cli_ctx *ctx, int argc, char **argv)
     if (!strcmp(sub, "inspect") || !strcmp(sub, "cordon") || !strcmp(sub, "uncordon") ||
         !strcmp(sub, "drain") || !strcmp(sub, "rm"))
         return host_each(ctx, argc - 1, argv + 1);
-    return cli_usage("host", "unknown host command '%s' (add, inspect, cordon, uncordon, drain, rm)",
-                     sub);
+    return cli_usage("host",
+                     "unknown host command '%s' (add, inspect, cordon, uncordon, drain, rm)", sub);
 }
 
 /* --------------------------------------------------------- consolidate */
@@ -388,10 +376,10 @@ int host_main(cli_ctx *ctx, int argc, char **argv)
 int host_consolidate(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"dry-run", no_argument, NULL, 'n'},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "dry-run", no_argument, NULL, 'n' },
+        { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     int rc = CLI_OK, c;
     bool dry = false;
@@ -409,12 +397,8 @@ int host_consolidate(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             break;
-        case 'h':
-            fputs(consolidate_help, stdout);
-            goto out;
-        default:
-            rc = cli_opt_error("consolidate", argv, c);
-            goto out;
+        case 'h': fputs(consolidate_help, stdout); goto out;
+        default: rc = cli_opt_error("consolidate", argv, c); goto out;
         }
     }
     if (optind < argc) {

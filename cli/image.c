@@ -50,21 +50,20 @@ static const char push_help[] =
     "  shoal image push hello.elf hello\n"
     "  shoal image push -l team=web web.elf web:1.2\n";
 
-static const char ls_help[] =
-    "Usage: shoal image ls [OPTIONS]\n"
-    "\n"
-    "List images, one row per tag.\n"
-    "\n"
-    "Options:\n"
-    "      --name NAME        only images named NAME\n"
-    "  -l, --selector SEL     only images whose labels match SEL\n"
-    "  -q, --quiet            print digests only\n"
-    "  -o, --output FMT       table, json or wide\n"
-    "  -h, --help             show this help\n"
-    "\n"
-    "Examples:\n"
-    "  shoal image ls\n"
-    "  shoal image ls --name hello -o json\n";
+static const char ls_help[] = "Usage: shoal image ls [OPTIONS]\n"
+                              "\n"
+                              "List images, one row per tag.\n"
+                              "\n"
+                              "Options:\n"
+                              "      --name NAME        only images named NAME\n"
+                              "  -l, --selector SEL     only images whose labels match SEL\n"
+                              "  -q, --quiet            print digests only\n"
+                              "  -o, --output FMT       table, json or wide\n"
+                              "  -h, --help             show this help\n"
+                              "\n"
+                              "Examples:\n"
+                              "  shoal image ls\n"
+                              "  shoal image ls --name hello -o json\n";
 
 static const char inspect_help[] =
     "Usage: shoal image inspect REF...\n"
@@ -74,13 +73,12 @@ static const char inspect_help[] =
     "Example:\n"
     "  shoal image inspect hello:latest\n";
 
-static const char tag_help[] =
-    "Usage: shoal image tag REF NAME[:TAG]\n"
-    "\n"
-    "Point NAME:TAG at the image REF (moves the tag if it exists).\n"
-    "\n"
-    "Example:\n"
-    "  shoal image tag hello:1.0 hello:stable\n";
+static const char tag_help[] = "Usage: shoal image tag REF NAME[:TAG]\n"
+                               "\n"
+                               "Point NAME:TAG at the image REF (moves the tag if it exists).\n"
+                               "\n"
+                               "Example:\n"
+                               "  shoal image tag hello:1.0 hello:stable\n";
 
 static const char rm_help[] =
     "Usage: shoal image rm [-f] REF...\n"
@@ -142,11 +140,11 @@ static void short_digest(const char *d, char *out, size_t len)
 static int image_push(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"label", required_argument, NULL, 'l'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "label", required_argument, NULL, 'l' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     int rc = CLI_OK, c;
     bool quiet = false;
@@ -154,7 +152,7 @@ static int image_push(cli_ctx *ctx, int argc, char **argv)
     char err[256];
     FILE *f = NULL;
     json_t *resp = NULL;
-    cli_buf path = {0}, labels = {0};
+    cli_buf path = { 0 }, labels = { 0 };
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":l:qo:h", longopts, NULL)) != -1) {
@@ -176,12 +174,8 @@ static int image_push(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             break;
-        case 'h':
-            fputs(push_help, stdout);
-            goto out;
-        default:
-            rc = cli_opt_error("image push", argv, c);
-            goto out;
+        case 'h': fputs(push_help, stdout); goto out;
+        default: rc = cli_opt_error("image push", argv, c); goto out;
         }
     }
     if (argc - optind < 2) {
@@ -218,21 +212,19 @@ static int image_push(cli_ctx *ctx, int argc, char **argv)
     cli_buf_puts(&path, "&digest=");
     cli_buf_escape(&path, pre_hex);
     cli_buf_puts(&path, cli_buf_str(&labels));
-    rc = cli_http_upload(ctx, cli_buf_str(&path), f, (uint64_t)st.st_size,
-                         !quiet && ctx->tty_err, file, sent, &resp);
+    rc = cli_http_upload(ctx, cli_buf_str(&path), f, (uint64_t)st.st_size, !quiet && ctx->tty_err,
+                         file, sent, &resp);
     if (rc != CLI_OK)
         goto out;
     image_digest_hex(sent, sent_hex);
     const char *server = cli_jstr(resp, "digest");
     if (strcmp(sent_hex, pre_hex) != 0) {
-        cli_err("'%s' changed while it was uploaded (%s before, %s sent)", file,
-                pre_hex, sent_hex);
+        cli_err("'%s' changed while it was uploaded (%s before, %s sent)", file, pre_hex, sent_hex);
         rc = CLI_EFAIL;
         goto out;
     }
     if (!server || strcmp(server, sent_hex) != 0) {
-        cli_err("digest mismatch: sent %s, server stored %s", sent_hex,
-                server ? server : "(none)");
+        cli_err("digest mismatch: sent %s, server stored %s", sent_hex, server ? server : "(none)");
         rc = CLI_EFAIL;
         goto out;
     }
@@ -242,8 +234,7 @@ static int image_push(cli_ctx *ctx, int argc, char **argv)
         printf("%s\n", server);
     } else {
         char size[32];
-        cli_fmt_bytes((uint64_t)cli_jnum(resp, "size", (double)st.st_size), size,
-                      sizeof size);
+        cli_fmt_bytes((uint64_t)cli_jnum(resp, "size", (double)st.st_size), size, sizeof size);
         printf("pushed %s %s (%s)\n", ref, server, size);
     }
 out:
@@ -259,10 +250,11 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
 {
     if (fmt == CLI_FMT_JSON)
         return cli_jprint(out, items);
-    static const char *const table_h[] = {"NAME", "TAG", "DIGEST", "SIZE",
-                                          "INSTANCES", "CREATED"};
-    static const char *const wide_h[] = {"NAME", "TAG", "DIGEST", "SIZE", "BOOT",
-                                         "INSTANCES", "LABELS", "CREATED"};
+    static const char *const table_h[] = {
+        "NAME", "TAG", "DIGEST", "SIZE", "INSTANCES", "CREATED"
+    };
+    static const char *const wide_h[] = { "NAME", "TAG",       "DIGEST", "SIZE",
+                                          "BOOT", "INSTANCES", "LABELS", "CREATED" };
     bool wide = fmt == CLI_FMT_WIDE;
     cli_table *t = wide ? cli_table_new(8, wide_h) : cli_table_new(6, table_h);
     int rc = 0;
@@ -304,11 +296,11 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
                 }
             }
             if (wide) {
-                const char *row[] = {name, tag, dig, size, cli_jstr(img, "boot"),
-                                     inst, labels, created};
+                const char *row[] = { name, tag,    dig,    size, cli_jstr(img, "boot"),
+                                      inst, labels, created };
                 rc = cli_table_add(t, row);
             } else {
-                const char *row[] = {name, tag, dig, size, inst, created};
+                const char *row[] = { name, tag, dig, size, inst, created };
                 rc = cli_table_add(t, row);
             }
             if (rc < 0)
@@ -324,12 +316,9 @@ out:
 static int image_ls(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"name", required_argument, NULL, 'n'},
-        {"selector", required_argument, NULL, 'l'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "name", required_argument, NULL, 'n' }, { "selector", required_argument, NULL, 'l' },
+        { "quiet", no_argument, NULL, 'q' },      { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
     };
     int rc = CLI_OK, c;
     bool quiet = false;
@@ -337,7 +326,7 @@ static int image_ls(cli_ctx *ctx, int argc, char **argv)
     const char *name = NULL, *sel = NULL;
     char err[256];
     json_t *items = NULL;
-    cli_buf path = {0};
+    cli_buf path = { 0 };
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":l:qo:h", longopts, NULL)) != -1) {
@@ -357,12 +346,8 @@ static int image_ls(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             break;
-        case 'h':
-            fputs(ls_help, stdout);
-            goto out;
-        default:
-            rc = cli_opt_error("image ls", argv, c);
-            goto out;
+        case 'h': fputs(ls_help, stdout); goto out;
+        default: rc = cli_opt_error("image ls", argv, c); goto out;
         }
     }
     if (optind < argc) {
@@ -398,9 +383,9 @@ out:
 static int image_simple(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "force", no_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     const char *verb = argv[0];
     bool is_rm = !strcmp(verb, "rm"), is_tag = !strcmp(verb, "tag");
@@ -410,7 +395,7 @@ static int image_simple(cli_ctx *ctx, int argc, char **argv)
     int rc = CLI_OK, c;
     bool force = false;
     json_t *all = NULL, *body = NULL, *obj = NULL;
-    cli_buf path = {0};
+    cli_buf path = { 0 };
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, is_rm ? ":fh" : ":h", longopts, NULL)) != -1) {
@@ -422,12 +407,8 @@ static int image_simple(cli_ctx *ctx, int argc, char **argv)
             }
             force = true;
             break;
-        case 'h':
-            fputs(help, stdout);
-            goto out;
-        default:
-            rc = cli_opt_error(cmd, argv, c);
-            goto out;
+        case 'h': fputs(help, stdout); goto out;
+        default: rc = cli_opt_error(cmd, argv, c); goto out;
         }
     }
     int n = argc - optind;

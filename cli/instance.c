@@ -68,7 +68,10 @@ static int kv_into(json_t *obj, const char *cmd, const char *what, const char *s
 static int rule_into(json_t *rules, int kind, const char *s)
 {
     static const char *const kinds[] = {
-        "host-affinity", "host-anti-affinity", "affinity", "anti-affinity",
+        "host-affinity",
+        "host-anti-affinity",
+        "affinity",
+        "anti-affinity",
     };
     char err[256];
     size_t kl;
@@ -109,25 +112,25 @@ void inst_run_opts_free(struct inst_run_opts *o)
 int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
 {
     static const struct option longopts[] = {
-        {"name", required_argument, NULL, 'n'},
-        {"count", required_argument, NULL, 'c'},
-        {"memory", required_argument, NULL, 'm'},
-        {"vcpus", required_argument, NULL, 'V'},
-        {"env", required_argument, NULL, 'e'},
-        {"label", required_argument, NULL, 'l'},
-        {"publish", required_argument, NULL, 'p'},
-        {"no-network", no_argument, NULL, 'N'},
-        {"restart", required_argument, NULL, 'r'},
-        {"host", required_argument, NULL, 'H'},
-        {"spread", no_argument, NULL, 'S'},
-        {"host-affinity", required_argument, NULL, 1000},
-        {"host-anti-affinity", required_argument, NULL, 1001},
-        {"affinity", required_argument, NULL, 1002},
-        {"anti-affinity", required_argument, NULL, 1003},
-        {"attach", no_argument, NULL, 'a'},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "name", required_argument, NULL, 'n' },
+        { "count", required_argument, NULL, 'c' },
+        { "memory", required_argument, NULL, 'm' },
+        { "vcpus", required_argument, NULL, 'V' },
+        { "env", required_argument, NULL, 'e' },
+        { "label", required_argument, NULL, 'l' },
+        { "publish", required_argument, NULL, 'p' },
+        { "no-network", no_argument, NULL, 'N' },
+        { "restart", required_argument, NULL, 'r' },
+        { "host", required_argument, NULL, 'H' },
+        { "spread", no_argument, NULL, 'S' },
+        { "host-affinity", required_argument, NULL, 1000 },
+        { "host-anti-affinity", required_argument, NULL, 1001 },
+        { "affinity", required_argument, NULL, 1002 },
+        { "anti-affinity", required_argument, NULL, 1003 },
+        { "attach", no_argument, NULL, 'a' },
+        { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     int rc = CLI_EUSAGE;
     char err[256];
@@ -155,9 +158,7 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         uint16_t hp, gp;
         const char *proto;
         switch (c) {
-        case 'n':
-            o->name = optarg;
-            break;
+        case 'n': o->name = optarg; break;
         case 'c':
             if (cli_parse_uint(optarg, 1, 1000, &o->count, err, sizeof err) < 0)
                 return cli_usage("run", "--count: %s", err);
@@ -183,26 +184,19 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
             if (cli_parse_port(optarg, &hp, &gp, &proto, err, sizeof err) < 0)
                 return cli_usage("run", "%s", err);
             json_t *pm = json_pack("{s:i,s:i}", "host", (int)hp, "guest", (int)gp);
-            if (proto)   /* only what was given is sent */
+            if (proto) /* only what was given is sent */
                 json_object_set_new(pm, "protocol", json_string(proto));
             json_array_append_new(o->ports, pm);
             break;
-        case 'N':
-            o->no_network = true;
-            break;
+        case 'N': o->no_network = true; break;
         case 'r':
-            if (strcmp(optarg, "never") && strcmp(optarg, "on-failure") &&
-                strcmp(optarg, "always"))
+            if (strcmp(optarg, "never") && strcmp(optarg, "on-failure") && strcmp(optarg, "always"))
                 return cli_usage("run", "invalid restart policy '%s' (never, on-failure, always)",
                                  optarg);
             o->restart = optarg;
             break;
-        case 'H':
-            o->host = optarg;
-            break;
-        case 'S':
-            o->spread = true;
-            break;
+        case 'H': o->host = optarg; break;
+        case 'S': o->spread = true; break;
         case 1000:
         case 1001:
         case 1002:
@@ -210,18 +204,13 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
             if ((rc = rule_into(o->rules, c - 1000, optarg)) != CLI_OK)
                 return rc;
             break;
-        case 'a':
-            o->attach = true;
-            break;
+        case 'a': o->attach = true; break;
         case 'o':
             if (cli_parse_format(optarg, &o->fmt, err, sizeof err) < 0)
                 return cli_usage("run", "%s", err);
             break;
-        case 'h':
-            fputs(run_help, stdout);
-            return CLI_DONE;
-        default:
-            return cli_opt_error("run", argv, c);
+        case 'h': fputs(run_help, stdout); return CLI_DONE;
+        default: return cli_opt_error("run", argv, c);
         }
     }
     if (optind >= end)
@@ -306,9 +295,8 @@ static int attach_cb(void *arg, const char *data, size_t len)
 
 static bool state_terminal(const char *s)
 {
-    return s && (!strcmp(s, "exited") || !strcmp(s, "crashed") ||
-                 !strcmp(s, "failed") || !strcmp(s, "stopped") ||
-                 !strcmp(s, "lost"));
+    return s && (!strcmp(s, "exited") || !strcmp(s, "crashed") || !strcmp(s, "failed") ||
+                 !strcmp(s, "stopped") || !strcmp(s, "lost"));
 }
 
 /* Follow the console of id until the instance reaches a terminal state;
@@ -316,9 +304,9 @@ static bool state_terminal(const char *s)
 static int run_attach(cli_ctx *ctx, const char *id)
 {
     int rc = CLI_EFAIL;
-    cli_buf cpath = {0}, ipath = {0};
+    cli_buf cpath = { 0 }, ipath = { 0 };
     json_t *inst = NULL;
-    struct attach_state a = {0};
+    struct attach_state a = { 0 };
     cli_buf_puts(&cpath, "/v1/instances/");
     cli_buf_escape(&cpath, id);
     cli_buf_puts(&ipath, cli_buf_str(&cpath));
@@ -332,8 +320,7 @@ static int run_attach(cli_ctx *ctx, const char *id)
             goto out;
         json_decref(inst);
         inst = NULL;
-        rc = cli_http_json_quiet(ctx, "GET", cli_buf_str(&ipath), NULL, &inst,
-                                 err, sizeof err);
+        rc = cli_http_json_quiet(ctx, "GET", cli_buf_str(&ipath), NULL, &inst, err, sizeof err);
         if (rc != CLI_OK) {
             cli_err("%s", err);
             goto out;
@@ -394,7 +381,7 @@ int inst_run(cli_ctx *ctx, int argc, char **argv)
     } else if (o.fmt == CLI_FMT_WIDE) {
         /* Render through the list renderer's document type. */
         char *txt = json_dumps(items, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        cli_jv_doc doc = {0};
+        cli_jv_doc doc = { 0 };
         cli_jv arr;
         char err[128];
         if (txt && cli_jv_parse(&doc, txt, strlen(txt), &arr, err, sizeof err) == 0)
@@ -440,14 +427,10 @@ static const char ps_help[] =
 int inst_ps_parse(int argc, char **argv, struct inst_ps_opts *o)
 {
     static const struct option longopts[] = {
-        {"all", no_argument, NULL, 'a'},
-        {"selector", required_argument, NULL, 'l'},
-        {"host", required_argument, NULL, 'H'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"watch", no_argument, NULL, 'w'},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "all", no_argument, NULL, 'a' },        { "selector", required_argument, NULL, 'l' },
+        { "host", required_argument, NULL, 'H' }, { "quiet", no_argument, NULL, 'q' },
+        { "watch", no_argument, NULL, 'w' },      { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
     };
     char err[256];
     memset(o, 0, sizeof *o);
@@ -469,11 +452,8 @@ int inst_ps_parse(int argc, char **argv, struct inst_ps_opts *o)
             if (cli_parse_format(optarg, &o->fmt, err, sizeof err) < 0)
                 return cli_usage("ps", "%s", err);
             break;
-        case 'h':
-            fputs(ps_help, stdout);
-            return CLI_DONE;
-        default:
-            return cli_opt_error("ps", argv, c);
+        case 'h': fputs(ps_help, stdout); return CLI_DONE;
+        default: return cli_opt_error("ps", argv, c);
         }
     }
     if (optind < argc)
@@ -485,8 +465,8 @@ int inst_ps_parse(int argc, char **argv, struct inst_ps_opts *o)
 
 bool inst_state_active(const char *s)
 {
-    return !(s && (!strcmp(s, "stopped") || !strcmp(s, "exited") ||
-                   !strcmp(s, "crashed") || !strcmp(s, "failed")));
+    return !(s && (!strcmp(s, "stopped") || !strcmp(s, "exited") || !strcmp(s, "crashed") ||
+                   !strcmp(s, "failed")));
 }
 
 static void fmt_state(const cli_jv *it, char *out, size_t len)
@@ -523,11 +503,11 @@ int inst_render_list(FILE *out, const cli_jv *items, cli_fmt fmt, time_t now)
 {
     if (fmt == CLI_FMT_JSON)
         return cli_jv_print(out, items);
-    static const char *const table_h[] = {"ID", "NAME", "IMAGE", "STATE",
-                                          "HOST", "MEMORY", "ADDRESS", "CREATED"};
-    static const char *const wide_h[] = {"ID", "NAME", "IMAGE", "STATE", "HOST",
-                                         "MEMORY", "VCPUS", "ADDRESS", "PORTS",
-                                         "RESTART", "READY", "LABELS", "CREATED"};
+    static const char *const table_h[] = { "ID",   "NAME",   "IMAGE",   "STATE",
+                                           "HOST", "MEMORY", "ADDRESS", "CREATED" };
+    static const char *const wide_h[] = { "ID",     "NAME",   "IMAGE",   "STATE", "HOST",
+                                          "MEMORY", "VCPUS",  "ADDRESS", "PORTS", "RESTART",
+                                          "READY",  "LABELS", "CREATED" };
     bool wide = fmt == CLI_FMT_WIDE;
     cli_table *t = wide ? cli_table_new(13, wide_h) : cli_table_new(8, table_h);
     if (!t)
@@ -540,8 +520,8 @@ int inst_render_list(FILE *out, const cli_jv *items, cli_fmt fmt, time_t now)
     int rc = 0;
     for (size_t i = 0; i < cli_jv_size(items); i++) {
         const cli_jv *it = cli_jv_at(items, i);
-        char state[48], mem[24], vcpus[16], created[48], ports[256], restart[48],
-            ready[24], labels[512], addr[64];
+        char state[48], mem[24], vcpus[16], created[48], ports[256], restart[48], ready[24],
+            labels[512], addr[64];
         const cli_jv *net = cli_jv_get(it, "network");
         const cli_jv *enabled = cli_jv_get(net, "enabled");
         fmt_state(it, state, sizeof state);
@@ -569,11 +549,11 @@ int inst_render_list(FILE *out, const cli_jv *items, cli_fmt fmt, time_t now)
         const char *id = cli_jv_str(it, "id"), *name = cli_jv_str(it, "name"),
                    *image = cli_jv_str(it, "image"), *host = cli_jv_str(it, "host");
         if (wide) {
-            const char *row[] = {id, name, image, state, host, mem, vcpus, addr,
-                                 ports, restart, ready, labels, created};
+            const char *row[] = { id,   name,  image,   state, host,   mem,    vcpus,
+                                  addr, ports, restart, ready, labels, created };
             rc = cli_table_add(t, row);
         } else {
-            const char *row[] = {id, name, image, state, host, mem, addr, created};
+            const char *row[] = { id, name, image, state, host, mem, addr, created };
             rc = cli_table_add(t, row);
         }
         if (rc < 0)
@@ -589,9 +569,9 @@ out:
 static int ps_once(cli_ctx *ctx, const struct inst_ps_opts *o, FILE *out)
 {
     int rc;
-    cli_buf path = {0};
-    cli_jv_doc doc = {0};
-    cli_jv items, shown = {.type = CLI_JV_ARR};
+    cli_buf path = { 0 };
+    cli_jv_doc doc = { 0 };
+    cli_jv items, shown = { .type = CLI_JV_ARR };
     cli_buf_puts(&path, "/v1/instances?limit=1000");
     if (o->selector) {
         cli_buf_puts(&path, "&selector=");
@@ -648,8 +628,7 @@ static int ps_watch(cli_ctx *ctx, const struct inst_ps_opts *o)
         char stamp[64];
         time_t now = time(NULL);
         strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", localtime(&now));
-        printf("\033[H\033[2J%s  (every 2s or on events; Ctrl-C quits)\n\n%s",
-               stamp, frame);
+        printf("\033[H\033[2J%s  (every 2s or on events; Ctrl-C quits)\n\n%s", stamp, frame);
         fflush(stdout);
         free(frame);
         frame = NULL;
@@ -690,31 +669,27 @@ static const char inspect_help[] =
 int inst_inspect(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"output", required_argument, NULL, 'o'},
-        {NULL, 0, NULL, 0},
+        { "help", no_argument, NULL, 'h' },
+        { "output", required_argument, NULL, 'o' },
+        { NULL, 0, NULL, 0 },
     };
     int rc = CLI_OK, c;
     json_t *all = NULL;
-    cli_buf path = {0};
+    cli_buf path = { 0 };
     char err[256];
     cli_fmt fmt;
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(inspect_help, stdout);
-            goto out;
+        case 'h': fputs(inspect_help, stdout); goto out;
         case 'o':
             if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0 || fmt != CLI_FMT_JSON) {
                 rc = cli_usage("inspect", "inspect prints JSON only (-o json)");
                 goto out;
             }
             break;
-        default:
-            rc = cli_opt_error("inspect", argv, c);
-            goto out;
+        default: rc = cli_opt_error("inspect", argv, c); goto out;
         }
     }
     if (optind >= argc) {
@@ -778,17 +753,17 @@ static int logs_cb(void *arg, const char *data, size_t len)
 int inst_logs(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"follow", no_argument, NULL, 'f'},
-        {"tail", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "follow", no_argument, NULL, 'f' },
+        { "tail", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     int rc = CLI_OK, c;
     bool follow = false;
     const char *tail = NULL;
     char err[256];
     unsigned long v;
-    cli_buf path = {0};
+    cli_buf path = { 0 };
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":ft:h", longopts, NULL)) != -1) {
@@ -801,17 +776,13 @@ int inst_logs(cli_ctx *ctx, int argc, char **argv)
             }
             tail = optarg;
             break;
-        case 'h':
-            fputs(logs_help, stdout);
-            goto out;
-        default:
-            rc = cli_opt_error("logs", argv, c);
-            goto out;
+        case 'h': fputs(logs_help, stdout); goto out;
+        default: rc = cli_opt_error("logs", argv, c); goto out;
         }
     }
     if (optind + 1 != argc) {
-        rc = cli_usage("logs", "%s", optind >= argc ? "missing ID or NAME"
-                                                    : "logs takes exactly one ID or NAME");
+        rc = cli_usage("logs", "%s",
+                       optind >= argc ? "missing ID or NAME" : "logs takes exactly one ID or NAME");
         goto out;
     }
     cli_buf_puts(&path, "/v1/instances/");
@@ -856,15 +827,14 @@ static const char action_help[] =
     "  shoal restart 3f9a\n"
     "  shoal rm -f -l app=web\n";
 
-int inst_target_parse(const char *verb, int argc, char **argv,
-                      struct inst_target_opts *o)
+int inst_target_parse(const char *verb, int argc, char **argv, struct inst_target_opts *o)
 {
     static const struct option longopts[] = {
-        {"selector", required_argument, NULL, 'l'},
-        {"timeout", required_argument, NULL, 't'},
-        {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        { "selector", required_argument, NULL, 'l' },
+        { "timeout", required_argument, NULL, 't' },
+        { "force", no_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     char err[256];
     unsigned long v;
@@ -894,11 +864,8 @@ int inst_target_parse(const char *verb, int argc, char **argv,
                 return cli_usage(verb, "-f/--force is only for rm");
             o->force = true;
             break;
-        case 'h':
-            fputs(action_help, stdout);
-            return CLI_DONE;
-        default:
-            return cli_opt_error(verb, argv, c);
+        case 'h': fputs(action_help, stdout); return CLI_DONE;
+        default: return cli_opt_error(verb, argv, c);
         }
     }
     o->targets = argv + optind;
@@ -950,7 +917,7 @@ static void *bulk_thread(void *arg)
  * (opened just before the request, so only events from now on count). */
 struct bulk_progress {
     const char *action;
-    cli_buf line;     /* partial SSE line */
+    cli_buf line; /* partial SSE line */
     int shown;
 };
 
@@ -992,8 +959,8 @@ static void progress_cb(void *arg, const char *data, size_t len)
 static int bulk_request(cli_ctx *ctx, const char *path, const char *action, json_t *body,
                         json_t **resp)
 {
-    struct bulk_call c = {.ctx = ctx, .path = path, .body = body};
-    struct bulk_progress p = {.action = action};
+    struct bulk_call c = { .ctx = ctx, .path = path, .body = body };
+    struct bulk_progress p = { .action = action };
     cli_http_watch *w = NULL;
     pthread_t th;
 
@@ -1060,7 +1027,7 @@ int inst_action(cli_ctx *ctx, int argc, char **argv)
 {
     struct inst_target_opts o;
     json_t *body = NULL, *resp = NULL;
-    cli_buf path = {0};
+    cli_buf path = { 0 };
     int rc = inst_target_parse(argv[0], argc, argv, &o);
     if (rc != CLI_OK)
         goto out;

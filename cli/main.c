@@ -58,25 +58,16 @@ static const struct {
     const char *name;
     cmd_fn fn;
 } commands[] = {
-    {"run", inst_run},
-    {"ps", inst_ps},
-    {"inspect", inst_inspect},
-    {"logs", inst_logs},
-    {"stop", inst_action},
-    {"start", inst_action},
-    {"restart", inst_action},
-    {"rm", inst_action},
-    {"image", image_main},
-    {"hosts", host_list},
-    {"host", host_main},
-    {"consolidate", host_consolidate},
-    {"events", events_main},
+    { "run", inst_run },        { "ps", inst_ps },       { "inspect", inst_inspect },
+    { "logs", inst_logs },      { "stop", inst_action }, { "start", inst_action },
+    { "restart", inst_action }, { "rm", inst_action },   { "image", image_main },
+    { "hosts", host_list },     { "host", host_main },   { "consolidate", host_consolidate },
+    { "events", events_main },
 };
 
 /* Remove "--url X", "--url=X", "--token X", "--token=X" from argv (before
  * any "--"), so every command accepts them in any position. */
-static int take_globals(int *argc, char **argv, const char **url,
-                        const char **token)
+static int take_globals(int *argc, char **argv, const char **url, const char **token)
 {
     int out = 0;
     for (int i = 0; i < *argc; i++) {
@@ -125,7 +116,7 @@ static int version(cli_ctx *ctx)
 
 int main(int argc, char **argv)
 {
-    cli_ctx ctx = {0};
+    cli_ctx ctx = { 0 };
     const char *url = NULL, *token = NULL;
     int rc = take_globals(&argc, argv, &url, &token);
     if (rc != CLI_OK)

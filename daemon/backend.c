@@ -42,11 +42,11 @@ static api_code status_from(api_status *st, const fleet_err *e)
 /* Instance states: the API's and the database's lists are the same, in
  * the same order; the table makes each pairing explicit. */
 static const api_instance_state STATE_MAP[ST__COUNT] = {
-    [ST_PENDING] = API_STATE_PENDING,   [ST_STARTING] = API_STATE_STARTING,
-    [ST_RUNNING] = API_STATE_RUNNING,   [ST_STOPPING] = API_STATE_STOPPING,
-    [ST_STOPPED] = API_STATE_STOPPED,   [ST_EXITED] = API_STATE_EXITED,
-    [ST_CRASHED] = API_STATE_CRASHED,   [ST_BACKOFF] = API_STATE_BACKOFF,
-    [ST_FAILED] = API_STATE_FAILED,     [ST_LOST] = API_STATE_LOST,
+    [ST_PENDING] = API_STATE_PENDING, [ST_STARTING] = API_STATE_STARTING,
+    [ST_RUNNING] = API_STATE_RUNNING, [ST_STOPPING] = API_STATE_STOPPING,
+    [ST_STOPPED] = API_STATE_STOPPED, [ST_EXITED] = API_STATE_EXITED,
+    [ST_CRASHED] = API_STATE_CRASHED, [ST_BACKOFF] = API_STATE_BACKOFF,
+    [ST_FAILED] = API_STATE_FAILED,   [ST_LOST] = API_STATE_LOST,
 };
 _Static_assert((int)ST__COUNT == (int)API_STATE_COUNT_, "every state has an API state");
 
@@ -94,7 +94,8 @@ static fleet_rule_kind rule_from_api(api_rule_kind k)
 const char *backend_rule_name(int fleet_kind)
 {
     return fleet_kind >= 0 && fleet_kind < FLEET_RULE__COUNT
-               ? api_rule_kind_str(RULE_MAP[fleet_kind]) : NULL;
+               ? api_rule_kind_str(RULE_MAP[fleet_kind])
+               : NULL;
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -113,7 +114,8 @@ static api_kv *kv_from_json(json_t *obj, size_t *n)
         *n = 0;
         return NULL;
     }
-    json_object_foreach(obj, k, v) {
+    json_object_foreach(obj, k, v)
+    {
         a[i].key = k;
         a[i].value = json_string_value(v) ? json_string_value(v) : "";
         i++;
@@ -175,8 +177,8 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     a.n_args = nargs;
     a.env = envkv;
     a.labels = lkv;
-    a.restart = (unsigned)in->restart < NELEM(RESTART_MAP) ? RESTART_MAP[in->restart]
-                                                          : API_RESTART_NEVER;
+    a.restart =
+        (unsigned)in->restart < NELEM(RESTART_MAP) ? RESTART_MAP[in->restart] : API_RESTART_NEVER;
     a.restarts = (uint32_t)in->restarts;
     a.spread = pl.spread;
     for (size_t i = 0; i < pl.n_rules; i++) {
@@ -239,8 +241,7 @@ out:
     return rc;
 }
 
-static api_code emit_instance(fleet *f, const char *key, api_sink *out, int detail,
-                              api_status *st)
+static api_code emit_instance(fleet *f, const char *key, api_sink *out, int detail, api_status *st)
 {
     state_instance in;
     fleet_err e;
@@ -299,8 +300,8 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
     for (size_t i = 0; i < spec->n_ports; i++) {
         ports[i].host = spec->ports[i].host;
         ports[i].guest = spec->ports[i].guest;
-        ports[i].proto = spec->ports[i].protocol == API_PROTO_UDP ? STATE_PROTO_UDP
-                                                                  : STATE_PROTO_TCP;
+        ports[i].proto =
+            spec->ports[i].protocol == API_PROTO_UDP ? STATE_PROTO_UDP : STATE_PROTO_TCP;
     }
     fs.ports = ports;
     fs.n_ports = spec->n_ports;
@@ -335,8 +336,8 @@ static int selector_matches(const state_instance *in, void *ctx)
     return ok;
 }
 
-static api_code be_instance_list(void *ctx, const api_instance_filter *flt,
-                                 const api_page *page, api_sink *out, api_status *st)
+static api_code be_instance_list(void *ctx, const api_instance_filter *flt, const api_page *page,
+                                 api_sink *out, api_status *st)
 {
     fleet *f = ctx;
     state_instance *rows = NULL;
@@ -374,17 +375,10 @@ static api_code be_instance_action(void *ctx, const char *id, api_action action,
     int rc;
 
     switch (action) {
-    case API_ACTION_STOP:
-        rc = fleet_instance_stop(f, id, timeout_s, full, &e);
-        break;
-    case API_ACTION_START:
-        rc = fleet_instance_start(f, id, full, &e);
-        break;
-    case API_ACTION_RESTART:
-        rc = fleet_instance_restart(f, id, timeout_s, full, &e);
-        break;
-    default:
-        return api_status_set(st, API_E_INTERNAL, NULL, "unknown action %d", (int)action);
+    case API_ACTION_STOP: rc = fleet_instance_stop(f, id, timeout_s, full, &e); break;
+    case API_ACTION_START: rc = fleet_instance_start(f, id, full, &e); break;
+    case API_ACTION_RESTART: rc = fleet_instance_restart(f, id, timeout_s, full, &e); break;
+    default: return api_status_set(st, API_E_INTERNAL, NULL, "unknown action %d", (int)action);
     }
     if (rc != FLEET_OK)
         return status_from(st, &e);
@@ -432,8 +426,7 @@ static api_code be_instance_bulk(void *ctx, const api_bulk_req *req, api_action 
     else if (req->n_ids > 0)
         frc = fleet_bulk_keys(f, req->ids, req->n_ids, &b, &e);
     else
-        return api_status_set(st, API_E_INVALID_FIELD, "selector",
-                              "selector or ids is required");
+        return api_status_set(st, API_E_INVALID_FIELD, "selector", "selector or ids is required");
     if (frc != FLEET_OK)
         return status_from(st, &e);
     frc = fleet_bulk_run(f, BULK_MAP[action], req->timeout_s, req->force, &b, &e);
@@ -493,9 +486,9 @@ typedef struct {
     img_upload *up;
     char name[API_NAME_MAX + 1];
     char tag[API_TAG_MAX + 1];
-    char digest[80];             /* expected, "" if none */
+    char digest[80]; /* expected, "" if none */
     img_label *labels;
-    char **strings;              /* owned copies behind labels */
+    char **strings; /* owned copies behind labels */
     size_t n_labels;
 } be_upload;
 
@@ -595,7 +588,7 @@ static int sink_image_rows(api_sink *out, const name_rows *nr, const char *diges
 {
     const img_info *first = NULL;
     const char **refs = calloc(nr->n + 1, sizeof *refs);
-    char (*bufs)[IMG_NAME_MAX + IMG_TAG_MAX + 2] = calloc(nr->n + 1, sizeof *bufs);
+    char(*bufs)[IMG_NAME_MAX + IMG_TAG_MAX + 2] = calloc(nr->n + 1, sizeof *bufs);
     api_kv *labels = NULL;
     api_image a;
     size_t nrefs = 0;
@@ -998,14 +991,15 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
     api_sink_printf(out, "# HELP shoal_instances Instances by state.\n"
                          "# TYPE shoal_instances gauge\n");
     for (int s = 0; s < ST__COUNT; s++)
-        api_sink_printf(out, "shoal_instances{state=\"%s\"} %zu\n",
-                        api_state_str(STATE_MAP[s]), m.by_state[s]);
-    api_sink_printf(out, "# HELP shoal_hosts Hosts known to the daemon.\n"
-                         "# TYPE shoal_hosts gauge\nshoal_hosts %zu\n"
-                         "# HELP shoal_hosts_up Hosts whose libvirt connection is up.\n"
-                         "# TYPE shoal_hosts_up gauge\nshoal_hosts_up %zu\n"
-                         "# HELP shoal_images Images stored.\n"
-                         "# TYPE shoal_images gauge\nshoal_images %zu\n",
+        api_sink_printf(out, "shoal_instances{state=\"%s\"} %zu\n", api_state_str(STATE_MAP[s]),
+                        m.by_state[s]);
+    api_sink_printf(out,
+                    "# HELP shoal_hosts Hosts known to the daemon.\n"
+                    "# TYPE shoal_hosts gauge\nshoal_hosts %zu\n"
+                    "# HELP shoal_hosts_up Hosts whose libvirt connection is up.\n"
+                    "# TYPE shoal_hosts_up gauge\nshoal_hosts_up %zu\n"
+                    "# HELP shoal_images Images stored.\n"
+                    "# TYPE shoal_images gauge\nshoal_images %zu\n",
                     m.hosts, m.hosts_up, m.images);
     api_sink_printf(out, "# HELP shoal_instance_ready_seconds Create or start request to guest "
                          "ready.\n# TYPE shoal_instance_ready_seconds histogram\n");
@@ -1015,9 +1009,10 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
                         fleet_ready_bounds[i], (unsigned long long)cum);
     }
     cum += m.ready_hist[FLEET_READY_BUCKETS];
-    api_sink_printf(out, "shoal_instance_ready_seconds_bucket{le=\"+Inf\"} %llu\n"
-                         "shoal_instance_ready_seconds_sum %.6g\n"
-                         "shoal_instance_ready_seconds_count %llu\n",
+    api_sink_printf(out,
+                    "shoal_instance_ready_seconds_bucket{le=\"+Inf\"} %llu\n"
+                    "shoal_instance_ready_seconds_sum %.6g\n"
+                    "shoal_instance_ready_seconds_count %llu\n",
                     (unsigned long long)cum, m.ready_sum, (unsigned long long)m.ready_count);
     return API_OK;
 }

@@ -120,7 +120,8 @@ static int check_uri(const char *v)
 static int check_bridge(const char *v)
 {
     return !v[0] ||
-           strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(v);
+           strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+               strlen(v);
 }
 
 static int check_ipv4(const char *v)
@@ -130,20 +131,18 @@ static int check_ipv4(const char *v)
 }
 
 #define FIELD(f) offsetof(cfg_t, f), sizeof(((cfg_t *)0)->f)
-#define NOFIELD 0, 0
+#define NOFIELD  0, 0
 
 /* Every option shoald has: --help, getopt_long and the config file come
  * from here (and docs/shoald.md lists the same; test_config checks). */
 static const cfg_option OPTIONS[] = {
-    { "state-dir", 0, "state-dir", "DIR", CFG_DEFAULT_STATE_DIR, NULL,
-      "all state under DIR",
+    { "state-dir", 0, "state-dir", "DIR", CFG_DEFAULT_STATE_DIR, NULL, "all state under DIR",
       CFG_STR, FIELD(state_dir), 0, 0, check_absolute, 1 },
     { "listen", 0, "listen", "ADDR:PORT", CFG_DEFAULT_LISTEN, "; [::1]:PORT for IPv6",
-      "REST API address",
-      CFG_LISTEN, NOFIELD, 0, 0, NULL, 0 },
+      "REST API address", CFG_LISTEN, NOFIELD, 0, 0, NULL, 0 },
     { "config", 0, NULL, "FILE", NULL, NULL,
-      "config file (default STATE_DIR/shoald.conf if present)",
-      CFG_CONFIG, NOFIELD, 0, 0, NULL, 1 },
+      "config file (default STATE_DIR/shoald.conf if present)", CFG_CONFIG, NOFIELD, 0, 0, NULL,
+      1 },
     { "domain-type", 0, "domain-type", "T", "auto", NULL,
       "local host accelerator: auto (canary probe), kvm\n"
       "or qemu",
@@ -152,48 +151,36 @@ static const cfg_option OPTIONS[] = {
       "libvirt URI of the local host (default: embedded driver\n"
       "qemu:///embed?root=STATE_DIR/libvirt, no libvirtd needed)",
       CFG_STR, FIELD(local_uri), 0, 0, check_uri, 0 },
-    { "bridge", 0, "bridge", "NAME", CFG_DEFAULT_BRIDGE, NULL,
-      "guest bridge to manage",
-      CFG_STR, FIELD(bridge), 0, 0, check_bridge, 0 },
-    { "subnet", 0, "subnet", "CIDR", CFG_DEFAULT_SUBNET, NULL,
-      "guest subnet",
-      CFG_CIDR, NOFIELD, 0, 0, NULL, 0 },
-    { "no-network", 0, "network", NULL, "1", NULL,
-      "no bridge; every instance runs without network",
+    { "bridge", 0, "bridge", "NAME", CFG_DEFAULT_BRIDGE, NULL, "guest bridge to manage", CFG_STR,
+      FIELD(bridge), 0, 0, check_bridge, 0 },
+    { "subnet", 0, "subnet", "CIDR", CFG_DEFAULT_SUBNET, NULL, "guest subnet", CFG_CIDR, NOFIELD, 0,
+      0, NULL, 0 },
+    { "no-network", 0, "network", NULL, "1", NULL, "no bridge; every instance runs without network",
       CFG_FLAG, FIELD(network), 0, 0, NULL, 0 },
     { "publish-addr", 0, "publish-addr", "ADDR", "0.0.0.0", NULL,
-      "host address published ports listen on",
-      CFG_STR, FIELD(publish_addr), 0, 0, check_ipv4, 0 },
-    { "max-instances", 0, "max-instances", "N", "1000", NULL,
-      "guest slots of each host",
-      CFG_INT, FIELD(max_instances), 1, 100000, NULL, 0 },
+      "host address published ports listen on", CFG_STR, FIELD(publish_addr), 0, 0, check_ipv4, 0 },
+    { "max-instances", 0, "max-instances", "N", "1000", NULL, "guest slots of each host", CFG_INT,
+      FIELD(max_instances), 1, 100000, NULL, 0 },
     { "mem-overcommit", 0, "mem-overcommit", "R", "1", NULL,
-      "usable memory per host as a multiple of its RAM",
-      CFG_RATIO, FIELD(mem_overcommit), 0, 0, NULL, 0 },
+      "usable memory per host as a multiple of its RAM", CFG_RATIO, FIELD(mem_overcommit), 0, 0,
+      NULL, 0 },
     { "cpu-overcommit", 0, "cpu-overcommit", "R", "16", ": idle unikernels halt",
-      "guest vCPUs per host CPU",
-      CFG_RATIO, FIELD(cpu_overcommit), 0, 0, NULL, 0 },
+      "guest vCPUs per host CPU", CFG_RATIO, FIELD(cpu_overcommit), 0, 0, NULL, 0 },
     { "console-max-kib", 0, "console-max-kib", "N", "1024", NULL,
-      "console kept per instance before rotation",
-      CFG_INT, FIELD(console_max_kib), 1, 1 << 20, NULL, 0 },
+      "console kept per instance before rotation", CFG_INT, FIELD(console_max_kib), 1, 1 << 20,
+      NULL, 0 },
     { "tls-cert", 0, "tls-cert", "FILE", NULL, NULL,
-      "serve HTTPS with this certificate (needs --tls-key)",
-      CFG_STR, FIELD(tls_cert), 0, 0, NULL, 0 },
-    { "tls-key", 0, "tls-key", "FILE", NULL, NULL,
-      "private key for --tls-cert",
-      CFG_STR, FIELD(tls_key), 0, 0, NULL, 0 },
-    { "check-config", 0, NULL, NULL, NULL, NULL,
-      "validate the configuration and exit",
-      CFG_FLAG, FIELD(check_only), 1, 0, NULL, 0 },
-    { "verbose", 'v', "verbose", NULL, NULL, NULL,
-      "debug logging",
-      CFG_FLAG, FIELD(verbose), 1, 0, NULL, 0 },
-    { "help", 'h', NULL, NULL, NULL, NULL,
-      "this text",
-      CFG_HELP, NOFIELD, 0, 0, NULL, 1 },
-    { "version", 0, NULL, NULL, NULL, NULL,
-      "print the version",
-      CFG_VERSION, NOFIELD, 0, 0, NULL, 1 },
+      "serve HTTPS with this certificate (needs --tls-key)", CFG_STR, FIELD(tls_cert), 0, 0, NULL,
+      0 },
+    { "tls-key", 0, "tls-key", "FILE", NULL, NULL, "private key for --tls-cert", CFG_STR,
+      FIELD(tls_key), 0, 0, NULL, 0 },
+    { "check-config", 0, NULL, NULL, NULL, NULL, "validate the configuration and exit", CFG_FLAG,
+      FIELD(check_only), 1, 0, NULL, 0 },
+    { "verbose", 'v', "verbose", NULL, NULL, NULL, "debug logging", CFG_FLAG, FIELD(verbose), 1, 0,
+      NULL, 0 },
+    { "help", 'h', NULL, NULL, NULL, NULL, "this text", CFG_HELP, NOFIELD, 0, 0, NULL, 1 },
+    { "version", 0, NULL, NULL, NULL, NULL, "print the version", CFG_VERSION, NOFIELD, 0, 0, NULL,
+      1 },
 };
 
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
@@ -209,14 +196,15 @@ void cfg_usage(FILE *out)
     fputs("usage: shoald [options]\n"
           "\n"
           "Runs the shoal host daemon: images, instances and the REST API.\n"
-          "\n", out);
+          "\n",
+          out);
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const cfg_option *o = &OPTIONS[i];
         char left[64];
         const char *h = o->help, *nl;
         if (o->short_name)
-            snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->name,
-                     o->arg ? " " : "", o->arg ? o->arg : "");
+            snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
         else
             snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "",
                      o->arg ? o->arg : "");
@@ -232,7 +220,8 @@ void cfg_usage(FILE *out)
     }
     fputs("\nThe config file (STATE_DIR/shoald.conf, or --config) has 'key = value'\n"
           "lines; the keys are the long option names of the options that take a\n"
-          "value, and", out);
+          "value, and",
+          out);
     for (size_t i = 0, first = 1; i < N_OPTIONS; i++) {
         const cfg_option *o = &OPTIONS[i];
         if (o->kind != CFG_FLAG || !o->key)
@@ -249,16 +238,11 @@ static int set_value(cfg_t *c, const cfg_option *o, const char *v, int in_file)
 {
     char *field = (char *)c + o->off;
     switch (o->kind) {
-    case CFG_STR:
-        return copy_str(field, o->size, v) || (o->check && o->check(v)) ? -1 : 0;
-    case CFG_INT:
-        return parse_int(v, (int)o->lo, (int)o->hi, (int *)(void *)field);
-    case CFG_RATIO:
-        return parse_ratio(v, (double *)(void *)field);
-    case CFG_LISTEN:
-        return parse_listen(c, v);
-    case CFG_CIDR:
-        return cfg_parse_cidr(v, &c->subnet, &c->prefix);
+    case CFG_STR: return copy_str(field, o->size, v) || (o->check && o->check(v)) ? -1 : 0;
+    case CFG_INT: return parse_int(v, (int)o->lo, (int)o->hi, (int *)(void *)field);
+    case CFG_RATIO: return parse_ratio(v, (double *)(void *)field);
+    case CFG_LISTEN: return parse_listen(c, v);
+    case CFG_CIDR: return cfg_parse_cidr(v, &c->subnet, &c->prefix);
     case CFG_FLAG:
         if (!in_file) {
             *(int *)(void *)field = (int)o->lo;
@@ -267,15 +251,14 @@ static int set_value(cfg_t *c, const cfg_option *o, const char *v, int in_file)
         return parse_int(v, 0, 1, (int *)(void *)field);
     case CFG_CONFIG:
     case CFG_HELP:
-    case CFG_VERSION:
-        break;
+    case CFG_VERSION: break;
     }
     return -1;
 }
 
 /* One `key = value` of the config file. */
-static int apply_key(cfg_t *c, const char *key, const char *v, const char *where,
-                     char *err, size_t errlen)
+static int apply_key(cfg_t *c, const char *key, const char *v, const char *where, char *err,
+                     size_t errlen)
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const cfg_option *o = &OPTIONS[i];
@@ -333,7 +316,7 @@ static int parse_args(cfg_t *c, int argc, char **argv, int pass, char *explicit_
                       size_t ecfg_len, char *err, size_t errlen)
 {
     struct option longopts[N_OPTIONS + 1];
-    char shortopts[2 + 2 * N_OPTIONS + 1] = "+:";   /* stop at a non-option */
+    char shortopts[2 + 2 * N_OPTIONS + 1] = "+:"; /* stop at a non-option */
     size_t ns = 2;
 
     memset(longopts, 0, sizeof longopts);
@@ -348,8 +331,8 @@ static int parse_args(cfg_t *c, int argc, char **argv, int pass, char *explicit_
         }
     }
     shortopts[ns] = 0;
-    optind = 0;      /* glibc: start over (cfg_load may run more than once) */
-    opterr = 0;      /* messages are ours */
+    optind = 0; /* glibc: start over (cfg_load may run more than once) */
+    opterr = 0; /* messages are ours */
     for (;;) {
         int before = optind ? optind : 1;
         int ch = getopt_long(argc, argv, shortopts, longopts, NULL);
@@ -360,8 +343,7 @@ static int parse_args(cfg_t *c, int argc, char **argv, int pass, char *explicit_
             if (optind == before + 1 && !strcmp(arg, "--"))
                 return errbuf_set(err, errlen, "unknown option '--' (see --help)");
             if (optind < argc)
-                return errbuf_set(err, errlen, "unknown argument '%s' (see --help)",
-                                  argv[optind]);
+                return errbuf_set(err, errlen, "unknown argument '%s' (see --help)", argv[optind]);
             return 0;
         }
         if (ch == '?' || ch == ':') {
@@ -396,24 +378,19 @@ static int parse_args(cfg_t *c, int argc, char **argv, int pass, char *explicit_
                 return errbuf_set(err, errlen, "unknown argument '-%c' (see --help)", ch);
         }
         switch (o->kind) {
-        case CFG_HELP:
-            cfg_usage(stdout);
-            return 1;
-        case CFG_VERSION:
-            puts("shoald " SHOAL_VERSION);
-            return 1;
+        case CFG_HELP: cfg_usage(stdout); return 1;
+        case CFG_VERSION: puts("shoald " SHOAL_VERSION); return 1;
         case CFG_CONFIG:
             if (copy_str(explicit_cfg, ecfg_len, optarg))
                 return errbuf_set(err, errlen, "config path too long");
             continue;
-        default:
-            break;
+        default: break;
         }
         if (pass == 0 && !o->early)
             continue;
         if (set_value(c, o, optarg, 0) < 0)
-            return errbuf_set(err, errlen, "command line: invalid value '%s' for '%s'",
-                              optarg, o->name);
+            return errbuf_set(err, errlen, "command line: invalid value '%s' for '%s'", optarg,
+                              o->name);
     }
 }
 
@@ -426,8 +403,8 @@ int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < N_OPTIONS; i++)
         if (OPTIONS[i].dflt && set_value(c, &OPTIONS[i], OPTIONS[i].dflt, 1) < 0)
-            return errbuf_set(err, errlen, "internal: bad default '%s' for '%s'",
-                              OPTIONS[i].dflt, OPTIONS[i].name);
+            return errbuf_set(err, errlen, "internal: bad default '%s' for '%s'", OPTIONS[i].dflt,
+                              OPTIONS[i].name);
 
     rc = parse_args(c, argc, argv, 0, explicit_cfg, sizeof explicit_cfg, err, errlen);
     if (rc != 0)
@@ -447,7 +424,7 @@ int cfg_load(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
         return rc;
     if (!!c->tls_cert[0] != !!c->tls_key[0])
         return errbuf_set(err, errlen, "--tls-cert and --tls-key go together");
-    for (const char *const *p = (const char *const[]){c->tls_cert, c->tls_key, NULL}; *p; p++) {
+    for (const char *const *p = (const char *const[]){ c->tls_cert, c->tls_key, NULL }; *p; p++) {
         if ((*p)[0] && access(*p, R_OK) != 0)
             return errbuf_set(err, errlen, "cannot read '%s': %s", *p, strerror(errno));
     }

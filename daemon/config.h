@@ -26,53 +26,53 @@
 #define CFG_DEFAULT_SUBNET    "10.88.0.0/16"
 
 typedef struct {
-    char state_dir[1024];     /* all state lives here */
-    char listen_host[256];    /* address to bind ("127.0.0.1", "::1", "0.0.0.0") */
-    int listen_port;          /* TCP port, 0 = ephemeral (printed at start) */
-    char config_path[1100];   /* config file actually read, "" when none */
-    char domain_type[8];      /* "auto", "kvm" or "qemu" for the local host */
-    char local_uri[1024];     /* local host's libvirt URI; "" = embedded default */
-    char bridge[16];          /* bridge shoald manages for guest networks */
-    uint32_t subnet;          /* guest subnet network address, host order */
-    int prefix;               /* guest subnet prefix length (8..30) */
-    char publish_addr[16];    /* host address published ports listen on */
-    int network;              /* 0: no bridge, instances run without network */
-    char tls_cert[1024];      /* PEM paths; both or neither */
+    char state_dir[1024];   /* all state lives here */
+    char listen_host[256];  /* address to bind ("127.0.0.1", "::1", "0.0.0.0") */
+    int listen_port;        /* TCP port, 0 = ephemeral (printed at start) */
+    char config_path[1100]; /* config file actually read, "" when none */
+    char domain_type[8];    /* "auto", "kvm" or "qemu" for the local host */
+    char local_uri[1024];   /* local host's libvirt URI; "" = embedded default */
+    char bridge[16];        /* bridge shoald manages for guest networks */
+    uint32_t subnet;        /* guest subnet network address, host order */
+    int prefix;             /* guest subnet prefix length (8..30) */
+    char publish_addr[16];  /* host address published ports listen on */
+    int network;            /* 0: no bridge, instances run without network */
+    char tls_cert[1024];    /* PEM paths; both or neither */
     char tls_key[1024];
-    int check_only;           /* --check-config: validate and exit */
-    int verbose;              /* log debug lines */
-    int max_instances;        /* guest slots of each host */
-    double mem_overcommit;    /* usable/physical memory per host (>= 0.1) */
-    double cpu_overcommit;    /* guest vCPUs per host CPU (>= 0.1) */
-    int console_max_kib;      /* console log kept per instance before rotation */
+    int check_only;        /* --check-config: validate and exit */
+    int verbose;           /* log debug lines */
+    int max_instances;     /* guest slots of each host */
+    double mem_overcommit; /* usable/physical memory per host (>= 0.1) */
+    double cpu_overcommit; /* guest vCPUs per host CPU (>= 0.1) */
+    int console_max_kib;   /* console log kept per instance before rotation */
 } cfg_t;
 
 /* One option of the table. */
 typedef enum {
-    CFG_STR,        /* string into a char array, optional extra rule */
-    CFG_INT,        /* integer in [lo, hi] */
-    CFG_RATIO,      /* real in [0.1, 1000] */
-    CFG_LISTEN,     /* ADDR:PORT or [ADDR6]:PORT */
-    CFG_CIDR,       /* A.B.C.D/N, N 8..30 */
-    CFG_FLAG,       /* no value: sets the int field to lo; in the file 0|1 */
-    CFG_CONFIG,     /* --config FILE: command line only */
-    CFG_HELP,       /* --help: print the usage, cfg_load returns 1 */
-    CFG_VERSION,    /* --version: likewise */
+    CFG_STR,     /* string into a char array, optional extra rule */
+    CFG_INT,     /* integer in [lo, hi] */
+    CFG_RATIO,   /* real in [0.1, 1000] */
+    CFG_LISTEN,  /* ADDR:PORT or [ADDR6]:PORT */
+    CFG_CIDR,    /* A.B.C.D/N, N 8..30 */
+    CFG_FLAG,    /* no value: sets the int field to lo; in the file 0|1 */
+    CFG_CONFIG,  /* --config FILE: command line only */
+    CFG_HELP,    /* --help: print the usage, cfg_load returns 1 */
+    CFG_VERSION, /* --version: likewise */
 } cfg_kind;
 
 typedef struct cfg_option {
-    const char *name;         /* long option, without "--" */
-    char short_name;          /* single-letter option, 0 if none */
-    const char *key;          /* config-file key, NULL: command line only */
-    const char *arg;          /* value placeholder in --help, NULL: no value */
-    const char *dflt;         /* default, applied like a value; NULL: none */
-    const char *dflt_note;    /* appended to "(default X" in --help */
-    const char *help;         /* --help text ('\n' continues the line) */
+    const char *name;      /* long option, without "--" */
+    char short_name;       /* single-letter option, 0 if none */
+    const char *key;       /* config-file key, NULL: command line only */
+    const char *arg;       /* value placeholder in --help, NULL: no value */
+    const char *dflt;      /* default, applied like a value; NULL: none */
+    const char *dflt_note; /* appended to "(default X" in --help */
+    const char *help;      /* --help text ('\n' continues the line) */
     cfg_kind kind;
-    size_t off, size;         /* the cfg_t field */
-    long lo, hi;              /* CFG_INT range; CFG_FLAG: the value set */
+    size_t off, size;            /* the cfg_t field */
+    long lo, hi;                 /* CFG_INT range; CFG_FLAG: the value set */
     int (*check)(const char *v); /* CFG_STR: 0 when v is acceptable */
-    int early;                /* applied before the config file is read */
+    int early;                   /* applied before the config file is read */
 } cfg_option;
 
 /* The table, n entries. */

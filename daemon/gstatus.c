@@ -13,8 +13,8 @@
 #define PREFIX "shoal-status "
 
 /* Parse "key=<number>" at *p (base 10 or 16), advancing past it. */
-static int take_num(const char **p, const char *end, const char *key, int base,
-                    uint64_t max, uint64_t *out)
+static int take_num(const char **p, const char *end, const char *key, int base, uint64_t max,
+                    uint64_t *out)
 {
     size_t klen = strlen(key);
     const char *s = *p;
@@ -103,8 +103,8 @@ int gst_tracker_poll(gst_tracker *t, const char *path, gst_record_cb cb, void *c
     return gst_tracker_poll_max(t, path, SIZE_MAX, cb, ctx, NULL);
 }
 
-int gst_tracker_poll_max(gst_tracker *t, const char *path, size_t max, gst_record_cb cb,
-                         void *ctx, off_t *size_out)
+int gst_tracker_poll_max(gst_tracker *t, const char *path, size_t max, gst_record_cb cb, void *ctx,
+                         off_t *size_out)
 {
     char buf[4096];
     int fd, delivered = 0;
@@ -156,11 +156,28 @@ int gst_tracker_poll_max(gst_tracker *t, const char *path, size_t max, gst_recor
 static const char *vector_name(int v)
 {
     static const char *const names[] = {
-        "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range",
-        "invalid opcode", "device not available", "double fault", "coprocessor overrun",
-        "invalid TSS", "segment not present", "stack fault", "general protection fault",
-        "page fault", "reserved", "x87 error", "alignment check", "machine check",
-        "SIMD error", "virtualization exception", "control protection",
+        "divide error",
+        "debug",
+        "NMI",
+        "breakpoint",
+        "overflow",
+        "bound range",
+        "invalid opcode",
+        "device not available",
+        "double fault",
+        "coprocessor overrun",
+        "invalid TSS",
+        "segment not present",
+        "stack fault",
+        "general protection fault",
+        "page fault",
+        "reserved",
+        "x87 error",
+        "alignment check",
+        "machine check",
+        "SIMD error",
+        "virtualization exception",
+        "control protection",
     };
     return (v >= 0 && v < (int)(sizeof names / sizeof names[0])) ? names[v] : "exception";
 }
@@ -168,8 +185,10 @@ static const char *vector_name(int v)
 void gst_crash_text(const gst_record *r, char *buf, size_t len)
 {
     if (r->vector == 14)
-        snprintf(buf, len, "guest crashed: page fault at rip=0x%" PRIx64 " accessing 0x%" PRIx64
-                 " (error 0x%" PRIx64 ")", r->rip, r->cr2, r->error);
+        snprintf(buf, len,
+                 "guest crashed: page fault at rip=0x%" PRIx64 " accessing 0x%" PRIx64
+                 " (error 0x%" PRIx64 ")",
+                 r->rip, r->cr2, r->error);
     else
         snprintf(buf, len, "guest crashed: %s (vector %d) at rip=0x%" PRIx64 " error=0x%" PRIx64,
                  vector_name(r->vector), r->vector, r->rip, r->error);

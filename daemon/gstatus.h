@@ -17,18 +17,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define GST_LINE_MAX 256       /* longer lines are dropped whole */
+#define GST_LINE_MAX 256 /* longer lines are dropped whole */
 
 typedef enum { GST_NONE = 0, GST_READY, GST_EXIT, GST_CRASH } gst_kind;
 
 typedef struct {
     gst_kind kind;
-    int64_t boot_us;     /* READY: guest microseconds from entry to main */
-    int exit_code;       /* EXIT: 0..255 */
-    int vector;          /* CRASH: CPU exception vector 0..255 */
-    uint64_t error;      /* CRASH: error code */
-    uint64_t rip;        /* CRASH: faulting instruction */
-    uint64_t cr2;        /* CRASH: faulting address (page faults) */
+    int64_t boot_us; /* READY: guest microseconds from entry to main */
+    int exit_code;   /* EXIT: 0..255 */
+    int vector;      /* CRASH: CPU exception vector 0..255 */
+    uint64_t error;  /* CRASH: error code */
+    uint64_t rip;    /* CRASH: faulting instruction */
+    uint64_t cr2;    /* CRASH: faulting address (page faults) */
 } gst_record;
 
 /* Parse one line (without its newline). 0 and *out filled when it is a
@@ -38,11 +38,11 @@ int gst_parse_line(const char *line, size_t len, gst_record *out);
 /* Incremental reader of one status file. Zero-initialise, then call
  * gst_tracker_poll whenever the file may have grown. */
 typedef struct {
-    off_t off;                 /* bytes consumed so far */
-    char line[GST_LINE_MAX];   /* partial line carried between polls */
+    off_t off;               /* bytes consumed so far */
+    char line[GST_LINE_MAX]; /* partial line carried between polls */
     size_t len;
-    int overlong;              /* dropping the rest of an overlong line */
-    unsigned bad;              /* malformed lines seen */
+    int overlong; /* dropping the rest of an overlong line */
+    unsigned bad; /* malformed lines seen */
 } gst_tracker;
 
 /* Read what was appended since the last poll and call cb for each record.
@@ -53,8 +53,8 @@ int gst_tracker_poll(gst_tracker *t, const char *path, gst_record_cb cb, void *c
 /* The same, reading at most max bytes (a guest that writes without end
  * must not hold the reader); what is left is read by the next poll. When
  * size_out is not NULL it gets the file's size as seen (0 when missing). */
-int gst_tracker_poll_max(gst_tracker *t, const char *path, size_t max, gst_record_cb cb,
-                         void *ctx, off_t *size_out);
+int gst_tracker_poll_max(gst_tracker *t, const char *path, size_t max, gst_record_cb cb, void *ctx,
+                         off_t *size_out);
 
 /* Human text for a crash record ("page fault at rip=0x... cr2=0x..."). */
 void gst_crash_text(const gst_record *r, char *buf, size_t len);

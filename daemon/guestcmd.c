@@ -42,12 +42,13 @@ void gcmd_init(gcmd *c)
 int gcmd_env(gcmd *c, const char *key, const char *value)
 {
     size_t klen = strlen(key);
-    if (!klen || strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789.") != klen ||
+    if (!klen ||
+        strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789.") != klen ||
         (key[0] >= '0' && key[0] <= '9') || key[0] == '.') {
         c->bad = 1;
         return -1;
     }
-    if (c->args) {          /* environment must come before `--` */
+    if (c->args) { /* environment must come before `--` */
         c->bad = 1;
         return -1;
     }

@@ -11,14 +11,14 @@
 
 #include <stddef.h>
 
-#define GCMD_MAX 4096            /* longest command line handed to QEMU */
+#define GCMD_MAX 4096 /* longest command line handed to QEMU */
 
 typedef struct {
-    char buf[GCMD_MAX];          /* NUL-terminated result */
+    char buf[GCMD_MAX]; /* NUL-terminated result */
     size_t len;
-    int overflow;                /* set when something did not fit */
-    int bad;                     /* set when a value had a control character */
-    int args;                    /* the `--` separator has been written */
+    int overflow; /* set when something did not fit */
+    int bad;      /* set when a value had a control character */
+    int args;     /* the `--` separator has been written */
 } gcmd;
 
 void gcmd_init(gcmd *c);

@@ -21,8 +21,7 @@ extern char **environ;
 
 static const char *ip_path(void)
 {
-    static const char *cands[] = { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip",
-                                   "/bin/ip" };
+    static const char *cands[] = { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip" };
     for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++)
         if (access(cands[i], X_OK) == 0)
             return cands[i];
@@ -102,14 +101,12 @@ static int link_kind(const char *name)
     char out[4096];
     if (if_nametoindex(name) == 0)
         return 0;
-    char *argv[] = { (char *)ip_path(), "-o", "-d", "link", "show", "dev",
-                     (char *)name, NULL };
+    char *argv[] = { (char *)ip_path(), "-o", "-d", "link", "show", "dev", (char *)name, NULL };
     if (run_ip(argv, out, sizeof out) != 0)
         return 1;
     /* `ip -d` prints the link kind as "\n    bridge ..." or, with -o,
      * "\\    bridge forward_delay ..." */
-    return strstr(out, " bridge forward_delay") || strstr(out, "    bridge ")
-               ? 2 : 1;
+    return strstr(out, " bridge forward_delay") || strstr(out, "    bridge ") ? 2 : 1;
 }
 
 int netbr_exists(const char *name)
@@ -117,8 +114,7 @@ int netbr_exists(const char *name)
     return domxml_valid_bridge(name) && link_kind(name) == 2;
 }
 
-int netbr_create(const char *name, const char *addr, unsigned prefix,
-                 char *err, size_t errlen)
+int netbr_create(const char *name, const char *addr, unsigned prefix, char *err, size_t errlen)
 {
     char out[1024], cidr[INET_ADDRSTRLEN + 4];
     struct in_addr a;
@@ -126,18 +122,16 @@ int netbr_create(const char *name, const char *addr, unsigned prefix,
 
     if (!domxml_valid_bridge(name)) {
         errbuf_set(err, errlen, "invalid bridge name '%s' (1-15 of [A-Za-z0-9_.-])",
-               name ? name : "(null)");
+                   name ? name : "(null)");
         goto out;
     }
-    if (!addr || strlen(addr) >= INET_ADDRSTRLEN ||
-        inet_pton(AF_INET, addr, &a) != 1) {
-        errbuf_set(err, errlen, "invalid IPv4 address '%s' for bridge '%s'",
-               addr ? addr : "(null)", name);
+    if (!addr || strlen(addr) >= INET_ADDRSTRLEN || inet_pton(AF_INET, addr, &a) != 1) {
+        errbuf_set(err, errlen, "invalid IPv4 address '%s' for bridge '%s'", addr ? addr : "(null)",
+                   name);
         goto out;
     }
     if (prefix > 32) {
-        errbuf_set(err, errlen, "invalid prefix length '%u' for bridge '%s' (0-32)",
-               prefix, name);
+        errbuf_set(err, errlen, "invalid prefix length '%u' for bridge '%s' (0-32)", prefix, name);
         goto out;
     }
     snprintf(cidr, sizeof cidr, "%s/%u", addr, prefix);
@@ -150,25 +144,22 @@ int netbr_create(const char *name, const char *addr, unsigned prefix,
     }
     rc = NETBR_E_IP;
     if (kind == 0) {
-        char *argv[] = { (char *)ip_path(), "link", "add", "name", (char *)name,
-                         "type", "bridge", NULL };
+        char *argv[] = { (char *)ip_path(), "link", "add",    "name",
+                         (char *)name,      "type", "bridge", NULL };
         if (run_ip(argv, out, sizeof out) != 0) {
             errbuf_set(err, errlen, "ip link add '%s' type bridge: %s", name, out);
             goto out;
         }
     }
     {
-        char *argv[] = { (char *)ip_path(), "addr", "replace", cidr, "dev",
-                         (char *)name, NULL };
+        char *argv[] = { (char *)ip_path(), "addr", "replace", cidr, "dev", (char *)name, NULL };
         if (run_ip(argv, out, sizeof out) != 0) {
-            errbuf_set(err, errlen, "ip addr replace '%s' dev '%s': %s", cidr, name,
-                   out);
+            errbuf_set(err, errlen, "ip addr replace '%s' dev '%s': %s", cidr, name, out);
             goto out;
         }
     }
     {
-        char *argv[] = { (char *)ip_path(), "link", "set", "dev", (char *)name,
-                         "up", NULL };
+        char *argv[] = { (char *)ip_path(), "link", "set", "dev", (char *)name, "up", NULL };
         if (run_ip(argv, out, sizeof out) != 0) {
             errbuf_set(err, errlen, "ip link set '%s' up: %s", name, out);
             goto out;
@@ -194,13 +185,11 @@ int netbr_delete(const char *name, char *err, size_t errlen)
         goto out;
     }
     if (kind == 1) {
-        errbuf_set(err, errlen, "interface '%s' is not a bridge; not deleting it",
-               name);
+        errbuf_set(err, errlen, "interface '%s' is not a bridge; not deleting it", name);
         rc = NETBR_E_EXISTS;
         goto out;
     }
-    char *argv[] = { (char *)ip_path(), "link", "del", "dev", (char *)name,
-                     NULL };
+    char *argv[] = { (char *)ip_path(), "link", "del", "dev", (char *)name, NULL };
     if (run_ip(argv, out, sizeof out) != 0) {
         errbuf_set(err, errlen, "ip link del '%s': %s", name, out);
         rc = NETBR_E_IP;
@@ -214,13 +203,11 @@ out:
 void netbr_mac(const char *seed, char out[NETBR_MAC_STRLEN])
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 */
-    for (const unsigned char *p = (const unsigned char *)(seed ? seed : "");
-         *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)(seed ? seed : ""); *p; p++) {
         h ^= *p;
         h *= 0x100000001b3ull;
     }
     uint32_t v = (uint32_t)(h ^ (h >> 32));
-    snprintf(out, NETBR_MAC_STRLEN, "%02x:%02x:%02x:%02x:%02x:%02x",
-             NETBR_MAC_PREFIX0, NETBR_MAC_PREFIX1, (v >> 24) & 0xff,
-             (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
+    snprintf(out, NETBR_MAC_STRLEN, "%02x:%02x:%02x:%02x:%02x:%02x", NETBR_MAC_PREFIX0,
+             NETBR_MAC_PREFIX1, (v >> 24) & 0xff, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
 }

@@ -20,10 +20,10 @@
 
 /* Status codes: 0 on success, one of these (negative) on failure. */
 enum netbr_status {
-    NETBR_OK       = 0,
-    NETBR_E_INVAL  = -1, /* bad name, address or prefix (message quotes it) */
+    NETBR_OK = 0,
+    NETBR_E_INVAL = -1,  /* bad name, address or prefix (message quotes it) */
     NETBR_E_EXISTS = -2, /* an interface of that name exists and is not a bridge */
-    NETBR_E_IP     = -3, /* running `ip` failed; message has its stderr */
+    NETBR_E_IP = -3,     /* running `ip` failed; message has its stderr */
 };
 
 /* Locally administered, unicast MAC prefix for shoal guests: 5a:5c
@@ -40,8 +40,7 @@ enum netbr_status {
  * dotted quad; prefix 0-32.
  * Returns NETBR_OK or a negative netbr_status with a message in err.
  */
-int netbr_create(const char *name, const char *addr, unsigned prefix,
-                 char *err, size_t errlen);
+int netbr_create(const char *name, const char *addr, unsigned prefix, char *err, size_t errlen);
 
 /*
  * Delete bridge `name`. Returns NETBR_OK also when it does not exist;

@@ -19,9 +19,9 @@
 
 typedef enum { EP_WAKE = 0, EP_LISTEN, EP_CONN, EP_FLOW } ep_kind;
 
-#define UDP_BUCKETS 64          /* hash chains per UDP forward */
-#define UDP_BATCH   64          /* datagrams relayed per readiness event, for fairness */
-#define TICK_MS     1000        /* housekeeping period (expiry) at the longest */
+#define UDP_BUCKETS 64   /* hash chains per UDP forward */
+#define UDP_BATCH   64   /* datagrams relayed per readiness event, for fairness */
+#define TICK_MS     1000 /* housekeeping period (expiry) at the longest */
 
 struct fwd;
 
@@ -30,7 +30,7 @@ struct fwd;
 typedef struct {
     char buf[PFWD_BUF];
     size_t len, off;
-    int eof;                     /* `from` closed its write side */
+    int eof; /* `from` closed its write side */
 } pipe_dir;
 
 /* One end of a proxied connection registered with epoll. */
@@ -38,39 +38,39 @@ typedef struct endpoint {
     ep_kind kind;
     int fd;
     struct conn *conn;
-    int side;                    /* 0 client, 1 guest */
+    int side; /* 0 client, 1 guest */
 } endpoint;
 
 typedef struct conn {
     endpoint ep[2];
-    pipe_dir dir[2];             /* dir[0]: client->guest, dir[1]: guest->client */
-    int connecting;              /* guest connect() in progress */
-    int closed;                  /* closed; freed at the end of the batch */
+    pipe_dir dir[2]; /* dir[0]: client->guest, dir[1]: guest->client */
+    int connecting;  /* guest connect() in progress */
+    int closed;      /* closed; freed at the end of the batch */
     struct fwd *fwd;
     struct conn *next;
 } conn;
 
 /* UDP: one client address of a forward and its socket to the guest. */
 typedef struct flow {
-    endpoint ep;                 /* EP_FLOW: socket connected to the guest */
+    endpoint ep; /* EP_FLOW: socket connected to the guest */
     struct sockaddr_in client;
-    struct in_addr local;        /* host address the client wrote to */
-    int64_t last_ms;             /* last datagram either way (monotonic) */
+    struct in_addr local; /* host address the client wrote to */
+    int64_t last_ms;      /* last datagram either way (monotonic) */
     struct fwd *fwd;
-    struct flow *hnext;          /* hash chain; the graveyard once closed */
-    struct flow *newer, *older;  /* the forward's flows by last activity */
-    int closed;                  /* closed; freed at the end of the batch */
+    struct flow *hnext;         /* hash chain; the graveyard once closed */
+    struct flow *newer, *older; /* the forward's flows by last activity */
+    int closed;                 /* closed; freed at the end of the batch */
 } flow;
 
 typedef struct fwd {
-    endpoint ep;                 /* TCP: the listener; UDP: the host port socket */
+    endpoint ep; /* TCP: the listener; UDP: the host port socket */
     pfwd_proto proto;
     char owner[64];
     int host_port;
     struct sockaddr_in guest;
     int dead;
     /* UDP only; the flows are owned by the thread. */
-    int pktinfo;                 /* bound to 0.0.0.0: learn each datagram's local address */
+    int pktinfo; /* bound to 0.0.0.0: learn each datagram's local address */
     int idle_ms, max_flows, nflows;
     flow *bucket[UDP_BUCKETS];
     flow *newest, *oldest;
@@ -82,17 +82,17 @@ struct pfwd {
     endpoint wake;
     struct in_addr bind;
     pthread_t thread;
-    pthread_mutex_t mu;          /* guards fwds list and dead marks */
+    pthread_mutex_t mu; /* guards fwds list and dead marks */
     fwd *fwds;
-    conn *conns;                 /* owned by the thread */
-    conn *graveyard;             /* closed this batch; epoll may still name them */
-    pthread_cond_t reaped;       /* a dead forward was freed */
+    conn *conns;           /* owned by the thread */
+    conn *graveyard;       /* closed this batch; epoll may still name them */
+    pthread_cond_t reaped; /* a dead forward was freed */
     int stop;
-    int udp_idle_ms, udp_max_flows;  /* for new UDP forwards; under mu */
-    int tick_ms;                 /* epoll timeout: expiry precision; under mu */
-    flow *flow_grave;            /* flows closed this batch */
-    atomic_size_t nflows;        /* open flows, all forwards */
-    unsigned char dgram[65536];  /* the thread's datagram buffer */
+    int udp_idle_ms, udp_max_flows; /* for new UDP forwards; under mu */
+    int tick_ms;                    /* epoll timeout: expiry precision; under mu */
+    flow *flow_grave;               /* flows closed this batch */
+    atomic_size_t nflows;           /* open flows, all forwards */
+    unsigned char dgram[65536];     /* the thread's datagram buffer */
 };
 
 const char *pfwd_proto_name(pfwd_proto proto)
@@ -136,8 +136,7 @@ static int open_listener(const struct in_addr *addr, pfwd_proto proto, int port,
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr = *addr;
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || (!udp && listen(fd, 128) != 0)) {
-        snprintf(err, errlen, "host port %d/%s: %s", port, pfwd_proto_name(proto),
-                 strerror(errno));
+        snprintf(err, errlen, "host port %d/%s: %s", port, pfwd_proto_name(proto), strerror(errno));
         close(fd);
         return -1;
     }
@@ -320,7 +319,7 @@ static void on_udp_listen(pfwd *p, fwd *f)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return;                      /* EAGAIN: drained */
+            return; /* EAGAIN: drained */
         }
         if (from.sin_family != AF_INET || (m.msg_flags & MSG_TRUNC))
             continue;
@@ -350,7 +349,7 @@ static void on_flow(pfwd *p, flow *fl)
         ssize_t n = recv(fl->ep.fd, p->dgram, sizeof p->dgram, 0);
         if (n < 0) {
             if (errno == EINTR || errno == ECONNREFUSED)
-                continue;                /* ICMP from the guest: not relayed */
+                continue; /* ICMP from the guest: not relayed */
             return;
         }
         flow_touch(f, fl, now);
@@ -391,8 +390,8 @@ static void conn_arm(pfwd *p, conn *c)
 {
     for (int s = 0; s < 2; s++) {
         struct epoll_event ev = { 0 };
-        pipe_dir *in = &c->dir[s];        /* data read from side s */
-        pipe_dir *out = &c->dir[1 - s];   /* data to write to side s */
+        pipe_dir *in = &c->dir[s];      /* data read from side s */
+        pipe_dir *out = &c->dir[1 - s]; /* data to write to side s */
         if (c->ep[s].fd < 0)
             continue;
         if (s == 1 && c->connecting) {

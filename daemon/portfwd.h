@@ -42,11 +42,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PFWD_BUF 65536        /* TCP: bytes buffered per direction per connection */
+#define PFWD_BUF 65536 /* TCP: bytes buffered per direction per connection */
 
-#define PFWD_UDP_IDLE_MS   60000   /* UDP: a flow idle this long is closed */
-#define PFWD_UDP_MAX_FLOWS 256     /* UDP: flows (descriptors) per forward */
-#define PFWD_UDP_MAX_DGRAM 65507   /* UDP: largest payload relayed (IPv4 limit) */
+#define PFWD_UDP_IDLE_MS   60000 /* UDP: a flow idle this long is closed */
+#define PFWD_UDP_MAX_FLOWS 256   /* UDP: flows (descriptors) per forward */
+#define PFWD_UDP_MAX_DGRAM 65507 /* UDP: largest payload relayed (IPv4 limit) */
 
 typedef enum { PFWD_TCP = 0, PFWD_UDP = 1 } pfwd_proto;
 

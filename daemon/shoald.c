@@ -66,8 +66,7 @@ int main(int argc, char **argv)
     ac.n_tokens = 1;
     ac.max_upload = 1ull << 30;
     if (api_server_start(&ac, backend_get(), f, &srv, &aerr) != 0) {
-        log_error("cannot serve the API on %s:%d: %s", cfg.listen_host, cfg.listen_port,
-                  aerr.msg);
+        log_error("cannot serve the API on %s:%d: %s", cfg.listen_host, cfg.listen_port, aerr.msg);
         fleet_close(f);
         return 1;
     }

@@ -62,7 +62,7 @@ static const char *const MIGRATIONS[] = {
 
 static const char *const STATE_NAMES[ST__COUNT] = {
     "pending", "starting", "running", "stopping", "stopped",
-    "exited", "crashed", "backoff", "failed", "lost",
+    "exited",  "crashed",  "backoff", "failed",   "lost",
 };
 
 static const char *const RESTART_NAMES[] = { "never", "on-failure", "always" };
@@ -141,7 +141,7 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
     st = NULL;
     if (version > latest) {
         errbuf_set(err, errlen, "state db schema version %d is newer than this shoald (%d)",
-               version, latest);
+                   version, latest);
         goto out;
     }
     for (int v = version; v < latest; v++) {
@@ -149,8 +149,7 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
         if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen) < 0)
             goto out;
         snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", v + 1);
-        if (exec_sql(db, MIGRATIONS[v], err, errlen) < 0 ||
-            exec_sql(db, pragma, err, errlen) < 0) {
+        if (exec_sql(db, MIGRATIONS[v], err, errlen) < 0 || exec_sql(db, pragma, err, errlen) < 0) {
             exec_sql(db, "ROLLBACK", NULL, 0);
             goto out;
         }
@@ -177,15 +176,18 @@ int state_open(const char *path, state_db **out, char *err, size_t errlen)
         return -1;
     }
     pthread_mutex_init(&s->mu, NULL);
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                        SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
         errbuf_set(err, errlen, "cannot open state db '%s': %s", path,
-               s->db ? sqlite3_errmsg(s->db) : "out of memory");
+                   s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto out;
     }
     sqlite3_busy_timeout(s->db, 5000);
-    if (exec_sql(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                 "PRAGMA foreign_keys=ON;", err, errlen) < 0)
+    if (exec_sql(s->db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                 "PRAGMA foreign_keys=ON;",
+                 err, errlen) < 0)
         goto out;
     if (migrate(s->db, err, errlen) < 0)
         goto out;
@@ -215,9 +217,9 @@ static char *ports_to_json(const state_instance *in)
     json_t *a = json_array();
     char *s;
     for (int i = 0; i < in->nports; i++)
-        json_array_append_new(a, json_pack("{s:i,s:i,s:s}", "host", in->ports[i].host,
-                                           "guest", in->ports[i].guest,
-                                           "proto", state_proto_name(in->ports[i].proto)));
+        json_array_append_new(a, json_pack("{s:i,s:i,s:s}", "host", in->ports[i].host, "guest",
+                                           in->ports[i].guest, "proto",
+                                           state_proto_name(in->ports[i].proto)));
     s = json_dumps(a, JSON_COMPACT);
     json_decref(a);
     return s;
@@ -229,7 +231,8 @@ static void ports_from_json(state_instance *in, const char *txt)
     size_t i;
     json_t *v;
     in->nports = 0;
-    json_array_foreach(a, i, v) {
+    json_array_foreach(a, i, v)
+    {
         if (in->nports >= STATE_MAX_PORTS)
             break;
         in->ports[in->nports].host = (int)json_integer_value(json_object_get(v, "host"));
@@ -243,8 +246,9 @@ static void ports_from_json(state_instance *in, const char *txt)
     json_decref(a);
 }
 
-#define INST_COLS "id,name,image_ref,image_digest,host,state,memory_mib,vcpus,args,env," \
-    "labels,restart,restarts,network,ipv4,mac,ports,created_ms,started_ms,boot_us," \
+#define INST_COLS                                                                                  \
+    "id,name,image_ref,image_digest,host,state,memory_mib,vcpus,args,env,"                         \
+    "labels,restart,restarts,network,ipv4,mac,ports,created_ms,started_ms,boot_us,"                \
     "ready_ms,exit_code,last_error,want_running,placement"
 
 static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *ports)
@@ -341,8 +345,8 @@ static int write_ports(state_db *db, const state_instance *in, char *err, size_t
 {
     sqlite3_stmt *st = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(db->db, "DELETE FROM host_ports WHERE instance=?", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->db, "DELETE FROM host_ports WHERE instance=?", -1, &st, NULL) !=
+        SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, in->id, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_DONE)
@@ -350,16 +354,18 @@ static int write_ports(state_db *db, const state_instance *in, char *err, size_t
     sqlite3_finalize(st);
     st = NULL;
     for (int i = 0; i < in->nports; i++) {
-        if (sqlite3_prepare_v2(db->db, "INSERT INTO host_ports(port,proto,instance)"
-                               " VALUES(?,?,?)", -1, &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(db->db,
+                               "INSERT INTO host_ports(port,proto,instance)"
+                               " VALUES(?,?,?)",
+                               -1, &st, NULL) != SQLITE_OK)
             goto out;
         sqlite3_bind_int(st, 1, in->ports[i].host);
         sqlite3_bind_text(st, 2, state_proto_name(in->ports[i].proto), -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, in->id, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) != SQLITE_DONE) {
             if (sqlite3_extended_errcode(db->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
-                errbuf_set(err, errlen, "host port %d/%s is already published",
-                           in->ports[i].host, state_proto_name(in->ports[i].proto));
+                errbuf_set(err, errlen, "host port %d/%s is already published", in->ports[i].host,
+                           state_proto_name(in->ports[i].proto));
                 rc = STATE_ECONFLICT;
             }
             goto out;
@@ -375,20 +381,20 @@ out:
     return rc;
 }
 
-static int inst_write(state_db *db, const state_instance *in, int insert,
-                      char *err, size_t errlen)
+static int inst_write(state_db *db, const state_instance *in, int insert, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     char *ports = ports_to_json(in);
     int rc = -1, step;
     /* UPDATE, not REPLACE: REPLACE deletes the row and cascades away runs. */
-    const char *sql = insert
-        ? "INSERT INTO instances(" INST_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-        : "UPDATE instances SET id=?1,name=?2,image_ref=?3,image_digest=?4,host=?5,"
-          "state=?6,memory_mib=?7,vcpus=?8,args=?9,env=?10,labels=?11,restart=?12,"
-          "restarts=?13,network=?14,ipv4=?15,mac=?16,ports=?17,created_ms=?18,"
-          "started_ms=?19,boot_us=?20,ready_ms=?21,exit_code=?22,last_error=?23,"
-          "want_running=?24,placement=?25 WHERE id=?1";
+    const char *sql =
+        insert ? "INSERT INTO instances(" INST_COLS
+                 ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+               : "UPDATE instances SET id=?1,name=?2,image_ref=?3,image_digest=?4,host=?5,"
+                 "state=?6,memory_mib=?7,vcpus=?8,args=?9,env=?10,labels=?11,restart=?12,"
+                 "restarts=?13,network=?14,ipv4=?15,mac=?16,ports=?17,created_ms=?18,"
+                 "started_ms=?19,boot_us=?20,ready_ms=?21,exit_code=?22,last_error=?23,"
+                 "want_running=?24,placement=?25 WHERE id=?1";
 
     pthread_mutex_lock(&db->mu);
     if (exec_sql(db->db, "BEGIN IMMEDIATE", err, errlen) < 0)
@@ -452,8 +458,8 @@ int state_inst_update(state_db *db, const state_instance *in, char *err, size_t 
 
 /* Run a one-parameter DELETE; STATE_ENOTFOUND (with "<what> '<key>' not
  * found") when it removed nothing. */
-static int delete_one(state_db *db, const char *sql, const char *what, const char *key,
-                      char *err, size_t errlen)
+static int delete_one(state_db *db, const char *sql, const char *what, const char *key, char *err,
+                      size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int rc = -1;
@@ -515,18 +521,20 @@ int state_inst_find(state_db *db, const char *key, state_instance *out, char *er
      * then a unique id prefix (hex only, so no LIKE wildcards), then the
      * exact name. */
     found = find_one(db, "SELECT " INST_COLS " FROM instances WHERE id=?1 LIMIT 1", key, out);
-    if (found == 0 && klen >= 4 && klen < STATE_ID_LEN &&
-        strspn(key, "0123456789abcdef") == klen)
-        found = find_one(db, "SELECT " INST_COLS " FROM instances WHERE substr(id,1,?2)=?1"
-                         " LIMIT 2", key, out);
+    if (found == 0 && klen >= 4 && klen < STATE_ID_LEN && strspn(key, "0123456789abcdef") == klen)
+        found = find_one(db,
+                         "SELECT " INST_COLS " FROM instances WHERE substr(id,1,?2)=?1"
+                         " LIMIT 2",
+                         key, out);
     if (found == 0)
-        found = find_one(db, "SELECT " INST_COLS " FROM instances WHERE name=?1 LIMIT 1", key,
-                         out);
+        found = find_one(db, "SELECT " INST_COLS " FROM instances WHERE name=?1 LIMIT 1", key, out);
     if (found == 1) {
         rc = 0;
     } else if (found == 2) {
-        errbuf_set(err, errlen, "instance id prefix '%s' is ambiguous (ids are matched "
-                   "before names)", key);
+        errbuf_set(err, errlen,
+                   "instance id prefix '%s' is ambiguous (ids are matched "
+                   "before names)",
+                   key);
         rc = STATE_ECONFLICT;
     } else if (found == 0) {
         errbuf_set(err, errlen, "instance '%s' not found", key);
@@ -579,8 +587,8 @@ out:
 }
 
 int state_inst_page(state_db *db, const char *after, int state, const char *host,
-                    state_inst_match match, void *ctx, size_t limit,
-                    state_instance **out, size_t *n, int *more, char *err, size_t errlen)
+                    state_inst_match match, void *ctx, size_t limit, state_instance **out,
+                    size_t *n, int *more, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     state_instance *a = calloc(limit + 1, sizeof *a), row;
@@ -595,17 +603,19 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
         errbuf_set(err, errlen, "out of memory");
         return -1;
     }
-    snprintf(sql, sizeof sql, "SELECT " INST_COLS " FROM instances WHERE 1"
+    snprintf(sql, sizeof sql,
+             "SELECT " INST_COLS " FROM instances WHERE 1"
              "%s%s%s ORDER BY created_ms, id",
              after ? " AND (created_ms, id) > (SELECT created_ms, id FROM instances"
-                     " WHERE id=?1)" : "",
+                     " WHERE id=?1)"
+                   : "",
              state >= 0 ? " AND state=?2" : "", host ? " AND host=?3" : "");
     pthread_mutex_lock(&db->mu);
     if (after) {
         sqlite3_stmt *chk = NULL;
         int found = 0;
-        if (sqlite3_prepare_v2(db->db, "SELECT 1 FROM instances WHERE id=?", -1, &chk,
-                               NULL) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(db->db, "SELECT 1 FROM instances WHERE id=?", -1, &chk, NULL) ==
+            SQLITE_OK) {
             sqlite3_bind_text(chk, 1, after, -1, SQLITE_TRANSIENT);
             found = sqlite3_step(chk) == SQLITE_ROW;
         }
@@ -621,8 +631,7 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
     if (after)
         sqlite3_bind_text(st, 1, after, -1, SQLITE_TRANSIENT);
     if (state >= 0)
-        sqlite3_bind_text(st, 2, state_inst_state_name((state_inst_state)state), -1,
-                          SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, state_inst_state_name((state_inst_state)state), -1, SQLITE_STATIC);
     if (host)
         sqlite3_bind_text(st, 3, host, -1, SQLITE_TRANSIENT);
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -698,8 +707,8 @@ int state_port_in_use(state_db *db, int host_port, state_proto proto)
     sqlite3_stmt *st = NULL;
     int n = -1;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "SELECT count(*) FROM host_ports WHERE port=? AND proto=?",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(db->db, "SELECT count(*) FROM host_ports WHERE port=? AND proto=?", -1,
+                           &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int(st, 1, host_port);
         sqlite3_bind_text(st, 2, state_proto_name(proto), -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW)
@@ -717,16 +726,18 @@ int state_run_begin(state_db *db, const char *id, int64_t started_ms, int *run_n
     sqlite3_stmt *st = NULL;
     int rc = -1, next = 1;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "SELECT coalesce(max(run),0)+1 FROM runs WHERE instance=?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->db, "SELECT coalesce(max(run),0)+1 FROM runs WHERE instance=?", -1,
+                           &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) == SQLITE_ROW)
         next = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     st = NULL;
-    if (sqlite3_prepare_v2(db->db, "INSERT INTO runs(instance,run,started_ms,ended_ms,exit_code,"
-                           "outcome,reason) VALUES(?,?,?,0,-1,'running','')", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->db,
+                           "INSERT INTO runs(instance,run,started_ms,ended_ms,exit_code,"
+                           "outcome,reason) VALUES(?,?,?,0,-1,'running','')",
+                           -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, next);
@@ -736,8 +747,8 @@ int state_run_begin(state_db *db, const char *id, int64_t started_ms, int *run_n
     /* Keep the newest 50 runs per instance. */
     sqlite3_finalize(st);
     st = NULL;
-    if (sqlite3_prepare_v2(db->db, "DELETE FROM runs WHERE instance=? AND run<=?", -1, &st,
-                           NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(db->db, "DELETE FROM runs WHERE instance=? AND run<=?", -1, &st, NULL) ==
+        SQLITE_OK) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int(st, 2, next - 50);
         sqlite3_step(st);
@@ -750,14 +761,16 @@ out:
     return rc;
 }
 
-int state_run_end(state_db *db, const char *id, int run_no, int64_t ended_ms,
-                  int exit_code, const char *outcome, const char *reason)
+int state_run_end(state_db *db, const char *id, int run_no, int64_t ended_ms, int exit_code,
+                  const char *outcome, const char *reason)
 {
     sqlite3_stmt *st = NULL;
     int rc = -1;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "UPDATE runs SET ended_ms=?,exit_code=?,outcome=?,reason=?"
-                           " WHERE instance=? AND run=?", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->db,
+                           "UPDATE runs SET ended_ms=?,exit_code=?,outcome=?,reason=?"
+                           " WHERE instance=? AND run=?",
+                           -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_int64(st, 1, ended_ms);
     sqlite3_bind_int(st, 2, exit_code);
@@ -778,8 +791,10 @@ int state_run_list(state_db *db, const char *id, state_run *out, size_t max, siz
     int rc = -1;
     *n = 0;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "SELECT started_ms,ended_ms,exit_code,outcome,reason FROM runs"
-                           " WHERE instance=? ORDER BY run DESC LIMIT ?", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->db,
+                           "SELECT started_ms,ended_ms,exit_code,outcome,reason FROM runs"
+                           " WHERE instance=? ORDER BY run DESC LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, (int64_t)max);
@@ -805,9 +820,11 @@ int state_host_upsert(state_db *db, const state_host *h, char *err, size_t errle
     sqlite3_stmt *st = NULL;
     int rc = -1;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "INSERT INTO hosts(name,uri,labels,cordoned,domain_type)"
+    if (sqlite3_prepare_v2(db->db,
+                           "INSERT INTO hosts(name,uri,labels,cordoned,domain_type)"
                            " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(name) DO UPDATE SET uri=?2,"
-                           " labels=?3, cordoned=?4, domain_type=?5", -1, &st, NULL) != SQLITE_OK)
+                           " labels=?3, cordoned=?4, domain_type=?5",
+                           -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, h->name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, h->uri, -1, SQLITE_TRANSIENT);
@@ -835,8 +852,10 @@ int state_host_list(state_db *db, state_host **out, size_t *n, char *err, size_t
     size_t cnt = 0, cap = 0;
     int rc = -1, step;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "SELECT name,uri,labels,cordoned,domain_type FROM hosts"
-                           " ORDER BY rowid", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->db,
+                           "SELECT name,uri,labels,cordoned,domain_type FROM hosts"
+                           " ORDER BY rowid",
+                           -1, &st, NULL) != SQLITE_OK)
         goto out;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == cap) {
@@ -884,7 +903,8 @@ int state_event_append(state_db *db, const char *data_json, int64_t *id)
     sqlite3_stmt *st = NULL;
     int rc = -1;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "INSERT INTO events(data) VALUES(?)", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->db, "INSERT INTO events(data) VALUES(?)", -1, &st, NULL) !=
+        SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, data_json, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_DONE)
@@ -908,8 +928,8 @@ int state_event_after(state_db *db, int64_t since, size_t max, state_event **out
     if (!a)
         return -1;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "SELECT id,data FROM events WHERE id>? ORDER BY id LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->db, "SELECT id,data FROM events WHERE id>? ORDER BY id LIMIT ?", -1,
+                           &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_int64(st, 1, since);
     sqlite3_bind_int64(st, 2, (int64_t)max);
@@ -959,8 +979,9 @@ int64_t state_event_last_id(state_db *db)
     int64_t id = 0;
     pthread_mutex_lock(&db->mu);
     /* sqlite_sequence keeps the high-water mark even after trimming. */
-    if (sqlite3_prepare_v2(db->db, "SELECT seq FROM sqlite_sequence WHERE name='events'",
-                           -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(db->db, "SELECT seq FROM sqlite_sequence WHERE name='events'", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
         id = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->mu);
@@ -974,7 +995,8 @@ int state_meta_get(state_db *db, const char *key, char *val, size_t vallen)
     sqlite3_stmt *st = NULL;
     int rc = STATE_ENOTFOUND;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) ==
+        SQLITE_OK) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) == SQLITE_ROW) {
             copy_col(val, vallen, st, 0);
@@ -993,7 +1015,8 @@ int state_meta_set(state_db *db, const char *key, const char *val)
     sqlite3_stmt *st = NULL;
     int rc = -1;
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "REPLACE INTO meta(key,value) VALUES(?,?)", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(db->db, "REPLACE INTO meta(key,value) VALUES(?,?)", -1, &st, NULL) ==
+        SQLITE_OK) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, val, -1, SQLITE_TRANSIENT);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;

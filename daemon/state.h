@@ -19,13 +19,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STATE_ENOTFOUND   (-2)
-#define STATE_ECONFLICT   (-3)
+#define STATE_ENOTFOUND (-2)
+#define STATE_ECONFLICT (-3)
 
-#define STATE_ID_LEN      12   /* hex chars of an instance id */
-#define STATE_NAME_MAX    64
-#define STATE_URI_MAX     1100
-#define STATE_ERR_MAX     256
+#define STATE_ID_LEN   12 /* hex chars of an instance id */
+#define STATE_NAME_MAX 64
+#define STATE_URI_MAX  1100
+#define STATE_ERR_MAX  256
 
 typedef struct state_db state_db;
 
@@ -65,54 +65,54 @@ typedef struct {
 typedef struct {
     char id[STATE_ID_LEN + 1];
     char name[STATE_NAME_MAX];
-    char image_ref[256];          /* the ref the user asked for */
-    char image_digest[80];        /* sha256:<hex> resolved at create */
-    char host[STATE_NAME_MAX];    /* host name; "" before placement */
+    char image_ref[256];       /* the ref the user asked for */
+    char image_digest[80];     /* sha256:<hex> resolved at create */
+    char host[STATE_NAME_MAX]; /* host name; "" before placement */
     state_inst_state state;
     int memory_mib;
     int vcpus;
-    char *args_json;              /* heap, owned; "[]" when none */
-    char *env_json;               /* heap, owned; "{}" when none */
-    char *labels_json;            /* heap, owned; "{}" when none */
+    char *args_json;   /* heap, owned; "[]" when none */
+    char *env_json;    /* heap, owned; "{}" when none */
+    char *labels_json; /* heap, owned; "{}" when none */
     state_restart restart;
-    int restarts;                 /* restarts done by the policy so far */
-    int network;                  /* 1: attached to the host bridge */
-    uint32_t ipv4;                /* host byte order; 0 when none */
-    char mac[18];                 /* "5a:5c:xx:xx:xx:xx" or "" */
+    int restarts;  /* restarts done by the policy so far */
+    int network;   /* 1: attached to the host bridge */
+    uint32_t ipv4; /* host byte order; 0 when none */
+    char mac[18];  /* "5a:5c:xx:xx:xx:xx" or "" */
     state_port ports[STATE_MAX_PORTS];
     int nports;
-    int64_t created_ms;           /* unix ms */
-    int64_t started_ms;           /* unix ms of the current run's start, 0 */
-    int64_t boot_us;              /* guest entry->main, -1 unknown */
-    double ready_ms;              /* create/start request -> ready, -1 unknown */
-    int exit_code;                /* -1 when none */
+    int64_t created_ms; /* unix ms */
+    int64_t started_ms; /* unix ms of the current run's start, 0 */
+    int64_t boot_us;    /* guest entry->main, -1 unknown */
+    double ready_ms;    /* create/start request -> ready, -1 unknown */
+    int exit_code;      /* -1 when none */
     char last_error[STATE_ERR_MAX];
-    int want_running;             /* operator intent: 1 run, 0 stay down */
-    char *placement_json;         /* heap, owned: {"policy":..,"rules":[..]}; "{}" */
+    int want_running;     /* operator intent: 1 run, 0 stay down */
+    char *placement_json; /* heap, owned: {"policy":..,"rules":[..]}; "{}" */
 } state_instance;
 
 /* One host row (a libvirt connection). */
 typedef struct {
     char name[STATE_NAME_MAX];
     char uri[STATE_URI_MAX];
-    char *labels_json;            /* heap, owned */
+    char *labels_json; /* heap, owned */
     int cordoned;
-    char domain_type[8];          /* "auto", "kvm" or "qemu" */
+    char domain_type[8]; /* "auto", "kvm" or "qemu" */
 } state_host;
 
 /* One run of an instance (a boot until poweroff/crash/destroy). */
 typedef struct {
     int64_t started_ms;
-    int64_t ended_ms;             /* 0 while running */
-    int exit_code;                /* -1 unknown */
-    char outcome[16];             /* "running","exited","crashed","stopped","failed","lost" */
+    int64_t ended_ms; /* 0 while running */
+    int exit_code;    /* -1 unknown */
+    char outcome[16]; /* "running","exited","crashed","stopped","failed","lost" */
     char reason[STATE_ERR_MAX];
 } state_run;
 
 /* One retained event. data_json is the whole event object as sent. */
 typedef struct {
     int64_t id;
-    char *data_json;              /* heap, owned */
+    char *data_json; /* heap, owned */
 } state_event;
 
 /* Open (creating and migrating as needed) STATE_DIR's database. */
@@ -147,9 +147,9 @@ int state_inst_list(state_db *db, state_instance **out, size_t *n, char *err, si
  * names no instance. Reads stop as soon as the page is full. */
 typedef int (*state_inst_match)(const state_instance *in, void *ctx);
 int state_inst_page(state_db *db, const char *after, int state, const char *host,
-                    state_inst_match match, void *ctx, size_t limit,
-                    state_instance **out, size_t *n, int *more, char *err, size_t errlen);
-void state_inst_free(state_instance *in);        /* frees owned fields only */
+                    state_inst_match match, void *ctx, size_t limit, state_instance **out,
+                    size_t *n, int *more, char *err, size_t errlen);
+void state_inst_free(state_instance *in); /* frees owned fields only */
 void state_inst_array_free(state_instance *a, size_t n);
 
 /* Is this IPv4 address held by some instance? Is host_port held for proto
@@ -159,8 +159,8 @@ int state_port_in_use(state_db *db, int host_port, state_proto proto);
 
 /* Runs: begin a run (returns its number), end it. */
 int state_run_begin(state_db *db, const char *id, int64_t started_ms, int *run_no);
-int state_run_end(state_db *db, const char *id, int run_no, int64_t ended_ms,
-                  int exit_code, const char *outcome, const char *reason);
+int state_run_end(state_db *db, const char *id, int run_no, int64_t ended_ms, int exit_code,
+                  const char *outcome, const char *reason);
 /* Last `max` runs, newest first. */
 int state_run_list(state_db *db, const char *id, state_run *out, size_t max, size_t *n);
 

@@ -80,8 +80,8 @@ void img_chunk_reader_close(img_chunk_reader *r)
     }
 }
 
-int img_read_at(img_store *s, const char *digest, uint64_t off, void *buf, size_t len,
-                size_t *got, img_err *err)
+int img_read_at(img_store *s, const char *digest, uint64_t off, void *buf, size_t len, size_t *got,
+                img_err *err)
 {
     int ret = -1;
     img_conn *c = NULL;
@@ -96,8 +96,9 @@ int img_read_at(img_store *s, const char *digest, uint64_t off, void *buf, size_
         goto out;
     if (off < b.size) {
         size_t n = b.size - off < len ? (size_t)(b.size - off) : len;
-        img_chunk_reader r = { .c = c, .blob_id = b.id, .size = b.size,
-                               .chunk_size = b.chunk_size, .cur_seq = -1 };
+        img_chunk_reader r = {
+            .c = c, .blob_id = b.id, .size = b.size, .chunk_size = b.chunk_size, .cur_seq = -1
+        };
         int rc = img_chunk_read_at(&r, off, buf, n);
         img_chunk_reader_close(&r);
         if (rc != 0) {
@@ -187,7 +188,7 @@ void img_cache_drop(img_store *s, const char *digest)
 typedef struct sink {
     int fd;
     EVP_MD_CTX *md;
-    int err;                    /* errno of a failed write */
+    int err; /* errno of a failed write */
 } sink;
 
 static int sink_write(void *ctx, const void *data, size_t len)

@@ -11,37 +11,37 @@
 #include "img_store.h"
 
 /* WAL size (64 KiB pages) that wakes the checkpointer / makes writers checkpoint. */
-#define IMG_WAL_SOFT_PAGES 256   /* 16 MiB */
-#define IMG_WAL_HARD_PAGES 4096  /* 256 MiB */
+#define IMG_WAL_SOFT_PAGES 256  /* 16 MiB */
+#define IMG_WAL_HARD_PAGES 4096 /* 256 MiB */
 
 /* Prepared statements, one set per connection, prepared on first use. */
 typedef enum img_stmt_id {
-    ST_BLOB_NEW,          /* insert a pending blob */
-    ST_CHUNK_PUT,         /* insert one chunk */
-    ST_BLOB_TOUCH,        /* pending blob: size and last-write time */
-    ST_BLOB_BY_DIGEST,    /* ready blob by full digest */
-    ST_BLOB_BY_ID,        /* any blob by id */
-    ST_BLOB_PREFIX,       /* ready blobs whose digest starts with a prefix */
-    ST_BLOB_READY,        /* pending -> ready */
-    ST_BLOB_DELETE,       /* delete a blob row (chunks and labels cascade) */
-    ST_CHUNK_ROWID,       /* rowid of (blob, seq) */
-    ST_CHUNKS_ALL,        /* every chunk of a blob in order */
-    ST_TAG_GET,           /* name:tag -> blob */
-    ST_TAG_SET,           /* upsert name:tag */
-    ST_TAG_DEL,           /* delete name:tag */
-    ST_TAGS_DEL_BLOB,     /* delete every tag of a blob */
-    ST_LABEL_SET,         /* upsert a label */
-    ST_LABEL_DEL,         /* delete a label */
-    ST_LABELS_GET,        /* labels of a blob */
-    ST_REF_ADD,           /* refs += 1 */
-    ST_REF_SUB,           /* refs -= 1 when > 0 */
+    ST_BLOB_NEW,       /* insert a pending blob */
+    ST_CHUNK_PUT,      /* insert one chunk */
+    ST_BLOB_TOUCH,     /* pending blob: size and last-write time */
+    ST_BLOB_BY_DIGEST, /* ready blob by full digest */
+    ST_BLOB_BY_ID,     /* any blob by id */
+    ST_BLOB_PREFIX,    /* ready blobs whose digest starts with a prefix */
+    ST_BLOB_READY,     /* pending -> ready */
+    ST_BLOB_DELETE,    /* delete a blob row (chunks and labels cascade) */
+    ST_CHUNK_ROWID,    /* rowid of (blob, seq) */
+    ST_CHUNKS_ALL,     /* every chunk of a blob in order */
+    ST_TAG_GET,        /* name:tag -> blob */
+    ST_TAG_SET,        /* upsert name:tag */
+    ST_TAG_DEL,        /* delete name:tag */
+    ST_TAGS_DEL_BLOB,  /* delete every tag of a blob */
+    ST_LABEL_SET,      /* upsert a label */
+    ST_LABEL_DEL,      /* delete a label */
+    ST_LABELS_GET,     /* labels of a blob */
+    ST_REF_ADD,        /* refs += 1 */
+    ST_REF_SUB,        /* refs -= 1 when > 0 */
     ST_COUNT
 } img_stmt_id;
 
 typedef struct img_conn {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
-    struct img_conn *next;      /* idle list */
+    struct img_conn *next; /* idle list */
 } img_conn;
 
 struct img_store {
@@ -86,18 +86,18 @@ void img_tx_rollback(img_store *s, img_conn *c, bool write);
 /* An upload in progress (img_upload.c). */
 struct img_upload {
     img_store *s;
-    void *md;                   /* EVP_MD_CTX * running SHA-256 */
-    unsigned char *buf;         /* one chunk being filled */
-    size_t buf_len;             /* bytes in buf */
-    uint32_t chunk_size;        /* capacity of buf */
-    int64_t blob_id;            /* pending blob row, 0 until the first chunk is stored */
-    uint64_t seq;               /* next chunk number */
-    uint64_t size;              /* bytes accepted */
-    uint64_t size_hint;         /* from img_upload_begin, 0 if unknown */
+    void *md;                        /* EVP_MD_CTX * running SHA-256 */
+    unsigned char *buf;              /* one chunk being filled */
+    size_t buf_len;                  /* bytes in buf */
+    uint32_t chunk_size;             /* capacity of buf */
+    int64_t blob_id;                 /* pending blob row, 0 until the first chunk is stored */
+    uint64_t seq;                    /* next chunk number */
+    uint64_t size;                   /* bytes accepted */
+    uint64_t size_hint;              /* from img_upload_begin, 0 if unknown */
     char expect[IMG_DIGEST_LEN + 1]; /* required digest, "" if none */
-    bool head_checked;          /* first bytes judged bootable-looking */
-    bool failed;                /* a write failed: only abort is allowed */
-    struct img_upload *prev, *next; /* s->uploads, under s->mu */
+    bool head_checked;               /* first bytes judged bootable-looking */
+    bool failed;                     /* a write failed: only abort is allowed */
+    struct img_upload *prev, *next;  /* s->uploads, under s->mu */
 };
 
 /* A stored blob's row. */
@@ -124,9 +124,9 @@ typedef struct img_chunk_reader {
     int64_t blob_id;
     uint64_t size;
     uint32_t chunk_size;
-    sqlite3_blob *blob;         /* open handle on chunk cur_seq, or NULL */
+    sqlite3_blob *blob; /* open handle on chunk cur_seq, or NULL */
     int64_t cur_seq;
-    int rc;                     /* last SQLite error */
+    int rc; /* last SQLite error */
 } img_chunk_reader;
 
 int img_chunk_read_at(img_chunk_reader *r, uint64_t off, void *buf, size_t len);

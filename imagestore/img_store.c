@@ -76,9 +76,18 @@ int img_fail_db(img_err *err, sqlite3 *db, int rc, const char *what)
 
 /* ---- names -------------------------------------------------------------- */
 
-static bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-static bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
-static bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+static bool is_lower_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+static bool is_alnum(char c)
+{
+    return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 int img_valid_name(const char *name, img_err *err)
 {
@@ -195,16 +204,16 @@ static const char *const migrations[IMG_SCHEMA_VERSION] = {
     /* 0 -> 1 */
     "CREATE TABLE blobs("
     "  id INTEGER PRIMARY KEY,"
-    "  digest TEXT UNIQUE,"                       /* NULL while pending */
+    "  digest TEXT UNIQUE,"                                      /* NULL while pending */
     "  state INTEGER NOT NULL DEFAULT 0 CHECK(state IN (0, 1))," /* 0 pending, 1 ready */
     "  size INTEGER NOT NULL DEFAULT 0,"
     "  chunk_size INTEGER NOT NULL CHECK(chunk_size > 0),"
     "  boot TEXT,"
     "  created INTEGER NOT NULL,"
     "  refs INTEGER NOT NULL DEFAULT 0 CHECK(refs >= 0),"
-    "  owner_pid INTEGER,"                        /* pending: uploading process */
-    "  owner_session TEXT,"                       /* pending: its store session */
-    "  touched INTEGER NOT NULL);"                /* pending: last write */
+    "  owner_pid INTEGER,"         /* pending: uploading process */
+    "  owner_session TEXT,"        /* pending: its store session */
+    "  touched INTEGER NOT NULL);" /* pending: last write */
     "CREATE INDEX blobs_state ON blobs(state);"
     "CREATE TABLE chunks("
     "  id INTEGER PRIMARY KEY,"
@@ -228,8 +237,9 @@ static const char *const migrations[IMG_SCHEMA_VERSION] = {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_BLOB_NEW] = "INSERT INTO blobs(state, chunk_size, created, owner_pid, owner_session, touched)"
-                    " VALUES(0, ?1, ?2, ?3, ?4, ?2)",
+    [ST_BLOB_NEW] =
+        "INSERT INTO blobs(state, chunk_size, created, owner_pid, owner_session, touched)"
+        " VALUES(0, ?1, ?2, ?3, ?4, ?2)",
     [ST_CHUNK_PUT] = "INSERT INTO chunks(blob_id, seq, data) VALUES(?1, ?2, ?3)",
     [ST_BLOB_TOUCH] = "UPDATE blobs SET size = ?2, touched = ?3 WHERE id = ?1 AND state = 0",
     [ST_BLOB_BY_DIGEST] = "SELECT id, digest, size, chunk_size, created, boot, refs FROM blobs"
@@ -244,9 +254,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_CHUNK_ROWID] = "SELECT id FROM chunks WHERE blob_id = ?1 AND seq = ?2",
     [ST_CHUNKS_ALL] = "SELECT data FROM chunks WHERE blob_id = ?1 ORDER BY seq",
     [ST_TAG_GET] = "SELECT blob_id FROM tags WHERE name = ?1 AND tag = ?2",
-    [ST_TAG_SET] = "INSERT INTO tags(name, tag, blob_id, created, updated) VALUES(?1, ?2, ?3, ?4, ?4)"
-                   " ON CONFLICT(name, tag) DO UPDATE SET blob_id = excluded.blob_id,"
-                   " updated = excluded.updated",
+    [ST_TAG_SET] =
+        "INSERT INTO tags(name, tag, blob_id, created, updated) VALUES(?1, ?2, ?3, ?4, ?4)"
+        " ON CONFLICT(name, tag) DO UPDATE SET blob_id = excluded.blob_id,"
+        " updated = excluded.updated",
     [ST_TAG_DEL] = "DELETE FROM tags WHERE name = ?1 AND tag = ?2",
     [ST_TAGS_DEL_BLOB] = "DELETE FROM tags WHERE blob_id = ?1",
     [ST_LABEL_SET] = "INSERT INTO labels(blob_id, key, value) VALUES(?1, ?2, ?3)"
@@ -339,9 +350,8 @@ static int conn_open(img_store *s, img_conn **out, img_err *err)
     img_conn *c = calloc(1, sizeof *c);
     if (!c)
         return img_fail(err, IMG_E_NOMEM, "out of memory");
-    int rc = sqlite3_open_v2(s->path, &c->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             s->vfs);
+    int rc = sqlite3_open_v2(
+        s->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, s->vfs);
     if (rc != SQLITE_OK) {
         img_fail(err, IMG_E_IO, "cannot open image database '%s': %s", s->path,
                  c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -405,8 +415,8 @@ void img_conn_put(img_store *s, img_conn *c)
 sqlite3_stmt *img_stmt(img_conn *c, img_stmt_id id, img_err *err)
 {
     if (!c->st[id]) {
-        int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &c->st[id], NULL);
+        int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
+                                    NULL);
         if (rc != SQLITE_OK) {
             img_fail_db(err, c->db, rc, "prepare");
             return NULL;
@@ -474,8 +484,8 @@ static int migrate(img_store *s, img_conn *c, img_err *err)
     st = NULL;
     if (v > IMG_SCHEMA_VERSION) {
         img_fail(err, IMG_E_CORRUPT,
-                 "image database '%s' has schema version %d, newer than this shoal's (%d)",
-                 s->path, v, IMG_SCHEMA_VERSION);
+                 "image database '%s' has schema version %d, newer than this shoal's (%d)", s->path,
+                 v, IMG_SCHEMA_VERSION);
         goto out;
     }
     for (; v < IMG_SCHEMA_VERSION; v++) {
@@ -690,8 +700,7 @@ static int blob_by_prefix(img_conn *c, const char *ref, const char *hex, img_blo
 }
 
 /* name:tag -> blob; 1 when the name is not there. */
-static int blob_by_tag(img_conn *c, const char *name, const char *tag, img_blob *out,
-                       img_err *err)
+static int blob_by_tag(img_conn *c, const char *name, const char *tag, img_blob *out, img_err *err)
 {
     sqlite3_stmt *st = img_stmt(c, ST_TAG_GET, err);
     if (!st)
@@ -955,8 +964,7 @@ int img_tag(img_store *s, const char *src, const char *dst, img_err *err)
     char name[IMG_NAME_MAX + 1], tag[IMG_TAG_MAX + 1];
     img_err_clear(err);
     if (!dst || strncmp(dst, "sha256:", 7) == 0)
-        return img_fail(err, IMG_E_INVALID, "cannot tag as '%s': need name[:tag]",
-                        dst ? dst : "");
+        return img_fail(err, IMG_E_INVALID, "cannot tag as '%s': need name[:tag]", dst ? dst : "");
     if (split_ref(dst, name, tag, err) != 0)
         return -1;
     if (img_conn_get(s, &c, err) != 0)
@@ -990,8 +998,7 @@ int img_untag(img_store *s, const char *ref, img_err *err)
     char name[IMG_NAME_MAX + 1], tag[IMG_TAG_MAX + 1];
     img_err_clear(err);
     if (!ref || strncmp(ref, "sha256:", 7) == 0)
-        return img_fail(err, IMG_E_INVALID, "cannot untag '%s': need name[:tag]",
-                        ref ? ref : "");
+        return img_fail(err, IMG_E_INVALID, "cannot untag '%s': need name[:tag]", ref ? ref : "");
     if (split_ref(ref, name, tag, err) != 0)
         return -1;
     if (img_conn_get(s, &c, err) != 0)
@@ -1041,8 +1048,8 @@ int img_delete(img_store *s, const char *ref, int force, img_err *err)
     if (img_resolve_conn(c, ref, &b, err) != 0)
         goto out;
     if (b.refs > 0 && !force) {
-        img_fail(err, IMG_E_IN_USE, "image '%s' (%.19s) is in use by %u instance%s", ref,
-                 b.digest, b.refs, b.refs == 1 ? "" : "s");
+        img_fail(err, IMG_E_IN_USE, "image '%s' (%.19s) is in use by %u instance%s", ref, b.digest,
+                 b.refs, b.refs == 1 ? "" : "s");
         goto out;
     }
     sqlite3_stmt *st = img_stmt(c, ST_TAGS_DEL_BLOB, err);
@@ -1067,8 +1074,7 @@ put:
     return ret;
 }
 
-int img_label_set(img_store *s, const char *ref, const char *key, const char *value,
-                  img_err *err)
+int img_label_set(img_store *s, const char *ref, const char *key, const char *value, img_err *err)
 {
     int ret = -1;
     img_conn *c = NULL;
@@ -1174,14 +1180,12 @@ static bool upload_is_mine(img_store *s, int64_t blob_id);
 /* Collect the ids of rows that qualify, then delete them one transaction each. */
 int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
 {
-    static const char q_images[] =
-        "SELECT id, size FROM blobs b WHERE state = 1 AND refs = 0"
-        " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = b.id)";
+    static const char q_images[] = "SELECT id, size FROM blobs b WHERE state = 1 AND refs = 0"
+                                   " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = b.id)";
     static const char q_uploads[] =
         "SELECT id, size, owner_pid, owner_session, touched FROM blobs WHERE state = 0";
-    static const char q_del_image[] =
-        "DELETE FROM blobs WHERE id = ?1 AND state = 1 AND refs = 0"
-        " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = ?1)";
+    static const char q_del_image[] = "DELETE FROM blobs WHERE id = ?1 AND state = 1 AND refs = 0"
+                                      " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = ?1)";
     static const char q_del_upload[] = "DELETE FROM blobs WHERE id = ?1 AND state = 0";
     int ret = -1, rc;
     img_conn *c = NULL;
@@ -1213,8 +1217,7 @@ int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
                 int64_t touched = sqlite3_column_int64(st, 4);
                 bool mine = sess && strcmp(sess, s->session) == 0;
                 bool dead = mine ? !upload_is_mine(s, id)
-                                 : (!img_pid_alive(pid) ||
-                                    now - touched > s->o.stale_upload_secs);
+                                 : (!img_pid_alive(pid) || now - touched > s->o.stale_upload_secs);
                 if (!dead)
                     continue;
             }
@@ -1331,8 +1334,8 @@ int img_check(img_store *s, img_err *err)
         if (size != sum || maxseq != nchunks - 1) {
             img_fail(err, IMG_E_CORRUPT,
                      "image %s: size %lld but %lld chunks (last seq %lld) hold %lld bytes",
-                     (const char *)sqlite3_column_text(st, 0), (long long)size,
-                     (long long)nchunks, (long long)maxseq, (long long)sum);
+                     (const char *)sqlite3_column_text(st, 0), (long long)size, (long long)nchunks,
+                     (long long)maxseq, (long long)sum);
             goto out;
         }
     }

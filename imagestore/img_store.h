@@ -39,45 +39,45 @@
 
 /* ---- constants ---------------------------------------------------------- */
 
-#define IMG_SCHEMA_VERSION 1         /* PRAGMA user_version written by this code */
-#define IMG_DIGEST_HEX 64            /* hex characters of a SHA-256 */
-#define IMG_DIGEST_LEN 71            /* strlen("sha256:") + 64 */
-#define IMG_NAME_MAX 128             /* name: [a-z0-9][a-z0-9._/-]*, at most this long */
-#define IMG_TAG_MAX 128              /* tag: [A-Za-z0-9_][A-Za-z0-9._-]*, at most this long */
-#define IMG_LABEL_KEY_MAX 128        /* label key: [A-Za-z0-9][A-Za-z0-9._/-]* */
-#define IMG_LABEL_VALUE_MAX 1024     /* label value: any bytes but control characters */
-#define IMG_LABELS_MAX 64            /* labels per image */
-#define IMG_DIGEST_PREFIX_MIN 4       /* shortest bare hex digest prefix resolved */
-#define IMG_DEFAULT_TAG "latest"
-#define IMG_ERR_MSG_MAX 320
-#define IMG_DEFAULT_CHUNK (1u << 20)           /* bytes per stored chunk */
+#define IMG_SCHEMA_VERSION    1    /* PRAGMA user_version written by this code */
+#define IMG_DIGEST_HEX        64   /* hex characters of a SHA-256 */
+#define IMG_DIGEST_LEN        71   /* strlen("sha256:") + 64 */
+#define IMG_NAME_MAX          128  /* name: [a-z0-9][a-z0-9._/-]*, at most this long */
+#define IMG_TAG_MAX           128  /* tag: [A-Za-z0-9_][A-Za-z0-9._-]*, at most this long */
+#define IMG_LABEL_KEY_MAX     128  /* label key: [A-Za-z0-9][A-Za-z0-9._/-]* */
+#define IMG_LABEL_VALUE_MAX   1024 /* label value: any bytes but control characters */
+#define IMG_LABELS_MAX        64   /* labels per image */
+#define IMG_DIGEST_PREFIX_MIN 4    /* shortest bare hex digest prefix resolved */
+#define IMG_DEFAULT_TAG       "latest"
+#define IMG_ERR_MSG_MAX       320
+#define IMG_DEFAULT_CHUNK     (1u << 20)          /* bytes per stored chunk */
 #define IMG_DEFAULT_CACHE_MAX (UINT64_C(4) << 30) /* materialized-file budget */
 
 /* ---- errors ------------------------------------------------------------- */
 
 typedef enum img_errcode {
     IMG_OK = 0,
-    IMG_E_NOT_FOUND,   /* no image/name/tag matches the reference given */
-    IMG_E_INVALID,     /* bad argument: malformed name/tag/label/reference, or an
+    IMG_E_NOT_FOUND, /* no image/name/tag matches the reference given */
+    IMG_E_INVALID,   /* bad argument: malformed name/tag/label/reference, or an
                           upload that is not a bootable image (message from the
                           validator), or an empty upload */
-    IMG_E_CONFLICT,    /* the operation clashes with current state: writing to an
+    IMG_E_CONFLICT,  /* the operation clashes with current state: writing to an
                           upload that already failed, releasing a reference that
                           is not held, a pending upload collected under it */
-    IMG_E_AMBIGUOUS,   /* a digest prefix matches more than one image */
-    IMG_E_IN_USE,      /* the image has references (running instances); use force */
-    IMG_E_TOO_LARGE,   /* upload over opts.max_image_size or loaded memory over
+    IMG_E_AMBIGUOUS, /* a digest prefix matches more than one image */
+    IMG_E_IN_USE,    /* the image has references (running instances); use force */
+    IMG_E_TOO_LARGE, /* upload over opts.max_image_size or loaded memory over
                           opts.max_load_size */
-    IMG_E_IO,          /* file system or SQLite I/O failure, disk full included */
-    IMG_E_CORRUPT,     /* stored bytes do not match their digest, or the database
+    IMG_E_IO,        /* file system or SQLite I/O failure, disk full included */
+    IMG_E_CORRUPT,   /* stored bytes do not match their digest, or the database
                           fails a consistency check */
-    IMG_E_NOMEM,       /* allocation failed */
-    IMG_E_BUSY,        /* the database stayed locked past opts.busy_timeout_ms */
+    IMG_E_NOMEM,     /* allocation failed */
+    IMG_E_BUSY,      /* the database stayed locked past opts.busy_timeout_ms */
 } img_errcode;
 
 typedef struct img_err {
-    img_errcode code;              /* IMG_OK when no error */
-    char msg[IMG_ERR_MSG_MAX];     /* NUL-terminated, one line, no trailing newline */
+    img_errcode code;          /* IMG_OK when no error */
+    char msg[IMG_ERR_MSG_MAX]; /* NUL-terminated, one line, no trailing newline */
 } img_err;
 
 /* "not found", "invalid", ... (static string). */
@@ -85,22 +85,22 @@ const char *img_errcode_name(img_errcode code);
 
 /* ---- types -------------------------------------------------------------- */
 
-typedef struct img_store img_store;    /* opaque; thread-safe */
-typedef struct img_upload img_upload;  /* opaque; one thread at a time */
+typedef struct img_store img_store;   /* opaque; thread-safe */
+typedef struct img_upload img_upload; /* opaque; one thread at a time */
 
 /* Options for img_store_open; zero/NULL fields take the default. */
 typedef struct img_opts {
-    const char *cache_dir;     /* materialized files; default "<db path>.cache" */
-    uint64_t cache_max_bytes;  /* materialized-file budget; default IMG_DEFAULT_CACHE_MAX */
-    uint64_t max_image_size;   /* largest upload in bytes; default IMG_DEFAULT_MAX_FILE */
-    uint64_t max_load_size;    /* largest sum of PT_LOAD p_memsz; default IMG_DEFAULT_MAX_LOAD */
-    uint32_t chunk_size;       /* bytes per chunk for new uploads, 4 KiB..64 MiB;
+    const char *cache_dir;    /* materialized files; default "<db path>.cache" */
+    uint64_t cache_max_bytes; /* materialized-file budget; default IMG_DEFAULT_CACHE_MAX */
+    uint64_t max_image_size;  /* largest upload in bytes; default IMG_DEFAULT_MAX_FILE */
+    uint64_t max_load_size;   /* largest sum of PT_LOAD p_memsz; default IMG_DEFAULT_MAX_LOAD */
+    uint32_t chunk_size;      /* bytes per chunk for new uploads, 4 KiB..64 MiB;
                                   default IMG_DEFAULT_CHUNK */
-    int busy_timeout_ms;       /* SQLite busy timeout; default 10000 */
-    int stale_upload_secs;     /* a pending upload of another live process is
+    int busy_timeout_ms;      /* SQLite busy timeout; default 10000 */
+    int stale_upload_secs;    /* a pending upload of another live process is
                                   collected after this long without a write;
                                   default 3600 */
-    const char *vfs;           /* SQLite VFS name (tests inject faults); default NULL */
+    const char *vfs;          /* SQLite VFS name (tests inject faults); default NULL */
 } img_opts;
 
 /* A label, key=value. In img_info the strings are owned by the img_info. */
@@ -111,30 +111,30 @@ typedef struct img_label {
 
 /* What the store knows about one image (and, from img_list, one name). */
 typedef struct img_info {
-    char digest[IMG_DIGEST_LEN + 1];  /* "sha256:<hex>" */
-    char name[IMG_NAME_MAX + 1];      /* name this row was listed/resolved under; "" if none */
-    char tag[IMG_TAG_MAX + 1];        /* tag of that name; "" if none */
-    uint64_t size;                    /* bytes */
-    int64_t created;                  /* unix seconds when the content was first stored */
-    img_boot boot;                    /* boot protocol found by the validator */
-    uint32_t refs;                    /* current reference count (instances) */
-    img_label *labels;                /* nlabels labels sorted by key; owned here */
+    char digest[IMG_DIGEST_LEN + 1]; /* "sha256:<hex>" */
+    char name[IMG_NAME_MAX + 1];     /* name this row was listed/resolved under; "" if none */
+    char tag[IMG_TAG_MAX + 1];       /* tag of that name; "" if none */
+    uint64_t size;                   /* bytes */
+    int64_t created;                 /* unix seconds when the content was first stored */
+    img_boot boot;                   /* boot protocol found by the validator */
+    uint32_t refs;                   /* current reference count (instances) */
+    img_label *labels;               /* nlabels labels sorted by key; owned here */
     size_t nlabels;
 } img_info;
 
 /* img_list filters; NULL fields match everything. */
 typedef struct img_filter {
-    const char *name;          /* exact image name */
-    const char *label_key;     /* images having this label... */
-    const char *label_value;   /* ...with this value (NULL: any value) */
-    int include_untagged;      /* also list images no name points at (name "") */
+    const char *name;        /* exact image name */
+    const char *label_key;   /* images having this label... */
+    const char *label_value; /* ...with this value (NULL: any value) */
+    int include_untagged;    /* also list images no name points at (name "") */
 } img_filter;
 
 /* Result of img_gc. */
 typedef struct img_gc_stats {
-    uint64_t images_removed;   /* untagged, unreferenced images deleted */
-    uint64_t uploads_removed;  /* abandoned partial uploads deleted */
-    uint64_t bytes_removed;    /* their bytes */
+    uint64_t images_removed;      /* untagged, unreferenced images deleted */
+    uint64_t uploads_removed;     /* abandoned partial uploads deleted */
+    uint64_t bytes_removed;       /* their bytes */
     uint64_t cache_files_removed; /* materialized files evicted or orphaned */
 } img_gc_stats;
 
@@ -180,9 +180,8 @@ int img_upload_write(img_upload *u, const void *data, size_t len, img_err *err);
  * succeeds. Errors: IMG_E_INVALID (empty, not bootable, bad name/tag/label),
  * IMG_E_TOO_LARGE, IMG_E_IO, IMG_E_BUSY, IMG_E_CONFLICT (already failed).
  */
-int img_upload_commit(img_upload *u, const char *name, const char *tag,
-                      const img_label *labels, size_t nlabels, img_info *info,
-                      img_err *err);
+int img_upload_commit(img_upload *u, const char *name, const char *tag, const img_label *labels,
+                      size_t nlabels, img_info *info, img_err *err);
 
 /*
  * Require the upload's SHA-256 to be digest ("sha256:<64 lowercase hex>", e.g.
@@ -213,8 +212,7 @@ int img_import_file(img_store *s, const char *path, const char *name, const char
  * characters (a name wins over a prefix). digest_out receives
  * "sha256:<hex>". Errors: IMG_E_NOT_FOUND, IMG_E_AMBIGUOUS, IMG_E_INVALID.
  */
-int img_resolve(img_store *s, const char *ref, char digest_out[IMG_DIGEST_LEN + 1],
-                img_err *err);
+int img_resolve(img_store *s, const char *ref, char digest_out[IMG_DIGEST_LEN + 1], img_err *err);
 
 /* Resolve ref and describe the image. Release *info with img_info_clear. */
 int img_get(img_store *s, const char *ref, img_info *info, img_err *err);
@@ -223,10 +221,9 @@ int img_get(img_store *s, const char *ref, img_info *info, img_err *err);
  * List names (one row per name:tag, sorted by name then tag) matching filter
  * (may be NULL). *out is an array of *count entries; free with img_list_free.
  */
-int img_list(img_store *s, const img_filter *filter, img_info **out, size_t *count,
-             img_err *err);
+int img_list(img_store *s, const img_filter *filter, img_info **out, size_t *count, img_err *err);
 
-void img_info_clear(img_info *info);          /* frees labels; accepts NULL */
+void img_info_clear(img_info *info);              /* frees labels; accepts NULL */
 void img_list_free(img_info *list, size_t count); /* accepts NULL */
 
 /* ---- names -------------------------------------------------------------- */
@@ -246,8 +243,7 @@ int img_untag(img_store *s, const char *ref, img_err *err);
 int img_delete(img_store *s, const char *ref, int force, img_err *err);
 
 /* Add or replace (value != NULL) or remove (value == NULL) one label. */
-int img_label_set(img_store *s, const char *ref, const char *key, const char *value,
-                  img_err *err);
+int img_label_set(img_store *s, const char *ref, const char *key, const char *value, img_err *err);
 
 /*
  * Remove untagged unreferenced images, abandoned uploads (owner process gone,
@@ -274,8 +270,8 @@ int img_refs_reset(img_store *s, img_err *err);
  * the count (0 at or past the end). Stateless: suits an HTTP response
  * callback. Errors: IMG_E_NOT_FOUND (image gone), IMG_E_IO.
  */
-int img_read_at(img_store *s, const char *digest, uint64_t off, void *buf, size_t len,
-                size_t *got, img_err *err);
+int img_read_at(img_store *s, const char *digest, uint64_t off, void *buf, size_t len, size_t *got,
+                img_err *err);
 
 /*
  * Stream the whole image to cb, chunk by chunk, from one consistent snapshot.

@@ -231,10 +231,10 @@ static int validate_stored(img_upload *u, img_vresult *vr, img_err *err)
         return -1;
     if (img_tx_read(c, err) != 0)
         goto out;
-    img_chunk_reader r = { .c = c, .blob_id = u->blob_id, .size = u->size,
-                           .chunk_size = u->chunk_size, .cur_seq = -1 };
-    img_vstatus vs = img_validate_reader(img_chunk_read_cb, &r, u->size, &lim, vr, msg,
-                                         sizeof msg);
+    img_chunk_reader r = {
+        .c = c, .blob_id = u->blob_id, .size = u->size, .chunk_size = u->chunk_size, .cur_seq = -1
+    };
+    img_vstatus vs = img_validate_reader(img_chunk_read_cb, &r, u->size, &lim, vr, msg, sizeof msg);
     int rc = r.rc;
     img_chunk_reader_close(&r);
     switch (vs) {
@@ -251,8 +251,8 @@ out:
     return ret;
 }
 
-int img_upload_commit(img_upload *u, const char *name, const char *tag,
-                      const img_label *labels, size_t nlabels, img_info *info, img_err *err)
+int img_upload_commit(img_upload *u, const char *name, const char *tag, const img_label *labels,
+                      size_t nlabels, img_info *info, img_err *err)
 {
     img_store *s = u->s;
     img_conn *c = NULL;
@@ -275,8 +275,7 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag,
     if (name && (img_valid_name(name, err) != 0 || img_valid_tag(tag, err) != 0))
         goto done;
     if (nlabels > IMG_LABELS_MAX) {
-        img_fail(err, IMG_E_INVALID, "%zu labels is over the limit of %d", nlabels,
-                 IMG_LABELS_MAX);
+        img_fail(err, IMG_E_INVALID, "%zu labels is over the limit of %d", nlabels, IMG_LABELS_MAX);
         goto done;
     }
     for (size_t i = 0; i < nlabels; i++) {
@@ -334,8 +333,7 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag,
             goto rollback;
         }
         if (sqlite3_changes(c->db) != 1) {
-            img_fail(err, IMG_E_CONFLICT, "upload %s vanished before commit (collected?)",
-                     digest);
+            img_fail(err, IMG_E_CONFLICT, "upload %s vanished before commit (collected?)", digest);
             goto rollback;
         }
         target = u->blob_id;

@@ -12,21 +12,21 @@
 #include <stdio.h>
 #include <string.h>
 
-#define ELF_MAGIC "\177ELF"
-#define PT_LOAD 1
-#define PT_INTERP 3
-#define PT_NOTE 4
-#define SHT_NOTE 7
-#define SHT_NOBITS 8
-#define ET_EXEC 2
-#define EM_386 3
-#define EM_X86_64 62
+#define ELF_MAGIC                "\177ELF"
+#define PT_LOAD                  1
+#define PT_INTERP                3
+#define PT_NOTE                  4
+#define SHT_NOTE                 7
+#define SHT_NOBITS               8
+#define ET_EXEC                  2
+#define EM_386                   3
+#define EM_X86_64                62
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
 #define MB1_MAGIC 0x1BADB002u
-#define MB1_SCAN 8192u
+#define MB1_SCAN  8192u
 #define MB2_MAGIC 0xE85250D6u
-#define MB2_SCAN 32768u
+#define MB2_SCAN  32768u
 
 #define WIN_SIZE 4096u
 #define MAX_READ 65536u
@@ -34,25 +34,30 @@
 typedef struct vctx {
     img_read_at_fn read_at;
     void *ctx;
-    uint64_t size;           /* file size */
-    uint8_t win[WIN_SIZE];   /* read-ahead window */
-    uint64_t win_off;        /* file offset of win[0] */
-    size_t win_len;          /* valid bytes in win */
+    uint64_t size;         /* file size */
+    uint8_t win[WIN_SIZE]; /* read-ahead window */
+    uint64_t win_off;      /* file offset of win[0] */
+    size_t win_len;        /* valid bytes in win */
     char *msg;
     size_t msglen;
-    img_vstatus status;      /* set by fail() */
+    img_vstatus status; /* set by fail() */
 } vctx;
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint16_t le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
 static uint32_t le32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
-static uint64_t le64(const uint8_t *p) { return le32(p) | ((uint64_t)le32(p + 4) << 32); }
+static uint64_t le64(const uint8_t *p)
+{
+    return le32(p) | ((uint64_t)le32(p + 4) << 32);
+}
 
-__attribute__((format(printf, 3, 4)))
-static img_vstatus fail(vctx *v, img_vstatus st, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static img_vstatus fail(vctx *v, img_vstatus st,
+                                                              const char *fmt, ...)
 {
     if (v->msg && v->msglen) {
         va_list ap;
@@ -106,8 +111,8 @@ static int vread(vctx *v, uint64_t off, void *buf, size_t len)
 /* ---- Multiboot ---------------------------------------------------------- */
 
 typedef struct mbscan {
-    img_boot found;          /* IMG_BOOT_MULTIBOOT / _MULTIBOOT2 / NONE */
-    char why[160];           /* why a magic that was seen did not count */
+    img_boot found; /* IMG_BOOT_MULTIBOOT / _MULTIBOOT2 / NONE */
+    char why[160];  /* why a magic that was seen did not count */
 } mbscan;
 
 /* Look for Multiboot headers in the first 32 KiB. raw: the file is not ELF. */
@@ -133,7 +138,8 @@ static int scan_multiboot(vctx *v, bool raw, mbscan *mb)
         if (raw && !(flags & 0x10000u)) {
             snprintf(mb->why, sizeof mb->why,
                      "Multiboot header at 0x%zx has no address fields (flags bit 16) "
-                     "and the file is not ELF", off);
+                     "and the file is not ELF",
+                     off);
             continue;
         }
         if (raw && off + 32 > n) {
@@ -156,8 +162,7 @@ static int scan_multiboot(vctx *v, bool raw, mbscan *mb)
         }
         if (hlen < 16 || hlen > v->size - off) {
             snprintf(mb->why, sizeof mb->why,
-                     "Multiboot2 header at 0x%zx: header length 0x%x is out of bounds",
-                     off, hlen);
+                     "Multiboot2 header at 0x%zx: header length 0x%x is out of bounds", off, hlen);
             continue;
         }
         mb->found = IMG_BOOT_MULTIBOOT2;
@@ -177,8 +182,8 @@ typedef struct pvh {
  * Scan the notes in [start, start + len) (already checked to lie inside the
  * file). where names the container for messages ("program header 3").
  */
-static int scan_notes(vctx *v, const char *where, uint64_t start, uint64_t len,
-                      uint64_t align, pvh *out)
+static int scan_notes(vctx *v, const char *where, uint64_t start, uint64_t len, uint64_t align,
+                      pvh *out)
 {
     uint64_t pos = 0;
     unsigned n = 0;
@@ -190,23 +195,25 @@ static int scan_notes(vctx *v, const char *where, uint64_t start, uint64_t len,
         uint32_t namesz = le32(h), descsz = le32(h + 4), type = le32(h + 8);
         uint64_t left = len - pos;
         if (n >= IMG_VALIDATE_MAX_NOTES)
-            return fail(v, IMG_VINVALID, "%s: more than %u notes", where,
-                        IMG_VALIDATE_MAX_NOTES), -1;
+            return fail(v, IMG_VINVALID, "%s: more than %u notes", where, IMG_VALIDATE_MAX_NOTES),
+                   -1;
         /* name and descriptor offsets relative to the note, aligned */
         uint64_t name_end = 12 + (uint64_t)namesz;
         if (name_end > left)
             return fail(v, IMG_VINVALID,
                         "%s: note %u: name size 0x%x runs past the end of the notes "
-                        "(0x%llx bytes left)", where, n, namesz,
-                        (unsigned long long)(left - 12)), -1;
+                        "(0x%llx bytes left)",
+                        where, n, namesz, (unsigned long long)(left - 12)),
+                   -1;
         uint64_t desc_off = (name_end + align - 1) & ~(align - 1);
         if (desc_off > left)
             desc_off = left;
         if (descsz > left - desc_off)
             return fail(v, IMG_VINVALID,
                         "%s: note %u: descriptor size 0x%x runs past the end of the "
-                        "notes (0x%llx bytes left)", where, n, descsz,
-                        (unsigned long long)(left - desc_off)), -1;
+                        "notes (0x%llx bytes left)",
+                        where, n, descsz, (unsigned long long)(left - desc_off)),
+                   -1;
         if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4) {
             uint8_t name[4], desc[8];
             if (vread(v, start + pos + 12, name, 4) != 0)
@@ -215,14 +222,16 @@ static int scan_notes(vctx *v, const char *where, uint64_t start, uint64_t len,
                 if (descsz != 4 && descsz != 8)
                     return fail(v, IMG_VINVALID,
                                 "%s: note %u: Xen PHYS32_ENTRY descriptor is %u bytes, "
-                                "expected 4 or 8", where, n, descsz), -1;
+                                "expected 4 or 8",
+                                where, n, descsz),
+                           -1;
                 if (vread(v, start + pos + desc_off, desc, descsz) != 0)
                     return -1;
                 uint64_t e = descsz == 4 ? le32(desc) : le64(desc);
                 if (e > UINT32_MAX)
-                    return fail(v, IMG_VINVALID,
-                                "%s: note %u: PVH entry 0x%llx is above 4 GiB", where, n,
-                                (unsigned long long)e), -1;
+                    return fail(v, IMG_VINVALID, "%s: note %u: PVH entry 0x%llx is above 4 GiB",
+                                where, n, (unsigned long long)e),
+                           -1;
                 if (!out->found) {
                     out->found = true;
                     out->entry = e;
@@ -239,9 +248,9 @@ static int scan_notes(vctx *v, const char *where, uint64_t start, uint64_t len,
 /* ---- ELF ---------------------------------------------------------------- */
 
 typedef struct seg {
-    unsigned idx;            /* program header index */
-    uint64_t off, filesz;    /* file range */
-    uint64_t addr, memsz;    /* physical memory range */
+    unsigned idx;         /* program header index */
+    uint64_t off, filesz; /* file range */
+    uint64_t addr, memsz; /* physical memory range */
 } seg;
 
 static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res)
@@ -273,13 +282,23 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
     uint64_t entry, phoff, shoff;
     unsigned ehsize, phentsize, phnum, shentsize, shnum;
     if (e64) {
-        entry = le64(eh + 24); phoff = le64(eh + 32); shoff = le64(eh + 40);
-        ehsize = le16(eh + 52); phentsize = le16(eh + 54); phnum = le16(eh + 56);
-        shentsize = le16(eh + 58); shnum = le16(eh + 60);
+        entry = le64(eh + 24);
+        phoff = le64(eh + 32);
+        shoff = le64(eh + 40);
+        ehsize = le16(eh + 52);
+        phentsize = le16(eh + 54);
+        phnum = le16(eh + 56);
+        shentsize = le16(eh + 58);
+        shnum = le16(eh + 60);
     } else {
-        entry = le32(eh + 24); phoff = le32(eh + 28); shoff = le32(eh + 32);
-        ehsize = le16(eh + 40); phentsize = le16(eh + 42); phnum = le16(eh + 44);
-        shentsize = le16(eh + 46); shnum = le16(eh + 48);
+        entry = le32(eh + 24);
+        phoff = le32(eh + 28);
+        shoff = le32(eh + 32);
+        ehsize = le16(eh + 40);
+        phentsize = le16(eh + 42);
+        phnum = le16(eh + 44);
+        shentsize = le16(eh + 46);
+        shnum = le16(eh + 48);
     }
     if (type != ET_EXEC)
         return fail(v, IMG_VINVALID, "e_type %u is not ET_EXEC (2)", type);
@@ -293,16 +312,17 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
     if (phnum == 0)
         return fail(v, IMG_VINVALID, "no program headers (e_phnum is 0)");
     if (phnum > IMG_VALIDATE_MAX_PHNUM)
-        return fail(v, IMG_VINVALID, "e_phnum %u is over the limit of %u program headers",
-                    phnum, IMG_VALIDATE_MAX_PHNUM);
+        return fail(v, IMG_VINVALID, "e_phnum %u is over the limit of %u program headers", phnum,
+                    IMG_VALIDATE_MAX_PHNUM);
     if (phentsize != phsz)
         return fail(v, IMG_VINVALID, "e_phentsize %u is not %u", phentsize, phsz);
     uint64_t phtab = (uint64_t)phnum * phsz;
     if (phoff > v->size || phtab > v->size - phoff)
         return fail(v, IMG_VINVALID,
                     "program header table at offset 0x%llx + 0x%llx bytes is past end of "
-                    "file (0x%llx bytes)", (unsigned long long)phoff,
-                    (unsigned long long)phtab, (unsigned long long)v->size);
+                    "file (0x%llx bytes)",
+                    (unsigned long long)phoff, (unsigned long long)phtab,
+                    (unsigned long long)v->size);
 
     seg loads[IMG_VALIDATE_MAX_PHNUM];
     unsigned nload = 0;
@@ -318,38 +338,47 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
         uint32_t ptype = le32(ph);
         uint64_t off, paddr, filesz, memsz, align;
         if (e64) {
-            off = le64(ph + 8); paddr = le64(ph + 24); filesz = le64(ph + 32);
-            memsz = le64(ph + 40); align = le64(ph + 48);
+            off = le64(ph + 8);
+            paddr = le64(ph + 24);
+            filesz = le64(ph + 32);
+            memsz = le64(ph + 40);
+            align = le64(ph + 48);
         } else {
-            off = le32(ph + 4); paddr = le32(ph + 12); filesz = le32(ph + 16);
-            memsz = le32(ph + 20); align = le32(ph + 28);
+            off = le32(ph + 4);
+            paddr = le32(ph + 12);
+            filesz = le32(ph + 16);
+            memsz = le32(ph + 20);
+            align = le32(ph + 28);
         }
         if (filesz > 0 && (off > v->size || filesz > v->size - off))
             return fail(v, IMG_VINVALID,
                         "program header %u: segment offset 0x%llx + size 0x%llx is past end "
-                        "of file (0x%llx bytes)", i, (unsigned long long)off,
-                        (unsigned long long)filesz, (unsigned long long)v->size);
+                        "of file (0x%llx bytes)",
+                        i, (unsigned long long)off, (unsigned long long)filesz,
+                        (unsigned long long)v->size);
         if (ptype == PT_INTERP)
             return fail(v, IMG_VINVALID,
                         "program header %u: PT_INTERP: dynamically linked programs are not "
-                        "bootable", i);
+                        "bootable",
+                        i);
         if (ptype == PT_LOAD) {
             if (filesz > memsz)
                 return fail(v, IMG_VINVALID,
-                            "program header %u: p_filesz 0x%llx is larger than p_memsz 0x%llx",
-                            i, (unsigned long long)filesz, (unsigned long long)memsz);
+                            "program header %u: p_filesz 0x%llx is larger than p_memsz 0x%llx", i,
+                            (unsigned long long)filesz, (unsigned long long)memsz);
             if (memsz > addr_max || paddr > addr_max - memsz)
                 return fail(v, IMG_VINVALID,
                             "program header %u: memory range 0x%llx + 0x%llx wraps around the "
-                            "address space", i, (unsigned long long)paddr,
-                            (unsigned long long)memsz);
+                            "address space",
+                            i, (unsigned long long)paddr, (unsigned long long)memsz);
             if (memsz > lim->max_load_size || load_total > lim->max_load_size - memsz)
-                return fail(v, IMG_VTOO_LARGE,
-                            "program header %u: PT_LOAD segments need more than 0x%llx bytes "
-                            "of memory (limit 0x%llx)", i,
-                            (unsigned long long)(memsz > lim->max_load_size ? memsz
-                                                                            : load_total + memsz),
-                            (unsigned long long)lim->max_load_size);
+                return fail(
+                    v, IMG_VTOO_LARGE,
+                    "program header %u: PT_LOAD segments need more than 0x%llx bytes "
+                    "of memory (limit 0x%llx)",
+                    i,
+                    (unsigned long long)(memsz > lim->max_load_size ? memsz : load_total + memsz),
+                    (unsigned long long)lim->max_load_size);
             load_total += memsz;
             loads[nload++] = (seg){ i, off, filesz, paddr, memsz };
         } else if (ptype == PT_NOTE && filesz > 0) {
@@ -367,16 +396,18 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
                 y->off < x->off + x->filesz)
                 return fail(v, IMG_VINVALID,
                             "program headers %u and %u: PT_LOAD segments overlap in the file "
-                            "(0x%llx-0x%llx and 0x%llx-0x%llx)", x->idx, y->idx,
-                            (unsigned long long)x->off, (unsigned long long)(x->off + x->filesz),
-                            (unsigned long long)y->off, (unsigned long long)(y->off + y->filesz));
+                            "(0x%llx-0x%llx and 0x%llx-0x%llx)",
+                            x->idx, y->idx, (unsigned long long)x->off,
+                            (unsigned long long)(x->off + x->filesz), (unsigned long long)y->off,
+                            (unsigned long long)(y->off + y->filesz));
             if (x->memsz && y->memsz && x->addr < y->addr + y->memsz &&
                 y->addr < x->addr + x->memsz)
                 return fail(v, IMG_VINVALID,
                             "program headers %u and %u: PT_LOAD segments overlap in memory "
-                            "(0x%llx-0x%llx and 0x%llx-0x%llx)", x->idx, y->idx,
-                            (unsigned long long)x->addr, (unsigned long long)(x->addr + x->memsz),
-                            (unsigned long long)y->addr, (unsigned long long)(y->addr + y->memsz));
+                            "(0x%llx-0x%llx and 0x%llx-0x%llx)",
+                            x->idx, y->idx, (unsigned long long)x->addr,
+                            (unsigned long long)(x->addr + x->memsz), (unsigned long long)y->addr,
+                            (unsigned long long)(y->addr + y->memsz));
         }
     }
 
@@ -391,8 +422,9 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
         if (shoff > v->size || shtab > v->size - shoff)
             return fail(v, IMG_VINVALID,
                         "section header table at offset 0x%llx + 0x%llx bytes is past end of "
-                        "file (0x%llx bytes)", (unsigned long long)shoff,
-                        (unsigned long long)shtab, (unsigned long long)v->size);
+                        "file (0x%llx bytes)",
+                        (unsigned long long)shoff, (unsigned long long)shtab,
+                        (unsigned long long)v->size);
         for (unsigned i = 0; i < shnum; i++) {
             uint8_t sh[64];
             if (vread(v, shoff + (uint64_t)i * shsz, sh, shsz) != 0)
@@ -406,8 +438,9 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
             if (off > v->size || size > v->size - off)
                 return fail(v, IMG_VINVALID,
                             "section %u: note section offset 0x%llx + size 0x%llx is past end "
-                            "of file (0x%llx bytes)", i, (unsigned long long)off,
-                            (unsigned long long)size, (unsigned long long)v->size);
+                            "of file (0x%llx bytes)",
+                            i, (unsigned long long)off, (unsigned long long)size,
+                            (unsigned long long)v->size);
             snprintf(where, sizeof where, "section %u", i);
             if (scan_notes(v, where, off, size, align, &note) != 0)
                 return v->status;
@@ -432,7 +465,8 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
         if (mb.found == IMG_BOOT_NONE)
             return fail(v, IMG_VINVALID,
                         "ELF file has no PVH entry note (\"Xen\" note type 18) and no "
-                        "Multiboot header%s%s", mb.why[0] ? ": " : "", mb.why);
+                        "Multiboot header%s%s",
+                        mb.why[0] ? ": " : "", mb.why);
         boot = mb.found;
     }
     if (res) {
@@ -446,8 +480,8 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
 }
 
 img_vstatus img_validate_reader(img_read_at_fn read_at, void *ctx, uint64_t size,
-                                const img_limits *limits, img_vresult *res,
-                                char *msg, size_t msglen)
+                                const img_limits *limits, img_vresult *res, char *msg,
+                                size_t msglen)
 {
     vctx v;
     img_limits lim = { IMG_DEFAULT_MAX_FILE, IMG_DEFAULT_MAX_LOAD };
@@ -485,7 +519,8 @@ img_vstatus img_validate_reader(img_read_at_fn read_at, void *ctx, uint64_t size
     if (mb.found == IMG_BOOT_NONE)
         return fail(&v, IMG_VINVALID,
                     "not an ELF file (no 7f 45 4c 46 magic) and no Multiboot header in the "
-                    "first 32 KiB%s%s", mb.why[0] ? ": " : "", mb.why);
+                    "first 32 KiB%s%s",
+                    mb.why[0] ? ": " : "", mb.why);
     if (res)
         res->boot = mb.found;
     return IMG_VALID;
@@ -506,7 +541,8 @@ img_vstatus img_validate_head(const void *buf, size_t len, char *msg, size_t msg
         if (le32(p + off) == MB2_MAGIC)
             return IMG_VALID;
     if (msg && msglen)
-        snprintf(msg, msglen, "not an ELF file (no 7f 45 4c 46 magic) and no Multiboot header "
+        snprintf(msg, msglen,
+                 "not an ELF file (no 7f 45 4c 46 magic) and no Multiboot header "
                  "in the first 32 KiB");
     return IMG_VINVALID;
 }

@@ -33,10 +33,10 @@
 #include <stdint.h>
 
 /* Caps that hold whatever the limits say. */
-#define IMG_VALIDATE_MAX_PHNUM 256   /* program headers accepted */
-#define IMG_VALIDATE_MAX_SHNUM 4096  /* section headers accepted */
-#define IMG_VALIDATE_MAX_NOTES 4096  /* notes scanned per note segment/section */
-#define IMG_VALIDATE_MSG_MAX   256   /* a message buffer of this size is never truncated */
+#define IMG_VALIDATE_MAX_PHNUM 256  /* program headers accepted */
+#define IMG_VALIDATE_MAX_SHNUM 4096 /* section headers accepted */
+#define IMG_VALIDATE_MAX_NOTES 4096 /* notes scanned per note segment/section */
+#define IMG_VALIDATE_MSG_MAX   256  /* a message buffer of this size is never truncated */
 
 /* Boot protocol found in an image. */
 typedef enum img_boot {
@@ -48,16 +48,16 @@ typedef enum img_boot {
 
 /* Verdict of the validator. */
 typedef enum img_vstatus {
-    IMG_VALID = 0,           /* bootable; result filled in */
-    IMG_VINVALID = 1,        /* not a bootable image; msg says why */
-    IMG_VTOO_LARGE = 2,      /* file or loaded memory over a limit; msg says which */
-    IMG_VIO = 3,             /* the read callback failed; msg says where */
+    IMG_VALID = 0,      /* bootable; result filled in */
+    IMG_VINVALID = 1,   /* not a bootable image; msg says why */
+    IMG_VTOO_LARGE = 2, /* file or loaded memory over a limit; msg says which */
+    IMG_VIO = 3,        /* the read callback failed; msg says where */
 } img_vstatus;
 
 /* Limits; a zero field means "use the default". */
 typedef struct img_limits {
-    uint64_t max_file_size;  /* bytes; default IMG_DEFAULT_MAX_FILE (1 GiB) */
-    uint64_t max_load_size;  /* sum of PT_LOAD p_memsz; default 1 GiB */
+    uint64_t max_file_size; /* bytes; default IMG_DEFAULT_MAX_FILE (1 GiB) */
+    uint64_t max_load_size; /* sum of PT_LOAD p_memsz; default 1 GiB */
 } img_limits;
 
 #define IMG_DEFAULT_MAX_FILE (UINT64_C(1) << 30)
@@ -65,11 +65,11 @@ typedef struct img_limits {
 
 /* What the validator found in a valid image. */
 typedef struct img_vresult {
-    img_boot boot;           /* boot protocol (PVH preferred over Multiboot) */
-    int elf_class;           /* 32 or 64 for ELF files, 0 for raw Multiboot */
-    uint64_t entry;          /* PVH entry (physical) or ELF e_entry; 0 if raw */
-    uint64_t load_size;      /* sum of PT_LOAD p_memsz (0 if raw) */
-    uint32_t nload;          /* number of PT_LOAD segments */
+    img_boot boot;      /* boot protocol (PVH preferred over Multiboot) */
+    int elf_class;      /* 32 or 64 for ELF files, 0 for raw Multiboot */
+    uint64_t entry;     /* PVH entry (physical) or ELF e_entry; 0 if raw */
+    uint64_t load_size; /* sum of PT_LOAD p_memsz (0 if raw) */
+    uint32_t nload;     /* number of PT_LOAD segments */
 } img_vresult;
 
 /*
@@ -86,13 +86,12 @@ typedef int (*img_read_at_fn)(void *ctx, uint64_t off, void *buf, size_t len);
  * when the result is not IMG_VALID, "" otherwise.
  */
 img_vstatus img_validate_reader(img_read_at_fn read_at, void *ctx, uint64_t size,
-                                const img_limits *limits, img_vresult *res,
-                                char *msg, size_t msglen);
+                                const img_limits *limits, img_vresult *res, char *msg,
+                                size_t msglen);
 
 /* Same, over an in-memory buffer (the fuzz entry point). */
-img_vstatus img_validate_buffer(const void *buf, size_t len,
-                                const img_limits *limits, img_vresult *res,
-                                char *msg, size_t msglen);
+img_vstatus img_validate_buffer(const void *buf, size_t len, const img_limits *limits,
+                                img_vresult *res, char *msg, size_t msglen);
 
 /*
  * Early look at the first len bytes of a file whose total size is not known

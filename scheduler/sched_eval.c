@@ -7,9 +7,8 @@
 
 typedef unsigned long long ull;
 
-static bool resident_match(const sched_state *st, const sched_host_rt *h,
-                           size_t self, const char *key, const char *value,
-                           size_t *who)
+static bool resident_match(const sched_state *st, const sched_host_rt *h, size_t self,
+                           const char *key, const char *value, size_t *who)
 {
     for (uint32_t k = 0; k < h->n_res; k++) {
         size_t i = h->res[k];
@@ -46,9 +45,8 @@ void sched_unit_prepare(const sched_state *st, sched_unit *u)
         bool other = false;
         for (size_t k = 0; k < st->n_insts && !other; k++) {
             const sched_inst_rt *in = &st->insts[k];
-            other =
-                k != u->self && in->host != SCHED_NONE &&
-                sched_label_match(in->labels, in->n_labels, r->key, r->value);
+            other = k != u->self && in->host != SCHED_NONE &&
+                    sched_label_match(in->labels, in->n_labels, r->key, r->value);
         }
         if (!other)
             u->vacuous |= 1u << i;
@@ -57,8 +55,7 @@ void sched_unit_prepare(const sched_state *st, sched_unit *u)
      * companion exists yet) needs the next companion on its own host. */
     u->need_host = SCHED_NONE;
     u->need_by = SCHED_NONE;
-    for (size_t a = 0;
-         u->self == SCHED_NONE && u->n_labels > 0 && a < st->n_aff; a++) {
+    for (size_t a = 0; u->self == SCHED_NONE && u->n_labels > 0 && a < st->n_aff; a++) {
         size_t ri = st->aff[a];
         const sched_inst_rt *r = &st->insts[ri];
         if (r->host == SCHED_NONE)
@@ -66,15 +63,13 @@ void sched_unit_prepare(const sched_state *st, sched_unit *u)
         for (size_t j = 0; j < r->n_rules; j++) {
             const sched_rule *ru = &r->rules[j];
             if (ru->soft || ru->kind != SCHED_RULE_AFFINITY ||
-                !sched_label_match(u->labels, u->n_labels, ru->key,
-                                   ru->value) ||
+                !sched_label_match(u->labels, u->n_labels, ru->key, ru->value) ||
                 !sched_label_match(r->labels, r->n_labels, ru->key, ru->value))
                 continue;
             bool other = false;
             for (size_t k = 0; k < st->n_insts && !other; k++)
                 other = k != ri && st->insts[k].host != SCHED_NONE &&
-                        sched_label_match(st->insts[k].labels,
-                                          st->insts[k].n_labels, ru->key,
+                        sched_label_match(st->insts[k].labels, st->insts[k].n_labels, ru->key,
                                           ru->value);
             if (other)
                 continue;
@@ -87,7 +82,7 @@ void sched_unit_prepare(const sched_state *st, sched_unit *u)
         }
     }
     double s = 0;
-    double share[SCHED_RES__COUNT] = {(double)u->mem, (double)u->vcpus, 1.0};
+    double share[SCHED_RES__COUNT] = { (double)u->mem, (double)u->vcpus, 1.0 };
     for (int r = 0; r < SCHED_RES__COUNT; r++) {
         double x = share[r] / st->mean_cap[r];
         if (x > s)
@@ -119,13 +114,12 @@ static sched_eval reject(sched_eval e, sched_why why, size_t rule)
 /* full=false stops at the first reason (capacity first, it is cheap);
  * full=true checks rules before capacity so the reported reason is the
  * more fundamental one. */
-static sched_eval eval(const sched_state *st, const sched_unit *u, size_t hi,
-                       sched_policy pol, bool full)
+static sched_eval eval(const sched_state *st, const sched_unit *u, size_t hi, sched_policy pol,
+                       bool full)
 {
     const sched_host_rt *h = &st->hosts[hi];
-    sched_eval e = {.ok = false, .why = SCHED_WHY_FITS, .rule = SCHED_NONE};
-    if (h->blocked > 0 ||
-        (u->self != SCHED_NONE && st->insts[u->self].host == hi))
+    sched_eval e = { .ok = false, .why = SCHED_WHY_FITS, .rule = SCHED_NONE };
+    if (h->blocked > 0 || (u->self != SCHED_NONE && st->insts[u->self].host == hi))
         return reject(e, SCHED_WHY_EXCLUDED, SCHED_NONE);
     if (h->cordoned)
         return reject(e, SCHED_WHY_CORDONED, SCHED_NONE);
@@ -190,13 +184,12 @@ static sched_eval eval(const sched_state *st, const sched_unit *u, size_t hi,
         return reject(e, SCHED_WHY_PREFERENCE, SCHED_NONE);
     int64_t util = sched_host_util(h);
     e.ok = true;
-    e.score = e.soft * SCHED_SOFT_UNIT +
-              (pol == SCHED_SPREAD ? 2 * SCHED_UTIL_CLAMP - util : util);
+    e.score = e.soft * SCHED_SOFT_UNIT + (pol == SCHED_SPREAD ? 2 * SCHED_UTIL_CLAMP - util : util);
     return e;
 }
 
-sched_eval sched_eval_host(const sched_state *st, const sched_unit *u,
-                           size_t host, sched_policy pol)
+sched_eval sched_eval_host(const sched_state *st, const sched_unit *u, size_t host,
+                           sched_policy pol)
 {
     return eval(st, u, host, pol, true);
 }
@@ -224,8 +217,7 @@ bool sched_departure_ok(const sched_state *st, size_t i)
             for (uint32_t m = 0; m < h->n_res && !other; m++) {
                 size_t oi = h->res[m];
                 other = oi != i && oi != ri &&
-                        sched_label_match(st->insts[oi].labels,
-                                          st->insts[oi].n_labels, ru->key,
+                        sched_label_match(st->insts[oi].labels, st->insts[oi].n_labels, ru->key,
                                           ru->value);
             }
             if (!other)
@@ -235,8 +227,7 @@ bool sched_departure_ok(const sched_state *st, size_t i)
     return true;
 }
 
-static size_t find_linear(const sched_state *st, const sched_unit *u,
-                          sched_policy pol)
+static size_t find_linear(const sched_state *st, const sched_unit *u, sched_policy pol)
 {
     size_t best = SCHED_NONE;
     int64_t best_score = -1;
@@ -256,14 +247,12 @@ static size_t find_linear(const sched_state *st, const sched_unit *u,
  * capacity and utilisation, then its rules are checked; a host that fails
  * them is hidden and the search repeated. Gives the same answer as the
  * linear scan as long as the unit has no soft rules (they change scores). */
-size_t sched_find_host(sched_state *st, const sched_unit *u, sched_policy pol,
-                       bool use_index)
+size_t sched_find_host(sched_state *st, const sched_unit *u, sched_policy pol, bool use_index)
 {
     if (u->need_host == SCHED_NEED_NOWHERE)
         return SCHED_NONE;
     if (u->need_host != SCHED_NONE)
-        return eval(st, u, u->need_host, pol, false).ok ? u->need_host
-                                                        : SCHED_NONE;
+        return eval(st, u, u->need_host, pol, false).ok ? u->need_host : SCHED_NONE;
     if (!use_index || u->has_soft || u->min_soft > 0)
         return find_linear(st, u, pol);
     size_t hidden[FIND_RETRIES];
@@ -298,16 +287,13 @@ size_t sched_find_host(sched_state *st, const sched_unit *u, sched_policy pol,
 
 void sched_rule_text(const sched_rule *r, char *buf, size_t len)
 {
-    static const char *kinds[] = {"host affinity", "host anti-affinity",
-                                  "affinity", "anti-affinity"};
-    const char *kind =
-        (unsigned)r->kind <= SCHED_RULE_ANTI_AFFINITY ? kinds[r->kind] : "rule";
+    static const char *kinds[] = { "host affinity", "host anti-affinity", "affinity",
+                                   "anti-affinity" };
+    const char *kind = (unsigned)r->kind <= SCHED_RULE_ANTI_AFFINITY ? kinds[r->kind] : "rule";
     if (r->value != NULL)
-        snprintf(buf, len, "%s %s %s=%s", r->soft ? "soft" : "hard", kind,
-                 r->key, r->value);
+        snprintf(buf, len, "%s %s %s=%s", r->soft ? "soft" : "hard", kind, r->key, r->value);
     else
-        snprintf(buf, len, "%s %s %s=*", r->soft ? "soft" : "hard", kind,
-                 r->key);
+        snprintf(buf, len, "%s %s %s=*", r->soft ? "soft" : "hard", kind, r->key);
 }
 
 static void selector_text(const sched_rule *r, char *buf, size_t len)
@@ -320,14 +306,13 @@ static int64_t clamp0(int64_t v)
     return v < 0 ? 0 : v;
 }
 
-void sched_verdict_text(const sched_state *st, const sched_unit *u, size_t hi,
-                        const sched_eval *e, char *buf, size_t len)
+void sched_verdict_text(const sched_state *st, const sched_unit *u, size_t hi, const sched_eval *e,
+                        char *buf, size_t len)
 {
     const sched_host_rt *h = &st->hosts[hi];
     char sel[2 * SCHED_ID_MAX + 8] = "";
     const sched_rule *r = e->rule != SCHED_NONE && e->rule < u->n_rules &&
-                                  e->why != SCHED_WHY_PEER_RULE &&
-                                  e->why != SCHED_WHY_PEER_AFFINITY
+                                  e->why != SCHED_WHY_PEER_RULE && e->why != SCHED_WHY_PEER_AFFINITY
                               ? &u->rules[e->rule]
                               : NULL;
     if (r != NULL)
@@ -338,26 +323,24 @@ void sched_verdict_text(const sched_state *st, const sched_unit *u, size_t hi,
         snprintf(buf, len,
                  "fits; most used resource at %.1f%%, soft weight met %lld, "
                  "score %lld",
-                 (double)util * 100.0 / (double)SCHED_UTIL_ONE,
-                 (long long)e->soft, (long long)e->score);
+                 (double)util * 100.0 / (double)SCHED_UTIL_ONE, (long long)e->soft,
+                 (long long)e->score);
         return;
     }
     switch (e->why) {
     case SCHED_WHY_FITS: snprintf(buf, len, "fits"); break;
-    case SCHED_WHY_CORDONED:
-        snprintf(buf, len, "cordoned: takes no new guests");
-        break;
+    case SCHED_WHY_CORDONED: snprintf(buf, len, "cordoned: takes no new guests"); break;
     case SCHED_WHY_EXCLUDED:
         snprintf(buf, len, "excluded: the host being emptied or not a target");
         break;
     case SCHED_WHY_MEM:
-        snprintf(buf, len,
-                 "needs %llu MiB memory (%llu + %llu VMM), %lld MiB free of "
-                 "%llu",
-                 (ull)(u->mem + h->overhead), (ull)u->mem, (ull)h->overhead,
-                 (long long)clamp0((int64_t)h->cap[SCHED_RES_MEM] -
-                                   (int64_t)h->used[SCHED_RES_MEM]),
-                 (ull)h->cap[SCHED_RES_MEM]);
+        snprintf(
+            buf, len,
+            "needs %llu MiB memory (%llu + %llu VMM), %lld MiB free of "
+            "%llu",
+            (ull)(u->mem + h->overhead), (ull)u->mem, (ull)h->overhead,
+            (long long)clamp0((int64_t)h->cap[SCHED_RES_MEM] - (int64_t)h->used[SCHED_RES_MEM]),
+            (ull)h->cap[SCHED_RES_MEM]);
         break;
     case SCHED_WHY_VCPU:
         snprintf(buf, len, "needs %u vCPUs, %lld free of %llu", u->vcpus,
@@ -365,8 +348,7 @@ void sched_verdict_text(const sched_state *st, const sched_unit *u, size_t hi,
                  (ull)h->cap[SCHED_RES_VCPU]);
         break;
     case SCHED_WHY_SLOT:
-        snprintf(buf, len, "all %llu guest slots taken",
-                 (ull)h->cap[SCHED_RES_SLOT]);
+        snprintf(buf, len, "all %llu guest slots taken", (ull)h->cap[SCHED_RES_SLOT]);
         break;
     case SCHED_WHY_HOST_AFFINITY:
         snprintf(buf, len, "lacks label %s (hard host affinity)", sel);
@@ -384,27 +366,21 @@ void sched_verdict_text(const sched_state *st, const sched_unit *u, size_t hi,
                  who != SCHED_NONE ? st->insts[who].id : "?", sel);
         break;
     case SCHED_WHY_PEER_RULE: {
-        const sched_inst_rt *in =
-            e->rule < st->n_insts ? &st->insts[e->rule] : NULL;
+        const sched_inst_rt *in = e->rule < st->n_insts ? &st->insts[e->rule] : NULL;
         const sched_rule *pr = NULL;
         for (size_t j = 0; in != NULL && j < in->n_rules && pr == NULL; j++)
-            if (!in->rules[j].soft &&
-                in->rules[j].kind == SCHED_RULE_ANTI_AFFINITY &&
-                sched_label_match(u->labels, u->n_labels, in->rules[j].key,
-                                  in->rules[j].value))
+            if (!in->rules[j].soft && in->rules[j].kind == SCHED_RULE_ANTI_AFFINITY &&
+                sched_label_match(u->labels, u->n_labels, in->rules[j].key, in->rules[j].value))
                 pr = &in->rules[j];
         if (pr != NULL)
             selector_text(pr, sel, sizeof(sel));
-        snprintf(buf, len,
-                 "instance '%s' here forbids %s (its hard anti-affinity)",
+        snprintf(buf, len, "instance '%s' here forbids %s (its hard anti-affinity)",
                  in != NULL && in->id != NULL ? in->id : "?", sel);
         break;
     }
     case SCHED_WHY_PEER_AFFINITY: {
-        const sched_inst_rt *in =
-            e->rule < st->n_insts ? &st->insts[e->rule] : NULL;
-        if (u->need_host == SCHED_NEED_NOWHERE || in == NULL ||
-            in->host == SCHED_NONE)
+        const sched_inst_rt *in = e->rule < st->n_insts ? &st->insts[e->rule] : NULL;
+        if (u->need_host == SCHED_NEED_NOWHERE || in == NULL || in->host == SCHED_NONE)
             snprintf(buf, len,
                      "lone instances with a hard affinity to its "
                      "labels wait on two different hosts");
@@ -419,8 +395,7 @@ void sched_verdict_text(const sched_state *st, const sched_unit *u, size_t hi,
         snprintf(buf, len, "leaving would break a companion's hard affinity");
         break;
     case SCHED_WHY_PREFERENCE:
-        snprintf(buf, len,
-                 "meets soft weight %lld, less than %lld where it is now",
+        snprintf(buf, len, "meets soft weight %lld, less than %lld where it is now",
                  (long long)e->soft, (long long)u->min_soft);
         break;
     }
@@ -439,17 +414,16 @@ static void more_text(sched_resource r, uint64_t n, char *buf, size_t len)
         snprintf(buf, len, "%llu more guest slot", (ull)n);
 }
 
-sched_status sched_explain_failure(const sched_state *st, const sched_unit *u,
-                                   sched_resource *res, uint64_t *short_by,
-                                   size_t *largest_host, uint64_t *largest_free,
+sched_status sched_explain_failure(const sched_state *st, const sched_unit *u, sched_resource *res,
+                                   uint64_t *short_by, size_t *largest_host, uint64_t *largest_free,
                                    char *msg, size_t len)
 {
-    size_t by_why[SCHED_WHY_PREFERENCE + 1] = {0};
-    size_t by_rule[SCHED_RULES_MAX] = {0};
+    size_t by_why[SCHED_WHY_PREFERENCE + 1] = { 0 };
+    size_t by_rule[SCHED_RULES_MAX] = { 0 };
     size_t allowed = 0;
-    int64_t maxfree[SCHED_RES__COUNT] = {-1, -1, -1};
-    size_t maxhost[SCHED_RES__COUNT] = {SCHED_NONE, SCHED_NONE, SCHED_NONE};
-    int64_t need[SCHED_RES__COUNT] = {(int64_t)u->mem, (int64_t)u->vcpus, 1};
+    int64_t maxfree[SCHED_RES__COUNT] = { -1, -1, -1 };
+    size_t maxhost[SCHED_RES__COUNT] = { SCHED_NONE, SCHED_NONE, SCHED_NONE };
+    int64_t need[SCHED_RES__COUNT] = { (int64_t)u->mem, (int64_t)u->vcpus, 1 };
     double closest = 1e300;
     size_t closest_host = SCHED_NONE;
     sched_resource closest_res = SCHED_RES_MEM;
@@ -462,8 +436,7 @@ sched_status sched_explain_failure(const sched_state *st, const sched_unit *u,
         if (e.rule != SCHED_NONE && e.why != SCHED_WHY_PEER_RULE &&
             e.why != SCHED_WHY_PEER_AFFINITY && e.rule < SCHED_RULES_MAX)
             by_rule[e.rule]++;
-        if (e.why != SCHED_WHY_MEM && e.why != SCHED_WHY_VCPU &&
-            e.why != SCHED_WHY_SLOT)
+        if (e.why != SCHED_WHY_MEM && e.why != SCHED_WHY_VCPU && e.why != SCHED_WHY_SLOT)
             continue;
         allowed++;
         const sched_host_rt *h = &st->hosts[hi];
@@ -532,11 +505,10 @@ sched_status sched_explain_failure(const sched_state *st, const sched_unit *u,
             else {
                 char more[64];
                 more_text(r, *short_by, more, sizeof(more));
-                n = (size_t)snprintf(
-                    msg, len,
-                    "need %s: largest free block is %llu %s on host '%s'", more,
-                    (ull)*largest_free, r == SCHED_RES_MEM ? "MiB" : "vCPUs",
-                    st->hosts[*largest_host].id);
+                n = (size_t)snprintf(msg, len,
+                                     "need %s: largest free block is %llu %s on host '%s'", more,
+                                     (ull)*largest_free, r == SCHED_RES_MEM ? "MiB" : "vCPUs",
+                                     st->hosts[*largest_host].id);
             }
         } else {
             /* Enough of each, but never on one host at once. */
@@ -548,11 +520,10 @@ sched_status sched_explain_failure(const sched_state *st, const sched_unit *u,
             *largest_free = (uint64_t)f;
             char more[64];
             more_text(closest_res, *short_by, more, sizeof(more));
-            n = (size_t)snprintf(
-                msg, len,
-                "no single host has %llu MiB memory and %u vCPUs free at "
-                "once: closest is host '%s', which needs %s",
-                (ull)u->mem, u->vcpus, h->id, more);
+            n = (size_t)snprintf(msg, len,
+                                 "no single host has %llu MiB memory and %u vCPUs free at "
+                                 "once: closest is host '%s', which needs %s",
+                                 (ull)u->mem, u->vcpus, h->id, more);
         }
         if (allowed < st->n_hosts && n < len)
             n += (size_t)snprintf(msg + n, len - n, " (other hosts excluded:");
@@ -565,26 +536,25 @@ sched_status sched_explain_failure(const sched_state *st, const sched_unit *u,
         sched_why why;
         const char *text;
     } words[] = {
-        {SCHED_WHY_CORDONED, "cordoned"},
-        {SCHED_WHY_EXCLUDED, "excluded"},
-        {SCHED_WHY_PEER_RULE, "forbidden by a resident's anti-affinity"},
-        {SCHED_WHY_PEER_AFFINITY, "not where a lone self-affine instance "
-                                  "waits for it"},
-        {SCHED_WHY_PREFERENCE, "worse for its soft rules"},
+        { SCHED_WHY_CORDONED, "cordoned" },
+        { SCHED_WHY_EXCLUDED, "excluded" },
+        { SCHED_WHY_PEER_RULE, "forbidden by a resident's anti-affinity" },
+        { SCHED_WHY_PEER_AFFINITY, "not where a lone self-affine instance "
+                                   "waits for it" },
+        { SCHED_WHY_PREFERENCE, "worse for its soft rules" },
     };
     const char *sep = " ";
     for (size_t k = 0; k < sizeof(words) / sizeof(words[0]) && n < len; k++)
         if (by_why[words[k].why] > 0) {
-            n += (size_t)snprintf(msg + n, len - n, "%s%zu %s", sep,
-                                  by_why[words[k].why], words[k].text);
+            n += (size_t)snprintf(msg + n, len - n, "%s%zu %s", sep, by_why[words[k].why],
+                                  words[k].text);
             sep = ", ";
         }
     for (size_t i = 0; i < u->n_rules && i < SCHED_RULES_MAX && n < len; i++)
         if (by_rule[i] > 0) {
             char rt[2 * SCHED_ID_MAX + 40];
             sched_rule_text(&u->rules[i], rt, sizeof(rt));
-            n += (size_t)snprintf(msg + n, len - n, "%s%zu by %s", sep,
-                                  by_rule[i], rt);
+            n += (size_t)snprintf(msg + n, len - n, "%s%zu by %s", sep, by_rule[i], rt);
             sep = ", ";
         }
     if (allowed > 0 && n < len)
@@ -607,12 +577,9 @@ int64_t sched_soft_weight(const sched_state *st, const sched_unit *u, size_t hi)
         case SCHED_RULE_HOST_ANTI_AFFINITY:
             m = sched_label_match(h->labels, h->n_labels, r->key, r->value);
             break;
-        default:
-            m = resident_match(st, h, u->self, r->key, r->value, NULL);
-            break;
+        default: m = resident_match(st, h, u->self, r->key, r->value, NULL); break;
         }
-        bool want = r->kind == SCHED_RULE_HOST_AFFINITY ||
-                    r->kind == SCHED_RULE_AFFINITY;
+        bool want = r->kind == SCHED_RULE_HOST_AFFINITY || r->kind == SCHED_RULE_AFFINITY;
         if (m == want)
             soft += rule_weight(r);
     }

@@ -42,8 +42,8 @@ static void pull(const sched_index *ix, sched_treap *t, uint32_t x)
 }
 
 /* Split t into nodes before x (*a) and the rest (*b). */
-static void split(const sched_index *ix, sched_treap *t, uint32_t n, uint32_t x,
-                  uint32_t *a, uint32_t *b)
+static void split(const sched_index *ix, sched_treap *t, uint32_t n, uint32_t x, uint32_t *a,
+                  uint32_t *b)
 {
     if (n == SCHED_NIL) {
         *a = *b = SCHED_NIL;
@@ -59,8 +59,7 @@ static void split(const sched_index *ix, sched_treap *t, uint32_t n, uint32_t x,
     pull(ix, t, n);
 }
 
-static uint32_t merge(const sched_index *ix, sched_treap *t, uint32_t a,
-                      uint32_t b)
+static uint32_t merge(const sched_index *ix, sched_treap *t, uint32_t a, uint32_t b)
 {
     if (a == SCHED_NIL)
         return b;
@@ -86,8 +85,7 @@ static void insert(const sched_index *ix, sched_treap *t, uint32_t x)
 }
 
 /* Remove x from the subtree at n; returns the new subtree root. */
-static uint32_t erase(const sched_index *ix, sched_treap *t, uint32_t n,
-                      uint32_t x)
+static uint32_t erase(const sched_index *ix, sched_treap *t, uint32_t n, uint32_t x)
 {
     if (n == SCHED_NIL)
         return SCHED_NIL;
@@ -201,14 +199,13 @@ static uint32_t first_fit(const search *s, uint32_t n)
 
 /* The host with room for the unit that comes first in policy order, not
  * looking at rules; SCHED_NONE if none. */
-size_t sched_index_best(const sched_state *st, const sched_unit *u,
-                        sched_policy pol)
+size_t sched_index_best(const sched_state *st, const sched_unit *u, sched_policy pol)
 {
     const sched_index *ix = &st->idx;
     search s = {
         .ix = ix,
         .t = &ix->t[pol == SCHED_SPREAD ? SCHED_SPREAD : SCHED_BINPACK],
-        .need = {(int64_t)u->mem, (int64_t)u->vcpus, 1},
+        .need = { (int64_t)u->mem, (int64_t)u->vcpus, 1 },
     };
     if (ix->n == 0)
         return SCHED_NONE;

@@ -13,8 +13,8 @@ static void name_of(const sched_request *r, size_t i, char *buf, size_t len)
         snprintf(buf, len, "request %zu", i);
 }
 
-static sched_status validate(const sched_state *st, const sched_request *reqs,
-                             size_t n_reqs, size_t *n_units, sched_error *err)
+static sched_status validate(const sched_state *st, const sched_request *reqs, size_t n_reqs,
+                             size_t *n_units, sched_error *err)
 {
     if (st == NULL)
         return sched_fail(err, SCHED_EINVAL, "state is NULL");
@@ -26,8 +26,7 @@ static sched_status validate(const sched_state *st, const sched_request *reqs,
         char what[SCHED_ID_MAX + 32];
         name_of(r, i, what, sizeof(what));
         if (r->name != NULL && strlen(r->name) > SCHED_ID_MAX)
-            return sched_fail(err, SCHED_EINVAL,
-                              "request %zu: name longer than %d", i,
+            return sched_fail(err, SCHED_EINVAL, "request %zu: name longer than %d", i,
                               SCHED_ID_MAX);
         sched_status rc = sched_check_labels(r->labels, r->n_labels, what, err);
         if (rc == SCHED_OK)
@@ -35,21 +34,17 @@ static sched_status validate(const sched_state *st, const sched_request *reqs,
         if (rc != SCHED_OK)
             return rc;
         if (r->mem_mib > SCHED_MEM_MAX)
-            return sched_fail(err, SCHED_EINVAL,
-                              "%s: mem_mib %llu out of range", what,
+            return sched_fail(err, SCHED_EINVAL, "%s: mem_mib %llu out of range", what,
                               (unsigned long long)r->mem_mib);
         uint32_t count = r->count ? r->count : 1;
         if (r->ids != NULL)
             for (uint32_t k = 0; k < count; k++)
                 if (!sched_id_ok(r->ids[k]))
-                    return sched_fail(err, SCHED_EINVAL,
-                                      "%s: ids[%u] is empty or too long", what,
+                    return sched_fail(err, SCHED_EINVAL, "%s: ids[%u] is empty or too long", what,
                                       k);
         total += count;
         if (total > SCHED_BATCH_MAX)
-            return sched_fail(err, SCHED_EINVAL,
-                              "batch of more than %d replicas",
-                              SCHED_BATCH_MAX);
+            return sched_fail(err, SCHED_EINVAL, "batch of more than %d replicas", SCHED_BATCH_MAX);
     }
     *n_units = total;
     return SCHED_OK;
@@ -90,8 +85,7 @@ static int cmp_balance(const void *a, const void *b, void *ctx)
  * they alternate: most vCPU-heavy, most memory-heavy, next of each, ... */
 #define SCHED_TINY_SHARE (1.0 / 16)
 
-static sched_status mix_tiny(const sched_state *st, sched_unit **order,
-                             size_t n)
+static sched_status mix_tiny(const sched_state *st, sched_unit **order, size_t n)
 {
     size_t t = 0;
     while (t < n && order[t]->size >= SCHED_TINY_SHARE)
@@ -110,9 +104,8 @@ static sched_status mix_tiny(const sched_state *st, sched_unit **order,
     return SCHED_OK;
 }
 
-static sched_status record_step(const sched_state *st, const sched_unit *u,
-                                size_t chosen, sched_policy pol,
-                                sched_decision *d)
+static sched_status record_step(const sched_state *st, const sched_unit *u, size_t chosen,
+                                sched_policy pol, sched_decision *d)
 {
     sched_step *s = &d->steps[d->n_steps];
     memset(s, 0, sizeof(*s));
@@ -129,9 +122,7 @@ static sched_status record_step(const sched_state *st, const sched_unit *u,
         sched_host_verdict *v = &s->hosts[h];
         v->host = h;
         v->host_id = st->hosts[h].id;
-        v->verdict = h == chosen ? SCHED_CHOSEN
-                     : e.ok      ? SCHED_FEASIBLE
-                                 : SCHED_REJECTED;
+        v->verdict = h == chosen ? SCHED_CHOSEN : e.ok ? SCHED_FEASIBLE : SCHED_REJECTED;
         v->why = e.ok ? SCHED_WHY_FITS : e.why;
         v->score = e.score;
         sched_verdict_text(st, u, h, &e, v->reason, sizeof(v->reason));
@@ -139,8 +130,8 @@ static sched_status record_step(const sched_state *st, const sched_unit *u,
     return SCHED_OK;
 }
 
-static sched_status commit(sched_state *st, const sched_request *reqs,
-                           sched_unit *units, size_t n_units, size_t *inst_of)
+static sched_status commit(sched_state *st, const sched_request *reqs, sched_unit *units,
+                           size_t n_units, size_t *inst_of)
 {
     /* The pushed instances still point at the caller's labels and rules;
      * copy them, and give each an id. Instances were pushed in placement
@@ -164,21 +155,19 @@ static sched_status commit(sched_state *st, const sched_request *reqs,
     return SCHED_OK;
 }
 
-sched_status sched_place(sched_state *st, const sched_request *reqs,
-                         size_t n_reqs, const sched_place_opts *opts,
-                         sched_decision *d)
+sched_status sched_place(sched_state *st, const sched_request *reqs, size_t n_reqs,
+                         const sched_place_opts *opts, sched_decision *d)
 {
     if (d == NULL)
         return SCHED_EINVAL;
     memset(d, 0, sizeof(*d));
     d->failed_request = SCHED_NONE;
     d->largest_host = SCHED_NONE;
-    sched_place_opts defaults = {0};
+    sched_place_opts defaults = { 0 };
     if (opts == NULL)
         opts = &defaults;
-    sched_policy pol =
-        opts->policy == SCHED_SPREAD ? SCHED_SPREAD : SCHED_BINPACK;
-    sched_error err = {0};
+    sched_policy pol = opts->policy == SCHED_SPREAD ? SCHED_SPREAD : SCHED_BINPACK;
+    sched_error err = { 0 };
     size_t n_units = 0;
     d->status = validate(st, reqs, n_reqs, &n_units, &err);
     if (d->status != SCHED_OK) {
@@ -190,12 +179,10 @@ sched_status sched_place(sched_state *st, const sched_request *reqs,
     sched_unit **order = calloc(n_units ? n_units : 1, sizeof(*order));
     size_t *host_of = calloc(n_units ? n_units : 1, sizeof(*host_of));
     size_t *inst_of = calloc(n_units ? n_units : 1, sizeof(*inst_of));
-    char(*names)[SCHED_ID_MAX + 24] =
-        calloc(n_reqs ? n_reqs : 1, sizeof(*names));
+    char(*names)[SCHED_ID_MAX + 24] = calloc(n_reqs ? n_reqs : 1, sizeof(*names));
     size_t pushed = 0;
     sched_status rc = SCHED_OK;
-    if (units == NULL || order == NULL || host_of == NULL || inst_of == NULL ||
-        names == NULL) {
+    if (units == NULL || order == NULL || host_of == NULL || inst_of == NULL || names == NULL) {
         rc = SCHED_ENOMEM;
         goto out;
     }
@@ -241,8 +228,7 @@ sched_status sched_place(sched_state *st, const sched_request *reqs,
         size_t ui = (size_t)(u - units);
         sched_unit_prepare(st, u); /* earlier replicas change affinity */
         size_t h = sched_find_host(st, u, pol, !opts->no_index);
-        if (opts->explain &&
-            (u->replica == 0 || (h == SCHED_NONE && failed == NULL))) {
+        if (opts->explain && (u->replica == 0 || (h == SCHED_NONE && failed == NULL))) {
             rc = record_step(st, u, h, pol, d);
             if (rc != SCHED_OK)
                 goto out;
@@ -254,12 +240,11 @@ sched_status sched_place(sched_state *st, const sched_request *reqs,
                 d->failed_request = u->request;
                 d->failed_replica = u->replica;
                 char why[SCHED_MSG_MAX];
-                d->status = sched_explain_failure(
-                    st, u, &d->short_resource, &d->short_by, &d->largest_host,
-                    &d->largest_free, why, sizeof(why));
-                sched_msg(d->message, sizeof(d->message),
-                          "'%s' replica %u/%u: %s", u->name, u->replica + 1,
-                          u->count, why);
+                d->status =
+                    sched_explain_failure(st, u, &d->short_resource, &d->short_by, &d->largest_host,
+                                          &d->largest_free, why, sizeof(why));
+                sched_msg(d->message, sizeof(d->message), "'%s' replica %u/%u: %s", u->name,
+                          u->replica + 1, u->count, why);
             }
             host_of[ui] = SCHED_NONE;
             continue;
@@ -285,8 +270,7 @@ sched_status sched_place(sched_state *st, const sched_request *reqs,
         if (d->unplaced > 1 && strlen(d->message) + 64 < sizeof(d->message)) {
             size_t n = strlen(d->message);
             snprintf(d->message + n, sizeof(d->message) - n,
-                     "; %u of %zu replicas could not be placed, none was",
-                     d->unplaced, n_units);
+                     "; %u of %zu replicas could not be placed, none was", d->unplaced, n_units);
         }
         goto out;
     }
@@ -311,15 +295,13 @@ sched_status sched_place(sched_state *st, const sched_request *reqs,
         a->instance = opts->commit ? inst_of[k] : SCHED_NONE;
     }
     if (n_units == 1)
-        snprintf(d->message, sizeof(d->message),
-                 "'%s' replica 1/1 -> host '%s' (%s)", units[0].name,
-                 d->assignments[0].host_id,
+        snprintf(d->message, sizeof(d->message), "'%s' replica 1/1 -> host '%s' (%s)",
+                 units[0].name, d->assignments[0].host_id,
                  pol == SCHED_SPREAD ? "spread: emptiest host that fits"
                                      : "binpack: fullest host that fits");
     else
-        snprintf(d->message, sizeof(d->message),
-                 "placed %zu replicas of %zu requests (%s)", n_units, n_reqs,
-                 pol == SCHED_SPREAD ? "spread" : "binpack");
+        snprintf(d->message, sizeof(d->message), "placed %zu replicas of %zu requests (%s)",
+                 n_units, n_reqs, pol == SCHED_SPREAD ? "spread" : "binpack");
     rc = SCHED_OK;
 
 out:

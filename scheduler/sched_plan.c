@@ -85,10 +85,9 @@ static void sort_largest_first(const sched_state *c, uint32_t *v, size_t n)
         while (j > 0) {
             const sched_inst_rt *a = &c->insts[v[j - 1]];
             const sched_inst_rt *b = &c->insts[x];
-            bool before =
-                b->mem > a->mem ||
-                (b->mem == a->mem && (b->vcpus > a->vcpus ||
-                                      (b->vcpus == a->vcpus && x < v[j - 1])));
+            bool before = b->mem > a->mem ||
+                          (b->mem == a->mem &&
+                           (b->vcpus > a->vcpus || (b->vcpus == a->vcpus && x < v[j - 1])));
             if (!before)
                 break;
             v[j] = v[j - 1];
@@ -101,8 +100,7 @@ static void sort_largest_first(const sched_state *c, uint32_t *v, size_t n)
 /* Move every guest off host s (already blocked as a target). On return
  * *stuck is SCHED_NONE when the host is empty, else a guest that could not
  * move (its moves stay applied; the caller undoes them if it wants). */
-static sched_status empty_host(sched_state *c, size_t s, move_log *log,
-                               size_t *stuck)
+static sched_status empty_host(sched_state *c, size_t s, move_log *log, size_t *stuck)
 {
     sched_host_rt *h = &c->hosts[s];
     size_t n = h->n_res;
@@ -150,8 +148,7 @@ static size_t hosts_used(const sched_state *c)
     return n;
 }
 
-static sched_status finish(const sched_state *st, sched_state *c, move_log *log,
-                           sched_plan *p)
+static sched_status finish(const sched_state *st, sched_state *c, move_log *log, sched_plan *p)
 {
     p->moves = log->v;
     p->n_moves = log->n;
@@ -197,7 +194,7 @@ static int cmp_candidates(const void *a, const void *b)
 static candidate candidate_of(const sched_state *c, size_t h)
 {
     const sched_host_rt *ho = &c->hosts[h];
-    return (candidate){h, ho->cordoned, sched_host_util(ho), ho->n_res};
+    return (candidate){ h, ho->cordoned, sched_host_util(ho), ho->n_res };
 }
 
 /* A binary min-heap of candidates in place (the array holds at most nc). */
@@ -233,8 +230,8 @@ static candidate heap_pop(candidate *v, size_t *n)
     return top;
 }
 
-sched_status sched_plan_consolidate(const sched_state *st,
-                                    const sched_plan_opts *opts, sched_plan *p)
+sched_status sched_plan_consolidate(const sched_state *st, const sched_plan_opts *opts,
+                                    sched_plan *p)
 {
     if (p == NULL)
         return SCHED_EINVAL;
@@ -247,7 +244,7 @@ sched_status sched_plan_consolidate(const sched_state *st,
     p->hosts_used_before = hosts_used(st);
     sched_state *c = sched_state_clone(st);
     candidate *cand = calloc(st->n_hosts ? st->n_hosts : 1, sizeof(*cand));
-    move_log log = {0};
+    move_log log = { 0 };
     sched_status rc = SCHED_OK;
     if (c == NULL || cand == NULL) {
         rc = SCHED_ENOMEM;
@@ -306,9 +303,8 @@ sched_status sched_plan_consolidate(const sched_state *st,
     rc = finish(st, c, &log, p);
     if (rc == SCHED_OK)
         snprintf(p->message, sizeof(p->message),
-                 "%zu moves free %zu hosts (%zu -> %zu hosts in use)",
-                 p->n_moves, p->n_freed, p->hosts_used_before,
-                 p->hosts_used_after);
+                 "%zu moves free %zu hosts (%zu -> %zu hosts in use)", p->n_moves, p->n_freed,
+                 p->hosts_used_before, p->hosts_used_after);
 out:
     if (rc != SCHED_OK) {
         sched_plan_clear(p);
@@ -321,15 +317,14 @@ out:
     return rc;
 }
 
-sched_status sched_plan_drain(const sched_state *st, size_t host,
-                              const sched_plan_opts *opts, sched_plan *p)
+sched_status sched_plan_drain(const sched_state *st, size_t host, const sched_plan_opts *opts,
+                              sched_plan *p)
 {
     if (p == NULL)
         return SCHED_EINVAL;
     plan_init(p);
     if (st == NULL || host >= st->n_hosts) {
-        snprintf(p->message, sizeof(p->message), "host index %zu out of range",
-                 host);
+        snprintf(p->message, sizeof(p->message), "host index %zu out of range", host);
         return p->status = SCHED_EINVAL;
     }
     const sched_host_rt *src = &st->hosts[host];
@@ -337,15 +332,15 @@ sched_status sched_plan_drain(const sched_state *st, size_t host,
         const sched_inst_rt *in = &st->insts[src->res[k]];
         if (in->pinned) {
             p->stuck_instance = src->res[k];
-            snprintf(p->message, sizeof(p->message),
-                     "instance '%s' on host '%s' is pinned", in->id, src->id);
+            snprintf(p->message, sizeof(p->message), "instance '%s' on host '%s' is pinned", in->id,
+                     src->id);
             return p->status = SCHED_EINVAL;
         }
     }
     size_t max_moves = opts != NULL ? opts->max_moves : 0;
     p->hosts_used_before = hosts_used(st);
     sched_state *c = sched_state_clone(st);
-    move_log log = {0};
+    move_log log = { 0 };
     sched_status rc = SCHED_OK;
     if (c == NULL) {
         rc = SCHED_ENOMEM;
@@ -374,20 +369,18 @@ sched_status sched_plan_drain(const sched_state *st, size_t host,
             sched_resource r;
             uint64_t by, lf;
             size_t lh;
-            rc = sched_explain_failure(c, &u, &r, &by, &lh, &lf, why,
-                                       sizeof(why));
+            rc = sched_explain_failure(c, &u, &r, &by, &lh, &lf, why, sizeof(why));
         }
         sched_msg(p->message, sizeof(p->message),
-                  "cannot drain host '%s': instance '%s' has nowhere to go: %s",
-                  src->id, c->insts[stuck].id, why);
+                  "cannot drain host '%s': instance '%s' has nowhere to go: %s", src->id,
+                  c->insts[stuck].id, why);
     } else if (max_moves > 0 && p->n_moves > max_moves) {
         rc = SCHED_ENOSPACE;
         snprintf(p->message, sizeof(p->message),
-                 "draining host '%s' takes %zu moves, more than max_moves %zu",
-                 src->id, p->n_moves, max_moves);
+                 "draining host '%s' takes %zu moves, more than max_moves %zu", src->id, p->n_moves,
+                 max_moves);
     } else {
-        snprintf(p->message, sizeof(p->message), "%zu moves drain host '%s'",
-                 p->n_moves, src->id);
+        snprintf(p->message, sizeof(p->message), "%zu moves drain host '%s'", p->n_moves, src->id);
     }
 out:
     if (rc == SCHED_ENOMEM) {

@@ -9,8 +9,7 @@ typedef struct {
     size_t len, n;
 } out_buf;
 
-static void put(out_buf *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void put(out_buf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void put(out_buf *o, const char *fmt, ...)
 {
@@ -68,7 +67,7 @@ const char *sched_status_name(sched_status s)
 
 size_t sched_decision_render(const sched_decision *d, char *buf, size_t len)
 {
-    out_buf o = {buf, len, 0};
+    out_buf o = { buf, len, 0 };
     if (len > 0)
         buf[0] = '\0';
     if (d == NULL)
@@ -76,8 +75,7 @@ size_t sched_decision_render(const sched_decision *d, char *buf, size_t len)
     put(&o, "%s: %s\n", sched_status_name(d->status), d->message);
     for (size_t i = 0; i < d->n_assignments; i++) {
         const sched_assignment *a = &d->assignments[i];
-        put(&o, "  request %zu replica %u -> host '%s'\n", a->request,
-            a->replica + 1, a->host_id);
+        put(&o, "  request %zu replica %u -> host '%s'\n", a->request, a->replica + 1, a->host_id);
     }
     for (size_t s = 0; s < d->n_steps; s++) {
         const sched_step *st = &d->steps[s];

@@ -53,8 +53,7 @@ void sched_arena_free(sched_arena *a)
 
 /* ---- helpers ------------------------------------------------------------ */
 
-sched_status sched_fail(sched_error *err, sched_status code, const char *fmt,
-                        ...)
+sched_status sched_fail(sched_error *err, sched_status code, const char *fmt, ...)
 {
     if (err != NULL) {
         va_list ap;
@@ -79,8 +78,7 @@ bool sched_id_ok(const char *s)
     return s != NULL && s[0] != '\0' && strlen(s) <= SCHED_ID_MAX;
 }
 
-bool sched_label_match(const sched_label *labels, size_t n, const char *key,
-                       const char *value)
+bool sched_label_match(const sched_label *labels, size_t n, const char *key, const char *value)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(labels[i].key, key) != 0)
@@ -94,49 +92,38 @@ bool sched_label_match(const sched_label *labels, size_t n, const char *key,
     return false;
 }
 
-sched_status sched_check_labels(const sched_label *l, size_t n,
-                                const char *what, sched_error *err)
+sched_status sched_check_labels(const sched_label *l, size_t n, const char *what, sched_error *err)
 {
     if (n > 0 && l == NULL)
-        return sched_fail(err, SCHED_EINVAL,
-                          "%s: labels is NULL with n_labels %zu", what, n);
+        return sched_fail(err, SCHED_EINVAL, "%s: labels is NULL with n_labels %zu", what, n);
     for (size_t i = 0; i < n; i++) {
         if (!sched_id_ok(l[i].key))
-            return sched_fail(err, SCHED_EINVAL,
-                              "%s: label %zu has an empty or too long key",
-                              what, i);
+            return sched_fail(err, SCHED_EINVAL, "%s: label %zu has an empty or too long key", what,
+                              i);
         if (l[i].value != NULL && strlen(l[i].value) > SCHED_ID_MAX)
-            return sched_fail(err, SCHED_EINVAL,
-                              "%s: label '%s' has a value longer than %d", what,
+            return sched_fail(err, SCHED_EINVAL, "%s: label '%s' has a value longer than %d", what,
                               l[i].key, SCHED_ID_MAX);
     }
     return SCHED_OK;
 }
 
-sched_status sched_check_rules(const sched_rule *r, size_t n, const char *what,
-                               sched_error *err)
+sched_status sched_check_rules(const sched_rule *r, size_t n, const char *what, sched_error *err)
 {
     if (n > SCHED_RULES_MAX)
-        return sched_fail(err, SCHED_EINVAL, "%s: %zu rules, at most %d", what,
-                          n, SCHED_RULES_MAX);
+        return sched_fail(err, SCHED_EINVAL, "%s: %zu rules, at most %d", what, n, SCHED_RULES_MAX);
     if (n > 0 && r == NULL)
-        return sched_fail(err, SCHED_EINVAL,
-                          "%s: rules is NULL with n_rules %zu", what, n);
+        return sched_fail(err, SCHED_EINVAL, "%s: rules is NULL with n_rules %zu", what, n);
     for (size_t i = 0; i < n; i++) {
         if ((unsigned)r[i].kind > SCHED_RULE_ANTI_AFFINITY)
-            return sched_fail(err, SCHED_EINVAL,
-                              "%s: rule %zu has unknown kind %d", what, i,
+            return sched_fail(err, SCHED_EINVAL, "%s: rule %zu has unknown kind %d", what, i,
                               (int)r[i].kind);
         if (!sched_id_ok(r[i].key))
-            return sched_fail(err, SCHED_EINVAL,
-                              "%s: rule %zu has an empty or too long key", what,
+            return sched_fail(err, SCHED_EINVAL, "%s: rule %zu has an empty or too long key", what,
                               i);
         if (r[i].value != NULL && strlen(r[i].value) > SCHED_ID_MAX)
-            return sched_fail(err, SCHED_EINVAL, "%s: rule %zu value too long",
-                              what, i);
+            return sched_fail(err, SCHED_EINVAL, "%s: rule %zu value too long", what, i);
         if (r[i].soft && r[i].weight > 1000)
-            return sched_fail(err, SCHED_EINVAL,
-                              "%s: rule %zu weight %u out of range 1..1000",
+            return sched_fail(err, SCHED_EINVAL, "%s: rule %zu weight %u out of range 1..1000",
                               what, i, r[i].weight);
     }
     return SCHED_OK;
@@ -192,8 +179,8 @@ static bool rules_affine(const sched_rule *r, size_t n)
 static bool rules_ruled(const sched_rule *r, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!r[i].soft && (r[i].kind == SCHED_RULE_AFFINITY ||
-                           r[i].kind == SCHED_RULE_ANTI_AFFINITY))
+        if (!r[i].soft &&
+            (r[i].kind == SCHED_RULE_AFFINITY || r[i].kind == SCHED_RULE_ANTI_AFFINITY))
             return true;
     return false;
 }
@@ -282,8 +269,8 @@ void sched_inst_detach(sched_state *st, size_t i)
     sched_index_update(st, host);
 }
 
-sched_status sched_inst_push(sched_state *st, const sched_inst_rt *proto,
-                             size_t host, size_t *index)
+sched_status sched_inst_push(sched_state *st, const sched_inst_rt *proto, size_t host,
+                             size_t *index)
 {
     if (st->n_insts == st->insts_cap) {
         size_t cap = st->insts_cap ? st->insts_cap * 2 : 64;
@@ -349,35 +336,31 @@ void sched_state_free(sched_state *st)
     free(st);
 }
 
-static sched_status check_instance(const sched_state *st,
-                                   const sched_instance *in, size_t i,
+static sched_status check_instance(const sched_state *st, const sched_instance *in, size_t i,
                                    sched_error *err)
 {
     char what[64];
     snprintf(what, sizeof(what), "instance %zu", i);
     if (!sched_id_ok(in->id))
-        return sched_fail(err, SCHED_EINVAL,
-                          "instance %zu: id is empty or longer than %d", i,
+        return sched_fail(err, SCHED_EINVAL, "instance %zu: id is empty or longer than %d", i,
                           SCHED_ID_MAX);
     if (in->mem_mib > SCHED_MEM_MAX)
-        return sched_fail(err, SCHED_EINVAL,
-                          "instance '%s': mem_mib %llu out of range", in->id,
+        return sched_fail(err, SCHED_EINVAL, "instance '%s': mem_mib %llu out of range", in->id,
                           (unsigned long long)in->mem_mib);
     if (in->host >= st->n_hosts)
-        return sched_fail(
-            err, SCHED_EINVAL,
-            "instance '%s': host index %zu out of range (%zu hosts)", in->id,
-            in->host, st->n_hosts);
+        return sched_fail(err, SCHED_EINVAL,
+                          "instance '%s': host index %zu out of range (%zu hosts)", in->id,
+                          in->host, st->n_hosts);
     sched_status rc = sched_check_labels(in->labels, in->n_labels, what, err);
     if (rc == SCHED_OK)
         rc = sched_check_rules(in->rules, in->n_rules, what, err);
     return rc;
 }
 
-static sched_status add_instance(sched_state *st, const sched_instance *in,
-                                 size_t *index, sched_error *err)
+static sched_status add_instance(sched_state *st, const sched_instance *in, size_t *index,
+                                 sched_error *err)
 {
-    sched_inst_rt rt = {0};
+    sched_inst_rt rt = { 0 };
     rt.id = sched_arena_strdup(&st->arena, in->id);
     rt.mem = in->mem_mib;
     rt.vcpus = in->vcpus;
@@ -401,8 +384,8 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Ids must be unique: sort a copy of the pointers, compare neighbours. */
-static sched_status unique_ids(size_t n, const void *base, size_t stride,
-                               size_t off, const char *what, sched_error *err)
+static sched_status unique_ids(size_t n, const void *base, size_t stride, size_t off,
+                               const char *what, sched_error *err)
 {
     if (n < 2)
         return SCHED_OK;
@@ -415,14 +398,12 @@ static sched_status unique_ids(size_t n, const void *base, size_t stride,
     sched_status rc = SCHED_OK;
     for (size_t i = 1; i < n && rc == SCHED_OK; i++)
         if (strcmp(ids[i], ids[i - 1]) == 0)
-            rc = sched_fail(err, SCHED_EINVAL, "%s id '%s' appears twice", what,
-                            ids[i]);
+            rc = sched_fail(err, SCHED_EINVAL, "%s id '%s' appears twice", what, ids[i]);
     free(ids);
     return rc;
 }
 
-sched_status sched_state_new(const sched_fleet *fleet, sched_state **out,
-                             sched_error *err)
+sched_status sched_state_new(const sched_fleet *fleet, sched_state **out, sched_error *err)
 {
     if (err != NULL) {
         err->code = SCHED_OK;
@@ -453,24 +434,21 @@ sched_status sched_state_new(const sched_fleet *fleet, sched_state **out,
         char what[64];
         snprintf(what, sizeof(what), "host %zu", i);
         if (!sched_id_ok(h->id)) {
-            rc = sched_fail(err, SCHED_EINVAL,
-                            "host %zu: id is empty or longer than %d", i,
+            rc = sched_fail(err, SCHED_EINVAL, "host %zu: id is empty or longer than %d", i,
                             SCHED_ID_MAX);
             goto out;
         }
         if (h->mem_mib > SCHED_MEM_MAX || h->reserved_mem_mib > SCHED_MEM_MAX ||
             h->vmm_overhead_mib > SCHED_MEM_MAX) {
-            rc = sched_fail(err, SCHED_EINVAL,
-                            "host '%s': memory figure out of range", h->id);
+            rc = sched_fail(err, SCHED_EINVAL, "host '%s': memory figure out of range", h->id);
             goto out;
         }
         if (!(h->mem_overcommit >= 0.0 && h->mem_overcommit <= 1000.0) ||
             !(h->cpu_overcommit >= 0.0 && h->cpu_overcommit <= 1000.0)) {
-            rc = sched_fail(
-                err, SCHED_EINVAL,
-                "host '%s': overcommit ratio (memory %g, cpu %g) out of "
-                "range 0..1000",
-                h->id, h->mem_overcommit, h->cpu_overcommit);
+            rc = sched_fail(err, SCHED_EINVAL,
+                            "host '%s': overcommit ratio (memory %g, cpu %g) out of "
+                            "range 0..1000",
+                            h->id, h->mem_overcommit, h->cpu_overcommit);
             goto out;
         }
         rc = sched_check_labels(h->labels, h->n_labels, what, err);
@@ -484,24 +462,21 @@ sched_status sched_state_new(const sched_fleet *fleet, sched_state **out,
             rc = sched_fail(err, SCHED_ENOMEM, "out of memory");
             goto out;
         }
-        rt->cap[SCHED_RES_MEM] =
-            usable(h->mem_mib, h->reserved_mem_mib, h->mem_overcommit);
-        rt->cap[SCHED_RES_VCPU] =
-            usable(h->vcpus, h->reserved_vcpus, h->cpu_overcommit);
+        rt->cap[SCHED_RES_MEM] = usable(h->mem_mib, h->reserved_mem_mib, h->mem_overcommit);
+        rt->cap[SCHED_RES_VCPU] = usable(h->vcpus, h->reserved_vcpus, h->cpu_overcommit);
         rt->cap[SCHED_RES_SLOT] = h->slots ? h->slots : SCHED_NO_SLOT_LIMIT;
         rt->overhead = h->vmm_overhead_mib;
         rt->cordoned = h->cordoned;
         for (int r = 0; r < SCHED_RES__COUNT; r++)
-            st->mean_cap[r] +=
-                r == SCHED_RES_SLOT && h->slots == 0 ? 1e6 : (double)rt->cap[r];
+            st->mean_cap[r] += r == SCHED_RES_SLOT && h->slots == 0 ? 1e6 : (double)rt->cap[r];
     }
     for (int r = 0; r < SCHED_RES__COUNT; r++) {
         st->mean_cap[r] /= fleet->n_hosts ? (double)fleet->n_hosts : 1.0;
         if (st->mean_cap[r] < 1.0)
             st->mean_cap[r] = 1.0;
     }
-    rc = unique_ids(st->n_hosts, st->hosts, sizeof(*st->hosts),
-                    offsetof(sched_host_rt, id), "host", err);
+    rc = unique_ids(st->n_hosts, st->hosts, sizeof(*st->hosts), offsetof(sched_host_rt, id), "host",
+                    err);
     if (rc != SCHED_OK)
         goto out;
     for (size_t i = 0; i < fleet->n_instances; i++) {
@@ -511,8 +486,8 @@ sched_status sched_state_new(const sched_fleet *fleet, sched_state **out,
         if (rc != SCHED_OK)
             goto out;
     }
-    rc = unique_ids(st->n_insts, st->insts, sizeof(*st->insts),
-                    offsetof(sched_inst_rt, id), "instance", err);
+    rc = unique_ids(st->n_insts, st->insts, sizeof(*st->insts), offsetof(sched_inst_rt, id),
+                    "instance", err);
     if (rc != SCHED_OK)
         goto out;
     /* The index is built once, after the instances are in (sched_inst_attach
@@ -563,8 +538,7 @@ sched_state *sched_state_clone(const sched_state *st)
                 c->hosts[h].n_res = 0;
                 goto fail;
             }
-            memcpy(c->hosts[h].res, st->hosts[h].res,
-                   st->hosts[h].n_res * sizeof(uint32_t));
+            memcpy(c->hosts[h].res, st->hosts[h].res, st->hosts[h].n_res * sizeof(uint32_t));
         }
     }
     if (sched_index_init(c) != SCHED_OK)
@@ -575,15 +549,14 @@ fail:
     return NULL;
 }
 
-sched_status sched_state_add(sched_state *st, const sched_instance *inst,
-                             size_t *index, sched_error *err)
+sched_status sched_state_add(sched_state *st, const sched_instance *inst, size_t *index,
+                             sched_error *err)
 {
     if (st == NULL || inst == NULL)
         return sched_fail(err, SCHED_EINVAL, "state or instance is NULL");
     sched_status rc = check_instance(st, inst, st->n_insts, err);
     if (rc == SCHED_OK && sched_state_find_instance(st, inst->id) != SCHED_NONE)
-        rc = sched_fail(err, SCHED_EINVAL, "instance id '%s' already known",
-                        inst->id);
+        rc = sched_fail(err, SCHED_EINVAL, "instance id '%s' already known", inst->id);
     if (rc == SCHED_OK)
         rc = add_instance(st, inst, index, err);
     return rc;
@@ -591,8 +564,7 @@ sched_status sched_state_add(sched_state *st, const sched_instance *inst,
 
 sched_status sched_state_remove(sched_state *st, size_t instance)
 {
-    if (st == NULL || instance >= st->n_insts ||
-        st->insts[instance].host == SCHED_NONE)
+    if (st == NULL || instance >= st->n_insts || st->insts[instance].host == SCHED_NONE)
         return SCHED_EINVAL;
     sched_inst_detach(st, instance);
     return SCHED_OK;
@@ -649,8 +621,8 @@ size_t sched_state_instance_host(const sched_state *st, size_t instance)
     return st->insts[instance].host;
 }
 
-bool sched_state_usage(const sched_state *st, size_t host, sched_resource r,
-                       uint64_t *usable_out, uint64_t *used_out)
+bool sched_state_usage(const sched_state *st, size_t host, sched_resource r, uint64_t *usable_out,
+                       uint64_t *used_out)
 {
     if (st == NULL || host >= st->n_hosts || (unsigned)r >= SCHED_RES__COUNT)
         return false;

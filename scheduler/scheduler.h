@@ -80,13 +80,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SCHED_ID_MAX      128     /* longest id or label key/value accepted */
-#define SCHED_MSG_MAX     512     /* size of message buffers in results */
-#define SCHED_REASON_MAX  160     /* size of one host verdict's reason */
-#define SCHED_BATCH_MAX   100000  /* most replicas in one sched_place() call */
-#define SCHED_RULES_MAX   32      /* most rules on one request or instance */
-#define SCHED_MEM_MAX     ((uint64_t)1 << 40) /* largest MiB figure accepted */
-#define SCHED_NONE        ((size_t)-1) /* "no index" in size_t fields */
+#define SCHED_ID_MAX     128                 /* longest id or label key/value accepted */
+#define SCHED_MSG_MAX    512                 /* size of message buffers in results */
+#define SCHED_REASON_MAX 160                 /* size of one host verdict's reason */
+#define SCHED_BATCH_MAX  100000              /* most replicas in one sched_place() call */
+#define SCHED_RULES_MAX  32                  /* most rules on one request or instance */
+#define SCHED_MEM_MAX    ((uint64_t)1 << 40) /* largest MiB figure accepted */
+#define SCHED_NONE       ((size_t)-1)        /* "no index" in size_t fields */
 
 typedef enum {
     SCHED_OK = 0,
@@ -97,38 +97,38 @@ typedef enum {
 } sched_status;
 
 typedef enum {
-    SCHED_RES_MEM = 0,  /* MiB */
-    SCHED_RES_VCPU,     /* vCPUs */
-    SCHED_RES_SLOT,     /* guests */
+    SCHED_RES_MEM = 0, /* MiB */
+    SCHED_RES_VCPU,    /* vCPUs */
+    SCHED_RES_SLOT,    /* guests */
     SCHED_RES__COUNT
 } sched_resource;
 
 typedef enum {
-    SCHED_BINPACK = 0,  /* fill the fullest host that fits (default) */
-    SCHED_SPREAD,       /* the emptiest host that fits */
+    SCHED_BINPACK = 0, /* fill the fullest host that fits (default) */
+    SCHED_SPREAD,      /* the emptiest host that fits */
 } sched_policy;
 
 /* One key=value label. */
 typedef struct {
-    const char *key;    /* non-empty */
-    const char *value;  /* may be "" ; NULL is taken as "" */
+    const char *key;   /* non-empty */
+    const char *value; /* may be "" ; NULL is taken as "" */
 } sched_label;
 
 /* One machine that runs guests. */
 typedef struct {
-    const char *id;              /* unique, non-empty, shown in messages */
-    uint64_t mem_mib;            /* physical memory */
-    uint32_t vcpus;              /* host CPUs (threads) */
-    uint32_t slots;              /* most guests at once; 0 = no limit */
-    uint64_t reserved_mem_mib;   /* kept for the host itself */
-    uint32_t reserved_vcpus;     /* kept for the host itself */
-    uint64_t vmm_overhead_mib;   /* memory each guest costs beyond its own
+    const char *id;            /* unique, non-empty, shown in messages */
+    uint64_t mem_mib;          /* physical memory */
+    uint32_t vcpus;            /* host CPUs (threads) */
+    uint32_t slots;            /* most guests at once; 0 = no limit */
+    uint64_t reserved_mem_mib; /* kept for the host itself */
+    uint32_t reserved_vcpus;   /* kept for the host itself */
+    uint64_t vmm_overhead_mib; /* memory each guest costs beyond its own
                                     (QEMU private memory, ~12 MiB) */
-    double mem_overcommit;       /* usable/physical memory ratio; 0 = 1.0 */
-    double cpu_overcommit;       /* vCPUs per host CPU; 0 = 1.0 */
-    const sched_label *labels;   /* n_labels entries (e.g. zone=a) */
+    double mem_overcommit;     /* usable/physical memory ratio; 0 = 1.0 */
+    double cpu_overcommit;     /* vCPUs per host CPU; 0 = 1.0 */
+    const sched_label *labels; /* n_labels entries (e.g. zone=a) */
     size_t n_labels;
-    bool cordoned;               /* takes no new guests; may be drained */
+    bool cordoned; /* takes no new guests; may be drained */
 } sched_host;
 
 typedef enum {
@@ -141,24 +141,24 @@ typedef enum {
 /* One placement rule. A zero-initialised rule is hard. */
 typedef struct {
     sched_rule_kind kind;
-    const char *key;       /* label key to match, non-empty */
-    const char *value;     /* label value to match; NULL = any value */
-    bool soft;             /* false: must hold; true: preference only */
-    uint32_t weight;       /* soft only: 1..1000 (0 is taken as 1) */
+    const char *key;   /* label key to match, non-empty */
+    const char *value; /* label value to match; NULL = any value */
+    bool soft;         /* false: must hold; true: preference only */
+    uint32_t weight;   /* soft only: 1..1000 (0 is taken as 1) */
 } sched_rule;
 
 /* An instance already placed on a host. */
 typedef struct {
-    const char *id;              /* unique, non-empty */
-    uint64_t mem_mib;            /* guest memory, without VMM overhead */
+    const char *id;   /* unique, non-empty */
+    uint64_t mem_mib; /* guest memory, without VMM overhead */
     uint32_t vcpus;
-    const sched_label *labels;   /* e.g. app=web */
+    const sched_label *labels; /* e.g. app=web */
     size_t n_labels;
-    const sched_rule *rules;     /* its own rules; hard ones are kept by
+    const sched_rule *rules; /* its own rules; hard ones are kept by
                                     every plan and bind newcomers */
     size_t n_rules;
-    size_t host;                 /* index into sched_fleet.hosts */
-    bool pinned;                 /* plans never move it */
+    size_t host; /* index into sched_fleet.hosts */
+    bool pinned; /* plans never move it */
 } sched_instance;
 
 /* The snapshot a state is built from. Arrays are read, never kept. */
@@ -171,73 +171,73 @@ typedef struct {
 
 /* A request for `count` identical new instances. */
 typedef struct {
-    const char *name;            /* for messages ("web"); NULL = "request N" */
-    uint64_t mem_mib;            /* per replica, without VMM overhead */
-    uint32_t vcpus;              /* per replica */
-    const sched_label *labels;   /* labels each replica will carry */
+    const char *name;          /* for messages ("web"); NULL = "request N" */
+    uint64_t mem_mib;          /* per replica, without VMM overhead */
+    uint32_t vcpus;            /* per replica */
+    const sched_label *labels; /* labels each replica will carry */
     size_t n_labels;
-    const sched_rule *rules;     /* rules each replica obeys */
+    const sched_rule *rules; /* rules each replica obeys */
     size_t n_rules;
-    uint32_t count;              /* replicas; 0 is taken as 1 */
-    const char *const *ids;      /* optional, `count` ids recorded when the
+    uint32_t count;         /* replicas; 0 is taken as 1 */
+    const char *const *ids; /* optional, `count` ids recorded when the
                                     decision is committed; NULL = "name-N" */
 } sched_request;
 
 typedef struct {
-    sched_policy policy;   /* BINPACK (0) or SPREAD */
-    bool explain;          /* record a verdict for every host (slower) */
-    bool commit;           /* on success, record the new instances in the
+    sched_policy policy; /* BINPACK (0) or SPREAD */
+    bool explain;        /* record a verdict for every host (slower) */
+    bool commit;         /* on success, record the new instances in the
                               state so the next decision sees them */
-    bool no_index;         /* evaluate every host instead of using the index
+    bool no_index;       /* evaluate every host instead of using the index
                               (tests and benchmarks; same answers) */
 } sched_place_opts;
 
 /* Where one replica goes. */
 typedef struct {
-    size_t request;        /* index into the requests array */
-    uint32_t replica;      /* 0 .. count-1 */
-    size_t host;           /* index into the state's hosts (= fleet order) */
-    const char *host_id;   /* owned by the state */
-    size_t instance;       /* index of the new instance in the state when
+    size_t request;      /* index into the requests array */
+    uint32_t replica;    /* 0 .. count-1 */
+    size_t host;         /* index into the state's hosts (= fleet order) */
+    const char *host_id; /* owned by the state */
+    size_t instance;     /* index of the new instance in the state when
                               committed, else SCHED_NONE */
 } sched_assignment;
 
 typedef enum {
-    SCHED_CHOSEN = 0,      /* the host the replica went to */
-    SCHED_FEASIBLE,        /* would fit; lost on score */
-    SCHED_REJECTED,        /* cannot take the replica; see why */
+    SCHED_CHOSEN = 0, /* the host the replica went to */
+    SCHED_FEASIBLE,   /* would fit; lost on score */
+    SCHED_REJECTED,   /* cannot take the replica; see why */
 } sched_verdict;
 
 typedef enum {
-    SCHED_WHY_FITS = 0,          /* not rejected */
-    SCHED_WHY_CORDONED,          /* host is cordoned */
-    SCHED_WHY_MEM,               /* not enough memory */
-    SCHED_WHY_VCPU,              /* not enough vCPUs */
-    SCHED_WHY_SLOT,              /* no guest slot left */
-    SCHED_WHY_HOST_AFFINITY,     /* host lacks a required label */
-    SCHED_WHY_HOST_ANTI_AFFINITY,/* host carries a forbidden label */
-    SCHED_WHY_AFFINITY,          /* no required companion instance on it */
-    SCHED_WHY_ANTI_AFFINITY,     /* a forbidden instance is on it */
-    SCHED_WHY_PEER_RULE,         /* a resident's hard rule forbids newcomer */
-    SCHED_WHY_PEER_AFFINITY,     /* an instance elsewhere has a hard affinity
+    SCHED_WHY_FITS = 0,           /* not rejected */
+    SCHED_WHY_CORDONED,           /* host is cordoned */
+    SCHED_WHY_MEM,                /* not enough memory */
+    SCHED_WHY_VCPU,               /* not enough vCPUs */
+    SCHED_WHY_SLOT,               /* no guest slot left */
+    SCHED_WHY_HOST_AFFINITY,      /* host lacks a required label */
+    SCHED_WHY_HOST_ANTI_AFFINITY, /* host carries a forbidden label */
+    SCHED_WHY_AFFINITY,           /* no required companion instance on it */
+    SCHED_WHY_ANTI_AFFINITY,      /* a forbidden instance is on it */
+    SCHED_WHY_PEER_RULE,          /* a resident's hard rule forbids newcomer */
+    SCHED_WHY_PEER_AFFINITY,      /* an instance elsewhere has a hard affinity
                                     to the newcomer's label and no companion
                                     yet: the newcomer must join it */
-    SCHED_WHY_EXCLUDED,          /* plans: the host being emptied, or one
+    SCHED_WHY_EXCLUDED,           /* plans: the host being emptied, or one
                                     not taking moves */
-    SCHED_WHY_DEPARTURE,         /* plans: leaving would break a hard
+    SCHED_WHY_DEPARTURE,          /* plans: leaving would break a hard
                                     affinity of an instance staying behind */
-    SCHED_WHY_PREFERENCE,        /* plans: the instance would meet less soft
+    SCHED_WHY_PREFERENCE,         /* plans: the instance would meet less soft
                                     weight there than where it is */
 } sched_why;
 
 /* The verdict on one host for one replica. */
 typedef struct {
-    size_t host;                     /* index into the state's hosts */
-    const char *host_id;             /* owned by the state */
+    size_t host;         /* index into the state's hosts */
+    const char *host_id; /* owned by the state */
     sched_verdict verdict;
-    sched_why why;                   /* SCHED_WHY_FITS unless REJECTED */
-    int64_t score;                   /* higher wins; -1 when REJECTED */
-    char reason[SCHED_REASON_MAX];   /* "needs 268 MiB memory (256 + 12
+    sched_why why;                 /* SCHED_WHY_FITS unless REJECTED */
+    int64_t score;                 /* higher wins; -1 when REJECTED */
+    char reason[SCHED_REASON_MAX]; /* "needs 268 MiB memory (256 + 12
                                         VMM), 200 MiB free" */
 } sched_host_verdict;
 
@@ -245,57 +245,57 @@ typedef struct {
 typedef struct {
     size_t request;
     uint32_t replica;
-    char request_name[SCHED_ID_MAX + 24];  /* the request's name */
-    sched_host_verdict *hosts;   /* one per host, in host order */
+    char request_name[SCHED_ID_MAX + 24]; /* the request's name */
+    sched_host_verdict *hosts;            /* one per host, in host order */
     size_t n_hosts;
 } sched_step;
 
 typedef struct {
     sched_status status;
-    sched_assignment *assignments;  /* on success: every replica, in request
+    sched_assignment *assignments; /* on success: every replica, in request
                                        order then replica order */
     size_t n_assignments;
     /* When status is ENOSPACE or ECONSTRAINT (else SCHED_NONE / 0): */
-    size_t failed_request;          /* first replica that found no host */
+    size_t failed_request; /* first replica that found no host */
     uint32_t failed_replica;
-    uint32_t unplaced;              /* replicas of the batch without a host */
-    sched_resource short_resource;  /* ENOSPACE: the resource that ran out */
-    uint64_t short_by;              /* ENOSPACE: how much more of it the
+    uint32_t unplaced;             /* replicas of the batch without a host */
+    sched_resource short_resource; /* ENOSPACE: the resource that ran out */
+    uint64_t short_by;             /* ENOSPACE: how much more of it the
                                        failed replica needs on the best host */
-    size_t largest_host;            /* ENOSPACE: host with the most free
+    size_t largest_host;           /* ENOSPACE: host with the most free
                                        short_resource (among allowed hosts) */
-    uint64_t largest_free;          /* its free amount (for memory: what a
+    uint64_t largest_free;         /* its free amount (for memory: what a
                                        guest can use, VMM overhead deducted) */
-    char message[SCHED_MSG_MAX];    /* one line: what was decided or why not,
+    char message[SCHED_MSG_MAX];   /* one line: what was decided or why not,
                                        e.g. "need 512 MiB more memory: largest
                                        free block is 200 MiB on host 'h2'" */
-    sched_step *steps;              /* explain only: the first replica of each
+    sched_step *steps;             /* explain only: the first replica of each
                                        request and the first failed replica */
     size_t n_steps;
 } sched_decision;
 
 /* One cold move: stop on `from`, start on `to`. */
 typedef struct {
-    size_t instance;          /* index into the state's instances */
-    const char *instance_id;  /* owned by the state */
-    size_t from, to;          /* host indexes */
+    size_t instance;         /* index into the state's instances */
+    const char *instance_id; /* owned by the state */
+    size_t from, to;         /* host indexes */
     const char *from_id, *to_id;
 } sched_move;
 
 typedef struct {
-    size_t max_moves;         /* 0 = no limit */
+    size_t max_moves; /* 0 = no limit */
 } sched_plan_opts;
 
 typedef struct {
-    sched_status status;      /* OK, or (drain) ENOSPACE / ECONSTRAINT */
-    sched_move *moves;        /* execute in order; every prefix keeps all
+    sched_status status; /* OK, or (drain) ENOSPACE / ECONSTRAINT */
+    sched_move *moves;   /* execute in order; every prefix keeps all
                                  capacities and hard rules */
     size_t n_moves;
-    size_t *freed;            /* hosts empty after the plan, not before */
+    size_t *freed; /* hosts empty after the plan, not before */
     size_t n_freed;
     size_t hosts_used_before; /* hosts with at least one instance */
     size_t hosts_used_after;
-    size_t stuck_instance;    /* drain failure: an instance with nowhere to
+    size_t stuck_instance; /* drain failure: an instance with nowhere to
                                  go (else SCHED_NONE) */
     char message[SCHED_MSG_MAX];
 } sched_plan;
@@ -312,14 +312,13 @@ typedef struct sched_state sched_state;
  * overcommit ratio, ...). Existing placements are accepted as they are, even
  * over capacity or against rules (reality wins); plans never make them worse.
  * err may be NULL. On success *out is owned by the caller. */
-sched_status sched_state_new(const sched_fleet *fleet, sched_state **out,
-                             sched_error *err);
+sched_status sched_state_new(const sched_fleet *fleet, sched_state **out, sched_error *err);
 void sched_state_free(sched_state *st);
 
 /* Record one more instance (e.g. started outside sched_place). Its index is
  * stored in *index (may be NULL). EINVAL on bad input. */
-sched_status sched_state_add(sched_state *st, const sched_instance *inst,
-                             size_t *index, sched_error *err);
+sched_status sched_state_add(sched_state *st, const sched_instance *inst, size_t *index,
+                             sched_error *err);
 /* Forget an instance (it stopped). Indexes of other instances do not move.
  * EINVAL if the index is out of range or already removed. */
 sched_status sched_state_remove(sched_state *st, size_t instance);
@@ -335,8 +334,8 @@ size_t sched_state_find_instance(const sched_state *st, const char *id);
 size_t sched_state_instance_host(const sched_state *st, size_t instance);
 /* Usable and used amount of a resource on a host (used includes VMM
  * overhead for memory). Returns false if host is out of range. */
-bool sched_state_usage(const sched_state *st, size_t host, sched_resource r,
-                       uint64_t *usable, uint64_t *used);
+bool sched_state_usage(const sched_state *st, size_t host, sched_resource r, uint64_t *usable,
+                       uint64_t *used);
 
 /* Place a batch: every replica of every request, or none. Replicas are
  * placed largest first (by their largest share of a mean host); the tiny
@@ -347,9 +346,8 @@ bool sched_state_usage(const sched_state *st, size_t host, sched_resource r,
  * (also on EINVAL: message says why) and must be released with
  * sched_decision_clear(). The state changes only when opts->commit is set and
  * the status is SCHED_OK. */
-sched_status sched_place(sched_state *st, const sched_request *reqs,
-                         size_t n_reqs, const sched_place_opts *opts,
-                         sched_decision *out);
+sched_status sched_place(sched_state *st, const sched_request *reqs, size_t n_reqs,
+                         const sched_place_opts *opts, sched_decision *out);
 void sched_decision_clear(sched_decision *d);
 
 /* Render a decision ("why this host, why not the others") as text into buf
@@ -367,16 +365,15 @@ size_t sched_decision_render(const sched_decision *d, char *buf, size_t len);
  * fails for lack of room: a fleet that cannot be consolidated gives an empty
  * plan. The state is not changed. opts may be NULL. Cost: about 0.5 s for
  * 2,000 hosts holding 112,000 guests. */
-sched_status sched_plan_consolidate(const sched_state *st,
-                                    const sched_plan_opts *opts,
+sched_status sched_plan_consolidate(const sched_state *st, const sched_plan_opts *opts,
                                     sched_plan *out);
 /* A plan that moves every instance off one host (targets: any host not
  * cordoned, fullest first). ENOSPACE / ECONSTRAINT with stuck_instance and a
  * message when some instance has nowhere to go (the moves are then the ones
  * that could be made; execute none of them). EINVAL for a pinned instance on
  * the host or a bad index. */
-sched_status sched_plan_drain(const sched_state *st, size_t host,
-                              const sched_plan_opts *opts, sched_plan *out);
+sched_status sched_plan_drain(const sched_state *st, size_t host, const sched_plan_opts *opts,
+                              sched_plan *out);
 void sched_plan_clear(sched_plan *p);
 
 /* Names for messages and JSON: "memory", "vcpu", "slot"; "cordoned", ... */

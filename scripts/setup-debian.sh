@@ -8,7 +8,7 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl iproute2 procps
       libvirt-clients libvirt-dev
       libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libssl-dev
       libcurl4-openssl-dev libcmocka-dev libgnutls28-dev
-      clang libclang-rt-14-dev wrk hyperfine
+      clang clang-format libclang-rt-14-dev wrk hyperfine
       linux-image-cloud-amd64 busybox-static cpio gzip jq openssl python3 bc iputils-ping"
 
 missing=""

@@ -26,12 +26,12 @@ static inline int *shoal_skipped_count(void)
     return &n;
 }
 
-#define SHOAL_SKIP(...)                                                  \
-    do {                                                                 \
-        fprintf(stderr, "SKIP: " __VA_ARGS__);                           \
-        fputc('\n', stderr);                                             \
-        (*shoal_skipped_count())++;                                      \
-        skip();                                                          \
+#define SHOAL_SKIP(...)                                                                            \
+    do {                                                                                           \
+        fprintf(stderr, "SKIP: " __VA_ARGS__);                                                     \
+        fputc('\n', stderr);                                                                       \
+        (*shoal_skipped_count())++;                                                                \
+        skip();                                                                                    \
     } while (0)
 
 static inline int shoal_test_exit(int failed)
@@ -39,8 +39,8 @@ static inline int shoal_test_exit(int failed)
     if (failed != 0)
         return 1;
     if (*shoal_skipped_count() > 0) {
-        fprintf(stderr, "%d case(s) skipped: exit %d (CTest: Skipped)\n",
-                *shoal_skipped_count(), SHOAL_SKIP_CODE);
+        fprintf(stderr, "%d case(s) skipped: exit %d (CTest: Skipped)\n", *shoal_skipped_count(),
+                SHOAL_SKIP_CODE);
         return SHOAL_SKIP_CODE;
     }
     return 0;

@@ -35,8 +35,8 @@
 
 #include "log.h"
 
-#define BULK_PAGE 1000            /* rows per fleet_instance_page call */
-#define BULK_PROGRESS_MS 500      /* at most one progress event per period */
+#define BULK_PAGE        1000 /* rows per fleet_instance_page call */
+#define BULK_PROGRESS_MS 500  /* at most one progress event per period */
 
 static const char *const OP_NAMES[] = {
     [FLEET_BULK_STOP] = "stop",
@@ -74,8 +74,7 @@ static fleet_bulk_item *bulk_add(fleet_bulk *b, size_t *cap)
 
 /* ---- selection ---------------------------------------------------------- */
 
-int fleet_bulk_select(fleet *f, state_inst_match match, void *ctx, fleet_bulk *out,
-                      fleet_err *e)
+int fleet_bulk_select(fleet *f, state_inst_match match, void *ctx, fleet_bulk *out, fleet_err *e)
 {
     char after[STATE_ID_LEN + 1] = "";
     size_t cap = 0;
@@ -83,14 +82,15 @@ int fleet_bulk_select(fleet *f, state_inst_match match, void *ctx, fleet_bulk *o
 
     memset(out, 0, sizeof *out);
     if (!match)
-        return fleet_err_set(e, FLEET_E_INVALID, "selector", "a bulk operation needs a "
+        return fleet_err_set(e, FLEET_E_INVALID, "selector",
+                             "a bulk operation needs a "
                              "selector or a list of instances");
     while (more && rc == FLEET_OK) {
         state_instance *rows = NULL;
         size_t n = 0;
         more = 0;
-        rc = fleet_instance_page(f, after[0] ? after : NULL, -1, NULL, match, ctx, BULK_PAGE,
-                                 &rows, &n, &more, e);
+        rc = fleet_instance_page(f, after[0] ? after : NULL, -1, NULL, match, ctx, BULK_PAGE, &rows,
+                                 &n, &more, e);
         for (size_t i = 0; i < n && rc == FLEET_OK; i++) {
             fleet_bulk_item *it = bulk_add(out, &cap);
             if (!it) {
@@ -111,8 +111,7 @@ int fleet_bulk_select(fleet *f, state_inst_match match, void *ctx, fleet_bulk *o
     return rc;
 }
 
-int fleet_bulk_keys(fleet *f, const char *const *keys, size_t n, fleet_bulk *out,
-                    fleet_err *e)
+int fleet_bulk_keys(fleet *f, const char *const *keys, size_t n, fleet_bulk *out, fleet_err *e)
 {
     size_t cap = 0;
 
@@ -156,8 +155,8 @@ typedef struct {
     fleet_bulk_op op;
     int timeout_s;
     bool force;
-    pthread_mutex_t mu;            /* leaf: next, done, failed */
-    pthread_cond_t cv;             /* an item finished */
+    pthread_mutex_t mu; /* leaf: next, done, failed */
+    pthread_cond_t cv;  /* an item finished */
     size_t next, done, failed, total;
 } bulk_run;
 
@@ -170,20 +169,13 @@ static void bulk_one(bulk_run *r, fleet_bulk_item *it)
     /* By full id: the selection was resolved once and means exactly these
      * instances, whatever is created or renamed meanwhile. */
     switch (r->op) {
-    case FLEET_BULK_STOP:
-        rc = fleet_instance_stop(r->f, it->id, r->timeout_s, NULL, e);
-        break;
-    case FLEET_BULK_START:
-        rc = fleet_instance_start(r->f, it->id, NULL, e);
-        break;
+    case FLEET_BULK_STOP: rc = fleet_instance_stop(r->f, it->id, r->timeout_s, NULL, e); break;
+    case FLEET_BULK_START: rc = fleet_instance_start(r->f, it->id, NULL, e); break;
     case FLEET_BULK_RESTART:
         rc = fleet_instance_restart(r->f, it->id, r->timeout_s, NULL, e);
         break;
-    case FLEET_BULK_DELETE:
-        rc = fleet_instance_delete(r->f, it->id, r->force, e);
-        break;
-    default:
-        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "unknown bulk operation %d", (int)r->op);
+    case FLEET_BULK_DELETE: rc = fleet_instance_delete(r->f, it->id, r->force, e); break;
+    default: rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "unknown bulk operation %d", (int)r->op);
     }
     if (rc == FLEET_OK)
         memset(e, 0, sizeof *e);
@@ -218,15 +210,14 @@ static void *bulk_thread(void *arg)
 /* One bulk.progress event: {"type":"bulk.progress","action":"delete",
  * "done":N,"total":M,"failed":K,"message":"delete: N/M done, K failed"}.
  * Appended like fleet_emit's (events.c), with the numbers as numbers. */
-static void emit_progress(fleet *f, fleet_bulk_op op, size_t done, size_t total,
-                          size_t failed)
+static void emit_progress(fleet *f, fleet_bulk_op op, size_t done, size_t total, size_t failed)
 {
     json_t *o = json_object();
     char msg[128], *txt;
     int64_t id = 0;
 
-    snprintf(msg, sizeof msg, "%s: %zu/%zu done, %zu failed", fleet_bulk_op_name(op), done,
-             total, failed);
+    snprintf(msg, sizeof msg, "%s: %zu/%zu done, %zu failed", fleet_bulk_op_name(op), done, total,
+             failed);
     json_object_set_new(o, "time", json_integer(fleet_wall_ms() / 1000));
     json_object_set_new(o, "type", json_string("bulk.progress"));
     json_object_set_new(o, "action", json_string(fleet_bulk_op_name(op)));

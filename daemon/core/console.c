@@ -19,8 +19,8 @@ struct fleet_console {
     bool follow;
 };
 
-int fleet_console_open(fleet *f, const char *key, uint64_t tail, bool follow,
-                       fleet_console **out, fleet_err *e)
+int fleet_console_open(fleet *f, const char *key, uint64_t tail, bool follow, fleet_console **out,
+                       fleet_err *e)
 {
     state_instance in;
     fleet_console *c;
@@ -38,8 +38,7 @@ int fleet_console_open(fleet *f, const char *key, uint64_t tail, bool follow,
     fleet_console_path(f, in.id, c->path, sizeof c->path);
     c->follow = follow;
     c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
-    if (c->fd >= 0 && fstat(c->fd, &sb) == 0 && tail != UINT64_MAX &&
-        (uint64_t)sb.st_size > tail)
+    if (c->fd >= 0 && fstat(c->fd, &sb) == 0 && tail != UINT64_MAX && (uint64_t)sb.st_size > tail)
         c->off = sb.st_size - (off_t)tail;
     state_inst_free(&in);
     *out = c;

@@ -9,8 +9,8 @@
 #include <jansson.h>
 
 void fleet_emit(fleet *f, const char *type, const char *instance, const char *name,
-                const char *state, const char *host, const char *image,
-                const char *digest, const char *message)
+                const char *state, const char *host, const char *image, const char *digest,
+                const char *message)
 {
     json_t *o = json_object();
     char *txt;
@@ -18,7 +18,9 @@ void fleet_emit(fleet *f, const char *type, const char *instance, const char *na
 
     json_object_set_new(o, "time", json_integer(fleet_wall_ms() / 1000));
     json_object_set_new(o, "type", json_string(type));
-#define PUT(k, v) if ((v) && (v)[0]) json_object_set_new(o, k, json_string(v))
+#define PUT(k, v)                                                                                  \
+    if ((v) && (v)[0])                                                                             \
+    json_object_set_new(o, k, json_string(v))
     PUT("instance", instance);
     PUT("name", name);
     PUT("state", state);

@@ -256,8 +256,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     if (mkdir_p(cfg->state_dir, 0711) != 0 || chmod(cfg->state_dir, 0711) != 0 ||
         mkdir_p(f->run_dir, 0711) != 0 || chmod(f->run_dir, 0711) != 0 ||
         mkdir_p(f->log_dir, 0711) != 0 || chmod(f->log_dir, 0711) != 0) {
-        snprintf(err, errlen, "cannot create state dir '%s': %s", cfg->state_dir,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot create state dir '%s': %s", cfg->state_dir, strerror(errno));
         goto fail;
     }
     if (load_token(f, err, errlen) != 0)
@@ -277,10 +276,11 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     if (cfg->network) {
         char gw[16];
         f->gateway = cfg->subnet + 1;
-        if (netbr_create(cfg->bridge, cfg_ip4_str(f->gateway, gw), (unsigned)cfg->prefix,
-                         err, errlen) != NETBR_OK) {
+        if (netbr_create(cfg->bridge, cfg_ip4_str(f->gateway, gw), (unsigned)cfg->prefix, err,
+                         errlen) != NETBR_OK) {
             size_t l = strlen(err);
-            snprintf(err + l, errlen - l, " (run with --no-network to start without guest "
+            snprintf(err + l, errlen - l,
+                     " (run with --no-network to start without guest "
                      "networking)");
             goto fail;
         }

@@ -55,11 +55,11 @@
 #include "img_store.h"
 #include "state.h"
 
-#define FLEET_LOCAL_HOST     "local"   /* the daemon's own host */
-#define FLEET_MAX_HOSTS      64
-#define FLEET_STOP_TIMEOUT_S 10        /* default graceful-stop timeout */
-#define FLEET_VMM_OVERHEAD_MIB 12      /* QEMU private memory per guest */
-#define FLEET_HOST_LABEL     "shoal/host" /* label every host carries */
+#define FLEET_LOCAL_HOST       "local" /* the daemon's own host */
+#define FLEET_MAX_HOSTS        64
+#define FLEET_STOP_TIMEOUT_S   10           /* default graceful-stop timeout */
+#define FLEET_VMM_OVERHEAD_MIB 12           /* QEMU private memory per guest */
+#define FLEET_HOST_LABEL       "shoal/host" /* label every host carries */
 
 typedef struct fleet fleet;
 
@@ -67,21 +67,21 @@ typedef struct fleet fleet;
 
 typedef enum {
     FLEET_OK = 0,
-    FLEET_E_INVALID = -1,      /* an argument is wrong; field names it */
-    FLEET_E_NOT_FOUND = -2,    /* no such instance, image or host */
-    FLEET_E_CONFLICT = -3,     /* name taken, in use, wrong state, ambiguous */
-    FLEET_E_CAPACITY = -4,     /* no host (or address) has room; message says
+    FLEET_E_INVALID = -1,     /* an argument is wrong; field names it */
+    FLEET_E_NOT_FOUND = -2,   /* no such instance, image or host */
+    FLEET_E_CONFLICT = -3,    /* name taken, in use, wrong state, ambiguous */
+    FLEET_E_CAPACITY = -4,    /* no host (or address) has room; message says
                                   which resource and how much is missing */
-    FLEET_E_UNAVAILABLE = -5,  /* a host did not answer in time; try again */
-    FLEET_E_BAD_IMAGE = -6,    /* an uploaded image failed validation */
-    FLEET_E_TOO_LARGE = -7,    /* an upload is over the store's limit */
-    FLEET_E_INTERNAL = -8,     /* SQLite, memory, a bug: message says what */
+    FLEET_E_UNAVAILABLE = -5, /* a host did not answer in time; try again */
+    FLEET_E_BAD_IMAGE = -6,   /* an uploaded image failed validation */
+    FLEET_E_TOO_LARGE = -7,   /* an upload is over the store's limit */
+    FLEET_E_INTERNAL = -8,    /* SQLite, memory, a bug: message says what */
 } fleet_code;
-#define FLEET_CODES 9          /* number of codes above, FLEET_OK included */
+#define FLEET_CODES 9 /* number of codes above, FLEET_OK included */
 
 typedef struct {
     fleet_code code;
-    char field[32];            /* argument at fault, "" when none */
+    char field[32]; /* argument at fault, "" when none */
     char msg[512];
 } fleet_err;
 
@@ -131,9 +131,9 @@ const char *fleet_rule_kind_name(fleet_rule_kind k);
 typedef struct {
     fleet_rule_kind kind;
     const char *key;
-    const char *value;         /* NULL: any value */
+    const char *value; /* NULL: any value */
     bool soft;
-    uint32_t weight;           /* soft rules; 0 means 1 */
+    uint32_t weight; /* soft rules; 0 means 1 */
 } fleet_rule;
 
 typedef struct {
@@ -148,7 +148,7 @@ typedef struct {
     bool spread;
     fleet_rule *rules;
     size_t n_rules;
-    void *doc;                 /* private */
+    void *doc; /* private */
 } fleet_placement;
 int fleet_placement_parse(const char *json, fleet_placement *out);
 void fleet_placement_clear(fleet_placement *p);
@@ -159,22 +159,20 @@ void fleet_placement_clear(fleet_placement *p);
  * checks expect_digest (NULL: none) before anything becomes visible and
  * consumes the upload either way; abort accepts NULL. */
 int fleet_image_push_begin(fleet *f, uint64_t content_length, img_upload **up, fleet_err *e);
-int fleet_image_push_write(fleet *f, img_upload *up, const void *data, size_t len,
-                           fleet_err *e);
-int fleet_image_push_commit(fleet *f, img_upload *up, const char *expect_digest,
-                            const char *name, const char *tag, const img_label *labels,
-                            size_t n_labels, img_info *out, fleet_err *e);
+int fleet_image_push_write(fleet *f, img_upload *up, const void *data, size_t len, fleet_err *e);
+int fleet_image_push_commit(fleet *f, img_upload *up, const char *expect_digest, const char *name,
+                            const char *tag, const img_label *labels, size_t n_labels,
+                            img_info *out, fleet_err *e);
 void fleet_image_push_abort(fleet *f, img_upload *up);
 
 /* Every name:tag row of the store (untagged images too: name ""), one per
  * ref; free with img_list_free. */
 int fleet_image_rows(fleet *f, img_info **rows, size_t *n, fleet_err *e);
 /* Ref (name[:tag], digest or digest prefix) -> full digest. */
-int fleet_image_resolve(fleet *f, const char *ref, char digest[IMG_DIGEST_LEN + 1],
-                        fleet_err *e);
+int fleet_image_resolve(fleet *f, const char *ref, char digest[IMG_DIGEST_LEN + 1], fleet_err *e);
 /* Give the image `ref` names the additional ref new_ref. */
-int fleet_image_tag(fleet *f, const char *ref, const char *new_ref,
-                    char digest[IMG_DIGEST_LEN + 1], fleet_err *e);
+int fleet_image_tag(fleet *f, const char *ref, const char *new_ref, char digest[IMG_DIGEST_LEN + 1],
+                    fleet_err *e);
 /* By digest: delete the image (force: even if instances use it). By name:
  * remove that name; the image goes with its last name, which instances in
  * use protect unless forced. */
@@ -184,9 +182,9 @@ int fleet_image_delete(fleet *f, const char *ref, bool force, fleet_err *e);
 
 /* What to create. Strings are borrowed for the call. */
 typedef struct {
-    const char *image;              /* ref */
-    const char *name;               /* NULL: derived from the image and id */
-    uint32_t count;                 /* 0 means 1; more: names get -1, -2.. */
+    const char *image; /* ref */
+    const char *name;  /* NULL: derived from the image and id */
+    uint32_t count;    /* 0 means 1; more: names get -1, -2.. */
     uint32_t memory_mib;
     uint32_t vcpus;
     const char *const *args;
@@ -197,12 +195,12 @@ typedef struct {
     size_t n_labels;
     const fleet_rule *rules;
     size_t n_rules;
-    bool spread;                    /* spread instead of binpack */
+    bool spread; /* spread instead of binpack */
     state_restart restart;
     bool network;
     const state_port *ports;
     size_t n_ports;
-    const char *host;               /* NULL: any host */
+    const char *host; /* NULL: any host */
 } fleet_instance_spec;
 
 /* Create spec->count instances: all of them or none. On success *made is a
@@ -215,22 +213,21 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
 int fleet_instance_find(fleet *f, const char *key, state_instance *out, fleet_err *e);
 /* A page of instances, see state_inst_page. INVALID when `after` is unknown. */
 int fleet_instance_page(fleet *f, const char *after, int state, const char *host,
-                        state_inst_match match, void *ctx, size_t limit,
-                        state_instance **rows, size_t *n, int *more, fleet_err *e);
+                        state_inst_match match, void *ctx, size_t limit, state_instance **rows,
+                        size_t *n, int *more, fleet_err *e);
 /* Last `max` runs of an instance, newest first. */
 int fleet_instance_runs(fleet *f, const char *id, state_run *out, size_t max, size_t *n);
 
 /* Stop gracefully (ACPI power button; destroyed after timeout_s, < 0 means
  * FLEET_STOP_TIMEOUT_S). Returns once the domain is gone (or 15 s after the
  * destroy). *id_out (may be NULL) gets the full id the key resolved to. */
-int fleet_instance_stop(fleet *f, const char *key, int timeout_s,
-                        char id_out[STATE_ID_LEN + 1], fleet_err *e);
+int fleet_instance_stop(fleet *f, const char *key, int timeout_s, char id_out[STATE_ID_LEN + 1],
+                        fleet_err *e);
 /* Queue a start; CONFLICT when it runs already. */
-int fleet_instance_start(fleet *f, const char *key, char id_out[STATE_ID_LEN + 1],
-                         fleet_err *e);
+int fleet_instance_start(fleet *f, const char *key, char id_out[STATE_ID_LEN + 1], fleet_err *e);
 /* Stop then start the same instance. */
-int fleet_instance_restart(fleet *f, const char *key, int timeout_s,
-                           char id_out[STATE_ID_LEN + 1], fleet_err *e);
+int fleet_instance_restart(fleet *f, const char *key, int timeout_s, char id_out[STATE_ID_LEN + 1],
+                           fleet_err *e);
 /* Delete; a live instance only with force (destroyed first). */
 int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e);
 
@@ -256,27 +253,25 @@ typedef enum {
 const char *fleet_bulk_op_name(fleet_bulk_op op);
 
 typedef struct {
-    char key[STATE_NAME_MAX + 8];  /* what was asked ("" for a selector) */
-    char id[STATE_ID_LEN + 1];     /* "" when the key did not resolve */
+    char key[STATE_NAME_MAX + 8]; /* what was asked ("" for a selector) */
+    char id[STATE_ID_LEN + 1];    /* "" when the key did not resolve */
     char name[STATE_NAME_MAX];
-    fleet_err err;                 /* err.code FLEET_OK: it worked */
+    fleet_err err; /* err.code FLEET_OK: it worked */
 } fleet_bulk_item;
 
 typedef struct {
-    fleet_bulk_item *items;        /* heap; in selection order */
+    fleet_bulk_item *items; /* heap; in selection order */
     size_t n;
-    size_t succeeded, failed;      /* filled by fleet_bulk_run */
+    size_t succeeded, failed; /* filled by fleet_bulk_run */
 } fleet_bulk;
 
 /* Every instance match() accepts (match must not be NULL: there is no
  * "everything" by accident). An empty selection is not an error. */
-int fleet_bulk_select(fleet *f, state_inst_match match, void *ctx, fleet_bulk *out,
-                      fleet_err *e);
+int fleet_bulk_select(fleet *f, state_inst_match match, void *ctx, fleet_bulk *out, fleet_err *e);
 /* The instances n keys name (id, id prefix or name). A key that resolves
  * to nothing becomes an item that failed with its lookup error; a second
  * key naming an instance already selected is dropped. */
-int fleet_bulk_keys(fleet *f, const char *const *keys, size_t n, fleet_bulk *out,
-                    fleet_err *e);
+int fleet_bulk_keys(fleet *f, const char *const *keys, size_t n, fleet_bulk *out, fleet_err *e);
 /* Run op on every resolved item (timeout_s: stop/restart, < 0 default;
  * force: delete). Returns FLEET_OK once every item has its outcome, or an
  * error (threads, memory) with no item acted on. */
@@ -286,14 +281,14 @@ void fleet_bulk_clear(fleet_bulk *b);
 
 /* ---- consoles ---------------------------------------------------------- */
 
-#define FLEET_STREAM_END   (-1)   /* no more bytes will come */
+#define FLEET_STREAM_END   (-1) /* no more bytes will come */
 #define FLEET_STREAM_ERROR (-2)
 
 typedef struct fleet_console fleet_console;
 /* Open an instance's console: the last `tail` bytes (UINT64_MAX: all),
  * then, with follow, what it writes until it can write no more. */
-int fleet_console_open(fleet *f, const char *key, uint64_t tail, bool follow,
-                       fleet_console **out, fleet_err *e);
+int fleet_console_open(fleet *f, const char *key, uint64_t tail, bool follow, fleet_console **out,
+                       fleet_err *e);
 /* Bytes read (> 0), 0 when nothing came within timeout_ms, or
  * FLEET_STREAM_END / FLEET_STREAM_ERROR. */
 long fleet_console_read(fleet *f, fleet_console *c, char *buf, size_t len, int timeout_ms);
@@ -305,16 +300,16 @@ void fleet_console_close(fleet_console *c);
 typedef struct {
     char name[STATE_NAME_MAX];
     char uri[STATE_URI_MAX];
-    char *labels_json;             /* heap, owned; "{}" when none */
-    bool up;                       /* libvirt connection alive */
+    char *labels_json; /* heap, owned; "{}" when none */
+    bool up;           /* libvirt connection alive */
     bool cordoned;
-    char domain_type[8];           /* "kvm", "qemu" (probed) or as configured */
-    int kvm;                       /* KVM usable: 1, 0, -1 unknown (down) */
+    char domain_type[8]; /* "kvm", "qemu" (probed) or as configured */
+    int kvm;             /* KVM usable: 1, 0, -1 unknown (down) */
     char domain_type_reason[256];
-    char last_error[512];          /* why it is down */
-    uint64_t mem_mib;              /* capacity */
+    char last_error[512]; /* why it is down */
+    uint64_t mem_mib;     /* capacity */
     uint32_t vcpus, slots;
-    uint64_t used_mem_mib;         /* held by its instances, overhead included */
+    uint64_t used_mem_mib; /* held by its instances, overhead included */
     uint32_t used_vcpus, instances;
 } fleet_host_info;
 
@@ -370,8 +365,8 @@ extern const double fleet_ready_bounds[FLEET_READY_BUCKETS];
 typedef struct {
     size_t by_state[ST__COUNT];
     size_t hosts, hosts_up, images;
-    uint64_t ready_hist[FLEET_READY_BUCKETS + 1];  /* last: above every bound */
-    double ready_sum;                               /* seconds */
+    uint64_t ready_hist[FLEET_READY_BUCKETS + 1]; /* last: above every bound */
+    double ready_sum;                             /* seconds */
     uint64_t ready_count;
 } fleet_metrics;
 

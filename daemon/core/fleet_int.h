@@ -57,8 +57,8 @@
 #include "gstatus.h"
 #include "node.h"
 
-#define FLEET_WORKERS        4
-#define FLEET_EVENTS_KEEP    10000     /* events retained for Last-Event-ID */
+#define FLEET_WORKERS         4
+#define FLEET_EVENTS_KEEP     10000 /* events retained for Last-Event-ID */
 #define FLEET_BACKOFF_BASE_MS 500
 #define FLEET_BACKOFF_CAP_MS  30000
 #define FLEET_STABLE_RUN_MS   10000    /* a run this long resets the backoff */
@@ -67,9 +67,9 @@
 /* Status channel: bytes read per poll, and the most a status file may hold
  * on disk before the part already read is dropped (a guest that writes to
  * COM2 without end must not fill the disk or hold a thread). */
-#define FLEET_STATUS_READ_MAX  (16 * 1024)
-#define FLEET_STATUS_FILE_MAX  (64 * 1024)
-#define FLEET_STATUS_QUIET_MS  500      /* file events ignored after a flood */
+#define FLEET_STATUS_READ_MAX (16 * 1024)
+#define FLEET_STATUS_FILE_MAX (64 * 1024)
+#define FLEET_STATUS_QUIET_MS 500 /* file events ignored after a flood */
 
 struct node;
 struct pfwd;
@@ -81,39 +81,39 @@ struct img_store;
 typedef struct fleet_host {
     char name[STATE_NAME_MAX];
     char uri[STATE_URI_MAX];
-    char *labels_json;             /* owned; "{}" when none */
-    char domain_type_cfg[8];       /* "auto", "kvm", "qemu" as configured */
-    struct node *node;             /* NULL until first opened */
-    int up;                        /* connection alive */
+    char *labels_json;       /* owned; "{}" when none */
+    char domain_type_cfg[8]; /* "auto", "kvm", "qemu" as configured */
+    struct node *node;       /* NULL until first opened */
+    int up;                  /* connection alive */
     int cordoned;
-    char last_error[NODE_ERR_MAX];  /* why it is down */
+    char last_error[NODE_ERR_MAX]; /* why it is down */
     uint64_t mem_mib;              /* capacity as probed */
     uint32_t vcpus;
     uint32_t slots;
-    int64_t next_retry_ms;         /* monotonic ms of the next reconnect try */
-    int opening;                   /* being opened/reconnected: nobody else does */
-    int refs;                      /* holders (host_hold) */
-    int removed;                   /* out of the table; last release frees */
+    int64_t next_retry_ms; /* monotonic ms of the next reconnect try */
+    int opening;           /* being opened/reconnected: nobody else does */
+    int refs;              /* holders (host_hold) */
+    int removed;           /* out of the table; last release frees */
 } fleet_host;
 
 /* Runtime facts about one instance that are not worth a database row. */
 typedef struct {
     char id[STATE_ID_LEN + 1];
-    int busy;                      /* a job for it is running */
-    int active;                    /* its domain is (believed) running */
-    int stop_requested;            /* the operator stopped it: end is "stopped" */
-    int polling;                   /* a thread is reading its status file */
-    int64_t quiet_until_ms;        /* flooding guest: file events ignored until */
-    int run_no;                    /* current run number (state_run_begin) */
-    int64_t request_ms;            /* monotonic ms when start was asked (ready_ms) */
-    int64_t run_start_ms;          /* monotonic ms the current run began */
-    int64_t backoff_due_ms;        /* monotonic ms of a pending policy restart, 0 */
-    int backoff_level;             /* consecutive quick failures */
-    gst_tracker tracker;           /* status channel reader */
-    int have_outcome;              /* an exit or crash record arrived */
+    int busy;               /* a job for it is running */
+    int active;             /* its domain is (believed) running */
+    int stop_requested;     /* the operator stopped it: end is "stopped" */
+    int polling;            /* a thread is reading its status file */
+    int64_t quiet_until_ms; /* flooding guest: file events ignored until */
+    int run_no;             /* current run number (state_run_begin) */
+    int64_t request_ms;     /* monotonic ms when start was asked (ready_ms) */
+    int64_t run_start_ms;   /* monotonic ms the current run began */
+    int64_t backoff_due_ms; /* monotonic ms of a pending policy restart, 0 */
+    int backoff_level;      /* consecutive quick failures */
+    gst_tracker tracker;    /* status channel reader */
+    int have_outcome;       /* an exit or crash record arrived */
     gst_record outcome;
-    char end_reason[256];          /* extra reason (e.g. KVM internal error) */
-    int ready;                     /* ready record seen this run */
+    char end_reason[256]; /* extra reason (e.g. KVM internal error) */
+    int ready;            /* ready record seen this run */
 } fleet_rt;
 
 typedef enum { JOB_START = 0, JOB_DOMAIN_GONE, JOB_DOMAIN_CRASHED } fleet_job_kind;
@@ -129,23 +129,23 @@ struct fleet {
     cfg_t cfg;
     state_db *db;
     struct img_store *img;
-    char token[65];                /* admin bearer token */
-    char run_dir[FLEET_PATH_MAX];  /* status files: RUN_DIR/<id>.status */
-    char log_dir[FLEET_PATH_MAX];  /* consoles: LOG_DIR/<id>.log */
-    uint32_t gateway;              /* bridge address (host order), 0 = no network */
-    struct pfwd *pfwd;             /* published ports */
+    char token[65];               /* admin bearer token */
+    char run_dir[FLEET_PATH_MAX]; /* status files: RUN_DIR/<id>.status */
+    char log_dir[FLEET_PATH_MAX]; /* consoles: LOG_DIR/<id>.log */
+    uint32_t gateway;             /* bridge address (host order), 0 = no network */
+    struct pfwd *pfwd;            /* published ports */
 
-    pthread_mutex_t place_mu;      /* see LOCKS above */
+    pthread_mutex_t place_mu; /* see LOCKS above */
     pthread_mutex_t row_mu;
     pthread_mutex_t mu;
-    pthread_cond_t job_cv;         /* jobs queued / instance no longer busy */
-    pthread_cond_t state_cv;       /* an instance's or host's state changed */
-    pthread_cond_t event_cv;       /* an event was appended */
+    pthread_cond_t job_cv;   /* jobs queued / instance no longer busy */
+    pthread_cond_t state_cv; /* an instance's or host's state changed */
+    pthread_cond_t event_cv; /* an event was appended */
     fleet_host *hosts[FLEET_MAX_HOSTS];
     size_t nhosts;
-    fleet_rt *rt;                  /* runtime table, nrt entries */
+    fleet_rt *rt; /* runtime table, nrt entries */
     size_t nrt, rt_cap;
-    size_t *rt_index;              /* open addressing over rt by id: slot holds
+    size_t *rt_index; /* open addressing over rt by id: slot holds
                                       index + 1, 0 = empty; 2 * rt_cap slots */
     fleet_job *jobs, *jobs_tail;
     int64_t last_event_id;
@@ -154,7 +154,7 @@ struct fleet {
     pthread_t workers[FLEET_WORKERS];
     pthread_t supervisor;
     int inotify_fd;
-    int wake_fd;                   /* eventfd to wake the supervisor */
+    int wake_fd; /* eventfd to wake the supervisor */
 
     uint64_t ready_hist[FLEET_READY_BUCKETS + 1];
     double ready_sum;
@@ -192,8 +192,8 @@ int fleet_set_host(fleet *f, const char *id, const char *host);
 /* ---- events.c ---- */
 /* Append an event (fields of docs/api.md; any string may be NULL). */
 void fleet_emit(fleet *f, const char *type, const char *instance, const char *name,
-                const char *state, const char *host, const char *image,
-                const char *digest, const char *message);
+                const char *state, const char *host, const char *image, const char *digest,
+                const char *message);
 
 /* ---- jobs.c ---- */
 void fleet_queue(fleet *f, fleet_job_kind kind, const char *id, const char *detail);

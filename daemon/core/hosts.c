@@ -74,12 +74,9 @@ const char *fleet_host_domain_type(const fleet_host *h)
 {
     if (h->node) {
         switch (node_domain_type(h->node)) {
-        case DOMXML_VIRT_KVM:
-            return "kvm";
-        case DOMXML_VIRT_QEMU:
-            return "qemu";
-        default:
-            break;
+        case DOMXML_VIRT_KVM: return "kvm";
+        case DOMXML_VIRT_QEMU: return "qemu";
+        default: break;
         }
     }
     return h->domain_type_cfg;
@@ -106,8 +103,9 @@ void fleet_host_open(fleet *f, fleet_host *h)
     pthread_mutex_unlock(&f->mu);
 
     memset(&o, 0, sizeof o);
-    o.domain_type = !strcmp(dt, "kvm") ? DOMXML_VIRT_KVM
-                  : !strcmp(dt, "qemu") ? DOMXML_VIRT_QEMU : DOMXML_VIRT_AUTO;
+    o.domain_type = !strcmp(dt, "kvm")    ? DOMXML_VIRT_KVM
+                    : !strcmp(dt, "qemu") ? DOMXML_VIRT_QEMU
+                                          : DOMXML_VIRT_AUTO;
     o.state_dir = f->cfg.state_dir;
     o.on_event = fleet_on_node_event;
     o.user = f;
@@ -135,15 +133,15 @@ void fleet_host_open(fleet *f, fleet_host *h)
         h->slots = (uint32_t)f->cfg.max_instances;
     pthread_cond_broadcast(&f->state_cv);
     pthread_mutex_unlock(&f->mu);
-    log_info("host %s (%s) up in %lld ms: %llu MiB, %u vCPUs, domain type %s (%s)", h->name,
-             uri, (long long)(fleet_now_ms() - t0), (unsigned long long)cap.memory_mib,
-             cap.vcpus, fleet_host_domain_type(h), node_domain_type_reason(node));
+    log_info("host %s (%s) up in %lld ms: %llu MiB, %u vCPUs, domain type %s (%s)", h->name, uri,
+             (long long)(fleet_now_ms() - t0), (unsigned long long)cap.memory_mib, cap.vcpus,
+             fleet_host_domain_type(h), node_domain_type_reason(node));
     fleet_emit(f, "host.state", NULL, h->name, "up", h->name, NULL, NULL, NULL);
     fleet_reconcile_host(f, h);
 }
 
-static fleet_host *host_new(fleet *f, const char *name, const char *uri,
-                            const char *labels_json, const char *domain_type, int cordoned)
+static fleet_host *host_new(fleet *f, const char *name, const char *uri, const char *labels_json,
+                            const char *domain_type, int cordoned)
 {
     fleet_host *h = calloc(1, sizeof *h);
     if (!h)
@@ -219,7 +217,8 @@ int fleet_host_add(fleet *f, const char *name, const char *uri, const fleet_kv *
     if (!strncmp(uri, "qemu:///embed", 13))
         return fleet_err_set(e, FLEET_E_INVALID, "uri",
                              "uri '%s': only the local host uses the embedded driver "
-                             "(one per process); add hosts through libvirtd URIs", uri);
+                             "(one per process); add hosts through libvirtd URIs",
+                             uri);
     labels_json = fleet_kv_json(labels, n_labels);
     h = labels_json ? host_new(f, name, uri, labels_json, domain_type, 0) : NULL;
     free(labels_json);
@@ -235,8 +234,8 @@ int fleet_host_add(fleet *f, const char *name, const char *uri, const fleet_kv *
      * the other's domains. */
     for (size_t i = 0; i < f->nhosts; i++) {
         if (!strcmp(f->hosts[i]->uri, uri)) {
-            rc = fleet_err_set(e, FLEET_E_CONFLICT, "uri", "uri '%s' is already host '%s'",
-                               uri, f->hosts[i]->name);
+            rc = fleet_err_set(e, FLEET_E_CONFLICT, "uri", "uri '%s' is already host '%s'", uri,
+                               f->hosts[i]->name);
             goto unlock;
         }
     }
@@ -311,8 +310,8 @@ int fleet_host_cordon_locked(fleet *f, const char *name, bool cordoned, fleet_er
         return fleet_err_set(e, FLEET_E_NOT_FOUND, "name", "host '%s' not found", name);
     if ((rc = persist_host(f, name, e)) != FLEET_OK)
         return rc;
-    fleet_emit(f, "host.state", NULL, name, cordoned ? "cordoned" : "uncordoned", name, NULL,
-               NULL, NULL);
+    fleet_emit(f, "host.state", NULL, name, cordoned ? "cordoned" : "uncordoned", name, NULL, NULL,
+               NULL);
     return FLEET_OK;
 }
 
@@ -334,8 +333,10 @@ int fleet_host_remove(fleet *f, const char *name, fleet_err *e)
     int rc = FLEET_OK, last;
 
     if (!strcmp(name, FLEET_LOCAL_HOST))
-        return fleet_err_set(e, FLEET_E_CONFLICT, "name", "host '%s' is the daemon's own "
-                             "host and cannot be removed", name);
+        return fleet_err_set(e, FLEET_E_CONFLICT, "name",
+                             "host '%s' is the daemon's own "
+                             "host and cannot be removed",
+                             name);
     /* Under place_mu no create can land on the host between the count of
      * its instances and its removal. */
     pthread_mutex_lock(&f->place_mu);
@@ -350,8 +351,10 @@ int fleet_host_remove(fleet *f, const char *name, fleet_err *e)
     if (!h)
         rc = fleet_err_set(e, FLEET_E_NOT_FOUND, "name", "host '%s' not found", name);
     else if (users)
-        rc = fleet_err_set(e, FLEET_E_CONFLICT, "name", "host '%s' still has %zu instance%s; "
-                           "drain it first", name, users, users == 1 ? "" : "s");
+        rc = fleet_err_set(e, FLEET_E_CONFLICT, "name",
+                           "host '%s' still has %zu instance%s; "
+                           "drain it first",
+                           name, users, users == 1 ? "" : "s");
     if (rc != FLEET_OK) {
         pthread_mutex_unlock(&f->mu);
         goto out;

@@ -32,8 +32,7 @@ int fleet_image_push_begin(fleet *f, uint64_t content_length, img_upload **up, f
     return FLEET_OK;
 }
 
-int fleet_image_push_write(fleet *f, img_upload *up, const void *data, size_t len,
-                           fleet_err *e)
+int fleet_image_push_write(fleet *f, img_upload *up, const void *data, size_t len, fleet_err *e)
 {
     img_err ie;
     (void)f;
@@ -42,9 +41,9 @@ int fleet_image_push_write(fleet *f, img_upload *up, const void *data, size_t le
     return FLEET_OK;
 }
 
-int fleet_image_push_commit(fleet *f, img_upload *up, const char *expect_digest,
-                            const char *name, const char *tag, const img_label *labels,
-                            size_t n_labels, img_info *out, fleet_err *e)
+int fleet_image_push_commit(fleet *f, img_upload *up, const char *expect_digest, const char *name,
+                            const char *tag, const img_label *labels, size_t n_labels,
+                            img_info *out, fleet_err *e)
 {
     img_err ie;
     char ref[IMG_NAME_MAX + IMG_TAG_MAX + 2];
@@ -56,12 +55,10 @@ int fleet_image_push_commit(fleet *f, img_upload *up, const char *expect_digest,
         return fleet_img_err(e, &ie, "digest");
     }
     if (img_upload_commit(up, name, tag, labels, n_labels, out, &ie) != 0)
-        return fleet_img_err(e, &ie, expect_digest && ie.code == IMG_E_INVALID ? "digest"
-                                                                               : NULL);
+        return fleet_img_err(e, &ie, expect_digest && ie.code == IMG_E_INVALID ? "digest" : NULL);
     snprintf(ref, sizeof ref, "%s:%s", name, tag);
     fleet_emit(f, "image.pushed", NULL, NULL, NULL, NULL, ref, out->digest, NULL);
-    log_info("image %s pushed (%s, %llu bytes)", ref, out->digest,
-             (unsigned long long)out->size);
+    log_info("image %s pushed (%s, %llu bytes)", ref, out->digest, (unsigned long long)out->size);
     return FLEET_OK;
 }
 
@@ -82,8 +79,7 @@ int fleet_image_rows(fleet *f, img_info **rows, size_t *n, fleet_err *e)
     return FLEET_OK;
 }
 
-int fleet_image_resolve(fleet *f, const char *ref, char digest[IMG_DIGEST_LEN + 1],
-                        fleet_err *e)
+int fleet_image_resolve(fleet *f, const char *ref, char digest[IMG_DIGEST_LEN + 1], fleet_err *e)
 {
     img_err ie;
     if (img_resolve(f->img, ref, digest, &ie) != 0)
@@ -91,8 +87,8 @@ int fleet_image_resolve(fleet *f, const char *ref, char digest[IMG_DIGEST_LEN + 
     return FLEET_OK;
 }
 
-int fleet_image_tag(fleet *f, const char *ref, const char *new_ref,
-                    char digest[IMG_DIGEST_LEN + 1], fleet_err *e)
+int fleet_image_tag(fleet *f, const char *ref, const char *new_ref, char digest[IMG_DIGEST_LEN + 1],
+                    fleet_err *e)
 {
     img_err ie;
     if (img_resolve(f->img, ref, digest, &ie) != 0 || img_tag(f->img, digest, new_ref, &ie) != 0)
@@ -136,9 +132,10 @@ int fleet_image_delete(fleet *f, const char *ref, bool force, fleet_err *e)
     for (size_t i = 0; i < nrows; i++)
         names += !strcmp(rows[i].digest, digest) && rows[i].name[0];
     if (names <= 1 && info.refs > 0 && !force) {
-        rc = fleet_err_set(e, FLEET_E_CONFLICT, "ref", "image '%s' is used by %u instance%s; "
-                           "delete them first or use force", ref, info.refs,
-                           info.refs == 1 ? "" : "s");
+        rc = fleet_err_set(e, FLEET_E_CONFLICT, "ref",
+                           "image '%s' is used by %u instance%s; "
+                           "delete them first or use force",
+                           ref, info.refs, info.refs == 1 ? "" : "s");
         goto done;
     }
     if (img_untag(f->img, ref, &ie) != 0) {

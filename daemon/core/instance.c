@@ -39,8 +39,8 @@ int fleet_instance_find(fleet *f, const char *key, state_instance *out, fleet_er
 }
 
 int fleet_instance_page(fleet *f, const char *after, int state, const char *host,
-                        state_inst_match match, void *ctx, size_t limit,
-                        state_instance **rows, size_t *n, int *more, fleet_err *e)
+                        state_inst_match match, void *ctx, size_t limit, state_instance **rows,
+                        size_t *n, int *more, fleet_err *e)
 {
     char err[256];
     int rc = state_inst_page(f->db, after, state, host, match, ctx, limit, rows, n, more, err,
@@ -154,8 +154,8 @@ static int check_cmdline(const fleet_instance_spec *spec, fleet_err *e)
 }
 
 /* Ids and names of the batch; published ports free. Under place_mu. */
-static int claim_names(fleet *f, const fleet_instance_spec *spec, uint32_t count,
-                       bool network, state_instance *made, fleet_err *e)
+static int claim_names(fleet *f, const fleet_instance_spec *spec, uint32_t count, bool network,
+                       state_instance *made, fleet_err *e)
 {
     for (uint32_t i = 0, tries = 0; i < count;) {
         state_instance *in = &made[i];
@@ -179,11 +179,15 @@ static int claim_names(fleet *f, const fleet_instance_spec *spec, uint32_t count
         if (clash && !spec->name && ++tries < 1000)
             continue;
         if (clash == 1)
-            return fleet_err_set(e, FLEET_E_CONFLICT, "name", "instance name '%s' is "
-                                 "given twice", in->name);
+            return fleet_err_set(e, FLEET_E_CONFLICT, "name",
+                                 "instance name '%s' is "
+                                 "given twice",
+                                 in->name);
         if (clash)
-            return fleet_err_set(e, FLEET_E_CONFLICT, "name", "instance name '%s' is already "
-                                 "taken", in->name);
+            return fleet_err_set(e, FLEET_E_CONFLICT, "name",
+                                 "instance name '%s' is already "
+                                 "taken",
+                                 in->name);
         i++;
     }
     for (size_t p = 0; p < spec->n_ports; p++) {
@@ -191,13 +195,16 @@ static int claim_names(fleet *f, const fleet_instance_spec *spec, uint32_t count
         state_proto proto = spec->ports[p].proto;
         if (state_port_in_use(f->db, spec->ports[p].host, proto) ||
             (proto == STATE_PROTO_TCP && spec->ports[p].host == f->cfg.listen_port))
-            return fleet_err_set(e, FLEET_E_CONFLICT, "ports", "host port %d/%s is already "
-                                 "published", spec->ports[p].host, state_proto_name(proto));
-        if (pfwd_probe(f->pfwd, proto == STATE_PROTO_UDP ? PFWD_UDP : PFWD_TCP,
-                       spec->ports[p].host, perr, sizeof perr) != 0)
+            return fleet_err_set(e, FLEET_E_CONFLICT, "ports",
+                                 "host port %d/%s is already "
+                                 "published",
+                                 spec->ports[p].host, state_proto_name(proto));
+        if (pfwd_probe(f->pfwd, proto == STATE_PROTO_UDP ? PFWD_UDP : PFWD_TCP, spec->ports[p].host,
+                       perr, sizeof perr) != 0)
             return fleet_err_set(e, FLEET_E_CONFLICT, "ports", "%s", perr);
         if (!network)
-            return fleet_err_set(e, FLEET_E_INVALID, "ports", "published ports need the "
+            return fleet_err_set(e, FLEET_E_INVALID, "ports",
+                                 "published ports need the "
                                  "instance network (network is %s)",
                                  spec->network ? "disabled on this daemon" : "false");
     }
@@ -282,9 +289,10 @@ static int assign_addresses(fleet *f, const fleet_snapshot *snap, uint32_t count
             k++;
         }
         if (next >= bcast) {
-            rc = fleet_err_set(e, FLEET_E_CAPACITY, "network", "subnet has no free address "
-                               "left for %u more instance%s", count - i,
-                               count - i == 1 ? "" : "s");
+            rc = fleet_err_set(e, FLEET_E_CAPACITY, "network",
+                               "subnet has no free address "
+                               "left for %u more instance%s",
+                               count - i, count - i == 1 ? "" : "s");
             break;
         }
         made[i].ipv4 = next++;
@@ -315,9 +323,9 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
     memset(&snap, 0, sizeof snap);
     memset(&dec, 0, sizeof dec);
     if (img_resolve(f->img, spec->image, digest, &ie) != 0)
-        return ie.code == IMG_E_NOT_FOUND
-            ? fleet_err_set(e, FLEET_E_NOT_FOUND, "image", "image '%s' not found", spec->image)
-            : fleet_img_err(e, &ie, "image");
+        return ie.code == IMG_E_NOT_FOUND ? fleet_err_set(e, FLEET_E_NOT_FOUND, "image",
+                                                          "image '%s' not found", spec->image)
+                                          : fleet_img_err(e, &ie, "image");
     if (img_get(f->img, digest, &info, &ie) != 0)
         return fleet_img_err(e, &ie, "image");
     if (strchr(spec->image, ':') || fleet_image_is_digest(spec->image, digest))
@@ -499,8 +507,7 @@ int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
             rc = node_shutdown(node, dom, (unsigned)timeout_s * 1000u, NULL, err, sizeof err);
             fleet_host_release(f, host);
             if (rc != NODE_OK && rc != NODE_E_NOTFOUND) {
-                rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL, "stopping '%s': %s", in.name,
-                                   err);
+                rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL, "stopping '%s': %s", in.name, err);
                 state_inst_free(&in);
                 return rc;
             }
@@ -552,8 +559,8 @@ static int resolve(fleet *f, const char *key, char id[STATE_ID_LEN + 1], fleet_e
     return FLEET_OK;
 }
 
-int fleet_instance_stop(fleet *f, const char *key, int timeout_s,
-                        char id_out[STATE_ID_LEN + 1], fleet_err *e)
+int fleet_instance_stop(fleet *f, const char *key, int timeout_s, char id_out[STATE_ID_LEN + 1],
+                        fleet_err *e)
 {
     char id[STATE_ID_LEN + 1];
     int rc = resolve(f, key, id, e);
@@ -562,8 +569,7 @@ int fleet_instance_stop(fleet *f, const char *key, int timeout_s,
     return rc != FLEET_OK ? rc : fleet_stop_id(f, id, timeout_s, e);
 }
 
-int fleet_instance_start(fleet *f, const char *key, char id_out[STATE_ID_LEN + 1],
-                         fleet_err *e)
+int fleet_instance_start(fleet *f, const char *key, char id_out[STATE_ID_LEN + 1], fleet_err *e)
 {
     char id[STATE_ID_LEN + 1];
     int rc = resolve(f, key, id, e);
@@ -572,8 +578,8 @@ int fleet_instance_start(fleet *f, const char *key, char id_out[STATE_ID_LEN + 1
     return rc != FLEET_OK ? rc : fleet_start_id(f, id, e);
 }
 
-int fleet_instance_restart(fleet *f, const char *key, int timeout_s,
-                           char id_out[STATE_ID_LEN + 1], fleet_err *e)
+int fleet_instance_restart(fleet *f, const char *key, int timeout_s, char id_out[STATE_ID_LEN + 1],
+                           fleet_err *e)
 {
     char id[STATE_ID_LEN + 1];
     int rc = resolve(f, key, id, e);
@@ -611,8 +617,10 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
     active = rt->active || rt->busy || fleet_state_live(in.state);
     if (active && !force) {
         pthread_mutex_unlock(&f->mu);
-        rc = fleet_err_set(e, FLEET_E_CONFLICT, "id", "instance '%s' is %s; stop it first "
-                           "or delete with force", key, state_inst_state_name(in.state));
+        rc = fleet_err_set(e, FLEET_E_CONFLICT, "id",
+                           "instance '%s' is %s; stop it first "
+                           "or delete with force",
+                           key, state_inst_state_name(in.state));
         goto out;
     }
     rt->stop_requested = 1;
@@ -622,8 +630,10 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
     fleet_rt_wait(f, in.id, 0, 30000);
     destroy_domain(f, &in);
     if (!fleet_rt_wait(f, in.id, 1, 15000)) {
-        rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL, "instance '%s' did not stop; try "
-                           "again", key);
+        rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL,
+                           "instance '%s' did not stop; try "
+                           "again",
+                           key);
         goto out;
     }
     if (state_inst_delete(f->db, in.id, err, sizeof err) != 0) {

@@ -62,15 +62,9 @@ void *fleet_worker_main(void *arg)
         }
         pthread_mutex_unlock(&f->mu);
         switch (j->kind) {
-        case JOB_START:
-            fleet_job_start(f, j);
-            break;
-        case JOB_DOMAIN_GONE:
-            fleet_job_domain_gone(f, j);
-            break;
-        case JOB_DOMAIN_CRASHED:
-            fleet_job_domain_crashed(f, j);
-            break;
+        case JOB_START: fleet_job_start(f, j); break;
+        case JOB_DOMAIN_GONE: fleet_job_domain_gone(f, j); break;
+        case JOB_DOMAIN_CRASHED: fleet_job_domain_crashed(f, j); break;
         }
         pthread_mutex_lock(&f->mu);
         rt = fleet_rt_get(f, j->id);
@@ -90,12 +84,8 @@ void fleet_on_node_event(struct node *node, const char *instance_id, enum node_e
 {
     fleet *f = user;
     switch (ev) {
-    case NODE_EVENT_STOPPED:
-        fleet_queue(f, JOB_DOMAIN_GONE, instance_id, detail);
-        break;
-    case NODE_EVENT_CRASHED:
-        fleet_queue(f, JOB_DOMAIN_CRASHED, instance_id, detail);
-        break;
+    case NODE_EVENT_STOPPED: fleet_queue(f, JOB_DOMAIN_GONE, instance_id, detail); break;
+    case NODE_EVENT_CRASHED: fleet_queue(f, JOB_DOMAIN_CRASHED, instance_id, detail); break;
     case NODE_EVENT_CONN_LOST:
         pthread_mutex_lock(&f->mu);
         for (size_t i = 0; i < f->nhosts; i++) {
@@ -110,7 +100,6 @@ void fleet_on_node_event(struct node *node, const char *instance_id, enum node_e
         pthread_mutex_unlock(&f->mu);
         fleet_wake_supervisor(f);
         break;
-    default:
-        break;
+    default: break;
     }
 }

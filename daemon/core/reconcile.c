@@ -11,7 +11,7 @@
 /* Bring the rows of host h in line with the domains it really runs. */
 void fleet_reconcile_host(fleet *f, fleet_host *h)
 {
-    const char *host_name = h->name;   /* fixed for the host's life */
+    const char *host_name = h->name; /* fixed for the host's life */
     struct node *node;
     struct node_dom *doms = NULL;
     size_t ndoms = 0;
@@ -45,7 +45,9 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
         if (!row || strcmp(row->host, host_name) != 0 || !row->want_running) {
             log_warn("host %s: destroying domain '%s' (instance '%s' is %s)", host_name,
                      doms[d].name, doms[d].instance_id,
-                     !row ? "unknown" : !row->want_running ? "not meant to run" : "elsewhere");
+                     !row                 ? "unknown"
+                     : !row->want_running ? "not meant to run"
+                                          : "elsewhere");
             if (row && !row->want_running) {
                 pthread_mutex_lock(&f->mu);
                 fleet_rt *rt = fleet_rt_get(f, row->id);
@@ -89,7 +91,7 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             pthread_mutex_lock(&f->mu);
             fleet_rt *rt = fleet_rt_get(f, row->id);
             int was_active = rt->active;
-            rt->active = 1;  /* so the final status poll reads the file */
+            rt->active = 1; /* so the final status poll reads the file */
             if (row->state == ST_STOPPING)
                 rt->stop_requested = 1;
             pthread_mutex_unlock(&f->mu);

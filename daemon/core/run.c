@@ -33,10 +33,8 @@ static int build_cmdline(fleet *f, const state_instance *in, gcmd *c, char *err,
         gcmd_env(c, "shoal.gw", cfg_ip4_str(f->gateway, gw));
         gcmd_env(c, "shoal.mac", in->mac);
     }
-    json_object_foreach(env, k, v)
-        gcmd_env(c, k, json_string_value(v) ? json_string_value(v) : "");
-    json_array_foreach(args, i, v)
-        gcmd_arg(c, json_string_value(v) ? json_string_value(v) : "");
+    json_object_foreach(env, k, v) gcmd_env(c, k, json_string_value(v) ? json_string_value(v) : "");
+    json_array_foreach(args, i, v) gcmd_arg(c, json_string_value(v) ? json_string_value(v) : "");
     rc = gcmd_finish(c, err, errlen);
     json_decref(args);
     json_decref(env);
@@ -78,8 +76,7 @@ void fleet_publish_ports(fleet *f, const state_instance *in)
         return;
     pfwd_remove(f->pfwd, in->id);
     for (int i = 0; i < in->nports; i++) {
-        if (pfwd_add(f->pfwd, in->id,
-                     in->ports[i].proto == STATE_PROTO_UDP ? PFWD_UDP : PFWD_TCP,
+        if (pfwd_add(f->pfwd, in->id, in->ports[i].proto == STATE_PROTO_UDP ? PFWD_UDP : PFWD_TCP,
                      in->ports[i].host, in->ipv4, in->ports[i].guest, err, sizeof err) != 0) {
             log_warn("instance %s: cannot publish %s", in->id, err);
             fleet_emit(f, "instance.warning", in->id, in->name, NULL, in->host, NULL, NULL, err);
@@ -204,7 +201,7 @@ struct end_ctx {
     state_inst_state st;
     int exit_code;
     const char *error;
-    int restart;            /* 1: go to backoff */
+    int restart; /* 1: go to backoff */
 };
 
 static void end_fn(state_instance *in, void *ctx)
@@ -287,8 +284,10 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         c.st = ST_LOST;
         outcome = "lost";
     } else {
-        snprintf(text, sizeof text, "guest stopped without reporting an exit status "
-                 "(libvirt: %s)", j->detail[0] ? j->detail : "unknown");
+        snprintf(text, sizeof text,
+                 "guest stopped without reporting an exit status "
+                 "(libvirt: %s)",
+                 j->detail[0] ? j->detail : "unknown");
         c.st = ST_CRASHED;
         outcome = "crashed";
     }
@@ -361,4 +360,3 @@ void fleet_job_domain_crashed(fleet *f, const fleet_job *j)
     fleet_host_release(f, host);
     state_inst_free(&in);
 }
-

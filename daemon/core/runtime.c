@@ -131,8 +131,8 @@ int fleet_mutate(fleet *f, const char *id, fleet_mutator fn, void *ctx)
     if (rc != 0)
         log_error("instance %s: cannot save state: %s", id, err);
     if (in.state != before)
-        fleet_emit(f, "instance.state", in.id, in.name, state_inst_state_name(in.state),
-                   in.host, in.image_ref, NULL, in.last_error);
+        fleet_emit(f, "instance.state", in.id, in.name, state_inst_state_name(in.state), in.host,
+                   in.image_ref, NULL, in.last_error);
     pthread_mutex_lock(&f->mu);
     pthread_cond_broadcast(&f->state_cv);
     pthread_mutex_unlock(&f->mu);

@@ -48,8 +48,8 @@ char *fleet_placement_format(bool spread, const fleet_rule *r, size_t n)
 {
     json_t *o = json_object(), *a = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_t *ro = json_pack("{s:s,s:s,s:b,s:i}", "kind", fleet_rule_kind_name(r[i].kind),
-                               "key", r[i].key, "soft", r[i].soft, "weight", (int)r[i].weight);
+        json_t *ro = json_pack("{s:s,s:s,s:b,s:i}", "kind", fleet_rule_kind_name(r[i].kind), "key",
+                               r[i].key, "soft", r[i].soft, "weight", (int)r[i].weight);
         if (r[i].value)
             json_object_set_new(ro, "value", json_string(r[i].value));
         json_array_append_new(a, ro);
@@ -77,7 +77,8 @@ int fleet_placement_parse(const char *text, fleet_placement *out)
         fleet_placement_clear(out);
         return -1;
     }
-    json_array_foreach(a, i, r) {
+    json_array_foreach(a, i, r)
+    {
         int k = rule_kind(json_string_value(json_object_get(r, "kind")));
         fleet_rule *fr = &out->rules[out->n_rules];
         if (k < 0 || !json_string_value(json_object_get(r, "key")))
@@ -121,7 +122,8 @@ static sched_label *labels_from(json_t *doc, const sched_label *extra, size_t *n
     *n = 0;
     if (!out)
         return NULL;
-    json_object_foreach(doc, k, v) {
+    json_object_foreach(doc, k, v)
+    {
         out[*n].key = k;
         out[*n].value = json_string_value(v);
         (*n)++;

@@ -18,13 +18,13 @@ typedef struct {
     size_t nhosts;
     sched_instance *insts;
     size_t ninsts;
-    state_instance *rows;        /* all rows, nrows */
+    state_instance *rows; /* all rows, nrows */
     size_t nrows;
-    size_t *row_of;              /* insts[i] is rows[row_of[i]] */
-    void **idocs;                /* per instance: labels document */
-    sched_label **ilabels;       /* per instance */
-    fleet_placement *iplace;     /* per instance: its rules */
-    sched_rule **irules;         /* per instance */
+    size_t *row_of;          /* insts[i] is rows[row_of[i]] */
+    void **idocs;            /* per instance: labels document */
+    sched_label **ilabels;   /* per instance */
+    fleet_placement *iplace; /* per instance: its rules */
+    sched_rule **irules;     /* per instance */
 } fleet_snapshot;
 
 /* 0, or -1 with a message in err. */

@@ -25,9 +25,9 @@ const double fleet_ready_bounds[FLEET_READY_BUCKETS] = {
 
 struct recs {
     int have_ready;
-    gst_record ready;          /* the first ready record of this poll */
+    gst_record ready; /* the first ready record of this poll */
     int have_outcome;
-    gst_record outcome;        /* the last exit or crash record */
+    gst_record outcome; /* the last exit or crash record */
 };
 
 static void collect(void *ctx, const gst_record *r)

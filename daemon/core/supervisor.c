@@ -82,9 +82,9 @@ static void reopen_host(fleet *f, fleet_host *h)
 
 static void supervise_tick(fleet *f, int64_t now, int *last_trim)
 {
-    char (*ids)[STATE_ID_LEN + 1] = NULL;
+    char(*ids)[STATE_ID_LEN + 1] = NULL;
     size_t n = 0;
-    char (*due)[STATE_ID_LEN + 1] = NULL;
+    char(*due)[STATE_ID_LEN + 1] = NULL;
     size_t ndue = 0;
     fleet_host *reopen[FLEET_MAX_HOSTS];
     size_t nreopen = 0;

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CRASH_UNMAPPED 0xdead0000000ull   /* canonical, above the 4 GiB map */
+#define CRASH_UNMAPPED 0xdead0000000ull /* canonical, above the 4 GiB map */
 
-static volatile int crash_forever = 1;   /* hides the endless recursion from gcc */
+static volatile int crash_forever = 1; /* hides the endless recursion from gcc */
 
 __attribute__((noinline)) static unsigned crash_recurse(unsigned n)
 {
@@ -19,7 +19,7 @@ __attribute__((noinline)) static unsigned crash_recurse(unsigned n)
     pad[0] = (char)n;
     if (!crash_forever)
         return n;
-    return crash_recurse(n + 1) + pad[0];   /* not a tail call */
+    return crash_recurse(n + 1) + pad[0]; /* not a tail call */
 }
 
 __attribute__((noinline)) static void crash_now(const char *how)
@@ -29,7 +29,7 @@ __attribute__((noinline)) static void crash_now(const char *how)
         printf("%u\n", crash_recurse(0));
     } else if (strcmp(how, "null") == 0) {
         volatile int *p = NULL;
-        __asm__("" : "+r"(p));              /* hide the constant from gcc */
+        __asm__("" : "+r"(p)); /* hide the constant from gcc */
         printf("crash: read from %p\n", (void *)p);
         (void)*p;
     } else if (strcmp(how, "ud") == 0) {
@@ -49,8 +49,16 @@ __attribute__((noinline)) static void crash_now(const char *how)
     }
 }
 
-__attribute__((noinline)) static void crash_level2(const char *how) { crash_now(how); __asm__ volatile(""); }
-__attribute__((noinline)) static void crash_level1(const char *how) { crash_level2(how); __asm__ volatile(""); }
+__attribute__((noinline)) static void crash_level2(const char *how)
+{
+    crash_now(how);
+    __asm__ volatile("");
+}
+__attribute__((noinline)) static void crash_level1(const char *how)
+{
+    crash_level2(how);
+    __asm__ volatile("");
+}
 
 int main(int argc, char **argv)
 {

@@ -23,9 +23,9 @@
 #define BUF      4096
 
 struct conn {
-    int    fd;
-    size_t len, off;          /* bytes received and not yet echoed */
-    char   buf[BUF];
+    int fd;
+    size_t len, off; /* bytes received and not yet echoed */
+    char buf[BUF];
 };
 
 static struct conn *conns[MAX_CONN];
@@ -41,8 +41,8 @@ static int open_sock(int type, int port)
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
         bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
         (type == SOCK_STREAM && listen(fd, 64) < 0) || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
-        fprintf(stderr, "echo: cannot bind %s port %d: %s\n",
-                type == SOCK_STREAM ? "tcp" : "udp", port, strerror(errno));
+        fprintf(stderr, "echo: cannot bind %s port %d: %s\n", type == SOCK_STREAM ? "tcp" : "udp",
+                port, strerror(errno));
         exit(1);
     }
     return fd;
@@ -138,7 +138,8 @@ int main(int argc, char **argv)
                 struct sockaddr_in from;
                 socklen_t fl = sizeof from;
                 ssize_t r;
-                while ((r = recvfrom(us, dgram, sizeof dgram, 0, (struct sockaddr *)&from, &fl)) >= 0) {
+                while ((r = recvfrom(us, dgram, sizeof dgram, 0, (struct sockaddr *)&from, &fl)) >=
+                       0) {
                     sendto(us, dgram, (size_t)r, 0, (struct sockaddr *)&from, fl);
                     fl = sizeof from;
                 }

@@ -22,28 +22,31 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 
-#define MAX_CONN  256
-#define INBUF     4096
-#define MAX_BODY  (64L << 20)
+#define MAX_CONN 256
+#define INBUF    4096
+#define MAX_BODY (64L << 20)
 
 struct conn {
-    int    fd;
+    int fd;
     size_t inlen;
-    char   in[INBUF];
-    size_t discard;          /* request body bytes still to skip */
-    char   hdr[256];         /* response being sent: header, then body */
+    char in[INBUF];
+    size_t discard; /* request body bytes still to skip */
+    char hdr[256];  /* response being sent: header, then body */
     size_t hdrlen, hdroff;
     const char *body;
     size_t bodylen, bodyoff;
-    int    sending;
-    int    close_after;
+    int sending;
+    int close_after;
 };
 
 static struct conn *conns[MAX_CONN];
-static char  *big_body;
+static char *big_body;
 static size_t big_len;
 
-static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static int lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
 
 /* Case-insensitive prefix match of a header line. */
 static int hdr_is(const char *line, size_t len, const char *name)
@@ -85,13 +88,14 @@ static void conn_close(int i)
     conns[i] = NULL;
 }
 
-static void respond(struct conn *c, int code, const char *reason, const char *body,
-                    size_t len, int head_only)
+static void respond(struct conn *c, int code, const char *reason, const char *body, size_t len,
+                    int head_only)
 {
-    c->hdrlen = (size_t)snprintf(c->hdr, sizeof c->hdr,
-        "HTTP/1.1 %d %s\r\nServer: shoal-httpd\r\nContent-Type: text/plain\r\n"
-        "Content-Length: %lu\r\nConnection: %s\r\n\r\n",
-        code, reason, (unsigned long)len, c->close_after ? "close" : "keep-alive");
+    c->hdrlen =
+        (size_t)snprintf(c->hdr, sizeof c->hdr,
+                         "HTTP/1.1 %d %s\r\nServer: shoal-httpd\r\nContent-Type: text/plain\r\n"
+                         "Content-Length: %lu\r\nConnection: %s\r\n\r\n",
+                         code, reason, (unsigned long)len, c->close_after ? "close" : "keep-alive");
     c->hdroff = 0;
     c->body = body;
     c->bodylen = head_only ? 0 : len;
@@ -103,7 +107,7 @@ static void respond(struct conn *c, int code, const char *reason, const char *bo
  * response. Returns 0 when waiting for more input. */
 static int parse_request(struct conn *c)
 {
-    while (c->discard && c->inlen) {           /* body of the previous request */
+    while (c->discard && c->inlen) { /* body of the previous request */
         size_t k = c->discard < c->inlen ? c->discard : c->inlen;
         memmove(c->in, c->in + k, c->inlen - k);
         c->inlen -= k;
@@ -151,7 +155,7 @@ static int parse_request(struct conn *c)
             else
                 clen = (size_t)v;
         } else if (hdr_is(l, ll, "transfer-encoding")) {
-            clen_bad = 1;                      /* chunked bodies: not supported */
+            clen_bad = 1; /* chunked bodies: not supported */
         }
         l = le + 2;
     }
@@ -278,7 +282,7 @@ int main(int argc, char **argv)
             pf[n].revents = 0;
             idx[n++] = i;
         }
-        pf[n].fd = nconn < MAX_CONN ? ls : -1;   /* full: stop accepting for now */
+        pf[n].fd = nconn < MAX_CONN ? ls : -1; /* full: stop accepting for now */
         pf[n].events = POLLIN;
         pf[n].revents = 0;
         idx[n++] = -1;
@@ -297,7 +301,7 @@ int main(int argc, char **argv)
                     conn_close(i);
                 continue;
             }
-            for (;;) {                         /* the listener */
+            for (;;) { /* the listener */
                 int fd = accept(ls, NULL, NULL);
                 if (fd < 0)
                     break;

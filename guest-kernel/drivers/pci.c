@@ -11,9 +11,9 @@
 
 #define PCI_BAR0        0x10
 #define PCI_HEADER_TYPE 0x0E
-#define PCI_STATUS_CAPS 0x0010   /* status register: capability list present */
+#define PCI_STATUS_CAPS 0x0010 /* status register: capability list present */
 #define PCI_CAP_PTR     0x34
-#define PCI_SECONDARY   0x19     /* type 1 header: secondary bus number */
+#define PCI_SECONDARY   0x19 /* type 1 header: secondary bus number */
 
 static inline void outl(uint16_t port, uint32_t v)
 {
@@ -55,17 +55,26 @@ uint16_t pci_read16(const struct pci_dev *d, uint8_t off)
     return (uint16_t)(pci_read32(d->bus, d->dev, d->fn, off) >> (8 * (off & 2)));
 }
 
-static uint32_t rd(const struct pci_dev *d, uint8_t off) { return pci_read32(d->bus, d->dev, d->fn, off); }
-static void wr(const struct pci_dev *d, uint8_t off, uint32_t v) { pci_write32(d->bus, d->dev, d->fn, off, v); }
+static uint32_t rd(const struct pci_dev *d, uint8_t off)
+{
+    return pci_read32(d->bus, d->dev, d->fn, off);
+}
+static void wr(const struct pci_dev *d, uint8_t off, uint32_t v)
+{
+    pci_write32(d->bus, d->dev, d->fn, off, v);
+}
 
 /* The command register is the low half of 0x04; writing 0 to the upper
  * (status) half leaves its write-1-to-clear bits alone. */
-static void set_command(const struct pci_dev *d, uint16_t cmd) { wr(d, 0x04, cmd); }
+static void set_command(const struct pci_dev *d, uint16_t cmd)
+{
+    wr(d, 0x04, cmd);
+}
 
 /* Scan one bus, then the buses behind its PCI-to-PCI bridges. `seen` keeps
  * a bus from being scanned twice when a bridge is misprogrammed. */
-static int scan_bus(uint8_t bus, uint32_t seen[8],
-                    int (*fn)(const struct pci_dev *d, void *ctx), void *ctx)
+static int scan_bus(uint8_t bus, uint32_t seen[8], int (*fn)(const struct pci_dev *d, void *ctx),
+                    void *ctx)
 {
     if (seen[bus / 32] & (1u << (bus % 32)))
         return 0;
@@ -77,11 +86,16 @@ static int scan_bus(uint8_t bus, uint32_t seen[8],
             if ((id & 0xFFFF) == PCI_VENDOR_NONE)
                 continue;
             uint8_t htype = (uint8_t)(pci_read32(bus, dev, f, 0x0C) >> 16);
-            if (f == 0 && (htype & 0x80))   /* multi-function device */
+            if (f == 0 && (htype & 0x80)) /* multi-function device */
                 nfn = 8;
             uint32_t cls = pci_read32(bus, dev, f, 0x08);
-            struct pci_dev d = { bus, dev, f, (uint16_t)id, (uint16_t)(id >> 16),
-                                 (uint8_t)(cls >> 24), (uint8_t)(cls >> 16) };
+            struct pci_dev d = { bus,
+                                 dev,
+                                 f,
+                                 (uint16_t)id,
+                                 (uint16_t)(id >> 16),
+                                 (uint8_t)(cls >> 24),
+                                 (uint8_t)(cls >> 16) };
             int r = fn(&d, ctx);
             if (r)
                 return r;
@@ -97,7 +111,7 @@ static int scan_bus(uint8_t bus, uint32_t seen[8],
 
 int pci_scan(int (*fn)(const struct pci_dev *d, void *ctx), void *ctx)
 {
-    uint32_t seen[8] = {0};
+    uint32_t seen[8] = { 0 };
     return scan_bus(0, seen, fn, ctx);
 }
 
@@ -110,7 +124,7 @@ static unsigned bar_slots(const struct pci_dev *d)
 int pci_bar_probe(const struct pci_dev *d, unsigned idx, struct pci_bar *out)
 {
     unsigned slots = bar_slots(d), i = 0;
-    while (i < idx && i < slots) {              /* skip upper halves */
+    while (i < idx && i < slots) { /* skip upper halves */
         uint32_t v = rd(d, (uint8_t)(PCI_BAR0 + 4 * i));
         i += (!(v & 1) && ((v >> 1) & 3) == 2) ? 2 : 1;
     }
@@ -119,20 +133,20 @@ int pci_bar_probe(const struct pci_dev *d, unsigned idx, struct pci_bar *out)
 
     uint8_t off = (uint8_t)(PCI_BAR0 + 4 * idx);
     uint16_t cmd = pci_read16(d, 0x04);
-    set_command(d, cmd & (uint16_t)~(PCI_CMD_IO | PCI_CMD_MEM));
+    set_command(d, cmd & (uint16_t) ~(PCI_CMD_IO | PCI_CMD_MEM));
     uint32_t lo = rd(d, off);
     wr(d, off, 0xFFFFFFFFu);
     uint32_t mlo = rd(d, off);
     wr(d, off, lo);
-    struct pci_bar b = {0};
+    struct pci_bar b = { 0 };
     b.io = lo & 1;
     b.is64 = !b.io && ((lo >> 1) & 3) == 2 && idx + 1 < slots;
     uint64_t mask;
     if (b.io) {
-        mask = 0xFFFFFFFF00000000ull | 0xFFFF0000u | (mlo & ~3u);   /* 16-bit decode */
+        mask = 0xFFFFFFFF00000000ull | 0xFFFF0000u | (mlo & ~3u); /* 16-bit decode */
         b.base = lo & ~3u;
         if ((mlo & ~3u) == 0)
-            mask = ~0ull;                        /* nothing decoded */
+            mask = ~0ull; /* nothing decoded */
     } else {
         mask = 0xFFFFFFFF00000000ull | (mlo & ~0xFu);
         b.base = lo & ~0xFu;
@@ -150,7 +164,7 @@ int pci_bar_probe(const struct pci_dev *d, unsigned idx, struct pci_bar *out)
     set_command(d, cmd);
     b.size = ~mask + 1;
     if (b.size == 0 || (b.size & (b.size - 1)))
-        return -1;                               /* unimplemented (or broken) */
+        return -1; /* unimplemented (or broken) */
     *out = b;
     return 0;
 }
@@ -204,8 +218,7 @@ static uint64_t place(const struct pci_ranges *r, uint64_t size, uint64_t lo, ui
     return 0;
 }
 
-int pci_bar_enable(const struct pci_dev *d, unsigned idx, struct pci_bar *out,
-                   const char **why)
+int pci_bar_enable(const struct pci_dev *d, unsigned idx, struct pci_bar *out, const char **why)
 {
     struct pci_bar b;
     if (pci_bar_probe(d, idx, &b) != 0) {
@@ -213,19 +226,19 @@ int pci_bar_enable(const struct pci_dev *d, unsigned idx, struct pci_bar *out,
         return -1;
     }
     if (b.base == 0) {
-        static struct pci_ranges r;              /* 1 KiB: keep it off the stack */
+        static struct pci_ranges r; /* 1 KiB: keep it off the stack */
         r.io = b.io;
         r.n = 0;
         pci_scan(collect, &r);
-        uint64_t base = b.io ? place(&r, b.size, 0xC000, 0x10000)
-                             : place(&r, b.size, 0xE0000000u, 0xFEC00000u);
+        uint64_t base =
+            b.io ? place(&r, b.size, 0xC000, 0x10000) : place(&r, b.size, 0xE0000000u, 0xFEC00000u);
         if (base == 0) {
             *why = b.io ? "no free I/O range for the BAR" : "no free memory range for the BAR";
             return -1;
         }
         uint8_t off = (uint8_t)(PCI_BAR0 + 4 * idx);
         uint16_t cmd = pci_read16(d, 0x04);
-        set_command(d, cmd & (uint16_t)~(PCI_CMD_IO | PCI_CMD_MEM));
+        set_command(d, cmd & (uint16_t) ~(PCI_CMD_IO | PCI_CMD_MEM));
         wr(d, off, (uint32_t)base);
         if (b.is64)
             wr(d, (uint8_t)(off + 4), 0);

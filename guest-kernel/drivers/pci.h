@@ -15,33 +15,33 @@
 
 #define PCI_VENDOR_NONE 0xFFFF
 
-#define PCI_CMD_IO     0x0001   /* command register: I/O space decoding */
-#define PCI_CMD_MEM    0x0002   /* memory space decoding */
-#define PCI_CMD_MASTER 0x0004   /* bus mastering (device DMA) */
+#define PCI_CMD_IO     0x0001 /* command register: I/O space decoding */
+#define PCI_CMD_MEM    0x0002 /* memory space decoding */
+#define PCI_CMD_MASTER 0x0004 /* bus mastering (device DMA) */
 
-#define PCI_CAP_VENDOR 0x09     /* capability ID: vendor specific */
+#define PCI_CAP_VENDOR 0x09 /* capability ID: vendor specific */
 
 /* One function found by pci_scan. */
 struct pci_dev {
-    uint8_t  bus, dev, fn;   /* address */
-    uint16_t vendor;         /* config 0x00 */
-    uint16_t device;         /* config 0x02 */
-    uint8_t  class_code;     /* config 0x0B */
-    uint8_t  subclass;       /* config 0x0A */
+    uint8_t bus, dev, fn; /* address */
+    uint16_t vendor;      /* config 0x00 */
+    uint16_t device;      /* config 0x02 */
+    uint8_t class_code;   /* config 0x0B */
+    uint8_t subclass;     /* config 0x0A */
 };
 
 /* One base address register as decoded by pci_bar_probe. */
 struct pci_bar {
-    uint64_t base;           /* 0: firmware left it unassigned */
-    uint64_t size;           /* bytes the function decodes, a power of 2 */
-    int      io;             /* 1 I/O space, 0 memory space */
-    int      is64;           /* memory BAR taking this and the next slot */
+    uint64_t base; /* 0: firmware left it unassigned */
+    uint64_t size; /* bytes the function decodes, a power of 2 */
+    int io;        /* 1 I/O space, 0 memory space */
+    int is64;      /* memory BAR taking this and the next slot */
 };
 
 uint32_t pci_read32(uint8_t bus, uint8_t dev, uint8_t fn, uint8_t off);
-void     pci_write32(uint8_t bus, uint8_t dev, uint8_t fn, uint8_t off, uint32_t v);
+void pci_write32(uint8_t bus, uint8_t dev, uint8_t fn, uint8_t off, uint32_t v);
 /* Narrow reads at any offset (done as one aligned 32-bit read). */
-uint8_t  pci_read8(const struct pci_dev *d, uint8_t off);
+uint8_t pci_read8(const struct pci_dev *d, uint8_t off);
 uint16_t pci_read16(const struct pci_dev *d, uint8_t off);
 
 /* Call fn(d, ctx) for every present function on buses 0..255; stop early
@@ -62,8 +62,7 @@ int pci_bar_probe(const struct pci_dev *d, unsigned idx, struct pci_bar *out);
  * IOAPIC; identity-mapped uncached by boot.S) - then enable decoding of its
  * space and bus mastering. Returns 0 with *out filled, or -1 with a reason
  * in *why (a static string). */
-int pci_bar_enable(const struct pci_dev *d, unsigned idx, struct pci_bar *out,
-                   const char **why);
+int pci_bar_enable(const struct pci_dev *d, unsigned idx, struct pci_bar *out, const char **why);
 
 /* Walk the capability list: returns the config offset of the first
  * capability with ID cap_id after offset `after` (0 to start at the list

@@ -23,70 +23,74 @@
  * coherent. Only the compiler must not reorder ring accesses. */
 #define barrier() __asm__ volatile("" ::: "memory")
 
-#define VIRTIO_NET_F_MAC    5
-#define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_NET_F_MAC     5
+#define VIRTIO_NET_F_STATUS  16
 #define VIRTIO_NET_S_LINK_UP 1
 
-#define VRING_DESC_F_NEXT  1
-#define VRING_DESC_F_WRITE 2
+#define VRING_DESC_F_NEXT          1
+#define VRING_DESC_F_WRITE         2
 #define VRING_AVAIL_F_NO_INTERRUPT 1
 #define VRING_USED_F_NO_NOTIFY     1
 
-#define VQ_ALIGN  VPCI_VQ_ALIGN
-#define VQ_MAX    1024                  /* largest queue size we lay out */
-#define RXQ 0
-#define TXQ 1
-#define NET_HDR_LEGACY 10               /* struct virtio_net_hdr */
-#define NET_HDR_V1     12               /* ... plus num_buffers, always there in 1.0 */
+#define VQ_ALIGN       VPCI_VQ_ALIGN
+#define VQ_MAX         1024 /* largest queue size we lay out */
+#define RXQ            0
+#define TXQ            1
+#define NET_HDR_LEGACY 10 /* struct virtio_net_hdr */
+#define NET_HDR_V1     12 /* ... plus num_buffers, always there in 1.0 */
 #define VIRTIO_ID_NET  1
 
 struct vring_desc {
-    uint64_t addr;                      /* guest physical */
+    uint64_t addr; /* guest physical */
     uint32_t len;
     uint16_t flags;
     uint16_t next;
 };
 
 struct vring_used_elem {
-    uint32_t id;                        /* head descriptor of the chain */
-    uint32_t len;                       /* bytes the device wrote */
+    uint32_t id;  /* head descriptor of the chain */
+    uint32_t len; /* bytes the device wrote */
 };
 
 struct vq {
-    uint16_t size;                      /* entries, from QUEUE_NUM */
-    uint16_t last_used;                 /* next used entry to look at */
+    uint16_t size;      /* entries, from QUEUE_NUM */
+    uint16_t last_used; /* next used entry to look at */
     struct vring_desc *desc;
     volatile uint16_t *avail_flags, *avail_idx, *avail_ring;
     volatile uint16_t *used_flags, *used_idx;
     volatile struct vring_used_elem *used_ring;
 };
 
-#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((size_t)(a) - 1))
-#define VQ_BYTES(n) (ALIGN_UP(16 * (size_t)(n) + 6 + 2 * (size_t)(n), VQ_ALIGN) + \
-                     ALIGN_UP(6 + 8 * (size_t)(n), VQ_ALIGN))
+#define ALIGN_UP(x, a) (((x) + (a)-1) & ~((size_t)(a)-1))
+#define VQ_BYTES(n)                                                                                \
+    (ALIGN_UP(16 * (size_t)(n) + 6 + 2 * (size_t)(n), VQ_ALIGN) +                                  \
+     ALIGN_UP(6 + 8 * (size_t)(n), VQ_ALIGN))
 
 static uint8_t vq_mem[2][VQ_BYTES(VQ_MAX)] __attribute__((aligned(VQ_ALIGN)));
 static uint8_t rx_buf[VNET_RX_BUFS][VNET_BUF_SIZE] __attribute__((aligned(64)));
 static uint8_t rx_hdr[VNET_RX_BUFS][16] __attribute__((aligned(16)));
 static uint8_t tx_buf[VNET_TX_BUFS][VNET_BUF_SIZE] __attribute__((aligned(64)));
-static uint8_t tx_hdr[16] __attribute__((aligned(16)));   /* all zero: no offloads */
+static uint8_t tx_hdr[16] __attribute__((aligned(16))); /* all zero: no offloads */
 
 static struct {
     struct vpci pci;
-    uint32_t hdr_len;                   /* NET_HDR_LEGACY or NET_HDR_V1 */
-    int      irq;                       /* the RX queue has its MSI-X vector */
-    int      up;
-    int      has_status;
-    unsigned nrx, ntx;                  /* buffers actually used (<= queue size / 2) */
+    uint32_t hdr_len; /* NET_HDR_LEGACY or NET_HDR_V1 */
+    int irq;          /* the RX queue has its MSI-X vector */
+    int up;
+    int has_status;
+    unsigned nrx, ntx; /* buffers actually used (<= queue size / 2) */
     struct vq q[2];
-    uint16_t tx_free[VNET_TX_BUFS];     /* stack of free TX slots */
+    uint16_t tx_free[VNET_TX_BUFS]; /* stack of free TX slots */
     unsigned ntx_free;
-    virtio_net_rx_fn rx;                /* received frames go up here */
-    void    *rx_ctx;
+    virtio_net_rx_fn rx; /* received frames go up here */
+    void *rx_ctx;
     struct virtio_net_stats st;
 } vn;
 
-static uint64_t phys(const void *p) { return (uint64_t)(uintptr_t)p; }   /* identity map */
+static uint64_t phys(const void *p)
+{
+    return (uint64_t)(uintptr_t)p;
+} /* identity map */
 
 static void notify(unsigned qi)
 {
@@ -122,11 +126,11 @@ static uint16_t vq_setup(unsigned qi)
     if (vn.pci.modern && n > VQ_MAX)
         n = VQ_MAX;
     if (n == 0 || n > VQ_MAX || (n & (n - 1)))
-        return 0;                        /* absent, too big, or not a power of 2 */
+        return 0; /* absent, too big, or not a power of 2 */
     memset(vq_mem[qi], 0, VQ_BYTES(n));
     struct vq *q = &vn.q[qi];
     vq_layout(q, vq_mem[qi], n);
-    *q->avail_flags = VRING_AVAIL_F_NO_INTERRUPT;   /* we poll */
+    *q->avail_flags = VRING_AVAIL_F_NO_INTERRUPT; /* we poll */
     if (vpci_queue_enable(&vn.pci, qi, n, vq_mem[qi], q->desc, (const void *)q->avail_flags,
                           (const void *)q->used_flags) != 0)
         return 0;
@@ -149,7 +153,7 @@ static void rx_post(unsigned i)
     d[1].next = 0;
     uint16_t idx = *q->avail_idx;
     q->avail_ring[idx % q->size] = (uint16_t)(2 * i);
-    barrier();                           /* ring entry before the index */
+    barrier(); /* ring entry before the index */
     *q->avail_idx = (uint16_t)(idx + 1);
 }
 
@@ -157,7 +161,7 @@ static void tx_reclaim(void)
 {
     struct vq *q = &vn.q[TXQ];
     while (q->last_used != *q->used_idx) {
-        barrier();                       /* index before the entry */
+        barrier(); /* index before the entry */
         uint32_t id = q->used_ring[q->last_used % q->size].id;
         q->last_used++;
         unsigned slot = id / 2;
@@ -177,7 +181,7 @@ int virtio_net_transmit(const void *frame, size_t len)
     unsigned slot = vn.tx_free[--vn.ntx_free];
     memcpy(tx_buf[slot], frame, len);
     struct vring_desc *d = &q->desc[2 * slot];
-    d[0].addr = phys(tx_hdr);            /* header: read by the device */
+    d[0].addr = phys(tx_hdr); /* header: read by the device */
     d[0].len = vn.hdr_len;
     d[0].flags = VRING_DESC_F_NEXT;
     d[0].next = (uint16_t)(2 * slot + 1);
@@ -207,7 +211,7 @@ int virtio_net_poll(void)
         q->last_used++;
         unsigned slot = id / 2;
         if (slot >= vn.nrx || (id & 1)) {
-            vn.st.rx_bad++;               /* not a head we posted: ignore it */
+            vn.st.rx_bad++; /* not a head we posted: ignore it */
             continue;
         }
         if (len > vn.hdr_len && len - vn.hdr_len <= VNET_BUF_SIZE) {
@@ -216,7 +220,7 @@ int virtio_net_poll(void)
         } else {
             vn.st.rx_bad++;
         }
-        rx_post(slot);                    /* the stack copied what it keeps */
+        rx_post(slot); /* the stack copied what it keeps */
         n++;
     }
     if (n)
@@ -239,7 +243,10 @@ int virtio_net_link_up(void)
     return (vpci_config16(&vn.pci, 6) & VIRTIO_NET_S_LINK_UP) != 0;
 }
 
-const struct virtio_net_stats *virtio_net_get_stats(void) { return &vn.st; }
+const struct virtio_net_stats *virtio_net_get_stats(void)
+{
+    return &vn.st;
+}
 
 const char *virtio_net_interface(void)
 {
@@ -315,13 +322,15 @@ int virtio_net_init(const struct virtio_net_opts *opts, uint8_t mac[VNET_MAC_LEN
         vpci_config_read(v, 0, mac, VNET_MAC_LEN);
     } else {
         uint32_t r = opts->random ? opts->random() : 0;
-        uint8_t made_up[VNET_MAC_LEN] = {0x02, 0x53, (uint8_t)(r >> 24), (uint8_t)(r >> 16),
-                                         (uint8_t)(r >> 8), (uint8_t)r};
+        uint8_t made_up[VNET_MAC_LEN] = {
+            0x02, 0x53, (uint8_t)(r >> 24), (uint8_t)(r >> 16), (uint8_t)(r >> 8), (uint8_t)r
+        };
         memcpy(mac, made_up, sizeof made_up);
     }
     /* receiveq1 is queue 0, transmitq1 queue 1; only the first may
      * interrupt (to wake an idle CPU). */
-    int want_irq = opts->irq_vector && vpci_irq_enable(v, RXQ, opts->irq_vector, opts->irq_apic) == 0;
+    int want_irq =
+        opts->irq_vector && vpci_irq_enable(v, RXQ, opts->irq_vector, opts->irq_apic) == 0;
     uint16_t nrx = vq_setup(RXQ);
     if (!nrx)
         return fail("cannot set up receive queue", vpci_queue_size(v, RXQ));
@@ -329,7 +338,7 @@ int virtio_net_init(const struct virtio_net_opts *opts, uint8_t mac[VNET_MAC_LEN
     if (!ntx)
         return fail("cannot set up transmit queue", vpci_queue_size(v, TXQ));
     vn.irq = want_irq && v->irq_ok;
-    vn.nrx = nrx / 2 < VNET_RX_BUFS ? nrx / 2u : VNET_RX_BUFS;   /* 2 descriptors each */
+    vn.nrx = nrx / 2 < VNET_RX_BUFS ? nrx / 2u : VNET_RX_BUFS; /* 2 descriptors each */
     vn.ntx = ntx / 2 < VNET_TX_BUFS ? ntx / 2u : VNET_TX_BUFS;
     for (unsigned i = 0; i < vn.ntx; i++)
         vn.tx_free[i] = (uint16_t)(vn.ntx - 1 - i);
@@ -345,6 +354,6 @@ int virtio_net_init(const struct virtio_net_opts *opts, uint8_t mac[VNET_MAC_LEN
     vn.rx_ctx = opts->rx_ctx;
     vn.up = 1;
     notify(RXQ);
-    (void)vpci_isr(v);                   /* clear a stale interrupt */
+    (void)vpci_isr(v); /* clear a stale interrupt */
     return 0;
 }

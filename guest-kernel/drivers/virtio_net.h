@@ -32,15 +32,15 @@
 
 #include "virtio_pci.h"
 
-#define VNET_RX_BUFS  64          /* receive buffers kept posted */
-#define VNET_TX_BUFS  64          /* frames in flight to the device */
-#define VNET_BUF_SIZE 1536        /* >= 1514: one Ethernet frame, no FCS */
+#define VNET_RX_BUFS  64   /* receive buffers kept posted */
+#define VNET_TX_BUFS  64   /* frames in flight to the device */
+#define VNET_BUF_SIZE 1536 /* >= 1514: one Ethernet frame, no FCS */
 #define VNET_MAC_LEN  6
 
 struct virtio_net_stats {
-    uint64_t rx_frames, rx_bad;    /* rx_bad: length the device reported is impossible */
-    uint64_t tx_frames, tx_full;   /* tx_full: no free TX slot, frame dropped */
-    uint64_t notifies;             /* queue notifications written (each is a VM exit) */
+    uint64_t rx_frames, rx_bad;  /* rx_bad: length the device reported is impossible */
+    uint64_t tx_frames, tx_full; /* tx_full: no free TX slot, frame dropped */
+    uint64_t notifies;           /* queue notifications written (each is a VM exit) */
 };
 
 /* One received frame (from the Ethernet header, no FCS), handed up by
@@ -55,9 +55,9 @@ typedef void (*virtio_net_rx_fn)(void *ctx, const void *frame, size_t len);
  * Returns 0, or -1 when there is no device or it refused us (a message is
  * printed on the console). */
 struct virtio_net_opts {
-    enum vpci_mode mode;       /* interface; VPCI_AUTO: modern when offered */
-    uint8_t irq_vector;        /* receive interrupt vector, 0: none (polled) */
-    uint8_t irq_apic;          /* local APIC ID that vector is sent to */
+    enum vpci_mode mode; /* interface; VPCI_AUTO: modern when offered */
+    uint8_t irq_vector;  /* receive interrupt vector, 0: none (polled) */
+    uint8_t irq_apic;    /* local APIC ID that vector is sent to */
     /* Where received frames go: registered by the layer above (the network
      * stack's input), called as rx(rx_ctx, frame, len). Required. */
     virtio_net_rx_fn rx;

@@ -7,63 +7,72 @@
 #include <string.h>
 
 /* ---- legacy register block in BAR0 (4.1.4.8), MSI-X off ---- */
-#define LEG_HOST_FEATURES  0x00   /* u32 */
-#define LEG_GUEST_FEATURES 0x04   /* u32 */
-#define LEG_QUEUE_PFN      0x08   /* u32, queue address >> 12 */
-#define LEG_QUEUE_NUM      0x0C   /* u16, read only */
-#define LEG_QUEUE_SEL      0x0E   /* u16 */
-#define LEG_QUEUE_NOTIFY   0x10   /* u16 */
-#define LEG_STATUS         0x12   /* u8 */
-#define LEG_ISR            0x13   /* u8, read clears */
-#define LEG_CONFIG         0x14   /* device configuration, MSI-X off */
-#define LEG_MSIX_CONFIG    0x14   /* u16, MSI-X on: vector for config changes */
-#define LEG_MSIX_QUEUE     0x16   /* u16, MSI-X on: vector of the selected queue */
-#define LEG_CONFIG_MSIX    0x18   /* device configuration, MSI-X on */
+#define LEG_HOST_FEATURES  0x00 /* u32 */
+#define LEG_GUEST_FEATURES 0x04 /* u32 */
+#define LEG_QUEUE_PFN      0x08 /* u32, queue address >> 12 */
+#define LEG_QUEUE_NUM      0x0C /* u16, read only */
+#define LEG_QUEUE_SEL      0x0E /* u16 */
+#define LEG_QUEUE_NOTIFY   0x10 /* u16 */
+#define LEG_STATUS         0x12 /* u8 */
+#define LEG_ISR            0x13 /* u8, read clears */
+#define LEG_CONFIG         0x14 /* device configuration, MSI-X off */
+#define LEG_MSIX_CONFIG    0x14 /* u16, MSI-X on: vector for config changes */
+#define LEG_MSIX_QUEUE     0x16 /* u16, MSI-X on: vector of the selected queue */
+#define LEG_CONFIG_MSIX    0x18 /* device configuration, MSI-X on */
 
 /* ---- modern: struct virtio_pci_cap (4.1.4) ---- */
-#define CAP_CFG_TYPE 3            /* u8 */
-#define CAP_BAR      4            /* u8 */
-#define CAP_OFFSET   8            /* u32 */
-#define CAP_LENGTH   12           /* u32 */
-#define CAP_NOTIFY_MULT 16        /* u32, notify capability only */
-#define CFG_COMMON 1
-#define CFG_NOTIFY 2
-#define CFG_ISR    3
-#define CFG_DEVICE 4
+#define CAP_CFG_TYPE    3  /* u8 */
+#define CAP_BAR         4  /* u8 */
+#define CAP_OFFSET      8  /* u32 */
+#define CAP_LENGTH      12 /* u32 */
+#define CAP_NOTIFY_MULT 16 /* u32, notify capability only */
+#define CFG_COMMON      1
+#define CFG_NOTIFY      2
+#define CFG_ISR         3
+#define CFG_DEVICE      4
 
 /* ---- modern: struct virtio_pci_common_cfg (4.1.4.3) ---- */
-#define CC_DFSELECT   0x00        /* u32 device_feature_select */
-#define CC_DF         0x04        /* u32 device_feature */
-#define CC_GFSELECT   0x08        /* u32 driver_feature_select */
-#define CC_GF         0x0C        /* u32 driver_feature */
-#define CC_MSIX_CFG   0x10        /* u16 msix_config (vector for config changes) */
-#define CC_STATUS     0x14        /* u8  device_status */
-#define CC_CFGGEN     0x15        /* u8  config_generation */
-#define CC_Q_SELECT   0x16        /* u16 */
-#define CC_Q_SIZE     0x18        /* u16 */
-#define CC_Q_MSIX     0x1A        /* u16 queue_msix_vector */
-#define CC_Q_ENABLE   0x1C        /* u16 */
-#define CC_Q_NOFF     0x1E        /* u16 queue_notify_off */
-#define CC_Q_DESCLO   0x20        /* u32 x 2 each: 64-bit fields are written */
-#define CC_Q_DESCHI   0x24        /*   as two 32-bit halves, low first */
-#define CC_Q_AVAILLO  0x28
-#define CC_Q_AVAILHI  0x2C
-#define CC_Q_USEDLO   0x30
-#define CC_Q_USEDHI   0x34
-#define CC_LEN        0x38
+#define CC_DFSELECT  0x00 /* u32 device_feature_select */
+#define CC_DF        0x04 /* u32 device_feature */
+#define CC_GFSELECT  0x08 /* u32 driver_feature_select */
+#define CC_GF        0x0C /* u32 driver_feature */
+#define CC_MSIX_CFG  0x10 /* u16 msix_config (vector for config changes) */
+#define CC_STATUS    0x14 /* u8  device_status */
+#define CC_CFGGEN    0x15 /* u8  config_generation */
+#define CC_Q_SELECT  0x16 /* u16 */
+#define CC_Q_SIZE    0x18 /* u16 */
+#define CC_Q_MSIX    0x1A /* u16 queue_msix_vector */
+#define CC_Q_ENABLE  0x1C /* u16 */
+#define CC_Q_NOFF    0x1E /* u16 queue_notify_off */
+#define CC_Q_DESCLO  0x20 /* u32 x 2 each: 64-bit fields are written */
+#define CC_Q_DESCHI  0x24 /*   as two 32-bit halves, low first */
+#define CC_Q_AVAILLO 0x28
+#define CC_Q_AVAILHI 0x2C
+#define CC_Q_USEDLO  0x30
+#define CC_Q_USEDHI  0x34
+#define CC_LEN       0x38
 
-#define RESET_SPINS 1000000u      /* reads of device_status before giving up */
+#define RESET_SPINS 1000000u /* reads of device_status before giving up */
 
 /* ---- MSI-X (PCI Local Bus 3.0, 6.8.2) ---- */
 #define PCI_CAP_MSIX     0x11
-#define MSIX_CTRL_ENABLE 0x8000u   /* message control bit 15 */
-#define MSIX_CTRL_MASK   0x4000u   /* function mask, bit 14 */
-#define MSI_ADDR_BASE    0xFEE00000u   /* x86 MSI address: LAPIC, dest ID in 19:12 */
+#define MSIX_CTRL_ENABLE 0x8000u     /* message control bit 15 */
+#define MSIX_CTRL_MASK   0x4000u     /* function mask, bit 14 */
+#define MSI_ADDR_BASE    0xFEE00000u /* x86 MSI address: LAPIC, dest ID in 19:12 */
 #define VIRTIO_NO_VECTOR 0xFFFF
 
-static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outb(uint16_t port, uint8_t v)
+{
+    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outw(uint16_t port, uint16_t v)
+{
+    __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outl(uint16_t port, uint32_t v)
+{
+    __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
 static inline uint8_t inb(uint16_t port)
 {
     uint8_t v;
@@ -85,12 +94,30 @@ static inline uint32_t inl(uint16_t port)
 
 /* MMIO: one volatile access of the register's width (the spec requires
  * accesses of exactly the field's size). */
-static inline uint8_t r8(volatile uint8_t *b, unsigned o) { return b[o]; }
-static inline uint16_t r16(volatile uint8_t *b, unsigned o) { return *(volatile uint16_t *)(volatile void *)(b + o); }
-static inline uint32_t r32(volatile uint8_t *b, unsigned o) { return *(volatile uint32_t *)(volatile void *)(b + o); }
-static inline void w8(volatile uint8_t *b, unsigned o, uint8_t v) { b[o] = v; }
-static inline void w16(volatile uint8_t *b, unsigned o, uint16_t v) { *(volatile uint16_t *)(volatile void *)(b + o) = v; }
-static inline void w32(volatile uint8_t *b, unsigned o, uint32_t v) { *(volatile uint32_t *)(volatile void *)(b + o) = v; }
+static inline uint8_t r8(volatile uint8_t *b, unsigned o)
+{
+    return b[o];
+}
+static inline uint16_t r16(volatile uint8_t *b, unsigned o)
+{
+    return *(volatile uint16_t *)(volatile void *)(b + o);
+}
+static inline uint32_t r32(volatile uint8_t *b, unsigned o)
+{
+    return *(volatile uint32_t *)(volatile void *)(b + o);
+}
+static inline void w8(volatile uint8_t *b, unsigned o, uint8_t v)
+{
+    b[o] = v;
+}
+static inline void w16(volatile uint8_t *b, unsigned o, uint16_t v)
+{
+    *(volatile uint16_t *)(volatile void *)(b + o) = v;
+}
+static inline void w32(volatile uint8_t *b, unsigned o, uint32_t v)
+{
+    *(volatile uint32_t *)(volatile void *)(b + o) = v;
+}
 
 #define barrier() __asm__ volatile("" ::: "memory")
 
@@ -123,25 +150,30 @@ static int map_modern(struct vpci *v, const char **why)
 {
     const struct pci_dev *d = &v->pci;
     struct pci_bar bars[6];
-    unsigned have = 0;                       /* bit i: bars[i] is enabled */
+    unsigned have = 0; /* bit i: bars[i] is enabled */
     uint32_t isr_len = 0;
-    for (uint8_t c = pci_cap_find(d, PCI_CAP_VENDOR, 0); c; c = pci_cap_find(d, PCI_CAP_VENDOR, c)) {
+    for (uint8_t c = pci_cap_find(d, PCI_CAP_VENDOR, 0); c;
+         c = pci_cap_find(d, PCI_CAP_VENDOR, c)) {
         uint8_t type = pci_read8(d, (uint8_t)(c + CAP_CFG_TYPE));
         uint8_t bar = pci_read8(d, (uint8_t)(c + CAP_BAR));
         uint32_t off = pci_read32(d->bus, d->dev, d->fn, (uint8_t)(c + CAP_OFFSET));
         uint32_t len = pci_read32(d->bus, d->dev, d->fn, (uint8_t)(c + CAP_LENGTH));
-        volatile uint8_t **slot = type == CFG_COMMON ? &v->common : type == CFG_NOTIFY ? &v->notify :
-                                  type == CFG_ISR ? &v->isr : type == CFG_DEVICE ? &v->devcfg : NULL;
+        volatile uint8_t **slot = type == CFG_COMMON   ? &v->common
+                                  : type == CFG_NOTIFY ? &v->notify
+                                  : type == CFG_ISR    ? &v->isr
+                                  : type == CFG_DEVICE ? &v->devcfg
+                                                       : NULL;
         if (!slot || *slot || bar > 5)
-            continue;                        /* other type, already have one, or reserved BAR */
+            continue; /* other type, already have one, or reserved BAR */
         if (!(have & (1u << bar))) {
             const char *e;
             if (pci_bar_enable(d, bar, &bars[bar], &e) != 0 || bars[bar].io)
-                continue;                    /* I/O-space structures: not supported, try the next */
+                continue; /* I/O-space structures: not supported, try the next */
             have |= 1u << bar;
         }
-        if ((uint64_t)off + len > bars[bar].size || bars[bar].base + bars[bar].size > 0x100000000ull)
-            continue;                        /* outside its BAR, or above the identity map */
+        if ((uint64_t)off + len > bars[bar].size ||
+            bars[bar].base + bars[bar].size > 0x100000000ull)
+            continue; /* outside its BAR, or above the identity map */
         if (type == CFG_COMMON && len < CC_LEN)
             continue;
         *slot = (volatile uint8_t *)(uintptr_t)(bars[bar].base + off);
@@ -192,7 +224,7 @@ int vpci_open(struct vpci *v, const struct pci_dev *d, enum vpci_mode mode, cons
         r = map_legacy(v, why);
     else if (mode == VPCI_MODERN || d->device >= 0x1040)
         r = map_modern(v, why);
-    else if ((r = map_modern(v, why)) != 0)  /* auto: modern first (4.1.2.1) */
+    else if ((r = map_modern(v, why)) != 0) /* auto: modern first (4.1.2.1) */
         r = map_legacy(v, why);
     if (r != 0)
         return -1;
@@ -264,18 +296,19 @@ static void w64(volatile uint8_t *b, unsigned lo, uint64_t v)
     w32(b, lo + 4, (uint32_t)(v >> 32));
 }
 
-int vpci_queue_enable(struct vpci *v, unsigned qi, uint16_t n, void *mem,
-                      const void *desc, const void *avail, const void *used)
+int vpci_queue_enable(struct vpci *v, unsigned qi, uint16_t n, void *mem, const void *desc,
+                      const void *avail, const void *used)
 {
     uint64_t pa = (uint64_t)(uintptr_t)mem;
     if (qi > 1)
         return -1;
-    barrier();                               /* ring contents before the device sees them */
+    barrier(); /* ring contents before the device sees them */
     if (!v->modern) {
         outw((uint16_t)(v->io + LEG_QUEUE_SEL), (uint16_t)qi);
-        if (inw((uint16_t)(v->io + LEG_QUEUE_NUM)) != n || inl((uint16_t)(v->io + LEG_QUEUE_PFN)) != 0 ||
-            (pa & (VPCI_VQ_ALIGN - 1)) || (pa >> 44) || desc != mem)
-            return -1;                       /* legacy: fixed size, unused, PFN fits 32 bits */
+        if (inw((uint16_t)(v->io + LEG_QUEUE_NUM)) != n ||
+            inl((uint16_t)(v->io + LEG_QUEUE_PFN)) != 0 || (pa & (VPCI_VQ_ALIGN - 1)) ||
+            (pa >> 44) || desc != mem)
+            return -1; /* legacy: fixed size, unused, PFN fits 32 bits */
         if (v->irq_queue == (int)qi) {
             outw((uint16_t)(v->io + LEG_MSIX_QUEUE), 0);
             v->irq_ok = inw((uint16_t)(v->io + LEG_MSIX_QUEUE)) == 0;
@@ -287,8 +320,8 @@ int vpci_queue_enable(struct vpci *v, unsigned qi, uint16_t n, void *mem,
     }
     w16(v->common, CC_Q_SELECT, (uint16_t)qi);
     if (r16(v->common, CC_Q_ENABLE) != 0)
-        return -1;                           /* live already: reset did not happen */
-    w16(v->common, CC_Q_SIZE, n);            /* may be smaller than offered */
+        return -1;                /* live already: reset did not happen */
+    w16(v->common, CC_Q_SIZE, n); /* may be smaller than offered */
     w64(v->common, CC_Q_DESCLO, (uint64_t)(uintptr_t)desc);
     w64(v->common, CC_Q_AVAILLO, (uint64_t)(uintptr_t)avail);
     w64(v->common, CC_Q_USEDLO, (uint64_t)(uintptr_t)used);
@@ -302,7 +335,7 @@ int vpci_queue_enable(struct vpci *v, unsigned qi, uint16_t n, void *mem,
     }
     uint64_t noff = (uint64_t)r16(v->common, CC_Q_NOFF) * v->notify_mult;
     if (noff + 2 > v->notify_len)
-        return -1;                           /* notify address outside the capability */
+        return -1; /* notify address outside the capability */
     v->qnotify[qi] = (volatile uint16_t *)(volatile void *)(v->notify + noff);
     w16(v->common, CC_Q_ENABLE, 1);
     return r16(v->common, CC_Q_ENABLE) == 1 ? 0 : -1;
@@ -316,7 +349,7 @@ int vpci_irq_enable(struct vpci *v, unsigned qi, uint8_t vector, uint8_t apic)
     uint8_t cap = pci_cap_find(d, PCI_CAP_MSIX, 0);
     if ((!v->modern && !v->io) || qi > 1 || !cap)
         return -1;
-    uint32_t ctrl = pci_read32(d->bus, d->dev, d->fn, cap);   /* ID, next, control */
+    uint32_t ctrl = pci_read32(d->bus, d->dev, d->fn, cap); /* ID, next, control */
     uint32_t tbl = pci_read32(d->bus, d->dev, d->fn, (uint8_t)(cap + 4));
     if (pci_bar_enable(d, tbl & 7, &bar, &why) != 0 || bar.io ||
         (uint64_t)(tbl & ~7u) + 16 > bar.size || bar.base + bar.size > 0x100000000ull)

@@ -37,31 +37,31 @@
 #define VPCI_STATUS_FEATURES_OK 8
 #define VPCI_STATUS_FAILED      128
 
-#define VPCI_F_VERSION_1 32     /* feature bit: modern device/driver */
+#define VPCI_F_VERSION_1 32 /* feature bit: modern device/driver */
 
-#define VPCI_VQ_ALIGN 4096      /* legacy layout: used ring alignment */
+#define VPCI_VQ_ALIGN 4096 /* legacy layout: used ring alignment */
 
 enum vpci_mode {
-    VPCI_AUTO = 0,              /* modern when the device offers it, else legacy */
-    VPCI_LEGACY,                /* legacy interface only */
-    VPCI_MODERN,                /* modern interface only */
+    VPCI_AUTO = 0, /* modern when the device offers it, else legacy */
+    VPCI_LEGACY,   /* legacy interface only */
+    VPCI_MODERN,   /* modern interface only */
 };
 
 struct vpci {
     struct pci_dev pci;
-    int modern;                 /* interface in use */
-    uint16_t io;                /* legacy: BAR0 I/O base */
-    uint16_t leg_cfg;           /* legacy: device config offset (moves with MSI-X) */
-    volatile uint8_t *common;   /* modern: struct virtio_pci_common_cfg */
+    int modern;               /* interface in use */
+    uint16_t io;              /* legacy: BAR0 I/O base */
+    uint16_t leg_cfg;         /* legacy: device config offset (moves with MSI-X) */
+    volatile uint8_t *common; /* modern: struct virtio_pci_common_cfg */
     volatile uint8_t *isr;
-    volatile uint8_t *devcfg;   /* device-specific configuration */
-    volatile uint8_t *notify;   /* modern: notification area */
-    uint32_t notify_mult;       /* notify_off_multiplier */
-    uint32_t notify_len;        /* bytes of the notification area */
+    volatile uint8_t *devcfg; /* device-specific configuration */
+    volatile uint8_t *notify; /* modern: notification area */
+    uint32_t notify_mult;     /* notify_off_multiplier */
+    uint32_t notify_len;      /* bytes of the notification area */
     uint32_t devcfg_len;
-    volatile uint16_t *qnotify[2];   /* modern: per-queue notify address */
-    int irq_queue;              /* queue with an MSI-X vector, or -1 */
-    int irq_ok;                 /* MSI-X on and the device took the vector */
+    volatile uint16_t *qnotify[2]; /* modern: per-queue notify address */
+    int irq_queue;                 /* queue with an MSI-X vector, or -1 */
+    int irq_ok;                    /* MSI-X on and the device took the vector */
 };
 
 /* Find the first virtio function of the given device type (1 = network)
@@ -73,8 +73,7 @@ int vpci_find(unsigned type, struct pci_dev *d);
  * firmware left empty, enabling decoding and bus mastering) and reset the
  * device, waiting for the reset to complete. Returns 0, or -1 with *why
  * set to a static message. */
-int vpci_open(struct vpci *v, const struct pci_dev *d, enum vpci_mode mode,
-              const char **why);
+int vpci_open(struct vpci *v, const struct pci_dev *d, enum vpci_mode mode, const char **why);
 
 uint8_t vpci_status(const struct vpci *v);
 void vpci_set_status(struct vpci *v, uint8_t status);
@@ -93,8 +92,8 @@ uint16_t vpci_queue_size(struct vpci *v, unsigned qi);
 /* Give queue qi (n entries, laid out in the legacy layout at mem, aligned
  * to VPCI_VQ_ALIGN; desc/avail/used are the parts' addresses inside it)
  * to the device and enable it. qi must be 0 or 1. Returns 0 or -1. */
-int vpci_queue_enable(struct vpci *v, unsigned qi, uint16_t n, void *mem,
-                      const void *desc, const void *avail, const void *used);
+int vpci_queue_enable(struct vpci *v, unsigned qi, uint16_t n, void *mem, const void *desc,
+                      const void *avail, const void *used);
 
 /* Ask for an interrupt on queue qi (0 or 1): MSI-X table entry 0 sends
  * `vector` to the local APIC `apic`, MSI-X is enabled, configuration

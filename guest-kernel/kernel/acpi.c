@@ -11,9 +11,9 @@
 #include "../arch/x86_64/idt.h"
 #include "../arch/x86_64/ioapic.h"
 
-#define PM1A_STS      0x600    /* PIIX4 PM1a event block, as set up by qboot */
-#define PM1A_EN       0x602
-#define PWRBTN        0x0100   /* bit 8 in both registers */
+#define PM1A_STS 0x600 /* PIIX4 PM1a event block, as set up by qboot */
+#define PM1A_EN  0x602
+#define PWRBTN   0x0100 /* bit 8 in both registers */
 
 static int acpi_ok, acpi_sci;
 
@@ -36,7 +36,7 @@ int acpi_init(void)
     outw(PM1A_EN, PWRBTN);
     if (!(inw(PM1A_EN) & PWRBTN))
         return -1;
-    outw(PM1A_STS, 0xFFFF);    /* status bits clear when written with 1 */
+    outw(PM1A_STS, 0xFFFF); /* status bits clear when written with 1 */
     acpi_ok = 1;
     acpi_sci = ioapic_route(ACPI_SCI_GSI, IDT_VEC_SCI, apic_id(), 1, 0) == 0;
     return 0;

@@ -11,32 +11,32 @@
 #include "../arch/x86_64/apic.h"
 #include "../arch/x86_64/cpu.h"
 
-#define PIT_HZ       1193182u
-#define PIT_CH0      0x40
-#define PIT_CH2      0x42
-#define PIT_CMD      0x43
-#define PIT_GATE     0x61         /* bit 0: ch2 gate, bit 1: speaker, bit 5: ch2 out */
-#define PIT_CH2_MODE0 0xB0        /* channel 2, lo/hi byte, mode 0, binary */
-#define PIT_CH0_MODE0 0x30        /* channel 0, lo/hi byte, mode 0, binary */
-#define CLOCK_LEGACY_SLICE_NS 1000000000ull   /* shoal.tickless=0: the old slice */
+#define PIT_HZ                1193182u
+#define PIT_CH0               0x40
+#define PIT_CH2               0x42
+#define PIT_CMD               0x43
+#define PIT_GATE              0x61          /* bit 0: ch2 gate, bit 1: speaker, bit 5: ch2 out */
+#define PIT_CH2_MODE0         0xB0          /* channel 2, lo/hi byte, mode 0, binary */
+#define PIT_CH0_MODE0         0x30          /* channel 0, lo/hi byte, mode 0, binary */
+#define CLOCK_LEGACY_SLICE_NS 1000000000ull /* shoal.tickless=0: the old slice */
 
 #define KVM_FEATURE_CLOCKSOURCE2 (1u << 3)
 #define CPUID1_ECX_HYPERVISOR    (1u << 31)
 
 static uint64_t clock_hz;
 static const char *clock_src = "none";
-static uint64_t rtc_epoch_ns, rtc_tsc;   /* wall time at rtc_tsc; 0 = unread */
+static uint64_t rtc_epoch_ns, rtc_tsc; /* wall time at rtc_tsc; 0 = unread */
 
 /* KVM pvclock shared page (Documentation/virt/kvm/x86/msr.rst). */
 struct pvclock_time_info {
-    uint32_t version;            /* odd while the host updates */
+    uint32_t version; /* odd while the host updates */
     uint32_t pad0;
     uint64_t tsc_timestamp;
     uint64_t system_time;
-    uint32_t tsc_to_system_mul;  /* ns = ((tsc << shift) * mul) >> 32 */
-    int8_t   tsc_shift;
-    uint8_t  flags;
-    uint8_t  pad[2];
+    uint32_t tsc_to_system_mul; /* ns = ((tsc << shift) * mul) >> 32 */
+    int8_t tsc_shift;
+    uint8_t flags;
+    uint8_t pad[2];
 } __attribute__((aligned(64)));
 static struct pvclock_time_info clock_pv;
 
@@ -87,7 +87,7 @@ static uint64_t clock_from_cpuid15(void)
     cpu_cpuid(0, 0, r);
     if (r[0] < 0x15)
         return 0;
-    cpu_cpuid(0x15, 0, r);       /* eax: denominator, ebx: numerator, ecx: crystal Hz */
+    cpu_cpuid(0x15, 0, r); /* eax: denominator, ebx: numerator, ecx: crystal Hz */
     if (!r[0] || !r[1] || !r[2])
         return 0;
     clock_src = "cpuid-15";
@@ -114,7 +114,7 @@ static uint64_t pit_t0;
 static void pit_start(void)
 {
     uint8_t gate = inb(PIT_GATE);
-    outb(PIT_GATE, (gate & ~0x02) | 0x01);      /* gate on, speaker off */
+    outb(PIT_GATE, (gate & ~0x02) | 0x01); /* gate on, speaker off */
     outb(PIT_CMD, PIT_CH2_MODE0);
     outb(PIT_CH2, PIT_FULL & 0xFF);
     outb(PIT_CH2, PIT_FULL >> 8);
@@ -131,7 +131,7 @@ static uint16_t pit_count(void)
 
 static uint64_t pit_finish(void)
 {
-    if (inb(PIT_GATE) & 0x20) {          /* counted past zero: too late, redo */
+    if (inb(PIT_GATE) & 0x20) { /* counted past zero: too late, redo */
         pit_start();
     }
     uint16_t prev = pit_count();
@@ -161,14 +161,20 @@ void clock_init(void)
 {
     if (!clock_hz)
         clock_hz = pit_finish();
-    if (!clock_hz) {                 /* cannot happen with a working PIT */
+    if (!clock_hz) { /* cannot happen with a working PIT */
         clock_hz = 1000000000;
         clock_src = "guess";
     }
 }
 
-uint64_t clock_tsc_hz(void) { return clock_hz; }
-const char *clock_source(void) { return clock_src; }
+uint64_t clock_tsc_hz(void)
+{
+    return clock_hz;
+}
+const char *clock_source(void)
+{
+    return clock_src;
+}
 
 uint64_t clock_tsc_to_ns(uint64_t ticks)
 {
@@ -220,14 +226,14 @@ static int clock_sleep_until(uint64_t deadline, int (*ready)(void))
 {
     static int tried, have_apic;
     int r = 0;
-    if (!tried) {                     /* first sleep: bring the APIC up */
+    if (!tried) { /* first sleep: bring the APIC up */
         tried = 1;
         const char *t = shoal_param("tickless");
         clock_legacy = t && strcmp(t, "0") == 0;
         if (!clock_legacy)
             pit_ch0_stop();
         have_apic = apic_init(clock_hz) == 0;
-        acpi_init();                  /* only sleepers can notice the button */
+        acpi_init(); /* only sleepers can notice the button */
     }
     if (!have_apic) {
         while (cpu_rdtsc() < deadline)
@@ -313,10 +319,10 @@ static void clock_read_rtc(void)
     uint8_t b = cmos_read(0x0B);
     int pm = t[2] & 0x80;
     t[2] &= 0x7F;
-    if (!(b & 0x04))                  /* BCD -> binary */
+    if (!(b & 0x04)) /* BCD -> binary */
         for (int i = 0; i < 6; i++)
             t[i] = (uint8_t)((t[i] & 0x0F) + (t[i] >> 4) * 10);
-    if (!(b & 0x02) && pm)            /* 12-hour clock */
+    if (!(b & 0x02) && pm) /* 12-hour clock */
         t[2] = (uint8_t)((t[2] % 12) + 12);
     int64_t days = days_from_civil(2000 + t[5], t[4], t[3]);
     int64_t secs = days * 86400 + t[2] * 3600 + t[1] * 60 + t[0];

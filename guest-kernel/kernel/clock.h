@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 /* Shortest window of the PIT calibration, in PIT ticks (1.193182 MHz). */
-#define CLOCK_PIT_TICKS 600      /* ~503 us; measured 0.02-0.1% error under TCG */
+#define CLOCK_PIT_TICKS 600 /* ~503 us; measured 0.02-0.1% error under TCG */
 
 /* Begin determining the TSC rate (first thing at boot). */
 void clock_start(void);

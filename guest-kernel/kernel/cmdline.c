@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define SNIP 40   /* bytes of a bad token quoted in an error message */
+#define SNIP 40 /* bytes of a bad token quoted in an error message */
 
 static int cmd_is_space(char c)
 {
@@ -35,9 +35,8 @@ static void cmd_err(char *err, size_t errlen, const char *what, const char *tok)
     snprintf(err, errlen, "%s '%.*s%s'", what, SNIP, tok, n > SNIP ? "..." : "");
 }
 
-int cmdline_parse(const char *line, char *strbuf, size_t strbuf_len,
-                  char **ptrs, size_t nptrs, struct cmdline *out,
-                  char *err, size_t errlen)
+int cmdline_parse(const char *line, char *strbuf, size_t strbuf_len, char **ptrs, size_t nptrs,
+                  struct cmdline *out, char *err, size_t errlen)
 {
     size_t len = strlen(line);
     memset(out, 0, sizeof(*out));
@@ -54,7 +53,7 @@ int cmdline_parse(const char *line, char *strbuf, size_t strbuf_len,
      * outgrows input, so strbuf cannot overflow. */
     const char *p = line;
     char *o = strbuf;
-    size_t n = 0, dd = (size_t)-1;   /* dd: index of the first argument */
+    size_t n = 0, dd = (size_t)-1; /* dd: index of the first argument */
     for (;;) {
         while (cmd_is_space(*p))
             p++;
@@ -95,7 +94,7 @@ int cmdline_parse(const char *line, char *strbuf, size_t strbuf_len,
         }
         *o++ = '\0';
         if (dd == (size_t)-1 && !quoted && strcmp(start, "--") == 0) {
-            dd = n;                   /* the separator itself is dropped */
+            dd = n; /* the separator itself is dropped */
             continue;
         }
         ptrs[n++] = start;
@@ -145,7 +144,7 @@ const char *cmdline_kparam(const struct cmdline *c, const char *name)
 {
     size_t nl = strlen(name);
     for (int i = 0; i < c->kparamc; i++) {
-        const char *k = c->kparams[i] + 6;   /* past "shoal." */
+        const char *k = c->kparams[i] + 6; /* past "shoal." */
         if (strncmp(k, name, nl) == 0 && k[nl] == '=')
             return k + nl + 1;
     }

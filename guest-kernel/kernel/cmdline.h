@@ -17,16 +17,16 @@
 
 #include <stddef.h>
 
-#define CMDLINE_MAX 8192        /* longest accepted line, bytes, without NUL */
-#define CMDLINE_KPARAMS_MAX 16  /* shoal.* keys kept; more is an error */
+#define CMDLINE_MAX         8192 /* longest accepted line, bytes, without NUL */
+#define CMDLINE_KPARAMS_MAX 16   /* shoal.* keys kept; more is an error */
 
 struct cmdline {
-    int    argc;          /* number of argv entries, argv[0] included */
-    char **argv;          /* argc entries + NULL; argv[0] set by the caller */
-    int    envc;          /* app environment entries */
-    char **envp;          /* envc "KEY=VALUE" strings + NULL */
-    int    kparamc;       /* kernel (shoal.*) entries */
-    char  *kparams[CMDLINE_KPARAMS_MAX];  /* "shoal.key=value" strings */
+    int argc;                           /* number of argv entries, argv[0] included */
+    char **argv;                        /* argc entries + NULL; argv[0] set by the caller */
+    int envc;                           /* app environment entries */
+    char **envp;                        /* envc "KEY=VALUE" strings + NULL */
+    int kparamc;                        /* kernel (shoal.*) entries */
+    char *kparams[CMDLINE_KPARAMS_MAX]; /* "shoal.key=value" strings */
 };
 
 /*
@@ -39,9 +39,8 @@ struct cmdline {
  * Returns 0, or -1 with a NUL-terminated reason in err (errlen bytes) that
  * quotes the bad token.
  */
-int cmdline_parse(const char *line, char *strbuf, size_t strbuf_len,
-                  char **ptrs, size_t nptrs, struct cmdline *out,
-                  char *err, size_t errlen);
+int cmdline_parse(const char *line, char *strbuf, size_t strbuf_len, char **ptrs, size_t nptrs,
+                  struct cmdline *out, char *err, size_t errlen);
 
 /* Value of kernel key "shoal.<name>" from a parsed line, or NULL. */
 const char *cmdline_kparam(const struct cmdline *c, const char *name);

@@ -7,11 +7,11 @@
 
 #define HDR_SIZE   16
 #define MIN_BLOCK  32
-#define MAGIC_USED 0x5348414c55534544ull   /* "SHALUSED" in a used header */
+#define MAGIC_USED 0x5348414c55534544ull /* "SHALUSED" in a used header */
 
 struct heap_block {
-    size_t size;               /* whole block in bytes, header included */
-    struct heap_block *next;   /* free: next free block (higher address);
+    size_t size;             /* whole block in bytes, header included */
+    struct heap_block *next; /* free: next free block (higher address);
                                   used: MAGIC_USED */
 };
 
@@ -72,7 +72,7 @@ void *heap_alloc(size_t n)
         if (b->size < need)
             continue;
         struct heap_block *rest = b->next;
-        if (b->size - need >= MIN_BLOCK) {     /* split: keep the tail free */
+        if (b->size - need >= MIN_BLOCK) { /* split: keep the tail free */
             struct heap_block *t = (struct heap_block *)((char *)b + need);
             t->size = b->size - need;
             t->next = b->next;
@@ -93,8 +93,7 @@ void *heap_alloc(size_t n)
 static struct heap_block *heap_header(const void *p)
 {
     struct heap_block *b = (struct heap_block *)((uintptr_t)p - HDR_SIZE);
-    if (((uintptr_t)p & (HEAP_ALIGN - 1)) ||
-        b->next != (struct heap_block *)MAGIC_USED)
+    if (((uintptr_t)p & (HEAP_ALIGN - 1)) || b->next != (struct heap_block *)MAGIC_USED)
         kern_fatal(134, "free/realloc of %p, which is not a live heap block", p);
     return b;
 }

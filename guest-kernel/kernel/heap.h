@@ -30,9 +30,9 @@ void heap_free(void *p);
 size_t heap_block_size(const void *p);
 
 struct heap_stats {
-    size_t total;      /* bytes given to the heap */
-    size_t free;       /* bytes currently on the free list (headers included) */
-    size_t regions;    /* regions added */
+    size_t total;   /* bytes given to the heap */
+    size_t free;    /* bytes currently on the free list (headers included) */
+    size_t regions; /* regions added */
 };
 void heap_get_stats(struct heap_stats *st);
 

@@ -39,13 +39,12 @@ struct kern_boot_hook {
     const char *what;
     int (*fn)(void);
 };
-#define KERN_BOOT_HOOK(what_, fn_)                                           \
-    static const struct kern_boot_hook kern_boot_hook_##fn_                  \
+#define KERN_BOOT_HOOK(what_, fn_)                                                                 \
+    static const struct kern_boot_hook kern_boot_hook_##fn_                                        \
         __attribute__((used, section(".kern_boot_hooks"), aligned(8))) = { (what_), (fn_) }
 
 /* Print "shoal: <msg>" on the console and exit with code. For unrecoverable
  * conditions that are not CPU exceptions (bad start info, bad cmdline). */
-void kern_fatal(int code, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 2, 3)));
+void kern_fatal(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 
 #endif

@@ -19,11 +19,11 @@
 #include "../arch/x86_64/idt.h"
 #include "../arch/x86_64/serial.h"
 
-#define ACPI_PM1A_CNT   0x604    /* PIIX4 PM1a control as set up by qboot/SeaBIOS */
-#define ACPI_SLP_S5     0x2000   /* SLP_EN | SLP_TYP=S5 for QEMU's DSDT */
+#define ACPI_PM1A_CNT   0x604  /* PIIX4 PM1a control as set up by qboot/SeaBIOS */
+#define ACPI_SLP_S5     0x2000 /* SLP_EN | SLP_TYP=S5 for QEMU's DSDT */
 #define MEMMAP_MAX      64
-#define MAPPED_LIMIT    0x100000000ull  /* boot.S identity-maps the low 4 GiB */
-#define EXIT_BOOT_ERROR 2        /* bad command line or start info (protocol: 2) */
+#define MAPPED_LIMIT    0x100000000ull /* boot.S identity-maps the low 4 GiB */
+#define EXIT_BOOT_ERROR 2              /* bad command line or start info (protocol: 2) */
 
 extern int main(int argc, char **argv, char **envp);
 

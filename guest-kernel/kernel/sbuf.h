@@ -13,9 +13,9 @@
 #include <stdint.h>
 
 struct sbuf {
-    char  *buf;    /* caller's storage */
-    size_t cap;    /* its size, NUL included (> 0) */
-    size_t len;    /* bytes written so far, NUL excluded */
+    char *buf;  /* caller's storage */
+    size_t cap; /* its size, NUL included (> 0) */
+    size_t len; /* bytes written so far, NUL excluded */
 };
 
 void sb_init(struct sbuf *sb, char *buf, size_t cap);

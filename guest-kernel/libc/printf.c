@@ -13,9 +13,9 @@
 typedef void (*fmt_sink)(void *ctx, const char *s, size_t n);
 
 struct fmt_spec {
-    int left, zero, plus, space, alt;   /* flags - 0 + ' ' # */
-    int width;                          /* -1: none */
-    int prec;                           /* -1: none */
+    int left, zero, plus, space, alt; /* flags - 0 + ' ' # */
+    int width;                        /* -1: none */
+    int prec;                         /* -1: none */
 };
 
 static size_t fmt_pad(fmt_sink out, void *ctx, char c, int n)
@@ -35,8 +35,8 @@ static size_t fmt_pad(fmt_sink out, void *ctx, char c, int n)
 /* Emit body (len bytes) with a prefix ("-", "0x") and the padding asked
  * for. zeros: leading zeros from the precision, or -1 for a non-number
  * (then the '0' flag does not apply). */
-static size_t fmt_field(fmt_sink out, void *ctx, const struct fmt_spec *sp,
-                        const char *prefix, const char *body, int len, int zeros)
+static size_t fmt_field(fmt_sink out, void *ctx, const struct fmt_spec *sp, const char *prefix,
+                        const char *body, int len, int zeros)
 {
     int numeric = zeros >= 0;
     if (zeros < 0)
@@ -49,7 +49,7 @@ static size_t fmt_field(fmt_sink out, void *ctx, const struct fmt_spec *sp,
     if (!sp->left && !zero_pad)
         n += fmt_pad(out, ctx, ' ', pad);
     out(ctx, prefix, (size_t)plen);
-    if (zero_pad)                         /* zeros go after the sign/0x */
+    if (zero_pad) /* zeros go after the sign/0x */
         n += fmt_pad(out, ctx, '0', pad);
     n += fmt_pad(out, ctx, '0', zeros);
     out(ctx, body, (size_t)len);
@@ -58,8 +58,8 @@ static size_t fmt_field(fmt_sink out, void *ctx, const struct fmt_spec *sp,
     return n;
 }
 
-static size_t fmt_int(fmt_sink out, void *ctx, struct fmt_spec *sp,
-                      uintmax_t v, int neg, unsigned base, int upper, int is_ptr)
+static size_t fmt_int(fmt_sink out, void *ctx, struct fmt_spec *sp, uintmax_t v, int neg,
+                      unsigned base, int upper, int is_ptr)
 {
     char buf[24];
     const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
@@ -91,16 +91,22 @@ static int fmt_core(fmt_sink out, void *ctx, const char *fmt, va_list ap)
         }
         if (!*fmt)
             break;
-        fmt++;                                /* past '%' */
+        fmt++; /* past '%' */
 
         struct fmt_spec sp = { 0, 0, 0, 0, 0, -1, -1 };
         for (;; fmt++) {
-            if (*fmt == '-') sp.left = 1;
-            else if (*fmt == '0') sp.zero = 1;
-            else if (*fmt == '+') sp.plus = 1;
-            else if (*fmt == ' ') sp.space = 1;
-            else if (*fmt == '#') sp.alt = 1;
-            else break;
+            if (*fmt == '-')
+                sp.left = 1;
+            else if (*fmt == '0')
+                sp.zero = 1;
+            else if (*fmt == '+')
+                sp.plus = 1;
+            else if (*fmt == ' ')
+                sp.space = 1;
+            else if (*fmt == '#')
+                sp.alt = 1;
+            else
+                break;
         }
         if (*fmt == '*') {
             sp.width = va_arg(ap, int);
@@ -123,28 +129,40 @@ static int fmt_core(fmt_sink out, void *ctx, const char *fmt, va_list ap)
                     sp.prec = sp.prec * 10 + (*fmt - '0');
             }
         }
-        int lng = 0;                          /* -2 hh, -1 h, 1 l, 2 ll/j/z/t */
+        int lng = 0; /* -2 hh, -1 h, 1 l, 2 ll/j/z/t */
         for (;; fmt++) {
-            if (*fmt == 'h') lng--;
-            else if (*fmt == 'l') lng++;
-            else if (*fmt == 'z' || *fmt == 'j' || *fmt == 't') lng = 2;
-            else break;
+            if (*fmt == 'h')
+                lng--;
+            else if (*fmt == 'l')
+                lng++;
+            else if (*fmt == 'z' || *fmt == 'j' || *fmt == 't')
+                lng = 2;
+            else
+                break;
         }
 
         char c = *fmt ? *fmt++ : '\0';
         switch (c) {
-        case 'd': case 'i': {
+        case 'd':
+        case 'i': {
             intmax_t v = lng >= 1 ? va_arg(ap, long long) : va_arg(ap, int);
-            if (lng == -1) v = (short)v;
-            if (lng <= -2) v = (signed char)v;
+            if (lng == -1)
+                v = (short)v;
+            if (lng <= -2)
+                v = (signed char)v;
             uintmax_t mag = v < 0 ? (uintmax_t)0 - (uintmax_t)v : (uintmax_t)v;
             total += fmt_int(out, ctx, &sp, mag, v < 0, 10, 0, 0);
             break;
         }
-        case 'u': case 'x': case 'X': case 'o': {
+        case 'u':
+        case 'x':
+        case 'X':
+        case 'o': {
             uintmax_t v = lng >= 1 ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned);
-            if (lng == -1) v = (unsigned short)v;
-            if (lng <= -2) v = (unsigned char)v;
+            if (lng == -1)
+                v = (unsigned short)v;
+            if (lng <= -2)
+                v = (unsigned char)v;
             unsigned base = c == 'u' ? 10 : c == 'o' ? 8 : 16;
             total += fmt_int(out, ctx, &sp, v, 0, base, c == 'X', 0);
             break;
@@ -171,7 +189,7 @@ static int fmt_core(fmt_sink out, void *ctx, const char *fmt, va_list ap)
             out(ctx, "%", 1);
             total++;
             break;
-        default:                              /* unknown: print it verbatim */
+        default: /* unknown: print it verbatim */
             out(ctx, "%", 1);
             total++;
             if (c) {
@@ -188,8 +206,8 @@ static int fmt_core(fmt_sink out, void *ctx, const char *fmt, va_list ap)
 
 struct buf_sink {
     char *buf;
-    size_t cap;     /* bytes available, NUL included */
-    size_t len;     /* bytes produced so far (may exceed cap) */
+    size_t cap; /* bytes available, NUL included */
+    size_t len; /* bytes produced so far (may exceed cap) */
 };
 
 static void buf_out(void *ctx, const char *s, size_t n)
@@ -325,6 +343,16 @@ int fputc(int c, FILE *f)
     return (unsigned char)ch;
 }
 
-int putc(int c, FILE *f) { return fputc(c, f); }
-int putchar(int c) { return fputc(c, stdout); }
-int fflush(FILE *f) { (void)f; return 0; }
+int putc(int c, FILE *f)
+{
+    return fputc(c, f);
+}
+int putchar(int c)
+{
+    return fputc(c, stdout);
+}
+int fflush(FILE *f)
+{
+    (void)f;
+    return 0;
+}

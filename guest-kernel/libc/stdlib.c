@@ -13,7 +13,7 @@
 #include "sys.h"
 
 int errno;
-char **environ;                     /* set by kern_main from the command line */
+char **environ; /* set by kern_main from the command line */
 
 /* --- memory ------------------------------------------------------------ */
 
@@ -78,8 +78,14 @@ void exit(int status)
     sys_exit(status);
 }
 
-void _Exit(int status) { sys_exit(status); }
-void _exit(int status) { sys_exit(status); }
+void _Exit(int status)
+{
+    sys_exit(status);
+}
+void _exit(int status)
+{
+    sys_exit(status);
+}
 
 void abort(void)
 {
@@ -106,8 +112,14 @@ char *getenv(const char *name)
 
 /* --- numbers ----------------------------------------------------------- */
 
-int abs(int x) { return x < 0 ? -x : x; }
-long labs(long x) { return x < 0 ? -x : x; }
+int abs(int x)
+{
+    return x < 0 ? -x : x;
+}
+long labs(long x)
+{
+    return x < 0 ? -x : x;
+}
 
 /* Shared parser: magnitude in *mag, sign in *neg; returns 0 or ERANGE. */
 static int str_parse(const char *s, char **end, int base, unsigned long long *mag, int *neg)
@@ -129,9 +141,12 @@ static int str_parse(const char *s, char **end, int base, unsigned long long *ma
     int any = 0, range = 0;
     for (;; p++) {
         int d;
-        if (*p >= '0' && *p <= '9') d = *p - '0';
-        else if ((*p | 32) >= 'a' && (*p | 32) <= 'z') d = (*p | 32) - 'a' + 10;
-        else break;
+        if (*p >= '0' && *p <= '9')
+            d = *p - '0';
+        else if ((*p | 32) >= 'a' && (*p | 32) <= 'z')
+            d = (*p | 32) - 'a' + 10;
+        else
+            break;
         if (d >= base)
             break;
         any = 1;
@@ -183,11 +198,20 @@ long strtol(const char *restrict s, char **restrict end, int base)
     return (long)strtoll(s, end, base);
 }
 
-int atoi(const char *s) { return (int)strtol(s, NULL, 10); }
-long atol(const char *s) { return strtol(s, NULL, 10); }
+int atoi(const char *s)
+{
+    return (int)strtol(s, NULL, 10);
+}
+long atol(const char *s)
+{
+    return strtol(s, NULL, 10);
+}
 
 static unsigned long rand_state = 1;
-void srand(unsigned seed) { rand_state = seed; }
+void srand(unsigned seed)
+{
+    rand_state = seed;
+}
 int rand(void)
 {
     rand_state = rand_state * 1103515245ul + 12345ul;
@@ -201,7 +225,7 @@ void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const voi
     for (size_t i = 1; i < n; i++) {
         for (size_t j = i; j > 0 && cmp(b + (j - 1) * size, b + j * size) > 0; j--) {
             char *x = b + (j - 1) * size, *y = b + j * size;
-            for (size_t off = 0; off < size; off += sizeof tmp) {   /* swap in chunks */
+            for (size_t off = 0; off < size; off += sizeof tmp) { /* swap in chunks */
                 size_t k = size - off < sizeof tmp ? size - off : sizeof tmp;
                 memcpy(tmp, x + off, k);
                 memcpy(x + off, y + off, k);

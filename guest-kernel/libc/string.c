@@ -15,7 +15,9 @@ void *memcpy(void *restrict dst, const void *restrict src, size_t n)
     void *d = dst;
     size_t q = n / 8, r = n % 8;
     __asm__ volatile("rep movsq\n\tmovq %3, %%rcx\n\trep movsb"
-                     : "+D"(d), "+S"(src), "+c"(q) : "r"(r) : "memory");
+                     : "+D"(d), "+S"(src), "+c"(q)
+                     : "r"(r)
+                     : "memory");
     return dst;
 }
 
@@ -27,7 +29,7 @@ void *memmove(void *dst, const void *src, size_t n)
         return dst;
     if (d < s || d >= s + n)
         return memcpy(dst, src, n);
-    while (n--)                       /* overlapping, dst above src: go down */
+    while (n--) /* overlapping, dst above src: go down */
         d[n] = s[n];
     return dst;
 }
@@ -38,7 +40,9 @@ void *memset(void *dst, int c, size_t n)
     size_t q = n / 8, r = n % 8;
     uint64_t v = (uint8_t)c * 0x0101010101010101ull;
     __asm__ volatile("rep stosq\n\tmovq %3, %%rcx\n\trep stosb"
-                     : "+D"(d), "+c"(q), "+a"(v) : "r"(r) : "memory");
+                     : "+D"(d), "+c"(q), "+a"(v)
+                     : "r"(r)
+                     : "memory");
     return dst;
 }
 

@@ -23,49 +23,49 @@
 #define NET_ETH_HLEN    14
 #define NET_MTU_DEFAULT 1500
 #define NET_MTU_MIN     576
-#define NET_FRAME_MAX   (NET_ETH_HLEN + NET_MTU_DEFAULT)   /* 1514, no FCS */
+#define NET_FRAME_MAX   (NET_ETH_HLEN + NET_MTU_DEFAULT) /* 1514, no FCS */
 
 struct net_stack;
 
 /* The link: owned by the driver, registered with net_create(). */
 struct net_if {
-    uint8_t  mac[NET_ETH_ALEN];  /* our MAC address */
-    uint32_t ip;                 /* our IPv4 address; 0 = none (only ARP/ICMP off) */
-    uint8_t  prefix;             /* netmask length, 0..32 */
-    uint32_t gw;                 /* default gateway; 0 = on-link traffic only */
-    uint16_t mtu;                /* IP MTU; 0 means 1500; clamped to 576..1500 */
+    uint8_t mac[NET_ETH_ALEN]; /* our MAC address */
+    uint32_t ip;               /* our IPv4 address; 0 = none (only ARP/ICMP off) */
+    uint8_t prefix;            /* netmask length, 0..32 */
+    uint32_t gw;               /* default gateway; 0 = on-link traffic only */
+    uint16_t mtu;              /* IP MTU; 0 means 1500; clamped to 576..1500 */
     /* Send one Ethernet frame (no FCS, len <= 14 + mtu). Must copy the
      * bytes before returning and must not call back into the stack.
      * Returns 0 when queued, -1 when dropped (ring full): the stack counts
      * it and relies on retransmission. */
-    int  (*transmit)(struct net_if *nif, const void *frame, size_t len);
+    int (*transmit)(struct net_if *nif, const void *frame, size_t len);
     /* Optional: hand every received frame to net_input() and return. Called
      * by blocking socket calls between waits. NULL if frames are pushed. */
     void (*poll)(struct net_if *nif);
-    void *driver;                /* the driver's own state */
-    struct net_stack *stack;     /* set by net_create */
+    void *driver;            /* the driver's own state */
+    struct net_stack *stack; /* set by net_create */
 };
 
 /* Tunables. net_config_default() fills sensible values for a small guest;
  * zero fields passed to net_create are replaced by the defaults. */
 struct net_config {
-    unsigned max_sockets;     /* descriptor table size (default 1024) */
-    unsigned tcp_sndbuf;      /* per-connection send buffer bytes (16384) */
-    unsigned tcp_rcvbuf;      /* per-connection receive buffer, <= 65535 (16384) */
-    unsigned udp_rcvbuf;      /* bytes of datagrams queued per socket (16384) */
-    unsigned time_wait_ms;    /* TIME_WAIT length (2000; RFC 793 says 2*MSL=4 min) */
-    unsigned fin_wait2_ms;    /* orphaned FIN_WAIT_2 timeout (10000) */
-    unsigned delack_ms;       /* delayed ACK timeout (40) */
-    unsigned rto_init_ms;     /* initial RTO (1000, RFC 6298) */
-    unsigned rto_min_ms;      /* RTO floor (200; RFC 6298 says 1000) */
-    unsigned rto_max_ms;      /* RTO and persist ceiling (60000) */
-    unsigned syn_retries;     /* SYN / SYN-ACK retransmissions (5) */
-    unsigned data_retries;    /* data retransmissions before reset (10) */
-    unsigned arp_entries;     /* ARP cache slots (32) */
-    unsigned arp_ttl_ms;      /* resolved entry lifetime (60000) */
-    unsigned arp_retry_ms;    /* request interval while resolving (1000) */
-    unsigned arp_retries;     /* requests before giving up (3) */
-    unsigned arp_queue;       /* packets held per unresolved entry (4) */
+    unsigned max_sockets;  /* descriptor table size (default 1024) */
+    unsigned tcp_sndbuf;   /* per-connection send buffer bytes (16384) */
+    unsigned tcp_rcvbuf;   /* per-connection receive buffer, <= 65535 (16384) */
+    unsigned udp_rcvbuf;   /* bytes of datagrams queued per socket (16384) */
+    unsigned time_wait_ms; /* TIME_WAIT length (2000; RFC 793 says 2*MSL=4 min) */
+    unsigned fin_wait2_ms; /* orphaned FIN_WAIT_2 timeout (10000) */
+    unsigned delack_ms;    /* delayed ACK timeout (40) */
+    unsigned rto_init_ms;  /* initial RTO (1000, RFC 6298) */
+    unsigned rto_min_ms;   /* RTO floor (200; RFC 6298 says 1000) */
+    unsigned rto_max_ms;   /* RTO and persist ceiling (60000) */
+    unsigned syn_retries;  /* SYN / SYN-ACK retransmissions (5) */
+    unsigned data_retries; /* data retransmissions before reset (10) */
+    unsigned arp_entries;  /* ARP cache slots (32) */
+    unsigned arp_ttl_ms;   /* resolved entry lifetime (60000) */
+    unsigned arp_retry_ms; /* request interval while resolving (1000) */
+    unsigned arp_retries;  /* requests before giving up (3) */
+    unsigned arp_queue;    /* packets held per unresolved entry (4) */
 };
 
 /* Counters: every dropped frame is counted in exactly one *_drop_* field. */

@@ -6,10 +6,10 @@
 #include "net_internal.h"
 
 #define ARP_LEN 28
-static const uint8_t bcast_mac[NET_ETH_ALEN] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+static const uint8_t bcast_mac[NET_ETH_ALEN] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
-int eth_send(struct net_stack *s, uint8_t *frame, const uint8_t dst[NET_ETH_ALEN],
-             uint16_t type, size_t len)
+int eth_send(struct net_stack *s, uint8_t *frame, const uint8_t dst[NET_ETH_ALEN], uint16_t type,
+             size_t len)
 {
     memcpy(frame, dst, NET_ETH_ALEN);
     memcpy(frame + 6, s->nif->mac, NET_ETH_ALEN);
@@ -43,7 +43,7 @@ static void arp_send(struct net_stack *s, uint16_t op, const uint8_t dst_mac[NET
 void arp_announce(struct net_stack *s)
 {
     static const uint8_t zero[6];
-    arp_send(s, 1, bcast_mac, zero, s->nif->ip);   /* RFC 5227 announcement */
+    arp_send(s, 1, bcast_mac, zero, s->nif->ip); /* RFC 5227 announcement */
 }
 
 static void arp_request(struct net_stack *s, uint32_t ip)
@@ -100,7 +100,7 @@ static void arp_update(struct net_stack *s, struct arp_entry *e, uint32_t ip,
     e->state = ARP_RESOLVED;
     e->deadline = s->now + s->cfg.arp_ttl_ms;
     e->tries = 0;
-    while (e->q) {                      /* send what was waiting */
+    while (e->q) { /* send what was waiting */
         struct arp_pkt *p = e->q;
         e->q = p->next;
         eth_send(s, p->frame, mac, ETH_TYPE_IPV4, p->len);
@@ -119,7 +119,7 @@ void arp_input(struct net_stack *s, const uint8_t *a, size_t len)
     uint16_t op = rd16(a + 6);
     const uint8_t *sha = a + 8;
     uint32_t spa = rd32(a + 14), tpa = rd32(a + 24);
-    if ((op != 1 && op != 2) || (sha[0] & 1)) {      /* multicast sender MAC */
+    if ((op != 1 && op != 2) || (sha[0] & 1)) { /* multicast sender MAC */
         s->st.arp_drop_malformed++;
         return;
     }
@@ -167,7 +167,7 @@ void eth_output_ip(struct net_stack *s, uint32_t nexthop, size_t len)
         e->deadline = s->now + s->cfg.arp_retry_ms;
         arp_request(s, nexthop);
     }
-    if (e->nq >= s->cfg.arp_queue) {         /* drop the oldest */
+    if (e->nq >= s->cfg.arp_queue) { /* drop the oldest */
         struct arp_pkt *old = e->q;
         e->q = old->next;
         net_port_free(old);

@@ -33,9 +33,18 @@ static struct net_if guest_if;
 static struct net_stack *guest_stack;
 static uint64_t rng_state;
 
-void *net_port_alloc(size_t n) { return malloc(n); }
-void net_port_free(void *p) { free(p); }
-uint64_t net_port_now_ms(void) { return clock_monotonic_ns() / 1000000u; }
+void *net_port_alloc(size_t n)
+{
+    return malloc(n);
+}
+void net_port_free(void *p)
+{
+    free(p);
+}
+uint64_t net_port_now_ms(void)
+{
+    return clock_monotonic_ns() / 1000000u;
+}
 
 uint32_t net_port_random(void)
 {
@@ -58,7 +67,7 @@ void net_port_idle(uint64_t deadline_ms)
 {
     static uint64_t seen_frames, busy_until_ns;
     if (NET_GUEST_IDLE_US == 0 || virtio_net_rx_pending())
-        return;                                /* 0: spin, never halt */
+        return; /* 0: spin, never halt */
     uint64_t now_ns = clock_monotonic_ns();
     uint64_t until_ns = deadline_ms == UINT64_MAX ? UINT64_MAX : deadline_ms * 1000000u;
     if (until_ns <= now_ns)
@@ -115,7 +124,7 @@ int net_guest_init(void)
     uint32_t addr = 0, gwa = 0;
     uint8_t prefix = 0, want_mac[NET_ETH_ALEN];
     if (!ip)
-        return 1;                              /* networking not asked for */
+        return 1; /* networking not asked for */
     if (net_parse_cidr(ip, &addr, &prefix) != 0) {
         printf("net: bad shoal.ip '%s' (want A.B.C.D/N)\n", ip);
         return -1;
@@ -124,8 +133,8 @@ int net_guest_init(void)
         printf("net: bad shoal.gw '%s'\n", gw);
         return -1;
     }
-    struct virtio_net_opts o = { VPCI_AUTO, IDT_VEC_DEVICE, apic_id(), guest_rx, &guest_if,
-                                 net_port_random };
+    struct virtio_net_opts o = { VPCI_AUTO, IDT_VEC_DEVICE, apic_id(),
+                                 guest_rx,  &guest_if,      net_port_random };
     if (vio && !strcmp(vio, "legacy")) {
         o.mode = VPCI_LEGACY;
     } else if (vio && !strcmp(vio, "modern")) {
@@ -150,8 +159,8 @@ int net_guest_init(void)
     }
     net_set_default(guest_stack);
     const uint8_t *m = guest_if.mac;
-    printf("net: %s mac %02x:%02x:%02x:%02x:%02x:%02x gw %s virtio %s rx %s\n", ip,
-           m[0], m[1], m[2], m[3], m[4], m[5], gw ? gw : "none", virtio_net_interface(),
+    printf("net: %s mac %02x:%02x:%02x:%02x:%02x:%02x gw %s virtio %s rx %s\n", ip, m[0], m[1],
+           m[2], m[3], m[4], m[5], gw ? gw : "none", virtio_net_interface(),
            virtio_net_rx_wakeup());
     return 0;
 }
@@ -167,4 +176,7 @@ void net_guest_poll(void)
 /* Up before the app's main, so "running" means "reachable". */
 KERN_BOOT_HOOK("network", net_guest_init);
 
-struct net_stack *net_guest_stack(void) { return guest_stack; }
+struct net_stack *net_guest_stack(void)
+{
+    return guest_stack;
+}

@@ -6,7 +6,10 @@
  */
 #include "net_internal.h"
 
-uint8_t *ip_payload(struct net_stack *s) { return s->tx + NET_ETH_HLEN + IP_HLEN; }
+uint8_t *ip_payload(struct net_stack *s)
+{
+    return s->tx + NET_ETH_HLEN + IP_HLEN;
+}
 
 int ip_is_local(const struct net_stack *s, uint32_t ip)
 {
@@ -45,7 +48,7 @@ void ip_input(struct net_stack *s, const uint8_t *p, size_t len)
         return;
     }
     uint16_t frag = rd16(p + 6);
-    if (frag & 0x3fff) {               /* MF set or offset != 0 */
+    if (frag & 0x3fff) { /* MF set or offset != 0 */
         s->st.ip_drop_frag++;
         return;
     }
@@ -63,7 +66,7 @@ void ip_input(struct net_stack *s, const uint8_t *p, size_t len)
     size_t plen = tot - ihl;
     switch (p[9]) {
     case PROTO_ICMP: icmp_input(s, src, pl, plen); break;
-    case PROTO_UDP:  udp_input(s, src, dst, pl, plen); break;
+    case PROTO_UDP: udp_input(s, src, dst, pl, plen); break;
     case PROTO_TCP:
         if (ip_is_local(s, dst))
             tcp_input(s, src, dst, pl, plen);
@@ -96,7 +99,7 @@ int ip_output(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, si
     h[1] = 0;
     wr16(h + 2, (uint16_t)(IP_HLEN + l4len));
     wr16(h + 4, ip_id++);
-    wr16(h + 6, 0x4000);            /* DF: we never fragment */
+    wr16(h + 6, 0x4000); /* DF: we never fragment */
     h[8] = 64;
     h[9] = proto;
     wr16(h + 10, 0);
@@ -121,7 +124,7 @@ static void icmp_input(struct net_stack *s, uint32_t src, const uint8_t *p, size
         s->st.icmp_drop_csum++;
         return;
     }
-    if (p[0] != 8 || p[1] != 0) {          /* only echo request */
+    if (p[0] != 8 || p[1] != 0) { /* only echo request */
         s->st.icmp_drop_type++;
         return;
     }
@@ -131,7 +134,7 @@ static void icmp_input(struct net_stack *s, uint32_t src, const uint8_t *p, size
     }
     uint8_t *r = ip_payload(s);
     memcpy(r, p, len);
-    r[0] = 0;                              /* echo reply, same id/seq/data */
+    r[0] = 0; /* echo reply, same id/seq/data */
     wr16(r + 2, 0);
     wr16(r + 2, net_csum_fold(net_csum_add(0, r, len)));
     s->st.icmp_echo_reply_tx++;
@@ -140,8 +143,8 @@ static void icmp_input(struct net_stack *s, uint32_t src, const uint8_t *p, size
 
 /* ---- UDP ---- */
 
-static struct nsock *udp_lookup(struct net_stack *s, uint32_t src, uint16_t sport,
-                                uint32_t dst, uint16_t dport)
+static struct nsock *udp_lookup(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t dst,
+                                uint16_t dport)
 {
     struct nsock *best = NULL;
     for (struct nsock *sk = s->socks; sk; sk = sk->next) {
@@ -171,8 +174,9 @@ void udp_input(struct net_stack *s, uint32_t src, uint32_t dst, const uint8_t *p
         s->st.udp_drop_short++;
         return;
     }
-    if (rd16(p + 6) != 0 &&                 /* 0: sender computed none */
-        net_csum_fold(net_csum_add(net_pseudo_sum(src, dst, PROTO_UDP, (uint16_t)ulen), p, ulen)) != 0) {
+    if (rd16(p + 6) != 0 && /* 0: sender computed none */
+        net_csum_fold(net_csum_add(net_pseudo_sum(src, dst, PROTO_UDP, (uint16_t)ulen), p, ulen)) !=
+            0) {
         s->st.udp_drop_csum++;
         return;
     }
@@ -205,8 +209,8 @@ void udp_input(struct net_stack *s, uint32_t src, uint32_t dst, const uint8_t *p
     sk->dq_bytes += (uint32_t)n;
 }
 
-int udp_output(struct net_stack *s, struct nsock *sk, uint32_t dst, uint16_t dport,
-               const void *buf, size_t n)
+int udp_output(struct net_stack *s, struct nsock *sk, uint32_t dst, uint16_t dport, const void *buf,
+               size_t n)
 {
     if (n + UDP_HLEN + IP_HLEN > s->nif->mtu)
         return -EMSGSIZE;

@@ -13,14 +13,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>   /* memcpy, memset, memcmp, memmove: both libcs have them */
+#include <string.h> /* memcpy, memset, memcmp, memmove: both libcs have them */
 
 /* Memory. net_port_alloc returns NULL when out of memory (the stack then
  * drops the packet or fails the call with ENOMEM/ENOBUFS, never crashes);
  * the result must be aligned for any scalar type. net_port_free(NULL) is a
  * no-op. */
 void *net_port_alloc(size_t n);
-void  net_port_free(void *p);
+void net_port_free(void *p);
 
 /* Monotonic milliseconds (any epoch, never goes backwards). All stack
  * timers (RTO, delayed ACK, TIME_WAIT, ARP) are deadlines on this clock. */

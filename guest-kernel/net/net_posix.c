@@ -18,8 +18,14 @@
 
 static struct net_stack *net_default;
 
-void net_set_default(struct net_stack *s) { net_default = s; }
-struct net_stack *net_get_default(void) { return net_default; }
+void net_set_default(struct net_stack *s)
+{
+    net_default = s;
+}
+struct net_stack *net_get_default(void)
+{
+    return net_default;
+}
 
 static long ret(long rc)
 {
@@ -30,12 +36,12 @@ static long ret(long rc)
     return rc;
 }
 
-#define STACK_OR_FAIL()              \
-    do {                             \
-        if (!net_default) {          \
-            errno = ENETDOWN;        \
-            return -1;               \
-        }                            \
+#define STACK_OR_FAIL()                                                                            \
+    do {                                                                                           \
+        if (!net_default) {                                                                        \
+            errno = ENETDOWN;                                                                      \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
 
 int socket(int domain, int type, int protocol)
@@ -88,15 +94,15 @@ ssize_t recv(int fd, void *buf, size_t n, int flags)
     return ret(nsock_recv(net_default, fd, buf, n, flags));
 }
 
-ssize_t sendto(int fd, const void *buf, size_t n, int flags,
-               const struct sockaddr *addr, socklen_t len)
+ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
+               socklen_t len)
 {
     STACK_OR_FAIL();
     return ret(nsock_sendto(net_default, fd, buf, n, flags, addr, len));
 }
 
-ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags,
-                 struct sockaddr *restrict addr, socklen_t *restrict len)
+ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, struct sockaddr *restrict addr,
+                 socklen_t *restrict len)
 {
     STACK_OR_FAIL();
     return ret(nsock_recvfrom(net_default, fd, buf, n, flags, addr, len));
@@ -154,11 +160,8 @@ int fcntl(int fd, int cmd, ...)
         return (int)ret(nsock_set_nonblock(net_default, fd, (fl & O_NONBLOCK) != 0));
     }
     case F_GETFD:
-    case F_SETFD:
-        return (int)ret(nsock_get_nonblock(net_default, fd) < 0 ? -EBADF : 0);
-    default:
-        errno = EINVAL;
-        return -1;
+    case F_SETFD: return (int)ret(nsock_get_nonblock(net_default, fd) < 0 ? -EBADF : 0);
+    default: errno = EINVAL; return -1;
     }
 }
 
@@ -177,7 +180,7 @@ ssize_t net_fd_write(int fd, const void *buf, size_t n)
 int close(int fd)
 {
     if (fd >= 0 && fd < NET_FD_BASE)
-        return 0;                          /* console descriptors: nothing to do */
+        return 0; /* console descriptors: nothing to do */
     STACK_OR_FAIL();
     return (int)ret(nsock_close(net_default, fd));
 }

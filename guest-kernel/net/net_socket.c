@@ -141,7 +141,11 @@ static int connecting(const struct nsock *sk)
     return sk->tcp.state == NET_TCP_SYN_SENT || sk->tcp.state == NET_TCP_SYN_RCVD;
 }
 
-static int ready_connected(struct net_stack *s, void *arg) { (void)s; return !connecting(arg); }
+static int ready_connected(struct net_stack *s, void *arg)
+{
+    (void)s;
+    return !connecting(arg);
+}
 static int ready_accept(struct net_stack *s, void *arg)
 {
     struct nsock *sk = arg;
@@ -153,8 +157,9 @@ static int ready_send(struct net_stack *s, void *arg)
     struct nsock *sk = arg;
     (void)s;
     return connecting(sk) ? 0
-         : sk->tcp.state != NET_TCP_ESTABLISHED && sk->tcp.state != NET_TCP_CLOSE_WAIT ? 1
-         : sk->err || sk->tcp.sbuf_len < sk->tcp.sbuf_size;
+           : sk->tcp.state != NET_TCP_ESTABLISHED && sk->tcp.state != NET_TCP_CLOSE_WAIT
+               ? 1
+               : sk->err || sk->tcp.sbuf_len < sk->tcp.sbuf_size;
 }
 static int ready_recv(struct net_stack *s, void *arg)
 {
@@ -351,17 +356,15 @@ int nsock_connect(struct net_stack *s, int fd, const struct sockaddr *sa, sockle
     switch (sk->tcp.state) {
     case NET_TCP_CLOSED:
         if (sk->tcp.snd_max)
-            return -EISCONN;              /* used before: POSIX wants a new socket */
+            return -EISCONN; /* used before: POSIX wants a new socket */
         break;
-    case NET_TCP_SYN_SENT: case NET_TCP_SYN_RCVD:
-        return -EALREADY;
-    case NET_TCP_LISTEN:
-        return -EINVAL;
-    default:
-        return -EISCONN;
+    case NET_TCP_SYN_SENT:
+    case NET_TCP_SYN_RCVD: return -EALREADY;
+    case NET_TCP_LISTEN: return -EINVAL;
+    default: return -EISCONN;
     }
     if (ip_is_local(s, ip))
-        return -ECONNREFUSED;             /* no loopback path in this stack */
+        return -ECONNREFUSED; /* no loopback path in this stack */
     if ((rc = autobind(s, sk)))
         return rc;
     sk->lip = nif->ip;
@@ -377,8 +380,8 @@ int nsock_connect(struct net_stack *s, int fd, const struct sockaddr *sa, sockle
     return 0;
 }
 
-static ssize_t tcp_send_bytes(struct net_stack *s, struct nsock *sk, const uint8_t *buf,
-                              size_t n, int flags)
+static ssize_t tcp_send_bytes(struct net_stack *s, struct nsock *sk, const uint8_t *buf, size_t n,
+                              int flags)
 {
     int nb = (sk->flags & NS_NONBLOCK) || (flags & MSG_DONTWAIT);
     size_t done = 0;
@@ -496,7 +499,7 @@ ssize_t nsock_recvfrom(struct net_stack *s, int fd, void *buf, size_t n, int fla
     if (t->rbuf_len == 0) {
         if (sk->err)
             return take_err(sk);
-        return 0;                          /* FIN, shutdown or closed */
+        return 0; /* FIN, shutdown or closed */
     }
     if (sk->flags & NS_SHUT_RD)
         return 0;
@@ -525,9 +528,8 @@ int nsock_shutdown(struct net_stack *s, int fd, int how)
         return -EBADF;
     if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
         return -EINVAL;
-    if (sk->type == SOCK_STREAM && (sk->tcp.state == NET_TCP_CLOSED ||
-                                    sk->tcp.state == NET_TCP_LISTEN ||
-                                    connecting(sk)))
+    if (sk->type == SOCK_STREAM &&
+        (sk->tcp.state == NET_TCP_CLOSED || sk->tcp.state == NET_TCP_LISTEN || connecting(sk)))
         return -ENOTCONN;
     if (how != SHUT_WR)
         sk->flags |= NS_SHUT_RD;
@@ -554,8 +556,8 @@ int nsock_close(struct net_stack *s, int fd)
     return 0;
 }
 
-int nsock_setsockopt(struct net_stack *s, int fd, int level, int name,
-                     const void *val, socklen_t len)
+int nsock_setsockopt(struct net_stack *s, int fd, int level, int name, const void *val,
+                     socklen_t len)
 {
     struct nsock *sk = fd_get(s, fd);
     if (!sk)
@@ -569,22 +571,22 @@ int nsock_setsockopt(struct net_stack *s, int fd, int level, int name,
         case SO_REUSEADDR:
             sk->flags = (uint8_t)(v ? sk->flags | NS_REUSEADDR : sk->flags & ~NS_REUSEADDR);
             return 0;
-        case SO_KEEPALIVE:
-            return 0;                       /* accepted, not implemented */
+        case SO_KEEPALIVE: return 0; /* accepted, not implemented */
         case SO_RCVBUF:
         case SO_SNDBUF:
             if (sk->tcp.sbuf || sk->tcp.rbuf)
                 return -EISCONN;
-            if (v < 1024) v = 1024;
-            if (v > (1 << 22)) v = 1 << 22;
+            if (v < 1024)
+                v = 1024;
+            if (v > (1 << 22))
+                v = 1 << 22;
             if (name == SO_RCVBUF) {
                 sk->want_rcvbuf = (uint32_t)NET_MIN(v, 65535);
             } else {
                 sk->want_sndbuf = (uint32_t)v;
             }
             return 0;
-        default:
-            return -ENOPROTOOPT;
+        default: return -ENOPROTOOPT;
         }
     }
     if (level == IPPROTO_TCP && name == TCP_NODELAY) {
@@ -596,8 +598,7 @@ int nsock_setsockopt(struct net_stack *s, int fd, int level, int name,
     return -ENOPROTOOPT;
 }
 
-int nsock_getsockopt(struct net_stack *s, int fd, int level, int name,
-                     void *val, socklen_t *len)
+int nsock_getsockopt(struct net_stack *s, int fd, int level, int name, void *val, socklen_t *len)
 {
     struct nsock *sk = fd_get(s, fd);
     if (!sk)
@@ -645,7 +646,7 @@ int nsock_getpeername(struct net_stack *s, int fd, struct sockaddr *sa, socklen_
     if (!sa || !len)
         return -EFAULT;
     int conn = sk->type == SOCK_DGRAM ? (sk->flags & NS_CONNECTED) != 0
-             : sk->tcp.state >= NET_TCP_ESTABLISHED;
+                                      : sk->tcp.state >= NET_TCP_ESTABLISHED;
     if (!conn)
         return -ENOTCONN;
     put_sin(sa, len, sk->rip, sk->rport);
@@ -676,16 +677,11 @@ static short sock_events(const struct nsock *sk)
         return (short)((sk->dq_head ? POLLIN : 0) | POLLOUT);
     const struct tcp_cb *t = &sk->tcp;
     switch (t->state) {
-    case NET_TCP_LISTEN:
-        return sk->aq_head ? POLLIN : 0;
+    case NET_TCP_LISTEN: return sk->aq_head ? POLLIN : 0;
     case NET_TCP_SYN_SENT:
-    case NET_TCP_SYN_RCVD:
-        return 0;
-    case NET_TCP_CLOSED:
-        ev = POLLHUP | POLLOUT | POLLIN;
-        break;
-    default:
-        break;
+    case NET_TCP_SYN_RCVD: return 0;
+    case NET_TCP_CLOSED: ev = POLLHUP | POLLOUT | POLLIN; break;
+    default: break;
     }
     if (t->rbuf_len > 0 || t->rx_fin || (sk->flags & NS_SHUT_RD))
         ev |= POLLIN;

@@ -26,7 +26,11 @@ void net_config_default(struct net_config *c)
     c->arp_queue = 4;
 }
 
-#define FILL(f) do { if (!c.f) c.f = d.f; } while (0)
+#define FILL(f)                                                                                    \
+    do {                                                                                           \
+        if (!c.f)                                                                                  \
+            c.f = d.f;                                                                             \
+    } while (0)
 
 struct net_stack *net_create(struct net_if *nif, const struct net_config *cfg)
 {
@@ -36,13 +40,25 @@ struct net_stack *net_create(struct net_if *nif, const struct net_config *cfg)
         c = *cfg;
     else
         c = d;
-    FILL(max_sockets); FILL(tcp_sndbuf); FILL(tcp_rcvbuf); FILL(udp_rcvbuf);
-    FILL(time_wait_ms); FILL(fin_wait2_ms); FILL(delack_ms); FILL(rto_init_ms);
-    FILL(rto_min_ms); FILL(rto_max_ms); FILL(syn_retries); FILL(data_retries);
-    FILL(arp_entries); FILL(arp_ttl_ms); FILL(arp_retry_ms); FILL(arp_retries);
+    FILL(max_sockets);
+    FILL(tcp_sndbuf);
+    FILL(tcp_rcvbuf);
+    FILL(udp_rcvbuf);
+    FILL(time_wait_ms);
+    FILL(fin_wait2_ms);
+    FILL(delack_ms);
+    FILL(rto_init_ms);
+    FILL(rto_min_ms);
+    FILL(rto_max_ms);
+    FILL(syn_retries);
+    FILL(data_retries);
+    FILL(arp_entries);
+    FILL(arp_ttl_ms);
+    FILL(arp_retry_ms);
+    FILL(arp_retries);
     FILL(arp_queue);
     if (c.tcp_rcvbuf > 65535)
-        c.tcp_rcvbuf = 65535;          /* no window scaling */
+        c.tcp_rcvbuf = 65535; /* no window scaling */
     if (c.max_sockets > 65536)
         c.max_sockets = 65536;
 
@@ -90,14 +106,21 @@ void net_destroy(struct net_stack *s)
 void net_announce(struct net_stack *s)
 {
     struct net_if *nif = s->nif;
-    s->netmask = nif->prefix >= 32 ? 0xffffffffu
-               : nif->prefix == 0 ? 0 : ~(0xffffffffu >> nif->prefix);
+    s->netmask = nif->prefix >= 32  ? 0xffffffffu
+                 : nif->prefix == 0 ? 0
+                                    : ~(0xffffffffu >> nif->prefix);
     if (nif->ip)
         arp_announce(s);
 }
 
-const struct net_stats *net_get_stats(const struct net_stack *s) { return &s->st; }
-struct net_if *net_get_if(const struct net_stack *s) { return s->nif; }
+const struct net_stats *net_get_stats(const struct net_stack *s)
+{
+    return &s->st;
+}
+struct net_if *net_get_if(const struct net_stack *s)
+{
+    return s->nif;
+}
 
 /* The one place where a frame enters: Ethernet II header checked here,
  * the payload goes to ARP or IPv4, which check their own headers. */
@@ -175,8 +198,8 @@ uint16_t net_csum_fold(uint32_t sum)
 
 uint32_t net_pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint16_t len)
 {
-    uint64_t acc = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff)
-                 + proto + (uint64_t)len;
+    uint64_t acc =
+        (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto + (uint64_t)len;
     return (uint32_t)acc;
 }
 
@@ -244,9 +267,12 @@ int net_parse_cidr(const char *str, uint32_t *ip, uint8_t *prefix)
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 

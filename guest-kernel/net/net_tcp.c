@@ -18,8 +18,8 @@
 #include "net_internal.h"
 
 static const char *const state_names[NET_TCP_NSTATES] = {
-    "CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
-    "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT",
+    "CLOSED",     "LISTEN",     "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
+    "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",  "LAST_ACK", "TIME_WAIT",
 };
 
 const char *net_tcp_state_name(int st)
@@ -30,13 +30,13 @@ const char *net_tcp_state_name(int st)
 /* Parsed header of a received segment (filled by tcp_input only). */
 struct seg {
     uint32_t src, dst, seq, ack;
-    uint16_t sport, dport, wnd, mss;     /* mss: option value, 0 if absent */
-    uint8_t  flags;
+    uint16_t sport, dport, wnd, mss; /* mss: option value, 0 if absent */
+    uint8_t flags;
     const uint8_t *data;
     uint32_t dlen;
 };
 
-static uint32_t iw(uint32_t mss)      /* RFC 5681 initial window */
+static uint32_t iw(uint32_t mss) /* RFC 5681 initial window */
 {
     uint32_t w = 4 * mss;
     uint32_t lim = NET_MAX(2 * mss, 4380u);
@@ -67,7 +67,7 @@ static uint32_t rcv_wnd_adv(const struct tcp_cb *t)
 static void rtt_sample(struct net_stack *s, struct tcp_cb *t, uint32_t r)
 {
     if (t->srtt8 == 0) {
-        t->srtt8 = r * 8 + 1;               /* +1: 0 means "no sample yet" */
+        t->srtt8 = r * 8 + 1; /* +1: 0 means "no sample yet" */
         t->rttvar4 = r * 2;
     } else {
         int32_t delta = (int32_t)r - (int32_t)(t->srtt8 / 8);
@@ -144,7 +144,8 @@ static void tcp_reset_reply(struct net_stack *s, const struct seg *g)
         h[13] = TH_RST | TH_ACK;
     }
     h[12] = 5 << 4;
-    wr16(h + 16, net_csum_fold(net_csum_add(net_pseudo_sum(g->dst, g->src, PROTO_TCP, TCP_HLEN), h, TCP_HLEN)));
+    wr16(h + 16, net_csum_fold(net_csum_add(net_pseudo_sum(g->dst, g->src, PROTO_TCP, TCP_HLEN), h,
+                                            TCP_HLEN)));
     s->st.tcp_rst_tx++;
     s->st.tcp_tx++;
     ip_output(s, g->dst, g->src, PROTO_TCP, TCP_HLEN);
@@ -187,7 +188,7 @@ static void tcp_free_bufs(struct tcp_cb *t)
 static void tcp_init_cb(struct net_stack *s, struct nsock *sk)
 {
     struct tcp_cb *t = &sk->tcp;
-    t->iss = net_port_random() + (uint32_t)(s->now * 250);  /* RFC 6528-ish clock + random */
+    t->iss = net_port_random() + (uint32_t)(s->now * 250); /* RFC 6528-ish clock + random */
     t->snd_una = t->iss;
     t->snd_nxt = t->iss + 1;
     t->snd_max = t->iss + 1;
@@ -260,7 +261,7 @@ static void retransmit_first(struct net_stack *s, struct nsock *sk)
     if (!len && !(flags & TH_FIN))
         return;
     s->st.tcp_retransmit_segs++;
-    t->rtt_active = 0;                        /* Karn */
+    t->rtt_active = 0; /* Karn */
     tcp_send(s, sk, t->snd_una, flags, 0, len);
 }
 
@@ -269,15 +270,17 @@ void tcp_output(struct net_stack *s, struct nsock *sk)
     struct tcp_cb *t = &sk->tcp;
     int sent = 0;
     switch (t->state) {
-    case NET_TCP_ESTABLISHED: case NET_TCP_CLOSE_WAIT: case NET_TCP_FIN_WAIT_1:
-    case NET_TCP_CLOSING: case NET_TCP_LAST_ACK:
-        break;
-    case NET_TCP_FIN_WAIT_2: case NET_TCP_TIME_WAIT:
+    case NET_TCP_ESTABLISHED:
+    case NET_TCP_CLOSE_WAIT:
+    case NET_TCP_FIN_WAIT_1:
+    case NET_TCP_CLOSING:
+    case NET_TCP_LAST_ACK: break;
+    case NET_TCP_FIN_WAIT_2:
+    case NET_TCP_TIME_WAIT:
         if (t->ack_now)
             tcp_send(s, sk, t->snd_nxt, TH_ACK, 0, 0);
         return;
-    default:
-        return;
+    default: return;
     }
     for (;;) {
         uint32_t off = t->snd_nxt - t->snd_una;
@@ -289,9 +292,9 @@ void tcp_output(struct net_stack *s, struct nsock *sk)
         if (!len && !fin)
             break;
         if (len < t->mss && len < avail && off > 0)
-            break;                            /* sender SWS: wait for a bigger window */
+            break; /* sender SWS: wait for a bigger window */
         if (len < t->mss && len == avail && off > 0 && !fin && !(sk->flags & NS_NODELAY))
-            break;                            /* Nagle */
+            break; /* Nagle */
         uint8_t flags = TH_ACK;
         if (len && len == avail)
             flags |= TH_PSH;
@@ -343,7 +346,7 @@ static void set_peer_mss(struct net_stack *s, struct tcp_cb *t, uint16_t opt)
     uint32_t ours = s->nif->mtu - IP_HLEN - TCP_HLEN;
     uint32_t m = opt ? opt : 536;
     if (m < 64)
-        m = 64;                               /* absurd peer values */
+        m = 64; /* absurd peer values */
     t->mss = (uint16_t)NET_MIN(m, ours);
 }
 
@@ -437,7 +440,7 @@ static void syn_sent_input(struct net_stack *s, struct nsock *sk, const struct s
         established(s, sk, g);
         t->ack_now = 1;
         tcp_output(s, sk);
-    } else {                                  /* simultaneous open */
+    } else { /* simultaneous open */
         t->state = NET_TCP_SYN_RCVD;
         t->snd_wnd = g->wnd;
         tcp_send(s, sk, t->iss, TH_SYN | TH_ACK, 0, 0);
@@ -469,18 +472,18 @@ static int ack_new(struct net_stack *s, struct nsock *sk, uint32_t ack)
     t->rexmits = 0;
     t->persist_backoff = 0;
     if (t->in_recovery) {
-        if (SEQ_GEQ(ack, t->recover)) {      /* full ACK: leave recovery */
+        if (SEQ_GEQ(ack, t->recover)) { /* full ACK: leave recovery */
             t->in_recovery = 0;
             t->cwnd = t->ssthresh;
-        } else {                              /* partial ACK: next hole */
+        } else { /* partial ACK: next hole */
             retransmit_first(s, sk);
             t->cwnd = t->cwnd > acked ? t->cwnd - acked : 0;
             t->cwnd += t->mss;
         }
     } else if (t->cwnd < t->ssthresh) {
-        t->cwnd += NET_MIN(acked, (uint32_t)t->mss);           /* slow start */
+        t->cwnd += NET_MIN(acked, (uint32_t)t->mss); /* slow start */
     } else {
-        t->cwnd += NET_MAX(1u, (uint32_t)t->mss * t->mss / t->cwnd);  /* avoidance */
+        t->cwnd += NET_MAX(1u, (uint32_t)t->mss * t->mss / t->cwnd); /* avoidance */
     }
     if (t->cwnd > (1u << 24))
         t->cwnd = 1u << 24;
@@ -495,10 +498,10 @@ static void dup_ack(struct net_stack *s, struct nsock *sk)
     s->st.tcp_dupack_rx++;
     t->dupacks++;
     if (t->in_recovery) {
-        t->cwnd += t->mss;                    /* inflate: a segment left the net */
+        t->cwnd += t->mss; /* inflate: a segment left the net */
         return;
     }
-    if (t->dupacks < 3) {                     /* RFC 3042 limited transmit */
+    if (t->dupacks < 3) { /* RFC 3042 limited transmit */
         uint32_t saved = t->cwnd;
         t->cwnd += (uint32_t)t->dupacks * t->mss;
         tcp_output(s, sk);
@@ -518,8 +521,8 @@ static void dup_ack(struct net_stack *s, struct nsock *sk)
 }
 
 /* Payload of an acceptable segment into the receive ring. */
-static void recv_data(struct net_stack *s, struct nsock *sk, uint32_t seq,
-                      const uint8_t *data, uint32_t dlen)
+static void recv_data(struct net_stack *s, struct nsock *sk, uint32_t seq, const uint8_t *data,
+                      uint32_t dlen)
 {
     struct tcp_cb *t = &sk->tcp;
     if (SEQ_LT(seq, t->rcv_nxt)) {
@@ -549,7 +552,7 @@ static void recv_data(struct net_stack *s, struct nsock *sk, uint32_t seq,
         int had_ooo = t->nooo > 0;
         t->rcv_nxt += dlen;
         t->rbuf_len += dlen;
-        for (int i = 0; i < t->nooo;) {        /* pull in ranges now reached */
+        for (int i = 0; i < t->nooo;) { /* pull in ranges now reached */
             if (SEQ_LEQ(t->ooo[i].start, t->rcv_nxt)) {
                 if (SEQ_GT(t->ooo[i].end, t->rcv_nxt)) {
                     t->rbuf_len += t->ooo[i].end - t->rcv_nxt;
@@ -572,8 +575,10 @@ static void recv_data(struct net_stack *s, struct nsock *sk, uint32_t seq,
         s->st.tcp_ooo_rx++;
         for (int i = 0; i < t->nooo;) {
             if (SEQ_LEQ(t->ooo[i].start, b) && SEQ_GEQ(t->ooo[i].end, a)) {
-                if (SEQ_LT(t->ooo[i].start, a)) a = t->ooo[i].start;
-                if (SEQ_GT(t->ooo[i].end, b)) b = t->ooo[i].end;
+                if (SEQ_LT(t->ooo[i].start, a))
+                    a = t->ooo[i].start;
+                if (SEQ_GT(t->ooo[i].end, b))
+                    b = t->ooo[i].end;
                 t->ooo[i] = t->ooo[--t->nooo];
                 continue;
             }
@@ -584,7 +589,7 @@ static void recv_data(struct net_stack *s, struct nsock *sk, uint32_t seq,
             t->ooo[t->nooo].end = b;
             t->nooo++;
         }
-        t->ack_now = 1;                       /* duplicate ACK tells the sender */
+        t->ack_now = 1; /* duplicate ACK tells the sender */
     }
 }
 
@@ -594,7 +599,7 @@ static void sync_input(struct net_stack *s, struct nsock *sk, const struct seg *
     uint8_t fl = g->flags;
 
     if (t->state == NET_TCP_SYN_RCVD && (fl & TH_SYN) && !(fl & TH_ACK) && g->seq == t->irs) {
-        tcp_send(s, sk, t->iss, TH_SYN | TH_ACK, 0, 0);   /* our SYN-ACK was lost */
+        tcp_send(s, sk, t->iss, TH_SYN | TH_ACK, 0, 0); /* our SYN-ACK was lost */
         return;
     }
     /* 1. sequence number acceptable? (RFC 793 p.69) */
@@ -605,13 +610,12 @@ static void sync_input(struct net_stack *s, struct nsock *sk, const struct seg *
         ok = rwnd == 0 ? g->seq == t->rcv_nxt
                        : SEQ_GEQ(g->seq, t->rcv_nxt) && SEQ_LT(g->seq, t->rcv_nxt + rwnd);
     else
-        ok = rwnd != 0 &&
-             ((SEQ_GEQ(g->seq, t->rcv_nxt) && SEQ_LT(g->seq, t->rcv_nxt + rwnd)) ||
-              (SEQ_GEQ(g->seq + seglen - 1, t->rcv_nxt) &&
-               SEQ_LT(g->seq + seglen - 1, t->rcv_nxt + rwnd)));
+        ok = rwnd != 0 && ((SEQ_GEQ(g->seq, t->rcv_nxt) && SEQ_LT(g->seq, t->rcv_nxt + rwnd)) ||
+                           (SEQ_GEQ(g->seq + seglen - 1, t->rcv_nxt) &&
+                            SEQ_LT(g->seq + seglen - 1, t->rcv_nxt + rwnd)));
     if (!ok) {
         if (t->state == NET_TCP_TIME_WAIT && (fl & TH_FIN))
-            t->t_2msl = s->now + s->cfg.time_wait_ms;   /* peer lost our last ACK */
+            t->t_2msl = s->now + s->cfg.time_wait_ms; /* peer lost our last ACK */
         if (!(fl & TH_RST))
             tcp_send(s, sk, t->snd_nxt, TH_ACK, 0, 0);
         s->st.tcp_drop_outwin++;
@@ -621,8 +625,9 @@ static void sync_input(struct net_stack *s, struct nsock *sk, const struct seg *
     if (fl & TH_RST) {
         if (g->seq == t->rcv_nxt) {
             s->st.tcp_rst_rx++;
-            int err = t->state == NET_TCP_SYN_RCVD ? ECONNREFUSED
-                    : t->state == NET_TCP_CLOSE_WAIT ? EPIPE : ECONNRESET;
+            int err = t->state == NET_TCP_SYN_RCVD     ? ECONNREFUSED
+                      : t->state == NET_TCP_CLOSE_WAIT ? EPIPE
+                                                       : ECONNRESET;
             tcp_abort(s, sk, t->state >= NET_TCP_CLOSING ? 0 : err, 0);
         } else {
             challenge_ack(s, sk);
@@ -656,7 +661,7 @@ static void sync_input(struct net_stack *s, struct nsock *sk, const struct seg *
             p->aq_tail = sk;
         }
     }
-    if (SEQ_GT(g->ack, t->snd_max)) {         /* acks what we never sent */
+    if (SEQ_GT(g->ack, t->snd_max)) { /* acks what we never sent */
         challenge_ack(s, sk);
         return;
     }
@@ -681,21 +686,16 @@ static void sync_input(struct net_stack *s, struct nsock *sk, const struct seg *
             if (sk->flags & NS_ORPHAN)
                 t->t_2msl = s->now + s->cfg.fin_wait2_ms;
             break;
-        case NET_TCP_CLOSING:
-            enter_time_wait(s, sk);
-            break;
-        case NET_TCP_LAST_ACK:
-            tcp_set_closed(s, sk);
-            return;
-        default:
-            break;
+        case NET_TCP_CLOSING: enter_time_wait(s, sk); break;
+        case NET_TCP_LAST_ACK: tcp_set_closed(s, sk); return;
+        default: break;
         }
     }
     /* 5. data */
     if (g->dlen) {
         if (t->state == NET_TCP_ESTABLISHED || t->state == NET_TCP_FIN_WAIT_1 ||
             t->state == NET_TCP_FIN_WAIT_2) {
-            if (sk->flags & NS_ORPHAN) {      /* nobody will read it */
+            if (sk->flags & NS_ORPHAN) { /* nobody will read it */
                 tcp_abort(s, sk, 0, 1);
                 return;
             }
@@ -719,20 +719,15 @@ static void sync_input(struct net_stack *s, struct nsock *sk, const struct seg *
     if (fin_now) {
         t->ooo_fin = 0;
         switch (t->state) {
-        case NET_TCP_ESTABLISHED:
-            t->state = NET_TCP_CLOSE_WAIT;
-            break;
+        case NET_TCP_ESTABLISHED: t->state = NET_TCP_CLOSE_WAIT; break;
         case NET_TCP_FIN_WAIT_1:
             if (t->fin_sent && t->snd_una == t->snd_max)
                 enter_time_wait(s, sk);
             else
                 t->state = NET_TCP_CLOSING;
             break;
-        case NET_TCP_FIN_WAIT_2:
-            enter_time_wait(s, sk);
-            break;
-        default:
-            goto out;
+        case NET_TCP_FIN_WAIT_2: enter_time_wait(s, sk); break;
+        default: goto out;
         }
         t->rcv_nxt++;
         t->rx_fin = 1;
@@ -773,7 +768,8 @@ void tcp_input(struct net_stack *s, uint32_t src, uint32_t dst, const uint8_t *p
         s->st.tcp_drop_short++;
         return;
     }
-    if (net_csum_fold(net_csum_add(net_pseudo_sum(src, dst, PROTO_TCP, (uint16_t)len), p, len)) != 0) {
+    if (net_csum_fold(net_csum_add(net_pseudo_sum(src, dst, PROTO_TCP, (uint16_t)len), p, len)) !=
+        0) {
         s->st.tcp_drop_csum++;
         return;
     }
@@ -798,7 +794,7 @@ void tcp_input(struct net_stack *s, uint32_t src, uint32_t dst, const uint8_t *p
         s->st.tcp_drop_other++;
         return;
     }
-    if (g.flags & TH_SYN) {                   /* options: only MSS matters */
+    if (g.flags & TH_SYN) { /* options: only MSS matters */
         size_t i = TCP_HLEN;
         while (i < doff) {
             uint8_t kind = p[i];
@@ -809,7 +805,7 @@ void tcp_input(struct net_stack *s, uint32_t src, uint32_t dst, const uint8_t *p
                 continue;
             }
             if (i + 1 >= doff || p[i + 1] < 2 || i + p[i + 1] > doff)
-                break;                        /* malformed: ignore the rest */
+                break; /* malformed: ignore the rest */
             if (kind == 2 && p[i + 1] == 4)
                 g.mss = rd16(p + i + 2);
             i += p[i + 1];
@@ -822,9 +818,9 @@ void tcp_input(struct net_stack *s, uint32_t src, uint32_t dst, const uint8_t *p
         return;
     }
     switch (sk->tcp.state) {
-    case NET_TCP_LISTEN:   listen_input(s, sk, &g); break;
+    case NET_TCP_LISTEN: listen_input(s, sk, &g); break;
     case NET_TCP_SYN_SENT: syn_sent_input(s, sk, &g); break;
-    default:               sync_input(s, sk, &g); break;
+    default: sync_input(s, sk, &g); break;
     }
 }
 
@@ -835,7 +831,7 @@ static void rexmit_timeout(struct net_stack *s, struct nsock *sk)
     struct tcp_cb *t = &sk->tcp;
     t->t_rexmit = 0;
     s->st.tcp_rto_fired++;
-    t->rtt_active = 0;                        /* Karn: no sample across a retransmit */
+    t->rtt_active = 0; /* Karn: no sample across a retransmit */
     if (t->state == NET_TCP_SYN_SENT || t->state == NET_TCP_SYN_RCVD) {
         if (++t->rexmits > s->cfg.syn_retries) {
             s->st.tcp_conn_timeout++;
@@ -850,7 +846,7 @@ static void rexmit_timeout(struct net_stack *s, struct nsock *sk)
     }
     if (t->snd_una == t->snd_max)
         return;
-    if (t->snd_wnd == 0) {                    /* peer's window is shut: probe instead */
+    if (t->snd_wnd == 0) { /* peer's window is shut: probe instead */
         t->t_persist = s->now + t->rto;
         return;
     }
@@ -866,7 +862,7 @@ static void rexmit_timeout(struct net_stack *s, struct nsock *sk)
     t->dupacks = 0;
     t->recover = t->snd_max;
     t->rto = NET_MIN(t->rto * 2, s->cfg.rto_max_ms);
-    t->snd_nxt = t->snd_una;                  /* go back */
+    t->snd_nxt = t->snd_una; /* go back */
     tcp_output(s, sk);
 }
 
@@ -877,7 +873,7 @@ static void persist_timeout(struct net_stack *s, struct nsock *sk)
     if (t->snd_wnd != 0 || t->sbuf_len == 0 || t->state < NET_TCP_ESTABLISHED)
         return;
     s->st.tcp_persist_probe++;
-    tcp_send(s, sk, t->snd_una, TH_ACK, 0, 1);  /* one byte past the closed window */
+    tcp_send(s, sk, t->snd_una, TH_ACK, 0, 1); /* one byte past the closed window */
     if (SEQ_LT(t->snd_nxt, t->snd_una + 1))
         t->snd_nxt = t->snd_una + 1;
     if (SEQ_GT(t->snd_nxt, t->snd_max))
@@ -918,10 +914,14 @@ uint64_t tcp_next_deadline(const struct net_stack *s)
         const struct tcp_cb *t = &sk->tcp;
         if (sk->type != SOCK_STREAM)
             continue;
-        if (t->t_delack && t->t_delack < d) d = t->t_delack;
-        if (t->t_2msl && t->t_2msl < d) d = t->t_2msl;
-        if (t->t_rexmit && t->t_rexmit < d) d = t->t_rexmit;
-        if (t->t_persist && t->t_persist < d) d = t->t_persist;
+        if (t->t_delack && t->t_delack < d)
+            d = t->t_delack;
+        if (t->t_2msl && t->t_2msl < d)
+            d = t->t_2msl;
+        if (t->t_rexmit && t->t_rexmit < d)
+            d = t->t_rexmit;
+        if (t->t_persist && t->t_persist < d)
+            d = t->t_persist;
     }
     return d;
 }
@@ -941,12 +941,10 @@ void tcp_usr_close(struct net_stack *s, struct nsock *sk)
         tcp_set_closed(s, sk);
         break;
     case NET_TCP_SYN_SENT:
-    case NET_TCP_SYN_RCVD:
-        tcp_abort(s, sk, 0, t->state == NET_TCP_SYN_RCVD);
-        break;
+    case NET_TCP_SYN_RCVD: tcp_abort(s, sk, 0, t->state == NET_TCP_SYN_RCVD); break;
     case NET_TCP_ESTABLISHED:
     case NET_TCP_CLOSE_WAIT:
-        if (t->rbuf_len > 0) {                /* unread data: reset (RFC 2525 2.17) */
+        if (t->rbuf_len > 0) { /* unread data: reset (RFC 2525 2.17) */
             tcp_abort(s, sk, 0, 1);
             break;
         }
@@ -954,17 +952,10 @@ void tcp_usr_close(struct net_stack *s, struct nsock *sk)
         t->state = t->state == NET_TCP_ESTABLISHED ? NET_TCP_FIN_WAIT_1 : NET_TCP_LAST_ACK;
         tcp_output(s, sk);
         break;
-    case NET_TCP_FIN_WAIT_2:
-        t->t_2msl = s->now + s->cfg.fin_wait2_ms;
-        break;
-    case NET_TCP_TIME_WAIT:
-        tcp_free_bufs(t);
-        break;
-    case NET_TCP_CLOSED:
-        tcp_free_bufs(t);
-        break;
-    default:
-        break;
+    case NET_TCP_FIN_WAIT_2: t->t_2msl = s->now + s->cfg.fin_wait2_ms; break;
+    case NET_TCP_TIME_WAIT: tcp_free_bufs(t); break;
+    case NET_TCP_CLOSED: tcp_free_bufs(t); break;
+    default: break;
     }
 }
 
@@ -990,5 +981,5 @@ void tcp_usr_read(struct net_stack *s, struct nsock *sk)
     uint32_t edge = t->rcv_nxt + rcv_free(t);
     uint32_t step = NET_MIN(t->rbuf_size / 2, 2u * t->mss);
     if (SEQ_GT(edge, t->rcv_adv) && edge - t->rcv_adv >= step)
-        tcp_send(s, sk, t->snd_nxt, TH_ACK, 0, 0);   /* window update */
+        tcp_send(s, sk, t->snd_nxt, TH_ACK, 0, 0); /* window update */
 }

@@ -16,17 +16,24 @@
 
 static int failures, checks;
 
-#define CHECK(cond) do { \
-        checks++; \
-        if (!(cond)) { failures++; printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); } \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_FMT(expect, ...) do { \
-        char b_[128]; \
-        int n_ = snprintf(b_, sizeof b_, __VA_ARGS__); \
-        checks++; \
-        if (strcmp(b_, expect) != 0 || n_ != (int)strlen(expect)) { \
-            failures++; printf("FAIL %s:%d: got '%s' (%d), want '%s'\n", __FILE__, __LINE__, b_, n_, expect); } \
+#define CHECK_FMT(expect, ...)                                                                     \
+    do {                                                                                           \
+        char b_[128];                                                                              \
+        int n_ = snprintf(b_, sizeof b_, __VA_ARGS__);                                             \
+        checks++;                                                                                  \
+        if (strcmp(b_, expect) != 0 || n_ != (int)strlen(expect)) {                                \
+            failures++;                                                                            \
+            printf("FAIL %s:%d: got '%s' (%d), want '%s'\n", __FILE__, __LINE__, b_, n_, expect);  \
+        }                                                                                          \
     } while (0)
 
 static void test_string(void)
@@ -35,7 +42,7 @@ static void test_string(void)
     CHECK(strlen("") == 0 && strlen("abc") == 3);
     CHECK(strnlen("abcdef", 3) == 3);
     CHECK(strcmp("a", "b") < 0 && strcmp("b", "a") > 0 && strcmp("x", "x") == 0);
-    CHECK(strcmp("\xff", "a") > 0);                /* compares as unsigned char */
+    CHECK(strcmp("\xff", "a") > 0); /* compares as unsigned char */
     CHECK(strncmp("abcx", "abcy", 3) == 0 && strncmp("ab", "abc", 3) < 0);
     CHECK(strcmp(strcpy(b, "hello"), "hello") == 0);
     CHECK(strcmp(strcat(b, " world"), "hello world") == 0);
@@ -81,7 +88,8 @@ static void test_printf(void)
     CHECK_FMT("42|-42|+7| 7", "%d|%i|%+d|% d", 42, -42, 7, 7);
     CHECK_FMT("   42|42   |00042|-0042", "%5d|%-5d|%05d|%05d", 42, 42, 42, -42);
     CHECK_FMT("ff|FF|0xff|0|377|0377", "%x|%X|%#x|%#x|%o|%#o", 255u, 255u, 255u, 0u, 255u, 255u);
-    CHECK_FMT("-9223372036854775808|18446744073709551615", "%lld|%llu", (long long)INT64_MIN, (unsigned long long)UINT64_MAX);
+    CHECK_FMT("-9223372036854775808|18446744073709551615", "%lld|%llu", (long long)INT64_MIN,
+              (unsigned long long)UINT64_MAX);
     CHECK_FMT("-2147483648|4294967295", "%d|%u", INT_MIN, UINT_MAX);
     CHECK_FMT("12|-3|200|255", "%zu|%ld|%hhu|%hu", (size_t)12, -3L, 200, 255);
     CHECK_FMT("0x1234|(null)", "%p|%s", (void *)0x1234, (char *)NULL);
@@ -105,7 +113,8 @@ static void test_stdlib(void)
 {
     char *end;
     CHECK(strtol("  -123xyz", &end, 10) == -123 && *end == 'x');
-    CHECK(strtol("0x1F", NULL, 0) == 31 && strtol("017", NULL, 0) == 15 && strtol("17", NULL, 0) == 17);
+    CHECK(strtol("0x1F", NULL, 0) == 31 && strtol("017", NULL, 0) == 15 &&
+          strtol("17", NULL, 0) == 17);
     CHECK(strtoul("ff", NULL, 16) == 255 && strtoll("-9223372036854775808", NULL, 10) == INT64_MIN);
     errno = 0;
     CHECK(strtol("99999999999999999999", NULL, 10) == LONG_MAX && errno == ERANGE);
@@ -116,7 +125,8 @@ static void test_stdlib(void)
     CHECK(v[0] == 1 && v[1] == 3 && v[2] == 3 && v[3] == 5 && v[4] == 7 && v[5] == 9);
     CHECK(getenv("LIBC_TEST") && strcmp(getenv("LIBC_TEST"), "yes please") == 0);
     CHECK(getenv("LIBC") == NULL && getenv("MISSING") == NULL);
-    CHECK(shoal_param("quiet") == NULL && shoal_param("ip") && strcmp(shoal_param("ip"), "10.0.0.2/24") == 0);
+    CHECK(shoal_param("quiet") == NULL && shoal_param("ip") &&
+          strcmp(shoal_param("ip"), "10.0.0.2/24") == 0);
     CHECK(getenv("shoal.ip") == NULL);
 }
 
@@ -134,10 +144,10 @@ static void test_heap(void)
     for (int i = 0; i < N; i += 2)
         free(p[i]);
     for (int i = 1; i < N; i += 2) {
-        CHECK(p[i][0] == (char)i);                 /* neighbours not clobbered */
+        CHECK(p[i][0] == (char)i); /* neighbours not clobbered */
         free(p[i]);
     }
-    char *big = malloc(16u << 20);                 /* 16 MiB of a 32 MiB guest */
+    char *big = malloc(16u << 20); /* 16 MiB of a 32 MiB guest */
     CHECK(big != NULL);
     free(big);
     CHECK(malloc((size_t)1 << 40) == NULL && errno == ENOMEM);
@@ -162,7 +172,7 @@ static void test_time(void)
     long us = (long)(b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
     CHECK(us >= 20000 && us < 1000000);
     CHECK(a.tv_nsec >= 0 && a.tv_nsec < 1000000000);
-    CHECK(clock_gettime(CLOCK_REALTIME, &w) == 0 && w.tv_sec > 1700000000);   /* after 2023 */
+    CHECK(clock_gettime(CLOCK_REALTIME, &w) == 0 && w.tv_sec > 1700000000); /* after 2023 */
     CHECK(time(NULL) >= w.tv_sec);
     struct timespec req = { 0, 5000000 };
     CHECK(nanosleep(&req, NULL) == 0);

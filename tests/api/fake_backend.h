@@ -18,7 +18,7 @@
 
 #include "api.h"
 
-#define FAKE_CAPACITY_MIB 4096
+#define FAKE_CAPACITY_MIB  4096
 #define FAKE_MAX_IMAGES    64
 #define FAKE_MAX_INSTANCES 2048
 #define FAKE_MAX_HOSTS     16
@@ -27,63 +27,63 @@
 #define FAKE_MAX_LABELS    8
 
 typedef struct fake_image {
-	char digest[80];
-	uint64_t size;
-	char refs[FAKE_MAX_REFS][API_REF_MAX + 1];
-	size_t n_refs;
-	char lkey[FAKE_MAX_LABELS][API_LABEL_KEY_MAX + 1];
-	char lval[FAKE_MAX_LABELS][API_LABEL_VALUE_MAX + 1];
-	size_t n_labels;
-	int64_t created;
-	bool used;
+    char digest[80];
+    uint64_t size;
+    char refs[FAKE_MAX_REFS][API_REF_MAX + 1];
+    size_t n_refs;
+    char lkey[FAKE_MAX_LABELS][API_LABEL_KEY_MAX + 1];
+    char lval[FAKE_MAX_LABELS][API_LABEL_VALUE_MAX + 1];
+    size_t n_labels;
+    int64_t created;
+    bool used;
 } fake_image;
 
 typedef struct fake_instance {
-	char id[13];
-	char name[API_NAME_MAX + 1];
-	char image[API_REF_MAX + 1];
-	char digest[80];
-	char host[API_NAME_MAX + 1];
-	api_instance_state state;
-	uint32_t memory_mib, vcpus;
-	char lkey[FAKE_MAX_LABELS][API_LABEL_KEY_MAX + 1];
-	char lval[FAKE_MAX_LABELS][API_LABEL_VALUE_MAX + 1];
-	size_t n_labels;
-	api_port ports[API_PORTS_MAX];
-	size_t n_ports;
-	bool network;
-	api_restart restart;
-	int last_timeout;
-	bool used;
+    char id[13];
+    char name[API_NAME_MAX + 1];
+    char image[API_REF_MAX + 1];
+    char digest[80];
+    char host[API_NAME_MAX + 1];
+    api_instance_state state;
+    uint32_t memory_mib, vcpus;
+    char lkey[FAKE_MAX_LABELS][API_LABEL_KEY_MAX + 1];
+    char lval[FAKE_MAX_LABELS][API_LABEL_VALUE_MAX + 1];
+    size_t n_labels;
+    api_port ports[API_PORTS_MAX];
+    size_t n_ports;
+    bool network;
+    api_restart restart;
+    int last_timeout;
+    bool used;
 } fake_instance;
 
 typedef struct fake_host {
-	char name[API_NAME_MAX + 1];
-	char uri[API_URI_MAX + 1];
-	bool cordoned;
-	bool used;
+    char name[API_NAME_MAX + 1];
+    char uri[API_URI_MAX + 1];
+    bool cordoned;
+    bool used;
 } fake_host;
 
 typedef struct fake {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	fake_image images[FAKE_MAX_IMAGES];
-	fake_instance inst[FAKE_MAX_INSTANCES];
-	size_t n_inst;
-	uint64_t next_id;
-	fake_host hosts[FAKE_MAX_HOSTS];
-	api_event events[FAKE_MAX_EVENTS];
-	size_t n_events;
-	uint64_t next_event;
-	bool closing;                  /* events_next returns -1 */
-	int console_lines;             /* retained output lines (default 3) */
-	int console_follow_lines;      /* lines produced while following (default 5) */
-	/* observation counters for tests */
-	atomic_ulong upload_writes;
-	atomic_ulong upload_max_chunk;
-	atomic_ulong upload_aborts;
-	atomic_ulong streams_open;     /* console + event streams not yet closed */
-	atomic_ulong calls;            /* backend calls (excluding stream pulls) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    fake_image images[FAKE_MAX_IMAGES];
+    fake_instance inst[FAKE_MAX_INSTANCES];
+    size_t n_inst;
+    uint64_t next_id;
+    fake_host hosts[FAKE_MAX_HOSTS];
+    api_event events[FAKE_MAX_EVENTS];
+    size_t n_events;
+    uint64_t next_event;
+    bool closing;             /* events_next returns -1 */
+    int console_lines;        /* retained output lines (default 3) */
+    int console_follow_lines; /* lines produced while following (default 5) */
+    /* observation counters for tests */
+    atomic_ulong upload_writes;
+    atomic_ulong upload_max_chunk;
+    atomic_ulong upload_aborts;
+    atomic_ulong streams_open; /* console + event streams not yet closed */
+    atomic_ulong calls;        /* backend calls (excluding stream pulls) */
 } fake;
 
 /* Initialise a zeroed (calloc) fake; it is large, keep it on the heap. */
@@ -92,8 +92,7 @@ void fake_destroy(fake *f);
 /* The vtable. */
 extern const api_backend fake_backend;
 /* Append an event of type for instance (may be NULL) and wake subscribers. */
-uint64_t fake_emit(fake *f, const char *type, const char *instance,
-                   const char *state);
+uint64_t fake_emit(fake *f, const char *type, const char *instance, const char *state);
 /* Make streams end (events_next returns -1). */
 void fake_close_streams(fake *f);
 

@@ -10,78 +10,74 @@
 
 #include "codec.h"
 
-static void
-check_spec(const api_instance_spec *s)
+static void check_spec(const api_instance_spec *s)
 {
-	if (s->count < 1 || s->count > API_COUNT_MAX ||
-	    s->memory_mib < API_MEMORY_MIB_MIN || s->memory_mib > API_MEMORY_MIB_MAX ||
-	    s->vcpus < 1 || s->vcpus > API_VCPUS_MAX || s->image == NULL ||
-	    s->n_args > API_ARGS_MAX || s->n_env > API_ENV_MAX ||
-	    s->n_labels > API_LABELS_MAX || s->n_ports > API_PORTS_MAX ||
-	    (s->n_ports > 0 && s->count != 1))
-		abort();
+    if (s->count < 1 || s->count > API_COUNT_MAX || s->memory_mib < API_MEMORY_MIB_MIN ||
+        s->memory_mib > API_MEMORY_MIB_MAX || s->vcpus < 1 || s->vcpus > API_VCPUS_MAX ||
+        s->image == NULL || s->n_args > API_ARGS_MAX || s->n_env > API_ENV_MAX ||
+        s->n_labels > API_LABELS_MAX || s->n_ports > API_PORTS_MAX ||
+        (s->n_ports > 0 && s->count != 1))
+        abort();
 }
 
-static void
-fuzz_query(const char *q, size_t len)
+static void fuzz_query(const char *q, size_t len)
 {
-	api_kv kv[16];
-	char buf[1024];
-	size_t n = 0;
-	char *p, *save = NULL, *tok;
-	api_query out;
-	api_status st = { 0 };
+    api_kv kv[16];
+    char buf[1024];
+    size_t n = 0;
+    char *p, *save = NULL, *tok;
+    api_query out;
+    api_status st = { 0 };
 
-	if (len >= sizeof buf)
-		len = sizeof buf - 1;
-	memcpy(buf, q, len);
-	buf[len] = '\0';
-	for (p = buf; (tok = strtok_r(p, "&", &save)) != NULL && n < 16; p = NULL) {
-		char *eq = strchr(tok, '=');
-		kv[n].key = tok;
-		kv[n].value = NULL;
-		if (eq != NULL) {
-			*eq = '\0';
-			kv[n].value = eq + 1;
-		}
-		n++;
-	}
-	api_decode_query(kv, n, ~0u & ~(unsigned)API_Q_REF, &out, &st);
-	api_decode_query(kv, n, ~0u, &out, &st);
+    if (len >= sizeof buf)
+        len = sizeof buf - 1;
+    memcpy(buf, q, len);
+    buf[len] = '\0';
+    for (p = buf; (tok = strtok_r(p, "&", &save)) != NULL && n < 16; p = NULL) {
+        char *eq = strchr(tok, '=');
+        kv[n].key = tok;
+        kv[n].value = NULL;
+        if (eq != NULL) {
+            *eq = '\0';
+            kv[n].value = eq + 1;
+        }
+        n++;
+    }
+    api_decode_query(kv, n, ~0u & ~(unsigned)API_Q_REF, &out, &st);
+    api_decode_query(kv, n, ~0u, &out, &st);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char *body = (const char *)data;
-	api_instance_spec spec;
-	api_host_spec host;
-	api_status st = { 0 };
-	char ref[API_REF_MAX + 1];
-	const uint8_t *nul;
-	int t;
-	bool b;
+    const char *body = (const char *)data;
+    api_instance_spec spec;
+    api_host_spec host;
+    api_status st = { 0 };
+    char ref[API_REF_MAX + 1];
+    const uint8_t *nul;
+    int t;
+    bool b;
 
-	if (api_decode_instance_spec(body, size, &spec, &st) == API_OK)
-		check_spec(&spec);
-	api_instance_spec_clear(&spec);
-	api_decode_host_spec(body, size, &host, &st);
-	api_host_spec_clear(&host);
-	api_decode_tag_request(body, size, ref, &st);
-	api_decode_stop_request(body, size, &t, &st);
-	api_decode_cordon_request(body, size, &b, &st);
-	api_decode_empty_body(body, size, &st);
-	nul = memchr(data, 0, size);
-	if (nul != NULL)
-		fuzz_query((const char *)nul + 1, size - (size_t)(nul - data) - 1);
-	else
-		fuzz_query(body, size);
-	{
-		/* the error encoder must take whatever message came back */
-		size_t len;
-		free(api_encode_error(&st, &len));
-	}
-	return 0;
+    if (api_decode_instance_spec(body, size, &spec, &st) == API_OK)
+        check_spec(&spec);
+    api_instance_spec_clear(&spec);
+    api_decode_host_spec(body, size, &host, &st);
+    api_host_spec_clear(&host);
+    api_decode_tag_request(body, size, ref, &st);
+    api_decode_stop_request(body, size, &t, &st);
+    api_decode_cordon_request(body, size, &b, &st);
+    api_decode_empty_body(body, size, &st);
+    nul = memchr(data, 0, size);
+    if (nul != NULL)
+        fuzz_query((const char *)nul + 1, size - (size_t)(nul - data) - 1);
+    else
+        fuzz_query(body, size);
+    {
+        /* the error encoder must take whatever message came back */
+        size_t len;
+        free(api_encode_error(&st, &len));
+    }
+    return 0;
 }

@@ -23,12 +23,12 @@ static void test_memory(void **s)
         const char *in;
         uint32_t mib;
     } ok[] = {
-        {"32", 32}, {"32M", 32}, {"32m", 32}, {"32MB", 32}, {"32MiB", 32},
-        {"32mib", 32}, {"1G", 1024}, {"1GiB", 1024}, {"2g", 2048},
-        {"65536K", 64}, {"1T", 1048576},
+        { "32", 32 },    { "32M", 32 },    { "32m", 32 },     { "32MB", 32 },
+        { "32MiB", 32 }, { "32mib", 32 },  { "1G", 1024 },    { "1GiB", 1024 },
+        { "2g", 2048 },  { "65536K", 64 }, { "1T", 1048576 },
     };
-    static const char *const bad[] = {"", "M", "-1", "32X", "32MiBs", "1.5G",
-                                      "0", "0G", "1000K", "32 M", "99999999999999"};
+    static const char *const bad[] = { "",  "M",  "-1",    "32X",  "32MiBs",        "1.5G",
+                                       "0", "0G", "1000K", "32 M", "99999999999999" };
     char err[256];
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint32_t v = 0;
@@ -65,9 +65,9 @@ static void test_ports(void **s)
     assert_int_equal(h, 5353);
     assert_int_equal(g, 53);
     assert_string_equal(proto, "udp");
-    static const char *const bad[] = {"80", ":80", "80:", "0:80", "80:65536",
-                                      "a:b", "8080:80/sctp", "8080:80/", "8080:80:90",
-                                      "123456:1", "-1:80", "80/udp:90"};
+    static const char *const bad[] = { "80",         ":80",      "80:",          "0:80",
+                                       "80:65536",   "a:b",      "8080:80/sctp", "8080:80/",
+                                       "8080:80:90", "123456:1", "-1:80",        "80/udp:90" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (cli_parse_port(bad[i], &h, &g, &proto, err, sizeof err) == 0)
             fail_msg("'%s' accepted", bad[i]);
@@ -97,11 +97,12 @@ static void test_kv(void **s)
 static void test_selectors(void **s)
 {
     char err[256];
-    static const char *const ok[] = {"app=web", "app!=web", "app", "!app",
-                                     "app=web,tier!=db,canary,!legacy",
-                                     "k8s.io/name=x", "a="};
-    static const char *const bad[] = {"", ",", "app=web,", "=web", "!app=web",
-                                      "a==b", "a b", "!", "app=w,x=y=z"};
+    static const char *const ok[] = {
+        "app=web",       "app!=web", "app", "!app", "app=web,tier!=db,canary,!legacy",
+        "k8s.io/name=x", "a="
+    };
+    static const char *const bad[] = { "",     ",",   "app=web,", "=web",       "!app=web",
+                                       "a==b", "a b", "!",        "app=w,x=y=z" };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (cli_parse_selector(ok[i], err, sizeof err) != 0)
             fail_msg("'%s' rejected: %s", ok[i], err);
@@ -130,7 +131,7 @@ static void test_uint_and_format(void **s)
 }
 
 /* Build a NULL-terminated argv from a literal list. */
-#define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
+#define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
 static int argc_of(char **argv)
 {
     int n = 0;
@@ -142,9 +143,9 @@ static int argc_of(char **argv)
 static void test_run_parse(void **s)
 {
     struct inst_run_opts o;
-    char **a = ARGV("run", "--name", "web", "-c", "3", "--memory", "64MiB", "--vcpus", "2",
-                    "-e", "A=1", "--env", "B=x=y", "-l", "app=web", "--restart", "on-failure",
-                    "--host", "h2", "hello:1.0", "--", "--port", "80");
+    char **a = ARGV("run", "--name", "web", "-c", "3", "--memory", "64MiB", "--vcpus", "2", "-e",
+                    "A=1", "--env", "B=x=y", "-l", "app=web", "--restart", "on-failure", "--host",
+                    "h2", "hello:1.0", "--", "--port", "80");
     assert_int_equal(inst_run_parse(argc_of(a), a, &o), CLI_OK);
     assert_string_equal(o.image, "hello:1.0");
     assert_int_equal(o.count, 3);
@@ -153,10 +154,10 @@ static void test_run_parse(void **s)
     assert_string_equal(o.args[0], "--port");
     json_t *b = inst_run_body(&o);
     char *txt = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
-    assert_string_equal(txt,
-                        "{\"args\":[\"--port\",\"80\"],\"count\":3,\"env\":{\"A\":\"1\",\"B\":\"x=y\"},"
-                        "\"host\":\"h2\",\"image\":\"hello:1.0\",\"labels\":{\"app\":\"web\"},"
-                        "\"memory_mib\":64,\"name\":\"web\",\"restart\":\"on-failure\",\"vcpus\":2}");
+    assert_string_equal(
+        txt, "{\"args\":[\"--port\",\"80\"],\"count\":3,\"env\":{\"A\":\"1\",\"B\":\"x=y\"},"
+             "\"host\":\"h2\",\"image\":\"hello:1.0\",\"labels\":{\"app\":\"web\"},"
+             "\"memory_mib\":64,\"name\":\"web\",\"restart\":\"on-failure\",\"vcpus\":2}");
     free(txt);
     json_decref(b);
     inst_run_opts_free(&o);
@@ -185,8 +186,8 @@ static void test_run_parse(void **s)
     inst_run_opts_free(&o);
 
     /* Placement flags become one placement object. */
-    char **q = ARGV("run", "--spread", "--anti-affinity", "app=web", "--host-affinity", "~zone",
-                    "web");
+    char **q =
+        ARGV("run", "--spread", "--anti-affinity", "app=web", "--host-affinity", "~zone", "web");
     assert_int_equal(inst_run_parse(argc_of(q), q, &o), CLI_OK);
     b = inst_run_body(&o);
     txt = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
@@ -199,20 +200,20 @@ static void test_run_parse(void **s)
     inst_run_opts_free(&o);
 
     char **bad[] = {
-        ARGV("run", "--affinity", "", "x"),              /* empty rule */
-        ARGV("run", "--anti-affinity", "=v", "x"),       /* no key */
-        ARGV("run"),                                     /* no image */
-        ARGV("run", "--count", "0", "x"),                /* out of range */
+        ARGV("run", "--affinity", "", "x"),        /* empty rule */
+        ARGV("run", "--anti-affinity", "=v", "x"), /* no key */
+        ARGV("run"),                               /* no image */
+        ARGV("run", "--count", "0", "x"),          /* out of range */
         ARGV("run", "--count", "1001", "x"),
         ARGV("run", "--memory", "lots", "x"),
         ARGV("run", "--restart", "sometimes", "x"),
-        ARGV("run", "--attach", "-c", "2", "x"),          /* attach needs one */
+        ARGV("run", "--attach", "-c", "2", "x"), /* attach needs one */
         ARGV("run", "-p", "80", "x"),
-        ARGV("run", "-c", "2", "-p", "80:80", "x"),       /* ports need count 1 */
+        ARGV("run", "-c", "2", "-p", "80:80", "x"), /* ports need count 1 */
         ARGV("run", "--env", "novalue", "x"),
         ARGV("run", "--bogus", "x"),
-        ARGV("run", "x", "extra"),                        /* args without -- */
-        ARGV("run", "--name"),                            /* missing value */
+        ARGV("run", "x", "extra"), /* args without -- */
+        ARGV("run", "--name"),     /* missing value */
         ARGV("run", "-o", "yaml", "x"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -281,7 +282,8 @@ static void test_error_mapping(void **s)
     assert_int_equal(cli_status_from_http(418, "some_new_code"), CLI_EFAIL);
 
     char msg[256];
-    const char *body = "{\"error\":{\"code\":\"not_found\",\"message\":\"image 'foo:1' not found\",\"field\":\"image\"}}";
+    const char *body = "{\"error\":{\"code\":\"not_found\",\"message\":\"image 'foo:1' not "
+                       "found\",\"field\":\"image\"}}";
     cli_error_message(404, body, strlen(body), msg, sizeof msg);
     assert_string_equal(msg, "image 'foo:1' not found");
     /* No error shape: a sentence, never a bare number. */
@@ -299,8 +301,10 @@ static void test_error_mapping(void **s)
 static void test_config(void **s)
 {
     char *url = NULL, *tok = NULL, err[256];
-    assert_int_equal(cli_config_parse("# comment\n\nurl = http://h:1\ntoken = \"abc def\"  # trailing\n",
-                                      &url, &tok, err, sizeof err), 0);
+    assert_int_equal(
+        cli_config_parse("# comment\n\nurl = http://h:1\ntoken = \"abc def\"  # trailing\n", &url,
+                         &tok, err, sizeof err),
+        0);
     assert_string_equal(url, "http://h:1");
     assert_string_equal(tok, "abc def");
     assert_int_equal(cli_config_parse("url=http://other\n", &url, &tok, err, sizeof err), 0);
@@ -342,7 +346,7 @@ static void test_config_precedence(void **s)
     setenv("SHOAL_STATE_DIR", dir, 1);
     unsetenv("SHOAL_URL");
     unsetenv("SHOAL_TOKEN");
-    cli_ctx c = {0};
+    cli_ctx c = { 0 };
     /* Config file beats defaults; a bare host:port gets http://. */
     assert_int_equal(cli_config_load(&c, NULL, NULL), CLI_OK);
     assert_string_equal(c.url, "http://cfg.example:9");
@@ -383,7 +387,7 @@ static void test_config_precedence(void **s)
 
 static void test_escape(void **s)
 {
-    cli_buf b = {0};
+    cli_buf b = { 0 };
     cli_buf_escape(&b, "hello:1.0 a/b&c=d@e~");
     assert_string_equal(cli_buf_str(&b), "hello:1.0%20a%2Fb%26c%3Dd@e~");
     cli_buf_free(&b);

@@ -21,9 +21,10 @@ static int parse(const char *s, cli_jv_doc *doc, cli_jv *v)
 
 static void test_values(void **st)
 {
-    cli_jv_doc doc = {0};
+    cli_jv_doc doc = { 0 };
     cli_jv v;
-    assert_int_equal(parse(" {\"a\": [1, -2.5e3, true, false, null, \"x\"], \"b\": {}} ", &doc, &v), 0);
+    assert_int_equal(parse(" {\"a\": [1, -2.5e3, true, false, null, \"x\"], \"b\": {}} ", &doc, &v),
+                     0);
     assert_int_equal(v.type, CLI_JV_OBJ);
     const cli_jv *a = cli_jv_get(&v, "a");
     assert_int_equal(cli_jv_size(a), 6);
@@ -43,9 +44,10 @@ static void test_values(void **st)
 
 static void test_escapes(void **st)
 {
-    cli_jv_doc doc = {0};
+    cli_jv_doc doc = { 0 };
     cli_jv v;
-    assert_int_equal(parse("\"q\\\" b\\\\ s\\/ \\n\\t \\u00e4 \\u20ac \\ud83d\\ude00\"", &doc, &v), 0);
+    assert_int_equal(parse("\"q\\\" b\\\\ s\\/ \\n\\t \\u00e4 \\u20ac \\ud83d\\ude00\"", &doc, &v),
+                     0);
     assert_string_equal(v.u.str, "q\" b\\ s/ \n\t \xc3\xa4 \xe2\x82\xac \xf0\x9f\x98\x80");
     assert_int_equal(v.len, strlen(v.u.str));
     cli_jv_free(&doc);
@@ -54,13 +56,36 @@ static void test_escapes(void **st)
 static void test_rejects(void **st)
 {
     static const char *const bad[] = {
-        "", " ", "{", "[", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}", "[01]",
-        "[1.]", "[.5]", "[-]", "[1e]", "tru", "nul", "\"abc", "\"a\\x\"",
-        "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"",
-        "\"tab\there\"", "[1] 2", "{\"a\":1}}", "[\"a\"\"b\"]", "+1", "NaN",
+        "",
+        " ",
+        "{",
+        "[",
+        "[1,]",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{a:1}",
+        "[01]",
+        "[1.]",
+        "[.5]",
+        "[-]",
+        "[1e]",
+        "tru",
+        "nul",
+        "\"abc",
+        "\"a\\x\"",
+        "\"\\u12\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"\\ud800\\u0041\"",
+        "\"tab\there\"",
+        "[1] 2",
+        "{\"a\":1}}",
+        "[\"a\"\"b\"]",
+        "+1",
+        "NaN",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cli_jv_doc doc = {0};
+        cli_jv_doc doc = { 0 };
         cli_jv v;
         char err[128] = "";
         if (cli_jv_parse(&doc, bad[i], strlen(bad[i]), &v, err, sizeof err) == 0)
@@ -78,7 +103,7 @@ static void test_depth_limit(void **st)
         deep[CLI_JV_MAX_DEPTH + 1 + i] = ']';
     }
     deep[2 * (CLI_JV_MAX_DEPTH + 1)] = '\0';
-    cli_jv_doc doc = {0};
+    cli_jv_doc doc = { 0 };
     cli_jv v;
     assert_int_equal(parse(deep, &doc, &v), -1);
     cli_jv_free(&doc);
@@ -91,8 +116,8 @@ static void test_depth_limit(void **st)
 static void test_not_nul_terminated(void **st)
 {
     /* Only len bytes are read. */
-    const char buf[] = {'[', '1', ',', '2', ']', 'x'};
-    cli_jv_doc doc = {0};
+    const char buf[] = { '[', '1', ',', '2', ']', 'x' };
+    cli_jv_doc doc = { 0 };
     cli_jv v;
     char err[64];
     assert_int_equal(cli_jv_parse(&doc, buf, 5, &v, err, sizeof err), 0);
@@ -108,7 +133,7 @@ static void test_print_like_jansson(void **st)
                      "\"u\":\"\\u00e4\\u0001\",\"z\":null,\"big\":12345678901234}";
     json_t *j = json_loads(in, 0, NULL);
     char *want = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    cli_jv_doc doc = {0};
+    cli_jv_doc doc = { 0 };
     cli_jv v;
     assert_int_equal(parse(in, &doc, &v), 0);
     char *got = NULL;
@@ -127,7 +152,7 @@ static void test_print_like_jansson(void **st)
 
 static void test_labels(void **st)
 {
-    cli_jv_doc doc = {0};
+    cli_jv_doc doc = { 0 };
     cli_jv v;
     char out[64];
     assert_int_equal(parse("{\"b\":\"2\",\"a\":\"1\",\"c\":3}", &doc, &v), 0);

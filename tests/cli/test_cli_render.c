@@ -100,7 +100,7 @@ static int r_inst(FILE *o, const json_t *j, cli_fmt f)
 {
     /* 15 digits: the fixture's numbers as written (0.41, not 0.40999..). */
     char *txt = json_dumps(j, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
-    cli_jv_doc doc = {0};
+    cli_jv_doc doc = { 0 };
     cli_jv v;
     char err[128];
     assert_int_equal(cli_jv_parse(&doc, txt, strlen(txt), &v, err, sizeof err), 0);
@@ -109,7 +109,10 @@ static int r_inst(FILE *o, const json_t *j, cli_fmt f)
     free(txt);
     return rc;
 }
-static int r_img(FILE *o, const json_t *j, cli_fmt f) { return image_render_list(o, j, f, fixed_now()); }
+static int r_img(FILE *o, const json_t *j, cli_fmt f)
+{
+    return image_render_list(o, j, f, fixed_now());
+}
 
 static void golden_case(const char *input, render_fn fn, cli_fmt fmt, const char *expect)
 {
@@ -125,14 +128,38 @@ static void golden_case(const char *input, render_fn fn, cli_fmt fmt, const char
     json_decref(in);
 }
 
-static void test_ps_table(void **s) { golden_case("instances.json", r_inst, CLI_FMT_TABLE, "ps_table.txt"); }
-static void test_ps_wide(void **s) { golden_case("instances.json", r_inst, CLI_FMT_WIDE, "ps_wide.txt"); }
-static void test_ps_json(void **s) { golden_case("instances.json", r_inst, CLI_FMT_JSON, "ps_json.txt"); }
-static void test_images_table(void **s) { golden_case("images.json", r_img, CLI_FMT_TABLE, "images_table.txt"); }
-static void test_images_wide(void **s) { golden_case("images.json", r_img, CLI_FMT_WIDE, "images_wide.txt"); }
-static void test_hosts_table(void **s) { golden_case("hosts.json", host_render_list, CLI_FMT_TABLE, "hosts_table.txt"); }
-static void test_hosts_wide(void **s) { golden_case("hosts.json", host_render_list, CLI_FMT_WIDE, "hosts_wide.txt"); }
-static void test_plan(void **s) { golden_case("plan.json", host_render_plan, CLI_FMT_TABLE, "plan.txt"); }
+static void test_ps_table(void **s)
+{
+    golden_case("instances.json", r_inst, CLI_FMT_TABLE, "ps_table.txt");
+}
+static void test_ps_wide(void **s)
+{
+    golden_case("instances.json", r_inst, CLI_FMT_WIDE, "ps_wide.txt");
+}
+static void test_ps_json(void **s)
+{
+    golden_case("instances.json", r_inst, CLI_FMT_JSON, "ps_json.txt");
+}
+static void test_images_table(void **s)
+{
+    golden_case("images.json", r_img, CLI_FMT_TABLE, "images_table.txt");
+}
+static void test_images_wide(void **s)
+{
+    golden_case("images.json", r_img, CLI_FMT_WIDE, "images_wide.txt");
+}
+static void test_hosts_table(void **s)
+{
+    golden_case("hosts.json", host_render_list, CLI_FMT_TABLE, "hosts_table.txt");
+}
+static void test_hosts_wide(void **s)
+{
+    golden_case("hosts.json", host_render_list, CLI_FMT_WIDE, "hosts_wide.txt");
+}
+static void test_plan(void **s)
+{
+    golden_case("plan.json", host_render_plan, CLI_FMT_TABLE, "plan.txt");
+}
 
 static void test_events(void **s)
 {
@@ -156,7 +183,7 @@ static void test_events(void **s)
 
 static void test_empty_list(void **s)
 {
-    cli_jv empty = {.type = CLI_JV_ARR};
+    cli_jv empty = { .type = CLI_JV_ARR };
     char *buf = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&buf, &len);
@@ -168,14 +195,14 @@ static void test_empty_list(void **s)
 
 static void test_table_alignment_and_truncation(void **s)
 {
-    static const char *const h[] = {"A", "LONGHEADER", "N"};
+    static const char *const h[] = { "A", "LONGHEADER", "N" };
     cli_table *t = cli_table_new(3, h);
     assert_non_null(t);
     cli_table_set_max(t, 0, 6);
     cli_table_set_right(t, 2, true);
-    const char *r1[] = {"abcdefghij", "x", "5"};
-    const char *r2[] = {"äöü", NULL, "1234"};
-    const char *r3[] = {"\033[31m", "a\nb", ""};
+    const char *r1[] = { "abcdefghij", "x", "5" };
+    const char *r2[] = { "äöü", NULL, "1234" };
+    const char *r3[] = { "\033[31m", "a\nb", "" };
     assert_int_equal(cli_table_add(t, r1), 0);
     assert_int_equal(cli_table_add(t, r2), 0);
     assert_int_equal(cli_table_add(t, r3), 0);

@@ -30,7 +30,8 @@ static void parse(struct parsed *p, const char *line)
     p->ptrs = malloc((len + 8) * sizeof(char *));
     assert_non_null(p->strbuf);
     assert_non_null(p->ptrs);
-    p->rc = cmdline_parse(line, p->strbuf, len + 1, p->ptrs, len + 8, &p->cl, p->err, sizeof p->err);
+    p->rc =
+        cmdline_parse(line, p->strbuf, len + 1, p->ptrs, len + 8, &p->cl, p->err, sizeof p->err);
 }
 
 static void done(struct parsed *p)
@@ -46,7 +47,7 @@ static void test_empty(void **state)
     parse(&p, "");
     assert_int_equal(p.rc, 0);
     assert_int_equal(p.cl.argc, 1);
-    assert_null(p.cl.argv[0]);          /* the caller fills in the app name */
+    assert_null(p.cl.argv[0]); /* the caller fills in the app name */
     assert_null(p.cl.argv[1]);
     assert_int_equal(p.cl.envc, 0);
     assert_null(p.cl.envp[0]);
@@ -79,7 +80,8 @@ static void test_quoting(void **state)
     struct parsed p;
     (void)state;
     /* Inside quotes only \" and \\ are escapes; outside, \ escapes anything. */
-    parse(&p, "\"B=two words\" C= D=\"q\\\"i\" E=a\\\\b F=\"x\\ny\" -- \"\" a\\ b \"s \\\"hi\\\"\" \"\"\"\" -- --");
+    parse(&p, "\"B=two words\" C= D=\"q\\\"i\" E=a\\\\b F=\"x\\ny\" -- \"\" a\\ b \"s \\\"hi\\\"\" "
+              "\"\"\"\" -- --");
     assert_int_equal(p.rc, 0);
     assert_int_equal(p.cl.envc, 5);
     assert_string_equal(p.cl.envp[0], "B=two words");
@@ -91,8 +93,8 @@ static void test_quoting(void **state)
     assert_string_equal(p.cl.argv[1], "");
     assert_string_equal(p.cl.argv[2], "a b");
     assert_string_equal(p.cl.argv[3], "s \"hi\"");
-    assert_string_equal(p.cl.argv[4], "");      /* """" is two empty quotes: one empty token */
-    assert_string_equal(p.cl.argv[5], "--");    /* only the first -- separates */
+    assert_string_equal(p.cl.argv[4], "");   /* """" is two empty quotes: one empty token */
+    assert_string_equal(p.cl.argv[5], "--"); /* only the first -- separates */
     assert_string_equal(p.cl.argv[6], "--");
     done(&p);
 }
@@ -109,7 +111,7 @@ static void test_kernel_keys(void **state)
     assert_string_equal(cmdline_kparam(&p.cl, "ip"), "10.0.0.2/24");
     assert_string_equal(cmdline_kparam(&p.cl, "quiet"), "1");
     assert_string_equal(cmdline_kparam(&p.cl, "ipx"), "no");
-    assert_null(cmdline_kparam(&p.cl, "gw"));    /* after --: an argument */
+    assert_null(cmdline_kparam(&p.cl, "gw")); /* after --: an argument */
     assert_string_equal(p.cl.argv[1], "shoal.gw=arg");
     done(&p);
 }
@@ -134,7 +136,7 @@ static void test_bad(void **state)
     expect_bad("=x", "'=x'");
     expect_bad("A-B=x", "'A-B=x'");
     expect_bad(".a=x", "'.a=x'");
-    expect_bad("\"--\" x", "not KEY=VALUE");   /* a quoted -- is not the separator */
+    expect_bad("\"--\" x", "not KEY=VALUE"); /* a quoted -- is not the separator */
     expect_bad("A=x\\", "trailing backslash");
     char many[512] = "";
     for (int i = 0; i <= CMDLINE_KPARAMS_MAX; i++)
@@ -150,7 +152,7 @@ static void test_long(void **state)
     memcpy(line, "-- ", 3);
     memset(line + 3, 'x', CMDLINE_MAX - 3);
     line[CMDLINE_MAX] = '\0';
-    parse(&p, line);                             /* exactly the limit: fine */
+    parse(&p, line); /* exactly the limit: fine */
     assert_int_equal(p.rc, 0);
     assert_int_equal(strlen(p.cl.argv[1]), CMDLINE_MAX - 3);
     done(&p);
@@ -178,12 +180,9 @@ static void test_long(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_env_and_args),
-        cmocka_unit_test(test_quoting),
-        cmocka_unit_test(test_kernel_keys),
-        cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_long),
+        cmocka_unit_test(test_empty),   cmocka_unit_test(test_env_and_args),
+        cmocka_unit_test(test_quoting), cmocka_unit_test(test_kernel_keys),
+        cmocka_unit_test(test_bad),     cmocka_unit_test(test_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,8 +57,8 @@ static void fix_frame(uint8_t *f, size_t len, const uint8_t mac[6])
     uint8_t *l4 = ip + ihl;
     size_t l4len = tot - ihl;
     uint32_t ps = (uint32_t)(ip[12] << 8 | ip[13]) + (uint32_t)(ip[14] << 8 | ip[15]) +
-                  (uint32_t)(ip[16] << 8 | ip[17]) + (uint32_t)(ip[18] << 8 | ip[19]) +
-                  ip[9] + (uint32_t)l4len;
+                  (uint32_t)(ip[16] << 8 | ip[17]) + (uint32_t)(ip[18] << 8 | ip[19]) + ip[9] +
+                  (uint32_t)l4len;
     size_t off = ip[9] == 6 ? 16 : ip[9] == 17 ? 6 : ip[9] == 1 ? 2 : 0;
     if (!off || l4len < off + 2)
         return;
@@ -101,21 +101,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((op & 3) < 2 && len > size - i)
             len = size - i;
         switch (op & 3) {
-        case 0:
-            net_input(&w.nif[1], data + i, len);
-            break;
+        case 0: net_input(&w.nif[1], data + i, len); break;
         case 1:
             memcpy(frame, data + i, len);
             fix_frame(frame, len, w.nif[1].mac);
             net_input(&w.nif[1], frame, len);
             break;
-        case 2:
-            sim_run(&w, (unsigned)(len > 300 ? 300 : len));
-            break;
+        case 2: sim_run(&w, (unsigned)(len > 300 ? 300 : len)); break;
         default:
             if (s >= 0)
-                while (nsock_recv(b, s, scratch, sizeof scratch, 0) > 0) {}
-            while (nsock_recv(b, u, scratch, sizeof scratch, 0) > 0) {}
+                while (nsock_recv(b, s, scratch, sizeof scratch, 0) > 0) {
+                }
+            while (nsock_recv(b, u, scratch, sizeof scratch, 0) > 0) {
+            }
             {
                 int n;
                 while ((n = nsock_accept(b, l, NULL, NULL)) >= 0)
@@ -124,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         if ((op & 3) < 2)
-            i += len;                         /* ops 2, 3 carry no bytes */
+            i += len; /* ops 2, 3 carry no bytes */
         sim_step(&w);
     }
     sim_run(&w, 20);

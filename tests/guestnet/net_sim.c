@@ -18,13 +18,28 @@ uint32_t sim_rand(uint64_t *x)
     return (uint32_t)(*x >> 16);
 }
 
-void sim_seed(uint64_t seed) { port_rng = seed * 0x9e3779b97f4a7c15ull | 1; }
+void sim_seed(uint64_t seed)
+{
+    port_rng = seed * 0x9e3779b97f4a7c15ull | 1;
+}
 
 /* ---- net_port.h ---- */
-void *net_port_alloc(size_t n) { return malloc(n ? n : 1); }
-void net_port_free(void *p) { free(p); }
-uint64_t net_port_now_ms(void) { return sim_now; }
-uint32_t net_port_random(void) { return sim_rand(&port_rng); }
+void *net_port_alloc(size_t n)
+{
+    return malloc(n ? n : 1);
+}
+void net_port_free(void *p)
+{
+    free(p);
+}
+uint64_t net_port_now_ms(void)
+{
+    return sim_now;
+}
+uint32_t net_port_random(void)
+{
+    return sim_rand(&port_rng);
+}
 void net_port_idle(uint64_t deadline_ms)
 {
     (void)deadline_ms;
@@ -46,7 +61,10 @@ void net_port_log(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-void sim_set_idle(struct sim *w) { idle_sim = w; }
+void sim_set_idle(struct sim *w)
+{
+    idle_sim = w;
+}
 
 /* ---- the wire ---- */
 
@@ -60,7 +78,7 @@ static void enqueue(struct sim *w, int to, const void *frame, size_t len, uint64
     f->to = to;
     f->len = len;
     memcpy(f->data, frame, len);
-    if (to == 1 && !w->st[1]) {            /* capture side */
+    if (to == 1 && !w->st[1]) { /* capture side */
         struct sim_frame **p = &w->cap;
         while (*p)
             p = &(*p)->next;
@@ -86,8 +104,9 @@ static int sim_transmit(struct net_if *nif, const void *frame, size_t len)
             fprintf(stderr, "%llu %c->: %u>%u seq %u ack %u fl %02x win %u len %zu\n",
                     (unsigned long long)sim_now, to ? 'A' : 'B', t[0] << 8 | t[1], t[2] << 8 | t[3],
                     (unsigned)t[4] << 24 | (unsigned)t[5] << 16 | (unsigned)t[6] << 8 | t[7],
-                    (unsigned)t[8] << 24 | (unsigned)t[9] << 16 | (unsigned)t[10] << 8 | t[11], t[13],
-                    t[14] << 8 | t[15], len - 14 - (size_t)(f[14] & 15) * 4 - (size_t)(t[12] >> 4) * 4);
+                    (unsigned)t[8] << 24 | (unsigned)t[9] << 16 | (unsigned)t[10] << 8 | t[11],
+                    t[13], t[14] << 8 | t[15],
+                    len - 14 - (size_t)(f[14] & 15) * 4 - (size_t)(t[12] >> 4) * 4);
         }
     }
     if (w->loss_ppm && sim_rand(&w->rng) % 1000000 < w->loss_ppm) {
@@ -117,7 +136,7 @@ void sim_init(struct sim *w, uint64_t seed, const struct net_config *cfg_a,
     w->jitter_ms = 3;
     for (int i = 0; i < 2; i++) {
         struct net_if *nif = &w->nif[i];
-        static const uint8_t mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x00};
+        static const uint8_t mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x00 };
         memcpy(nif->mac, mac, 6);
         nif->mac[5] = (uint8_t)(i + 1);
         nif->ip = i ? SIM_IP_B : SIM_IP_A;
@@ -126,7 +145,7 @@ void sim_init(struct sim *w, uint64_t seed, const struct net_config *cfg_a,
         nif->transmit = sim_transmit;
         nif->driver = w;
     }
-    idle_sim = w;                          /* blocking calls step this wire */
+    idle_sim = w; /* blocking calls step this wire */
     w->st[0] = net_create(&w->nif[0], cfg_a);
     if (!b_is_capture)
         w->st[1] = net_create(&w->nif[1], cfg_b);
@@ -155,7 +174,8 @@ void sim_step(struct sim *w)
         w->q = f->next;
         w->delivered++;
         if (getenv("NET_SIM_TRACE"))
-            fprintf(stderr, "%llu deliver to %d len %zu\n", (unsigned long long)sim_now, f->to, f->len);
+            fprintf(stderr, "%llu deliver to %d len %zu\n", (unsigned long long)sim_now, f->to,
+                    f->len);
         net_input(&w->nif[f->to], f->data, f->len);
         free(f);
     }

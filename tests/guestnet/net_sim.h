@@ -14,24 +14,24 @@
 #include "net.h"
 #include "net_socket.h"
 
-#define SIM_IP_A 0x0a000001u   /* 10.0.0.1/24 */
-#define SIM_IP_B 0x0a000002u   /* 10.0.0.2/24 */
+#define SIM_IP_A 0x0a000001u /* 10.0.0.1/24 */
+#define SIM_IP_B 0x0a000002u /* 10.0.0.2/24 */
 
 struct sim_frame {
     struct sim_frame *next;
     uint64_t due;
-    int      to;               /* 0 or 1: receiving side */
-    size_t   len;
-    uint8_t  data[];
+    int to; /* 0 or 1: receiving side */
+    size_t len;
+    uint8_t data[];
 };
 
 struct sim {
-    struct net_if     nif[2];
-    struct net_stack *st[2];     /* st[1] NULL: side 1 is a capture buffer */
-    struct sim_frame *q;         /* in flight, sorted by due time */
-    struct sim_frame *cap;       /* frames sent to a capture side, in order */
-    uint32_t loss_ppm, dup_ppm, reorder_ppm;   /* per million frames */
-    uint32_t delay_ms, jitter_ms;              /* reordered frames: + 1..jitter */
+    struct net_if nif[2];
+    struct net_stack *st[2];                 /* st[1] NULL: side 1 is a capture buffer */
+    struct sim_frame *q;                     /* in flight, sorted by due time */
+    struct sim_frame *cap;                   /* frames sent to a capture side, in order */
+    uint32_t loss_ppm, dup_ppm, reorder_ppm; /* per million frames */
+    uint32_t delay_ms, jitter_ms;            /* reordered frames: + 1..jitter */
     uint64_t rng;
     uint64_t sent, lost, duplicated, reordered, delivered;
 };

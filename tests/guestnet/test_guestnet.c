@@ -82,7 +82,9 @@ static uint8_t pattern(uint64_t i)
         uint64_t x = 0x2545f4914f6cdd1dull;
         for (unsigned k = 0; k < 2 * PAT_PERIOD; k++) {
             if (k < PAT_PERIOD) {
-                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
                 pat_tab[k] = (uint8_t)(x >> 24);
             } else {
                 pat_tab[k] = pat_tab[k - PAT_PERIOD];
@@ -192,12 +194,26 @@ static uint16_t csum(const uint8_t *p, size_t n, uint32_t sum)
     return (uint16_t)~sum;
 }
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, (uint16_t)(v >> 16));
+    put16(p + 2, (uint16_t)v);
+}
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)get16(p) << 16 | get16(p + 2);
+}
 
-static const uint8_t mac_x[6] = {0x02, 0, 0, 0, 0, 0x09};
+static const uint8_t mac_x[6] = { 0x02, 0, 0, 0, 0, 0x09 };
 #define IP_X 0x0a000009u
 
 /* Ethernet + IPv4 + l4 (l4 checksum filled for TCP/UDP/ICMP). Returns len. */
@@ -218,7 +234,8 @@ static size_t mk_ip(uint8_t *f, const uint8_t dmac[6], const uint8_t smac[6], ui
     put16(h + 10, csum(h, 20, 0));
     uint8_t *t = h + 20;
     memcpy(t, l4, l4len);
-    uint32_t ps = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto + (uint32_t)l4len;
+    uint32_t ps =
+        (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto + (uint32_t)l4len;
     if (proto == 6) {
         put16(t + 16, 0);
         put16(t + 16, csum(t, l4len, ps));
@@ -232,9 +249,9 @@ static size_t mk_ip(uint8_t *f, const uint8_t dmac[6], const uint8_t smac[6], ui
     return 14 + 20 + l4len;
 }
 
-static size_t mk_tcp(uint8_t *f, const uint8_t dmac[6], uint32_t src, uint32_t dst,
-                     uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
-                     uint8_t flags, const void *data, size_t dlen)
+static size_t mk_tcp(uint8_t *f, const uint8_t dmac[6], uint32_t src, uint32_t dst, uint16_t sport,
+                     uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags, const void *data,
+                     size_t dlen)
 {
     uint8_t t[1500];
     memset(t, 0, 20);
@@ -307,7 +324,7 @@ static void test_arp(void **st)
     assert_int_equal(get32(g->data + 14 + 24), SIM_IP_A);
     free(g);
     /* request for our address -> reply, and the asker is learned */
-    static const uint8_t bc[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, z[6] = {0};
+    static const uint8_t bc[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, z[6] = { 0 };
     size_t n = mk_arp(f, bc, 1, mac_x, IP_X, z, SIM_IP_A);
     net_input(&w.nif[A], f, n);
     g = sim_cap_pop(&w);
@@ -370,7 +387,7 @@ static void test_icmp_echo(void **st)
     (void)st;
     struct sim w;
     sim_init(&w, 2, NULL, NULL, 1);
-    free(sim_cap_pop(&w));                        /* gratuitous ARP */
+    free(sim_cap_pop(&w)); /* gratuitous ARP */
     uint8_t f[1600], icmp[64];
     icmp[0] = 8;
     icmp[1] = 0;
@@ -385,7 +402,7 @@ static void test_icmp_echo(void **st)
     assert_non_null(g);
     assert_int_equal(get16(g->data + 12), 0x0806);
     free(g);
-    static const uint8_t z[6] = {0};
+    static const uint8_t z[6] = { 0 };
     (void)z;
     n = mk_arp(f, w.nif[A].mac, 2, mac_x, IP_X, w.nif[A].mac, SIM_IP_A);
     net_input(&w.nif[A], f, n);
@@ -430,10 +447,13 @@ static void test_udp_echo(void **st)
     for (int i = 0; i < 1000; i++)
         msg[i] = (char)(i * 7);
     for (int k = 0; k < 5; k++)
-        assert_int_equal(nsock_sendto(a, sa, msg, 100 + (size_t)k, 0, (struct sockaddr *)&to, sizeof to), 100 + k);
+        assert_int_equal(
+            nsock_sendto(a, sa, msg, 100 + (size_t)k, 0, (struct sockaddr *)&to, sizeof to),
+            100 + k);
     /* too big for one frame without fragmentation */
     static char huge[2000];
-    assert_int_equal(nsock_sendto(a, sa, huge, sizeof huge, 0, (struct sockaddr *)&to, sizeof to), -EMSGSIZE);
+    assert_int_equal(nsock_sendto(a, sa, huge, sizeof huge, 0, (struct sockaddr *)&to, sizeof to),
+                     -EMSGSIZE);
     int echoed = 0, got = 0;
     char buf[2000];
     for (int t = 0; t < 100; t++) {
@@ -442,7 +462,8 @@ static void test_udp_echo(void **st)
         ssize_t n;
         while ((n = nsock_recvfrom(b, sb, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl)) > 0) {
             assert_int_equal(ntohl(from.sin_addr.s_addr), SIM_IP_A);
-            assert_int_equal(nsock_sendto(b, sb, buf, (size_t)n, 0, (struct sockaddr *)&from, fl), n);
+            assert_int_equal(nsock_sendto(b, sb, buf, (size_t)n, 0, (struct sockaddr *)&from, fl),
+                             n);
             echoed++;
         }
         while ((n = nsock_recv(a, sa, buf, sizeof buf, 0)) > 0) {
@@ -523,13 +544,26 @@ static void lossy_case(uint64_t seed, size_t total, uint32_t loss, uint32_t reor
     nsock_close(w.st[A], cf);
     nsock_close(w.st[B], sf);
     sim_run(&w, 30000);
-    assert_int_equal(net_tcp_count(w.st[A], NET_TCP_TIME_WAIT) + net_tcp_count(w.st[B], NET_TCP_TIME_WAIT), 0);
+    assert_int_equal(
+        net_tcp_count(w.st[A], NET_TCP_TIME_WAIT) + net_tcp_count(w.st[B], NET_TCP_TIME_WAIT), 0);
     sim_free(&w);
 }
 
-static void test_tcp_clean_4mib(void **st) { (void)st; lossy_case(10, 4u << 20, 0, 0, 0, 1); }
-static void test_tcp_loss1_4mib(void **st) { (void)st; lossy_case(11, 4u << 20, 10000, 10000, 2000, 1); }
-static void test_tcp_loss5_2mib(void **st) { (void)st; lossy_case(12, 2u << 20, 50000, 20000, 5000, 1); }
+static void test_tcp_clean_4mib(void **st)
+{
+    (void)st;
+    lossy_case(10, 4u << 20, 0, 0, 0, 1);
+}
+static void test_tcp_loss1_4mib(void **st)
+{
+    (void)st;
+    lossy_case(11, 4u << 20, 10000, 10000, 2000, 1);
+}
+static void test_tcp_loss5_2mib(void **st)
+{
+    (void)st;
+    lossy_case(12, 2u << 20, 50000, 20000, 5000, 1);
+}
 
 /* GUESTNET_SWEEP=N: N more seeds of 256 KiB at 1..8% loss (off by default). */
 static void test_tcp_loss_sweep(void **st)
@@ -556,7 +590,7 @@ static void test_tcp_zero_window(void **st)
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = pattern(i);
     assert_int_equal(nsock_send(w.st[A], c, buf, sizeof buf, 0), (ssize_t)sizeof buf);
-    sim_run(&w, 20000);                            /* receiver does not read */
+    sim_run(&w, 20000); /* receiver does not read */
     const struct net_stats *sa = net_get_stats(w.st[A]);
     assert_true(sa->tcp_persist_probe > 0);
     assert_int_equal(nsock_tcp_state(w.st[A], c), NET_TCP_ESTABLISHED);
@@ -568,7 +602,7 @@ static void test_tcp_zero_window(void **st)
             n += (size_t)k;
         sim_step(&w);
         if (t == 0)
-            assert_int_equal(n, 4096);             /* the full window, then nothing */
+            assert_int_equal(n, 4096); /* the full window, then nothing */
     }
     assert_int_equal(n, sizeof got);
     assert_memory_equal(got, buf, sizeof buf);
@@ -600,16 +634,25 @@ static void close_case(int first)
     sim_run(&w, 50);
     assert_int_equal(net_tcp_count(s1, NET_TCP_TIME_WAIT), 1);
     assert_int_equal(net_tcp_count(s2, NET_TCP_LAST_ACK) + net_tcp_count(s2, NET_TCP_ESTABLISHED) +
-                     net_tcp_count(s2, NET_TCP_CLOSE_WAIT), 0);
+                         net_tcp_count(s2, NET_TCP_CLOSE_WAIT),
+                     0);
     sim_run(&w, 2100);
     assert_int_equal(net_tcp_count(s1, NET_TCP_TIME_WAIT), 0);
-    assert_int_equal(net_sock_count(s1), first == A ? 0u : 1u);   /* B keeps its listener */
+    assert_int_equal(net_sock_count(s1), first == A ? 0u : 1u); /* B keeps its listener */
     assert_int_equal(net_sock_count(s2), first == A ? 1u : 0u);
     sim_free(&w);
 }
 
-static void test_tcp_close_active_a(void **st) { (void)st; close_case(A); }
-static void test_tcp_close_active_b(void **st) { (void)st; close_case(B); }
+static void test_tcp_close_active_a(void **st)
+{
+    (void)st;
+    close_case(A);
+}
+static void test_tcp_close_active_b(void **st)
+{
+    (void)st;
+    close_case(B);
+}
 
 static void test_tcp_simultaneous_close(void **st)
 {
@@ -661,7 +704,7 @@ static void test_tcp_rst_closed_port(void **st)
     establish(&w, 84, &l, &cc, &s);
     assert_int_equal(nsock_send(w.st[B], s, "zz", 2, 0), 2);
     sim_run(&w, 5);
-    assert_int_equal(nsock_close(w.st[A], cc), 0);   /* unread data: RST */
+    assert_int_equal(nsock_close(w.st[A], cc), 0); /* unread data: RST */
     sim_run(&w, 5);
     char b[4];
     assert_int_equal(nsock_recv(w.st[B], s, b, sizeof b, 0), -ECONNRESET);
@@ -692,9 +735,9 @@ static void test_tcp_rfc5961(void **st)
     g = sim_cap_pop(&w);
     assert_non_null(g);
     const uint8_t *t = g->data + 34;
-    assert_int_equal(t[13], 0x12);            /* SYN|ACK */
+    assert_int_equal(t[13], 0x12); /* SYN|ACK */
     assert_int_equal(get32(t + 8), 1001);
-    assert_int_equal(t[12] >> 4, 6);          /* MSS option */
+    assert_int_equal(t[12] >> 4, 6); /* MSS option */
     assert_int_equal(get16(t + 22), 1460);
     uint32_t iss = get32(t + 4);
     free(g);
@@ -756,8 +799,8 @@ static void test_tcp_200_connections(void **st)
     struct net_stack *a = w.st[A], *b = w.st[B];
     int l = listen_on(b, 8080, 256);
     int cfd[NCONN], sfd[NCONN];
-    size_t sent[NCONN] = {0}, rcvd[NCONN] = {0};
-    int eof[NCONN] = {0}, nacc = 0, neof = 0;
+    size_t sent[NCONN] = { 0 }, rcvd[NCONN] = { 0 };
+    int eof[NCONN] = { 0 }, nacc = 0, neof = 0;
     const size_t each = 20000;
     uint64_t t0 = sim_now;
     for (int i = 0; i < NCONN; i++)
@@ -802,11 +845,13 @@ static void test_tcp_200_connections(void **st)
     if (nacc != NCONN || neof != NCONN) {
         printf("nacc %d neof %d now %llu\n", nacc, neof, (unsigned long long)sim_now);
         for (int q = 0; q < NET_TCP_NSTATES; q++)
-            printf("  %s A %u B %u\n", net_tcp_state_name(q), net_tcp_count(a, q), net_tcp_count(b, q));
+            printf("  %s A %u B %u\n", net_tcp_state_name(q), net_tcp_count(a, q),
+                   net_tcp_count(b, q));
         int shown = 0;
         for (int i = 0; i < NCONN && shown < 5; i++)
             if (cfd[i] >= 0) {
-                printf("  c%d sent %zu state %s\n", i, sent[i], net_tcp_state_name(nsock_tcp_state(a, cfd[i])));
+                printf("  c%d sent %zu state %s\n", i, sent[i],
+                       net_tcp_state_name(nsock_tcp_state(a, cfd[i])));
                 shown++;
             }
     }
@@ -815,7 +860,8 @@ static void test_tcp_200_connections(void **st)
     for (int i = 0; i < NCONN; i++)
         assert_int_equal(rcvd[i], each);
     printf("[ parallel ] %d connections x %zu bytes, 0.5%% loss, %llu ms virtual, "
-           "A retransmits %llu\n", NCONN, each, (unsigned long long)(sim_now - t0),
+           "A retransmits %llu\n",
+           NCONN, each, (unsigned long long)(sim_now - t0),
            (unsigned long long)net_get_stats(a)->tcp_retransmit_segs);
     sim_run(&w, 30000);
     assert_int_equal(net_sock_count(a), 0);
@@ -838,7 +884,7 @@ static void test_blocking_calls(void **st)
     assert_int_equal(nsock_connect(w.st[A], c, (struct sockaddr *)&to, sizeof to), 0);
     int s = nsock_accept(w.st[B], l, NULL, NULL);
     assert_true(s >= NET_FD_BASE);
-    static uint8_t big[30000];   /* < sndbuf + rcvbuf: B reads only after */
+    static uint8_t big[30000]; /* < sndbuf + rcvbuf: B reads only after */
     memset(big, 0x5a, sizeof big);
     assert_int_equal(nsock_send(w.st[A], c, big, sizeof big, 0), (ssize_t)sizeof big);
     size_t got = 0;
@@ -878,7 +924,7 @@ static void test_malformed_flood(void **st)
         for (size_t j = 0; j < sizeof l4; j++)
             l4[j] = (uint8_t)sim_rand(&r);
         switch (k) {
-        case 0:                               /* random bytes */
+        case 0: /* random bytes */
             n = sim_rand(&r) % 1600;
             memcpy(f, l4, n);
             if (n >= 14 && (sim_rand(&r) & 1)) {
@@ -886,7 +932,8 @@ static void test_malformed_flood(void **st)
                 put16(f + 12, (sim_rand(&r) & 1) ? 0x0800 : 0x0806);
             }
             break;
-        case 1: case 2: {                     /* valid TCP, then mutated or truncated */
+        case 1:
+        case 2: { /* valid TCP, then mutated or truncated */
             n = mk_tcp(f, bm, SIM_IP_A, SIM_IP_B, (uint16_t)(1024 + sim_rand(&r) % 2000), 80,
                        sim_rand(&r), sim_rand(&r), (uint8_t)(sim_rand(&r) & 0x3f), l4, pl);
             if (k == 1)
@@ -896,26 +943,26 @@ static void test_malformed_flood(void **st)
                 n = sim_rand(&r) % n;
             break;
         }
-        case 3: {                             /* bogus flag combos, good checksum */
-            static const uint8_t bogus[] = {0x03, 0x06, 0x00, 0x01, 0x08, 0x20, 0x07, 0x29};
+        case 3: { /* bogus flag combos, good checksum */
+            static const uint8_t bogus[] = { 0x03, 0x06, 0x00, 0x01, 0x08, 0x20, 0x07, 0x29 };
             n = mk_tcp(f, bm, SIM_IP_A, SIM_IP_B, 40000, 80, sim_rand(&r), 0,
                        bogus[sim_rand(&r) % sizeof bogus], NULL, 0);
             break;
         }
-        case 4:                               /* IP length fields lie (checksum fixed) */
+        case 4: /* IP length fields lie (checksum fixed) */
             n = mk_ip(f, bm, mac_x, SIM_IP_A, SIM_IP_B, 17, l4, pl + 8);
             f[14] = (uint8_t)(0x40 | (sim_rand(&r) & 15));
             put16(f + 16, (uint16_t)sim_rand(&r));
             put16(f + 24, 0);
             put16(f + 24, csum(f + 14, 20, 0));
             break;
-        case 5:                               /* fragments */
+        case 5: /* fragments */
             n = mk_ip(f, bm, mac_x, SIM_IP_A, SIM_IP_B, 17, l4, pl + 8);
             put16(f + 20, (uint16_t)(0x2000 | (sim_rand(&r) & 0x1fff)));
             put16(f + 24, 0);
             put16(f + 24, csum(f + 14, 20, 0));
             break;
-        case 6:                               /* UDP with bad checksum / length */
+        case 6: /* UDP with bad checksum / length */
             put16(l4 + 2, 7);
             put16(l4 + 4, (uint16_t)(pl + 8));
             n = mk_ip(f, bm, mac_x, SIM_IP_A, SIM_IP_B, 17, l4, pl + 8);
@@ -924,14 +971,14 @@ static void test_malformed_flood(void **st)
             else
                 put16(f + 34 + 4, (uint16_t)sim_rand(&r));
             break;
-        case 7:                               /* ARP garbage */
+        case 7: /* ARP garbage */
             n = 14 + sim_rand(&r) % 40;
             memcpy(f, bm, 6);
             memcpy(f + 6, mac_x, 6);
             put16(f + 12, 0x0806);
             memcpy(f + 14, l4, n - 14);
             break;
-        case 8: {                             /* SYN with garbage options, valid checksum */
+        case 8: { /* SYN with garbage options, valid checksum */
             uint8_t t[80];
             memset(t, 0, sizeof t);
             put16(t, (uint16_t)(1024 + sim_rand(&r) % 60000));
@@ -944,14 +991,14 @@ static void test_malformed_flood(void **st)
             n = mk_ip(f, bm, mac_x, SIM_IP_A, SIM_IP_B, 6, t, doff);
             break;
         }
-        case 12:                              /* valid checksums, random flags at the listener */
+        case 12: /* valid checksums, random flags at the listener */
             n = mk_tcp(f, bm, SIM_IP_A, SIM_IP_B, (uint16_t)(1024 + sim_rand(&r) % 2000), 80,
                        sim_rand(&r), sim_rand(&r), (uint8_t)(sim_rand(&r) & 0x3f), l4, pl);
             break;
-        case 9:                               /* valid checksums, random ICMP */
+        case 9: /* valid checksums, random ICMP */
             n = mk_ip(f, bm, mac_x, SIM_IP_A, SIM_IP_B, 1, l4, pl);
             break;
-        default: {                            /* random segment aimed at the open connection */
+        default: { /* random segment aimed at the open connection */
             struct sockaddr_in ca;
             socklen_t cl = sizeof ca;
             nsock_getsockname(w.st[A], c, (struct sockaddr *)&ca, &cl);
@@ -966,7 +1013,7 @@ static void test_malformed_flood(void **st)
     }
     net_input(&w.nif[B], NULL, 0);
     net_input(&w.nif[B], f, 0);
-    sim_run(&w, 20000);                       /* let embryos and RSTs settle */
+    sim_run(&w, 20000); /* let embryos and RSTs settle */
     const struct net_stats *sb = net_get_stats(b);
     uint64_t drops = sb->eth_drop_short + sb->eth_drop_dst + sb->eth_drop_type +
                      sb->arp_drop_malformed + sb->ip_drop_short + sb->ip_drop_version +

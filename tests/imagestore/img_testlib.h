@@ -36,7 +36,9 @@ static inline char *imgt_mkdtemp(void)
 
 static inline int imgt_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *f)
 {
-    (void)sb; (void)flag; (void)f;
+    (void)sb;
+    (void)flag;
+    (void)f;
     return remove(path);
 }
 

@@ -16,10 +16,14 @@
 #include <stdint.h>
 #include <string.h>
 
-#define IMGT_MIN 0x203u
+#define IMGT_MIN  0x203u
 #define IMGT_BASE 0x100000u
 
-static inline void imgt_put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void imgt_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
 static inline void imgt_put32(uint8_t *p, uint32_t v)
 {
     imgt_put16(p, (uint16_t)v);
@@ -45,17 +49,19 @@ static inline void imgt_head(uint64_t size, uint8_t head[IMGT_MIN])
     memset(head, 0, IMGT_MIN);
     uint8_t *e = head;
     memcpy(e, "\177ELF", 4);
-    e[4] = 2; e[5] = 1; e[6] = 1;                 /* ELFCLASS64, LSB, EV_CURRENT */
-    imgt_put16(e + 16, 2);                        /* ET_EXEC */
-    imgt_put16(e + 18, 62);                       /* EM_X86_64 */
+    e[4] = 2;
+    e[5] = 1;
+    e[6] = 1;               /* ELFCLASS64, LSB, EV_CURRENT */
+    imgt_put16(e + 16, 2);  /* ET_EXEC */
+    imgt_put16(e + 18, 62); /* EM_X86_64 */
     imgt_put32(e + 20, 1);
-    imgt_put64(e + 24, IMGT_BASE + 0x200);        /* e_entry */
-    imgt_put64(e + 32, 64);                       /* e_phoff */
-    imgt_put16(e + 52, 64);                       /* e_ehsize */
-    imgt_put16(e + 54, 56);                       /* e_phentsize */
-    imgt_put16(e + 56, 2);                        /* e_phnum */
-    imgt_put16(e + 58, 64);                       /* e_shentsize */
-    uint8_t *ph = head + 64;                      /* PT_LOAD: whole file */
+    imgt_put64(e + 24, IMGT_BASE + 0x200); /* e_entry */
+    imgt_put64(e + 32, 64);                /* e_phoff */
+    imgt_put16(e + 52, 64);                /* e_ehsize */
+    imgt_put16(e + 54, 56);                /* e_phentsize */
+    imgt_put16(e + 56, 2);                 /* e_phnum */
+    imgt_put16(e + 58, 64);                /* e_shentsize */
+    uint8_t *ph = head + 64;               /* PT_LOAD: whole file */
     imgt_put32(ph, 1);
     imgt_put32(ph + 4, 5);
     imgt_put64(ph + 8, 0);
@@ -64,7 +70,7 @@ static inline void imgt_head(uint64_t size, uint8_t head[IMGT_MIN])
     imgt_put64(ph + 32, size);
     imgt_put64(ph + 40, size);
     imgt_put64(ph + 48, 0x1000);
-    ph += 56;                                     /* PT_NOTE */
+    ph += 56; /* PT_NOTE */
     imgt_put32(ph, 4);
     imgt_put32(ph + 4, 4);
     imgt_put64(ph + 8, 0xb0);
@@ -79,8 +85,8 @@ static inline void imgt_head(uint64_t size, uint8_t head[IMGT_MIN])
     imgt_put32(n + 8, 18);
     memcpy(n + 12, "Xen", 4);
     imgt_put32(n + 16, IMGT_BASE + 0x200);
-    head[0x200] = 0xf4;                           /* hlt */
-    head[0x201] = 0xeb;                           /* jmp .-1 */
+    head[0x200] = 0xf4; /* hlt */
+    head[0x201] = 0xeb; /* jmp .-1 */
     head[0x202] = 0xfd;
 }
 

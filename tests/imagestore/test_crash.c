@@ -58,7 +58,8 @@ static void check_store(const char *db, long long expect_images)
     assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs WHERE state = 0"), 0);
     assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs"), expect_images);
     assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM chunks WHERE blob_id NOT IN "
-                                      "(SELECT id FROM blobs)"), 0);
+                                      "(SELECT id FROM blobs)"),
+                     0);
     if (img_check(s, &e) != 0)
         fail_msg("check: %s", e.msg);
     img_store_close(s);

@@ -19,17 +19,20 @@
 
 static sqlite3_vfs *real_vfs;
 static sqlite3_vfs full_vfs;
-static atomic_llong budget = -1;        /* bytes left; -1: unlimited */
-static atomic_llong refused;            /* writes refused */
+static atomic_llong budget = -1; /* bytes left; -1: unlimited */
+static atomic_llong refused;     /* writes refused */
 
 typedef struct ffile {
     sqlite3_file base;
-    sqlite3_file *real;                 /* follows this struct */
+    sqlite3_file *real; /* follows this struct */
 } ffile;
 
 #define REAL(f) (((ffile *)(f))->real)
 
-static int f_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int f_close(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xClose(REAL(f));
+}
 static int f_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
 {
     return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
@@ -51,13 +54,22 @@ static int f_truncate(sqlite3_file *f, sqlite3_int64 sz)
 {
     return REAL(f)->pMethods->xTruncate(REAL(f), sz);
 }
-static int f_sync(sqlite3_file *f, int fl) { return REAL(f)->pMethods->xSync(REAL(f), fl); }
+static int f_sync(sqlite3_file *f, int fl)
+{
+    return REAL(f)->pMethods->xSync(REAL(f), fl);
+}
 static int f_size(sqlite3_file *f, sqlite3_int64 *sz)
 {
     return REAL(f)->pMethods->xFileSize(REAL(f), sz);
 }
-static int f_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
-static int f_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int f_lock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+static int f_unlock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
 static int f_check(sqlite3_file *f, int *r)
 {
     return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r);
@@ -66,7 +78,10 @@ static int f_fcntl(sqlite3_file *f, int op, void *a)
 {
     return REAL(f)->pMethods->xFileControl(REAL(f), op, a);
 }
-static int f_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int f_sector(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
 static int f_devchar(sqlite3_file *f)
 {
     return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
@@ -79,7 +94,10 @@ static int f_shmlock(sqlite3_file *f, int off, int n, int fl)
 {
     return REAL(f)->pMethods->xShmLock(REAL(f), off, n, fl);
 }
-static void f_shmbarrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static void f_shmbarrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
 static int f_shmunmap(sqlite3_file *f, int del)
 {
     return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
@@ -94,9 +112,9 @@ static int f_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
 }
 
 static const sqlite3_io_methods f_methods = {
-    3, f_close, f_read, f_write, f_truncate, f_sync, f_size, f_lock, f_unlock, f_check,
-    f_fcntl, f_sector, f_devchar, f_shmmap, f_shmlock, f_shmbarrier, f_shmunmap, f_fetch,
-    f_unfetch,
+    3,         f_close,      f_read,     f_write, f_truncate, f_sync,    f_size,
+    f_lock,    f_unlock,     f_check,    f_fcntl, f_sector,   f_devchar, f_shmmap,
+    f_shmlock, f_shmbarrier, f_shmunmap, f_fetch, f_unfetch,
 };
 
 static int v_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)

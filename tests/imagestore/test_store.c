@@ -54,29 +54,31 @@ static int teardown(void **state)
     return 0;
 }
 
-#define OK(call)                                                              \
-    do {                                                                      \
-        img_err e_;                                                           \
-        memset(&e_, 0, sizeof e_);                                            \
-        img_err *err = &e_;                                                   \
-        if ((call) != 0)                                                      \
-            fail_msg("%s failed: %s (%s)", #call, err->msg,                  \
-                     img_errcode_name(err->code));                            \
+#define OK(call)                                                                                   \
+    do {                                                                                           \
+        img_err e_;                                                                                \
+        memset(&e_, 0, sizeof e_);                                                                 \
+        img_err *err = &e_;                                                                        \
+        if ((call) != 0)                                                                           \
+            fail_msg("%s failed: %s (%s)", #call, err->msg, img_errcode_name(err->code));          \
     } while (0)
 
-#define FAILS(call, code_, substr)                                            \
-    do {                                                                      \
-        img_err e_;                                                           \
-        memset(&e_, 0, sizeof e_);                                            \
-        img_err *err = &e_;                                                   \
-        if ((call) == 0)                                                      \
-            fail_msg("%s succeeded, expected %s", #call, img_errcode_name(code_)); \
-        if (err->code != (code_) || strstr(err->msg, (substr)) == NULL)       \
-            fail_msg("%s: expected %s '%s', got %s '%s'", #call,             \
-                     img_errcode_name(code_), substr, img_errcode_name(err->code), err->msg); \
+#define FAILS(call, code_, substr)                                                                 \
+    do {                                                                                           \
+        img_err e_;                                                                                \
+        memset(&e_, 0, sizeof e_);                                                                 \
+        img_err *err = &e_;                                                                        \
+        if ((call) == 0)                                                                           \
+            fail_msg("%s succeeded, expected %s", #call, img_errcode_name(code_));                 \
+        if (err->code != (code_) || strstr(err->msg, (substr)) == NULL)                            \
+            fail_msg("%s: expected %s '%s', got %s '%s'", #call, img_errcode_name(code_), substr,  \
+                     img_errcode_name(err->code), err->msg);                                       \
     } while (0)
 
-static long long q(fx *f, const char *sql) { return imgt_sql_int(f->db, sql); }
+static long long q(fx *f, const char *sql)
+{
+    return imgt_sql_int(f->db, sql);
+}
 
 static void roundtrip(fx *f, uint64_t seed, uint64_t size, size_t wsize)
 {
@@ -171,8 +173,8 @@ static void test_empty_and_not_bootable(void **state)
     imgt_fill(4, sizeof img, 0, img, sizeof img);
     OK(img_upload_begin(f->s, 0, &u, err));
     FAILS(img_upload_expect(u, "sha256:abc", err), IMG_E_INVALID, "is not sha256: and 64");
-    OK(img_upload_expect(u, "sha256:0000000000000000000000000000000000000000000000000000000000000000",
-                         err));
+    OK(img_upload_expect(
+        u, "sha256:0000000000000000000000000000000000000000000000000000000000000000", err));
     OK(img_upload_write(u, img, sizeof img, err));
     FAILS(img_upload_commit(u, "x", NULL, NULL, 0, NULL, err), IMG_E_INVALID,
           "upload has digest sha256:");
@@ -433,7 +435,8 @@ static void test_materialize(void **state)
     char sql[200];
     snprintf(sql, sizeof sql,
              "SELECT k.id FROM chunks k JOIN blobs b ON b.id = k.blob_id "
-             "WHERE b.digest = '%s' AND k.seq = 0", b.digest);
+             "WHERE b.digest = '%s' AND k.seq = 0",
+             b.digest);
     long long rowid = q(f, sql);
     assert_true(rowid > 0);
     assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);

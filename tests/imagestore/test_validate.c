@@ -66,26 +66,28 @@ static void test_valid_elf32_section_note(void **state)
     uint8_t b[0x400];
     memset(b, 0, sizeof b);
     memcpy(b, "\177ELF", 4);
-    b[4] = 1; b[5] = 1; b[6] = 1;
+    b[4] = 1;
+    b[5] = 1;
+    b[6] = 1;
     imgt_put16(b + 16, 2);
     imgt_put16(b + 18, 3);
     imgt_put32(b + 20, 1);
     imgt_put32(b + 24, IMGT_BASE + 0x200);
-    imgt_put32(b + 28, 52);     /* phoff */
-    imgt_put32(b + 32, 0x300);  /* shoff */
+    imgt_put32(b + 28, 52);    /* phoff */
+    imgt_put32(b + 32, 0x300); /* shoff */
     imgt_put16(b + 40, 52);
     imgt_put16(b + 42, 32);
     imgt_put16(b + 44, 1);
     imgt_put16(b + 46, 40);
     imgt_put16(b + 48, 2);
-    uint8_t *ph = b + 52;       /* PT_LOAD of the whole file */
+    uint8_t *ph = b + 52; /* PT_LOAD of the whole file */
     imgt_put32(ph, 1);
     imgt_put32(ph + 4, 0);
     imgt_put32(ph + 8, IMGT_BASE);
     imgt_put32(ph + 12, IMGT_BASE);
     imgt_put32(ph + 16, sizeof b);
     imgt_put32(ph + 20, sizeof b);
-    uint8_t *n = b + 0x100;     /* the note */
+    uint8_t *n = b + 0x100; /* the note */
     imgt_put32(n, 4);
     imgt_put32(n + 4, 4);
     imgt_put32(n + 8, 18);
@@ -112,7 +114,7 @@ static void put_mb1(uint8_t *p, uint32_t flags)
 {
     imgt_put32(p, 0x1BADB002u);
     imgt_put32(p + 4, flags);
-    imgt_put32(p + 8, (uint32_t)-(0x1BADB002u + flags));
+    imgt_put32(p + 8, (uint32_t) - (0x1BADB002u + flags));
 }
 
 static void test_multiboot(void **state)
@@ -131,11 +133,11 @@ static void test_multiboot(void **state)
     imgt_put32(b + 0x1008, 0x1234); /* bad checksum */
     expect_invalid(b, sizeof b, "Multiboot header at 0x1000 has a bad checksum (0x00001234)");
 
-    memset(b, 0x90, sizeof b);      /* beyond 8 KiB: not found */
+    memset(b, 0x90, sizeof b); /* beyond 8 KiB: not found */
     put_mb1(b + 0x2004, 0x10003);
     expect_invalid(b, sizeof b, "no Multiboot header in the first 32 KiB");
 
-    memset(b, 0x90, sizeof b);      /* misaligned: not found */
+    memset(b, 0x90, sizeof b); /* misaligned: not found */
     put_mb1(b + 0x102, 0x10003);
     expect_invalid(b, sizeof b, "not an ELF file");
 
@@ -145,17 +147,17 @@ static void test_multiboot(void **state)
     imgt_put32(b + 0x2008, 0xE85250D6u);
     imgt_put32(b + 0x200c, 0);
     imgt_put32(b + 0x2010, len);
-    imgt_put32(b + 0x2014, (uint32_t)-(0xE85250D6u + len));
+    imgt_put32(b + 0x2014, (uint32_t) - (0xE85250D6u + len));
     o = run(b, sizeof b);
     assert_int_equal(o.st, IMG_VALID);
     assert_int_equal(o.r.boot, IMG_BOOT_MULTIBOOT2);
     imgt_put32(b + 0x2010, 0xffff0);
-    imgt_put32(b + 0x2014, (uint32_t)-(0xE85250D6u + 0xffff0u));
+    imgt_put32(b + 0x2014, (uint32_t) - (0xE85250D6u + 0xffff0u));
     expect_invalid(b, sizeof b, "header length 0xffff0 is out of bounds");
 
     /* ELF without PVH note but with a Multiboot header is a multiboot ELF */
     uint8_t *e = elf(SZ);
-    imgt_put32(e + 120, 6);         /* PT_NOTE -> PT_PHDR: note not seen */
+    imgt_put32(e + 120, 6); /* PT_NOTE -> PT_PHDR: note not seen */
     expect_invalid(e, SZ, "ELF file has no PVH entry note");
     put_mb1(e + 0x400, 0x3);
     o = run(e, SZ);
@@ -175,11 +177,14 @@ static void test_small_and_magic(void **state)
     expect_invalid(b, 1, "not an ELF file (no 7f 45 4c 46 magic)");
     memcpy(b, "\177ELF", 4);
     expect_invalid(b, 10, "file is 10 bytes, too short for an ELF identification");
-    b[4] = 2; b[5] = 1; b[6] = 1;
+    b[4] = 2;
+    b[5] = 1;
+    b[6] = 1;
     expect_invalid(b, 40, "file is 40 bytes, too short for an ELF64 header (64 bytes)");
     b[4] = 3;
     expect_invalid(b, 64, "EI_CLASS 3 is neither ELFCLASS32 (1) nor ELFCLASS64 (2)");
-    b[4] = 2; b[5] = 2;
+    b[4] = 2;
+    b[5] = 2;
     expect_invalid(b, 64, "EI_DATA 2 is not little-endian (1)");
     memcpy(b, "MZ\x90\x00", 4);
     expect_invalid(b, 64, "not an ELF file");
@@ -232,7 +237,7 @@ static void test_segments(void **state)
     ph1 = b + 120;
     imgt_put64(ph0 + 32, 0x800);
     imgt_put64(ph0 + 40, 0x800);
-    imgt_put32(ph1, 1);                /* second PT_LOAD */
+    imgt_put32(ph1, 1); /* second PT_LOAD */
     imgt_put64(ph1 + 8, 0x700);
     imgt_put64(ph1 + 24, 0x200000);
     imgt_put64(ph1 + 32, 0x200);
@@ -246,7 +251,7 @@ static void test_segments(void **state)
     imgt_put64(ph1 + 24, IMGT_BASE + 0x800);
     /* note is gone (ph1 became PT_LOAD): no PVH, no multiboot */
     expect_invalid(b, SZ, "ELF file has no PVH entry note");
-    imgt_put64(ph1 + 40, 0x100);       /* filesz > memsz */
+    imgt_put64(ph1 + 40, 0x100); /* filesz > memsz */
     expect_invalid(b, SZ, "program header 1: p_filesz 0x200 is larger than p_memsz 0x100");
     imgt_put64(ph1 + 40, UINT64_MAX);
     expect_invalid(b, SZ, "program header 1: memory range");
@@ -318,8 +323,7 @@ static void test_reader(void **state)
     img_vresult r;
     assert_int_equal(img_validate_reader(buf_read, b, SZ, NULL, &r, msg, sizeof msg), IMG_VALID);
     int calls = 0;
-    img_vstatus st = img_validate_reader(failing_read, &calls, SZ * 64, NULL, &r, msg,
-                                         sizeof msg);
+    img_vstatus st = img_validate_reader(failing_read, &calls, SZ * 64, NULL, &r, msg, sizeof msg);
     /* zeroed bytes are "not ELF"; the Multiboot scan's read (call 2) fails */
     assert_int_equal(st, IMG_VIO);
     assert_string_equal(msg, "read error at offset 0x0");

@@ -30,8 +30,7 @@ uint64_t check_usable(const sched_host *h, sched_resource r)
     return (uint64_t)floor((double)(total - reserved) * ratio + 1e-9);
 }
 
-static bool match(const sched_label *l, size_t n, const char *key,
-                  const char *value)
+static bool match(const sched_label *l, size_t n, const char *key, const char *value)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(l[i].key, key) == 0 &&
@@ -40,9 +39,8 @@ static bool match(const sched_label *l, size_t n, const char *key,
     return false;
 }
 
-bool check_fleet(const sched_host *hosts, size_t n_hosts,
-                 const sched_instance *insts, size_t n_insts, char *why,
-                 size_t len)
+bool check_fleet(const sched_host *hosts, size_t n_hosts, const sched_instance *insts,
+                 size_t n_insts, char *why, size_t len)
 {
     for (size_t h = 0; h < n_hosts; h++) {
         uint64_t mem = 0, cpu = 0, slots = 0;
@@ -59,8 +57,7 @@ bool check_fleet(const sched_host *hosts, size_t n_hosts,
             snprintf(why, len,
                      "host '%s' over capacity: mem %llu/%llu cpu %llu/%llu "
                      "slots %llu",
-                     hosts[h].id, (ull)mem,
-                     (ull)check_usable(&hosts[h], SCHED_RES_MEM), (ull)cpu,
+                     hosts[h].id, (ull)mem, (ull)check_usable(&hosts[h], SCHED_RES_MEM), (ull)cpu,
                      (ull)check_usable(&hosts[h], SCHED_RES_VCPU), (ull)slots);
             return false;
         }
@@ -87,8 +84,7 @@ bool check_fleet(const sched_host *hosts, size_t n_hosts,
             case SCHED_RULE_ANTI_AFFINITY:
                 for (size_t j = 0; j < n_insts; j++) {
                     if (j == i || insts[j].host == SCHED_NONE ||
-                        !match(insts[j].labels, insts[j].n_labels, r->key,
-                               r->value))
+                        !match(insts[j].labels, insts[j].n_labels, r->key, r->value))
                         continue;
                     anywhere = true;
                     here |= insts[j].host == x->host;
@@ -96,16 +92,14 @@ bool check_fleet(const sched_host *hosts, size_t n_hosts,
                 if (r->kind == SCHED_RULE_ANTI_AFFINITY)
                     ok = !here;
                 else
-                    ok = here || (!anywhere && match(x->labels, x->n_labels,
-                                                     r->key, r->value));
+                    ok = here || (!anywhere && match(x->labels, x->n_labels, r->key, r->value));
                 break;
             }
             if (!ok) {
                 snprintf(why, len,
                          "instance '%s' on host '%s' breaks hard rule %zu "
                          "(kind %d, %s=%s)",
-                         x->id, h->id, k, (int)r->kind, r->key,
-                         r->value ? r->value : "*");
+                         x->id, h->id, k, (int)r->kind, r->key, r->value ? r->value : "*");
                 return false;
             }
         }
@@ -113,10 +107,9 @@ bool check_fleet(const sched_host *hosts, size_t n_hosts,
     return true;
 }
 
-bool check_plan(const sched_host *hosts, size_t n_hosts,
-                const sched_instance *insts, size_t n_insts,
-                const sched_plan *plan, bool targets_in_use,
-                size_t *hosts_after, char *why, size_t len)
+bool check_plan(const sched_host *hosts, size_t n_hosts, const sched_instance *insts,
+                size_t n_insts, const sched_plan *plan, bool targets_in_use, size_t *hosts_after,
+                char *why, size_t len)
 {
     sched_instance *cur = malloc((n_insts ? n_insts : 1) * sizeof(*cur));
     size_t *count = calloc(n_hosts ? n_hosts : 1, sizeof(*count));
@@ -130,27 +123,24 @@ bool check_plan(const sched_host *hosts, size_t n_hosts,
             count[cur[i].host]++;
     for (size_t m = 0; ok && m < plan->n_moves; m++) {
         const sched_move *mv = &plan->moves[m];
-        if (mv->instance >= n_insts || cur[mv->instance].host != mv->from ||
-            mv->to >= n_hosts || mv->to == mv->from) {
+        if (mv->instance >= n_insts || cur[mv->instance].host != mv->from || mv->to >= n_hosts ||
+            mv->to == mv->from) {
             snprintf(why, len, "move %zu is inconsistent", m);
             ok = false;
             break;
         }
         if (cur[mv->instance].pinned) {
-            snprintf(why, len, "move %zu moves pinned instance '%s'", m,
-                     cur[mv->instance].id);
+            snprintf(why, len, "move %zu moves pinned instance '%s'", m, cur[mv->instance].id);
             ok = false;
             break;
         }
         if (hosts[mv->to].cordoned) {
-            snprintf(why, len, "move %zu goes to cordoned host '%s'", m,
-                     hosts[mv->to].id);
+            snprintf(why, len, "move %zu goes to cordoned host '%s'", m, hosts[mv->to].id);
             ok = false;
             break;
         }
         if (targets_in_use && count[mv->to] == 0) {
-            snprintf(why, len, "move %zu goes to empty host '%s'", m,
-                     hosts[mv->to].id);
+            snprintf(why, len, "move %zu goes to empty host '%s'", m, hosts[mv->to].id);
             ok = false;
             break;
         }
@@ -159,8 +149,7 @@ bool check_plan(const sched_host *hosts, size_t n_hosts,
         cur[mv->instance].host = mv->to;
         char w[256];
         if (!check_fleet(hosts, n_hosts, cur, n_insts, w, sizeof(w))) {
-            snprintf(why, len, "after move %zu of %zu: %s", m + 1,
-                     plan->n_moves, w);
+            snprintf(why, len, "after move %zu of %zu: %s", m + 1, plan->n_moves, w);
             ok = false;
         }
     }
@@ -172,8 +161,8 @@ bool check_plan(const sched_host *hosts, size_t n_hosts,
     }
     for (size_t f = 0; ok && f < plan->n_freed; f++)
         if (count[plan->freed[f]] != 0) {
-            snprintf(why, len, "host '%s' reported freed but holds %zu",
-                     hosts[plan->freed[f]].id, count[plan->freed[f]]);
+            snprintf(why, len, "host '%s' reported freed but holds %zu", hosts[plan->freed[f]].id,
+                     count[plan->freed[f]]);
             ok = false;
         }
     free(cur);
@@ -213,8 +202,7 @@ static void bnb_go(bnb *b, size_t k, size_t open)
         for (size_t j = 0; j < open; j++)
             free_room += b->cap[r] - b->load[j][r];
         if (b->rem[r] > free_room) {
-            uint64_t extra =
-                (b->rem[r] - free_room + b->cap[r] - 1) / b->cap[r];
+            uint64_t extra = (b->rem[r] - free_room + b->cap[r] - 1) / b->cap[r];
             if (open + extra >= b->best)
                 return;
         }
@@ -245,10 +233,10 @@ static void bnb_go(bnb *b, size_t k, size_t open)
         b->rem[r] += it[r];
 }
 
-size_t check_optimum(const sched_host *h, const uint64_t *mem,
-                     const uint32_t *vcpus, size_t n, unsigned long limit)
+size_t check_optimum(const sched_host *h, const uint64_t *mem, const uint32_t *vcpus, size_t n,
+                     unsigned long limit)
 {
-    bnb b = {0};
+    bnb b = { 0 };
     b.cap[0] = check_usable(h, SCHED_RES_MEM);
     b.cap[1] = check_usable(h, SCHED_RES_VCPU);
     b.cap[2] = h->slots ? h->slots : n + 1;
@@ -268,10 +256,8 @@ size_t check_optimum(const sched_host *h, const uint64_t *mem,
     /* Largest first (by normalised sum) makes the search short. */
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0; j--) {
-            double a = (double)b.item[j][0] / b.cap[0] +
-                       (double)b.item[j][1] / b.cap[1];
-            double c = (double)b.item[j - 1][0] / b.cap[0] +
-                       (double)b.item[j - 1][1] / b.cap[1];
+            double a = (double)b.item[j][0] / b.cap[0] + (double)b.item[j][1] / b.cap[1];
+            double c = (double)b.item[j - 1][0] / b.cap[0] + (double)b.item[j - 1][1] / b.cap[1];
             if (a <= c)
                 break;
             uint64_t t[3];
@@ -291,10 +277,9 @@ size_t check_optimum(const sched_host *h, const uint64_t *mem,
     return best;
 }
 
-size_t check_lower_bound(const sched_host *h, const uint64_t *mem,
-                         const uint32_t *vcpus, size_t n)
+size_t check_lower_bound(const sched_host *h, const uint64_t *mem, const uint32_t *vcpus, size_t n)
 {
-    uint64_t sum[3] = {0, 0, n};
+    uint64_t sum[3] = { 0, 0, n };
     for (size_t i = 0; i < n; i++) {
         sum[0] += mem[i] + h->vmm_overhead_mib;
         sum[1] += vcpus[i];

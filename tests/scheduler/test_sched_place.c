@@ -24,8 +24,7 @@ typedef struct {
     char names[MAXI][32];
 } fleet;
 
-static sched_host *add_host(fleet *f, const char *id, uint64_t mem,
-                            uint32_t vcpus)
+static sched_host *add_host(fleet *f, const char *id, uint64_t mem, uint32_t vcpus)
 {
     sched_host *h = &f->hosts[f->n_hosts++];
     memset(h, 0, sizeof(*h));
@@ -35,8 +34,7 @@ static sched_host *add_host(fleet *f, const char *id, uint64_t mem,
     return h;
 }
 
-static sched_instance *add_inst(fleet *f, size_t host, uint64_t mem,
-                                uint32_t vcpus)
+static sched_instance *add_inst(fleet *f, size_t host, uint64_t mem, uint32_t vcpus)
 {
     sched_instance *in = &f->insts[f->n_insts];
     snprintf(f->names[f->n_insts], sizeof(f->names[0]), "i%zu", f->n_insts);
@@ -51,7 +49,7 @@ static sched_instance *add_inst(fleet *f, size_t host, uint64_t mem,
 
 static sched_state *build(const fleet *f)
 {
-    sched_fleet sf = {f->hosts, f->n_hosts, f->insts, f->n_insts};
+    sched_fleet sf = { f->hosts, f->n_hosts, f->insts, f->n_insts };
     sched_state *st = NULL;
     sched_error err;
     sched_status rc = sched_state_new(&sf, &st, &err);
@@ -60,10 +58,9 @@ static sched_state *build(const fleet *f)
     return st;
 }
 
-static size_t place1(sched_state *st, const sched_request *r, sched_policy pol,
-                     bool commit)
+static size_t place1(sched_state *st, const sched_request *r, sched_policy pol, bool commit)
 {
-    sched_place_opts o = {.policy = pol, .commit = commit};
+    sched_place_opts o = { .policy = pol, .commit = commit };
     sched_decision d;
     sched_status rc = sched_place(st, r, 1, &o, &d);
     size_t h = rc == SCHED_OK ? d.assignments[0].host : SCHED_NONE;
@@ -83,14 +80,14 @@ static uint64_t used(const sched_state *st, size_t h, sched_resource r)
 static void test_binpack_picks_fullest(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, "h0", 1000, 8);
     add_host(&f, "h1", 1000, 8);
     add_host(&f, "h2", 1000, 8);
     add_inst(&f, 0, 500, 1);
     add_inst(&f, 1, 800, 1);
     sched_state *st = build(&f);
-    sched_request r = {.name = "web", .mem_mib = 100, .vcpus = 1};
+    sched_request r = { .name = "web", .mem_mib = 100, .vcpus = 1 };
     assert_int_equal(place1(st, &r, SCHED_BINPACK, false), 1);
     assert_int_equal(place1(st, &r, SCHED_SPREAD, false), 2);
     /* 250 MiB does not fit h1 (200 free): next fullest. */
@@ -102,16 +99,11 @@ static void test_binpack_picks_fullest(void **s)
 static void test_tiny_guests_fill_one_host_first(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     for (int i = 0; i < 3; i++)
-        add_host(&f,
-                 i == 0   ? "a"
-                 : i == 1 ? "b"
-                          : "c",
-                 1024, 4)
-            ->vmm_overhead_mib = 12;
+        add_host(&f, i == 0 ? "a" : i == 1 ? "b" : "c", 1024, 4)->vmm_overhead_mib = 12;
     sched_state *st = build(&f);
-    sched_request r = {.name = "tiny", .mem_mib = 32, .vcpus = 1};
+    sched_request r = { .name = "tiny", .mem_mib = 32, .vcpus = 1 };
     for (int i = 0; i < 4; i++)
         assert_int_equal(place1(st, &r, SCHED_BINPACK, true), 0);
     /* a has 4 vCPUs: full; the fifth opens b. */
@@ -127,7 +119,7 @@ static void test_tiny_guests_fill_one_host_first(void **s)
 static void test_reserved_and_vmm_overhead(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     sched_host *h = add_host(&f, "h1", 1024, 4);
     h->reserved_mem_mib = 512;
     h->vmm_overhead_mib = 12;
@@ -135,7 +127,7 @@ static void test_reserved_and_vmm_overhead(void **s)
     uint64_t usable = 0;
     sched_state_usage(st, 0, SCHED_RES_MEM, &usable, NULL);
     assert_int_equal(usable, 512);
-    sched_request r = {.name = "g", .mem_mib = 500, .vcpus = 1};
+    sched_request r = { .name = "g", .mem_mib = 500, .vcpus = 1 };
     assert_int_equal(place1(st, &r, SCHED_BINPACK, false), 0);
     r.mem_mib = 501;
     sched_decision d;
@@ -153,12 +145,12 @@ static void test_reserved_and_vmm_overhead(void **s)
 static void test_overcommit(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     sched_host *h = add_host(&f, "h1", 1000, 4);
     h->cpu_overcommit = 4.0;
     h->mem_overcommit = 1.5;
     sched_state *st = build(&f);
-    sched_request r = {.name = "g", .mem_mib = 90, .vcpus = 1};
+    sched_request r = { .name = "g", .mem_mib = 90, .vcpus = 1 };
     for (int i = 0; i < 16; i++)
         assert_int_equal(place1(st, &r, SCHED_BINPACK, true), 0);
     assert_int_equal(used(st, 0, SCHED_RES_MEM), 1440); /* > 1000 physical */
@@ -188,10 +180,10 @@ static void test_overcommit(void **s)
 static void test_slots(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, "h1", 1000, 8)->slots = 2;
     sched_state *st = build(&f);
-    sched_request r = {.name = "g", .mem_mib = 10, .vcpus = 1, .count = 3};
+    sched_request r = { .name = "g", .mem_mib = 10, .vcpus = 1, .count = 3 };
     sched_decision d;
     assert_int_equal(sched_place(st, &r, 1, NULL, &d), SCHED_ENOSPACE);
     assert_int_equal(d.short_resource, SCHED_RES_SLOT);
@@ -207,12 +199,12 @@ static void test_slots(void **s)
 static void test_cordon(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, "h0", 1000, 8)->cordoned = true;
     add_host(&f, "h1", 1000, 8);
     add_inst(&f, 0, 500, 1); /* h0 is fuller, but cordoned */
     sched_state *st = build(&f);
-    sched_request r = {.name = "g", .mem_mib = 10, .vcpus = 1};
+    sched_request r = { .name = "g", .mem_mib = 10, .vcpus = 1 };
     assert_int_equal(place1(st, &r, SCHED_BINPACK, false), 1);
     sched_state_free(st);
     f.hosts[1].cordoned = true;
@@ -226,26 +218,27 @@ static void test_cordon(void **s)
 
 /* ---- rules -------------------------------------------------------------- */
 
-static const sched_label web[] = {{"app", "web"}};
+static const sched_label web[] = { { "app", "web" } };
 static const sched_rule no_two_web[] = {
-    {.kind = SCHED_RULE_ANTI_AFFINITY, .key = "app", .value = "web"}};
+    { .kind = SCHED_RULE_ANTI_AFFINITY, .key = "app", .value = "web" }
+};
 
 static void test_anti_affinity_replicas(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, "h0", 1000, 8);
     add_host(&f, "h1", 1000, 8);
     add_host(&f, "h2", 1000, 8);
     sched_state *st = build(&f);
-    sched_request r = {.name = "web",
-                       .mem_mib = 10,
-                       .vcpus = 1,
-                       .labels = web,
-                       .n_labels = 1,
-                       .rules = no_two_web,
-                       .n_rules = 1,
-                       .count = 3};
+    sched_request r = { .name = "web",
+                        .mem_mib = 10,
+                        .vcpus = 1,
+                        .labels = web,
+                        .n_labels = 1,
+                        .rules = no_two_web,
+                        .n_rules = 1,
+                        .count = 3 };
     sched_decision d;
     assert_int_equal(sched_place(st, &r, 1, NULL, &d), SCHED_OK);
     assert_int_equal(d.n_assignments, 3);
@@ -255,7 +248,7 @@ static void test_anti_affinity_replicas(void **s)
     sched_decision_clear(&d);
     /* four replicas cannot: nothing is placed, even with commit */
     r.count = 4;
-    sched_place_opts o = {.commit = true};
+    sched_place_opts o = { .commit = true };
     assert_int_equal(sched_place(st, &r, 1, &o, &d), SCHED_ECONSTRAINT);
     assert_int_equal(d.n_assignments, 0);
     assert_int_equal(d.failed_replica, 3);
@@ -270,7 +263,7 @@ static void test_anti_affinity_replicas(void **s)
 static void test_resident_rule_binds_newcomer(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, "h0", 1000, 8);
     add_host(&f, "h1", 1000, 8);
     sched_instance *in = add_inst(&f, 0, 500, 1);
@@ -278,9 +271,8 @@ static void test_resident_rule_binds_newcomer(void **s)
     in->n_rules = 1;
     sched_state *st = build(&f);
     /* a web guest without rules of its own still avoids h0 */
-    sched_request r = {
-        .name = "web", .mem_mib = 10, .vcpus = 1, .labels = web, .n_labels = 1};
-    sched_place_opts o = {.explain = true};
+    sched_request r = { .name = "web", .mem_mib = 10, .vcpus = 1, .labels = web, .n_labels = 1 };
+    sched_place_opts o = { .explain = true };
     sched_decision d;
     assert_int_equal(sched_place(st, &r, 1, &o, &d), SCHED_OK);
     assert_int_equal(d.assignments[0].host, 1);
@@ -301,8 +293,8 @@ static void test_resident_rule_binds_newcomer(void **s)
 static void test_host_affinity(void **s)
 {
     (void)s;
-    static const sched_label za[] = {{"zone", "a"}}, zb[] = {{"zone", "b"}};
-    fleet f = {0};
+    static const sched_label za[] = { { "zone", "a" } }, zb[] = { { "zone", "b" } };
+    fleet f = { 0 };
     sched_host *h = add_host(&f, "a0", 1000, 8);
     h->labels = za;
     h->n_labels = 1;
@@ -315,24 +307,17 @@ static void test_host_affinity(void **s)
     add_inst(&f, 2, 700, 1); /* a1 fullest */
     sched_state *st = build(&f);
 
-    sched_rule hard_b = {
-        .kind = SCHED_RULE_HOST_AFFINITY, .key = "zone", .value = "b"};
-    sched_request r = {.name = "g",
-                       .mem_mib = 100,
-                       .vcpus = 1,
-                       .rules = &hard_b,
-                       .n_rules = 1};
+    sched_rule hard_b = { .kind = SCHED_RULE_HOST_AFFINITY, .key = "zone", .value = "b" };
+    sched_request r = { .name = "g", .mem_mib = 100, .vcpus = 1, .rules = &hard_b, .n_rules = 1 };
     assert_int_equal(place1(st, &r, SCHED_BINPACK, false), 1);
     /* anti-affinity to zone a: only b0 */
     hard_b.kind = SCHED_RULE_HOST_ANTI_AFFINITY;
     hard_b.value = "a";
     assert_int_equal(place1(st, &r, SCHED_BINPACK, false), 1);
     /* soft preference for b beats the fuller a1 ... */
-    sched_rule soft_b = {.kind = SCHED_RULE_HOST_AFFINITY,
-                         .key = "zone",
-                         .value = "b",
-                         .soft = true,
-                         .weight = 10};
+    sched_rule soft_b = {
+        .kind = SCHED_RULE_HOST_AFFINITY, .key = "zone", .value = "b", .soft = true, .weight = 10
+    };
     r.rules = &soft_b;
     assert_int_equal(place1(st, &r, SCHED_BINPACK, false), 1);
     /* ... but gives way when b0 cannot take it */
@@ -342,7 +327,7 @@ static void test_host_affinity(void **s)
     st = build(&f);
     assert_int_equal(place1(st, &r, SCHED_BINPACK, false), 2);
     /* any value of the key */
-    sched_rule any_zone = {.kind = SCHED_RULE_HOST_AFFINITY, .key = "zone"};
+    sched_rule any_zone = { .kind = SCHED_RULE_HOST_AFFINITY, .key = "zone" };
     r.rules = &any_zone;
     r.mem_mib = 10;
     assert_int_equal(place1(st, &r, SCHED_BINPACK, false), 2);
@@ -357,9 +342,9 @@ static void test_host_affinity(void **s)
 static void test_instance_affinity(void **s)
 {
     (void)s;
-    static const sched_label db[] = {{"app", "db"}};
-    static const sched_label grp[] = {{"grp", "x"}};
-    fleet f = {0};
+    static const sched_label db[] = { { "app", "db" } };
+    static const sched_label grp[] = { { "grp", "x" } };
+    fleet f = { 0 };
     add_host(&f, "h0", 1000, 8);
     add_host(&f, "h1", 1000, 8);
     add_inst(&f, 0, 600, 1); /* h0 fullest */
@@ -367,13 +352,10 @@ static void test_instance_affinity(void **s)
     d0->labels = db;
     d0->n_labels = 1;
     sched_state *st = build(&f);
-    sched_rule with_db = {
-        .kind = SCHED_RULE_AFFINITY, .key = "app", .value = "db"};
-    sched_request r = {.name = "app",
-                       .mem_mib = 100,
-                       .vcpus = 1,
-                       .rules = &with_db,
-                       .n_rules = 1};
+    sched_rule with_db = { .kind = SCHED_RULE_AFFINITY, .key = "app", .value = "db" };
+    sched_request r = {
+        .name = "app", .mem_mib = 100, .vcpus = 1, .rules = &with_db, .n_rules = 1
+    };
     assert_int_equal(place1(st, &r, SCHED_BINPACK, false), 1);
     /* no cache anywhere, and the request is no cache itself */
     with_db.value = "cache";
@@ -381,26 +363,23 @@ static void test_instance_affinity(void **s)
     assert_int_equal(sched_place(st, &r, 1, NULL, &d), SCHED_ECONSTRAINT);
     sched_decision_clear(&d);
     /* a self-affine group: all replicas on one host */
-    sched_rule together = {
-        .kind = SCHED_RULE_AFFINITY, .key = "grp", .value = "x"};
-    sched_request g = {.name = "grp",
-                       .mem_mib = 50,
-                       .vcpus = 1,
-                       .labels = grp,
-                       .n_labels = 1,
-                       .rules = &together,
-                       .n_rules = 1,
-                       .count = 5};
+    sched_rule together = { .kind = SCHED_RULE_AFFINITY, .key = "grp", .value = "x" };
+    sched_request g = { .name = "grp",
+                        .mem_mib = 50,
+                        .vcpus = 1,
+                        .labels = grp,
+                        .n_labels = 1,
+                        .rules = &together,
+                        .n_rules = 1,
+                        .count = 5 };
     assert_int_equal(sched_place(st, &g, 1, NULL, &d), SCHED_OK);
     for (size_t i = 1; i < 5; i++)
         assert_int_equal(d.assignments[i].host, d.assignments[0].host);
     sched_decision_clear(&d);
     /* soft anti-affinity spreads when it can, packs when it must */
-    sched_rule apart = {.kind = SCHED_RULE_ANTI_AFFINITY,
-                        .key = "grp",
-                        .value = "x",
-                        .soft = true,
-                        .weight = 5};
+    sched_rule apart = {
+        .kind = SCHED_RULE_ANTI_AFFINITY, .key = "grp", .value = "x", .soft = true, .weight = 5
+    };
     g.rules = &apart;
     g.count = 2;
     assert_int_equal(sched_place(st, &g, 1, NULL, &d), SCHED_OK);
@@ -415,23 +394,26 @@ static void test_instance_affinity(void **s)
 static void test_lone_self_affine_waits(void **s)
 {
     (void)s;
-    static const sched_label db[] = {{"app", "db"}};
-    static const sched_rule with_db = {.kind = SCHED_RULE_AFFINITY,
-                                       .key = "app", .value = "db"};
-    fleet f = {0};
+    static const sched_label db[] = { { "app", "db" } };
+    static const sched_rule with_db = { .kind = SCHED_RULE_AFFINITY, .key = "app", .value = "db" };
+    fleet f = { 0 };
     add_host(&f, "h0", 1000, 8);
     add_host(&f, "h1", 1000, 8);
     add_inst(&f, 1, 800, 1); /* h1 is the fuller host */
     sched_state *st = build(&f);
     /* a db that wants company, added after the snapshot */
-    sched_instance x = {.id = "db-0", .mem_mib = 50, .vcpus = 1,
-                        .labels = db, .n_labels = 1, .rules = &with_db,
-                        .n_rules = 1, .host = 0};
+    sched_instance x = { .id = "db-0",
+                         .mem_mib = 50,
+                         .vcpus = 1,
+                         .labels = db,
+                         .n_labels = 1,
+                         .rules = &with_db,
+                         .n_rules = 1,
+                         .host = 0 };
     assert_int_equal(sched_state_add(st, &x, NULL, NULL), SCHED_OK);
     /* the next db, rules or not, must join it */
-    sched_request r = {.name = "db", .mem_mib = 50, .vcpus = 1,
-                       .labels = db, .n_labels = 1};
-    sched_place_opts o = {.explain = true};
+    sched_request r = { .name = "db", .mem_mib = 50, .vcpus = 1, .labels = db, .n_labels = 1 };
+    sched_place_opts o = { .explain = true };
     sched_decision d;
     assert_int_equal(sched_place(st, &r, 1, &o, &d), SCHED_OK);
     assert_int_equal(d.assignments[0].host, 0);
@@ -455,17 +437,17 @@ static void test_lone_self_affine_waits(void **s)
 static void test_batch_largest_first(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, "h0", 100, 100);
     add_host(&f, "h1", 100, 100);
     add_host(&f, "h2", 100, 100);
     sched_state *st = build(&f);
     /* In request order 30,30,30 would fill h0 and strand a 70. */
     sched_request reqs[2] = {
-        {.name = "small", .mem_mib = 30, .vcpus = 1, .count = 3},
-        {.name = "big", .mem_mib = 70, .vcpus = 1, .count = 3},
+        { .name = "small", .mem_mib = 30, .vcpus = 1, .count = 3 },
+        { .name = "big", .mem_mib = 70, .vcpus = 1, .count = 3 },
     };
-    sched_place_opts o = {.commit = true};
+    sched_place_opts o = { .commit = true };
     sched_decision d;
     assert_int_equal(sched_place(st, reqs, 2, &o, &d), SCHED_OK);
     assert_int_equal(d.n_assignments, 6);
@@ -473,9 +455,8 @@ static void test_batch_largest_first(void **s)
     assert_int_equal(d.assignments[0].request, 0);
     assert_int_equal(d.assignments[3].request, 1);
     assert_int_equal(d.assignments[5].replica, 2);
-    assert_string_equal(
-        (const char *)sched_state_find_instance(st, "big-2") != NULL ? "x" : "",
-        "x");
+    assert_string_equal((const char *)sched_state_find_instance(st, "big-2") != NULL ? "x" : "",
+                        "x");
     assert_int_not_equal(sched_state_find_instance(st, "small-0"), SCHED_NONE);
     sched_decision_clear(&d);
     for (size_t h = 0; h < 3; h++)
@@ -486,16 +467,16 @@ static void test_batch_largest_first(void **s)
 static void test_batch_all_or_nothing(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, "h0", 1000, 8);
     add_host(&f, "h1", 1000, 8);
     sched_state *st = build(&f);
-    const char *ids[2] = {"web-a", "web-b"};
+    const char *ids[2] = { "web-a", "web-b" };
     sched_request reqs[2] = {
-        {.name = "web", .mem_mib = 400, .vcpus = 1, .count = 2, .ids = ids},
-        {.name = "db", .mem_mib = 700, .vcpus = 1, .count = 2},
+        { .name = "web", .mem_mib = 400, .vcpus = 1, .count = 2, .ids = ids },
+        { .name = "db", .mem_mib = 700, .vcpus = 1, .count = 2 },
     };
-    sched_place_opts o = {.commit = true};
+    sched_place_opts o = { .commit = true };
     sched_decision d;
     assert_int_equal(sched_place(st, reqs, 2, &o, &d), SCHED_ENOSPACE);
     assert_int_equal(d.n_assignments, 0);
@@ -510,8 +491,7 @@ static void test_batch_all_or_nothing(void **s)
     assert_int_equal(sched_place(st, reqs, 2, &o, &d), SCHED_OK);
     sched_decision_clear(&d);
     assert_int_not_equal(sched_state_find_instance(st, "web-b"), SCHED_NONE);
-    assert_int_equal(used(st, 0, SCHED_RES_MEM) + used(st, 1, SCHED_RES_MEM),
-                     2000);
+    assert_int_equal(used(st, 0, SCHED_RES_MEM) + used(st, 1, SCHED_RES_MEM), 2000);
     sched_state_free(st);
 }
 
@@ -520,21 +500,20 @@ static void test_batch_all_or_nothing(void **s)
 static void test_shortage_names_resource(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, "h1", 1000, 8)->vmm_overhead_mib = 12;
     add_host(&f, "h2", 1000, 8)->vmm_overhead_mib = 12;
     add_inst(&f, 0, 888, 1); /* h1: 1000 - 900 - 12 = 88 MiB left */
     add_inst(&f, 1, 776, 1); /* h2: 1000 - 788 - 12 = 200 MiB left */
     sched_state *st = build(&f);
-    sched_request r = {.name = "big", .mem_mib = 712, .vcpus = 1};
+    sched_request r = { .name = "big", .mem_mib = 712, .vcpus = 1 };
     sched_decision d;
     assert_int_equal(sched_place(st, &r, 1, NULL, &d), SCHED_ENOSPACE);
     assert_int_equal(d.short_resource, SCHED_RES_MEM);
     assert_int_equal(d.short_by, 512);
     assert_int_equal(d.largest_host, 1);
-    assert_string_equal(d.message,
-                        "'big' replica 1/1: need 512 MiB more memory: largest "
-                        "free block is 200 MiB on host 'h2'");
+    assert_string_equal(d.message, "'big' replica 1/1: need 512 MiB more memory: largest "
+                                   "free block is 200 MiB on host 'h2'");
     sched_decision_clear(&d);
     /* vCPUs */
     r.mem_mib = 10;
@@ -544,7 +523,7 @@ static void test_shortage_names_resource(void **s)
     assert_int_equal(d.short_by, 2);
     sched_decision_clear(&d);
     /* fragmentation: memory on one host, vCPUs on the other */
-    fleet g = {0};
+    fleet g = { 0 };
     add_host(&g, "m", 1000, 8);
     add_host(&g, "c", 1000, 8);
     add_inst(&g, 0, 10, 8);  /* m: memory free, no vCPU */
@@ -558,7 +537,7 @@ static void test_shortage_names_resource(void **s)
     sched_decision_clear(&d);
     sched_state_free(st);
     /* no hosts at all */
-    fleet e = {0};
+    fleet e = { 0 };
     st = build(&e);
     assert_int_equal(sched_place(st, &r, 1, NULL, &d), SCHED_ENOSPACE);
     assert_non_null(strstr(d.message, "no hosts"));
@@ -569,14 +548,14 @@ static void test_shortage_names_resource(void **s)
 static void test_explain_render(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, "small", 100, 8);
     add_host(&f, "big", 1000, 8);
     add_host(&f, "off", 1000, 8)->cordoned = true;
     add_host(&f, "other", 2000, 8);
     sched_state *st = build(&f);
-    sched_request r = {.name = "g", .mem_mib = 200, .vcpus = 1};
-    sched_place_opts o = {.explain = true};
+    sched_request r = { .name = "g", .mem_mib = 200, .vcpus = 1 };
+    sched_place_opts o = { .explain = true };
     sched_decision d;
     assert_int_equal(sched_place(st, &r, 1, &o, &d), SCHED_OK);
     char buf[4096];
@@ -607,10 +586,10 @@ static void test_explain_render(void **s)
 static void test_invalid_input(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, "h0", 1000, 8);
     add_host(&f, "h0", 1000, 8);
-    sched_fleet sf = {f.hosts, f.n_hosts, NULL, 0};
+    sched_fleet sf = { f.hosts, f.n_hosts, NULL, 0 };
     sched_state *st = NULL;
     sched_error err;
     assert_int_equal(sched_state_new(&sf, &st, &err), SCHED_EINVAL);
@@ -628,8 +607,8 @@ static void test_invalid_input(void **s)
     assert_non_null(strstr(err.message, "instance 'i0': host index 7"));
     f.insts[0].host = 1;
     assert_int_equal(sched_state_new(&sf, &st, &err), SCHED_OK);
-    sched_request r = {.name = "x", .mem_mib = 1, .vcpus = 1};
-    sched_rule bad = {.kind = (sched_rule_kind)9, .key = "k"};
+    sched_request r = { .name = "x", .mem_mib = 1, .vcpus = 1 };
+    sched_rule bad = { .kind = (sched_rule_kind)9, .key = "k" };
     r.rules = &bad;
     r.n_rules = 1;
     sched_decision d;
@@ -658,8 +637,7 @@ static void test_invalid_input(void **s)
     sched_state_free(NULL);
     assert_string_equal(sched_resource_name(SCHED_RES_VCPU), "vcpu");
     assert_string_equal(sched_status_name(SCHED_ENOSPACE), "no_space");
-    assert_string_equal(sched_why_name(SCHED_WHY_PEER_RULE),
-                        "peer_anti_affinity");
+    assert_string_equal(sched_why_name(SCHED_WHY_PEER_RULE), "peer_anti_affinity");
 }
 
 int main(void)

@@ -37,8 +37,7 @@ static sched_host *add_host(fleet *f, uint64_t mem, uint32_t vcpus)
     return h;
 }
 
-static sched_instance *add_inst(fleet *f, size_t host, uint64_t mem,
-                                uint32_t vcpus)
+static sched_instance *add_inst(fleet *f, size_t host, uint64_t mem, uint32_t vcpus)
 {
     sched_instance *in = &f->insts[f->n_insts];
     snprintf(f->names[f->n_insts], sizeof(f->names[0]), "i%zu", f->n_insts);
@@ -53,7 +52,7 @@ static sched_instance *add_inst(fleet *f, size_t host, uint64_t mem,
 
 static sched_state *build(const fleet *f)
 {
-    sched_fleet sf = {f->hosts, f->n_hosts, f->insts, f->n_insts};
+    sched_fleet sf = { f->hosts, f->n_hosts, f->insts, f->n_insts };
     sched_state *st = NULL;
     sched_error err;
     if (sched_state_new(&sf, &st, &err) != SCHED_OK)
@@ -65,14 +64,12 @@ static sched_state *build(const fleet *f)
 static size_t consolidate(const fleet *f, size_t max_moves, sched_plan *p)
 {
     sched_state *st = build(f);
-    sched_plan_opts o = {.max_moves = max_moves};
+    sched_plan_opts o = { .max_moves = max_moves };
     assert_int_equal(sched_plan_consolidate(st, &o, p), SCHED_OK);
     char why[512];
-    assert_true(check_fleet(f->hosts, f->n_hosts, f->insts, f->n_insts, why,
-                            sizeof(why)));
+    assert_true(check_fleet(f->hosts, f->n_hosts, f->insts, f->n_insts, why, sizeof(why)));
     size_t after = 0;
-    if (!check_plan(f->hosts, f->n_hosts, f->insts, f->n_insts, p, true, &after,
-                    why, sizeof(why)))
+    if (!check_plan(f->hosts, f->n_hosts, f->insts, f->n_insts, p, true, &after, why, sizeof(why)))
         fail_msg("plan breaks a constraint: %s", why);
     assert_int_equal(after, p->hosts_used_after);
     sched_state_free(st);
@@ -82,7 +79,7 @@ static size_t consolidate(const fleet *f, size_t max_moves, sched_plan *p)
 static void test_consolidate_quarters(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     for (int h = 0; h < 4; h++) {
         add_host(&f, 1000, 16)->vmm_overhead_mib = 10;
         for (int k = 0; k < 3; k++)
@@ -105,7 +102,7 @@ static void test_consolidate_quarters(void **s)
 static void test_fewest_moves(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, 1000, 64);
     add_host(&f, 1000, 64);
     add_host(&f, 1000, 64);
@@ -123,14 +120,15 @@ static void test_fewest_moves(void **s)
     sched_plan_clear(&p);
 }
 
-static const sched_label web[] = {{"app", "web"}};
+static const sched_label web[] = { { "app", "web" } };
 static const sched_rule no_two_web[] = {
-    {.kind = SCHED_RULE_ANTI_AFFINITY, .key = "app", .value = "web"}};
+    { .kind = SCHED_RULE_ANTI_AFFINITY, .key = "app", .value = "web" }
+};
 
 static void test_consolidate_keeps_anti_affinity(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     for (int h = 0; h < 3; h++) {
         add_host(&f, 1000, 16);
         sched_instance *in = add_inst(&f, h, 50, 1);
@@ -157,7 +155,7 @@ static void test_consolidate_keeps_anti_affinity(void **s)
 static void test_consolidate_cordon_and_pinned(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, 1000, 16)->cordoned = true;
     add_host(&f, 1000, 16);
     add_host(&f, 1000, 16);
@@ -179,10 +177,11 @@ static void test_consolidate_cordon_and_pinned(void **s)
 static void test_consolidate_affinity_order(void **s)
 {
     (void)s;
-    static const sched_label db[] = {{"app", "db"}};
+    static const sched_label db[] = { { "app", "db" } };
     static const sched_rule with_db[] = {
-        {.kind = SCHED_RULE_AFFINITY, .key = "app", .value = "db"}};
-    fleet f = {0};
+        { .kind = SCHED_RULE_AFFINITY, .key = "app", .value = "db" }
+    };
+    fleet f = { 0 };
     add_host(&f, 1000, 16);
     add_host(&f, 1000, 16);
     /* h0: a db and an app that needs a db next to it */
@@ -214,13 +213,11 @@ static void test_consolidate_affinity_order(void **s)
 static void test_consolidate_keeps_soft_weight(void **s)
 {
     (void)s;
-    static const sched_label za[] = {{"zone", "a"}};
-    static const sched_rule pref_a[] = {{.kind = SCHED_RULE_HOST_AFFINITY,
-                                         .key = "zone",
-                                         .value = "a",
-                                         .soft = true,
-                                         .weight = 3}};
-    fleet f = {0};
+    static const sched_label za[] = { { "zone", "a" } };
+    static const sched_rule pref_a[] = {
+        { .kind = SCHED_RULE_HOST_AFFINITY, .key = "zone", .value = "a", .soft = true, .weight = 3 }
+    };
+    fleet f = { 0 };
     sched_host *h = add_host(&f, 1000, 16);
     h->labels = za;
     h->n_labels = 1;
@@ -240,7 +237,7 @@ static void test_consolidate_keeps_soft_weight(void **s)
 static void test_drain(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     add_host(&f, 1000, 16);
     add_host(&f, 1000, 16);
     add_host(&f, 1000, 16)->cordoned = true;
@@ -252,8 +249,7 @@ static void test_drain(void **s)
     sched_plan p;
     assert_int_equal(sched_plan_drain(st, 0, NULL, &p), SCHED_OK);
     char why[512];
-    if (!check_plan(f.hosts, f.n_hosts, f.insts, f.n_insts, &p, false, NULL,
-                    why, sizeof(why)))
+    if (!check_plan(f.hosts, f.n_hosts, f.insts, f.n_insts, &p, false, NULL, why, sizeof(why)))
         fail_msg("%s", why);
     assert_int_equal(p.n_moves, 2);
     assert_int_equal(p.n_freed, 1);
@@ -291,7 +287,7 @@ static void test_drain(void **s)
 static void test_drain_anti_affinity(void **s)
 {
     (void)s;
-    fleet f = {0};
+    fleet f = { 0 };
     for (int h = 0; h < 3; h++) {
         add_host(&f, 1000, 16);
         sched_instance *in = add_inst(&f, h, 50, 1);

@@ -30,12 +30,11 @@ static uint64_t g_rng;
 /* what the run covered, printed at the end */
 static unsigned long n_ok, n_fail, n_moves, n_freed, n_drain_ok, n_drain_fail;
 
-#define PFAIL(...)                                                             \
-    do {                                                                       \
-        char m_[1024];                                                         \
-        snprintf(m_, sizeof(m_), __VA_ARGS__);                                 \
-        fail_msg("seed=%llu iter=%lu (rerun: SCHED_SEED=%llu): %s", g_seed,    \
-                 g_iter, g_seed, m_);                                          \
+#define PFAIL(...)                                                                                 \
+    do {                                                                                           \
+        char m_[1024];                                                                             \
+        snprintf(m_, sizeof(m_), __VA_ARGS__);                                                     \
+        fail_msg("seed=%llu iter=%lu (rerun: SCHED_SEED=%llu): %s", g_seed, g_iter, g_seed, m_);   \
     } while (0)
 
 static uint64_t rnd(void)
@@ -53,39 +52,33 @@ static uint32_t below(uint32_t n)
 
 /* ---- pools of labels and rules ------------------------------------------ */
 
-static const sched_label zone_l[3][1] = {
-    {{"zone", "a"}}, {{"zone", "b"}}, {{"zone", "c"}}};
-static const sched_label app_l[3][1] = {
-    {{"app", "web"}}, {{"app", "db"}}, {{"app", "cache"}}};
+static const sched_label zone_l[3][1] = { { { "zone", "a" } },
+                                          { { "zone", "b" } },
+                                          { { "zone", "c" } } };
+static const sched_label app_l[3][1] = { { { "app", "web" } },
+                                         { { "app", "db" } },
+                                         { { "app", "cache" } } };
 
 static const sched_rule rules_pool[][2] = {
     /* 0: none */
-    {{0}},
+    { { 0 } },
     /* 1: replicas apart */
-    {{.kind = SCHED_RULE_ANTI_AFFINITY, .key = "app", .value = "web"}},
+    { { .kind = SCHED_RULE_ANTI_AFFINITY, .key = "app", .value = "web" } },
     /* 2: zone a only */
-    {{.kind = SCHED_RULE_HOST_AFFINITY, .key = "zone", .value = "a"}},
+    { { .kind = SCHED_RULE_HOST_AFFINITY, .key = "zone", .value = "a" } },
     /* 3: next to a db */
-    {{.kind = SCHED_RULE_AFFINITY, .key = "app", .value = "db"}},
+    { { .kind = SCHED_RULE_AFFINITY, .key = "app", .value = "db" } },
     /* 4: prefer apart from web, never zone c */
-    {{.kind = SCHED_RULE_ANTI_AFFINITY,
-      .key = "app",
-      .value = "web",
-      .soft = true,
-      .weight = 4},
-     {.kind = SCHED_RULE_HOST_ANTI_AFFINITY, .key = "zone", .value = "c"}},
+    { { .kind = SCHED_RULE_ANTI_AFFINITY, .key = "app", .value = "web", .soft = true, .weight = 4 },
+      { .kind = SCHED_RULE_HOST_ANTI_AFFINITY, .key = "zone", .value = "c" } },
     /* 5: prefer zone b, apart from any cache */
-    {{.kind = SCHED_RULE_HOST_AFFINITY,
-      .key = "zone",
-      .value = "b",
-      .soft = true,
-      .weight = 2},
-     {.kind = SCHED_RULE_ANTI_AFFINITY, .key = "app", .value = "cache"}},
+    { { .kind = SCHED_RULE_HOST_AFFINITY, .key = "zone", .value = "b", .soft = true, .weight = 2 },
+      { .kind = SCHED_RULE_ANTI_AFFINITY, .key = "app", .value = "cache" } },
     /* 6: self-affine group of db */
-    {{.kind = SCHED_RULE_AFFINITY, .key = "app", .value = "db"},
-     {.kind = SCHED_RULE_HOST_ANTI_AFFINITY, .key = "zone", .value = "b"}},
+    { { .kind = SCHED_RULE_AFFINITY, .key = "app", .value = "db" },
+      { .kind = SCHED_RULE_HOST_ANTI_AFFINITY, .key = "zone", .value = "b" } },
 };
-static const size_t rules_n[] = {0, 1, 1, 1, 2, 2, 2};
+static const size_t rules_n[] = { 0, 1, 1, 1, 2, 2, 2 };
 #define N_RULESETS (sizeof(rules_n) / sizeof(rules_n[0]))
 
 typedef struct {
@@ -99,10 +92,10 @@ typedef struct {
 
 static void random_hosts(model *m)
 {
-    static const uint64_t mems[] = {512, 1024, 2048, 4096};
-    static const uint32_t cpus[] = {2, 4, 8};
-    static const double mo[] = {0, 1.0, 1.5};
-    static const double co[] = {0, 1.0, 2.0, 4.0};
+    static const uint64_t mems[] = { 512, 1024, 2048, 4096 };
+    static const uint32_t cpus[] = { 2, 4, 8 };
+    static const double mo[] = { 0, 1.0, 1.5 };
+    static const double co[] = { 0, 1.0, 2.0, 4.0 };
     m->nh = 1 + below(MAXH - 1);
     for (size_t h = 0; h < m->nh; h++) {
         sched_host *x = &m->hosts[h];
@@ -112,8 +105,7 @@ static void random_hosts(model *m)
         x->mem_mib = mems[below(4)];
         x->vcpus = cpus[below(3)];
         x->slots = below(3) == 0 ? 2 + below(12) : 0;
-        x->reserved_mem_mib =
-            below(4) == 0 ? below((uint32_t)x->mem_mib / 4) : 0;
+        x->reserved_mem_mib = below(4) == 0 ? below((uint32_t)x->mem_mib / 4) : 0;
         x->reserved_vcpus = below(5) == 0 ? 1 : 0;
         x->vmm_overhead_mib = below(2) ? 12 : 0;
         x->mem_overcommit = mo[below(3)];
@@ -148,7 +140,7 @@ static void random_request(sched_request *r, uint32_t max_count)
 
 static sched_state *build(const model *m)
 {
-    sched_fleet f = {m->hosts, m->nh, m->insts, m->ni};
+    sched_fleet f = { m->hosts, m->nh, m->insts, m->ni };
     sched_state *st = NULL;
     sched_error err;
     if (sched_state_new(&f, &st, &err) != SCHED_OK)
@@ -161,8 +153,7 @@ static void snapshot(const sched_state *st, uint64_t *out)
     size_t nh = sched_state_hosts(st);
     for (size_t h = 0; h < nh; h++)
         for (int r = 0; r < SCHED_RES__COUNT; r++)
-            sched_state_usage(st, h, (sched_resource)r, NULL,
-                              &out[h * SCHED_RES__COUNT + r]);
+            sched_state_usage(st, h, (sched_resource)r, NULL, &out[h * SCHED_RES__COUNT + r]);
 }
 
 /* A replica the scheduler could not place: really no host may take it? */
@@ -186,8 +177,7 @@ static void check_really_full(model *m, const sched_request *r)
         x->host = h;
         /* Resident rules apply too: check_fleet sees them all. */
         if (check_fleet(m->hosts, m->nh, m->insts, m->ni + 1, why, sizeof(why)))
-            PFAIL("single replica rejected but host '%s' could take it",
-                  m->hosts[h].id);
+            PFAIL("single replica rejected but host '%s' could take it", m->hosts[h].id);
     }
 }
 
@@ -209,14 +199,13 @@ static void one_fleet(void)
         sched_policy pol = below(3) == 0 ? SCHED_SPREAD : SCHED_BINPACK;
 
         /* index and linear scan agree */
-        sched_place_opts lin = {.policy = pol, .no_index = true};
+        sched_place_opts lin = { .policy = pol, .no_index = true };
         sched_decision dl, d;
         sched_status rl = sched_place(st, reqs, nr, &lin, &dl);
 
         snapshot(st, before);
         size_t ni_before = sched_state_instances(st);
-        sched_place_opts o = {
-            .policy = pol, .commit = true, .explain = below(8) == 0};
+        sched_place_opts o = { .policy = pol, .commit = true, .explain = below(8) == 0 };
         sched_status rc = sched_place(st, reqs, nr, &o, &d);
         if (rc != rl || d.n_assignments != dl.n_assignments)
             PFAIL("indexed %d and linear %d disagree", rc, rl);
@@ -267,8 +256,7 @@ static void one_fleet(void)
             if (d.message[0] == '\0' || d.n_assignments != 0 || d.unplaced == 0)
                 PFAIL("failure without explanation");
             snapshot(st, after);
-            if (memcmp(before, after,
-                       m.nh * SCHED_RES__COUNT * sizeof(uint64_t)) != 0 ||
+            if (memcmp(before, after, m.nh * SCHED_RES__COUNT * sizeof(uint64_t)) != 0 ||
                 sched_state_instances(st) != ni_before)
                 PFAIL("failed batch changed the state");
             if (nr == 1 && reqs[0].count == 1)
@@ -287,13 +275,11 @@ static void one_fleet(void)
     if (sched_plan_consolidate(st, NULL, &p) != SCHED_OK)
         PFAIL("consolidate: %s", p.message);
     size_t used_after = 0;
-    if (!check_plan(m.hosts, m.nh, m.insts, m.ni, &p, true, &used_after, why,
-                    sizeof(why)))
+    if (!check_plan(m.hosts, m.nh, m.insts, m.ni, &p, true, &used_after, why, sizeof(why)))
         PFAIL("consolidation plan: %s", why);
-    if (used_after != p.hosts_used_after ||
-        p.hosts_used_after > p.hosts_used_before)
-        PFAIL("consolidation reports %zu -> %zu, replay %zu",
-              p.hosts_used_before, p.hosts_used_after, used_after);
+    if (used_after != p.hosts_used_after || p.hosts_used_after > p.hosts_used_before)
+        PFAIL("consolidation reports %zu -> %zu, replay %zu", p.hosts_used_before,
+              p.hosts_used_after, used_after);
     n_moves += p.n_moves;
     n_freed += p.n_freed;
     sched_plan_clear(&p);
@@ -305,8 +291,7 @@ static void one_fleet(void)
     else
         n_drain_fail++;
     if (rc == SCHED_OK) {
-        if (!check_plan(m.hosts, m.nh, m.insts, m.ni, &p, false, NULL, why,
-                        sizeof(why)))
+        if (!check_plan(m.hosts, m.nh, m.insts, m.ni, &p, false, NULL, why, sizeof(why)))
             PFAIL("drain plan: %s", why);
         size_t left = 0;
         for (size_t i = 0; i < m.ni; i++)
@@ -341,8 +326,7 @@ static void test_random_fleets(void **s)
     printf("[ PROPERTY ] %lu random fleets, seed %llu: %lu batches placed, "
            "%lu refused; consolidation %lu moves freed %lu hosts; drains "
            "%lu ok, %lu refused\n",
-           iters, g_seed, n_ok, n_fail, n_moves, n_freed, n_drain_ok,
-           n_drain_fail);
+           iters, g_seed, n_ok, n_fail, n_moves, n_freed, n_drain_ok, n_drain_fail);
 }
 
 /* On a large heterogeneous fleet the index and the linear scan agree. */
@@ -355,7 +339,7 @@ static void test_index_matches_linear_large(void **s)
     g_seed = 11;
     g_rng = 1111;
     for (size_t h = 0; h < NH; h++) {
-        static const uint64_t mems[] = {2048, 4096, 8192, 24576};
+        static const uint64_t mems[] = { 2048, 4096, 8192, 24576 };
         memset(&hosts[h], 0, sizeof(hosts[h]));
         snprintf(ids[h], sizeof(ids[h]), "h%zu", h);
         hosts[h].id = ids[h];
@@ -371,7 +355,7 @@ static void test_index_matches_linear_large(void **s)
             hosts[h].n_labels = 1;
         }
     }
-    sched_fleet f = {hosts, NH, NULL, 0};
+    sched_fleet f = { hosts, NH, NULL, 0 };
     sched_state *st = NULL;
     assert_int_equal(sched_state_new(&f, &st, NULL), SCHED_OK);
     size_t agree = 0;
@@ -379,15 +363,14 @@ static void test_index_matches_linear_large(void **s)
         sched_request r;
         random_request(&r, 3);
         /* soft rules always take the linear scan; keep hard ones */
-        if (r.n_rules > 0 &&
-            (r.rules[0].soft || (r.n_rules > 1 && r.rules[1].soft))) {
+        if (r.n_rules > 0 && (r.rules[0].soft || (r.n_rules > 1 && r.rules[1].soft))) {
             r.rules = NULL;
             r.n_rules = 0;
         }
         r.mem_mib = 16 + below(2000);
         sched_policy pol = below(3) == 0 ? SCHED_SPREAD : SCHED_BINPACK;
-        sched_place_opts lin = {.policy = pol, .no_index = true};
-        sched_place_opts idx = {.policy = pol, .commit = below(4) != 0};
+        sched_place_opts lin = { .policy = pol, .no_index = true };
+        sched_place_opts idx = { .policy = pol, .commit = below(4) != 0 };
         sched_decision dl, di;
         sched_status rl = sched_place(st, &r, 1, &lin, &dl);
         sched_status ri = sched_place(st, &r, 1, &idx, &di);
@@ -395,15 +378,14 @@ static void test_index_matches_linear_large(void **s)
             PFAIL("status %d vs %d", rl, ri);
         for (size_t k = 0; k < di.n_assignments; k++)
             if (dl.assignments[k].host != di.assignments[k].host)
-                PFAIL("replica %zu: linear '%s', index '%s'", k,
-                      dl.assignments[k].host_id, di.assignments[k].host_id);
+                PFAIL("replica %zu: linear '%s', index '%s'", k, dl.assignments[k].host_id,
+                      di.assignments[k].host_id);
         agree += ri == SCHED_OK;
         sched_decision_clear(&dl);
         sched_decision_clear(&di);
     }
     sched_state_free(st);
-    printf("[ PROPERTY ] index == linear scan on %d hosts: %zu placements\n",
-           NH, agree);
+    printf("[ PROPERTY ] index == linear scan on %d hosts: %zu placements\n", NH, agree);
 }
 
 /* Batch placement of small instances is optimal or optimal plus one. */
@@ -412,11 +394,9 @@ static void test_small_batches_near_optimum(void **s)
     (void)s;
     g_seed = 7;
     g_rng = 77;
-    sched_host h = {.id = "h",
-                    .mem_mib = 1024,
-                    .vcpus = 4,
-                    .vmm_overhead_mib = 12,
-                    .cpu_overcommit = 2.0};
+    sched_host h = {
+        .id = "h", .mem_mib = 1024, .vcpus = 4, .vmm_overhead_mib = 12, .cpu_overcommit = 2.0
+    };
     sched_host hosts[12];
     char ids[12][24];
     size_t equal = 0, total = 0;
@@ -428,19 +408,19 @@ static void test_small_batches_near_optimum(void **s)
         for (size_t i = 0; i < n; i++) {
             mem[i] = 16 + below(497);
             cpu[i] = 1 + below(2);
-            reqs[i] = (sched_request){.mem_mib = mem[i], .vcpus = cpu[i]};
+            reqs[i] = (sched_request){ .mem_mib = mem[i], .vcpus = cpu[i] };
         }
         for (size_t k = 0; k < n; k++) {
             hosts[k] = h;
             snprintf(ids[k], sizeof(ids[k]), "h%zu", k);
             hosts[k].id = ids[k];
         }
-        sched_fleet f = {hosts, n, NULL, 0};
+        sched_fleet f = { hosts, n, NULL, 0 };
         sched_state *st = NULL;
         assert_int_equal(sched_state_new(&f, &st, NULL), SCHED_OK);
         sched_decision d;
         assert_int_equal(sched_place(st, reqs, n, NULL, &d), SCHED_OK);
-        bool usedh[12] = {0};
+        bool usedh[12] = { 0 };
         size_t used = 0;
         for (size_t k = 0; k < d.n_assignments; k++)
             if (!usedh[d.assignments[k].host]) {
@@ -456,8 +436,7 @@ static void test_small_batches_near_optimum(void **s)
         sched_decision_clear(&d);
         sched_state_free(st);
     }
-    printf("[ PROPERTY ] small batches: %zu of %zu optimal, rest optimum+1\n",
-           equal, total);
+    printf("[ PROPERTY ] small batches: %zu of %zu optimal, rest optimum+1\n", equal, total);
 }
 
 int main(void)

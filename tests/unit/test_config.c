@@ -45,10 +45,11 @@ static void test_flags(void **st)
     char err[256];
     (void)st;
     assert_int_equal(load(&c, err, 8, "--state-dir", "/nonexistent-shoal", "--listen", "[::1]:9000",
-                          "--subnet", "192.168.77.9/24", "--no-network"), 0);
+                          "--subnet", "192.168.77.9/24", "--no-network"),
+                     0);
     assert_string_equal(c.listen_host, "::1");
     assert_int_equal(c.listen_port, 9000);
-    assert_int_equal(c.subnet, 0xc0a84d00);   /* host bits cleared */
+    assert_int_equal(c.subnet, 0xc0a84d00); /* host bits cleared */
     assert_int_equal(c.prefix, 24);
     assert_int_equal(c.network, 0);
 }
@@ -67,8 +68,8 @@ static void test_file_then_flags(void **st)
     fclose(f);
     snprintf(sd, sizeof sd, "--state-dir=%s", dir);
     assert_int_equal(load(&c, err, 3, sd, "--listen=127.0.0.3:5"), 0);
-    assert_string_equal(c.listen_host, "127.0.0.3");     /* flag wins */
-    assert_string_equal(c.bridge, "br-test");            /* from the file */
+    assert_string_equal(c.listen_host, "127.0.0.3"); /* flag wins */
+    assert_string_equal(c.bridge, "br-test");        /* from the file */
     assert_string_equal(c.domain_type, "qemu");
     assert_string_equal(c.config_path, path);
     f = fopen(path, "w");
@@ -111,30 +112,75 @@ static void test_errors(void **st)
  * this list, docs/shoald.md and the table together. */
 static char tls_file[] = "/tmp/shoal-cfg-tls-XXXXXX";
 
-static int got_state_dir(const cfg_t *c) { return !strcmp(c->state_dir, "/tmp/shoal-cfg-sd"); }
-static int got_listen(const cfg_t *c) { return !strcmp(c->listen_host, "::1") && c->listen_port == 9001; }
-static int got_domain_type(const cfg_t *c) { return !strcmp(c->domain_type, "kvm"); }
-static int got_local_uri(const cfg_t *c) { return !strcmp(c->local_uri, "test:///default"); }
-static int got_bridge(const cfg_t *c) { return !strcmp(c->bridge, "br-x"); }
-static int got_subnet(const cfg_t *c) { return c->subnet == 0xac100000 && c->prefix == 12; }
-static int got_no_network(const cfg_t *c) { return c->network == 0; }
-static int got_publish(const cfg_t *c) { return !strcmp(c->publish_addr, "127.0.0.1"); }
-static int got_max(const cfg_t *c) { return c->max_instances == 7; }
-static int got_mem(const cfg_t *c) { return c->mem_overcommit == 1.5; }
-static int got_cpu(const cfg_t *c) { return c->cpu_overcommit == 2.5; }
-static int got_console(const cfg_t *c) { return c->console_max_kib == 64; }
-static int got_tls(const cfg_t *c) { return !strcmp(c->tls_cert, tls_file) && !strcmp(c->tls_key, tls_file); }
-static int got_check(const cfg_t *c) { return c->check_only == 1; }
-static int got_verbose(const cfg_t *c) { return c->verbose == 1; }
+static int got_state_dir(const cfg_t *c)
+{
+    return !strcmp(c->state_dir, "/tmp/shoal-cfg-sd");
+}
+static int got_listen(const cfg_t *c)
+{
+    return !strcmp(c->listen_host, "::1") && c->listen_port == 9001;
+}
+static int got_domain_type(const cfg_t *c)
+{
+    return !strcmp(c->domain_type, "kvm");
+}
+static int got_local_uri(const cfg_t *c)
+{
+    return !strcmp(c->local_uri, "test:///default");
+}
+static int got_bridge(const cfg_t *c)
+{
+    return !strcmp(c->bridge, "br-x");
+}
+static int got_subnet(const cfg_t *c)
+{
+    return c->subnet == 0xac100000 && c->prefix == 12;
+}
+static int got_no_network(const cfg_t *c)
+{
+    return c->network == 0;
+}
+static int got_publish(const cfg_t *c)
+{
+    return !strcmp(c->publish_addr, "127.0.0.1");
+}
+static int got_max(const cfg_t *c)
+{
+    return c->max_instances == 7;
+}
+static int got_mem(const cfg_t *c)
+{
+    return c->mem_overcommit == 1.5;
+}
+static int got_cpu(const cfg_t *c)
+{
+    return c->cpu_overcommit == 2.5;
+}
+static int got_console(const cfg_t *c)
+{
+    return c->console_max_kib == 64;
+}
+static int got_tls(const cfg_t *c)
+{
+    return !strcmp(c->tls_cert, tls_file) && !strcmp(c->tls_key, tls_file);
+}
+static int got_check(const cfg_t *c)
+{
+    return c->check_only == 1;
+}
+static int got_verbose(const cfg_t *c)
+{
+    return c->verbose == 1;
+}
 
 typedef struct {
-    const char *name;       /* long option */
+    const char *name; /* long option */
     char short_name;
-    const char *key;        /* config-file key, NULL: command line only */
-    const char *value;      /* sample value; NULL: a flag (file value file_value) */
+    const char *key;   /* config-file key, NULL: command line only */
+    const char *value; /* sample value; NULL: a flag (file value file_value) */
     const char *file_value;
     int (*got)(const cfg_t *);
-    const char *with;       /* option that must come along (no dashes) */
+    const char *with; /* option that must come along (no dashes) */
 } want_opt;
 
 static const want_opt WANT[] = {
@@ -286,8 +332,7 @@ static void test_every_option_in_file(void **st)
             char q[80];
             snprintf(q, sizeof q, "unknown setting '%s'", w->name);
             if (rc != -1 || !strstr(err, q))
-                fail_msg("command-line-only %s accepted in the file (rc %d, %s)", w->name,
-                         rc, err);
+                fail_msg("command-line-only %s accepted in the file (rc %d, %s)", w->name, rc, err);
             continue;
         }
         if (rc != 0 || !w->got(&c))
@@ -326,7 +371,7 @@ static void test_help_lists_everything(void **st)
     fclose(f);
     unlink(out);
     assert_non_null(strstr(buf, "usage: shoald"));
-    assert_non_null(strstr(buf, "\nshoald "));                 /* --version */
+    assert_non_null(strstr(buf, "\nshoald "));                                  /* --version */
     assert_non_null(strstr(strstr(buf, "usage: shoald") + 1, "usage: shoald")); /* -h */
     for (size_t i = 0; i < n; i++) {
         char opt[80];
@@ -461,8 +506,7 @@ int main(void)
         cmocka_unit_test(test_file_then_flags),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_table_is_known),
-        cmocka_unit_test_setup_teardown(test_every_option_on_command_line, setup_tls,
-                                        teardown_tls),
+        cmocka_unit_test_setup_teardown(test_every_option_on_command_line, setup_tls, teardown_tls),
         cmocka_unit_test_setup_teardown(test_every_option_in_file, setup_tls, teardown_tls),
         cmocka_unit_test(test_help_lists_everything),
         cmocka_unit_test(test_unknown_refused),

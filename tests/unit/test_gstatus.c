@@ -30,7 +30,8 @@ static void test_good_records(void **st)
     assert_int_equal(r.exit_code, 255);
     assert_int_equal(parse("shoal-status exit code=0\r", &r), 0);
     assert_int_equal(r.exit_code, 0);
-    assert_int_equal(parse("shoal-status crash vector=14 error=0x2 rip=0x100137 cr2=0xdead0000000", &r), 0);
+    assert_int_equal(
+        parse("shoal-status crash vector=14 error=0x2 rip=0x100137 cr2=0xdead0000000", &r), 0);
     assert_int_equal(r.kind, GST_CRASH);
     assert_int_equal(r.vector, 14);
     assert_int_equal(r.rip, 0x100137);
@@ -42,14 +43,25 @@ static void test_good_records(void **st)
 static void test_bad_records(void **st)
 {
     static const char *const bad[] = {
-        "", "shoal-status", "shoal-status ", "shoal-status ready", "shoal-status ready boot_us=",
-        "shoal-status ready boot_us=-1", "shoal-status ready boot_us=12x",
+        "",
+        "shoal-status",
+        "shoal-status ",
+        "shoal-status ready",
+        "shoal-status ready boot_us=",
+        "shoal-status ready boot_us=-1",
+        "shoal-status ready boot_us=12x",
         "shoal-status ready boot_us=99999999999999999999999",
-        "shoal-status exit code=256", "shoal-status exit code=1 extra",
-        "shoal-status exit", "shoal-status exit code=0x10", "shoal-status exits code=1",
-        "shoal-status crash vector=14", "shoal-status crash vector=300 error=0 rip=0 cr2=0",
+        "shoal-status exit code=256",
+        "shoal-status exit code=1 extra",
+        "shoal-status exit",
+        "shoal-status exit code=0x10",
+        "shoal-status exits code=1",
+        "shoal-status crash vector=14",
+        "shoal-status crash vector=300 error=0 rip=0 cr2=0",
         "shoal-status crash vector=1 error=0 rip=0x1ffffffffffffffff cr2=0",
-        "SHOAL-STATUS exit code=0", " shoal-status exit code=0", "hello world",
+        "SHOAL-STATUS exit code=0",
+        " shoal-status exit code=0",
+        "hello world",
     };
     gst_record r;
     (void)st;
@@ -83,14 +95,15 @@ static void test_tracker_incremental(void **st)
     memset(&t, 0, sizeof t);
     assert_int_equal(gst_tracker_poll(&t, "/tmp/does-not-exist-shoal", cb, &s), 0);
     assert_int_equal(write(fd, "shoal-status ready boot", 23), 23);
-    assert_int_equal(gst_tracker_poll(&t, path, cb, &s), 0);    /* partial line */
+    assert_int_equal(gst_tracker_poll(&t, path, cb, &s), 0); /* partial line */
     assert_int_equal(write(fd, "_us=7\n", 6), 6);
     assert_int_equal(gst_tracker_poll(&t, path, cb, &s), 1);
     assert_int_equal(s.recs[0].boot_us, 7);
     /* An overlong line is dropped whole, even if it ends like a record. */
     memset(longline, 'x', sizeof longline);
     assert_int_equal(write(fd, longline, sizeof longline), (ssize_t)sizeof longline);
-    assert_int_equal(write(fd, "shoal-status exit code=9\njunk\nshoal-status exit code=3\n", 55), 55);
+    assert_int_equal(write(fd, "shoal-status exit code=9\njunk\nshoal-status exit code=3\n", 55),
+                     55);
     assert_int_equal(gst_tracker_poll(&t, path, cb, &s), 1);
     assert_int_equal(s.recs[1].exit_code, 3);
     assert_int_equal(t.bad, 2);

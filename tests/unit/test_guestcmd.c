@@ -35,7 +35,7 @@ static void test_quoting(void **st)
     assert_int_equal(gcmd_arg(&c, "back\\slash"), 0);
     assert_int_equal(gcmd_finish(&c, err, sizeof err), 0);
     assert_string_equal(c.buf,
-        "\"GREETING=hello there\" -- \"\" \"say \\\"hi\\\"\" \"back\\\\slash\"");
+                        "\"GREETING=hello there\" -- \"\" \"say \\\"hi\\\"\" \"back\\\\slash\"");
 }
 
 static void test_args_only(void **st)
@@ -63,7 +63,7 @@ static void test_refusals(void **st)
 
     gcmd_init(&c);
     assert_int_equal(gcmd_arg(&c, "x"), 0);
-    assert_int_equal(gcmd_env(&c, "LATE", "y"), -1);   /* env after -- */
+    assert_int_equal(gcmd_env(&c, "LATE", "y"), -1); /* env after -- */
 
     gcmd_init(&c);
     memset(big, 'a', sizeof big - 1);

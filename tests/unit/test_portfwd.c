@@ -63,7 +63,8 @@ static void *echo_main(void *arg)
 
 static int dial(int port)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = { .sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
                               .sin_addr.s_addr = htonl(LOOP) };
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
@@ -253,7 +254,8 @@ static int free_port2(void)
 {
     for (int tries = 0; tries < 50; tries++) {
         int port = free_port(), fd = socket(AF_INET, SOCK_DGRAM, 0), ok;
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in sa = { .sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)port),
                                   .sin_addr.s_addr = htonl(LOOP) };
         ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
         close(fd);
@@ -267,7 +269,8 @@ static int free_port2(void)
 /* A UDP socket connected to addr:port: it only accepts datagrams from there. */
 static int udp_dial(uint32_t addr, int port)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = { .sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
                               .sin_addr.s_addr = htonl(addr) };
     int big = 1 << 20, fd = socket(AF_INET, SOCK_DGRAM, 0);
     assert_true(fd >= 0);
@@ -503,22 +506,20 @@ static void test_udp_remove(void **st)
     uecho_start(&u);
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
     fds0 = count_fds();
-    assert_int_equal(pfwd_add(p, "gone", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
-                     0);
+    assert_int_equal(pfwd_add(p, "gone", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
     c = udp_dial(LOOP, hport);
     udp_ping(c, "before");
     assert_int_equal(pfwd_flow_count(p), 1);
     pfwd_remove(p, "gone");
     assert_int_equal(pfwd_count(p), 0);
     assert_int_equal(pfwd_flow_count(p), 0);
-    assert_int_equal(count_fds(), fds0 + 1);   /* only the client's socket */
+    assert_int_equal(count_fds(), fds0 + 1); /* only the client's socket */
     (void)!send(c, "after", 5, 0);
     assert_true(udp_recv(c, b, sizeof b, 300) <= 0);
     assert_int_equal(atomic_load(&u.count), 1);
     /* The port can be bound again at once. */
     assert_int_equal(pfwd_probe(p, PFWD_UDP, hport, err, sizeof err), 0);
-    assert_int_equal(pfwd_add(p, "new", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
-                     0);
+    assert_int_equal(pfwd_add(p, "new", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
     close(c);
     c = udp_dial(LOOP, hport);
     udp_ping(c, "new owner");
@@ -544,8 +545,7 @@ static void test_tcp_udp_same_port(void **st)
     assert_int_equal(pfwd_add(p, "b", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), 0);
     assert_int_equal(pfwd_count(p), 2);
     /* Each is held once. */
-    assert_int_equal(pfwd_add(p, "c", PFWD_UDP, hport, LOOP, u.port, err, sizeof err),
-                     -1);
+    assert_int_equal(pfwd_add(p, "c", PFWD_UDP, hport, LOOP, u.port, err, sizeof err), -1);
     assert_non_null(strstr(err, "/udp"));
     assert_int_equal(pfwd_add(p, "c", PFWD_TCP, hport, LOOP, eport, err, sizeof err), -1);
     assert_non_null(strstr(err, "/tcp"));

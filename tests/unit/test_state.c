@@ -67,7 +67,7 @@ static void test_roundtrip_and_reopen(void **st)
     in.ports[1].host = 5353;
     in.ports[1].guest = 53;
     in.ports[1].proto = STATE_PROTO_UDP;
-    in.ports[2].host = 5353;      /* tcp and udp of one number: two ports */
+    in.ports[2].host = 5353; /* tcp and udp of one number: two ports */
     in.ports[2].guest = 53;
     in.nports = 3;
     in.restart = RESTART_ON_FAILURE;
@@ -118,7 +118,7 @@ static void test_conflicts(void **st)
     assert_non_null(strstr(err, "'one'"));
 
     fill(&b, "bbbbbbbbbbbb", "two");
-    b.ipv4 = 5;    /* an address is never handed out twice */
+    b.ipv4 = 5; /* an address is never handed out twice */
     assert_int_equal(state_inst_insert(db, &b, err, sizeof err), STATE_ECONFLICT);
 
     fill(&b, "bbbbbbbbbbbb", "two");
@@ -214,7 +214,7 @@ static void test_update_keeps_runs(void **st)
     assert_int_equal(state_inst_update(db, &a, err, sizeof err), 0);
     assert_int_equal(state_run_list(db, a.id, runs, 10, &n), 0);
     assert_int_equal(n, 2);
-    assert_string_equal(runs[0].outcome, "running");   /* newest first */
+    assert_string_equal(runs[0].outcome, "running"); /* newest first */
     assert_int_equal(runs[1].exit_code, 3);
     assert_int_equal(state_inst_find(db, a.id, &out, err, sizeof err), 0);
     assert_int_equal(out.state, ST_RUNNING);

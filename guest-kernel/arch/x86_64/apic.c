@@ -9,18 +9,18 @@
 #include "cpu.h"
 #include "idt.h"
 
-#define APIC_REG_EOI     0x0B0
-#define APIC_REG_SVR     0x0F0
-#define APIC_REG_LVT_TMR 0x320
+#define APIC_REG_EOI      0x0B0
+#define APIC_REG_SVR      0x0F0
+#define APIC_REG_LVT_TMR  0x320
 #define APIC_REG_TMR_INIT 0x380
-#define APIC_REG_TMR_CUR 0x390
-#define APIC_REG_TMR_DIV 0x3E0
+#define APIC_REG_TMR_CUR  0x390
+#define APIC_REG_TMR_DIV  0x3E0
 
-#define APIC_BASE_ENABLE 0x800u     /* IA32_APIC_BASE bit 11 */
-#define APIC_BASE_X2     0x400u     /* IA32_APIC_BASE bit 10 */
+#define APIC_BASE_ENABLE 0x800u /* IA32_APIC_BASE bit 11 */
+#define APIC_BASE_X2     0x400u /* IA32_APIC_BASE bit 10 */
 #define APIC_SVR_ENABLE  0x100u
 #define LVT_MASKED       0x10000u
-#define LVT_TSC_DEADLINE 0x40000u   /* timer mode bits 18:17 = 10b */
+#define LVT_TSC_DEADLINE 0x40000u /* timer mode bits 18:17 = 10b */
 #define TMR_DIV_1        0x0Bu
 
 /* Divide configuration values for divide-by 1, 2, 4, ... 128 (SDM 11.5.4:
@@ -33,8 +33,8 @@ static const uint8_t tmr_div[8] = { 0x0B, 0x00, 0x01, 0x02, 0x03, 0x08, 0x09, 0x
 
 static int apic_ok, apic_x2, apic_deadline;
 static volatile uint32_t *apic_mmio;
-static uint64_t apic_hz;            /* one-shot mode: timer ticks per second */
-static uint64_t apic_tsc_hz;        /* from the kernel's clock (apic_init) */
+static uint64_t apic_hz;     /* one-shot mode: timer ticks per second */
+static uint64_t apic_tsc_hz; /* from the kernel's clock (apic_init) */
 
 static void apic_write(uint32_t reg, uint32_t v)
 {

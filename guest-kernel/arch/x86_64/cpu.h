@@ -48,7 +48,8 @@ static inline void cpu_wrmsr(uint32_t msr, uint64_t v)
 /* CPUID leaf/subleaf; r[0..3] = eax, ebx, ecx, edx. */
 static inline void cpu_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+    __asm__ volatile("cpuid"
+                     : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
                      : "a"(leaf), "c"(sub));
 }
 
@@ -73,11 +74,17 @@ static inline uint64_t cpu_read_rbp(void)
     return v;
 }
 
-static inline void cpu_cli(void) { __asm__ volatile("cli" ::: "memory"); }
+static inline void cpu_cli(void)
+{
+    __asm__ volatile("cli" ::: "memory");
+}
 
 /* sti takes effect after the next instruction, so "sti; hlt" cannot lose a
  * wakeup that arrives between the two. */
-static inline void cpu_sti_hlt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
+static inline void cpu_sti_hlt(void)
+{
+    __asm__ volatile("sti; hlt; cli" ::: "memory");
+}
 
 /* a * b / c with a 128-bit intermediate (mulq, divq); c != 0. Saturates at
  * UINT64_MAX when the result does not fit 64 bits. Here, not in the
@@ -86,7 +93,7 @@ static inline uint64_t cpu_muldiv(uint64_t a, uint64_t b, uint64_t c)
 {
     uint64_t hi, lo, q, r;
     __asm__("mulq %3" : "=a"(lo), "=d"(hi) : "a"(a), "r"(b));
-    if (hi >= c)                 /* quotient would overflow: saturate */
+    if (hi >= c) /* quotient would overflow: saturate */
         return UINT64_MAX;
     __asm__("divq %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(hi), "r"(c));
     (void)r;
@@ -100,8 +107,8 @@ static inline __attribute__((noreturn)) void cpu_halt_forever(void)
 }
 
 /* MSR numbers used by the kernel. */
-#define MSR_APIC_BASE      0x0000001Bu
-#define MSR_TSC_DEADLINE   0x000006E0u
+#define MSR_APIC_BASE           0x0000001Bu
+#define MSR_TSC_DEADLINE        0x000006E0u
 #define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01u
 
 #endif

@@ -9,19 +9,19 @@
 #include "apic.h"
 #include "cpu.h"
 
-#define IDT_GATE_INT  0x8E     /* present, DPL 0, 64-bit interrupt gate */
-#define SEL_CODE64    0x08
-#define PVPANIC_PORT  0x505
+#define IDT_GATE_INT     0x8E /* present, DPL 0, 64-bit interrupt gate */
+#define SEL_CODE64       0x08
+#define PVPANIC_PORT     0x505
 #define PVPANIC_PANICKED 1
-#define TRACE_MAX     32
+#define TRACE_MAX        32
 
 struct idt_gate {
-    uint16_t off_lo;      /* handler bits 0..15 */
-    uint16_t sel;         /* code segment selector */
-    uint8_t  ist;         /* interrupt stack table index, 0 = current stack */
-    uint8_t  type;        /* gate type and present bit */
-    uint16_t off_mid;     /* handler bits 16..31 */
-    uint32_t off_hi;      /* handler bits 32..63 */
+    uint16_t off_lo;  /* handler bits 0..15 */
+    uint16_t sel;     /* code segment selector */
+    uint8_t ist;      /* interrupt stack table index, 0 = current stack */
+    uint8_t type;     /* gate type and present bit */
+    uint16_t off_mid; /* handler bits 16..31 */
+    uint32_t off_hi;  /* handler bits 32..63 */
     uint32_t zero;
 } __attribute__((packed));
 
@@ -38,26 +38,26 @@ extern const uint64_t idt_stub_table[36];
 extern char boot_stack_guard[], boot_stack_bottom[], boot_stack_top[];
 extern uint64_t boot_gdt[], boot_pt0[];
 
-#define IDT_SEL_TSS   0x18
-#define IDT_IST_FAULT 1        /* IST slot for faults that may hit a bad stack */
+#define IDT_SEL_TSS    0x18
+#define IDT_IST_FAULT  1 /* IST slot for faults that may hit a bad stack */
 #define IST_STACK_SIZE 8192
 
 /* 64-bit TSS: only the interrupt stack table is used. */
 struct idt_tss {
     uint32_t reserved0;
-    uint64_t rsp[3];      /* stacks for privilege changes (unused: ring 0 only) */
+    uint64_t rsp[3]; /* stacks for privilege changes (unused: ring 0 only) */
     uint64_t reserved1;
-    uint64_t ist[7];      /* IST1..IST7 */
+    uint64_t ist[7]; /* IST1..IST7 */
     uint64_t reserved2;
     uint16_t reserved3;
-    uint16_t iomap;       /* I/O bitmap offset; past the limit = none */
+    uint16_t iomap; /* I/O bitmap offset; past the limit = none */
 } __attribute__((packed));
 
 /* Text symbols sorted by address, generated into each image by
  * shoal_add_guest_image (cmake/ksyms.cmake). Weak: absent in the first of
  * the two links, and in images built some other way. */
 struct idt_ksym {
-    uint64_t addr;       /* start of the function or label */
+    uint64_t addr; /* start of the function or label */
     const char *name;
 };
 extern const struct idt_ksym shoal_ksyms[] __attribute__((weak));
@@ -75,16 +75,37 @@ static int idt_in_fault;
 static struct idt_hooks idt_hooks;
 
 static const char *const idt_names[32] = {
-    "#DE divide error", "#DB debug", "NMI", "#BP breakpoint",
-    "#OF overflow", "#BR bound range", "#UD invalid opcode",
-    "#NM device not available", "#DF double fault",
-    "coprocessor segment overrun", "#TS invalid TSS",
-    "#NP segment not present", "#SS stack fault",
-    "#GP general protection", "#PF page fault", "reserved",
-    "#MF x87 floating point", "#AC alignment check", "#MC machine check",
-    "#XM SIMD floating point", "#VE virtualization", "#CP control protection",
-    "reserved", "reserved", "reserved", "reserved", "reserved", "reserved",
-    "#HV hypervisor injection", "#VC VMM communication", "#SX security",
+    "#DE divide error",
+    "#DB debug",
+    "NMI",
+    "#BP breakpoint",
+    "#OF overflow",
+    "#BR bound range",
+    "#UD invalid opcode",
+    "#NM device not available",
+    "#DF double fault",
+    "coprocessor segment overrun",
+    "#TS invalid TSS",
+    "#NP segment not present",
+    "#SS stack fault",
+    "#GP general protection",
+    "#PF page fault",
+    "reserved",
+    "#MF x87 floating point",
+    "#AC alignment check",
+    "#MC machine check",
+    "#XM SIMD floating point",
+    "#VE virtualization",
+    "#CP control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "#HV hypervisor injection",
+    "#VC VMM communication",
+    "#SX security",
     "reserved",
 };
 
@@ -108,14 +129,14 @@ void idt_init(const struct idt_hooks *hooks)
     idt_tss.iomap = sizeof(idt_tss);
     uint64_t base = (uint64_t)(uintptr_t)&idt_tss, limit = sizeof(idt_tss) - 1;
     boot_gdt[IDT_SEL_TSS / 8] = (limit & 0xFFFF) | (base & 0xFFFFFF) << 16 |
-                                0x89ull << 40 |   /* present, 64-bit TSS (available) */
+                                0x89ull << 40 | /* present, 64-bit TSS (available) */
                                 ((base >> 24) & 0xFF) << 56;
     boot_gdt[IDT_SEL_TSS / 8 + 1] = base >> 32;
     __asm__ volatile("ltr %w0" : : "r"(IDT_SEL_TSS));
 
     /* 2. Gates: faults that a broken stack can cause go to IST1. */
     for (int v = 0; v < 32; v++) {
-        int on_ist = v == 8 || v == 12 || v == 14;   /* #DF, #SS, #PF */
+        int on_ist = v == 8 || v == 12 || v == 14; /* #DF, #SS, #PF */
         idt_set(v, idt_stub_table[v], on_ist ? IDT_IST_FAULT : 0);
     }
     idt_set(IDT_VEC_TIMER, idt_stub_table[32], 0);
@@ -144,7 +165,7 @@ static int idt_on_stack(uint64_t p)
 static void idt_print_frame(int i, uint64_t addr)
 {
     const struct idt_ksym *best = NULL;
-    if (&shoal_nksyms) {                     /* binary search: last addr <= a */
+    if (&shoal_nksyms) { /* binary search: last addr <= a */
         uint64_t lo = 0, hi = shoal_nksyms;
         while (lo < hi) {
             uint64_t mid = (lo + hi) / 2;
@@ -174,7 +195,7 @@ void idt_print_trace(uint64_t rip, uint64_t rbp)
         if (ret == 0)
             break;
         idt_print_frame(i, ret);
-        if (fp[0] <= rbp)      /* frames must move up the stack */
+        if (fp[0] <= rbp) /* frames must move up the stack */
             break;
         rbp = fp[0];
     }
@@ -184,8 +205,8 @@ void idt_print_trace(uint64_t rip, uint64_t rbp)
 static void idt_pf_detail(uint64_t err)
 {
     printf(" [%s, %s, %s%s]", (err & 2) ? "write" : "read",
-           (err & 1) ? "protection violation" : "not present",
-           (err & 4) ? "user" : "kernel", (err & 16) ? ", instruction fetch" : "");
+           (err & 1) ? "protection violation" : "not present", (err & 4) ? "user" : "kernel",
+           (err & 16) ? ", instruction fetch" : "");
 }
 
 /* The end of every fault: the kernel's record, pvpanic, halt. */
@@ -200,8 +221,8 @@ static __attribute__((noreturn)) void idt_crash(uint64_t vector, uint64_t error,
 
 void idt_dispatch(struct trap_frame *f)
 {
-    if (f->vector >= 32) {             /* timer, device, SCI or spurious: a wakeup */
-        if (f->vector == IDT_VEC_SCI)  /* level: only acpi_poll can clear it */
+    if (f->vector >= 32) {            /* timer, device, SCI or spurious: a wakeup */
+        if (f->vector == IDT_VEC_SCI) /* level: only acpi_poll can clear it */
             ioapic_mask_vector(IDT_VEC_SCI);
         if (f->vector != IDT_VEC_SPURIOUS)
             apic_eoi();
@@ -209,27 +230,27 @@ void idt_dispatch(struct trap_frame *f)
     }
 
     uint64_t cr2 = cpu_read_cr2();
-    if (idt_in_fault++)                /* faulted while reporting: be terse */
+    if (idt_in_fault++) /* faulted while reporting: be terse */
         idt_crash(f->vector, f->error, f->rip, cr2);
 
-    printf("\nshoal: CPU exception %lu (%s) error=0x%lx",
-           (unsigned long)f->vector, idt_names[f->vector], (unsigned long)f->error);
+    printf("\nshoal: CPU exception %lu (%s) error=0x%lx", (unsigned long)f->vector,
+           idt_names[f->vector], (unsigned long)f->error);
     if (f->vector == 14)
         idt_pf_detail(f->error);
     uint64_t guard = (uint64_t)(uintptr_t)boot_stack_guard;
     if (f->vector == 14 && cr2 >= guard && cr2 < guard + 4096)
         printf(" [stack overflow: %u KiB stack exhausted]",
                (unsigned)((boot_stack_top - boot_stack_bottom) >> 10));
-    printf("\n  rip=0x%016lx cr2=0x%016lx rflags=0x%lx\n",
-           (unsigned long)f->rip, (unsigned long)cr2, (unsigned long)f->rflags);
-    printf("  rax=%016lx rbx=%016lx rcx=%016lx rdx=%016lx\n",
-           (unsigned long)f->rax, (unsigned long)f->rbx, (unsigned long)f->rcx, (unsigned long)f->rdx);
-    printf("  rsi=%016lx rdi=%016lx rbp=%016lx rsp=%016lx\n",
-           (unsigned long)f->rsi, (unsigned long)f->rdi, (unsigned long)f->rbp, (unsigned long)f->rsp);
-    printf("  r8 =%016lx r9 =%016lx r10=%016lx r11=%016lx\n",
-           (unsigned long)f->r8, (unsigned long)f->r9, (unsigned long)f->r10, (unsigned long)f->r11);
-    printf("  r12=%016lx r13=%016lx r14=%016lx r15=%016lx\n",
-           (unsigned long)f->r12, (unsigned long)f->r13, (unsigned long)f->r14, (unsigned long)f->r15);
+    printf("\n  rip=0x%016lx cr2=0x%016lx rflags=0x%lx\n", (unsigned long)f->rip,
+           (unsigned long)cr2, (unsigned long)f->rflags);
+    printf("  rax=%016lx rbx=%016lx rcx=%016lx rdx=%016lx\n", (unsigned long)f->rax,
+           (unsigned long)f->rbx, (unsigned long)f->rcx, (unsigned long)f->rdx);
+    printf("  rsi=%016lx rdi=%016lx rbp=%016lx rsp=%016lx\n", (unsigned long)f->rsi,
+           (unsigned long)f->rdi, (unsigned long)f->rbp, (unsigned long)f->rsp);
+    printf("  r8 =%016lx r9 =%016lx r10=%016lx r11=%016lx\n", (unsigned long)f->r8,
+           (unsigned long)f->r9, (unsigned long)f->r10, (unsigned long)f->r11);
+    printf("  r12=%016lx r13=%016lx r14=%016lx r15=%016lx\n", (unsigned long)f->r12,
+           (unsigned long)f->r13, (unsigned long)f->r14, (unsigned long)f->r15);
     idt_print_trace(f->rip, f->rbp);
     idt_crash(f->vector, f->error, f->rip, cr2);
 }

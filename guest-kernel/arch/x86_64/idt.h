@@ -19,20 +19,21 @@
 
 #include <stdint.h>
 
-#define IDT_VEC_TIMER    32    /* local APIC timer */
-#define IDT_VEC_DEVICE   33    /* device interrupts (MSI-X): a wakeup */
-#define IDT_VEC_SCI      34    /* ACPI SCI via the I/O APIC (power button): a
+#define IDT_VEC_TIMER  32 /* local APIC timer */
+#define IDT_VEC_DEVICE 33 /* device interrupts (MSI-X): a wakeup */
+#define IDT_VEC_SCI                                                                                \
+    34                      /* ACPI SCI via the I/O APIC (power button): a
                                   wakeup; the handler masks it (ioapic.h) */
-#define IDT_VEC_SPURIOUS 47    /* local APIC spurious interrupt (low nibble 0xF) */
-#define IDT_ENTRIES      48    /* the IDT ends here: a vector past it raises #GP */
+#define IDT_VEC_SPURIOUS 47 /* local APIC spurious interrupt (low nibble 0xF) */
+#define IDT_ENTRIES      48 /* the IDT ends here: a vector past it raises #GP */
 
 /* The frame traps.S builds on the stack; lowest address first. */
 struct trap_frame {
     uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
-    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;   /* saved by trap_common */
-    uint64_t vector;     /* pushed by the stub */
-    uint64_t error;      /* CPU error code, or 0 if the vector has none */
-    uint64_t rip;        /* the rest is pushed by the CPU */
+    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax; /* saved by trap_common */
+    uint64_t vector;                            /* pushed by the stub */
+    uint64_t error;                             /* CPU error code, or 0 if the vector has none */
+    uint64_t rip;                               /* the rest is pushed by the CPU */
     uint64_t cs;
     uint64_t rflags;
     uint64_t rsp;

@@ -5,20 +5,22 @@
  */
 #include "ioapic.h"
 
-#define IOAPIC_BASE   0xFEC00000u
-#define IOREGSEL      0x00
-#define IOWIN         0x10
-#define REG_VER       0x01
-#define REG_REDIR(n)  (0x10u + 2u * (n))
+#define IOAPIC_BASE  0xFEC00000u
+#define IOREGSEL     0x00
+#define IOWIN        0x10
+#define REG_VER      0x01
+#define REG_REDIR(n) (0x10u + 2u * (n))
 
-#define RED_LEVEL     (1u << 15)
-#define RED_LOW       (1u << 13)
-#define RED_MASKED    (1u << 16)
+#define RED_LEVEL  (1u << 15)
+#define RED_LOW    (1u << 13)
+#define RED_MASKED (1u << 16)
 
 #define MAX_ROUTES 4
 
 static volatile uint32_t *const ioapic = (volatile uint32_t *)(uintptr_t)IOAPIC_BASE;
-static struct { uint8_t pin, vector; } routes[MAX_ROUTES];
+static struct {
+    uint8_t pin, vector;
+} routes[MAX_ROUTES];
 static unsigned nroutes;
 
 static uint32_t rd(uint32_t reg)
@@ -36,11 +38,11 @@ static void wr(uint32_t reg, uint32_t v)
 int ioapic_route(unsigned pin, uint8_t vector, uint8_t apic, int level, int active_low)
 {
     uint32_t ver = rd(REG_VER);
-    unsigned max_pin = (ver >> 16) & 0xFF;          /* highest entry index */
+    unsigned max_pin = (ver >> 16) & 0xFF; /* highest entry index */
     if (ver == 0xFFFFFFFFu || pin > max_pin || nroutes == MAX_ROUTES)
         return -1;
-    wr(REG_REDIR(pin), RED_MASKED);                 /* masked while changed */
-    wr(REG_REDIR(pin) + 1, (uint32_t)apic << 24);   /* physical destination */
+    wr(REG_REDIR(pin), RED_MASKED);               /* masked while changed */
+    wr(REG_REDIR(pin) + 1, (uint32_t)apic << 24); /* physical destination */
     wr(REG_REDIR(pin), vector | (level ? RED_LEVEL : 0) | (active_low ? RED_LOW : 0));
     routes[nroutes].pin = (uint8_t)pin;
     routes[nroutes].vector = vector;

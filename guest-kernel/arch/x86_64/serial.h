@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SERIAL_COM1 0x3F8      /* console */
-#define SERIAL_COM2 0x2F8      /* status channel */
+#define SERIAL_COM1 0x3F8 /* console */
+#define SERIAL_COM2 0x2F8 /* status channel */
 
 /* 8N1, FIFOs on, UART interrupts off (baud rate left as is). */
 void serial_init(uint16_t port);

@@ -13,7 +13,7 @@
 
 #define EOF (-1)
 
-typedef struct shoal_file FILE;   /* opaque; only stdout and stderr exist */
+typedef struct shoal_file FILE; /* opaque; only stdout and stderr exist */
 extern FILE *const stdout;
 extern FILE *const stderr;
 
@@ -26,14 +26,15 @@ int vfprintf(FILE *restrict f, const char *restrict fmt, va_list ap);
 int snprintf(char *restrict buf, size_t n, const char *restrict fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt, va_list ap);
-int sprintf(char *restrict buf, const char *restrict fmt, ...) __attribute__((format(printf, 2, 3)));
+int sprintf(char *restrict buf, const char *restrict fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 int puts(const char *s);
 int putchar(int c);
 int fputs(const char *restrict s, FILE *restrict f);
 int fputc(int c, FILE *f);
 int putc(int c, FILE *f);
 size_t fwrite(const void *restrict p, size_t size, size_t n, FILE *restrict f);
-int fflush(FILE *f);              /* nothing is buffered: always 0 */
+int fflush(FILE *f); /* nothing is buffered: always 0 */
 void perror(const char *s);
 
 #endif

@@ -12,18 +12,18 @@ typedef int clockid_t;
 typedef long clock_t;
 
 struct timespec {
-    time_t tv_sec;    /* seconds */
-    long   tv_nsec;   /* 0 .. 999999999 */
+    time_t tv_sec; /* seconds */
+    long tv_nsec;  /* 0 .. 999999999 */
 };
 
 #define CLOCK_REALTIME  0
 #define CLOCK_MONOTONIC 1
 #define CLOCKS_PER_SEC  1000000l
 
-int     clock_gettime(clockid_t id, struct timespec *ts);   /* -1/EINVAL on bad id */
-time_t  time(time_t *t);
-clock_t clock(void);        /* microseconds of guest time since boot */
+int clock_gettime(clockid_t id, struct timespec *ts); /* -1/EINVAL on bad id */
+time_t time(time_t *t);
+clock_t clock(void); /* microseconds of guest time since boot */
 /* Sleep at least req (rounded up to the timer); rem is set to zero. */
-int     nanosleep(const struct timespec *req, struct timespec *rem);
+int nanosleep(const struct timespec *req, struct timespec *rem);
 
 #endif

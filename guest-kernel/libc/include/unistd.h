@@ -8,10 +8,10 @@
 #define STDOUT_FILENO 1
 #define STDERR_FILENO 2
 
-unsigned sleep(unsigned seconds);          /* returns 0 */
-int      usleep(useconds_t usec);          /* returns 0 */
-ssize_t  write(int fd, const void *buf, size_t n);  /* fd 1 and 2 only */
-void     _exit(int status) __attribute__((noreturn));
+unsigned sleep(unsigned seconds);                 /* returns 0 */
+int usleep(useconds_t usec);                      /* returns 0 */
+ssize_t write(int fd, const void *buf, size_t n); /* fd 1 and 2 only */
+void _exit(int status) __attribute__((noreturn));
 
 extern char **environ;
 

@@ -7,10 +7,10 @@
 #define O_RDWR     2
 #define O_NONBLOCK 04000
 
-#define F_GETFD 1
-#define F_SETFD 2
-#define F_GETFL 3
-#define F_SETFL 4
+#define F_GETFD    1
+#define F_SETFD    2
+#define F_GETFL    3
+#define F_SETFL    4
 #define FD_CLOEXEC 1
 
 /* F_GETFL / F_SETFL (O_NONBLOCK) on sockets; F_GETFD/F_SETFD are no-ops. */

@@ -5,17 +5,17 @@
 typedef unsigned long nfds_t;
 
 struct pollfd {
-    int   fd;                      /* negative: ignored */
-    short events;                  /* requested */
-    short revents;                 /* returned */
+    int fd;        /* negative: ignored */
+    short events;  /* requested */
+    short revents; /* returned */
 };
 
-#define POLLIN   0x001
-#define POLLPRI  0x002
-#define POLLOUT  0x004
-#define POLLERR  0x008
-#define POLLHUP  0x010
-#define POLLNVAL 0x020
+#define POLLIN     0x001
+#define POLLPRI    0x002
+#define POLLOUT    0x004
+#define POLLERR    0x008
+#define POLLHUP    0x010
+#define POLLNVAL   0x020
 #define POLLRDNORM POLLIN
 #define POLLWRNORM POLLOUT
 

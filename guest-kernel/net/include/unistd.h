@@ -13,6 +13,6 @@
 #endif
 
 ssize_t read(int fd, void *buf, size_t n);
-int     close(int fd);
+int close(int fd);
 
 #endif

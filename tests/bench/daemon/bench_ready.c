@@ -98,7 +98,7 @@ static int baseline(const char *root, const char *kernel, const char *dtype, int
         fprintf(stderr, "baseline: cannot open %s\n", path);
         return -1;
     }
-    for (int i = 0; i < n + 2; i++) {   /* two warm-up runs */
+    for (int i = 0; i < n + 2; i++) { /* two warm-up runs */
         struct domxml_spec s;
         virDomainPtr d;
         double t0;
@@ -158,8 +158,8 @@ static size_t collect(void *d, size_t sz, size_t nm, void *ud)
     return sz * nm;
 }
 
-static long http(CURL *c, const char *method, const char *url, const char *token,
-                 const char *ctype, const void *body, long blen, struct buf *out)
+static long http(CURL *c, const char *method, const char *url, const char *token, const char *ctype,
+                 const void *body, long blen, struct buf *out)
 {
     struct curl_slist *h = NULL;
     char auth[128];
@@ -249,12 +249,14 @@ static int daemon_runs(const char *state, const char *kernel, int n, double *out
         }
         j = json_loads(b.p, 0, NULL);
         snprintf(id, sizeof id, "%s",
-                 json_string_value(json_object_get(json_array_get(json_object_get(j, "items"), 0), "id")));
+                 json_string_value(
+                     json_object_get(json_array_get(json_object_get(j, "items"), 0), "id")));
         json_decref(j);
         snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/instances/%s", PORT, id);
         while (!ready && now_ms() - t0 < 30000) {
             if (http(c, "GET", url, token, NULL, NULL, 0, &b) == 200)
-                ready = strstr(b.p, "\"state\": \"running\"") || strstr(b.p, "\"state\":\"running\"");
+                ready =
+                    strstr(b.p, "\"state\": \"running\"") || strstr(b.p, "\"state\":\"running\"");
             if (!ready)
                 usleep(1000);
         }
@@ -333,8 +335,10 @@ int main(int argc, char **argv)
 
     /* libvirt's embedded driver stays loaded in this process and may still
      * write under the root for a moment: retry the removal. */
-    snprintf(cmd, sizeof cmd, "pkill -9 -f 'qemu-system.*%s'; sleep 0.5; rm -rf %s || "
-             "(sleep 1; rm -rf %s)", tmp, tmp, tmp);
+    snprintf(cmd, sizeof cmd,
+             "pkill -9 -f 'qemu-system.*%s'; sleep 0.5; rm -rf %s || "
+             "(sleep 1; rm -rf %s)",
+             tmp, tmp, tmp);
     if (system(cmd) != 0 || access(tmp, F_OK) == 0)
         fprintf(stderr, "cleanup of %s incomplete\n", tmp);
     if (nd <= 0 || nb <= 0) {

@@ -18,7 +18,7 @@
 
 #include "img_testlib.h"
 
-#define MiB (UINT64_C(1) << 20)
+#define MiB  (UINT64_C(1) << 20)
 #define RUNS 3
 
 static double now(void)
@@ -130,7 +130,8 @@ int main(int argc, char **argv)
     long worst_growth = 0;
     char digest[IMG_DIGEST_LEN + 1] = "", want[IMG_DIGEST_LEN + 1];
     int status = 1;
-    if (!dir || asprintf(&file, "%s/image.elf", dir) < 0 || asprintf(&dest, "%s/copy.elf", dir) < 0 ||
+    if (!dir || asprintf(&file, "%s/image.elf", dir) < 0 ||
+        asprintf(&dest, "%s/copy.elf", dir) < 0 ||
         asprintf(&cmd, "sha256sum %s >/dev/null && cp %s %s", file, file, dest) < 0)
         return 1;
 
@@ -190,14 +191,16 @@ int main(int argc, char **argv)
     double ratio = mbs_up / mbs_base;
     printf("image store upload benchmark, %llu MiB valid PVH ELF, best of %d runs\n",
            (unsigned long long)mib, RUNS);
-    printf("  baseline `sha256sum FILE && cp FILE DEST`: %.3f s  %.0f MiB/s\n", best_base, mbs_base);
+    printf("  baseline `sha256sum FILE && cp FILE DEST`: %.3f s  %.0f MiB/s\n", best_base,
+           mbs_base);
     printf("  upload: open, begin/write/commit:          %.3f s  %.0f MiB/s\n", best_up, mbs_up);
     printf("  same, until close (WAL checkpointed+fsync): %.3f s  %.0f MiB/s\n", best_close,
            mbs_close);
     printf("  ratio upload/baseline: %.2fx (target >= 0.50x); until close: %.2fx\n", ratio,
            mbs_close / mbs_base);
     printf("  CPU (user+sys, least of %d): baseline %.3f s, upload until close %.3f s "
-           "(ratio %.2fx)\n", RUNS, cpu_base, cpu_up, cpu_base / cpu_up);
+           "(ratio %.2fx)\n",
+           RUNS, cpu_base, cpu_up, cpu_base / cpu_up);
     printf("  peak memory growth during upload: %.1f MiB (target < 32 MiB)\n",
            (double)worst_growth / 1024.0);
     printf("  digest %s %s\n", digest, strcmp(digest, want) == 0 ? "(matches)" : "(MISMATCH)");

@@ -62,16 +62,16 @@ static int cmp_double(const void *a, const void *b)
 
 static bool g_fail;
 
-static void figure(const char *name, double value, double baseline,
-                   const char *unit, double target, bool judged)
+static void figure(const char *name, double value, double baseline, const char *unit, double target,
+                   bool judged)
 {
     const bool lower_is_better = true;
     double ratio = value / baseline;
     bool ok = lower_is_better ? ratio <= target + 1e-9 : ratio >= target;
     printf("%-44s %10.3f %-6s baseline %10.3f  ratio %6.3f  target %s%.2f  "
            "%s\n",
-           name, value, unit, baseline, ratio,
-           lower_is_better ? "<=" : ">=", target, ok ? "ok" : "MISSED");
+           name, value, unit, baseline, ratio, lower_is_better ? "<=" : ">=", target,
+           ok ? "ok" : "MISSED");
     if (!ok && judged)
         g_fail = true;
 }
@@ -102,8 +102,7 @@ static size_t hosts_in_use(const sched_state *st)
 
 /* ---- 1. packing ---------------------------------------------------------- */
 
-static void packing(const char *label, const sched_host *shape, size_t n_guests,
-                    int trials)
+static void packing(const char *label, const sched_host *shape, size_t n_guests, int trials)
 {
     double sum_online = 0, sum_batch = 0, sum_lb = 0;
     for (int t = 0; t < trials; t++) {
@@ -113,18 +112,18 @@ static void packing(const char *label, const sched_host *shape, size_t n_guests,
         for (size_t i = 0; i < n_guests; i++) {
             mem[i] = 16 + below(241);
             cpu[i] = 1 + below(2);
-            reqs[i] = (sched_request){.mem_mib = mem[i], .vcpus = cpu[i]};
+            reqs[i] = (sched_request){ .mem_mib = mem[i], .vcpus = cpu[i] };
         }
         size_t lb = check_lower_bound(shape, mem, cpu, n_guests);
         size_t nh = lb * 2 + 4;
         char *ids;
         sched_host *hosts = make_hosts(nh, shape, &ids);
-        sched_fleet f = {hosts, nh, NULL, 0};
+        sched_fleet f = { hosts, nh, NULL, 0 };
 
         /* online: one decision per guest, in arrival order */
         sched_state *st;
         sched_state_new(&f, &st, NULL);
-        sched_place_opts o = {.commit = true};
+        sched_place_opts o = { .commit = true };
         for (size_t i = 0; i < n_guests; i++) {
             sched_decision d;
             if (sched_place(st, &reqs[i], 1, &o, &d) != SCHED_OK) {
@@ -164,10 +163,9 @@ static void packing(const char *label, const sched_host *shape, size_t n_guests,
 
 static void optimum(int trials)
 {
-    sched_host shape = {.mem_mib = 1024,
-                        .vcpus = 4,
-                        .vmm_overhead_mib = 12,
-                        .cpu_overcommit = 2.0};
+    sched_host shape = {
+        .mem_mib = 1024, .vcpus = 4, .vmm_overhead_mib = 12, .cpu_overcommit = 2.0
+    };
     int equal = 0, plus1 = 0, worse = 0, done = 0;
     double sum_used = 0, sum_opt = 0;
     for (int t = 0; t < trials; t++) {
@@ -178,18 +176,18 @@ static void optimum(int trials)
         for (size_t i = 0; i < n; i++) {
             mem[i] = 16 + below(497);
             cpu[i] = 1 + below(2);
-            reqs[i] = (sched_request){.mem_mib = mem[i], .vcpus = cpu[i]};
+            reqs[i] = (sched_request){ .mem_mib = mem[i], .vcpus = cpu[i] };
         }
         size_t opt = check_optimum(&shape, mem, cpu, n, 5000000);
         if (opt == 0)
             continue;
         char *ids;
         sched_host *hosts = make_hosts(n, &shape, &ids);
-        sched_fleet f = {hosts, n, NULL, 0};
+        sched_fleet f = { hosts, n, NULL, 0 };
         sched_state *st;
         sched_state_new(&f, &st, NULL);
         sched_decision d;
-        sched_place_opts o = {.commit = true};
+        sched_place_opts o = { .commit = true };
         sched_place(st, reqs, n, &o, &d);
         sched_decision_clear(&d);
         size_t used = hosts_in_use(st);
@@ -209,8 +207,8 @@ static void optimum(int trials)
     printf("small batches (8-14 guests, 1 GiB hosts): %d trials: %d optimal, "
            "%d optimum+1, %d worse\n",
            done, equal, plus1, worse);
-    figure("small batches vs exact optimum (hosts)", sum_used / done,
-           sum_opt / done, "hosts", 1.10, true);
+    figure("small batches vs exact optimum (hosts)", sum_used / done, sum_opt / done, "hosts", 1.10,
+           true);
     if (worse > 0) {
         printf("  MISSED: %d batches worse than optimum+1\n", worse);
         g_fail = true;
@@ -219,15 +217,14 @@ static void optimum(int trials)
 
 /* ---- 3. consolidation ---------------------------------------------------- */
 
-static void consolidation(const sched_host *shape, size_t nh, double load,
-                          int trials)
+static void consolidation(const sched_host *shape, size_t nh, double load, int trials)
 {
-    double sum_after = 0, sum_lb = 0, sum_before = 0, sum_moves = 0,
-           sum_freed = 0, sum_time = 0, sum_guests = 0, sum_min_moves = 0;
+    double sum_after = 0, sum_lb = 0, sum_before = 0, sum_moves = 0, sum_freed = 0, sum_time = 0,
+           sum_guests = 0, sum_min_moves = 0;
     for (int t = 0; t < trials; t++) {
         char *ids;
         sched_host *hosts = make_hosts(nh, shape, &ids);
-        sched_fleet f = {hosts, nh, NULL, 0};
+        sched_fleet f = { hosts, nh, NULL, 0 };
         sched_state *st;
         sched_state_new(&f, &st, NULL);
         /* spread guests until the fleet is `load` full in memory */
@@ -237,7 +234,7 @@ static void consolidation(const sched_host *shape, size_t nh, double load,
         size_t n = 0, cap_n = 1024;
         uint64_t *mem = malloc(cap_n * sizeof(*mem));
         uint32_t *cpu = malloc(cap_n * sizeof(*cpu));
-        sched_place_opts o = {.policy = SCHED_SPREAD, .commit = true};
+        sched_place_opts o = { .policy = SCHED_SPREAD, .commit = true };
         while (total < target) {
             if (n == cap_n) {
                 cap_n *= 2;
@@ -246,7 +243,7 @@ static void consolidation(const sched_host *shape, size_t nh, double load,
             }
             mem[n] = 16 + below(241);
             cpu[n] = 1 + below(2);
-            sched_request r = {.mem_mib = mem[n], .vcpus = cpu[n]};
+            sched_request r = { .mem_mib = mem[n], .vcpus = cpu[n] };
             sched_decision d;
             if (sched_place(st, &r, 1, &o, &d) != SCHED_OK) {
                 sched_decision_clear(&d);
@@ -290,45 +287,44 @@ static void consolidation(const sched_host *shape, size_t nh, double load,
            "hosts, %.1f moves per host freed (%.0f guests per host before), "
            "plan %.1f ms CPU\n",
            nh, load * 100, sum_before / trials, sum_after / trials,
-           sum_moves / (sum_freed ? sum_freed : 1),
-           sum_guests / (sum_before ? sum_before : 1), sum_time / trials * 1e3);
-    figure("consolidation, hosts after plan", sum_after / trials,
-           sum_lb / trials, "hosts", 1.10, true);
-    figure("consolidation, moves vs fewest possible", sum_moves / trials,
-           sum_min_moves / trials, "moves", 1.05, false);
+           sum_moves / (sum_freed ? sum_freed : 1), sum_guests / (sum_before ? sum_before : 1),
+           sum_time / trials * 1e3);
+    figure("consolidation, hosts after plan", sum_after / trials, sum_lb / trials, "hosts", 1.10,
+           true);
+    figure("consolidation, moves vs fewest possible", sum_moves / trials, sum_min_moves / trials,
+           "moves", 1.05, false);
 }
 
 /* ---- 4. cost ------------------------------------------------------------- */
 
-static void cost(size_t nh, size_t n, sched_policy pol, bool linear,
-                 size_t sample, size_t extrapolate, size_t prefill,
-                 const char *label)
+static void cost(size_t nh, size_t n, sched_policy pol, bool linear, size_t sample,
+                 size_t extrapolate, size_t prefill, const char *label)
 {
-    sched_host shape = {.mem_mib = 24576,
-                        .vcpus = 16,
-                        .reserved_mem_mib = 1024,
-                        .vmm_overhead_mib = 12,
-                        .cpu_overcommit = 16.0,
-                        .slots = 1024};
+    sched_host shape = { .mem_mib = 24576,
+                         .vcpus = 16,
+                         .reserved_mem_mib = 1024,
+                         .vmm_overhead_mib = 12,
+                         .cpu_overcommit = 16.0,
+                         .slots = 1024 };
     char *ids;
     sched_host *hosts = make_hosts(nh, &shape, &ids);
-    sched_fleet f = {hosts, nh, NULL, 0};
+    sched_fleet f = { hosts, nh, NULL, 0 };
     sched_state *st;
     sched_state_new(&f, &st, NULL);
     double *lat = malloc(n * sizeof(*lat));
     /* churned fleets: every host partly used, by a spread placement */
-    sched_place_opts pre = {.policy = SCHED_SPREAD, .commit = true};
+    sched_place_opts pre = { .policy = SCHED_SPREAD, .commit = true };
     for (size_t i = 0; i < prefill; i++) {
-        sched_request r = {.mem_mib = 16 + below(241), .vcpus = 1 + below(2)};
+        sched_request r = { .mem_mib = 16 + below(241), .vcpus = 1 + below(2) };
         sched_decision d;
         sched_place(st, &r, 1, &pre, &d);
         sched_decision_clear(&d);
     }
-    sched_place_opts o = {.policy = pol, .commit = true, .no_index = linear};
+    sched_place_opts o = { .policy = pol, .commit = true, .no_index = linear };
     double t0 = now(), c0 = cpu_now();
     size_t timed = 0;
     for (size_t i = 0; i < n; i++) {
-        sched_request r = {.mem_mib = 16 + below(241), .vcpus = 1 + below(2)};
+        sched_request r = { .mem_mib = 16 + below(241), .vcpus = 1 + below(2) };
         sched_decision d;
         bool measure = linear ? i % (n / sample) == 0 : true;
         o.no_index = linear && measure;
@@ -350,17 +346,14 @@ static void cost(size_t nh, size_t n, sched_policy pol, bool linear,
         printf("cost %s: %zu placements onto %zu hosts in %.3f s CPU (%.3f s "
                "wall), p50 %.2f us, p99 %.2f us per decision (wall), %zu "
                "hosts in use\n",
-               label, n, nh, total_cpu, total, p50 * 1e6, p99 * 1e6,
-               hosts_in_use(st));
+               label, n, nh, total_cpu, total, p50 * 1e6, p99 * 1e6, hosts_in_use(st));
         char name[96];
-        snprintf(name, sizeof(name), "cost %s, %zu placements (s CPU)", label,
-                 n);
+        snprintf(name, sizeof(name), "cost %s, %zu placements (s CPU)", label, n);
         figure(name, total_cpu, 2.0, "s", 1.0, false);
     } else {
         printf("cost %s (linear scan, %zu sampled decisions): p50 %.2f us, "
                "p99 %.2f us per decision -> %.2f s for %zu placements\n",
-               label, timed, p50 * 1e6, p99 * 1e6, p50 * (double)extrapolate,
-               extrapolate);
+               label, timed, p50 * 1e6, p99 * 1e6, p50 * (double)extrapolate, extrapolate);
     }
     free(lat);
     sched_state_free(st);
@@ -375,11 +368,11 @@ int main(int argc, char **argv)
 
     /* 24 GiB hosts, 1 GiB reserved, 12 MiB QEMU per guest, 16 CPUs at 16x:
      * memory binds first (about 159 guests), vCPUs close behind (170). */
-    sched_host mem_bound = {.mem_mib = 24576,
-                            .vcpus = 16,
-                            .reserved_mem_mib = 1024,
-                            .vmm_overhead_mib = 12,
-                            .cpu_overcommit = 16.0};
+    sched_host mem_bound = { .mem_mib = 24576,
+                             .vcpus = 16,
+                             .reserved_mem_mib = 1024,
+                             .vmm_overhead_mib = 12,
+                             .cpu_overcommit = 16.0 };
     /* same memory, 16 CPUs at 8x: vCPUs bind (85 guests) */
     sched_host cpu_bound = mem_bound;
     cpu_bound.cpu_overcommit = 8.0;
@@ -400,8 +393,7 @@ int main(int argc, char **argv)
     size_t nh = 10000, n = quick ? 20000 : 100000;
     cost(nh, n, SCHED_BINPACK, false, 0, 0, 0, "binpack");
     cost(nh, n, SCHED_SPREAD, false, 0, 0, 0, "spread");
-    cost(nh, n, SCHED_BINPACK, false, 0, 0, 3 * nh + 7,
-         "binpack, hosts ~2-3% used");
+    cost(nh, n, SCHED_BINPACK, false, 0, 0, 3 * nh + 7, "binpack, hosts ~2-3% used");
     cost(nh, n / 10, SCHED_BINPACK, true, quick ? 100 : 500, n, 0, "binpack");
     return g_fail ? 1 : 0;
 }

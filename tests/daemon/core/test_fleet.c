@@ -62,8 +62,8 @@ static void sleep_ms(int ms)
 }
 
 /* A mock machine for libvirt's test driver; returns its URI in uri. */
-static void host_xml(const fx *x, const char *name, unsigned mem_mib, unsigned cpus,
-                     char *uri, size_t len)
+static void host_xml(const fx *x, const char *name, unsigned mem_mib, unsigned cpus, char *uri,
+                     size_t len)
 {
     char path[256];
     FILE *fp;
@@ -245,8 +245,7 @@ static int create(fleet *f, const char *name, uint32_t count, uint32_t mem, cons
     return rc;
 }
 
-static void must_create(fleet *f, const char *name, uint32_t count, uint32_t mem,
-                        const char *host)
+static void must_create(fleet *f, const char *name, uint32_t count, uint32_t mem, const char *host)
 {
     fleet_err e;
     if (create(f, name, count, mem, host, NULL, NULL, &e) != FLEET_OK)
@@ -698,10 +697,10 @@ struct race {
     fleet *f;
     const char *host;
     atomic_int go;
-    int created;          /* creators: instances made */
-    int bad_rc;           /* creators: an unexpected error code, 0 if none */
+    int created; /* creators: instances made */
+    int bad_rc;  /* creators: an unexpected error code, 0 if none */
     char bad_msg[512];
-    int remove_rc;        /* remover */
+    int remove_rc; /* remover */
     unsigned delay_us;
 };
 
@@ -717,7 +716,7 @@ static void *race_creator(void *arg)
         if (rc == FLEET_OK) {
             r->created++;
         } else if (rc == FLEET_E_NOT_FOUND && !strcmp(e.field, "host")) {
-            break;      /* removed under us: the expected refusal */
+            break; /* removed under us: the expected refusal */
         } else {
             r->bad_rc = rc;
             snprintf(r->bad_msg, sizeof r->bad_msg, "%s", e.msg);
@@ -938,8 +937,7 @@ static void status_channel(void **state)
     if (off != (off_t)len)
         fail_msg("status file of %zu bytes read to %lld only", len, (long long)off);
     if (max_step > FLEET_STATUS_READ_MAX)
-        fail_msg("one poll read %lld bytes (bound %d)", (long long)max_step,
-                 FLEET_STATUS_READ_MAX);
+        fail_msg("one poll read %lld bytes (bound %d)", (long long)max_step, FLEET_STATUS_READ_MAX);
     assert_true(max_step > 0);
     /* Below the bound the file stays as written; the ready record counted
      * once although there were three. */
@@ -954,8 +952,8 @@ static void status_channel(void **state)
     while ((size = file_size(path)) > FLEET_STATUS_FILE_MAX && now_ms() < end)
         sleep_ms(50);
     if (size > FLEET_STATUS_FILE_MAX)
-        fail_msg("status file still %lld bytes 4 s after a 6 MiB flood (bound %d)",
-                 (long long)size, FLEET_STATUS_FILE_MAX);
+        fail_msg("status file still %lld bytes 4 s after a 6 MiB flood (bound %d)", (long long)size,
+                 FLEET_STATUS_FILE_MAX);
     sleep_ms(1200);
     assert_int_equal(ready_count(f), 1);
     assert_int_equal(inst_state(f, id), ST_RUNNING);
@@ -973,8 +971,9 @@ static void status_channel(void **state)
         int more;
         fleet_metrics m;
         int64_t t0 = now_ms(), dt;
-        assert_int_equal(fleet_instance_page(f, NULL, -1, NULL, NULL, NULL, 100, &rows, &nr,
-                                             &more, &e), FLEET_OK);
+        assert_int_equal(
+            fleet_instance_page(f, NULL, -1, NULL, NULL, NULL, 100, &rows, &nr, &more, &e),
+            FLEET_OK);
         state_inst_array_free(rows, nr);
         assert_int_equal(fleet_host_list(f, &hosts, &nh, &e), FLEET_OK);
         fleet_host_info_free(hosts, nh);
@@ -994,8 +993,7 @@ static void status_channel(void **state)
     while ((size = file_size(path)) > FLEET_STATUS_FILE_MAX && now_ms() < end)
         sleep_ms(50);
     if (size > FLEET_STATUS_FILE_MAX)
-        fail_msg("status file still %lld bytes 4 s after the flood stopped",
-                 (long long)size);
+        fail_msg("status file still %lld bytes 4 s after the flood stopped", (long long)size);
     assert_int_equal(ready_count(f), 1);
 }
 
@@ -1014,7 +1012,7 @@ static void events(void **state)
     *state = x;
 
     last = fleet_event_last_id(f);
-    assert_true(last > 0);      /* the push and the host coming up */
+    assert_true(last > 0); /* the push and the host coming up */
     assert_int_equal(create(f, "ev", 3, 32, NULL, &made, &n, &e), FLEET_OK);
     assert_int_equal(n, 3);
     t0 = now_ms();
@@ -1041,13 +1039,11 @@ static void events(void **state)
                 assert_int_equal(i, created);
                 created++;
                 created_at[i] = seq;
-                assert_string_equal(json_string_value(json_object_get(o, "name")),
-                                    made[i].name);
+                assert_string_equal(json_string_value(json_object_get(o, "name")), made[i].name);
                 assert_string_equal(json_string_value(json_object_get(o, "state")), "pending");
                 assert_string_equal(json_string_value(json_object_get(o, "host")),
                                     FLEET_LOCAL_HOST);
-                assert_string_equal(json_string_value(json_object_get(o, "image")),
-                                    "sleep:latest");
+                assert_string_equal(json_string_value(json_object_get(o, "image")), "sleep:latest");
                 assert_string_equal(json_string_value(json_object_get(o, "digest")), x->digest);
             } else if (!strcmp(type, "instance.state") &&
                        !strcmp(json_string_value(json_object_get(o, "state")), "starting")) {

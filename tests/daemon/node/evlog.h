@@ -56,8 +56,8 @@ static inline void evlog_destroy(struct evlog *l)
     pthread_cond_destroy(&l->cond);
 }
 
-static inline void evlog_cb(struct node *node, const char *id,
-                            enum node_event ev, const char *detail, void *user)
+static inline void evlog_cb(struct node *node, const char *id, enum node_event ev,
+                            const char *detail, void *user)
 {
     struct evlog *l = user;
     (void)node;
@@ -69,8 +69,7 @@ static inline void evlog_cb(struct node *node, const char *id,
         snprintf(e->detail, sizeof e->detail, "%s", detail ? detail : "");
         e->t = evlog_now();
         if (l->verbose)
-            fprintf(stderr, "  event %-10s %-9s %s\n", e->id,
-                    node_event_name(ev), e->detail);
+            fprintf(stderr, "  event %-10s %-9s %s\n", e->id, node_event_name(ev), e->detail);
     }
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
@@ -78,8 +77,8 @@ static inline void evlog_cb(struct node *node, const char *id,
 
 /* Wait up to timeout_s for event `ev` on instance `id`; returns the entry
  * index (copying it to *out if non-NULL) or -1 on timeout. */
-static inline int evlog_wait(struct evlog *l, const char *id, enum node_event ev,
-                             double timeout_s, struct evlog_entry *out)
+static inline int evlog_wait(struct evlog *l, const char *id, enum node_event ev, double timeout_s,
+                             struct evlog_entry *out)
 {
     double deadline = evlog_now() + timeout_s;
     int found = -1;

@@ -30,8 +30,7 @@ static char *slurp(const char *path)
     long n;
     if (!f)
         return NULL;
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-        fseek(f, 0, SEEK_SET) != 0)
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
         goto out;
     buf = malloc((size_t)n + 1);
     if (!buf)
@@ -66,8 +65,7 @@ static void check_golden(const char *name, const struct domxml_spec *spec)
     }
     want = slurp(path);
     if (!want)
-        fail_msg("golden file %s missing (SHOAL_REGEN_GOLDEN=1 creates it)",
-                 path);
+        fail_msg("golden file %s missing (SHOAL_REGEN_GOLDEN=1 creates it)", path);
     if (strcmp(xml, want) != 0) {
         print_error("--- %s (expected)\n%s--- rendered\n%s", path, want, xml);
         fail_msg("%s differs from golden file", name);
@@ -160,33 +158,73 @@ static void rejects_bad_values(void **state)
     (void)state;
     struct domxml_spec s;
 
-    s = base; s.name = "bad name";             reject(&s, "'bad name'");
-    s = base; s.name = "-x";                   reject(&s, "'-x'");
-    s = base; s.name = "";                     reject(&s, "''");
-    s = base; s.name = "a/b";                  reject(&s, "'a/b'");
-    s = base; s.uuid = "not-a-uuid";           reject(&s, "'not-a-uuid'");
-    s = base; s.virt = DOMXML_VIRT_AUTO;       reject(&s, "domain type 0");
-    s = base; s.memory_mib = 0;                reject(&s, "'0' MiB");
-    s = base; s.vcpus = 256;                   reject(&s, "'256'");
-    s = base; s.kernel = "relative.elf";       reject(&s, "'relative.elf'");
-    s = base; s.kernel = NULL;                 reject(&s, "kernel path");
-    s = base; s.cmdline = "a\nb";              reject(&s, "'a\\x0ab'");
-    s = base; s.cmdline = "bad \xff utf8";     reject(&s, "\\xff");
-    s = base; s.cmdline = "overlong \xc0\xaf"; reject(&s, "\\xc0");
-    s = base; s.console_log = "/x/\x01y";      reject(&s, "\\x01");
-    s = base; s.bridge = "br0"; s.mac = NULL;  reject(&s, "'(null)'");
-    s = base; s.bridge = "br0"; s.mac = "01:00:5e:00:00:01"; /* multicast */
+    s = base;
+    s.name = "bad name";
+    reject(&s, "'bad name'");
+    s = base;
+    s.name = "-x";
+    reject(&s, "'-x'");
+    s = base;
+    s.name = "";
+    reject(&s, "''");
+    s = base;
+    s.name = "a/b";
+    reject(&s, "'a/b'");
+    s = base;
+    s.uuid = "not-a-uuid";
+    reject(&s, "'not-a-uuid'");
+    s = base;
+    s.virt = DOMXML_VIRT_AUTO;
+    reject(&s, "domain type 0");
+    s = base;
+    s.memory_mib = 0;
+    reject(&s, "'0' MiB");
+    s = base;
+    s.vcpus = 256;
+    reject(&s, "'256'");
+    s = base;
+    s.kernel = "relative.elf";
+    reject(&s, "'relative.elf'");
+    s = base;
+    s.kernel = NULL;
+    reject(&s, "kernel path");
+    s = base;
+    s.cmdline = "a\nb";
+    reject(&s, "'a\\x0ab'");
+    s = base;
+    s.cmdline = "bad \xff utf8";
+    reject(&s, "\\xff");
+    s = base;
+    s.cmdline = "overlong \xc0\xaf";
+    reject(&s, "\\xc0");
+    s = base;
+    s.console_log = "/x/\x01y";
+    reject(&s, "\\x01");
+    s = base;
+    s.bridge = "br0";
+    s.mac = NULL;
+    reject(&s, "'(null)'");
+    s = base;
+    s.bridge = "br0";
+    s.mac = "01:00:5e:00:00:01"; /* multicast */
     reject(&s, "'01:00:5e:00:00:01'");
-    s = base; s.bridge = "a-very-long-bridge-name"; s.mac = "5a:5c:00:00:00:01";
+    s = base;
+    s.bridge = "a-very-long-bridge-name";
+    s.mac = "5a:5c:00:00:00:01";
     reject(&s, "'a-very-long-bridge-name'");
-    s = base; s.mac = "5a:5c:00:00:00:01";     reject(&s, "without a bridge");
-    s = base; s.instance_id = "i 1";           reject(&s, "'i 1'");
+    s = base;
+    s.mac = "5a:5c:00:00:00:01";
+    reject(&s, "without a bridge");
+    s = base;
+    s.instance_id = "i 1";
+    reject(&s, "'i 1'");
 
     char *longline = malloc(DOMXML_CMDLINE_MAX + 2);
     assert_non_null(longline);
     memset(longline, 'a', DOMXML_CMDLINE_MAX + 1);
     longline[DOMXML_CMDLINE_MAX + 1] = '\0';
-    s = base; s.cmdline = longline;
+    s = base;
+    s.cmdline = longline;
     char err[512];
     char *xml = NULL;
     assert_int_equal(domxml_render(&s, &xml, err, sizeof err), DOMXML_E_INVAL);
@@ -203,26 +241,25 @@ static void parses_instance_id(void **state)
 {
     (void)state;
     char id[DOMXML_ID_MAX + 1];
-    assert_int_equal(domxml_parse_instance_id(
-        "<instance xmlns=\"https://shoal.dev/xmlns/instance/1\" id=\"i-42\"/>",
-        id, sizeof id), DOMXML_OK);
+    assert_int_equal(
+        domxml_parse_instance_id(
+            "<instance xmlns=\"https://shoal.dev/xmlns/instance/1\" id=\"i-42\"/>", id, sizeof id),
+        DOMXML_OK);
     assert_string_equal(id, "i-42");
-    assert_int_equal(domxml_parse_instance_id("<instance id='a:b.c_d'/>", id,
-                                              sizeof id), DOMXML_OK);
+    assert_int_equal(domxml_parse_instance_id("<instance id='a:b.c_d'/>", id, sizeof id),
+                     DOMXML_OK);
     assert_string_equal(id, "a:b.c_d");
-    assert_int_equal(domxml_parse_instance_id("<instance xid='x'/>", id,
-                                              sizeof id), DOMXML_E_INVAL);
-    assert_int_equal(domxml_parse_instance_id("<instance id='bad id'/>", id,
-                                              sizeof id), DOMXML_E_INVAL);
-    assert_int_equal(domxml_parse_instance_id("<instance id='x", id, sizeof id),
+    assert_int_equal(domxml_parse_instance_id("<instance xid='x'/>", id, sizeof id),
                      DOMXML_E_INVAL);
-    assert_int_equal(domxml_parse_instance_id("<instance/><a id='x'/>", id,
-                                              sizeof id), DOMXML_E_INVAL);
-    assert_int_equal(domxml_parse_instance_id(NULL, id, sizeof id),
+    assert_int_equal(domxml_parse_instance_id("<instance id='bad id'/>", id, sizeof id),
                      DOMXML_E_INVAL);
+    assert_int_equal(domxml_parse_instance_id("<instance id='x", id, sizeof id), DOMXML_E_INVAL);
+    assert_int_equal(domxml_parse_instance_id("<instance/><a id='x'/>", id, sizeof id),
+                     DOMXML_E_INVAL);
+    assert_int_equal(domxml_parse_instance_id(NULL, id, sizeof id), DOMXML_E_INVAL);
     char small[3];
-    assert_int_equal(domxml_parse_instance_id("<i id='abcd'/>", small,
-                                              sizeof small), DOMXML_E_INVAL);
+    assert_int_equal(domxml_parse_instance_id("<i id='abcd'/>", small, sizeof small),
+                     DOMXML_E_INVAL);
 }
 
 static void mac_is_deterministic(void **state)
@@ -243,14 +280,10 @@ static void mac_is_deterministic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(golden_minimal_qemu),
-        cmocka_unit_test(golden_metadata_kvm),
-        cmocka_unit_test(golden_network),
-        cmocka_unit_test(golden_escaping),
-        cmocka_unit_test(golden_multiboot),
-        cmocka_unit_test(rejects_bad_values),
-        cmocka_unit_test(parses_instance_id),
-        cmocka_unit_test(mac_is_deterministic),
+        cmocka_unit_test(golden_minimal_qemu), cmocka_unit_test(golden_metadata_kvm),
+        cmocka_unit_test(golden_network),      cmocka_unit_test(golden_escaping),
+        cmocka_unit_test(golden_multiboot),    cmocka_unit_test(rejects_bad_values),
+        cmocka_unit_test(parses_instance_id),  cmocka_unit_test(mac_is_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,7 +23,7 @@
 #include "shoal_skip.h"
 
 static char ns[64];
-static char no_ns_why[128];  /* why there is no namespace (ns[0] == '\0') */
+static char no_ns_why[128]; /* why there is no namespace (ns[0] == '\0') */
 
 static int sh_ip(const char *a1, const char *a2, const char *a3)
 {
@@ -49,14 +49,12 @@ static int setup(void **state)
     snprintf(ns, sizeof ns, "shoal-test-%d", (int)getpid());
     if (geteuid() != 0) {
         snprintf(no_ns_why, sizeof no_ns_why,
-                 "not root (euid %d): cannot create a network namespace",
-                 (int)geteuid());
+                 "not root (euid %d): cannot create a network namespace", (int)geteuid());
         ns[0] = '\0';
     } else {
         int rc = sh_ip("netns", "add", ns);
         if (rc != 0) {
-            snprintf(no_ns_why, sizeof no_ns_why,
-                     "`ip netns add %s` failed (status %d)", ns, rc);
+            snprintf(no_ns_why, sizeof no_ns_why, "`ip netns add %s` failed (status %d)", ns, rc);
             ns[0] = '\0';
         }
     }
@@ -97,8 +95,13 @@ static int ip_addr_show(const char *dev, char *out, size_t len)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "child: %s:%d: %s\n", \
-    __FILE__, __LINE__, #c); _exit(1); } } while (0)
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #c);                         \
+            _exit(1);                                                                              \
+        }                                                                                          \
+    } while (0)
 
 /* Body run inside the namespace. Exits 0 on success. */
 static void in_ns(void)
@@ -112,13 +115,10 @@ static void in_ns(void)
     /* idempotent */
     CHECK(netbr_create("shoalbr9", "10.99.0.1", 24, err, sizeof err) == NETBR_OK);
     /* bad values are rejected and quoted */
-    CHECK(netbr_create("shoalbr9", "10.99.0.300", 24, err, sizeof err) ==
-          NETBR_E_INVAL);
+    CHECK(netbr_create("shoalbr9", "10.99.0.300", 24, err, sizeof err) == NETBR_E_INVAL);
     CHECK(strstr(err, "'10.99.0.300'") != NULL);
-    CHECK(netbr_create("bad/name", "10.0.0.1", 24, err, sizeof err) ==
-          NETBR_E_INVAL);
-    CHECK(netbr_create("shoalbr9", "10.0.0.1", 33, err, sizeof err) ==
-          NETBR_E_INVAL);
+    CHECK(netbr_create("bad/name", "10.0.0.1", 24, err, sizeof err) == NETBR_E_INVAL);
+    CHECK(netbr_create("shoalbr9", "10.0.0.1", 33, err, sizeof err) == NETBR_E_INVAL);
     /* loopback is not a bridge: neither reused nor deleted */
     CHECK(netbr_create("lo", "10.98.0.1", 24, err, sizeof err) == NETBR_E_EXISTS);
     CHECK(netbr_delete("lo", err, sizeof err) == NETBR_E_EXISTS);

@@ -45,7 +45,7 @@ static void capacity_and_verdict(void **state)
     (void)state;
     struct node_capacity c;
     assert_int_equal(node_capacity(node, &c, err, sizeof err), NODE_OK);
-    assert_int_equal(c.vcpus, 16);          /* what the mock reports */
+    assert_int_equal(c.vcpus, 16); /* what the mock reports */
     assert_int_equal(c.memory_mib, 3072);
     assert_int_equal(node_domain_type(node), DOMXML_VIRT_QEMU);
     assert_non_null(strstr(node_domain_type_reason(node), "test driver"));
@@ -65,9 +65,14 @@ static void start_list_destroy(void **state)
     assert_null(l);
 
     struct domxml_spec s = {
-        .name = "mock-1", .boot = DOMXML_BOOT_PVH, .memory_mib = 32,
-        .vcpus = 1, .kernel = "/nonexistent/k.elf", .cmdline = "a=b",
-        .console_log = "/tmp/mock-1.console", .status_log = "/tmp/mock-1.status",
+        .name = "mock-1",
+        .boot = DOMXML_BOOT_PVH,
+        .memory_mib = 32,
+        .vcpus = 1,
+        .kernel = "/nonexistent/k.elf",
+        .cmdline = "a=b",
+        .console_log = "/tmp/mock-1.console",
+        .status_log = "/tmp/mock-1.status",
         .instance_id = "m-1",
     };
     assert_int_equal(node_start(node, &s, uuid, err, sizeof err), NODE_OK);
@@ -90,8 +95,7 @@ static void start_list_destroy(void **state)
     struct evlog_entry e;
     assert_true(evlog_wait(&elog, "m-1", NODE_EVENT_STOPPED, 10, &e) >= 0);
     assert_string_equal(e.detail, "destroyed");
-    assert_int_equal(node_destroy(node, "mock-1", err, sizeof err),
-                     NODE_E_NOTFOUND);
+    assert_int_equal(node_destroy(node, "mock-1", err, sizeof err), NODE_E_NOTFOUND);
     assert_non_null(strstr(err, "'mock-1'"));
 }
 
@@ -100,8 +104,7 @@ static void forced_type_and_bad_args(void **state)
     (void)state;
     struct node *n2 = NULL;
     struct node_opts o = { .domain_type = DOMXML_VIRT_KVM };
-    assert_int_equal(node_open("test:///default", &o, &n2, err, sizeof err),
-                     NODE_OK);
+    assert_int_equal(node_open("test:///default", &o, &n2, err, sizeof err), NODE_OK);
     assert_int_equal(node_domain_type(n2), DOMXML_VIRT_KVM);
     assert_string_equal(node_domain_type_reason(n2), "forced by operator");
     node_close(n2);
@@ -109,10 +112,8 @@ static void forced_type_and_bad_args(void **state)
     assert_int_equal(node_open(NULL, NULL, &n2, err, sizeof err), NODE_E_INVAL);
     assert_null(n2);
     o.domain_type = (enum domxml_virt)7;
-    assert_int_equal(node_open("test:///default", &o, &n2, err, sizeof err),
-                     NODE_E_INVAL);
-    assert_int_equal(node_open("bogus:///nothing", NULL, &n2, err, sizeof err),
-                     NODE_E_CONN);
+    assert_int_equal(node_open("test:///default", &o, &n2, err, sizeof err), NODE_E_INVAL);
+    assert_int_equal(node_open("bogus:///nothing", NULL, &n2, err, sizeof err), NODE_E_CONN);
     assert_non_null(strstr(err, "'bogus:///nothing'"));
     node_close(NULL);
     node_list_free(NULL);

@@ -71,8 +71,7 @@ struct guest {
     struct domxml_spec spec;
 };
 
-static void guest_init(struct guest *g, const char *id, const char *cmdline,
-                       enum domxml_virt virt)
+static void guest_init(struct guest *g, const char *id, const char *cmdline, enum domxml_virt virt)
 {
     memset(g, 0, sizeof *g);
     snprintf(g->id, sizeof g->id, "%s", id);
@@ -80,10 +79,16 @@ static void guest_init(struct guest *g, const char *id, const char *cmdline,
     snprintf(g->console, sizeof g->console, "%s/%s.console", root, id);
     snprintf(g->status, sizeof g->status, "%s/%s.status", root, id);
     g->spec = (struct domxml_spec){
-        .name = g->name, .virt = virt, .boot = DOMXML_BOOT_PVH,
-        .memory_mib = 16, .vcpus = 1, .kernel = CANARY_ELF,
-        .cmdline = cmdline, .console_log = g->console,
-        .status_log = g->status, .instance_id = g->id,
+        .name = g->name,
+        .virt = virt,
+        .boot = DOMXML_BOOT_PVH,
+        .memory_mib = 16,
+        .vcpus = 1,
+        .kernel = CANARY_ELF,
+        .cmdline = cmdline,
+        .console_log = g->console,
+        .status_log = g->status,
+        .instance_id = g->id,
     };
 }
 
@@ -102,11 +107,10 @@ static void expect_event(const char *id, enum node_event ev, const char *detail,
 {
     struct evlog_entry e;
     if (evlog_wait(&elog, id, ev, WAIT_S, &e) < 0)
-        fail_msg("no %s event for '%s' within %.0f s", node_event_name(ev), id,
-                 WAIT_S);
+        fail_msg("no %s event for '%s' within %.0f s", node_event_name(ev), id, WAIT_S);
     if (detail && strcmp(e.detail, detail) != 0)
-        fail_msg("%s event for '%s' has detail '%s', want '%s'",
-                 node_event_name(ev), id, e.detail, detail);
+        fail_msg("%s event for '%s' has detail '%s', want '%s'", node_event_name(ev), id, e.detail,
+                 detail);
     if (out)
         *out = e;
 }
@@ -132,8 +136,8 @@ static void events_str(const char *id, char *buf, size_t len)
     size_t o = 0;
     buf[0] = '\0';
     for (int i = 0; i < k && o < len; i++)
-        o += (size_t)snprintf(buf + o, len - o, "%s%s(%s)", i ? " " : "",
-                              node_event_name(e[i].ev), e[i].detail);
+        o += (size_t)snprintf(buf + o, len - o, "%s%s(%s)", i ? " " : "", node_event_name(e[i].ev),
+                              e[i].detail);
 }
 
 static int list_find(const char *id, struct node_dom *out)
@@ -258,8 +262,8 @@ static int child_adopt(void)
     node = open_root(&l, &open_s);
     if (!node)
         goto out;
-    fprintf(stderr, "child: reopen with a running domain took %.3f s (%s)\n",
-            open_s, node_domain_type_reason(node));
+    fprintf(stderr, "child: reopen with a running domain took %.3f s (%s)\n", open_s,
+            node_domain_type_reason(node));
     /* child 1 ran the canary on this root; its verdict must be reused */
     if (strncmp(node_domain_type_reason(node), "cached verdict", 14) != 0) {
         fprintf(stderr, "child: verdict not taken from the cache\n");
@@ -353,8 +357,8 @@ static void capacity(void **state)
     assert_true(c.vcpus > 0);
     assert_string_equal(node_uri(node), uri);
     fprintf(stderr, "capacity: %llu MiB (%llu free), %u vcpus, %s\n",
-            (unsigned long long)c.memory_mib,
-            (unsigned long long)c.free_memory_mib, c.vcpus, c.model);
+            (unsigned long long)c.memory_mib, (unsigned long long)c.free_memory_mib, c.vcpus,
+            c.model);
 }
 
 static void poweroff(enum domxml_virt virt, const char *id)
@@ -378,9 +382,10 @@ static void poweroff(enum domxml_virt virt, const char *id)
     if (strcmp(seq, "started(booted) suspended(paused) resumed(unpaused) "
                     "shutdown(guest) stopped(shutdown)") != 0)
         fail_msg("%s: events %s", id, seq);
-    fprintf(stderr, "%s: create %.3f s, STARTED->SHUTDOWN %.3f s, "
-            "SHUTDOWN->STOPPED %.3f s\n", virt == DOMXML_VIRT_KVM ? "kvm" : "tcg",
-            create_s, sd.t - st.t, sp.t - sd.t);
+    fprintf(stderr,
+            "%s: create %.3f s, STARTED->SHUTDOWN %.3f s, "
+            "SHUTDOWN->STOPPED %.3f s\n",
+            virt == DOMXML_VIRT_KVM ? "kvm" : "tcg", create_s, sd.t - st.t, sp.t - sd.t);
 }
 
 static void poweroff_tcg(void **state)
@@ -454,12 +459,13 @@ static void poweroff_immediate(void **state)
             waitpid(busy[b], NULL, 0);
         }
     }
-    fprintf(stderr, "immediate poweroff: %d of %d starts failed with %d busy "
-            "loops (slowest start %.3f s)%s%s\n", failed, IMMEDIATE_N, nbusy,
-            worst, failed ? "; first: " : "", first_err);
+    fprintf(stderr,
+            "immediate poweroff: %d of %d starts failed with %d busy "
+            "loops (slowest start %.3f s)%s%s\n",
+            failed, IMMEDIATE_N, nbusy, worst, failed ? "; first: " : "", first_err);
     if (failed)
-        fail_msg("%d of %d immediate-poweroff guests failed to start; first: %s",
-                 failed, IMMEDIATE_N, first_err);
+        fail_msg("%d of %d immediate-poweroff guests failed to start; first: %s", failed,
+                 IMMEDIATE_N, first_err);
     for (int i = 0; i < IMMEDIATE_N; i++) {
         struct evlog_entry st, sd, sp;
         expect_event(g[i].id, NODE_EVENT_STARTED, "booted", &st);
@@ -511,11 +517,9 @@ static void hang_list_destroy(void **state)
     expect_event("hang-1", NODE_EVENT_STOPPED, "destroyed", &e);
     fprintf(stderr, "destroy -> STOPPED: %.3f s\n", e.t - t0);
     assert_false(list_find("hang-1", NULL));
-    assert_int_equal(node_destroy(node, "t-hang-1", err, sizeof err),
-                     NODE_E_NOTFOUND);
+    assert_int_equal(node_destroy(node, "t-hang-1", err, sizeof err), NODE_E_NOTFOUND);
     assert_non_null(strstr(err, "'t-hang-1'"));
-    assert_int_equal(node_state(node, "t-hang-1", &d, err, sizeof err),
-                     NODE_E_NOTFOUND);
+    assert_int_equal(node_state(node, "t-hang-1", &d, err, sizeof err), NODE_E_NOTFOUND);
 }
 
 static void hang_shutdown_forced(void **state)
@@ -527,13 +531,12 @@ static void hang_shutdown_forced(void **state)
     start_ok(&g, NULL);
     expect_event("hang-2", NODE_EVENT_STARTED, NULL, NULL);
     double t0 = evlog_now();
-    assert_int_equal(node_shutdown(node, "t-hang-2", 500, &forced, err,
-                                   sizeof err), NODE_OK);
+    assert_int_equal(node_shutdown(node, "t-hang-2", 500, &forced, err, sizeof err), NODE_OK);
     assert_int_equal(forced, 1); /* the canary ignores the power button */
     expect_event("hang-2", NODE_EVENT_STOPPED, "destroyed", NULL);
     fprintf(stderr, "shutdown(500 ms) -> gone: %.3f s\n", evlog_now() - t0);
-    assert_int_equal(node_shutdown(node, "t-hang-2", 500, &forced, err,
-                                   sizeof err), NODE_E_NOTFOUND);
+    assert_int_equal(node_shutdown(node, "t-hang-2", 500, &forced, err, sizeof err),
+                     NODE_E_NOTFOUND);
 }
 
 static void panic_is_crash(void **state)
@@ -588,21 +591,18 @@ static void start_errors(void **state)
 
     guest_init(&g, "dup-1", "canary=hang", DOMXML_VIRT_QEMU);
     start_ok(&g, NULL);
-    assert_int_equal(node_start(node, &g.spec, NULL, err, sizeof err),
-                     NODE_E_EXISTS);
+    assert_int_equal(node_start(node, &g.spec, NULL, err, sizeof err), NODE_E_EXISTS);
     assert_non_null(strstr(err, "'t-dup-1'"));
     assert_int_equal(node_destroy(node, "t-dup-1", err, sizeof err), NODE_OK);
 
     guest_init(&g, "bad-1", NULL, DOMXML_VIRT_QEMU);
     g.spec.name = "bad name";
-    assert_int_equal(node_start(node, &g.spec, NULL, err, sizeof err),
-                     NODE_E_INVAL);
+    assert_int_equal(node_start(node, &g.spec, NULL, err, sizeof err), NODE_E_INVAL);
     assert_non_null(strstr(err, "'bad name'"));
 
     guest_init(&g, "nokernel-1", NULL, DOMXML_VIRT_QEMU);
     g.spec.kernel = "/nonexistent/kernel.elf";
-    assert_int_equal(node_start(node, &g.spec, NULL, err, sizeof err),
-                     NODE_E_LIBVIRT);
+    assert_int_equal(node_start(node, &g.spec, NULL, err, sizeof err), NODE_E_LIBVIRT);
     fprintf(stderr, "missing kernel: %s\n", err);
     assert_false(list_find("nokernel-1", NULL));
 }

@@ -2,6 +2,6 @@
 #ifndef SHOAL_NET_NETINET_TCP_H
 #define SHOAL_NET_NETINET_TCP_H
 
-#define TCP_NODELAY 1              /* disable Nagle's algorithm */
+#define TCP_NODELAY 1 /* disable Nagle's algorithm */
 
 #endif

@@ -17,13 +17,13 @@ typedef uint16_t sa_family_t;
 
 struct sockaddr {
     sa_family_t sa_family;
-    char        sa_data[14];
+    char sa_data[14];
 };
 
 struct sockaddr_storage {
     sa_family_t ss_family;
-    char        ss_pad[118];
-    uint64_t    ss_align;
+    char ss_pad[118];
+    uint64_t ss_align;
 };
 
 #define AF_UNSPEC 0
@@ -34,7 +34,7 @@ struct sockaddr_storage {
 #define SOCK_STREAM   1
 #define SOCK_DGRAM    2
 #define SOCK_NONBLOCK 04000
-#define SOCK_CLOEXEC  02000000     /* accepted and ignored: no exec */
+#define SOCK_CLOEXEC  02000000 /* accepted and ignored: no exec */
 
 #define SOL_SOCKET   1
 #define SO_REUSEADDR 2
@@ -42,11 +42,11 @@ struct sockaddr_storage {
 #define SO_ERROR     4
 #define SO_SNDBUF    7
 #define SO_RCVBUF    8
-#define SO_KEEPALIVE 9             /* accepted and ignored */
+#define SO_KEEPALIVE 9 /* accepted and ignored */
 
 #define MSG_PEEK     0x02
 #define MSG_DONTWAIT 0x40
-#define MSG_NOSIGNAL 0x4000        /* there are no signals: always the case */
+#define MSG_NOSIGNAL 0x4000 /* there are no signals: always the case */
 
 #define SHUT_RD   0
 #define SHUT_WR   1
@@ -54,22 +54,22 @@ struct sockaddr_storage {
 
 #define SOMAXCONN 4096
 
-int     socket(int domain, int type, int protocol);
-int     bind(int fd, const struct sockaddr *addr, socklen_t len);
-int     listen(int fd, int backlog);
-int     accept(int fd, struct sockaddr *restrict addr, socklen_t *restrict len);
-int     accept4(int fd, struct sockaddr *restrict addr, socklen_t *restrict len, int flags);
-int     connect(int fd, const struct sockaddr *addr, socklen_t len);
+int socket(int domain, int type, int protocol);
+int bind(int fd, const struct sockaddr *addr, socklen_t len);
+int listen(int fd, int backlog);
+int accept(int fd, struct sockaddr *restrict addr, socklen_t *restrict len);
+int accept4(int fd, struct sockaddr *restrict addr, socklen_t *restrict len, int flags);
+int connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t send(int fd, const void *buf, size_t n, int flags);
 ssize_t recv(int fd, void *buf, size_t n, int flags);
-ssize_t sendto(int fd, const void *buf, size_t n, int flags,
-               const struct sockaddr *addr, socklen_t len);
-ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags,
-                 struct sockaddr *restrict addr, socklen_t *restrict len);
-int     shutdown(int fd, int how);
-int     setsockopt(int fd, int level, int name, const void *val, socklen_t len);
-int     getsockopt(int fd, int level, int name, void *restrict val, socklen_t *restrict len);
-int     getsockname(int fd, struct sockaddr *restrict addr, socklen_t *restrict len);
-int     getpeername(int fd, struct sockaddr *restrict addr, socklen_t *restrict len);
+ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
+               socklen_t len);
+ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, struct sockaddr *restrict addr,
+                 socklen_t *restrict len);
+int shutdown(int fd, int how);
+int setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+int getsockopt(int fd, int level, int name, void *restrict val, socklen_t *restrict len);
+int getsockname(int fd, struct sockaddr *restrict addr, socklen_t *restrict len);
+int getpeername(int fd, struct sockaddr *restrict addr, socklen_t *restrict len);
 
 #endif
