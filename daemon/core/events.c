@@ -19,8 +19,10 @@ void fleet_emit(fleet *f, const char *type, const char *instance, const char *na
     json_object_set_new(o, "time", json_integer(fleet_wall_ms() / 1000));
     json_object_set_new(o, "type", json_string(type));
 #define PUT(k, v)                                                                                  \
-    if ((v) && (v)[0])                                                                             \
-    json_object_set_new(o, k, json_string(v))
+    do {                                                                                           \
+        if ((v) && (v)[0])                                                                         \
+            json_object_set_new(o, k, json_string(v));                                             \
+    } while (0)
     PUT("instance", instance);
     PUT("name", name);
     PUT("state", state);

@@ -31,9 +31,8 @@
 #define ACPI_POLL_NS   100000000ull   /* longest hlt between two checks, no SCI */
 #define ACPI_SAFETY_NS 60000000000ull /* the same with the SCI routed */
 #define ACPI_SCI_GSI   9              /* QEMU pc: PIIX4 PM SCI */
-#define ACPI_EXIT_STOP                                                                             \
-    143 /* exit code on a power-button stop
-                                          (128 + SIGTERM, as in POSIX shells) */
+/* Exit code on a power-button stop: 128 + SIGTERM, as in POSIX shells. */
+#define ACPI_EXIT_STOP 143
 
 /* Enable the power-button event (and no other PM1 event) and route the SCI.
  * Needs the local APIC enabled (apic_init); the clock's first sleep calls

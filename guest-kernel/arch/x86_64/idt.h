@@ -19,11 +19,11 @@
 
 #include <stdint.h>
 
-#define IDT_VEC_TIMER  32 /* local APIC timer */
-#define IDT_VEC_DEVICE 33 /* device interrupts (MSI-X): a wakeup */
-#define IDT_VEC_SCI                                                                                \
-    34                      /* ACPI SCI via the I/O APIC (power button): a
-                                  wakeup; the handler masks it (ioapic.h) */
+/* IDT_VEC_SCI: the ACPI SCI via the I/O APIC (power button), a wakeup; the
+ * handler masks it (ioapic.h). */
+#define IDT_VEC_TIMER    32 /* local APIC timer */
+#define IDT_VEC_DEVICE   33 /* device interrupts (MSI-X): a wakeup */
+#define IDT_VEC_SCI      34 /* ACPI SCI (power button) */
 #define IDT_VEC_SPURIOUS 47 /* local APIC spurious interrupt (low nibble 0xF) */
 #define IDT_ENTRIES      48 /* the IDT ends here: a vector past it raises #GP */
 
