@@ -64,15 +64,11 @@ static int kv_into(json_t *obj, const char *cmd, const char *what, const char *s
     return rc;
 }
 
-/* --affinity and friends: "[~]KEY[=VALUE]" -> a placement rule object. */
-static int rule_into(json_t *rules, int kind, const char *s)
+/* --affinity and friends: "[~]KEY[=VALUE]" -> a placement rule object.
+ * The option's name is the rule's kind on the wire ("host-affinity", ...),
+ * so the option table is the CLI's only list of kinds. */
+static int rule_into(json_t *rules, const char *kind, const char *s)
 {
-    static const char *const kinds[] = {
-        "host-affinity",
-        "host-anti-affinity",
-        "affinity",
-        "anti-affinity",
-    };
     char err[256];
     size_t kl;
     const char *v;
@@ -82,13 +78,13 @@ static int rule_into(json_t *rules, int kind, const char *s)
         s++;
     if (!strchr(s, '=')) {
         if (!*s)
-            return cli_usage("run", "--%s needs KEY or KEY=VALUE", kinds[kind]);
-        r = json_pack("{s:s,s:s}", "kind", kinds[kind], "key", s);
+            return cli_usage("run", "--%s needs KEY or KEY=VALUE", kind);
+        r = json_pack("{s:s,s:s}", "kind", kind, "key", s);
     } else {
         if (cli_parse_kv(s, &kl, &v, err, sizeof err) < 0)
-            return cli_usage("run", "--%s: %s", kinds[kind], err);
+            return cli_usage("run", "--%s: %s", kind, err);
         char *k = strndup(s, kl);
-        r = k ? json_pack("{s:s,s:s,s:s}", "kind", kinds[kind], "key", k, "value", v) : NULL;
+        r = k ? json_pack("{s:s,s:s,s:s}", "kind", kind, "key", k, "value", v) : NULL;
         free(k);
     }
     if (!r)
@@ -124,9 +120,9 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         { "host", required_argument, NULL, 'H' },
         { "spread", no_argument, NULL, 'S' },
         { "host-affinity", required_argument, NULL, 1000 },
-        { "host-anti-affinity", required_argument, NULL, 1001 },
-        { "affinity", required_argument, NULL, 1002 },
-        { "anti-affinity", required_argument, NULL, 1003 },
+        { "host-anti-affinity", required_argument, NULL, 1000 },
+        { "affinity", required_argument, NULL, 1000 },
+        { "anti-affinity", required_argument, NULL, 1000 },
         { "attach", no_argument, NULL, 'a' },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
@@ -153,7 +149,8 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(end, argv, ":n:c:m:e:l:p:ao:h", longopts, NULL)) != -1) {
+    int li = -1;
+    while ((c = getopt_long(end, argv, ":n:c:m:e:l:p:ao:h", longopts, &li)) != -1) {
         unsigned long v;
         uint16_t hp, gp;
         const char *proto;
@@ -197,11 +194,8 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
             break;
         case 'H': o->host = optarg; break;
         case 'S': o->spread = true; break;
-        case 1000:
-        case 1001:
-        case 1002:
-        case 1003:
-            if ((rc = rule_into(o->rules, c - 1000, optarg)) != CLI_OK)
+        case 1000: /* a placement rule: the option's name is its kind */
+            if ((rc = rule_into(o->rules, longopts[li].name, optarg)) != CLI_OK)
                 return rc;
             break;
         case 'a': o->attach = true; break;
