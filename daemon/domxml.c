@@ -43,8 +43,7 @@ static void buf_str(struct buf *b, const char *s)
     buf_put(b, s, strlen(s));
 }
 
-static void buf_fmt(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void buf_fmt(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void buf_fmt(struct buf *b, const char *fmt, ...)
 {
     char tmp[128];
@@ -64,12 +63,12 @@ static void buf_esc(struct buf *b, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '&':  buf_str(b, "&amp;"); break;
-        case '<':  buf_str(b, "&lt;"); break;
-        case '>':  buf_str(b, "&gt;"); break;
+        case '&': buf_str(b, "&amp;"); break;
+        case '<': buf_str(b, "&lt;"); break;
+        case '>': buf_str(b, "&gt;"); break;
         case '\'': buf_str(b, "&apos;"); break;
-        case '"':  buf_str(b, "&quot;"); break;
-        default:   buf_put(b, s, 1); break;
+        case '"': buf_str(b, "&quot;"); break;
+        default: buf_put(b, s, 1); break;
         }
     }
 }
@@ -111,8 +110,8 @@ static int valid_text(const char *s, size_t max)
         }
         /* overlong forms, surrogates, out of range, U+FFFE/U+FFFF */
         if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
-            (extra == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
+            (extra == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+            cp == 0xfffe || cp == 0xffff)
             return 0;
         p += extra + 1;
         n += (size_t)extra + 1;
@@ -129,8 +128,8 @@ static int charset_ok(const char *s, size_t max, const char *extra)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || strchr(extra, c)))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr(extra, c)))
             return 0;
     }
     return 1;
@@ -138,8 +137,7 @@ static int charset_ok(const char *s, size_t max, const char *extra)
 
 int domxml_valid_name(const char *s)
 {
-    return s && charset_ok(s, DOMXML_NAME_MAX, "_.-") && s[0] != '.' &&
-           s[0] != '-';
+    return s && charset_ok(s, DOMXML_NAME_MAX, "_.-") && s[0] != '.' && s[0] != '-';
 }
 
 int domxml_valid_instance_id(const char *s)
@@ -149,14 +147,13 @@ int domxml_valid_instance_id(const char *s)
 
 int domxml_valid_bridge(const char *s)
 {
-    return s && charset_ok(s, DOMXML_BRIDGE_MAX, "_.-") &&
-           strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+    return s && charset_ok(s, DOMXML_BRIDGE_MAX, "_.-") && strcmp(s, ".") != 0 &&
+           strcmp(s, "..") != 0;
 }
 
 static int hexdig(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-           (c >= 'A' && c <= 'F');
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 int domxml_valid_mac(const char *s)
@@ -172,7 +169,7 @@ int domxml_valid_mac(const char *s)
         }
     }
     /* multicast bit (bit 0 of the first octet) must be clear */
-    unsigned first = (unsigned)strtoul((char[]){s[0], s[1], 0}, NULL, 16);
+    unsigned first = (unsigned)strtoul((char[]){ s[0], s[1], 0 }, NULL, 16);
     return (first & 1u) == 0;
 }
 
@@ -229,9 +226,10 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
         return DOMXML_E_INVAL;
     }
     if (!domxml_valid_name(s->name)) {
-        errbuf_set(err, errlen, "invalid domain name '%s' (1-%d of [A-Za-z0-9_.-], "
-               "not starting with '.' or '-')", quote(s->name, q, sizeof q),
-               DOMXML_NAME_MAX);
+        errbuf_set(err, errlen,
+                   "invalid domain name '%s' (1-%d of [A-Za-z0-9_.-], "
+                   "not starting with '.' or '-')",
+                   quote(s->name, q, sizeof q), DOMXML_NAME_MAX);
         return DOMXML_E_INVAL;
     }
     if (s->uuid && !valid_uuid(s->uuid)) {
@@ -239,8 +237,7 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
         return DOMXML_E_INVAL;
     }
     if (s->virt != DOMXML_VIRT_KVM && s->virt != DOMXML_VIRT_QEMU) {
-        errbuf_set(err, errlen, "invalid domain type %d (want kvm or qemu)",
-               (int)s->virt);
+        errbuf_set(err, errlen, "invalid domain type %d (want kvm or qemu)", (int)s->virt);
         return DOMXML_E_INVAL;
     }
     if (s->boot != DOMXML_BOOT_PVH && s->boot != DOMXML_BOOT_MULTIBOOT) {
@@ -248,16 +245,18 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
         return DOMXML_E_INVAL;
     }
     if (s->memory_mib == 0 || s->memory_mib > DOMXML_MEMORY_MIB_MAX) {
-        errbuf_set(err, errlen, "invalid memory size '%u' MiB (1-%u)",
-               s->memory_mib, DOMXML_MEMORY_MIB_MAX);
+        errbuf_set(err, errlen, "invalid memory size '%u' MiB (1-%u)", s->memory_mib,
+                   DOMXML_MEMORY_MIB_MAX);
         return DOMXML_E_INVAL;
     }
     if (s->vcpus == 0 || s->vcpus > DOMXML_VCPUS_MAX) {
-        errbuf_set(err, errlen, "invalid vcpu count '%u' (1-%d)", s->vcpus,
-               DOMXML_VCPUS_MAX);
+        errbuf_set(err, errlen, "invalid vcpu count '%u' (1-%d)", s->vcpus, DOMXML_VCPUS_MAX);
         return DOMXML_E_INVAL;
     }
-    const struct { const char *what, *val; int required; } paths[] = {
+    const struct {
+        const char *what, *val;
+        int required;
+    } paths[] = {
         { "kernel", s->kernel, 1 },
         { "console log", s->console_log, 1 },
         { "status log", s->status_log, 1 },
@@ -267,36 +266,38 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
         if (!paths[i].val && !paths[i].required)
             continue;
         if (!valid_abs_path(paths[i].val)) {
-            errbuf_set(err, errlen, "invalid %s path '%s' (absolute, UTF-8, no "
-                   "control characters, at most %d bytes)", paths[i].what,
-                   quote(paths[i].val, q, sizeof q), DOMXML_PATH_MAX);
+            errbuf_set(err, errlen,
+                       "invalid %s path '%s' (absolute, UTF-8, no "
+                       "control characters, at most %d bytes)",
+                       paths[i].what, quote(paths[i].val, q, sizeof q), DOMXML_PATH_MAX);
             return DOMXML_E_INVAL;
         }
     }
     if (s->cmdline && !valid_text(s->cmdline, DOMXML_CMDLINE_MAX)) {
-        errbuf_set(err, errlen, "invalid command line '%s' (UTF-8, no control "
-               "characters, at most %d bytes)", quote(s->cmdline, q, sizeof q),
-               DOMXML_CMDLINE_MAX);
+        errbuf_set(err, errlen,
+                   "invalid command line '%s' (UTF-8, no control "
+                   "characters, at most %d bytes)",
+                   quote(s->cmdline, q, sizeof q), DOMXML_CMDLINE_MAX);
         return DOMXML_E_INVAL;
     }
     if (s->bridge && !domxml_valid_bridge(s->bridge)) {
         errbuf_set(err, errlen, "invalid bridge name '%s' (1-%d of [A-Za-z0-9_.-])",
-               quote(s->bridge, q, sizeof q), DOMXML_BRIDGE_MAX);
+                   quote(s->bridge, q, sizeof q), DOMXML_BRIDGE_MAX);
         return DOMXML_E_INVAL;
     }
     if (s->bridge && !domxml_valid_mac(s->mac)) {
         errbuf_set(err, errlen, "invalid MAC address '%s' (unicast xx:xx:xx:xx:xx:xx)",
-               quote(s->mac, q, sizeof q));
+                   quote(s->mac, q, sizeof q));
         return DOMXML_E_INVAL;
     }
     if (!s->bridge && s->mac) {
         errbuf_set(err, errlen, "MAC address '%s' given without a bridge",
-               quote(s->mac, q, sizeof q));
+                   quote(s->mac, q, sizeof q));
         return DOMXML_E_INVAL;
     }
     if (s->instance_id && !domxml_valid_instance_id(s->instance_id)) {
         errbuf_set(err, errlen, "invalid instance id '%s' (1-%d of [A-Za-z0-9_.:-])",
-               quote(s->instance_id, q, sizeof q), DOMXML_ID_MAX);
+                   quote(s->instance_id, q, sizeof q), DOMXML_ID_MAX);
         return DOMXML_E_INVAL;
     }
     return DOMXML_OK;
@@ -320,15 +321,13 @@ static void render_os(struct buf *b, const struct domxml_spec *s)
         buf_str(b, "</cmdline>\n");
     }
     switch (s->boot) {
-    case DOMXML_BOOT_PVH:       /* PVH note found by QEMU's ELF loader */
-    case DOMXML_BOOT_MULTIBOOT: /* Multiboot header found first by QEMU */
-        break;
+    case DOMXML_BOOT_PVH: /* PVH note found by QEMU's ELF loader */
+    case DOMXML_BOOT_MULTIBOOT: /* Multiboot header found first by QEMU */ break;
     }
     buf_str(b, "  </os>\n");
 }
 
-int domxml_render(const struct domxml_spec *s, char **xml, char *err,
-                  size_t errlen)
+int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t errlen)
 {
     struct buf b = { 0 };
     int rc;
@@ -339,8 +338,7 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err,
     if (rc != DOMXML_OK || !xml)
         goto out;
 
-    buf_fmt(&b, "<domain type='%s'>\n",
-            s->virt == DOMXML_VIRT_KVM ? "kvm" : "qemu");
+    buf_fmt(&b, "<domain type='%s'>\n", s->virt == DOMXML_VIRT_KVM ? "kvm" : "qemu");
     buf_str(&b, "  <name>");
     buf_esc(&b, s->name);
     buf_str(&b, "</name>\n");
@@ -350,8 +348,8 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err,
         buf_str(&b, "</uuid>\n");
     }
     if (s->instance_id) {
-        buf_str(&b, "  <metadata>\n    <" DOMXML_NS_PREFIX ":instance xmlns:"
-                    DOMXML_NS_PREFIX "='" DOMXML_NS_URI "' id='");
+        buf_str(&b, "  <metadata>\n    <" DOMXML_NS_PREFIX ":instance xmlns:" DOMXML_NS_PREFIX
+                    "='" DOMXML_NS_URI "' id='");
         buf_esc(&b, s->instance_id);
         buf_str(&b, "'/>\n  </metadata>\n");
     }
@@ -413,8 +411,8 @@ int domxml_parse_instance_id(const char *md, char *id, size_t idlen)
     if (!end)
         goto out;
     for (p = md; p < end; p++) {
-        if ((p[0] == ' ' || p[0] == '\t' || p[0] == '\n') &&
-            p + 3 < end && p[1] == 'i' && p[2] == 'd') {
+        if ((p[0] == ' ' || p[0] == '\t' || p[0] == '\n') && p + 3 < end && p[1] == 'i' &&
+            p[2] == 'd') {
             const char *q = p + 3;
             while (q < end && (*q == ' ' || *q == '\t' || *q == '\n'))
                 q++;

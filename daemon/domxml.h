@@ -29,19 +29,19 @@
 #define DOMXML_NS_PREFIX "shoal"
 
 /* Limits (bytes, excluding the NUL). */
-#define DOMXML_NAME_MAX     64   /* domain name: [A-Za-z0-9_.-], not leading '.' or '-' */
-#define DOMXML_ID_MAX       64   /* instance id: [A-Za-z0-9_.:-] */
-#define DOMXML_UUID_LEN     36   /* canonical 8-4-4-4-12 hex form */
-#define DOMXML_BRIDGE_MAX   15   /* Linux IFNAMSIZ - 1; [A-Za-z0-9_.-] */
-#define DOMXML_MAC_LEN      17   /* xx:xx:xx:xx:xx:xx */
-#define DOMXML_CMDLINE_MAX  4096 /* guest command line */
-#define DOMXML_PATH_MAX     4095 /* absolute host paths */
+#define DOMXML_NAME_MAX       64   /* domain name: [A-Za-z0-9_.-], not leading '.' or '-' */
+#define DOMXML_ID_MAX         64   /* instance id: [A-Za-z0-9_.:-] */
+#define DOMXML_UUID_LEN       36   /* canonical 8-4-4-4-12 hex form */
+#define DOMXML_BRIDGE_MAX     15   /* Linux IFNAMSIZ - 1; [A-Za-z0-9_.-] */
+#define DOMXML_MAC_LEN        17   /* xx:xx:xx:xx:xx:xx */
+#define DOMXML_CMDLINE_MAX    4096 /* guest command line */
+#define DOMXML_PATH_MAX       4095 /* absolute host paths */
 #define DOMXML_MEMORY_MIB_MAX (1024u * 1024u) /* 1 TiB */
-#define DOMXML_VCPUS_MAX    255
+#define DOMXML_VCPUS_MAX      255
 
 /* Status codes: 0 on success, one of these (negative) on failure. */
 enum domxml_status {
-    DOMXML_OK      = 0,
+    DOMXML_OK = 0,
     DOMXML_E_INVAL = -1, /* a spec field is missing, out of range or not representable */
     DOMXML_E_NOMEM = -2, /* allocation failed */
 };
@@ -50,7 +50,7 @@ enum domxml_status {
 enum domxml_virt {
     DOMXML_VIRT_AUTO = 0, /* not valid for rendering; node_start() replaces it
                              with the node's verdict (see node.h) */
-    DOMXML_VIRT_KVM  = 1, /* <domain type='kvm'>: hardware/paravirtual KVM */
+    DOMXML_VIRT_KVM = 1,  /* <domain type='kvm'>: hardware/paravirtual KVM */
     DOMXML_VIRT_QEMU = 2, /* <domain type='qemu'>: TCG emulation */
 };
 
@@ -61,7 +61,7 @@ enum domxml_virt {
  * the same <os> element today; the field exists so they can diverge (e.g.
  * Multiboot modules) without changing callers. */
 enum domxml_boot {
-    DOMXML_BOOT_PVH       = 0, /* ELF with XEN_ELFNOTE_PHYS32_ENTRY (type 18) */
+    DOMXML_BOOT_PVH = 0,       /* ELF with XEN_ELFNOTE_PHYS32_ENTRY (type 18) */
     DOMXML_BOOT_MULTIBOOT = 1, /* ELF32 with a Multiboot v1 header */
 };
 
@@ -90,8 +90,7 @@ struct domxml_spec {
  * is written to err (if err != NULL; truncated to errlen) and a negative
  * domxml_status is returned.
  */
-int domxml_render(const struct domxml_spec *spec, char **xml,
-                  char *err, size_t errlen);
+int domxml_render(const struct domxml_spec *spec, char **xml, char *err, size_t errlen);
 
 /*
  * Extract the instance id from shoal's metadata element as libvirt returns it

@@ -100,8 +100,7 @@ static int loop_get(char *err, size_t errlen)
     if (loop_refs == 0) {
         atomic_store(&loop_quit, 0);
         if (pthread_create(&loop_thread, NULL, loop_main, NULL) != 0) {
-            errbuf_set(err, errlen, "cannot start libvirt event thread: %s",
-                      strerror(errno));
+            errbuf_set(err, errlen, "cannot start libvirt event thread: %s", strerror(errno));
             goto out;
         }
     }
@@ -147,16 +146,16 @@ struct node {
     int reboot_cb;
     int close_registered;
     atomic_int alive;
-    int loop_ref;     /* holds a reference on the event loop */
+    int loop_ref; /* holds a reference on the event loop */
     struct node_opts opts;
     enum domxml_virt virt;
     char virt_reason[200];
-    int kvm_works;                   /* a kvm canary booted (this run or cached) */
-    int virt_uncertain;              /* verdict made without a speed comparison */
+    int kvm_works;      /* a kvm canary booted (this run or cached) */
+    int virt_uncertain; /* verdict made without a speed comparison */
     struct node_capacity cap;
-    pthread_mutex_t lock; /* protects ids, cb_refs */
+    pthread_mutex_t lock;   /* protects ids, cb_refs */
     pthread_cond_t cb_gone; /* signalled when cb_refs drops */
-    int cb_refs;          /* registered callbacks libvirt has not freed yet */
+    int cb_refs;            /* registered callbacks libvirt has not freed yet */
     struct idmap *ids;
 };
 
@@ -201,8 +200,7 @@ out:
 
 /* Copy the cached id for uuid into id; remove the entry if `remove`.
  * Returns 1 if found. */
-static int ids_get(struct node *n, const unsigned char *uuid, char *id,
-                   size_t idlen, int remove)
+static int ids_get(struct node *n, const unsigned char *uuid, char *id, size_t idlen, int remove)
 {
     int found = 0;
     pthread_mutex_lock(&n->lock);
@@ -255,16 +253,12 @@ static int lv_status(struct node *n)
 {
     int code = virGetLastErrorCode();
     switch (code) {
-    case VIR_ERR_NO_DOMAIN:
-        return NODE_E_NOTFOUND;
-    case VIR_ERR_NO_MEMORY:
-        return NODE_E_NOMEM;
+    case VIR_ERR_NO_DOMAIN: return NODE_E_NOTFOUND;
+    case VIR_ERR_NO_MEMORY: return NODE_E_NOMEM;
     case VIR_ERR_NO_CONNECT:
     case VIR_ERR_INVALID_CONN:
-    case VIR_ERR_RPC:
-        return NODE_E_CONN;
-    default:
-        break;
+    case VIR_ERR_RPC: return NODE_E_CONN;
+    default: break;
     }
     if (n && n->conn && virConnectIsAlive(n->conn) == 0)
         return NODE_E_CONN;
@@ -274,8 +268,7 @@ static int lv_status(struct node *n)
 /* Read the shoal instance id of a live domain; 1 if it has one. */
 static int dom_instance_id(virDomainPtr dom, char *id, size_t idlen)
 {
-    char *md = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
-                                    DOMXML_NS_URI, 0);
+    char *md = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS_URI, 0);
     int ok = md && domxml_parse_instance_id(md, id, idlen) == DOMXML_OK;
     free(md);
     if (!ok && idlen)
@@ -296,35 +289,31 @@ static int dom_fill(virDomainPtr dom, struct node_dom *d)
         return -1;
     d->state = (enum node_dom_state)state;
     d->reason = reason;
-    d->internal_error =
-        state == VIR_DOMAIN_CRASHED ||
-        (state == VIR_DOMAIN_PAUSED &&
-         (reason == VIR_DOMAIN_PAUSED_UNKNOWN ||
-          reason == VIR_DOMAIN_PAUSED_CRASHED ||
-          reason == VIR_DOMAIN_PAUSED_IOERROR));
+    d->internal_error = state == VIR_DOMAIN_CRASHED ||
+                        (state == VIR_DOMAIN_PAUSED && (reason == VIR_DOMAIN_PAUSED_UNKNOWN ||
+                                                        reason == VIR_DOMAIN_PAUSED_CRASHED ||
+                                                        reason == VIR_DOMAIN_PAUSED_IOERROR));
     return 0;
 }
 
 /* ---- events ---------------------------------------------------------------- */
 
-static const char *const started_detail[] = {
-    "booted", "migrated", "restored", "from-snapshot", "wakeup", "recreated" };
-static const char *const stopped_detail[] = {
-    "shutdown", "destroyed", "crashed", "migrated", "saved", "failed",
-    "from-snapshot" };
+static const char *const started_detail[] = { "booted",        "migrated", "restored",
+                                              "from-snapshot", "wakeup",   "recreated" };
+static const char *const stopped_detail[] = { "shutdown", "destroyed", "crashed",      "migrated",
+                                              "saved",    "failed",    "from-snapshot" };
 static const char *const shutdown_detail[] = { "finished", "guest", "host" };
 static const char *const crashed_detail[] = { "panicked", "crashloaded" };
-static const char *const suspended_detail[] = {
-    "paused", "migrated", "io-error", "watchdog", "restored", "from-snapshot",
-    "api-error", "postcopy", "postcopy-failed" };
-static const char *const resumed_detail[] = {
-    "unpaused", "migrated", "from-snapshot", "postcopy", "postcopy-failed" };
+static const char *const suspended_detail[] = { "paused",    "migrated", "io-error",
+                                                "watchdog",  "restored", "from-snapshot",
+                                                "api-error", "postcopy", "postcopy-failed" };
+static const char *const resumed_detail[] = { "unpaused", "migrated", "from-snapshot", "postcopy",
+                                              "postcopy-failed" };
 
-#define DETAIL(tbl, i) \
+#define DETAIL(tbl, i)                                                                             \
     ((i) >= 0 && (size_t)(i) < sizeof(tbl) / sizeof((tbl)[0]) ? (tbl)[i] : "unknown")
 
-static void deliver(struct node *n, const char *id, enum node_event ev,
-                    const char *detail)
+static void deliver(struct node *n, const char *id, enum node_event ev, const char *detail)
 {
     if (n->opts.on_event)
         n->opts.on_event(n, id, ev, detail, n->opts.user);
@@ -341,8 +330,8 @@ static void deliver(struct node *n, const char *id, enum node_event ev,
 #define PAUSE_SETTLE_MS 1000
 
 struct pause_check {
-    struct node *n;             /* alive until cb_free: conn_drop waits */
-    virConnectPtr conn;         /* own reference: n->conn may be closed */
+    struct node *n;     /* alive until cb_free: conn_drop waits */
+    virConnectPtr conn; /* own reference: n->conn may be closed */
     unsigned char uuid[VIR_UUID_BUFLEN];
     char id[DOMXML_ID_MAX + 1];
 };
@@ -352,14 +341,14 @@ static void pause_check_fire(int timer, void *opaque)
     struct pause_check *pc = opaque;
     int state = 0, reason = 0;
 
-    virEventRemoveTimeout(timer);   /* one-shot; pause_check_free follows */
+    virEventRemoveTimeout(timer); /* one-shot; pause_check_free follows */
     if (!atomic_load(&pc->n->alive))
         return;
     virDomainPtr dom = virDomainLookupByUUID(pc->conn, pc->uuid);
     if (!dom)
-        return;                      /* gone: the panic path destroyed it */
-    if (virDomainGetState(dom, &state, &reason, 0) == 0 &&
-        state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_UNKNOWN)
+        return; /* gone: the panic path destroyed it */
+    if (virDomainGetState(dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED &&
+        reason == VIR_DOMAIN_PAUSED_UNKNOWN)
         deliver(pc->n, pc->id, NODE_EVENT_CRASHED, "kvm-internal-error");
     virDomainFree(dom);
 }
@@ -378,8 +367,8 @@ static void pause_check_free(void *opaque)
  * create (see create_running) can reach this thread after the resumed
  * guest has already been paused again by an emulation failure; both would
  * then find it paused for an unknown reason and report two crashes. */
-static void pause_check_later(struct node *n, virConnectPtr conn,
-                              const unsigned char *uuid, const char *id)
+static void pause_check_later(struct node *n, virConnectPtr conn, const unsigned char *uuid,
+                              const char *id)
 {
     if (!ids_pause_claim(n, uuid, 1))
         return;
@@ -390,8 +379,7 @@ static void pause_check_later(struct node *n, virConnectPtr conn,
         memcpy(pc->uuid, uuid, VIR_UUID_BUFLEN);
         snprintf(pc->id, sizeof pc->id, "%s", id);
         cb_hold(n);
-        if (virEventAddTimeout(PAUSE_SETTLE_MS, pause_check_fire, pc,
-                               pause_check_free) >= 0)
+        if (virEventAddTimeout(PAUSE_SETTLE_MS, pause_check_fire, pc, pause_check_free) >= 0)
             return;
         cb_free(n);
         virConnectClose(conn);
@@ -401,8 +389,7 @@ static void pause_check_later(struct node *n, virConnectPtr conn,
     deliver(n, id, NODE_EVENT_CRASHED, "kvm-internal-error");
 }
 
-static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
-                        int detail, void *opaque)
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
     struct node *n = opaque;
     unsigned char uuid[VIR_UUID_BUFLEN];
@@ -427,8 +414,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
     case VIR_DOMAIN_EVENT_SUSPENDED: {
         /* shoal never pauses guests: a pause is QEMU stopping the VM */
         int state = 0, reason = 0;
-        if (virDomainGetState(dom, &state, &reason, 0) == 0 &&
-            state == VIR_DOMAIN_PAUSED) {
+        if (virDomainGetState(dom, &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED) {
             if (reason == VIR_DOMAIN_PAUSED_UNKNOWN) {
                 pause_check_later(n, conn, uuid, id);
                 break;
@@ -454,8 +440,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
     case VIR_DOMAIN_EVENT_CRASHED:
         deliver(n, id, NODE_EVENT_CRASHED, DETAIL(crashed_detail, detail));
         break;
-    default: /* DEFINED, UNDEFINED, PMSUSPENDED: not used by shoal */
-        break;
+    default: /* DEFINED, UNDEFINED, PMSUSPENDED: not used by shoal */ break;
     }
     return 0;
 }
@@ -507,8 +492,8 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
  * Returns the domain (caller frees) or NULL with the reason in why and the
  * node status in *status.
  */
-static virDomainPtr create_running(struct node *n, const char *xml,
-                                   int *status, char *why, size_t whylen)
+static virDomainPtr create_running(struct node *n, const char *xml, int *status, char *why,
+                                   size_t whylen)
 {
     virDomainPtr dom = virDomainCreateXML(n->conn, xml, VIR_DOMAIN_START_PAUSED);
     int state = 0, reason = 0;
@@ -533,13 +518,13 @@ static virDomainPtr create_running(struct node *n, const char *xml,
     *status = lv_status(n);
     if (virDomainGetState(dom, &state, &reason, 0) < 0) {
         if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
-            return dom;  /* ran and is already gone */
+            return dom; /* ran and is already gone */
         *status = lv_status(n);
         virDomainFree(dom);
         return NULL;
     }
     if (state != VIR_DOMAIN_PAUSED || reason != VIR_DOMAIN_PAUSED_USER)
-        return dom;      /* ran: running, shutting down, crashed, ... */
+        return dom; /* ran: running, shutting down, crashed, ... */
     virDomainDestroy(dom);
     virDomainFree(dom);
     if (*status == NODE_E_NOTFOUND || *status == NODE_OK)
@@ -635,11 +620,12 @@ static int write_qemu_conf(const char *root, char *err, size_t errlen)
      * prepares need no chown games. NB: libvirt still resolves its
      * compiled-in user 'libvirt-qemu' before reading this file. */
     if (!strstr(buf, "user") && !strstr(buf, "group"))
-        snprintf(ids, sizeof ids, "user = \"+%u\"\ngroup = \"+%u\"\n",
-                 (unsigned)geteuid(), (unsigned)getegid());
+        snprintf(ids, sizeof ids, "user = \"+%u\"\ngroup = \"+%u\"\n", (unsigned)geteuid(),
+                 (unsigned)getegid());
     f = fopen(path, "a");
-    if (!f || fprintf(f, "%s# written by shoal: no virtlogd needed\n"
-                         "stdio_handler = \"file\"\n%s",
+    if (!f || fprintf(f,
+                      "%s# written by shoal: no virtlogd needed\n"
+                      "stdio_handler = \"file\"\n%s",
                       n && buf[n - 1] != '\n' ? "\n" : "", ids) < 0) {
         errbuf_set(err, errlen, "cannot write '%s': %s", path, strerror(errno));
         goto out;
@@ -674,8 +660,7 @@ static void conn_drop(struct node *n)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += 5;
     pthread_mutex_lock(&n->lock);
-    while (n->cb_refs > 0 &&
-           pthread_cond_timedwait(&n->cb_gone, &n->lock, &ts) == 0)
+    while (n->cb_refs > 0 && pthread_cond_timedwait(&n->cb_gone, &n->lock, &ts) == 0)
         ;
     pthread_mutex_unlock(&n->lock);
 }
@@ -689,7 +674,8 @@ static void conn_drop(struct node *n)
 static void open_uri(const char *uri, char *out, size_t outlen)
 {
     size_t k = strncmp(uri, "qemu:///system", 14) == 0    ? 14
-             : strncmp(uri, "qemu:///session", 15) == 0 ? 15 : 0;
+               : strncmp(uri, "qemu:///session", 15) == 0 ? 15
+                                                          : 0;
     if (k && (uri[k] == '\0' || uri[k] == '?'))
         snprintf(out, outlen, "qemu+unix://%s", uri + 7);
     else
@@ -711,28 +697,29 @@ static int conn_make(struct node *n, char *err, size_t errlen)
     if (!n->conn) {
         const char *m = lv_msg();
         errbuf_set(err, errlen, "cannot connect to '%s': %s%s", n->uri, m,
-                  strstr(m, "parse user") ? " (libvirt's QEMU driver needs the "
-                  "system user 'libvirt-qemu' to exist even when embedded; "
-                  "see docs/node.md)" : "");
+                   strstr(m, "parse user")
+                       ? " (libvirt's QEMU driver needs the "
+                         "system user 'libvirt-qemu' to exist even when embedded; "
+                         "see docs/node.md)"
+                       : "");
         rc = NODE_E_CONN;
         goto out;
     }
     virConnSetErrorFunc(n->conn, NULL, lv_quiet);
     cb_hold(n);
-    n->lifecycle_cb = virConnectDomainEventRegisterAny(
-        n->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-        VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), n, cb_free);
+    n->lifecycle_cb =
+        virConnectDomainEventRegisterAny(n->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), n, cb_free);
     if (n->lifecycle_cb < 0)
         cb_free(n);
     cb_hold(n);
-    n->reboot_cb = virConnectDomainEventRegisterAny(
-        n->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
-        VIR_DOMAIN_EVENT_CALLBACK(on_reboot), n, cb_free);
+    n->reboot_cb =
+        virConnectDomainEventRegisterAny(n->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_reboot), n, cb_free);
     if (n->reboot_cb < 0)
         cb_free(n);
     if (n->lifecycle_cb < 0 || n->reboot_cb < 0) {
-        errbuf_set(err, errlen, "cannot register domain events on '%s': %s",
-                  n->uri, lv_msg());
+        errbuf_set(err, errlen, "cannot register domain events on '%s': %s", n->uri, lv_msg());
         rc = NODE_E_LIBVIRT;
         goto out;
     }
@@ -742,8 +729,7 @@ static int conn_make(struct node *n, char *err, size_t errlen)
      * accept the registration but never call a free callback, and
      * virConnectUnregisterCloseCallback is synchronous with on_close (both
      * hold the connection's close-callback lock). */
-    n->close_registered =
-        virConnectRegisterCloseCallback(n->conn, on_close, n, NULL) == 0;
+    n->close_registered = virConnectRegisterCloseCallback(n->conn, on_close, n, NULL) == 0;
     atomic_store(&n->alive, 1);
     rc = NODE_OK;
 out:
@@ -768,12 +754,10 @@ static int settle(struct node *n, char *err, size_t errlen)
 
     for (;;) {
         virDomainPtr *doms = NULL;
-        int count = virConnectListAllDomains(n->conn, &doms,
-                                             VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+        int count = virConnectListAllDomains(n->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
         int busy = 0;
         if (count < 0) {
-            errbuf_set(err, errlen, "cannot list domains on '%s': %s", n->uri,
-                      lv_msg());
+            errbuf_set(err, errlen, "cannot list domains on '%s': %s", n->uri, lv_msg());
             rc = lv_status(n);
             goto out;
         }
@@ -782,11 +766,9 @@ static int settle(struct node *n, char *err, size_t errlen)
             char id[DOMXML_ID_MAX + 1];
             unsigned char uuid[VIR_UUID_BUFLEN];
             if (virDomainGetControlInfo(doms[i], &ci, 0) == 0 &&
-                ci.state != VIR_DOMAIN_CONTROL_OK &&
-                ci.state != VIR_DOMAIN_CONTROL_ERROR)
+                ci.state != VIR_DOMAIN_CONTROL_OK && ci.state != VIR_DOMAIN_CONTROL_ERROR)
                 busy = 1;
-            if (dom_instance_id(doms[i], id, sizeof id) &&
-                virDomainGetUUID(doms[i], uuid) == 0)
+            if (dom_instance_id(doms[i], id, sizeof id) && virDomainGetUUID(doms[i], uuid) == 0)
                 ids_put(n, uuid, id);
             virDomainFree(doms[i]);
         }
@@ -797,8 +779,8 @@ static int settle(struct node *n, char *err, size_t errlen)
         }
         prev = busy ? -1 : count;
         if (now_ms() >= deadline) {
-            errbuf_set(err, errlen, "domains on '%s' still being adopted after %u ms",
-                      n->uri, n->opts.settle_timeout_ms);
+            errbuf_set(err, errlen, "domains on '%s' still being adopted after %u ms", n->uri,
+                       n->opts.settle_timeout_ms);
             goto out;
         }
         sleep_ms(count ? 100 : 20);
@@ -879,29 +861,32 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
 
     if (!dir)
         dir = "/tmp";
-    snprintf(name, sizeof name, "shoal-canary-%ld-%d", (long)getpid(),
-             atomic_fetch_add(&seq, 1));
+    snprintf(name, sizeof name, "shoal-canary-%ld-%d", (long)getpid(), atomic_fetch_add(&seq, 1));
     snprintf(console, sizeof console, "%s/%s.console", dir, name);
     snprintf(status, sizeof status, "%s/%s.status", dir, name);
     struct domxml_spec spec = {
-        .name = name, .virt = virt, .boot = DOMXML_BOOT_PVH,
-        .memory_mib = 16, .vcpus = 1, .kernel = canary_path(n), .cmdline = "canary=bench",
-        .console_log = console, .status_log = status,
+        .name = name,
+        .virt = virt,
+        .boot = DOMXML_BOOT_PVH,
+        .memory_mib = 16,
+        .vcpus = 1,
+        .kernel = canary_path(n),
+        .cmdline = "canary=bench",
+        .console_log = console,
+        .status_log = status,
     };
     if (domxml_render(&spec, &xml, xml_err, sizeof xml_err) != DOMXML_OK) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason, "canary: %s", xml_err);
         goto out;
     }
     if (access(spec.kernel, R_OK) != 0) {
-        errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                 "canary '%s' not found", spec.kernel);
+        errbuf_set(n->virt_reason, sizeof n->virt_reason, "canary '%s' not found", spec.kernel);
         goto out;
     }
     t0 = now_ms();
     dom = create_running(n, xml, &rc, why, sizeof why);
     if (!dom) {
-        errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                 "%s canary did not start: %s", what, why);
+        errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s canary did not start: %s", what, why);
         goto out;
     }
     deadline = t0 + n->opts.canary_timeout_ms;
@@ -921,21 +906,18 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
     }
     if (state == VIR_DOMAIN_PAUSED) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                 "%s canary paused (reason %d): KVM internal error", what, reason);
+                   "%s canary paused (reason %d): KVM internal error", what, reason);
     } else if (state == VIR_DOMAIN_CRASHED) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s canary crashed", what);
     } else if (state != VIR_DOMAIN_SHUTDOWN && state != VIR_DOMAIN_SHUTOFF) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                 "%s canary did not power off within %u ms", what,
-                 n->opts.canary_timeout_ms);
+                   "%s canary did not power off within %u ms", what, n->opts.canary_timeout_ms);
     } else if (!file_contains(console, "ok")) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                 "%s canary powered off without printing 'ok' to '%s'",
-                 what, console);
+                   "%s canary powered off without printing 'ok' to '%s'", what, console);
     } else {
-        errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                 "%s canary powered off in %llu ms", what,
-                 (unsigned long long)(now_ms() - t0));
+        errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s canary powered off in %llu ms", what,
+                   (unsigned long long)(now_ms() - t0));
         *cycles = canary_cycles(console);
         ok = 1;
     }
@@ -978,19 +960,19 @@ static int canary_kvm(struct node *n)
          * made blind - the next start measures again. */
         n->virt_uncertain = 1;
         errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                  "%s; no speed comparison (%s): using kvm, not cached", kvm_reason, why);
+                   "%s; no speed comparison (%s): using kvm, not cached", kvm_reason, why);
         return 1;
     }
     if (kvm_cycles > 2 * tcg_cycles) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                  "kvm works but ran the canary loop %llux slower than TCG "
-                  "(%llu vs %llu cycles): using qemu",
-                  (unsigned long long)(kvm_cycles / tcg_cycles),
-                  (unsigned long long)kvm_cycles, (unsigned long long)tcg_cycles);
+                   "kvm works but ran the canary loop %llux slower than TCG "
+                   "(%llu vs %llu cycles): using qemu",
+                   (unsigned long long)(kvm_cycles / tcg_cycles), (unsigned long long)kvm_cycles,
+                   (unsigned long long)tcg_cycles);
         return 0;
     }
     errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s; loop %llu cycles vs %llu under TCG",
-              kvm_reason, (unsigned long long)kvm_cycles, (unsigned long long)tcg_cycles);
+               kvm_reason, (unsigned long long)kvm_cycles, (unsigned long long)tcg_cycles);
     return 1;
 }
 
@@ -1006,8 +988,7 @@ static void cache_path(const struct node *n, char *out, size_t len)
         h ^= (unsigned char)*p;
         h *= 0x100000001b3ull;
     }
-    snprintf(out, len, "%s/shoal-kvm-verdict-%016llx", dir,
-             (unsigned long long)h);
+    snprintf(out, len, "%s/shoal-kvm-verdict-%016llx", dir, (unsigned long long)h);
 }
 
 /* What a cached verdict is valid for: URI, host kernel, QEMU/libvirt
@@ -1023,9 +1004,8 @@ static void cache_key(struct node *n, char *out, size_t len)
     virConnectGetVersion(n->conn, &hv);
     virConnectGetLibVersion(n->conn, &lv);
     stat(canary_path(n), &st);
-    snprintf(out, len, "uri=%s kernel=%s hv=%lu libvirt=%lu canary=%lld.%lld",
-             n->uri, u.release, hv, lv, (long long)st.st_size,
-             (long long)st.st_mtime);
+    snprintf(out, len, "uri=%s kernel=%s hv=%lu libvirt=%lu canary=%lld.%lld", n->uri, u.release,
+             hv, lv, (long long)st.st_size, (long long)st.st_mtime);
 }
 
 static void decide_virt(struct node *n)
@@ -1033,16 +1013,14 @@ static void decide_virt(struct node *n)
     char path[4300], key[1024], line[1200];
     FILE *f;
 
-    if (n->opts.domain_type == DOMXML_VIRT_KVM ||
-        n->opts.domain_type == DOMXML_VIRT_QEMU) {
+    if (n->opts.domain_type == DOMXML_VIRT_KVM || n->opts.domain_type == DOMXML_VIRT_QEMU) {
         n->virt = n->opts.domain_type;
         errbuf_set(n->virt_reason, sizeof n->virt_reason, "forced by operator");
         return;
     }
     if (strncmp(n->uri, "test:", 5) == 0) {
         n->virt = DOMXML_VIRT_QEMU;
-        errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                 "test driver: no canary, using qemu");
+        errbuf_set(n->virt_reason, sizeof n->virt_reason, "test driver: no canary, using qemu");
         return;
     }
     cache_path(n, path, sizeof path);
@@ -1056,8 +1034,7 @@ static void decide_virt(struct node *n)
             if (strncmp(v, "kvm", 3) == 0 || strncmp(v, "qemu", 4) == 0) {
                 n->virt = v[0] == 'k' ? DOMXML_VIRT_KVM : DOMXML_VIRT_QEMU;
                 n->kvm_works = strstr(v, "kvm-works") != NULL || n->virt == DOMXML_VIRT_KVM;
-                errbuf_set(n->virt_reason, sizeof n->virt_reason,
-                         "cached verdict (%s)", path);
+                errbuf_set(n->virt_reason, sizeof n->virt_reason, "cached verdict (%s)", path);
                 return;
             }
         }
@@ -1074,8 +1051,7 @@ static int probe_capacity(struct node *n, char *err, size_t errlen)
 {
     virNodeInfo info;
     if (virNodeGetInfo(n->conn, &info) < 0) {
-        errbuf_set(err, errlen, "cannot get node info from '%s': %s", n->uri,
-                  lv_msg());
+        errbuf_set(err, errlen, "cannot get node info from '%s': %s", n->uri, lv_msg());
         return lv_status(n);
     }
     n->cap.memory_mib = info.memory / 1024u;
@@ -1088,8 +1064,8 @@ static int probe_capacity(struct node *n, char *err, size_t errlen)
 
 /* ---- public API ------------------------------------------------------------ */
 
-int node_open(const char *uri, const struct node_opts *opts, struct node **out,
-              char *err, size_t errlen)
+int node_open(const char *uri, const struct node_opts *opts, struct node **out, char *err,
+              size_t errlen)
 {
     struct node *n = NULL;
     int rc = NODE_E_INVAL;
@@ -1100,8 +1076,7 @@ int node_open(const char *uri, const struct node_opts *opts, struct node **out,
         errbuf_set(err, errlen, "node_open: no URI given");
         goto out;
     }
-    if (opts && opts->domain_type != DOMXML_VIRT_AUTO &&
-        opts->domain_type != DOMXML_VIRT_KVM &&
+    if (opts && opts->domain_type != DOMXML_VIRT_AUTO && opts->domain_type != DOMXML_VIRT_KVM &&
         opts->domain_type != DOMXML_VIRT_QEMU) {
         errbuf_set(err, errlen, "invalid domain type '%d'", (int)opts->domain_type);
         goto out;
@@ -1190,12 +1165,10 @@ const char *node_domain_type_reason(const struct node *n)
 
 int node_alive(struct node *n)
 {
-    return n && n->conn && atomic_load(&n->alive) &&
-           virConnectIsAlive(n->conn) == 1;
+    return n && n->conn && atomic_load(&n->alive) && virConnectIsAlive(n->conn) == 1;
 }
 
-int node_capacity(struct node *n, struct node_capacity *cap, char *err,
-                  size_t errlen)
+int node_capacity(struct node *n, struct node_capacity *cap, char *err, size_t errlen)
 {
     if (!n || !cap || !n->conn) {
         errbuf_set(err, errlen, "node_capacity: no node or connection");
@@ -1208,16 +1181,14 @@ int node_capacity(struct node *n, struct node_capacity *cap, char *err,
     return NODE_OK;
 }
 
-static int need_conn(struct node *n, const char *what, const char *name,
-                     char *err, size_t errlen)
+static int need_conn(struct node *n, const char *what, const char *name, char *err, size_t errlen)
 {
     if (!n || (name && !name[0])) {
         errbuf_set(err, errlen, "%s: missing node or domain name", what);
         return NODE_E_INVAL;
     }
     if (!n->conn) {
-        errbuf_set(err, errlen, "%s '%s': not connected to '%s'", what,
-                  name ? name : "", n->uri);
+        errbuf_set(err, errlen, "%s '%s': not connected to '%s'", what, name ? name : "", n->uri);
         return NODE_E_CONN;
     }
     return NODE_OK;
@@ -1229,8 +1200,10 @@ static int uuid_parse(const char *str, unsigned char out[VIR_UUID_BUFLEN])
     size_t j = 0;
     for (size_t i = 0; str[i] && j < 2 * VIR_UUID_BUFLEN; i++) {
         char c = str[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (c == '-')
             continue;
         if (v < 0)
@@ -1258,13 +1231,13 @@ static void uuid_random(char out[DOMXML_UUID_LEN + 1])
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     snprintf(out, DOMXML_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-             b[12], b[13], b[14], b[15]);
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
 }
 
-int node_start(struct node *n, const struct domxml_spec *spec,
-               char uuid_out[DOMXML_UUID_LEN + 1], char *err, size_t errlen)
+int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOMXML_UUID_LEN + 1],
+               char *err, size_t errlen)
 {
     struct domxml_spec s;
     virDomainPtr dom = NULL;
@@ -1292,19 +1265,13 @@ int node_start(struct node *n, const struct domxml_spec *spec,
         s.uuid = uuid_str;
     }
     switch (domxml_render(&s, &xml, err, errlen)) {
-    case DOMXML_OK:
-        break;
-    case DOMXML_E_NOMEM:
-        rc = NODE_E_NOMEM;
-        goto out;
-    default:
-        rc = NODE_E_INVAL;
-        goto out;
+    case DOMXML_OK: break;
+    case DOMXML_E_NOMEM: rc = NODE_E_NOMEM; goto out;
+    default: rc = NODE_E_INVAL; goto out;
     }
     dom = virDomainLookupByName(n->conn, s.name);
     if (dom) {
-        errbuf_set(err, errlen, "domain '%s' already exists on '%s'", s.name,
-                  n->uri);
+        errbuf_set(err, errlen, "domain '%s' already exists on '%s'", s.name, n->uri);
         rc = NODE_E_EXISTS;
         goto out;
     }
@@ -1334,8 +1301,8 @@ out:
 }
 
 /* Lookup by name; NODE_E_NOTFOUND if no such domain. */
-static int lookup(struct node *n, const char *what, const char *name,
-                  virDomainPtr *dom, char *err, size_t errlen)
+static int lookup(struct node *n, const char *what, const char *name, virDomainPtr *dom, char *err,
+                  size_t errlen)
 {
     int rc = need_conn(n, what, name, err, errlen);
     if (rc != NODE_OK)
@@ -1344,11 +1311,9 @@ static int lookup(struct node *n, const char *what, const char *name,
     if (!*dom) {
         rc = lv_status(n);
         if (rc == NODE_E_NOTFOUND)
-            errbuf_set(err, errlen, "%s: domain '%s' not found on '%s'", what, name,
-                      n->uri);
+            errbuf_set(err, errlen, "%s: domain '%s' not found on '%s'", what, name, n->uri);
         else
-            errbuf_set(err, errlen, "%s: cannot look up domain '%s': %s", what,
-                      name, lv_msg());
+            errbuf_set(err, errlen, "%s: cannot look up domain '%s': %s", what, name, lv_msg());
         return rc;
     }
     return NODE_OK;
@@ -1384,8 +1349,8 @@ out:
     return rc;
 }
 
-int node_shutdown(struct node *n, const char *name, unsigned timeout_ms,
-                  int *forced, char *err, size_t errlen)
+int node_shutdown(struct node *n, const char *name, unsigned timeout_ms, int *forced, char *err,
+                  size_t errlen)
 {
     virDomainPtr dom = NULL;
     uint64_t deadline;
@@ -1412,8 +1377,10 @@ int node_shutdown(struct node *n, const char *name, unsigned timeout_ms,
         sleep_ms(50);
     }
     if (virDomainDestroy(dom) < 0 && !dom_gone(dom)) {
-        errbuf_set(err, errlen, "cannot destroy domain '%s' after %u ms shutdown "
-                  "timeout: %s", name, timeout_ms, lv_msg());
+        errbuf_set(err, errlen,
+                   "cannot destroy domain '%s' after %u ms shutdown "
+                   "timeout: %s",
+                   name, timeout_ms, lv_msg());
         rc = lv_status(n);
         goto out;
     }
@@ -1426,8 +1393,7 @@ out:
     return rc;
 }
 
-int node_state(struct node *n, const char *name, struct node_dom *out,
-               char *err, size_t errlen)
+int node_state(struct node *n, const char *name, struct node_dom *out, char *err, size_t errlen)
 {
     virDomainPtr dom = NULL;
     int rc = lookup(n, "state", name, &dom, err, errlen);
@@ -1436,7 +1402,7 @@ int node_state(struct node *n, const char *name, struct node_dom *out,
     if (!out || dom_fill(dom, out) < 0) {
         rc = out ? lv_status(n) : NODE_E_INVAL;
         errbuf_set(err, errlen, "cannot get state of domain '%s': %s", name,
-                  out ? lv_msg() : "no output");
+                   out ? lv_msg() : "no output");
         goto out;
     }
     rc = NODE_OK;
@@ -1446,8 +1412,7 @@ out:
     return rc;
 }
 
-int node_list(struct node *n, struct node_dom **list, size_t *count, char *err,
-              size_t errlen)
+int node_list(struct node *n, struct node_dom **list, size_t *count, char *err, size_t errlen)
 {
     virDomainPtr *doms = NULL;
     struct node_dom *res = NULL;
@@ -1525,16 +1490,14 @@ int node_reconnect(struct node *n, char *err, size_t errlen)
 
 const char *node_event_name(enum node_event ev)
 {
-    static const char *const names[] = { "started", "resumed", "suspended",
-                                         "shutdown", "stopped", "crashed",
-                                         "reboot", "conn-lost" };
+    static const char *const names[] = { "started", "resumed", "suspended", "shutdown",
+                                         "stopped", "crashed", "reboot",    "conn-lost" };
     return DETAIL(names, (int)ev);
 }
 
 const char *node_dom_state_name(enum node_dom_state st)
 {
-    static const char *const names[] = { "nostate", "running", "blocked",
-                                         "paused", "shutdown", "shutoff",
-                                         "crashed", "pmsuspended" };
+    static const char *const names[] = { "nostate",  "running", "blocked", "paused",
+                                         "shutdown", "shutoff", "crashed", "pmsuspended" };
     return DETAIL(names, (int)st);
 }

@@ -55,20 +55,20 @@
 #define NODE_ERR_MAX 512
 
 /* Defaults for node_opts fields left 0/NULL. */
-#define NODE_CANARY_TIMEOUT_MS  10000u /* canary must power off within this */
-#define NODE_SETTLE_TIMEOUT_MS  10000u /* adoption of running domains, see node_open */
-#define NODE_CANARY_INSTALLED   SHOAL_DATADIR "/shoal/canary.elf"
+#define NODE_CANARY_TIMEOUT_MS 10000u /* canary must power off within this */
+#define NODE_SETTLE_TIMEOUT_MS 10000u /* adoption of running domains, see node_open */
+#define NODE_CANARY_INSTALLED  SHOAL_DATADIR "/shoal/canary.elf"
 
 enum node_status {
-    NODE_OK         = 0,
-    NODE_E_INVAL    = -1, /* bad argument or spec (message quotes it) */
-    NODE_E_NOMEM    = -2, /* allocation failed */
-    NODE_E_LIBVIRT  = -3, /* libvirt refused the operation; message is libvirt's */
+    NODE_OK = 0,
+    NODE_E_INVAL = -1,    /* bad argument or spec (message quotes it) */
+    NODE_E_NOMEM = -2,    /* allocation failed */
+    NODE_E_LIBVIRT = -3,  /* libvirt refused the operation; message is libvirt's */
     NODE_E_NOTFOUND = -4, /* no such (running) domain */
-    NODE_E_EXISTS   = -5, /* a domain with that name already exists */
-    NODE_E_CONN     = -6, /* the connection is lost; call node_reconnect() */
-    NODE_E_TIMEOUT  = -7, /* a bounded wait expired */
-    NODE_E_IO       = -8, /* a local file (qemu.conf, canary files) failed */
+    NODE_E_EXISTS = -5,   /* a domain with that name already exists */
+    NODE_E_CONN = -6,     /* the connection is lost; call node_reconnect() */
+    NODE_E_TIMEOUT = -7,  /* a bounded wait expired */
+    NODE_E_IO = -8,       /* a local file (qemu.conf, canary files) failed */
 };
 
 /* Node events, delivered per shoal domain (and CONN_LOST per node).
@@ -88,26 +88,26 @@ enum node_status {
  * SUSPENDED, and a guest that powered off at once could even deliver
  * SHUTDOWN before STARTED (libvirt queues STARTED when the create returns). */
 enum node_event {
-    NODE_EVENT_STARTED   = 0, /* QEMU started; detail: "booted", "restored", ... */
-    NODE_EVENT_RESUMED   = 1, /* vCPUs running; "unpaused" right after
+    NODE_EVENT_STARTED = 0,   /* QEMU started; detail: "booted", "restored", ... */
+    NODE_EVENT_RESUMED = 1,   /* vCPUs running; "unpaused" right after
                                  node_start's SUSPENDED */
     NODE_EVENT_SUSPENDED = 2, /* paused for a benign reason: "paused" once at
                                  every start (the domain is created paused);
                                  shoal never pauses a running guest */
-    NODE_EVENT_SHUTDOWN  = 3, /* guest powered off / shutdown requested; QEMU
+    NODE_EVENT_SHUTDOWN = 3,  /* guest powered off / shutdown requested; QEMU
                                  is being torn down, STOPPED follows ~1.5 s later.
                                  detail: "finished", "guest", "host" */
-    NODE_EVENT_STOPPED   = 4, /* domain gone (transient: no longer listed).
+    NODE_EVENT_STOPPED = 4,   /* domain gone (transient: no longer listed).
                                  detail: "shutdown", "destroyed", "crashed",
                                  "failed", "migrated", "saved", "unknown" */
-    NODE_EVENT_CRASHED   = 5, /* guest crashed. detail: "panicked" (pvpanic),
+    NODE_EVENT_CRASHED = 5,   /* guest crashed. detail: "panicked" (pvpanic),
                                  "crashloaded", "kvm-internal-error" (paused with
                                  an emulation failure, e.g. SSE under kvm-pvm;
                                  the domain stays PAUSED until destroyed; sent
                                  1 s after the pause, once a panic would have
                                  shown as "panicked" instead),
                                  "paused-crashed", "io-error" */
-    NODE_EVENT_REBOOT    = 6, /* guest reset (with on_reboot=destroy, STOPPED follows) */
+    NODE_EVENT_REBOOT = 6,    /* guest reset (with on_reboot=destroy, STOPPED follows) */
     NODE_EVENT_CONN_LOST = 7, /* connection closed; instance_id is NULL. detail:
                                  "error", "eof", "keepalive", "client" */
 };
@@ -122,9 +122,8 @@ struct node;
  * are valid only during the call. Events for domains without shoal metadata
  * are not delivered.
  */
-typedef void node_event_fn(struct node *node, const char *instance_id,
-                           enum node_event event, const char *detail,
-                           void *user);
+typedef void node_event_fn(struct node *node, const char *instance_id, enum node_event event,
+                           const char *detail, void *user);
 
 /* Options for node_open(). Zero-initialise, then set what you need. */
 struct node_opts {
@@ -152,24 +151,24 @@ struct node_capacity {
 
 /* Domain state, 1:1 with libvirt's virDomainState. */
 enum node_dom_state {
-    NODE_DOM_NOSTATE     = 0,
-    NODE_DOM_RUNNING     = 1,
-    NODE_DOM_BLOCKED     = 2,
-    NODE_DOM_PAUSED      = 3,
-    NODE_DOM_SHUTDOWN    = 4, /* being shut down */
-    NODE_DOM_SHUTOFF     = 5,
-    NODE_DOM_CRASHED     = 6,
+    NODE_DOM_NOSTATE = 0,
+    NODE_DOM_RUNNING = 1,
+    NODE_DOM_BLOCKED = 2,
+    NODE_DOM_PAUSED = 3,
+    NODE_DOM_SHUTDOWN = 4, /* being shut down */
+    NODE_DOM_SHUTOFF = 5,
+    NODE_DOM_CRASHED = 6,
     NODE_DOM_PMSUSPENDED = 7,
 };
 
 /* One shoal domain, as listed or queried. */
 struct node_dom {
-    char name[256];                    /* libvirt domain name */
-    char uuid[DOMXML_UUID_LEN + 1];    /* libvirt UUID, canonical form */
+    char name[256];                      /* libvirt domain name */
+    char uuid[DOMXML_UUID_LEN + 1];      /* libvirt UUID, canonical form */
     char instance_id[DOMXML_ID_MAX + 1]; /* from shoal metadata; "" if none */
-    enum node_dom_state state;         /* current state */
-    int reason;                        /* libvirt's reason code for state */
-    int internal_error;                /* 1: paused with an unknown reason or
+    enum node_dom_state state;           /* current state */
+    int reason;                          /* libvirt's reason code for state */
+    int internal_error;                  /* 1: paused with an unknown reason or
                                           crashed - treat as a crash
                                           ("kvm-internal-error") */
 };
@@ -189,8 +188,8 @@ struct node_dom {
  * Errors: NODE_E_INVAL (uri/opts), NODE_E_IO (qemu.conf), NODE_E_LIBVIRT or
  * NODE_E_CONN (connect failed), NODE_E_NOMEM.
  */
-int node_open(const char *uri, const struct node_opts *opts,
-              struct node **out, char *err, size_t errlen);
+int node_open(const char *uri, const struct node_opts *opts, struct node **out, char *err,
+              size_t errlen);
 
 /* Deregister callbacks (waits until libvirt has released them, so no
  * callback runs after this returns), close the connection, stop the event
@@ -216,8 +215,7 @@ const char *node_domain_type_reason(const struct node *node);
 int node_kvm_works(const struct node *node);
 
 /* Capacity as probed at open (refreshes free memory). */
-int node_capacity(struct node *node, struct node_capacity *cap,
-                  char *err, size_t errlen);
+int node_capacity(struct node *node, struct node_capacity *cap, char *err, size_t errlen);
 
 /*
  * Start a transient domain rendered from `spec` (spec->virt AUTO is replaced
@@ -247,24 +245,22 @@ int node_start(struct node *node, const struct domxml_spec *spec,
  * destroy was needed. Blocks up to timeout_ms + a few seconds.
  * Errors: NODE_E_NOTFOUND (not running), NODE_E_LIBVIRT, NODE_E_CONN.
  */
-int node_shutdown(struct node *node, const char *name, unsigned timeout_ms,
-                  int *forced, char *err, size_t errlen);
+int node_shutdown(struct node *node, const char *name, unsigned timeout_ms, int *forced, char *err,
+                  size_t errlen);
 
 /* Hard stop (virDomainDestroy: SIGTERM then SIGKILL to QEMU). Returns once
  * QEMU is gone. Errors: NODE_E_NOTFOUND, NODE_E_LIBVIRT, NODE_E_CONN. */
 int node_destroy(struct node *node, const char *name, char *err, size_t errlen);
 
 /* State of domain `name`. Errors: NODE_E_NOTFOUND, NODE_E_LIBVIRT, NODE_E_CONN. */
-int node_state(struct node *node, const char *name, struct node_dom *out,
-               char *err, size_t errlen);
+int node_state(struct node *node, const char *name, struct node_dom *out, char *err, size_t errlen);
 
 /*
  * All active shoal domains (those with shoal metadata). On success *list is
  * a malloc'd array of *count entries (NULL if 0); free with node_list_free().
  * Errors: NODE_E_LIBVIRT, NODE_E_CONN, NODE_E_NOMEM.
  */
-int node_list(struct node *node, struct node_dom **list, size_t *count,
-              char *err, size_t errlen);
+int node_list(struct node *node, struct node_dom **list, size_t *count, char *err, size_t errlen);
 void node_list_free(struct node_dom *list);
 
 /* 1 if the connection is open and alive, 0 if lost (CONN_LOST was sent). */
