@@ -500,8 +500,9 @@ typedef struct api_bulk_item {
     const char *message; /* when !ok */
 } api_bulk_item;
 
-#define API_EVENT_TYPE_MAX 32
-#define API_EVENT_STR_MAX  256
+#define API_EVENT_TYPE_MAX     32
+#define API_EVENT_STR_MAX      256
+#define API_EVENT_FAILURES_MAX 20 /* batch.progress: failed instances named */
 
 /* One event (GET /v1/events). Fixed arrays: the backend copies into the
  * api-provided struct, no lifetime questions. Empty strings are omitted from
@@ -518,8 +519,22 @@ typedef struct api_event {
     char digest[API_REF_MAX + 1];    /* image digest */
     char message[API_EVENT_STR_MAX]; /* free text (last_error, reason) */
     char action[API_EVENT_TYPE_MAX]; /* bulk.progress: "stop", "delete", ... */
-    bool has_progress;               /* bulk.progress: done/total/failed set */
+    bool has_progress;               /* bulk.progress, batch.progress: done/total/failed set */
     uint32_t done, total, failed;
+    /* batch.progress (has_batch): the instances of one create request,
+     * named by the id of the first; the failed ones (at most
+     * API_EVENT_FAILURES_MAX of them) with where their run ended and why. */
+    bool has_batch;
+    char batch[API_ID_MAX + 1];
+    uint32_t started, ready;
+    bool final;
+    size_t n_failures;
+    struct {
+        char instance[API_ID_MAX + 1];
+        char name[API_NAME_MAX + 1];
+        char state[API_EVENT_TYPE_MAX];
+        char message[API_EVENT_STR_MAX];
+    } failures[API_EVENT_FAILURES_MAX];
 } api_event;
 
 /* ------------------------------------------------------------------------ */

@@ -862,7 +862,7 @@ char *api_encode_error(const api_status *st, size_t *len)
  * terminated (at most n bytes are read). */
 static void jw_field(jw *w, const char *key, const char *arr, size_t n)
 {
-    char buf[API_EVENT_STR_MAX];
+    char buf[API_EVENT_STR_MAX + 1];
 
     snprintf(buf, sizeof buf, "%.*s", (int)n, arr);
     if (buf[0] == '\0')
@@ -907,6 +907,27 @@ char *api_encode_event(const api_event *ev, size_t *len)
         jw_int(&w, ev->total);
         jw_key(&w, "failed");
         jw_int(&w, ev->failed);
+    }
+    if (ev->has_batch) {
+        jw_field(&w, "batch", ev->batch, sizeof ev->batch);
+        jw_key(&w, "started");
+        jw_int(&w, ev->started);
+        jw_key(&w, "ready");
+        jw_int(&w, ev->ready);
+        jw_key(&w, "final");
+        jw_bool(&w, ev->final);
+        jw_key(&w, "failures");
+        jw_open(&w, '[');
+        for (size_t k = 0; k < ev->n_failures && k < API_EVENT_FAILURES_MAX; k++) {
+            jw_sep(&w);
+            jw_open(&w, '{');
+            jw_field(&w, "instance", ev->failures[k].instance, sizeof ev->failures[k].instance);
+            jw_field(&w, "name", ev->failures[k].name, sizeof ev->failures[k].name);
+            jw_field(&w, "state", ev->failures[k].state, sizeof ev->failures[k].state);
+            jw_field(&w, "message", ev->failures[k].message, sizeof ev->failures[k].message);
+            jw_close(&w, '}');
+        }
+        jw_close(&w, ']');
     }
     jw_close(&w, '}');
     jw_raw(&w, "\n\n", 2);

@@ -967,6 +967,28 @@ static int be_events_next(void *ctx, void *subp, api_event *ev, int timeout_ms)
         ev->total = (uint32_t)json_integer_value(json_object_get(o, "total"));
         ev->failed = (uint32_t)json_integer_value(json_object_get(o, "failed"));
     }
+    if (json_is_string(json_object_get(o, "batch"))) {
+        json_t *fails = json_object_get(o, "failures"), *x;
+        size_t i;
+        ev->has_batch = true;
+        copy_field(ev->batch, sizeof ev->batch, o, "batch");
+        ev->started = (uint32_t)json_integer_value(json_object_get(o, "started"));
+        ev->ready = (uint32_t)json_integer_value(json_object_get(o, "ready"));
+        ev->final = json_is_true(json_object_get(o, "final"));
+        json_array_foreach(fails, i, x)
+        {
+            if (ev->n_failures == API_EVENT_FAILURES_MAX)
+                break;
+            copy_field(ev->failures[ev->n_failures].instance, sizeof ev->failures[0].instance, x,
+                       "instance");
+            copy_field(ev->failures[ev->n_failures].name, sizeof ev->failures[0].name, x, "name");
+            copy_field(ev->failures[ev->n_failures].state, sizeof ev->failures[0].state, x,
+                       "state");
+            copy_field(ev->failures[ev->n_failures].message, sizeof ev->failures[0].message, x,
+                       "message");
+            ev->n_failures++;
+        }
+    }
     json_decref(o);
     free(text);
     return 1;

@@ -169,6 +169,9 @@ static const cfg_option OPTIONS[] = {
     { "console-max-kib", 0, "console-max-kib", "N", "1024", NULL,
       "console kept per instance before rotation", CFG_INT, FIELD(console_max_kib), 1, 1 << 20,
       NULL, 0 },
+    { "start-parallel", 0, "start-parallel", "N", "auto", ": 4 per CPU, 8..32",
+      "domain starts at once (boot storms), auto or 1..256", CFG_AUTO, FIELD(start_parallel), 1,
+      256, NULL, 0 },
     { "tls-cert", 0, "tls-cert", "FILE", NULL, NULL,
       "serve HTTPS with this certificate (needs --tls-key)", CFG_STR, FIELD(tls_cert), 0, 0, NULL,
       0 },
@@ -240,6 +243,12 @@ static int set_value(cfg_t *c, const cfg_option *o, const char *v, int in_file)
     switch (o->kind) {
     case CFG_STR: return copy_str(field, o->size, v) || (o->check && o->check(v)) ? -1 : 0;
     case CFG_INT: return parse_int(v, (int)o->lo, (int)o->hi, (int *)(void *)field);
+    case CFG_AUTO:
+        if (!strcmp(v, "auto")) {
+            *(int *)(void *)field = 0;
+            return 0;
+        }
+        return parse_int(v, (int)o->lo, (int)o->hi, (int *)(void *)field);
     case CFG_RATIO: return parse_ratio(v, (double *)(void *)field);
     case CFG_LISTEN: return parse_listen(c, v);
     case CFG_CIDR: return cfg_parse_cidr(v, &c->subnet, &c->prefix);

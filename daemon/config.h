@@ -45,12 +45,14 @@ typedef struct {
     double mem_overcommit; /* usable/physical memory per host (>= 0.1) */
     double cpu_overcommit; /* guest vCPUs per host CPU (>= 0.1) */
     int console_max_kib;   /* console log kept per instance before rotation */
+    int start_parallel;    /* domain starts at once; 0 = auto (core/jobs.c) */
 } cfg_t;
 
 /* One option of the table. */
 typedef enum {
     CFG_STR,     /* string into a char array, optional extra rule */
     CFG_INT,     /* integer in [lo, hi] */
+    CFG_AUTO,    /* "auto" (stored as 0) or an integer in [lo, hi] */
     CFG_RATIO,   /* real in [0.1, 1000] */
     CFG_LISTEN,  /* ADDR:PORT or [ADDR6]:PORT */
     CFG_CIDR,    /* A.B.C.D/N, N 8..30 */

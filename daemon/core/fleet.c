@@ -158,7 +158,7 @@ static int load_token(fleet *f, char *err, size_t errlen)
 
 /* Stop and join the threads that were started; the hosts' nodes close
  * after the workers (which use them) are gone. */
-static void stop_threads(fleet *f, int workers, int supervisor)
+static void stop_threads(fleet *f, size_t workers, int supervisor)
 {
     pthread_mutex_lock(&f->mu);
     f->stopping = 1;
@@ -170,8 +170,17 @@ static void stop_threads(fleet *f, int workers, int supervisor)
         fleet_wake_supervisor(f);
         pthread_join(f->supervisor, NULL);
     }
-    for (int i = 0; i < workers; i++)
-        pthread_join(f->workers[i], NULL);
+    for (size_t i = 0; i < workers; i++)
+        pthread_join(f->workers[i].th, NULL);
+}
+
+static void free_jobs(fleet_job *j)
+{
+    while (j) {
+        fleet_job *next = j->next;
+        free(j);
+        j = next;
+    }
 }
 
 static void free_fleet(fleet *f)
@@ -181,11 +190,10 @@ static void free_fleet(fleet *f)
         free(f->hosts[i]->labels_json);
         free(f->hosts[i]);
     }
-    while (f->jobs) {
-        fleet_job *j = f->jobs;
-        f->jobs = j->next;
-        free(j);
-    }
+    free_jobs(f->jobs);
+    free_jobs(f->starts);
+    fleet_batch_free_all(f);
+    free(f->workers);
     pfwd_stop(f->pfwd);
     if (f->inotify_fd >= 0)
         close(f->inotify_fd);
@@ -231,7 +239,8 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     char path[FLEET_PATH_MAX];
     img_opts io;
     img_err ierr;
-    int workers = 0;
+    size_t workers = 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
     *out = NULL;
     if (!f) {
@@ -299,12 +308,33 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     if (count_image_refs(f, err, errlen) != 0)
         goto fail;
 
-    for (; workers < FLEET_WORKERS; workers++) {
-        if (pthread_create(&f->workers[workers], NULL, fleet_worker_main, f) != 0) {
+    f->nstart_workers =
+        cfg->start_parallel > 0 ? cfg->start_parallel : fleet_start_parallel_auto(cpus);
+    if (f->nstart_workers > FLEET_START_MAX)
+        f->nstart_workers = FLEET_START_MAX;
+    f->nworkers = FLEET_EVENT_WORKERS + (size_t)f->nstart_workers;
+    f->workers = calloc(f->nworkers, sizeof *f->workers);
+    if (!f->workers) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (; workers < f->nworkers; workers++) {
+        fleet_worker *w = &f->workers[workers];
+        w->f = f;
+        w->starts = workers >= FLEET_EVENT_WORKERS;
+        /* Workers mostly wait on libvirt; libvirt's calls want the default
+         * stack, so it is kept. */
+        if (pthread_create(&w->th, NULL, fleet_worker_main, w) != 0) {
             snprintf(err, errlen, "cannot start worker threads");
             goto fail;
         }
     }
+    if (cfg->start_parallel > 0)
+        log_info("%d start workers (--start-parallel), %d event workers", f->nstart_workers,
+                 FLEET_EVENT_WORKERS);
+    else
+        log_info("%d start workers (--start-parallel auto, %ld CPUs), %d event workers",
+                 f->nstart_workers, cpus, FLEET_EVENT_WORKERS);
     /* Hosts open (and reconcile) with workers running, so that jobs queued
      * by reconcile and by events are served at once. */
     for (size_t i = 0; i < f->nhosts; i++)
@@ -326,6 +356,6 @@ void fleet_close(fleet *f)
 {
     if (!f)
         return;
-    stop_threads(f, FLEET_WORKERS, 1);
+    stop_threads(f, f->nworkers, 1);
     free_fleet(f);
 }

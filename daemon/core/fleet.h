@@ -13,7 +13,9 @@
  *                restart, delete, lookups
  *   run.c        a run of an instance on a worker: start the domain, end
  *                the run when it goes, restart policy and backoff
- *   jobs.c       the job queue, worker threads, libvirt events -> jobs
+ *   jobs.c       the job queues, the start and event worker pools,
+ *                libvirt events -> jobs
+ *   batch.c      a create's instances followed as a batch (batch.progress)
  *   status.c     the guest status channel (ready, exit, crash records)
  *   supervisor.c the supervisor thread: status files, backoff timers,
  *                console rotation, host reconnects

@@ -7,12 +7,21 @@
  *   API             libmicrohttpd's connection threads (api/server.c): call
  *                   fleet_* operations. They may block for bounded times (a
  *                   stop waits for the domain to go, up to ~45 s).
- *   workers         FLEET_WORKERS threads (jobs.c): run queued jobs (start a
- *                   domain, end a run, destroy a crashed domain). Jobs of one
- *                   instance never run at once (fleet_rt.busy).
+ *   start workers   --start-parallel threads (cfg.start_parallel, auto:
+ *                   fleet_start_parallel_auto; jobs.c): run start jobs
+ *                   (materialize, render, create the domain) from f->starts.
+ *                   Their number is how many domains are created at once.
+ *   event workers   FLEET_EVENT_WORKERS threads (jobs.c): run the other jobs
+ *                   (end a run, destroy a crashed domain) from f->jobs, so
+ *                   they never wait behind a boot storm's starts. Jobs of
+ *                   one instance never run at once (fleet_rt.busy), whichever
+ *                   pool runs them.
  *   supervisor      one thread (supervisor.c): inotify on the status files,
  *                   backoff timers, console rotation, reconnects of lost
- *                   hosts, event trimming. Ticks every 500 ms.
+ *                   hosts, event trimming, batch.progress events (batch.c;
+ *                   the only thread that emits them). Ticks every 500 ms;
+ *                   each tick re-reads the status files of a tenth of the
+ *                   running instances (inotify covers the rest).
  *   libvirt events  one process-wide thread (node.c): node events arrive
  *                   here; the core only queues jobs or marks a host down
  *                   (jobs.c on_node_event) and never blocks on it.
@@ -35,8 +44,8 @@
  *   row_mu    fleet.row_mu. Read-modify-write of one instance row
  *             (runtime.c fleet_mutate); held only across the two SQLite calls.
  *   mu        fleet.mu. The in-memory tables: hosts (the array, each host's
- *             fields and refs), the runtime table, the job queue, event and
- *             metrics counters, `stopping`. Never held across a libvirt call,
+ *             fields and refs), the runtime table, the job queues, batches
+ *             (batch.c), event and metrics counters, `stopping`. Never held across a libvirt call,
  *             a SQLite call or file I/O (status files are read with it
  *             released: status.c). Condition variables job_cv, state_cv and
  *             event_cv go with it.
@@ -57,7 +66,13 @@
 #include "gstatus.h"
 #include "node.h"
 
-#define FLEET_WORKERS         4
+#define FLEET_EVENT_WORKERS 2   /* threads for jobs other than starts */
+#define FLEET_START_MAX     256 /* --start-parallel's upper bound */
+#define FLEET_BATCH_EMIT_MS 500 /* batch.progress: at most one per period */
+#define FLEET_BATCH_FAILS                                                                          \
+    20                              /* failed instances named per batch (api.h
+                                       API_EVENT_FAILURES_MAX) */
+#define FLEET_SAFETY_POLL_MS  5000  /* each status file re-read at least this often */
 #define FLEET_EVENTS_KEEP     10000 /* events retained for Last-Event-ID */
 #define FLEET_BACKOFF_BASE_MS 500
 #define FLEET_BACKOFF_CAP_MS  30000
@@ -112,9 +127,33 @@ typedef struct {
     gst_tracker tracker;    /* status channel reader */
     int have_outcome;       /* an exit or crash record arrived */
     gst_record outcome;
-    char end_reason[256]; /* extra reason (e.g. KVM internal error) */
-    int ready;            /* ready record seen this run */
+    char end_reason[256];      /* extra reason (e.g. KVM internal error) */
+    int ready;                 /* ready record seen this run */
+    struct fleet_batch *batch; /* its create request's batch until it is
+                                  ready or failed (batch.c), else NULL */
+    int batch_started;         /* counted as started in it */
 } fleet_rt;
+
+/* One failed instance of a batch. */
+typedef struct {
+    char id[STATE_ID_LEN + 1];
+    char name[STATE_NAME_MAX];
+    char state[16];
+    char error[256];
+} fleet_batch_fail;
+
+/* The instances of one create request with count > 1, followed until each
+ * is ready or failed (batch.c). Under f->mu; freed by the supervisor after
+ * the final batch.progress event. */
+typedef struct fleet_batch {
+    char id[STATE_ID_LEN + 1]; /* the id of its first instance */
+    uint32_t total, started, ready, failed;
+    int dirty;            /* counts changed since the last event */
+    int64_t last_emit_ms; /* monotonic ms of the last event, 0: none */
+    fleet_batch_fail fails[FLEET_BATCH_FAILS];
+    size_t nfails;
+    struct fleet_batch *next;
+} fleet_batch;
 
 typedef enum { JOB_START = 0, JOB_DOMAIN_GONE, JOB_DOMAIN_CRASHED } fleet_job_kind;
 
@@ -124,6 +163,13 @@ typedef struct fleet_job {
     char detail[64];
     struct fleet_job *next;
 } fleet_job;
+
+/* One worker thread and the queue it serves. */
+typedef struct {
+    struct fleet *f;
+    int starts; /* 1: f->starts, 0: f->jobs */
+    pthread_t th;
+} fleet_worker;
 
 struct fleet {
     cfg_t cfg;
@@ -145,13 +191,19 @@ struct fleet {
     size_t nhosts;
     fleet_rt *rt; /* runtime table, nrt entries */
     size_t nrt, rt_cap;
-    size_t *rt_index; /* open addressing over rt by id: slot holds
+    size_t *rt_index;                /* open addressing over rt by id: slot holds
                                       index + 1, 0 = empty; 2 * rt_cap slots */
-    fleet_job *jobs, *jobs_tail;
+    fleet_job *jobs, *jobs_tail;     /* event jobs (all but starts) */
+    fleet_job *starts, *starts_tail; /* start jobs */
+    fleet_batch *batches;            /* batches being followed */
+    size_t tick_cursor;              /* supervisor: next rt to re-read */
+    int poll_all;                    /* supervisor: inotify lost events */
     int64_t last_event_id;
     int stopping;
 
-    pthread_t workers[FLEET_WORKERS];
+    fleet_worker *workers; /* nworkers: FLEET_EVENT_WORKERS event workers, */
+    size_t nworkers;       /* then the start workers */
+    int nstart_workers;
     pthread_t supervisor;
     int inotify_fd;
     int wake_fd; /* eventfd to wake the supervisor */
@@ -197,7 +249,29 @@ void fleet_emit(fleet *f, const char *type, const char *instance, const char *na
 
 /* ---- jobs.c ---- */
 void fleet_queue(fleet *f, fleet_job_kind kind, const char *id, const char *detail);
-void *fleet_worker_main(void *arg);
+void *fleet_worker_main(void *arg); /* arg: its fleet_worker */
+/* --start-parallel auto on a host with `cpus` CPUs. */
+int fleet_start_parallel_auto(long cpus);
+
+/* ---- batch.c: progress of a create request's instances ---- */
+/* Follow made[0..n) (just created, n > 1) as one batch. Takes f->mu. */
+void fleet_batch_begin(fleet *f, const state_instance *made, size_t n);
+typedef enum { FLEET_BATCH_STARTED, FLEET_BATCH_READY, FLEET_BATCH_FAILED } fleet_batch_what;
+/* Something happened to instance id; a no-op unless it still counts in a
+ * batch (only its first run does). name, state and error describe a
+ * failure (may be NULL). Takes f->mu; wakes the supervisor when the batch
+ * is complete. */
+void fleet_batch_note(fleet *f, const char *id, fleet_batch_what what, const char *name,
+                      const char *state, const char *error);
+/* The same with f->mu held (the runtime entry is going: fleet_rt_drop). */
+void fleet_batch_note_locked(fleet *f, fleet_rt *rt, fleet_batch_what what, const char *name,
+                             const char *state, const char *error);
+/* Emit due batch.progress events (supervisor thread only): every batch
+ * that changed and had none for FLEET_BATCH_EMIT_MS, and every complete
+ * one (its final event; then it is freed). Takes f->mu, emits without. */
+void fleet_batch_flush(fleet *f);
+/* Free every batch (fleet_close). */
+void fleet_batch_free_all(fleet *f);
 void fleet_on_node_event(struct node *node, const char *instance_id, enum node_event ev,
                          const char *detail, void *user);
 

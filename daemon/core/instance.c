@@ -316,6 +316,7 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
     uint32_t count = spec->count ? spec->count : 1;
     bool network = spec->network && f->gateway;
     int rc = FLEET_OK;
+    int64_t t_request = fleet_now_ms();
 
     *out = NULL;
     *nout = 0;
@@ -410,12 +411,17 @@ unlock:
     }
     pthread_mutex_unlock(&f->place_mu);
 
+    /* Followed as one batch (batch.progress events) before any start is
+     * queued, so that no start can finish uncounted. */
+    fleet_batch_begin(f, made, nmade);
+    pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < nmade; i++) {
-        pthread_mutex_lock(&f->mu);
         fleet_rt *rt = fleet_rt_get(f, made[i].id);
         if (rt)
-            rt->request_ms = fleet_now_ms();
-        pthread_mutex_unlock(&f->mu);
+            rt->request_ms = t_request; /* ready_ms counts from the request */
+    }
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < nmade; i++) {
         fleet_emit(f, "instance.created", made[i].id, made[i].name, "pending", made[i].host,
                    image_ref, digest, NULL);
         fleet_queue(f, JOB_START, made[i].id, NULL);

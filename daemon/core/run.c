@@ -99,6 +99,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     struct starting_ctx sc;
     fleet_rt *rt;
     int run_no = 0, have_row = 0;
+    int64_t t_create;
 
     memset(&info, 0, sizeof info);
     if (state_inst_find(f->db, j->id, &in, err, sizeof err) != 0 || strcmp(in.id, j->id))
@@ -108,6 +109,10 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     rt = fleet_rt_get(f, in.id);
     if (!rt || !in.want_running || rt->active || fleet_state_live(in.state)) {
         pthread_mutex_unlock(&f->mu);
+        /* Stopped before its start came: it will not be ready. */
+        if (!in.want_running)
+            fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, state_inst_state_name(in.state),
+                             "stopped before it started");
         goto out;
     }
     rt->backoff_due_ms = 0;
@@ -124,11 +129,13 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         snprintf(err, sizeof err, "image %s: %s", in.image_digest, ierr.msg);
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
+        fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
         goto out;
     }
     if (build_cmdline(f, &in, &cmd, err, sizeof err) != 0) {
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
+        fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
         goto out;
     }
     fleet_console_path(f, in.id, console, sizeof console);
@@ -170,6 +177,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     sc.wall_ms = fleet_wall_ms();
     fleet_mutate(f, in.id, starting_fn, &sc);
 
+    t_create = fleet_now_ms();
     if (node_start(node, &spec, NULL, err, sizeof err) != NODE_OK) {
         pthread_mutex_lock(&f->mu);
         rt = fleet_rt_get(f, in.id);
@@ -179,15 +187,21 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         state_run_end(f->db, in.id, run_no, fleet_wall_ms(), -1, "failed", err);
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
+        fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
         log_warn("instance %s: start failed: %s", in.id, err);
         goto out;
     }
+    t_create = fleet_now_ms() - t_create;
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_get(f, in.id);
     rt->run_no = run_no;
+    fleet_batch_note_locked(f, rt, FLEET_BATCH_STARTED, NULL, NULL, NULL);
     pthread_mutex_unlock(&f->mu);
     fleet_publish_ports(f, &in);
-    log_info("instance %s (%s) started on %s", in.id, in.name, in.host);
+    /* The domain's creation (libvirt + QEMU's start) is most of a start:
+     * its time is logged for bench_storm.sh. */
+    log_info("instance %s (%s) started on %s (domain created in %lld ms)", in.id, in.name, in.host,
+             (long long)t_create);
     fleet_status_poll(f, in.id);
 out:
     fleet_host_release(f, host);
@@ -223,7 +237,7 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     const char *outcome;
     struct end_ctx c = { ST_EXITED, -1, NULL, 0 };
     fleet_rt *rt;
-    int stop_requested, have_outcome, run_no, policy_restart = 0;
+    int stop_requested, have_outcome, run_no, was_ready, policy_restart = 0;
     gst_record rec;
     int64_t run_ms;
 
@@ -249,6 +263,7 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_get(f, in.id);
     stop_requested = rt->stop_requested;
+    was_ready = rt->ready;
     have_outcome = rt->have_outcome;
     rec = rt->outcome;
     run_no = rt->run_no;
@@ -315,6 +330,13 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         pthread_mutex_unlock(&f->mu);
     }
     fleet_mutate(f, in.id, end_fn, &c);
+    /* A first run that ends before the guest was ready fails its batch (a
+     * no-op when it was counted, or is in no batch); one that was ready
+     * counts as ready even if its ready record is still being recorded. */
+    if (was_ready)
+        fleet_batch_note(f, in.id, FLEET_BATCH_READY, NULL, NULL, NULL);
+    else
+        fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, outcome, text[0] ? text : NULL);
     log_info("instance %s (%s) %s%s%s", in.id, in.name, outcome, text[0] ? ": " : "", text);
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_get(f, in.id);

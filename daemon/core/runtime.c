@@ -76,6 +76,9 @@ void fleet_rt_drop(fleet *f, const char *id)
     slot = rt_slot(f, id);
     if (!f->rt_index[slot])
         return;
+    /* Still counted in its batch: it goes before it was ready. */
+    fleet_batch_note_locked(f, &f->rt[f->rt_index[slot] - 1], FLEET_BATCH_FAILED, NULL, "deleted",
+                            "deleted before it was ready");
     /* Deletes are rare: move the last entry into the hole and rebuild. */
     f->rt[f->rt_index[slot] - 1] = f->rt[--f->nrt];
     rt_reindex(f);

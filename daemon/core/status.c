@@ -152,8 +152,12 @@ void fleet_status_poll(fleet *f, const char *id)
     }
     pthread_cond_broadcast(&f->state_cv);
     pthread_mutex_unlock(&f->mu);
-    if (first_ready)
+    if (first_ready) {
         fleet_mutate(f, id, ready_fn, &rc);
+        /* Counted once the row says running, so that a batch's final
+         * event never comes before its instances' state. */
+        fleet_batch_note(f, id, FLEET_BATCH_READY, NULL, NULL, NULL);
+    }
 }
 
 void fleet_status_event(fleet *f, const char *id)

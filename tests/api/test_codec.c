@@ -1005,6 +1005,34 @@ static void t_encode_error_event(void **state)
     assert_non_null(strstr(out, "event: x_data__y\n"));
     assert_null(strstr(out, "line1\nline2"));
     free(out);
+
+    /* batch.progress: the counts, final, and the failures named */
+    memset(&ev, 0, sizeof ev);
+    ev.id = 43;
+    ev.time = 1795734089;
+    strcpy(ev.type, "batch.progress");
+    ev.has_progress = true;
+    ev.done = 3;
+    ev.total = 3;
+    ev.failed = 1;
+    ev.has_batch = true;
+    strcpy(ev.batch, "3f9a1c2b7d4e");
+    ev.started = 3;
+    ev.ready = 2;
+    ev.final = true;
+    ev.n_failures = 1;
+    strcpy(ev.failures[0].instance, "72f6097ae40b");
+    strcpy(ev.failures[0].name, "web-3");
+    strcpy(ev.failures[0].state, "failed");
+    strcpy(ev.failures[0].message, "cannot start domain");
+    out = api_encode_event(&ev, &len);
+    assert_string_equal(
+        out, "id: 43\nevent: batch.progress\n"
+             "data: {\"id\":43,\"time\":\"2026-11-26T23:01:29Z\",\"type\":\"batch.progress\","
+             "\"done\":3,\"total\":3,\"failed\":1,\"batch\":\"3f9a1c2b7d4e\",\"started\":3,"
+             "\"ready\":2,\"final\":true,\"failures\":[{\"instance\":\"72f6097ae40b\","
+             "\"name\":\"web-3\",\"state\":\"failed\",\"message\":\"cannot start domain\"}]}\n\n");
+    free(out);
 }
 
 static void t_codes(void **state)

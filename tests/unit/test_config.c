@@ -37,6 +37,21 @@ static void test_defaults(void **st)
     assert_int_equal(c.prefix, 16);
     assert_int_equal(c.network, 1);
     assert_string_equal(c.domain_type, "auto");
+    assert_int_equal(c.start_parallel, 0); /* auto */
+    /* --start-parallel: auto or 1..256 */
+    assert_int_equal(load(&c, err, 4, "--state-dir=/nonexistent-shoal", "--start-parallel", "7"),
+                     0);
+    assert_int_equal(c.start_parallel, 7);
+    assert_int_equal(load(&c, err, 4, "--state-dir=/nonexistent-shoal", "--start-parallel", "auto"),
+                     0);
+    assert_int_equal(c.start_parallel, 0);
+    assert_int_equal(load(&c, err, 4, "--state-dir=/nonexistent-shoal", "--start-parallel", "0"),
+                     -1);
+    assert_int_equal(load(&c, err, 4, "--state-dir=/nonexistent-shoal", "--start-parallel", "257"),
+                     -1);
+    assert_int_equal(load(&c, err, 4, "--state-dir=/nonexistent-shoal", "--start-parallel", "many"),
+                     -1);
+    assert_non_null(strstr(err, "start-parallel"));
 }
 
 static void test_flags(void **st)
@@ -160,6 +175,10 @@ static int got_console(const cfg_t *c)
 {
     return c->console_max_kib == 64;
 }
+static int got_start_parallel(const cfg_t *c)
+{
+    return c->start_parallel == 12;
+}
 static int got_tls(const cfg_t *c)
 {
     return !strcmp(c->tls_cert, tls_file) && !strcmp(c->tls_key, tls_file);
@@ -197,6 +216,7 @@ static const want_opt WANT[] = {
     { "mem-overcommit", 0, "mem-overcommit", "1.5", NULL, got_mem, NULL },
     { "cpu-overcommit", 0, "cpu-overcommit", "2.5", NULL, got_cpu, NULL },
     { "console-max-kib", 0, "console-max-kib", "64", NULL, got_console, NULL },
+    { "start-parallel", 0, "start-parallel", "12", NULL, got_start_parallel, NULL },
     { "tls-cert", 0, "tls-cert", tls_file, NULL, got_tls, "tls-key" },
     { "tls-key", 0, "tls-key", tls_file, NULL, got_tls, "tls-cert" },
     { "check-config", 0, NULL, NULL, NULL, got_check, NULL },

@@ -1079,6 +1079,144 @@ static void events(void **state)
     free(json);
 }
 
+/* ---- 9. batches ---------------------------------------------------------------------- */
+
+/* The batch.progress events of `batch` after *last, until a final one or
+ * ms without one; the last one seen in *out (NULL: none), how many. */
+static int batch_events(fleet *f, int64_t *last, const char *batch, int ms, json_t **out)
+{
+    char *json = NULL;
+    int seen = 0;
+    int64_t end = now_ms() + ms;
+    while (now_ms() < end) {
+        json_t *o;
+        int rc = fleet_event_next(f, last, &json, 200);
+        assert_true(rc >= 0);
+        if (rc == 0)
+            continue;
+        o = json_loads(json, 0, NULL);
+        free(json);
+        json = NULL;
+        assert_non_null(o);
+        if (strcmp(json_string_value(json_object_get(o, "type")), "batch.progress") ||
+            strcmp(json_string_value(json_object_get(o, "batch")), batch)) {
+            json_decref(o);
+            continue;
+        }
+        seen++;
+        if (*out) {
+            /* Counts never go down; only the last event is final. */
+            assert_false(json_is_true(json_object_get(*out, "final")));
+            assert_true(json_integer_value(json_object_get(o, "ready")) >=
+                        json_integer_value(json_object_get(*out, "ready")));
+            assert_true(json_integer_value(json_object_get(o, "started")) >=
+                        json_integer_value(json_object_get(*out, "started")));
+            json_decref(*out);
+        }
+        *out = o;
+        if (json_is_true(json_object_get(o, "final")))
+            break;
+    }
+    return seen;
+}
+
+static long long jint(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    if (!json_is_integer(v))
+        fail_msg("event has no integer '%s'", k);
+    return (long long)json_integer_value(v);
+}
+
+static void write_ready(const fx *x, const char *id)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/run/%s.status", x->dir, id);
+    assert_int_equal(append_status(path, 0, 1), 0);
+}
+
+static void batches(void **state)
+{
+    static const char *const extra[] = { "--start-parallel", "2", NULL };
+    fx *x = fx_open(8192, 4, extra);
+    fleet *f = x->f;
+    state_instance *made = NULL;
+    size_t n = 0;
+    fleet_err e;
+    json_t *ev = NULL, *fails;
+    int64_t last, t0;
+    int nev;
+    char batch[STATE_ID_LEN + 1];
+    *state = x;
+
+    /* --start-parallel sets the start pool; event workers come on top. */
+    assert_int_equal(f->nstart_workers, 2);
+    assert_int_equal(f->nworkers, 2 + FLEET_EVENT_WORKERS);
+    assert_int_equal(fleet_start_parallel_auto(2), 8);
+    assert_int_equal(fleet_start_parallel_auto(64), 32);
+
+    /* One instance is no batch: no batch.progress. */
+    last = fleet_event_last_id(f);
+    assert_int_equal(create(f, "one", 1, 32, NULL, &made, &n, &e), FLEET_OK);
+    snprintf(batch, sizeof batch, "%s", made[0].id);
+    state_inst_array_free(made, n);
+    wait_state(f, batch, ST_STARTING, 10000);
+    assert_int_equal(batch_events(f, &last, batch, 1200, &ev), 0);
+    assert_null(ev);
+
+    /* A batch of 4: named by its first instance. */
+    last = fleet_event_last_id(f);
+    t0 = now_ms();
+    assert_int_equal(create(f, "bp", 4, 32, NULL, &made, &n, &e), FLEET_OK);
+    assert_int_equal(n, 4);
+    snprintf(batch, sizeof batch, "%s", made[0].id);
+    for (size_t i = 0; i < n; i++)
+        wait_state(f, made[i].id, ST_STARTING, 10000);
+    /* Two become ready, one is deleted before it was: 2 ready, 1 failed,
+     * all 4 started, not final. */
+    write_ready(x, made[0].id);
+    write_ready(x, made[1].id);
+    wait_state(f, made[0].id, ST_RUNNING, 5000);
+    wait_state(f, made[1].id, ST_RUNNING, 5000);
+    assert_int_equal(fleet_instance_delete(f, made[3].id, true, &e), FLEET_OK);
+    nev = batch_events(f, &last, batch, 1500, &ev);
+    assert_non_null(ev);
+    assert_int_equal(jint(ev, "total"), 4);
+    assert_int_equal(jint(ev, "started"), 4);
+    assert_int_equal(jint(ev, "ready"), 2);
+    assert_int_equal(jint(ev, "failed"), 1);
+    assert_int_equal(jint(ev, "done"), 3);
+    assert_false(json_is_true(json_object_get(ev, "final")));
+    /* The last one: final, at once (not at the next tick), with the
+     * failure named. */
+    write_ready(x, made[2].id);
+    nev += batch_events(f, &last, batch, 5000, &ev);
+    assert_true(json_is_true(json_object_get(ev, "final")));
+    assert_int_equal(jint(ev, "ready"), 3);
+    assert_int_equal(jint(ev, "failed"), 1);
+    assert_int_equal(jint(ev, "done"), 4);
+    fails = json_object_get(ev, "failures");
+    assert_int_equal(json_array_size(fails), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(fails, 0), "instance")),
+                        made[3].id);
+    /* A forced delete destroys the domain first: its run ends stopped. */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(fails, 0), "state")),
+                        "stopped");
+    assert_non_null(strstr(json_string_value(json_object_get(ev, "message")), batch));
+    wait_state(f, made[2].id, ST_RUNNING, 1000);
+    /* At most one event per FLEET_BATCH_EMIT_MS, plus the final one. */
+    assert_true(nev >= 2);
+    assert_true(nev <= (now_ms() - t0) / FLEET_BATCH_EMIT_MS + 2);
+    /* The batch is gone: nothing more about it. */
+    json_decref(ev);
+    ev = NULL;
+    assert_int_equal(batch_events(f, &last, batch, 800, &ev), 0);
+    pthread_mutex_lock(&f->mu);
+    assert_null(f->batches);
+    pthread_mutex_unlock(&f->mu);
+    state_inst_array_free(made, n);
+}
+
 /* test_fleet [PATTERN]: run only the cases PATTERN matches (cmocka's
  * filter: '*' and '?' wildcards). */
 int main(int argc, char **argv)
@@ -1091,6 +1229,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(placement_lock, teardown),
         cmocka_unit_test_teardown(status_channel, teardown),
         cmocka_unit_test_teardown(events, teardown),
+        cmocka_unit_test_teardown(batches, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
