@@ -617,6 +617,31 @@ int cli_http_watch_wait(cli_http_watch *w, long timeout_ms)
     }
 }
 
+int cli_http_watch_connect(cli_http_watch *w, long timeout_ms)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        long code = 0;
+        int running = 0;
+        if (!w->done) {
+            curl_multi_perform(w->multi, &running);
+            if (!running)
+                w->done = 1;
+        }
+        curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code)
+            return code == 200 && !w->done ? 0 : -1;
+        if (w->done)
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = timeout_ms - (long)(secs_between(&start, &now) * 1000.0);
+        if (left <= 0)
+            return -1;
+        curl_multi_poll(w->multi, NULL, 0, (int)(left > 100 ? 100 : left), NULL);
+    }
+}
+
 void cli_http_watch_free(cli_http_watch *w)
 {
     if (!w)

@@ -64,6 +64,10 @@ cli_http_watch *cli_http_watch_open(cli_ctx *ctx, const char *path);
  * last call, 0 on timeout, -1 when the stream ended or failed (the caller
  * may keep polling on a timer). */
 int cli_http_watch_wait(cli_http_watch *w, long timeout_ms);
+/* Wait (up to timeout_ms) until the server has answered the request with
+ * its headers: for /v1/events, from then on every new event reaches this
+ * stream. 0 when it answered 200, -1 otherwise. */
+int cli_http_watch_connect(cli_http_watch *w, long timeout_ms);
 /* Also hand every received byte of the stream to fn (called from
  * cli_http_watch_wait, in pieces that may split lines). */
 typedef void (*cli_http_watch_fn)(void *arg, const char *data, size_t len);

@@ -35,6 +35,7 @@ struct inst_run_opts {
     bool spread;         /* --spread: placement policy spread */
     json_t *rules;       /* --affinity etc. (array of rule objects, owned) */
     bool attach;         /* --attach */
+    bool no_wait;        /* --no-wait: with --count, do not follow the batch */
     cli_fmt fmt;         /* -o */
     char **args;         /* guest arguments after "--" */
     int nargs;

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ run */
@@ -19,7 +20,11 @@ static const char run_help[] =
     "Usage: shoal run [OPTIONS] IMAGE [-- ARGS...]\n"
     "\n"
     "Start one or more instances of IMAGE (NAME[:TAG] or sha256:DIGEST).\n"
-    "Prints the new instance ids, one per line.\n"
+    "Prints the new instance ids, one per line. With --count N > 1, then\n"
+    "follows the batch until every instance is running or has failed: a\n"
+    "progress bar on a terminal (stderr), a line per progress event\n"
+    "otherwise, and a last line with the count running; the instances that\n"
+    "failed are named with why, and the exit status is then 1.\n"
     "\n"
     "Options:\n"
     "  -n, --name NAME        instance name (with --count N: NAME-1..NAME-N)\n"
@@ -41,6 +46,7 @@ static const char run_help[] =
     "                         a preference (soft) instead of a must (repeatable)\n"
     "  -a, --attach           follow the console until the guest exits; the\n"
     "                         guest's exit status becomes shoal's\n"
+    "      --no-wait          with --count: return once the instances are created\n"
     "  -o, --output FMT       table (ids), json or wide\n"
     "  -h, --help             show this help\n"
     "\n"
@@ -124,6 +130,7 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         { "affinity", required_argument, NULL, 1000 },
         { "anti-affinity", required_argument, NULL, 1000 },
         { "attach", no_argument, NULL, 'a' },
+        { "no-wait", no_argument, NULL, 'W' },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -199,6 +206,7 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
                 return rc;
             break;
         case 'a': o->attach = true; break;
+        case 'W': o->no_wait = true; break;
         case 'o':
             if (cli_parse_format(optarg, &o->fmt, err, sizeof err) < 0)
                 return cli_usage("run", "%s", err);
@@ -345,10 +353,153 @@ out:
     return rc;
 }
 
+/* ---- following a batch (run --count N) ---- */
+
+/* The batch.progress events of one batch (docs/api.md, "Batches"), read
+ * off /v1/events. The stream is opened (and answered) before the create,
+ * so no event of the batch can be missed; events of other batches are
+ * skipped. */
+struct batch_follow {
+    cli_ctx *ctx;
+    char batch[64];    /* items[0].id of the create's answer */
+    cli_buf line;      /* partial SSE line */
+    long long last_id; /* last event id seen, to resume a cut stream */
+    long long total, started, ready, failed;
+    bool final, shown; /* the last event came; a bar is on the screen */
+    json_t *failures;  /* of the last event */
+    int64_t t0_ms;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void batch_draw(struct batch_follow *b)
+{
+    double secs = (double)(mono_ms() - b->t0_ms) / 1000.0;
+    if (!b->ctx->tty_err) {
+        fprintf(stderr, "%lld/%lld running, %lld started, %lld failed (%.0f s)\n", b->ready,
+                b->total, b->started, b->failed, secs);
+        return;
+    }
+    enum { W = 30 };
+    char bar[W + 1];
+    long long t = b->total > 0 ? b->total : 1;
+    int full = (int)(b->ready * W / t), part = (int)((b->started + b->failed) * W / t);
+    for (int i = 0; i < W; i++)
+        bar[i] = i < full ? '#' : i < part ? '-' : '.';
+    bar[W] = 0;
+    fprintf(stderr, "\r[%s] %lld/%lld running, %lld started, %lld failed, %.0f s\033[K", bar,
+            b->ready, b->total, b->started, b->failed, secs);
+    fflush(stderr);
+    b->shown = true;
+}
+
+static void batch_line(struct batch_follow *b, const char *l)
+{
+    json_t *ev;
+    if (strncmp(l, "data: ", 6) != 0 || !strstr(l, "batch.progress"))
+        return;
+    if (!(ev = json_loads(l + 6, 0, NULL)))
+        return;
+    const char *type = cli_jstr(ev, "type"), *id = cli_jstr(ev, "batch");
+    if (type && id && !strcmp(type, "batch.progress") && !strcmp(id, b->batch)) {
+        b->total = json_integer_value(json_object_get(ev, "total"));
+        b->started = json_integer_value(json_object_get(ev, "started"));
+        b->ready = json_integer_value(json_object_get(ev, "ready"));
+        b->failed = json_integer_value(json_object_get(ev, "failed"));
+        b->final = json_is_true(json_object_get(ev, "final"));
+        json_decref(b->failures);
+        b->failures = json_incref(json_object_get(ev, "failures"));
+        batch_draw(b);
+    }
+    json_decref(ev);
+}
+
+static void batch_data(void *arg, const char *data, size_t len)
+{
+    struct batch_follow *b = arg;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n') {
+            cli_buf_append(&b->line, &data[i], 1);
+            continue;
+        }
+        const char *l = cli_buf_str(&b->line);
+        if (!strncmp(l, "id: ", 4))
+            b->last_id = atoll(l + 4);
+        else if (!b->final)
+            batch_line(b, l);
+        b->line.len = 0;
+        if (b->line.data)
+            b->line.data[0] = 0;
+    }
+}
+
+/* Follow the batch on w (already answered) until its final event; a cut
+ * stream is reopened where it stopped. Prints the outcome on stderr. */
+static int batch_follow_run(cli_ctx *ctx, cli_http_watch *w, struct batch_follow *b)
+{
+    int rc = CLI_OK, reopen = 0;
+    cli_http_watch_on_data(w, batch_data, b);
+    while (!b->final) {
+        if (cli_http_watch_wait(w, 1000) >= 0)
+            continue;
+        /* The stream ended (shoald restarted, a proxy cut it): resume. */
+        cli_http_watch_free(w);
+        cli_buf path = { 0 };
+        cli_buf_printf(&path, "/v1/events?since=%lld", b->last_id);
+        w = cli_http_watch_open(ctx, cli_buf_str(&path));
+        cli_buf_free(&path);
+        if (!w || cli_http_watch_connect(w, 10000) != 0) {
+            if (++reopen > 30) {
+                cli_err("lost the event stream; the batch goes on (see shoal ps)");
+                rc = CLI_EFAIL;
+                break;
+            }
+            sleep(1);
+            continue;
+        }
+        reopen = 0;
+        cli_http_watch_on_data(w, batch_data, b);
+    }
+    cli_http_watch_free(w);
+    if (b->shown) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+    if (b->final) {
+        fprintf(stderr, "%lld/%lld running", b->ready, b->total);
+        if (b->failed)
+            fprintf(stderr, ", %lld failed", b->failed);
+        fprintf(stderr, " (%.1f s)\n", (double)(mono_ms() - b->t0_ms) / 1000.0);
+        size_t i;
+        json_t *x;
+        json_array_foreach(b->failures, i, x)
+        {
+            const char *msg = cli_jstr(x, "message");
+            cli_err("%s: %s%s%s", cli_jstr(x, "name") ? cli_jstr(x, "name") : "?",
+                    cli_jstr(x, "state") ? cli_jstr(x, "state") : "failed", msg ? ": " : "",
+                    msg ? msg : "");
+        }
+        if (b->failed > (long long)json_array_size(b->failures))
+            cli_err("... and %lld more (shoal ps -a)",
+                    b->failed - (long long)json_array_size(b->failures));
+        if (b->failed)
+            rc = CLI_EFAIL;
+    }
+    json_decref(b->failures);
+    cli_buf_free(&b->line);
+    return rc;
+}
+
 int inst_run(cli_ctx *ctx, int argc, char **argv)
 {
     struct inst_run_opts o;
     json_t *body = NULL, *resp = NULL;
+    cli_http_watch *follow = NULL;
     int rc = inst_run_parse(argc, argv, &o);
     if (rc != CLI_OK)
         goto out;
@@ -356,6 +507,16 @@ int inst_run(cli_ctx *ctx, int argc, char **argv)
     body = inst_run_body(&o);
     if (!body)
         goto out;
+    /* A batch is followed on /v1/events, opened before the create. */
+    if (o.count > 1 && !o.no_wait && !o.attach) {
+        follow = cli_http_watch_open(ctx, "/v1/events");
+        if (follow && cli_http_watch_connect(follow, 10000) != 0) {
+            cli_http_watch_free(follow);
+            follow = NULL;
+        }
+        if (!follow)
+            cli_err("cannot follow the batch on /v1/events; not waiting for it");
+    }
     rc = cli_http_json(ctx, "POST", "/v1/instances", body, &resp);
     if (rc != CLI_OK)
         goto out;
@@ -387,7 +548,16 @@ int inst_run(cli_ctx *ctx, int argc, char **argv)
         json_t *it;
         json_array_foreach(items, i, it) printf("%s\n", cli_jstr(it, "id"));
     }
+    fflush(stdout);
+    if (follow && json_array_size(items) > 1 && cli_jstr(json_array_get(items, 0), "id")) {
+        struct batch_follow b = { .ctx = ctx, .total = (long long)json_array_size(items) };
+        snprintf(b.batch, sizeof b.batch, "%s", cli_jstr(json_array_get(items, 0), "id"));
+        b.t0_ms = mono_ms();
+        rc = batch_follow_run(ctx, follow, &b);
+        follow = NULL; /* freed by batch_follow_run */
+    }
 out:
+    cli_http_watch_free(follow);
     json_decref(body);
     json_decref(resp);
     inst_run_opts_free(&o);
