@@ -66,7 +66,7 @@
 #include "gstatus.h"
 #include "node.h"
 
-#define FLEET_EVENT_WORKERS 2   /* threads for jobs other than starts */
+#define FLEET_EVENT_WORKERS 4   /* threads for jobs other than starts */
 #define FLEET_START_MAX     256 /* --start-parallel's upper bound */
 #define FLEET_BATCH_EMIT_MS 500 /* batch.progress: at most one per period */
 #define FLEET_BATCH_FAILS                                                                          \
