@@ -4,8 +4,10 @@
  * Pure string work: no libvirt, no I/O, no allocation other than the
  * returned document. The shape is the one in docs/guest-protocol.md:
  * machine 'pc' + qboot + <kernel> + ACPI, COM1 -> console file, COM2 ->
- * status file, pvpanic, no USB, no balloon, optionally one virtio NIC on a
- * Linux bridge (libvirt creates and plugs the tap itself).
+ * status file, pvpanic, no USB, no balloon, no vmport, no SMM, no HPET,
+ * optionally one virtio NIC on a Linux bridge (libvirt creates and plugs the
+ * tap itself). Memory choices and their measured cost: docs/node.md,
+ * "Memory per guest".
  *
  * Every value is validated and XML-escaped. A value that cannot be carried
  * faithfully (a control character, invalid UTF-8, a relative path, a name

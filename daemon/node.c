@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -691,6 +692,12 @@ static int conn_make(struct node *n, char *err, size_t errlen)
         rc = write_qemu_conf(root, err, errlen);
         if (rc != NODE_OK)
             goto out;
+        /* Memory per guest (issue 13): the embedded driver forks QEMU from
+         * this process, and the flag is inherited across fork and execve.
+         * QEMU madvises guest RAM, its ROMs and the TCG code buffer
+         * MADV_HUGEPAGE, so the first touch of each costs a 2 MiB page. */
+        if (!n->opts.guest_thp)
+            (void)prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
     open_uri(n->uri, uri, sizeof uri);
     n->conn = virConnectOpen(uri);

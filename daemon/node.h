@@ -137,6 +137,13 @@ struct node_opts {
     unsigned canary_timeout_ms;   /* 0: NODE_CANARY_TIMEOUT_MS */
     unsigned settle_timeout_ms;   /* 0: NODE_SETTLE_TIMEOUT_MS */
     int no_cache;                 /* 1: ignore and do not write the verdict cache */
+    int guest_thp;                /* 0 (default): an embedded connection
+                                     (qemu:///embed) sets PR_SET_THP_DISABLE on
+                                     this process, so the QEMUs it forks map no
+                                     transparent huge pages (-3.4 MiB per idle
+                                     guest, docs/node.md "Memory per guest");
+                                     process-wide and never undone. 1: leave THP
+                                     alone. No effect on other URIs. */
     node_event_fn *on_event;      /* may be NULL */
     void *user;                   /* passed to on_event */
 };

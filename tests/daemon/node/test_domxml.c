@@ -15,9 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "domxml.h"
 #include "netbr.h"
+
+#define XML_VALIDATE "/usr/bin/virt-xml-validate"
 
 #ifndef GOLDEN_DIR
 #error GOLDEN_DIR must be defined
@@ -69,6 +72,14 @@ static void check_golden(const char *name, const struct domxml_spec *spec)
     if (strcmp(xml, want) != 0) {
         print_error("--- %s (expected)\n%s--- rendered\n%s", path, want, xml);
         fail_msg("%s differs from golden file", name);
+    }
+    /* libvirt's own schema, when its validator is installed. */
+    if (access(XML_VALIDATE, X_OK) == 0) {
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "%s '%s' domain >/dev/null 2>&1", XML_VALIDATE, path);
+        if (system(cmd) != 0)
+            fail_msg("%s does not validate against libvirt's domain schema (%s)", path,
+                     XML_VALIDATE);
     }
     free(xml);
     free(want);
