@@ -1061,8 +1061,9 @@ static void events(void **state)
     for (int i = 0; i < 3; i++)
         assert_true(started[i] > created_at[i]);
     state_inst_array_free(made, n);
-    /* Drain what else came, then none: 0 after the timeout. */
-    while (fleet_event_next(f, &last, &json, 300) == 1) {
+    /* Drain what else came (batch.progress events come up to
+     * FLEET_BATCH_EMIT_MS apart), then none: 0 after the timeout. */
+    while (fleet_event_next(f, &last, &json, 3 * FLEET_BATCH_EMIT_MS) == 1) {
         free(json);
         json = NULL;
     }
