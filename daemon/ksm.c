@@ -87,8 +87,7 @@ int ksm_apply(enum ksm_mode mode, int *active, char *err, size_t errlen)
         goto out;
     if (access(KSM_SYSFS "/run", W_OK) != 0) {
         if (err && errlen)
-            snprintf(err, errlen, "KSM not available: %s/run: %s", KSM_SYSFS,
-                     strerror(errno));
+            snprintf(err, errlen, "KSM not available: %s/run: %s", KSM_SYSFS, strerror(errno));
         goto fail;
     }
     if (prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0) != 0) {

@@ -24,8 +24,8 @@
  * (60 s) and 6.6 % after; 500 pages / 50 ms (0.8 %) had merged nothing
  * after 90 s with 220 guests (docs/node.md, "Memory per guest"). Zero
  * pages become the kernel's zero page (use_zero_pages=1). */
-#define KSM_PAGES_TO_SCAN   1000
-#define KSM_SLEEP_MS        20
+#define KSM_PAGES_TO_SCAN 1000
+#define KSM_SLEEP_MS      20
 
 enum ksm_mode {
     KSM_MODE_OFF = 0,  /* leave the host's KSM as it is; nothing extra mergeable */
@@ -36,15 +36,15 @@ enum ksm_mode {
 /* The host's KSM state (/sys/kernel/mm/ksm/<name>); -1 where a file is
  * missing (older kernels lack ksm_zero_pages, general_profit). */
 struct ksm_stats {
-    int available;        /* KSM_SYSFS exists */
-    long run;             /* 0 stopped, 1 running, 2 unmerging */
+    int available; /* KSM_SYSFS exists */
+    long run;      /* 0 stopped, 1 running, 2 unmerging */
     long pages_to_scan, sleep_millisecs, use_zero_pages;
-    long pages_shared;    /* distinct merged pages in use */
-    long pages_sharing;   /* further pages mapping them: the pages saved */
+    long pages_shared;  /* distinct merged pages in use */
+    long pages_sharing; /* further pages mapping them: the pages saved */
     long pages_unshared, pages_volatile, full_scans;
-    long ksm_zero_pages;  /* pages replaced by the zero page (use_zero_pages) */
+    long ksm_zero_pages;      /* pages replaced by the zero page (use_zero_pages) */
     long long general_profit; /* bytes saved minus KSM's own metadata */
-    int merge_any;        /* this process has PR_SET_MEMORY_MERGE (1/0, -1 unknown) */
+    int merge_any;            /* this process has PR_SET_MEMORY_MERGE (1/0, -1 unknown) */
 };
 
 /* "off", "auto" or "on" -> mode; returns 0, or -1 for anything else. */

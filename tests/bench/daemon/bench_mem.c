@@ -39,7 +39,7 @@
 #include "ksm.h"
 
 #define MEM_MIB 32
-#define MAXV 16
+#define MAXV    16
 
 /* ---- variants ------------------------------------------------------------ */
 
@@ -61,38 +61,62 @@ struct variant {
 #endif
 
 /* The pre-issue-13 shape is the rendered one minus what issue 13 added. */
-#define UNDO_TB  { "    <tcg>\n      <tb-cache unit='MiB'>", NULL }
-#define ADD_TB(n) { "  </features>\n", "    <tcg>\n      <tb-cache unit='MiB'>" #n "</tb-cache>\n    </tcg>\n" }
+#define UNDO_TB                                                                                    \
+    {                                                                                              \
+        "    <tcg>\n      <tb-cache unit='MiB'>", NULL                                             \
+    }
+#define ADD_TB(n)                                                                                  \
+    {                                                                                              \
+        "  </features>\n", "    <tcg>\n      <tb-cache unit='MiB'>" #n "</tb-cache>\n    </tcg>\n" \
+    }
 
-#define MEMFD { "  <vcpu>", "  <memoryBacking>\n    <source type='memfd'/>\n" \
-                              "    <access mode='shared'/>\n  </memoryBacking>\n" }
+#define MEMFD                                                                                      \
+    {                                                                                              \
+        "  <vcpu>", "  <memoryBacking>\n    <source type='memfd'/>\n"                              \
+                    "    <access mode='shared'/>\n  </memoryBacking>\n"                            \
+    }
 
 static const struct variant variants[] = {
-    { "before", "the shape before issue 13 (rendered minus vmport/smm off and no hpet)",
-      { { "    <vmport state='off'/>\n", NULL }, { "    <smm state='off'/>\n", NULL },
-        { "  <clock offset='utc'>\n    <timer name='hpet' present='no'/>\n  </clock>\n",
-          NULL } }, 0 },
-    { "rendered", "domxml_render() output (QEMU forked by a process with THP allowed)",
-      { { 0 } }, 0 },
-    { "shoald", "rendered, QEMU forked by node.c with PR_SET_THP_DISABLE (what shoald runs)",
-      { { 0 } }, P_NO_THP },
+    { "before",
+      "the shape before issue 13 (rendered minus vmport/smm off and no hpet)",
+      { { "    <vmport state='off'/>\n", NULL },
+        { "    <smm state='off'/>\n", NULL },
+        { "  <clock offset='utc'>\n    <timer name='hpet' present='no'/>\n  </clock>\n", NULL } },
+      0 },
+    { "rendered",
+      "domxml_render() output (QEMU forked by a process with THP allowed)",
+      { { 0 } },
+      0 },
+    { "shoald",
+      "rendered, QEMU forked by node.c with PR_SET_THP_DISABLE (what shoald runs)",
+      { { 0 } },
+      P_NO_THP },
     { "tb-1", "rendered + <tcg><tb-cache unit='MiB'>1</tb-cache></tcg>", { ADD_TB(1) }, 0 },
     { "tb-8", "rendered + <tcg><tb-cache unit='MiB'>8</tb-cache></tcg>", { ADD_TB(8) }, 0 },
-    { "memfd", "rendered + <memoryBacking><source type='memfd'/><access mode='shared'/>",
-      { MEMFD }, 0 },
-    { "tb-1+memfd", "tb-1 and memfd (the XML-only way to no huge pages)",
-      { ADD_TB(1), MEMFD }, 0 },
-    { "nosharepages", "rendered + <memoryBacking><nosharepages/> (mem-merge=off)",
-      { { "  <vcpu>", "  <memoryBacking>\n    <nosharepages/>\n  </memoryBacking>\n" } }, 0 },
-    { "arena-1", "rendered + <qemu:env MALLOC_ARENA_MAX=1> (passthrough)",
+    { "memfd",
+      "rendered + <memoryBacking><source type='memfd'/><access mode='shared'/>",
+      { MEMFD },
+      0 },
+    { "tb-1+memfd", "tb-1 and memfd (the XML-only way to no huge pages)", { ADD_TB(1), MEMFD }, 0 },
+    { "nosharepages",
+      "rendered + <memoryBacking><nosharepages/> (mem-merge=off)",
+      { { "  <vcpu>", "  <memoryBacking>\n    <nosharepages/>\n  </memoryBacking>\n" } },
+      0 },
+    { "arena-1",
+      "rendered + <qemu:env MALLOC_ARENA_MAX=1> (passthrough)",
       { { "<domain type='qemu'>", "<domain type='qemu' xmlns:qemu="
                                   "'http://libvirt.org/schemas/domain/qemu/1.0'>\n" },
         { "<domain type='qemu'>\n", NULL },
         { "</domain>", "  <qemu:commandline>\n    <qemu:env name='MALLOC_ARENA_MAX' "
-                       "value='1'/>\n  </qemu:commandline>\n" } }, 0 },
-    { "merge-any", "rendered, QEMU forked with PR_SET_MEMORY_MERGE (all anon memory KSM-able)",
-      { { 0 } }, P_MERGE_ANY },
-    { "shoald+m-any", "shoald and merge-any (daemon/ksm.c, --ksm on)", { { 0 } },
+                       "value='1'/>\n  </qemu:commandline>\n" } },
+      0 },
+    { "merge-any",
+      "rendered, QEMU forked with PR_SET_MEMORY_MERGE (all anon memory KSM-able)",
+      { { 0 } },
+      P_MERGE_ANY },
+    { "shoald+m-any",
+      "shoald and merge-any (daemon/ksm.c, --ksm on)",
+      { { 0 } },
       P_NO_THP | P_MERGE_ANY },
 };
 #define NVAR (sizeof variants / sizeof variants[0])
@@ -183,8 +207,8 @@ static void loop_tick(int t, void *o)
 
 enum { B_RAM, B_TCG, B_ANON, B_FILE, B_FILE_PD, B_QEMU_PD, B_CAP_PD, B_NB };
 static const char *bucket_name[B_NB] = {
-    "guest RAM", "TCG buffer", "heap+anon", "file-backed", "file priv.dirty",
-    "qemu-bin priv.dirty", "capstone priv.dirty",
+    "guest RAM",       "TCG buffer",          "heap+anon",           "file-backed",
+    "file priv.dirty", "qemu-bin priv.dirty", "capstone priv.dirty",
 };
 
 struct mem {
@@ -222,8 +246,8 @@ static int measure(int pid, struct mem *m)
         int anon = name[0] == 0 || !strcmp(name, "[heap]") || !strncmp(name, "[stack", 6) ||
                    !strncmp(name, "[anon", 5);
         int memfd = !strncmp(name, "/memfd:", 7);
-        int ram = (memfd || anon) && (hi - lo) == (unsigned long)MEM_MIB << 20 &&
-                  !strchr(perms, 'x');
+        int ram =
+            (memfd || anon) && (hi - lo) == (unsigned long)MEM_MIB << 20 && !strchr(perms, 'x');
         if (!strcmp(key, "Pss")) {
             m->pss += kb;
             if (ram)
@@ -333,8 +357,8 @@ static long ksmd_ticks(void)
             if (fgets(buf, sizeof buf, f)) {
                 char *p = strrchr(buf, ')');
                 unsigned long ut, st;
-                if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                                &ut, &st) == 2)
+                if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                                &st) == 2)
                     t = (long)(ut + st);
             }
             fclose(f);
@@ -347,8 +371,7 @@ static long ksmd_ticks(void)
 }
 
 #define KSM "/sys/kernel/mm/ksm/"
-static const char *ksm_knobs[] = { "run", "pages_to_scan", "sleep_millisecs",
-                                   "use_zero_pages" };
+static const char *ksm_knobs[] = { "run", "pages_to_scan", "sleep_millisecs", "use_zero_pages" };
 #define NKNOB 4
 static char ksm_saved[NKNOB][32];
 
@@ -432,7 +455,8 @@ int main(int argc, char **argv)
     struct guest *g = calloc((size_t)(n * nsel), sizeof *g);
     int ng = 0;
     printf("bench_mem: %d idle guests per variant (%s, %d MiB, 1 vCPU, TCG), %d variants, "
-           "%ld cores\n", n, kernel, MEM_MIB, nsel, sysconf(_SC_NPROCESSORS_ONLN));
+           "%ld cores\n",
+           n, kernel, MEM_MIB, nsel, sysconf(_SC_NPROCESSORS_ONLN));
     for (int k = 0; k < nsel; k++)
         printf("  %-13s %s\n", variants[sel[k]].name, variants[sel[k]].desc);
     fflush(stdout);
@@ -479,8 +503,8 @@ int main(int argc, char **argv)
             if (v->proc & P_MERGE_ANY)
                 prctl(PR_SET_MEMORY_MERGE, 0, 0, 0, 0);
             if (!x->dom) {
-                fprintf(stderr, "create %s failed: %s\nXML:\n%s", x->name,
-                        virGetLastErrorMessage(), vx);
+                fprintf(stderr, "create %s failed: %s\nXML:\n%s", x->name, virGetLastErrorMessage(),
+                        vx);
                 free(vx);
                 goto out;
             }
