@@ -114,8 +114,7 @@ typedef struct {
 static void emit(fleet *f, const fleet_batch *b)
 {
     json_t *o = json_object(), *fails = json_array();
-    char msg[160], *txt;
-    int64_t id = 0;
+    char msg[160];
     uint32_t done = b->ready + b->failed;
 
     snprintf(msg, sizeof msg, "batch %s: %u/%u ready, %u started, %u failed", b->id, b->ready,
@@ -141,16 +140,7 @@ static void emit(fleet *f, const fleet_batch *b)
     }
     json_object_set_new(o, "failures", fails);
     json_object_set_new(o, "message", json_string(msg));
-    txt = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (txt && state_event_append(f->db, txt, &id) == 0) {
-        pthread_mutex_lock(&f->mu);
-        if (id > f->last_event_id)
-            f->last_event_id = id;
-        pthread_cond_broadcast(&f->event_cv);
-        pthread_mutex_unlock(&f->mu);
-    }
-    free(txt);
+    fleet_emit_object(f, o);
 }
 
 void fleet_batch_flush(fleet *f)

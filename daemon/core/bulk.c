@@ -213,8 +213,7 @@ static void *bulk_thread(void *arg)
 static void emit_progress(fleet *f, fleet_bulk_op op, size_t done, size_t total, size_t failed)
 {
     json_t *o = json_object();
-    char msg[128], *txt;
-    int64_t id = 0;
+    char msg[128];
 
     snprintf(msg, sizeof msg, "%s: %zu/%zu done, %zu failed", fleet_bulk_op_name(op), done, total,
              failed);
@@ -225,16 +224,7 @@ static void emit_progress(fleet *f, fleet_bulk_op op, size_t done, size_t total,
     json_object_set_new(o, "total", json_integer((json_int_t)total));
     json_object_set_new(o, "failed", json_integer((json_int_t)failed));
     json_object_set_new(o, "message", json_string(msg));
-    txt = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (txt && state_event_append(f->db, txt, &id) == 0) {
-        pthread_mutex_lock(&f->mu);
-        if (id > f->last_event_id)
-            f->last_event_id = id;
-        pthread_cond_broadcast(&f->event_cv);
-        pthread_mutex_unlock(&f->mu);
-    }
-    free(txt);
+    fleet_emit_object(f, o);
 }
 
 static void deadline_in(struct timespec *ts, int ms)

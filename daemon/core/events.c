@@ -8,13 +8,27 @@
 
 #include <jansson.h>
 
+void fleet_emit_object(fleet *f, json_t *o)
+{
+    char *txt = json_dumps(o, JSON_COMPACT);
+    int64_t id = 0;
+
+    json_decref(o);
+    if (txt && state_event_append(f->db, txt, &id) == 0) {
+        pthread_mutex_lock(&f->mu);
+        if (id > f->last_event_id)
+            f->last_event_id = id;
+        pthread_cond_broadcast(&f->event_cv);
+        pthread_mutex_unlock(&f->mu);
+    }
+    free(txt);
+}
+
 void fleet_emit(fleet *f, const char *type, const char *instance, const char *name,
                 const char *state, const char *host, const char *image, const char *digest,
                 const char *message)
 {
     json_t *o = json_object();
-    char *txt;
-    int64_t id = 0;
 
     json_object_set_new(o, "time", json_integer(fleet_wall_ms() / 1000));
     json_object_set_new(o, "type", json_string(type));
@@ -31,16 +45,7 @@ void fleet_emit(fleet *f, const char *type, const char *instance, const char *na
     PUT("digest", digest);
     PUT("message", message);
 #undef PUT
-    txt = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (txt && state_event_append(f->db, txt, &id) == 0) {
-        pthread_mutex_lock(&f->mu);
-        if (id > f->last_event_id)
-            f->last_event_id = id;
-        pthread_cond_broadcast(&f->event_cv);
-        pthread_mutex_unlock(&f->mu);
-    }
-    free(txt);
+    fleet_emit_object(f, o);
 }
 
 int64_t fleet_event_last_id(fleet *f)

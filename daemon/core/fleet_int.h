@@ -242,6 +242,10 @@ int fleet_set_state(fleet *f, const char *id, state_inst_state st, const char *l
 int fleet_set_host(fleet *f, const char *id, const char *host);
 
 /* ---- events.c ---- */
+/* Append the event object o (its "time" and "type" set; consumed), and wake
+ * the subscribers. */
+struct json_t;
+void fleet_emit_object(fleet *f, struct json_t *o);
 /* Append an event (fields of docs/api.md; any string may be NULL). */
 void fleet_emit(fleet *f, const char *type, const char *instance, const char *name,
                 const char *state, const char *host, const char *image, const char *digest,
