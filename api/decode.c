@@ -128,8 +128,7 @@ static api_code check_fields(json_t *obj, const char *prefix, const char *const 
     json_t *v;
     size_t i;
 
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         for (i = 0; i < n_allowed; i++) {
             if (strcmp(key, allowed[i]) == 0)
                 break;
@@ -236,8 +235,7 @@ static api_code get_map(json_t *obj, const char *key, size_t max, valid_fn vkey,
     *out = calloc(json_object_size(m), sizeof **out);
     if (*out == NULL)
         return api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
-    json_object_foreach(m, k, v)
-    {
+    json_object_foreach (m, k, v) {
         snprintf(field, sizeof field, "%s.%.40s", key, k);
         if (!vkey(k))
             return api_status_set(st, API_E_INVALID_FIELD, field, "%s key '%.80s' is invalid (%s)",
@@ -286,8 +284,7 @@ static api_code get_args(json_t *obj, spec_store *s, size_t *n_out, api_status *
     s->args = calloc(json_array_size(a), sizeof *s->args);
     if (s->args == NULL)
         return api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
-    json_array_foreach(a, i, v)
-    {
+    json_array_foreach (a, i, v) {
         snprintf(field, sizeof field, "args[%zu]", i);
         if (!json_is_string(v))
             return api_status_set(st, API_E_INVALID_FIELD, field, "%s must be a string", field);
@@ -329,8 +326,7 @@ static api_code get_ports(json_t *obj, spec_store *s, size_t *n_out, api_status 
     s->ports = calloc(json_array_size(a), sizeof *s->ports);
     if (s->ports == NULL)
         return api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
-    json_array_foreach(a, i, p)
-    {
+    json_array_foreach (a, i, p) {
         snprintf(prefix, sizeof prefix, "ports[%zu].", i);
         if (!json_is_object(p)) {
             snprintf(field, sizeof field, "ports[%zu]", i);
@@ -418,8 +414,7 @@ static api_code get_placement(json_t *obj, spec_store *s, api_instance_spec *out
     s->rules = calloc(json_array_size(a) + 1, sizeof *s->rules);
     if (s->rules == NULL)
         return api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
-    json_array_foreach(a, i, r)
-    {
+    json_array_foreach (a, i, r) {
         api_rule *ru = &s->rules[i];
         const char *kind;
         uint64_t w;
@@ -855,8 +850,7 @@ api_code api_decode_bulk_request(const char *body, size_t len, bool allow_timeou
         rc = api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
         goto out;
     }
-    json_array_foreach(ids, i, v)
-    {
+    json_array_foreach (ids, i, v) {
         char field[API_FIELD_MAX];
         snprintf(field, sizeof field, "ids[%zu]", i);
         if (!json_is_string(v)) {

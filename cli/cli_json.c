@@ -32,7 +32,8 @@ void cli_jlabels(const json_t *obj, char *out, size_t len)
     size_t i = 0;
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)obj, k, v) keys[i++] = k;
+    json_object_foreach ((json_t *)obj, k, v)
+        keys[i++] = k;
     qsort(keys, n, sizeof *keys, cmp_str);
     size_t used = 0;
     for (i = 0; i < n && used < len; i++) {

@@ -43,8 +43,7 @@ void events_format(const json_t *ev, char *out, size_t len)
     size_t used = w > 0 ? (size_t)w : 0;
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)ev, k, v)
-    {
+    json_object_foreach ((json_t *)ev, k, v) {
         if (used >= len)
             break;
         if (!strcmp(k, "time") || !strcmp(k, "type") || !strcmp(k, "id") || json_is_null(v))

@@ -86,8 +86,7 @@ int host_render_list(FILE *out, const json_t *items, cli_fmt fmt)
     cli_table_set_right(t, 3, true);
     size_t i;
     json_t *h;
-    json_array_foreach((json_t *)items, i, h)
-    {
+    json_array_foreach ((json_t *)items, i, h) {
         char state[48], inst[16], mem[160], cpu[160], slots[160], labels[512];
         const char *st = cli_jstr(h, "state");
         snprintf(state, sizeof state, "%s%s", st ? st : "-",
@@ -126,8 +125,7 @@ int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt)
             return -1;
         size_t i;
         json_t *m;
-        json_array_foreach(moves, i, m)
-        {
+        json_array_foreach (moves, i, m) {
             const char *row[] = { cli_jstr(m, "instance"), cli_jstr(m, "from"), cli_jstr(m, "to") };
             if ((rc = cli_table_add(t, row)) < 0)
                 break;
@@ -140,8 +138,7 @@ int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt)
     char list[512] = "";
     size_t used = 0, i;
     json_t *f;
-    json_array_foreach(freed, i, f)
-    {
+    json_array_foreach (freed, i, f) {
         int w = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
                          json_string_value(f) ? json_string_value(f) : "?");
         if (w < 0 || (size_t)w >= sizeof list - used)

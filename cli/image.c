@@ -268,8 +268,7 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
     cli_table_set_right(t, wide ? 5 : 4, true);
     size_t i;
     json_t *img;
-    json_array_foreach((json_t *)items, i, img)
-    {
+    json_array_foreach ((json_t *)items, i, img) {
         char dig[80], size[32], inst[16], created[48], labels[512];
         const char *d = cli_jstr(img, "digest");
         if (wide)
@@ -369,7 +368,8 @@ static int image_ls(cli_ctx *ctx, int argc, char **argv)
     if (quiet) {
         size_t i;
         json_t *it;
-        json_array_foreach(items, i, it) printf("%s\n", cli_jstr(it, "digest"));
+        json_array_foreach (items, i, it)
+            printf("%s\n", cli_jstr(it, "digest"));
     } else if (image_render_list(stdout, items, fmt, time(NULL)) < 0) {
         rc = CLI_EFAIL;
     }

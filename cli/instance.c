@@ -477,8 +477,7 @@ static int batch_follow_run(cli_ctx *ctx, cli_http_watch *w, struct batch_follow
         fprintf(stderr, " (%.1f s)\n", (double)(mono_ms() - b->t0_ms) / 1000.0);
         size_t i;
         json_t *x;
-        json_array_foreach(b->failures, i, x)
-        {
+        json_array_foreach (b->failures, i, x) {
             const char *msg = cli_jstr(x, "message");
             cli_err("%s: %s%s%s", cli_jstr(x, "name") ? cli_jstr(x, "name") : "?",
                     cli_jstr(x, "state") ? cli_jstr(x, "state") : "failed", msg ? ": " : "",
@@ -546,7 +545,8 @@ int inst_run(cli_ctx *ctx, int argc, char **argv)
     } else {
         size_t i;
         json_t *it;
-        json_array_foreach(items, i, it) printf("%s\n", cli_jstr(it, "id"));
+        json_array_foreach (items, i, it)
+            printf("%s\n", cli_jstr(it, "id"));
     }
     fflush(stdout);
     if (follow && json_array_size(items) > 1 && cli_jstr(json_array_get(items, 0), "id")) {
@@ -1163,8 +1163,7 @@ static int bulk_report(const struct inst_target_opts *o, json_t *resp)
     }
     if (o->selector && json_array_size(items) == 0)
         cli_err("no instances match selector '%s'", o->selector);
-    json_array_foreach(items, i, it)
-    {
+    json_array_foreach (items, i, it) {
         const char *label = cli_jstr(it, "key");
         if (!label)
             label = cli_jstr(it, "name");

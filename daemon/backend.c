@@ -32,11 +32,15 @@ static const api_code CODE_MAP[FLEET_CODES] = {
 };
 _Static_assert(-FLEET_E_INTERNAL == FLEET_CODES - 1, "CODE_MAP covers every fleet_code");
 
+static api_code status_code(fleet_code c)
+{
+    int i = -(int)c;
+    return i >= 0 && i < FLEET_CODES ? CODE_MAP[i] : API_E_INTERNAL;
+}
+
 static api_code status_from(api_status *st, const fleet_err *e)
 {
-    int i = -(int)e->code;
-    api_code c = i >= 0 && i < FLEET_CODES ? CODE_MAP[i] : API_E_INTERNAL;
-    return api_status_set(st, c, e->field[0] ? e->field : NULL, "%s", e->msg);
+    return api_status_set(st, status_code(e->code), e->field[0] ? e->field : NULL, "%s", e->msg);
 }
 
 /* Instance states: the API's and the database's lists are the same, in
@@ -114,8 +118,7 @@ static api_kv *kv_from_json(json_t *obj, size_t *n)
         *n = 0;
         return NULL;
     }
-    json_object_foreach(obj, k, v)
-    {
+    json_object_foreach (obj, k, v) {
         a[i].key = k;
         a[i].value = json_string_value(v) ? json_string_value(v) : "";
         i++;
@@ -401,12 +404,6 @@ static const fleet_bulk_op BULK_MAP[] = {
     [API_ACTION_RESTART] = FLEET_BULK_RESTART,
     [API_ACTION_DELETE] = FLEET_BULK_DELETE,
 };
-
-static api_code status_code(fleet_code c)
-{
-    int i = -(int)c;
-    return i >= 0 && i < FLEET_CODES ? CODE_MAP[i] : API_E_INTERNAL;
-}
 
 /* Resolve the selection once (selector through the same match function as
  * GET /v1/instances, or the keys), run it, one item per instance. */
@@ -975,8 +972,7 @@ static int be_events_next(void *ctx, void *subp, api_event *ev, int timeout_ms)
         ev->started = (uint32_t)json_integer_value(json_object_get(o, "started"));
         ev->ready = (uint32_t)json_integer_value(json_object_get(o, "ready"));
         ev->final = json_is_true(json_object_get(o, "final"));
-        json_array_foreach(fails, i, x)
-        {
+        json_array_foreach (fails, i, x) {
             if (ev->n_failures == API_EVENT_FAILURES_MAX)
                 break;
             copy_field(ev->failures[ev->n_failures].instance, sizeof ev->failures[0].instance, x,

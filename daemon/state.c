@@ -231,8 +231,7 @@ static void ports_from_json(state_instance *in, const char *txt)
     size_t i;
     json_t *v;
     in->nports = 0;
-    json_array_foreach(a, i, v)
-    {
+    json_array_foreach (a, i, v) {
         if (in->nports >= STATE_MAX_PORTS)
             break;
         in->ports[in->nports].host = (int)json_integer_value(json_object_get(v, "host"));

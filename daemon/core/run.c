@@ -33,8 +33,10 @@ static int build_cmdline(fleet *f, const state_instance *in, gcmd *c, char *err,
         gcmd_env(c, "shoal.gw", cfg_ip4_str(f->gateway, gw));
         gcmd_env(c, "shoal.mac", in->mac);
     }
-    json_object_foreach(env, k, v) gcmd_env(c, k, json_string_value(v) ? json_string_value(v) : "");
-    json_array_foreach(args, i, v) gcmd_arg(c, json_string_value(v) ? json_string_value(v) : "");
+    json_object_foreach (env, k, v)
+        gcmd_env(c, k, json_string_value(v) ? json_string_value(v) : "");
+    json_array_foreach (args, i, v)
+        gcmd_arg(c, json_string_value(v) ? json_string_value(v) : "");
     rc = gcmd_finish(c, err, errlen);
     json_decref(args);
     json_decref(env);

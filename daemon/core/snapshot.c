@@ -77,8 +77,7 @@ int fleet_placement_parse(const char *text, fleet_placement *out)
         fleet_placement_clear(out);
         return -1;
     }
-    json_array_foreach(a, i, r)
-    {
+    json_array_foreach (a, i, r) {
         int k = rule_kind(json_string_value(json_object_get(r, "kind")));
         fleet_rule *fr = &out->rules[out->n_rules];
         if (k < 0 || !json_string_value(json_object_get(r, "key")))
@@ -122,8 +121,7 @@ static sched_label *labels_from(json_t *doc, const sched_label *extra, size_t *n
     *n = 0;
     if (!out)
         return NULL;
-    json_object_foreach(doc, k, v)
-    {
+    json_object_foreach (doc, k, v) {
         out[*n].key = k;
         out[*n].value = json_string_value(v);
         (*n)++;

@@ -1025,8 +1025,7 @@ static json_t *bulk_ok(const resp *r, size_t n, int succeeded, int failed)
     assert_int_equal(json_integer_value(json_object_get(j, "succeeded")), succeeded);
     assert_int_equal(json_integer_value(json_object_get(j, "failed")), failed);
     assert_int_equal(json_object_size(j), 3);
-    json_array_foreach(json_object_get(j, "items"), i, it)
-    {
+    json_array_foreach (json_object_get(j, "items"), i, it) {
         json_t *ok = json_object_get(it, "ok");
         assert_true(json_is_boolean(ok));
         assert_true(json_object_get(it, "id") != NULL);
@@ -1071,8 +1070,7 @@ static void t_bulk(void **state)
     /* stop by selector: every match, nothing else */
     http("POST", "/v1/instances/stop", "{\"selector\":\"tier=b\",\"timeout_s\":3}", &r);
     j = bulk_ok(&r, 4, 4, 0);
-    json_array_foreach(json_object_get(j, "items"), i, it)
-    {
+    json_array_foreach (json_object_get(j, "items"), i, it) {
         assert_int_equal(strncmp(jget_str(it, "name"), "bulk-", 5), 0);
         assert_int_equal(strlen(jget_str(it, "id")), 12);
         assert_null(json_object_get(it, "key")); /* selector: no keys */
@@ -1122,8 +1120,7 @@ static void t_bulk(void **state)
     resp_free(&r);
     http("POST", "/v1/instances/delete", "{\"selector\":\"tier=b\"}", &r);
     j = bulk_ok(&r, 4, 2, 2);
-    json_array_foreach(json_object_get(j, "items"), i, it)
-    {
+    json_array_foreach (json_object_get(j, "items"), i, it) {
         if (!json_is_true(json_object_get(it, "ok")))
             assert_string_equal(jget_str(json_object_get(it, "error"), "code"), "conflict");
     }

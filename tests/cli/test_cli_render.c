@@ -169,8 +169,7 @@ static void test_events(void **s)
     json_t *ev;
     FILE *m = open_memstream(&buf, &len);
     assert_non_null(m);
-    json_array_foreach(in, i, ev)
-    {
+    json_array_foreach (in, i, ev) {
         char line[1024];
         events_format(ev, line, sizeof line);
         fprintf(m, "%s\n", line);
