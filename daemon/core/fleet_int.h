@@ -22,6 +22,11 @@
  *                   the only thread that emits them). Ticks every 500 ms;
  *                   each tick re-reads the status files of a tenth of the
  *                   running instances (inotify covers the rest).
+ *   bulk workers    per bulk request (bulk.c), min(32, n) short-lived threads
+ *                   that run the per-instance stop/start/restart/delete
+ *                   calls; they take the locks below like any API thread,
+ *                   plus their request's own mutex (next item, counters),
+ *                   which is never held while another lock is taken.
  *   libvirt events  one process-wide thread (node.c): node events arrive
  *                   here; the core only queues jobs or marks a host down
  *                   (jobs.c on_node_event) and never blocks on it.
@@ -45,10 +50,10 @@
  *             (runtime.c fleet_mutate); held only across the two SQLite calls.
  *   mu        fleet.mu. The in-memory tables: hosts (the array, each host's
  *             fields and refs), the runtime table, the job queues, batches
- *             (batch.c), event and metrics counters, `stopping`. Never held across a libvirt call,
- *             a SQLite call or file I/O (status files are read with it
- *             released: status.c). Condition variables job_cv, state_cv and
- *             event_cv go with it.
+ *             (batch.c), event and metrics counters, `stopping`. Never held
+ *             across a libvirt call, a SQLite call or file I/O (status files
+ *             are read with it released: status.c). Condition variables
+ *             job_cv, state_cv and event_cv go with it.
  *
  * Enforced by: fleet_mutate (runtime.c) takes row_mu alone and releases it
  * before taking mu; host_hold/host_release (hosts.c) keep a host and its
@@ -69,9 +74,9 @@
 #define FLEET_EVENT_WORKERS 4   /* threads for jobs other than starts */
 #define FLEET_START_MAX     256 /* --start-parallel's upper bound */
 #define FLEET_BATCH_EMIT_MS 500 /* batch.progress: at most one per period */
-#define FLEET_BATCH_FAILS                                                                          \
-    20                              /* failed instances named per batch (api.h
-                                       API_EVENT_FAILURES_MAX) */
+/* Failed instances named per batch.progress event (api.h
+ * API_EVENT_FAILURES_MAX). */
+#define FLEET_BATCH_FAILS     20
 #define FLEET_SAFETY_POLL_MS  5000  /* each status file re-read at least this often */
 #define FLEET_EVENTS_KEEP     10000 /* events retained for Last-Event-ID */
 #define FLEET_BACKOFF_BASE_MS 500

@@ -28,4 +28,8 @@ done
 echo "host: $(uname -r), THP $(cat /sys/kernel/mm/transparent_hugepage/enabled)," \
      "$(qemu-system-x86_64 --version | head -n 1), libvirt $(pkg-config --modversion libvirt 2>/dev/null || echo '?')"
 echo "other QEMU processes on this host at start: $(pgrep -c -x qemu-system-x86 || true)"
-exec "$DRV" "$KERNEL" "$N" "$SETTLE" "$KSM_S"
+# The driver destroys its guests on exit and on SIGINT/SIGTERM; guests of the
+# embedded driver outlive a driver killed harder, so none is left behind
+# here either (their QEMU command lines name the driver's temp root).
+trap 'pkill -f "qemu-system-x86_64 .*shoal-benchmem-" 2>/dev/null || true' EXIT
+"$DRV" "$KERNEL" "$N" "$SETTLE" "$KSM_S"
