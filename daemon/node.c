@@ -1481,6 +1481,154 @@ void node_list_free(struct node_dom *list)
     free(list);
 }
 
+/* Directory of QEMU pid files for a local URI ("" when not local). */
+static void pid_dir(const struct node *n, char *dir, size_t len)
+{
+    char root[4096];
+    dir[0] = '\0';
+    if (!embed_root(n->uri, root, sizeof root))
+        snprintf(dir, len, "%s/run/qemu", root);
+    else if (!strncmp(n->uri, "qemu:///system", 14))
+        snprintf(dir, len, "/run/libvirt/qemu");
+}
+
+/* First "Key: N kB" value of a /proc file, in KiB; 0 if absent. */
+static uint64_t proc_kib(const char *path, const char *key)
+{
+    char line[256];
+    uint64_t v = 0;
+    size_t kl = strlen(key);
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return 0;
+    while (fgets(line, sizeof line, fp)) {
+        if (!strncmp(line, key, kl) && line[kl] == ':') {
+            v = strtoull(line + kl + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(fp);
+    return v;
+}
+
+/* QEMU's private resident memory for domain `name` through its pid file. */
+static uint64_t private_kib(const char *dir, const char *name)
+{
+    char path[4400], buf[32];
+    ssize_t r;
+    int fd;
+    long pid;
+    snprintf(path, sizeof path, "%s/%s.pid", dir, name);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    r = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (r <= 0)
+        return 0;
+    buf[r] = '\0';
+    pid = strtol(buf, NULL, 10);
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    return proc_kib(path, "RssAnon");
+}
+
+/* Host memory available to new guests, MiB; 0 if unknown. */
+static uint64_t avail_mib(struct node *n, int local)
+{
+    virNodeMemoryStatsPtr st = NULL;
+    int np = 0;
+    uint64_t kib = 0;
+    if (local)
+        return proc_kib("/proc/meminfo", "MemAvailable") / 1024;
+    if (virNodeGetMemoryStats(n->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &np, 0) < 0 ||
+        np <= 0 || !(st = calloc((size_t)np, sizeof *st)))
+        goto out;
+    if (virNodeGetMemoryStats(n->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, st, &np, 0) < 0)
+        goto out;
+    for (int i = 0; i < np; i++) {
+        if (!strcmp(st[i].field, VIR_NODE_MEMORY_STATS_FREE) ||
+            !strcmp(st[i].field, VIR_NODE_MEMORY_STATS_BUFFERS) ||
+            !strcmp(st[i].field, VIR_NODE_MEMORY_STATS_CACHED))
+            kib += st[i].value;
+    }
+out:
+    free(st);
+    return kib / 1024;
+}
+
+int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t *avail, char *err,
+               size_t errlen)
+{
+    virDomainStatsRecordPtr *recs = NULL;
+    struct node_usage *res = NULL;
+    char dir[4200];
+    int nr = 0, rc;
+    size_t k = 0;
+
+    if (list)
+        *list = NULL;
+    if (count)
+        *count = 0;
+    if (avail)
+        *avail = 0;
+    rc = need_conn(n, "usage", NULL, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    if (!list || !count || !avail) {
+        errbuf_set(err, errlen, "usage: no output");
+        rc = NODE_E_INVAL;
+        goto out;
+    }
+    pid_dir(n, dir, sizeof dir);
+    nr = virConnectGetAllDomainStats(n->conn, VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON,
+                                     &recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+    if (nr < 0) {
+        errbuf_set(err, errlen, "cannot read domain statistics on '%s': %s", n->uri, lv_msg());
+        rc = lv_status(n);
+        nr = 0;
+        goto out;
+    }
+    if (nr > 0 && !(res = calloc((size_t)nr, sizeof *res))) {
+        errbuf_set(err, errlen, "out of memory measuring %d domains", nr);
+        rc = NODE_E_NOMEM;
+        goto out;
+    }
+    for (int i = 0; i < nr; i++) {
+        struct node_usage *u = &res[k];
+        unsigned char uuid[VIR_UUID_BUFLEN];
+        unsigned long long v = 0;
+        const char *name = virDomainGetName(recs[i]->dom);
+        if (virDomainGetUUID(recs[i]->dom, uuid) != 0 ||
+            (!ids_get(n, uuid, u->instance_id, sizeof u->instance_id, 0) &&
+             !dom_instance_id(recs[i]->dom, u->instance_id, sizeof u->instance_id)) ||
+            !u->instance_id[0])
+            continue; /* not shoal's, or gone meanwhile */
+        if (virTypedParamsGetULLong(recs[i]->params, recs[i]->nparams, "cpu.time", &v) == 1)
+            u->cpu_ns = v;
+        if (dir[0] && name && (u->mem_kib = private_kib(dir, name)) > 0)
+            u->mem_private = 1;
+        else if (virTypedParamsGetULLong(recs[i]->params, recs[i]->nparams, "balloon.rss", &v) == 1)
+            u->mem_kib = v;
+        k++;
+    }
+    *avail = avail_mib(n, dir[0] != '\0');
+    if (k == 0) {
+        free(res);
+        res = NULL;
+    }
+    *list = res;
+    *count = k;
+    res = NULL;
+    rc = NODE_OK;
+out:
+    if (recs)
+        virDomainStatsRecordListFree(recs);
+    free(res);
+    return rc;
+}
+
 int node_reconnect(struct node *n, char *err, size_t errlen)
 {
     int rc;

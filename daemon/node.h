@@ -270,6 +270,32 @@ int node_state(struct node *node, const char *name, struct node_dom *out, char *
 int node_list(struct node *node, struct node_dom **list, size_t *count, char *err, size_t errlen);
 void node_list_free(struct node_dom *list);
 
+/* What one running shoal domain really costs its host (node_usage). */
+struct node_usage {
+    char instance_id[DOMXML_ID_MAX + 1]; /* from shoal metadata */
+    uint64_t mem_kib;                    /* memory the guest holds; 0 = unknown */
+    int mem_private;                     /* 1: mem_kib is QEMU's private
+                                            (anonymous) resident memory, read
+                                            from /proc on a local host; 0: its
+                                            whole RSS as libvirt reports it
+                                            (shared library pages included) */
+    uint64_t cpu_ns;                     /* CPU time used so far; 0 = unknown */
+};
+
+/*
+ * Measure every running shoal domain in one pass (virConnectGetAllDomainStats
+ * with CPU and balloon stats; on a local URI - qemu:///embed, qemu:///system -
+ * memory comes from /proc/PID/status RssAnon through QEMU's pid file, since
+ * RSS counts the QEMU binary and libraries every guest shares). Also reports
+ * the host's available memory in *avail_mib (MemAvailable locally, free +
+ * buffers + cached through libvirt elsewhere; 0 = unknown). On success *list
+ * is a malloc'd array of *count entries (NULL if 0), freed with free().
+ * Cost: about 1 ms per 10 domains. Errors: NODE_E_LIBVIRT, NODE_E_CONN,
+ * NODE_E_NOMEM.
+ */
+int node_usage(struct node *node, struct node_usage **list, size_t *count, uint64_t *avail_mib,
+               char *err, size_t errlen);
+
 /* 1 if the connection is open and alive, 0 if lost (CONN_LOST was sent). */
 int node_alive(struct node *node);
 
