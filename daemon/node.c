@@ -1558,6 +1558,15 @@ out:
     return kib / 1024;
 }
 
+uint64_t node_mem_available(struct node *n)
+{
+    char dir[4200];
+    if (!n || !n->conn)
+        return 0;
+    pid_dir(n, dir, sizeof dir);
+    return avail_mib(n, dir[0] != '\0');
+}
+
 int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t *avail, char *err,
                size_t errlen)
 {

@@ -293,6 +293,10 @@ struct node_usage {
  * Cost: about 1 ms per 10 domains. Errors: NODE_E_LIBVIRT, NODE_E_CONN,
  * NODE_E_NOMEM.
  */
+/* Only the host's available memory, as node_usage reports it (MiB, 0 =
+ * unknown): a /proc read on a local URI, one call to libvirt elsewhere. */
+uint64_t node_mem_available(struct node *node);
+
 int node_usage(struct node *node, struct node_usage **list, size_t *count, uint64_t *avail_mib,
                char *err, size_t errlen);
 
