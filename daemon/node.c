@@ -1486,7 +1486,7 @@ static void pid_dir(const struct node *n, char *dir, size_t len)
 {
     char root[4096];
     dir[0] = '\0';
-    if (!embed_root(n->uri, root, sizeof root))
+    if (embed_root(n->uri, root, sizeof root))
         snprintf(dir, len, "%s/run/qemu", root);
     else if (!strncmp(n->uri, "qemu:///system", 14))
         snprintf(dir, len, "/run/libvirt/qemu");
