@@ -9,7 +9,8 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl iproute2 procps
       libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libssl-dev
       libcurl4-openssl-dev libcmocka-dev libgnutls28-dev
       clang clang-format libclang-rt-14-dev wrk hyperfine
-      linux-image-cloud-amd64 busybox-static cpio gzip jq openssl python3 bc iputils-ping"
+      linux-image-cloud-amd64 busybox-static cpio gzip jq openssl python3 bc iputils-ping
+      gnuplot-nox"
 
 missing=""
 for p in $PKGS; do
