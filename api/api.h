@@ -472,6 +472,12 @@ typedef struct api_host {
     api_resources capacity;
     api_resources used;
     uint32_t instances;
+    /* The capacity model's view (docs/shoald.md "Capacity"). */
+    const char *capacity_model;    /* "measured" or "nominal" */
+    uint64_t reserved_memory_mib;  /* kept for the host itself */
+    uint64_t available_memory_mib; /* host's available memory; 0 = unknown (null) */
+    uint64_t charged_cpu_milli;    /* CPU charged to its guests, 1/1000 CPU */
+    uint64_t busy_cpu_milli;       /* CPU its guests used lately, 1/1000 CPU */
 } api_host;
 
 typedef struct api_move {

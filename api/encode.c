@@ -573,6 +573,22 @@ static void enc_host(jw *w, const api_host *h)
     enc_resources(w, &h->used);
     jw_key(w, "instances");
     jw_int(w, h->instances);
+    jw_key(w, "usage");
+    jw_open(w, '{');
+    jw_key(w, "model");
+    jw_str(w, h->capacity_model);
+    jw_key(w, "reserved_memory_mib");
+    jw_int(w, (int64_t)h->reserved_memory_mib);
+    jw_key(w, "available_memory_mib");
+    if (h->available_memory_mib)
+        jw_int(w, (int64_t)h->available_memory_mib);
+    else
+        jw_raw(w, "null", 4);
+    jw_key(w, "charged_cpu_milli");
+    jw_int(w, (int64_t)h->charged_cpu_milli);
+    jw_key(w, "busy_cpu_milli");
+    jw_int(w, (int64_t)h->busy_cpu_milli);
+    jw_close(w, '}');
     jw_close(w, '}');
 }
 

@@ -760,6 +760,11 @@ static int sink_host(api_sink *out, const fleet_host_info *h)
     a.used.vcpus = h->used_vcpus;
     a.used.slots = h->instances;
     a.instances = h->instances;
+    a.capacity_model = h->measured ? "measured" : "nominal";
+    a.reserved_memory_mib = h->reserved_mem_mib;
+    a.available_memory_mib = h->avail_mem_mib;
+    a.charged_cpu_milli = h->used_cpu_milli;
+    a.busy_cpu_milli = h->busy_cpu_milli;
     rc = api_sink_host(out, &a);
     free(kv);
     json_decref(labels);
@@ -998,6 +1003,39 @@ static void be_events_close(void *ctx, void *sub)
 
 /* ---- metrics ------------------------------------------------------------ */
 
+/* Per host, the capacity model's figures (docs/shoald.md "Capacity"). */
+static void metrics_hosts(void *ctx, api_sink *out)
+{
+    static const struct {
+        const char *name, *help;
+    } G[] = {
+        { "shoal_host_memory_charged_mib", "Memory charged to the host's guests." },
+        { "shoal_host_memory_reserved_mib", "Memory kept for the host itself." },
+        { "shoal_host_memory_available_mib", "The host's available memory as last read." },
+        { "shoal_host_cpu_charged", "CPU charged to the host's guests (CPUs)." },
+        { "shoal_host_cpu_busy", "CPU the host's guests used in the last sample (CPUs)." },
+    };
+    fleet_host_info *h = NULL;
+    size_t n = 0;
+    fleet_err e;
+    if (fleet_host_list(ctx, &h, &n, &e) != FLEET_OK)
+        return;
+    for (size_t g = 0; g < sizeof G / sizeof G[0]; g++) {
+        api_sink_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", G[g].name, G[g].help, G[g].name);
+        for (size_t i = 0; i < n; i++) {
+            double v = g == 0   ? (double)h[i].used_mem_mib
+                       : g == 1 ? (double)h[i].reserved_mem_mib
+                       : g == 2 ? (double)h[i].avail_mem_mib
+                       : g == 3 ? (double)h[i].used_cpu_milli / 1000.0
+                                : (double)h[i].busy_cpu_milli / 1000.0;
+            if (g == 2 && !h[i].avail_mem_mib)
+                continue; /* unknown */
+            api_sink_printf(out, "%s{host=\"%s\"} %g\n", G[g].name, h[i].name, v);
+        }
+    }
+    fleet_host_info_free(h, n);
+}
+
 static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
 {
     fleet_metrics m;
@@ -1032,6 +1070,21 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
                     "shoal_instance_ready_seconds_sum %.6g\n"
                     "shoal_instance_ready_seconds_count %llu\n",
                     (unsigned long long)cum, m.ready_sum, (unsigned long long)m.ready_count);
+    metrics_hosts(ctx, out);
+    if (m.ksm_available)
+        api_sink_printf(out,
+                        "# HELP shoal_ksm_running The host's KSM runs (1) or not (0).\n"
+                        "# TYPE shoal_ksm_running gauge\nshoal_ksm_running %d\n"
+                        "# HELP shoal_ksm_pages_sharing Pages deduplicated by KSM (saved).\n"
+                        "# TYPE shoal_ksm_pages_sharing gauge\nshoal_ksm_pages_sharing %ld\n"
+                        "# HELP shoal_ksm_pages_shared Distinct merged pages in use.\n"
+                        "# TYPE shoal_ksm_pages_shared gauge\nshoal_ksm_pages_shared %ld\n",
+                        m.ksm_run == 1, m.ksm_pages_sharing, m.ksm_pages_shared);
+    if (m.ksm_available && m.ksm_profit >= 0)
+        api_sink_printf(out,
+                        "# HELP shoal_ksm_profit_bytes Memory KSM saves, less its metadata.\n"
+                        "# TYPE shoal_ksm_profit_bytes gauge\nshoal_ksm_profit_bytes %lld\n",
+                        m.ksm_profit);
     return API_OK;
 }
 

@@ -124,6 +124,16 @@ static int check_bridge(const char *v)
                strlen(v);
 }
 
+static int check_capacity(const char *v)
+{
+    return strcmp(v, "measured") && strcmp(v, "nominal");
+}
+
+static int check_ksm(const char *v)
+{
+    return strcmp(v, "off") && strcmp(v, "auto") && strcmp(v, "on");
+}
+
 static int check_ipv4(const char *v)
 {
     struct in_addr a;
@@ -159,13 +169,30 @@ static const cfg_option OPTIONS[] = {
       CFG_FLAG, FIELD(network), 0, 0, NULL, 0 },
     { "publish-addr", 0, "publish-addr", "ADDR", "0.0.0.0", NULL,
       "host address published ports listen on", CFG_STR, FIELD(publish_addr), 0, 0, check_ipv4, 0 },
-    { "max-instances", 0, "max-instances", "N", "1000", NULL, "guest slots of each host", CFG_INT,
-      FIELD(max_instances), 1, 100000, NULL, 0 },
+    { "max-instances", 0, "max-instances", "N", "auto", ": no limit, memory and CPU decide",
+      "guest slots of each host, auto or 1..1000000", CFG_AUTO, FIELD(max_instances), 1, 1000000,
+      NULL, 0 },
+    { "capacity", 0, "capacity", "MODEL", "measured", NULL,
+      "charge guests what they use (measured) or what they\n"
+      "ask for (nominal)",
+      CFG_STR, FIELD(capacity), 0, 0, check_capacity, 0 },
+    { "mem-reserve", 0, "mem-reserve", "MIB", "auto", ": a tenth of RAM, at most 2048",
+      "memory kept for the host itself, auto or MiB", CFG_AUTO, FIELD(mem_reserve_mib), 1, 1 << 30,
+      NULL, 0 },
     { "mem-overcommit", 0, "mem-overcommit", "R", "1", NULL,
       "usable memory per host as a multiple of its RAM", CFG_RATIO, FIELD(mem_overcommit), 0, 0,
       NULL, 0 },
     { "cpu-overcommit", 0, "cpu-overcommit", "R", "16", ": idle unikernels halt",
-      "guest vCPUs per host CPU", CFG_RATIO, FIELD(cpu_overcommit), 0, 0, NULL, 0 },
+      "nominal capacity: guest vCPUs per host CPU", CFG_RATIO, FIELD(cpu_overcommit), 0, 0, NULL,
+      0 },
+    { "cpu-target", 0, "cpu-target", "PCT", "90", NULL,
+      "measured capacity: share of the host's CPUs its guests\n"
+      "may use, 1..100",
+      CFG_INT, FIELD(cpu_target), 1, 100, NULL, 0 },
+    { "ksm", 0, "ksm", "MODE", "off", NULL,
+      "kernel samepage merging of guest memory: off, auto\n"
+      "(on where the host allows) or on",
+      CFG_STR, FIELD(ksm), 0, 0, check_ksm, 0 },
     { "console-max-kib", 0, "console-max-kib", "N", "1024", NULL,
       "console kept per instance before rotation", CFG_INT, FIELD(console_max_kib), 1, 1 << 20,
       NULL, 0 },

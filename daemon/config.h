@@ -41,9 +41,13 @@ typedef struct {
     char tls_key[1024];
     int check_only;        /* --check-config: validate and exit */
     int verbose;           /* log debug lines */
-    int max_instances;     /* guest slots of each host */
+    int max_instances;     /* guest slots of each host; 0 = no limit */
+    char capacity[12];     /* "measured" (charge what guests use) or "nominal" */
+    int mem_reserve_mib;   /* memory kept for the host; 0 = auto (docs/shoald.md) */
     double mem_overcommit; /* usable/physical memory per host (>= 0.1) */
-    double cpu_overcommit; /* guest vCPUs per host CPU (>= 0.1) */
+    double cpu_overcommit; /* nominal capacity: guest vCPUs per host CPU (>= 0.1) */
+    int cpu_target;        /* measured capacity: % of the host's CPUs guests may use */
+    char ksm[8];           /* "off", "auto" or "on" (ksm.h) */
     int console_max_kib;   /* console log kept per instance before rotation */
     int start_parallel;    /* domain starts at once; 0 = auto (core/jobs.c) */
 } cfg_t;

@@ -283,6 +283,15 @@ size_t sched_find_host(sched_state *st, const sched_unit *u, sched_policy pol, b
     return fallback ? find_linear(st, u, pol) : found;
 }
 
+/* A CPU figure for messages: "2 vCPUs", or "0.004 CPU" in milli units. */
+static void cpu_text(const sched_state *st, uint64_t n, char *buf, size_t len)
+{
+    if (st->cpu_milli)
+        snprintf(buf, len, "%llu.%03llu CPU", (ull)(n / 1000), (ull)(n % 1000));
+    else
+        snprintf(buf, len, "%llu vCPUs", (ull)n);
+}
+
 /* ---- words -------------------------------------------------------------- */
 
 void sched_rule_text(const sched_rule *r, char *buf, size_t len)
@@ -334,6 +343,13 @@ void sched_verdict_text(const sched_state *st, const sched_unit *u, size_t hi, c
         snprintf(buf, len, "excluded: the host being emptied or not a target");
         break;
     case SCHED_WHY_MEM:
+        if (h->overhead == 0) {
+            snprintf(
+                buf, len, "needs %llu MiB memory, %lld MiB free of %llu", (ull)u->mem,
+                (long long)clamp0((int64_t)h->cap[SCHED_RES_MEM] - (int64_t)h->used[SCHED_RES_MEM]),
+                (ull)h->cap[SCHED_RES_MEM]);
+            break;
+        }
         snprintf(
             buf, len,
             "needs %llu MiB memory (%llu + %llu VMM), %lld MiB free of "
@@ -342,11 +358,14 @@ void sched_verdict_text(const sched_state *st, const sched_unit *u, size_t hi, c
             (long long)clamp0((int64_t)h->cap[SCHED_RES_MEM] - (int64_t)h->used[SCHED_RES_MEM]),
             (ull)h->cap[SCHED_RES_MEM]);
         break;
-    case SCHED_WHY_VCPU:
-        snprintf(buf, len, "needs %u vCPUs, %lld free of %llu", u->vcpus,
-                 (long long)clamp0(sched_host_free(h, SCHED_RES_VCPU)),
-                 (ull)h->cap[SCHED_RES_VCPU]);
+    case SCHED_WHY_VCPU: {
+        char need[32], avail[32], cap[32];
+        cpu_text(st, u->vcpus, need, sizeof need);
+        cpu_text(st, (uint64_t)clamp0(sched_host_free(h, SCHED_RES_VCPU)), avail, sizeof avail);
+        cpu_text(st, h->cap[SCHED_RES_VCPU], cap, sizeof cap);
+        snprintf(buf, len, "needs %s, %s free of %s", need, avail, cap);
         break;
+    }
     case SCHED_WHY_SLOT:
         snprintf(buf, len, "all %llu guest slots taken", (ull)h->cap[SCHED_RES_SLOT]);
         break;
@@ -403,11 +422,13 @@ void sched_verdict_text(const sched_state *st, const sched_unit *u, size_t hi, c
 
 /* ---- why nothing fits --------------------------------------------------- */
 
-/* "512 MiB more memory", "2 more vCPUs", "1 more guest slot" */
-static void more_text(sched_resource r, uint64_t n, char *buf, size_t len)
+/* "512 MiB more memory", "2 more vCPUs" / "0.004 more CPU", "1 more guest slot" */
+static void more_text(const sched_state *st, sched_resource r, uint64_t n, char *buf, size_t len)
 {
     if (r == SCHED_RES_MEM)
         snprintf(buf, len, "%llu MiB more memory", (ull)n);
+    else if (r == SCHED_RES_VCPU && st->cpu_milli)
+        snprintf(buf, len, "%llu.%03llu more CPU", (ull)(n / 1000), (ull)(n % 1000));
     else if (r == SCHED_RES_VCPU)
         snprintf(buf, len, "%llu more vCPUs", (ull)n);
     else
@@ -503,12 +524,14 @@ sched_status sched_explain_failure(const sched_state *st, const sched_unit *u, s
                                      "need 1 more guest slot: every allowed "
                                      "host has all its slots taken");
             else {
-                char more[64];
-                more_text(r, *short_by, more, sizeof(more));
-                n = (size_t)snprintf(msg, len,
-                                     "need %s: largest free block is %llu %s on host '%s'", more,
-                                     (ull)*largest_free, r == SCHED_RES_MEM ? "MiB" : "vCPUs",
-                                     st->hosts[*largest_host].id);
+                char more[64], largest[32];
+                more_text(st, r, *short_by, more, sizeof(more));
+                if (r == SCHED_RES_MEM)
+                    snprintf(largest, sizeof largest, "%llu MiB", (ull)*largest_free);
+                else
+                    cpu_text(st, *largest_free, largest, sizeof largest);
+                n = (size_t)snprintf(msg, len, "need %s: largest free block is %s on host '%s'",
+                                     more, largest, st->hosts[*largest_host].id);
             }
         } else {
             /* Enough of each, but never on one host at once. */
@@ -518,12 +541,13 @@ sched_status sched_explain_failure(const sched_state *st, const sched_unit *u, s
             *short_by = (uint64_t)(need[closest_res] - f);
             *largest_host = closest_host;
             *largest_free = (uint64_t)f;
-            char more[64];
-            more_text(closest_res, *short_by, more, sizeof(more));
+            char more[64], cpu[32];
+            more_text(st, closest_res, *short_by, more, sizeof(more));
+            cpu_text(st, u->vcpus, cpu, sizeof cpu);
             n = (size_t)snprintf(msg, len,
-                                 "no single host has %llu MiB memory and %u vCPUs free at "
+                                 "no single host has %llu MiB memory and %s free at "
                                  "once: closest is host '%s', which needs %s",
-                                 (ull)u->mem, u->vcpus, h->id, more);
+                                 (ull)u->mem, cpu, h->id, more);
         }
         if (allowed < st->n_hosts && n < len)
             n += (size_t)snprintf(msg + n, len - n, " (other hosts excluded:");

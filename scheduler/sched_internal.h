@@ -86,7 +86,8 @@ struct sched_state {
     bool owns_arena; /* false in planner clones */
     sched_index idx;
     double mean_cap[SCHED_RES__COUNT];
-    uint32_t *aff; /* instances with a hard AFFINITY rule */
+    bool cpu_milli; /* SCHED_RES_VCPU counts thousandths of a CPU */
+    uint32_t *aff;  /* instances with a hard AFFINITY rule */
     size_t n_aff, aff_cap;
 };
 

@@ -422,6 +422,7 @@ sched_status sched_state_new(const sched_fleet *fleet, sched_state **out, sched_
     if (st == NULL)
         return sched_fail(err, SCHED_ENOMEM, "out of memory");
     st->owns_arena = true;
+    st->cpu_milli = fleet->cpu_milli;
     sched_status rc = SCHED_OK;
     st->hosts = calloc(fleet->n_hosts ? fleet->n_hosts : 1, sizeof(*st->hosts));
     if (st->hosts == NULL) {

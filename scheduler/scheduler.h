@@ -167,6 +167,9 @@ typedef struct {
     size_t n_hosts;
     const sched_instance *instances;
     size_t n_instances;
+    bool cpu_milli; /* vCPU figures (hosts' vcpus, instances' and requests'
+                           vcpus) are thousandths of a CPU of measured use,
+                           not vCPU counts: messages say "CPU" ("0.250 CPU") */
 } sched_fleet;
 
 /* A request for `count` identical new instances. */

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ksm.h"
 #include "log.h"
 #include "netbr.h"
 #include "portfwd.h"
@@ -165,7 +166,10 @@ static void stop_threads(fleet *f, size_t workers, int supervisor)
     pthread_cond_broadcast(&f->job_cv);
     pthread_cond_broadcast(&f->event_cv);
     pthread_cond_broadcast(&f->state_cv);
+    pthread_cond_broadcast(&f->usage_cv);
     pthread_mutex_unlock(&f->mu);
+    if (f->usage_started)
+        pthread_join(f->usage, NULL);
     if (supervisor) {
         fleet_wake_supervisor(f);
         pthread_join(f->supervisor, NULL);
@@ -209,6 +213,7 @@ static void free_fleet(fleet *f)
     pthread_cond_destroy(&f->job_cv);
     pthread_cond_destroy(&f->state_cv);
     pthread_cond_destroy(&f->event_cv);
+    pthread_cond_destroy(&f->usage_cv);
     free(f);
 }
 
@@ -241,6 +246,9 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     img_err ierr;
     size_t workers = 0;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pthread_condattr_t ca;
+    enum ksm_mode ksm = KSM_MODE_OFF;
+    int ksm_on = 0;
 
     *out = NULL;
     if (!f) {
@@ -255,6 +263,10 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     pthread_cond_init(&f->job_cv, NULL);
     pthread_cond_init(&f->state_cv, NULL);
     pthread_cond_init(&f->event_cv, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the sampler's timed wait */
+    pthread_cond_init(&f->usage_cv, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(f->run_dir, sizeof f->run_dir, "%s/run", cfg->state_dir);
     snprintf(f->log_dir, sizeof f->log_dir, "%s/logs", cfg->state_dir);
     /* 0711, not 0700: a QEMU started by a libvirt daemon (a qemu:///system
@@ -303,6 +315,15 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     }
     if (pfwd_start(cfg->publish_addr, &f->pfwd, err, errlen) != 0)
         goto fail;
+    /* Before any QEMU is forked: they inherit the merge setting. */
+    if (ksm_parse_mode(cfg->ksm, &ksm) != 0 || ksm_apply(ksm, &ksm_on, err, errlen) != 0) {
+        size_t l = strlen(err);
+        snprintf(err + l, errlen - l, " (--ksm %s)", cfg->ksm);
+        goto fail;
+    }
+    if (ksm != KSM_MODE_OFF)
+        log_info("ksm (--ksm %s): %s%s%s", cfg->ksm, ksm_on ? "running" : "not running",
+                 ksm_on ? "" : ": ", ksm_on ? "" : err);
     if (fleet_hosts_load(f, err, errlen) != 0)
         goto fail;
     if (count_image_refs(f, err, errlen) != 0)
@@ -339,6 +360,11 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
      * by reconcile and by events are served at once. */
     for (size_t i = 0; i < f->nhosts; i++)
         fleet_host_open(f, f->hosts[i]);
+    if (pthread_create(&f->usage, NULL, fleet_usage_main, f) != 0) {
+        snprintf(err, errlen, "cannot start the usage sampler thread");
+        goto fail;
+    }
+    f->usage_started = 1;
     if (pthread_create(&f->supervisor, NULL, fleet_supervisor_main, f) != 0) {
         snprintf(err, errlen, "cannot start supervisor thread");
         goto fail;

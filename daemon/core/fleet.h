@@ -311,8 +311,15 @@ typedef struct {
     char last_error[512]; /* why it is down */
     uint64_t mem_mib;     /* capacity */
     uint32_t vcpus, slots;
-    uint64_t used_mem_mib; /* held by its instances, overhead included */
+    uint64_t used_mem_mib; /* charged to its instances (docs/shoald.md
+                              "Capacity": measured or nominal + overhead) */
     uint32_t used_vcpus, instances;
+    bool measured;             /* --capacity measured */
+    uint64_t reserved_mem_mib; /* kept for the host itself */
+    uint64_t avail_mem_mib;    /* the host's available memory now; 0 unknown */
+    uint64_t used_cpu_milli;   /* CPU charged to its instances, 1/1000 CPU
+                                  (measured model; 0 under nominal) */
+    uint64_t busy_cpu_milli;   /* CPU its guests used in the last sample */
 } fleet_host_info;
 
 int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e);
@@ -370,6 +377,10 @@ typedef struct {
     uint64_t ready_hist[FLEET_READY_BUCKETS + 1]; /* last: above every bound */
     double ready_sum;                             /* seconds */
     uint64_t ready_count;
+    /* The host's KSM (ksm.h), -1 where unknown. */
+    int ksm_available;
+    long ksm_run, ksm_pages_shared, ksm_pages_sharing;
+    long long ksm_profit; /* bytes */
 } fleet_metrics;
 
 int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e);

@@ -27,6 +27,10 @@
  *                   calls; they take the locks below like any API thread,
  *                   plus their request's own mutex (next item, counters),
  *                   which is never held while another lock is taken.
+ *   usage sampler   one thread (capacity.c): every FLEET_USAGE_PERIOD_MS
+ *                   measures each up host's guests (node_usage), every
+ *                   FLEET_AVAIL_PERIOD_MS its available memory, with no lock
+ *                   held; stores the figures under mu.
  *   libvirt events  one process-wide thread (node.c): node events arrive
  *                   here; the core only queues jobs or marks a host down
  *                   (jobs.c on_node_event) and never blocks on it.
@@ -76,8 +80,16 @@
 #define FLEET_BATCH_EMIT_MS 500 /* batch.progress: at most one per period */
 /* Failed instances named per batch.progress event (api.h
  * API_EVENT_FAILURES_MAX). */
-#define FLEET_BATCH_FAILS     20
-#define FLEET_SAFETY_POLL_MS  5000  /* each status file re-read at least this often */
+#define FLEET_BATCH_FAILS    20
+#define FLEET_SAFETY_POLL_MS 5000 /* each status file re-read at least this often */
+
+/* Capacity model (capacity.c, docs/shoald.md "Capacity"). */
+#define FLEET_USAGE_PERIOD_MS 5000  /* guests measured this often */
+#define FLEET_AVAIL_PERIOD_MS 1000  /* hosts' available memory read this often */
+#define FLEET_USAGE_SETTLE_MS 10000 /* CPU counted from this long after a start */
+#define FLEET_MEM_MARGIN_MIB  1     /* added to a guest's measured memory */
+#define FLEET_TOUCH_GUESS_MIB 4     /* guest RAM a new guest is assumed to touch */
+#define FLEET_CPU_FLOOR_MILLI 1     /* least CPU charged per vCPU, 1/1000 CPU */
 #define FLEET_EVENTS_KEEP     10000 /* events retained for Last-Event-ID */
 #define FLEET_BACKOFF_BASE_MS 500
 #define FLEET_BACKOFF_CAP_MS  30000
@@ -110,10 +122,15 @@ typedef struct fleet_host {
     uint64_t mem_mib;              /* capacity as probed */
     uint32_t vcpus;
     uint32_t slots;
-    int64_t next_retry_ms; /* monotonic ms of the next reconnect try */
-    int opening;           /* being opened/reconnected: nobody else does */
-    int refs;              /* holders (host_hold) */
-    int removed;           /* out of the table; last release frees */
+    int64_t next_retry_ms;  /* monotonic ms of the next reconnect try */
+    int opening;            /* being opened/reconnected: nobody else does */
+    int refs;               /* holders (host_hold) */
+    int removed;            /* out of the table; last release frees */
+    uint64_t avail_mib;     /* host's available memory as last read, 0 = unknown */
+    int64_t avail_at_ms;    /* monotonic ms of that read */
+    uint64_t use_cpu_milli; /* CPU its guests used, 1/1000 CPU (sampler) */
+    uint32_t use_guests;    /* guests measured in the last sample */
+    int64_t use_at_ms;      /* monotonic ms of the last sample, 0 = none */
 } fleet_host;
 
 /* Runtime facts about one instance that are not worth a database row. */
@@ -137,6 +154,15 @@ typedef struct {
     struct fleet_batch *batch; /* its create request's batch until it is
                                   ready or failed (batch.c), else NULL */
     int batch_started;         /* counted as started in it */
+    /* Measured by the usage sampler (capacity.c) for the run that began
+     * at use_run_ms; a different run_start_ms means nothing measured. */
+    int64_t use_run_ms;
+    uint64_t use_mem_kib, use_mem_peak_kib; /* private memory now, most this run */
+    int use_mem_private;                    /* 0: whole RSS (remote host) */
+    uint64_t use_cpu_ns;                    /* CPU time at the last sample */
+    int64_t use_at_ms;                      /* monotonic ms of that sample */
+    uint32_t use_cpu_milli;                 /* smoothed CPU use, 1/1000 CPU */
+    int use_cpu_samples;
 } fleet_rt;
 
 /* One failed instance of a batch. */
@@ -210,6 +236,9 @@ struct fleet {
     size_t nworkers;       /* then the start workers */
     int nstart_workers;
     pthread_t supervisor;
+    pthread_t usage;         /* capacity.c sampler */
+    pthread_cond_t usage_cv; /* with mu: wakes the sampler to stop */
+    int usage_started;
     int inotify_fd;
     int wake_fd; /* eventfd to wake the supervisor */
 
@@ -235,6 +264,8 @@ void fleet_wake_supervisor(fleet *f);
 
 /* ---- runtime.c: runtime table (caller holds f->mu) and row updates ---- */
 fleet_rt *fleet_rt_get(fleet *f, const char *id);
+/* The entry for id, or NULL (never creates one). */
+fleet_rt *fleet_rt_find(fleet *f, const char *id);
 void fleet_rt_drop(fleet *f, const char *id);
 /* Wait (up to timeout_ms) until no job runs for the instance and, with
  * need_inactive, until it has no domain either. 1 when reached. */
@@ -333,5 +364,40 @@ fleet_code fleet_img_err(fleet_err *e, const img_err *ie, const char *field);
 /* Did ref, which resolved to digest, name the image by digest (sha256:...
  * or a bare hex prefix) rather than by name? */
 int fleet_image_is_digest(const char *ref, const char *digest);
+
+/* ---- capacity.c: what guests cost (docs/shoald.md "Capacity") ---- */
+void *fleet_usage_main(void *arg);
+/* 1 under --capacity measured (the default), 0 under nominal. */
+int fleet_capacity_measured(const fleet *f);
+/* Memory kept for a host of mem_mib itself (--mem-reserve, or auto). */
+uint64_t fleet_mem_reserve(const fleet *f, uint64_t mem_mib);
+
+/* One row's measurements, copied out of the runtime table. */
+typedef struct {
+    uint64_t mem_kib;   /* most private memory this run; 0 = not measured */
+    uint32_t cpu_milli; /* smoothed CPU use, 1/1000 CPU */
+    int cpu_measured;
+} fleet_use;
+
+/* The last estimate, kept so a batch's residents cost one scan. */
+typedef struct {
+    int valid;
+    char digest[80];
+    uint64_t mem_mib;
+    uint32_t vcpus;
+    uint64_t mem;
+    uint32_t cpu;
+} fleet_charge_memo;
+
+/* Fill out[r] for each of the n rows (takes and releases f->mu). */
+void fleet_usage_copy(fleet *f, const state_instance *rows, size_t n, fleet_use *out);
+/* What a new guest of image digest and mem_mib/vcpus is charged: memory in
+ * MiB, CPU in vCPUs (nominal) or 1/1000 CPU (measured). */
+void fleet_charge_estimate(int measured, const state_instance *rows, const fleet_use *use, size_t n,
+                           const char *digest, uint64_t mem_mib, uint32_t vcpus, uint64_t *mem,
+                           uint32_t *cpu);
+/* What row r, which holds resources, is charged. */
+void fleet_charge_resident(int measured, const state_instance *rows, const fleet_use *use, size_t n,
+                           size_t r, fleet_charge_memo *memo, uint64_t *mem, uint32_t *cpu);
 
 #endif

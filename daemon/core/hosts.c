@@ -397,6 +397,8 @@ static int info_copy(const fleet_host *h, fleet_host_info *o)
     o->mem_mib = h->mem_mib;
     o->vcpus = h->vcpus;
     o->slots = h->slots;
+    o->avail_mem_mib = h->avail_mib;
+    o->busy_cpu_milli = h->use_cpu_milli;
     return o->labels_json ? 0 : -1;
 }
 
@@ -412,6 +414,9 @@ int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e)
     state_instance *rows = NULL;
     size_t nrows = 0, nh = 0;
     fleet_host_info *a;
+    fleet_use *use;
+    fleet_charge_memo memo = { 0 };
+    int measured = fleet_capacity_measured(f);
     char err[256];
     int oom = 0;
 
@@ -420,10 +425,14 @@ int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e)
     if (state_inst_list(f->db, &rows, &nrows, err, sizeof err) != 0)
         return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
     a = calloc(FLEET_MAX_HOSTS, sizeof *a);
-    if (!a) {
+    use = calloc(nrows + 1, sizeof *use);
+    if (!a || !use) {
+        free(a);
+        free(use);
         state_inst_array_free(rows, nrows);
         return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
     }
+    fleet_usage_copy(f, rows, nrows, use);
     pthread_mutex_lock(&f->mu);
     for (; nh < f->nhosts; nh++)
         oom |= info_copy(f->hosts[nh], &a[nh]);
@@ -433,14 +442,24 @@ int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e)
         if (!fleet_state_holds(in->state))
             continue;
         for (size_t i = 0; i < nh; i++) {
-            if (!strcmp(a[i].name, in->host)) {
-                a[i].used_mem_mib += (uint64_t)in->memory_mib + FLEET_VMM_OVERHEAD_MIB;
-                a[i].used_vcpus += (uint32_t)in->vcpus;
-                a[i].instances++;
-                break;
-            }
+            uint64_t mem;
+            uint32_t cpu;
+            if (strcmp(a[i].name, in->host) != 0)
+                continue;
+            /* The same charges placement uses (snapshot.c). */
+            fleet_charge_resident(measured, rows, use, nrows, r, &memo, &mem, &cpu);
+            a[i].used_mem_mib += mem;
+            a[i].used_vcpus += (uint32_t)in->vcpus;
+            a[i].used_cpu_milli += measured ? cpu : 0;
+            a[i].instances++;
+            break;
         }
     }
+    for (size_t i = 0; i < nh; i++) {
+        a[i].measured = measured != 0;
+        a[i].reserved_mem_mib = fleet_mem_reserve(f, a[i].mem_mib);
+    }
+    free(use);
     state_inst_array_free(rows, nrows);
     if (oom) {
         fleet_host_info_free(a, nh);

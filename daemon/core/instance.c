@@ -213,8 +213,9 @@ static int claim_names(fleet *f, const fleet_instance_spec *spec, uint32_t count
 
 /* Where each replica goes: the whole batch or nothing. The decision's host
  * names belong to *sst, which the caller frees after using them. */
-static int place(const fleet_instance_spec *spec, const char *image_ref, uint32_t count,
-                 fleet_snapshot *snap, sched_state **sst, sched_decision *dec, fleet_err *e)
+static int place(const fleet_instance_spec *spec, const char *image_ref, const img_info *image,
+                 uint32_t count, fleet_snapshot *snap, sched_state **sst, sched_decision *dec,
+                 fleet_err *e)
 {
     sched_request req;
     sched_rule rules[SCHED_RULES_MAX + 1];
@@ -232,8 +233,10 @@ static int place(const fleet_instance_spec *spec, const char *image_ref, uint32_
     memset(&req, 0, sizeof req);
     memset(rules, 0, sizeof rules);
     req.name = spec->name ? spec->name : image_ref;
-    req.mem_mib = spec->memory_mib;
-    req.vcpus = spec->vcpus;
+    /* Charged what guests of this image really cost (capacity.c). */
+    if ((rc = fleet_snapshot_fits(snap, spec->memory_mib, spec->vcpus, e)) != FLEET_OK)
+        return rc;
+    fleet_charge_new(snap, image->digest, spec->memory_mib, spec->vcpus, &req.mem_mib, &req.vcpus);
     req.count = count;
     fleet_rules_to_sched(spec->rules, spec->n_rules, rules);
     req.n_rules = spec->n_rules;
@@ -357,7 +360,7 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
         rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
         goto unlock;
     }
-    if ((rc = place(spec, image_ref, count, &snap, &sst, &dec, e)) != FLEET_OK)
+    if ((rc = place(spec, image_ref, &info, count, &snap, &sst, &dec, e)) != FLEET_OK)
         goto unlock;
     if (network && (rc = assign_addresses(f, &snap, count, made, e)) != FLEET_OK)
         goto unlock;

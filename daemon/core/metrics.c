@@ -1,8 +1,11 @@
 /* metrics.c - counters for /metrics: instances by state, hosts, images,
- * and the ready-time histogram kept by status.c. */
+ * the ready-time histogram kept by status.c, and the host's KSM. (Per-host
+ * capacity figures come from fleet_host_list.) */
 #include "fleet_int.h"
 
 #include <string.h>
+
+#include "ksm.h"
 
 int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e)
 {
@@ -11,7 +14,15 @@ int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e)
     size_t n = 0, nimg = 0;
     char err[256];
 
+    struct ksm_stats ks;
+
     memset(out, 0, sizeof *out);
+    ksm_read(&ks);
+    out->ksm_available = ks.available;
+    out->ksm_run = ks.run;
+    out->ksm_pages_shared = ks.pages_shared;
+    out->ksm_pages_sharing = ks.pages_sharing;
+    out->ksm_profit = ks.general_profit;
     if (state_inst_list(f->db, &rows, &n, err, sizeof err) != 0)
         return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
     for (size_t i = 0; i < n; i++) {

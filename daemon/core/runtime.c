@@ -35,6 +35,15 @@ static void rt_reindex(fleet *f)
         f->rt_index[rt_slot(f, f->rt[k].id)] = k + 1;
 }
 
+fleet_rt *fleet_rt_find(fleet *f, const char *id)
+{
+    size_t slot;
+    if (!f->rt_cap)
+        return NULL;
+    slot = rt_slot(f, id);
+    return f->rt_index[slot] ? &f->rt[f->rt_index[slot] - 1] : NULL;
+}
+
 fleet_rt *fleet_rt_get(fleet *f, const char *id)
 {
     fleet_rt *rt;

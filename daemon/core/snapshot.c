@@ -153,15 +153,42 @@ void fleet_snapshot_free(fleet_snapshot *s)
     free(s->irules);
     free(s->insts);
     free(s->row_of);
+    free(s->use);
     state_inst_array_free(s->rows, s->nrows);
     memset(s, 0, sizeof *s);
 }
 
+/* Memory a host may give its guests: its usable memory, but never more
+ * than what they hold now (charged) plus what the host really has free
+ * beyond its reserve. Reshapes sh so the scheduler's formula gives that. */
+static void cap_by_available(sched_host *sh, uint64_t charged, uint64_t avail)
+{
+    uint64_t usable = (uint64_t)((double)(sh->mem_mib - sh->reserved_mem_mib) *
+                                 (sh->mem_overcommit > 0 ? sh->mem_overcommit : 1.0));
+    uint64_t real = charged + (avail > sh->reserved_mem_mib ? avail - sh->reserved_mem_mib : 0);
+    if (!avail || real >= usable)
+        return;
+    sh->mem_mib = real;
+    sh->reserved_mem_mib = 0;
+    sh->mem_overcommit = 1.0;
+}
+
 int fleet_snapshot_take(fleet *f, fleet_snapshot *s, char *err, size_t errlen)
 {
+    uint64_t avail[FLEET_MAX_HOSTS], charged[FLEET_MAX_HOSTS] = { 0 };
+    fleet_charge_memo memo = { 0 };
+
     memset(s, 0, sizeof *s);
     if (state_inst_list(f->db, &s->rows, &s->nrows, err, errlen) != 0)
         return -1;
+    s->measured = fleet_capacity_measured(f) != 0;
+    s->use = calloc(s->nrows + 1, sizeof *s->use);
+    if (!s->use) {
+        snprintf(err, errlen, "out of memory");
+        fleet_snapshot_free(s);
+        return -1;
+    }
+    fleet_usage_copy(f, s->rows, s->nrows, s->use);
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->nhosts; i++) {
         const fleet_host *h = f->hosts[i];
@@ -179,12 +206,25 @@ int fleet_snapshot_take(fleet *f, fleet_snapshot *s, char *err, size_t errlen)
         sh->mem_mib = h->mem_mib;
         sh->vcpus = h->vcpus ? h->vcpus : 1;
         sh->slots = h->slots;
-        /* Keep a tenth of the memory (at most 2 GiB) for the host itself. */
-        sh->reserved_mem_mib = h->mem_mib / 10 > 2048 ? 2048 : h->mem_mib / 10;
-        sh->vmm_overhead_mib = FLEET_VMM_OVERHEAD_MIB;
+        sh->reserved_mem_mib = fleet_mem_reserve(f, h->mem_mib);
+        s->room_mib[i] = h->mem_mib > sh->reserved_mem_mib ? h->mem_mib - sh->reserved_mem_mib : 0;
+        s->cpus[i] = sh->vcpus;
         sh->mem_overcommit = f->cfg.mem_overcommit;
-        /* Idle unikernels halt; vCPUs are overcommitted like threads. */
-        sh->cpu_overcommit = f->cfg.cpu_overcommit;
+        if (s->measured) {
+            /* Charges include QEMU; CPU is measured use in 1/1000 CPU. */
+            sh->vmm_overhead_mib = 0;
+            sh->vcpus *= 1000;
+            sh->reserved_vcpus = sh->vcpus * (uint32_t)(100 - f->cfg.cpu_target) / 100;
+            sh->cpu_overcommit = 1.0;
+        } else {
+            sh->vmm_overhead_mib = FLEET_VMM_OVERHEAD_MIB;
+            /* Idle unikernels halt; vCPUs are overcommitted like threads. */
+            sh->cpu_overcommit = f->cfg.cpu_overcommit;
+        }
+        /* A reading older than a few periods is no reading. */
+        avail[i] = h->avail_at_ms && fleet_now_ms() - h->avail_at_ms < 5 * FLEET_AVAIL_PERIOD_MS
+                       ? h->avail_mib
+                       : 0;
         sh->labels = s->hlabels[i];
         sh->n_labels = s->hlabels[i] ? n : 0;
         sh->cordoned = h->cordoned || !h->up;
@@ -206,11 +246,16 @@ int fleet_snapshot_take(fleet *f, fleet_snapshot *s, char *err, size_t errlen)
         const state_instance *in = &s->rows[r];
         size_t h = fleet_snapshot_host(s, in->host), k = s->ninsts;
         sched_instance *si = &s->insts[k];
+        uint64_t mem;
+        uint32_t cpu;
         if (!fleet_state_holds(in->state) || h == s->nhosts)
             continue;
         si->id = in->id;
-        si->mem_mib = (uint64_t)in->memory_mib;
-        si->vcpus = (uint32_t)in->vcpus;
+        fleet_charge_resident(s->measured, s->rows, s->use, s->nrows, r, &memo, &mem, &cpu);
+        /* The scheduler adds the host's VMM overhead (0 when measured). */
+        si->mem_mib = s->measured ? mem : (uint64_t)in->memory_mib;
+        si->vcpus = cpu;
+        charged[h] += si->mem_mib + s->hosts[h].vmm_overhead_mib;
         si->host = h;
         /* Labels and rules of residents bind newcomers (anti-affinity). */
         s->idocs[k] = json_loads(in->labels_json, 0, NULL);
@@ -225,7 +270,45 @@ int fleet_snapshot_take(fleet *f, fleet_snapshot *s, char *err, size_t errlen)
         }
         s->row_of[s->ninsts++] = r;
     }
+    for (size_t i = 0; i < s->nhosts; i++)
+        cap_by_available(&s->hosts[i], charged[i], avail[i]);
     return 0;
+}
+
+int fleet_snapshot_fits(const fleet_snapshot *s, uint64_t mem_mib, uint32_t vcpus, fleet_err *e)
+{
+    size_t at_mem = s->nhosts, at_cpu = s->nhosts;
+    for (size_t i = 0; i < s->nhosts; i++) {
+        if (s->hosts[i].cordoned)
+            continue;
+        if (at_mem == s->nhosts || s->room_mib[i] > s->room_mib[at_mem])
+            at_mem = i;
+        if (at_cpu == s->nhosts || s->cpus[i] > s->cpus[at_cpu])
+            at_cpu = i;
+    }
+    if (at_mem == s->nhosts)
+        return FLEET_OK; /* no host takes guests: the scheduler says so */
+    if (mem_mib + FLEET_VMM_OVERHEAD_MIB > s->room_mib[at_mem])
+        return fleet_err_set(e, FLEET_E_CAPACITY, NULL,
+                             "a guest of %llu MiB (+%d MiB VMM) needs more memory than any host "
+                             "has: the largest, '%s', has %llu MiB beyond its reserve",
+                             (unsigned long long)mem_mib, FLEET_VMM_OVERHEAD_MIB, s->names[at_mem],
+                             (unsigned long long)s->room_mib[at_mem]);
+    if (s->measured && vcpus > s->cpus[at_cpu])
+        return fleet_err_set(e, FLEET_E_CAPACITY, NULL,
+                             "a guest of %u vCPUs needs more CPUs than any host has: the largest, "
+                             "'%s', has %u",
+                             vcpus, s->names[at_cpu], s->cpus[at_cpu]);
+    return FLEET_OK;
+}
+
+void fleet_charge_new(const fleet_snapshot *s, const char *digest, uint64_t mem_mib, uint32_t vcpus,
+                      uint64_t *mem, uint32_t *cpu)
+{
+    fleet_charge_estimate(s->measured, s->rows, s->use, s->nrows, digest, mem_mib, vcpus, mem, cpu);
+    /* The scheduler adds the host's VMM overhead (0 when measured). */
+    if (!s->measured)
+        *mem = mem_mib;
 }
 
 size_t fleet_snapshot_host(const fleet_snapshot *s, const char *name)
@@ -238,7 +321,7 @@ size_t fleet_snapshot_host(const fleet_snapshot *s, const char *name)
 
 int fleet_snapshot_sched(const fleet_snapshot *s, sched_state **out, fleet_err *e)
 {
-    sched_fleet sf = { s->hosts, s->nhosts, s->insts, s->ninsts };
+    sched_fleet sf = { s->hosts, s->nhosts, s->insts, s->ninsts, s->measured };
     sched_error serr;
     if (sched_state_new(&sf, out, &serr) != SCHED_OK)
         return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "scheduler: %s", serr.message);

@@ -20,11 +20,15 @@ typedef struct {
     size_t ninsts;
     state_instance *rows; /* all rows, nrows */
     size_t nrows;
-    size_t *row_of;          /* insts[i] is rows[row_of[i]] */
-    void **idocs;            /* per instance: labels document */
-    sched_label **ilabels;   /* per instance */
-    fleet_placement *iplace; /* per instance: its rules */
-    sched_rule **irules;     /* per instance */
+    size_t *row_of;                     /* insts[i] is rows[row_of[i]] */
+    void **idocs;                       /* per instance: labels document */
+    sched_label **ilabels;              /* per instance */
+    fleet_placement *iplace;            /* per instance: its rules */
+    sched_rule **irules;                /* per instance */
+    fleet_use *use;                     /* per row: what was measured (capacity.c) */
+    bool measured;                      /* --capacity measured: charges are measured */
+    uint64_t room_mib[FLEET_MAX_HOSTS]; /* each host's memory less its reserve */
+    uint32_t cpus[FLEET_MAX_HOSTS];     /* each host's CPUs */
 } fleet_snapshot;
 
 /* 0, or -1 with a message in err. */
@@ -32,6 +36,15 @@ int fleet_snapshot_take(fleet *f, fleet_snapshot *s, char *err, size_t errlen);
 void fleet_snapshot_free(fleet_snapshot *s);
 /* Index of the host called name, or s->nhosts. */
 size_t fleet_snapshot_host(const fleet_snapshot *s, const char *name);
+/* What each new guest of image `digest` asking mem_mib and vcpus is charged
+ * in the snapshot's units (capacity.c): *mem MiB, *cpu vCPUs or 1/1000 CPU. */
+void fleet_charge_new(const fleet_snapshot *s, const char *digest, uint64_t mem_mib, uint32_t vcpus,
+                      uint64_t *mem, uint32_t *cpu);
+/* FLEET_OK when a guest of mem_mib and vcpus could run on some up,
+ * uncordoned host even if it touched all its memory and kept every vCPU
+ * busy; else FLEET_E_CAPACITY naming the resource. (Measured charges start
+ * small; a guest larger than every host never fits.) */
+int fleet_snapshot_fits(const fleet_snapshot *s, uint64_t mem_mib, uint32_t vcpus, fleet_err *e);
 /* A scheduler state over the snapshot (sched_state_free it). */
 int fleet_snapshot_sched(const fleet_snapshot *s, sched_state **out, fleet_err *e);
 

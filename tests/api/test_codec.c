@@ -691,7 +691,12 @@ static void t_encode_host_plan(void **state)
                    .domain_type_reason = "forced by operator",
                    .capacity = { 24000, 2, 1000 },
                    .used = { 512, 16, 16 },
-                   .instances = 16 };
+                   .instances = 16,
+                   .capacity_model = "measured",
+                   .reserved_memory_mib = 2048,
+                   .available_memory_mib = 0,
+                   .charged_cpu_milli = 16,
+                   .busy_cpu_milli = 3 };
     api_move mv[] = { { "3f9a1c2b7d4e", "h1", "h2" } };
     const char *freed[] = { "h1" };
     api_plan p = { mv, 1, freed, 1, 3, 2, false };
@@ -706,7 +711,9 @@ static void t_encode_host_plan(void **state)
              "\"state\":\"up\",\"cordoned\":false,\"domain_type\":\"kvm\",\"kvm\":true,"
              "\"domain_type_reason\":\"forced by operator\",\"labels\":{},"
              "\"capacity\":{\"memory_mib\":24000,\"vcpus\":2,\"slots\":1000},"
-             "\"used\":{\"memory_mib\":512,\"vcpus\":16,\"slots\":16},\"instances\":16}");
+             "\"used\":{\"memory_mib\":512,\"vcpus\":16,\"slots\":16},\"instances\":16,"
+             "\"usage\":{\"model\":\"measured\",\"reserved_memory_mib\":2048,"
+             "\"available_memory_mib\":null,\"charged_cpu_milli\":16,\"busy_cpu_milli\":3}}");
     free(out);
     api_sink_free(s);
 

@@ -52,7 +52,7 @@ static sched_instance *add_inst(fleet *f, size_t host, uint64_t mem, uint32_t vc
 
 static sched_state *build(const fleet *f)
 {
-    sched_fleet sf = { f->hosts, f->n_hosts, f->insts, f->n_insts };
+    sched_fleet sf = { f->hosts, f->n_hosts, f->insts, f->n_insts, false };
     sched_state *st = NULL;
     sched_error err;
     if (sched_state_new(&sf, &st, &err) != SCHED_OK)

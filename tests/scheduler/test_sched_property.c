@@ -140,7 +140,7 @@ static void random_request(sched_request *r, uint32_t max_count)
 
 static sched_state *build(const model *m)
 {
-    sched_fleet f = { m->hosts, m->nh, m->insts, m->ni };
+    sched_fleet f = { m->hosts, m->nh, m->insts, m->ni, false };
     sched_state *st = NULL;
     sched_error err;
     if (sched_state_new(&f, &st, &err) != SCHED_OK)
@@ -355,7 +355,7 @@ static void test_index_matches_linear_large(void **s)
             hosts[h].n_labels = 1;
         }
     }
-    sched_fleet f = { hosts, NH, NULL, 0 };
+    sched_fleet f = { hosts, NH, NULL, 0, false };
     sched_state *st = NULL;
     assert_int_equal(sched_state_new(&f, &st, NULL), SCHED_OK);
     size_t agree = 0;
@@ -415,7 +415,7 @@ static void test_small_batches_near_optimum(void **s)
             snprintf(ids[k], sizeof(ids[k]), "h%zu", k);
             hosts[k].id = ids[k];
         }
-        sched_fleet f = { hosts, n, NULL, 0 };
+        sched_fleet f = { hosts, n, NULL, 0, false };
         sched_state *st = NULL;
         assert_int_equal(sched_state_new(&f, &st, NULL), SCHED_OK);
         sched_decision d;

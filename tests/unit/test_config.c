@@ -38,6 +38,18 @@ static void test_defaults(void **st)
     assert_int_equal(c.network, 1);
     assert_string_equal(c.domain_type, "auto");
     assert_int_equal(c.start_parallel, 0); /* auto */
+    /* Capacity (docs/shoald.md "Capacity"): measured, no slot limit, an
+     * automatic reserve, 90 % of the CPUs, KSM left alone. */
+    assert_string_equal(c.capacity, "measured");
+    assert_int_equal(c.max_instances, 0);
+    assert_int_equal(c.mem_reserve_mib, 0);
+    assert_int_equal(c.cpu_target, 90);
+    assert_string_equal(c.ksm, "off");
+    assert_int_equal(load(&c, err, 3, "--capacity", "real"), -1);
+    assert_non_null(strstr(err, "'real'"));
+    assert_int_equal(load(&c, err, 3, "--ksm", "maybe"), -1);
+    assert_int_equal(load(&c, err, 3, "--cpu-target", "0"), -1);
+    assert_int_equal(load(&c, err, 3, "--cpu-target", "101"), -1);
     /* --start-parallel: auto or 1..256 */
     assert_int_equal(load(&c, err, 4, "--state-dir=/nonexistent-shoal", "--start-parallel", "7"),
                      0);
@@ -171,6 +183,22 @@ static int got_cpu(const cfg_t *c)
 {
     return c->cpu_overcommit == 2.5;
 }
+static int got_capacity(const cfg_t *c)
+{
+    return !strcmp(c->capacity, "nominal");
+}
+static int got_reserve(const cfg_t *c)
+{
+    return c->mem_reserve_mib == 512;
+}
+static int got_cpu_target(const cfg_t *c)
+{
+    return c->cpu_target == 75;
+}
+static int got_ksm(const cfg_t *c)
+{
+    return !strcmp(c->ksm, "auto");
+}
 static int got_console(const cfg_t *c)
 {
     return c->console_max_kib == 64;
@@ -214,7 +242,11 @@ static const want_opt WANT[] = {
     { "publish-addr", 0, "publish-addr", "127.0.0.1", NULL, got_publish, NULL },
     { "max-instances", 0, "max-instances", "7", NULL, got_max, NULL },
     { "mem-overcommit", 0, "mem-overcommit", "1.5", NULL, got_mem, NULL },
+    { "capacity", 0, "capacity", "nominal", NULL, got_capacity, NULL },
+    { "mem-reserve", 0, "mem-reserve", "512", NULL, got_reserve, NULL },
     { "cpu-overcommit", 0, "cpu-overcommit", "2.5", NULL, got_cpu, NULL },
+    { "cpu-target", 0, "cpu-target", "75", NULL, got_cpu_target, NULL },
+    { "ksm", 0, "ksm", "auto", NULL, got_ksm, NULL },
     { "console-max-kib", 0, "console-max-kib", "64", NULL, got_console, NULL },
     { "start-parallel", 0, "start-parallel", "12", NULL, got_start_parallel, NULL },
     { "tls-cert", 0, "tls-cert", tls_file, NULL, got_tls, "tls-key" },

@@ -118,7 +118,7 @@ static void packing(const char *label, const sched_host *shape, size_t n_guests,
         size_t nh = lb * 2 + 4;
         char *ids;
         sched_host *hosts = make_hosts(nh, shape, &ids);
-        sched_fleet f = { hosts, nh, NULL, 0 };
+        sched_fleet f = { hosts, nh, NULL, 0, false };
 
         /* online: one decision per guest, in arrival order */
         sched_state *st;
@@ -183,7 +183,7 @@ static void optimum(int trials)
             continue;
         char *ids;
         sched_host *hosts = make_hosts(n, &shape, &ids);
-        sched_fleet f = { hosts, n, NULL, 0 };
+        sched_fleet f = { hosts, n, NULL, 0, false };
         sched_state *st;
         sched_state_new(&f, &st, NULL);
         sched_decision d;
@@ -224,7 +224,7 @@ static void consolidation(const sched_host *shape, size_t nh, double load, int t
     for (int t = 0; t < trials; t++) {
         char *ids;
         sched_host *hosts = make_hosts(nh, shape, &ids);
-        sched_fleet f = { hosts, nh, NULL, 0 };
+        sched_fleet f = { hosts, nh, NULL, 0, false };
         sched_state *st;
         sched_state_new(&f, &st, NULL);
         /* spread guests until the fleet is `load` full in memory */
@@ -308,7 +308,7 @@ static void cost(size_t nh, size_t n, sched_policy pol, bool linear, size_t samp
                          .slots = 1024 };
     char *ids;
     sched_host *hosts = make_hosts(nh, &shape, &ids);
-    sched_fleet f = { hosts, nh, NULL, 0 };
+    sched_fleet f = { hosts, nh, NULL, 0, false };
     sched_state *st;
     sched_state_new(&f, &st, NULL);
     double *lat = malloc(n * sizeof(*lat));

@@ -333,16 +333,23 @@ static void create_batch(void **state)
     }
     state_inst_array_free(made, n);
 
-    /* A batch that cannot fit: 3 x 4 GiB on an 8 GiB host. One would fit,
-     * so a partial placement would show as a row; none may exist. */
+    /* A batch that cannot fit: 1,000 unmeasured guests are charged the
+     * first guess (12 + 4 MiB) each, 16,000 MiB on an 8 GiB host. Many
+     * would fit, so a partial placement would show as rows; none may. */
     before = rows_on(f, NULL, NULL);
     refs = image_refs(f);
-    assert_int_equal(create(f, "big", 3, 4096, NULL, NULL, NULL, &e), FLEET_E_CAPACITY);
+    assert_int_equal(create(f, "big", 1000, 64, NULL, NULL, NULL, &e), FLEET_E_CAPACITY);
     assert_int_equal(e.code, FLEET_E_CAPACITY);
     if (!strcasestr(e.msg, "memory"))
         fail_msg("capacity error does not name the resource: %s", e.msg);
     assert_int_equal(rows_on(f, NULL, NULL), before);
     assert_int_equal(image_refs(f), refs);
+    /* A guest larger than the host is refused even though it would be
+     * charged little before it runs. */
+    assert_int_equal(create(f, "huge", 1, 8192, NULL, NULL, NULL, &e), FLEET_E_CAPACITY);
+    if (!strstr(e.msg, "more memory than any host"))
+        fail_msg("oversized guest: %s", e.msg);
+    assert_int_equal(rows_on(f, NULL, NULL), before);
     for (int i = 1; i <= 3; i++) {
         char key[16];
         state_instance in;
@@ -391,6 +398,74 @@ static void create_batch(void **state)
     assert_int_equal(fleet_instance_delete(f, "solo", true, &e), FLEET_OK);
     assert_int_equal(image_refs(f), refs - 1);
     assert_int_equal(rows_on(f, NULL, NULL), before - 1);
+}
+
+/* The two capacity models side by side on 8 GiB hosts (docs/shoald.md
+ * "Capacity"): nominal charges memory_mib + 12 MiB and counts vCPUs against
+ * --cpu-overcommit; measured charges what guests hold (here, unmeasured on
+ * the test driver: the first guess) and CPU in thousandths. */
+static void capacity_models(void **state)
+{
+    static const char *const nominal[] = { "--capacity", "nominal", NULL };
+    fx *x = fx_open(8192, 4, nominal);
+    fleet_host_info *a = NULL;
+    fleet_instance_spec s;
+    state_instance *made = NULL;
+    size_t n = 0;
+    fleet_err e;
+    *state = x;
+
+    /* Nominal: 3 x 4 GiB do not fit 8 GiB less its reserve; 1 does. */
+    assert_int_equal(create(x->f, "big", 3, 4096, NULL, NULL, NULL, &e), FLEET_E_CAPACITY);
+    if (!strstr(e.msg, "memory"))
+        fail_msg("nominal: %s", e.msg);
+    must_create(x->f, "one", 1, 4096, NULL);
+    assert_int_equal(fleet_host_list(x->f, &a, &n, &e), FLEET_OK);
+    assert_false(a[0].measured);
+    assert_int_equal(a[0].used_mem_mib, 4096 + FLEET_VMM_OVERHEAD_MIB);
+    assert_int_equal(a[0].reserved_mem_mib, 819);
+    assert_int_equal(a[0].used_cpu_milli, 0);
+    fleet_host_info_free(a, n);
+    /* 4 CPUs x --cpu-overcommit 16 = 64 vCPUs: the 65th is refused. */
+    must_create(x->f, "v", 63, 16, NULL);
+    assert_int_equal(create(x->f, "v65", 1, 16, NULL, NULL, NULL, &e), FLEET_E_CAPACITY);
+    if (!strstr(e.msg, "vCPU"))
+        fail_msg("nominal vCPUs: %s", e.msg);
+    fx_close(x);
+
+    /* Measured, with 1 % of the CPUs for guests (0.040 CPU): 3 x 4 GiB are
+     * charged the first guess; CPU is charged the floor, 1/1000 CPU per
+     * vCPU. */
+    static const char *const measured[] = { "--cpu-target", "1", NULL };
+    x = fx_open(8192, 4, measured);
+    *state = x;
+    must_create(x->f, "big", 3, 4096, NULL);
+    assert_int_equal(fleet_host_list(x->f, &a, &n, &e), FLEET_OK);
+    assert_true(a[0].measured);
+    assert_int_equal(a[0].used_mem_mib, 3 * (FLEET_VMM_OVERHEAD_MIB + 4));
+    assert_int_equal(a[0].used_cpu_milli, 3);
+    fleet_host_info_free(a, n);
+    /* 4-vCPU guests are charged 0.004 CPU: 9 fit in the 0.037 left, 20 do
+     * not (memory would take 450 of them); the message says CPU. */
+    memset(&s, 0, sizeof s);
+    s.image = "sleep";
+    s.name = "quad";
+    s.memory_mib = 32;
+    s.vcpus = 4;
+    s.count = 20;
+    assert_int_equal(fleet_instance_create(x->f, &s, &made, &n, &e), FLEET_E_CAPACITY);
+    if (!strstr(e.msg, "more CPU"))
+        fail_msg("measured CPU: %s", e.msg);
+    s.count = 9;
+    assert_int_equal(fleet_instance_create(x->f, &s, &made, &n, &e), FLEET_OK);
+    state_inst_array_free(made, n);
+    /* More vCPUs than the host has CPUs never fits, whatever it is charged. */
+    s.count = 1;
+    s.name = "wide";
+    s.vcpus = 5;
+    assert_int_equal(fleet_instance_create(x->f, &s, &made, &n, &e), FLEET_E_CAPACITY);
+    if (!strstr(e.msg, "more CPUs than any host"))
+        fail_msg("measured vCPUs: %s", e.msg);
 }
 
 /* ---- 2. lookup -------------------------------------------------------------- */
@@ -508,7 +583,7 @@ static void hosts(void **state)
     assert_false(h->cordoned);
     assert_int_equal(h->mem_mib, 8192);
     assert_int_equal(h->vcpus, 4);
-    assert_int_equal(h->slots, 1000);
+    assert_int_equal(h->slots, 0); /* --max-instances auto: no slot limit */
     assert_string_equal(h->uri, x->local_uri);
     h = host_in(a, n, "mock2");
     assert_true(h->up);
@@ -526,8 +601,10 @@ static void hosts(void **state)
     assert_int_equal(fleet_host_list(f, &a, &n, &e), FLEET_OK);
     h = host_in(a, n, "mock2");
     assert_int_equal(h->instances, 2);
-    assert_int_equal(h->used_mem_mib, 2 * (64 + FLEET_VMM_OVERHEAD_MIB));
+    /* Not measured (test driver): the first guess, 12 + 4 MiB each. */
+    assert_int_equal(h->used_mem_mib, 2 * (FLEET_VMM_OVERHEAD_MIB + 4));
     assert_int_equal(h->used_vcpus, 2);
+    assert_int_equal(h->used_cpu_milli, 2);
     h = host_in(a, n, FLEET_LOCAL_HOST);
     assert_int_equal(h->instances, 0);
     assert_int_equal(h->used_mem_mib, 0);
@@ -1228,6 +1305,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(create_batch, teardown),
+        cmocka_unit_test_teardown(capacity_models, teardown),
         cmocka_unit_test_teardown(lookup, teardown),
         cmocka_unit_test_teardown(hosts, teardown),
         cmocka_unit_test_teardown(plans, teardown),
