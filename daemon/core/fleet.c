@@ -69,6 +69,17 @@ void fleet_network(const fleet *f, uint32_t *gateway, int *prefix)
     *prefix = f->cfg.prefix;
 }
 
+const char *fleet_bridge_pick(fleet *f, const state_instance *in, char *err, size_t errlen)
+{
+    const char *bridge = f->cfg.bridge;
+    /* Overflow bridges exist only on this host; another host's guests go
+     * to the configured bridge there. */
+    if (f->bridges && !strcmp(in->host, FLEET_LOCAL_HOST) &&
+        netbr_set_pick(f->bridges, in->mac, &bridge, err, errlen) != NETBR_OK)
+        return NULL;
+    return bridge;
+}
+
 void fleet_console_path(const fleet *f, const char *id, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/%s.log", f->log_dir, id);
@@ -199,6 +210,7 @@ static void free_fleet(fleet *f)
     fleet_batch_free_all(f);
     free(f->workers);
     pfwd_stop(f->pfwd);
+    netbr_set_close(f->bridges);
     if (f->inotify_fd >= 0)
         close(f->inotify_fd);
     if (f->wake_fd >= 0)
@@ -297,14 +309,18 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     if (cfg->network) {
         char gw[16];
         f->gateway = cfg->subnet + 1;
-        if (netbr_create(cfg->bridge, cfg_ip4_str(f->gateway, gw), (unsigned)cfg->prefix, err,
-                         errlen) != NETBR_OK) {
+        if (netbr_set_open(cfg->bridge, cfg_ip4_str(f->gateway, gw), (unsigned)cfg->prefix,
+                           NETBR_PORTS_MAX, NETBR_OVERFLOW_MAX, &f->bridges, err,
+                           errlen) != NETBR_OK) {
             size_t l = strlen(err);
             snprintf(err + l, errlen - l,
                      " (run with --no-network to start without guest "
                      "networking)");
             goto fail;
         }
+        if (netbr_overflow_names(cfg->bridge, 1, &(struct netbr_names){ 0 }, err, errlen) != 0)
+            log_warn("%s: bridge '%s' takes at most %d networked guests", err, cfg->bridge,
+                     NETBR_PORTS_MAX);
     }
     f->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     f->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

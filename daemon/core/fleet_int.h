@@ -41,8 +41,8 @@
  * LOCKS, in the order they may be taken (never take one to the left while
  * holding one to its right):
  *
- *   place_mu  >  row_mu  >  mu  >  (state_db, img_store, pfwd: leaf locks
- *                                    inside those modules)
+ *   place_mu  >  row_mu  >  mu  >  (state_db, img_store, pfwd, netbr set:
+ *                                    leaf locks inside those modules)
  *
  *   place_mu  fleet.place_mu. Every placement decision: instance create
  *             (names, ports, placement, addresses, rows), host cordon and
@@ -105,6 +105,7 @@
 
 struct node;
 struct pfwd;
+struct netbr_set;
 struct img_store;
 
 /* One host: a libvirt connection plus what the scheduler needs to know.
@@ -210,6 +211,7 @@ struct fleet {
     char run_dir[FLEET_PATH_MAX]; /* status files: RUN_DIR/<id>.status */
     char log_dir[FLEET_PATH_MAX]; /* consoles: LOG_DIR/<id>.log */
     uint32_t gateway;             /* bridge address (host order), 0 = no network */
+    struct netbr_set *bridges;    /* the local guest bridges (netbr.h), NULL = no network */
     struct pfwd *pfwd;            /* published ports */
 
     pthread_mutex_t place_mu; /* see LOCKS above */
@@ -261,6 +263,11 @@ void fleet_console_path(const fleet *f, const char *id, char *buf, size_t len);
 void fleet_status_path(const fleet *f, const char *id, char *buf, size_t len);
 void fleet_domain_name(const char *id, char *buf, size_t len);
 void fleet_wake_supervisor(fleet *f);
+/* The bridge for the tap of instance `in` about to start on its host: on
+ * the local host netbr_set_pick's choice (the main bridge or an overflow
+ * one), elsewhere the configured bridge. NULL with a message in err when
+ * every local bridge is full or one could not be made. Any thread. */
+const char *fleet_bridge_pick(fleet *f, const state_instance *in, char *err, size_t errlen);
 
 /* ---- runtime.c: runtime table (caller holds f->mu) and row updates ---- */
 fleet_rt *fleet_rt_get(fleet *f, const char *id);

@@ -158,7 +158,13 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     spec.status_log = status;
     spec.instance_id = in.id;
     if (in.network && f->gateway) {
-        spec.bridge = f->cfg.bridge;
+        if (!(spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err))) {
+            fc.why = err;
+            fleet_mutate(f, in.id, fail_fn, &fc);
+            fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
+            log_warn("instance %s: start failed: %s", in.id, err);
+            goto out;
+        }
         spec.mac = in.mac;
     }
 
