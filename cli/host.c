@@ -52,9 +52,16 @@ static const char consolidate_help[] =
 
 static void usage_cell(const json_t *h, const char *key, bool wide, bool mib, char *out, size_t len)
 {
+    const json_t *usage = json_object_get(h, "usage");
+    const char *model = cli_jstr(usage, "model");
     double used = cli_jnum(json_object_get(h, "used"), key, 0);
     double cap = cli_jnum(json_object_get(h, "capacity"), key, 0);
+    bool cpu_use = !strcmp(key, "vcpus") && model && !strcmp(model, "measured");
     char bar[64];
+    /* Measured capacity charges CPU by use (thousandths of a CPU), not by
+     * vCPUs asked for (docs/shoald.md "Capacity"). */
+    if (cpu_use)
+        used = cli_jnum(usage, "charged_cpu_milli", 0) / 1000.0;
     cli_bar(used, cap, 10, bar, sizeof bar);
     if (!wide) {
         snprintf(out, len, "%s", bar);
@@ -63,6 +70,10 @@ static void usage_cell(const json_t *h, const char *key, bool wide, bool mib, ch
         cli_fmt_mib((uint64_t)used, u, sizeof u);
         cli_fmt_mib((uint64_t)cap, c, sizeof c);
         snprintf(out, len, "%s %s/%s", bar, u, c);
+    } else if (cpu_use) {
+        snprintf(out, len, "%s %.3f/%.0f", bar, used, cap);
+    } else if (cap == 0 && !strcmp(key, "slots")) {
+        snprintf(out, len, "%s %.0f/-", bar, used); /* no slot limit */
     } else {
         snprintf(out, len, "%s %.0f/%.0f", bar, used, cap);
     }
@@ -73,9 +84,9 @@ int host_render_list(FILE *out, const json_t *items, cli_fmt fmt)
     if (fmt == CLI_FMT_JSON)
         return cli_jprint(out, items);
     static const char *const table_h[] = { "NAME",   "STATE", "TYPE", "INSTANCES",
-                                           "MEMORY", "VCPUS", "SLOTS" };
-    static const char *const wide_h[] = { "NAME",  "STATE", "TYPE", "INSTANCES", "MEMORY",
-                                          "VCPUS", "SLOTS", "URI",  "LABELS" };
+                                           "MEMORY", "CPU",   "SLOTS" };
+    static const char *const wide_h[] = { "NAME", "STATE", "TYPE", "INSTANCES", "MEMORY",
+                                          "CPU",  "SLOTS", "URI",  "LABELS" };
     bool wide = fmt == CLI_FMT_WIDE;
     cli_table *t = wide ? cli_table_new(9, wide_h) : cli_table_new(7, table_h);
     int rc = 0;
