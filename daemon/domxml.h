@@ -81,6 +81,12 @@ struct domxml_spec {
     const char *status_log;  /* absolute path, COM2 status file, required */
     const char *bridge;      /* Linux bridge for one virtio NIC; NULL: no NIC */
     const char *mac;         /* NIC MAC (unicast, xx:xx:..); required with bridge */
+    const char *tap;         /* name of the NIC's tap (<target dev='...'/>), 1-15 of
+                                [A-Za-z0-9_.-], not starting with libvirt's reserved
+                                "vnet", "macvtap" or "macvlan"; NULL: libvirt picks
+                                vnetN. Only with bridge. shoald passes guard_tap_name()
+                                so its filter rules (guard.h) can name the port
+                                before the tap exists. */
     const char *instance_id; /* shoal instance id written to <metadata>; NULL: none */
     const char *firmware;    /* absolute path of the ROM; NULL: DOMXML_QBOOT_PATH */
 };
@@ -109,5 +115,6 @@ int domxml_valid_name(const char *s);
 int domxml_valid_instance_id(const char *s);
 int domxml_valid_mac(const char *s);
 int domxml_valid_bridge(const char *s);
+int domxml_valid_tap(const char *s); /* a bridge name libvirt keeps as a tap name */
 
 #endif /* SHOAL_DOMXML_H */

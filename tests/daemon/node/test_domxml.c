@@ -129,6 +129,7 @@ static void golden_network(void **state)
     s.vcpus = 2;
     s.bridge = "shoalbr0";
     s.mac = mac;
+    s.tap = "sh0123456789ab";
     s.cmdline = "shoal.ip=10.77.0.2/24 shoal.gw=10.77.0.1 -- serve";
     check_golden("network-qemu", &s);
 }
@@ -226,6 +227,21 @@ static void rejects_bad_values(void **state)
     s = base;
     s.mac = "5a:5c:00:00:00:01";
     reject(&s, "without a bridge");
+    s = base;
+    s.tap = "sh0123456789ab";
+    reject(&s, "tap name 'sh0123456789ab' given without a bridge");
+    /* libvirt would replace these names by vnetN, and guard.h's rules
+     * would then name a port that never appears */
+    const char *bad_taps[] = { "vnet0", "macvtap3", "macvlan1", "sh0123456789abcd", "a b", "x/y" };
+    for (size_t i = 0; i < sizeof bad_taps / sizeof bad_taps[0]; i++) {
+        char want[64];
+        s = base;
+        s.bridge = "br0";
+        s.mac = "5a:5c:00:00:00:01";
+        s.tap = bad_taps[i];
+        snprintf(want, sizeof want, "invalid tap name '%s'", bad_taps[i]);
+        reject(&s, want);
+    }
     s = base;
     s.instance_id = "i 1";
     reject(&s, "'i 1'");
