@@ -5,7 +5,11 @@
  * Starts N idle guests (KERNEL, normally sleep.elf, "-- 3600", 32 MiB, one
  * vCPU, TCG) for every variant below, through libvirt's embedded QEMU
  * driver, with the domain XML domxml_render() produces (what shoald runs)
- * plus, per variant, a few edits of that XML. Guests of all variants are
+ * plus, per variant, a few edits of that XML and process settings the
+ * QEMU inherits from the driver (no THP, PR_SET_MEMORY_MERGE, no address
+ * space randomization: what node.c sets or could set). A variant whose
+ * first guest writes no ready record within 60 s does not boot and is
+ * dropped (said on stdout). Guests of all variants are
  * started round-robin and measured at the same time, so that file pages
  * shared by all QEMU processes are split the same way for every variant.
  * After SETTLE_S seconds (default 10) it reads every QEMU's /proc/PID/smaps
@@ -13,20 +17,31 @@
  * the ratio to the first variant.
  *
  * With KSM_S > 0 (default 0) it then turns KSM on (run=1) for KSM_S
- * seconds, measures again, reports ksmd's CPU time over that window, and
- * puts every KSM setting it touched back.
+ * seconds, measures again, reports ksmd's CPU time over that window (and
+ * per page scanned) and KSM's kernel metadata per guest (ksm_rmap_items x
+ * 64 bytes, not part of PSS), and puts every KSM setting it touched back.
  *
- * BENCH_MEM_VARIANTS=name,name,... picks variants (default: all).
+ * BENCH_MEM_VARIANTS=name,name,... picks variants, in that order (default:
+ * DEFAULT_VARIANTS; "all" for every one); the ratio column is against the
+ * first.
+ *
+ * Variants with a NIC (V_NET) get one virtio NIC on a bridge that exists
+ * only in a network namespace of this process (unshare(CLONE_NEWNET) before
+ * anything else starts), and the guest command line a shoal.ip in it, as
+ * shoald renders networked guests. No packet leaves that namespace.
+ *
  * Cleans up its VMs and its temp root. Not run in CI (label bench). */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -39,7 +54,7 @@
 #include "ksm.h"
 
 #define MEM_MIB 32
-#define MAXV    16
+#define MAXV    32 /* >= NVAR */
 
 /* ---- variants ------------------------------------------------------------ */
 
@@ -52,10 +67,14 @@ struct edit {
 struct variant {
     const char *name, *desc;
     struct edit edits[6];
-    int proc; /* P_ flags: process settings QEMU inherits from us (fork+exec) */
+    int proc; /* P_ flags: process settings QEMU inherits from us (fork+exec); V_NET */
 };
 #define P_NO_THP    1 /* prctl(PR_SET_THP_DISABLE): no transparent huge pages */
 #define P_MERGE_ANY 2 /* prctl(PR_SET_MEMORY_MERGE): every anonymous page is KSM-able */
+#define P_NO_ASLR   4 /* personality(ADDR_NO_RANDOMIZE): the same layout in every QEMU */
+#define V_NET       8 /* render with a virtio NIC on the bench's namespaced bridge */
+#define NET_BRIDGE  "shoalmem0"
+#define NET_PREFIX  "10.213" /* guests 10.213.X.Y/16, the bridge .0.1, in our netns */
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67
 #endif
@@ -69,6 +88,19 @@ struct variant {
     {                                                                                              \
         "  </features>\n", "    <tcg>\n      <tb-cache unit='MiB'>" #n "</tb-cache>\n    </tcg>\n" \
     }
+
+/* QEMU environment through libvirt's passthrough namespace (libvirt passes
+ * QEMU only PATH, HOME, USER, LOGNAME, TMPDIR, LD_PRELOAD and
+ * LD_LIBRARY_PATH of its own environment, plus LC_ALL=C). ENV is the
+ * <qemu:env .../> lines. */
+#define QEMU_ENV(env)                                                                              \
+    { "<domain type='qemu'>", "<domain type='qemu' xmlns:qemu="                                    \
+                              "'http://libvirt.org/schemas/domain/qemu/1.0'>\n" },                 \
+        { "<domain type='qemu'>\n", NULL },                                                        \
+    {                                                                                              \
+        "</domain>", "  <qemu:commandline>\n" env "  </qemu:commandline>\n"                        \
+    }
+#define ENV1(n, v) "    <qemu:env name='" n "' value='" v "'/>\n"
 
 #define MEMFD                                                                                      \
     {                                                                                              \
@@ -118,8 +150,90 @@ static const struct variant variants[] = {
       "shoald and merge-any (daemon/ksm.c, --ksm on)",
       { { 0 } },
       P_NO_THP | P_MERGE_ANY },
+    /* Second round (all on top of shoald, i.e. without THP). */
+    { "net",
+      "shoald with a virtio NIC as rendered (<rom enabled='no'/>, guest has shoal.ip)",
+      { { 0 } },
+      P_NO_THP | V_NET },
+    { "net-rom",
+      "net with QEMU's default NIC option ROM (no <rom> element)",
+      { { "      <rom enabled='no'/>\n", NULL } },
+      P_NO_THP | V_NET },
+    { "net-rombar",
+      "net with <rom bar='off'/> instead of <rom enabled='no'/>",
+      { { "      <rom enabled='no'/>\n", "      <rom bar='off'/>\n" },
+        { "      <rom enabled='no'/>\n", NULL } },
+      P_NO_THP | V_NET },
+    { "no-acpi",
+      "shoald without <acpi/> (-machine acpi=off; the guest can no longer power off)",
+      { { "    <acpi/>\n", NULL } },
+      P_NO_THP },
+    { "i440fx-1.6",
+      "shoald on machine pc-i440fx-1.6 (deprecated; no QEMU-built ACPI tables)",
+      { { "machine='pc'", "machine='pc-i440fx-1.6'" }, { "machine='pc'", NULL } },
+      P_NO_THP },
+    { "q35",
+      "shoald on machine q35",
+      { { "machine='pc'", "machine='q35'" }, { "machine='pc'", NULL } },
+      P_NO_THP },
+    { "no-panic",
+      "shoald without <panic model='isa'/>",
+      { { "    <panic model='isa'/>\n", NULL } },
+      P_NO_THP },
+    { "discard",
+      "shoald + <memoryBacking><discard/> (discard-data=on)",
+      { { "  <vcpu>", "  <memoryBacking>\n    <discard/>\n  </memoryBacking>\n" } },
+      P_NO_THP },
+    { "env-arena1",
+      "shoald + MALLOC_ARENA_MAX=1 (passthrough)",
+      { QEMU_ENV(ENV1("MALLOC_ARENA_MAX", "1")) },
+      P_NO_THP },
+    { "env-trim",
+      "shoald + MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=0 MALLOC_TOP_PAD_=0 "
+      "MALLOC_MMAP_THRESHOLD_=65536 (passthrough)",
+      { QEMU_ENV(ENV1("MALLOC_ARENA_MAX", "1") ENV1("MALLOC_TRIM_THRESHOLD_", "0")
+                     ENV1("MALLOC_TOP_PAD_", "0") ENV1("MALLOC_MMAP_THRESHOLD_", "65536")) },
+      P_NO_THP },
+    { "env-tunables",
+      "shoald + GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0:"
+      "glibc.malloc.trim_threshold=0 (passthrough)",
+      { QEMU_ENV(ENV1("GLIBC_TUNABLES", "glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0:"
+                                        "glibc.malloc.trim_threshold=0")) },
+      P_NO_THP },
+    { "env-tcache0",
+      "shoald + GLIBC_TUNABLES=glibc.malloc.tcache_count=0 (passthrough)",
+      { QEMU_ENV(ENV1("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")) },
+      P_NO_THP },
+    { "net+env",
+      "net + env-tunables",
+      { QEMU_ENV(ENV1("GLIBC_TUNABLES", "glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0:"
+                                        "glibc.malloc.trim_threshold=0")) },
+      P_NO_THP | V_NET },
+    { "no-aslr",
+      "shoald, QEMU forked with personality(ADDR_NO_RANDOMIZE)",
+      { { 0 } },
+      P_NO_THP | P_NO_ASLR },
+    { "no-aslr+m-any",
+      "shoald+m-any and no-aslr (identical layouts: relocations and pointers merge)",
+      { { 0 } },
+      P_NO_THP | P_MERGE_ANY | P_NO_ASLR },
+    { "net+na+m-any",
+      "net and no-aslr+m-any",
+      { { 0 } },
+      P_NO_THP | P_MERGE_ANY | P_NO_ASLR | V_NET },
+    { "na+m-any+env",
+      "no-aslr+m-any + env-tunables",
+      { QEMU_ENV(ENV1("GLIBC_TUNABLES", "glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0:"
+                                        "glibc.malloc.trim_threshold=0")) },
+      P_NO_THP | P_MERGE_ANY | P_NO_ASLR },
 };
 #define NVAR (sizeof variants / sizeof variants[0])
+
+/* What runs without BENCH_MEM_VARIANTS (the second round's question);
+ * BENCH_MEM_VARIANTS=all runs every variant. */
+#define DEFAULT_VARIANTS                                                                           \
+    "shoald,net,net-rom,net-rombar,no-acpi,q35,no-panic,discard,env-arena1,env-tcache0,"           \
+    "env-tunables,net+env,no-aslr,shoald+m-any,no-aslr+m-any,net+na+m-any,na+m-any+env"
 
 static char *apply_edits(const char *xml, const struct variant *v)
 {
@@ -205,15 +319,27 @@ static void loop_tick(int t, void *o)
 
 /* ---- smaps --------------------------------------------------------------- */
 
-enum { B_RAM, B_TCG, B_ANON, B_FILE, B_FILE_PD, B_QEMU_PD, B_CAP_PD, B_NB };
+/* B_HEAP and B_ROM2M are parts of B_ANON: QEMU's main malloc heap, and
+ * anonymous 2 MiB mappings (QEMU 7.2's ACPI tables ROM block, reserved at
+ * 2 MiB and zeroed whole at every reset). */
+enum { B_RAM, B_TCG, B_ANON, B_HEAP, B_ROM2M, B_FILE, B_FILE_PD, B_QEMU_PD, B_CAP_PD, B_NB };
 static const char *bucket_name[B_NB] = {
-    "guest RAM",       "TCG buffer",          "heap+anon",           "file-backed",
-    "file priv.dirty", "qemu-bin priv.dirty", "capstone priv.dirty",
+    "guest RAM",
+    "TCG buffer",
+    "heap+anon",
+    "[heap]",
+    "2M ROM",
+    "file-backed",
+    "file priv.dirty",
+    "qemu-bin priv.dirty",
+    "capstone priv.dirty",
 };
 
 struct mem {
     double pss, pd, ahp; /* rollup, KiB */
     double ksm;          /* KiB: /proc/PID/ksm_merging_pages */
+    double rmap;         /* KiB of kernel memory: ksm_rmap_items (/proc/PID/ksm_stat) x 64 B,
+                            KSM's per-page metadata, not in PSS */
     double b[B_NB];      /* KiB */
 };
 
@@ -254,9 +380,13 @@ static int measure(int pid, struct mem *m)
                 m->b[B_RAM] += kb;
             else if (anon && strchr(perms, 'x'))
                 m->b[B_TCG] += kb;
-            else if (anon || memfd)
+            else if (anon || memfd) {
                 m->b[B_ANON] += kb;
-            else if (name[0] == '/')
+                if (!strcmp(name, "[heap]"))
+                    m->b[B_HEAP] += kb;
+                else if (anon && hi - lo == 2ul << 20)
+                    m->b[B_ROM2M] += kb;
+            } else if (name[0] == '/')
                 m->b[B_FILE] += kb;
             else
                 m->b[B_ANON] += kb; /* [vdso], [vvar] */
@@ -277,6 +407,14 @@ static int measure(int pid, struct mem *m)
     snprintf(path, sizeof path, "/proc/%d/ksm_merging_pages", pid);
     long kp = read_long(path);
     m->ksm = kp > 0 ? (double)kp * 4 : 0;
+    snprintf(path, sizeof path, "/proc/%d/ksm_stat", pid);
+    if ((f = fopen(path, "r"))) {
+        long items;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "ksm_rmap_items %ld", &items) == 1)
+                m->rmap = (double)items * 64 / 1024; /* sizeof(struct ksm_rmap_item) */
+        fclose(f);
+    }
     return 0;
 }
 
@@ -304,13 +442,18 @@ static void report(const char *title, struct guest *g, int ng, const int *sel, i
     memset(avg, 0, sizeof avg);
     for (int i = 0; i < ng; i++) {
         struct mem *a = &avg[g[i].var];
-        if (g[i].pid <= 0 || measure(g[i].pid, &g[i].m) != 0)
+        if (g[i].pid <= 0)
+            continue; /* did not boot (said when it was dropped) */
+        if (measure(g[i].pid, &g[i].m) != 0) {
+            printf("%s: QEMU pid %d is gone, not counted\n", g[i].name, g[i].pid);
             continue;
+        }
         cnt[g[i].var]++;
         a->pss += g[i].m.pss;
         a->pd += g[i].m.pd;
         a->ahp += g[i].m.ahp;
         a->ksm += g[i].m.ksm;
+        a->rmap += g[i].m.rmap;
         for (int b = 0; b < B_NB; b++)
             a->b[b] += g[i].m.b[b];
     }
@@ -318,7 +461,7 @@ static void report(const char *title, struct guest *g, int ng, const int *sel, i
     printf("%-13s %3s %6s %6s %6s |", "variant", "n", "PSS", "ratio", "AnonHP");
     for (int b = 0; b < B_NB; b++)
         printf(" %s |", bucket_name[b]);
-    printf(" Priv.Dirty | KSM-merged\n");
+    printf(" Priv.Dirty | KSM-merged | KSM rmap\n");
     double base = 0;
     for (int k = 0; k < nsel; k++) {
         int v = sel[k];
@@ -330,7 +473,8 @@ static void report(const char *title, struct guest *g, int ng, const int *sel, i
                base > 0 ? pss / base : 0, avg[v].ahp / c / 1024);
         for (int b = 0; b < B_NB; b++)
             printf(" %*.2f |", (int)strlen(bucket_name[b]), avg[v].b[b] / c / 1024);
-        printf(" %10.2f | %10.2f\n", avg[v].pd / c / 1024, avg[v].ksm / c / 1024);
+        printf(" %10.2f | %10.2f | %8.2f\n", avg[v].pd / c / 1024, avg[v].ksm / c / 1024,
+               avg[v].rmap / c / 1024);
     }
     fflush(stdout);
 }
@@ -409,22 +553,47 @@ int main(int argc, char **argv)
     char root[] = "/tmp/shoal-benchmem-XXXXXX", path[600], err[512];
     int rc = 1;
 
-    for (size_t v = 0; v < NVAR && nsel < MAXV; v++) {
-        if (want) {
-            char pat[80];
-            snprintf(pat, sizeof pat, ",%s,", variants[v].name);
-            char *w = malloc(strlen(want) + 3);
-            sprintf(w, ",%s,", want);
-            int hit = strstr(w, pat) != NULL;
-            free(w);
-            if (!hit)
-                continue;
+    if (!want)
+        want = DEFAULT_VARIANTS;
+    if (!strcmp(want, "all")) {
+        for (size_t v = 0; v < NVAR && nsel < MAXV; v++)
+            sel[nsel++] = (int)v;
+    } else {
+        /* In the order given: the first is the ratio's baseline. */
+        for (const char *p = want; *p && nsel < MAXV;) {
+            size_t len = strcspn(p, ",");
+            size_t v = 0;
+            while (v < NVAR &&
+                   !(strlen(variants[v].name) == len && !strncmp(variants[v].name, p, len)))
+                v++;
+            if (v == NVAR) {
+                fprintf(stderr, "bench_mem: unknown variant '%.*s'\n", (int)len, p);
+                return 2;
+            }
+            sel[nsel++] = (int)v;
+            p += len + (p[len] == ',');
         }
-        sel[nsel++] = (int)v;
     }
     if (n <= 0 || nsel == 0 || access(kernel, R_OK) != 0) {
         fprintf(stderr, "bench_mem: need a readable KERNEL, N > 0 and a known variant\n");
         return 2;
+    }
+    int want_net = 0;
+    for (int k = 0; k < nsel; k++)
+        want_net |= (variants[sel[k]].proc & V_NET) != 0;
+    /* Before any thread exists: libvirt creates the taps in the netns of
+     * the thread that starts the domain, and threads inherit it. */
+    if (want_net) {
+        if (unshare(CLONE_NEWNET) != 0) {
+            fprintf(stderr, "bench_mem: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+            return 1;
+        }
+        if (system("ip link set lo up && ip link add " NET_BRIDGE " type bridge && "
+                   "ip addr add " NET_PREFIX ".0.1/16 dev " NET_BRIDGE " && ip link set " NET_BRIDGE
+                   " up") != 0) {
+            fprintf(stderr, "bench_mem: cannot create bridge " NET_BRIDGE " in our netns\n");
+            return 1;
+        }
     }
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
@@ -453,7 +622,7 @@ int main(int argc, char **argv)
     }
 
     struct guest *g = calloc((size_t)(n * nsel), sizeof *g);
-    int ng = 0;
+    int ng = 0, failed[MAXV] = { 0 };
     printf("bench_mem: %d idle guests per variant (%s, %d MiB, 1 vCPU, TCG), %d variants, "
            "%ld cores\n",
            n, kernel, MEM_MIB, nsel, sysconf(_SC_NPROCESSORS_ONLN));
@@ -465,8 +634,10 @@ int main(int argc, char **argv)
         for (int k = 0; k < nsel && !stop; k++) {
             const struct variant *v = &variants[sel[k]];
             struct guest *x = &g[ng];
+            if (failed[sel[k]])
+                continue;
             struct domxml_spec s;
-            char console[512], *xml = NULL, *vx;
+            char console[512], *xml = NULL, *vx, mac[18], cmdline[128];
             x->var = sel[k];
             snprintf(x->name, sizeof x->name, "mem-%s-%d", v->name, i);
             for (char *p = x->name; *p; p++)
@@ -485,6 +656,17 @@ int main(int argc, char **argv)
             s.console_log = console;
             s.status_log = x->status;
             s.instance_id = x->name;
+            if (v->proc & V_NET) {
+                int host = ng + 2; /* .0.1 is the bridge */
+                snprintf(mac, sizeof mac, "5a:5c:00:00:%02x:%02x", (host >> 8) & 0xff, host & 0xff);
+                snprintf(cmdline, sizeof cmdline,
+                         "shoal.ip=" NET_PREFIX ".%d.%d/16 shoal.gw=" NET_PREFIX
+                         ".0.1 shoal.mac=%s -- 3600",
+                         (host >> 8) & 0xff, host & 0xff, mac);
+                s.bridge = NET_BRIDGE;
+                s.mac = mac;
+                s.cmdline = cmdline;
+            }
             if (domxml_render(&s, &xml, err, sizeof err) != 0) {
                 fprintf(stderr, "render: %s\n", err);
                 goto out;
@@ -493,6 +675,9 @@ int main(int argc, char **argv)
             free(xml);
             if (!vx)
                 goto out;
+            int pers = personality(0xffffffff);
+            if (v->proc & P_NO_ASLR)
+                personality((unsigned long)(pers | ADDR_NO_RANDOMIZE));
             if (v->proc & P_NO_THP)
                 prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
             if ((v->proc & P_MERGE_ANY) && prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0) != 0)
@@ -502,6 +687,8 @@ int main(int argc, char **argv)
                 prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
             if (v->proc & P_MERGE_ANY)
                 prctl(PR_SET_MEMORY_MERGE, 0, 0, 0, 0);
+            if (v->proc & P_NO_ASLR)
+                personality((unsigned long)pers);
             if (!x->dom) {
                 fprintf(stderr, "create %s failed: %s\nXML:\n%s", x->name, virGetLastErrorMessage(),
                         vx);
@@ -511,13 +698,25 @@ int main(int argc, char **argv)
             free(vx);
             ng++;
             double tw = now_s();
-            while (!file_has(x->status, "ready") && now_s() - tw < 60)
+            while (!file_has(x->status, "ready") && now_s() - tw < 60 && !stop)
                 usleep(2000);
             if (!file_has(x->status, "ready")) {
-                fprintf(stderr, "%s: no ready record within 60 s\n", x->name);
-                goto out;
+                /* A shape the guest does not boot in: say so, destroy the
+                 * guest, and start no more of that variant. */
+                printf("variant %s: %s wrote no ready record within 60 s: does not boot, "
+                       "dropped\n",
+                       v->name, x->name);
+                fflush(stdout);
+                failed[x->var] = 1;
+                x->pid = -1;
+                virDomainDestroy(x->dom);
+                virDomainFree(x->dom);
+                x->dom = NULL;
+                continue;
             }
             x->pid = qemu_pid(root, x->name);
+            if (x->pid <= 0)
+                printf("%s: no QEMU pid file, not counted\n", x->name);
         }
     }
     printf("started %d guests in %.1f s; idle %d s\n", ng, now_s() - t0, settle);
@@ -542,7 +741,7 @@ int main(int argc, char **argv)
         /* daemon/ksm.c's settings (what `--ksm on` does), unless overridden */
         const char *pts = getenv("BENCH_MEM_KSM_PAGES"), *slp = getenv("BENCH_MEM_KSM_SLEEP");
         struct ksm_stats st;
-        long full0 = read_long(KSM "full_scans");
+        long full0 = read_long(KSM "full_scans"), scanned0 = read_long(KSM "pages_scanned");
         long tk0 = ksmd_ticks();
         double w0 = now_s();
         if (pts || slp) {
@@ -563,6 +762,7 @@ int main(int argc, char **argv)
         long tk1 = ksmd_ticks();
         double w = now_s() - w0;
         double cpu = (double)(tk1 - tk0) / (double)sysconf(_SC_CLK_TCK);
+        long scanned = read_long(KSM "pages_scanned") - scanned0; /* Linux >= 6.7 */
         ksm_read(&st);
         printf("\nKSM on (pages_to_scan=%ld sleep_millisecs=%ld use_zero_pages=%ld) for %.0f s: "
                "ksmd CPU %.2f s (%.1f%% of one core), full_scans +%ld, pages_shared=%ld "
@@ -570,6 +770,9 @@ int main(int argc, char **argv)
                st.pages_to_scan, st.sleep_millisecs, st.use_zero_pages, w, cpu, 100 * cpu / w,
                st.full_scans - full0, st.pages_shared, st.pages_sharing, st.ksm_zero_pages,
                (double)st.general_profit / 1048576);
+        if (scanned0 >= 0 && scanned > 0)
+            printf("ksmd scanned %ld pages (%.0f/s), %.2f us of CPU per page\n", scanned,
+                   (double)scanned / w, cpu * 1e6 / (double)scanned);
         report("KSM on", g, ng, sel, nsel);
         /* Steady-state cost: another window with the merging done. */
         tk0 = ksmd_ticks();

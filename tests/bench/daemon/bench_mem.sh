@@ -12,9 +12,12 @@
 # is then turned on for KSM_S seconds and everything is measured again,
 # with ksmd's CPU time; KSM settings are put back afterwards.
 #
-# BENCH_MEM_VARIANTS=rendered,tb-1,... picks variants (tests/bench/daemon/
-# bench_mem.c lists them). Needs root (KSM) and free memory for
-# N x variants x ~20 MiB. Not run in CI (label bench). No network.
+# BENCH_MEM_VARIANTS=shoald,net,... picks variants, the first being the
+# ratio's baseline (tests/bench/daemon/bench_mem.c lists them and the default
+# set; "all" runs every one). Needs root (KSM, a network namespace) and free
+# memory for N x variants x ~15 MiB. Not run in CI (label bench). Variants
+# with a NIC sit on a bridge inside a network namespace of the driver's own;
+# no traffic leaves it.
 set -eu
 BUILD=$(cd "${1:?usage: bench_mem.sh BUILD_DIR [N [SETTLE_S [KSM_S]]]}" && pwd)
 N=${2:-20}
