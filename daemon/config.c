@@ -134,6 +134,11 @@ static int check_ksm(const char *v)
     return strcmp(v, "off") && strcmp(v, "auto") && strcmp(v, "on");
 }
 
+static int check_on_off(const char *v)
+{
+    return strcmp(v, "on") && strcmp(v, "off");
+}
+
 static int check_ipv4(const char *v)
 {
     struct in_addr a;
@@ -167,6 +172,10 @@ static const cfg_option OPTIONS[] = {
       0, NULL, 0 },
     { "no-network", 0, "network", NULL, "1", NULL, "no bridge; every instance runs without network",
       CFG_FLAG, FIELD(network), 0, 0, NULL, 0 },
+    { "dhcp", 0, "dhcp", "on|off", "on", NULL,
+      "answer DHCP on the guest bridge with each instance's\n"
+      "address (runs dnsmasq; ignored with --no-network)",
+      CFG_STR, FIELD(dhcp), 0, 0, check_on_off, 0 },
     { "publish-addr", 0, "publish-addr", "ADDR", "0.0.0.0", NULL,
       "host address published ports listen on", CFG_STR, FIELD(publish_addr), 0, 0, check_ipv4, 0 },
     { "max-instances", 0, "max-instances", "N", "auto", ": no limit, memory and CPU decide",
@@ -193,6 +202,10 @@ static const cfg_option OPTIONS[] = {
       "kernel samepage merging of guest memory: off, auto\n"
       "(on where the host allows) or on",
       CFG_STR, FIELD(ksm), 0, 0, check_ksm, 0 },
+    { "qemu-aslr", 0, "qemu-aslr", "on|off", "on", NULL,
+      "off: start QEMU without address randomisation, so KSM\n"
+      "merges far more (density; weaker against exploits)",
+      CFG_STR, FIELD(qemu_aslr), 0, 0, check_on_off, 0 },
     { "console-max-kib", 0, "console-max-kib", "N", "1024", NULL,
       "console kept per instance before rotation", CFG_INT, FIELD(console_max_kib), 1, 1 << 20,
       NULL, 0 },

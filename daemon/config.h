@@ -37,6 +37,7 @@ typedef struct {
     int prefix;             /* guest subnet prefix length (8..30) */
     char publish_addr[16];  /* host address published ports listen on */
     int network;            /* 0: no bridge, instances run without network */
+    char dhcp[4];           /* "on" (default) or "off": DHCP on the bridge (dhcp.h) */
     char tls_cert[1024];    /* PEM paths; both or neither */
     char tls_key[1024];
     int check_only;        /* --check-config: validate and exit */
@@ -48,6 +49,7 @@ typedef struct {
     double cpu_overcommit; /* nominal capacity: guest vCPUs per host CPU (>= 0.1) */
     int cpu_target;        /* measured capacity: % of the host's CPUs guests may use */
     char ksm[8];           /* "off", "auto" or "on" (ksm.h) */
+    char qemu_aslr[4];     /* "on" (default) or "off": node_opts.qemu_no_aslr */
     int console_max_kib;   /* console log kept per instance before rotation */
     int start_parallel;    /* domain starts at once; 0 = auto (core/jobs.c) */
 } cfg_t;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -493,16 +494,35 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
  * Returns the domain (caller frees) or NULL with the reason in why and the
  * node status in *status.
  */
+static int embed_root(const char *uri, char *root, size_t rootlen);
+
+/* virDomainCreateXML, with --qemu-aslr off applied: the embedded driver
+ * forks QEMU from this thread, and a personality is per thread and
+ * inherited across fork and execve (docs/node.md "Memory per guest"). */
+static virDomainPtr create_xml(struct node *n, const char *xml, unsigned flags)
+{
+    char root[8];
+    int pers = -1;
+    virDomainPtr dom;
+    if (n->opts.qemu_no_aslr && embed_root(n->uri, root, sizeof root) &&
+        (pers = personality(0xffffffff)) != -1)
+        (void)personality((unsigned long)pers | ADDR_NO_RANDOMIZE);
+    dom = virDomainCreateXML(n->conn, xml, flags);
+    if (pers != -1)
+        (void)personality((unsigned long)pers);
+    return dom;
+}
+
 static virDomainPtr create_running(struct node *n, const char *xml, int *status, char *why,
                                    size_t whylen)
 {
-    virDomainPtr dom = virDomainCreateXML(n->conn, xml, VIR_DOMAIN_START_PAUSED);
+    virDomainPtr dom = create_xml(n, xml, VIR_DOMAIN_START_PAUSED);
     int state = 0, reason = 0;
 
     /* Drivers without START_PAUSED (test:///, "unsupported flags") start
      * the domain running, as before. */
     if (!dom && virGetLastErrorCode() == VIR_ERR_INVALID_ARG) {
-        dom = virDomainCreateXML(n->conn, xml, 0);
+        dom = create_xml(n, xml, 0);
         if (dom)
             return dom;
     }

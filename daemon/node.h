@@ -144,6 +144,17 @@ struct node_opts {
                                      guest, docs/node.md "Memory per guest");
                                      process-wide and never undone. 1: leave THP
                                      alone. No effect on other URIs. */
+    int qemu_no_aslr;             /* 1: an embedded connection starts QEMU
+                                     without address-space randomisation
+                                     (personality ADDR_NO_RANDOMIZE on the
+                                     creating thread, inherited by the QEMU
+                                     it forks): every QEMU then has the same
+                                     layout and KSM merges its relocated data
+                                     and heap (13.5 -> 2.8 MiB PSS per idle
+                                     guest with KSM, docs/node.md "Memory per
+                                     guest"), at the price of a predictable
+                                     layout for an attacker. 0 (default):
+                                     randomised. No effect on other URIs. */
     node_event_fn *on_event;      /* may be NULL */
     void *user;                   /* passed to on_event */
 };

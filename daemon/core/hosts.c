@@ -107,6 +107,7 @@ void fleet_host_open(fleet *f, fleet_host *h)
                     : !strcmp(dt, "qemu") ? DOMXML_VIRT_QEMU
                                           : DOMXML_VIRT_AUTO;
     o.state_dir = f->cfg.state_dir;
+    o.qemu_no_aslr = !strcmp(f->cfg.qemu_aslr, "off");
     o.on_event = fleet_on_node_event;
     o.user = f;
     if (node_open(uri, &o, &node, err, sizeof err) != NODE_OK) {

@@ -8,7 +8,9 @@
 #   of it usable) is refused whole with 507 naming memory, nothing left;
 # - two `spin` guests use more than the CPU share guests may use
 #   (--cpu-target 10): once measured, a new guest is refused with 507 naming
-#   CPU; when they are gone it is accepted again.
+#   CPU; when they are gone it is accepted again;
+# - QEMUs are randomised by default and share one layout under
+#   --qemu-aslr off.
 # usage: daemon_capacity.sh SHOALD IMAGES_DIR
 set -eu
 SHOALD=$1
@@ -82,7 +84,21 @@ check "CPU charge falls back" wait_for 30 cpu_charged_under "$limit"
 json_post /v1/instances '{"image":"sleep","name":"later","args":["600"],"labels":{"t":"late"}}'
 check "accepted again once they are gone (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
 
+# --- --qemu-aslr: with randomisation (the default) two QEMUs map their
+# binary at different addresses; restarted with --qemu-aslr off, new ones
+# at the same address (what lets KSM merge them, docs/shoald.md)
+base_of() { head -n 1 "/proc/$1/maps" | cut -d- -f1; }
+bases() { for p in $(pgrep -f "qemu-system.*$E2E_STATE"); do base_of "$p"; done | sort | uniq | wc -l; }
+check "QEMUs are randomised by default ($(bases) distinct bases)" [ "$(bases)" -gt 1 ]
 api DELETE "/v1/instances?selector=t=idle&force=true"
 api DELETE "/v1/instances?selector=t=late&force=true"
+kill "$E2E_PID"
+wait "$E2E_PID" 2>/dev/null || true
+e2e_start_daemon "$SHOALD" --qemu-aslr off || exit 1
+json_post /v1/instances '{"image":"sleep","name":"fixed","count":3,"args":["600"],"labels":{"t":"fixed"}}'
+check "3 guests under --qemu-aslr off (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "they run" wait_for 120 all_in_state t=fixed running 3
+check "their QEMUs share one base address ($(bases) distinct)" [ "$(bases)" = 1 ]
+api DELETE "/v1/instances?selector=t=fixed&force=true"
 e2e_log "passed $E2E_PASSES, failed $E2E_FAILS"
 [ "$E2E_FAILS" -eq 0 ]

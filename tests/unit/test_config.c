@@ -45,6 +45,8 @@ static void test_defaults(void **st)
     assert_int_equal(c.mem_reserve_mib, 0);
     assert_int_equal(c.cpu_target, 90);
     assert_string_equal(c.ksm, "off");
+    assert_string_equal(c.qemu_aslr, "on");
+    assert_int_equal(load(&c, err, 3, "--qemu-aslr", "no"), -1);
     assert_int_equal(load(&c, err, 3, "--capacity", "real"), -1);
     assert_non_null(strstr(err, "'real'"));
     assert_int_equal(load(&c, err, 3, "--ksm", "maybe"), -1);
@@ -199,6 +201,10 @@ static int got_ksm(const cfg_t *c)
 {
     return !strcmp(c->ksm, "auto");
 }
+static int got_aslr(const cfg_t *c)
+{
+    return !strcmp(c->qemu_aslr, "off");
+}
 static int got_console(const cfg_t *c)
 {
     return c->console_max_kib == 64;
@@ -247,6 +253,7 @@ static const want_opt WANT[] = {
     { "cpu-overcommit", 0, "cpu-overcommit", "2.5", NULL, got_cpu, NULL },
     { "cpu-target", 0, "cpu-target", "75", NULL, got_cpu_target, NULL },
     { "ksm", 0, "ksm", "auto", NULL, got_ksm, NULL },
+    { "qemu-aslr", 0, "qemu-aslr", "off", NULL, got_aslr, NULL },
     { "console-max-kib", 0, "console-max-kib", "64", NULL, got_console, NULL },
     { "start-parallel", 0, "start-parallel", "12", NULL, got_start_parallel, NULL },
     { "tls-cert", 0, "tls-cert", tls_file, NULL, got_tls, "tls-key" },
