@@ -100,6 +100,9 @@ struct img_upload {
     struct img_upload *prev, *next;  /* s->uploads, under s->mu */
 };
 
+/* Evidence as stored: the strings joined by newlines. */
+#define IMG_EVIDENCE_TEXT_MAX (IMG_EVIDENCE_MAX * (IMG_EVIDENCE_LEN + 1))
+
 /* A stored blob's row. */
 typedef struct img_blob {
     int64_t id;
@@ -109,7 +112,21 @@ typedef struct img_blob {
     int64_t created;
     img_boot boot;
     uint32_t refs;
+    img_format format;
+    img_kind kind;
+    char evidence[IMG_EVIDENCE_TEXT_MAX + 1]; /* newline-separated */
+    img_profile profile;
 } img_blob;
+
+/* Columns of a blob row as read by img_blob_row, in this order. */
+#define IMG_BLOB_COLS                                                                              \
+    "id, digest, size, chunk_size, created, boot, refs, format, kind, evidence, firmware, cmdline"
+
+/* Fill b from the IMG_BLOB_COLS columns of st starting at column base (img_store.c). */
+void img_blob_row(sqlite3_stmt *st, int base, img_blob *b);
+
+/* Evidence strings joined by newlines into out (img_store.c). */
+void img_evidence_join(const img_vresult *vr, char out[IMG_EVIDENCE_TEXT_MAX + 1]);
 
 /* Resolve a reference to a ready blob on connection c (img_store.c). */
 int img_resolve_conn(img_conn *c, const char *ref, img_blob *out, img_err *err);

@@ -234,6 +234,12 @@ static const char *const migrations[IMG_SCHEMA_VERSION] = {
     "  key TEXT NOT NULL,"
     "  value TEXT NOT NULL,"
     "  PRIMARY KEY(blob_id, key)) WITHOUT ROWID;",
+    /* 1 -> 2: what the image is and how to boot it (then backfill_kinds) */
+    "ALTER TABLE blobs ADD COLUMN format TEXT;"   /* elf, bin, raw, qcow2 */
+    "ALTER TABLE blobs ADD COLUMN kind TEXT;"     /* shoal, unikraft, solo5, pvh, ... */
+    "ALTER TABLE blobs ADD COLUMN evidence TEXT;" /* newline-separated */
+    "ALTER TABLE blobs ADD COLUMN firmware TEXT;" /* profile: qboot, seabios */
+    "ALTER TABLE blobs ADD COLUMN cmdline TEXT;", /* profile: shoal, unikraft, solo5, raw */
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -242,13 +248,12 @@ static const char *const stmt_sql[ST_COUNT] = {
         " VALUES(0, ?1, ?2, ?3, ?4, ?2)",
     [ST_CHUNK_PUT] = "INSERT INTO chunks(blob_id, seq, data) VALUES(?1, ?2, ?3)",
     [ST_BLOB_TOUCH] = "UPDATE blobs SET size = ?2, touched = ?3 WHERE id = ?1 AND state = 0",
-    [ST_BLOB_BY_DIGEST] = "SELECT id, digest, size, chunk_size, created, boot, refs FROM blobs"
-                          " WHERE digest = ?1 AND state = 1",
-    [ST_BLOB_BY_ID] = "SELECT id, digest, size, chunk_size, created, boot, refs FROM blobs"
-                      " WHERE id = ?1",
-    [ST_BLOB_PREFIX] = "SELECT id, digest, size, chunk_size, created, boot, refs FROM blobs"
+    [ST_BLOB_BY_DIGEST] = "SELECT " IMG_BLOB_COLS " FROM blobs WHERE digest = ?1 AND state = 1",
+    [ST_BLOB_BY_ID] = "SELECT " IMG_BLOB_COLS " FROM blobs WHERE id = ?1",
+    [ST_BLOB_PREFIX] = "SELECT " IMG_BLOB_COLS " FROM blobs"
                        " WHERE digest >= ?1 AND digest < ?2 AND state = 1 LIMIT 2",
     [ST_BLOB_READY] = "UPDATE blobs SET digest = ?2, state = 1, size = ?3, boot = ?4, created = ?5,"
+                      " format = ?6, kind = ?7, evidence = ?8, firmware = ?9, cmdline = ?10,"
                       " owner_pid = NULL, owner_session = NULL WHERE id = ?1 AND state = 0",
     [ST_BLOB_DELETE] = "DELETE FROM blobs WHERE id = ?1",
     [ST_CHUNK_ROWID] = "SELECT id FROM chunks WHERE blob_id = ?1 AND seq = ?2",
@@ -468,6 +473,92 @@ void img_tx_rollback(img_store *s, img_conn *c, bool write)
         pthread_mutex_unlock(&s->wmu);
 }
 
+/* What an image validated by an older shoal that the validator now refuses
+ * is taken for: the kind its stored boot protocol implies; an ELF or a raw
+ * kernel by its first bytes (magic, 4 bytes read by the caller). */
+static void fallback_kind(img_blob *b, const unsigned char magic[4])
+{
+    bool mb = b->boot == IMG_BOOT_MULTIBOOT || b->boot == IMG_BOOT_MULTIBOOT2;
+    b->kind = b->boot == IMG_BOOT_PVH ? IMG_KIND_PVH : mb ? IMG_KIND_MULTIBOOT : IMG_KIND_UNKNOWN;
+    b->format = b->kind == IMG_KIND_UNKNOWN        ? IMG_FORMAT_NONE
+                : memcmp(magic, "\177ELF", 4) == 0 ? IMG_FORMAT_ELF
+                                                   : IMG_FORMAT_BIN;
+    snprintf(b->evidence, sizeof b->evidence, "revalidation failed");
+}
+
+/*
+ * Schema 1 -> 2: read every stored image again (a few KiB each: headers,
+ * notes, section names) to record format, kind, evidence and the default
+ * profile, and the boot protocol as the current validator sees it. Runs in
+ * the migration's write transaction on c.
+ */
+static int backfill_kinds(img_store *s, img_conn *c, img_err *err)
+{
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    int ret = -1, rc;
+    img_limits lim = { s->o.max_image_size, s->o.max_load_size, 0 };
+    rc = sqlite3_prepare_v2(c->db,
+                            "SELECT " IMG_BLOB_COLS " FROM blobs WHERE state = 1 AND kind IS NULL",
+                            -1, &sel, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(c->db,
+                                "UPDATE blobs SET boot = ?2, format = ?3, kind = ?4, evidence = ?5,"
+                                " firmware = ?6, cmdline = ?7 WHERE id = ?1",
+                                -1, &upd, NULL);
+    if (rc != SQLITE_OK) {
+        img_fail_db(err, c->db, rc, "migrate image kinds");
+        goto out;
+    }
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        img_blob b;
+        img_vresult vr;
+        img_blob_row(sel, 0, &b);
+        img_chunk_reader r = {
+            .c = c, .blob_id = b.id, .size = b.size, .chunk_size = b.chunk_size, .cur_seq = -1
+        };
+        unsigned char magic[4] = { 0 };
+        img_vstatus vs = img_validate_reader(img_chunk_read_cb, &r, b.size, &lim, &vr, NULL, 0);
+        if (vs == IMG_VINVALID && b.size >= 4 && img_chunk_read_at(&r, 0, magic, 4) != 0)
+            vs = IMG_VIO;
+        img_chunk_reader_close(&r);
+        if (vs == IMG_VIO) {
+            img_fail(err, IMG_E_IO, "migrate image kinds: cannot read image %s", b.digest);
+            goto out;
+        }
+        if (vs == IMG_VALID) {
+            b.boot = vr.boot;
+            b.format = vr.format;
+            b.kind = vr.kind;
+            img_evidence_join(&vr, b.evidence);
+        } else {
+            fallback_kind(&b, magic);
+        }
+        b.profile = img_profile_default(b.kind);
+        sqlite3_bind_int64(upd, 1, b.id);
+        sqlite3_bind_text(upd, 2, img_boot_name(b.boot), -1, SQLITE_STATIC);
+        sqlite3_bind_text(upd, 3, img_format_name(b.format), -1, SQLITE_STATIC);
+        sqlite3_bind_text(upd, 4, img_kind_name(b.kind), -1, SQLITE_STATIC);
+        sqlite3_bind_text(upd, 5, b.evidence, -1, SQLITE_STATIC);
+        sqlite3_bind_text(upd, 6, img_firmware_name(b.profile.firmware), -1, SQLITE_STATIC);
+        sqlite3_bind_text(upd, 7, img_cmdline_name(b.profile.cmdline), -1, SQLITE_STATIC);
+        int urc = sqlite3_step(upd);
+        sqlite3_reset(upd);
+        if (urc != SQLITE_DONE) {
+            img_fail_db(err, c->db, urc, "migrate image kinds");
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        img_fail_db(err, c->db, rc, "migrate image kinds");
+        goto out;
+    }
+    ret = 0;
+out:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    return ret;
+}
+
 static int migrate(img_store *s, img_conn *c, img_err *err)
 {
     int ret = -1;
@@ -491,6 +582,8 @@ static int migrate(img_store *s, img_conn *c, img_err *err)
     for (; v < IMG_SCHEMA_VERSION; v++) {
         char sql[64];
         if (exec(c->db, migrations[v], err) != 0)
+            goto out;
+        if (v == 1 && backfill_kinds(s, c, err) != 0)
             goto out;
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
         if (exec(c->db, sql, err) != 0)
@@ -618,17 +711,87 @@ void img_store_close(img_store *s)
 
 /* ---- blobs and resolution ----------------------------------------------- */
 
-static void blob_row(sqlite3_stmt *st, img_blob *b)
+void img_blob_row(sqlite3_stmt *st, int base, img_blob *b)
 {
-    const char *d = (const char *)sqlite3_column_text(st, 1);
-    const char *boot = (const char *)sqlite3_column_text(st, 5);
-    b->id = sqlite3_column_int64(st, 0);
+#define COL_TEXT(i) ((const char *)sqlite3_column_text(st, base + (i)))
+    const char *d = COL_TEXT(1), *ev = COL_TEXT(9);
+    b->id = sqlite3_column_int64(st, base);
     snprintf(b->digest, sizeof b->digest, "%s", d ? d : "");
-    b->size = (uint64_t)sqlite3_column_int64(st, 2);
-    b->chunk_size = (uint32_t)sqlite3_column_int64(st, 3);
-    b->created = sqlite3_column_int64(st, 4);
-    b->boot = img_boot_parse(boot);
-    b->refs = (uint32_t)sqlite3_column_int64(st, 6);
+    b->size = (uint64_t)sqlite3_column_int64(st, base + 2);
+    b->chunk_size = (uint32_t)sqlite3_column_int64(st, base + 3);
+    b->created = sqlite3_column_int64(st, base + 4);
+    b->boot = img_boot_parse(COL_TEXT(5));
+    b->refs = (uint32_t)sqlite3_column_int64(st, base + 6);
+    b->format = img_format_parse(COL_TEXT(7));
+    b->kind = img_kind_parse(COL_TEXT(8));
+    snprintf(b->evidence, sizeof b->evidence, "%s", ev ? ev : "");
+    b->profile.firmware = img_firmware_parse(COL_TEXT(10));
+    b->profile.cmdline = img_cmdline_parse(COL_TEXT(11));
+#undef COL_TEXT
+}
+
+void img_evidence_join(const img_vresult *vr, char out[IMG_EVIDENCE_TEXT_MAX + 1])
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < vr->nevidence && i < IMG_EVIDENCE_MAX; i++) {
+        int w = snprintf(out + n, IMG_EVIDENCE_TEXT_MAX + 1 - n, "%s%.*s", i ? "\n" : "",
+                         IMG_EVIDENCE_LEN, vr->evidence[i]);
+        if (w < 0 || (size_t)w >= IMG_EVIDENCE_TEXT_MAX + 1 - n)
+            break;
+        n += (size_t)w;
+    }
+}
+
+/* ---- boot profiles ------------------------------------------------------ */
+
+img_profile img_profile_default(img_kind kind)
+{
+    switch (kind) {
+    case IMG_KIND_SHOAL: return (img_profile){ IMG_FW_QBOOT, IMG_CMDLINE_SHOAL };
+    case IMG_KIND_UNIKRAFT: return (img_profile){ IMG_FW_SEABIOS, IMG_CMDLINE_UNIKRAFT };
+    case IMG_KIND_SOLO5: return (img_profile){ IMG_FW_SEABIOS, IMG_CMDLINE_SOLO5 };
+    case IMG_KIND_PVH:
+    case IMG_KIND_MULTIBOOT:
+    case IMG_KIND_DISK: return (img_profile){ IMG_FW_SEABIOS, IMG_CMDLINE_RAW };
+    default: return (img_profile){ IMG_FW_NONE, IMG_CMDLINE_NONE };
+    }
+}
+
+const char *img_firmware_name(img_firmware fw)
+{
+    switch (fw) {
+    case IMG_FW_QBOOT: return "qboot";
+    case IMG_FW_SEABIOS: return "seabios";
+    default: return "none";
+    }
+}
+
+img_firmware img_firmware_parse(const char *name)
+{
+    for (int f = IMG_FW_QBOOT; f <= IMG_FW_SEABIOS; f++)
+        if (name && strcmp(name, img_firmware_name((img_firmware)f)) == 0)
+            return (img_firmware)f;
+    return IMG_FW_NONE;
+}
+
+const char *img_cmdline_name(img_cmdline preset)
+{
+    switch (preset) {
+    case IMG_CMDLINE_SHOAL: return "shoal";
+    case IMG_CMDLINE_UNIKRAFT: return "unikraft";
+    case IMG_CMDLINE_SOLO5: return "solo5";
+    case IMG_CMDLINE_RAW: return "raw";
+    default: return "none";
+    }
+}
+
+img_cmdline img_cmdline_parse(const char *name)
+{
+    for (int p = IMG_CMDLINE_SHOAL; p <= IMG_CMDLINE_RAW; p++)
+        if (name && strcmp(name, img_cmdline_name((img_cmdline)p)) == 0)
+            return (img_cmdline)p;
+    return IMG_CMDLINE_NONE;
 }
 
 int img_blob_by_id(img_conn *c, int64_t id, img_blob *out, img_err *err)
@@ -640,7 +803,7 @@ int img_blob_by_id(img_conn *c, int64_t id, img_blob *out, img_err *err)
     int rc = sqlite3_step(st);
     int ret = 0;
     if (rc == SQLITE_ROW)
-        blob_row(st, out);
+        img_blob_row(st, 0, out);
     else if (rc == SQLITE_DONE)
         ret = img_fail(err, IMG_E_NOT_FOUND, "image #%lld not found", (long long)id);
     else
@@ -658,7 +821,7 @@ static int blob_by_digest(img_conn *c, const char *digest, img_blob *out, img_er
     int rc = sqlite3_step(st);
     int ret = 0;
     if (rc == SQLITE_ROW)
-        blob_row(st, out);
+        img_blob_row(st, 0, out);
     else if (rc == SQLITE_DONE)
         ret = img_fail(err, IMG_E_NOT_FOUND, "image '%s' not found", digest);
     else
@@ -686,7 +849,7 @@ static int blob_by_prefix(img_conn *c, const char *ref, const char *hex, img_blo
     int n = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n++ == 0)
-            blob_row(st, out);
+            img_blob_row(st, 0, out);
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
@@ -761,6 +924,15 @@ int img_fill_info(img_conn *c, const img_blob *b, img_info *info, img_err *err)
     info->size = b->size;
     info->created = b->created;
     info->boot = b->boot;
+    info->format = b->format;
+    info->kind = b->kind;
+    info->profile = b->profile;
+    info->nevidence = 0;
+    for (const char *p = b->evidence; *p && info->nevidence < IMG_EVIDENCE_MAX;) {
+        size_t n = strcspn(p, "\n");
+        snprintf(info->evidence[info->nevidence++], IMG_EVIDENCE_LEN + 1, "%.*s", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
     info->refs = b->refs;
     info->labels = NULL;
     info->nlabels = 0;
@@ -864,17 +1036,20 @@ out:
     return ret;
 }
 
+/* IMG_BLOB_COLS of blobs b */
+#define IMG_BLOB_COLS_B                                                                            \
+    "b.id, b.digest, b.size, b.chunk_size, b.created, b.boot, b.refs, b.format, b.kind,"           \
+    " b.evidence, b.firmware, b.cmdline"
+
 int img_list(img_store *s, const img_filter *f, img_info **out, size_t *count, img_err *err)
 {
     static const char sql[] =
-        "SELECT t.name, t.tag, b.id, b.digest, b.size, b.chunk_size, b.created, b.boot, b.refs"
-        " FROM tags t JOIN blobs b ON b.id = t.blob_id"
+        "SELECT t.name, t.tag, " IMG_BLOB_COLS_B " FROM tags t JOIN blobs b ON b.id = t.blob_id"
         " WHERE (?1 IS NULL OR t.name = ?1)"
         "   AND (?2 IS NULL OR EXISTS (SELECT 1 FROM labels l WHERE l.blob_id = b.id"
         "        AND l.key = ?2 AND (?3 IS NULL OR l.value = ?3)))"
         " UNION ALL "
-        "SELECT '', '', b.id, b.digest, b.size, b.chunk_size, b.created, b.boot, b.refs"
-        " FROM blobs b WHERE ?4 AND ?1 IS NULL AND b.state = 1"
+        "SELECT '', '', " IMG_BLOB_COLS_B " FROM blobs b WHERE ?4 AND ?1 IS NULL AND b.state = 1"
         "   AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = b.id)"
         "   AND (?2 IS NULL OR EXISTS (SELECT 1 FROM labels l WHERE l.blob_id = b.id"
         "        AND l.key = ?2 AND (?3 IS NULL OR l.value = ?3)))"
@@ -918,13 +1093,7 @@ int img_list(img_store *s, const img_filter *f, img_info **out, size_t *count, i
         snprintf(i->name, sizeof i->name, "%s", (const char *)sqlite3_column_text(st, 0));
         snprintf(i->tag, sizeof i->tag, "%s", (const char *)sqlite3_column_text(st, 1));
         img_blob b;
-        b.id = sqlite3_column_int64(st, 2);
-        snprintf(b.digest, sizeof b.digest, "%s", (const char *)sqlite3_column_text(st, 3));
-        b.size = (uint64_t)sqlite3_column_int64(st, 4);
-        b.chunk_size = (uint32_t)sqlite3_column_int64(st, 5);
-        b.created = sqlite3_column_int64(st, 6);
-        b.boot = img_boot_parse((const char *)sqlite3_column_text(st, 7));
-        b.refs = (uint32_t)sqlite3_column_int64(st, 8);
+        img_blob_row(st, 2, &b);
         if (img_fill_info(c, &b, i, err) != 0)
             goto out;
         n++;

@@ -3,7 +3,8 @@
  *
  * An *image* is a blob of bytes identified by its SHA-256 digest
  * ("sha256:<64 lowercase hex>"), stored once however often it is pushed, in
- * chunks, with metadata: size, created time, boot protocol, labels. *Names*
+ * chunks, with metadata: size, created time, boot protocol, format, kind and
+ * the evidence for it, a boot profile derived from the kind, labels. *Names*
  * ("name:tag", tag "latest" by default) point at images; a tag can be moved.
  *
  * Guarantees
@@ -39,7 +40,7 @@
 
 /* ---- constants ---------------------------------------------------------- */
 
-#define IMG_SCHEMA_VERSION    1    /* PRAGMA user_version written by this code */
+#define IMG_SCHEMA_VERSION    2    /* PRAGMA user_version written by this code */
 #define IMG_DIGEST_HEX        64   /* hex characters of a SHA-256 */
 #define IMG_DIGEST_LEN        71   /* strlen("sha256:") + 64 */
 #define IMG_NAME_MAX          128  /* name: [a-z0-9][a-z0-9._/-]*, at most this long */
@@ -103,6 +104,30 @@ typedef struct img_opts {
     const char *vfs;          /* SQLite VFS name (tests inject faults); default NULL */
 } img_opts;
 
+/*
+ * Boot profile: how the boot side starts an image (docs/imagestore.md, "Boot
+ * profiles", says exactly what each value asks of it). Derived from the kind
+ * at push (img_profile_default) and stored with the image.
+ */
+typedef enum img_firmware {
+    IMG_FW_NONE = 0,    /* not set (only for rows whose kind is unknown) */
+    IMG_FW_QBOOT = 1,   /* qboot: minimal, assigns no PCI BARs; the guest does */
+    IMG_FW_SEABIOS = 2, /* SeaBIOS: assigns PCI BARs, boots disks */
+} img_firmware;
+
+typedef enum img_cmdline {
+    IMG_CMDLINE_NONE = 0,     /* not set (only for rows whose kind is unknown) */
+    IMG_CMDLINE_SHOAL = 1,    /* "shoal.ip=... KEY=VALUE -- ARG" (docs/guest-protocol.md) */
+    IMG_CMDLINE_UNIKRAFT = 2, /* "netdev.ip=CIDR:GW ... -- ARG" */
+    IMG_CMDLINE_SOLO5 = 3,    /* the arguments, verbatim, nothing added */
+    IMG_CMDLINE_RAW = 4,      /* what the user gives, verbatim; nothing for disks */
+} img_cmdline;
+
+typedef struct img_profile {
+    img_firmware firmware;
+    img_cmdline cmdline; /* command line preset */
+} img_profile;
+
 /* A label, key=value. In img_info the strings are owned by the img_info. */
 typedef struct img_label {
     const char *key;
@@ -117,8 +142,13 @@ typedef struct img_info {
     uint64_t size;                   /* bytes */
     int64_t created;                 /* unix seconds when the content was first stored */
     img_boot boot;                   /* boot protocol found by the validator */
-    uint32_t refs;                   /* current reference count (instances) */
-    img_label *labels;               /* nlabels labels sorted by key; owned here */
+    img_format format;               /* elf, bin (raw Multiboot kernel), raw or qcow2 disk */
+    img_kind kind;                   /* kind of guest judged at push */
+    uint32_t nevidence;              /* entries in evidence */
+    char evidence[IMG_EVIDENCE_MAX][IMG_EVIDENCE_LEN + 1]; /* what the kind was judged from */
+    img_profile profile;                                   /* stored boot profile */
+    uint32_t refs;                                         /* current reference count (instances) */
+    img_label *labels; /* nlabels labels sorted by key; owned here */
     size_t nlabels;
 } img_info;
 
@@ -138,11 +168,34 @@ typedef struct img_gc_stats {
     uint64_t cache_files_removed; /* materialized files evicted or orphaned */
 } img_gc_stats;
 
+/* ---- boot profiles ------------------------------------------------------ */
+
+/*
+ * The profile an image of this kind gets at push: qboot and the "shoal"
+ * preset for shoal's reference kernel; SeaBIOS for every other kind (their
+ * drivers expect the firmware to assign PCI BARs, disks need a BIOS to boot),
+ * with the "unikraft", "solo5" or "raw" preset. IMG_KIND_UNKNOWN gets
+ * { IMG_FW_NONE, IMG_CMDLINE_NONE }.
+ */
+img_profile img_profile_default(img_kind kind);
+
+/* "qboot", "seabios" or "none"; inverse: IMG_FW_NONE for anything else. */
+const char *img_firmware_name(img_firmware fw);
+img_firmware img_firmware_parse(const char *name);
+
+/* "shoal", "unikraft", "solo5", "raw" or "none"; inverse: IMG_CMDLINE_NONE. */
+const char *img_cmdline_name(img_cmdline preset);
+img_cmdline img_cmdline_parse(const char *name);
+
 /* ---- store -------------------------------------------------------------- */
 
 /*
  * Open (creating if needed) the store at db path, migrating an older schema
- * forward. A newer schema than IMG_SCHEMA_VERSION is refused (IMG_E_CORRUPT).
+ * forward in one transaction (from version 1: every stored image is read
+ * again to record its format, kind, evidence and default profile; an image
+ * the validator now refuses keeps its boot protocol, gets the kind that
+ * protocol implies and the evidence "revalidation failed").
+ * A newer schema than IMG_SCHEMA_VERSION is refused (IMG_E_CORRUPT).
  * opts may be NULL. On success *out owns the store; close with img_store_close.
  * Errors: IMG_E_IO (cannot open/create), IMG_E_CORRUPT, IMG_E_INVALID (opts).
  */

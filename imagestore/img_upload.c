@@ -226,7 +226,7 @@ static int validate_stored(img_upload *u, img_vresult *vr, img_err *err)
     img_conn *c = NULL;
     int ret = -1;
     char msg[IMG_VALIDATE_MSG_MAX];
-    img_limits lim = { s->o.max_image_size, s->o.max_load_size };
+    img_limits lim = { s->o.max_image_size, s->o.max_load_size, 0 };
     if (img_conn_get(s, &c, err) != 0)
         return -1;
     if (img_tx_read(c, err) != 0)
@@ -263,6 +263,8 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag, const im
     img_vresult vr;
     img_blob b;
     int64_t target = 0;
+    char evidence[IMG_EVIDENCE_TEXT_MAX + 1] = "";
+    img_profile profile = { IMG_FW_NONE, IMG_CMDLINE_NONE };
     img_err_clear(err);
     if (info)
         memset(info, 0, sizeof *info);
@@ -307,6 +309,8 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag, const im
     }
     if (validate_stored(u, &vr, err) != 0)
         goto done;
+    img_evidence_join(&vr, evidence);
+    profile = img_profile_default(vr.kind);
 
     if (img_conn_get(s, &c, err) != 0)
         goto done;
@@ -326,6 +330,11 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag, const im
         sqlite3_bind_int64(st, 3, (int64_t)u->size);
         sqlite3_bind_text(st, 4, img_boot_name(vr.boot), -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 5, (int64_t)time(NULL));
+        sqlite3_bind_text(st, 6, img_format_name(vr.format), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, img_kind_name(vr.kind), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, evidence, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 9, img_firmware_name(profile.firmware), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10, img_cmdline_name(profile.cmdline), -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) {
@@ -388,6 +397,12 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag, const im
             memcpy(info->digest, digest, sizeof digest);
             info->size = u->size;
             info->boot = vr.boot;
+            info->format = vr.format;
+            info->kind = vr.kind;
+            info->profile = profile;
+            for (uint32_t i = 0; i < vr.nevidence && i < IMG_EVIDENCE_MAX; i++)
+                snprintf(info->evidence[i], sizeof info->evidence[i], "%s", vr.evidence[i]);
+            info->nevidence = vr.nevidence;
         }
     }
     goto put;

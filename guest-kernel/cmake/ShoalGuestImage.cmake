@@ -7,7 +7,8 @@
 #       [NO_INSTALL]                      # do not install the image
 #       [NET]                             # sockets: the network stack and
 #                                         # virtio-net driver (docs/guest-net.md)
-#       [BARE])                           # link SOURCES alone, no kernel/libc
+#       [BARE]                            # link SOURCES alone, no kernel/libc
+#       [LINKER_SCRIPT <file>])           # BARE only: instead of arch/x86_64/link.ld
 #
 # Produces ${SHOAL_GUEST_IMAGE_DIR}/<name>.elf (stripped of debug info, what
 # you boot) and ${SHOAL_GUEST_IMAGE_DIR}/debug/<name>.elf (with it, for
@@ -50,10 +51,13 @@ function(shoal_guest_target_flags target scope)
 endfunction()
 
 function(shoal_add_guest_image name)
-  cmake_parse_arguments(G "NO_INSTALL;BARE;NET" ""
+  cmake_parse_arguments(G "NO_INSTALL;BARE;NET" "LINKER_SCRIPT"
                         "SOURCES;INCLUDE_DIRECTORIES;COMPILE_DEFINITIONS" ${ARGN})
   if(NOT G_SOURCES)
     message(FATAL_ERROR "shoal_add_guest_image(${name}): SOURCES is required")
+  endif()
+  if(G_LINKER_SCRIPT AND NOT G_BARE)
+    message(FATAL_ERROR "shoal_add_guest_image(${name}): LINKER_SCRIPT needs BARE")
   endif()
   set(pfx guest_image_${name})
   set(image ${SHOAL_GUEST_IMAGE_DIR}/${name}.elf)
@@ -78,6 +82,9 @@ function(shoal_add_guest_image name)
   set_target_properties(${pfx}_objs PROPERTIES POSITION_INDEPENDENT_CODE OFF)
 
   set(ld ${SHOAL_GUEST_KERNEL_DIR}/arch/x86_64/link.ld)
+  if(G_LINKER_SCRIPT)
+    get_filename_component(ld ${G_LINKER_SCRIPT} ABSOLUTE)
+  endif()
   set(ksyms_cmake ${SHOAL_GUEST_KERNEL_DIR}/cmake/ksyms.cmake)
   macro(_shoal_guest_link target)
     if(NOT G_BARE)

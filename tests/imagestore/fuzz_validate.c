@@ -10,9 +10,12 @@
  * Each input is validated twice, from a buffer and through the read-at
  * callback (which aborts on any out-of-bounds request), and the verdicts
  * must agree; a rejection
- * always has a message and a valid image always has a boot protocol.
+ * always has a message (never cut short) and a valid image always has a boot
+ * protocol, a format and a kind that agree, and one to IMG_EVIDENCE_MAX
+ * evidence strings.
  */
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char m1[IMG_VALIDATE_MSG_MAX], m2[IMG_VALIDATE_MSG_MAX];
     img_vresult r1, r2;
-    img_limits lim = { UINT64_C(1) << 24, UINT64_C(1) << 30 };
+    img_limits lim = { UINT64_C(1) << 24, UINT64_C(1) << 30, UINT64_C(1) << 36 };
     src s = { data, size };
     img_vstatus a = img_validate_buffer(data, size, &lim, &r1, m1, sizeof m1);
     img_vstatus b = img_validate_reader(read_at, &s, size, &lim, &r2, m2, sizeof m2);
@@ -52,6 +55,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (a == IMG_VALID && r1.elf_class == 0 && r1.boot == IMG_BOOT_PVH)
         abort();
+    if (strlen(m1) >= sizeof m1 - 1) /* a message is never cut short */
+        abort();
+    if (a == IMG_VALID) {
+        bool disk = r1.format == IMG_FORMAT_RAW || r1.format == IMG_FORMAT_QCOW2;
+        if (r1.kind == IMG_KIND_UNKNOWN || r1.format == IMG_FORMAT_NONE)
+            abort();
+        if (disk != (r1.boot == IMG_BOOT_DISK) || disk != (r1.kind == IMG_KIND_DISK))
+            abort();
+        if ((r1.format == IMG_FORMAT_ELF) != (r1.elf_class != 0))
+            abort();
+        if (r1.nevidence == 0 || r1.nevidence > IMG_EVIDENCE_MAX)
+            abort();
+        for (uint32_t i = 0; i < r1.nevidence; i++)
+            if (!r1.evidence[i] || !r1.evidence[i][0] || strlen(r1.evidence[i]) > IMG_EVIDENCE_LEN)
+                abort();
+    }
     char m3[IMG_VALIDATE_MSG_MAX];
     (void)img_validate_head(data, size, m3, sizeof m3);
     return 0;

@@ -1,8 +1,10 @@
 /*
  * test_store.c - the image store in one process: streaming round trips at
  * chunk boundaries and at 100 MiB, dedup, names and tags, labels, references,
- * delete and GC, materialized files, concurrency, schema versions, and
- * hostile uploads (not bootable, truncated, over the size limit, sparse).
+ * delete and GC, materialized files, concurrency, schema versions and the
+ * migration of a real schema-1 database, kinds/evidence/profiles stored and
+ * listed, and hostile uploads (not bootable, truncated, over the size limit,
+ * sparse).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,6 +16,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "img_testimg.h"
 #include "img_testlib.h"
 
 #define MiB (UINT64_C(1) << 20)
@@ -547,12 +550,224 @@ static void test_schema_version(void **state)
     assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     FAILS(img_store_open(f->db, NULL, &f->s, err), IMG_E_CORRUPT,
-          "has schema version 99, newer than this shoal's (1)");
+          "has schema version 99, newer than this shoal's (2)");
     assert_null(f->s);
     assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     assert_int_equal(open_store(f, NULL), 0);
+}
+
+/* Push len bytes from buf as name (tag latest). */
+static int push_buf(fx *f, const void *buf, size_t len, const char *name, img_info *info,
+                    img_err *err)
+{
+    img_upload *u = NULL;
+    if (img_upload_begin(f->s, len, &u, err) != 0)
+        return -1;
+    if (img_upload_write(u, buf, len, err) != 0) {
+        img_upload_abort(u);
+        return -1;
+    }
+    return img_upload_commit(u, name, NULL, NULL, 0, info, err);
+}
+
+static void expect_kind(const img_info *i, img_kind kind, img_format format, img_firmware fw,
+                        img_cmdline cmdline, const char *first_evidence)
+{
+    if (i->kind != kind || i->format != format)
+        fail_msg("%s: kind %s format %s, expected %s %s", i->digest, img_kind_name(i->kind),
+                 img_format_name(i->format), img_kind_name(kind), img_format_name(format));
+    assert_int_equal(i->profile.firmware, fw);
+    assert_int_equal(i->profile.cmdline, cmdline);
+    assert_true(i->nevidence >= 1);
+    assert_string_equal(i->evidence[0], first_evidence);
+}
+
+/* Every kind through the store: commit's info, img_get and img_list agree. */
+static void test_kinds_stored(void **state)
+{
+    fx *f = *state;
+    static uint8_t b[0x20000];
+    img_info info;
+    struct {
+        const char *name;
+        size_t len;
+        img_kind kind;
+        img_format format;
+        img_firmware fw;
+        img_cmdline cmdline;
+        const char *ev0;
+        uint32_t nev;
+    } want[] = {
+        { "shoal", IMGT_PVH_SIZE, IMG_KIND_SHOAL, IMG_FORMAT_ELF, IMG_FW_QBOOT, IMG_CMDLINE_SHOAL,
+          "note shoal.guest", 2 },
+        { "solo5", IMGT_SOLO5_SIZE, IMG_KIND_SOLO5, IMG_FORMAT_ELF, IMG_FW_SEABIOS,
+          IMG_CMDLINE_SOLO5, "note solo5.abi", 4 },
+        { "unikraft", IMGT_PVH_SIZE, IMG_KIND_UNIKRAFT, IMG_FORMAT_ELF, IMG_FW_SEABIOS,
+          IMG_CMDLINE_UNIKRAFT, "section .uk_inittab", 3 },
+        { "pvh", IMGT_PVH_SIZE, IMG_KIND_PVH, IMG_FORMAT_ELF, IMG_FW_SEABIOS, IMG_CMDLINE_RAW,
+          "note Xen.PHYS32_ENTRY (pvh)", 1 },
+        { "qcow2", IMGT_QCOW2_SIZE, IMG_KIND_DISK, IMG_FORMAT_QCOW2, IMG_FW_SEABIOS,
+          IMG_CMDLINE_RAW, "format qcow2 v3", 2 },
+        { "disk", sizeof b, IMG_KIND_DISK, IMG_FORMAT_RAW, IMG_FW_SEABIOS, IMG_CMDLINE_RAW,
+          "format raw", 2 },
+    };
+    /* a chunk smaller than the disk: its first chunk passes the early check */
+    img_opts o = { .chunk_size = 65536 };
+    img_store_close(f->s);
+    assert_int_equal(open_store(f, &o), 0);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        switch (i) {
+        case 0: imgt_shoal(b); break;
+        case 1: imgt_solo5(b); break;
+        case 2: imgt_unikraft(b); break;
+        case 3: imgt_fill(9, IMGT_PVH_SIZE, 0, b, IMGT_PVH_SIZE); break;
+        case 4: imgt_qcow2(b, 3); break;
+        default: imgt_bootsector(b, sizeof b); break;
+        }
+        OK(push_buf(f, b, want[i].len, want[i].name, &info, err));
+        expect_kind(&info, want[i].kind, want[i].format, want[i].fw, want[i].cmdline, want[i].ev0);
+        assert_int_equal(info.nevidence, want[i].nev);
+        assert_int_equal(info.boot, want[i].kind == IMG_KIND_DISK    ? IMG_BOOT_DISK
+                                    : want[i].kind == IMG_KIND_SOLO5 ? IMG_BOOT_MULTIBOOT
+                                                                     : IMG_BOOT_PVH);
+        img_info_clear(&info);
+        OK(img_get(f->s, want[i].name, &info, err));
+        expect_kind(&info, want[i].kind, want[i].format, want[i].fw, want[i].cmdline, want[i].ev0);
+        assert_int_equal(info.nevidence, want[i].nev);
+        img_info_clear(&info);
+    }
+    OK(img_get(f->s, "solo5", &info, err));
+    assert_string_equal(info.evidence[1], "note solo5.manifest");
+    assert_string_equal(info.evidence[2], "interp /nonexistent/solo5/");
+    assert_string_equal(info.evidence[3], "multiboot header with load addresses");
+    img_info_clear(&info);
+    img_info *list;
+    size_t n;
+    OK(img_list(f->s, NULL, &list, &n, err));
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < sizeof want / sizeof want[0]; j++)
+            if (!strcmp(list[i].name, want[j].name))
+                expect_kind(&list[i], want[j].kind, want[j].format, want[j].fw, want[j].cmdline,
+                            want[j].ev0);
+    img_list_free(list, n);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE kind = 'solo5' AND firmware = "
+                          "'seabios' AND cmdline = 'solo5' AND format = 'elf'"),
+                     1);
+    OK(img_check(f->s, err));
+}
+
+static void test_profiles(void **state)
+{
+    static const struct {
+        img_kind kind;
+        const char *fw, *cmdline;
+    } p[] = {
+        { IMG_KIND_SHOAL, "qboot", "shoal" },     { IMG_KIND_UNIKRAFT, "seabios", "unikraft" },
+        { IMG_KIND_SOLO5, "seabios", "solo5" },   { IMG_KIND_PVH, "seabios", "raw" },
+        { IMG_KIND_MULTIBOOT, "seabios", "raw" }, { IMG_KIND_DISK, "seabios", "raw" },
+        { IMG_KIND_UNKNOWN, "none", "none" },
+    };
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
+        img_profile pr = img_profile_default(p[i].kind);
+        assert_string_equal(img_firmware_name(pr.firmware), p[i].fw);
+        assert_string_equal(img_cmdline_name(pr.cmdline), p[i].cmdline);
+        assert_int_equal(img_firmware_parse(p[i].fw), pr.firmware);
+        assert_int_equal(img_cmdline_parse(p[i].cmdline), pr.cmdline);
+    }
+    assert_int_equal(img_firmware_parse("ovmf"), IMG_FW_NONE);
+    assert_int_equal(img_cmdline_parse(NULL), IMG_CMDLINE_NONE);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[8192];
+    size_t n;
+    assert_non_null(a);
+    assert_non_null(b);
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    assert_int_equal(fclose(b), 0);
+}
+
+/*
+ * A real schema-1 database (tests/imagestore/data/schema-v1.db, written by
+ * the schema-1 store; data/make_schema_v1.c says how) upgrades in place:
+ * every image read again for its kind, one the current validator refuses
+ * kept with the kind its boot protocol implies, bytes and labels intact.
+ */
+static void test_migrate_v1(void **state)
+{
+    fx *f = *state;
+    char *db = NULL;
+    img_store *s = NULL;
+    img_info info;
+    assert_true(asprintf(&db, "%s/old.db", f->dir) > 0);
+    copy_file(IMGT_DATA_DIR "/schema-v1.db", db);
+    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), 1);
+    assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs"), 4);
+    OK(img_store_open(db, NULL, &s, err));
+    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), 2);
+    assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs WHERE kind IS NULL"), 0);
+
+    OK(img_get(s, "pvh:v1", &info, err));
+    char want[IMG_DIGEST_LEN + 1], got[IMG_DIGEST_LEN + 1];
+    imgt_digest(1, 4096, want);
+    assert_string_equal(info.digest, want);
+    assert_int_equal(info.boot, IMG_BOOT_PVH);
+    expect_kind(&info, IMG_KIND_PVH, IMG_FORMAT_ELF, IMG_FW_SEABIOS, IMG_CMDLINE_RAW,
+                "note Xen.PHYS32_ENTRY (pvh)");
+    assert_int_equal(info.nlabels, 1);
+    assert_string_equal(info.labels[0].key, "origin");
+    assert_string_equal(info.labels[0].value, "schema-v1");
+    img_info_clear(&info);
+    OK(imgt_read_digest(s, "pvh:v1", got, NULL, err));
+    assert_string_equal(got, want);
+
+    OK(img_get(s, "mb32", &info, err));
+    assert_int_equal(info.boot, IMG_BOOT_MULTIBOOT);
+    expect_kind(&info, IMG_KIND_MULTIBOOT, IMG_FORMAT_ELF, IMG_FW_SEABIOS, IMG_CMDLINE_RAW,
+                "multiboot header");
+    img_info_clear(&info);
+    OK(img_get(s, "rawmb", &info, err));
+    expect_kind(&info, IMG_KIND_MULTIBOOT, IMG_FORMAT_BIN, IMG_FW_SEABIOS, IMG_CMDLINE_RAW,
+                "multiboot header with load addresses");
+    img_info_clear(&info);
+    /* accepted by schema 1's validator, refused now (x86_64 Multiboot ELF
+       without load addresses): kept, kind from its boot protocol */
+    OK(img_get(s, "mb64:noaddr", &info, err));
+    assert_int_equal(info.boot, IMG_BOOT_MULTIBOOT);
+    expect_kind(&info, IMG_KIND_MULTIBOOT, IMG_FORMAT_ELF, IMG_FW_SEABIOS, IMG_CMDLINE_RAW,
+                "revalidation failed");
+    assert_int_equal(info.nevidence, 1);
+    img_info_clear(&info);
+    OK(img_check(s, err));
+
+    /* the upgraded store takes new images; a second open migrates nothing */
+    static uint8_t b[IMGT_SOLO5_SIZE];
+    imgt_solo5(b);
+    img_upload *u = NULL;
+    OK(img_upload_begin(s, sizeof b, &u, err));
+    OK(img_upload_write(u, b, sizeof b, err));
+    OK(img_upload_commit(u, "solo5", NULL, NULL, 0, NULL, err));
+    img_store_close(s);
+    s = NULL;
+    OK(img_store_open(db, NULL, &s, err));
+    img_info *list;
+    size_t n;
+    OK(img_list(s, NULL, &list, &n, err));
+    assert_int_equal(n, 5);
+    assert_string_equal(list[0].name, "mb32");
+    assert_int_equal(list[0].kind, IMG_KIND_MULTIBOOT);
+    assert_string_equal(list[4].name, "solo5");
+    assert_int_equal(list[4].kind, IMG_KIND_SOLO5);
+    img_list_free(list, n);
+    img_store_close(s);
+    free(db);
 }
 
 /* A multi-GiB sparse file over the limit is refused without being read. */
@@ -624,6 +839,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large_sparse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kinds_stored, setup, teardown),
+        cmocka_unit_test(test_profiles),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

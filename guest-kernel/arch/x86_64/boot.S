@@ -47,6 +47,22 @@
     .long pvh_entry
     .balign 4
 
+/*
+ * The shoal note: name "shoal", type 1, descriptor = guest protocol version
+ * (docs/guest-protocol.md: command line, console, status channel). The image
+ * store recognises the reference kernel by it (kind "shoal", boot profile
+ * qboot + the shoal command line); see docs/imagestore.md.
+ */
+    .section .note.shoal, "a", @note
+    .balign 4
+    .long 6                          /* namesz */
+    .long 4                          /* descsz */
+    .long 1                          /* type: SHOAL_NOTE_GUEST */
+    .asciz "shoal"
+    .balign 4
+    .long 1                          /* guest protocol version */
+    .balign 4
+
     .section .boot32, "ax"
     .code32
     .globl pvh_entry
