@@ -399,6 +399,13 @@ typedef struct api_image {
     size_t n_labels;
     int64_t created;    /* Unix seconds */
     uint32_t instances; /* instances using it */
+    /* What the image is (docs/imagestore.md); NULL strings encode as null. */
+    const char *format;          /* "elf", "bin", "raw" or "qcow2" */
+    const char *kind;            /* "shoal", "unikraft", "solo5", "pvh", "multiboot", "disk" */
+    const char *const *evidence; /* n_evidence short strings the kind was judged from */
+    size_t n_evidence;
+    const char *firmware; /* boot profile: "qboot" or "seabios" */
+    const char *cmdline;  /* boot profile: preset "shoal", "unikraft", "solo5" or "raw" */
 } api_image;
 
 typedef struct api_network {

@@ -82,6 +82,9 @@ int inst_action(cli_ctx *ctx, int argc, char **argv); /* argv[0] is the verb */
 int image_main(cli_ctx *ctx, int argc, char **argv); /* argv[0] = "image" */
 /* One row per ref (an untagged image shows "<none>"). */
 int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now);
+/* One image object as text (inspect -o table): digest, refs, size, boot and
+ * format, kind, evidence (one per line), profile, labels, created, instances. */
+int image_render_inspect(FILE *out, const json_t *img, time_t now);
 /* Lower-case hex of a 32-byte digest with "sha256:" prefix (72 bytes). */
 void image_digest_hex(const unsigned char sha[32], char out[72]);
 

@@ -66,12 +66,20 @@ static const char ls_help[] = "Usage: shoal image ls [OPTIONS]\n"
                               "  shoal image ls --name hello -o json\n";
 
 static const char inspect_help[] =
-    "Usage: shoal image inspect REF...\n"
+    "Usage: shoal image inspect [-o FMT] REF...\n"
     "\n"
-    "Show images as JSON; one REF prints an object, several an array.\n"
+    "Show images: as JSON (default; one REF prints an object, several an array)\n"
+    "or, with -o table, as text. Either shows what the image is, judged at push:\n"
+    "its kind (shoal, unikraft, solo5, pvh, multiboot, disk), the evidence for\n"
+    "it, and the boot profile derived from it (firmware, command line preset).\n"
     "\n"
-    "Example:\n"
-    "  shoal image inspect hello:latest\n";
+    "Options:\n"
+    "  -o, --output FMT       json (default), table or wide (both: text)\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Examples:\n"
+    "  shoal image inspect hello:latest\n"
+    "  shoal image inspect -o table mirage-hello\n";
 
 static const char tag_help[] = "Usage: shoal image tag REF NAME[:TAG]\n"
                                "\n"
@@ -124,6 +132,22 @@ static int hash_file(FILE *f, unsigned char sha[32])
 out:
     EVP_MD_CTX_free(md);
     return rc;
+}
+
+/* A server string for a terminal: control characters as '?', NULL as "-".
+ * Returns one of four rotating static buffers (enough for one printf). */
+static const char *safe(const char *s)
+{
+    static char buf[4][256];
+    static unsigned k;
+    if (!s)
+        return "-";
+    char *o = buf[k++ % 4];
+    size_t i = 0;
+    for (; s[i] && i + 1 < sizeof buf[0]; i++)
+        o[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    o[i] = '\0';
+    return o;
 }
 
 /* Short digest for tables: 12 hex digits. */
@@ -234,8 +258,13 @@ static int image_push(cli_ctx *ctx, int argc, char **argv)
         printf("%s\n", server);
     } else {
         char size[32];
+        const json_t *prof = json_object_get(resp, "profile");
         cli_fmt_bytes((uint64_t)cli_jnum(resp, "size", (double)st.st_size), size, sizeof size);
-        printf("pushed %s %s (%s)\n", ref, server, size);
+        printf("pushed %s %s (%s)", ref, server, size);
+        if (cli_jstr(resp, "kind"))
+            printf(" kind %s, firmware %s, cmdline %s", safe(cli_jstr(resp, "kind")),
+                   safe(cli_jstr(prof, "firmware")), safe(cli_jstr(prof, "cmdline")));
+        printf("\n");
     }
 out:
     if (f)
@@ -253,10 +282,10 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
     static const char *const table_h[] = {
         "NAME", "TAG", "DIGEST", "SIZE", "INSTANCES", "CREATED"
     };
-    static const char *const wide_h[] = { "NAME", "TAG",       "DIGEST", "SIZE",
-                                          "BOOT", "INSTANCES", "LABELS", "CREATED" };
+    static const char *const wide_h[] = { "NAME", "TAG",       "DIGEST", "SIZE",   "BOOT",
+                                          "KIND", "INSTANCES", "LABELS", "CREATED" };
     bool wide = fmt == CLI_FMT_WIDE;
-    cli_table *t = wide ? cli_table_new(8, wide_h) : cli_table_new(6, table_h);
+    cli_table *t = wide ? cli_table_new(9, wide_h) : cli_table_new(6, table_h);
     int rc = 0;
     if (!t)
         return -1;
@@ -265,7 +294,7 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
         cli_table_set_max(t, 1, 20);
     }
     cli_table_set_right(t, 3, true);
-    cli_table_set_right(t, wide ? 5 : 4, true);
+    cli_table_set_right(t, wide ? 6 : 4, true);
     size_t i;
     json_t *img;
     json_array_foreach ((json_t *)items, i, img) {
@@ -295,8 +324,10 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
                 }
             }
             if (wide) {
-                const char *row[] = { name, tag,    dig,    size, cli_jstr(img, "boot"),
-                                      inst, labels, created };
+                const char *row[] = {
+                    name, tag,    dig,    size, cli_jstr(img, "boot"), cli_jstr(img, "kind"),
+                    inst, labels, created
+                };
                 rc = cli_table_add(t, row);
             } else {
                 const char *row[] = { name, tag, dig, size, inst, created };
@@ -310,6 +341,37 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
 out:
     cli_table_free(t);
     return rc;
+}
+
+int image_render_inspect(FILE *out, const json_t *img, time_t now)
+{
+    char size[32], created[48], labels[512];
+    const json_t *refs = json_object_get(img, "refs"), *ev = json_object_get(img, "evidence");
+    const json_t *prof = json_object_get(img, "profile"), *v;
+    size_t i;
+    cli_fmt_bytes((uint64_t)cli_jnum(img, "size", 0), size, sizeof size);
+    cli_fmt_ago(cli_jstr(img, "created"), now, created, sizeof created);
+    cli_jlabels(json_object_get(img, "labels"), labels, sizeof labels);
+    fprintf(out, "digest      %s\n", safe(cli_jstr(img, "digest")));
+    fprintf(out, "refs        ");
+    json_array_foreach ((json_t *)refs, i, v)
+        fprintf(out, "%s%s", i ? ", " : "", safe(json_string_value(v)));
+    fprintf(out, "%s\n", json_array_size(refs) ? "" : "<none>");
+    fprintf(out, "size        %s\n", size);
+    fprintf(out, "boot        %s (format %s)\n", safe(cli_jstr(img, "boot")),
+            safe(cli_jstr(img, "format")));
+    fprintf(out, "kind        %s\n", safe(cli_jstr(img, "kind")));
+    fprintf(out, "evidence    ");
+    json_array_foreach ((json_t *)ev, i, v)
+        fprintf(out, "%s%s\n", i ? "            " : "", safe(json_string_value(v)));
+    if (!json_array_size(ev))
+        fprintf(out, "-\n");
+    fprintf(out, "profile     firmware %s, cmdline %s\n", safe(cli_jstr(prof, "firmware")),
+            safe(cli_jstr(prof, "cmdline")));
+    fprintf(out, "labels      %s\n", labels[0] ? safe(labels) : "-");
+    fprintf(out, "created     %s\n", created);
+    fprintf(out, "instances   %d\n", (int)cli_jnum(img, "instances", 0));
+    return ferror(out) ? -1 : 0;
 }
 
 static int image_ls(cli_ctx *ctx, int argc, char **argv)
@@ -384,6 +446,7 @@ static int image_simple(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "force", no_argument, NULL, 'f' },
+        { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -394,11 +457,17 @@ static int image_simple(cli_ctx *ctx, int argc, char **argv)
     snprintf(cmd, sizeof cmd, "image %s", verb);
     int rc = CLI_OK, c;
     bool force = false;
+    cli_fmt fmt = CLI_FMT_JSON;
+    char err[256];
     json_t *all = NULL, *body = NULL, *obj = NULL;
     cli_buf path = { 0 };
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, is_rm ? ":fh" : ":h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv,
+                            is_rm    ? ":fh"
+                            : is_tag ? ":h"
+                                     : ":o:h",
+                            longopts, NULL)) != -1) {
         switch (c) {
         case 'f':
             if (!is_rm) {
@@ -406,6 +475,16 @@ static int image_simple(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             force = true;
+            break;
+        case 'o':
+            if (is_rm || is_tag) {
+                rc = cli_usage(cmd, "unknown option '-o'");
+                goto out;
+            }
+            if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0) {
+                rc = cli_usage(cmd, "%s", err);
+                goto out;
+            }
             break;
         case 'h': fputs(help, stdout); goto out;
         default: rc = cli_opt_error(cmd, argv, c); goto out;
@@ -447,7 +526,15 @@ static int image_simple(cli_ctx *ctx, int argc, char **argv)
         if (r != CLI_OK && rc == CLI_OK)
             rc = r;
     }
-    if (!is_rm) {
+    if (!is_rm && fmt != CLI_FMT_JSON) {
+        size_t i;
+        json_t *img;
+        json_array_foreach (all, i, img) {
+            if (i)
+                printf("\n");
+            image_render_inspect(stdout, img, time(NULL));
+        }
+    } else if (!is_rm) {
         if (n == 1 && json_array_size(all))
             cli_jprint(stdout, json_array_get(all, 0));
         else if (n > 1)

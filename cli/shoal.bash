@@ -116,7 +116,11 @@ _shoal() {
             fi ;;
         ls) opts="--name --selector --quiet --output --help" ;;
         inspect | tag | rm)
-            [[ $sub == rm ]] && opts="--force --help" || opts="--help"
+            case $sub in
+            rm) opts="--force --help" ;;
+            inspect) opts="--output --help" ;;
+            *) opts="--help" ;;
+            esac
             if [[ $cur != -* ]]; then
                 COMPREPLY=($(compgen -W "$(_shoal_images)" -- "$cur"))
                 __ltrim_colon_completions "$cur" 2>/dev/null

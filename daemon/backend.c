@@ -588,7 +588,8 @@ static int sink_image_rows(api_sink *out, const name_rows *nr, const char *diges
     char(*bufs)[IMG_NAME_MAX + IMG_TAG_MAX + 2] = calloc(nr->n + 1, sizeof *bufs);
     api_kv *labels = NULL;
     api_image a;
-    size_t nrefs = 0;
+    const char *evidence[IMG_EVIDENCE_MAX];
+    size_t nrefs = 0, nev = 0;
     int rc = -1;
 
     if (!refs || !bufs)
@@ -624,6 +625,14 @@ static int sink_image_rows(api_sink *out, const name_rows *nr, const char *diges
     a.n_labels = first->nlabels;
     a.created = first->created;
     a.instances = first->refs;
+    for (; nev < first->nevidence && nev < IMG_EVIDENCE_MAX; nev++)
+        evidence[nev] = first->evidence[nev];
+    a.format = img_format_name(first->format);
+    a.kind = img_kind_name(first->kind);
+    a.evidence = evidence;
+    a.n_evidence = nev;
+    a.firmware = img_firmware_name(first->profile.firmware);
+    a.cmdline = img_cmdline_name(first->profile.cmdline);
     rc = api_sink_image(out, &a);
 out:
     free(refs);

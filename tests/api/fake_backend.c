@@ -149,12 +149,19 @@ static void up_abort(void *ctx, void *h)
 static void fill_image(const fake_image *im, api_image *out, const char **refs, api_kv *labels,
                        uint32_t instances)
 {
+    static const char *const evidence[] = { "note shoal.guest", "note Xen.PHYS32_ENTRY (pvh)" };
     size_t i;
 
     memset(out, 0, sizeof *out);
     out->digest = im->digest;
     out->size = im->size;
     out->boot = "pvh";
+    out->format = "elf";
+    out->kind = "shoal";
+    out->evidence = evidence;
+    out->n_evidence = 2;
+    out->firmware = "qboot";
+    out->cmdline = "shoal";
     for (i = 0; i < im->n_refs; i++)
         refs[i] = im->refs[i];
     out->refs = refs;

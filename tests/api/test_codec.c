@@ -652,7 +652,10 @@ static void t_encode_lists(void **state)
 {
     static const char *const refs[] = { "hello:latest", "hello:1.0" };
     static const api_kv labels[] = { { "team", "web" } };
-    api_image img = { "sha256:9f86d0", 81920, "pvh", refs, 2, labels, 1, 1795734089, 3 };
+    static const char *const evidence[] = { "note solo5.abi", "interp /nonexistent/solo5/" };
+    api_image img = { "sha256:9f86d0", 81920,    "multiboot", refs,      2,
+                      labels,          1,        1795734089,  3,         "elf",
+                      "solo5",         evidence, 2,           "seabios", "solo5" };
     api_sink *s = api_sink_new(API_SINK_IMAGE, API_SHAPE_LIST);
     char *out;
 
@@ -661,7 +664,10 @@ static void t_encode_lists(void **state)
     assert_int_equal(api_sink_next(s, "c1"), 0);
     out = finish(s);
     assert_string_equal(out,
-                        "{\"items\":[{\"digest\":\"sha256:9f86d0\",\"size\":81920,\"boot\":\"pvh\","
+                        "{\"items\":[{\"digest\":\"sha256:9f86d0\",\"size\":81920,"
+                        "\"boot\":\"multiboot\",\"format\":\"elf\",\"kind\":\"solo5\","
+                        "\"evidence\":[\"note solo5.abi\",\"interp /nonexistent/solo5/\"],"
+                        "\"profile\":{\"firmware\":\"seabios\",\"cmdline\":\"solo5\"},"
                         "\"refs\":[\"hello:latest\",\"hello:1.0\"],\"labels\":{\"team\":\"web\"},"
                         "\"created\":\"2026-11-26T23:01:29Z\",\"instances\":3}],\"next\":\"c1\"}");
     free(out);

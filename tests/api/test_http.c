@@ -346,6 +346,12 @@ static void t_images(void **state)
     assert_string_equal(jget_str(json_object_get(j, "labels"), "team"), "web");
     assert_int_equal(json_integer_value(json_object_get(j, "size")), sizeof elf);
     assert_string_equal(jget_str(j, "boot"), "pvh");
+    assert_string_equal(jget_str(j, "format"), "elf");
+    assert_string_equal(jget_str(j, "kind"), "shoal");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "evidence"), 0)),
+                        "note shoal.guest");
+    assert_string_equal(jget_str(json_object_get(j, "profile"), "firmware"), "qboot");
+    assert_string_equal(jget_str(json_object_get(j, "profile"), "cmdline"), "shoal");
     assert_string_equal(jget_str(j, "created"), "2026-11-26T23:01:29Z");
     snprintf(path, sizeof path, "/v1/images/%.13s", jget_str(j, "digest"));
     json_decref(j);

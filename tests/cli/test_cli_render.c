@@ -148,6 +148,25 @@ static void test_images_wide(void **s)
 {
     golden_case("images.json", r_img, CLI_FMT_WIDE, "images_wide.txt");
 }
+/* inspect -o table of each image of images.json (the last one from a server
+ * before kinds: no kind, evidence or profile), a blank line between. */
+static int r_img_inspect(FILE *o, const json_t *j, cli_fmt f)
+{
+    size_t i;
+    json_t *img;
+    (void)f;
+    json_array_foreach ((json_t *)j, i, img) {
+        if (i)
+            fputc('\n', o);
+        if (image_render_inspect(o, img, fixed_now()) < 0)
+            return -1;
+    }
+    return 0;
+}
+static void test_image_inspect(void **s)
+{
+    golden_case("images.json", r_img_inspect, CLI_FMT_TABLE, "image_inspect.txt");
+}
 static void test_hosts_table(void **s)
 {
     golden_case("hosts.json", host_render_list, CLI_FMT_TABLE, "hosts_table.txt");
@@ -259,19 +278,13 @@ static void test_units(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ps_table),
-        cmocka_unit_test(test_ps_wide),
-        cmocka_unit_test(test_ps_json),
-        cmocka_unit_test(test_images_table),
-        cmocka_unit_test(test_images_wide),
-        cmocka_unit_test(test_hosts_table),
-        cmocka_unit_test(test_hosts_wide),
-        cmocka_unit_test(test_plan),
-        cmocka_unit_test(test_events),
-        cmocka_unit_test(test_empty_list),
-        cmocka_unit_test(test_table_alignment_and_truncation),
-        cmocka_unit_test(test_bars),
-        cmocka_unit_test(test_units),
+        cmocka_unit_test(test_ps_table),    cmocka_unit_test(test_ps_wide),
+        cmocka_unit_test(test_ps_json),     cmocka_unit_test(test_images_table),
+        cmocka_unit_test(test_images_wide), cmocka_unit_test(test_image_inspect),
+        cmocka_unit_test(test_hosts_table), cmocka_unit_test(test_hosts_wide),
+        cmocka_unit_test(test_plan),        cmocka_unit_test(test_events),
+        cmocka_unit_test(test_empty_list),  cmocka_unit_test(test_table_alignment_and_truncation),
+        cmocka_unit_test(test_bars),        cmocka_unit_test(test_units),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
