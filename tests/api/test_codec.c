@@ -653,9 +653,21 @@ static void t_encode_lists(void **state)
     static const char *const refs[] = { "hello:latest", "hello:1.0" };
     static const api_kv labels[] = { { "team", "web" } };
     static const char *const evidence[] = { "note solo5.abi", "interp /nonexistent/solo5/" };
-    api_image img = { "sha256:9f86d0", 81920,    "multiboot", refs,      2,
-                      labels,          1,        1795734089,  3,         "elf",
-                      "solo5",         evidence, 2,           "seabios", "solo5" };
+    api_image img = { .digest = "sha256:9f86d0",
+                      .size = 81920,
+                      .boot = "multiboot",
+                      .refs = refs,
+                      .n_refs = 2,
+                      .labels = labels,
+                      .n_labels = 1,
+                      .created = 1795734089,
+                      .instances = 3,
+                      .format = "elf",
+                      .kind = "solo5",
+                      .evidence = evidence,
+                      .n_evidence = 2,
+                      .firmware = "seabios",
+                      .cmdline = "solo5" };
     api_sink *s = api_sink_new(API_SINK_IMAGE, API_SHAPE_LIST);
     char *out;
 

@@ -278,13 +278,20 @@ static void test_units(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ps_table),    cmocka_unit_test(test_ps_wide),
-        cmocka_unit_test(test_ps_json),     cmocka_unit_test(test_images_table),
-        cmocka_unit_test(test_images_wide), cmocka_unit_test(test_image_inspect),
-        cmocka_unit_test(test_hosts_table), cmocka_unit_test(test_hosts_wide),
-        cmocka_unit_test(test_plan),        cmocka_unit_test(test_events),
-        cmocka_unit_test(test_empty_list),  cmocka_unit_test(test_table_alignment_and_truncation),
-        cmocka_unit_test(test_bars),        cmocka_unit_test(test_units),
+        cmocka_unit_test(test_ps_table),
+        cmocka_unit_test(test_ps_wide),
+        cmocka_unit_test(test_ps_json),
+        cmocka_unit_test(test_images_table),
+        cmocka_unit_test(test_images_wide),
+        cmocka_unit_test(test_image_inspect), /* image inspect -o table */
+        cmocka_unit_test(test_hosts_table),
+        cmocka_unit_test(test_hosts_wide),
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_events),
+        cmocka_unit_test(test_empty_list),
+        cmocka_unit_test(test_table_alignment_and_truncation),
+        cmocka_unit_test(test_bars),
+        cmocka_unit_test(test_units),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
