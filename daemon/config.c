@@ -172,9 +172,9 @@ static const cfg_option OPTIONS[] = {
       0, NULL, 0 },
     { "no-network", 0, "network", NULL, "1", NULL, "no bridge; every instance runs without network",
       CFG_FLAG, FIELD(network), 0, 0, NULL, 0 },
-    { "dhcp", 0, "dhcp", "on|off", "on", NULL,
-      "answer DHCP on the guest bridge with each instance's\n"
-      "address (runs dnsmasq; ignored with --no-network)",
+    { "dhcp", 0, "dhcp", "MODE", "on", NULL,
+      "on: answer DHCP on the guest bridge with each\n"
+      "instance's address (runs dnsmasq), or off",
       CFG_STR, FIELD(dhcp), 0, 0, check_on_off, 0 },
     { "publish-addr", 0, "publish-addr", "ADDR", "0.0.0.0", NULL,
       "host address published ports listen on", CFG_STR, FIELD(publish_addr), 0, 0, check_ipv4, 0 },

@@ -47,6 +47,12 @@ e2e_cleanup() {
         kill -9 "$E2E_PID" 2>/dev/null
     fi
     if [ -n "$E2E_STATE" ]; then
+        # A shoald killed before it could stop its dnsmasq (--dhcp) leaves
+        # it running: the pid file's, if it is that dnsmasq.
+        dpid=$(cat "$E2E_STATE/dhcp/dnsmasq.pid" 2>/dev/null)
+        if [ -n "$dpid" ] && tr '\0' ' ' <"/proc/$dpid/cmdline" 2>/dev/null | grep -q -- "$E2E_STATE/dhcp/"; then
+            kill -9 "$dpid" 2>/dev/null
+        fi
         pkill -9 -f "qemu-system.*$E2E_STATE" 2>/dev/null
         sleep 0.3
         if [ "$E2E_FAILS" -ne 0 ] && [ -f "$E2E_STATE/shoald.log" ]; then
