@@ -40,11 +40,14 @@
 
 #define WIN_SIZE   4096u
 #define MAX_READ   65536u
-#define STRTAB_MAX 4096u /* bytes of the section name table looked at */
+#define STRTAB_MAX 4096u      /* bytes of the section name table looked at */
+#define SYMSTR_MAX (1u << 20) /* bytes of the symbol string table searched */
+#define SHT_SYMTAB 2
 
 /* Evidence, in the order it is reported: what decides the kind first. */
 enum {
     EV_SHOAL_NOTE,
+    EV_SHOAL_SYMBOL,
     EV_SOLO5_ABI,
     EV_SOLO5_MANIFEST,
     EV_SOLO5_INTERP,
@@ -68,6 +71,7 @@ enum {
 
 static const char *const ev_text[EV_COUNT] = {
     [EV_SHOAL_NOTE] = "note shoal.guest",
+    [EV_SHOAL_SYMBOL] = "symbol shoal_app_name",
     [EV_SOLO5_ABI] = "note solo5.abi",
     [EV_SOLO5_MANIFEST] = "note solo5.manifest",
     [EV_SOLO5_INTERP] = "interp /nonexistent/solo5/",
@@ -498,6 +502,34 @@ static void section_name_evidence(vctx *v, const uint8_t *name, size_t n)
     }
 }
 
+/*
+ * Whether the string table at [off, off + size) holds the string name (a
+ * whole string: NUL before and after). Reads at most SYMSTR_MAX bytes, in
+ * window-sized pieces that overlap by the pattern's length. 1 yes, 0 no,
+ * -1 read error.
+ */
+static int strtab_has(vctx *v, uint64_t off, uint64_t size, const char *name)
+{
+    uint8_t pat[64], buf[WIN_SIZE];
+    size_t pl = strlen(name) + 2;
+    pat[0] = 0;
+    memcpy(pat + 1, name, pl - 1); /* the name and its NUL */
+    if (size > SYMSTR_MAX)
+        size = SYMSTR_MAX;
+    for (uint64_t pos = 0; size - pos >= pl;) {
+        size_t n = size - pos < sizeof buf ? (size_t)(size - pos) : sizeof buf;
+        if (vread(v, off + pos, buf, n) != 0)
+            return -1;
+        for (size_t i = 0; i + pl <= n; i++)
+            if (buf[i] == 0 && memcmp(buf + i, pat, pl) == 0)
+                return 1;
+        if (n < sizeof buf)
+            break;
+        pos += n - (pl - 1);
+    }
+    return 0;
+}
+
 /* ---- ELF ---------------------------------------------------------------- */
 
 static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res)
@@ -689,6 +721,7 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
            ignored, not refused, and only its first 4 KiB is looked at. */
         uint8_t strtab[STRTAB_MAX];
         size_t strsize = 0;
+        uint32_t symstr = 0; /* section index of the symbol table's strings */
         if (shstrndx != 0 && shstrndx < shnum) {
             uint8_t sh[64];
             if (vread(v, shoff + (uint64_t)shstrndx * shsz, sh, shsz) != 0)
@@ -708,6 +741,8 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
             uint32_t name = le32(sh), stype = le32(sh + 4);
             if (name < strsize)
                 section_name_evidence(v, strtab + name, strsize - name);
+            if (stype == SHT_SYMTAB && symstr == 0)
+                symstr = le32(sh + (e64 ? 40 : 24)); /* sh_link: its string table */
             if (stype != SHT_NOTE)
                 continue;
             uint64_t off = e64 ? le64(sh + 24) : le32(sh + 16);
@@ -722,6 +757,22 @@ static img_vstatus validate_elf(vctx *v, const img_limits *lim, img_vresult *res
             snprintf(where, sizeof where, "section %u", i);
             if (scan_notes(v, where, off, size, align, &note) != 0)
                 return v->status;
+        }
+        /* Reference kernels built before the shoal note: every one defines
+           shoal_app_name (cmake/ShoalGuestImage.cmake), kept in .symtab. */
+        if (note.found && !(v->ev & EV(EV_SHOAL_NOTE)) && symstr != 0 && symstr < shnum) {
+            uint8_t sh[64];
+            if (vread(v, shoff + (uint64_t)symstr * shsz, sh, shsz) != 0)
+                return v->status;
+            uint64_t o = e64 ? le64(sh + 24) : le32(sh + 16);
+            uint64_t z = e64 ? le64(sh + 32) : le32(sh + 20);
+            if (le32(sh + 4) == SHT_STRTAB && o <= v->size && z <= v->size - o) {
+                int has = strtab_has(v, o, z, "shoal_app_name");
+                if (has < 0)
+                    return v->status;
+                if (has)
+                    v->ev |= EV(EV_SHOAL_SYMBOL);
+            }
         }
     }
 
@@ -908,7 +959,7 @@ static void classify(vctx *v, img_vresult *res)
     uint32_t ev = v->ev;
     if (res->format == IMG_FORMAT_RAW || res->format == IMG_FORMAT_QCOW2)
         res->kind = IMG_KIND_DISK;
-    else if ((ev & EV(EV_SHOAL_NOTE)) && res->boot == IMG_BOOT_PVH)
+    else if ((ev & (EV(EV_SHOAL_NOTE) | EV(EV_SHOAL_SYMBOL))) && res->boot == IMG_BOOT_PVH)
         res->kind = IMG_KIND_SHOAL;
     else if (ev & EV_SOLO5)
         res->kind = IMG_KIND_SOLO5;

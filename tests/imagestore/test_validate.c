@@ -462,6 +462,55 @@ static void test_kinds(void **state)
     EVIDENCE(o, "section .uk_libparam", "note Xen.PHYS32_ENTRY (pvh)");
 }
 
+/* A PVH image of 0x4000 bytes with .symtab (section 1) whose string table
+ * (section 2, 0x2000 bytes at 0x1000) holds name at offset at. */
+static void pvh_with_symbols(uint8_t *b, size_t at, const char *name)
+{
+    imgt_fill(7, 0x4000, 0, b, 0x4000);
+    memset(b + 0x1000, 0, 0x3000);
+    memcpy(b + 0x1000 + at, name, strlen(name));
+    imgt_put64(b + 40, 0x3000); /* e_shoff */
+    imgt_put16(b + 58, 64);
+    imgt_put16(b + 60, 3);
+    uint8_t *sh = b + 0x3000 + 64; /* .symtab: 2 symbols, strings in section 2 */
+    imgt_put32(sh + 4, 2);
+    imgt_put64(sh + 24, 0x3100);
+    imgt_put64(sh + 32, 48);
+    imgt_put32(sh + 40, 2);
+    imgt_put64(sh + 56, 24);
+    sh += 64; /* .strtab */
+    imgt_put32(sh + 4, 3);
+    imgt_put64(sh + 24, 0x1000);
+    imgt_put64(sh + 32, 0x2000);
+}
+
+/* Reference kernels built before the shoal note are known by their symbol. */
+static void test_shoal_symbol(void **state)
+{
+    static uint8_t b[0x4000];
+    pvh_with_symbols(b, 5, "shoal_app_name");
+    vout o = run(b, sizeof b);
+    assert_int_equal(o.st, IMG_VALID);
+    assert_int_equal(o.r.kind, IMG_KIND_SHOAL);
+    EVIDENCE(o, "symbol shoal_app_name", "note Xen.PHYS32_ENTRY (pvh)");
+    pvh_with_symbols(b, 4090, "shoal_app_name"); /* across a read piece */
+    assert_int_equal(run(b, sizeof b).r.kind, IMG_KIND_SHOAL);
+    pvh_with_symbols(b, 0x1ff2, "shoal_app_name"); /* its NUL past the table */
+    assert_int_equal(run(b, sizeof b).r.kind, IMG_KIND_PVH);
+    pvh_with_symbols(b, 5, "shoal_app_name_x"); /* only the whole name */
+    assert_int_equal(run(b, sizeof b).r.kind, IMG_KIND_PVH);
+    pvh_with_symbols(b, 5, "my_shoal_app_name");
+    assert_int_equal(run(b, sizeof b).r.kind, IMG_KIND_PVH);
+    pvh_with_symbols(b, 5, "shoal_app_name");
+    imgt_put32(b + 0x3000 + 64 + 40, 7); /* sh_link past e_shnum: ignored */
+    assert_int_equal(run(b, sizeof b).r.kind, IMG_KIND_PVH);
+    imgt_put32(b + 0x3000 + 64 + 40, 2);
+    imgt_put64(b + 0x3000 + 128 + 32, 0x4000); /* strings past the end: ignored */
+    o = run(b, sizeof b);
+    assert_int_equal(o.st, IMG_VALID);
+    assert_int_equal(o.r.kind, IMG_KIND_PVH);
+}
+
 static void test_disks(void **state)
 {
     uint8_t b[0x1000];
@@ -792,21 +841,14 @@ static void test_head(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_elf64_pvh),
-        cmocka_unit_test(test_valid_elf32_section_note),
-        cmocka_unit_test(test_multiboot),
-        cmocka_unit_test(test_multiboot_addresses),
-        cmocka_unit_test(test_solo5),
-        cmocka_unit_test(test_pvh_interp),
-        cmocka_unit_test(test_kinds),
-        cmocka_unit_test(test_disks),
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_small_and_magic),
-        cmocka_unit_test(test_header_fields),
-        cmocka_unit_test(test_segments),
-        cmocka_unit_test(test_notes),
-        cmocka_unit_test(test_reader),
-        cmocka_unit_test(test_head),
+        cmocka_unit_test(test_valid_elf64_pvh), cmocka_unit_test(test_valid_elf32_section_note),
+        cmocka_unit_test(test_multiboot),       cmocka_unit_test(test_multiboot_addresses),
+        cmocka_unit_test(test_solo5),           cmocka_unit_test(test_pvh_interp),
+        cmocka_unit_test(test_kinds),           cmocka_unit_test(test_shoal_symbol),
+        cmocka_unit_test(test_disks),           cmocka_unit_test(test_names),
+        cmocka_unit_test(test_small_and_magic), cmocka_unit_test(test_header_fields),
+        cmocka_unit_test(test_segments),        cmocka_unit_test(test_notes),
+        cmocka_unit_test(test_reader),          cmocka_unit_test(test_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
