@@ -30,7 +30,8 @@
  *     boot signature (not checked when that cluster is compressed).
  *
  * Kinds (img_kind), from what the file carries: shoal (PVH note + note
- * "shoal"), solo5 (Solo5 notes or PT_INTERP "/nonexistent/solo5/"), unikraft
+ * "shoal", or the symbol shoal_app_name of reference images built before the
+ * note), solo5 (Solo5 notes or PT_INTERP "/nonexistent/solo5/"), unikraft
  * (sections .uk_*), pvh, multiboot, disk. Evidence strings are fixed text
  * chosen by the validator ("note solo5.abi", "section .uk_inittab"), never
  * bytes copied from the file.
@@ -80,7 +81,7 @@ typedef enum img_format {
 /* What kind of guest an image is, judged from what it carries. */
 typedef enum img_kind {
     IMG_KIND_UNKNOWN = 0,   /* rejected results; old rows that could not be re-read */
-    IMG_KIND_SHOAL = 1,     /* shoal's reference kernel: PVH note + note "shoal" */
+    IMG_KIND_SHOAL = 1,     /* shoal's reference kernel: PVH note + note "shoal" (or symbol) */
     IMG_KIND_UNIKRAFT = 2,  /* Unikraft: sections .uk_* */
     IMG_KIND_SOLO5 = 3,     /* Solo5 (MirageOS, ...): Solo5 notes or its PT_INTERP */
     IMG_KIND_PVH = 4,       /* any other PVH kernel */
