@@ -248,6 +248,10 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
         errbuf_set(err, errlen, "invalid domain type %d (want kvm or qemu)", (int)s->virt);
         return DOMXML_E_INVAL;
     }
+    if (s->fw != DOMXML_FW_QBOOT && s->fw != DOMXML_FW_SEABIOS) {
+        errbuf_set(err, errlen, "invalid firmware %d (want qboot or seabios)", (int)s->fw);
+        return DOMXML_E_INVAL;
+    }
     if (s->boot != DOMXML_BOOT_PVH && s->boot != DOMXML_BOOT_MULTIBOOT) {
         errbuf_set(err, errlen, "invalid boot protocol %d", (int)s->boot);
         return DOMXML_E_INVAL;
@@ -324,14 +328,22 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
 
 /* ---- rendering -------------------------------------------------------- */
 
-/* <os> element per boot protocol; both go through QEMU -kernel today. */
+/* <os> element per boot protocol; both go through QEMU -kernel today. No
+ * <loader> for SeaBIOS: libvirt then passes no -bios and QEMU loads its
+ * default, bios-256k.bin (SeaBIOS), wherever its data directory is. */
 static void render_os(struct buf *b, const struct domxml_spec *s)
 {
+    const char *rom = s->firmware;
+    if (!rom && s->fw == DOMXML_FW_QBOOT)
+        rom = DOMXML_QBOOT_PATH;
     buf_str(b, "  <os>\n"
-               "    <type arch='x86_64' machine='pc'>hvm</type>\n"
-               "    <loader type='rom'>");
-    buf_esc(b, s->firmware ? s->firmware : DOMXML_QBOOT_PATH);
-    buf_str(b, "</loader>\n    <kernel>");
+               "    <type arch='x86_64' machine='pc'>hvm</type>\n");
+    if (rom) {
+        buf_str(b, "    <loader type='rom'>");
+        buf_esc(b, rom);
+        buf_str(b, "</loader>\n");
+    }
+    buf_str(b, "    <kernel>");
     buf_esc(b, s->kernel);
     buf_str(b, "</kernel>\n");
     if (s->cmdline && s->cmdline[0]) {

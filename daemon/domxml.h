@@ -3,8 +3,9 @@
  *
  * Pure string work: no libvirt, no I/O, no allocation other than the
  * returned document. The shape is the one in docs/guest-protocol.md:
- * machine 'pc' + qboot + <kernel> + ACPI, COM1 -> console file, COM2 ->
- * status file, pvpanic, no USB, no balloon, no vmport, no SMM, no HPET,
+ * machine 'pc' + qboot (or SeaBIOS, domxml_spec.fw) + <kernel> + ACPI,
+ * COM1 -> console file, COM2 -> status file, pvpanic, no USB, no balloon,
+ * no vmport, no SMM, no HPET,
  * optionally one virtio NIC on a Linux bridge (libvirt creates and plugs the
  * tap itself). Memory choices and their measured cost: docs/node.md,
  * "Memory per guest".
@@ -22,7 +23,8 @@
 
 #include <stddef.h>
 
-/* Firmware used when domxml_spec.firmware is NULL. */
+/* qboot's ROM, rendered for DOMXML_FW_QBOOT when domxml_spec.firmware is
+ * NULL. */
 #define DOMXML_QBOOT_PATH "/usr/share/qemu/qboot.rom"
 
 /* Namespace URI and prefix of shoal's <metadata> element. The element is
@@ -57,14 +59,31 @@ enum domxml_virt {
 };
 
 /* How the kernel image is entered. Both are loaded through <kernel> (QEMU
- * -kernel): QEMU 7.2 with qboot picks Multiboot when the image carries a
- * Multiboot header (ELF32 only), else PVH when it has the PVH note. Verified
- * on this host with daemon/canary (canary-mb.elf). The two templates render
+ * -kernel): QEMU 7.2 picks Multiboot when the image carries a Multiboot v1
+ * header (an ELF32, or an ELF64 whose header carries the load addresses, as
+ * Solo5's do; the image store checks that), else PVH when it has the PVH
+ * note. Verified on this host with daemon/canary (canary-mb.elf) and
+ * guest-kernel/foreign (foreign_solo5.elf). The two templates render
  * the same <os> element today; the field exists so they can diverge (e.g.
  * Multiboot modules) without changing callers. */
 enum domxml_boot {
     DOMXML_BOOT_PVH = 0,       /* ELF with XEN_ELFNOTE_PHYS32_ENTRY (type 18) */
-    DOMXML_BOOT_MULTIBOOT = 1, /* ELF32 with a Multiboot v1 header */
+    DOMXML_BOOT_MULTIBOOT = 1, /* ELF (or raw) kernel with a Multiboot v1 header */
+};
+
+/* Firmware (docs/imagestore.md, "What the stored profile asks of the boot
+ * side"; costs measured there and in DESIGN.md). */
+enum domxml_firmware {
+    DOMXML_FW_QBOOT = 0,   /* <loader type='rom'>qboot.rom</loader>: minimal and fast
+                              (~40 ms to a guest's exit under TCG); assigns no PCI
+                              BARs and leaves LVT0 masked, so the guest must set up
+                              PCI itself (the reference kernel does) */
+    DOMXML_FW_SEABIOS = 1, /* no <loader>: QEMU's default firmware, SeaBIOS
+                              (bios-256k.bin); assigns PCI BARs (Unikraft's and
+                              Solo5's virtio drivers need that) and boots disks;
+                              ~30 ms more than qboot under TCG, ~3 s under
+                              kvm-pvm. With domxml_spec.firmware set, that ROM
+                              is the <loader> instead */
 };
 
 /* What to render. All strings are borrowed for the duration of the call. */
@@ -88,7 +107,10 @@ struct domxml_spec {
                                 so its filter rules (guard.h) can name the port
                                 before the tap exists. */
     const char *instance_id; /* shoal instance id written to <metadata>; NULL: none */
-    const char *firmware;    /* absolute path of the ROM; NULL: DOMXML_QBOOT_PATH */
+    enum domxml_firmware fw; /* QBOOT (the zero value) or SEABIOS */
+    const char *firmware;    /* absolute path of the ROM for <loader type='rom'>;
+                                NULL: DOMXML_QBOOT_PATH for QBOOT, no <loader>
+                                (QEMU's own SeaBIOS) for SEABIOS */
 };
 
 /*

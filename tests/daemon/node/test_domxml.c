@@ -154,6 +154,36 @@ static void golden_multiboot(void **state)
     check_golden("multiboot-kvm", &s);
 }
 
+/* SeaBIOS (a foreign kernel's profile): no <loader>, so QEMU loads its own
+ * bios-256k.bin; the kernel and command line as for qboot. */
+static void golden_seabios(void **state)
+{
+    (void)state;
+    struct domxml_spec s = base;
+    s.fw = DOMXML_FW_SEABIOS;
+    s.boot = DOMXML_BOOT_MULTIBOOT;
+    s.kernel = "/var/lib/shoal/images/cache/solo5.elf";
+    s.cmdline = "Hello_Solo5";
+    check_golden("seabios-qemu", &s);
+}
+
+/* SeaBIOS from a ROM the caller names. */
+static void golden_seabios_rom(void **state)
+{
+    (void)state;
+    char mac[NETBR_MAC_STRLEN];
+    netbr_mac("i-3", mac);
+    struct domxml_spec s = base;
+    s.fw = DOMXML_FW_SEABIOS;
+    s.firmware = "/usr/share/seabios/bios-256k.bin";
+    s.virt = DOMXML_VIRT_KVM;
+    s.instance_id = "i-3";
+    s.bridge = "shoalbr0";
+    s.mac = mac;
+    s.cmdline = "netdev.ip=10.77.0.3/24:10.77.0.1 -- serve";
+    check_golden("seabios-rom-kvm", &s);
+}
+
 /* Values that cannot be represented are rejected, and the message quotes them. */
 static void reject(const struct domxml_spec *s, const char *quoted)
 {
@@ -188,6 +218,9 @@ static void rejects_bad_values(void **state)
     s = base;
     s.virt = DOMXML_VIRT_AUTO;
     reject(&s, "domain type 0");
+    s = base;
+    s.fw = (enum domxml_firmware)7;
+    reject(&s, "invalid firmware 7");
     s = base;
     s.memory_mib = 0;
     reject(&s, "'0' MiB");
@@ -309,7 +342,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(golden_minimal_qemu), cmocka_unit_test(golden_metadata_kvm),
         cmocka_unit_test(golden_network),      cmocka_unit_test(golden_escaping),
-        cmocka_unit_test(golden_multiboot),    cmocka_unit_test(rejects_bad_values),
+        cmocka_unit_test(golden_multiboot),    cmocka_unit_test(golden_seabios),
+        cmocka_unit_test(golden_seabios_rom),  cmocka_unit_test(rejects_bad_values),
         cmocka_unit_test(parses_instance_id),  cmocka_unit_test(mac_is_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
