@@ -133,13 +133,19 @@ static void loop_put(void)
 /* ---- the node ---------------------------------------------------------------- */
 
 /* uuid -> instance id cache, so STOPPED events of vanished transient
- * domains still carry their instance id. */
+ * domains still carry their instance id. Every lifecycle event looks its
+ * domain up here (on libvirt's event thread, under n->lock), and every
+ * start and list adds to it: a hash table chained per bucket, doubled when
+ * it holds more entries than buckets, so a lookup costs the same at 1,000
+ * running domains as at 1 (it was a list walked per event). */
 struct idmap {
     unsigned char uuid[VIR_UUID_BUFLEN];
     char id[DOMXML_ID_MAX + 1];
-    int pause_pending; /* a pause_check timer is armed for this domain */
-    struct idmap *next;
+    int pause_pending;  /* a pause_check timer is armed for this domain */
+    struct idmap *next; /* next in its bucket */
 };
+
+#define IDS_BUCKETS_MIN 64 /* a power of two */
 
 struct node {
     char *uri;
@@ -158,7 +164,9 @@ struct node {
     pthread_mutex_t lock;   /* protects ids, cb_refs */
     pthread_cond_t cb_gone; /* signalled when cb_refs drops */
     int cb_refs;            /* registered callbacks libvirt has not freed yet */
-    struct idmap *ids;
+    struct idmap **ids;     /* hash buckets (ids_nbuckets, a power of two), */
+    size_t ids_nbuckets;    /* NULL until the first entry */
+    size_t ids_count;       /* entries in the table */
 };
 
 /* libvirt calls this (on the event thread, or inline) once a registered
@@ -180,21 +188,69 @@ static void cb_hold(struct node *n)
     pthread_mutex_unlock(&n->lock);
 }
 
-static void ids_put(struct node *n, const unsigned char *uuid, const char *id)
+/* FNV-1a over the 16 bytes. libvirt's UUIDs are random, but one given by
+ * an operator need not be: hash all of it. */
+static size_t ids_hash(const unsigned char *uuid)
 {
-    pthread_mutex_lock(&n->lock);
-    for (struct idmap *m = n->ids; m; m = m->next) {
-        if (memcmp(m->uuid, uuid, VIR_UUID_BUFLEN) == 0) {
-            snprintf(m->id, sizeof m->id, "%s", id);
-            goto out;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < VIR_UUID_BUFLEN; i++) {
+        h ^= uuid[i];
+        h *= 0x100000001b3ull;
+    }
+    return (size_t)h;
+}
+
+/* The link that points at uuid's entry, or at the NULL ending its bucket.
+ * Caller holds n->lock and n->ids is allocated. */
+static struct idmap **ids_link(struct node *n, const unsigned char *uuid)
+{
+    struct idmap **pp = &n->ids[ids_hash(uuid) & (n->ids_nbuckets - 1)];
+    while (*pp && memcmp((*pp)->uuid, uuid, VIR_UUID_BUFLEN) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Rehash into nb buckets (a power of two). Caller holds n->lock. On no
+ * memory the table stays as it is: longer chains, same answers. */
+static void ids_resize(struct node *n, size_t nb)
+{
+    struct idmap **b = calloc(nb, sizeof *b);
+    if (!b)
+        return;
+    for (size_t i = 0; i < n->ids_nbuckets; i++) {
+        while (n->ids[i]) {
+            struct idmap *m = n->ids[i];
+            size_t k = ids_hash(m->uuid) & (nb - 1);
+            n->ids[i] = m->next;
+            m->next = b[k];
+            b[k] = m;
         }
     }
-    struct idmap *m = calloc(1, sizeof *m);
+    free(n->ids);
+    n->ids = b;
+    n->ids_nbuckets = nb;
+}
+
+static void ids_put(struct node *n, const unsigned char *uuid, const char *id)
+{
+    struct idmap **pp, *m;
+    pthread_mutex_lock(&n->lock);
+    if (!n->ids)
+        ids_resize(n, IDS_BUCKETS_MIN);
+    if (!n->ids)
+        goto out; /* no memory: not cached, as when an entry cannot be */
+    pp = ids_link(n, uuid);
+    if (*pp) {
+        snprintf((*pp)->id, sizeof(*pp)->id, "%s", id);
+        goto out;
+    }
+    m = calloc(1, sizeof *m);
     if (m) {
         memcpy(m->uuid, uuid, VIR_UUID_BUFLEN);
         snprintf(m->id, sizeof m->id, "%s", id);
-        m->next = n->ids;
-        n->ids = m;
+        *pp = m;
+        if (++n->ids_count > n->ids_nbuckets)
+            ids_resize(n, 2 * n->ids_nbuckets);
     }
 out:
     pthread_mutex_unlock(&n->lock);
@@ -204,18 +260,20 @@ out:
  * Returns 1 if found. */
 static int ids_get(struct node *n, const unsigned char *uuid, char *id, size_t idlen, int remove)
 {
+    struct idmap **pp = NULL, *m = NULL;
     int found = 0;
     pthread_mutex_lock(&n->lock);
-    for (struct idmap **pp = &n->ids; *pp; pp = &(*pp)->next) {
-        struct idmap *m = *pp;
-        if (memcmp(m->uuid, uuid, VIR_UUID_BUFLEN) == 0) {
-            snprintf(id, idlen, "%s", m->id);
-            found = 1;
-            if (remove) {
-                *pp = m->next;
-                free(m);
-            }
-            break;
+    if (n->ids) {
+        pp = ids_link(n, uuid);
+        m = *pp;
+    }
+    if (m) {
+        snprintf(id, idlen, "%s", m->id);
+        found = 1;
+        if (remove) {
+            *pp = m->next;
+            free(m);
+            n->ids_count--;
         }
     }
     pthread_mutex_unlock(&n->lock);
@@ -225,15 +283,15 @@ static int ids_get(struct node *n, const unsigned char *uuid, char *id, size_t i
 /* Mark a pause check pending for uuid; 0 if one already is. */
 static int ids_pause_claim(struct node *n, const unsigned char *uuid, int claim)
 {
+    struct idmap *m = NULL;
     int ok = 1;
     pthread_mutex_lock(&n->lock);
-    for (struct idmap *m = n->ids; m; m = m->next) {
-        if (memcmp(m->uuid, uuid, VIR_UUID_BUFLEN) == 0) {
-            if (claim && m->pause_pending)
-                ok = 0;
-            m->pause_pending = claim;
-            break;
-        }
+    if (n->ids)
+        m = *ids_link(n, uuid);
+    if (m) {
+        if (claim && m->pause_pending)
+            ok = 0;
+        m->pause_pending = claim;
     }
     pthread_mutex_unlock(&n->lock);
     return ok;
@@ -242,11 +300,16 @@ static int ids_pause_claim(struct node *n, const unsigned char *uuid, int claim)
 static void ids_clear(struct node *n)
 {
     pthread_mutex_lock(&n->lock);
-    while (n->ids) {
-        struct idmap *m = n->ids;
-        n->ids = m->next;
-        free(m);
+    for (size_t i = 0; i < n->ids_nbuckets; i++) {
+        while (n->ids[i]) {
+            struct idmap *m = n->ids[i];
+            n->ids[i] = m->next;
+            free(m);
+        }
     }
+    free(n->ids);
+    n->ids = NULL;
+    n->ids_nbuckets = n->ids_count = 0;
     pthread_mutex_unlock(&n->lock);
 }
 
@@ -597,18 +660,83 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-/* Ensure ROOT/etc/qemu.conf sets stdio_handler = "file": without it every
- * start fails for lack of virtlogd (measured; docs/node.md, "Connection").
- * An existing file is kept; the line is appended if the file has no
- * stdio_handler setting. */
+/* Does the qemu.conf text buf set key ("key = ...")? Comments (#) and
+ * other keys that merely contain the word do not count. */
+static int conf_sets(const char *buf, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *line = buf; line && *line;) {
+        const char *p = line + strspn(line, " \t");
+        if (!strncmp(p, key, kl) && p[kl + strspn(p + kl, " \t")] == '=')
+            return 1;
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    return 0;
+}
+
+/* The whole of a small text file (heap, NUL-terminated; "" when absent),
+ * or NULL when it cannot be read or is larger than max bytes. */
+static char *read_text(const char *path, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    if (!f)
+        return errno == ENOENT ? calloc(1, 1) : NULL;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            char *b = n + 4096 > max ? NULL : realloc(buf, cap = n + 4096 + 1);
+            if (!b) {
+                if (n + 4096 > max)
+                    errno = EFBIG;
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+        }
+        size_t r = fread(buf + n, 1, 4096, f);
+        n += r;
+        buf[n] = '\0';
+        if (r < 4096)
+            break;
+    }
+    if (buf && ferror(f)) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Make ROOT/etc/qemu.conf hold what every embedded root needs. Each
+ * setting is appended when the file does not set it; an operator's own
+ * value is kept (docs/node.md, "Connection"):
+ *   stdio_handler = "file"  without it every start fails for lack of
+ *                           virtlogd (measured).
+ *   remember_owner = 0      libvirt's default (1) runs three relabel
+ *                           transactions per start (the domain's two
+ *                           private directories, its master key) each in a
+ *                           fork of this process, and a fork copies
+ *                           shoald's page tables, which grow with every
+ *                           running domain: at 400 running a start cost
+ *                           60 ms more of shoald's CPU than at 0 with it,
+ *                           40 ms without (docs/benchmarks.md, "Boot
+ *                           storms"). The files are shoald's own.
+ *   user, group             shoald's own ids, unless the file names either
+ *                           (added with stdio_handler only, as before).
+ */
+#define QEMU_CONF_MAX (1024 * 1024)
 static int write_qemu_conf(const char *root, char *err, size_t errlen)
 {
-    char dir[4096], path[4200], buf[8192], ids[64] = "";
+    char dir[4096], path[4200], add[256] = "";
+    char *buf = NULL;
     FILE *f = NULL;
     int rc = NODE_E_IO;
-    size_t n = 0;
+    size_t n;
 
-    buf[0] = '\0';
     if (root[0] != '/') {
         errbuf_set(err, errlen, "embed root '%s' is not an absolute path", root);
         rc = NODE_E_INVAL;
@@ -625,29 +753,31 @@ static int write_qemu_conf(const char *root, char *err, size_t errlen)
         goto out;
     }
     snprintf(path, sizeof path, "%s/qemu.conf", dir);
-    f = fopen(path, "r");
-    if (f) {
-        n = fread(buf, 1, sizeof buf - 1, f);
-        buf[n] = '\0';
-        fclose(f);
-        f = NULL;
-        if (strstr(buf, "stdio_handler")) {
-            rc = NODE_OK;
-            goto out;
-        }
+    if (!(buf = read_text(path, QEMU_CONF_MAX))) {
+        errbuf_set(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+        goto out;
     }
-    /* QEMU runs as the embedding process (unless the operator's file says
-     * otherwise): the embed root is private to it, and kernels/log files it
-     * prepares need no chown games. NB: libvirt still resolves its
-     * compiled-in user 'libvirt-qemu' before reading this file. */
-    if (!strstr(buf, "user") && !strstr(buf, "group"))
-        snprintf(ids, sizeof ids, "user = \"+%u\"\ngroup = \"+%u\"\n", (unsigned)geteuid(),
-                 (unsigned)getegid());
+    if (!conf_sets(buf, "remember_owner"))
+        strcat(add, "remember_owner = 0\n");
+    if (!conf_sets(buf, "stdio_handler")) {
+        strcat(add, "stdio_handler = \"file\"\n");
+        /* QEMU runs as the embedding process (unless the operator's file
+         * says otherwise): the embed root is private to it, and kernels/log
+         * files it prepares need no chown games. NB: libvirt still resolves
+         * its compiled-in user 'libvirt-qemu' before reading this file. A
+         * file that already had stdio_handler is kept as it was here. */
+        if (!conf_sets(buf, "user") && !conf_sets(buf, "group"))
+            snprintf(add + strlen(add), sizeof add - strlen(add),
+                     "user = \"+%u\"\ngroup = \"+%u\"\n", (unsigned)geteuid(), (unsigned)getegid());
+    }
+    if (!add[0]) {
+        rc = NODE_OK;
+        goto out;
+    }
+    n = strlen(buf);
     f = fopen(path, "a");
-    if (!f || fprintf(f,
-                      "%s# written by shoal: no virtlogd needed\n"
-                      "stdio_handler = \"file\"\n%s",
-                      n && buf[n - 1] != '\n' ? "\n" : "", ids) < 0) {
+    if (!f || fprintf(f, "%s# written by shoal (docs/node.md, \"Connection\")\n%s",
+                      n && buf[n - 1] != '\n' ? "\n" : "", add) < 0) {
         errbuf_set(err, errlen, "cannot write '%s': %s", path, strerror(errno));
         goto out;
     }
@@ -657,6 +787,7 @@ out:
         errbuf_set(err, errlen, "cannot write '%s': %s", path, strerror(errno));
         rc = NODE_E_IO;
     }
+    free(buf);
     return rc;
 }
 

@@ -15,7 +15,7 @@
 
 #include "node.h"
 
-#define EVLOG_MAX 256
+#define EVLOG_MAX 4096 /* test_node_mock starts hundreds of domains */
 
 struct evlog_entry {
     char id[DOMXML_ID_MAX + 1];

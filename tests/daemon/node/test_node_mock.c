@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "evlog.h"
@@ -99,6 +100,81 @@ static void start_list_destroy(void **state)
     assert_non_null(strstr(err, "'mock-1'"));
 }
 
+/* Every event carries its domain's instance id, looked up by UUID in the
+ * node's id table: hundreds of domains (the table grows several times),
+ * each STOPPED removes its entry, and a domain started again under the
+ * same name but a new UUID maps to its new id. */
+#define MANY 300
+static void many_domains_map_ids(void **state)
+{
+    (void)state;
+    char name[32], id[32], uuid[MANY][DOMXML_UUID_LEN + 1];
+    struct domxml_spec s = {
+        .boot = DOMXML_BOOT_PVH,
+        .memory_mib = 32,
+        .vcpus = 1,
+        .kernel = "/nonexistent/k.elf",
+        .cmdline = "a=b",
+        .console_log = "/tmp/mock-many.console",
+        .status_log = "/tmp/mock-many.status",
+    };
+    struct node_dom *l = NULL;
+    struct evlog_entry e;
+    size_t n = 0;
+
+    s.name = name;
+    s.instance_id = id;
+    for (int i = 0; i < MANY; i++) {
+        snprintf(name, sizeof name, "many-%d", i);
+        snprintf(id, sizeof id, "many-id-%d", i);
+        assert_int_equal(node_start(node, &s, uuid[i], err, sizeof err), NODE_OK);
+    }
+    for (int i = 0; i < MANY; i++) {
+        snprintf(id, sizeof id, "many-id-%d", i);
+        assert_true(evlog_wait(&elog, id, NODE_EVENT_STARTED, 10, NULL) >= 0);
+    }
+    assert_int_equal(node_list(node, &l, &n, err, sizeof err), NODE_OK);
+    assert_int_equal(n, MANY);
+    for (size_t k = 0; k < n; k++) {
+        int i = atoi(l[k].name + 5);
+        snprintf(id, sizeof id, "many-id-%d", i);
+        assert_string_equal(l[k].instance_id, id);
+        assert_string_equal(l[k].uuid, uuid[i]);
+    }
+    node_list_free(l);
+
+    /* Stop every other one: each STOPPED names its own instance. */
+    for (int i = 0; i < MANY; i += 2) {
+        snprintf(name, sizeof name, "many-%d", i);
+        assert_int_equal(node_destroy(node, name, err, sizeof err), NODE_OK);
+    }
+    for (int i = 0; i < MANY; i += 2) {
+        snprintf(id, sizeof id, "many-id-%d", i);
+        assert_true(evlog_wait(&elog, id, NODE_EVENT_STOPPED, 10, &e) >= 0);
+        assert_string_equal(e.detail, "destroyed");
+    }
+    /* Same name again, new UUID and instance id: the event maps to it. */
+    snprintf(name, sizeof name, "many-0");
+    snprintf(id, sizeof id, "many-again-0");
+    assert_int_equal(node_start(node, &s, uuid[0], err, sizeof err), NODE_OK);
+    assert_true(evlog_wait(&elog, "many-again-0", NODE_EVENT_STARTED, 10, NULL) >= 0);
+    assert_int_equal(node_destroy(node, "many-0", err, sizeof err), NODE_OK);
+    assert_true(evlog_wait(&elog, "many-again-0", NODE_EVENT_STOPPED, 10, NULL) >= 0);
+    for (int i = 1; i < MANY; i += 2) {
+        snprintf(name, sizeof name, "many-%d", i);
+        snprintf(id, sizeof id, "many-id-%d", i);
+        assert_int_equal(node_destroy(node, name, err, sizeof err), NODE_OK);
+        assert_true(evlog_wait(&elog, id, NODE_EVENT_STOPPED, 10, &e) >= 0);
+    }
+    /* Nothing of ours is left, and no event lost its id. */
+    assert_int_equal(node_list(node, &l, &n, err, sizeof err), NODE_OK);
+    assert_int_equal(n, 0);
+    pthread_mutex_lock(&elog.lock);
+    for (int i = 0; i < elog.n; i++)
+        assert_true(elog.e[i].id[0] != '\0');
+    pthread_mutex_unlock(&elog.lock);
+}
+
 static void forced_type_and_bad_args(void **state)
 {
     (void)state;
@@ -124,6 +200,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(capacity_and_verdict),
         cmocka_unit_test(start_list_destroy),
+        cmocka_unit_test(many_domains_map_ids),
         cmocka_unit_test(forced_type_and_bad_args),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -361,6 +362,53 @@ static void capacity(void **state)
             c.model);
 }
 
+/* node_open writes what an embedded root needs into ROOT/etc/qemu.conf and
+ * keeps an operator's own values. libvirt allows one embed root per
+ * process, so opening a second one here fails, but only after its
+ * qemu.conf was written, which is what the second half checks. */
+static void write_conf(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void qemu_conf_settings(void **state)
+{
+    (void)state;
+    char path[300], dir[128], conf[300], u2[256];
+    struct node *n2 = NULL;
+
+    snprintf(path, sizeof path, "%s/etc/qemu.conf", root);
+    assert_true(file_has(path, "stdio_handler = \"file\"\n"));
+    assert_true(file_has(path, "remember_owner = 0\n"));
+    assert_true(file_has(path, "user = \"+"));
+
+    snprintf(dir, sizeof dir, "/tmp/shoal-conf-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(conf, sizeof conf, "%s/etc", dir);
+    assert_int_equal(mkdir(conf, 0755), 0);
+    snprintf(conf, sizeof conf, "%s/etc/qemu.conf", dir);
+    snprintf(u2, sizeof u2, "qemu:///embed?root=%s", dir);
+    /* An operator's file with stdio_handler: remember_owner is added (a
+     * comment does not count), the user is left to the operator. */
+    write_conf(conf, "stdio_handler = \"file\"\n# remember_owner = 1");
+    node_open(u2, NULL, &n2, err, sizeof err);
+    node_close(n2);
+    n2 = NULL;
+    assert_true(file_has(conf, "# remember_owner = 1\n# written by shoal"));
+    assert_true(file_has(conf, "\nremember_owner = 0\n"));
+    assert_false(file_has(conf, "user ="));
+    /* An operator's remember_owner is kept, and nothing is added. */
+    write_conf(conf, "remember_owner=1\n stdio_handler = \"file\"\n");
+    node_open(u2, NULL, &n2, err, sizeof err);
+    node_close(n2);
+    assert_false(file_has(conf, "remember_owner = 0"));
+    assert_false(file_has(conf, "written by shoal"));
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void poweroff(enum domxml_virt virt, const char *id)
 {
     struct guest g;
@@ -688,6 +736,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(capacity),
+        cmocka_unit_test(qemu_conf_settings),
         cmocka_unit_test(poweroff_tcg),
         cmocka_unit_test(poweroff_kvm),
         cmocka_unit_test(poweroff_immediate),
