@@ -3,7 +3,8 @@
  *
  * Pure string work: no libvirt, no I/O, no allocation other than the
  * returned document. The shape is the one in docs/guest-protocol.md:
- * machine 'pc' + qboot (or SeaBIOS, domxml_spec.fw) + <kernel> + ACPI,
+ * machine 'pc' + qboot (or SeaBIOS, domxml_spec.fw) + <kernel> (or a
+ * virtio disk to boot from, domxml_spec.disk) + ACPI,
  * COM1 -> console file, COM2 -> status file, pvpanic, no USB, no balloon,
  * no vmport, no SMM, no HPET,
  * optionally one virtio NIC on a Linux bridge (libvirt creates and plugs the
@@ -94,8 +95,16 @@ struct domxml_spec {
     enum domxml_boot boot;   /* boot protocol of `kernel` */
     unsigned memory_mib;     /* guest RAM, 1..DOMXML_MEMORY_MIB_MAX */
     unsigned vcpus;          /* 1..DOMXML_VCPUS_MAX */
-    const char *kernel;      /* absolute path of the guest ELF, required */
-    const char *cmdline;     /* guest command line; NULL or "" for none */
+    const char *kernel;      /* absolute path of the guest ELF; required unless disk */
+    const char *cmdline;     /* guest command line; NULL or "" for none; only with
+                                kernel (libvirt passes it with -kernel only) */
+    const char *disk;        /* absolute path of a qcow2 image to boot from instead of
+                                a kernel (exactly one of kernel and disk): a virtio
+                                disk vda and <boot dev='hd'/>, so the firmware runs
+                                its boot sector. Needs DOMXML_FW_SEABIOS (qboot boots
+                                no disks). shoald passes a per-instance overlay whose
+                                base is the image (docs/imagestore.md); its header
+                                names the base and the base's format */
     const char *console_log; /* absolute path, COM1 output file, required */
     const char *status_log;  /* absolute path, COM2 status file, required */
     const char *bridge;      /* Linux bridge for one virtio NIC; NULL: no NIC */

@@ -184,6 +184,24 @@ static void golden_seabios_rom(void **state)
     check_golden("seabios-rom-kvm", &s);
 }
 
+/* A disk image: SeaBIOS boots a virtio disk (the instance's qcow2
+ * overlay); no <kernel>, no <cmdline>. */
+static void golden_disk(void **state)
+{
+    (void)state;
+    char mac[NETBR_MAC_STRLEN];
+    netbr_mac("i-4", mac);
+    struct domxml_spec s = base;
+    s.fw = DOMXML_FW_SEABIOS;
+    s.kernel = NULL;
+    s.cmdline = NULL;
+    s.disk = "/var/lib/shoal/disks/i-4.qcow2";
+    s.instance_id = "i-4";
+    s.bridge = "shoalbr0";
+    s.mac = mac;
+    check_golden("disk-qemu", &s);
+}
+
 /* Values that cannot be represented are rejected, and the message quotes them. */
 static void reject(const struct domxml_spec *s, const char *quoted)
 {
@@ -221,6 +239,18 @@ static void rejects_bad_values(void **state)
     s = base;
     s.fw = (enum domxml_firmware)7;
     reject(&s, "invalid firmware 7");
+    s = base;
+    s.fw = DOMXML_FW_SEABIOS;
+    s.disk = "/d/x.qcow2";
+    reject(&s, "kernel '/var/lib/shoal/images/ab/abcdef.elf' and disk given");
+    s.kernel = NULL;
+    reject(&s, "command line 'shoal.quiet=1 -- hello' given with a disk");
+    s.cmdline = NULL;
+    s.fw = DOMXML_FW_QBOOT;
+    reject(&s, "disk '/d/x.qcow2' needs the seabios firmware");
+    s.fw = DOMXML_FW_SEABIOS;
+    s.disk = "rel.qcow2";
+    reject(&s, "invalid disk path 'rel.qcow2'");
     s = base;
     s.memory_mib = 0;
     reject(&s, "'0' MiB");
@@ -340,11 +370,12 @@ static void mac_is_deterministic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(golden_minimal_qemu), cmocka_unit_test(golden_metadata_kvm),
-        cmocka_unit_test(golden_network),      cmocka_unit_test(golden_escaping),
-        cmocka_unit_test(golden_multiboot),    cmocka_unit_test(golden_seabios),
-        cmocka_unit_test(golden_seabios_rom),  cmocka_unit_test(rejects_bad_values),
-        cmocka_unit_test(parses_instance_id),  cmocka_unit_test(mac_is_deterministic),
+        cmocka_unit_test(golden_minimal_qemu),  cmocka_unit_test(golden_metadata_kvm),
+        cmocka_unit_test(golden_network),       cmocka_unit_test(golden_escaping),
+        cmocka_unit_test(golden_multiboot),     cmocka_unit_test(golden_seabios),
+        cmocka_unit_test(golden_seabios_rom),   cmocka_unit_test(golden_disk),
+        cmocka_unit_test(rejects_bad_values),   cmocka_unit_test(parses_instance_id),
+        cmocka_unit_test(mac_is_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
