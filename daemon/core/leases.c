@@ -13,8 +13,9 @@
  *     dhcp_mu and find their generation written by the first.
  * Rows of every host are listed: instances elsewhere cannot reach this
  * bridge, addresses are unique fleet-wide, and a cold move then needs no
- * write. Cost of one write with 1,000 rows: the SQLite read (~the same as
- * a create's snapshot) plus ~3 ms in dhcp_set. */
+ * write. Cost of one write with 1,000 rows, measured here (Debug build):
+ * ~1.5-2 ms to read the rows, ~0.8 ms to write the file, ~2 ms for dnsmasq
+ * to re-read it: ~5 ms, off the create path. */
 #include "fleet_int.h"
 
 #include <stdio.h>
