@@ -4,9 +4,13 @@
 #include "node.h"
 #include "errbuf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -660,6 +665,264 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* ---- the QEMU capabilities cache ------------------------------------------ */
+
+/* Memory per guest in shoald (issue 13; docs/benchmarks.md "shoald memory
+ * per instance"): libvirt 9.0 gives every domain it starts its own copy of
+ * the QEMU capabilities (qemuProcessPrepareQEMUCaps ->
+ * virQEMUCapsCacheLookupCopy) and keeps it while the domain runs: ~5,900
+ * allocations, measured at ~230 KiB of shoald's RSS per running guest.
+ * Most of it describes CPU models: the models QEMU knows for each
+ * accelerator (264 <cpu> entries for qemu-system-x86_64 here), why each
+ * unusable one is unusable (3,923 <blocker> lines) and the host CPU model
+ * QEMU would offer (<hostCPU>, ~330 properties per accelerator). shoal's
+ * domains name no CPU model (domxml.c), so QEMU runs its default model,
+ * which is the one libvirt would have named for them (qemu64 on pc); the
+ * rest of the capabilities (flags, machine types, everything domxml.c
+ * uses) stay as probed. libvirt judges a cache file by what it records
+ * (the QEMU binary's ctime, libvirt's version, the host), never by the
+ * file's own times or contents, so a trimmed file stays in use until QEMU
+ * or libvirt changes; then libvirt probes again and writes a full file,
+ * which caps_preprobe makes it do in another process, and trims. */
+#define CAPS_FILE_MAX (16u << 20)
+
+/* Line l[0..len) without its leading and trailing blanks. */
+static const char *caps_strip(const char *l, size_t *len)
+{
+    while (*len && (*l == ' ' || *l == '\t')) {
+        l++;
+        (*len)--;
+    }
+    while (*len && (l[*len - 1] == ' ' || l[*len - 1] == '\t' || l[*len - 1] == '\r'))
+        (*len)--;
+    return l;
+}
+
+static int caps_starts(const char *l, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return len >= n && memcmp(l, prefix, n) == 0;
+}
+
+static int caps_closed(const char *l, size_t len) /* ends with "/>" */
+{
+    return len >= 2 && l[len - 2] == '/' && l[len - 1] == '>';
+}
+
+/* What libvirt writes (virQEMUCapsFormatCPUModels and
+ * virQEMUCapsFormatHostCPUModelInfo, one element a line): the elements
+ * dropped, each a line or a block up to its end tag. */
+static const struct {
+    const char *start, *end;
+} caps_drop[] = {
+    { "<cpu type='", "</cpu>" },
+    { "<hostCPU type='", "</hostCPU>" },
+    { "<blocker name='", NULL }, /* inside <cpu> blocks, also on their own */
+};
+
+/* Rewrite one cache file without the caps_drop elements (atomically: a
+ * temporary file renamed over it). Lines dropped, or -1. */
+static int caps_trim_file(int dfd, const char *name)
+{
+    char tmp[300];
+    char *buf = NULL, *out = NULL;
+    size_t len = 0, olen = 0;
+    int fd = -1, ofd = -1, made = 0, dropped = 0, rc = -1;
+    const char *end = NULL; /* inside a dropped block until this end tag */
+    struct stat st;
+
+    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (uint64_t)st.st_size > CAPS_FILE_MAX)
+        goto out;
+    buf = malloc((size_t)st.st_size);
+    out = malloc((size_t)st.st_size);
+    if (!buf || !out)
+        goto out;
+    while (len < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - (buf + i)) + 1 : len - i, tl = nl ? n - 1 : n;
+        const char *t = caps_strip(buf + i, &tl);
+        int drop = end != NULL;
+        if (end) {
+            if (caps_starts(t, tl, end))
+                end = NULL;
+        } else {
+            for (size_t k = 0; k < sizeof caps_drop / sizeof caps_drop[0] && !drop; k++) {
+                if (!caps_starts(t, tl, caps_drop[k].start))
+                    continue;
+                drop = 1;
+                if (caps_drop[k].end && !caps_closed(t, tl))
+                    end = caps_drop[k].end;
+            }
+        }
+        if (drop)
+            dropped++;
+        else {
+            memcpy(out + olen, buf + i, n);
+            olen += n;
+        }
+        i += n;
+    }
+    if (end) /* a block without its end: not the format we know, leave it */
+        dropped = 0;
+    rc = dropped;
+    if (!dropped)
+        goto out;
+    rc = -1;
+    if (snprintf(tmp, sizeof tmp, ".%s.shoal-trim", name) >= (int)sizeof tmp)
+        goto out;
+    ofd =
+        openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, st.st_mode & 0777);
+    if (ofd < 0)
+        goto out;
+    made = 1;
+    for (size_t w = 0; w < olen;) {
+        ssize_t r = write(ofd, out + w, olen - w);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            goto out;
+        w += (size_t)r;
+    }
+    if (close(ofd) != 0) {
+        ofd = -1;
+        goto out;
+    }
+    ofd = -1;
+    if (renameat(dfd, tmp, dfd, name) != 0)
+        goto out;
+    rc = dropped;
+out:
+    if (ofd >= 0)
+        close(ofd);
+    if (rc < 0 && made)
+        (void)unlinkat(dfd, tmp, 0);
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    free(out);
+    return rc;
+}
+
+int node_caps_cache_trim(const char *root)
+{
+    char dir[4200];
+    DIR *d;
+    struct dirent *e;
+    int total = 0;
+
+    if (snprintf(dir, sizeof dir, "%s/cache/qemu/capabilities", root) >= (int)sizeof dir)
+        return -1;
+    d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        int r;
+        if (e->d_name[0] == '.' || n < 5 || strcmp(e->d_name + n - 4, ".xml") != 0)
+            continue;
+        r = caps_trim_file(dirfd(d), e->d_name);
+        if (r < 0)
+            total = -1;
+        else if (total >= 0)
+            total += r;
+    }
+    closedir(d);
+    return total;
+}
+
+/* ---- probing QEMU outside this process -------------------------------------- */
+
+#define CAPS_PROBE_TIMEOUT_MS 120000u /* libvirt's probe takes ~8 s here */
+
+static atomic_int caps_preprobed; /* caps_preprobe ran in this process */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) != 0 && errno != ENOENT;
+}
+
+/* Have `virsh` open a throwaway embedded root whose cache/ is ROOT's, so
+ * that libvirt probes QEMU (or finds ROOT's cache valid) in that process,
+ * then trim the cache: this process's own driver loads the trimmed file
+ * instead of keeping the full probe it would make itself on a fresh root or
+ * after a QEMU or libvirt upgrade. ~0.3 s with a valid cache. Best effort:
+ * without virsh, libvirt probes in this process as before. */
+static void caps_preprobe(const char *root)
+{
+    char probe[4200], path[4300], cache[4200], uri[4400];
+    char *argv[] = { "virsh", "-q", "-c", uri, "version", NULL };
+    posix_spawn_file_actions_t fa;
+    extern char **environ;
+    pid_t pid;
+    int st = 0;
+    FILE *in, *out;
+    uint64_t deadline;
+
+    if (snprintf(probe, sizeof probe, "%s/.capsprobe.XXXXXX", root) >= (int)sizeof probe ||
+        !mkdtemp(probe))
+        return;
+    snprintf(cache, sizeof cache, "%s/cache", root);
+    (void)mkdir_p(cache);
+    snprintf(path, sizeof path, "%s/cache", probe);
+    if (symlink(cache, path) != 0)
+        goto out;
+    snprintf(path, sizeof path, "%s/etc", probe);
+    if (mkdir(path, 0755) != 0)
+        goto out;
+    /* The same qemu.conf (the user QEMU runs as decides what it can use). */
+    snprintf(cache, sizeof cache, "%s/etc/qemu.conf", root);
+    snprintf(path, sizeof path, "%s/etc/qemu.conf", probe);
+    in = fopen(cache, "r");
+    out = in ? fopen(path, "w") : NULL;
+    if (in && out) {
+        char buf[4096];
+        size_t k;
+        while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+            fwrite(buf, 1, k, out);
+    }
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    snprintf(uri, sizeof uri, "qemu:///embed?root=%s", probe);
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        goto out;
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawnp(&pid, "virsh", &fa, NULL, argv, environ) != 0)
+        pid = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    if (pid < 0)
+        goto out;
+    deadline = now_ms() + CAPS_PROBE_TIMEOUT_MS;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            (void)waitpid(pid, &st, 0);
+            break;
+        }
+        sleep_ms(50);
+    }
+    (void)node_caps_cache_trim(root);
+out:
+    /* FTW_PHYS: the cache/ symlink goes, ROOT's cache stays. */
+    (void)nftw(probe, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Does the qemu.conf text buf set key ("key = ...")? Comments (#) and
  * other keys that merely contain the word do not count. */
 static int conf_sets(const char *buf, const char *key)
@@ -836,13 +1099,17 @@ static void open_uri(const char *uri, char *out, size_t outlen)
 
 static int conn_make(struct node *n, char *err, size_t errlen)
 {
-    char root[4096], uri[4200];
+    char root[4096] = "", uri[4200];
     int rc;
 
     if (embed_root(n->uri, root, sizeof root)) {
         rc = write_qemu_conf(root, err, errlen);
         if (rc != NODE_OK)
             goto out;
+        /* Best effort: a cache that is not trimmed costs memory only. Only
+         * the process's first open loads the capabilities. */
+        if (!atomic_exchange(&caps_preprobed, 1))
+            caps_preprobe(root);
         /* Memory per guest (issue 13): the embedded driver forks QEMU from
          * this process, and the flag is inherited across fork and execve.
          * QEMU madvises guest RAM, its ROMs and the TCG code buffer
@@ -864,6 +1131,10 @@ static int conn_make(struct node *n, char *err, size_t errlen)
         goto out;
     }
     virConnSetErrorFunc(n->conn, NULL, lv_quiet);
+    /* Opening probed QEMU if the cache was missing or stale: this process
+     * keeps the full copy, the next start loads the trimmed file. */
+    if (root[0])
+        (void)node_caps_cache_trim(root);
     cb_hold(n);
     n->lifecycle_cb =
         virConnectDomainEventRegisterAny(n->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,

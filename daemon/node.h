@@ -191,6 +191,24 @@ struct node_dom {
                                           ("kvm-internal-error") */
 };
 
+/* Thin libvirt's QEMU capabilities cache under the embed root ROOT (each
+ * .xml file in ROOT/cache/qemu/capabilities): drop the CPU model lists
+ * (<cpu type='...'> entries with their <blocker> lines) and the host CPU
+ * model info (<hostCPU> blocks), keeping every other line byte for byte (a
+ * file is rewritten through a temporary file and rename; one with an
+ * unterminated block is left alone). libvirt 9.0 copies the capabilities
+ * into every domain it starts and keeps the copy while the domain runs;
+ * those parts were ~230 KiB of this process's RSS per running guest
+ * (docs/benchmarks.md, "shoald memory per instance"). The cost: libvirt
+ * then refuses CPU modes 'custom' and 'host-model' on this driver (no model
+ * is known); shoal's domains name no CPU and get QEMU's default model, the
+ * one libvirt would have named (qemu64). node_open trims an embedded root's
+ * cache before connecting, after having a separate `virsh` process probe
+ * QEMU into it when needed (else the probing process keeps a full copy),
+ * and again after connecting. Returns the number of lines dropped (0: none,
+ * or no cache yet), -1 when a file could not be read or rewritten. */
+int node_caps_cache_trim(const char *root);
+
 /*
  * Connect to `uri` (NULL: error; no implicit default), start the event loop
  * if needed, register event and close callbacks, probe capacity, decide the
