@@ -209,6 +209,7 @@ static void free_fleet(fleet *f)
     free_jobs(f->starts);
     fleet_batch_free_all(f);
     free(f->workers);
+    fleet_dhcp_close(f);
     pfwd_stop(f->pfwd);
     netbr_set_close(f->bridges);
     if (f->inotify_fd >= 0)
@@ -222,6 +223,7 @@ static void free_fleet(fleet *f)
     pthread_mutex_destroy(&f->place_mu);
     pthread_mutex_destroy(&f->row_mu);
     pthread_mutex_destroy(&f->mu);
+    pthread_mutex_destroy(&f->dhcp_mu);
     pthread_cond_destroy(&f->job_cv);
     pthread_cond_destroy(&f->state_cv);
     pthread_cond_destroy(&f->event_cv);
@@ -272,6 +274,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     pthread_mutex_init(&f->place_mu, NULL);
     pthread_mutex_init(&f->row_mu, NULL);
     pthread_mutex_init(&f->mu, NULL);
+    pthread_mutex_init(&f->dhcp_mu, NULL);
     pthread_cond_init(&f->job_cv, NULL);
     pthread_cond_init(&f->state_cv, NULL);
     pthread_cond_init(&f->event_cv, NULL);
@@ -321,6 +324,13 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
         if (netbr_overflow_names(cfg->bridge, 1, &(struct netbr_names){ 0 }, err, errlen) != 0)
             log_warn("%s: bridge '%s' takes at most %d networked guests", err, cfg->bridge,
                      NETBR_PORTS_MAX);
+    }
+    /* DHCP answers on the main bridge (it reaches the overflow ones too)
+     * before any guest starts. */
+    if (cfg->network && fleet_dhcp_open(f, err, errlen) != 0) {
+        size_t l = strlen(err);
+        snprintf(err + l, errlen - l, " (run with --dhcp off to start without DHCP)");
+        goto fail;
     }
     f->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     f->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

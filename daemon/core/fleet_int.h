@@ -36,6 +36,11 @@
  *                   (jobs.c on_node_event) and never blocks on it.
  *   port proxy      one thread (portfwd.c) with its own lock; the core calls
  *                   pfwd_* from any thread.
+ *   dnsmasq         with --dhcp on, one child process (the guest network's
+ *                   DHCP server) and one thread (daemon/dhcp.c) that logs
+ *                   its output and starts it again when it dies; the core
+ *                   writes its lease list from API threads, start workers
+ *                   and the supervisor (leases.c).
  *   image store     img_store.c's own checkpoint thread and lock.
  *
  * LOCKS, in the order they may be taken (never take one to the left while
@@ -58,6 +63,12 @@
  *             across a libvirt call, a SQLite call or file I/O (status files
  *             are read with it released: status.c). Condition variables
  *             job_cv, state_cv and event_cv go with it.
+ *
+ *   dhcp_mu   fleet.dhcp_mu. Serializes writing the DHCP lease list
+ *             (leases.c): held across the SQLite read of the rows and
+ *             dhcp_set (~3 ms); taken with no other fleet lock held (so
+ *             never under place_mu or row_mu), takes mu briefly inside:
+ *             dhcp_mu > mu > (dhcp's own locks, leaves).
  *
  * Enforced by: fleet_mutate (runtime.c) takes row_mu alone and releases it
  * before taking mu; host_hold/host_release (hosts.c) keep a host and its
@@ -102,11 +113,18 @@
 #define FLEET_STATUS_READ_MAX (16 * 1024)
 #define FLEET_STATUS_FILE_MAX (64 * 1024)
 #define FLEET_STATUS_QUIET_MS 500 /* file events ignored after a flood */
+/* DHCP lease list: the supervisor writes it at most this often (a start
+ * job that needs it writes it at once: leases.c). */
+#define FLEET_DHCP_DEBOUNCE_MS 200
+/* The guest isolation table is checked (and written again if someone
+ * flushed it) this often: one netlink request, well under 1 ms. */
+#define FLEET_GUARD_VERIFY_MS 10000
 
 struct node;
 struct pfwd;
 struct netbr_set;
 struct img_store;
+struct dhcp;
 
 /* One host: a libvirt connection plus what the scheduler needs to know.
  * Heap-allocated; f->hosts holds pointers, so a host outlives its removal
@@ -247,6 +265,13 @@ struct fleet {
     uint64_t ready_hist[FLEET_READY_BUCKETS + 1];
     double ready_sum;
     uint64_t ready_count;
+
+    /* DHCP on the guest network (leases.c). */
+    struct dhcp *dhcp;       /* dnsmasq (dhcp.h), NULL when off or no network */
+    pthread_mutex_t dhcp_mu; /* see LOCKS above */
+    uint64_t dhcp_gen;       /* under mu: bumped when networked rows come or go */
+    uint64_t dhcp_done;      /* under mu: generation the written list covers */
+    int64_t dhcp_last_ms;    /* under mu: monotonic ms of the last write */
 };
 
 /* Copy src into dst[len], cut at len - 1 bytes (reasons and errors are
@@ -327,6 +352,25 @@ void fleet_job_start(fleet *f, const fleet_job *j);
 void fleet_job_domain_gone(fleet *f, const fleet_job *j);
 void fleet_job_domain_crashed(fleet *f, const fleet_job *j);
 void fleet_publish_ports(fleet *f, const state_instance *in);
+
+/* ---- leases.c: DHCP leases on the guest network (dhcp.h) ---- */
+/* Start dnsmasq with every networked row's lease when --dhcp is on
+ * (fleet_open, after the bridges, before any worker). -1 with a message. */
+int fleet_dhcp_open(fleet *f, char *err, size_t errlen);
+/* Stop dnsmasq (free_fleet, after the threads). */
+void fleet_dhcp_close(fleet *f);
+/* Networked rows were made or removed: the list gets written by the
+ * supervisor within FLEET_DHCP_DEBOUNCE_MS, or by the next flush. Takes
+ * mu. Any thread. */
+void fleet_dhcp_sync(fleet *f);
+/* The written list covers every row made before this call; writes it now
+ * if not (start jobs, before a networked guest starts). No fleet lock
+ * held. */
+void fleet_dhcp_flush(fleet *f);
+/* Supervisor: write a pending list once FLEET_DHCP_DEBOUNCE_MS have passed
+ * since the last write. Returns the ms until it wants to run again, -1
+ * when nothing is pending. */
+int fleet_dhcp_tick(fleet *f, int64_t now);
 
 /* ---- status.c ---- */
 /* Read the instance's new status records (bounded, f->mu not held while

@@ -413,6 +413,8 @@ unlock:
         nmade = 0;
     }
     pthread_mutex_unlock(&f->place_mu);
+    if (nmade && network)
+        fleet_dhcp_sync(f); /* their leases, before any start is queued */
 
     /* Followed as one batch (batch.progress events) before any start is
      * queued, so that no start can finish uncounted. */
@@ -650,6 +652,8 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
         goto out;
     }
     pfwd_remove(f->pfwd, in.id);
+    if (in.network)
+        fleet_dhcp_sync(f); /* its lease goes */
     if (img_ref_release(f->img, in.image_digest, &ie) != 0)
         log_warn("instance %s: releasing image %s: %s", in.id, in.image_digest, ie.msg);
     remove_files(f, in.id);

@@ -158,6 +158,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     spec.status_log = status;
     spec.instance_id = in.id;
     if (in.network && f->gateway) {
+        fleet_dhcp_flush(f); /* its DHCP lease is in place before it boots */
         if (!(spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err))) {
             fc.why = err;
             fleet_mutate(f, in.id, fail_fn, &fc);

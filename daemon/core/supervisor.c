@@ -2,7 +2,8 @@
  * (inotify), and every 500 ms re-reads running guests' status channels,
  * rotates their consoles, fires due backoff restarts, reconnects lost
  * hosts and trims the event log; after each wake it emits the due
- * batch.progress events (batch.c).
+ * batch.progress events (batch.c) and writes the DHCP lease list when
+ * instances came or went (leases.c, at most every FLEET_DHCP_DEBOUNCE_MS).
  *
  * inotify tells of every write to a status file, so the tick's re-reads
  * are a safety net (a rename, a lost event) plus the reader of guests that
@@ -199,7 +200,7 @@ void *fleet_supervisor_main(void *arg)
 {
     fleet *f = arg;
     int64_t last_tick = 0;
-    int trim = 0;
+    int trim = 0, dhcp_in = -1; /* ms until the lease list is due, -1 none */
     char buf[EVBUF] __attribute__((aligned(__alignof__(struct inotify_event))));
 
     for (;;) {
@@ -211,7 +212,7 @@ void *fleet_supervisor_main(void *arg)
         pthread_mutex_unlock(&f->mu);
         if (stop)
             break;
-        if (poll(p, 2, TICK_MS) > 0) {
+        if (poll(p, 2, dhcp_in >= 0 && dhcp_in < TICK_MS ? dhcp_in : TICK_MS) > 0) {
             if (p[0].revents & POLLIN)
                 on_status_files(f, buf, read(f->inotify_fd, buf, sizeof buf));
             if (p[1].revents & POLLIN) {
@@ -226,6 +227,7 @@ void *fleet_supervisor_main(void *arg)
             supervise_tick(f, now, &trim);
         }
         fleet_batch_flush(f);
+        dhcp_in = fleet_dhcp_tick(f, fleet_now_ms());
     }
     return NULL;
 }
