@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "ksm.h"
 #include "log.h"
 #include "netbr.h"
@@ -211,6 +212,7 @@ static void free_fleet(fleet *f)
     free(f->workers);
     fleet_dhcp_close(f);
     pfwd_stop(f->pfwd);
+    guard_close(f->guard); /* the table stays: guests outlive shoald */
     netbr_set_close(f->bridges);
     if (f->inotify_fd >= 0)
         close(f->inotify_fd);
@@ -324,6 +326,14 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
         if (netbr_overflow_names(cfg->bridge, 1, &(struct netbr_names){ 0 }, err, errlen) != 0)
             log_warn("%s: bridge '%s' takes at most %d networked guests", err, cfg->bridge,
                      NETBR_PORTS_MAX);
+        /* Guest isolation before any guest can start (docs/node.md). */
+        if (fleet_guard_open(f, err, errlen) != 0) {
+            size_t l = strlen(err);
+            snprintf(err + l, errlen - l,
+                     " (guest isolation needs nftables: install it, or run with "
+                     "--no-network)");
+            goto fail;
+        }
     }
     /* DHCP answers on the main bridge (it reaches the overflow ones too)
      * before any guest starts. */

@@ -19,7 +19,9 @@
  *   supervisor      one thread (supervisor.c): inotify on the status files,
  *                   backoff timers, console rotation, reconnects of lost
  *                   hosts, event trimming, batch.progress events (batch.c;
- *                   the only thread that emits them). Ticks every 500 ms;
+ *                   the only thread that emits them), and every
+ *                   FLEET_GUARD_VERIFY_MS a check that the guest isolation
+ *                   table is still there (isolation.c). Ticks every 500 ms;
  *                   each tick re-reads the status files of a tenth of the
  *                   running instances (inotify covers the rest).
  *   bulk workers    per bulk request (bulk.c), min(32, n) short-lived threads
@@ -46,8 +48,8 @@
  * LOCKS, in the order they may be taken (never take one to the left while
  * holding one to its right):
  *
- *   place_mu  >  row_mu  >  mu  >  (state_db, img_store, pfwd, netbr set:
- *                                    leaf locks inside those modules)
+ *   place_mu  >  row_mu  >  mu  >  (state_db, img_store, pfwd, netbr set,
+ *                                    guard: leaf locks inside those modules)
  *
  *   place_mu  fleet.place_mu. Every placement decision: instance create
  *             (names, ports, placement, addresses, rows), host cordon and
@@ -123,6 +125,7 @@
 struct node;
 struct pfwd;
 struct netbr_set;
+struct guard;
 struct img_store;
 struct dhcp;
 
@@ -231,6 +234,8 @@ struct fleet {
     uint32_t gateway;             /* bridge address (host order), 0 = no network */
     struct netbr_set *bridges;    /* the local guest bridges (netbr.h), NULL = no network */
     struct pfwd *pfwd;            /* published ports */
+    struct guard *guard;          /* guest isolation table (guard.h), NULL = no network */
+    int64_t guard_checked_ms;     /* its last check (supervisor thread only) */
 
     pthread_mutex_t place_mu; /* see LOCKS above */
     pthread_mutex_t row_mu;
@@ -352,6 +357,24 @@ void fleet_job_start(fleet *f, const fleet_job *j);
 void fleet_job_domain_gone(fleet *f, const fleet_job *j);
 void fleet_job_domain_crashed(fleet *f, const fleet_job *j);
 void fleet_publish_ports(fleet *f, const state_instance *in);
+
+/* ---- isolation.c: guest isolation (guard.h), any thread ---- */
+/* Write the table for the live networked instances (fleet_open, before any
+ * worker runs). -1 with a message when nft is missing or refuses. */
+int fleet_guard_open(fleet *f, char *err, size_t errlen);
+/* Allow `in`'s tap (named into tap[GUARD_TAP_SIZE] whether or not there
+ * is a table) before its domain is created. 0 also for an instance without
+ * network or when there is no table; -1 with a message: do not start it. */
+int fleet_guard_add(fleet *f, const state_instance *in, char *tap, char *err, size_t errlen);
+/* The run of instance `id` has ended (or its start failed): its tap may
+ * send nothing. Failures are logged. */
+void fleet_guard_remove(fleet *f, const char *id);
+/* Reconcile adopted a running domain: allow it (logs on failure, and when
+ * its tap predates shoald's tap names and so is not filtered). */
+void fleet_guard_adopt(fleet *f, const state_instance *in);
+/* Supervisor tick: every FLEET_GUARD_VERIFY_MS, put the table back if it
+ * went. */
+void fleet_guard_tick(fleet *f, int64_t now);
 
 /* ---- leases.c: DHCP leases on the guest network (dhcp.h) ---- */
 /* Start dnsmasq with every networked row's lease when --dhcp is on

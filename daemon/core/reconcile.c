@@ -71,6 +71,7 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
                      host_name);
             if (!fleet_state_live(row->state))
                 fleet_set_state(f, row->id, ST_STARTING, NULL);
+            fleet_guard_adopt(f, row);
             fleet_publish_ports(f, row);
         }
         if (doms[d].internal_error)

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "guard.h"
 #include "guestcmd.h"
 #include "log.h"
 #include "portfwd.h"
@@ -90,6 +91,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
 {
     state_instance in;
     char err[NODE_ERR_MAX], console[FLEET_PATH_MAX], status[FLEET_PATH_MAX], dom[64];
+    char tap[GUARD_TAP_SIZE];
     char *kernel = NULL;
     img_info info;
     img_err ierr;
@@ -159,7 +161,10 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     spec.instance_id = in.id;
     if (in.network && f->gateway) {
         fleet_dhcp_flush(f); /* its DHCP lease is in place before it boots */
-        if (!(spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err))) {
+        /* Its tap is allowed before it exists (guard.h): the guest sends
+         * nothing unfiltered. */
+        if (!(spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err)) ||
+            fleet_guard_add(f, &in, tap, err, sizeof err) != 0) {
             fc.why = err;
             fleet_mutate(f, in.id, fail_fn, &fc);
             fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
@@ -167,6 +172,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
             goto out;
         }
         spec.mac = in.mac;
+        spec.tap = tap;
     }
 
     pthread_mutex_lock(&f->mu);
@@ -193,6 +199,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         rt->active = 0;
         rt->request_ms = 0;
         pthread_mutex_unlock(&f->mu);
+        fleet_guard_remove(f, in.id);
         state_run_end(f->db, in.id, run_no, fleet_wall_ms(), -1, "failed", err);
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
@@ -282,6 +289,7 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     rt->request_ms = 0;
     pthread_mutex_unlock(&f->mu);
     pfwd_remove(f->pfwd, in.id);
+    fleet_guard_remove(f, in.id);
     fleet_console_rotate(f, in.id);
 
     if (have_outcome && rec.kind == GST_EXIT)

@@ -154,6 +154,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
         reopen_host(f, reopen[i]);
         fleet_host_release(f, reopen[i]);
     }
+    fleet_guard_tick(f, now);
     if (++*last_trim >= 120) {
         *last_trim = 0;
         state_event_trim(f->db, FLEET_EVENTS_KEEP);
