@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "boot.h"
 #include "guestcmd.h"
 #include "log.h"
 #include "netbr.h"
@@ -309,6 +310,7 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
 {
     img_info info;
     img_err ie;
+    fleet_boot boot;
     fleet_snapshot snap;
     sched_state *sst = NULL;
     sched_decision dec;
@@ -332,6 +334,11 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
                                           : fleet_img_err(e, &ie, "image");
     if (img_get(f->img, digest, &info, &ie) != 0)
         return fleet_img_err(e, &ie, "image");
+    /* An image shoald cannot boot is refused now, not at every start. */
+    if (fleet_boot_plan(&info, &boot, err, sizeof err) != 0) {
+        rc = fleet_err_set(e, FLEET_E_BAD_IMAGE, "image", "image '%s' %s", spec->image, err);
+        goto out;
+    }
     if (strchr(spec->image, ':') || fleet_image_is_digest(spec->image, digest))
         snprintf(image_ref, sizeof image_ref, "%s", spec->image);
     else

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "boot.h"
 #include "guard.h"
 #include "guestcmd.h"
 #include "log.h"
@@ -95,6 +96,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     char *kernel = NULL;
     img_info info;
     img_err ierr;
+    fleet_boot boot;
     gcmd cmd;
     struct node *node = NULL;
     fleet_host *host = NULL;
@@ -136,6 +138,14 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
         goto out;
     }
+    if (fleet_boot_plan(&info, &boot, err, sizeof err) != 0) {
+        char why[NODE_ERR_MAX + 300];
+        snprintf(why, sizeof why, "image '%s' %s", in.image_ref, err);
+        fc.why = why;
+        fleet_mutate(f, in.id, fail_fn, &fc);
+        fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", why);
+        goto out;
+    }
     if (build_cmdline(f, &in, &cmd, err, sizeof err) != 0) {
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
@@ -151,7 +161,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     memset(&spec, 0, sizeof spec);
     spec.name = dom;
     spec.virt = DOMXML_VIRT_AUTO;
-    spec.boot = info.boot == IMG_BOOT_PVH ? DOMXML_BOOT_PVH : DOMXML_BOOT_MULTIBOOT;
+    spec.boot = boot.boot;
     spec.memory_mib = (unsigned)in.memory_mib;
     spec.vcpus = (unsigned)in.vcpus;
     spec.kernel = kernel;

@@ -34,11 +34,16 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "boot.h"
 #include "fleet.h"
 #include "fleet_int.h"
 
 #ifndef SHOAL_TEST_IMAGE
 #error "SHOAL_TEST_IMAGE (path of a built guest image) must be defined"
+#endif
+#if !defined(SHOAL_TEST_IMAGE_SOLO5) || !defined(SHOAL_TEST_IMAGE_UNIKRAFT) ||                     \
+    !defined(SHOAL_TEST_IMAGE_DISK)
+#error "SHOAL_TEST_IMAGE_SOLO5, _UNIKRAFT and _DISK (guest-kernel/foreign) must be defined"
 #endif
 
 /* ---- fixture ------------------------------------------------------------- */
@@ -81,9 +86,10 @@ static void host_xml(const fx *x, const char *name, unsigned mem_mib, unsigned c
     assert_true((size_t)snprintf(uri, len, "test://%s", path) < len);
 }
 
-static void push_image(fx *x)
+/* Push the file at path as name:latest; its digest in digest. */
+static void push_file(fx *x, const char *path, const char *name, char *digest, size_t len)
 {
-    FILE *fp = fopen(SHOAL_TEST_IMAGE, "rb");
+    FILE *fp = fopen(path, "rb");
     img_upload *up = NULL;
     img_info info;
     fleet_err e;
@@ -98,10 +104,15 @@ static void push_image(fx *x)
         assert_int_equal(fleet_image_push_write(x->f, up, buf, n, &e), FLEET_OK);
     fclose(fp);
     memset(&info, 0, sizeof info);
-    if (fleet_image_push_commit(x->f, up, NULL, "sleep", "latest", NULL, 0, &info, &e) != FLEET_OK)
-        fail_msg("push: %s", e.msg);
-    snprintf(x->digest, sizeof x->digest, "%s", info.digest);
+    if (fleet_image_push_commit(x->f, up, NULL, name, "latest", NULL, 0, &info, &e) != FLEET_OK)
+        fail_msg("push %s: %s", path, e.msg);
+    snprintf(digest, len, "%s", info.digest);
     img_info_clear(&info);
+}
+
+static void push_image(fx *x)
+{
+    push_file(x, SHOAL_TEST_IMAGE, "sleep", x->digest, sizeof x->digest);
 }
 
 /* Open a fleet whose local host has mem_mib and cpus; extra shoald flags
@@ -1074,6 +1085,92 @@ static void status_channel(void **state)
     assert_int_equal(ready_count(f), 1);
 }
 
+/* ---- 7b. boot profiles (boot.h) -------------------------------------------- */
+
+static img_info kind_info(img_kind kind, img_boot boot, img_format format)
+{
+    img_info i;
+    memset(&i, 0, sizeof i);
+    i.kind = kind;
+    i.boot = boot;
+    i.format = format;
+    i.profile = img_profile_default(kind);
+    return i;
+}
+
+/* fleet_boot_plan over every kind the store gives (pure). */
+static void boot_plan(void **state)
+{
+    fleet_boot b;
+    char err[256];
+    img_info i;
+    (void)state;
+
+    i = kind_info(IMG_KIND_SHOAL, IMG_BOOT_PVH, IMG_FORMAT_ELF);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.boot, DOMXML_BOOT_PVH);
+    i = kind_info(IMG_KIND_SOLO5, IMG_BOOT_MULTIBOOT, IMG_FORMAT_ELF);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.boot, DOMXML_BOOT_MULTIBOOT);
+    i = kind_info(IMG_KIND_MULTIBOOT, IMG_BOOT_MULTIBOOT, IMG_FORMAT_BIN);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.boot, DOMXML_BOOT_MULTIBOOT);
+    /* rows from before kinds: what the boot protocol says */
+    i = kind_info(IMG_KIND_UNKNOWN, IMG_BOOT_PVH, IMG_FORMAT_ELF);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.boot, DOMXML_BOOT_PVH);
+
+    i = kind_info(IMG_KIND_MULTIBOOT, IMG_BOOT_MULTIBOOT2, IMG_FORMAT_ELF);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), -1);
+    assert_string_equal(err, "is a Multiboot2 kernel (kind multiboot, boot multiboot2): QEMU 7.2 "
+                             "has no Multiboot2 loader, so it cannot boot it");
+    i = kind_info(IMG_KIND_UNKNOWN, IMG_BOOT_NONE, IMG_FORMAT_NONE);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), -1);
+    assert_non_null(strstr(err, "boot none"));
+    i = kind_info(IMG_KIND_DISK, IMG_BOOT_DISK, IMG_FORMAT_RAW);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), -1);
+    assert_string_equal(err, "is a disk image (kind disk, format raw): shoald boots kernels "
+                             "(format elf or bin) only, not disk images yet");
+    i = kind_info(IMG_KIND_DISK, IMG_BOOT_DISK, IMG_FORMAT_QCOW2);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), -1);
+    assert_non_null(strstr(err, "format qcow2"));
+}
+
+/* Create refuses, with 422's code, an image shoald cannot boot (a disk
+ * image): no row, no reference; foreign kernels are taken. */
+static void boot_refused_at_create(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    fleet_instance_spec s;
+    state_instance *made = NULL;
+    size_t n = 0;
+    fleet_err e;
+    char digest[IMG_DIGEST_LEN + 1];
+    *state = x;
+
+    push_file(x, SHOAL_TEST_IMAGE_DISK, "disk", digest, sizeof digest);
+    memset(&s, 0, sizeof s);
+    s.image = "disk";
+    s.memory_mib = 32;
+    s.vcpus = 1;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_BAD_IMAGE);
+    assert_string_equal(e.field, "image");
+    assert_string_equal(e.msg, "image 'disk' is a disk image (kind disk, format raw): shoald boots "
+                               "kernels (format elf or bin) only, not disk images yet");
+    assert_null(made);
+    assert_int_equal(n, 0);
+    assert_int_equal(rows_on(f, NULL, NULL), 0);
+
+    push_file(x, SHOAL_TEST_IMAGE_SOLO5, "solo5", digest, sizeof digest);
+    s.image = "solo5:latest";
+    if (fleet_instance_create(f, &s, &made, &n, &e) != FLEET_OK)
+        fail_msg("create solo5: %s", e.msg);
+    assert_int_equal(n, 1);
+    wait_state(f, made[0].id, ST_STARTING, 10000);
+    state_inst_array_free(made, n);
+}
+
 /* ---- 8. events ------------------------------------------------------------------------ */
 
 static void events(void **state)
@@ -1311,6 +1408,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(plans, teardown),
         cmocka_unit_test_teardown(placement_lock, teardown),
         cmocka_unit_test_teardown(status_channel, teardown),
+        cmocka_unit_test(boot_plan),
+        cmocka_unit_test_teardown(boot_refused_at_create, teardown),
         cmocka_unit_test_teardown(events, teardown),
         cmocka_unit_test_teardown(batches, teardown),
     };

@@ -1,0 +1,34 @@
+/* boot.h - how shoald boots an image: the image store's verdict (boot
+ * protocol, format, kind, stored profile: img_store.h) turned into what
+ * fleet_job_start renders, or a refusal naming why shoald cannot boot it.
+ *
+ * Decided at create (instance.c), so that an instance shoald cannot boot is
+ * refused there (422 invalid_image, field image) rather than failing at
+ * every start, and again at every start (run.c), from the image row, so a
+ * run always follows what the store says now. Pure: no I/O, no locks, any
+ * thread. docs/node.md ("Boot profiles") has the table and examples.
+ */
+#ifndef SHOAL_CORE_BOOT_H
+#define SHOAL_CORE_BOOT_H
+
+#include <stddef.h>
+
+#include "domxml.h"
+#include "img_store.h"
+
+typedef struct fleet_boot {
+    enum domxml_boot boot; /* protocol QEMU finds in the <kernel> */
+} fleet_boot;
+
+/*
+ * What to render for an image described by `info` (img_get). Returns 0 and
+ * fills *out, or -1 with a sentence in err that starts with the verb and
+ * names the image's kind and format or protocol, for "image 'REF' <err>":
+ *   "is a disk image (kind disk, format raw): shoald boots kernels (format
+ *    elf or bin) only, not disk images yet"
+ *   "is a Multiboot2 kernel (kind multiboot, boot multiboot2): QEMU 7.2 has
+ *    no Multiboot2 loader, so it cannot boot it"
+ */
+int fleet_boot_plan(const img_info *info, fleet_boot *out, char *err, size_t errlen);
+
+#endif
