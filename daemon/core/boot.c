@@ -29,5 +29,6 @@ int fleet_boot_plan(const img_info *info, fleet_boot *out, char *err, size_t err
                  img_kind_name(info->kind), img_boot_name(info->boot));
         return -1;
     }
+    out->fw = info->profile.firmware == IMG_FW_SEABIOS ? DOMXML_FW_SEABIOS : DOMXML_FW_QBOOT;
     return 0;
 }

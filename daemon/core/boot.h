@@ -17,7 +17,11 @@
 #include "img_store.h"
 
 typedef struct fleet_boot {
-    enum domxml_boot boot; /* protocol QEMU finds in the <kernel> */
+    enum domxml_boot boot;   /* protocol QEMU finds in the <kernel> */
+    enum domxml_firmware fw; /* profile.firmware: qboot (kind shoal) or SeaBIOS
+                                (every other kind: their drivers expect the
+                                firmware to assign PCI BARs); qboot for rows
+                                from before kinds (firmware none), as then */
 } fleet_boot;
 
 /*

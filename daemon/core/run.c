@@ -162,6 +162,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     spec.name = dom;
     spec.virt = DOMXML_VIRT_AUTO;
     spec.boot = boot.boot;
+    spec.fw = boot.fw;
     spec.memory_mib = (unsigned)in.memory_mib;
     spec.vcpus = (unsigned)in.vcpus;
     spec.kernel = kernel;

@@ -1106,19 +1106,38 @@ static void boot_plan(void **state)
     img_info i;
     (void)state;
 
+    /* the reference guest keeps qboot */
     i = kind_info(IMG_KIND_SHOAL, IMG_BOOT_PVH, IMG_FORMAT_ELF);
     assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
     assert_int_equal(b.boot, DOMXML_BOOT_PVH);
+    assert_int_equal(b.fw, DOMXML_FW_QBOOT);
+    /* every foreign kind gets SeaBIOS by default */
     i = kind_info(IMG_KIND_SOLO5, IMG_BOOT_MULTIBOOT, IMG_FORMAT_ELF);
     assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
     assert_int_equal(b.boot, DOMXML_BOOT_MULTIBOOT);
+    assert_int_equal(b.fw, DOMXML_FW_SEABIOS);
+    i = kind_info(IMG_KIND_UNIKRAFT, IMG_BOOT_PVH, IMG_FORMAT_ELF);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.boot, DOMXML_BOOT_PVH);
+    assert_int_equal(b.fw, DOMXML_FW_SEABIOS);
+    i = kind_info(IMG_KIND_PVH, IMG_BOOT_PVH, IMG_FORMAT_ELF);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.fw, DOMXML_FW_SEABIOS);
     i = kind_info(IMG_KIND_MULTIBOOT, IMG_BOOT_MULTIBOOT, IMG_FORMAT_BIN);
     assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
     assert_int_equal(b.boot, DOMXML_BOOT_MULTIBOOT);
-    /* rows from before kinds: what the boot protocol says */
+    assert_int_equal(b.fw, DOMXML_FW_SEABIOS);
+    /* the stored profile decides, not the kind */
+    i = kind_info(IMG_KIND_UNIKRAFT, IMG_BOOT_PVH, IMG_FORMAT_ELF);
+    i.profile.firmware = IMG_FW_QBOOT;
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.fw, DOMXML_FW_QBOOT);
+    /* rows from before kinds: what the boot protocol says, qboot as then */
     i = kind_info(IMG_KIND_UNKNOWN, IMG_BOOT_PVH, IMG_FORMAT_ELF);
+    assert_int_equal(i.profile.firmware, IMG_FW_NONE);
     assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
     assert_int_equal(b.boot, DOMXML_BOOT_PVH);
+    assert_int_equal(b.fw, DOMXML_FW_QBOOT);
 
     i = kind_info(IMG_KIND_MULTIBOOT, IMG_BOOT_MULTIBOOT2, IMG_FORMAT_ELF);
     assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), -1);

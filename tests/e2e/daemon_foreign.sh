@@ -1,0 +1,76 @@
+#!/bin/bash
+# End to end (issue 14): images of other toolchains' conventions through
+# shoald with their default boot profiles (docs/node.md "Boot profiles"),
+# next to the reference guest: the firmware each gets (qboot for the
+# reference guest, SeaBIOS for the foreign kinds), on the QEMU command line
+# libvirt ran. Test kernels: guest-kernel/foreign.
+# usage: daemon_foreign.sh SHOALD IMAGES_DIR
+set -eu
+SHOALD=$1
+IMAGES=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh"
+
+for f in "$SHOALD" "$IMAGES/hello.elf" "$IMAGES/foreign_solo5.elf" "$IMAGES/foreign_unikraft.elf" \
+    "$IMAGES/foreign_disk.img"; do
+    [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
+done
+e2e_setup
+e2e_start_daemon "$SHOALD" || exit 1
+
+# push FILE REF: upload one image, check 201.
+push() {
+    api POST "/v1/images?ref=$2" -H 'Content-Type: application/octet-stream' --data-binary "@$1"
+    check "push $2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+}
+
+# run JSON: create one instance; its id in ID.
+run() {
+    api POST /v1/instances -H 'Content-Type: application/json' -d "$1"
+    check "create $1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+    ID=$(printf '%s' "$BODY" | jq -r '.items[0].id')
+}
+
+# The QEMU command line libvirt ran for instance $1: its domain log, where
+# libvirt writes one option a line.
+qemu_cmdline() { cat "$E2E_STATE/libvirt/log/qemu/shoal-$1.log" 2>/dev/null; }
+
+# The console of instance $1.
+console() {
+    api GET "/v1/instances/$1/console"
+    printf '%s' "$BODY"
+}
+
+push "$IMAGES/hello.elf" hello:latest
+push "$IMAGES/foreign_solo5.elf" solo5:latest
+push "$IMAGES/foreign_unikraft.elf" unikraft:latest
+for k in solo5 unikraft; do
+    api GET "/v1/images/$k"
+    check "$k: kind $k, firmware seabios, cmdline $k" \
+        [ "$(printf '%s' "$BODY" | jq -r '[.kind, .profile.firmware, .profile.cmdline] | join(" ")')" = "$k seabios $k" ]
+done
+
+# --- the reference guest keeps qboot (and its status channel: exit 0)
+run '{"image":"hello","name":"ref","args":["one"]}'
+HELLO=$ID
+check "ref exits" wait_for 60 inst_state_is ref exited
+check "ref exit code 0" [ "$(inst_field ref .exit_code)" = 0 ]
+check "ref booted from qboot" grep -q -- '^-bios /usr/share/qemu/qboot.rom' <<<"$(qemu_cmdline "$HELLO")"
+
+# --- foreign kernels get SeaBIOS: QEMU's own firmware, no -bios
+run '{"image":"solo5","name":"s5","args":["Hello_Solo5"],"network":false}'
+SOLO5=$ID
+check "s5 ends" wait_for 60 eval '[ "$(inst_field s5 .state)" != starting ] && [ "$(inst_field s5 .state)" != running ]'
+check "s5 ran QEMU's default firmware (a -kernel, no -bios)" \
+    eval 'grep -q -- "^-kernel " <<<"$(qemu_cmdline "$SOLO5")" && ! grep -q -- "^-bios" <<<"$(qemu_cmdline "$SOLO5")"'
+check "s5 printed its line under SeaBIOS" grep -q 'Hello_Solo5' <<<"$(console s5)"
+
+# --- a disk image cannot be booted yet: refused at create, nothing made
+push "$IMAGES/foreign_disk.img" disk:latest
+api POST /v1/instances -H 'Content-Type: application/json' -d '{"image":"disk","name":"d"}'
+check "disk image refused at create with 422 (got $HTTP_CODE)" [ "$HTTP_CODE" = 422 ]
+check "the error names the image's kind and format" \
+    grep -q "kind disk, format raw" <<<"$(printf '%s' "$BODY" | jq -r .error.message)"
+api GET /v1/instances/d
+check "no instance d (got $HTTP_CODE)" [ "$HTTP_CODE" = 404 ]
+
+e2e_finish
