@@ -30,5 +30,36 @@ int fleet_boot_plan(const img_info *info, fleet_boot *out, char *err, size_t err
         return -1;
     }
     out->fw = info->profile.firmware == IMG_FW_SEABIOS ? DOMXML_FW_SEABIOS : DOMXML_FW_QBOOT;
+    switch (info->profile.cmdline) {
+    case IMG_CMDLINE_UNIKRAFT:
+        out->preset = GCMD_PRESET_UNIKRAFT;
+        out->argv0 = out->boot == DOMXML_BOOT_PVH;
+        break;
+    case IMG_CMDLINE_SOLO5: out->preset = GCMD_PRESET_SOLO5; break;
+    case IMG_CMDLINE_RAW: out->preset = GCMD_PRESET_RAW; break;
+    default: out->preset = GCMD_PRESET_SHOAL; break;
+    }
     return 0;
+}
+
+void fleet_boot_argv0(const char *image_ref, char *out, size_t len)
+{
+    const char *start = image_ref, *end = strchr(image_ref, ':');
+
+    /* instance.c keeps "name:tag", "sha256:HEX" or a bare hex prefix */
+    if (!strncmp(image_ref, "sha256:", 7) ||
+        (!end && strspn(image_ref, "0123456789abcdef") == strlen(image_ref))) {
+        snprintf(out, len, "app");
+        return;
+    }
+    if (!end)
+        end = image_ref + strlen(image_ref);
+    for (const char *p = image_ref; p < end; p++) {
+        if (*p == '/')
+            start = p + 1;
+    }
+    if (start == end)
+        snprintf(out, len, "app");
+    else
+        snprintf(out, len, "%.*s", (int)(end - start), start);
 }

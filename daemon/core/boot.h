@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "domxml.h"
+#include "guestcmd.h"
 #include "img_store.h"
 
 typedef struct fleet_boot {
@@ -22,6 +23,13 @@ typedef struct fleet_boot {
                                 (every other kind: their drivers expect the
                                 firmware to assign PCI BARs); qboot for rows
                                 from before kinds (firmware none), as then */
+    gcmd_preset preset;      /* profile.cmdline (guestcmd.h); shoal for rows from
+                           before kinds (cmdline none), as then */
+    int argv0;               /* 1: the unikraft preset under PVH, where QEMU hands the
+                           line over as is: the app's name goes first
+                           (fleet_boot_argv0), as Unikraft takes the first word
+                           for argv[0] and never parses it. Under Multiboot QEMU
+                           puts the kernel's file name there itself */
 } fleet_boot;
 
 /*
@@ -34,5 +42,10 @@ typedef struct fleet_boot {
  *    no Multiboot2 loader, so it cannot boot it"
  */
 int fleet_boot_plan(const img_info *info, fleet_boot *out, char *err, size_t errlen);
+
+/* The app's name for argv[0] from the image ref an instance was made of:
+ * the image name's last component ("registry/nginx:1.25" -> "nginx"); "app"
+ * for a digest ref. Writes at most len bytes, NUL-terminated. */
+void fleet_boot_argv0(const char *image_ref, char *out, size_t len);
 
 #endif

@@ -134,23 +134,44 @@ static char *args_json(const char *const *args, size_t n)
     return s;
 }
 
-/* The guest gets args and env on its command line: refuse what cannot fit
- * now rather than fail at start. Room is kept for the kernel's own keys
- * (address, gateway, MAC). */
-static int check_cmdline(const fleet_instance_spec *spec, fleet_err *e)
+/* The guest gets args and env on its command line, in its image's preset:
+ * refuse what cannot be carried now rather than fail at start. Room is
+ * kept for the longest address, gateway and MAC. */
+static int check_cmdline(const fleet_instance_spec *spec, const fleet_boot *boot,
+                         const char *image_ref, fleet_err *e)
 {
     gcmd c;
-    char cerr[160];
-    gcmd_init(&c);
-    gcmd_env(&c, "shoal.ip", "255.255.255.255/32");
-    gcmd_env(&c, "shoal.gw", "255.255.255.255");
-    gcmd_env(&c, "shoal.mac", "00:00:00:00:00:00");
-    for (size_t i = 0; i < spec->n_env; i++)
-        gcmd_env(&c, spec->env[i].key, spec->env[i].value);
-    for (size_t i = 0; i < spec->n_args; i++)
-        gcmd_arg(&c, spec->args[i]);
-    if (gcmd_finish(&c, cerr, sizeof cerr) != 0)
-        return fleet_err_set(e, FLEET_E_INVALID, spec->n_args ? "args" : "env", "%s", cerr);
+    char cerr[256], argv0[IMG_NAME_MAX + 1];
+    gcmd_kv *kv = calloc(spec->n_env + 1, sizeof *kv);
+    gcmd_run r;
+    int rc;
+
+    if (!kv)
+        return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
+    for (size_t i = 0; i < spec->n_env; i++) {
+        kv[i].key = spec->env[i].key;
+        kv[i].value = spec->env[i].value;
+    }
+    memset(&r, 0, sizeof r);
+    r.ip = "255.255.255.255";
+    r.prefix = 32;
+    r.gw = "255.255.255.255";
+    r.mac = "00:00:00:00:00:00";
+    if (boot->argv0) {
+        fleet_boot_argv0(image_ref, argv0, sizeof argv0);
+        r.argv0 = argv0;
+    }
+    r.env = kv;
+    r.n_env = spec->n_env;
+    r.args = spec->args;
+    r.n_args = spec->n_args;
+    rc = gcmd_build(&c, boot->preset, &r, cerr, sizeof cerr);
+    free(kv);
+    if (rc != 0)
+        return fleet_err_set(e, FLEET_E_INVALID,
+                             !strncmp(cerr, "env ", 4) || !spec->n_args ? "env" : "args",
+                             "image '%s' (command line '%s'): %s", spec->image,
+                             gcmd_preset_name(boot->preset), cerr);
     return FLEET_OK;
 }
 
@@ -348,7 +369,7 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
                            STATE_MAX_PORTS);
         goto out;
     }
-    if ((rc = check_cmdline(spec, e)) != FLEET_OK)
+    if ((rc = check_cmdline(spec, &boot, image_ref, e)) != FLEET_OK)
         goto out;
     args = args_json(spec->args, spec->n_args);
     env = fleet_kv_json(spec->env, spec->n_env);

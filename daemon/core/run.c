@@ -17,29 +17,53 @@
 #include "log.h"
 #include "portfwd.h"
 
-/* Build the guest command line from the row. */
-static int build_cmdline(fleet *f, const state_instance *in, gcmd *c, char *err, size_t errlen)
+/* Build the guest command line from the row, in the image's preset
+ * (boot.h, guestcmd.h). */
+static int build_cmdline(fleet *f, const state_instance *in, const fleet_boot *boot, gcmd *c,
+                         char *err, size_t errlen)
 {
     json_t *args = json_loads(in->args_json, 0, NULL);
     json_t *env = json_loads(in->env_json, 0, NULL);
+    size_t na = json_array_size(args), ne = json_object_size(env), i;
+    const char **av = calloc(na + 1, sizeof *av);
+    gcmd_kv *kv = calloc(ne + 1, sizeof *kv);
     const char *k;
     json_t *v;
-    size_t i;
-    char ip[16], gw[16], tmp[40];
+    char ip[16], gw[16], argv0[IMG_NAME_MAX + 1];
+    gcmd_run r;
     int rc = -1;
 
-    gcmd_init(c);
-    if (in->network && in->ipv4) {
-        snprintf(tmp, sizeof tmp, "%s/%d", cfg_ip4_str(in->ipv4, ip), f->cfg.prefix);
-        gcmd_env(c, "shoal.ip", tmp);
-        gcmd_env(c, "shoal.gw", cfg_ip4_str(f->gateway, gw));
-        gcmd_env(c, "shoal.mac", in->mac);
+    if (!av || !kv) {
+        snprintf(err, errlen, "out of memory building the guest command line");
+        goto out;
     }
-    json_object_foreach (env, k, v)
-        gcmd_env(c, k, json_string_value(v) ? json_string_value(v) : "");
+    memset(&r, 0, sizeof r);
     json_array_foreach (args, i, v)
-        gcmd_arg(c, json_string_value(v) ? json_string_value(v) : "");
-    rc = gcmd_finish(c, err, errlen);
+        av[i] = json_string_value(v) ? json_string_value(v) : "";
+    i = 0;
+    json_object_foreach (env, k, v) {
+        kv[i].key = k;
+        kv[i].value = json_string_value(v) ? json_string_value(v) : "";
+        i++;
+    }
+    if (in->network && in->ipv4) {
+        r.ip = cfg_ip4_str(in->ipv4, ip);
+        r.prefix = f->cfg.prefix;
+        r.gw = cfg_ip4_str(f->gateway, gw);
+        r.mac = in->mac;
+    }
+    if (boot->argv0) {
+        fleet_boot_argv0(in->image_ref, argv0, sizeof argv0);
+        r.argv0 = argv0;
+    }
+    r.args = av;
+    r.n_args = na;
+    r.env = kv;
+    r.n_env = ne;
+    rc = gcmd_build(c, boot->preset, &r, err, errlen);
+out:
+    free(av);
+    free(kv);
     json_decref(args);
     json_decref(env);
     return rc;
@@ -146,7 +170,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", why);
         goto out;
     }
-    if (build_cmdline(f, &in, &cmd, err, sizeof err) != 0) {
+    if (build_cmdline(f, &in, &boot, &cmd, err, sizeof err) != 0) {
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);

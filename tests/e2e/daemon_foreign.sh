@@ -3,7 +3,10 @@
 # shoald with their default boot profiles (docs/node.md "Boot profiles"),
 # next to the reference guest: the firmware each gets (qboot for the
 # reference guest, SeaBIOS for the foreign kinds), on the QEMU command line
-# libvirt ran. Test kernels: guest-kernel/foreign.
+# libvirt ran; the command line each preset builds, exactly as the test
+# kernels print it (foreign_solo5 prints its line verbatim after QEMU's
+# Multiboot file name, foreign_unikraft its whole PVH line). Test kernels:
+# guest-kernel/foreign.
 # usage: daemon_foreign.sh SHOALD IMAGES_DIR
 set -eu
 SHOALD=$1
@@ -62,7 +65,29 @@ SOLO5=$ID
 check "s5 ends" wait_for 60 eval '[ "$(inst_field s5 .state)" != starting ] && [ "$(inst_field s5 .state)" != running ]'
 check "s5 ran QEMU's default firmware (a -kernel, no -bios)" \
     eval 'grep -q -- "^-kernel " <<<"$(qemu_cmdline "$SOLO5")" && ! grep -q -- "^-bios" <<<"$(qemu_cmdline "$SOLO5")"'
-check "s5 printed its line under SeaBIOS" grep -q 'Hello_Solo5' <<<"$(console s5)"
+check "s5's console is exactly its argument (got '$(console s5)')" [ "$(console s5)" = Hello_Solo5 ]
+
+# --- solo5: the arguments joined verbatim, nothing added (no env allowed)
+run '{"image":"solo5","name":"s5b","args":["--ipv4=10.0.0.2/24","--ipv4-gateway=10.0.0.1","x=\"y\""]}'
+check "s5b ends" wait_for 60 eval '[ "$(inst_field s5b .state)" != starting ] && [ "$(inst_field s5b .state)" != running ]'
+want='--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1 x="y"'
+check "s5b's console is its arguments verbatim (got '$(console s5b)')" [ "$(console s5b)" = "$want" ]
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"solo5","name":"s5env","args":["a"],"env":{"MODE":"fast"}}'
+check "env for a solo5 image is 400 (got $HTTP_CODE)" [ "$HTTP_CODE" = 400 ]
+check "the error names env" [ "$(printf '%s' "$BODY" | jq -r .error.field)" = env ]
+
+# --- unikraft (PVH): the app's name, netdev.ip from the instance's
+# address, prefix and gateway, env.vars, then "--" and the arguments
+run '{"image":"unikraft","name":"uk","args":["hello","two words"],"env":{"MODE":"fast"}}'
+check "uk ends" wait_for 60 eval '[ "$(inst_field uk .state)" != starting ] && [ "$(inst_field uk .state)" != running ]'
+ADDR=$(inst_field uk .network.address)
+check "uk has an address and prefix ($ADDR)" grep -q '^10\.88\.[0-9.]*/16$' <<<"$ADDR"
+want="unikraft netdev.ip=$ADDR:10.88.0.1 env.vars=[ MODE=fast ] -- hello \"two words\""
+check "uk's console is its Unikraft line (got '$(console uk)', want '$want')" [ "$(console uk)" = "$want" ]
+run '{"image":"unikraft","name":"uk0","network":false}'
+check "uk0 ends" wait_for 60 eval '[ "$(inst_field uk0 .state)" != starting ] && [ "$(inst_field uk0 .state)" != running ]'
+check "uk0 without network or arguments: its name only (got '$(console uk0)')" [ "$(console uk0)" = unikraft ]
 
 # --- a disk image cannot be booted yet: refused at create, nothing made
 push "$IMAGES/foreign_disk.img" disk:latest

@@ -1132,12 +1132,54 @@ static void boot_plan(void **state)
     i.profile.firmware = IMG_FW_QBOOT;
     assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
     assert_int_equal(b.fw, DOMXML_FW_QBOOT);
-    /* rows from before kinds: what the boot protocol says, qboot as then */
+    /* rows from before kinds: what the boot protocol says, qboot and the
+     * shoal line as then */
     i = kind_info(IMG_KIND_UNKNOWN, IMG_BOOT_PVH, IMG_FORMAT_ELF);
     assert_int_equal(i.profile.firmware, IMG_FW_NONE);
     assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
     assert_int_equal(b.boot, DOMXML_BOOT_PVH);
     assert_int_equal(b.fw, DOMXML_FW_QBOOT);
+    assert_int_equal(b.preset, GCMD_PRESET_SHOAL);
+
+    /* command-line presets; the app's name first only for Unikraft under PVH */
+    static const struct {
+        img_kind kind;
+        img_boot boot;
+        gcmd_preset preset;
+        int argv0;
+    } presets[] = {
+        { IMG_KIND_SHOAL, IMG_BOOT_PVH, GCMD_PRESET_SHOAL, 0 },
+        { IMG_KIND_UNIKRAFT, IMG_BOOT_PVH, GCMD_PRESET_UNIKRAFT, 1 },
+        { IMG_KIND_UNIKRAFT, IMG_BOOT_MULTIBOOT, GCMD_PRESET_UNIKRAFT, 0 },
+        { IMG_KIND_SOLO5, IMG_BOOT_MULTIBOOT, GCMD_PRESET_SOLO5, 0 },
+        { IMG_KIND_PVH, IMG_BOOT_PVH, GCMD_PRESET_RAW, 0 },
+        { IMG_KIND_MULTIBOOT, IMG_BOOT_MULTIBOOT, GCMD_PRESET_RAW, 0 },
+    };
+    for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
+        i = kind_info(presets[k].kind, presets[k].boot, IMG_FORMAT_ELF);
+        assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+        assert_int_equal(b.preset, presets[k].preset);
+        assert_int_equal(b.argv0, presets[k].argv0);
+    }
+    i = kind_info(IMG_KIND_PVH, IMG_BOOT_PVH, IMG_FORMAT_ELF);
+    i.profile.cmdline = IMG_CMDLINE_SHOAL; /* the stored profile decides */
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.preset, GCMD_PRESET_SHOAL);
+
+    /* argv[0] from the image ref the instance keeps */
+    static const char *const names[][2] = {
+        { "nginx:latest", "nginx" },
+        { "registry.example/team/nginx:1.25", "nginx" },
+        { "cafe:latest", "cafe" }, /* a hex name is still a name */
+        { "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "app" },
+        { "9f86d0", "app" }, /* a bare digest prefix */
+        { "web", "web" },
+    };
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        char a[IMG_NAME_MAX + 1];
+        fleet_boot_argv0(names[k][0], a, sizeof a);
+        assert_string_equal(a, names[k][1]);
+    }
 
     i = kind_info(IMG_KIND_MULTIBOOT, IMG_BOOT_MULTIBOOT2, IMG_FORMAT_ELF);
     assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), -1);
@@ -1188,6 +1230,34 @@ static void boot_refused_at_create(void **state)
     assert_int_equal(n, 1);
     wait_state(f, made[0].id, ST_STARTING, 10000);
     state_inst_array_free(made, n);
+
+    /* The solo5 line carries the arguments only: environment is refused
+     * (400, field env), never dropped; the reference guest takes it. */
+    static const fleet_kv env[] = { { "MODE", "fast" } };
+    static const char *const args[] = { "Hello_Solo5" };
+    s.env = env;
+    s.n_env = 1;
+    s.args = args;
+    s.n_args = 1;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_INVALID);
+    assert_string_equal(e.field, "env");
+    assert_string_equal(e.msg, "image 'solo5:latest' (command line 'solo5'): env 'MODE': the "
+                               "'solo5' command line carries the arguments only, so the guest "
+                               "would never see it");
+    assert_int_equal(rows_on(f, NULL, NULL), 1);
+    push_file(x, SHOAL_TEST_IMAGE_UNIKRAFT, "unikraft", digest, sizeof digest);
+    static const fleet_kv bracket[] = { { "LIST", "[a]" } };
+    s.image = "unikraft";
+    s.env = bracket;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_INVALID);
+    assert_string_equal(e.field, "env");
+    assert_non_null(strstr(e.msg, "Unikraft's env.vars list"));
+    s.image = "sleep";
+    s.env = env;
+    if (fleet_instance_create(f, &s, &made, &n, &e) != FLEET_OK)
+        fail_msg("create sleep with env: %s", e.msg);
+    state_inst_array_free(made, n);
+    assert_int_equal(rows_on(f, NULL, NULL), 2);
 }
 
 /* ---- 8. events ------------------------------------------------------------------------ */
