@@ -39,6 +39,7 @@ int fleet_boot_plan(const img_info *info, fleet_boot *out, char *err, size_t err
     case IMG_CMDLINE_RAW: out->preset = GCMD_PRESET_RAW; break;
     default: out->preset = GCMD_PRESET_SHOAL; break;
     }
+    out->status_channel = info->kind == IMG_KIND_SHOAL || info->kind == IMG_KIND_UNKNOWN;
     return 0;
 }
 

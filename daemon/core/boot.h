@@ -30,6 +30,11 @@ typedef struct fleet_boot {
                            (fleet_boot_argv0), as Unikraft takes the first word
                            for argv[0] and never parses it. Under Multiboot QEMU
                            puts the kernel's file name there itself */
+    int status_channel;      /* 1: the guest reports ready/exit/crash on COM2
+                           (docs/guest-protocol.md): kind shoal, and rows from
+                           before kinds (kind unknown), as then. A guest with a
+                           status channel that powers off without an exit record
+                           has crashed; one without it has exited, code unknown */
 } fleet_boot;
 
 /*

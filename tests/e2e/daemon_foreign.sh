@@ -5,7 +5,9 @@
 # reference guest, SeaBIOS for the foreign kinds), on the QEMU command line
 # libvirt ran; the command line each preset builds, exactly as the test
 # kernels print it (foreign_solo5 prints its line verbatim after QEMU's
-# Multiboot file name, foreign_unikraft its whole PVH line). Test kernels:
+# Multiboot file name, foreign_unikraft its whole PVH line); and how their
+# runs end: a clean power-off without shoal's status channel is `exited`,
+# code unknown (null), which `on-failure` leaves be. Test kernels:
 # guest-kernel/foreign.
 # usage: daemon_foreign.sh SHOALD IMAGES_DIR
 set -eu
@@ -60,16 +62,20 @@ check "ref exit code 0" [ "$(inst_field ref .exit_code)" = 0 ]
 check "ref booted from qboot" grep -q -- '^-bios /usr/share/qemu/qboot.rom' <<<"$(qemu_cmdline "$HELLO")"
 
 # --- foreign kernels get SeaBIOS: QEMU's own firmware, no -bios
-run '{"image":"solo5","name":"s5","args":["Hello_Solo5"],"network":false}'
+run '{"image":"solo5","name":"s5","args":["Hello_Solo5"],"network":false,"restart":"on-failure"}'
 SOLO5=$ID
-check "s5 ends" wait_for 60 eval '[ "$(inst_field s5 .state)" != starting ] && [ "$(inst_field s5 .state)" != running ]'
+check "s5 exits" wait_for 60 inst_state_is s5 exited
+check "s5's exit code is unknown (null)" [ "$(inst_field s5 .exit_code)" = null ]
 check "s5 ran QEMU's default firmware (a -kernel, no -bios)" \
     eval 'grep -q -- "^-kernel " <<<"$(qemu_cmdline "$SOLO5")" && ! grep -q -- "^-bios" <<<"$(qemu_cmdline "$SOLO5")"'
+check "s5 was not restarted by on-failure" [ "$(inst_field s5 .restarts)" = 0 ]
+check "s5's run ended exited" [ "$(inst_field s5 '.runs[0].outcome')" = exited ]
 check "s5's console is exactly its argument (got '$(console s5)')" [ "$(console s5)" = Hello_Solo5 ]
 
 # --- solo5: the arguments joined verbatim, nothing added (no env allowed)
 run '{"image":"solo5","name":"s5b","args":["--ipv4=10.0.0.2/24","--ipv4-gateway=10.0.0.1","x=\"y\""]}'
-check "s5b ends" wait_for 60 eval '[ "$(inst_field s5b .state)" != starting ] && [ "$(inst_field s5b .state)" != running ]'
+check "s5b exits" wait_for 60 inst_state_is s5b exited
+check "s5b's exit code is unknown (null)" [ "$(inst_field s5b .exit_code)" = null ]
 want='--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1 x="y"'
 check "s5b's console is its arguments verbatim (got '$(console s5b)')" [ "$(console s5b)" = "$want" ]
 api POST /v1/instances -H 'Content-Type: application/json' \
@@ -80,13 +86,15 @@ check "the error names env" [ "$(printf '%s' "$BODY" | jq -r .error.field)" = en
 # --- unikraft (PVH): the app's name, netdev.ip from the instance's
 # address, prefix and gateway, env.vars, then "--" and the arguments
 run '{"image":"unikraft","name":"uk","args":["hello","two words"],"env":{"MODE":"fast"}}'
-check "uk ends" wait_for 60 eval '[ "$(inst_field uk .state)" != starting ] && [ "$(inst_field uk .state)" != running ]'
+check "uk exits" wait_for 60 inst_state_is uk exited
+check "uk's exit code is unknown (null)" [ "$(inst_field uk .exit_code)" = null ]
 ADDR=$(inst_field uk .network.address)
 check "uk has an address and prefix ($ADDR)" grep -q '^10\.88\.[0-9.]*/16$' <<<"$ADDR"
 want="unikraft netdev.ip=$ADDR:10.88.0.1 env.vars=[ MODE=fast ] -- hello \"two words\""
 check "uk's console is its Unikraft line (got '$(console uk)', want '$want')" [ "$(console uk)" = "$want" ]
 run '{"image":"unikraft","name":"uk0","network":false}'
-check "uk0 ends" wait_for 60 eval '[ "$(inst_field uk0 .state)" != starting ] && [ "$(inst_field uk0 .state)" != running ]'
+check "uk0 exits" wait_for 60 inst_state_is uk0 exited
+check "uk0's exit code is unknown (null)" [ "$(inst_field uk0 .exit_code)" = null ]
 check "uk0 without network or arguments: its name only (got '$(console uk0)')" [ "$(console uk0)" = unikraft ]
 
 # --- a disk image cannot be booted yet: refused at create, nothing made

@@ -1140,6 +1140,15 @@ static void boot_plan(void **state)
     assert_int_equal(b.boot, DOMXML_BOOT_PVH);
     assert_int_equal(b.fw, DOMXML_FW_QBOOT);
     assert_int_equal(b.preset, GCMD_PRESET_SHOAL);
+    assert_int_equal(b.status_channel, 1);
+    /* only the reference guest has a status channel */
+    for (img_kind k = IMG_KIND_SHOAL; k <= IMG_KIND_MULTIBOOT; k++) {
+        i = kind_info(
+            k, k == IMG_KIND_SOLO5 || k == IMG_KIND_MULTIBOOT ? IMG_BOOT_MULTIBOOT : IMG_BOOT_PVH,
+            IMG_FORMAT_ELF);
+        assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+        assert_int_equal(b.status_channel, k == IMG_KIND_SHOAL);
+    }
 
     /* command-line presets; the app's name first only for Unikraft under PVH */
     static const struct {
@@ -1258,6 +1267,64 @@ static void boot_refused_at_create(void **state)
         fail_msg("create sleep with env: %s", e.msg);
     state_inst_array_free(made, n);
     assert_int_equal(rows_on(f, NULL, NULL), 2);
+}
+
+/* A clean power-off (libvirt's STOPPED, detail "shutdown") with no exit
+ * record: a guest with no status channel (any kind but shoal) exited, code
+ * unknown, and on-failure leaves it be; the reference guest crashed. The
+ * mock driver's domains never stop, so the test queues the event job as
+ * jobs.c does for libvirt's. */
+static void exit_without_status_channel(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    fleet_instance_spec s;
+    state_instance *made = NULL, in;
+    size_t n = 0;
+    fleet_err e;
+    char digest[IMG_DIGEST_LEN + 1], s5[STATE_ID_LEN + 1], ref[STATE_ID_LEN + 1];
+    state_run runs[2];
+    size_t nr = 0;
+    *state = x;
+
+    push_file(x, SHOAL_TEST_IMAGE_SOLO5, "solo5", digest, sizeof digest);
+    memset(&s, 0, sizeof s);
+    s.image = "solo5";
+    s.name = "s5";
+    s.memory_mib = 32;
+    s.vcpus = 1;
+    s.restart = RESTART_ON_FAILURE;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    snprintf(s5, sizeof s5, "%s", made[0].id);
+    state_inst_array_free(made, n);
+    s.image = "sleep";
+    s.name = "ref";
+    s.restart = RESTART_NEVER;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    snprintf(ref, sizeof ref, "%s", made[0].id);
+    state_inst_array_free(made, n);
+    wait_state(f, s5, ST_STARTING, 10000);
+    wait_state(f, ref, ST_STARTING, 10000);
+
+    fleet_queue(f, JOB_DOMAIN_GONE, s5, "shutdown");
+    wait_state(f, s5, ST_EXITED, 5000);
+    assert_int_equal(fleet_instance_find(f, s5, &in, &e), FLEET_OK);
+    assert_int_equal(in.exit_code, -1);
+    assert_int_equal(in.restarts, 0); /* on-failure: a clean exit */
+    assert_int_equal(in.want_running, 0);
+    assert_string_equal(in.last_error, "");
+    state_inst_free(&in);
+    assert_int_equal(fleet_instance_runs(f, s5, runs, 2, &nr), 0);
+    assert_int_equal(nr, 1);
+    assert_string_equal(runs[0].outcome, "exited");
+    assert_int_equal(runs[0].exit_code, -1);
+
+    fleet_queue(f, JOB_DOMAIN_GONE, ref, "shutdown");
+    wait_state(f, ref, ST_CRASHED, 5000);
+    assert_int_equal(fleet_instance_find(f, ref, &in, &e), FLEET_OK);
+    assert_string_equal(in.last_error,
+                        "guest stopped without reporting an exit status (libvirt: shutdown)");
+    state_inst_free(&in);
 }
 
 /* ---- 8. events ------------------------------------------------------------------------ */
@@ -1499,6 +1566,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(status_channel, teardown),
         cmocka_unit_test(boot_plan),
         cmocka_unit_test_teardown(boot_refused_at_create, teardown),
+        cmocka_unit_test_teardown(exit_without_status_channel, teardown),
         cmocka_unit_test_teardown(events, teardown),
         cmocka_unit_test_teardown(batches, teardown),
     };
