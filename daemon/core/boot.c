@@ -9,11 +9,23 @@ int fleet_boot_plan(const img_info *info, fleet_boot *out, char *err, size_t err
     memset(out, 0, sizeof *out);
     if (info->format == IMG_FORMAT_RAW || info->format == IMG_FORMAT_QCOW2 ||
         info->boot == IMG_BOOT_DISK) {
-        snprintf(err, errlen,
-                 "is a disk image (kind %s, format %s): shoald boots kernels (format elf or "
-                 "bin) only, not disk images yet",
-                 img_kind_name(info->kind), img_format_name(info->format));
-        return -1;
+        if (info->format != IMG_FORMAT_RAW && info->format != IMG_FORMAT_QCOW2) {
+            snprintf(err, errlen, "is a disk image (kind %s) of unknown format %s",
+                     img_kind_name(info->kind), img_format_name(info->format));
+            return -1;
+        }
+        if (info->profile.firmware == IMG_FW_QBOOT) {
+            snprintf(err, errlen,
+                     "is a disk image (kind %s, format %s) whose profile asks for qboot, "
+                     "which boots no disks (firmware seabios does)",
+                     img_kind_name(info->kind), img_format_name(info->format));
+            return -1;
+        }
+        out->disk = 1;
+        out->fw = DOMXML_FW_SEABIOS;
+        out->preset = GCMD_PRESET_RAW; /* not used: no command line */
+        out->status_channel = info->kind == IMG_KIND_SHOAL;
+        return 0;
     }
     switch (info->boot) {
     case IMG_BOOT_PVH: out->boot = DOMXML_BOOT_PVH; break;

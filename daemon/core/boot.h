@@ -18,31 +18,37 @@
 #include "img_store.h"
 
 typedef struct fleet_boot {
+    int disk;                /* 1: a disk image (format raw or qcow2): booted by
+                                SeaBIOS from the instance's overlay (disk.h), no
+                                <kernel>, no command line (args and env are
+                                refused at create) */
     enum domxml_boot boot;   /* protocol QEMU finds in the <kernel> */
     enum domxml_firmware fw; /* profile.firmware: qboot (kind shoal) or SeaBIOS
                                 (every other kind: their drivers expect the
                                 firmware to assign PCI BARs); qboot for rows
                                 from before kinds (firmware none), as then */
-    gcmd_preset preset;      /* profile.cmdline (guestcmd.h); shoal for rows from
-                           before kinds (cmdline none), as then */
-    int argv0;               /* 1: the unikraft preset under PVH, where QEMU hands the
-                           line over as is: the app's name goes first
-                           (fleet_boot_argv0), as Unikraft takes the first word
-                           for argv[0] and never parses it. Under Multiboot QEMU
-                           puts the kernel's file name there itself */
+    gcmd_preset preset;      /* profile.cmdline (guestcmd.h); shoal for rows
+                                from before kinds (cmdline none), as then */
+    int argv0;               /* 1: the unikraft preset under PVH, where QEMU
+                                hands the line over as is: the app's name goes
+                                first (fleet_boot_argv0), as Unikraft takes the
+                                first word for argv[0] and never parses it.
+                                Under Multiboot QEMU puts the kernel's file
+                                name there itself */
     int status_channel;      /* 1: the guest reports ready/exit/crash on COM2
-                           (docs/guest-protocol.md): kind shoal, and rows from
-                           before kinds (kind unknown), as then. A guest with a
-                           status channel that powers off without an exit record
-                           has crashed; one without it has exited, code unknown */
+                                (docs/guest-protocol.md): kind shoal, and rows
+                                from before kinds (kind unknown), as then. A
+                                guest with a status channel that powers off
+                                without an exit record has crashed; one without
+                                it has exited, code unknown */
 } fleet_boot;
 
 /*
  * What to render for an image described by `info` (img_get). Returns 0 and
  * fills *out, or -1 with a sentence in err that starts with the verb and
  * names the image's kind and format or protocol, for "image 'REF' <err>":
- *   "is a disk image (kind disk, format raw): shoald boots kernels (format
- *    elf or bin) only, not disk images yet"
+ *   "is a disk image (kind disk, format raw) whose profile asks for qboot,
+ *    which boots no disks (firmware seabios does)"
  *   "is a Multiboot2 kernel (kind multiboot, boot multiboot2): QEMU 7.2 has
  *    no Multiboot2 loader, so it cannot boot it"
  */

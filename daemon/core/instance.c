@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "boot.h"
+#include "disk.h"
 #include "guestcmd.h"
 #include "log.h"
 #include "netbr.h"
@@ -146,6 +147,13 @@ static int check_cmdline(const fleet_instance_spec *spec, const fleet_boot *boot
     gcmd_run r;
     int rc;
 
+    if (boot->disk && (spec->n_args || spec->n_env)) {
+        free(kv);
+        return fleet_err_set(e, FLEET_E_INVALID, spec->n_args ? "args" : "env",
+                             "image '%s' is a disk image: it boots from its disk and takes no "
+                             "command line, so %s cannot reach it",
+                             spec->image, spec->n_args ? "args" : "env");
+    }
     if (!kv)
         return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
     for (size_t i = 0; i < spec->n_env; i++) {
@@ -639,6 +647,7 @@ static void remove_files(fleet *f, const char *id)
     unlink(path);
     fleet_status_path(f, id, path, sizeof path);
     unlink(path);
+    fleet_disk_remove(f, id); /* a disk image's overlay, if any */
 }
 
 int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "boot.h"
+#include "disk.h"
 #include "guard.h"
 #include "guestcmd.h"
 #include "log.h"
@@ -117,7 +118,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     state_instance in;
     char err[NODE_ERR_MAX], console[FLEET_PATH_MAX], status[FLEET_PATH_MAX], dom[64];
     char tap[GUARD_TAP_SIZE];
-    char *kernel = NULL;
+    char *kernel = NULL, disk[FLEET_PATH_MAX];
     img_info info;
     img_err ierr;
     fleet_boot boot;
@@ -170,7 +171,11 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", why);
         goto out;
     }
-    if (build_cmdline(f, &in, &boot, &cmd, err, sizeof err) != 0) {
+    /* A disk image boots from the instance's overlay, with no command
+     * line; a kernel gets its line in the image's preset. */
+    if (boot.disk ? fleet_disk_prepare(f, in.id, kernel, info.format, info.size, disk, sizeof disk,
+                                       err, sizeof err)
+                  : build_cmdline(f, &in, &boot, &cmd, err, sizeof err)) {
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
@@ -189,8 +194,12 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     spec.fw = boot.fw;
     spec.memory_mib = (unsigned)in.memory_mib;
     spec.vcpus = (unsigned)in.vcpus;
-    spec.kernel = kernel;
-    spec.cmdline = cmd.buf;
+    if (boot.disk) {
+        spec.disk = disk;
+    } else {
+        spec.kernel = kernel;
+        spec.cmdline = cmd.buf;
+    }
     spec.console_log = console;
     spec.status_log = status;
     spec.instance_id = in.id;

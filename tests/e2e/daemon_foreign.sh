@@ -7,7 +7,8 @@
 # kernels print it (foreign_solo5 prints its line verbatim after QEMU's
 # Multiboot file name, foreign_unikraft its whole PVH line); and how their
 # runs end: a clean power-off without shoal's status channel is `exited`,
-# code unknown (null), which `on-failure` leaves be. Test kernels:
+# code unknown (null), which `on-failure` leaves be; a disk image booted
+# from a per-instance overlay that goes with the instance. Test kernels:
 # guest-kernel/foreign.
 # usage: daemon_foreign.sh SHOALD IMAGES_DIR
 set -eu
@@ -97,13 +98,32 @@ check "uk0 exits" wait_for 60 inst_state_is uk0 exited
 check "uk0's exit code is unknown (null)" [ "$(inst_field uk0 .exit_code)" = null ]
 check "uk0 without network or arguments: its name only (got '$(console uk0)')" [ "$(console uk0)" = unikraft ]
 
-# --- a disk image cannot be booted yet: refused at create, nothing made
+# --- a disk image: SeaBIOS boots it from the instance's qcow2 overlay over
+# the read-only image; the overlay goes with the instance
 push "$IMAGES/foreign_disk.img" disk:latest
-api POST /v1/instances -H 'Content-Type: application/json' -d '{"image":"disk","name":"d"}'
-check "disk image refused at create with 422 (got $HTTP_CODE)" [ "$HTTP_CODE" = 422 ]
-check "the error names the image's kind and format" \
-    grep -q "kind disk, format raw" <<<"$(printf '%s' "$BODY" | jq -r .error.message)"
-api GET /v1/instances/d
-check "no instance d (got $HTTP_CODE)" [ "$HTTP_CODE" = 404 ]
+api GET /v1/images/disk
+check "disk: kind disk, format raw, firmware seabios" \
+    [ "$(printf '%s' "$BODY" | jq -r '[.kind, .format, .profile.firmware] | join(" ")')" = "disk raw seabios" ]
+api POST /v1/instances -H 'Content-Type: application/json' -d '{"image":"disk","name":"dx","args":["a"]}'
+check "args for a disk image are 400 (got $HTTP_CODE)" [ "$HTTP_CODE" = 400 ]
+check "the error names args" [ "$(printf '%s' "$BODY" | jq -r .error.field)" = args ]
+run '{"image":"disk","name":"d"}'
+DISK=$ID
+check "d exits" wait_for 60 inst_state_is d exited
+check "d's exit code is unknown (null)" [ "$(inst_field d .exit_code)" = null ]
+check "d's console is its boot sector's line (got '$(console d)')" \
+    [ "$(console d)" = "shoal-bootsector: hello from the boot sector" ]
+check "d booted from a virtio disk under SeaBIOS (no -kernel, no -bios)" \
+    eval 'grep -q -- "virtio-blk" <<<"$(qemu_cmdline "$DISK")" && ! grep -q -- "^-kernel" <<<"$(qemu_cmdline "$DISK")" && ! grep -q -- "^-bios" <<<"$(qemu_cmdline "$DISK")"'
+OVERLAY="$E2E_STATE/disks/$DISK.qcow2"
+check "d has its qcow2 overlay" [ -f "$OVERLAY" ]
+check "the overlay's base is the image, format raw" \
+    eval 'qemu-img info --output=json "$OVERLAY" | jq -e ".format == \"qcow2\" and (.\"backing-filename\" | endswith(\".elf\")) and .\"backing-filename-format\" == \"raw\"" >/dev/null'
+api POST /v1/instances/d/start
+check "d starts again from the same overlay (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "d exits again" wait_for 60 eval '[ "$(inst_field d ".runs | length")" = 2 ] && inst_state_is d exited'
+api DELETE /v1/instances/d
+check "delete d (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+check "its overlay is gone" [ ! -e "$OVERLAY" ]
 
 e2e_finish

@@ -35,6 +35,7 @@
 
 #include "config.h"
 #include "boot.h"
+#include "disk.h"
 #include "fleet.h"
 #include "fleet_int.h"
 
@@ -1197,17 +1198,27 @@ static void boot_plan(void **state)
     i = kind_info(IMG_KIND_UNKNOWN, IMG_BOOT_NONE, IMG_FORMAT_NONE);
     assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), -1);
     assert_non_null(strstr(err, "boot none"));
+    /* disks: SeaBIOS from the overlay, no status channel */
     i = kind_info(IMG_KIND_DISK, IMG_BOOT_DISK, IMG_FORMAT_RAW);
-    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), -1);
-    assert_string_equal(err, "is a disk image (kind disk, format raw): shoald boots kernels "
-                             "(format elf or bin) only, not disk images yet");
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.disk, 1);
+    assert_int_equal(b.fw, DOMXML_FW_SEABIOS);
+    assert_int_equal(b.status_channel, 0);
     i = kind_info(IMG_KIND_DISK, IMG_BOOT_DISK, IMG_FORMAT_QCOW2);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.disk, 1);
+    i.profile.firmware = IMG_FW_QBOOT; /* qboot boots no disks */
     assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), -1);
-    assert_non_null(strstr(err, "format qcow2"));
+    assert_string_equal(err, "is a disk image (kind disk, format qcow2) whose profile asks for "
+                             "qboot, which boots no disks (firmware seabios does)");
+    i = kind_info(IMG_KIND_SHOAL, IMG_BOOT_PVH, IMG_FORMAT_ELF);
+    assert_int_equal(fleet_boot_plan(&i, &b, err, sizeof err), 0);
+    assert_int_equal(b.disk, 0);
 }
 
-/* Create refuses, with 422's code, an image shoald cannot boot (a disk
- * image): no row, no reference; foreign kernels are taken. */
+/* Create refuses, with 422's code, an image shoald cannot boot (a
+ * Multiboot2-only kernel): no row, no reference. Disks and foreign kernels
+ * are taken; what their command line cannot carry is a 400. */
 static void boot_refused_at_create(void **state)
 {
     fx *x = fx_open(8192, 4, NULL);
@@ -1216,21 +1227,63 @@ static void boot_refused_at_create(void **state)
     state_instance *made = NULL;
     size_t n = 0;
     fleet_err e;
-    char digest[IMG_DIGEST_LEN + 1];
+    char digest[IMG_DIGEST_LEN + 1], path[256];
+    static uint8_t mb2[0x3000]; /* a raw Multiboot2 kernel, header at 0x2008 */
+    const uint32_t mb2_words[] = { 0xE85250D6u, 0, 24, (uint32_t) - (0xE85250D6u + 24) };
+    FILE *fp;
     *state = x;
 
-    push_file(x, SHOAL_TEST_IMAGE_DISK, "disk", digest, sizeof digest);
+    memcpy(mb2 + 0x2008, mb2_words, sizeof mb2_words); /* little-endian host */
+    snprintf(path, sizeof path, "%s/mb2.bin", x->dir);
+    assert_non_null(fp = fopen(path, "wb"));
+    assert_int_equal(fwrite(mb2, 1, sizeof mb2, fp), sizeof mb2);
+    assert_int_equal(fclose(fp), 0);
+    push_file(x, path, "mb2", digest, sizeof digest);
     memset(&s, 0, sizeof s);
-    s.image = "disk";
+    s.image = "mb2";
     s.memory_mib = 32;
     s.vcpus = 1;
     assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_BAD_IMAGE);
     assert_string_equal(e.field, "image");
-    assert_string_equal(e.msg, "image 'disk' is a disk image (kind disk, format raw): shoald boots "
-                               "kernels (format elf or bin) only, not disk images yet");
+    assert_string_equal(e.msg, "image 'mb2' is a Multiboot2 kernel (kind multiboot, boot "
+                               "multiboot2): QEMU 7.2 has no Multiboot2 loader, so it cannot "
+                               "boot it");
     assert_null(made);
     assert_int_equal(n, 0);
     assert_int_equal(rows_on(f, NULL, NULL), 0);
+
+    /* A disk image takes no command line: args refused, none accepted. */
+    static const char *const disk_args[] = { "x" };
+    push_file(x, SHOAL_TEST_IMAGE_DISK, "disk", digest, sizeof digest);
+    s.image = "disk";
+    s.args = disk_args;
+    s.n_args = 1;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_INVALID);
+    assert_string_equal(e.field, "args");
+    assert_string_equal(e.msg, "image 'disk' is a disk image: it boots from its disk and takes no "
+                               "command line, so args cannot reach it");
+    assert_int_equal(rows_on(f, NULL, NULL), 0);
+    s.args = NULL;
+    s.n_args = 0;
+    if (fleet_instance_create(f, &s, &made, &n, &e) != FLEET_OK)
+        fail_msg("create disk: %s", e.msg);
+    assert_int_equal(n, 1);
+    {
+        /* its overlay was made at start, over the materialized image, and
+         * goes with the instance */
+        char ov[512], id[STATE_ID_LEN + 1];
+        struct stat sb;
+        snprintf(id, sizeof id, "%s", made[0].id);
+        state_inst_array_free(made, n);
+        wait_state(f, id, ST_STARTING, 10000);
+        fleet_disk_path(f, id, ov, sizeof ov);
+        assert_int_equal(stat(ov, &sb), 0);
+        assert_true(sb.st_size > 0);
+        assert_int_equal(fleet_instance_delete(f, id, true, &e), FLEET_OK);
+        assert_int_equal(stat(ov, &sb), -1);
+        assert_int_equal(errno, ENOENT);
+    }
+    s.args = NULL;
 
     push_file(x, SHOAL_TEST_IMAGE_SOLO5, "solo5", digest, sizeof digest);
     s.image = "solo5:latest";
