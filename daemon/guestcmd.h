@@ -60,15 +60,15 @@ typedef struct gcmd_kv {
 /* What one run hands its guest. Strings are borrowed for the call. */
 typedef struct gcmd_run {
     const char *ip;     /* guest address "A.B.C.D"; NULL: no network (prefix,
-                        gw and mac are then not used) */
+                           gw and mac are then not used) */
     int prefix;         /* 0..32 */
     const char *gw;     /* gateway "A.B.C.D", required with ip */
     const char *mac;    /* "xx:xx:..", shoal only (shoal.mac); NULL: none */
-    const char *argv0;  /* unikraft only: the first word, which Unikraft takes as
-                          argv[0] and never parses as a parameter. Give the app's
-                          name under PVH, where the line reaches the kernel as is;
-                          NULL under Multiboot, where QEMU puts the kernel's file
-                          name there itself */
+    const char *argv0;  /* unikraft only: the first word, which Unikraft takes
+                           as argv[0] and never parses as a parameter. Give
+                           the app's name under PVH, where the line reaches
+                           the kernel as is; NULL under Multiboot, where QEMU
+                           puts the kernel's file name there itself */
     const gcmd_kv *env; /* environment, in order; keys [A-Za-z_][A-Za-z0-9_]* */
     size_t n_env;
     const char *const *args; /* the app's arguments */
