@@ -4,7 +4,7 @@
 #   sh tests/guest/layering.sh [GUEST_KERNEL_DIR]
 #
 # Layers, lowest first: libc (the base everyone may use), arch, kernel,
-# drivers, net, apps (apps/ and tests/, the programs). A file may include
+# drivers, net, apps (apps/, tests/ and foreign/, the programs). A file may include
 # headers of its own layer and of the layers below it, never of one above:
 # whatever has to go upward is a callback the higher layer registers.
 #
@@ -31,7 +31,7 @@ layer() {
         kernel/*)        echo "2 kernel" ;;
         drivers/*)       echo "3 drivers" ;;
         net/*)           echo "4 net" ;;
-        apps/*|tests/*)  echo "5 apps" ;;
+        apps/*|tests/*|foreign/*) echo "5 apps" ;;
     esac
 }
 
