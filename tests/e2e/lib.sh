@@ -53,6 +53,10 @@ e2e_cleanup() {
         if [ -n "$dpid" ] && tr '\0' ' ' <"/proc/$dpid/cmdline" 2>/dev/null | grep -q -- "$E2E_STATE/dhcp/"; then
             kill -9 "$dpid" 2>/dev/null
         fi
+        # A fork child of shoald that never reached exec (stuck on GCC
+        # ASan's allocator lock in sanitizer builds) carries shoald's
+        # command line and outlives the daemon.
+        pkill -9 -f -- "--state-dir $E2E_STATE" 2>/dev/null
         pkill -9 -f "qemu-system.*$E2E_STATE" 2>/dev/null
         sleep 0.3
         if [ "$E2E_FAILS" -ne 0 ] && [ -f "$E2E_STATE/shoald.log" ]; then
