@@ -1,6 +1,7 @@
 /* config.c - shoald's configuration. See config.h. */
 #include "config.h"
 #include "errbuf.h"
+#include "hosturi.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -145,6 +146,12 @@ static int check_ipv4(const char *v)
     return inet_pton(AF_INET, v, &a) != 1;
 }
 
+static int check_host_uri_allow(const char *v)
+{
+    char err[160];
+    return huri_allow_check(v, err, sizeof err);
+}
+
 #define FIELD(f) offsetof(cfg_t, f), sizeof(((cfg_t *)0)->f)
 #define NOFIELD  0, 0
 
@@ -212,6 +219,29 @@ static const cfg_option OPTIONS[] = {
     { "start-parallel", 0, "start-parallel", "N", "auto", ": 4 per CPU, 8..32",
       "domain starts at once (boot storms), auto or 1..256", CFG_AUTO, FIELD(start_parallel), 1,
       256, NULL, 0 },
+    { "host-uri-allow", 0, "host-uri-allow", "LIST", HURI_DEFAULT_ALLOW, NULL,
+      "libvirt URI schemes (and ?param&param) that POST\n"
+      "/v1/hosts may add; 'qemu' is the local libvirtd",
+      CFG_STR, FIELD(host_uri_allow), 0, 0, check_host_uri_allow, 0 },
+    { "api-max-conns", 0, "api-max-conns", "N", "1024", NULL,
+      "API connections at once, all clients (one thread each)", CFG_INT, FIELD(api_max_conns), 16,
+      65536, NULL, 0 },
+    { "api-max-conns-per-ip", 0, "api-max-conns-per-ip", "N", "64", NULL,
+      "API connections at once from one client address", CFG_INT, FIELD(api_max_conns_per_ip), 1,
+      65536, NULL, 0 },
+    { "api-timeout", 0, "api-timeout", "S", "10", NULL,
+      "API: seconds a connection may send nothing before it\n"
+      "is closed (event and console streams are exempt)",
+      CFG_INT, FIELD(api_timeout_s), 1, 3600, NULL, 0 },
+    { "publish-max-conns", 0, "publish-max-conns", "N", "auto", ": a third of the fd limit / 2",
+      "published TCP connections at once, all ports", CFG_AUTO, FIELD(publish_max_conns), 1,
+      1000000, NULL, 0 },
+    { "publish-port-max-conns", 0, "publish-port-max-conns", "N", "1024", NULL,
+      "published TCP connections at once per host port", CFG_INT, FIELD(publish_port_max_conns), 1,
+      1000000, NULL, 0 },
+    { "publish-connect-timeout", 0, "publish-connect-timeout", "MS", "5000", NULL,
+      "published ports: ms to wait for the guest to accept", CFG_INT, FIELD(publish_connect_ms),
+      100, 600000, NULL, 0 },
     { "tls-cert", 0, "tls-cert", "FILE", NULL, NULL,
       "serve HTTPS with this certificate (needs --tls-key)", CFG_STR, FIELD(tls_cert), 0, 0, NULL,
       0 },

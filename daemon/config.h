@@ -40,18 +40,25 @@ typedef struct {
     char dhcp[4];           /* "on" (default) or "off": DHCP on the bridge (dhcp.h) */
     char tls_cert[1024];    /* PEM paths; both or neither */
     char tls_key[1024];
-    int check_only;        /* --check-config: validate and exit */
-    int verbose;           /* log debug lines */
-    int max_instances;     /* guest slots of each host; 0 = no limit */
-    char capacity[12];     /* "measured" (charge what guests use) or "nominal" */
-    int mem_reserve_mib;   /* memory kept for the host; 0 = auto (docs/shoald.md) */
-    double mem_overcommit; /* usable/physical memory per host (>= 0.1) */
-    double cpu_overcommit; /* nominal capacity: guest vCPUs per host CPU (>= 0.1) */
-    int cpu_target;        /* measured capacity: % of the host's CPUs guests may use */
-    char ksm[8];           /* "off", "auto" or "on" (ksm.h) */
-    char qemu_aslr[4];     /* "on" (default) or "off": node_opts.qemu_no_aslr */
-    int console_max_kib;   /* console log kept per instance before rotation */
-    int start_parallel;    /* domain starts at once; 0 = auto (core/jobs.c) */
+    int check_only;             /* --check-config: validate and exit */
+    int verbose;                /* log debug lines */
+    int max_instances;          /* guest slots of each host; 0 = no limit */
+    char capacity[12];          /* "measured" (charge what guests use) or "nominal" */
+    int mem_reserve_mib;        /* memory kept for the host; 0 = auto (docs/shoald.md) */
+    double mem_overcommit;      /* usable/physical memory per host (>= 0.1) */
+    double cpu_overcommit;      /* nominal capacity: guest vCPUs per host CPU (>= 0.1) */
+    int cpu_target;             /* measured capacity: % of the host's CPUs guests may use */
+    char ksm[8];                /* "off", "auto" or "on" (ksm.h) */
+    char qemu_aslr[4];          /* "on" (default) or "off": node_opts.qemu_no_aslr */
+    int console_max_kib;        /* console log kept per instance before rotation */
+    int start_parallel;         /* domain starts at once; 0 = auto (core/jobs.c) */
+    char host_uri_allow[1024];  /* host URIs the API may add (hosturi.h) */
+    int api_max_conns;          /* API connections at once (threads), all clients */
+    int api_max_conns_per_ip;   /* API connections at once from one address */
+    int api_timeout_s;          /* API: idle seconds before a connection is closed */
+    int publish_max_conns;      /* published TCP connections, all ports; 0 = auto */
+    int publish_port_max_conns; /* published TCP connections per port */
+    int publish_connect_ms;     /* published ports: connect to the guest, ms */
 } cfg_t;
 
 /* One option of the table. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hosturi.h"
 #include "log.h"
 
 /* Caller holds f->mu. */
@@ -103,6 +104,20 @@ void fleet_host_open(fleet *f, fleet_host *h)
     pthread_mutex_unlock(&f->mu);
 
     memset(&o, 0, sizeof o);
+    /* A host added before the allow list (or under a wider one) is held to
+     * today's: its URI is never opened when the list refuses it. */
+    if (strcmp(h->name, FLEET_LOCAL_HOST) != 0 &&
+        huri_check(f->cfg.host_uri_allow, uri, err, sizeof err) != HURI_OK) {
+        pthread_mutex_lock(&f->mu);
+        snprintf(h->last_error, sizeof h->last_error, "%s", err);
+        h->up = 0;
+        h->opening = 0;
+        h->next_retry_ms = fleet_now_ms() + FLEET_RECONNECT_MS;
+        pthread_cond_broadcast(&f->state_cv);
+        pthread_mutex_unlock(&f->mu);
+        log_warn("host %s is not opened: %s", h->name, err);
+        return;
+    }
     o.domain_type = !strcmp(dt, "kvm")    ? DOMXML_VIRT_KVM
                     : !strcmp(dt, "qemu") ? DOMXML_VIRT_QEMU
                                           : DOMXML_VIRT_AUTO;
@@ -211,7 +226,7 @@ int fleet_host_add(fleet *f, const char *name, const char *uri, const fleet_kv *
                    size_t n_labels, const char *domain_type, fleet_err *e)
 {
     state_host row;
-    char err[256], *labels_json;
+    char err[512], *labels_json;
     fleet_host *h;
     int rc = FLEET_OK;
 
@@ -220,6 +235,10 @@ int fleet_host_add(fleet *f, const char *name, const char *uri, const fleet_kv *
                              "uri '%s': only the local host uses the embedded driver "
                              "(one per process); add hosts through libvirtd URIs",
                              uri);
+    /* The one parse of a URI from the API (hosturi.h): transports and
+     * parameters the operator allowed, nothing else reaches libvirt. */
+    if (huri_check(f->cfg.host_uri_allow, uri, err, sizeof err) != HURI_OK)
+        return fleet_err_set(e, FLEET_E_INVALID, "uri", "%s", err);
     labels_json = fleet_kv_json(labels, n_labels);
     h = labels_json ? host_new(f, name, uri, labels_json, domain_type, 0) : NULL;
     free(labels_json);

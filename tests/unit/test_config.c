@@ -220,6 +220,34 @@ static int got_start_parallel(const cfg_t *c)
 {
     return c->start_parallel == 12;
 }
+static int got_uri_allow(const cfg_t *c)
+{
+    return !strcmp(c->host_uri_allow, "qemu?socket");
+}
+static int got_api_conns(const cfg_t *c)
+{
+    return c->api_max_conns == 300;
+}
+static int got_api_conns_ip(const cfg_t *c)
+{
+    return c->api_max_conns_per_ip == 9;
+}
+static int got_api_timeout(const cfg_t *c)
+{
+    return c->api_timeout_s == 7;
+}
+static int got_pub_conns(const cfg_t *c)
+{
+    return c->publish_max_conns == 500;
+}
+static int got_pub_port_conns(const cfg_t *c)
+{
+    return c->publish_port_max_conns == 50;
+}
+static int got_pub_connect(const cfg_t *c)
+{
+    return c->publish_connect_ms == 2500;
+}
 static int got_tls(const cfg_t *c)
 {
     return !strcmp(c->tls_cert, tls_file) && !strcmp(c->tls_key, tls_file);
@@ -264,6 +292,15 @@ static const want_opt WANT[] = {
     { "qemu-aslr", 0, "qemu-aslr", "off", NULL, got_aslr, NULL },
     { "console-max-kib", 0, "console-max-kib", "64", NULL, got_console, NULL },
     { "start-parallel", 0, "start-parallel", "12", NULL, got_start_parallel, NULL },
+    { "host-uri-allow", 0, "host-uri-allow", "qemu?socket", NULL, got_uri_allow, NULL },
+    { "api-max-conns", 0, "api-max-conns", "300", NULL, got_api_conns, NULL },
+    { "api-max-conns-per-ip", 0, "api-max-conns-per-ip", "9", NULL, got_api_conns_ip, NULL },
+    { "api-timeout", 0, "api-timeout", "7", NULL, got_api_timeout, NULL },
+    { "publish-max-conns", 0, "publish-max-conns", "500", NULL, got_pub_conns, NULL },
+    { "publish-port-max-conns", 0, "publish-port-max-conns", "50", NULL, got_pub_port_conns,
+      NULL },
+    { "publish-connect-timeout", 0, "publish-connect-timeout", "2500", NULL, got_pub_connect,
+      NULL },
     { "tls-cert", 0, "tls-cert", tls_file, NULL, got_tls, "tls-key" },
     { "tls-key", 0, "tls-key", tls_file, NULL, got_tls, "tls-cert" },
     { "check-config", 0, NULL, NULL, NULL, got_check, NULL },

@@ -140,6 +140,8 @@ static fx *fx_open(unsigned mem_mib, unsigned cpus, const char *const *extra)
     argv[argc++] = "127.0.0.1";
     argv[argc++] = "--listen";
     argv[argc++] = "127.0.0.1:0";
+    argv[argc++] = "--host-uri-allow"; /* mock hosts are test:///FILE.xml */
+    argv[argc++] = "test";
     for (; extra && *extra; extra++)
         argv[argc++] = (char *)*extra;
     argv[argc] = NULL;
