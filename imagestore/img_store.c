@@ -240,6 +240,10 @@ static const char *const migrations[IMG_SCHEMA_VERSION] = {
     "ALTER TABLE blobs ADD COLUMN evidence TEXT;" /* newline-separated */
     "ALTER TABLE blobs ADD COLUMN firmware TEXT;" /* profile: qboot, seabios */
     "ALTER TABLE blobs ADD COLUMN cmdline TEXT;", /* profile: shoal, unikraft, solo5, raw */
+    /* 2 -> 3: profiles can be changed (img_profile_set); NULL reads as the
+       kind's default, so no row needs rewriting */
+    "ALTER TABLE blobs ADD COLUMN exit TEXT;"      /* profile: status, debug-exit, poweroff */
+    "ALTER TABLE blobs ADD COLUMN template TEXT;", /* profile: cmdline 'template' */
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -271,6 +275,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LABELS_GET] = "SELECT key, value FROM labels WHERE blob_id = ?1 ORDER BY key",
     [ST_REF_ADD] = "UPDATE blobs SET refs = refs + 1 WHERE id = ?1 AND state = 1",
     [ST_REF_SUB] = "UPDATE blobs SET refs = refs - 1 WHERE id = ?1 AND refs > 0",
+    [ST_PROFILE_SET] = "UPDATE blobs SET firmware = ?2, cmdline = ?3, exit = ?4, template = ?5"
+                       " WHERE id = ?1 AND state = 1",
 };
 
 static int exec(sqlite3 *db, const char *sql, img_err *err)
@@ -579,16 +585,19 @@ static int migrate(img_store *s, img_conn *c, img_err *err)
                  v, IMG_SCHEMA_VERSION);
         goto out;
     }
+    int from = v;
     for (; v < IMG_SCHEMA_VERSION; v++) {
         char sql[64];
         if (exec(c->db, migrations[v], err) != 0)
-            goto out;
-        if (v == 1 && backfill_kinds(s, c, err) != 0)
             goto out;
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
         if (exec(c->db, sql, err) != 0)
             goto out;
     }
+    /* 1 -> 2's rows are read with every column of the current schema, so
+       after all the tables' changes (same transaction) */
+    if (from == 1 && backfill_kinds(s, c, err) != 0)
+        goto out;
     ret = img_tx_commit(s, c, true, err);
     return ret;
 out:
@@ -727,6 +736,14 @@ void img_blob_row(sqlite3_stmt *st, int base, img_blob *b)
     snprintf(b->evidence, sizeof b->evidence, "%s", ev ? ev : "");
     b->profile.firmware = img_firmware_parse(COL_TEXT(10));
     b->profile.cmdline = img_cmdline_parse(COL_TEXT(11));
+    b->profile.exit = img_exit_parse(COL_TEXT(12));
+    if (b->profile.exit == IMG_EXIT_NONE) /* never set: the kind's default */
+        b->profile.exit = img_profile_default(b->kind).exit;
+    b->profile.template[0] = '\0';
+    if (COL_TEXT(11) && !strcmp(COL_TEXT(11), "template") && COL_TEXT(13)) {
+        b->profile.cmdline = IMG_CMDLINE_TEMPLATE;
+        snprintf(b->profile.template, sizeof b->profile.template, "%s", COL_TEXT(13));
+    }
 #undef COL_TEXT
 }
 
@@ -747,15 +764,25 @@ void img_evidence_join(const img_vresult *vr, char out[IMG_EVIDENCE_TEXT_MAX + 1
 
 img_profile img_profile_default(img_kind kind)
 {
+    img_profile p = { IMG_FW_SEABIOS, IMG_CMDLINE_RAW, IMG_EXIT_POWEROFF, "" };
     switch (kind) {
-    case IMG_KIND_SHOAL: return (img_profile){ IMG_FW_QBOOT, IMG_CMDLINE_SHOAL };
-    case IMG_KIND_UNIKRAFT: return (img_profile){ IMG_FW_SEABIOS, IMG_CMDLINE_UNIKRAFT };
-    case IMG_KIND_SOLO5: return (img_profile){ IMG_FW_SEABIOS, IMG_CMDLINE_SOLO5 };
+    case IMG_KIND_SHOAL:
+        p.firmware = IMG_FW_QBOOT;
+        p.cmdline = IMG_CMDLINE_SHOAL;
+        p.exit = IMG_EXIT_STATUS;
+        break;
+    case IMG_KIND_UNIKRAFT: p.cmdline = IMG_CMDLINE_UNIKRAFT; break;
+    case IMG_KIND_SOLO5: p.cmdline = IMG_CMDLINE_SOLO5; break;
     case IMG_KIND_PVH:
     case IMG_KIND_MULTIBOOT:
-    case IMG_KIND_DISK: return (img_profile){ IMG_FW_SEABIOS, IMG_CMDLINE_RAW };
-    default: return (img_profile){ IMG_FW_NONE, IMG_CMDLINE_NONE };
+    case IMG_KIND_DISK: break;
+    default:
+        p.firmware = IMG_FW_NONE;
+        p.cmdline = IMG_CMDLINE_NONE;
+        p.exit = IMG_EXIT_NONE;
+        break;
     }
+    return p;
 }
 
 const char *img_firmware_name(img_firmware fw)
@@ -782,6 +809,7 @@ const char *img_cmdline_name(img_cmdline preset)
     case IMG_CMDLINE_UNIKRAFT: return "unikraft";
     case IMG_CMDLINE_SOLO5: return "solo5";
     case IMG_CMDLINE_RAW: return "raw";
+    case IMG_CMDLINE_TEMPLATE: return "template";
     default: return "none";
     }
 }
@@ -1039,7 +1067,7 @@ out:
 /* IMG_BLOB_COLS of blobs b */
 #define IMG_BLOB_COLS_B                                                                            \
     "b.id, b.digest, b.size, b.chunk_size, b.created, b.boot, b.refs, b.format, b.kind,"           \
-    " b.evidence, b.firmware, b.cmdline"
+    " b.evidence, b.firmware, b.cmdline, b.exit, b.template"
 
 int img_list(img_store *s, const img_filter *f, img_info **out, size_t *count, img_err *err)
 {

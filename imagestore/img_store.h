@@ -40,7 +40,7 @@
 
 /* ---- constants ---------------------------------------------------------- */
 
-#define IMG_SCHEMA_VERSION    2    /* PRAGMA user_version written by this code */
+#define IMG_SCHEMA_VERSION    3    /* PRAGMA user_version written by this code */
 #define IMG_DIGEST_HEX        64   /* hex characters of a SHA-256 */
 #define IMG_DIGEST_LEN        71   /* strlen("sha256:") + 64 */
 #define IMG_NAME_MAX          128  /* name: [a-z0-9][a-z0-9._/-]*, at most this long */
@@ -53,6 +53,7 @@
 #define IMG_ERR_MSG_MAX       320
 #define IMG_DEFAULT_CHUNK     (1u << 20)          /* bytes per stored chunk */
 #define IMG_DEFAULT_CACHE_MAX (UINT64_C(4) << 30) /* materialized-file budget */
+#define IMG_TEMPLATE_MAX      1024                /* command-line template, bytes */
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -121,12 +122,41 @@ typedef enum img_cmdline {
     IMG_CMDLINE_UNIKRAFT = 2, /* "netdev.ip=CIDR:GW ... -- ARG" */
     IMG_CMDLINE_SOLO5 = 3,    /* the arguments, verbatim, nothing added */
     IMG_CMDLINE_RAW = 4,      /* what the user gives, verbatim; nothing for disks */
+    IMG_CMDLINE_TEMPLATE = 5, /* img_profile.template, placeholders filled in */
 } img_cmdline;
+
+/* How the end of a run is read (docs/node.md, "Boot profiles"). */
+typedef enum img_exit {
+    IMG_EXIT_NONE = 0,       /* not set (only for rows whose kind is unknown) */
+    IMG_EXIT_STATUS = 1,     /* shoal's status channel: the exit record on COM2
+                                (docs/guest-protocol.md); a power-off without one
+                                is a crash */
+    IMG_EXIT_DEBUG_EXIT = 2, /* QEMU's isa-debug-exit on port 0x501: the value the
+                                guest writes there is its exit code */
+    IMG_EXIT_POWEROFF = 3,   /* a clean power-off is an exit, code unknown */
+} img_exit;
 
 typedef struct img_profile {
     img_firmware firmware;
-    img_cmdline cmdline; /* command line preset */
+    img_cmdline cmdline;                 /* command line preset, or IMG_CMDLINE_TEMPLATE */
+    img_exit exit;                       /* how an exit is read */
+    char template[IMG_TEMPLATE_MAX + 1]; /* with IMG_CMDLINE_TEMPLATE: the line, with
+                                            placeholders (img_template_check); else "" */
 } img_profile;
+
+/*
+ * A change of a stored profile (img_profile_set): each field NULL to keep
+ * it, else the value as a client wrote it:
+ *   firmware  "qboot" | "seabios"
+ *   cmdline   a preset name ("shoal", "unikraft", "solo5", "raw") or a
+ *             template (img_template_check)
+ *   exit      "status" | "debug-exit" | "poweroff"
+ */
+typedef struct img_profile_change {
+    const char *firmware;
+    const char *cmdline;
+    const char *exit;
+} img_profile_change;
 
 /* A label, key=value. In img_info the strings are owned by the img_info. */
 typedef struct img_label {
@@ -183,9 +213,42 @@ img_profile img_profile_default(img_kind kind);
 const char *img_firmware_name(img_firmware fw);
 img_firmware img_firmware_parse(const char *name);
 
-/* "shoal", "unikraft", "solo5", "raw" or "none"; inverse: IMG_CMDLINE_NONE. */
+/* "shoal", "unikraft", "solo5", "raw", "template" or "none"; inverse
+ * (presets only, not "template"): IMG_CMDLINE_NONE for anything else. */
 const char *img_cmdline_name(img_cmdline preset);
 img_cmdline img_cmdline_parse(const char *name);
+
+/* "status", "debug-exit", "poweroff" or "none"; inverse: IMG_EXIT_NONE. */
+const char *img_exit_name(img_exit mode);
+img_exit img_exit_parse(const char *name);
+
+/*
+ * Command-line templates. A template is the guest's whole command line,
+ * 1..IMG_TEMPLATE_MAX bytes of UTF-8 without control characters, in which
+ * these placeholders are replaced per run (nothing is quoted or added):
+ *   {address}  the guest's IPv4 address, "10.88.0.4"
+ *   {prefix}   its prefix length, "16"
+ *   {gateway}  the gateway, "10.88.0.1"
+ *   {mac}      its MAC, "5a:5c:00:11:22:33"
+ *   {env}      the environment, KEY=VALUE pairs joined by single spaces
+ *   {args}     the arguments joined by single spaces
+ *   {name}     the image's name ("nginx" for "nginx:1.25"; "app" for a digest)
+ * "{{" and "}}" stand for "{" and "}". Returns 0, or -1 with a sentence in
+ * msg quoting what is wrong ("unknown placeholder '{ip}' (known: ...)",
+ * "unmatched '{' at byte 9", ...). Pure.
+ */
+int img_template_check(const char *tmpl, char *msg, size_t msglen);
+
+/*
+ * The one check of a profile change: apply ch to *p for an image of this
+ * kind and format, or return -1 with IMG_E_INVALID in err, *field naming the
+ * first bad field ("firmware", "cmdline" or "exit") and *p unchanged. Refused
+ * besides unknown values: qboot for a disk image (it boots no disks), a
+ * command line other than "raw" for a disk image (it takes none), an empty
+ * change. Pure.
+ */
+int img_profile_apply(img_profile *p, img_kind kind, img_format format,
+                      const img_profile_change *ch, const char **field, img_err *err);
 
 /* ---- store -------------------------------------------------------------- */
 
@@ -194,7 +257,9 @@ img_cmdline img_cmdline_parse(const char *name);
  * forward in one transaction (from version 1: every stored image is read
  * again to record its format, kind, evidence and default profile; an image
  * the validator now refuses keeps its boot protocol, gets the kind that
- * protocol implies and the evidence "revalidation failed").
+ * protocol implies and the evidence "revalidation failed"; from version 2:
+ * a column for how an exit is read, empty, which reads as the kind's
+ * default).
  * A newer schema than IMG_SCHEMA_VERSION is refused (IMG_E_CORRUPT).
  * opts may be NULL. On success *out owns the store; close with img_store_close.
  * Errors: IMG_E_IO (cannot open/create), IMG_E_CORRUPT, IMG_E_INVALID (opts).
@@ -294,6 +359,18 @@ int img_untag(img_store *s, const char *ref, img_err *err);
  * reference is released and img_gc runs.
  */
 int img_delete(img_store *s, const char *ref, int force, img_err *err);
+
+/*
+ * Change the stored boot profile of the image ref resolves to (every name of
+ * it: the profile belongs to the image's content), checked by
+ * img_profile_apply; nothing is written unless the whole change is valid.
+ * info (may be NULL) receives the image as it is now (img_info_clear).
+ * Instances see the change at their next start. Errors: IMG_E_NOT_FOUND,
+ * IMG_E_AMBIGUOUS, IMG_E_INVALID (with *field set, may be NULL), IMG_E_IO,
+ * IMG_E_BUSY.
+ */
+int img_profile_set(img_store *s, const char *ref, const img_profile_change *ch, img_info *info,
+                    const char **field, img_err *err);
 
 /* Add or replace (value != NULL) or remove (value == NULL) one label. */
 int img_label_set(img_store *s, const char *ref, const char *key, const char *value, img_err *err);

@@ -550,10 +550,10 @@ static void test_schema_version(void **state)
     assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     FAILS(img_store_open(f->db, NULL, &f->s, err), IMG_E_CORRUPT,
-          "has schema version 99, newer than this shoal's (2)");
+          "has schema version 99, newer than this shoal's (3)");
     assert_null(f->s);
     assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     assert_int_equal(open_store(f, NULL), 0);
 }
@@ -679,6 +679,147 @@ static void test_profiles(void **state)
     }
     assert_int_equal(img_firmware_parse("ovmf"), IMG_FW_NONE);
     assert_int_equal(img_cmdline_parse(NULL), IMG_CMDLINE_NONE);
+    /* how an exit is read: the status channel for shoal's guests only */
+    assert_int_equal(img_profile_default(IMG_KIND_SHOAL).exit, IMG_EXIT_STATUS);
+    assert_int_equal(img_profile_default(IMG_KIND_UNIKRAFT).exit, IMG_EXIT_POWEROFF);
+    assert_int_equal(img_profile_default(IMG_KIND_DISK).exit, IMG_EXIT_POWEROFF);
+    assert_int_equal(img_profile_default(IMG_KIND_UNKNOWN).exit, IMG_EXIT_NONE);
+    assert_int_equal(img_exit_parse("debug-exit"), IMG_EXIT_DEBUG_EXIT);
+    assert_string_equal(img_exit_name(IMG_EXIT_POWEROFF), "poweroff");
+    assert_int_equal(img_exit_parse("halt"), IMG_EXIT_NONE);
+    /* "template" names the form, it is not a preset a client can ask for */
+    assert_string_equal(img_cmdline_name(IMG_CMDLINE_TEMPLATE), "template");
+    assert_int_equal(img_cmdline_parse("template"), IMG_CMDLINE_NONE);
+}
+
+/* Templates: every placeholder, the brace escapes, each refusal. */
+static void test_templates(void **state)
+{
+    char msg[256], big[IMG_TEMPLATE_MAX + 2];
+    (void)state;
+    assert_int_equal(img_template_check("netdev.ip={address}/{prefix}:{gateway} mac={mac} "
+                                        "{env} -- {name} {args}",
+                                        msg, sizeof msg),
+                     0);
+    assert_int_equal(img_template_check("{{literal}} }} {{", msg, sizeof msg), 0);
+    assert_int_equal(img_template_check("caf\xc3\xa9 {args}", msg, sizeof msg), 0);
+    static const struct {
+        const char *t, *msg;
+    } no[] = {
+        { "", "command line template is empty" },
+        { "ip={ip}", "unknown placeholder '{ip}' in the command line template (known: {address} "
+                     "{prefix} {gateway} {mac} {env} {args} {name})" },
+        { "a {args", "unmatched '{' at byte 2 (write '{{' for a brace)" },
+        { "a {x{args}", "unmatched '{' at byte 2 (write '{{' for a brace)" },
+        { "a } b", "unmatched '}' at byte 2 (write '}}' for a brace)" },
+        { "tab\there", "command line template has a control character (0x09) at byte 3" },
+        { "bad \xc3(", "command line template is not UTF-8 at byte 4" },
+        { "{}", "unknown placeholder '{}'" },
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        msg[0] = 0;
+        if (img_template_check(no[i].t, msg, sizeof msg) != -1 || !strstr(msg, no[i].msg))
+            fail_msg("template '%s': got '%s', want '%s'", no[i].t, msg, no[i].msg);
+    }
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    assert_int_equal(img_template_check(big, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "of 1025 bytes is over the limit of 1024"));
+    big[IMG_TEMPLATE_MAX] = 0;
+    assert_int_equal(img_template_check(big, msg, sizeof msg), 0);
+}
+
+#define SET_FAILS(ref, ch, field_, substr)                                                         \
+    do {                                                                                           \
+        const char *fld_ = "unset";                                                                \
+        FAILS(img_profile_set(f->s, (ref), (ch), NULL, &fld_, err), IMG_E_INVALID, (substr));      \
+        if ((field_) == NULL)                                                                      \
+            assert_null(fld_);                                                                     \
+        else                                                                                       \
+            assert_string_equal(fld_, (field_));                                                   \
+    } while (0)
+
+/* A stored profile changed: each field, the template kept, refusals that
+ * change nothing, every name of the image sees it, and it survives a
+ * reopen. */
+static void test_profile_set(void **state)
+{
+    fx *f = *state;
+    static uint8_t b[0x20000];
+    img_info info;
+    const char *field = NULL;
+    img_opts o = { .chunk_size = 65536 };
+    img_store_close(f->s);
+    assert_int_equal(open_store(f, &o), 0);
+    imgt_unikraft(b);
+    OK(push_buf(f, b, IMGT_PVH_SIZE, "uk", &info, err));
+    assert_int_equal(info.profile.exit, IMG_EXIT_POWEROFF);
+    img_info_clear(&info);
+    OK(img_tag(f->s, "uk", "uk:other", err));
+    imgt_bootsector(b, sizeof b);
+    OK(push_buf(f, b, sizeof b, "disk", NULL, err));
+
+    img_profile_change ch = { .exit = "debug-exit" };
+    OK(img_profile_set(f->s, "uk", &ch, &info, &field, err));
+    assert_null(field);
+    assert_int_equal(info.profile.exit, IMG_EXIT_DEBUG_EXIT);
+    assert_int_equal(info.profile.firmware, IMG_FW_SEABIOS); /* the rest kept */
+    assert_int_equal(info.profile.cmdline, IMG_CMDLINE_UNIKRAFT);
+    img_info_clear(&info);
+    ch = (img_profile_change){ .firmware = "qboot",
+                               .cmdline =
+                                   "{name} netdev.ip={address}/{prefix}:{gateway} -- {args}" };
+    OK(img_profile_set(f->s, "uk:other", &ch, NULL, NULL, err));
+    OK(img_get(f->s, "uk:latest", &info, err));
+    assert_int_equal(info.profile.firmware, IMG_FW_QBOOT);
+    assert_int_equal(info.profile.cmdline, IMG_CMDLINE_TEMPLATE);
+    assert_string_equal(info.profile.template,
+                        "{name} netdev.ip={address}/{prefix}:{gateway} -- {args}");
+    assert_int_equal(info.profile.exit, IMG_EXIT_DEBUG_EXIT);
+    img_info_clear(&info);
+
+    /* refusals name the field and change nothing, even when another field
+       of the same change was fine */
+    ch = (img_profile_change){ .firmware = "seabios", .exit = "halt" };
+    SET_FAILS("uk", &ch, "exit", "exit 'halt' is not status, debug-exit or poweroff");
+    ch = (img_profile_change){ .firmware = "ovmf" };
+    SET_FAILS("uk", &ch, "firmware", "firmware 'ovmf' is not qboot or seabios");
+    ch = (img_profile_change){ .exit = "status", .cmdline = "ip={ip}" };
+    SET_FAILS("uk", &ch, "cmdline",
+              "cmdline is neither a preset (shoal, unikraft, solo5, raw) "
+              "nor a usable template: unknown placeholder '{ip}'");
+    ch = (img_profile_change){ 0 };
+    SET_FAILS("uk", &ch, NULL, "no profile field to change");
+    ch = (img_profile_change){ .firmware = "qboot" };
+    SET_FAILS("disk", &ch, "firmware", "a disk image (format raw) boots only with seabios");
+    ch = (img_profile_change){ .cmdline = "{args}" };
+    SET_FAILS("disk", &ch, "cmdline", "a disk image (format raw) takes no command line");
+    FAILS(img_profile_set(f->s, "nope", &ch, NULL, NULL, err), IMG_E_NOT_FOUND,
+          "image 'nope' not found");
+    OK(img_get(f->s, "uk", &info, err));
+    assert_int_equal(info.profile.firmware, IMG_FW_QBOOT);
+    assert_int_equal(info.profile.cmdline, IMG_CMDLINE_TEMPLATE);
+    assert_int_equal(info.profile.exit, IMG_EXIT_DEBUG_EXIT);
+    img_info_clear(&info);
+    ch = (img_profile_change){ .exit = "debug-exit" }; /* a disk may exit that way (Nanos) */
+    OK(img_profile_set(f->s, "disk", &ch, NULL, NULL, err));
+
+    /* a preset again drops the template; all of it survives a reopen */
+    ch = (img_profile_change){ .cmdline = "raw", .exit = "poweroff" };
+    OK(img_profile_set(f->s, "uk", &ch, NULL, NULL, err));
+    img_store_close(f->s);
+    assert_int_equal(open_store(f, &o), 0);
+    OK(img_get(f->s, "uk", &info, err));
+    assert_int_equal(info.profile.firmware, IMG_FW_QBOOT);
+    assert_int_equal(info.profile.cmdline, IMG_CMDLINE_RAW);
+    assert_string_equal(info.profile.template, "");
+    assert_int_equal(info.profile.exit, IMG_EXIT_POWEROFF);
+    img_info_clear(&info);
+    OK(img_get(f->s, "disk", &info, err));
+    assert_int_equal(info.profile.exit, IMG_EXIT_DEBUG_EXIT);
+    img_info_clear(&info);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE template IS NOT NULL"), 0);
+    OK(img_check(f->s, err));
 }
 
 static void copy_file(const char *from, const char *to)
@@ -711,7 +852,7 @@ static void test_migrate_v1(void **state)
     assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), 1);
     assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs"), 4);
     OK(img_store_open(db, NULL, &s, err));
-    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), 2);
+    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), IMG_SCHEMA_VERSION);
     assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs WHERE kind IS NULL"), 0);
 
     OK(img_get(s, "pvh:v1", &info, err));
@@ -766,6 +907,50 @@ static void test_migrate_v1(void **state)
     assert_string_equal(list[4].name, "solo5");
     assert_int_equal(list[4].kind, IMG_KIND_SOLO5);
     img_list_free(list, n);
+    img_store_close(s);
+    free(db);
+}
+
+/*
+ * A real schema-2 database (data/schema-v2.db, written by the schema-2
+ * store; data/make_schema_v2.c says how) upgrades in place: no row
+ * rewritten, every profile reads as its kind's default (exit poweroff for
+ * these kinds), and a profile can then be changed and survives a reopen.
+ */
+static void test_migrate_v2(void **state)
+{
+    fx *f = *state;
+    char *db = NULL;
+    img_store *s = NULL;
+    img_info info;
+    assert_true(asprintf(&db, "%s/v2.db", f->dir) > 0);
+    copy_file(IMGT_DATA_DIR "/schema-v2.db", db);
+    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), 2);
+    OK(img_store_open(db, NULL, &s, err));
+    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), 3);
+    assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs WHERE exit IS NULL"), 5);
+    OK(img_get(s, "solo5:v2", &info, err));
+    expect_kind(&info, IMG_KIND_SOLO5, IMG_FORMAT_ELF, IMG_FW_SEABIOS, IMG_CMDLINE_SOLO5,
+                "note solo5.abi");
+    assert_int_equal(info.profile.exit, IMG_EXIT_POWEROFF);
+    assert_string_equal(info.labels[0].value, "schema-v2");
+    img_info_clear(&info);
+    OK(img_get(s, "mb64:noaddr", &info, err));
+    expect_kind(&info, IMG_KIND_MULTIBOOT, IMG_FORMAT_ELF, IMG_FW_SEABIOS, IMG_CMDLINE_RAW,
+                "revalidation failed");
+    img_info_clear(&info);
+    img_profile_change ch = { .exit = "debug-exit", .cmdline = "{args}" };
+    OK(img_profile_set(s, "solo5:v2", &ch, NULL, NULL, err));
+    OK(img_check(s, err));
+    img_store_close(s);
+    OK(img_store_open(db, NULL, &s, err));
+    OK(img_get(s, "solo5:v2", &info, err));
+    assert_int_equal(info.profile.exit, IMG_EXIT_DEBUG_EXIT);
+    assert_int_equal(info.profile.cmdline, IMG_CMDLINE_TEMPLATE);
+    assert_string_equal(info.profile.template, "{args}");
+    img_info_clear(&info);
+    char got[IMG_DIGEST_LEN + 1];
+    OK(imgt_read_digest(s, "pvh:v1", got, NULL, err));
     img_store_close(s);
     free(db);
 }
@@ -842,6 +1027,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kinds_stored, setup, teardown),
         cmocka_unit_test(test_profiles),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
+        cmocka_unit_test(test_templates),
+        cmocka_unit_test_setup_teardown(test_profile_set, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
