@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -22,6 +24,7 @@ typedef enum { EP_WAKE = 0, EP_LISTEN, EP_CONN, EP_FLOW } ep_kind;
 #define UDP_BUCKETS 64   /* hash chains per UDP forward */
 #define UDP_BATCH   64   /* datagrams relayed per readiness event, for fairness */
 #define TICK_MS     1000 /* housekeeping period (expiry) at the longest */
+#define EXPIRY_MS   100  /* TCP timeouts are checked this often at most */
 
 struct fwd;
 
@@ -43,9 +46,10 @@ typedef struct endpoint {
 
 typedef struct conn {
     endpoint ep[2];
-    pipe_dir dir[2]; /* dir[0]: client->guest, dir[1]: guest->client */
-    int connecting;  /* guest connect() in progress */
-    int closed;      /* closed; freed at the end of the batch */
+    pipe_dir dir[2];  /* dir[0]: client->guest, dir[1]: guest->client */
+    int connecting;   /* guest connect() in progress */
+    int closed;       /* closed; freed at the end of the batch */
+    int64_t since_ms; /* connect started, or the last byte moved */
     struct fwd *fwd;
     struct conn *next;
 } conn;
@@ -69,6 +73,7 @@ typedef struct fwd {
     int host_port;
     struct sockaddr_in guest;
     int dead;
+    int nconns; /* TCP: open connections (thread only) */
     /* UDP only; the flows are owned by the thread. */
     int pktinfo; /* bound to 0.0.0.0: learn each datagram's local address */
     int idle_ms, max_flows, nflows;
@@ -92,6 +97,12 @@ struct pfwd {
     int tick_ms;                    /* epoll timeout: expiry precision; under mu */
     flow *flow_grave;               /* flows closed this batch */
     atomic_size_t nflows;           /* open flows, all forwards */
+    atomic_size_t nconns;           /* open TCP connections, all forwards */
+    atomic_size_t refused;          /* TCP connections refused at a limit */
+    int max_conns, port_max_conns;  /* TCP limits; under mu */
+    int connect_ms, linger_ms;      /* TCP timeouts; under mu */
+    int fd_ceiling;                 /* refuse a connection whose descriptor is >= this */
+    int spare_fd;                   /* /dev/null, given up to accept-and-close at EMFILE */
     unsigned char dgram[65536];     /* the thread's datagram buffer */
 };
 
@@ -168,6 +179,8 @@ static void conn_close(pfwd *p, conn *c)
         }
     }
     c->closed = 1;
+    c->fwd->nconns--;
+    atomic_fetch_sub(&p->nconns, 1);
     c->next = p->graveyard;
     p->graveyard = c;
 }
@@ -407,22 +420,55 @@ static void conn_arm(pfwd *p, conn *c)
     }
 }
 
+/* Refuse an accepted client: a reset, not a connection that never answers. */
+static void refuse(pfwd *p, int fd)
+{
+    struct linger lg = { 1, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+    atomic_fetch_add(&p->refused, 1);
+}
+
 static void on_accept(pfwd *p, fwd *f)
 {
-    for (;;) {
+    int max_conns, port_max;
+    pthread_mutex_lock(&p->mu);
+    max_conns = p->max_conns;
+    port_max = p->port_max_conns;
+    pthread_mutex_unlock(&p->mu);
+    for (int batch = 0; batch < 256; batch++) {
         int cfd = accept4(f->ep.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), gfd;
         conn *c;
         struct epoll_event ev = { 0 };
         int one = 1;
-        if (cfd < 0)
+        if (cfd < 0) {
+            if ((errno == EMFILE || errno == ENFILE) && p->spare_fd >= 0) {
+                /* Out of descriptors (someone else used them up): give
+                 * the spare back, refuse this client, keep the spare. */
+                close(p->spare_fd);
+                cfd = accept4(f->ep.fd, NULL, NULL, SOCK_CLOEXEC);
+                if (cfd >= 0)
+                    refuse(p, cfd);
+                p->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                continue;
+            }
             return;
+        }
+        /* Limits: per port, in all, and the descriptors kept for the rest
+         * of shoald (API, libvirt, QEMU starts): descriptors are handed out
+         * lowest first, so a number at the ceiling means the table below it
+         * is full. */
+        if (f->nconns >= port_max || (int)atomic_load(&p->nconns) >= max_conns ||
+            cfd >= p->fd_ceiling) {
+            refuse(p, cfd);
+            continue;
+        }
         gfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        c = calloc(1, sizeof *c);
-        if (gfd < 0 || !c) {
-            close(cfd);
+        c = gfd >= 0 && gfd < p->fd_ceiling ? calloc(1, sizeof *c) : NULL;
+        if (!c) {
+            refuse(p, cfd);
             if (gfd >= 0)
                 close(gfd);
-            free(c);
             continue;
         }
         setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -436,8 +482,11 @@ static void on_accept(pfwd *p, fwd *f)
         c->ep[0].fd = cfd;
         c->ep[1].fd = gfd;
         c->connecting = 1;
+        c->since_ms = now_ms();
         c->next = p->conns;
         p->conns = c;
+        f->nconns++;
+        atomic_fetch_add(&p->nconns, 1);
         if (connect(gfd, (struct sockaddr *)&f->guest, sizeof f->guest) != 0 &&
             errno != EINPROGRESS) {
             conn_close(p, c);
@@ -465,13 +514,22 @@ static int on_conn(pfwd *p, conn *c, int s, uint32_t events)
             return -1;
         }
         c->connecting = 0;
+        c->since_ms = now_ms();
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    /* An error on either socket (a reset, an unreachable guest) ends both:
+     * nothing more can be delivered, and a half-finished side would wait
+     * forever (it used to stay in CLOSE-WAIT). */
+    if (events & EPOLLERR) {
+        conn_close(p, c);
+        return -1;
+    }
+    if (events & (EPOLLIN | EPOLLHUP)) {
         pipe_dir *d = &c->dir[s];
         while (!d->eof && d->len < sizeof d->buf) {
             ssize_t n = read(c->ep[s].fd, d->buf + d->len, sizeof d->buf - d->len);
             if (n > 0) {
                 d->len += (size_t)n;
+                c->since_ms = now_ms();
             } else if (n == 0) {
                 d->eof = 1;
             } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -492,6 +550,7 @@ static int on_conn(pfwd *p, conn *c, int s, uint32_t events)
             ssize_t n = write(c->ep[to].fd, d->buf + d->off, d->len - d->off);
             if (n > 0) {
                 d->off += (size_t)n;
+                c->since_ms = now_ms();
             } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                 break;
             } else if (n < 0 && errno == EINTR) {
@@ -511,8 +570,34 @@ static int on_conn(pfwd *p, conn *c, int s, uint32_t events)
         conn_close(p, c);
         return -1;
     }
+    /* A side that hung up while the other has nothing for it: with its
+     * read side at EOF and ours shut, there is nothing left to do on it. */
+    if ((events & EPOLLHUP) && c->dir[s].eof && c->dir[s].len == 0 && c->dir[1 - s].len == 0) {
+        conn_close(p, c);
+        return -1;
+    }
     conn_arm(p, c);
     return 0;
+}
+
+/* Connections past their time: a guest that has not accepted within
+ * connect_ms (it used to leave the socket in SYN-SENT for two minutes), and
+ * connections of which one side has left and nothing moved for linger_ms
+ * (the other side is told by shutdown(); one that never finishes used to
+ * hold both descriptors for ever, the client's in CLOSE-WAIT). */
+static void expire_conns(pfwd *p, int64_t now)
+{
+    int connect_ms, linger_ms;
+    pthread_mutex_lock(&p->mu);
+    connect_ms = p->connect_ms;
+    linger_ms = p->linger_ms;
+    pthread_mutex_unlock(&p->mu);
+    for (conn *c = p->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->connecting ? now - c->since_ms >= connect_ms
+                          : (c->dir[0].eof || c->dir[1].eof) && now - c->since_ms >= linger_ms)
+            conn_close(p, c);
+    }
 }
 
 /* Drop forwards marked dead, with their connections and flows; close UDP
@@ -553,6 +638,7 @@ static void *pfwd_main(void *arg)
     pfwd *p = arg;
     struct epoll_event evs[64];
     int tick = TICK_MS;
+    int64_t last_expiry = now_ms();
     for (;;) {
         int n = epoll_wait(p->epfd, evs, 64, tick);
         int stop;
@@ -580,6 +666,11 @@ static void *pfwd_main(void *arg)
             }
         }
         bury(p);
+        if (now_ms() - last_expiry >= EXPIRY_MS) {
+            last_expiry = now_ms();
+            expire_conns(p, last_expiry);
+            bury(p);
+        }
         reap(p);
         pthread_mutex_lock(&p->mu);
         stop = p->stop;
@@ -621,6 +712,21 @@ int pfwd_start(const char *bind_addr, pfwd **out, char *err, size_t errlen)
     p->udp_max_flows = PFWD_UDP_MAX_FLOWS;
     p->tick_ms = TICK_MS;
     atomic_init(&p->nflows, 0);
+    atomic_init(&p->nconns, 0);
+    atomic_init(&p->refused, 0);
+    p->port_max_conns = PFWD_PORT_MAX_CONNS;
+    p->connect_ms = PFWD_CONNECT_MS;
+    p->linger_ms = PFWD_LINGER_MS;
+    {
+        struct rlimit rl;
+        long lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                       ? (long)rl.rlim_cur
+                       : 1024;
+        long reserve = lim / 4 > PFWD_FD_RESERVE_MIN ? lim / 4 : PFWD_FD_RESERVE_MIN;
+        p->fd_ceiling = lim - reserve > 16 ? (int)(lim - reserve) : 16;
+        p->max_conns = (int)(lim / 3 / 2 > 1 ? lim / 3 / 2 : 1);
+    }
+    p->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     p->wake.kind = EP_WAKE;
     p->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -656,6 +762,8 @@ void pfwd_stop(pfwd *p)
     reap(p);
     close(p->wake.fd);
     close(p->epfd);
+    if (p->spare_fd >= 0)
+        close(p->spare_fd);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->reaped);
     free(p);
@@ -756,4 +864,30 @@ size_t pfwd_count(pfwd *p)
 size_t pfwd_flow_count(pfwd *p)
 {
     return atomic_load(&p->nflows);
+}
+
+void pfwd_set_tcp_limits(pfwd *p, int max_conns, int port_max_conns, int connect_ms, int linger_ms)
+{
+    pthread_mutex_lock(&p->mu);
+    if (max_conns > 0)
+        p->max_conns = max_conns;
+    if (port_max_conns > 0)
+        p->port_max_conns = port_max_conns;
+    if (connect_ms > 0)
+        p->connect_ms = connect_ms;
+    if (linger_ms > 0)
+        p->linger_ms = linger_ms;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void pfwd_tcp_stats(pfwd *p, struct pfwd_tcp_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->conns = atomic_load(&p->nconns);
+    st->refused = atomic_load(&p->refused);
+    pthread_mutex_lock(&p->mu);
+    st->max_conns = p->max_conns;
+    st->port_max_conns = p->port_max_conns;
+    st->fd_ceiling = p->fd_ceiling;
+    pthread_mutex_unlock(&p->mu);
 }

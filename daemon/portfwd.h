@@ -44,6 +44,29 @@
 
 #define PFWD_BUF 65536 /* TCP: bytes buffered per direction per connection */
 
+/* TCP limits (issue 16: ~28,000 connections to one published port used up
+ * shoald's 20,000 descriptors, new guests failed to start, and ~19,000
+ * sockets stayed in CLOSE-WAIT and SYN-SENT after the clients left).
+ *   - at most PFWD_PORT_MAX_CONNS connections per forward and max_conns in
+ *     all (default a third of RLIMIT_NOFILE, halved: two descriptors each);
+ *   - a connection is also refused when its descriptor would sit in the
+ *     top quarter of RLIMIT_NOFILE (at least PFWD_FD_RESERVE_MIN
+ *     descriptors), so the API, libvirt and QEMU starts always find some;
+ *   - refused means accepted and reset at once (SO_LINGER 0), also when
+ *     the process is out of descriptors (a spare one is given up for it),
+ *     so clients learn at once and the listen queue never clogs;
+ *   - the guest has PFWD_CONNECT_MS to accept, else both are closed;
+ *   - when one side ends its stream (EOF), the other side's write half is
+ *     shut down after what was buffered for it is written; when both have
+ *     ended, or either socket reports an error or hangs up, both are
+ *     closed; and once one side has ended, the connection is closed after
+ *     PFWD_LINGER_MS without a byte moving either way.
+ * Timeouts are checked every 100 ms at most. */
+#define PFWD_PORT_MAX_CONNS 1024
+#define PFWD_CONNECT_MS     5000
+#define PFWD_LINGER_MS      10000
+#define PFWD_FD_RESERVE_MIN 256
+
 #define PFWD_UDP_IDLE_MS   60000 /* UDP: a flow idle this long is closed */
 #define PFWD_UDP_MAX_FLOWS 256   /* UDP: flows (descriptors) per forward */
 #define PFWD_UDP_MAX_DGRAM 65507 /* UDP: largest payload relayed (IPv4 limit) */
@@ -81,5 +104,18 @@ void pfwd_remove(pfwd *p, const char *owner);
 size_t pfwd_count(pfwd *p);
 /* Number of open UDP flows over all forwards (for tests and metrics). */
 size_t pfwd_flow_count(pfwd *p);
+
+/* TCP limits (see above); values below 1 keep the current one. Apply to
+ * the next accepted connection (and the next timeout check). */
+void pfwd_set_tcp_limits(pfwd *p, int max_conns, int port_max_conns, int connect_ms, int linger_ms);
+
+struct pfwd_tcp_stats {
+    size_t conns;   /* open TCP connections, all forwards */
+    size_t refused; /* connections refused at a limit since start */
+    int max_conns;  /* current limits */
+    int port_max_conns;
+    int fd_ceiling; /* descriptors at or above this are never used */
+};
+void pfwd_tcp_stats(pfwd *p, struct pfwd_tcp_stats *st);
 
 #endif

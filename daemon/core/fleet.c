@@ -351,6 +351,9 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     }
     if (pfwd_start(cfg->publish_addr, &f->pfwd, err, errlen) != 0)
         goto fail;
+    /* issue 16: connection limits and the guest connect timeout (portfwd.h) */
+    pfwd_set_tcp_limits(f->pfwd, cfg->publish_max_conns, cfg->publish_port_max_conns,
+                        cfg->publish_connect_ms, 0);
     /* Before any QEMU is forked: they inherit the merge setting. */
     if (ksm_parse_mode(cfg->ksm, &ksm) != 0 || ksm_apply(ksm, &ksm_on, err, errlen) != 0) {
         size_t l = strlen(err);

@@ -611,6 +611,292 @@ static void test_bad_proto(void **st)
     pfwd_stop(p);
 }
 
+/* ---- TCP under abuse (issue 16) ------------------------------------------ */
+
+/* A guest that serves each connection on a thread of its own: echo until
+ * EOF, then close (hold = 0), or never close (hold = 1). */
+struct mguest {
+    int lfd;
+    int hold;
+    atomic_int accepted;
+};
+
+struct mconn {
+    int fd, hold;
+};
+
+static void *mconn_main(void *arg)
+{
+    struct mconn *m = arg;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(m->fd, buf, sizeof buf)) > 0) {
+        if (write(m->fd, buf, (size_t)n) != n)
+            break;
+    }
+    if (m->hold) {
+        /* answered EOF with nothing: stays open until the proxy gives up */
+        struct pollfd pf = { m->fd, POLLRDHUP, 0 };
+        poll(&pf, 1, 20000);
+    }
+    close(m->fd);
+    free(m);
+    return NULL;
+}
+
+static void *mguest_main(void *arg)
+{
+    struct mguest *g = arg;
+    for (;;) {
+        int c = accept(g->lfd, NULL, NULL);
+        struct mconn *m;
+        pthread_t t;
+        if (c < 0)
+            return NULL;
+        m = malloc(sizeof *m);
+        m->fd = c;
+        m->hold = g->hold;
+        atomic_fetch_add(&g->accepted, 1);
+        pthread_create(&t, NULL, mconn_main, m);
+        pthread_detach(t);
+    }
+}
+
+/* Sockets of this process's ports in TCP state st (hex, /proc/net/tcp):
+ * "08" CLOSE_WAIT, "02" SYN_SENT. */
+static int tcp_state_count(int port, const char *st)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[512];
+    int n = 0;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned lport, rport;
+        char state[4];
+        if (sscanf(line, " %*d: %*8s:%x %*8s:%x %3s", &lport, &rport, state) != 3)
+            continue;
+        if (((int)lport == port || (int)rport == port) && !strcmp(state, st))
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Wait up to ms for pred(arg) to hold. */
+static int wait_until(int ms, int (*pred)(void *), void *arg)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        if (pred(arg))
+            return 1;
+        usleep(10000);
+    }
+    return pred(arg);
+}
+
+struct fdwait {
+    pfwd *p;
+    int fds;
+};
+
+static int back_to_baseline(void *arg)
+{
+    struct fdwait *w = arg;
+    struct pfwd_tcp_stats st;
+    pfwd_tcp_stats(w->p, &st);
+    return st.conns == 0 && count_fds() <= w->fds;
+}
+
+/* Is c closed or reset by the far end within ms? */
+static int peer_closed(int c, int ms)
+{
+    struct pollfd pf = { c, POLLIN, 0 };
+    char b[16];
+    if (poll(&pf, 1, ms) != 1)
+        return 0;
+    return read(c, b, sizeof b) <= 0;
+}
+
+static void echo_once(int c)
+{
+    char b[5];
+    struct pollfd pf = { c, POLLIN, 0 };
+    assert_int_equal(write(c, "hello", 5), 5);
+    assert_int_equal(poll(&pf, 1, 5000), 1);
+    assert_int_equal(read(c, b, 5), 5);
+    assert_memory_equal(b, "hello", 5);
+}
+
+/* 300 concurrent idle connections, all closed by their clients: every
+ * descriptor comes back within a few seconds and no socket is left in
+ * CLOSE-WAIT (the guest closes on EOF), then the same with a guest that
+ * never closes: the linger time ends them. */
+static void test_tcp_many_then_gone(void **st)
+{
+    enum { N = 300 };
+    struct mguest g = { .hold = 0 };
+    int eport, hport = free_port(), c[N], fds0;
+    pthread_t gt;
+    pfwd *p;
+    char err[256];
+    struct fdwait w;
+    struct pfwd_tcp_stats ts;
+    (void)st;
+    g.lfd = listen_any(&eport);
+    atomic_init(&g.accepted, 0);
+    pthread_create(&gt, NULL, mguest_main, &g);
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    pfwd_set_tcp_limits(p, 0, 0, 0, 700);
+    assert_int_equal(pfwd_add(p, "m", PFWD_TCP, hport, LOOP, eport, err, sizeof err), 0);
+    fds0 = count_fds();
+    for (int round = 0; round < 2; round++) {
+        g.hold = round;
+        for (int i = 0; i < N; i++) {
+            c[i] = dial(hport);
+            assert_true(c[i] >= 0);
+        }
+        for (int i = 0; i < N; i += 37)
+            echo_once(c[i]);
+        pfwd_tcp_stats(p, &ts);
+        assert_int_equal(ts.conns, N);
+        /* half of them leave with shutdown (half-close), half with close */
+        for (int i = 0; i < N; i++) {
+            if (i % 2)
+                shutdown(c[i], SHUT_WR);
+            else
+                close(c[i]);
+        }
+        for (int i = 1; i < N; i += 2) {
+            if (!round) {
+                assert_true(peer_closed(c[i], 5000)); /* the guest's EOF came through */
+            }
+            close(c[i]);
+        }
+        w.p = p;
+        w.fds = fds0;
+        if (!wait_until(5000, back_to_baseline, &w))
+            fail_msg("round %d: %zu connections, %d descriptors (baseline %d) after 5 s", round,
+                     (pfwd_tcp_stats(p, &ts), ts.conns), count_fds(), fds0);
+        assert_int_equal(tcp_state_count(hport, "08"), 0);
+    }
+    pfwd_stop(p);
+    shutdown(g.lfd, SHUT_RDWR);
+    close(g.lfd);
+    pthread_join(gt, NULL);
+}
+
+/* The per-port limit refuses the next client at once (a reset, not a hang);
+ * a freed slot is usable again; the total limit likewise. */
+static void test_tcp_limits(void **st)
+{
+    struct mguest g = { .hold = 0 };
+    int eport, hport = free_port(), hport2 = free_port(), c[6], x;
+    pthread_t gt;
+    pfwd *p;
+    char err[256];
+    struct pfwd_tcp_stats ts;
+    struct timespec t0, t1;
+    (void)st;
+    g.lfd = listen_any(&eport);
+    atomic_init(&g.accepted, 0);
+    pthread_create(&gt, NULL, mguest_main, &g);
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    pfwd_set_tcp_limits(p, 6, 4, 0, 0);
+    assert_int_equal(pfwd_add(p, "a", PFWD_TCP, hport, LOOP, eport, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "b", PFWD_TCP, hport2, LOOP, eport, err, sizeof err), 0);
+    for (int i = 0; i < 4; i++) {
+        c[i] = dial(hport);
+        echo_once(c[i]);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    x = dial(hport);
+    assert_true(x >= 0);
+    assert_true(peer_closed(x, 2000));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 2);
+    close(x);
+    pfwd_tcp_stats(p, &ts);
+    assert_int_equal(ts.conns, 4);
+    assert_true(ts.refused >= 1);
+    /* the other port still has room until the total (6) is reached */
+    c[4] = dial(hport2);
+    echo_once(c[4]);
+    c[5] = dial(hport2);
+    echo_once(c[5]);
+    x = dial(hport2);
+    assert_true(peer_closed(x, 2000));
+    close(x);
+    /* a slot freed is a slot usable */
+    close(c[0]);
+    for (int i = 0; i < 200; i++) {
+        pfwd_tcp_stats(p, &ts);
+        if (ts.conns == 5)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(ts.conns, 5);
+    c[0] = dial(hport);
+    echo_once(c[0]);
+    for (int i = 0; i < 6; i++)
+        close(c[i]);
+    pfwd_stop(p);
+    shutdown(g.lfd, SHUT_RDWR);
+    close(g.lfd);
+    pthread_join(gt, NULL);
+}
+
+/* A guest that never answers the SYN (its listen queue is full): the
+ * client is closed after the connect timeout and nothing stays in
+ * SYN-SENT. */
+static void test_tcp_connect_timeout(void **st)
+{
+    int eport, elfd, hport = free_port(), fill[4], c, nfill = 0;
+    pfwd *p;
+    char err[256];
+    struct pfwd_tcp_stats ts;
+    struct timespec t0, t1;
+    double s;
+    (void)st;
+    {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP) };
+        socklen_t l = sizeof sa;
+        elfd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_int_equal(bind(elfd, (struct sockaddr *)&sa, sizeof sa), 0);
+        assert_int_equal(listen(elfd, 0), 0);
+        getsockname(elfd, (struct sockaddr *)&sa, &l);
+        eport = ntohs(sa.sin_port);
+    }
+    /* fill the queue: later SYNs are dropped, the connect never completes */
+    for (int i = 0; i < 4; i++) {
+        struct sockaddr_in sa = { .sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)eport),
+                                  .sin_addr.s_addr = htonl(LOOP) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fd, (struct sockaddr *)&sa, sizeof sa);
+        fill[nfill++] = fd;
+    }
+    usleep(100000);
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    pfwd_set_tcp_limits(p, 0, 0, 400, 0);
+    assert_int_equal(pfwd_add(p, "t", PFWD_TCP, hport, LOOP, eport, err, sizeof err), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    c = dial(hport);
+    assert_true(c >= 0);
+    assert_true(peer_closed(c, 5000));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    /* not before the timeout, and not the kernel's two minutes */
+    assert_true(s >= 0.35);
+    assert_true(s < 3.0);
+    close(c);
+    pfwd_tcp_stats(p, &ts);
+    assert_int_equal(ts.conns, 0);
+    pfwd_stop(p);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(elfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -625,6 +911,9 @@ int main(void)
         cmocka_unit_test(test_tcp_udp_same_port),
         cmocka_unit_test(test_udp_wildcard_reply_source),
         cmocka_unit_test(test_bad_proto),
+        cmocka_unit_test(test_tcp_many_then_gone),
+        cmocka_unit_test(test_tcp_limits),
+        cmocka_unit_test(test_tcp_connect_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
