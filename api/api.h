@@ -114,6 +114,7 @@ extern "C" {
 #define API_DEFAULT_MAX_HEADER      (32u << 10)    /* MHD memory per connection */
 #define API_DEFAULT_MAX_CONNECTIONS 256
 #define API_DEFAULT_CONN_TIMEOUT_S  30
+#define API_DEFAULT_MAX_CONNS_PER_IP 64
 #define API_DEFAULT_KEEPALIVE_S     15
 
 /* ------------------------------------------------------------------------ */
@@ -718,6 +719,11 @@ typedef struct api_config {
 	                                  Streaming responses are exempt (they send
 	                                  keepalives / detect disconnects). */
     unsigned keepalive_s;     /* SSE keepalive period; 0 = API_DEFAULT_KEEPALIVE_S */
+    unsigned max_conns_per_ip; /* connections at once from one client address (beyond it
+	                                  MHD accepts and closes); 0 = API_DEFAULT_MAX_CONNS_PER_IP.
+	                                  conn_timeout_s is also the header deadline: a request's
+	                                  line and headers must be in within it of the connection's
+	                                  start or the previous response (slowloris) */
 } api_config;
 
 typedef struct api_server api_server;

@@ -12,7 +12,9 @@
  *   completion callback: metrics, release of anything still open.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -23,6 +25,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -35,8 +38,21 @@
 #define TLS_FILE_MAX     (1 << 20)
 #define HEALTHZ_BODY     "{\"status\":\"ok\"}"
 
+/* One open connection, for the header deadline (see conn_notify). */
+typedef struct conn_watch {
+    int fd;              /* our duplicate of the socket: shutdown() is safe on it */
+    int64_t deadline_ms; /* headers must be in by then; 0: a request is being served */
+    bool fired;          /* shut down once already */
+    struct conn_watch *prev, *next;
+} conn_watch;
+
 struct api_server {
     struct MHD_Daemon *mhd;
+    pthread_mutex_t watch_mu; /* leaf lock: the list below */
+    pthread_cond_t watch_cv;
+    conn_watch *watch; /* every open connection */
+    pthread_t watchdog;
+    bool watchdog_on, watch_stop;
     const api_backend *be;
     void *be_ctx;
     api_config cfg; /* defaults resolved; pointers not kept */
@@ -85,6 +101,13 @@ typedef struct stream {
 } stream;
 
 /* ---- small helpers ------------------------------------------------------ */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static uint64_t elapsed_us(const struct timespec *t0)
 {
@@ -842,6 +865,102 @@ static enum MHD_Result feed(api_server *srv, struct MHD_Connection *c, req *r, c
     }
 }
 
+/* ---- header deadline ------------------------------------------------------
+ *
+ * MHD's connection timeout is an idle timeout: a client that sends one
+ * byte of its headers every few seconds (slowloris) holds a connection, and
+ * with it a thread, for ever. So each connection also has a deadline: the
+ * request line and headers must arrive within conn_timeout_s of the
+ * connection's start, or of the previous response. The watchdog shuts the
+ * socket down when it passes (MHD then sees EOF and closes the connection
+ * on its own thread). Bodies are governed by the idle timeout, streams by
+ * nothing (they notice hang-ups). The watchdog works on a duplicate of the
+ * socket, closed only when MHD says the connection is gone, so a shutdown
+ * can never reach a descriptor number that was reused meanwhile. */
+
+static void watch_set(api_server *srv, struct MHD_Connection *c, int64_t deadline_ms)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_watch *w = ci != NULL ? ci->socket_context : NULL;
+
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&srv->watch_mu);
+    w->deadline_ms = deadline_ms;
+    pthread_mutex_unlock(&srv->watch_mu);
+}
+
+static void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+    api_server *srv = cls;
+    conn_watch *w = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        w = calloc(1, sizeof *w);
+        if (w == NULL)
+            return;
+        w->fd = ci != NULL ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (w->fd < 0) {
+            free(w);
+            return; /* out of descriptors: the idle timeout still applies */
+        }
+        w->deadline_ms = mono_ms() + (int64_t)srv->cfg.conn_timeout_s * 1000;
+        pthread_mutex_lock(&srv->watch_mu);
+        w->next = srv->watch;
+        if (srv->watch != NULL)
+            srv->watch->prev = w;
+        srv->watch = w;
+        pthread_mutex_unlock(&srv->watch_mu);
+        *socket_context = w;
+        return;
+    }
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&srv->watch_mu);
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        srv->watch = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&srv->watch_mu);
+    close(w->fd);
+    free(w);
+    *socket_context = NULL;
+}
+
+static void *watchdog_main(void *arg)
+{
+    api_server *srv = arg;
+
+    pthread_mutex_lock(&srv->watch_mu);
+    while (!srv->watch_stop) {
+        struct timespec ts;
+        int64_t now = mono_ms();
+
+        for (conn_watch *w = srv->watch; w != NULL; w = w->next) {
+            if (w->deadline_ms != 0 && now >= w->deadline_ms && !w->fired) {
+                shutdown(w->fd, SHUT_RDWR);
+                w->fired = true;
+                api_metrics_observe(&srv->metrics, 408, 0);
+            }
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->watch_cv, &srv->watch_mu, &ts);
+    }
+    pthread_mutex_unlock(&srv->watch_mu);
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -852,6 +971,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     (void)version;
     if (r == NULL) {
+        /* the headers are in: no deadline while the request is served */
+        watch_set(srv, c, 0);
         /* hot path: no allocation, no backend, shared response */
         if (strcmp(url, "/healthz") == 0 &&
             (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) && *upload_data_size == 0) {
@@ -896,8 +1017,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     api_server *srv = cls;
     req *r = *con_cls;
 
-    (void)c;
     (void)toe;
+    /* the next request's headers have conn_timeout_s from now */
+    watch_set(srv, c, mono_ms() + (int64_t)srv->cfg.conn_timeout_s * 1000);
     if (r == NULL)
         return;
     if (r->upload != NULL)
@@ -947,6 +1069,15 @@ static void server_free(api_server *srv)
         return;
     if (srv->mhd != NULL)
         MHD_stop_daemon(srv->mhd);
+    if (srv->watchdog_on) {
+        pthread_mutex_lock(&srv->watch_mu);
+        srv->watch_stop = true;
+        pthread_cond_signal(&srv->watch_cv);
+        pthread_mutex_unlock(&srv->watch_mu);
+        pthread_join(srv->watchdog, NULL);
+    }
+    pthread_mutex_destroy(&srv->watch_mu);
+    pthread_cond_destroy(&srv->watch_cv);
     if (srv->healthz != NULL)
         MHD_destroy_response(srv->healthz);
     for (i = 0; i < srv->n_tokens; i++) {
@@ -994,6 +1125,8 @@ int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx,
         set_err(err, "out of memory");
         goto out;
     }
+    pthread_mutex_init(&srv->watch_mu, NULL);
+    pthread_cond_init(&srv->watch_cv, NULL);
     srv->be = be;
     srv->be_ctx = be_ctx;
     srv->cfg = *cfg;
@@ -1010,6 +1143,8 @@ int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx,
         srv->cfg.max_connections = API_DEFAULT_MAX_CONNECTIONS;
     if (srv->cfg.conn_timeout_s == 0)
         srv->cfg.conn_timeout_s = API_DEFAULT_CONN_TIMEOUT_S;
+    if (srv->cfg.max_conns_per_ip == 0)
+        srv->cfg.max_conns_per_ip = API_DEFAULT_MAX_CONNS_PER_IP;
     if (srv->cfg.keepalive_s == 0)
         srv->cfg.keepalive_s = API_DEFAULT_KEEPALIVE_S;
 
@@ -1076,19 +1211,39 @@ int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx,
     }
     MHD_add_response_header(srv->healthz, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 
-    if (srv->tls_cert != NULL)
-        srv->mhd = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->cfg.max_header, MHD_OPTION_CONNECTION_LIMIT,
-            srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.conn_timeout_s,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_HTTPS_MEM_CERT,
-            srv->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key, MHD_OPTION_END);
-    else
-        srv->mhd = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->cfg.max_header, MHD_OPTION_CONNECTION_LIMIT,
-            srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.conn_timeout_s,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+    if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv) != 0) {
+        set_err(err, "cannot start the API watchdog thread");
+        goto out;
+    }
+    srv->watchdog_on = true;
+    {
+        /* Limits (issue 16: 256 idle connections without a token used to
+         * block every request): connections in all and per client address
+         * (beyond either MHD accepts and closes at once), the idle timeout,
+         * the header deadline (conn_notify), memory per connection (request
+         * line + headers; more is a 431 or a closed connection), and a
+         * listen queue that holds a burst while threads start. */
+        struct MHD_OptionItem opts[] = {
+            { MHD_OPTION_SOCK_ADDR, 0, &ss },
+            { MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)srv->cfg.max_header, NULL },
+            { MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections, NULL },
+            { MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_conns_per_ip, NULL },
+            { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->cfg.conn_timeout_s, NULL },
+            { MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL },
+            { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv },
+            { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)conn_notify, srv },
+            { MHD_OPTION_END, 0, NULL },
+            { MHD_OPTION_END, 0, NULL },
+            { MHD_OPTION_END, 0, NULL },
+        };
+        size_t n = 8;
+        if (srv->tls_cert != NULL) {
+            opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert };
+            opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key };
+        }
+        srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
+                                    MHD_OPTION_END);
+    }
     if (srv->mhd == NULL) {
         set_err(err,
                 "cannot listen on %s port %s (address in use, bad "

@@ -102,6 +102,10 @@ int main(int argc, char **argv)
     ac.tokens = tokens;
     ac.n_tokens = 1;
     ac.max_upload = 1ull << 30;
+    /* issue 16: connection limits and the idle/header timeout (api.h) */
+    ac.max_connections = (unsigned)cfg.api_max_conns;
+    ac.max_conns_per_ip = (unsigned)cfg.api_max_conns_per_ip;
+    ac.conn_timeout_s = (unsigned)cfg.api_timeout_s;
     if (api_server_start(&ac, backend_get(), f, &srv, &aerr) != 0) {
         log_error("cannot serve the API on %s:%d: %s", cfg.listen_host, cfg.listen_port, aerr.msg);
         fleet_close(f);
