@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,13 @@ static void set_elements(struct buf *b, const struct guard_port *ports, size_t n
         buf_fmt(b, "\n\t\t}\n");
 }
 
+static atomic_int host_dhcp = 1;
+
+void guard_set_host_dhcp(int on)
+{
+    atomic_store(&host_dhcp, on != 0);
+}
+
 int guard_render_table(const char *bridge, const struct guard_port *ports, size_t n, char **out,
                        char *err, size_t errlen)
 {
@@ -279,6 +287,30 @@ int guard_render_table(const char *bridge, const struct guard_port *ports, size_
             "\t}\n"
             "}\n",
             GUARD_PRIORITY, bridge);
+    /* What guests reach on the host itself (issue 16): IP that arrives on
+     * one of the bridges for a local address. Only replies to what the
+     * host opened (published ports connect from the host to the guest),
+     * DHCP (when shoald serves it) and ping; everything else, the API and
+     * other guests' published ports on the bridge address included, is
+     * dropped. Forwarded traffic is not input and is not touched. */
+    buf_fmt(&b,
+            "add table " GUARD_INPUT_FAMILY " " GUARD_TABLE "\n"
+            "delete table " GUARD_INPUT_FAMILY " " GUARD_TABLE "\n"
+            "table " GUARD_INPUT_FAMILY " " GUARD_TABLE " {\n"
+            "\tchain input {\n"
+            "\t\ttype filter hook input priority %d; policy accept;\n"
+            "\t\tiifname \"%s\" jump guest_in\n"
+            "\t\tiifname \"%s.*\" jump guest_in\n"
+            "\t}\n"
+            "\tchain guest_in {\n"
+            "\t\tct state established,related accept\n"
+            "%s"
+            "\t\ticmp type echo-request accept\n"
+            "\t\tcounter drop\n"
+            "\t}\n"
+            "}\n",
+            GUARD_INPUT_PRIORITY, bridge, bridge,
+            atomic_load(&host_dhcp) ? "\t\tudp sport 68 udp dport 67 accept\n" : "");
     return buf_done(&b, out, err, errlen);
 }
 

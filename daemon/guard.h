@@ -98,6 +98,24 @@
  * the default priority (-200) sees the frame. */
 #define GUARD_PRIORITY (-300)
 
+/* What guests reach on the host (issue 16): a second table, `table inet
+ * shoal`, written in the same transaction as the bridge table, with a
+ * chain on the input hook. IP that arrives for the host on the main bridge
+ * or an overflow bridge ("BRIDGE", "BRIDGE.*": where a guest's traffic to
+ * a local address enters the host) is accepted only when it is
+ *   - part of a connection the host opened (ct state established,related:
+ *     the published-port proxy connects from the host to guests),
+ *   - DHCP to port 67 from port 68, when guard_set_host_dhcp(1) (default),
+ *   - an ICMP echo request (ping of the gateway),
+ * and counted and dropped otherwise: the API, other guests' published ports
+ * on the bridge address (or on any other local address: the rule matches
+ * the interface, not the destination), sshd, anything listening on
+ * 0.0.0.0. ARP is not IP and is unaffected (the gateway answers). IPv6
+ * never gets this far (the bridge table drops it). Routed traffic
+ * (forward hook) is not touched: shoald sets up no routing or NAT. */
+#define GUARD_INPUT_FAMILY   "inet"
+#define GUARD_INPUT_PRIORITY (-10)
+
 /* Status codes: 0 on success, one of these (negative) on failure. */
 enum guard_status {
     GUARD_OK = 0,
@@ -150,6 +168,11 @@ int guard_port_init(struct guard_port *p, const char *id, const char *mac, uint3
  */
 int guard_render_table(const char *bridge, const struct guard_port *ports, size_t n, char **out,
                        char *err, size_t errlen);
+
+/* Whether tables rendered from now on (in this process) let guests' DHCP
+ * reach the host: 1 (default) with shoald's --dhcp on, 0 with it off.
+ * Call before guard_open. */
+void guard_set_host_dhcp(int on);
 int guard_render_change(int add, const struct guard_port *ports, size_t n, char **out, char *err,
                         size_t errlen);
 

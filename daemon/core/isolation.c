@@ -55,6 +55,8 @@ int fleet_guard_open(fleet *f, char *err, size_t errlen)
             log_warn("instance %s: %s", rows[i].id, perr);
         n += k > 0;
     }
+    /* guests' DHCP reaches the host only when shoald serves it (guard.h) */
+    guard_set_host_dhcp(!strcmp(f->cfg.dhcp, "on"));
     if (guard_open(f->cfg.bridge, ports, n, &f->guard, err, errlen) != GUARD_OK)
         goto out;
     log_info("guest isolation: table " GUARD_FAMILY " " GUARD_TABLE " written for %zu running "

@@ -507,6 +507,87 @@ static void normal_traffic(void)
     CHECK(!strcmp(neigh("g2", IP1), m1));
 }
 
+/* ---- what a guest reaches on the host (table inet shoal) ---------------- */
+
+/* A listener of the host on 0.0.0.0:port (TCP, or UDP when udp). */
+static int host_listener(int port, int udp)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    int one = 1, fd = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    CHECK(udp || listen(fd, 16) == 0);
+    return fd;
+}
+
+/* Can guest 1 open a TCP connection to the host's address `ip`:port? A
+ * dropped SYN shows as the 1.5 s timeout. */
+static int guest_reaches_tcp(const char *ip, int port)
+{
+    return sh("ip netns exec %s-g1 python3 -c \"import socket; "
+              "socket.create_connection(('%s', %d), timeout=1.5)\"",
+              ns, ip, port) == 0;
+}
+
+/* Does a datagram from guest 1 (from sport) reach the host's udp listener? */
+static int guest_reaches_udp(int lfd, int sport, int dport)
+{
+    char b[16];
+    struct pollfd pf = { lfd, POLLIN, 0 };
+    while (recv(lfd, b, sizeof b, MSG_DONTWAIT) > 0)
+        ;
+    sh("ip netns exec %s-g1 python3 -c \"import socket; s = socket.socket(socket.AF_INET, "
+       "socket.SOCK_DGRAM); s.bind(('%s', %d)); s.sendto(b'hi', ('%s', %d))\"",
+       ns, IP1, sport, GW, dport);
+    return poll(&pf, 1, 1000) == 1 && recv(lfd, b, sizeof b, 0) == 2;
+}
+
+/* Can the host open a connection to a listener in guest 1 (what the
+ * published-port proxy does)? */
+static int host_reaches_guest(int port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    int fd, ok = 0, e = 0;
+    socklen_t l = sizeof e;
+    struct pollfd pf;
+    sh("ip netns exec %s-g1 python3 -c \"import socket, time; s = socket.socket(); "
+       "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', %d)); "
+       "s.listen(); time.sleep(3)\" &",
+       ns, port);
+    inet_pton(AF_INET, IP1, &sa.sin_addr);
+    for (int i = 0; i < 40 && !ok; i++) {
+        usleep(100000);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        CHECK(fd >= 0);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+            ok = 1;
+        } else if (errno == EINPROGRESS) {
+            pf.fd = fd;
+            pf.events = POLLOUT;
+            pf.revents = 0;
+            ok = poll(&pf, 1, 1000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) == 0 &&
+                 e == 0;
+        }
+        close(fd);
+    }
+    return ok;
+}
+
+static void host_exposure(int guarded, int tcp_fd, int udp67_fd, int udp_other_fd)
+{
+    (void)tcp_fd;
+    fprintf(stderr, "  host service on the bridge address from a guest: %s\n",
+            guarded ? "expect dropped" : "expect reached");
+    CHECK(guest_reaches_tcp(GW, 17878) == !guarded);
+    CHECK(guest_reaches_udp(udp_other_fd, 5000, 17879) == !guarded);
+    /* DHCP and ping of the gateway stay, and so do connections the host
+     * opens to a guest */
+    CHECK(guest_reaches_udp(udp67_fd, 68, 67));
+    CHECK(ping_from("g1", GW) == 0);
+    CHECK(host_reaches_guest(guarded ? 18081 : 18080));
+}
+
 static void attacks(void)
 {
     struct netbr_set *s = NULL;
@@ -529,8 +610,11 @@ static void attacks(void)
     rx_g2 = packet_socket("g2", "gp2");
     rx_host = packet_socket("", "shg0");
 
+    int svc_tcp = host_listener(17878, 0), svc_udp67 = host_listener(67, 1),
+        svc_udp = host_listener(17879, 1);
     fprintf(stderr, "without the table:\n");
     normal_traffic();
+    host_exposure(0, svc_tcp, svc_udp67, svc_udp);
     arp_attacks(0);
     CHECK(udp_gets_through(MAC2, IP2, "forged source MAC and IP (guest 2's)"));
     CHECK(flood_seen());
@@ -542,6 +626,23 @@ static void attacks(void)
     CHECK(guard_count(g) == 2);
     fprintf(stderr, "with the table:\n");
     normal_traffic();
+    host_exposure(1, svc_tcp, svc_udp67, svc_udp);
+    /* with --dhcp off, DHCP to the host is dropped too */
+    guard_set_host_dhcp(0);
+    {
+        struct guard *g0 = NULL;
+        CHECK(guard_open("shg0", p, 2, &g0, err, sizeof err) == GUARD_OK);
+        CHECK(!guest_reaches_udp(svc_udp67, 68, 67));
+        guard_close(g0);
+    }
+    guard_set_host_dhcp(1);
+    guard_close(g);
+    g = NULL;
+    CHECK(guard_open("shg0", p, 2, &g, err, sizeof err) == GUARD_OK); /* back */
+    CHECK(guest_reaches_udp(svc_udp67, 68, 67));
+    close(svc_tcp);
+    close(svc_udp67);
+    close(svc_udp);
     arp_attacks(1);
 
     /* IPv4: only the guest's own MAC and address */
