@@ -277,6 +277,11 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
                    quote(s->cmdline, q, sizeof q));
         return DOMXML_E_INVAL;
     }
+    if (s->emulator && s->emulator[0] != '/') {
+        errbuf_set(err, errlen, "emulator '%s' is not an absolute path",
+                   quote(s->emulator, q, sizeof q));
+        return DOMXML_E_INVAL;
+    }
     if (s->disk && s->fw != DOMXML_FW_SEABIOS) {
         errbuf_set(err, errlen, "disk '%s' needs the seabios firmware (qboot boots no disks)",
                    quote(s->disk, q, sizeof q));
@@ -389,7 +394,8 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t err
     if (rc != DOMXML_OK || !xml)
         goto out;
 
-    buf_fmt(&b, "<domain type='%s'>\n", s->virt == DOMXML_VIRT_KVM ? "kvm" : "qemu");
+    buf_fmt(&b, "<domain type='%s'%s>\n", s->virt == DOMXML_VIRT_KVM ? "kvm" : "qemu",
+            s->debug_exit ? " xmlns:qemu='" DOMXML_QEMU_NS_URI "'" : "");
     buf_str(&b, "  <name>");
     buf_esc(&b, s->name);
     buf_str(&b, "</name>\n");
@@ -417,8 +423,13 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t err
                 "  <on_poweroff>destroy</on_poweroff>\n"
                 "  <on_reboot>destroy</on_reboot>\n"
                 "  <on_crash>destroy</on_crash>\n"
-                "  <devices>\n"
-                "    <serial type='file'>\n      <source path='");
+                "  <devices>\n");
+    if (s->emulator) {
+        buf_str(&b, "    <emulator>");
+        buf_esc(&b, s->emulator);
+        buf_str(&b, "</emulator>\n");
+    }
+    buf_str(&b, "    <serial type='file'>\n      <source path='");
     buf_esc(&b, s->console_log);
     /* append: the daemon rotates the console by truncating it under QEMU,
      * which needs O_APPEND; a new run also keeps the previous output. */
@@ -453,8 +464,15 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t err
     buf_str(&b, "    <controller type='usb' model='none'/>\n"
                 "    <memballoon model='none'/>\n"
                 "    <panic model='isa'/>\n"
-                "  </devices>\n"
-                "</domain>\n");
+                "  </devices>\n");
+    if (s->debug_exit)
+        /* libvirt 9.0 has no element for it: QEMU command-line passthrough,
+         * which libvirt logs as "tainted: custom-argv" (docs/node.md). */
+        buf_str(&b, "  <qemu:commandline>\n"
+                    "    <qemu:arg value='-device'/>\n"
+                    "    <qemu:arg value='" DOMXML_DEBUG_EXIT_DEVICE "'/>\n"
+                    "  </qemu:commandline>\n");
+    buf_str(&b, "</domain>\n");
     if (b.oom) {
         errbuf_set(err, errlen, "out of memory rendering domain '%s'", s->name);
         rc = DOMXML_E_NOMEM;

@@ -28,6 +28,13 @@
  * NULL. */
 #define DOMXML_QBOOT_PATH "/usr/share/qemu/qboot.rom"
 
+/* isa-debug-exit (issue 14): QEMU's device that ends QEMU with status
+ * (value << 1) | 1 when the guest writes value to port 0x501, rendered
+ * through libvirt's QEMU command-line passthrough (<qemu:commandline>, in
+ * this namespace), as libvirt 9.0 has no element for it. */
+#define DOMXML_QEMU_NS_URI       "http://libvirt.org/schemas/domain/qemu/1.0"
+#define DOMXML_DEBUG_EXIT_DEVICE "isa-debug-exit,iobase=0x501,iosize=2"
+
 /* Namespace URI and prefix of shoal's <metadata> element. The element is
  * <shoal:instance xmlns:shoal='DOMXML_NS_URI' id='...'/>. */
 #define DOMXML_NS_URI    "https://shoal.dev/xmlns/instance/1"
@@ -120,6 +127,14 @@ struct domxml_spec {
     const char *firmware;    /* absolute path of the ROM for <loader type='rom'>;
                                 NULL: DOMXML_QBOOT_PATH for QBOOT, no <loader>
                                 (QEMU's own SeaBIOS) for SEABIOS */
+    int debug_exit;          /* 1: QEMU's isa-debug-exit on port 0x501
+                                (DOMXML_DEBUG_EXIT_DEVICE) through
+                                <qemu:commandline>; libvirt taints the domain
+                                ("custom-argv") */
+    const char *emulator;    /* absolute path for <emulator> (the program libvirt
+                                runs as QEMU); NULL: libvirt's default. shoald
+                                passes its exit-status wrapper (qemu_exit.c) with
+                                debug_exit */
 };
 
 /*

@@ -36,11 +36,19 @@ typedef struct fleet_boot {
                                 Under Multiboot QEMU puts the kernel's file
                                 name there itself */
     int status_channel;      /* 1: the guest reports ready/exit/crash on COM2
-                                (docs/guest-protocol.md): kind shoal, and rows
-                                from before kinds (kind unknown), as then. A
-                                guest with a status channel that powers off
-                                without an exit record has crashed; one without
-                                it has exited, code unknown */
+                                (docs/guest-protocol.md): profile.exit status
+                                (kind shoal's default), and rows from before
+                                kinds (kind unknown), as then. A guest with a
+                                status channel that powers off without an exit
+                                record has crashed; one without it has exited,
+                                code unknown */
+    int debug_exit;          /* 1: profile.exit debug-exit: QEMU's isa-debug-exit
+                                on port 0x501 and the exit-status wrapper as
+                                emulator (debugexit.h); the value the guest
+                                writes there is its exit code */
+    int template;            /* 1: profile.cmdline is a template (tmpl): the line
+                                is fleet_boot_cmdline's, not a preset's */
+    char tmpl[IMG_TEMPLATE_MAX + 1];
 } fleet_boot;
 
 /*
@@ -53,6 +61,21 @@ typedef struct fleet_boot {
  *    no Multiboot2 loader, so it cannot boot it"
  */
 int fleet_boot_plan(const img_info *info, fleet_boot *out, char *err, size_t errlen);
+
+/*
+ * The guest's command line for one run into *c: a template's placeholders
+ * filled in (img_store.h, img_template_check: {address} {prefix} {gateway}
+ * {mac} from run, {env} as KEY=VALUE and {args} joined by single spaces,
+ * verbatim, {name} from image_ref as fleet_boot_argv0), else the preset's
+ * line (gcmd_build). Returns 0, or -1 with a reason in err that starts with
+ * "env " or "args " when those cannot reach the guest: environment or
+ * arguments given to a template without {env} or {args} (never dropped),
+ * a control character; a template that needs the network ({address},
+ * {prefix}, {gateway}, {mac}) for a run without one; a line over
+ * GCMD_MAX - 1 bytes.
+ */
+int fleet_boot_cmdline(const fleet_boot *b, const char *image_ref, const gcmd_run *run, gcmd *c,
+                       char *err, size_t errlen);
 
 /* The app's name for argv[0] from the image ref an instance was made of:
  * the image name's last component ("registry/nginx:1.25" -> "nginx"); "app"

@@ -173,7 +173,7 @@ static int check_cmdline(const fleet_instance_spec *spec, const fleet_boot *boot
     r.n_env = spec->n_env;
     r.args = spec->args;
     r.n_args = spec->n_args;
-    rc = gcmd_build(&c, boot->preset, &r, cerr, sizeof cerr);
+    rc = fleet_boot_cmdline(boot, image_ref, &r, &c, cerr, sizeof cerr);
     free(kv);
     if (rc != 0)
         return fleet_err_set(e, FLEET_E_INVALID,

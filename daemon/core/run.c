@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "boot.h"
+#include "debugexit.h"
 #include "disk.h"
 #include "guard.h"
 #include "guestcmd.h"
@@ -61,7 +62,7 @@ static int build_cmdline(fleet *f, const state_instance *in, const fleet_boot *b
     r.n_args = na;
     r.env = kv;
     r.n_env = ne;
-    rc = gcmd_build(c, boot->preset, &r, err, errlen);
+    rc = fleet_boot_cmdline(boot, in->image_ref, &r, c, err, errlen);
 out:
     free(av);
     free(kv);
@@ -192,6 +193,12 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     spec.virt = DOMXML_VIRT_AUTO;
     spec.boot = boot.boot;
     spec.fw = boot.fw;
+    if (boot.debug_exit) { /* isa-debug-exit, its status logged (debugexit.h) */
+        spec.debug_exit = 1;
+        if (!(spec.emulator = fleet_debug_exit_wrapper()))
+            log_warn("instance %s: no %s: its exit code will be unknown", in.id,
+                     FLEET_QEMU_EXIT_NAME);
+    }
     spec.memory_mib = (unsigned)in.memory_mib;
     spec.vcpus = (unsigned)in.vcpus;
     if (boot.disk) {
@@ -371,6 +378,10 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         c.st = ST_CRASHED;
         outcome = "crashed";
     } else if (have_outcome) {
+        c.st = ST_EXITED;
+        outcome = "exited";
+    } else if (fleet_debug_exit_code(f, &in, &c.exit_code) == 0) {
+        /* the guest wrote its code to isa-debug-exit (debugexit.h) */
         c.st = ST_EXITED;
         outcome = "exited";
     } else if (!strcmp(j->detail, "vanished")) {

@@ -202,6 +202,22 @@ static void golden_disk(void **state)
     check_golden("disk-qemu", &s);
 }
 
+/* An image that exits through isa-debug-exit (issue 14): the device through
+ * libvirt's QEMU command-line passthrough (its namespace on <domain>), and
+ * the exit-status wrapper as <emulator>. */
+static void golden_debug_exit(void **state)
+{
+    (void)state;
+    struct domxml_spec s = base;
+    s.fw = DOMXML_FW_SEABIOS;
+    s.kernel = "/var/lib/shoal/images/cache/exit.elf";
+    s.cmdline = "7";
+    s.instance_id = "i-5";
+    s.debug_exit = 1;
+    s.emulator = "/usr/libexec/shoal/shoal-qemu-exit";
+    check_golden("debugexit-qemu", &s);
+}
+
 /* Values that cannot be represented are rejected, and the message quotes them. */
 static void reject(const struct domxml_spec *s, const char *quoted)
 {
@@ -236,6 +252,9 @@ static void rejects_bad_values(void **state)
     s = base;
     s.virt = DOMXML_VIRT_AUTO;
     reject(&s, "domain type 0");
+    s = base;
+    s.emulator = "shoal-qemu-exit";
+    reject(&s, "emulator 'shoal-qemu-exit' is not an absolute path");
     s = base;
     s.fw = (enum domxml_firmware)7;
     reject(&s, "invalid firmware 7");
@@ -370,12 +389,12 @@ static void mac_is_deterministic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(golden_minimal_qemu),  cmocka_unit_test(golden_metadata_kvm),
-        cmocka_unit_test(golden_network),       cmocka_unit_test(golden_escaping),
-        cmocka_unit_test(golden_multiboot),     cmocka_unit_test(golden_seabios),
-        cmocka_unit_test(golden_seabios_rom),   cmocka_unit_test(golden_disk),
-        cmocka_unit_test(rejects_bad_values),   cmocka_unit_test(parses_instance_id),
-        cmocka_unit_test(mac_is_deterministic),
+        cmocka_unit_test(golden_minimal_qemu), cmocka_unit_test(golden_metadata_kvm),
+        cmocka_unit_test(golden_network),      cmocka_unit_test(golden_escaping),
+        cmocka_unit_test(golden_multiboot),    cmocka_unit_test(golden_seabios),
+        cmocka_unit_test(golden_seabios_rom),  cmocka_unit_test(golden_disk),
+        cmocka_unit_test(golden_debug_exit),   cmocka_unit_test(rejects_bad_values),
+        cmocka_unit_test(parses_instance_id),  cmocka_unit_test(mac_is_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
