@@ -11,8 +11,9 @@
  * TCP: for each accepted connection the proxy connects to the guest and
  * copies bytes both ways. Connections are non-blocking with a fixed buffer
  * of PFWD_BUF bytes per direction (backpressure: a full buffer stops
- * reading from the other side). Cost: two descriptors and 2 * PFWD_BUF
- * bytes per open connection.
+ * reading from the other side). Cost: two descriptors and ~200 bytes per
+ * open connection, plus PFWD_BUF per direction only while bytes wait in it
+ * (allocated on the first read, freed when drained).
  *
  * UDP: one socket bound to the host port receives every client's datagrams.
  * Each client address (IP and port) gets a "flow": its own socket connected
