@@ -6,7 +6,13 @@
  *                   for SIGINT/SIGTERM, stops the server, closes the fleet.
  *   API             libmicrohttpd's connection threads (api/server.c): call
  *                   fleet_* operations. They may block for bounded times (a
- *                   stop waits for the domain to go, up to ~45 s).
+ *                   stop waits for the domain to go, up to ~45 s). At most
+ *                   --api-max-conns of them (--api-max-conns-per-ip per
+ *                   client address), plus MHD's listening thread and the
+ *                   API watchdog (api/server.c: every 250 ms shuts down
+ *                   connections past their header deadline; its lock is a
+ *                   leaf of the api, never held across anything but
+ *                   shutdown(2)).
  *   start workers   --start-parallel threads (cfg.start_parallel, auto:
  *                   fleet_start_parallel_auto; jobs.c): run start jobs
  *                   (materialize, render, create the domain) from f->starts.

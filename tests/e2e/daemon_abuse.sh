@@ -22,8 +22,11 @@ e2e_setup
 # The limits under test, at their defaults but named: 64 connections per
 # client address, 10 s idle timeout and header deadline, 1024 connections
 # per published port.
+# ABUSE_SHOALD_FLAGS (not set in CI) adds flags after these, e.g. to see the
+# test fail with the limits of before: --api-max-conns 256
+# --api-max-conns-per-ip 65536 --api-timeout 30.
 e2e_start_daemon "$SHOALD" --api-max-conns-per-ip 64 --api-timeout 10 \
-    --publish-port-max-conns 1024 || exit 1
+    --publish-port-max-conns 1024 ${ABUSE_SHOALD_FLAGS:-} || exit 1
 e2e_push_images httpd hello
 
 api POST /v1/instances -H 'Content-Type: application/json' \
