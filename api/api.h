@@ -106,6 +106,13 @@ extern "C" {
 #define API_DIGEST_HEX         64   /* sha256 hex digits */
 #define API_DIGEST_PREFIX_MIN  6    /* shortest digest prefix accepted */
 
+/* Probes: "ready" and "health.probe" are probe specs of 1..API_PROBE_MAX
+ * bytes; the health numbers run from 1 to these. */
+#define API_PROBE_MAX           300
+#define API_HEALTH_INTERVAL_MAX 3600
+#define API_HEALTH_TIMEOUT_MAX  3600
+#define API_HEALTH_RETRIES_MAX  100
+
 /* Defaults used when api_config leaves a field 0. */
 #define API_DEFAULT_ADDR            "127.0.0.1"
 #define API_DEFAULT_PORT            7878
@@ -328,6 +335,12 @@ typedef struct api_instance_spec {
     bool spread;           /* "placement": {"policy": "spread"}; default binpack */
     const api_rule *rules; /* "placement": {"rules": [...]}, n_rules <= API_RULES_MAX */
     size_t n_rules;
+    /* Probes (docs/shoald.md "Probes"). The api checks types, lengths and
+     * ranges; the spec text itself is checked by the daemon (400 naming
+     * "ready" or "health.probe"). */
+    const char *ready;        /* "ready": probe spec, NULL = the default */
+    const char *health_probe; /* "health": {"probe": ...}, NULL = no health checks */
+    uint32_t health_interval_s, health_timeout_s, health_retries; /* 0 = default */
     void *priv_; /* api-internal storage; do not touch */
 } api_instance_spec;
 
@@ -428,6 +441,18 @@ typedef struct api_run {
     const char *reason;  /* free text or NULL */
 } api_run;
 
+/* An instance's health (its "health" object). */
+typedef struct api_health {
+    const char *probe;       /* health probe spec, NULL (null) when none */
+    uint32_t interval_s;     /* with a probe: seconds between checks, */
+    uint32_t timeout_s;      /* seconds one may take, */
+    uint32_t retries;        /* failures in a row that make it unhealthy */
+    const char *status;      /* "none", "starting", "healthy", "unhealthy" */
+    uint32_t failures;       /* checks failed in a row */
+    int64_t last_check;      /* Unix s of the last check (readiness or health), API_TIME_NONE */
+    const char *last_result; /* "http:80/: HTTP 200", NULL = null */
+} api_health;
+
 typedef struct api_instance {
     const char *id; /* 12 hex digits */
     const char *name;
@@ -456,8 +481,10 @@ typedef struct api_instance {
     bool spread;            /* placement policy spread (else binpack) */
     const api_rule *rules;  /* placement rules */
     size_t n_rules;
-    bool has_runs;       /* include "runs" (GET /v1/instances/{id} only) */
-    const api_run *runs; /* last <= 10 runs, oldest first */
+    const char *ready;        /* readiness probe spec, NULL = null */
+    const api_health *health; /* NULL = null */
+    bool has_runs;            /* include "runs" (GET /v1/instances/{id} only) */
+    const api_run *runs;      /* last <= 10 runs, oldest first */
     size_t n_runs;
 } api_instance;
 

@@ -464,12 +464,77 @@ static api_code get_placement(json_t *obj, spec_store *s, api_instance_spec *out
     return API_OK;
 }
 
+/* A probe spec's text: a string of 1..API_PROBE_MAX bytes, printable
+ * (its syntax is the daemon's: probe.h). */
+static api_code get_probe_text(json_t *obj, const char *key, const char *field, bool required,
+                               const char **out, api_status *st)
+{
+    json_t *v = member(obj, key);
+    size_t n;
+
+    *out = NULL;
+    if (v == NULL)
+        return required ? api_status_set(st, API_E_INVALID_FIELD, field, "%s is required", field)
+                        : API_OK;
+    if (!json_is_string(v))
+        return api_status_set(st, API_E_INVALID_FIELD, field,
+                              "%s must be a string (a probe: tcp:PORT, http:PORT/PATH, ...)",
+                              field);
+    *out = json_string_value(v);
+    n = strlen(*out);
+    if (n == 0 || n > API_PROBE_MAX)
+        return api_status_set(st, API_E_INVALID_FIELD, field, "%s must be 1..%d bytes", field,
+                              API_PROBE_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)(*out)[i] < 0x20 || (*out)[i] == 0x7f)
+            return api_status_set(st, API_E_INVALID_FIELD, field, "%s has a control character",
+                                  field);
+    }
+    return API_OK;
+}
+
+/* "ready": "SPEC", "health": {"probe", "interval_s", "timeout_s",
+ * "retries"}. */
+static api_code get_probes(json_t *obj, api_instance_spec *out, api_status *st)
+{
+    static const char *const fields[] = { "probe", "interval_s", "timeout_s", "retries" };
+    json_t *h = member(obj, "health");
+    uint64_t x;
+    api_code rc;
+
+    rc = get_probe_text(obj, "ready", "ready", false, &out->ready, st);
+    if (rc != API_OK || h == NULL)
+        return rc;
+    if (!json_is_object(h))
+        return api_status_set(st, API_E_INVALID_FIELD, "health",
+                              "health must be an object {\"probe\": \"http:PORT/PATH\", ...}");
+    rc = check_fields(h, "health.", fields, NELEM(fields), st);
+    if (rc != API_OK)
+        return rc;
+    rc = get_probe_text(h, "probe", "health.probe", true, &out->health_probe, st);
+    if (rc != API_OK)
+        return rc;
+    rc = get_uint(h, "interval_s", "health.interval_s", 1, API_HEALTH_INTERVAL_MAX, 0, &x, st);
+    if (rc != API_OK)
+        return rc;
+    out->health_interval_s = (uint32_t)x;
+    rc = get_uint(h, "timeout_s", "health.timeout_s", 1, API_HEALTH_TIMEOUT_MAX, 0, &x, st);
+    if (rc != API_OK)
+        return rc;
+    out->health_timeout_s = (uint32_t)x;
+    rc = get_uint(h, "retries", "health.retries", 1, API_HEALTH_RETRIES_MAX, 0, &x, st);
+    if (rc != API_OK)
+        return rc;
+    out->health_retries = (uint32_t)x;
+    return API_OK;
+}
+
 api_code api_decode_instance_spec(const char *body, size_t len, api_instance_spec *out,
                                   api_status *st)
 {
     static const char *const fields[] = {
-        "image",  "name",    "count", "memory_mib", "vcpus", "args",      "env",
-        "labels", "restart", "host",  "network",    "ports", "placement",
+        "image",   "name", "count",   "memory_mib", "vcpus",     "args",  "env",    "labels",
+        "restart", "host", "network", "ports",      "placement", "ready", "health",
     };
     spec_store *s = NULL;
     const char *restart;
@@ -589,6 +654,9 @@ api_code api_decode_instance_spec(const char *body, size_t len, api_instance_spe
         goto out;
     }
     rc = get_placement(s->root, s, out, st);
+    if (rc != API_OK)
+        goto out;
+    rc = get_probes(s->root, out, st);
     if (rc != API_OK)
         goto out;
     rc = API_OK;

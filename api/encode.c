@@ -539,6 +539,41 @@ static void enc_instance(jw *w, const api_instance *in)
         jw_raw(w, "null", 4);
     jw_key(w, "last_error");
     jw_str(w, in->last_error);
+    jw_key(w, "ready");
+    jw_str(w, in->ready);
+    jw_key(w, "health");
+    if (in->health) {
+        const api_health *h = in->health;
+        jw_open(w, '{');
+        jw_key(w, "probe");
+        jw_str(w, h->probe);
+        jw_key(w, "interval_s");
+        if (h->probe)
+            jw_int(w, h->interval_s);
+        else
+            jw_raw(w, "null", 4);
+        jw_key(w, "timeout_s");
+        if (h->probe)
+            jw_int(w, h->timeout_s);
+        else
+            jw_raw(w, "null", 4);
+        jw_key(w, "retries");
+        if (h->probe)
+            jw_int(w, h->retries);
+        else
+            jw_raw(w, "null", 4);
+        jw_key(w, "status");
+        jw_str(w, h->status ? h->status : "none");
+        jw_key(w, "failures");
+        jw_int(w, h->failures);
+        jw_key(w, "last_check");
+        jw_time(w, h->last_check);
+        jw_key(w, "last_result");
+        jw_str(w, h->last_result);
+        jw_close(w, '}');
+    } else {
+        jw_raw(w, "null", 4);
+    }
     if (in->has_runs) {
         jw_key(w, "runs");
         enc_runs(w, in->runs, in->n_runs);

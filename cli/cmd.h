@@ -39,6 +39,9 @@ struct inst_run_opts {
     cli_fmt fmt;         /* -o */
     char **args;         /* guest arguments after "--" */
     int nargs;
+    const char *ready;  /* --ready SPEC: readiness probe */
+    const char *health; /* --health SPEC: health probe */
+    unsigned long health_interval, health_timeout, health_retries; /* 0 = server default */
 };
 int inst_run_parse(int argc, char **argv, struct inst_run_opts *o);
 void inst_run_opts_free(struct inst_run_opts *o);

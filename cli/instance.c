@@ -35,7 +35,20 @@ static const char run_help[] =
     "  -l, --label K=V        label (repeatable)\n"
     "  -p, --publish H:P[/udp] forward host port H to guest port P (tcp or udp, count 1)\n"
     "      --no-network       no network interface\n"
-    "      --restart POLICY   never, on-failure or always (default never)\n"
+    "      --restart POLICY   never, on-failure or always (default never); with\n"
+    "                         on-failure or always an unhealthy instance is\n"
+    "                         restarted, with never it keeps running, unhealthy\n"
+    "      --ready SPEC       when the instance is ready (running): status (the\n"
+    "                         status channel of shoal's guests), tcp:PORT (the\n"
+    "                         guest accepts on PORT), http:PORT/PATH (a GET\n"
+    "                         answers 2xx), console:REGEX (a console line\n"
+    "                         matches, POSIX ERE) or none (once it boots).\n"
+    "                         Default: status for shoal's guests, else tcp: of\n"
+    "                         the first published port, else none\n"
+    "      --health SPEC      health check once ready: tcp:PORT or http:PORT/PATH\n"
+    "      --health-interval S  seconds between checks (default 10)\n"
+    "      --health-timeout S   seconds a check may take (default 2)\n"
+    "      --health-retries N   failures in a row that make it unhealthy (default 3)\n"
     "      --host HOST        place on this host instead of letting shoald choose\n"
     "      --spread           spread over hosts (default: pack the fullest host)\n"
     "      --anti-affinity R  never share a host with an instance labelled R\n"
@@ -54,6 +67,8 @@ static const char run_help[] =
     "  shoal run hello\n"
     "  shoal run --name web --count 3 -m 64M -l app=web web:1.2 -- --port 80\n"
     "  shoal run -p 8080:80 --restart on-failure web:1.2\n"
+    "  shoal run -p 8080:80 --health http:80/healthz --restart on-failure web:1.2\n"
+    "  shoal run --ready 'console:^listening' unikraft-app\n"
     "  shoal run -c 3 -l app=web --anti-affinity app=web web:1.2   # one per host\n"
     "  shoal run --attach exitcode -- 3; echo $?    # prints 3\n";
 
@@ -131,6 +146,11 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         { "anti-affinity", required_argument, NULL, 1000 },
         { "attach", no_argument, NULL, 'a' },
         { "no-wait", no_argument, NULL, 'W' },
+        { "ready", required_argument, NULL, 1001 },
+        { "health", required_argument, NULL, 1002 },
+        { "health-interval", required_argument, NULL, 1003 },
+        { "health-timeout", required_argument, NULL, 1004 },
+        { "health-retries", required_argument, NULL, 1005 },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -207,6 +227,20 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
             break;
         case 'a': o->attach = true; break;
         case 'W': o->no_wait = true; break;
+        case 1001: o->ready = optarg; break;
+        case 1002: o->health = optarg; break;
+        case 1003:
+            if (cli_parse_uint(optarg, 1, 3600, &o->health_interval, err, sizeof err) < 0)
+                return cli_usage("run", "--health-interval: %s", err);
+            break;
+        case 1004:
+            if (cli_parse_uint(optarg, 1, 3600, &o->health_timeout, err, sizeof err) < 0)
+                return cli_usage("run", "--health-timeout: %s", err);
+            break;
+        case 1005:
+            if (cli_parse_uint(optarg, 1, 100, &o->health_retries, err, sizeof err) < 0)
+                return cli_usage("run", "--health-retries: %s", err);
+            break;
         case 'o':
             if (cli_parse_format(optarg, &o->fmt, err, sizeof err) < 0)
                 return cli_usage("run", "%s", err);
@@ -227,6 +261,9 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         return cli_usage("run", "-p needs a single instance (got --count %lu)", o->count);
     if (json_array_size(o->ports) && o->no_network)
         return cli_usage("run", "-p cannot be used with --no-network");
+    if (!o->health && (o->health_interval || o->health_timeout || o->health_retries))
+        return cli_usage("run", "--health-interval, --health-timeout and --health-retries need "
+                                "--health SPEC");
     return CLI_OK;
 }
 
@@ -269,6 +306,18 @@ json_t *inst_run_body(const struct inst_run_opts *o)
         if (json_array_size(o->rules))
             json_object_set(p, "rules", o->rules);
         json_object_set_new(b, "placement", p);
+    }
+    if (o->ready)
+        json_object_set_new(b, "ready", json_string(o->ready));
+    if (o->health) {
+        json_t *h = json_pack("{s:s}", "probe", o->health);
+        if (h && o->health_interval)
+            json_object_set_new(h, "interval_s", json_integer((json_int_t)o->health_interval));
+        if (h && o->health_timeout)
+            json_object_set_new(h, "timeout_s", json_integer((json_int_t)o->health_timeout));
+        if (h && o->health_retries)
+            json_object_set_new(h, "retries", json_integer((json_int_t)o->health_retries));
+        json_object_set_new(b, "health", h);
     }
     return b;
 }
@@ -638,10 +687,14 @@ static void fmt_state(const cli_jv *it, char *out, size_t len)
     const char *st = cli_jv_str(it, "state");
     const cli_jv *code = cli_jv_get(it, "exit_code");
     double restarts = cli_jv_num(it, "restarts", 0);
+    /* Health as Docker shows it: "running (healthy)" */
+    const char *health = cli_jv_str(cli_jv_get(it, "health"), "status");
     if (st && !strcmp(st, "exited") && code && code->type == CLI_JV_NUM)
         snprintf(out, len, "exited (%s)", code->u.str);
     else if (st && !strcmp(st, "backoff") && restarts > 0)
         snprintf(out, len, "backoff (%g)", restarts);
+    else if (st && health && strcmp(health, "none") != 0)
+        snprintf(out, len, "%s (%s)", st, health);
     else
         snprintf(out, len, "%s", st ? st : "-");
 }

@@ -150,6 +150,8 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     api_kv *envkv = NULL, *lkv = NULL;
     api_port ports[STATE_MAX_PORTS];
     api_run runs[10];
+    api_health ah;
+    fleet_health fh;
     state_run sr[10];
     size_t nargs = json_array_size(args), nsr = 0;
     char addr[40], ip[16], gw[16];
@@ -215,6 +217,17 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     a.has_exit_code = in->exit_code >= 0;
     a.exit_code = in->exit_code;
     a.last_error = in->last_error[0] ? in->last_error : NULL;
+    fleet_instance_health(f, in, &fh);
+    a.ready = fh.ready[0] ? fh.ready : NULL;
+    ah.probe = fh.probe[0] ? fh.probe : NULL;
+    ah.interval_s = fh.interval_s;
+    ah.timeout_s = fh.timeout_s;
+    ah.retries = fh.retries;
+    ah.status = fh.status;
+    ah.failures = fh.failures;
+    ah.last_check = fh.last_check_ms / 1000;
+    ah.last_result = fh.last_result[0] ? fh.last_result : NULL;
+    a.health = &ah;
     if (detail) {
         fleet_instance_runs(f, in->id, sr, NELEM(sr), &nsr);
         /* The API lists runs oldest first. */
@@ -309,6 +322,11 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
     fs.ports = ports;
     fs.n_ports = spec->n_ports;
     fs.host = spec->host;
+    fs.ready = spec->ready;
+    fs.health = spec->health_probe;
+    fs.health_interval_s = spec->health_interval_s;
+    fs.health_timeout_s = spec->health_timeout_s;
+    fs.health_retries = spec->health_retries;
     if (fleet_instance_create(f, &fs, &made, &nmade, &e) != FLEET_OK) {
         rc = status_from(st, &e);
         goto out;
@@ -1079,6 +1097,18 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
                     "shoal_instance_ready_seconds_sum %.6g\n"
                     "shoal_instance_ready_seconds_count %llu\n",
                     (unsigned long long)cum, m.ready_sum, (unsigned long long)m.ready_count);
+    api_sink_printf(out, "# HELP shoal_instance_health Probed instances by health "
+                         "(docs/shoald.md \"Probes\").\n# TYPE shoal_instance_health gauge\n");
+    static const char *const health_names[4] = { "none", "starting", "healthy", "unhealthy" };
+    for (int i = 0; i < 4; i++)
+        api_sink_printf(out, "shoal_instance_health{health=\"%s\"} %zu\n", health_names[i],
+                        m.by_health[i]);
+    api_sink_printf(out,
+                    "# HELP shoal_probe_checks_total Readiness and health checks done.\n"
+                    "# TYPE shoal_probe_checks_total counter\nshoal_probe_checks_total %llu\n"
+                    "# HELP shoal_probe_failures_total Checks that failed.\n"
+                    "# TYPE shoal_probe_failures_total counter\nshoal_probe_failures_total %llu\n",
+                    (unsigned long long)m.probe_checks, (unsigned long long)m.probe_failures);
     metrics_hosts(ctx, out);
     if (m.ksm_available)
         api_sink_printf(out,

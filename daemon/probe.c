@@ -800,15 +800,18 @@ int probe_health_get(probe_engine *e, const char *id, probe_health *out)
     return rc;
 }
 
-void probe_counts(probe_engine *e, size_t *watches, uint64_t *checks, uint64_t *failures)
+void probe_stats_get(probe_engine *e, probe_stats *out)
 {
-    *watches = 0;
-    *checks = *failures = 0;
+    memset(out, 0, sizeof *out);
     if (!e)
         return;
     pthread_mutex_lock(&e->mu);
-    *watches = e->n;
-    *checks = e->checks;
-    *failures = e->failures;
+    out->watches = e->n;
+    for (size_t i = 0; i < e->n; i++) {
+        if ((unsigned)e->t[i]->h.state <= PROBE_H_UNHEALTHY)
+            out->by_health[e->t[i]->h.state]++;
+    }
+    out->checks = e->checks;
+    out->failures = e->failures;
     pthread_mutex_unlock(&e->mu);
 }

@@ -176,7 +176,12 @@ void probe_unwatch(probe_engine *e, const char *id);
 void probe_set_ready(probe_engine *e, const char *id, uint64_t gen);
 /* 0 with the id's health, -1 when it is not watched. */
 int probe_health_get(probe_engine *e, const char *id, probe_health *out);
-/* Watches now, and checks started since open (for /metrics). */
-void probe_counts(probe_engine *e, size_t *watches, uint64_t *checks, uint64_t *failures);
+/* The engine's figures now (for /metrics). */
+typedef struct {
+    size_t watches;
+    size_t by_health[PROBE_H_UNHEALTHY + 1]; /* watches by health state */
+    uint64_t checks, failures;               /* checks finished since open, failed */
+} probe_stats;
+void probe_stats_get(probe_engine *e, probe_stats *out);
 
 #endif

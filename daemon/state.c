@@ -58,6 +58,15 @@ static const char *const MIGRATIONS[] = {
     "DROP TABLE host_ports;"
     "ALTER TABLE host_ports_v4 RENAME TO host_ports;"
     "CREATE INDEX host_ports_instance ON host_ports(instance);",
+    /* 5: readiness and health probes (probe.h) and a per-run command line.
+     * Rows from before have ready '' (decided at start, as then: the
+     * status channel for shoal's guests) and no health probe. */
+    "ALTER TABLE instances ADD COLUMN ready TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE instances ADD COLUMN health TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE instances ADD COLUMN health_interval_s INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE instances ADD COLUMN health_timeout_s INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE instances ADD COLUMN health_retries INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE instances ADD COLUMN cmdline TEXT;",
 };
 
 static const char *const STATE_NAMES[ST__COUNT] = {
@@ -248,7 +257,8 @@ static void ports_from_json(state_instance *in, const char *txt)
 #define INST_COLS                                                                                  \
     "id,name,image_ref,image_digest,host,state,memory_mib,vcpus,args,env,"                         \
     "labels,restart,restarts,network,ipv4,mac,ports,created_ms,started_ms,boot_us,"                \
-    "ready_ms,exit_code,last_error,want_running,placement"
+    "ready_ms,exit_code,last_error,want_running,placement,ready,health,"                           \
+    "health_interval_s,health_timeout_s,health_retries,cmdline"
 
 static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *ports)
 {
@@ -282,6 +292,15 @@ static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *por
     sqlite3_bind_int(st, i++, in->want_running);
     sqlite3_bind_text(st, i++, in->placement_json ? in->placement_json : "{}", -1,
                       SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, in->ready, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, in->health, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, i++, in->health_interval_s);
+    sqlite3_bind_int(st, i++, in->health_timeout_s);
+    sqlite3_bind_int(st, i++, in->health_retries);
+    if (in->cmdline)
+        sqlite3_bind_text(st, i++, in->cmdline, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i++);
     return i;
 }
 
@@ -336,6 +355,13 @@ static void read_inst(sqlite3_stmt *st, state_instance *in)
     copy_col(in->last_error, sizeof in->last_error, st, c++);
     in->want_running = sqlite3_column_int(st, c++);
     in->placement_json = dup_col(st, c++, "{}");
+    copy_col(in->ready, sizeof in->ready, st, c++);
+    copy_col(in->health, sizeof in->health, st, c++);
+    in->health_interval_s = sqlite3_column_int(st, c++);
+    in->health_timeout_s = sqlite3_column_int(st, c++);
+    in->health_retries = sqlite3_column_int(st, c++);
+    in->cmdline = sqlite3_column_type(st, c) == SQLITE_NULL ? NULL : dup_col(st, c, "");
+    c++;
 }
 
 /* Rewrite the host_ports rows of one instance. Caller holds the mutex and
@@ -388,12 +414,13 @@ static int inst_write(state_db *db, const state_instance *in, int insert, char *
     /* UPDATE, not REPLACE: REPLACE deletes the row and cascades away runs. */
     const char *sql =
         insert ? "INSERT INTO instances(" INST_COLS
-                 ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                 ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
                : "UPDATE instances SET id=?1,name=?2,image_ref=?3,image_digest=?4,host=?5,"
                  "state=?6,memory_mib=?7,vcpus=?8,args=?9,env=?10,labels=?11,restart=?12,"
                  "restarts=?13,network=?14,ipv4=?15,mac=?16,ports=?17,created_ms=?18,"
                  "started_ms=?19,boot_us=?20,ready_ms=?21,exit_code=?22,last_error=?23,"
-                 "want_running=?24,placement=?25 WHERE id=?1";
+                 "want_running=?24,placement=?25,ready=?26,health=?27,health_interval_s=?28,"
+                 "health_timeout_s=?29,health_retries=?30,cmdline=?31 WHERE id=?1";
 
     pthread_mutex_lock(&db->mu);
     if (exec_sql(db->db, "BEGIN IMMEDIATE", err, errlen) < 0)
@@ -671,7 +698,9 @@ void state_inst_free(state_instance *in)
     free(in->env_json);
     free(in->labels_json);
     free(in->placement_json);
+    free(in->cmdline);
     in->args_json = in->env_json = in->labels_json = in->placement_json = NULL;
+    in->cmdline = NULL;
 }
 
 void state_inst_array_free(state_instance *a, size_t n)

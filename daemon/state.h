@@ -27,6 +27,9 @@
 #define STATE_URI_MAX  1100
 #define STATE_ERR_MAX  256
 
+/* A probe spec (probe.h PROBE_SPEC_MAX) and its NUL. */
+#define STATE_PROBE_MAX 304
+
 typedef struct state_db state_db;
 
 /* Instance states, as shown by the API (docs/api.md). */
@@ -89,6 +92,15 @@ typedef struct {
     char last_error[STATE_ERR_MAX];
     int want_running;     /* operator intent: 1 run, 0 stay down */
     char *placement_json; /* heap, owned: {"policy":..,"rules":[..]}; "{}" */
+    /* Probes (probe.h, docs/shoald.md "Probes"), as text. ready: the
+     * readiness probe, filled at create ("" in rows from before schema 5:
+     * decided at each start); health: the health probe, "" for none, with
+     * its interval, timeout (seconds) and failures in a row that make the
+     * instance unhealthy (0: the defaults). */
+    char ready[STATE_PROBE_MAX];
+    char health[STATE_PROBE_MAX];
+    int health_interval_s, health_timeout_s, health_retries;
+    char *cmdline; /* heap, owned: the run's command line override, NULL: the image's */
 } state_instance;
 
 /* One host row (a libvirt connection). */

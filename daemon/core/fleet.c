@@ -201,6 +201,7 @@ static void free_jobs(fleet_job *j)
 
 static void free_fleet(fleet *f)
 {
+    fleet_probes_close(f); /* before the queues its notes go to */
     for (size_t i = 0; i < f->nhosts; i++) {
         node_close(f->hosts[i]->node);
         free(f->hosts[i]->labels_json);
@@ -354,6 +355,8 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     /* issue 16: connection limits and the guest connect timeout (portfwd.h) */
     pfwd_set_tcp_limits(f->pfwd, cfg->publish_max_conns, cfg->publish_port_max_conns,
                         cfg->publish_connect_ms, 0);
+    if (fleet_probes_open(f, err, errlen) != 0)
+        goto fail;
     /* Before any QEMU is forked: they inherit the merge setting. */
     if (ksm_parse_mode(cfg->ksm, &ksm) != 0 || ksm_apply(ksm, &ksm_on, err, errlen) != 0) {
         size_t l = strlen(err);

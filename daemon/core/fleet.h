@@ -203,6 +203,13 @@ typedef struct {
     const state_port *ports;
     size_t n_ports;
     const char *host; /* NULL: any host */
+    /* Probes (probe.h, docs/shoald.md "Probes"); checked at create (INVALID
+     * naming "ready" or "health.*"). ready NULL: the default (status for
+     * shoal's guests, tcp:GUEST of the first published TCP port, else
+     * none). health NULL: no health checks; its numbers 0: the defaults. */
+    const char *ready;
+    const char *health;
+    uint32_t health_interval_s, health_timeout_s, health_retries;
 } fleet_instance_spec;
 
 /* Create spec->count instances: all of them or none. On success *made is a
@@ -217,6 +224,22 @@ int fleet_instance_find(fleet *f, const char *key, state_instance *out, fleet_er
 int fleet_instance_page(fleet *f, const char *after, int state, const char *host,
                         state_inst_match match, void *ctx, size_t limit, state_instance **rows,
                         size_t *n, int *more, fleet_err *e);
+/* An instance's probes and health as now (health.c). */
+typedef struct {
+    char ready[STATE_PROBE_MAX]; /* readiness probe ("" in rows from before
+                                    probes: decided at start) */
+    char probe[STATE_PROBE_MAX]; /* health probe, "" for none */
+    uint32_t interval_s, timeout_s, retries;
+    const char *status;    /* "none" (no health probe, or not running),
+                              "starting", "healthy", "unhealthy" (static) */
+    uint32_t failures;     /* checks failed in a row */
+    int64_t last_check_ms; /* unix ms of the last check (readiness or
+                              health) of this run, 0: none */
+    int last_ok;
+    char last_result[160]; /* "tcp:80: connect: Connection refused" */
+} fleet_health;
+int fleet_instance_health(fleet *f, const state_instance *in, fleet_health *out);
+
 /* Last `max` runs of an instance, newest first. */
 int fleet_instance_runs(fleet *f, const char *id, state_run *out, size_t max, size_t *n);
 
@@ -381,6 +404,10 @@ typedef struct {
     int ksm_available;
     long ksm_run, ksm_pages_shared, ksm_pages_sharing;
     long long ksm_profit; /* bytes */
+    /* Probes (health.c): watched instances by health ("none", "starting",
+     * "healthy", "unhealthy"), checks done and failed since start. */
+    size_t by_health[4];
+    uint64_t probe_checks, probe_failures;
 } fleet_metrics;
 
 int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e);

@@ -44,6 +44,14 @@
  *                   (jobs.c on_node_event) and never blocks on it.
  *   port proxy      one thread (portfwd.c) with its own lock; the core calls
  *                   pfwd_* from any thread.
+ *   probes          one thread (daemon/probe.c, wired in health.c): every
+ *                   readiness and health check of every instance, with
+ *                   non-blocking sockets on one epoll set and reads of
+ *                   console files (bounded); never blocks, never takes a
+ *                   fleet lock. Its lock (probe_engine.mu) is a leaf, never
+ *                   held across I/O or its callback; the callback only
+ *                   queues a JOB_PROBE (fleet_queue takes mu), which an
+ *                   event worker runs (health.c fleet_job_probe).
  *   dnsmasq         with --dhcp on, one child process (the guest network's
  *                   DHCP server) and one thread (daemon/dhcp.c) that logs
  *                   its output and starts it again when it dies; the core
@@ -55,7 +63,8 @@
  * holding one to its right):
  *
  *   place_mu  >  row_mu  >  mu  >  (state_db, img_store, pfwd, netbr set,
- *                                    guard: leaf locks inside those modules)
+ *                                    guard, probe engine: leaf locks inside
+ *                                    those modules)
  *
  *   place_mu  fleet.place_mu. Every placement decision: instance create
  *             (names, ports, placement, addresses, rows), host cordon and
@@ -134,6 +143,7 @@ struct netbr_set;
 struct guard;
 struct img_store;
 struct dhcp;
+struct probe_engine;
 
 /* One host: a libvirt connection plus what the scheduler needs to know.
  * Heap-allocated; f->hosts holds pointers, so a host outlives its removal
@@ -178,7 +188,10 @@ typedef struct {
     int have_outcome;       /* an exit or crash record arrived */
     gst_record outcome;
     char end_reason[256];      /* extra reason (e.g. KVM internal error) */
-    int ready;                 /* ready record seen this run */
+    int ready;                 /* ready this run (record or probe) */
+    int ready_by_probe;        /* this run's readiness is a probe (health.c):
+                                  a ready record only gives boot_us */
+    int boot_seen;             /* that record was seen this run */
     struct fleet_batch *batch; /* its create request's batch until it is
                                   ready or failed (batch.c), else NULL */
     int batch_started;         /* counted as started in it */
@@ -214,7 +227,12 @@ typedef struct fleet_batch {
     struct fleet_batch *next;
 } fleet_batch;
 
-typedef enum { JOB_START = 0, JOB_DOMAIN_GONE, JOB_DOMAIN_CRASHED } fleet_job_kind;
+typedef enum {
+    JOB_START = 0,
+    JOB_DOMAIN_GONE,
+    JOB_DOMAIN_CRASHED,
+    JOB_PROBE, /* a probe note: detail "ready|healthy|unhealthy|slow GEN AT_MS" */
+} fleet_job_kind;
 
 typedef struct fleet_job {
     fleet_job_kind kind;
@@ -240,6 +258,7 @@ struct fleet {
     uint32_t gateway;             /* bridge address (host order), 0 = no network */
     struct netbr_set *bridges;    /* the local guest bridges (netbr.h), NULL = no network */
     struct pfwd *pfwd;            /* published ports */
+    struct probe_engine *probes;  /* readiness and health checks (health.c) */
     struct guard *guard;          /* guest isolation table (guard.h), NULL = no network */
     int64_t guard_checked_ms;     /* its last check (supervisor thread only) */
 
@@ -408,6 +427,37 @@ int fleet_dhcp_tick(fleet *f, int64_t now);
 void fleet_status_poll(fleet *f, const char *id);
 /* The status file changed (inotify): poll unless the guest floods it. */
 void fleet_status_event(fleet *f, const char *id);
+
+/* Record a ready time in the histogram. Caller holds f->mu. */
+void fleet_observe_ready(fleet *f, double ready_ms);
+
+/* ---- health.c: readiness and health probes (probe.h) ---- */
+int fleet_probes_open(fleet *f, char *err, size_t errlen);
+void fleet_probes_close(fleet *f);
+/* Decide and check a create's probes into row's ready/health fields (the
+ * row's network and ports are set from spec too). INVALID naming the
+ * field. */
+int fleet_probe_plan(const fleet_instance_spec *spec, int status_channel, bool network,
+                     state_instance *row, fleet_err *e);
+/* A run (generation gen: fleet_rt.run_no) of `in` began, or a running
+ * domain was adopted (ready_now: it was ready). Watches what needs
+ * probing; *ready_at_once is 1 when its readiness is `none` (the caller
+ * marks it ready). -1 when it cannot be probed (logged, warned). */
+int fleet_probe_watch(fleet *f, const state_instance *in, int status_channel, int gen,
+                      int ready_now, int *ready_at_once);
+void fleet_probe_unwatch(fleet *f, const char *id);
+/* Whether the instance's image reports on shoal's status channel (an
+ * image the store cannot describe is taken to, as before kinds). */
+int fleet_has_status_channel(fleet *f, const state_instance *in);
+/* Is the instance's readiness its status channel's ready record? */
+int fleet_probe_by_status(const state_instance *in, int status_channel);
+/* The status channel said ready: health checks begin. */
+void fleet_probe_status_ready(fleet *f, const char *id, int gen);
+/* Run gen of id is ready (at_ms monotonic): running, ready_ms, histogram,
+ * batch. A no-op for another run or when it was ready. No lock held. */
+void fleet_mark_ready(fleet *f, const char *id, int gen, int64_t at_ms);
+void fleet_job_probe(fleet *f, const fleet_job *j);
+void fleet_probe_stats(fleet *f, size_t by_health[4], uint64_t *checks, uint64_t *failures);
 
 /* ---- supervisor.c ---- */
 void *fleet_supervisor_main(void *arg);

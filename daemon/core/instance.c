@@ -343,7 +343,7 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
     fleet_snapshot snap;
     sched_state *sst = NULL;
     sched_decision dec;
-    state_instance *made = NULL;
+    state_instance *made = NULL, probes;
     size_t nmade = 0;
     char err[512], digest[IMG_DIGEST_LEN + 1], image_ref[256];
     char *args = NULL, *env = NULL, *labels = NULL, *placement = NULL;
@@ -378,6 +378,10 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
         goto out;
     }
     if ((rc = check_cmdline(spec, &boot, image_ref, e)) != FLEET_OK)
+        goto out;
+    /* Probes: decided now, stored in every row (health.c). */
+    memset(&probes, 0, sizeof probes);
+    if ((rc = fleet_probe_plan(spec, boot.status_channel, network, &probes, e)) != FLEET_OK)
         goto out;
     args = args_json(spec->args, spec->n_args);
     env = fleet_kv_json(spec->env, spec->n_env);
@@ -425,6 +429,11 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
         in->env_json = strdup(env);
         in->labels_json = strdup(labels);
         in->placement_json = strdup(placement);
+        memcpy(in->ready, probes.ready, sizeof in->ready);
+        memcpy(in->health, probes.health, sizeof in->health);
+        in->health_interval_s = probes.health_interval_s;
+        in->health_timeout_s = probes.health_timeout_s;
+        in->health_retries = probes.health_retries;
         if (!in->args_json || !in->env_json || !in->labels_json || !in->placement_json) {
             rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
             goto unlock;
@@ -689,6 +698,7 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
         goto out;
     }
     pfwd_remove(f->pfwd, in.id);
+    fleet_probe_unwatch(f, in.id);
     if (in.network)
         fleet_dhcp_sync(f); /* its lease goes */
     if (img_ref_release(f->img, in.image_digest, &ie) != 0)

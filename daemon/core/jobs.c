@@ -131,6 +131,7 @@ void *fleet_worker_main(void *arg)
         case JOB_START: fleet_job_start(f, j); break;
         case JOB_DOMAIN_GONE: fleet_job_domain_gone(f, j); break;
         case JOB_DOMAIN_CRASHED: fleet_job_domain_crashed(f, j); break;
+        case JOB_PROBE: fleet_job_probe(f, j); break;
         }
         pthread_mutex_lock(&f->mu);
         rt = fleet_rt_get(f, j->id);

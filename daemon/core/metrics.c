@@ -38,6 +38,7 @@ int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e)
     out->ready_sum = f->ready_sum;
     out->ready_count = f->ready_count;
     pthread_mutex_unlock(&f->mu);
+    fleet_probe_stats(f, out->by_health, &out->probe_checks, &out->probe_failures);
     if (fleet_image_rows(f, &imgs, &nimg, NULL) == FLEET_OK) {
         /* Rows are per name: count distinct digests. */
         for (size_t i = 0; i < nimg; i++) {

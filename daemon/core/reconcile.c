@@ -73,6 +73,17 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
                 fleet_set_state(f, row->id, ST_STARTING, NULL);
             fleet_guard_adopt(f, row);
             fleet_publish_ports(f, row);
+            /* probes again: health at once if it was ready, else readiness */
+            int at_once, sc = fleet_has_status_channel(f, row);
+            pthread_mutex_lock(&f->mu);
+            fleet_rt *prt = fleet_rt_get(f, row->id);
+            int gen = prt->run_no;
+            prt->ready_by_probe = !fleet_probe_by_status(row, sc);
+            prt->ready = row->state == ST_RUNNING;
+            pthread_mutex_unlock(&f->mu);
+            fleet_probe_watch(f, row, sc, gen, row->state == ST_RUNNING, &at_once);
+            if (at_once)
+                fleet_mark_ready(f, row->id, gen, fleet_now_ms());
         }
         if (doms[d].internal_error)
             fleet_queue(f, JOB_DOMAIN_CRASHED, row->id, "kvm-internal-error");

@@ -231,6 +231,8 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     memset(&rt->tracker, 0, sizeof rt->tracker);
     rt->active = 1;
     rt->ready = 0;
+    rt->ready_by_probe = !fleet_probe_by_status(&in, boot.status_channel);
+    rt->boot_seen = 0;
     rt->have_outcome = 0;
     rt->end_reason[0] = 0;
     rt->stop_requested = 0;
@@ -265,6 +267,12 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     fleet_batch_note_locked(f, rt, FLEET_BATCH_STARTED, NULL, NULL, NULL);
     pthread_mutex_unlock(&f->mu);
     fleet_publish_ports(f, &in);
+    /* Readiness and health probes of this run (health.c); `none`: ready
+     * now that the domain runs. */
+    int at_once;
+    fleet_probe_watch(f, &in, boot.status_channel, run_no, 0, &at_once);
+    if (at_once)
+        fleet_mark_ready(f, in.id, run_no, fleet_now_ms());
     /* The domain's creation (libvirt + QEMU's start) is most of a start:
      * its time is logged for bench_storm.sh. */
     log_info("instance %s (%s) started on %s (domain created in %lld ms)", in.id, in.name, in.host,
@@ -358,6 +366,7 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     rt->request_ms = 0;
     pthread_mutex_unlock(&f->mu);
     pfwd_remove(f->pfwd, in.id);
+    fleet_probe_unwatch(f, in.id);
     fleet_guard_remove(f, in.id);
     fleet_console_rotate(f, in.id);
 

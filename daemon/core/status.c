@@ -45,19 +45,21 @@ static void collect(void *ctx, const gst_record *r)
 struct ready_ctx {
     int64_t boot_us;
     double ready_ms;
+    int boot_only; /* readiness is a probe's: the record gives boot_us only */
 };
 
 static void ready_fn(state_instance *in, void *ctx)
 {
     struct ready_ctx *c = ctx;
+    in->boot_us = c->boot_us;
+    if (c->boot_only)
+        return;
     if (in->state == ST_STARTING)
         in->state = ST_RUNNING;
-    in->boot_us = c->boot_us;
     in->ready_ms = c->ready_ms;
 }
 
-/* Caller holds f->mu. */
-static void observe_ready(fleet *f, double ready_ms)
+void fleet_observe_ready(fleet *f, double ready_ms)
 {
     double s = ready_ms / 1000.0;
     size_t i;
@@ -86,12 +88,12 @@ void fleet_status_poll(fleet *f, const char *id)
 {
     char path[FLEET_PATH_MAX];
     struct recs b;
-    struct ready_ctx rc = { 0, -1 };
+    struct ready_ctx rc = { 0, -1, 0 };
     gst_tracker t;
     fleet_rt *rt;
     off_t size = 0;
     int64_t request_ms;
-    int first_ready = 0, n;
+    int first_ready = 0, n, run_no = 0;
 
     memset(&b, 0, sizeof b);
     fleet_status_path(f, id, path, sizeof path);
@@ -140,13 +142,20 @@ void fleet_status_poll(fleet *f, const char *id)
             rt->have_outcome = 1;
             rt->outcome = b.outcome;
         }
-        if (b.have_ready && !rt->ready) {
+        if (b.have_ready && rt->ready_by_probe && !rt->boot_seen) {
+            /* a probe decides readiness (health.c): keep the boot time */
+            rt->boot_seen = 1;
+            first_ready = 1;
+            rc.boot_only = 1;
+            rc.boot_us = b.ready.boot_us;
+        } else if (b.have_ready && !rt->ready && !rt->ready_by_probe) {
             rt->ready = 1;
             first_ready = 1;
+            run_no = rt->run_no;
             rc.boot_us = b.ready.boot_us;
             if (request_ms) {
                 rc.ready_ms = (double)(fleet_now_ms() - request_ms);
-                observe_ready(f, rc.ready_ms);
+                fleet_observe_ready(f, rc.ready_ms);
             }
         }
     }
@@ -154,9 +163,12 @@ void fleet_status_poll(fleet *f, const char *id)
     pthread_mutex_unlock(&f->mu);
     if (first_ready) {
         fleet_mutate(f, id, ready_fn, &rc);
-        /* Counted once the row says running, so that a batch's final
-         * event never comes before its instances' state. */
-        fleet_batch_note(f, id, FLEET_BATCH_READY, NULL, NULL, NULL);
+        if (!rc.boot_only) {
+            fleet_probe_status_ready(f, id, run_no); /* health checks begin */
+            /* Counted once the row says running, so that a batch's final
+             * event never comes before its instances' state. */
+            fleet_batch_note(f, id, FLEET_BATCH_READY, NULL, NULL, NULL);
+        }
     }
 }
 

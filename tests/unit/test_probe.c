@@ -409,11 +409,10 @@ static void test_health_threshold(void **state)
     probe_unwatch(e, "st");
     probe_unwatch(e, "hc");
     assert_int_equal(probe_health_get(e, "st", &h), -1);
-    size_t w;
-    uint64_t checks, fails;
-    probe_counts(e, &w, &checks, &fails);
-    assert_int_equal(w, 0);
-    assert_true(checks >= 8 && fails >= 6);
+    probe_stats ps;
+    probe_stats_get(e, &ps);
+    assert_int_equal(ps.watches, 0);
+    assert_true(ps.checks >= 8 && ps.failures >= 6);
     probe_close(e);
 }
 

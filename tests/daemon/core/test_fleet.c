@@ -1277,7 +1277,8 @@ static void boot_refused_at_create(void **state)
         struct stat sb;
         snprintf(id, sizeof id, "%s", made[0].id);
         state_inst_array_free(made, n);
-        wait_state(f, id, ST_STARTING, 10000);
+        /* no status channel, no port: ready once it runs (readiness none) */
+        wait_state(f, id, ST_RUNNING, 10000);
         fleet_disk_path(f, id, ov, sizeof ov);
         assert_int_equal(stat(ov, &sb), 0);
         assert_true(sb.st_size > 0);
@@ -1292,7 +1293,7 @@ static void boot_refused_at_create(void **state)
     if (fleet_instance_create(f, &s, &made, &n, &e) != FLEET_OK)
         fail_msg("create solo5: %s", e.msg);
     assert_int_equal(n, 1);
-    wait_state(f, made[0].id, ST_STARTING, 10000);
+    wait_state(f, made[0].id, ST_RUNNING, 10000);
     state_inst_array_free(made, n);
 
     /* The solo5 line carries the arguments only: environment is refused
@@ -1358,7 +1359,7 @@ static void exit_without_status_channel(void **state)
     assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
     snprintf(ref, sizeof ref, "%s", made[0].id);
     state_inst_array_free(made, n);
-    wait_state(f, s5, ST_STARTING, 10000);
+    wait_state(f, s5, ST_RUNNING, 10000); /* readiness none: once it runs */
     wait_state(f, ref, ST_STARTING, 10000);
 
     fleet_queue(f, JOB_DOMAIN_GONE, s5, "shutdown");
@@ -1379,6 +1380,96 @@ static void exit_without_status_channel(void **state)
     assert_int_equal(fleet_instance_find(f, ref, &in, &e), FLEET_OK);
     assert_string_equal(in.last_error,
                         "guest stopped without reporting an exit status (libvirt: shutdown)");
+    state_inst_free(&in);
+}
+
+/* Probes at create (health.c): bad specs are refused naming the field with
+ * nothing made, the default readiness is stored per kind, and a console
+ * probe makes a foreign guest running once its console has the line. */
+static void probes(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    fleet_instance_spec s;
+    state_instance *made = NULL, in;
+    size_t n = 0;
+    fleet_err e;
+    char digest[IMG_DIGEST_LEN + 1], id[STATE_ID_LEN + 1], path[512];
+    static const struct {
+        const char *image, *ready, *health;
+        uint32_t retries;
+        const char *field, *needle;
+    } bad[] = {
+        { "solo5", "status", NULL, 0, "ready", "has no shoal status channel" },
+        { "sleep", "tcp:80", NULL, 0, "ready", "has no network" },
+        { "sleep", "tcp:99999", NULL, 0, "ready", "port 1..65535" },
+        { "sleep", "console:(", NULL, 0, "ready", "regular expression" },
+        { "sleep", NULL, "http:80/", 0, "health.probe", "has no network" },
+        { "sleep", NULL, "console:up", 0, "health.probe", "readiness only" },
+        { "sleep", NULL, NULL, 3, "health.probe", "needs a probe" },
+    };
+    *state = x;
+
+    push_file(x, SHOAL_TEST_IMAGE_SOLO5, "solo5", digest, sizeof digest);
+    memset(&s, 0, sizeof s);
+    s.memory_mib = 32;
+    s.vcpus = 1;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        s.image = bad[i].image;
+        s.ready = bad[i].ready;
+        s.health = bad[i].health;
+        s.health_retries = bad[i].retries;
+        memset(&e, 0, sizeof e);
+        assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_INVALID);
+        assert_string_equal(e.field, bad[i].field);
+        if (!strstr(e.msg, bad[i].needle))
+            fail_msg("case %zu: '%s' lacks '%s'", i, e.msg, bad[i].needle);
+    }
+    {
+        state_instance *rows = NULL;
+        size_t nrows = 0;
+        int more = 0;
+        assert_int_equal(
+            fleet_instance_page(f, NULL, -1, NULL, NULL, NULL, 100, &rows, &nrows, &more, &e),
+            FLEET_OK);
+        assert_int_equal(nrows, 0); /* nothing made by the refusals */
+        state_inst_array_free(rows, nrows);
+    }
+    s.health_retries = 0;
+    s.health = NULL;
+
+    /* defaults: status for shoal's guest, none for a foreign one */
+    s.image = "sleep";
+    s.ready = NULL;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    assert_string_equal(made[0].ready, "status");
+    assert_string_equal(made[0].health, "");
+    state_inst_array_free(made, n);
+    s.image = "solo5";
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    assert_string_equal(made[0].ready, "none");
+    state_inst_array_free(made, n);
+
+    /* a console probe: starting until the line is there, then running */
+    s.ready = "console:^hello from [a-z]+$";
+    s.name = "con";
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    snprintf(id, sizeof id, "%s", made[0].id);
+    state_inst_array_free(made, n);
+    wait_state(f, id, ST_STARTING, 10000);
+    snprintf(path, sizeof path, "%s/logs/%s.log", x->dir, id);
+    FILE *con = fopen(path, "a");
+    assert_non_null(con);
+    fputs("booting\nhello from 42\n", con);
+    fflush(con);
+    sleep_ms(200);
+    assert_int_equal(inst_state(f, id), ST_STARTING);
+    fputs("hello from solo\n", con);
+    fclose(con);
+    wait_state(f, id, ST_RUNNING, 5000);
+    assert_int_equal(fleet_instance_find(f, id, &in, &e), FLEET_OK);
+    assert_string_equal(in.ready, "console:^hello from [a-z]+$");
+    assert_true(in.ready_ms > 0);
     state_inst_free(&in);
 }
 
@@ -1622,6 +1713,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(boot_plan),
         cmocka_unit_test_teardown(boot_refused_at_create, teardown),
         cmocka_unit_test_teardown(exit_without_status_channel, teardown),
+        cmocka_unit_test_teardown(probes, teardown),
         cmocka_unit_test_teardown(events, teardown),
         cmocka_unit_test_teardown(batches, teardown),
     };

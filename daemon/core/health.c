@@ -1,0 +1,345 @@
+/* health.c - readiness and health probes of instances (probe.h's engine
+ * wired into the fleet; docs/shoald.md "Probes").
+ *
+ * At create the readiness probe is decided once and stored in the row
+ * (fleet_probe_plan): the one asked for, else `status` for an image with
+ * shoal's status channel, else `tcp:GUEST` of the first published TCP port,
+ * else `none` (ready when the domain runs). At every start of a run
+ * (run.c) and adoption of a running domain (reconcile.c) the instance is
+ * watched by the probe engine; the engine's notes (on its thread) only
+ * queue a JOB_PROBE, which an event worker runs here: ready -> running,
+ * healthy/unhealthy -> events, and an unhealthy instance whose restart
+ * policy is on-failure or always is destroyed, which ends its run crashed
+ * ("unhealthy: ...") and lets the policy start it again. */
+#include "fleet_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boot.h"
+#include "log.h"
+#include "probe.h"
+
+/* ---- the engine's notes (probe thread: queue only) ------------------------ */
+
+static void on_note(void *user, const probe_note *n)
+{
+    fleet *f = user;
+    char detail[64];
+    static const char *const what[] = { "ready", "healthy", "unhealthy", "slow" };
+    snprintf(detail, sizeof detail, "%s %" PRIu64 " %lld", what[n->kind], n->gen,
+             (long long)n->at_ms);
+    fleet_queue(f, JOB_PROBE, n->id, detail);
+}
+
+int fleet_probes_open(fleet *f, char *err, size_t errlen)
+{
+    return probe_open(on_note, f, &f->probes, err, errlen);
+}
+
+void fleet_probes_close(fleet *f)
+{
+    probe_close(f->probes);
+    f->probes = NULL;
+}
+
+/* ---- create: decide and check ------------------------------------------------ */
+
+/* The default readiness probe of a row (docs/shoald.md "Probes"). */
+static void default_ready(const state_instance *in, int status_channel, char *out, size_t len)
+{
+    if (status_channel) {
+        snprintf(out, len, "status");
+        return;
+    }
+    for (int i = 0; in->network && i < in->nports; i++) {
+        if (in->ports[i].proto == STATE_PROTO_TCP) {
+            snprintf(out, len, "tcp:%d", in->ports[i].guest);
+            return;
+        }
+    }
+    snprintf(out, len, "none");
+}
+
+int fleet_probe_plan(const fleet_instance_spec *spec, int status_channel, bool network,
+                     state_instance *row, fleet_err *e)
+{
+    probe_spec ps;
+    char err[400];
+
+    row->network = network;
+    row->nports = 0;
+    for (size_t p = 0; p < spec->n_ports && p < STATE_MAX_PORTS; p++)
+        row->ports[row->nports++] = spec->ports[p];
+    if (!spec->ready) {
+        default_ready(row, status_channel, row->ready, sizeof row->ready);
+    } else {
+        if (probe_spec_parse(spec->ready, 0, &ps, err, sizeof err) != 0)
+            return fleet_err_set(e, FLEET_E_INVALID, "ready", "ready: %s", err);
+        if (ps.kind == PROBE_STATUS && !status_channel)
+            return fleet_err_set(e, FLEET_E_INVALID, "ready",
+                                 "ready 'status': image '%s' has no shoal status channel (only "
+                                 "shoal's own guests do): use tcp:PORT, http:PORT/PATH, "
+                                 "console:REGEX or none",
+                                 spec->image);
+        if ((ps.kind == PROBE_TCP || ps.kind == PROBE_HTTP) && !network)
+            return fleet_err_set(e, FLEET_E_INVALID, "ready",
+                                 "ready '%s' probes the guest's address, and the instance has "
+                                 "no network",
+                                 spec->ready);
+        probe_spec_format(&ps, row->ready, sizeof row->ready);
+    }
+    row->health[0] = 0;
+    if (!spec->health) {
+        if (spec->health_interval_s || spec->health_timeout_s || spec->health_retries)
+            return fleet_err_set(e, FLEET_E_INVALID, "health.probe",
+                                 "health needs a probe (tcp:PORT or http:PORT/PATH)");
+        return FLEET_OK;
+    }
+    if (probe_spec_parse(spec->health, 1, &ps, err, sizeof err) != 0)
+        return fleet_err_set(e, FLEET_E_INVALID, "health.probe", "health.probe: %s", err);
+    if (!network)
+        return fleet_err_set(e, FLEET_E_INVALID, "health.probe",
+                             "health.probe '%s' probes the guest's address, and the instance "
+                             "has no network",
+                             spec->health);
+    if (spec->health_interval_s > PROBE_INTERVAL_S_MAX)
+        return fleet_err_set(e, FLEET_E_INVALID, "health.interval_s",
+                             "health.interval_s must be 1..%d", PROBE_INTERVAL_S_MAX);
+    if (spec->health_timeout_s > PROBE_TIMEOUT_S_MAX)
+        return fleet_err_set(e, FLEET_E_INVALID, "health.timeout_s",
+                             "health.timeout_s must be 1..%d", PROBE_TIMEOUT_S_MAX);
+    if (spec->health_retries > PROBE_RETRIES_MAX)
+        return fleet_err_set(e, FLEET_E_INVALID, "health.retries", "health.retries must be 1..%d",
+                             PROBE_RETRIES_MAX);
+    probe_spec_format(&ps, row->health, sizeof row->health);
+    row->health_interval_s =
+        (int)(spec->health_interval_s ? spec->health_interval_s : PROBE_INTERVAL_S_DEFAULT);
+    row->health_timeout_s =
+        (int)(spec->health_timeout_s ? spec->health_timeout_s : PROBE_TIMEOUT_S_DEFAULT);
+    row->health_retries =
+        (int)(spec->health_retries ? spec->health_retries : PROBE_RETRIES_DEFAULT);
+    return FLEET_OK;
+}
+
+/* ---- runs ------------------------------------------------------------------- */
+
+int fleet_has_status_channel(fleet *f, const state_instance *in)
+{
+    img_info info;
+    img_err ierr;
+    fleet_boot boot;
+    char err[256];
+    int yes = 1;
+
+    memset(&info, 0, sizeof info);
+    if (img_get(f->img, in->image_digest, &info, &ierr) == 0 &&
+        fleet_boot_plan(&info, &boot, err, sizeof err) == 0)
+        yes = boot.status_channel;
+    img_info_clear(&info);
+    return yes;
+}
+
+int fleet_probe_by_status(const state_instance *in, int status_channel)
+{
+    char ready[STATE_PROBE_MAX];
+    if (in->ready[0])
+        snprintf(ready, sizeof ready, "%s", in->ready);
+    else
+        default_ready(in, status_channel, ready, sizeof ready);
+    return !strcmp(ready, "status");
+}
+
+int fleet_probe_watch(fleet *f, const state_instance *in, int status_channel, int gen,
+                      int ready_now, int *ready_at_once)
+{
+    probe_watch_spec w;
+    char ready[STATE_PROBE_MAX], err[400], console[FLEET_PATH_MAX];
+
+    *ready_at_once = 0;
+    memset(&w, 0, sizeof w);
+    if (in->ready[0])
+        snprintf(ready, sizeof ready, "%s", in->ready);
+    else
+        default_ready(in, status_channel, ready, sizeof ready);
+    if (probe_spec_parse(ready, 0, &w.ready, err, sizeof err) != 0 ||
+        (in->health[0] && probe_spec_parse(in->health, 1, &w.health, err, sizeof err) != 0)) {
+        /* rows are checked at create; a bad one is not probed */
+        log_warn("instance %s: %s", in->id, err);
+        return -1;
+    }
+    /* Ready when the domain runs: now (the caller marks it). */
+    if (w.ready.kind == PROBE_NONE && !ready_now)
+        *ready_at_once = 1;
+    if (w.health.kind == PROBE_NONE &&
+        (w.ready.kind == PROBE_NONE || w.ready.kind == PROBE_STATUS || ready_now)) {
+        probe_unwatch(f->probes, in->id); /* nothing to probe */
+        return 0;
+    }
+    fleet_console_path(f, in->id, console, sizeof console);
+    w.id = in->id;
+    w.gen = (uint64_t)gen;
+    w.addr = in->network ? in->ipv4 : 0;
+    w.console_path = console;
+    w.ready_now = ready_now;
+    w.interval_ms = (uint32_t)in->health_interval_s * 1000;
+    w.timeout_ms = (uint32_t)in->health_timeout_s * 1000;
+    w.retries = (uint32_t)in->health_retries;
+    if (probe_watch(f->probes, &w, err, sizeof err) != 0) {
+        log_warn("instance %s: not probed: %s", in->id, err);
+        fleet_emit(f, "instance.warning", in->id, in->name, NULL, in->host, NULL, NULL, err);
+        return -1;
+    }
+    return 0;
+}
+
+void fleet_probe_unwatch(fleet *f, const char *id)
+{
+    probe_unwatch(f->probes, id);
+}
+
+void fleet_probe_status_ready(fleet *f, const char *id, int gen)
+{
+    probe_set_ready(f->probes, id, (uint64_t)gen);
+}
+
+/* ---- notes, on an event worker ------------------------------------------------ */
+
+struct ready_ctx {
+    double ready_ms;
+};
+
+static void ready_fn(state_instance *in, void *ctx)
+{
+    struct ready_ctx *c = ctx;
+    if (in->state == ST_STARTING)
+        in->state = ST_RUNNING;
+    in->ready_ms = c->ready_ms;
+}
+
+void fleet_mark_ready(fleet *f, const char *id, int gen, int64_t at_ms)
+{
+    struct ready_ctx rc = { -1 };
+    fleet_rt *rt;
+    int first = 0;
+
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, id);
+    if (rt && rt->active && rt->run_no == gen && !rt->ready) {
+        rt->ready = 1;
+        first = 1;
+        if (rt->request_ms) {
+            rc.ready_ms = (double)(at_ms - rt->request_ms);
+            fleet_observe_ready(f, rc.ready_ms);
+        }
+    }
+    pthread_cond_broadcast(&f->state_cv);
+    pthread_mutex_unlock(&f->mu);
+    if (!first)
+        return;
+    fleet_mutate(f, id, ready_fn, &rc);
+    fleet_batch_note(f, id, FLEET_BATCH_READY, NULL, NULL, NULL);
+}
+
+void fleet_job_probe(fleet *f, const fleet_job *j)
+{
+    char what[16], msg[PROBE_RESULT_MAX + 128], dom[64], err[NODE_ERR_MAX];
+    unsigned long long gen = 0;
+    long long at = 0;
+    probe_health h;
+    state_instance in;
+    fleet_rt *rt;
+    int live, stop_requested;
+
+    if (sscanf(j->detail, "%15s %llu %lld", what, &gen, &at) != 3)
+        return;
+    if (!strcmp(what, "ready")) {
+        fleet_mark_ready(f, j->id, (int)gen, at);
+        return;
+    }
+    if (state_inst_find(f->db, j->id, &in, err, sizeof err) != 0)
+        return;
+    if (strcmp(in.id, j->id) != 0)
+        goto out;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, in.id);
+    live = rt && rt->active && rt->run_no == (int)gen;
+    stop_requested = rt && rt->stop_requested;
+    pthread_mutex_unlock(&f->mu);
+    if (!live || probe_health_get(f->probes, in.id, &h) != 0)
+        goto out;
+    if (!strcmp(what, "slow")) {
+        snprintf(msg, sizeof msg, "not ready after %d s: %s", PROBE_READY_WARN_MS / 1000,
+                 h.last_result);
+        log_warn("instance %s (%s): %s", in.id, in.name, msg);
+        fleet_emit(f, "instance.warning", in.id, in.name, NULL, in.host, NULL, NULL, msg);
+        goto out;
+    }
+    if (!strcmp(what, "healthy")) {
+        snprintf(msg, sizeof msg, "healthy: %s", h.last_result);
+        log_info("instance %s (%s) %s", in.id, in.name, msg);
+        fleet_emit(f, "instance.healthy", in.id, in.name, state_inst_state_name(in.state), in.host,
+                   NULL, NULL, msg);
+        goto out;
+    }
+    /* unhealthy */
+    snprintf(msg, sizeof msg, "unhealthy: %u checks in a row failed, last %s", h.failures,
+             h.last_result);
+    log_warn("instance %s (%s) %s", in.id, in.name, msg);
+    fleet_emit(f, "instance.unhealthy", in.id, in.name, state_inst_state_name(in.state), in.host,
+               NULL, NULL, msg);
+    if (in.restart == RESTART_NEVER || !in.want_running || stop_requested)
+        goto out; /* it keeps running, unhealthy */
+    /* The policy restarts it: end this run as a crash with the reason. */
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, in.id);
+    if (rt && !rt->end_reason[0])
+        fleet_text_copy(rt->end_reason, sizeof rt->end_reason, msg);
+    pthread_mutex_unlock(&f->mu);
+    fleet_domain_name(in.id, dom, sizeof dom);
+    fleet_host *host = NULL;
+    struct node *node = fleet_host_node(f, in.host, &host);
+    if (node) {
+        int rc = node_destroy(node, dom, err, sizeof err);
+        if (rc != NODE_OK && rc != NODE_E_NOTFOUND)
+            log_warn("instance %s: destroy of an unhealthy guest failed: %s", in.id, err);
+    }
+    fleet_host_release(f, host);
+out:
+    state_inst_free(&in);
+}
+
+/* ---- what the API shows --------------------------------------------------------- */
+
+int fleet_instance_health(fleet *f, const state_instance *in, fleet_health *out)
+{
+    probe_health h;
+
+    memset(out, 0, sizeof *out);
+    snprintf(out->ready, sizeof out->ready, "%s", in->ready);
+    snprintf(out->probe, sizeof out->probe, "%s", in->health);
+    out->interval_s = (uint32_t)in->health_interval_s;
+    out->timeout_s = (uint32_t)in->health_timeout_s;
+    out->retries = (uint32_t)in->health_retries;
+    out->status = "none";
+    if (probe_health_get(f->probes, in->id, &h) != 0)
+        return 0;
+    out->status = probe_health_name(h.state);
+    out->failures = h.failures;
+    out->last_check_ms = h.last_wall_ms;
+    out->last_ok = h.last_ok;
+    snprintf(out->last_result, sizeof out->last_result, "%s", h.last_result);
+    return 0;
+}
+
+void fleet_probe_stats(fleet *f, size_t by_health[4], uint64_t *checks, uint64_t *failures)
+{
+    probe_stats ps;
+    probe_stats_get(f->probes, &ps);
+    for (int i = 0; i < 4; i++)
+        by_health[i] = ps.by_health[i];
+    *checks = ps.checks;
+    *failures = ps.failures;
+}
