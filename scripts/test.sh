@@ -53,18 +53,21 @@ run_ctest() {
 step "Release build: all tests except benchmarks"
 run_ctest release build -LE bench
 step "ASan+UBSan build: unit and integration tests"
-# Under ASan a test that boots guests can hang, not fail: GCC 12's ASan
-# allocator has no fork handler, and libvirt's embedded driver forks from
-# shoald's many threads; a fork child that mallocs before exec then waits
-# forever for an allocator lock another thread held at the fork (seen twice
-# in one run: stuck in virCommandRunAsync -> opendir -> malloc). A hang
-# inside shoald also shows as a failed check when the test's own wait runs
-# out first (e2e_daemon_fleet, 2026-12-06: one start stuck in libvirt, the
-# next API call unanswered). So this phase runs a test that failed once
-# more; the Release phase above runs every test exactly once, so a failure
-# that repeats fails CI there, and an ASan or UBSan report that repeats
-# fails here.
+# GCC 12's ASan allocator has no fork handler: a fork child of a process
+# whose other threads allocate could wait for ever on an allocator lock
+# (libvirt's embedded driver forks from shoald's threads and its child
+# allocates before exec). The sanitizer build links a fork gate into every
+# executable that fixes this (tests/sanitize/asan_fork_gate.c, checked by
+# test_fork_gate). Tests run here about 3x slower than in Release, so a test
+# that failed is run once more (the Release phase above runs every test
+# exactly once, so a failure that repeats fails CI there); but a sanitizer
+# report in any run fails this phase, even when the re-run passed
+# (CTest prints a failed run's output into build-asan/ctest.log).
 run_ctest asan build-asan -L 'unit|integration' --repeat until-pass:2
+if grep -nE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' build-asan/ctest.log; then
+    echo "test.sh: a sanitizer report above (build-asan/ctest.log)"
+    status=1
+fi
 step "done"
 
 cat build/shoal-kvm-tests.txt 2>/dev/null || true
