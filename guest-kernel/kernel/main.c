@@ -16,6 +16,7 @@
 #include "sbuf.h"
 #include "status.h"
 #include "../arch/x86_64/cpu.h"
+#include "../arch/x86_64/fwcfg.h"
 #include "../arch/x86_64/idt.h"
 #include "../arch/x86_64/serial.h"
 
@@ -32,12 +33,16 @@ extern char __image_end[];
 /* The KERN_BOOT_HOOK table, collected by the linker (link.ld). */
 extern const struct kern_boot_hook __kern_boot_hooks_start[], __kern_boot_hooks_end[];
 
+/* The fw_cfg file that carries the private configuration record. */
+#define KERN_FWCFG_RECORD "opt/org.shoal/cmdline"
+
 /* Written before read, so left out of the .bss zeroing. */
 static char kern_cmdline[CMDLINE_MAX + 1] __attribute__((section(".noinit")));
 
 /* TSC at the end of each boot step, printed with shoal.bootlog=1. */
-enum { ST_CONSOLE, ST_MEMORY, ST_CLOCK, ST_CMDLINE, ST_N };
-static const char *const kern_stage_names[ST_N] = { "console+idt", "memory", "clock", "cmdline" };
+enum { ST_CONSOLE, ST_MEMORY, ST_FWCFG, ST_CLOCK, ST_CMDLINE, ST_N };
+static const char *const kern_stage_names[ST_N] = { "console+idt", "memory", "fw_cfg", "clock",
+                                                    "cmdline" };
 static uint64_t kern_stage_tsc[ST_N];
 static struct cmdline kern_cl;
 static uint64_t kern_boot_us;
@@ -120,6 +125,27 @@ static void kern_memory(const struct hvm_start_info *si)
     }
 }
 
+/* The host's private configuration record (docs/guest-protocol.md): more
+ * of the command line, passed through fw_cfg so that it never appears on
+ * QEMU's command line on the host. Appended to the command line after one
+ * space, then parsed with it. 0, or -1 when the two together are too long. */
+static int kern_append_record(void)
+{
+    size_t n = strlen(kern_cmdline);
+    long size;
+    if (n + 1 >= sizeof kern_cmdline)
+        return 0;
+    size = fwcfg_read_file(KERN_FWCFG_RECORD, kern_cmdline + n + 1, sizeof kern_cmdline - n - 1);
+    if (size <= 0)
+        return 0; /* no device or no record: the command line is all */
+    if ((size_t)size > sizeof kern_cmdline - n - 2)
+        return -1;
+    if (strlen(kern_cmdline + n + 1) != (size_t)size)
+        return -2; /* a NUL inside the record */
+    kern_cmdline[n] = ' ';
+    return 0;
+}
+
 /* Copy the command line out of loader memory; the heap may reuse it. */
 static int kern_copy_cmdline(const struct hvm_start_info *si)
 {
@@ -155,6 +181,8 @@ void kern_main(uint32_t start_info_paddr)
     int too_long = kern_copy_cmdline(si);
     kern_memory(si);
     kern_stage_tsc[ST_MEMORY] = cpu_rdtsc();
+    int bad_record = too_long ? 0 : kern_append_record();
+    kern_stage_tsc[ST_FWCFG] = cpu_rdtsc();
 
     /* 3. TSC rate known from here. The local APIC waits for the first sleep. */
     clock_init();
@@ -163,6 +191,13 @@ void kern_main(uint32_t start_info_paddr)
     /* 4. Command line -> argv, environment, kernel keys. */
     if (too_long)
         kern_fatal(EXIT_BOOT_ERROR, "bad command line: longer than %d bytes", CMDLINE_MAX);
+    if (bad_record == -1)
+        kern_fatal(EXIT_BOOT_ERROR,
+                   "bad command line: with the fw_cfg record '%s' longer than %d bytes",
+                   KERN_FWCFG_RECORD, CMDLINE_MAX);
+    if (bad_record)
+        kern_fatal(EXIT_BOOT_ERROR, "bad command line: the fw_cfg record '%s' holds a NUL byte",
+                   KERN_FWCFG_RECORD);
     size_t len = strlen(kern_cmdline);
     char *strbuf = malloc(len + 1);
     char **ptrs = malloc((len + 8) * sizeof(char *));
