@@ -140,6 +140,14 @@ static int check_on_off(const char *v)
     return strcmp(v, "on") && strcmp(v, "off");
 }
 
+/* A system user name: [a-z_][a-z0-9_-]*, at most 32 characters. */
+static int check_user(const char *v)
+{
+    size_t n = strlen(v);
+    return n == 0 || n > 32 || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n ||
+           (v[0] >= '0' && v[0] <= '9') || v[0] == '-';
+}
+
 static int check_ipv4(const char *v)
 {
     struct in_addr a;
@@ -213,6 +221,10 @@ static const cfg_option OPTIONS[] = {
       "off: start QEMU without address randomisation, so KSM\n"
       "merges far more (density; weaker against exploits)",
       CFG_STR, FIELD(qemu_aslr), 0, 0, check_on_off, 0 },
+    { "qemu-user", 0, "qemu-user", "USER", "shoal-qemu", NULL,
+      "user every guest's QEMU runs as on the local host\n"
+      "(must exist; root: as root, not recommended)",
+      CFG_STR, FIELD(qemu_user), 0, 0, check_user, 0 },
     { "console-max-kib", 0, "console-max-kib", "N", "1024", NULL,
       "console kept per instance before rotation", CFG_INT, FIELD(console_max_kib), 1, 1 << 20,
       NULL, 0 },

@@ -50,6 +50,7 @@ typedef struct {
     int cpu_target;             /* measured capacity: % of the host's CPUs guests may use */
     char ksm[8];                /* "off", "auto" or "on" (ksm.h) */
     char qemu_aslr[4];          /* "on" (default) or "off": node_opts.qemu_no_aslr */
+    char qemu_user[64];         /* node_opts.qemu_user of the local host ("shoal-qemu") */
     int console_max_kib;        /* console log kept per instance before rotation */
     int start_parallel;         /* domain starts at once; 0 = auto (core/jobs.c) */
     char host_uri_allow[1024];  /* host URIs the API may add (hosturi.h) */

@@ -282,6 +282,11 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
                    quote(s->emulator, q, sizeof q));
         return DOMXML_E_INVAL;
     }
+    if (s->cpu_quota_pct > 100u * (DOMXML_VCPUS_MAX + 1)) {
+        errbuf_set(err, errlen, "invalid CPU quota '%u' %% (0-%u)", s->cpu_quota_pct,
+                   100u * (DOMXML_VCPUS_MAX + 1));
+        return DOMXML_E_INVAL;
+    }
     if (s->disk && s->fw != DOMXML_FW_SEABIOS) {
         errbuf_set(err, errlen, "disk '%s' needs the seabios firmware (qboot boots no disks)",
                    quote(s->disk, q, sizeof q));
@@ -293,7 +298,7 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
     } paths[] = {
         { "kernel", s->kernel, !s->disk },    { "disk", s->disk, 0 },
         { "console log", s->console_log, 1 }, { "status log", s->status_log, 1 },
-        { "firmware", s->firmware, 0 },
+        { "firmware", s->firmware, 0 },       { "fw_cfg file", s->fwcfg_file, 0 },
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         if (!paths[i].val && !paths[i].required)
@@ -412,6 +417,18 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t err
     }
     buf_fmt(&b, "  <memory unit='MiB'>%u</memory>\n", s->memory_mib);
     buf_fmt(&b, "  <vcpu>%u</vcpu>\n", s->vcpus);
+    if (s->cpu_quota_pct)
+        buf_fmt(&b,
+                "  <cputune>\n    <global_period>100000</global_period>\n"
+                "    <global_quota>%llu</global_quota>\n  </cputune>\n",
+                (unsigned long long)s->cpu_quota_pct * 1000ull);
+    if (s->fwcfg_file) {
+        /* Only the path reaches QEMU's command line (-fw_cfg
+         * name=...,file=...); QEMU reads the file once at start. */
+        buf_str(&b, "  <sysinfo type='fwcfg'>\n    <entry name='" DOMXML_FWCFG_RECORD "' file='");
+        buf_esc(&b, s->fwcfg_file);
+        buf_str(&b, "'/>\n  </sysinfo>\n");
+    }
     render_os(&b, s);
     /* Issue 13 (memory per guest, tests/bench/daemon/bench_mem.sh): no
      * vmport, SMM or HPET, which no shoal guest uses (the clock is the TSC,

@@ -28,6 +28,10 @@
  * NULL. */
 #define DOMXML_QBOOT_PATH "/usr/share/qemu/qboot.rom"
 
+/* The fw_cfg file that carries a guest's private configuration record
+ * (docs/guest-protocol.md, "Private configuration record"). */
+#define DOMXML_FWCFG_RECORD "opt/org.shoal/cmdline"
+
 /* isa-debug-exit (issue 14): QEMU's device that ends QEMU with status
  * (value << 1) | 1 when the guest writes value to port 0x501, rendered
  * through libvirt's QEMU command-line passthrough (<qemu:commandline>, in
@@ -135,6 +139,17 @@ struct domxml_spec {
                                 runs as QEMU); NULL: libvirt's default. shoald
                                 passes its exit-status wrapper (qemu_exit.c) with
                                 debug_exit */
+    const char *fwcfg_file;  /* absolute path of a file QEMU reads at start and
+                                hands the guest as fw_cfg file DOMXML_FWCFG_RECORD
+                                (<sysinfo type='fwcfg'>: only the path is on QEMU's
+                                command line); NULL: none */
+    const char *fwcfg_data;  /* not rendered: what node_start writes to fwcfg_file
+                                (which it chooses) before the create and removes
+                                after it; NULL: no record. See node_start */
+    unsigned cpu_quota_pct;  /* CPU time the whole QEMU (vCPUs, main loop, I/O
+                                threads) may use, in percent of one host CPU
+                                (<cputune> global_period 100 ms, global_quota),
+                                enforced by its cgroup; 0: no limit rendered */
 };
 
 /*

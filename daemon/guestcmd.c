@@ -218,3 +218,29 @@ int gcmd_build(gcmd *c, gcmd_preset preset, const gcmd_run *r, char *err, size_t
     }
     return gcmd_finish(c, err, errlen);
 }
+
+int gcmd_build_split(gcmd *line, gcmd *record, gcmd_preset preset, const gcmd_run *r, char *err,
+                     size_t errlen)
+{
+    gcmd_run keys, rest;
+
+    gcmd_init(record);
+    if (gcmd_build(line, preset, r, err, errlen) != 0)
+        return -1;
+    if (preset != GCMD_PRESET_SHOAL)
+        return 0;
+    /* The whole line fits and is valid, so each part does. */
+    keys = *r;
+    keys.env = NULL;
+    keys.n_env = 0;
+    keys.args = NULL;
+    keys.n_args = 0;
+    rest = *r;
+    rest.ip = NULL;
+    gcmd_init(line);
+    build_shoal(line, &keys);
+    build_shoal(record, &rest);
+    if (gcmd_finish(line, err, errlen) != 0 || gcmd_finish(record, err, errlen) != 0)
+        return -1;
+    return 0;
+}

@@ -88,6 +88,24 @@ typedef struct gcmd_run {
  */
 int gcmd_build(gcmd *c, gcmd_preset preset, const gcmd_run *run, char *err, size_t errlen);
 
+/*
+ * The same, in two parts (issue 16): what a preset's kernel can read from
+ * elsewhere than its command line goes to `record`, which shoald hands the
+ * guest privately (fw_cfg file "opt/org.shoal/cmdline", readable on the
+ * host only by root and that guest's QEMU; docs/guest-protocol.md, "Private
+ * configuration record"), and nothing of it to `line`, which QEMU's command
+ * line shows to every local user.
+ *   shoal     line: the kernel's keys (shoal.ip, shoal.gw, shoal.mac);
+ *             record: the environment, then `--` and the arguments, in the
+ *             command line's grammar. The guest parses "line record".
+ *   others    line: all of it, as gcmd_build; record: empty (len 0). Their
+ *             kernels read only the command line, so environment and
+ *             arguments stay visible there (docs/node.md).
+ * The checks and errors are gcmd_build's (the whole line must fit).
+ */
+int gcmd_build_split(gcmd *line, gcmd *record, gcmd_preset preset, const gcmd_run *run, char *err,
+                     size_t errlen);
+
 /* "shoal", "unikraft", "solo5", "raw" (static), "?" for anything else. */
 const char *gcmd_preset_name(gcmd_preset preset);
 

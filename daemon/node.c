@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -163,8 +164,13 @@ struct node {
     struct node_opts opts;
     enum domxml_virt virt;
     char virt_reason[200];
-    int kvm_works;      /* a kvm canary booted (this run or cached) */
-    int virt_uncertain; /* verdict made without a speed comparison */
+    int kvm_works;         /* a kvm canary booted (this run or cached) */
+    int virt_uncertain;    /* verdict made without a speed comparison */
+    int embedded;          /* qemu:///embed: shoald decides QEMU's user */
+    unsigned qemu_uid;     /* QEMU's user and primary group (embedded only; */
+    unsigned qemu_gid;     /* 0/0 when QEMU runs as root) */
+    int cg_cpu, cg_mem;    /* cgroup controllers libvirt can use (node_open) */
+    char confinement[200]; /* node_confinement */
     struct node_capacity cap;
     pthread_mutex_t lock;   /* protects ids, cb_refs */
     pthread_cond_t cb_gone; /* signalled when cb_refs drops */
@@ -581,8 +587,27 @@ static virDomainPtr create_xml(struct node *n, const char *xml, unsigned flags)
     return dom;
 }
 
-static virDomainPtr create_running(struct node *n, const char *xml, int *status, char *why,
-                                   size_t whylen)
+/* The memory cgroup's hard limit of a paused domain's QEMU (KiB). libvirt
+ * applies <memtune><hard_limit> at start also as QEMU's RLIMIT_MEMLOCK, in
+ * the child after it dropped its capabilities, and the start fails there
+ * ("cannot limit locked memory ...: Operation not permitted", measured on
+ * libvirt 9.0 with an unprivileged QEMU); set live, only the cgroup (and
+ * the limit of the already running QEMU) changes. */
+static int limit_memory(virDomainPtr dom, unsigned long long kib, char *why, size_t whylen)
+{
+    virTypedParameter p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.field, sizeof p.field, "%s", VIR_DOMAIN_MEMORY_HARD_LIMIT);
+    p.type = VIR_TYPED_PARAM_ULLONG;
+    p.value.ul = kib;
+    if (virDomainSetMemoryParameters(dom, &p, 1, VIR_DOMAIN_AFFECT_LIVE) == 0)
+        return 0;
+    errbuf_set(why, whylen, "cannot limit its memory to %llu KiB: %s", kib, lv_msg());
+    return -1;
+}
+
+static virDomainPtr create_running(struct node *n, const char *xml, unsigned long long mem_kib,
+                                   int *status, char *why, size_t whylen)
 {
     virDomainPtr dom = create_xml(n, xml, VIR_DOMAIN_START_PAUSED);
     int state = 0, reason = 0;
@@ -599,6 +624,12 @@ static virDomainPtr create_running(struct node *n, const char *xml, int *status,
         *status = lv_status(n);
         if (*status == NODE_E_NOTFOUND)
             *status = NODE_E_LIBVIRT;
+        return NULL;
+    }
+    if (mem_kib && limit_memory(dom, mem_kib, why, whylen) != 0) {
+        *status = NODE_E_LIBVIRT;
+        virDomainDestroy(dom);
+        virDomainFree(dom);
         return NULL;
     }
     if (virDomainResume(dom) == 0)
@@ -860,7 +891,10 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
  * instead of keeping the full probe it would make itself on a fresh root or
  * after a QEMU or libvirt upgrade. ~0.3 s with a valid cache. Best effort:
  * without virsh, libvirt probes in this process as before. */
-static void caps_preprobe(const char *root)
+static int guard_dir(const char *dir, unsigned gid, char *err, size_t errlen);
+static int cgroup_has(const char *ctl);
+
+static void caps_preprobe(const char *root, unsigned gid)
 {
     char probe[4200], path[4300], cache[4200], uri[4400];
     char *argv[] = { "virsh", "-q", "-c", uri, "version", NULL };
@@ -874,6 +908,9 @@ static void caps_preprobe(const char *root)
     if (snprintf(probe, sizeof probe, "%s/.capsprobe.XXXXXX", root) >= (int)sizeof probe ||
         !mkdtemp(probe))
         return;
+    /* QEMU probes as its own user: it must get through like in ROOT. */
+    if (guard_dir(probe, gid, NULL, 0) != NODE_OK)
+        goto out;
     snprintf(cache, sizeof cache, "%s/cache", root);
     (void)mkdir_p(cache);
     snprintf(path, sizeof path, "%s/cache", probe);
@@ -974,31 +1011,58 @@ static char *read_text(const char *path, size_t max)
     return buf;
 }
 
-/* Make ROOT/etc/qemu.conf hold what every embedded root needs. Each
- * setting is appended when the file does not set it; an operator's own
- * value is kept (docs/node.md, "Connection"):
- *   stdio_handler = "file"  without it every start fails for lack of
- *                           virtlogd (measured).
- *   remember_owner = 0      libvirt's default (1) runs three relabel
- *                           transactions per start (the domain's two
- *                           private directories, its master key) each in a
- *                           fork of this process, and a fork copies
- *                           shoald's page tables, which grow with every
- *                           running domain: at 400 running a start cost
- *                           60 ms more of shoald's CPU than at 0 with it,
- *                           40 ms without (docs/benchmarks.md, "Boot
- *                           storms"). The files are shoald's own.
- *   user, group             shoald's own ids, unless the file names either
- *                           (added with stdio_handler only, as before).
+/* Settings shoald decides for an embedded root, not the operator's file:
+ * QEMU's user and what confines it (node_opts.qemu_user). */
+static const char *const conf_owned[] = { "user", "group", "dynamic_ownership",
+                                          "clear_emulator_capabilities", "seccomp_sandbox" };
+
+#define CONF_BEGIN      "# shoal: begin"
+#define CONF_END        "# shoal: end"
+#define CONF_OLD        "# written by shoal" /* roots written before issue 16 */
+#define CONF_OLD_KEYS_N 4
+
+/* Does line (up to its newline) set key? */
+static int line_sets(const char *line, const char *key)
+{
+    const char *p = line + strspn(line, " \t");
+    size_t kl = strlen(key);
+    return !strncmp(p, key, kl) && p[kl + strspn(p + kl, " \t")] == '=';
+}
+
+/*
+ * Make ROOT/etc/qemu.conf hold what every embedded root needs
+ * (docs/node.md, "Connection"). The file is the operator's, except for
+ * one block between CONF_BEGIN and CONF_END that shoald writes again at
+ * every open (atomically, only when it changed):
+ *   remember_owner = 0     unless the operator's part sets it: libvirt's
+ *                          default (1) runs three relabel transactions per
+ *                          start, each in a fork of this process (40-60 ms
+ *                          of CPU at 400 running; docs/benchmarks.md)
+ *   stdio_handler = "file" unless the operator's part sets it: without it
+ *                          every start fails for lack of virtlogd (measured)
+ *   user, group            QEMU's user and its primary group (numeric)
+ *   dynamic_ownership = 0  libvirt relabels nothing: it would chown the
+ *                          shared image file of every guest to QEMU's user
+ *                          (who could then rewrite it for all guests) and
+ *                          back to root at each stop. node_start hands
+ *                          QEMU what it opens itself (see there); libvirt
+ *                          opens the console and status files and the tap
+ *                          as root and passes descriptors
+ *   clear_emulator_capabilities = 1, seccomp_sandbox = 1  (libvirt's
+ *                          defaults, written so that they are visible)
+ * The keys of conf_owned in the operator's part are refused: QEMU's user is
+ * node_opts.qemu_user (shoald --qemu-user), and shoald prepares files for
+ * the user it knows. The "# written by shoal" lines of roots written
+ * before issue 16 (which ran QEMU as root) are replaced by the block.
  */
 #define QEMU_CONF_MAX (1024 * 1024)
-static int write_qemu_conf(const char *root, char *err, size_t errlen)
+static int write_qemu_conf(const char *root, unsigned uid, unsigned gid, char *err, size_t errlen)
 {
-    char dir[4096], path[4200], add[256] = "";
-    char *buf = NULL;
+    char dir[4096], path[4200], tmp[4300];
+    char *buf = NULL, *keep = NULL, *text = NULL;
     FILE *f = NULL;
-    int rc = NODE_E_IO;
-    size_t n;
+    int rc = NODE_E_IO, in_block = 0, in_old = 0;
+    size_t kn = 0;
 
     if (root[0] != '/') {
         errbuf_set(err, errlen, "embed root '%s' is not an absolute path", root);
@@ -1020,38 +1084,131 @@ static int write_qemu_conf(const char *root, char *err, size_t errlen)
         errbuf_set(err, errlen, "cannot read '%s': %s", path, strerror(errno));
         goto out;
     }
-    if (!conf_sets(buf, "remember_owner"))
-        strcat(add, "remember_owner = 0\n");
-    if (!conf_sets(buf, "stdio_handler")) {
-        strcat(add, "stdio_handler = \"file\"\n");
-        /* QEMU runs as the embedding process (unless the operator's file
-         * says otherwise): the embed root is private to it, and kernels/log
-         * files it prepares need no chown games. NB: libvirt still resolves
-         * its compiled-in user 'libvirt-qemu' before reading this file. A
-         * file that already had stdio_handler is kept as it was here. */
-        if (!conf_sets(buf, "user") && !conf_sets(buf, "group"))
-            snprintf(add + strlen(add), sizeof add - strlen(add),
-                     "user = \"+%u\"\ngroup = \"+%u\"\n", (unsigned)geteuid(), (unsigned)getegid());
+    /* The operator's part: every line outside shoal's block and the old
+     * "written by shoal" lines. */
+    if (!(keep = malloc(strlen(buf) + 2))) {
+        errbuf_set(err, errlen, "out of memory reading '%s'", path);
+        rc = NODE_E_NOMEM;
+        goto out;
     }
-    if (!add[0]) {
+    for (const char *line = buf; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        int drop = 0;
+        if (!strncmp(line, CONF_BEGIN, strlen(CONF_BEGIN))) {
+            in_block = 1;
+            drop = 1;
+        } else if (in_block) {
+            drop = 1;
+            if (!strncmp(line, CONF_END, strlen(CONF_END)))
+                in_block = 0;
+        } else if (!strncmp(line, CONF_OLD, strlen(CONF_OLD))) {
+            in_old = drop = 1;
+        } else if (in_old &&
+                   (line_sets(line, "remember_owner") || line_sets(line, "stdio_handler") ||
+                    line_sets(line, "user") || line_sets(line, "group"))) {
+            drop = 1;
+        } else {
+            in_old = 0;
+        }
+        if (!drop) {
+            memcpy(keep + kn, line, len);
+            kn += len;
+        }
+        line += len;
+    }
+    if (kn && keep[kn - 1] != '\n')
+        keep[kn++] = '\n';
+    keep[kn] = '\0';
+    for (size_t i = 0; i < sizeof conf_owned / sizeof conf_owned[0]; i++) {
+        if (conf_sets(keep, conf_owned[i])) {
+            errbuf_set(err, errlen,
+                       "'%s' sets '%s': shoald decides QEMU's user and confinement for its "
+                       "embedded root (choose the user with --qemu-user; docs/node.md)",
+                       path, conf_owned[i]);
+            rc = NODE_E_INVAL;
+            goto out;
+        }
+    }
+    if (asprintf(&text,
+                 "%s" CONF_BEGIN " (shoald rewrites this block at every start; docs/node.md, "
+                 "\"Connection\")\n%s%s"
+                 "user = \"+%u\"\ngroup = \"+%u\"\ndynamic_ownership = 0\n"
+                 "clear_emulator_capabilities = 1\nseccomp_sandbox = 1\n" CONF_END "\n",
+                 keep, conf_sets(keep, "remember_owner") ? "" : "remember_owner = 0\n",
+                 conf_sets(keep, "stdio_handler") ? "" : "stdio_handler = \"file\"\n", uid,
+                 gid) < 0) {
+        text = NULL;
+        errbuf_set(err, errlen, "out of memory writing '%s'", path);
+        rc = NODE_E_NOMEM;
+        goto out;
+    }
+    if (!strcmp(text, buf)) {
         rc = NODE_OK;
         goto out;
     }
-    n = strlen(buf);
-    f = fopen(path, "a");
-    if (!f || fprintf(f, "%s# written by shoal (docs/node.md, \"Connection\")\n%s",
-                      n && buf[n - 1] != '\n' ? "\n" : "", add) < 0) {
-        errbuf_set(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+    snprintf(tmp, sizeof tmp, "%s.shoal-tmp", path);
+    f = fopen(tmp, "w");
+    if (!f || fputs(text, f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        errbuf_set(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (fclose(f) != 0) {
+        f = NULL;
+        errbuf_set(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+        goto out;
+    }
+    f = NULL;
+    if (rename(tmp, path) != 0) {
+        errbuf_set(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
         goto out;
     }
     rc = NODE_OK;
 out:
-    if (f && fclose(f) != 0 && rc == NODE_OK) {
-        errbuf_set(err, errlen, "cannot write '%s': %s", path, strerror(errno));
-        rc = NODE_E_IO;
-    }
+    if (f)
+        fclose(f);
+    if (rc != NODE_OK && f)
+        unlink(tmp);
+    free(text);
+    free(keep);
     free(buf);
     return rc;
+}
+
+/* QEMU's user for node_opts.qemu_user (NULL: NODE_QEMU_USER_DEFAULT). */
+int node_qemu_ids(const char *user, unsigned *uid, unsigned *gid, char *err, size_t errlen)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    int e;
+
+    if (!user || !user[0])
+        user = NODE_QEMU_USER_DEFAULT;
+    e = getpwnam_r(user, &pw, buf, sizeof buf, &res);
+    if (e != 0 || !res) {
+        errbuf_set(err, errlen,
+                   "QEMU's user '%s' does not exist%s%s: scripts/setup-debian.sh creates "
+                   "'" NODE_QEMU_USER_DEFAULT "' (or: groupadd --system " NODE_QEMU_USER_DEFAULT
+                   "; useradd --system --no-create-home --shell /usr/sbin/nologin "
+                   "-g " NODE_QEMU_USER_DEFAULT " -G kvm " NODE_QEMU_USER_DEFAULT
+                   "); --qemu-user names another (--qemu-user root runs every guest's QEMU "
+                   "as root: not recommended)",
+                   user, e ? ": " : "", e ? strerror(e) : "");
+        return NODE_E_INVAL;
+    }
+    *uid = (unsigned)pw.pw_uid;
+    *gid = (unsigned)pw.pw_gid;
+    return NODE_OK;
+}
+
+/* Let QEMU's group (and nobody else) through dir: root-owned, mode 0710. */
+static int guard_dir(const char *dir, unsigned gid, char *err, size_t errlen)
+{
+    if (chown(dir, 0, (gid_t)gid) != 0 || chmod(dir, 0710) != 0) {
+        errbuf_set(err, errlen, "cannot make '%s' root:%u 0710: %s", dir, gid, strerror(errno));
+        return NODE_E_IO;
+    }
+    return NODE_OK;
 }
 
 static void conn_drop(struct node *n)
@@ -1103,13 +1260,22 @@ static int conn_make(struct node *n, char *err, size_t errlen)
     int rc;
 
     if (embed_root(n->uri, root, sizeof root)) {
-        rc = write_qemu_conf(root, err, errlen);
+        n->embedded = 1;
+        rc = node_qemu_ids(n->opts.qemu_user, &n->qemu_uid, &n->qemu_gid, err, errlen);
+        if (rc != NODE_OK)
+            goto out;
+        rc = write_qemu_conf(root, n->qemu_uid, n->qemu_gid, err, errlen);
+        if (rc != NODE_OK)
+            goto out;
+        /* QEMU reads its master key under ROOT/lib; nobody but its group
+         * needs to get in (libvirt's files inside are root's). */
+        rc = guard_dir(root, n->qemu_gid, err, errlen);
         if (rc != NODE_OK)
             goto out;
         /* Best effort: a cache that is not trimmed costs memory only. Only
          * the process's first open loads the capabilities. */
         if (!atomic_exchange(&caps_preprobed, 1))
-            caps_preprobe(root);
+            caps_preprobe(root, n->qemu_gid);
         /* Memory per guest (issue 13): the embedded driver forks QEMU from
          * this process, and the flag is inherited across fork and execve.
          * QEMU madvises guest RAM, its ROMs and the TCG code buffer
@@ -1313,7 +1479,7 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
         goto out;
     }
     t0 = now_ms();
-    dom = create_running(n, xml, &rc, why, sizeof why);
+    dom = create_running(n, xml, 0, &rc, why, sizeof why);
     if (!dom) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s canary did not start: %s", what, why);
         goto out;
@@ -1358,6 +1524,9 @@ out:
     free(xml);
     unlink(console);
     unlink(status);
+    /* Its name is new at every boot: libvirt's log of it would pile up
+     * (two per shoald start without a cached verdict). */
+    (void)node_domain_log_remove(n->uri, name);
     return ok;
 }
 
@@ -1433,8 +1602,10 @@ static void cache_key(struct node *n, char *out, size_t len)
     virConnectGetVersion(n->conn, &hv);
     virConnectGetLibVersion(n->conn, &lv);
     stat(canary_path(n), &st);
-    snprintf(out, len, "uri=%s kernel=%s hv=%lu libvirt=%lu canary=%lld.%lld", n->uri, u.release,
-             hv, lv, (long long)st.st_size, (long long)st.st_mtime);
+    /* QEMU's user too: whether it may open /dev/kvm is its group's. */
+    snprintf(out, len, "uri=%s kernel=%s hv=%lu libvirt=%lu canary=%lld.%lld qemu=%u:%u", n->uri,
+             u.release, hv, lv, (long long)st.st_size, (long long)st.st_mtime, n->qemu_uid,
+             n->qemu_gid);
 }
 
 static void decide_virt(struct node *n)
@@ -1550,6 +1721,28 @@ int node_open(const char *uri, const struct node_opts *opts, struct node **out, 
     if (rc != NODE_OK)
         goto out;
     decide_virt(n);
+    if (n->embedded) {
+        struct passwd pw, *res = NULL;
+        char pwbuf[1024];
+        n->cg_cpu = cgroup_has("cpu");
+        n->cg_mem = cgroup_has("memory");
+        if (getpwuid_r((uid_t)n->qemu_uid, &pw, pwbuf, sizeof pwbuf, &res) != 0)
+            res = NULL;
+        errbuf_set(n->confinement, sizeof n->confinement,
+                   "QEMU runs as %s (uid %u, gid %u)%s; cgroup limits per guest: %s%s%s",
+                   res ? res->pw_name : "?", n->qemu_uid, n->qemu_gid,
+                   n->qemu_uid ? ", no capabilities, seccomp" : ", AS ROOT",
+                   n->cg_mem ? "memory" : "", n->cg_mem && n->cg_cpu ? ", " : "",
+                   n->cg_cpu ? "cpu" : "");
+        if (!n->cg_cpu && !n->cg_mem) {
+            size_t l = strlen(n->confinement);
+            errbuf_set(n->confinement + l, sizeof n->confinement - l,
+                       "none (no cgroup controllers mounted here)");
+        }
+    } else {
+        errbuf_set(n->confinement, sizeof n->confinement,
+                   "QEMU's user and cgroups as the libvirt daemon's qemu.conf says");
+    }
     *out = n;
     n = NULL;
     rc = NODE_OK;
@@ -1665,14 +1858,146 @@ static void uuid_random(char out[DOMXML_UUID_LEN + 1])
              b[15]);
 }
 
+/* Is cgroup controller `ctl` ("cpu", "memory") mounted where libvirt looks
+ * for it (this process's mount table)? `ip netns exec` mounts a fresh /sys
+ * without the hierarchies, and libvirt then refuses <cputune> ("cgroup cpu
+ * is required for scheduler tuning") and has nowhere to put a memory
+ * limit. cgroup v1: a "cgroup" mount with the controller among its
+ * options; v2: a "cgroup2" mount whose cgroup.controllers lists it. */
+static int cgroup_has(const char *ctl)
+{
+    FILE *f = fopen("/proc/self/mounts", "r");
+    char line[1024], dev[256], dir[512], type[64], opts[512];
+    int found = 0;
+    if (!f)
+        return 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%255s %511s %63s %511s", dev, dir, type, opts) != 4)
+            continue;
+        if (!strcmp(type, "cgroup")) {
+            for (char *tok = strtok(opts, ","); tok; tok = strtok(NULL, ","))
+                if (!strcmp(tok, ctl))
+                    found = 1;
+        } else if (!strcmp(type, "cgroup2")) {
+            char path[600], buf[512];
+            FILE *c;
+            snprintf(path, sizeof path, "%s/cgroup.controllers", dir);
+            if ((c = fopen(path, "r"))) {
+                if (fgets(buf, sizeof buf, c))
+                    for (char *tok = strtok(buf, " \n"); tok; tok = strtok(NULL, " \n"))
+                        if (!strcmp(tok, ctl))
+                            found = 1;
+                fclose(c);
+            }
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+const char *node_confinement(const struct node *n)
+{
+    return n ? n->confinement : "";
+}
+
+/* ROOT/log/qemu/<name>.log (suffix "" or ".1") of an embedded URI. */
+static int qemu_log_path(const char *uri, const char *name, const char *suffix, char *out,
+                         size_t len)
+{
+    char root[4096];
+    if (!uri || !name || !domxml_valid_name(name) || !embed_root(uri, root, sizeof root))
+        return -1;
+    return snprintf(out, len, "%s/log/qemu/%s.log%s", root, name, suffix) < (int)len ? 0 : -1;
+}
+
+int node_domain_log_remove(const char *uri, const char *name)
+{
+    char path[4400];
+    int rc = 0;
+    if (qemu_log_path(uri, name, "", path, sizeof path) != 0)
+        return 0;
+    if (unlink(path) != 0 && errno != ENOENT)
+        rc = -1;
+    (void)qemu_log_path(uri, name, ".1", path, sizeof path);
+    if (unlink(path) != 0 && errno != ENOENT)
+        rc = -1;
+    return rc;
+}
+
+/* libvirt appends to a domain's log at every start (~4 KiB of command line
+ * and messages): a guest that restarts for weeks would grow it without
+ * bound. Past NODE_QEMU_LOG_MAX it becomes <name>.log.1 (the one before
+ * goes) and libvirt starts a new one. */
+static void qemu_log_cap(const struct node *n, const char *name)
+{
+    char path[4400], old[4400];
+    struct stat st;
+    if (qemu_log_path(n->uri, name, "", path, sizeof path) != 0 || stat(path, &st) != 0 ||
+        st.st_size <= (off_t)NODE_QEMU_LOG_MAX)
+        return;
+    if (qemu_log_path(n->uri, name, ".1", old, sizeof old) == 0)
+        (void)rename(path, old);
+}
+
+/* Write a guest's private configuration record where only QEMU's user can
+ * read it: WORK_DIR/guestcfg/<domain>.cfg, the directory root's with mode
+ * 0710 and QEMU's group (0711 when libvirt decides QEMU's user), the file
+ * 0400 and QEMU's (root's 0600 for a libvirt daemon, which relabels it for
+ * its QEMU itself). The path goes to path[len]. */
+static int write_guest_config(struct node *n, const char *name, const char *data, char *path,
+                              size_t len, char *err, size_t errlen)
+{
+    char dirbuf[4096], dir[4200];
+    const char *wd = work_dir(n, dirbuf, sizeof dirbuf);
+    size_t dl = strlen(data);
+    int fd = -1, rc = NODE_E_IO;
+
+    path[0] = '\0';
+    if (!wd) {
+        errbuf_set(err, errlen,
+                   "no directory for the guest configuration of '%s' (node_opts.state_dir)", name);
+        return NODE_E_INVAL;
+    }
+    snprintf(dir, sizeof dir, "%s/guestcfg", wd);
+    if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
+        (n->embedded ? guard_dir(dir, n->qemu_gid, NULL, 0) != NODE_OK : chmod(dir, 0711) != 0)) {
+        errbuf_set(err, errlen, "cannot prepare '%s': %s", dir, strerror(errno));
+        return NODE_E_IO;
+    }
+    if (snprintf(path, len, "%s/%s.cfg", dir, name) >= (int)len) {
+        errbuf_set(err, errlen, "guest configuration path for '%s' is too long", name);
+        path[0] = '\0';
+        return NODE_E_INVAL;
+    }
+    (void)unlink(path);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+    if (fd < 0 || (n->embedded && fchown(fd, (uid_t)n->qemu_uid, (gid_t)n->qemu_gid) != 0) ||
+        write(fd, data, dl) != (ssize_t)dl) {
+        errbuf_set(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    rc = NODE_OK;
+out:
+    if (fd >= 0 && close(fd) != 0 && rc == NODE_OK) {
+        errbuf_set(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        rc = NODE_E_IO;
+    }
+    if (rc != NODE_OK) {
+        (void)unlink(path);
+        path[0] = '\0';
+    }
+    return rc;
+}
+
 int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOMXML_UUID_LEN + 1],
                char *err, size_t errlen)
 {
     struct domxml_spec s;
     virDomainPtr dom = NULL;
-    char *xml = NULL, uuid_str[DOMXML_UUID_LEN + 1], why[NODE_ERR_MAX];
+    char *xml = NULL, uuid_str[DOMXML_UUID_LEN + 1], why[NODE_ERR_MAX], cfg[4400] = "";
     unsigned char uuid[VIR_UUID_BUFLEN];
-    int rc, mapped = 0;
+    unsigned long long mem_kib = 0;
+    int rc, mapped = 0, limits;
 
     rc = need_conn(n, "start", NULL, err, errlen);
     if (rc != NODE_OK)
@@ -1693,6 +2018,39 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
         uuid_random(uuid_str);
         s.uuid = uuid_str;
     }
+    /* Per-guest cgroup limits on every QEMU driver (libvirt sets none by
+     * default: no memory limit, cpu.shares 1024, no CPU quota). */
+    limits = strncmp(n->uri, "test:", 5) != 0;
+    if (n->embedded && !n->cg_cpu)
+        s.cpu_quota_pct = 0;
+    else if (limits && !s.cpu_quota_pct && s.vcpus && s.vcpus <= DOMXML_VCPUS_MAX)
+        s.cpu_quota_pct = s.vcpus * 100u + NODE_QEMU_CPU_EXTRA_PCT;
+    if (limits && (!n->embedded || n->cg_mem))
+        mem_kib = ((unsigned long long)s.memory_mib + NODE_QEMU_MEM_OVERHEAD_MIB) * 1024ull;
+    /* Validate before the name and paths are used for files. */
+    if (domxml_render(&s, NULL, err, errlen) != DOMXML_OK) {
+        rc = NODE_E_INVAL;
+        goto out;
+    }
+    /* What QEMU opens itself must be its user's: the disk overlay (read and
+     * written; its base, the image, is read through the image cache's
+     * group) and the private record. libvirt opens the console and status
+     * files and the tap. */
+    if (n->embedded && s.disk &&
+        (chown(s.disk, (uid_t)n->qemu_uid, (gid_t)n->qemu_gid) != 0 || chmod(s.disk, 0600) != 0)) {
+        errbuf_set(err, errlen, "cannot hand disk '%s' to QEMU's user %u: %s", s.disk, n->qemu_uid,
+                   strerror(errno));
+        rc = NODE_E_IO;
+        goto out;
+    }
+    if (n->embedded)
+        qemu_log_cap(n, s.name);
+    if (s.fwcfg_data) {
+        rc = write_guest_config(n, s.name, s.fwcfg_data, cfg, sizeof cfg, err, errlen);
+        if (rc != NODE_OK)
+            goto out;
+        s.fwcfg_file = cfg;
+    }
     switch (domxml_render(&s, &xml, err, errlen)) {
     case DOMXML_OK: break;
     case DOMXML_E_NOMEM: rc = NODE_E_NOMEM; goto out;
@@ -1708,7 +2066,12 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
         ids_put(n, uuid, s.instance_id);
         mapped = 1;
     }
-    dom = create_running(n, xml, &rc, why, sizeof why);
+    dom = create_running(n, xml, mem_kib, &rc, why, sizeof why);
+    /* QEMU read the record at its start (or never will): it lives on disk
+     * only for the create. */
+    if (cfg[0])
+        (void)unlink(cfg);
+    cfg[0] = '\0';
     if (!dom) {
         errbuf_set(err, errlen, "cannot start domain '%s': %s", s.name, why);
         goto out;
@@ -1723,6 +2086,8 @@ out:
         char id[DOMXML_ID_MAX + 1];
         ids_get(n, uuid, id, sizeof id, 1);
     }
+    if (cfg[0])
+        (void)unlink(cfg);
     if (dom)
         virDomainFree(dom);
     free(xml);

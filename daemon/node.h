@@ -59,6 +59,25 @@
 #define NODE_SETTLE_TIMEOUT_MS 10000u /* adoption of running domains, see node_open */
 #define NODE_CANARY_INSTALLED  SHOAL_DATADIR "/shoal/canary.elf"
 
+/* QEMU's user on an embedded connection when node_opts.qemu_user is NULL:
+ * a system user with no login and no capabilities, in group kvm
+ * (scripts/setup-debian.sh creates it; docs/node.md "QEMU's user"). */
+#define NODE_QEMU_USER_DEFAULT "shoal-qemu"
+
+/* Per-guest cgroup limits node_start sets on every QEMU driver (not on
+ * test:///). Memory: the guest's RAM plus this much for QEMU itself (an
+ * idle 32 MiB guest's QEMU has ~13-19 MiB of its own, docs/node.md; the
+ * rest is room for TCG's code buffer, which grows with the code a guest
+ * runs); a QEMU past it is reclaimed from, then killed by the kernel's OOM
+ * killer (the run ends crashed). CPU: the vCPUs at 100 % each plus this
+ * much for QEMU's main loop and I/O threads, per 100 ms period. */
+/* libvirt's log of one domain (ROOT/log/qemu/<name>.log) on an embedded
+ * root: node_start moves it to <name>.log.1 once it is past this size. */
+#define NODE_QEMU_LOG_MAX (256u * 1024u)
+
+#define NODE_QEMU_MEM_OVERHEAD_MIB 256u
+#define NODE_QEMU_CPU_EXTRA_PCT    50u
+
 enum node_status {
     NODE_OK = 0,
     NODE_E_INVAL = -1,    /* bad argument or spec (message quotes it) */
@@ -155,6 +174,21 @@ struct node_opts {
                                      guest"), at the price of a predictable
                                      layout for an attacker. 0 (default):
                                      randomised. No effect on other URIs. */
+    const char *qemu_user;        /* embedded connections: the user every QEMU
+                                     runs as (name); NULL: NODE_QEMU_USER_DEFAULT.
+                                     It must exist, or node_open fails naming the
+                                     way out (no silent fallback to root). "root"
+                                     runs QEMU as root, as before issue 16.
+                                     node_open writes it into ROOT/etc/qemu.conf
+                                     with libvirt's relabelling off
+                                     (dynamic_ownership = 0), capabilities
+                                     cleared and the seccomp sandbox on, and
+                                     makes ROOT root:<its group> 0710. What QEMU
+                                     opens itself is then handed to it by
+                                     node_start; the kernel image must be
+                                     readable by its group (shoald's image cache
+                                     is root:<group> 0750). Ignored for other
+                                     URIs (a libvirt daemon's qemu.conf decides) */
     node_event_fn *on_event;      /* may be NULL */
     void *user;                   /* passed to on_event */
 };
@@ -190,6 +224,19 @@ struct node_dom {
                                           crashed - treat as a crash
                                           ("kvm-internal-error") */
 };
+
+/* The uid and primary gid of QEMU's user `user` (NULL:
+ * NODE_QEMU_USER_DEFAULT). NODE_E_INVAL with a message naming how to create
+ * it when there is no such user. Any thread. */
+int node_qemu_ids(const char *user, unsigned *uid, unsigned *gid, char *err, size_t errlen);
+
+/* Remove libvirt's QEMU log of domain `name` (and its .1) under the embed
+ * root of `uri`; nothing for other URIs (a libvirt daemon keeps its own
+ * logs, /var/log/libvirt/qemu, and rotates them). libvirt never removes
+ * them: call it when the domain's instance is deleted. The canary's are
+ * removed by node_open itself. 0, or -1 when a file could not be removed.
+ * No connection needed; any thread. */
+int node_domain_log_remove(const char *uri, const char *name);
 
 /* Thin libvirt's QEMU capabilities cache under the embed root ROOT (each
  * .xml file in ROOT/cache/qemu/capabilities): drop the CPU model lists
@@ -246,6 +293,14 @@ const char *node_uri(const struct node *node);
 enum domxml_virt node_domain_type(const struct node *node);
 const char *node_domain_type_reason(const struct node *node);
 
+/* One line on how the node confines each guest's QEMU, for shoald's log:
+ * its user and which per-guest cgroup limits apply ("QEMU runs as
+ * shoal-qemu (uid 994, gid 994), no capabilities, seccomp; cgroup limits
+ * per guest: memory, cpu"). A limit whose cgroup controller this process
+ * cannot see (e.g. under `ip netns exec`, which mounts a fresh /sys) is
+ * not set, and the line says so. Owned by node. */
+const char *node_confinement(const struct node *node);
+
 /* 1 if domain type kvm runs guests on this host at all (a kvm canary
  * powered off), even when the verdict chose qemu because kvm was slower. */
 int node_kvm_works(const struct node *node);
@@ -265,10 +320,22 @@ int node_capacity(struct node *node, struct node_capacity *cap, char *err, size_
  * and resume (a few ms) node_list shows the domain PAUSED (reason user).
  * spec->instance_id should be set: without it the domain is not
  * shoal's (not listed, no events). uuid_out (may be NULL) receives the UUID.
+ * Confinement (issue 16; docs/node.md "QEMU's user"), on an embedded
+ * connection: spec->disk is chowned to QEMU's user, mode 0600. With
+ * spec->fwcfg_data, node_start writes it to WORK_DIR/guestcfg/<name>.cfg
+ * (WORK_DIR: node_opts.state_dir, else the embed root; the directory
+ * root:<QEMU's group> 0710, the file QEMU's user's, 0400), renders it as
+ * fw_cfg file DOMXML_FWCFG_RECORD, and removes the file as soon as the
+ * create returned (QEMU read it at its start), whatever the outcome; a
+ * spec->fwcfg_file of the caller is replaced. On every driver but test:///,
+ * the guest's cgroup gets a CPU quota (spec->cpu_quota_pct, or the vCPUs
+ * plus NODE_QEMU_CPU_EXTRA_PCT) and a memory hard limit (RAM plus
+ * NODE_QEMU_MEM_OVERHEAD_MIB, set while the domain is still paused).
  * Errors: NODE_E_INVAL (spec; message from domxml), NODE_E_EXISTS (name in
  * use), NODE_E_LIBVIRT (e.g. missing kernel file, KVM unavailable, or a
  * resume that left the guest paused without running it: the domain is then
- * destroyed), NODE_E_CONN.
+ * destroyed; a memory limit libvirt refused, likewise), NODE_E_IO (the
+ * disk or the record could not be handed to QEMU's user), NODE_E_CONN.
  */
 int node_start(struct node *node, const struct domxml_spec *spec,
                char uuid_out[DOMXML_UUID_LEN + 1], char *err, size_t errlen);

@@ -305,6 +305,23 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
         goto fail;
     private_files(path);
     f->last_event_id = state_event_last_id(f->db);
+    /* The image cache (the store's default "<db>.cache"): QEMU's group
+     * reads the kernels and disk bases in it, nobody else lists or reads it
+     * (issue 16; docs/node.md "QEMU's user"). Made here, before the store
+     * would make it; an older 0755 one is closed too. */
+    {
+        unsigned quid, qgid;
+        snprintf(path, sizeof path, "%s/images.db.cache", cfg->state_dir);
+        if (node_qemu_ids(cfg->qemu_user[0] ? cfg->qemu_user : NULL, &quid, &qgid, err, errlen) !=
+            0)
+            goto fail;
+        if ((mkdir(path, 0750) != 0 && errno != EEXIST) || chown(path, 0, (gid_t)qgid) != 0 ||
+            chmod(path, 0750) != 0) {
+            snprintf(err, errlen, "cannot make the image cache '%s' root:%u 0750: %s", path, qgid,
+                     strerror(errno));
+            goto fail;
+        }
+    }
     memset(&io, 0, sizeof io);
     snprintf(path, sizeof path, "%s/images.db", cfg->state_dir);
     if (img_store_open(path, &io, &f->img, &ierr) != 0) {

@@ -123,6 +123,7 @@ void fleet_host_open(fleet *f, fleet_host *h)
                                           : DOMXML_VIRT_AUTO;
     o.state_dir = f->cfg.state_dir;
     o.qemu_no_aslr = !strcmp(f->cfg.qemu_aslr, "off");
+    o.qemu_user = f->cfg.qemu_user[0] ? f->cfg.qemu_user : NULL;
     o.on_event = fleet_on_node_event;
     o.user = f;
     if (node_open(uri, &o, &node, err, sizeof err) != NODE_OK) {
@@ -152,6 +153,7 @@ void fleet_host_open(fleet *f, fleet_host *h)
     log_info("host %s (%s) up in %lld ms: %llu MiB, %u vCPUs, domain type %s (%s)", h->name, uri,
              (long long)(fleet_now_ms() - t0), (unsigned long long)cap.memory_mib, cap.vcpus,
              fleet_host_domain_type(h), node_domain_type_reason(node));
+    log_info("host %s: %s", h->name, node_confinement(node));
     fleet_emit(f, "host.state", NULL, h->name, "up", h->name, NULL, NULL, NULL);
     fleet_reconcile_host(f, h);
 }

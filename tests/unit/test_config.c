@@ -50,6 +50,8 @@ static void test_defaults(void **st)
     assert_non_null(strstr(err, "'yes'"));
     assert_string_equal(c.qemu_aslr, "on");
     assert_int_equal(load(&c, err, 3, "--qemu-aslr", "no"), -1);
+    assert_int_equal(load(&c, err, 3, "--qemu-user", "Bad/User"), -1);
+    assert_int_equal(load(&c, err, 3, "--qemu-user", ""), -1);
     assert_int_equal(load(&c, err, 3, "--capacity", "real"), -1);
     assert_non_null(strstr(err, "'real'"));
     assert_int_equal(load(&c, err, 3, "--ksm", "maybe"), -1);
@@ -212,6 +214,10 @@ static int got_aslr(const cfg_t *c)
 {
     return !strcmp(c->qemu_aslr, "off");
 }
+static int got_qemu_user(const cfg_t *c)
+{
+    return !strcmp(c->qemu_user, "qemu-x");
+}
 static int got_console(const cfg_t *c)
 {
     return c->console_max_kib == 64;
@@ -290,6 +296,7 @@ static const want_opt WANT[] = {
     { "cpu-target", 0, "cpu-target", "75", NULL, got_cpu_target, NULL },
     { "ksm", 0, "ksm", "auto", NULL, got_ksm, NULL },
     { "qemu-aslr", 0, "qemu-aslr", "off", NULL, got_aslr, NULL },
+    { "qemu-user", 0, "qemu-user", "qemu-x", NULL, got_qemu_user, NULL },
     { "console-max-kib", 0, "console-max-kib", "64", NULL, got_console, NULL },
     { "start-parallel", 0, "start-parallel", "12", NULL, got_start_parallel, NULL },
     { "host-uri-allow", 0, "host-uri-allow", "qemu?socket", NULL, got_uri_allow, NULL },

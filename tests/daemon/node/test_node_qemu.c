@@ -377,13 +377,26 @@ static void write_conf(const char *path, const char *text)
 static void qemu_conf_settings(void **state)
 {
     (void)state;
-    char path[300], dir[128], conf[300], u2[256];
+    char path[300], dir[128], conf[300], u2[256], want[64];
     struct node *n2 = NULL;
+    unsigned uid = 0, gid = 0;
+    struct stat st;
 
+    assert_int_equal(node_qemu_ids(NULL, &uid, &gid, err, sizeof err), NODE_OK);
+    assert_int_not_equal(uid, 0);
     snprintf(path, sizeof path, "%s/etc/qemu.conf", root);
     assert_true(file_has(path, "stdio_handler = \"file\"\n"));
     assert_true(file_has(path, "remember_owner = 0\n"));
-    assert_true(file_has(path, "user = \"+"));
+    snprintf(want, sizeof want, "\nuser = \"+%u\"\ngroup = \"+%u\"\n", uid, gid);
+    assert_true(file_has(path, want));
+    assert_true(file_has(path, "\ndynamic_ownership = 0\n"));
+    assert_true(file_has(path, "\nclear_emulator_capabilities = 1\n"));
+    assert_true(file_has(path, "\nseccomp_sandbox = 1\n"));
+    /* The root lets QEMU's group through, nobody else. */
+    assert_int_equal(stat(root, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0710);
+    assert_int_equal(st.st_uid, 0);
+    assert_int_equal(st.st_gid, gid);
 
     snprintf(dir, sizeof dir, "/tmp/shoal-conf-XXXXXX");
     assert_non_null(mkdtemp(dir));
@@ -392,20 +405,51 @@ static void qemu_conf_settings(void **state)
     snprintf(conf, sizeof conf, "%s/etc/qemu.conf", dir);
     snprintf(u2, sizeof u2, "qemu:///embed?root=%s", dir);
     /* An operator's file with stdio_handler: remember_owner is added (a
-     * comment does not count), the user is left to the operator. */
+     * comment does not count) in shoal's block, with QEMU's user. */
     write_conf(conf, "stdio_handler = \"file\"\n# remember_owner = 1");
     node_open(u2, NULL, &n2, err, sizeof err);
     node_close(n2);
     n2 = NULL;
-    assert_true(file_has(conf, "# remember_owner = 1\n# written by shoal"));
+    assert_true(file_has(conf, "stdio_handler = \"file\"\n# remember_owner = 1\n# shoal: begin"));
     assert_true(file_has(conf, "\nremember_owner = 0\n"));
-    assert_false(file_has(conf, "user ="));
-    /* An operator's remember_owner is kept, and nothing is added. */
+    assert_true(file_has(conf, want));
+    assert_true(file_has(conf, "# shoal: end\n"));
+    /* An operator's remember_owner is kept, and not written again; a
+     * second open rewrites the block in place (one block). */
     write_conf(conf, "remember_owner=1\n stdio_handler = \"file\"\n");
     node_open(u2, NULL, &n2, err, sizeof err);
     node_close(n2);
+    n2 = NULL;
+    node_open(u2, NULL, &n2, err, sizeof err);
+    node_close(n2);
+    n2 = NULL;
     assert_false(file_has(conf, "remember_owner = 0"));
+    assert_true(file_has(conf, "remember_owner=1\n stdio_handler = \"file\"\n# shoal: begin"));
+    assert_false(file_has(conf, "# shoal: end\n# shoal: begin"));
+    /* A root written before issue 16 (QEMU as root): shoal's old lines go. */
+    write_conf(conf,
+               "# mine\n# written by shoal (docs/node.md, \"Connection\")\nremember_owner = 0\n"
+               "stdio_handler = \"file\"\nuser = \"+0\"\ngroup = \"+0\"\n");
+    node_open(u2, NULL, &n2, err, sizeof err);
+    node_close(n2);
+    n2 = NULL;
+    assert_false(file_has(conf, "user = \"+0\""));
     assert_false(file_has(conf, "written by shoal"));
+    assert_true(file_has(conf, "# mine\n# shoal: begin"));
+    assert_true(file_has(conf, want));
+    /* The operator may not choose QEMU's user or its confinement there. */
+    write_conf(conf, "user = \"root\"\n");
+    assert_int_equal(node_open(u2, NULL, &n2, err, sizeof err), NODE_E_INVAL);
+    assert_non_null(strstr(err, "sets 'user'"));
+    write_conf(conf, "seccomp_sandbox = 0\n");
+    assert_int_equal(node_open(u2, NULL, &n2, err, sizeof err), NODE_E_INVAL);
+    assert_non_null(strstr(err, "seccomp_sandbox"));
+    /* No such user: refused, with the way out. */
+    write_conf(conf, "");
+    struct node_opts o = { .qemu_user = "shoal-no-such-user" };
+    assert_int_equal(node_open(u2, &o, &n2, err, sizeof err), NODE_E_INVAL);
+    assert_non_null(strstr(err, "'shoal-no-such-user' does not exist"));
+    assert_non_null(strstr(err, "--qemu-user"));
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -578,6 +622,147 @@ static void hang_list_destroy(void **state)
     assert_int_equal(node_state(node, "t-hang-1", &d, err, sizeof err), NODE_E_NOTFOUND);
 }
 
+/* The pid of the QEMU whose command line names guest=NAME, or 0. */
+static pid_t qemu_pid_of(const char *name)
+{
+    char want[128], path[300], buf[8192];
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    pid_t found = 0;
+    snprintf(want, sizeof want, "guest=%s,", name);
+    while (d && !found && (de = readdir(d))) {
+        FILE *f;
+        size_t n;
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i++)
+            if (!buf[i])
+                buf[i] = ' ';
+        buf[n] = '\0';
+        if (strstr(buf, "qemu-system") && strstr(buf, want))
+            found = (pid_t)atoi(de->d_name);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* "Key:\tvalue" of /proc/PID/status into out. */
+static int proc_status(pid_t pid, const char *key, char *out, size_t len)
+{
+    char path[64], line[256];
+    size_t kl = strlen(key);
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    out[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, key, kl) && line[kl] == ':') {
+            snprintf(out, len, "%s", line + kl + 1 + strspn(line + kl + 1, " \t"));
+            out[strcspn(out, "\n")] = '\0';
+        }
+    }
+    fclose(f);
+    return out[0] ? 0 : -1;
+}
+
+/* A cgroup v1 file of pid's controller ctl ("memory", "cpu"), its
+ * domain's level (libvirt puts QEMU's threads one level down, "emulator"). */
+static long long cgroup_value(pid_t pid, const char *ctl, const char *file)
+{
+    char path[600], line[512], *p;
+    long long v = -1;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    path[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2 || (size_t)(c2 - c1 - 1) != strlen(ctl) || strncmp(c1 + 1, ctl, strlen(ctl)))
+            continue;
+        c2[strcspn(c2, "\n")] = '\0';
+        if ((p = strstr(c2 + 1, "/emulator")) && !p[9])
+            *p = '\0';
+        snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/%s", ctl, c2 + 1, file);
+    }
+    fclose(f);
+    if (path[0] && (f = fopen(path, "r"))) {
+        if (fscanf(f, "%lld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+/* Issue 16: a guest's QEMU as seen from outside. It runs as QEMU's user
+ * (not root) with no capabilities and its seccomp filter; the private
+ * record is on fw_cfg, not on its command line, and its file is gone once
+ * the domain exists; its cgroup limits memory and CPU. */
+static void confined(void **state)
+{
+    (void)state;
+    struct guest g;
+    char v[128], cfg[300], cmd[8192];
+    unsigned uid = 0, gid = 0;
+    pid_t pid;
+    FILE *f;
+    size_t n;
+
+    assert_int_equal(node_qemu_ids(NULL, &uid, &gid, err, sizeof err), NODE_OK);
+    guest_init(&g, "conf-1", "canary=hang", DOMXML_VIRT_QEMU);
+    g.spec.fwcfg_data = "DB_PASSWORD=conf-secret-1 -- arg-secret-1";
+    start_ok(&g, NULL);
+    expect_event("conf-1", NODE_EVENT_STARTED, NULL, NULL);
+    assert_true(wait_file_has(g.console, "hang", WAIT_S));
+    pid = qemu_pid_of("t-conf-1");
+    assert_true(pid > 0);
+    assert_int_equal(proc_status(pid, "Uid", v, sizeof v), 0);
+    fprintf(stderr, "QEMU %d: Uid %s", (int)pid, v);
+    assert_int_equal((unsigned)atoi(v), uid);
+    assert_int_equal(proc_status(pid, "CapEff", v, sizeof v), 0);
+    fprintf(stderr, ", CapEff %s", v);
+    assert_string_equal(v, "0000000000000000");
+    assert_int_equal(proc_status(pid, "Seccomp", v, sizeof v), 0);
+    fprintf(stderr, ", Seccomp %s\n", v);
+    assert_string_equal(v, "2");
+    snprintf(cfg, sizeof cfg, "/proc/%d/cmdline", (int)pid);
+    assert_non_null(f = fopen(cfg, "r"));
+    n = fread(cmd, 1, sizeof cmd - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (!cmd[i])
+            cmd[i] = ' ';
+    cmd[n] = '\0';
+    assert_null(strstr(cmd, "conf-secret-1"));
+    assert_null(strstr(cmd, "arg-secret-1"));
+    assert_non_null(strstr(cmd, "name=opt/org.shoal/cmdline,file="));
+    snprintf(cfg, sizeof cfg, "%s/guestcfg/t-conf-1.cfg", root);
+    assert_int_not_equal(access(cfg, F_OK), 0);
+    /* Limits: where this process sees the controllers (not under
+     * `ip netns exec`, which hides them; node_confinement says so). */
+    fprintf(stderr, "confinement: %s\n", node_confinement(node));
+    if (strstr(node_confinement(node), "memory"))
+        assert_int_equal(cgroup_value(pid, "memory", "memory.limit_in_bytes"),
+                         (16ll + NODE_QEMU_MEM_OVERHEAD_MIB) << 20);
+    if (strstr(node_confinement(node), "cpu"))
+        assert_int_equal(cgroup_value(pid, "cpu", "cpu.cfs_quota_us"),
+                         (100ll + NODE_QEMU_CPU_EXTRA_PCT) * 1000);
+    assert_int_equal(node_destroy(node, "t-conf-1", err, sizeof err), NODE_OK);
+    expect_event("conf-1", NODE_EVENT_STOPPED, "destroyed", NULL);
+    /* libvirt's log of the domain goes when asked to. */
+    snprintf(cfg, sizeof cfg, "%s/log/qemu/t-conf-1.log", root);
+    assert_int_equal(access(cfg, F_OK), 0);
+    assert_int_equal(node_domain_log_remove(uri, "t-conf-1"), 0); /* this root's */
+    assert_int_not_equal(access(cfg, F_OK), 0);
+}
+
 static void hang_shutdown_forced(void **state)
 {
     (void)state;
@@ -743,6 +928,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(poweroff_multiboot),
         cmocka_unit_test(hang_list_destroy),
         cmocka_unit_test(hang_shutdown_forced),
+        cmocka_unit_test(confined),
         cmocka_unit_test(panic_is_crash),
         cmocka_unit_test(kvm_internal_error),
         cmocka_unit_test(start_errors),
