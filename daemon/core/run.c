@@ -22,7 +22,7 @@
 /* Build the guest command line from the row, in the image's preset
  * (boot.h, guestcmd.h). */
 static int build_cmdline(fleet *f, const state_instance *in, const fleet_boot *boot, gcmd *c,
-                         char *err, size_t errlen)
+                         gcmd *rec, char *err, size_t errlen)
 {
     json_t *args = json_loads(in->args_json, 0, NULL);
     json_t *env = json_loads(in->env_json, 0, NULL);
@@ -62,7 +62,14 @@ static int build_cmdline(fleet *f, const state_instance *in, const fleet_boot *b
     r.n_args = na;
     r.env = kv;
     r.n_env = ne;
-    rc = fleet_boot_cmdline(boot, in->image_ref, &r, c, err, errlen);
+    /* Environment and arguments off QEMU's command line where the kernel
+     * reads them from fw_cfg (guestcmd.h, gcmd_build_split). */
+    if (boot->template) { /* the image's own line (boot.h): no private record */
+        gcmd_init(rec);
+        rc = fleet_boot_cmdline(boot, in->image_ref, &r, c, err, errlen);
+    } else {
+        rc = gcmd_build_split(c, rec, boot->preset, &r, err, errlen);
+    }
 out:
     free(av);
     free(kv);
@@ -123,7 +130,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     img_info info;
     img_err ierr;
     fleet_boot boot;
-    gcmd cmd;
+    gcmd cmd, rec;
     struct node *node = NULL;
     fleet_host *host = NULL;
     struct domxml_spec spec;
@@ -176,7 +183,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
      * line; a kernel gets its line in the image's preset. */
     if (boot.disk ? fleet_disk_prepare(f, in.id, kernel, info.format, info.size, disk, sizeof disk,
                                        err, sizeof err)
-                  : build_cmdline(f, &in, &boot, &cmd, err, sizeof err)) {
+                  : build_cmdline(f, &in, &boot, &cmd, &rec, err, sizeof err)) {
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
@@ -206,6 +213,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     } else {
         spec.kernel = kernel;
         spec.cmdline = cmd.buf;
+        spec.fwcfg_data = rec.len ? rec.buf : NULL; /* node_start writes it */
     }
     spec.console_log = console;
     spec.status_log = status;
