@@ -657,6 +657,20 @@ static void remove_files(fleet *f, const char *id)
     fleet_status_path(f, id, path, sizeof path);
     unlink(path);
     fleet_disk_remove(f, id); /* a disk image's overlay, if any */
+    /* libvirt's QEMU log of its domain on the local embedded root, which
+     * libvirt never removes (issue 16; names are unique, so a log of an
+     * instance that ran elsewhere is simply absent). */
+    {
+        char uri[STATE_URI_MAX], dom[64];
+        if (f->cfg.local_uri[0])
+            snprintf(uri, sizeof uri, "%s", f->cfg.local_uri);
+        else
+            snprintf(uri, sizeof uri, "qemu:///embed?root=%s/libvirt", f->cfg.state_dir);
+        fleet_domain_name(id, dom, sizeof dom);
+        if (node_domain_log_remove(uri, dom) != 0)
+            log_warn("instance %s: cannot remove the QEMU log of '%s': %s", id, dom,
+                     strerror(errno));
+    }
 }
 
 int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
