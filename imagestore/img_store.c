@@ -661,7 +661,7 @@ int img_store_open(const char *path, const img_opts *opts, img_store **out, img_
     }
     for (int i = 0; i < 16; i++)
         snprintf(s->session + 2 * i, 3, "%02x", rnd[i]);
-    if (mkdir(s->cache_dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(s->cache_dir, 0700) != 0 && errno != EEXIST) {
         img_fail(err, IMG_E_IO, "cannot create cache directory '%s': %s", s->cache_dir,
                  strerror(errno));
         goto out;
