@@ -70,7 +70,10 @@ free_port() {
 }
 
 PORT=$(free_port)
-"${NSX[@]}" "$SHOALD" --state-dir "$STATE" --listen "127.0.0.1:$PORT" >"$STATE/shoald.log" 2>&1 &
+# `host add` below uses the mock driver (test:///default), which the
+# operator must allow (docs/shoald.md, --host-uri-allow).
+"${NSX[@]}" "$SHOALD" --state-dir "$STATE" --listen "127.0.0.1:$PORT" \
+    --host-uri-allow 'qemu+tls,qemu+ssh,qemu,test' >"$STATE/shoald.log" 2>&1 &
 DPID=$!
 
 # First start probes QEMU capabilities (several seconds): wait up to 90 s.

@@ -37,7 +37,9 @@ kill "$TLS_PID"
 wait "$TLS_PID" 2>/dev/null || true
 
 # --- the daemon proper, with a tiny console budget
-e2e_start_daemon "$SHOALD" --console-max-kib 1 || exit 1
+# The mock host (test:///default) is a driver the operator must allow
+# (docs/shoald.md, --host-uri-allow); ssh with command= stays refused.
+e2e_start_daemon "$SHOALD" --console-max-kib 1 --host-uri-allow 'qemu+tls,qemu+ssh,qemu,test' || exit 1
 e2e_push_images hello sleep
 
 # --- console rotation: hello prints its arguments (3 x 1000 bytes)
@@ -73,6 +75,9 @@ api POST /v1/hosts -H 'Content-Type: application/json' -d '{"name":"mock1","uri"
 check "adding it twice is 409 (got $HTTP_CODE)" [ "$HTTP_CODE" = 409 ]
 api POST /v1/hosts -H 'Content-Type: application/json' -d '{"name":"emb","uri":"qemu:///embed?root=/tmp/x"}'
 check "a second embedded root is refused (got $HTTP_CODE)" [ "$HTTP_CODE" = 400 ]
+api POST /v1/hosts -H 'Content-Type: application/json' \
+    -d '{"name":"evil","uri":"qemu+ssh://nobody@127.0.0.1:1/system?command=/bin/true"}'
+check "a URI with command= is refused (got $HTTP_CODE)" [ "$HTTP_CODE" = 400 ]
 api GET /v1/hosts
 check "two hosts listed" [ "$(printf '%s' "$BODY" | jq '.items | length')" = 2 ]
 
