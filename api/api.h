@@ -419,8 +419,20 @@ typedef struct api_image {
     const char *const *evidence; /* n_evidence short strings the kind was judged from */
     size_t n_evidence;
     const char *firmware; /* boot profile: "qboot" or "seabios" */
-    const char *cmdline;  /* boot profile: preset "shoal", "unikraft", "solo5" or "raw" */
+    const char *cmdline;  /* boot profile: preset "shoal", "unikraft", "solo5" or "raw",
+                             or the command line template itself */
+    const char *exit;     /* boot profile: "status", "debug-exit" or "poweroff" */
 } api_image;
+
+/* PATCH /v1/images/{ref}: profile fields to change, NULL to keep. Only
+ * their JSON types are checked here; the values are checked in one place,
+ * by the image store (an invalid one is 400 invalid_field naming it). */
+typedef struct api_image_patch {
+    const char *firmware; /* "qboot" | "seabios" */
+    const char *cmdline;  /* a preset name or a template */
+    const char *exit;     /* "status" | "debug-exit" | "poweroff" */
+    void *priv_;          /* api-internal storage; do not touch */
+} api_image_patch;
 
 typedef struct api_network {
     bool enabled;
@@ -646,6 +658,11 @@ typedef struct api_backend {
 	 * defaulted) to the image ref names; emit it. */
     api_code (*image_tag)(void *ctx, const char *ref, const char *new_ref, api_sink *out,
                           api_status *st);
+    /* PATCH /v1/images/{ref}: change the image's stored boot profile
+	 * (every name of it; instances see it at their next start); emit the
+	 * image. Nothing changes unless every field is valid. */
+    api_code (*image_patch)(void *ctx, const char *ref, const api_image_patch *p, api_sink *out,
+                            api_status *st);
     /* DELETE /v1/images/{ref}: 409 while in use unless force. */
     api_code (*image_delete)(void *ctx, const char *ref, bool force, api_status *st);
 

@@ -46,6 +46,11 @@ api_code api_decode_host_spec(const char *body, size_t len, api_host_spec *out, 
 void api_host_spec_clear(api_host_spec *spec);
 
 /* {"ref": "NAME[:TAG]"} -> ref normalised to "NAME:TAG". */
+/* PATCH /v1/images/{ref}: {"firmware", "cmdline", "exit"}, each a string or
+ * null (keep), at least one given. Strings point into p->priv_; release
+ * with api_image_patch_free. */
+api_code api_decode_image_patch(const char *body, size_t len, api_image_patch *p, api_status *st);
+void api_image_patch_free(api_image_patch *p);
 api_code api_decode_tag_request(const char *body, size_t len, char ref[API_REF_MAX + 1],
                                 api_status *st);
 /* Empty body or {} or {"timeout_s": 0..3600}; *timeout_s = -1 when absent. */

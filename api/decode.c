@@ -761,6 +761,50 @@ void api_host_spec_clear(api_host_spec *spec)
 
 /* ---- small bodies ------------------------------------------------------- */
 
+api_code api_decode_image_patch(const char *body, size_t len, api_image_patch *p, api_status *st)
+{
+    static const char *const fields[] = { "firmware", "cmdline", "exit" };
+    const char **out[] = { &p->firmware, &p->cmdline, &p->exit };
+    json_t *root = NULL;
+    api_code rc;
+
+    memset(p, 0, sizeof *p);
+    rc = load_object(body, len, false, &root, st);
+    if (rc != API_OK)
+        goto out;
+    rc = check_fields(root, "", fields, NELEM(fields), st);
+    if (rc != API_OK)
+        goto out;
+    for (size_t i = 0; i < NELEM(fields); i++) {
+        json_t *v = member(root, fields[i]);
+        if (v == NULL || json_is_null(v))
+            continue;
+        rc = get_string(root, fields[i], false, out[i], st);
+        if (rc != API_OK)
+            goto out;
+    }
+    if (!p->firmware && !p->cmdline && !p->exit) {
+        rc = api_status_set(st, API_E_INVALID_FIELD, NULL,
+                            "give at least one of firmware, cmdline and exit");
+        goto out;
+    }
+    p->priv_ = root;
+    root = NULL;
+out:
+    json_decref(root);
+    if (rc != API_OK)
+        memset(p, 0, sizeof *p);
+    return rc;
+}
+
+void api_image_patch_free(api_image_patch *p)
+{
+    if (p == NULL)
+        return;
+    json_decref(p->priv_);
+    memset(p, 0, sizeof *p);
+}
+
 api_code api_decode_tag_request(const char *body, size_t len, char ref[API_REF_MAX + 1],
                                 api_status *st)
 {

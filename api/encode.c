@@ -439,6 +439,8 @@ static void enc_image(jw *w, const api_image *img)
     jw_str(w, img->firmware);
     jw_key(w, "cmdline");
     jw_str(w, img->cmdline);
+    jw_key(w, "exit");
+    jw_str(w, img->exit);
     jw_close(w, '}');
     jw_key(w, "refs");
     jw_strs(w, img->refs, img->n_refs);

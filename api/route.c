@@ -16,6 +16,7 @@ static const api_route routes[] = {
       false },
     { "GET", "/v1/images/{ref}", API_OP_IMAGE_GET, API_BODY_NONE, 0, false },
     { "DELETE", "/v1/images/{ref}", API_OP_IMAGE_DELETE, API_BODY_NONE, API_Q_FORCE, false },
+    { "PATCH", "/v1/images/{ref}", API_OP_IMAGE_PATCH, API_BODY_JSON, 0, false },
     { "POST", "/v1/images/{ref}/tags", API_OP_IMAGE_TAG, API_BODY_JSON, 0, false },
     { "POST", "/v1/instances", API_OP_INSTANCE_CREATE, API_BODY_JSON, 0, false },
     { "GET", "/v1/instances", API_OP_INSTANCE_LIST, API_BODY_NONE,

@@ -260,6 +260,7 @@ static api_code check_param(const req *r, api_status *st)
     case API_OP_IMAGE_GET:
     case API_OP_IMAGE_TAG:
     case API_OP_IMAGE_DELETE:
+    case API_OP_IMAGE_PATCH:
         if (!api_valid_image_ref(r->param))
             return api_status_set(st, API_E_NOT_FOUND, "ref",
                                   "image '%.80s' not found (not a valid "
@@ -422,7 +423,8 @@ static void route_sink(api_op op, api_sink_kind *kind, api_sink_shape *shape, in
         *status = MHD_HTTP_CREATED;
         /* fall through */
     case API_OP_IMAGE_GET:
-    case API_OP_IMAGE_TAG: *kind = API_SINK_IMAGE; break;
+    case API_OP_IMAGE_TAG:
+    case API_OP_IMAGE_PATCH: *kind = API_SINK_IMAGE; break;
     case API_OP_IMAGE_LIST:
         *kind = API_SINK_IMAGE;
         *shape = API_SHAPE_LIST;
@@ -533,6 +535,15 @@ static enum MHD_Result dispatch(api_server *srv, struct MHD_Connection *c, req *
         if (rc == API_OK)
             rc = be->image_tag(ctx, r->param, ref, sink, &st);
         break;
+    case API_OP_IMAGE_PATCH: {
+        api_image_patch ip;
+        NEED(image_patch);
+        rc = api_decode_image_patch(body, r->body_len, &ip, &st);
+        if (rc == API_OK)
+            rc = be->image_patch(ctx, r->param, &ip, sink, &st);
+        api_image_patch_free(&ip);
+        break;
+    }
     case API_OP_IMAGE_DELETE:
         NEED(image_delete);
         rc = be->image_delete(ctx, r->param, r->q.force, &st);

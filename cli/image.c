@@ -1,4 +1,4 @@
-/* image.c: image push, ls, inspect, tag, rm. */
+/* image.c: image push, ls, inspect, set, tag, rm. */
 #include "cli_args.h"
 #include "cli_http.h"
 #include "cli_json.h"
@@ -20,6 +20,7 @@ static const char image_help[] =
     "  push FILE NAME[:TAG]   upload an image (digest checked end to end)\n"
     "  ls                     list images (alias: shoal images)\n"
     "  inspect REF...         show images as JSON\n"
+    "  set REF OPTIONS        change an image's boot profile\n"
     "  tag REF NAME[:TAG]     add or move a tag\n"
     "  rm REF...              remove a tag (name:tag) or an image (digest)\n"
     "\n"
@@ -30,6 +31,7 @@ static const char image_help[] =
     "  shoal image push build/hello.elf hello:1.0\n"
     "  shoal image ls -o wide\n"
     "  shoal image tag hello:1.0 hello:stable\n"
+    "  shoal image set myapp --exit debug-exit\n"
     "  shoal image rm hello:1.0\n";
 
 static const char push_help[] =
@@ -71,7 +73,8 @@ static const char inspect_help[] =
     "Show images: as JSON (default; one REF prints an object, several an array)\n"
     "or, with -o table, as text. Either shows what the image is, judged at push:\n"
     "its kind (shoal, unikraft, solo5, pvh, multiboot, disk), the evidence for\n"
-    "it, and the boot profile derived from it (firmware, command line preset).\n"
+    "it, and its boot profile (firmware, command line preset or template, how an\n"
+    "exit is read), derived from the kind at push or changed by 'shoal image set'.\n"
     "\n"
     "Options:\n"
     "  -o, --output FMT       json (default), table or wide (both: text)\n"
@@ -80,6 +83,30 @@ static const char inspect_help[] =
     "Examples:\n"
     "  shoal image inspect hello:latest\n"
     "  shoal image inspect -o table mirage-hello\n";
+
+static const char set_help[] =
+    "Usage: shoal image set REF [--firmware FW] [--cmdline LINE] [--exit MODE]\n"
+    "\n"
+    "Change the boot profile stored with the image REF (every name of it; its\n"
+    "instances see the change at their next start). Nothing changes unless\n"
+    "every value given is valid.\n"
+    "\n"
+    "Options:\n"
+    "      --firmware FW      qboot (the guest sets up PCI itself) or seabios\n"
+    "                         (assigns PCI BARs; boots disks)\n"
+    "      --cmdline LINE     a preset (shoal, unikraft, solo5, raw) or a template:\n"
+    "                         {address} {prefix} {gateway} {mac} {env} {args}\n"
+    "                         {name} are filled in per run, {{ and }} are braces\n"
+    "      --exit MODE        status (shoal's status channel), debug-exit (the\n"
+    "                         code the guest writes to isa-debug-exit, port 0x501)\n"
+    "                         or poweroff (a clean power-off, code unknown)\n"
+    "  -o, --output FMT       table (default: the profile), json or wide\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Examples:\n"
+    "  shoal image set nanos-app --exit debug-exit\n"
+    "  shoal image set myuk --cmdline '{name} netdev.ip={address}/{prefix}:{gateway} -- {args}'\n"
+    "  shoal image set hello --firmware seabios\n";
 
 static const char tag_help[] = "Usage: shoal image tag REF NAME[:TAG]\n"
                                "\n"
@@ -366,8 +393,8 @@ int image_render_inspect(FILE *out, const json_t *img, time_t now)
         fprintf(out, "%s%s\n", i ? "            " : "", safe(json_string_value(v)));
     if (!json_array_size(ev))
         fprintf(out, "-\n");
-    fprintf(out, "profile     firmware %s, cmdline %s\n", safe(cli_jstr(prof, "firmware")),
-            safe(cli_jstr(prof, "cmdline")));
+    fprintf(out, "profile     firmware %s, cmdline %s, exit %s\n", safe(cli_jstr(prof, "firmware")),
+            safe(cli_jstr(prof, "cmdline")), safe(cli_jstr(prof, "exit")));
     fprintf(out, "labels      %s\n", labels[0] ? safe(labels) : "-");
     fprintf(out, "created     %s\n", created);
     fprintf(out, "instances   %d\n", (int)cli_jnum(img, "instances", 0));
@@ -548,10 +575,68 @@ out:
     return rc;
 }
 
+/* set: PATCH /v1/images/{ref} with the profile fields given. */
+static int image_set(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "firmware", required_argument, NULL, 'F' }, { "cmdline", required_argument, NULL, 'C' },
+        { "exit", required_argument, NULL, 'E' },     { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+    };
+    int rc = CLI_OK, c;
+    cli_fmt fmt = CLI_FMT_TABLE;
+    char err[256];
+    json_t *body = json_object(), *img = NULL;
+    cli_buf path = { 0 };
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'F': json_object_set_new(body, "firmware", json_string(optarg)); break;
+        case 'C': json_object_set_new(body, "cmdline", json_string(optarg)); break;
+        case 'E': json_object_set_new(body, "exit", json_string(optarg)); break;
+        case 'o':
+            if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0) {
+                rc = cli_usage("image set", "%s", err);
+                goto out;
+            }
+            break;
+        case 'h': fputs(set_help, stdout); goto out;
+        default: rc = cli_opt_error("image set", argv, c); goto out;
+        }
+    }
+    if (argc - optind != 1) {
+        rc = cli_usage("image set", "%s", argc - optind < 1 ? "missing REF" : "expected one REF");
+        goto out;
+    }
+    if (json_object_size(body) == 0) {
+        rc = cli_usage("image set", "give at least one of --firmware, --cmdline and --exit");
+        goto out;
+    }
+    cli_buf_puts(&path, "/v1/images/");
+    cli_buf_escape(&path, argv[optind]);
+    rc = cli_http_json(ctx, "PATCH", cli_buf_str(&path), body, &img);
+    if (rc != CLI_OK)
+        goto out;
+    if (fmt == CLI_FMT_JSON) {
+        cli_jprint(stdout, img);
+    } else {
+        const json_t *prof = json_object_get(img, "profile");
+        printf("%s: firmware %s, cmdline %s, exit %s\n", argv[optind],
+               safe(cli_jstr(prof, "firmware")), safe(cli_jstr(prof, "cmdline")),
+               safe(cli_jstr(prof, "exit")));
+    }
+out:
+    json_decref(body);
+    json_decref(img);
+    cli_buf_free(&path);
+    return rc;
+}
+
 int image_main(cli_ctx *ctx, int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage("image", "missing image command (push, ls, inspect, tag, rm)");
+        return cli_usage("image", "missing image command (push, ls, inspect, set, tag, rm)");
     const char *sub = argv[1];
     if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help")) {
         fputs(image_help, stdout);
@@ -561,7 +646,9 @@ int image_main(cli_ctx *ctx, int argc, char **argv)
         return image_push(ctx, argc - 1, argv + 1);
     if (!strcmp(sub, "ls") || !strcmp(sub, "list"))
         return image_ls(ctx, argc - 1, argv + 1);
+    if (!strcmp(sub, "set"))
+        return image_set(ctx, argc - 1, argv + 1);
     if (!strcmp(sub, "inspect") || !strcmp(sub, "tag") || !strcmp(sub, "rm"))
         return image_simple(ctx, argc - 1, argv + 1);
-    return cli_usage("image", "unknown image command '%s' (push, ls, inspect, tag, rm)", sub);
+    return cli_usage("image", "unknown image command '%s' (push, ls, inspect, set, tag, rm)", sub);
 }

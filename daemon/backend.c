@@ -650,7 +650,10 @@ static int sink_image_rows(api_sink *out, const name_rows *nr, const char *diges
     a.evidence = evidence;
     a.n_evidence = nev;
     a.firmware = img_firmware_name(first->profile.firmware);
-    a.cmdline = img_cmdline_name(first->profile.cmdline);
+    a.cmdline = first->profile.cmdline == IMG_CMDLINE_TEMPLATE
+                    ? first->profile.template
+                    : img_cmdline_name(first->profile.cmdline);
+    a.exit = img_exit_name(first->profile.exit);
     rc = api_sink_image(out, &a);
 out:
     free(refs);
@@ -748,6 +751,17 @@ static api_code be_image_tag(void *ctx, const char *ref, const char *new_ref, ap
     char digest[IMG_DIGEST_LEN + 1];
     fleet_err e;
     if (fleet_image_tag(ctx, ref, new_ref, digest, &e) != FLEET_OK)
+        return status_from(st, &e);
+    return emit_image(ctx, digest, out, st);
+}
+
+static api_code be_image_patch(void *ctx, const char *ref, const api_image_patch *p, api_sink *out,
+                               api_status *st)
+{
+    char digest[IMG_DIGEST_LEN + 1];
+    fleet_err e;
+    img_profile_change ch = { p->firmware, p->cmdline, p->exit };
+    if (fleet_image_set_profile(ctx, ref, &ch, digest, &e) != FLEET_OK)
         return status_from(st, &e);
     return emit_image(ctx, digest, out, st);
 }
@@ -1135,6 +1149,7 @@ static const api_backend BACKEND = {
     .image_list = be_image_list,
     .image_get = be_image_get,
     .image_tag = be_image_tag,
+    .image_patch = be_image_patch,
     .image_delete = be_image_delete,
     .instance_create = be_instance_create,
     .instance_list = be_instance_list,

@@ -175,6 +175,12 @@ int fleet_image_resolve(fleet *f, const char *ref, char digest[IMG_DIGEST_LEN + 
 /* Give the image `ref` names the additional ref new_ref. */
 int fleet_image_tag(fleet *f, const char *ref, const char *new_ref, char digest[IMG_DIGEST_LEN + 1],
                     fleet_err *e);
+/* Change the stored boot profile of the image ref names (img_store.h,
+ * img_profile_set; instances see it at their next start); digest receives
+ * the image's. Errors: NOT_FOUND (field ref), INVALID (the field at fault:
+ * firmware, cmdline or exit, nothing changed). Emits image.updated. */
+int fleet_image_set_profile(fleet *f, const char *ref, const img_profile_change *ch,
+                            char digest[IMG_DIGEST_LEN + 1], fleet_err *e);
 /* By digest: delete the image (force: even if instances use it). By name:
  * remove that name; the image goes with its last name, which instances in
  * use protect unless forced. */

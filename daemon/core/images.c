@@ -97,6 +97,29 @@ int fleet_image_tag(fleet *f, const char *ref, const char *new_ref, char digest[
     return FLEET_OK;
 }
 
+int fleet_image_set_profile(fleet *f, const char *ref, const img_profile_change *ch,
+                            char digest[IMG_DIGEST_LEN + 1], fleet_err *e)
+{
+    img_err ie;
+    img_info info;
+    const char *field = NULL;
+
+    if (img_profile_set(f->img, ref, ch, &info, &field, &ie) != 0) {
+        if (ie.code == IMG_E_INVALID)
+            return fleet_err_set(e, FLEET_E_INVALID, field, "image '%s': %s", ref, ie.msg);
+        return fleet_img_err(e, &ie, "ref");
+    }
+    snprintf(digest, IMG_DIGEST_LEN + 1, "%s", info.digest);
+    fleet_emit(f, "image.updated", NULL, NULL, NULL, NULL, ref, info.digest, NULL);
+    log_info("image %s (%s): profile firmware %s, cmdline %s, exit %s", ref, info.digest,
+             img_firmware_name(info.profile.firmware),
+             info.profile.cmdline == IMG_CMDLINE_TEMPLATE ? info.profile.template
+                                                          : img_cmdline_name(info.profile.cmdline),
+             img_exit_name(info.profile.exit));
+    img_info_clear(&info);
+    return FLEET_OK;
+}
+
 int fleet_image_is_digest(const char *ref, const char *digest)
 {
     size_t n = strlen(ref);

@@ -668,7 +668,8 @@ static void t_encode_lists(void **state)
                       .evidence = evidence,
                       .n_evidence = 2,
                       .firmware = "seabios",
-                      .cmdline = "solo5" };
+                      .cmdline = "solo5",
+                      .exit = "debug-exit" };
     api_sink *s = api_sink_new(API_SINK_IMAGE, API_SHAPE_LIST);
     char *out;
 
@@ -680,7 +681,8 @@ static void t_encode_lists(void **state)
                         "{\"items\":[{\"digest\":\"sha256:9f86d0\",\"size\":81920,"
                         "\"boot\":\"multiboot\",\"format\":\"elf\",\"kind\":\"solo5\","
                         "\"evidence\":[\"note solo5.abi\",\"interp /nonexistent/solo5/\"],"
-                        "\"profile\":{\"firmware\":\"seabios\",\"cmdline\":\"solo5\"},"
+                        "\"profile\":{\"firmware\":\"seabios\",\"cmdline\":\"solo5\","
+                        "\"exit\":\"debug-exit\"},"
                         "\"refs\":[\"hello:latest\",\"hello:1.0\"],\"labels\":{\"team\":\"web\"},"
                         "\"created\":\"2026-11-26T23:01:29Z\",\"instances\":3}],\"next\":\"c1\"}");
     free(out);
@@ -1070,18 +1072,66 @@ static void t_codes(void **state)
     assert_int_equal(api_status_set(NULL, API_E_CONFLICT, NULL, "x"), API_E_CONFLICT);
 }
 
+/* PATCH /v1/images/{ref}: strings or null per field, at least one, no other
+ * field; the values themselves are the image store's to judge. */
+static void t_decode_image_patch(void **state)
+{
+    api_image_patch p;
+    api_status st;
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        { "{}", "" },
+        { "{\"firmware\":null,\"exit\":null}", "" },
+        { "{\"exit\":3}", "exit" },
+        { "{\"cmdline\":[\"a\"]}", "cmdline" },
+        { "{\"firmware\":true}", "firmware" },
+        { "{\"kind\":\"pvh\"}", "kind" },
+        { "[]", "" },
+        { "", "" },
+    };
+
+    (void)state;
+    const char *ok = "{\"exit\":\"debug-exit\",\"firmware\":null,\"cmdline\":\"{name} -- {args}\"}";
+    assert_int_equal(api_decode_image_patch(ok, strlen(ok), &p, &st), API_OK);
+    assert_string_equal(p.exit, "debug-exit");
+    assert_null(p.firmware);
+    assert_string_equal(p.cmdline, "{name} -- {args}");
+    api_image_patch_free(&p);
+    assert_null(p.exit);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&st, 0, sizeof st);
+        assert_int_not_equal(api_decode_image_patch(bad[i].body, strlen(bad[i].body), &p, &st),
+                             API_OK);
+        if (strcmp(st.field, bad[i].field) != 0)
+            fail_msg("'%s': field '%s', want '%s'", bad[i].body, st.field, bad[i].field);
+        assert_null(p.priv_);
+    }
+    api_image_patch_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_spec_full),          cmocka_unit_test(t_spec_defaults),
-        cmocka_unit_test(t_spec_ports),         cmocka_unit_test(t_spec_errors),
-        cmocka_unit_test(t_spec_placement),     cmocka_unit_test(t_host_spec),
-        cmocka_unit_test(t_small_bodies),       cmocka_unit_test(t_query),
-        cmocka_unit_test(t_selector),           cmocka_unit_test(t_validators),
-        cmocka_unit_test(t_instance_name),      cmocka_unit_test(t_encode_instance),
-        cmocka_unit_test(t_encode_ms),          cmocka_unit_test(t_encode_lists),
-        cmocka_unit_test(t_encode_host_plan),   cmocka_unit_test(t_encode_matches_jansson),
-        cmocka_unit_test(t_encode_error_event), cmocka_unit_test(t_codes),
+        cmocka_unit_test(t_spec_full),
+        cmocka_unit_test(t_spec_defaults),
+        cmocka_unit_test(t_spec_ports),
+        cmocka_unit_test(t_spec_errors),
+        cmocka_unit_test(t_spec_placement),
+        cmocka_unit_test(t_host_spec),
+        cmocka_unit_test(t_small_bodies),
+        cmocka_unit_test(t_query),
+        cmocka_unit_test(t_selector),
+        cmocka_unit_test(t_validators),
+        cmocka_unit_test(t_instance_name),
+        cmocka_unit_test(t_encode_instance),
+        cmocka_unit_test(t_encode_ms),
+        cmocka_unit_test(t_encode_lists),
+        cmocka_unit_test(t_decode_image_patch),
+        cmocka_unit_test(t_encode_host_plan),
+        cmocka_unit_test(t_encode_matches_jansson),
+        cmocka_unit_test(t_encode_error_event),
+        cmocka_unit_test(t_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
