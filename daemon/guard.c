@@ -589,7 +589,7 @@ fail:
  * fetch every set element even for `nft list tables`: ~1 s with 10,000
  * guests, measured here.) 1 present, 0 absent, -1 could not tell (err).
  */
-static int table_present(char *err, size_t errlen)
+static int table_present_in(int family, char *err, size_t errlen)
 {
     struct {
         struct nlmsghdr nh;
@@ -606,7 +606,7 @@ static int table_present(char *err, size_t errlen)
     req.nh.nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE;
     req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
     req.nh.nlmsg_seq = 1;
-    req.nf.nfgen_family = NFPROTO_BRIDGE;
+    req.nf.nfgen_family = (uint8_t)family;
     req.nf.version = NFNETLINK_V0;
     a = (struct nlattr *)req.attrs;
     a->nla_type = NFTA_TABLE_NAME;
@@ -654,6 +654,17 @@ static int table_present(char *err, size_t errlen)
 out:
     close(fd);
     return rc;
+}
+
+/* Both tables (bridge: what guests send; inet: what they reach on the
+ * host): 1 when both are there, 0 when either is gone, -1 when the kernel
+ * could not be asked. */
+static int table_present(char *err, size_t errlen)
+{
+    int b = table_present_in(NFPROTO_BRIDGE, err, errlen);
+    if (b != 1)
+        return b;
+    return table_present_in(NFPROTO_INET, err, errlen);
 }
 
 /* Put p in g's list: replace the port of the same tap, or append (room was

@@ -210,9 +210,10 @@ int guard_add(struct guard *g, const struct guard_port *p, char *err, size_t err
 int guard_remove(struct guard *g, const char *tap, char *err, size_t errlen);
 
 /*
- * Check that the table is still in the kernel (one netlink request, well
- * under a millisecond however many guests) and write it again from the
- * ports known here if it is not. *rebuilt = 1 when it was written. For a
+ * Check that the tables are still in the kernel (`table bridge shoal` and
+ * `table inet shoal`: one netlink request each, well under a millisecond
+ * however many guests) and write both again from the ports known here if
+ * either is not. *rebuilt = 1 when it was written. For a
  * periodic check against an operator's `nft flush ruleset`. GUARD_E_NFT if
  * the kernel could not be asked or the rewrite failed.
  */

@@ -749,6 +749,18 @@ static void attacks(void)
     CHECK(udp_gets_through(MAC1, IP2, "forged source IP, table flushed (unguarded)"));
     CHECK(guard_verify(g, &rebuilt, err, sizeof err) == GUARD_OK && rebuilt == 1);
     CHECK(!udp_gets_through(MAC1, IP2, "forged source IP after guard_verify"));
+    /* Only the host-input table deleted: guests reach the host again until
+     * guard_verify notices and writes both back. */
+    {
+        int svc = host_listener(17880, 0);
+        CHECK(sh("nft delete table inet shoal") == 0);
+        CHECK(guest_reaches_tcp(GW, 17880));
+        CHECK(guard_verify(g, &rebuilt, err, sizeof err) == GUARD_OK && rebuilt == 1);
+        CHECK(sh("nft list table inet shoal") == 0);
+        CHECK(!guest_reaches_tcp(GW, 17880));
+        close(svc);
+        fprintf(stderr, "  table inet shoal deleted alone: rewritten by guard_verify\n");
+    }
     CHECK(sh("nft flush ruleset") == 0);
     struct guard_port p3;
     CHECK(guard_port_init(&p3, "00000000a003", "5a:5c:00:00:a0:03", ntohl(inet_addr("10.66.0.4")),
