@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "guestcmd.h"
@@ -118,6 +119,51 @@ static void test_preset_shoal(void **st)
     none.n_args = 1;
     assert_int_equal(gcmd_build(&c, GCMD_PRESET_SHOAL, &none, err, sizeof err), 0);
     assert_string_equal(c.buf, "-- --port");
+}
+
+/* Issue 16: the shoal preset's environment and arguments go to the private
+ * record, the kernel's keys stay on the line; other presets are whole. */
+static void test_split(void **st)
+{
+    gcmd line, rec, whole;
+    char err[256] = "";
+    (void)st;
+    gcmd_run r = net_run();
+    r.env = two_env;
+    r.n_env = 2;
+    r.args = two_args;
+    r.n_args = 2;
+    assert_int_equal(gcmd_build_split(&line, &rec, GCMD_PRESET_SHOAL, &r, err, sizeof err), 0);
+    assert_string_equal(line.buf,
+                        "shoal.ip=10.88.0.2/16 shoal.gw=10.88.0.1 shoal.mac=5a:5c:01:02:03:04");
+    assert_string_equal(rec.buf, "MODE=fast \"GREETING=hello there\" -- --port 80");
+    /* "line record" is the line gcmd_build makes */
+    assert_int_equal(gcmd_build(&whole, GCMD_PRESET_SHOAL, &r, err, sizeof err), 0);
+    char joined[2 * GCMD_MAX];
+    snprintf(joined, sizeof joined, "%s %s", line.buf, rec.buf);
+    assert_string_equal(joined, whole.buf);
+    /* no network: an empty line */
+    gcmd_run nonet = r;
+    nonet.ip = NULL;
+    assert_int_equal(gcmd_build_split(&line, &rec, GCMD_PRESET_SHOAL, &nonet, err, sizeof err), 0);
+    assert_string_equal(line.buf, "");
+    assert_string_equal(rec.buf, "MODE=fast \"GREETING=hello there\" -- --port 80");
+    /* nothing private: an empty record */
+    gcmd_run keys = net_run();
+    assert_int_equal(gcmd_build_split(&line, &rec, GCMD_PRESET_SHOAL, &keys, err, sizeof err), 0);
+    assert_int_equal(rec.len, 0);
+    /* other presets: all on the line */
+    r.env = NULL;
+    r.n_env = 0;
+    assert_int_equal(gcmd_build_split(&line, &rec, GCMD_PRESET_SOLO5, &r, err, sizeof err), 0);
+    assert_string_equal(line.buf, "--port 80");
+    assert_int_equal(rec.len, 0);
+    /* refusals are gcmd_build's */
+    static const char *const bad[] = { "a\nb" };
+    r.args = bad;
+    r.n_args = 1;
+    assert_int_equal(gcmd_build_split(&line, &rec, GCMD_PRESET_SHOAL, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "control characters"));
 }
 
 static void test_preset_unikraft(void **st)
@@ -243,8 +289,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain),           cmocka_unit_test(test_quoting),
         cmocka_unit_test(test_args_only),       cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_preset_shoal),    cmocka_unit_test(test_preset_unikraft),
-        cmocka_unit_test(test_preset_verbatim), cmocka_unit_test(test_preset_refusals),
+        cmocka_unit_test(test_preset_shoal),    cmocka_unit_test(test_split),
+        cmocka_unit_test(test_preset_unikraft), cmocka_unit_test(test_preset_verbatim),
+        cmocka_unit_test(test_preset_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

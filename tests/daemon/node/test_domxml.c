@@ -156,6 +156,29 @@ static void golden_multiboot(void **state)
 
 /* SeaBIOS (a foreign kernel's profile): no <loader>, so QEMU loads its own
  * bios-256k.bin; the kernel and command line as for qboot. */
+/* Issue 16: the private record's fw_cfg file and the CPU quota. */
+static void golden_confined(void **state)
+{
+    (void)state;
+    struct domxml_spec s = base;
+    s.cmdline = "shoal.ip=10.88.0.4/16 shoal.gw=10.88.0.1";
+    s.fwcfg_file = "/var/lib/shoal/guestcfg/shoal-hello-1.cfg";
+    s.fwcfg_data = "SECRET=not-rendered -- a";
+    s.cpu_quota_pct = 150;
+    check_golden("confined-qemu", &s);
+    char *xml = NULL, err[256];
+    assert_int_equal(domxml_render(&s, &xml, err, sizeof err), DOMXML_OK);
+    assert_null(strstr(xml, "not-rendered"));
+    free(xml);
+    s.fwcfg_file = "relative.cfg";
+    assert_int_equal(domxml_render(&s, &xml, err, sizeof err), DOMXML_E_INVAL);
+    assert_non_null(strstr(err, "fw_cfg file"));
+    s.fwcfg_file = NULL;
+    s.cpu_quota_pct = 100u * (DOMXML_VCPUS_MAX + 1) + 1;
+    assert_int_equal(domxml_render(&s, &xml, err, sizeof err), DOMXML_E_INVAL);
+    assert_non_null(strstr(err, "CPU quota"));
+}
+
 static void golden_seabios(void **state)
 {
     (void)state;
@@ -389,12 +412,13 @@ static void mac_is_deterministic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(golden_minimal_qemu), cmocka_unit_test(golden_metadata_kvm),
-        cmocka_unit_test(golden_network),      cmocka_unit_test(golden_escaping),
-        cmocka_unit_test(golden_multiboot),    cmocka_unit_test(golden_seabios),
-        cmocka_unit_test(golden_seabios_rom),  cmocka_unit_test(golden_disk),
-        cmocka_unit_test(golden_debug_exit),   cmocka_unit_test(rejects_bad_values),
-        cmocka_unit_test(parses_instance_id),  cmocka_unit_test(mac_is_deterministic),
+        cmocka_unit_test(golden_minimal_qemu),  cmocka_unit_test(golden_metadata_kvm),
+        cmocka_unit_test(golden_network),       cmocka_unit_test(golden_escaping),
+        cmocka_unit_test(golden_multiboot),     cmocka_unit_test(golden_seabios),
+        cmocka_unit_test(golden_seabios_rom),   cmocka_unit_test(golden_disk),
+        cmocka_unit_test(golden_debug_exit),    cmocka_unit_test(golden_confined),
+        cmocka_unit_test(rejects_bad_values),   cmocka_unit_test(parses_instance_id),
+        cmocka_unit_test(mac_is_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
