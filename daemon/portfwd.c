@@ -74,7 +74,8 @@ typedef struct fwd {
     int host_port;
     struct sockaddr_in guest;
     int dead;
-    int nconns; /* TCP: open connections (thread only) */
+    int nconns;              /* TCP: open connections (thread only) */
+    int64_t paused_until_ms; /* TCP: not accepting until then (out of descriptors) */
     /* UDP only; the flows are owned by the thread. */
     int pktinfo; /* bound to 0.0.0.0: learn each datagram's local address */
     int idle_ms, max_flows, nflows;
@@ -455,6 +456,14 @@ static void on_accept(pfwd *p, fwd *f)
                 p->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 continue;
             }
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* No spare either: stop watching this listener for a
+                 * moment rather than spin on it (expire_conns re-arms). */
+                struct epoll_event off = { 0 };
+                off.data.ptr = &f->ep;
+                epoll_ctl(p->epfd, EPOLL_CTL_MOD, f->ep.fd, &off);
+                f->paused_until_ms = now_ms() + 100;
+            }
             return;
         }
         /* Limits: per port, in all, and the descriptors kept for the rest
@@ -601,6 +610,17 @@ static void expire_conns(pfwd *p, int64_t now)
     pthread_mutex_lock(&p->mu);
     connect_ms = p->connect_ms;
     linger_ms = p->linger_ms;
+    for (fwd *f = p->fwds; f; f = f->next) {
+        if (f->paused_until_ms && now >= f->paused_until_ms && !f->dead) {
+            struct epoll_event on = { 0 };
+            on.events = EPOLLIN;
+            on.data.ptr = &f->ep;
+            epoll_ctl(p->epfd, EPOLL_CTL_MOD, f->ep.fd, &on);
+            f->paused_until_ms = 0;
+            if (p->spare_fd < 0)
+                p->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+    }
     pthread_mutex_unlock(&p->mu);
     for (conn *c = p->conns, *next; c; c = next) {
         next = c->next;

@@ -8,14 +8,18 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -662,6 +666,29 @@ static void *mguest_main(void *arg)
     }
 }
 
+/* The same guest in a child process of its own, so that its descriptors
+ * are not counted as the proxy's (and the test's descriptor games do not
+ * touch it). Fork before any other thread runs. */
+static pid_t guest_proc(int hold, int *port)
+{
+    int lfd = listen_any(port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct mguest g = { .lfd = lfd, .hold = hold };
+        atomic_init(&g.accepted, 0);
+        mguest_main(&g);
+        _exit(0);
+    }
+    close(lfd);
+    return pid;
+}
+
+static void guest_proc_end(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
 /* Sockets of this process's ports in TCP state st (hex, /proc/net/tcp):
  * "08" CLOSE_WAIT, "02" SYN_SENT. */
 static int tcp_state_count(int port, const char *st)
@@ -734,23 +761,23 @@ static void echo_once(int c)
 static void test_tcp_many_then_gone(void **st)
 {
     enum { N = 300 };
-    struct mguest g = { .hold = 0 };
-    int eport, hport = free_port(), c[N], fds0;
-    pthread_t gt;
+    int eport[2], hport, c[N], fds0;
+    pid_t guest[2];
     pfwd *p;
-    char err[256];
+    char err[256], owner[8];
     struct fdwait w;
     struct pfwd_tcp_stats ts;
     (void)st;
-    g.lfd = listen_any(&eport);
-    atomic_init(&g.accepted, 0);
-    pthread_create(&gt, NULL, mguest_main, &g);
+    guest[0] = guest_proc(0, &eport[0]); /* closes on EOF */
+    guest[1] = guest_proc(1, &eport[1]); /* never closes */
     assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
     pfwd_set_tcp_limits(p, 0, 0, 0, 700);
-    assert_int_equal(pfwd_add(p, "m", PFWD_TCP, hport, LOOP, eport, err, sizeof err), 0);
-    fds0 = count_fds();
     for (int round = 0; round < 2; round++) {
-        g.hold = round;
+        hport = free_port();
+        snprintf(owner, sizeof owner, "m%d", round);
+        assert_int_equal(pfwd_add(p, owner, PFWD_TCP, hport, LOOP, eport[round], err, sizeof err),
+                         0);
+        fds0 = count_fds();
         for (int i = 0; i < N; i++) {
             c[i] = dial(hport);
             assert_true(c[i] >= 0);
@@ -778,11 +805,11 @@ static void test_tcp_many_then_gone(void **st)
             fail_msg("round %d: %zu connections, %d descriptors (baseline %d) after 5 s", round,
                      (pfwd_tcp_stats(p, &ts), ts.conns), count_fds(), fds0);
         assert_int_equal(tcp_state_count(hport, "08"), 0);
+        pfwd_remove(p, owner);
     }
     pfwd_stop(p);
-    shutdown(g.lfd, SHUT_RDWR);
-    close(g.lfd);
-    pthread_join(gt, NULL);
+    guest_proc_end(guest[0]);
+    guest_proc_end(guest[1]);
 }
 
 /* The per-port limit refuses the next client at once (a reset, not a hang);
@@ -897,6 +924,81 @@ static void test_tcp_connect_timeout(void **st)
     close(elfd);
 }
 
+/* The process out of descriptors (someone else took them): a client is
+ * still refused at once (the spare descriptor), a second one too once the
+ * spare is gone, and the proxy thread does not spin on the listener. The
+ * clients run in a child with its own descriptor limit. */
+static void test_tcp_out_of_descriptors(void **st)
+{
+    int eport, hport = free_port(), nheld = 0, *held;
+    pid_t guest = guest_proc(0, &eport);
+    pfwd *p;
+    char err[256];
+    struct rlimit old, low;
+    struct rusage r0, r1;
+    pid_t child;
+    int status;
+    (void)st;
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "e", PFWD_TCP, hport, LOOP, eport, err, sizeof err), 0);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)count_fds() + 64;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    held = calloc(low.rlim_cur, sizeof *held);
+    for (;;) {
+        int fd = dup(0);
+        if (fd < 0)
+            break;
+        held[nheld++] = fd;
+    }
+    assert_int_equal(errno, EMFILE);
+    child = fork();
+    if (child == 0) {
+        /* the clients: a limit of their own, each refused within 2 s */
+        setrlimit(RLIMIT_NOFILE, &old);
+        for (int i = 0; i < nheld; i++)
+            close(held[i]);
+        for (int i = 0; i < 5; i++) {
+            int c = dial(hport);
+            if (c < 0 || !peer_closed(c, 2000))
+                _exit(10 + i);
+            close(c);
+        }
+        _exit(0);
+    }
+    assert_true(child > 0);
+    assert_int_equal(waitpid(child, &status, 0), child);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("a client was not refused at once (child status %d)", status);
+    /* no spinning: the proxy thread uses little CPU while out of descriptors */
+    getrusage(RUSAGE_SELF, &r0);
+    usleep(500000);
+    getrusage(RUSAGE_SELF, &r1);
+    {
+        long us = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) * 1000000L +
+                  (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) +
+                  (r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1000000L +
+                  (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec);
+        print_message("CPU while out of descriptors: %ld us in 500 ms\n", us);
+        assert_true(us < 200000);
+    }
+    for (int i = 0; i < nheld; i++)
+        close(held[i]);
+    free(held);
+    setrlimit(RLIMIT_NOFILE, &old);
+    /* descriptors back: served again */
+    usleep(300000);
+    {
+        int c = dial(hport);
+        assert_true(c >= 0);
+        echo_once(c);
+        close(c);
+    }
+    pfwd_stop(p);
+    guest_proc_end(guest);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -914,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_tcp_many_then_gone),
         cmocka_unit_test(test_tcp_limits),
         cmocka_unit_test(test_tcp_connect_timeout),
+        cmocka_unit_test(test_tcp_out_of_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
