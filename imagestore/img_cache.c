@@ -281,7 +281,7 @@ static int cache_trim(img_store *s, uint64_t budget, const char *keep_hex, uint6
         if (keep_hex && strncmp(files[i].name, keep_hex, IMG_DIGEST_HEX) == 0)
             continue;
         snprintf(digest, sizeof digest, "sha256:%.64s", files[i].name);
-        if (img_resolve_conn(c, digest, &b, &e2) == 0 && b.refs > 0)
+        if (img_blob_any_by_digest(c, digest, &b, &e2) == 0 && b.refs > 0)
             continue; /* in use by a running instance */
         if (unlinkat(dirfd(d), files[i].name, 0) == 0) {
             total -= files[i].size;
@@ -324,7 +324,7 @@ int img_cache_gc(img_store *s, uint64_t *removed, img_err *err)
             img_blob b;
             img_err e2;
             snprintf(digest, sizeof digest, "sha256:%.64s", n);
-            drop = img_resolve_conn(c, digest, &b, &e2) != 0 && e2.code == IMG_E_NOT_FOUND;
+            drop = img_blob_any_by_digest(c, digest, &b, &e2) != 0 && e2.code == IMG_E_NOT_FOUND;
         } else if (n[0] == '.' && strlen(n) > IMG_DIGEST_HEX + 2 &&
                    strcmp(n + strlen(n) - 4, ".tmp") == 0) {
             /* .<hex>.<pid>.<seq>.tmp */
@@ -343,7 +343,19 @@ out:
     return ret;
 }
 
+static int materialize(img_store *s, const char *ref, bool initrd, char **path_out, img_err *err);
+
 int img_materialize(img_store *s, const char *ref, char **path_out, img_err *err)
+{
+    return materialize(s, ref, false, path_out, err);
+}
+
+int img_materialize_initrd(img_store *s, const char *digest, char **path_out, img_err *err)
+{
+    return materialize(s, digest, true, path_out, err);
+}
+
+static int materialize(img_store *s, const char *ref, bool initrd, char **path_out, img_err *err)
 {
     int ret = -1, fd = -1, dfd = -1;
     img_conn *c = NULL;
@@ -358,8 +370,17 @@ int img_materialize(img_store *s, const char *ref, char **path_out, img_err *err
     if (img_tx_read(c, err) != 0)
         goto out;
     in_tx = true;
-    if (img_resolve_conn(c, ref, &b, err) != 0)
+    if (initrd) {
+        img_err e2;
+        if (img_blob_any_by_digest(c, ref, &b, &e2) != 0 || !b.is_initrd) {
+            img_fail(err,
+                     e2.code == IMG_E_NOT_FOUND || e2.code == IMG_OK ? IMG_E_NOT_FOUND : e2.code,
+                     "initrd '%s' not found", ref);
+            goto out;
+        }
+    } else if (img_resolve_conn(c, ref, &b, err) != 0) {
         goto out;
+    }
     const char *hex = b.digest + 7;
     if (asprintf(&path, "%s/%s.elf", s->cache_dir, hex) < 0) {
         path = NULL;

@@ -16,26 +16,31 @@
 
 /* Prepared statements, one set per connection, prepared on first use. */
 typedef enum img_stmt_id {
-    ST_BLOB_NEW,       /* insert a pending blob */
-    ST_CHUNK_PUT,      /* insert one chunk */
-    ST_BLOB_TOUCH,     /* pending blob: size and last-write time */
-    ST_BLOB_BY_DIGEST, /* ready blob by full digest */
-    ST_BLOB_BY_ID,     /* any blob by id */
-    ST_BLOB_PREFIX,    /* ready blobs whose digest starts with a prefix */
-    ST_BLOB_READY,     /* pending -> ready */
-    ST_BLOB_DELETE,    /* delete a blob row (chunks and labels cascade) */
-    ST_CHUNK_ROWID,    /* rowid of (blob, seq) */
-    ST_CHUNKS_ALL,     /* every chunk of a blob in order */
-    ST_TAG_GET,        /* name:tag -> blob */
-    ST_TAG_SET,        /* upsert name:tag */
-    ST_TAG_DEL,        /* delete name:tag */
-    ST_TAGS_DEL_BLOB,  /* delete every tag of a blob */
-    ST_LABEL_SET,      /* upsert a label */
-    ST_LABEL_DEL,      /* delete a label */
-    ST_LABELS_GET,     /* labels of a blob */
-    ST_REF_ADD,        /* refs += 1 */
-    ST_REF_SUB,        /* refs -= 1 when > 0 */
-    ST_PROFILE_SET,    /* firmware, cmdline, exit, template of a ready blob */
+    ST_BLOB_NEW,         /* insert a pending blob */
+    ST_CHUNK_PUT,        /* insert one chunk */
+    ST_BLOB_TOUCH,       /* pending blob: size and last-write time */
+    ST_BLOB_BY_DIGEST,   /* ready blob by full digest */
+    ST_BLOB_BY_ID,       /* any blob by id */
+    ST_BLOB_PREFIX,      /* ready blobs whose digest starts with a prefix */
+    ST_BLOB_READY,       /* pending -> ready */
+    ST_BLOB_DELETE,      /* delete a blob row (chunks and labels cascade) */
+    ST_CHUNK_ROWID,      /* rowid of (blob, seq) */
+    ST_CHUNKS_ALL,       /* every chunk of a blob in order */
+    ST_TAG_GET,          /* name:tag -> blob */
+    ST_TAG_SET,          /* upsert name:tag */
+    ST_TAG_DEL,          /* delete name:tag */
+    ST_TAGS_DEL_BLOB,    /* delete every tag of a blob */
+    ST_LABEL_SET,        /* upsert a label */
+    ST_LABEL_DEL,        /* delete a label */
+    ST_LABELS_GET,       /* labels of a blob */
+    ST_REF_ADD,          /* refs += 1 */
+    ST_REF_SUB,          /* refs -= 1 when > 0 */
+    ST_PROFILE_SET,      /* firmware, cmdline, exit, template of a ready blob */
+    ST_BLOB_ANY_DIGEST,  /* ready blob by full digest, image or initrd */
+    ST_INITRD_BY_DIGEST, /* ready initrd by full digest */
+    ST_INITRD_READY,     /* pending -> ready initrd */
+    ST_INITRD_SET,       /* an image's initrd_id */
+    ST_INITRD_ORPHAN,    /* delete an initrd no image points at */
     ST_COUNT
 } img_stmt_id;
 
@@ -97,8 +102,11 @@ struct img_upload {
     uint64_t size_hint;              /* from img_upload_begin, 0 if unknown */
     char expect[IMG_DIGEST_LEN + 1]; /* required digest, "" if none */
     bool head_checked;               /* first bytes judged bootable-looking */
-    bool failed;                     /* a write failed: only abort is allowed */
-    struct img_upload *prev, *next;  /* s->uploads, under s->mu */
+    bool initrd;                     /* an initrd: no boot checks, its own limit */
+    uint64_t limit;                  /* largest size accepted */
+    char initrd_digest[IMG_DIGEST_LEN + 1]; /* the image's initrd, "" if none */
+    bool failed;                            /* a write failed: only abort is allowed */
+    struct img_upload *prev, *next;         /* s->uploads, under s->mu */
 };
 
 /* Evidence as stored: the strings joined by newlines. */
@@ -117,12 +125,14 @@ typedef struct img_blob {
     img_kind kind;
     char evidence[IMG_EVIDENCE_TEXT_MAX + 1]; /* newline-separated */
     img_profile profile;
+    bool is_initrd;    /* role 'initrd' */
+    int64_t initrd_id; /* an image's initrd blob, 0 if none */
 } img_blob;
 
 /* Columns of a blob row as read by img_blob_row, in this order. */
 #define IMG_BLOB_COLS                                                                              \
     "id, digest, size, chunk_size, created, boot, refs, format, kind, evidence, firmware, "        \
-    "cmdline, exit, template"
+    "cmdline, exit, template, role, initrd_id"
 
 /* Fill b from the IMG_BLOB_COLS columns of st starting at column base (img_store.c). */
 void img_blob_row(sqlite3_stmt *st, int base, img_blob *b);
@@ -135,6 +145,8 @@ int img_resolve_conn(img_conn *c, const char *ref, img_blob *out, img_err *err);
 int img_blob_by_id(img_conn *c, int64_t id, img_blob *out, img_err *err);
 int img_fill_info(img_conn *c, const img_blob *b, img_info *info, img_err *err);
 int img_delete_blob(img_conn *c, int64_t id, img_err *err);
+int img_blob_any_by_digest(img_conn *c, const char *digest, img_blob *out, img_err *err);
+int img_initrd_drop_orphan(img_conn *c, int64_t initrd_id, img_err *err);
 bool img_pid_alive(pid_t pid);
 
 /* Chunk reader over one blob on one connection (img_cache.c). */

@@ -244,6 +244,10 @@ static const char *const migrations[IMG_SCHEMA_VERSION] = {
        kind's default, so no row needs rewriting */
     "ALTER TABLE blobs ADD COLUMN exit TEXT;"      /* profile: status, debug-exit, poweroff */
     "ALTER TABLE blobs ADD COLUMN template TEXT;", /* profile: cmdline 'template' */
+    /* 3 -> 4: initrds, blobs of their own that images point at */
+    "ALTER TABLE blobs ADD COLUMN role TEXT;"         /* NULL: an image; 'initrd' */
+    "ALTER TABLE blobs ADD COLUMN initrd_id INTEGER;" /* an image's initrd blob */
+    "CREATE INDEX blobs_initrd ON blobs(initrd_id);",
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -252,10 +256,11 @@ static const char *const stmt_sql[ST_COUNT] = {
         " VALUES(0, ?1, ?2, ?3, ?4, ?2)",
     [ST_CHUNK_PUT] = "INSERT INTO chunks(blob_id, seq, data) VALUES(?1, ?2, ?3)",
     [ST_BLOB_TOUCH] = "UPDATE blobs SET size = ?2, touched = ?3 WHERE id = ?1 AND state = 0",
-    [ST_BLOB_BY_DIGEST] = "SELECT " IMG_BLOB_COLS " FROM blobs WHERE digest = ?1 AND state = 1",
+    [ST_BLOB_BY_DIGEST] =
+        "SELECT " IMG_BLOB_COLS " FROM blobs WHERE digest = ?1 AND state = 1 AND role IS NULL",
     [ST_BLOB_BY_ID] = "SELECT " IMG_BLOB_COLS " FROM blobs WHERE id = ?1",
     [ST_BLOB_PREFIX] = "SELECT " IMG_BLOB_COLS " FROM blobs"
-                       " WHERE digest >= ?1 AND digest < ?2 AND state = 1 LIMIT 2",
+                       " WHERE digest >= ?1 AND digest < ?2 AND state = 1 AND role IS NULL LIMIT 2",
     [ST_BLOB_READY] = "UPDATE blobs SET digest = ?2, state = 1, size = ?3, boot = ?4, created = ?5,"
                       " format = ?6, kind = ?7, evidence = ?8, firmware = ?9, cmdline = ?10,"
                       " owner_pid = NULL, owner_session = NULL WHERE id = ?1 AND state = 0",
@@ -275,6 +280,15 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LABELS_GET] = "SELECT key, value FROM labels WHERE blob_id = ?1 ORDER BY key",
     [ST_REF_ADD] = "UPDATE blobs SET refs = refs + 1 WHERE id = ?1 AND state = 1",
     [ST_REF_SUB] = "UPDATE blobs SET refs = refs - 1 WHERE id = ?1 AND refs > 0",
+    [ST_BLOB_ANY_DIGEST] = "SELECT " IMG_BLOB_COLS " FROM blobs WHERE digest = ?1 AND state = 1",
+    [ST_INITRD_BY_DIGEST] =
+        "SELECT " IMG_BLOB_COLS " FROM blobs WHERE digest = ?1 AND state = 1 AND role = 'initrd'",
+    [ST_INITRD_READY] = "UPDATE blobs SET digest = ?2, state = 1, size = ?3, created = ?4,"
+                        " role = 'initrd', owner_pid = NULL, owner_session = NULL"
+                        " WHERE id = ?1 AND state = 0",
+    [ST_INITRD_SET] = "UPDATE blobs SET initrd_id = ?2 WHERE id = ?1",
+    [ST_INITRD_ORPHAN] = "DELETE FROM blobs WHERE id = ?1 AND role = 'initrd'"
+                         " AND NOT EXISTS (SELECT 1 FROM blobs i WHERE i.initrd_id = ?1)",
     [ST_PROFILE_SET] = "UPDATE blobs SET firmware = ?2, cmdline = ?3, exit = ?4, template = ?5"
                        " WHERE id = ?1 AND state = 1",
 };
@@ -630,6 +644,8 @@ int img_store_open(const char *path, const img_opts *opts, img_store **out, img_
         s->o.max_image_size = IMG_DEFAULT_MAX_FILE;
     if (!s->o.max_load_size)
         s->o.max_load_size = IMG_DEFAULT_MAX_LOAD;
+    if (!s->o.max_initrd_size)
+        s->o.max_initrd_size = IMG_DEFAULT_MAX_INITRD;
     if (!s->o.chunk_size)
         s->o.chunk_size = IMG_DEFAULT_CHUNK;
     if (s->o.busy_timeout_ms <= 0)
@@ -740,6 +756,8 @@ void img_blob_row(sqlite3_stmt *st, int base, img_blob *b)
     if (b->profile.exit == IMG_EXIT_NONE) /* never set: the kind's default */
         b->profile.exit = img_profile_default(b->kind).exit;
     b->profile.template[0] = '\0';
+    b->is_initrd = COL_TEXT(14) && !strcmp(COL_TEXT(14), "initrd");
+    b->initrd_id = sqlite3_column_int64(st, base + 15);
     if (COL_TEXT(11) && !strcmp(COL_TEXT(11), "template") && COL_TEXT(13)) {
         b->profile.cmdline = IMG_CMDLINE_TEMPLATE;
         snprintf(b->profile.template, sizeof b->profile.template, "%s", COL_TEXT(13));
@@ -964,6 +982,15 @@ int img_fill_info(img_conn *c, const img_blob *b, img_info *info, img_err *err)
     info->refs = b->refs;
     info->labels = NULL;
     info->nlabels = 0;
+    info->initrd[0] = '\0';
+    info->initrd_size = 0;
+    if (b->initrd_id > 0) {
+        img_blob r;
+        if (img_blob_by_id(c, b->initrd_id, &r, err) != 0)
+            return -1;
+        memcpy(info->initrd, r.digest, sizeof info->initrd);
+        info->initrd_size = r.size;
+    }
     sqlite3_stmt *st = img_stmt(c, ST_LABELS_GET, err);
     if (!st)
         return -1;
@@ -1067,7 +1094,7 @@ out:
 /* IMG_BLOB_COLS of blobs b */
 #define IMG_BLOB_COLS_B                                                                            \
     "b.id, b.digest, b.size, b.chunk_size, b.created, b.boot, b.refs, b.format, b.kind,"           \
-    " b.evidence, b.firmware, b.cmdline, b.exit, b.template"
+    " b.evidence, b.firmware, b.cmdline, b.exit, b.template, b.role, b.initrd_id"
 
 int img_list(img_store *s, const img_filter *f, img_info **out, size_t *count, img_err *err)
 {
@@ -1078,6 +1105,7 @@ int img_list(img_store *s, const img_filter *f, img_info **out, size_t *count, i
         "        AND l.key = ?2 AND (?3 IS NULL OR l.value = ?3)))"
         " UNION ALL "
         "SELECT '', '', " IMG_BLOB_COLS_B " FROM blobs b WHERE ?4 AND ?1 IS NULL AND b.state = 1"
+        "   AND b.role IS NULL"
         "   AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = b.id)"
         "   AND (?2 IS NULL OR EXISTS (SELECT 1 FROM labels l WHERE l.blob_id = b.id"
         "        AND l.key = ?2 AND (?3 IS NULL OR l.value = ?3)))"
@@ -1222,13 +1250,47 @@ put:
     return ret;
 }
 
+int img_initrd_drop_orphan(img_conn *c, int64_t initrd_id, img_err *err)
+{
+    if (initrd_id <= 0)
+        return 0;
+    sqlite3_stmt *st = img_stmt(c, ST_INITRD_ORPHAN, err);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, initrd_id);
+    return step_write(c, st, "delete initrd", err);
+}
+
 int img_delete_blob(img_conn *c, int64_t id, img_err *err)
 {
+    img_blob b;
+    int64_t initrd = img_blob_by_id(c, id, &b, NULL) == 0 ? b.initrd_id : 0;
     sqlite3_stmt *st = img_stmt(c, ST_BLOB_DELETE, err);
     if (!st)
         return -1;
     sqlite3_bind_int64(st, 1, id);
-    return step_write(c, st, "delete image", err);
+    if (step_write(c, st, "delete image", err) != 0)
+        return -1;
+    /* its initrd goes with the last image pointing at it */
+    return img_initrd_drop_orphan(c, initrd, err);
+}
+
+int img_blob_any_by_digest(img_conn *c, const char *digest, img_blob *out, img_err *err)
+{
+    sqlite3_stmt *st = img_stmt(c, ST_BLOB_ANY_DIGEST, err);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int ret = 0;
+    if (rc == SQLITE_ROW)
+        img_blob_row(st, 0, out);
+    else if (rc == SQLITE_DONE)
+        ret = img_fail(err, IMG_E_NOT_FOUND, "blob '%s' not found", digest);
+    else
+        ret = img_fail_db(err, c->db, rc, "look up blob");
+    sqlite3_reset(st);
+    return ret;
 }
 
 int img_delete(img_store *s, const char *ref, int force, img_err *err)
@@ -1377,17 +1439,25 @@ static bool upload_is_mine(img_store *s, int64_t blob_id);
 /* Collect the ids of rows that qualify, then delete them one transaction each. */
 int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
 {
-    static const char q_images[] = "SELECT id, size FROM blobs b WHERE state = 1 AND refs = 0"
-                                   " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = b.id)";
+    static const char q_images[] =
+        "SELECT id, size, initrd_id FROM blobs b WHERE state = 1 AND refs = 0 AND role IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = b.id)";
+    /* initrds no image ever pointed at (one that lost its image went with it) */
+    static const char q_initrds[] =
+        "SELECT id, size, ?1 FROM blobs b WHERE state = 1 AND role = 'initrd' AND created < ?1"
+        " AND NOT EXISTS (SELECT 1 FROM blobs i WHERE i.initrd_id = b.id)";
     static const char q_uploads[] =
         "SELECT id, size, owner_pid, owner_session, touched FROM blobs WHERE state = 0";
     static const char q_del_image[] = "DELETE FROM blobs WHERE id = ?1 AND state = 1 AND refs = 0"
                                       " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = ?1)";
     static const char q_del_upload[] = "DELETE FROM blobs WHERE id = ?1 AND state = 0";
+    static const char q_del_initrd[] =
+        "DELETE FROM blobs WHERE id = ?1 AND role = 'initrd'"
+        " AND NOT EXISTS (SELECT 1 FROM blobs i WHERE i.initrd_id = ?1)";
     int ret = -1, rc;
     img_conn *c = NULL;
     sqlite3_stmt *st = NULL, *del = NULL;
-    int64_t *ids = NULL;
+    int64_t *ids = NULL, *initrds = NULL;
     uint64_t *sizes = NULL;
     size_t n = 0, cap = 0;
     img_gc_stats z = { 0 };
@@ -1399,13 +1469,19 @@ int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
     if (img_conn_get(s, &c, err) != 0)
         return -1;
 
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
         n = 0;
-        rc = sqlite3_prepare_v2(c->db, pass == 0 ? q_images : q_uploads, -1, &st, NULL);
+        rc = sqlite3_prepare_v2(c->db,
+                                pass == 0   ? q_images
+                                : pass == 1 ? q_uploads
+                                            : q_initrds,
+                                -1, &st, NULL);
         if (rc != SQLITE_OK) {
             img_fail_db(err, c->db, rc, "gc");
             goto out;
         }
+        if (pass == 2)
+            sqlite3_bind_int64(st, 1, now - s->o.stale_upload_secs);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             int64_t id = sqlite3_column_int64(st, 0);
             if (pass == 1) {
@@ -1426,12 +1502,16 @@ int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
                 uint64_t *ns = realloc(sizes, cap * sizeof *ns);
                 if (ns)
                     sizes = ns;
-                if (!ni || !ns) {
+                int64_t *nd = realloc(initrds, cap * sizeof *nd);
+                if (nd)
+                    initrds = nd;
+                if (!ni || !ns || !nd) {
                     img_fail(err, IMG_E_NOMEM, "out of memory");
                     goto out;
                 }
             }
             ids[n] = id;
+            initrds[n] = pass == 0 ? sqlite3_column_int64(st, 2) : 0;
             sizes[n++] = (uint64_t)sqlite3_column_int64(st, 1);
         }
         sqlite3_finalize(st);
@@ -1440,7 +1520,11 @@ int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
             img_fail_db(err, c->db, rc, "gc");
             goto out;
         }
-        rc = sqlite3_prepare_v2(c->db, pass == 0 ? q_del_image : q_del_upload, -1, &del, NULL);
+        rc = sqlite3_prepare_v2(c->db,
+                                pass == 0   ? q_del_image
+                                : pass == 1 ? q_del_upload
+                                            : q_del_initrd,
+                                -1, &del, NULL);
         if (rc != SQLITE_OK) {
             img_fail_db(err, c->db, rc, "gc");
             goto out;
@@ -1457,10 +1541,15 @@ int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
                 goto out;
             }
             int changed = sqlite3_changes(c->db);
+            /* an image's initrd goes with the last image pointing at it */
+            if (changed && pass == 0 && img_initrd_drop_orphan(c, initrds[i], err) != 0) {
+                img_tx_rollback(s, c, true);
+                goto out;
+            }
             if (img_tx_commit(s, c, true, err) != 0)
                 goto out;
             if (changed) {
-                if (pass == 0)
+                if (pass != 1)
                     stats->images_removed++;
                 else
                     stats->uploads_removed++;
@@ -1478,6 +1567,7 @@ out:
     sqlite3_finalize(del);
     free(ids);
     free(sizes);
+    free(initrds);
     img_conn_put(s, c);
     return ret;
 }

@@ -40,20 +40,21 @@
 
 /* ---- constants ---------------------------------------------------------- */
 
-#define IMG_SCHEMA_VERSION    3    /* PRAGMA user_version written by this code */
-#define IMG_DIGEST_HEX        64   /* hex characters of a SHA-256 */
-#define IMG_DIGEST_LEN        71   /* strlen("sha256:") + 64 */
-#define IMG_NAME_MAX          128  /* name: [a-z0-9][a-z0-9._/-]*, at most this long */
-#define IMG_TAG_MAX           128  /* tag: [A-Za-z0-9_][A-Za-z0-9._-]*, at most this long */
-#define IMG_LABEL_KEY_MAX     128  /* label key: [A-Za-z0-9][A-Za-z0-9._/-]* */
-#define IMG_LABEL_VALUE_MAX   1024 /* label value: any bytes but control characters */
-#define IMG_LABELS_MAX        64   /* labels per image */
-#define IMG_DIGEST_PREFIX_MIN 4    /* shortest bare hex digest prefix resolved */
-#define IMG_DEFAULT_TAG       "latest"
-#define IMG_ERR_MSG_MAX       320
-#define IMG_DEFAULT_CHUNK     (1u << 20)          /* bytes per stored chunk */
-#define IMG_DEFAULT_CACHE_MAX (UINT64_C(4) << 30) /* materialized-file budget */
-#define IMG_TEMPLATE_MAX      1024                /* command-line template, bytes */
+#define IMG_SCHEMA_VERSION     4    /* PRAGMA user_version written by this code */
+#define IMG_DIGEST_HEX         64   /* hex characters of a SHA-256 */
+#define IMG_DIGEST_LEN         71   /* strlen("sha256:") + 64 */
+#define IMG_NAME_MAX           128  /* name: [a-z0-9][a-z0-9._/-]*, at most this long */
+#define IMG_TAG_MAX            128  /* tag: [A-Za-z0-9_][A-Za-z0-9._-]*, at most this long */
+#define IMG_LABEL_KEY_MAX      128  /* label key: [A-Za-z0-9][A-Za-z0-9._/-]* */
+#define IMG_LABEL_VALUE_MAX    1024 /* label value: any bytes but control characters */
+#define IMG_LABELS_MAX         64   /* labels per image */
+#define IMG_DIGEST_PREFIX_MIN  4    /* shortest bare hex digest prefix resolved */
+#define IMG_DEFAULT_TAG        "latest"
+#define IMG_ERR_MSG_MAX        320
+#define IMG_DEFAULT_CHUNK      (1u << 20)            /* bytes per stored chunk */
+#define IMG_DEFAULT_CACHE_MAX  (UINT64_C(4) << 30)   /* materialized-file budget */
+#define IMG_TEMPLATE_MAX       1024                  /* command-line template, bytes */
+#define IMG_DEFAULT_MAX_INITRD (UINT64_C(256) << 20) /* largest initrd */
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -96,6 +97,7 @@ typedef struct img_opts {
     uint64_t cache_max_bytes; /* materialized-file budget; default IMG_DEFAULT_CACHE_MAX */
     uint64_t max_image_size;  /* largest upload in bytes; default IMG_DEFAULT_MAX_FILE */
     uint64_t max_load_size;   /* largest sum of PT_LOAD p_memsz; default IMG_DEFAULT_MAX_LOAD */
+    uint64_t max_initrd_size; /* largest initrd upload in bytes; default IMG_DEFAULT_MAX_INITRD */
     uint32_t chunk_size;      /* bytes per chunk for new uploads, 4 KiB..64 MiB;
                                   default IMG_DEFAULT_CHUNK */
     int busy_timeout_ms;      /* SQLite busy timeout; default 10000 */
@@ -177,8 +179,10 @@ typedef struct img_info {
     uint32_t nevidence;              /* entries in evidence */
     char evidence[IMG_EVIDENCE_MAX][IMG_EVIDENCE_LEN + 1]; /* what the kind was judged from */
     img_profile profile;                                   /* stored boot profile */
-    uint32_t refs;                                         /* current reference count (instances) */
-    img_label *labels; /* nlabels labels sorted by key; owned here */
+    char initrd[IMG_DIGEST_LEN + 1]; /* the image's initrd ("sha256:<hex>"), "" if none */
+    uint64_t initrd_size;            /* its bytes */
+    uint32_t refs;                   /* current reference count (instances) */
+    img_label *labels;               /* nlabels labels sorted by key; owned here */
     size_t nlabels;
 } img_info;
 
@@ -308,6 +312,36 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag, const im
  * visible. Errors: IMG_E_INVALID (malformed digest).
  */
 int img_upload_expect(img_upload *u, const char *digest, img_err *err);
+
+/*
+ * Give the image being uploaded the initrd digest (a full "sha256:<hex>"
+ * stored by img_initrd_commit). img_upload_commit then points the image at
+ * it in the same transaction that makes the image visible, replacing an
+ * initrd the same image had (the initrd belongs to the image's content, so
+ * every name of it sees the change). Commit fails with IMG_E_NOT_FOUND if
+ * no such initrd is stored, IMG_E_INVALID for a disk image (it has no
+ * kernel to hand an initrd to). Errors here: IMG_E_INVALID (malformed).
+ */
+int img_upload_initrd(img_upload *u, const char *digest, img_err *err);
+
+/*
+ * Initrds: blobs of any bytes (1..opts.max_initrd_size) stored like images
+ * (chunks, SHA-256) but never resolved as images: an instance cannot be
+ * made of one. Upload with img_initrd_begin, then img_upload_write (no
+ * boot checks) and img_initrd_commit, which stores it (or finds the same
+ * bytes stored) and gives its digest and size in info (digest, size,
+ * created; nothing else). An initrd no image points at is removed with
+ * the last image that pointed at it (img_delete, img_gc), or by img_gc
+ * once older than opts.stale_upload_secs if none ever did.
+ * Errors: as img_upload_begin/commit; IMG_E_CONFLICT when the same bytes
+ * are stored as an image.
+ */
+int img_initrd_begin(img_store *s, uint64_t size_hint, img_upload **out, img_err *err);
+int img_initrd_commit(img_upload *u, img_info *info, img_err *err);
+
+/* Materialize the initrd digest like img_materialize (<cache_dir>/<hex>.elf).
+ * Errors: IMG_E_NOT_FOUND, IMG_E_IO, IMG_E_CORRUPT. */
+int img_materialize_initrd(img_store *s, const char *digest, char **path_out, img_err *err);
 
 /* Drop the upload and what it stored. Accepts NULL. */
 void img_upload_abort(img_upload *u);

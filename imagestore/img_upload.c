@@ -38,19 +38,23 @@ static void upload_unlink(img_upload *u)
     pthread_mutex_unlock(&s->mu);
 }
 
-int img_upload_begin(img_store *s, uint64_t size_hint, img_upload **out, img_err *err)
+static int begin(img_store *s, uint64_t size_hint, bool initrd, img_upload **out, img_err *err)
 {
     img_upload *u = NULL;
+    uint64_t limit = initrd ? s->o.max_initrd_size : s->o.max_image_size;
     img_err_clear(err);
     *out = NULL;
-    if (size_hint > s->o.max_image_size)
-        return img_fail(err, IMG_E_TOO_LARGE,
-                        "upload of %llu bytes is over the limit of %llu bytes",
-                        (unsigned long long)size_hint, (unsigned long long)s->o.max_image_size);
+    if (size_hint > limit)
+        return img_fail(err, IMG_E_TOO_LARGE, "%s of %llu bytes is over the limit of %llu bytes",
+                        initrd ? "initrd" : "upload", (unsigned long long)size_hint,
+                        (unsigned long long)limit);
     u = calloc(1, sizeof *u);
     if (!u)
         return img_fail(err, IMG_E_NOMEM, "out of memory");
     u->s = s;
+    u->initrd = initrd;
+    u->limit = limit;
+    u->head_checked = initrd; /* any bytes make an initrd */
     u->chunk_size = s->o.chunk_size;
     u->size_hint = size_hint;
     u->md = EVP_MD_CTX_new();
@@ -66,6 +70,36 @@ int img_upload_begin(img_store *s, uint64_t size_hint, img_upload **out, img_err
     s->uploads = u;
     pthread_mutex_unlock(&s->mu);
     *out = u;
+    return 0;
+}
+
+int img_upload_begin(img_store *s, uint64_t size_hint, img_upload **out, img_err *err)
+{
+    return begin(s, size_hint, false, out, err);
+}
+
+int img_initrd_begin(img_store *s, uint64_t size_hint, img_upload **out, img_err *err)
+{
+    return begin(s, size_hint, true, out, err);
+}
+
+static bool full_digest(const char *digest)
+{
+    size_t n = digest ? strlen(digest) : 0;
+    bool ok = n == IMG_DIGEST_LEN && strncmp(digest, "sha256:", 7) == 0;
+    for (size_t i = 7; ok && i < n; i++)
+        ok = (digest[i] >= '0' && digest[i] <= '9') || (digest[i] >= 'a' && digest[i] <= 'f');
+    return ok;
+}
+
+int img_upload_initrd(img_upload *u, const char *digest, img_err *err)
+{
+    img_err_clear(err);
+    if (u->initrd || !full_digest(digest))
+        return img_fail(err, IMG_E_INVALID,
+                        "initrd '%.80s' is not sha256: and 64 lowercase hex digits",
+                        digest ? digest : "");
+    memcpy(u->initrd_digest, digest, sizeof u->initrd_digest);
     return 0;
 }
 
@@ -179,10 +213,10 @@ int img_upload_write(img_upload *u, const void *data, size_t len, img_err *err)
     img_err_clear(err);
     if (u->failed)
         return img_fail(err, IMG_E_CONFLICT, "upload already failed; abort it");
-    if (len > u->s->o.max_image_size - u->size) {
+    if (len > u->limit - u->size) {
         u->failed = true;
-        return img_fail(err, IMG_E_TOO_LARGE, "upload is over the limit of %llu bytes",
-                        (unsigned long long)u->s->o.max_image_size);
+        return img_fail(err, IMG_E_TOO_LARGE, "%s is over the limit of %llu bytes",
+                        u->initrd ? "initrd" : "upload", (unsigned long long)u->limit);
     }
     if (len && EVP_DigestUpdate(u->md, data, len) != 1) {
         u->failed = true;
@@ -351,6 +385,49 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag, const im
             *err = e2;
         goto rollback;
     }
+    if (u->initrd_digest[0]) {
+        img_blob rd, tb;
+        sqlite3_stmt *st;
+        int64_t old = 0;
+        if (vr.format == IMG_FORMAT_RAW || vr.format == IMG_FORMAT_QCOW2) {
+            img_fail(err, IMG_E_INVALID,
+                     "a disk image (format %s) takes no initrd: it has no kernel to hand it to",
+                     img_format_name(vr.format));
+            goto rollback;
+        }
+        st = img_stmt(c, ST_INITRD_BY_DIGEST, err);
+        if (!st)
+            goto rollback;
+        sqlite3_bind_text(st, 1, u->initrd_digest, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            img_blob_row(st, 0, &rd);
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW) {
+            if (rc == SQLITE_DONE)
+                img_fail(err, IMG_E_NOT_FOUND, "initrd %s not found (upload it first)",
+                         u->initrd_digest);
+            else
+                img_fail_db(err, c->db, rc, "look up initrd");
+            goto rollback;
+        }
+        if (img_blob_by_id(c, target, &tb, err) != 0)
+            goto rollback;
+        old = tb.initrd_id;
+        st = img_stmt(c, ST_INITRD_SET, err);
+        if (!st)
+            goto rollback;
+        sqlite3_bind_int64(st, 1, target);
+        sqlite3_bind_int64(st, 2, rd.id);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            img_fail_db(err, c->db, rc, "set initrd");
+            goto rollback;
+        }
+        if (old && old != rd.id && img_initrd_drop_orphan(c, old, err) != 0)
+            goto rollback;
+    }
     for (size_t i = 0; i < nlabels; i++) {
         sqlite3_stmt *st = img_stmt(c, ST_LABEL_SET, err);
         if (!st)
@@ -404,6 +481,104 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag, const im
                 snprintf(info->evidence[i], sizeof info->evidence[i], "%s", vr.evidence[i]);
             info->nevidence = vr.nevidence;
         }
+    }
+    goto put;
+rollback:
+    img_tx_rollback(s, c, true);
+put:
+    img_conn_put(s, c);
+done:
+    img_upload_abort(u);
+    return ret;
+}
+
+int img_initrd_commit(img_upload *u, img_info *info, img_err *err)
+{
+    img_store *s = u->s;
+    img_conn *c = NULL;
+    int ret = -1;
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    char digest[IMG_DIGEST_LEN + 1];
+    img_blob b;
+    int64_t target = 0;
+    img_err e2;
+    img_err_clear(err);
+    if (info)
+        memset(info, 0, sizeof *info);
+    if (u->failed) {
+        img_fail(err, IMG_E_CONFLICT, "upload already failed; abort it");
+        goto done;
+    }
+    if (!u->initrd) {
+        img_fail(err, IMG_E_INVALID, "not an initrd upload (img_initrd_begin)");
+        goto done;
+    }
+    if (u->size == 0) {
+        img_fail(err, IMG_E_INVALID, "initrd is empty");
+        goto done;
+    }
+    if (u->buf_len > 0) {
+        if (store_chunk(u, u->buf, u->buf_len, err) != 0)
+            goto done;
+        u->buf_len = 0;
+    }
+    if (EVP_DigestFinal_ex(u->md, md, &mdlen) != 1 || mdlen != 32) {
+        img_fail(err, IMG_E_IO, "SHA-256 final failed");
+        goto done;
+    }
+    img_digest_format(md, digest);
+    if (u->expect[0] && strcmp(u->expect, digest) != 0) {
+        img_fail(err, IMG_E_INVALID, "upload has digest %s, expected %s", digest, u->expect);
+        goto done;
+    }
+    if (img_conn_get(s, &c, err) != 0)
+        goto done;
+    if (img_tx_write(s, c, err) != 0)
+        goto put;
+    if (img_blob_any_by_digest(c, digest, &b, &e2) == 0) {
+        if (!b.is_initrd) {
+            img_fail(err, IMG_E_CONFLICT, "%s is stored as an image; an initrd cannot be one",
+                     digest);
+            goto rollback;
+        }
+        target = b.id; /* the same initrd stored before: keep one copy */
+        if (img_delete_blob(c, u->blob_id, err) != 0)
+            goto rollback;
+    } else if (e2.code == IMG_E_NOT_FOUND) {
+        sqlite3_stmt *st = img_stmt(c, ST_INITRD_READY, err);
+        if (!st)
+            goto rollback;
+        sqlite3_bind_int64(st, 1, u->blob_id);
+        sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (int64_t)u->size);
+        sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            img_fail_db(err, c->db, rc, "commit initrd");
+            goto rollback;
+        }
+        if (sqlite3_changes(c->db) != 1) {
+            img_fail(err, IMG_E_CONFLICT, "upload %s vanished before commit (collected?)", digest);
+            goto rollback;
+        }
+        target = u->blob_id;
+    } else {
+        if (err)
+            *err = e2;
+        goto rollback;
+    }
+    if (img_tx_commit(s, c, true, err) != 0)
+        goto put;
+    pthread_mutex_lock(&s->mu);
+    u->blob_id = 0;
+    pthread_mutex_unlock(&s->mu);
+    ret = 0;
+    if (info && img_blob_by_id(c, target, &b, &e2) == 0) {
+        memcpy(info->digest, b.digest, sizeof info->digest);
+        info->size = b.size;
+        info->created = b.created;
     }
     goto put;
 rollback:

@@ -550,10 +550,10 @@ static void test_schema_version(void **state)
     assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     FAILS(img_store_open(f->db, NULL, &f->s, err), IMG_E_CORRUPT,
-          "has schema version 99, newer than this shoal's (3)");
+          "has schema version 99, newer than this shoal's (4)");
     assert_null(f->s);
     assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     assert_int_equal(open_store(f, NULL), 0);
 }
@@ -927,8 +927,9 @@ static void test_migrate_v2(void **state)
     copy_file(IMGT_DATA_DIR "/schema-v2.db", db);
     assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), 2);
     OK(img_store_open(db, NULL, &s, err));
-    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), 3);
+    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), IMG_SCHEMA_VERSION);
     assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs WHERE exit IS NULL"), 5);
+    assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs WHERE role IS NULL"), 5);
     OK(img_get(s, "solo5:v2", &info, err));
     expect_kind(&info, IMG_KIND_SOLO5, IMG_FORMAT_ELF, IMG_FW_SEABIOS, IMG_CMDLINE_SOLO5,
                 "note solo5.abi");
@@ -953,6 +954,149 @@ static void test_migrate_v2(void **state)
     OK(imgt_read_digest(s, "pvh:v1", got, NULL, err));
     img_store_close(s);
     free(db);
+}
+
+static int push_initrd(fx *f, const void *buf, size_t len, img_info *info, img_err *err)
+{
+    img_upload *u = NULL;
+    if (img_initrd_begin(f->s, len, &u, err) != 0)
+        return -1;
+    if (img_upload_write(u, buf, len, err) != 0) {
+        img_upload_abort(u);
+        return -1;
+    }
+    return img_initrd_commit(u, info, err);
+}
+
+/* push a kernel with an initrd digest */
+static int push_with(fx *f, const void *buf, size_t len, const char *name, const char *initrd,
+                     img_info *info, img_err *err)
+{
+    img_upload *u = NULL;
+    if (img_upload_begin(f->s, len, &u, err) != 0)
+        return -1;
+    if (img_upload_initrd(u, initrd, err) != 0 || img_upload_write(u, buf, len, err) != 0) {
+        img_upload_abort(u);
+        return -1;
+    }
+    return img_upload_commit(u, name, NULL, NULL, 0, info, err);
+}
+
+/*
+ * Initrds: stored as blobs of their own (any bytes, their own size limit),
+ * never resolved as images, attached to an image at its push (replacing
+ * one it had), materialized like images, gone with the last image that
+ * points at them (delete, GC of an untagged image) or, never attached,
+ * at GC once stale.
+ */
+static void test_initrd(void **state)
+{
+    fx *f = *state;
+    static uint8_t k[IMGT_PVH_SIZE], disk[0x20000];
+    static const char rd1[] = "hello from the initrd\nsecond\n", rd2[] = "another one\n";
+    img_info info, ri;
+    char *path = NULL;
+    img_opts o = { .max_initrd_size = 4096, .chunk_size = 65536, .stale_upload_secs = 1 };
+    img_store_close(f->s);
+    assert_int_equal(open_store(f, &o), 0);
+
+    OK(push_initrd(f, rd1, sizeof rd1 - 1, &ri, err));
+    assert_int_equal(ri.size, sizeof rd1 - 1);
+    assert_true(!strncmp(ri.digest, "sha256:", 7));
+    char d1[IMG_DIGEST_LEN + 1];
+    memcpy(d1, ri.digest, sizeof d1);
+    img_info_clear(&ri);
+    /* the same bytes again: one copy */
+    OK(push_initrd(f, rd1, sizeof rd1 - 1, &ri, err));
+    assert_string_equal(ri.digest, d1);
+    img_info_clear(&ri);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE role = 'initrd'"), 1);
+    /* never an image */
+    FAILS(img_get(f->s, d1, &info, err), IMG_E_NOT_FOUND, "not found");
+    FAILS(img_materialize(f->s, d1, &path, err), IMG_E_NOT_FOUND, "not found");
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%.12s", d1 + 7);
+    FAILS(img_get(f->s, prefix, &info, err), IMG_E_NOT_FOUND, "not found");
+    img_info *list;
+    size_t n;
+    img_filter all = { .include_untagged = 1 };
+    OK(img_list(f->s, &all, &list, &n, err));
+    assert_int_equal(n, 0);
+    img_list_free(list, n);
+
+    /* refused: too large, empty, unknown digest, a disk, an image's bytes */
+    static uint8_t big[4097];
+    FAILS(push_initrd(f, big, sizeof big, NULL, err), IMG_E_TOO_LARGE,
+          "initrd of 4097 bytes is over the limit of 4096 bytes");
+    FAILS(push_initrd(f, big, 0, NULL, err), IMG_E_INVALID, "initrd is empty");
+    imgt_unikraft(k);
+    char nope[IMG_DIGEST_LEN + 1];
+    snprintf(nope, sizeof nope, "sha256:%064d", 0);
+    FAILS(push_with(f, k, sizeof k, "uk", nope, NULL, err), IMG_E_NOT_FOUND,
+          "not found (upload it first)");
+    FAILS(img_get(f->s, "uk", &info, err), IMG_E_NOT_FOUND, "not found");
+    img_upload *u = NULL;
+    OK(img_upload_begin(f->s, 0, &u, err));
+    FAILS(img_upload_initrd(u, "sha256:12", err), IMG_E_INVALID, "64 lowercase hex digits");
+    img_upload_abort(u);
+    imgt_bootsector(disk, sizeof disk);
+    FAILS(push_with(f, disk, sizeof disk, "disk", d1, NULL, err), IMG_E_INVALID,
+          "a disk image (format raw) takes no initrd");
+    OK(push_buf(f, k, sizeof k, "plain", NULL, err));
+    FAILS(push_initrd(f, k, sizeof k, NULL, err), IMG_E_CONFLICT, "is stored as an image");
+
+    /* attached at push, shown by img_get, materialized */
+    OK(push_with(f, k, sizeof k, "uk", d1, &info, err));
+    assert_string_equal(info.initrd, d1);
+    assert_int_equal(info.initrd_size, sizeof rd1 - 1);
+    img_info_clear(&info);
+    OK(img_get(f->s, "plain", &info, err)); /* same bytes: the same image, so it has it too */
+    assert_string_equal(info.initrd, d1);
+    img_info_clear(&info);
+    OK(img_materialize_initrd(f->s, d1, &path, err));
+    FILE *fp = fopen(path, "rb");
+    char got[64] = "";
+    assert_non_null(fp);
+    assert_int_equal(fread(got, 1, sizeof got, fp), sizeof rd1 - 1);
+    fclose(fp);
+    assert_memory_equal(got, rd1, sizeof rd1 - 1);
+    free(path);
+    path = NULL;
+    FAILS(img_materialize_initrd(f->s, nope, &path, err), IMG_E_NOT_FOUND, "not found");
+
+    /* another initrd replaces it; the first, now no image's, is gone */
+    OK(push_initrd(f, rd2, sizeof rd2 - 1, &ri, err));
+    OK(push_with(f, k, sizeof k, "uk", ri.digest, &info, err));
+    assert_string_equal(info.initrd, ri.digest);
+    img_info_clear(&info);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE role = 'initrd'"), 1);
+    /* a push without one keeps it */
+    OK(push_buf(f, k, sizeof k, "uk2", &info, err));
+    assert_string_equal(info.initrd, ri.digest);
+    img_info_clear(&info);
+    img_info_clear(&ri);
+    /* deleting the image (uk, plain and uk2 are one image) deletes its initrd */
+    OK(img_delete(f->s, "uk", 0, err));
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs"), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE role = 'initrd'"), 0);
+    OK(img_check(f->s, err));
+
+    /* an untagged image collected by GC takes its initrd along */
+    OK(push_initrd(f, rd1, sizeof rd1 - 1, NULL, err));
+    OK(push_with(f, k, sizeof k, NULL, d1, NULL, err));
+    img_gc_stats gs;
+    OK(img_gc(f->s, &gs, err));
+    assert_int_equal(gs.images_removed, 1);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs"), 0); /* image and initrd */
+    /* an initrd never attached stays until it is stale */
+    OK(push_initrd(f, rd2, sizeof rd2 - 1, NULL, err));
+    OK(img_gc(f->s, &gs, err));
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE role = 'initrd'"), 1);
+    sleep(2);
+    OK(img_gc(f->s, &gs, err));
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE role = 'initrd'"), 0);
+    assert_true(gs.images_removed >= 1);
+    OK(img_check(f->s, err));
 }
 
 /* A multi-GiB sparse file over the limit is refused without being read. */
@@ -1030,6 +1174,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
         cmocka_unit_test(test_templates),
         cmocka_unit_test_setup_teardown(test_profile_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_initrd, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
