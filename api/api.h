@@ -112,6 +112,7 @@ extern "C" {
 #define API_HEALTH_INTERVAL_MAX 3600
 #define API_HEALTH_TIMEOUT_MAX  3600
 #define API_HEALTH_RETRIES_MAX  100
+#define API_CMDLINE_MAX         1024 /* "cmdline" override: template bytes */
 
 /* Defaults used when api_config leaves a field 0. */
 #define API_DEFAULT_ADDR            "127.0.0.1"
@@ -341,6 +342,11 @@ typedef struct api_instance_spec {
     const char *ready;        /* "ready": probe spec, NULL = the default */
     const char *health_probe; /* "health": {"probe": ...}, NULL = no health checks */
     uint32_t health_interval_s, health_timeout_s, health_retries; /* 0 = default */
+    /* "cmdline": a per-run override of the image's command line, a
+     * template (1..API_CMDLINE_MAX bytes, no control characters; its
+     * placeholders are checked by the daemon: 400 naming "cmdline"), NULL =
+     * the image's profile */
+    const char *cmdline;
     void *priv_; /* api-internal storage; do not touch */
 } api_instance_spec;
 
@@ -494,6 +500,7 @@ typedef struct api_instance {
     const api_rule *rules;  /* placement rules */
     size_t n_rules;
     const char *ready;        /* readiness probe spec, NULL = null */
+    const char *cmdline;      /* per-run command line override, NULL = null */
     const api_health *health; /* NULL = null */
     bool has_runs;            /* include "runs" (GET /v1/instances/{id} only) */
     const api_run *runs;      /* last <= 10 runs, oldest first */

@@ -466,8 +466,19 @@ static api_code get_placement(json_t *obj, spec_store *s, api_instance_spec *out
 
 /* A probe spec's text: a string of 1..API_PROBE_MAX bytes, printable
  * (its syntax is the daemon's: probe.h). */
+static api_code get_text(json_t *obj, const char *key, const char *field, bool required, size_t max,
+                         const char **out, api_status *st);
+
 static api_code get_probe_text(json_t *obj, const char *key, const char *field, bool required,
                                const char **out, api_status *st)
+{
+    return get_text(obj, key, field, required, API_PROBE_MAX, out, st);
+}
+
+/* A string of 1..max bytes without control characters (probes, the
+ * command line override). */
+static api_code get_text(json_t *obj, const char *key, const char *field, bool required, size_t max,
+                         const char **out, api_status *st)
 {
     json_t *v = member(obj, key);
     size_t n;
@@ -477,14 +488,12 @@ static api_code get_probe_text(json_t *obj, const char *key, const char *field, 
         return required ? api_status_set(st, API_E_INVALID_FIELD, field, "%s is required", field)
                         : API_OK;
     if (!json_is_string(v))
-        return api_status_set(st, API_E_INVALID_FIELD, field,
-                              "%s must be a string (a probe: tcp:PORT, http:PORT/PATH, ...)",
-                              field);
+        return api_status_set(st, API_E_INVALID_FIELD, field, "%s must be a string", field);
     *out = json_string_value(v);
     n = strlen(*out);
-    if (n == 0 || n > API_PROBE_MAX)
-        return api_status_set(st, API_E_INVALID_FIELD, field, "%s must be 1..%d bytes", field,
-                              API_PROBE_MAX);
+    if (n == 0 || n > max)
+        return api_status_set(st, API_E_INVALID_FIELD, field, "%s must be 1..%zu bytes", field,
+                              max);
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)(*out)[i] < 0x20 || (*out)[i] == 0x7f)
             return api_status_set(st, API_E_INVALID_FIELD, field, "%s has a control character",
@@ -533,8 +542,9 @@ api_code api_decode_instance_spec(const char *body, size_t len, api_instance_spe
                                   api_status *st)
 {
     static const char *const fields[] = {
-        "image",   "name", "count",   "memory_mib", "vcpus",     "args",  "env",    "labels",
-        "restart", "host", "network", "ports",      "placement", "ready", "health",
+        "image",     "name",   "count",   "memory_mib", "vcpus",   "args",
+        "env",       "labels", "restart", "host",       "network", "ports",
+        "placement", "ready",  "health",  "cmdline", /* the per-run override */
     };
     spec_store *s = NULL;
     const char *restart;
@@ -657,6 +667,10 @@ api_code api_decode_instance_spec(const char *body, size_t len, api_instance_spe
     if (rc != API_OK)
         goto out;
     rc = get_probes(s->root, out, st);
+    if (rc != API_OK)
+        goto out;
+    /* the per-run command line override: a template, checked by the daemon */
+    rc = get_text(s->root, "cmdline", "cmdline", false, API_CMDLINE_MAX, &out->cmdline, st);
     if (rc != API_OK)
         goto out;
     rc = API_OK;

@@ -543,6 +543,8 @@ static void enc_instance(jw *w, const api_instance *in)
     jw_str(w, in->last_error);
     jw_key(w, "ready");
     jw_str(w, in->ready);
+    jw_key(w, "cmdline"); /* the per-run override, or null */
+    jw_str(w, in->cmdline);
     jw_key(w, "health");
     if (in->health) {
         const api_health *h = in->health;

@@ -42,6 +42,7 @@ struct inst_run_opts {
     const char *ready;  /* --ready SPEC: readiness probe */
     const char *health; /* --health SPEC: health probe */
     unsigned long health_interval, health_timeout, health_retries; /* 0 = server default */
+    const char *cmdline; /* --cmdline TEMPLATE: per-run override of the image's line */
 };
 int inst_run_parse(int argc, char **argv, struct inst_run_opts *o);
 void inst_run_opts_free(struct inst_run_opts *o);

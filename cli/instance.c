@@ -49,6 +49,9 @@ static const char run_help[] =
     "      --health-interval S  seconds between checks (default 10)\n"
     "      --health-timeout S   seconds a check may take (default 2)\n"
     "      --health-retries N   failures in a row that make it unhealthy (default 3)\n"
+    "      --cmdline TEMPLATE the guest's command line for these instances instead\n"
+    "                         of the image's profile: placeholders {address}\n"
+    "                         {prefix} {gateway} {mac} {env} {args} {name}\n"
     "      --host HOST        place on this host instead of letting shoald choose\n"
     "      --spread           spread over hosts (default: pack the fullest host)\n"
     "      --anti-affinity R  never share a host with an instance labelled R\n"
@@ -151,6 +154,7 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         { "health-interval", required_argument, NULL, 1003 },
         { "health-timeout", required_argument, NULL, 1004 },
         { "health-retries", required_argument, NULL, 1005 },
+        { "cmdline", required_argument, NULL, 1006 },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -228,6 +232,7 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         case 'a': o->attach = true; break;
         case 'W': o->no_wait = true; break;
         case 1001: o->ready = optarg; break;
+        case 1006: o->cmdline = optarg; break;
         case 1002: o->health = optarg; break;
         case 1003:
             if (cli_parse_uint(optarg, 1, 3600, &o->health_interval, err, sizeof err) < 0)
@@ -309,6 +314,8 @@ json_t *inst_run_body(const struct inst_run_opts *o)
     }
     if (o->ready)
         json_object_set_new(b, "ready", json_string(o->ready));
+    if (o->cmdline)
+        json_object_set_new(b, "cmdline", json_string(o->cmdline));
     if (o->health) {
         json_t *h = json_pack("{s:s}", "probe", o->health);
         if (h && o->health_interval)

@@ -219,6 +219,7 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     a.last_error = in->last_error[0] ? in->last_error : NULL;
     fleet_instance_health(f, in, &fh);
     a.ready = fh.ready[0] ? fh.ready : NULL;
+    a.cmdline = in->cmdline; /* per-run override, NULL: the image's */
     ah.probe = fh.probe[0] ? fh.probe : NULL;
     ah.interval_s = fh.interval_s;
     ah.timeout_s = fh.timeout_s;
@@ -327,6 +328,7 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
     fs.health_interval_s = spec->health_interval_s;
     fs.health_timeout_s = spec->health_timeout_s;
     fs.health_retries = spec->health_retries;
+    fs.cmdline = spec->cmdline; /* per-run override */
     if (fleet_instance_create(f, &fs, &made, &nmade, &e) != FLEET_OK) {
         rc = status_from(st, &e);
         goto out;

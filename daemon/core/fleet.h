@@ -216,6 +216,10 @@ typedef struct {
     const char *ready;
     const char *health;
     uint32_t health_interval_s, health_timeout_s, health_retries;
+    /* A per-run override of the image's command line: a template
+     * (img_template_check's placeholders), NULL: the image's profile.
+     * INVALID naming "cmdline" when bad or for a disk image. */
+    const char *cmdline;
 } fleet_instance_spec;
 
 /* Create spec->count instances: all of them or none. On success *made is a

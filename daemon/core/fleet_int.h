@@ -449,6 +449,11 @@ void fleet_probe_unwatch(fleet *f, const char *id);
 /* Whether the instance's image reports on shoal's status channel (an
  * image the store cannot describe is taken to, as before kinds). */
 int fleet_has_status_channel(fleet *f, const state_instance *in);
+/* A per-run command line override (a template, NULL: none) applied to an
+ * image's boot plan: INVALID naming "cmdline" when the template is bad or
+ * the image is a disk. health.c. */
+struct fleet_boot;
+int fleet_boot_override(struct fleet_boot *boot, const char *tmpl, const char *image, fleet_err *e);
 /* Is the instance's readiness its status channel's ready record? */
 int fleet_probe_by_status(const state_instance *in, int status_channel);
 /* The status channel said ready: health checks begin. */

@@ -124,6 +124,26 @@ int fleet_probe_plan(const fleet_instance_spec *spec, int status_channel, bool n
     return FLEET_OK;
 }
 
+/* ---- the per-run command line override ---------------------------------------- */
+
+int fleet_boot_override(fleet_boot *boot, const char *tmpl, const char *image, fleet_err *e)
+{
+    char msg[256];
+
+    if (!tmpl)
+        return FLEET_OK;
+    if (boot->disk)
+        return fleet_err_set(e, FLEET_E_INVALID, "cmdline",
+                             "cmdline: image '%s' is a disk image: it boots from its disk and "
+                             "takes no command line",
+                             image);
+    if (img_template_check(tmpl, msg, sizeof msg) != 0)
+        return fleet_err_set(e, FLEET_E_INVALID, "cmdline", "cmdline '%.80s': %s", tmpl, msg);
+    boot->template = 1;
+    snprintf(boot->tmpl, sizeof boot->tmpl, "%s", tmpl);
+    return FLEET_OK;
+}
+
 /* ---- runs ------------------------------------------------------------------- */
 
 int fleet_has_status_channel(fleet *f, const state_instance *in)
@@ -191,6 +211,18 @@ int fleet_probe_watch(fleet *f, const state_instance *in, int status_channel, in
         log_warn("instance %s: not probed: %s", in->id, err);
         fleet_emit(f, "instance.warning", in->id, in->name, NULL, in->host, NULL, NULL, err);
         return -1;
+    }
+    /* A guest that wrote its ready record before the watch began (while
+     * its domain was still being created) was made ready by status.c with
+     * nothing to start the health checks: start them now. */
+    if (w.ready.kind == PROBE_STATUS && !ready_now) {
+        int was_ready;
+        pthread_mutex_lock(&f->mu);
+        fleet_rt *rt = fleet_rt_find(f, in->id);
+        was_ready = rt && rt->ready;
+        pthread_mutex_unlock(&f->mu);
+        if (was_ready)
+            probe_set_ready(f->probes, in->id, (uint64_t)gen);
     }
     return 0;
 }

@@ -377,6 +377,9 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
                            STATE_MAX_PORTS);
         goto out;
     }
+    /* a per-run command line override replaces the image's (health.c) */
+    if ((rc = fleet_boot_override(&boot, spec->cmdline, spec->image, e)) != FLEET_OK)
+        goto out;
     if ((rc = check_cmdline(spec, &boot, image_ref, e)) != FLEET_OK)
         goto out;
     /* Probes: decided now, stored in every row (health.c). */
@@ -434,6 +437,11 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
         in->health_interval_s = probes.health_interval_s;
         in->health_timeout_s = probes.health_timeout_s;
         in->health_retries = probes.health_retries;
+        /* the per-run command line override, kept for every start */
+        if (spec->cmdline && !(in->cmdline = strdup(spec->cmdline))) {
+            rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
+            goto unlock;
+        }
         if (!in->args_json || !in->env_json || !in->labels_json || !in->placement_json) {
             rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
             goto unlock;

@@ -179,6 +179,18 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", why);
         goto out;
     }
+    /* The instance's own command line override replaces the image's
+     * (health.c; checked at create, so this fails only for an image that
+     * became a disk). */
+    if (in.cmdline) {
+        fleet_err oe;
+        if (fleet_boot_override(&boot, in.cmdline, in.image_ref, &oe) != FLEET_OK) {
+            fc.why = oe.msg;
+            fleet_mutate(f, in.id, fail_fn, &fc);
+            fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", oe.msg);
+            goto out;
+        }
+    }
     /* A disk image boots from the instance's overlay, with no command
      * line; a kernel gets its line in the image's preset. */
     if (boot.disk ? fleet_disk_prepare(f, in.id, kernel, info.format, info.size, disk, sizeof disk,

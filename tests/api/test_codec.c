@@ -590,7 +590,7 @@ static void t_encode_instance(void **state)
                         "\"placement\":{\"policy\":\"binpack\",\"rules\":[]},"
                         "\"created\":\"2026-11-26T23:01:29Z\",\"started\":null,\"boot_ms\":0.41,"
                         "\"ready_ms\":null,\"exit_code\":null,\"last_error\":null,"
-                        "\"ready\":null,\"health\":null}");
+                        "\"ready\":null,\"cmdline\":null,\"health\":null}");
     free(out);
     api_sink_free(s);
 

@@ -8,7 +8,8 @@
 # probe and by `none`; an http health probe that passes (healthy, `shoal
 # ps` shows it), one that fails (unhealthy, restart never: it keeps
 # running), one that fails under on-failure (the run ends crashed
-# "unhealthy: ..." and the policy starts it again); events, /metrics; the
+# "unhealthy: ..." and the policy starts it again); events, /metrics; a
+# per-run command line override (--cmdline); the
 # probes kept across a shoald restart.
 # usage: daemon_probe.sh SHOALD IMAGES_DIR SHOAL
 set -eu
@@ -82,6 +83,18 @@ check "uk-con was ready by its console line (ready_ms $(inst_field uk-con .ready
 create '{"image":"uk","name":"uk-never","ready":"console:no such line"}'
 check "uk-never ends exited" wait_for 60 inst_state_is uk-never exited
 check "uk-never was never ready" [ "$(inst_field uk-never .ready_ms)" = null ]
+
+# --- a per-run command line override (a template) instead of the image's
+# preset: foreign_unikraft prints its line as it gets it
+create '{"image":"uk","name":"uk-cmd","cmdline":"custom {address}/{prefix} gw={gateway} -- {args}","args":["a","b"]}'
+check "create uk-cmd with --cmdline (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "its cmdline is in the instance" [ "$(field '.items[0].cmdline')" = 'custom {address}/{prefix} gw={gateway} -- {args}' ]
+check "uk-cmd ends exited" wait_for 60 inst_state_is uk-cmd exited
+ADDR=$(inst_field uk-cmd .network.address)
+api GET /v1/instances/uk-cmd/console
+check "uk-cmd's console is the template filled in (got '$BODY')" [ "$BODY" = "custom $ADDR gw=10.88.0.1 -- a b" ]
+bad '{"image":"uk","cmdline":"x {ip}"}' cmdline
+bad '{"image":"uk","cmdline":""}' cmdline
 
 # --- the reference guest ready by a tcp probe instead of its status channel
 create '{"image":"httpd","name":"web","args":["80"],"ready":"tcp:80","ports":[{"host":18080,"guest":80}],"health":{"probe":"http:80/healthz","interval_s":1,"retries":2}}'

@@ -1470,7 +1470,37 @@ static void probes(void **state)
     assert_int_equal(fleet_instance_find(f, id, &in, &e), FLEET_OK);
     assert_string_equal(in.ready, "console:^hello from [a-z]+$");
     assert_true(in.ready_ms > 0);
+    assert_null(in.cmdline);
     state_inst_free(&in);
+
+    /* the per-run command line override: a template, refused naming
+     * cmdline when bad (nothing made), stored when good */
+    s.ready = NULL;
+    s.name = NULL;
+    s.cmdline = "hello {ip}";
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_INVALID);
+    assert_string_equal(e.field, "cmdline");
+    assert_non_null(strstr(e.msg, "{ip}"));
+    s.cmdline = "hello {args}";
+    s.args = (const char *const[]){ "world" };
+    s.n_args = 1;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    snprintf(id, sizeof id, "%s", made[0].id);
+    state_inst_array_free(made, n);
+    assert_int_equal(fleet_instance_find(f, id, &in, &e), FLEET_OK);
+    assert_string_equal(in.cmdline, "hello {args}");
+    state_inst_free(&in);
+    /* a template without {args} cannot carry arguments: refused, not dropped */
+    s.cmdline = "hello";
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_INVALID);
+    assert_string_equal(e.field, "args");
+    s.args = NULL;
+    s.n_args = 0;
+    push_file(x, SHOAL_TEST_IMAGE_DISK, "disk", digest, sizeof digest);
+    s.image = "disk";
+    s.cmdline = "x";
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_INVALID);
+    assert_string_equal(e.field, "cmdline");
 }
 
 /* ---- 8. events ------------------------------------------------------------------------ */
