@@ -1058,7 +1058,7 @@ static int line_sets(const char *line, const char *key)
 #define QEMU_CONF_MAX (1024 * 1024)
 static int write_qemu_conf(const char *root, unsigned uid, unsigned gid, char *err, size_t errlen)
 {
-    char dir[4096], path[4200], tmp[4300];
+    char dir[4096], path[4200], tmp[4300] = "";
     char *buf = NULL, *keep = NULL, *text = NULL;
     FILE *f = NULL;
     int rc = NODE_E_IO, in_block = 0, in_old = 0;
@@ -1167,8 +1167,8 @@ static int write_qemu_conf(const char *root, unsigned uid, unsigned gid, char *e
 out:
     if (f)
         fclose(f);
-    if (rc != NODE_OK && f)
-        unlink(tmp);
+    if (rc != NODE_OK && tmp[0])
+        unlink(tmp); /* a half-written or unrenamed copy */
     free(text);
     free(keep);
     free(buf);
