@@ -108,14 +108,17 @@ void fleet_host_open(fleet *f, fleet_host *h)
      * today's: its URI is never opened when the list refuses it. */
     if (strcmp(h->name, FLEET_LOCAL_HOST) != 0 &&
         huri_check(f->cfg.host_uri_allow, uri, err, sizeof err) != HURI_OK) {
+        int again;
         pthread_mutex_lock(&f->mu);
+        again = !strcmp(h->last_error, err); /* said once: retried every 10 s */
         snprintf(h->last_error, sizeof h->last_error, "%s", err);
         h->up = 0;
         h->opening = 0;
         h->next_retry_ms = fleet_now_ms() + FLEET_RECONNECT_MS;
         pthread_cond_broadcast(&f->state_cv);
         pthread_mutex_unlock(&f->mu);
-        log_warn("host %s is not opened: %s", h->name, err);
+        if (!again)
+            log_warn("host %s is not opened: %s", h->name, err);
         return;
     }
     o.domain_type = !strcmp(dt, "kvm")    ? DOMXML_VIRT_KVM

@@ -667,6 +667,54 @@ static void hosts(void **state)
     assert_int_equal(fleet_host_add(f, "mock2b", uri2, NULL, 0, "auto", &e), FLEET_OK);
 }
 
+/* Hosts by URI (issue 16): the API may add only what --host-uri-allow
+ * names, and a host stored under a wider list is not opened under a
+ * narrower one (down, the refusal as its error). */
+static void hosts_allow_list(void **state)
+{
+    static const char *const wide[] = { "--host-uri-allow", "qemu+ssh,qemu,test", NULL };
+    fx *x = fx_open(8192, 4, wide);
+    fleet_err e;
+    fleet_host_info *a = NULL;
+    const fleet_host_info *h;
+    size_t n = 0;
+    cfg_t cfg;
+    char uri2[256], err[512];
+    char *argv[] = {
+        "shoald",           "--state-dir",    x->dir,      "--no-network", "--local-uri",
+        x->local_uri,       "--publish-addr", "127.0.0.1", "--listen",     "127.0.0.1:0",
+        "--host-uri-allow", "qemu",           NULL
+    };
+    *state = x;
+
+    assert_int_equal(fleet_host_add(x->f, "evil",
+                                    "qemu+ssh://nobody@127.0.0.1:1/system?command=/bin/true", NULL,
+                                    0, "auto", &e),
+                     FLEET_E_INVALID);
+    assert_string_equal(e.field, "uri");
+    assert_non_null(strstr(e.msg, "parameter 'command' is not allowed"));
+    assert_int_equal(
+        fleet_host_add(x->f, "evil", "qemu:///system?socket=/tmp/x.sock", NULL, 0, "auto", &e),
+        FLEET_E_INVALID);
+    assert_non_null(strstr(e.msg, "parameter 'socket'"));
+    host_xml(x, "mock2", 4096, 2, uri2, sizeof uri2);
+    assert_int_equal(fleet_host_add(x->f, "mock2", uri2, NULL, 0, "auto", &e), FLEET_OK);
+
+    /* the operator narrows the list: mock2 stays listed, down, never opened */
+    fleet_close(x->f);
+    x->f = NULL;
+    if (cfg_load(&cfg, (int)(sizeof argv / sizeof argv[0]) - 1, argv, err, sizeof err) != 0)
+        fail_msg("cfg_load: %s", err);
+    if (fleet_open(&cfg, &x->f, err, sizeof err) != 0)
+        fail_msg("fleet_open: %s", err);
+    assert_int_equal(fleet_host_list(x->f, &a, &n, &e), FLEET_OK);
+    h = host_in(a, n, "mock2");
+    assert_non_null(h);
+    assert_false(h->up);
+    assert_non_null(strstr(h->last_error, "scheme 'test' is not allowed"));
+    fleet_host_info_free(a, n);
+}
+
 /* ---- 4. plans ----------------------------------------------------------------- */
 
 static int has_id(const state_instance *rows, size_t n, const char *id)
@@ -1737,6 +1785,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(capacity_models, teardown),
         cmocka_unit_test_teardown(lookup, teardown),
         cmocka_unit_test_teardown(hosts, teardown),
+        cmocka_unit_test_teardown(hosts_allow_list, teardown),
         cmocka_unit_test_teardown(plans, teardown),
         cmocka_unit_test_teardown(placement_lock, teardown),
         cmocka_unit_test_teardown(status_channel, teardown),

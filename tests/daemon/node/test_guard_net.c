@@ -29,7 +29,8 @@
  *
  * Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) and nft: exits 77 (CTest
  * "Skipped") only when not root. nft missing is a failure (CI installs
- * nftables: scripts/setup-debian.sh). ~10 s.
+ * nftables: scripts/setup-debian.sh). ~25 s (the host-input checks wait
+ * out 1.5 s connect timeouts).
  */
 #include <setjmp.h>
 #include <stdarg.h>
