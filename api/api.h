@@ -367,6 +367,11 @@ typedef struct api_upload_req {
     const api_kv *labels;        /* from repeated label=K=V, keys unique */
     size_t n_labels;
     const char *digest;      /* "sha256:<64 lowercase hex>" the upload must match, or NULL */
+    const char *initrd;      /* POST /v1/images?initrd=: the stored initrd ("sha256:<hex>")
+                                the image gets, or NULL */
+    bool initrd_upload;      /* POST /v1/initrds: the body is an initrd, not an image
+                                (name and tag empty); the committed object is
+                                {digest, size, kind "initrd"} */
     uint64_t content_length; /* declared body size; 0 when unknown (chunked) */
 } api_upload_req;
 
@@ -428,6 +433,8 @@ typedef struct api_image {
     const char *cmdline;  /* boot profile: preset "shoal", "unikraft", "solo5" or "raw",
                              or the command line template itself */
     const char *exit;     /* boot profile: "status", "debug-exit" or "poweroff" */
+    const char *initrd;   /* the image's initrd "sha256:<hex>", or NULL (encoded null) */
+    uint64_t initrd_size; /* its bytes */
 } api_image;
 
 /* PATCH /v1/images/{ref}: profile fields to change, NULL to keep. Only

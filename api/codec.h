@@ -83,7 +83,8 @@ enum {
     API_Q_SINCE = 1u << 10,
     API_Q_REF = 1u << 11,
     API_Q_LABEL = 1u << 12, /* repeatable label=K=V */
-    API_Q_DIGEST = 1u << 13
+    API_Q_DIGEST = 1u << 13,
+    API_Q_INITRD = 1u << 14 /* POST /v1/images: the initrd digest */
 };
 
 /* Decoded query. String pointers point into the params passed to
@@ -106,6 +107,7 @@ typedef struct api_query {
     api_kv labels[API_LABELS_MAX];
     size_t n_labels;
     const char *digest;
+    const char *initrd;
     char label_store_[API_LABELS_MAX][API_LABEL_KEY_MAX + API_LABEL_VALUE_MAX + 2];
 } api_query;
 

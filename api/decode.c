@@ -1100,7 +1100,7 @@ static const struct {
     { "host", API_Q_HOST },         { "limit", API_Q_LIMIT },     { "after", API_Q_AFTER },
     { "force", API_Q_FORCE },       { "dry_run", API_Q_DRY_RUN }, { "tail", API_Q_TAIL },
     { "follow", API_Q_FOLLOW },     { "since", API_Q_SINCE },     { "ref", API_Q_REF },
-    { "label", API_Q_LABEL },       { "digest", API_Q_DIGEST },
+    { "label", API_Q_LABEL },       { "digest", API_Q_DIGEST },   { "initrd", API_Q_INITRD },
 };
 
 static api_code q_label(const char *v, api_query *q, api_status *st)
@@ -1244,6 +1244,13 @@ api_code api_decode_query(const api_kv *params, size_t n, unsigned allowed, api_
                                       "and 64 lowercase hex digits",
                                       v);
             q->digest = v;
+            break;
+        case API_Q_INITRD:
+            if (!api_valid_digest(v, true))
+                return api_status_set(st, API_E_INVALID_FIELD, k,
+                                      "initrd '%.80s' must be sha256: and 64 lowercase hex digits",
+                                      v);
+            q->initrd = v;
             break;
         default: return api_status_set(st, API_E_INTERNAL, NULL, "query table out of sync");
         }

@@ -442,6 +442,17 @@ static void enc_image(jw *w, const api_image *img)
     jw_key(w, "exit");
     jw_str(w, img->exit);
     jw_close(w, '}');
+    jw_key(w, "initrd");
+    if (img->initrd) {
+        jw_open(w, '{');
+        jw_key(w, "digest");
+        jw_str(w, img->initrd);
+        jw_key(w, "size");
+        jw_int(w, (int64_t)img->initrd_size);
+        jw_close(w, '}');
+    } else {
+        jw_str(w, NULL);
+    }
     jw_key(w, "refs");
     jw_strs(w, img->refs, img->n_refs);
     jw_key(w, "labels");

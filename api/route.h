@@ -16,7 +16,8 @@ typedef enum api_op {
     API_OP_IMAGE_GET,
     API_OP_IMAGE_TAG,
     API_OP_IMAGE_DELETE,
-    API_OP_IMAGE_PATCH, /* PATCH /v1/images/{ref} */
+    API_OP_IMAGE_PATCH,   /* PATCH /v1/images/{ref} */
+    API_OP_INITRD_UPLOAD, /* POST /v1/initrds */
     API_OP_INSTANCE_CREATE,
     API_OP_INSTANCE_LIST,
     API_OP_INSTANCE_GET,

@@ -420,6 +420,7 @@ static void route_sink(api_op op, api_sink_kind *kind, api_sink_shape *shape, in
     *status = MHD_HTTP_OK;
     switch (op) {
     case API_OP_IMAGE_UPLOAD:
+    case API_OP_INITRD_UPLOAD:
         *status = MHD_HTTP_CREATED;
         /* fall through */
     case API_OP_IMAGE_GET:
@@ -514,6 +515,7 @@ static enum MHD_Result dispatch(api_server *srv, struct MHD_Connection *c, req *
             rc = api_status_set(&st, API_E_INTERNAL, NULL, "metrics encoding failed");
         break;
     case API_OP_IMAGE_UPLOAD:
+    case API_OP_INITRD_UPLOAD:
         NEED(image_upload_commit);
         h = r->upload;
         r->upload = NULL;
@@ -800,6 +802,8 @@ static enum MHD_Result begin(api_server *srv, struct MHD_Connection *c, req *r, 
             ur.labels = r->q.labels;
             ur.n_labels = r->q.n_labels;
             ur.digest = r->q.digest;
+            ur.initrd = r->q.initrd;
+            ur.initrd_upload = r->route->op == API_OP_INITRD_UPLOAD;
             ur.content_length = te != NULL ? 0 : clen;
             rc = srv->be->image_upload_begin(srv->be_ctx, &ur, &r->upload, &r->err);
             if (rc != API_OK) {

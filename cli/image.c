@@ -44,13 +44,16 @@ static const char push_help[] =
     "\n"
     "Options:\n"
     "  -l, --label K=V        image label (repeatable)\n"
+    "      --initrd FILE      the image's initrd, uploaded first (digest checked the\n"
+    "                         same way); it replaces one the same image had\n"
     "  -q, --quiet            no progress bar; print only the digest\n"
     "  -o, --output FMT       table (summary line), json or wide\n"
     "  -h, --help             show this help\n"
     "\n"
     "Examples:\n"
     "  shoal image push hello.elf hello\n"
-    "  shoal image push -l team=web web.elf web:1.2\n";
+    "  shoal image push -l team=web web.elf web:1.2\n"
+    "  shoal image push --initrd rootfs.cpio app.elf app:1.0\n";
 
 static const char ls_help[] = "Usage: shoal image ls [OPTIONS]\n"
                               "\n"
@@ -188,21 +191,75 @@ static void short_digest(const char *d, char *out, size_t len)
     snprintf(out, len, "%.12s", hex);
 }
 
+/* Upload FILE to PATH (which ends in '?' or '&'; the digest is appended)
+ * and check the digest end to end: hashed before, hashed as sent, and as
+ * the server stored it. *resp is the server's answer. */
+static int push_file(cli_ctx *ctx, const char *path, const char *file, bool progress, json_t **resp,
+                     char digest[72], uint64_t *size)
+{
+    int rc = CLI_OK;
+    FILE *f = fopen(file, "rb");
+    struct stat st;
+    unsigned char pre[32], sent[32];
+    char sent_hex[72];
+    cli_buf url = { 0 };
+    if (!f || fstat(fileno(f), &st) < 0) {
+        cli_err("cannot open '%s': %s", file, strerror(errno));
+        rc = CLI_EFAIL;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        cli_err("'%s' is not a regular file", file);
+        rc = CLI_EFAIL;
+        goto out;
+    }
+    *size = (uint64_t)st.st_size;
+    if (hash_file(f, pre) < 0 || fseek(f, 0, SEEK_SET) < 0) {
+        cli_err("cannot read '%s': %s", file, strerror(errno));
+        rc = CLI_EFAIL;
+        goto out;
+    }
+    image_digest_hex(pre, digest);
+    cli_buf_puts(&url, path);
+    cli_buf_puts(&url, "digest=");
+    cli_buf_escape(&url, digest);
+    rc = cli_http_upload(ctx, cli_buf_str(&url), f, (uint64_t)st.st_size, progress, file, sent,
+                         resp);
+    if (rc != CLI_OK)
+        goto out;
+    image_digest_hex(sent, sent_hex);
+    const char *server = cli_jstr(*resp, "digest");
+    if (strcmp(sent_hex, digest) != 0) {
+        cli_err("'%s' changed while it was uploaded (%s before, %s sent)", file, digest, sent_hex);
+        rc = CLI_EFAIL;
+        goto out;
+    }
+    if (!server || strcmp(server, sent_hex) != 0) {
+        cli_err("digest mismatch: sent %s, server stored %s", sent_hex, server ? server : "(none)");
+        rc = CLI_EFAIL;
+        goto out;
+    }
+out:
+    if (f)
+        fclose(f);
+    cli_buf_free(&url);
+    return rc;
+}
+
 static int image_push(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "label", required_argument, NULL, 'l' },
-        { "quiet", no_argument, NULL, 'q' },
-        { "output", required_argument, NULL, 'o' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        { "label", required_argument, NULL, 'l' }, { "initrd", required_argument, NULL, 'i' },
+        { "quiet", no_argument, NULL, 'q' },       { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
     };
     int rc = CLI_OK, c;
     bool quiet = false;
     cli_fmt fmt = CLI_FMT_TABLE;
-    char err[256];
-    FILE *f = NULL;
-    json_t *resp = NULL;
+    char err[256], digest[72], rd_digest[72];
+    const char *initrd = NULL;
+    uint64_t size = 0, rd_size = 0;
+    json_t *resp = NULL, *rd_resp = NULL;
     cli_buf path = { 0 }, labels = { 0 };
     optind = 0;
     opterr = 0;
@@ -218,6 +275,7 @@ static int image_push(cli_ctx *ctx, int argc, char **argv)
             cli_buf_puts(&labels, "&label=");
             cli_buf_escape(&labels, optarg);
             break;
+        case 'i': initrd = optarg; break;
         case 'q': quiet = true; break;
         case 'o':
             if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0) {
@@ -238,65 +296,47 @@ static int image_push(cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
     const char *file = argv[optind], *ref = argv[optind + 1];
-    struct stat st;
-    f = fopen(file, "rb");
-    if (!f || fstat(fileno(f), &st) < 0) {
-        cli_err("cannot open '%s': %s", file, strerror(errno));
-        rc = CLI_EFAIL;
-        goto out;
+    /* the initrd first: the image names it by digest and becomes visible
+     * with it in one step */
+    if (initrd) {
+        rc = push_file(ctx, "/v1/initrds?", initrd, !quiet && ctx->tty_err, &rd_resp, rd_digest,
+                       &rd_size);
+        if (rc != CLI_OK)
+            goto out;
     }
-    if (!S_ISREG(st.st_mode)) {
-        cli_err("'%s' is not a regular file", file);
-        rc = CLI_EFAIL;
-        goto out;
-    }
-    unsigned char pre[32], sent[32];
-    char pre_hex[72], sent_hex[72];
-    if (hash_file(f, pre) < 0 || fseek(f, 0, SEEK_SET) < 0) {
-        cli_err("cannot read '%s': %s", file, strerror(errno));
-        rc = CLI_EFAIL;
-        goto out;
-    }
-    image_digest_hex(pre, pre_hex);
     cli_buf_puts(&path, "/v1/images?ref=");
     cli_buf_escape(&path, ref);
-    cli_buf_puts(&path, "&digest=");
-    cli_buf_escape(&path, pre_hex);
     cli_buf_puts(&path, cli_buf_str(&labels));
-    rc = cli_http_upload(ctx, cli_buf_str(&path), f, (uint64_t)st.st_size, !quiet && ctx->tty_err,
-                         file, sent, &resp);
+    if (initrd) {
+        cli_buf_puts(&path, "&initrd=");
+        cli_buf_escape(&path, rd_digest);
+    }
+    cli_buf_puts(&path, "&");
+    rc = push_file(ctx, cli_buf_str(&path), file, !quiet && ctx->tty_err, &resp, digest, &size);
     if (rc != CLI_OK)
         goto out;
-    image_digest_hex(sent, sent_hex);
     const char *server = cli_jstr(resp, "digest");
-    if (strcmp(sent_hex, pre_hex) != 0) {
-        cli_err("'%s' changed while it was uploaded (%s before, %s sent)", file, pre_hex, sent_hex);
-        rc = CLI_EFAIL;
-        goto out;
-    }
-    if (!server || strcmp(server, sent_hex) != 0) {
-        cli_err("digest mismatch: sent %s, server stored %s", sent_hex, server ? server : "(none)");
-        rc = CLI_EFAIL;
-        goto out;
-    }
     if (fmt == CLI_FMT_JSON) {
         cli_jprint(stdout, resp);
     } else if (quiet) {
         printf("%s\n", server);
     } else {
-        char size[32];
+        char sz[32];
         const json_t *prof = json_object_get(resp, "profile");
-        cli_fmt_bytes((uint64_t)cli_jnum(resp, "size", (double)st.st_size), size, sizeof size);
-        printf("pushed %s %s (%s)", ref, server, size);
+        cli_fmt_bytes((uint64_t)cli_jnum(resp, "size", (double)size), sz, sizeof sz);
+        printf("pushed %s %s (%s)", ref, server, sz);
         if (cli_jstr(resp, "kind"))
             printf(" kind %s, firmware %s, cmdline %s", safe(cli_jstr(resp, "kind")),
                    safe(cli_jstr(prof, "firmware")), safe(cli_jstr(prof, "cmdline")));
+        if (initrd) {
+            cli_fmt_bytes(rd_size, sz, sizeof sz);
+            printf(", initrd %s (%s)", rd_digest, sz);
+        }
         printf("\n");
     }
 out:
-    if (f)
-        fclose(f);
     json_decref(resp);
+    json_decref(rd_resp);
     cli_buf_free(&path);
     cli_buf_free(&labels);
     return rc;
@@ -395,6 +435,12 @@ int image_render_inspect(FILE *out, const json_t *img, time_t now)
         fprintf(out, "-\n");
     fprintf(out, "profile     firmware %s, cmdline %s, exit %s\n", safe(cli_jstr(prof, "firmware")),
             safe(cli_jstr(prof, "cmdline")), safe(cli_jstr(prof, "exit")));
+    const json_t *rd = json_object_get(img, "initrd");
+    if (json_is_object(rd)) {
+        char rdsize[32];
+        cli_fmt_bytes((uint64_t)cli_jnum(rd, "size", 0), rdsize, sizeof rdsize);
+        fprintf(out, "initrd      %s (%s)\n", safe(cli_jstr(rd, "digest")), rdsize);
+    }
     fprintf(out, "labels      %s\n", labels[0] ? safe(labels) : "-");
     fprintf(out, "created     %s\n", created);
     fprintf(out, "instances   %d\n", (int)cli_jnum(img, "instances", 0));

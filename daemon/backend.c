@@ -504,6 +504,7 @@ typedef struct {
     char name[API_NAME_MAX + 1];
     char tag[API_TAG_MAX + 1];
     char digest[80]; /* expected, "" if none */
+    bool initrd;     /* POST /v1/initrds */
     img_label *labels;
     char **strings; /* owned copies behind labels */
     size_t n_labels;
@@ -532,6 +533,7 @@ static api_code be_image_upload_begin(void *ctx, const api_upload_req *req, void
     snprintf(u->name, sizeof u->name, "%s", req->name);
     snprintf(u->tag, sizeof u->tag, "%s", req->tag[0] ? req->tag : IMG_DEFAULT_TAG);
     snprintf(u->digest, sizeof u->digest, "%s", req->digest ? req->digest : "");
+    u->initrd = req->initrd_upload;
     u->labels = calloc(req->n_labels + 1, sizeof *u->labels);
     u->strings = calloc(2 * req->n_labels + 1, sizeof *u->strings);
     if (!u->labels || !u->strings) {
@@ -545,7 +547,12 @@ static api_code be_image_upload_begin(void *ctx, const api_upload_req *req, void
         u->labels[i].value = u->strings[2 * i + 1];
         u->n_labels = i + 1;
     }
-    if (fleet_image_push_begin(f, req->content_length, &u->up, &e) != FLEET_OK) {
+    if ((u->initrd ? fleet_initrd_push_begin(f, req->content_length, &u->up, &e)
+                   : fleet_image_push_begin(f, req->content_length, &u->up, &e)) != FLEET_OK ||
+        (req->initrd && fleet_image_push_initrd(f, u->up, req->initrd, &e) != FLEET_OK)) {
+        if (u->up)
+            fleet_image_push_abort(f, u->up);
+        u->up = NULL;
         upload_free(u);
         return status_from(st, &e);
     }
@@ -574,6 +581,25 @@ static api_code be_image_upload_commit(void *ctx, void *upload, api_sink *out, a
     api_code rc;
 
     memset(&info, 0, sizeof info);
+    if (u->initrd) { /* POST /v1/initrds: the blob's digest and size */
+        if (fleet_initrd_push_commit(f, u->up, u->digest[0] ? u->digest : NULL, &info, &e) !=
+            FLEET_OK) {
+            rc = status_from(st, &e);
+        } else {
+            api_image a;
+            memset(&a, 0, sizeof a);
+            a.digest = info.digest;
+            a.size = info.size;
+            a.created = info.created;
+            a.kind = "initrd";
+            rc = api_sink_image(out, &a) == 0
+                     ? API_OK
+                     : api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
+        }
+        u->up = NULL;
+        upload_free(u);
+        return rc;
+    }
     /* The commit consumes the upload either way. */
     if (fleet_image_push_commit(f, u->up, u->digest[0] ? u->digest : NULL, u->name, u->tag,
                                 u->labels, u->n_labels, &info, &e) != FLEET_OK)
@@ -656,6 +682,8 @@ static int sink_image_rows(api_sink *out, const name_rows *nr, const char *diges
                     ? first->profile.template
                     : img_cmdline_name(first->profile.cmdline);
     a.exit = img_exit_name(first->profile.exit);
+    a.initrd = first->initrd[0] ? first->initrd : NULL;
+    a.initrd_size = first->initrd_size;
     rc = api_sink_image(out, &a);
 out:
     free(refs);

@@ -277,6 +277,11 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
                    quote(s->cmdline, q, sizeof q));
         return DOMXML_E_INVAL;
     }
+    if (s->initrd && (s->initrd[0] != '/' || !s->kernel)) {
+        errbuf_set(err, errlen, "initrd '%s' needs an absolute path and a kernel",
+                   quote(s->initrd, q, sizeof q));
+        return DOMXML_E_INVAL;
+    }
     if (s->emulator && s->emulator[0] != '/') {
         errbuf_set(err, errlen, "emulator '%s' is not an absolute path",
                    quote(s->emulator, q, sizeof q));
@@ -376,6 +381,11 @@ static void render_os(struct buf *b, const struct domxml_spec *s)
     buf_str(b, "    <kernel>");
     buf_esc(b, s->kernel);
     buf_str(b, "</kernel>\n");
+    if (s->initrd) {
+        buf_str(b, "    <initrd>");
+        buf_esc(b, s->initrd);
+        buf_str(b, "</initrd>\n");
+    }
     if (s->cmdline && s->cmdline[0]) {
         buf_str(b, "    <cmdline>");
         buf_esc(b, s->cmdline);

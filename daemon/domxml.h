@@ -131,6 +131,9 @@ struct domxml_spec {
     const char *firmware;    /* absolute path of the ROM for <loader type='rom'>;
                                 NULL: DOMXML_QBOOT_PATH for QBOOT, no <loader>
                                 (QEMU's own SeaBIOS) for SEABIOS */
+    const char *initrd;      /* absolute path of the image's initrd (<initrd>, QEMU
+                                -initrd: PVH module 0, Multiboot module 0); only
+                                with kernel; NULL: none */
     int debug_exit;          /* 1: QEMU's isa-debug-exit on port 0x501
                                 (DOMXML_DEBUG_EXIT_DEVICE) through
                                 <qemu:commandline>; libvirt taints the domain

@@ -166,6 +166,16 @@ int fleet_image_push_commit(fleet *f, img_upload *up, const char *expect_digest,
                             const char *tag, const img_label *labels, size_t n_labels,
                             img_info *out, fleet_err *e);
 void fleet_image_push_abort(fleet *f, img_upload *up);
+/* Give the image being pushed the stored initrd digest (img_upload_initrd):
+ * at commit, 404 (field initrd) when no such initrd is stored, 422 for a
+ * disk image. */
+int fleet_image_push_initrd(fleet *f, img_upload *up, const char *digest, fleet_err *e);
+/* POST /v1/initrds: an initrd upload (img_initrd_begin), written with
+ * fleet_image_push_write, ended by fleet_initrd_push_commit (consumes it;
+ * out gets digest, size, created) or fleet_image_push_abort. */
+int fleet_initrd_push_begin(fleet *f, uint64_t content_length, img_upload **up, fleet_err *e);
+int fleet_initrd_push_commit(fleet *f, img_upload *up, const char *expect_digest, img_info *out,
+                             fleet_err *e);
 
 /* Every name:tag row of the store (untagged images too: name ""), one per
  * ref; free with img_list_free. */

@@ -55,7 +55,10 @@ int fleet_image_push_commit(fleet *f, img_upload *up, const char *expect_digest,
         return fleet_img_err(e, &ie, "digest");
     }
     if (img_upload_commit(up, name, tag, labels, n_labels, out, &ie) != 0)
-        return fleet_img_err(e, &ie, expect_digest && ie.code == IMG_E_INVALID ? "digest" : NULL);
+        return fleet_img_err(e, &ie,
+                             ie.code == IMG_E_NOT_FOUND || strstr(ie.msg, "initrd") ? "initrd"
+                             : expect_digest && ie.code == IMG_E_INVALID            ? "digest"
+                                                                                    : NULL);
     snprintf(ref, sizeof ref, "%s:%s", name, tag);
     fleet_emit(f, "image.pushed", NULL, NULL, NULL, NULL, ref, out->digest, NULL);
     log_info("image %s pushed (%s, %llu bytes)", ref, out->digest, (unsigned long long)out->size);
@@ -66,6 +69,44 @@ void fleet_image_push_abort(fleet *f, img_upload *up)
 {
     (void)f;
     img_upload_abort(up);
+}
+
+int fleet_image_push_initrd(fleet *f, img_upload *up, const char *digest, fleet_err *e)
+{
+    img_err ie;
+    (void)f;
+    if (img_upload_initrd(up, digest, &ie) != 0)
+        return fleet_err_set(e, FLEET_E_INVALID, "initrd", "%s", ie.msg);
+    return FLEET_OK;
+}
+
+int fleet_initrd_push_begin(fleet *f, uint64_t content_length, img_upload **up, fleet_err *e)
+{
+    img_err ie;
+    if (img_initrd_begin(f->img, content_length, up, &ie) != 0)
+        return fleet_img_err(e, &ie, NULL);
+    return FLEET_OK;
+}
+
+int fleet_initrd_push_commit(fleet *f, img_upload *up, const char *expect_digest, img_info *out,
+                             fleet_err *e)
+{
+    img_err ie;
+    if (expect_digest && img_upload_expect(up, expect_digest, &ie) != 0) {
+        img_upload_abort(up);
+        return fleet_img_err(e, &ie, "digest");
+    }
+    if (img_initrd_commit(up, out, &ie) != 0)
+        return fleet_err_set(e,
+                             ie.code == IMG_E_INVALID     ? FLEET_E_INVALID
+                             : ie.code == IMG_E_TOO_LARGE ? FLEET_E_TOO_LARGE
+                             : ie.code == IMG_E_CONFLICT  ? FLEET_E_CONFLICT
+                                                          : FLEET_E_INTERNAL,
+                             ie.code == IMG_E_INVALID && strstr(ie.msg, "digest") ? "digest" : NULL,
+                             "%s", ie.msg);
+    fleet_emit(f, "initrd.pushed", NULL, NULL, NULL, NULL, NULL, out->digest, NULL);
+    log_info("initrd %s pushed (%llu bytes)", out->digest, (unsigned long long)out->size);
+    return FLEET_OK;
 }
 
 int fleet_image_rows(fleet *f, img_info **rows, size_t *n, fleet_err *e)

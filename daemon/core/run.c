@@ -127,6 +127,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     char err[NODE_ERR_MAX], console[FLEET_PATH_MAX], status[FLEET_PATH_MAX], dom[64];
     char tap[GUARD_TAP_SIZE];
     char *kernel = NULL, disk[FLEET_PATH_MAX];
+    char *initrd = NULL;
     img_info info;
     img_err ierr;
     fleet_boot boot;
@@ -166,6 +167,15 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     if (img_get(f->img, in.image_digest, &info, &ierr) != 0 ||
         img_materialize(f->img, in.image_digest, &kernel, &ierr) != 0) {
         snprintf(err, sizeof err, "image %s: %s", in.image_digest, ierr.msg);
+        fc.why = err;
+        fleet_mutate(f, in.id, fail_fn, &fc);
+        fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
+        goto out;
+    }
+    /* its initrd, when the image has one (docs/imagestore.md "Initrds") */
+    if (info.initrd[0] && img_materialize_initrd(f->img, info.initrd, &initrd, &ierr) != 0) {
+        snprintf(err, sizeof err, "image %s: initrd %s: %s", in.image_digest, info.initrd,
+                 ierr.msg);
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
@@ -224,6 +234,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         spec.disk = disk;
     } else {
         spec.kernel = kernel;
+        spec.initrd = initrd;
         spec.cmdline = cmd.buf;
         spec.fwcfg_data = rec.len ? rec.buf : NULL; /* node_start writes it */
     }
@@ -301,6 +312,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
 out:
     fleet_host_release(f, host);
     free(kernel);
+    free(initrd);
     img_info_clear(&info);
     if (have_row)
         state_inst_free(&in);

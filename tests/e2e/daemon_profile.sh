@@ -13,6 +13,10 @@
 #   - a command-line template: foreign_unikraft prints its line, filled in
 #     from the instance's name, address, prefix, gateway, MAC, env and args;
 #     env for a template without {env} is refused at create (400, env);
+#   - an initrd: `shoal image push --initrd` uploads it first (POST
+#     /v1/initrds) and names it in the push; foreign_initrd prints the first
+#     line of its PVH module 0; an unknown initrd is 404 and a disk image's
+#     422, both naming initrd; the initrd goes with its image;
 #   - the profile outlives a shoald restart.
 # usage: daemon_profile.sh SHOALD IMAGES_DIR SHOAL_CLI
 set -eu
@@ -21,7 +25,8 @@ IMAGES=$(cd "$2" && pwd)
 SHOAL=$3
 . "$(dirname "$0")/lib.sh"
 
-for f in "$SHOALD" "$SHOAL" "$IMAGES/foreign_exit.elf" "$IMAGES/foreign_unikraft.elf"; do
+for f in "$SHOALD" "$SHOAL" "$IMAGES/foreign_exit.elf" "$IMAGES/foreign_unikraft.elf" \
+    "$IMAGES/foreign_initrd.elf" "$IMAGES/foreign_disk.img"; do
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
 e2e_setup
@@ -134,6 +139,49 @@ patch uk '{"cmdline":"{name} -- {args}"}'
 api POST /v1/instances -H 'Content-Type: application/json' -d '{"image":"uk","env":{"A":"b"}}'
 check "env for a template without {env}: 400 naming env (HTTP $HTTP_CODE)" \
     eval '[ "$HTTP_CODE" = 400 ] && [ "$(printf "%s" "$BODY" | jq -r .error.field)" = env ]'
+
+# --- an initrd
+RD="$E2E_STATE/rootfs.txt"
+printf 'hello from the initrd\nsecond line\n' >"$RD"
+RD_DIGEST="sha256:$(sha256sum "$RD" | cut -d' ' -f1)"
+out=$(shoal image push --initrd "$RD" "$IMAGES/foreign_initrd.elf" rdk 2>&1)
+check "shoal image push --initrd (got '$out')" grep -q "initrd $RD_DIGEST (34B)" <<<"$out"
+api GET /v1/images/rdk
+check "the image object names its initrd" \
+    [ "$(printf '%s' "$BODY" | jq -r '"\(.initrd.digest) \(.initrd.size)"')" = "$RD_DIGEST 34" ]
+check "shoal image inspect -o table shows it" \
+    grep -q "^initrd      $RD_DIGEST (34B)" <<<"$(shoal image inspect -o table rdk)"
+run '{"image":"rdk","name":"rd","network":false}'
+RDI=$ID
+check "rd exits" wait_for 60 inst_state_is rd exited
+check "rd printed its initrd's first line (got '$(console rd)')" \
+    [ "$(console rd)" = "foreign-initrd: hello from the initrd" ]
+check "rd's QEMU got -initrd" grep -q -- '^-initrd ' <<<"$(domlog "$RDI")"
+api GET "/v1/images/$RD_DIGEST"
+check "an initrd is not an image (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 404 ]
+api POST /v1/instances -H 'Content-Type: application/json' -d "{\"image\":\"$RD_DIGEST\"}"
+check "nor can an instance be made of one (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 404 ]
+NOPE="sha256:$(printf '%064d' 0)"
+api POST "/v1/images?ref=bad&initrd=$NOPE" -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$IMAGES/foreign_exit.elf"
+check "a push naming an unknown initrd: 404, field initrd (HTTP $HTTP_CODE)" \
+    eval '[ "$HTTP_CODE" = 404 ] && [ "$(printf "%s" "$BODY" | jq -r .error.field)" = initrd ]'
+api GET /v1/images/bad
+check "and no image was made (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 404 ]
+api POST "/v1/images?ref=diskrd&initrd=$RD_DIGEST" -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$IMAGES/foreign_disk.img"
+check "a disk image with an initrd: 422, field initrd (HTTP $HTTP_CODE)" \
+    eval '[ "$HTTP_CODE" = 422 ] && [ "$(printf "%s" "$BODY" | jq -r .error.field)" = initrd ]'
+api POST "/v1/images?ref=rdk2" -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$IMAGES/foreign_initrd.elf"
+check "the same kernel pushed without one keeps it" \
+    [ "$(printf '%s' "$BODY" | jq -r .initrd.digest)" = "$RD_DIGEST" ]
+initrds() { sqlite3 "$E2E_STATE/images.db" "SELECT count(*) FROM blobs WHERE role = 'initrd'"; }
+check "one initrd stored" [ "$(initrds)" = 1 ]
+api DELETE /v1/instances/rd
+api DELETE "/v1/images/$(shoal image inspect rdk | jq -r .digest)"
+check "delete the image by digest (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+check "its initrd went with it" [ "$(initrds)" = 0 ]
 
 # --- the profile outlives a restart of shoald
 e2e_stop_daemon

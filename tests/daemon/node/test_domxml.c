@@ -241,6 +241,18 @@ static void golden_debug_exit(void **state)
     check_golden("debugexit-qemu", &s);
 }
 
+/* An image with an initrd (issue 14): <initrd> after <kernel>. */
+static void golden_initrd(void **state)
+{
+    (void)state;
+    struct domxml_spec s = base;
+    s.fw = DOMXML_FW_SEABIOS;
+    s.kernel = "/var/lib/shoal/images/cache/app.elf";
+    s.initrd = "/var/lib/shoal/images/cache/rootfs.elf";
+    s.cmdline = "app -- serve";
+    check_golden("initrd-qemu", &s);
+}
+
 /* Values that cannot be represented are rejected, and the message quotes them. */
 static void reject(const struct domxml_spec *s, const char *quoted)
 {
@@ -275,6 +287,16 @@ static void rejects_bad_values(void **state)
     s = base;
     s.virt = DOMXML_VIRT_AUTO;
     reject(&s, "domain type 0");
+    s = base;
+    s.initrd = "rootfs.cpio";
+    reject(&s, "initrd 'rootfs.cpio' needs an absolute path and a kernel");
+    s = base;
+    s.kernel = NULL;
+    s.cmdline = NULL;
+    s.fw = DOMXML_FW_SEABIOS;
+    s.disk = "/var/lib/shoal/disks/i-4.qcow2";
+    s.initrd = "/r";
+    reject(&s, "initrd '/r' needs an absolute path and a kernel");
     s = base;
     s.emulator = "shoal-qemu-exit";
     reject(&s, "emulator 'shoal-qemu-exit' is not an absolute path");
@@ -412,13 +434,13 @@ static void mac_is_deterministic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(golden_minimal_qemu),  cmocka_unit_test(golden_metadata_kvm),
-        cmocka_unit_test(golden_network),       cmocka_unit_test(golden_escaping),
-        cmocka_unit_test(golden_multiboot),     cmocka_unit_test(golden_seabios),
-        cmocka_unit_test(golden_seabios_rom),   cmocka_unit_test(golden_disk),
-        cmocka_unit_test(golden_debug_exit),    cmocka_unit_test(golden_confined),
-        cmocka_unit_test(rejects_bad_values),   cmocka_unit_test(parses_instance_id),
-        cmocka_unit_test(mac_is_deterministic),
+        cmocka_unit_test(golden_minimal_qemu), cmocka_unit_test(golden_metadata_kvm),
+        cmocka_unit_test(golden_network),      cmocka_unit_test(golden_escaping),
+        cmocka_unit_test(golden_multiboot),    cmocka_unit_test(golden_seabios),
+        cmocka_unit_test(golden_seabios_rom),  cmocka_unit_test(golden_disk),
+        cmocka_unit_test(golden_debug_exit),   cmocka_unit_test(golden_initrd),
+        cmocka_unit_test(golden_confined),     cmocka_unit_test(rejects_bad_values),
+        cmocka_unit_test(parses_instance_id),  cmocka_unit_test(mac_is_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
