@@ -8,7 +8,7 @@
 #       [NET]                             # sockets: the network stack and
 #                                         # virtio-net driver (docs/guest-net.md)
 #       [BARE]                            # link SOURCES alone, no kernel/libc
-#       [LINKER_SCRIPT <file>])           # BARE only: instead of arch/x86_64/link.ld
+#       [LINKER_SCRIPT <file>])           # instead of arch/x86_64/link.ld
 #
 # Produces ${SHOAL_GUEST_IMAGE_DIR}/<name>.elf (stripped of debug info, what
 # you boot) and ${SHOAL_GUEST_IMAGE_DIR}/debug/<name>.elf (with it, for
@@ -55,9 +55,6 @@ function(shoal_add_guest_image name)
                         "SOURCES;INCLUDE_DIRECTORIES;COMPILE_DEFINITIONS" ${ARGN})
   if(NOT G_SOURCES)
     message(FATAL_ERROR "shoal_add_guest_image(${name}): SOURCES is required")
-  endif()
-  if(G_LINKER_SCRIPT AND NOT G_BARE)
-    message(FATAL_ERROR "shoal_add_guest_image(${name}): LINKER_SCRIPT needs BARE")
   endif()
   set(pfx guest_image_${name})
   set(image ${SHOAL_GUEST_IMAGE_DIR}/${name}.elf)

@@ -225,6 +225,11 @@ int pci_bar_enable(const struct pci_dev *d, unsigned idx, struct pci_bar *out, c
         *why = "BAR not implemented";
         return -1;
     }
+    if (b.base == 0 && &shoal_pci_firmware_only && shoal_pci_firmware_only) {
+        *why = "the firmware left the BAR unassigned (this image leaves PCI set-up to the "
+               "firmware: boot it with SeaBIOS)";
+        return -1;
+    }
     if (b.base == 0) {
         static struct pci_ranges r; /* 1 KiB: keep it off the stack */
         r.io = b.io;

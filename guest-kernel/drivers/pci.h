@@ -64,6 +64,11 @@ int pci_bar_probe(const struct pci_dev *d, unsigned idx, struct pci_bar *out);
  * in *why (a static string). */
 int pci_bar_enable(const struct pci_dev *d, unsigned idx, struct pci_bar *out, const char **why);
 
+/* Defined (as 1) by an image that leaves PCI set-up to the firmware
+ * (kern.h): pci_bar_enable then places nothing, and a BAR left at 0 is an
+ * error ("the firmware left the BAR unassigned ..."). Weak: absent, 0. */
+extern const int shoal_pci_firmware_only __attribute__((weak));
+
 /* Walk the capability list: returns the config offset of the first
  * capability with ID cap_id after offset `after` (0 to start at the list
  * head), or 0 when there is none. Bounded, so a looping list ends. */

@@ -150,3 +150,110 @@ const char *cmdline_kparam(const struct cmdline *c, const char *name)
     }
     return NULL;
 }
+
+/* The next token of a Unikraft line at *p: its extent [*start, return). */
+static const char *uk_token(const char **p, const char **start)
+{
+    const char *s = *p;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    *start = s;
+    int q = 0;
+    while (*s && (q || (*s != ' ' && *s != '\t'))) {
+        if (*s == '\\' && s[1]) {
+            s += 2;
+            continue;
+        }
+        if (*s == '"')
+            q = !q;
+        s++;
+    }
+    *p = s;
+    return s;
+}
+
+static int uk_put(char *out, size_t outlen, size_t *n, const char *s, size_t len)
+{
+    if (*n + len + 2 > outlen)
+        return -1;
+    if (*n)
+        out[(*n)++] = ' ';
+    memcpy(out + *n, s, len);
+    *n += len;
+    out[*n] = '\0';
+    return 0;
+}
+
+int cmdline_from_unikraft(const char *in, char *out, size_t outlen, char *err, size_t errlen)
+{
+    const char *p = in, *t, *e;
+    size_t n = 0;
+    int have_dd = 0, in_env = 0;
+    char buf[96];
+
+    if (outlen == 0)
+        return -1;
+    out[0] = '\0';
+    /* Is there a "--" at all? Without it every word is an argument. */
+    for (const char *q = in; (e = uk_token(&q, &t)) != t;)
+        if (e - t == 2 && t[0] == '-' && t[1] == '-')
+            have_dd = 1;
+    e = uk_token(&p, &t); /* argv[0] */
+    if (e == t)
+        return 0;
+    if (!have_dd) {
+        if (uk_put(out, outlen, &n, "--", 2) != 0)
+            goto long_line;
+        while ((e = uk_token(&p, &t)) != t)
+            if (uk_put(out, outlen, &n, t, (size_t)(e - t)) != 0)
+                goto long_line;
+        return 0;
+    }
+    while ((e = uk_token(&p, &t)) != t) {
+        size_t len = (size_t)(e - t);
+        if (in_env) {
+            if (len == 1 && t[0] == ']') {
+                in_env = 0;
+                continue;
+            }
+            if (uk_put(out, outlen, &n, t, len) != 0)
+                goto long_line;
+            continue;
+        }
+        if (len == 2 && t[0] == '-' && t[1] == '-') {
+            if (uk_put(out, outlen, &n, "--", 2) != 0)
+                goto long_line;
+            while ((e = uk_token(&p, &t)) != t)
+                if (uk_put(out, outlen, &n, t, (size_t)(e - t)) != 0)
+                    goto long_line;
+            return 0;
+        }
+        if (len == 10 && !memcmp(t, "env.vars=[", 10)) {
+            in_env = 1;
+            continue;
+        }
+        if (len > 10 && !memcmp(t, "netdev.ip=", 10)) {
+            const char *cidr = t + 10, *c1 = memchr(cidr, ':', (size_t)(e - cidr));
+            const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(e - c1 - 1)) : NULL;
+            size_t gwlen = c1 ? (size_t)((c2 ? c2 : e) - c1 - 1) : 0;
+            if (!c1 || gwlen == 0 || (size_t)(c1 - cidr) > 40 || gwlen > 40) {
+                snprintf(err, errlen, "netdev.ip '%.*s' is not CIDR:GATEWAY",
+                         (int)(len > 60 ? 60 : len), t);
+                return -1;
+            }
+            snprintf(buf, sizeof buf, "shoal.ip=%.*s", (int)(c1 - cidr), cidr);
+            if (uk_put(out, outlen, &n, buf, strlen(buf)) != 0)
+                goto long_line;
+            snprintf(buf, sizeof buf, "shoal.gw=%.*s", (int)gwlen, c1 + 1);
+            if (uk_put(out, outlen, &n, buf, strlen(buf)) != 0)
+                goto long_line;
+        }
+        /* any other library parameter: not ours */
+    }
+    snprintf(err, errlen, "%s",
+             in_env ? "env.vars=[ has no closing ]" : "no -- after the parameters");
+    return -1;
+long_line:
+    snprintf(err, errlen, "longer than %zu bytes once rewritten", outlen - 1);
+    return -1;
+}

@@ -42,6 +42,23 @@ struct cmdline {
 int cmdline_parse(const char *line, char *strbuf, size_t strbuf_len, char **ptrs, size_t nptrs,
                   struct cmdline *out, char *err, size_t errlen);
 
+/*
+ * A Unikraft-style line (the "unikraft" preset of docs/node.md, "Boot
+ * profiles") rewritten into the form above, for images that read their
+ * command line the way Unikraft does (kern.h, shoal_cmdline_dialect):
+ *
+ *   NAME [netdev.ip=A.B.C.D/N:GW[:...]] [env.vars=[ K=V ... ]] [LIB.PARAM=V ...] -- ARG ...
+ *   NAME ARG ...                                   (no "--": all arguments)
+ *
+ * becomes "shoal.ip=A.B.C.D/N shoal.gw=GW K=V ... -- ARG ...". The first word
+ * is argv[0] and is dropped (the image names itself); other library
+ * parameters are ignored, as Unikraft ignores those of libraries it was not
+ * built with. Quoted tokens are copied as they are (both grammars quote
+ * alike). Pure. Returns 0, or -1 with a reason in err (an unterminated
+ * env.vars list, a netdev.ip without its gateway, a result over outlen - 1).
+ */
+int cmdline_from_unikraft(const char *in, char *out, size_t outlen, char *err, size_t errlen);
+
 /* Value of kernel key "shoal.<name>" from a parsed line, or NULL. */
 const char *cmdline_kparam(const struct cmdline *c, const char *name);
 

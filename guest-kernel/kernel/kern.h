@@ -21,6 +21,18 @@ extern uint64_t kern_boot_tsc;
  * shoal_add_guest_image() adds. */
 extern const char shoal_app_name[];
 
+/*
+ * Optional, defined by an image that behaves like a unikernel built
+ * elsewhere (guest-kernel/foreign/uk_mode.c); weak references here:
+ *   shoal_cmdline_dialect "unikraft": the command line is read as Unikraft
+ *       reads it (cmdline_from_unikraft: NAME netdev.ip=CIDR:GW ... -- ARGS);
+ *   shoal_pci_firmware_only 1: a PCI BAR the firmware left unassigned is an
+ *       error, never placed by the kernel (pci_bar_enable), as Unikraft's and
+ *       Solo5's drivers expect: such an image networks under SeaBIOS only.
+ */
+extern const char *const shoal_cmdline_dialect __attribute__((weak));
+extern const int shoal_pci_firmware_only __attribute__((weak));
+
 /* Called by boot.S in long mode with the PVH start info physical address. */
 void kern_main(uint32_t start_info_paddr) __attribute__((noreturn));
 

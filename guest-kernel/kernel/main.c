@@ -160,6 +160,16 @@ static int kern_copy_cmdline(const struct hvm_start_info *si)
     return 0;
 }
 
+/* Page 0 is left unmapped so that NULL faults (boot.S, boot_pt0[0]). Under
+ * SeaBIOS, QEMU's PVH option ROM leaves the start info's memory map there:
+ * map it just for the copies of loader data, then unmap it again. */
+extern uint64_t boot_pt0[];
+static void kern_page0(int mapped)
+{
+    boot_pt0[0] = mapped ? 0x003 /* present, writable */ : 0;
+    __asm__ volatile("invlpg (%0)" ::"r"(0UL) : "memory");
+}
+
 void kern_main(uint32_t start_info_paddr)
 {
     /* 1. Start measuring the TSC rate (may take ~0.5 ms; runs alongside),
@@ -167,6 +177,12 @@ void kern_main(uint32_t start_info_paddr)
      *    fault is reported (by arch, which ends the report with our
      *    status channel's crash record: it cannot name status.c). */
     static const struct idt_hooks idt_hooks = { shoal_app_name, status_crash };
+    /* SeaBIOS hands over with the legacy 8259 PICs unmasked at vectors
+     * 0x08-0x0F, the CPU's exceptions: the PIT's IRQ 0 would arrive as a
+     * double fault once interrupts are on. Mask both (qboot leaves LVT0
+     * masked, so under it they never arrived anyway). */
+    outb(0x21, 0xFF);
+    outb(0xA1, 0xFF);
     clock_start();
     serial_init(SERIAL_COM1);
     serial_init(SERIAL_COM2);
@@ -178,8 +194,10 @@ void kern_main(uint32_t start_info_paddr)
     if (!si || si->magic != PVH_START_MAGIC)
         kern_fatal(EXIT_BOOT_ERROR, "no PVH start info at %#x (boot this image through PVH)",
                    start_info_paddr);
+    kern_page0(1);
     int too_long = kern_copy_cmdline(si);
     kern_memory(si);
+    kern_page0(0);
     kern_stage_tsc[ST_MEMORY] = cpu_rdtsc();
     int bad_record = too_long ? 0 : kern_append_record();
     kern_stage_tsc[ST_FWCFG] = cpu_rdtsc();
@@ -198,6 +216,16 @@ void kern_main(uint32_t start_info_paddr)
     if (bad_record)
         kern_fatal(EXIT_BOOT_ERROR, "bad command line: the fw_cfg record '%s' holds a NUL byte",
                    KERN_FWCFG_RECORD);
+    if (&shoal_cmdline_dialect && shoal_cmdline_dialect &&
+        !strcmp(shoal_cmdline_dialect, "unikraft")) {
+        char *conv = malloc(CMDLINE_MAX + 1), uerr[128];
+        if (!conv)
+            kern_fatal(EXIT_BOOT_ERROR, "out of memory converting the command line");
+        if (cmdline_from_unikraft(kern_cmdline, conv, CMDLINE_MAX + 1, uerr, sizeof uerr) != 0)
+            kern_fatal(EXIT_BOOT_ERROR, "bad Unikraft command line: %s", uerr);
+        memcpy(kern_cmdline, conv, strlen(conv) + 1);
+        free(conv);
+    }
     size_t len = strlen(kern_cmdline);
     char *strbuf = malloc(len + 1);
     char **ptrs = malloc((len + 8) * sizeof(char *));

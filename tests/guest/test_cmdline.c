@@ -177,12 +177,61 @@ static void test_long(void **state)
     free(line);
 }
 
+/* The Unikraft dialect (cmdline_from_unikraft): the lines shoald's
+ * "unikraft" preset builds (docs/node.md), rewritten into the shoal form
+ * and then parsed. */
+static void uk_ok(const char *in, const char *want)
+{
+    char out[256], err[128] = "";
+    if (cmdline_from_unikraft(in, out, sizeof out, err, sizeof err) != 0)
+        fail_msg("'%s': %s", in, err);
+    if (strcmp(out, want) != 0)
+        fail_msg("'%s' -> '%s', want '%s'", in, out, want);
+    struct parsed p;
+    parse(&p, out);
+    assert_int_equal(p.rc, 0);
+    done(&p);
+}
+
+static void test_unikraft(void **state)
+{
+    char out[64], err[128];
+    (void)state;
+    uk_ok("httpd netdev.ip=10.88.0.4/16:10.88.0.1 env.vars=[ MODE=fast B=\"x y\" ] -- 8080 \"two "
+          "words\"",
+          "shoal.ip=10.88.0.4/16 shoal.gw=10.88.0.1 MODE=fast B=\"x y\" -- 8080 \"two words\"");
+    uk_ok("app netdev.ip=10.0.0.2/24:10.0.0.1:8.8.8.8:1.1.1.1:host:dom vfs.fstab=x -- a",
+          "shoal.ip=10.0.0.2/24 shoal.gw=10.0.0.1 -- a");
+    uk_ok("app netdev.ip=10.0.0.2/24:10.0.0.1 --", "shoal.ip=10.0.0.2/24 shoal.gw=10.0.0.1 --");
+    uk_ok("app hello world", "-- hello world"); /* no "--": every word an argument */
+    uk_ok("app", "--");
+    uk_ok("", "");
+    uk_ok("app env.vars=[ ] -- --x", "-- --x");
+    static const struct {
+        const char *in, *msg;
+    } bad[] = {
+        { "app netdev.ip=10.0.0.2/24 -- a",
+          "netdev.ip 'netdev.ip=10.0.0.2/24' is not CIDR:GATEWAY" },
+        { "app netdev.ip=10.0.0.2/24: -- a", "is not CIDR:GATEWAY" },
+        { "app env.vars=[ A=1 -- b", "env.vars=[ has no closing ]" },
+        { "app -- 0123456789012345678901234567890123456789012345678901234567890123456789",
+          "longer than 63 bytes once rewritten" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        if (cmdline_from_unikraft(bad[i].in, out, sizeof out, err, sizeof err) != -1 ||
+            !strstr(err, bad[i].msg))
+            fail_msg("'%s': got '%s', want '%s'", bad[i].in, err, bad[i].msg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),   cmocka_unit_test(test_env_and_args),
-        cmocka_unit_test(test_quoting), cmocka_unit_test(test_kernel_keys),
-        cmocka_unit_test(test_bad),     cmocka_unit_test(test_long),
+        cmocka_unit_test(test_empty),    cmocka_unit_test(test_env_and_args),
+        cmocka_unit_test(test_quoting),  cmocka_unit_test(test_kernel_keys),
+        cmocka_unit_test(test_bad),      cmocka_unit_test(test_long),
+        cmocka_unit_test(test_unikraft),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
