@@ -49,9 +49,11 @@
  *                   non-blocking sockets on one epoll set and reads of
  *                   console files (bounded); never blocks, never takes a
  *                   fleet lock. Its lock (probe_engine.mu) is a leaf, never
- *                   held across I/O or its callback; the callback only
- *                   queues a JOB_PROBE (fleet_queue takes mu), which an
- *                   event worker runs (health.c fleet_job_probe).
+ *                   held across I/O or its callback; the callback takes
+ *                   mu briefly (a ready run is marked so in the runtime
+ *                   table while it surely runs) and queues a JOB_PROBE,
+ *                   which an event worker runs (health.c fleet_job_probe:
+ *                   the row, events, a restart).
  *   dnsmasq         with --dhcp on, one child process (the guest network's
  *                   DHCP server) and one thread (daemon/dhcp.c) that logs
  *                   its output and starts it again when it dies; the core

@@ -24,13 +24,48 @@
 
 /* ---- the engine's notes (probe thread: queue only) ------------------------ */
 
+/* Take run gen of id as ready at at_ms (monotonic) if it is that run and
+ * it was not: 1 with its ready time in *ready_ms (-1 unknown), counted in
+ * the histogram. Takes f->mu (briefly: any thread, the probe thread too). */
+static int accept_ready(fleet *f, const char *id, int gen, int64_t at_ms, double *ready_ms)
+{
+    fleet_rt *rt;
+    int first = 0;
+
+    *ready_ms = -1;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, id);
+    if (rt && rt->active && rt->run_no == gen && !rt->ready) {
+        rt->ready = 1;
+        first = 1;
+        if (rt->request_ms) {
+            *ready_ms = (double)(at_ms - rt->request_ms);
+            fleet_observe_ready(f, *ready_ms);
+        }
+    }
+    pthread_cond_broadcast(&f->state_cv);
+    pthread_mutex_unlock(&f->mu);
+    return first;
+}
+
 static void on_note(void *user, const probe_note *n)
 {
     fleet *f = user;
     char detail[64];
+    double ready_ms;
     static const char *const what[] = { "ready", "healthy", "unhealthy", "slow" };
-    snprintf(detail, sizeof detail, "%s %" PRIu64 " %lld", what[n->kind], n->gen,
-             (long long)n->at_ms);
+
+    /* Ready is taken here, while the run is surely live: a guest that is
+     * ready and powers off at once may have its end queued before this
+     * note's job, which then only records it. */
+    if (n->kind == PROBE_NOTE_READY) {
+        if (!accept_ready(f, n->id, (int)n->gen, n->at_ms, &ready_ms))
+            return;
+        snprintf(detail, sizeof detail, "ready %" PRIu64 " %.0f", n->gen, ready_ms);
+    } else {
+        snprintf(detail, sizeof detail, "%s %" PRIu64 " %lld", what[n->kind], n->gen,
+                 (long long)n->at_ms);
+    }
     fleet_queue(f, JOB_PROBE, n->id, detail);
 }
 
@@ -251,28 +286,20 @@ static void ready_fn(state_instance *in, void *ctx)
     in->ready_ms = c->ready_ms;
 }
 
-void fleet_mark_ready(fleet *f, const char *id, int gen, int64_t at_ms)
+/* The row of an accepted ready: running (if still starting), ready_ms;
+ * the batch counts it. */
+static void record_ready(fleet *f, const char *id, double ready_ms)
 {
-    struct ready_ctx rc = { -1 };
-    fleet_rt *rt;
-    int first = 0;
-
-    pthread_mutex_lock(&f->mu);
-    rt = fleet_rt_find(f, id);
-    if (rt && rt->active && rt->run_no == gen && !rt->ready) {
-        rt->ready = 1;
-        first = 1;
-        if (rt->request_ms) {
-            rc.ready_ms = (double)(at_ms - rt->request_ms);
-            fleet_observe_ready(f, rc.ready_ms);
-        }
-    }
-    pthread_cond_broadcast(&f->state_cv);
-    pthread_mutex_unlock(&f->mu);
-    if (!first)
-        return;
+    struct ready_ctx rc = { ready_ms };
     fleet_mutate(f, id, ready_fn, &rc);
     fleet_batch_note(f, id, FLEET_BATCH_READY, NULL, NULL, NULL);
+}
+
+void fleet_mark_ready(fleet *f, const char *id, int gen, int64_t at_ms)
+{
+    double ready_ms;
+    if (accept_ready(f, id, gen, at_ms, &ready_ms))
+        record_ready(f, id, ready_ms);
 }
 
 void fleet_job_probe(fleet *f, const fleet_job *j)
@@ -288,7 +315,14 @@ void fleet_job_probe(fleet *f, const fleet_job *j)
     if (sscanf(j->detail, "%15s %llu %lld", what, &gen, &at) != 3)
         return;
     if (!strcmp(what, "ready")) {
-        fleet_mark_ready(f, j->id, (int)gen, at);
+        /* accepted by on_note: `at` is the ready time in ms, -1 unknown;
+         * recorded even if the run has ended since, not once another began */
+        pthread_mutex_lock(&f->mu);
+        rt = fleet_rt_find(f, j->id);
+        live = rt && rt->run_no == (int)gen;
+        pthread_mutex_unlock(&f->mu);
+        if (live)
+            record_ready(f, j->id, (double)at);
         return;
     }
     if (state_inst_find(f->db, j->id, &in, err, sizeof err) != 0)

@@ -5,7 +5,9 @@
 # the first published port for foreign ones, else none); the reference
 # httpd guest made ready by a tcp probe instead of its status channel; a
 # foreign-kind guest (foreign_unikraft, SeaBIOS) made ready by a console
-# probe and by `none`; an http health probe that passes (healthy, `shoal
+# probe and by `none`; a networked foreign guest (foreign_uk_httpd) ready
+# by the default tcp probe of its published port's guest port, healthy by
+# http, and unhealthy by an http probe of a port it does not serve; an http health probe that passes (healthy, `shoal
 # ps` shows it), one that fails (unhealthy, restart never: it keeps
 # running), one that fails under on-failure (the run ends crashed
 # "unhealthy: ..." and the policy starts it again); events, /metrics; a
@@ -18,7 +20,8 @@ IMAGES=$(cd "$2" && pwd)
 SHOAL=$3
 . "$(dirname "$0")/lib.sh"
 
-for f in "$SHOALD" "$SHOAL" "$IMAGES/httpd.elf" "$IMAGES/foreign_unikraft.elf"; do
+for f in "$SHOALD" "$SHOAL" "$IMAGES/httpd.elf" "$IMAGES/foreign_unikraft.elf" \
+    "$IMAGES/foreign_uk_httpd.elf"; do
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
 e2e_setup
@@ -83,6 +86,31 @@ check "uk-con was ready by its console line (ready_ms $(inst_field uk-con .ready
 create '{"image":"uk","name":"uk-never","ready":"console:no such line"}'
 check "uk-never ends exited" wait_for 60 inst_state_is uk-never exited
 check "uk-never was never ready" [ "$(inst_field uk-never .ready_ms)" = null ]
+
+# --- a networked foreign guest (foreign_uk_httpd: kind unikraft, SeaBIOS,
+# the unikraft preset) with a published port and no --ready: ready when
+# its guest port accepts (the default tcp probe); an http health probe on
+# a path it answers is healthy; one on a port it does not serve makes it
+# unhealthy, and under restart never it keeps running
+api POST "/v1/images?ref=ukhttpd:latest" -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$IMAGES/foreign_uk_httpd.elf"
+check "push foreign_uk_httpd as ukhttpd (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+create '{"image":"ukhttpd","name":"ukweb","args":["8080"],"ports":[{"host":18082,"guest":8080}],"health":{"probe":"http:8080/healthz","interval_s":1}}'
+check "create ukweb (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "ukweb's default readiness is tcp:8080 (got $(field '.items[0].ready'))" [ "$(field '.items[0].ready')" = tcp:8080 ]
+check "ukweb runs once its port accepts" wait_for 90 inst_state_is ukweb running
+check "ukweb was ready by probe (ready_ms $(inst_field ukweb .ready_ms))" [ "$(inst_field ukweb .ready_ms)" != null ]
+check "ukweb answers at its address" eval '[ "$(ns_curl -sS -m 2 "http://$(inst_field ukweb .network.address | cut -d/ -f1):8080/healthz")" = ok ]'
+check "ukweb becomes healthy" wait_for 30 eval '[ "$(inst_field ukweb .health.status)" = healthy ]'
+create '{"image":"ukhttpd","name":"uksick","args":["8080"],"ports":[{"host":18083,"guest":8080}],"health":{"probe":"http:8081/healthz","interval_s":1,"timeout_s":1,"retries":2}}'
+check "uksick runs (its readiness port accepts)" wait_for 90 inst_state_is uksick running
+check "uksick becomes unhealthy (http on a port it does not serve)" \
+    wait_for 30 eval '[ "$(inst_field uksick .health.status)" = unhealthy ]'
+check "uksick keeps running under restart never" inst_state_is uksick running
+api DELETE '/v1/instances/uksick?force=true'
+check "delete uksick (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+api DELETE '/v1/instances/ukweb?force=true'
+check "delete ukweb (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 
 # --- a per-run command line override (a template) instead of the image's
 # preset: foreign_unikraft prints its line as it gets it
