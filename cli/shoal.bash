@@ -104,17 +104,29 @@ _shoal() {
     images) opts="--name --selector --quiet --output --help" ;;
     image)
         if [[ -z $sub ]]; then
-            COMPREPLY=($(compgen -W "push ls inspect tag rm" -- "$cur"))
+            COMPREPLY=($(compgen -W "push ls inspect set tag rm" -- "$cur"))
             return
         fi
         case $sub in
         push)
-            opts="--label --quiet --output --help"
+            opts="--label --initrd --quiet --output --help"
             if [[ $cur != -* ]]; then
                 COMPREPLY=($(compgen -f -- "$cur"))
                 return
             fi ;;
         ls) opts="--name --selector --quiet --output --help" ;;
+        set)
+            case $prev in
+            --firmware) COMPREPLY=($(compgen -W "qboot seabios" -- "$cur")); return ;;
+            --exit) COMPREPLY=($(compgen -W "status debug-exit poweroff" -- "$cur")); return ;;
+            --cmdline) COMPREPLY=($(compgen -W "shoal unikraft solo5 raw" -- "$cur")); return ;;
+            esac
+            opts="--firmware --cmdline --exit --output --help"
+            if [[ $cur != -* ]]; then
+                COMPREPLY=($(compgen -W "$(_shoal_images)" -- "$cur"))
+                __ltrim_colon_completions "$cur" 2>/dev/null
+                return
+            fi ;;
         inspect | tag | rm)
             case $sub in
             rm) opts="--force --help" ;;
