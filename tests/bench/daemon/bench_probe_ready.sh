@@ -43,7 +43,10 @@ push "$IMAGES/foreign_unikraft.elf" uk:1
 push "$IMAGES/foreign_uk_httpd.elf" ukhttpd:1
 api PATCH /v1/images/sb:1 -H 'Content-Type: application/json' -d '{"firmware":"seabios"}'
 SEABIOS=1
-if [ "$HTTP_CODE" != 200 ]; then
+if [ "$HTTP_CODE" = 200 ]; then
+    api GET /v1/images/sb:1
+    echo "sb:1 firmware: $(printf '%s' "$BODY" | jq -r .profile.firmware); ukhttpd:1: $(api GET /v1/images/ukhttpd:1; printf '%s' "$BODY" | jq -r '[.kind, .profile.firmware] | join(" ")')"
+else
     echo "PATCH /v1/images: HTTP $HTTP_CODE ($BODY): no SeaBIOS row for the reference guest"
     SEABIOS=0
 fi
