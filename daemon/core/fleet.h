@@ -17,6 +17,8 @@
  *                libvirt events -> jobs
  *   batch.c      a create's instances followed as a batch (batch.progress)
  *   status.c     the guest status channel (ready, exit, crash records)
+ *   health.c     readiness and health probes (probe.h's engine), the
+ *                per-run command line override
  *   supervisor.c the supervisor thread: status files, backoff timers,
  *                console rotation, host reconnects
  *   reconcile.c  what a host really runs vs what the database says
