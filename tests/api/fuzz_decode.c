@@ -69,6 +69,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     api_decode_stop_request(body, size, &t, &st);
     api_decode_cordon_request(body, size, &b, &st);
     api_decode_empty_body(body, size, &st);
+    {
+        api_image_patch ip;
+        if (api_decode_image_patch(body, size, &ip, &st) == API_OK &&
+            !ip.firmware && !ip.cmdline && !ip.exit)
+            __builtin_trap(); /* API_OK means at least one field */
+        api_image_patch_free(&ip);
+    }
     nul = memchr(data, 0, size);
     if (nul != NULL)
         fuzz_query((const char *)nul + 1, size - (size_t)(nul - data) - 1);
