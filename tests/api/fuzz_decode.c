@@ -71,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     api_decode_empty_body(body, size, &st);
     {
         api_image_patch ip;
-        if (api_decode_image_patch(body, size, &ip, &st) == API_OK &&
-            !ip.firmware && !ip.cmdline && !ip.exit)
+        if (api_decode_image_patch(body, size, &ip, &st) == API_OK && !ip.firmware && !ip.cmdline &&
+            !ip.exit)
             __builtin_trap(); /* API_OK means at least one field */
         api_image_patch_free(&ip);
     }
