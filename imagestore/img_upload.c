@@ -308,6 +308,10 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag, const im
         img_fail(err, IMG_E_CONFLICT, "upload already failed; abort it");
         goto done;
     }
+    if (u->initrd) {
+        img_fail(err, IMG_E_INVALID, "an initrd upload ends with img_initrd_commit");
+        goto done;
+    }
     if (name && (img_valid_name(name, err) != 0 || img_valid_tag(tag, err) != 0))
         goto done;
     if (nlabels > IMG_LABELS_MAX) {

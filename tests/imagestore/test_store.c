@@ -1039,6 +1039,15 @@ static void test_initrd(void **state)
     OK(img_upload_begin(f->s, 0, &u, err));
     FAILS(img_upload_initrd(u, "sha256:12", err), IMG_E_INVALID, "64 lowercase hex digits");
     img_upload_abort(u);
+    /* the two kinds of upload end their own way */
+    OK(img_initrd_begin(f->s, 0, &u, err));
+    OK(img_upload_write(u, rd1, sizeof rd1 - 1, err));
+    FAILS(img_upload_commit(u, "x", NULL, NULL, 0, NULL, err), IMG_E_INVALID,
+          "an initrd upload ends with img_initrd_commit");
+    OK(img_upload_begin(f->s, 0, &u, err));
+    OK(img_upload_write(u, k, sizeof k, err));
+    FAILS(img_initrd_commit(u, NULL, err), IMG_E_INVALID, "not an initrd upload");
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE state = 0"), 0);
     imgt_bootsector(disk, sizeof disk);
     FAILS(push_with(f, disk, sizeof disk, "disk", d1, NULL, err), IMG_E_INVALID,
           "a disk image (format raw) takes no initrd");
