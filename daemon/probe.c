@@ -179,6 +179,7 @@ typedef struct target {
     int64_t watch_ms; /* monotonic ms the watch began */
     int64_t due_ms;   /* next check, NEVER: none */
     int warned;
+    uint32_t warn_ms; /* PROBE_NOTE_SLOW after this long not ready */
     /* the check in flight */
     int fd;
     int64_t started_ms, deadline_ms;
@@ -321,7 +322,7 @@ static void finish(probe_engine *e, target *t, int ok, const char *result)
             }
             return;
         }
-        if (!t->warned && now - t->watch_ms >= PROBE_READY_WARN_MS) {
+        if (!t->warned && now - t->watch_ms >= t->warn_ms) {
             t->warned = 1;
             note(e, t, PROBE_NOTE_SLOW, now, res);
         }
@@ -690,6 +691,7 @@ int probe_watch(probe_engine *e, const probe_watch_spec *w, char *err, size_t er
     t->interval_ms = w->interval_ms ? w->interval_ms : PROBE_INTERVAL_S_DEFAULT * 1000;
     t->timeout_ms = w->timeout_ms ? w->timeout_ms : PROBE_TIMEOUT_S_DEFAULT * 1000;
     t->retries = w->retries ? w->retries : PROBE_RETRIES_DEFAULT;
+    t->warn_ms = w->warn_ms ? w->warn_ms : PROBE_READY_WARN_MS;
     t->fd = -1;
     t->deadline_ms = NEVER;
     t->watch_ms = now;

@@ -131,6 +131,8 @@ typedef struct {
     int ready_now;            /* 1: ready already (health checks start now) */
     probe_spec health;        /* PROBE_NONE: no health checks */
     uint32_t interval_ms, timeout_ms, retries;
+    uint32_t warn_ms; /* PROBE_NOTE_SLOW after this long not ready;
+                                 0: PROBE_READY_WARN_MS */
 } probe_watch_spec;
 
 typedef enum {

@@ -416,6 +416,38 @@ static void test_health_threshold(void **state)
     probe_close(e);
 }
 
+/* A guest never ready is said once (PROBE_NOTE_SLOW) and still probed:
+ * nothing stays starting silently. */
+static void test_not_ready_warned(void **state)
+{
+    probe_engine *e = engine();
+    probe_watch_spec w;
+    probe_note n;
+    probe_health h;
+    char err[256], spec[32];
+    (void)state;
+    memset(&w, 0, sizeof w);
+    w.id = "slow";
+    w.gen = 3;
+    w.addr = LOOPBACK;
+    w.warn_ms = 150;
+    snprintf(spec, sizeof spec, "tcp:%u", free_port());
+    assert_int_equal(probe_spec_parse(spec, 0, &w.ready, err, sizeof err), 0);
+    int64_t t0 = mono_ms();
+    assert_int_equal(probe_watch(e, &w, err, sizeof err), 0);
+    assert_true(wait_note("slow", PROBE_NOTE_SLOW, 2000, &n));
+    assert_true(n.at_ms - t0 >= 150);
+    assert_int_equal(n.gen, 3);
+    assert_non_null(strstr(n.result, "Connection refused"));
+    usleep(300 * 1000);
+    assert_int_equal(count_notes("slow", PROBE_NOTE_SLOW), 1);
+    assert_int_equal(probe_health_get(e, "slow", &h), 0);
+    assert_false(h.ready);
+    assert_true(h.last_wall_ms > 0); /* still probed */
+    probe_unwatch(e, "slow");
+    probe_close(e);
+}
+
 /* tcp and http need an address; a watch without one is refused. */
 static void test_watch_needs_addr(void **state)
 {
@@ -437,7 +469,7 @@ int main(void)
         cmocka_unit_test(test_spec_ok),          cmocka_unit_test(test_spec_refused),
         cmocka_unit_test(test_tcp_late_port),    cmocka_unit_test(test_http_500_not_ready),
         cmocka_unit_test(test_console_regex),    cmocka_unit_test(test_health_threshold),
-        cmocka_unit_test(test_watch_needs_addr),
+        cmocka_unit_test(test_not_ready_warned), cmocka_unit_test(test_watch_needs_addr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
