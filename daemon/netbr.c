@@ -408,6 +408,8 @@ static int link_mac(const char *name, char out[NETBR_MAC_STRLEN])
     return rc;
 }
 
+static void no_ipv6(const char *dev);
+
 int netbr_create(const char *name, const char *addr, unsigned prefix, char *err, size_t errlen)
 {
     char out[1024], cidr[INET_ADDRSTRLEN + 4], mac[NETBR_MAC_STRLEN];
@@ -444,6 +446,7 @@ int netbr_create(const char *name, const char *addr, unsigned prefix, char *err,
             errbuf_set(err, errlen, "ip link add '%s' type bridge: %s", name, out);
             goto out;
         }
+        no_ipv6(name); /* a bridge shoald made; an operator's keeps its own */
     }
     /* Pin the MAC: a Linux bridge whose address was never set takes the
      * lowest MAC among its ports, so the gateway's MAC would change when

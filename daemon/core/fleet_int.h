@@ -399,6 +399,11 @@ void fleet_guard_remove(fleet *f, const char *id);
 /* Reconcile adopted a running domain: allow it (logs on failure, and when
  * its tap predates shoald's tap names and so is not filtered). */
 void fleet_guard_adopt(fleet *f, const state_instance *in);
+/* A guest's tap was just created (its domain started): no host IPv6 on it.
+ * Otherwise the host's stack on the tap sends the guest router
+ * solicitations and MLD reports for minutes, each waking an idle guest
+ * (docs/node.md, "Idle guests"). Best effort: logs once on failure. */
+void fleet_tap_no_ipv6(const char *tap);
 /* Supervisor tick: every FLEET_GUARD_VERIFY_MS, put the table back if it
  * went. */
 void fleet_guard_tick(fleet *f, int64_t now);

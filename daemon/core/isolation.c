@@ -11,10 +11,13 @@
  * that plugs its guests into the same bridge is thereby covered too). */
 #include "fleet_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "guard.h"
 #include "log.h"
@@ -124,4 +127,23 @@ void fleet_guard_tick(fleet *f, int64_t now)
         log_warn("guest isolation: the table " GUARD_FAMILY " " GUARD_TABLE
                  " was gone (nft flush ruleset?); written again for %zu guests",
                  guard_count(f->guard));
+}
+
+void fleet_tap_no_ipv6(const char *tap)
+{
+    static int warned;
+    char path[80];
+    if (!tap || !tap[0] || strchr(tap, '/'))
+        return;
+    snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", tap);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        /* ENOENT: a host without IPv6, whose taps send nothing of it. */
+        if (errno != ENOENT && !warned++)
+            log_warn("guest isolation: cannot turn IPv6 off on %s: %s", tap, strerror(errno));
+        return;
+    }
+    if (write(fd, "1", 1) != 1 && !warned++)
+        log_warn("guest isolation: cannot turn IPv6 off on %s: %s", tap, strerror(errno));
+    close(fd);
 }

@@ -292,6 +292,8 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         goto out;
     }
     t_create = fleet_now_ms() - t_create;
+    if (spec.tap)
+        fleet_tap_no_ipv6(spec.tap);
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_get(f, in.id);
     rt->run_no = run_no;
