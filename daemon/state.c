@@ -67,6 +67,10 @@ static const char *const MIGRATIONS[] = {
     "ALTER TABLE instances ADD COLUMN health_timeout_s INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE instances ADD COLUMN health_retries INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE instances ADD COLUMN cmdline TEXT;",
+    /* 6: a delete in flight (issue 16): set before the domain is destroyed,
+     * so that a shoald killed meanwhile finishes it after its restart.
+     * Not in INST_COLS: only state_inst_mark_deleting writes it. */
+    "ALTER TABLE instances ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const char *const STATE_NAMES[ST__COUNT] = {
@@ -509,6 +513,44 @@ out:
 int state_inst_delete(state_db *db, const char *id, char *err, size_t errlen)
 {
     return delete_one(db, "DELETE FROM instances WHERE id=?", "instance", id, err, errlen);
+}
+
+int state_inst_mark_deleting(state_db *db, const char *id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "UPDATE instances SET deleting=1 WHERE id=?", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    rc = sqlite3_changes(db->db) ? 0 : STATE_ENOTFOUND;
+    if (rc == STATE_ENOTFOUND)
+        errbuf_set(err, errlen, "instance '%s' not found", id);
+out:
+    if (rc == -1)
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_inst_deleting(state_db *db, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "SELECT deleting FROM instances WHERE id=?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        int step = sqlite3_step(st);
+        rc = step == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : step == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
 }
 
 /* One row by `sql` with ?1 = key (and ?2 = its length): 1 found (in *out),

@@ -144,6 +144,13 @@ int state_proto_parse(const char *s, state_proto *out);
 int state_inst_insert(state_db *db, const state_instance *in, char *err, size_t errlen);
 int state_inst_update(state_db *db, const state_instance *in, char *err, size_t errlen);
 int state_inst_delete(state_db *db, const char *id, char *err, size_t errlen);
+/* A delete in flight (issue 16): mark the row before its domain goes, so
+ * that a restarted shoald finishes the delete (reconcile.c) instead of
+ * finding a live row without a domain. The mark survives every update
+ * (it is not a column of state_instance) and goes with the row.
+ * state_inst_deleting: 1 marked, 0 not (or no such row), -1 on error. */
+int state_inst_mark_deleting(state_db *db, const char *id, char *err, size_t errlen);
+int state_inst_deleting(state_db *db, const char *id);
 /* Lookup by exact id, then unique id prefix (4..11 hex chars), then exact
  * name: ids come first, so a name can never hide an id. Ambiguous prefix:
  * STATE_ECONFLICT. The result must be state_inst_free()d. */

@@ -1,0 +1,64 @@
+/* killpoint.c - TEST ONLY kill points (killpoint.h). */
+#include "killpoint.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KP_STEP_MAX 64
+
+static char kp_step[KP_STEP_MAX]; /* "" when no kill point is set */
+static long kp_n;                 /* the passage that kills */
+static long kp_seen;              /* passages so far (atomic) */
+static pthread_once_t kp_once = PTHREAD_ONCE_INIT;
+
+static void kp_read(void)
+{
+    const char *v = getenv("SHOAL_TEST_KILL_AT");
+    const char *colon;
+    char *end;
+    long n;
+
+    if (!v || !*v)
+        return;
+    colon = strrchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= sizeof kp_step) {
+        fprintf(stderr, "killpoint: SHOAL_TEST_KILL_AT='%s' is not STEP:N; ignored\n", v);
+        return;
+    }
+    n = strtol(colon + 1, &end, 10);
+    if (*end || n < 1) {
+        fprintf(stderr, "killpoint: SHOAL_TEST_KILL_AT='%s' has no count >= 1; ignored\n", v);
+        return;
+    }
+    memcpy(kp_step, v, (size_t)(colon - v));
+    kp_step[colon - v] = 0;
+    kp_n = n;
+    fprintf(stderr, "killpoint: TEST ONLY: SIGKILL at passage %ld of '%s'\n", kp_n, kp_step);
+}
+
+void kp_init(void)
+{
+    pthread_once(&kp_once, kp_read);
+}
+
+void kp_hit(const char *step)
+{
+    char line[128];
+    int len;
+
+    kp_init();
+    if (!kp_step[0] || strcmp(step, kp_step) != 0)
+        return;
+    if (__atomic_add_fetch(&kp_seen, 1, __ATOMIC_SEQ_CST) != kp_n)
+        return;
+    len = snprintf(line, sizeof line, "killpoint: %s:%ld reached, SIGKILL\n", kp_step, kp_n);
+    if (len > 0 && write(STDERR_FILENO, line, (size_t)len) < 0)
+        len = 0;
+    kill(getpid(), SIGKILL);
+    for (;;)
+        pause();
+}

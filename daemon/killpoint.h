@@ -1,0 +1,45 @@
+/* killpoint.h - TEST ONLY: SIGKILL shoald at the Nth passage of a named
+ * step, so that tests can check what a restart finds (issue 16, "Faults";
+ * tests/e2e/daemon_killpoints.sh, docs/shoald.md "Faults").
+ *
+ * Compiled in always, inert unless the environment variable
+ * SHOAL_TEST_KILL_AT is set when shoald starts:
+ *
+ *   SHOAL_TEST_KILL_AT=STEP:N   kill at the Nth passage of STEP (N >= 1)
+ *
+ * Just before the signal one line goes to stderr (shoald's log):
+ * "killpoint: STEP:N reached, SIGKILL". Never set it in production: it ends
+ * the daemon on purpose, with no cleanup at all.
+ *
+ * Steps (each named where it is passed, in daemon/core):
+ *   create.row        instance.c: one row of a create written (of a batch)
+ *   start.row         run.c: the row says starting, run begun, no domain yet
+ *   start.created     run.c: the domain exists (virDomainCreateXML
+ *                     returned), nothing recorded about it yet
+ *   start.done        run.c: the start recorded, probes watched
+ *   delete.marked     instance.c: the row is marked deleting
+ *   delete.destroyed  instance.c: its domain destroyed, the row still there
+ *   delete.row        instance.c: the row removed, files and image
+ *                     reference not yet
+ *   policy.backoff    run.c: a run ended and its restart policy put the
+ *                     row in backoff
+ *   policy.restart    supervisor.c: the backoff ran out, the start queued
+ *   upload.half       images.c: an upload has half its bytes (of the size
+ *                     announced) stored, uncommitted
+ *   upload.row        images.c: an upload committed (the image visible),
+ *                     the answer not yet sent
+ *
+ * Thread-safe: the passage count is atomic; one process, one kill point.
+ */
+#ifndef SHOAL_KILLPOINT_H
+#define SHOAL_KILLPOINT_H
+
+/* Read SHOAL_TEST_KILL_AT (once; kp_hit calls it, so calling it is
+ * optional). A malformed value is reported on stderr and ignored. */
+void kp_init(void);
+
+/* One passage of step: SIGKILL this process when it is the one asked for.
+ * Costs one string compare when a kill point is set, nothing otherwise. */
+void kp_hit(const char *step);
+
+#endif
