@@ -790,7 +790,7 @@ static api_code be_image_patch(void *ctx, const char *ref, const api_image_patch
 {
     char digest[IMG_DIGEST_LEN + 1];
     fleet_err e;
-    img_profile_change ch = { p->firmware, p->cmdline, p->exit };
+    img_profile_change ch = { .firmware = p->firmware, .cmdline = p->cmdline, .exit = p->exit };
     if (fleet_image_set_profile(ctx, ref, &ch, digest, &e) != FLEET_OK)
         return status_from(st, &e);
     return emit_image(ctx, digest, out, st);

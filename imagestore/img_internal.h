@@ -35,7 +35,7 @@ typedef enum img_stmt_id {
     ST_LABELS_GET,       /* labels of a blob */
     ST_REF_ADD,          /* refs += 1 */
     ST_REF_SUB,          /* refs -= 1 when > 0 */
-    ST_PROFILE_SET,      /* firmware, cmdline, exit, template of a ready blob */
+    ST_PROFILE_SET,      /* the profile columns of a ready blob */
     ST_BLOB_ANY_DIGEST,  /* ready blob by full digest, image or initrd */
     ST_INITRD_BY_DIGEST, /* ready initrd by full digest */
     ST_INITRD_READY,     /* pending -> ready initrd */
@@ -132,7 +132,8 @@ typedef struct img_blob {
 /* Columns of a blob row as read by img_blob_row, in this order. */
 #define IMG_BLOB_COLS                                                                              \
     "id, digest, size, chunk_size, created, boot, refs, format, kind, evidence, firmware, "        \
-    "cmdline, exit, template, role, initrd_id"
+    "cmdline, exit, template, role, initrd_id, ready, health, health_interval_s, "                 \
+    "health_timeout_s, health_retries"
 
 /* Fill b from the IMG_BLOB_COLS columns of st starting at column base (img_store.c). */
 void img_blob_row(sqlite3_stmt *st, int base, img_blob *b);

@@ -1,6 +1,7 @@
 /*
  * img_profile.c - changing a stored boot profile: the one check of profile
- * values (img_profile_apply, img_template_check) and the update
+ * values (img_profile_apply, img_template_check; the probes' syntax is the
+ * daemon's, asked through img_profile_change.check) and the update
  * (img_profile_set). See img_store.h.
  */
 #include "img_internal.h"
@@ -136,17 +137,72 @@ static int bad(const char **field, const char *name, img_err *err, const char *f
     return img_fail(err, IMG_E_INVALID, "%s", msg);
 }
 
+/* A probe's text as the store takes it: "" or 1..IMG_PROBE_MAX bytes
+ * without control characters (its syntax is the daemon's: ch->check). */
+static int probe_text_ok(const char *t, char *msg, size_t msglen)
+{
+    size_t n = strlen(t);
+    if (n > IMG_PROBE_MAX) {
+        snprintf(msg, msglen, "probe of %zu bytes is over the limit of %d", n, IMG_PROBE_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f) {
+            snprintf(msg, msglen, "probe has a control character (0x%02x) at byte %zu",
+                     (unsigned char)t[i], i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The probe part of a change applied to q (ready, health and its numbers). */
+static int apply_probes(img_profile *q, const img_profile_change *ch, const char **field,
+                        img_err *err)
+{
+    char msg[IMG_ERR_MSG_MAX - 64];
+    bool numbers = ch->health_interval_s || ch->health_timeout_s || ch->health_retries;
+    if (ch->ready) {
+        if (probe_text_ok(ch->ready, msg, sizeof msg) != 0)
+            return bad(field, "ready", err, "ready: %s", msg);
+        snprintf(q->ready, sizeof q->ready, "%s", ch->ready);
+    }
+    if (ch->health) {
+        if (probe_text_ok(ch->health, msg, sizeof msg) != 0)
+            return bad(field, "health", err, "health: %s", msg);
+        if (!ch->health[0] && numbers)
+            return bad(field, "health", err,
+                       "health: removing the health probe takes no interval, timeout or retries");
+        snprintf(q->health, sizeof q->health, "%s", ch->health);
+        q->health_interval_s = q->health_timeout_s = q->health_retries = 0;
+    } else if (numbers && !q->health[0]) {
+        return bad(field, "health", err,
+                   "health: the image has no health probe to give an interval, timeout or "
+                   "retries (set one with health)");
+    }
+    if (ch->health_interval_s)
+        q->health_interval_s = ch->health_interval_s;
+    if (ch->health_timeout_s)
+        q->health_timeout_s = ch->health_timeout_s;
+    if (ch->health_retries)
+        q->health_retries = ch->health_retries;
+    return 0;
+}
+
 int img_profile_apply(img_profile *p, img_kind kind, img_format format,
                       const img_profile_change *ch, const char **field, img_err *err)
 {
     img_profile q = *p;
     bool disk = format == IMG_FORMAT_RAW || format == IMG_FORMAT_QCOW2;
+    bool probes = ch->ready || ch->health || ch->health_interval_s || ch->health_timeout_s ||
+                  ch->health_retries;
     char msg[IMG_ERR_MSG_MAX - 64];
     img_err_clear(err);
     if (field)
         *field = NULL;
-    if (!ch->firmware && !ch->cmdline && !ch->exit)
-        return bad(field, NULL, err, "no profile field to change (firmware, cmdline, exit)");
+    if (!ch->firmware && !ch->cmdline && !ch->exit && !probes)
+        return bad(field, NULL, err,
+                   "no profile field to change (firmware, cmdline, exit, ready, health)");
     if (q.firmware == IMG_FW_NONE) /* a row from before kinds: start from what it boots with */
         q.firmware = IMG_FW_QBOOT;
     if (q.cmdline == IMG_CMDLINE_NONE)
@@ -178,6 +234,8 @@ int img_profile_apply(img_profile *p, img_kind kind, img_format format,
             return bad(field, "exit", err, "exit '%.40s' is not status, debug-exit or poweroff",
                        ch->exit);
     }
+    if (probes && apply_probes(&q, ch, field, err) != 0)
+        return -1;
     if (disk && q.firmware != IMG_FW_SEABIOS)
         return bad(field, "firmware", err,
                    "a disk image (format %s) boots only with seabios: qboot boots no disks",
@@ -186,7 +244,18 @@ int img_profile_apply(img_profile *p, img_kind kind, img_format format,
         return bad(field, "cmdline", err,
                    "a disk image (format %s) takes no command line: its cmdline stays raw",
                    img_format_name(format));
-    (void)kind;
+    /* The probes as they would be, judged by the daemon's parser: after
+     * a change of them, or of the exit (ready "status" needs the status
+     * channel). */
+    if ((probes || ch->exit) && (q.ready[0] || q.health[0])) {
+        const char *f = NULL;
+        if (!ch->check)
+            return bad(field, q.ready[0] ? "ready" : "health", err,
+                       "probes cannot be checked here (no probe checker given)");
+        msg[0] = '\0';
+        if (ch->check(ch->check_ctx, &q, kind, &f, msg, sizeof msg) != 0)
+            return bad(field, f ? f : "ready", err, "%s", msg[0] ? msg : "probe refused");
+    }
     *p = q;
     return 0;
 }
@@ -220,6 +289,25 @@ int img_profile_set(img_store *s, const char *ref, const img_profile_change *ch,
         sqlite3_bind_text(st, 5, b.profile.template, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 5);
+    /* probes: "" and 0 are stored as NULL, the kind's default */
+    if (b.profile.ready[0])
+        sqlite3_bind_text(st, 6, b.profile.ready, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 6);
+    if (b.profile.health[0]) {
+        sqlite3_bind_text(st, 7, b.profile.health, -1, SQLITE_STATIC);
+        const uint32_t nums[] = { b.profile.health_interval_s, b.profile.health_timeout_s,
+                                  b.profile.health_retries };
+        for (int i = 0; i < 3; i++) {
+            if (nums[i])
+                sqlite3_bind_int64(st, 8 + i, nums[i]);
+            else
+                sqlite3_bind_null(st, 8 + i);
+        }
+    } else {
+        for (int i = 7; i <= 10; i++)
+            sqlite3_bind_null(st, i);
+    }
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {

@@ -248,6 +248,13 @@ static const char *const migrations[IMG_SCHEMA_VERSION] = {
     "ALTER TABLE blobs ADD COLUMN role TEXT;"         /* NULL: an image; 'initrd' */
     "ALTER TABLE blobs ADD COLUMN initrd_id INTEGER;" /* an image's initrd blob */
     "CREATE INDEX blobs_initrd ON blobs(initrd_id);",
+    /* 4 -> 5: probes in the profile (text the daemon checks); NULL reads
+       as the kind's default readiness and no health probe */
+    "ALTER TABLE blobs ADD COLUMN ready TEXT;"
+    "ALTER TABLE blobs ADD COLUMN health TEXT;"
+    "ALTER TABLE blobs ADD COLUMN health_interval_s INTEGER;"
+    "ALTER TABLE blobs ADD COLUMN health_timeout_s INTEGER;"
+    "ALTER TABLE blobs ADD COLUMN health_retries INTEGER;",
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -287,10 +294,11 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " role = 'initrd', owner_pid = NULL, owner_session = NULL"
                         " WHERE id = ?1 AND state = 0",
     [ST_INITRD_SET] = "UPDATE blobs SET initrd_id = ?2 WHERE id = ?1",
-    [ST_INITRD_ORPHAN] = "DELETE FROM blobs WHERE id = ?1 AND role = 'initrd'"
+    [ST_INITRD_ORPHAN] = "DELETE FROM blobs WHERE id = ?1 AND role = 'initrd' AND refs = 0"
                          " AND NOT EXISTS (SELECT 1 FROM blobs i WHERE i.initrd_id = ?1)",
-    [ST_PROFILE_SET] = "UPDATE blobs SET firmware = ?2, cmdline = ?3, exit = ?4, template = ?5"
-                       " WHERE id = ?1 AND state = 1",
+    [ST_PROFILE_SET] = "UPDATE blobs SET firmware = ?2, cmdline = ?3, exit = ?4, template = ?5,"
+                       " ready = ?6, health = ?7, health_interval_s = ?8, health_timeout_s = ?9,"
+                       " health_retries = ?10 WHERE id = ?1 AND state = 1",
 };
 
 static int exec(sqlite3 *db, const char *sql, img_err *err)
@@ -762,6 +770,12 @@ void img_blob_row(sqlite3_stmt *st, int base, img_blob *b)
         b->profile.cmdline = IMG_CMDLINE_TEMPLATE;
         snprintf(b->profile.template, sizeof b->profile.template, "%s", COL_TEXT(13));
     }
+    /* probes: NULL (never set) reads as "" and 0, the kind's default */
+    snprintf(b->profile.ready, sizeof b->profile.ready, "%s", COL_TEXT(16) ? COL_TEXT(16) : "");
+    snprintf(b->profile.health, sizeof b->profile.health, "%s", COL_TEXT(17) ? COL_TEXT(17) : "");
+    b->profile.health_interval_s = (uint32_t)sqlite3_column_int64(st, base + 18);
+    b->profile.health_timeout_s = (uint32_t)sqlite3_column_int64(st, base + 19);
+    b->profile.health_retries = (uint32_t)sqlite3_column_int64(st, base + 20);
 #undef COL_TEXT
 }
 
@@ -782,7 +796,9 @@ void img_evidence_join(const img_vresult *vr, char out[IMG_EVIDENCE_TEXT_MAX + 1
 
 img_profile img_profile_default(img_kind kind)
 {
-    img_profile p = { IMG_FW_SEABIOS, IMG_CMDLINE_RAW, IMG_EXIT_POWEROFF, "" };
+    img_profile p = { .firmware = IMG_FW_SEABIOS,
+                      .cmdline = IMG_CMDLINE_RAW,
+                      .exit = IMG_EXIT_POWEROFF };
     switch (kind) {
     case IMG_KIND_SHOAL:
         p.firmware = IMG_FW_QBOOT;
@@ -1094,7 +1110,8 @@ out:
 /* IMG_BLOB_COLS of blobs b */
 #define IMG_BLOB_COLS_B                                                                            \
     "b.id, b.digest, b.size, b.chunk_size, b.created, b.boot, b.refs, b.format, b.kind,"           \
-    " b.evidence, b.firmware, b.cmdline, b.exit, b.template, b.role, b.initrd_id"
+    " b.evidence, b.firmware, b.cmdline, b.exit, b.template, b.role, b.initrd_id, b.ready,"        \
+    " b.health, b.health_interval_s, b.health_timeout_s, b.health_retries"
 
 int img_list(img_store *s, const img_filter *f, img_info **out, size_t *count, img_err *err)
 {
@@ -1365,7 +1382,29 @@ put:
     return ret;
 }
 
-static int ref_change(img_store *s, const char *ref, img_stmt_id id, img_err *err)
+/* An initrd by full digest (img_initrd_acquire/release). */
+static int initrd_by_digest(img_conn *c, const char *digest, img_blob *b, img_err *err)
+{
+    if (!digest || strlen(digest) != IMG_DIGEST_LEN || strncmp(digest, "sha256:", 7) != 0 ||
+        strspn(digest + 7, "0123456789abcdef") != IMG_DIGEST_HEX)
+        return img_fail(err, IMG_E_INVALID, "initrd '%.80s' is not sha256:<64 lowercase hex>",
+                        digest ? digest : "");
+    sqlite3_stmt *st = img_stmt(c, ST_INITRD_BY_DIGEST, err);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        img_blob_row(st, 0, b);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return img_fail(err, IMG_E_NOT_FOUND, "initrd %s not found (upload it first)", digest);
+    return img_fail_db(err, c->db, rc, "look up initrd");
+}
+
+static int ref_change(img_store *s, const char *ref, img_stmt_id id, bool initrd, img_err *err)
 {
     int ret = -1;
     img_conn *c = NULL;
@@ -1375,7 +1414,7 @@ static int ref_change(img_store *s, const char *ref, img_stmt_id id, img_err *er
         return -1;
     if (img_tx_write(s, c, err) != 0)
         goto put;
-    if (img_resolve_conn(c, ref, &b, err) != 0)
+    if ((initrd ? initrd_by_digest(c, ref, &b, err) : img_resolve_conn(c, ref, &b, err)) != 0)
         goto out;
     sqlite3_stmt *st = img_stmt(c, id, err);
     if (!st)
@@ -1384,7 +1423,8 @@ static int ref_change(img_store *s, const char *ref, img_stmt_id id, img_err *er
     if (step_write(c, st, "update reference count", err) != 0)
         goto out;
     if (sqlite3_changes(c->db) == 0) {
-        img_fail(err, IMG_E_CONFLICT, "image '%s' has no references to release", ref);
+        img_fail(err, IMG_E_CONFLICT, "%s '%s' has no references to release",
+                 initrd ? "initrd" : "image", ref);
         goto out;
     }
     ret = img_tx_commit(s, c, true, err);
@@ -1398,12 +1438,22 @@ put:
 
 int img_ref_acquire(img_store *s, const char *ref, img_err *err)
 {
-    return ref_change(s, ref, ST_REF_ADD, err);
+    return ref_change(s, ref, ST_REF_ADD, false, err);
 }
 
 int img_ref_release(img_store *s, const char *digest, img_err *err)
 {
-    return ref_change(s, digest, ST_REF_SUB, err);
+    return ref_change(s, digest, ST_REF_SUB, false, err);
+}
+
+int img_initrd_acquire(img_store *s, const char *digest, img_err *err)
+{
+    return ref_change(s, digest, ST_REF_ADD, true, err);
+}
+
+int img_initrd_release(img_store *s, const char *digest, img_err *err)
+{
+    return ref_change(s, digest, ST_REF_SUB, true, err);
 }
 
 int img_refs_reset(img_store *s, img_err *err)
@@ -1436,23 +1486,25 @@ bool img_pid_alive(pid_t pid)
 
 static bool upload_is_mine(img_store *s, int64_t blob_id);
 
-/* Collect the ids of rows that qualify, then delete them one transaction each. */
-int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
+/* Collect the ids of rows that qualify, then delete them one transaction
+ * each. only_uploads: abandoned uploads only (img_gc_uploads). */
+static int gc_run(img_store *s, img_gc_stats *stats, int only_uploads, img_err *err)
 {
     static const char q_images[] =
         "SELECT id, size, initrd_id FROM blobs b WHERE state = 1 AND refs = 0 AND role IS NULL"
         " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = b.id)";
-    /* initrds no image ever pointed at (one that lost its image went with it) */
+    /* initrds no image points at and no instance holds (one that lost its
+       last image and holder went with it, or was never attached) */
     static const char q_initrds[] =
         "SELECT id, size, ?1 FROM blobs b WHERE state = 1 AND role = 'initrd' AND created < ?1"
-        " AND NOT EXISTS (SELECT 1 FROM blobs i WHERE i.initrd_id = b.id)";
+        " AND refs = 0 AND NOT EXISTS (SELECT 1 FROM blobs i WHERE i.initrd_id = b.id)";
     static const char q_uploads[] =
         "SELECT id, size, owner_pid, owner_session, touched FROM blobs WHERE state = 0";
     static const char q_del_image[] = "DELETE FROM blobs WHERE id = ?1 AND state = 1 AND refs = 0"
                                       " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.blob_id = ?1)";
     static const char q_del_upload[] = "DELETE FROM blobs WHERE id = ?1 AND state = 0";
     static const char q_del_initrd[] =
-        "DELETE FROM blobs WHERE id = ?1 AND role = 'initrd'"
+        "DELETE FROM blobs WHERE id = ?1 AND role = 'initrd' AND refs = 0"
         " AND NOT EXISTS (SELECT 1 FROM blobs i WHERE i.initrd_id = ?1)";
     int ret = -1, rc;
     img_conn *c = NULL;
@@ -1469,7 +1521,7 @@ int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
     if (img_conn_get(s, &c, err) != 0)
         return -1;
 
-    for (int pass = 0; pass < 3; pass++) {
+    for (int pass = only_uploads ? 1 : 0; pass < (only_uploads ? 2 : 3); pass++) {
         n = 0;
         rc = sqlite3_prepare_v2(c->db,
                                 pass == 0   ? q_images
@@ -1559,7 +1611,7 @@ int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
         sqlite3_finalize(del);
         del = NULL;
     }
-    if (img_cache_gc(s, &stats->cache_files_removed, err) != 0)
+    if (!only_uploads && img_cache_gc(s, &stats->cache_files_removed, err) != 0)
         goto out;
     ret = 0;
 out:
@@ -1570,6 +1622,16 @@ out:
     free(initrds);
     img_conn_put(s, c);
     return ret;
+}
+
+int img_gc(img_store *s, img_gc_stats *stats, img_err *err)
+{
+    return gc_run(s, stats, 0, err);
+}
+
+int img_gc_uploads(img_store *s, img_gc_stats *stats, img_err *err)
+{
+    return gc_run(s, stats, 1, err);
 }
 
 int img_check(img_store *s, img_err *err)

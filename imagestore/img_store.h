@@ -40,7 +40,7 @@
 
 /* ---- constants ---------------------------------------------------------- */
 
-#define IMG_SCHEMA_VERSION     4    /* PRAGMA user_version written by this code */
+#define IMG_SCHEMA_VERSION     5    /* PRAGMA user_version written by this code */
 #define IMG_DIGEST_HEX         64   /* hex characters of a SHA-256 */
 #define IMG_DIGEST_LEN         71   /* strlen("sha256:") + 64 */
 #define IMG_NAME_MAX           128  /* name: [a-z0-9][a-z0-9._/-]*, at most this long */
@@ -54,6 +54,7 @@
 #define IMG_DEFAULT_CHUNK      (1u << 20)            /* bytes per stored chunk */
 #define IMG_DEFAULT_CACHE_MAX  (UINT64_C(4) << 30)   /* materialized-file budget */
 #define IMG_TEMPLATE_MAX       1024                  /* command-line template, bytes */
+#define IMG_PROBE_MAX          300                   /* probe spec text, bytes */
 #define IMG_DEFAULT_MAX_INITRD (UINT64_C(256) << 20) /* largest initrd */
 
 /* ---- errors ------------------------------------------------------------- */
@@ -144,20 +145,53 @@ typedef struct img_profile {
     img_exit exit;                       /* how an exit is read */
     char template[IMG_TEMPLATE_MAX + 1]; /* with IMG_CMDLINE_TEMPLATE: the line, with
                                             placeholders (img_template_check); else "" */
+    /* Probes of the image's instances (docs/shoald.md "Probes"), as text in
+     * the daemon's probe syntax: the store keeps them and never parses
+     * them (the daemon checks a change through img_profile_change.check).
+     * An instance created without its own takes these. */
+    char ready[IMG_PROBE_MAX + 1];  /* readiness probe, "" = the kind's default */
+    char health[IMG_PROBE_MAX + 1]; /* health probe, "" = none */
+    uint32_t health_interval_s;     /* with a health probe: seconds between checks, */
+    uint32_t health_timeout_s;      /* seconds one may take, */
+    uint32_t health_retries;        /* failures in a row; each 0 = the default */
 } img_profile;
 
 /*
- * A change of a stored profile (img_profile_set): each field NULL to keep
- * it, else the value as a client wrote it:
+ * Checks the probes of a profile about to be stored (the daemon's probe
+ * parser: the store knows no probe syntax). Called by img_profile_apply
+ * with the whole profile as it would be after the change, when the change
+ * touches ready, health or exit; may rewrite p->ready and p->health into
+ * their canonical form. Returns 0, or -1 with *field ("ready", "health",
+ * "health.interval_s", ... or "exit") and a sentence in msg.
+ */
+typedef int (*img_probe_check_fn)(void *ctx, img_profile *p, img_kind kind, const char **field,
+                                  char *msg, size_t msglen);
+
+/*
+ * A change of a stored profile (img_profile_set): each field NULL (or 0)
+ * to keep it, else the value as a client wrote it:
  *   firmware  "qboot" | "seabios"
  *   cmdline   a preset name ("shoal", "unikraft", "solo5", "raw") or a
  *             template (img_template_check)
  *   exit      "status" | "debug-exit" | "poweroff"
+ *   ready     a readiness probe spec; "" = back to the kind's default
+ *   health    a health probe spec, replacing the probe and its numbers
+ *             (those not given here become the defaults); "" = none
+ *   health_interval_s, health_timeout_s, health_retries
+ *             1..; with health NULL they change the stored health probe's
+ *             (refused, field "health", when there is none)
+ * Every value is bounded (IMG_PROBE_MAX bytes, no control characters);
+ * check (may be NULL: probes are then refused) judges the probes.
  */
 typedef struct img_profile_change {
     const char *firmware;
     const char *cmdline;
     const char *exit;
+    const char *ready;
+    const char *health;
+    uint32_t health_interval_s, health_timeout_s, health_retries;
+    img_probe_check_fn check;
+    void *check_ctx;
 } img_profile_change;
 
 /* A label, key=value. In img_info the strings are owned by the img_info. */
@@ -246,10 +280,11 @@ int img_template_check(const char *tmpl, char *msg, size_t msglen);
 /*
  * The one check of a profile change: apply ch to *p for an image of this
  * kind and format, or return -1 with IMG_E_INVALID in err, *field naming the
- * first bad field ("firmware", "cmdline" or "exit") and *p unchanged. Refused
- * besides unknown values: qboot for a disk image (it boots no disks), a
- * command line other than "raw" for a disk image (it takes none), an empty
- * change. Pure.
+ * first bad field ("firmware", "cmdline", "exit", "ready", "health", ...) and
+ * *p unchanged. Refused besides unknown values: qboot for a disk image (it
+ * boots no disks), a command line other than "raw" for a disk image (it
+ * takes none), an empty change, and what ch->check refuses. Pure but for
+ * ch->check.
  */
 int img_profile_apply(img_profile *p, img_kind kind, img_format format,
                       const img_profile_change *ch, const char **field, img_err *err);
@@ -263,7 +298,8 @@ int img_profile_apply(img_profile *p, img_kind kind, img_format format,
  * the validator now refuses keeps its boot protocol, gets the kind that
  * protocol implies and the evidence "revalidation failed"; from version 2:
  * a column for how an exit is read, empty, which reads as the kind's
- * default).
+ * default; from version 4: columns for the probes, empty, which read as
+ * the kind's default readiness and no health probe).
  * A newer schema than IMG_SCHEMA_VERSION is refused (IMG_E_CORRUPT).
  * opts may be NULL. On success *out owns the store; close with img_store_close.
  * Errors: IMG_E_IO (cannot open/create), IMG_E_CORRUPT, IMG_E_INVALID (opts).
@@ -416,6 +452,14 @@ int img_label_set(img_store *s, const char *ref, const char *key, const char *va
  */
 int img_gc(img_store *s, img_gc_stats *stats, img_err *err);
 
+/*
+ * Only the abandoned uploads of img_gc (pending blobs of a process that is
+ * gone, of another live one idle past stale_upload_secs, or of this one no
+ * longer open): cheap enough for a timer (shoald's supervisor runs it every
+ * FLEET_UPLOAD_SWEEP_MS), touching no image, name or cache file.
+ */
+int img_gc_uploads(img_store *s, img_gc_stats *stats, img_err *err);
+
 /* ---- references (the daemon's instances) --------------------------------- */
 
 /* Count one more user of the image digest (full "sha256:<hex>") or ref. */
@@ -423,6 +467,16 @@ int img_ref_acquire(img_store *s, const char *ref, img_err *err);
 
 /* Count one user fewer. Releasing at zero is IMG_E_CONFLICT. */
 int img_ref_release(img_store *s, const char *digest, img_err *err);
+
+/*
+ * The same for an initrd an instance carries of its own (a run's initrd,
+ * "sha256:<hex>" as img_initrd_commit gave it): an initrd with references
+ * is never collected (img_gc, the last image pointing at it going).
+ * Errors: IMG_E_NOT_FOUND (no such initrd stored), IMG_E_INVALID
+ * (malformed), IMG_E_CONFLICT (release at zero).
+ */
+int img_initrd_acquire(img_store *s, const char *digest, img_err *err);
+int img_initrd_release(img_store *s, const char *digest, img_err *err);
 
 /* Set every count to zero (daemon start-up, before re-acquiring for live instances). */
 int img_refs_reset(img_store *s, img_err *err);

@@ -298,7 +298,9 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag, const im
     img_blob b;
     int64_t target = 0;
     char evidence[IMG_EVIDENCE_TEXT_MAX + 1] = "";
-    img_profile profile = { IMG_FW_NONE, IMG_CMDLINE_NONE, IMG_EXIT_NONE, "" };
+    img_profile profile = { .firmware = IMG_FW_NONE,
+                            .cmdline = IMG_CMDLINE_NONE,
+                            .exit = IMG_EXIT_NONE };
     img_err_clear(err);
     if (info)
         memset(info, 0, sizeof *info);

@@ -550,10 +550,10 @@ static void test_schema_version(void **state)
     assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     FAILS(img_store_open(f->db, NULL, &f->s, err), IMG_E_CORRUPT,
-          "has schema version 99, newer than this shoal's (4)");
+          "has schema version 99, newer than this shoal's (5)");
     assert_null(f->s);
     assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 5", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     assert_int_equal(open_store(f, NULL), 0);
 }
@@ -956,6 +956,190 @@ static void test_migrate_v2(void **state)
     free(db);
 }
 
+/* A stand-in for the daemon's probe checker (probe.h): "none", "status",
+ * "tcp:N", "http:N/..." for readiness, tcp and http for health; "status"
+ * only with the status channel (exit status); "tcp:0N" rewritten to
+ * "tcp:N" (the canonical form goes in). */
+static int fake_check(void *ctx, img_profile *p, img_kind kind, const char **field, char *msg,
+                      size_t msglen)
+{
+    int *calls = ctx;
+    (*calls)++;
+    (void)kind;
+    if (p->ready[0] && strcmp(p->ready, "none") && strcmp(p->ready, "status") &&
+        strncmp(p->ready, "tcp:", 4) && strncmp(p->ready, "http:", 5)) {
+        *field = "ready";
+        snprintf(msg, msglen, "ready '%s' is no probe", p->ready);
+        return -1;
+    }
+    if (!strcmp(p->ready, "status") && p->exit != IMG_EXIT_STATUS) {
+        *field = "ready";
+        snprintf(msg, msglen, "ready 'status' needs the status channel");
+        return -1;
+    }
+    if (p->health[0] && strncmp(p->health, "tcp:", 4) && strncmp(p->health, "http:", 5)) {
+        *field = "health";
+        snprintf(msg, msglen, "health '%s' is no health probe", p->health);
+        return -1;
+    }
+    if (!strncmp(p->ready, "tcp:0", 5))
+        memmove(p->ready + 4, p->ready + 5, strlen(p->ready + 5) + 1);
+    return 0;
+}
+
+/*
+ * Probes in a stored profile (schema 5): ready and health with its numbers
+ * set, changed piecewise and removed; their syntax judged by the checker
+ * the caller gives, on the profile as it would be (an exit change too);
+ * refusals name the field and change nothing; kept across a reopen.
+ */
+static void test_profile_probes(void **state)
+{
+    fx *f = *state;
+    static uint8_t b[IMGT_PVH_SIZE];
+    img_info info;
+    const char *field = NULL;
+    int calls = 0;
+
+    imgt_unikraft(b);
+    OK(push_buf(f, b, sizeof b, "uk", &info, err));
+    assert_string_equal(info.profile.ready, ""); /* the kind's default */
+    assert_string_equal(info.profile.health, "");
+    img_info_clear(&info);
+    img_profile_change ch = { .ready = "tcp:08080", .check = fake_check, .check_ctx = &calls };
+    OK(img_profile_set(f->s, "uk", &ch, &info, &field, err));
+    assert_int_equal(calls, 1);
+    assert_string_equal(info.profile.ready, "tcp:8080"); /* as the checker wrote it */
+    assert_int_equal(info.profile.exit, IMG_EXIT_POWEROFF);
+    img_info_clear(&info);
+    ch = (img_profile_change){ .health = "http:8080/healthz",
+                               .health_interval_s = 5,
+                               .check = fake_check,
+                               .check_ctx = &calls };
+    OK(img_profile_set(f->s, "uk", &ch, &info, &field, err));
+    assert_string_equal(info.profile.health, "http:8080/healthz");
+    assert_int_equal(info.profile.health_interval_s, 5);
+    assert_int_equal(info.profile.health_timeout_s, 0); /* the default */
+    assert_string_equal(info.profile.ready, "tcp:8080");
+    img_info_clear(&info);
+    ch = (img_profile_change){ .health_retries = 4, .check = fake_check, .check_ctx = &calls };
+    OK(img_profile_set(f->s, "uk", &ch, &info, &field, err));
+    assert_int_equal(info.profile.health_retries, 4);
+    assert_int_equal(info.profile.health_interval_s, 5);
+    img_info_clear(&info);
+    assert_int_equal(q(f, "SELECT health_timeout_s IS NULL FROM blobs WHERE ready = 'tcp:8080'"),
+                     1);
+
+    /* refusals name the field and change nothing */
+    ch = (img_profile_change){
+        .firmware = "qboot", .ready = "udp:53", .check = fake_check, .check_ctx = &calls
+    };
+    SET_FAILS("uk", &ch, "ready", "ready 'udp:53' is no probe");
+    ch = (img_profile_change){ .health = "console:up", .check = fake_check, .check_ctx = &calls };
+    SET_FAILS("uk", &ch, "health", "health 'console:up' is no health probe");
+    ch = (img_profile_change){ .ready = "status", .check = fake_check, .check_ctx = &calls };
+    SET_FAILS("uk", &ch, "ready", "needs the status channel");
+    ch = (img_profile_change){ .ready = "tcp:80" }; /* no checker */
+    SET_FAILS("uk", &ch, "ready", "no probe checker");
+    ch = (img_profile_change){ .health = "", .health_timeout_s = 3, .check = fake_check };
+    SET_FAILS("uk", &ch, "health", "removing the health probe takes no interval");
+    ch = (img_profile_change){ .ready = "tcp:80\n", .check = fake_check, .check_ctx = &calls };
+    SET_FAILS("uk", &ch, "ready", "control character");
+    static char longp[IMG_PROBE_MAX + 2];
+    memset(longp, 'x', IMG_PROBE_MAX + 1);
+    ch = (img_profile_change){ .health = longp, .check = fake_check, .check_ctx = &calls };
+    SET_FAILS("uk", &ch, "health", "over the limit of 300");
+    OK(img_get(f->s, "uk", &info, err));
+    assert_int_equal(info.profile.firmware, IMG_FW_SEABIOS);
+    assert_string_equal(info.profile.ready, "tcp:8080");
+    assert_string_equal(info.profile.health, "http:8080/healthz");
+    assert_int_equal(info.profile.health_retries, 4);
+    img_info_clear(&info);
+
+    /* kept across a reopen; then removed: ready back to the kind's default */
+    img_store_close(f->s);
+    assert_int_equal(open_store(f, NULL), 0);
+    OK(img_get(f->s, "uk", &info, err));
+    assert_string_equal(info.profile.ready, "tcp:8080");
+    assert_int_equal(info.profile.health_interval_s, 5);
+    img_info_clear(&info);
+    ch = (img_profile_change){ .ready = "", .health = "", .check = fake_check };
+    ch.check_ctx = &calls;
+    OK(img_profile_set(f->s, "uk", &ch, &info, &field, err));
+    assert_string_equal(info.profile.ready, "");
+    assert_string_equal(info.profile.health, "");
+    assert_int_equal(info.profile.health_retries, 0);
+    img_info_clear(&info);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE ready IS NULL AND health IS NULL"
+                          " AND health_retries IS NULL"),
+                     1);
+    /* numbers with no health probe to give them to */
+    ch = (img_profile_change){ .health_interval_s = 9, .check = fake_check, .check_ctx = &calls };
+    SET_FAILS("uk", &ch, "health", "the image has no health probe");
+    /* an exit change is checked against the stored probes */
+    ch = (img_profile_change){ .exit = "status", .ready = "status", .check = fake_check };
+    ch.check_ctx = &calls;
+    OK(img_profile_set(f->s, "uk", &ch, NULL, &field, err));
+    ch = (img_profile_change){ .exit = "poweroff", .check = fake_check, .check_ctx = &calls };
+    SET_FAILS("uk", &ch, "ready", "needs the status channel");
+    OK(img_check(f->s, err));
+}
+
+/*
+ * A real schema-4 database (data/schema-v4.db, written by the schema-4
+ * store; data/make_schema_v4.c says how) upgrades in place: the changed
+ * profile and the initrd kept, every image without probes (the kind's
+ * default), which can then be set and survive a reopen.
+ */
+static void test_migrate_v4(void **state)
+{
+    fx *f = *state;
+    char *db = NULL;
+    img_store *s = NULL;
+    img_info info;
+    int calls = 0;
+    assert_true(asprintf(&db, "%s/v4.db", f->dir) > 0);
+    copy_file(IMGT_DATA_DIR "/schema-v4.db", db);
+    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), 4);
+    OK(img_store_open(db, NULL, &s, err));
+    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), IMG_SCHEMA_VERSION);
+    assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs WHERE ready IS NULL AND health"
+                                      " IS NULL AND health_interval_s IS NULL"),
+                     8);
+    OK(img_get(s, "uk:v4", &info, err));
+    assert_int_equal(info.kind, IMG_KIND_UNIKRAFT);
+    assert_int_equal(info.profile.exit, IMG_EXIT_DEBUG_EXIT);
+    assert_int_equal(info.profile.cmdline, IMG_CMDLINE_TEMPLATE);
+    assert_string_equal(info.profile.template, "{name} -- {args}");
+    assert_string_equal(info.initrd,
+                        "sha256:675f66b9a86159d5e473fde064a194c810bd4d554f4bc1e6aab82b7cb7813d5a");
+    assert_string_equal(info.profile.ready, "");
+    assert_string_equal(info.profile.health, "");
+    assert_string_equal(info.labels[0].value, "schema-v4");
+    img_info_clear(&info);
+    OK(img_get(s, "solo5:v2", &info, err));
+    assert_int_equal(info.profile.exit, IMG_EXIT_POWEROFF);
+    assert_string_equal(info.profile.ready, "");
+    img_info_clear(&info);
+    img_profile_change ch = {
+        .ready = "http:80/", .health = "tcp:80", .check = fake_check, .check_ctx = &calls
+    };
+    OK(img_profile_set(s, "uk:v4", &ch, NULL, NULL, err));
+    OK(img_check(s, err));
+    img_store_close(s);
+    OK(img_store_open(db, NULL, &s, err));
+    OK(img_get(s, "uk:v4", &info, err));
+    assert_string_equal(info.profile.ready, "http:80/");
+    assert_string_equal(info.profile.health, "tcp:80");
+    assert_string_equal(info.profile.template, "{name} -- {args}");
+    img_info_clear(&info);
+    /* the initrd no image points at is still an initrd */
+    OK(img_initrd_acquire(
+        s, "sha256:7501dc9255c0c3915afa485d260b2a4f83bd2526928478da90a25df55bd13e62", err));
+    img_store_close(s);
+    free(db);
+}
+
 static int push_initrd(fx *f, const void *buf, size_t len, img_info *info, img_err *err)
 {
     img_upload *u = NULL;
@@ -1101,10 +1285,30 @@ static void test_initrd(void **state)
     OK(push_initrd(f, rd2, sizeof rd2 - 1, NULL, err));
     OK(img_gc(f->s, &gs, err));
     assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE role = 'initrd'"), 1);
+    /* an initrd an instance holds (a run's own) outlives its image and GC */
+    OK(push_initrd(f, rd1, sizeof rd1 - 1, &ri, err));
+    OK(img_initrd_acquire(f->s, ri.digest, err));
+    OK(push_with(f, k, sizeof k, "uk", ri.digest, NULL, err));
+    char kd[IMG_DIGEST_LEN + 1];
+    OK(img_resolve(f->s, "uk", kd, err));
+    OK(img_delete(f->s, "uk", 0, err));
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE role = 'initrd'"), 2);
+    FAILS(img_initrd_acquire(f->s, nope, err), IMG_E_NOT_FOUND, "not found (upload it first)");
+    FAILS(img_initrd_acquire(f->s, kd, err), IMG_E_NOT_FOUND, "not found"); /* no image */
+    FAILS(img_initrd_acquire(f->s, "sha256:12", err), IMG_E_INVALID, "64 lowercase hex");
     sleep(2);
     OK(img_gc(f->s, &gs, err));
-    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE role = 'initrd'"), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE role = 'initrd'"), 1);
     assert_true(gs.images_removed >= 1);
+    OK(img_materialize_initrd(f->s, ri.digest, &path, err));
+    free(path);
+    path = NULL;
+    /* released, it goes at the next GC */
+    OK(img_initrd_release(f->s, ri.digest, err));
+    FAILS(img_initrd_release(f->s, ri.digest, err), IMG_E_CONFLICT, "no references to release");
+    OK(img_gc(f->s, &gs, err));
+    assert_int_equal(q(f, "SELECT count(*) FROM blobs WHERE role = 'initrd'"), 0);
+    img_info_clear(&ri);
     OK(img_check(f->s, err));
 }
 
@@ -1184,6 +1388,8 @@ int main(void)
         cmocka_unit_test(test_templates),
         cmocka_unit_test_setup_teardown(test_profile_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_initrd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_profile_probes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v4, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
