@@ -24,8 +24,8 @@
  *   policy.backoff    run.c: a run ended and its restart policy put the
  *                     row in backoff
  *   policy.restart    supervisor.c: the backoff ran out, the start queued
- *   upload.half       images.c: an upload has half its bytes (of the size
- *                     announced) stored, uncommitted
+ *   upload.partial    images.c: a write after which an uncommitted
+ *                     upload holds at least 2 MiB (stored chunks, pending)
  *   upload.row        images.c: an upload committed (the image visible),
  *                     the answer not yet sent
  *

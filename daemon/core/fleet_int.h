@@ -24,7 +24,9 @@
  *                   pool runs them.
  *   supervisor      one thread (supervisor.c): inotify on the status files,
  *                   backoff timers, console rotation, reconnects of lost
- *                   hosts, event trimming, batch.progress events (batch.c;
+ *                   hosts, event trimming, the sweep of abandoned image
+ *                   uploads (img_gc_uploads, every FLEET_UPLOAD_SWEEP_MS
+ *                   and at its first tick), batch.progress events (batch.c;
  *                   the only thread that emits them), and every
  *                   FLEET_GUARD_VERIFY_MS a check that the guest isolation
  *                   table is still there (isolation.c). Ticks every 500 ms;
@@ -138,6 +140,9 @@
 /* The guest isolation table is checked (and written again if someone
  * flushed it) this often: one netlink request, well under 1 ms. */
 #define FLEET_GUARD_VERIFY_MS 10000
+/* Abandoned uploads (pending blobs of a gone process or a dropped client)
+ * are collected by the supervisor this often, and at its first tick. */
+#define FLEET_UPLOAD_SWEEP_MS 60000
 
 struct node;
 struct pfwd;
@@ -263,6 +268,7 @@ struct fleet {
     struct probe_engine *probes;  /* readiness and health checks (health.c) */
     struct guard *guard;          /* guest isolation table (guard.h), NULL = no network */
     int64_t guard_checked_ms;     /* its last check (supervisor thread only) */
+    int64_t uploads_swept_ms;     /* last sweep of abandoned uploads (supervisor only) */
 
     pthread_mutex_t place_mu; /* see LOCKS above */
     pthread_mutex_t row_mu;
@@ -500,8 +506,17 @@ int fleet_lookup(fleet *f, const char *key, state_instance *in, fleet_err *e);
 /* Stop and start by full id, for cold moves (plan.c). */
 int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e);
 int fleet_start_id(fleet *f, const char *id, fleet_err *e);
+/* The last steps of a delete whose domain is gone (the row marked
+ * deleting): the row, published ports, probes, lease, image reference,
+ * files, runtime entry, instance.deleted. fleet_instance_delete, and
+ * reconcile.c for a delete a killed shoald left. No lock held. -1 with a
+ * message when the row could not be removed. */
+int fleet_delete_finish(fleet *f, const state_instance *in, char *err, size_t errlen);
 
 /* ---- images.c ---- */
+/* Bytes an upload holds (two stored chunks) from which each write is a
+ * passage of the test-only kill point upload.partial (killpoint.h). */
+#define FLEET_KP_UPLOAD_PARTIAL (2u << 20)
 fleet_code fleet_img_err(fleet_err *e, const img_err *ie, const char *field);
 /* Did ref, which resolved to digest, name the image by digest (sha256:...
  * or a bare hex prefix) rather than by name? */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "killpoint.h"
 #include "log.h"
 
 fleet_code fleet_img_err(fleet_err *e, const img_err *ie, const char *field)
@@ -38,6 +39,8 @@ int fleet_image_push_write(fleet *f, img_upload *up, const void *data, size_t le
     (void)f;
     if (img_upload_write(up, data, len, &ie) != 0)
         return fleet_img_err(e, &ie, NULL);
+    if (img_upload_size(up) >= FLEET_KP_UPLOAD_PARTIAL)
+        kp_hit("upload.partial"); /* test only (killpoint.h) */
     return FLEET_OK;
 }
 
@@ -59,6 +62,7 @@ int fleet_image_push_commit(fleet *f, img_upload *up, const char *expect_digest,
                              ie.code == IMG_E_NOT_FOUND || strstr(ie.msg, "initrd") ? "initrd"
                              : expect_digest && ie.code == IMG_E_INVALID            ? "digest"
                                                                                     : NULL);
+    kp_hit("upload.row");
     snprintf(ref, sizeof ref, "%s:%s", name, tag);
     fleet_emit(f, "image.pushed", NULL, NULL, NULL, NULL, ref, out->digest, NULL);
     log_info("image %s pushed (%s, %llu bytes)", ref, out->digest, (unsigned long long)out->size);

@@ -15,6 +15,7 @@
 #include "boot.h"
 #include "disk.h"
 #include "guestcmd.h"
+#include "killpoint.h"
 #include "log.h"
 #include "netbr.h"
 #include "portfwd.h"
@@ -453,6 +454,7 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
             goto unlock;
         }
         nmade++;
+        kp_hit("create.row");
         if (img_ref_acquire(f->img, digest, &ie) != 0)
             log_warn("instance %s: image reference: %s", in->id, ie.msg);
     }
@@ -591,6 +593,11 @@ int fleet_start_id(fleet *f, const char *id, fleet_err *e)
 
     if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
         return rc;
+    if (state_inst_deleting(f->db, in.id) == 1) {
+        rc = fleet_err_set(e, FLEET_E_CONFLICT, "id", "instance '%s' is being deleted", in.name);
+        state_inst_free(&in);
+        return rc;
+    }
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_get(f, in.id);
     if (rt->active || fleet_state_live(in.state)) {
@@ -686,7 +693,6 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
     state_instance in;
     char err[256];
     fleet_rt *rt;
-    img_err ie;
     int active, rc, stopping = 0;
 
     if ((rc = fleet_lookup(f, key, &in, e)) != FLEET_OK)
@@ -706,8 +712,17 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
     rt->backoff_due_ms = 0;
     pthread_mutex_unlock(&f->mu);
     fleet_mutate(f, in.id, want_down_fn, &stopping);
+    /* Marked before the domain goes: a shoald killed from here on finishes
+     * the delete after its restart (reconcile.c), never leaves a row whose
+     * domain it destroyed. */
+    if (state_inst_mark_deleting(f->db, in.id, err, sizeof err) != 0) {
+        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
+        goto out;
+    }
+    kp_hit("delete.marked");
     fleet_rt_wait(f, in.id, 0, 30000);
     destroy_domain(f, &in);
+    kp_hit("delete.destroyed");
     if (!fleet_rt_wait(f, in.id, 1, 15000)) {
         rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL,
                            "instance '%s' did not stop; try "
@@ -715,23 +730,31 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
                            key);
         goto out;
     }
-    if (state_inst_delete(f->db, in.id, err, sizeof err) != 0) {
+    if (fleet_delete_finish(f, &in, err, sizeof err) != 0)
         rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
-        goto out;
-    }
-    pfwd_remove(f->pfwd, in.id);
-    fleet_probe_unwatch(f, in.id);
-    if (in.network)
-        fleet_dhcp_sync(f); /* its lease goes */
-    if (img_ref_release(f->img, in.image_digest, &ie) != 0)
-        log_warn("instance %s: releasing image %s: %s", in.id, in.image_digest, ie.msg);
-    remove_files(f, in.id);
-    pthread_mutex_lock(&f->mu);
-    fleet_rt_drop(f, in.id);
-    pthread_mutex_unlock(&f->mu);
-    fleet_emit(f, "instance.deleted", in.id, in.name, NULL, in.host, in.image_ref, NULL, NULL);
-    log_info("instance %s (%s) deleted", in.id, in.name);
 out:
     state_inst_free(&in);
     return rc;
+}
+
+int fleet_delete_finish(fleet *f, const state_instance *in, char *err, size_t errlen)
+{
+    img_err ie;
+
+    if (state_inst_delete(f->db, in->id, err, errlen) != 0)
+        return -1;
+    kp_hit("delete.row");
+    pfwd_remove(f->pfwd, in->id);
+    fleet_probe_unwatch(f, in->id);
+    if (in->network)
+        fleet_dhcp_sync(f); /* its lease goes */
+    if (img_ref_release(f->img, in->image_digest, &ie) != 0)
+        log_warn("instance %s: releasing image %s: %s", in->id, in->image_digest, ie.msg);
+    remove_files(f, in->id);
+    pthread_mutex_lock(&f->mu);
+    fleet_rt_drop(f, in->id);
+    pthread_mutex_unlock(&f->mu);
+    fleet_emit(f, "instance.deleted", in->id, in->name, NULL, in->host, in->image_ref, NULL, NULL);
+    log_info("instance %s (%s) deleted", in->id, in->name);
+    return 0;
 }

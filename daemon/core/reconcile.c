@@ -1,7 +1,17 @@
 /* reconcile.c - bring the database in line with what a host really runs,
  * on every (re)connect: adopt our running domains, destroy unknown ones,
  * end the runs of rows whose domain went while shoald was not watching,
- * and queue the starts that were waiting for the host. */
+ * and queue the starts that were waiting for the host.
+ *
+ * What a shoald killed mid-operation left (issue 16, docs/shoald.md
+ * "Faults") is finished here, never turned into `lost`:
+ *   - a row marked deleting (state_inst_mark_deleting): its domain is
+ *     destroyed if it still runs, then the delete completes;
+ *   - a row `starting` whose domain runs is adopted like any running one;
+ *     one whose domain does not exist was never started (or never
+ *     reported): JOB_DOMAIN_GONE "vanished" reads its status file and,
+ *     with no exit or crash in it, starts it again (run.c);
+ *   - a row pending or in backoff and still wanted is started. */
 #include "fleet_int.h"
 
 #include <string.h>
@@ -97,6 +107,24 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             continue;
         for (size_t d = 0; d < ndoms; d++)
             found |= !strcmp(doms[d].instance_id, row->id);
+        if (state_inst_deleting(f->db, row->id) == 1) {
+            /* A delete in flight when shoald died: its domain (not meant
+             * to run) was destroyed above; make sure, then finish. */
+            char dom[64];
+            int rc = NODE_OK;
+            if (found) {
+                fleet_domain_name(row->id, dom, sizeof dom);
+                rc = node_destroy(node, dom, err, sizeof err);
+            }
+            if (rc != NODE_OK && rc != NODE_E_NOTFOUND)
+                log_warn("instance %s: delete left unfinished: destroy: %s", row->id, err);
+            else if (fleet_delete_finish(f, row, err, sizeof err) != 0)
+                log_warn("instance %s: delete left unfinished: %s", row->id, err);
+            else
+                log_info("instance %s (%s): finished the delete an earlier shoald began", row->id,
+                         row->name);
+            continue;
+        }
         if (found)
             continue;
         if (fleet_state_live(row->state)) {

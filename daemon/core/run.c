@@ -16,6 +16,7 @@
 #include "disk.h"
 #include "guard.h"
 #include "guestcmd.h"
+#include "killpoint.h"
 #include "log.h"
 #include "portfwd.h"
 
@@ -275,6 +276,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     state_run_begin(f->db, in.id, fleet_wall_ms(), &run_no);
     sc.wall_ms = fleet_wall_ms();
     fleet_mutate(f, in.id, starting_fn, &sc);
+    kp_hit("start.row");
 
     t_create = fleet_now_ms();
     if (node_start(node, &spec, NULL, err, sizeof err) != NODE_OK) {
@@ -291,6 +293,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         log_warn("instance %s: start failed: %s", in.id, err);
         goto out;
     }
+    kp_hit("start.created");
     t_create = fleet_now_ms() - t_create;
     if (spec.tap)
         fleet_tap_no_ipv6(spec.tap);
@@ -310,6 +313,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
      * its time is logged for bench_storm.sh. */
     log_info("instance %s (%s) started on %s (domain created in %lld ms)", in.id, in.name, in.host,
              (long long)t_create);
+    kp_hit("start.done");
     fleet_status_poll(f, in.id);
 out:
     fleet_host_release(f, host);
@@ -357,6 +361,14 @@ static void end_fn(state_instance *in, void *ctx)
         in->want_running = 0;
 }
 
+/* A start a killed shoald left half done: pending again, still wanted. */
+static void retry_fn(state_instance *in, void *ctx)
+{
+    in->state = ST_PENDING;
+    in->exit_code = -1;
+    fleet_text_copy(in->last_error, sizeof in->last_error, ctx);
+}
+
 void fleet_job_domain_gone(fleet *f, const fleet_job *j)
 {
     state_instance in;
@@ -364,7 +376,7 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     const char *outcome;
     struct end_ctx c = { ST_EXITED, -1, NULL, 0 };
     fleet_rt *rt;
-    int stop_requested, have_outcome, run_no, was_ready, policy_restart = 0;
+    int stop_requested, have_outcome, run_no, was_ready, policy_restart = 0, retry = 0;
     gst_record rec;
     int64_t run_ms;
 
@@ -427,6 +439,14 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         /* the guest wrote its code to isa-debug-exit (debugexit.h) */
         c.st = ST_EXITED;
         outcome = "exited";
+    } else if (!strcmp(j->detail, "vanished") && in.state == ST_STARTING && in.want_running) {
+        /* A start in flight when shoald died (issue 16): the row says
+         * starting, no domain was made (or it never reported). Started
+         * again, not lost. */
+        snprintf(text, sizeof text, "shoald stopped while starting it; started again");
+        c.st = ST_PENDING;
+        outcome = "failed";
+        retry = 1;
     } else if (!strcmp(j->detail, "vanished")) {
         snprintf(text, sizeof text, "its domain vanished while shoald was not watching");
         c.st = ST_LOST;
@@ -446,6 +466,20 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     }
     c.error = text[0] ? text : NULL;
     state_run_end(f->db, in.id, run_no, fleet_wall_ms(), c.exit_code, outcome, text);
+    if (retry) {
+        log_info("instance %s (%s): %s", in.id, in.name, text);
+        fleet_mutate(f, in.id, retry_fn, text); /* pending, still wanted */
+        pthread_mutex_lock(&f->mu);
+        rt = fleet_rt_get(f, in.id);
+        rt->stop_requested = 0;
+        rt->have_outcome = 0;
+        rt->end_reason[0] = 0;
+        rt->request_ms = fleet_now_ms();
+        pthread_mutex_unlock(&f->mu);
+        fleet_queue(f, JOB_START, in.id, NULL);
+        state_inst_free(&in);
+        return;
+    }
 
     if (!stop_requested && in.want_running) {
         if (in.restart == RESTART_ALWAYS)
@@ -468,6 +502,8 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         pthread_mutex_unlock(&f->mu);
     }
     fleet_mutate(f, in.id, end_fn, &c);
+    if (policy_restart)
+        kp_hit("policy.backoff");
     /* A first run that ends before the guest was ready fails its batch (a
      * no-op when it was counted, or is in no batch); one that was ready
      * counts as ready even if its ready record is still being recorded. */

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "killpoint.h"
 #include "log.h"
 
 /* Keep each console under the budget: the older half moves to .1. QEMU
@@ -148,13 +149,29 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
         fleet_status_poll(f, ids[i]);
         fleet_console_rotate(f, ids[i]);
     }
-    for (size_t i = 0; i < ndue; i++)
+    for (size_t i = 0; i < ndue; i++) {
         fleet_queue(f, JOB_START, due[i], NULL);
+        kp_hit("policy.restart");
+    }
     for (size_t i = 0; i < nreopen; i++) {
         reopen_host(f, reopen[i]);
         fleet_host_release(f, reopen[i]);
     }
     fleet_guard_tick(f, now);
+    /* Uploads a client or a killed shoald abandoned hold their chunks
+     * until collected: swept at the first tick and then on a timer, not
+     * only when an image delete happens to run the store's GC. */
+    if (!f->uploads_swept_ms || now - f->uploads_swept_ms >= FLEET_UPLOAD_SWEEP_MS) {
+        img_gc_stats gs;
+        img_err ie;
+        f->uploads_swept_ms = now;
+        if (img_gc_uploads(f->img, &gs, &ie) != 0)
+            log_warn("image store: sweeping abandoned uploads: %s", ie.msg);
+        else if (gs.uploads_removed)
+            log_info("image store: collected %llu abandoned upload%s (%llu bytes)",
+                     (unsigned long long)gs.uploads_removed, gs.uploads_removed == 1 ? "" : "s",
+                     (unsigned long long)gs.bytes_removed);
+    }
     if (++*last_trim >= 120) {
         *last_trim = 0;
         state_event_trim(f->db, FLEET_EVENTS_KEEP);
