@@ -134,6 +134,12 @@
 #define FLEET_STATUS_READ_MAX (16 * 1024)
 #define FLEET_STATUS_FILE_MAX (64 * 1024)
 #define FLEET_STATUS_QUIET_MS 500 /* file events ignored after a flood */
+/* A batch of file events that were all ignored (flooding guests): the
+ * supervisor reads the next one no sooner than this, so that the kernel
+ * merges a flood's events instead of waking it for each write (issue 16:
+ * ~50,000 wake-ups a second otherwise). Other guests' records wait at
+ * most this long meanwhile (the tick reads them anyway). */
+#define FLEET_STATUS_FLOOD_PAUSE_MS 10
 /* DHCP lease list: the supervisor writes it at most this often (a start
  * job that needs it writes it at once: leases.c). */
 #define FLEET_DHCP_DEBOUNCE_MS 200
@@ -438,8 +444,9 @@ int fleet_dhcp_tick(fleet *f, int64_t now);
  * reading) and act on them. Waits for a poll of the same instance by
  * another thread, so that a caller that needs the last records gets them. */
 void fleet_status_poll(fleet *f, const char *id);
-/* The status file changed (inotify): poll unless the guest floods it. */
-void fleet_status_event(fleet *f, const char *id);
+/* The status file changed (inotify): poll unless the guest floods it. 1
+ * when it polled, 0 when the event was ignored (a flood's quiet time). */
+int fleet_status_event(fleet *f, const char *id);
 
 /* Record a ready time in the histogram. Caller holds f->mu. */
 void fleet_observe_ready(fleet *f, double ready_ms);

@@ -172,7 +172,7 @@ void fleet_status_poll(fleet *f, const char *id)
     }
 }
 
-void fleet_status_event(fleet *f, const char *id)
+int fleet_status_event(fleet *f, const char *id)
 {
     fleet_rt *rt;
     int quiet;
@@ -182,4 +182,5 @@ void fleet_status_event(fleet *f, const char *id)
     pthread_mutex_unlock(&f->mu);
     if (!quiet)
         fleet_status_poll(f, id);
+    return !quiet;
 }

@@ -29,8 +29,9 @@
 #include "killpoint.h"
 #include "log.h"
 
-/* Keep each console under the budget: the older half moves to .1. QEMU
- * writes with O_APPEND, so truncating under it is safe. */
+/* Keep each console under the budget: its newest `max` bytes move to .1,
+ * the file is emptied. QEMU writes with O_APPEND, so truncating under it
+ * is safe. */
 void fleet_console_rotate(fleet *f, const char *id)
 {
     char path[FLEET_PATH_MAX], old[FLEET_PATH_MAX + 2];
@@ -47,6 +48,11 @@ void fleet_console_rotate(fleet *f, const char *id)
     in = open(path, O_RDWR | O_CLOEXEC);
     out = open(old, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (in < 0 || out < 0)
+        goto out;
+    /* Only the newest `max` bytes are kept in .1: a guest flooding its
+     * console costs one bounded copy per tick, and .1 stays under the
+     * budget too (issue 16). */
+    if (sb.st_size > max && lseek(in, sb.st_size - max, SEEK_SET) < 0)
         goto out;
     while ((n = read(in, buf, sizeof buf)) > 0) {
         if (write(out, buf, (size_t)n) != n)
@@ -185,7 +191,9 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
  * name of STATE_ID_LEN + 7 bytes at least), so no id is dropped; a queue
  * overflow (events lost) has every file re-read at the next tick. */
 #define EVBUF 8192
-static void on_status_files(fleet *f, const char *buf, ssize_t len)
+/* Returns 1 when the events named status files and every one of them was
+ * ignored (flooding guests), else 0. */
+static int on_status_files(fleet *f, const char *buf, ssize_t len)
 {
     enum { MAX_IDS = EVBUF / (sizeof(struct inotify_event) + STATE_ID_LEN + 7) + 1 };
     char ids[MAX_IDS][STATE_ID_LEN + 1];
@@ -210,8 +218,10 @@ static void on_status_files(fleet *f, const char *buf, ssize_t len)
         }
         off += (ssize_t)(sizeof *ev + ev->len);
     }
+    size_t polled = 0;
     for (size_t k = 0; k < n; k++)
-        fleet_status_event(f, ids[k]);
+        polled += (size_t)fleet_status_event(f, ids[k]);
+    return n && !polled;
 }
 
 void *fleet_supervisor_main(void *arg)
@@ -231,8 +241,9 @@ void *fleet_supervisor_main(void *arg)
         if (stop)
             break;
         if (poll(p, 2, dhcp_in >= 0 && dhcp_in < TICK_MS ? dhcp_in : TICK_MS) > 0) {
-            if (p[0].revents & POLLIN)
-                on_status_files(f, buf, read(f->inotify_fd, buf, sizeof buf));
+            if ((p[0].revents & POLLIN) &&
+                on_status_files(f, buf, read(f->inotify_fd, buf, sizeof buf)))
+                usleep(FLEET_STATUS_FLOOD_PAUSE_MS * 1000);
             if (p[1].revents & POLLIN) {
                 uint64_t v;
                 if (read(f->wake_fd, &v, sizeof v) < 0)

@@ -1,0 +1,214 @@
+#!/bin/bash
+# End to end (issue 16, "Faults"): SIGKILL shoald at every kill point
+# (daemon/killpoint.h, SHOAL_TEST_KILL_AT=STEP:N) of create, start, delete,
+# restart-policy handling and upload, restart it, and check what it finds:
+# no instance `lost`, no orphan or duplicate QEMU (every shoal-* QEMU of
+# this state dir belongs to a row, one per row), no pending (half) upload,
+# PRAGMA integrity_check ok on shoald.db and images.db; and what each
+# operation should have become (starts resumed or retried, deletes
+# finished, policy restarts still happening, a committed upload whole).
+# Then random kills during 50-instance batches (create, bulk delete).
+# Real QEMU (TCG here), no guest network. About 4 minutes.
+# usage: daemon_killpoints.sh SHOALD IMAGES_DIR [ROUNDS]
+# (KILLPOINTS_ONLY=REGEX runs only the cases whose name matches, e.g.
+# 'delete|round' - for debugging one case.)
+set -eu
+SHOALD=$1
+IMAGES=$(cd "$2" && pwd)
+ROUNDS=${3:-3}
+ONLY=${KILLPOINTS_ONLY:-.}
+want() { grep -q -E "$ONLY" <<<"$1"; }
+. "$(dirname "$0")/lib.sh"
+
+for f in "$SHOALD" "$IMAGES/sleep.elf" "$IMAGES/exitcode.elf" "$IMAGES/hello.elf"; do
+    [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
+done
+e2e_setup
+FLAGS=(--no-network --cpu-overcommit 100 --max-instances 80)
+LOG() { echo "$E2E_STATE/shoald.log"; }
+
+json_post() { api POST "$1" -H 'Content-Type: application/json' -d "$2"; }
+
+# start_kp STEP:N: start shoald with that kill point ("" for none).
+start_kp() {
+    if [ -n "$1" ]; then
+        SHOAL_TEST_KILL_AT=$1 e2e_start_daemon "$SHOALD" "${FLAGS[@]}"
+    else
+        e2e_start_daemon "$SHOALD" "${FLAGS[@]}"
+    fi
+}
+
+# killed_at STEP:N SECS: shoald died at that kill point within SECS.
+killed_at() {
+    for _ in $(seq 1 $(($2 * 4))); do
+        kill -0 "$E2E_PID" 2>/dev/null || break
+        sleep 0.25
+    done
+    if kill -0 "$E2E_PID" 2>/dev/null; then
+        e2e_fail "$1: shoald still alive after $2 s"
+        kill -9 "$E2E_PID" 2>/dev/null
+    fi
+    wait "$E2E_PID" 2>/dev/null || true
+    E2E_PID=""
+    check "$1: shoald killed at its kill point" grep -q "killpoint: $1 reached, SIGKILL" "$(LOG)"
+}
+
+# sigkill_now: kill -9 the daemon (random kills).
+sigkill_now() {
+    kill -9 "$E2E_PID" 2>/dev/null || true
+    wait "$E2E_PID" 2>/dev/null || true
+    E2E_PID=""
+}
+
+rows() {
+    api GET "/v1/instances?limit=1000"
+    printf '%s' "$BODY"
+}
+# QEMU processes of this state dir, one instance id per line.
+qemu_ids() {
+    pgrep -af "qemu-system.*$E2E_STATE" | grep -o 'guest=shoal-[0-9a-f]*' | sed 's/guest=shoal-//' | sort
+}
+count_state() { rows | jq "[.items[] | select(.state == \"$1\")] | length"; }
+all_in_state() { # all_in_state N STATE: exactly N rows, all in STATE
+    local r
+    r=$(rows)
+    [ "$(jq '.items | length' <<<"$r")" = "$1" ] &&
+        [ "$(jq "[.items[] | select(.state == \"$2\")] | length" <<<"$r")" = "$1" ]
+}
+db_ok() { [ "$(sqlite3 "$1" 'PRAGMA integrity_check')" = ok ]; }
+no_pending_upload() { [ "$(sqlite3 "$E2E_STATE/images.db" 'SELECT count(*) FROM blobs WHERE state = 0')" = 0 ]; }
+no_orphan() { [ -z "$(comm -23 <(qemu_ids) <(rows | jq -r '.items[].id' | sort))" ]; }
+no_duplicate() { [ -z "$(qemu_ids | uniq -d)" ]; }
+# Every row that runs has its QEMU: running rows == QEMUs.
+runs_match() { [ "$(count_state running)" = "$(qemu_ids | wc -l)" ]; }
+
+# invariants LABEL: what every restart must find.
+invariants() {
+    check "$1: no instance lost" [ "$(count_state lost)" = 0 ]
+    check "$1: no orphan QEMU" no_orphan
+    check "$1: no duplicate QEMU" no_duplicate
+    check "$1: no pending upload" wait_for 10 no_pending_upload
+    check "$1: shoald.db integrity ok" db_ok "$E2E_STATE/shoald.db"
+    check "$1: images.db integrity ok" db_ok "$E2E_STATE/images.db"
+}
+
+# Remove every instance and stop the daemon: the next case starts clean.
+clean_slate() {
+    local ids
+    ids=$(rows | jq -c '[.items[].id]')
+    if [ "$ids" != "[]" ]; then
+        api POST /v1/instances/delete -H 'Content-Type: application/json' \
+            -d "{\"ids\":$ids,\"force\":true}" || true
+    fi
+    check "clean slate: no instance left" wait_for 60 all_in_state 0 running
+    check "clean slate: no QEMU left" wait_for 30 no_qemu
+    e2e_stop_daemon
+}
+no_qemu() { [ -z "$(qemu_ids)" ]; }
+restarts_ge2() { [ "$(inst_field pol .restarts)" -ge 2 ]; }
+
+start_kp "" || exit 1
+e2e_push_images sleep exitcode
+e2e_stop_daemon
+
+# --- create and start: 3 sleep guests, killed at the 2nd passage
+for kp in create.row:2 start.row:2 start.created:2 start.done:2; do
+    want "$kp" || continue
+    start_kp "$kp" || exit 1
+    json_post /v1/instances '{"image":"sleep","name":"cr","count":3,"args":["600"]}' || true
+    killed_at "$kp" 60
+    start_kp "" || exit 1
+    want=3
+    [ "$kp" = create.row:2 ] && want=2 # the rows written before the kill
+    check "$kp: the $want instances written run after the restart" wait_for 90 all_in_state $want running
+    check "$kp: one QEMU per running instance" runs_match
+    invariants "$kp"
+    clean_slate
+done
+
+# --- delete: two running, one deleted with force, killed on the way
+for kp in delete.marked:1 delete.destroyed:1 delete.row:1; do
+    want "$kp" || continue
+    start_kp "$kp" || exit 1
+    json_post /v1/instances '{"image":"sleep","name":"dl","count":2,"args":["600"]}'
+    check "$kp: 2 running" wait_for 90 all_in_state 2 running
+    gone=$(rows | jq -r '.items[] | select(.name == "dl-1") | .id')
+    api DELETE "/v1/instances/dl-1?force=true" || true
+    killed_at "$kp" 60
+    start_kp "" || exit 1
+    api GET "/v1/instances/$gone"
+    check "$kp: the deleted instance is gone (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 404 ]
+    check "$kp: its QEMU is gone" [ -z "$(qemu_ids | grep -x "$gone" || true)" ]
+    check "$kp: the other still runs" wait_for 30 all_in_state 1 running
+    invariants "$kp"
+    clean_slate
+done
+
+# --- restart policy: a guest that exits 3 under on-failure
+for kp in policy.backoff:1 policy.restart:1; do
+    want "$kp" || continue
+    start_kp "$kp" || exit 1
+    json_post /v1/instances '{"image":"exitcode","name":"pol","args":["3"],"restart":"on-failure"}'
+    killed_at "$kp" 90
+    start_kp "" || exit 1
+    check "$kp: restarted by its policy after the restart" wait_for 60 restarts_ge2
+    check "$kp: never failed or lost" [ -z "$(inst_field pol .state | grep -x -E 'lost|failed' || true)" ]
+    invariants "$kp"
+    clean_slate
+done
+
+# --- upload: an 8 MiB image (hello padded), killed half way and after commit
+big="$E2E_STATE/big.elf"
+cp "$IMAGES/hello.elf" "$big"
+truncate -s 8M "$big"
+if want upload; then
+start_kp upload.partial:1 || exit 1
+api POST "/v1/images?ref=big:1" -H 'Content-Type: application/octet-stream' --data-binary "@$big" || true
+killed_at upload.partial:1 60
+check "upload.partial:1: a pending blob was left" [ "$(sqlite3 "$E2E_STATE/images.db" 'SELECT count(*) FROM blobs WHERE state = 0')" -ge 1 ]
+start_kp "" || exit 1
+check "upload.partial:1: collected by the sweep with no image delete" wait_for 10 no_pending_upload
+check "upload.partial:1: the sweep said so" grep -q "collected 1 abandoned upload" "$(LOG)"
+api GET "/v1/images/big:1"
+check "upload.partial:1: no image big:1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 404 ]
+invariants upload.partial:1
+e2e_stop_daemon
+start_kp upload.row:1 || exit 1
+api POST "/v1/images?ref=big:2" -H 'Content-Type: application/octet-stream' --data-binary "@$big" || true
+killed_at upload.row:1 60
+start_kp "" || exit 1
+api GET "/v1/images/big:2"
+check "upload.row:1: big:2 is there, whole ($(jq -r .size <<<"$BODY") bytes)" \
+    [ "$(jq -r .size <<<"$BODY")" = "$(stat -c %s "$big")" ]
+invariants upload.row:1
+e2e_stop_daemon
+fi
+
+# --- random kills during 50-instance batches: create, then bulk delete
+for round in $(seq 1 "$ROUNDS"); do
+    want "round" || continue
+    start_kp "" || exit 1
+    json_post /v1/instances '{"image":"sleep","name":"b'"$round"'","count":50,"args":["600"],"labels":{"k":"b"}}'
+    t=$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.1f", 0.5 + rand() * 8 }')
+    sleep "$t"
+    sigkill_now
+    e2e_log "round $round: create killed after $t s ($(qemu_ids | wc -l) QEMUs)"
+    start_kp "" || exit 1
+    check "round $round: all 50 run after the restart" wait_for 180 all_in_state 50 running
+    check "round $round: one QEMU each" runs_match
+    invariants "round $round create"
+    api POST /v1/instances/delete -H 'Content-Type: application/json' -d '{"selector":"k=b","force":true}' &
+    t=$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.1f", 0.1 + rand() * 1.4 }')
+    sleep "$t"
+    sigkill_now
+    wait || true
+    e2e_log "round $round: bulk delete killed after $t s ($(qemu_ids | wc -l) QEMUs left)"
+    start_kp "" || exit 1
+    n=$(rows | jq '.items | length')
+    e2e_log "round $round: $n rows after the restart"
+    invariants "round $round delete"
+    check "round $round: the $n not yet deleted still run" wait_for 60 all_in_state "$n" running
+    clean_slate
+done
+
+e2e_finish
