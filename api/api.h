@@ -115,15 +115,15 @@ extern "C" {
 #define API_CMDLINE_MAX         1024 /* "cmdline" override: template bytes */
 
 /* Defaults used when api_config leaves a field 0. */
-#define API_DEFAULT_ADDR            "127.0.0.1"
-#define API_DEFAULT_PORT            7878
-#define API_DEFAULT_MAX_JSON_BODY   (1u << 20)     /* 1 MiB */
-#define API_DEFAULT_MAX_UPLOAD      (256ull << 20) /* 256 MiB */
-#define API_DEFAULT_MAX_HEADER      (32u << 10)    /* MHD memory per connection */
-#define API_DEFAULT_MAX_CONNECTIONS 256
-#define API_DEFAULT_CONN_TIMEOUT_S  30
+#define API_DEFAULT_ADDR             "127.0.0.1"
+#define API_DEFAULT_PORT             7878
+#define API_DEFAULT_MAX_JSON_BODY    (1u << 20)     /* 1 MiB */
+#define API_DEFAULT_MAX_UPLOAD       (256ull << 20) /* 256 MiB */
+#define API_DEFAULT_MAX_HEADER       (32u << 10)    /* MHD memory per connection */
+#define API_DEFAULT_MAX_CONNECTIONS  256
+#define API_DEFAULT_CONN_TIMEOUT_S   30
 #define API_DEFAULT_MAX_CONNS_PER_IP 64
-#define API_DEFAULT_KEEPALIVE_S     15
+#define API_DEFAULT_KEEPALIVE_S      15
 
 /* ------------------------------------------------------------------------ */
 /* Status                                                                   */
@@ -145,6 +145,8 @@ typedef enum api_code {
     API_E_INSUFFICIENT_CAPACITY, /* 507 insufficient_capacity: message names resource and shortfall */
     API_E_UNAVAILABLE,           /* 503 unavailable: host unreachable, shutting down */
     API_E_INTERNAL,              /* 500 internal: a bug; message says what failed */
+    API_E_FORBIDDEN,      /* 403 forbidden: the token's scope or selector does not allow it */
+    API_E_QUOTA_EXCEEDED, /* 403 quota_exceeded: message names the quota and the figures */
     API_CODE_COUNT_
 } api_code;
 
@@ -433,6 +435,9 @@ typedef struct api_image {
     const char *cmdline;  /* boot profile: preset "shoal", "unikraft", "solo5" or "raw",
                              or the command line template itself */
     const char *exit;     /* boot profile: "status", "debug-exit" or "poweroff" */
+    const char *ready;    /* boot profile: readiness probe, NULL (null) = the kind's default */
+    const char *health;   /* boot profile: health probe, NULL (null) = none, with */
+    uint32_t health_interval_s, health_timeout_s, health_retries; /* its numbers */
     const char *initrd;   /* the image's initrd "sha256:<hex>", or NULL (encoded null) */
     uint64_t initrd_size; /* its bytes */
 } api_image;
@@ -444,7 +449,15 @@ typedef struct api_image_patch {
     const char *firmware; /* "qboot" | "seabios" */
     const char *cmdline;  /* a preset name or a template */
     const char *exit;     /* "status" | "debug-exit" | "poweroff" */
-    void *priv_;          /* api-internal storage; do not touch */
+    /* Probes (docs/shoald.md "Probes"): the spec text is checked by the
+     * daemon (400 naming "ready" or "health.*"). */
+    const char *ready;        /* "ready": a probe spec; "" for null (back to
+                                 the kind's default) */
+    const char *health_probe; /* "health": {"probe": ...}; "" for null (no
+                                 health probe); NULL with numbers: they change
+                                 the stored probe's */
+    uint32_t health_interval_s, health_timeout_s, health_retries; /* 0 = keep/default */
+    void *priv_; /* api-internal storage; do not touch */
 } api_image_patch;
 
 typedef struct api_network {
@@ -585,7 +598,10 @@ typedef struct api_event {
     char image[API_REF_MAX + 1];     /* image ref */
     char digest[API_REF_MAX + 1];    /* image digest */
     char message[API_EVENT_STR_MAX]; /* free text (last_error, reason) */
-    char action[API_EVENT_TYPE_MAX]; /* bulk.progress: "stop", "delete", ... */
+    char action[API_EVENT_TYPE_MAX]; /* bulk.progress: "stop", "delete", ...; audit: the method */
+    char by[API_NAME_MAX + 1];       /* audit: the token's name */
+    char path[API_EVENT_STR_MAX];    /* audit: the request path */
+    int http_status;                 /* audit: the status answered; 0 = omitted */
     bool has_progress;               /* bulk.progress, batch.progress: done/total/failed set */
     uint32_t done, total, failed;
     /* batch.progress (has_batch): the instances of one create request,
@@ -605,6 +621,62 @@ typedef struct api_event {
 } api_event;
 
 /* ------------------------------------------------------------------------ */
+/* Tokens and scopes (docs/api.md "Authentication")                         */
+/* ------------------------------------------------------------------------ */
+
+/* What a token may do. Ordered: each scope allows what the one before does.
+ *   READ_ONLY  every GET except /v1/tokens
+ *   OPERATOR   instances and images (create, act, delete, upload, tag)
+ *   ADMIN      everything: hosts, drain, consolidate, /v1/tokens
+ * api_route_scope() (route.h) gives the scope each route needs. */
+typedef enum api_scope { API_SCOPE_READ_ONLY = 0, API_SCOPE_OPERATOR, API_SCOPE_ADMIN } api_scope;
+
+#define API_TOKEN_ID_LEN      12  /* hex digits of a token id */
+#define API_TOKEN_SECRET_MAX  128 /* bytes of a presented bearer secret */
+#define API_SELECTOR_TEXT_MAX 512
+
+/* "read-only", "operator", "admin"; parse: 0 or -1. */
+const char *api_scope_name(api_scope s);
+int api_scope_parse(const char *s, api_scope *out);
+
+/* Who a request is from: the token it authenticated with. Quotas are 0
+ * when unlimited. selector is the token's label selector ("" = every
+ * instance): instances outside it do not exist for this token. */
+typedef struct api_principal {
+    char id[API_TOKEN_ID_LEN + 1];
+    char name[API_NAME_MAX + 1];
+    api_scope scope;
+    char selector[API_SELECTOR_TEXT_MAX + 1];
+    uint32_t max_instances, max_memory_mib, max_vcpus;
+} api_principal;
+
+/* The principal of the request the calling thread serves, during a
+ * backend call (connection threads only); NULL elsewhere and on open
+ * routes (/healthz). */
+const api_principal *api_request_principal(void);
+
+/* POST /v1/tokens body. */
+typedef struct api_token_spec {
+    char name[API_NAME_MAX + 1];                       /* required, api_valid_name */
+    api_scope scope;                                   /* required */
+    char selector[API_SELECTOR_TEXT_MAX + 1];          /* "" = none; syntax checked */
+    uint32_t max_instances, max_memory_mib, max_vcpus; /* 0 = no quota */
+} api_token_spec;
+
+/* A token as listed. secret is only set in the answer to its create. */
+typedef struct api_token {
+    const char *id;
+    const char *name;
+    api_scope scope;
+    const char *selector; /* "" = none */
+    uint32_t max_instances, max_memory_mib, max_vcpus;
+    int64_t created;    /* Unix seconds */
+    const char *secret; /* NULL except at create */
+    /* usage against the quotas (instances created by this token that exist) */
+    uint32_t used_instances, used_memory_mib, used_vcpus;
+} api_token;
+
+/* ------------------------------------------------------------------------ */
 /* Sink: how results reach the encoder                                      */
 /* ------------------------------------------------------------------------ */
 
@@ -621,6 +693,8 @@ int api_sink_plan(api_sink *s, const api_plan *plan);
 /* Bulk routes: one item per instance; the api counts "succeeded" and
  * "failed" from the items. */
 int api_sink_bulk_item(api_sink *s, const api_bulk_item *item);
+/* /v1/tokens routes. */
+int api_sink_token(api_sink *s, const api_token *tok);
 /* Set the list's "next" cursor (printable ASCII, <= API_CURSOR_MAX bytes).
  * Not calling it, or passing NULL, gives "next": null. */
 int api_sink_next(api_sink *s, const char *cursor);
@@ -754,6 +828,24 @@ typedef struct api_backend {
 	 * shoal_instance_ready_seconds). The api appends its own
 	 * shoal_http_requests_total and shoal_http_request_duration_seconds. */
     api_code (*metrics_write)(void *ctx, api_sink *out, api_status *st);
+
+    /* --- tokens (may all be NULL: then api_config.tokens are the only,
+     * admin, tokens and /v1/tokens answers 500) ---------------------- */
+
+    /* Every request but /healthz: secret is the bearer secret as sent
+	 * (1..API_TOKEN_SECRET_MAX bytes). API_OK with *who filled, or
+	 * API_E_UNAUTHORIZED. Must compare in constant time. */
+    api_code (*authenticate)(void *ctx, const char *secret, api_principal *who);
+    /* POST /v1/tokens: emit the new token with its secret (201). */
+    api_code (*token_create)(void *ctx, const api_token_spec *spec, api_sink *out, api_status *st);
+    /* GET /v1/tokens: emit every token (never a secret). */
+    api_code (*token_list)(void *ctx, api_sink *out, api_status *st);
+    /* DELETE /v1/tokens/{id}: id or name; effective for the next request. */
+    api_code (*token_delete)(void *ctx, const char *id, api_status *st);
+    /* After every state-changing request (any method but GET) that
+	 * authenticated: who made it, method, path and the status answered. */
+    void (*audit)(void *ctx, const api_principal *who, const char *method, const char *path,
+                  int http_status);
 } api_backend;
 
 /* ------------------------------------------------------------------------ */
@@ -766,17 +858,19 @@ typedef struct api_config {
     uint16_t port;             /* 0 = ephemeral; read it back with api_server_port() */
     const char *tls_cert_path; /* PEM certificate; NULL with tls_key_path NULL = plain HTTP */
     const char *tls_key_path;  /* PEM private key */
-    const char *const *tokens; /* accepted bearer tokens (copied); n_tokens >= 1 */
+    const char *const *tokens; /* accepted bearer tokens (copied), each the principal
+	                                  "admin" with scope admin; n_tokens >= 1 unless the
+	                                  backend has authenticate (tried first) */
     size_t n_tokens;
-    size_t max_json_body;     /* bytes; 0 = API_DEFAULT_MAX_JSON_BODY */
-    uint64_t max_upload;      /* bytes; 0 = API_DEFAULT_MAX_UPLOAD */
-    size_t max_header;        /* MHD per-connection memory (request line +
+    size_t max_json_body;      /* bytes; 0 = API_DEFAULT_MAX_JSON_BODY */
+    uint64_t max_upload;       /* bytes; 0 = API_DEFAULT_MAX_UPLOAD */
+    size_t max_header;         /* MHD per-connection memory (request line +
 	                                  headers must fit); 0 = API_DEFAULT_MAX_HEADER */
-    unsigned max_connections; /* 0 = API_DEFAULT_MAX_CONNECTIONS (= max threads) */
-    unsigned conn_timeout_s;  /* idle timeout; 0 = API_DEFAULT_CONN_TIMEOUT_S.
+    unsigned max_connections;  /* 0 = API_DEFAULT_MAX_CONNECTIONS (= max threads) */
+    unsigned conn_timeout_s;   /* idle timeout; 0 = API_DEFAULT_CONN_TIMEOUT_S.
 	                                  Streaming responses are exempt (they send
 	                                  keepalives / detect disconnects). */
-    unsigned keepalive_s;     /* SSE keepalive period; 0 = API_DEFAULT_KEEPALIVE_S */
+    unsigned keepalive_s;      /* SSE keepalive period; 0 = API_DEFAULT_KEEPALIVE_S */
     unsigned max_conns_per_ip; /* connections at once from one client address (beyond it
 	                                  MHD accepts and closes); 0 = API_DEFAULT_MAX_CONNS_PER_IP.
 	                                  conn_timeout_s is also the header deadline: a request's

@@ -64,6 +64,9 @@ void api_bulk_req_clear(api_bulk_req *req);
 /* {"cordoned": bool} (required). */
 api_code api_decode_cordon_request(const char *body, size_t len, bool *cordoned, api_status *st);
 /* Empty body or {} (start, restart, drain, consolidate). */
+/* POST /v1/tokens: {"name", "scope", "selector"?, "quotas"?: {"instances",
+ * "memory_mib", "vcpus"}}; fixed-size result, nothing to clear. */
+api_code api_decode_token_spec(const char *body, size_t len, api_token_spec *out, api_status *st);
 api_code api_decode_empty_body(const char *body, size_t len, api_status *st);
 
 /* ---- query strings ------------------------------------------------------ */
@@ -126,7 +129,8 @@ typedef enum api_sink_kind {
     API_SINK_HOST,
     API_SINK_PLAN,
     API_SINK_TEXT,
-    API_SINK_BULK
+    API_SINK_BULK,
+    API_SINK_TOKEN
 } api_sink_kind;
 
 typedef enum api_sink_shape {

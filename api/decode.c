@@ -775,9 +775,54 @@ void api_host_spec_clear(api_host_spec *spec)
 
 /* ---- small bodies ------------------------------------------------------- */
 
+/* PATCH's "ready" and "health": null removes the image's own (ready back
+ * to the kind's default, no health probe); a health object without
+ * "probe" changes the stored probe's numbers. */
+static api_code get_patch_probes(json_t *root, api_image_patch *p, api_status *st)
+{
+    static const char *const hfields[] = { "probe", "interval_s", "timeout_s", "retries" };
+    json_t *r = json_object_get(root, "ready"), *h = json_object_get(root, "health");
+    uint64_t x;
+    api_code rc;
+
+    if (r != NULL && json_is_null(r))
+        p->ready = "";
+    else if ((rc = get_probe_text(root, "ready", "ready", false, &p->ready, st)) != API_OK)
+        return rc;
+    if (h == NULL)
+        return API_OK;
+    if (json_is_null(h)) {
+        p->health_probe = "";
+        return API_OK;
+    }
+    if (!json_is_object(h))
+        return api_status_set(st, API_E_INVALID_FIELD, "health",
+                              "health must be an object {\"probe\": \"http:PORT/PATH\", ...} "
+                              "or null");
+    if ((rc = check_fields(h, "health.", hfields, NELEM(hfields), st)) != API_OK ||
+        (rc = get_probe_text(h, "probe", "health.probe", false, &p->health_probe, st)) != API_OK)
+        return rc;
+    if ((rc = get_uint(h, "interval_s", "health.interval_s", 1, API_HEALTH_INTERVAL_MAX, 0, &x,
+                       st)) != API_OK)
+        return rc;
+    p->health_interval_s = (uint32_t)x;
+    if ((rc = get_uint(h, "timeout_s", "health.timeout_s", 1, API_HEALTH_TIMEOUT_MAX, 0, &x, st)) !=
+        API_OK)
+        return rc;
+    p->health_timeout_s = (uint32_t)x;
+    if ((rc = get_uint(h, "retries", "health.retries", 1, API_HEALTH_RETRIES_MAX, 0, &x, st)) !=
+        API_OK)
+        return rc;
+    p->health_retries = (uint32_t)x;
+    if (!p->health_probe && !p->health_interval_s && !p->health_timeout_s && !p->health_retries)
+        return api_status_set(st, API_E_INVALID_FIELD, "health",
+                              "health needs a probe, interval_s, timeout_s or retries");
+    return API_OK;
+}
+
 api_code api_decode_image_patch(const char *body, size_t len, api_image_patch *p, api_status *st)
 {
-    static const char *const fields[] = { "firmware", "cmdline", "exit" };
+    static const char *const fields[] = { "firmware", "cmdline", "exit", "ready", "health" };
     const char **out[] = { &p->firmware, &p->cmdline, &p->exit };
     json_t *root = NULL;
     api_code rc;
@@ -789,7 +834,7 @@ api_code api_decode_image_patch(const char *body, size_t len, api_image_patch *p
     rc = check_fields(root, "", fields, NELEM(fields), st);
     if (rc != API_OK)
         goto out;
-    for (size_t i = 0; i < NELEM(fields); i++) {
+    for (size_t i = 0; i < NELEM(out); i++) {
         json_t *v = member(root, fields[i]);
         if (v == NULL || json_is_null(v))
             continue;
@@ -797,9 +842,13 @@ api_code api_decode_image_patch(const char *body, size_t len, api_image_patch *p
         if (rc != API_OK)
             goto out;
     }
-    if (!p->firmware && !p->cmdline && !p->exit) {
+    rc = get_patch_probes(root, p, st);
+    if (rc != API_OK)
+        goto out;
+    if (!p->firmware && !p->cmdline && !p->exit && !p->ready && !p->health_probe &&
+        !p->health_interval_s && !p->health_timeout_s && !p->health_retries) {
         rc = api_status_set(st, API_E_INVALID_FIELD, NULL,
-                            "give at least one of firmware, cmdline and exit");
+                            "give at least one of firmware, cmdline, exit, ready and health");
         goto out;
     }
     p->priv_ = root;
@@ -1038,6 +1087,83 @@ api_code api_decode_cordon_request(const char *body, size_t len, bool *cordoned,
         goto out;
     }
     rc = get_bool(root, "cordoned", false, cordoned, st);
+out:
+    json_decref(root);
+    return rc;
+}
+
+api_code api_decode_token_spec(const char *body, size_t len, api_token_spec *out, api_status *st)
+{
+    static const char *const fields[] = { "name", "scope", "selector", "quotas" };
+    static const char *const qfields[] = { "instances", "memory_mib", "vcpus" };
+    json_t *root = NULL, *q;
+    const char *name, *scope, *sel;
+    api_selector parsed;
+    uint64_t v;
+    api_code rc;
+
+    memset(out, 0, sizeof *out);
+    rc = load_object(body, len, false, &root, st);
+    if (rc != API_OK)
+        goto out;
+    rc = check_fields(root, "", fields, NELEM(fields), st);
+    if (rc != API_OK)
+        goto out;
+    rc = get_string(root, "name", true, &name, st);
+    if (rc != API_OK)
+        goto out;
+    if (!api_valid_name(name)) {
+        rc =
+            api_status_set(st, API_E_INVALID_FIELD, "name",
+                           "name '%.80s' is invalid (names match [a-z0-9][a-z0-9_.-]{0,62})", name);
+        goto out;
+    }
+    snprintf(out->name, sizeof out->name, "%s", name);
+    rc = get_string(root, "scope", true, &scope, st);
+    if (rc != API_OK)
+        goto out;
+    if (api_scope_parse(scope, &out->scope) != 0) {
+        rc = api_status_set(st, API_E_INVALID_FIELD, "scope",
+                            "scope '%.40s' must be read-only, operator or admin", scope);
+        goto out;
+    }
+    rc = get_string(root, "selector", false, &sel, st);
+    if (rc != API_OK)
+        goto out;
+    if (sel != NULL && sel[0] != '\0') {
+        if (strlen(sel) > API_SELECTOR_TEXT_MAX) {
+            rc = api_status_set(st, API_E_INVALID_FIELD, "selector", "selector is over %d bytes",
+                                API_SELECTOR_TEXT_MAX);
+            goto out;
+        }
+        rc = api_selector_parse(sel, &parsed, st);
+        if (rc != API_OK)
+            goto out;
+        snprintf(out->selector, sizeof out->selector, "%s", sel);
+    }
+    q = member(root, "quotas");
+    if (q != NULL) {
+        if (!json_is_object(q)) {
+            rc = api_status_set(st, API_E_INVALID_FIELD, "quotas", "quotas must be an object");
+            goto out;
+        }
+        rc = check_fields(q, "quotas.", qfields, NELEM(qfields), st);
+        if (rc != API_OK)
+            goto out;
+        rc = get_uint(q, "instances", "quotas.instances", 0, 100000, 0, &v, st);
+        if (rc != API_OK)
+            goto out;
+        out->max_instances = (uint32_t)v;
+        rc = get_uint(q, "memory_mib", "quotas.memory_mib", 0, 1u << 30, 0, &v, st);
+        if (rc != API_OK)
+            goto out;
+        out->max_memory_mib = (uint32_t)v;
+        rc = get_uint(q, "vcpus", "quotas.vcpus", 0, 1000000, 0, &v, st);
+        if (rc != API_OK)
+            goto out;
+        out->max_vcpus = (uint32_t)v;
+    }
+    rc = API_OK;
 out:
     json_decref(root);
     return rc;

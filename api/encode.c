@@ -441,6 +441,23 @@ static void enc_image(jw *w, const api_image *img)
     jw_str(w, img->cmdline);
     jw_key(w, "exit");
     jw_str(w, img->exit);
+    jw_key(w, "ready"); /* null: the kind's default */
+    jw_str(w, img->ready);
+    jw_key(w, "health"); /* null: none */
+    if (img->health) {
+        jw_open(w, '{');
+        jw_key(w, "probe");
+        jw_str(w, img->health);
+        jw_key(w, "interval_s");
+        jw_int(w, img->health_interval_s);
+        jw_key(w, "timeout_s");
+        jw_int(w, img->health_timeout_s);
+        jw_key(w, "retries");
+        jw_int(w, img->health_retries);
+        jw_close(w, '}');
+    } else {
+        jw_str(w, NULL);
+    }
     jw_close(w, '}');
     jw_key(w, "initrd");
     if (img->initrd) {
@@ -711,6 +728,50 @@ static void enc_bulk_item(jw *w, const api_bulk_item *it)
     jw_close(w, '}');
 }
 
+/* A token (/v1/tokens). "secret" only in the answer to its create. */
+static void enc_quota(jw *w, const char *key, uint32_t max, uint32_t used)
+{
+    jw_key(w, key);
+    jw_open(w, '{');
+    jw_key(w, "max");
+    if (max == 0)
+        jw_raw(w, "null", 4);
+    else
+        jw_int(w, max);
+    jw_key(w, "used");
+    jw_int(w, used);
+    jw_close(w, '}');
+}
+
+static void enc_token(jw *w, const api_token *t)
+{
+    jw_open(w, '{');
+    jw_key(w, "id");
+    jw_str(w, t->id);
+    jw_key(w, "name");
+    jw_str(w, t->name);
+    jw_key(w, "scope");
+    jw_str(w, api_scope_name(t->scope));
+    jw_key(w, "selector");
+    if (t->selector == NULL || t->selector[0] == '\0')
+        jw_raw(w, "null", 4);
+    else
+        jw_str(w, t->selector);
+    jw_key(w, "quotas");
+    jw_open(w, '{');
+    enc_quota(w, "instances", t->max_instances, t->used_instances);
+    enc_quota(w, "memory_mib", t->max_memory_mib, t->used_memory_mib);
+    enc_quota(w, "vcpus", t->max_vcpus, t->used_vcpus);
+    jw_close(w, '}');
+    jw_key(w, "created");
+    jw_time(w, t->created);
+    if (t->secret != NULL) {
+        jw_key(w, "secret");
+        jw_str(w, t->secret);
+    }
+    jw_close(w, '}');
+}
+
 /* ---- sink --------------------------------------------------------------- */
 
 /* LIST and ITEMS sinks write '{"items":[' up front and close the array in
@@ -823,6 +884,14 @@ int api_sink_bulk_item(api_sink *s, const api_bulk_item *item)
     enc_bulk_item(&s->w, item);
     if (item->ok)
         s->n_ok++;
+    return sink_added(s);
+}
+
+int api_sink_token(api_sink *s, const api_token *tok)
+{
+    if (!sink_accepts(s, API_SINK_TOKEN, tok))
+        return -1;
+    enc_token(&s->w, tok);
     return sink_added(s);
 }
 
@@ -979,6 +1048,12 @@ char *api_encode_event(const api_event *ev, size_t *len)
     jw_field(&w, "digest", ev->digest, sizeof ev->digest);
     jw_field(&w, "message", ev->message, sizeof ev->message);
     jw_field(&w, "action", ev->action, sizeof ev->action);
+    jw_field(&w, "by", ev->by, sizeof ev->by);
+    jw_field(&w, "path", ev->path, sizeof ev->path);
+    if (ev->http_status != 0) {
+        jw_key(&w, "status");
+        jw_int(&w, ev->http_status);
+    }
     if (ev->has_progress) {
         jw_key(&w, "done");
         jw_int(&w, ev->done);

@@ -43,7 +43,26 @@ static const api_route routes[] = {
     { "POST", "/v1/hosts/{name}/drain", API_OP_HOST_DRAIN, API_BODY_JSON, API_Q_DRY_RUN, false },
     { "POST", "/v1/consolidate", API_OP_CONSOLIDATE, API_BODY_JSON, API_Q_DRY_RUN, false },
     { "GET", "/v1/events", API_OP_EVENTS, API_BODY_NONE, API_Q_SINCE, false },
+    { "POST", "/v1/tokens", API_OP_TOKEN_CREATE, API_BODY_JSON, 0, false },
+    { "GET", "/v1/tokens", API_OP_TOKEN_LIST, API_BODY_NONE, 0, false },
+    { "DELETE", "/v1/tokens/{id}", API_OP_TOKEN_DELETE, API_BODY_NONE, 0, false },
 };
+
+api_scope api_route_scope(const api_route *r)
+{
+    switch (r->op) {
+    case API_OP_TOKEN_CREATE:
+    case API_OP_TOKEN_LIST:
+    case API_OP_TOKEN_DELETE:
+    case API_OP_HOST_ADD:
+    case API_OP_HOST_DELETE:
+    case API_OP_HOST_CORDON:
+    case API_OP_HOST_DRAIN:
+    case API_OP_CONSOLIDATE: return API_SCOPE_ADMIN;
+    default: break;
+    }
+    return strcmp(r->method, "GET") == 0 ? API_SCOPE_READ_ONLY : API_SCOPE_OPERATOR;
+}
 
 const api_route *api_route_table(size_t *n)
 {

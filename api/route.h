@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "api.h"
+
 typedef enum api_op {
     API_OP_HEALTHZ = 0,
     API_OP_METRICS,
@@ -38,7 +40,10 @@ typedef enum api_op {
     API_OP_HOST_DRAIN,
     API_OP_HOST_DELETE,
     API_OP_CONSOLIDATE,
-    API_OP_EVENTS
+    API_OP_EVENTS,
+    API_OP_TOKEN_CREATE, /* POST /v1/tokens */
+    API_OP_TOKEN_LIST,   /* GET /v1/tokens */
+    API_OP_TOKEN_DELETE  /* DELETE /v1/tokens/{id} */
 } api_op;
 
 /* What the request body may be. */
@@ -56,6 +61,11 @@ typedef struct api_route {
     unsigned query; /* allowed API_Q_* bits (codec.h) */
     bool open;      /* true: no bearer token needed */
 } api_route;
+
+/* The scope a token needs for this route (api.h api_scope): admin for
+ * /v1/tokens, hosts (but listing them), drain and consolidate; read-only
+ * for any other GET; operator for everything else. */
+api_scope api_route_scope(const api_route *r);
 
 /* The whole table (n entries). */
 const api_route *api_route_table(size_t *n);

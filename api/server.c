@@ -85,7 +85,20 @@ typedef struct req {
     void *upload; /* open backend upload or NULL */
     uint64_t uploaded;
     bool has_body;
+    bool authed;       /* who is set: the token was accepted */
+    api_principal who; /* the token's principal (api_request_principal) */
+    char method[8];    /* for the audit record */
+    char path[API_EVENT_STR_MAX];
 } req;
+
+/* The principal of the request this connection thread serves (api.h
+ * api_request_principal); set while the request's handlers run. */
+static _Thread_local const api_principal *cur_who;
+
+const api_principal *api_request_principal(void)
+{
+    return cur_who;
+}
 
 typedef enum stream_kind { STREAM_CONSOLE, STREAM_EVENTS } stream_kind;
 
@@ -185,7 +198,8 @@ static enum MHD_Result fail_now(struct MHD_Connection *c, req *r, api_code code,
     return queue_error(c, r, &r->err, NULL);
 }
 
-/* Constant-time in the content of the presented token. */
+/* Constant-time in the content of the presented token (the configured
+ * tokens: the backend's authenticate does its own). */
 static bool token_ok(const api_server *srv, const char *given)
 {
     size_t glen = strlen(given), i, k;
@@ -203,16 +217,26 @@ static bool token_ok(const api_server *srv, const char *given)
     return ok;
 }
 
-static bool authorized(const api_server *srv, struct MHD_Connection *c)
+/* Fill who from the Authorization header: a configured token is the
+ * principal "admin" (scope admin), else the backend decides. */
+static bool authorized(const api_server *srv, struct MHD_Connection *c, api_principal *who)
 {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 
+    memset(who, 0, sizeof *who);
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
         return false;
     h += 7;
     while (*h == ' ')
         h++;
-    return *h != '\0' && token_ok(srv, h);
+    if (*h == '\0' || strlen(h) > API_TOKEN_SECRET_MAX)
+        return false;
+    if (srv->n_tokens > 0 && token_ok(srv, h)) {
+        snprintf(who->name, sizeof who->name, "admin");
+        who->scope = API_SCOPE_ADMIN;
+        return true;
+    }
+    return srv->be->authenticate != NULL && srv->be->authenticate(srv->be_ctx, h, who) == API_OK;
 }
 
 static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -283,6 +307,10 @@ static api_code check_param(const req *r, api_status *st)
     case API_OP_HOST_DRAIN:
         if (!api_valid_name(r->param))
             return api_status_set(st, API_E_NOT_FOUND, "name", "host '%.80s' not found", r->param);
+        break;
+    case API_OP_TOKEN_DELETE:
+        if (!api_valid_name(r->param))
+            return api_status_set(st, API_E_NOT_FOUND, "id", "token '%.80s' not found", r->param);
         break;
     default: break;
     }
@@ -451,6 +479,18 @@ static void route_sink(api_op op, api_sink_kind *kind, api_sink_shape *shape, in
     case API_OP_HOST_DRAIN:
     case API_OP_CONSOLIDATE: *kind = API_SINK_PLAN; break;
     case API_OP_METRICS: *kind = API_SINK_TEXT; break;
+    case API_OP_TOKEN_CREATE:
+        *kind = API_SINK_TOKEN;
+        *status = MHD_HTTP_CREATED;
+        break;
+    case API_OP_TOKEN_LIST:
+        *kind = API_SINK_TOKEN;
+        *shape = API_SHAPE_LIST;
+        break;
+    case API_OP_TOKEN_DELETE:
+        *kind = API_SINK_TOKEN; /* unused */
+        *status = MHD_HTTP_NO_CONTENT;
+        break;
     case API_OP_BULK_STOP:
     case API_OP_BULK_START:
     case API_OP_BULK_RESTART:
@@ -689,6 +729,22 @@ static enum MHD_Result dispatch(api_server *srv, struct MHD_Connection *c, req *
         }
         break;
     }
+    case API_OP_TOKEN_CREATE: {
+        api_token_spec ts;
+        NEED(token_create);
+        rc = api_decode_token_spec(body, r->body_len, &ts, &st);
+        if (rc == API_OK)
+            rc = be->token_create(ctx, &ts, sink, &st);
+        break;
+    }
+    case API_OP_TOKEN_LIST:
+        NEED(token_list);
+        rc = be->token_list(ctx, sink, &st);
+        break;
+    case API_OP_TOKEN_DELETE:
+        NEED(token_delete);
+        rc = be->token_delete(ctx, r->param, &st);
+        break;
     default: rc = api_status_set(&st, API_E_INTERNAL, NULL, "unrouted op"); break;
     }
 out:
@@ -731,8 +787,12 @@ static enum MHD_Result begin(api_server *srv, struct MHD_Connection *c, req *r, 
 
     if (atomic_load(&srv->stopping))
         return fail_now(c, r, API_E_UNAVAILABLE, NULL, "the daemon is shutting down");
-    if (!authorized(srv, c))
+    if (!authorized(srv, c, &r->who))
         return fail_now(c, r, API_E_UNAUTHORIZED, NULL, "missing or wrong bearer token");
+    r->authed = true;
+    cur_who = &r->who;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->path, sizeof r->path, "%s", url);
     r->route = api_route_match(method, url, r->param, sizeof r->param, &known, allow, sizeof allow);
     if (r->route == NULL) {
         if (known) {
@@ -741,6 +801,13 @@ static enum MHD_Result begin(api_server *srv, struct MHD_Connection *c, req *r, 
             return queue_error(c, r, &r->err, allow);
         }
         api_status_set(&r->err, API_E_NOT_FOUND, NULL, "no route for %.10s %.100s", method, url);
+        return queue_error(c, r, &r->err, NULL);
+    }
+    if (r->who.scope < api_route_scope(r->route)) {
+        api_status_set(&r->err, API_E_FORBIDDEN, NULL,
+                       "token '%s' (scope %s) may not %s %.100s: that needs scope %s", r->who.name,
+                       api_scope_name(r->who.scope), r->route->method, r->route->pattern,
+                       api_scope_name(api_route_scope(r->route)));
         return queue_error(c, r, &r->err, NULL);
     }
     rc = check_param(r, &r->err);
@@ -1016,6 +1083,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_data_size = 0;
         return MHD_YES;
     }
+    cur_who = r->authed ? &r->who : NULL;
     if (*upload_data_size > 0) {
         ret = feed(srv, c, r, upload_data, *upload_data_size);
         *upload_data_size = 0;
@@ -1039,6 +1107,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     if (r->upload != NULL)
         srv->be->image_upload_abort(srv->be_ctx, r->upload);
+    /* every state-changing request a token made, whatever came of it */
+    if (r->authed && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
+        srv->be->audit != NULL)
+        srv->be->audit(srv->be_ctx, &r->who, r->method, r->path, r->status != 0 ? r->status : 499);
+    cur_who = NULL;
     api_metrics_observe(&srv->metrics, r->status != 0 ? r->status : 499, elapsed_us(&r->t0));
     free(r->body);
     free(r);
@@ -1127,7 +1200,7 @@ int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx,
         set_err(err, "api_server_start: NULL argument");
         goto out;
     }
-    if (cfg->n_tokens == 0 || cfg->tokens == NULL) {
+    if ((cfg->n_tokens == 0 || cfg->tokens == NULL) && be->authenticate == NULL) {
         set_err(err, "at least one bearer token is required");
         goto out;
     }
@@ -1163,14 +1236,15 @@ int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx,
     if (srv->cfg.keepalive_s == 0)
         srv->cfg.keepalive_s = API_DEFAULT_KEEPALIVE_S;
 
-    srv->tokens = calloc(cfg->n_tokens, sizeof *srv->tokens);
-    srv->token_len = calloc(cfg->n_tokens, sizeof *srv->token_len);
+    /* calloc(n + 1): no tokens at all is fine with a backend authenticate */
+    srv->tokens = calloc(cfg->n_tokens + 1, sizeof *srv->tokens);
+    srv->token_len = calloc(cfg->n_tokens + 1, sizeof *srv->token_len);
     if (srv->tokens == NULL || srv->token_len == NULL) {
         set_err(err, "out of memory");
         goto out;
     }
-    srv->n_tokens = cfg->n_tokens;
-    for (i = 0; i < cfg->n_tokens; i++) {
+    srv->n_tokens = cfg->tokens != NULL ? cfg->n_tokens : 0;
+    for (i = 0; i < srv->n_tokens; i++) {
         if (cfg->tokens[i] == NULL || cfg->tokens[i][0] == '\0') {
             set_err(err, "empty bearer token in config");
             goto out;

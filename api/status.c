@@ -22,7 +22,27 @@ static const struct {
     [API_E_INSUFFICIENT_CAPACITY] = { "insufficient_capacity", 507 },
     [API_E_UNAVAILABLE] = { "unavailable", 503 },
     [API_E_INTERNAL] = { "internal", 500 },
+    [API_E_FORBIDDEN] = { "forbidden", 403 },
+    [API_E_QUOTA_EXCEEDED] = { "quota_exceeded", 403 },
 };
+
+static const char *const scope_str[] = { "read-only", "operator", "admin" };
+
+const char *api_scope_name(api_scope s)
+{
+    return (unsigned)s < 3 ? scope_str[s] : "read-only";
+}
+
+int api_scope_parse(const char *s, api_scope *out)
+{
+    for (unsigned i = 0; s != NULL && i < 3; i++) {
+        if (strcmp(s, scope_str[i]) == 0) {
+            *out = (api_scope)i;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 api_code api_status_set(api_status *st, api_code code, const char *field, const char *fmt, ...)
 {

@@ -89,9 +89,12 @@ static const char inspect_help[] =
 
 static const char set_help[] =
     "Usage: shoal image set REF [--firmware FW] [--cmdline LINE] [--exit MODE]\n"
+    "                           [--ready SPEC] [--health SPEC] [--health-interval S]\n"
+    "                           [--health-timeout S] [--health-retries N]\n"
     "\n"
     "Change the boot profile stored with the image REF (every name of it; its\n"
-    "instances see the change at their next start). Nothing changes unless\n"
+    "instances see the change at their next start, its probes those created\n"
+    "after it, unless 'shoal run' gives their own). Nothing changes unless\n"
     "every value given is valid.\n"
     "\n"
     "Options:\n"
@@ -103,13 +106,22 @@ static const char set_help[] =
     "      --exit MODE        status (shoal's status channel), debug-exit (the\n"
     "                         code the guest writes to isa-debug-exit, port 0x501)\n"
     "                         or poweroff (a clean power-off, code unknown)\n"
+    "      --ready SPEC       readiness probe of its instances: status, none,\n"
+    "                         tcp:PORT, http:PORT/PATH or console:REGEX; default:\n"
+    "                         back to the kind's default\n"
+    "      --health SPEC      health probe: tcp:PORT or http:PORT/PATH; none: no\n"
+    "                         health probe\n"
+    "      --health-interval S  seconds between health checks (default 10)\n"
+    "      --health-timeout S   seconds one check may take (default 2)\n"
+    "      --health-retries N   failed checks in a row that make it unhealthy (3)\n"
     "  -o, --output FMT       table (default: the profile), json or wide\n"
     "  -h, --help             show this help\n"
     "\n"
     "Examples:\n"
     "  shoal image set nanos-app --exit debug-exit\n"
     "  shoal image set myuk --cmdline '{name} netdev.ip={address}/{prefix}:{gateway} -- {args}'\n"
-    "  shoal image set hello --firmware seabios\n";
+    "  shoal image set hello --firmware seabios\n"
+    "  shoal image set myuk --ready tcp:8080 --health http:8080/healthz --health-interval 5\n";
 
 static const char tag_help[] = "Usage: shoal image tag REF NAME[:TAG]\n"
                                "\n"
@@ -435,6 +447,14 @@ int image_render_inspect(FILE *out, const json_t *img, time_t now)
         fprintf(out, "-\n");
     fprintf(out, "profile     firmware %s, cmdline %s, exit %s\n", safe(cli_jstr(prof, "firmware")),
             safe(cli_jstr(prof, "cmdline")), safe(cli_jstr(prof, "exit")));
+    /* the image's own probes (null: the kind's default readiness, no health) */
+    if (cli_jstr(prof, "ready"))
+        fprintf(out, "ready       %s\n", safe(cli_jstr(prof, "ready")));
+    const json_t *hp = json_object_get(prof, "health");
+    if (json_is_object(hp))
+        fprintf(out, "health      %s every %d s, timeout %d s, unhealthy after %d\n",
+                safe(cli_jstr(hp, "probe")), (int)cli_jnum(hp, "interval_s", 0),
+                (int)cli_jnum(hp, "timeout_s", 0), (int)cli_jnum(hp, "retries", 0));
     const json_t *rd = json_object_get(img, "initrd");
     if (json_is_object(rd)) {
         char rdsize[32];
@@ -625,14 +645,31 @@ out:
 static int image_set(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "firmware", required_argument, NULL, 'F' }, { "cmdline", required_argument, NULL, 'C' },
-        { "exit", required_argument, NULL, 'E' },     { "output", required_argument, NULL, 'o' },
-        { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+        { "firmware", required_argument, NULL, 'F' },
+        { "cmdline", required_argument, NULL, 'C' },
+        { "exit", required_argument, NULL, 'E' },
+        { "output", required_argument, NULL, 'o' },
+        { "ready", required_argument, NULL, 'R' },
+        { "health", required_argument, NULL, 'H' },
+        { "health-interval", required_argument, NULL, 1001 },
+        { "health-timeout", required_argument, NULL, 1002 },
+        { "health-retries", required_argument, NULL, 1003 },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
+    static const struct {
+        int opt;
+        const char *name, *key;
+        unsigned long max;
+    } nums[] = { { 1001, "--health-interval", "interval_s", 3600 },
+                 { 1002, "--health-timeout", "timeout_s", 3600 },
+                 { 1003, "--health-retries", "retries", 100 } };
     int rc = CLI_OK, c;
     cli_fmt fmt = CLI_FMT_TABLE;
     char err[256];
-    json_t *body = json_object(), *img = NULL;
+    const char *health = NULL;
+    json_t *body = json_object(), *img = NULL, *hobj = json_object();
+    unsigned long v;
     cli_buf path = { 0 };
     optind = 0;
     opterr = 0;
@@ -641,6 +678,25 @@ static int image_set(cli_ctx *ctx, int argc, char **argv)
         case 'F': json_object_set_new(body, "firmware", json_string(optarg)); break;
         case 'C': json_object_set_new(body, "cmdline", json_string(optarg)); break;
         case 'E': json_object_set_new(body, "exit", json_string(optarg)); break;
+        /* "default" and "none" remove the image's own: JSON null */
+        case 'R':
+            json_object_set_new(body, "ready",
+                                strcmp(optarg, "default") ? json_string(optarg) : json_null());
+            break;
+        case 'H': health = optarg; break;
+        case 1001:
+        case 1002:
+        case 1003:
+            for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+                if (nums[i].opt != c)
+                    continue;
+                if (cli_parse_uint(optarg, 1, nums[i].max, &v, err, sizeof err) < 0) {
+                    rc = cli_usage("image set", "%s: %s", nums[i].name, err);
+                    goto out;
+                }
+                json_object_set_new(hobj, nums[i].key, json_integer((json_int_t)v));
+            }
+            break;
         case 'o':
             if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0) {
                 rc = cli_usage("image set", "%s", err);
@@ -655,8 +711,21 @@ static int image_set(cli_ctx *ctx, int argc, char **argv)
         rc = cli_usage("image set", "%s", argc - optind < 1 ? "missing REF" : "expected one REF");
         goto out;
     }
+    if (health && !strcmp(health, "none")) {
+        if (json_object_size(hobj)) {
+            rc = cli_usage("image set", "--health none takes no --health-interval, "
+                                        "--health-timeout or --health-retries");
+            goto out;
+        }
+        json_object_set_new(body, "health", json_null());
+    } else if (health || json_object_size(hobj)) {
+        if (health)
+            json_object_set_new(hobj, "probe", json_string(health));
+        json_object_set(body, "health", hobj);
+    }
     if (json_object_size(body) == 0) {
-        rc = cli_usage("image set", "give at least one of --firmware, --cmdline and --exit");
+        rc = cli_usage("image set", "give at least one of --firmware, --cmdline, --exit, --ready "
+                                    "and --health");
         goto out;
     }
     cli_buf_puts(&path, "/v1/images/");
@@ -668,11 +737,19 @@ static int image_set(cli_ctx *ctx, int argc, char **argv)
         cli_jprint(stdout, img);
     } else {
         const json_t *prof = json_object_get(img, "profile");
-        printf("%s: firmware %s, cmdline %s, exit %s\n", argv[optind],
+        const json_t *hp = json_object_get(prof, "health");
+        printf("%s: firmware %s, cmdline %s, exit %s", argv[optind],
                safe(cli_jstr(prof, "firmware")), safe(cli_jstr(prof, "cmdline")),
                safe(cli_jstr(prof, "exit")));
+        if (cli_jstr(prof, "ready"))
+            printf(", ready %s", safe(cli_jstr(prof, "ready")));
+        if (json_is_object(hp))
+            printf(", health %s every %d s", safe(cli_jstr(hp, "probe")),
+                   (int)cli_jnum(hp, "interval_s", 0));
+        printf("\n");
     }
 out:
+    json_decref(hobj);
     json_decref(body);
     json_decref(img);
     cli_buf_free(&path);

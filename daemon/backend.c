@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "fleet.h"
+#include "tokens.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -258,6 +259,115 @@ out:
     return rc;
 }
 
+/* ---- token limits (docs/api.md "Authentication") -------------------------
+ *
+ * A token with a label selector sees only the instances that match it:
+ * any other is "not found" to it, exactly as if it did not exist; its
+ * creates must carry labels that match. Quotas are checked at create
+ * against what the instances it created still hold. */
+
+static tok_store *g_tokens; /* backend_set_tokens; NULL: no token store */
+
+void backend_set_tokens(tok_store *ts)
+{
+    g_tokens = ts;
+}
+
+/* The request's token selector, parsed; false when it has none. */
+static bool token_selector(api_selector *sel)
+{
+    const api_principal *who = api_request_principal();
+
+    if (who == NULL || who->selector[0] == '\0')
+        return false;
+    /* checked when the token was created; a failure here matches nothing */
+    if (api_selector_parse(who->selector, sel, NULL) != API_OK) {
+        memset(sel, 0, sizeof *sel);
+        sel->n = 1;
+        sel->terms[0].op = API_SEL_HAS;
+        snprintf(sel->terms[0].key, sizeof sel->terms[0].key, "shoal/none");
+        sel->terms[1].op = API_SEL_LACKS;
+        snprintf(sel->terms[1].key, sizeof sel->terms[1].key, "shoal/none");
+        sel->n = 2;
+    }
+    return true;
+}
+
+static int selector_matches(const state_instance *in, void *ctx);
+
+/* key as the request's token may see it: full receives the instance's id.
+ * An instance outside the token's selector is not found, with the message
+ * the core gives for one that does not exist. */
+static api_code visible(fleet *f, const char *key, char full[STATE_ID_LEN + 1], api_status *st)
+{
+    api_selector sel;
+    state_instance in;
+    fleet_err e;
+    int ok;
+
+    if (!token_selector(&sel)) {
+        snprintf(full, STATE_ID_LEN + 1, "%s", key);
+        return API_OK;
+    }
+    if (fleet_instance_find(f, key, &in, &e) != FLEET_OK)
+        return status_from(st, &e);
+    ok = selector_matches(&in, &sel);
+    snprintf(full, STATE_ID_LEN + 1, "%s", in.id);
+    state_inst_free(&in);
+    if (!ok)
+        return api_status_set(st, API_E_NOT_FOUND, "id", "instance '%s' not found", key);
+    return API_OK;
+}
+
+/* Both selectors (the request's and the token's; either may be NULL). */
+typedef struct {
+    const api_selector *a, *b;
+} sel_pair;
+
+static int pair_matches(const state_instance *in, void *ctx)
+{
+    const sel_pair *p = ctx;
+    return (p->a == NULL || selector_matches(in, (void *)p->a)) &&
+           (p->b == NULL || selector_matches(in, (void *)p->b));
+}
+
+/* A create by the request's token: its selector must match the labels and
+ * its quotas leave room. Called with the quota lock held when the token
+ * has quotas; *u is its usage. */
+static api_code create_allowed(const api_instance_spec *spec, const api_principal *who,
+                               api_status *st)
+{
+    api_selector sel;
+    tok_info t;
+    tok_usage u;
+    const char *quota = NULL;
+    char msg[API_MSG_MAX];
+
+    if (who == NULL)
+        return API_OK;
+    if (token_selector(&sel) && !api_selector_match(&sel, spec->labels, spec->n_labels))
+        return api_status_set(st, API_E_FORBIDDEN, "labels",
+                              "token '%s' may only create instances whose labels match '%s'",
+                              who->name, who->selector);
+    if (g_tokens == NULL ||
+        (who->max_instances == 0 && who->max_memory_mib == 0 && who->max_vcpus == 0))
+        return API_OK;
+    if (tok_usage_get(g_tokens, who->id, &u) != 0)
+        return api_status_set(st, API_E_INTERNAL, NULL, "cannot read token '%s' usage", who->name);
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s", who->name);
+    t.max_instances = who->max_instances;
+    t.max_memory_mib = who->max_memory_mib;
+    t.max_vcpus = who->max_vcpus;
+    if (tok_quota_check(&t, &u, spec->count ? spec->count : 1, spec->memory_mib, spec->vcpus,
+                        &quota, msg, sizeof msg) != 0) {
+        char field[API_FIELD_MAX];
+        snprintf(field, sizeof field, "quotas.%s", quota);
+        return api_status_set(st, API_E_QUOTA_EXCEEDED, field, "%s", msg);
+    }
+    return API_OK;
+}
+
 static api_code emit_instance(fleet *f, const char *key, api_sink *out, int detail, api_status *st)
 {
     state_instance in;
@@ -274,6 +384,8 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
                                    api_status *st)
 {
     fleet *f = ctx;
+    const api_principal *who = api_request_principal();
+    bool quota_locked = false;
     fleet_instance_spec fs;
     fleet_kv *env = calloc(spec->n_env + 1, sizeof *env);
     fleet_kv *labels = calloc(spec->n_labels + 1, sizeof *labels);
@@ -329,15 +441,28 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
     fs.health_timeout_s = spec->health_timeout_s;
     fs.health_retries = spec->health_retries;
     fs.cmdline = spec->cmdline; /* per-run override */
+    /* a token with quotas: its check and its create are one step */
+    if (g_tokens != NULL && who != NULL &&
+        (who->max_instances || who->max_memory_mib || who->max_vcpus)) {
+        tok_quota_lock(g_tokens);
+        quota_locked = true;
+    }
+    rc = create_allowed(spec, who, st);
+    if (rc != API_OK)
+        goto out;
     if (fleet_instance_create(f, &fs, &made, &nmade, &e) != FLEET_OK) {
         rc = status_from(st, &e);
         goto out;
     }
+    for (size_t i = 0; g_tokens != NULL && who != NULL && who->id[0] && i < nmade; i++)
+        tok_record_creator(g_tokens, made[i].id, who->id);
     for (size_t i = 0; i < nmade && rc == API_OK; i++) {
         if (sink_instance(f, out, &made[i], 0) != 0)
             rc = api_status_set(st, API_E_INTERNAL, NULL, "cannot encode instance");
     }
 out:
+    if (quota_locked)
+        tok_quota_unlock(g_tokens);
     state_inst_array_free(made, nmade);
     free(env);
     free(labels);
@@ -368,10 +493,13 @@ static api_code be_instance_list(void *ctx, const api_instance_filter *flt, cons
     fleet_err e;
     int more = 0;
     int has_sel = flt->selector && flt->selector->n > 0;
+    api_selector tsel;
+    bool has_tsel = token_selector(&tsel);
+    sel_pair both = { has_sel ? flt->selector : NULL, has_tsel ? &tsel : NULL };
     api_code rc = API_OK;
 
     if (fleet_instance_page(f, page->after, flt->has_state ? (int)state_from_api(flt->state) : -1,
-                            flt->host, has_sel ? selector_matches : NULL, (void *)flt->selector,
+                            flt->host, has_sel || has_tsel ? pair_matches : NULL, &both,
                             page->limit, &rows, &n, &more, &e) != FLEET_OK)
         return status_from(st, &e);
     for (size_t i = 0; i < n && rc == API_OK; i++) {
@@ -386,7 +514,10 @@ static api_code be_instance_list(void *ctx, const api_instance_filter *flt, cons
 
 static api_code be_instance_get(void *ctx, const char *id, api_sink *out, api_status *st)
 {
-    return emit_instance(ctx, id, out, 1, st);
+    char full[STATE_ID_LEN + 1];
+    api_code rc = visible(ctx, id, full, st);
+
+    return rc != API_OK ? rc : emit_instance(ctx, full, out, 1, st);
 }
 
 static api_code be_instance_action(void *ctx, const char *id, api_action action, int timeout_s,
@@ -397,6 +528,9 @@ static api_code be_instance_action(void *ctx, const char *id, api_action action,
     fleet_err e;
     int rc;
 
+    if (visible(f, id, full, st) != API_OK)
+        return st->code;
+    id = full;
     switch (action) {
     case API_ACTION_STOP: rc = fleet_instance_stop(f, id, timeout_s, full, &e); break;
     case API_ACTION_START: rc = fleet_instance_start(f, id, full, &e); break;
@@ -410,8 +544,12 @@ static api_code be_instance_action(void *ctx, const char *id, api_action action,
 
 static api_code be_instance_delete(void *ctx, const char *id, bool force, api_status *st)
 {
+    char full[STATE_ID_LEN + 1];
     fleet_err e;
-    if (fleet_instance_delete(ctx, id, force, &e) != FLEET_OK)
+
+    if (visible(ctx, id, full, st) != API_OK)
+        return st->code;
+    if (fleet_instance_delete(ctx, full, force, &e) != FLEET_OK)
         return status_from(st, &e);
     return API_OK;
 }
@@ -434,18 +572,38 @@ static api_code be_instance_bulk(void *ctx, const api_bulk_req *req, api_action 
     fleet_bulk b;
     fleet_err e;
     api_code rc = API_OK;
+    api_selector tsel;
+    bool has_tsel = token_selector(&tsel);
+    sel_pair both = { req->selector, has_tsel ? &tsel : NULL };
     int frc;
 
     if ((unsigned)action >= NELEM(BULK_MAP))
         return api_status_set(st, API_E_INTERNAL, NULL, "unknown action %d", (int)action);
     if (req->selector && req->selector->n > 0)
-        frc = fleet_bulk_select(f, selector_matches, (void *)req->selector, &b, &e);
+        frc = fleet_bulk_select(f, pair_matches, &both, &b, &e);
     else if (req->n_ids > 0)
         frc = fleet_bulk_keys(f, req->ids, req->n_ids, &b, &e);
     else
         return api_status_set(st, API_E_INVALID_FIELD, "selector", "selector or ids is required");
     if (frc != FLEET_OK)
         return status_from(st, &e);
+    /* keys naming instances outside the token's selector: not found */
+    for (size_t i = 0; has_tsel && req->n_ids > 0 && i < b.n; i++) {
+        fleet_bulk_item *it = &b.items[i];
+        state_instance in;
+        int ok = 0;
+
+        if (!it->id[0])
+            continue;
+        if (fleet_instance_find(f, it->id, &in, &e) == FLEET_OK) {
+            ok = selector_matches(&in, &tsel);
+            state_inst_free(&in);
+        }
+        if (!ok) {
+            it->id[0] = it->name[0] = '\0';
+            fleet_err_set(&it->err, FLEET_E_NOT_FOUND, "id", "instance '%s' not found", it->key);
+        }
+    }
     frc = fleet_bulk_run(f, BULK_MAP[action], req->timeout_s, req->force, &b, &e);
     if (frc != FLEET_OK) {
         fleet_bulk_clear(&b);
@@ -474,8 +632,12 @@ static api_code be_console_open(void *ctx, const char *id, uint64_t tail, bool f
                                 void **stream, api_status *st)
 {
     fleet_console *c;
+    char full[STATE_ID_LEN + 1];
     fleet_err e;
-    if (fleet_console_open(ctx, id, tail, follow, &c, &e) != FLEET_OK)
+
+    if (visible(ctx, id, full, st) != API_OK)
+        return st->code;
+    if (fleet_console_open(ctx, full, tail, follow, &c, &e) != FLEET_OK)
         return status_from(st, &e);
     *stream = c;
     return API_OK;
@@ -682,6 +844,14 @@ static int sink_image_rows(api_sink *out, const name_rows *nr, const char *diges
                     ? first->profile.template
                     : img_cmdline_name(first->profile.cmdline);
     a.exit = img_exit_name(first->profile.exit);
+    a.ready = first->profile.ready[0] ? first->profile.ready : NULL;
+    if (first->profile.health[0]) { /* the numbers as they apply: 0 is the default */
+        a.health = first->profile.health;
+        a.health_interval_s = first->profile.health_interval_s;
+        a.health_timeout_s = first->profile.health_timeout_s;
+        a.health_retries = first->profile.health_retries;
+        fleet_health_defaults(&a.health_interval_s, &a.health_timeout_s, &a.health_retries);
+    }
     a.initrd = first->initrd[0] ? first->initrd : NULL;
     a.initrd_size = first->initrd_size;
     rc = api_sink_image(out, &a);
@@ -790,7 +960,14 @@ static api_code be_image_patch(void *ctx, const char *ref, const api_image_patch
 {
     char digest[IMG_DIGEST_LEN + 1];
     fleet_err e;
-    img_profile_change ch = { .firmware = p->firmware, .cmdline = p->cmdline, .exit = p->exit };
+    img_profile_change ch = { .firmware = p->firmware,
+                              .cmdline = p->cmdline,
+                              .exit = p->exit,
+                              .ready = p->ready,
+                              .health = p->health_probe,
+                              .health_interval_s = p->health_interval_s,
+                              .health_timeout_s = p->health_timeout_s,
+                              .health_retries = p->health_retries };
     if (fleet_image_set_profile(ctx, ref, &ch, digest, &e) != FLEET_OK)
         return status_from(st, &e);
     return emit_image(ctx, digest, out, st);
@@ -1034,6 +1211,9 @@ static int be_events_next(void *ctx, void *subp, api_event *ev, int timeout_ms)
     copy_field(ev->digest, sizeof ev->digest, o, "digest");
     copy_field(ev->message, sizeof ev->message, o, "message");
     copy_field(ev->action, sizeof ev->action, o, "action");
+    copy_field(ev->by, sizeof ev->by, o, "by");
+    copy_field(ev->path, sizeof ev->path, o, "path");
+    ev->http_status = (int)json_integer_value(json_object_get(o, "status"));
     if (json_is_integer(json_object_get(o, "total"))) {
         ev->has_progress = true;
         ev->done = (uint32_t)json_integer_value(json_object_get(o, "done"));
@@ -1171,6 +1351,126 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
     return API_OK;
 }
 
+/* ---- tokens ------------------------------------------------------------- */
+
+_Static_assert((int)TOK_READ_ONLY == (int)API_SCOPE_READ_ONLY &&
+                   (int)TOK_OPERATOR == (int)API_SCOPE_OPERATOR &&
+                   (int)TOK_ADMIN == (int)API_SCOPE_ADMIN,
+               "token scopes in the API's order");
+
+static api_code be_authenticate(void *ctx, const char *secret, api_principal *who)
+{
+    tok_info t;
+
+    (void)ctx;
+    if (g_tokens == NULL || tok_authenticate(g_tokens, secret, &t) != 0)
+        return API_E_UNAUTHORIZED;
+    memset(who, 0, sizeof *who);
+    snprintf(who->id, sizeof who->id, "%s", t.id);
+    snprintf(who->name, sizeof who->name, "%s", t.name);
+    who->scope = (api_scope)t.scope;
+    snprintf(who->selector, sizeof who->selector, "%s", t.selector);
+    who->max_instances = t.max_instances;
+    who->max_memory_mib = t.max_memory_mib;
+    who->max_vcpus = t.max_vcpus;
+    return API_OK;
+}
+
+static int sink_token(api_sink *out, const tok_info *t, const char *secret)
+{
+    tok_usage u = { 0 };
+    api_token at;
+
+    tok_usage_get(g_tokens, t->id, &u);
+    memset(&at, 0, sizeof at);
+    at.id = t->id;
+    at.name = t->name;
+    at.scope = (api_scope)t->scope;
+    at.selector = t->selector;
+    at.max_instances = t->max_instances;
+    at.max_memory_mib = t->max_memory_mib;
+    at.max_vcpus = t->max_vcpus;
+    at.created = t->created_ms / 1000;
+    at.secret = secret;
+    at.used_instances = u.instances;
+    at.used_memory_mib = u.memory_mib;
+    at.used_vcpus = u.vcpus;
+    return api_sink_token(out, &at);
+}
+
+static api_code tok_status(api_status *st, int rc, const char *field, const char *msg)
+{
+    switch (rc) {
+    case TOK_ENOTFOUND: return api_status_set(st, API_E_NOT_FOUND, field, "%s", msg);
+    case TOK_ECONFLICT: return api_status_set(st, API_E_CONFLICT, field, "%s", msg);
+    case TOK_EREFUSED: return api_status_set(st, API_E_CONFLICT, field, "%s", msg);
+    default: return api_status_set(st, API_E_INTERNAL, NULL, "%s", msg);
+    }
+}
+
+static api_code be_token_create(void *ctx, const api_token_spec *spec, api_sink *out,
+                                api_status *st)
+{
+    char secret[TOK_SECRET_LEN + 1], err[256];
+    tok_info t, made;
+    int rc;
+
+    (void)ctx;
+    if (g_tokens == NULL)
+        return api_status_set(st, API_E_INTERNAL, NULL, "no token store");
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s", spec->name);
+    t.scope = (tok_scope)spec->scope;
+    snprintf(t.selector, sizeof t.selector, "%s", spec->selector);
+    t.max_instances = spec->max_instances;
+    t.max_memory_mib = spec->max_memory_mib;
+    t.max_vcpus = spec->max_vcpus;
+    rc = tok_create(g_tokens, &t, secret, &made, err, sizeof err);
+    if (rc != 0)
+        return tok_status(st, rc, "name", err);
+    rc = sink_token(out, &made, secret);
+    explicit_bzero(secret, sizeof secret);
+    return rc == 0 ? API_OK : api_status_set(st, API_E_INTERNAL, NULL, "cannot encode token");
+}
+
+static api_code be_token_list(void *ctx, api_sink *out, api_status *st)
+{
+    tok_info *all = NULL;
+    size_t n = 0;
+    char err[256];
+    api_code rc = API_OK;
+
+    (void)ctx;
+    if (g_tokens == NULL)
+        return api_status_set(st, API_E_INTERNAL, NULL, "no token store");
+    if (tok_list(g_tokens, &all, &n, err, sizeof err) != 0)
+        return api_status_set(st, API_E_INTERNAL, NULL, "%s", err);
+    for (size_t i = 0; i < n && rc == API_OK; i++) {
+        if (sink_token(out, &all[i], NULL) != 0)
+            rc = api_status_set(st, API_E_INTERNAL, NULL, "cannot encode token");
+    }
+    free(all);
+    return rc;
+}
+
+static api_code be_token_delete(void *ctx, const char *id, api_status *st)
+{
+    char err[256];
+    int rc;
+
+    (void)ctx;
+    if (g_tokens == NULL)
+        return api_status_set(st, API_E_INTERNAL, NULL, "no token store");
+    rc = tok_revoke(g_tokens, id, NULL, err, sizeof err);
+    return rc == 0 ? API_OK : tok_status(st, rc, "id", err);
+}
+
+static void be_audit(void *ctx, const api_principal *who, const char *method, const char *path,
+                     int http_status)
+{
+    fleet_event_audit(ctx, who->name, method, path, http_status);
+}
+
 static const api_backend BACKEND = {
     .image_upload_begin = be_image_upload_begin,
     .image_upload_write = be_image_upload_write,
@@ -1201,6 +1501,11 @@ static const api_backend BACKEND = {
     .events_next = be_events_next,
     .events_close = be_events_close,
     .metrics_write = be_metrics_write,
+    .authenticate = be_authenticate,
+    .token_create = be_token_create,
+    .token_list = be_token_list,
+    .token_delete = be_token_delete,
+    .audit = be_audit,
 };
 
 const api_backend *backend_get(void)

@@ -8,6 +8,12 @@
 
 const api_backend *backend_get(void);
 
+/* The token store (tokens.h) the backend authenticates with and keeps
+ * /v1/tokens in; set once before api_server_start. Without one only
+ * api_config.tokens get in. */
+struct tok_store;
+void backend_set_tokens(struct tok_store *ts);
+
 /* API wire name of a core rule kind (fleet_rule_kind), for the test that
  * checks the API's and the core's names agree. NULL when out of range. */
 const char *backend_rule_name(int fleet_kind);

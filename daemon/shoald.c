@@ -12,6 +12,7 @@
 #include "config.h"
 #include "fleet.h"
 #include "log.h"
+#include "tokens.h"
 
 /* Memory per running guest (issue 13, docs/benchmarks.md "shoald memory per
  * instance"): libvirt's embedded driver runs one event thread per running
@@ -46,7 +47,8 @@ int main(int argc, char **argv)
     api_server *srv = NULL;
     api_config ac;
     api_err aerr;
-    const char *tokens[1];
+    tok_store *toks = NULL;
+    char dbpath[4200];
     sigset_t set;
     int sig, rc, reexec_errno = 0;
 
@@ -98,9 +100,15 @@ int main(int argc, char **argv)
     ac.port = (uint16_t)cfg.listen_port;
     ac.tls_cert_path = cfg.tls_cert[0] ? cfg.tls_cert : NULL;
     ac.tls_key_path = cfg.tls_key[0] ? cfg.tls_key : NULL;
-    tokens[0] = fleet_admin_token(f);
-    ac.tokens = tokens;
-    ac.n_tokens = 1;
+    /* every token, the first-start admin one too, is checked by its hash
+     * in the state database (tokens.h) */
+    snprintf(dbpath, sizeof dbpath, "%s/shoald.db", cfg.state_dir);
+    if (tok_open(dbpath, fleet_admin_token(f), &toks, err, sizeof err) != 0) {
+        log_error("%s", err);
+        fleet_close(f);
+        return 1;
+    }
+    backend_set_tokens(toks);
     ac.max_upload = 1ull << 30;
     /* issue 16: connection limits and the idle/header timeout (api.h) */
     ac.max_connections = (unsigned)cfg.api_max_conns;
@@ -108,6 +116,7 @@ int main(int argc, char **argv)
     ac.conn_timeout_s = (unsigned)cfg.api_timeout_s;
     if (api_server_start(&ac, backend_get(), f, &srv, &aerr) != 0) {
         log_error("cannot serve the API on %s:%d: %s", cfg.listen_host, cfg.listen_port, aerr.msg);
+        tok_close(toks);
         fleet_close(f);
         return 1;
     }
@@ -122,6 +131,7 @@ int main(int argc, char **argv)
     } while (rc == EINTR);
     log_info("signal %d: shutting down (instances keep running)", sig);
     api_server_stop(srv);
+    tok_close(toks);
     fleet_close(f);
     log_info("stopped");
     return 0;

@@ -71,6 +71,16 @@ static const char *const MIGRATIONS[] = {
      * so that a shoald killed meanwhile finishes it after its restart.
      * Not in INST_COLS: only state_inst_mark_deleting writes it. */
     "ALTER TABLE instances ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;",
+    /* 7: API tokens (daemon/tokens.h), kept as SHA-256 of their secret,
+     * and which token created each instance (for the token quotas). */
+    "CREATE TABLE tokens(id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    "  hash BLOB NOT NULL UNIQUE, scope TEXT NOT NULL, selector TEXT NOT NULL DEFAULT '',"
+    "  max_instances INTEGER NOT NULL DEFAULT 0, max_memory_mib INTEGER NOT NULL DEFAULT 0,"
+    "  max_vcpus INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE token_instances("
+    "  instance TEXT PRIMARY KEY REFERENCES instances(id) ON DELETE CASCADE,"
+    "  token TEXT NOT NULL);"
+    "CREATE INDEX token_instances_token ON token_instances(token);",
 };
 
 static const char *const STATE_NAMES[ST__COUNT] = {

@@ -169,14 +169,14 @@ static int apply_probes(img_profile *q, const img_profile_change *ch, const char
     }
     if (ch->health) {
         if (probe_text_ok(ch->health, msg, sizeof msg) != 0)
-            return bad(field, "health", err, "health: %s", msg);
+            return bad(field, "health.probe", err, "health.probe: %s", msg);
         if (!ch->health[0] && numbers)
             return bad(field, "health", err,
                        "health: removing the health probe takes no interval, timeout or retries");
         snprintf(q->health, sizeof q->health, "%s", ch->health);
         q->health_interval_s = q->health_timeout_s = q->health_retries = 0;
     } else if (numbers && !q->health[0]) {
-        return bad(field, "health", err,
+        return bad(field, "health.probe", err,
                    "health: the image has no health probe to give an interval, timeout or "
                    "retries (set one with health)");
     }
@@ -250,7 +250,7 @@ int img_profile_apply(img_profile *p, img_kind kind, img_format format,
     if ((probes || ch->exit) && (q.ready[0] || q.health[0])) {
         const char *f = NULL;
         if (!ch->check)
-            return bad(field, q.ready[0] ? "ready" : "health", err,
+            return bad(field, q.ready[0] ? "ready" : "health.probe", err,
                        "probes cannot be checked here (no probe checker given)");
         msg[0] = '\0';
         if (ch->check(ch->check_ctx, &q, kind, &f, msg, sizeof msg) != 0)

@@ -48,6 +48,20 @@ void fleet_emit(fleet *f, const char *type, const char *instance, const char *na
     fleet_emit_object(f, o);
 }
 
+void fleet_event_audit(fleet *f, const char *by, const char *method, const char *path,
+                       int http_status)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "time", json_integer(fleet_wall_ms() / 1000));
+    json_object_set_new(o, "type", json_string("audit"));
+    json_object_set_new(o, "by", json_string(by ? by : ""));
+    json_object_set_new(o, "action", json_string(method ? method : ""));
+    json_object_set_new(o, "path", json_string(path ? path : ""));
+    json_object_set_new(o, "status", json_integer(http_status));
+    fleet_emit_object(f, o);
+}
+
 int64_t fleet_event_last_id(fleet *f)
 {
     int64_t id;

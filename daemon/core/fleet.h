@@ -188,11 +188,15 @@ int fleet_image_resolve(fleet *f, const char *ref, char digest[IMG_DIGEST_LEN + 
 int fleet_image_tag(fleet *f, const char *ref, const char *new_ref, char digest[IMG_DIGEST_LEN + 1],
                     fleet_err *e);
 /* Change the stored boot profile of the image ref names (img_store.h,
- * img_profile_set; instances see it at their next start); digest receives
- * the image's. Errors: NOT_FOUND (field ref), INVALID (the field at fault:
- * firmware, cmdline or exit, nothing changed). Emits image.updated. */
+ * img_profile_set; instances see it at their next start, its probes those
+ * created after the change); digest receives the image's. The probes are
+ * checked by probe.h's parser. Errors: NOT_FOUND (field ref), INVALID (the
+ * field at fault: firmware, cmdline, exit, ready, health.probe,
+ * health.interval_s, ...; nothing changed). Emits image.updated. */
 int fleet_image_set_profile(fleet *f, const char *ref, const img_profile_change *ch,
                             char digest[IMG_DIGEST_LEN + 1], fleet_err *e);
+/* A health probe's numbers with each 0 replaced by its default (probe.h). */
+void fleet_health_defaults(uint32_t *interval_s, uint32_t *timeout_s, uint32_t *retries);
 /* By digest: delete the image (force: even if instances use it). By name:
  * remove that name; the image goes with its last name, which instances in
  * use protect unless forced. */
@@ -222,9 +226,11 @@ typedef struct {
     size_t n_ports;
     const char *host; /* NULL: any host */
     /* Probes (probe.h, docs/shoald.md "Probes"); checked at create (INVALID
-     * naming "ready" or "health.*"). ready NULL: the default (status for
-     * shoal's guests, tcp:GUEST of the first published TCP port, else
-     * none). health NULL: no health checks; its numbers 0: the defaults. */
+     * naming "ready" or "health.*"). ready NULL: the image profile's, else
+     * the default (status for shoal's guests, tcp:GUEST of the first
+     * published TCP port, else none). health NULL: the image profile's
+     * (its numbers under those given here), else no health checks; its
+     * numbers 0: the image's or the defaults. */
     const char *ready;
     const char *health;
     uint32_t health_interval_s, health_timeout_s, health_retries;
@@ -409,6 +415,10 @@ int64_t fleet_event_last_id(fleet *f);
 /* The first event after *last: 1 with its JSON text in *json (free()) and
  * *last advanced, 0 when none came within timeout_ms, -1 when shoald stops. */
 int fleet_event_next(fleet *f, int64_t *last, char **json, int timeout_ms);
+/* Append an "audit" event: the token named by made a state-changing
+ * request (method, path) and was answered http_status. */
+void fleet_event_audit(fleet *f, const char *by, const char *method, const char *path,
+                       int http_status);
 
 /* ---- metrics ----------------------------------------------------------- */
 

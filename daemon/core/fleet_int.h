@@ -455,10 +455,16 @@ void fleet_observe_ready(fleet *f, double ready_ms);
 int fleet_probes_open(fleet *f, char *err, size_t errlen);
 void fleet_probes_close(fleet *f);
 /* Decide and check a create's probes into row's ready/health fields (the
- * row's network and ports are set from spec too). INVALID naming the
- * field. */
-int fleet_probe_plan(const fleet_instance_spec *spec, int status_channel, bool network,
-                     state_instance *row, fleet_err *e);
+ * row's network and ports are set from spec too): the run's own, else the
+ * image profile's (prof, may be NULL), else the kind's default. INVALID
+ * naming the field. */
+int fleet_probe_plan(const fleet_instance_spec *spec, const img_profile *prof, int status_channel,
+                     bool network, state_instance *row, fleet_err *e);
+/* img_profile_change.check for an image's stored probes: probe_spec_parse
+ * (ready; health tcp/http only), ready `status` only with exit status, the
+ * health numbers' bounds; rewrites them in canonical form. */
+int fleet_profile_probe_check(void *ctx, img_profile *p, img_kind kind, const char **field,
+                              char *msg, size_t msglen);
 /* A run (generation gen: fleet_rt.run_no) of `in` began, or a running
  * domain was adopted (ready_now: it was ready). Watches what needs
  * probing; *ready_at_once is 1 when its readiness is `none` (the caller
@@ -466,9 +472,6 @@ int fleet_probe_plan(const fleet_instance_spec *spec, int status_channel, bool n
 int fleet_probe_watch(fleet *f, const state_instance *in, int status_channel, int gen,
                       int ready_now, int *ready_at_once);
 void fleet_probe_unwatch(fleet *f, const char *id);
-/* Whether the instance's image reports on shoal's status channel (an
- * image the store cannot describe is taken to, as before kinds). */
-int fleet_has_status_channel(fleet *f, const state_instance *in);
 /* A per-run command line override (a template, NULL: none) applied to an
  * image's boot plan: INVALID naming "cmdline" when the template is bad or
  * the image is a disk. health.c. */
@@ -525,6 +528,9 @@ int fleet_delete_finish(fleet *f, const state_instance *in, char *err, size_t er
  * passage of the test-only kill point upload.partial (killpoint.h). */
 #define FLEET_KP_UPLOAD_PARTIAL (2u << 20)
 fleet_code fleet_img_err(fleet_err *e, const img_err *ie, const char *field);
+/* Whether the instance's image reports on shoal's status channel (boot.h;
+ * an image the store cannot describe is taken to, as before kinds). */
+int fleet_has_status_channel(fleet *f, const state_instance *in);
 /* Did ref, which resolved to digest, name the image by digest (sha256:...
  * or a bare hex prefix) rather than by name? */
 int fleet_image_is_digest(const char *ref, const char *digest);

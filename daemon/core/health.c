@@ -2,9 +2,11 @@
  * wired into the fleet; docs/shoald.md "Probes").
  *
  * At create the readiness probe is decided once and stored in the row
- * (fleet_probe_plan): the one asked for, else `status` for an image with
- * shoal's status channel, else `tcp:GUEST` of the first published TCP port,
- * else `none` (ready when the domain runs). At every start of a run
+ * (fleet_probe_plan): the one asked for, else the image profile's, else
+ * `status` for an image with shoal's status channel, else `tcp:GUEST` of
+ * the first published TCP port, else `none` (ready when the domain runs);
+ * the health probe likewise (the run's, else the image's, else none). An
+ * image's stored probes are checked here too (fleet_profile_probe_check). At every start of a run
  * (run.c) and adoption of a running domain (reconcile.c) the instance is
  * watched by the probe engine; the engine's notes (on its thread) only
  * queue a JOB_PROBE, which an event worker runs here: ready -> running,
@@ -98,65 +100,146 @@ static void default_ready(const state_instance *in, int status_channel, char *ou
     snprintf(out, len, "none");
 }
 
-int fleet_probe_plan(const fleet_instance_spec *spec, int status_channel, bool network,
-                     state_instance *row, fleet_err *e)
+/* The health numbers' bounds (probe.h), the field named when one is
+ * out: NULL when all are in. */
+static const char *health_numbers_bad(uint32_t interval_s, uint32_t timeout_s, uint32_t retries,
+                                      char *msg, size_t len)
+{
+    if (interval_s > PROBE_INTERVAL_S_MAX) {
+        snprintf(msg, len, "health.interval_s must be 1..%d", PROBE_INTERVAL_S_MAX);
+        return "health.interval_s";
+    }
+    if (timeout_s > PROBE_TIMEOUT_S_MAX) {
+        snprintf(msg, len, "health.timeout_s must be 1..%d", PROBE_TIMEOUT_S_MAX);
+        return "health.timeout_s";
+    }
+    if (retries > PROBE_RETRIES_MAX) {
+        snprintf(msg, len, "health.retries must be 1..%d", PROBE_RETRIES_MAX);
+        return "health.retries";
+    }
+    return NULL;
+}
+
+int fleet_probe_plan(const fleet_instance_spec *spec, const img_profile *prof, int status_channel,
+                     bool network, state_instance *row, fleet_err *e)
 {
     probe_spec ps;
     char err[400];
+    const char *bad;
+    /* the run's own, else the image's profile's, else the kind's default */
+    const char *ready = spec->ready ? spec->ready : prof && prof->ready[0] ? prof->ready : NULL;
+    const char *whose = spec->ready ? "" : " (the image's profile)";
+    const char *health = spec->health;
+    uint32_t interval_s = spec->health_interval_s, timeout_s = spec->health_timeout_s,
+             retries = spec->health_retries;
 
     row->network = network;
     row->nports = 0;
     for (size_t p = 0; p < spec->n_ports && p < STATE_MAX_PORTS; p++)
         row->ports[row->nports++] = spec->ports[p];
-    if (!spec->ready) {
+    if (!ready) {
         default_ready(row, status_channel, row->ready, sizeof row->ready);
     } else {
-        if (probe_spec_parse(spec->ready, 0, &ps, err, sizeof err) != 0)
-            return fleet_err_set(e, FLEET_E_INVALID, "ready", "ready: %s", err);
+        if (probe_spec_parse(ready, 0, &ps, err, sizeof err) != 0)
+            return fleet_err_set(e, FLEET_E_INVALID, "ready", "ready%s: %s", whose, err);
         if (ps.kind == PROBE_STATUS && !status_channel)
             return fleet_err_set(e, FLEET_E_INVALID, "ready",
-                                 "ready 'status': image '%s' has no shoal status channel (only "
+                                 "ready 'status'%s: image '%s' has no shoal status channel (only "
                                  "shoal's own guests do): use tcp:PORT, http:PORT/PATH, "
                                  "console:REGEX or none",
-                                 spec->image);
+                                 whose, spec->image);
         if ((ps.kind == PROBE_TCP || ps.kind == PROBE_HTTP) && !network)
             return fleet_err_set(e, FLEET_E_INVALID, "ready",
-                                 "ready '%s' probes the guest's address, and the instance has "
+                                 "ready '%s'%s probes the guest's address, and the instance has "
                                  "no network",
-                                 spec->ready);
+                                 ready, whose);
         probe_spec_format(&ps, row->ready, sizeof row->ready);
     }
     row->health[0] = 0;
-    if (!spec->health) {
-        if (spec->health_interval_s || spec->health_timeout_s || spec->health_retries)
+    /* the image's health probe, its numbers under the run's own */
+    if (!health && prof && prof->health[0]) {
+        health = prof->health;
+        whose = " (the image's profile)";
+        interval_s = interval_s ? interval_s : prof->health_interval_s;
+        timeout_s = timeout_s ? timeout_s : prof->health_timeout_s;
+        retries = retries ? retries : prof->health_retries;
+    } else {
+        whose = "";
+    }
+    if (!health) {
+        if (interval_s || timeout_s || retries)
             return fleet_err_set(e, FLEET_E_INVALID, "health.probe",
                                  "health needs a probe (tcp:PORT or http:PORT/PATH)");
         return FLEET_OK;
     }
-    if (probe_spec_parse(spec->health, 1, &ps, err, sizeof err) != 0)
-        return fleet_err_set(e, FLEET_E_INVALID, "health.probe", "health.probe: %s", err);
+    if (probe_spec_parse(health, 1, &ps, err, sizeof err) != 0)
+        return fleet_err_set(e, FLEET_E_INVALID, "health.probe", "health.probe%s: %s", whose, err);
     if (!network)
         return fleet_err_set(e, FLEET_E_INVALID, "health.probe",
-                             "health.probe '%s' probes the guest's address, and the instance "
+                             "health.probe '%s'%s probes the guest's address, and the instance "
                              "has no network",
-                             spec->health);
-    if (spec->health_interval_s > PROBE_INTERVAL_S_MAX)
-        return fleet_err_set(e, FLEET_E_INVALID, "health.interval_s",
-                             "health.interval_s must be 1..%d", PROBE_INTERVAL_S_MAX);
-    if (spec->health_timeout_s > PROBE_TIMEOUT_S_MAX)
-        return fleet_err_set(e, FLEET_E_INVALID, "health.timeout_s",
-                             "health.timeout_s must be 1..%d", PROBE_TIMEOUT_S_MAX);
-    if (spec->health_retries > PROBE_RETRIES_MAX)
-        return fleet_err_set(e, FLEET_E_INVALID, "health.retries", "health.retries must be 1..%d",
-                             PROBE_RETRIES_MAX);
+                             health, whose);
+    if ((bad = health_numbers_bad(interval_s, timeout_s, retries, err, sizeof err)))
+        return fleet_err_set(e, FLEET_E_INVALID, bad, "%s", err);
     probe_spec_format(&ps, row->health, sizeof row->health);
-    row->health_interval_s =
-        (int)(spec->health_interval_s ? spec->health_interval_s : PROBE_INTERVAL_S_DEFAULT);
-    row->health_timeout_s =
-        (int)(spec->health_timeout_s ? spec->health_timeout_s : PROBE_TIMEOUT_S_DEFAULT);
-    row->health_retries =
-        (int)(spec->health_retries ? spec->health_retries : PROBE_RETRIES_DEFAULT);
+    row->health_interval_s = (int)(interval_s ? interval_s : PROBE_INTERVAL_S_DEFAULT);
+    row->health_timeout_s = (int)(timeout_s ? timeout_s : PROBE_TIMEOUT_S_DEFAULT);
+    row->health_retries = (int)(retries ? retries : PROBE_RETRIES_DEFAULT);
     return FLEET_OK;
+}
+
+void fleet_health_defaults(uint32_t *interval_s, uint32_t *timeout_s, uint32_t *retries)
+{
+    if (!*interval_s)
+        *interval_s = PROBE_INTERVAL_S_DEFAULT;
+    if (!*timeout_s)
+        *timeout_s = PROBE_TIMEOUT_S_DEFAULT;
+    if (!*retries)
+        *retries = PROBE_RETRIES_DEFAULT;
+}
+
+/* ---- an image's stored probes (img_profile_change.check) ---------------------- */
+
+int fleet_profile_probe_check(void *ctx, img_profile *p, img_kind kind, const char **field,
+                              char *msg, size_t msglen)
+{
+    probe_spec ps;
+    char err[400];
+    const char *bad;
+
+    (void)ctx;
+    (void)kind;
+    if (p->ready[0]) {
+        *field = "ready";
+        if (probe_spec_parse(p->ready, 0, &ps, err, sizeof err) != 0) {
+            snprintf(msg, msglen, "ready: %s", err);
+            return -1;
+        }
+        /* the status channel is the exit mode status's (boot.h) */
+        if (ps.kind == PROBE_STATUS && p->exit != IMG_EXIT_STATUS) {
+            snprintf(msg, msglen,
+                     "ready 'status' needs shoal's status channel, and the image's exit is %s "
+                     "(status has it): use tcp:PORT, http:PORT/PATH, console:REGEX or none",
+                     img_exit_name(p->exit));
+            return -1;
+        }
+        probe_spec_format(&ps, p->ready, sizeof p->ready);
+    }
+    if (p->health[0]) {
+        *field = "health.probe";
+        if (probe_spec_parse(p->health, 1, &ps, err, sizeof err) != 0) {
+            snprintf(msg, msglen, "health.probe: %s", err);
+            return -1;
+        }
+        probe_spec_format(&ps, p->health, sizeof p->health);
+    }
+    if ((bad = health_numbers_bad(p->health_interval_s, p->health_timeout_s, p->health_retries, msg,
+                                  msglen))) {
+        *field = bad;
+        return -1;
+    }
+    *field = NULL;
+    return 0;
 }
 
 /* ---- the per-run command line override ---------------------------------------- */
@@ -180,22 +263,6 @@ int fleet_boot_override(fleet_boot *boot, const char *tmpl, const char *image, f
 }
 
 /* ---- runs ------------------------------------------------------------------- */
-
-int fleet_has_status_channel(fleet *f, const state_instance *in)
-{
-    img_info info;
-    img_err ierr;
-    fleet_boot boot;
-    char err[256];
-    int yes = 1;
-
-    memset(&info, 0, sizeof info);
-    if (img_get(f->img, in->image_digest, &info, &ierr) == 0 &&
-        fleet_boot_plan(&info, &boot, err, sizeof err) == 0)
-        yes = boot.status_channel;
-    img_info_clear(&info);
-    return yes;
-}
 
 int fleet_probe_by_status(const state_instance *in, int status_channel)
 {

@@ -1,12 +1,14 @@
 /* images.c - the fleet's image operations: pushes (with events), tags,
- * deletes under the rule that instances protect an image's last name, and
- * the store's errors in the core's terms. */
+ * profile changes, deletes under the rule that instances protect an
+ * image's last name, what an instance's image says of its status channel,
+ * and the store's errors in the core's terms. */
 #include "fleet_int.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "killpoint.h"
+#include "boot.h"
 #include "log.h"
 
 fleet_code fleet_img_err(fleet_err *e, const img_err *ie, const char *field)
@@ -142,27 +144,49 @@ int fleet_image_tag(fleet *f, const char *ref, const char *new_ref, char digest[
     return FLEET_OK;
 }
 
-int fleet_image_set_profile(fleet *f, const char *ref, const img_profile_change *ch,
+int fleet_image_set_profile(fleet *f, const char *ref, const img_profile_change *change,
                             char digest[IMG_DIGEST_LEN + 1], fleet_err *e)
 {
     img_err ie;
     img_info info;
     const char *field = NULL;
+    img_profile_change ch = *change;
 
-    if (img_profile_set(f->img, ref, ch, &info, &field, &ie) != 0) {
+    /* the probes' syntax is probe.h's, judged on the profile as it would be */
+    ch.check = fleet_profile_probe_check;
+    ch.check_ctx = f;
+    if (img_profile_set(f->img, ref, &ch, &info, &field, &ie) != 0) {
         if (ie.code == IMG_E_INVALID)
             return fleet_err_set(e, FLEET_E_INVALID, field, "image '%s': %s", ref, ie.msg);
         return fleet_img_err(e, &ie, "ref");
     }
     snprintf(digest, IMG_DIGEST_LEN + 1, "%s", info.digest);
     fleet_emit(f, "image.updated", NULL, NULL, NULL, NULL, ref, info.digest, NULL);
-    log_info("image %s (%s): profile firmware %s, cmdline %s, exit %s", ref, info.digest,
-             img_firmware_name(info.profile.firmware),
+    log_info("image %s (%s): profile firmware %s, cmdline %s, exit %s, ready %s, health %s", ref,
+             info.digest, img_firmware_name(info.profile.firmware),
              info.profile.cmdline == IMG_CMDLINE_TEMPLATE ? info.profile.template
                                                           : img_cmdline_name(info.profile.cmdline),
-             img_exit_name(info.profile.exit));
+             img_exit_name(info.profile.exit),
+             info.profile.ready[0] ? info.profile.ready : "(the kind's default)",
+             info.profile.health[0] ? info.profile.health : "none");
     img_info_clear(&info);
     return FLEET_OK;
+}
+
+int fleet_has_status_channel(fleet *f, const state_instance *in)
+{
+    img_info info;
+    img_err ierr;
+    fleet_boot boot;
+    char err[256];
+    int yes = 1;
+
+    memset(&info, 0, sizeof info);
+    if (img_get(f->img, in->image_digest, &info, &ierr) == 0 &&
+        fleet_boot_plan(&info, &boot, err, sizeof err) == 0)
+        yes = boot.status_channel;
+    img_info_clear(&info);
+    return yes;
 }
 
 int fleet_image_is_digest(const char *ref, const char *digest)

@@ -385,7 +385,8 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
         goto out;
     /* Probes: decided now, stored in every row (health.c). */
     memset(&probes, 0, sizeof probes);
-    if ((rc = fleet_probe_plan(spec, boot.status_channel, network, &probes, e)) != FLEET_OK)
+    if ((rc = fleet_probe_plan(spec, &info.profile, boot.status_channel, network, &probes, e)) !=
+        FLEET_OK)
         goto out;
     args = args_json(spec->args, spec->n_args);
     env = fleet_kv_json(spec->env, spec->n_env);

@@ -324,24 +324,6 @@ out:
         state_inst_free(&in);
 }
 
-/* Whether the instance's image reports on shoal's status channel (boot.h).
- * An image the store cannot describe is taken to, as before kinds. */
-static int has_status_channel(fleet *f, const state_instance *in)
-{
-    img_info info;
-    img_err ierr;
-    fleet_boot boot;
-    char err[256];
-    int yes = 1;
-
-    memset(&info, 0, sizeof info);
-    if (img_get(f->img, in->image_digest, &info, &ierr) == 0 &&
-        fleet_boot_plan(&info, &boot, err, sizeof err) == 0)
-        yes = boot.status_channel;
-    img_info_clear(&info);
-    return yes;
-}
-
 struct end_ctx {
     state_inst_state st;
     int exit_code;
@@ -451,7 +433,7 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         snprintf(text, sizeof text, "its domain vanished while shoald was not watching");
         c.st = ST_LOST;
         outcome = "lost";
-    } else if (!strcmp(j->detail, "shutdown") && !has_status_channel(f, &in)) {
+    } else if (!strcmp(j->detail, "shutdown") && !fleet_has_status_channel(f, &in)) {
         /* A clean power-off of a guest that has no status channel to
          * report on: it exited, code unknown (-1). */
         c.st = ST_EXITED;

@@ -682,7 +682,7 @@ static void t_encode_lists(void **state)
                         "\"boot\":\"multiboot\",\"format\":\"elf\",\"kind\":\"solo5\","
                         "\"evidence\":[\"note solo5.abi\",\"interp /nonexistent/solo5/\"],"
                         "\"profile\":{\"firmware\":\"seabios\",\"cmdline\":\"solo5\","
-                        "\"exit\":\"debug-exit\"},\"initrd\":null,"
+                        "\"exit\":\"debug-exit\",\"ready\":null,\"health\":null},\"initrd\":null,"
                         "\"refs\":[\"hello:latest\",\"hello:1.0\"],\"labels\":{\"team\":\"web\"},"
                         "\"created\":\"2026-11-26T23:01:29Z\",\"instances\":3}],\"next\":\"c1\"}");
     free(out);
@@ -1089,9 +1089,33 @@ static void t_decode_image_patch(void **state)
         { "{\"kind\":\"pvh\"}", "kind" },
         { "[]", "" },
         { "", "" },
+        { "{\"ready\":\"\"}", "ready" },
+        { "{\"ready\":80}", "ready" },
+        { "{\"health\":\"tcp:80\"}", "health" },
+        { "{\"health\":{}}", "health" },
+        { "{\"health\":{\"probe\":\"tcp:80\",\"interval_s\":0}}", "health.interval_s" },
+        { "{\"health\":{\"probe\":\"tcp:80\",\"every\":3}}", "health.every" },
     };
 
     (void)state;
+    /* ready and health: null removes the image's own ("" here) */
+    const char *probes = "{\"ready\":null,\"health\":{\"probe\":\"tcp:80\",\"retries\":4}}";
+    assert_int_equal(api_decode_image_patch(probes, strlen(probes), &p, &st), API_OK);
+    assert_string_equal(p.ready, "");
+    assert_string_equal(p.health_probe, "tcp:80");
+    assert_int_equal(p.health_retries, 4);
+    assert_int_equal(p.health_interval_s, 0);
+    api_image_patch_free(&p);
+    probes = "{\"ready\":\"http:80/\",\"health\":null}";
+    assert_int_equal(api_decode_image_patch(probes, strlen(probes), &p, &st), API_OK);
+    assert_string_equal(p.ready, "http:80/");
+    assert_string_equal(p.health_probe, "");
+    api_image_patch_free(&p);
+    probes = "{\"health\":{\"timeout_s\":7}}"; /* the stored probe's numbers */
+    assert_int_equal(api_decode_image_patch(probes, strlen(probes), &p, &st), API_OK);
+    assert_null(p.health_probe);
+    assert_int_equal(p.health_timeout_s, 7);
+    api_image_patch_free(&p);
     const char *ok = "{\"exit\":\"debug-exit\",\"firmware\":null,\"cmdline\":\"{name} -- {args}\"}";
     assert_int_equal(api_decode_image_patch(ok, strlen(ok), &p, &st), API_OK);
     assert_string_equal(p.exit, "debug-exit");

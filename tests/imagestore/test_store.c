@@ -1048,7 +1048,7 @@ static void test_profile_probes(void **state)
     static char longp[IMG_PROBE_MAX + 2];
     memset(longp, 'x', IMG_PROBE_MAX + 1);
     ch = (img_profile_change){ .health = longp, .check = fake_check, .check_ctx = &calls };
-    SET_FAILS("uk", &ch, "health", "over the limit of 300");
+    SET_FAILS("uk", &ch, "health.probe", "over the limit of 300");
     OK(img_get(f->s, "uk", &info, err));
     assert_int_equal(info.profile.firmware, IMG_FW_SEABIOS);
     assert_string_equal(info.profile.ready, "tcp:8080");
@@ -1075,7 +1075,7 @@ static void test_profile_probes(void **state)
                      1);
     /* numbers with no health probe to give them to */
     ch = (img_profile_change){ .health_interval_s = 9, .check = fake_check, .check_ctx = &calls };
-    SET_FAILS("uk", &ch, "health", "the image has no health probe");
+    SET_FAILS("uk", &ch, "health.probe", "the image has no health probe");
     /* an exit change is checked against the stored probes */
     ch = (img_profile_change){ .exit = "status", .ready = "status", .check = fake_check };
     ch.check_ctx = &calls;

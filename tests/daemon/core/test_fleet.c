@@ -1551,6 +1551,99 @@ static void probes(void **state)
     assert_string_equal(e.field, "cmdline");
 }
 
+/* Probes in an image's stored profile (issue 14): a change is checked by
+ * probe.h's parser (refusals name the field, nothing changes), an instance
+ * created without its own takes the image's, a run's own wins, and the
+ * image's health probe is refused for an instance without a network. */
+static void image_probes(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    fleet_instance_spec s;
+    state_instance *made = NULL;
+    size_t n = 0;
+    fleet_err e;
+    img_info info;
+    img_err ie;
+    char digest[IMG_DIGEST_LEN + 1];
+    img_profile_change ch;
+    static const struct {
+        img_profile_change ch;
+        const char *field, *needle;
+    } bad[] = {
+        { { .ready = "tcp:99999" }, "ready", "port 1..65535" },
+        { { .firmware = "qboot", .ready = "console:(" }, "ready", "regular expression" },
+        { { .ready = "status" }, "ready", "exit is poweroff" },
+        { { .health = "console:up" }, "health.probe", "readiness only" },
+        { { .health = "tcp:80", .health_interval_s = 99999 }, "health.interval_s", "1..3600" },
+        { { .health_retries = 2 }, "health.probe", "no health probe" },
+        { { .cmdline = "{args}", .health = "http:80/\001" }, "health.probe", "control character" },
+    };
+    *state = x;
+
+    push_file(x, SHOAL_TEST_IMAGE_SOLO5, "solo5", digest, sizeof digest);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        memset(&e, 0, sizeof e);
+        assert_int_equal(fleet_image_set_profile(f, "solo5", &bad[i].ch, digest, &e),
+                         FLEET_E_INVALID);
+        assert_string_equal(e.field, bad[i].field);
+        if (!strstr(e.msg, bad[i].needle))
+            fail_msg("case %zu: '%s' lacks '%s'", i, e.msg, bad[i].needle);
+    }
+    assert_int_equal(img_get(f->img, "solo5", &info, &ie), 0);
+    assert_int_equal(info.profile.firmware, IMG_FW_SEABIOS); /* nothing changed */
+    assert_int_equal(info.profile.cmdline, IMG_CMDLINE_SOLO5);
+    assert_string_equal(info.profile.ready, "");
+    assert_string_equal(info.profile.health, "");
+    img_info_clear(&info);
+
+    /* stored in its canonical form; an instance made without its own takes it */
+    ch = (img_profile_change){ .ready = "console:^up$" };
+    assert_int_equal(fleet_image_set_profile(f, "solo5", &ch, digest, &e), FLEET_OK);
+    memset(&s, 0, sizeof s);
+    s.memory_mib = 32;
+    s.vcpus = 1;
+    s.image = "solo5";
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    assert_string_equal(made[0].ready, "console:^up$");
+    assert_string_equal(made[0].health, "");
+    state_inst_array_free(made, n);
+    /* the run's own wins */
+    s.ready = "none";
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    assert_string_equal(made[0].ready, "none");
+    state_inst_array_free(made, n);
+    s.ready = NULL;
+    /* the image's health probe needs the instance's network */
+    ch = (img_profile_change){ .health = "tcp:80", .health_interval_s = 5 };
+    assert_int_equal(fleet_image_set_profile(f, "solo5", &ch, digest, &e), FLEET_OK);
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_INVALID);
+    assert_string_equal(e.field, "health.probe");
+    assert_non_null(strstr(e.msg, "(the image's profile) probes the guest's address"));
+    /* removed again (health ""), the instance is made without one */
+    ch = (img_profile_change){ .health = "" };
+    assert_int_equal(fleet_image_set_profile(f, "solo5", &ch, digest, &e), FLEET_OK);
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    assert_string_equal(made[0].health, "");
+    state_inst_array_free(made, n);
+    /* ready status with exit status in one change; an exit change that
+     * would leave it without the channel is refused, naming ready */
+    ch = (img_profile_change){ .exit = "status", .ready = "status" };
+    assert_int_equal(fleet_image_set_profile(f, "solo5", &ch, digest, &e), FLEET_OK);
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    assert_string_equal(made[0].ready, "status");
+    state_inst_array_free(made, n);
+    ch = (img_profile_change){ .exit = "poweroff" };
+    assert_int_equal(fleet_image_set_profile(f, "solo5", &ch, digest, &e), FLEET_E_INVALID);
+    assert_string_equal(e.field, "ready");
+    /* back to the kind's default */
+    ch = (img_profile_change){ .ready = "", .exit = "poweroff" };
+    assert_int_equal(fleet_image_set_profile(f, "solo5", &ch, digest, &e), FLEET_OK);
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    assert_string_equal(made[0].ready, "none");
+    state_inst_array_free(made, n);
+}
+
 /* ---- 8. events ------------------------------------------------------------------------ */
 
 static void events(void **state)
@@ -1793,6 +1886,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(boot_refused_at_create, teardown),
         cmocka_unit_test_teardown(exit_without_status_channel, teardown),
         cmocka_unit_test_teardown(probes, teardown),
+        cmocka_unit_test_teardown(image_probes, teardown),
         cmocka_unit_test_teardown(events, teardown),
         cmocka_unit_test_teardown(batches, teardown),
     };

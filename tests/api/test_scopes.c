@@ -1,0 +1,328 @@
+/*
+ * test_scopes.c - token scopes: the scope table per route (every route of
+ * the table, written out here independently), and the real server on
+ * 127.0.0.1 with the fake backend plus an authenticate that knows three
+ * tokens: what each scope may do (403 forbidden naming the scope needed),
+ * 401 for an unknown token, the principal seen by the backend, and the
+ * audit callback for state-changing requests only. Loopback only.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "api.h"
+#include "fake_backend.h"
+#include "route.h"
+
+/* ---- the table, independently ------------------------------------------- */
+
+static const struct {
+    const char *method, *pattern;
+    api_scope scope;
+} WANT[] = {
+    { "GET", "/healthz", API_SCOPE_READ_ONLY },
+    { "GET", "/metrics", API_SCOPE_READ_ONLY },
+    { "POST", "/v1/images", API_SCOPE_OPERATOR },
+    { "POST", "/v1/initrds", API_SCOPE_OPERATOR },
+    { "GET", "/v1/images", API_SCOPE_READ_ONLY },
+    { "GET", "/v1/images/{ref}", API_SCOPE_READ_ONLY },
+    { "DELETE", "/v1/images/{ref}", API_SCOPE_OPERATOR },
+    { "PATCH", "/v1/images/{ref}", API_SCOPE_OPERATOR },
+    { "POST", "/v1/images/{ref}/tags", API_SCOPE_OPERATOR },
+    { "POST", "/v1/instances", API_SCOPE_OPERATOR },
+    { "GET", "/v1/instances", API_SCOPE_READ_ONLY },
+    { "DELETE", "/v1/instances", API_SCOPE_OPERATOR },
+    { "POST", "/v1/instances/stop", API_SCOPE_OPERATOR },
+    { "POST", "/v1/instances/start", API_SCOPE_OPERATOR },
+    { "POST", "/v1/instances/restart", API_SCOPE_OPERATOR },
+    { "POST", "/v1/instances/delete", API_SCOPE_OPERATOR },
+    { "GET", "/v1/instances/{id}", API_SCOPE_READ_ONLY },
+    { "DELETE", "/v1/instances/{id}", API_SCOPE_OPERATOR },
+    { "POST", "/v1/instances/{id}/stop", API_SCOPE_OPERATOR },
+    { "POST", "/v1/instances/{id}/start", API_SCOPE_OPERATOR },
+    { "POST", "/v1/instances/{id}/restart", API_SCOPE_OPERATOR },
+    { "GET", "/v1/instances/{id}/console", API_SCOPE_READ_ONLY },
+    { "GET", "/v1/hosts", API_SCOPE_READ_ONLY },
+    { "POST", "/v1/hosts", API_SCOPE_ADMIN },
+    { "GET", "/v1/hosts/{name}", API_SCOPE_READ_ONLY },
+    { "DELETE", "/v1/hosts/{name}", API_SCOPE_ADMIN },
+    { "POST", "/v1/hosts/{name}/cordon", API_SCOPE_ADMIN },
+    { "POST", "/v1/hosts/{name}/drain", API_SCOPE_ADMIN },
+    { "POST", "/v1/consolidate", API_SCOPE_ADMIN },
+    { "GET", "/v1/events", API_SCOPE_READ_ONLY },
+    { "POST", "/v1/tokens", API_SCOPE_ADMIN },
+    { "GET", "/v1/tokens", API_SCOPE_ADMIN },
+    { "DELETE", "/v1/tokens/{id}", API_SCOPE_ADMIN },
+};
+
+static void t_scope_table(void **st)
+{
+    size_t n, i, k;
+    const api_route *r = api_route_table(&n);
+
+    (void)st;
+    assert_int_equal(n, sizeof WANT / sizeof WANT[0]);
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < n; k++) {
+            if (strcmp(WANT[k].method, r[i].method) == 0 &&
+                strcmp(WANT[k].pattern, r[i].pattern) == 0)
+                break;
+        }
+        if (k == n)
+            fail_msg("route %s %s is not in the test's table", r[i].method, r[i].pattern);
+        if (api_route_scope(&r[i]) != WANT[k].scope)
+            fail_msg("%s %s needs %s, want %s", r[i].method, r[i].pattern,
+                     api_scope_name(api_route_scope(&r[i])), api_scope_name(WANT[k].scope));
+    }
+}
+
+static void t_scope_names(void **st)
+{
+    api_scope s;
+
+    (void)st;
+    assert_int_equal(api_scope_parse("read-only", &s), 0);
+    assert_int_equal(s, API_SCOPE_READ_ONLY);
+    assert_int_equal(api_scope_parse("operator", &s), 0);
+    assert_int_equal(s, API_SCOPE_OPERATOR);
+    assert_int_equal(api_scope_parse("admin", &s), 0);
+    assert_int_equal(s, API_SCOPE_ADMIN);
+    assert_int_equal(api_scope_parse("Admin", &s), -1);
+    assert_int_equal(api_scope_parse("", &s), -1);
+    assert_string_equal(api_scope_name(API_SCOPE_OPERATOR), "operator");
+    assert_int_equal(api_code_http(API_E_FORBIDDEN), 403);
+    assert_string_equal(api_code_str(API_E_FORBIDDEN), "forbidden");
+    assert_int_equal(api_code_http(API_E_QUOTA_EXCEEDED), 403);
+    assert_string_equal(api_code_str(API_E_QUOTA_EXCEEDED), "quota_exceeded");
+}
+
+/* ---- over HTTP ---------------------------------------------------------- */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static char last_who[API_NAME_MAX + 1]; /* principal seen by instance_list */
+static char audit_log[4096];            /* "name METHOD PATH STATUS\n"... */
+static int n_auth;
+
+static api_code stub_auth(void *ctx, const char *secret, api_principal *who)
+{
+    static const struct {
+        const char *secret, *name;
+        api_scope scope;
+    } known[] = {
+        { "ro-secret", "viewer", API_SCOPE_READ_ONLY },
+        { "op-secret", "deployer", API_SCOPE_OPERATOR },
+        { "ad-secret", "root2", API_SCOPE_ADMIN },
+    };
+
+    (void)ctx;
+    pthread_mutex_lock(&mu);
+    n_auth++;
+    pthread_mutex_unlock(&mu);
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(secret, known[i].secret) == 0) {
+            memset(who, 0, sizeof *who);
+            snprintf(who->name, sizeof who->name, "%s", known[i].name);
+            who->scope = known[i].scope;
+            return API_OK;
+        }
+    }
+    return API_E_UNAUTHORIZED;
+}
+
+static api_code spy_list(void *ctx, const api_instance_filter *f, const api_page *page,
+                         api_sink *out, api_status *st)
+{
+    const api_principal *p = api_request_principal();
+
+    pthread_mutex_lock(&mu);
+    snprintf(last_who, sizeof last_who, "%s", p != NULL ? p->name : "(none)");
+    pthread_mutex_unlock(&mu);
+    return fake_backend.instance_list(ctx, f, page, out, st);
+}
+
+static void stub_audit(void *ctx, const api_principal *who, const char *method, const char *path,
+                       int status)
+{
+    size_t n;
+
+    (void)ctx;
+    pthread_mutex_lock(&mu);
+    n = strlen(audit_log);
+    snprintf(audit_log + n, sizeof audit_log - n, "%s %s %s %d\n", who->name, method, path, status);
+    pthread_mutex_unlock(&mu);
+}
+
+static fake F;
+static api_backend BE;
+static api_server *S;
+static uint16_t PORT;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    char *b = ud;
+    size_t have = strlen(b), add = sz * n;
+
+    if (have + add >= 4096)
+        add = 4095 - have;
+    memcpy(b + have, p, add);
+    b[have + add] = '\0';
+    return sz * n;
+}
+
+/* Status of METHOD PATH with bearer secret (NULL: none); body in out. */
+static long req(const char *method, const char *path, const char *secret, const char *json,
+                char out[4096])
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char url[256], auth[128];
+    long code = 0;
+
+    out[0] = '\0';
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", PORT, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    if (secret != NULL) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", secret);
+        h = curl_slist_append(h, auth);
+    }
+    if (json != NULL) {
+        h = curl_slist_append(h, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+static int server_up(void **st)
+{
+    static const char *const tokens[] = { "cfg-admin-secret" };
+    api_config cfg;
+    api_err err;
+
+    (void)st;
+    fake_init(&F);
+    BE = fake_backend;
+    BE.authenticate = stub_auth;
+    BE.audit = stub_audit;
+    BE.instance_list = spy_list;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.listen_addr = "127.0.0.1";
+    cfg.tokens = tokens;
+    cfg.n_tokens = 1;
+    if (api_server_start(&cfg, &BE, &F, &S, &err) != 0) {
+        fprintf(stderr, "api_server_start: %s\n", err.msg);
+        return -1;
+    }
+    PORT = api_server_port(S);
+    return 0;
+}
+
+static int server_down(void **st)
+{
+    (void)st;
+    api_server_stop(S);
+    return 0;
+}
+
+static void t_http_scopes(void **st)
+{
+    char body[4096];
+    const char *host = "{\"name\":\"h2\",\"uri\":\"qemu:///embed?root=/tmp/x\"}";
+
+    (void)st;
+    /* unknown and missing tokens */
+    assert_int_equal(req("GET", "/v1/instances", "nope", NULL, body), 401);
+    assert_int_equal(req("GET", "/v1/instances", NULL, NULL, body), 401);
+
+    /* read-only: every GET but /v1/tokens, nothing else */
+    assert_int_equal(req("GET", "/v1/instances", "ro-secret", NULL, body), 200);
+    assert_int_equal(req("GET", "/v1/hosts", "ro-secret", NULL, body), 200);
+    assert_int_equal(req("POST", "/v1/instances", "ro-secret", "{\"image\":\"hello\"}", body), 403);
+    assert_non_null(strstr(body, "\"forbidden\""));
+    assert_non_null(strstr(body, "token 'viewer' (scope read-only) may not POST /v1/instances"));
+    assert_non_null(strstr(body, "needs scope operator"));
+    assert_int_equal(req("DELETE", "/v1/instances/abcd", "ro-secret", NULL, body), 403);
+    assert_int_equal(req("GET", "/v1/tokens", "ro-secret", NULL, body), 403);
+
+    /* operator: instances and images, not hosts, drain or tokens */
+    assert_int_equal(req("POST", "/v1/hosts", "op-secret", host, body), 403);
+    assert_non_null(strstr(body, "needs scope admin"));
+    assert_int_equal(req("POST", "/v1/hosts/local/drain", "op-secret", NULL, body), 403);
+    assert_int_equal(req("POST", "/v1/consolidate", "op-secret", NULL, body), 403);
+    assert_int_equal(
+        req("POST", "/v1/tokens", "op-secret", "{\"name\":\"x\",\"scope\":\"admin\"}", body), 403);
+    assert_int_equal(req("DELETE", "/v1/tokens/x", "op-secret", NULL, body), 403);
+    assert_int_not_equal(req("DELETE", "/v1/instances/abcd", "op-secret", NULL, body), 403);
+    assert_int_not_equal(
+        req("POST", "/v1/instances/stop", "op-secret", "{\"ids\":[\"abcd\"]}", body), 403);
+
+    /* admin, from the backend and from the configuration */
+    assert_int_not_equal(req("POST", "/v1/hosts", "ad-secret", host, body), 403);
+    assert_int_not_equal(req("POST", "/v1/consolidate", "cfg-admin-secret", NULL, body), 403);
+    /* the fake backend has no token routes: past the scope check, 500 */
+    assert_int_equal(req("GET", "/v1/tokens", "ad-secret", NULL, body), 500);
+
+    /* the backend sees who asked */
+    assert_int_equal(req("GET", "/v1/instances", "op-secret", NULL, body), 200);
+    pthread_mutex_lock(&mu);
+    assert_string_equal(last_who, "deployer");
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(req("GET", "/v1/instances", "cfg-admin-secret", NULL, body), 200);
+    pthread_mutex_lock(&mu);
+    assert_string_equal(last_who, "admin");
+    pthread_mutex_unlock(&mu);
+}
+
+static void t_http_audit(void **st)
+{
+    char body[4096];
+
+    (void)st;
+    pthread_mutex_lock(&mu);
+    audit_log[0] = '\0';
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(req("GET", "/v1/instances", "op-secret", NULL, body), 200);
+    assert_int_equal(req("POST", "/v1/instances", "ro-secret", "{\"image\":\"hello\"}", body), 403);
+    req("DELETE", "/v1/instances/abcd", "op-secret", NULL, body);
+    assert_int_equal(req("POST", "/v1/instances", "nope", "{}", body), 401);
+    pthread_mutex_lock(&mu);
+    /* GETs and unauthenticated requests leave no record; refusals do */
+    assert_string_equal(audit_log, "viewer POST /v1/instances 403\n"
+                                   "deployer DELETE /v1/instances/abcd 404\n");
+    pthread_mutex_unlock(&mu);
+}
+
+int main(void)
+{
+    const struct CMUnitTest unit[] = {
+        cmocka_unit_test(t_scope_table),
+        cmocka_unit_test(t_scope_names),
+    };
+    const struct CMUnitTest http[] = {
+        cmocka_unit_test(t_http_scopes),
+        cmocka_unit_test(t_http_audit),
+    };
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests_name("scopes", unit, NULL, NULL);
+    rc |= cmocka_run_group_tests_name("http", http, server_up, server_down);
+    curl_global_cleanup();
+    return rc;
+}
