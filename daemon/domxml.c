@@ -304,6 +304,7 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
         { "kernel", s->kernel, !s->disk },    { "disk", s->disk, 0 },
         { "console log", s->console_log, 1 }, { "status log", s->status_log, 1 },
         { "firmware", s->firmware, 0 },       { "fw_cfg file", s->fwcfg_file, 0 },
+        { "initrd", s->initrd, 0 },           { "emulator", s->emulator, 0 },
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         if (!paths[i].val && !paths[i].required)
