@@ -2298,15 +2298,14 @@ static uint64_t proc_kib(const char *path, const char *key)
     return v;
 }
 
-/* QEMU's private resident memory for domain `name` through its pid file. */
-static uint64_t private_kib(const char *dir, const char *name)
+/* The pid in domain `name`'s pid file under dir; 0 if none. */
+static long dom_pid(const char *dir, const char *name)
 {
     char path[4400], buf[32];
     ssize_t r;
-    int fd;
     long pid;
     snprintf(path, sizeof path, "%s/%s.pid", dir, name);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     r = read(fd, buf, sizeof buf - 1);
@@ -2315,10 +2314,73 @@ static uint64_t private_kib(const char *dir, const char *name)
         return 0;
     buf[r] = '\0';
     pid = strtol(buf, NULL, 10);
-    if (pid <= 0)
+    return pid > 0 ? pid : 0;
+}
+
+/* The processes that make up a guest: the domain's pid and its direct
+ * children (the isa-debug-exit wrapper runs QEMU as its child; docs/node.md
+ * "Exit through isa-debug-exit"). Returns how many were put in pids. */
+static size_t guest_pids(long pid, long *pids, size_t max)
+{
+    char path[96], buf[256];
+    size_t n = 0;
+    if (pid <= 0 || max == 0)
         return 0;
-    snprintf(path, sizeof path, "/proc/%ld/status", pid);
-    return proc_kib(path, "RssAnon");
+    pids[n++] = pid;
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", pid, pid);
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return n;
+    if (fgets(buf, sizeof buf, fp)) {
+        char *p = buf, *e;
+        for (long c; n < max && (c = strtol(p, &e, 10)) > 0; p = e)
+            pids[n++] = c;
+    }
+    fclose(fp);
+    return n;
+}
+
+/* utime + stime of process pid (all its threads), ns; 0 if unknown. */
+static uint64_t proc_cpu_ns(long pid)
+{
+    char path[64], buf[1024];
+    unsigned long long ut = 0, st = 0;
+    static long hz;
+    if (!hz && (hz = sysconf(_SC_CLK_TCK)) <= 0)
+        hz = 100;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (r <= 0)
+        return 0;
+    buf[r] = '\0';
+    /* comm may hold spaces and parentheses: fields resume after the last ')';
+     * utime and stime are fields 14 and 15, the 12th and 13th after it. */
+    char *p = strrchr(buf, ')');
+    if (!p ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (ut + st) * (1000000000ull / (unsigned long long)hz);
+}
+
+/* A local guest's private resident memory (KiB) and CPU time (ns) from
+ * /proc, through its pid file: no call into QEMU. 0 if it has no pid file. */
+static int proc_usage(const char *dir, const char *name, uint64_t *mem_kib, uint64_t *cpu_ns)
+{
+    long pids[4];
+    size_t n = guest_pids(dom_pid(dir, name), pids, 4);
+    char path[64];
+    *mem_kib = 0;
+    *cpu_ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "/proc/%ld/status", pids[i]);
+        *mem_kib += proc_kib(path, "RssAnon");
+        *cpu_ns += proc_cpu_ns(pids[i]);
+    }
+    return n > 0;
 }
 
 /* Host memory available to new guests, MiB; 0 if unknown. */
@@ -2358,6 +2420,7 @@ int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t
                size_t errlen)
 {
     virDomainStatsRecordPtr *recs = NULL;
+    virDomainPtr *doms = NULL;
     struct node_usage *res = NULL;
     char dir[4200];
     int nr = 0, rc;
@@ -2378,8 +2441,16 @@ int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t
         goto out;
     }
     pid_dir(n, dir, sizeof dir);
-    nr = virConnectGetAllDomainStats(n->conn, VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON,
-                                     &recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+    /* A local host is measured from /proc: libvirt's CPU statistics ask
+     * every QEMU over QMP (query-stats for halt polling, even under TCG),
+     * which woke each idle guest's QEMU every sample. Listing the running
+     * domains asks no QEMU anything. */
+    if (dir[0])
+        nr = virConnectListAllDomains(n->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    else
+        nr = virConnectGetAllDomainStats(n->conn,
+                                         VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON,
+                                         &recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
     if (nr < 0) {
         errbuf_set(err, errlen, "cannot read domain statistics on '%s': %s", n->uri, lv_msg());
         rc = lv_status(n);
@@ -2393,20 +2464,24 @@ int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t
     }
     for (int i = 0; i < nr; i++) {
         struct node_usage *u = &res[k];
+        virDomainPtr dom = doms ? doms[i] : recs[i]->dom;
         unsigned char uuid[VIR_UUID_BUFLEN];
         unsigned long long v = 0;
-        const char *name = virDomainGetName(recs[i]->dom);
-        if (virDomainGetUUID(recs[i]->dom, uuid) != 0 ||
+        const char *name = virDomainGetName(dom);
+        if (virDomainGetUUID(dom, uuid) != 0 ||
             (!ids_get(n, uuid, u->instance_id, sizeof u->instance_id, 0) &&
-             !dom_instance_id(recs[i]->dom, u->instance_id, sizeof u->instance_id)) ||
+             !dom_instance_id(dom, u->instance_id, sizeof u->instance_id)) ||
             !u->instance_id[0])
             continue; /* not shoal's, or gone meanwhile */
-        if (virTypedParamsGetULLong(recs[i]->params, recs[i]->nparams, "cpu.time", &v) == 1)
-            u->cpu_ns = v;
-        if (dir[0] && name && (u->mem_kib = private_kib(dir, name)) > 0)
-            u->mem_private = 1;
-        else if (virTypedParamsGetULLong(recs[i]->params, recs[i]->nparams, "balloon.rss", &v) == 1)
-            u->mem_kib = v;
+        if (doms) {
+            if (name && proc_usage(dir, name, &u->mem_kib, &u->cpu_ns))
+                u->mem_private = u->mem_kib > 0;
+        } else {
+            if (virTypedParamsGetULLong(recs[i]->params, recs[i]->nparams, "cpu.time", &v) == 1)
+                u->cpu_ns = v;
+            if (virTypedParamsGetULLong(recs[i]->params, recs[i]->nparams, "balloon.rss", &v) == 1)
+                u->mem_kib = v;
+        }
         k++;
     }
     *avail = avail_mib(n, dir[0] != '\0');
@@ -2421,6 +2496,11 @@ int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t
 out:
     if (recs)
         virDomainStatsRecordListFree(recs);
+    if (doms) {
+        for (int i = 0; i < nr; i++)
+            virDomainFree(doms[i]);
+        free(doms);
+    }
     free(res);
     return rc;
 }

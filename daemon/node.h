@@ -379,10 +379,13 @@ struct node_usage {
 };
 
 /*
- * Measure every running shoal domain in one pass (virConnectGetAllDomainStats
- * with CPU and balloon stats; on a local URI - qemu:///embed, qemu:///system -
- * memory comes from /proc/PID/status RssAnon through QEMU's pid file, since
- * RSS counts the QEMU binary and libraries every guest shares). Also reports
+ * Measure every running shoal domain in one pass. On a local URI -
+ * qemu:///embed, qemu:///system - from /proc through each QEMU's pid file:
+ * CPU from /proc/PID/stat, memory from /proc/PID/status RssAnon (RSS counts
+ * the QEMU binary and libraries every guest shares), asking no QEMU
+ * anything (libvirt's CPU statistics send each QEMU a QMP command, which
+ * woke every idle guest's QEMU at each sample); elsewhere through
+ * virConnectGetAllDomainStats (CPU and balloon stats). Also reports
  * the host's available memory in *avail_mib (MemAvailable locally, free +
  * buffers + cached through libvirt elsewhere; 0 = unknown). On success *list
  * is a malloc'd array of *count entries (NULL if 0), freed with free().

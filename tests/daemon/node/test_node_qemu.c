@@ -888,6 +888,43 @@ static void adopt_in_new_process(void **state)
 /* The embedded driver stays loaded in this process, so closing and
  * reopening the connection (what node_reconnect does) must work and see
  * running domains again. */
+/* node_usage on a local host reads each guest's cost from /proc through
+ * its pid file (no QMP round trip into QEMU): private memory, and CPU time
+ * that only grows. */
+static void usage_from_proc(void **state)
+{
+    (void)state;
+    struct guest g;
+    struct node_usage *u = NULL;
+    size_t n = 0;
+    uint64_t avail = 0, cpu1 = 0, cpu2 = 0;
+    guest_init(&g, "use-1", "canary=hang", node_domain_type(node));
+    start_ok(&g, NULL);
+    expect_event("use-1", NODE_EVENT_STARTED, NULL, NULL);
+    assert_true(wait_file_has(g.console, "hang", WAIT_S));
+    for (int round = 0; round < 2; round++) {
+        const struct node_usage *mine = NULL;
+        if (round)
+            usleep(300000);
+        assert_int_equal(node_usage(node, &u, &n, &avail, err, sizeof err), NODE_OK);
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(u[i].instance_id, "use-1"))
+                mine = &u[i];
+        assert_non_null(mine);
+        assert_int_equal(mine->mem_private, 1);
+        assert_in_range(mine->mem_kib, 1024, 512 * 1024);
+        assert_true(mine->cpu_ns > 0);
+        *(round ? &cpu2 : &cpu1) = mine->cpu_ns;
+        free(u);
+        u = NULL;
+    }
+    assert_true(cpu2 >= cpu1);
+    assert_true(avail > 0);
+    fprintf(stderr, "usage: cpu %.3f -> %.3f s\n", cpu1 / 1e9, cpu2 / 1e9);
+    assert_int_equal(node_destroy(node, "t-use-1", err, sizeof err), NODE_OK);
+    expect_event("use-1", NODE_EVENT_STOPPED, "destroyed", NULL);
+}
+
 static void reconnect_sees_running(void **state)
 {
     (void)state;
@@ -933,6 +970,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(kvm_internal_error),
         cmocka_unit_test(start_errors),
         cmocka_unit_test(reconnect_sees_running),
+        cmocka_unit_test(usage_from_proc),
         cmocka_unit_test(adopt_in_new_process),
     };
     return shoal_test_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
