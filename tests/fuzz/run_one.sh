@@ -1,16 +1,25 @@
 #!/bin/sh
-# run_one.sh BIN CORPUS WORK SECONDS [LIBFUZZER-FLAGS...]
-# One bounded libFuzzer run of BIN: the committed CORPUS is read, new
-# inputs go to the scratch dir WORK (emptied first), a crash, leak or
+# run_one.sh BIN CORPUS WORK SECONDS [-LIBFUZZER-FLAG...] [MORE-CORPUS-DIRS...]
+# One bounded libFuzzer run of BIN: the committed CORPUS (and any more
+# dirs) is read, new inputs go to the scratch dir WORK (emptied first; the
+# first dir libFuzzer is given is the one it writes), a crash, leak or
 # timeout is written as WORK.crash-* etc. and fails the run. The last
 # line libFuzzer prints (execs, cov, ft) is repeated as a summary.
 set -u
 bin=$1 corpus=$2 work=$3 secs=$4
 shift 4
+flags="" dirs=""
+for a in "$@"; do
+    case $a in
+    -*) flags="$flags $a" ;;
+    *) dirs="$dirs $a" ;;
+    esac
+done
 rm -rf "$work" && mkdir -p "$work" || exit 1
 log=$work.log
+# shellcheck disable=SC2086  # flags and dirs hold no blanks
 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -error_exitcode=1 -print_final_stats=1 \
-    -artifact_prefix="$work." "$@" "$work" "$corpus" >"$log" 2>&1
+    -artifact_prefix="$work." $flags "$work" "$corpus" $dirs >"$log" 2>&1
 rc=$?
 if [ "$rc" -ne 0 ]; then
     tail -n 60 "$log"
