@@ -227,6 +227,36 @@ static void test_update_keeps_runs(void **st)
     state_close(db);
 }
 
+/* A delete in flight (issue 16): the mark survives updates of the row and
+ * a reopen, and goes with the row. */
+static void test_deleting_mark(void **st)
+{
+    state_db *db;
+    state_instance a, b;
+    char err[256];
+    (void)st;
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    fill(&a, "dddddddddddd", "going");
+    fill(&b, "eeeeeeeeeeee", "staying");
+    assert_int_equal(state_inst_insert(db, &a, err, sizeof err), 0);
+    assert_int_equal(state_inst_insert(db, &b, err, sizeof err), 0);
+    assert_int_equal(state_inst_deleting(db, a.id), 0);
+    assert_int_equal(state_inst_mark_deleting(db, a.id, err, sizeof err), 0);
+    assert_int_equal(state_inst_deleting(db, a.id), 1);
+    assert_int_equal(state_inst_deleting(db, b.id), 0);
+    a.state = ST_STOPPING; /* fleet_mutate rewrites every column it knows */
+    assert_int_equal(state_inst_update(db, &a, err, sizeof err), 0);
+    assert_int_equal(state_inst_deleting(db, a.id), 1);
+    state_close(db);
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_int_equal(state_inst_deleting(db, a.id), 1);
+    assert_int_equal(state_inst_delete(db, a.id, err, sizeof err), 0);
+    assert_int_equal(state_inst_deleting(db, a.id), 0);
+    assert_int_equal(state_inst_mark_deleting(db, a.id, err, sizeof err), STATE_ENOTFOUND);
+    assert_non_null(strstr(err, a.id));
+    state_close(db);
+}
+
 static void test_events(void **st)
 {
     state_db *db;
@@ -449,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_keeps_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleting_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_and_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
