@@ -349,6 +349,10 @@ typedef struct api_instance_spec {
      * placeholders are checked by the daemon: 400 naming "cmdline"), NULL =
      * the image's profile */
     const char *cmdline;
+    /* "initrd": a run's own initrd, "sha256:<64 lowercase hex>" of one
+     * uploaded with POST /v1/initrds (the api checks the syntax; 404 when
+     * it is not stored, 422 for a disk image), NULL = the image's */
+    const char *initrd;
     void *priv_; /* api-internal storage; do not touch */
 } api_instance_spec;
 
@@ -521,6 +525,7 @@ typedef struct api_instance {
     size_t n_rules;
     const char *ready;        /* readiness probe spec, NULL = null */
     const char *cmdline;      /* per-run command line override, NULL = null */
+    const char *initrd;       /* the run's own initrd "sha256:<hex>", NULL = null (the image's) */
     const api_health *health; /* NULL = null */
     bool has_runs;            /* include "runs" (GET /v1/instances/{id} only) */
     const api_run *runs;      /* last <= 10 runs, oldest first */

@@ -545,6 +545,7 @@ api_code api_decode_instance_spec(const char *body, size_t len, api_instance_spe
         "image",     "name",   "count",   "memory_mib", "vcpus",   "args",
         "env",       "labels", "restart", "host",       "network", "ports",
         "placement", "ready",  "health",  "cmdline", /* the per-run override */
+        "initrd",
     };
     spec_store *s = NULL;
     const char *restart;
@@ -673,6 +674,16 @@ api_code api_decode_instance_spec(const char *body, size_t len, api_instance_spe
     rc = get_text(s->root, "cmdline", "cmdline", false, API_CMDLINE_MAX, &out->cmdline, st);
     if (rc != API_OK)
         goto out;
+    /* a run's own initrd, by the digest POST /v1/initrds gave */
+    rc = get_string(s->root, "initrd", false, &out->initrd, st);
+    if (rc != API_OK)
+        goto out;
+    if (out->initrd != NULL && !api_valid_digest(out->initrd, true)) {
+        rc = api_status_set(st, API_E_INVALID_FIELD, "initrd",
+                            "initrd '%.80s' must be sha256: and 64 lowercase hex digits",
+                            out->initrd);
+        goto out;
+    }
     rc = API_OK;
 out:
     if (rc != API_OK)

@@ -573,6 +573,8 @@ static void enc_instance(jw *w, const api_instance *in)
     jw_str(w, in->ready);
     jw_key(w, "cmdline"); /* the per-run override, or null */
     jw_str(w, in->cmdline);
+    jw_key(w, "initrd"); /* the run's own, or null (the image's) */
+    jw_str(w, in->initrd);
     jw_key(w, "health");
     if (in->health) {
         const api_health *h = in->health;

@@ -43,6 +43,8 @@ struct inst_run_opts {
     const char *health; /* --health SPEC: health probe */
     unsigned long health_interval, health_timeout, health_retries; /* 0 = server default */
     const char *cmdline; /* --cmdline TEMPLATE: per-run override of the image's line */
+    const char *initrd;  /* --initrd FILE|sha256:HEX: the run's own initrd (a file is
+                            uploaded first by inst_run; the body carries a digest only) */
 };
 int inst_run_parse(int argc, char **argv, struct inst_run_opts *o);
 void inst_run_opts_free(struct inst_run_opts *o);
@@ -89,6 +91,9 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now);
 /* One image object as text (inspect -o table): digest, refs, size, boot and
  * format, kind, evidence (one per line), profile, labels, created, instances. */
 int image_render_inspect(FILE *out, const json_t *img, time_t now);
+/* POST /v1/initrds of file, its digest checked end to end as for an image;
+ * digest receives "sha256:<hex>". */
+int image_push_initrd(cli_ctx *ctx, const char *file, bool progress, char digest[72]);
 /* Lower-case hex of a 32-byte digest with "sha256:" prefix (72 bytes). */
 void image_digest_hex(const unsigned char sha[32], char out[72]);
 

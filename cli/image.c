@@ -258,6 +258,15 @@ out:
     return rc;
 }
 
+int image_push_initrd(cli_ctx *ctx, const char *file, bool progress, char digest[72])
+{
+    json_t *resp = NULL;
+    uint64_t size = 0;
+    int rc = push_file(ctx, "/v1/initrds?", file, progress, &resp, digest, &size);
+    json_decref(resp);
+    return rc;
+}
+
 static int image_push(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {

@@ -52,6 +52,9 @@ static const char run_help[] =
     "      --cmdline TEMPLATE the guest's command line for these instances instead\n"
     "                         of the image's profile: placeholders {address}\n"
     "                         {prefix} {gateway} {mac} {env} {args} {name}\n"
+    "      --initrd FILE|sha256:HEX  these instances' initrd instead of the image's:\n"
+    "                         a file is uploaded first (POST /v1/initrds), or\n"
+    "                         the digest of one uploaded before\n"
     "      --host HOST        place on this host instead of letting shoald choose\n"
     "      --spread           spread over hosts (default: pack the fullest host)\n"
     "      --anti-affinity R  never share a host with an instance labelled R\n"
@@ -155,6 +158,7 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         { "health-timeout", required_argument, NULL, 1004 },
         { "health-retries", required_argument, NULL, 1005 },
         { "cmdline", required_argument, NULL, 1006 },
+        { "initrd", required_argument, NULL, 1007 },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -233,6 +237,7 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         case 'W': o->no_wait = true; break;
         case 1001: o->ready = optarg; break;
         case 1006: o->cmdline = optarg; break;
+        case 1007: o->initrd = optarg; break;
         case 1002: o->health = optarg; break;
         case 1003:
             if (cli_parse_uint(optarg, 1, 3600, &o->health_interval, err, sizeof err) < 0)
@@ -316,6 +321,8 @@ json_t *inst_run_body(const struct inst_run_opts *o)
         json_object_set_new(b, "ready", json_string(o->ready));
     if (o->cmdline)
         json_object_set_new(b, "cmdline", json_string(o->cmdline));
+    if (o->initrd && !strncmp(o->initrd, "sha256:", 7))
+        json_object_set_new(b, "initrd", json_string(o->initrd));
     if (o->health) {
         json_t *h = json_pack("{s:s}", "probe", o->health);
         if (h && o->health_interval)
@@ -562,6 +569,14 @@ int inst_run(cli_ctx *ctx, int argc, char **argv)
     body = inst_run_body(&o);
     if (!body)
         goto out;
+    /* --initrd FILE: uploaded first, the instances name it by digest */
+    if (o.initrd && strncmp(o.initrd, "sha256:", 7) != 0) {
+        char rd[72];
+        if ((rc = image_push_initrd(ctx, o.initrd, ctx->tty_err, rd)) != CLI_OK)
+            goto out;
+        rc = CLI_EFAIL;
+        json_object_set_new(body, "initrd", json_string(rd));
+    }
     /* A batch is followed on /v1/events, opened before the create. */
     if (o.count > 1 && !o.no_wait && !o.attach) {
         follow = cli_http_watch_open(ctx, "/v1/events");

@@ -220,7 +220,8 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     a.last_error = in->last_error[0] ? in->last_error : NULL;
     fleet_instance_health(f, in, &fh);
     a.ready = fh.ready[0] ? fh.ready : NULL;
-    a.cmdline = in->cmdline; /* per-run override, NULL: the image's */
+    a.cmdline = in->cmdline;                      /* per-run override, NULL: the image's */
+    a.initrd = in->initrd[0] ? in->initrd : NULL; /* the run's own */
     ah.probe = fh.probe[0] ? fh.probe : NULL;
     ah.interval_s = fh.interval_s;
     ah.timeout_s = fh.timeout_s;
@@ -441,6 +442,7 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
     fs.health_timeout_s = spec->health_timeout_s;
     fs.health_retries = spec->health_retries;
     fs.cmdline = spec->cmdline; /* per-run override */
+    fs.initrd = spec->initrd;   /* the run's own initrd */
     /* a token with quotas: its check and its create are one step */
     if (g_tokens != NULL && who != NULL &&
         (who->max_instances || who->max_memory_mib || who->max_vcpus)) {

@@ -81,6 +81,9 @@ static const char *const MIGRATIONS[] = {
     "  instance TEXT PRIMARY KEY REFERENCES instances(id) ON DELETE CASCADE,"
     "  token TEXT NOT NULL);"
     "CREATE INDEX token_instances_token ON token_instances(token);",
+    /* 8: a run's own initrd (issue 14), "sha256:<hex>" of an uploaded
+     * initrd the instance holds a reference on; NULL: the image's. */
+    "ALTER TABLE instances ADD COLUMN initrd TEXT;",
 };
 
 static const char *const STATE_NAMES[ST__COUNT] = {
@@ -272,7 +275,7 @@ static void ports_from_json(state_instance *in, const char *txt)
     "id,name,image_ref,image_digest,host,state,memory_mib,vcpus,args,env,"                         \
     "labels,restart,restarts,network,ipv4,mac,ports,created_ms,started_ms,boot_us,"                \
     "ready_ms,exit_code,last_error,want_running,placement,ready,health,"                           \
-    "health_interval_s,health_timeout_s,health_retries,cmdline"
+    "health_interval_s,health_timeout_s,health_retries,cmdline,initrd"
 
 static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *ports)
 {
@@ -313,6 +316,10 @@ static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *por
     sqlite3_bind_int(st, i++, in->health_retries);
     if (in->cmdline)
         sqlite3_bind_text(st, i++, in->cmdline, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i++);
+    if (in->initrd[0])
+        sqlite3_bind_text(st, i++, in->initrd, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(st, i++);
     return i;
@@ -376,6 +383,7 @@ static void read_inst(sqlite3_stmt *st, state_instance *in)
     in->health_retries = sqlite3_column_int(st, c++);
     in->cmdline = sqlite3_column_type(st, c) == SQLITE_NULL ? NULL : dup_col(st, c, "");
     c++;
+    copy_col(in->initrd, sizeof in->initrd, st, c++);
 }
 
 /* Rewrite the host_ports rows of one instance. Caller holds the mutex and
@@ -428,13 +436,13 @@ static int inst_write(state_db *db, const state_instance *in, int insert, char *
     /* UPDATE, not REPLACE: REPLACE deletes the row and cascades away runs. */
     const char *sql =
         insert ? "INSERT INTO instances(" INST_COLS
-                 ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                 ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
                : "UPDATE instances SET id=?1,name=?2,image_ref=?3,image_digest=?4,host=?5,"
                  "state=?6,memory_mib=?7,vcpus=?8,args=?9,env=?10,labels=?11,restart=?12,"
                  "restarts=?13,network=?14,ipv4=?15,mac=?16,ports=?17,created_ms=?18,"
                  "started_ms=?19,boot_us=?20,ready_ms=?21,exit_code=?22,last_error=?23,"
                  "want_running=?24,placement=?25,ready=?26,health=?27,health_interval_s=?28,"
-                 "health_timeout_s=?29,health_retries=?30,cmdline=?31 WHERE id=?1";
+                 "health_timeout_s=?29,health_retries=?30,cmdline=?31,initrd=?32 WHERE id=?1";
 
     pthread_mutex_lock(&db->mu);
     if (exec_sql(db->db, "BEGIN IMMEDIATE", err, errlen) < 0)

@@ -100,7 +100,9 @@ typedef struct {
     char ready[STATE_PROBE_MAX];
     char health[STATE_PROBE_MAX];
     int health_interval_s, health_timeout_s, health_retries;
-    char *cmdline; /* heap, owned: the run's command line override, NULL: the image's */
+    char *cmdline;   /* heap, owned: the run's command line override, NULL: the image's */
+    char initrd[80]; /* the run's own initrd "sha256:<hex>" (a reference held on it
+                        in the image store), "": the image's */
 } state_instance;
 
 /* One host row (a libvirt connection). */

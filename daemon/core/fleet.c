@@ -250,6 +250,9 @@ static int count_image_refs(fleet *f, char *err, size_t errlen)
     for (size_t i = 0; i < nrows; i++) {
         if (img_ref_acquire(f->img, rows[i].image_digest, &ierr) != 0)
             log_warn("instance %s: image %s: %s", rows[i].id, rows[i].image_digest, ierr.msg);
+        /* a run's own initrd is held like its image */
+        if (rows[i].initrd[0] && img_initrd_acquire(f->img, rows[i].initrd, &ierr) != 0)
+            log_warn("instance %s: initrd %s: %s", rows[i].id, rows[i].initrd, ierr.msg);
     }
     state_inst_array_free(rows, nrows);
     return 0;

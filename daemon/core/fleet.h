@@ -238,6 +238,11 @@ typedef struct {
      * (img_template_check's placeholders), NULL: the image's profile.
      * INVALID naming "cmdline" when bad or for a disk image. */
     const char *cmdline;
+    /* A run's own initrd, "sha256:<hex>" of an uploaded one (POST
+     * /v1/initrds), used instead of the image's; each instance holds a
+     * reference on it. NOT_FOUND naming "initrd" when it is not stored,
+     * BAD_IMAGE naming it for a disk image. NULL: the image's. */
+    const char *initrd;
 } fleet_instance_spec;
 
 /* Create spec->count instances: all of them or none. On success *made is a

@@ -335,6 +335,28 @@ static int assign_addresses(fleet *f, const fleet_snapshot *snap, uint32_t count
     return rc;
 }
 
+/* A run's own initrd (spec->initrd): not for a disk image (422, as at an
+ * image's push), and stored (404). Each instance made takes a reference. */
+static int check_initrd(fleet *f, const fleet_instance_spec *spec, const fleet_boot *boot,
+                        fleet_err *e)
+{
+    img_err ie;
+    if (boot->disk)
+        return fleet_err_set(e, FLEET_E_BAD_IMAGE, "initrd",
+                             "initrd: image '%s' is a disk image: it boots from its disk and "
+                             "takes no initrd",
+                             spec->image);
+    /* taken and given back at once: the syntax and that it is stored */
+    if (img_initrd_acquire(f->img, spec->initrd, &ie) != 0)
+        return fleet_err_set(e,
+                             ie.code == IMG_E_NOT_FOUND ? FLEET_E_NOT_FOUND
+                             : ie.code == IMG_E_INVALID ? FLEET_E_INVALID
+                                                        : FLEET_E_INTERNAL,
+                             "initrd", "%s", ie.msg);
+    img_initrd_release(f->img, spec->initrd, &ie);
+    return FLEET_OK;
+}
+
 int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_instance **out,
                           size_t *nout, fleet_err *e)
 {
@@ -378,6 +400,9 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
                            STATE_MAX_PORTS);
         goto out;
     }
+    /* a run's own initrd: uploaded (404 otherwise), and only for a kernel */
+    if (spec->initrd && (rc = check_initrd(f, spec, &boot, e)) != FLEET_OK)
+        goto out;
     /* a per-run command line override replaces the image's (health.c) */
     if ((rc = fleet_boot_override(&boot, spec->cmdline, spec->image, e)) != FLEET_OK)
         goto out;
@@ -439,6 +464,8 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
         in->health_interval_s = probes.health_interval_s;
         in->health_timeout_s = probes.health_timeout_s;
         in->health_retries = probes.health_retries;
+        if (spec->initrd)
+            snprintf(in->initrd, sizeof in->initrd, "%s", spec->initrd);
         /* the per-run command line override, kept for every start */
         if (spec->cmdline && !(in->cmdline = strdup(spec->cmdline))) {
             rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
@@ -458,6 +485,13 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
         kp_hit("create.row");
         if (img_ref_acquire(f->img, digest, &ie) != 0)
             log_warn("instance %s: image reference: %s", in->id, ie.msg);
+        /* each instance holds its initrd: neither GC nor its image going removes it */
+        if (spec->initrd && img_initrd_acquire(f->img, spec->initrd, &ie) != 0) {
+            rc = fleet_err_set(e, ie.code == IMG_E_NOT_FOUND ? FLEET_E_NOT_FOUND : FLEET_E_INTERNAL,
+                               "initrd", "%s", ie.msg);
+            in->initrd[0] = '\0'; /* not held: not released below */
+            goto unlock;
+        }
     }
 unlock:
     if (rc != FLEET_OK) {
@@ -465,6 +499,8 @@ unlock:
         for (size_t i = 0; i < nmade; i++) {
             state_inst_delete(f->db, made[i].id, NULL, 0);
             img_ref_release(f->img, digest, &ie);
+            if (made[i].initrd[0])
+                img_initrd_release(f->img, made[i].initrd, &ie);
         }
         nmade = 0;
     }
@@ -751,6 +787,8 @@ int fleet_delete_finish(fleet *f, const state_instance *in, char *err, size_t er
         fleet_dhcp_sync(f); /* its lease goes */
     if (img_ref_release(f->img, in->image_digest, &ie) != 0)
         log_warn("instance %s: releasing image %s: %s", in->id, in->image_digest, ie.msg);
+    if (in->initrd[0] && img_initrd_release(f->img, in->initrd, &ie) != 0)
+        log_warn("instance %s: releasing initrd %s: %s", in->id, in->initrd, ie.msg);
     remove_files(f, in->id);
     pthread_mutex_lock(&f->mu);
     fleet_rt_drop(f, in->id);

@@ -173,10 +173,10 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
         goto out;
     }
-    /* its initrd, when the image has one (docs/imagestore.md "Initrds") */
-    if (info.initrd[0] && img_materialize_initrd(f->img, info.initrd, &initrd, &ierr) != 0) {
-        snprintf(err, sizeof err, "image %s: initrd %s: %s", in.image_digest, info.initrd,
-                 ierr.msg);
+    /* its initrd: the run's own, else the image's (docs/imagestore.md "Initrds") */
+    const char *rd = in.initrd[0] ? in.initrd : info.initrd;
+    if (rd[0] && img_materialize_initrd(f->img, rd, &initrd, &ierr) != 0) {
+        snprintf(err, sizeof err, "image %s: initrd %s: %s", in.image_digest, rd, ierr.msg);
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);

@@ -165,6 +165,9 @@ static void t_spec_errors(void **state)
     /* fields */
     expect_spec_err("{}", API_E_INVALID_FIELD, "image");
     expect_spec_err("{\"image\":\"a\",\"bogus\":1}", API_E_INVALID_FIELD, "bogus");
+    /* a run's own initrd: a full digest */
+    expect_spec_err("{\"image\":\"a\",\"initrd\":\"sha256:abc\"}", API_E_INVALID_FIELD, "initrd");
+    expect_spec_err("{\"image\":\"a\",\"initrd\":7}", API_E_INVALID_FIELD, "initrd");
     expect_spec_err("{\"image\":5}", API_E_INVALID_FIELD, "image");
     expect_spec_err("{\"image\":\"Bad Ref\"}", API_E_INVALID_FIELD, "image");
     expect_spec_err("{\"image\":\"sha256:abc\"}", API_E_INVALID_FIELD, "image");
@@ -590,7 +593,7 @@ static void t_encode_instance(void **state)
                         "\"placement\":{\"policy\":\"binpack\",\"rules\":[]},"
                         "\"created\":\"2026-11-26T23:01:29Z\",\"started\":null,\"boot_ms\":0.41,"
                         "\"ready_ms\":null,\"exit_code\":null,\"last_error\":null,"
-                        "\"ready\":null,\"cmdline\":null,\"health\":null}");
+                        "\"ready\":null,\"cmdline\":null,\"initrd\":null,\"health\":null}");
     free(out);
     api_sink_free(s);
 

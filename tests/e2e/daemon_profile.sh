@@ -17,6 +17,10 @@
 #     /v1/initrds) and names it in the push; foreign_initrd prints the first
 #     line of its PVH module 0; an unknown initrd is 404 and a disk image's
 #     422, both naming initrd; the initrd goes with its image;
+#   - a run's own initrd: `shoal run --initrd FILE` uploads it first and
+#     the instance's guest prints its line, not the image's; an unknown
+#     one is 404 and a disk image's run 422, both naming initrd; the
+#     instance holds a reference on it, across a restart, until deleted;
 #   - the profile outlives a shoald restart.
 # usage: daemon_profile.sh SHOALD IMAGES_DIR SHOAL_CLI
 set -eu
@@ -61,7 +65,9 @@ check "exitk: kind pvh, profile seabios|raw|poweroff (got $(profile exitk))" \
 # --- refusals: 400 naming the field, nothing changed
 for case in '{"exit":"halt"}|exit' '{"exit":"debug-exit","firmware":"ovmf"}|firmware' \
     '{"cmdline":"ip={ip}"}|cmdline' '{"exit":3}|exit' '{"kind":"pvh"}|kind' '{}|' \
-    '{"cmdline":"a\tb"}|cmdline' 'not json|'; do
+    '{"cmdline":"a\tb"}|cmdline' 'not json|' '{"ready":"tcp:99999"}|ready' \
+    '{"ready":"status"}|ready' '{"health":{"probe":"console:up"}}|health.probe' \
+    '{"health":{"retries":2}}|health.probe' '{"health":7}|health'; do
     body=${case%|*}
     field=${case##*|}
     patch exitk "$body"
@@ -183,10 +189,49 @@ api DELETE "/v1/images/$(shoal image inspect rdk | jq -r .digest)"
 check "delete the image by digest (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 check "its initrd went with it" [ "$(initrds)" = 0 ]
 
+# --- a run's own initrd: shoal run --initrd FILE uploads it first; it wins
+# over the image's; the instance holds it (refs) across a restart
+RD2="$E2E_STATE/run-rootfs.txt"
+printf 'the run brought this one\n' >"$RD2"
+RD2_DIGEST="sha256:$(sha256sum "$RD2" | cut -d' ' -f1)"
+shoal image push --initrd "$RD" "$IMAGES/foreign_initrd.elf" rdk >/dev/null 2>&1
+# (and the image's stored readiness, which a run without its own takes)
+out=$(shoal image set rdk --ready 'console:^foreign-initrd: ' 2>&1)
+check "shoal image set --ready (got '$out')" grep -q "ready console:^foreign-initrd: " <<<"$out"
+check "shoal image inspect -o table shows it" \
+    grep -q "^ready       console:^foreign-initrd: $" <<<"$(shoal image inspect -o table rdk)"
+out=$(shoal run --name rr --no-network --initrd "$RD2" rdk 2>&1)
+check "shoal run --initrd FILE (got '$out')" wait_for 60 inst_state_is rr exited
+check "rr printed its own initrd's line, not the image's (got '$(console rr)')" \
+    [ "$(console rr)" = "foreign-initrd: the run brought this one" ]
+check "the instance object names its initrd" [ "$(inst_field rr .initrd)" = "$RD2_DIGEST" ]
+check "rr took the image's readiness (got '$(inst_field rr .ready)')" \
+    [ "$(inst_field rr .ready)" = "console:^foreign-initrd: " ]
+refs() { sqlite3 "$E2E_STATE/images.db" "SELECT refs FROM blobs WHERE digest = '$1'"; }
+check "the instance holds its initrd (refs $(refs "$RD2_DIGEST"))" [ "$(refs "$RD2_DIGEST")" = 1 ]
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d "{\"image\":\"rdk\",\"network\":false,\"initrd\":\"$NOPE\"}"
+check "a run naming an unknown initrd: 404, field initrd (HTTP $HTTP_CODE)" \
+    eval '[ "$HTTP_CODE" = 404 ] && [ "$(printf "%s" "$BODY" | jq -r .error.field)" = initrd ]'
+push "$IMAGES/foreign_disk.img" dk:latest
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d "{\"image\":\"dk\",\"network\":false,\"initrd\":\"$RD2_DIGEST\"}"
+check "a disk image's run with an initrd: 422, field initrd (HTTP $HTTP_CODE)" \
+    eval '[ "$HTTP_CODE" = 422 ] && [ "$(printf "%s" "$BODY" | jq -r .error.field)" = initrd ]'
+
 # --- the profile outlives a restart of shoald
 e2e_stop_daemon
 e2e_start_daemon "$SHOALD" || exit 1
 check "after a restart: exitk seabios|raw|poweroff, uk's template (got $(profile exitk), $(profile uk))" \
     eval '[ "$(profile exitk)" = "seabios|raw|poweroff" ] && [ "$(profile uk)" = "seabios|{name} -- {args}|poweroff" ]'
+check "after a restart rr still holds its initrd (refs $(refs "$RD2_DIGEST"))" \
+    [ "$(refs "$RD2_DIGEST")" = 1 ]
+api POST /v1/instances/rr/start
+check "rr started again after the restart (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "rr ran and exited again" \
+    wait_for 60 eval '[ "$(inst_field rr ".runs | length")" = 2 ] && inst_state_is rr exited'
+api DELETE /v1/instances/rr?force=true
+check "deleted, rr's initrd is no longer held (refs $(refs "$RD2_DIGEST"))" \
+    [ "$(refs "$RD2_DIGEST")" = 0 ]
 
 e2e_finish

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "config.h"
 #include "boot.h"
@@ -88,6 +89,26 @@ static void host_xml(const fx *x, const char *name, unsigned mem_mib, unsigned c
 }
 
 /* Push the file at path as name:latest; its digest in digest. */
+/* The image store's reference count of a blob (an initrd too). */
+static int imgt_refs(fx *x, const char *digest)
+{
+    char path[600];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int refs = -1;
+    snprintf(path, sizeof path, "%s/images.db", x->dir);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT refs FROM blobs WHERE digest = ?1", -1, &st, NULL) ==
+            SQLITE_OK) {
+        sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            refs = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return refs;
+}
+
 static void push_file(fx *x, const char *path, const char *name, char *digest, size_t len)
 {
     FILE *fp = fopen(path, "rb");
@@ -1644,6 +1665,63 @@ static void image_probes(void **state)
     state_inst_array_free(made, n);
 }
 
+/* A run's own initrd (issue 14): an unknown one is NOT_FOUND and a disk
+ * image's run BAD_IMAGE, both naming initrd with nothing made; a good one
+ * is stored in the row and held (refs) until the instance is deleted. */
+static void run_initrd(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet *f = x->f;
+    fleet_instance_spec s;
+    state_instance *made = NULL, in;
+    size_t n = 0;
+    fleet_err e;
+    img_err ie;
+    img_upload *up = NULL;
+    img_info rd;
+    char digest[IMG_DIGEST_LEN + 1], nope[IMG_DIGEST_LEN + 1], id[STATE_ID_LEN + 1];
+    static const char bytes[] = "an initrd of the run\n";
+    *state = x;
+
+    push_file(x, SHOAL_TEST_IMAGE_SOLO5, "solo5", digest, sizeof digest);
+    push_file(x, SHOAL_TEST_IMAGE_DISK, "disk", digest, sizeof digest);
+    assert_int_equal(fleet_initrd_push_begin(f, sizeof bytes - 1, &up, &e), FLEET_OK);
+    assert_int_equal(fleet_image_push_write(f, up, bytes, sizeof bytes - 1, &e), FLEET_OK);
+    assert_int_equal(fleet_initrd_push_commit(f, up, NULL, &rd, &e), FLEET_OK);
+    memset(&s, 0, sizeof s);
+    s.memory_mib = 32;
+    s.vcpus = 1;
+    s.image = "solo5";
+    snprintf(nope, sizeof nope, "sha256:%064d", 0);
+    s.initrd = nope;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_NOT_FOUND);
+    assert_string_equal(e.field, "initrd");
+    s.image = "disk";
+    s.initrd = rd.digest;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_E_BAD_IMAGE);
+    assert_string_equal(e.field, "initrd");
+    assert_non_null(strstr(e.msg, "disk image"));
+    assert_int_equal(imgt_refs(x, rd.digest), 0); /* nothing made, nothing held */
+
+    s.image = "solo5";
+    s.count = 2;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &n, &e), FLEET_OK);
+    assert_int_equal(n, 2);
+    snprintf(id, sizeof id, "%s", made[0].id);
+    assert_string_equal(made[0].initrd, rd.digest);
+    state_inst_array_free(made, n);
+    assert_int_equal(imgt_refs(x, rd.digest), 2);
+    assert_int_equal(fleet_instance_find(f, id, &in, &e), FLEET_OK);
+    assert_string_equal(in.initrd, rd.digest); /* in the row */
+    state_inst_free(&in);
+    assert_int_equal(img_gc(f->img, NULL, &ie), 0);
+    assert_int_equal(img_initrd_acquire(f->img, rd.digest, &ie), 0); /* still stored */
+    assert_int_equal(img_initrd_release(f->img, rd.digest, &ie), 0);
+    assert_int_equal(fleet_instance_delete(f, id, true, &e), FLEET_OK);
+    assert_int_equal(imgt_refs(x, rd.digest), 1);
+    img_info_clear(&rd);
+}
+
 /* ---- 8. events ------------------------------------------------------------------------ */
 
 static void events(void **state)
@@ -1887,6 +1965,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(exit_without_status_channel, teardown),
         cmocka_unit_test_teardown(probes, teardown),
         cmocka_unit_test_teardown(image_probes, teardown),
+        cmocka_unit_test_teardown(run_initrd, teardown),
         cmocka_unit_test_teardown(events, teardown),
         cmocka_unit_test_teardown(batches, teardown),
     };
