@@ -79,7 +79,11 @@ _shoal() {
     local opts=""
     case $cmd in
     run)
-        opts="--name --count --memory --vcpus --env --label --publish --no-network --restart --host --spread --affinity --anti-affinity --host-affinity --host-anti-affinity --attach --no-wait --ready --health --health-interval --health-timeout --health-retries --cmdline --output --help"
+        if [[ $prev == --initrd ]]; then
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return
+        fi
+        opts="--name --count --memory --vcpus --env --label --publish --no-network --restart --host --spread --affinity --anti-affinity --host-affinity --host-anti-affinity --attach --no-wait --ready --health --health-interval --health-timeout --health-retries --cmdline --initrd --output --help"
         if [[ $cur != -* ]]; then
             # Only the IMAGE before "--" is completed.
             for ((i = cmd_at + 1; i < cword; i++)); do
@@ -120,8 +124,10 @@ _shoal() {
             --firmware) COMPREPLY=($(compgen -W "qboot seabios" -- "$cur")); return ;;
             --exit) COMPREPLY=($(compgen -W "status debug-exit poweroff" -- "$cur")); return ;;
             --cmdline) COMPREPLY=($(compgen -W "shoal unikraft solo5 raw" -- "$cur")); return ;;
+            --ready) COMPREPLY=($(compgen -W "default status none tcp: http: console:" -- "$cur")); return ;;
+            --health) COMPREPLY=($(compgen -W "none tcp: http:" -- "$cur")); return ;;
             esac
-            opts="--firmware --cmdline --exit --output --help"
+            opts="--firmware --cmdline --exit --ready --health --health-interval --health-timeout --health-retries --output --help"
             if [[ $cur != -* ]]; then
                 COMPREPLY=($(compgen -W "$(_shoal_images)" -- "$cur"))
                 __ltrim_colon_completions "$cur" 2>/dev/null
