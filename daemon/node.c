@@ -1074,7 +1074,11 @@ static int write_qemu_conf(const char *root, unsigned uid, unsigned gid, char *e
         rc = NODE_E_INVAL;
         goto out;
     }
-    snprintf(dir, sizeof dir, "%s/etc", root);
+    if (snprintf(dir, sizeof dir, "%s/etc", root) >= (int)sizeof dir) {
+        errbuf_set(err, errlen, "embed root '%s' is too long", root);
+        rc = NODE_E_INVAL;
+        goto out;
+    }
     if (mkdir_p(dir) != 0) {
         errbuf_set(err, errlen, "cannot create '%s': %s", dir, strerror(errno));
         goto out;
