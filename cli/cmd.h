@@ -105,6 +105,13 @@ int host_consolidate(cli_ctx *ctx, int argc, char **argv);
 int host_render_list(FILE *out, const json_t *items, cli_fmt fmt);
 int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt);
 
+/* ---- token.c: token create|ls|rm ---- */
+
+int token_main(cli_ctx *ctx, int argc, char **argv); /* argv[0] = "token" */
+/* GET /v1/tokens items as a table (ID NAME SCOPE SELECTOR and each quota
+ * as used/max, "-" for none) or JSON. */
+int token_render_list(FILE *out, const json_t *items, cli_fmt fmt);
+
 /* ---- events.c ---- */
 
 int events_main(cli_ctx *ctx, int argc, char **argv);

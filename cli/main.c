@@ -31,6 +31,7 @@ static const char main_help[] =
     "  host add|inspect|cordon|uncordon|drain|rm   manage hosts\n"
     "  consolidate [--dry-run]   pack instances onto fewer hosts\n"
     "  events                 stream fleet events\n"
+    "  token create|ls|rm     API tokens: scopes, selectors, quotas (admin)\n"
     "  version                print the client version and check the server\n"
     "\n"
     "Global options (anywhere before --):\n"
@@ -62,7 +63,7 @@ static const struct {
     { "logs", inst_logs },      { "stop", inst_action }, { "start", inst_action },
     { "restart", inst_action }, { "rm", inst_action },   { "image", image_main },
     { "hosts", host_list },     { "host", host_main },   { "consolidate", host_consolidate },
-    { "events", events_main },
+    { "events", events_main },  { "token", token_main },
 };
 
 /* Remove "--url X", "--url=X", "--token X", "--token=X" from argv (before

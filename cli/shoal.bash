@@ -14,6 +14,10 @@ _shoal_hosts() {
     shoal hosts 2>/dev/null | awk 'NR > 1 { print $1 }'
 }
 
+_shoal_tokens() {
+    shoal token ls 2>/dev/null | awk 'NR > 1 { print $2 }'
+}
+
 _shoal() {
     local cur prev words cword
     if declare -F _init_completion >/dev/null; then
@@ -25,7 +29,7 @@ _shoal() {
         cword=$COMP_CWORD
     fi
 
-    local commands="run ps inspect logs stop start restart rm image images hosts host consolidate events version help"
+    local commands="run ps inspect logs stop start restart rm image images hosts host consolidate events token version help"
     local global="--url --token --help --version"
 
     # Find the command (and the subcommand for image/host), skipping globals.
@@ -38,7 +42,7 @@ _shoal() {
             if [[ -z $cmd ]]; then
                 cmd=${words[i]}
                 cmd_at=$i
-            elif [[ -z $sub && ($cmd == image || $cmd == host) ]]; then
+            elif [[ -z $sub && ($cmd == image || $cmd == host || $cmd == token) ]]; then
                 sub=${words[i]}
             fi
             ;;
@@ -47,7 +51,8 @@ _shoal() {
 
     case $prev in
     --url | --token | -n | --name | -c | --count | -m | --memory | --vcpus | \
-        -e | --env | -p | --publish | --since | --max | --timeout | --tail)
+        -e | --env | -p | --publish | --since | --max | --timeout | --tail | \
+        --max-instances | --max-memory | --max-vcpus)
         return ;;
     -o | --output)
         COMPREPLY=($(compgen -W "table json wide" -- "$cur"))
@@ -57,6 +62,11 @@ _shoal() {
         return ;;
     --host)
         COMPREPLY=($(compgen -W "$(_shoal_hosts)" -- "$cur"))
+        return ;;
+    -s | --scope)
+        if [[ $cmd == token ]]; then
+            COMPREPLY=($(compgen -W "read-only operator admin" -- "$cur"))
+        fi
         return ;;
     -t | --domain-type)
         if [[ $cmd == host ]]; then
@@ -161,6 +171,21 @@ _shoal() {
             return
         fi ;;
     consolidate) opts="--dry-run --output --help" ;;
+    token)
+        if [[ -z $sub ]]; then
+            COMPREPLY=($(compgen -W "create ls rm" -- "$cur"))
+            return
+        fi
+        case $sub in
+        create) opts="--scope --selector --max-instances --max-memory --max-vcpus --quiet --output --help" ;;
+        ls | list) opts="--output --help" ;;
+        rm | revoke)
+            if [[ $cur != -* ]]; then
+                COMPREPLY=($(compgen -W "$(_shoal_tokens)" -- "$cur"))
+                return
+            fi
+            opts="--help" ;;
+        esac ;;
     events) opts="--since --max --timeout --output --help" ;;
     esac
     COMPREPLY=($(compgen -W "$opts $global" -- "$cur"))
