@@ -502,13 +502,36 @@ static api_code get_text(json_t *obj, const char *key, const char *field, bool r
     return API_OK;
 }
 
+/* A "health" object {"probe", "interval_s", "timeout_s", "retries"}
+ * (POST /v1/instances, PATCH /v1/images): its fields, each number 0 when
+ * absent; probe NULL when absent and not required. */
+static api_code get_health(json_t *h, bool probe_required, const char **probe, uint32_t num[3],
+                           api_status *st)
+{
+    static const char *const fields[] = { "probe", "interval_s", "timeout_s", "retries" };
+    static const uint64_t max[] = { API_HEALTH_INTERVAL_MAX, API_HEALTH_TIMEOUT_MAX,
+                                    API_HEALTH_RETRIES_MAX };
+    static const char *const names[] = { "health.interval_s", "health.timeout_s",
+                                         "health.retries" };
+    uint64_t x;
+    api_code rc;
+
+    rc = check_fields(h, "health.", fields, NELEM(fields), st);
+    if (rc == API_OK)
+        rc = get_probe_text(h, "probe", "health.probe", probe_required, probe, st);
+    for (size_t i = 0; i < 3 && rc == API_OK; i++) {
+        rc = get_uint(h, fields[i + 1], names[i], 1, max[i], 0, &x, st);
+        num[i] = (uint32_t)x;
+    }
+    return rc;
+}
+
 /* "ready": "SPEC", "health": {"probe", "interval_s", "timeout_s",
  * "retries"}. */
 static api_code get_probes(json_t *obj, api_instance_spec *out, api_status *st)
 {
-    static const char *const fields[] = { "probe", "interval_s", "timeout_s", "retries" };
     json_t *h = member(obj, "health");
-    uint64_t x;
+    uint32_t num[3] = { 0, 0, 0 };
     api_code rc;
 
     rc = get_probe_text(obj, "ready", "ready", false, &out->ready, st);
@@ -517,25 +540,11 @@ static api_code get_probes(json_t *obj, api_instance_spec *out, api_status *st)
     if (!json_is_object(h))
         return api_status_set(st, API_E_INVALID_FIELD, "health",
                               "health must be an object {\"probe\": \"http:PORT/PATH\", ...}");
-    rc = check_fields(h, "health.", fields, NELEM(fields), st);
-    if (rc != API_OK)
-        return rc;
-    rc = get_probe_text(h, "probe", "health.probe", true, &out->health_probe, st);
-    if (rc != API_OK)
-        return rc;
-    rc = get_uint(h, "interval_s", "health.interval_s", 1, API_HEALTH_INTERVAL_MAX, 0, &x, st);
-    if (rc != API_OK)
-        return rc;
-    out->health_interval_s = (uint32_t)x;
-    rc = get_uint(h, "timeout_s", "health.timeout_s", 1, API_HEALTH_TIMEOUT_MAX, 0, &x, st);
-    if (rc != API_OK)
-        return rc;
-    out->health_timeout_s = (uint32_t)x;
-    rc = get_uint(h, "retries", "health.retries", 1, API_HEALTH_RETRIES_MAX, 0, &x, st);
-    if (rc != API_OK)
-        return rc;
-    out->health_retries = (uint32_t)x;
-    return API_OK;
+    rc = get_health(h, true, &out->health_probe, num, st);
+    out->health_interval_s = num[0];
+    out->health_timeout_s = num[1];
+    out->health_retries = num[2];
+    return rc;
 }
 
 api_code api_decode_instance_spec(const char *body, size_t len, api_instance_spec *out,
@@ -791,9 +800,8 @@ void api_host_spec_clear(api_host_spec *spec)
  * "probe" changes the stored probe's numbers. */
 static api_code get_patch_probes(json_t *root, api_image_patch *p, api_status *st)
 {
-    static const char *const hfields[] = { "probe", "interval_s", "timeout_s", "retries" };
     json_t *r = json_object_get(root, "ready"), *h = json_object_get(root, "health");
-    uint64_t x;
+    uint32_t num[3] = { 0, 0, 0 };
     api_code rc;
 
     if (r != NULL && json_is_null(r))
@@ -810,21 +818,11 @@ static api_code get_patch_probes(json_t *root, api_image_patch *p, api_status *s
         return api_status_set(st, API_E_INVALID_FIELD, "health",
                               "health must be an object {\"probe\": \"http:PORT/PATH\", ...} "
                               "or null");
-    if ((rc = check_fields(h, "health.", hfields, NELEM(hfields), st)) != API_OK ||
-        (rc = get_probe_text(h, "probe", "health.probe", false, &p->health_probe, st)) != API_OK)
+    if ((rc = get_health(h, false, &p->health_probe, num, st)) != API_OK)
         return rc;
-    if ((rc = get_uint(h, "interval_s", "health.interval_s", 1, API_HEALTH_INTERVAL_MAX, 0, &x,
-                       st)) != API_OK)
-        return rc;
-    p->health_interval_s = (uint32_t)x;
-    if ((rc = get_uint(h, "timeout_s", "health.timeout_s", 1, API_HEALTH_TIMEOUT_MAX, 0, &x, st)) !=
-        API_OK)
-        return rc;
-    p->health_timeout_s = (uint32_t)x;
-    if ((rc = get_uint(h, "retries", "health.retries", 1, API_HEALTH_RETRIES_MAX, 0, &x, st)) !=
-        API_OK)
-        return rc;
-    p->health_retries = (uint32_t)x;
+    p->health_interval_s = num[0];
+    p->health_timeout_s = num[1];
+    p->health_retries = num[2];
     if (!p->health_probe && !p->health_interval_s && !p->health_timeout_s && !p->health_retries)
         return api_status_set(st, API_E_INVALID_FIELD, "health",
                               "health needs a probe, interval_s, timeout_s or retries");
