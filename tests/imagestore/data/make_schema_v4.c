@@ -50,8 +50,7 @@ int main(int argc, char **argv)
     imgt_unikraft(b);
     if (initrd(s, "schema-v4 initrd\n", &rd, &e) || initrd(s, "schema-v4 spare\n", &spare, &e) ||
         img_upload_begin(s, sizeof b, &u, &e) || img_upload_initrd(u, rd.digest, &e) ||
-        img_upload_write(u, b, sizeof b, &e) ||
-        img_upload_commit(u, "uk", "v4", &l, 1, NULL, &e) ||
+        img_upload_write(u, b, sizeof b, &e) || img_upload_commit(u, "uk", "v4", &l, 1, NULL, &e) ||
         img_profile_set(s, "uk:v4", &ch, NULL, NULL, &e)) {
         fprintf(stderr, "uk: %s\n", e.msg);
         return 1;
