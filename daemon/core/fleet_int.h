@@ -12,7 +12,10 @@
  *                   API watchdog (api/server.c: every 250 ms shuts down
  *                   connections past their header deadline; its lock is a
  *                   leaf of the api, never held across anything but
- *                   shutdown(2)).
+ *                   shutdown(2)). Each request's token (api.h
+ *                   api_request_principal) is a thread-local of the
+ *                   connection thread serving it; every request but
+ *                   /healthz takes tok.mu once to authenticate.
  *   start workers   --start-parallel threads (cfg.start_parallel, auto:
  *                   fleet_start_parallel_auto; jobs.c): run start jobs
  *                   (materialize, render, create the domain) from f->starts.
@@ -66,9 +69,17 @@
  * LOCKS, in the order they may be taken (never take one to the left while
  * holding one to its right):
  *
- *   place_mu  >  row_mu  >  mu  >  (state_db, img_store, pfwd, netbr set,
- *                                    guard, probe engine: leaf locks inside
- *                                    those modules)
+ *   tok.quota_mu  >  place_mu  >  row_mu  >  mu  >  (state_db, img_store,
+ *                                    pfwd, netbr set, guard, probe engine,
+ *                                    tok.mu: leaf locks inside those modules)
+ *
+ *   tok.quota_mu  daemon/tokens.c, taken by the adapter (backend.c) only
+ *             around the create of a token that has quotas: its usage
+ *             read, the check and fleet_instance_create, so two creates
+ *             cannot both pass on the same room. The core never sees it.
+ *   tok.mu    daemon/tokens.c: the tokens in memory and the module's own
+ *             SQLite connection; a leaf (held across that connection's
+ *             calls only), taken by API threads.
  *
  *   place_mu  fleet.place_mu. Every placement decision: instance create
  *             (names, ports, placement, addresses, rows), host cordon and
