@@ -778,18 +778,22 @@ int fleet_delete_finish(fleet *f, const state_instance *in, char *err, size_t er
 {
     img_err ie;
 
+    /* Its ports, probes and files go before its row: a shoald killed
+     * between the two finishes the delete from the row (reconcile.c) and
+     * leaves nothing; one killed after the row leaves nothing either
+     * (image references are counted again from the rows at start). */
+    pfwd_remove(f->pfwd, in->id);
+    fleet_probe_unwatch(f, in->id);
+    remove_files(f, in->id);
     if (state_inst_delete(f->db, in->id, err, errlen) != 0)
         return -1;
     kp_hit("delete.row");
-    pfwd_remove(f->pfwd, in->id);
-    fleet_probe_unwatch(f, in->id);
     if (in->network)
         fleet_dhcp_sync(f); /* its lease goes */
     if (img_ref_release(f->img, in->image_digest, &ie) != 0)
         log_warn("instance %s: releasing image %s: %s", in->id, in->image_digest, ie.msg);
     if (in->initrd[0] && img_initrd_release(f->img, in->initrd, &ie) != 0)
         log_warn("instance %s: releasing initrd %s: %s", in->id, in->initrd, ie.msg);
-    remove_files(f, in->id);
     pthread_mutex_lock(&f->mu);
     fleet_rt_drop(f, in->id);
     pthread_mutex_unlock(&f->mu);

@@ -105,6 +105,7 @@ clean_slate() {
     e2e_stop_daemon
 }
 no_qemu() { [ -z "$(qemu_ids)" ]; }
+files_gone() { [ ! -e "$E2E_STATE/run/$1.status" ] && [ ! -e "$E2E_STATE/logs/$1.log" ]; }
 restarts_ge2() { [ "$(inst_field pol .restarts)" -ge 2 ]; }
 
 start_kp "" || exit 1
@@ -139,6 +140,7 @@ for kp in delete.marked:1 delete.destroyed:1 delete.row:1; do
     api GET "/v1/instances/$gone"
     check "$kp: the deleted instance is gone (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 404 ]
     check "$kp: its QEMU is gone" [ -z "$(qemu_ids | grep -x "$gone" || true)" ]
+    check "$kp: its console and status files are gone" files_gone "$gone"
     check "$kp: the other still runs" wait_for 30 all_in_state 1 running
     invariants "$kp"
     clean_slate
