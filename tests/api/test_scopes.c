@@ -18,7 +18,10 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
+#include <jansson.h>
+
 #include "api.h"
+#include "codec.h"
 #include "fake_backend.h"
 #include "route.h"
 
@@ -102,6 +105,111 @@ static void t_scope_names(void **st)
     assert_string_equal(api_code_str(API_E_FORBIDDEN), "forbidden");
     assert_int_equal(api_code_http(API_E_QUOTA_EXCEEDED), 403);
     assert_string_equal(api_code_str(API_E_QUOTA_EXCEEDED), "quota_exceeded");
+}
+
+/* ---- POST /v1/tokens body and the token object --------------------------- */
+
+static api_code dec(const char *body, api_token_spec *ts, api_status *st)
+{
+    memset(st, 0, sizeof *st);
+    return api_decode_token_spec(body, strlen(body), ts, st);
+}
+
+static void t_decode_token_spec(void **unused)
+{
+    api_token_spec ts;
+    api_status st;
+
+    (void)unused;
+    assert_int_equal(dec("{\"name\":\"ci\",\"scope\":\"operator\",\"selector\":\"team=a,!x\","
+                         "\"quotas\":{\"instances\":3,\"memory_mib\":512,\"vcpus\":4}}",
+                         &ts, &st),
+                     API_OK);
+    assert_string_equal(ts.name, "ci");
+    assert_int_equal(ts.scope, API_SCOPE_OPERATOR);
+    assert_string_equal(ts.selector, "team=a,!x");
+    assert_int_equal(ts.max_instances, 3);
+    assert_int_equal(ts.max_memory_mib, 512);
+    assert_int_equal(ts.max_vcpus, 4);
+    assert_int_equal(dec("{\"name\":\"ro\",\"scope\":\"read-only\"}", &ts, &st), API_OK);
+    assert_int_equal(ts.scope, API_SCOPE_READ_ONLY);
+    assert_string_equal(ts.selector, "");
+    assert_int_equal(ts.max_instances, 0);
+
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        { "{\"scope\":\"admin\"}", "name" },
+        { "{\"name\":\"ci\"}", "scope" },
+        { "{\"name\":\"CI\",\"scope\":\"admin\"}", "name" },
+        { "{\"name\":\"../x\",\"scope\":\"admin\"}", "name" },
+        { "{\"name\":\"ci\",\"scope\":\"root\"}", "scope" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"secret\":\"x\"}", "secret" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"selector\":\"a==b\"}", "selector" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"selector\":7}", "selector" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"quotas\":[]}", "quotas" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"quotas\":{\"disk\":1}}", "quotas.disk" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"quotas\":{\"vcpus\":-1}}", "quotas.vcpus" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"quotas\":{\"instances\":\"2\"}}",
+          "quotas.instances" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (dec(bad[i].body, &ts, &st) != API_E_INVALID_FIELD || strcmp(st.field, bad[i].field))
+            fail_msg("%s: got code %d field '%s' (%s), want invalid_field '%s'", bad[i].body,
+                     (int)st.code, st.field, st.message, bad[i].field);
+    }
+    assert_int_equal(dec("not json", &ts, &st), API_E_BAD_REQUEST);
+}
+
+/* The token encoder against jansson's reading of its output. */
+static void t_encode_token(void **unused)
+{
+    api_sink *s = api_sink_new(API_SINK_TOKEN, API_SHAPE_ONE);
+    api_token t = { .id = "8c1f0e2a9b47",
+                    .name = "ci",
+                    .scope = API_SCOPE_OPERATOR,
+                    .selector = "team=\"a\"",
+                    .max_instances = 20,
+                    .created = 1764000000,
+                    .secret = "shoal_00",
+                    .used_instances = 2,
+                    .used_memory_mib = 64 };
+    json_t *o, *want;
+    char *txt;
+    size_t len;
+
+    (void)unused;
+    assert_non_null(s);
+    assert_int_equal(api_sink_token(s, &t), 0);
+    txt = api_sink_finish(s, &len);
+    api_sink_free(s);
+    assert_non_null(txt);
+    o = json_loadb(txt, len, 0, NULL);
+    assert_non_null(o);
+    want = json_pack("{s:s,s:s,s:s,s:s,s:{s:{s:i,s:i},s:{s:n,s:i},s:{s:n,s:i}},s:s,s:s}", "id",
+                     "8c1f0e2a9b47", "name", "ci", "scope", "operator", "selector", "team=\"a\"",
+                     "quotas", "instances", "max", 20, "used", 2, "memory_mib", "max", "used", 64,
+                     "vcpus", "max", "used", 0, "created", "2025-11-24T16:00:00Z", "secret",
+                     "shoal_00");
+    if (!json_equal(o, want))
+        fail_msg("encoded %s", txt);
+    json_decref(o);
+    json_decref(want);
+    free(txt);
+    /* no secret, no selector */
+    s = api_sink_new(API_SINK_TOKEN, API_SHAPE_LIST);
+    t.secret = NULL;
+    t.selector = "";
+    assert_int_equal(api_sink_token(s, &t), 0);
+    txt = api_sink_finish(s, &len);
+    api_sink_free(s);
+    o = json_loadb(txt, len, 0, NULL);
+    assert_non_null(o);
+    assert_true(
+        json_is_null(json_object_get(json_array_get(json_object_get(o, "items"), 0), "selector")));
+    assert_null(json_object_get(json_array_get(json_object_get(o, "items"), 0), "secret"));
+    json_decref(o);
+    free(txt);
 }
 
 /* ---- over HTTP ---------------------------------------------------------- */
@@ -313,6 +421,8 @@ int main(void)
     const struct CMUnitTest unit[] = {
         cmocka_unit_test(t_scope_table),
         cmocka_unit_test(t_scope_names),
+        cmocka_unit_test(t_decode_token_spec),
+        cmocka_unit_test(t_encode_token),
     };
     const struct CMUnitTest http[] = {
         cmocka_unit_test(t_http_scopes),
