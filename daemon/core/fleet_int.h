@@ -34,7 +34,13 @@
  *                   FLEET_GUARD_VERIFY_MS a check that the guest isolation
  *                   table is still there (isolation.c). Ticks every 500 ms;
  *                   each tick re-reads the status files of a tenth of the
- *                   running instances (inotify covers the rest).
+ *                   running instances (inotify covers the rest). File
+ *                   events of flooding guests are ignored for a while, and
+ *                   a batch of only those makes it sleep
+ *                   FLEET_STATUS_FLOOD_PAUSE_MS before reading more (no
+ *                   lock held). Reconcile (reconcile.c) runs here on a
+ *                   reconnect, and on the main thread at open; it may
+ *                   finish a delete a killed shoald left (no lock held).
  *   bulk workers    per bulk request (bulk.c), min(32, n) short-lived threads
  *                   that run the per-instance stop/start/restart/delete
  *                   calls; they take the locks below like any API thread,
