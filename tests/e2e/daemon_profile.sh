@@ -209,6 +209,10 @@ check "rr took the image's readiness (got '$(inst_field rr .ready)')" \
     [ "$(inst_field rr .ready)" = "console:^foreign-initrd: " ]
 refs() { sqlite3 "$E2E_STATE/images.db" "SELECT refs FROM blobs WHERE digest = '$1'"; }
 check "the instance holds its initrd (refs $(refs "$RD2_DIGEST"))" [ "$(refs "$RD2_DIGEST")" = 1 ]
+run '{"image":"rdk","name":"ro","network":false,"ready":"none"}'
+check "a run's own readiness wins over the image's (got '$(inst_field ro .ready)')" \
+    [ "$(inst_field ro .ready)" = none ]
+api DELETE /v1/instances/ro?force=true
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d "{\"image\":\"rdk\",\"network\":false,\"initrd\":\"$NOPE\"}"
 check "a run naming an unknown initrd: 404, field initrd (HTTP $HTTP_CODE)" \
