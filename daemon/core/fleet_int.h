@@ -39,8 +39,9 @@
  *                   a batch of only those makes it sleep
  *                   FLEET_STATUS_FLOOD_PAUSE_MS before reading more (no
  *                   lock held). Reconcile (reconcile.c) runs here on a
- *                   reconnect, and on the main thread at open; it may
- *                   finish a delete a killed shoald left (no lock held).
+ *                   reconnect (on the main thread at open, on an API
+ *                   thread when a host is added); it may finish a delete
+ *                   a killed shoald left (no lock held).
  *   bulk workers    per bulk request (bulk.c), min(32, n) short-lived threads
  *                   that run the per-instance stop/start/restart/delete
  *                   calls; they take the locks below like any API thread,
