@@ -1,5 +1,6 @@
 /* dhcp.c - one dnsmasq for the guest network, static leases (see dhcp.h). */
 #include "dhcp.h"
+#include "child.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -10,7 +11,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,8 +21,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define DHCP_ARGS_MAX 24
 #define DHCP_LINE_MAX 1024
@@ -515,45 +513,21 @@ static void stop_stale(const struct dhcp *d)
         poll(NULL, 0, 10);
 }
 
-/* Start dnsmasq with its output on a pipe (d->out_fd). Its signals are
- * reset: shoald blocks SIGINT/SIGTERM in every thread and ignores SIGPIPE,
- * and a child inherits both. Own process group: a ^C at shoald's terminal
- * reaches shoald, which stops dnsmasq itself. */
+/* Start dnsmasq with its output on a pipe (d->out_fd). child_start resets
+ * its signals (shoald blocks SIGINT/SIGTERM in every thread and ignores
+ * SIGPIPE, and a child inherits both). Own process group: a ^C at shoald's
+ * terminal reaches shoald, which stops dnsmasq itself. d->prog is a path
+ * (find_dnsmasq), never looked up in PATH. */
 static int spawn(struct dhcp *d, char *err, size_t errlen)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t none, dfl;
-    int p[2], rc;
+    char why[256];
     pid_t pid;
-    static const int sigs[] = { SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGPIPE,
-                                SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM };
+    int fd;
 
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return fail(DHCP_E_START, err, errlen, "pipe: %s", strerror(errno));
-    sigemptyset(&none);
-    sigemptyset(&dfl);
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaddset(&dfl, sigs[i]);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &dfl);
-    posix_spawnattr_setpgroup(&at, 0);
-    rc = posix_spawn(&pid, d->prog, &fa, &at, d->argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(p[1]);
-    if (rc != 0) {
-        close(p[0]);
-        return fail(DHCP_E_START, err, errlen, "cannot run '%s': %s", d->prog, strerror(rc));
-    }
-    d->out_fd = p[0];
+    if (child_start(d->argv, CHILD_PGROUP | CHILD_NOSEARCH, &pid, &fd, why, sizeof why) !=
+        CHILD_OK)
+        return fail(DHCP_E_START, err, errlen, "%s", why);
+    d->out_fd = fd;
     d->used = 0;
     d->started_ms = now_ms();
     pthread_mutex_lock(&d->mu);

@@ -3,13 +3,12 @@
  * (see guard.h).
  */
 #include "guard.h"
+#include "child.h"
 #include "domxml.h"
 #include "errbuf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,12 +18,9 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 /* ---- names and values ------------------------------------------------- */
 
@@ -354,7 +350,7 @@ static const char *nft_path(void)
     for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++)
         if (access(cands[i], X_OK) == 0)
             return cands[i];
-    return "nft"; /* posix_spawnp searches PATH */
+    return "nft"; /* child_run searches PATH */
 }
 
 /*
@@ -365,99 +361,34 @@ static const char *nft_path(void)
 static int run_nft(const char *const args[], const char *script, char *out, size_t outlen)
 {
     const char *argv[8];
-    int in = -1, pfd[2] = { -1, -1 }, rc = -1, status, fa_init = 0;
-    posix_spawn_file_actions_t fa;
-    pid_t pid = -1;
-    size_t used = 0, argc = 0;
+    struct child_opts o = { .in = script,
+                            .inlen = script ? strlen(script) : 0,
+                            .out = out,
+                            .outlen = outlen };
+    struct child_result r;
+    char why[256];
+    size_t argc = 0;
+    int rc;
 
-    out[0] = '\0';
     argv[argc++] = nft_path();
     for (size_t i = 0; args[i] && argc + 1 < sizeof argv / sizeof argv[0]; i++)
         argv[argc++] = args[i];
     argv[argc] = NULL;
-    /* The script goes in a memfd, not a pipe: nft reads all of it before
-     * it writes anything, so there is no pipe to keep draining. */
-    if (script) {
-        size_t len = strlen(script), off = 0;
-        if ((in = memfd_create("shoal-guard", MFD_CLOEXEC)) < 0) {
-            snprintf(out, outlen, "memfd_create: %s", strerror(errno));
-            goto done;
-        }
-        while (off < len) {
-            ssize_t w = write(in, script + off, len - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                snprintf(out, outlen, "writing the nft script: %s", strerror(errno));
-                goto done;
-            }
-            off += (size_t)w;
-        }
-        if (lseek(in, 0, SEEK_SET) != 0) {
-            snprintf(out, outlen, "lseek: %s", strerror(errno));
-            goto done;
-        }
+    switch (child_run((char *const *)argv, &o, &r, why, sizeof why)) {
+    case CHILD_OK:
+        break;
+    case CHILD_E_START:
+        snprintf(out, outlen, "cannot run '%s': %s (install nftables)", argv[0],
+                 strerror(r.error));
+        return -1;
+    default:
+        snprintf(out, outlen, "%s", why);
+        return -1;
     }
-    if (pipe2(pfd, O_CLOEXEC) != 0 || posix_spawn_file_actions_init(&fa) != 0) {
-        snprintf(out, outlen, "pipe: %s", strerror(errno));
-        goto done;
-    }
-    fa_init = 1;
-    if ((in >= 0 ? posix_spawn_file_actions_adddup2(&fa, in, 0)
-                 : posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
-        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1) != 0 ||
-        posix_spawn_file_actions_adddup2(&fa, pfd[1], 2) != 0) {
-        snprintf(out, outlen, "posix_spawn_file_actions: out of memory");
-        goto done;
-    }
-    int e = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    if (e != 0) {
-        pid = -1;
-        snprintf(out, outlen, "cannot run '%s': %s (install nftables)", argv[0], strerror(e));
-        goto done;
-    }
-    close(pfd[1]);
-    pfd[1] = -1;
-    for (;;) {
-        char tmp[512];
-        ssize_t n = read(pfd[0], tmp, sizeof tmp);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        size_t k = (size_t)n;
-        if (used + 1 < outlen) {
-            if (k > outlen - 1 - used)
-                k = outlen - 1 - used;
-            memcpy(out + used, tmp, k);
-            used += k;
-            out[used] = '\0';
-        }
-    }
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            snprintf(out, outlen, "waitpid: %s", strerror(errno));
-            pid = -1;
-            goto done;
-        }
-    }
-    pid = -1;
-    rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    rc = child_exit_code(r.status);
     if (rc == -1)
-        snprintf(out, outlen, "nft killed by signal %d", WTERMSIG(status));
-    while (used > 0 && (out[used - 1] == '\n' || out[used - 1] == '\r'))
-        out[--used] = '\0';
-done:
-    if (pid > 0)
-        waitpid(pid, &status, 0);
-    if (fa_init)
-        posix_spawn_file_actions_destroy(&fa);
-    if (in >= 0)
-        close(in);
-    if (pfd[0] >= 0)
-        close(pfd[0]);
-    if (pfd[1] >= 0)
-        close(pfd[1]);
+        snprintf(out, outlen, "nft killed by signal %d", WTERMSIG(r.status));
+    child_chomp(out);
     return rc;
 }
 

@@ -46,8 +46,8 @@
  * send. Nothing here depends on which bridge of a set the tap is in.
  *
  * Implementation: every change is one nftables transaction, run as `nft -f
- * -` (found as /usr/sbin/nft, /sbin/nft, else in PATH) through posix_spawn,
- * no shell, with the script on stdin from a memfd and nft's output
+ * -` (found as /usr/sbin/nft, /sbin/nft, else in PATH) through child.h's
+ * child_run (posix_spawn, no shell), with the script on stdin from a memfd and nft's output
  * captured for the error message (guard_verify alone asks the kernel
  * directly: one NFT_MSG_GETTABLE on a netlink socket). A transaction is
  * atomic: guard_open replaces the whole table at once (add, delete,

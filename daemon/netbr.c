@@ -3,29 +3,25 @@
  * bridge sets with overflow bridges (see netbr.h).
  */
 #include "netbr.h"
+#include "child.h"
 #include "errbuf.h"
 #include "domxml.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 static const char *ip_path(void)
 {
@@ -33,7 +29,7 @@ static const char *ip_path(void)
     for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++)
         if (access(cands[i], X_OK) == 0)
             return cands[i];
-    return "ip"; /* let posix_spawnp search PATH */
+    return "ip"; /* child_run searches PATH */
 }
 
 /* Format the message into err and return rc (a netbr_status). */
@@ -51,70 +47,20 @@ static int nb_err(int rc, char *err, size_t errlen, const char *fmt, ...)
 }
 
 /*
- * Run `ip ARGV...`, capturing stdout+stderr (up to outlen-1 bytes) in out.
- * Returns the exit status (0..255), or -1 if it could not be run.
+ * Run `ip ARGV...`, capturing stdout+stderr (up to outlen-1 bytes, trailing
+ * newlines trimmed) in out (may be NULL). Returns the exit status (0..255),
+ * or -1 if it could not be run or was killed.
  */
 static int run_ip(char *const argv[], char *out, size_t outlen)
 {
-    int pfd[2] = { -1, -1 };
-    posix_spawn_file_actions_t fa;
-    int fa_init = 0;
-    pid_t pid = -1;
-    int rc = -1, status;
-    size_t used = 0;
+    struct child_opts o = { .out = out, .outlen = out ? outlen : 0 };
+    struct child_result r;
 
-    if (out && outlen)
-        out[0] = '\0';
-    if (pipe2(pfd, O_CLOEXEC) != 0)
-        goto out;
-    if (posix_spawn_file_actions_init(&fa) != 0)
-        goto out;
-    fa_init = 1;
-    if (posix_spawn_file_actions_adddup2(&fa, pfd[1], 1) != 0 ||
-        posix_spawn_file_actions_adddup2(&fa, pfd[1], 2) != 0 ||
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) != 0)
-        goto out;
-    if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0) {
-        pid = -1;
-        goto out;
-    }
-    close(pfd[1]);
-    pfd[1] = -1;
-    for (;;) {
-        char tmp[512];
-        ssize_t n = read(pfd[0], tmp, sizeof tmp);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        if (out && used + 1 < outlen) {
-            size_t k = (size_t)n;
-            if (k > outlen - 1 - used)
-                k = outlen - 1 - used;
-            memcpy(out + used, tmp, k);
-            used += k;
-            out[used] = '\0';
-        }
-    }
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            goto out;
-    }
-    pid = -1;
-    rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    /* trim trailing newline for messages */
-    while (out && used > 0 && (out[used - 1] == '\n' || out[used - 1] == '\r'))
-        out[--used] = '\0';
-out:
-    if (pid > 0)
-        waitpid(pid, &status, 0);
-    if (fa_init)
-        posix_spawn_file_actions_destroy(&fa);
-    if (pfd[0] >= 0)
-        close(pfd[0]);
-    if (pfd[1] >= 0)
-        close(pfd[1]);
-    return rc;
+    if (child_run(argv, &o, &r, NULL, 0) != CHILD_OK)
+        return -1;
+    if (o.outlen)
+        child_chomp(out);
+    return child_exit_code(r.status);
 }
 
 /*

@@ -26,8 +26,8 @@
  * created with `addrgenmode none` (no IPv6 link-local address either).
  *
  * Implementation: runs iproute2's `ip` (found in PATH, falling back to
- * /sbin/ip and /usr/sbin/ip) through posix_spawn with an argv array - no
- * shell - to change links, and reads them with one rtnetlink dump
+ * /sbin/ip and /usr/sbin/ip) through child.h's child_run (posix_spawn, an
+ * argv array, no shell) to change links, and reads them with one rtnetlink dump
  * (RTM_GETLINK), never through /sys (whose view is the namespace sysfs was
  * mounted in). Everything happens in the calling thread's network
  * namespace, so a caller (or a test) that setns(2)'d into a namespace

@@ -2,6 +2,7 @@
  * node.c - a libvirt connection to one host (see node.h).
  */
 #include "node.h"
+#include "child.h"
 #include "errbuf.h"
 
 #include <dirent.h>
@@ -11,7 +12,6 @@
 #include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,7 +21,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -898,12 +897,8 @@ static void caps_preprobe(const char *root, unsigned gid)
 {
     char probe[4200], path[4300], cache[4200], uri[4400];
     char *argv[] = { "virsh", "-q", "-c", uri, "version", NULL };
-    posix_spawn_file_actions_t fa;
-    extern char **environ;
-    pid_t pid;
-    int st = 0;
+    const struct child_opts run = { .timeout_ms = CAPS_PROBE_TIMEOUT_MS };
     FILE *in, *out;
-    uint64_t deadline;
 
     if (snprintf(probe, sizeof probe, "%s/.capsprobe.XXXXXX", root) >= (int)sizeof probe ||
         !mkdtemp(probe))
@@ -935,25 +930,8 @@ static void caps_preprobe(const char *root, unsigned gid)
     if (out)
         fclose(out);
     snprintf(uri, sizeof uri, "qemu:///embed?root=%s", probe);
-    if (posix_spawn_file_actions_init(&fa) != 0)
+    if (child_run(argv, &run, NULL, NULL, 0) == CHILD_E_START)
         goto out;
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    if (posix_spawnp(&pid, "virsh", &fa, NULL, argv, environ) != 0)
-        pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    if (pid < 0)
-        goto out;
-    deadline = now_ms() + CAPS_PROBE_TIMEOUT_MS;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &st, 0);
-            break;
-        }
-        sleep_ms(50);
-    }
     (void)node_caps_cache_trim(root);
 out:
     /* FTW_PHYS: the cache/ symlink goes, ROOT's cache stays. */

@@ -1,18 +1,14 @@
 /* disk.c - per-instance overlays of disk images (see disk.h). */
 #include "disk.h"
+#include "child.h"
 #include "fleet_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define DISK_MIN_BYTES (1u << 20) /* SeaBIOS: at least one cylinder */
 
@@ -21,68 +17,30 @@ void fleet_disk_path(const struct fleet *f, const char *id, char *buf, size_t le
     snprintf(buf, len, "%s/disks/%s.qcow2", f->cfg.state_dir, id);
 }
 
-/* Run argv (argv[0] looked up in PATH) with stdout and stderr into one
- * pipe; 0 when it exits 0, else -1 with its first line of output. */
+/* Run argv (argv[0] looked up in PATH), its stdout and stderr kept; 0
+ * when it exits 0, else -1 with its output on one line. */
 static int run_tool(char *const argv[], char *err, size_t errlen)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t none, dfl;
-    char out[400];
-    size_t n = 0;
-    int p[2], rc, st = 0;
-    pid_t pid;
+    char out[400], why[256];
+    struct child_opts o = { .out = out, .outlen = sizeof out };
+    struct child_result r;
+    size_t n;
+    int st, rc = child_run(argv, &o, &r, why, sizeof why);
 
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        snprintf(err, errlen, "cannot run %s: pipe: %s", argv[0], strerror(errno));
+    if (rc == CHILD_E_START)
+        snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(r.error));
+    else if (rc != CHILD_OK && r.started) /* waitpid failed */
+        snprintf(err, errlen, "%s: %s", argv[0], why);
+    else if (rc != CHILD_OK)
+        snprintf(err, errlen, "cannot run %s: %s", argv[0], why);
+    if (rc != CHILD_OK)
         return -1;
-    }
-    /* Workers block signals for the main thread's sigwait: the child gets
-     * an empty mask and default handlers. */
-    sigemptyset(&none);
-    sigemptyset(&dfl);
-    sigaddset(&dfl, SIGTERM);
-    sigaddset(&dfl, SIGINT);
-    sigaddset(&dfl, SIGHUP);
-    sigaddset(&dfl, SIGPIPE);
-    sigaddset(&dfl, SIGCHLD);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &dfl);
-    rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(p[1]);
-    if (rc != 0) {
-        close(p[0]);
-        snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(rc));
-        return -1;
-    }
-    for (;;) {
-        char tmp[512];
-        ssize_t r = read(p[0], tmp, sizeof tmp);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        for (ssize_t i = 0; i < r && n + 1 < sizeof out; i++)
-            out[n++] = tmp[i] == '\n' || (unsigned char)tmp[i] < 0x20 ? ' ' : tmp[i];
-    }
-    out[n] = 0;
+    for (n = 0; n < r.used; n++)
+        if (out[n] == '\n' || (unsigned char)out[n] < 0x20)
+            out[n] = ' ';
     while (n && out[n - 1] == ' ')
         out[--n] = 0;
-    close(p[0]);
-    while (waitpid(pid, &st, 0) < 0) {
-        if (errno != EINTR) {
-            snprintf(err, errlen, "%s: waitpid: %s", argv[0], strerror(errno));
-            return -1;
-        }
-    }
+    st = r.status;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return 0;
     if (WIFEXITED(st))
