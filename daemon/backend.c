@@ -1170,19 +1170,80 @@ static api_code be_consolidate(void *ctx, bool dry_run, api_sink *out, api_statu
 
 /* ---- events ------------------------------------------------------------- */
 
+/* A subscription. For a token with a selector: the selector, the token's
+ * name and the ids of the instances seen to match it (so that their
+ * events still reach it once they are deleted). */
 typedef struct {
     int64_t last;
+    bool limited;
+    api_selector sel;
+    char who[API_NAME_MAX + 1];
+    char (*seen)[STATE_ID_LEN + 1];
+    size_t n_seen, cap_seen;
 } be_sub;
 
 static api_code be_events_open(void *ctx, bool has_since, uint64_t since, void **sub,
                                api_status *st)
 {
+    const api_principal *who = api_request_principal();
     be_sub *s = calloc(1, sizeof *s);
     if (!s)
         return api_status_set(st, API_E_INTERNAL, NULL, "out of memory");
     s->last = has_since ? (int64_t)since : fleet_event_last_id(ctx);
+    s->limited = token_selector(&s->sel);
+    if (who != NULL)
+        snprintf(s->who, sizeof s->who, "%s", who->name);
     *sub = s;
     return API_OK;
+}
+
+/* May a selector-limited subscription see this instance's events? */
+static bool sub_sees(fleet *f, be_sub *s, const char *id)
+{
+    state_instance in;
+    fleet_err e;
+    bool ok;
+
+    for (size_t i = 0; i < s->n_seen; i++) {
+        if (strcmp(s->seen[i], id) == 0)
+            return true;
+    }
+    if (fleet_instance_find(f, id, &in, &e) != FLEET_OK)
+        return false; /* gone before it was seen */
+    ok = selector_matches(&in, &s->sel);
+    state_inst_free(&in);
+    if (ok && s->n_seen < 4096) {
+        if (s->n_seen == s->cap_seen) {
+            size_t cap = s->cap_seen ? s->cap_seen * 2 : 16;
+            void *n = realloc(s->seen, cap * sizeof *s->seen);
+            if (n == NULL)
+                return ok;
+            s->seen = n;
+            s->cap_seen = cap;
+        }
+        snprintf(s->seen[s->n_seen++], STATE_ID_LEN + 1, "%s", id);
+    }
+    return ok;
+}
+
+/* What a token with a selector sees of the event log: events of instances
+ * that match (or matched) it, its own audit events, and events of no
+ * instance but audit (images, hosts, bulk progress). */
+static bool sub_wants(fleet *f, be_sub *s, json_t *o)
+{
+    const char *type = json_string_value(json_object_get(o, "type"));
+    const char *inst = json_string_value(json_object_get(o, "instance"));
+    const char *batch = json_string_value(json_object_get(o, "batch"));
+
+    if (!s->limited)
+        return true;
+    if (type != NULL && strcmp(type, "audit") == 0) {
+        const char *by = json_string_value(json_object_get(o, "by"));
+        return by != NULL && strcmp(by, s->who) == 0;
+    }
+    if (inst == NULL)
+        inst = batch;
+    return inst == NULL || sub_sees(f, s, inst);
 }
 
 static void copy_field(char *dst, size_t len, json_t *o, const char *key)
@@ -1201,6 +1262,11 @@ static int be_events_next(void *ctx, void *subp, api_event *ev, int timeout_ms)
     if (rc != 1)
         return rc;
     o = json_loads(text, 0, NULL);
+    if (!sub_wants(ctx, s, o)) {
+        json_decref(o);
+        free(text);
+        return 0; /* as if none came: the api polls again */
+    }
     memset(ev, 0, sizeof *ev);
     ev->id = (uint64_t)s->last;
     ev->time = json_integer_value(json_object_get(o, "time"));
@@ -1250,8 +1316,12 @@ static int be_events_next(void *ctx, void *subp, api_event *ev, int timeout_ms)
 
 static void be_events_close(void *ctx, void *sub)
 {
+    be_sub *s = sub;
+
     (void)ctx;
-    free(sub);
+    if (s != NULL)
+        free(s->seen);
+    free(s);
 }
 
 /* ---- metrics ------------------------------------------------------------ */

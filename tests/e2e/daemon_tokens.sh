@@ -150,6 +150,16 @@ check "audit: viewer's refused create, 403" \
 check "audit: the admin's token create and revoke" \
     [ "$(audit 'select(.by == "admin") | .action + " " + .path' | grep -c -E '^"(POST /v1/tokens|DELETE /v1/tokens/deployer)"$')" = 5 ]
 check "audit: no GET recorded" [ -z "$(audit 'select(.action == "GET")')" ]
+# team-a's stream: its instances' events and its own requests, nothing else
+ev=$(ns_curl -sS -N -m 3 -H "Authorization: Bearer $TEAM" \
+    "http://127.0.0.1:$E2E_PORT/v1/events?since=0" 2>/dev/null || true)
+seen() { grep '^data: ' <<<"$ev" | sed 's/^data: //' | jq -r "$1" | sort -u | tr '\n' ' '; }
+# (a2 is gone by now: a replay cannot tell whose it was, so it is left out;
+# a stream open while it lived would have had its events)
+check "team-a's instance events are a1's only ($(seen 'select(.instance) | .name // empty'))" \
+    [ "$(seen 'select(.instance) | .name // empty')" = "a1 " ]
+check "team-a sees only its own audit events ($(seen 'select(.type == "audit") | .by'))" \
+    [ "$(seen 'select(.type == "audit") | .by')" = "team-a " ]
 
 # --- across a restart
 e2e_stop_daemon
