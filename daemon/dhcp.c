@@ -524,8 +524,7 @@ static int spawn(struct dhcp *d, char *err, size_t errlen)
     pid_t pid;
     int fd;
 
-    if (child_start(d->argv, CHILD_PGROUP | CHILD_NOSEARCH, &pid, &fd, why, sizeof why) !=
-        CHILD_OK)
+    if (child_start(d->argv, CHILD_PGROUP | CHILD_NOSEARCH, &pid, &fd, why, sizeof why) != CHILD_OK)
         return fail(DHCP_E_START, err, errlen, "%s", why);
     d->out_fd = fd;
     d->used = 0;

@@ -361,10 +361,9 @@ static const char *nft_path(void)
 static int run_nft(const char *const args[], const char *script, char *out, size_t outlen)
 {
     const char *argv[8];
-    struct child_opts o = { .in = script,
-                            .inlen = script ? strlen(script) : 0,
-                            .out = out,
-                            .outlen = outlen };
+    struct child_opts o = {
+        .in = script, .inlen = script ? strlen(script) : 0, .out = out, .outlen = outlen
+    };
     struct child_result r;
     char why[256];
     size_t argc = 0;
@@ -374,17 +373,13 @@ static int run_nft(const char *const args[], const char *script, char *out, size
     for (size_t i = 0; args[i] && argc + 1 < sizeof argv / sizeof argv[0]; i++)
         argv[argc++] = args[i];
     argv[argc] = NULL;
-    switch (child_run((char *const *)argv, &o, &r, why, sizeof why)) {
-    case CHILD_OK:
-        break;
-    case CHILD_E_START:
-        snprintf(out, outlen, "cannot run '%s': %s (install nftables)", argv[0],
-                 strerror(r.error));
-        return -1;
-    default:
+    rc = child_run((char *const *)argv, &o, &r, why, sizeof why);
+    if (rc == CHILD_E_START)
+        snprintf(out, outlen, "cannot run '%s': %s (install nftables)", argv[0], strerror(r.error));
+    else if (rc != CHILD_OK)
         snprintf(out, outlen, "%s", why);
+    if (rc != CHILD_OK)
         return -1;
-    }
     rc = child_exit_code(r.status);
     if (rc == -1)
         snprintf(out, outlen, "nft killed by signal %d", WTERMSIG(r.status));
