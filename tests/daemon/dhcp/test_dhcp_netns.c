@@ -48,15 +48,8 @@
 
 #include "dhcp.h"
 #include "netbr.h"
+#include "netns.h"
 #include "shoal_skip.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #c);                         \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
 
 #define NGUESTS        5
 #define IP(a, b, c, d) (((uint32_t)(a) << 24) | ((b) << 16) | ((c) << 8) | (d))
@@ -66,22 +59,6 @@
 static char ns[64];                            /* the bridge's namespace */
 static char tmpd[] = "/tmp/shoal-dhcp-XXXXXX"; /* script, outputs, dhcp dirs */
 static char ddir[128];                         /* tmpd/dhcp */
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    if (!getenv("SHOAL_TEST_VERBOSE"))
-        strncat(cmd, " >/dev/null 2>&1", sizeof cmd - strlen(cmd) - 1);
-    else
-        fprintf(stderr, "+ %s\n", cmd);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static double ms_since(const struct timespec *t0)
 {
@@ -126,15 +103,16 @@ static void plug_guest(struct netbr_set *s, int i, const char *want)
     char mac[DHCP_MAC_STRLEN], err[256];
     const char *br = NULL;
     guest_mac(i, mac);
-    CHECK(netbr_set_pick(s, mac, &br, err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(netbr_set_pick(s, mac, &br, err, sizeof err) == NETBR_OK);
     if (strcmp(br, want))
         fprintf(stderr, "child: guest %d picked '%s', want '%s'\n", i, br, want);
-    CHECK(!strcmp(br, want));
-    CHECK(sh("ip link add g%d address fe:5c:00:00:00:%02x type veth peer name h%d address %s", i, i,
-             i, mac) == 0);
-    CHECK(sh("ip link set g%d master %s up", i, br) == 0);
-    CHECK(sh("ip link set h%d netns %s-g%d", i, ns, i) == 0);
-    CHECK(sh("ip -n %s-g%d link set h%d up", ns, i, i) == 0);
+    NETNS_CHECK(!strcmp(br, want));
+    NETNS_CHECK(
+        netns_sh("ip link add g%d address fe:5c:00:00:00:%02x type veth peer name h%d address %s",
+                 i, i, i, mac) == 0);
+    NETNS_CHECK(netns_sh("ip link set g%d master %s up", i, br) == 0);
+    NETNS_CHECK(netns_sh("ip link set h%d netns %s-g%d", i, ns, i) == 0);
+    NETNS_CHECK(netns_sh("ip -n %s-g%d link set h%d up", ns, i, i) == 0);
 }
 
 /* What udhcpc in guest i's namespace was given ("" when nothing): the
@@ -146,8 +124,9 @@ static const char *ask(int i, int tries)
     const char *p, *e;
     snprintf(out, sizeof out, "%s/out%d", tmpd, i);
     unlink(out);
-    sh("OUT=%s ip netns exec %s-g%d busybox udhcpc -i h%d -f -q -n -t %d -T 1 -A 1 -s %s/udhcpc.sh",
-       out, ns, i, i, tries, tmpd);
+    netns_sh("OUT=%s ip netns exec %s-g%d busybox udhcpc -i h%d -f -q -n -t %d -T 1 -A 1 -s "
+             "%s/udhcpc.sh",
+             out, ns, i, i, tries, tmpd);
     line[0] = 0;
     p = strstr(slurp(out), "bound ");
     if (p) {
@@ -165,7 +144,7 @@ static void expect_addr(int i, const char *addr)
     snprintf(want, sizeof want, "ip=%s ", addr);
     if (!strstr(got, want))
         fprintf(stderr, "child: guest %d: got '%s', want %s\n", i, got, addr);
-    CHECK(strstr(got, want) != NULL);
+    NETNS_CHECK(strstr(got, want) != NULL);
 }
 
 static void expect_nothing(int i)
@@ -173,7 +152,7 @@ static void expect_nothing(int i)
     const char *got = ask(i, 2);
     if (got[0])
         fprintf(stderr, "child: guest %d should get nothing, got '%s'\n", i, got);
-    CHECK(got[0] == 0);
+    NETNS_CHECK(got[0] == 0);
 }
 
 static int wait_new_pid(struct dhcp *d, pid_t old, int ms, struct dhcp_info *out)
@@ -219,8 +198,8 @@ static void body(void)
     double ms;
     int rc;
 
-    CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0); /* orphaned dnsmasqs come to us */
-    CHECK(netbr_set_open("sd0", "10.66.0.1", 16, 4, 2, &s, err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0); /* orphaned dnsmasqs come to us */
+    NETNS_CHECK(netbr_set_open("sd0", "10.66.0.1", 16, 4, 2, &s, err, sizeof err) == NETBR_OK);
     plug_guest(s, 1, "sd0");
     plug_guest(s, 2, "sd0");
     plug_guest(s, 3, "sd0.1"); /* beyond the main bridge */
@@ -236,19 +215,19 @@ static void body(void)
     ms = ms_since(&t0);
     if (rc != DHCP_OK)
         fprintf(stderr, "child: dhcp_start: %d %s\n", rc, err);
-    CHECK(rc == DHCP_OK);
+    NETNS_CHECK(rc == DHCP_OK);
     fprintf(stderr, "dhcp_start to serving: %.1f ms\n", ms);
     dhcp_info_get(d, &info);
-    CHECK(info.pid > 0 && info.starts == 1 && info.leases == 3 && info.reloads == 1);
+    NETNS_CHECK(info.pid > 0 && info.starts == 1 && info.leases == 3 && info.reloads == 1);
     {
         const char *got = ask(1, 4);
         if (!strstr(got, "ip=10.66.0.10 ") || !strstr(got, "router=10.66.0.1 ") ||
             !strstr(got, "mask=16 ") || !strstr(got, "hostname=alpha ") || !strstr(got, "dns= ") ||
             !strstr(got, "lease=4294967295"))
             fprintf(stderr, "child: guest 1 got '%s'\n", got);
-        CHECK(strstr(got, "ip=10.66.0.10 ") && strstr(got, "router=10.66.0.1 ") &&
-              strstr(got, "mask=16 ") && strstr(got, "hostname=alpha ") && strstr(got, "dns= ") &&
-              strstr(got, "lease=4294967295"));
+        NETNS_CHECK(strstr(got, "ip=10.66.0.10 ") && strstr(got, "router=10.66.0.1 ") &&
+                    strstr(got, "mask=16 ") && strstr(got, "hostname=alpha ") &&
+                    strstr(got, "dns= ") && strstr(got, "lease=4294967295"));
     }
     expect_addr(2, "10.66.0.11");
     expect_addr(3, "10.66.0.12"); /* on sd0.1: one dnsmasq serves the set */
@@ -261,10 +240,10 @@ static void body(void)
     ms = ms_since(&t0);
     if (rc != DHCP_OK)
         fprintf(stderr, "child: dhcp_set: %d %s\n", rc, err);
-    CHECK(rc == DHCP_OK);
+    NETNS_CHECK(rc == DHCP_OK);
     fprintf(stderr, "dhcp_set of 4 leases (SIGHUP): %.1f ms\n", ms);
     dhcp_info_get(d, &info);
-    CHECK(info.starts == 1 && info.restarts == 0 && info.reloads == 2 && info.leases == 4);
+    NETNS_CHECK(info.starts == 1 && info.restarts == 0 && info.reloads == 2 && info.leases == 4);
     expect_addr(5, "10.66.0.13");
 
     /* Guest 1 gone, guest 4 takes its address, which dnsmasq's database
@@ -275,19 +254,19 @@ static void body(void)
     ms = ms_since(&t0);
     if (rc != DHCP_OK)
         fprintf(stderr, "child: dhcp_set: %d %s\n", rc, err);
-    CHECK(rc == DHCP_OK);
+    NETNS_CHECK(rc == DHCP_OK);
     fprintf(stderr, "dhcp_set of 4 leases (restart, stale lease): %.1f ms\n", ms);
     dhcp_info_get(d, &info);
-    CHECK(info.starts == 2 && info.restarts == 1);
+    NETNS_CHECK(info.starts == 2 && info.restarts == 1);
     {
         char path[300];
         snprintf(path, sizeof path, "%s/leases", ddir);
-        CHECK(!strstr(slurp(path), "5a:5c:00:00:00:01"));
+        NETNS_CHECK(!strstr(slurp(path), "5a:5c:00:00:00:01"));
         snprintf(path, sizeof path, "%s/hosts", ddir);
-        CHECK(!strcmp(slurp(path), "5a:5c:00:00:00:04,10.66.0.10,delta\n"
-                                   "5a:5c:00:00:00:02,10.66.0.11,beta\n"
-                                   "5a:5c:00:00:00:03,10.66.0.12,gamma\n"
-                                   "5a:5c:00:00:00:05,10.66.0.13\n"));
+        NETNS_CHECK(!strcmp(slurp(path), "5a:5c:00:00:00:04,10.66.0.10,delta\n"
+                                         "5a:5c:00:00:00:02,10.66.0.11,beta\n"
+                                         "5a:5c:00:00:00:03,10.66.0.12,gamma\n"
+                                         "5a:5c:00:00:00:05,10.66.0.13\n"));
     }
     expect_addr(4, "10.66.0.10"); /* the freed address, at once */
     expect_nothing(1);            /* removed: nothing, also for its old address */
@@ -298,17 +277,17 @@ static void body(void)
     {
         enum { N = 1000 };
         struct dhcp_lease *big = calloc(N + 4, sizeof *big);
-        CHECK(big != NULL);
+        NETNS_CHECK(big != NULL);
         memcpy(big, l, sizeof l);
         for (int i = 0; i < N; i++) {
             snprintf(big[4 + i].mac, DHCP_MAC_STRLEN, "5a:5c:00:01:%02x:%02x", i >> 8, i & 255);
             big[4 + i].ipv4 = IP(10, 66, 4, 0) + (uint32_t)i;
         }
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        CHECK(dhcp_set(d, big, N + 4, err, sizeof err) == DHCP_OK);
+        NETNS_CHECK(dhcp_set(d, big, N + 4, err, sizeof err) == DHCP_OK);
         fprintf(stderr, "dhcp_set of %d leases: %.1f ms\n", N + 4, ms_since(&t0));
         dhcp_info_get(d, &info);
-        CHECK(info.leases == N + 4);
+        NETNS_CHECK(info.leases == N + 4);
         free(big);
         expect_addr(5, "10.66.0.13");
     }
@@ -316,13 +295,13 @@ static void body(void)
     /* dnsmasq killed: started again, serves, takes new lists. */
     dhcp_info_get(d, &info);
     old = info.pid;
-    CHECK(kill(old, SIGKILL) == 0);
-    CHECK(wait_new_pid(d, old, 5000, &info));
-    CHECK(info.starts == 3 && info.restarts == 1);
+    NETNS_CHECK(kill(old, SIGKILL) == 0);
+    NETNS_CHECK(wait_new_pid(d, old, 5000, &info));
+    NETNS_CHECK(info.starts == 3 && info.restarts == 1);
     fprintf(stderr, "dnsmasq %d killed, %d running\n", (int)old, (int)info.pid);
     expect_addr(2, "10.66.0.11");
     l[1] = lease(2, IP(10, 66, 0, 21), "beta"); /* a changed address */
-    CHECK(dhcp_set(d, l, 4, err, sizeof err) == DHCP_OK);
+    NETNS_CHECK(dhcp_set(d, l, 4, err, sizeof err) == DHCP_OK);
     expect_addr(2, "10.66.0.21");
 
     /* Stop: nothing left running, no pid file. */
@@ -330,11 +309,11 @@ static void body(void)
     old = info.pid;
     dhcp_stop(d);
     d = NULL;
-    CHECK(!alive(old));
+    NETNS_CHECK(!alive(old));
     {
         char path[300];
         snprintf(path, sizeof path, "%s/dnsmasq.pid", ddir);
-        CHECK(access(path, F_OK) != 0);
+        NETNS_CHECK(access(path, F_OK) != 0);
     }
     expect_nothing(2);
 
@@ -342,7 +321,7 @@ static void body(void)
      * replaced by the next start. */
     fflush(NULL);
     pid_t owner = fork();
-    CHECK(owner >= 0);
+    NETNS_CHECK(owner >= 0);
     if (owner == 0) {
         struct dhcp *o = NULL;
         if (dhcp_start(&cfg, l, 4, &o, err, sizeof err) != DHCP_OK)
@@ -354,22 +333,22 @@ static void body(void)
         char path[300];
         long stale = 0;
         FILE *f;
-        CHECK(waitpid(owner, &st, 0) == owner && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        NETNS_CHECK(waitpid(owner, &st, 0) == owner && WIFEXITED(st) && WEXITSTATUS(st) == 0);
         snprintf(path, sizeof path, "%s/dnsmasq.pid", ddir);
         f = fopen(path, "r");
-        CHECK(f && fscanf(f, "%ld", &stale) == 1);
+        NETNS_CHECK(f && fscanf(f, "%ld", &stale) == 1);
         fclose(f);
-        CHECK(alive((pid_t)stale));
+        NETNS_CHECK(alive((pid_t)stale));
         expect_addr(2, "10.66.0.21"); /* the orphan still serves */
         rc = dhcp_start(&cfg, l, 4, &d, err, sizeof err);
         if (rc != DHCP_OK)
             fprintf(stderr, "child: dhcp_start after an orphan: %d %s\n", rc, err);
-        CHECK(rc == DHCP_OK);
+        NETNS_CHECK(rc == DHCP_OK);
         while (waitpid(-1, &st, WNOHANG) > 0) /* the orphan, now our zombie */
             ;
-        CHECK(!alive((pid_t)stale));
+        NETNS_CHECK(!alive((pid_t)stale));
         dhcp_info_get(d, &info);
-        CHECK(info.pid != (pid_t)stale);
+        NETNS_CHECK(info.pid != (pid_t)stale);
         expect_addr(2, "10.66.0.21");
         dhcp_stop(d);
         d = NULL;
@@ -380,14 +359,14 @@ static void body(void)
         char priv[160], sub[200];
         struct dhcp_config pc = cfg;
         snprintf(priv, sizeof priv, "%s/private", tmpd);
-        CHECK(mkdir(priv, 0700) == 0);
+        NETNS_CHECK(mkdir(priv, 0700) == 0);
         snprintf(sub, sizeof sub, "%s/dhcp", priv);
         pc.dir = sub;
         rc = dhcp_start(&pc, l, 4, &d, err, sizeof err);
         if (rc != DHCP_E_IO || !strstr(err, "cannot read"))
             fprintf(stderr, "child: private dir: %d %s\n", rc, err);
-        CHECK(rc == DHCP_E_IO && strstr(err, "cannot read") && strstr(err, sub));
-        CHECK(d == NULL);
+        NETNS_CHECK(rc == DHCP_E_IO && strstr(err, "cannot read") && strstr(err, sub));
+        NETNS_CHECK(d == NULL);
     }
     netbr_set_close(s);
     exit(0); /* not _exit: LeakSanitizer checks the child */
@@ -430,14 +409,20 @@ static void kill_leftovers(void)
 
 static int have(const char *cmd)
 {
-    return sh("%s", cmd) == 0;
+    return netns_sh("%s", cmd) == 0;
+}
+
+/* In the parent, whatever the child did: no dnsmasq left, no files. */
+static void after(void)
+{
+    kill_leftovers();
+    netns_sh("rm -rf %s", tmpd);
 }
 
 static void dhcp_in_netns(void **state)
 {
-    char path[128];
+    char path[128], why[256];
     FILE *f;
-    int ok = 1;
     (void)state;
 
     if (geteuid() != 0)
@@ -461,33 +446,10 @@ static void dhcp_in_netns(void **state)
     chmod(path, 0755);
 
     snprintf(ns, sizeof ns, "shoal-dhcp-%d", (int)getpid());
-    if (sh("ip netns add %s", ns) != 0)
-        SHOAL_SKIP("`ip netns add %s` failed", ns);
-    for (int i = 1; i <= NGUESTS; i++)
-        ok &= sh("ip netns add %s-g%d", ns, i) == 0;
-    fflush(NULL);
-    pid_t pid = ok ? fork() : -1;
-    if (pid == 0) {
-        snprintf(path, sizeof path, "/run/netns/%s", ns);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
-            _exit(2);
-        close(fd);
-        body();
-        _exit(0);
+    if (netns_run(ns, NGUESTS, body, after, why, sizeof why) != 0) {
+        after();
+        SHOAL_SKIP("%s", why);
     }
-    int st = -1;
-    if (pid > 0)
-        waitpid(pid, &st, 0);
-    kill_leftovers();
-    for (int i = 1; i <= NGUESTS; i++)
-        sh("ip netns del %s-g%d", ns, i);
-    sh("ip netns del %s", ns);
-    sh("rm -rf %s", tmpd);
-    assert_true(ok);
-    assert_true(pid > 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 int main(void)

@@ -50,21 +50,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "guard.h"
 #include "netbr.h"
+#include "netns.h"
 #include "shoal_skip.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #c);                         \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static char ns[64]; /* the bridge's namespace; guests are ns-g1, ns-g2 */
 
@@ -82,41 +74,6 @@ static unsigned char gw_mac[6];
  * host). */
 static unsigned char over_mac[6];
 static char tap1[GUARD_TAP_SIZE], tap2[GUARD_TAP_SIZE];
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    if (!getenv("SHOAL_TEST_VERBOSE"))
-        strncat(cmd, " >/dev/null 2>&1", sizeof cmd - strlen(cmd) - 1);
-    else
-        fprintf(stderr, "+ %s\n", cmd);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int sh_out(char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int sh_out(char *out, size_t len, const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    out[0] = '\0';
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void mac_str(const unsigned char m[6], char out[18])
 {
@@ -140,9 +97,9 @@ static const char *neigh(const char *where, const char *ip)
     char out[512];
     mac[0] = '\0';
     if (where[0])
-        sh_out(out, sizeof out, "ip -n %s-%s neigh show %s", ns, where, ip);
+        netns_sh_out(out, sizeof out, "ip -n %s-%s neigh show %s", ns, where, ip);
     else
-        sh_out(out, sizeof out, "ip neigh show %s", ip);
+        netns_sh_out(out, sizeof out, "ip neigh show %s", ip);
     const char *p = strstr(out, "lladdr ");
     if (p)
         sscanf(p + 7, "%31s", mac);
@@ -160,15 +117,8 @@ static int is_gw_mac(const char *s)
 static int ping_from(const char *where, const char *ip)
 {
     if (!where[0])
-        return sh("ping -c 2 -i 0.2 -W 2 %s", ip);
-    return sh("ip netns exec %s-%s ping -c 2 -i 0.2 -W 2 %s", ns, where, ip);
-}
-
-static int ns_fd(const char *name)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/run/netns/%s", name);
-    return open(path, O_RDONLY | O_CLOEXEC);
+        return netns_sh("ping -c 2 -i 0.2 -W 2 %s", ip);
+    return netns_sh("ip netns exec %s-%s ping -c 2 -i 0.2 -W 2 %s", ns, where, ip);
 }
 
 /* An AF_PACKET socket on `dev` in namespace `where` ("" = the bridge's),
@@ -176,20 +126,20 @@ static int ns_fd(const char *name)
 static int packet_socket(const char *where, const char *dev)
 {
     char name[96];
-    int here = ns_fd(ns), there = -1, fd = -1;
+    int here = netns_open(ns), there = -1, fd = -1;
     snprintf(name, sizeof name, "%s%s%s", ns, where[0] ? "-" : "", where);
-    there = ns_fd(name);
-    CHECK(here >= 0 && there >= 0);
-    CHECK(setns(there, CLONE_NEWNET) == 0);
+    there = netns_open(name);
+    NETNS_CHECK(here >= 0 && there >= 0);
+    NETNS_CHECK(setns(there, CLONE_NEWNET) == 0);
     fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
     struct sockaddr_ll sll = { .sll_family = AF_PACKET,
                                .sll_protocol = htons(ETH_P_ALL),
                                .sll_ifindex = (int)if_nametoindex(dev) };
     int ok = fd >= 0 && sll.sll_ifindex > 0 && bind(fd, (struct sockaddr *)&sll, sizeof sll) == 0;
-    CHECK(setns(here, CLONE_NEWNET) == 0);
+    NETNS_CHECK(setns(here, CLONE_NEWNET) == 0);
     close(here);
     close(there);
-    CHECK(ok);
+    NETNS_CHECK(ok);
     return fd;
 }
 
@@ -312,7 +262,7 @@ static void arp(struct frame *f, const unsigned char dst[6], const unsigned char
 
 static void send_frame(const struct frame *f)
 {
-    CHECK(send(tx1, f->b, f->n, 0) == (ssize_t)f->n);
+    NETNS_CHECK(send(tx1, f->b, f->n, 0) == (ssize_t)f->n);
 }
 
 /* Send f from guest 1; whether the host and guest 2 saw pat[0..len). */
@@ -386,38 +336,38 @@ static void arp_attacks(int guarded)
             guarded ? "guarded" : "unguarded", IP2, host_has, GW, neigh("g2", GW));
     if (!guarded) {
         /* the attack works without the table: the test can tell */
-        CHECK(through == 4);
-        CHECK(!strcmp(neigh("", IP2), m1));
-        CHECK(!strcmp(neigh("g2", GW), m1));
+        NETNS_CHECK(through == 4);
+        NETNS_CHECK(!strcmp(neigh("", IP2), m1));
+        NETNS_CHECK(!strcmp(neigh("g2", GW), m1));
         return;
     }
-    CHECK(through == 0);
-    CHECK(!strcmp(neigh("", IP2), m2));
-    CHECK(is_gw_mac(neigh("g2", GW)));
+    NETNS_CHECK(through == 0);
+    NETNS_CHECK(!strcmp(neigh("", IP2), m2));
+    NETNS_CHECK(is_gw_mac(neigh("g2", GW)));
 
     /* its own address, but another MAC: inside the ARP only (Ethernet
      * source true), or in both */
     arp(&f, BCAST, MAC1, 1, MAC2, IP1, zero, IP1);
-    CHECK(!arp_gets_through(&f, "gratuitous ARP: own address, sender MAC guest 2's"));
+    NETNS_CHECK(!arp_gets_through(&f, "gratuitous ARP: own address, sender MAC guest 2's"));
     arp(&f, BCAST, other, 1, other, IP1, zero, IP1);
-    CHECK(!arp_gets_through(&f, "gratuitous ARP: own address from a forged MAC"));
+    NETNS_CHECK(!arp_gets_through(&f, "gratuitous ARP: own address from a forged MAC"));
     /* not an ARP of Ethernet/IPv4 sizes */
     arp(&f, BCAST, MAC1, 1, MAC1, IP1, zero, IP1);
     f.b[14 + 4] = 8; /* hlen */
-    CHECK(!arp_gets_through(&f, "ARP with a hardware address length of 8"));
+    NETNS_CHECK(!arp_gets_through(&f, "ARP with a hardware address length of 8"));
     usleep(200 * 1000);
-    CHECK(!strcmp(neigh("", IP1), m1));
-    CHECK(!strcmp(neigh("", IP2), m2));
-    CHECK(is_gw_mac(neigh("g2", GW)));
+    NETNS_CHECK(!strcmp(neigh("", IP1), m1));
+    NETNS_CHECK(!strcmp(neigh("", IP2), m2));
+    NETNS_CHECK(is_gw_mac(neigh("g2", GW)));
     /* guest 1's own gratuitous ARP, a probe (RFC 5227) and a reply pass */
     arp(&f, BCAST, MAC1, 1, MAC1, IP1, zero, IP1);
-    CHECK(arp_gets_through(&f, "control: gratuitous ARP for its own address"));
+    NETNS_CHECK(arp_gets_through(&f, "control: gratuitous ARP for its own address"));
     arp(&f, BCAST, MAC1, 1, MAC1, "0.0.0.0", zero, IP1);
-    CHECK(arp_gets_through(&f, "control: ARP probe from 0.0.0.0"));
+    NETNS_CHECK(arp_gets_through(&f, "control: ARP probe from 0.0.0.0"));
     arp(&f, gw_mac, MAC1, 2, MAC1, IP1, gw_mac, GW);
-    CHECK(arp_gets_through(&f, "control: ARP reply with its own address"));
+    NETNS_CHECK(arp_gets_through(&f, "control: ARP reply with its own address"));
     arp(&f, gw_mac, MAC1, 2, MAC1, "0.0.0.0", gw_mac, GW);
-    CHECK(!arp_gets_through(&f, "ARP reply from 0.0.0.0"));
+    NETNS_CHECK(!arp_gets_through(&f, "ARP reply from 0.0.0.0"));
 }
 
 /* The host sends to a MAC no port has: the bridge floods it to every
@@ -433,7 +383,7 @@ static int flood_seen(void)
     drain(rx_g2);
     eth(&f, nobody, gw_mac, ETHERTYPE_IP);
     ipv4_udp(&f, GW, "10.66.0.99", 40000, 9, marker);
-    CHECK(send(txh, f.b, f.n, 0) == (ssize_t)f.n);
+    NETNS_CHECK(send(txh, f.b, f.n, 0) == (ssize_t)f.n);
     g1 = seen(rx_g1, marker, 300);
     g2 = seen(rx_g2, marker, 100);
     close(txh);
@@ -452,7 +402,7 @@ static int unicast_seen(void)
     drain(rx_g1);
     eth(&f, MAC1, gw_mac, ETHERTYPE_IP);
     ipv4_udp(&f, GW, IP1, 40000, 9, marker);
-    CHECK(send(txh, f.b, f.n, 0) == (ssize_t)f.n);
+    NETNS_CHECK(send(txh, f.b, f.n, 0) == (ssize_t)f.n);
     g1 = seen(rx_g1, marker, 300);
     close(txh);
     return g1;
@@ -469,16 +419,17 @@ static void make_guests(struct netbr_set *s)
     for (int i = 1; i <= 2; i++) {
         const unsigned char *m = i == 1 ? MAC1 : MAC2;
         mac_str(m, mac);
-        CHECK(netbr_set_pick(s, mac, &br, err, sizeof err) == NETBR_OK);
-        CHECK(!strcmp(br, i == 1 ? "shg0" : "shg0.1"));
-        CHECK(sh("ip link add %s address fe:%s type veth peer name gp%d address %s",
-                 i == 1 ? tap1 : tap2, mac + 3, i, mac) == 0);
-        CHECK(sh("ip link set %s master %s up", i == 1 ? tap1 : tap2, br) == 0);
-        CHECK(sh("ip link set gp%d netns %s-g%d", i, ns, i) == 0);
-        CHECK(sh("ip -n %s-g%d addr add %s/24 dev gp%d", ns, i, i == 1 ? IP1 : IP2, i) == 0);
-        CHECK(sh("ip -n %s-g%d link set gp%d up", ns, i, i) == 0);
+        NETNS_CHECK(netbr_set_pick(s, mac, &br, err, sizeof err) == NETBR_OK);
+        NETNS_CHECK(!strcmp(br, i == 1 ? "shg0" : "shg0.1"));
+        NETNS_CHECK(netns_sh("ip link add %s address fe:%s type veth peer name gp%d address %s",
+                             i == 1 ? tap1 : tap2, mac + 3, i, mac) == 0);
+        NETNS_CHECK(netns_sh("ip link set %s master %s up", i == 1 ? tap1 : tap2, br) == 0);
+        NETNS_CHECK(netns_sh("ip link set gp%d netns %s-g%d", i, ns, i) == 0);
+        NETNS_CHECK(
+            netns_sh("ip -n %s-g%d addr add %s/24 dev gp%d", ns, i, i == 1 ? IP1 : IP2, i) == 0);
+        NETNS_CHECK(netns_sh("ip -n %s-g%d link set gp%d up", ns, i, i) == 0);
         /* no IPv6 of their own: the IPv6 case sends its frame itself */
-        sh("ip netns exec %s-g%d sysctl -q -w net.ipv6.conf.gp%d.disable_ipv6=1", ns, i, i);
+        netns_sh("ip netns exec %s-g%d sysctl -q -w net.ipv6.conf.gp%d.disable_ipv6=1", ns, i, i);
     }
 }
 
@@ -486,9 +437,9 @@ static void ports(struct guard_port p[2])
 {
     char err[256], m[18];
     mac_str(MAC1, m);
-    CHECK(guard_port_init(&p[0], ID1, m, ntohl(inet_addr(IP1)), err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_port_init(&p[0], ID1, m, ntohl(inet_addr(IP1)), err, sizeof err) == GUARD_OK);
     mac_str(MAC2, m);
-    CHECK(guard_port_init(&p[1], ID2, m, ntohl(inet_addr(IP2)), err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_port_init(&p[1], ID2, m, ntohl(inet_addr(IP2)), err, sizeof err) == GUARD_OK);
 }
 
 static void normal_traffic(void)
@@ -497,15 +448,15 @@ static void normal_traffic(void)
     mac_str(MAC1, m1);
     mac_str(MAC2, m2);
     mac_str(gw_mac, gw);
-    CHECK(ping_from("g1", GW) == 0);
-    CHECK(ping_from("g2", GW) == 0);
-    CHECK(ping_from("g1", IP2) == 0); /* across the links shg0.1-m/-o */
-    CHECK(ping_from("", IP1) == 0);
-    CHECK(ping_from("", IP2) == 0);
-    CHECK(!strcmp(neigh("", IP1), m1));
-    CHECK(!strcmp(neigh("", IP2), m2));
-    CHECK(is_gw_mac(neigh("g2", GW)));
-    CHECK(!strcmp(neigh("g2", IP1), m1));
+    NETNS_CHECK(ping_from("g1", GW) == 0);
+    NETNS_CHECK(ping_from("g2", GW) == 0);
+    NETNS_CHECK(ping_from("g1", IP2) == 0); /* across the links shg0.1-m/-o */
+    NETNS_CHECK(ping_from("", IP1) == 0);
+    NETNS_CHECK(ping_from("", IP2) == 0);
+    NETNS_CHECK(!strcmp(neigh("", IP1), m1));
+    NETNS_CHECK(!strcmp(neigh("", IP2), m2));
+    NETNS_CHECK(is_gw_mac(neigh("g2", GW)));
+    NETNS_CHECK(!strcmp(neigh("g2", IP1), m1));
 }
 
 /* ---- what a guest reaches on the host (table inet shoal) ---------------- */
@@ -515,10 +466,10 @@ static int host_listener(int port, int udp)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     int one = 1, fd = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
-    CHECK(fd >= 0);
+    NETNS_CHECK(fd >= 0);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    CHECK(udp || listen(fd, 16) == 0);
+    NETNS_CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    NETNS_CHECK(udp || listen(fd, 16) == 0);
     return fd;
 }
 
@@ -526,9 +477,9 @@ static int host_listener(int port, int udp)
  * dropped SYN shows as the 1.5 s timeout. */
 static int guest_reaches_tcp(const char *ip, int port)
 {
-    return sh("ip netns exec %s-g1 python3 -c \"import socket; "
-              "socket.create_connection(('%s', %d), timeout=1.5)\"",
-              ns, ip, port) == 0;
+    return netns_sh("ip netns exec %s-g1 python3 -c \"import socket; "
+                    "socket.create_connection(('%s', %d), timeout=1.5)\"",
+                    ns, ip, port) == 0;
 }
 
 /* Does a datagram from guest 1 (from sport) reach the host's udp listener? */
@@ -538,9 +489,9 @@ static int guest_reaches_udp(int lfd, int sport, int dport)
     struct pollfd pf = { lfd, POLLIN, 0 };
     while (recv(lfd, b, sizeof b, MSG_DONTWAIT) > 0)
         ;
-    sh("ip netns exec %s-g1 python3 -c \"import socket; s = socket.socket(socket.AF_INET, "
-       "socket.SOCK_DGRAM); s.bind(('%s', %d)); s.sendto(b'hi', ('%s', %d))\"",
-       ns, IP1, sport, GW, dport);
+    netns_sh("ip netns exec %s-g1 python3 -c \"import socket; s = socket.socket(socket.AF_INET, "
+             "socket.SOCK_DGRAM); s.bind(('%s', %d)); s.sendto(b'hi', ('%s', %d))\"",
+             ns, IP1, sport, GW, dport);
     return poll(&pf, 1, 1000) == 1 && recv(lfd, b, sizeof b, 0) == 2;
 }
 
@@ -552,15 +503,15 @@ static int host_reaches_guest(int port)
     int fd, ok = 0, e = 0;
     socklen_t l = sizeof e;
     struct pollfd pf;
-    sh("ip netns exec %s-g1 python3 -c \"import socket, time; s = socket.socket(); "
-       "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', %d)); "
-       "s.listen(); time.sleep(3)\" &",
-       ns, port);
+    netns_sh("ip netns exec %s-g1 python3 -c \"import socket, time; s = socket.socket(); "
+             "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', %d)); "
+             "s.listen(); time.sleep(3)\" &",
+             ns, port);
     inet_pton(AF_INET, IP1, &sa.sin_addr);
     for (int i = 0; i < 40 && !ok; i++) {
         usleep(100000);
         fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        CHECK(fd >= 0);
+        NETNS_CHECK(fd >= 0);
         if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
             ok = 1;
         } else if (errno == EINPROGRESS) {
@@ -580,13 +531,13 @@ static void host_exposure(int guarded, int tcp_fd, int udp67_fd, int udp_other_f
     (void)tcp_fd;
     fprintf(stderr, "  host service on the bridge address from a guest: %s\n",
             guarded ? "expect dropped" : "expect reached");
-    CHECK(guest_reaches_tcp(GW, 17878) == !guarded);
-    CHECK(guest_reaches_udp(udp_other_fd, 5000, 17879) == !guarded);
+    NETNS_CHECK(guest_reaches_tcp(GW, 17878) == !guarded);
+    NETNS_CHECK(guest_reaches_udp(udp_other_fd, 5000, 17879) == !guarded);
     /* DHCP and ping of the gateway stay, and so do connections the host
      * opens to a guest */
-    CHECK(guest_reaches_udp(udp67_fd, 68, 67));
-    CHECK(ping_from("g1", GW) == 0);
-    CHECK(host_reaches_guest(guarded ? 18081 : 18080));
+    NETNS_CHECK(guest_reaches_udp(udp67_fd, 68, 67));
+    NETNS_CHECK(ping_from("g1", GW) == 0);
+    NETNS_CHECK(host_reaches_guest(guarded ? 18081 : 18080));
 }
 
 static void attacks(void)
@@ -600,12 +551,14 @@ static void attacks(void)
     const unsigned char v6mc[6] = { 0x33, 0x33, 0, 0, 0, 1 };
     int h, g2;
 
-    CHECK(netbr_set_open("shg0", GW, 24, 2, 1, &s, err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(netbr_set_open("shg0", GW, 24, 2, 1, &s, err, sizeof err) == NETBR_OK);
     make_guests(s);
-    CHECK(sh_out(out, sizeof out, "ip -o link show dev shg0") == 0);
-    CHECK(strstr(out, "link/ether ") && parse_mac(strstr(out, "link/ether ") + 11, gw_mac) == 0);
-    CHECK(sh_out(out, sizeof out, "ip -o link show dev shg0.1") == 0);
-    CHECK(strstr(out, "link/ether ") && parse_mac(strstr(out, "link/ether ") + 11, over_mac) == 0);
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "ip -o link show dev shg0") == 0);
+    NETNS_CHECK(strstr(out, "link/ether ") &&
+                parse_mac(strstr(out, "link/ether ") + 11, gw_mac) == 0);
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "ip -o link show dev shg0.1") == 0);
+    NETNS_CHECK(strstr(out, "link/ether ") &&
+                parse_mac(strstr(out, "link/ether ") + 11, over_mac) == 0);
     tx1 = packet_socket("g1", "gp1");
     rx_g1 = packet_socket("g1", "gp1");
     rx_g2 = packet_socket("g2", "gp2");
@@ -617,14 +570,14 @@ static void attacks(void)
     normal_traffic();
     host_exposure(0, svc_tcp, svc_udp67, svc_udp);
     arp_attacks(0);
-    CHECK(udp_gets_through(MAC2, IP2, "forged source MAC and IP (guest 2's)"));
-    CHECK(flood_seen());
-    sh("ip neigh flush all");
-    sh("ip -n %s-g2 neigh flush all", ns);
+    NETNS_CHECK(udp_gets_through(MAC2, IP2, "forged source MAC and IP (guest 2's)"));
+    NETNS_CHECK(flood_seen());
+    netns_sh("ip neigh flush all");
+    netns_sh("ip -n %s-g2 neigh flush all", ns);
 
     ports(p);
-    CHECK(guard_open("shg0", p, 2, &g, err, sizeof err) == GUARD_OK);
-    CHECK(guard_count(g) == 2);
+    NETNS_CHECK(guard_open("shg0", p, 2, &g, err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_count(g) == 2);
     fprintf(stderr, "with the table:\n");
     normal_traffic();
     host_exposure(1, svc_tcp, svc_udp67, svc_udp);
@@ -632,51 +585,51 @@ static void attacks(void)
     guard_set_host_dhcp(0);
     {
         struct guard *g0 = NULL;
-        CHECK(guard_open("shg0", p, 2, &g0, err, sizeof err) == GUARD_OK);
-        CHECK(!guest_reaches_udp(svc_udp67, 68, 67));
+        NETNS_CHECK(guard_open("shg0", p, 2, &g0, err, sizeof err) == GUARD_OK);
+        NETNS_CHECK(!guest_reaches_udp(svc_udp67, 68, 67));
         guard_close(g0);
     }
     guard_set_host_dhcp(1);
     guard_close(g);
     g = NULL;
-    CHECK(guard_open("shg0", p, 2, &g, err, sizeof err) == GUARD_OK); /* back */
-    CHECK(guest_reaches_udp(svc_udp67, 68, 67));
+    NETNS_CHECK(guard_open("shg0", p, 2, &g, err, sizeof err) == GUARD_OK); /* back */
+    NETNS_CHECK(guest_reaches_udp(svc_udp67, 68, 67));
     close(svc_tcp);
     close(svc_udp67);
     close(svc_udp);
     arp_attacks(1);
 
     /* IPv4: only the guest's own MAC and address */
-    CHECK(udp_gets_through(MAC1, IP1, "control: own MAC and address"));
-    CHECK(!udp_gets_through(MAC2, IP1, "forged source MAC (guest 2's)"));
-    CHECK(!udp_gets_through(other, IP1, "forged source MAC (unknown)"));
-    CHECK(!udp_gets_through(MAC1, IP2, "forged source IP (guest 2's)"));
-    CHECK(!udp_gets_through(MAC1, GW, "forged source IP (the gateway's)"));
-    CHECK(!udp_gets_through(MAC1, "10.66.0.99", "forged source IP (unassigned)"));
-    CHECK(!udp_gets_through(MAC1, "192.0.2.1", "forged source IP (off the subnet)"));
-    CHECK(!udp_gets_through(MAC2, IP2, "forged source MAC and IP (guest 2's)"));
+    NETNS_CHECK(udp_gets_through(MAC1, IP1, "control: own MAC and address"));
+    NETNS_CHECK(!udp_gets_through(MAC2, IP1, "forged source MAC (guest 2's)"));
+    NETNS_CHECK(!udp_gets_through(other, IP1, "forged source MAC (unknown)"));
+    NETNS_CHECK(!udp_gets_through(MAC1, IP2, "forged source IP (guest 2's)"));
+    NETNS_CHECK(!udp_gets_through(MAC1, GW, "forged source IP (the gateway's)"));
+    NETNS_CHECK(!udp_gets_through(MAC1, "10.66.0.99", "forged source IP (unassigned)"));
+    NETNS_CHECK(!udp_gets_through(MAC1, "192.0.2.1", "forged source IP (off the subnet)"));
+    NETNS_CHECK(!udp_gets_through(MAC2, IP2, "forged source MAC and IP (guest 2's)"));
     /* the bridge did not learn guest 2's MAC on guest 1's port */
-    CHECK(sh_out(out, sizeof out, "bridge fdb show dev %s", tap1) == 0);
-    CHECK(!strstr(out, "5a:5c:00:00:a0:02"));
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "bridge fdb show dev %s", tap1) == 0);
+    NETNS_CHECK(!strstr(out, "5a:5c:00:00:a0:02"));
 
     /* DHCP before an address: from 0.0.0.0:68 to the broadcast :67 only */
     eth(&f, BCAST, MAC1, ETHERTYPE_IP);
     ipv4_udp(&f, "0.0.0.0", "255.255.255.255", 68, 67, "shoal-guard-dhcp-ok");
     sent_seen(&f, "shoal-guard-dhcp-ok", &h, &g2);
     fprintf(stderr, "  %-58s host %s\n", "DHCP discover from 0.0.0.0", h ? "saw it" : "-");
-    CHECK(h);
+    NETNS_CHECK(h);
     eth(&f, BCAST, MAC1, ETHERTYPE_IP);
     ipv4_udp(&f, "0.0.0.0", "10.66.0.255", 68, 67, "shoal-guard-dhcp-1");
     sent_seen(&f, "shoal-guard-dhcp-1", &h, &g2);
-    CHECK(!h && !g2);
+    NETNS_CHECK(!h && !g2);
     eth(&f, BCAST, MAC1, ETHERTYPE_IP);
     ipv4_udp(&f, "0.0.0.0", "255.255.255.255", 40000, 9, "shoal-guard-dhcp-2");
     sent_seen(&f, "shoal-guard-dhcp-2", &h, &g2);
-    CHECK(!h && !g2);
+    NETNS_CHECK(!h && !g2);
     eth(&f, BCAST, other, ETHERTYPE_IP);
     ipv4_udp(&f, "0.0.0.0", "255.255.255.255", 68, 67, "shoal-guard-dhcp-3");
     sent_seen(&f, "shoal-guard-dhcp-3", &h, &g2);
-    CHECK(!h && !g2);
+    NETNS_CHECK(!h && !g2);
 
     /* IPv6 (all-nodes multicast; a minimal header, then the marker) */
     eth(&f, v6mc, MAC1, 0x86dd);
@@ -687,7 +640,7 @@ static void attacks(void)
     sent_seen(&f, "shoal-guard-ipv6", &h, &g2);
     fprintf(stderr, "  %-58s host %s, guest 2 %s\n", "IPv6 from own MAC", h ? "saw it" : "-",
             g2 ? "saw it" : "-");
-    CHECK(!h && !g2);
+    NETNS_CHECK(!h && !g2);
     /* VLAN-tagged IPv4 from own MAC and address */
     eth(&f, BCAST, MAC1, 0x8100);
     put16(&f, 5);
@@ -696,42 +649,42 @@ static void attacks(void)
     sent_seen(&f, "shoal-guard-vlan", &h, &g2);
     fprintf(stderr, "  %-58s host %s, guest 2 %s\n", "VLAN-tagged IPv4 from own MAC/IP",
             h ? "saw it" : "-", g2 ? "saw it" : "-");
-    CHECK(!h && !g2);
+    NETNS_CHECK(!h && !g2);
     /* another ethertype (local experimental), and an 802.3 frame */
     eth(&f, BCAST, MAC1, 0x88b5);
     put(&f, "shoal-guard-88b5", 16);
     sent_seen(&f, "shoal-guard-88b5", &h, &g2);
-    CHECK(!h && !g2);
+    NETNS_CHECK(!h && !g2);
     eth(&f, BCAST, MAC1, 46);
     put(&f, (unsigned char[]){ 0xaa, 0xaa, 0x03, 0, 0, 0, 0x88, 0xb5 }, 8);
     put(&f, "shoal-guard-8023------------------------", 38);
     sent_seen(&f, "shoal-guard-8023", &h, &g2);
-    CHECK(!h && !g2);
+    NETNS_CHECK(!h && !g2);
 
     /* To a guest: no flooded unicast for another MAC; its own arrives. */
-    CHECK(!flood_seen());
-    CHECK(unicast_seen());
+    NETNS_CHECK(!flood_seen());
+    NETNS_CHECK(unicast_seen());
 
     /* A tap without elements sends nothing; with them again it does. */
-    CHECK(guard_remove(g, tap1, err, sizeof err) == GUARD_OK);
-    CHECK(guard_remove(g, tap1, err, sizeof err) == GUARD_OK); /* not there: fine */
-    CHECK(guard_count(g) == 1);
-    CHECK(!udp_gets_through(MAC1, IP1, "own MAC and address, port removed"));
-    CHECK(ping_from("g1", GW) != 0);
-    CHECK(guard_add(g, &p[0], err, sizeof err) == GUARD_OK);
-    CHECK(guard_add(g, &p[0], err, sizeof err) == GUARD_OK); /* idempotent */
-    CHECK(guard_count(g) == 2);
-    CHECK(udp_gets_through(MAC1, IP1, "own MAC and address, port added again"));
-    CHECK(ping_from("g1", GW) == 0);
+    NETNS_CHECK(guard_remove(g, tap1, err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_remove(g, tap1, err, sizeof err) == GUARD_OK); /* not there: fine */
+    NETNS_CHECK(guard_count(g) == 1);
+    NETNS_CHECK(!udp_gets_through(MAC1, IP1, "own MAC and address, port removed"));
+    NETNS_CHECK(ping_from("g1", GW) != 0);
+    NETNS_CHECK(guard_add(g, &p[0], err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_add(g, &p[0], err, sizeof err) == GUARD_OK); /* idempotent */
+    NETNS_CHECK(guard_count(g) == 2);
+    NETNS_CHECK(udp_gets_through(MAC1, IP1, "own MAC and address, port added again"));
+    NETNS_CHECK(ping_from("g1", GW) == 0);
 
     /* A shoald restart: the table is replaced while traffic flows, in one
      * transaction: no frame of a steady ping is lost. */
     FILE *pp = popen("ip netns exec $NS-g1 ping -q -c 150 -i 0.01 -W 1 " GW " 2>&1", "r");
-    CHECK(pp);
+    NETNS_CHECK(pp);
     for (int i = 0; i < 5; i++) {
         guard_close(g);
         g = NULL;
-        CHECK(guard_open("shg0", p, 2, &g, err, sizeof err) == GUARD_OK);
+        NETNS_CHECK(guard_open("shg0", p, 2, &g, err, sizeof err) == GUARD_OK);
         usleep(100 * 1000);
     }
     size_t n = fread(out, 1, sizeof out - 1, pp);
@@ -739,45 +692,45 @@ static void attacks(void)
     pclose(pp);
     fprintf(stderr, "  ping during 5 re-opens: %s",
             strstr(out, "150 packets") ? strstr(out, "150 packets") : out);
-    CHECK(strstr(out, " 0% packet loss"));
-    CHECK(!udp_gets_through(MAC1, IP2, "forged source IP after re-open"));
+    NETNS_CHECK(strstr(out, " 0% packet loss"));
+    NETNS_CHECK(!udp_gets_through(MAC1, IP2, "forged source IP after re-open"));
 
     /* Someone flushed the ruleset: guard_verify writes the table again, and
      * so does a guard_add that finds it gone. */
     int rebuilt = 0;
-    CHECK(guard_verify(g, &rebuilt, err, sizeof err) == GUARD_OK && rebuilt == 0);
-    CHECK(sh("nft flush ruleset") == 0);
-    CHECK(udp_gets_through(MAC1, IP2, "forged source IP, table flushed (unguarded)"));
-    CHECK(guard_verify(g, &rebuilt, err, sizeof err) == GUARD_OK && rebuilt == 1);
-    CHECK(!udp_gets_through(MAC1, IP2, "forged source IP after guard_verify"));
+    NETNS_CHECK(guard_verify(g, &rebuilt, err, sizeof err) == GUARD_OK && rebuilt == 0);
+    NETNS_CHECK(netns_sh("nft flush ruleset") == 0);
+    NETNS_CHECK(udp_gets_through(MAC1, IP2, "forged source IP, table flushed (unguarded)"));
+    NETNS_CHECK(guard_verify(g, &rebuilt, err, sizeof err) == GUARD_OK && rebuilt == 1);
+    NETNS_CHECK(!udp_gets_through(MAC1, IP2, "forged source IP after guard_verify"));
     /* Only the host-input table deleted: guests reach the host again until
      * guard_verify notices and writes both back. */
     {
         int svc = host_listener(17880, 0);
-        CHECK(sh("nft delete table inet shoal") == 0);
-        CHECK(guest_reaches_tcp(GW, 17880));
-        CHECK(guard_verify(g, &rebuilt, err, sizeof err) == GUARD_OK && rebuilt == 1);
-        CHECK(sh("nft list table inet shoal") == 0);
-        CHECK(!guest_reaches_tcp(GW, 17880));
+        NETNS_CHECK(netns_sh("nft delete table inet shoal") == 0);
+        NETNS_CHECK(guest_reaches_tcp(GW, 17880));
+        NETNS_CHECK(guard_verify(g, &rebuilt, err, sizeof err) == GUARD_OK && rebuilt == 1);
+        NETNS_CHECK(netns_sh("nft list table inet shoal") == 0);
+        NETNS_CHECK(!guest_reaches_tcp(GW, 17880));
         close(svc);
         fprintf(stderr, "  table inet shoal deleted alone: rewritten by guard_verify\n");
     }
-    CHECK(sh("nft flush ruleset") == 0);
+    NETNS_CHECK(netns_sh("nft flush ruleset") == 0);
     struct guard_port p3;
-    CHECK(guard_port_init(&p3, "00000000a003", "5a:5c:00:00:a0:03", ntohl(inet_addr("10.66.0.4")),
-                          err, sizeof err) == GUARD_OK);
-    CHECK(guard_add(g, &p3, err, sizeof err) == GUARD_OK);
-    CHECK(guard_count(g) == 3);
-    CHECK(!udp_gets_through(MAC1, IP2, "forged source IP after guard_add rebuilt"));
-    CHECK(udp_gets_through(MAC1, IP1, "own MAC and address after guard_add rebuilt"));
-    CHECK(sh_out(out, sizeof out, "nft list set bridge shoal addrs") == 0);
-    CHECK(strstr(out, "\"sh00000000a003\" . 5a:5c:00:00:a0:03 . 10.66.0.4"));
-    CHECK(strstr(out, "\"sh00000000a001\" . 5a:5c:00:00:a0:01 . 10.66.0.2"));
+    NETNS_CHECK(guard_port_init(&p3, "00000000a003", "5a:5c:00:00:a0:03",
+                                ntohl(inet_addr("10.66.0.4")), err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_add(g, &p3, err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_count(g) == 3);
+    NETNS_CHECK(!udp_gets_through(MAC1, IP2, "forged source IP after guard_add rebuilt"));
+    NETNS_CHECK(udp_gets_through(MAC1, IP1, "own MAC and address after guard_add rebuilt"));
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "nft list set bridge shoal addrs") == 0);
+    NETNS_CHECK(strstr(out, "\"sh00000000a003\" . 5a:5c:00:00:a0:03 . 10.66.0.4"));
+    NETNS_CHECK(strstr(out, "\"sh00000000a001\" . 5a:5c:00:00:a0:01 . 10.66.0.2"));
 
     /* guard_close leaves the table (guests outlive shoald). */
     guard_close(g);
-    CHECK(sh("nft list table bridge shoal") == 0);
-    CHECK(!udp_gets_through(MAC1, IP2, "forged source IP after guard_close"));
+    NETNS_CHECK(netns_sh("nft list table bridge shoal") == 0);
+    NETNS_CHECK(!udp_gets_through(MAC1, IP2, "forged source IP after guard_close"));
     close(tx1);
     close(rx_g1);
     close(rx_g2);
@@ -792,39 +745,39 @@ static void errors(void)
     struct guard *g = NULL;
     struct guard_port p;
     char err[1024];
-    CHECK(guard_port_init(&p, "00000000b001", "5a:5c:00:00:b0:01", ntohl(inet_addr("10.67.0.2")),
-                          err, sizeof err) == GUARD_OK);
-    CHECK(guard_open("bad name", &p, 1, &g, err, sizeof err) == GUARD_E_INVAL);
-    CHECK(strstr(err, "'bad name'"));
-    CHECK(!g);
-    CHECK(guard_open("shg1", &p, 1, &g, err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_port_init(&p, "00000000b001", "5a:5c:00:00:b0:01",
+                                ntohl(inet_addr("10.67.0.2")), err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_open("bad name", &p, 1, &g, err, sizeof err) == GUARD_E_INVAL);
+    NETNS_CHECK(strstr(err, "'bad name'"));
+    NETNS_CHECK(!g);
+    NETNS_CHECK(guard_open("shg1", &p, 1, &g, err, sizeof err) == GUARD_OK);
     struct guard_port bad = p;
     snprintf(bad.tap, sizeof bad.tap, "eth0");
-    CHECK(guard_add(g, &bad, err, sizeof err) == GUARD_E_INVAL);
-    CHECK(guard_count(g) == 1);
+    NETNS_CHECK(guard_add(g, &bad, err, sizeof err) == GUARD_E_INVAL);
+    NETNS_CHECK(guard_count(g) == 1);
     guard_close(g);
 
     /* The same tap twice: the later one is kept. And guard_add of a known
      * tap with other values replaces its elements. */
     struct guard_port q[3];
     char out[4096];
-    CHECK(guard_port_init(&q[0], "00000000b001", "5a:5c:00:00:b0:01", ntohl(inet_addr("10.67.0.2")),
-                          err, sizeof err) == GUARD_OK);
-    CHECK(guard_port_init(&q[1], "00000000b002", "5a:5c:00:00:b0:02", ntohl(inet_addr("10.67.0.3")),
-                          err, sizeof err) == GUARD_OK);
-    CHECK(guard_port_init(&q[2], "00000000b001", "5a:5c:00:00:b0:01", ntohl(inet_addr("10.67.0.9")),
-                          err, sizeof err) == GUARD_OK);
-    CHECK(guard_open("shg1", q, 3, &g, err, sizeof err) == GUARD_OK);
-    CHECK(guard_count(g) == 2);
-    CHECK(sh_out(out, sizeof out, "nft list set bridge shoal addrs") == 0);
-    CHECK(strstr(out, "10.67.0.9") && !strstr(out, "10.67.0.2"));
-    CHECK(guard_port_init(&q[2], "00000000b002", "5a:5c:00:00:b0:0f", ntohl(inet_addr("10.67.0.4")),
-                          err, sizeof err) == GUARD_OK);
-    CHECK(guard_add(g, &q[2], err, sizeof err) == GUARD_OK);
-    CHECK(guard_count(g) == 2);
-    CHECK(sh_out(out, sizeof out, "nft list table bridge shoal") == 0);
-    CHECK(strstr(out, "5a:5c:00:00:b0:0f . 10.67.0.4") && !strstr(out, "10.67.0.3") &&
-          !strstr(out, "5a:5c:00:00:b0:02"));
+    NETNS_CHECK(guard_port_init(&q[0], "00000000b001", "5a:5c:00:00:b0:01",
+                                ntohl(inet_addr("10.67.0.2")), err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_port_init(&q[1], "00000000b002", "5a:5c:00:00:b0:02",
+                                ntohl(inet_addr("10.67.0.3")), err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_port_init(&q[2], "00000000b001", "5a:5c:00:00:b0:01",
+                                ntohl(inet_addr("10.67.0.9")), err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_open("shg1", q, 3, &g, err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_count(g) == 2);
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "nft list set bridge shoal addrs") == 0);
+    NETNS_CHECK(strstr(out, "10.67.0.9") && !strstr(out, "10.67.0.2"));
+    NETNS_CHECK(guard_port_init(&q[2], "00000000b002", "5a:5c:00:00:b0:0f",
+                                ntohl(inet_addr("10.67.0.4")), err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_add(g, &q[2], err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_count(g) == 2);
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "nft list table bridge shoal") == 0);
+    NETNS_CHECK(strstr(out, "5a:5c:00:00:b0:0f . 10.67.0.4") && !strstr(out, "10.67.0.3") &&
+                !strstr(out, "5a:5c:00:00:b0:02"));
     guard_close(g);
     exit(0);
 }
@@ -833,37 +786,11 @@ static void errors(void)
 
 static void in_netns(const char *tag, void (*body)(void))
 {
-    char path[128];
-    if (geteuid() != 0)
-        SHOAL_SKIP("%s: not root (euid %d): cannot create a network namespace", tag,
-                   (int)geteuid());
+    char why[256];
     snprintf(ns, sizeof ns, "shoal-grd-%d", (int)getpid());
-    if (sh("ip netns add %s", ns) != 0)
-        SHOAL_SKIP("%s: `ip netns add %s` failed", tag, ns);
-    int ok = sh("ip netns add %s-g1", ns) == 0 && sh("ip netns add %s-g2", ns) == 0 &&
-             sh("ip -n %s-g1 link set lo up", ns) == 0 && sh("ip -n %s link set lo up", ns) == 0;
     setenv("NS", ns, 1);
-    fflush(NULL);
-    pid_t pid = ok ? fork() : -1;
-    if (pid == 0) {
-        snprintf(path, sizeof path, "/run/netns/%s", ns);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
-            _exit(2);
-        close(fd);
-        body();
-        _exit(0);
-    }
-    int st = -1;
-    if (pid > 0)
-        waitpid(pid, &st, 0);
-    sh("ip netns del %s-g1", ns);
-    sh("ip netns del %s-g2", ns);
-    sh("ip netns del %s", ns);
-    assert_true(ok);
-    assert_true(pid > 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    if (netns_run(ns, 2, body, NULL, why, sizeof why) != 0)
+        SHOAL_SKIP("%s: %s", tag, why);
 }
 
 static void attacks_in_netns(void **state)

@@ -23,64 +23,17 @@
 
 #include <fcntl.h>
 #include <net/if.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "netbr.h"
+#include "netns.h"
 #include "shoal_skip.h"
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #c);                         \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
 static char ns[64]; /* the case's namespace; guests are ns-g1, ns-g2 */
-
-/* Run a shell command (formatted) in the current namespace, output to
- * /dev/null unless SHOAL_TEST_VERBOSE is set. Returns its exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    if (!getenv("SHOAL_TEST_VERBOSE"))
-        strncat(cmd, " >/dev/null 2>&1", sizeof cmd - strlen(cmd) - 1);
-    else
-        fprintf(stderr, "+ %s\n", cmd);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* First line of a shell command's output (formatted) in out; its status. */
-static int sh_out(char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int sh_out(char *out, size_t len, const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    out[0] = '\0';
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* The bridge `dev` is a port of ("" if none). */
 static const char *master_of(const char *dev)
@@ -88,7 +41,7 @@ static const char *master_of(const char *dev)
     static char m[64];
     char out[4096];
     m[0] = '\0';
-    if (sh_out(out, sizeof out, "ip -o link show dev %s 2>/dev/null", dev) != 0)
+    if (netns_sh_out(out, sizeof out, "ip -o link show dev %s 2>/dev/null", dev) != 0)
         return m;
     const char *p = strstr(out, " master ");
     if (p)
@@ -100,7 +53,7 @@ static const char *master_of(const char *dev)
 static int link_has(const char *dev, const char *word)
 {
     char out[8192];
-    if (sh_out(out, sizeof out, "ip -d -o link show dev %s 2>/dev/null", dev) != 0)
+    if (netns_sh_out(out, sizeof out, "ip -d -o link show dev %s 2>/dev/null", dev) != 0)
         return 0;
     return strstr(out, word) != NULL;
 }
@@ -111,7 +64,7 @@ static const char *setting(const char *dev, const char *key, char val[32])
     char out[8192], k[64];
     val[0] = '\0';
     snprintf(k, sizeof k, " %s ", key);
-    if (sh_out(out, sizeof out, "ip -d -o link show dev %s 2>/dev/null", dev) == 0) {
+    if (netns_sh_out(out, sizeof out, "ip -d -o link show dev %s 2>/dev/null", dev) == 0) {
         const char *p = strstr(out, k);
         if (p)
             sscanf(p + strlen(k), "%31s", val);
@@ -123,7 +76,7 @@ static void link_mac_of(const char *dev, char mac[32])
 {
     char out[4096];
     mac[0] = '\0';
-    sh_out(out, sizeof out, "ip -o link show dev %s", dev);
+    netns_sh_out(out, sizeof out, "ip -o link show dev %s", dev);
     const char *p = strstr(out, "link/ether ");
     if (p)
         sscanf(p + 11, "%31s", mac);
@@ -132,7 +85,7 @@ static void link_mac_of(const char *dev, char mac[32])
 static int ports_of(const char *br)
 {
     char out[64];
-    sh_out(out, sizeof out, "ip -o link show master %s | wc -l", br);
+    netns_sh_out(out, sizeof out, "ip -o link show master %s | wc -l", br);
     return atoi(out);
 }
 
@@ -144,9 +97,9 @@ static void guest_mac(int i, char mac[NETBR_MAC_STRLEN])
 
 static void plug(int i, const char *bridge)
 {
-    CHECK(sh("ip link add g%d address fe:5c:00:00:%02x:%02x type veth peer name h%d", i,
-             (i >> 8) & 0xff, i & 0xff, i) == 0);
-    CHECK(sh("ip link set g%d master %s up", i, bridge) == 0);
+    NETNS_CHECK(netns_sh("ip link add g%d address fe:5c:00:00:%02x:%02x type veth peer name h%d", i,
+                         (i >> 8) & 0xff, i & 0xff, i) == 0);
+    NETNS_CHECK(netns_sh("ip link set g%d master %s up", i, bridge) == 0);
 }
 
 /* Pick for guest i, expect `want` (NULL: expect NETBR_E_FULL). */
@@ -160,30 +113,30 @@ static const char *pick(struct netbr_set *s, int i, const char *want)
         if (rc != NETBR_E_FULL)
             fprintf(stderr, "child: pick %d: rc %d (%s), want NETBR_E_FULL\n", i, rc,
                     rc ? err : br);
-        CHECK(rc == NETBR_E_FULL);
+        NETNS_CHECK(rc == NETBR_E_FULL);
         return NULL;
     }
     if (rc != NETBR_OK || strcmp(br, want))
         fprintf(stderr, "child: pick %d: rc %d, got '%s' (%s), want '%s'\n", i, rc, br ? br : "",
                 rc ? err : "", want);
-    CHECK(rc == NETBR_OK && !strcmp(br, want));
+    NETNS_CHECK(rc == NETBR_OK && !strcmp(br, want));
     return br;
 }
 
 /* Move h<i> into guest namespace ns-g<g> with address addr/16, up. */
 static void to_guest_ns(int i, int g, const char *addr)
 {
-    CHECK(sh("ip link set h%d netns %s-g%d", i, ns, g) == 0);
-    CHECK(sh("ip -n %s-g%d addr add %s/16 dev h%d", ns, g, addr, i) == 0);
-    CHECK(sh("ip -n %s-g%d link set h%d up", ns, g, i) == 0);
+    NETNS_CHECK(netns_sh("ip link set h%d netns %s-g%d", i, ns, g) == 0);
+    NETNS_CHECK(netns_sh("ip -n %s-g%d addr add %s/16 dev h%d", ns, g, addr, i) == 0);
+    NETNS_CHECK(netns_sh("ip -n %s-g%d link set h%d up", ns, g, i) == 0);
 }
 
 /* Ping from guest namespace g (0: the bridge's namespace). */
 static int ping_from(int g, const char *addr)
 {
     if (g == 0)
-        return sh("ping -c 2 -i 0.2 -W 3 %s", addr);
-    return sh("ip netns exec %s-g%d ping -c 2 -i 0.2 -W 3 %s", ns, g, addr);
+        return netns_sh("ping -c 2 -i 0.2 -W 3 %s", addr);
+    return netns_sh("ip netns exec %s-g%d ping -c 2 -i 0.2 -W 3 %s", ns, g, addr);
 }
 
 /* ---- cases run inside a namespace ---- */
@@ -196,38 +149,41 @@ static void small_limit(void)
     char err[512], mac0[32], mac1[32], out[256], v0[32], v1[32];
     int idx1;
 
-    CHECK(netbr_set_open("sb0", "10.77.0.1", 16, 4, 2, &s, err, sizeof err) == NETBR_OK);
-    CHECK(!strcmp(netbr_set_name(s), "sb0"));
+    NETNS_CHECK(netbr_set_open("sb0", "10.77.0.1", 16, 4, 2, &s, err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(!strcmp(netbr_set_name(s), "sb0"));
     link_mac_of("sb0", mac0);
-    CHECK(mac0[0]);
+    NETNS_CHECK(mac0[0]);
     /* settings the overflow bridges must copy */
-    CHECK(sh("ip link set dev sb0 type bridge ageing_time 12345 forward_delay 800") == 0);
-    CHECK(sh("ip link set dev lo up") == 0);
+    NETNS_CHECK(netns_sh("ip link set dev sb0 type bridge ageing_time 12345 forward_delay 800") ==
+                0);
+    NETNS_CHECK(netns_sh("ip link set dev lo up") == 0);
 
     /* picks count before their taps appear: two on the main bridge, the
      * third overflows though nothing is plugged yet */
     pick(s, 1, "sb0");
     pick(s, 2, "sb0");
     pick(s, 3, "sb0.1");
-    CHECK(netbr_exists("sb0.1"));
-    CHECK(!netbr_exists("sb0.2"));
+    NETNS_CHECK(netbr_exists("sb0.1"));
+    NETNS_CHECK(!netbr_exists("sb0.2"));
     plug(1, "sb0");
     plug(2, "sb0");
     plug(3, "sb0.1");
-    CHECK(!strcmp(master_of("sb0.1-m"), "sb0"));
-    CHECK(!strcmp(master_of("sb0.1-o"), "sb0.1"));
-    CHECK(link_has("sb0.1-m", "veth"));
+    NETNS_CHECK(!strcmp(master_of("sb0.1-m"), "sb0"));
+    NETNS_CHECK(!strcmp(master_of("sb0.1-o"), "sb0.1"));
+    NETNS_CHECK(link_has("sb0.1-m", "veth"));
     /* the kernel rounds timers to its ticks: compare with what it kept */
-    CHECK(!strcmp(setting("sb0", "ageing_time", v0), "12344") ||
-          !strcmp(setting("sb0", "ageing_time", v0), "12345"));
-    CHECK(!strcmp(setting("sb0.1", "ageing_time", v1), v0));
-    CHECK(!strcmp(setting("sb0.1", "forward_delay", v1), "800"));
-    CHECK(!strcmp(setting("sb0.1", "stp_state", v1), "0"));
-    CHECK(link_has("sb0.1", "state UP") || link_has("sb0.1", ",UP"));
+    NETNS_CHECK(!strcmp(setting("sb0", "ageing_time", v0), "12344") ||
+                !strcmp(setting("sb0", "ageing_time", v0), "12345"));
+    NETNS_CHECK(!strcmp(setting("sb0.1", "ageing_time", v1), v0));
+    NETNS_CHECK(!strcmp(setting("sb0.1", "forward_delay", v1), "800"));
+    NETNS_CHECK(!strcmp(setting("sb0.1", "stp_state", v1), "0"));
+    NETNS_CHECK(link_has("sb0.1", "state UP") || link_has("sb0.1", ",UP"));
     /* no address at all (IPv6 link-local neither) on the overflow side */
-    CHECK(sh_out(out, sizeof out, "ip -o addr show dev sb0.1") == 0 && out[0] == '\0');
-    CHECK(sh_out(out, sizeof out, "ip -o addr show dev sb0.1-m") == 0 && out[0] == '\0');
-    CHECK(sh_out(out, sizeof out, "ip -o addr show dev sb0.1-o") == 0 && out[0] == '\0');
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "ip -o addr show dev sb0.1") == 0 && out[0] == '\0');
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "ip -o addr show dev sb0.1-m") == 0 &&
+                out[0] == '\0');
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "ip -o addr show dev sb0.1-o") == 0 &&
+                out[0] == '\0');
 
     /* a pick for a guest whose tap is in is not counted twice */
     pick(s, 4, "sb0.1");
@@ -240,49 +196,49 @@ static void small_limit(void)
     plug(7, "sb0.2");
     pick(s, 8, "sb0.2");
     plug(8, "sb0.2");
-    CHECK(ports_of("sb0") == 4);   /* g1, g2, two links */
-    CHECK(ports_of("sb0.1") == 4); /* link, g3..g5 */
-    CHECK(ports_of("sb0.2") == 4);
+    NETNS_CHECK(ports_of("sb0") == 4);   /* g1, g2, two links */
+    NETNS_CHECK(ports_of("sb0.1") == 4); /* link, g3..g5 */
+    NETNS_CHECK(ports_of("sb0.2") == 4);
     {
         char m[NETBR_MAC_STRLEN];
         const char *br;
         guest_mac(9, m);
-        CHECK(netbr_set_pick(s, m, &br, err, sizeof err) == NETBR_E_FULL);
+        NETNS_CHECK(netbr_set_pick(s, m, &br, err, sizeof err) == NETBR_E_FULL);
         fprintf(stderr, "full: %s\n", err);
-        CHECK(strstr(err, "'sb0'") && strstr(err, "4 ports") && strstr(err, "2 overflow"));
+        NETNS_CHECK(strstr(err, "'sb0'") && strstr(err, "4 ports") && strstr(err, "2 overflow"));
     }
     /* the gateway's MAC did not follow the links' */
     link_mac_of("sb0", mac1);
-    CHECK(!strcmp(mac0, mac1));
+    NETNS_CHECK(!strcmp(mac0, mac1));
 
     /* frames cross: overflow 1 -> gateway, overflow 2 -> overflow 1,
      * host -> overflow 2 */
     to_guest_ns(3, 1, "10.77.0.3");
     to_guest_ns(6, 2, "10.77.0.6");
-    CHECK(ping_from(1, "10.77.0.1") == 0);
-    CHECK(ping_from(2, "10.77.0.3") == 0);
-    CHECK(ping_from(0, "10.77.0.6") == 0);
+    NETNS_CHECK(ping_from(1, "10.77.0.1") == 0);
+    NETNS_CHECK(ping_from(2, "10.77.0.3") == 0);
+    NETNS_CHECK(ping_from(0, "10.77.0.6") == 0);
 
     /* a restart: bridges exist; a broken link and a changed setting are
      * repaired, nothing is re-created */
     netbr_set_close(s);
     s = NULL;
     idx1 = (int)if_nametoindex("sb0.1");
-    CHECK(sh("ip link del sb0.2-m") == 0);
-    CHECK(!link_has("sb0.2-o", "veth"));
-    CHECK(sh("ip link set dev sb0.1 type bridge ageing_time 999") == 0);
-    CHECK(ping_from(2, "10.77.0.1") != 0);
-    CHECK(netbr_set_open("sb0", "10.77.0.1", 16, 4, 2, &s, err, sizeof err) == NETBR_OK);
-    CHECK((int)if_nametoindex("sb0.1") == idx1);
-    CHECK(!strcmp(master_of("sb0.2-m"), "sb0"));
-    CHECK(!strcmp(master_of("sb0.2-o"), "sb0.2"));
-    CHECK(!strcmp(setting("sb0.1", "ageing_time", v1), v0));
+    NETNS_CHECK(netns_sh("ip link del sb0.2-m") == 0);
+    NETNS_CHECK(!link_has("sb0.2-o", "veth"));
+    NETNS_CHECK(netns_sh("ip link set dev sb0.1 type bridge ageing_time 999") == 0);
+    NETNS_CHECK(ping_from(2, "10.77.0.1") != 0);
+    NETNS_CHECK(netbr_set_open("sb0", "10.77.0.1", 16, 4, 2, &s, err, sizeof err) == NETBR_OK);
+    NETNS_CHECK((int)if_nametoindex("sb0.1") == idx1);
+    NETNS_CHECK(!strcmp(master_of("sb0.2-m"), "sb0"));
+    NETNS_CHECK(!strcmp(master_of("sb0.2-o"), "sb0.2"));
+    NETNS_CHECK(!strcmp(setting("sb0.1", "ageing_time", v1), v0));
     link_mac_of("sb0", mac1);
-    CHECK(!strcmp(mac0, mac1));
-    CHECK(ping_from(2, "10.77.0.1") == 0);
+    NETNS_CHECK(!strcmp(mac0, mac1));
+    NETNS_CHECK(ping_from(2, "10.77.0.1") == 0);
     /* counts come from the kernel after a restart */
     pick(s, 9, NULL);
-    CHECK(sh("ip link del g4") == 0);
+    NETNS_CHECK(netns_sh("ip link del g4") == 0);
     pick(s, 9, "sb0.1");
     /* twice for one MAC (a start retried) holds one port, not two */
     pick(s, 9, "sb0.1");
@@ -290,11 +246,11 @@ static void small_limit(void)
     netbr_set_close(s);
 
     /* delete takes the overflow bridges and links too, not the guests */
-    CHECK(netbr_delete("sb0", err, sizeof err) == NETBR_OK);
-    CHECK(!netbr_exists("sb0") && !netbr_exists("sb0.1") && !netbr_exists("sb0.2"));
-    CHECK(if_nametoindex("sb0.1-m") == 0 && if_nametoindex("sb0.1-o") == 0);
-    CHECK(if_nametoindex("sb0.2-m") == 0 && if_nametoindex("sb0.2-o") == 0);
-    CHECK(if_nametoindex("g1") != 0);
+    NETNS_CHECK(netbr_delete("sb0", err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(!netbr_exists("sb0") && !netbr_exists("sb0.1") && !netbr_exists("sb0.2"));
+    NETNS_CHECK(if_nametoindex("sb0.1-m") == 0 && if_nametoindex("sb0.1-o") == 0);
+    NETNS_CHECK(if_nametoindex("sb0.2-m") == 0 && if_nametoindex("sb0.2-o") == 0);
+    NETNS_CHECK(if_nametoindex("g1") != 0);
     exit(0); /* not _exit: LeakSanitizer checks the child */
 }
 
@@ -307,19 +263,20 @@ static void odd_names(void)
 
     /* limit 2, 2 overflow bridges: the main bridge keeps both ports for
      * links, so every guest overflows */
-    CHECK(sh("ip link add sc0.1 type veth peer name sc0x") == 0);
-    CHECK(netbr_set_open("sc0", "10.78.0.1", 16, 2, 2, &s, err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(netns_sh("ip link add sc0.1 type veth peer name sc0x") == 0);
+    NETNS_CHECK(netbr_set_open("sc0", "10.78.0.1", 16, 2, 2, &s, err, sizeof err) == NETBR_OK);
     pick(s, 1, "sc0.2");
     plug(1, "sc0.2");
     pick(s, 2, NULL);
-    CHECK(link_has("sc0.1", "veth"));
+    NETNS_CHECK(link_has("sc0.1", "veth"));
     netbr_set_close(s);
-    CHECK(netbr_delete("sc0", err, sizeof err) == NETBR_OK);
-    CHECK(!netbr_exists("sc0.2") && if_nametoindex("sc0.2-m") == 0);
-    CHECK(if_nametoindex("sc0.1") != 0); /* not ours: left alone */
+    NETNS_CHECK(netbr_delete("sc0", err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(!netbr_exists("sc0.2") && if_nametoindex("sc0.2-m") == 0);
+    NETNS_CHECK(if_nametoindex("sc0.1") != 0); /* not ours: left alone */
 
     /* 11 characters: no overflow bridge can be named */
-    CHECK(netbr_set_open("abcdefghijk", "10.79.0.1", 16, 3, 2, &s, err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(netbr_set_open("abcdefghijk", "10.79.0.1", 16, 3, 2, &s, err, sizeof err) ==
+                NETBR_OK);
     pick(s, 1, "abcdefghijk");
     pick(s, 2, "abcdefghijk");
     pick(s, 3, "abcdefghijk");
@@ -327,18 +284,19 @@ static void odd_names(void)
         char m[NETBR_MAC_STRLEN];
         const char *br;
         guest_mac(4, m);
-        CHECK(netbr_set_pick(s, m, &br, err, sizeof err) == NETBR_E_FULL);
+        NETNS_CHECK(netbr_set_pick(s, m, &br, err, sizeof err) == NETBR_E_FULL);
         fprintf(stderr, "full: %s\n", err);
-        CHECK(strstr(err, "'abcdefghijk'") && strstr(err, "too long") && strstr(err, "at most 10"));
+        NETNS_CHECK(strstr(err, "'abcdefghijk'") && strstr(err, "too long") &&
+                    strstr(err, "at most 10"));
     }
     /* a bad MAC */
     {
         const char *br;
-        CHECK(netbr_set_pick(s, "5a:5c:00", &br, err, sizeof err) == NETBR_E_INVAL);
-        CHECK(strstr(err, "'5a:5c:00'"));
+        NETNS_CHECK(netbr_set_pick(s, "5a:5c:00", &br, err, sizeof err) == NETBR_E_INVAL);
+        NETNS_CHECK(strstr(err, "'5a:5c:00'"));
     }
     netbr_set_close(s);
-    CHECK(netbr_delete("abcdefghijk", err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(netbr_delete("abcdefghijk", err, sizeof err) == NETBR_OK);
     exit(0); /* not _exit: LeakSanitizer checks the child */
 }
 
@@ -362,7 +320,7 @@ static int fill(const char *br, int from, int to)
         fprintf(fp, "link add p%d type veth peer name q%d\nlink set p%d master %s up\n", i, i, i,
                 br);
     fclose(fp);
-    int rc = sh("ip -batch %s", path);
+    int rc = netns_sh("ip -batch %s", path);
     unlink(path);
     return rc;
 }
@@ -375,13 +333,13 @@ static void real_limit(void)
     const int guests_main = NETBR_PORTS_MAX - NETBR_OVERFLOW_MAX; /* 960 */
     double t0;
 
-    CHECK(netbr_set_open("shoal0", "10.88.0.1", 16, NETBR_PORTS_MAX, NETBR_OVERFLOW_MAX, &s, err,
-                         sizeof err) == NETBR_OK);
-    CHECK(sh("ip link set dev lo up") == 0);
+    NETNS_CHECK(netbr_set_open("shoal0", "10.88.0.1", 16, NETBR_PORTS_MAX, NETBR_OVERFLOW_MAX, &s,
+                               err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(netns_sh("ip link set dev lo up") == 0);
     t0 = now_s();
-    CHECK(fill("shoal0", 1, guests_main - 1) == 0);
+    NETNS_CHECK(fill("shoal0", 1, guests_main - 1) == 0);
     fprintf(stderr, "%d ports added in %.2f s\n", guests_main - 1, now_s() - t0);
-    CHECK(ports_of("shoal0") == guests_main - 1);
+    NETNS_CHECK(ports_of("shoal0") == guests_main - 1);
     pick(s, 1, "shoal0");
     plug(1, "shoal0");
     t0 = now_s();
@@ -391,68 +349,37 @@ static void real_limit(void)
     t0 = now_s();
     pick(s, 3, "shoal0.1");
     fprintf(stderr, "pick among %d ports: %.1f ms\n", ports_of("shoal0") + 2, (now_s() - t0) * 1e3);
-    CHECK(ports_of("shoal0") == guests_main + 1);
-    CHECK(!strcmp(master_of("shoal0.1-m"), "shoal0"));
+    NETNS_CHECK(ports_of("shoal0") == guests_main + 1);
+    NETNS_CHECK(!strcmp(master_of("shoal0.1-m"), "shoal0"));
     to_guest_ns(2, 1, "10.88.0.2");
-    CHECK(ping_from(1, "10.88.0.1") == 0);
-    CHECK(sh_out(out, sizeof out, "ip -o -4 addr show dev shoal0") == 0 &&
-          strstr(out, "10.88.0.1/16"));
+    NETNS_CHECK(ping_from(1, "10.88.0.1") == 0);
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "ip -o -4 addr show dev shoal0") == 0 &&
+                strstr(out, "10.88.0.1/16"));
 
     /* the kernel's limit is NETBR_PORTS_MAX: fill the main bridge up to it
      * (the ports kept for links too), then one more is refused */
-    CHECK(fill("shoal0", guests_main, NETBR_PORTS_MAX - 2) == 0);
-    CHECK(ports_of("shoal0") == NETBR_PORTS_MAX);
-    CHECK(sh("ip link add p9999 type veth peer name q9999") == 0);
-    CHECK(sh_out(out, sizeof out, "ip link set p9999 master shoal0 2>&1") != 0);
+    NETNS_CHECK(fill("shoal0", guests_main, NETBR_PORTS_MAX - 2) == 0);
+    NETNS_CHECK(ports_of("shoal0") == NETBR_PORTS_MAX);
+    NETNS_CHECK(netns_sh("ip link add p9999 type veth peer name q9999") == 0);
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "ip link set p9999 master shoal0 2>&1") != 0);
     fprintf(stderr, "port %d: %s", NETBR_PORTS_MAX + 1, out);
-    CHECK(strstr(out, "Exchange full"));
-    CHECK(ports_of("shoal0") == NETBR_PORTS_MAX);
+    NETNS_CHECK(strstr(out, "Exchange full"));
+    NETNS_CHECK(ports_of("shoal0") == NETBR_PORTS_MAX);
     netbr_set_close(s);
     exit(0); /* not _exit: LeakSanitizer checks the child */
 }
 
 /* ---- harness ---- */
 
-static int is_root(void)
-{
-    return geteuid() == 0;
-}
-
-/* Create ns (and its two guest namespaces), run body in a child inside it,
- * delete them all, and check the child's status. */
+/* Run body in a child inside ns (and its two guest namespaces), delete
+ * them all, and check that nothing leaked into this namespace. */
 static void in_netns(const char *tag, void (*body)(void))
 {
-    char path[128];
-    if (!is_root())
-        SHOAL_SKIP("%s: not root (euid %d): cannot create a network namespace", tag,
-                   (int)geteuid());
+    char why[256];
     snprintf(ns, sizeof ns, "shoal-ovf-%d-%s", (int)getpid(), tag);
-    if (sh("ip netns add %s", ns) != 0)
-        SHOAL_SKIP("%s: `ip netns add %s` failed", tag, ns);
-    int ok = sh("ip netns add %s-g1", ns) == 0 && sh("ip netns add %s-g2", ns) == 0 &&
-             sh("ip -n %s-g1 link set lo up", ns) == 0;
-    fflush(NULL); /* the child exits through exit(): nothing buffered twice */
-    pid_t pid = ok ? fork() : -1;
-    if (pid == 0) {
-        snprintf(path, sizeof path, "/run/netns/%s", ns);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
-            _exit(2);
-        close(fd);
-        body();
-        _exit(0);
-    }
-    int st = -1;
-    if (pid > 0)
-        waitpid(pid, &st, 0);
-    sh("ip netns del %s-g1", ns);
-    sh("ip netns del %s-g2", ns);
-    sh("ip netns del %s", ns);
-    assert_true(ok);
-    assert_true(pid > 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    /* nothing leaked into this namespace (the names are the test's own) */
+    if (netns_run(ns, 2, body, NULL, why, sizeof why) != 0)
+        SHOAL_SKIP("%s: %s", tag, why);
+    /* the names are the test's own */
     assert_false(netbr_exists("sb0") || netbr_exists("sb0.1") || netbr_exists("sc0.2"));
 }
 
