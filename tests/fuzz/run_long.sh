@@ -49,6 +49,10 @@ echo "$targets" | while read -r name maxlen dirs; do
     [ -f "$here/$name.dict" ] && dict="-dict=$here/$name.dict"
     extra=""
     for d in $rest; do extra="$extra $repo/$d"; done
+    if [ ! -x "$build/tests/fuzz/fuzz_${name}_lf" ]; then
+        echo "fuzz_${name}_lf: not built here, skipped"
+        continue
+    fi
     # shellcheck disable=SC2086  # word splitting of the flag lists
     sh "$here/run_one.sh" "$build/tests/fuzz/fuzz_${name}_lf" "$repo/$first" "$out/$name" \
         "$secs" -max_len="$maxlen" $dict $extra || echo "run_long.sh: $name FAILED"
