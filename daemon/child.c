@@ -1,12 +1,12 @@
 /* child.c - programs run without a shell (see child.h). */
 #include "child.h"
+#include "errbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,20 +25,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Format err (may be NULL) and return rc. */
-static int child_err(int rc, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int child_err(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
 }
 
 /* posix_spawn(p) argv with stdin from in (or /dev/null) and stdout and
@@ -119,7 +105,7 @@ static int memfd_of(const char *buf, size_t len, char *err, size_t errlen)
         return fd;
 fail:
     e = errno;
-    child_err(0, err, errlen, "%s: %s", what, strerror(e));
+    errbuf_set(err, errlen, "%s: %s", what, strerror(e));
     if (fd >= 0)
         close(fd);
     errno = e;
@@ -207,12 +193,13 @@ int child_run(char *const argv[], const struct child_opts *o, struct child_resul
     }
     if (capture && pipe2(pfd, O_CLOEXEC) != 0) {
         r->error = errno;
-        child_err(0, err, errlen, "pipe: %s", strerror(errno));
+        errbuf_set(err, errlen, "pipe: %s", strerror(errno));
         goto done;
     }
     if ((e = start(argv, in, pfd[1], o->flags, &pid)) != 0) {
         r->error = e;
-        rc = child_err(CHILD_E_START, err, errlen, "cannot run '%s': %s", argv[0], strerror(e));
+        errbuf_set(err, errlen, "cannot run '%s': %s", argv[0], strerror(e));
+        rc = CHILD_E_START;
         goto done;
     }
     r->started = 1;
@@ -231,12 +218,12 @@ int child_run(char *const argv[], const struct child_opts *o, struct child_resul
     e = reap(pid, deadline, &r->status, &killed);
     if (e != 0) {
         r->error = errno;
-        child_err(0, err, errlen, "waitpid: %s", strerror(errno));
+        errbuf_set(err, errlen, "waitpid: %s", strerror(errno));
         goto done;
     }
     rc = killed ? CHILD_E_TIMEOUT : CHILD_OK;
     if (killed)
-        child_err(0, err, errlen, "'%s' still running after %d ms: killed", argv[0], o->timeout_ms);
+        errbuf_set(err, errlen, "'%s' still running after %d ms: killed", argv[0], o->timeout_ms);
 done:
     for (int i = 0; i < 2; i++)
         if (pfd[i] >= 0)
@@ -252,13 +239,16 @@ int child_start(char *const argv[], unsigned flags, pid_t *pid, int *out_fd, cha
     int p[2], e;
     pid_t child;
 
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return child_err(CHILD_E_SYS, err, errlen, "pipe: %s", strerror(errno));
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        errbuf_set(err, errlen, "pipe: %s", strerror(errno));
+        return CHILD_E_SYS;
+    }
     e = start(argv, -1, p[1], flags, &child);
     close(p[1]);
     if (e != 0) {
         close(p[0]);
-        return child_err(CHILD_E_START, err, errlen, "cannot run '%s': %s", argv[0], strerror(e));
+        errbuf_set(err, errlen, "cannot run '%s': %s", argv[0], strerror(e));
+        return CHILD_E_START;
     }
     *pid = child;
     *out_fd = p[0];
