@@ -296,27 +296,28 @@ static bool token_selector(api_selector *sel)
 
 static int selector_matches(const state_instance *in, void *ctx);
 
-/* key as the request's token may see it: full receives the instance's id.
- * An instance outside the token's selector is not found, with the message
- * the core gives for one that does not exist. */
-static api_code visible(fleet *f, const char *key, char full[STATE_ID_LEN + 1], api_status *st)
+/* *key (id, id prefix or name) as the request's token may see it. For a
+ * token with a selector, *key is resolved once and then points at idbuf,
+ * the instance's id; otherwise it is left as given. An instance outside
+ * the selector is not found, with the message the core gives for one that
+ * does not exist. */
+static api_code visible(fleet *f, const char **key, char idbuf[STATE_ID_LEN + 1], api_status *st)
 {
     api_selector sel;
     state_instance in;
     fleet_err e;
     int ok;
 
-    if (!token_selector(&sel)) {
-        snprintf(full, STATE_ID_LEN + 1, "%s", key);
+    if (!token_selector(&sel))
         return API_OK;
-    }
-    if (fleet_instance_find(f, key, &in, &e) != FLEET_OK)
+    if (fleet_instance_find(f, *key, &in, &e) != FLEET_OK)
         return status_from(st, &e);
     ok = selector_matches(&in, &sel);
-    snprintf(full, STATE_ID_LEN + 1, "%s", in.id);
+    snprintf(idbuf, STATE_ID_LEN + 1, "%s", in.id);
     state_inst_free(&in);
     if (!ok)
-        return api_status_set(st, API_E_NOT_FOUND, "id", "instance '%s' not found", key);
+        return api_status_set(st, API_E_NOT_FOUND, "id", "instance '%s' not found", *key);
+    *key = idbuf;
     return API_OK;
 }
 
@@ -516,23 +517,22 @@ static api_code be_instance_list(void *ctx, const api_instance_filter *flt, cons
 
 static api_code be_instance_get(void *ctx, const char *id, api_sink *out, api_status *st)
 {
-    char full[STATE_ID_LEN + 1];
-    api_code rc = visible(ctx, id, full, st);
+    char idbuf[STATE_ID_LEN + 1];
+    api_code rc = visible(ctx, &id, idbuf, st);
 
-    return rc != API_OK ? rc : emit_instance(ctx, full, out, 1, st);
+    return rc != API_OK ? rc : emit_instance(ctx, id, out, 1, st);
 }
 
 static api_code be_instance_action(void *ctx, const char *id, api_action action, int timeout_s,
                                    api_sink *out, api_status *st)
 {
     fleet *f = ctx;
-    char full[STATE_ID_LEN + 1];
+    char idbuf[STATE_ID_LEN + 1], full[STATE_ID_LEN + 1];
     fleet_err e;
     int rc;
 
-    if (visible(f, id, full, st) != API_OK)
+    if (visible(f, &id, idbuf, st) != API_OK)
         return st->code;
-    id = full;
     switch (action) {
     case API_ACTION_STOP: rc = fleet_instance_stop(f, id, timeout_s, full, &e); break;
     case API_ACTION_START: rc = fleet_instance_start(f, id, full, &e); break;
@@ -546,12 +546,12 @@ static api_code be_instance_action(void *ctx, const char *id, api_action action,
 
 static api_code be_instance_delete(void *ctx, const char *id, bool force, api_status *st)
 {
-    char full[STATE_ID_LEN + 1];
+    char idbuf[STATE_ID_LEN + 1];
     fleet_err e;
 
-    if (visible(ctx, id, full, st) != API_OK)
+    if (visible(ctx, &id, idbuf, st) != API_OK)
         return st->code;
-    if (fleet_instance_delete(ctx, full, force, &e) != FLEET_OK)
+    if (fleet_instance_delete(ctx, id, force, &e) != FLEET_OK)
         return status_from(st, &e);
     return API_OK;
 }
@@ -634,12 +634,12 @@ static api_code be_console_open(void *ctx, const char *id, uint64_t tail, bool f
                                 void **stream, api_status *st)
 {
     fleet_console *c;
-    char full[STATE_ID_LEN + 1];
+    char idbuf[STATE_ID_LEN + 1];
     fleet_err e;
 
-    if (visible(ctx, id, full, st) != API_OK)
+    if (visible(ctx, &id, idbuf, st) != API_OK)
         return st->code;
-    if (fleet_console_open(ctx, full, tail, follow, &c, &e) != FLEET_OK)
+    if (fleet_console_open(ctx, id, tail, follow, &c, &e) != FLEET_OK)
         return status_from(st, &e);
     *stream = c;
     return API_OK;

@@ -129,6 +129,19 @@ check "team-a deletes its own a2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 api GET /v1/tokens
 check "a deleted instance no longer counts" \
     [ "$(jq '.items[] | select(.name == "team-a") | .quotas.instances.used' <<<"$BODY")" = 1 ]
+# names longer than an id, with and without a selector
+api GET /v1/instances/no-such-instance-at-all
+check "a missing long name is named whole (HTTP $HTTP_CODE)" \
+    is 404 .error.message '"instance '"'no-such-instance-at-all'"' not found"'
+as "$TEAM" POST /v1/instances "${JSON[@]}" \
+    -d '{"image":"sleep","name":"a-long-instance-name","args":["600"],"labels":{"team":"a"}}'
+check "team-a creates a long-named instance (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+as "$TEAM" GET /v1/instances/a-long-instance-name
+check "team-a gets it by name (HTTP $HTTP_CODE)" is 200 .name '"a-long-instance-name"'
+api GET /v1/instances/a-long-instance-name
+check "the admin gets it by name (HTTP $HTTP_CODE)" is 200 .name '"a-long-instance-name"'
+as "$TEAM" DELETE "/v1/instances/a-long-instance-name?force=true"
+check "team-a deletes it by name (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 
 # --- revocation, at once
 as "$OP" GET /v1/instances
