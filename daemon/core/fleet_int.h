@@ -195,6 +195,7 @@ typedef struct fleet_host {
     int opening;            /* being opened/reconnected: nobody else does */
     int refs;               /* holders (host_hold) */
     int removed;            /* out of the table; last release frees */
+    int reconciled;         /* reconciled at least once (reconcile.c) */
     uint64_t avail_mib;     /* host's available memory as last read, 0 = unknown */
     int64_t avail_at_ms;    /* monotonic ms of that read */
     uint64_t use_cpu_milli; /* CPU its guests used, 1/1000 CPU (sampler) */

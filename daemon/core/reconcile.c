@@ -11,12 +11,93 @@
  *     one whose domain does not exist was never started (or never
  *     reported): JOB_DOMAIN_GONE "vanished" reads its status file and,
  *     with no exit or crash in it, starts it again (run.c);
- *   - a row pending or in backoff and still wanted is started. */
+ *   - a row pending or in backoff and still wanted is started;
+ *   - at a host's first reconcile, a QEMU of its embed root that libvirt
+ *     does not list (launched by a start the kill interrupted) is killed. */
 #include "fleet_int.h"
 
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
+
+/* QEMUs of an embedded host's root that libvirt does not list: a start
+ * that a killed shoald left inside virDomainCreateXML, after QEMU was
+ * launched and before libvirt recorded the domain (issue 16: seen once in
+ * e2e_daemon_killpoints as an extra QEMU whose retried start then failed).
+ * Only at a host's first reconcile in this process, before any start of
+ * ours can be in flight on it. A process counts when its executable is a
+ * qemu-system binary and its command line names a shoal domain
+ * (guest=shoal-ID) and the embed root; it is killed (SIGKILL). */
+static void kill_unlisted_qemus(const char *host, const char *uri, const struct node_dom *doms,
+                                size_t ndoms)
+{
+    const char *r = !strncmp(uri, "qemu:///embed?", 14) ? strstr(uri, "root=") : NULL;
+    char root[FLEET_PATH_MAX];
+    size_t rn;
+    DIR *d;
+    struct dirent *e;
+
+    if (!r)
+        return;
+    r += 5;
+    rn = strcspn(r, "&");
+    if (!rn || rn >= sizeof root)
+        return;
+    memcpy(root, r, rn);
+    root[rn] = 0;
+    if (!(d = opendir("/proc")))
+        return;
+    while ((e = readdir(d))) {
+        char path[64], exe[FLEET_PATH_MAX], buf[16384], id[STATE_ID_LEN + 1];
+        const char *g, *base;
+        ssize_t n;
+        int fd, listed = 0;
+        pid_t pid;
+
+        if (!isdigit((unsigned char)e->d_name[0]) || (pid = (pid_t)atoi(e->d_name)) <= 1)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+        if ((n = readlink(path, exe, sizeof exe - 1)) <= 0)
+            continue;
+        exe[n] = 0;
+        base = strrchr(exe, '/');
+        if (strncmp(base ? base + 1 : exe, "qemu-system", 11) != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            continue;
+        n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        for (ssize_t i = 0; i < n; i++)
+            buf[i] = buf[i] ? buf[i] : ' ';
+        buf[n] = 0;
+        if (!(g = strstr(buf, "guest=shoal-")) || !strstr(buf, root))
+            continue;
+        g += 12;
+        if (strspn(g, "0123456789abcdef") != STATE_ID_LEN)
+            continue;
+        memcpy(id, g, STATE_ID_LEN);
+        id[STATE_ID_LEN] = 0;
+        for (size_t k = 0; k < ndoms && !listed; k++)
+            listed = !strcmp(doms[k].instance_id, id);
+        if (listed)
+            continue;
+        log_warn("host %s: killing QEMU pid %d of domain 'shoal-%s': libvirt does not know it "
+                 "(a start interrupted when shoald was killed)",
+                 host, (int)pid, id);
+        kill(pid, SIGKILL);
+    }
+    closedir(d);
+}
 
 /* Bring the rows of host h in line with the domains it really runs. */
 void fleet_reconcile_host(fleet *f, fleet_host *h)
@@ -28,6 +109,7 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
     state_instance *rows = NULL;
     size_t nrows = 0;
     char err[NODE_ERR_MAX];
+    int first;
 
     pthread_mutex_lock(&f->mu);
     node = h->up ? h->node : NULL;
@@ -38,6 +120,12 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
         log_warn("host %s: cannot list domains: %s", host_name, err);
         return;
     }
+    pthread_mutex_lock(&f->mu);
+    first = !h->reconciled;
+    h->reconciled = 1;
+    pthread_mutex_unlock(&f->mu);
+    if (first)
+        kill_unlisted_qemus(host_name, h->uri, doms, ndoms);
     if (state_inst_list(f->db, &rows, &nrows, err, sizeof err) != 0) {
         log_warn("reconcile: %s", err);
         node_list_free(doms);

@@ -105,12 +105,29 @@ clean_slate() {
     e2e_stop_daemon
 }
 no_qemu() { [ -z "$(qemu_ids)" ]; }
+orphan_gone() { ! qemu_ids | grep -q -x "$orphan"; }
 files_gone() { [ ! -e "$E2E_STATE/run/$1.status" ] && [ ! -e "$E2E_STATE/logs/$1.log" ]; }
 restarts_ge2() { [ "$(inst_field pol .restarts)" -ge 2 ]; }
 
 start_kp "" || exit 1
 e2e_push_images sleep exitcode
 e2e_stop_daemon
+
+# --- a QEMU of the embed root that libvirt does not know (what a shoald
+# killed inside virDomainCreateXML leaves): killed at the next start
+if want orphan; then
+    orphan=0123456789ab
+    qemu-system-x86_64 -machine none -S -display none -nodefaults -name "guest=shoal-$orphan" \
+        -pidfile "$E2E_STATE/libvirt/orphan-test.pid" >/dev/null 2>&1 &
+    orphan_pid=$!
+    sleep 0.5
+    check "orphan: a QEMU libvirt does not know runs" [ "$(qemu_ids | grep -c -x "$orphan")" = 1 ]
+    start_kp "" || exit 1
+    check "orphan: killed at start" wait_for 10 orphan_gone
+    check "orphan: logged" grep -q "killing QEMU pid .* of domain 'shoal-$orphan'" "$(LOG)"
+    wait "$orphan_pid" 2>/dev/null || true
+    e2e_stop_daemon
+fi
 
 # --- create and start: 3 sleep guests, killed at the 2nd passage
 for kp in create.row:2 start.row:2 start.created:2 start.done:2; do
@@ -122,6 +139,7 @@ for kp in create.row:2 start.row:2 start.created:2 start.done:2; do
     want=3
     [ "$kp" = create.row:2 ] && want=2 # the rows written before the kill
     check "$kp: the $want instances written run after the restart" wait_for 90 all_in_state $want running
+    e2e_log "$kp: $(rows | jq -c '[.items[] | {name, state, last_error}]' | cut -c1-600)"
     check "$kp: one QEMU per running instance" runs_match
     invariants "$kp"
     clean_slate
