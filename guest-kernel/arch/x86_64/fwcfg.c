@@ -28,14 +28,14 @@
  * has about 20). */
 #define FWCFG_DIR_MAX 128
 
-struct fwcfg_file {      /* one directory entry, as the device sends it */
-    uint32_t size;       /* big-endian */
-    uint16_t select;     /* big-endian */
+struct fwcfg_file {  /* one directory entry, as the device sends it */
+    uint32_t size;   /* big-endian */
+    uint16_t select; /* big-endian */
     uint16_t reserved;
     char name[FWCFG_NAME_MAX];
 };
 
-struct fwcfg_dma {       /* DMA descriptor, every field big-endian */
+struct fwcfg_dma { /* DMA descriptor, every field big-endian */
     uint32_t control;
     uint32_t length;
     uint64_t address;
