@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config git ca-certificates curl iproute2 procps
       qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
-      libvirt-clients libvirt-dev
+      libvirt-clients libvirt-dev libxml2-dev
       libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libssl-dev
       libcurl4-openssl-dev libcmocka-dev libgnutls28-dev
       clang clang-format libclang-rt-14-dev wrk hyperfine
