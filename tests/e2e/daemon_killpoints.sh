@@ -214,7 +214,15 @@ for round in $(seq 1 "$ROUNDS"); do
     sigkill_now
     e2e_log "round $round: create killed after $t s ($(qemu_ids | wc -l) QEMUs)"
     start_kp "" || exit 1
-    check "round $round: all 50 run after the restart" wait_for 180 all_in_state 50 running
+    if wait_for 180 all_in_state 50 running; then
+        e2e_pass "round $round: all 50 run after the restart"
+    else
+        e2e_fail "round $round: all 50 run after the restart"
+        e2e_log "round $round: states $(rows | jq -c '[.items[] | .state] | group_by(.) | map({(.[0]): length}) | add')"
+        e2e_log "round $round: not running: $(rows | jq -c '[.items[] | select(.state != "running") | {id, state, last_error}]' | cut -c1-800)"
+        e2e_log "round $round: QEMUs $(qemu_ids | wc -l), duplicates: $(qemu_ids | uniq -d | tr '\n' ' ')"
+        grep -E 'warn|error|killing' "$(LOG)" | tail -n 20
+    fi
     check "round $round: one QEMU each" runs_match
     invariants "round $round create"
     api POST /v1/instances/delete -H 'Content-Type: application/json' -d '{"selector":"k=b","force":true}' &
