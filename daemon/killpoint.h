@@ -11,9 +11,11 @@
  * "killpoint: STEP:N reached, SIGKILL". Never set it in production: it ends
  * the daemon on purpose, with no cleanup at all.
  *
- * Steps (each named where it is passed, in daemon/core):
+ * Steps (each named where it is passed, in daemon/core or daemon/node.c):
  *   create.row        instance.c: one row of a create written (of a batch)
  *   start.row         run.c: the row says starting, run begun, no domain yet
+ *   start.paused      node.c: the domain created paused, not yet resumed
+ *                     (reconcile resumes it: node_resume_started)
  *   start.created     run.c: the domain exists (virDomainCreateXML
  *                     returned), nothing recorded about it yet
  *   start.done        run.c: the start recorded, probes watched

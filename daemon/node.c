@@ -4,6 +4,7 @@
 #include "node.h"
 #include "child.h"
 #include "errbuf.h"
+#include "killpoint.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -631,6 +632,7 @@ static virDomainPtr create_running(struct node *n, const char *xml, unsigned lon
         virDomainFree(dom);
         return NULL;
     }
+    kp_hit("start.paused"); /* tests only: killpoint.h */
     if (virDomainResume(dom) == 0)
         return dom;
     errbuf_set(why, whylen, "created paused, but resume failed: %s", lv_msg());
@@ -2119,6 +2121,34 @@ int node_destroy(struct node *n, const char *name, char *err, size_t errlen)
         goto out;
     }
     rc = NODE_OK;
+out:
+    if (dom)
+        virDomainFree(dom);
+    return rc;
+}
+
+int node_resume_started(struct node *n, const char *name, char *err, size_t errlen)
+{
+    virDomainPtr dom = NULL;
+    int state = 0, reason = 0;
+    int rc = lookup(n, "resume", name, &dom, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+        rc = lv_status(n);
+        errbuf_set(err, errlen, "cannot read the state of domain '%s': %s", name, lv_msg());
+        goto out;
+    }
+    rc = 0;
+    if (state != VIR_DOMAIN_PAUSED ||
+        (reason != VIR_DOMAIN_PAUSED_USER && reason != VIR_DOMAIN_PAUSED_STARTING_UP))
+        goto out; /* running, or paused for another reason (a crash is one) */
+    if (virDomainResume(dom) < 0) {
+        rc = lv_status(n);
+        errbuf_set(err, errlen, "cannot resume domain '%s': %s", name, lv_msg());
+        goto out;
+    }
+    rc = 1;
 out:
     if (dom)
         virDomainFree(dom);

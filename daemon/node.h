@@ -225,6 +225,14 @@ struct node_dom {
                                           ("kvm-internal-error") */
 };
 
+/* Resume domain `name` if it is paused the way node_start leaves it
+ * between creating and resuming it (reason user or starting up): a shoald
+ * killed in that window leaves it so, and reconcile adopts it (docs/shoald.md
+ * "Faults"). shoal never pauses a guest otherwise. Returns 1 if resumed, 0
+ * if it was not paused so (running, or paused by a crash), else NODE_E_*.
+ * Its memory limit (set in that window) may be missing. Any thread. */
+int node_resume_started(struct node *n, const char *name, char *err, size_t errlen);
+
 /* The uid and primary gid of QEMU's user `user` (NULL:
  * NODE_QEMU_USER_DEFAULT). NODE_E_INVAL with a message naming how to create
  * it when there is no such user. Any thread. */

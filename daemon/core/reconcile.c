@@ -167,6 +167,10 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
         if (!was_active) {
             log_info("instance %s (%s): adopted running domain on %s", row->id, row->name,
                      host_name);
+            /* A start cut short between create and resume left it paused. */
+            if (doms[d].state == NODE_DOM_PAUSED && !doms[d].internal_error &&
+                node_resume_started(node, doms[d].name, err, sizeof err) < 0)
+                log_warn("instance %s: %s", row->id, err);
             if (!fleet_state_live(row->state))
                 fleet_set_state(f, row->id, ST_STARTING, NULL);
             fleet_guard_adopt(f, row);

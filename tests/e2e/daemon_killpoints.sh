@@ -130,7 +130,7 @@ if want orphan; then
 fi
 
 # --- create and start: 3 sleep guests, killed at the 2nd passage
-for kp in create.row:2 start.row:2 start.created:2 start.done:2; do
+for kp in create.row:2 start.row:2 start.paused:2 start.created:2 start.done:2; do
     want "$kp" || continue
     start_kp "$kp" || exit 1
     json_post /v1/instances '{"image":"sleep","name":"cr","count":3,"args":["600"]}' || true
