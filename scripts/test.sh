@@ -2,7 +2,8 @@
 # Set up a fresh Debian 12 machine, build shoal three ways and run the test
 # suite. Exits non-zero on any failure.
 #   build/        Release (gcc): every test except benchmarks
-#   build-asan/   Debug + ASan/UBSan (gcc): unit and integration tests
+#   build-asan/   Debug + ASan/UBSan (gcc): unit and integration tests but
+#                 the end-to-end ones labelled long
 #   build-clang/  Release (clang): host code compiled with -Werror, no tests
 #                 run (the guest kernel needs gcc: see CMakeLists.txt)
 # Tests that cannot run here exit 77 and CTest reports them as skipped; they
@@ -63,7 +64,10 @@ step "ASan+UBSan build: unit and integration tests"
 # exactly once, so a failure that repeats fails CI there); but a sanitizer
 # report in any run fails this phase, even when the re-run passed
 # (CTest prints a failed run's output into build-asan/ctest.log).
-run_ctest asan build-asan -L 'unit|integration' --repeat until-pass:2
+# End-to-end tests labelled long (tests/e2e/CMakeLists.txt) run in the
+# Release phase only: their daemon code is what the other e2e tests run too,
+# and both phases together must stay well under 30 minutes on 2 cores.
+run_ctest asan build-asan -L 'unit|integration' -LE long --repeat until-pass:2
 if grep -nE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' build-asan/ctest.log; then
     echo "test.sh: a sanitizer report above (build-asan/ctest.log)"
     status=1
