@@ -43,6 +43,8 @@ static api_server *start(fake *f, unsigned per_ip, unsigned total, unsigned time
     api_server *s = NULL;
     api_err err;
 
+    if (!f)
+        fail_msg("out of memory for the fake backend");
     memset(&cfg, 0, sizeof cfg);
     fake_init(f);
     cfg.listen_addr = "127.0.0.1";
@@ -128,9 +130,9 @@ static int healthz_from(const char *src, uint16_t port, double *secs)
  * once, and the others' requests are not held up. */
 static void per_ip_limit(void **state)
 {
-    fake f;
+    fake *f = calloc(1, sizeof *f); /* zeroed, on the heap (fake_backend.h) */
     uint16_t port;
-    api_server *s = start(&f, 4, 64, 30, &port);
+    api_server *s = start(f, 4, 64, 30, &port);
     int idle[4], x;
     double t;
 
@@ -150,16 +152,17 @@ static void per_ip_limit(void **state)
     for (int i = 1; i < 4; i++)
         close(idle[i]);
     api_server_stop(s);
-    fake_destroy(&f);
+    fake_destroy(f);
+    free(f);
 }
 
 /* Over the total, a connection from any address is closed at once; the
  * header deadline frees the slots of idle ones. */
 static void total_limit(void **state)
 {
-    fake f;
+    fake *f = calloc(1, sizeof *f); /* zeroed, on the heap (fake_backend.h) */
     uint16_t port;
-    api_server *s = start(&f, 64, 6, 1, &port);
+    api_server *s = start(f, 64, 6, 1, &port);
     int idle[6], x;
     double t0;
 
@@ -180,7 +183,8 @@ static void total_limit(void **state)
     usleep(100000);
     assert_int_equal(healthz_from("127.0.0.1", port, NULL), 200);
     api_server_stop(s);
-    fake_destroy(&f);
+    fake_destroy(f);
+    free(f);
 }
 
 /* Slowloris: a client sending a header line every 300 ms is never idle for
@@ -189,9 +193,9 @@ static void total_limit(void **state)
  * response) and one that stops asking is closed. */
 static void header_deadline(void **state)
 {
-    fake f;
+    fake *f = calloc(1, sizeof *f); /* zeroed, on the heap (fake_backend.h) */
     uint16_t port;
-    api_server *s = start(&f, 64, 64, 1, &port);
+    api_server *s = start(f, 64, 64, 1, &port);
     int slow = dial("127.0.0.2", port), keep = dial("127.0.0.1", port), cut = 0;
     double t0 = now_s(), t_cut = 0;
 
@@ -221,7 +225,8 @@ static void header_deadline(void **state)
     close(slow);
     close(keep);
     api_server_stop(s);
-    fake_destroy(&f);
+    fake_destroy(f);
+    free(f);
 }
 
 int main(void)
