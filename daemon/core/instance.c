@@ -748,14 +748,15 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
     rt->stop_requested = 1;
     rt->backoff_due_ms = 0;
     pthread_mutex_unlock(&f->mu);
-    fleet_mutate(f, in.id, want_down_fn, &stopping);
-    /* Marked before the domain goes: a shoald killed from here on finishes
-     * the delete after its restart (reconcile.c), never leaves a row whose
-     * domain it destroyed. */
+    /* Marked before anything else is written or the domain goes: a shoald
+     * killed from here on finishes the delete after its restart
+     * (reconcile.c), never leaves a row it meant to delete stopped, nor a
+     * row whose domain it destroyed. */
     if (state_inst_mark_deleting(f->db, in.id, err, sizeof err) != 0) {
         rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
         goto out;
     }
+    fleet_mutate(f, in.id, want_down_fn, &stopping);
     kp_hit("delete.marked");
     fleet_rt_wait(f, in.id, 0, 30000);
     destroy_domain(f, &in);
