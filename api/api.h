@@ -442,6 +442,7 @@ typedef struct api_image {
     const char *ready;    /* boot profile: readiness probe, NULL (null) = the kind's default */
     const char *health;   /* boot profile: health probe, NULL (null) = none, with */
     uint32_t health_interval_s, health_timeout_s, health_retries; /* its numbers */
+    uint32_t warm_pool;   /* guests kept booted for it (docs/shoald.md "Warm pools"), 0 = none */
     const char *initrd;   /* the image's initrd "sha256:<hex>", or NULL (encoded null) */
     uint64_t initrd_size; /* its bytes */
 } api_image;
@@ -461,7 +462,9 @@ typedef struct api_image_patch {
                                  health probe); NULL with numbers: they change
                                  the stored probe's */
     uint32_t health_interval_s, health_timeout_s, health_retries; /* 0 = keep/default */
-    void *priv_; /* api-internal storage; do not touch */
+    bool warm_pool_set; /* "warm_pool" given: */
+    uint32_t warm_pool; /* the pool size; its bound and the image's kind are the store's */
+    void *priv_;        /* api-internal storage; do not touch */
 } api_image_patch;
 
 typedef struct api_network {

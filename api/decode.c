@@ -831,7 +831,9 @@ static api_code get_patch_probes(json_t *root, api_image_patch *p, api_status *s
 
 api_code api_decode_image_patch(const char *body, size_t len, api_image_patch *p, api_status *st)
 {
-    static const char *const fields[] = { "firmware", "cmdline", "exit", "ready", "health" };
+    static const char *const fields[] = { "firmware", "cmdline", "exit",
+                                          "ready",    "health",  "warm_pool" };
+    uint64_t pool;
     const char **out[] = { &p->firmware, &p->cmdline, &p->exit };
     json_t *root = NULL;
     api_code rc;
@@ -854,10 +856,16 @@ api_code api_decode_image_patch(const char *body, size_t len, api_image_patch *p
     rc = get_patch_probes(root, p, st);
     if (rc != API_OK)
         goto out;
+    rc = get_uint(root, "warm_pool", "warm_pool", 0, UINT32_MAX, 0, &pool, st);
+    if (rc != API_OK)
+        goto out;
+    p->warm_pool_set = member(root, "warm_pool") != NULL;
+    p->warm_pool = (uint32_t)pool;
     if (!p->firmware && !p->cmdline && !p->exit && !p->ready && !p->health_probe &&
-        !p->health_interval_s && !p->health_timeout_s && !p->health_retries) {
+        !p->health_interval_s && !p->health_timeout_s && !p->health_retries && !p->warm_pool_set) {
         rc = api_status_set(st, API_E_INVALID_FIELD, NULL,
-                            "give at least one of firmware, cmdline, exit, ready and health");
+                            "give at least one of firmware, cmdline, exit, ready, health and "
+                            "warm_pool");
         goto out;
     }
     p->priv_ = root;

@@ -458,6 +458,8 @@ static void enc_image(jw *w, const api_image *img)
     } else {
         jw_str(w, NULL);
     }
+    jw_key(w, "warm_pool");
+    jw_int(w, img->warm_pool);
     jw_close(w, '}');
     jw_key(w, "initrd");
     if (img->initrd) {

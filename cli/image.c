@@ -91,6 +91,7 @@ static const char set_help[] =
     "Usage: shoal image set REF [--firmware FW] [--cmdline LINE] [--exit MODE]\n"
     "                           [--ready SPEC] [--health SPEC] [--health-interval S]\n"
     "                           [--health-timeout S] [--health-retries N]\n"
+    "                           [--warm-pool N]\n"
     "\n"
     "Change the boot profile stored with the image REF (every name of it; its\n"
     "instances see the change at their next start, its probes those created\n"
@@ -114,6 +115,9 @@ static const char set_help[] =
     "      --health-interval S  seconds between health checks (default 10)\n"
     "      --health-timeout S   seconds one check may take (default 2)\n"
     "      --health-retries N   failed checks in a row that make it unhealthy (3)\n"
+    "      --warm-pool N      keep N guests of it booted and waiting, so that a\n"
+    "                         create takes one in milliseconds (0: no pool; only\n"
+    "                         for kind shoal; docs/shoald.md \"Warm pools\")\n"
     "  -o, --output FMT       table (default: the profile), json or wide\n"
     "  -h, --help             show this help\n"
     "\n"
@@ -121,7 +125,8 @@ static const char set_help[] =
     "  shoal image set nanos-app --exit debug-exit\n"
     "  shoal image set myuk --cmdline '{name} netdev.ip={address}/{prefix}:{gateway} -- {args}'\n"
     "  shoal image set hello --firmware seabios\n"
-    "  shoal image set myuk --ready tcp:8080 --health http:8080/healthz --health-interval 5\n";
+    "  shoal image set myuk --ready tcp:8080 --health http:8080/healthz --health-interval 5\n"
+    "  shoal image set hello --warm-pool 4\n";
 
 static const char tag_help[] = "Usage: shoal image tag REF NAME[:TAG]\n"
                                "\n"
@@ -370,10 +375,10 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
     static const char *const table_h[] = {
         "NAME", "TAG", "DIGEST", "SIZE", "INSTANCES", "CREATED"
     };
-    static const char *const wide_h[] = { "NAME", "TAG",       "DIGEST", "SIZE",   "BOOT",
-                                          "KIND", "INSTANCES", "LABELS", "CREATED" };
+    static const char *const wide_h[] = { "NAME", "TAG",  "DIGEST",    "SIZE",   "BOOT",
+                                          "KIND", "POOL", "INSTANCES", "LABELS", "CREATED" };
     bool wide = fmt == CLI_FMT_WIDE;
-    cli_table *t = wide ? cli_table_new(9, wide_h) : cli_table_new(6, table_h);
+    cli_table *t = wide ? cli_table_new(10, wide_h) : cli_table_new(6, table_h);
     int rc = 0;
     if (!t)
         return -1;
@@ -382,11 +387,14 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
         cli_table_set_max(t, 1, 20);
     }
     cli_table_set_right(t, 3, true);
-    cli_table_set_right(t, wide ? 6 : 4, true);
+    cli_table_set_right(t, wide ? 7 : 4, true);
+    if (wide)
+        cli_table_set_right(t, 6, true);
     size_t i;
     json_t *img;
     json_array_foreach ((json_t *)items, i, img) {
-        char dig[80], size[32], inst[16], created[48], labels[512];
+        char dig[80], size[32], inst[16], created[48], labels[512], pool[16] = "-";
+        int npool = (int)cli_jnum(json_object_get(img, "profile"), "warm_pool", 0);
         const char *d = cli_jstr(img, "digest");
         if (wide)
             snprintf(dig, sizeof dig, "%s", d ? d : "-");
@@ -394,6 +402,8 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
             short_digest(d, dig, sizeof dig);
         cli_fmt_bytes((uint64_t)cli_jnum(img, "size", 0), size, sizeof size);
         snprintf(inst, sizeof inst, "%d", (int)cli_jnum(img, "instances", 0));
+        if (npool > 0)
+            snprintf(pool, sizeof pool, "%d", npool);
         cli_fmt_ago(cli_jstr(img, "created"), now, created, sizeof created);
         cli_jlabels(json_object_get(img, "labels"), labels, sizeof labels);
         json_t *refs = json_object_get(img, "refs");
@@ -413,8 +423,8 @@ int image_render_list(FILE *out, const json_t *items, cli_fmt fmt, time_t now)
             }
             if (wide) {
                 const char *row[] = {
-                    name, tag,    dig,    size, cli_jstr(img, "boot"), cli_jstr(img, "kind"),
-                    inst, labels, created
+                    name, tag,  dig,    size,   cli_jstr(img, "boot"), cli_jstr(img, "kind"),
+                    pool, inst, labels, created
                 };
                 rc = cli_table_add(t, row);
             } else {
@@ -464,6 +474,8 @@ int image_render_inspect(FILE *out, const json_t *img, time_t now)
         fprintf(out, "health      %s every %d s, timeout %d s, unhealthy after %d\n",
                 safe(cli_jstr(hp, "probe")), (int)cli_jnum(hp, "interval_s", 0),
                 (int)cli_jnum(hp, "timeout_s", 0), (int)cli_jnum(hp, "retries", 0));
+    if (cli_jnum(prof, "warm_pool", 0) > 0) /* docs/shoald.md "Warm pools" */
+        fprintf(out, "warm pool   %d guests\n", (int)cli_jnum(prof, "warm_pool", 0));
     const json_t *rd = json_object_get(img, "initrd");
     if (json_is_object(rd)) {
         char rdsize[32];
@@ -663,6 +675,7 @@ static int image_set(cli_ctx *ctx, int argc, char **argv)
         { "health-interval", required_argument, NULL, 1001 },
         { "health-timeout", required_argument, NULL, 1002 },
         { "health-retries", required_argument, NULL, 1003 },
+        { "warm-pool", required_argument, NULL, 1004 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -693,6 +706,13 @@ static int image_set(cli_ctx *ctx, int argc, char **argv)
                                 strcmp(optarg, "default") ? json_string(optarg) : json_null());
             break;
         case 'H': health = optarg; break;
+        case 1004: /* its upper bound is the daemon's (image store) */
+            if (cli_parse_uint(optarg, 0, 1000000, &v, err, sizeof err) < 0) {
+                rc = cli_usage("image set", "--warm-pool: %s", err);
+                goto out;
+            }
+            json_object_set_new(body, "warm_pool", json_integer((json_int_t)v));
+            break;
         case 1001:
         case 1002:
         case 1003:
@@ -733,8 +753,8 @@ static int image_set(cli_ctx *ctx, int argc, char **argv)
         json_object_set(body, "health", hobj);
     }
     if (json_object_size(body) == 0) {
-        rc = cli_usage("image set", "give at least one of --firmware, --cmdline, --exit, --ready "
-                                    "and --health");
+        rc = cli_usage("image set", "give at least one of --firmware, --cmdline, --exit, --ready, "
+                                    "--health and --warm-pool");
         goto out;
     }
     cli_buf_puts(&path, "/v1/images/");
@@ -755,6 +775,8 @@ static int image_set(cli_ctx *ctx, int argc, char **argv)
         if (json_is_object(hp))
             printf(", health %s every %d s", safe(cli_jstr(hp, "probe")),
                    (int)cli_jnum(hp, "interval_s", 0));
+        if (cli_jnum(prof, "warm_pool", 0) > 0)
+            printf(", warm pool %d", (int)cli_jnum(prof, "warm_pool", 0));
         printf("\n");
     }
 out:

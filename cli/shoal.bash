@@ -137,7 +137,7 @@ _shoal() {
             --ready) COMPREPLY=($(compgen -W "default status none tcp: http: console:" -- "$cur")); return ;;
             --health) COMPREPLY=($(compgen -W "none tcp: http:" -- "$cur")); return ;;
             esac
-            opts="--firmware --cmdline --exit --ready --health --health-interval --health-timeout --health-retries --output --help"
+            opts="--firmware --cmdline --exit --ready --health --health-interval --health-timeout --health-retries --warm-pool --output --help"
             if [[ $cur != -* ]]; then
                 COMPREPLY=($(compgen -W "$(_shoal_images)" -- "$cur"))
                 __ltrim_colon_completions "$cur" 2>/dev/null

@@ -854,6 +854,7 @@ static int sink_image_rows(api_sink *out, const name_rows *nr, const char *diges
         a.health_retries = first->profile.health_retries;
         fleet_health_defaults(&a.health_interval_s, &a.health_timeout_s, &a.health_retries);
     }
+    a.warm_pool = first->profile.warm_pool;
     a.initrd = first->initrd[0] ? first->initrd : NULL;
     a.initrd_size = first->initrd_size;
     rc = api_sink_image(out, &a);
@@ -969,7 +970,9 @@ static api_code be_image_patch(void *ctx, const char *ref, const api_image_patch
                               .health = p->health_probe,
                               .health_interval_s = p->health_interval_s,
                               .health_timeout_s = p->health_timeout_s,
-                              .health_retries = p->health_retries };
+                              .health_retries = p->health_retries,
+                              .warm_pool_set = p->warm_pool_set,
+                              .warm_pool = p->warm_pool };
     if (fleet_image_set_profile(ctx, ref, &ch, digest, &e) != FLEET_OK)
         return status_from(st, &e);
     return emit_image(ctx, digest, out, st);

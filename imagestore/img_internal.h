@@ -133,7 +133,7 @@ typedef struct img_blob {
 #define IMG_BLOB_COLS                                                                              \
     "id, digest, size, chunk_size, created, boot, refs, format, kind, evidence, firmware, "        \
     "cmdline, exit, template, role, initrd_id, ready, health, health_interval_s, "                 \
-    "health_timeout_s, health_retries"
+    "health_timeout_s, health_retries, warm_pool"
 
 /* Fill b from the IMG_BLOB_COLS columns of st starting at column base (img_store.c). */
 void img_blob_row(sqlite3_stmt *st, int base, img_blob *b);

@@ -200,9 +200,10 @@ int img_profile_apply(img_profile *p, img_kind kind, img_format format,
     img_err_clear(err);
     if (field)
         *field = NULL;
-    if (!ch->firmware && !ch->cmdline && !ch->exit && !probes)
+    if (!ch->firmware && !ch->cmdline && !ch->exit && !probes && !ch->warm_pool_set)
         return bad(field, NULL, err,
-                   "no profile field to change (firmware, cmdline, exit, ready, health)");
+                   "no profile field to change (firmware, cmdline, exit, ready, health, "
+                   "warm_pool)");
     if (q.firmware == IMG_FW_NONE) /* a row from before kinds: start from what it boots with */
         q.firmware = IMG_FW_QBOOT;
     if (q.cmdline == IMG_CMDLINE_NONE)
@@ -236,6 +237,22 @@ int img_profile_apply(img_profile *p, img_kind kind, img_format format,
     }
     if (probes && apply_probes(&q, ch, field, err) != 0)
         return -1;
+    if (ch->warm_pool_set) {
+        if (ch->warm_pool > IMG_WARM_POOL_MAX)
+            return bad(field, "warm_pool", err, "warm_pool %u is over the limit of %d",
+                       ch->warm_pool, IMG_WARM_POOL_MAX);
+        q.warm_pool = ch->warm_pool;
+    }
+    /* A pool guest waits for its configuration on a protocol only shoal's
+     * reference kernel speaks, and reads it in the shoal preset's grammar
+     * (docs/guest-protocol.md "Warm pools"); kept through a later change
+     * only while that holds. */
+    if (q.warm_pool && (kind != IMG_KIND_SHOAL || q.cmdline != IMG_CMDLINE_SHOAL))
+        return bad(field, "warm_pool", err,
+                   "warm_pool: only images of kind shoal with the shoal command line can have a "
+                   "warm pool (this one is kind %s, command line %s): its guests must speak "
+                   "shoal's hand-over protocol",
+                   img_kind_name(kind), img_cmdline_name(q.cmdline));
     if (disk && q.firmware != IMG_FW_SEABIOS)
         return bad(field, "firmware", err,
                    "a disk image (format %s) boots only with seabios: qboot boots no disks",
@@ -308,6 +325,10 @@ int img_profile_set(img_store *s, const char *ref, const img_profile_change *ch,
         for (int i = 7; i <= 10; i++)
             sqlite3_bind_null(st, i);
     }
+    if (b.profile.warm_pool) /* 0 is stored as NULL, like a row from before pools */
+        sqlite3_bind_int64(st, 11, b.profile.warm_pool);
+    else
+        sqlite3_bind_null(st, 11);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {

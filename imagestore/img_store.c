@@ -255,6 +255,8 @@ static const char *const migrations[IMG_SCHEMA_VERSION] = {
     "ALTER TABLE blobs ADD COLUMN health_interval_s INTEGER;"
     "ALTER TABLE blobs ADD COLUMN health_timeout_s INTEGER;"
     "ALTER TABLE blobs ADD COLUMN health_retries INTEGER;",
+    /* 5 -> 6: the warm pool size in the profile; NULL reads as 0, no pool */
+    "ALTER TABLE blobs ADD COLUMN warm_pool INTEGER;",
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -298,7 +300,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                          " AND NOT EXISTS (SELECT 1 FROM blobs i WHERE i.initrd_id = ?1)",
     [ST_PROFILE_SET] = "UPDATE blobs SET firmware = ?2, cmdline = ?3, exit = ?4, template = ?5,"
                        " ready = ?6, health = ?7, health_interval_s = ?8, health_timeout_s = ?9,"
-                       " health_retries = ?10 WHERE id = ?1 AND state = 1",
+                       " health_retries = ?10, warm_pool = ?11 WHERE id = ?1 AND state = 1",
 };
 
 static int exec(sqlite3 *db, const char *sql, img_err *err)
@@ -776,6 +778,7 @@ void img_blob_row(sqlite3_stmt *st, int base, img_blob *b)
     b->profile.health_interval_s = (uint32_t)sqlite3_column_int64(st, base + 18);
     b->profile.health_timeout_s = (uint32_t)sqlite3_column_int64(st, base + 19);
     b->profile.health_retries = (uint32_t)sqlite3_column_int64(st, base + 20);
+    b->profile.warm_pool = (uint32_t)sqlite3_column_int64(st, base + 21); /* NULL: 0 */
 #undef COL_TEXT
 }
 
@@ -1111,7 +1114,7 @@ out:
 #define IMG_BLOB_COLS_B                                                                            \
     "b.id, b.digest, b.size, b.chunk_size, b.created, b.boot, b.refs, b.format, b.kind,"           \
     " b.evidence, b.firmware, b.cmdline, b.exit, b.template, b.role, b.initrd_id, b.ready,"        \
-    " b.health, b.health_interval_s, b.health_timeout_s, b.health_retries"
+    " b.health, b.health_interval_s, b.health_timeout_s, b.health_retries, b.warm_pool"
 
 int img_list(img_store *s, const img_filter *f, img_info **out, size_t *count, img_err *err)
 {

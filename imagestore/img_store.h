@@ -40,7 +40,7 @@
 
 /* ---- constants ---------------------------------------------------------- */
 
-#define IMG_SCHEMA_VERSION     5    /* PRAGMA user_version written by this code */
+#define IMG_SCHEMA_VERSION     6    /* PRAGMA user_version written by this code */
 #define IMG_DIGEST_HEX         64   /* hex characters of a SHA-256 */
 #define IMG_DIGEST_LEN         71   /* strlen("sha256:") + 64 */
 #define IMG_NAME_MAX           128  /* name: [a-z0-9][a-z0-9._/-]*, at most this long */
@@ -55,6 +55,7 @@
 #define IMG_DEFAULT_CACHE_MAX  (UINT64_C(4) << 30)   /* materialized-file budget */
 #define IMG_TEMPLATE_MAX       1024                  /* command-line template, bytes */
 #define IMG_PROBE_MAX          300                   /* probe spec text, bytes */
+#define IMG_WARM_POOL_MAX      64                    /* largest warm pool of an image */
 #define IMG_DEFAULT_MAX_INITRD (UINT64_C(256) << 20) /* largest initrd */
 
 /* ---- errors ------------------------------------------------------------- */
@@ -154,6 +155,11 @@ typedef struct img_profile {
     uint32_t health_interval_s;     /* with a health probe: seconds between checks, */
     uint32_t health_timeout_s;      /* seconds one may take, */
     uint32_t health_retries;        /* failures in a row; each 0 = the default */
+    /* Guests of this image kept booted and waiting for an instance's
+     * configuration (docs/shoald.md "Warm pools"); 0 = no pool. Only for
+     * kind shoal with the shoal command line (the hand-over protocol,
+     * docs/guest-protocol.md "Warm pools"). */
+    uint32_t warm_pool;
 } img_profile;
 
 /*
@@ -180,6 +186,10 @@ typedef int (*img_probe_check_fn)(void *ctx, img_profile *p, img_kind kind, cons
  *   health_interval_s, health_timeout_s, health_retries
  *             1..; with health NULL they change the stored health probe's
  *             (refused, field "health", when there is none)
+ *   warm_pool_set, warm_pool
+ *             with warm_pool_set, the warm pool size 0..IMG_WARM_POOL_MAX
+ *             (refused, field "warm_pool", for an image that is not of
+ *             kind shoal with the shoal command line)
  * Every value is bounded (IMG_PROBE_MAX bytes, no control characters);
  * check (may be NULL: probes are then refused) judges the probes.
  */
@@ -190,6 +200,8 @@ typedef struct img_profile_change {
     const char *ready;
     const char *health;
     uint32_t health_interval_s, health_timeout_s, health_retries;
+    int warm_pool_set;
+    uint32_t warm_pool;
     img_probe_check_fn check;
     void *check_ctx;
 } img_profile_change;

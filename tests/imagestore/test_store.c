@@ -1140,6 +1140,59 @@ static void test_migrate_v4(void **state)
     free(db);
 }
 
+/*
+ * A real schema-5 database (data/schema-v5.db, written by the schema-5
+ * store; data/make_schema_v5.c says how) upgrades in place: its probes
+ * kept, every image without a warm pool. A pool is refused for an image
+ * that does not speak the hand-over protocol (uk:v4 is Unikraft), taken
+ * by a shoal image, kept across a reopen, and refused again when the
+ * image's command line would leave the shoal preset.
+ */
+static void test_migrate_v5(void **state)
+{
+    fx *f = *state;
+    char *db = NULL;
+    img_store *s = NULL;
+    img_info info;
+    img_upload *u = NULL;
+    static uint8_t b[IMGT_PVH_SIZE];
+    const char *fld = NULL;
+    assert_true(asprintf(&db, "%s/v5.db", f->dir) > 0);
+    copy_file(IMGT_DATA_DIR "/schema-v5.db", db);
+    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), 5);
+    OK(img_store_open(db, NULL, &s, err));
+    assert_int_equal(imgt_sql_int(db, "PRAGMA user_version"), IMG_SCHEMA_VERSION);
+    assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs WHERE warm_pool IS NOT NULL"), 0);
+    OK(img_get(s, "uk:v4", &info, err));
+    assert_string_equal(info.profile.ready, "tcp:8080");
+    assert_int_equal(info.profile.health_interval_s, 7);
+    assert_int_equal(info.profile.warm_pool, 0);
+    img_info_clear(&info);
+    img_profile_change ch = { .warm_pool_set = 1, .warm_pool = 2 };
+    FAILS(img_profile_set(s, "uk:v4", &ch, NULL, &fld, err), IMG_E_INVALID, "kind unikraft");
+    assert_string_equal(fld, "warm_pool");
+    imgt_shoal(b);
+    OK(img_upload_begin(s, sizeof b, &u, err));
+    OK(img_upload_write(u, b, sizeof b, err));
+    OK(img_upload_commit(u, "sh", "v6", NULL, 0, NULL, err));
+    OK(img_profile_set(s, "sh:v6", &ch, NULL, NULL, err));
+    ch.warm_pool = IMG_WARM_POOL_MAX + 1;
+    FAILS(img_profile_set(s, "sh:v6", &ch, NULL, &fld, err), IMG_E_INVALID, "over the limit");
+    img_store_close(s);
+    OK(img_store_open(db, NULL, &s, err));
+    OK(img_get(s, "sh:v6", &info, err));
+    assert_int_equal(info.profile.warm_pool, 2);
+    img_info_clear(&info);
+    ch = (img_profile_change){ .cmdline = "raw" };
+    FAILS(img_profile_set(s, "sh:v6", &ch, NULL, &fld, err), IMG_E_INVALID, "command line raw");
+    ch = (img_profile_change){ .warm_pool_set = 1, .warm_pool = 0 };
+    OK(img_profile_set(s, "sh:v6", &ch, NULL, NULL, err));
+    assert_int_equal(imgt_sql_int(db, "SELECT count(*) FROM blobs WHERE warm_pool IS NOT NULL"), 0);
+    OK(img_check(s, err));
+    img_store_close(s);
+    free(db);
+}
+
 static int push_initrd(fx *f, const void *buf, size_t len, img_info *info, img_err *err)
 {
     img_upload *u = NULL;
@@ -1390,6 +1443,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_initrd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_profile_probes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v4, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v5, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
