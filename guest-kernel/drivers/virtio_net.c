@@ -27,12 +27,6 @@
 #define VIRTIO_NET_F_STATUS  16
 #define VIRTIO_NET_S_LINK_UP 1
 
-#define VRING_DESC_F_NEXT          1
-#define VRING_DESC_F_WRITE         2
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-#define VRING_USED_F_NO_NOTIFY     1
-
-#define VQ_ALIGN       VPCI_VQ_ALIGN
 #define VQ_MAX         1024 /* largest queue size we lay out */
 #define RXQ            0
 #define TXQ            1
@@ -40,33 +34,7 @@
 #define NET_HDR_V1     12 /* ... plus num_buffers, always there in 1.0 */
 #define VIRTIO_ID_NET  1
 
-struct vring_desc {
-    uint64_t addr; /* guest physical */
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
-
-struct vring_used_elem {
-    uint32_t id;  /* head descriptor of the chain */
-    uint32_t len; /* bytes the device wrote */
-};
-
-struct vq {
-    uint16_t size;      /* entries, from QUEUE_NUM */
-    uint16_t last_used; /* next used entry to look at */
-    struct vring_desc *desc;
-    volatile uint16_t *avail_flags, *avail_idx, *avail_ring;
-    volatile uint16_t *used_flags, *used_idx;
-    volatile struct vring_used_elem *used_ring;
-};
-
-#define ALIGN_UP(x, a) (((x) + (a)-1) & ~((size_t)(a)-1))
-#define VQ_BYTES(n)                                                                                \
-    (ALIGN_UP(16 * (size_t)(n) + 6 + 2 * (size_t)(n), VQ_ALIGN) +                                  \
-     ALIGN_UP(6 + 8 * (size_t)(n), VQ_ALIGN))
-
-static uint8_t vq_mem[2][VQ_BYTES(VQ_MAX)] __attribute__((aligned(VQ_ALIGN)));
+static uint8_t vq_mem[2][VPCI_VQ_BYTES(VQ_MAX)] __attribute__((aligned(VPCI_VQ_ALIGN)));
 static uint8_t rx_buf[VNET_RX_BUFS][VNET_BUF_SIZE] __attribute__((aligned(64)));
 static uint8_t rx_hdr[VNET_RX_BUFS][16] __attribute__((aligned(16)));
 static uint8_t tx_buf[VNET_TX_BUFS][VNET_BUF_SIZE] __attribute__((aligned(64)));
@@ -79,7 +47,7 @@ static struct {
     int up;
     int has_status;
     unsigned nrx, ntx; /* buffers actually used (<= queue size / 2) */
-    struct vq q[2];
+    struct vpci_vq q[2];
     uint16_t tx_free[VNET_TX_BUFS]; /* stack of free TX slots */
     unsigned ntx_free;
     virtio_net_rx_fn rx; /* received frames go up here */
@@ -94,27 +62,7 @@ static uint64_t phys(const void *p)
 
 static void notify(unsigned qi)
 {
-    barrier();
-    if (!(*vn.q[qi].used_flags & VRING_USED_F_NO_NOTIFY)) {
-        vpci_notify(&vn.pci, qi);
-        vn.st.notifies++;
-    }
-}
-
-/* Legacy layout of one queue of size n at mem (spec 2.6.2). */
-static void vq_layout(struct vq *q, uint8_t *mem, uint16_t n)
-{
-    q->size = n;
-    q->last_used = 0;
-    q->desc = (struct vring_desc *)(void *)mem;
-    uint8_t *avail = mem + 16 * (size_t)n;
-    q->avail_flags = (volatile uint16_t *)(void *)avail;
-    q->avail_idx = (volatile uint16_t *)(void *)(avail + 2);
-    q->avail_ring = (volatile uint16_t *)(void *)(avail + 4);
-    uint8_t *used = mem + ALIGN_UP(16 * (size_t)n + 6 + 2 * (size_t)n, VQ_ALIGN);
-    q->used_flags = (volatile uint16_t *)(void *)used;
-    q->used_idx = (volatile uint16_t *)(void *)(used + 2);
-    q->used_ring = (volatile struct vring_used_elem *)(void *)(used + 4);
+    vn.st.notifies += (uint64_t)vpci_vq_kick(&vn.pci, qi, &vn.q[qi]);
 }
 
 /* Lay queue qi out in vq_mem[qi] at the size the device offers (modern
@@ -122,17 +70,8 @@ static void vq_layout(struct vq *q, uint8_t *mem, uint16_t n)
  * device. Returns the size, 0 on failure. */
 static uint16_t vq_setup(unsigned qi)
 {
-    uint16_t n = vpci_queue_size(&vn.pci, qi);
-    if (vn.pci.modern && n > VQ_MAX)
-        n = VQ_MAX;
-    if (n == 0 || n > VQ_MAX || (n & (n - 1)))
-        return 0; /* absent, too big, or not a power of 2 */
-    memset(vq_mem[qi], 0, VQ_BYTES(n));
-    struct vq *q = &vn.q[qi];
-    vq_layout(q, vq_mem[qi], n);
-    *q->avail_flags = VRING_AVAIL_F_NO_INTERRUPT; /* we poll */
-    if (vpci_queue_enable(&vn.pci, qi, n, vq_mem[qi], q->desc, (const void *)q->avail_flags,
-                          (const void *)q->used_flags) != 0)
+    uint16_t n = vpci_vq_size(&vn.pci, qi, VQ_MAX);
+    if (!n || vpci_vq_start(&vn.pci, qi, &vn.q[qi], vq_mem[qi], n) != 0)
         return 0;
     return n;
 }
@@ -141,7 +80,7 @@ static uint16_t vq_setup(unsigned qi)
  * both written by the device. */
 static void rx_post(unsigned i)
 {
-    struct vq *q = &vn.q[RXQ];
+    struct vpci_vq *q = &vn.q[RXQ];
     struct vring_desc *d = &q->desc[2 * i];
     d[0].addr = phys(rx_hdr[i]);
     d[0].len = vn.hdr_len;
@@ -151,15 +90,12 @@ static void rx_post(unsigned i)
     d[1].len = VNET_BUF_SIZE;
     d[1].flags = VRING_DESC_F_WRITE;
     d[1].next = 0;
-    uint16_t idx = *q->avail_idx;
-    q->avail_ring[idx % q->size] = (uint16_t)(2 * i);
-    barrier(); /* ring entry before the index */
-    *q->avail_idx = (uint16_t)(idx + 1);
+    vpci_vq_post(q, (uint16_t)(2 * i));
 }
 
 static void tx_reclaim(void)
 {
-    struct vq *q = &vn.q[TXQ];
+    struct vpci_vq *q = &vn.q[TXQ];
     while (q->last_used != *q->used_idx) {
         barrier(); /* index before the entry */
         uint32_t id = q->used_ring[q->last_used % q->size].id;
@@ -177,7 +113,7 @@ int virtio_net_transmit(const void *frame, size_t len)
         vn.st.tx_full++;
         return -1;
     }
-    struct vq *q = &vn.q[TXQ];
+    struct vpci_vq *q = &vn.q[TXQ];
     unsigned slot = vn.tx_free[--vn.ntx_free];
     memcpy(tx_buf[slot], frame, len);
     struct vring_desc *d = &q->desc[2 * slot];
@@ -189,10 +125,7 @@ int virtio_net_transmit(const void *frame, size_t len)
     d[1].len = (uint32_t)len;
     d[1].flags = 0;
     d[1].next = 0;
-    uint16_t idx = *q->avail_idx;
-    q->avail_ring[idx % q->size] = (uint16_t)(2 * slot);
-    barrier();
-    *q->avail_idx = (uint16_t)(idx + 1);
+    vpci_vq_post(q, (uint16_t)(2 * slot));
     notify(TXQ);
     vn.st.tx_frames++;
     return 0;
@@ -202,7 +135,7 @@ int virtio_net_poll(void)
 {
     if (!vn.up)
         return 0;
-    struct vq *q = &vn.q[RXQ];
+    struct vpci_vq *q = &vn.q[RXQ];
     int n = 0;
     while (q->last_used != *q->used_idx) {
         barrier();
@@ -265,17 +198,14 @@ int virtio_net_irq_arm(void)
 {
     if (!vn.up || !vn.irq)
         return 0;
-    *vn.q[RXQ].avail_flags = 0;
-    /* The flag store must be visible before the caller looks at the used
-     * index one last time (store->load: x86 may reorder those). */
-    __asm__ volatile("mfence" ::: "memory");
+    vpci_vq_irq_arm(&vn.q[RXQ]);
     return 1;
 }
 
 void virtio_net_irq_disarm(void)
 {
     if (vn.up && vn.irq)
-        *vn.q[RXQ].avail_flags = VRING_AVAIL_F_NO_INTERRUPT;
+        vpci_vq_irq_disarm(&vn.q[RXQ]);
 }
 
 const char *virtio_net_rx_wakeup(void)

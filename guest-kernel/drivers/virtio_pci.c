@@ -430,3 +430,64 @@ uint8_t vpci_isr(const struct vpci *v)
 {
     return v->modern ? r8(v->isr, 0) : inb((uint16_t)(v->io + LEG_ISR));
 }
+
+/* ---- split virtqueues in the legacy layout (2.6.2) ---- */
+
+uint16_t vpci_vq_size(struct vpci *v, unsigned qi, uint16_t max)
+{
+    uint16_t n = vpci_queue_size(v, qi);
+    if (v->modern && n > max)
+        n = max;
+    if (n == 0 || n > max || (n & (n - 1)))
+        return 0;
+    return n;
+}
+
+int vpci_vq_start(struct vpci *v, unsigned qi, struct vpci_vq *q, uint8_t *mem, uint16_t n)
+{
+    memset(mem, 0, VPCI_VQ_BYTES(n));
+    q->size = n;
+    q->last_used = 0;
+    q->desc = (struct vring_desc *)(void *)mem;
+    uint8_t *avail = mem + 16 * (size_t)n;
+    q->avail_flags = (volatile uint16_t *)(void *)avail;
+    q->avail_idx = (volatile uint16_t *)(void *)(avail + 2);
+    q->avail_ring = (volatile uint16_t *)(void *)(avail + 4);
+    uint8_t *used = mem + VPCI_ALIGN_UP(16 * (size_t)n + 6 + 2 * (size_t)n, VPCI_VQ_ALIGN);
+    q->used_flags = (volatile uint16_t *)(void *)used;
+    q->used_idx = (volatile uint16_t *)(void *)(used + 2);
+    q->used_ring = (volatile struct vring_used_elem *)(void *)(used + 4);
+    *q->avail_flags = VRING_AVAIL_F_NO_INTERRUPT; /* drivers poll; they arm to sleep */
+    return vpci_queue_enable(v, qi, n, mem, q->desc, (const void *)q->avail_flags,
+                             (const void *)q->used_flags);
+}
+
+void vpci_vq_post(struct vpci_vq *q, uint16_t head)
+{
+    uint16_t idx = *q->avail_idx;
+    q->avail_ring[idx % q->size] = head;
+    barrier(); /* ring entry before the index */
+    *q->avail_idx = (uint16_t)(idx + 1);
+}
+
+int vpci_vq_kick(const struct vpci *v, unsigned qi, const struct vpci_vq *q)
+{
+    barrier();
+    if (*q->used_flags & VRING_USED_F_NO_NOTIFY)
+        return 0;
+    vpci_notify(v, qi);
+    return 1;
+}
+
+void vpci_vq_irq_arm(struct vpci_vq *q)
+{
+    *q->avail_flags = 0;
+    /* The flag store must be visible before the caller looks at the used
+     * index one last time (store->load: x86 may reorder those). */
+    __asm__ volatile("mfence" ::: "memory");
+}
+
+void vpci_vq_irq_disarm(struct vpci_vq *q)
+{
+    *q->avail_flags = VRING_AVAIL_F_NO_INTERRUPT;
+}

@@ -64,6 +64,64 @@ struct vpci {
     int irq_ok;                    /* MSI-X on and the device took the vector */
 };
 
+/* ---- split virtqueues (2.6), laid out in the legacy layout (2.6.2) ---- */
+#define VRING_DESC_F_NEXT          1
+#define VRING_DESC_F_WRITE         2
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY     1
+
+struct vring_desc {
+    uint64_t addr; /* guest physical */
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+};
+
+struct vring_used_elem {
+    uint32_t id;  /* head descriptor of the chain */
+    uint32_t len; /* bytes the device wrote */
+};
+
+/* One queue as a driver sees it. */
+struct vpci_vq {
+    uint16_t size;      /* entries */
+    uint16_t last_used; /* next used entry to look at */
+    struct vring_desc *desc;
+    volatile uint16_t *avail_flags, *avail_idx, *avail_ring;
+    volatile uint16_t *used_flags, *used_idx;
+    volatile struct vring_used_elem *used_ring;
+};
+
+#define VPCI_ALIGN_UP(x, a) (((x) + (a)-1) & ~((size_t)(a)-1))
+/* Bytes of a queue of n entries in the legacy layout. */
+#define VPCI_VQ_BYTES(n)                                                                           \
+    (VPCI_ALIGN_UP(16 * (size_t)(n) + 6 + 2 * (size_t)(n), VPCI_VQ_ALIGN) +                        \
+     VPCI_ALIGN_UP(6 + 8 * (size_t)(n), VPCI_VQ_ALIGN))
+
+/* Size to use for queue qi: the device's, capped at max on the modern
+ * interface (which lets the driver choose a smaller one); 0 when the queue
+ * is absent, larger than max on the legacy interface (fixed size there),
+ * or not a power of 2. Selects qi. */
+uint16_t vpci_vq_size(struct vpci *v, unsigned qi, uint16_t max);
+
+/* Lay queue qi out at mem (VPCI_VQ_BYTES(n) bytes, aligned to
+ * VPCI_VQ_ALIGN, zeroed here) with n = vpci_vq_size(...) entries, device
+ * interrupts suppressed (VRING_AVAIL_F_NO_INTERRUPT), and hand it to the
+ * device (vpci_queue_enable). Returns 0 or -1. */
+int vpci_vq_start(struct vpci *v, unsigned qi, struct vpci_vq *q, uint8_t *mem, uint16_t n);
+
+/* Post descriptor chain head `head` on q's available ring. */
+void vpci_vq_post(struct vpci_vq *q, uint16_t head);
+
+/* Notify queue qi unless the device asked not to be (VRING_USED_F_NO_NOTIFY).
+ * Returns 1 if a notification (a VM exit) was written. */
+int vpci_vq_kick(const struct vpci *v, unsigned qi, const struct vpci_vq *q);
+
+/* Let q interrupt (clear VRING_AVAIL_F_NO_INTERRUPT), fenced so the
+ * caller's last look at the used index comes after the store; and back. */
+void vpci_vq_irq_arm(struct vpci_vq *q);
+void vpci_vq_irq_disarm(struct vpci_vq *q);
+
 /* Find the first virtio function of the given device type (1 = network)
  * on the bus: transitional 1AF4:1000-103F with that subsystem ID, or
  * modern 1AF4:(0x1040 + type). Returns 0 with *d filled, -1 if none. */

@@ -46,14 +46,47 @@ void kern_exit(int code) __attribute__((noreturn));
  * NET images) comes up there, so "running" means "reachable". Returns 0
  * (up) or > 0 (nothing to do); < 0 is fatal: "<what> setup failed (see
  * above)", exit 2. The linker collects the entries (section
- * .kern_boot_hooks, arch/x86_64/link.ld); they run in link order. */
+ * .kern_boot_hooks, arch/x86_64/link.ld); they run in link order.
+ * KERN_BOOT_HOOK_POOL adds `prepare`, run only by a pool guest
+ * (shoal.pool=1) before it waits for its configuration: the work that
+ * needs no configuration (finding and starting a device), so that a claim
+ * does only the rest. Its result is not checked; fn runs as usual after
+ * the claim and reports what failed. */
 struct kern_boot_hook {
     const char *what;
     int (*fn)(void);
+    int (*prepare)(void);
 };
-#define KERN_BOOT_HOOK(what_, fn_)                                                                 \
+#define KERN_BOOT_HOOK_POOL(what_, fn_, prepare_)                                                  \
     static const struct kern_boot_hook kern_boot_hook_##fn_                                        \
-        __attribute__((used, section(".kern_boot_hooks"), aligned(8))) = { (what_), (fn_) }
+        __attribute__((used, section(".kern_boot_hooks"), aligned(8))) = { (what_), (fn_),         \
+                                                                           (prepare_) }
+#define KERN_BOOT_HOOK(what_, fn_) KERN_BOOT_HOOK_POOL(what_, fn_, 0)
+
+/* The host -> guest channel a pool guest reads its configuration record
+ * from (docs/guest-protocol.md, "Warm pool hand-over"), defined by the
+ * driver that carries it (drivers/virtio_console.c); a weak reference, so
+ * an image without it refuses shoal.pool=1. Byte stream, main context only. */
+struct kern_pool_channel {
+    /* Find and start the device; its receive interrupt (when it can have
+     * one) goes to `vector` on local APIC `apic`. 0, or -1 (printed). */
+    int (*open)(uint8_t vector, uint8_t apic);
+    /* Hand every byte received so far to rx(ctx, data, len), in order, in
+     * chunks; returns the number of bytes handed. Never blocks. */
+    unsigned (*poll)(void (*rx)(void *ctx, const char *data, unsigned len), void *ctx);
+    /* Queue len bytes for the host (short: a reply line). 0, or -1 when
+     * dropped (the device has not taken the previous ones). */
+    int (*write)(const char *data, unsigned len);
+    /* 1 while the device still holds written bytes. */
+    int (*tx_busy)(void);
+    /* 1 once bytes wait to be polled. Reads memory only. */
+    int (*pending)(void);
+    /* 1 if the device will now interrupt when bytes arrive (then the
+     * caller may halt, and disarms when it wakes), 0 if it cannot. */
+    int (*irq_arm)(void);
+    void (*irq_disarm)(void);
+};
+extern const struct kern_pool_channel kern_pool_channel __attribute__((weak));
 
 /* Print "shoal: <msg>" on the console and exit with code. For unrecoverable
  * conditions that are not CPU exceptions (bad start info, bad cmdline). */

@@ -12,9 +12,11 @@
 #include "clock.h"
 #include "cmdline.h"
 #include "heap.h"
+#include "pool.h"
 #include "pvh.h"
 #include "sbuf.h"
 #include "status.h"
+#include "../arch/x86_64/apic.h"
 #include "../arch/x86_64/cpu.h"
 #include "../arch/x86_64/fwcfg.h"
 #include "../arch/x86_64/idt.h"
@@ -35,6 +37,13 @@ extern const struct kern_boot_hook __kern_boot_hooks_start[], __kern_boot_hooks_
 
 /* The fw_cfg file that carries the private configuration record. */
 #define KERN_FWCFG_RECORD "opt/org.shoal/cmdline"
+
+/* A pool guest without a receive interrupt looks for its record this often. */
+#define KERN_POOL_POLL_NS 10000000ull
+/* Longest reply line to the host (the reason quotes up to 40 bytes). */
+#define KERN_POOL_REPLY_MAX 192
+/* How long a pool guest's last reply may take to reach the device. */
+#define KERN_POOL_FLUSH_NS 100000000ull
 
 /* Written before read, so left out of the .bss zeroing. */
 static char kern_cmdline[CMDLINE_MAX + 1] __attribute__((section(".noinit")));
@@ -170,6 +179,126 @@ static void kern_page0(int mapped)
     __asm__ volatile("invlpg (%0)" ::"r"(0UL) : "memory");
 }
 
+/* Parse kern_cmdline into kern_cl and the app's environment. 0, or -1
+ * with the reason in err. */
+static int kern_parse_cmdline(char *err, size_t errlen)
+{
+    size_t len = strlen(kern_cmdline);
+    char *strbuf = malloc(len + 1);
+    char **ptrs = malloc((len + 8) * sizeof(char *));
+    if (!strbuf || !ptrs)
+        kern_fatal(EXIT_BOOT_ERROR, "out of memory parsing the command line");
+    if (cmdline_parse(kern_cmdline, strbuf, len + 1, ptrs, len + 8, &kern_cl, err, errlen))
+        return -1;
+    kern_cl.argv[0] = (char *)shoal_app_name;
+    environ = kern_cl.envp;
+    return 0;
+}
+
+/* ---- Warm pool hand-over (docs/guest-protocol.md) ---- */
+
+struct kern_pool {
+    struct pool_reader r;
+    int done;
+    size_t len;   /* the record's length */
+    uint64_t tsc; /* when its last byte was seen */
+};
+
+/* "shoal-config <what><detail>\n" to the host. */
+static void kern_pool_reply(const char *what, const char *detail)
+{
+    char b[KERN_POOL_REPLY_MAX];
+    struct sbuf sb;
+    sb_init(&sb, b, sizeof b - 1);
+    sb_str(&sb, POOL_HEADER " ");
+    sb_str(&sb, what);
+    sb_str(&sb, detail);
+    for (size_t i = 0; i < sb.len; i++)
+        if ((unsigned char)b[i] < 0x20 || b[i] == 0x7f)
+            b[i] = '?'; /* a quoted bad token must not end the line */
+    b[sb.len++] = '\n';
+    (void)kern_pool_channel.write(b, (unsigned)sb.len);
+}
+
+/* Refuse the record for good: tell the host, let the reply leave, exit 2. */
+static __attribute__((noreturn)) void kern_pool_bad(const char *reason)
+{
+    uint64_t t0 = clock_monotonic_ns();
+    kern_pool_reply("error bad command line: ", reason);
+    while (kern_pool_channel.tx_busy() && clock_monotonic_ns() - t0 < KERN_POOL_FLUSH_NS)
+        clock_sleep_ns(1000000);
+    kern_fatal(EXIT_BOOT_ERROR, "bad command line: %s", reason);
+}
+
+static void kern_pool_rx(void *ctx, const char *data, unsigned n)
+{
+    struct kern_pool *k = ctx;
+    while (n && !k->done) {
+        size_t used = 0, len = 0;
+        const char *why = "";
+        enum pool_event e = pool_feed(&k->r, data, n, &used, &len, &why);
+        data += used;
+        n -= (unsigned)used;
+        if (e == POOL_RECORD) {
+            k->done = 1;
+            k->len = len;
+            k->tsc = cpu_rdtsc();
+        } else if (e == POOL_REFUSED) {
+            kern_pool_reply("error ", why); /* and keep waiting */
+        }
+    }
+}
+
+/* shoal.pool=1: start what needs no configuration (the boot hooks'
+ * prepare: the NIC), say pool-wait, halt until the configuration record
+ * arrives on the console, then make it the rest of the command line, as
+ * the fw_cfg record is for a cold start, and parse the whole again.
+ * Returns the TSC at the record's last byte. */
+static uint64_t kern_pool_claim(void)
+{
+    const struct kern_pool_channel *ch = &kern_pool_channel;
+    char err[128];
+    if (!ch)
+        kern_fatal(EXIT_BOOT_ERROR, "shoal.pool=1, but this image has no pool channel");
+    for (const struct kern_boot_hook *h = __kern_boot_hooks_start; h < __kern_boot_hooks_end; h++)
+        if (h->prepare)
+            (void)h->prepare();
+    if (ch->open(IDT_VEC_DEVICE, apic_id()) != 0)
+        kern_fatal(EXIT_BOOT_ERROR, "shoal.pool=1, but no console to read the record from");
+    status_pool_wait(clock_tsc_to_ns(cpu_rdtsc() - kern_boot_tsc) / 1000);
+
+    struct kern_pool k = { 0 };
+    char *body = malloc(POOL_RECORD_MAX + 1);
+    if (!body)
+        kern_fatal(EXIT_BOOT_ERROR, "out of memory for the configuration record");
+    pool_reader_init(&k.r, body);
+    while (!k.done) {
+        if (ch->poll(kern_pool_rx, &k) || k.done)
+            continue;
+        if (ch->irq_arm()) { /* halted until the console interrupts */
+            clock_sleep_ready_ns(UINT64_MAX, ch->pending);
+            ch->irq_disarm();
+        } else {
+            clock_sleep_ns(KERN_POOL_POLL_NS);
+        }
+    }
+
+    size_t n = strlen(kern_cmdline);
+    if (strlen(body) != k.len)
+        kern_pool_bad("the record holds a NUL byte");
+    if (n + 1 + k.len > CMDLINE_MAX) {
+        snprintf(err, sizeof err, "with the record longer than %d bytes", CMDLINE_MAX);
+        kern_pool_bad(err);
+    }
+    kern_cmdline[n] = ' ';
+    memcpy(kern_cmdline + n + 1, body, k.len + 1);
+    free(body);
+    if (kern_parse_cmdline(err, sizeof err) != 0)
+        kern_pool_bad(err);
+    kern_pool_reply("ok", "");
+    return k.tsc;
+}
+
 void kern_main(uint32_t start_info_paddr)
 {
     /* 1. Start measuring the TSC rate (may take ~0.5 ms; runs alongside),
@@ -226,16 +355,9 @@ void kern_main(uint32_t start_info_paddr)
         memcpy(kern_cmdline, conv, strlen(conv) + 1);
         free(conv);
     }
-    size_t len = strlen(kern_cmdline);
-    char *strbuf = malloc(len + 1);
-    char **ptrs = malloc((len + 8) * sizeof(char *));
-    if (!strbuf || !ptrs)
-        kern_fatal(EXIT_BOOT_ERROR, "out of memory parsing the command line");
     char err[128];
-    if (cmdline_parse(kern_cmdline, strbuf, len + 1, ptrs, len + 8, &kern_cl, err, sizeof err))
+    if (kern_parse_cmdline(err, sizeof err) != 0)
         kern_fatal(EXIT_BOOT_ERROR, "bad command line: %s", err);
-    kern_cl.argv[0] = (char *)shoal_app_name;
-    environ = kern_cl.envp;
     kern_stage_tsc[ST_CMDLINE] = cpu_rdtsc();
 
     /* 5. Banner, unless shoal.quiet=1. */
@@ -267,14 +389,22 @@ void kern_main(uint32_t start_info_paddr)
         }
     }
 
-    /* 6. The layers above that registered a boot hook: the network, in
+    /* 6. A pool guest waits here for the rest of its command line. */
+    uint64_t claim_tsc = 0;
+    const char *pool = shoal_param("pool");
+    if (pool && strcmp(pool, "1") == 0)
+        claim_tsc = kern_pool_claim();
+
+    /* 7. The layers above that registered a boot hook: the network, in
      *    images that have one (it checks for an address itself). */
     for (const struct kern_boot_hook *h = __kern_boot_hooks_start; h < __kern_boot_hooks_end; h++)
         if (h->fn() < 0)
             kern_fatal(EXIT_BOOT_ERROR, "%s setup failed (see above)", h->what);
 
-    /* 7. Ready record, then the app. Its return value is the exit code. */
-    kern_boot_us = clock_tsc_to_ns(cpu_rdtsc() - kern_boot_tsc) / 1000;
-    status_ready(kern_boot_us);
+    /* 8. Ready record, then the app. Its return value is the exit code. */
+    uint64_t now = cpu_rdtsc();
+    kern_boot_us = clock_tsc_to_ns(now - kern_boot_tsc) / 1000;
+    status_ready(kern_boot_us,
+                 claim_tsc ? clock_tsc_to_ns(now - claim_tsc) / 1000 : STATUS_NO_CLAIM);
     exit(main(kern_cl.argc, kern_cl.argv, environ));
 }

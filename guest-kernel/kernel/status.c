@@ -12,14 +12,31 @@ static void status_line(struct sbuf *sb)
     serial_write(SERIAL_COM2, sb->buf, sb->len, 0);
 }
 
-void status_ready(uint64_t boot_us)
+/* "shoal-status <what> boot_us=N[ claim_us=N]" */
+static void status_boot(const char *what, uint64_t boot_us, uint64_t claim_us)
 {
-    char b[64];
+    char b[80];
     struct sbuf sb;
     sb_init(&sb, b, sizeof b);
-    sb_str(&sb, "shoal-status ready boot_us=");
+    sb_str(&sb, "shoal-status ");
+    sb_str(&sb, what);
+    sb_str(&sb, " boot_us=");
     sb_num(&sb, boot_us, 10);
+    if (claim_us != STATUS_NO_CLAIM) {
+        sb_str(&sb, " claim_us=");
+        sb_num(&sb, claim_us, 10);
+    }
     status_line(&sb);
+}
+
+void status_ready(uint64_t boot_us, uint64_t claim_us)
+{
+    status_boot("ready", boot_us, claim_us);
+}
+
+void status_pool_wait(uint64_t boot_us)
+{
+    status_boot("pool-wait", boot_us, STATUS_NO_CLAIM);
 }
 
 void status_exit(int code)

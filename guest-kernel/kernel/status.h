@@ -8,8 +8,14 @@
 
 #include <stdint.h>
 
-/* "shoal-status ready boot_us=<boot_us>" - right before the app's main. */
-void status_ready(uint64_t boot_us);
+/* "shoal-status ready boot_us=<boot_us>" - right before the app's main;
+ * a pool guest adds " claim_us=<claim_us>" (STATUS_NO_CLAIM: not one). */
+#define STATUS_NO_CLAIM UINT64_MAX
+void status_ready(uint64_t boot_us, uint64_t claim_us);
+
+/* "shoal-status pool-wait boot_us=<boot_us>" - a pool guest, booted, now
+ * waiting for its configuration record. */
+void status_pool_wait(uint64_t boot_us);
 
 /* "shoal-status exit code=<code & 255>" */
 void status_exit(int code);

@@ -131,10 +131,40 @@ static void guest_rx(void *ctx, const void *frame, size_t len)
     net_input(ctx, frame, len);
 }
 
+/* Find and start the NIC (shoal.virtio picks its interface); once. */
+static int guest_device(void)
+{
+    static int up;
+    const char *vio = shoal_param("virtio");
+    struct virtio_net_opts o = { VPCI_AUTO, IDT_VEC_DEVICE, apic_id(),
+                                 guest_rx,  &guest_if,      net_port_random };
+    if (up)
+        return 0;
+    if (vio && !strcmp(vio, "legacy")) {
+        o.mode = VPCI_LEGACY;
+    } else if (vio && !strcmp(vio, "modern")) {
+        o.mode = VPCI_MODERN;
+    } else if (vio && strcmp(vio, "auto")) {
+        printf("net: bad shoal.virtio '%s' (want auto, modern or legacy)\n", vio);
+        return -1;
+    }
+    if (virtio_net_init(&o, guest_if.mac) != 0)
+        return -1;
+    up = 1;
+    return 0;
+}
+
+/* A pool guest, before it waits for its address: the NIC is started with
+ * the MAC QEMU gave it, so a claim only configures the stack. Frames that
+ * arrive meanwhile wait in the ring (no interrupt is armed). */
+static int net_guest_prepare(void)
+{
+    return guest_device();
+}
+
 int net_guest_init(void)
 {
     const char *ip = shoal_param("ip"), *gw = shoal_param("gw"), *mac = shoal_param("mac");
-    const char *vio = shoal_param("virtio");
     uint32_t addr = 0, gwa = 0;
     uint8_t prefix = 0, want_mac[NET_ETH_ALEN];
     if (!ip)
@@ -147,17 +177,7 @@ int net_guest_init(void)
         printf("net: bad shoal.gw '%s'\n", gw);
         return -1;
     }
-    struct virtio_net_opts o = { VPCI_AUTO, IDT_VEC_DEVICE, apic_id(),
-                                 guest_rx,  &guest_if,      net_port_random };
-    if (vio && !strcmp(vio, "legacy")) {
-        o.mode = VPCI_LEGACY;
-    } else if (vio && !strcmp(vio, "modern")) {
-        o.mode = VPCI_MODERN;
-    } else if (vio && strcmp(vio, "auto")) {
-        printf("net: bad shoal.virtio '%s' (want auto, modern or legacy)\n", vio);
-        return -1;
-    }
-    if (virtio_net_init(&o, guest_if.mac) != 0)
+    if (guest_device() != 0)
         return -1;
     guest_if.transmit = guest_transmit;
     guest_if.poll = guest_poll;
@@ -188,7 +208,7 @@ void net_guest_poll(void)
 }
 
 /* Up before the app's main, so "running" means "reachable". */
-KERN_BOOT_HOOK("network", net_guest_init);
+KERN_BOOT_HOOK_POOL("network", net_guest_init, net_guest_prepare);
 
 struct net_stack *net_guest_stack(void)
 {
