@@ -30,8 +30,9 @@ static const api_code CODE_MAP[FLEET_CODES] = {
     [-FLEET_E_BAD_IMAGE] = API_E_INVALID_IMAGE,
     [-FLEET_E_TOO_LARGE] = API_E_TOO_LARGE,
     [-FLEET_E_INTERNAL] = API_E_INTERNAL,
+    [-FLEET_E_BUSY] = API_E_UNAVAILABLE, /* with Retry-After (status_from) */
 };
-_Static_assert(-FLEET_E_INTERNAL == FLEET_CODES - 1, "CODE_MAP covers every fleet_code");
+_Static_assert(-FLEET_E_BUSY == FLEET_CODES - 1, "CODE_MAP covers every fleet_code");
 
 static api_code status_code(fleet_code c)
 {

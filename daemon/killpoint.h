@@ -12,7 +12,9 @@
  * the daemon on purpose, with no cleanup at all.
  *
  * Steps (each named where it is passed, in daemon/core or daemon/node.c):
- *   create.row        instance.c: one row of a create written (of a batch)
+ *   create.row        instance.c: one row of a create written (of a batch
+ *                     of more than one: marked uncommitted, so a restart
+ *                     removes the whole batch)
  *   start.row         run.c: the row says starting, run begun, no domain yet
  *   start.paused      node.c: the domain created paused, not yet resumed
  *                     (reconcile resumes it: node_resume_started)
@@ -26,6 +28,11 @@
  *   policy.backoff    run.c: a run ended and its restart policy put the
  *                     row in backoff
  *   policy.restart    supervisor.c: the backoff ran out, the start queued
+ *   move.marked       plan.c: a running instance's row marked with the
+ *                     destination of its cold move, its domain still up
+ *   move.stopped      plan.c: its domain stopped on the source host
+ *   move.rehomed      plan.c: the row re-homed, wanted and pending, its
+ *                     start not yet queued
  *   upload.partial    images.c: a write after which an uncommitted
  *                     upload holds at least 2 MiB (stored chunks, pending)
  *   upload.row        images.c: an upload committed (the image visible),

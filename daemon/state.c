@@ -84,6 +84,19 @@ static const char *const MIGRATIONS[] = {
     /* 8: a run's own initrd (issue 14), "sha256:<hex>" of an uploaded
      * initrd the instance holds a reference on; NULL: the image's. */
     "ALTER TABLE instances ADD COLUMN initrd TEXT;",
+    /* 9: crash safety of creates and moves, token expiry and rate (issue
+     * 16). instances.batch: the create request that wrote the row, until
+     * the whole request is committed ('' once it is): a shoald killed
+     * mid-batch leaves rows a restart removes (state_batch_*).
+     * instances.move_to: a cold move in flight to that host
+     * (state_inst_*_move). Neither is in INST_COLS. tokens: expiry (unix
+     * ms, 0 = never) and a request rate (per second, 0 = unlimited) with
+     * its burst (tokens.h). */
+    "ALTER TABLE instances ADD COLUMN batch TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE instances ADD COLUMN move_to TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tokens ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tokens ADD COLUMN rate INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tokens ADD COLUMN burst INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const char *const STATE_NAMES[ST__COUNT] = {
@@ -150,6 +163,14 @@ static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* rc, or STATE_EBUSY when what failed last on db was another connection's
+ * lock outlasting the busy timeout (SQLITE_BUSY, SQLITE_LOCKED). */
+static int busy_or(sqlite3 *db, int rc)
+{
+    int c = sqlite3_errcode(db) & 0xff;
+    return rc == -1 && (c == SQLITE_BUSY || c == SQLITE_LOCKED) ? STATE_EBUSY : rc;
 }
 
 static int migrate(sqlite3 *db, char *err, size_t errlen)
@@ -428,7 +449,8 @@ out:
     return rc;
 }
 
-static int inst_write(state_db *db, const state_instance *in, int insert, char *err, size_t errlen)
+static int inst_write(state_db *db, const state_instance *in, int insert, const char *batch,
+                      char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     char *ports = ports_to_json(in);
@@ -445,8 +467,10 @@ static int inst_write(state_db *db, const state_instance *in, int insert, char *
                  "health_timeout_s=?29,health_retries=?30,cmdline=?31,initrd=?32 WHERE id=?1";
 
     pthread_mutex_lock(&db->mu);
-    if (exec_sql(db->db, "BEGIN IMMEDIATE", err, errlen) < 0)
+    if (exec_sql(db->db, "BEGIN IMMEDIATE", err, errlen) < 0) {
+        rc = busy_or(db->db, -1);
         goto unlock;
+    }
     if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
         goto rollback;
     bind_inst(st, in, ports ? ports : "[]");
@@ -470,6 +494,17 @@ static int inst_write(state_db *db, const state_instance *in, int insert, char *
         rc = STATE_ENOTFOUND;
         goto rollback;
     }
+    if (batch && batch[0]) {
+        /* in the same transaction: the row is never there unmarked */
+        sqlite3_finalize(st);
+        if (sqlite3_prepare_v2(db->db, "UPDATE instances SET batch=?2 WHERE id=?1", -1, &st,
+                               NULL) != SQLITE_OK)
+            goto rollback;
+        sqlite3_bind_text(st, 1, in->id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, batch, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            goto rollback;
+    }
     rc = write_ports(db, in, err, errlen);
     if (rc != 0)
         goto rollback;
@@ -492,16 +527,22 @@ unlock:
 
 int state_inst_insert(state_db *db, const state_instance *in, char *err, size_t errlen)
 {
+    return state_inst_insert_batch(db, in, NULL, err, errlen);
+}
+
+int state_inst_insert_batch(state_db *db, const state_instance *in, const char *batch, char *err,
+                            size_t errlen)
+{
     if (err && errlen)
         err[0] = 0;
-    return inst_write(db, in, 1, err, errlen);
+    return inst_write(db, in, 1, batch, err, errlen);
 }
 
 int state_inst_update(state_db *db, const state_instance *in, char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = 0;
-    return inst_write(db, in, 0, err, errlen);
+    return inst_write(db, in, 0, NULL, err, errlen);
 }
 
 /* Run a one-parameter DELETE; STATE_ENOTFOUND (with "<what> '<key>' not
@@ -523,6 +564,7 @@ static int delete_one(state_db *db, const char *sql, const char *what, const cha
 out:
     if (rc == -1)
         errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    rc = busy_or(db->db, rc);
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
@@ -550,6 +592,7 @@ int state_inst_mark_deleting(state_db *db, const char *id, char *err, size_t err
 out:
     if (rc == -1)
         errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    rc = busy_or(db->db, rc);
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
@@ -569,6 +612,84 @@ int state_inst_deleting(state_db *db, const char *id)
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->mu);
     return rc;
+}
+
+/* One statement with text parameters ?1.. (NULL-terminated list): the
+ * number of rows it changed, or a negative state code. */
+static int exec_text(state_db *db, const char *sql, char *err, size_t errlen, ...)
+{
+    sqlite3_stmt *st = NULL;
+    const char *v;
+    va_list ap;
+    int rc = -1, i = 1;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    va_start(ap, errlen);
+    while ((v = va_arg(ap, const char *)))
+        sqlite3_bind_text(st, i++, v, -1, SQLITE_TRANSIENT);
+    va_end(ap);
+    if (sqlite3_step(st) == SQLITE_DONE)
+        rc = sqlite3_changes(db->db);
+out:
+    if (rc < 0) {
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        rc = busy_or(db->db, rc);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_batch_commit(state_db *db, const char *batch, char *err, size_t errlen)
+{
+    int rc = exec_text(db, "UPDATE instances SET batch='' WHERE batch=?1", err, errlen, batch,
+                       (const char *)NULL);
+    return rc < 0 ? rc : 0;
+}
+
+int state_batch_drop_uncommitted(state_db *db, char *err, size_t errlen)
+{
+    return exec_text(db, "DELETE FROM instances WHERE batch!=''", err, errlen, (const char *)NULL);
+}
+
+int state_inst_mark_move(state_db *db, const char *id, const char *to, char *err, size_t errlen)
+{
+    int rc = exec_text(db, "UPDATE instances SET move_to=?2 WHERE id=?1", err, errlen, id, to,
+                       (const char *)NULL);
+    if (rc == 0)
+        errbuf_set(err, errlen, "instance '%s' not found", id);
+    return rc < 0 ? rc : rc == 0 ? STATE_ENOTFOUND : 0;
+}
+
+int state_inst_move_to(state_db *db, const char *id, char *to, size_t tolen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    to[0] = 0;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "SELECT move_to FROM instances WHERE id=?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            snprintf(to, tolen, "%s", (const char *)sqlite3_column_text(st, 0));
+        rc = step == SQLITE_ROW ? to[0] != 0 : step == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int state_inst_finish_move(state_db *db, const char *id, char *err, size_t errlen)
+{
+    int rc = exec_text(db,
+                       "UPDATE instances SET host=move_to, move_to='', want_running=1,"
+                       " state='pending' WHERE id=?1 AND move_to!=''",
+                       err, errlen, id, (const char *)NULL);
+    if (rc == 0)
+        errbuf_set(err, errlen, "instance '%s' has no move in flight", id);
+    return rc < 0 ? rc : rc == 0 ? STATE_ENOTFOUND : 0;
 }
 
 /* One row by `sql` with ?1 = key (and ?2 = its length): 1 found (in *out),

@@ -10,7 +10,9 @@
  *
  * Errors: functions return 0 on success, STATE_ENOTFOUND when the named row
  * does not exist, STATE_ECONFLICT on a uniqueness clash (name taken, address
- * or port in use), -1 on any other failure; the message is in err (may be
+ * or port in use), STATE_EBUSY when the database stayed locked by another
+ * connection past the busy timeout (writes: instance insert, update,
+ * delete, marks), -1 on any other failure; the message is in err (may be
  * NULL) and names the bad value.
  */
 #ifndef SHOAL_STATE_H
@@ -21,6 +23,9 @@
 
 #define STATE_ENOTFOUND (-2)
 #define STATE_ECONFLICT (-3)
+#define STATE_EBUSY                                                                                \
+    (-4) /* another connection held the database past the
+                                busy timeout (5 s): nothing written, try again */
 
 #define STATE_ID_LEN   12 /* hex chars of an instance id */
 #define STATE_NAME_MAX 64
@@ -153,6 +158,25 @@ int state_inst_delete(state_db *db, const char *id, char *err, size_t errlen);
  * state_inst_deleting: 1 marked, 0 not (or no such row), -1 on error. */
 int state_inst_mark_deleting(state_db *db, const char *id, char *err, size_t errlen);
 int state_inst_deleting(state_db *db, const char *id);
+/* A create request written as a whole or not at all (issue 16): its rows
+ * are inserted marked with the batch id (in the insert's own transaction)
+ * and state_batch_commit clears the mark of all of them at once, before
+ * any is started. state_batch_drop_uncommitted (shoald's start, before
+ * anything reads the rows) deletes the rows of batches never committed:
+ * the number deleted, or a negative code. */
+int state_inst_insert_batch(state_db *db, const state_instance *in, const char *batch, char *err,
+                            size_t errlen);
+int state_batch_commit(state_db *db, const char *batch, char *err, size_t errlen);
+int state_batch_drop_uncommitted(state_db *db, char *err, size_t errlen);
+/* A cold move in flight (issue 16, core/plan.c): mark the row with its
+ * destination host before its domain is stopped; state_inst_finish_move
+ * then re-homes it and makes it wanted and pending in one write, clearing
+ * the mark (STATE_ENOTFOUND when no move was marked). Like the delete
+ * mark, the move mark survives every update. state_inst_move_to: 1 with
+ * the destination in to, 0 none (or no row), -1 on error. */
+int state_inst_mark_move(state_db *db, const char *id, const char *to, char *err, size_t errlen);
+int state_inst_move_to(state_db *db, const char *id, char *to, size_t tolen);
+int state_inst_finish_move(state_db *db, const char *id, char *err, size_t errlen);
 /* Lookup by exact id, then unique id prefix (4..11 hex chars), then exact
  * name: ids come first, so a name can never hide an id. Ambiguous prefix:
  * STATE_ECONFLICT. The result must be state_inst_free()d. */

@@ -34,6 +34,17 @@ fleet_code fleet_err_set(fleet_err *e, fleet_code code, const char *field, const
     return code;
 }
 
+fleet_code fleet_state_code(int state_rc)
+{
+    switch (state_rc) {
+    case 0: return FLEET_OK;
+    case STATE_ENOTFOUND: return FLEET_E_NOT_FOUND;
+    case STATE_ECONFLICT: return FLEET_E_CONFLICT;
+    case STATE_EBUSY: return FLEET_E_BUSY;
+    default: return FLEET_E_INTERNAL;
+    }
+}
+
 int64_t fleet_now_ms(void)
 {
     struct timespec ts;
@@ -388,6 +399,17 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
                  ksm_on ? "" : ": ", ksm_on ? "" : err);
     if (fleet_hosts_load(f, err, errlen) != 0)
         goto fail;
+    /* A create batch a killed shoald never committed is undone as a
+     * whole (issue 16): its rows were never started. */
+    {
+        int dropped = state_batch_drop_uncommitted(f->db, err, errlen);
+        if (dropped < 0)
+            goto fail;
+        if (dropped > 0)
+            log_warn("removed %d instance row%s of a create request that an earlier shoald "
+                     "never finished (a batch is all or nothing)",
+                     dropped, dropped == 1 ? "" : "s");
+    }
     if (count_image_refs(f, err, errlen) != 0)
         goto fail;
 

@@ -80,8 +80,11 @@ typedef enum {
     FLEET_E_BAD_IMAGE = -6,   /* an uploaded image failed validation */
     FLEET_E_TOO_LARGE = -7,   /* an upload is over the store's limit */
     FLEET_E_INTERNAL = -8,    /* SQLite, memory, a bug: message says what */
+    FLEET_E_BUSY = -9,        /* the state database stayed locked by another
+                                  process past its busy timeout: nothing was
+                                  done, try again (STATE_EBUSY) */
 } fleet_code;
-#define FLEET_CODES 9 /* number of codes above, FLEET_OK included */
+#define FLEET_CODES 10 /* number of codes above, FLEET_OK included */
 
 typedef struct {
     fleet_code code;

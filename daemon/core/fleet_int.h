@@ -227,6 +227,8 @@ typedef struct {
     struct fleet_batch *batch; /* its create request's batch until it is
                                   ready or failed (batch.c), else NULL */
     int batch_started;         /* counted as started in it */
+    int moving;                /* a cold move of this process is carrying it
+                                  (plan.c): reconcile leaves its mark alone */
     /* Measured by the usage sampler (capacity.c) for the run that began
      * at use_run_ms; a different run_start_ms means nothing measured. */
     int64_t use_run_ms;
@@ -532,6 +534,8 @@ int fleet_host_cordon_locked(fleet *f, const char *name, bool cordoned, fleet_er
 /* {"key":"value",...} of n pairs, sorted by key (heap; NULL: no memory). */
 char *fleet_kv_json(const fleet_kv *kv, size_t n);
 int fleet_lookup(fleet *f, const char *key, state_instance *in, fleet_err *e);
+/* A state.h return code as a fleet code (STATE_EBUSY: FLEET_E_BUSY). */
+fleet_code fleet_state_code(int state_rc);
 /* Stop and start by full id, for cold moves (plan.c). */
 int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e);
 int fleet_start_id(fleet *f, const char *id, fleet_err *e);

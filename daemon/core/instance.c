@@ -372,7 +372,7 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
     char *args = NULL, *env = NULL, *labels = NULL, *placement = NULL;
     uint32_t count = spec->count ? spec->count : 1;
     bool network = spec->network && f->gateway;
-    int rc = FLEET_OK;
+    int rc = FLEET_OK, src;
     int64_t t_request = fleet_now_ms();
 
     *out = NULL;
@@ -436,7 +436,6 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
         goto unlock;
     for (uint32_t i = 0; i < count; i++) {
         state_instance *in = &made[i];
-        int src;
         snprintf(in->image_ref, sizeof in->image_ref, "%s", image_ref);
         snprintf(in->image_digest, sizeof in->image_digest, "%s", digest);
         snprintf(in->host, sizeof in->host, "%s", dec.assignments[i].host_id);
@@ -475,10 +474,10 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
             rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
             goto unlock;
         }
-        src = state_inst_insert(f->db, in, err, sizeof err);
+        /* a batch's rows are marked until all are written (issue 16) */
+        src = state_inst_insert_batch(f->db, in, count > 1 ? made[0].id : NULL, err, sizeof err);
         if (src != 0) {
-            rc = fleet_err_set(e, src == STATE_ECONFLICT ? FLEET_E_CONFLICT : FLEET_E_INTERNAL,
-                               NULL, "%s", err);
+            rc = fleet_err_set(e, fleet_state_code(src), NULL, "%s", err);
             goto unlock;
         }
         nmade++;
@@ -493,6 +492,10 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
             goto unlock;
         }
     }
+    /* All written: commit the batch as a whole, before any start. */
+    if (rc == FLEET_OK && count > 1 &&
+        (src = state_batch_commit(f->db, made[0].id, err, sizeof err)) != 0)
+        rc = fleet_err_set(e, fleet_state_code(src), NULL, "%s", err);
 unlock:
     if (rc != FLEET_OK) {
         /* Nothing half-made stays behind. */
@@ -752,8 +755,8 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
      * killed from here on finishes the delete after its restart
      * (reconcile.c), never leaves a row it meant to delete stopped, nor a
      * row whose domain it destroyed. */
-    if (state_inst_mark_deleting(f->db, in.id, err, sizeof err) != 0) {
-        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
+    if ((rc = state_inst_mark_deleting(f->db, in.id, err, sizeof err)) != 0) {
+        rc = fleet_err_set(e, fleet_state_code(rc), NULL, "%s", err);
         goto out;
     }
     fleet_mutate(f, in.id, want_down_fn, &stopping);

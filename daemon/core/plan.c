@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "killpoint.h"
 #include "snapshot.h"
 
 void fleet_plan_clear(fleet_plan *p)
@@ -19,20 +20,58 @@ void fleet_plan_clear(fleet_plan *p)
     memset(p, 0, sizeof *p);
 }
 
-/* Cold-move one instance: stop where it is, re-home, start if it ran. */
+static void set_moving(fleet *f, const char *id, int on)
+{
+    fleet_rt *rt;
+    pthread_mutex_lock(&f->mu);
+    if ((rt = fleet_rt_get(f, id)))
+        rt->moving = on;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Cold-move one instance: stop where it is, re-home, start if it ran.
+ * A stopped one is re-homed by one write. A running one survives a
+ * SIGKILL of shoald at any step (issue 16): its row is marked with the
+ * destination before its domain is stopped, and re-homed, wanted and
+ * pending in one write after (state_inst_finish_move); a shoald killed in
+ * between finishes the move at the source host's next reconcile
+ * (reconcile.c): the old domain destroyed first, then the start on the
+ * destination, so never two copies and never left stopped. */
 static int move_instance(fleet *f, const char *id, const char *to, fleet_err *e)
 {
     state_instance in;
+    char err[256];
     int was_up, rc;
     if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
         return rc;
     was_up = in.want_running;
     state_inst_free(&in);
-    if (was_up && (rc = fleet_stop_id(f, id, 2, e)) != FLEET_OK)
-        return rc;
-    fleet_set_host(f, id, to);
+    if (!was_up) {
+        fleet_set_host(f, id, to);
+        fleet_emit(f, "instance.moved", id, NULL, NULL, to, NULL, NULL, NULL);
+        return FLEET_OK;
+    }
+    set_moving(f, id, 1);
+    if ((rc = state_inst_mark_move(f->db, id, to, err, sizeof err)) != 0) {
+        rc = fleet_err_set(e, fleet_state_code(rc), NULL, "%s", err);
+        goto out;
+    }
+    kp_hit("move.marked"); /* tests only: killpoint.h */
+    if ((rc = fleet_stop_id(f, id, 2, e)) != FLEET_OK) {
+        state_inst_mark_move(f->db, id, "", NULL, 0); /* not moving after all */
+        goto out;
+    }
+    kp_hit("move.stopped");
+    if ((rc = state_inst_finish_move(f->db, id, err, sizeof err)) != 0) {
+        rc = fleet_err_set(e, fleet_state_code(rc), NULL, "%s", err);
+        goto out;
+    }
+    kp_hit("move.rehomed");
     fleet_emit(f, "instance.moved", id, NULL, NULL, to, NULL, NULL, NULL);
-    return was_up ? fleet_start_id(f, id, e) : FLEET_OK;
+    rc = fleet_start_id(f, id, e);
+out:
+    set_moving(f, id, 0);
+    return rc;
 }
 
 static int plan_common(fleet *f, const char *drain_host, bool dry_run, fleet_plan *out,

@@ -12,6 +12,9 @@
  *     reported): JOB_DOMAIN_GONE "vanished" reads its status file and,
  *     with no exit or crash in it, starts it again (run.c);
  *   - a row pending or in backoff and still wanted is started;
+ *   - a row marked with a cold move's destination (plan.c) whose move no
+ *     thread of this process carries out: its domain here is destroyed,
+ *     then the row is re-homed and started there (never two copies);
  *   - at a host's first reconcile, a QEMU of its embed root that libvirt
  *     does not list (launched by a start the kill interrupted) is killed. */
 #include "fleet_int.h"
@@ -99,6 +102,46 @@ static void kill_unlisted_qemus(const char *host, const char *uri, const struct 
     closedir(d);
 }
 
+/* A cold move an earlier shoald left half done (plan.c): 1 with its
+ * destination in to when the row is marked and no move of this process is
+ * carrying it out. */
+static int move_left(fleet *f, const char *id, char *to, size_t tolen)
+{
+    fleet_rt *rt;
+    int moving;
+    if (state_inst_move_to(f->db, id, to, tolen) != 1)
+        return 0;
+    pthread_mutex_lock(&f->mu);
+    moving = (rt = fleet_rt_get(f, id)) && rt->moving;
+    pthread_mutex_unlock(&f->mu);
+    return !moving;
+}
+
+/* Finish such a move: the domain on this host is gone (destroyed above or
+ * never there), so the row goes to its destination, wanted, and starts. */
+static void finish_move(fleet *f, struct node *node, const state_instance *row, const char *to,
+                        int found)
+{
+    char err[NODE_ERR_MAX], dom[64];
+    int rc = NODE_OK;
+    if (found) {
+        fleet_domain_name(row->id, dom, sizeof dom);
+        rc = node_destroy(node, dom, err, sizeof err);
+    }
+    if (rc != NODE_OK && rc != NODE_E_NOTFOUND) {
+        log_warn("instance %s: move to %s left unfinished: destroy: %s", row->id, to, err);
+        return;
+    }
+    if (state_inst_finish_move(f->db, row->id, err, sizeof err) != 0) {
+        log_warn("instance %s: move to %s left unfinished: %s", row->id, to, err);
+        return;
+    }
+    log_info("instance %s (%s): finished the move to %s an earlier shoald began", row->id,
+             row->name, to);
+    fleet_emit(f, "instance.moved", row->id, row->name, NULL, to, NULL, NULL, NULL);
+    fleet_queue(f, JOB_START, row->id, NULL);
+}
+
 /* Bring the rows of host h in line with the domains it really runs. */
 void fleet_reconcile_host(fleet *f, fleet_host *h)
 {
@@ -134,11 +177,20 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
     /* Domains: adopt ours, destroy unknown ones. */
     for (size_t d = 0; d < ndoms; d++) {
         state_instance *row = NULL;
+        char to[STATE_NAME_MAX + 1];
         for (size_t r = 0; r < nrows; r++) {
             if (!strcmp(rows[r].id, doms[d].instance_id)) {
                 row = &rows[r];
                 break;
             }
+        }
+        if (row && !strcmp(row->host, host_name) && move_left(f, row->id, to, sizeof to)) {
+            /* not adopted: the rows loop below finishes the move */
+            log_warn("host %s: destroying domain '%s' (instance '%s' is moving to %s)", host_name,
+                     doms[d].name, doms[d].instance_id, to);
+            if (node_destroy(node, doms[d].name, err, sizeof err) != NODE_OK)
+                log_warn("host %s: destroy '%s' failed: %s", host_name, doms[d].name, err);
+            continue;
         }
         if (!row || strcmp(row->host, host_name) != 0 || !row->want_running) {
             log_warn("host %s: destroying domain '%s' (instance '%s' is %s)", host_name,
@@ -194,6 +246,7 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
     /* Rows: live ones without a domain ended while we were away. */
     for (size_t r = 0; r < nrows; r++) {
         state_instance *row = &rows[r];
+        char to[STATE_NAME_MAX + 1];
         int found = 0;
         if (strcmp(row->host, host_name) != 0)
             continue;
@@ -215,6 +268,10 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             else
                 log_info("instance %s (%s): finished the delete an earlier shoald began", row->id,
                          row->name);
+            continue;
+        }
+        if (move_left(f, row->id, to, sizeof to)) {
+            finish_move(f, node, row, to, found);
             continue;
         }
         if (found)

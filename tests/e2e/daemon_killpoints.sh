@@ -137,8 +137,10 @@ for kp in create.row:2 start.row:2 start.paused:2 start.created:2 start.done:2; 
     killed_at "$kp" 60
     start_kp "" || exit 1
     want=3
-    [ "$kp" = create.row:2 ] && want=2 # the rows written before the kill
-    check "$kp: the $want instances written run after the restart" wait_for 90 all_in_state $want running
+    [ "$kp" = create.row:2 ] && want=0 # a batch is all or nothing: its rows go
+    check "$kp: $want instances run after the restart" wait_for 90 all_in_state $want running
+    [ "$kp" = create.row:2 ] &&
+        check "$kp: the uncommitted batch was removed" grep -q "removed 2 instance rows of a create request" "$(LOG)"
     e2e_log "$kp: $(rows | jq -c '[.items[] | {name, state, last_error}]' | cut -c1-600)"
     check "$kp: one QEMU per running instance" runs_match
     invariants "$kp"

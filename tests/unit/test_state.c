@@ -257,6 +257,94 @@ static void test_deleting_mark(void **st)
     state_close(db);
 }
 
+/* A create batch (issue 16): rows marked until committed as a whole; the
+ * rows of a batch never committed are dropped, committed ones stay. */
+static void test_batch_commit_and_drop(void **st)
+{
+    state_db *db;
+    state_instance a, b, c, out;
+    char err[256];
+    (void)st;
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    fill(&a, "a00000000001", "b1-1");
+    fill(&b, "a00000000002", "b1-2");
+    fill(&c, "c00000000001", "b2-1");
+    assert_int_equal(state_inst_insert_batch(db, &a, a.id, err, sizeof err), 0);
+    assert_int_equal(state_inst_insert_batch(db, &b, a.id, err, sizeof err), 0);
+    assert_int_equal(state_batch_commit(db, a.id, err, sizeof err), 0);
+    assert_int_equal(state_inst_insert_batch(db, &c, c.id, err, sizeof err), 0);
+    c.state = ST_STARTING; /* an update keeps the mark */
+    assert_int_equal(state_inst_update(db, &c, err, sizeof err), 0);
+    state_close(db);
+    /* what a restart finds: the uncommitted batch goes, the other stays */
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_int_equal(state_batch_drop_uncommitted(db, err, sizeof err), 1);
+    assert_int_equal(state_inst_find(db, c.id, &out, err, sizeof err), STATE_ENOTFOUND);
+    assert_int_equal(state_inst_find(db, a.id, &out, err, sizeof err), 0);
+    state_inst_free(&out);
+    assert_int_equal(state_inst_find(db, b.id, &out, err, sizeof err), 0);
+    state_inst_free(&out);
+    assert_int_equal(state_batch_drop_uncommitted(db, err, sizeof err), 0);
+    state_close(db);
+}
+
+/* A cold move in flight (issue 16): the mark survives updates and a
+ * reopen; finishing re-homes the row wanted and pending in one write. */
+static void test_move_mark(void **st)
+{
+    state_db *db;
+    state_instance a, out;
+    char err[256], to[STATE_NAME_MAX + 1];
+    (void)st;
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    fill(&a, "f00000000001", "mover");
+    a.state = ST_RUNNING;
+    a.want_running = 1;
+    assert_int_equal(state_inst_insert(db, &a, err, sizeof err), 0);
+    assert_int_equal(state_inst_move_to(db, a.id, to, sizeof to), 0);
+    assert_int_equal(state_inst_finish_move(db, a.id, err, sizeof err), STATE_ENOTFOUND);
+    assert_int_equal(state_inst_mark_move(db, a.id, "h2", err, sizeof err), 0);
+    a.state = ST_STOPPED; /* the stop, through fleet_mutate */
+    a.want_running = 0;
+    assert_int_equal(state_inst_update(db, &a, err, sizeof err), 0);
+    state_close(db);
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_int_equal(state_inst_move_to(db, a.id, to, sizeof to), 1);
+    assert_string_equal(to, "h2");
+    assert_int_equal(state_inst_finish_move(db, a.id, err, sizeof err), 0);
+    assert_int_equal(state_inst_move_to(db, a.id, to, sizeof to), 0);
+    assert_int_equal(state_inst_find(db, a.id, &out, err, sizeof err), 0);
+    assert_string_equal(out.host, "h2");
+    assert_int_equal(out.want_running, 1);
+    assert_int_equal(out.state, ST_PENDING);
+    state_inst_free(&out);
+    assert_int_equal(state_inst_mark_move(db, "nope00000000", "h2", err, sizeof err),
+                     STATE_ENOTFOUND);
+    state_close(db);
+}
+
+/* Another process holding the write lock past the busy timeout (5 s):
+ * STATE_EBUSY, not a plain failure, and nothing written. */
+static void test_busy(void **st)
+{
+    state_db *db;
+    state_instance a, out;
+    sqlite3 *other;
+    char err[256];
+    (void)st;
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    fill(&a, "b00000000001", "busy");
+    assert_int_equal(state_inst_insert(db, &a, err, sizeof err), STATE_EBUSY);
+    assert_non_null(strstr(err, "locked"));
+    assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(state_inst_find(db, a.id, &out, err, sizeof err), STATE_ENOTFOUND);
+    assert_int_equal(state_inst_insert(db, &a, err, sizeof err), 0);
+    state_close(db);
+}
+
 static void test_events(void **st)
 {
     state_db *db;
@@ -480,6 +568,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_find_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_keeps_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleting_mark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_commit_and_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_move_mark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_and_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),

@@ -139,18 +139,14 @@ static void push_image(fx *x)
 
 /* Open a fleet whose local host has mem_mib and cpus; extra shoald flags
  * (NULL-terminated) go after the fixed ones. */
-static fx *fx_open(unsigned mem_mib, unsigned cpus, const char *const *extra)
+/* Open the fleet of x's state dir (again: what a restarted shoald finds). */
+static void fx_start(fx *x, const char *const *extra)
 {
-    fx *x = calloc(1, sizeof *x);
     cfg_t cfg;
     char err[512];
     char *argv[32];
     int argc = 0;
 
-    assert_non_null(x);
-    snprintf(x->dir, sizeof x->dir, "/tmp/shoal-fleet-XXXXXX");
-    assert_non_null(mkdtemp(x->dir));
-    host_xml(x, "local", mem_mib, cpus, x->local_uri, sizeof x->local_uri);
     argv[argc++] = "shoald";
     argv[argc++] = "--state-dir";
     argv[argc++] = x->dir;
@@ -172,6 +168,17 @@ static fx *fx_open(unsigned mem_mib, unsigned cpus, const char *const *extra)
     assert_string_equal(cfg.local_uri, x->local_uri);
     if (fleet_open(&cfg, &x->f, err, sizeof err) != 0)
         fail_msg("fleet_open: %s", err);
+}
+
+static fx *fx_open(unsigned mem_mib, unsigned cpus, const char *const *extra)
+{
+    fx *x = calloc(1, sizeof *x);
+
+    assert_non_null(x);
+    snprintf(x->dir, sizeof x->dir, "/tmp/shoal-fleet-XXXXXX");
+    assert_non_null(mkdtemp(x->dir));
+    host_xml(x, "local", mem_mib, cpus, x->local_uri, sizeof x->local_uri);
+    fx_start(x, extra);
     push_image(x);
     return x;
 }
@@ -849,6 +856,54 @@ static void plans(void **state)
     assert_int_equal(fleet_host_remove(f, "mock2", &e), FLEET_OK);
     state_inst_array_free(on_local, nl);
     state_inst_array_free(on_m2, n2);
+}
+
+/* What a shoald killed mid-operation leaves in its database (issue 16),
+ * written here with the fleet closed, and what the next fleet_open makes
+ * of it: a create batch never committed is gone as a whole (its image
+ * references with it); a cold move marked but not finished is finished
+ * on its destination, started there, the mark gone. (A real kill at each
+ * step, with QEMU: e2e_daemon_killpoints.) */
+static void crash_leftovers(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet_err e;
+    state_db *db;
+    state_instance mv, half;
+    char path[256], err[256], uri2[256], to[STATE_NAME_MAX + 1];
+    *state = x;
+
+    host_xml(x, "mock2", 8192, 4, uri2, sizeof uri2);
+    assert_int_equal(fleet_host_add(x->f, "mock2", uri2, NULL, 0, "auto", &e), FLEET_OK);
+    must_create(x->f, "mv", 1, 64, FLEET_LOCAL_HOST);
+    wait_state(x->f, "mv", ST_STARTING, 10000);
+    assert_int_equal(image_refs(x->f), 1);
+    fleet_close(x->f);
+    x->f = NULL;
+
+    snprintf(path, sizeof path, "%s/shoald.db", x->dir);
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_int_equal(state_inst_find(db, "mv", &mv, err, sizeof err), 0);
+    assert_int_equal(state_inst_mark_move(db, mv.id, "mock2", err, sizeof err), 0);
+    half = mv;
+    snprintf(half.id, sizeof half.id, "abcdefabcdef");
+    snprintf(half.name, sizeof half.name, "half-1");
+    half.state = ST_PENDING;
+    assert_int_equal(state_inst_insert_batch(db, &half, half.id, err, sizeof err), 0);
+    state_inst_free(&mv);
+    state_close(db);
+
+    fx_start(x, NULL);
+    assert_int_equal(fleet_instance_find(x->f, "half-1", &half, &e), FLEET_E_NOT_FOUND);
+    assert_int_equal(image_refs(x->f), 1);
+    wait_state(x->f, "mv", ST_STARTING, 10000);
+    assert_int_equal(fleet_instance_find(x->f, "mv", &mv, &e), FLEET_OK);
+    assert_string_equal(mv.host, "mock2");
+    assert_int_equal(mv.want_running, 1);
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_int_equal(state_inst_move_to(db, mv.id, to, sizeof to), 0);
+    state_close(db);
+    state_inst_free(&mv);
 }
 
 /* ---- 5. the placement lock ------------------------------------------------------ */
@@ -1958,6 +2013,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(hosts, teardown),
         cmocka_unit_test_teardown(hosts_allow_list, teardown),
         cmocka_unit_test_teardown(plans, teardown),
+        cmocka_unit_test_teardown(crash_leftovers, teardown),
         cmocka_unit_test_teardown(placement_lock, teardown),
         cmocka_unit_test_teardown(status_channel, teardown),
         cmocka_unit_test(boot_plan),
