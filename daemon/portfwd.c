@@ -21,12 +21,36 @@
 
 typedef enum { EP_WAKE = 0, EP_LISTEN, EP_CONN, EP_FLOW } ep_kind;
 
-#define UDP_BUCKETS 64   /* hash chains per UDP forward */
-#define UDP_BATCH   64   /* datagrams relayed per readiness event, for fairness */
-#define TICK_MS     1000 /* housekeeping period (expiry) at the longest */
-#define EXPIRY_MS   100  /* TCP timeouts are checked this often at most */
+#define UDP_BUCKETS   64   /* hash chains per UDP forward */
+#define UDP_BATCH     64   /* datagrams relayed per readiness event, for fairness */
+#define TICK_MS       1000 /* housekeeping period (expiry) at the longest */
+#define EXPIRY_MS     100  /* TCP timeouts are checked this often at most */
+#define SLEEP_TICK_MS 50   /* idle timers checked this often while an owner sleeps or idles */
 
 struct fwd;
+
+/* Scale to zero: the sleep state of one owner (pfwd_set_idle). mode,
+ * idle_ms, the requests and held_pub are under mu; the t_ fields and the
+ * counts belong to the thread. */
+enum { SL_AWAKE = 0, SL_ASLEEP, SL_WAKING };
+typedef struct sleeper {
+    char owner[64];
+    int idle_ms;        /* sleep after this long without a TCP connection; 0 never */
+    int mode;           /* SL_*: awake passes connections through, else they are held */
+    int reset_quiet;    /* set by pfwd_set_idle/pfwd_resume: quiet time starts again */
+    int nfwds;          /* live forwards pointing here; freed at 0 (reap) */
+    int held_pub;       /* copy of nwaking for pfwd_sleep_info */
+    int t_awake;        /* thread: mode == SL_AWAKE as of the last tick */
+    int t_poke;         /* thread: a datagram came while asleep */
+    int nconns;         /* thread: open TCP connections of its forwards */
+    int nwaking;        /* thread: held connections not yet through to the guest */
+    int64_t t_quiet_ms; /* thread: since when it has had no connection */
+    int t_timeouts;     /* thread: held connections timed out since the last note */
+    int t_port;         /* thread: host port of the last held connection */
+    int recount;        /* under mu: forwards newly attached, conns to count */
+    int dead;           /* under mu: its forwards were removed */
+    struct sleeper *next;
+} sleeper;
 
 /* One direction of a proxied connection: bytes read from `from` wait in buf
  * until written to the other side. */
@@ -47,10 +71,14 @@ typedef struct endpoint {
 
 typedef struct conn {
     endpoint ep[2];
-    pipe_dir dir[2];  /* dir[0]: client->guest, dir[1]: guest->client */
-    int connecting;   /* guest connect() in progress */
-    int closed;       /* closed; freed at the end of the batch */
-    int64_t since_ms; /* connect started, or the last byte moved */
+    pipe_dir dir[2];                  /* dir[0]: client->guest, dir[1]: guest->client */
+    int connecting;                   /* guest connect() in progress (or not begun: held) */
+    int waking;                       /* accepted while its owner slept: the guest connect is
+                         retried until deadline_ms (ep[1].fd -1 between tries) */
+    int64_t deadline_ms, retry_at_ms; /* waking: give up at; next try at (0 now) */
+    struct sleeper *sl;               /* its forward's owner's, as when accepted (thread) */
+    int closed;                       /* closed; freed at the end of the batch */
+    int64_t since_ms;                 /* connect started, or the last byte moved */
     struct fwd *fwd;
     struct conn *next;
 } conn;
@@ -74,6 +102,8 @@ typedef struct fwd {
     int host_port;
     struct sockaddr_in guest;
     int dead;
+    sleeper *sl;             /* scale to zero (pfwd_set_idle), NULL: none; under mu */
+    sleeper *t_sl;           /* the thread's copy of sl (taken at its next tick) */
     int nconns;              /* TCP: open connections (thread only) */
     int64_t paused_until_ms; /* TCP: not accepting until then (out of descriptors) */
     /* UDP only; the flows are owned by the thread. */
@@ -105,7 +135,12 @@ struct pfwd {
     int connect_ms, linger_ms;      /* TCP timeouts; under mu */
     int fd_ceiling;                 /* refuse a connection whose descriptor is >= this */
     int spare_fd;                   /* /dev/null, given up to accept-and-close at EMFILE */
-    unsigned char dgram[65536];     /* the thread's datagram buffer */
+    sleeper *sleepers;              /* owners that scale to zero; under mu */
+    int wake_ms;                    /* held connections wait this long; under mu */
+    int nwaking;                    /* thread: held connections, all owners */
+    pfwd_note_fn note_fn;           /* under mu */
+    void *note_user;
+    unsigned char dgram[65536]; /* the thread's datagram buffer */
 };
 
 const char *pfwd_proto_name(pfwd_proto proto)
@@ -165,9 +200,33 @@ int pfwd_probe(pfwd *p, pfwd_proto proto, int host_port, char *err, size_t errle
     return 0;
 }
 
+/* A client whose bytes never reached the guest: read what it sent (bounded)
+ * before the close, so that the close is a clean FIN, not the reset Linux
+ * sends for unread data (a held connection whose wake failed). */
+static void drain_client(int fd)
+{
+    char junk[4096];
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = read(fd, junk, sizeof junk);
+        if (n <= 0 && !(n < 0 && errno == EINTR))
+            break;
+    }
+}
+
 static void conn_close(pfwd *p, conn *c)
 {
     conn **pp;
+    sleeper *sl = c->sl;
+    if (c->connecting && c->ep[0].fd >= 0)
+        drain_client(c->ep[0].fd);
+    if (sl) {
+        if (--sl->nconns == 0)
+            sl->t_quiet_ms = now_ms();
+        if (c->waking)
+            sl->nwaking--;
+    }
+    if (c->waking)
+        p->nwaking--;
     for (int s = 0; s < 2; s++) {
         if (c->ep[s].fd >= 0) {
             epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->ep[s].fd, NULL);
@@ -315,6 +374,14 @@ static flow *flow_open(pfwd *p, fwd *f, const struct sockaddr_in *client, int64_
 static void on_udp_listen(pfwd *p, fwd *f)
 {
     int64_t now = now_ms();
+    if (f->t_sl && !f->t_sl->t_awake) {
+        /* Asleep: nothing to relay to. The datagrams are dropped (as a
+         * network may) and wake the owner. */
+        while (recv(f->ep.fd, p->dgram, sizeof p->dgram, 0) >= 0 || errno == EINTR)
+            ;
+        f->t_sl->t_poke = 1;
+        return;
+    }
     for (int i = 0; i < UDP_BATCH; i++) {
         struct sockaddr_in from;
         union {
@@ -433,12 +500,151 @@ static void refuse(pfwd *p, int fd)
     atomic_fetch_add(&p->refused, 1);
 }
 
+/* ---- scale to zero: held connections ------------------------------------ */
+
+/* A waking connection's try failed (refused, no answer in PFWD_WAKE_TRY_MS):
+ * drop the socket, try again in PFWD_WAKE_RETRY_MS. */
+static void guest_retry(pfwd *p, conn *c, int64_t now)
+{
+    if (c->ep[1].fd >= 0) {
+        epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->ep[1].fd, NULL);
+        close(c->ep[1].fd);
+        c->ep[1].fd = -1;
+    }
+    c->retry_at_ms = now + PFWD_WAKE_RETRY_MS;
+}
+
+/* One try of a waking connection to reach its guest. */
+static void guest_try(pfwd *p, conn *c, int64_t now)
+{
+    struct epoll_event ev = { 0 };
+    int one = 1, gfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (gfd < 0 || gfd >= p->fd_ceiling) {
+        if (gfd >= 0)
+            close(gfd);
+        guest_retry(p, c, now);
+        return;
+    }
+    setsockopt(gfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->ep[1].fd = gfd;
+    c->retry_at_ms = now + PFWD_WAKE_TRY_MS;
+    if (connect(gfd, (struct sockaddr *)&c->fwd->guest, sizeof c->fwd->guest) != 0 &&
+        errno != EINPROGRESS) {
+        close(gfd);
+        c->ep[1].fd = -1;
+        guest_retry(p, c, now);
+        return;
+    }
+    ev.data.ptr = &c->ep[1];
+    epoll_ctl(p->epfd, EPOLL_CTL_ADD, gfd, &ev);
+    conn_arm(p, c);
+}
+
+/* Held connections: while their owner sleeps they wait; once it is awake
+ * each tries the guest until it accepts; past its deadline it is closed
+ * cleanly (conn_close reads what the client sent first). */
+static void waking_tick(pfwd *p, int64_t now)
+{
+    for (conn *c = p->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->waking)
+            continue;
+        if (now >= c->deadline_ms) {
+            c->sl->t_timeouts++;
+            conn_close(p, c);
+        } else if (c->sl->t_awake && now >= c->retry_at_ms) {
+            if (c->ep[1].fd < 0)
+                guest_try(p, c, now);
+            else
+                guest_retry(p, c, now);
+        }
+    }
+}
+
+struct sleep_note {
+    char owner[64];
+    pfwd_note_kind kind;
+    char detail[160];
+};
+
+/* The sleepers' timers and requests, then their notes (without the lock).
+ * Thread only. */
+static void sleepers_tick(pfwd *p, int64_t now)
+{
+    struct sleep_note notes[16];
+    size_t nn = 0;
+    int recount = 0;
+    pfwd_note_fn fn;
+    void *user;
+
+    pthread_mutex_lock(&p->mu);
+    for (sleeper *s = p->sleepers; s; s = s->next)
+        recount |= s->recount;
+    if (recount) { /* forwards newly given a sleeper: the thread's copies, counts */
+        for (fwd *f = p->fwds; f; f = f->next)
+            f->t_sl = f->dead ? NULL : f->sl;
+        for (conn *c = p->conns; c; c = c->next) {
+            if (!c->sl && c->fwd->t_sl) {
+                c->sl = c->fwd->t_sl;
+                c->sl->nconns++;
+            }
+        }
+    }
+    for (sleeper *s = p->sleepers; s; s = s->next) {
+        struct sleep_note *n = nn < sizeof notes / sizeof notes[0] ? &notes[nn] : NULL;
+        s->recount = 0;
+        if (s->reset_quiet) {
+            s->reset_quiet = 0;
+            s->t_quiet_ms = now;
+        }
+        if (n && !s->dead && s->mode == SL_AWAKE && s->idle_ms > 0 && s->nconns == 0 &&
+            now - s->t_quiet_ms >= s->idle_ms) {
+            s->mode = SL_ASLEEP;
+            n->kind = PFWD_NOTE_IDLE;
+            snprintf(n->detail, sizeof n->detail, "no connection for %d s", s->idle_ms / 1000);
+        } else if (n && !s->dead && s->mode == SL_ASLEEP && (s->nwaking > 0 || s->t_poke)) {
+            s->mode = SL_WAKING;
+            n->kind = PFWD_NOTE_WAKE;
+            if (s->nwaking > 0)
+                snprintf(n->detail, sizeof n->detail, "connection to port %d/tcp", s->t_port);
+            else
+                snprintf(n->detail, sizeof n->detail, "datagram");
+        } else if (n && s->t_timeouts) {
+            n->kind = PFWD_NOTE_WAKE_TIMEOUT;
+            snprintf(n->detail, sizeof n->detail,
+                     "%d held connection%s to port %d/tcp closed: the guest did not accept "
+                     "within %d ms",
+                     s->t_timeouts, s->t_timeouts == 1 ? "" : "s", s->t_port, p->wake_ms);
+            s->t_timeouts = 0;
+        } else {
+            n = NULL;
+        }
+        if (n) {
+            snprintf(n->owner, sizeof n->owner, "%s", s->owner);
+            nn++;
+        }
+        if (s->mode != SL_ASLEEP)
+            s->t_poke = 0;
+        s->t_awake = s->mode == SL_AWAKE;
+        s->held_pub = s->nwaking;
+    }
+    fn = p->note_fn;
+    user = p->note_user;
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < nn; i++)
+        if (fn)
+            fn(user, notes[i].owner, notes[i].kind, notes[i].detail);
+}
+
 static void on_accept(pfwd *p, fwd *f)
 {
-    int max_conns, port_max;
+    int max_conns, port_max, wake_ms;
+    sleeper *sl = f->t_sl;
+    int held = sl && !sl->t_awake; /* asleep: hold it until the owner wakes */
     pthread_mutex_lock(&p->mu);
     max_conns = p->max_conns;
     port_max = p->port_max_conns;
+    wake_ms = p->wake_ms;
     pthread_mutex_unlock(&p->mu);
     for (int batch = 0; batch < 256; batch++) {
         int cfd = accept4(f->ep.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), gfd;
@@ -475,8 +681,8 @@ static void on_accept(pfwd *p, fwd *f)
             refuse(p, cfd);
             continue;
         }
-        gfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        c = gfd >= 0 && gfd < p->fd_ceiling ? calloc(1, sizeof *c) : NULL;
+        gfd = held ? -1 : socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        c = held || (gfd >= 0 && gfd < p->fd_ceiling) ? calloc(1, sizeof *c) : NULL;
         if (!c) {
             refuse(p, cfd);
             if (gfd >= 0)
@@ -484,8 +690,19 @@ static void on_accept(pfwd *p, fwd *f)
             continue;
         }
         setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        setsockopt(gfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (gfd >= 0)
+            setsockopt(gfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->fwd = f;
+        c->sl = sl;
+        if (sl)
+            sl->nconns++;
+        if (held) {
+            c->waking = 1;
+            c->deadline_ms = now_ms() + wake_ms;
+            sl->nwaking++;
+            sl->t_port = f->host_port;
+            p->nwaking++;
+        }
         for (int s = 0; s < 2; s++) {
             c->ep[s].kind = EP_CONN;
             c->ep[s].conn = c;
@@ -499,7 +716,7 @@ static void on_accept(pfwd *p, fwd *f)
         p->conns = c;
         f->nconns++;
         atomic_fetch_add(&p->nconns, 1);
-        if (connect(gfd, (struct sockaddr *)&f->guest, sizeof f->guest) != 0 &&
+        if (!held && connect(gfd, (struct sockaddr *)&f->guest, sizeof f->guest) != 0 &&
             errno != EINPROGRESS) {
             conn_close(p, c);
             continue;
@@ -508,7 +725,8 @@ static void on_accept(pfwd *p, fwd *f)
         ev.data.ptr = &c->ep[0];
         epoll_ctl(p->epfd, EPOLL_CTL_ADD, cfd, &ev);
         ev.data.ptr = &c->ep[1];
-        epoll_ctl(p->epfd, EPOLL_CTL_ADD, gfd, &ev);
+        if (gfd >= 0)
+            epoll_ctl(p->epfd, EPOLL_CTL_ADD, gfd, &ev);
         conn_arm(p, c);
     }
 }
@@ -517,15 +735,26 @@ static void on_accept(pfwd *p, fwd *f)
  * connection is finished and was closed. */
 static int on_conn(pfwd *p, conn *c, int s, uint32_t events)
 {
+    if (c->ep[s].fd < 0)
+        return 0; /* a waking connection's try, given up earlier in this batch */
     if (s == 1 && c->connecting) {
         int e = 0;
         socklen_t l = sizeof e;
         getsockopt(c->ep[1].fd, SOL_SOCKET, SO_ERROR, &e, &l);
+        if (c->waking && (e != 0 || (events & (EPOLLERR | EPOLLHUP)))) {
+            guest_retry(p, c, now_ms()); /* not listening yet: again soon */
+            return 0;
+        }
         if (e != 0) {
             conn_close(p, c);
             return -1;
         }
         c->connecting = 0;
+        if (c->waking) { /* through: the bytes it sent meanwhile follow below */
+            c->waking = 0;
+            c->sl->nwaking--;
+            p->nwaking--;
+        }
         c->since_ms = now_ms();
     }
     /* An error on either socket (a reset, an unreachable guest) ends both:
@@ -624,6 +853,8 @@ static void expire_conns(pfwd *p, int64_t now)
     pthread_mutex_unlock(&p->mu);
     for (conn *c = p->conns, *next; c; c = next) {
         next = c->next;
+        if (c->waking)
+            continue; /* waking_tick's */
         if (c->connecting ? now - c->since_ms >= connect_ms
                           : (c->dir[0].eof || c->dir[1].eof) && now - c->since_ms >= linger_ms)
             conn_close(p, c);
@@ -656,7 +887,18 @@ static void reap(pfwd *p)
             flow_close(p, f->oldest);
         epoll_ctl(p->epfd, EPOLL_CTL_DEL, f->ep.fd, NULL);
         close(f->ep.fd);
+        if (f->sl)
+            f->sl->nfwds--;
         free(f);
+    }
+    for (sleeper **sp = &p->sleepers; *sp;) {
+        sleeper *s = *sp;
+        if (s->nfwds > 0) {
+            sp = &s->next;
+            continue;
+        }
+        *sp = s->next; /* its forwards and their connections are gone */
+        free(s);
     }
     bury(p);
     pthread_cond_broadcast(&p->reaped);
@@ -696,6 +938,11 @@ static void *pfwd_main(void *arg)
             }
         }
         bury(p);
+        if (p->nwaking) {
+            waking_tick(p, now_ms());
+            bury(p);
+        }
+        sleepers_tick(p, now_ms());
         if (now_ms() - last_expiry >= EXPIRY_MS) {
             last_expiry = now_ms();
             expire_conns(p, last_expiry);
@@ -705,6 +952,10 @@ static void *pfwd_main(void *arg)
         pthread_mutex_lock(&p->mu);
         stop = p->stop;
         tick = p->tick_ms;
+        if (p->sleepers && tick > SLEEP_TICK_MS)
+            tick = SLEEP_TICK_MS;
+        if (p->nwaking && tick > PFWD_WAKE_RETRY_MS)
+            tick = PFWD_WAKE_RETRY_MS;
         pthread_mutex_unlock(&p->mu);
         if (stop)
             break;
@@ -747,6 +998,7 @@ int pfwd_start(const char *bind_addr, pfwd **out, char *err, size_t errlen)
     p->port_max_conns = PFWD_PORT_MAX_CONNS;
     p->connect_ms = PFWD_CONNECT_MS;
     p->linger_ms = PFWD_LINGER_MS;
+    p->wake_ms = PFWD_WAKE_MS;
     {
         struct rlimit rl;
         long lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
@@ -855,6 +1107,9 @@ void pfwd_remove(pfwd *p, const char *owner)
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
+    for (sleeper *s = p->sleepers; s; s = s->next)
+        if (!strcmp(s->owner, owner))
+            s->dead = 1;
     for (fwd *f = p->fwds; f; f = f->next) {
         if (!strcmp(f->owner, owner) && !f->dead) {
             f->dead = 1;
@@ -920,4 +1175,114 @@ void pfwd_tcp_stats(pfwd *p, struct pfwd_tcp_stats *st)
     st->port_max_conns = p->port_max_conns;
     st->fd_ceiling = p->fd_ceiling;
     pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- scale to zero ------------------------------------------------------ */
+
+void pfwd_set_notify(pfwd *p, pfwd_note_fn fn, void *user)
+{
+    pthread_mutex_lock(&p->mu);
+    p->note_fn = fn;
+    p->note_user = user;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void pfwd_set_wake_ms(pfwd *p, int wake_ms)
+{
+    pthread_mutex_lock(&p->mu);
+    if (wake_ms > 0)
+        p->wake_ms = wake_ms;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* The live sleeper of owner, or NULL. Caller holds mu. */
+static sleeper *sleeper_find(pfwd *p, const char *owner)
+{
+    for (sleeper *s = p->sleepers; s; s = s->next)
+        if (!s->dead && !strcmp(s->owner, owner))
+            return s;
+    return NULL;
+}
+
+int pfwd_owned(pfwd *p, const char *owner)
+{
+    int n = 0;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    for (fwd *f = p->fwds; f; f = f->next)
+        n += !f->dead && !strcmp(f->owner, owner);
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+int pfwd_set_idle(pfwd *p, const char *owner, int idle_ms)
+{
+    sleeper *s;
+    int rc = -1;
+    pthread_mutex_lock(&p->mu);
+    if (!(s = sleeper_find(p, owner))) {
+        int n = 0;
+        for (fwd *f = p->fwds; f; f = f->next)
+            n += !f->dead && !strcmp(f->owner, owner);
+        if (!n || !(s = calloc(1, sizeof *s)))
+            goto out;
+        snprintf(s->owner, sizeof s->owner, "%s", owner);
+        s->mode = SL_AWAKE;
+        s->t_awake = 1;
+        s->next = p->sleepers;
+        p->sleepers = s;
+    }
+    s->idle_ms = idle_ms > 0 ? idle_ms : 0;
+    s->reset_quiet = 1;
+    for (fwd *f = p->fwds; f; f = f->next) {
+        if (!f->dead && !strcmp(f->owner, owner) && f->sl != s) {
+            f->sl = s;
+            s->nfwds++;
+            s->recount = 1;
+        }
+    }
+    rc = 0;
+out:
+    pthread_mutex_unlock(&p->mu);
+    wake(p);
+    return rc;
+}
+
+/* Set the mode of owner's sleeper; -1 when it has none. */
+static int sleeper_mode(pfwd *p, const char *owner, int mode)
+{
+    sleeper *s;
+    if (!p)
+        return -1;
+    pthread_mutex_lock(&p->mu);
+    if ((s = sleeper_find(p, owner))) {
+        s->mode = mode;
+        s->reset_quiet = 1;
+    }
+    pthread_mutex_unlock(&p->mu);
+    wake(p);
+    return s ? 0 : -1;
+}
+
+int pfwd_sleep(pfwd *p, const char *owner)
+{
+    return sleeper_mode(p, owner, SL_ASLEEP);
+}
+
+int pfwd_resume(pfwd *p, const char *owner)
+{
+    return sleeper_mode(p, owner, SL_AWAKE);
+}
+
+int pfwd_sleep_info(pfwd *p, const char *owner, int *asleep, int *held)
+{
+    sleeper *s;
+    pthread_mutex_lock(&p->mu);
+    if ((s = sleeper_find(p, owner))) {
+        *asleep = s->mode != SL_AWAKE;
+        *held = s->held_pub;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return s ? 0 : -1;
 }

@@ -68,6 +68,32 @@
 #define PFWD_LINGER_MS      10000
 #define PFWD_FD_RESERVE_MIN 256
 
+/* Scale to zero (issue 15, docs/shoald.md "Scale to zero"). An owner given
+ * an idle time (pfwd_set_idle) is put to sleep by the proxy once none of
+ * its forwards has had an open TCP connection for that long: from then on
+ * its connections are accepted and HELD (no guest socket; what the client
+ * sends is read into the connection's buffer, up to PFWD_BUF) and the
+ * owner is "asleep"; the proxy tells the caller (PFWD_NOTE_IDLE), which
+ * stops the guest, or calls pfwd_resume when it will not. The first held
+ * connection (or UDP datagram: dropped) of an asleep owner makes it
+ * "waking" and is told once (PFWD_NOTE_WAKE); the caller starts the guest
+ * and calls pfwd_resume once it is ready. Then every held connection tries
+ * the guest: a try that is refused or unanswered for PFWD_WAKE_TRY_MS is
+ * made again PFWD_WAKE_RETRY_MS later, until the guest accepts (the bytes
+ * read meanwhile go first) or the connection has waited wake_ms
+ * (PFWD_WAKE_MS, pfwd_set_wake_ms) since it was accepted. Then it is
+ * closed cleanly: what the client sent is read first, so the close is a
+ * FIN, never a reset; and the caller is told (PFWD_NOTE_WAKE_TIMEOUT). A
+ * held connection of an owner removed meanwhile (pfwd_remove: its wake
+ * failed) is closed the same way. No connection is refused or reset
+ * because its owner sleeps. Timers are checked every SLEEP_TICK_MS (50 ms)
+ * while an owner has an idle time, every PFWD_WAKE_RETRY_MS while
+ * connections are held. Cost: ~130 bytes per owner; a held connection is
+ * an ordinary one without its guest socket. */
+#define PFWD_WAKE_MS       30000 /* a held connection waits at most this long */
+#define PFWD_WAKE_TRY_MS   200   /* one try to reach a waking guest */
+#define PFWD_WAKE_RETRY_MS 5     /* pause before the next try */
+
 #define PFWD_UDP_IDLE_MS   60000 /* UDP: a flow idle this long is closed */
 #define PFWD_UDP_MAX_FLOWS 256   /* UDP: flows (descriptors) per forward */
 #define PFWD_UDP_MAX_DGRAM 65507 /* UDP: largest payload relayed (IPv4 limit) */
@@ -118,5 +144,35 @@ struct pfwd_tcp_stats {
     int fd_ceiling; /* descriptors at or above this are never used */
 };
 void pfwd_tcp_stats(pfwd *p, struct pfwd_tcp_stats *st);
+
+/* ---- scale to zero (see above) ---- */
+
+typedef enum {
+    PFWD_NOTE_IDLE = 0,     /* idle time passed: the owner is asleep, connections held */
+    PFWD_NOTE_WAKE,         /* a connection came for an asleep owner: start it */
+    PFWD_NOTE_WAKE_TIMEOUT, /* held connections waited wake_ms and were closed */
+} pfwd_note_kind;
+/* Called on the proxy thread with no proxy lock held; detail says why
+ * ("connection to port 8080/tcp"). Must not block: queue work. */
+typedef void (*pfwd_note_fn)(void *user, const char *owner, pfwd_note_kind kind,
+                             const char *detail);
+void pfwd_set_notify(pfwd *p, pfwd_note_fn fn, void *user);
+/* How long a held connection waits (default PFWD_WAKE_MS); < 1 keeps it. */
+void pfwd_set_wake_ms(pfwd *p, int wake_ms);
+/* Give owner's forwards (added before) an idle time in ms (0: never
+ * sleeps); the owner starts awake and its quiet time starts now. -1 when
+ * owner has no forwards. */
+int pfwd_set_idle(pfwd *p, const char *owner, int idle_ms);
+/* Asleep now (a shoald restarted with the instance idle): connections are
+ * held. -1 when owner has no idle time. */
+int pfwd_sleep(pfwd *p, const char *owner);
+/* Awake: connections pass through, held ones try the guest now, the quiet
+ * time starts again. -1 when owner has no idle time (a no-op). */
+int pfwd_resume(pfwd *p, const char *owner);
+/* Live forwards of owner (0 for a NULL p). */
+int pfwd_owned(pfwd *p, const char *owner);
+/* Is owner asleep or waking, and how many connections does it hold (as of
+ * the thread's last tick)? -1 when it has no idle time. */
+int pfwd_sleep_info(pfwd *p, const char *owner, int *asleep, int *held);
 
 #endif
