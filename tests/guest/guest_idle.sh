@@ -14,6 +14,13 @@
 #                listening on a virtio-net NIC with no peer (no frames
 #                arrive), must stay under the same bound: the net stack
 #                arms nothing periodic while idle either.
+#   pool         a pool guest waiting for its configuration record (issue 15,
+#                docs/guest-protocol.md "Warm pool hand-over") must cost no
+#                more wake-ups than an idle running guest: a waiting
+#                `sleep` pool guest, the same with shoal.tickless=0 (must
+#                be > MIN_LEGACY: the count sees a pool guest that ticks)
+#                and a running `sleep 100000`, counted in the same window;
+#                then the power button stops the waiting guest (exit 143).
 #   powerbutton  `sleep 100000` halted with nothing armed but the 60 s
 #                safety slice; QMP system_powerdown (what libvirt's shutdown
 #                does) must stop it through the SCI: exit code 143, the
@@ -40,26 +47,35 @@ stop_all() {    # SIGTERM to each QEMU (its `timeout` wrapper then exits too)
 trap stop_all EXIT
 
 # start NAME KEYS [APP ARGS [QEMU OPTIONS...]]: boot APP.elf (default
-# `sleep 100000`) in the background into $WORK/NAME.
+# `sleep 100000`) in the background into $WORK/NAME. KEYS with shoal.pool=1:
+# a pool guest (no arguments; its console socket is $WORK/NAME/cfg.sock).
 start() {
     local d=$WORK/$1 keys=$2 app=${3:-sleep} args=${4:-100000}
     shift 2; shift $(( $# < 2 ? $# : 2 ))
     mkdir -p "$d"
     [ -f "$SHOAL_IMAGES/$app.elf" ] || fail "image $app.elf not built"
+    local append="$keys -- $args"
+    case " $keys " in
+    *" shoal.pool=1 "*)
+        append=$keys
+        set -- "$@" -device virtio-serial-pci -device virtconsole,chardev=cfg \
+            -chardev "socket,id=cfg,path=$d/cfg.sock,server=on,wait=off" ;;
+    esac
     timeout -s KILL 60 "$QEMU" -machine pc,usb=off -accel tcg -cpu qemu64 \
         -bios "$QBOOT" -m 32 -display none -no-user-config -nodefaults \
         -qmp "unix:$d/qmp.sock,server=on,wait=off" -rtc base=utc -no-reboot \
-        -kernel "$SHOAL_IMAGES/$app.elf" -append "$keys -- $args" \
+        -kernel "$SHOAL_IMAGES/$app.elf" -append "$append" \
         -serial "file:$d/console.log" -serial "file:$d/status.log" \
         -device pvpanic -pidfile "$d/qemu.pid" "$@" >"$d/qemu.out" 2>&1 &
     PIDS+="$! "
 }
 
-# wait_ready NAME: until the ready record (main sleeps right after it).
+# wait_ready NAME [RECORD]: until the ready record (main sleeps right
+# after it), or another record (pool guests: pool-wait).
 wait_ready() {
-    local d=$WORK/$1
+    local d=$WORK/$1 rec=${2:-ready}
     for _ in $(seq 200); do
-        grep -q '^shoal-status ready' "$d/status.log" 2>/dev/null && [ -s "$d/qemu.pid" ] && return 0
+        grep -q "^shoal-status $rec" "$d/status.log" 2>/dev/null && [ -s "$d/qemu.pid" ] && return 0
         sleep 0.1
     done
     cat "$d/qemu.out" "$d/console.log" >&2 2>/dev/null || true
@@ -119,6 +135,37 @@ for cmd in ("qmp_capabilities", "system_powerdown"):
 EOF
 }
 
+case_pool() {
+    start pool "shoal.pool=1"
+    start poollegacy "shoal.pool=1 shoal.tickless=0"
+    start running ""
+    wait_ready pool pool-wait
+    wait_ready poollegacy pool-wait
+    wait_ready running
+    sleep 1
+    local p0 l0 r0 p1 l1 r1
+    p0=$(switches pool); l0=$(switches poollegacy); r0=$(switches running)
+    sleep "$WINDOW"
+    p1=$(switches pool); l1=$(switches poollegacy); r1=$(switches running)
+    local p=$(( (p1 - p0) / WINDOW )) l=$(( (l1 - l0) / WINDOW )) r=$(( (r1 - r0) / WINDOW ))
+    echo "QEMU wake-ups/s: pool guest waiting $p, idle running guest $r (bound: < $MAX_TICKLESS and <= running + 1), waiting with shoal.tickless=0 $l (must be > $MIN_LEGACY)"
+    [ "$l" -gt "$MIN_LEGACY" ] ||
+        fail "the count does not see the periodic PIT of a pool guest with shoal.tickless=0 ($l/s): this test cannot detect a regression any more"
+    [ "$p" -lt "$MAX_TICKLESS" ] && [ "$p" -le $(( r + 1 )) ] ||
+        fail "a waiting pool guest wakes QEMU $p times a second (an idle running one: $r): the wait polls or ticks"
+    local d=$WORK/pool pid
+    pid=$(cat "$d/qemu.pid")
+    qmp_powerdown "$d/qmp.sock" || fail "QMP system_powerdown failed"
+    for _ in $(seq $(( STOP_MAX_MS / 10 + 100 ))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    kill -0 "$pid" 2>/dev/null && fail "the power button did not stop a waiting pool guest"
+    cp "$d/console.log" "$d/status.log" "$WORK/"
+    expect_exit 143
+    echo "PASS a waiting pool guest costs no more wake-ups than a running one; the power button stops it"
+}
+
 case_powerbutton() {
     start idle ""
     wait_ready idle
@@ -143,6 +190,6 @@ case_powerbutton() {
 }
 
 case "${1:-}" in
-wakeups|powerbutton) "case_$1" ;;
-*) echo "usage: $0 wakeups|powerbutton" >&2; exit 2 ;;
+wakeups|powerbutton|pool) "case_$1" ;;
+*) echo "usage: $0 wakeups|powerbutton|pool" >&2; exit 2 ;;
 esac

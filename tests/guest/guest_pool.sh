@@ -1,0 +1,123 @@
+#!/bin/bash
+# guest_pool.sh CASE - the warm pool hand-over (issue 15;
+# docs/guest-protocol.md "Warm pool hand-over"): a guest booted with
+# shoal.pool=1 and a virtio console on a unix socket waits (pool-wait
+# record), takes its configuration record from the console, and runs the
+# app as a cold start with the same line would.
+#   hello   noise the guest must ignore, two headers it must refuse (error
+#           replies, then it keeps waiting), then a record with quoted env
+#           and args: `ok`, hello prints exactly them, ready has claim_us,
+#           exit 0; and the same record through a cold start's fw_cfg
+#           gives the app the same output.
+#   bad     a record the command line parser refuses: the error reply, the
+#           console message, exit 2, no ready record.
+#   httpd   httpd gets its address from the record and answers on it
+#           (QEMU user networking on a subnet of the test's choosing, port
+#           forwarded from 127.0.0.1: it reaches the guest only at that
+#           address).
+# See guest_lib.sh for the environment (SHOAL_IMAGES, ACCEL).
+set -eu
+. "$(dirname "$0")/guest_lib.sh"
+
+CLAIM="python3 $(dirname "$0")/pool_claim.py"
+POOL_PID=""
+stop_pool() {
+    [ -z "$POOL_PID" ] || kill -9 "$POOL_PID" 2>/dev/null || true
+    cleanup
+}
+trap stop_pool EXIT
+
+# start_pool IMAGE [QEMU OPTIONS...]: boot IMAGE with shoal.pool=1 and the
+# console socket $WORK/cfg.sock, in the background.
+start_pool() {
+    local image=$1
+    shift
+    rm -f "$WORK/console.log" "$WORK/status.log" "$WORK/qemu.pid" "$WORK/cfg.sock"
+    timeout -s KILL "$BOOT_TIMEOUT" "$QEMU" -M pc -bios "$QBOOT" -kernel "$image" \
+        -append "shoal.pool=1" \
+        -serial "file:$WORK/console.log" -serial "file:$WORK/status.log" \
+        -display none -no-reboot -m 32 -accel "$ACCEL_USED" -pidfile "$WORK/qemu.pid" \
+        -device virtio-serial-pci \
+        -chardev "socket,id=cfg,path=$WORK/cfg.sock,server=on,wait=off" \
+        -device virtconsole,chardev=cfg "$@" >"$WORK/qemu.out" 2>&1 &
+    POOL_PID=$!
+}
+
+# wait_pool: until QEMU exits; $RC is its status.
+wait_pool() {
+    set +e
+    wait "$POOL_PID"
+    RC=$?
+    set -e
+    POOL_PID=""
+    [ "$RC" -ne 137 ] || fail "QEMU did not finish within ${BOOT_TIMEOUT}s"
+}
+
+REC="$WORK/record"
+
+case_hello() {
+    printf '%s' 'DB_PASSWORD="s3cr3t value" EMPTY= -- "two words" "say \"hi\" \\"' >"$REC"
+    start_pool "$SHOAL_IMAGES/hello.elf"
+    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" --noise >"$WORK/claim.out" ||
+        { cat "$WORK/claim.out" >&2; fail "the claim failed"; }
+    cat "$WORK/claim.out"
+    grep -qx "reply: shoal-config ok" "$WORK/claim.out" || fail "no ok reply"
+    wait_pool
+    [ "$RC" -eq 0 ] || fail "QEMU exited with $RC"
+    head -n 1 "$WORK/status.log" | grep -qE '^shoal-status pool-wait boot_us=[0-9]+$' ||
+        fail "the first status record is not pool-wait"
+    grep -qE '^shoal-status ready boot_us=[0-9]+ claim_us=[0-9]+$' "$WORK/status.log" ||
+        fail "no ready record with claim_us"
+    expect_exit 0
+    grep -E '^(argc|argv|env)' "$WORK/console.log" >"$WORK/pool.app"
+    cat "$WORK/pool.app"
+    # The same configuration as a cold start gets it (shoald's shape:
+    # kernel keys on the line, the rest in the fw_cfg record).
+    boot "$SHOAL_IMAGES/hello.elf" "" -fw_cfg "name=opt/org.shoal/cmdline,file=$REC"
+    expect_exit 0
+    grep -E '^(argc|argv|env)' "$WORK/console.log" >"$WORK/cold.app"
+    diff -u "$WORK/cold.app" "$WORK/pool.app" || fail "the app saw another configuration than a cold start's"
+    grep -qxF 'argv[2]=<say "hi" \>' "$WORK/pool.app" || fail "quoting lost"
+    echo "PASS pool hand-over: noise ignored, bad headers refused, the app sees a cold start's configuration"
+}
+
+case_bad() {
+    printf '%s' 'GOOD=1 not-a-pair -- x' >"$REC"
+    start_pool "$SHOAL_IMAGES/hello.elf"
+    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" --no-ready >"$WORK/claim.out" ||
+        { cat "$WORK/claim.out" >&2; fail "the claim failed"; }
+    cat "$WORK/claim.out"
+    grep -qxF "reply: shoal-config error bad command line: not KEY=VALUE (program arguments go after --): 'not-a-pair'" \
+        "$WORK/claim.out" || fail "no error reply for a bad record"
+    wait_pool
+    expect_console "shoal: bad command line: not KEY=VALUE"
+    expect_exit 2
+    grep -q ready "$WORK/status.log" && fail "a ready record after a bad record"
+    echo "PASS a bad record: error reply, exit 2"
+}
+
+case_httpd() {
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    printf '%s' 'shoal.ip=10.77.3.9/24 shoal.gw=10.77.3.2 -- 8080' >"$REC"
+    start_pool "$SHOAL_IMAGES/httpd.elf" -device virtio-net-pci,netdev=n0 \
+        -netdev "user,id=n0,net=10.77.3.0/24,hostfwd=tcp:127.0.0.1:$port-10.77.3.9:8080"
+    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" >"$WORK/claim.out" ||
+        { cat "$WORK/claim.out" >&2; fail "the claim failed"; }
+    cat "$WORK/claim.out"
+    for _ in $(seq 100); do
+        grep -q "listening" "$WORK/console.log" && break
+        sleep 0.1
+    done
+    expect_console "net: 10.77.3.9/24 mac 52:54:00:12:34:56 gw 10.77.3.2"
+    local body
+    body=$(curl -sS --max-time 10 "http://127.0.0.1:$port/healthz") || fail "httpd does not answer"
+    [ "$body" = ok ] || fail "httpd answered '$body'"
+    echo "PASS httpd answers on the address of its record"
+}
+
+pick_accel
+case "${1:-}" in
+hello|bad|httpd) "case_$1" ;;
+*) echo "usage: $0 hello|bad|httpd" >&2; exit 2 ;;
+esac

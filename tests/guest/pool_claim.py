@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""pool_claim.py - the host side of the warm pool hand-over, for tests and
+the benchmark (docs/guest-protocol.md, "Warm pool hand-over").
+
+  pool_claim.py SOCK STATUS_LOG RECORD_FILE [--noise] [--no-ready] [--timeout S]
+
+Waits for `shoal-status pool-wait` in STATUS_LOG, connects to the guest's
+virtio console socket SOCK, optionally sends noise first (--noise: lines a
+guest must ignore and two headers it must refuse), then the record
+`shoal-config <N>\\n` + RECORD_FILE's bytes. Prints every reply line as
+`reply: <line>`, then, unless --no-ready, waits for the ready record and
+prints `claim_host_us=<send of the record's last byte -> ready line seen>`
+and the ready record. Exit 0, or 1 with a reason (timeout, a reply the
+noise should have caused but did not).
+"""
+import socket
+import sys
+import time
+
+NOISE = [
+    (b"\n", None),
+    (b"random line noise, no header\n", None),
+    (b"x" * 300 + b" shoal-config 5\n", None),       # not at a line start
+    (b"xshoal-config 5\n", None),
+    (b"shoal-configX 5\n", None),
+    (b"shoal-config abc\n", b"shoal-config error length is not a number"),
+    (b"shoal-config 8193\n", b"shoal-config error record is longer than 8192 bytes"),
+    (b"shoal-config 12x\n", b"shoal-config error length is not a number"),
+]
+
+
+def wait_for(path, word, deadline):
+    while time.monotonic() < deadline:
+        try:
+            with open(path, "rb") as f:
+                for line in f:
+                    if line.startswith(b"shoal-status " + word):
+                        return line.decode(errors="replace").strip()
+        except FileNotFoundError:
+            pass
+        time.sleep(0.0002)
+    return None
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    if len(args) < 3:
+        sys.exit(__doc__)
+    sock_path, status, record_file = args[:3]
+    timeout = 20.0
+    if "--timeout" in sys.argv:
+        timeout = float(sys.argv[sys.argv.index("--timeout") + 1])
+    deadline = time.monotonic() + timeout
+    if not wait_for(status, b"pool-wait", deadline):
+        sys.exit("FAIL: no pool-wait record in %s" % status)
+    record = open(record_file, "rb").read()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock_path)
+    s.settimeout(max(0.1, deadline - time.monotonic()))
+    rf = s.makefile("rb")
+
+    def reply():
+        line = rf.readline()
+        if not line:
+            sys.exit("FAIL: the guest closed the console")
+        line = line.rstrip(b"\n")
+        print("reply: " + line.decode(errors="replace"), flush=True)
+        return line
+
+    if "--noise" in flags:
+        for data, want in NOISE:
+            s.sendall(data)
+            if want is not None:
+                got = reply()
+                if got != want:
+                    sys.exit("FAIL: after %r the guest replied %r, not %r" % (data[:40], got, want))
+    s.sendall(b"shoal-config %d\n" % len(record) + record)
+    t0 = time.monotonic()
+    last = reply()
+    if "--no-ready" not in flags:
+        ready = wait_for(status, b"ready", deadline)
+        t1 = time.monotonic()
+        if not ready:
+            sys.exit("FAIL: no ready record after the claim (reply %r)" % last)
+        print("claim_host_us=%d" % ((t1 - t0) * 1e6))
+        print(ready)
+    s.close()
+
+
+if __name__ == "__main__":
+    main()
