@@ -1,7 +1,10 @@
 #!/bin/bash
 # guest_libvirt.sh - boot hello in the libvirt domain shape of
 # docs/guest-protocol.md through the embedded QEMU driver (no libvirtd) and
-# check the status channel says "exit code=0".
+# check the status channel says "exit code=0". In the same virsh run, a
+# warm pool guest (issue 15): hello with shoal.pool=1 and the virtio
+# console of docs/guest-protocol.md ("Warm pool hand-over"), claimed over
+# its unix socket: the app gets the record's env and args.
 # create, the wait for the guest's power-off and the teardown run in one
 # virsh process: the embedding process must stay alive to tear the VM down.
 set -eu
@@ -22,10 +25,12 @@ uri="qemu:///embed?root=$root"
 # A guest left behind by a failed run is killed through its pid file
 # before guest_lib's cleanup removes the work dir.
 libvirt_cleanup() {
-    local pidfile="$root/run/qemu/$name.pid"
-    if [ -f "$pidfile" ]; then
-        kill -9 "$(cat "$pidfile")" 2>/dev/null || true
-    fi
+    local pidfile
+    for pidfile in "$root/run/qemu/$name.pid" "$root/run/qemu/$name-pool.pid"; do
+        if [ -f "$pidfile" ]; then
+            kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+        fi
+    done
     cleanup
 }
 trap libvirt_cleanup EXIT
@@ -52,12 +57,26 @@ cat > "$WORK/dom.xml" <<XML
 </domain>
 XML
 
-# First open probes QEMU capabilities (~8 s); the guest then runs ~1 s.
+# The pool guest: the same shape plus the console, no configuration.
+mkdir -p "$WORK/pool"
+sed -e "s|<name>$name</name>|<name>$name-pool</name>|" \
+    -e "s|<cmdline>.*</cmdline>|<cmdline>shoal.pool=1</cmdline>|" \
+    -e "s|$WORK/console.log|$WORK/pool/console.log|; s|$WORK/status.log|$WORK/pool/status.log|" \
+    -e "s|<controller type='usb'|<console type='unix'><source mode='bind' path='$WORK/pool/cfg.sock'/><target type='virtio'/></console>\n    &|" \
+    "$WORK/dom.xml" >"$WORK/pool.xml"
+printf '%s' 'GREETING="from the pool" -- claimed' >"$WORK/pool/record"
+python3 "$(dirname "$0")/pool_claim.py" "$WORK/pool/cfg.sock" "$WORK/pool/status.log" \
+    "$WORK/pool/record" --timeout 80 >"$WORK/claim.out" 2>&1 &
+claim_pid=$!
+
+# First open probes QEMU capabilities (~8 s); the guests then run ~1 s.
 set +e
 timeout -s KILL 90 virsh -c "$uri" \
-    "create $WORK/dom.xml; event --domain $name --event lifecycle --timeout 30; destroy $name" \
+    "create $WORK/dom.xml; create $WORK/pool.xml; event --domain $name --event lifecycle --timeout 30; event --domain $name-pool --event lifecycle --timeout 30; destroy $name; destroy $name-pool" \
     >"$WORK/virsh.out" 2>&1
 rc=$?
+wait "$claim_pid"
+claim_rc=$?
 set -e
 cat "$WORK/virsh.out"
 [ "$rc" -ne 137 ] || fail "virsh did not finish within 90 s"
@@ -69,4 +88,11 @@ expect_console "argv[2]=<libvirt>"
 expect_console "env[0]=<GREETING=hi>"
 expect_ready
 expect_exit 0
-echo "PASS: libvirt ($domtype)"
+cat "$WORK/claim.out"
+[ "$claim_rc" -eq 0 ] || fail "the pool guest was not claimed"
+grep -q "Domain '$name-pool' created" "$WORK/virsh.out" || fail "pool domain not created"
+touch "$WORK/pool/console.log" "$WORK/pool/status.log"
+grep -qxF "argv[1]=<claimed>" "$WORK/pool/console.log" || fail "pool guest: no argv[1]=<claimed>"
+grep -qxF "env[0]=<GREETING=from the pool>" "$WORK/pool/console.log" || fail "pool guest: env lost"
+grep -qx "shoal-status exit code=0" "$WORK/pool/status.log" || fail "pool guest: no exit code=0"
+echo "PASS: libvirt ($domtype), cold and from the pool"
