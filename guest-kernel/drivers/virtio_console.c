@@ -122,7 +122,7 @@ static void vcon_tx_reclaim(void)
     }
 }
 
-unsigned vcon_poll(void (*rx)(void *ctx, const char *data, unsigned len), void *ctx)
+unsigned vcon_poll(int (*rx)(void *ctx, const char *data, unsigned len), void *ctx)
 {
     unsigned total = 0, posted = 0;
     if (!vc.up)
@@ -137,9 +137,9 @@ unsigned vcon_poll(void (*rx)(void *ctx, const char *data, unsigned len), void *
             continue; /* not a buffer we posted */
         if (len > VCON_RX_SIZE)
             len = VCON_RX_SIZE;
-        if (len)
-            rx(ctx, vc.rx_buf + (size_t)id * VCON_RX_SIZE, len);
         total += len;
+        if (len && rx(ctx, vc.rx_buf + (size_t)id * VCON_RX_SIZE, len))
+            return total; /* done: nothing more is read, no notify */
         vcon_rx_post(id); /* the consumer copied what it keeps */
         posted++;
     }

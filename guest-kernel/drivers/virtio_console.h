@@ -32,8 +32,10 @@
 int vcon_init(uint8_t vector, uint8_t apic);
 
 /* Hand every received chunk to rx(ctx, data, len) in order and post its
- * buffer again; reclaim finished writes. Returns bytes handed. */
-unsigned vcon_poll(void (*rx)(void *ctx, const char *data, unsigned len), void *ctx);
+ * buffer again, until rx returns non-zero: then that buffer is kept and
+ * the device is not notified (the consumer is done: a VM exit saved).
+ * Reclaims finished writes. Returns bytes handed. */
+unsigned vcon_poll(int (*rx)(void *ctx, const char *data, unsigned len), void *ctx);
 
 /* Queue len <= VCON_TX_SIZE bytes (copied). 0, or -1 when dropped: too
  * long, not initialised, or every slot still held by the device (a host

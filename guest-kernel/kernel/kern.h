@@ -72,8 +72,9 @@ struct kern_pool_channel {
      * one) goes to `vector` on local APIC `apic`. 0, or -1 (printed). */
     int (*open)(uint8_t vector, uint8_t apic);
     /* Hand every byte received so far to rx(ctx, data, len), in order, in
-     * chunks; returns the number of bytes handed. Never blocks. */
-    unsigned (*poll)(void (*rx)(void *ctx, const char *data, unsigned len), void *ctx);
+     * chunks, until rx returns non-zero (the consumer is done: what is
+     * left stays unread); returns the number of bytes handed. Never blocks. */
+    unsigned (*poll)(int (*rx)(void *ctx, const char *data, unsigned len), void *ctx);
     /* Queue len bytes for the host (short: a reply line). 0, or -1 when
      * dropped (the device has not taken the previous ones). */
     int (*write)(const char *data, unsigned len);

@@ -40,6 +40,9 @@ extern const struct kern_boot_hook __kern_boot_hooks_start[], __kern_boot_hooks_
 
 /* A pool guest without a receive interrupt looks for its record this often. */
 #define KERN_POOL_POLL_NS 10000000ull
+/* Heap a pool guest touches before it waits (the parser's buffers of a
+ * ~1 KiB record; see kern_pool_claim). */
+#define KERN_POOL_WARM 12288
 /* Longest reply line to the host (the reason quotes up to 40 bytes). */
 #define KERN_POOL_REPLY_MAX 192
 /* How long a pool guest's last reply may take to reach the device. */
@@ -230,7 +233,7 @@ static __attribute__((noreturn)) void kern_pool_bad(const char *reason)
     kern_fatal(EXIT_BOOT_ERROR, "bad command line: %s", reason);
 }
 
-static void kern_pool_rx(void *ctx, const char *data, unsigned n)
+static int kern_pool_rx(void *ctx, const char *data, unsigned n)
 {
     struct kern_pool *k = ctx;
     while (n && !k->done) {
@@ -247,6 +250,7 @@ static void kern_pool_rx(void *ctx, const char *data, unsigned n)
             kern_pool_reply("error ", why); /* and keep waiting */
         }
     }
+    return k->done;
 }
 
 /* shoal.pool=1: start what needs no configuration (the boot hooks'
@@ -265,13 +269,23 @@ static uint64_t kern_pool_claim(void)
             (void)h->prepare();
     if (ch->open(IDT_VEC_DEVICE, apic_id()) != 0)
         kern_fatal(EXIT_BOOT_ERROR, "shoal.pool=1, but no console to read the record from");
-    status_pool_wait(clock_tsc_to_ns(cpu_rdtsc() - kern_boot_tsc) / 1000);
 
+    /* Touch now what the claim will write: the record's buffer, the rest
+     * of the line, and (freed again, so first fit hands it out) room for
+     * the parser's buffers. A first touch of a page costs a VM exit under
+     * nested paging; this way those come before the wait, not in the
+     * claim. ~28 KiB: the host backs them for every waiting guest. */
     struct kern_pool k = { 0 };
-    char *body = malloc(POOL_RECORD_MAX + 1);
-    if (!body)
+    size_t n = strlen(kern_cmdline);
+    char *body = malloc(POOL_RECORD_MAX + 1), *warm = malloc(KERN_POOL_WARM);
+    if (!body || !warm)
         kern_fatal(EXIT_BOOT_ERROR, "out of memory for the configuration record");
+    memset(body, 0, POOL_RECORD_MAX + 1);
+    memset(warm, 0, KERN_POOL_WARM);
+    free(warm);
+    memset(kern_cmdline + n + 1, 0, sizeof kern_cmdline - n - 1);
     pool_reader_init(&k.r, body);
+    status_pool_wait(clock_tsc_to_ns(cpu_rdtsc() - kern_boot_tsc) / 1000);
     while (!k.done) {
         if (ch->poll(kern_pool_rx, &k) || k.done)
             continue;
@@ -283,7 +297,6 @@ static uint64_t kern_pool_claim(void)
         }
     }
 
-    size_t n = strlen(kern_cmdline);
     if (strlen(body) != k.len)
         kern_pool_bad("the record holds a NUL byte");
     if (n + 1 + k.len > CMDLINE_MAX) {

@@ -150,16 +150,34 @@ static int guest_device(void)
     }
     if (virtio_net_init(&o, guest_if.mac) != 0)
         return -1;
+    guest_if.transmit = guest_transmit;
+    guest_if.poll = guest_poll;
     up = 1;
     return 0;
 }
 
+/* The stack on the started NIC, with guest_if's address as it is now
+ * (none: nothing announced); once. */
+static int guest_stack_up(void)
+{
+    if (guest_stack)
+        return 0;
+    guest_stack = net_create(&guest_if, NULL);
+    if (!guest_stack) {
+        printf("net: out of memory\n");
+        return -1;
+    }
+    net_set_default(guest_stack);
+    return 0;
+}
+
 /* A pool guest, before it waits for its address: the NIC is started with
- * the MAC QEMU gave it, so a claim only configures the stack. Frames that
- * arrive meanwhile wait in the ring (no interrupt is armed). */
+ * the MAC QEMU gave it and the stack is made without an address, so a
+ * claim only sets the address and announces it. Frames that arrive
+ * meanwhile wait in the ring (no interrupt is armed, nobody polls). */
 static int net_guest_prepare(void)
 {
-    return guest_device();
+    return guest_device() == 0 ? guest_stack_up() : -1;
 }
 
 int net_guest_init(void)
@@ -179,19 +197,15 @@ int net_guest_init(void)
     }
     if (guest_device() != 0)
         return -1;
-    guest_if.transmit = guest_transmit;
-    guest_if.poll = guest_poll;
     if (mac && net_parse_mac(mac, want_mac) == 0 && memcmp(want_mac, guest_if.mac, NET_ETH_ALEN))
         printf("net: device MAC differs from shoal.mac '%s'\n", mac);
     guest_if.ip = addr;
     guest_if.prefix = prefix;
     guest_if.gw = gwa;
-    guest_stack = net_create(&guest_if, NULL);
-    if (!guest_stack) {
-        printf("net: out of memory\n");
+    if (guest_stack)
+        net_announce(guest_stack); /* prepared: the address is new */
+    else if (guest_stack_up() != 0)
         return -1;
-    }
-    net_set_default(guest_stack);
     const uint8_t *m = guest_if.mac;
     printf("net: %s mac %02x:%02x:%02x:%02x:%02x:%02x gw %s virtio %s rx %s\n", ip, m[0], m[1],
            m[2], m[3], m[4], m[5], gw ? gw : "none", virtio_net_interface(),

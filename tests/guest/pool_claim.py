@@ -33,8 +33,8 @@ def wait_for(path, word, deadline):
     while time.monotonic() < deadline:
         try:
             with open(path, "rb") as f:
-                for line in f:
-                    if line.startswith(b"shoal-status " + word):
+                for line in f:  # whole lines only: QEMU writes byte by byte
+                    if line.startswith(b"shoal-status " + word) and line.endswith(b"\n"):
                         return line.decode(errors="replace").strip()
         except FileNotFoundError:
             pass
