@@ -4,6 +4,7 @@
 #include "node.h"
 #include "child.h"
 #include "errbuf.h"
+#include "instpath.h"
 #include "killpoint.h"
 
 #include <dirent.h>
@@ -1387,6 +1388,8 @@ static const char *canary_path(const struct node *n)
 {
     if (n->opts.canary_path)
         return n->opts.canary_path;
+    if (instpath_get(INSTPATH_CANARY)) /* PREFIX/bin/shoald's PREFIX/share */
+        return instpath_get(INSTPATH_CANARY);
     if (access(NODE_CANARY_INSTALLED, R_OK) == 0)
         return NODE_CANARY_INSTALLED;
     if (SHOAL_CANARY_BUILD_PATH[0] && access(SHOAL_CANARY_BUILD_PATH, R_OK) == 0)

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "fleet.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "tokens.h"
 
 /* Memory per running guest (issue 13, docs/benchmarks.md "shoald memory per
@@ -85,6 +86,8 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    sdn_init(); /* systemd's Type=notify (sdnotify.h); before any thread */
+    sdn_notify("STATUS=opening %s (a first start probes QEMU, ~10 s)", cfg.state_dir);
 
     log_info("shoald %s starting, state in %s", SHOAL_VERSION, cfg.state_dir);
     if (reexec_errno)
@@ -125,11 +128,14 @@ int main(int argc, char **argv)
              cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", api_server_port(srv),
              cfg.state_dir);
     fflush(stderr);
+    sdn_notify("READY=1\nSTATUS=serving the API on %s port %u", cfg.listen_host,
+               api_server_port(srv));
 
     do {
         rc = sigwait(&set, &sig);
     } while (rc == EINTR);
     log_info("signal %d: shutting down (instances keep running)", sig);
+    sdn_notify("STOPPING=1\nSTATUS=shutting down (instances keep running)");
     api_server_stop(srv);
     tok_close(toks);
     fleet_close(f);

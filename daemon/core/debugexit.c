@@ -10,6 +10,7 @@
 
 #include "boot.h"
 #include "fleet_int.h"
+#include "instpath.h"
 
 #ifndef SHOAL_LIBEXECDIR
 #define SHOAL_LIBEXECDIR "/usr/local/libexec"
@@ -25,6 +26,8 @@ static const char wrapper_line[] = "shoal-qemu-exit: qemu pid ";
 const char *fleet_debug_exit_wrapper(void)
 {
     static const char installed[] = SHOAL_LIBEXECDIR "/shoal/" FLEET_QEMU_EXIT_NAME;
+    if (instpath_get(INSTPATH_QEMU_EXIT)) /* PREFIX/bin/shoald's PREFIX/libexec */
+        return instpath_get(INSTPATH_QEMU_EXIT);
     if (access(installed, X_OK) == 0)
         return installed;
     if (SHOAL_QEMU_EXIT_BUILD_PATH[0] && access(SHOAL_QEMU_EXIT_BUILD_PATH, X_OK) == 0)
