@@ -49,9 +49,10 @@
 
 /*
  * The shoal note: name "shoal", type 1, descriptor = guest protocol version
- * (docs/guest-protocol.md: command line, console, status channel). The image
- * store recognises the reference kernel by it (kind "shoal", boot profile
- * qboot + the shoal command line); see docs/imagestore.md.
+ * (docs/guest-protocol.md: command line, console, status channel; 2: also
+ * the warm pool hand-over, issue 15). The image store recognises the
+ * reference kernel by it (kind "shoal", boot profile qboot + the shoal
+ * command line); see docs/imagestore.md.
  */
     .section .note.shoal, "a", @note
     .balign 4
@@ -60,7 +61,7 @@
     .long 1                          /* type: SHOAL_NOTE_GUEST */
     .asciz "shoal"
     .balign 4
-    .long 1                          /* guest protocol version */
+    .long 2                          /* guest protocol version */
     .balign 4
 
     .section .boot32, "ax"
