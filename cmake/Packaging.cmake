@@ -4,6 +4,10 @@
 # docs/shoald.md "Running as a service", README "Install the Debian package".
 
 install(FILES ${PROJECT_SOURCE_DIR}/daemon/shoald.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+# the system users guests run as; the package's postinst runs it, and so
+# should whoever installs by hand (scripts/setup-debian.sh runs the source)
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/daemon/packaging/shoal-users.sh
+        DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/shoal RENAME shoal-users)
 
 # The unit names shoald by its installed path, known only when installing:
 # cpack installs under /usr whatever prefix the build was configured with.

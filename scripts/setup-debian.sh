@@ -12,7 +12,8 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl iproute2 procps
       linux-image-cloud-amd64 busybox-static cpio gzip jq openssl python3 bc iputils-ping
       dnsmasq-base
       nftables
-      gnuplot-nox"
+      gnuplot-nox
+      systemd man-db"
 
 missing=""
 for p in $PKGS; do
@@ -28,37 +29,7 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-# libvirt's QEMU driver resolves its default user before reading qemu.conf;
-# libvirt-daemon-system would create it, the embedded driver needs it too.
-if ! getent group libvirt-qemu >/dev/null; then
-    groupadd --system libvirt-qemu
-fi
-if ! getent passwd libvirt-qemu >/dev/null; then
-    extra=""
-    getent group kvm >/dev/null && extra="-G kvm"
-    # shellcheck disable=SC2086
-    useradd --system --no-create-home --home-dir /var/lib/libvirt \
-        --shell /usr/sbin/nologin -g libvirt-qemu $extra libvirt-qemu
-fi
-# Every guest's QEMU under shoald's embedded driver runs as this user
-# (shoald --qemu-user; docs/node.md "QEMU's user"): no login, no home, in
-# group kvm for /dev/kvm. shoald makes its image cache readable to the
-# group shoal-qemu only; libvirt-qemu joins it so that a libvirtd on this
-# machine (a qemu:///system host) can boot the same images.
-if ! getent group shoal-qemu >/dev/null; then
-    groupadd --system shoal-qemu
-fi
-if ! getent passwd shoal-qemu >/dev/null; then
-    extra=""
-    getent group kvm >/dev/null && extra="-G kvm"
-    # shellcheck disable=SC2086
-    useradd --system --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin -g shoal-qemu $extra shoal-qemu
-fi
-if getent group kvm >/dev/null && ! id -nG shoal-qemu | tr ' ' '\n' | grep -qx kvm; then
-    usermod -a -G kvm shoal-qemu
-fi
-if ! id -nG libvirt-qemu | tr ' ' '\n' | grep -qx shoal-qemu; then
-    usermod -a -G shoal-qemu libvirt-qemu
-fi
+# The users guests run as (shoal-qemu, libvirt-qemu): the same script the
+# Debian package's postinst runs.
+sh "$(dirname "$0")/../daemon/packaging/shoal-users.sh"
 echo "setup: all packages present"

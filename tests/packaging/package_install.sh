@@ -128,7 +128,7 @@ for d in libvirt0 libmicrohttpd12 libjansson4 libsqlite3-0 libcurl4 libgnutls30 
 done
 dpkg-deb -c "$DEB" | awk '{print $6}' >"$TMP/contents"
 for f in ./lib/systemd/system/shoald.service ./usr/bin/shoald ./usr/bin/shoal \
-    ./usr/libexec/shoal/shoal-qemu-exit ./usr/share/shoal/canary.elf \
+    ./usr/libexec/shoal/shoal-qemu-exit ./usr/libexec/shoal/shoal-users ./usr/share/shoal/canary.elf \
     ./usr/share/shoal/images/hello.elf ./usr/share/shoal/images/exitcode.elf \
     ./usr/share/man/man1/shoal.1.gz ./usr/share/man/man8/shoald.8.gz \
     ./usr/share/bash-completion/completions/shoal ./usr/share/doc/shoal/copyright; do
