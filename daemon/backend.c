@@ -1384,6 +1384,21 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
                     "# HELP shoal_images Images stored.\n"
                     "# TYPE shoal_images gauge\nshoal_images %zu\n",
                     m.hosts, m.hosts_up, m.images);
+    api_sink_printf(out,
+                    "# HELP shoal_image_volume_uploads_total Images uploaded to remote hosts' "
+                    "storage pools.\n# TYPE shoal_image_volume_uploads_total counter\n"
+                    "shoal_image_volume_uploads_total %llu\n"
+                    "# HELP shoal_image_volume_upload_bytes_total Bytes sent to remote hosts' "
+                    "image volumes.\n# TYPE shoal_image_volume_upload_bytes_total counter\n"
+                    "shoal_image_volume_upload_bytes_total %llu\n"
+                    "# HELP shoal_image_volume_hits_total Starts on remote hosts served by a "
+                    "cached image volume.\n# TYPE shoal_image_volume_hits_total counter\n"
+                    "shoal_image_volume_hits_total %llu\n"
+                    "# HELP shoal_image_volumes_removed_total Unused image volumes removed "
+                    "from remote hosts.\n# TYPE shoal_image_volumes_removed_total counter\n"
+                    "shoal_image_volumes_removed_total %llu\n",
+                    (unsigned long long)m.vol_uploads, (unsigned long long)m.vol_upload_bytes,
+                    (unsigned long long)m.vol_hits, (unsigned long long)m.vol_removed);
     api_sink_printf(out, "# HELP shoal_instance_ready_seconds Create or start request to guest "
                          "ready.\n# TYPE shoal_instance_ready_seconds histogram\n");
     for (size_t i = 0; i < FLEET_READY_BUCKETS; i++) {

@@ -6,6 +6,7 @@
 #include "errbuf.h"
 #include "instpath.h"
 #include "killpoint.h"
+#include "nodestore.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -168,6 +169,7 @@ struct node {
     int kvm_works;         /* a kvm canary booted (this run or cached) */
     int virt_uncertain;    /* verdict made without a speed comparison */
     int embedded;          /* qemu:///embed: shoald decides QEMU's user */
+    int remote;            /* files QEMU opens go through nodestore.h */
     unsigned qemu_uid;     /* QEMU's user and primary group (embedded only; */
     unsigned qemu_gid;     /* 0/0 when QEMU runs as root) */
     int cg_cpu, cg_mem;    /* cgroup controllers libvirt can use (node_open) */
@@ -1268,6 +1270,7 @@ static int conn_make(struct node *n, char *err, size_t errlen)
         if (!n->opts.guest_thp)
             (void)prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
+    n->remote = nstore_uri_remote(n->uri);
     open_uri(n->uri, uri, sizeof uri);
     n->conn = virConnectOpen(uri);
     if (!n->conn) {
@@ -1976,6 +1979,57 @@ out:
     return rc;
 }
 
+/* nodestore's status as a node_status. */
+static int nstore_node_status(struct node *n, int rc)
+{
+    switch (rc) {
+    case NSTORE_OK: return NODE_OK;
+    case NSTORE_E_INVAL: return NODE_E_INVAL;
+    case NSTORE_E_LIBVIRT: return lv_status(n);
+    default: return NODE_E_IO;
+    }
+}
+
+static int node_stage_remote(struct node *n, struct domxml_spec *s, struct nstore_stage *st,
+                             char *err, size_t errlen)
+{
+    return nstore_node_status(n, nstore_stage(n->conn, s, st, err, errlen));
+}
+
+int node_store_gc(struct node *n, const char *const *keep, size_t nkeep,
+                  const char *const *keep_domains, size_t nkeep_domains, unsigned *removed,
+                  char *err, size_t errlen)
+{
+    int rc;
+    if (removed)
+        *removed = 0;
+    if (!n->remote)
+        return NODE_OK;
+    rc = need_conn(n, "collect volumes", NULL, err, errlen);
+    if (rc == NODE_OK)
+        rc = nstore_node_status(
+            n, nstore_gc(n->conn, keep, nkeep, keep_domains, nkeep_domains, removed, err, errlen));
+    return rc;
+}
+
+int node_fetch_run_file(struct node *n, const char *name, const char *suffix,
+                        const char *local_path, uint64_t max, char *err, size_t errlen)
+{
+    int rc;
+    if (!n->remote)
+        return NODE_OK;
+    rc = need_conn(n, "fetch", name, err, errlen);
+    if (rc == NODE_OK)
+        rc = nstore_node_status(n,
+                                nstore_fetch(n->conn, name, suffix, local_path, max, err, errlen));
+    return rc;
+}
+
+int node_remote(const struct node *n)
+{
+    return n && n->remote;
+}
+
 int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOMXML_UUID_LEN + 1],
                char *err, size_t errlen)
 {
@@ -1985,7 +2039,9 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
     unsigned char uuid[VIR_UUID_BUFLEN];
     unsigned long long mem_kib = 0;
     int rc, mapped = 0, limits;
+    struct nstore_stage stage;
 
+    memset(&stage, 0, sizeof stage);
     rc = need_conn(n, "start", NULL, err, errlen);
     if (rc != NODE_OK)
         goto out;
@@ -2032,7 +2088,11 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
     }
     if (n->embedded)
         qemu_log_cap(n, s.name);
-    if (s.fwcfg_data) {
+    /* A host elsewhere opens only its own files: the image, the serial
+     * files and the record go there as storage volumes (issue 17). */
+    if (n->remote && (rc = node_stage_remote(n, &s, &stage, err, errlen)) != NODE_OK)
+        goto out;
+    if (s.fwcfg_data && !n->remote) {
         rc = write_guest_config(n, s.name, s.fwcfg_data, cfg, sizeof cfg, err, errlen);
         if (rc != NODE_OK)
             goto out;
@@ -2075,6 +2135,8 @@ out:
     }
     if (cfg[0])
         (void)unlink(cfg);
+    if (n->remote)
+        nstore_unstage(n->conn, &stage);
     if (dom)
         virDomainFree(dom);
     free(xml);

@@ -407,6 +407,28 @@ uint64_t node_mem_available(struct node *node);
 int node_usage(struct node *node, struct node_usage **list, size_t *count, uint64_t *avail_mib,
                char *err, size_t errlen);
 
+/* Remote hosts (issue 17; nodestore.h, docs/node.md "Remote hosts"): a
+ * node whose URI is remote (another machine: qemu+tcp, +ssh, +tls, ...)
+ * has node_start deliver the kernel and initrd as image volumes named by
+ * digest (uploaded once, verified, cached), and put the console, status and
+ * guest record files in a storage pool on that host instead of the paths
+ * the spec names. node_remote: 1 for such a node. */
+int node_remote(const struct node *node);
+
+/* Remove image volumes whose digest (64 hex) is not in keep and run files
+ * of domains not in keep_domains from a remote host; NODE_OK at once on
+ * other hosts. *removed (may be NULL): image volumes removed. Errors:
+ * NODE_E_LIBVIRT, NODE_E_CONN. */
+int node_store_gc(struct node *node, const char *const *keep, size_t nkeep,
+                  const char *const *keep_domains, size_t nkeep_domains, unsigned *removed,
+                  char *err, size_t errlen);
+
+/* Copy domain `name`'s run file with `suffix` (".status", ".console") from
+ * a remote host to local_path (at most its last max bytes); NODE_OK at
+ * once on other hosts. NODE_E_INVAL when the host has no such file. */
+int node_fetch_run_file(struct node *node, const char *name, const char *suffix,
+                        const char *local_path, uint64_t max, char *err, size_t errlen);
+
 /* 1 if the connection is open and alive, 0 if lost (CONN_LOST was sent). */
 int node_alive(struct node *node);
 

@@ -448,6 +448,9 @@ typedef struct {
      * "healthy", "unhealthy"), checks done and failed since start. */
     size_t by_health[4];
     uint64_t probe_checks, probe_failures;
+    /* Image volumes on remote hosts (nodestore.h): uploaded whole, bytes
+     * sent (grows during an upload), served from a host's cache, removed. */
+    uint64_t vol_uploads, vol_upload_bytes, vol_hits, vol_removed;
 } fleet_metrics;
 
 int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e);

@@ -159,6 +159,7 @@ void fleet_host_open(fleet *f, fleet_host *h)
     log_info("host %s: %s", h->name, node_confinement(node));
     fleet_emit(f, "host.state", NULL, h->name, "up", h->name, NULL, NULL, NULL);
     fleet_reconcile_host(f, h);
+    fleet_remote_gc(f, h->name);
 }
 
 static fleet_host *host_new(fleet *f, const char *name, const char *uri, const char *labels_json,

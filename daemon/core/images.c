@@ -236,8 +236,10 @@ int fleet_image_delete(fleet *f, const char *ref, bool force, fleet_err *e)
     }
     img_gc(f->img, NULL, NULL);
 done:
-    if (rc == FLEET_OK)
+    if (rc == FLEET_OK) {
+        fleet_remote_gc(f, NULL); /* its volumes on remote hosts */
         fleet_emit(f, "image.deleted", NULL, NULL, NULL, NULL, ref, digest, NULL);
+    }
     img_list_free(rows, nrows);
     img_info_clear(&info);
     return rc;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ksm.h"
+#include "nodestore.h"
 
 int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e)
 {
@@ -39,6 +40,12 @@ int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e)
     out->ready_count = f->ready_count;
     pthread_mutex_unlock(&f->mu);
     fleet_probe_stats(f, out->by_health, &out->probe_checks, &out->probe_failures);
+    struct nstore_stats vs;
+    nstore_stats_get(&vs);
+    out->vol_uploads = vs.uploads;
+    out->vol_upload_bytes = vs.upload_bytes;
+    out->vol_hits = vs.hits;
+    out->vol_removed = vs.removed;
     if (fleet_image_rows(f, &imgs, &nimg, NULL) == FLEET_OK) {
         /* Rows are per name: count distinct digests. */
         for (size_t i = 0; i < nimg; i++) {

@@ -379,7 +379,9 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     }
     pthread_mutex_unlock(&f->mu);
     /* Last records the guest wrote before it went. The tracker only reads
-     * while active, so read before clearing the flag. */
+     * while active, so read before clearing the flag. A remote host's
+     * files are fetched first. */
+    fleet_remote_fetch(f, &in);
     fleet_status_poll(f, in.id);
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_get(f, in.id);

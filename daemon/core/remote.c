@@ -1,0 +1,116 @@
+/* remote.c - what the core does for hosts on other machines (issue 17;
+ * node.h "Remote hosts", docs/node.md "Remote hosts"): fetch a finished
+ * run's status and console files from the host, and collect the image
+ * volumes and run files no instance on a host uses any more. */
+#include "fleet_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+void fleet_remote_fetch(fleet *f, const state_instance *in)
+{
+    fleet_host *host = NULL;
+    struct node *node = fleet_host_node(f, in->host, &host);
+    char dom[64], path[FLEET_PATH_MAX], err[NODE_ERR_MAX];
+
+    if (node && node_remote(node)) {
+        fleet_domain_name(in->id, dom, sizeof dom);
+        fleet_status_path(f, in->id, path, sizeof path);
+        if (node_fetch_run_file(node, dom, ".status", path, 1u << 20, err, sizeof err) != NODE_OK)
+            log_warn("instance %s: cannot fetch its status from host %s: %s", in->id, in->host,
+                     err);
+        fleet_console_path(f, in->id, path, sizeof path);
+        if (node_fetch_run_file(node, dom, ".console", path,
+                                (uint64_t)f->cfg.console_max_kib * 1024u, err,
+                                sizeof err) != NODE_OK)
+            log_warn("instance %s: cannot fetch its console from host %s: %s", in->id, in->host,
+                     err);
+    }
+    fleet_host_release(f, host);
+}
+
+/* The 64 hex digits of "sha256:<hex>", or NULL. */
+static const char *hex_of(const char *digest)
+{
+    return strncmp(digest, "sha256:", 7) == 0 && strlen(digest) == 71 ? digest + 7 : NULL;
+}
+
+/* Collect on one held host: keep what its instances (in any state) use. */
+static void gc_host(fleet *f, fleet_host *h, const state_instance *rows, size_t n)
+{
+    const char **keep = calloc(3 * n + 1, sizeof *keep), **doms = calloc(n + 1, sizeof *doms);
+    char(*names)[64] = calloc(n + 1, sizeof *names);
+    char(*rds)[IMG_DIGEST_LEN + 1] = calloc(n + 1, sizeof *rds); /* images' initrds */
+    size_t nk = 0, nd = 0;
+    unsigned removed = 0;
+    char err[NODE_ERR_MAX];
+
+    if (!keep || !doms || !names || !rds) {
+        log_warn("host %s: out of memory collecting volumes", h->name);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(rows[i].host, h->name) != 0)
+            continue;
+        if (hex_of(rows[i].image_digest))
+            keep[nk++] = hex_of(rows[i].image_digest);
+        if (hex_of(rows[i].initrd))
+            keep[nk++] = hex_of(rows[i].initrd);
+        img_info info;
+        img_err ie;
+        memset(&info, 0, sizeof info);
+        if (img_get(f->img, rows[i].image_digest, &info, &ie) == 0 && hex_of(info.initrd)) {
+            snprintf(rds[nd], sizeof rds[nd], "%s", info.initrd);
+            keep[nk++] = hex_of(rds[nd]);
+        }
+        img_info_clear(&info);
+        fleet_domain_name(rows[i].id, names[nd], sizeof names[nd]);
+        doms[nd] = names[nd];
+        nd++;
+    }
+    if (node_store_gc(h->node, keep, nk, doms, nd, &removed, err, sizeof err) != NODE_OK)
+        log_warn("host %s: cannot collect unused volumes: %s", h->name, err);
+    else if (removed)
+        log_info("host %s: removed %u unused image volume%s", h->name, removed,
+                 removed == 1 ? "" : "s");
+out:
+    free(keep);
+    free(doms);
+    free(names);
+    free(rds);
+}
+
+void fleet_remote_gc(fleet *f, const char *only)
+{
+    state_instance *rows = NULL;
+    size_t n = 0;
+    char err[256], (*names)[STATE_NAME_MAX] = NULL;
+    size_t nh = 0;
+
+    /* Names first: hosts are held one at a time, without f->mu. */
+    pthread_mutex_lock(&f->mu);
+    names = calloc(f->nhosts + 1, sizeof *names);
+    for (size_t i = 0; names && i < f->nhosts; i++) {
+        if (f->hosts[i]->up && f->hosts[i]->node && node_remote(f->hosts[i]->node) &&
+            (!only || !strcmp(only, f->hosts[i]->name)))
+            snprintf(names[nh++], sizeof names[0], "%s", f->hosts[i]->name);
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (!nh)
+        goto out;
+    if (state_inst_list(f->db, &rows, &n, err, sizeof err) != 0) {
+        log_warn("cannot collect unused volumes: %s", err);
+        goto out;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        fleet_host *h = NULL;
+        if (fleet_host_node(f, names[i], &h))
+            gc_host(f, h, rows, n);
+        fleet_host_release(f, h);
+    }
+out:
+    state_inst_array_free(rows, n);
+    free(names);
+}

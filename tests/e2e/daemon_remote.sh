@@ -1,0 +1,130 @@
+#!/bin/bash
+# End to end (issue 17): hosts that share no files with shoald. Two separate
+# libvirt daemons (tests/e2e/lvhost.sh: each in its own network and mount
+# namespace, with a private /tmp, reached only as qemu+tcp:// over a veth from
+# the namespace shoald runs in) are added as hosts. Then:
+#   - hello placed on one of them boots from the image volume shoald uploaded
+#     into its storage pool 'shoal' and exits 0 (exit code and console read
+#     back through the storage API once the domain stopped);
+#   - a second hello there reuses the cached volume (no second upload:
+#     /metrics' shoal_image_volume_uploads_total and the volume's inode);
+#   - a corrupt cached volume without its marker is uploaded again;
+#   - the image deleted: its volume is collected from the host.
+# qemu+tcp is allowed with --host-uri-allow here only: it has neither
+# encryption nor authentication (hosturi.h); production hosts are qemu+tls
+# or qemu+ssh. Guests have no network. About 25 s.
+# usage: daemon_remote.sh SHOALD IMAGES_DIR
+set -eu
+SHOALD=$1
+IMAGES=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lvhost.sh"
+
+for f in "$SHOALD" "$IMAGES/hello.elf"; do
+    [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
+done
+command -v libvirtd >/dev/null || { echo "SKIP: no libvirtd"; exit 77; }
+
+remote_cleanup() {
+    set +e
+    e2e_cleanup
+    lvh_cleanup
+}
+
+e2e_setup
+trap remote_cleanup EXIT
+lvh_init || exit 1
+check "remote host r1 starts" lvh_start r1 1 "$E2E_NS"
+check "remote host r2 starts" lvh_start r2 2 "$E2E_NS"
+[ "$E2E_FAILS" = 0 ] || exit 1
+
+# --domain-type qemu: no canary on the local host, which runs nothing here.
+e2e_start_daemon "$SHOALD" --no-network --domain-type qemu --host-uri-allow 'qemu+tcp,qemu' || exit 1
+e2e_push_images hello
+HEX=$(sha256sum "$IMAGES/hello.elf" | cut -c1-64)
+
+host_up() {
+    api GET "/v1/hosts/$1"
+    [ "$(printf '%s' "$BODY" | jq -r .state)" = up ]
+}
+metric() {
+    api GET /metrics
+    printf '%s\n' "$BODY" | awk -v m="$1" '$1 == m { print $2 }'
+}
+for h in r1 r2; do
+    api POST /v1/hosts -H 'Content-Type: application/json' \
+        -d "{\"name\":\"$h\",\"uri\":\"$(lvh_uri $h)\",\"domain_type\":\"qemu\"}"
+    check "add host $h as $(lvh_uri $h) (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+done
+for h in r1 r2; do check "host $h comes up over TCP" wait_for 30 host_up $h; done
+
+# The far host's view: its own /var/lib/libvirt is the test's LVH dir.
+VOL=$(lvh_lib r1)/shoal/images/$HEX.img
+check "the host cannot see shoald's state dir" lvh_exec r1 sh -c "! test -e '$E2E_STATE'"
+
+# --- a guest on r1, from the uploaded volume
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"hello","name":"h1","host":"r1","args":["over the wire"]}'
+check "create hello on r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "hello exits" wait_for 30 inst_state_is h1 exited
+check "hello exit code 0, read back from r1" [ "$(inst_field h1 .exit_code)" = 0 ]
+check "hello ran on r1" [ "$(inst_field h1 .host)" = r1 ]
+api GET /v1/instances/h1/console
+check "its console, read back from r1, has the argument" grep -q 'over the wire' <<<"$BODY"
+check "the image is a volume named by its digest on r1" cmp -s "$VOL" "$IMAGES/hello.elf"
+check "with its marker" test -e "$(lvh_lib r1)/shoal/images/$HEX.ok"
+check "the pool is libvirt's" lvh_exec r1 virsh -q pool-info shoal
+id=$(inst_field h1 .id)
+check "the domain booted from the volume (libvirt's log on r1)" \
+    grep -q -- "-kernel /var/lib/libvirt/shoal/images/$HEX.img" "$(lvh_lib r1)/../log/qemu/shoal-$id.log"
+check "one upload" [ "$(metric shoal_image_volume_uploads_total)" = 1 ]
+check "bytes sent = the image's size" \
+    [ "$(metric shoal_image_volume_upload_bytes_total)" = "$(stat -c %s "$IMAGES/hello.elf")" ]
+check "nothing on r2" [ ! -e "$(lvh_lib r2)/shoal/images/$HEX.img" ]
+ino=$(stat -c %i "$VOL")
+
+# --- a second instance on r1 uses the cached volume
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"hello","name":"h2","host":"r1"}'
+check "create a second hello on r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "it exits 0" wait_for 30 inst_state_is h2 exited
+check "exit code 0" [ "$(inst_field h2 .exit_code)" = 0 ]
+check "still one upload" [ "$(metric shoal_image_volume_uploads_total)" = 1 ]
+check "a cache hit" [ "$(metric shoal_image_volume_hits_total)" -ge 1 ]
+check "the same volume file" [ "$(stat -c %i "$VOL")" = "$ino" ]
+
+# --- a cached volume cut short (no marker) is uploaded again, whole
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"hello","name":"h3","host":"r2"}'
+check "hello on r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "it exits 0 on r2" wait_for 30 inst_state_is h3 exited
+check "exit code 0 on r2" [ "$(inst_field h3 .exit_code)" = 0 ]
+check "a second upload, to r2" [ "$(metric shoal_image_volume_uploads_total)" = 2 ]
+printf 'garbage' | dd of="$(lvh_lib r2)/shoal/images/$HEX.img" conv=notrunc status=none
+rm -f "$(lvh_lib r2)/shoal/images/$HEX.ok"
+api POST /v1/instances/h3/start
+check "start h3 again over a volume without its marker (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "it exits 0 again" wait_for 30 inst_state_is h3 exited
+check "exit code 0 again" [ "$(inst_field h3 .exit_code)" = 0 ]
+check "uploaded again" [ "$(metric shoal_image_volume_uploads_total)" = 3 ]
+check "r2's volume is the image again" cmp -s "$(lvh_lib r2)/shoal/images/$HEX.img" "$IMAGES/hello.elf"
+
+# --- image deleted: its volumes go from both hosts
+for n in h1 h2 h3; do
+    api DELETE "/v1/instances/$n?force=true"
+    check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+done
+api DELETE /v1/images/hello:latest
+check "delete the image (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+check "its volume is gone from r1" wait_for 10 test ! -e "$VOL"
+check "its volume is gone from r2" wait_for 10 test ! -e "$(lvh_lib r2)/shoal/images/$HEX.img"
+left() { find "$(lvh_lib r1)/shoal/$1" "$(lvh_lib r2)/shoal/$1" -mindepth 1; }
+check "the markers too" [ -z "$(left images)" ]
+check "run files of deleted instances are gone" [ -z "$(left run)" ]
+check "two volumes removed" [ "$(metric shoal_image_volumes_removed_total)" = 2 ]
+for h in r1 r2; do
+    api DELETE "/v1/hosts/$h"
+    check "remove host $h (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+done
+e2e_stop_daemon
+e2e_finish

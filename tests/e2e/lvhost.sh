@@ -1,0 +1,156 @@
+# lvhost.sh - separate libvirt daemons on this machine, each standing in
+# for a remote host (issue 17). Sourced by bash tests and benchmarks.
+#
+# Each "host" is one libvirtd in its own network namespace and its own
+# mount namespace:
+#   - network: namespace shoal-lvh-<pid>-<name>, joined to the CLIENT
+#     namespace (the one the test runs shoald in, or "" for the caller's
+#     own) by a veth pair; the client end is 10.217.<n>.1/30, the daemon's
+#     10.217.<n>.2/30. libvirtd listens there with listen_tcp, auth none,
+#     so the host is qemu+tcp://10.217.<n>.2/system (LVH_URI_<name>).
+#     Nothing listens on loopback or outside namespaces the test made.
+#   - mount: /run, /etc/libvirt, /var/lib/libvirt, /var/log/libvirt and
+#     /var/cache/libvirt are bind mounts of the host's own directory
+#     LVH_DIR/<name>/{run,etc,lib,log,cache}, and /tmp is a fresh tmpfs: the
+#     host cannot see the client's state dir or image cache, nor the client
+#     its files, except through libvirt (or the test reading LVH_DIR).
+#   - qemu.conf: QEMU as root, stdio_handler "file" (no virtlogd needed).
+#     QEMU capabilities are seeded from /var/cache/libvirt/qemu when that
+#     holds a probe, else each daemon probes QEMU itself (about 8 s).
+#
+# usage:
+#   . tests/e2e/lvhost.sh
+#   lvh_init                        # once; cleanup via lvh_cleanup (trap it)
+#   lvh_start NAME N [CLIENT_NS]    # N in 1..250 picks the /30; waits for TCP
+#   lvh_uri NAME                    # qemu+tcp://10.217.N.2/system
+#   lvh_exec NAME CMD...            # run CMD in the host's namespaces
+#   lvh_stop NAME                   # kill its guests and its libvirtd
+#   lvh_cleanup                     # stop every host, remove namespaces, dirs
+# A test that sources lib.sh calls lvh_cleanup from its own EXIT trap.
+# Start and stop take about a second each with a seeded capabilities cache.
+
+LVH_DIR=""
+LVH_NAMES=""
+LVH_NETS=15 # /30 per host: 10.217.N.0/30
+
+lvh_log() { printf '[%s] lvh: %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+lvh_init() {
+    for t in libvirtd nsenter unshare ip virsh; do
+        command -v "$t" >/dev/null || { echo "lvh: missing $t"; return 1; }
+    done
+    LVH_DIR=$(mktemp -d /tmp/shoal-lvh.XXXXXX)
+}
+
+lvh_ns() { printf 'shoal-lvh-%s-%s' "$$" "$1"; }
+lvh_addr() { printf '10.217.%s.2' "$(cat "$LVH_DIR/$1/n")"; }
+lvh_uri() { printf 'qemu+tcp://%s/system' "$(lvh_addr "$1")"; }
+
+# The host's directory of its /var/lib/libvirt, as the test sees it.
+lvh_lib() { printf '%s/%s/lib' "$LVH_DIR" "$1"; }
+
+# Enter NAME's network and mount namespaces (through the daemon's pid).
+lvh_exec() {
+    name=$1
+    shift
+    nsenter -t "$(cat "$LVH_DIR/$name/pid")" -n -m -- "$@"
+}
+
+# lvh_start NAME N [CLIENT_NS]
+lvh_start() {
+    name=$1
+    n=$2
+    cns=${3:-}
+    d=$LVH_DIR/$name
+    ns=$(lvh_ns "$name")
+    veth=lvh$$$n
+    veth=${veth:0:13}
+    mkdir -p "$d"/run "$d"/etc/qemu "$d"/lib "$d"/log "$d"/cache/qemu
+    echo "$n" >"$d/n"
+    LVH_NAMES="$LVH_NAMES $name"
+    ip netns add "$ns" || return 1
+    ip -n "$ns" link set lo up
+    if [ -n "$cns" ]; then
+        ip link add "${veth}a" netns "$cns" type veth peer name "${veth}b" netns "$ns" || return 1
+        ip -n "$cns" addr add "10.217.$n.1/30" dev "${veth}a"
+        ip -n "$cns" link set "${veth}a" up
+    else
+        ip link add "${veth}a" type veth peer name "${veth}b" netns "$ns" || return 1
+        ip addr add "10.217.$n.1/30" dev "${veth}a"
+        ip link set "${veth}a" up
+    fi
+    ip -n "$ns" addr add "10.217.$n.2/30" dev "${veth}b"
+    ip -n "$ns" link set "${veth}b" up
+    cat >"$d/etc/libvirtd.conf" <<CONF
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "10.217.$n.2"
+auth_tcp = "none"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+host_uuid = "$(cat /proc/sys/kernel/random/uuid)"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+CONF
+    cat >"$d/etc/qemu.conf" <<CONF
+user = "root"
+group = "root"
+stdio_handler = "file"
+CONF
+    if [ -d /var/cache/libvirt/qemu/capabilities ]; then
+        cp -a /var/cache/libvirt/qemu/capabilities "$d/cache/qemu/" 2>/dev/null
+    fi
+    # The daemon's own mount namespace: its directories over the system's,
+    # a private /tmp. Entered through the network namespace's file.
+    nsenter --net="/run/netns/$ns" unshare -m --propagation private sh -c '
+        d=$1
+        mount --bind "$d/run" /run &&
+        mount --bind "$d/etc" /etc/libvirt &&
+        mount --bind "$d/lib" /var/lib/libvirt &&
+        mount --bind "$d/log" /var/log/libvirt &&
+        mount --bind "$d/cache" /var/cache/libvirt &&
+        mount -t tmpfs -o size=64m lvhtmp /tmp &&
+        exec libvirtd --listen' lvh "$d" >"$d/libvirtd.out" 2>&1 &
+    echo $! >"$d/pid"
+    for _ in $(seq 1 120); do
+        if ip netns exec "$ns" ss -Hltn "sport = :16509" 2>/dev/null | grep -q 16509; then
+            lvh_log "host $name: libvirtd $(cat "$d/pid") at $(lvh_uri "$name")"
+            return 0
+        fi
+        kill -0 "$(cat "$d/pid")" 2>/dev/null || break
+        sleep 0.1
+    done
+    lvh_log "host $name: libvirtd did not listen:"
+    cat "$d/libvirtd.out"
+    return 1
+}
+
+# Kill the host's guests (every process in its network namespace but
+# libvirtd, which then tidies up after them), then libvirtd.
+lvh_stop() {
+    name=$1
+    d=$LVH_DIR/$name
+    ns=$(lvh_ns "$name")
+    pid=$(cat "$d/pid" 2>/dev/null)
+    if [ -n "$pid" ]; then
+        for p in $(ip netns pids "$ns" 2>/dev/null); do
+            [ "$p" = "$pid" ] || kill -9 "$p" 2>/dev/null
+        done
+        sleep 0.2
+        kill "$pid" 2>/dev/null
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null
+        rm -f "$d/pid"
+    fi
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+    ip netns del "$ns" 2>/dev/null
+    return 0
+}
+
+lvh_cleanup() {
+    [ -n "$LVH_DIR" ] || return 0
+    for name in $LVH_NAMES; do lvh_stop "$name"; done
+    sleep 0.2
+    rm -rf "$LVH_DIR"
+    LVH_DIR=""
+    LVH_NAMES=""
+}
