@@ -61,7 +61,7 @@ left=$N
 hosts=1
 while [ "$left" -gt 0 ]; do
     batch=$((left < 250 ? left : 250))
-    timeout 120 "$SHOAL" run --count "$batch" --memory 16 --no-network bench >/dev/null 2>"$STATE/run.err" ||
+    timeout 120 "$SHOAL" run --count "$batch" --no-wait --memory 16 --no-network bench >/dev/null 2>"$STATE/run.err" ||
         fail "run --count $batch: $(cat "$STATE/run.err")"
     left=$((left - batch))
 done

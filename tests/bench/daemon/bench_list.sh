@@ -42,7 +42,7 @@ left=$N
 hosts=1
 while [ "$left" -gt 0 ]; do
     batch=$((left < 250 ? left : 250))
-    "$SHOAL" run --count "$batch" --memory 16 --no-network bench >/dev/null 2>"$STATE/err" ||
+    "$SHOAL" run --count "$batch" --no-wait --memory 16 --no-network bench >/dev/null 2>"$STATE/err" ||
         { cat "$STATE/err"; exit 1; }
     left=$((left - batch))
 done
