@@ -89,6 +89,33 @@ switches() {
     cat /proc/"$pid"/task/*/status | awk '/^(non)?voluntary_ctxt_switches/ {s += $2} END {print s + 0}'
 }
 
+# rates NAME...: QEMU wake-ups per second of each guest over the same
+# WINDOW seconds, one line per guest in the order given.
+rates() {
+    local n i=0 a=() b=()
+    for n in "$@"; do a+=("$(switches "$n")"); done
+    sleep "$WINDOW"
+    for n in "$@"; do b+=("$(switches "$n")"); done
+    for n in "$@"; do
+        echo $(( (b[i] - a[i]) / WINDOW ))
+        i=$((i + 1))
+    done
+}
+
+# powerdown NAME: press the power button of guest NAME and wait up to
+# STOP_MAX_MS (+1 s) for its QEMU to exit; its logs are then in $WORK.
+powerdown() {
+    local d=$WORK/$1 pid
+    pid=$(cat "$d/qemu.pid")
+    qmp_powerdown "$d/qmp.sock" || fail "QMP system_powerdown failed"
+    for _ in $(seq $(( STOP_MAX_MS / 10 + 100 ))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    kill -0 "$pid" 2>/dev/null && fail "guest $1 did not stop within $(( STOP_MAX_MS / 1000 + 1 )) s of the power button"
+    cp "$d/console.log" "$d/status.log" "$WORK/"
+}
+
 case_wakeups() {
     start tickless ""
     start legacy "shoal.tickless=0"
@@ -102,11 +129,8 @@ case_wakeups() {
     done
     grep -q "listening" "$WORK/httpd/console.log" || fail "httpd did not start listening"
     sleep 1
-    local t0 l0 h0 t1 l1 h1
-    t0=$(switches tickless); l0=$(switches legacy); h0=$(switches httpd)
-    sleep "$WINDOW"
-    t1=$(switches tickless); l1=$(switches legacy); h1=$(switches httpd)
-    local t=$(( (t1 - t0) / WINDOW )) l=$(( (l1 - l0) / WINDOW )) h=$(( (h1 - h0) / WINDOW ))
+    local t l h
+    { read -r t; read -r l; read -r h; } < <(rates tickless legacy httpd)
     echo "QEMU wake-ups/s of an idle guest: sleep $t, httpd $h (bound < $MAX_TICKLESS), sleep with shoal.tickless=0 $l (must be > $MIN_LEGACY)"
     [ "$l" -gt "$MIN_LEGACY" ] ||
         fail "the count does not see the periodic PIT of shoal.tickless=0 ($l/s): this test cannot detect a regression any more"
@@ -143,25 +167,14 @@ case_pool() {
     wait_ready poollegacy pool-wait
     wait_ready running
     sleep 1
-    local p0 l0 r0 p1 l1 r1
-    p0=$(switches pool); l0=$(switches poollegacy); r0=$(switches running)
-    sleep "$WINDOW"
-    p1=$(switches pool); l1=$(switches poollegacy); r1=$(switches running)
-    local p=$(( (p1 - p0) / WINDOW )) l=$(( (l1 - l0) / WINDOW )) r=$(( (r1 - r0) / WINDOW ))
+    local p l r
+    { read -r p; read -r l; read -r r; } < <(rates pool poollegacy running)
     echo "QEMU wake-ups/s: pool guest waiting $p, idle running guest $r (bound: < $MAX_TICKLESS and <= running + 1), waiting with shoal.tickless=0 $l (must be > $MIN_LEGACY)"
     [ "$l" -gt "$MIN_LEGACY" ] ||
         fail "the count does not see the periodic PIT of a pool guest with shoal.tickless=0 ($l/s): this test cannot detect a regression any more"
     [ "$p" -lt "$MAX_TICKLESS" ] && [ "$p" -le $(( r + 1 )) ] ||
         fail "a waiting pool guest wakes QEMU $p times a second (an idle running one: $r): the wait polls or ticks"
-    local d=$WORK/pool pid
-    pid=$(cat "$d/qemu.pid")
-    qmp_powerdown "$d/qmp.sock" || fail "QMP system_powerdown failed"
-    for _ in $(seq $(( STOP_MAX_MS / 10 + 100 ))); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.01
-    done
-    kill -0 "$pid" 2>/dev/null && fail "the power button did not stop a waiting pool guest"
-    cp "$d/console.log" "$d/status.log" "$WORK/"
+    powerdown pool
     expect_exit 143
     echo "PASS a waiting pool guest costs no more wake-ups than a running one; the power button stops it"
 }
@@ -170,18 +183,11 @@ case_powerbutton() {
     start idle ""
     wait_ready idle
     sleep 1                                   # halted, nothing but the slice armed
-    local d=$WORK/idle pid t0 t1
-    pid=$(cat "$d/qemu.pid")
+    local t0 t1
     t0=$(date +%s%N)
-    qmp_powerdown "$d/qmp.sock" || fail "QMP system_powerdown failed"
-    for _ in $(seq $(( STOP_MAX_MS / 10 + 100 ))); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.01
-    done
+    powerdown idle
     t1=$(date +%s%N)
-    kill -0 "$pid" 2>/dev/null && fail "the guest did not stop within $(( STOP_MAX_MS / 1000 + 1 )) s of the power button"
     local ms=$(( (t1 - t0) / 1000000 ))
-    cp "$d/console.log" "$d/status.log" "$WORK/"
     expect_console "shoal: ACPI power button: stopping"
     expect_exit 143
     echo "power button to QEMU exit: $ms ms (bound $STOP_MAX_MS ms; the safety slice is 60 s)"
