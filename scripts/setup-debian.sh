@@ -13,8 +13,7 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl iproute2 procps
       dnsmasq-base
       nftables
       gnuplot-nox
-      systemd man-db
-      openssh-server"
+      systemd man-db"
 
 missing=""
 for p in $PKGS; do
