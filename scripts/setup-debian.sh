@@ -13,7 +13,8 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl iproute2 procps
       dnsmasq-base
       nftables
       gnuplot-nox
-      systemd man-db"
+      systemd man-db
+      openssh-server"
 
 missing=""
 for p in $PKGS; do
