@@ -147,6 +147,8 @@ typedef enum api_code {
     API_E_INTERNAL,              /* 500 internal: a bug; message says what failed */
     API_E_FORBIDDEN,      /* 403 forbidden: the token's scope or selector does not allow it */
     API_E_QUOTA_EXCEEDED, /* 403 quota_exceeded: message names the quota and the figures */
+    API_E_RATE_LIMITED,   /* 429 rate_limited: the token's request rate; message names it,
+                             Retry-After says when */
     API_CODE_COUNT_
 } api_code;
 
@@ -158,6 +160,8 @@ typedef struct api_status {
     api_code code;             /* API_OK or the error */
     char message[API_MSG_MAX]; /* human message quoting the bad value; truncated if longer */
     char field[API_FIELD_MAX]; /* offending input field ("image", "ports[0].host"), "" if none */
+    unsigned retry_after_s;    /* > 0: answered with "Retry-After: N" (429, 503); reset by
+	                                  api_status_set */
 } api_status;
 
 /* Error from api_server_start() and other non-request calls. */
@@ -656,6 +660,13 @@ typedef struct api_principal {
     api_scope scope;
     char selector[API_SELECTOR_TEXT_MAX + 1];
     uint32_t max_instances, max_memory_mib, max_vcpus;
+    /* Requests per second and burst the api lets through for this token
+     * (the server's per-token bucket, api/ratelimit.h); 0 = unlimited. */
+    uint32_t rate, burst;
+    /* Unix s the token expires, 0 = never. A backend refusing an expired
+     * token (API_E_UNAUTHORIZED) fills name and expires so the answer can
+     * say so ("token 'ci' expired at ..."); id and scope stay empty. */
+    int64_t expires;
 } api_principal;
 
 /* The principal of the request the calling thread serves, during a
@@ -669,6 +680,11 @@ typedef struct api_token_spec {
     api_scope scope;                                   /* required */
     char selector[API_SELECTOR_TEXT_MAX + 1];          /* "" = none; syntax checked */
     uint32_t max_instances, max_memory_mib, max_vcpus; /* 0 = no quota */
+    int64_t expires_at;  /* Unix s ("expires_at", RFC 3339), 0 = not given */
+    uint32_t expires_in; /* seconds from the create ("expires_in"), 0 = not given; at most
+                            one of the two */
+    uint32_t rate;       /* requests per second ("rate"), 0 = unlimited */
+    uint32_t burst;      /* "burst" (only with rate), 0 = as many as rate */
 } api_token_spec;
 
 /* A token as listed. secret is only set in the answer to its create. */
@@ -678,8 +694,11 @@ typedef struct api_token {
     api_scope scope;
     const char *selector; /* "" = none */
     uint32_t max_instances, max_memory_mib, max_vcpus;
-    int64_t created;    /* Unix seconds */
-    const char *secret; /* NULL except at create */
+    int64_t created;      /* Unix seconds */
+    int64_t expires;      /* Unix seconds, API_TIME_NONE = never (null) */
+    bool expired;         /* expires is past: the token is refused */
+    uint32_t rate, burst; /* requests per second and burst, 0 = unlimited (null) */
+    const char *secret;   /* NULL except at create */
     /* usage against the quotas (instances created by this token that exist) */
     uint32_t used_instances, used_memory_mib, used_vcpus;
 } api_token;
@@ -842,7 +861,9 @@ typedef struct api_backend {
 
     /* Every request but /healthz: secret is the bearer secret as sent
 	 * (1..API_TOKEN_SECRET_MAX bytes). API_OK with *who filled, or
-	 * API_E_UNAUTHORIZED. Must compare in constant time. */
+	 * API_E_UNAUTHORIZED (for an expired token with who->name and
+	 * who->expires set, see api_principal). Must compare in constant
+	 * time. The server then applies who->rate (429 rate_limited). */
     api_code (*authenticate)(void *ctx, const char *secret, api_principal *who);
     /* POST /v1/tokens: emit the new token with its secret (201). */
     api_code (*token_create)(void *ctx, const api_token_spec *spec, api_sink *out, api_status *st);

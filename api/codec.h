@@ -155,5 +155,8 @@ char *api_encode_error(const api_status *st, size_t *len);
 char *api_encode_event(const api_event *ev, size_t *len);
 /* RFC 3339 UTC; buf >= 32 bytes. */
 void api_format_time(int64_t t, char buf[32]);
+/* Unix seconds of "YYYY-MM-DDTHH:MM:SSZ" (what api_format_time writes),
+ * or -1 for anything else. */
+int64_t api_parse_time(const char *s);
 
 #endif /* SHOAL_API_CODEC_H */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -1111,10 +1112,11 @@ out:
 
 api_code api_decode_token_spec(const char *body, size_t len, api_token_spec *out, api_status *st)
 {
-    static const char *const fields[] = { "name", "scope", "selector", "quotas" };
+    static const char *const fields[] = { "name",       "scope",      "selector", "quotas",
+                                          "expires_in", "expires_at", "rate",     "burst" };
     static const char *const qfields[] = { "instances", "memory_mib", "vcpus" };
     json_t *root = NULL, *q;
-    const char *name, *scope, *sel;
+    const char *name, *scope, *sel, *at;
     api_selector parsed;
     uint64_t v;
     api_code rc;
@@ -1180,10 +1182,55 @@ api_code api_decode_token_spec(const char *body, size_t len, api_token_spec *out
             goto out;
         out->max_vcpus = (uint32_t)v;
     }
+    /* expiry: seconds from now (up to 10 years) or a time, not both */
+    rc = get_uint(root, "expires_in", "expires_in", 1, 315360000, 0, &v, st);
+    if (rc != API_OK)
+        goto out;
+    out->expires_in = (uint32_t)v;
+    rc = get_string(root, "expires_at", false, &at, st);
+    if (rc != API_OK)
+        goto out;
+    if (at != NULL && (out->expires_at = api_parse_time(at)) <= 0) {
+        rc = api_status_set(st, API_E_INVALID_FIELD, "expires_at",
+                            "expires_at '%.40s' is not a time like 2026-12-31T23:59:59Z", at);
+        goto out;
+    }
+    if (out->expires_in && out->expires_at) {
+        rc = api_status_set(st, API_E_INVALID_FIELD, "expires_at",
+                            "give expires_in or expires_at, not both");
+        goto out;
+    }
+    /* request rate: per second, with an optional burst */
+    rc = get_uint(root, "rate", "rate", 1, 1000000, 0, &v, st);
+    if (rc != API_OK)
+        goto out;
+    out->rate = (uint32_t)v;
+    rc = get_uint(root, "burst", "burst", 1, 1000000, 0, &v, st);
+    if (rc != API_OK)
+        goto out;
+    out->burst = (uint32_t)v;
+    if (out->burst && !out->rate) {
+        rc = api_status_set(st, API_E_INVALID_FIELD, "burst", "burst needs a rate");
+        goto out;
+    }
     rc = API_OK;
 out:
     json_decref(root);
     return rc;
+}
+
+int64_t api_parse_time(const char *s)
+{
+    struct tm tm;
+    const char *end;
+    time_t t;
+
+    memset(&tm, 0, sizeof tm);
+    if (s == NULL || strlen(s) != 20 || (end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL ||
+        strcmp(end, "Z") != 0)
+        return -1;
+    t = timegm(&tm);
+    return t > 0 ? (int64_t)t : -1;
 }
 
 api_code api_decode_empty_body(const char *body, size_t len, api_status *st)

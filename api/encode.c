@@ -769,6 +769,20 @@ static void enc_token(jw *w, const api_token *t)
     jw_close(w, '}');
     jw_key(w, "created");
     jw_time(w, t->created);
+    jw_key(w, "expires");
+    jw_time(w, t->expires);
+    jw_key(w, "expired");
+    jw_bool(w, t->expired);
+    jw_key(w, "rate");
+    if (t->rate == 0)
+        jw_raw(w, "null", 4);
+    else
+        jw_int(w, t->rate);
+    jw_key(w, "burst");
+    if (t->rate == 0)
+        jw_raw(w, "null", 4);
+    else
+        jw_int(w, t->burst ? t->burst : t->rate);
     if (t->secret != NULL) {
         jw_key(w, "secret");
         jw_str(w, t->secret);

@@ -65,6 +65,11 @@ struct api_server {
     struct MHD_Response *healthz; /* shared, reused by every /healthz */
     uint16_t port;
     api_metrics metrics;
+    /* Per-token request buckets (issue 16): api_principal.rate and burst.
+     * rl_mu is a leaf lock: nothing is called with it held. */
+    pthread_mutex_t rl_mu;
+    struct rl_entry *rl;
+    size_t rl_n, rl_cap;
 };
 
 /* Per-request state (MHD's con_cls). */
@@ -185,6 +190,11 @@ static enum MHD_Result queue_error(struct MHD_Connection *c, req *r, const api_s
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (st->code == API_E_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (st->retry_after_s > 0) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%u", st->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->status = status;
@@ -215,6 +225,71 @@ static bool token_ok(const api_server *srv, const char *given)
         ok |= (diff == 0);
     }
     return ok;
+}
+
+/* ---- per-token request rate (issue 16) ---------------------------------- */
+
+/* A token bucket: holds up to burst requests, refilled at rate a second;
+ * a request takes one. A token's bucket starts full. */
+typedef struct rl_entry {
+    char id[API_TOKEN_ID_LEN + 1];
+    double level;
+    int64_t at_ms; /* monotonic ms of the last refill */
+} rl_entry;
+
+#define RL_MAX_TOKENS 4096 /* buckets kept; past it the stalest is reused */
+
+/* Take one request of who's bucket: 0, or the seconds until one is there
+ * (>= 1, for Retry-After). Unlimited tokens (rate 0) always pass. */
+static unsigned rl_take(api_server *srv, const api_principal *who)
+{
+    double burst = who->burst ? who->burst : who->rate, need;
+    int64_t now = mono_ms();
+    rl_entry *e = NULL;
+    unsigned wait = 0;
+
+    if (who->rate == 0 || who->id[0] == '\0')
+        return 0;
+    pthread_mutex_lock(&srv->rl_mu);
+    for (size_t i = 0; i < srv->rl_n && e == NULL; i++)
+        e = strcmp(srv->rl[i].id, who->id) == 0 ? &srv->rl[i] : NULL;
+    if (e == NULL) {
+        if (srv->rl_n == srv->rl_cap && srv->rl_cap < RL_MAX_TOKENS) {
+            size_t cap = srv->rl_cap ? 2 * srv->rl_cap : 16;
+            rl_entry *n = realloc(srv->rl, cap * sizeof *n);
+            if (n != NULL) {
+                srv->rl = n;
+                srv->rl_cap = cap;
+            }
+        }
+        if (srv->rl_n < srv->rl_cap) {
+            e = &srv->rl[srv->rl_n++];
+        } else if (srv->rl_n > 0) { /* full: the one idle longest is full anyway */
+            e = &srv->rl[0];
+            for (size_t i = 1; i < srv->rl_n; i++)
+                e = srv->rl[i].at_ms < e->at_ms ? &srv->rl[i] : e;
+        }
+        if (e == NULL) { /* out of memory: let it through */
+            pthread_mutex_unlock(&srv->rl_mu);
+            return 0;
+        }
+        snprintf(e->id, sizeof e->id, "%s", who->id);
+        e->level = burst;
+        e->at_ms = now;
+    }
+    e->level += (double)(now - e->at_ms) * who->rate / 1000.0;
+    if (e->level > burst)
+        e->level = burst;
+    e->at_ms = now;
+    if (e->level >= 1.0) {
+        e->level -= 1.0;
+    } else {
+        need = (1.0 - e->level) / who->rate; /* seconds */
+        wait = (unsigned)need + ((double)(unsigned)need < need ? 1u : 0u);
+        wait = wait ? wait : 1;
+    }
+    pthread_mutex_unlock(&srv->rl_mu);
+    return wait;
 }
 
 /* Fill who from the Authorization header: a configured token is the
@@ -783,12 +858,28 @@ static enum MHD_Result begin(api_server *srv, struct MHD_Connection *c, req *r, 
     char allow[64];
     bool known;
     uint64_t clen = 0;
+    unsigned secs;
     api_code rc;
 
     if (atomic_load(&srv->stopping))
         return fail_now(c, r, API_E_UNAVAILABLE, NULL, "the daemon is shutting down");
-    if (!authorized(srv, c, &r->who))
-        return fail_now(c, r, API_E_UNAUTHORIZED, NULL, "missing or wrong bearer token");
+    if (!authorized(srv, c, &r->who)) {
+        char when[32];
+        if (r->who.expires == 0 || r->who.name[0] == '\0')
+            return fail_now(c, r, API_E_UNAUTHORIZED, NULL, "missing or wrong bearer token");
+        api_format_time(r->who.expires, when);
+        api_status_set(&r->err, API_E_UNAUTHORIZED, NULL,
+                       "token '%s' expired at %s: create a new one", r->who.name, when);
+        return queue_error(c, r, &r->err, NULL);
+    }
+    if ((secs = rl_take(srv, &r->who)) > 0) {
+        api_status_set(&r->err, API_E_RATE_LIMITED, NULL,
+                       "token '%s' is over its rate limit of %u requests/s (burst %u); retry in "
+                       "%u s",
+                       r->who.name, r->who.rate, r->who.burst ? r->who.burst : r->who.rate, secs);
+        r->err.retry_after_s = secs;
+        return queue_error(c, r, &r->err, NULL);
+    }
     r->authed = true;
     cur_who = &r->who;
     snprintf(r->method, sizeof r->method, "%s", method);
@@ -1166,6 +1257,8 @@ static void server_free(api_server *srv)
     }
     pthread_mutex_destroy(&srv->watch_mu);
     pthread_cond_destroy(&srv->watch_cv);
+    pthread_mutex_destroy(&srv->rl_mu);
+    free(srv->rl);
     if (srv->healthz != NULL)
         MHD_destroy_response(srv->healthz);
     for (i = 0; i < srv->n_tokens; i++) {
@@ -1214,6 +1307,7 @@ int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx,
         goto out;
     }
     pthread_mutex_init(&srv->watch_mu, NULL);
+    pthread_mutex_init(&srv->rl_mu, NULL);
     pthread_cond_init(&srv->watch_cv, NULL);
     srv->be = be;
     srv->be_ctx = be_ctx;

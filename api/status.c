@@ -24,6 +24,7 @@ static const struct {
     [API_E_INTERNAL] = { "internal", 500 },
     [API_E_FORBIDDEN] = { "forbidden", 403 },
     [API_E_QUOTA_EXCEEDED] = { "quota_exceeded", 403 },
+    [API_E_RATE_LIMITED] = { "rate_limited", 429 },
 };
 
 static const char *const scope_str[] = { "read-only", "operator", "admin" };
@@ -51,6 +52,7 @@ api_code api_status_set(api_status *st, api_code code, const char *field, const 
     if (st == NULL)
         return code;
     st->code = code;
+    st->retry_after_s = 0;
     st->message[0] = '\0';
     if (fmt != NULL) {
         va_start(ap, fmt);

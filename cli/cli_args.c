@@ -164,6 +164,52 @@ bad:
     return -1;
 }
 
+int cli_parse_duration(const char *s, unsigned long *secs, char *err, size_t errlen)
+{
+    static const struct {
+        char unit;
+        unsigned long secs;
+    } units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 } };
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    if (!isdigit((unsigned char)*s))
+        goto bad;
+    v = strtoul(s, &end, 10);
+    if (errno || v == 0)
+        goto bad;
+    if (*end == '\0') {
+        *secs = v;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (end[0] == units[i].unit && end[1] == '\0' && v <= 315360000ul / units[i].secs) {
+            *secs = v * units[i].secs;
+            return 0;
+        }
+    }
+bad:
+    snprintf(err, errlen, "invalid duration '%s' (a number with s, m, h or d, e.g. 24h)", s);
+    return -1;
+}
+
+int cli_parse_rate(const char *s, unsigned long *per_s, char *err, size_t errlen)
+{
+    char num[24];
+    size_t n = strcspn(s, "/");
+
+    if (n >= sizeof num || (s[n] != '\0' && strcmp(s + n, "/s") != 0))
+        goto bad;
+    memcpy(num, s, n);
+    num[n] = '\0';
+    if (cli_parse_uint(num, 1, 1000000, per_s, err, errlen) == 0)
+        return 0;
+bad:
+    snprintf(err, errlen, "invalid rate '%s' (requests per second, e.g. 50/s)", s);
+    return -1;
+}
+
 int cli_parse_format(const char *s, cli_fmt *fmt, char *err, size_t errlen)
 {
     if (strcmp(s, "table") == 0)

@@ -32,6 +32,13 @@ int cli_parse_selector(const char *s, char *err, size_t errlen);
 int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out,
                    char *err, size_t errlen);
 
+/* A duration: seconds, or a number with s, m, h or d ("24h"); 1 s to 10
+ * years. */
+int cli_parse_duration(const char *s, unsigned long *secs, char *err, size_t errlen);
+
+/* A request rate "N/s" or "N" (requests per second, 1 to 1000000). */
+int cli_parse_rate(const char *s, unsigned long *per_s, char *err, size_t errlen);
+
 /* -o value: table, json, wide. */
 int cli_parse_format(const char *s, cli_fmt *fmt, char *err, size_t errlen);
 

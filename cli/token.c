@@ -23,13 +23,17 @@ static const char token_help[] =
     "        --max-instances N          quota: instances it created that exist\n"
     "        --max-memory MIB           quota: their memory\n"
     "        --max-vcpus N              quota: their vCPUs\n"
+    "        --expires DURATION         refused after that long (30m, 24h, 7d)\n"
+    "        --rate N/s                 at most N requests a second (429 past it)\n"
+    "        --burst N                  requests at once within the rate (default N)\n"
     "        -q, --quiet                print only the secret\n"
     "        -o, --output json          print the token object (with the secret)\n"
-    "  ls [-o table|json]          list tokens, their quotas and use\n"
+    "  ls [-o table|json]          list tokens, their quotas and use, expiry, rate\n"
     "  rm ID|NAME...               revoke tokens (at once)\n"
     "\n"
     "Examples:\n"
     "  shoal token create ci --scope operator -l team=web --max-instances 20\n"
+    "  shoal token create bot --scope operator --expires 24h --rate 50/s\n"
     "  SHOAL_TOKEN=$(shoal token create viewer --scope read-only -q)\n"
     "  shoal token rm ci\n";
 
@@ -47,8 +51,8 @@ static void quota_cell(const json_t *tok, const char *key, char *out, size_t len
 
 int token_render_list(FILE *out, const json_t *items, cli_fmt fmt)
 {
-    static const char *const hdr[] = { "ID",        "NAME",   "SCOPE", "SELECTOR",
-                                       "INSTANCES", "MEMORY", "VCPUS", "CREATED" };
+    static const char *const hdr[] = { "ID",     "NAME",  "SCOPE",   "SELECTOR", "INSTANCES",
+                                       "MEMORY", "VCPUS", "CREATED", "EXPIRES",  "RATE" };
     cli_table *t;
     size_t i;
     json_t *tok;
@@ -56,12 +60,19 @@ int token_render_list(FILE *out, const json_t *items, cli_fmt fmt)
 
     if (fmt == CLI_FMT_JSON)
         return cli_jprint(out, items);
-    t = cli_table_new(8, hdr);
+    t = cli_table_new(10, hdr);
     if (!t)
         return -1;
     json_array_foreach ((json_t *)items, i, tok) {
-        char inst[32], mem[32], cpu[32];
-        const char *sel = cli_jstr(tok, "selector");
+        char inst[32], mem[32], cpu[32], exp[48], rate[48];
+        const char *sel = cli_jstr(tok, "selector"), *until = cli_jstr(tok, "expires");
+        snprintf(exp, sizeof exp, "%s%s", until ? until : "never",
+                 json_is_true(json_object_get(tok, "expired")) ? " (expired)" : "");
+        if (json_is_integer(json_object_get(tok, "rate")))
+            snprintf(rate, sizeof rate, "%.0f/s burst %.0f", cli_jnum(tok, "rate", 0),
+                     cli_jnum(tok, "burst", 0));
+        else
+            snprintf(rate, sizeof rate, "-");
         quota_cell(tok, "instances", inst, sizeof inst);
         quota_cell(tok, "memory_mib", mem, sizeof mem);
         quota_cell(tok, "vcpus", cpu, sizeof cpu);
@@ -72,7 +83,9 @@ int token_render_list(FILE *out, const json_t *items, cli_fmt fmt)
                               inst,
                               mem,
                               cpu,
-                              cli_jstr(tok, "created") };
+                              cli_jstr(tok, "created"),
+                              exp,
+                              rate };
         if ((rc = cli_table_add(t, row)) < 0)
             goto out;
     }
@@ -84,20 +97,23 @@ out:
 
 static int token_create(cli_ctx *ctx, int argc, char **argv)
 {
-    enum { OPT_MAX_INST = 256, OPT_MAX_MEM, OPT_MAX_CPU };
+    enum { OPT_MAX_INST = 256, OPT_MAX_MEM, OPT_MAX_CPU, OPT_EXPIRES, OPT_RATE, OPT_BURST };
     static const struct option longopts[] = {
         { "scope", required_argument, NULL, 's' },
         { "selector", required_argument, NULL, 'l' },
         { "max-instances", required_argument, NULL, OPT_MAX_INST },
         { "max-memory", required_argument, NULL, OPT_MAX_MEM },
         { "max-vcpus", required_argument, NULL, OPT_MAX_CPU },
+        { "expires", required_argument, NULL, OPT_EXPIRES },
+        { "rate", required_argument, NULL, OPT_RATE },
+        { "burst", required_argument, NULL, OPT_BURST },
         { "quiet", no_argument, NULL, 'q' },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *scope = NULL, *sel = NULL;
-    unsigned long q[3] = { 0, 0, 0 };
+    unsigned long q[3] = { 0, 0, 0 }, expires = 0, rate = 0, burst = 0;
     bool quiet = false;
     cli_fmt fmt = CLI_FMT_TABLE;
     json_t *body = NULL, *quotas = NULL, *resp = NULL;
@@ -132,6 +148,24 @@ static int token_create(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             break;
+        case OPT_EXPIRES:
+            if (cli_parse_duration(optarg, &expires, err, sizeof err) < 0) {
+                rc = cli_usage("token create", "--expires: %s", err);
+                goto out;
+            }
+            break;
+        case OPT_RATE:
+            if (cli_parse_rate(optarg, &rate, err, sizeof err) < 0) {
+                rc = cli_usage("token create", "--rate: %s", err);
+                goto out;
+            }
+            break;
+        case OPT_BURST:
+            if (cli_parse_uint(optarg, 1, 1000000, &burst, err, sizeof err) < 0) {
+                rc = cli_usage("token create", "--burst: %s", err);
+                goto out;
+            }
+            break;
         case 'q': quiet = true; break;
         case 'o':
             if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0) {
@@ -151,6 +185,10 @@ static int token_create(cli_ctx *ctx, int argc, char **argv)
         rc = cli_usage("token create", "--scope is required (read-only, operator, admin)");
         goto out;
     }
+    if (burst && !rate) {
+        rc = cli_usage("token create", "--burst needs --rate");
+        goto out;
+    }
     body = json_pack("{s:s,s:s}", "name", argv[optind], "scope", scope);
     quotas = json_object();
     if (!body || !quotas) {
@@ -167,6 +205,12 @@ static int token_create(cli_ctx *ctx, int argc, char **argv)
         json_object_set_new(quotas, "vcpus", json_integer((json_int_t)q[2]));
     if (json_object_size(quotas))
         json_object_set(body, "quotas", quotas);
+    if (expires)
+        json_object_set_new(body, "expires_in", json_integer((json_int_t)expires));
+    if (rate)
+        json_object_set_new(body, "rate", json_integer((json_int_t)rate));
+    if (burst)
+        json_object_set_new(body, "burst", json_integer((json_int_t)burst));
     rc = cli_http_json(ctx, "POST", "/v1/tokens", body, &resp);
     if (rc != CLI_OK)
         goto out;
@@ -175,10 +219,12 @@ static int token_create(cli_ctx *ctx, int argc, char **argv)
     else if (fmt == CLI_FMT_JSON)
         cli_jprint(stdout, resp);
     else
-        printf("created token %s (id %s, scope %s)\n"
+        printf("created token %s (id %s, scope %s%s%s)\n"
                "secret: %s\n"
                "(shown once: shoald keeps only its hash)\n",
                cli_jstr(resp, "name"), cli_jstr(resp, "id"), cli_jstr(resp, "scope"),
+               cli_jstr(resp, "expires") ? ", expires " : "",
+               cli_jstr(resp, "expires") ? cli_jstr(resp, "expires") : "",
                cli_jstr(resp, "secret"));
 out:
     json_decref(body);

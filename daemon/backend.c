@@ -40,9 +40,17 @@ static api_code status_code(fleet_code c)
     return i >= 0 && i < FLEET_CODES ? CODE_MAP[i] : API_E_INTERNAL;
 }
 
+/* Seconds a client is told to wait (Retry-After) when the state database
+ * was busy: about a busy timeout's worth. */
+#define BUSY_RETRY_AFTER_S 5
+
 static api_code status_from(api_status *st, const fleet_err *e)
 {
-    return api_status_set(st, status_code(e->code), e->field[0] ? e->field : NULL, "%s", e->msg);
+    api_code rc =
+        api_status_set(st, status_code(e->code), e->field[0] ? e->field : NULL, "%s", e->msg);
+    if (e->code == FLEET_E_BUSY && st)
+        st->retry_after_s = BUSY_RETRY_AFTER_S;
+    return rc;
 }
 
 /* Instance states: the API's and the database's lists are the same, in
@@ -1452,11 +1460,19 @@ _Static_assert((int)TOK_READ_ONLY == (int)API_SCOPE_READ_ONLY &&
 static api_code be_authenticate(void *ctx, const char *secret, api_principal *who)
 {
     tok_info t;
+    int rc;
 
     (void)ctx;
-    if (g_tokens == NULL || tok_authenticate(g_tokens, secret, &t) != 0)
-        return API_E_UNAUTHORIZED;
     memset(who, 0, sizeof *who);
+    if (g_tokens == NULL || (rc = tok_authenticate(g_tokens, secret, &t)) == TOK_ENOTFOUND)
+        return API_E_UNAUTHORIZED;
+    if (rc == TOK_EEXPIRED) { /* named so the answer can say so (api.h) */
+        snprintf(who->name, sizeof who->name, "%s", t.name);
+        who->expires = t.expires_ms / 1000;
+        return API_E_UNAUTHORIZED;
+    }
+    if (rc != 0)
+        return API_E_UNAUTHORIZED;
     snprintf(who->id, sizeof who->id, "%s", t.id);
     snprintf(who->name, sizeof who->name, "%s", t.name);
     who->scope = (api_scope)t.scope;
@@ -1464,6 +1480,9 @@ static api_code be_authenticate(void *ctx, const char *secret, api_principal *wh
     who->max_instances = t.max_instances;
     who->max_memory_mib = t.max_memory_mib;
     who->max_vcpus = t.max_vcpus;
+    who->rate = t.rate;
+    who->burst = t.burst;
+    who->expires = t.expires_ms / 1000;
     return API_OK;
 }
 
@@ -1482,6 +1501,10 @@ static int sink_token(api_sink *out, const tok_info *t, const char *secret)
     at.max_memory_mib = t->max_memory_mib;
     at.max_vcpus = t->max_vcpus;
     at.created = t->created_ms / 1000;
+    at.expires = t->expires_ms / 1000;
+    at.expired = t->expires_ms != 0 && fleet_wall_ms() >= t->expires_ms;
+    at.rate = t->rate;
+    at.burst = t->burst;
     at.secret = secret;
     at.used_instances = u.instances;
     at.used_memory_mib = u.memory_mib;
@@ -1516,6 +1539,16 @@ static api_code be_token_create(void *ctx, const api_token_spec *spec, api_sink 
     t.max_instances = spec->max_instances;
     t.max_memory_mib = spec->max_memory_mib;
     t.max_vcpus = spec->max_vcpus;
+    t.rate = spec->rate;
+    t.burst = spec->burst;
+    if (spec->expires_in)
+        t.expires_ms = fleet_wall_ms() + (int64_t)spec->expires_in * 1000;
+    else if (spec->expires_at) {
+        if (spec->expires_at * 1000 <= fleet_wall_ms())
+            return api_status_set(st, API_E_INVALID_FIELD, "expires_at",
+                                  "expires_at is in the past");
+        t.expires_ms = spec->expires_at * 1000;
+    }
     rc = tok_create(g_tokens, &t, secret, &made, err, sizeof err);
     if (rc != 0)
         return tok_status(st, rc, "name", err);

@@ -83,7 +83,8 @@ static int reload(tok_store *ts, char *err, size_t errlen)
 
     if (sqlite3_prepare_v2(ts->db,
                            "SELECT id,name,hash,scope,selector,max_instances,max_memory_mib,"
-                           "max_vcpus,created_ms FROM tokens ORDER BY created_ms,id",
+                           "max_vcpus,created_ms,expires_ms,rate,burst FROM tokens"
+                           " ORDER BY created_ms,id",
                            -1, &st, NULL) != SQLITE_OK) {
         errbuf_set(err, errlen, "tokens: %s", sqlite3_errmsg(ts->db));
         return -1;
@@ -116,6 +117,9 @@ static int reload(tok_store *ts, char *err, size_t errlen)
         x->info.max_memory_mib = (uint32_t)sqlite3_column_int64(st, 6);
         x->info.max_vcpus = (uint32_t)sqlite3_column_int64(st, 7);
         x->info.created_ms = sqlite3_column_int64(st, 8);
+        x->info.expires_ms = sqlite3_column_int64(st, 9);
+        x->info.rate = (uint32_t)sqlite3_column_int64(st, 10);
+        x->info.burst = (uint32_t)sqlite3_column_int64(st, 11);
         n++;
     }
     if (step != SQLITE_DONE) {
@@ -156,7 +160,8 @@ static int insert(tok_store *ts, const tok_info *t, const uint8_t hash[TOK_HASH_
 
     if (sqlite3_prepare_v2(ts->db,
                            "INSERT INTO tokens(id,name,hash,scope,selector,max_instances,"
-                           "max_memory_mib,max_vcpus,created_ms) VALUES(?,?,?,?,?,?,?,?,?)",
+                           "max_memory_mib,max_vcpus,created_ms,expires_ms,rate,burst)"
+                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
@@ -168,6 +173,9 @@ static int insert(tok_store *ts, const tok_info *t, const uint8_t hash[TOK_HASH_
     sqlite3_bind_int64(st, 7, t->max_memory_mib);
     sqlite3_bind_int64(st, 8, t->max_vcpus);
     sqlite3_bind_int64(st, 9, t->created_ms);
+    sqlite3_bind_int64(st, 10, t->expires_ms);
+    sqlite3_bind_int64(st, 11, t->rate);
+    sqlite3_bind_int64(st, 12, t->burst);
     step = sqlite3_step(st);
     if (step == SQLITE_CONSTRAINT) {
         errbuf_set(err, errlen, "token name '%s' is taken", t->name);
@@ -200,7 +208,8 @@ static int set_admin(tok_store *ts, const char *admin_secret, char *err, size_t 
     }
     if (sqlite3_prepare_v2(ts->db,
                            "UPDATE tokens SET hash=?,scope='admin',selector='',max_instances=0,"
-                           "max_memory_mib=0,max_vcpus=0 WHERE name='" TOK_ADMIN_NAME "'",
+                           "max_memory_mib=0,max_vcpus=0,expires_ms=0,rate=0,burst=0"
+                           " WHERE name='" TOK_ADMIN_NAME "'",
                            -1, &st, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_blob(st, 1, hash, TOK_HASH_LEN, SQLITE_STATIC);
@@ -292,7 +301,9 @@ int tok_authenticate(tok_store *ts, const char *secret, tok_info *who)
     if (hit != SIZE_MAX)
         *who = ts->entries[hit].info;
     pthread_mutex_unlock(&ts->mu);
-    return hit != SIZE_MAX ? 0 : TOK_ENOTFOUND;
+    if (hit == SIZE_MAX)
+        return TOK_ENOTFOUND;
+    return who->expires_ms != 0 && wall_ms() >= who->expires_ms ? TOK_EEXPIRED : 0;
 }
 
 uint64_t tok_compares(tok_store *ts)

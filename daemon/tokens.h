@@ -12,8 +12,9 @@
  * hash, replacing the stored one if the file changed. It cannot be revoked:
  * replace the file and restart shoald instead.
  *
- * Tables (state.c migration 6): tokens(id, name, hash, scope, selector,
- * max_instances, max_memory_mib, max_vcpus, created_ms) and
+ * Tables (state.c migrations 7 and 9): tokens(id, name, hash, scope,
+ * selector, max_instances, max_memory_mib, max_vcpus, created_ms,
+ * expires_ms, rate, burst) and
  * token_instances(instance -> instances(id) ON DELETE CASCADE, token): which
  * token created each instance that still exists, for the quotas. This
  * module uses its own connection to the database (WAL, busy timeout 5 s).
@@ -23,9 +24,15 @@
  * SQLite on this module's own connection); a create or revoke rewrites that
  * copy before it returns, so a revoked token fails its next request.
  *
+ * Expiry and rate (issue 16): a token may expire (expires_ms, wall clock;
+ * from then on tok_authenticate answers TOK_EEXPIRED) and may carry a
+ * request rate with a burst, which the API server enforces per token
+ * (api_principal.rate, 429). The admin token never expires and is never
+ * limited.
+ *
  * Errors: 0, TOK_ENOTFOUND, TOK_ECONFLICT (name taken), TOK_EREFUSED (the
- * admin token cannot be revoked), or -1 (SQLite, memory); the message in err
- * quotes the bad value.
+ * admin token cannot be revoked), TOK_EEXPIRED, or -1 (SQLite, memory); the
+ * message in err quotes the bad value.
  */
 #ifndef SHOAL_TOKENS_H
 #define SHOAL_TOKENS_H
@@ -37,6 +44,9 @@
 #define TOK_ENOTFOUND (-2)
 #define TOK_ECONFLICT (-3)
 #define TOK_EREFUSED  (-4)
+#define TOK_EEXPIRED                                                                               \
+    (-5) /* tok_authenticate: the secret is a token's, but
+                              that token expired */
 
 #define TOK_ID_LEN        12 /* hex digits */
 #define TOK_NAME_MAX      64 /* with the NUL */
@@ -58,6 +68,9 @@ typedef struct {
     char selector[TOK_SELECTOR_MAX];
     uint32_t max_instances, max_memory_mib, max_vcpus;
     int64_t created_ms; /* unix ms */
+    int64_t expires_ms; /* unix ms, 0 = never */
+    uint32_t rate;      /* requests per second, 0 = unlimited */
+    uint32_t burst;     /* requests at once, 0 = rate */
 } tok_info;
 
 /* What a token's instances hold now (those it created that still exist,
@@ -80,13 +93,14 @@ int tok_hash(const char *secret, uint8_t out[TOK_HASH_LEN]);
 bool tok_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);
 
 /* Which token is this secret? Hashes it and compares the hash with every
- * token's, all of them, in constant time. 0 with *who, or TOK_ENOTFOUND. */
+ * token's, all of them, in constant time. 0 with *who, TOK_EEXPIRED with
+ * *who (the token matched but its expiry is past), or TOK_ENOTFOUND. */
 int tok_authenticate(tok_store *ts, const char *secret, tok_info *who);
 /* Hash comparisons done so far (tests: a lookup compares with every token). */
 uint64_t tok_compares(tok_store *ts);
 
-/* Create a token from spec's name, scope, selector and quotas (id and
- * created are assigned). secret receives the new secret, *out the token. */
+/* Create a token from spec's name, scope, selector, quotas, expiry and
+ * rate (id and created are assigned; the API refuses a past expiry). secret receives the new secret, *out the token. */
 int tok_create(tok_store *ts, const tok_info *spec, char secret[TOK_SECRET_LEN + 1], tok_info *out,
                char *err, size_t errlen);
 /* Every token, oldest first; free(*out). */

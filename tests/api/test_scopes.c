@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
@@ -135,6 +137,22 @@ static void t_decode_token_spec(void **unused)
     assert_int_equal(ts.scope, API_SCOPE_READ_ONLY);
     assert_string_equal(ts.selector, "");
     assert_int_equal(ts.max_instances, 0);
+    assert_int_equal(ts.expires_in, 0);
+    assert_int_equal(ts.expires_at, 0);
+    assert_int_equal(ts.rate, 0);
+    /* expiry and rate (issue 16) */
+    assert_int_equal(dec("{\"name\":\"ci\",\"scope\":\"operator\",\"expires_in\":86400,"
+                         "\"rate\":50,\"burst\":100}",
+                         &ts, &st),
+                     API_OK);
+    assert_int_equal(ts.expires_in, 86400);
+    assert_int_equal(ts.rate, 50);
+    assert_int_equal(ts.burst, 100);
+    assert_int_equal(
+        dec("{\"name\":\"ci\",\"scope\":\"operator\",\"expires_at\":\"2026-12-31T23:59:59Z\"}", &ts,
+            &st),
+        API_OK);
+    assert_int_equal(ts.expires_at, 1798761599);
 
     static const struct {
         const char *body, *field;
@@ -152,6 +170,17 @@ static void t_decode_token_spec(void **unused)
         { "{\"name\":\"ci\",\"scope\":\"admin\",\"quotas\":{\"vcpus\":-1}}", "quotas.vcpus" },
         { "{\"name\":\"ci\",\"scope\":\"admin\",\"quotas\":{\"instances\":\"2\"}}",
           "quotas.instances" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"expires_in\":0}", "expires_in" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"expires_in\":\"24h\"}", "expires_in" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"expires_at\":\"tomorrow\"}", "expires_at" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"expires_at\":\"2026-12-31T23:59:59+01:00\"}",
+          "expires_at" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"expires_at\":1798761599}", "expires_at" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"expires_in\":60,"
+          "\"expires_at\":\"2026-12-31T23:59:59Z\"}",
+          "expires_at" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"rate\":0}", "rate" },
+        { "{\"name\":\"ci\",\"scope\":\"admin\",\"burst\":5}", "burst" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (dec(bad[i].body, &ts, &st) != API_E_INVALID_FIELD || strcmp(st.field, bad[i].field))
@@ -186,11 +215,12 @@ static void t_encode_token(void **unused)
     assert_non_null(txt);
     o = json_loadb(txt, len, 0, NULL);
     assert_non_null(o);
-    want = json_pack("{s:s,s:s,s:s,s:s,s:{s:{s:i,s:i},s:{s:n,s:i},s:{s:n,s:i}},s:s,s:s}", "id",
-                     "8c1f0e2a9b47", "name", "ci", "scope", "operator", "selector", "team=\"a\"",
-                     "quotas", "instances", "max", 20, "used", 2, "memory_mib", "max", "used", 64,
-                     "vcpus", "max", "used", 0, "created", "2025-11-24T16:00:00Z", "secret",
-                     "shoal_00");
+    want = json_pack("{s:s,s:s,s:s,s:s,s:{s:{s:i,s:i},s:{s:n,s:i},s:{s:n,s:i}},s:s,s:n,s:b,s:n,"
+                     "s:n,s:s}",
+                     "id", "8c1f0e2a9b47", "name", "ci", "scope", "operator", "selector",
+                     "team=\"a\"", "quotas", "instances", "max", 20, "used", 2, "memory_mib", "max",
+                     "used", 64, "vcpus", "max", "used", 0, "created", "2025-11-24T16:00:00Z",
+                     "expires", "expired", 0, "rate", "burst", "secret", "shoal_00");
     if (!json_equal(o, want))
         fail_msg("encoded %s", txt);
     json_decref(o);
@@ -208,6 +238,22 @@ static void t_encode_token(void **unused)
     assert_true(
         json_is_null(json_object_get(json_array_get(json_object_get(o, "items"), 0), "selector")));
     assert_null(json_object_get(json_array_get(json_object_get(o, "items"), 0), "secret"));
+    json_decref(o);
+    free(txt);
+    /* an expiry and a rate; burst shown as the rate when not set */
+    s = api_sink_new(API_SINK_TOKEN, API_SHAPE_ONE);
+    t.expires = 1764086400;
+    t.expired = true;
+    t.rate = 50;
+    assert_int_equal(api_sink_token(s, &t), 0);
+    txt = api_sink_finish(s, &len);
+    api_sink_free(s);
+    o = json_loadb(txt, len, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "expires")), "2025-11-25T16:00:00Z");
+    assert_true(json_is_true(json_object_get(o, "expired")));
+    assert_int_equal(json_integer_value(json_object_get(o, "rate")), 50);
+    assert_int_equal(json_integer_value(json_object_get(o, "burst")), 50);
     json_decref(o);
     free(txt);
 }
@@ -234,6 +280,21 @@ static api_code stub_auth(void *ctx, const char *secret, api_principal *who)
     pthread_mutex_lock(&mu);
     n_auth++;
     pthread_mutex_unlock(&mu);
+    memset(who, 0, sizeof *who);
+    /* rate 1/s, burst 2 (issue 16) */
+    if (strcmp(secret, "rl-secret") == 0) {
+        snprintf(who->id, sizeof who->id, "rl0000000001");
+        snprintf(who->name, sizeof who->name, "limited");
+        who->rate = 1;
+        who->burst = 2;
+        return API_OK;
+    }
+    /* expired: refused, named with its expiry (api.h authenticate) */
+    if (strcmp(secret, "ex-secret") == 0) {
+        snprintf(who->name, sizeof who->name, "old");
+        who->expires = 1764000000;
+        return API_E_UNAUTHORIZED;
+    }
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         if (strcmp(secret, known[i].secret) == 0) {
             memset(who, 0, sizeof *who);
@@ -273,6 +334,29 @@ static api_backend BE;
 static api_server *S;
 static uint16_t PORT;
 
+static char retry_after[32]; /* Retry-After of the last answer, "" if none */
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    size_t len = sz * n;
+
+    (void)ud;
+    if (len > 13 && strncasecmp(p, "Retry-After: ", 13) == 0)
+        snprintf(retry_after, sizeof retry_after, "%.*s", (int)strcspn(p + 13, "\r\n"), p + 13);
+    return len;
+}
+
+/* 503 with a retry hint from the backend (the state database busy). */
+static api_code busy_host_get(void *ctx, const char *name, api_sink *out, api_status *st)
+{
+    (void)ctx;
+    (void)name;
+    (void)out;
+    api_status_set(st, API_E_UNAVAILABLE, NULL, "state db: database is locked");
+    st->retry_after_s = 5;
+    return API_E_UNAVAILABLE;
+}
+
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
     char *b = ud;
@@ -295,6 +379,8 @@ static long req(const char *method, const char *path, const char *secret, const 
     long code = 0;
 
     out[0] = '\0';
+    retry_after[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", PORT, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -329,6 +415,7 @@ static int server_up(void **st)
     BE.authenticate = stub_auth;
     BE.audit = stub_audit;
     BE.instance_list = spy_list;
+    BE.host_get = busy_host_get;
     memset(&cfg, 0, sizeof cfg);
     cfg.listen_addr = "127.0.0.1";
     cfg.tokens = tokens;
@@ -397,6 +484,37 @@ static void t_http_scopes(void **st)
     pthread_mutex_unlock(&mu);
 }
 
+/* A token's request rate: its bucket lets burst requests through, then
+ * 429 rate_limited with Retry-After until it refills; other tokens are
+ * not affected. An expired token: 401 saying so. A backend's retry hint:
+ * Retry-After on its 503. (issue 16) */
+static void t_http_rate_and_expiry(void **st)
+{
+    char body[4096];
+
+    (void)st;
+    assert_int_equal(req("GET", "/v1/instances", "rl-secret", NULL, body), 200);
+    assert_int_equal(req("GET", "/v1/instances", "rl-secret", NULL, body), 200);
+    assert_int_equal(req("GET", "/v1/instances", "rl-secret", NULL, body), 429);
+    assert_string_equal(retry_after, "1");
+    assert_non_null(strstr(body, "\"rate_limited\""));
+    assert_non_null(
+        strstr(body, "token 'limited' is over its rate limit of 1 requests/s (burst 2)"));
+    assert_int_equal(req("GET", "/v1/instances", "ro-secret", NULL, body), 200);
+    assert_string_equal(retry_after, "");
+    usleep(1100 * 1000); /* one refilled */
+    assert_int_equal(req("GET", "/v1/instances", "rl-secret", NULL, body), 200);
+    assert_int_equal(req("GET", "/v1/instances", "rl-secret", NULL, body), 429);
+
+    assert_int_equal(req("GET", "/v1/instances", "ex-secret", NULL, body), 401);
+    assert_non_null(strstr(body, "token 'old' expired at 2025-11-24T16:00:00Z"));
+    assert_int_equal(req("GET", "/v1/instances", "nope", NULL, body), 401);
+    assert_non_null(strstr(body, "missing or wrong bearer token"));
+
+    assert_int_equal(req("GET", "/v1/hosts/local", "ro-secret", NULL, body), 503);
+    assert_string_equal(retry_after, "5");
+}
+
 static void t_http_audit(void **st)
 {
     char body[4096];
@@ -427,6 +545,7 @@ int main(void)
     const struct CMUnitTest http[] = {
         cmocka_unit_test(t_http_scopes),
         cmocka_unit_test(t_http_audit),
+        cmocka_unit_test(t_http_rate_and_expiry),
     };
     int rc;
 

@@ -140,6 +140,38 @@ static int argc_of(char **argv)
     return n;
 }
 
+/* token create --expires and --rate (issue 16) */
+static void test_duration_and_rate(void **s)
+{
+    unsigned long v;
+    char err[160];
+    (void)s;
+    assert_int_equal(cli_parse_duration("90", &v, err, sizeof err), 0);
+    assert_int_equal(v, 90);
+    assert_int_equal(cli_parse_duration("30m", &v, err, sizeof err), 0);
+    assert_int_equal(v, 1800);
+    assert_int_equal(cli_parse_duration("24h", &v, err, sizeof err), 0);
+    assert_int_equal(v, 86400);
+    assert_int_equal(cli_parse_duration("7d", &v, err, sizeof err), 0);
+    assert_int_equal(v, 604800);
+    static const char *const bad_d[] = { "", "0", "h", "24x", "1h30m", "-5m", "3651d" };
+    for (size_t i = 0; i < sizeof bad_d / sizeof bad_d[0]; i++) {
+        if (cli_parse_duration(bad_d[i], &v, err, sizeof err) != -1)
+            fail_msg("duration '%s' accepted", bad_d[i]);
+    }
+    assert_non_null(strstr(err, "'3651d'"));
+    assert_int_equal(cli_parse_rate("50/s", &v, err, sizeof err), 0);
+    assert_int_equal(v, 50);
+    assert_int_equal(cli_parse_rate("7", &v, err, sizeof err), 0);
+    assert_int_equal(v, 7);
+    static const char *const bad_r[] = { "", "0/s", "50/m", "/s", "5/s/s", "x/s" };
+    for (size_t i = 0; i < sizeof bad_r / sizeof bad_r[0]; i++) {
+        if (cli_parse_rate(bad_r[i], &v, err, sizeof err) != -1)
+            fail_msg("rate '%s' accepted", bad_r[i]);
+    }
+    assert_non_null(strstr(err, "'x/s'"));
+}
+
 static void test_run_parse(void **s)
 {
     struct inst_run_opts o;
@@ -401,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_kv),
         cmocka_unit_test(test_selectors),
         cmocka_unit_test(test_uint_and_format),
+        cmocka_unit_test(test_duration_and_rate),
         cmocka_unit_test(test_run_parse),
         cmocka_unit_test(test_target_parse),
         cmocka_unit_test(test_ps_parse),

@@ -7,7 +7,8 @@
 # once space is back everything works, nothing half-made is left and both
 # databases pass integrity_check. SQLite busy: another process holds
 # shoald.db's write lock; under the 5 s busy timeout a create waits and
-# succeeds, past it the create is refused and nothing is left behind.
+# succeeds, past it the create is refused (503 with Retry-After) and
+# nothing is left behind.
 # About 60 s.
 # usage: daemon_storage.sh SHOALD IMAGES_DIR
 set -eu
@@ -85,10 +86,13 @@ check "create under a 2 s lock waits and succeeds (HTTP $HTTP_CODE)" [ "$HTTP_CO
 check "busy1 runs" wait_for 60 inst_state_is busy1 running
 hold 9
 t0=$(date +%s%3N)
-json_post /v1/instances '{"image":"sleep","name":"busy2","args":["600"]}' || true
+api POST /v1/instances -H 'Content-Type: application/json' -D "$E2E_STATE/busy2.headers" \
+    -d '{"image":"sleep","name":"busy2","args":["600"]}' || true
 t1=$(date +%s%3N)
 e2e_log "create under a 9 s lock: HTTP $HTTP_CODE after $((t1 - t0)) ms: $(printf '%s' "$BODY" | jq -c .error 2>/dev/null | cut -c1-200)"
-check "create under a 9 s lock refused (HTTP $HTTP_CODE)" [ "${HTTP_CODE:-000}" -ge 500 ]
+check "create under a 9 s lock refused: 503, try again (HTTP $HTTP_CODE)" [ "${HTTP_CODE:-000}" = 503 ]
+check "with Retry-After" grep -q -i '^Retry-After: [1-9]' "$E2E_STATE/busy2.headers"
+check "saying the database is locked" grep -q 'database is locked' <<<"$BODY"
 check "healthz answers while the database is locked" healthz
 wait "$HOLDER" || true
 api GET /v1/instances/busy2 || true

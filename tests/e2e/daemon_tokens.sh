@@ -7,8 +7,10 @@
 # cannot see, stop or delete another team's instance (404), and its quotas
 # refuse the create that would exceed them (403 quota_exceeded naming the
 # quota and the figures, nothing made); revocation takes effect at the next
-# request; audit events name the token; all of it across a restart.
-# About 20 s.
+# request; audit events name the token; a token made with --expires is
+# refused once expired (401 naming it) and one made with --rate gets 429
+# with Retry-After past its burst, the admin token never; all of it across
+# a restart. About 25 s.
 # usage: daemon_tokens.sh SHOALD IMAGES_DIR SHOAL_CLI
 set -eu
 SHOALD=$1
@@ -173,6 +175,42 @@ check "team-a's instance events are a1's only ($(seen 'select(.instance) | .name
     [ "$(seen 'select(.instance) | .name // empty')" = "a1 " ]
 check "team-a sees only its own audit events ($(seen 'select(.type == "audit") | .by'))" \
     [ "$(seen 'select(.type == "audit") | .by')" = "team-a " ]
+
+# --- expiry and request rate (issue 16)
+SHORT=$(cli token create short --scope read-only --expires 2s -q)
+t_short=$(date +%s%3N)
+as "$SHORT" GET /v1/instances
+check "a token made with --expires 2s works at first (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+LIMITED=$(cli token create limited --scope read-only --rate 2/s --burst 3 -q)
+# burst TOKEN: 10 requests back to back on one connection, their codes
+burst() {
+    local urls=()
+    for _ in $(seq 1 10); do urls+=(-o /dev/null "http://127.0.0.1:$E2E_PORT/v1/instances"); done
+    ns_curl -sS -m 20 -H "Authorization: Bearer $1" -w '%{http_code} ' "${urls[@]}"
+}
+codes=$(burst "$LIMITED")
+e2e_log "rate 2/s burst 3, 10 requests at once: $codes"
+check "rate 2/s burst 3: the first 3 of a burst pass" [ "$(cut -d' ' -f1-3 <<<"$codes")" = "200 200 200" ]
+check "rate 2/s burst 3: then 429" grep -q 429 <<<"$codes"
+check "the admin token is never limited ($(burst "$ADMIN"))" [ -z "$(burst "$ADMIN" | tr -d '20 ')" ]
+u="http://127.0.0.1:$E2E_PORT/v1/instances"
+hdrs=$(ns_curl -sS -m 5 -D - -H "Authorization: Bearer $LIMITED" \
+    -o /dev/null "$u" -o /dev/null "$u" -o /dev/null "$u" -o /dev/null "$u")
+check "a 429 says when to retry (Retry-After)" grep -q -i '^Retry-After: [0-9]' <<<"$hdrs"
+as "$LIMITED" GET /v1/instances
+[ "$HTTP_CODE" = 429 ] && check "its message names the limit" \
+    grep -q "token 'limited' is over its rate limit of 2 requests/s (burst 3)" <<<"$BODY"
+ls_out=$(cli token ls)
+check "shoal token ls shows the rate" grep -q -E '^[0-9a-f]+ +limited .* 2/s burst 3' <<<"$ls_out"
+check "shoal token ls shows the expiry" grep -q -E '^[0-9a-f]+ +short .*T[0-9:]+Z +-' <<<"$ls_out"
+sleep "$(awk -v t="$t_short" -v n="$(date +%s%3N)" 'BEGIN { w = (t + 2300 - n) / 1000; print (w > 0 ? w : 0) }')"
+as "$SHORT" GET /v1/instances
+check "an expired token is refused (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 401 ]
+check "and told so ($(jq -r .error.message <<<"$BODY"))" \
+    grep -q "token 'short' expired at 20" <<<"$(jq -r .error.message <<<"$BODY")"
+check "shoal token ls marks it expired" grep -q -E '^[0-9a-f]+ +short .*Z \(expired\)' <<<"$(cli token ls)"
+api POST /v1/tokens "${JSON[@]}" -d '{"name":"past","scope":"read-only","expires_at":"2020-01-01T00:00:00Z"}'
+check "an expiry in the past is refused (HTTP $HTTP_CODE)" is 400 .error.field '"expires_at"'
 
 # --- across a restart
 e2e_stop_daemon

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -191,6 +192,51 @@ static void t_store(void **st)
     tok_close(ts);
 }
 
+/* Expiry and rate (issue 16): kept across a reopen; an expired token is
+ * recognised (named) but refused; the admin token is never limited. */
+static void t_expiry_rate(void **st)
+{
+    tok_store *ts = NULL;
+    tok_info who, spec, made;
+    char err[256], soon[TOK_SECRET_LEN + 1], later[TOK_SECRET_LEN + 1];
+    struct timespec now;
+
+    (void)st;
+    clock_gettime(CLOCK_REALTIME, &now);
+    assert_int_equal(tok_open(db, "admin-secret", &ts, err, sizeof err), 0);
+    memset(&spec, 0, sizeof spec);
+    snprintf(spec.name, sizeof spec.name, "soon");
+    spec.scope = TOK_OPERATOR;
+    spec.expires_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 300;
+    spec.rate = 50;
+    spec.burst = 100;
+    assert_int_equal(tok_create(ts, &spec, soon, &made, err, sizeof err), 0);
+    assert_int_equal(made.expires_ms, spec.expires_ms);
+    snprintf(spec.name, sizeof spec.name, "later");
+    spec.expires_ms += 3600 * 1000;
+    spec.rate = 0;
+    spec.burst = 0;
+    assert_int_equal(tok_create(ts, &spec, later, NULL, err, sizeof err), 0);
+    tok_close(ts);
+
+    assert_int_equal(tok_open(db, "admin-secret", &ts, err, sizeof err), 0);
+    assert_int_equal(tok_authenticate(ts, soon, &who), 0);
+    assert_string_equal(who.name, "soon");
+    assert_int_equal(who.rate, 50);
+    assert_int_equal(who.burst, 100);
+    usleep(400 * 1000);
+    memset(&who, 0, sizeof who);
+    assert_int_equal(tok_authenticate(ts, soon, &who), TOK_EEXPIRED);
+    assert_string_equal(who.name, "soon");
+    assert_true(who.expires_ms > 0);
+    assert_int_equal(tok_authenticate(ts, later, &who), 0);
+    assert_int_equal(who.rate, 0);
+    assert_int_equal(tok_authenticate(ts, "admin-secret", &who), 0);
+    assert_int_equal(who.expires_ms, 0);
+    assert_int_equal(who.rate, 0);
+    tok_close(ts);
+}
+
 static void t_quota_math(void **st)
 {
     tok_info t;
@@ -284,6 +330,7 @@ int main(void)
         cmocka_unit_test(t_hash),
         cmocka_unit_test(t_ct_equal),
         cmocka_unit_test_setup_teardown(t_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_expiry_rate, setup, teardown),
         cmocka_unit_test(t_quota_math),
         cmocka_unit_test_setup_teardown(t_usage, setup, teardown),
     };
