@@ -113,6 +113,8 @@ extern "C" {
 #define API_HEALTH_TIMEOUT_MAX  3600
 #define API_HEALTH_RETRIES_MAX  100
 #define API_CMDLINE_MAX         1024 /* "cmdline" override: template bytes */
+#define API_IDLE_S_MIN          1    /* "scale_to_zero": {"idle_s"} bounds, seconds */
+#define API_IDLE_S_MAX          86400
 
 /* Defaults used when api_config leaves a field 0. */
 #define API_DEFAULT_ADDR             "127.0.0.1"
@@ -226,6 +228,7 @@ typedef enum api_instance_state {
     API_STATE_BACKOFF,     /* "backoff": waiting to be restarted */
     API_STATE_FAILED,      /* "failed": could not be started */
     API_STATE_LOST,        /* "lost": its domain vanished */
+    API_STATE_IDLE,        /* "idle": scaled to zero; a connection wakes it */
     API_STATE_COUNT_
 } api_instance_state;
 
@@ -357,6 +360,10 @@ typedef struct api_instance_spec {
      * uploaded with POST /v1/initrds (the api checks the syntax; 404 when
      * it is not stored, 422 for a disk image), NULL = the image's */
     const char *initrd;
+    /* "scale_to_zero": {"idle_s": API_IDLE_S_MIN..API_IDLE_S_MAX}: sleep
+     * after that many seconds without a connection on the published ports
+     * (the api requires a published tcp port); 0 = off */
+    uint32_t idle_s;
     void *priv_; /* api-internal storage; do not touch */
 } api_instance_spec;
 
@@ -533,6 +540,7 @@ typedef struct api_instance {
     const char *ready;        /* readiness probe spec, NULL = null */
     const char *cmdline;      /* per-run command line override, NULL = null */
     const char *initrd;       /* the run's own initrd "sha256:<hex>", NULL = null (the image's) */
+    uint32_t idle_s;          /* "scale_to_zero": {"idle_s"}, 0 = null (off) */
     const api_health *health; /* NULL = null */
     bool has_runs;            /* include "runs" (GET /v1/instances/{id} only) */
     const api_run *runs;      /* last <= 10 runs, oldest first */

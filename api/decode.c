@@ -548,14 +548,50 @@ static api_code get_probes(json_t *obj, api_instance_spec *out, api_status *st)
     return rc;
 }
 
+/* "scale_to_zero": {"idle_s": N}, after the ports: only an instance with a
+ * published TCP port can sleep (the port proxy is what sees its
+ * connections and holds the one that wakes it). */
+static api_code get_scale_to_zero(json_t *obj, api_instance_spec *out, api_status *st)
+{
+    static const char *const fields[] = { "idle_s" };
+    json_t *z = member(obj, "scale_to_zero");
+    bool tcp = false;
+    uint64_t x;
+    api_code rc;
+
+    if (z == NULL)
+        return API_OK;
+    if (!json_is_object(z))
+        return api_status_set(st, API_E_INVALID_FIELD, "scale_to_zero",
+                              "scale_to_zero must be an object {\"idle_s\": SECONDS}");
+    rc = check_fields(z, "scale_to_zero.", fields, NELEM(fields), st);
+    if (rc == API_OK)
+        rc = get_uint(z, "idle_s", "scale_to_zero.idle_s", API_IDLE_S_MIN, API_IDLE_S_MAX, 0, &x,
+                      st);
+    if (rc != API_OK)
+        return rc;
+    if (x == 0)
+        return api_status_set(st, API_E_INVALID_FIELD, "scale_to_zero.idle_s",
+                              "scale_to_zero needs idle_s (%d..%d seconds)", API_IDLE_S_MIN,
+                              API_IDLE_S_MAX);
+    for (size_t i = 0; i < out->n_ports; i++)
+        tcp |= out->ports[i].protocol == API_PROTO_TCP;
+    if (!tcp)
+        return api_status_set(st, API_E_INVALID_FIELD, "scale_to_zero",
+                              "scale_to_zero needs a published tcp port (ports: [{\"host\": "
+                              "H, \"guest\": G}]): a connection to it is what wakes the instance");
+    out->idle_s = (uint32_t)x;
+    return API_OK;
+}
+
 api_code api_decode_instance_spec(const char *body, size_t len, api_instance_spec *out,
                                   api_status *st)
 {
     static const char *const fields[] = {
-        "image",     "name",   "count",   "memory_mib", "vcpus",   "args",
-        "env",       "labels", "restart", "host",       "network", "ports",
-        "placement", "ready",  "health",  "cmdline", /* the per-run override */
-        "initrd",
+        "image",     "name",          "count",   "memory_mib", "vcpus",   "args",
+        "env",       "labels",        "restart", "host",       "network", "ports",
+        "placement", "ready",         "health",  "cmdline", /* the per-run override */
+        "initrd",    "scale_to_zero",
     };
     spec_store *s = NULL;
     const char *restart;
@@ -674,6 +710,9 @@ api_code api_decode_instance_spec(const char *body, size_t len, api_instance_spe
         rc = api_status_set(st, API_E_INVALID_FIELD, "ports", "ports need network: true");
         goto out;
     }
+    rc = get_scale_to_zero(s->root, out, st);
+    if (rc != API_OK)
+        goto out;
     rc = get_placement(s->root, s, out, st);
     if (rc != API_OK)
         goto out;

@@ -577,6 +577,15 @@ static void enc_instance(jw *w, const api_instance *in)
     jw_str(w, in->cmdline);
     jw_key(w, "initrd"); /* the run's own, or null (the image's) */
     jw_str(w, in->initrd);
+    jw_key(w, "scale_to_zero"); /* {"idle_s": N}, or null (off) */
+    if (in->idle_s) {
+        jw_open(w, '{');
+        jw_key(w, "idle_s");
+        jw_int(w, in->idle_s);
+        jw_close(w, '}');
+    } else {
+        jw_raw(w, "null", 4);
+    }
     jw_key(w, "health");
     if (in->health) {
         const api_health *h = in->health;

@@ -79,8 +79,8 @@ int api_code_http(api_code code)
 
 static const char *const restart_str[] = { "never", "on-failure", "always" };
 static const char *const state_str[API_STATE_COUNT_] = {
-    "pending", "starting", "running", "stopping", "stopped",
-    "exited",  "crashed",  "backoff", "failed",   "lost",
+    "pending", "starting", "running", "stopping", "stopped", "exited",
+    "crashed", "backoff",  "failed",  "lost",     "idle",
 };
 static const char *const proto_str[] = { "tcp", "udp" };
 static const char *const domain_str[] = { "auto", "kvm", "qemu" };

@@ -61,6 +61,7 @@ static const api_instance_state STATE_MAP[ST__COUNT] = {
     [ST_STOPPED] = API_STATE_STOPPED, [ST_EXITED] = API_STATE_EXITED,
     [ST_CRASHED] = API_STATE_CRASHED, [ST_BACKOFF] = API_STATE_BACKOFF,
     [ST_FAILED] = API_STATE_FAILED,   [ST_LOST] = API_STATE_LOST,
+    [ST_IDLE] = API_STATE_IDLE,
 };
 _Static_assert((int)ST__COUNT == (int)API_STATE_COUNT_, "every state has an API state");
 
@@ -231,6 +232,8 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     a.ready = fh.ready[0] ? fh.ready : NULL;
     a.cmdline = in->cmdline;                      /* per-run override, NULL: the image's */
     a.initrd = in->initrd[0] ? in->initrd : NULL; /* the run's own */
+    /* scale to zero: sleeps after idle_s seconds without a connection */
+    a.idle_s = in->idle_s > 0 ? (uint32_t)in->idle_s : 0;
     ah.probe = fh.probe[0] ? fh.probe : NULL;
     ah.interval_s = fh.interval_s;
     ah.timeout_s = fh.timeout_s;
@@ -453,6 +456,7 @@ static api_code be_instance_create(void *ctx, const api_instance_spec *spec, api
     fs.health_retries = spec->health_retries;
     fs.cmdline = spec->cmdline; /* per-run override */
     fs.initrd = spec->initrd;   /* the run's own initrd */
+    fs.idle_s = spec->idle_s;   /* scale to zero */
     /* a token with quotas: its check and its create are one step */
     if (g_tokens != NULL && who != NULL &&
         (who->max_instances || who->max_memory_mib || who->max_vcpus)) {

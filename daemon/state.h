@@ -49,6 +49,8 @@ typedef enum {
     ST_BACKOFF,     /* waiting to be restarted by its policy */
     ST_FAILED,      /* could not be started; last_error says why */
     ST_LOST,        /* its domain vanished */
+    ST_IDLE,        /* scaled to zero: stopped for want of connections, its
+                       address and published ports kept; a connection wakes it */
     ST__COUNT
 } state_inst_state;
 
@@ -108,6 +110,9 @@ typedef struct {
     char *cmdline;   /* heap, owned: the run's command line override, NULL: the image's */
     char initrd[80]; /* the run's own initrd "sha256:<hex>" (a reference held on it
                         in the image store), "": the image's */
+    /* scale to zero: sleep after this many seconds without a connection on
+     * the published ports (state idle), 0 never */
+    int idle_s;
 } state_instance;
 
 /* One host row (a libvirt connection). */

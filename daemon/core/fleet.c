@@ -386,6 +386,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     /* issue 16: connection limits and the guest connect timeout (portfwd.h) */
     pfwd_set_tcp_limits(f->pfwd, cfg->publish_max_conns, cfg->publish_port_max_conns,
                         cfg->publish_connect_ms, 0);
+    pfwd_set_notify(f->pfwd, fleet_idle_note, f); /* scale to zero: idle.c */
     if (fleet_probes_open(f, err, errlen) != 0)
         goto fail;
     /* Before any QEMU is forked: they inherit the merge setting. */

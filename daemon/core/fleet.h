@@ -64,6 +64,7 @@
 #define FLEET_STOP_TIMEOUT_S   10           /* default graceful-stop timeout */
 #define FLEET_VMM_OVERHEAD_MIB 12           /* QEMU private memory per guest */
 #define FLEET_HOST_LABEL       "shoal/host" /* label every host carries */
+#define FLEET_IDLE_S_MAX       86400        /* scale to zero: longest idle time, s */
 
 typedef struct fleet fleet;
 
@@ -246,6 +247,11 @@ typedef struct {
      * reference on it. NOT_FOUND naming "initrd" when it is not stored,
      * BAD_IMAGE naming it for a disk image. NULL: the image's. */
     const char *initrd;
+    /* Scale to zero (docs/shoald.md "Scale to zero"): sleep after idle_s
+     * seconds (1..FLEET_IDLE_S_MAX) without a connection on the published
+     * ports, 0 = never. INVALID naming "scale_to_zero" without a published
+     * tcp port. */
+    uint32_t idle_s;
 } fleet_instance_spec;
 
 /* Create spec->count instances: all of them or none. On success *made is a

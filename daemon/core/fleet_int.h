@@ -124,6 +124,7 @@
 #include "fleet.h"
 #include "gstatus.h"
 #include "node.h"
+#include "portfwd.h"
 
 #define FLEET_EVENT_WORKERS 4   /* threads for jobs other than starts */
 #define FLEET_START_MAX     256 /* --start-parallel's upper bound */
@@ -238,6 +239,12 @@ typedef struct {
     int64_t use_at_ms;                      /* monotonic ms of that sample */
     uint32_t use_cpu_milli;                 /* smoothed CPU use, 1/1000 CPU */
     int use_cpu_samples;
+    /* Scale to zero (idle.c). */
+    int sleep_requested;  /* the idle timer is ending this run: it becomes idle */
+    int wake_pending;     /* a connection came while it went to sleep */
+    int64_t wake_ms;      /* monotonic ms a wake (or a start of an idle
+                             instance) began, 0: none under way */
+    char wake_reason[64]; /* "connection to port 8080/tcp", "start request" */
 } fleet_rt;
 
 /* One failed instance of a batch. */
@@ -266,6 +273,9 @@ typedef enum {
     JOB_DOMAIN_GONE,
     JOB_DOMAIN_CRASHED,
     JOB_PROBE, /* a probe note: detail "ready|healthy|unhealthy|slow GEN AT_MS" */
+    JOB_SLEEP, /* scale to zero (idle.c): the proxy saw no connection; detail why */
+    JOB_WAKE,  /* a connection came for an idle instance (detail why), or
+                  FLEET_WAKE_TIMEOUT: held connections were given up */
 } fleet_job_kind;
 
 typedef struct fleet_job {
@@ -507,6 +517,25 @@ void fleet_probe_status_ready(fleet *f, const char *id, int gen);
 void fleet_mark_ready(fleet *f, const char *id, int gen, int64_t at_ms);
 void fleet_job_probe(fleet *f, const fleet_job *j);
 void fleet_probe_stats(fleet *f, size_t by_health[4], uint64_t *checks, uint64_t *failures);
+
+/* ---- idle.c: scale to zero (issue 15) ---- */
+#define FLEET_WAKE_TIMEOUT "timeout" /* JOB_WAKE detail: held connections given up */
+/* pfwd_note_fn (portfwd.h) of the fleet's proxy: queues JOB_SLEEP/JOB_WAKE. */
+void fleet_idle_note(void *user, const char *owner, pfwd_note_kind kind, const char *detail);
+void fleet_job_sleep(fleet *f, const fleet_job *j);
+void fleet_job_wake(fleet *f, const fleet_job *j);
+/* A run ended by a sleep was made idle: instance.sleep, and a wake that
+ * came meanwhile starts it. No lock held. */
+void fleet_idle_asleep(fleet *f, const state_instance *in);
+/* Run of id is ready: the proxy passes held connections through; a wake
+ * under way gets its instance.wake event (latency). No lock held. */
+void fleet_idle_ready(fleet *f, const char *id);
+/* After a start job or a run's end: a wake under way that failed (error,
+ * or the row's state says so) closes its held connections (the ports go)
+ * and gets its instance.wake event with the error. No lock held. */
+void fleet_idle_check_wake(fleet *f, const char *id, const char *error);
+/* Reconcile: an idle row's ports listen, asleep (a no-op when they do). */
+void fleet_idle_adopt(fleet *f, const state_instance *in);
 
 /* ---- supervisor.c ---- */
 void *fleet_supervisor_main(void *arg);

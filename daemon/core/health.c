@@ -360,6 +360,7 @@ static void record_ready(fleet *f, const char *id, double ready_ms)
     struct ready_ctx rc = { ready_ms };
     fleet_mutate(f, id, ready_fn, &rc);
     fleet_batch_note(f, id, FLEET_BATCH_READY, NULL, NULL, NULL);
+    fleet_idle_ready(f, id); /* scale to zero: held connections go through */
 }
 
 void fleet_mark_ready(fleet *f, const char *id, int gen, int64_t at_ms)

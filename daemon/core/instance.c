@@ -239,6 +239,16 @@ static int claim_names(fleet *f, const fleet_instance_spec *spec, uint32_t count
                                  "instance network (network is %s)",
                                  spec->network ? "disabled on this daemon" : "false");
     }
+    if (spec->idle_s) { /* scale to zero: a tcp port's connections wake it */
+        int tcp = 0;
+        for (size_t p = 0; p < spec->n_ports; p++)
+            tcp |= spec->ports[p].proto == STATE_PROTO_TCP;
+        if (!tcp || spec->idle_s > FLEET_IDLE_S_MAX)
+            return fleet_err_set(e, FLEET_E_INVALID, "scale_to_zero",
+                                 tcp ? "scale_to_zero idle_s %u is over %d s"
+                                     : "scale_to_zero (idle_s %u) needs a published tcp port",
+                                 spec->idle_s, FLEET_IDLE_S_MAX);
+    }
     return FLEET_OK;
 }
 
@@ -449,6 +459,7 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
         for (size_t p = 0; p < spec->n_ports; p++)
             in->ports[p] = spec->ports[p];
         in->nports = (int)spec->n_ports;
+        in->idle_s = (int)spec->idle_s;
         in->created_ms = fleet_wall_ms();
         in->boot_us = -1;
         in->ready_ms = -1;
@@ -554,7 +565,7 @@ static void want_down_fn(state_instance *in, void *ctx)
     in->want_running = 0;
     if (*stopping)
         in->state = ST_STOPPING;
-    else if (in->state == ST_PENDING || in->state == ST_BACKOFF)
+    else if (in->state == ST_PENDING || in->state == ST_BACKOFF || in->state == ST_IDLE)
         in->state = ST_STOPPED;
 }
 
@@ -605,6 +616,8 @@ int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
     pthread_mutex_unlock(&f->mu);
     stopping = active;
     fleet_mutate(f, in.id, want_down_fn, &stopping);
+    if (!active && in.idle_s > 0)
+        pfwd_remove(f->pfwd, in.id); /* idle: no more wake on connect */
     if (active) {
         /* A start job may still be creating the domain: let it finish. */
         fleet_rt_wait(f, in.id, 0, 30000);
@@ -650,6 +663,10 @@ int fleet_start_id(fleet *f, const char *id, fleet_err *e)
     rt->request_ms = fleet_now_ms();
     rt->backoff_due_ms = 0;
     rt->backoff_level = 0;
+    if (in.state == ST_IDLE && !rt->wake_ms) { /* a start wakes it too (idle.c) */
+        rt->wake_ms = rt->request_ms;
+        fleet_text_copy(rt->wake_reason, sizeof rt->wake_reason, "start request");
+    }
     pthread_mutex_unlock(&f->mu);
     fleet_mutate(f, in.id, want_up_fn, NULL);
     fleet_queue(f, JOB_START, in.id, NULL);

@@ -132,6 +132,8 @@ void *fleet_worker_main(void *arg)
         case JOB_DOMAIN_GONE: fleet_job_domain_gone(f, j); break;
         case JOB_DOMAIN_CRASHED: fleet_job_domain_crashed(f, j); break;
         case JOB_PROBE: fleet_job_probe(f, j); break;
+        case JOB_SLEEP: fleet_job_sleep(f, j); break;
+        case JOB_WAKE: fleet_job_wake(f, j); break;
         }
         pthread_mutex_lock(&f->mu);
         rt = fleet_rt_get(f, j->id);

@@ -287,6 +287,8 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             fleet_queue(f, JOB_DOMAIN_GONE, row->id, was_active ? "unknown" : "vanished");
         } else if (row->want_running && (row->state == ST_PENDING || row->state == ST_BACKOFF)) {
             fleet_queue(f, JOB_START, row->id, NULL);
+        } else if (row->state == ST_IDLE) {
+            fleet_idle_adopt(f, row); /* asleep: its ports listen (idle.c) */
         }
     }
     state_inst_array_free(rows, nrows);

@@ -112,6 +112,10 @@ void fleet_publish_ports(fleet *f, const state_instance *in)
     char err[256];
     if (!f->pfwd || !in->ipv4)
         return;
+    /* Scale to zero: the forwards stay while it sleeps and wakes (they
+     * hold the connection that wakes it); idle.c */
+    if (in->idle_s > 0 && pfwd_owned(f->pfwd, in->id))
+        return;
     pfwd_remove(f->pfwd, in->id);
     for (int i = 0; i < in->nports; i++) {
         if (pfwd_add(f->pfwd, in->id, in->ports[i].proto == STATE_PROTO_UDP ? PFWD_UDP : PFWD_TCP,
@@ -120,6 +124,8 @@ void fleet_publish_ports(fleet *f, const state_instance *in)
             fleet_emit(f, "instance.warning", in->id, in->name, NULL, in->host, NULL, NULL, err);
         }
     }
+    if (in->idle_s > 0 && pfwd_set_idle(f->pfwd, in->id, in->idle_s * 1000) != 0)
+        log_warn("instance %s: no published port to scale to zero behind", in->id);
 }
 
 void fleet_job_start(fleet *f, const fleet_job *j)
@@ -316,6 +322,8 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     kp_hit("start.done");
     fleet_status_poll(f, in.id);
 out:
+    if (have_row)
+        fleet_idle_check_wake(f, in.id, NULL); /* a wake whose start failed */
     fleet_host_release(f, host);
     free(kernel);
     free(initrd);
@@ -339,7 +347,7 @@ static void end_fn(state_instance *in, void *ctx)
     fleet_text_copy(in->last_error, sizeof in->last_error, c->error);
     if (c->restart)
         in->restarts++;
-    else if (c->st != ST_STOPPED)
+    else if (c->st != ST_STOPPED && c->st != ST_IDLE)
         in->want_running = 0;
 }
 
@@ -358,7 +366,7 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     const char *outcome;
     struct end_ctx c = { ST_EXITED, -1, NULL, 0 };
     fleet_rt *rt;
-    int stop_requested, have_outcome, run_no, was_ready, policy_restart = 0, retry = 0;
+    int stop_requested, have_outcome, run_no, was_ready, policy_restart = 0, retry = 0, sleeping;
     gst_record rec;
     int64_t run_ms;
 
@@ -386,6 +394,8 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_get(f, in.id);
     stop_requested = rt->stop_requested;
+    sleeping = rt->sleep_requested && !stop_requested; /* scale to zero: idle.c */
+    rt->sleep_requested = 0;
     was_ready = rt->ready;
     have_outcome = rt->have_outcome;
     rec = rt->outcome;
@@ -395,7 +405,8 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     rt->active = 0;
     rt->request_ms = 0;
     pthread_mutex_unlock(&f->mu);
-    pfwd_remove(f->pfwd, in.id);
+    if (!sleeping) /* asleep, its ports keep listening and hold connections */
+        pfwd_remove(f->pfwd, in.id);
     fleet_probe_unwatch(f, in.id);
     fleet_guard_remove(f, in.id);
     fleet_console_rotate(f, in.id);
@@ -404,6 +415,11 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         c.exit_code = rec.exit_code;
     if (stop_requested) {
         c.st = ST_STOPPED;
+        outcome = "stopped";
+    } else if (sleeping) {
+        snprintf(text, sizeof text, "idle: no connection on its published ports for %d s",
+                 in.idle_s);
+        c.st = ST_IDLE;
         outcome = "stopped";
     } else if (have_outcome && rec.kind == GST_CRASH) {
         gst_crash_text(&rec, text, sizeof text);
@@ -448,7 +464,7 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         c.st = ST_CRASHED;
         outcome = "crashed";
     }
-    c.error = text[0] ? text : NULL;
+    c.error = text[0] && !sleeping ? text : NULL; /* a sleep's reason is no error */
     state_run_end(f->db, in.id, run_no, fleet_wall_ms(), c.exit_code, outcome, text);
     if (retry) {
         log_info("instance %s (%s): %s", in.id, in.name, text);
@@ -465,7 +481,7 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         return;
     }
 
-    if (!stop_requested && in.want_running) {
+    if (!stop_requested && !sleeping && in.want_running) {
         if (in.restart == RESTART_ALWAYS)
             policy_restart = 1;
         else if (in.restart == RESTART_ON_FAILURE) /* exited, code 0 or unknown: success */
@@ -503,6 +519,10 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     rt->end_reason[0] = 0;
     pthread_cond_broadcast(&f->state_cv);
     pthread_mutex_unlock(&f->mu);
+    if (sleeping)
+        fleet_idle_asleep(f, &in);
+    else
+        fleet_idle_check_wake(f, in.id, NULL); /* a wake whose run ended unready */
     state_inst_free(&in);
 }
 

@@ -165,6 +165,7 @@ void fleet_status_poll(fleet *f, const char *id)
         fleet_mutate(f, id, ready_fn, &rc);
         if (!rc.boot_only) {
             fleet_probe_status_ready(f, id, run_no); /* health checks begin */
+            fleet_idle_ready(f, id);                 /* held connections go through */
             /* Counted once the row says running, so that a batch's final
              * event never comes before its instances' state. */
             fleet_batch_note(f, id, FLEET_BATCH_READY, NULL, NULL, NULL);

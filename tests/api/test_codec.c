@@ -97,6 +97,47 @@ static void t_spec_ports(void **state)
     api_instance_spec_clear(&s);
 }
 
+/* "scale_to_zero": {"idle_s": N}, only with a published tcp port. */
+static void t_spec_scale_to_zero(void **state)
+{
+    const char *body = "{\"image\":\"web\",\"ports\":[{\"host\":8080,\"guest\":80}],"
+                       "\"scale_to_zero\":{\"idle_s\":30}}";
+    api_instance_spec s;
+    api_status st = { 0 };
+    (void)state;
+    assert_int_equal(api_decode_instance_spec(body, strlen(body), &s, &st), API_OK);
+    assert_int_equal(s.idle_s, 30);
+    api_instance_spec_clear(&s);
+    body = "{\"image\":\"web\"}";
+    assert_int_equal(api_decode_instance_spec(body, strlen(body), &s, &st), API_OK);
+    assert_int_equal(s.idle_s, 0);
+    api_instance_spec_clear(&s);
+    /* no port, a udp port only, no number, out of range, wrong shapes */
+    expect_spec_err("{\"image\":\"a\",\"scale_to_zero\":{\"idle_s\":30}}", API_E_INVALID_FIELD,
+                    "scale_to_zero");
+    expect_spec_err("{\"image\":\"a\",\"ports\":[{\"host\":53,\"guest\":53,\"protocol\":"
+                    "\"udp\"}],\"scale_to_zero\":{\"idle_s\":30}}",
+                    API_E_INVALID_FIELD, "scale_to_zero");
+    expect_spec_err("{\"image\":\"a\",\"ports\":[{\"host\":80,\"guest\":80}],"
+                    "\"scale_to_zero\":{}}",
+                    API_E_INVALID_FIELD, "scale_to_zero.idle_s");
+    expect_spec_err("{\"image\":\"a\",\"ports\":[{\"host\":80,\"guest\":80}],"
+                    "\"scale_to_zero\":{\"idle_s\":0}}",
+                    API_E_INVALID_FIELD, "scale_to_zero.idle_s");
+    expect_spec_err("{\"image\":\"a\",\"ports\":[{\"host\":80,\"guest\":80}],"
+                    "\"scale_to_zero\":{\"idle_s\":86401}}",
+                    API_E_INVALID_FIELD, "scale_to_zero.idle_s");
+    expect_spec_err("{\"image\":\"a\",\"ports\":[{\"host\":80,\"guest\":80}],"
+                    "\"scale_to_zero\":{\"idle_s\":\"30\"}}",
+                    API_E_INVALID_FIELD, "scale_to_zero.idle_s");
+    expect_spec_err("{\"image\":\"a\",\"ports\":[{\"host\":80,\"guest\":80}],"
+                    "\"scale_to_zero\":30}",
+                    API_E_INVALID_FIELD, "scale_to_zero");
+    expect_spec_err("{\"image\":\"a\",\"ports\":[{\"host\":80,\"guest\":80}],"
+                    "\"scale_to_zero\":{\"idle_s\":5,\"x\":1}}",
+                    API_E_INVALID_FIELD, "scale_to_zero.x");
+}
+
 static void t_spec_placement(void **state)
 {
     const char *body =
@@ -593,9 +634,23 @@ static void t_encode_instance(void **state)
                         "\"placement\":{\"policy\":\"binpack\",\"rules\":[]},"
                         "\"created\":\"2026-11-26T23:01:29Z\",\"started\":null,\"boot_ms\":0.41,"
                         "\"ready_ms\":null,\"exit_code\":null,\"last_error\":null,"
-                        "\"ready\":null,\"cmdline\":null,\"initrd\":null,\"health\":null}");
+                        "\"ready\":null,\"cmdline\":null,\"initrd\":null,"
+                        "\"scale_to_zero\":null,\"health\":null}");
     free(out);
     api_sink_free(s);
+
+    /* scale to zero, idle */
+    in.idle_s = 30;
+    in.state = API_STATE_IDLE;
+    s = api_sink_new(API_SINK_INSTANCE, API_SHAPE_ONE);
+    assert_int_equal(api_sink_instance(s, &in), 0);
+    out = finish(s);
+    assert_non_null(strstr(out, "\"state\":\"idle\","));
+    assert_non_null(strstr(out, "\"scale_to_zero\":{\"idle_s\":30},"));
+    free(out);
+    api_sink_free(s);
+    in.idle_s = 0;
+    in.state = API_STATE_RUNNING;
 
     /* wrong type for the sink */
     s = api_sink_new(API_SINK_IMAGE, API_SHAPE_LIST);
@@ -1144,6 +1199,7 @@ int main(void)
         cmocka_unit_test(t_spec_defaults),
         cmocka_unit_test(t_spec_ports),
         cmocka_unit_test(t_spec_errors),
+        cmocka_unit_test(t_spec_scale_to_zero),
         cmocka_unit_test(t_spec_placement),
         cmocka_unit_test(t_host_spec),
         cmocka_unit_test(t_small_bodies),

@@ -497,7 +497,9 @@ static void test_old_schema_ports_are_tcp(void **st)
     assert_int_equal(out.ports[1].host, 8443);
     assert_int_equal(out.ports[1].proto, STATE_PROTO_TCP);
     assert_int_equal(out.state, ST_RUNNING);
+    assert_int_equal(out.idle_s, 0); /* schema 10: no scale to zero before */
     state_inst_free(&out);
+    assert_true(column_exists("instances", "idle_s"));
     /* The old rows hold their tcp ports, not the udp ones. */
     assert_true(state_port_in_use(db, 8080, STATE_PROTO_TCP));
     assert_true(state_port_in_use(db, 8443, STATE_PROTO_TCP));
@@ -531,6 +533,30 @@ static void test_old_schema_ports_are_tcp(void **st)
     assert_false(state_port_in_use(db, 8080, STATE_PROTO_TCP));
     assert_false(state_port_in_use(db, 8443, STATE_PROTO_TCP));
     assert_true(state_port_in_use(db, 8080, STATE_PROTO_UDP));
+    state_close(db);
+}
+
+/* Scale to zero (schema 10): idle_s and the state idle are kept. */
+static void test_idle_round_trip(void **st)
+{
+    state_db *db;
+    state_instance in, out;
+    char err[256];
+    (void)st;
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    fill(&in, "0a0b0c0d0e0f", "sleepy");
+    in.idle_s = 30;
+    assert_int_equal(state_inst_insert(db, &in, err, sizeof err), 0);
+    assert_int_equal(state_inst_find(db, "sleepy", &out, err, sizeof err), 0);
+    assert_int_equal(out.idle_s, 30);
+    out.state = ST_IDLE;
+    assert_int_equal(state_inst_update(db, &out, err, sizeof err), 0);
+    state_inst_free(&out);
+    assert_int_equal(state_inst_find(db, "0a0b0c0d0e0f", &out, err, sizeof err), 0);
+    assert_int_equal(out.state, ST_IDLE);
+    assert_int_equal(out.idle_s, 30);
+    assert_string_equal(state_inst_state_name(out.state), "idle");
+    state_inst_free(&out);
     state_close(db);
 }
 
@@ -575,6 +601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hosts_and_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_schema_ports_are_tcp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_round_trip, setup, teardown),
         cmocka_unit_test(test_enum_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
