@@ -32,6 +32,7 @@
 #include "codec.h"
 #include "metrics.h"
 #include "route.h"
+#include "ui.h"
 
 #define MAX_QUERY_PARAMS 64
 #define STREAM_POLL_MS   500 /* backend pull timeout for streams */
@@ -1158,6 +1159,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
         *con_cls = r;
+        /* the web view's static files: no token, no backend (ui.h) */
+        if (api_ui_owns(url))
+            return (enum MHD_Result)api_ui_serve(c, url, method, &r->status);
         if (strcmp(url, "/healthz") == 0) {
             char allow[32];
             bool known;

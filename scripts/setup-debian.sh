@@ -14,7 +14,8 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl iproute2 procps
       nftables
       gnuplot-nox
       systemd man-db
-      openssh-server"
+      openssh-server
+      chromium chromium-driver"
 
 missing=""
 for p in $PKGS; do
