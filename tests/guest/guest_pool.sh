@@ -9,6 +9,9 @@
 #           and args: `ok`, hello prints exactly them, ready has claim_us,
 #           exit 0; and the same record through a cold start's fw_cfg
 #           gives the app the same output.
+#   early   the record is written as soon as QEMU listens, long before the
+#           guest is up: it is taken once the guest waits, `ok`, the app
+#           runs with it, pool-wait comes before ready.
 #   bad     a record the command line parser refuses: the error reply, the
 #           console message, exit 2, no ready record.
 #   httpd   httpd gets its address from the record and answers on it
@@ -81,6 +84,22 @@ case_hello() {
     echo "PASS pool hand-over: noise ignored, bad headers refused, the app sees a cold start's configuration"
 }
 
+case_early() {
+    printf '%s' 'EARLY=1 -- before boot' >"$REC"
+    start_pool "$SHOAL_IMAGES/hello.elf"
+    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" --early >"$WORK/claim.out" ||
+        { cat "$WORK/claim.out" >&2; fail "the claim failed"; }
+    cat "$WORK/claim.out"
+    grep -qx "reply: shoal-config ok" "$WORK/claim.out" || fail "no ok reply"
+    wait_pool
+    [ "$RC" -eq 0 ] || fail "QEMU exited with $RC"
+    head -n 1 "$WORK/status.log" | grep -q '^shoal-status pool-wait' || fail "no pool-wait first"
+    expect_console "argv[2]=<boot>"
+    expect_console "env[0]=<EARLY=1>"
+    expect_exit 0
+    echo "PASS a record written before the guest is up is taken when it waits"
+}
+
 case_bad() {
     printf '%s' 'GOOD=1 not-a-pair -- x' >"$REC"
     start_pool "$SHOAL_IMAGES/hello.elf"
@@ -118,6 +137,6 @@ case_httpd() {
 
 pick_accel
 case "${1:-}" in
-hello|bad|httpd) "case_$1" ;;
-*) echo "usage: $0 hello|bad|httpd" >&2; exit 2 ;;
+hello|early|bad|httpd) "case_$1" ;;
+*) echo "usage: $0 hello|early|bad|httpd" >&2; exit 2 ;;
 esac

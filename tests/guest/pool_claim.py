@@ -2,7 +2,7 @@
 """pool_claim.py - the host side of the warm pool hand-over, for tests and
 the benchmark (docs/guest-protocol.md, "Warm pool hand-over").
 
-  pool_claim.py SOCK STATUS_LOG RECORD_FILE [--noise] [--no-ready] [--timeout S]
+  pool_claim.py SOCK STATUS_LOG RECORD_FILE [--noise] [--no-ready] [--early] [--timeout S]
 
 Waits for `shoal-status pool-wait` in STATUS_LOG, connects to the guest's
 virtio console socket SOCK, optionally sends noise first (--noise: lines a
@@ -11,8 +11,11 @@ guest must ignore and two headers it must refuse), then the record
 `reply: <line>`, then, unless --no-ready, waits for the ready record and
 prints `claim_host_us=<send of the record's last byte -> ready line seen>`
 and the ready record. Exit 0, or 1 with a reason (timeout, a reply the
-noise should have caused but did not).
+noise should have caused but did not). --early: connect and send as soon
+as SOCK exists, not waiting for pool-wait (a host that writes before the
+guest has booted: QEMU holds the bytes until the guest reads).
 """
+import os
 import socket
 import sys
 import time
@@ -52,7 +55,10 @@ def main():
     if "--timeout" in sys.argv:
         timeout = float(sys.argv[sys.argv.index("--timeout") + 1])
     deadline = time.monotonic() + timeout
-    if not wait_for(status, b"pool-wait", deadline):
+    if "--early" in flags:
+        while not os.path.exists(sock_path) and time.monotonic() < deadline:
+            time.sleep(0.001)
+    elif not wait_for(status, b"pool-wait", deadline):
         sys.exit("FAIL: no pool-wait record in %s" % status)
     record = open(record_file, "rb").read()
     s = socket.socket(socket.AF_UNIX)
