@@ -45,6 +45,8 @@ struct inst_run_opts {
     const char *cmdline; /* --cmdline TEMPLATE: per-run override of the image's line */
     const char *initrd;  /* --initrd FILE|sha256:HEX: the run's own initrd (a file is
                             uploaded first by inst_run; the body carries a digest only) */
+    /* --scale-to-zero N: sleep after N s without a connection, 0 off */
+    unsigned long idle_s;
 };
 int inst_run_parse(int argc, char **argv, struct inst_run_opts *o);
 void inst_run_opts_free(struct inst_run_opts *o);

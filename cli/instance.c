@@ -55,6 +55,9 @@ static const char run_help[] =
     "      --initrd FILE|sha256:HEX  these instances' initrd instead of the image's:\n"
     "                         a file is uploaded first (POST /v1/initrds), or\n"
     "                         the digest of one uploaded before\n"
+    "      --scale-to-zero N  sleep after N seconds without a connection on the\n"
+    "                         published ports (state idle); the next connection\n"
+    "                         is held while it starts again (needs -p, tcp)\n"
     "      --host HOST        place on this host instead of letting shoald choose\n"
     "      --spread           spread over hosts (default: pack the fullest host)\n"
     "      --anti-affinity R  never share a host with an instance labelled R\n"
@@ -159,6 +162,7 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         { "health-retries", required_argument, NULL, 1005 },
         { "cmdline", required_argument, NULL, 1006 },
         { "initrd", required_argument, NULL, 1007 },
+        { "scale-to-zero", required_argument, NULL, 1008 },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -238,6 +242,10 @@ int inst_run_parse(int argc, char **argv, struct inst_run_opts *o)
         case 1001: o->ready = optarg; break;
         case 1006: o->cmdline = optarg; break;
         case 1007: o->initrd = optarg; break;
+        case 1008:
+            if (cli_parse_uint(optarg, 1, 86400, &o->idle_s, err, sizeof err) < 0)
+                return cli_usage("run", "--scale-to-zero: %s", err);
+            break;
         case 1002: o->health = optarg; break;
         case 1003:
             if (cli_parse_uint(optarg, 1, 3600, &o->health_interval, err, sizeof err) < 0)
@@ -323,6 +331,9 @@ json_t *inst_run_body(const struct inst_run_opts *o)
         json_object_set_new(b, "cmdline", json_string(o->cmdline));
     if (o->initrd && !strncmp(o->initrd, "sha256:", 7))
         json_object_set_new(b, "initrd", json_string(o->initrd));
+    if (o->idle_s)
+        json_object_set_new(b, "scale_to_zero",
+                            json_pack("{s:I}", "idle_s", (json_int_t)o->idle_s));
     if (o->health) {
         json_t *h = json_pack("{s:s}", "probe", o->health);
         if (h && o->health_interval)

@@ -93,7 +93,7 @@ _shoal() {
             COMPREPLY=($(compgen -f -- "$cur"))
             return
         fi
-        opts="--name --count --memory --vcpus --env --label --publish --no-network --restart --host --spread --affinity --anti-affinity --host-affinity --host-anti-affinity --attach --no-wait --ready --health --health-interval --health-timeout --health-retries --cmdline --initrd --output --help"
+        opts="--name --count --memory --vcpus --env --label --publish --no-network --restart --host --spread --affinity --anti-affinity --host-affinity --host-anti-affinity --attach --no-wait --ready --health --health-interval --health-timeout --health-retries --cmdline --initrd --scale-to-zero --output --help"
         if [[ $cur != -* ]]; then
             # Only the IMAGE before "--" is completed.
             for ((i = cmd_at + 1; i < cword; i++)); do

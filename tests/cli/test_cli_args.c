@@ -206,6 +206,22 @@ static void test_run_parse(void **s)
     free(txt);
     json_decref(b);
     inst_run_opts_free(&o);
+    /* --scale-to-zero N: a whole number of seconds, 1..86400 */
+    char **z = ARGV("run", "-p", "8080:80", "--scale-to-zero", "30", "hello");
+    assert_int_equal(inst_run_parse(argc_of(z), z, &o), CLI_OK);
+    b = inst_run_body(&o);
+    txt = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(txt, "{\"image\":\"hello\",\"ports\":[{\"guest\":80,\"host\":8080}],"
+                             "\"scale_to_zero\":{\"idle_s\":30}}");
+    free(txt);
+    json_decref(b);
+    inst_run_opts_free(&o);
+    char **z0 = ARGV("run", "-p", "8080:80", "--scale-to-zero", "0", "hello");
+    assert_int_equal(inst_run_parse(argc_of(z0), z0, &o), CLI_EUSAGE);
+    inst_run_opts_free(&o);
+    char **zx = ARGV("run", "-p", "8080:80", "--scale-to-zero", "5m", "hello");
+    assert_int_equal(inst_run_parse(argc_of(zx), zx, &o), CLI_EUSAGE);
+    inst_run_opts_free(&o);
     char **u = ARGV("run", "-p", "5353:53/udp", "-p", "8080:80/tcp", "hello");
     assert_int_equal(inst_run_parse(argc_of(u), u, &o), CLI_OK);
     b = inst_run_body(&o);
