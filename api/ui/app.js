@@ -54,6 +54,12 @@
     return e;
   }
 
+  function cell(row, cls, text) {
+    const c = el('span', cls, text);
+    row.appendChild(c);
+    return c;
+  }
+
   function td(tr, cls, text) {
     const c = el('td', cls, text);
     tr.appendChild(c);
@@ -122,7 +128,7 @@
     if (S.con) S.con.abort();
     S.hosts.clear(); S.insts.clear(); S.rows.clear(); S.sel.clear();
     $('#hosts').textContent = '';
-    $('#inst-table tbody').textContent = '';
+    $('#inst-rows').textContent = '';
     show('login');
     $('#login-err').textContent = why || '';
     $('#token').value = '';
@@ -237,28 +243,30 @@
     return h.status + (h.failures ? ' (' + h.failures + ' failed)' : '');
   }
 
+  /* a row is a grid of spans, not a <tr>: each row is its own layout root
+   * (style.css), so changing one does not lay out a thousand-row table */
   function makeRow(i) {
-    const tr = el('tr');
+    const tr = el('div', 'row');
     tr.dataset.id = i.id;
-    const c = td(tr, 'c-sel');
+    const c = cell(tr, 'c-sel');
     const box = el('input');
     box.type = 'checkbox';
     box.checked = S.sel.has(i.id);
     c.appendChild(box);
-    const nc = td(tr, 'c-name');
+    const nc = cell(tr, 'c-name');
     const a = el('a', null, i.name);
     a.href = '#/i/' + encodeURIComponent(i.id);
     nc.appendChild(a);
-    td(tr, 'c-id mono', i.id);
-    td(tr, 'c-state st-' + i.state, i.state);
-    td(tr, 'c-host', i.host || '');
-    td(tr, 'c-image', i.image || '');
-    td(tr, 'c-addr mono', i.network && i.network.enabled ? (i.network.address || '') : '');
-    td(tr, 'c-ports mono', portsText(i));
-    td(tr, 'c-health', healthText(i));
-    td(tr, 'c-restarts num', i.restarts || 0);
-    td(tr, 'c-mem num', i.memory_mib);
-    td(tr, 'c-vcpu num', i.vcpus);
+    cell(tr, 'c-id mono', i.id);
+    cell(tr, 'c-state st-' + i.state, i.state);
+    cell(tr, 'c-host', i.host || '');
+    cell(tr, 'c-image', i.image || '');
+    cell(tr, 'c-addr mono', i.network && i.network.enabled ? (i.network.address || '') : '');
+    cell(tr, 'c-ports mono', portsText(i));
+    cell(tr, 'c-health', healthText(i));
+    cell(tr, 'c-restarts num', i.restarts || 0);
+    cell(tr, 'c-mem num', i.memory_mib);
+    cell(tr, 'c-vcpu num', i.vcpus);
     return tr;
   }
 
@@ -270,7 +278,8 @@
 
   function drawList() {
     const list = sortedShown();
-    const body = document.createElement('tbody');
+    const body = el('div');
+    body.id = 'inst-rows';
     const gen = ++S.listGen;
     S.rows.clear();
     let k = 0;
@@ -296,7 +305,7 @@
       if (S.listRedo) { S.listRedo = false; S.dirty.all = true; schedule(); }
     };
     fill(FIRST_ROWS);
-    $('#inst-table').replaceChild(body, $('#inst-table tbody'));
+    $('#inst-rows').replaceWith(body);
     $('#count').textContent = list.length === S.insts.size ? '(' + list.length + ')' :
       '(' + list.length + ' of ' + S.insts.size + ')';
     S.listBusy = k < list.length;
@@ -921,7 +930,7 @@
         for (const id of S.rows.keys()) if (box.checked) S.sel.add(id); else S.sel.delete(id);
         for (const tr of S.rows.values()) tr.firstChild.firstChild.checked = box.checked;
       } else if (box.type === 'checkbox') {
-        const id = box.closest('tr').dataset.id;
+        const id = box.closest('.row').dataset.id;
         if (box.checked) S.sel.add(id); else S.sel.delete(id);
       }
       drawSelection();

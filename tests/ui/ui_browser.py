@@ -156,7 +156,7 @@ class EventClock(threading.Thread):
 
 ROWS_JS = """
 const out = {};
-for (const tr of document.querySelectorAll('#inst-table tbody tr')) {
+for (const tr of document.querySelectorAll('#inst-rows .row')) {
   const c = (k) => tr.querySelector('.c-' + k).textContent;
   out[tr.dataset.id] = [c('state'), c('host'), c('addr'), c('ports'), c('restarts'), c('name')];
 }
@@ -261,7 +261,7 @@ def run(b, api, a, ui, clock):
     b.type("#token", token)
     b.click("#login-btn")
     n_api = len(api.all("/v1/instances"))
-    got = b.wait("return document.querySelectorAll('#inst-table tbody tr').length === arguments[0]", 20, n_api)
+    got = b.wait("return document.querySelectorAll('#inst-rows .row').length === arguments[0]", 20, n_api)
     check("the list shows all %d instances" % n_api, got)
     check("the token is in no URL", token not in b.js("return location.href"))
     check("the token is kept in sessionStorage only",
@@ -286,7 +286,7 @@ def run(b, api, a, ui, clock):
     for _ in range(3):
         b.go(ui)
         t = b.wait("const p = window.shoalPerf; return p && p.listPainted && p.listComplete && "
-                   "document.querySelectorAll('#inst-table tbody tr').length === arguments[0] && "
+                   "document.querySelectorAll('#inst-rows .row').length === arguments[0] && "
                    "[p.listPainted, p.listComplete]", 20, n_api)
         if t:
             paints.append(t[0])
@@ -307,7 +307,7 @@ def run(b, api, a, ui, clock):
     for i in sims:
         b.js("""const id = arguments[0]; window.shoalSeen = 0;
             new MutationObserver((ms, obs) => {
-              const tr = document.querySelector('#inst-table tr[data-id="' + id + '"]');
+              const tr = document.querySelector('#inst-rows .row[data-id="' + id + '"]');
               if (tr && tr.querySelector('.c-state').textContent === 'stopped') {
                 obs.disconnect();
                 setTimeout(() => { window.shoalSeen = Date.now(); }, 0); /* after the frame's paint */
@@ -361,10 +361,10 @@ def run(b, api, a, ui, clock):
     # --- a delete through the view: select the stopped web-1, Delete, confirm
     web1b = api.call("GET", "/v1/instances/web-1")[1]
     b.go(ui + "#/")
-    b.wait("return document.querySelector('#inst-table tr[data-id=\"%s\"]')" % web1b["id"], 15)
+    b.wait("return document.querySelector('#inst-rows .row[data-id=\"%s\"]')" % web1b["id"], 15)
     b.type("#filter", "web-1")
-    b.wait("return document.querySelectorAll('#inst-table tbody tr').length === 1")
-    b.click('#inst-table tr[data-id="%s"] input' % web1b["id"])
+    b.wait("return document.querySelectorAll('#inst-rows .row').length === 1")
+    b.click('#inst-rows .row[data-id="%s"] input' % web1b["id"])
     b.click("#act-delete")
     b.click("#act-delete")
     gone = False
@@ -373,7 +373,7 @@ def run(b, api, a, ui, clock):
         gone = api.call("GET", "/v1/instances/" + web1b["id"])[0] == 404
         time.sleep(0.2)
     check("Delete in the view deleted web-1 (API 404)", gone)
-    check("its row is gone", b.wait("return !document.querySelector('#inst-table tr[data-id=\"%s\"]')" % web1b["id"], 10))
+    check("its row is gone", b.wait("return !document.querySelector('#inst-rows .row[data-id=\"%s\"]')" % web1b["id"], 10))
     b.js("const f = document.querySelector('#filter'); f.value = ''; f.dispatchEvent(new Event('input'))")
 
     # --- images with their sizes and users
