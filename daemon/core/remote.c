@@ -9,26 +9,57 @@
 
 #include "log.h"
 
+/* Copy one run file of `in` from its host; 0 or -1 (err says why). */
+static int fetch_file(fleet *f, struct node *node, const state_instance *in, int console, char *err,
+                      size_t errlen)
+{
+    char dom[64], path[FLEET_PATH_MAX];
+    fleet_domain_name(in->id, dom, sizeof dom);
+    if (console)
+        fleet_console_path(f, in->id, path, sizeof path);
+    else
+        fleet_status_path(f, in->id, path, sizeof path);
+    return node_fetch_run_file(node, dom, console ? ".console" : ".status", path,
+                               console ? (uint64_t)f->cfg.console_max_kib * 1024u : 1u << 20, err,
+                               errlen) == NODE_OK
+               ? 0
+               : -1;
+}
+
 void fleet_remote_fetch(fleet *f, const state_instance *in)
 {
     fleet_host *host = NULL;
     struct node *node = fleet_host_node(f, in->host, &host);
-    char dom[64], path[FLEET_PATH_MAX], err[NODE_ERR_MAX];
+    char err[NODE_ERR_MAX];
 
-    if (node && node_remote(node)) {
-        fleet_domain_name(in->id, dom, sizeof dom);
-        fleet_status_path(f, in->id, path, sizeof path);
-        if (node_fetch_run_file(node, dom, ".status", path, 1u << 20, err, sizeof err) != NODE_OK)
-            log_warn("instance %s: cannot fetch its status from host %s: %s", in->id, in->host,
-                     err);
-        fleet_console_path(f, in->id, path, sizeof path);
-        if (node_fetch_run_file(node, dom, ".console", path,
-                                (uint64_t)f->cfg.console_max_kib * 1024u, err,
-                                sizeof err) != NODE_OK)
-            log_warn("instance %s: cannot fetch its console from host %s: %s", in->id, in->host,
-                     err);
+    for (int console = 0; node && node_remote(node) && console < 2; console++) {
+        if (fetch_file(f, node, in, console, err, sizeof err) != 0)
+            log_warn("instance %s: cannot fetch its %s from host %s: %s", in->id,
+                     console ? "console" : "status", in->host, err);
     }
     fleet_host_release(f, host);
+}
+
+void fleet_remote_poll(fleet *f, const char *id)
+{
+    state_instance in;
+    fleet_host *host = NULL;
+    struct node *node;
+    char err[NODE_ERR_MAX];
+    int any = 0;
+
+    /* Most fleets have no remote host: no database read for them. */
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nhosts && !any; i++)
+        any = f->hosts[i]->up && f->hosts[i]->node && node_remote(f->hosts[i]->node);
+    pthread_mutex_unlock(&f->mu);
+    if (!any || state_inst_find(f->db, id, &in, err, sizeof err) != 0)
+        return;
+    node = strcmp(in.id, id) == 0 ? fleet_host_node(f, in.host, &host) : NULL;
+    if (node && node_remote(node) && fetch_file(f, node, &in, 0, err, sizeof err) != 0)
+        log_debug("instance %s: cannot fetch its status from host %s: %s", in.id, in.host, err);
+    fleet_host_release(f, host);
+    state_inst_free(&in);
 }
 
 /* The 64 hex digits of "sha256:<hex>", or NULL. */

@@ -152,6 +152,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
     pthread_mutex_unlock(&f->mu);
 
     for (size_t i = 0; i < n; i++) {
+        fleet_remote_poll(f, ids[i]); /* a remote host's status file: remote.c */
         fleet_status_poll(f, ids[i]);
         fleet_console_rotate(f, ids[i]);
     }

@@ -8,6 +8,8 @@
 #     back through the storage API once the domain stopped);
 #   - a second hello there reuses the cached volume (no second upload:
 #     /metrics' shoal_image_volume_uploads_total and the volume's inode);
+#   - a sleep guest on the other becomes running (its ready record read
+#     from the status file shoald polls over the storage API) and stops;
 #   - a corrupt cached volume without its marker is uploaded again;
 #   - the image deleted: its volume is collected from the host.
 # qemu+tcp is allowed with --host-uri-allow here only: it has neither
@@ -20,7 +22,7 @@ IMAGES=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lvhost.sh"
 
-for f in "$SHOALD" "$IMAGES/hello.elf"; do
+for f in "$SHOALD" "$IMAGES/hello.elf" "$IMAGES/sleep.elf"; do
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
 command -v libvirtd >/dev/null || { echo "SKIP: no libvirtd"; exit 77; }
@@ -40,7 +42,7 @@ check "remote host r2 starts" lvh_start r2 2 "$E2E_NS"
 
 # --domain-type qemu: no canary on the local host, which runs nothing here.
 e2e_start_daemon "$SHOALD" --no-network --domain-type qemu --host-uri-allow 'qemu+tcp,qemu' || exit 1
-e2e_push_images hello
+e2e_push_images hello sleep
 HEX=$(sha256sum "$IMAGES/hello.elf" | cut -c1-64)
 
 host_up() {
@@ -93,35 +95,49 @@ check "still one upload" [ "$(metric shoal_image_volume_uploads_total)" = 1 ]
 check "a cache hit" [ "$(metric shoal_image_volume_hits_total)" -ge 1 ]
 check "the same volume file" [ "$(stat -c %i "$VOL")" = "$ino" ]
 
+# --- a long-running guest on r2: ready through its status file, polled
+# over the storage API while it runs; stopped through the connection
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"sleep","name":"s1","host":"r2","args":["600"]}'
+check "create sleep on r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "it becomes running (its ready record read from r2)" wait_for 20 inst_state_is s1 running
+check "with a boot time from its status" [ "$(inst_field s1 '.boot_ms != null')" = true ]
+api POST /v1/instances/s1/stop -H 'Content-Type: application/json' -d '{"timeout_s":5}'
+check "stop it (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "it stops" wait_for 30 inst_state_is s1 stopped
+
 # --- a cached volume cut short (no marker) is uploaded again, whole
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"hello","name":"h3","host":"r2"}'
 check "hello on r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
 check "it exits 0 on r2" wait_for 30 inst_state_is h3 exited
 check "exit code 0 on r2" [ "$(inst_field h3 .exit_code)" = 0 ]
-check "a second upload, to r2" [ "$(metric shoal_image_volume_uploads_total)" = 2 ]
+check "an upload of hello to r2" [ "$(metric shoal_image_volume_uploads_total)" = 3 ]
 printf 'garbage' | dd of="$(lvh_lib r2)/shoal/images/$HEX.img" conv=notrunc status=none
 rm -f "$(lvh_lib r2)/shoal/images/$HEX.ok"
 api POST /v1/instances/h3/start
 check "start h3 again over a volume without its marker (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 check "it exits 0 again" wait_for 30 inst_state_is h3 exited
 check "exit code 0 again" [ "$(inst_field h3 .exit_code)" = 0 ]
-check "uploaded again" [ "$(metric shoal_image_volume_uploads_total)" = 3 ]
+check "uploaded again" [ "$(metric shoal_image_volume_uploads_total)" = 4 ]
 check "r2's volume is the image again" cmp -s "$(lvh_lib r2)/shoal/images/$HEX.img" "$IMAGES/hello.elf"
 
 # --- image deleted: its volumes go from both hosts
-for n in h1 h2 h3; do
+for n in h1 h2 h3 s1; do
     api DELETE "/v1/instances/$n?force=true"
     check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 done
 api DELETE /v1/images/hello:latest
 check "delete the image (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+api DELETE /v1/images/sleep:latest
+check "delete sleep (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 check "its volume is gone from r1" wait_for 10 test ! -e "$VOL"
 check "its volume is gone from r2" wait_for 10 test ! -e "$(lvh_lib r2)/shoal/images/$HEX.img"
 left() { find "$(lvh_lib r1)/shoal/$1" "$(lvh_lib r2)/shoal/$1" -mindepth 1; }
 check "the markers too" [ -z "$(left images)" ]
 check "run files of deleted instances are gone" [ -z "$(left run)" ]
-check "two volumes removed" [ "$(metric shoal_image_volumes_removed_total)" = 2 ]
+check "three volumes removed (hello on both, sleep on r2)" \
+    [ "$(metric shoal_image_volumes_removed_total)" = 3 ]
 for h in r1 r2; do
     api DELETE "/v1/hosts/$h"
     check "remove host $h (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
