@@ -1,25 +1,30 @@
 #!/bin/bash
 # The Debian package, end to end (issue 18): cpack builds it from this
 # build, `apt-get install` puts it on this machine, the installed shoald
-# runs a reference guest through the installed `shoal`, then `apt-get
+# runs reference guests through the installed `shoal`, then `apt-get
 # remove` keeps /var/lib/shoal and `dpkg --purge` deletes it.
 #
-# usage: package_install.sh BUILD_DIR direct|systemd
-#   direct   shoald is started by hand, under the file-system sandbox of
-#            shoald.service emulated with a mount namespace (sandbox()
-#            below): ProtectSystem=strict with the state dir writable,
-#            PrivateTmp, ProtectHome, ProtectKernelModules, ProtectKernelLogs
-#            (their capabilities), ProtectHostname, NoNewPrivileges.
-#   systemd  the unit itself, through systemctl, with a drop-in giving it
-#            this test's state dir, port and network namespace; a stop with a
-#            guest running leaves its QEMU alive and the next start adopts it
-#            (KillMode=process). Exit 77 unless systemd is PID 1.
+# usage: package_install.sh BUILD_DIR
+# shoald runs from the installed shoald.service, under systemd:
+#   - where systemd is PID 1: that systemd, with a drop-in giving the unit
+#     this test's state dir, port and network namespace;
+#   - elsewhere (these machines: no init system): a systemd of the test's
+#     own, PID 1 of new PID, mount, network, UTS and IPC namespaces, that
+#     knows only the installed unit and stub targets (SYSTEMD_UNIT_PATH):
+#     nothing else of the machine's runs (boot_systemd below);
+#   - where no systemd can run, shoald by hand under the unit's file-system
+#     sandbox emulated (sandbox below).
+# Under systemd: `systemctl start` returns once READY=1 came, a stop with a
+# guest running leaves its QEMU alive and the next start adopts it
+# (KillMode=process), a SIGKILL of shoald brings it back with the guest
+# (Restart=on-failure). The build tree is hidden from shoald: it must find
+# its canary and helpers under /usr.
 #
-# Everything stays apart from a shoald someone runs here: its own state dir
-# (/var/lib/shoal-pkgtest.PID), port and network namespace (bridge, taps).
-# The package is purged on exit whatever happens. Exit 77 when dpkg cannot
-# be used for it: not root, no dpkg/apt, a shoal package already installed,
-# or a /var/lib/shoal that the purge would delete.
+# Everything stays apart from a shoald someone runs here: its own network
+# namespace (bridge, taps, port), its own state dir where the machine's
+# systemd runs it. The package is purged on exit whatever happens. Exit 77
+# when dpkg cannot be used for it: not root, no dpkg/apt, a shoal package
+# already installed, or a /var/lib/shoal that the purge would delete.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -33,6 +38,7 @@ sandbox() {
     hide=$2
     shift 2
     mount -t tmpfs -o mode=000 tmpfs "$hide" || exit 1
+    mkdir -p /run/libvirt # (the mount point of RuntimeDirectory= below)
     # ProtectSystem=strict: every mount read-only but /dev, /proc, /sys.
     mount -o remount,bind,ro / || { echo "sandbox: cannot make / read-only" >&2; exit 1; }
     awk '{print $5}' /proc/self/mountinfo | sort -u | while read -r mp; do
@@ -41,6 +47,8 @@ sandbox() {
     done
     # StateDirectory= (ReadWritePaths=) keeps the state dir writable.
     mount --bind "$state" "$state" && mount -o remount,bind,rw "$state" || exit 1
+    # RuntimeDirectory=libvirt: writable (fresh here, as on a new machine)
+    mount -t tmpfs -o mode=755 tmpfs /run/libvirt || exit 1
     # PrivateTmp=yes
     mount -t tmpfs -o mode=1777 tmpfs /tmp && mount -t tmpfs -o mode=1777 tmpfs /var/tmp || exit 1
     # ProtectHome=yes: empty and inaccessible
@@ -54,18 +62,46 @@ sandbox() {
     # ProtectHostname=yes: the UTS namespace unshare made. NoNewPrivileges=yes.
     exec setpriv --no-new-privs --bounding-set -sys_module,-syslog -- "$@"
 }
-if [ "${1:-}" = --sandbox ]; then
-    shift
-    sandbox "$@"
-fi
 
-BUILD=$(cd "${1:?usage: package_install.sh BUILD_DIR direct|systemd}" && pwd)
-MODE=${2:?usage: package_install.sh BUILD_DIR direct|systemd}
+# boot_systemd HIDE: become PID 1 systemd in the namespaces `unshare` made,
+# loading units only from a private directory: a copy of the installed
+# shoald.service and empty stand-ins for the targets it names (so neither
+# udev, journald, tmpfiles nor sysctl of the machine's units start).
+boot_systemd() {
+    hide=$1
+    u=/run/shoal-pkgtest-units
+    mount -t tmpfs -o mode=000 tmpfs "$hide" || exit 1
+    mount -t tmpfs tmpfs /run && mount -t tmpfs -o mode=1777 tmpfs /tmp || exit 1
+    mkdir -p "$u" /run/systemd
+    cp /lib/systemd/system/shoald.service "$u/" || exit 1
+    for t in shoal-pkgtest sysinit basic shutdown network-online nss-lookup multi-user; do
+        printf '[Unit]\nDescription=%s (packaging test stand-in)\nDefaultDependencies=no\n' "$t" >"$u/$t.target"
+    done
+    printf '[Unit]\nDescription=System Slice\nDefaultDependencies=no\n' >"$u/system.slice"
+    # no journald here: shoald's log to a file the test prints on failure
+    mkdir -p "$u/shoald.service.d"
+    printf '[Service]\nStandardOutput=append:/run/shoald.log\nStandardError=append:/run/shoald.log\n' \
+        >"$u/shoald.service.d/log.conf"
+    ip link set lo up
+    export container=shoal-pkgtest SYSTEMD_UNIT_PATH=$u
+    exec /lib/systemd/systemd --system --unit=shoal-pkgtest.target --log-target=console --log-level=notice
+}
+case "${1:-}" in
+--sandbox) shift; sandbox "$@" ;;
+--boot-systemd) shift; boot_systemd "$@" ;;
+esac
+
+BUILD=$(cd "${1:?usage: package_install.sh BUILD_DIR}" && pwd)
 skip() { echo "SKIP: $*"; exit 77; }
-
-if [ "$MODE" = systemd ]; then
-    [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ] && [ -d /run/systemd/system ] ||
-        skip "systemd is not PID 1 here (PID 1: $(ps -p 1 -o comm= 2>/dev/null)): the unit cannot be run live; packaging_deb runs the package and unit_verify the unit file"
+# SHOAL_PKGTEST_MODE=direct|nssystemd forces a way (to try the fallbacks)
+if [ -n "${SHOAL_PKGTEST_MODE:-}" ]; then
+    MODE=$SHOAL_PKGTEST_MODE
+elif [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ] && [ -d /run/systemd/system ]; then
+    MODE=systemd # the machine's
+elif [ -x /lib/systemd/systemd ] && command -v nsenter >/dev/null; then
+    MODE=nssystemd
+else
+    MODE=direct
 fi
 [ "$(id -u)" -eq 0 ] || skip "not root: cannot install packages"
 for t in dpkg dpkg-deb dpkg-query apt-get cpack ip unshare setpriv jq; do
@@ -80,6 +116,12 @@ case $st in '' | *not-installed) ;; *) skip "a shoal package is on this machine 
 E2E_NS="shoal-pkg-$$"
 E2E_PORT=7893
 STATE=/var/lib/shoal-pkgtest.$$
+SDPID=""   # nssystemd: the test's systemd (PID 1 of its namespaces)
+UNSHARE_PID=""
+if [ "$MODE" = nssystemd ]; then
+    STATE=/var/lib/shoal # the unit as shipped, in namespaces of its own
+    E2E_PORT=7878
+fi
 TMP=$(mktemp -d /tmp/shoal-pkg.XXXXXX)
 INSTALLED=0
 DROPIN=/run/systemd/system/shoald.service.d
@@ -90,6 +132,17 @@ MANDB_OFF=0
 
 cleanup() {
     set +e
+    if [ -n "$SDPID" ]; then
+        # PID 1 of the namespace: its end ends shoald, QEMUs, dnsmasq in it
+        kill -9 "$SDPID" 2>/dev/null
+        wait "$UNSHARE_PID" 2>/dev/null
+        # the (empty) cgroups that systemd made for itself and the unit
+        for h in /sys/fs/cgroup/*/; do
+            for d in "$h"system.slice/shoald.service "$h"system.slice "$h"init.scope; do
+                [ -d "$d" ] && [ "$d" -nt "$TMP/cgroup-stamp" ] && rmdir "$d" 2>/dev/null
+            done
+        done
+    fi
     if [ "$MODE" = systemd ] && [ "$INSTALLED" = 1 ]; then
         systemctl stop shoald.service >/dev/null 2>&1
         rm -rf "$DROPIN"
@@ -105,7 +158,7 @@ cleanup() {
     [ "$MANDB_OFF" = 1 ] && touch "$MANDB_FLAG"
     rm -rf "$TMP"
 }
-mkdir -p "$STATE"
+[ "$MODE" = nssystemd ] || mkdir -p "$STATE"
 ip netns add "$E2E_NS" && ip -n "$E2E_NS" link set lo up || { rm -rf "$STATE" "$TMP"; exit 1; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -157,22 +210,49 @@ check "the unit is not enabled by the install" \
     bash -c "! ls /etc/systemd/system/*.wants/shoald.service >/dev/null 2>&1"
 
 # --- run shoald from the package ---
-SHOAL() { ip netns exec "$E2E_NS" env SHOAL_URL="http://127.0.0.1:$E2E_PORT" SHOAL_STATE_DIR="$STATE" /usr/bin/shoal "$@"; }
-healthy() { ns_curl -fsS "http://127.0.0.1:$E2E_PORT/healthz" >/dev/null 2>&1; }
-if [ "$MODE" = systemd ]; then
-    mkdir -p "$DROPIN"
-    cat >"$DROPIN/test.conf" <<EOT
+# IN CMD...: run CMD where shoald's network (and, nssystemd, its systemd) is
+IN() { ip netns exec "$E2E_NS" "$@"; }
+[ "$MODE" = nssystemd ] && IN() { nsenter -t "$SDPID" -m -p -n "$@"; }
+SHOAL() { IN env SHOAL_URL="http://127.0.0.1:$E2E_PORT" SHOAL_STATE_DIR="$STATE" /usr/bin/shoal "$@"; }
+SYSTEMCTL() { if [ "$MODE" = nssystemd ]; then IN systemctl "$@"; else systemctl "$@"; fi; }
+healthy() { IN curl -fsS "http://127.0.0.1:$E2E_PORT/healthz" >/dev/null 2>&1; }
+e2e_log "shoald runs under: $MODE"
+if [ "$MODE" = nssystemd ]; then
+    touch "$TMP/cgroup-stamp"
+    sleep 0.01
+    unshare --mount --pid --fork --mount-proc --uts --ipc --net --propagation private -- \
+        bash "$HERE/package_install.sh" --boot-systemd "$BUILD" >"$TMP/systemd.log" 2>&1 &
+    UNSHARE_PID=$!
+    for _ in $(seq 1 100); do
+        SDPID=$(pgrep -P "$UNSHARE_PID" | head -n 1)
+        [ -n "$SDPID" ] && [ "$(IN systemctl is-system-running 2>/dev/null)" = running ] && break
+        sleep 0.1
+    done
+    check "a systemd of the test's own runs (pid ${SDPID:-none})" \
+        bash -c "[ \"\$(nsenter -t ${SDPID:-0} -m -p -n systemctl is-system-running 2>&1)\" = running ]"
+    [ -n "$SDPID" ] || { cat "$TMP/systemd.log"; exit 1; }
+fi
+if [ "$MODE" != direct ]; then
+    if [ "$MODE" = systemd ]; then
+        mkdir -p "$DROPIN"
+        cat >"$DROPIN/test.conf" <<EOT
 [Service]
 ExecStart=
 ExecStart=/usr/bin/shoald --state-dir $STATE --listen 127.0.0.1:$E2E_PORT
 ReadWritePaths=$STATE
 NetworkNamespacePath=/run/netns/$E2E_NS
+TemporaryFileSystem=$BUILD
 EOT
-    systemctl daemon-reload
+        systemctl daemon-reload
+    fi
     t0=$(date +%s.%N)
-    check "systemctl start shoald (Type=notify: returns once READY=1)" systemctl start shoald.service
-    check "active, and the API answers at once" bash -c "systemctl is-active -q shoald.service && ip netns exec $E2E_NS curl -fsS http://127.0.0.1:$E2E_PORT/healthz >/dev/null"
-    check "its status line says it serves" bash -c "systemctl status shoald.service | grep -q 'serving the API'"
+    check "systemctl start shoald" SYSTEMCTL start shoald.service
+    # Type=notify: start returned after READY=1, so the API answers now
+    check "active, and the API answers at once" healthy
+    st=$(SYSTEMCTL show -p StatusText --value shoald.service)
+    check "its status (STATUS=): '$st'" grep -q "serving the API" <<<"$st"
+    host_up() { SHOAL hosts 2>/dev/null | grep -q '^local *up'; }
+    check "the local host comes up (/run/libvirt writable: RuntimeDirectory=)" wait_for 60 host_up
 else
     t0=$(date +%s.%N)
     ip netns exec "$E2E_NS" unshare --mount --uts --propagation private -- \
@@ -202,24 +282,35 @@ SHOAL run --attach exitcode -- 7 >/dev/null 2>&1
 rc=$?
 check "shoal run --attach exitcode -- 7 exits 7 (got $rc)" [ "$rc" -eq 7 ]
 
-if [ "$MODE" = systemd ]; then
+if [ "$MODE" != direct ]; then
     # KillMode=process: a stop leaves the guest running, a start adopts it
-    SHOAL run --name nap sleep -- 600 >/dev/null 2>&1 ||
-        { SHOAL image push /usr/share/shoal/images/sleep.elf sleep:latest >/dev/null && SHOAL run --name nap sleep -- 600 >/dev/null; }
-    qpid=$(pgrep -f "qemu-system.*$STATE" | head -n 1)
+    SHOAL image push /usr/share/shoal/images/sleep.elf sleep:latest >/dev/null
+    SHOAL run --name nap sleep -- 600 >/dev/null
+    nap_running() { [ "$(SHOAL inspect nap 2>/dev/null | jq -r .state)" = running ]; }
+    wait_for 30 nap_running
+    qpid=$(pgrep -f "qemu-system.*guest=shoal-.*$STATE" | head -n 1)
     check "a sleeping guest runs (QEMU ${qpid:-none})" [ -n "$qpid" ]
-    check "systemctl stop shoald" systemctl stop shoald.service
+    check "systemctl stop shoald" SYSTEMCTL stop shoald.service
     check "its QEMU outlived the stop" kill -0 "${qpid:-0}"
-    check "systemctl start shoald" systemctl start shoald.service
-    check "the guest was adopted: nap running, same QEMU" \
-        bash -c "[ \"\$(ip netns exec $E2E_NS env SHOAL_URL=http://127.0.0.1:$E2E_PORT SHOAL_STATE_DIR=$STATE /usr/bin/shoal inspect nap | jq -r .state)\" = running ] && kill -0 ${qpid:-0}"
+    check "systemctl start shoald" SYSTEMCTL start shoald.service
+    nap_adopted() { nap_running && kill -0 "${qpid:-0}"; }
+    check "the guest was adopted: nap running, same QEMU" wait_for 30 nap_adopted
+    mpid=$(SYSTEMCTL show -p MainPID --value shoald.service)
+    if [ "$MODE" = nssystemd ]; then IN kill -9 "$mpid"; else kill -9 "$mpid"; fi
+    restarted() { [ "$(SYSTEMCTL show -p NRestarts --value shoald.service)" -ge 1 ] && healthy; }
+    check "SIGKILL of shoald: systemd restarts it (Restart=on-failure)" wait_for 30 restarted
+    check "the guest was adopted again" wait_for 30 nap_adopted
     SHOAL rm -f nap >/dev/null 2>&1
-    systemctl stop shoald.service
+    SYSTEMCTL stop shoald.service
 else
     e2e_stop_daemon 2>/dev/null
     check "shoald stopped on SIGTERM" [ -z "$E2E_PID" ]
 fi
-[ "$E2E_FAILS" -ne 0 ] && [ -f "$TMP/shoald.log" ] && tail -n 40 "$TMP/shoald.log"
+if [ "$E2E_FAILS" -ne 0 ]; then
+    [ -f "$TMP/shoald.log" ] && tail -n 40 "$TMP/shoald.log"
+    [ "$MODE" = nssystemd ] && IN tail -n 40 /run/shoald.log
+    [ "$MODE" = systemd ] && journalctl -u shoald.service -n 40 --no-pager
+fi
 
 # --- remove, then purge ---
 touch /var/lib/shoal/kept
