@@ -913,6 +913,12 @@ typedef struct api_config {
 	                                  conn_timeout_s is also the header deadline: a request's
 	                                  line and headers must be in within it of the connection's
 	                                  start or the previous response (slowloris) */
+    int listen_fd;             /* > 0: serve this listening socket (opened by shoald's root
+	                                  process, docs/security.md "Privilege separation")
+	                                  instead of binding listen_addr:port */
+    const char *tls_cert_pem;  /* PEM text read beforehand (privilege separation: the front
+	                                  cannot open the files); used instead of the paths */
+    const char *tls_key_pem;
 } api_config;
 
 typedef struct api_server api_server;

@@ -149,6 +149,21 @@ size_t api_sink_count(const api_sink *s);
  * a ONE sink got no object. */
 char *api_sink_finish(api_sink *s, size_t *len);
 
+/* Privilege separation (chan.h). The root process's sink: each object, once
+ * encoded, goes to fn (ok: a bulk item with ok true) instead of a body; fn
+ * returns 0 or -1 (the sink fails). TEXT still collects (api_sink_finish). */
+typedef int (*api_sink_capture_fn)(void *cls, const char *json, size_t len, bool ok);
+api_sink *api_sink_new_capture(api_sink_kind kind, api_sink_shape shape, api_sink_capture_fn fn,
+                               void *cls);
+/* The front's side: append one object the root encoded, with the checks of
+ * api_sink_image() and the like (kind, one object for ONE sinks). */
+int api_sink_raw(api_sink *s, api_sink_kind kind, const char *json, size_t len, bool ok);
+/* The cursor api_sink_next set, or NULL. */
+const char *api_sink_cursor(const api_sink *s);
+/* The root process's worker threads: the principal api_request_principal()
+ * returns on this thread (NULL to clear). */
+void api_request_principal_set(const api_principal *who);
+
 /* {"error": {...}} for st; malloc'd. Never NULL unless out of memory. */
 char *api_encode_error(const api_status *st, size_t *len);
 /* One SSE record "id: N\nevent: T\ndata: {...}\n\n"; malloc'd or NULL. */

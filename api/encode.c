@@ -811,6 +811,9 @@ struct api_sink {
     size_t n_ok; /* BULK: items with ok true */
     char *next;  /* LIST cursor or NULL */
     jw w;
+    api_sink_capture_fn cap; /* capture sink: each object goes here, encoded */
+    void *cap_cls;
+    size_t cap_ok; /* n_ok at the last capture */
 };
 
 api_sink *api_sink_new(api_sink_kind kind, api_sink_shape shape)
@@ -857,7 +860,7 @@ static bool sink_accepts(api_sink *s, api_sink_kind kind, const void *obj)
         s->failed = true;
         return false;
     }
-    if (s->shape != API_SHAPE_ONE)
+    if (s->shape != API_SHAPE_ONE && s->cap == NULL)
         jw_sep(&s->w);
     return true;
 }
@@ -869,7 +872,45 @@ static int sink_added(api_sink *s)
         return -1;
     }
     s->count++;
+    if (s->cap != NULL) {
+        bool ok = s->n_ok > s->cap_ok;
+        s->cap_ok = s->n_ok;
+        if (s->cap(s->cap_cls, s->w.buf, s->w.len, ok) != 0) {
+            s->failed = true;
+            return -1;
+        }
+        s->w.len = 0;
+    }
     return 0;
+}
+
+api_sink *api_sink_new_capture(api_sink_kind kind, api_sink_shape shape, api_sink_capture_fn fn,
+                               void *cls)
+{
+    api_sink *s = calloc(1, sizeof *s);
+
+    if (s == NULL)
+        return NULL;
+    s->kind = kind;
+    s->shape = shape;
+    s->cap = fn;
+    s->cap_cls = cls;
+    return s;
+}
+
+int api_sink_raw(api_sink *s, api_sink_kind kind, const char *json, size_t len, bool ok)
+{
+    if (!sink_accepts(s, kind, json))
+        return -1;
+    jw_raw(&s->w, json, len);
+    if (ok)
+        s->n_ok++;
+    return sink_added(s);
+}
+
+const char *api_sink_cursor(const api_sink *s)
+{
+    return s != NULL ? s->next : NULL;
 }
 
 int api_sink_image(api_sink *s, const api_image *img)

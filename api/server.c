@@ -106,6 +106,11 @@ const api_principal *api_request_principal(void)
     return cur_who;
 }
 
+void api_request_principal_set(const api_principal *who)
+{
+    cur_who = who;
+}
+
 typedef enum stream_kind { STREAM_CONSOLE, STREAM_EVENTS } stream_kind;
 
 /* State of a streaming response (MHD content reader). */
@@ -1301,7 +1306,8 @@ int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx,
         set_err(err, "at least one bearer token is required");
         goto out;
     }
-    if ((cfg->tls_cert_path == NULL) != (cfg->tls_key_path == NULL)) {
+    if ((cfg->tls_cert_path == NULL) != (cfg->tls_key_path == NULL) ||
+        (cfg->tls_cert_pem == NULL) != (cfg->tls_key_pem == NULL)) {
         set_err(err, "TLS needs both a certificate and a key");
         goto out;
     }
@@ -1318,6 +1324,7 @@ int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx,
     srv->cfg = *cfg;
     srv->cfg.tokens = NULL;
     srv->cfg.tls_cert_path = srv->cfg.tls_key_path = NULL;
+    srv->cfg.tls_cert_pem = srv->cfg.tls_key_pem = NULL;
     srv->cfg.listen_addr = NULL;
     if (srv->cfg.max_json_body == 0)
         srv->cfg.max_json_body = API_DEFAULT_MAX_JSON_BODY;
@@ -1388,6 +1395,14 @@ int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx,
         if (srv->tls_key == NULL)
             goto out;
         flags |= MHD_USE_TLS;
+    } else if (cfg->tls_cert_pem != NULL) {
+        srv->tls_cert = strdup(cfg->tls_cert_pem);
+        srv->tls_key = strdup(cfg->tls_key_pem);
+        if (srv->tls_cert == NULL || srv->tls_key == NULL) {
+            set_err(err, "out of memory");
+            goto out;
+        }
+        flags |= MHD_USE_TLS;
     }
 
     srv->healthz = MHD_create_response_from_buffer(strlen(HEALTHZ_BODY), (void *)HEALTHZ_BODY,
@@ -1424,6 +1439,8 @@ int api_server_start(const api_config *cfg, const api_backend *be, void *be_ctx,
             { MHD_OPTION_END, 0, NULL },
         };
         size_t n = 8;
+        if (cfg->listen_fd > 0) /* bound by the root process (privilege separation) */
+            opts[0] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL };
         if (srv->tls_cert != NULL) {
             opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert };
             opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key };

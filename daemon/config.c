@@ -225,6 +225,13 @@ static const cfg_option OPTIONS[] = {
       "user every guest's QEMU runs as on the local host\n"
       "(must exist; root: as root, not recommended)",
       CFG_STR, FIELD(qemu_user), 0, 0, check_user, 0 },
+    { "privsep", 0, "privsep", "on|off", "off", NULL,
+      "on: HTTP, TLS and JSON run in a separate unprivileged\n"
+      "process (docs/security.md); off: all in one process",
+      CFG_STR, FIELD(privsep), 0, 0, check_on_off, 0 },
+    { "privsep-user", 0, "privsep-user", "USER", "shoal-api", NULL,
+      "user the API front process runs as (must exist)", CFG_STR, FIELD(privsep_user), 0, 0,
+      check_user, 0 },
     { "console-max-kib", 0, "console-max-kib", "N", "1024", NULL,
       "console kept per instance before rotation", CFG_INT, FIELD(console_max_kib), 1, 1 << 20,
       NULL, 0 },

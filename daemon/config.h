@@ -51,6 +51,8 @@ typedef struct {
     char ksm[8];                /* "off", "auto" or "on" (ksm.h) */
     char qemu_aslr[4];          /* "on" (default) or "off": node_opts.qemu_no_aslr */
     char qemu_user[64];         /* node_opts.qemu_user of the local host ("shoal-qemu") */
+    char privsep[4];            /* "on" (default): the API front runs apart (privsep.h) */
+    char privsep_user[64];      /* the front's user ("shoal-api") */
     int console_max_kib;        /* console log kept per instance before rotation */
     int start_parallel;         /* domain starts at once; 0 = auto (core/jobs.c) */
     char host_uri_allow[1024];  /* host URIs the API may add (hosturi.h) */

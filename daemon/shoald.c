@@ -12,6 +12,7 @@
 #include "config.h"
 #include "fleet.h"
 #include "log.h"
+#include "privsep.h"
 #include "sdnotify.h"
 #include "tokens.h"
 
@@ -40,19 +41,51 @@ static int tunables_wanted(const char *cur, char *out, size_t outlen)
     return n > 0 && (size_t)n < outlen;
 }
 
+/* The API in this process (--privsep off), or in a front process of its
+ * own that calls back into this one (privsep.h). */
+static int serve_api(const cfg_t *cfg, const api_config *ac, fleet *f, api_server **srv,
+                     ps_root **ps, char *err, size_t errlen)
+{
+    api_err aerr;
+    ps_opts po = {
+        .listen_host = cfg->listen_host,
+        .listen_port = cfg->listen_port,
+        .tls_cert = ac->tls_cert_path,
+        .tls_key = ac->tls_key_path,
+        .user = cfg->privsep_user,
+        .state_dir = cfg->state_dir,
+        .max_conns = ac->max_connections,
+        .max_conns_per_ip = ac->max_conns_per_ip,
+        .timeout_s = ac->conn_timeout_s,
+        .max_upload = ac->max_upload,
+        .verbose = cfg->verbose,
+    };
+
+    if (strcmp(cfg->privsep, "on") == 0)
+        return ps_root_start(&po, backend_get(), f, ps, err, errlen);
+    if (api_server_start(ac, backend_get(), f, srv, &aerr) != 0) {
+        snprintf(err, errlen, "%s", aerr.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cfg_t cfg;
     char err[1024];
     fleet *f = NULL;
     api_server *srv = NULL;
+    ps_root *ps = NULL;
+    unsigned port;
     api_config ac;
-    api_err aerr;
     tok_store *toks = NULL;
     char dbpath[4200];
     sigset_t set;
     int sig, rc, reexec_errno = 0;
 
+    if (argc > 1 && strcmp(argv[1], PS_FRONT_ARG) == 0)
+        return ps_front_main(argc, argv); /* the API front (privsep.h) */
     if (tunables_wanted(getenv("GLIBC_TUNABLES"), err, sizeof err)) {
         /* No thread exists yet. On failure carry on with glibc's default. */
         if (setenv("GLIBC_TUNABLES", err, 1) == 0)
@@ -117,19 +150,18 @@ int main(int argc, char **argv)
     ac.max_connections = (unsigned)cfg.api_max_conns;
     ac.max_conns_per_ip = (unsigned)cfg.api_max_conns_per_ip;
     ac.conn_timeout_s = (unsigned)cfg.api_timeout_s;
-    if (api_server_start(&ac, backend_get(), f, &srv, &aerr) != 0) {
-        log_error("cannot serve the API on %s:%d: %s", cfg.listen_host, cfg.listen_port, aerr.msg);
+    if (serve_api(&cfg, &ac, f, &srv, &ps, err, sizeof err) != 0) {
+        log_error("cannot serve the API on %s:%d: %s", cfg.listen_host, cfg.listen_port, err);
         tok_close(toks);
         fleet_close(f);
         return 1;
     }
+    port = srv != NULL ? api_server_port(srv) : ps_root_port(ps);
     log_info("listening on %s://%s%s%s:%u (token in %s/admin.token)",
              ac.tls_cert_path ? "https" : "http", strchr(cfg.listen_host, ':') ? "[" : "",
-             cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", api_server_port(srv),
-             cfg.state_dir);
+             cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", port, cfg.state_dir);
     fflush(stderr);
-    sdn_notify("READY=1\nSTATUS=serving the API on %s port %u", cfg.listen_host,
-               api_server_port(srv));
+    sdn_notify("READY=1\nSTATUS=serving the API on %s port %u", cfg.listen_host, port);
 
     do {
         rc = sigwait(&set, &sig);
@@ -137,6 +169,7 @@ int main(int argc, char **argv)
     log_info("signal %d: shutting down (instances keep running)", sig);
     sdn_notify("STOPPING=1\nSTATUS=shutting down (instances keep running)");
     api_server_stop(srv);
+    ps_root_stop(ps);
     tok_close(toks);
     fleet_close(f);
     log_info("stopped");

@@ -1,5 +1,6 @@
 #!/bin/sh
-# shoal-users: create the system users shoald's guests run as, if missing.
+# shoal-users: create the system users shoald's guests and its API front
+# run as, if missing.
 # Run by the Debian package's postinst (installed as
 # PREFIX/libexec/shoal/shoal-users) and by scripts/setup-debian.sh; run it
 # after a by-hand `cmake --install` too. Idempotent.
@@ -37,4 +38,14 @@ if getent group kvm >/dev/null && ! id -nG shoal-qemu | tr ' ' '\n' | grep -qx k
 fi
 if ! id -nG libvirt-qemu | tr ' ' '\n' | grep -qx shoal-qemu; then
     usermod -a -G shoal-qemu libvirt-qemu
+fi
+# shoald's API front process (--privsep on, docs/security.md "Privilege
+# separation") runs as this user: HTTP, TLS and JSON parsing, in an empty
+# root with no capabilities. Its own group, no other membership.
+if ! getent group shoal-api >/dev/null; then
+    groupadd --system shoal-api
+fi
+if ! getent passwd shoal-api >/dev/null; then
+    useradd --system --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin -g shoal-api shoal-api
 fi

@@ -52,6 +52,8 @@ static void test_defaults(void **st)
     assert_int_equal(load(&c, err, 3, "--qemu-aslr", "no"), -1);
     assert_int_equal(load(&c, err, 3, "--qemu-user", "Bad/User"), -1);
     assert_int_equal(load(&c, err, 3, "--qemu-user", ""), -1);
+    assert_int_equal(load(&c, err, 3, "--privsep", "yes"), -1);
+    assert_int_equal(load(&c, err, 3, "--privsep-user", "Bad/User"), -1);
     assert_int_equal(load(&c, err, 3, "--capacity", "real"), -1);
     assert_non_null(strstr(err, "'real'"));
     assert_int_equal(load(&c, err, 3, "--ksm", "maybe"), -1);
@@ -218,6 +220,14 @@ static int got_qemu_user(const cfg_t *c)
 {
     return !strcmp(c->qemu_user, "qemu-x");
 }
+static int got_privsep(const cfg_t *c)
+{
+    return !strcmp(c->privsep, "on");
+}
+static int got_privsep_user(const cfg_t *c)
+{
+    return !strcmp(c->privsep_user, "api-x");
+}
 static int got_console(const cfg_t *c)
 {
     return c->console_max_kib == 64;
@@ -297,6 +307,8 @@ static const want_opt WANT[] = {
     { "ksm", 0, "ksm", "auto", NULL, got_ksm, NULL },
     { "qemu-aslr", 0, "qemu-aslr", "off", NULL, got_aslr, NULL },
     { "qemu-user", 0, "qemu-user", "qemu-x", NULL, got_qemu_user, NULL },
+    { "privsep", 0, "privsep", "on", NULL, got_privsep, NULL },
+    { "privsep-user", 0, "privsep-user", "api-x", NULL, got_privsep_user, NULL },
     { "console-max-kib", 0, "console-max-kib", "64", NULL, got_console, NULL },
     { "start-parallel", 0, "start-parallel", "12", NULL, got_start_parallel, NULL },
     { "host-uri-allow", 0, "host-uri-allow", "qemu?socket", NULL, got_uri_allow, NULL },
