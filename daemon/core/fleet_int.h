@@ -548,14 +548,6 @@ void fleet_reconcile_host(fleet *f, fleet_host *h);
 /* Copy a finished run's status and console files from its remote host to
  * their local paths (nothing for other hosts). */
 void fleet_remote_fetch(fleet *f, const state_instance *in);
-/* On every up remote host (only: that host alone), remove image volumes
- * and run files that no instance placed there uses. */
-void fleet_remote_gc(fleet *f, const char *only);
-
-/* ---- remote.c (hosts on other machines, node.h "Remote hosts") ---- */
-/* Copy a finished run's status and console files from its remote host to
- * their local paths (nothing for other hosts). */
-void fleet_remote_fetch(fleet *f, const state_instance *in);
 /* The status file alone, for the supervisor's poll of a running instance
  * (no-op, and no database read, while no remote host is up). */
 void fleet_remote_poll(fleet *f, const char *id);

@@ -340,6 +340,12 @@ def run(b, api, a, ui, clock):
           b.wait("return document.querySelector('#i-state') && "
                  "document.querySelector('#i-state').textContent === 'running'"))
     check("its console follows", b.wait("return document.querySelector('#con-state').textContent === '(following)'"))
+    st, _, con = http("GET", a.base + "/v1/instances/web-1/console?tail=200",
+                      headers={"Authorization": "Bearer " + token})
+    line = con.decode(errors="replace").strip().splitlines()[:1]
+    check("the console shows the guest's output (%s)" % line,
+          st == 200 and line and b.wait("return document.querySelector('#console').textContent.includes(arguments[0])",
+                                        10, line[0]))
     check("runs table has the API's runs (%d)" % len(web1.get("runs") or []),
           b.wait("return document.querySelectorAll('#runs tbody tr').length === arguments[0]", 5,
                  len(web1.get("runs") or [])))
