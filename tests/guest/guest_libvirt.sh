@@ -70,9 +70,12 @@ python3 "$(dirname "$0")/pool_claim.py" "$WORK/pool/cfg.sock" "$WORK/pool/status
 claim_pid=$!
 
 # First open probes QEMU capabilities (~8 s); the guests then run ~1 s.
+# Each create is followed at once by its event wait (a guest that is done
+# before virsh listens is an event missed): the pool guest only after the
+# cold one is gone.
 set +e
 timeout -s KILL 90 virsh -c "$uri" \
-    "create $WORK/dom.xml; create $WORK/pool.xml; event --domain $name --event lifecycle --timeout 30; event --domain $name-pool --event lifecycle --timeout 30; destroy $name; destroy $name-pool" \
+    "create $WORK/dom.xml; event --domain $name --event lifecycle --timeout 30; create $WORK/pool.xml; event --domain $name-pool --event lifecycle --timeout 30; destroy $name; destroy $name-pool" \
     >"$WORK/virsh.out" 2>&1
 rc=$?
 wait "$claim_pid"
