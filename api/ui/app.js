@@ -195,7 +195,6 @@
     if (d.all) {
       drawList();
       drawHosts();
-      perf.built = perf.built || performance.now();
     } else {
       for (const id of d.ids) { drawRow(id); drawSegs(id); }
       if (d.hosts) drawHosts();
@@ -456,10 +455,8 @@
 
   async function loadAll() {
     S.loading = true;
-    perf.loadStart = perf.loadStart || performance.now();
     try {
       const [hosts, insts] = await Promise.all([listAll('/v1/hosts'), listAll('/v1/instances')]);
-      perf.fetched = perf.fetched || performance.now();
       S.hosts = new Map(hosts.map((h) => [h.name, h]));
       S.insts = new Map(insts.map((i) => [i.id, i]));
       status('');
@@ -675,7 +672,7 @@
       msg.textContent = act + ': done';
       S.dirty.inst = true;
       schedule();
-      if (act !== 'stop') followConsole(id, true);
+      if (act !== 'stop') followConsole(id);
     } catch (e) {
       msg.textContent = act + ' failed: ' + e.message;
     }
@@ -692,7 +689,7 @@
       S.detail = await api('GET', '/v1/instances/' + encodeURIComponent(id));
       S.detailId = S.detail.id;
       drawInstance();
-      followConsole(S.detail.id, false);
+      followConsole(S.detail.id);
     } catch (e) {
       $('#i-title').textContent = 'instance ' + id + ': ' + e.message;
     }
@@ -739,9 +736,9 @@
     }
   }
 
-  /* the console's tail, then its new output as it comes */
-  async function followConsole(id, again) {
-    if (S.con && !again) return;
+  /* the console's tail, then its new output as it comes (the stream of the
+   * page shown before, or of the run before, is closed first) */
+  async function followConsole(id) {
     if (S.con) S.con.abort();
     const ctl = new AbortController();
     S.con = ctl;
