@@ -31,7 +31,7 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-# The users guests run as (shoal-qemu, libvirt-qemu): the same script the
-# Debian package's postinst runs.
+# The users guests and the API front run as (shoal-qemu, libvirt-qemu,
+# shoal-api): the same script the Debian package's postinst runs.
 sh "$(dirname "$0")/../daemon/packaging/shoal-users.sh"
 echo "setup: all packages present"

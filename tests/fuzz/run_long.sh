@@ -29,6 +29,7 @@ cmake --build "$build" --target fuzz_lf_all -j "$(nproc)" >"$out/build.log" 2>&1
 targets="
 http        4096  tests/fuzz/http_corpus
 selector    1024  tests/fuzz/selector_corpus
+chan        8192  tests/fuzz/chan_corpus
 config      4096  tests/fuzz/config_corpus
 hosturi     2048  tests/fuzz/hosturi_corpus
 domxml      8192  tests/fuzz/domxml_corpus
