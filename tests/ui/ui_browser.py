@@ -423,6 +423,54 @@ def run(b, api, a, ui, clock):
     check("after the drain the rows agree with the API (%d)" % n, ok, why)
     b.shot(os.path.join(a.shots, "fleet.png"))
 
+    # --- Start for a selection: the stopped ones, filtered, all ticked
+    stopped = [i["id"] for i in api.all("/v1/instances?state=stopped")]
+    b.type("#filter", "stopped")
+    b.wait("return document.querySelectorAll('#inst-rows .row').length === arguments[0]", 10, len(stopped))
+    b.click("#sel-all")
+    check("select-all ticks the %d rows shown" % len(stopped),
+          b.wait("return document.querySelector('#selcount').textContent === arguments[0] + ' selected'",
+                 5, len(stopped)))
+    b.click("#act-start")
+    end = time.time() + 30
+    started = False
+    while time.time() < end and not started:
+        started = all(api.call("GET", "/v1/instances/" + i)[1]["state"] == "running" for i in stopped)
+        time.sleep(0.2)
+    check("Start on the selection started all %d (API)" % len(stopped), len(stopped) >= 5 and started)
+    b.js("const f = document.querySelector('#filter'); f.value = ''; f.dispatchEvent(new Event('input'))")
+
+    # --- consolidation: the view's dry run matches the API's
+    st, cons = api.call("POST", "/v1/consolidate?dry_run=true", {})
+    b.go(ui + "#/plan")
+    b.click('#plan-kind option[value="consolidate"]')
+    b.click("#plan-run")
+    check("the consolidation plan shows the API's %d moves" % len(cons["moves"]),
+          st == 200 and b.wait("return document.querySelector('#plan-msg').textContent.startsWith('dry run') && "
+                               "document.querySelectorAll('#plan-moves tbody tr').length === arguments[0]",
+                               10, len(cons["moves"])))
+
+    # --- a read-only token sees the fleet and may change nothing
+    st, ro = api.call("POST", "/v1/tokens", {"name": "viewer", "scope": "read-only"})
+    check("read-only token made (HTTP %d)" % st, st == 201)
+    b.go(ui + "#/")
+    b.click("#logout")
+    check("Forget token asks again and clears the session",
+          b.wait("return !document.querySelector('#login').hidden && sessionStorage.length === 0"))
+    b.type("#token", ro["secret"])
+    b.click("#login-btn")
+    check("the read-only token sees every row",
+          b.wait("return document.querySelectorAll('#inst-rows .row').length === arguments[0]", 20,
+                 len(api.all("/v1/instances"))))
+    victim = sorted(api.all("/v1/instances?host=sim"), key=lambda i: i["name"])[0]
+    b.type("#filter", victim["id"])  # an id matches one row (a name like s1-1 also s1-10...)
+    b.wait("return document.querySelectorAll('#inst-rows .row').length === 1")
+    b.click('#inst-rows .row[data-id="%s"] input' % victim["id"])
+    b.click("#act-stop")
+    check("its Stop is refused on the page (forbidden)",
+          b.wait("return document.querySelector('#act-msg').textContent.includes('forbidden')", 10))
+    check("and nothing was stopped", api.call("GET", "/v1/instances/" + victim["id"])[1]["state"] == "running")
+
 
 if __name__ == "__main__":
     sys.exit(main())
