@@ -495,9 +495,10 @@ static void conn_arm(pfwd *p, conn *c)
 static void refuse(pfwd *p, int fd)
 {
     struct linger lg = { 1, 0 };
+    /* counted before the reset: a client that saw it finds it counted */
+    atomic_fetch_add(&p->refused, 1);
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
-    atomic_fetch_add(&p->refused, 1);
 }
 
 /* ---- scale to zero: held connections ------------------------------------ */
