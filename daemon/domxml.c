@@ -301,10 +301,15 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
         const char *what, *val;
         int required;
     } paths[] = {
-        { "kernel", s->kernel, !s->disk },    { "disk", s->disk, 0 },
-        { "console log", s->console_log, 1 }, { "status log", s->status_log, 1 },
-        { "firmware", s->firmware, 0 },       { "fw_cfg file", s->fwcfg_file, 0 },
-        { "initrd", s->initrd, 0 },           { "emulator", s->emulator, 0 },
+        { "kernel", s->kernel, !s->disk },
+        { "disk", s->disk, 0 },
+        { "console log", s->console_log, 1 },
+        { "status log", s->status_log, 1 },
+        { "firmware", s->firmware, 0 },
+        { "fw_cfg file", s->fwcfg_file, 0 },
+        { "initrd", s->initrd, 0 },
+        { "emulator", s->emulator, 0 },
+        { "console socket", s->console_sock, 0 },
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         if (!paths[i].val && !paths[i].required)
@@ -465,6 +470,13 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t err
                 "    <serial type='file'>\n      <source path='");
     buf_esc(&b, s->status_log);
     buf_str(&b, "'/>\n      <target port='1'/>\n    </serial>\n");
+    if (s->console_sock) {
+        /* QEMU listens (server, no wait): a virtio-serial controller and a
+         * virtconsole on it; shoald connects once the guest waits. */
+        buf_str(&b, "    <console type='unix'>\n      <source mode='bind' path='");
+        buf_esc(&b, s->console_sock);
+        buf_str(&b, "'/>\n      <target type='virtio' port='0'/>\n    </console>\n");
+    }
     if (s->disk) {
         /* The overlay's qcow2 header names its base and the base's format
          * (qemu-img create -F), which libvirt 9.0 requires of a backing

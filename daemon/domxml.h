@@ -149,6 +149,13 @@ struct domxml_spec {
     const char *fwcfg_data;  /* not rendered: what node_start writes to fwcfg_file
                                 (which it chooses) before the create and removes
                                 after it; NULL: no record. See node_start */
+    const char *console_sock; /* absolute path of a Unix socket QEMU listens on
+                                (created at its start) for a virtio console:
+                                <console type='unix'> <source mode='bind'>
+                                <target type='virtio'>, beside the serial ports.
+                                A warm pool guest's configuration channel
+                                (docs/guest-protocol.md "Warm pools"); NULL:
+                                none */
     unsigned cpu_quota_pct;  /* CPU time the whole QEMU (vCPUs, main loop, I/O
                                 threads) may use, in percent of one host CPU
                                 (<cputune> global_period 100 ms, global_quota),

@@ -64,6 +64,7 @@ int gst_parse_line(const char *line, size_t len, gst_record *out)
     gst_record r;
 
     memset(&r, 0, sizeof r);
+    r.claim_us = -1;
     if (len < sizeof PREFIX - 1 || memcmp(p, PREFIX, sizeof PREFIX - 1) != 0)
         return -1;
     p += sizeof PREFIX - 1;
@@ -72,6 +73,20 @@ int gst_parse_line(const char *line, size_t len, gst_record *out)
         if (take_num(&p, end, "boot_us", 10, INT64_MAX, &v) < 0)
             return -1;
         r.kind = GST_READY;
+        r.boot_us = (int64_t)v;
+        const char *q = p;
+        while (q < end && *q == ' ')
+            q++;
+        if (q < end && *q != '\r') { /* a pool guest's claim time */
+            if (take_num(&p, end, "claim_us", 10, INT64_MAX, &v) < 0)
+                return -1;
+            r.claim_us = (int64_t)v;
+        }
+    } else if (end - p >= 9 && !memcmp(p, "pool-wait", 9)) {
+        p += 9;
+        if (take_num(&p, end, "boot_us", 10, INT64_MAX, &v) < 0)
+            return -1;
+        r.kind = GST_POOL_WAIT;
         r.boot_us = (int64_t)v;
     } else if (end - p >= 4 && !memcmp(p, "exit", 4)) {
         p += 4;

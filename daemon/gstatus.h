@@ -3,7 +3,8 @@
  * The guest kernel writes one record per line to its second serial port,
  * which libvirt sends to a file (docs/guest-protocol.md):
  *
- *   shoal-status ready boot_us=<n>
+ *   shoal-status ready boot_us=<n> [claim_us=<n>]
+ *   shoal-status pool-wait boot_us=<n>
  *   shoal-status exit code=<0..255>
  *   shoal-status crash vector=<n> error=<hex> rip=<hex> cr2=<hex>
  *
@@ -19,16 +20,22 @@
 
 #define GST_LINE_MAX 256 /* longer lines are dropped whole */
 
-typedef enum { GST_NONE = 0, GST_READY, GST_EXIT, GST_CRASH } gst_kind;
+/* GST_POOL_WAIT: a warm pool guest booted and waits for its configuration
+ * (docs/guest-protocol.md "Warm pools"); claim_us on a ready record is the
+ * guest's time from that record to ready. */
+typedef enum { GST_NONE = 0, GST_READY, GST_EXIT, GST_CRASH, GST_POOL_WAIT } gst_kind;
 
 typedef struct {
     gst_kind kind;
-    int64_t boot_us; /* READY: guest microseconds from entry to main */
-    int exit_code;   /* EXIT: 0..255 */
-    int vector;      /* CRASH: CPU exception vector 0..255 */
-    uint64_t error;  /* CRASH: error code */
-    uint64_t rip;    /* CRASH: faulting instruction */
-    uint64_t cr2;    /* CRASH: faulting address (page faults) */
+    int64_t boot_us;  /* READY, POOL_WAIT: guest microseconds from entry to main
+                         (to the wait) */
+    int64_t claim_us; /* READY of a pool guest: microseconds from its
+                         configuration's arrival to main; -1: not given */
+    int exit_code;    /* EXIT: 0..255 */
+    int vector;       /* CRASH: CPU exception vector 0..255 */
+    uint64_t error;   /* CRASH: error code */
+    uint64_t rip;     /* CRASH: faulting instruction */
+    uint64_t cr2;     /* CRASH: faulting address (page faults) */
 } gst_record;
 
 /* Parse one line (without its newline). 0 and *out filled when it is a

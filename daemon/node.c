@@ -1189,6 +1189,19 @@ int node_qemu_ids(const char *user, unsigned *uid, unsigned *gid, char *err, siz
 }
 
 /* Let QEMU's group (and nobody else) through dir: root-owned, mode 0710. */
+int node_sock_dir(struct node *n, const char *dir, char *err, size_t errlen)
+{
+    if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
+        (n->embedded
+             ? chown(dir, (uid_t)n->qemu_uid, (gid_t)n->qemu_gid) != 0 || chmod(dir, 0700) != 0
+             : chmod(dir, 0711) != 0)) {
+        errbuf_set(err, errlen, "cannot prepare socket directory '%s' for QEMU: %s", dir,
+                   strerror(errno));
+        return NODE_E_IO;
+    }
+    return NODE_OK;
+}
+
 static int guard_dir(const char *dir, unsigned gid, char *err, size_t errlen)
 {
     if (chown(dir, 0, (gid_t)gid) != 0 || chmod(dir, 0710) != 0) {

@@ -313,6 +313,12 @@ const char *node_confinement(const struct node *node);
  * powered off), even when the verdict chose qemu because kvm was slower. */
 int node_kvm_works(const struct node *node);
 
+/* Make dir (created if missing) a directory where QEMU's user can create a
+ * listening socket (domxml_spec.console_sock): on an embedded connection
+ * owned by QEMU's user, mode 0700 (only it and root get in); else 0711 as
+ * it is. NODE_E_IO with the path quoted. */
+int node_sock_dir(struct node *node, const char *dir, char *err, size_t errlen);
+
 /* Capacity as probed at open (refreshes free memory). */
 int node_capacity(struct node *node, struct node_capacity *cap, char *err, size_t errlen);
 

@@ -1,6 +1,7 @@
 /* fleet.c - opening and closing the fleet: state dir, databases, bridge,
  * port proxy, hosts, and the threads (in the order fleet_int.h lists). */
 #include "fleet_int.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -454,6 +455,9 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start supervisor thread");
         goto fail;
     }
+    /* Warm pools last: their guests are placed beside reconciled rows. */
+    if (fleet_pool_open(f, err, errlen) != 0)
+        log_warn("warm pools are off: %s", err);
     *out = f;
     return 0;
 
@@ -467,6 +471,7 @@ void fleet_close(fleet *f)
 {
     if (!f)
         return;
+    fleet_pool_close(f); /* its guests never outlive shoald (pool.h) */
     stop_threads(f, f->nworkers, 1);
     free_fleet(f);
 }

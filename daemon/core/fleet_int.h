@@ -71,6 +71,10 @@
  *                   its output and starts it again when it dies; the core
  *                   writes its lease list from API threads, start workers
  *                   and the supervisor (leases.c).
+ *   warm pools      one thread (pool.c, pool.h): keeps each image's pool of
+ *                   booted, waiting guests filled on the local host; a
+ *                   placement check under place_mu, then libvirt, SQLite,
+ *                   status files and console sockets with no lock held.
  *   image store     img_store.c's own checkpoint thread and lock.
  *
  * LOCKS, in the order they may be taken (never take one to the left while
@@ -102,6 +106,10 @@
  *             across a libvirt call, a SQLite call or file I/O (status files
  *             are read with it released: status.c). Condition variables
  *             job_cv, state_cv and event_cv go with it.
+ *
+ *   pool.mu   the warm pool table (pool.h): a leaf below mu, never held
+ *             across I/O; a create claims a guest under it while holding
+ *             place_mu (place_mu > row_mu > mu > pool.mu).
  *
  *   dhcp_mu   fleet.dhcp_mu. Serializes writing the DHCP lease list
  *             (leases.c): held across the SQLite read of the rows and
@@ -346,6 +354,7 @@ struct fleet {
     pthread_mutex_t dhcp_mu; /* see LOCKS above */
     uint64_t dhcp_gen;       /* under mu: bumped when networked rows come or go */
     uint64_t dhcp_done;      /* under mu: generation the written list covers */
+    struct fleet_pool *pool; /* warm pools (pool.h), NULL when not running */
     int64_t dhcp_last_ms;    /* under mu: monotonic ms of the last write */
 };
 

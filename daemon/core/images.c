@@ -3,6 +3,7 @@
  * image's last name, what an instance's image says of its status channel,
  * and the store's errors in the core's terms. */
 #include "fleet_int.h"
+#include "pool.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -161,6 +162,9 @@ int fleet_image_set_profile(fleet *f, const char *ref, const img_profile_change 
         return fleet_img_err(e, &ie, "ref");
     }
     snprintf(digest, IMG_DIGEST_LEN + 1, "%s", info.digest);
+    /* its pool's size is read again; guests booted with a profile that
+     * changed how it boots are replaced (pool.h) */
+    fleet_pool_image_changed(f, ch.firmware || ch.cmdline || ch.exit ? info.digest : NULL);
     fleet_emit(f, "image.updated", NULL, NULL, NULL, NULL, ref, info.digest, NULL);
     log_info("image %s (%s): profile firmware %s, cmdline %s, exit %s, ready %s, health %s", ref,
              info.digest, img_firmware_name(info.profile.firmware),
@@ -236,6 +240,8 @@ int fleet_image_delete(fleet *f, const char *ref, bool force, fleet_err *e)
     }
     img_gc(f->img, NULL, NULL);
 done:
+    if (rc == FLEET_OK) /* its warm pool goes with its last name (pool.h) */
+        fleet_pool_image_changed(f, names <= 1 ? digest : NULL);
     if (rc == FLEET_OK) {
         fleet_remote_gc(f, NULL); /* its volumes on remote hosts */
         fleet_emit(f, "image.deleted", NULL, NULL, NULL, NULL, ref, digest, NULL);

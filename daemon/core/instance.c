@@ -18,6 +18,7 @@
 #include "killpoint.h"
 #include "log.h"
 #include "netbr.h"
+#include "pool.h"
 #include "portfwd.h"
 #include "snapshot.h"
 
@@ -345,6 +346,41 @@ static int assign_addresses(fleet *f, const fleet_snapshot *snap, uint32_t count
     return rc;
 }
 
+/* Instances whose run matches a warm pool guest's take one (pool.h): same
+ * image, host, memory, vCPUs and network, and neither an initrd nor a
+ * command line of their own. The instance takes the guest's id, and so its
+ * domain, MAC, tap and files; a name derived from the id follows it.
+ * pooled[i] is set for those. Under place_mu, before the rows are written. */
+static void claim_pool(fleet *f, const fleet_instance_spec *spec, const fleet_boot *boot,
+                       const char *digest, bool network, uint32_t count, state_instance *made,
+                       const sched_decision *dec, char *pooled)
+{
+    if (spec->initrd || spec->cmdline || boot->disk || boot->template ||
+        boot->preset != GCMD_PRESET_SHOAL)
+        return;
+    for (uint32_t i = 0; i < count; i++) {
+        char id[STATE_ID_LEN + 1], name[STATE_NAME_MAX];
+        int clash = 0;
+        if (!fleet_pool_claim(f, digest, dec->assignments[i].host_id, spec->memory_mib, spec->vcpus,
+                              network, id))
+            break;
+        snprintf(name, sizeof name, "%s", made[i].name);
+        if (!spec->name) {
+            default_name(spec->image, id, name, sizeof name);
+            for (uint32_t k = 0; k < count && !clash; k++)
+                clash = k != i && !strcmp(made[k].name, name);
+            clash = clash || name_taken(f, name);
+        }
+        if (clash || name_taken(f, id)) {
+            fleet_pool_unclaim(f, id);
+            continue;
+        }
+        snprintf(made[i].id, sizeof made[i].id, "%s", id);
+        snprintf(made[i].name, sizeof made[i].name, "%s", name);
+        pooled[i] = 1;
+    }
+}
+
 /* A run's own initrd (spec->initrd): not for a disk image (422, as at an
  * image's push), and stored (404). Each instance made takes a reference. */
 static int check_initrd(fleet *f, const fleet_instance_spec *spec, const fleet_boot *boot,
@@ -379,10 +415,10 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
     state_instance *made = NULL, probes;
     size_t nmade = 0;
     char err[512], digest[IMG_DIGEST_LEN + 1], image_ref[256];
-    char *args = NULL, *env = NULL, *labels = NULL, *placement = NULL;
+    char *args = NULL, *env = NULL, *labels = NULL, *placement = NULL, *pooled = NULL;
     uint32_t count = spec->count ? spec->count : 1;
     bool network = spec->network && f->gateway;
-    int rc = FLEET_OK, src;
+    int rc = FLEET_OK, src, evict = 0;
     int64_t t_request = fleet_now_ms();
 
     *out = NULL;
@@ -428,7 +464,8 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
     labels = fleet_kv_json(spec->labels, spec->n_labels);
     placement = fleet_placement_format(spec->spread, spec->rules, spec->n_rules);
     made = calloc(count, sizeof *made);
-    if (!made || !args || !env || !labels || !placement) {
+    pooled = calloc(count, 1);
+    if (!made || !pooled || !args || !env || !labels || !placement) {
         rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
         goto out;
     }
@@ -436,12 +473,33 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
     pthread_mutex_lock(&f->place_mu);
     if ((rc = claim_names(f, spec, count, network, made, e)) != FLEET_OK)
         goto unlock;
-    if (fleet_snapshot_take(f, &snap, err, sizeof err) != 0) {
+    /* Warm pool guests hold room like any guest (pool.h)... */
+    if (fleet_snapshot_take_pool(f, &snap, err, sizeof err) != 0) {
         rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
         goto unlock;
     }
-    if ((rc = place(spec, image_ref, &info, count, &snap, &sst, &dec, e)) != FLEET_OK)
+    rc = place(spec, image_ref, &info, count, &snap, &sst, &dec, e);
+    /* ...but never push out a create: placed without them, it takes the
+     * room of those on its hosts that it does not claim. */
+    if (rc == FLEET_E_CAPACITY && snap.npool) {
+        sched_decision_clear(&dec);
+        sched_state_free(sst);
+        sst = NULL;
+        fleet_snapshot_free(&snap);
+        if (fleet_snapshot_take(f, &snap, err, sizeof err) != 0) {
+            rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
+            goto unlock;
+        }
+        rc = place(spec, image_ref, &info, count, &snap, &sst, &dec, e);
+        evict = rc == FLEET_OK;
+    }
+    if (rc != FLEET_OK)
         goto unlock;
+    claim_pool(f, spec, &boot, digest, network, count, made, &dec, pooled);
+    for (uint32_t i = 0; evict && i < count; i++)
+        if (fleet_pool_make_room(f, dec.assignments[i].host_id))
+            log_info("warm pool guests on %s make room for a create of %s",
+                     dec.assignments[i].host_id, image_ref);
     if (network && (rc = assign_addresses(f, &snap, count, made, e)) != FLEET_OK)
         goto unlock;
     for (uint32_t i = 0; i < count; i++) {
@@ -517,6 +575,9 @@ unlock:
                 img_initrd_release(f->img, made[i].initrd, &ie);
         }
         nmade = 0;
+        for (uint32_t i = 0; pooled && i < count; i++)
+            if (pooled[i]) /* back to the pool, untouched */
+                fleet_pool_unclaim(f, made[i].id);
     }
     pthread_mutex_unlock(&f->place_mu);
     if (nmade && network)
@@ -534,7 +595,7 @@ unlock:
     pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < nmade; i++) {
         fleet_emit(f, "instance.created", made[i].id, made[i].name, "pending", made[i].host,
-                   image_ref, digest, NULL);
+                   image_ref, digest, pooled[i] ? "from the warm pool" : NULL);
         fleet_queue(f, JOB_START, made[i].id, NULL);
     }
     if (nmade) {
@@ -550,6 +611,7 @@ out:
     free(env);
     free(labels);
     free(placement);
+    free(pooled);
     sched_decision_clear(&dec);
     sched_state_free(sst);
     fleet_snapshot_free(&snap);

@@ -13,6 +13,7 @@
  *
  * Why --start-parallel auto is what it is: see fleet_start_parallel_auto. */
 #include "fleet_int.h"
+#include "pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,8 +154,14 @@ void fleet_on_node_event(struct node *node, const char *instance_id, enum node_e
 {
     fleet *f = user;
     switch (ev) {
-    case NODE_EVENT_STOPPED: fleet_queue(f, JOB_DOMAIN_GONE, instance_id, detail); break;
-    case NODE_EVENT_CRASHED: fleet_queue(f, JOB_DOMAIN_CRASHED, instance_id, detail); break;
+    case NODE_EVENT_STOPPED:
+    case NODE_EVENT_CRASHED:
+        /* a warm pool guest that dies is replaced (pool.h); no row: the
+         * jobs below find nothing to do for it */
+        fleet_pool_gone(f, instance_id);
+        fleet_queue(f, ev == NODE_EVENT_STOPPED ? JOB_DOMAIN_GONE : JOB_DOMAIN_CRASHED, instance_id,
+                    detail);
+        break;
     case NODE_EVENT_CONN_LOST:
         pthread_mutex_lock(&f->mu);
         for (size_t i = 0; i < f->nhosts; i++) {

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pool.h"
 
 /* QEMUs of an embedded host's root that libvirt does not list: a start
  * that a killed shoald left inside virDomainCreateXML, after QEMU was
@@ -192,6 +193,10 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
                 log_warn("host %s: destroy '%s' failed: %s", host_name, doms[d].name, err);
             continue;
         }
+        /* A warm pool guest of this process (pool.h): not an instance yet.
+         * One an earlier shoald left has no row and is destroyed below. */
+        if (!row && fleet_pool_owns(f, doms[d].instance_id))
+            continue;
         if (!row || strcmp(row->host, host_name) != 0 || !row->want_running) {
             log_warn("host %s: destroying domain '%s' (instance '%s' is %s)", host_name,
                      doms[d].name, doms[d].instance_id,

@@ -18,6 +18,7 @@
 #include "guestcmd.h"
 #include "killpoint.h"
 #include "log.h"
+#include "pool.h"
 #include "portfwd.h"
 
 /* Build the guest command line from the row, in the image's preset
@@ -128,6 +129,36 @@ void fleet_publish_ports(fleet *f, const state_instance *in)
         log_warn("instance %s: no published port to scale to zero behind", in->id);
 }
 
+/* A claimed warm pool guest that will not get its configuration: out of
+ * the pool, its domain destroyed (the instance's own domain name: pool.h). */
+static void drop_pool_guest(fleet *f, struct node *node, const char *id, const char *dom)
+{
+    char err[NODE_ERR_MAX];
+    int rc;
+    fleet_pool_forget(f, id);
+    if ((rc = node_destroy(node, dom, err, sizeof err)) != NODE_OK && rc != NODE_E_NOTFOUND)
+        log_warn("instance %s: cannot destroy its warm pool guest: %s", id, err);
+}
+
+/* Hand a claimed pool guest its configuration (pool.h): the line and the
+ * private record a cold start would give it, joined as the guest parses
+ * them. 0, or -1 with a message (the caller starts the instance cold). */
+static int pool_handover(fleet *f, const char *id, const gcmd *cmd, const gcmd *rec, char *err,
+                         size_t errlen)
+{
+    char *all = malloc(2 * GCMD_MAX + 2);
+    int rc = -1;
+    if (!all) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(all, 2 * GCMD_MAX + 2, "%s%s%s", cmd->buf, cmd->len && rec->len ? " " : "",
+             rec->len ? rec->buf : "");
+    rc = fleet_pool_handover(f, id, all, err, errlen);
+    free(all);
+    return rc;
+}
+
 void fleet_job_start(fleet *f, const fleet_job *j)
 {
     state_instance in;
@@ -145,7 +176,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     struct fail_ctx fc;
     struct starting_ctx sc;
     fleet_rt *rt;
-    int run_no = 0, have_row = 0;
+    int run_no = 0, have_row = 0, pooled = 0;
     int64_t t_create;
 
     memset(&info, 0, sizeof info);
@@ -221,7 +252,11 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     fleet_console_path(f, in.id, console, sizeof console);
     fleet_status_path(f, in.id, status, sizeof status);
     fleet_domain_name(in.id, dom, sizeof dom);
-    if (unlink(status) != 0 && errno != ENOENT)
+    /* Its first start, when the create took a warm pool guest: the guest
+     * runs already, with this instance's id, files and MAC (pool.h); its
+     * status file keeps the pool-wait record, which readiness ignores. */
+    pooled = !boot.disk && !boot.template && fleet_pool_claimed(f, in.id);
+    if (!pooled && unlink(status) != 0 && errno != ENOENT)
         log_warn("instance %s: cannot reset '%s': %s", in.id, status, strerror(errno));
 
     memset(&spec, 0, sizeof spec);
@@ -252,8 +287,12 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         fleet_dhcp_flush(f); /* its DHCP lease is in place before it boots */
         /* Its tap is allowed before it exists (guard.h): the guest sends
          * nothing unfiltered. */
-        if (!(spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err)) ||
+        /* A pool guest's tap is on its bridge already: its rule now
+         * pins the instance's address too, before the guest learns it. */
+        if ((!pooled && !(spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err))) ||
             fleet_guard_add(f, &in, tap, err, sizeof err) != 0) {
+            if (pooled)
+                drop_pool_guest(f, node, in.id, dom);
             fc.why = err;
             fleet_mutate(f, in.id, fail_fn, &fc);
             fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
@@ -285,7 +324,22 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     kp_hit("start.row");
 
     t_create = fleet_now_ms();
-    if (node_start(node, &spec, NULL, err, sizeof err) != NODE_OK) {
+    if (pooled && pool_handover(f, in.id, &cmd, &rec, err, sizeof err) != 0) {
+        /* Started cold instead, from a clean slate: the guest is gone. */
+        log_warn("instance %s: warm pool guest failed (%s): starting it cold", in.id, err);
+        drop_pool_guest(f, node, in.id, dom);
+        pooled = 0;
+        if (unlink(status) != 0 && errno != ENOENT)
+            log_warn("instance %s: cannot reset '%s': %s", in.id, status, strerror(errno));
+        pthread_mutex_lock(&f->mu);
+        rt = fleet_rt_get(f, in.id);
+        memset(&rt->tracker, 0, sizeof rt->tracker);
+        pthread_mutex_unlock(&f->mu);
+        if (spec.mac) /* NULL (err set): the start fails below */
+            spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err);
+    }
+    if (!pooled && ((spec.mac && !spec.bridge) || node_start(node, &spec, NULL, err, sizeof err) !=
+                                                       NODE_OK)) {
         pthread_mutex_lock(&f->mu);
         rt = fleet_rt_get(f, in.id);
         rt->active = 0;
@@ -301,7 +355,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     }
     kp_hit("start.created");
     t_create = fleet_now_ms() - t_create;
-    if (spec.tap)
+    if (spec.tap && !pooled)
         fleet_tap_no_ipv6(spec.tap);
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_get(f, in.id);
@@ -317,8 +371,13 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         fleet_mark_ready(f, in.id, run_no, fleet_now_ms());
     /* The domain's creation (libvirt + QEMU's start) is most of a start:
      * its time is logged for bench_storm.sh. */
-    log_info("instance %s (%s) started on %s (domain created in %lld ms)", in.id, in.name, in.host,
-             (long long)t_create);
+    if (pooled)
+        log_info("instance %s (%s) started on %s from the warm pool (configuration taken in %lld "
+                 "ms)",
+                 in.id, in.name, in.host, (long long)t_create);
+    else
+        log_info("instance %s (%s) started on %s (domain created in %lld ms)", in.id, in.name,
+                 in.host, (long long)t_create);
     kp_hit("start.done");
     fleet_status_poll(f, in.id);
 out:

@@ -2,6 +2,8 @@
  * an instance's placement (policy and rules). */
 #include "snapshot.h"
 
+#include "pool.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +156,7 @@ void fleet_snapshot_free(fleet_snapshot *s)
     free(s->insts);
     free(s->row_of);
     free(s->use);
+    free(s->pool);
     state_inst_array_free(s->rows, s->nrows);
     memset(s, 0, sizeof *s);
 }
@@ -173,7 +176,19 @@ static void cap_by_available(sched_host *sh, uint64_t charged, uint64_t avail)
     sh->mem_overcommit = 1.0;
 }
 
+static int take(fleet *f, fleet_snapshot *s, int with_pool, char *err, size_t errlen);
+
 int fleet_snapshot_take(fleet *f, fleet_snapshot *s, char *err, size_t errlen)
+{
+    return take(f, s, 0, err, errlen);
+}
+
+int fleet_snapshot_take_pool(fleet *f, fleet_snapshot *s, char *err, size_t errlen)
+{
+    return take(f, s, 1, err, errlen);
+}
+
+static int take(fleet *f, fleet_snapshot *s, int with_pool, char *err, size_t errlen)
 {
     uint64_t avail[FLEET_MAX_HOSTS], charged[FLEET_MAX_HOSTS] = { 0 };
     fleet_charge_memo memo = { 0 };
@@ -231,12 +246,14 @@ int fleet_snapshot_take(fleet *f, fleet_snapshot *s, char *err, size_t errlen)
     }
     s->nhosts = f->nhosts;
     pthread_mutex_unlock(&f->mu);
-    s->insts = calloc(s->nrows + 1, sizeof *s->insts);
-    s->row_of = calloc(s->nrows + 1, sizeof *s->row_of);
-    s->idocs = calloc(s->nrows + 1, sizeof *s->idocs);
-    s->ilabels = calloc(s->nrows + 1, sizeof *s->ilabels);
-    s->iplace = calloc(s->nrows + 1, sizeof *s->iplace);
-    s->irules = calloc(s->nrows + 1, sizeof *s->irules);
+    if (with_pool)
+        s->pool = fleet_pool_residents(f, &s->npool);
+    s->insts = calloc(s->nrows + s->npool + 1, sizeof *s->insts);
+    s->row_of = calloc(s->nrows + s->npool + 1, sizeof *s->row_of);
+    s->idocs = calloc(s->nrows + s->npool + 1, sizeof *s->idocs);
+    s->ilabels = calloc(s->nrows + s->npool + 1, sizeof *s->ilabels);
+    s->iplace = calloc(s->nrows + s->npool + 1, sizeof *s->iplace);
+    s->irules = calloc(s->nrows + s->npool + 1, sizeof *s->irules);
     if (!s->insts || !s->row_of || !s->idocs || !s->ilabels || !s->iplace || !s->irules) {
         snprintf(err, errlen, "out of memory");
         fleet_snapshot_free(s);
@@ -269,6 +286,20 @@ int fleet_snapshot_take(fleet *f, fleet_snapshot *s, char *err, size_t errlen)
             si->n_rules = s->iplace[k].n_rules;
         }
         s->row_of[s->ninsts++] = r;
+    }
+    /* Warm pool guests: charged like a new guest of their image (no rows,
+     * labels or rules). */
+    for (size_t i = 0; i < s->npool; i++) {
+        size_t h = fleet_snapshot_host(s, s->pool[i].host);
+        sched_instance *si = &s->insts[s->ninsts];
+        if (h == s->nhosts)
+            continue;
+        si->id = s->pool[i].id;
+        fleet_charge_new(s, s->pool[i].digest, s->pool[i].memory_mib, s->pool[i].vcpus,
+                         &si->mem_mib, &si->vcpus);
+        charged[h] += si->mem_mib + s->hosts[h].vmm_overhead_mib;
+        si->host = h;
+        s->row_of[s->ninsts++] = SCHED_NONE;
     }
     for (size_t i = 0; i < s->nhosts; i++)
         cap_by_available(&s->hosts[i], charged[i], avail[i]);

@@ -29,10 +29,16 @@ typedef struct {
     bool measured;                      /* --capacity measured: charges are measured */
     uint64_t room_mib[FLEET_MAX_HOSTS]; /* each host's memory less its reserve */
     uint32_t cpus[FLEET_MAX_HOSTS];     /* each host's CPUs */
+    struct fleet_pool_resident *pool;   /* warm pool guests among insts (their ids), npool */
+    size_t npool;
 } fleet_snapshot;
 
 /* 0, or -1 with a message in err. */
 int fleet_snapshot_take(fleet *f, fleet_snapshot *s, char *err, size_t errlen);
+/* The same, with the warm pools' guests (pool.h) among the residents, each
+ * charged like a new guest of its image: what creates and pool fills
+ * place against. */
+int fleet_snapshot_take_pool(fleet *f, fleet_snapshot *s, char *err, size_t errlen);
 void fleet_snapshot_free(fleet_snapshot *s);
 /* Index of the host called name, or s->nhosts. */
 size_t fleet_snapshot_host(const fleet_snapshot *s, const char *name);

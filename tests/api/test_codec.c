@@ -740,7 +740,8 @@ static void t_encode_lists(void **state)
                         "\"boot\":\"multiboot\",\"format\":\"elf\",\"kind\":\"solo5\","
                         "\"evidence\":[\"note solo5.abi\",\"interp /nonexistent/solo5/\"],"
                         "\"profile\":{\"firmware\":\"seabios\",\"cmdline\":\"solo5\","
-                        "\"exit\":\"debug-exit\",\"ready\":null,\"health\":null},\"initrd\":null,"
+                        "\"exit\":\"debug-exit\",\"ready\":null,\"health\":null,\"warm_pool\":0},"
+                        "\"initrd\":null,"
                         "\"refs\":[\"hello:latest\",\"hello:1.0\"],\"labels\":{\"team\":\"web\"},"
                         "\"created\":\"2026-11-26T23:01:29Z\",\"instances\":3}],\"next\":\"c1\"}");
     free(out);

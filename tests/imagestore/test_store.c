@@ -550,10 +550,10 @@ static void test_schema_version(void **state)
     assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     FAILS(img_store_open(f->db, NULL, &f->s, err), IMG_E_CORRUPT,
-          "has schema version 99, newer than this shoal's (5)");
+          "has schema version 99, newer than this shoal's (6)");
     assert_null(f->s);
     assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 5", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 6", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     assert_int_equal(open_store(f, NULL), 0);
 }

@@ -25,6 +25,15 @@ static void test_good_records(void **st)
     assert_int_equal(parse("shoal-status ready boot_us=412", &r), 0);
     assert_int_equal(r.kind, GST_READY);
     assert_int_equal(r.boot_us, 412);
+    assert_int_equal(r.claim_us, -1);
+    /* a warm pool guest (docs/guest-protocol.md "Warm pools") */
+    assert_int_equal(parse("shoal-status pool-wait boot_us=900", &r), 0);
+    assert_int_equal(r.kind, GST_POOL_WAIT);
+    assert_int_equal(r.boot_us, 900);
+    assert_int_equal(parse("shoal-status ready boot_us=900 claim_us=35\r", &r), 0);
+    assert_int_equal(r.kind, GST_READY);
+    assert_int_equal(r.boot_us, 900);
+    assert_int_equal(r.claim_us, 35);
     assert_int_equal(parse("shoal-status exit code=255", &r), 0);
     assert_int_equal(r.kind, GST_EXIT);
     assert_int_equal(r.exit_code, 255);
@@ -53,6 +62,11 @@ static void test_bad_records(void **st)
         "shoal-status ready boot_us=99999999999999999999999",
         "shoal-status exit code=256",
         "shoal-status exit code=1 extra",
+        "shoal-status ready boot_us=1 claim_us=",
+        "shoal-status ready boot_us=1 claim_us=5 extra",
+        "shoal-status ready boot_us=1 extra",
+        "shoal-status pool-wait",
+        "shoal-status pool-wait boot_us=1 claim_us=2",
         "shoal-status exit",
         "shoal-status exit code=0x10",
         "shoal-status exits code=1",

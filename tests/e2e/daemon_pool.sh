@@ -1,0 +1,162 @@
+#!/bin/bash
+# End to end (issue 15): warm pools with real libvirt/QEMU (TCG where KVM
+# cannot run the guest), docs/shoald.md "Warm pools":
+#   - PATCH {"warm_pool": N}: 400 naming warm_pool for an image that does
+#     not speak the hand-over (a foreign PVH kernel); shown by GET;
+#   - a pool of 2 fills; two concurrent creates take both guests (each
+#     once: two distinct ids, both pool guests'), their env, args and name
+#     reach the app (hello prints them), the event says "from the warm
+#     pool"; the pool refills with new guests;
+#   - an httpd guest taken from the pool answers HTTP at the address the
+#     instance was given (the record's shoal.ip, the guard's rule);
+#   - capacity: with --max-instances 6 pool guests hold slots; a create
+#     that needs one takes a pool guest's room (201, the pool shrinks) and
+#     the pool does not grow past what is free; it refills when room comes;
+#   - a pool of 0, and an image's deletion, destroy its pool guests;
+#   - shoald's stop destroys the pool; a pool guest of a killed shoald is
+#     destroyed by the next one's reconcile, never adopted.
+# --domain-type qemu: TCG, no KVM canary (~13 s); kvm-pvm here is slower.
+# usage: daemon_pool.sh SHOALD IMAGES_DIR
+set -eu
+SHOALD=$1
+IMAGES=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh"
+
+for f in "$SHOALD" "$IMAGES/hello.elf" "$IMAGES/httpd.elf" "$IMAGES/sleep.elf" \
+    "$IMAGES/foreign_exit.elf"; do
+    [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
+done
+e2e_setup
+e2e_start_daemon "$SHOALD" --max-instances 6 --domain-type qemu || exit 1
+
+patch() { api PATCH "/v1/images/$1" -H 'Content-Type: application/json' -d "$2"; }
+# Ids of the running pool guests: QEMUs started with shoal.pool=1 whose id
+# is no instance's (a claimed guest keeps its QEMU and becomes one).
+pool_ids() {
+    api GET /v1/instances
+    local insts
+    insts=$(printf '%s' "$BODY" | jq -r '.items[].id')
+    for p in $(pgrep -f "qemu-system.*$E2E_STATE.*shoal.pool=1" || true); do
+        id=$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -o 'guest=shoal-[0-9a-f]*' |
+            head -n 1 | cut -d- -f2)
+        [ -n "$id" ] && ! grep -qx "$id" <<<"$insts" && echo "$id"
+    done
+    return 0
+}
+# ... of those, the ones waiting (pool-wait in their status file).
+ready_ids() {
+    for id in $(pool_ids); do
+        grep -q "^shoal-status pool-wait" "$E2E_STATE/run/$id.status" 2>/dev/null && echo "$id"
+    done
+    return 0
+}
+nready() { ready_ids | wc -l; }
+# n guests wait, and shoald's pool has seen them wait (its next tick)
+waiting() { [ "$(nready)" = "$1" ] && sleep 0.5 && [ "$(nready)" = "$1" ]; }
+npool() { pool_ids | wc -l; }
+create() { api POST /v1/instances -H 'Content-Type: application/json' -d "$1"; }
+console() {
+    api GET "/v1/instances/$1/console"
+    printf '%s' "$BODY"
+}
+
+e2e_push_images hello httpd sleep
+api POST "/v1/images?ref=exitk:latest" -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$IMAGES/foreign_exit.elf"
+
+# --- the size, and who may have one
+patch exitk '{"warm_pool":2}'
+check "warm_pool on a foreign PVH image: 400 naming warm_pool (HTTP $HTTP_CODE: $(printf '%s' "$BODY" | jq -r .error.message))" \
+    eval '[ "$HTTP_CODE" = 400 ] && [ "$(printf "%s" "$BODY" | jq -r .error.field)" = warm_pool ]'
+patch hello '{"warm_pool":-1}'
+check "warm_pool -1: 400 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 400 ]
+patch hello '{"warm_pool":2}'
+check "PATCH hello warm_pool 2 (HTTP $HTTP_CODE)" \
+    eval '[ "$HTTP_CODE" = 200 ] && [ "$(printf "%s" "$BODY" | jq -r .profile.warm_pool)" = 2 ]'
+check "2 pool guests of hello wait" wait_for 30 waiting 2
+POOL1=$(ready_ids | sort)
+
+# --- two concurrent creates take both, each once
+for k in 1 2; do
+    ns_curl -sS -m 30 -X POST -H "Authorization: Bearer $E2E_TOKEN" \
+        -H 'Content-Type: application/json' \
+        -d "{\"image\":\"hello\",\"name\":\"p$k\",\"args\":[\"a b\",\"x=$k\"],\"env\":{\"MODE\":\"m$k\"}}" \
+        -o "$E2E_STATE/create$k.json" "http://127.0.0.1:$E2E_PORT/v1/instances" &
+    CURLS="${CURLS:-} $!"
+done
+for p in $CURLS; do wait "$p" || true; done
+ID1=$(jq -r '.items[0].id' "$E2E_STATE/create1.json")
+ID2=$(jq -r '.items[0].id' "$E2E_STATE/create2.json")
+check "both creates answered with distinct ids ($ID1 $ID2)" \
+    eval '[ -n "$ID1" ] && [ "$ID1" != null ] && [ "$ID1" != "$ID2" ]'
+check "both are the pool guests' ids (pool $(echo $POOL1))" \
+    [ "$(printf '%s\n%s\n' "$ID1" "$ID2" | sort)" = "$POOL1" ]
+for k in 1 2; do
+    check "p$k exits 0" wait_for 30 eval 'inst_state_is p'$k' exited && [ "$(inst_field p'$k' .exit_code)" = 0 ]'
+    out=$(console p$k)
+    check "p$k's app got its args and env (console: $(tr '\n' '|' <<<"$out"))" \
+        eval 'grep -qx "argv\[1\]=<a b>" <<<"$out" && grep -qx "argv\[2\]=<x='$k'>" <<<"$out" && grep -qx "env\[0\]=<MODE=m'$k'>" <<<"$out"'
+done
+events=$(ns_curl -sS -N -m 1 -H "Authorization: Bearer $E2E_TOKEN" -H "Last-Event-ID: 0" \
+    "http://127.0.0.1:$E2E_PORT/v1/events" 2>/dev/null || true)
+check "the events say both came from the warm pool" \
+    [ "$(grep '"type":"instance.created"' <<<"$events" | grep -c '"message":"from the warm pool"')" = 2 ]
+check "the pool refills with 2 new guests" \
+    wait_for 30 eval '[ "$(nready)" = 2 ] && [ -z "$(comm -12 <(ready_ids | sort) <(echo "$POOL1"))" ]'
+
+# --- a pool of 0 empties it; httpd from its pool answers at its address
+patch hello '{"warm_pool":0}'
+check "warm_pool 0 destroys hello's pool guests" wait_for 15 eval '[ "$(npool)" = 0 ]'
+patch httpd '{"warm_pool":1}'
+check "1 pool guest of httpd waits" wait_for 30 waiting 1
+create '{"image":"httpd","name":"web"}'
+WEB=$(printf '%s' "$BODY" | jq -r '.items[0].id')
+check "web was created from the pool (HTTP $HTTP_CODE)" \
+    eval '[ "$HTTP_CODE" = 201 ] && [ "$(grep -c "instance $WEB (web) started on local from the warm pool" "$E2E_STATE/shoald.log")" = 1 ]'
+check "web runs" wait_for 30 inst_state_is web running
+ADDR=$(inst_field web .network.address)
+check "web answers HTTP at its address ${ADDR%/*}" \
+    wait_for 10 ns_curl -fsS -m 2 -o /dev/null "http://${ADDR%/*}/"
+
+# --- capacity: 6 slots; web (1) + httpd's pool (1) + 3 sleeps = 5
+check "httpd's pool refills" wait_for 30 waiting 1
+for k in 1 2 3; do
+    create "{\"image\":\"sleep\",\"name\":\"s$k\",\"network\":false,\"args\":[\"600\"]}"
+    check "s$k created (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+done
+create '{"image":"sleep","name":"s4","network":false,"args":["600"]}'
+check "s4 fits beside the pool guest (6 of 6) (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+create '{"image":"sleep","name":"s5","network":false,"args":["600"]}'
+check "s5 takes the pool guest's slot (HTTP $HTTP_CODE: $(printf '%s' "$BODY" | jq -r '.error.message // ""'))" \
+    [ "$HTTP_CODE" = 201 ]
+check "the pool guest made room" wait_for 15 eval '[ "$(npool)" = 0 ]'
+sleep 1
+check "and the pool does not grow into a full host" [ "$(npool)" = 0 ]
+create '{"image":"sleep","name":"s6","network":false,"args":["600"]}'
+check "a 7th guest is refused (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 507 ]
+for k in 4 5; do api DELETE "/v1/instances/s$k?force=true"; done
+check "room again: the pool refills" wait_for 30 waiting 1
+
+# --- deleting the image takes its pool with it
+api DELETE "/v1/instances/web?force=true"
+check "web deleted (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+api DELETE /v1/images/httpd:latest
+check "httpd image deleted (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+check "its pool guest is gone" wait_for 15 eval '[ "$(npool)" = 0 ]'
+
+# --- restarts: a killed shoald's pool guest is not adopted
+patch hello '{"warm_pool":1}'
+check "hello's pool waits again" wait_for 30 waiting 1
+OLD=$(ready_ids)
+kill -9 "$E2E_PID"
+wait "$E2E_PID" 2>/dev/null || true
+E2E_PID=""
+e2e_start_daemon "$SHOALD" --max-instances 6 --domain-type qemu || exit 1
+check "the old pool guest $OLD is destroyed by reconcile" \
+    wait_for 20 eval '! pgrep -f "qemu-system.*guest=shoal-$OLD" >/dev/null'
+check "and a new one waits" wait_for 30 eval '[ "$(nready)" = 1 ] && [ "$(ready_ids)" != "$OLD" ]'
+e2e_stop_daemon
+check "shoald's stop destroyed its pool guests" \
+    wait_for 10 eval '[ -z "$(pgrep -f "qemu-system.*$E2E_STATE.*shoal.pool=1")" ]'
+e2e_log "$E2E_PASSES passed, $E2E_FAILS failed"
+[ "$E2E_FAILS" -eq 0 ]
