@@ -22,7 +22,11 @@ done
 
 E2E_DRIVER=""
 ui_cleanup() {
+    set +e # the test's verdict stands; cleanup failing changes nothing
     [ -n "$E2E_DRIVER" ] && kill "$E2E_DRIVER" 2>/dev/null
+    # a Chromium whose session was never closed (the driver script died):
+    # only ours, by its profile directory under this test's state dir
+    [ -n "$E2E_STATE" ] && pkill -9 -f -- "--user-data-dir=$E2E_STATE/chromium" 2>/dev/null
     e2e_cleanup
 }
 e2e_setup
