@@ -19,7 +19,7 @@
     hosts: new Map(),   /* name -> host object */
     insts: new Map(),   /* id -> instance object */
     images: [],
-    rows: new Map(),    /* id -> <tr> */
+    rows: new Map(),    /* id -> its row in the list */
     sel: new Set(),     /* selected ids */
     filter: '',
     lastEvent: 0,
