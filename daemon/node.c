@@ -1453,8 +1453,10 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
     virDomainPtr dom = NULL;
     uint64_t t0, deadline;
     int ok = 0, state = 0, reason = 0;
+    struct nstore_stage stage;
 
     *cycles = 0;
+    memset(&stage, 0, sizeof stage);
     static atomic_int seq;
 
     if (!dir)
@@ -1473,12 +1475,18 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
         .console_log = console,
         .status_log = status,
     };
-    if (domxml_render(&spec, &xml, xml_err, sizeof xml_err) != DOMXML_OK) {
-        errbuf_set(n->virt_reason, sizeof n->virt_reason, "canary: %s", xml_err);
-        goto out;
-    }
     if (access(spec.kernel, R_OK) != 0) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason, "canary '%s' not found", spec.kernel);
+        goto out;
+    }
+    /* A remote host gets the canary and its serial files as volumes, as a
+     * guest does (nodestore.h); its console is fetched back below. */
+    if (n->remote && nstore_stage(n->conn, &spec, &stage, why, sizeof why) != NSTORE_OK) {
+        errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s canary not delivered: %s", what, why);
+        goto out;
+    }
+    if (domxml_render(&spec, &xml, xml_err, sizeof xml_err) != DOMXML_OK) {
+        errbuf_set(n->virt_reason, sizeof n->virt_reason, "canary: %s", xml_err);
         goto out;
     }
     t0 = now_ms();
@@ -1502,6 +1510,9 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
             break;
         sleep_ms(20);
     }
+    if (n->remote &&
+        nstore_fetch(n->conn, name, ".console", console, 64u * 1024u, why, sizeof why) != NSTORE_OK)
+        (void)unlink(console); /* judged as printing nothing */
     if (state == VIR_DOMAIN_PAUSED) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason,
                    "%s canary paused (reason %d): KVM internal error", what, reason);

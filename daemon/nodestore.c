@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER; /* see nodestore.h */
 static struct nstore_stats stats;                            /* under stats_mu */
 static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_uint fetch_seq; /* temporary file names of nstore_fetch */
 
 static const char *lv_msg(void)
 {
@@ -183,12 +185,44 @@ static int name_digest(const char *path, char hex[HEX_LEN + 1])
     return 0;
 }
 
+static void hex_encode(const unsigned char md[32], char out[HEX_LEN + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
+    }
+    out[HEX_LEN] = '\0';
+}
+
+/* SHA-256 of what fd holds from its start (left at its start again). */
+static int file_digest(int fd, char hex[HEX_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE], *buf = malloc(NSTORE_CHUNK);
+    unsigned mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    ssize_t n = -1;
+    int rc = -1;
+
+    if (buf && ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+        while ((n = read(fd, buf, NSTORE_CHUNK)) > 0)
+            EVP_DigestUpdate(ctx, buf, (size_t)n);
+    }
+    if (n == 0 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 32 &&
+        lseek(fd, 0, SEEK_SET) == 0) {
+        hex_encode(md, hex);
+        rc = 0;
+    }
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    return rc;
+}
+
 /* Stream fd (size bytes) into v, hashing as it goes; 0 when all was sent
  * and the SHA-256 is hex. */
 static int upload(virConnectPtr c, virStorageVolPtr v, int fd, uint64_t size, const char *hex,
                   char *err, size_t errlen)
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     char got[HEX_LEN + 1];
@@ -238,11 +272,8 @@ static int upload(virConnectPtr c, virStorageVolPtr v, int fd, uint64_t size, co
         goto out;
     }
     EVP_DigestFinal_ex(md_ctx, md, &mdlen);
-    for (unsigned i = 0; i < 32 && i < mdlen; i++) {
-        got[2 * i] = digits[md[i] >> 4];
-        got[2 * i + 1] = digits[md[i] & 15];
-    }
-    got[HEX_LEN] = '\0';
+    if (mdlen == 32)
+        hex_encode(md, got);
     if (mdlen != 32 || strcmp(got, hex) != 0) {
         errbuf_set(err, errlen, "uploaded bytes hash to sha256:%s, not the image's sha256:%s", got,
                    hex);
@@ -268,19 +299,20 @@ static int image_locked(virConnectPtr c, virStoragePoolPtr p, const char *local_
     uint64_t t0;
     int fd = -1, rc;
 
-    if (name_digest(local_path, hex) != 0) {
-        errbuf_set(err, errlen, "'%s' is not named by a digest: it cannot be delivered",
-                   local_path);
-        return NSTORE_E_INVAL;
-    }
-    snprintf(vname, sizeof vname, "%s.img", hex);
-    snprintf(mname, sizeof mname, "%s.ok", hex);
     fd = open(local_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &sb) != 0) {
         errbuf_set(err, errlen, "cannot read '%s': %s", local_path, strerror(errno));
         rc = NSTORE_E_IO;
         goto out;
     }
+    /* A file not named by its digest (the canary) is hashed first. */
+    if (name_digest(local_path, hex) != 0 && file_digest(fd, hex) != 0) {
+        errbuf_set(err, errlen, "cannot hash '%s': %s", local_path, strerror(errno));
+        rc = NSTORE_E_IO;
+        goto out;
+    }
+    snprintf(vname, sizeof vname, "%s.img", hex);
+    snprintf(mname, sizeof mname, "%s.ok", hex);
     v = virStorageVolLookupByName(p, vname);
     mark = virStorageVolLookupByName(p, mname);
     /* GetInfo stats the files again (dir pools refresh a volume on every
@@ -451,7 +483,9 @@ int nstore_fetch(virConnectPtr c, const char *domain, const char *suffix, const 
     int fd = -1, rc = NSTORE_E_LIBVIRT, streaming = 0;
 
     snprintf(name, sizeof name, "%s%s", domain, suffix);
-    snprintf(tmp, sizeof tmp, "%s.fetch", local_path);
+    /* Its own temporary name: the supervisor's poll and a run's end may
+     * fetch the same file at once. */
+    snprintf(tmp, sizeof tmp, "%s.fetch%u", local_path, atomic_fetch_add(&fetch_seq, 1u));
     if (!(run = virStoragePoolLookupByName(c, NSTORE_RUN_POOL)) ||
         !(v = virStorageVolLookupByName(run, name))) {
         errbuf_set(err, errlen, "no volume '%s' on the host: %s", name, lv_msg());

@@ -50,7 +50,7 @@
 
 enum nstore_status {
     NSTORE_OK = 0,
-    NSTORE_E_INVAL = -1,   /* not deliverable (a file not named by a digest, a disk) */
+    NSTORE_E_INVAL = -1,   /* not deliverable (a disk overlay), no such volume */
     NSTORE_E_LIBVIRT = -2, /* libvirt refused; the connection may be lost */
     NSTORE_E_IO = -3,      /* a local file could not be read or written */
     NSTORE_E_VERIFY = -4,  /* the uploaded bytes were not the digest's */
@@ -84,8 +84,7 @@ struct nstore_stage {
 
 /*
  * Put what domain spec->name needs on the host of conn and point *spec at it:
- * the kernel and initrd (image cache files named <64 hex>.<ext>) as image
- * volumes (nstore_image), the console and status as run-pool volumes (the
+ * the kernel and initrd as image volumes (nstore_image), the console and status as run-pool volumes (the
  * status emptied, the console kept: it is appended to), spec->fwcfg_data as
  * volume <name>.cfg (mode 0600), rendered as spec->fwcfg_file. spec's strings
  * then point into *st, which must outlive the create; call nstore_unstage
@@ -97,10 +96,11 @@ int nstore_stage(virConnectPtr conn, struct domxml_spec *spec, struct nstore_sta
 void nstore_unstage(virConnectPtr conn, struct nstore_stage *st);
 
 /*
- * Deliver the local file local_path, named <64 hex digits>.<ext> and holding
- * bytes whose SHA-256 is that digest, as image volume <hex>.img (see the top
- * of this file); host_path[len] receives its path on the host. *uploaded
- * (may be NULL) is 1 when it was sent, 0 when the cached volume was used.
+ * Deliver the local file local_path as image volume <hex>.img (see the top
+ * of this file); host_path[len] receives its path on the host. An image
+ * cache file is named <64 hex digits>.<ext> by the digest of its bytes; any
+ * other file (the canary) is hashed first. *uploaded (may be NULL) is 1
+ * when it was sent, 0 when the cached volume was used.
  */
 int nstore_image(virConnectPtr conn, const char *local_path, char *host_path, size_t len,
                  int *uploaded, char *err, size_t errlen);

@@ -3,6 +3,8 @@
 # libvirt daemons (tests/e2e/lvhost.sh: each in its own network and mount
 # namespace, with a private /tmp, reached only as qemu+tcp:// over a veth from
 # the namespace shoald runs in) are added as hosts. Then:
+#   - one of them decides its domain type with the KVM canary, delivered
+#     and read back the same way (and collected afterwards);
 #   - hello placed on one of them boots from the image volume shoald uploaded
 #     into its storage pool 'shoal' and exits 0 (exit code and console read
 #     back through the storage API once the domain stopped);
@@ -53,12 +55,30 @@ metric() {
     api GET /metrics
     printf '%s\n' "$BODY" | awk -v m="$1" '$1 == m { print $2 }'
 }
-for h in r1 r2; do
-    api POST /v1/hosts -H 'Content-Type: application/json' \
-        -d "{\"name\":\"$h\",\"uri\":\"$(lvh_uri $h)\",\"domain_type\":\"qemu\"}"
-    check "add host $h as $(lvh_uri $h) (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
-done
-for h in r1 r2; do check "host $h comes up over TCP" wait_for 30 host_up $h; done
+# r1 with its domain type given; r2 decides it with the KVM canary, which
+# shoald delivers and reads back like a guest's files.
+api POST /v1/hosts -H 'Content-Type: application/json' \
+    -d "{\"name\":\"r1\",\"uri\":\"$(lvh_uri r1)\",\"domain_type\":\"qemu\"}"
+check "add host r1 as $(lvh_uri r1) (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+api POST /v1/hosts -H 'Content-Type: application/json' \
+    -d "{\"name\":\"r2\",\"uri\":\"$(lvh_uri r2)\"}"
+check "add host r2 as $(lvh_uri r2), domain type auto (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+for h in r1 r2; do check "host $h comes up over TCP" wait_for 60 host_up $h; done
+api GET /v1/hosts/r2
+reason=$(printf '%s' "$BODY" | jq -r '.domain_type_reason // ""')
+e2e_log "r2: domain type $(printf '%s' "$BODY" | jq -r .domain_type) ($reason)"
+check "r2's canary booted there and printed its loop count" \
+    grep -qE 'canary powered off|canary loop|kvm canary paused|kvm canary crashed' <<<"$reason"
+check "r2's verdict is not a delivery failure" \
+    grep -qvE 'not delivered|did not start|without printing' <<<"$reason"
+check "the canary's volume and files are collected once r2 is up" \
+    wait_for 10 test -z "$(find "$(lvh_lib r2)/shoal" -type f)"
+
+# Counters from here on (the canary was one upload and one removal).
+U0=$(metric shoal_image_volume_uploads_total)
+B0=$(metric shoal_image_volume_upload_bytes_total)
+R0=$(metric shoal_image_volumes_removed_total)
+uploads_are() { [ "$(metric shoal_image_volume_uploads_total)" = "$((U0 + $1))" ]; }
 
 # The far host's view: its own /var/lib/libvirt is the test's LVH dir.
 VOL=$(lvh_lib r1)/shoal/images/$HEX.img
@@ -79,9 +99,9 @@ check "the pool is libvirt's" lvh_exec r1 virsh -q pool-info shoal
 id=$(inst_field h1 .id)
 check "the domain booted from the volume (libvirt's log on r1)" \
     grep -q -- "-kernel /var/lib/libvirt/shoal/images/$HEX.img" "$(lvh_lib r1)/../log/qemu/shoal-$id.log"
-check "one upload" [ "$(metric shoal_image_volume_uploads_total)" = 1 ]
+check "one upload" uploads_are 1
 check "bytes sent = the image's size" \
-    [ "$(metric shoal_image_volume_upload_bytes_total)" = "$(stat -c %s "$IMAGES/hello.elf")" ]
+    [ "$(metric shoal_image_volume_upload_bytes_total)" = "$((B0 + $(stat -c %s "$IMAGES/hello.elf")))" ]
 check "nothing on r2" [ ! -e "$(lvh_lib r2)/shoal/images/$HEX.img" ]
 ino=$(stat -c %i "$VOL")
 
@@ -91,7 +111,7 @@ api POST /v1/instances -H 'Content-Type: application/json' \
 check "create a second hello on r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
 check "it exits 0" wait_for 30 inst_state_is h2 exited
 check "exit code 0" [ "$(inst_field h2 .exit_code)" = 0 ]
-check "still one upload" [ "$(metric shoal_image_volume_uploads_total)" = 1 ]
+check "still one upload" uploads_are 1
 check "a cache hit" [ "$(metric shoal_image_volume_hits_total)" -ge 1 ]
 check "the same volume file" [ "$(stat -c %i "$VOL")" = "$ino" ]
 
@@ -112,14 +132,14 @@ api POST /v1/instances -H 'Content-Type: application/json' \
 check "hello on r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
 check "it exits 0 on r2" wait_for 30 inst_state_is h3 exited
 check "exit code 0 on r2" [ "$(inst_field h3 .exit_code)" = 0 ]
-check "an upload of hello to r2" [ "$(metric shoal_image_volume_uploads_total)" = 3 ]
+check "an upload of hello to r2" uploads_are 3
 printf 'garbage' | dd of="$(lvh_lib r2)/shoal/images/$HEX.img" conv=notrunc status=none
 rm -f "$(lvh_lib r2)/shoal/images/$HEX.ok"
 api POST /v1/instances/h3/start
 check "start h3 again over a volume without its marker (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 check "it exits 0 again" wait_for 30 inst_state_is h3 exited
 check "exit code 0 again" [ "$(inst_field h3 .exit_code)" = 0 ]
-check "uploaded again" [ "$(metric shoal_image_volume_uploads_total)" = 4 ]
+check "uploaded again" uploads_are 4
 check "r2's volume is the image again" cmp -s "$(lvh_lib r2)/shoal/images/$HEX.img" "$IMAGES/hello.elf"
 
 # --- image deleted: its volumes go from both hosts
@@ -137,7 +157,7 @@ left() { find "$(lvh_lib r1)/shoal/$1" "$(lvh_lib r2)/shoal/$1" -mindepth 1; }
 check "the markers too" [ -z "$(left images)" ]
 check "run files of deleted instances are gone" [ -z "$(left run)" ]
 check "three volumes removed (hello on both, sleep on r2)" \
-    [ "$(metric shoal_image_volumes_removed_total)" = 3 ]
+    [ "$(metric shoal_image_volumes_removed_total)" = "$((R0 + 3))" ]
 for h in r1 r2; do
     api DELETE "/v1/hosts/$h"
     check "remove host $h (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]

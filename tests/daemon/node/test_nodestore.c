@@ -1,7 +1,9 @@
 /* test_nodestore - remote hosts' files (daemon/nodestore.h) without a
- * remote host: which URIs are remote, what cannot be delivered, and the GC
+ * remote host: which URIs are remote, what cannot be delivered, a failed
+ * upload leaving nothing behind, and the GC
  * over libvirt's mock driver's storage (test:///default keeps volumes in
- * memory). Uploads over a real connection: e2e_daemon_remote. */
+ * memory, and takes no upload). Uploads over a real connection:
+ * e2e_daemon_remote. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libvirt/virterror.h>
 
@@ -52,14 +55,12 @@ static void test_not_deliverable(void **state)
     int up = 7;
     virConnectPtr c = *state;
 
-    /* The canary, or any file not named by its digest. */
+    /* A file that is not there. */
     assert_int_equal(
-        nstore_image(c, "/usr/share/shoal/canary.elf", path, sizeof path, &up, err, sizeof err),
-        NSTORE_E_INVAL);
+        nstore_image(c, "/nonexistent/" HEX_A ".elf", path, sizeof path, &up, err, sizeof err),
+        NSTORE_E_IO);
     assert_int_equal(up, 0);
-    assert_non_null(strstr(err, "not named by a digest"));
-    assert_int_equal(nstore_image(c, "/x/" HEX_A "x.elf", path, sizeof path, NULL, err, sizeof err),
-                     NSTORE_E_INVAL);
+    assert_non_null(strstr(err, "cannot read '/nonexistent/"));
     /* A disk overlay is refused before anything is sent. */
     memset(&s, 0, sizeof s);
     s.name = "shoal-disk";
@@ -160,6 +161,25 @@ static void test_gc(void **state)
     assert_int_equal(st.uploads, 0);
 }
 
+/* The mock driver cannot take an upload: whatever was created for it is
+ * gone again (an upload that fails leaves no volume, and no marker). A
+ * file not named by a digest (the canary) is hashed first. */
+static void test_upload_fails_clean(void **state)
+{
+    virConnectPtr c = *state;
+    char err[512], path[NSTORE_PATH_MAX], got[2048], file[] = "/tmp/test-nodestore-XXXXXX";
+    int up = 7, fd = mkstemp(file);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "abc", 3), 3);
+    close(fd);
+    assert_int_not_equal(nstore_image(c, file, path, sizeof path, &up, err, sizeof err), NSTORE_OK);
+    unlink(file);
+    assert_int_equal(up, 0);
+    names(c, NSTORE_POOL, got, sizeof got);
+    assert_string_equal(got, "");
+}
+
 static int setup(void **state)
 {
     virSetErrorFunc(NULL, quiet);
@@ -179,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_uri_remote),
         cmocka_unit_test_setup_teardown(test_not_deliverable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_fails_clean, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
