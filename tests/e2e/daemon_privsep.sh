@@ -2,8 +2,9 @@
 # End to end (issue 16, privilege separation): shoald --privsep on, checked
 # from outside.
 #  - the process serving HTTP is the front: not uid 0, no capabilities in
-#    any set (bounding set too), no_new_privs, its root an empty directory,
-#    its only files the channel, the listening socket and stdio;
+#    any set (bounding set too), no_new_privs, a seccomp filter, its root an
+#    empty directory, its only files the channel, the listening socket and
+#    stdio;
 #  - the root process holds no listening TCP socket (ss names the front as
 #    the port's only listener);
 #  - through the front: 401 for no or a wrong token, an image upload, a
@@ -44,6 +45,7 @@ for cap in CapEff CapPrm CapInh CapAmb CapBnd; do
     check "front's $cap is 0" [ "$(status_field "$FRONT" "$cap")" = 0000000000000000 ]
 done
 check "front has no_new_privs" [ "$(status_field "$FRONT" NoNewPrivs)" = 1 ]
+check "front runs under its seccomp filter (Seccomp 2)" [ "$(status_field "$FRONT" Seccomp)" = 2 ]
 check "front's root is the empty directory" \
     [ "$(readlink "/proc/$FRONT/root")" = "$E2E_STATE/privsep-empty" ]
 check "the empty directory is empty" [ -z "$(ls -A "$E2E_STATE/privsep-empty")" ]
@@ -117,5 +119,27 @@ check "the log says the front was killed and restarted" \
 kill -9 "$ROOT_PID"
 check "the front exits when the root dies" wait_for 5 bash -c "! kill -0 $NEW 2>/dev/null"
 E2E_PID=""
+
+# --- TLS: the key stays root's (0600); the front reads it before dropping
+if command -v openssl >/dev/null; then
+    TLS="$E2E_STATE/tls"
+    mkdir -p "$TLS"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TLS/key.pem" -out "$TLS/cert.pem" \
+        -days 1 -subj /CN=127.0.0.1 2>/dev/null
+    chmod 0600 "$TLS/key.pem"
+    ip netns exec "$E2E_NS" "$SHOALD" --state-dir "$E2E_STATE/tls-state" --listen 127.0.0.1:7879 \
+        --no-network --local-uri test:///default --privsep on --tls-cert "$TLS/cert.pem" \
+        --tls-key "$TLS/key.pem" >>"$E2E_STATE/shoald-tls.log" 2>&1 &
+    E2E_PID=$!
+    check "HTTPS through the front" wait_for 30 \
+        bash -c "ip netns exec $E2E_NS curl -skf https://127.0.0.1:7879/healthz >/dev/null"
+    TT=$(cat "$E2E_STATE/tls-state/admin.token" 2>/dev/null || true)
+    code=$(ns_curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TT" \
+        https://127.0.0.1:7879/v1/hosts)
+    check "an authenticated HTTPS request (HTTP $code)" [ "$code" = 200 ]
+    e2e_stop_daemon
+else
+    e2e_log "no openssl: TLS case skipped"
+fi
 e2e_log "$E2E_PASSES passed, $E2E_FAILS failed"
 [ "$E2E_FAILS" -eq 0 ]
