@@ -47,6 +47,7 @@ static const struct {
     { "bad_request", CLI_EUSAGE },
     { "invalid_field", CLI_EUSAGE },
     { "unauthorized", CLI_EAUTH },
+    { "rate_limited", CLI_EAUTH }, /* the token's own limit, like its quotas */
     { "not_found", CLI_ENOTFOUND },
     { "conflict", CLI_ECONFLICT },
     { "unavailable", CLI_EUNREACHABLE },
@@ -68,7 +69,8 @@ int cli_status_from_http(long http_status, const char *code)
     switch (http_status) {
     case 400: return CLI_EUSAGE;
     case 401:
-    case 403: return CLI_EAUTH;
+    case 403:
+    case 429: return CLI_EAUTH;
     case 404: return CLI_ENOTFOUND;
     case 409: return CLI_ECONFLICT;
     case 503: return CLI_EUNREACHABLE;

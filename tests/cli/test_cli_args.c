@@ -328,6 +328,8 @@ static void test_error_mapping(void **s)
     assert_int_equal(cli_status_from_http(404, NULL), CLI_ENOTFOUND);
     assert_int_equal(cli_status_from_http(403, NULL), CLI_EAUTH);
     assert_int_equal(cli_status_from_http(418, "some_new_code"), CLI_EFAIL);
+    assert_int_equal(cli_status_from_http(429, "rate_limited"), CLI_EAUTH);
+    assert_int_equal(cli_status_from_http(429, NULL), CLI_EAUTH);
 
     char msg[256];
     const char *body = "{\"error\":{\"code\":\"not_found\",\"message\":\"image 'foo:1' not "

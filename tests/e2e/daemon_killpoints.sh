@@ -1,14 +1,20 @@
 #!/bin/bash
 # End to end (issue 16, "Faults"): SIGKILL shoald at every kill point
 # (daemon/killpoint.h, SHOAL_TEST_KILL_AT=STEP:N) of create, start, delete,
-# restart-policy handling and upload, restart it, and check what it finds:
+# restart-policy handling, upload and cold moves, restart it, and check what
+# it finds:
 # no instance `lost`, no orphan or duplicate QEMU (every shoal-* QEMU of
 # this state dir belongs to a row, one per row), no pending (half) upload,
 # PRAGMA integrity_check ok on shoald.db and images.db; and what each
 # operation should have become (starts resumed or retried, deletes
 # finished, policy restarts still happening, a committed upload whole).
-# Then random kills during 50-instance batches (create, bulk delete).
-# Real QEMU (TCG here), no guest network. About 4 minutes.
+# Then random kills during 50-instance batches (create, bulk delete). Last,
+# moves between real hosts: a running guest drained from the local
+# embedded host to a private libvirtd of this machine (lvdlocal.sh,
+# qemu:///system through its own socket), killed at each move step: after a
+# restart it runs on the destination, once, never two copies (its QEMUs
+# counted every 0.1 s from the restart until it runs). Real QEMU (TCG
+# here), no guest network. About 4.5 minutes.
 # usage: daemon_killpoints.sh SHOALD IMAGES_DIR [ROUNDS]
 # (KILLPOINTS_ONLY=REGEX runs only the cases whose name matches, e.g.
 # 'delete|round' - for debugging one case.)
@@ -19,12 +25,20 @@ ROUNDS=${3:-3}
 ONLY=${KILLPOINTS_ONLY:-.}
 want() { grep -q -E "$ONLY" <<<"$1"; }
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lvdlocal.sh"
 
 for f in "$SHOALD" "$IMAGES/sleep.elf" "$IMAGES/exitcode.elf" "$IMAGES/hello.elf"; do
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
 e2e_setup
-FLAGS=(--no-network --cpu-overcommit 100 --max-instances 80)
+SAMPLER=""
+kp_cleanup() {
+    set +e
+    [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
+    lvd_cleanup
+}
+trap kp_cleanup EXIT
+FLAGS=(--no-network --cpu-overcommit 100 --max-instances 80 --host-uri-allow 'qemu?socket')
 LOG() { echo "$E2E_STATE/shoald.log"; }
 
 json_post() { api POST "$1" -H 'Content-Type: application/json' -d "$2"; }
@@ -239,6 +253,67 @@ for round in $(seq 1 "$ROUNDS"); do
     invariants "round $round delete"
     check "round $round: the $n not yet deleted still run" wait_for 60 all_in_state "$n" running
     clean_slate
+done
+
+# --- cold moves between two real hosts (drain of local to sys), killed at
+# each step; last, since the host sys stays in the fleet
+copies() { pgrep -f "qemu-system.*guest=shoal-$1" | wc -l; }
+local_copies() { pgrep -f "qemu-system.*guest=shoal-$1.*$E2E_STATE/libvirt" | wc -l; }
+one_on_sys() { [ "$(copies "$1")" = 1 ] && [ "$(local_copies "$1")" = 0 ]; }
+no_copies() { [ "$(copies "$1")" = 0 ]; }
+mv_field() {
+    api GET /v1/instances/mv
+    jq -r ".$1" <<<"$BODY"
+}
+mv_runs_on() { [ "$(mv_field state)" = running ] && [ "$(mv_field host)" = "$1" ]; }
+if want move; then
+    lvd_init || exit 1
+    check "host sys (a libvirt daemon of its own) starts" lvd_start
+    start_kp "" || exit 1
+    api POST /v1/hosts -H 'Content-Type: application/json' \
+        -d "{\"name\":\"sys\",\"uri\":\"qemu:///system?socket=$SOCK\",\"domain_type\":\"qemu\"}"
+    check "add host sys as qemu:///system?socket=... (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+    e2e_stop_daemon
+fi
+for kp in move.marked:1 move.stopped:1 move.rehomed:1; do
+    want "$kp" || continue
+    start_kp "$kp" || exit 1
+    json_post /v1/instances '{"image":"sleep","name":"mv","host":"local","args":["600"]}'
+    check "$kp: mv runs on local" wait_for 60 mv_runs_on local
+    id=$(mv_field id)
+    api POST /v1/hosts/local/drain || true
+    killed_at "$kp" 60
+    echo 0 >"$E2E_STATE/max-copies"
+    (
+        max=0
+        while :; do
+            n=$(copies "$id")
+            [ "$n" -gt "$max" ] && max=$n && echo "$max" >"$E2E_STATE/max-copies"
+            sleep 0.1
+        done
+    ) &
+    SAMPLER=$!
+    start_kp "" || exit 1
+    if ! wait_for 60 mv_runs_on sys; then
+        e2e_fail "$kp: mv runs on sys after the restart"
+        e2e_log "$kp: mv is $(mv_field state) on $(mv_field host): $(mv_field last_error)"
+    else
+        e2e_pass "$kp: mv runs on sys after the restart"
+    fi
+    kill "$SAMPLER" 2>/dev/null
+    wait "$SAMPLER" 2>/dev/null || true
+    SAMPLER=""
+    e2e_log "$kp: $(grep -E "moving to|finished the move" "$(LOG)" | tail -n 2 | cut -c1-160 | tr '\n' '|')"
+    check "$kp: never two copies (at most $(cat "$E2E_STATE/max-copies") QEMU)" \
+        [ "$(cat "$E2E_STATE/max-copies")" -le 1 ]
+    check "$kp: one QEMU, on sys ($(copies "$id") in all, $(local_copies "$id") on local)" \
+        one_on_sys "$id"
+    invariants "$kp"
+    api DELETE "/v1/instances/mv?force=true"
+    check "$kp: deleted (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+    json_post /v1/hosts/local/cordon '{"cordoned":false}'
+    check "$kp: no QEMU left" wait_for 20 no_copies "$id"
+    e2e_stop_daemon
 done
 
 e2e_finish

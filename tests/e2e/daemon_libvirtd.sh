@@ -22,57 +22,12 @@ IMAGES=$(cd "$2" && pwd)
 for f in "$SHOALD" "$IMAGES/hello.elf" "$IMAGES/sleep.elf"; do
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
-command -v libvirtd >/dev/null || { echo "FAIL: no libvirtd (scripts/setup-debian.sh installs libvirt-daemon)"; exit 1; }
-command -v virtlogd >/dev/null || { echo "FAIL: no virtlogd"; exit 1; }
-
-LVD_PID=""
-VLOGD_PID=""
-QLOGS_BEFORE=""
-lvd_cleanup() {
-    set +e
-    e2e_cleanup
-    [ -n "$LVD_PID" ] && kill "$LVD_PID" 2>/dev/null && wait "$LVD_PID" 2>/dev/null
-    [ -n "$VLOGD_PID" ] && kill "$VLOGD_PID" 2>/dev/null && wait "$VLOGD_PID" 2>/dev/null
-    # the QEMU logs of this test's guests (names carry shoald's ids/pids)
-    for f in /var/log/libvirt/qemu/shoal-*.log; do
-        [ -e "$f" ] || continue
-        grep -qxF "$f" <<<"$QLOGS_BEFORE" || rm -f "$f"
-    done
-    [ -n "${LVD:-}" ] && rm -rf "$LVD"
-}
+. "$(dirname "$0")/lvdlocal.sh"
 
 e2e_setup
 trap lvd_cleanup EXIT
-QLOGS_BEFORE=$(ls /var/log/libvirt/qemu/shoal-*.log 2>/dev/null || true)
-LVD=$(mktemp -d /tmp/shoal-lvd.XXXXXX)
-SOCK=$LVD/sock/libvirt-sock
-mkdir -p "$LVD/sock"
-cat >"$LVD/libvirtd.conf" <<CONF
-unix_sock_dir = "$LVD/sock"
-unix_sock_rw_perms = "0700"
-auth_unix_rw = "none"
-auth_unix_ro = "none"
-log_outputs = "3:file:$LVD/libvirtd.log"
-CONF
+lvd_init || exit 1
 
-# libvirtd's QEMU driver hands guest output to virtlogd.
-if [ ! -S /run/libvirt/virtlogd-sock ]; then
-    virtlogd >"$LVD/virtlogd.out" 2>&1 &
-    VLOGD_PID=$!
-    wait_for 10 test -S /run/libvirt/virtlogd-sock || { e2e_fail "virtlogd did not start"; exit 1; }
-fi
-
-lvd_start() {
-    libvirtd --config "$LVD/libvirtd.conf" --pid-file "$LVD/libvirtd.pid" >>"$LVD/libvirtd.out" 2>&1 &
-    LVD_PID=$!
-    wait_for 30 test -S "$SOCK"
-}
-lvd_stop() {
-    kill "$LVD_PID" 2>/dev/null
-    wait "$LVD_PID" 2>/dev/null
-    LVD_PID=""
-    rm -f "$SOCK"
-}
 host_state_is() {
     api GET /v1/hosts/sys
     [ "$(printf '%s' "$BODY" | jq -r .state)" = "$1" ]

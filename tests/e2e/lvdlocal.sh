@@ -1,0 +1,68 @@
+# lvdlocal.sh - a private libvirt daemon of this machine (qemu:///system
+# reached through its own unix socket, no TCP), for tests that need a
+# second real host sharing the file system with shoald. Sourced by bash
+# tests after lib.sh.
+#
+#   lvd_init      temp dir LVD, socket SOCK, libvirtd.conf; starts virtlogd
+#                 when none runs (libvirtd's QEMU driver hands guest output
+#                 to it). Call after e2e_setup.
+#   lvd_start     start libvirtd; waits for its socket
+#   lvd_stop      stop it (guests keep running)
+#   lvd_cleanup   e2e_cleanup, then stop libvirtd and virtlogd, remove the
+#                 QEMU logs libvirtd wrote for this test's guests and LVD:
+#                 the test's EXIT trap.
+# shoald reaches it as qemu:///system?socket=$SOCK, which it allows only
+# with --host-uri-allow 'qemu?socket' (daemon/hosturi.h).
+
+LVD=""
+SOCK=""
+LVD_PID=""
+VLOGD_PID=""
+QLOGS_BEFORE=""
+
+lvd_cleanup() {
+    set +e
+    e2e_cleanup
+    [ -n "$LVD_PID" ] && kill "$LVD_PID" 2>/dev/null && wait "$LVD_PID" 2>/dev/null
+    [ -n "$VLOGD_PID" ] && kill "$VLOGD_PID" 2>/dev/null && wait "$VLOGD_PID" 2>/dev/null
+    # the QEMU logs of this test's guests (names carry shoald's ids/pids)
+    for f in /var/log/libvirt/qemu/shoal-*.log; do
+        [ -e "$f" ] || continue
+        grep -qxF "$f" <<<"$QLOGS_BEFORE" || rm -f "$f"
+    done
+    [ -n "$LVD" ] && rm -rf "$LVD"
+}
+
+lvd_init() {
+    command -v libvirtd >/dev/null || { echo "FAIL: no libvirtd (scripts/setup-debian.sh installs libvirt-daemon)"; return 1; }
+    command -v virtlogd >/dev/null || { echo "FAIL: no virtlogd"; return 1; }
+    QLOGS_BEFORE=$(ls /var/log/libvirt/qemu/shoal-*.log 2>/dev/null || true)
+    LVD=$(mktemp -d /tmp/shoal-lvd.XXXXXX)
+    SOCK=$LVD/sock/libvirt-sock
+    mkdir -p "$LVD/sock"
+    cat >"$LVD/libvirtd.conf" <<CONF
+unix_sock_dir = "$LVD/sock"
+unix_sock_rw_perms = "0700"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+log_outputs = "3:file:$LVD/libvirtd.log"
+CONF
+    if [ ! -S /run/libvirt/virtlogd-sock ]; then
+        virtlogd >"$LVD/virtlogd.out" 2>&1 &
+        VLOGD_PID=$!
+        wait_for 10 test -S /run/libvirt/virtlogd-sock || { e2e_fail "virtlogd did not start"; return 1; }
+    fi
+}
+
+lvd_start() {
+    libvirtd --config "$LVD/libvirtd.conf" --pid-file "$LVD/libvirtd.pid" >>"$LVD/libvirtd.out" 2>&1 &
+    LVD_PID=$!
+    wait_for 30 test -S "$SOCK"
+}
+
+lvd_stop() {
+    kill "$LVD_PID" 2>/dev/null
+    wait "$LVD_PID" 2>/dev/null
+    LVD_PID=""
+    rm -f "$SOCK"
+}
