@@ -246,7 +246,13 @@ EOT
         systemctl daemon-reload
     fi
     t0=$(date +%s.%N)
-    check "systemctl start shoald" SYSTEMCTL start shoald.service
+    if ! SYSTEMCTL start shoald.service; then
+        e2e_fail "systemctl start shoald"
+        SYSTEMCTL status shoald.service --no-pager -n 0
+        if [ "$MODE" = nssystemd ]; then IN tail -n 40 /run/shoald.log; else journalctl -u shoald.service -n 40 --no-pager; fi
+        exit 1
+    fi
+    e2e_pass "systemctl start shoald"
     # Type=notify: start returned after READY=1, so the API answers now
     check "active, and the API answers at once" healthy
     st=$(SYSTEMCTL show -p StatusText --value shoald.service)
@@ -281,6 +287,14 @@ check "shoal run --attach hello: rc $rc, console says hi ('$(tail -n 3 <<<"$out"
 SHOAL run --attach exitcode -- 7 >/dev/null 2>&1
 rc=$?
 check "shoal run --attach exitcode -- 7 exits 7 (got $rc)" [ "$rc" -eq 7 ]
+# the guest network through the service: bridge, tap, nftables, DHCP
+# server, a published port
+check "shoald's dnsmasq (DHCP) runs" pgrep -f "dnsmasq.*--dhcp-hostsfile=$STATE/dhcp/hosts"
+SHOAL image push /usr/share/shoal/images/httpd.elf httpd:latest >/dev/null
+SHOAL run --name web -p 8080:80 httpd >/dev/null
+web_answers() { IN curl -fsS -m 2 http://127.0.0.1:8080/healthz >/dev/null 2>&1; }
+check "the httpd guest answers on its published port 8080" wait_for 30 web_answers
+SHOAL rm -f web >/dev/null 2>&1
 
 if [ "$MODE" != direct ]; then
     # KillMode=process: a stop leaves the guest running, a start adopts it
@@ -292,11 +306,20 @@ if [ "$MODE" != direct ]; then
     check "a sleeping guest runs (QEMU ${qpid:-none})" [ -n "$qpid" ]
     check "systemctl stop shoald" SYSTEMCTL stop shoald.service
     check "its QEMU outlived the stop" kill -0 "${qpid:-0}"
-    check "systemctl start shoald" SYSTEMCTL start shoald.service
+    if ! SYSTEMCTL start shoald.service; then
+        e2e_fail "systemctl start shoald"
+        SYSTEMCTL status shoald.service --no-pager -n 0
+        if [ "$MODE" = nssystemd ]; then IN tail -n 40 /run/shoald.log; else journalctl -u shoald.service -n 40 --no-pager; fi
+        exit 1
+    fi
+    e2e_pass "systemctl start shoald"
     nap_adopted() { nap_running && kill -0 "${qpid:-0}"; }
     check "the guest was adopted: nap running, same QEMU" wait_for 30 nap_adopted
     mpid=$(SYSTEMCTL show -p MainPID --value shoald.service)
-    if [ "$MODE" = nssystemd ]; then IN kill -9 "$mpid"; else kill -9 "$mpid"; fi
+    case $mpid in
+    '' | 0 | *[!0-9]*) e2e_fail "no main pid to kill ('$mpid')" ;; # kill 0: this test's group
+    *) if [ "$MODE" = nssystemd ]; then IN kill -9 "$mpid"; else kill -9 "$mpid"; fi ;;
+    esac
     restarted() { [ "$(SYSTEMCTL show -p NRestarts --value shoald.service)" -ge 1 ] && healthy; }
     check "SIGKILL of shoald: systemd restarts it (Restart=on-failure)" wait_for 30 restarted
     check "the guest was adopted again" wait_for 30 nap_adopted
