@@ -1,8 +1,10 @@
 /* cli_http.c: libcurl-backed HTTP client for the CLI. */
 #include "cli_http.h"
+#include "cli_args.h"
 #include "cli_util.h"
 
 #include <curl/curl.h>
+#include <getopt.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -655,4 +657,43 @@ void cli_http_watch_free(cli_http_watch *w)
     curl_slist_free_all(w->hdrs);
     cli_buf_free(&w->url);
     free(w);
+}
+
+int cli_list_cmd(cli_ctx *ctx, int argc, char **argv, const char *cmd, const char *help,
+                 const char *path, int (*render)(FILE *out, const json_t *items, cli_fmt fmt))
+{
+    static const struct option longopts[] = {
+        { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    cli_fmt fmt = CLI_FMT_TABLE;
+    json_t *items = NULL;
+    char err[256];
+    int rc = CLI_OK, c;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0) {
+                rc = cli_usage(cmd, "%s", err);
+                goto out;
+            }
+            break;
+        case 'h': fputs(help, stdout); goto out;
+        default: rc = cli_opt_error(cmd, argv, c); goto out;
+        }
+    }
+    if (optind < argc) {
+        rc = cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+        goto out;
+    }
+    rc = cli_http_list(ctx, path, &items);
+    if (rc == CLI_OK && render(stdout, items, fmt) < 0)
+        rc = CLI_EFAIL;
+out:
+    json_decref(items);
+    return rc;
 }

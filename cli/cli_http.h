@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct cli_http cli_http;
 
@@ -33,6 +34,12 @@ int cli_http_json_quiet(cli_ctx *ctx, const char *method, const char *path, json
 /* GET a list endpoint and follow "next" cursors until done; path must not
  * contain "after=". *items receives one array with every item. */
 int cli_http_list(cli_ctx *ctx, const char *path, json_t **items);
+
+/* A list command "CMD [-o table|json|wide]" taking no argument (shoal
+ * hosts, shoal token ls): parse argv (-h prints help), GET every page of
+ * path and print the items with render. An exit status. */
+int cli_list_cmd(cli_ctx *ctx, int argc, char **argv, const char *cmd, const char *help,
+                 const char *path, int (*render)(FILE *out, const json_t *items, cli_fmt fmt));
 
 /* Like cli_http_json but keeps the raw 2xx body (appended to *resp). */
 int cli_http_raw(cli_ctx *ctx, const char *method, const char *path, json_t *body, cli_buf *resp);

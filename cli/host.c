@@ -171,39 +171,8 @@ int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt)
 
 int host_list(cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        { "output", required_argument, NULL, 'o' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int rc = CLI_OK, c;
-    cli_fmt fmt = CLI_FMT_TABLE;
-    char err[256];
-    json_t *items = NULL;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0) {
-                rc = cli_usage("hosts", "%s", err);
-                goto out;
-            }
-            break;
-        case 'h': fputs(hosts_help, stdout); goto out;
-        default: rc = cli_opt_error("hosts", argv, c); goto out;
-        }
-    }
-    if (optind < argc) {
-        rc = cli_usage("hosts", "unexpected argument '%s'", argv[optind]);
-        goto out;
-    }
-    rc = cli_http_list(ctx, "/v1/hosts?limit=1000", &items);
-    if (rc == CLI_OK && host_render_list(stdout, items, fmt) < 0)
-        rc = CLI_EFAIL;
-out:
-    json_decref(items);
-    return rc;
+    return cli_list_cmd(ctx, argc, argv, "hosts", hosts_help, "/v1/hosts?limit=1000",
+                        host_render_list);
 }
 
 /* ----------------------------------------------------------------- host */

@@ -235,40 +235,7 @@ out:
 
 static int token_ls(cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        { "output", required_argument, NULL, 'o' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    cli_fmt fmt = CLI_FMT_TABLE;
-    json_t *items = NULL;
-    char err[256];
-    int rc = CLI_OK, c;
-
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            if (cli_parse_format(optarg, &fmt, err, sizeof err) < 0) {
-                rc = cli_usage("token ls", "%s", err);
-                goto out;
-            }
-            break;
-        case 'h': fputs(token_help, stdout); goto out;
-        default: rc = cli_opt_error("token ls", argv, c); goto out;
-        }
-    }
-    if (optind < argc) {
-        rc = cli_usage("token ls", "unexpected argument '%s'", argv[optind]);
-        goto out;
-    }
-    rc = cli_http_list(ctx, "/v1/tokens", &items);
-    if (rc == CLI_OK && token_render_list(stdout, items, fmt) < 0)
-        rc = CLI_EFAIL;
-out:
-    json_decref(items);
-    return rc;
+    return cli_list_cmd(ctx, argc, argv, "token ls", token_help, "/v1/tokens", token_render_list);
 }
 
 static int token_rm(cli_ctx *ctx, int argc, char **argv)

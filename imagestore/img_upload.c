@@ -285,14 +285,36 @@ out:
     return ret;
 }
 
+/* The end of the bytes, for both commits: refuse an empty upload (empty
+ * is the message), store the last buffered chunk, finish the SHA-256 into
+ * digest and check it against the digest the client announced. */
+static int finish_bytes(img_upload *u, const char *empty, char digest[IMG_DIGEST_LEN + 1],
+                        img_err *err)
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    if (u->size == 0)
+        return img_fail(err, IMG_E_INVALID, "%s", empty);
+    if (u->buf_len > 0) {
+        if (store_chunk(u, u->buf, u->buf_len, err) != 0)
+            return -1;
+        u->buf_len = 0;
+    }
+    if (EVP_DigestFinal_ex(u->md, md, &mdlen) != 1 || mdlen != 32)
+        return img_fail(err, IMG_E_IO, "SHA-256 final failed");
+    img_digest_format(md, digest);
+    if (u->expect[0] && strcmp(u->expect, digest) != 0)
+        return img_fail(err, IMG_E_INVALID, "upload has digest %s, expected %s", digest, u->expect);
+    return 0;
+}
+
 int img_upload_commit(img_upload *u, const char *name, const char *tag, const img_label *labels,
                       size_t nlabels, img_info *info, img_err *err)
 {
     img_store *s = u->s;
     img_conn *c = NULL;
     int ret = -1;
-    unsigned char md[32];
-    unsigned int mdlen = 0;
     char digest[IMG_DIGEST_LEN + 1];
     img_vresult vr;
     img_blob b;
@@ -329,24 +351,8 @@ int img_upload_commit(img_upload *u, const char *name, const char *tag, const im
         if (img_valid_label(labels[i].key, labels[i].value, err) != 0)
             goto done;
     }
-    if (u->size == 0) {
-        img_fail(err, IMG_E_INVALID, "upload is empty");
+    if (finish_bytes(u, "upload is empty", digest, err) != 0)
         goto done;
-    }
-    if (u->buf_len > 0) {
-        if (store_chunk(u, u->buf, u->buf_len, err) != 0)
-            goto done;
-        u->buf_len = 0;
-    }
-    if (EVP_DigestFinal_ex(u->md, md, &mdlen) != 1 || mdlen != 32) {
-        img_fail(err, IMG_E_IO, "SHA-256 final failed");
-        goto done;
-    }
-    img_digest_format(md, digest);
-    if (u->expect[0] && strcmp(u->expect, digest) != 0) {
-        img_fail(err, IMG_E_INVALID, "upload has digest %s, expected %s", digest, u->expect);
-        goto done;
-    }
     if (validate_stored(u, &vr, err) != 0)
         goto done;
     img_evidence_join(&vr, evidence);
@@ -503,8 +509,6 @@ int img_initrd_commit(img_upload *u, img_info *info, img_err *err)
     img_store *s = u->s;
     img_conn *c = NULL;
     int ret = -1;
-    unsigned char md[32];
-    unsigned int mdlen = 0;
     char digest[IMG_DIGEST_LEN + 1];
     img_blob b;
     int64_t target = 0;
@@ -520,24 +524,8 @@ int img_initrd_commit(img_upload *u, img_info *info, img_err *err)
         img_fail(err, IMG_E_INVALID, "not an initrd upload (img_initrd_begin)");
         goto done;
     }
-    if (u->size == 0) {
-        img_fail(err, IMG_E_INVALID, "initrd is empty");
+    if (finish_bytes(u, "initrd is empty", digest, err) != 0)
         goto done;
-    }
-    if (u->buf_len > 0) {
-        if (store_chunk(u, u->buf, u->buf_len, err) != 0)
-            goto done;
-        u->buf_len = 0;
-    }
-    if (EVP_DigestFinal_ex(u->md, md, &mdlen) != 1 || mdlen != 32) {
-        img_fail(err, IMG_E_IO, "SHA-256 final failed");
-        goto done;
-    }
-    img_digest_format(md, digest);
-    if (u->expect[0] && strcmp(u->expect, digest) != 0) {
-        img_fail(err, IMG_E_INVALID, "upload has digest %s, expected %s", digest, u->expect);
-        goto done;
-    }
     if (img_conn_get(s, &c, err) != 0)
         goto done;
     if (img_tx_write(s, c, err) != 0)
