@@ -111,6 +111,9 @@ static virStorageVolPtr vol_make(virStoragePoolPtr p, const char *name, uint64_t
                                  const char *mode, char *err, size_t errlen)
 {
     char xml[768];
+    /* Names are read before any call that can fail: every libvirt call
+     * resets the thread's error, which lv_msg() points into. */
+    const char *pool_name = virStoragePoolGetName(p);
     virStorageVolPtr v = virStorageVolLookupByName(p, name);
     if (v) {
         (void)virStorageVolDelete(v, 0);
@@ -133,17 +136,18 @@ static virStorageVolPtr vol_make(virStoragePoolPtr p, const char *name, uint64_t
         v = virStorageVolCreateXML(p, xml, 0);
     }
     if (!v)
-        errbuf_set(err, errlen, "cannot create volume '%s' in pool '%s': %s", name,
-                   virStoragePoolGetName(p), lv_msg());
+        errbuf_set(err, errlen, "cannot create volume '%s' in pool '%s': %s", name, pool_name,
+                   lv_msg());
     return v;
 }
 
 static int vol_path(virStorageVolPtr v, char *out, size_t len, char *err, size_t errlen)
 {
+    const char *name = virStorageVolGetName(v);
     char *path = virStorageVolGetPath(v);
     int rc = NSTORE_OK;
     if (!path || snprintf(out, len, "%s", path) >= (int)len) {
-        errbuf_set(err, errlen, "volume '%s': no usable path: %s", virStorageVolGetName(v),
+        errbuf_set(err, errlen, "volume '%s': no usable path: %s", name,
                    path ? "too long" : lv_msg());
         rc = NSTORE_E_LIBVIRT;
     }
@@ -230,15 +234,16 @@ static int upload(virConnectPtr c, virStorageVolPtr v, int fd, uint64_t size, co
     int rc = NSTORE_E_LIBVIRT, streaming = 0;
     char *buf = malloc(NSTORE_CHUNK);
     EVP_MD_CTX *md_ctx = EVP_MD_CTX_new();
+    const char *vn = virStorageVolGetName(v);
     virStreamPtr st = virStreamNew(c, 0);
 
     if (!buf || !md_ctx || !st || EVP_DigestInit_ex(md_ctx, EVP_sha256(), NULL) != 1) {
-        errbuf_set(err, errlen, "cannot begin upload of '%s': %s", virStorageVolGetName(v),
+        errbuf_set(err, errlen, "cannot begin upload of '%s': %s", vn,
                    st ? "out of memory" : lv_msg());
         goto out;
     }
     if (virStorageVolUpload(v, st, 0, size, 0) < 0) {
-        errbuf_set(err, errlen, "cannot upload to '%s': %s", virStorageVolGetName(v), lv_msg());
+        errbuf_set(err, errlen, "cannot upload to '%s': %s", vn, lv_msg());
         goto out;
     }
     streaming = 1;
@@ -256,8 +261,8 @@ static int upload(virConnectPtr c, virStorageVolPtr v, int fd, uint64_t size, co
         for (ssize_t off = 0; off < n;) {
             int w = virStreamSend(st, buf + off, (size_t)(n - off));
             if (w <= 0) {
-                errbuf_set(err, errlen, "upload to '%s' failed after %llu bytes: %s",
-                           virStorageVolGetName(v), (unsigned long long)sent, lv_msg());
+                errbuf_set(err, errlen, "upload to '%s' failed after %llu bytes: %s", vn,
+                           (unsigned long long)sent, lv_msg());
                 goto out;
             }
             off += w;
@@ -267,8 +272,7 @@ static int upload(virConnectPtr c, virStorageVolPtr v, int fd, uint64_t size, co
     }
     streaming = 0;
     if (virStreamFinish(st) < 0) {
-        errbuf_set(err, errlen, "upload to '%s' did not finish: %s", virStorageVolGetName(v),
-                   lv_msg());
+        errbuf_set(err, errlen, "upload to '%s' did not finish: %s", vn, lv_msg());
         goto out;
     }
     EVP_DigestFinal_ex(md_ctx, md, &mdlen);
