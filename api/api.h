@@ -624,6 +624,12 @@ typedef struct api_event {
     int http_status;                 /* audit: the status answered; 0 = omitted */
     bool has_progress;               /* bulk.progress, batch.progress: done/total/failed set */
     uint32_t done, total, failed;
+    /* instance.sleep / instance.wake (scale to zero): why it slept or what
+     * woke it, wake request -> ready in ms (has_latency), why a wake failed */
+    char reason[API_EVENT_STR_MAX];
+    bool has_latency;
+    int64_t latency_ms;
+    char error[API_EVENT_STR_MAX];
     /* batch.progress (has_batch): the instances of one create request,
      * named by the id of the first; the failed ones (at most
      * API_EVENT_FAILURES_MAX of them) with where their run ended and why. */

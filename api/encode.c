@@ -1122,6 +1122,12 @@ char *api_encode_event(const api_event *ev, size_t *len)
         jw_key(&w, "status");
         jw_int(&w, ev->http_status);
     }
+    jw_field(&w, "reason", ev->reason, sizeof ev->reason); /* instance.sleep/wake */
+    if (ev->has_latency) {
+        jw_key(&w, "latency_ms");
+        jw_int(&w, ev->latency_ms);
+    }
+    jw_field(&w, "error", ev->error, sizeof ev->error);
     if (ev->has_progress) {
         jw_key(&w, "done");
         jw_int(&w, ev->done);

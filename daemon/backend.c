@@ -1298,6 +1298,12 @@ static int be_events_next(void *ctx, void *subp, api_event *ev, int timeout_ms)
     copy_field(ev->by, sizeof ev->by, o, "by");
     copy_field(ev->path, sizeof ev->path, o, "path");
     ev->http_status = (int)json_integer_value(json_object_get(o, "status"));
+    copy_field(ev->reason, sizeof ev->reason, o, "reason"); /* instance.sleep/wake */
+    copy_field(ev->error, sizeof ev->error, o, "error");
+    if (json_is_integer(json_object_get(o, "latency_ms"))) {
+        ev->has_latency = true;
+        ev->latency_ms = json_integer_value(json_object_get(o, "latency_ms"));
+    }
     if (json_is_integer(json_object_get(o, "total"))) {
         ev->has_progress = true;
         ev->done = (uint32_t)json_integer_value(json_object_get(o, "done"));

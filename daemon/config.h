@@ -62,6 +62,7 @@ typedef struct {
     int publish_max_conns;      /* published TCP connections, all ports; 0 = auto */
     int publish_port_max_conns; /* published TCP connections per port */
     int publish_connect_ms;     /* published ports: connect to the guest, ms */
+    int publish_wake_ms;        /* scale to zero: a held connection waits, ms */
 } cfg_t;
 
 /* One option of the table. */

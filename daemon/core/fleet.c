@@ -388,6 +388,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     pfwd_set_tcp_limits(f->pfwd, cfg->publish_max_conns, cfg->publish_port_max_conns,
                         cfg->publish_connect_ms, 0);
     pfwd_set_notify(f->pfwd, fleet_idle_note, f); /* scale to zero: idle.c */
+    pfwd_set_wake_ms(f->pfwd, cfg->publish_wake_ms);
     if (fleet_probes_open(f, err, errlen) != 0)
         goto fail;
     /* Before any QEMU is forked: they inherit the merge setting. */

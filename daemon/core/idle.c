@@ -82,7 +82,7 @@ void fleet_job_sleep(fleet *f, const fleet_job *j)
     /* Only a ready run that nobody is stopping sleeps; else not now: the
      * proxy is woken and the quiet time starts again. */
     ok = rt && !strcmp(in.id, j->id) && in.idle_s > 0 && in.state == ST_RUNNING &&
-         in.want_running && rt->active && !rt->busy && !rt->stop_requested && !rt->sleep_requested;
+         in.want_running && rt->active && !rt->stop_requested && !rt->sleep_requested;
     if (ok)
         rt->sleep_requested = 1;
     pthread_mutex_unlock(&f->mu);
@@ -153,9 +153,9 @@ void fleet_job_wake(fleet *f, const fleet_job *j)
          * on its port (a start still under way, or an app that does not
          * listen). Said where people look: its last error and an event. */
         snprintf(err, sizeof err,
-                 "wake: held connections were closed after %d s: the guest did not accept on "
+                 "wake: held connections were closed after %d ms: the guest did not accept on "
                  "its published port",
-                 PFWD_WAKE_MS / 1000);
+                 f->cfg.publish_wake_ms > 0 ? f->cfg.publish_wake_ms : PFWD_WAKE_MS);
         fleet_mutate(f, in.id, last_error_fn, err);
         emit_idle_event(f, "instance.wake", &in, state_inst_state_name(in.state), NULL, -1, err);
         log_warn("instance %s (%s): %s", in.id, in.name, err);

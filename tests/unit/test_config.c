@@ -264,6 +264,10 @@ static int got_pub_connect(const cfg_t *c)
 {
     return c->publish_connect_ms == 2500;
 }
+static int got_pub_wake(const cfg_t *c)
+{
+    return c->publish_wake_ms == 4000;
+}
 static int got_tls(const cfg_t *c)
 {
     return !strcmp(c->tls_cert, tls_file) && !strcmp(c->tls_key, tls_file);
@@ -319,6 +323,7 @@ static const want_opt WANT[] = {
     { "publish-port-max-conns", 0, "publish-port-max-conns", "50", NULL, got_pub_port_conns, NULL },
     { "publish-connect-timeout", 0, "publish-connect-timeout", "2500", NULL, got_pub_connect,
       NULL },
+    { "publish-wake-timeout", 0, "publish-wake-timeout", "4000", NULL, got_pub_wake, NULL },
     { "tls-cert", 0, "tls-cert", tls_file, NULL, got_tls, "tls-key" },
     { "tls-key", 0, "tls-key", tls_file, NULL, got_tls, "tls-cert" },
     { "check-config", 0, NULL, NULL, NULL, got_check, NULL },

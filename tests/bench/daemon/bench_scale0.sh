@@ -1,0 +1,75 @@
+#!/bin/bash
+# Benchmark (issue 15): the first byte of a connection that wakes a
+# scaled-to-zero instance, against a cold start in the same run, same
+# shoald, real QEMU (TCG or KVM as shoald decides), the reference httpd
+# behind a published port, everything inside a network namespace this
+# script creates:
+#   cold   POST /v1/instances -> ready (ready_ms as shoald measures it) of
+#          the same httpd with the same published port, N times (one
+#          instance at a time, deleted after): the baseline;
+#   wake   one instance with "scale_to_zero": {"idle_s": 1}, N times:
+#          wait until it is idle (its domain gone), then time an HTTP GET
+#          through the published port to its first byte (curl's
+#          time_starttransfer, from connect(2) on); also shoald's own wake
+#          -> ready (instance.wake latency_ms).
+# Prints p50/p90 of each, the wake's first byte over cold p50 (ratio) and
+# minus it (target: <= cold + 20 ms without a pool).
+# usage: bench_scale0.sh SHOALD IMAGES_DIR [N]
+set -eu
+SHOALD=$1
+IMAGES=$(cd "$2" && pwd)
+N=${3:-10}
+. "$(dirname "$0")/../../e2e/lib.sh"
+
+[ -e "$IMAGES/httpd.elf" ] || { echo "missing $IMAGES/httpd.elf (build first)"; exit 1; }
+e2e_setup
+e2e_start_daemon "$SHOALD" || exit 1
+api POST "/v1/images?ref=httpd:latest" -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$IMAGES/httpd.elf"
+[ "$HTTP_CODE" = 201 ] || { echo "push: HTTP $HTTP_CODE"; exit 1; }
+
+pct() { # P: the P-th percentile of the numbers on stdin
+    sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((NR*p+99)/100); if (i<1) i=1; printf "%.1f", a[i]}'
+}
+
+# cold: create, wait for ready_ms, delete
+: >"$E2E_STATE/cold"
+for i in $(seq "$N"); do
+    api POST /v1/instances -H 'Content-Type: application/json' \
+        -d '{"image":"httpd","name":"cold","args":["80","64"],"ports":[{"host":8090,"guest":80}]}'
+    [ "$HTTP_CODE" = 201 ] || { echo "create: HTTP $HTTP_CODE $BODY"; exit 1; }
+    wait_for 60 eval '[ "$(inst_field cold .ready_ms)" != null ]' || { echo "cold $i not ready"; exit 1; }
+    inst_field cold .ready_ms >>"$E2E_STATE/cold"
+    api DELETE "/v1/instances/cold?force=true"
+    [ "$HTTP_CODE" = 204 ] || { echo "delete: HTTP $HTTP_CODE"; exit 1; }
+done
+
+# wake: sleep after 1 s, woken by a GET through the published port
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"httpd","name":"web","args":["80","64"],"ports":[{"host":8080,"guest":80}],"scale_to_zero":{"idle_s":1}}'
+[ "$HTTP_CODE" = 201 ] || { echo "create web: HTTP $HTTP_CODE $BODY"; exit 1; }
+: >"$E2E_STATE/wake"
+for i in $(seq "$N"); do
+    wait_for 60 inst_state_is web idle || { echo "web not idle (round $i)"; exit 1; }
+    out=$(ns_curl -sS -m 30 -o /dev/null -w '%{http_code} %{time_starttransfer}' \
+        "http://127.0.0.1:8080/healthz")
+    [ "${out%% *}" = 200 ] || { echo "wake $i: $out"; exit 1; }
+    awk '{printf "%.1f\n", $2 * 1000}' <<<"$out" >>"$E2E_STATE/wake"
+done
+ns_curl -sS -m 2 -H "Authorization: Bearer $E2E_TOKEN" \
+    "http://127.0.0.1:$E2E_PORT/v1/events?since=0" 2>/dev/null | grep '^data: ' | sed 's/^data: //' |
+    jq -r 'select(.type=="instance.wake" and .latency_ms != null) | .latency_ms' >"$E2E_STATE/lat" || true
+
+c50=$(pct 50 <"$E2E_STATE/cold")
+c90=$(pct 90 <"$E2E_STATE/cold")
+w50=$(pct 50 <"$E2E_STATE/wake")
+w90=$(pct 90 <"$E2E_STATE/wake")
+l50=$(pct 50 <"$E2E_STATE/lat")
+dtype=$(grep -o 'domain type [a-z]*' "$E2E_STATE/shoald.log" | head -n 1)
+echo "scale to zero, httpd behind a published port, $N runs each, $dtype"
+printf '%-44s p50 %8s ms   p90 %8s ms\n' "cold start: POST -> ready (baseline)" "$c50" "$c90"
+printf '%-44s p50 %8s ms   p90 %8s ms\n' "wake: first byte of the waking connection" "$w50" "$w90"
+printf '%-44s p50 %8s ms\n' "wake: shoald's wake -> ready (latency_ms)" "$l50"
+awk -v w="$w50" -v c="$c50" 'BEGIN {printf "wake first byte / cold start: %.2fx, minus: %+.1f ms (target <= +20 ms)\n", w / c, w - c}'
+api DELETE "/v1/instances/web?force=true"
+e2e_finish
