@@ -31,7 +31,6 @@
 
 LVH_DIR=""
 LVH_NAMES=""
-LVH_NETS=15 # /30 per host: 10.217.N.0/30
 
 lvh_log() { printf '[%s] lvh: %s\n' "$(date +%H:%M:%S)" "$*"; }
 
