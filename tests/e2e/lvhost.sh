@@ -15,8 +15,9 @@
 #     host cannot see the client's state dir or image cache, nor the client
 #     its files, except through libvirt (or the test reading LVH_DIR).
 #   - qemu.conf: QEMU as root, stdio_handler "file" (no virtlogd needed).
-#     QEMU capabilities are seeded from /var/cache/libvirt/qemu when that
-#     holds a probe, else each daemon probes QEMU itself (about 8 s).
+#     QEMU capabilities are copied from /var/cache/libvirt/qemu when that
+#     holds a probe; else the first host probes QEMU at its start (about
+#     8 s) and the later ones copy its cache.
 #
 # usage:
 #   . tests/e2e/lvhost.sh
@@ -31,6 +32,7 @@
 
 LVH_DIR=""
 LVH_NAMES=""
+LVH_CAPS=/var/cache/libvirt/qemu/capabilities # QEMU probes to copy
 
 lvh_log() { printf '[%s] lvh: %s\n' "$(date +%H:%M:%S)" "$*"; }
 
@@ -95,8 +97,8 @@ user = "root"
 group = "root"
 stdio_handler = "file"
 CONF
-    if [ -d /var/cache/libvirt/qemu/capabilities ]; then
-        cp -a /var/cache/libvirt/qemu/capabilities "$d/cache/qemu/" 2>/dev/null
+    if [ -n "$(ls "$LVH_CAPS" 2>/dev/null)" ]; then
+        cp -a "$LVH_CAPS" "$d/cache/qemu/capabilities" 2>/dev/null
     fi
     # The daemon's own mount namespace: its directories over the system's,
     # a private /tmp. Entered through the network namespace's file.
@@ -113,6 +115,13 @@ CONF
     for _ in $(seq 1 120); do
         if ip netns exec "$ns" ss -Hltn "sport = :16509" 2>/dev/null | grep -q 16509; then
             lvh_log "host $name: libvirtd $(cat "$d/pid") at $(lvh_uri "$name")"
+            # No probe to copy: this one probes QEMU now (~8 s) and the
+            # hosts started after it copy its cache.
+            if [ -z "$(ls "$LVH_CAPS" 2>/dev/null)" ]; then
+                lvh_exec "$name" virsh -q -c qemu:///system domcapabilities >/dev/null 2>&1
+                cp -a "$d/cache/qemu/capabilities" "$LVH_DIR/caps" 2>/dev/null &&
+                    LVH_CAPS=$LVH_DIR/caps
+            fi
             return 0
         fi
         kill -0 "$(cat "$d/pid")" 2>/dev/null || break
