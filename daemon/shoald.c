@@ -87,9 +87,19 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], PS_FRONT_ARG) == 0)
         return ps_front_main(argc, argv); /* the API front (privsep.h) */
     if (tunables_wanted(getenv("GLIBC_TUNABLES"), err, sizeof err)) {
-        /* No thread exists yet. On failure carry on with glibc's default. */
-        if (setenv("GLIBC_TUNABLES", err, 1) == 0)
+        /* No thread exists yet. On failure carry on with glibc's default.
+         * Exec'd by its resolved path so the process keeps its name
+         * (`shoald`, not `exe`: pgrep, systemctl status); /proc/self/exe
+         * when the file is gone (an upgrade replaced it). */
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (setenv("GLIBC_TUNABLES", err, 1) == 0) {
+            if (n > 0) {
+                self[n] = '\0';
+                execv(self, argv);
+            }
             execv("/proc/self/exe", argv);
+        }
         reexec_errno = errno;
     }
 
