@@ -10,24 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *img_exit_name(img_exit mode)
-{
-    switch (mode) {
-    case IMG_EXIT_STATUS: return "status";
-    case IMG_EXIT_DEBUG_EXIT: return "debug-exit";
-    case IMG_EXIT_POWEROFF: return "poweroff";
-    default: return "none";
-    }
-}
-
-img_exit img_exit_parse(const char *name)
-{
-    for (int m = IMG_EXIT_STATUS; m <= IMG_EXIT_POWEROFF; m++)
-        if (name && strcmp(name, img_exit_name((img_exit)m)) == 0)
-            return (img_exit)m;
-    return IMG_EXIT_NONE;
-}
-
 static const char *const placeholders[] = { "address", "prefix", "gateway", "mac",
                                             "env",     "args",   "name" };
 

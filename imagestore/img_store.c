@@ -822,41 +822,57 @@ img_profile img_profile_default(img_kind kind)
     return p;
 }
 
+/* The profile's enums by name: one table each (index = value, [0] the
+ * "none" of value 0), so that a name and its parse cannot disagree. */
+static const char *const FW_NAMES[] = { "none", "qboot", "seabios" };
+static const char *const CMDLINE_NAMES[] = {
+    "none", "shoal", "unikraft", "solo5", "raw", "template"
+};
+static const char *const EXIT_NAMES[] = { "none", "status", "debug-exit", "poweroff" };
+#define NAMES_N(t) (sizeof(t) / sizeof((t)[0]))
+
+static const char *enum_name(const char *const *names, size_t n, int v)
+{
+    return v > 0 && (size_t)v < n ? names[v] : names[0];
+}
+
+/* The value 1..last named name, else 0 (the "none"). */
+static int enum_parse(const char *const *names, int last, const char *name)
+{
+    for (int v = 1; name && v <= last; v++)
+        if (strcmp(name, names[v]) == 0)
+            return v;
+    return 0;
+}
+
 const char *img_firmware_name(img_firmware fw)
 {
-    switch (fw) {
-    case IMG_FW_QBOOT: return "qboot";
-    case IMG_FW_SEABIOS: return "seabios";
-    default: return "none";
-    }
+    return enum_name(FW_NAMES, NAMES_N(FW_NAMES), (int)fw);
 }
 
 img_firmware img_firmware_parse(const char *name)
 {
-    for (int f = IMG_FW_QBOOT; f <= IMG_FW_SEABIOS; f++)
-        if (name && strcmp(name, img_firmware_name((img_firmware)f)) == 0)
-            return (img_firmware)f;
-    return IMG_FW_NONE;
+    return (img_firmware)enum_parse(FW_NAMES, IMG_FW_SEABIOS, name);
 }
 
 const char *img_cmdline_name(img_cmdline preset)
 {
-    switch (preset) {
-    case IMG_CMDLINE_SHOAL: return "shoal";
-    case IMG_CMDLINE_UNIKRAFT: return "unikraft";
-    case IMG_CMDLINE_SOLO5: return "solo5";
-    case IMG_CMDLINE_RAW: return "raw";
-    case IMG_CMDLINE_TEMPLATE: return "template";
-    default: return "none";
-    }
+    return enum_name(CMDLINE_NAMES, NAMES_N(CMDLINE_NAMES), (int)preset);
 }
 
 img_cmdline img_cmdline_parse(const char *name)
 {
-    for (int p = IMG_CMDLINE_SHOAL; p <= IMG_CMDLINE_RAW; p++)
-        if (name && strcmp(name, img_cmdline_name((img_cmdline)p)) == 0)
-            return (img_cmdline)p;
-    return IMG_CMDLINE_NONE;
+    return (img_cmdline)enum_parse(CMDLINE_NAMES, IMG_CMDLINE_RAW, name); /* presets only */
+}
+
+const char *img_exit_name(img_exit mode)
+{
+    return enum_name(EXIT_NAMES, NAMES_N(EXIT_NAMES), (int)mode);
+}
+
+img_exit img_exit_parse(const char *name)
+{
+    return (img_exit)enum_parse(EXIT_NAMES, IMG_EXIT_POWEROFF, name);
 }
 
 int img_blob_by_id(img_conn *c, int64_t id, img_blob *out, img_err *err)

@@ -690,6 +690,16 @@ static void test_profiles(void **state)
     /* "template" names the form, it is not a preset a client can ask for */
     assert_string_equal(img_cmdline_name(IMG_CMDLINE_TEMPLATE), "template");
     assert_int_equal(img_cmdline_parse("template"), IMG_CMDLINE_NONE);
+    /* every name parses back to its value; out of range is "none" */
+    for (int v = IMG_FW_QBOOT; v <= IMG_FW_SEABIOS; v++)
+        assert_int_equal(img_firmware_parse(img_firmware_name((img_firmware)v)), v);
+    for (int v = IMG_CMDLINE_SHOAL; v <= IMG_CMDLINE_RAW; v++)
+        assert_int_equal(img_cmdline_parse(img_cmdline_name((img_cmdline)v)), v);
+    for (int v = IMG_EXIT_STATUS; v <= IMG_EXIT_POWEROFF; v++)
+        assert_int_equal(img_exit_parse(img_exit_name((img_exit)v)), v);
+    assert_string_equal(img_firmware_name((img_firmware)7), "none");
+    assert_string_equal(img_exit_name((img_exit)-1), "none");
+    assert_string_equal(img_cmdline_name(IMG_CMDLINE_NONE), "none");
 }
 
 /* Templates: every placeholder, the brace escapes, each refusal. */
