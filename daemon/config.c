@@ -225,7 +225,7 @@ static const cfg_option OPTIONS[] = {
       "user every guest's QEMU runs as on the local host\n"
       "(must exist; root: as root, not recommended)",
       CFG_STR, FIELD(qemu_user), 0, 0, check_user, 0 },
-    { "privsep", 0, "privsep", "on|off", "off", NULL,
+    { "privsep", 0, "privsep", "on|off", "on", NULL,
       "on: HTTP, TLS and JSON run in a separate unprivileged\n"
       "process (docs/security.md); off: all in one process",
       CFG_STR, FIELD(privsep), 0, 0, check_on_off, 0 },

@@ -41,6 +41,8 @@ static void test_defaults(void **st)
     /* Capacity (docs/shoald.md "Capacity"): measured, no slot limit, an
      * automatic reserve, 90 % of the CPUs, KSM left alone. */
     assert_string_equal(c.capacity, "measured");
+    assert_string_equal(c.privsep, "on"); /* issue 16: the API front runs apart */
+    assert_string_equal(c.privsep_user, "shoal-api");
     assert_int_equal(c.max_instances, 0);
     assert_int_equal(c.mem_reserve_mib, 0);
     assert_int_equal(c.cpu_target, 90);
