@@ -472,8 +472,11 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t err
     buf_str(&b, "'/>\n      <target port='1'/>\n    </serial>\n");
     if (s->console_sock) {
         /* QEMU listens (server, no wait): a virtio-serial controller and a
-         * virtconsole on it; shoald connects once the guest waits. */
-        buf_str(&b, "    <console type='unix'>\n      <source mode='bind' path='");
+         * virtconsole on it; shoald connects once the guest waits. One port
+         * (QEMU's default is 31): ~0.45 MiB less per guest (measured, docs/
+         * benchmarks.md "Warm pool, guest side"). */
+        buf_str(&b, "    <controller type='virtio-serial' index='0' ports='1'/>\n"
+                    "    <console type='unix'>\n      <source mode='bind' path='");
         buf_esc(&b, s->console_sock);
         buf_str(&b, "'/>\n      <target type='virtio' port='0'/>\n    </console>\n");
     }

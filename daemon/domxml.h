@@ -152,7 +152,8 @@ struct domxml_spec {
     const char *console_sock; /* absolute path of a Unix socket QEMU listens on
                                 (created at its start) for a virtio console:
                                 <console type='unix'> <source mode='bind'>
-                                <target type='virtio'>, beside the serial ports.
+                                <target type='virtio'>, beside the serial ports,
+                                on a virtio-serial controller of one port.
                                 A warm pool guest's configuration channel
                                 (docs/guest-protocol.md "Warm pools"); NULL:
                                 none */

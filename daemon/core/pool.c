@@ -36,6 +36,10 @@ struct fleet_pool {
     int refresh;          /* re-read the wanted sizes at the next tick */
     int64_t want_at_ms;   /* monotonic ms of the last read */
     int64_t full_warn_ms; /* last "no room for a pool guest" warning */
+    /* images whose guests booted without waiting (a reference kernel from
+     * before the hand-over): no pool until their profile changes */
+    char refused[16][IMG_DIGEST_LEN + 1];
+    size_t nrefused;
     char sock_dir[FLEET_PATH_MAX];
 };
 
@@ -76,6 +80,29 @@ static void pseudo_row(const pool_guest *g, state_instance *in)
 
 /* ---- wanted sizes --------------------------------------------------------- */
 
+/* Under p->mu. */
+static void refuse_image(struct fleet_pool *p, const char *digest)
+{
+    for (size_t i = 0; i < p->nrefused; i++)
+        if (!strcmp(p->refused[i], digest))
+            return;
+    log_warn("warm pool of %.19s: its guest booted without waiting for a configuration (a "
+             "reference kernel older than the hand-over?): no pool for it",
+             digest);
+    snprintf(p->refused[p->nrefused % 16], sizeof p->refused[0], "%s", digest);
+    if (p->nrefused < 16)
+        p->nrefused++;
+    p->refresh = 1;
+}
+
+static int refused(const struct fleet_pool *p, const char *digest)
+{
+    for (size_t i = 0; i < p->nrefused; i++)
+        if (!strcmp(p->refused[i], digest))
+            return 1;
+    return 0;
+}
+
 static void refresh_wants(fleet *f)
 {
     img_info *list = NULL;
@@ -101,6 +128,9 @@ static void refresh_wants(fleet *f)
         }
     }
     pthread_mutex_lock(&f->pool->mu);
+    for (size_t i = 0; w && i < nw; i++)
+        if (refused(f->pool, w[i].digest))
+            w[i].want = 0;
     if (w)
         pool_tab_set_wants(&f->pool->tab, w, nw);
     f->pool->want_at_ms = fleet_now_ms();
@@ -311,6 +341,8 @@ static void on_record(void *ctx, const gst_record *r)
     int64_t *boot_us = ctx;
     if (r->kind == GST_POOL_WAIT)
         *boot_us = r->boot_us;
+    else if (r->kind == GST_READY && *boot_us < 0)
+        *boot_us = -2; /* booted as a cold guest: an older kernel (pool.h) */
 }
 
 /* A booting guest: has it written pool-wait? Then connect its console. */
@@ -334,6 +366,16 @@ static void check_booting(fleet *f, const char *id)
     pthread_mutex_unlock(&p->mu);
     fleet_status_path(f, id, status, sizeof status);
     gst_tracker_poll_max(&tr, status, FLEET_STATUS_READ_MAX, on_record, &boot_us, NULL);
+    if (boot_us == -2) {
+        pthread_mutex_lock(&p->mu);
+        if ((g = pool_tab_find(&p->tab, id)) && g->st == POOL_G_BOOTING) {
+            refuse_image(p, g->digest);
+            g->st = POOL_G_DOOMED;
+            p->tab.failed++;
+        }
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
     if (boot_us >= 0) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         sock_path(f, id, sock, sizeof sock);
@@ -408,11 +450,11 @@ static void tick(fleet *f)
         destroy_guest(f, &doomed[i]);
     for (size_t i = 0; i < nb; i++)
         check_booting(f, ids[i]);
-    /* at most a few starts a tick, so that a pool never crowds out the
-     * creates that share the start path */
-    for (size_t i = 0, started = 0; i < nn && started < 4; i++)
-        for (uint32_t k = 0; k < need[i].want && started < 4; k++, started++)
-            start_guest(f, need[i].digest);
+    /* one start a tick (~0.5 s of libvirt): the guests already booting
+     * are looked at between two starts, so one that waits is claimable
+     * at once, and a pool never crowds out the creates' own starts */
+    if (nn)
+        start_guest(f, need[0].digest);
 }
 
 static void *pool_main(void *arg)
@@ -428,7 +470,11 @@ static void *pool_main(void *arg)
         if (p->stop)
             break;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += FLEET_POOL_TICK_MS * 1000000L;
+        /* a booting guest is looked at often: the sooner it is seen
+         * waiting, the sooner a create can take it */
+        ts.tv_nsec += (pool_tab_count(&p->tab, NULL, POOL_G_BOOTING) ? FLEET_POOL_BOOT_TICK_MS
+                                                                     : FLEET_POOL_TICK_MS) *
+                      1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&p->cv, &p->mu, &ts);
@@ -497,6 +543,9 @@ void fleet_pool_image_changed(fleet *f, const char *digest)
     pthread_mutex_lock(&p->mu);
     if (digest)
         pool_tab_drop_image(&p->tab, digest);
+    for (size_t i = 0; i < p->nrefused; i++) /* a changed image is tried again */
+        if (!strcmp(p->refused[i], digest ? digest : ""))
+            p->refused[i][0] = 0;
     p->refresh = 1;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);

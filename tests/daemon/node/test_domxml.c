@@ -134,6 +134,29 @@ static void golden_network(void **state)
     check_golden("network-qemu", &s);
 }
 
+static void reject(const struct domxml_spec *s, const char *quoted);
+
+/* A warm pool guest (issue 15): shoal.pool=1 and its configuration channel,
+ * a virtio console on a Unix socket QEMU listens on, one port. A relative
+ * socket path is refused like any other path. */
+static void golden_pool(void **state)
+{
+    (void)state;
+    char mac[NETBR_MAC_STRLEN];
+    netbr_mac("0123456789ab", mac);
+    struct domxml_spec s = base;
+    s.name = "shoal-0123456789ab";
+    s.instance_id = "0123456789ab";
+    s.bridge = "shoalbr0";
+    s.mac = mac;
+    s.tap = "sh0123456789ab";
+    s.cmdline = "shoal.pool=1";
+    s.console_sock = "/var/lib/shoal/run/pool/0123456789ab.sock";
+    check_golden("pool-qemu", &s);
+    s.console_sock = "pool.sock";
+    reject(&s, "invalid console socket path 'pool.sock'");
+}
+
 static void golden_escaping(void **state)
 {
     (void)state;
@@ -434,13 +457,14 @@ static void mac_is_deterministic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(golden_minimal_qemu), cmocka_unit_test(golden_metadata_kvm),
-        cmocka_unit_test(golden_network),      cmocka_unit_test(golden_escaping),
-        cmocka_unit_test(golden_multiboot),    cmocka_unit_test(golden_seabios),
-        cmocka_unit_test(golden_seabios_rom),  cmocka_unit_test(golden_disk),
-        cmocka_unit_test(golden_debug_exit),   cmocka_unit_test(golden_initrd),
-        cmocka_unit_test(golden_confined),     cmocka_unit_test(rejects_bad_values),
-        cmocka_unit_test(parses_instance_id),  cmocka_unit_test(mac_is_deterministic),
+        cmocka_unit_test(golden_minimal_qemu),  cmocka_unit_test(golden_metadata_kvm),
+        cmocka_unit_test(golden_network),       cmocka_unit_test(golden_escaping),
+        cmocka_unit_test(golden_multiboot),     cmocka_unit_test(golden_seabios),
+        cmocka_unit_test(golden_seabios_rom),   cmocka_unit_test(golden_disk),
+        cmocka_unit_test(golden_debug_exit),    cmocka_unit_test(golden_initrd),
+        cmocka_unit_test(golden_confined),      cmocka_unit_test(golden_pool),
+        cmocka_unit_test(rejects_bad_values),   cmocka_unit_test(parses_instance_id),
+        cmocka_unit_test(mac_is_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
