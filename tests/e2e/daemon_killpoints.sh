@@ -221,6 +221,7 @@ e2e_stop_daemon
 fi
 
 # --- random kills during 50-instance batches: create, then bulk delete
+all_or_nothing() { [ "$1" = 50 ] || [ "$1" = 0 ]; }
 for round in $(seq 1 "$ROUNDS"); do
     want "round" || continue
     start_kp "" || exit 1
@@ -230,10 +231,13 @@ for round in $(seq 1 "$ROUNDS"); do
     sigkill_now
     e2e_log "round $round: create killed after $t s ($(qemu_ids | wc -l) QEMUs)"
     start_kp "" || exit 1
-    if wait_for 180 all_in_state 50 running; then
-        e2e_pass "round $round: all 50 run after the restart"
+    # a batch is all or nothing: 0 rows if the kill came before its commit
+    n=$(rows | jq '.items | length')
+    check "round $round: the batch is all or nothing ($n rows)" all_or_nothing "$n"
+    if wait_for 180 all_in_state "$n" running; then
+        e2e_pass "round $round: all $n run after the restart"
     else
-        e2e_fail "round $round: all 50 run after the restart"
+        e2e_fail "round $round: all $n run after the restart"
         e2e_log "round $round: states $(rows | jq -c '[.items[] | .state] | group_by(.) | map({(.[0]): length}) | add')"
         e2e_log "round $round: not running: $(rows | jq -c '[.items[] | select(.state != "running") | {id, state, last_error}]' | cut -c1-800)"
         e2e_log "round $round: QEMUs $(qemu_ids | wc -l), duplicates: $(qemu_ids | uniq -d | tr '\n' ' ')"
