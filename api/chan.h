@@ -52,6 +52,7 @@
 #define CHAN_CHUNK_MAX        (64u << 10)  /* upload bytes per write, console bytes per read */
 #define CHAN_HANDLES_MAX      4096         /* uploads/streams open at once in the root */
 #define CHAN_INFLIGHT_DEFAULT 1040         /* calls at once: api-max-conns default + 16 */
+#define CHAN_SEND_TIMEOUT_S   10 /* a reply the front does not take in 10 s ends the channel */
 
 /* Call types: one per api_backend function (34), then the replies. */
 typedef enum chan_type {

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -63,7 +64,11 @@ static void send_frame(srv *s, chan_w *w, uint16_t type, uint32_t id)
     if (chan_w_finish(w, type, id, CHAN_REP_MAX) != 0)
         return;
     pthread_mutex_lock(&s->wmu);
-    chan_send_full(s->fd, w->buf, w->len); /* failing: the front is gone, the reader sees it */
+    /* Failing (the front is gone, or has not read for CHAN_SEND_TIMEOUT_S):
+     * end the channel, so the reader stops and no call waits on a front
+     * that does not read. */
+    if (chan_send_full(s->fd, w->buf, w->len) != 0)
+        shutdown(s->fd, SHUT_RDWR);
     pthread_mutex_unlock(&s->wmu);
 }
 
@@ -554,6 +559,10 @@ int chan_server_run(int fd, const api_backend *be, void *be_ctx, const chan_serv
         return -1;
     }
     s->fd = fd;
+    {
+        struct timeval tv = { CHAN_SEND_TIMEOUT_S, 0 };
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
     s->be = be;
     s->ctx = be_ctx;
     s->max_inflight = o != NULL && o->max_inflight ? o->max_inflight : CHAN_INFLIGHT_DEFAULT;

@@ -202,12 +202,13 @@ static void *supervisor_main(void *arg)
             pthread_mutex_unlock(&r->mu);
             log_debug("privsep: API front started, pid %d", (int)pid);
             rc = chan_server_run(chan_fd, r->be, r->be_ctx, &so, why, sizeof why);
-            if (rc != 0) {
+            if (rc != 0)
                 /* a frame the root refused: the front is not trusted any more */
                 log_error("privsep: API front pid %d broke the channel (%s): killing it", (int)pid,
                           why);
-                kill(pid, SIGKILL);
-            }
+            /* without its channel a front is of no use (it may not even have
+             * noticed, if it stopped reading): make sure it is gone */
+            kill(pid, SIGKILL);
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;
             pthread_mutex_lock(&r->mu);
