@@ -1,6 +1,6 @@
 /*
  * fuzz_decode.c - libFuzzer harness for every request decoder: the JSON
- * bodies and the query decoder (input split at the first NUL byte into a
+ * bodies (token specs included) and the query decoder (input split at the first NUL byte into a
  * "k=v&k=v" query). Each decoder must return a status, never crash or leak,
  * and a successful instance spec must satisfy the documented limits.
  */
@@ -76,6 +76,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             !ip.health_timeout_s && !ip.health_retries)
             __builtin_trap(); /* API_OK means at least one field */
         api_image_patch_free(&ip);
+    }
+    {
+        /* tokens: expiry given one way at most, a burst only with a rate */
+        api_token_spec ts;
+        if (api_decode_token_spec(body, size, &ts, &st) == API_OK &&
+            (!api_valid_name(ts.name) || (ts.expires_in && ts.expires_at) || ts.expires_at < 0 ||
+             (ts.burst && !ts.rate)))
+            __builtin_trap();
     }
     nul = memchr(data, 0, size);
     if (nul != NULL)
