@@ -492,6 +492,8 @@ int ps_front_main(int argc, char **argv)
     for (int i = 0; i < 8; i++)
         v[i] = strtoul(argv[2 + i], NULL, 10);
     log_set_verbose((int)v[6]);
+    /* "exe" otherwise (exec of /proc/self/exe): named for ps, top and pgrep */
+    prctl(PR_SET_NAME, "shoald-front", 0, 0, 0);
     /* signals are taken by sigwait below, as in the root */
     sigemptyset(&set);
     sigaddset(&set, SIGINT);

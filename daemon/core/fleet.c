@@ -219,7 +219,6 @@ static void free_fleet(fleet *f)
         free(f->hosts[i]->labels_json);
         free(f->hosts[i]);
     }
-    free(f->hosts);
     free_jobs(f->jobs);
     free_jobs(f->starts);
     fleet_batch_free_all(f);
@@ -446,7 +445,8 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
                  f->nstart_workers, cpus, FLEET_EVENT_WORKERS);
     /* Hosts open (and reconcile) with workers running, so that jobs queued
      * by reconcile and by events are served at once. */
-    fleet_hosts_open_all(f);
+    for (size_t i = 0; i < f->nhosts; i++)
+        fleet_host_open(f, f->hosts[i]);
     if (pthread_create(&f->usage, NULL, fleet_usage_main, f) != 0) {
         snprintf(err, errlen, "cannot start the usage sampler thread");
         goto fail;

@@ -37,6 +37,7 @@ front_pid() { pgrep -f -- "--privsep-front .*$E2E_STATE/privsep-empty" | head -n
 status_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 FRONT=$(front_pid)
 check "a front process runs (pid ${FRONT:-none})" [ -n "$FRONT" ]
+check "it is named shoald-front" [ "$(cat "/proc/$FRONT/comm")" = shoald-front ]
 
 # --- the front, from outside
 check "front's uid is shoal-api's ($AUID), not 0" \
