@@ -473,7 +473,7 @@ typedef struct api_image_patch {
                                  health probe); NULL with numbers: they change
                                  the stored probe's */
     uint32_t health_interval_s, health_timeout_s, health_retries; /* 0 = keep/default */
-    bool warm_pool_set; /* "warm_pool" given: */
+    bool warm_pool_set;                                           /* "warm_pool" given: */
     uint32_t warm_pool; /* the pool size; its bound and the image's kind are the store's */
     void *priv_;        /* api-internal storage; do not touch */
 } api_image_patch;
@@ -572,6 +572,11 @@ typedef struct api_host {
     uint64_t available_memory_mib; /* host's available memory; 0 = unknown (null) */
     uint64_t charged_cpu_milli;    /* CPU charged to its guests, 1/1000 CPU */
     uint64_t busy_cpu_milli;       /* CPU its guests used lately, 1/1000 CPU */
+    /* What the host runs that is not shoal's (docs/shoald.md "Hosts that
+     * run other things"), and what placement can still give. */
+    uint32_t others_domains, others_vcpus;
+    uint64_t others_memory_mib, others_cpu_milli;
+    uint64_t free_memory_mib;
 } api_host;
 
 typedef struct api_move {

@@ -682,6 +682,19 @@ static void enc_host(jw *w, const api_host *h)
     jw_key(w, "busy_cpu_milli");
     jw_int(w, (int64_t)h->busy_cpu_milli);
     jw_close(w, '}');
+    jw_key(w, "others");
+    jw_open(w, '{');
+    jw_key(w, "domains");
+    jw_int(w, (int64_t)h->others_domains);
+    jw_key(w, "memory_mib");
+    jw_int(w, (int64_t)h->others_memory_mib);
+    jw_key(w, "vcpus");
+    jw_int(w, (int64_t)h->others_vcpus);
+    jw_key(w, "busy_cpu_milli");
+    jw_int(w, (int64_t)h->others_cpu_milli);
+    jw_close(w, '}');
+    jw_key(w, "free_memory_mib");
+    jw_int(w, (int64_t)h->free_memory_mib);
     jw_close(w, '}');
 }
 

@@ -79,16 +79,38 @@ static void usage_cell(const json_t *h, const char *key, bool wide, bool mib, ch
     }
 }
 
+/* What the host runs that shoal does not own ("-": nothing, or a daemon
+ * that does not say), and the memory placement can still give. */
+static void others_cells(const json_t *h, bool wide, char *others, size_t olen, char *free_,
+                         size_t flen)
+{
+    const json_t *o = json_object_get(h, "others");
+    const json_t *fr = json_object_get(h, "free_memory_mib");
+    int doms = (int)cli_jnum(o, "domains", 0);
+    char m[24];
+    snprintf(others, olen, "-");
+    if (doms > 0) {
+        cli_fmt_mib((uint64_t)cli_jnum(o, "memory_mib", 0), m, sizeof m);
+        if (wide)
+            snprintf(others, olen, "%d vm %s %d vCPU", doms, m, (int)cli_jnum(o, "vcpus", 0));
+        else
+            snprintf(others, olen, "%d vm %s", doms, m);
+    }
+    snprintf(free_, flen, "-");
+    if (json_is_integer(fr) && !strcmp(cli_jstr(h, "state") ? cli_jstr(h, "state") : "", "up"))
+        cli_fmt_mib((uint64_t)json_integer_value(fr), free_, flen);
+}
+
 int host_render_list(FILE *out, const json_t *items, cli_fmt fmt)
 {
     if (fmt == CLI_FMT_JSON)
         return cli_jprint(out, items);
-    static const char *const table_h[] = { "NAME",   "STATE", "TYPE", "INSTANCES",
-                                           "MEMORY", "CPU",   "SLOTS" };
-    static const char *const wide_h[] = { "NAME", "STATE", "TYPE", "INSTANCES", "MEMORY",
-                                          "CPU",  "SLOTS", "URI",  "LABELS" };
+    static const char *const table_h[] = { "NAME", "STATE", "TYPE",   "INSTANCES", "MEMORY",
+                                           "CPU",  "SLOTS", "OTHERS", "FREE" };
+    static const char *const wide_h[] = { "NAME",  "STATE",  "TYPE", "INSTANCES", "MEMORY", "CPU",
+                                          "SLOTS", "OTHERS", "FREE", "URI",       "LABELS" };
     bool wide = fmt == CLI_FMT_WIDE;
-    cli_table *t = wide ? cli_table_new(9, wide_h) : cli_table_new(7, table_h);
+    cli_table *t = wide ? cli_table_new(11, wide_h) : cli_table_new(9, table_h);
     int rc = 0;
     if (!t)
         return -1;
@@ -98,7 +120,8 @@ int host_render_list(FILE *out, const json_t *items, cli_fmt fmt)
     size_t i;
     json_t *h;
     json_array_foreach ((json_t *)items, i, h) {
-        char state[48], inst[16], mem[160], cpu[160], slots[160], labels[512];
+        char state[48], inst[16], mem[160], cpu[160], slots[160], labels[512], others[64],
+            free_[24];
         const char *st = cli_jstr(h, "state");
         snprintf(state, sizeof state, "%s%s", st ? st : "-",
                  json_is_true(json_object_get(h, "cordoned")) ? ",cordoned" : "");
@@ -107,10 +130,18 @@ int host_render_list(FILE *out, const json_t *items, cli_fmt fmt)
         usage_cell(h, "vcpus", wide, false, cpu, sizeof cpu);
         usage_cell(h, "slots", wide, false, slots, sizeof slots);
         cli_jlabels(json_object_get(h, "labels"), labels, sizeof labels);
-        const char *row[] = {
-            cli_jstr(h, "name"), state, cli_jstr(h, "domain_type"), inst, mem, cpu, slots,
-            cli_jstr(h, "uri"),  labels
-        };
+        others_cells(h, wide, others, sizeof others, free_, sizeof free_);
+        const char *row[] = { cli_jstr(h, "name"),
+                              state,
+                              cli_jstr(h, "domain_type"),
+                              inst,
+                              mem,
+                              cpu,
+                              slots,
+                              others,
+                              free_,
+                              cli_jstr(h, "uri"),
+                              labels };
         if ((rc = cli_table_add(t, row)) < 0)
             goto out;
     }

@@ -1031,6 +1031,11 @@ static int sink_host(api_sink *out, const fleet_host_info *h)
     a.available_memory_mib = h->avail_mem_mib;
     a.charged_cpu_milli = h->used_cpu_milli;
     a.busy_cpu_milli = h->busy_cpu_milli;
+    a.others_domains = h->others_domains;
+    a.others_memory_mib = h->others_mem_mib;
+    a.others_vcpus = h->others_vcpus;
+    a.others_cpu_milli = h->others_cpu_milli;
+    a.free_memory_mib = h->free_mem_mib;
     rc = api_sink_host(out, &a);
     free(kv);
     json_decref(labels);

@@ -2606,6 +2606,51 @@ out:
     return rc;
 }
 
+int node_foreign(struct node *n, struct node_foreign *out, char *err, size_t errlen)
+{
+    virDomainPtr *doms = NULL;
+    uint64_t kib = 0;
+    int nd = 0, rc;
+
+    if (out)
+        memset(out, 0, sizeof *out);
+    rc = need_conn(n, "foreign", NULL, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    if (!out) {
+        errbuf_set(err, errlen, "foreign: no output");
+        rc = NODE_E_INVAL;
+        goto out;
+    }
+    nd = virConnectListAllDomains(n->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    if (nd < 0) {
+        errbuf_set(err, errlen, "cannot list domains on '%s': %s", n->uri, lv_msg());
+        rc = lv_status(n);
+        nd = 0;
+        goto out;
+    }
+    for (int i = 0; i < nd; i++) {
+        unsigned char uuid[VIR_UUID_BUFLEN];
+        char id[DOMXML_ID_MAX + 1];
+        virDomainInfo info;
+        /* shoal's own (known by uuid, else by its metadata), or gone */
+        if (virDomainGetUUID(doms[i], uuid) != 0 || ids_get(n, uuid, id, sizeof id, 0) ||
+            dom_instance_id(doms[i], id, sizeof id) || virDomainGetInfo(doms[i], &info) != 0)
+            continue;
+        out->domains++;
+        kib += info.memory;
+        out->vcpus += info.nrVirtCpu;
+        out->cpu_ns += info.cpuTime;
+    }
+    out->memory_mib = (kib + 1023) / 1024;
+    rc = NODE_OK;
+out:
+    for (int i = 0; i < nd; i++)
+        virDomainFree(doms[i]);
+    free(doms);
+    return rc;
+}
+
 int node_reconnect(struct node *n, char *err, size_t errlen)
 {
     int rc;

@@ -413,6 +413,23 @@ uint64_t node_mem_available(struct node *node);
 int node_usage(struct node *node, struct node_usage **list, size_t *count, uint64_t *avail_mib,
                char *err, size_t errlen);
 
+/* What a host runs that is not shoal's (issue 17: hosts that already run
+ * other things): its active domains without shoal's metadata. memory_mib
+ * is what libvirt says each holds now (virDomainGetInfo: the balloon's
+ * current size, which the guest may touch whole), vcpus their vCPUs,
+ * cpu_ns their CPU time so far (0 = unknown). The embedded driver lists
+ * only its own domains, so the local host reports none; a libvirtd
+ * (qemu:///system, remote) lists everyone's. Cost: one list, plus a
+ * metadata and an info call per domain not yet known as shoal's. Errors:
+ * NODE_E_LIBVIRT, NODE_E_CONN. */
+struct node_foreign {
+    unsigned domains;
+    uint64_t memory_mib;
+    unsigned vcpus;
+    uint64_t cpu_ns;
+};
+int node_foreign(struct node *node, struct node_foreign *out, char *err, size_t errlen);
+
 /* Remote hosts (issue 17; nodestore.h, docs/node.md "Remote hosts"): a
  * node whose URI is remote (another machine: qemu+tcp, +ssh, +tls, ...)
  * has node_start deliver the kernel and initrd as image volumes named by

@@ -78,33 +78,65 @@ static void store_usage(fleet *f, fleet_host *h, const struct node_usage *u, siz
     h->use_at_ms = now;
 }
 
+void fleet_foreign_sample(fleet *f, fleet_host *h, struct node *node)
+{
+    struct node_foreign o;
+    char err[256];
+    int64_t now = fleet_now_ms();
+    if (node_foreign(node, &o, err, sizeof err) != NODE_OK) {
+        log_debug("host %s: cannot list the domains that are not shoal's: %s", h->name, err);
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    /* Their CPU over the period, as for shoal's guests (never above the
+     * CPUs they have). */
+    h->others_cpu_milli = 0;
+    if (h->others_at_ms && now > h->others_at_ms && o.domains == h->others.domains &&
+        o.cpu_ns >= h->others.cpu_ns) {
+        uint64_t milli = (o.cpu_ns - h->others.cpu_ns) / (uint64_t)(now - h->others_at_ms) / 1000;
+        h->others_cpu_milli = (uint32_t)(milli < 1000u * o.vcpus ? milli : 1000u * o.vcpus);
+    }
+    if (o.domains != h->others.domains || o.memory_mib != h->others.memory_mib)
+        log_info("host %s: %u domain%s not shoal's, holding %llu MiB and %u vCPUs", h->name,
+                 o.domains, o.domains == 1 ? "" : "s", (unsigned long long)o.memory_mib, o.vcpus);
+    h->others = o;
+    h->others_at_ms = now;
+    pthread_mutex_unlock(&f->mu);
+}
+
 /* Measure every up host; full: guests too, else only available memory. */
 static void sample(fleet *f, int full)
 {
-    char names[FLEET_MAX_HOSTS][STATE_NAME_MAX];
+    fleet_host **held;
     size_t nh = 0;
 
+    /* Held here, in one pass (a lookup by name per host would be
+     * quadratic in the hosts). */
     pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < f->nhosts; i++) {
-        if (f->hosts[i]->up && f->hosts[i]->node)
-            snprintf(names[nh++], sizeof names[0], "%s", f->hosts[i]->name);
+    held = calloc(f->nhosts + 1, sizeof *held);
+    for (size_t i = 0; held && i < f->nhosts; i++) {
+        if (f->hosts[i]->up && f->hosts[i]->node) {
+            held[nh++] = f->hosts[i];
+            f->hosts[i]->refs++;
+        }
     }
     pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < nh; i++) {
-        fleet_host *h = fleet_host_hold(f, names[i]);
+        fleet_host *h = held[i];
         struct node_usage *u = NULL;
         size_t n = 0;
         uint64_t avail = 0;
         char err[256];
         int rc = -1;
-        if (!h || !h->node) {
+        if (!h->node) {
             fleet_host_release(f, h);
             continue;
         }
         if (full) {
             rc = node_usage(h->node, &u, &n, &avail, err, sizeof err);
             if (rc != NODE_OK)
-                log_debug("host %s: cannot measure guests: %s", names[i], err);
+                log_debug("host %s: cannot measure guests: %s", h->name, err);
+            fleet_foreign_sample(f, h, h->node);
         } else {
             avail = node_mem_available(h->node);
         }
@@ -119,6 +151,7 @@ static void sample(fleet *f, int full)
         free(u);
         fleet_host_release(f, h);
     }
+    free(held);
 }
 
 void *fleet_usage_main(void *arg)
@@ -157,6 +190,18 @@ uint64_t fleet_mem_reserve(const fleet *f, uint64_t mem_mib)
         return (uint64_t)f->cfg.mem_reserve_mib;
     /* A tenth of the memory, at most 2 GiB, for the host itself. */
     return mem_mib / 10 > 2048 ? 2048 : mem_mib / 10;
+}
+
+uint64_t fleet_mem_free(const fleet *f, uint64_t mem_mib, uint64_t others_mib, uint64_t charged,
+                        uint64_t avail)
+{
+    uint64_t reserve = fleet_mem_reserve(f, mem_mib), own, usable;
+    /* Others' domains may touch all they hold: never overcommitted. */
+    own = mem_mib > others_mib + reserve ? mem_mib - others_mib - reserve : 0;
+    usable = (uint64_t)((double)own * (f->cfg.mem_overcommit > 0 ? f->cfg.mem_overcommit : 1.0));
+    if (avail && charged + (avail > reserve ? avail - reserve : 0) < usable)
+        usable = charged + (avail > reserve ? avail - reserve : 0);
+    return usable > charged ? usable - charged : 0;
 }
 
 void fleet_usage_copy(fleet *f, const state_instance *rows, size_t n, fleet_use *out)

@@ -219,6 +219,7 @@ static void free_fleet(fleet *f)
         free(f->hosts[i]->labels_json);
         free(f->hosts[i]);
     }
+    free(f->hosts);
     free_jobs(f->jobs);
     free_jobs(f->starts);
     fleet_batch_free_all(f);
@@ -445,8 +446,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
                  f->nstart_workers, cpus, FLEET_EVENT_WORKERS);
     /* Hosts open (and reconcile) with workers running, so that jobs queued
      * by reconcile and by events are served at once. */
-    for (size_t i = 0; i < f->nhosts; i++)
-        fleet_host_open(f, f->hosts[i]);
+    fleet_hosts_open_all(f);
     if (pthread_create(&f->usage, NULL, fleet_usage_main, f) != 0) {
         snprintf(err, errlen, "cannot start the usage sampler thread");
         goto fail;

@@ -59,8 +59,11 @@
 #include "img_store.h"
 #include "state.h"
 
+/* FLEET_MAX_HOSTS: hosts a fleet may have (409 beyond). Every per-host
+ * table is on the heap, sized by the hosts there are; the bound is what one
+ * process keeps open (a remote host holds a socket of RLIMIT_NOFILE's). */
 #define FLEET_LOCAL_HOST       "local" /* the daemon's own host */
-#define FLEET_MAX_HOSTS        64
+#define FLEET_MAX_HOSTS        4096
 #define FLEET_STOP_TIMEOUT_S   10           /* default graceful-stop timeout */
 #define FLEET_VMM_OVERHEAD_MIB 12           /* QEMU private memory per guest */
 #define FLEET_HOST_LABEL       "shoal/host" /* label every host carries */
@@ -385,6 +388,12 @@ typedef struct {
     uint64_t used_cpu_milli;   /* CPU charged to its instances, 1/1000 CPU
                                   (measured model; 0 under nominal) */
     uint64_t busy_cpu_milli;   /* CPU its guests used in the last sample */
+    /* What it runs that shoal does not own (issue 17), as last read:
+     * active domains without shoal's metadata, their current memory, vCPUs
+     * and CPU used over the last sample (1/1000 CPU). */
+    uint32_t others_domains, others_vcpus;
+    uint64_t others_mem_mib, others_cpu_milli;
+    uint64_t free_mem_mib; /* memory placement can still give its guests */
 } fleet_host_info;
 
 int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e);
@@ -416,10 +425,18 @@ typedef struct {
 } fleet_plan;
 
 /* Plan emptying `host` (cordoning it first unless dry_run) or packing the
- * fleet onto fewer hosts; unless dry_run, carry the moves out (cold: stop,
- * re-home, start again if it ran). Free with fleet_plan_clear. */
+ * fleet onto fewer hosts; unless dry_run, carry the moves out: live for a
+ * running instance with published ports (docs/shoald.md "Moves",
+ * fleet_move_is_live), else cold (stop, re-home, start again if it ran).
+ * Free with fleet_plan_clear. */
 int fleet_plan_drain(fleet *f, const char *host, bool dry_run, fleet_plan *out, fleet_err *e);
 int fleet_plan_consolidate(fleet *f, bool dry_run, fleet_plan *out, fleet_err *e);
+/* Stop the moves under way (POST /v1/moves/stop): a live move that has not
+ * switched its ports yet is given up (its stand-in deleted, the instance
+ * stays where it was), one past the switch finishes, no further move
+ * begins; the drain or consolidate call then fails with CONFLICT. Every
+ * instance runs somewhere, once. A no-op when no plan is being carried out. */
+void fleet_moves_stop(fleet *f);
 void fleet_plan_clear(fleet_plan *p);
 
 /* ---- events ------------------------------------------------------------ */

@@ -210,6 +210,11 @@ typedef struct fleet_host {
     uint64_t use_cpu_milli; /* CPU its guests used, 1/1000 CPU (sampler) */
     uint32_t use_guests;    /* guests measured in the last sample */
     int64_t use_at_ms;      /* monotonic ms of the last sample, 0 = none */
+    /* What it runs that is not shoal's (node_foreign, read by the sampler
+     * and at open): placement never gives away their memory (capacity.c). */
+    struct node_foreign others;
+    uint32_t others_cpu_milli; /* their CPU use over the last period, 1/1000 CPU */
+    int64_t others_at_ms;      /* monotonic ms of that reading, 0 = none */
 } fleet_host;
 
 /* Runtime facts about one instance that are not worth a database row. */
@@ -321,8 +326,8 @@ struct fleet {
     pthread_cond_t job_cv;   /* jobs queued / instance no longer busy */
     pthread_cond_t state_cv; /* an instance's or host's state changed */
     pthread_cond_t event_cv; /* an event was appended */
-    fleet_host *hosts[FLEET_MAX_HOSTS];
-    size_t nhosts;
+    fleet_host **hosts;      /* heap, hosts_cap entries (hosts.c grows it) */
+    size_t nhosts, hosts_cap;
     fleet_rt *rt; /* runtime table, nrt entries */
     size_t nrt, rt_cap;
     size_t *rt_index;                /* open addressing over rt by id: slot holds
@@ -576,8 +581,25 @@ void fleet_host_open(fleet *f, fleet_host *h);
 /* Effective domain type ("kvm"/"qemu", or as configured). Caller holds mu. */
 const char *fleet_host_domain_type(const fleet_host *h);
 int fleet_hosts_load(fleet *f, char *err, size_t errlen);
+/* Open (and reconcile) every loaded host, several at a time; at start,
+ * before the API serves (the table does not change meanwhile). */
+void fleet_hosts_open_all(fleet *f);
 /* Cordon without taking place_mu (caller holds it). */
 int fleet_host_cordon_locked(fleet *f, const char *name, bool cordoned, fleet_err *e);
+/* Names to indexes in O(1), for the loops that look a host up per row
+ * (hundreds of hosts times thousands of rows): n names, each at
+ * base + i * stride, borrowed while the index is used. */
+typedef struct {
+    size_t *slot; /* index + 1, 0 = empty; cap slots (a power of two) */
+    size_t cap;
+    const char *base;
+    size_t stride, n;
+} fleet_name_idx;
+/* 0, or -1 (no memory: lookups then scan). */
+int fleet_name_idx_build(fleet_name_idx *ix, const char *base, size_t stride, size_t n);
+/* Index of name, or ix->n. */
+size_t fleet_name_idx_find(const fleet_name_idx *ix, const char *name);
+void fleet_name_idx_free(fleet_name_idx *ix);
 
 /* ---- instance.c ---- */
 /* {"key":"value",...} of n pairs, sorted by key (heap; NULL: no memory). */
@@ -613,6 +635,15 @@ void *fleet_usage_main(void *arg);
 int fleet_capacity_measured(const fleet *f);
 /* Memory kept for a host of mem_mib itself (--mem-reserve, or auto). */
 uint64_t fleet_mem_reserve(const fleet *f, uint64_t mem_mib);
+/* Read what host h (held) runs that is not shoal's through node (its
+ * node, open) into h (logs a failure, keeps the last reading). No lock
+ * held. */
+void fleet_foreign_sample(fleet *f, fleet_host *h, struct node *node);
+/* Memory placement can still give a host's guests, MiB: (mem - others -
+ * reserve) x --mem-overcommit, never more than charged + its available
+ * memory beyond the reserve (avail 0: unknown), less what is charged. */
+uint64_t fleet_mem_free(const fleet *f, uint64_t mem_mib, uint64_t others_mib, uint64_t charged,
+                        uint64_t avail);
 
 /* One row's measurements, copied out of the runtime table. */
 typedef struct {

@@ -7,6 +7,7 @@
  * last holder releases it. */
 #include "fleet_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,71 @@ static fleet_host *find_locked(fleet *f, const char *name)
             return f->hosts[i];
     }
     return NULL;
+}
+
+static size_t name_hash(const char *s)
+{
+    size_t h = 14695981039346656037u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+int fleet_name_idx_build(fleet_name_idx *ix, const char *base, size_t stride, size_t n)
+{
+    memset(ix, 0, sizeof *ix);
+    ix->base = base;
+    ix->stride = stride;
+    ix->n = n;
+    for (ix->cap = 16; ix->cap < 2 * n; ix->cap *= 2)
+        ;
+    ix->slot = calloc(ix->cap, sizeof *ix->slot);
+    if (!ix->slot)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = name_hash(base + i * stride) & (ix->cap - 1);
+        while (ix->slot[k])
+            k = (k + 1) & (ix->cap - 1);
+        ix->slot[k] = i + 1;
+    }
+    return 0;
+}
+
+size_t fleet_name_idx_find(const fleet_name_idx *ix, const char *name)
+{
+    if (!ix->slot) {
+        size_t i;
+        for (i = 0; i < ix->n && strcmp(ix->base + i * ix->stride, name); i++)
+            ;
+        return i;
+    }
+    for (size_t k = name_hash(name) & (ix->cap - 1); ix->slot[k]; k = (k + 1) & (ix->cap - 1)) {
+        if (!strcmp(ix->base + (ix->slot[k] - 1) * ix->stride, name))
+            return ix->slot[k] - 1;
+    }
+    return ix->n;
+}
+
+void fleet_name_idx_free(fleet_name_idx *ix)
+{
+    free(ix->slot);
+    ix->slot = NULL;
+}
+
+/* Append h to the table (caller holds f->mu, or is the opener); -1: no
+ * memory. */
+static int hosts_append(fleet *f, fleet_host *h)
+{
+    if (f->nhosts == f->hosts_cap) {
+        size_t cap = f->hosts_cap ? 2 * f->hosts_cap : 16;
+        fleet_host **a = realloc(f->hosts, cap * sizeof *a);
+        if (!a)
+            return -1;
+        f->hosts = a;
+        f->hosts_cap = cap;
+    }
+    f->hosts[f->nhosts++] = h;
+    return 0;
 }
 
 fleet_host *fleet_host_hold(fleet *f, const char *name)
@@ -142,6 +208,8 @@ void fleet_host_open(fleet *f, fleet_host *h)
     }
     memset(&cap, 0, sizeof cap);
     node_capacity(node, &cap, err, sizeof err);
+    /* Before it takes guests: what others hold there is never placed on. */
+    fleet_foreign_sample(f, h, node);
     pthread_mutex_lock(&f->mu);
     h->node = node;
     h->up = 1;
@@ -160,6 +228,38 @@ void fleet_host_open(fleet *f, fleet_host *h)
     fleet_emit(f, "host.state", NULL, h->name, "up", h->name, NULL, NULL, NULL);
     fleet_reconcile_host(f, h);
     fleet_remote_gc(f, h->name);
+}
+
+/* Opening every host at start: test:/// and remote hosts spend most of
+ * an open waiting (a settle poll, a round trip), so a few at a time. */
+#define OPEN_THREADS 16
+
+typedef struct {
+    fleet *f;
+    atomic_size_t next;
+} open_all_ctx;
+
+static void *open_all_main(void *arg)
+{
+    open_all_ctx *c = arg;
+    for (size_t i; (i = atomic_fetch_add(&c->next, 1)) < c->f->nhosts;)
+        fleet_host_open(c->f, c->f->hosts[i]);
+    return NULL;
+}
+
+void fleet_hosts_open_all(fleet *f)
+{
+    open_all_ctx c = { f, 0 };
+    pthread_t th[OPEN_THREADS];
+    size_t n = 0;
+    /* No API yet: the table does not change meanwhile. */
+    for (; n < OPEN_THREADS && n + 1 < f->nhosts; n++) {
+        if (pthread_create(&th[n], NULL, open_all_main, &c) != 0)
+            break;
+    }
+    open_all_main(&c);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
 }
 
 static fleet_host *host_new(fleet *f, const char *name, const char *uri, const char *labels_json,
@@ -216,11 +316,12 @@ int fleet_hosts_load(fleet *f, char *err, size_t errlen)
     for (size_t i = 0; i < n && f->nhosts < FLEET_MAX_HOSTS; i++) {
         fleet_host *h = host_new(f, rows[i].name, rows[i].uri, rows[i].labels_json,
                                  rows[i].domain_type, rows[i].cordoned);
-        if (!h) {
+        if (!h || hosts_append(f, h) != 0) {
+            if (h)
+                host_free(h);
             snprintf(err, errlen, "out of memory");
             goto out;
         }
-        f->hosts[f->nhosts++] = h;
     }
     rc = 0;
 out:
@@ -266,7 +367,9 @@ int fleet_host_add(fleet *f, const char *name, const char *uri, const fleet_kv *
         }
     }
     if (f->nhosts >= FLEET_MAX_HOSTS) {
-        rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL, "at most %d hosts", FLEET_MAX_HOSTS);
+        rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL,
+                           "host '%s': a fleet has at most %d hosts; remove one first", name,
+                           FLEET_MAX_HOSTS);
         goto unlock;
     }
     memset(&row, 0, sizeof row);
@@ -281,7 +384,10 @@ int fleet_host_add(fleet *f, const char *name, const char *uri, const fleet_kv *
     /* The first connect is below; the supervisor waits its turn. */
     h->next_retry_ms = fleet_now_ms() + FLEET_RECONNECT_MS;
     h->refs = 1;
-    f->hosts[f->nhosts++] = h;
+    if (hosts_append(f, h) != 0) {
+        state_host_delete(f->db, name, NULL, 0);
+        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
+    }
 unlock:
     pthread_mutex_unlock(&f->mu);
     pthread_mutex_unlock(&f->place_mu);
@@ -425,6 +531,10 @@ static int info_copy(const fleet_host *h, fleet_host_info *o)
     o->slots = h->slots;
     o->avail_mem_mib = h->avail_mib;
     o->busy_cpu_milli = h->use_cpu_milli;
+    o->others_domains = h->others.domains;
+    o->others_vcpus = h->others.vcpus;
+    o->others_mem_mib = h->others.memory_mib;
+    o->others_cpu_milli = h->others_cpu_milli;
     return o->labels_json ? 0 : -1;
 }
 
@@ -442,6 +552,7 @@ int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e)
     fleet_host_info *a;
     fleet_use *use;
     fleet_charge_memo memo = { 0 };
+    fleet_name_idx ix = { 0 };
     int measured = fleet_capacity_measured(f);
     char err[256];
     int oom = 0;
@@ -450,40 +561,42 @@ int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e)
     *n = 0;
     if (state_inst_list(f->db, &rows, &nrows, err, sizeof err) != 0)
         return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
-    a = calloc(FLEET_MAX_HOSTS, sizeof *a);
     use = calloc(nrows + 1, sizeof *use);
-    if (!a || !use) {
-        free(a);
-        free(use);
+    if (!use) {
         state_inst_array_free(rows, nrows);
         return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
     }
     fleet_usage_copy(f, rows, nrows, use);
     pthread_mutex_lock(&f->mu);
-    for (; nh < f->nhosts; nh++)
+    a = calloc(f->nhosts + 1, sizeof *a);
+    for (; a && nh < f->nhosts; nh++)
         oom |= info_copy(f->hosts[nh], &a[nh]);
     pthread_mutex_unlock(&f->mu);
-    for (size_t r = 0; r < nrows; r++) {
+    if (!a)
+        oom = 1;
+    else
+        (void)fleet_name_idx_build(&ix, a[0].name, sizeof *a, nh); /* else it scans */
+    for (size_t r = 0; !oom && r < nrows; r++) {
         const state_instance *in = &rows[r];
-        if (!fleet_state_holds(in->state))
+        size_t i = fleet_name_idx_find(&ix, in->host);
+        uint64_t mem;
+        uint32_t cpu;
+        if (!fleet_state_holds(in->state) || i == nh)
             continue;
-        for (size_t i = 0; i < nh; i++) {
-            uint64_t mem;
-            uint32_t cpu;
-            if (strcmp(a[i].name, in->host) != 0)
-                continue;
-            /* The same charges placement uses (snapshot.c). */
-            fleet_charge_resident(measured, rows, use, nrows, r, &memo, &mem, &cpu);
-            a[i].used_mem_mib += mem;
-            a[i].used_vcpus += (uint32_t)in->vcpus;
-            a[i].used_cpu_milli += measured ? cpu : 0;
-            a[i].instances++;
-            break;
-        }
+        /* The same charges placement uses (snapshot.c). */
+        fleet_charge_resident(measured, rows, use, nrows, r, &memo, &mem, &cpu);
+        a[i].used_mem_mib += mem;
+        a[i].used_vcpus += (uint32_t)in->vcpus;
+        a[i].used_cpu_milli += measured ? cpu : 0;
+        a[i].instances++;
     }
+    fleet_name_idx_free(&ix);
     for (size_t i = 0; i < nh; i++) {
         a[i].measured = measured != 0;
         a[i].reserved_mem_mib = fleet_mem_reserve(f, a[i].mem_mib);
+        a[i].free_mem_mib = a[i].up ? fleet_mem_free(f, a[i].mem_mib, a[i].others_mem_mib,
+                                                     a[i].used_mem_mib, a[i].avail_mem_mib)
+                                    : 0;
     }
     free(use);
     state_inst_array_free(rows, nrows);

@@ -276,8 +276,10 @@ static int place(const fleet_instance_spec *spec, const char *image_ref, const i
     memset(rules, 0, sizeof rules);
     req.name = spec->name ? spec->name : image_ref;
     /* Charged what guests of this image really cost (capacity.c). */
-    if ((rc = fleet_snapshot_fits(snap, spec->memory_mib, spec->vcpus, e)) != FLEET_OK)
+    if ((rc = fleet_snapshot_fits(snap, spec->memory_mib, spec->vcpus, e)) != FLEET_OK) {
+        fleet_snapshot_note_others(snap, e);
         return rc;
+    }
     fleet_charge_new(snap, image->digest, spec->memory_mib, spec->vcpus, &req.mem_mib, &req.vcpus);
     req.count = count;
     fleet_rules_to_sched(spec->rules, spec->n_rules, rules);
@@ -304,6 +306,8 @@ static int place(const fleet_instance_spec *spec, const char *image_ref, const i
     if (sched_place(*sst, &req, 1, &po, dec) != SCHED_OK)
         rc = fleet_err_set(e, dec->status == SCHED_EINVAL ? FLEET_E_INVALID : FLEET_E_CAPACITY,
                            NULL, "%s", dec->message);
+    if (rc == FLEET_E_CAPACITY)
+        fleet_snapshot_note_others(snap, e);
 out:
     free(labels);
     return rc;

@@ -135,10 +135,18 @@ static sched_label *labels_from(json_t *doc, const sched_label *extra, size_t *n
 
 void fleet_snapshot_free(fleet_snapshot *s)
 {
-    for (size_t i = 0; i < s->nhosts; i++) {
+    for (size_t i = 0; s->hlabels && i < s->nhosts; i++) {
         free(s->hlabels[i]);
         json_decref(s->hlabels_doc[i]);
     }
+    free(s->hosts);
+    free(s->names);
+    free(s->hlabels);
+    free(s->hlabels_doc);
+    free(s->room_mib);
+    free(s->cpus);
+    free(s->others);
+    fleet_name_idx_free(&s->host_idx);
     for (size_t i = 0; i < s->ninsts; i++) {
         if (s->idocs)
             json_decref(s->idocs[i]);
@@ -190,7 +198,7 @@ int fleet_snapshot_take_pool(fleet *f, fleet_snapshot *s, char *err, size_t errl
 
 static int take(fleet *f, fleet_snapshot *s, int with_pool, char *err, size_t errlen)
 {
-    uint64_t avail[FLEET_MAX_HOSTS], charged[FLEET_MAX_HOSTS] = { 0 };
+    uint64_t *avail = NULL, *charged = NULL;
     fleet_charge_memo memo = { 0 };
 
     memset(s, 0, sizeof *s);
@@ -205,6 +213,23 @@ static int take(fleet *f, fleet_snapshot *s, int with_pool, char *err, size_t er
     }
     fleet_usage_copy(f, s->rows, s->nrows, s->use);
     pthread_mutex_lock(&f->mu);
+    /* Every per-host array sized by the hosts there are (heap: hundreds of
+     * hosts, and the snapshot is a local of its callers). */
+    s->hosts = calloc(f->nhosts + 1, sizeof *s->hosts);
+    s->names = calloc(f->nhosts + 1, sizeof *s->names);
+    s->hlabels = calloc(f->nhosts + 1, sizeof *s->hlabels);
+    s->hlabels_doc = calloc(f->nhosts + 1, sizeof *s->hlabels_doc);
+    s->room_mib = calloc(f->nhosts + 1, sizeof *s->room_mib);
+    s->cpus = calloc(f->nhosts + 1, sizeof *s->cpus);
+    s->others = calloc(f->nhosts + 1, sizeof *s->others);
+    avail = calloc(f->nhosts + 1, sizeof *avail);
+    charged = calloc(f->nhosts + 1, sizeof *charged);
+    if (!s->hosts || !s->names || !s->hlabels || !s->hlabels_doc || !s->room_mib || !s->cpus ||
+        !s->others || !avail || !charged) {
+        pthread_mutex_unlock(&f->mu);
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     for (size_t i = 0; i < f->nhosts; i++) {
         const fleet_host *h = f->hosts[i];
         sched_host *sh = &s->hosts[i];
@@ -222,7 +247,13 @@ static int take(fleet *f, fleet_snapshot *s, int with_pool, char *err, size_t er
         sh->vcpus = h->vcpus ? h->vcpus : 1;
         sh->slots = h->slots;
         sh->reserved_mem_mib = fleet_mem_reserve(f, h->mem_mib);
-        s->room_mib[i] = h->mem_mib > sh->reserved_mem_mib ? h->mem_mib - sh->reserved_mem_mib : 0;
+        /* Domains shoal does not own may touch all they hold: their memory
+         * is not the host's to give, overcommitted or not. */
+        s->others[i] = h->others;
+        sh->mem_mib = h->mem_mib > h->others.memory_mib + sh->reserved_mem_mib
+                          ? h->mem_mib - h->others.memory_mib
+                          : sh->reserved_mem_mib;
+        s->room_mib[i] = sh->mem_mib - sh->reserved_mem_mib;
         s->cpus[i] = sh->vcpus;
         sh->mem_overcommit = f->cfg.mem_overcommit;
         if (s->measured) {
@@ -230,11 +261,23 @@ static int take(fleet *f, fleet_snapshot *s, int with_pool, char *err, size_t er
             sh->vmm_overhead_mib = 0;
             sh->vcpus *= 1000;
             sh->reserved_vcpus = sh->vcpus * (uint32_t)(100 - f->cfg.cpu_target) / 100;
+            /* and the CPU the others' domains used over the last period */
+            sh->reserved_vcpus += h->others_cpu_milli;
+            if (sh->reserved_vcpus > sh->vcpus)
+                sh->reserved_vcpus = sh->vcpus;
             sh->cpu_overcommit = 1.0;
         } else {
             sh->vmm_overhead_mib = FLEET_VMM_OVERHEAD_MIB;
             /* Idle unikernels halt; vCPUs are overcommitted like threads. */
             sh->cpu_overcommit = f->cfg.cpu_overcommit;
+            /* The others' vCPUs count like shoal's: CPUs' worth of them
+             * are kept out. */
+            sh->reserved_vcpus =
+                (uint32_t)((double)h->others.vcpus /
+                               (sh->cpu_overcommit > 0 ? sh->cpu_overcommit : 1.0) +
+                           0.999);
+            if (sh->reserved_vcpus > sh->vcpus)
+                sh->reserved_vcpus = sh->vcpus;
         }
         /* A reading older than a few periods is no reading. */
         avail[i] = h->avail_at_ms && fleet_now_ms() - h->avail_at_ms < 5 * FLEET_AVAIL_PERIOD_MS
@@ -246,6 +289,8 @@ static int take(fleet *f, fleet_snapshot *s, int with_pool, char *err, size_t er
     }
     s->nhosts = f->nhosts;
     pthread_mutex_unlock(&f->mu);
+    /* Each row looks its host up: O(1), not O(hosts). */
+    (void)fleet_name_idx_build(&s->host_idx, s->names[0], sizeof s->names[0], s->nhosts);
     if (with_pool)
         s->pool = fleet_pool_residents(f, &s->npool);
     s->insts = calloc(s->nrows + s->npool + 1, sizeof *s->insts);
@@ -256,8 +301,7 @@ static int take(fleet *f, fleet_snapshot *s, int with_pool, char *err, size_t er
     s->irules = calloc(s->nrows + s->npool + 1, sizeof *s->irules);
     if (!s->insts || !s->row_of || !s->idocs || !s->ilabels || !s->iplace || !s->irules) {
         snprintf(err, errlen, "out of memory");
-        fleet_snapshot_free(s);
-        return -1;
+        goto fail;
     }
     for (size_t r = 0; r < s->nrows; r++) {
         const state_instance *in = &s->rows[r];
@@ -303,7 +347,43 @@ static int take(fleet *f, fleet_snapshot *s, int with_pool, char *err, size_t er
     }
     for (size_t i = 0; i < s->nhosts; i++)
         cap_by_available(&s->hosts[i], charged[i], avail[i]);
+    free(avail);
+    free(charged);
     return 0;
+fail:
+    free(avail);
+    free(charged);
+    fleet_snapshot_free(s);
+    return -1;
+}
+
+void fleet_snapshot_note_others(const fleet_snapshot *s, fleet_err *e)
+{
+    size_t top[3], nt = 0;
+    if (!e || e->code != FLEET_E_CAPACITY)
+        return;
+    for (size_t i = 0; i < s->nhosts; i++) {
+        size_t k;
+        if (!s->others[i].memory_mib || s->hosts[i].cordoned)
+            continue;
+        /* insertion into the three largest */
+        k = nt < 3 ? nt++ : 3;
+        while (k > 0 && s->others[top[k - 1]].memory_mib < s->others[i].memory_mib) {
+            if (k < 3)
+                top[k] = top[k - 1];
+            k--;
+        }
+        if (k < 3)
+            top[k] = i;
+    }
+    for (size_t j = 0; j < nt; j++) {
+        size_t l = strlen(e->msg), i = top[j];
+        snprintf(e->msg + l, sizeof e->msg - l,
+                 "%s host '%s' has %llu MiB held by %u domain%s shoal does not own (%u vCPUs)",
+                 j ? ";" : "; not counted as free:", s->names[i],
+                 (unsigned long long)s->others[i].memory_mib, s->others[i].domains,
+                 s->others[i].domains == 1 ? "" : "s", s->others[i].vcpus);
+    }
 }
 
 int fleet_snapshot_fits(const fleet_snapshot *s, uint64_t mem_mib, uint32_t vcpus, fleet_err *e)
@@ -344,10 +424,7 @@ void fleet_charge_new(const fleet_snapshot *s, const char *digest, uint64_t mem_
 
 size_t fleet_snapshot_host(const fleet_snapshot *s, const char *name)
 {
-    size_t h;
-    for (h = 0; h < s->nhosts && strcmp(s->names[h], name); h++)
-        ;
-    return h;
+    return fleet_name_idx_find(&s->host_idx, name);
 }
 
 int fleet_snapshot_sched(const fleet_snapshot *s, sched_state **out, fleet_err *e)

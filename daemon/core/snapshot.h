@@ -11,25 +11,28 @@
 #include "scheduler.h"
 
 typedef struct {
-    sched_host hosts[FLEET_MAX_HOSTS];
-    char names[FLEET_MAX_HOSTS][STATE_NAME_MAX];
-    sched_label *hlabels[FLEET_MAX_HOSTS];
-    void *hlabels_doc[FLEET_MAX_HOSTS];
+    /* Per host, nhosts entries each (heap, sized when taken). */
+    sched_host *hosts;
+    char (*names)[STATE_NAME_MAX];
+    sched_label **hlabels;
+    void **hlabels_doc;
     size_t nhosts;
+    fleet_name_idx host_idx; /* names -> index (fleet_snapshot_host) */
     sched_instance *insts;
     size_t ninsts;
     state_instance *rows; /* all rows, nrows */
     size_t nrows;
-    size_t *row_of;                     /* insts[i] is rows[row_of[i]] */
-    void **idocs;                       /* per instance: labels document */
-    sched_label **ilabels;              /* per instance */
-    fleet_placement *iplace;            /* per instance: its rules */
-    sched_rule **irules;                /* per instance */
-    fleet_use *use;                     /* per row: what was measured (capacity.c) */
-    bool measured;                      /* --capacity measured: charges are measured */
-    uint64_t room_mib[FLEET_MAX_HOSTS]; /* each host's memory less its reserve */
-    uint32_t cpus[FLEET_MAX_HOSTS];     /* each host's CPUs */
-    struct fleet_pool_resident *pool;   /* warm pool guests among insts (their ids), npool */
+    size_t *row_of;                   /* insts[i] is rows[row_of[i]] */
+    void **idocs;                     /* per instance: labels document */
+    sched_label **ilabels;            /* per instance */
+    fleet_placement *iplace;          /* per instance: its rules */
+    sched_rule **irules;              /* per instance */
+    fleet_use *use;                   /* per row: what was measured (capacity.c) */
+    bool measured;                    /* --capacity measured: charges are measured */
+    uint64_t *room_mib;               /* each host's memory less its reserve */
+    uint32_t *cpus;                   /* each host's CPUs */
+    struct node_foreign *others;      /* each host's domains that are not shoal's */
+    struct fleet_pool_resident *pool; /* warm pool guests among insts (their ids), npool */
     size_t npool;
 } fleet_snapshot;
 
@@ -51,6 +54,10 @@ void fleet_charge_new(const fleet_snapshot *s, const char *digest, uint64_t mem_
  * busy; else FLEET_E_CAPACITY naming the resource. (Measured charges start
  * small; a guest larger than every host never fits.) */
 int fleet_snapshot_fits(const fleet_snapshot *s, uint64_t mem_mib, uint32_t vcpus, fleet_err *e);
+/* Append to a capacity refusal's message what domains shoal does not own
+ * hold on the hosts that have them (the largest three), so a 507 on a
+ * host that runs other things says why it is full. */
+void fleet_snapshot_note_others(const fleet_snapshot *s, fleet_err *e);
 /* A scheduler state over the snapshot (sched_state_free it). */
 int fleet_snapshot_sched(const fleet_snapshot *s, sched_state **out, fleet_err *e);
 

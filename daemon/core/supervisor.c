@@ -108,7 +108,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
     size_t n = 0;
     char(*due)[STATE_ID_LEN + 1] = NULL;
     size_t ndue = 0;
-    fleet_host *reopen[FLEET_MAX_HOSTS];
+    fleet_host **reopen = NULL;
     size_t nreopen = 0;
 
     size_t slice, start;
@@ -117,6 +117,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
     pthread_mutex_lock(&f->mu);
     ids = calloc(f->nrt + 1, sizeof *ids);
     due = calloc(f->nrt + 1, sizeof *due);
+    reopen = calloc(f->nhosts + 1, sizeof *reopen);
     slice = (f->nrt + FLEET_SAFETY_POLL_MS / TICK_MS - 1) / (FLEET_SAFETY_POLL_MS / TICK_MS);
     if (slice < TICK_MIN_SLICE)
         slice = TICK_MIN_SLICE;
@@ -139,7 +140,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
     }
     /* Hosts to reconnect are held and marked opening, so that host removal
      * waits for us and nobody else reconnects the same node meanwhile. */
-    for (size_t i = 0; i < f->nhosts; i++) {
+    for (size_t i = 0; reopen && i < f->nhosts; i++) {
         fleet_host *h = f->hosts[i];
         if (!h->up && !h->opening && h->next_retry_ms <= now) {
             h->next_retry_ms = now + FLEET_RECONNECT_MS;
@@ -185,6 +186,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
     }
     free(ids);
     free(due);
+    free(reopen);
 }
 
 /* Status files named in a batch of inotify events, each id once. A read

@@ -776,7 +776,12 @@ static void t_encode_host_plan(void **state)
                    .reserved_memory_mib = 2048,
                    .available_memory_mib = 0,
                    .charged_cpu_milli = 16,
-                   .busy_cpu_milli = 3 };
+                   .busy_cpu_milli = 3,
+                   .others_domains = 2,
+                   .others_vcpus = 3,
+                   .others_memory_mib = 6144,
+                   .others_cpu_milli = 250,
+                   .free_memory_mib = 15296 };
     api_move mv[] = { { "3f9a1c2b7d4e", "h1", "h2" } };
     const char *freed[] = { "h1" };
     api_plan p = { mv, 1, freed, 1, 3, 2, false };
@@ -793,7 +798,9 @@ static void t_encode_host_plan(void **state)
              "\"capacity\":{\"memory_mib\":24000,\"vcpus\":2,\"slots\":1000},"
              "\"used\":{\"memory_mib\":512,\"vcpus\":16,\"slots\":16},\"instances\":16,"
              "\"usage\":{\"model\":\"measured\",\"reserved_memory_mib\":2048,"
-             "\"available_memory_mib\":null,\"charged_cpu_milli\":16,\"busy_cpu_milli\":3}}");
+             "\"available_memory_mib\":null,\"charged_cpu_milli\":16,\"busy_cpu_milli\":3},"
+             "\"others\":{\"domains\":2,\"memory_mib\":6144,\"vcpus\":3,\"busy_cpu_milli\":250},"
+             "\"free_memory_mib\":15296}");
     free(out);
     api_sink_free(s);
 
