@@ -71,10 +71,12 @@
  *                   its output and starts it again when it dies; the core
  *                   writes its lease list from API threads, start workers
  *                   and the supervisor (leases.c).
- *   warm pools      one thread (pool.c, pool.h): keeps each image's pool of
- *                   booted, waiting guests filled on the local host; a
- *                   placement check under place_mu, then libvirt, SQLite,
- *                   status files and console sockets with no lock held.
+ *   warm pools      two threads (pool.c, pool.h): the manager keeps each
+ *                   image's pool of booted, waiting guests filled on the
+ *                   local host (a placement check under place_mu, then
+ *                   libvirt and SQLite with no lock held); the watcher
+ *                   reads booting guests' status files and connects their
+ *                   console sockets (no lock held).
  *   image store     img_store.c's own checkpoint thread and lock.
  *
  * LOCKS, in the order they may be taken (never take one to the left while

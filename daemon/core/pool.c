@@ -31,8 +31,9 @@ struct fleet_pool {
     pthread_mutex_t mu; /* a leaf: see pool.h */
     pthread_cond_t cv;  /* wakes the manager (claim, image change, stop) */
     pool_tab tab;
-    pthread_t thread;
-    int running, stop;
+    pthread_t thread;  /* the manager: fills, trims, destroys */
+    pthread_t watcher; /* sees booting guests wait (never blocked by a start) */
+    int running, watching, stop;
     int refresh;          /* re-read the wanted sizes at the next tick */
     int64_t want_at_ms;   /* monotonic ms of the last read */
     int64_t full_warn_ms; /* last "no room for a pool guest" warning */
@@ -413,14 +414,13 @@ static void check_booting(fleet *f, const char *id)
         close(fd);
 }
 
-/* One tick: trim, destroy what is doomed, watch booting guests, refill. */
+/* One tick: trim, destroy what is doomed, refill. */
 static void tick(fleet *f)
 {
     struct fleet_pool *p = f->pool;
-    char ids[FLEET_POOL_MAX][STATE_ID_LEN + 1];
     pool_guest doomed[8];
     pool_want need[FLEET_POOL_MAX];
-    size_t nb = 0, nd = 0, nn = 0;
+    size_t nd = 0, nn = 0;
 
     if (p->refresh || fleet_now_ms() - p->want_at_ms >= FLEET_POOL_WANT_MS) {
         p->refresh = 0;
@@ -432,8 +432,6 @@ static void tick(fleet *f)
         const pool_guest *g = &p->tab.g[i];
         if (g->st == POOL_G_DOOMED && nd < sizeof doomed / sizeof doomed[0])
             doomed[nd++] = *g;
-        else if (g->st == POOL_G_BOOTING)
-            snprintf(ids[nb++], sizeof ids[0], "%s", g->id);
     }
     /* taken out of the table now: a guest being destroyed is no one's */
     for (size_t i = 0; i < nd; i++)
@@ -448,13 +446,43 @@ static void tick(fleet *f)
     pthread_mutex_unlock(&p->mu);
     for (size_t i = 0; i < nd; i++)
         destroy_guest(f, &doomed[i]);
-    for (size_t i = 0; i < nb; i++)
-        check_booting(f, ids[i]);
     /* one start a tick (~0.5 s of libvirt): the guests already booting
      * are looked at between two starts, so one that waits is claimable
      * at once, and a pool never crowds out the creates' own starts */
     if (nn)
         start_guest(f, need[0].digest);
+}
+
+/* The watcher: every FLEET_POOL_BOOT_TICK_MS while guests boot, reads
+ * their status files and connects those that wait. A thread of its own,
+ * so that a start in progress (~0.5 s of libvirt, more under load) never
+ * holds back a guest that is ready to be claimed. */
+static void *watch_main(void *arg)
+{
+    fleet *f = arg;
+    struct fleet_pool *p = f->pool;
+    char ids[FLEET_POOL_MAX][STATE_ID_LEN + 1];
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        struct timespec ts;
+        size_t nb = 0;
+        for (size_t i = 0; i < p->tab.n; i++)
+            if (p->tab.g[i].st == POOL_G_BOOTING && p->tab.g[i].created)
+                snprintf(ids[nb++], sizeof ids[0], "%s", p->tab.g[i].id);
+        pthread_mutex_unlock(&p->mu);
+        for (size_t i = 0; i < nb; i++)
+            check_booting(f, ids[i]);
+        pthread_mutex_lock(&p->mu);
+        if (p->stop)
+            break;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (nb ? FLEET_POOL_BOOT_TICK_MS : FLEET_POOL_TICK_MS) * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
 }
 
 static void *pool_main(void *arg)
@@ -470,11 +498,7 @@ static void *pool_main(void *arg)
         if (p->stop)
             break;
         clock_gettime(CLOCK_REALTIME, &ts);
-        /* a booting guest is looked at often: the sooner it is seen
-         * waiting, the sooner a create can take it */
-        ts.tv_nsec += (pool_tab_count(&p->tab, NULL, POOL_G_BOOTING) ? FLEET_POOL_BOOT_TICK_MS
-                                                                     : FLEET_POOL_TICK_MS) *
-                      1000000L;
+        ts.tv_nsec += FLEET_POOL_TICK_MS * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&p->cv, &p->mu, &ts);
@@ -508,6 +532,12 @@ int fleet_pool_open(fleet *f, char *err, size_t errlen)
         return -1;
     }
     p->running = 1;
+    if (pthread_create(&p->watcher, NULL, watch_main, f) != 0) {
+        snprintf(err, errlen, "cannot start the warm pool watcher thread");
+        fleet_pool_close(f);
+        return -1;
+    }
+    p->watching = 1;
     return 0;
 }
 
@@ -523,6 +553,8 @@ void fleet_pool_close(fleet *f)
     pthread_mutex_unlock(&p->mu);
     if (p->running)
         pthread_join(p->thread, NULL);
+    if (p->watching)
+        pthread_join(p->watcher, NULL);
     /* Every guest goes, claimed ones too: a claimed guest's instance has
      * not had its configuration, and is started cold by the next shoald. */
     for (size_t i = 0; i < p->tab.n; i++, n++)

@@ -20,12 +20,14 @@
  * console (a Unix socket QEMU listens on), answers `shoal-config ok\n` (or
  * `shoal-config error <reason>\n`) and then runs like a cold-started guest.
  *
- * THREAD AND LOCK: one manager thread (pool.c) keeps every image's pool
+ * THREADS AND LOCK: a manager thread (pool.c) keeps every image's pool
  * filled on the local host: it reads the wanted sizes from the image
  * store, starts guests (a placement check under place_mu, the domain's
- * creation with no lock held), notices their pool-wait record, connects
- * their console socket, and destroys guests that are surplus, failed,
- * evicted for a create or of a deleted image. pool.mu guards the table
+ * creation with no lock held) one at a time, and destroys guests that are
+ * surplus, failed, evicted for a create or of a deleted image. A watcher
+ * thread notices booting guests' pool-wait record and connects their
+ * console socket, every FLEET_POOL_BOOT_TICK_MS while one boots, so that
+ * a start in progress never delays a guest that could be claimed. pool.mu guards the table
  * below; it is a leaf (place_mu > row_mu > mu > pool.mu), never held
  * across libvirt, SQLite, file or socket I/O. A guest is handed out by
  * flipping it to POOL_G_CLAIMED under pool.mu (pool_tab_claim), so two
