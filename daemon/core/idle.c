@@ -101,7 +101,7 @@ void fleet_job_sleep(fleet *f, const fleet_job *j)
         log_warn("instance %s: cannot put it to sleep: %s", in.id, err);
         pthread_mutex_lock(&f->mu);
         if ((rt = fleet_rt_find(f, in.id)))
-            rt->sleep_requested = 0;
+            rt->sleep_requested = rt->wake_pending = 0; /* held ones pass through */
         pthread_mutex_unlock(&f->mu);
         pfwd_resume(f->pfwd, in.id);
         goto out;

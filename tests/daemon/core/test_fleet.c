@@ -323,6 +323,28 @@ static int is_hex(const char *s)
 
 /* ---- 1. create ------------------------------------------------------------ */
 
+/* Scale to zero needs a published tcp port (the proxy sees its
+ * connections): refused naming scale_to_zero, nothing made. */
+static void scale_to_zero_refused(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet_instance_spec s;
+    state_instance *made = NULL;
+    size_t n = 0;
+    fleet_err e;
+    *state = x;
+    memset(&s, 0, sizeof s);
+    s.image = "sleep";
+    s.memory_mib = 32;
+    s.vcpus = 1;
+    s.idle_s = 30;
+    assert_int_equal(fleet_instance_create(x->f, &s, &made, &n, &e), FLEET_E_INVALID);
+    assert_string_equal(e.field, "scale_to_zero");
+    assert_non_null(strstr(e.msg, "needs a published tcp port"));
+    assert_null(made);
+    assert_int_equal(rows_on(x->f, NULL, NULL), 0);
+}
+
 static void create_batch(void **state)
 {
     fx *x = fx_open(8192, 4, NULL);
@@ -2008,6 +2030,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(create_batch, teardown),
+        cmocka_unit_test_teardown(scale_to_zero_refused, teardown),
         cmocka_unit_test_teardown(capacity_models, teardown),
         cmocka_unit_test_teardown(lookup, teardown),
         cmocka_unit_test_teardown(hosts, teardown),
