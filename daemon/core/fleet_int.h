@@ -444,25 +444,6 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j);
 void fleet_job_domain_crashed(fleet *f, const fleet_job *j);
 void fleet_publish_ports(fleet *f, const state_instance *in);
 
-/* ---- move.c: live moves (docs/shoald.md "Moves") ---- */
-#define FLEET_MOVE_LABEL    "shoal.move-standin" /* a stand-in's label: whose it is */
-#define FLEET_MOVE_DRAIN_MS 500 /* open connections finish on the old copy */
-/* A cold move of instance id to host `to` (plan.c). */
-typedef int (*fleet_move_cold_fn)(fleet *f, const char *id, const char *to, fleet_err *e);
-/* Should a running `in` move live (--move live, network, a published tcp
- * port, no scale to zero)? Else it moves cold. */
-int fleet_move_is_live(fleet *f, const state_instance *in);
-/* Move id to `to` live: a stand-in on `to`, ready, carries the published
- * ports while `cold` moves the instance; move.* events. No fleet lock held
- * (it creates and deletes the stand-in). CONFLICT naming why when the
- * stand-in was not ready (the instance stays where it was). */
-int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn cold,
-                    fleet_err *e);
-/* Its ports are held by a stand-in (fleet_publish_ports leaves them). */
-int fleet_move_lent(fleet *f, const char *id);
-/* Has a stop of the moves been asked since the plan began? Takes mu. */
-int fleet_move_stopping(fleet *f);
-
 /* ---- isolation.c: guest isolation (guard.h), any thread ---- */
 /* Write the table for the live networked instances (fleet_open, before any
  * worker runs). -1 with a message when nft is missing or refuses. */
