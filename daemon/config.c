@@ -235,6 +235,10 @@ static const cfg_option OPTIONS[] = {
     { "console-max-kib", 0, "console-max-kib", "N", "1024", NULL,
       "console kept per instance before rotation", CFG_INT, FIELD(console_max_kib), 1, 1 << 20,
       NULL, 0 },
+    { "host-grace", 0, "host-grace", "S", "30", NULL,
+      "seconds a host may be down before its instances\n"
+      "with a restart policy start elsewhere",
+      CFG_INT, FIELD(host_grace_s), 1, 86400, NULL, 0 },
     { "start-parallel", 0, "start-parallel", "N", "auto", ": 4 per CPU, 8..32",
       "domain starts at once (boot storms), auto or 1..256", CFG_AUTO, FIELD(start_parallel), 1,
       256, NULL, 0 },

@@ -54,6 +54,7 @@ typedef struct {
     char privsep[4];            /* "on" (default): the API front runs apart (privsep.h) */
     char privsep_user[64];      /* the front's user ("shoal-api") */
     int console_max_kib;        /* console log kept per instance before rotation */
+    int host_grace_s;           /* a down host's instances fail over after (failover.h) */
     int start_parallel;         /* domain starts at once; 0 = auto (core/jobs.c) */
     char host_uri_allow[1024];  /* host URIs the API may add (hosturi.h) */
     int api_max_conns;          /* API connections at once (threads), all clients */

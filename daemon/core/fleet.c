@@ -18,6 +18,7 @@
 
 #include "guard.h"
 #include "ksm.h"
+#include "failover.h"
 #include "log.h"
 #include "netbr.h"
 #include "portfwd.h"
@@ -194,6 +195,8 @@ static void stop_threads(fleet *f, size_t workers, int supervisor)
     pthread_mutex_unlock(&f->mu);
     if (f->usage_started)
         pthread_join(f->usage, NULL);
+    if (f->failover_started)
+        pthread_join(f->failover, NULL);
     if (supervisor) {
         fleet_wake_supervisor(f);
         pthread_join(f->supervisor, NULL);
@@ -456,6 +459,11 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start supervisor thread");
         goto fail;
     }
+    if (pthread_create(&f->failover, NULL, fleet_failover_main, f) != 0) {
+        snprintf(err, errlen, "cannot start the failover thread");
+        goto fail;
+    }
+    f->failover_started = 1;
     /* Warm pools last: their guests are placed beside reconciled rows. */
     if (fleet_pool_open(f, err, errlen) != 0)
         log_warn("warm pools are off: %s", err);

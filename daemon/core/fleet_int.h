@@ -77,6 +77,12 @@
  *                   libvirt and SQLite with no lock held); the watcher
  *                   reads booting guests' status files and connects their
  *                   console sockets (no lock held).
+ *   failover        one thread (failover.c, failover.h): every 500 ms notes
+ *                   hosts that went down or came back and, once one has
+ *                   been down for --host-grace, starts its instances
+ *                   elsewhere (place_mu by trylock only, then row_mu, mu).
+ *                   Apart from the supervisor, whose reconnect of a hung
+ *                   host can block for as long as the host hangs.
  *   image store     img_store.c's own checkpoint thread and lock.
  *
  * LOCKS, in the order they may be taken (never take one to the left while
@@ -212,6 +218,8 @@ typedef struct fleet_host {
     uint64_t use_cpu_milli; /* CPU its guests used, 1/1000 CPU (sampler) */
     uint32_t use_guests;    /* guests measured in the last sample */
     int64_t use_at_ms;      /* monotonic ms of the last sample, 0 = none */
+    int64_t down_ms;        /* monotonic ms it was first seen down, 0 = up (failover.c) */
+    int64_t down_wall_ms;   /* the same, wall clock */
     /* What it runs that is not shoal's (node_foreign, read by the sampler
      * and at open): placement never gives away their memory (capacity.c). */
     struct node_foreign others;
@@ -260,6 +268,11 @@ typedef struct {
     int64_t wake_ms;      /* monotonic ms a wake (or a start of an idle
                              instance) began, 0: none under way */
     char wake_reason[64]; /* "connection to port 8080/tcp", "start request" */
+    /* Fencing (failover.h): a domain of it on this node was destroyed
+     * because it runs elsewhere; that node's events for it are ignored
+     * until fenced_until_ms (monotonic). */
+    const struct node *fenced_node;
+    int64_t fenced_until_ms;
 } fleet_rt;
 
 /* One failed instance of a batch. */
@@ -363,6 +376,9 @@ struct fleet {
     uint64_t dhcp_done;      /* under mu: generation the written list covers */
     struct fleet_pool *pool; /* warm pools (pool.h), NULL when not running */
     int64_t dhcp_last_ms;    /* under mu: monotonic ms of the last write */
+    int64_t failover_ms;     /* under mu: last failover pass (failover.c) */
+    pthread_t failover;      /* failover.c's thread */
+    int failover_started;
 };
 
 /* Copy src into dst[len], cut at len - 1 bytes (reasons and errors are

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failover.h"
 #include "hosturi.h"
 #include "log.h"
 
@@ -210,6 +211,7 @@ void fleet_host_open(fleet *f, fleet_host *h)
     node_capacity(node, &cap, err, sizeof err);
     /* Before it takes guests: what others hold there is never placed on. */
     fleet_foreign_sample(f, h, node);
+    fleet_failover_fence(f, h, node); /* copies that now run elsewhere: failover.h */
     pthread_mutex_lock(&f->mu);
     h->node = node;
     h->up = 1;

@@ -155,13 +155,24 @@ void fleet_on_node_event(struct node *node, const char *instance_id, enum node_e
     fleet *f = user;
     switch (ev) {
     case NODE_EVENT_STOPPED:
-    case NODE_EVENT_CRASHED:
+    case NODE_EVENT_CRASHED: {
+        /* A fenced copy's end (failover.h) is not the end of the run that
+         * now runs elsewhere. */
+        fleet_rt *rt;
+        int fenced;
+        pthread_mutex_lock(&f->mu);
+        rt = instance_id ? fleet_rt_find(f, instance_id) : NULL;
+        fenced = rt && rt->fenced_node == node && fleet_now_ms() < rt->fenced_until_ms;
+        pthread_mutex_unlock(&f->mu);
+        if (fenced)
+            break;
         /* a warm pool guest that dies is replaced (pool.h); no row: the
          * jobs below find nothing to do for it */
         fleet_pool_gone(f, instance_id);
         fleet_queue(f, ev == NODE_EVENT_STOPPED ? JOB_DOMAIN_GONE : JOB_DOMAIN_CRASHED, instance_id,
                     detail);
         break;
+    }
     case NODE_EVENT_CONN_LOST:
         pthread_mutex_lock(&f->mu);
         for (size_t i = 0; i < f->nhosts; i++) {

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "failover.h"
 #include "killpoint.h"
 #include "log.h"
 
@@ -81,6 +82,7 @@ static void reopen_host(fleet *f, fleet_host *h)
         return;
     }
     if (node_reconnect(node, err, sizeof err) == NODE_OK) {
+        fleet_failover_fence(f, h, node); /* before it is up: failover.h */
         pthread_mutex_lock(&f->mu);
         h->up = 1;
         h->opening = 0;

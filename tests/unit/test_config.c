@@ -230,6 +230,11 @@ static int got_privsep_user(const cfg_t *c)
 {
     return !strcmp(c->privsep_user, "api-x");
 }
+static int got_host_grace(const cfg_t *c)
+{
+    return c->host_grace_s == 12;
+}
+
 static int got_console(const cfg_t *c)
 {
     return c->console_max_kib == 64;
@@ -316,6 +321,7 @@ static const want_opt WANT[] = {
     { "privsep", 0, "privsep", "on", NULL, got_privsep, NULL },
     { "privsep-user", 0, "privsep-user", "api-x", NULL, got_privsep_user, NULL },
     { "console-max-kib", 0, "console-max-kib", "64", NULL, got_console, NULL },
+    { "host-grace", 0, "host-grace", "12", NULL, got_host_grace, NULL },
     { "start-parallel", 0, "start-parallel", "12", NULL, got_start_parallel, NULL },
     { "host-uri-allow", 0, "host-uri-allow", "qemu?socket", NULL, got_uri_allow, NULL },
     { "api-max-conns", 0, "api-max-conns", "300", NULL, got_api_conns, NULL },

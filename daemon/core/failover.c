@@ -1,0 +1,375 @@
+/* failover.c - host failure and fencing (failover.h; docs/shoald.md "Host
+ * failure and fencing"): the supervisor notes hosts that went down, and
+ * after the grace period starts their instances elsewhere or marks them
+ * lost; a host that connects first loses the domains that now belong to
+ * another host. */
+#include "fleet_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "failover.h"
+#include "log.h"
+#include "snapshot.h"
+
+fo_action fo_decide(const fo_inst *in, int64_t down_for_ms, int64_t grace_ms)
+{
+    if (down_for_ms < grace_ms || !in->want_running || in->deleting || in->moving || in->busy)
+        return FO_KEEP;
+    if (in->restart == RESTART_NEVER) {
+        /* Only a run that may still be there is lost; a pending one just
+         * waits for its host, as it always did. */
+        return fleet_state_live(in->state) && in->state != ST_STOPPING ? FO_LOST : FO_KEEP;
+    }
+    switch (in->state) {
+    case ST_PENDING:
+    case ST_STARTING:
+    case ST_RUNNING:
+    case ST_BACKOFF: return FO_MOVE;
+    default: return FO_KEEP; /* stopping, ended, lost, idle: nothing runs to replace */
+    }
+}
+
+int fo_fence(const char *row_host, const char *host)
+{
+    return row_host && strcmp(row_host, host) != 0;
+}
+
+/* ---- the tick ----------------------------------------------------------- */
+
+typedef struct {
+    char name[STATE_NAME_MAX];
+    int64_t down_ms;      /* monotonic */
+    int64_t down_wall_ms; /* for messages */
+} down_host;
+
+/* The run on the lost host is over as far as shoald knows: its ports,
+ * probes and isolation entries go, the run is recorded `lost`. */
+static void end_lost_run(fleet *f, const state_instance *in, const char *why)
+{
+    fleet_rt *rt;
+    int run_no = 0, was_active;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, in->id);
+    was_active = rt && rt->active;
+    if (rt) {
+        run_no = rt->run_no;
+        rt->active = 0;
+        rt->ready = 0;
+        rt->backoff_due_ms = 0;
+        rt->have_outcome = 0;
+        rt->end_reason[0] = 0;
+    }
+    pthread_cond_broadcast(&f->state_cv);
+    pthread_mutex_unlock(&f->mu);
+    pfwd_remove(f->pfwd, in->id);
+    fleet_probe_unwatch(f, in->id);
+    fleet_guard_remove(f, in->id);
+    if (was_active && run_no)
+        state_run_end(f->db, in->id, run_no, fleet_wall_ms(), -1, "lost", why);
+}
+
+typedef struct {
+    const char *to;  /* re-home here (NULL: stay) */
+    const char *why; /* last_error */
+    state_inst_state st;
+} fo_mut;
+
+static void fo_mutate_fn(state_instance *in, void *ctx)
+{
+    const fo_mut *m = ctx;
+    in->state = m->st;
+    in->exit_code = -1;
+    fleet_text_copy(in->last_error, sizeof in->last_error, m->why);
+    if (m->to) {
+        snprintf(in->host, sizeof in->host, "%s", m->to);
+        in->restarts++;
+    }
+}
+
+static void mark_lost(fleet *f, const state_instance *in, const down_host *d)
+{
+    char why[256];
+    fo_mut m = { NULL, why, ST_LOST };
+    snprintf(why, sizeof why,
+             "host '%s' unreachable for %lld s; restart policy never: not started elsewhere "
+             "(its guest may still run there: adopted again if the host comes back)",
+             d->name, (long long)((fleet_now_ms() - d->down_ms) / 1000));
+    end_lost_run(f, in, why);
+    fleet_mutate(f, in->id, fo_mutate_fn, &m);
+    log_warn("instance %s (%s): %s", in->id, in->name, why);
+}
+
+/* 1 when the snapshot's row `in` is one of rows[] marked in move[] (the
+ * snapshot reads the rows again: matched by id, and still on its host). */
+static int marked(const state_instance *in, const state_instance *rows, const unsigned char *move,
+                  size_t nrows)
+{
+    for (size_t r = 0; r < nrows; r++) {
+        if (move[r] && !strcmp(rows[r].id, in->id))
+            return !strcmp(rows[r].host, in->host);
+    }
+    return 0;
+}
+
+/* Place the instances of rows[] marked in move[] and carry each placed one
+ * over. Caller holds place_mu. */
+static void move_all(fleet *f, const state_instance *rows, const unsigned char *move, size_t nrows,
+                     const down_host *downs, size_t ndown)
+{
+    fleet_snapshot snap;
+    sched_state *sst = NULL;
+    fleet_err e;
+    char err[256];
+
+    if (fleet_snapshot_take_pool(f, &snap, err, sizeof err) != 0) {
+        log_warn("failover: %s", err);
+        return;
+    }
+    if (fleet_snapshot_sched(&snap, &sst, &e) != FLEET_OK) {
+        log_warn("failover: %s", e.msg);
+        fleet_snapshot_free(&snap);
+        return;
+    }
+    for (size_t i = 0; i < snap.ninsts; i++) {
+        const state_instance *in;
+        const down_host *d = NULL;
+        sched_request req;
+        sched_place_opts po = { .policy = SCHED_BINPACK, .commit = true };
+        sched_decision dec;
+        char why[SCHED_MSG_MAX + 160];
+        fo_mut m;
+
+        if (snap.row_of[i] == SCHED_NONE)
+            continue;
+        in = &snap.rows[snap.row_of[i]];
+        if (!marked(in, rows, move, nrows))
+            continue;
+        for (size_t k = 0; k < ndown && !d; k++)
+            d = !strcmp(downs[k].name, in->host) ? &downs[k] : NULL;
+        if (!d)
+            continue;
+        memset(&req, 0, sizeof req);
+        memset(&dec, 0, sizeof dec);
+        req.name = in->name;
+        req.mem_mib = snap.insts[i].mem_mib;
+        req.vcpus = snap.insts[i].vcpus;
+        req.labels = snap.insts[i].labels;
+        req.n_labels = snap.insts[i].n_labels;
+        req.rules = snap.insts[i].rules;
+        req.n_rules = snap.insts[i].n_rules;
+        req.count = 1;
+        if (sched_place(sst, &req, 1, &po, &dec) != SCHED_OK || dec.n_assignments != 1) {
+            /* Waits where it is, pending, saying why; tried again. */
+            snprintf(why, sizeof why, "host '%s' unreachable; failover waits for room: %s", d->name,
+                     dec.message);
+            m = (fo_mut){ NULL, why, ST_PENDING };
+            if (in->state != ST_PENDING || strcmp(in->last_error, why)) {
+                end_lost_run(f, in, why);
+                fleet_mutate(f, in->id, fo_mutate_fn, &m);
+                log_warn("instance %s (%s): %s", in->id, in->name, why);
+            }
+            sched_decision_clear(&dec);
+            continue;
+        }
+        {
+            char to[STATE_NAME_MAX], msg[200];
+            snprintf(to, sizeof to, "%s", dec.assignments[0].host_id);
+            sched_decision_clear(&dec);
+            snprintf(why, sizeof why, "failed over from host '%s' (unreachable for %lld s)",
+                     d->name, (long long)((fleet_now_ms() - d->down_ms) / 1000));
+            /* Old run's ports and probes gone before the row names the
+             * new host: the ports move with the instance. */
+            end_lost_run(f, in, why);
+            m = (fo_mut){ to, why, ST_PENDING };
+            if (fleet_mutate(f, in->id, fo_mutate_fn, &m) != 0)
+                continue;
+            pthread_mutex_lock(&f->mu);
+            fleet_rt *rt = fleet_rt_get(f, in->id);
+            if (rt)
+                rt->request_ms = fleet_now_ms();
+            pthread_mutex_unlock(&f->mu);
+            snprintf(msg, sizeof msg, "from %s to %s", d->name, to);
+            log_warn("instance %s (%s): failover %s (host down %lld ms)", in->id, in->name, msg,
+                     (long long)(fleet_now_ms() - d->down_ms));
+            fleet_emit(f, "instance.failover", in->id, in->name, NULL, to, NULL, NULL, msg);
+            fleet_queue(f, JOB_START, in->id, NULL);
+        }
+    }
+    sched_state_free(sst);
+    fleet_snapshot_free(&snap);
+}
+
+void fleet_failover_tick(fleet *f, int64_t now)
+{
+    down_host *downs = NULL, *gone = NULL;
+    char(*back)[STATE_NAME_MAX] = NULL;
+    size_t ndown = 0, ngone = 0, nback = 0, nrows = 0;
+    state_instance *rows = NULL;
+    unsigned char *move = NULL;
+    int64_t grace_ms =
+        (int64_t)(f->cfg.host_grace_s > 0 ? f->cfg.host_grace_s : FO_GRACE_DEFAULT_S) * 1000;
+    int any_due = 0, any_move = 0;
+    char err[256];
+
+    pthread_mutex_lock(&f->mu);
+    downs = calloc(f->nhosts + 1, sizeof *downs);
+    gone = calloc(f->nhosts + 1, sizeof *gone);
+    back = calloc(f->nhosts + 1, sizeof *back);
+    for (size_t i = 0; downs && gone && back && i < f->nhosts; i++) {
+        fleet_host *h = f->hosts[i];
+        if (h->up) {
+            if (h->down_ms)
+                snprintf(back[nback++], sizeof back[0], "%s", h->name);
+            h->down_ms = 0;
+            continue;
+        }
+        if (!h->down_ms) {
+            h->down_ms = now;
+            h->down_wall_ms = fleet_wall_ms();
+            snprintf(gone[ngone].name, sizeof gone[0].name, "%s", h->name);
+            ngone++;
+        }
+        snprintf(downs[ndown].name, sizeof downs[0].name, "%s", h->name);
+        downs[ndown].down_ms = h->down_ms;
+        downs[ndown].down_wall_ms = h->down_wall_ms;
+        any_due |= now - h->down_ms >= grace_ms;
+        ndown++;
+    }
+    if (any_due && now - f->failover_ms < FO_RETRY_MS)
+        any_due = 0; /* one pass per FO_RETRY_MS while hosts stay down */
+    if (any_due)
+        f->failover_ms = now;
+    pthread_mutex_unlock(&f->mu);
+
+    for (size_t i = 0; i < ngone; i++) {
+        char why[NODE_ERR_MAX + 64];
+        fleet_host *h = fleet_host_hold(f, gone[i].name);
+        pthread_mutex_lock(&f->mu);
+        snprintf(why, sizeof why, "%s", h ? h->last_error : "");
+        pthread_mutex_unlock(&f->mu);
+        fleet_host_release(f, h);
+        log_warn("host %s is down (%s): its instances fail over in %lld s", gone[i].name,
+                 why[0] ? why : "not connected", (long long)(grace_ms / 1000));
+        fleet_emit(f, "host.state", NULL, gone[i].name, "down", gone[i].name, NULL, NULL,
+                   why[0] ? why : NULL);
+    }
+    for (size_t i = 0; i < nback; i++)
+        log_info("host %s is back", back[i]);
+    if (!any_due || state_inst_list(f->db, &rows, &nrows, err, sizeof err) != 0)
+        goto out;
+    move = calloc(nrows + 1, 1);
+    for (size_t r = 0; move && r < nrows; r++) {
+        const down_host *d = NULL;
+        fo_inst fi;
+        char to[STATE_NAME_MAX + 1];
+        fleet_rt *rt;
+        for (size_t k = 0; k < ndown && !d; k++)
+            d = !strcmp(downs[k].name, rows[r].host) ? &downs[k] : NULL;
+        if (!d || !rows[r].want_running)
+            continue;
+        memset(&fi, 0, sizeof fi);
+        fi.restart = rows[r].restart;
+        fi.state = rows[r].state;
+        fi.want_running = rows[r].want_running;
+        fi.deleting = state_inst_deleting(f->db, rows[r].id) == 1;
+        fi.moving = state_inst_move_to(f->db, rows[r].id, to, sizeof to) == 1;
+        pthread_mutex_lock(&f->mu);
+        rt = fleet_rt_find(f, rows[r].id);
+        fi.busy = rt && rt->busy;
+        fi.moving |= rt && rt->moving;
+        pthread_mutex_unlock(&f->mu);
+        switch (fo_decide(&fi, now - d->down_ms, grace_ms)) {
+        case FO_LOST: mark_lost(f, &rows[r], d); break;
+        case FO_MOVE:
+            move[r] = 1;
+            any_move = 1;
+            break;
+        default: break;
+        }
+    }
+    /* Placement under place_mu, like a create; never waited for here. */
+    if (any_move && pthread_mutex_trylock(&f->place_mu) == 0) {
+        move_all(f, rows, move, nrows, downs, ndown);
+        pthread_mutex_unlock(&f->place_mu);
+    }
+out:
+    free(move);
+    state_inst_array_free(rows, nrows);
+    free(downs);
+    free(gone);
+    free(back);
+}
+
+void *fleet_failover_main(void *arg)
+{
+    fleet *f = arg;
+    int64_t last = 0;
+    pthread_mutex_lock(&f->mu);
+    while (!f->stopping) {
+        int64_t now = fleet_now_ms();
+        struct timespec ts;
+        if (now - last >= FO_TICK_MS) {
+            last = now;
+            pthread_mutex_unlock(&f->mu);
+            fleet_failover_tick(f, now);
+            pthread_mutex_lock(&f->mu);
+            continue;
+        }
+        /* state_cv is broadcast at stop (and on state changes: a tick is
+         * still at most one per FO_TICK_MS) */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(FO_TICK_MS - (now - last)) * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&f->state_cv, &f->mu, &ts);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* ---- fencing ----------------------------------------------------------- */
+
+void fleet_failover_fence(fleet *f, fleet_host *h, struct node *node)
+{
+    struct node_dom *doms = NULL;
+    size_t ndoms = 0, nrows = 0;
+    state_instance *rows = NULL;
+    char err[NODE_ERR_MAX];
+
+    if (node_list(node, &doms, &ndoms, err, sizeof err) != NODE_OK) {
+        log_warn("host %s: fence: cannot list domains: %s", h->name, err);
+        return;
+    }
+    if (!ndoms || state_inst_list(f->db, &rows, &nrows, err, sizeof err) != 0)
+        goto out;
+    for (size_t d = 0; d < ndoms; d++) {
+        const state_instance *row = NULL;
+        char msg[2 * STATE_NAME_MAX + 40];
+        for (size_t r = 0; r < nrows && !row; r++)
+            row = !strcmp(rows[r].id, doms[d].instance_id) ? &rows[r] : NULL;
+        if (!fo_fence(row ? row->host : NULL, h->name))
+            continue;
+        /* Its late STOPPED event must not end the run elsewhere. */
+        pthread_mutex_lock(&f->mu);
+        fleet_rt *rt = fleet_rt_get(f, row->id);
+        if (rt) {
+            rt->fenced_node = node;
+            rt->fenced_until_ms = fleet_now_ms() + FO_FENCE_EVENTS_MS;
+        }
+        pthread_mutex_unlock(&f->mu);
+        log_warn("host %s: fencing domain '%s': instance '%s' (%s) now belongs to host '%s'",
+                 h->name, doms[d].name, row->id, row->name, row->host);
+        if (node_destroy(node, doms[d].name, err, sizeof err) != NODE_OK) {
+            log_warn("host %s: fence: %s", h->name, err);
+            continue;
+        }
+        snprintf(msg, sizeof msg, "old copy destroyed on %s (runs on %s)", h->name, row->host);
+        fleet_emit(f, "instance.fenced", row->id, row->name, NULL, h->name, NULL, NULL, msg);
+    }
+out:
+    state_inst_array_free(rows, nrows);
+    node_list_free(doms);
+}

@@ -1,0 +1,91 @@
+/* failover.h - host failure and fencing (issue 17; docs/shoald.md "Host
+ * failure and fencing").
+ *
+ * A host whose connection is lost (libvirt's close callback: an error, EOF,
+ * or a keepalive timeout, node.c) or whose (re)connect fails is `down`, from
+ * the moment the supervisor first sees it so (fleet_host.down_ms). When it
+ * has been down for the grace period (--host-grace, cfg.host_grace_s):
+ *   - each wanted instance of it with restart policy `on-failure` or
+ *     `always` is placed elsewhere (the usual placement; a down host counts
+ *     as cordoned), its run there ends `lost`, its row is re-homed and
+ *     started (event instance.failover, host = the new host, message
+ *     "from A to B"); when no host has room it waits on the lost host,
+ *     `pending`, last_error saying why, and is tried again every
+ *     FO_RETRY_MS;
+ *   - each running instance with restart policy `never` becomes `lost`
+ *     (still wanted, still on that host): if the host comes back with its
+ *     guest, reconcile adopts it again.
+ *
+ * FENCING RULE: an instance belongs to the host its row names. When a host
+ * connects (first open or reconnect), every shoal domain on it whose
+ * instance row names another host is destroyed before the host is marked
+ * up, i.e. before it can take any placement or reconcile adopts anything
+ * (fleet_failover_fence); the STOPPED events of those domains are ignored
+ * for that instance (fleet_rt.fenced_node), so they never end the run that
+ * now runs elsewhere. A failover re-homes the row only after the old run's
+ * published ports, probes and isolation entries are gone.
+ *
+ * THREAD AND LOCK: fleet_failover_main is its own thread (a tick every
+ * FO_TICK_MS), not the supervisor: the supervisor reconnects lost hosts,
+ * and a connect to a host that hangs (a frozen libvirtd accepts the TCP
+ * connection and never answers) blocks it until the host answers. The
+ * tick takes place_mu only with pthread_mutex_trylock (a drain that holds
+ * it for long delays a failover by a round, never blocks the thread);
+ * then row_mu and mu as any create does; no libvirt call. fleet_failover_fence runs on the
+ * thread that opens the host (main at start, API for an add, supervisor on
+ * reconnects), with no fleet lock held across libvirt.
+ */
+#ifndef SHOAL_FAILOVER_H
+#define SHOAL_FAILOVER_H
+
+#include <stdint.h>
+
+#include "state.h"
+
+#define FO_GRACE_DEFAULT_S 30     /* --host-grace */
+#define FO_TICK_MS         500    /* hosts looked at this often */
+#define FO_RETRY_MS        2000   /* instances that found no room are tried again */
+#define FO_FENCE_EVENTS_MS 120000 /* a fenced domain's late events are ignored this long */
+
+/* ---- the rule (pure; tests/daemon/core/test_failover.c) ---- */
+
+/* What the tick does with one instance of a down host. */
+typedef enum {
+    FO_KEEP = 0, /* nothing (yet): grace not over, not wanted, busy, moving */
+    FO_MOVE,     /* start it elsewhere */
+    FO_LOST,     /* restart policy never: mark it lost, keep it there */
+} fo_action;
+
+typedef struct {
+    state_restart restart;
+    state_inst_state state;
+    int want_running;
+    int deleting; /* a delete is finishing it */
+    int moving;   /* a cold move (plan.c) carries it, or its row is marked */
+    int busy;     /* a job of it runs now: decided again next round */
+} fo_inst;
+
+/* down_for_ms: how long its host has been down; grace_ms: --host-grace. */
+fo_action fo_decide(const fo_inst *in, int64_t down_for_ms, int64_t grace_ms);
+
+/* 1 when a domain of the instance whose row names row_host (NULL: no row)
+ * found on host `host` must be destroyed before `host` is up. Domains
+ * without a row are left to reconcile (a warm pool guest of this process
+ * has none). */
+int fo_fence(const char *row_host, const char *host);
+
+/* ---- the core (failover.c) ---- */
+struct fleet;
+struct fleet_host;
+struct node;
+
+/* One tick: note hosts going down / coming back (event host.state "down"
+ * with the reason), then act on those down for the grace period. */
+void fleet_failover_tick(struct fleet *f, int64_t now);
+/* The thread (arg: the fleet): ticks until f->stopping. */
+void *fleet_failover_main(void *arg);
+/* Destroy the domains on h (connected through node, not yet up) that
+ * belong elsewhere (fo_fence); events instance.fenced. */
+void fleet_failover_fence(struct fleet *f, struct fleet_host *h, struct node *node);
+
+#endif
