@@ -22,43 +22,10 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "bench_boot.h"
 #include "domxml.h"
 
 #define PORT 17871
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-    int i = (int)(p * (n - 1) + 0.5);
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return v[i];
-}
-
-static int file_has(const char *path, const char *needle)
-{
-    char buf[4096];
-    int fd = open(path, O_RDONLY), n;
-    if (fd < 0)
-        return 0;
-    n = (int)read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    return strstr(buf, needle) != NULL;
-}
 
 static volatile int loop_run = 1;
 static void *event_loop(void *arg)
@@ -79,7 +46,7 @@ static void loop_tick(int timer, void *opaque)
 
 static int baseline(const char *root, const char *kernel, const char *dtype, int n, double *out)
 {
-    char path[512], console[512], status[512], name[64], *xml = NULL, err[512];
+    char path[512], name[64];
     virConnectPtr conn;
     FILE *f;
     int done = 0;
@@ -99,38 +66,13 @@ static int baseline(const char *root, const char *kernel, const char *dtype, int
         return -1;
     }
     for (int i = 0; i < n + 2; i++) { /* two warm-up runs */
-        struct domxml_spec s;
         virDomainPtr d;
-        double t0;
+        double ms;
         snprintf(name, sizeof name, "bench-%d", i);
-        snprintf(console, sizeof console, "%s/%s.log", root, name);
-        snprintf(status, sizeof status, "%s/%s.status", root, name);
-        memset(&s, 0, sizeof s);
-        s.name = name;
-        s.virt = !strcmp(dtype, "kvm") ? DOMXML_VIRT_KVM : DOMXML_VIRT_QEMU;
-        s.boot = DOMXML_BOOT_PVH;
-        s.memory_mib = 32;
-        s.vcpus = 1;
-        s.kernel = kernel;
-        s.cmdline = "-- 600";
-        s.console_log = console;
-        s.status_log = status;
-        s.instance_id = name;
-        if (domxml_render(&s, &xml, err, sizeof err) != 0) {
-            fprintf(stderr, "baseline: %s\n", err);
+        if (!(d = bench_boot_sleep(conn, root, kernel, dtype, name, &ms)))
             break;
-        }
-        t0 = now_ms();
-        d = virDomainCreateXML(conn, xml, 0);
-        free(xml);
-        if (!d) {
-            fprintf(stderr, "baseline: create failed: %s\n", virGetLastErrorMessage());
-            break;
-        }
-        while (!file_has(status, "ready") && now_ms() - t0 < 30000)
-            usleep(500);
         if (i >= 2)
-            out[done++] = now_ms() - t0;
+            out[done++] = ms;
         virDomainDestroy(d);
         virDomainFree(d);
     }

@@ -25,40 +25,8 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "bench_boot.h"
 #include "domxml.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return v[(int)(p * (n - 1) + 0.5)];
-}
-
-static int file_has(const char *path, const char *needle)
-{
-    char buf[4096];
-    int fd = open(path, O_RDONLY), n;
-    if (fd < 0)
-        return 0;
-    n = (int)read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    return strstr(buf, needle) != NULL;
-}
 
 /* PSS in KiB of the QEMU whose command line names guest=NAME, 0 if none. */
 static long qemu_pss_kib(const char *name)
@@ -113,8 +81,7 @@ int main(int argc, char **argv)
     const char *kernel = argc > 1 ? argv[1] : NULL;
     int n = argc > 2 ? atoi(argv[2]) : 10, done = 0;
     const char *dtype = argc > 3 ? argv[3] : "qemu";
-    char root[] = "/tmp/shoal-bench-restore.XXXXXX", path[512], console[512], status[512],
-         save[512], name[64], err[512], *xml = NULL;
+    char root[] = "/tmp/shoal-bench-restore.XXXXXX", path[512], save[512], name[64];
     double *create = calloc((size_t)n + 1, sizeof *create),
            *savet = calloc((size_t)n + 1, sizeof *savet),
            *restore = calloc((size_t)n + 1, sizeof *restore);
@@ -150,39 +117,13 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < n + 1; i++) { /* one warm-up */
-        struct domxml_spec s;
         virDomainPtr d;
-        double t0;
+        double t0, tc;
         struct stat st;
         snprintf(name, sizeof name, "bench-%d", i);
-        snprintf(console, sizeof console, "%s/%s.log", root, name);
-        snprintf(status, sizeof status, "%s/%s.status", root, name);
         snprintf(save, sizeof save, "%s/%s.save", root, name);
-        memset(&s, 0, sizeof s);
-        s.name = name;
-        s.virt = !strcmp(dtype, "kvm") ? DOMXML_VIRT_KVM : DOMXML_VIRT_QEMU;
-        s.boot = DOMXML_BOOT_PVH;
-        s.memory_mib = 32;
-        s.vcpus = 1;
-        s.kernel = kernel;
-        s.cmdline = "-- 600";
-        s.console_log = console;
-        s.status_log = status;
-        s.instance_id = name;
-        if (domxml_render(&s, &xml, err, sizeof err) != 0) {
-            fprintf(stderr, "%s\n", err);
+        if (!(d = bench_boot_sleep(conn, root, kernel, dtype, name, &tc)))
             break;
-        }
-        t0 = now_ms();
-        d = virDomainCreateXML(conn, xml, 0);
-        free(xml);
-        if (!d) {
-            fprintf(stderr, "create failed: %s\n", virGetLastErrorMessage());
-            break;
-        }
-        while (!file_has(status, "ready") && now_ms() - t0 < 30000)
-            usleep(500);
-        double tc = now_ms() - t0;
         usleep(1500 * 1000); /* idle */
         long pc = qemu_pss_kib(name);
         t0 = now_ms();
