@@ -149,18 +149,17 @@ struct domxml_spec {
     const char *fwcfg_data;  /* not rendered: what node_start writes to fwcfg_file
                                 (which it chooses) before the create and removes
                                 after it; NULL: no record. See node_start */
-    const char *console_sock; /* absolute path of a Unix socket QEMU listens on
-                                (created at its start) for a virtio console:
-                                <console type='unix'> <source mode='bind'>
-                                <target type='virtio'>, beside the serial ports,
-                                on a virtio-serial controller of one port.
-                                A warm pool guest's configuration channel
-                                (docs/guest-protocol.md "Warm pools"); NULL:
-                                none */
     unsigned cpu_quota_pct;  /* CPU time the whole QEMU (vCPUs, main loop, I/O
                                 threads) may use, in percent of one host CPU
                                 (<cputune> global_period 100 ms, global_quota),
                                 enforced by its cgroup; 0: no limit rendered */
+    /* console_sock: absolute path of a Unix socket QEMU listens on (created
+     * at its start) for a virtio console: <console type='unix'> <source
+     * mode='bind'> <target type='virtio'>, beside the serial ports, on a
+     * virtio-serial controller of one port. A warm pool guest's
+     * configuration channel (docs/guest-protocol.md "Warm pool hand-over");
+     * NULL: none */
+    const char *console_sock;
 };
 
 /*

@@ -21,7 +21,7 @@
 #define GST_LINE_MAX 256 /* longer lines are dropped whole */
 
 /* GST_POOL_WAIT: a warm pool guest booted and waits for its configuration
- * (docs/guest-protocol.md "Warm pools"); claim_us on a ready record is the
+ * (docs/guest-protocol.md "Warm pool hand-over"); claim_us on a ready record is the
  * guest's time from that record to ready. */
 typedef enum { GST_NONE = 0, GST_READY, GST_EXIT, GST_CRASH, GST_POOL_WAIT } gst_kind;
 

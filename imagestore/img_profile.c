@@ -227,7 +227,7 @@ int img_profile_apply(img_profile *p, img_kind kind, img_format format,
     }
     /* A pool guest waits for its configuration on a protocol only shoal's
      * reference kernel speaks, and reads it in the shoal preset's grammar
-     * (docs/guest-protocol.md "Warm pools"); kept through a later change
+     * (docs/guest-protocol.md "Warm pool hand-over"); kept through a later change
      * only while that holds. */
     if (q.warm_pool && (kind != IMG_KIND_SHOAL || q.cmdline != IMG_CMDLINE_SHOAL))
         return bad(field, "warm_pool", err,

@@ -158,7 +158,7 @@ typedef struct img_profile {
     /* Guests of this image kept booted and waiting for an instance's
      * configuration (docs/shoald.md "Warm pools"); 0 = no pool. Only for
      * kind shoal with the shoal command line (the hand-over protocol,
-     * docs/guest-protocol.md "Warm pools"). */
+     * docs/guest-protocol.md "Warm pool hand-over"). */
     uint32_t warm_pool;
 } img_profile;
 

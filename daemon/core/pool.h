@@ -14,7 +14,7 @@
  * leftover one as unknown) and never reused after an instance ends (an
  * instance's later runs are cold starts of its own domain).
  *
- * Protocol (docs/guest-protocol.md "Warm pools"): the guest boots with
+ * Protocol (docs/guest-protocol.md "Warm pool hand-over"): the guest boots with
  * `shoal.pool=1`, writes `shoal-status pool-wait boot_us=N` on its status
  * channel, and reads `shoal-config <N>\n` + N bytes from its virtio
  * console (a Unix socket QEMU listens on), answers `shoal-config ok\n` (or

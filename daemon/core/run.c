@@ -338,8 +338,8 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         if (spec.mac) /* NULL (err set): the start fails below */
             spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err);
     }
-    if (!pooled && ((spec.mac && !spec.bridge) || node_start(node, &spec, NULL, err, sizeof err) !=
-                                                       NODE_OK)) {
+    if (!pooled &&
+        ((spec.mac && !spec.bridge) || node_start(node, &spec, NULL, err, sizeof err) != NODE_OK)) {
         pthread_mutex_lock(&f->mu);
         rt = fleet_rt_get(f, in.id);
         rt->active = 0;

@@ -26,7 +26,7 @@ static void test_good_records(void **st)
     assert_int_equal(r.kind, GST_READY);
     assert_int_equal(r.boot_us, 412);
     assert_int_equal(r.claim_us, -1);
-    /* a warm pool guest (docs/guest-protocol.md "Warm pools") */
+    /* a warm pool guest (docs/guest-protocol.md "Warm pool hand-over") */
     assert_int_equal(parse("shoal-status pool-wait boot_us=900", &r), 0);
     assert_int_equal(r.kind, GST_POOL_WAIT);
     assert_int_equal(r.boot_us, 900);
