@@ -148,6 +148,11 @@ static int check_user(const char *v)
            (v[0] >= '0' && v[0] <= '9') || v[0] == '-';
 }
 
+static int check_move_mode(const char *v)
+{
+    return strcmp(v, "live") && strcmp(v, "cold");
+}
+
 static int check_ipv4(const char *v)
 {
     struct in_addr a;
@@ -268,6 +273,13 @@ static const cfg_option OPTIONS[] = {
     { "publish-wake-timeout", 0, "publish-wake-timeout", "MS", "30000", NULL,
       "scale to zero: ms a held connection waits for its instance to wake and accept", CFG_INT,
       FIELD(publish_wake_ms), 100, 600000, NULL, 0 },
+    { "move", 0, "move", "MODE", "live", NULL,
+      "drain/consolidate moves: live (a ready stand-in carries the\n"
+      "published ports meanwhile) or cold (stop, re-home, start)",
+      CFG_STR, FIELD(move_mode), 0, 0, check_move_mode, 0 },
+    { "move-ready-timeout", 0, "move-ready-timeout", "MS", "30000", NULL,
+      "live moves: ms a new copy has to become ready", CFG_INT, FIELD(move_ready_ms), 500,
+      600000, NULL, 0 },
     { "tls-cert", 0, "tls-cert", "FILE", NULL, NULL,
       "serve HTTPS with this certificate (needs --tls-key)", CFG_STR, FIELD(tls_cert), 0, 0, NULL,
       0 },

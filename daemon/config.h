@@ -64,6 +64,8 @@ typedef struct {
     int publish_port_max_conns; /* published TCP connections per port */
     int publish_connect_ms;     /* published ports: connect to the guest, ms */
     int publish_wake_ms;        /* scale to zero: a held connection waits, ms */
+    char move_mode[8];          /* drain/consolidate moves: "live" or "cold" (core/move.c) */
+    int move_ready_ms;          /* a move's new copy must be ready within, ms */
 } cfg_t;
 
 /* One option of the table. */

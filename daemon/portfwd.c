@@ -337,14 +337,18 @@ static flow *flow_open(pfwd *p, fwd *f, const struct sockaddr_in *client, int64_
     struct epoll_event ev = { 0 };
     unsigned h = flow_hash(client);
     flow *fl;
+    struct sockaddr_in guest; /* pfwd_retarget may change it */
     int fd;
     while (f->nflows >= f->max_flows && f->oldest)
         flow_close(p, f->oldest);
     fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return NULL;
+    pthread_mutex_lock(&p->mu);
+    guest = f->guest;
+    pthread_mutex_unlock(&p->mu);
     fl = calloc(1, sizeof *fl);
-    if (!fl || connect(fd, (struct sockaddr *)&f->guest, sizeof f->guest) != 0) {
+    if (!fl || connect(fd, (struct sockaddr *)&guest, sizeof guest) != 0) {
         close(fd);
         free(fl);
         return NULL;
@@ -642,10 +646,12 @@ static void on_accept(pfwd *p, fwd *f)
     int max_conns, port_max, wake_ms;
     sleeper *sl = f->t_sl;
     int held = sl && !sl->t_awake; /* asleep: hold it until the owner wakes */
+    struct sockaddr_in guest;      /* pfwd_retarget may change it */
     pthread_mutex_lock(&p->mu);
     max_conns = p->max_conns;
     port_max = p->port_max_conns;
     wake_ms = p->wake_ms;
+    guest = f->guest;
     pthread_mutex_unlock(&p->mu);
     for (int batch = 0; batch < 256; batch++) {
         int cfd = accept4(f->ep.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), gfd;
@@ -717,7 +723,7 @@ static void on_accept(pfwd *p, fwd *f)
         p->conns = c;
         f->nconns++;
         atomic_fetch_add(&p->nconns, 1);
-        if (!held && connect(gfd, (struct sockaddr *)&f->guest, sizeof f->guest) != 0 &&
+        if (!held && connect(gfd, (struct sockaddr *)&guest, sizeof guest) != 0 &&
             errno != EINPROGRESS) {
             conn_close(p, c);
             continue;
@@ -1135,6 +1141,23 @@ void pfwd_remove(pfwd *p, const char *owner)
         }
     }
     pthread_mutex_unlock(&p->mu);
+}
+
+int pfwd_retarget(pfwd *p, const char *owner, const char *new_owner, uint32_t guest_ip)
+{
+    int n = 0;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    for (fwd *f = p->fwds; f; f = f->next) {
+        if (!f->dead && !f->sl && !strcmp(f->owner, owner)) {
+            snprintf(f->owner, sizeof f->owner, "%s", new_owner);
+            f->guest.sin_addr.s_addr = htonl(guest_ip);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 size_t pfwd_count(pfwd *p)

@@ -127,6 +127,12 @@ int pfwd_add(pfwd *p, const char *owner, pfwd_proto proto, int host_port, uint32
 /* Remove every forward of owner and close their connections and flows; the
  * ports can be bound again when this returns. */
 void pfwd_remove(pfwd *p, const char *owner);
+/* Switch every forward of owner (but those that scale to zero) to
+ * guest_ip and hand it to new_owner, atomically for new connections: each
+ * connection accepted after this goes to guest_ip, those open go on with
+ * the old address until they end. The listeners stay open. Returns how
+ * many forwards changed (0: owner has none). Live moves (core/move.c). */
+int pfwd_retarget(pfwd *p, const char *owner, const char *new_owner, uint32_t guest_ip);
 /* Number of listeners, TCP and UDP (for tests and metrics). */
 size_t pfwd_count(pfwd *p);
 /* Number of open UDP flows over all forwards (for tests and metrics). */

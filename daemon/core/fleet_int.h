@@ -253,6 +253,8 @@ typedef struct {
     int batch_started;         /* counted as started in it */
     int moving;                /* a cold move of this process is carrying it
                                   (plan.c): reconcile leaves its mark alone */
+    int ports_lent;            /* a live move's stand-in holds its published
+                                  ports (move.c): a start does not publish them */
     /* Measured by the usage sampler (capacity.c) for the run that began
      * at use_run_ms; a different run_start_ms means nothing measured. */
     int64_t use_run_ms;
@@ -354,6 +356,7 @@ struct fleet {
     int poll_all;                    /* supervisor: inotify lost events */
     int64_t last_event_id;
     int stopping;
+    int move_stop; /* under mu: a stop of the moves under way was asked (move.c) */
 
     fleet_worker *workers; /* nworkers: FLEET_EVENT_WORKERS event workers, */
     size_t nworkers;       /* then the start workers */
@@ -459,6 +462,25 @@ void fleet_job_start(fleet *f, const fleet_job *j);
 void fleet_job_domain_gone(fleet *f, const fleet_job *j);
 void fleet_job_domain_crashed(fleet *f, const fleet_job *j);
 void fleet_publish_ports(fleet *f, const state_instance *in);
+
+/* ---- move.c: live moves (docs/shoald.md "Moves") ---- */
+#define FLEET_MOVE_LABEL    "shoal.move-standin" /* a stand-in's label: whose it is */
+#define FLEET_MOVE_DRAIN_MS 500 /* open connections finish on the old copy */
+/* A cold move of instance id to host `to` (plan.c). */
+typedef int (*fleet_move_cold_fn)(fleet *f, const char *id, const char *to, fleet_err *e);
+/* Should a running `in` move live (--move live, network, a published tcp
+ * port, no scale to zero)? Else it moves cold. */
+int fleet_move_is_live(fleet *f, const state_instance *in);
+/* Move id to `to` live: a stand-in on `to`, ready, carries the published
+ * ports while `cold` moves the instance; move.* events. No fleet lock held
+ * (it creates and deletes the stand-in). CONFLICT naming why when the
+ * stand-in was not ready (the instance stays where it was). */
+int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn cold,
+                    fleet_err *e);
+/* Its ports are held by a stand-in (fleet_publish_ports leaves them). */
+int fleet_move_lent(fleet *f, const char *id);
+/* Has a stop of the moves been asked since the plan began? Takes mu. */
+int fleet_move_stopping(fleet *f);
 
 /* ---- isolation.c: guest isolation (guard.h), any thread ---- */
 /* Write the table for the live networked instances (fleet_open, before any

@@ -1,7 +1,8 @@
 /* plan.c - drain and consolidation: the scheduler plans the moves, and
- * unless it is a dry run each move is carried out cold (stop, re-home,
- * start again if it ran), all under place_mu so that no create lands on a
- * host while it is being emptied. */
+ * unless it is a dry run each move is carried out: live (move.c) for a
+ * running instance with published ports, else cold (stop, re-home, start
+ * again if it ran) under place_mu so that no create lands on a host while
+ * it is being emptied. */
 #include "fleet_int.h"
 
 #include <stdio.h>
@@ -74,6 +75,25 @@ out:
     return rc;
 }
 
+/* One move: live when fleet_move_is_live, with place_mu released meanwhile
+ * (the stand-in's create takes it; a drained host is cordoned already),
+ * else cold under place_mu. Caller holds place_mu. */
+static int move_one(fleet *f, const char *id, const char *to, fleet_err *e)
+{
+    state_instance in;
+    int live, rc;
+    if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
+        return rc;
+    live = fleet_move_is_live(f, &in);
+    state_inst_free(&in);
+    if (!live)
+        return move_instance(f, id, to, e);
+    pthread_mutex_unlock(&f->place_mu);
+    rc = fleet_move_live(f, id, to, move_instance, e);
+    pthread_mutex_lock(&f->place_mu);
+    return rc;
+}
+
 static int plan_common(fleet *f, const char *drain_host, bool dry_run, fleet_plan *out,
                        fleet_err *e)
 {
@@ -128,8 +148,17 @@ static int plan_common(fleet *f, const char *drain_host, bool dry_run, fleet_pla
     out->hosts_before = (uint32_t)plan.hosts_used_before;
     out->hosts_after = (uint32_t)plan.hosts_used_after;
     if (!dry_run) {
-        for (size_t i = 0; i < out->n_moves && rc == FLEET_OK; i++)
-            rc = move_instance(f, out->moves[i].instance, out->moves[i].to, e);
+        pthread_mutex_lock(&f->mu);
+        f->move_stop = 0;
+        pthread_mutex_unlock(&f->mu);
+        for (size_t i = 0; i < out->n_moves && rc == FLEET_OK; i++) {
+            if (fleet_move_stopping(f)) {
+                rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL,
+                                   "moves stopped by request after %zu of %zu", i, out->n_moves);
+                break;
+            }
+            rc = move_one(f, out->moves[i].instance, out->moves[i].to, e);
+        }
         out->executed = rc == FLEET_OK;
     }
 out:

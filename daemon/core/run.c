@@ -117,6 +117,10 @@ void fleet_publish_ports(fleet *f, const state_instance *in)
      * hold the connection that wakes it); idle.c */
     if (in->idle_s > 0 && pfwd_owned(f->pfwd, in->id))
         return;
+    /* A live move's stand-in serves them until the move hands them back
+     * (move.c). */
+    if (fleet_move_lent(f, in->id))
+        return;
     pfwd_remove(f->pfwd, in->id);
     for (int i = 0; i < in->nports; i++) {
         if (pfwd_add(f->pfwd, in->id, in->ports[i].proto == STATE_PROTO_UDP ? PFWD_UDP : PFWD_TCP,

@@ -275,6 +275,14 @@ static int got_pub_wake(const cfg_t *c)
 {
     return c->publish_wake_ms == 4000;
 }
+static int got_move(const cfg_t *c)
+{
+    return !strcmp(c->move_mode, "cold");
+}
+static int got_move_ready(const cfg_t *c)
+{
+    return c->move_ready_ms == 7000;
+}
 static int got_tls(const cfg_t *c)
 {
     return !strcmp(c->tls_cert, tls_file) && !strcmp(c->tls_key, tls_file);
@@ -332,6 +340,8 @@ static const want_opt WANT[] = {
     { "publish-connect-timeout", 0, "publish-connect-timeout", "2500", NULL, got_pub_connect,
       NULL },
     { "publish-wake-timeout", 0, "publish-wake-timeout", "4000", NULL, got_pub_wake, NULL },
+    { "move", 0, "move", "cold", NULL, got_move, NULL },
+    { "move-ready-timeout", 0, "move-ready-timeout", "7000", NULL, got_move_ready, NULL },
     { "tls-cert", 0, "tls-cert", tls_file, NULL, got_tls, "tls-key" },
     { "tls-key", 0, "tls-key", tls_file, NULL, got_tls, "tls-cert" },
     { "check-config", 0, NULL, NULL, NULL, got_check, NULL },

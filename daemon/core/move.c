@@ -1,0 +1,319 @@
+/* move.c - moves without downtime (issue 17; docs/shoald.md "Moves").
+ *
+ * One instance id is one domain name, tap, MAC, address, status and
+ * console file, and runtime entry: two copies of one instance cannot run at
+ * once (on hosts of this machine they would share all of those). So a move
+ * of an instance with published ports runs a stand-in: a clone (same image,
+ * args, env, labels, probes; its own id, address and MAC; no ports, restart
+ * never) created on the target host. Once the stand-in is ready (healthy
+ * with a health probe), the published ports are switched to it (pfwd_retarget:
+ * new connections go there, open ones finish on the instance), the instance
+ * is moved cold (plan.c, kill points and all), and once it is ready on the
+ * target the ports are switched back and the stand-in deleted. Clients of the
+ * published ports always reach a ready copy; the instance keeps its id and
+ * address. A stand-in that is not ready in time is deleted and the instance
+ * stays where it was (move.failed). */
+#include "fleet_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "log.h"
+
+#define MOVE_POLL_MS 20
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* move.* event: instance, from, to (also as `host`), the stand-in, ms since
+ * the move began (elapsed_ms, also as `latency_ms`), the phases reached
+ * (ready_ms, switched_ms; -1 not reached), and in `message` all that as
+ * text; a failure's reason in `error`. */
+static void move_emit(fleet *f, const char *type, const state_instance *in, const char *from,
+                      const char *to, const char *standin, int64_t t0, int64_t ready_ms,
+                      int64_t switched_ms, const char *error)
+{
+    json_t *o = json_object();
+    int64_t elapsed = fleet_now_ms() - t0;
+    char msg[256];
+    int n = snprintf(msg, sizeof msg, "%s -> %s", from, to);
+    if (standin && standin[0] && n > 0 && (size_t)n < sizeof msg)
+        n += snprintf(msg + n, sizeof msg - (size_t)n, ", stand-in %s", standin);
+    if (ready_ms >= 0 && n > 0 && (size_t)n < sizeof msg)
+        n +=
+            snprintf(msg + n, sizeof msg - (size_t)n, ", ready after %lld ms", (long long)ready_ms);
+    if (switched_ms >= 0 && n > 0 && (size_t)n < sizeof msg)
+        n += snprintf(msg + n, sizeof msg - (size_t)n, ", switched after %lld ms",
+                      (long long)switched_ms);
+    if (n > 0 && (size_t)n < sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, ", %lld ms so far", (long long)elapsed);
+    json_object_set_new(o, "time", json_integer(fleet_wall_ms() / 1000));
+    json_object_set_new(o, "type", json_string(type));
+    json_object_set_new(o, "instance", json_string(in->id));
+    json_object_set_new(o, "name", json_string(in->name));
+    json_object_set_new(o, "host", json_string(to));
+    json_object_set_new(o, "from", json_string(from));
+    json_object_set_new(o, "to", json_string(to));
+    if (standin && standin[0])
+        json_object_set_new(o, "standin", json_string(standin));
+    json_object_set_new(o, "elapsed_ms", json_integer(elapsed));
+    json_object_set_new(o, "latency_ms", json_integer(elapsed));
+    if (ready_ms >= 0)
+        json_object_set_new(o, "ready_ms", json_integer(ready_ms));
+    if (switched_ms >= 0)
+        json_object_set_new(o, "switched_ms", json_integer(switched_ms));
+    json_object_set_new(o, "message", json_string(msg));
+    if (error && error[0])
+        json_object_set_new(o, "error", json_string(error));
+    log_info("%s: instance %s (%s) %s%s%s", type, in->id, in->name, msg,
+             error && error[0] ? ": " : "", error ? error : "");
+    fleet_emit_object(f, o);
+}
+
+int fleet_move_stopping(fleet *f)
+{
+    int s;
+    pthread_mutex_lock(&f->mu);
+    s = f->move_stop;
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+void fleet_moves_stop(fleet *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->move_stop = 1;
+    pthread_mutex_unlock(&f->mu);
+}
+
+int fleet_move_lent(fleet *f, const char *id)
+{
+    fleet_rt *rt;
+    int lent;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, id);
+    lent = rt && rt->ports_lent;
+    pthread_mutex_unlock(&f->mu);
+    return lent;
+}
+
+static void set_lent(fleet *f, const char *id, int on)
+{
+    fleet_rt *rt;
+    pthread_mutex_lock(&f->mu);
+    if ((rt = fleet_rt_get(f, id)))
+        rt->ports_lent = on;
+    pthread_mutex_unlock(&f->mu);
+}
+
+int fleet_move_is_live(fleet *f, const state_instance *in)
+{
+    int tcp = 0;
+    for (int i = 0; i < in->nports; i++)
+        tcp |= in->ports[i].proto != STATE_PROTO_UDP;
+    return strcmp(f->cfg.move_mode, "cold") && f->pfwd && in->want_running && in->network &&
+           in->ipv4 && tcp && in->idle_s == 0;
+}
+
+/* Is instance id's current run ready (healthy when it has a health
+ * probe)? -1 when it no longer runs or is gone. */
+static int copy_ready(fleet *f, const char *id)
+{
+    state_instance in;
+    fleet_health h;
+    fleet_rt *rt;
+    int ready, active;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, id);
+    ready = rt && rt->active && rt->ready; /* a past run's mark is no readiness */
+    active = rt && (rt->active || rt->busy);
+    pthread_mutex_unlock(&f->mu);
+    if (state_inst_find(f->db, id, &in, NULL, 0) != 0)
+        return -1;
+    if (strcmp(in.id, id) || (!active && !fleet_state_live(in.state) && in.state != ST_PENDING)) {
+        state_inst_free(&in);
+        return -1;
+    }
+    if (ready && in.health[0])
+        ready = fleet_instance_health(f, &in, &h) == 0 && !strcmp(h.status, "healthy");
+    state_inst_free(&in);
+    return ready;
+}
+
+/* Wait until id is ready: 1, 0 on timeout or a stop request (stoppable),
+ * -1 when it stopped running. */
+static int wait_ready(fleet *f, const char *id, int timeout_ms, int stoppable)
+{
+    int64_t end = fleet_now_ms() + timeout_ms;
+    for (;;) {
+        int r = copy_ready(f, id);
+        if (r != 0)
+            return r;
+        if (fleet_now_ms() >= end || (stoppable && fleet_move_stopping(f)))
+            return 0;
+        sleep_ms(MOVE_POLL_MS);
+    }
+}
+
+/* An object's string members as pairs into kv (borrowed from o): how many. */
+static size_t kv_borrow(json_t *o, fleet_kv *kv)
+{
+    const char *k;
+    json_t *v;
+    size_t i = 0;
+    json_object_foreach (o, k, v) {
+        kv[i].key = k;
+        kv[i].value = json_string_value(v) ? json_string_value(v) : "";
+        i++;
+    }
+    return i;
+}
+
+/* Create the stand-in of `in` on host `to`: its id in standin. */
+static int standin_create(fleet *f, const state_instance *in, const char *to,
+                          char standin[STATE_ID_LEN + 1], fleet_err *e)
+{
+    json_t *args = json_loads(in->args_json, 0, NULL);
+    json_t *env = json_loads(in->env_json, 0, NULL);
+    json_t *labels = json_loads(in->labels_json, 0, NULL);
+    size_t na = json_array_size(args), ne = json_object_size(env);
+    size_t nl = json_object_size(labels), i;
+    const char **av = calloc(na + 1, sizeof *av);
+    fleet_kv *ev = calloc(ne + 1, sizeof *ev), *lv = calloc(nl + 2, sizeof *lv);
+    fleet_instance_spec spec;
+    state_instance *made = NULL;
+    size_t nmade = 0;
+    char name[STATE_NAME_MAX];
+    json_t *v;
+    int rc;
+
+    if (!av || !ev || !lv) {
+        rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    json_array_foreach (args, i, v)
+        av[i] = json_string_value(v) ? json_string_value(v) : "";
+    kv_borrow(env, ev);
+    i = kv_borrow(labels, lv);
+    lv[i].key = FLEET_MOVE_LABEL; /* whose stand-in it is */
+    lv[i].value = in->id;
+    snprintf(name, sizeof name, "%.*s-move", (int)sizeof name - 6, in->name);
+    memset(&spec, 0, sizeof spec);
+    spec.image = in->image_digest;
+    spec.name = name;
+    spec.memory_mib = (uint32_t)in->memory_mib;
+    spec.vcpus = (uint32_t)in->vcpus;
+    spec.args = av;
+    spec.n_args = na;
+    spec.env = ev;
+    spec.n_env = ne;
+    spec.labels = lv;
+    spec.n_labels = nl + 1;
+    spec.restart = RESTART_NEVER;
+    spec.network = true;
+    spec.host = to;
+    spec.ready = in->ready[0] ? in->ready : NULL;
+    spec.health = in->health[0] ? in->health : NULL;
+    spec.health_interval_s = (uint32_t)in->health_interval_s;
+    spec.health_timeout_s = (uint32_t)in->health_timeout_s;
+    spec.health_retries = (uint32_t)in->health_retries;
+    spec.cmdline = in->cmdline;
+    spec.initrd = in->initrd[0] ? in->initrd : NULL;
+    if ((rc = fleet_instance_create(f, &spec, &made, &nmade, e)) == FLEET_OK)
+        snprintf(standin, STATE_ID_LEN + 1, "%s", made[0].id);
+    state_inst_array_free(made, nmade);
+out:
+    free(av);
+    free(ev);
+    free(lv);
+    json_decref(args);
+    json_decref(env);
+    json_decref(labels);
+    return rc;
+}
+
+/* Give id's published ports to owner `to` at address ip (host order). */
+static void ports_switch(fleet *f, const char *from, const char *to, uint32_t ip)
+{
+    if (pfwd_retarget(f->pfwd, from, to, ip) == 0)
+        log_warn("move: no published port of %s to switch to %s", from, to);
+}
+
+static void standin_delete(fleet *f, const char *standin)
+{
+    fleet_err de;
+    if (fleet_instance_delete(f, standin, true, &de) != FLEET_OK)
+        log_warn("move: cannot delete stand-in %s: %s", standin, de.msg);
+}
+
+int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn cold, fleet_err *e)
+{
+    state_instance in, now;
+    char standin[STATE_ID_LEN + 1] = "", from[STATE_NAME_MAX], why[800];
+    int64_t t0 = fleet_now_ms(), t_ready = -1, t_switch = -1;
+    int rc, r;
+
+    if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
+        return rc;
+    snprintf(from, sizeof from, "%s", in.host);
+    move_emit(f, "move.started", &in, from, to, NULL, t0, -1, -1, NULL);
+    if ((rc = standin_create(f, &in, to, standin, e)) != FLEET_OK) {
+        snprintf(why, sizeof why, "no stand-in on '%s': %s", to, e ? e->msg : "");
+        move_emit(f, "move.failed", &in, from, to, NULL, t0, -1, -1, why);
+        goto out;
+    }
+    r = wait_ready(f, standin, f->cfg.move_ready_ms, 1);
+    if (r != 1) {
+        snprintf(why, sizeof why, "%s",
+                 r < 0                    ? "its stand-in stopped before it was ready"
+                 : fleet_move_stopping(f) ? "stopped by request before the switch"
+                                          : "its stand-in was not ready in time");
+        standin_delete(f, standin);
+        move_emit(f, "move.failed", &in, from, to, standin, t0, -1, -1, why);
+        rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL, "move of '%s' to '%s' failed: %s", in.name,
+                           to, why);
+        goto out;
+    }
+    t_ready = fleet_now_ms() - t0;
+    move_emit(f, "move.ready", &in, from, to, standin, t0, t_ready, -1, NULL);
+    if (state_inst_find(f->db, standin, &now, NULL, 0) == 0) {
+        set_lent(f, in.id, 1);
+        ports_switch(f, in.id, standin, now.ipv4);
+        state_inst_free(&now);
+    }
+    t_switch = fleet_now_ms() - t0;
+    move_emit(f, "move.switched", &in, from, to, standin, t0, t_ready, t_switch, NULL);
+    /* open connections finish on the instance (a short drain), then the
+     * instance itself moves cold; the stand-in serves meanwhile */
+    sleep_ms(FLEET_MOVE_DRAIN_MS);
+    rc = cold(f, in.id, to, e);
+    r = rc == FLEET_OK ? wait_ready(f, in.id, f->cfg.move_ready_ms, 0) : 0;
+    /* the ports back to the instance, wherever it runs now */
+    if (fleet_lookup(f, in.id, &now, NULL) == FLEET_OK) {
+        ports_switch(f, standin, in.id, now.ipv4);
+        state_inst_free(&now);
+    }
+    set_lent(f, in.id, 0);
+    sleep_ms(FLEET_MOVE_DRAIN_MS);
+    standin_delete(f, standin);
+    if (r == 1) {
+        move_emit(f, "move.done", &in, from, to, standin, t0, t_ready, t_switch, NULL);
+    } else {
+        snprintf(why, sizeof why, "%s",
+                 rc != FLEET_OK && e ? e->msg : "not ready on the target in time");
+        move_emit(f, "move.failed", &in, from, to, standin, t0, t_ready, t_switch, why);
+        if (rc == FLEET_OK)
+            rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL, "move of '%s' to '%s' failed: %s",
+                               in.name, to, why);
+    }
+out:
+    state_inst_free(&in);
+    return rc;
+}

@@ -1,0 +1,120 @@
+#!/bin/bash
+# End to end (issue 17, "Moves without downtime"): two real hosts - the
+# embedded local host and a private libvirtd of this machine (lvdlocal.sh)
+# started inside the test's network namespace, so both attach guests to
+# shoald's bridge there - and the reference httpd on a published port.
+#   - live move: a client polls /healthz through the published port every
+#     20 ms while the local host is drained; the longest run of failed
+#     polls is printed, and the test fails only when failures last longer
+#     than the drain itself took, or the instance does not end up running
+#     on sys exactly once (one QEMU, no stand-in left); move.started,
+#     .ready, .switched and .done are in the events.
+#   - a move whose new copy never becomes ready (a ready probe nothing
+#     passes, --move-ready-timeout 3000): the drain fails with 409, the
+#     instance is still on local, once, its stand-in gone, move.failed says
+#     why.
+# Real QEMU (TCG here). Network only inside the test's namespace.
+# usage: daemon_moves.sh SHOALD IMAGES_DIR
+set -eu
+SHOALD=$1
+IMAGES=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lvdlocal.sh"
+
+for f in "$SHOALD" "$IMAGES/httpd.elf"; do
+    [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
+done
+command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
+e2e_setup
+POLLER=""
+mv_cleanup() {
+    set +e
+    [ -n "$POLLER" ] && kill "$POLLER" 2>/dev/null
+    lvd_cleanup
+}
+trap mv_cleanup EXIT
+
+json_post() { api POST "$1" -H 'Content-Type: application/json' -d "$2"; }
+field() { # field NAME JQ
+    api GET "/v1/instances/$1"
+    jq -r "$2" <<<"$BODY"
+}
+runs_on() { [ "$(field "$1" .state)" = running ] && [ "$(field "$1" .host)" = "$2" ]; }
+copies() { pgrep -f "qemu-system.*guest=shoal-$1" | wc -l; }
+standins() {
+    api GET "/v1/instances?limit=1000"
+    jq '[.items[] | select(.labels["shoal.move-standin"] != null)] | length' <<<"$BODY"
+}
+# fetch_events: the retained events (a replay from 0, 2 s) into EVENTS
+fetch_events() {
+    EVENTS=$(ns_curl -sS -m 2 -H "Authorization: Bearer $E2E_TOKEN" -H 'Last-Event-ID: 0' \
+        "http://127.0.0.1:$E2E_PORT/v1/events" 2>/dev/null | grep '^data: ' | cut -c7- || true)
+}
+events_of() { # events_of TYPE INSTANCE_ID: how many in EVENTS
+    jq -s "map(select(.type == \"$1\" and .instance == \"$2\")) | length" <<<"$EVENTS"
+}
+
+lvd_init || exit 1
+# the second host's guests join shoald's bridge: libvirtd in the same namespace
+# nsenter, not ip netns exec: that one mounts a fresh /sys, without the
+# cgroup controllers libvirtd needs for the guests' CPU limits
+nsenter --net=/run/netns/"$E2E_NS" libvirtd --config "$LVD/libvirtd.conf" --pid-file "$LVD/libvirtd.pid" \
+    >>"$LVD/libvirtd.out" 2>&1 &
+LVD_PID=$!
+check "host sys (libvirtd in the test's namespace) starts" wait_for 30 test -S "$SOCK"
+e2e_start_daemon "$SHOALD" --host-uri-allow 'qemu?socket' --move-ready-timeout 3000 || exit 1
+json_post /v1/hosts "{\"name\":\"sys\",\"uri\":\"qemu:///system?socket=$SOCK\",\"domain_type\":\"qemu\"}"
+check "add host sys (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+e2e_push_images httpd
+
+# --- a live move under a polling client
+json_post /v1/instances '{"image":"httpd","name":"web","host":"local","args":["80","64"],"ports":[{"host":8080,"guest":80}]}'
+check "create web (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "web runs on local" wait_for 60 runs_on web local
+id=$(field web .id)
+ok_once() { [ "$(ns_curl -s -m 2 http://127.0.0.1:8080/healthz)" = ok ]; }
+check "web answers through port 8080" wait_for 20 ok_once
+
+ip netns exec "$E2E_NS" python3 "$(dirname "$0")/poll_gap.py" 8080 "$E2E_STATE/poll.out" &
+POLLER=$!
+sleep 1
+t0=$(date +%s%N)
+api POST /v1/hosts/local/drain
+t1=$(date +%s%N)
+drain_ms=$(((t1 - t0) / 1000000))
+check "drain of local (HTTP $HTTP_CODE, $drain_ms ms)" [ "$HTTP_CODE" = 200 ]
+sleep 1
+kill -TERM "$POLLER"
+wait "$POLLER" || true
+POLLER=""
+read -r polls fails gap <"$E2E_STATE/poll.out"
+echo "live move: $polls polls, $fails failed, longest failure ${gap} ms; the drain took ${drain_ms} ms"
+check "polls ran ($polls)" [ "$polls" -gt 20 ]
+check "no failure longer than the move (${gap} ms <= ${drain_ms} ms)" [ "$gap" -le "$drain_ms" ]
+check "web runs on sys" wait_for 30 runs_on web sys
+check "web runs once ($(copies "$id") QEMU)" [ "$(copies "$id")" = 1 ]
+check "no stand-in left" wait_for 20 eval '[ "$(standins)" = 0 ]'
+check "web answers through port 8080 after the move" wait_for 10 ok_once
+fetch_events
+for t in move.started move.ready move.switched move.done; do
+    check "event $t for web" [ "$(events_of "$t" "$id")" -ge 1 ]
+done
+
+# --- a new copy that never becomes ready: the instance stays on the source
+json_post /v1/hosts/local/cordon '{"cordoned":false}'
+json_post /v1/hosts/sys/cordon '{"cordoned":true}'
+json_post /v1/instances '{"image":"httpd","name":"stuck","host":"local","args":["80","64"],"ports":[{"host":8081,"guest":80}],"ready":"tcp:81"}'
+check "create stuck (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+sid=$(field stuck .id)
+stuck_up() { [ "$(copies "$sid")" = 1 ] && [ "$(field stuck .host)" = local ]; }
+check "stuck's guest runs on local" wait_for 60 stuck_up
+json_post /v1/hosts/sys/cordon '{"cordoned":false}'
+api POST /v1/hosts/local/drain
+check "drain fails (HTTP $HTTP_CODE): $(jq -r '.error.message? // .message? // empty' <<<"$BODY" 2>/dev/null | cut -c1-120)" [ "$HTTP_CODE" = 409 ]
+check "stuck stays on local, once" stuck_up
+check "its stand-in is gone" wait_for 20 eval '[ "$(standins)" = 0 ]'
+fetch_events
+check "event move.failed for stuck" [ "$(events_of move.failed "$sid")" -ge 1 ]
+check "web still runs once on sys" eval 'runs_on web sys && [ "$(copies "$id")" = 1 ]'
+
+e2e_finish
