@@ -360,21 +360,33 @@ fail:
 void fleet_snapshot_note_others(const fleet_snapshot *s, fleet_err *e)
 {
     size_t top[3], nt = 0;
+    uint64_t rank[3];
     if (!e || e->code != FLEET_E_CAPACITY)
         return;
     for (size_t i = 0; i < s->nhosts; i++) {
+        char quoted[STATE_NAME_MAX + 2];
+        uint64_t r = s->others[i].memory_mib;
         size_t k;
-        if (!s->others[i].memory_mib || s->hosts[i].cordoned)
+        if (!r || s->hosts[i].cordoned)
             continue;
-        /* insertion into the three largest */
+        /* The hosts the refusal names first (the message is bounded),
+         * then the most memory held. */
+        snprintf(quoted, sizeof quoted, "'%s'", s->names[i]);
+        if (strstr(e->msg, quoted))
+            r += UINT64_MAX / 2;
+        /* insertion into the three ranked highest */
         k = nt < 3 ? nt++ : 3;
-        while (k > 0 && s->others[top[k - 1]].memory_mib < s->others[i].memory_mib) {
-            if (k < 3)
+        while (k > 0 && rank[k - 1] < r) {
+            if (k < 3) {
                 top[k] = top[k - 1];
+                rank[k] = rank[k - 1];
+            }
             k--;
         }
-        if (k < 3)
+        if (k < 3) {
             top[k] = i;
+            rank[k] = r;
+        }
     }
     for (size_t j = 0; j < nt; j++) {
         size_t l = strlen(e->msg), i = top[j];
