@@ -631,6 +631,26 @@ static void t_scopes(void **st)
     }
 }
 
+/* Every api_backend function crosses the channel: none of the front's is
+ * NULL (a function added to api.h but not to the channel would answer
+ * 500 with privilege separation on), one call type each. */
+static void t_client_complete(void **st)
+{
+    typedef void (*fn)(void);
+    const api_backend *be = chan_client_backend();
+    fn f[sizeof *be / sizeof(fn)];
+    size_t n = sizeof *be / sizeof(fn);
+
+    (void)st;
+    _Static_assert(sizeof(api_backend) % sizeof(fn) == 0, "api_backend holds only functions");
+    memcpy(f, be, sizeof f);
+    for (size_t i = 0; i < n; i++) {
+        if (f[i] == NULL)
+            fail_msg("api_backend function %zu has no channel call (api/chan_client.c)", i);
+    }
+    assert_int_equal(n, CHAN_T__COUNT - 1);
+}
+
 /* ---- integration -------------------------------------------------------- */
 
 static fake *F;
@@ -1050,10 +1070,15 @@ static void t_root_oversized(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_header),        cmocka_unit_test(t_reader),
-        cmocka_unit_test(t_decode_spec),   cmocka_unit_test(t_decode_refusals),
-        cmocka_unit_test(t_scopes),        cmocka_unit_test(t_http_over_channel),
-        cmocka_unit_test(t_root_enforces), cmocka_unit_test(t_root_oversized),
+        cmocka_unit_test(t_header),
+        cmocka_unit_test(t_reader),
+        cmocka_unit_test(t_decode_spec),
+        cmocka_unit_test(t_decode_refusals),
+        cmocka_unit_test(t_scopes),
+        cmocka_unit_test(t_client_complete),
+        cmocka_unit_test(t_http_over_channel),
+        cmocka_unit_test(t_root_enforces),
+        cmocka_unit_test(t_root_oversized),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return cmocka_run_group_tests(tests, NULL, NULL);
