@@ -26,7 +26,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start MODE PORT: a shoald with --privsep MODE and N instances.
+# start MODE PORT: a shoald with --privsep MODE and N instances; its token
+# in $BASE/MODE/admin.token. Not in a subshell: PIDS must keep its pid.
 start() {
     local mode=$1 port=$2 st="$BASE/$1" tok
     mkdir -p "$st"
@@ -46,13 +47,14 @@ start() {
     curl -sf -o /dev/null -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
         -d "{\"image\":\"bench:1\",\"name\":\"b\",\"count\":$N,\"memory_mib\":16,\"network\":false}" \
         "http://127.0.0.1:$port/v1/instances" || { echo "create failed ($mode)"; exit 1; }
-    echo "$tok"
 }
 
 IMAGE=${IMAGE:-$(dirname "$SHOALD")/../guest-kernel/images/hello.elf}
 [ -f "$IMAGE" ] || { echo "bench_privsep: no image $IMAGE"; exit 1; }
-TOK_ON=$(start on 17901)
-TOK_OFF=$(start off 17902)
+start on 17901
+start off 17902
+TOK_ON=$(cat "$BASE/on/admin.token")
+TOK_OFF=$(cat "$BASE/off/admin.token")
 
 # run CONNS PORT TOKEN PATH: "p50_ms p99_ms rps"
 run() {
