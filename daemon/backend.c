@@ -1364,6 +1364,9 @@ static void metrics_hosts(void *ctx, api_sink *out)
         { "shoal_host_memory_available_mib", "The host's available memory as last read." },
         { "shoal_host_cpu_charged", "CPU charged to the host's guests (CPUs)." },
         { "shoal_host_cpu_busy", "CPU the host's guests used in the last sample (CPUs)." },
+        { "shoal_host_others_domains", "Active domains on the host that shoal does not own." },
+        { "shoal_host_others_memory_mib", "Memory those domains hold." },
+        { "shoal_host_memory_free_mib", "Memory placement can still give the host's guests." },
     };
     fleet_host_info *h = NULL;
     size_t n = 0;
@@ -1377,7 +1380,10 @@ static void metrics_hosts(void *ctx, api_sink *out)
                        : g == 1 ? (double)h[i].reserved_mem_mib
                        : g == 2 ? (double)h[i].avail_mem_mib
                        : g == 3 ? (double)h[i].used_cpu_milli / 1000.0
-                                : (double)h[i].busy_cpu_milli / 1000.0;
+                       : g == 4 ? (double)h[i].busy_cpu_milli / 1000.0
+                       : g == 5 ? (double)h[i].others_domains
+                       : g == 6 ? (double)h[i].others_mem_mib
+                                : (double)h[i].free_mem_mib;
             if (g == 2 && !h[i].avail_mem_mib)
                 continue; /* unknown */
             api_sink_printf(out, "%s{host=\"%s\"} %g\n", G[g].name, h[i].name, v);

@@ -5,7 +5,7 @@
 # a domain that is not shoal's (96 MiB, 2 vCPUs, no shoal metadata), started
 # with virsh before the host is added. Then:
 #   - GET /v1/hosts/h1 shows it under "others" (1 domain, 96 MiB, 2 vCPUs)
-#     and free_memory_mib leaves its memory out;
+#     and free_memory_mib leaves its memory out; /metrics too;
 #   - a create pinned to h1 that would fit the host's memory only with the
 #     others' 96 MiB is refused 507, naming h1's foreign load;
 #   - once that domain is destroyed, the next sample (every 5 s) shows no
@@ -69,6 +69,12 @@ RES=$(field .usage.reserved_memory_mib)
 FREE=$(field .free_memory_mib)
 free_ok() { [ "$FREE" -gt 0 ] && [ "$FREE" -le $((CAP - RES - 96)) ]; }
 check "free memory ($FREE MiB) leaves out the others' 96 MiB" free_ok
+
+api GET /metrics
+check "/metrics: shoal_host_others_memory_mib of h1 is 96" \
+    grep -qx 'shoal_host_others_memory_mib{host="h1"} 96' <<<"$BODY"
+check "/metrics: shoal_host_others_domains of h1 is 1" \
+    grep -qx 'shoal_host_others_domains{host="h1"} 1' <<<"$BODY"
 
 # A guest whose memory + 12 MiB VMM is one MiB more than h1 has beyond its
 # reserve once the others' memory is left out: it would fit without them.
