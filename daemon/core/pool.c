@@ -34,9 +34,10 @@ struct fleet_pool {
     pthread_t thread;  /* the manager: fills, trims, destroys */
     pthread_t watcher; /* sees booting guests wait (never blocked by a start) */
     int running, watching, stop;
-    int refresh;          /* re-read the wanted sizes at the next tick */
-    int64_t want_at_ms;   /* monotonic ms of the last read */
-    int64_t full_warn_ms; /* last "no room for a pool guest" warning */
+    int refresh;              /* re-read the wanted sizes at the next tick */
+    int64_t want_at_ms;       /* monotonic ms of the last read */
+    int64_t full_warn_ms;     /* last "no room for a pool guest" warning */
+    int64_t no_room_until_ms; /* no placement check before (manager only) */
     /* images whose guests booted without waiting (a reference kernel from
      * before the hand-over): no pool until their profile changes */
     char refused[16][IMG_DIGEST_LEN + 1];
@@ -81,15 +82,14 @@ static void pseudo_row(const pool_guest *g, state_instance *in)
 
 /* ---- wanted sizes --------------------------------------------------------- */
 
-/* Under p->mu. */
-static void refuse_image(struct fleet_pool *p, const char *digest)
+/* No pool for digest until its profile changes or it is deleted (why is
+ * logged). Under p->mu. */
+static void refuse_image(struct fleet_pool *p, const char *digest, const char *why)
 {
     for (size_t i = 0; i < p->nrefused; i++)
         if (!strcmp(p->refused[i], digest))
             return;
-    log_warn("warm pool of %.19s: its guest booted without waiting for a configuration (a "
-             "reference kernel older than the hand-over?): no pool for it",
-             digest);
+    log_warn("warm pool of %.19s: %s: no pool for it", digest, why);
     snprintf(p->refused[p->nrefused % 16], sizeof p->refused[0], "%s", digest);
     if (p->nrefused < 16)
         p->nrefused++;
@@ -234,12 +234,16 @@ static void start_guest(fleet *f, const char *digest)
     if (img_get(f->img, digest, &info, &ie) != 0 ||
         fleet_boot_plan(&info, &boot, err, sizeof err) || boot.disk || boot.template ||
         boot.preset != GCMD_PRESET_SHOAL) {
-        log_warn("warm pool of %.19s: image cannot be pooled", digest);
         pthread_mutex_lock(&p->mu);
+        refuse_image(p, digest, "the image cannot be read or booted as a pool guest");
         pool_tab_drop_image(&p->tab, digest);
         pthread_mutex_unlock(&p->mu);
         goto out;
     }
+    /* A full host is asked again after a while, not every tick (a
+     * placement check reads every row). */
+    if (fleet_now_ms() < p->no_room_until_ms)
+        goto out;
     /* Charged from the moment it is decided: the table entry is made under
      * place_mu, so no create can place into the same room meanwhile. */
     pthread_mutex_lock(&f->place_mu);
@@ -254,6 +258,8 @@ static void start_guest(fleet *f, const char *digest)
     pthread_mutex_unlock(&f->place_mu);
     if (!tg) {
         int64_t now = fleet_now_ms();
+        if (!room)
+            p->no_room_until_ms = now + FLEET_POOL_ROOM_RETRY_MS;
         if (!room && now - p->full_warn_ms > 60000) {
             log_warn("warm pool of %.19s: no room on host %s for another pool guest", digest,
                      FLEET_LOCAL_HOST);
@@ -370,7 +376,9 @@ static void check_booting(fleet *f, const char *id)
     if (boot_us == -2) {
         pthread_mutex_lock(&p->mu);
         if ((g = pool_tab_find(&p->tab, id)) && g->st == POOL_G_BOOTING) {
-            refuse_image(p, g->digest);
+            refuse_image(p, g->digest,
+                         "its guest booted without waiting for a configuration (a reference "
+                         "kernel older than the hand-over?)");
             g->st = POOL_G_DOOMED;
             p->tab.failed++;
         }

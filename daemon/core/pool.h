@@ -45,14 +45,15 @@
 #include "gstatus.h"
 #include "img_store.h"
 
-#define FLEET_POOL_MAX          256   /* pool guests per shoald, all images */
-#define FLEET_POOL_TICK_MS      200   /* the manager's period (woken sooner by a claim) */
-#define FLEET_POOL_BOOT_TICK_MS 20    /* ... while a guest boots (its status file is read) */
-#define FLEET_POOL_WANT_MS      2000  /* wanted sizes re-read from the store this often */
-#define FLEET_POOL_BOOT_MS      30000 /* a guest not waiting after this is destroyed */
-#define FLEET_POOL_HANDOVER_MS  3000  /* the guest's answer to its record, at most */
-#define FLEET_POOL_RECORD_MAX   8192  /* longest configuration record (the guest's bound) */
-#define FLEET_POOL_LINE         "shoal.pool=1" /* a pool guest's whole command line */
+#define FLEET_POOL_MAX           256   /* pool guests per shoald, all images */
+#define FLEET_POOL_TICK_MS       200   /* the manager's period (woken sooner by a claim) */
+#define FLEET_POOL_BOOT_TICK_MS  20    /* ... while a guest boots (its status file is read) */
+#define FLEET_POOL_ROOM_RETRY_MS 1000  /* a full host is asked again after this */
+#define FLEET_POOL_WANT_MS       2000  /* wanted sizes re-read from the store this often */
+#define FLEET_POOL_BOOT_MS       30000 /* a guest not waiting after this is destroyed */
+#define FLEET_POOL_HANDOVER_MS   3000  /* the guest's answer to its record, at most */
+#define FLEET_POOL_RECORD_MAX    8192  /* longest configuration record (the guest's bound) */
+#define FLEET_POOL_LINE          "shoal.pool=1" /* a pool guest's whole command line */
 
 /* ---- the table (pool_tab.c): pure, no I/O; the caller holds pool.mu ---- */
 
