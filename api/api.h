@@ -855,6 +855,8 @@ typedef struct api_backend {
     api_code (*host_delete)(void *ctx, const char *name, api_status *st);
     /* POST /v1/consolidate: emit the plan. */
     api_code (*consolidate)(void *ctx, bool dry_run, api_sink *out, api_status *st);
+    /* POST /v1/moves/stop: stop the drain or consolidation under way (204). */
+    api_code (*moves_stop)(void *ctx, api_status *st);
 
     /* --- events ---------------------------------------------------- */
 

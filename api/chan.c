@@ -42,6 +42,7 @@
  *   TOKEN_LIST        -
  *   TOKEN_DELETE      id
  *   AUDIT             method path u32(http_status)
+ *   MOVES_STOP        -
  * sel = u32 n, then n x (u32 op, key, value); page = u32 limit, after.
  */
 #include "chan.h"
@@ -698,6 +699,7 @@ static void get_args(dec *d, chan_call *c)
     switch (c->type) {
     case CHAN_T_AUTHENTICATE:
     case CHAN_T_METRICS:
+    case CHAN_T_MOVES_STOP:
     case CHAN_T_TOKEN_LIST: break;
     case CHAN_T_UPLOAD_BEGIN: get_upload(d, c); break;
     case CHAN_T_UPLOAD_WRITE:
@@ -856,6 +858,7 @@ api_scope chan_call_scope(chan_type t)
     case CHAN_T_HOST_DRAIN:
     case CHAN_T_HOST_DELETE:
     case CHAN_T_CONSOLIDATE:
+    case CHAN_T_MOVES_STOP:
     case CHAN_T_TOKEN_CREATE:
     case CHAN_T_TOKEN_LIST:
     case CHAN_T_TOKEN_DELETE: return API_SCOPE_ADMIN;

@@ -90,6 +90,7 @@ typedef enum chan_type {
     CHAN_T_TOKEN_LIST,
     CHAN_T_TOKEN_DELETE,
     CHAN_T_AUDIT,
+    CHAN_T_MOVES_STOP,
     CHAN_T__COUNT,
     CHAN_R_OBJECT = 0x100, /* u32 ok (bulk items), bytes JSON */
     CHAN_R_DONE            /* see chan_done */

@@ -656,6 +656,14 @@ static api_code cl_host_delete(void *ctx, const char *name, api_status *st)
     return call_str(ctx, CHAN_T_HOST_DELETE, name, -1, API_SINK_HOST, NULL, st);
 }
 
+static api_code cl_moves_stop(void *ctx, api_status *st)
+{
+    chan_w w;
+
+    begin(&w);
+    return call_sink(ctx, &w, CHAN_T_MOVES_STOP, API_SINK_HOST, NULL, NULL, st);
+}
+
 static api_code cl_consolidate(void *ctx, bool dry_run, api_sink *out, api_status *st)
 {
     chan_w w;
@@ -807,6 +815,7 @@ static const api_backend CLIENT_BACKEND = {
     .host_drain = cl_host_drain,
     .host_delete = cl_host_delete,
     .consolidate = cl_consolidate,
+    .moves_stop = cl_moves_stop,
     .events_open = cl_events_open,
     .events_next = cl_events_next,
     .events_close = cl_events_close,

@@ -424,6 +424,10 @@ static void run_call(job *j)
         NEED(consolidate);
         rc = be->consolidate(ctx, c->flag, sink, &st);
         break;
+    case CHAN_T_MOVES_STOP:
+        NEED(moves_stop);
+        rc = be->moves_stop(ctx, &st);
+        break;
     case CHAN_T_EVENTS_OPEN:
         NEED(events_open);
         NEED(events_close);

@@ -46,6 +46,7 @@ static const api_route routes[] = {
     { "POST", "/v1/tokens", API_OP_TOKEN_CREATE, API_BODY_JSON, 0, false },
     { "GET", "/v1/tokens", API_OP_TOKEN_LIST, API_BODY_NONE, 0, false },
     { "DELETE", "/v1/tokens/{id}", API_OP_TOKEN_DELETE, API_BODY_NONE, 0, false },
+    { "POST", "/v1/moves/stop", API_OP_MOVES_STOP, API_BODY_NONE, 0, false },
 };
 
 api_scope api_route_scope(const api_route *r)
@@ -58,7 +59,8 @@ api_scope api_route_scope(const api_route *r)
     case API_OP_HOST_DELETE:
     case API_OP_HOST_CORDON:
     case API_OP_HOST_DRAIN:
-    case API_OP_CONSOLIDATE: return API_SCOPE_ADMIN;
+    case API_OP_CONSOLIDATE:
+    case API_OP_MOVES_STOP: return API_SCOPE_ADMIN;
     default: break;
     }
     return strcmp(r->method, "GET") == 0 ? API_SCOPE_READ_ONLY : API_SCOPE_OPERATOR;

@@ -43,7 +43,8 @@ typedef enum api_op {
     API_OP_EVENTS,
     API_OP_TOKEN_CREATE, /* POST /v1/tokens */
     API_OP_TOKEN_LIST,   /* GET /v1/tokens */
-    API_OP_TOKEN_DELETE  /* DELETE /v1/tokens/{id} */
+    API_OP_TOKEN_DELETE, /* DELETE /v1/tokens/{id} */
+    API_OP_MOVES_STOP    /* POST /v1/moves/stop */
 } api_op;
 
 /* What the request body may be. */

@@ -583,6 +583,7 @@ static void route_sink(api_op op, api_sink_kind *kind, api_sink_shape *shape, in
     case API_OP_IMAGE_DELETE:
     case API_OP_INSTANCE_DELETE:
     case API_OP_HOST_DELETE:
+    case API_OP_MOVES_STOP:
         *kind = API_SINK_IMAGE; /* unused */
         *status = MHD_HTTP_NO_CONTENT;
         break;
@@ -778,6 +779,10 @@ static enum MHD_Result dispatch(api_server *srv, struct MHD_Connection *c, req *
     case API_OP_HOST_DELETE:
         NEED(host_delete);
         rc = be->host_delete(ctx, r->param, &st);
+        break;
+    case API_OP_MOVES_STOP:
+        NEED(moves_stop);
+        rc = be->moves_stop(ctx, &st);
         break;
     case API_OP_CONSOLIDATE:
         NEED(consolidate);

@@ -23,23 +23,25 @@ static const char hosts_help[] =
     "  shoal hosts\n"
     "  shoal hosts -o wide\n";
 
-static const char host_help[] = "Usage: shoal host COMMAND [OPTIONS]\n"
-                                "\n"
-                                "Commands:\n"
-                                "  add NAME URI           register a libvirt host\n"
-                                "        -l, --label K=V        host label (repeatable)\n"
-                                "        -t, --domain-type T    auto, kvm or qemu (default auto)\n"
-                                "  inspect NAME...        show hosts as JSON\n"
-                                "  cordon NAME...         place no new instances there\n"
-                                "  uncordon NAME...       allow placement again\n"
-                                "  drain [--dry-run] NAME cordon and move its instances elsewhere\n"
-                                "  rm NAME...             remove a host that has no instances\n"
-                                "  ls                     same as 'shoal hosts'\n"
-                                "\n"
-                                "Examples:\n"
-                                "  shoal host add h2 qemu+ssh://h2/system -l zone=a\n"
-                                "  shoal host cordon h2\n"
-                                "  shoal host drain --dry-run h2\n";
+static const char host_help[] =
+    "Usage: shoal host COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  add NAME URI           register a libvirt host\n"
+    "        -l, --label K=V        host label (repeatable)\n"
+    "        -t, --domain-type T    auto, kvm or qemu (default auto)\n"
+    "  inspect NAME...        show hosts as JSON\n"
+    "  cordon NAME...         place no new instances there\n"
+    "  uncordon NAME...       allow placement again\n"
+    "  drain [--dry-run] NAME cordon and move its instances elsewhere\n"
+    "  drain --stop           stop the drain or consolidation under way\n"
+    "  rm NAME...             remove a host that has no instances\n"
+    "  ls                     same as 'shoal hosts'\n"
+    "\n"
+    "Examples:\n"
+    "  shoal host add h2 qemu+ssh://h2/system -l zone=a\n"
+    "  shoal host cordon h2\n"
+    "  shoal host drain --dry-run h2\n";
 
 static const char consolidate_help[] =
     "Usage: shoal consolidate [--dry-run] [-o table|json]\n"
@@ -278,6 +280,7 @@ static int host_each(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "dry-run", no_argument, NULL, 'n' },
+        { "stop", no_argument, NULL, 's' },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -295,6 +298,15 @@ static int host_each(cli_ctx *ctx, int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":no:h", longopts, NULL)) != -1) {
         switch (c) {
+        case 's': /* POST /v1/moves/stop: no host named */
+            if (!is_drain || optind < argc) {
+                rc = cli_usage(cmd, "--stop is only for drain, with no host NAME");
+                goto out;
+            }
+            if ((rc = cli_http_json(ctx, "POST", "/v1/moves/stop", NULL, NULL)) == CLI_OK)
+                printf("stop requested: the move under way finishes or is given up, no other "
+                       "begins\n");
+            goto out;
         case 'n':
             if (!is_drain) {
                 rc = cli_usage(cmd, "--dry-run is only for drain");

@@ -1177,6 +1177,13 @@ static api_code be_host_drain(void *ctx, const char *name, bool dry_run, api_sin
     return rc;
 }
 
+static api_code be_moves_stop(void *ctx, api_status *st)
+{
+    (void)st;
+    fleet_moves_stop(ctx);
+    return API_OK;
+}
+
 static api_code be_consolidate(void *ctx, bool dry_run, api_sink *out, api_status *st)
 {
     fleet_plan p;
@@ -1642,6 +1649,7 @@ static const api_backend BACKEND = {
     .host_drain = be_host_drain,
     .host_delete = be_host_delete,
     .consolidate = be_consolidate,
+    .moves_stop = be_moves_stop,
     .events_open = be_events_open,
     .events_next = be_events_next,
     .events_close = be_events_close,

@@ -104,7 +104,9 @@
  *             (names, ports, placement, addresses, rows), host cordon and
  *             removal, plan execution. Held across SQLite and the scheduler,
  *             and across a plan's cold moves (which wait for stops), so
- *             nothing is placed on a host that is being drained or removed.
+ *             nothing is placed on a host that is being drained or removed;
+ *             released during a live move (move.c), whose stand-in's create
+ *             and delete take it.
  *             Jobs and the supervisor never take it.
  *   row_mu    fleet.row_mu. Read-modify-write of one instance row
  *             (runtime.c fleet_mutate); held only across the two SQLite calls.

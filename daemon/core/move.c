@@ -91,6 +91,7 @@ void fleet_moves_stop(fleet *f)
     pthread_mutex_lock(&f->mu);
     f->move_stop = 1;
     pthread_mutex_unlock(&f->mu);
+    log_info("moves: stop requested");
 }
 
 int fleet_move_lent(fleet *f, const char *id)

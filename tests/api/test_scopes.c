@@ -66,6 +66,7 @@ static const struct {
     { "POST", "/v1/tokens", API_SCOPE_ADMIN },
     { "GET", "/v1/tokens", API_SCOPE_ADMIN },
     { "DELETE", "/v1/tokens/{id}", API_SCOPE_ADMIN },
+    { "POST", "/v1/moves/stop", API_SCOPE_ADMIN },
 };
 
 static void t_scope_table(void **st)

@@ -113,6 +113,20 @@ api POST /v1/hosts/local/drain
 check "drain fails (HTTP $HTTP_CODE): $(jq -r '.error.message? // .message? // empty' <<<"$BODY" 2>/dev/null | cut -c1-120)" [ "$HTTP_CODE" = 409 ]
 check "stuck stays on local, once" stuck_up
 check "its stand-in is gone" wait_for 20 eval '[ "$(standins)" = 0 ]'
+# stopped halfway: POST /v1/moves/stop while the stand-in is not ready yet
+(sleep 1 && api POST /v1/moves/stop && echo "$HTTP_CODE" >"$E2E_STATE/stop.code") &
+stopper=$!
+json_post /v1/hosts/local/cordon '{"cordoned":false}'
+t0=$(date +%s%N)
+api POST /v1/hosts/local/drain
+stop_ms=$((($(date +%s%N) - t0) / 1000000))
+wait "$stopper" || true
+e2e_log "$(grep -E "move\.|moves:" "$E2E_STATE/shoald.log" | tail -n 3 | cut -c1-200 | tr '\n' '|')"
+check "POST /v1/moves/stop: 204 ($(cat "$E2E_STATE/stop.code" 2>/dev/null))" [ "$(cat "$E2E_STATE/stop.code" 2>/dev/null)" = 204 ]
+check "the stopped drain answers 409, stopped by request ($HTTP_CODE in $stop_ms ms)" \
+    eval '[ "$HTTP_CODE" = 409 ] && grep -q "stopped by request" <<<"$BODY"'
+check "stuck still on local, once" stuck_up
+check "no stand-in left after the stop" wait_for 20 eval '[ "$(standins)" = 0 ]'
 fetch_events
 check "event move.failed for stuck" [ "$(events_of move.failed "$sid")" -ge 1 ]
 check "web still runs once on sys" eval 'runs_on web sys && [ "$(copies "$id")" = 1 ]'
