@@ -55,22 +55,52 @@ def check(desc, ok):
         FAILS.append(desc)
 
 
-def fds():
+def daemon_pids():
+    """shoald and, with privilege separation (the default), its API front
+    (a child run as `shoald --privsep-front`): the API's connections and
+    buffers live there, so both are counted."""
+    pids = [PID]
+    kids = []
     try:
-        return len(os.listdir("/proc/%d/fd" % PID))
+        for tid in os.listdir("/proc/%d/task" % PID):  # any thread may fork it
+            with open("/proc/%d/task/%s/children" % (PID, tid)) as f:
+                kids += [int(x) for x in f.read().split()]
     except OSError:
-        return -1
+        pass
+    for k in kids:
+        try:
+            with open("/proc/%d/cmdline" % k, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 1 and argv[1] == b"--privsep-front":
+            pids.append(k)
+    return pids
+
+
+def fds():
+    n = 0
+    for pid in daemon_pids():
+        try:
+            n += len(os.listdir("/proc/%d/fd" % pid))
+        except OSError:
+            if pid == PID:
+                return -1
+    return n
 
 
 def rss_kib():
-    try:
-        with open("/proc/%d/status" % PID) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
+    total = 0
+    for pid in daemon_pids():
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            if pid == PID:
+                return -1
+    return total
 
 
 def http(raw, src="127.0.0.1", port=None, timeout=10.0):
