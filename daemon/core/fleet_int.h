@@ -165,6 +165,10 @@
 #define FLEET_STABLE_RUN_MS   10000    /* a run this long resets the backoff */
 #define FLEET_RECONNECT_MS    10000    /* retry period of a down host */
 #define FLEET_PATH_MAX        PATH_MAX /* every file path the core builds */
+/* A failed connect is retried after 1 s, then 2, 4, 8, and then every
+ * FLEET_RECONNECT_MS: a libvirtd that restarts is back within a second or
+ * two of being ready; a host that stays away costs one try a period. */
+#define FLEET_RECONNECT_MIN_MS 1000
 /* Status channel: bytes read per poll, and the most a status file may hold
  * on disk before the part already read is dropped (a guest that writes to
  * COM2 without end must not fill the disk or hold a thread). */
@@ -211,6 +215,7 @@ typedef struct fleet_host {
     uint32_t vcpus;
     uint32_t slots;
     int64_t next_retry_ms;  /* monotonic ms of the next reconnect try */
+    int retry_level;        /* failed connects in a row (backoff) */
     int opening;            /* being opened/reconnected: nobody else does */
     int refs;               /* holders (host_hold) */
     int removed;            /* out of the table; last release frees */
@@ -467,7 +472,7 @@ void fleet_publish_ports(fleet *f, const state_instance *in);
 
 /* ---- move.c: live moves (docs/shoald.md "Moves") ---- */
 #define FLEET_MOVE_LABEL    "shoal.move-standin" /* a stand-in's label: whose it is */
-#define FLEET_MOVE_DRAIN_MS 500 /* open connections finish on the old copy */
+#define FLEET_MOVE_DRAIN_MS 500                  /* open connections finish on the old copy */
 /* A cold move of instance id to host `to` (plan.c). */
 typedef int (*fleet_move_cold_fn)(fleet *f, const char *id, const char *to, fleet_err *e);
 /* Should a running `in` move live (--move live, network, a published tcp
@@ -620,6 +625,10 @@ void fleet_host_release(fleet *f, fleet_host *h);
 struct node *fleet_host_node(fleet *f, const char *name, fleet_host **held);
 /* Connect a held host (no-op when up or being opened) and reconcile it. */
 void fleet_host_open(fleet *f, fleet_host *h);
+/* After a failed connect of h: the delay to its next try (backoff from
+ * FLEET_RECONNECT_MIN_MS to FLEET_RECONNECT_MS), counting the failure.
+ * Caller holds mu; a successful connect sets h->retry_level to 0. */
+int64_t fleet_host_retry_delay(fleet_host *h);
 /* Effective domain type ("kvm"/"qemu", or as configured). Caller holds mu. */
 const char *fleet_host_domain_type(const fleet_host *h);
 int fleet_hosts_load(fleet *f, char *err, size_t errlen);

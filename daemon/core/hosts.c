@@ -138,6 +138,13 @@ struct node *fleet_host_node(fleet *f, const char *name, fleet_host **held)
     return node;
 }
 
+int64_t fleet_host_retry_delay(fleet_host *h)
+{
+    int64_t d = (int64_t)FLEET_RECONNECT_MIN_MS << (h->retry_level < 8 ? h->retry_level : 8);
+    h->retry_level++;
+    return d < FLEET_RECONNECT_MS ? d : FLEET_RECONNECT_MS;
+}
+
 const char *fleet_host_domain_type(const fleet_host *h)
 {
     if (h->node) {
@@ -201,7 +208,7 @@ void fleet_host_open(fleet *f, fleet_host *h)
         snprintf(h->last_error, sizeof h->last_error, "%s", err);
         h->up = 0;
         h->opening = 0;
-        h->next_retry_ms = fleet_now_ms() + FLEET_RECONNECT_MS;
+        h->next_retry_ms = fleet_now_ms() + fleet_host_retry_delay(h);
         pthread_cond_broadcast(&f->state_cv);
         pthread_mutex_unlock(&f->mu);
         log_warn("host %s (%s) is down: %s", h->name, uri, err);
@@ -216,6 +223,7 @@ void fleet_host_open(fleet *f, fleet_host *h)
     h->node = node;
     h->up = 1;
     h->opening = 0;
+    h->retry_level = 0;
     h->last_error[0] = 0;
     h->mem_mib = cap.memory_mib;
     h->vcpus = cap.vcpus;

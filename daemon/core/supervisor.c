@@ -86,6 +86,7 @@ static void reopen_host(fleet *f, fleet_host *h)
         pthread_mutex_lock(&f->mu);
         h->up = 1;
         h->opening = 0;
+        h->retry_level = 0;
         h->last_error[0] = 0;
         pthread_cond_broadcast(&f->state_cv);
         pthread_mutex_unlock(&f->mu);
@@ -95,6 +96,7 @@ static void reopen_host(fleet *f, fleet_host *h)
     } else {
         pthread_mutex_lock(&f->mu);
         h->opening = 0;
+        h->next_retry_ms = fleet_now_ms() + fleet_host_retry_delay(h);
         pthread_cond_broadcast(&f->state_cv);
         pthread_mutex_unlock(&f->mu);
         log_warn("host %s: reconnect failed: %s", h->name, err);
