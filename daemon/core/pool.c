@@ -543,6 +543,8 @@ int fleet_pool_open(fleet *f, char *err, size_t errlen)
     if (pthread_create(&p->watcher, NULL, watch_main, f) != 0) {
         snprintf(err, errlen, "cannot start the warm pool watcher thread");
         fleet_pool_close(f);
+        fleet_pool_free(p);
+        f->pool = NULL;
         return -1;
     }
     p->watching = 1;
@@ -564,12 +566,27 @@ void fleet_pool_close(fleet *f)
     if (p->watching)
         pthread_join(p->watcher, NULL);
     /* Every guest goes, claimed ones too: a claimed guest's instance has
-     * not had its configuration, and is started cold by the next shoald. */
-    for (size_t i = 0; i < p->tab.n; i++, n++)
-        destroy_guest(f, &p->tab.g[i]);
+     * not had its configuration, and is started cold by the next shoald.
+     * The table is emptied first: the workers, still running, find none. */
+    pool_guest *gone = malloc(sizeof p->tab.g);
+    pthread_mutex_lock(&p->mu);
+    if (gone) {
+        n = p->tab.n;
+        memcpy(gone, p->tab.g, n * sizeof *gone);
+        p->tab.n = 0;
+    }
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < n; i++)
+        destroy_guest(f, &gone[i]);
+    free(gone);
     if (n)
         log_info("warm pools: %zu pool guest%s destroyed", n, n == 1 ? "" : "s");
-    f->pool = NULL;
+}
+
+void fleet_pool_free(struct fleet_pool *p)
+{
+    if (!p)
+        return;
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);

@@ -140,8 +140,12 @@ typedef struct fleet_pool_resident {
  * reconciled). -1 with a message. */
 int fleet_pool_open(fleet *f, char *err, size_t errlen);
 /* Stop it and destroy every pool guest not yet handed to an instance
- * (fleet_close, before the hosts close). */
+ * (fleet_close, before the hosts close). The pool's calls stay safe (no
+ * guest is found) until fleet_pool_free of f->pool, once nothing can call
+ * them: after the fleet is freed (its nodes closed, so no event comes). */
 void fleet_pool_close(fleet *f);
+struct fleet_pool;
+void fleet_pool_free(struct fleet_pool *p);
 /* An image's profile changed or it was deleted: the pools are re-read and
  * the guests of digest (NULL: none) replaced, as the profile they booted
  * with may be gone. */
