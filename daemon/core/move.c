@@ -15,10 +15,15 @@
  * stays where it was (move.failed). */
 #include "fleet_int.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -177,6 +182,59 @@ static size_t kv_borrow(json_t *o, fleet_kv *kv)
     return i;
 }
 
+/* The guest port of in's first published TCP port (fleet_move_is_live
+ * makes sure there is one). */
+static int first_tcp_port(const state_instance *in)
+{
+    for (int i = 0; i < in->nports; i++)
+        if (in->ports[i].proto != STATE_PROTO_UDP)
+            return in->ports[i].guest;
+    return 0;
+}
+
+/* Does ip:port (host order) accept a TCP connection from here, the proxy's
+ * side, within MOVE_POLL_MS * 10? */
+static int accepts(uint32_t ip, int port)
+{
+    struct sockaddr_in a;
+    struct pollfd pfd;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err = 0, ok = 0;
+    socklen_t len = sizeof err;
+    if (fd < 0)
+        return 0;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(ip);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        ok = 1;
+    } else if (errno == EINPROGRESS) {
+        pfd.fd = fd;
+        pfd.events = POLLOUT;
+        ok = poll(&pfd, 1, MOVE_POLL_MS * 10) == 1 &&
+             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+/* A copy that says it is ready may not take connections from the proxy
+ * yet (its service not listening, the bridge not forwarding to its tap, a
+ * neighbour entry of an earlier guest with its address): wait until a
+ * connection to ip:port works, like one the proxy makes. 1, or 0 on
+ * timeout or a stop request (stoppable). */
+static int wait_accepts(fleet *f, uint32_t ip, int port, int timeout_ms, int stoppable)
+{
+    int64_t end = fleet_now_ms() + timeout_ms;
+    for (;;) {
+        if (accepts(ip, port))
+            return 1;
+        if (fleet_now_ms() >= end || (stoppable && fleet_move_stopping(f)))
+            return 0;
+        sleep_ms(MOVE_POLL_MS);
+    }
+}
+
 /* Create the stand-in of `in` on host `to`: its id in standin. */
 static int standin_create(fleet *f, const state_instance *in, const char *to,
                           char standin[STATE_ID_LEN + 1], fleet_err *e)
@@ -259,11 +317,13 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
     state_instance in, now;
     char standin[STATE_ID_LEN + 1] = "", from[STATE_NAME_MAX], why[800];
     int64_t t0 = fleet_now_ms(), t_ready = -1, t_switch = -1;
-    int rc, r;
+    uint32_t ip = 0;
+    int rc, r, port, left;
 
     if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
         return rc;
     snprintf(from, sizeof from, "%s", in.host);
+    port = first_tcp_port(&in);
     move_emit(f, "move.started", &in, from, to, NULL, t0, -1, -1, NULL);
     if ((rc = standin_create(f, &in, to, standin, e)) != FLEET_OK) {
         snprintf(why, sizeof why, "no stand-in on '%s': %s", to, e ? e->msg : "");
@@ -271,6 +331,14 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
         goto out;
     }
     r = wait_ready(f, standin, f->cfg.move_ready_ms, 1);
+    if (r == 1 && state_inst_find(f->db, standin, &now, NULL, 0) == 0) {
+        ip = now.ipv4;
+        state_inst_free(&now);
+        left = f->cfg.move_ready_ms - (int)(fleet_now_ms() - t0);
+        r = wait_accepts(f, ip, port, left > 0 ? left : 0, 1);
+    } else if (r == 1) {
+        r = -1; /* its row went: deleted meanwhile */
+    }
     if (r != 1) {
         snprintf(why, sizeof why, "%s",
                  r < 0                    ? "its stand-in stopped before it was ready"
@@ -284,11 +352,8 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
     }
     t_ready = fleet_now_ms() - t0;
     move_emit(f, "move.ready", &in, from, to, standin, t0, t_ready, -1, NULL);
-    if (state_inst_find(f->db, standin, &now, NULL, 0) == 0) {
-        set_lent(f, in.id, 1);
-        ports_switch(f, in.id, standin, now.ipv4);
-        state_inst_free(&now);
-    }
+    set_lent(f, in.id, 1);
+    ports_switch(f, in.id, standin, ip);
     t_switch = fleet_now_ms() - t0;
     move_emit(f, "move.switched", &in, from, to, standin, t0, t_ready, t_switch, NULL);
     /* open connections finish on the instance (a short drain), then the
@@ -296,8 +361,11 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
     sleep_ms(FLEET_MOVE_DRAIN_MS);
     rc = cold(f, in.id, to, e);
     r = rc == FLEET_OK ? wait_ready(f, in.id, f->cfg.move_ready_ms, 0) : 0;
-    /* the ports back to the instance, wherever it runs now */
+    /* the ports back to the instance, wherever it runs now (once it
+     * takes connections, within the same time) */
     if (fleet_lookup(f, in.id, &now, NULL) == FLEET_OK) {
+        if (r == 1)
+            r = wait_accepts(f, now.ipv4, port, f->cfg.move_ready_ms, 0);
         ports_switch(f, standin, in.id, now.ipv4);
         state_inst_free(&now);
     }
