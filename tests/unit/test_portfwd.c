@@ -1006,6 +1006,115 @@ static void test_tcp_out_of_descriptors(void **st)
     guest_proc_end(guest);
 }
 
+/* A guest at addr:port (host order) that answers each connection with
+ * its one-letter name, then echoes on a thread of the connection's own. */
+struct named_guest {
+    int lfd;
+    char name;
+};
+
+static void *named_conn_main(void *arg)
+{
+    int c = (int)(intptr_t)arg;
+    char buf[256];
+    ssize_t n;
+    while ((n = read(c, buf, sizeof buf)) > 0)
+        if (write(c, buf, (size_t)n) != n)
+            break;
+    close(c);
+    return NULL;
+}
+
+static void *named_main(void *arg)
+{
+    struct named_guest *g = arg;
+    for (;;) {
+        int c = accept(g->lfd, NULL, NULL);
+        pthread_t t;
+        if (c < 0)
+            return NULL;
+        if (write(c, &g->name, 1) != 1 ||
+            pthread_create(&t, NULL, named_conn_main, (void *)(intptr_t)c) != 0) {
+            close(c);
+            continue;
+        }
+        pthread_detach(t);
+    }
+}
+
+static int listen_at(uint32_t addr, int port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(addr) };
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    return fd;
+}
+
+static char read_one(int c)
+{
+    char b = 0;
+    struct pollfd pf = { c, POLLIN, 0 };
+    assert_true(poll(&pf, 1, 5000) == 1);
+    assert_int_equal(read(c, &b, 1), 1);
+    return b;
+}
+
+/* Live moves (core/move.c): pfwd_retarget sends new connections to the
+ * new address and owner at once, the listener never closes, a connection
+ * open before goes on with the old guest; the old owner has nothing left. */
+static void test_tcp_retarget(void **st)
+{
+    int gport = free_port(), hport = free_port(), c1, c2;
+    struct named_guest a = { listen_at(0x7f000002u, gport), 'A' };
+    struct named_guest b = { listen_at(0x7f000003u, gport), 'B' };
+    pthread_t ta, tb;
+    pfwd *p;
+    char err[256];
+    (void)st;
+    pthread_create(&ta, NULL, named_main, &a);
+    pthread_create(&tb, NULL, named_main, &b);
+    assert_int_equal(pfwd_start("127.0.0.1", &p, err, sizeof err), 0);
+    assert_int_equal(pfwd_add(p, "inst", PFWD_TCP, hport, 0x7f000002u, gport, err, sizeof err), 0);
+    c1 = dial(hport);
+    assert_true(c1 >= 0);
+    assert_int_equal(read_one(c1), 'A');
+
+    assert_int_equal(pfwd_retarget(p, "inst", "standin", 0x7f000003u), 1);
+    assert_int_equal(pfwd_retarget(p, "inst", "x", 0x7f000002u), 0); /* not its any more */
+    c2 = dial(hport);
+    assert_true(c2 >= 0);
+    assert_int_equal(read_one(c2), 'B');
+    /* the connection of before still goes to A */
+    assert_int_equal(write(c1, "x", 1), 1);
+    assert_int_equal(read_one(c1), 'x');
+    close(c1);
+    close(c2);
+
+    /* the old owner's removal leaves it; the new owner's closes it */
+    pfwd_remove(p, "inst");
+    assert_int_equal(pfwd_count(p), 1);
+    assert_int_equal(pfwd_retarget(p, "standin", "inst", 0x7f000002u), 1);
+    c1 = dial(hport);
+    assert_true(c1 >= 0);
+    assert_int_equal(read_one(c1), 'A');
+    close(c1);
+    pfwd_remove(p, "inst");
+    assert_int_equal(pfwd_count(p), 0);
+    assert_int_equal(dial(hport), -1);
+    pfwd_stop(p);
+    shutdown(a.lfd, SHUT_RDWR);
+    shutdown(b.lfd, SHUT_RDWR);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    close(a.lfd);
+    close(b.lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1024,6 +1133,7 @@ int main(void)
         cmocka_unit_test(test_tcp_limits),
         cmocka_unit_test(test_tcp_connect_timeout),
         cmocka_unit_test(test_tcp_out_of_descriptors),
+        cmocka_unit_test(test_tcp_retarget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
