@@ -6,7 +6,8 @@
 #   - a pool of 2 fills; two concurrent creates take both guests (each
 #     once: two distinct ids, both pool guests'), their env, args and name
 #     reach the app (hello prints them), the event says "from the warm
-#     pool"; the pool refills with new guests;
+#     pool"; the pool refills with new guests; a pooled instance's next
+#     run is a cold start (a pool guest serves one run);
 #   - an httpd guest taken from the pool answers HTTP at the address the
 #     instance was given (the record's shoal.ip, the guard's rule);
 #   - capacity: with --max-instances 6 pool guests hold slots; a create
@@ -97,6 +98,12 @@ for k in 1 2; do
     check "p$k's app got its args and env (console: $(tr '\n' '|' <<<"$out"))" \
         eval 'grep -qx "argv\[1\]=<a b>" <<<"$out" && grep -qx "argv\[2\]=<x='$k'>" <<<"$out" && grep -qx "env\[0\]=<MODE=m'$k'>" <<<"$out"'
 done
+# a pooled instance's next run is a cold start of its own domain: the
+# pool guest served one run and is gone (never reused)
+api POST /v1/instances/p1/start
+check "p1 starts again (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "p1's second run is a cold start and exits 0" \
+    wait_for 30 eval '[ "$(inst_field p1 ".runs | length")" = 2 ] && inst_state_is p1 exited && grep -q "instance $ID1 (p1) started on local (domain created" "$E2E_STATE/shoald.log"'
 events=$(ns_curl -sS -N -m 1 -H "Authorization: Bearer $E2E_TOKEN" -H "Last-Event-ID: 0" \
     "http://127.0.0.1:$E2E_PORT/v1/events" 2>/dev/null || true)
 check "the events say both came from the warm pool" \
