@@ -537,9 +537,6 @@ static void on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque)
         deliver(n, id, NODE_EVENT_REBOOT, "reset");
 }
 
-#define NODE_KEEPALIVE_S     2 /* keepalive probe every 2 s ... */
-#define NODE_KEEPALIVE_COUNT 3 /* ... and the connection closed after 3 unanswered */
-
 static void on_close(virConnectPtr conn, int reason, void *opaque)
 {
     struct node *n = opaque;
@@ -1329,13 +1326,6 @@ static int conn_make(struct node *n, char *err, size_t errlen)
      * virConnectUnregisterCloseCallback is synchronous with on_close (both
      * hold the connection's close-callback lock). */
     n->close_registered = virConnectRegisterCloseCallback(n->conn, on_close, n, NULL) == 0;
-    /* A host that stops answering (a frozen libvirtd, a cut link) would
-     * otherwise hold the connection, and every call on it, forever: with
-     * keepalive libvirt closes it after about NODE_KEEPALIVE_S x
-     * (NODE_KEEPALIVE_COUNT + 1) s of silence and on_close says
-     * "keepalive" (docs/node.md). Drivers without a server (embed, test)
-     * refuse it; their connections cannot be lost. */
-    (void)virConnectSetKeepAlive(n->conn, NODE_KEEPALIVE_S, NODE_KEEPALIVE_COUNT);
     atomic_store(&n->alive, 1);
     rc = NODE_OK;
 out:

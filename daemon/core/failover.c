@@ -37,6 +37,73 @@ int fo_fence(const char *row_host, const char *host)
     return row_host && strcmp(row_host, host) != 0;
 }
 
+/* ---- pings of remote hosts -------------------------------------------- */
+
+typedef struct {
+    fleet *f;
+    fleet_host *h; /* held (refs) while the pinger runs */
+} pinger_arg;
+
+static void *pinger_main(void *arg)
+{
+    pinger_arg *pa = arg;
+    fleet *f = pa->f;
+    fleet_host *h = pa->h;
+    free(pa);
+    pthread_mutex_lock(&f->mu);
+    while (!f->stopping && !h->removed && h->up && h->node) {
+        struct node *node = h->node;
+        struct timespec ts;
+        h->ping_ms = fleet_now_ms();
+        pthread_mutex_unlock(&f->mu);
+        (void)node_mem_available(node); /* a round trip; its value does not matter */
+        pthread_mutex_lock(&f->mu);
+        h->ping_ms = 0;
+        if (h->hung) {
+            /* It answers again (or its connection was closed): the
+             * supervisor reconnects it now, fencing first (failover.h).
+             * Not before: a reconnect frees the connection that blocked
+             * calls (this one, the sampler's) still use. */
+            h->hung = 0;
+            h->opening = 0;
+            h->next_retry_ms = 0;
+            pthread_mutex_unlock(&f->mu);
+            fleet_wake_supervisor(f);
+            pthread_mutex_lock(&f->mu);
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += FO_PING_MS / 1000;
+        pthread_cond_timedwait(&f->state_cv, &f->mu, &ts);
+    }
+    h->ping_ms = 0;
+    h->pinger = 0;
+    f->pingers--;
+    h->refs--;
+    pthread_cond_broadcast(&f->state_cv);
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* Caller holds mu: start h's pinger when it is up, remote and has none. */
+static void ping_start_locked(fleet *f, fleet_host *h)
+{
+    pthread_t th;
+    pinger_arg *pa;
+    if (h->pinger || !h->up || !h->node || !node_remote(h->node) || !(pa = malloc(sizeof *pa)))
+        return;
+    pa->f = f;
+    pa->h = h;
+    h->refs++;
+    if (pthread_create(&th, NULL, pinger_main, pa) != 0) {
+        h->refs--;
+        free(pa);
+        return;
+    }
+    pthread_detach(th);
+    h->pinger = 1;
+    f->pingers++;
+}
+
 /* ---- the tick ----------------------------------------------------------- */
 
 typedef struct {
@@ -47,7 +114,7 @@ typedef struct {
 
 /* The run on the lost host is over as far as shoald knows: its ports,
  * probes and isolation entries go, the run is recorded `lost`. */
-static void end_lost_run(fleet *f, const state_instance *in, const char *why)
+static void end_lost_run(fleet *f, const state_instance *in, const char *why, int end_run)
 {
     fleet_rt *rt;
     int run_no = 0, was_active;
@@ -67,7 +134,7 @@ static void end_lost_run(fleet *f, const state_instance *in, const char *why)
     pfwd_remove(f->pfwd, in->id);
     fleet_probe_unwatch(f, in->id);
     fleet_guard_remove(f, in->id);
-    if (was_active && run_no)
+    if (end_run && was_active && run_no)
         state_run_end(f->db, in->id, run_no, fleet_wall_ms(), -1, "lost", why);
 }
 
@@ -94,10 +161,10 @@ static void mark_lost(fleet *f, const state_instance *in, const down_host *d)
     char why[256];
     fo_mut m = { NULL, why, ST_LOST };
     snprintf(why, sizeof why,
-             "host '%s' unreachable for %lld s; restart policy never: not started elsewhere "
+             "host '%s' unreachable for %lld s; " FO_LOST_MARK " "
              "(its guest may still run there: adopted again if the host comes back)",
              d->name, (long long)((fleet_now_ms() - d->down_ms) / 1000));
-    end_lost_run(f, in, why);
+    end_lost_run(f, in, why, 0); /* the same run if its host comes back with it */
     fleet_mutate(f, in->id, fo_mutate_fn, &m);
     log_warn("instance %s (%s): %s", in->id, in->name, why);
 }
@@ -163,11 +230,11 @@ static void move_all(fleet *f, const state_instance *rows, const unsigned char *
         req.count = 1;
         if (sched_place(sst, &req, 1, &po, &dec) != SCHED_OK || dec.n_assignments != 1) {
             /* Waits where it is, pending, saying why; tried again. */
-            snprintf(why, sizeof why, "host '%s' unreachable; failover waits for room: %s", d->name,
+            snprintf(why, sizeof why, "host '%s' unreachable; " FO_WAIT_MARK ": %s", d->name,
                      dec.message);
             m = (fo_mut){ NULL, why, ST_PENDING };
             if (in->state != ST_PENDING || strcmp(in->last_error, why)) {
-                end_lost_run(f, in, why);
+                end_lost_run(f, in, why, 0); /* the same run if its host comes back */
                 fleet_mutate(f, in->id, fo_mutate_fn, &m);
                 log_warn("instance %s (%s): %s", in->id, in->name, why);
             }
@@ -182,7 +249,7 @@ static void move_all(fleet *f, const state_instance *rows, const unsigned char *
                      d->name, (long long)((fleet_now_ms() - d->down_ms) / 1000));
             /* Old run's ports and probes gone before the row names the
              * new host: the ports move with the instance. */
-            end_lost_run(f, in, why);
+            end_lost_run(f, in, why, 1);
             m = (fo_mut){ to, why, ST_PENDING };
             if (fleet_mutate(f, in->id, fo_mutate_fn, &m) != 0)
                 continue;
@@ -220,6 +287,18 @@ void fleet_failover_tick(fleet *f, int64_t now)
     back = calloc(f->nhosts + 1, sizeof *back);
     for (size_t i = 0; downs && gone && back && i < f->nhosts; i++) {
         fleet_host *h = f->hosts[i];
+        if (h->up && h->ping_ms && now - h->ping_ms >= FO_PING_DEAD_MS && !h->opening) {
+            /* Hung: down now. Held as `opening` until the ping returns,
+             * so nobody reconnects (frees) the connection under the calls
+             * blocked on it. */
+            h->up = 0;
+            h->hung = 1;
+            h->opening = 1;
+            snprintf(h->last_error, sizeof h->last_error, "not answering for %lld s",
+                     (long long)((now - h->ping_ms) / 1000));
+            h->next_retry_ms = now + FLEET_RECONNECT_MS;
+        }
+        ping_start_locked(f, h);
         if (h->up) {
             if (h->down_ms)
                 snprintf(back[nback++], sizeof back[0], "%s", h->name);
@@ -235,7 +314,11 @@ void fleet_failover_tick(fleet *f, int64_t now)
         snprintf(downs[ndown].name, sizeof downs[0].name, "%s", h->name);
         downs[ndown].down_ms = h->down_ms;
         downs[ndown].down_wall_ms = h->down_wall_ms;
-        any_due |= now - h->down_ms >= grace_ms;
+        /* Being reconnected (fenced, then reconciled): left alone, or a
+         * guest found still running would be marked lost again. */
+        if (h->opening && !h->hung)
+            downs[ndown].down_ms = now;
+        any_due |= now - downs[ndown].down_ms >= grace_ms;
         ndown++;
     }
     if (any_due && now - f->failover_ms < FO_RETRY_MS)
@@ -326,6 +409,18 @@ void *fleet_failover_main(void *arg)
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&f->state_cv, &f->mu, &ts);
     }
+    /* Pingers see stopping and end; one blocked on a hung host is left
+     * behind after FO_PING_DEAD_MS (shoald is exiting). */
+    for (int64_t end = fleet_now_ms() + FO_PING_DEAD_MS; f->pingers && fleet_now_ms() < end;) {
+        struct timespec ts;
+        pthread_mutex_unlock(&f->mu);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        pthread_mutex_lock(&f->mu);
+        ts.tv_nsec += 50 * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&f->state_cv, &f->mu, &ts);
+    }
     pthread_mutex_unlock(&f->mu);
     return NULL;
 }
@@ -350,6 +445,17 @@ void fleet_failover_fence(fleet *f, fleet_host *h, struct node *node)
         char msg[2 * STATE_NAME_MAX + 40];
         for (size_t r = 0; r < nrows && !row; r++)
             row = !strcmp(rows[r].id, doms[d].instance_id) ? &rows[r] : NULL;
+        if (row && !fo_fence(row->host, h->name) && row->want_running &&
+            ((row->state == ST_LOST && strstr(row->last_error, FO_LOST_MARK)) ||
+             (row->state == ST_PENDING && strstr(row->last_error, FO_WAIT_MARK)))) {
+            /* Lost with its host (restart never), or waiting for room,
+             * and its guest is still there: running again, the same run
+             * (reconcile adopts it, ready as it was). */
+            char why[128];
+            snprintf(why, sizeof why, "host '%s' came back with it still running", h->name);
+            fleet_set_state(f, row->id, ST_RUNNING, why);
+            continue;
+        }
         if (!fo_fence(row ? row->host : NULL, h->name))
             continue;
         /* Its late STOPPED event must not end the run elsewhere. */

@@ -2,8 +2,15 @@
  * failure and fencing").
  *
  * A host whose connection is lost (libvirt's close callback: an error, EOF,
- * or a keepalive timeout, node.c) or whose (re)connect fails is `down`, from
- * the moment the supervisor first sees it so (fleet_host.down_ms). When it
+ * or a keepalive timeout, node.c), whose (re)connect fails, or - a remote
+ * one - that has not answered a ping for FO_PING_DEAD_MS is `down`, from
+ * the moment this module first sees it so (fleet_host.down_ms). The ping:
+ * one pinger thread per remote host asks for its available memory every
+ * FO_PING_MS. libvirt's keepalive alone did not do it: with it on (rc 0),
+ * a call blocked on a frozen libvirtd inside shoald waited in poll()
+ * without timeout and no close came until the daemon woke (a small
+ * program with the same calls did see the close after 8 s; not found
+ * why). When it
  * has been down for the grace period (--host-grace, cfg.host_grace_s):
  *   - each wanted instance of it with restart policy `on-failure` or
  *     `always` is placed elsewhere (the usual placement; a down host counts
@@ -42,9 +49,15 @@
 
 #include "state.h"
 
-#define FO_GRACE_DEFAULT_S 30     /* --host-grace */
-#define FO_TICK_MS         500    /* hosts looked at this often */
-#define FO_RETRY_MS        2000   /* instances that found no room are tried again */
+#define FO_GRACE_DEFAULT_S 30   /* --host-grace */
+#define FO_TICK_MS         500  /* hosts looked at this often */
+#define FO_RETRY_MS        2000 /* instances that found no room are tried again */
+#define FO_PING_MS         2000 /* a remote host is asked something this often ... */
+#define FO_PING_DEAD_MS    6000 /* ... and is down when it has not answered for this long */
+/* In the last_error of an instance lost with its host (restart never). */
+#define FO_LOST_MARK "restart policy never: not started elsewhere"
+/* In the last_error of one waiting for room elsewhere. */
+#define FO_WAIT_MARK       "failover waits for room"
 #define FO_FENCE_EVENTS_MS 120000 /* a fenced domain's late events are ignored this long */
 
 /* ---- the rule (pure; tests/daemon/core/test_failover.c) ---- */

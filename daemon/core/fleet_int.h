@@ -227,6 +227,9 @@ typedef struct fleet_host {
     int64_t use_at_ms;      /* monotonic ms of the last sample, 0 = none */
     int64_t down_ms;        /* monotonic ms it was first seen down, 0 = up (failover.c) */
     int64_t down_wall_ms;   /* the same, wall clock */
+    int64_t ping_ms;        /* failover.c's ping of a remote host in flight since, 0 none */
+    int pinger;             /* its pinger thread runs */
+    int hung;               /* down by ping: opening held until the ping returns */
     /* What it runs that is not shoal's (node_foreign, read by the sampler
      * and at open): placement never gives away their memory (capacity.c). */
     struct node_foreign others;
@@ -389,6 +392,7 @@ struct fleet {
     int64_t failover_ms;     /* under mu: last failover pass (failover.c) */
     pthread_t failover;      /* failover.c's thread */
     int failover_started;
+    int pingers; /* under mu: failover.c's pinger threads running */
 };
 
 /* Copy src into dst[len], cut at len - 1 bytes (reasons and errors are
