@@ -1435,6 +1435,19 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
                     "shoal_image_volumes_removed_total %llu\n",
                     (unsigned long long)m.vol_uploads, (unsigned long long)m.vol_upload_bytes,
                     (unsigned long long)m.vol_hits, (unsigned long long)m.vol_removed);
+    api_sink_printf(out,
+                    "# HELP shoal_warm_pool_claims_total Creates that took a waiting warm pool "
+                    "guest.\n# TYPE shoal_warm_pool_claims_total counter\n"
+                    "shoal_warm_pool_claims_total %llu\n"
+                    "# HELP shoal_warm_pool_misses_total Creates of an image with a warm pool "
+                    "that found no guest waiting.\n# TYPE shoal_warm_pool_misses_total counter\n"
+                    "shoal_warm_pool_misses_total %llu\n"
+                    "# HELP shoal_warm_pool_guests Warm pool guests by state.\n"
+                    "# TYPE shoal_warm_pool_guests gauge\n"
+                    "shoal_warm_pool_guests{state=\"waiting\"} %zu\n"
+                    "shoal_warm_pool_guests{state=\"booting\"} %zu\n",
+                    (unsigned long long)m.pool_claims, (unsigned long long)m.pool_misses,
+                    m.pool_ready, m.pool_booting);
     api_sink_printf(out, "# HELP shoal_instance_ready_seconds Create or start request to guest "
                          "ready.\n# TYPE shoal_instance_ready_seconds histogram\n");
     for (size_t i = 0; i < FLEET_READY_BUCKETS; i++) {

@@ -474,6 +474,10 @@ typedef struct {
     /* Image volumes on remote hosts (nodestore.h): uploaded whole, bytes
      * sent (grows during an upload), served from a host's cache, removed. */
     uint64_t vol_uploads, vol_upload_bytes, vol_hits, vol_removed;
+    /* Warm pools (pool.h): creates that took a waiting guest, creates of an
+     * image with a pool that found none; guests waiting, guests booting. */
+    uint64_t pool_claims, pool_misses;
+    size_t pool_ready, pool_booting;
 } fleet_metrics;
 
 int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e);

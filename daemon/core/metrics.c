@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ksm.h"
+#include "pool.h"
 #include "nodestore.h"
 
 int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e)
@@ -40,6 +41,7 @@ int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e)
     out->ready_count = f->ready_count;
     pthread_mutex_unlock(&f->mu);
     fleet_probe_stats(f, out->by_health, &out->probe_checks, &out->probe_failures);
+    fleet_pool_stats(f, &out->pool_claims, &out->pool_misses, &out->pool_ready, &out->pool_booting);
     struct nstore_stats vs;
     nstore_stats_get(&vs);
     out->vol_uploads = vs.uploads;

@@ -55,6 +55,7 @@ nready() { ready_ids | wc -l; }
 # n guests wait, and shoald's pool has seen them wait (its next tick)
 waiting() { [ "$(nready)" = "$1" ] && sleep 0.5 && [ "$(nready)" = "$1" ]; }
 npool() { pool_ids | wc -l; }
+metric() { ns_curl -sS -H "Authorization: Bearer $E2E_TOKEN" "http://127.0.0.1:$E2E_PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 create() { api POST /v1/instances -H 'Content-Type: application/json' -d "$1"; }
 console() {
     api GET "/v1/instances/$1/console"
@@ -110,6 +111,11 @@ check "the events say both came from the warm pool" \
     [ "$(grep '"type":"instance.created"' <<<"$events" | grep -c '"message":"from the warm pool"')" = 2 ]
 check "the pool refills with 2 new guests" \
     wait_for 30 eval '[ "$(nready)" = 2 ] && [ -z "$(comm -12 <(ready_ids | sort) <(echo "$POOL1"))" ]'
+check "/metrics shows 2 guests waiting" \
+    wait_for 5 eval '[ "$(metric "shoal_warm_pool_guests{state=\"waiting\"}")" = 2 ]'
+
+check "/metrics counts the 2 claims (got $(metric shoal_warm_pool_claims_total))" \
+    [ "$(metric shoal_warm_pool_claims_total)" = 2 ]
 
 # --- a pool of 0 empties it; httpd from its pool answers at its address
 patch hello '{"warm_pool":0}'
