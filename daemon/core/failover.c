@@ -77,8 +77,10 @@ static void *pinger_main(void *arg)
     }
     h->ping_ms = 0;
     h->pinger = 0;
-    f->pingers--;
-    h->refs--;
+    pthread_mutex_unlock(&f->mu);
+    fleet_host_release(f, h); /* frees it when it was removed meanwhile */
+    pthread_mutex_lock(&f->mu);
+    f->pingers--; /* last touch of f: the failover thread waits for it at stop */
     pthread_cond_broadcast(&f->state_cv);
     pthread_mutex_unlock(&f->mu);
     return NULL;
