@@ -33,6 +33,10 @@
  *   move.stopped      plan.c: its domain stopped on the source host
  *   move.rehomed      plan.c: the row re-homed, wanted and pending, its
  *                     start not yet queued
+ *   move.switched     move.c: a live move's published ports switched to
+ *                     its stand-in, the instance not yet moved (a restart
+ *                     publishes the instance's ports again and deletes the
+ *                     stand-in: fleet_move_leftovers)
  *   upload.partial    images.c: a write after which an uncommitted
  *                     upload holds at least 2 MiB (stored chunks, pending)
  *   upload.row        images.c: an upload committed (the image visible),

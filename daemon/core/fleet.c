@@ -450,6 +450,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     /* Hosts open (and reconcile) with workers running, so that jobs queued
      * by reconcile and by events are served at once. */
     fleet_hosts_open_all(f);
+    fleet_move_leftovers(f); /* a live move's stand-in a killed shoald left */
     if (pthread_create(&f->usage, NULL, fleet_usage_main, f) != 0) {
         snprintf(err, errlen, "cannot start the usage sampler thread");
         goto fail;

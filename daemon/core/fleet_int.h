@@ -492,6 +492,9 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
 int fleet_move_lent(fleet *f, const char *id);
 /* Has a stop of the moves been asked since the plan began? Takes mu. */
 int fleet_move_stopping(fleet *f);
+/* At open, after the hosts' reconcile: delete the stand-ins a killed
+ * shoald left (the instances themselves were finished by reconcile). */
+void fleet_move_leftovers(fleet *f);
 
 /* ---- isolation.c: guest isolation (guard.h), any thread ---- */
 /* Write the table for the live networked instances (fleet_open, before any

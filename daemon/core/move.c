@@ -27,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "killpoint.h"
 #include "log.h"
 
 #define MOVE_POLL_MS 20
@@ -356,6 +357,7 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
     ports_switch(f, in.id, standin, ip);
     t_switch = fleet_now_ms() - t0;
     move_emit(f, "move.switched", &in, from, to, standin, t0, t_ready, t_switch, NULL);
+    kp_hit("move.switched"); /* tests only: killpoint.h */
     /* open connections finish on the instance (a short drain), then the
      * instance itself moves cold; the stand-in serves meanwhile */
     sleep_ms(FLEET_MOVE_DRAIN_MS);
@@ -385,4 +387,36 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
 out:
     state_inst_free(&in);
     return rc;
+}
+
+static int standin_match(const state_instance *in, void *ctx)
+{
+    json_t *labels;
+    int is;
+    (void)ctx;
+    if (!in->labels_json || !strstr(in->labels_json, FLEET_MOVE_LABEL))
+        return 0;
+    labels = json_loads(in->labels_json, 0, NULL);
+    is = json_object_get(labels, FLEET_MOVE_LABEL) != NULL;
+    json_decref(labels);
+    return is;
+}
+
+void fleet_move_leftovers(fleet *f)
+{
+    state_instance *rows = NULL;
+    size_t n = 0;
+    int more = 0;
+    char err[256];
+    if (state_inst_page(f->db, NULL, -1, NULL, standin_match, NULL, 1000, &rows, &n, &more, err,
+                        sizeof err) != 0) {
+        log_warn("move: cannot look for stand-ins left behind: %s", err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        log_info("move: deleting stand-in %s (%s), left by a move an earlier shoald did not finish",
+                 rows[i].id, rows[i].name);
+        standin_delete(f, rows[i].id);
+    }
+    state_inst_array_free(rows, n);
 }

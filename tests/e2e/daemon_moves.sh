@@ -100,6 +100,30 @@ for t in move.started move.ready move.switched move.done; do
     check "event $t for web" [ "$(events_of "$t" "$id")" -ge 1 ]
 done
 
+# --- shoald killed halfway (kill point move.switched: the ports on the
+# stand-in, the instance not moved yet): after a restart the instance runs
+# once, answers on its port again, and the stand-in is gone
+e2e_stop_daemon
+SHOAL_TEST_KILL_AT=move.switched:1 e2e_start_daemon "$SHOALD" --host-uri-allow 'qemu?socket' \
+    --move-ready-timeout 3000 || exit 1
+json_post /v1/hosts/local/cordon '{"cordoned":false}'
+api POST /v1/hosts/sys/drain || true
+for _ in $(seq 1 120); do kill -0 "$E2E_PID" 2>/dev/null || break; sleep 0.25; done
+check "killed at move.switched" grep -q "killpoint: move.switched:1 reached" "$E2E_STATE/shoald.log"
+kill -9 "$E2E_PID" 2>/dev/null || true
+wait "$E2E_PID" 2>/dev/null || true
+E2E_PID=""
+e2e_start_daemon "$SHOALD" --host-uri-allow 'qemu?socket' --move-ready-timeout 3000 || exit 1
+check "after the restart web runs once (on $(field web .host))" \
+    wait_for 30 eval '[ "$(field web .state)" = running ] && [ "$(copies "$id")" = 1 ]'
+check "after the restart no stand-in is left" wait_for 20 eval '[ "$(standins)" = 0 ]'
+check "after the restart web answers through port 8080" wait_for 20 ok_once
+json_post /v1/hosts/sys/cordon '{"cordoned":false}'
+if [ "$(field web .host)" = local ]; then
+    api POST /v1/hosts/local/drain
+    check "web drained back to sys (HTTP $HTTP_CODE)" wait_for 30 runs_on web sys
+fi
+
 # --- a new copy that never becomes ready: the instance stays on the source
 json_post /v1/hosts/local/cordon '{"cordoned":false}'
 json_post /v1/hosts/sys/cordon '{"cordoned":true}'
