@@ -476,12 +476,13 @@ void fleet_publish_ports(fleet *f, const state_instance *in);
 
 /* ---- move.c: live moves (docs/shoald.md "Moves") ---- */
 #define FLEET_MOVE_LABEL    "shoal.move-standin" /* a stand-in's label: whose it is */
-#define FLEET_MOVE_DRAIN_MS 500                  /* open connections finish on the old copy */
+#define FLEET_MOVE_DRAIN_MS 500 /* open connections finish on the old copy */
 /* A cold move of instance id to host `to` (plan.c). */
 typedef int (*fleet_move_cold_fn)(fleet *f, const char *id, const char *to, fleet_err *e);
-/* Should a running `in` move live (--move live, network, a published tcp
- * port, no scale to zero)? Else it moves cold. */
-int fleet_move_is_live(fleet *f, const state_instance *in);
+/* Should a running `in` move live to host `to` (--move live, network, a
+ * published tcp port, no scale to zero, both hosts up and on this machine:
+ * the proxy reaches only guests on shoald's bridge)? Else it moves cold. */
+int fleet_move_is_live(fleet *f, const state_instance *in, const char *to);
 /* Move id to `to` live: a stand-in on `to`, ready, carries the published
  * ports while `cold` moves the instance; move.* events. No fleet lock held
  * (it creates and deletes the stand-in). CONFLICT naming why when the

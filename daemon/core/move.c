@@ -120,13 +120,33 @@ static void set_lent(fleet *f, const char *id, int on)
     pthread_mutex_unlock(&f->mu);
 }
 
-int fleet_move_is_live(fleet *f, const state_instance *in)
+/* The guest port of in's first published TCP port (fleet_move_is_live
+ * makes sure there is one). */
+static int first_tcp_port(const state_instance *in)
 {
-    int tcp = 0;
     for (int i = 0; i < in->nports; i++)
-        tcp |= in->ports[i].proto != STATE_PROTO_UDP;
-    return strcmp(f->cfg.move_mode, "cold") && f->pfwd && in->want_running && in->network &&
-           in->ipv4 && tcp && in->idle_s == 0;
+        if (in->ports[i].proto != STATE_PROTO_UDP)
+            return in->ports[i].guest;
+    return 0;
+}
+
+/* Is host `name` up and on this machine (so its guests are on shoald's
+ * bridge, where the proxy reaches them)? */
+static int host_here(fleet *f, const char *name)
+{
+    fleet_host *h = NULL;
+    struct node *node = fleet_host_node(f, name, &h);
+    int here = node && !node_remote(node);
+    fleet_host_release(f, h);
+    return here;
+}
+
+int fleet_move_is_live(fleet *f, const state_instance *in, const char *to)
+{
+    if (!strcmp(f->cfg.move_mode, "cold") || !f->pfwd || !in->want_running || !in->network ||
+        !in->ipv4 || in->idle_s != 0 || !first_tcp_port(in))
+        return 0;
+    return host_here(f, in->host) && host_here(f, to);
 }
 
 /* Is instance id's current run ready (healthy when it has a health
@@ -181,16 +201,6 @@ static size_t kv_borrow(json_t *o, fleet_kv *kv)
         i++;
     }
     return i;
-}
-
-/* The guest port of in's first published TCP port (fleet_move_is_live
- * makes sure there is one). */
-static int first_tcp_port(const state_instance *in)
-{
-    for (int i = 0; i < in->nports; i++)
-        if (in->ports[i].proto != STATE_PROTO_UDP)
-            return in->ports[i].guest;
-    return 0;
 }
 
 /* Does ip:port (host order) accept a TCP connection from here, the proxy's

@@ -84,7 +84,7 @@ static int move_one(fleet *f, const char *id, const char *to, fleet_err *e)
     int live, rc;
     if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
         return rc;
-    live = fleet_move_is_live(f, &in);
+    live = fleet_move_is_live(f, &in, to);
     state_inst_free(&in);
     if (!live)
         return move_instance(f, id, to, e);
