@@ -476,7 +476,7 @@ void fleet_publish_ports(fleet *f, const state_instance *in);
 
 /* ---- move.c: live moves (docs/shoald.md "Moves") ---- */
 #define FLEET_MOVE_LABEL    "shoal.move-standin" /* a stand-in's label: whose it is */
-#define FLEET_MOVE_DRAIN_MS 500 /* open connections finish on the old copy */
+#define FLEET_MOVE_DRAIN_MS 500                  /* open connections finish on the old copy */
 /* A cold move of instance id to host `to` (plan.c). */
 typedef int (*fleet_move_cold_fn)(fleet *f, const char *id, const char *to, fleet_err *e);
 /* Should a running `in` move live to host `to` (--move live, network, a
