@@ -577,6 +577,9 @@ typedef struct api_host {
     uint32_t others_domains, others_vcpus;
     uint64_t others_memory_mib, others_cpu_milli;
     uint64_t free_memory_mib;
+    /* Host failure (docs/shoald.md "Host failure and fencing"). */
+    const char *last_error; /* why it is down; NULL = null */
+    int64_t down_since;     /* Unix seconds it was first seen down; 0 = null (up) */
 } api_host;
 
 typedef struct api_move {

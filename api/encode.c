@@ -695,6 +695,10 @@ static void enc_host(jw *w, const api_host *h)
     jw_close(w, '}');
     jw_key(w, "free_memory_mib");
     jw_int(w, (int64_t)h->free_memory_mib);
+    jw_key(w, "last_error");
+    jw_str(w, h->last_error);
+    jw_key(w, "down_since");
+    jw_time(w, h->down_since); /* API_TIME_NONE (0): up */
     jw_close(w, '}');
 }
 

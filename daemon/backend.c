@@ -1036,6 +1036,8 @@ static int sink_host(api_sink *out, const fleet_host_info *h)
     a.others_vcpus = h->others_vcpus;
     a.others_cpu_milli = h->others_cpu_milli;
     a.free_memory_mib = h->free_mem_mib;
+    a.last_error = !h->up && h->last_error[0] ? h->last_error : NULL;
+    a.down_since = h->down_since_ms / 1000;
     rc = api_sink_host(out, &a);
     free(kv);
     json_decref(labels);

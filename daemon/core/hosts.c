@@ -545,6 +545,7 @@ static int info_copy(const fleet_host *h, fleet_host_info *o)
     o->others_vcpus = h->others.vcpus;
     o->others_mem_mib = h->others.memory_mib;
     o->others_cpu_milli = h->others_cpu_milli;
+    o->down_since_ms = h->up ? 0 : h->down_wall_ms;
     return o->labels_json ? 0 : -1;
 }
 

@@ -92,6 +92,10 @@ t0=$(date +%s.%N)
 kill -STOP "$LVPID"
 check "r1 is down (keepalive)" wait_for 20 host_state_is r1 down
 t_down=$(date +%s.%N)
+api GET /v1/hosts/r1
+check "r1 says since when it is down" \
+    [ "$(jq -r '.down_since | test("^[0-9-]+T[0-9:]+Z$")' <<<"$BODY")" = true ]
+check "and why" grep -q "not answering" <<<"$(jq -r .last_error <<<"$BODY")"
 on_local_running() { inst_state_is fa running && [ "$(inst_field fa .host)" = local ]; }
 on_local_started() {
     api GET /v1/instances/fa
@@ -118,6 +122,8 @@ runs_before=$(inst_field fa '.runs | length')
 # --- r1 back: fenced before it is up
 kill -CONT "$LVPID"
 check "r1 is up again" wait_for 30 host_state_is r1 up
+api GET /v1/hosts/r1
+check "r1 up: down_since null" [ "$(jq -r .down_since <<<"$BODY")" = null ]
 # Its status (ready) is read by the supervisor, which a call to the hung
 # host held until now (docs/shoald.md "Host failure and fencing").
 check "fa is running on local" wait_for 15 on_local_running
