@@ -885,11 +885,15 @@ api_code api_decode_image_patch(const char *body, size_t len, api_image_patch *p
     rc = check_fields(root, "", fields, NELEM(fields), st);
     if (rc != API_OK)
         goto out;
+    /* Text of at most the lengths the privilege-separated root accepts
+     * (api/chan.c get_patch): a value the front let through and root
+     * refused would end the channel and restart the front. */
     for (size_t i = 0; i < NELEM(out); i++) {
         json_t *v = member(root, fields[i]);
         if (v == NULL || json_is_null(v))
             continue;
-        rc = get_string(root, fields[i], false, out[i], st);
+        rc = get_text(root, fields[i], fields[i], false,
+                      out[i] == &p->cmdline ? API_CMDLINE_MAX : API_NAME_MAX, out[i], st);
         if (rc != API_OK)
             goto out;
     }
