@@ -337,12 +337,15 @@ typedef struct dec {
     char *why;
     size_t whylen;
     bool failed;
+    bool value; /* the first refusal was of a value, the reader was fine */
 } dec;
 
 static bool refuse(dec *d, const char *what)
 {
-    if (!d->failed)
+    if (!d->failed) {
         snprintf(d->why, d->whylen, "%s", what);
+        d->value = !d->r.bad;
+    }
     d->failed = true;
     d->r.bad = true;
     return false;
@@ -813,14 +816,16 @@ int chan_call_decode(uint16_t type, const void *payload, size_t len, chan_call *
     if (!d.failed && c->secret[0] == '\0')
         refuse(&d, "secret");
     get_args(&d, c);
-    if (!d.failed && !chan_r_done(&d.r))
+    if (!d.failed && !chan_r_done(&d.r)) {
         refuse(&d, "trailing bytes");
+        d.value = false; /* framing, though the reader read well */
+    }
     if (d.failed) {
         char field[64];
         snprintf(field, sizeof field, "%s", why);
         snprintf(why, whylen, "call %u: field '%s' refused", type, field);
         chan_call_clear(c);
-        return -1;
+        return d.value ? CHAN_E_VALUE : -1;
     }
     return 0;
 }

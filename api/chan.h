@@ -189,7 +189,12 @@ typedef struct chan_call {
 
 /* Parse and validate the payload of a request of this type (the rules of
  * docs/api.md again: names, refs, labels, env, limits, enums). 0 with c
- * filled, or -1 with why set (and nothing to clear). */
+ * filled; -1 when the payload breaks the framing (a field past its end,
+ * trailing bytes, an unknown type: the front is not to be trusted), or
+ * CHAN_E_VALUE when it is well framed but a value breaks a rule (the
+ * front's decoders let through what root refuses: answered 400, not a
+ * reason to end the channel); why set either way, nothing to clear. */
+#define CHAN_E_VALUE (-2)
 int chan_call_decode(uint16_t type, const void *payload, size_t len, chan_call *c, char *why,
                      size_t whylen);
 void chan_call_clear(chan_call *c);

@@ -581,6 +581,7 @@ int chan_server_run(int fd, const api_backend *be, void *be_ctx, const chan_serv
         job *j;
         pthread_t t;
         bool full;
+        int drc;
 
         if (chan_read_full(fd, hb, sizeof hb) != 0)
             break; /* EOF or closed: the front is gone */
@@ -606,7 +607,28 @@ int chan_server_run(int fd, const api_backend *be, void *be_ctx, const chan_serv
         }
         j->s = s;
         j->id = h.id;
-        if (chan_call_decode(h.type, j->payload, h.len, &j->c, why, whylen) != 0) {
+        drc = chan_call_decode(h.type, j->payload, h.len, &j->c, why, whylen);
+        if (drc == CHAN_E_VALUE) {
+            /* Well framed, a value root refuses: the caller gets a 400 and
+             * the channel stays (ending it would let any request that slips
+             * past the front's decoders restart the API). */
+            api_status st = { 0 };
+            const char *q = strchr(why, '\'');
+            char field[64] = "";
+            if (q != NULL) {
+                size_t n = strcspn(q + 1, "'");
+                snprintf(field, sizeof field, "%.*s",
+                         (int)(n < sizeof field ? n : sizeof field - 1), q + 1);
+            }
+            api_status_set(&st, API_E_INVALID_FIELD, field[0] ? field : NULL,
+                           "%s is not acceptable", field[0] ? field : "a value");
+            send_done(s, h.id, &st, NULL, 0, 0, NULL, 0);
+            free(j->payload);
+            free(j);
+            why[0] = '\0';
+            continue;
+        }
+        if (drc != 0) {
             free(j->payload);
             free(j);
             rc = -1;

@@ -193,30 +193,31 @@ static void t_decode_spec(void **st)
     assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), -1);
     /* the same payload as another call type */
     w.len -= 8;
-    assert_int_equal(decode_w(&w, CHAN_T_HOST_ADD, &c), -1);
+    assert_int_equal(decode_w(&w, CHAN_T_HOST_ADD, &c), CHAN_E_VALUE); /* its name */
     assert_int_equal(decode_w(&w, 0, &c), -1);
     assert_int_equal(decode_w(&w, CHAN_T__COUNT, &c), -1);
     assert_int_equal(decode_w(&w, CHAN_R_DONE, &c), -1);
     chan_w_free(&w);
 
-    /* names, ports with a count */
+    /* names, ports with a count: values, refused as such (a 400, the
+     * channel stays) */
     put_spec(&w, "../etc", 1, 0);
-    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), -1);
+    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), CHAN_E_VALUE);
     chan_w_free(&w);
     put_spec(&w, "abcd12", 1, 0); /* like an id */
-    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), -1);
+    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), CHAN_E_VALUE);
     chan_w_free(&w);
     put_spec(&w, "web", 2, 1); /* ports need count 1 */
-    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), -1);
+    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), CHAN_E_VALUE);
     chan_w_free(&w);
     put_spec(&w, "web", 0, 0);
-    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), -1);
+    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), CHAN_E_VALUE);
     chan_w_free(&w);
     put_spec(&w, "web", API_COUNT_MAX + 1, 0);
-    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), -1);
+    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), CHAN_E_VALUE);
     chan_w_free(&w);
     put_spec(&w, "web", 1, API_PORTS_MAX + 1);
-    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), -1);
+    assert_int_equal(decode_w(&w, CHAN_T_INSTANCE_CREATE, &c), CHAN_E_VALUE);
     chan_w_free(&w);
 }
 
@@ -1026,6 +1027,23 @@ static void t_root_enforces(void **st)
     assert_int_equal(d.code, API_OK);
     assert_int_equal(d.value, 7);
     assert_memory_equal(d.blob, "line 1\n", 7);
+    free(p);
+
+    /* a well-framed call with a value root refuses is answered 400 naming
+     * the field, and the channel stays */
+    chan_w_init(&w);
+    chan_w_str(&w, "read-secret");
+    chan_w_str(&w, "../../etc/passwd");
+    raw_call(fd, CHAN_T_IMAGE_GET, 8, &w, &d, &p);
+    assert_int_equal(d.code, API_E_INVALID_FIELD);
+    free(p);
+    chan_w_init(&w);
+    chan_w_str(&w, "read-secret");
+    chan_w_u32(&w, console_h);
+    chan_w_u32(&w, 7);
+    chan_w_u32(&w, 10);
+    raw_call(fd, CHAN_T_CONSOLE_READ, 9, &w, &d, &p);
+    assert_int_equal(d.code, API_OK);
     free(p);
 
     /* a malformed frame ends the channel; what the front left open is
