@@ -42,12 +42,15 @@ check "abuse.py: every phase within its bounds (figures below)" \
 
 # Proxy connections whose guest never answered the SYN (the guest's stack
 # was full) end at --publish-connect-timeout (5 s), their clients' sockets
-# with them: within 10 s nothing may be left.
+# with them; a connection one side has ended closes after 10 s without a
+# byte moving (docs/shoald.md), checked on the proxy's 1 s tick: within
+# 15 s nothing may be left (10 s was the bound itself: CI saw 7 sockets of
+# the last clients still inside it).
 n_state() { ip netns exec "$E2E_NS" ss -Htan state "$1" '( sport = :8080 or dport = :8080 or dport = :80 )' | wc -l; }
-check "no socket of the published port left in CLOSE-WAIT within 10 s ($(n_state close-wait) now)" \
-    wait_for 10 [ "$(n_state close-wait)" = 0 ]
-check "no proxy connect left in SYN-SENT within 10 s ($(n_state syn-sent) now)" \
-    wait_for 10 [ "$(n_state syn-sent)" = 0 ]
+check "no socket of the published port left in CLOSE-WAIT within 15 s ($(n_state close-wait) now)" \
+    wait_for 15 [ "$(n_state close-wait)" = 0 ]
+check "no proxy connect left in SYN-SENT within 15 s ($(n_state syn-sent) now)" \
+    wait_for 15 [ "$(n_state syn-sent)" = 0 ]
 body=$(ns_curl -sS -m 10 "http://127.0.0.1:8080/healthz" || true)
 check "the published port answers after (got '$body')" [ "$body" = ok ]
 api GET /v1/instances/web
