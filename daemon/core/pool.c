@@ -793,8 +793,9 @@ int fleet_pool_handover(fleet *f, const char *id, const char *record, char *err,
             goto out;
         }
         if (c != '\n') {
+            /* the reason goes into last_error and the log: printable only */
             if (ll < sizeof line - 1)
-                line[ll++] = c;
+                line[ll++] = c == '\r' || (c >= 0x20 && c < 0x7f) ? c : '?';
             continue;
         }
         line[ll] = 0;
