@@ -14,6 +14,7 @@
 #     LVH_DIR/<name>/{run,etc,lib,log,cache}, and /tmp is a fresh tmpfs: the
 #     host cannot see the client's state dir or image cache, nor the client
 #     its files, except through libvirt (or the test reading LVH_DIR).
+#   - /run/lock exists (libvirt's chardev lock files for console streams).
 #   - qemu.conf: QEMU as root, stdio_handler "file" (no virtlogd needed).
 #     QEMU capabilities are copied from /var/cache/libvirt/qemu when that
 #     holds a probe; else the first host probes QEMU at its start (about
@@ -66,7 +67,7 @@ lvh_start() {
     ns=$(lvh_ns "$name")
     veth=lvh$$$n
     veth=${veth:0:13}
-    mkdir -p "$d"/run "$d"/etc/qemu "$d"/lib "$d"/log "$d"/cache/qemu
+    mkdir -p "$d"/run/lock "$d"/etc/qemu "$d"/lib "$d"/log "$d"/cache/qemu
     echo "$n" >"$d/n"
     LVH_NAMES="$LVH_NAMES $name"
     ip netns add "$ns" || return 1
