@@ -129,6 +129,24 @@ void chan_w_free(chan_w *w)
     memset(w, 0, sizeof *w);
 }
 
+static void w_raw(chan_w *w, const void *p, size_t n);
+
+void chan_w_next(chan_w *w)
+{
+    static const unsigned char room[CHAN_HDR_LEN];
+
+    w->oom = false;
+    w->len = w->done;
+    w->start = w->done;
+    w_raw(w, room, sizeof room);
+}
+
+void chan_w_reset(chan_w *w)
+{
+    w->done = 0;
+    chan_w_next(w);
+}
+
 static void w_raw(chan_w *w, const void *p, size_t n)
 {
     if (w->oom)
@@ -204,12 +222,13 @@ int chan_w_finish(chan_w *w, uint16_t type, uint32_t id, uint32_t max)
 
     if (w->buf == NULL)
         w_raw(w, NULL, 0);
-    if (w->oom || w->buf == NULL || w->len - CHAN_HDR_LEN > max)
+    if (w->oom || w->buf == NULL || w->len - w->start - CHAN_HDR_LEN > max)
         return -1;
-    h.len = (uint32_t)(w->len - CHAN_HDR_LEN);
+    h.len = (uint32_t)(w->len - w->start - CHAN_HDR_LEN);
     h.type = type;
     h.id = id;
-    chan_hdr_put(w->buf, &h);
+    chan_hdr_put(w->buf + w->start, &h);
+    w->done = w->len;
     return 0;
 }
 

@@ -32,7 +32,8 @@
  *
  * Bounds: a request payload is at most CHAN_REQ_MAX bytes, a reply frame
  * CHAN_REP_MAX; upload and console chunks CHAN_CHUNK_MAX; the root serves
- * at most chan_server_opts.max_inflight calls at once (beyond: 503) and
+ * at most chan_server_opts.max_inflight calls at once (beyond: 503) on
+ * pooled call workers (chan_server.c; 16 kept idle) and
  * holds at most CHAN_HANDLES_MAX open uploads/streams. A frame over a bound
  * or one that does not parse ends the channel (the root closes it; the
  * front exits and is started again).
@@ -116,20 +117,27 @@ int chan_hdr_get(const unsigned char in[CHAN_HDR_LEN], uint32_t max, chan_hdr *h
 /* ---- field writer (growable; oom sticks) -------------------------------- */
 
 typedef struct chan_w {
-    unsigned char *buf; /* CHAN_HDR_LEN bytes of header room, then the payload */
+    unsigned char *buf; /* frames: CHAN_HDR_LEN bytes of header room, then the payload */
     size_t len, cap;
+    size_t start; /* where the frame being written begins */
+    size_t done;  /* bytes of the frames finished so far (buf[0 .. done)) */
     bool oom;
 } chan_w;
 
 void chan_w_init(chan_w *w); /* reserves the header */
 void chan_w_free(chan_w *w);
+/* Several frames in one buffer, sent with one write: begin another frame
+ * behind the finished ones (an unfinished one is dropped). */
+void chan_w_next(chan_w *w);
+/* Drop every frame, keep the memory; a new frame begins. */
+void chan_w_reset(chan_w *w);
 void chan_w_u32(chan_w *w, uint32_t v);
 void chan_w_u64(chan_w *w, uint64_t v);
 void chan_w_bool(chan_w *w, bool v);
 void chan_w_str(chan_w *w, const char *s); /* NULL allowed */
 void chan_w_bytes(chan_w *w, const void *p, size_t n);
-/* Fill the header (type, id, len); the frame is buf[0 .. len). -1 on oom
- * or a payload over max. */
+/* Fill the header (type, id, len) of the frame being written; the frames
+ * are then buf[0 .. len) (== done). -1 on oom or a payload over max. */
 int chan_w_finish(chan_w *w, uint16_t type, uint32_t id, uint32_t max);
 
 /* ---- strict field reader ------------------------------------------------ */
@@ -239,6 +247,10 @@ int chan_server_run(int fd, const api_backend *be, void *be_ctx, const chan_serv
 /* Wait until no call of any channel is running (before the backend's
  * context goes away). */
 void chan_server_wait_idle(void);
+
+/* The root's call workers (pooled, shared by every channel; chan_server.c):
+ * how many were ever started, are alive, wait idle now (tests). */
+void chan_server_workers(unsigned long *started, unsigned *alive, unsigned *idle);
 
 /* Front end: an api_backend whose calls go over fd. */
 typedef struct chan_client chan_client;

@@ -7,7 +7,19 @@
  * thread serves is kept per thread (authenticate runs first on every
  * request) and sent with each call: the root checks it every time.
  *
- * Locks: mu (leaf) guards the slots; wmu (leaf) serialises whole frames.
+ * Principal cache: what the root answered to an authenticate is kept for
+ * PC_TTL_MS (at most PC_N secrets, looked up in constant time), so a
+ * request is one round trip, not two. It only feeds the front's own early
+ * checks (401, 403, the rate buckets): the root still authenticates every
+ * call, so a revoked token is refused at its next call, and a 401 from the
+ * root drops the entry. An entry whose token's expiry has come is not used
+ * (the root then says the token expired).
+ *
+ * The reader takes the root's replies in reads of up to READ_BUF bytes (the
+ * root sends a call's frames in one write).
+ *
+ * Locks: mu (leaf) guards the slots; wmu (leaf) serialises whole frames;
+ * pmu (leaf) the principal cache.
  */
 #include "chan.h"
 
@@ -22,7 +34,16 @@
 
 #include "codec.h"
 
-#define SLOT_WAIT_MS 2000 /* a call waits this long for a free slot */
+#define SLOT_WAIT_MS 2000        /* a call waits this long for a free slot */
+#define READ_BUF     (64u << 10) /* the reader's buffer */
+#define PC_N         64          /* principals kept */
+#define PC_TTL_MS    1000        /* how long one is used without asking the root */
+
+typedef struct pc_entry {
+    char secret[API_TOKEN_SECRET_MAX + 1]; /* NUL-padded; "" = free */
+    int64_t until_ms;                      /* monotonic */
+    api_principal who;
+} pc_entry;
 
 typedef struct obj {
     struct obj *next;
@@ -54,6 +75,8 @@ struct chan_client {
     pthread_t reader;
     void (*on_dead)(void *);
     void *cls;
+    pthread_mutex_t pmu;
+    pc_entry pc[PC_N];
 };
 
 /* The secret of the request this connection thread serves. */
@@ -81,44 +104,95 @@ static slot *slot_of(chan_client *c, uint32_t id)
     return s->used && s->id == id && !s->done ? s : NULL;
 }
 
+/* The reader's buffered input. */
+typedef struct rbuf {
+    int fd;
+    size_t off, len;
+    unsigned char b[READ_BUF];
+} rbuf;
+
+/* n bytes from the channel: 0, or -1 at EOF or on error. */
+static int rb_read(rbuf *r, void *dst, size_t n)
+{
+    unsigned char *p = dst;
+
+    while (n > 0) {
+        size_t have = r->len - r->off;
+        if (have == 0) {
+            ssize_t k;
+            if (n >= sizeof r->b) /* a large payload: straight into place */
+                return chan_read_full(r->fd, p, n);
+            k = read(r->fd, r->b, sizeof r->b);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return -1;
+            r->off = 0;
+            r->len = (size_t)k;
+            continue;
+        }
+        if (have > n)
+            have = n;
+        memcpy(p, r->b + r->off, have);
+        r->off += have;
+        p += have;
+        n -= have;
+    }
+    return 0;
+}
+
 static void *reader_main(void *arg)
 {
     chan_client *c = arg;
     unsigned char hb[CHAN_HDR_LEN];
     unsigned char *p = NULL;
+    rbuf *rb = malloc(sizeof *rb);
+    obj *o = NULL;
 
+    if (rb != NULL) {
+        rb->fd = c->fd;
+        rb->off = rb->len = 0;
+    }
     for (;;) {
         chan_hdr h;
         slot *s;
 
-        if (chan_read_full(c->fd, hb, sizeof hb) != 0 || chan_hdr_get(hb, CHAN_REP_MAX, &h) != 0 ||
+        if (rb == NULL || rb_read(rb, hb, sizeof hb) != 0 ||
+            chan_hdr_get(hb, CHAN_REP_MAX, &h) != 0 ||
             (h.type != CHAN_R_OBJECT && h.type != CHAN_R_DONE))
             break;
-        p = malloc(h.len ? h.len : 1);
-        if (p == NULL || chan_read_full(c->fd, p, h.len) != 0)
-            break;
-        pthread_mutex_lock(&c->mu);
-        s = slot_of(c, h.id);
-        if (s != NULL && h.type == CHAN_R_OBJECT) {
+        if (h.type == CHAN_R_OBJECT) {
+            /* read into the object itself, its JSON moved to the front */
             chan_r r;
             size_t n = 0;
-            const void *json;
-            bool ok;
-            obj *o;
+            const char *json;
 
-            chan_r_init(&r, p, h.len);
-            ok = chan_r_u32(&r) == 1;
+            o = malloc(sizeof *o + (h.len ? h.len : 1));
+            if (o == NULL || rb_read(rb, o->json, h.len) != 0)
+                break;
+            chan_r_init(&r, o->json, h.len);
+            o->ok = chan_r_u32(&r) == 1;
             json = chan_r_bytes(&r, CHAN_REP_MAX, &n);
-            o = chan_r_done(&r) ? malloc(sizeof *o + n) : NULL;
-            if (o != NULL) {
-                o->next = NULL;
-                o->ok = ok;
-                o->len = n;
-                memcpy(o->json, json, n);
-                *s->tail = o;
-                s->tail = &o->next;
+            if (!chan_r_done(&r)) {
+                free(o);
+                o = NULL;
+                continue; /* as before: a malformed object is dropped */
             }
-        } else if (s != NULL) {
+            memmove(o->json, json, n);
+            o->len = n;
+            o->next = NULL;
+        } else {
+            p = malloc(h.len ? h.len : 1);
+            if (p == NULL || rb_read(rb, p, h.len) != 0)
+                break;
+        }
+        pthread_mutex_lock(&c->mu);
+        s = slot_of(c, h.id);
+        if (s != NULL && o != NULL) {
+            *s->tail = o;
+            s->tail = &o->next;
+            o = NULL;
+        } else if (s != NULL && p != NULL) {
             s->payload = p;
             s->len = h.len;
             s->done = true;
@@ -126,10 +200,14 @@ static void *reader_main(void *arg)
             pthread_cond_signal(&s->cv);
         }
         pthread_mutex_unlock(&c->mu);
+        free(o);
+        o = NULL;
         free(p);
         p = NULL;
     }
+    free(o);
     free(p);
+    free(rb);
     pthread_mutex_lock(&c->mu);
     c->dead = true;
     for (unsigned i = 0; i < c->n; i++)
@@ -139,6 +217,96 @@ static void *reader_main(void *arg)
     if (c->on_dead != NULL)
         c->on_dead(c->cls);
     return NULL;
+}
+
+/* ---- principal cache ---------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The entry of secret (NUL-padded to the key's size), or NULL; every entry
+ * compared whole, so the time says nothing of which matched. */
+static pc_entry *pc_find(chan_client *c, const char key[API_TOKEN_SECRET_MAX + 1])
+{
+    pc_entry *hit = NULL;
+
+    for (size_t i = 0; i < PC_N; i++) {
+        unsigned char diff = (unsigned char)(c->pc[i].secret[0] == '\0');
+        for (size_t k = 0; k < API_TOKEN_SECRET_MAX + 1; k++)
+            diff |= (unsigned char)(c->pc[i].secret[k] ^ key[k]);
+        if (diff == 0)
+            hit = &c->pc[i];
+    }
+    return hit;
+}
+
+static void pc_key(char key[API_TOKEN_SECRET_MAX + 1], const char *secret)
+{
+    memset(key, 0, API_TOKEN_SECRET_MAX + 1);
+    snprintf(key, API_TOKEN_SECRET_MAX + 1, "%s", secret);
+}
+
+/* who from the cache: true when secret's principal is there, fresh, and
+ * its token's expiry has not come. */
+static bool pc_get(chan_client *c, const char *secret, api_principal *who)
+{
+    char key[API_TOKEN_SECRET_MAX + 1];
+    pc_entry *e;
+    bool ok = false;
+
+    pc_key(key, secret);
+    pthread_mutex_lock(&c->pmu);
+    e = pc_find(c, key);
+    if (e != NULL && e->until_ms > mono_ms() &&
+        (e->who.expires == 0 || (int64_t)time(NULL) < e->who.expires)) {
+        *who = e->who;
+        ok = true;
+    }
+    pthread_mutex_unlock(&c->pmu);
+    explicit_bzero(key, sizeof key);
+    return ok;
+}
+
+static void pc_put(chan_client *c, const char *secret, const api_principal *who)
+{
+    char key[API_TOKEN_SECRET_MAX + 1];
+    pc_entry *e;
+
+    pc_key(key, secret);
+    pthread_mutex_lock(&c->pmu);
+    e = pc_find(c, key);
+    for (size_t i = 0; i < PC_N && e == NULL; i++)
+        e = c->pc[i].secret[0] == '\0' ? &c->pc[i] : NULL;
+    if (e == NULL) { /* full: the one that goes stale first */
+        e = &c->pc[0];
+        for (size_t i = 1; i < PC_N; i++)
+            e = c->pc[i].until_ms < e->until_ms ? &c->pc[i] : e;
+    }
+    memcpy(e->secret, key, sizeof e->secret);
+    e->who = *who;
+    e->until_ms = mono_ms() + PC_TTL_MS;
+    pthread_mutex_unlock(&c->pmu);
+    explicit_bzero(key, sizeof key);
+}
+
+/* The root refused secret: forget it. */
+static void pc_drop(chan_client *c, const char *secret)
+{
+    char key[API_TOKEN_SECRET_MAX + 1];
+    pc_entry *e;
+
+    pc_key(key, secret);
+    pthread_mutex_lock(&c->pmu);
+    e = pc_find(c, key);
+    if (e != NULL)
+        explicit_bzero(e, sizeof *e);
+    pthread_mutex_unlock(&c->pmu);
+    explicit_bzero(key, sizeof key);
 }
 
 static void deadline_in(struct timespec *ts, int ms)
@@ -230,6 +398,8 @@ static api_code call(chan_client *c, chan_w *w, chan_type t, reply *rep, api_sta
     if (rc != API_OK) {
         reply_free(rep);
         memset(rep, 0, sizeof *rep);
+    } else if (rep->d.code == API_E_UNAUTHORIZED) {
+        pc_drop(c, tl_secret); /* revoked or expired since it was cached */
     }
     return rc;
 }
@@ -312,6 +482,8 @@ static api_code cl_authenticate(void *ctx, const char *secret, api_principal *wh
     api_code rc;
 
     snprintf(tl_secret, sizeof tl_secret, "%s", secret);
+    if (pc_get(ctx, secret, who))
+        return API_OK;
     begin(&w);
     if (call(ctx, &w, CHAN_T_AUTHENTICATE, &rep, &st) != API_OK) {
         chan_w_free(&w);
@@ -328,6 +500,8 @@ static api_code cl_authenticate(void *ctx, const char *secret, api_principal *wh
     } else {
         rc = API_E_UNAUTHORIZED;
     }
+    if (rc == API_OK)
+        pc_put(ctx, secret, who);
     reply_free(&rep);
     return rc;
 }
@@ -854,6 +1028,7 @@ int chan_client_open(int fd, unsigned max_inflight, void (*on_dead)(void *), voi
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->free_cv, NULL);
     pthread_mutex_init(&c->wmu, NULL);
+    pthread_mutex_init(&c->pmu, NULL);
     for (unsigned i = 0; i < c->n; i++)
         pthread_cond_init(&c->slots[i].cv, NULL);
     if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
@@ -879,6 +1054,8 @@ void chan_client_close(chan_client *c)
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->free_cv);
     pthread_mutex_destroy(&c->wmu);
+    pthread_mutex_destroy(&c->pmu);
+    explicit_bzero(c->pc, sizeof c->pc);
     free(c->slots);
     free(c);
 }

@@ -1,14 +1,29 @@
 /*
  * chan_server.c - the root end of the privilege-separation channel
  * (chan.h). One reader (the caller of chan_server_run) reads and decodes
- * every frame; each decoded call runs on a thread of its own (calls block:
- * a create waits on libvirt, a stream read up to 1 s), at most
- * max_inflight at once. Each call authenticates the secret it carries and
+ * every frame; each decoded call runs on a call worker (calls block: a
+ * create waits on libvirt, a stream read up to 1 s), at most max_inflight
+ * at once per channel. Each call authenticates the secret it carries and
  * is checked against the token's scope here, whatever the front decided.
  *
+ * Call workers are pooled, shared by every channel: a call goes to an idle
+ * worker, or to a new one when none is idle, so a call never waits behind
+ * another; a worker idle for POOL_IDLE_MS leaves and at most POOL_IDLE_MAX
+ * wait. Workers are thus bounded by the calls in flight plus
+ * POOL_IDLE_MAX, and the queue by the idle workers (a call is queued only
+ * for a worker that waits for it). A thread per call cost a small call
+ * about a third of its time in the root (docs/benchmarks.md "Privilege
+ * separation").
+ *
+ * A call's reply frames are written into one buffer and sent with one
+ * write when it holds CHAN_FLUSH bytes and at the end (the front reads
+ * them the same way): one wake-up of the front per reply, not one per
+ * object of a list.
+ *
  * Locks: mu (leaf) guards the in-flight count and the handle table; wmu
- * (leaf) serialises whole frames onto the socket. Neither is held across a
- * backend call.
+ * (leaf) serialises whole buffers of frames onto the socket; pool.mu
+ * (leaf) the idle workers and their queue. None is held across a backend
+ * call.
  */
 #include "chan.h"
 
@@ -19,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -51,43 +67,58 @@ typedef struct srv {
 } srv;
 
 typedef struct job {
+    struct job *next; /* in the pool's queue */
     srv *s;
     uint32_t id;
     unsigned char *payload;
     chan_call c;
 } job;
 
+#define CHAN_FLUSH    (64u << 10) /* reply bytes buffered before a write */
+#define POOL_IDLE_MAX 16          /* call workers kept waiting */
+#define POOL_IDLE_MS  10000       /* a worker idle this long leaves */
+
 /* ---- socket ------------------------------------------------------------- */
 
-static void send_frame(srv *s, chan_w *w, uint16_t type, uint32_t id)
+/* Send the finished frames of w in one write and empty it. */
+static void flush(srv *s, chan_w *w)
 {
-    if (chan_w_finish(w, type, id, CHAN_REP_MAX) != 0)
+    if (w->done == 0)
         return;
     pthread_mutex_lock(&s->wmu);
     /* Failing (the front is gone, or has not read for CHAN_SEND_TIMEOUT_S):
      * end the channel, so the reader stops and no call waits on a front
      * that does not read. */
-    if (chan_send_full(s->fd, w->buf, w->len) != 0)
+    if (chan_send_full(s->fd, w->buf, w->done) != 0)
         shutdown(s->fd, SHUT_RDWR);
     pthread_mutex_unlock(&s->wmu);
+    chan_w_reset(w);
 }
 
-static void send_done(srv *s, uint32_t id, const api_status *st, const char *cursor,
+/* The call's DONE frame behind what w holds, all sent. */
+static void send_done(srv *s, chan_w *w, uint32_t id, const api_status *st, const char *cursor,
                       uint32_t handle, int64_t value, const void *blob, size_t blob_len)
+{
+    chan_w_next(w);
+    chan_done_put(w, st, cursor, handle, value, blob, blob_len);
+    if (chan_w_finish(w, CHAN_R_DONE, id, CHAN_REP_MAX) != 0) {
+        /* too large (metrics text of a huge fleet) or no memory */
+        api_status e = { 0 };
+        chan_w_next(w);
+        api_status_set(&e, API_E_INTERNAL, NULL, "result too large for the channel");
+        chan_done_put(w, &e, NULL, 0, 0, NULL, 0);
+        chan_w_finish(w, CHAN_R_DONE, id, CHAN_REP_MAX);
+    }
+    flush(s, w);
+}
+
+/* A DONE frame alone (answers of the reader). */
+static void send_status(srv *s, uint32_t id, const api_status *st)
 {
     chan_w w;
 
     chan_w_init(&w);
-    chan_done_put(&w, st, cursor, handle, value, blob, blob_len);
-    if (chan_w_finish(&w, CHAN_R_DONE, id, CHAN_REP_MAX) != 0) {
-        /* too large (metrics text of a huge fleet) or no memory */
-        api_status e = { 0 };
-        chan_w_free(&w);
-        chan_w_init(&w);
-        api_status_set(&e, API_E_INTERNAL, NULL, "result too large for the channel");
-        chan_done_put(&w, &e, NULL, 0, 0, NULL, 0);
-    }
-    send_frame(s, &w, CHAN_R_DONE, id);
+    send_done(s, &w, id, st, NULL, 0, 0, NULL, 0);
     chan_w_free(&w);
 }
 
@@ -150,26 +181,25 @@ static void handle_release(srv *s, hkind kind, void *h)
 
 /* ---- one call ----------------------------------------------------------- */
 
-/* Capture sink target: one CHAN_R_OBJECT frame per object. */
+/* Capture sink target: one CHAN_R_OBJECT frame per object, into out. */
 typedef struct capture {
     srv *s;
     uint32_t id;
+    chan_w *out;
 } capture;
 
 static int on_object(void *cls, const char *json, size_t len, bool ok)
 {
     capture *cp = cls;
-    chan_w w;
+    chan_w *w = cp->out;
 
-    chan_w_init(&w);
-    chan_w_u32(&w, ok ? 1 : 0);
-    chan_w_bytes(&w, json, len);
-    if (chan_w_finish(&w, CHAN_R_OBJECT, cp->id, CHAN_REP_MAX) != 0) {
-        chan_w_free(&w);
-        return -1;
-    }
-    send_frame(cp->s, &w, CHAN_R_OBJECT, cp->id);
-    chan_w_free(&w);
+    chan_w_next(w);
+    chan_w_u32(w, ok ? 1 : 0);
+    chan_w_bytes(w, json, len);
+    if (chan_w_finish(w, CHAN_R_OBJECT, cp->id, CHAN_REP_MAX) != 0)
+        return -1; /* the next frame drops it */
+    if (w->done >= CHAN_FLUSH)
+        flush(cp->s, w);
     return 0;
 }
 
@@ -243,7 +273,8 @@ static void run_call(job *j)
     const api_backend *be = s->be;
     void *ctx = s->ctx;
     chan_call *c = &j->c;
-    capture cp = { s, j->id };
+    chan_w out;
+    capture cp = { s, j->id, &out };
     api_status st = { 0 };
     api_principal who;
     api_sink *sink = NULL;
@@ -261,6 +292,7 @@ static void run_call(job *j)
                    c->type == CHAN_T_EVENTS_CLOSE;
 
     memset(&who, 0, sizeof who);
+    chan_w_init(&out);
     /* Releasing needs no token (a revoked one must not leak the handle). */
     if (!closing) {
         if (be->authenticate == NULL || be->authenticate(ctx, c->secret, &who) != API_OK) {
@@ -488,8 +520,9 @@ reply:
         blob = NULL;
         blob_len = 0;
     }
-    send_done(s, j->id, &st, rc == API_OK ? api_sink_cursor(sink) : NULL, handle, value, blob,
+    send_done(s, &out, j->id, &st, rc == API_OK ? api_sink_cursor(sink) : NULL, handle, value, blob,
               blob_len);
+    chan_w_free(&out);
     explicit_bzero(&who, sizeof who);
     api_sink_free(sink);
     free(text);
@@ -523,9 +556,9 @@ void chan_server_wait_idle(void)
     pthread_mutex_unlock(&all_mu);
 }
 
-static void *job_main(void *arg)
+/* Run one call and account for it. */
+static void job_run(job *j)
 {
-    job *j = arg;
     srv *s = j->s;
     bool last;
 
@@ -542,7 +575,89 @@ static void *job_main(void *arg)
     if (--all_calls == 0)
         pthread_cond_broadcast(&all_idle);
     pthread_mutex_unlock(&all_mu);
+}
+
+/* ---- call workers ------------------------------------------------------- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *head, *tail; /* calls handed to idle workers: never more than idle */
+    unsigned idle;    /* workers waiting for a call */
+    unsigned queued;
+    unsigned long started; /* workers ever started (chan_server_workers) */
+    unsigned workers;      /* workers alive */
+} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0, 0 };
+
+static void *worker_main(void *arg)
+{
+    job *j = arg;
+
+    while (j != NULL) {
+        struct timespec ts;
+
+        job_run(j);
+        j = NULL;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += POOL_IDLE_MS / 1000;
+        pthread_mutex_lock(&pool.mu);
+        if (pool.idle < POOL_IDLE_MAX) {
+            pool.idle++;
+            while (pool.head == NULL) {
+                if (pthread_cond_timedwait(&pool.cv, &pool.mu, &ts) == ETIMEDOUT)
+                    break;
+            }
+            /* a call queued for an idle worker is always taken: a worker
+             * leaves only when the queue is empty */
+            j = pool.head;
+            if (j != NULL) {
+                pool.head = j->next;
+                if (pool.head == NULL)
+                    pool.tail = NULL;
+                pool.queued--;
+            }
+            pool.idle--;
+        }
+        if (j == NULL)
+            pool.workers--;
+        pthread_mutex_unlock(&pool.mu);
+    }
     return NULL;
+}
+
+/* Hand j to an idle worker or a new one. 0, or -1 (no thread). */
+static int pool_submit(job *j, const pthread_attr_t *attr)
+{
+    pthread_t t;
+    int rc = 0;
+
+    j->next = NULL;
+    pthread_mutex_lock(&pool.mu);
+    if (pool.queued < pool.idle) {
+        if (pool.tail != NULL)
+            pool.tail->next = j;
+        else
+            pool.head = j;
+        pool.tail = j;
+        pool.queued++;
+        pthread_cond_signal(&pool.cv);
+    } else if (pthread_create(&t, attr, worker_main, j) == 0) {
+        pool.started++;
+        pool.workers++;
+    } else {
+        rc = -1;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return rc;
+}
+
+void chan_server_workers(unsigned long *started, unsigned *alive, unsigned *idle)
+{
+    pthread_mutex_lock(&pool.mu);
+    *started = pool.started;
+    *alive = pool.workers;
+    *idle = pool.idle;
+    pthread_mutex_unlock(&pool.mu);
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -579,7 +694,6 @@ int chan_server_run(int fd, const api_backend *be, void *be_ctx, const chan_serv
     for (;;) {
         chan_hdr h;
         job *j;
-        pthread_t t;
         bool full;
         int drc;
 
@@ -622,7 +736,7 @@ int chan_server_run(int fd, const api_backend *be, void *be_ctx, const chan_serv
             }
             api_status_set(&st, API_E_INVALID_FIELD, field[0] ? field : NULL,
                            "%s is not acceptable", field[0] ? field : "a value");
-            send_done(s, h.id, &st, NULL, 0, 0, NULL, 0);
+            send_status(s, h.id, &st);
             free(j->payload);
             free(j);
             why[0] = '\0';
@@ -642,14 +756,14 @@ int chan_server_run(int fd, const api_backend *be, void *be_ctx, const chan_serv
         pthread_mutex_lock(&all_mu);
         all_calls++;
         pthread_mutex_unlock(&all_mu);
-        if (full || pthread_create(&t, &attr, job_main, j) != 0) {
+        if (full || pool_submit(j, &attr) != 0) {
             pthread_mutex_lock(&all_mu);
             if (--all_calls == 0)
                 pthread_cond_broadcast(&all_idle);
             pthread_mutex_unlock(&all_mu);
             api_status st = { 0 };
             api_status_set(&st, API_E_UNAVAILABLE, NULL, "too many calls in flight");
-            send_done(s, h.id, &st, NULL, 0, 0, NULL, 0);
+            send_status(s, h.id, &st);
             if (!full) {
                 pthread_mutex_lock(&s->mu);
                 s->inflight--;

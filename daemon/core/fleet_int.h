@@ -84,6 +84,13 @@
  *                   Apart from the supervisor, whose reconnect of a hung
  *                   host can block for as long as the host hangs.
  *   image store     img_store.c's own checkpoint thread and lock.
+ *   privsep calls   --privsep on (api/chan_server.c): the supervisor reads
+ *                   the front's calls; each runs on a pooled call worker
+ *                   (one per call in flight, at most --api-max-conns + 16,
+ *                   plus at most 16 idle for 10 s) that calls the adapter
+ *                   like an API thread. Its locks (mu, wmu, all_mu,
+ *                   pool.mu) are leaves of the api, never held across a
+ *                   backend call.
  *
  * LOCKS, in the order they may be taken (never take one to the left while
  * holding one to its right):

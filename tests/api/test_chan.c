@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -800,13 +801,36 @@ static long http(uint16_t port, const char *method, const char *path, const char
 
 #define JSON "application/json"
 
+/* Root end, front end and the api server over them; the server's port. */
+static uint16_t stack_up(root_thread *root, int *front_fd, chan_client **cc, api_server **srv)
+{
+    api_config cfg;
+    api_err err;
+
+    root_start(root, front_fd);
+    assert_int_equal(chan_client_open(*front_fd, 8, NULL, NULL, cc), 0);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.listen_addr = "127.0.0.1";
+    assert_int_equal(api_server_start(&cfg, chan_client_backend(), *cc, srv, &err), 0);
+    return api_server_port(*srv);
+}
+
+/* The server stops, the root sees EOF and ends. */
+static void stack_down(root_thread *root, int front_fd, chan_client *cc, api_server *srv)
+{
+    api_server_stop(srv);
+    chan_client_close(cc);
+    close(front_fd);
+    pthread_join(root->t, NULL);
+    assert_int_equal(root->rc, 0);
+    chan_server_wait_idle();
+}
+
 static void t_http_over_channel(void **st)
 {
     root_thread root = { 0 };
     chan_client *cc = NULL;
     api_server *srv = NULL;
-    api_config cfg;
-    api_err err;
     uint16_t port;
     body b = { 0 };
     char *img;
@@ -817,12 +841,7 @@ static void t_http_over_channel(void **st)
 
     (void)st;
     fake_up();
-    root_start(&root, &front_fd);
-    assert_int_equal(chan_client_open(front_fd, 8, NULL, NULL, &cc), 0);
-    memset(&cfg, 0, sizeof cfg);
-    cfg.listen_addr = "127.0.0.1";
-    assert_int_equal(api_server_start(&cfg, chan_client_backend(), cc, &srv, &err), 0);
-    port = api_server_port(srv);
+    port = stack_up(&root, &front_fd, &cc, &srv);
 
     assert_int_equal(http(port, "GET", "/healthz", NULL, NULL, NULL, 0, 5000, &b), 200);
     assert_int_equal(http(port, "GET", "/v1/instances", NULL, NULL, NULL, 0, 5000, &b), 401);
@@ -904,12 +923,7 @@ static void t_http_over_channel(void **st)
     assert_true(audit_has("root-admin DELETE /v1/instances/web 204"));
     assert_true(audit_has("root-admin POST /v1/instances 201"));
 
-    api_server_stop(srv);
-    chan_client_close(cc); /* the root sees EOF */
-    close(front_fd);
-    pthread_join(root.t, NULL);
-    assert_int_equal(root.rc, 0);
-    chan_server_wait_idle();
+    stack_down(&root, front_fd, cc, srv);
     assert_int_equal(atomic_load(&F->streams_open), 0);
     free(b.p);
     free(id);
@@ -1085,6 +1099,170 @@ static void t_root_oversized(void **st)
     fake_down();
 }
 
+/* ---- the front's principal cache and the root's call workers ----------- */
+
+static atomic_uint auth_calls; /* the root's authentications */
+static atomic_bool op_revoked; /* "op-secret" was revoked */
+static atomic_llong exp_at;    /* "exp-secret" expires (Unix s) */
+
+/* stub_auth's tokens plus: op-secret (revocable), exp-secret (expires at
+ * exp_at: refused from then on, named, as the daemon does), rate-secret
+ * (1 request/s, burst 1). Counts every call. */
+static api_code cache_auth(void *ctx, const char *secret, api_principal *who)
+{
+    atomic_fetch_add(&auth_calls, 1);
+    if (strcmp(secret, "op-secret") == 0 || strcmp(secret, "exp-secret") == 0 ||
+        strcmp(secret, "rate-secret") == 0) {
+        memset(who, 0, sizeof *who);
+        snprintf(who->id, sizeof who->id, "%c00000000000", secret[0]);
+        snprintf(who->name, sizeof who->name, "%.4s", secret);
+        who->scope = API_SCOPE_OPERATOR;
+        if (secret[0] == 'o' && atomic_load(&op_revoked))
+            return API_E_UNAUTHORIZED;
+        if (secret[0] == 'e') {
+            who->expires = atomic_load(&exp_at);
+            if ((int64_t)time(NULL) >= who->expires) {
+                who->id[0] = '\0';
+                return API_E_UNAUTHORIZED;
+            }
+        }
+        if (secret[0] == 'r')
+            who->rate = who->burst = 1;
+        return API_OK;
+    }
+    return stub_auth(ctx, secret, who);
+}
+
+static void t_principal_cache(void **st)
+{
+    root_thread root = { 0 };
+    chan_client *cc = NULL;
+    api_server *srv = NULL;
+    uint16_t port;
+    body b = { 0 };
+    int front_fd;
+    unsigned long started0, started1;
+    unsigned alive, idle;
+
+    (void)st;
+    fake_up();
+    ROOT_BE.authenticate = cache_auth;
+    atomic_store(&auth_calls, 0);
+    atomic_store(&op_revoked, false);
+    port = stack_up(&root, &front_fd, &cc, &srv);
+
+    /* one round trip a request: the root authenticates each call (10),
+     * the front asked it for the principal once */
+    assert_int_equal(http(port, "GET", "/v1/instances", "op-secret", NULL, NULL, 0, 5000, &b), 200);
+    chan_server_workers(&started0, &alive, &idle);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(http(port, "GET", "/v1/instances", "op-secret", NULL, NULL, 0, 5000, &b),
+                         200);
+    assert_int_equal(atomic_load(&auth_calls), 11);
+    /* and the calls ran on the workers already there, one after another */
+    chan_server_workers(&started1, &alive, &idle);
+    assert_true(started1 - started0 <= 1);
+    assert_true(idle >= 1 && alive >= idle);
+
+    /* revoked: refused at once (the root's check of the call), and the
+     * front forgot it (its own 401 next: "wrong") */
+    atomic_store(&op_revoked, true);
+    free(b.p);
+    b = (body){ 0 };
+    assert_int_equal(http(port, "GET", "/v1/instances", "op-secret", NULL, NULL, 0, 5000, &b), 401);
+    free(b.p);
+    b = (body){ 0 };
+    assert_int_equal(http(port, "GET", "/v1/instances", "op-secret", NULL, NULL, 0, 5000, &b), 401);
+    assert_non_null(strstr(b.p, "wrong bearer token"));
+
+    /* expired: the cached principal is not used past its token's expiry,
+     * so the answer names the expired token */
+    atomic_store(&exp_at, (long long)time(NULL) + 1);
+    assert_int_equal(http(port, "GET", "/v1/instances", "exp-secret", NULL, NULL, 0, 5000, &b),
+                     200);
+    while ((int64_t)time(NULL) < atomic_load(&exp_at))
+        usleep(20000);
+    free(b.p);
+    b = (body){ 0 };
+    assert_int_equal(http(port, "GET", "/v1/instances", "exp-secret", NULL, NULL, 0, 5000, &b),
+                     401);
+    assert_non_null(strstr(b.p, "expired at"));
+
+    /* the rate limit holds for a cached principal */
+    assert_int_equal(http(port, "GET", "/v1/instances", "rate-secret", NULL, NULL, 0, 5000, &b),
+                     200);
+    assert_int_equal(http(port, "GET", "/v1/instances", "rate-secret", NULL, NULL, 0, 5000, &b),
+                     429);
+
+    stack_down(&root, front_fd, cc, srv);
+    free(b.p);
+    fake_down();
+}
+
+/* Calls that block run side by side on workers of their own (a worker is
+ * started when none is idle), and the workers stay for the next calls. */
+static void t_call_workers(void **st)
+{
+    enum { N = 6 };
+    root_thread root = { 0 };
+    unsigned char hb[CHAN_HDR_LEN];
+    struct timespec t0, t1;
+    unsigned long started;
+    unsigned alive, idle, done = 0;
+    uint32_t ev_h[N];
+    chan_done d;
+    chan_w w;
+    unsigned char *p;
+    int fd;
+    double ms;
+
+    (void)st;
+    fake_up();
+    root_start(&root, &fd);
+    for (uint32_t i = 0; i < N; i++) {
+        chan_w_init(&w);
+        chan_w_str(&w, "read-secret");
+        chan_w_bool(&w, false);
+        chan_w_u64(&w, 0);
+        raw_call(fd, CHAN_T_EVENTS_OPEN, 100 + i, &w, &d, &p);
+        assert_int_equal(d.code, API_OK);
+        ev_h[i] = d.handle;
+        free(p);
+    }
+    /* N event waits of 300 ms sent at once end together */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (uint32_t i = 0; i < N; i++) {
+        chan_w_init(&w);
+        chan_w_str(&w, "read-secret");
+        chan_w_u32(&w, ev_h[i]);
+        chan_w_u32(&w, 300);
+        assert_int_equal(chan_w_finish(&w, CHAN_T_EVENTS_NEXT, 200 + i, CHAN_REQ_MAX), 0);
+        assert_int_equal(write(fd, w.buf, w.len), (ssize_t)w.len);
+        chan_w_free(&w);
+    }
+    while (done < N) {
+        chan_hdr h;
+        assert_int_equal(read(fd, hb, sizeof hb), (ssize_t)sizeof hb);
+        assert_int_equal(chan_hdr_get(hb, CHAN_REP_MAX, &h), 0);
+        p = malloc(h.len + 1);
+        assert_int_equal(recv(fd, p, h.len, MSG_WAITALL), (ssize_t)h.len);
+        free(p);
+        done += h.type == CHAN_R_DONE;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    assert_true(ms < N * 300 / 2); /* not one after another */
+    chan_server_workers(&started, &alive, &idle);
+    assert_true(alive >= N);
+    shutdown(fd, SHUT_WR); /* EOF: the root ends, the streams are released */
+    pthread_join(root.t, NULL);
+    assert_int_equal(root.rc, 0);
+    chan_server_wait_idle();
+    assert_int_equal(atomic_load(&F->streams_open), 0);
+    close(fd);
+    fake_down();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1097,6 +1275,8 @@ int main(void)
         cmocka_unit_test(t_http_over_channel),
         cmocka_unit_test(t_root_enforces),
         cmocka_unit_test(t_root_oversized),
+        cmocka_unit_test(t_principal_cache),
+        cmocka_unit_test(t_call_workers),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return cmocka_run_group_tests(tests, NULL, NULL);
