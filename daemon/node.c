@@ -2216,6 +2216,37 @@ out:
     return rc;
 }
 
+int node_set_instance_id(struct node *n, const char *name, const char *id, char *err, size_t errlen)
+{
+    virDomainPtr dom = NULL;
+    unsigned char uuid[VIR_UUID_BUFLEN];
+    char md[DOMXML_ID_MAX + 32];
+    int rc;
+    if (!id || !domxml_valid_instance_id(id)) {
+        errbuf_set(err, errlen, "set instance: invalid instance id");
+        return NODE_E_INVAL;
+    }
+    rc = lookup(n, "set instance", name, &dom, err, errlen);
+    if (rc != NODE_OK)
+        goto out;
+    /* the element domxml_render writes; an id is hex, nothing to escape */
+    snprintf(md, sizeof md, "<instance id='%s'/>", id);
+    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, md, DOMXML_NS_PREFIX, DOMXML_NS_URI,
+                             VIR_DOMAIN_AFFECT_LIVE) < 0) {
+        rc = lv_status(n);
+        errbuf_set(err, errlen, "cannot name instance '%s' in domain '%s': %s", id, name, lv_msg());
+        goto out;
+    }
+    /* events look the id up by uuid first (on_lifecycle) */
+    if (virDomainGetUUID(dom, uuid) == 0)
+        ids_put(n, uuid, id);
+    rc = NODE_OK;
+out:
+    if (dom)
+        virDomainFree(dom);
+    return rc;
+}
+
 int node_resume_started(struct node *n, const char *name, char *err, size_t errlen)
 {
     virDomainPtr dom = NULL;

@@ -369,6 +369,14 @@ int node_shutdown(struct node *node, const char *name, unsigned timeout_ms, int 
  * QEMU is gone. Errors: NODE_E_NOTFOUND, NODE_E_LIBVIRT, NODE_E_CONN. */
 int node_destroy(struct node *node, const char *name, char *err, size_t errlen);
 
+/* Make running domain `name` instance `id`'s: its shoal metadata (live
+ * only: it is transient) names id, and so do its events, usage and list
+ * entries from now on. A warm pool guest handed to an idle instance's
+ * wake (docs/shoald.md "Scale to zero"). Errors: NODE_E_INVAL (id not a
+ * valid instance id), NODE_E_NOTFOUND, NODE_E_LIBVIRT, NODE_E_CONN. */
+int node_set_instance_id(struct node *node, const char *name, const char *id, char *err,
+                         size_t errlen);
+
 /* State of domain `name`. Errors: NODE_E_NOTFOUND, NODE_E_LIBVIRT, NODE_E_CONN. */
 int node_state(struct node *node, const char *name, struct node_dom *out, char *err, size_t errlen);
 

@@ -101,6 +101,10 @@ static const char *const MIGRATIONS[] = {
      * published ports after which the instance sleeps (state idle); 0 off,
      * as for every row from before. */
     "ALTER TABLE instances ADD COLUMN idle_s INTEGER NOT NULL DEFAULT 0;",
+    /* 11: wake from a warm pool (issue 15): the id of the pool guest whose
+     * domain, tap and run files the instance's current (or last) run uses;
+     * '' for a run of its own (every row from before). */
+    "ALTER TABLE instances ADD COLUMN guest TEXT NOT NULL DEFAULT '';",
 };
 
 static const char *const STATE_NAMES[ST__COUNT] = {
@@ -300,7 +304,7 @@ static void ports_from_json(state_instance *in, const char *txt)
     "id,name,image_ref,image_digest,host,state,memory_mib,vcpus,args,env,"                         \
     "labels,restart,restarts,network,ipv4,mac,ports,created_ms,started_ms,boot_us,"                \
     "ready_ms,exit_code,last_error,want_running,placement,ready,health,"                           \
-    "health_interval_s,health_timeout_s,health_retries,cmdline,initrd,idle_s"
+    "health_interval_s,health_timeout_s,health_retries,cmdline,initrd,idle_s,guest"
 
 static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *ports)
 {
@@ -348,6 +352,7 @@ static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *por
     else
         sqlite3_bind_null(st, i++);
     sqlite3_bind_int(st, i++, in->idle_s);
+    sqlite3_bind_text(st, i++, in->guest, -1, SQLITE_TRANSIENT);
     return i;
 }
 
@@ -411,6 +416,7 @@ static void read_inst(sqlite3_stmt *st, state_instance *in)
     c++;
     copy_col(in->initrd, sizeof in->initrd, st, c++);
     in->idle_s = sqlite3_column_int(st, c++);
+    copy_col(in->guest, sizeof in->guest, st, c++);
 }
 
 /* Rewrite the host_ports rows of one instance. Caller holds the mutex and
@@ -464,13 +470,14 @@ static int inst_write(state_db *db, const state_instance *in, int insert, const 
     /* UPDATE, not REPLACE: REPLACE deletes the row and cascades away runs. */
     const char *sql =
         insert ? "INSERT INTO instances(" INST_COLS
-                 ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                 ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
                : "UPDATE instances SET id=?1,name=?2,image_ref=?3,image_digest=?4,host=?5,"
                  "state=?6,memory_mib=?7,vcpus=?8,args=?9,env=?10,labels=?11,restart=?12,"
                  "restarts=?13,network=?14,ipv4=?15,mac=?16,ports=?17,created_ms=?18,"
                  "started_ms=?19,boot_us=?20,ready_ms=?21,exit_code=?22,last_error=?23,"
                  "want_running=?24,placement=?25,ready=?26,health=?27,health_interval_s=?28,"
-                 "health_timeout_s=?29,health_retries=?30,cmdline=?31,initrd=?32,idle_s=?33 "
+                 "health_timeout_s=?29,health_retries=?30,cmdline=?31,initrd=?32,idle_s=?33,"
+                 "guest=?34 "
                  "WHERE id=?1";
 
     pthread_mutex_lock(&db->mu);

@@ -113,6 +113,11 @@ typedef struct {
     /* scale to zero: sleep after this many seconds without a connection on
      * the published ports (state idle), 0 never */
     int idle_s;
+    /* the warm pool guest whose identity its current or last domain has
+     * (a wake from the pool, docs/shoald.md "Scale to zero"): that domain's
+     * name, tap and run files derive from this id, not from `id`. "" for a
+     * domain of its own. Use fleet_run_id(). */
+    char guest[STATE_ID_LEN + 1];
 } state_instance;
 
 /* One host row (a libvirt connection). */

@@ -35,7 +35,7 @@ int fleet_console_open(fleet *f, const char *key, uint64_t tail, bool follow, fl
         return fleet_err_set(e, FLEET_E_INTERNAL, NULL, "out of memory");
     }
     snprintf(c->id, sizeof c->id, "%s", in.id);
-    fleet_console_path(f, in.id, c->path, sizeof c->path);
+    fleet_console_path(f, fleet_run_id(&in), c->path, sizeof c->path);
     c->follow = follow;
     c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
     if (c->fd >= 0 && fstat(c->fd, &sb) == 0 && tail != UINT64_MAX && (uint64_t)sb.st_size > tail)

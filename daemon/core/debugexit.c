@@ -110,7 +110,7 @@ int fleet_debug_exit_code(fleet *f, const state_instance *in, int *code)
     if (img_get(f->img, in->image_digest, &info, &ierr) != 0 ||
         info.profile.exit != IMG_EXIT_DEBUG_EXIT || log_dir(f, in->host, dir, sizeof dir) != 0)
         goto out;
-    fleet_domain_name(in->id, dom, sizeof dom);
+    fleet_domain_name(fleet_run_id(in), dom, sizeof dom);
     snprintf(path, sizeof path, "%s/%s.log", dir, dom);
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))

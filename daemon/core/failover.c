@@ -135,7 +135,7 @@ static void end_lost_run(fleet *f, const state_instance *in, const char *why, in
     pthread_mutex_unlock(&f->mu);
     pfwd_remove(f->pfwd, in->id);
     fleet_probe_unwatch(f, in->id);
-    fleet_guard_remove(f, in->id);
+    fleet_guard_remove(f, fleet_run_id(in));
     if (end_run && was_active && run_no)
         state_run_end(f->db, in->id, run_no, fleet_wall_ms(), -1, "lost", why);
 }

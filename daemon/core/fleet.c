@@ -109,6 +109,11 @@ void fleet_domain_name(const char *id, char *buf, size_t len)
     snprintf(buf, len, "shoal-%s", id);
 }
 
+const char *fleet_run_id(const state_instance *in)
+{
+    return in->guest[0] ? in->guest : in->id;
+}
+
 void fleet_wake_supervisor(fleet *f)
 {
     uint64_t one = 1;

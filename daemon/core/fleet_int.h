@@ -126,7 +126,8 @@
  *
  *   pool.mu   the warm pool table (pool.h): a leaf below mu, never held
  *             across I/O; a create claims a guest under it while holding
- *             place_mu (place_mu > row_mu > mu > pool.mu).
+ *             place_mu (place_mu > row_mu > mu > pool.mu), a wake's job
+ *             (idle.c) under it alone.
  *
  *   dhcp_mu   fleet.dhcp_mu. Serializes writing the DHCP lease list
  *             (leases.c): held across the SQLite read of the rows and
@@ -292,6 +293,10 @@ typedef struct {
      * until fenced_until_ms (monotonic). */
     const struct node *fenced_node;
     int64_t fenced_until_ms;
+    /* The run's fleet_run_id when that is a pool guest's ("" its own),
+     * copied from the row by whoever makes the run active (run.c,
+     * reconcile.c): status.c and supervisor.c read its files by id. */
+    char guest[STATE_ID_LEN + 1];
 } fleet_rt;
 
 /* One failed instance of a batch. */
@@ -415,6 +420,10 @@ static inline void fleet_text_copy(char *dst, size_t len, const char *src)
 void fleet_console_path(const fleet *f, const char *id, char *buf, size_t len);
 void fleet_status_path(const fleet *f, const char *id, char *buf, size_t len);
 void fleet_domain_name(const char *id, char *buf, size_t len);
+/* The id an instance's current (or last) domain's name, tap, MAC and run
+ * files derive from: the warm pool guest's it woke from (state.h guest),
+ * else its own. Pass it, never in->id, to the four helpers above. */
+const char *fleet_run_id(const state_instance *in);
 void fleet_wake_supervisor(fleet *f);
 /* The bridge for the tap of instance `in` about to start on its host: on
  * the local host netbr_set_pick's choice (the main bridge or an overflow
@@ -551,9 +560,11 @@ int fleet_dhcp_tick(fleet *f, int64_t now);
  * reading) and act on them. Waits for a poll of the same instance by
  * another thread, so that a caller that needs the last records gets them. */
 void fleet_status_poll(fleet *f, const char *id);
-/* The status file changed (inotify): poll unless the guest floods it. 1
- * when it polled, 0 when the event was ignored (a flood's quiet time). */
-int fleet_status_event(fleet *f, const char *id);
+/* The status file of run id `run` (fleet_run_id: the instance's own, or
+ * the pool guest's it woke on) changed (inotify): poll its instance unless
+ * the guest floods it. 1 when it polled, 0 when the event was ignored (a
+ * flood's quiet time). */
+int fleet_status_event(fleet *f, const char *run);
 
 /* Record a ready time in the histogram. Caller holds f->mu. */
 void fleet_observe_ready(fleet *f, double ready_ms);
@@ -612,10 +623,17 @@ void fleet_idle_ready(fleet *f, const char *id);
 void fleet_idle_check_wake(fleet *f, const char *id, const char *error);
 /* Reconcile: an idle row's ports listen, asleep (a no-op when they do). */
 void fleet_idle_adopt(fleet *f, const state_instance *in);
+/* Give row `in` the identity of run id `guest` (a pool guest's id, or ""
+ * or its own id for its own): state.h guest, and its MAC, which derives
+ * from the run id as a pool guest's does (pool.c). Pure. */
+void fleet_identity_take(state_instance *in, const char *guest);
+/* The same on the stored row (fleet_mutate). 0, or -1. */
+int fleet_set_guest(fleet *f, const char *id, const char *guest);
 
 /* ---- supervisor.c ---- */
 void *fleet_supervisor_main(void *arg);
-void fleet_console_rotate(fleet *f, const char *id);
+/* Keep the console file of run id `run` (fleet_run_id) under its budget. */
+void fleet_console_rotate(fleet *f, const char *run);
 
 /* ---- reconcile.c ---- */
 void fleet_reconcile_host(fleet *f, fleet_host *h);
@@ -682,6 +700,9 @@ int fleet_start_id(fleet *f, const char *id, fleet_err *e);
  * reconcile.c for a delete a killed shoald left. No lock held. -1 with a
  * message when the row could not be removed. */
 int fleet_delete_finish(fleet *f, const state_instance *in, char *err, size_t errlen);
+/* The files a run of run id `run` (fleet_run_id) leaves on this host: its
+ * console (and .1), status file and libvirt's QEMU log of its domain. */
+void fleet_run_files_remove(fleet *f, const char *run);
 
 /* ---- images.c ---- */
 /* Bytes an upload holds (two stored chunks) from which each write is a

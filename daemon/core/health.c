@@ -300,7 +300,7 @@ int fleet_probe_watch(fleet *f, const state_instance *in, int status_channel, in
         probe_unwatch(f->probes, in->id); /* nothing to probe */
         return 0;
     }
-    fleet_console_path(f, in->id, console, sizeof console);
+    fleet_console_path(f, fleet_run_id(in), console, sizeof console);
     w.id = in->id;
     w.gen = (uint64_t)gen;
     w.addr = in->network ? in->ipv4 : 0;
@@ -432,7 +432,7 @@ void fleet_job_probe(fleet *f, const fleet_job *j)
     if (rt && !rt->end_reason[0])
         fleet_text_copy(rt->end_reason, sizeof rt->end_reason, msg);
     pthread_mutex_unlock(&f->mu);
-    fleet_domain_name(in.id, dom, sizeof dom);
+    fleet_domain_name(fleet_run_id(&in), dom, sizeof dom);
     fleet_host *host = NULL;
     struct node *node = fleet_host_node(f, in.host, &host);
     if (node) {

@@ -22,7 +22,22 @@
  *   health.c       held connections through, instance.wake with latency.
  * State lives in fleet_rt (sleep_requested, wake_pending, wake_ms,
  * wake_reason), under f->mu like the rest of it. No new lock, no new
- * thread. */
+ * thread.
+ *
+ * Waking from the warm pool: when the instance's image has a waiting pool
+ * guest on its host that fits its run (pool.h), the wake claims it with
+ * the create's call (under pool.mu only), and the instance takes that guest's
+ * identity: its row's `guest` names the guest's id (state.h), from which
+ * its domain name, tap, MAC and run files derive from then on
+ * (fleet_run_id), while its address, ports and id stay. The start job
+ * then hands the guest the configuration a cold start would give it
+ * (run.c, fleet_pool_handover) instead of creating a domain, and names the
+ * instance in the domain's metadata (node_set_instance_id) so that its
+ * events and a later shoald's reconcile find it. A hand-over that fails
+ * destroys the guest and starts the instance cold under the same
+ * identity; so does every later run (a stop, a restart, a wake with no
+ * guest waiting). The identity moves again only at the next wake from the
+ * pool; the files of the one it leaves are removed then. */
 #include "fleet_int.h"
 
 #include <stdio.h>
@@ -30,7 +45,10 @@
 
 #include <jansson.h>
 
+#include "boot.h"
 #include "log.h"
+#include "netbr.h"
+#include "pool.h"
 #include "portfwd.h"
 
 /* An instance.sleep / instance.wake event with its own fields. */
@@ -90,7 +108,7 @@ void fleet_job_sleep(fleet *f, const fleet_job *j)
         pfwd_resume(f->pfwd, j->id);
         goto out;
     }
-    fleet_domain_name(in.id, dom, sizeof dom);
+    fleet_domain_name(fleet_run_id(&in), dom, sizeof dom);
     if ((node = fleet_host_node(f, in.host, &host)))
         rc = node_destroy(node, dom, err, sizeof err);
     else
@@ -112,13 +130,70 @@ out:
     state_inst_free(&in);
 }
 
-/* Start an idle instance for a wake. The one call site of the start path:
- * with warm pools this is where a pool guest would be claimed instead
- * (issue 15; the pool's core call, when it exists, goes here). */
+void fleet_identity_take(state_instance *in, const char *guest)
+{
+    fleet_text_copy(in->guest, sizeof in->guest, guest && strcmp(guest, in->id) ? guest : "");
+    if (in->network) /* the NIC of a pool guest has the MAC of its id (pool.c) */
+        netbr_mac(fleet_run_id(in), in->mac);
+}
+
+static void guest_fn(state_instance *in, void *ctx)
+{
+    fleet_identity_take(in, ctx);
+}
+
+int fleet_set_guest(fleet *f, const char *id, const char *guest)
+{
+    return fleet_mutate(f, id, guest_fn, (void *)guest);
+}
+
+/* A waiting pool guest for this wake (idle.c's head comment): claimed,
+ * and the row given its identity before the start job runs. 1 with its id
+ * in gid, 0 when none fits (a cold start). */
+static int wake_claim(fleet *f, const state_instance *in, char gid[STATE_ID_LEN + 1])
+{
+    img_info info;
+    img_err ie;
+    fleet_boot boot;
+    char err[256], old[STATE_ID_LEN + 1];
+    int got = 0;
+
+    memset(&info, 0, sizeof info);
+    if (!f->pool || img_get(f->img, in->image_digest, &info, &ie) != 0 ||
+        fleet_boot_plan(&info, &boot, err, sizeof err) != 0 ||
+        !fleet_pool_fits(&boot, in->initrd[0] != 0, in->cmdline != NULL))
+        goto out;
+    /* No place_mu (jobs never take it: a plan holds it while it waits for
+     * stops that event workers carry out). A wake places nothing: its host
+     * is fixed, and the guest's room, charged until now, becomes its. */
+    got = fleet_pool_claim(f, in->image_digest, in->host, (uint32_t)in->memory_mib,
+                           (uint32_t)in->vcpus, in->network, gid);
+    if (!got)
+        goto out;
+    if (fleet_set_guest(f, in->id, gid) != 0) {
+        log_warn("instance %s: cannot take pool guest %s: starting it cold", in->id, gid);
+        fleet_pool_unclaim(f, gid); /* untouched: back to the pool */
+        got = 0;
+        goto out;
+    }
+    /* the identity it leaves: its domain is gone (it slept) */
+    fleet_text_copy(old, sizeof old, fleet_run_id(in));
+    fleet_run_files_remove(f, old);
+    log_info("instance %s (%s): waking on warm pool guest %s", in->id, in->name, gid);
+out:
+    img_info_clear(&info);
+    return got;
+}
+
+/* Start an idle instance for a wake: on a waiting pool guest of its image
+ * when there is one (wake_claim), else cold, through the ordinary start
+ * path either way. */
 static void wake_start(fleet *f, const state_instance *in, const char *reason)
 {
+    char gid[STATE_ID_LEN + 1];
     fleet_err e;
     fleet_rt *rt;
+    int pooled;
     pthread_mutex_lock(&f->mu);
     if ((rt = fleet_rt_get(f, in->id))) {
         rt->wake_ms = fleet_now_ms();
@@ -126,7 +201,10 @@ static void wake_start(fleet *f, const state_instance *in, const char *reason)
     }
     pthread_mutex_unlock(&f->mu);
     log_info("instance %s (%s): waking (%s)", in->id, in->name, reason);
+    pooled = wake_claim(f, in, gid);
     if (fleet_start_id(f, in->id, &e) != FLEET_OK) {
+        if (pooled) /* never to be handed over; the row keeps its identity */
+            fleet_pool_drop(f, gid);
         fleet_set_state(f, in->id, ST_FAILED, e.msg);
         fleet_idle_check_wake(f, in->id, e.msg);
     }

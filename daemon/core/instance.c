@@ -359,8 +359,7 @@ static void claim_pool(fleet *f, const fleet_instance_spec *spec, const fleet_bo
                        const char *digest, bool network, uint32_t count, state_instance *made,
                        const sched_decision *dec, char *pooled)
 {
-    if (spec->initrd || spec->cmdline || boot->disk || boot->template ||
-        boot->preset != GCMD_PRESET_SHOAL)
+    if (!fleet_pool_fits(boot, spec->initrd != NULL, spec->cmdline != NULL))
         return;
     for (uint32_t i = 0; i < count; i++) {
         char id[STATE_ID_LEN + 1], name[STATE_NAME_MAX];
@@ -644,6 +643,21 @@ static void want_up_fn(state_instance *in, void *ctx)
     in->last_error[0] = 0;
 }
 
+/* The identity (fleet_run_id) of the row as stored now: a wake's start
+ * job may have given it a pool guest's since `in` was read. */
+static void refresh_identity(fleet *f, state_instance *in)
+{
+    state_instance now;
+    char err[STATE_ERR_MAX];
+    if (state_inst_find(f->db, in->id, &now, err, sizeof err) != 0)
+        return;
+    if (!strcmp(now.id, in->id)) {
+        memcpy(in->guest, now.guest, sizeof in->guest);
+        memcpy(in->mac, now.mac, sizeof in->mac);
+    }
+    state_inst_free(&now);
+}
+
 /* Destroy the instance's domain, wherever it is (a missing one is fine). */
 static void destroy_domain(fleet *f, const state_instance *in)
 {
@@ -653,7 +667,7 @@ static void destroy_domain(fleet *f, const state_instance *in)
     int rc;
     if (!node)
         return;
-    fleet_domain_name(in->id, dom, sizeof dom);
+    fleet_domain_name(fleet_run_id(in), dom, sizeof dom);
     rc = node_destroy(node, dom, err, sizeof err);
     if (rc != NODE_OK && rc != NODE_E_NOTFOUND)
         log_warn("instance %s: destroy: %s", in->id, err);
@@ -687,7 +701,8 @@ int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
     if (active) {
         /* A start job may still be creating the domain: let it finish. */
         fleet_rt_wait(f, in.id, 0, 30000);
-        fleet_domain_name(in.id, dom, sizeof dom);
+        refresh_identity(f, &in);
+        fleet_domain_name(fleet_run_id(&in), dom, sizeof dom);
         if ((node = fleet_host_node(f, in.host, &host))) {
             rc = node_shutdown(node, dom, (unsigned)timeout_s * 1000u, NULL, err, sizeof err);
             fleet_host_release(f, host);
@@ -784,8 +799,7 @@ int fleet_instance_restart(fleet *f, const char *key, int timeout_s, char id_out
     return rc != FLEET_OK ? rc : fleet_start_id(f, id, e);
 }
 
-/* Files an instance leaves under the state dir. */
-static void remove_files(fleet *f, const char *id)
+void fleet_run_files_remove(fleet *f, const char *id)
 {
     char path[FLEET_PATH_MAX + 2];
     fleet_console_path(f, id, path, sizeof path - 2);
@@ -794,7 +808,6 @@ static void remove_files(fleet *f, const char *id)
     unlink(path);
     fleet_status_path(f, id, path, sizeof path);
     unlink(path);
-    fleet_disk_remove(f, id); /* a disk image's overlay, if any */
     /* libvirt's QEMU log of its domain on the local embedded root, which
      * libvirt never removes (issue 16; names are unique, so a log of an
      * instance that ran elsewhere is simply absent). */
@@ -809,6 +822,16 @@ static void remove_files(fleet *f, const char *id)
             log_warn("instance %s: cannot remove the QEMU log of '%s': %s", id, dom,
                      strerror(errno));
     }
+}
+
+/* Files an instance leaves under the state dir: its run's (a pool
+ * guest's when it woke from the pool) and its own. */
+static void remove_files(fleet *f, const state_instance *in)
+{
+    fleet_run_files_remove(f, fleet_run_id(in));
+    if (strcmp(fleet_run_id(in), in->id))
+        fleet_run_files_remove(f, in->id);
+    fleet_disk_remove(f, in->id); /* a disk image's overlay, if any */
 }
 
 int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
@@ -845,6 +868,7 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
     fleet_mutate(f, in.id, want_down_fn, &stopping);
     kp_hit("delete.marked");
     fleet_rt_wait(f, in.id, 0, 30000);
+    refresh_identity(f, &in);
     destroy_domain(f, &in);
     kp_hit("delete.destroyed");
     if (!fleet_rt_wait(f, in.id, 1, 15000)) {
@@ -871,7 +895,8 @@ int fleet_delete_finish(fleet *f, const state_instance *in, char *err, size_t er
      * (image references are counted again from the rows at start). */
     pfwd_remove(f->pfwd, in->id);
     fleet_probe_unwatch(f, in->id);
-    remove_files(f, in->id);
+    fleet_pool_drop(f, fleet_run_id(in)); /* claimed for it and never handed over */
+    remove_files(f, in);
     if (state_inst_delete(f->db, in->id, err, errlen) != 0)
         return -1;
     kp_hit("delete.row");

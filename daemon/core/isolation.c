@@ -28,7 +28,7 @@ static int port_of(const state_instance *in, struct guard_port *p, char *err, si
 {
     if (!in->network || !in->ipv4 || !in->mac[0])
         return 0;
-    if (guard_port_init(p, in->id, in->mac, in->ipv4, err, errlen) != GUARD_OK)
+    if (guard_port_init(p, fleet_run_id(in), in->mac, in->ipv4, err, errlen) != GUARD_OK)
         return -1;
     return 1;
 }
@@ -77,7 +77,7 @@ int fleet_guard_add(fleet *f, const state_instance *in, char *tap, char *err, si
     struct guard_port p;
     int k;
 
-    guard_tap_name(in->id, tap);
+    guard_tap_name(fleet_run_id(in), tap);
     if (!f->guard || (k = port_of(in, &p, err, errlen)) == 0)
         return 0;
     if (k < 0 || guard_add(f->guard, &p, err, errlen) != GUARD_OK)

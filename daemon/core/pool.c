@@ -622,6 +622,30 @@ int fleet_pool_claim(fleet *f, const char *digest, const char *host, uint32_t me
     return got;
 }
 
+int fleet_pool_fits(const fleet_boot *boot, int own_initrd, int own_cmdline)
+{
+    return !own_initrd && !own_cmdline && !boot->disk && !boot->template &&
+           boot->preset == GCMD_PRESET_SHOAL;
+}
+
+void fleet_pool_drop(fleet *f, const char *id)
+{
+    pool_guest g, *tg;
+    int found = 0;
+    if (!f->pool || !id)
+        return;
+    pthread_mutex_lock(&f->pool->mu);
+    if ((tg = pool_tab_find(&f->pool->tab, id)) && tg->st == POOL_G_CLAIMED) {
+        g = *tg;
+        pool_tab_remove(&f->pool->tab, id);
+        found = 1;
+    }
+    pthread_cond_broadcast(&f->pool->cv);
+    pthread_mutex_unlock(&f->pool->mu);
+    if (found)
+        destroy_guest(f, &g);
+}
+
 void fleet_pool_unclaim(fleet *f, const char *id)
 {
     if (!f->pool)

@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "boot.h"
 #include "fleet_int.h"
 #include "gstatus.h"
 #include "img_store.h"
@@ -150,8 +151,14 @@ void fleet_pool_free(struct fleet_pool *p);
  * the guests of digest (NULL: none) replaced, as the profile they booted
  * with may be gone. */
 void fleet_pool_image_changed(fleet *f, const char *digest);
-/* Under place_mu, after placement: a READY guest of digest on host with
- * these options, CLAIMED, its id in id_out (1), or 0. */
+/* Can a run booted this way take a pool guest? A kernel in the shoal
+ * preset with neither an initrd nor a command line of the run's own (a
+ * guest booted with neither). A create's claim and a wake's (idle.c). */
+int fleet_pool_fits(const fleet_boot *boot, int own_initrd, int own_cmdline);
+/* A READY guest of digest on host with these options, CLAIMED, its id in
+ * id_out (1), or 0. A create claims under place_mu, after placement; a
+ * wake (idle.c) with no lock: it places nothing, the instance's host is
+ * fixed and the guest's room becomes its. */
 int fleet_pool_claim(fleet *f, const char *digest, const char *host, uint32_t memory_mib,
                      uint32_t vcpus, int network, char id_out[STATE_ID_LEN + 1]);
 void fleet_pool_unclaim(fleet *f, const char *id);
@@ -176,6 +183,10 @@ int fleet_pool_handover(fleet *f, const char *id, const char *record, char *err,
 /* A claimed guest its instance's start gives up on (the caller destroys
  * its domain): out of the table, its console closed. */
 void fleet_pool_forget(fleet *f, const char *id);
+/* A CLAIMED guest that will never be handed over (its wake could not be
+ * started, its instance was stopped or deleted first): out of the table
+ * and destroyed with its files. A no-op for any other id. */
+void fleet_pool_drop(fleet *f, const char *id);
 /* Counters (for /metrics): claims, misses, ready guests, booting guests. */
 void fleet_pool_stats(fleet *f, uint64_t *claims, uint64_t *misses, size_t *ready, size_t *booting);
 

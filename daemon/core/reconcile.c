@@ -91,8 +91,10 @@ static void kill_unlisted_qemus(const char *host, const char *uri, const struct 
             continue;
         memcpy(id, g, STATE_ID_LEN);
         id[STATE_ID_LEN] = 0;
+        /* by name: a domain woken from the pool is named after its guest,
+         * not its instance (fleet_run_id) */
         for (size_t k = 0; k < ndoms && !listed; k++)
-            listed = !strcmp(doms[k].instance_id, id);
+            listed = !strncmp(doms[k].name, "shoal-", 6) && !strcmp(doms[k].name + 6, id);
         if (listed)
             continue;
         log_warn("host %s: killing QEMU pid %d of domain 'shoal-%s': libvirt does not know it "
@@ -126,7 +128,7 @@ static void finish_move(fleet *f, struct node *node, const state_instance *row, 
     char err[NODE_ERR_MAX], dom[64];
     int rc = NODE_OK;
     if (found) {
-        fleet_domain_name(row->id, dom, sizeof dom);
+        fleet_domain_name(fleet_run_id(row), dom, sizeof dom);
         rc = node_destroy(node, dom, err, sizeof err);
     }
     if (rc != NODE_OK && rc != NODE_E_NOTFOUND) {
@@ -141,6 +143,21 @@ static void finish_move(fleet *f, struct node *node, const state_instance *row, 
              row->name, to);
     fleet_emit(f, "instance.moved", row->id, row->name, NULL, to, NULL, NULL, NULL);
     fleet_queue(f, JOB_START, row->id, NULL);
+}
+
+/* An adopted domain's name "shoal-<run id>" that is not the row's
+ * (fleet_run_id): the row is made to name that id as its guest. */
+static void adopt_guest(fleet *f, state_instance *row, const char *name)
+{
+    char want[64];
+    const char *run = !strncmp(name, "shoal-", 6) ? name + 6 : "";
+    fleet_domain_name(fleet_run_id(row), want, sizeof want);
+    if (!strcmp(want, name) || strlen(run) != STATE_ID_LEN ||
+        strspn(run, "0123456789abcdef") != STATE_ID_LEN)
+        return;
+    log_warn("instance %s: its domain is '%s': taking that identity", row->id, name);
+    fleet_set_guest(f, row->id, strcmp(run, row->id) ? run : "");
+    fleet_text_copy(row->guest, sizeof row->guest, strcmp(run, row->id) ? run : "");
 }
 
 /* Bring the rows of host h in line with the domains it really runs. */
@@ -214,10 +231,16 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
                 log_warn("host %s: destroy '%s' failed: %s", host_name, doms[d].name, err);
             continue;
         }
+        /* Its domain is named after the identity it runs with: a pool
+         * guest's when it woke from the pool (state.h guest). The row is
+         * written before the guest gets its configuration, so they agree;
+         * should they not, the domain tells. */
+        adopt_guest(f, row, doms[d].name);
         pthread_mutex_lock(&f->mu);
         fleet_rt *rt = fleet_rt_get(f, row->id);
         int was_active = rt->active;
         rt->active = 1;
+        fleet_text_copy(rt->guest, sizeof rt->guest, row->guest);
         if (!was_active)
             rt->run_start_ms = fleet_now_ms();
         pthread_mutex_unlock(&f->mu);
@@ -263,7 +286,7 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             char dom[64];
             int rc = NODE_OK;
             if (found) {
-                fleet_domain_name(row->id, dom, sizeof dom);
+                fleet_domain_name(fleet_run_id(row), dom, sizeof dom);
                 rc = node_destroy(node, dom, err, sizeof err);
             }
             if (rc != NODE_OK && rc != NODE_E_NOTFOUND)

@@ -14,11 +14,11 @@ static int fetch_file(fleet *f, struct node *node, const state_instance *in, int
                       size_t errlen)
 {
     char dom[64], path[FLEET_PATH_MAX];
-    fleet_domain_name(in->id, dom, sizeof dom);
+    fleet_domain_name(fleet_run_id(in), dom, sizeof dom);
     if (console)
-        fleet_console_path(f, in->id, path, sizeof path);
+        fleet_console_path(f, fleet_run_id(in), path, sizeof path);
     else
-        fleet_status_path(f, in->id, path, sizeof path);
+        fleet_status_path(f, fleet_run_id(in), path, sizeof path);
     return node_fetch_run_file(node, dom, console ? ".console" : ".status", path,
                                console ? (uint64_t)f->cfg.console_max_kib * 1024u : 1u << 20, err,
                                errlen) == NODE_OK
@@ -97,7 +97,7 @@ static void gc_host(fleet *f, fleet_host *h, const state_instance *rows, size_t 
             keep[nk++] = hex_of(rds[nd]);
         }
         img_info_clear(&info);
-        fleet_domain_name(rows[i].id, names[nd], sizeof names[nd]);
+        fleet_domain_name(fleet_run_id(&rows[i]), names[nd], sizeof names[nd]);
         doms[nd] = names[nd];
         nd++;
     }

@@ -144,6 +144,17 @@ static void drop_pool_guest(fleet *f, struct node *node, const char *id, const c
         log_warn("instance %s: cannot destroy its warm pool guest: %s", id, err);
 }
 
+/* A pool guest a wake took (idle.c) runs under its own id: its domain's
+ * metadata is made to name the instance, so that its events, usage and a
+ * later reconcile find the instance. 0, or -1 with a message. */
+static int name_instance(struct node *node, const state_instance *in, const char *dom, char *err,
+                         size_t errlen)
+{
+    if (!in->guest[0])
+        return 0; /* a create's guest: made with the instance's id */
+    return node_set_instance_id(node, dom, in->id, err, errlen) == NODE_OK ? 0 : -1;
+}
+
 /* Hand a claimed pool guest its configuration (pool.h): the line and the
  * private record a cold start would give it, joined as the guest parses
  * them. 0, or -1 with a message (the caller starts the instance cold). */
@@ -181,6 +192,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     struct starting_ctx sc;
     fleet_rt *rt;
     int run_no = 0, have_row = 0, pooled = 0;
+    const char *run;
     int64_t t_create;
 
     memset(&info, 0, sizeof info);
@@ -191,10 +203,13 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     rt = fleet_rt_get(f, in.id);
     if (!rt || !in.want_running || rt->active || fleet_state_live(in.state)) {
         pthread_mutex_unlock(&f->mu);
-        /* Stopped before its start came: it will not be ready. */
-        if (!in.want_running)
+        /* Stopped before its start came: it will not be ready, and a pool
+         * guest claimed for it is never handed over. */
+        if (!in.want_running) {
+            fleet_pool_drop(f, fleet_run_id(&in));
             fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, state_inst_state_name(in.state),
                              "stopped before it started");
+        }
         goto out;
     }
     rt->backoff_due_ms = 0;
@@ -253,13 +268,17 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
         goto out;
     }
-    fleet_console_path(f, in.id, console, sizeof console);
-    fleet_status_path(f, in.id, status, sizeof status);
-    fleet_domain_name(in.id, dom, sizeof dom);
-    /* Its first start, when the create took a warm pool guest: the guest
-     * runs already, with this instance's id, files and MAC (pool.h); its
-     * status file keeps the pool-wait record, which readiness ignores. */
-    pooled = !boot.disk && !boot.template && fleet_pool_claimed(f, in.id);
+    /* Its domain, tap and files are those of its identity: its own id, or
+     * the pool guest's it woke on (fleet_run_id, idle.c). */
+    run = fleet_run_id(&in);
+    fleet_console_path(f, run, console, sizeof console);
+    fleet_status_path(f, run, status, sizeof status);
+    fleet_domain_name(run, dom, sizeof dom);
+    /* Its first start, when the create or the wake took a warm pool
+     * guest: the guest runs already, with this identity's files and MAC
+     * (pool.h); its status file keeps the pool-wait record, which
+     * readiness ignores. */
+    pooled = !boot.disk && !boot.template && fleet_pool_claimed(f, run);
     if (!pooled && unlink(status) != 0 && errno != ENOENT)
         log_warn("instance %s: cannot reset '%s': %s", in.id, status, strerror(errno));
 
@@ -296,7 +315,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         if ((!pooled && !(spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err))) ||
             fleet_guard_add(f, &in, tap, err, sizeof err) != 0) {
             if (pooled)
-                drop_pool_guest(f, node, in.id, dom);
+                drop_pool_guest(f, node, run, dom);
             fc.why = err;
             fleet_mutate(f, in.id, fail_fn, &fc);
             fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
@@ -308,9 +327,15 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     }
 
     pthread_mutex_lock(&f->mu);
+    /* A pool guest's events while it waited may have made an entry of its
+     * id: no run's from now on (its status file is this run's). Dropped
+     * first: a drop moves entries. */
+    if (in.guest[0] && (rt = fleet_rt_find(f, in.guest)) && !rt->active && !rt->busy)
+        fleet_rt_drop(f, in.guest);
     rt = fleet_rt_get(f, in.id);
     memset(&rt->tracker, 0, sizeof rt->tracker);
     rt->active = 1;
+    fleet_text_copy(rt->guest, sizeof rt->guest, in.guest);
     rt->ready = 0;
     rt->ready_by_probe = !fleet_probe_by_status(&in, boot.status_channel);
     rt->boot_seen = 0;
@@ -328,10 +353,13 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     kp_hit("start.row");
 
     t_create = fleet_now_ms();
-    if (pooled && pool_handover(f, in.id, &cmd, &rec, err, sizeof err) != 0) {
-        /* Started cold instead, from a clean slate: the guest is gone. */
+    if (pooled && (pool_handover(f, run, &cmd, &rec, err, sizeof err) != 0 ||
+                   name_instance(node, &in, dom, err, sizeof err) != 0)) {
+        /* Started cold instead, from a clean slate: the guest is gone. Its
+         * domain's end is not this run's: the domain still names the
+         * guest (name_instance comes last), so its events find no row. */
         log_warn("instance %s: warm pool guest failed (%s): starting it cold", in.id, err);
-        drop_pool_guest(f, node, in.id, dom);
+        drop_pool_guest(f, node, run, dom);
         pooled = 0;
         if (unlink(status) != 0 && errno != ENOENT)
             log_warn("instance %s: cannot reset '%s': %s", in.id, status, strerror(errno));
@@ -349,7 +377,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         rt->active = 0;
         rt->request_ms = 0;
         pthread_mutex_unlock(&f->mu);
-        fleet_guard_remove(f, in.id);
+        fleet_guard_remove(f, run);
         state_run_end(f->db, in.id, run_no, fleet_wall_ms(), -1, "failed", err);
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
@@ -471,8 +499,8 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     if (!sleeping) /* asleep, its ports keep listening and hold connections */
         pfwd_remove(f->pfwd, in.id);
     fleet_probe_unwatch(f, in.id);
-    fleet_guard_remove(f, in.id);
-    fleet_console_rotate(f, in.id);
+    fleet_guard_remove(f, fleet_run_id(&in));
+    fleet_console_rotate(f, fleet_run_id(&in));
 
     if (have_outcome && rec.kind == GST_EXIT)
         c.exit_code = rec.exit_code;
@@ -614,7 +642,7 @@ void fleet_job_domain_crashed(fleet *f, const fleet_job *j)
     if (!rt->end_reason[0])
         snprintf(rt->end_reason, sizeof rt->end_reason, "%s", why);
     pthread_mutex_unlock(&f->mu);
-    fleet_domain_name(in.id, dom, sizeof dom);
+    fleet_domain_name(fleet_run_id(&in), dom, sizeof dom);
     if ((node = fleet_host_node(f, in.host, &host))) {
         int rc = node_destroy(node, dom, err, sizeof err);
         if (rc != NODE_OK && rc != NODE_E_NOTFOUND)

@@ -96,7 +96,6 @@ void fleet_status_poll(fleet *f, const char *id)
     int first_ready = 0, n, run_no = 0;
 
     memset(&b, 0, sizeof b);
-    fleet_status_path(f, id, path, sizeof path);
     pthread_mutex_lock(&f->mu);
     /* One reader per instance; a second caller waits so that it sees the
      * records the first one is reading (job_domain_gone needs the last). */
@@ -107,6 +106,8 @@ void fleet_status_poll(fleet *f, const char *id)
         return;
     }
     rt->polling = 1;
+    /* the run's file: a pool guest's when it woke from the pool */
+    fleet_status_path(f, rt->guest[0] ? rt->guest : id, path, sizeof path);
     t = rt->tracker;
     request_ms = rt->request_ms;
     pthread_mutex_unlock(&f->mu);
@@ -173,13 +174,30 @@ void fleet_status_poll(fleet *f, const char *id)
     }
 }
 
-int fleet_status_event(fleet *f, const char *id)
+/* The runtime entry of the instance whose run writes `run`'s status file:
+ * the instance `run` itself, or the one that woke on pool guest `run`
+ * (fleet_run_id; the guest's events while it waited in the pool may have
+ * made an entry of that id, which is no run's). Under f->mu. */
+static fleet_rt *rt_of_run(fleet *f, const char *run)
 {
+    fleet_rt *rt = fleet_rt_find(f, run);
+    if (rt && rt->active && !rt->guest[0])
+        return rt; /* running as itself: the common case */
+    for (size_t i = 0; i < f->nrt; i++)
+        if (!strcmp(f->rt[i].guest, run))
+            return &f->rt[i];
+    return rt ? rt : fleet_rt_get(f, run);
+}
+
+int fleet_status_event(fleet *f, const char *run)
+{
+    char id[STATE_ID_LEN + 1];
     fleet_rt *rt;
     int quiet;
     pthread_mutex_lock(&f->mu);
-    rt = fleet_rt_get(f, id);
+    rt = rt_of_run(f, run);
     quiet = rt && rt->quiet_until_ms > fleet_now_ms();
+    fleet_text_copy(id, sizeof id, rt ? rt->id : run);
     pthread_mutex_unlock(&f->mu);
     if (!quiet)
         fleet_status_poll(f, id);

@@ -33,7 +33,7 @@
 /* Keep each console under the budget: its newest `max` bytes move to .1,
  * the file is emptied. QEMU writes with O_APPEND, so truncating under it
  * is safe. */
-void fleet_console_rotate(fleet *f, const char *id)
+void fleet_console_rotate(fleet *f, const char *run)
 {
     char path[FLEET_PATH_MAX], old[FLEET_PATH_MAX + 2];
     struct stat sb;
@@ -42,7 +42,7 @@ void fleet_console_rotate(fleet *f, const char *id)
     char buf[65536];
     ssize_t n;
 
-    fleet_console_path(f, id, path, sizeof path);
+    fleet_console_path(f, run, path, sizeof path);
     if (stat(path, &sb) != 0 || sb.st_size <= max)
         return;
     snprintf(old, sizeof old, "%s.1", path);
@@ -60,7 +60,7 @@ void fleet_console_rotate(fleet *f, const char *id)
             goto out;
     }
     if (ftruncate(in, 0) != 0)
-        log_warn("instance %s: cannot truncate console: %s", id, strerror(errno));
+        log_warn("instance %s: cannot truncate console: %s", run, strerror(errno));
 out:
     if (in >= 0)
         close(in);
@@ -108,7 +108,7 @@ static void reopen_host(fleet *f, fleet_host *h)
 
 static void supervise_tick(fleet *f, int64_t now, int *last_trim)
 {
-    char(*ids)[STATE_ID_LEN + 1] = NULL;
+    char(*ids)[STATE_ID_LEN + 1] = NULL, (*runs)[STATE_ID_LEN + 1] = NULL;
     size_t n = 0;
     char(*due)[STATE_ID_LEN + 1] = NULL;
     size_t ndue = 0;
@@ -120,6 +120,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
 
     pthread_mutex_lock(&f->mu);
     ids = calloc(f->nrt + 1, sizeof *ids);
+    runs = calloc(f->nrt + 1, sizeof *runs);
     due = calloc(f->nrt + 1, sizeof *due);
     reopen = calloc(f->nhosts + 1, sizeof *reopen);
     slice = (f->nrt + FLEET_SAFETY_POLL_MS / TICK_MS - 1) / (FLEET_SAFETY_POLL_MS / TICK_MS);
@@ -129,14 +130,16 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
     f->tick_cursor = f->nrt ? (start + slice) % f->nrt : 0;
     all = f->poll_all || slice >= f->nrt;
     f->poll_all = 0;
-    for (size_t i = 0; ids && due && i < f->nrt; i++) {
+    for (size_t i = 0; ids && runs && due && i < f->nrt; i++) {
         fleet_rt *rt = &f->rt[i];
         /* Entries move when one is dropped: a slice may miss one for a
          * round, never for long. */
         int in_slice = all || (i + f->nrt - start) % f->nrt < slice;
         int flooding = rt->quiet_until_ms && rt->quiet_until_ms + 2 * TICK_MS >= now;
-        if (rt->active && (in_slice || flooding))
+        if (rt->active && (in_slice || flooding)) {
+            memcpy(runs[n], rt->guest[0] ? rt->guest : rt->id, sizeof runs[0]);
             memcpy(ids[n++], rt->id, sizeof ids[0]);
+        }
         if (rt->backoff_due_ms && rt->backoff_due_ms <= now) {
             rt->backoff_due_ms = 0;
             memcpy(due[ndue++], rt->id, sizeof due[0]);
@@ -159,7 +162,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
     for (size_t i = 0; i < n; i++) {
         fleet_remote_poll(f, ids[i]); /* a remote host's status file: remote.c */
         fleet_status_poll(f, ids[i]);
-        fleet_console_rotate(f, ids[i]);
+        fleet_console_rotate(f, runs[i]); /* the run's file (fleet_run_id) */
     }
     for (size_t i = 0; i < ndue; i++) {
         fleet_queue(f, JOB_START, due[i], NULL);
@@ -189,6 +192,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
         state_event_trim(f->db, FLEET_EVENTS_KEEP);
     }
     free(ids);
+    free(runs);
     free(due);
     free(reopen);
 }

@@ -497,7 +497,8 @@ static void test_old_schema_ports_are_tcp(void **st)
     assert_int_equal(out.ports[1].host, 8443);
     assert_int_equal(out.ports[1].proto, STATE_PROTO_TCP);
     assert_int_equal(out.state, ST_RUNNING);
-    assert_int_equal(out.idle_s, 0); /* schema 10: no scale to zero before */
+    assert_int_equal(out.idle_s, 0);    /* schema 10: no scale to zero before */
+    assert_string_equal(out.guest, ""); /* schema 11: runs as itself */
     state_inst_free(&out);
     assert_true(column_exists("instances", "idle_s"));
     /* The old rows hold their tcp ports, not the udp ones. */
@@ -586,6 +587,46 @@ static void test_enum_names(void **st)
     }
 }
 
+/* Wake from a warm pool (schema 11): a database of schema 10 (the column
+ * taken away again by hand) opens, its rows run as themselves (guest ""),
+ * and a guest written is read back. */
+static void test_guest_from_schema_10(void **st)
+{
+    state_db *db;
+    state_instance in, out;
+    sqlite3 *raw;
+    char err[256], *msg = NULL;
+    (void)st;
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    fill(&in, "0a0b0c0d0e0f", "woken");
+    in.idle_s = 5;
+    assert_int_equal(state_inst_insert(db, &in, err, sizeof err), 0);
+    state_close(db);
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "ALTER TABLE instances DROP COLUMN guest;"
+                                  "PRAGMA user_version=10;",
+                                  NULL, NULL, &msg),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    assert_false(column_exists("instances", "guest"));
+
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_true(column_exists("instances", "guest"));
+    assert_int_equal(state_inst_find(db, "woken", &out, err, sizeof err), 0);
+    assert_string_equal(out.guest, "");
+    assert_int_equal(out.idle_s, 5);
+    snprintf(out.guest, sizeof out.guest, "fedcba987654");
+    assert_int_equal(state_inst_update(db, &out, err, sizeof err), 0);
+    state_inst_free(&out);
+    state_close(db);
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_int_equal(state_inst_find(db, "0a0b0c0d0e0f", &out, err, sizeof err), 0);
+    assert_string_equal(out.guest, "fedcba987654");
+    state_inst_free(&out);
+    state_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -602,6 +643,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_schema_ports_are_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_from_schema_10, setup, teardown),
         cmocka_unit_test(test_enum_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,9 +11,13 @@
 #          wait until it is idle (its domain gone), then time an HTTP GET
 #          through the published port to its first byte (curl's
 #          time_starttransfer, from connect(2) on); also shoald's own wake
-#          -> ready (instance.wake latency_ms).
-# Prints p50/p90 of each, the wake's first byte over cold p50 (ratio) and
-# minus it (target: <= cold + 20 ms without a pool).
+#          -> ready (instance.wake latency_ms);
+#   pool   the same with a warm pool of 1 for httpd (another instance,
+#          made before the pool so that its create is cold): each round
+#          waits until it is idle and a pool guest waits, and the wake
+#          takes that guest (docs/shoald.md "Scale to zero").
+# Prints p50/p90 of each, the wakes' first byte over cold p50 (ratio) and
+# minus it (targets: <= cold + 20 ms without a pool, <= 50 ms with one).
 # usage: bench_scale0.sh SHOALD IMAGES_DIR [N]
 set -eu
 SHOALD=$1
@@ -56,20 +60,48 @@ for i in $(seq "$N"); do
     [ "${out%% *}" = 200 ] || { echo "wake $i: $out"; exit 1; }
     awk '{printf "%.1f\n", $2 * 1000}' <<<"$out" >>"$E2E_STATE/wake"
 done
+api DELETE "/v1/instances/web?force=true"
+
+# pool: the same wake, from a warm pool of 1
+metric() { ns_curl -sS -H "Authorization: Bearer $E2E_TOKEN" "http://127.0.0.1:$E2E_PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"httpd","name":"pw","args":["80","64"],"ports":[{"host":8081,"guest":80}],"scale_to_zero":{"idle_s":1}}'
+[ "$HTTP_CODE" = 201 ] || { echo "create pw: HTTP $HTTP_CODE $BODY"; exit 1; }
+api PATCH /v1/images/httpd -H 'Content-Type: application/json' -d '{"warm_pool":1}'
+[ "$HTTP_CODE" = 200 ] || { echo "PATCH warm_pool: HTTP $HTTP_CODE $BODY"; exit 1; }
+: >"$E2E_STATE/pool"
+c0=""
+for i in $(seq "$N"); do
+    wait_for 60 eval 'inst_state_is pw idle && [ "$(metric "shoal_warm_pool_guests{state=\"waiting\"}")" = 1 ]' ||
+        { echo "pw not idle with a guest waiting (round $i)"; exit 1; }
+    [ -n "$c0" ] || c0=$(metric shoal_warm_pool_claims_total)
+    out=$(ns_curl -sS -m 30 -o /dev/null -w '%{http_code} %{time_starttransfer}' \
+        "http://127.0.0.1:8081/healthz")
+    [ "${out%% *}" = 200 ] || { echo "pool wake $i: $out"; exit 1; }
+    awk '{printf "%.1f\n", $2 * 1000}' <<<"$out" >>"$E2E_STATE/pool"
+done
+claimed=$(($(metric shoal_warm_pool_claims_total) - c0))
 ns_curl -sS -m 2 -H "Authorization: Bearer $E2E_TOKEN" \
-    "http://127.0.0.1:$E2E_PORT/v1/events?since=0" 2>/dev/null | grep '^data: ' | sed 's/^data: //' |
-    jq -r 'select(.type=="instance.wake" and .latency_ms != null) | .latency_ms' >"$E2E_STATE/lat" || true
+    "http://127.0.0.1:$E2E_PORT/v1/events?since=0" 2>/dev/null | grep '^data: ' | sed 's/^data: //' >"$E2E_STATE/ev" || true
+jq -r 'select(.type=="instance.wake" and .name=="web" and .latency_ms != null) | .latency_ms' <"$E2E_STATE/ev" >"$E2E_STATE/lat" || true
+jq -r 'select(.type=="instance.wake" and .name=="pw" and .latency_ms != null) | .latency_ms' <"$E2E_STATE/ev" >"$E2E_STATE/plat" || true
 
 c50=$(pct 50 <"$E2E_STATE/cold")
 c90=$(pct 90 <"$E2E_STATE/cold")
 w50=$(pct 50 <"$E2E_STATE/wake")
 w90=$(pct 90 <"$E2E_STATE/wake")
 l50=$(pct 50 <"$E2E_STATE/lat")
+p50=$(pct 50 <"$E2E_STATE/pool")
+p90=$(pct 90 <"$E2E_STATE/pool")
+pl50=$(pct 50 <"$E2E_STATE/plat")
 dtype=$(grep -o 'domain type [a-z]*' "$E2E_STATE/shoald.log" | head -n 1)
 echo "scale to zero, httpd behind a published port, $N runs each, $dtype"
 printf '%-44s p50 %8s ms   p90 %8s ms\n' "cold start: POST -> ready (baseline)" "$c50" "$c90"
 printf '%-44s p50 %8s ms   p90 %8s ms\n' "wake: first byte of the waking connection" "$w50" "$w90"
 printf '%-44s p50 %8s ms\n' "wake: shoald's wake -> ready (latency_ms)" "$l50"
+printf '%-44s p50 %8s ms   p90 %8s ms\n' "pool wake: first byte ($claimed/$N from the pool)" "$p50" "$p90"
+printf '%-44s p50 %8s ms\n' "pool wake: shoald's wake -> ready" "$pl50"
 awk -v w="$w50" -v c="$c50" 'BEGIN {printf "wake first byte / cold start: %.2fx, minus: %+.1f ms (target <= +20 ms)\n", w / c, w - c}'
-api DELETE "/v1/instances/web?force=true"
+awk -v p="$p50" -v c="$c50" -v w="$w50" 'BEGIN {printf "pool wake first byte / cold start: %.3fx, / wake without a pool: %.3fx (target p50 <= 50 ms)\n", p / c, p / w}'
+api DELETE "/v1/instances/pw?force=true"
 e2e_finish

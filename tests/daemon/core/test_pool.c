@@ -2,7 +2,9 @@
  * daemon/core/pool.h), without VMs: what is wanted and missing, which
  * guests a create may take, that no guest is handed out twice (also under
  * concurrent claims, with the table under one mutex as pool.c holds it),
- * and what a shrink, an eviction or an image's removal dooms. */
+ * and what a shrink, an eviction or an image's removal dooms. Also which
+ * runs may take a guest (fleet_pool_fits), and the identity an instance
+ * takes when it wakes on one (fleet_identity_take, fleet_run_id: idle.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include "netbr.h"
 #include "pool.h"
 
 #define DA "sha256:aaaa"
@@ -240,6 +243,59 @@ static void test_concurrent_claims(void **st)
     free(r);
 }
 
+/* A shoal-preset kernel with nothing of the run's own takes a guest; a
+ * disk, a template line, another preset, an initrd or a command line of
+ * its own do not (the guest booted without them). */
+static void test_pool_fits(void **st)
+{
+    fleet_boot b;
+    (void)st;
+    memset(&b, 0, sizeof b);
+    b.preset = GCMD_PRESET_SHOAL;
+    assert_true(fleet_pool_fits(&b, 0, 0));
+    assert_false(fleet_pool_fits(&b, 1, 0));
+    assert_false(fleet_pool_fits(&b, 0, 1));
+    b.disk = 1;
+    assert_false(fleet_pool_fits(&b, 0, 0));
+    b.disk = 0;
+    b.template = 1;
+    assert_false(fleet_pool_fits(&b, 0, 0));
+    b.template = 0;
+    b.preset = GCMD_PRESET_RAW;
+    assert_false(fleet_pool_fits(&b, 0, 0));
+}
+
+/* An instance that wakes on pool guest g runs as g (domain, tap, files:
+ * fleet_run_id) with g's MAC, and keeps its id and address; taking its
+ * own id back (or "") gives it its own MAC again. */
+static void test_identity(void **st)
+{
+    state_instance in;
+    char mac[NETBR_MAC_STRLEN];
+    (void)st;
+    memset(&in, 0, sizeof in);
+    snprintf(in.id, sizeof in.id, "0123456789ab");
+    in.network = 1;
+    in.ipv4 = 0x0a580003;
+    netbr_mac(in.id, in.mac);
+    assert_string_equal(fleet_run_id(&in), "0123456789ab");
+    fleet_identity_take(&in, "fedcba987654");
+    assert_string_equal(fleet_run_id(&in), "fedcba987654");
+    assert_string_equal(in.id, "0123456789ab");
+    netbr_mac("fedcba987654", mac);
+    assert_string_equal(in.mac, mac);
+    assert_int_equal(in.ipv4, 0x0a580003);
+    fleet_identity_take(&in, "0123456789ab"); /* its own id: no guest */
+    assert_string_equal(in.guest, "");
+    netbr_mac("0123456789ab", mac);
+    assert_string_equal(in.mac, mac);
+    in.network = 0; /* no NIC: no MAC to change */
+    in.mac[0] = 0;
+    fleet_identity_take(&in, "fedcba987654");
+    assert_string_equal(fleet_run_id(&in), "fedcba987654");
+    assert_string_equal(in.mac, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +305,8 @@ int main(void)
         cmocka_unit_test(test_evict_and_drop),
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_concurrent_claims),
+        cmocka_unit_test(test_pool_fits),
+        cmocka_unit_test(test_identity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
