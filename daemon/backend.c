@@ -207,7 +207,7 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     a.rules = rules;
     a.n_rules = pl.n_rules;
     a.network.enabled = in->network != 0;
-    fleet_network(f, &gateway, &prefix);
+    fleet_network(f, in->ipv4, &gateway, &prefix);
     if (in->network && in->ipv4) {
         snprintf(addr, sizeof addr, "%s/%d", cfg_ip4_str(in->ipv4, ip), prefix);
         a.network.address = addr;

@@ -125,6 +125,22 @@ static int check_bridge(const char *v)
                strlen(v);
 }
 
+/* A CIDR of prefix 8..24 whose address is its network (a /24 per host). */
+static int check_remote_nets(const char *v)
+{
+    uint32_t net;
+    int prefix;
+    const char *slash = strchr(v, '/');
+    struct in_addr in;
+    char addr[20];
+    if (cfg_parse_cidr(v, &net, &prefix) != 0 || prefix > 24 || !slash ||
+        (size_t)(slash - v) >= sizeof addr)
+        return 1;
+    memcpy(addr, v, (size_t)(slash - v));
+    addr[slash - v] = 0;
+    return inet_pton(AF_INET, addr, &in) != 1 || ntohl(in.s_addr) != net;
+}
+
 static int check_capacity(const char *v)
 {
     return strcmp(v, "measured") && strcmp(v, "nominal");
@@ -190,6 +206,10 @@ static const cfg_option OPTIONS[] = {
       FIELD(bridge), 0, 0, check_bridge, 0 },
     { "subnet", 0, "subnet", "CIDR", CFG_DEFAULT_SUBNET, NULL, "guest subnet", CFG_CIDR, NOFIELD, 0,
       0, NULL, 0 },
+    { "remote-subnets", 0, "remote-subnets", "CIDR", CFG_DEFAULT_REMOTE_SUBNETS, NULL,
+      "guest subnets of remote hosts: a /24 of it each\n"
+      "(prefix 8..24)",
+      CFG_STR, FIELD(remote_nets), 0, 0, check_remote_nets, 0 },
     { "no-network", 0, "network", NULL, "1", NULL, "no bridge; every instance runs without network",
       CFG_FLAG, FIELD(network), 0, 0, NULL, 0 },
     { "dhcp", 0, "dhcp", "MODE", "on", NULL,

@@ -25,6 +25,9 @@
 #define CFG_DEFAULT_BRIDGE    "shoal0"
 #define CFG_DEFAULT_SUBNET    "10.88.0.0/16"
 
+/* remote hosts' guest networks: a /24 of it each (docs/node.md) */
+#define CFG_DEFAULT_REMOTE_SUBNETS "10.89.0.0/16"
+
 typedef struct {
     char state_dir[1024];   /* all state lives here */
     char listen_host[256];  /* address to bind ("127.0.0.1", "::1", "0.0.0.0") */
@@ -35,6 +38,7 @@ typedef struct {
     char bridge[16];        /* bridge shoald manages for guest networks */
     uint32_t subnet;        /* guest subnet network address, host order */
     int prefix;             /* guest subnet prefix length (8..30) */
+    char remote_nets[20];   /* --remote-subnets: a /24 of it per remote host */
     char publish_addr[16];  /* host address published ports listen on */
     int network;            /* 0: no bridge, instances run without network */
     char dhcp[4];           /* "on" (default) or "off": DHCP on the bridge (dhcp.h) */

@@ -4,6 +4,7 @@
 #include "domxml.h"
 #include "errbuf.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,12 +228,15 @@ static const char *quote(const char *s, char *out, size_t outlen)
 
 static int validate(const struct domxml_spec *s, char *err, size_t errlen)
 {
-    char q[400];
+    char q[400], q2[64];
+    struct in_addr a4;
+    int nic;
 
     if (!s) {
         errbuf_set(err, errlen, "no domain spec");
         return DOMXML_E_INVAL;
     }
+    nic = s->bridge || s->network;
     if (!domxml_valid_name(s->name)) {
         errbuf_set(err, errlen,
                    "invalid domain name '%s' (1-%d of [A-Za-z0-9_.-], "
@@ -334,18 +338,33 @@ static int validate(const struct domxml_spec *s, char *err, size_t errlen)
                    quote(s->bridge, q, sizeof q), DOMXML_BRIDGE_MAX);
         return DOMXML_E_INVAL;
     }
-    if (s->bridge && !domxml_valid_mac(s->mac)) {
+    if (s->network && (s->bridge || !domxml_valid_name(s->network))) {
+        errbuf_set(err, errlen,
+                   s->bridge ? "network '%s' given with a bridge (one NIC: one of them)"
+                             : "invalid network name '%s' (1-%d of [A-Za-z0-9_.-])",
+                   quote(s->network, q, sizeof q), DOMXML_NAME_MAX);
+        return DOMXML_E_INVAL;
+    }
+    if (nic && !domxml_valid_mac(s->mac)) {
         errbuf_set(err, errlen, "invalid MAC address '%s' (unicast xx:xx:xx:xx:xx:xx)",
                    quote(s->mac, q, sizeof q));
         return DOMXML_E_INVAL;
     }
-    if (!s->bridge && s->mac) {
-        errbuf_set(err, errlen, "MAC address '%s' given without a bridge",
-                   quote(s->mac, q, sizeof q));
+    if (!nic && (s->mac || s->tap || s->filter)) {
+        const char *v = s->mac ? s->mac : s->tap ? s->tap : s->filter;
+        errbuf_set(err, errlen, "%s '%s' given without a bridge or network",
+                   s->mac   ? "MAC address"
+                   : s->tap ? "tap name"
+                            : "filter",
+                   quote(v, q, sizeof q));
         return DOMXML_E_INVAL;
     }
-    if (s->tap && !s->bridge) {
-        errbuf_set(err, errlen, "tap name '%s' given without a bridge", quote(s->tap, q, sizeof q));
+    if (s->filter && (!domxml_valid_name(s->filter) || !s->filter_ip ||
+                      inet_pton(AF_INET, s->filter_ip, &a4) != 1)) {
+        errbuf_set(
+            err, errlen,
+            "invalid filter '%s' or its address '%s' (a name of [A-Za-z0-9_.-], a dotted quad)",
+            quote(s->filter, q, sizeof q), s->filter_ip ? quote(s->filter_ip, q2, sizeof q2) : "");
         return DOMXML_E_INVAL;
     }
     if (s->tap && !domxml_valid_tap(s->tap)) {
@@ -490,19 +509,28 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t err
         buf_esc(&b, s->disk);
         buf_str(&b, "'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n");
     }
-    if (s->bridge) {
-        buf_str(&b, "    <interface type='bridge'>\n      <mac address='");
+    if (s->bridge || s->network) {
+        buf_str(&b,
+                s->bridge ? "    <interface type='bridge'>\n" : "    <interface type='network'>\n");
+        buf_str(&b, "      <mac address='");
         buf_esc(&b, s->mac);
-        buf_str(&b, "'/>\n      <source bridge='");
-        buf_esc(&b, s->bridge);
+        buf_str(&b, s->bridge ? "'/>\n      <source bridge='" : "'/>\n      <source network='");
+        buf_esc(&b, s->bridge ? s->bridge : s->network);
         buf_str(&b, "'/>\n");
         if (s->tap) {
             buf_str(&b, "      <target dev='");
             buf_esc(&b, s->tap);
             buf_str(&b, "'/>\n");
         }
-        buf_str(&b, "      <model type='virtio'/>\n"
-                    "      <rom enabled='no'/>\n    </interface>\n");
+        buf_str(&b, "      <model type='virtio'/>\n");
+        if (s->filter) { /* libvirt sets $MAC to the NIC's itself */
+            buf_str(&b, "      <filterref filter='");
+            buf_esc(&b, s->filter);
+            buf_str(&b, "'>\n        <parameter name='IP' value='");
+            buf_esc(&b, s->filter_ip);
+            buf_str(&b, "'/>\n      </filterref>\n");
+        }
+        buf_str(&b, "      <rom enabled='no'/>\n    </interface>\n");
     }
     buf_str(&b, "    <controller type='usb' model='none'/>\n"
                 "    <memballoon model='none'/>\n"

@@ -119,11 +119,19 @@ struct domxml_spec {
     const char *console_log; /* absolute path, COM1 output file, required */
     const char *status_log;  /* absolute path, COM2 status file, required */
     const char *bridge;      /* Linux bridge for one virtio NIC; NULL: no NIC */
-    const char *mac;         /* NIC MAC (unicast, xx:xx:..); required with bridge */
+    const char *network;     /* instead of bridge: the libvirt network of that name
+                                for the NIC (<interface type='network'>; a remote
+                                host's guest network, nodenet.h). At most one of
+                                bridge and network; DOMXML_NAME_MAX, [A-Za-z0-9_.-] */
+    const char *filter;      /* libvirt nwfilter on the NIC (<filterref>), with
+                                parameter IP = filter_ip (its MAC is the NIC's);
+                                NULL: none. Only with a NIC */
+    const char *filter_ip;   /* dotted quad, required with filter */
+    const char *mac;         /* NIC MAC (unicast, xx:xx:..); required with a NIC */
     const char *tap;         /* name of the NIC's tap (<target dev='...'/>), 1-15 of
                                 [A-Za-z0-9_.-], not starting with libvirt's reserved
                                 "vnet", "macvtap" or "macvlan"; NULL: libvirt picks
-                                vnetN. Only with bridge. shoald passes guard_tap_name()
+                                vnetN. Only with a NIC. shoald passes guard_tap_name()
                                 so its filter rules (guard.h) can name the port
                                 before the tap exists. */
     const char *instance_id; /* shoal instance id written to <metadata>; NULL: none */

@@ -6,6 +6,7 @@
 #include "errbuf.h"
 #include "instpath.h"
 #include "killpoint.h"
+#include "nodenet.h"
 #include "nodestore.h"
 
 #include <dirent.h>
@@ -170,6 +171,7 @@ struct node {
     int virt_uncertain;    /* verdict made without a speed comparison */
     int embedded;          /* qemu:///embed: shoald decides QEMU's user */
     int remote;            /* files QEMU opens go through nodestore.h */
+    atomic_int net_filter; /* nodenet.h's guest filter defined on the host */
     unsigned qemu_uid;     /* QEMU's user and primary group (embedded only; */
     unsigned qemu_gid;     /* 0/0 when QEMU runs as root) */
     int cg_cpu, cg_mem;    /* cgroup controllers libvirt can use (node_open) */
@@ -2046,6 +2048,49 @@ int node_fetch_run_file(struct node *n, const char *name, const char *suffix,
     if (rc == NODE_OK)
         rc = nstore_node_status(n,
                                 nstore_fetch(n->conn, name, suffix, local_path, max, err, errlen));
+    return rc;
+}
+
+/* A nodenet.h status as a node status. */
+static int nnet_node_status(struct node *n, int rc)
+{
+    switch (rc) {
+    case NNET_OK: return NODE_OK;
+    case NNET_E_LIBVIRT: return lv_status(n);
+    default: return NODE_E_INVAL;
+    }
+}
+
+int node_net_get(struct node *n, int *found, uint32_t *gw, int *prefix, char *err, size_t errlen)
+{
+    int ours, rc = need_conn(n, "network", NULL, err, errlen);
+    *found = 0;
+    if (rc == NODE_OK)
+        rc = nnet_node_status(n, nnet_get(n->conn, found, gw, prefix, &ours, err, errlen));
+    return rc;
+}
+
+int node_net_ensure(struct node *n, uint32_t gw, int prefix, char *err, size_t errlen)
+{
+    int rc = need_conn(n, "network", NULL, err, errlen), filter;
+    if (rc != NODE_OK)
+        return rc;
+    /* the filter is defined once per node (an older shoald's replaced) */
+    filter = !atomic_load(&n->net_filter);
+    rc = nnet_node_status(n, nnet_ensure(n->conn, gw, prefix, filter, err, errlen));
+    if (rc == NODE_OK && filter)
+        atomic_store(&n->net_filter, 1);
+    return rc;
+}
+
+int node_net_remove(struct node *n, int *removed, char *err, size_t errlen)
+{
+    int rc = need_conn(n, "network", NULL, err, errlen);
+    *removed = 0;
+    if (rc == NODE_OK)
+        rc = nnet_node_status(n, nnet_remove(n->conn, removed, err, errlen));
+    if (rc == NODE_OK)
+        atomic_store(&n->net_filter, 0);
     return rc;
 }
 

@@ -460,6 +460,19 @@ int node_store_gc(struct node *node, const char *const *keep, size_t nkeep,
 int node_fetch_run_file(struct node *node, const char *name, const char *suffix,
                         const char *local_path, uint64_t max, char *err, size_t errlen);
 
+/* A remote host's guest network (nodenet.h, docs/node.md "Remote hosts"):
+ * node_net_get reads the host's libvirt network NNET_NETWORK (*found 0
+ * when it has none; else its gateway and prefix); node_net_ensure makes it
+ * exist with gateway gw (host order) / prefix, active and autostarted, and
+ * defines the guest filter NNET_FILTER (once per node); node_net_remove
+ * undefines the network if shoald defined it, and the filter. Callers
+ * serialise them per host. NODE_E_INVAL when the host's network has another
+ * address (message says which); NODE_E_LIBVIRT, NODE_E_CONN. */
+int node_net_get(struct node *node, int *found, uint32_t *gw, int *prefix, char *err,
+                 size_t errlen);
+int node_net_ensure(struct node *node, uint32_t gw, int prefix, char *err, size_t errlen);
+int node_net_remove(struct node *node, int *removed, char *err, size_t errlen);
+
 /* 1 if the connection is open and alive, 0 if lost (CONN_LOST was sent). */
 int node_alive(struct node *node);
 

@@ -11,7 +11,7 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl iproute2 procps
       clang clang-format libclang-rt-14-dev wrk hyperfine
       linux-image-cloud-amd64 busybox-static cpio gzip jq openssl python3 bc iputils-ping
       dnsmasq-base
-      nftables
+      nftables iptables
       gnuplot-nox
       systemd man-db
       openssh-server

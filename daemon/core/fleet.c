@@ -77,12 +77,6 @@ const char *fleet_admin_token(const fleet *f)
     return f->token;
 }
 
-void fleet_network(const fleet *f, uint32_t *gateway, int *prefix)
-{
-    *gateway = f->gateway;
-    *prefix = f->cfg.prefix;
-}
-
 const char *fleet_bridge_pick(fleet *f, const state_instance *in, char *err, size_t errlen)
 {
     const char *bridge = f->cfg.bridge;
@@ -248,6 +242,7 @@ static void free_fleet(fleet *f)
     pthread_mutex_destroy(&f->row_mu);
     pthread_mutex_destroy(&f->mu);
     pthread_mutex_destroy(&f->dhcp_mu);
+    pthread_mutex_destroy(&f->net_mu);
     pthread_cond_destroy(&f->job_cv);
     pthread_cond_destroy(&f->state_cv);
     pthread_cond_destroy(&f->event_cv);
@@ -302,6 +297,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     pthread_mutex_init(&f->row_mu, NULL);
     pthread_mutex_init(&f->mu, NULL);
     pthread_mutex_init(&f->dhcp_mu, NULL);
+    pthread_mutex_init(&f->net_mu, NULL);
     pthread_cond_init(&f->job_cv, NULL);
     pthread_cond_init(&f->state_cv, NULL);
     pthread_cond_init(&f->event_cv, NULL);
@@ -377,6 +373,9 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
             goto fail;
         }
     }
+    /* remote hosts' guest subnets (hostnet.c) */
+    if (cfg->network && fleet_net_open(f, err, errlen) != 0)
+        goto fail;
     /* DHCP answers on the main bridge (it reaches the overflow ones too)
      * before any guest starts. */
     if (cfg->network && fleet_dhcp_open(f, err, errlen) != 0) {

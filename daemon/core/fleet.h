@@ -111,8 +111,10 @@ void fleet_close(fleet *f);
 
 /* The admin bearer token (STATE_DIR/admin.token), valid until close. */
 const char *fleet_admin_token(const fleet *f);
-/* Guest network: gateway address (host order, 0 = no network) and prefix. */
-void fleet_network(const fleet *f, uint32_t *gateway, int *prefix);
+/* Guest network of address addr (host order): the gateway (0 = no network)
+ * and prefix of its subnet, the local one or a remote host's /24
+ * (docs/node.md "Remote hosts"). */
+void fleet_network(const fleet *f, uint32_t addr, uint32_t *gateway, int *prefix);
 
 /* Monotonic and wall-clock milliseconds. */
 int64_t fleet_now_ms(void);

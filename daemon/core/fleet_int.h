@@ -135,6 +135,14 @@
  *             never under place_mu or row_mu), takes mu briefly inside:
  *             dhcp_mu > mu > (dhcp's own locks, leaves).
  *
+ *   net_mu    fleet.net_mu (hostnet.c). Serializes what a networked start
+ *             decides about addresses: a remote host's /24, its libvirt
+ *             network and filter (a few RPCs), an address picked for the
+ *             start (SQLite read, the row's update). Taken by start jobs
+ *             and host removal with no other fleet lock held (host removal
+ *             holds place_mu); takes row_mu and mu inside:
+ *             place_mu > net_mu > row_mu > mu.
+ *
  * Enforced by: fleet_mutate (runtime.c) takes row_mu alone and releases it
  * before taking mu; host_hold/host_release (hosts.c) keep a host and its
  * node alive without mu held; status.c marks a poll in progress instead of
@@ -238,6 +246,7 @@ typedef struct fleet_host {
     int64_t ping_ms;        /* failover.c's ping of a remote host in flight since, 0 none */
     int pinger;             /* its pinger thread runs */
     int hung;               /* down by ping: opening held until the ping returns */
+    uint32_t net_gw;        /* remote: its guest network's gateway (hostnet.c), 0 unknown */
     /* What it runs that is not shoal's (node_foreign, read by the sampler
      * and at open): placement never gives away their memory (capacity.c). */
     struct node_foreign others;
@@ -397,6 +406,9 @@ struct fleet {
     /* DHCP on the guest network (leases.c). */
     struct dhcp *dhcp;       /* dnsmasq (dhcp.h), NULL when off or no network */
     pthread_mutex_t dhcp_mu; /* see LOCKS above */
+    pthread_mutex_t net_mu;  /* see LOCKS above */
+    uint32_t rnet;           /* --remote-subnets: network (host order) */
+    int rprefix;             /* and prefix (hostnet.c) */
     uint64_t dhcp_gen;       /* under mu: bumped when networked rows come or go */
     uint64_t dhcp_done;      /* under mu: generation the written list covers */
     struct fleet_pool *pool; /* warm pools (pool.h), NULL when not running */
@@ -430,6 +442,19 @@ void fleet_wake_supervisor(fleet *f);
  * one), elsewhere the configured bridge. NULL with a message in err when
  * every local bridge is full or one could not be made. Any thread. */
 const char *fleet_bridge_pick(fleet *f, const state_instance *in, char *err, size_t errlen);
+
+/* Guest networks of remote hosts (hostnet.c). fleet_net_open: parse and
+ * check --remote-subnets (-1 with a message). fleet_net_prepare: before a
+ * networked start of in on host h (held, its node `node`): on a remote
+ * host its /24 chosen and its libvirt network and guest filter made
+ * (nodenet.h); in->ipv4 made an address of the host's subnet (a new one
+ * written to the row when not); *gw and *prefix what the guest gets. -1
+ * with a message (the start fails). fleet_net_host_removed: a remote host
+ * leaves: its network removed if shoald made it. */
+int fleet_net_open(fleet *f, char *err, size_t errlen);
+int fleet_net_prepare(fleet *f, fleet_host *h, struct node *node, state_instance *in, uint32_t *gw,
+                      int *prefix, char *err, size_t errlen);
+void fleet_net_host_removed(fleet *f, fleet_host *h);
 
 /* ---- runtime.c: runtime table (caller holds f->mu) and row updates ---- */
 fleet_rt *fleet_rt_get(fleet *f, const char *id);

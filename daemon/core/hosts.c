@@ -501,6 +501,13 @@ int fleet_host_remove(fleet *f, const char *name, fleet_err *e)
         pthread_mutex_unlock(&f->mu);
         goto out;
     }
+    /* Its guest network goes with it, if shoald made it (hostnet.c); held
+     * meanwhile (place_mu keeps anything from landing on it). */
+    h->refs++;
+    pthread_mutex_unlock(&f->mu);
+    fleet_net_host_removed(f, h);
+    pthread_mutex_lock(&f->mu);
+    h->refs--;
     for (size_t i = 0; i < f->nhosts; i++) {
         if (f->hosts[i] == h)
             f->hosts[i] = f->hosts[--f->nhosts];

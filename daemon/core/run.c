@@ -18,13 +18,14 @@
 #include "guestcmd.h"
 #include "killpoint.h"
 #include "log.h"
+#include "nodenet.h"
 #include "pool.h"
 #include "portfwd.h"
 
 /* Build the guest command line from the row, in the image's preset
- * (boot.h, guestcmd.h). */
-static int build_cmdline(fleet *f, const state_instance *in, const fleet_boot *boot, gcmd *c,
-                         gcmd *rec, char *err, size_t errlen)
+ * (boot.h, guestcmd.h); gw and prefix: its subnet's (hostnet.c). */
+static int build_cmdline(const state_instance *in, uint32_t gw, int prefix, const fleet_boot *boot,
+                         gcmd *c, gcmd *rec, char *err, size_t errlen)
 {
     json_t *args = json_loads(in->args_json, 0, NULL);
     json_t *env = json_loads(in->env_json, 0, NULL);
@@ -33,7 +34,7 @@ static int build_cmdline(fleet *f, const state_instance *in, const fleet_boot *b
     gcmd_kv *kv = calloc(ne + 1, sizeof *kv);
     const char *k;
     json_t *v;
-    char ip[16], gw[16], argv0[IMG_NAME_MAX + 1];
+    char ip[16], gwbuf[16], argv0[IMG_NAME_MAX + 1];
     gcmd_run r;
     int rc = -1;
 
@@ -52,8 +53,8 @@ static int build_cmdline(fleet *f, const state_instance *in, const fleet_boot *b
     }
     if (in->network && in->ipv4) {
         r.ip = cfg_ip4_str(in->ipv4, ip);
-        r.prefix = f->cfg.prefix;
-        r.gw = cfg_ip4_str(f->gateway, gw);
+        r.prefix = prefix;
+        r.gw = cfg_ip4_str(gw, gwbuf);
         r.mac = in->mac;
     }
     if (boot->argv0) {
@@ -191,8 +192,10 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     struct fail_ctx fc;
     struct starting_ctx sc;
     fleet_rt *rt;
-    int run_no = 0, have_row = 0, pooled = 0;
+    int run_no = 0, have_row = 0, pooled = 0, net_prefix = 0;
     const char *run;
+    uint32_t net_gw = 0;
+    char net_ip[16];
     int64_t t_create;
 
     memset(&info, 0, sizeof info);
@@ -258,11 +261,21 @@ void fleet_job_start(fleet *f, const fleet_job *j)
             goto out;
         }
     }
+    /* Its address in the subnet of the host it starts on; a remote host's
+     * network and guest filter made there first (hostnet.c). */
+    if (in.network && f->gateway &&
+        fleet_net_prepare(f, host, node, &in, &net_gw, &net_prefix, err, sizeof err) != 0) {
+        fc.why = err;
+        fleet_mutate(f, in.id, fail_fn, &fc);
+        fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
+        log_warn("instance %s: start failed: %s", in.id, err);
+        goto out;
+    }
     /* A disk image boots from the instance's overlay, with no command
      * line; a kernel gets its line in the image's preset. */
     if (boot.disk ? fleet_disk_prepare(f, in.id, kernel, info.format, info.size, disk, sizeof disk,
                                        err, sizeof err)
-                  : build_cmdline(f, &in, &boot, &cmd, &rec, err, sizeof err)) {
+                  : build_cmdline(&in, net_gw, net_prefix, &boot, &cmd, &rec, err, sizeof err)) {
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
@@ -306,7 +319,16 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     spec.console_log = console;
     spec.status_log = status;
     spec.instance_id = in.id;
-    if (in.network && f->gateway) {
+    if (in.network && f->gateway && node_remote(node)) {
+        /* On its host's network, behind the guest filter there (nodenet.h):
+         * nothing of this machine's bridge, table or DHCP. */
+        spec.network = NNET_NETWORK;
+        spec.filter = NNET_FILTER;
+        spec.filter_ip = cfg_ip4_str(in.ipv4, net_ip);
+        spec.mac = in.mac;
+        guard_tap_name(run, tap);
+        spec.tap = tap;
+    } else if (in.network && f->gateway) {
         fleet_dhcp_flush(f); /* its DHCP lease is in place before it boots */
         /* Its tap is allowed before it exists (guard.h): the guest sends
          * nothing unfiltered. */
@@ -370,8 +392,8 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         if (spec.mac) /* NULL (err set): the start fails below */
             spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err);
     }
-    if (!pooled &&
-        ((spec.mac && !spec.bridge) || node_start(node, &spec, NULL, err, sizeof err) != NODE_OK)) {
+    if (!pooled && ((spec.mac && !spec.bridge && !spec.network) ||
+                    node_start(node, &spec, NULL, err, sizeof err) != NODE_OK)) {
         pthread_mutex_lock(&f->mu);
         rt = fleet_rt_get(f, in.id);
         rt->active = 0;
@@ -387,7 +409,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     }
     kp_hit("start.created");
     t_create = fleet_now_ms() - t_create;
-    if (spec.tap && !pooled)
+    if (spec.tap && !pooled && !spec.network) /* a tap of this machine */
         fleet_tap_no_ipv6(spec.tap);
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_get(f, in.id);

@@ -13,10 +13,16 @@
 #   - a sleep guest on the other becomes running (its ready record read
 #     from the status file shoald polls over the storage API) and stops;
 #   - a corrupt cached volume without its marker is uploaded again;
-#   - the image deleted: its volume is collected from the host.
+#   - an httpd guest on r1 is on r1's libvirt network 'shoal' (made by
+#     shoald) with an address of r1's /24 of --remote-subnets, answers
+#     /healthz from shoald's namespace through a route via r1 (the
+#     operator's part, added here) and through its published port; a guest
+#     claiming an address it was not given is dropped by r1's nwfilter;
+#   - the image deleted: its volume is collected from the host;
+#   - the hosts removed: their networks and filters go too.
 # qemu+tcp is allowed with --host-uri-allow here only: it has neither
 # encryption nor authentication (hosturi.h); production hosts are qemu+tls
-# or qemu+ssh. Guests have no network. About 25 s.
+# or qemu+ssh. About 48 s.
 # usage: daemon_remote.sh SHOALD IMAGES_DIR
 set -eu
 SHOALD=$1
@@ -24,7 +30,7 @@ IMAGES=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lvhost.sh"
 
-for f in "$SHOALD" "$IMAGES/hello.elf" "$IMAGES/sleep.elf"; do
+for f in "$SHOALD" "$IMAGES/hello.elf" "$IMAGES/sleep.elf" "$IMAGES/httpd.elf"; do
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
 command -v libvirtd >/dev/null || { echo "SKIP: no libvirtd"; exit 77; }
@@ -43,8 +49,8 @@ check "remote host r2 starts" lvh_start r2 2 "$E2E_NS"
 [ "$E2E_FAILS" = 0 ] || exit 1
 
 # --domain-type qemu: no canary on the local host, which runs nothing here.
-e2e_start_daemon "$SHOALD" --no-network --domain-type qemu --host-uri-allow 'qemu+tcp,qemu' || exit 1
-e2e_push_images hello sleep
+e2e_start_daemon "$SHOALD" --domain-type qemu --host-uri-allow 'qemu+tcp,qemu' || exit 1
+e2e_push_images hello sleep httpd
 HEX=$(sha256sum "$IMAGES/hello.elf" | cut -c1-64)
 
 host_up() {
@@ -142,6 +148,69 @@ check "exit code 0 again" [ "$(inst_field h3 .exit_code)" = 0 ]
 check "uploaded again" uploads_are 4
 check "r2's volume is the image again" cmp -s "$(lvh_lib r2)/shoal/images/$HEX.img" "$IMAGES/hello.elf"
 
+# --- guest networks on a remote host (docs/node.md "Remote hosts"): r1's
+# libvirt network 'shoal' (made by shoald), an address of r1's /24, reached
+# from shoald's machine through a route via r1 (the operator's part, done
+# here by the test); published ports through it; a guest that claims an
+# address it was not given is dropped by the guest filter on r1.
+t_net=$(date +%s)
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"httpd","name":"web","host":"r1","ports":[{"host":8090,"guest":80}]}'
+check "create httpd on r1 with a published port (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+in_pool() { case "$(inst_field "$1" .network.address)" in 10.89.*) return 0 ;; esac; return 1; }
+check "web gets an address of a remote subnet" wait_for 30 in_pool web
+ADDR=$(inst_field web .network.address)
+IP=${ADDR%/*}
+NET=${IP%.*}
+e2e_log "web on r1: $ADDR, gateway $(inst_field web .network.gateway)"
+check "a /24 with the gateway at .1" [ "${ADDR#*/}" = 24 ] && [ "$(inst_field web .network.gateway)" = "$NET.1" ]
+check "shoald logs r1's subnet" grep -q "host r1: guest network $NET.0/24" "$E2E_STATE/shoald.log"
+ip -n "$E2E_NS" route replace "$NET.0/24" via "$(lvh_addr r1)"
+check "web runs" wait_for 60 inst_state_is web running
+WID=$(inst_field web .id)
+vr1() { lvh_exec r1 virsh -q -c qemu:///system "$@"; }
+check "r1 has network shoal, active, bridge shoalr0" \
+    grep -q "<bridge name='shoalr0'" <<<"$(vr1 net-dumpxml shoal)"
+NXML=$(vr1 net-dumpxml --inactive shoal)
+check "made by shoald (its metadata), no DHCP" \
+    sh -c "grep -q 'shoal.dev/xmlns/network' && ! grep -q '<dhcp'" <<<"$NXML"
+check "web's NIC is on network shoal behind filter shoal-guest with its address" \
+    grep -q "<parameter name='IP' value='$IP'/>" <<<"$(vr1 dumpxml "shoal-$WID")"
+fails() { ! "$@" >/dev/null 2>&1; }
+healthz() { [ "$(ns_curl -sS -m 3 "$1" 2>/dev/null)" = ok ]; }
+check "web answers /healthz at $IP from shoald's machine" wait_for 20 healthz "http://$IP/healthz"
+check "and through its published port" wait_for 10 healthz "http://127.0.0.1:8090/healthz"
+check "no nft table of shoald's on r1 (isolation is libvirt's there)" \
+    fails lvh_exec r1 nft list table bridge shoal
+# A guest configured (its own command line) with an address it was not
+# given: neither ARP nor IP from it passes r1's filter.
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d "{\"image\":\"httpd\",\"name\":\"spoof\",\"host\":\"r1\",\"cmdline\":\"shoal.ip=$NET.200/24 shoal.gw={gateway} shoal.mac={mac}\"}"
+check "create a guest on r1 claiming $NET.200 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "it runs" wait_for 60 inst_state_is spoof running
+SID=$(inst_field spoof .id)
+api GET /v1/instances/spoof/console
+dropped() {
+    # the last rule of the guest's chain: what the filter refused from it
+    lvh_exec r1 nft list chain bridge nat "libvirt-I-sh$SID" 2>/dev/null |
+        awk '/counter packets [0-9]+ bytes [0-9]+ drop/ { n = $3 } END { exit !(n > 0) }'
+}
+check "r1's filter drops what it sends as $NET.200" wait_for 15 dropped
+check "$NET.200 does not answer" fails ns_curl -sS -m 3 "http://$NET.200/healthz"
+learnt() { lvh_exec r1 ip neigh show "$1" | grep -q lladdr; }
+check "r1 never learnt $NET.200 from it" fails learnt "$NET.200"
+check "web still answers" healthz "http://127.0.0.1:8090/healthz"
+api POST /v1/instances/spoof/stop -H 'Content-Type: application/json' -d '{"timeout_s":1}'
+check "stop the spoofing guest (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "it stops" wait_for 30 inst_state_is spoof stopped
+console_has() { api GET "/v1/instances/$1/console"; grep -qF "$2" <<<"$BODY"; }
+check "it had taken $NET.200 (its console)" console_has spoof "net: $NET.200/24"
+e2e_log "guest network on r1: $(($(date +%s) - t_net)) s"
+for n in web spoof; do
+    api DELETE "/v1/instances/$n?force=true"
+    check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+done
+
 # --- image deleted: its volumes go from both hosts
 for n in h1 h2 h3 s1; do
     api DELETE "/v1/instances/$n?force=true"
@@ -151,16 +220,20 @@ api DELETE /v1/images/hello:latest
 check "delete the image (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 api DELETE /v1/images/sleep:latest
 check "delete sleep (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+api DELETE /v1/images/httpd:latest
+check "delete httpd (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 check "its volume is gone from r1" wait_for 10 test ! -e "$VOL"
 check "its volume is gone from r2" wait_for 10 test ! -e "$(lvh_lib r2)/shoal/images/$HEX.img"
 left() { find "$(lvh_lib r1)/shoal/$1" "$(lvh_lib r2)/shoal/$1" -mindepth 1; }
 check "the markers too" [ -z "$(left images)" ]
 check "run files of deleted instances are gone" [ -z "$(left run)" ]
-check "three volumes removed (hello on both, sleep on r2)" \
-    [ "$(metric shoal_image_volumes_removed_total)" = "$((R0 + 3))" ]
+check "four volumes removed (hello on both, sleep on r2, httpd on r1)" \
+    [ "$(metric shoal_image_volumes_removed_total)" = "$((R0 + 4))" ]
 for h in r1 r2; do
     api DELETE "/v1/hosts/$h"
     check "remove host $h (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 done
+check "r1's network shoal, made by shoald, went with it" fails vr1 net-info shoal
+check "and its filter" fails vr1 nwfilter-dumpxml shoal-guest
 e2e_stop_daemon
 e2e_finish

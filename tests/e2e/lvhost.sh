@@ -67,7 +67,9 @@ lvh_start() {
     ns=$(lvh_ns "$name")
     veth=lvh$$$n
     veth=${veth:0:13}
-    mkdir -p "$d"/run/lock "$d"/etc/qemu "$d"/lib "$d"/log "$d"/cache/qemu
+    # lib/dnsmasq: where libvirt's network driver keeps its files (Debian's
+    # package makes it on a real host)
+    mkdir -p "$d"/run/lock "$d"/etc/qemu "$d"/lib/dnsmasq "$d"/log "$d"/cache/qemu
     echo "$n" >"$d/n"
     LVH_NAMES="$LVH_NAMES $name"
     ip netns add "$ns" || return 1

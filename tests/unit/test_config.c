@@ -182,6 +182,10 @@ static int got_dhcp(const cfg_t *c)
 {
     return !strcmp(c->dhcp, "off");
 }
+static int got_remote_nets(const cfg_t *c)
+{
+    return !strcmp(c->remote_nets, "192.168.0.0/20");
+}
 static int got_publish(const cfg_t *c)
 {
     return !strcmp(c->publish_addr, "127.0.0.1");
@@ -314,6 +318,7 @@ static const want_opt WANT[] = {
     { "local-uri", 0, "local-uri", "test:///default", NULL, got_local_uri, NULL },
     { "bridge", 0, "bridge", "br-x", NULL, got_bridge, NULL },
     { "subnet", 0, "subnet", "172.16.0.0/12", NULL, got_subnet, NULL },
+    { "remote-subnets", 0, "remote-subnets", "192.168.0.0/20", NULL, got_remote_nets, NULL },
     { "no-network", 0, "network", NULL, "0", got_no_network, NULL },
     { "dhcp", 0, "dhcp", "off", NULL, got_dhcp, NULL },
     { "publish-addr", 0, "publish-addr", "127.0.0.1", NULL, got_publish, NULL },

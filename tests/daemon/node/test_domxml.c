@@ -136,6 +136,36 @@ static void golden_network(void **state)
 
 static void reject(const struct domxml_spec *s, const char *quoted);
 
+/* A guest on a remote host (issue 17, nodenet.h): its NIC on the host's
+ * libvirt network, behind the guest filter with its address; a filter
+ * without an address or a NIC, or a network with a bridge, is refused. */
+static void golden_remote_network(void **state)
+{
+    (void)state;
+    char mac[NETBR_MAC_STRLEN];
+    netbr_mac("i-3", mac);
+    struct domxml_spec s = base;
+    s.name = "shoal-web-3";
+    s.instance_id = "i-3";
+    s.network = "shoal";
+    s.filter = "shoal-guest";
+    s.filter_ip = "10.89.0.2";
+    s.mac = mac;
+    s.tap = "sh0123456789ac";
+    s.cmdline = "shoal.ip=10.89.0.2/24 shoal.gw=10.89.0.1";
+    check_golden("remote-network-qemu", &s);
+    s.filter_ip = "10.89.0";
+    reject(&s, "'10.89.0'");
+    s.filter_ip = "10.89.0.2";
+    s.bridge = "shoal0";
+    reject(&s, "network 'shoal' given with a bridge");
+    s.bridge = NULL;
+    s.network = NULL;
+    reject(&s, "given without a bridge or network");
+    s.network = "bad name";
+    reject(&s, "invalid network name 'bad name'");
+}
+
 /* A warm pool guest (issue 15): shoal.pool=1 and its configuration channel,
  * a virtio console on a Unix socket QEMU listens on, one port. A relative
  * socket path is refused like any other path. */
@@ -464,7 +494,7 @@ int main(void)
         cmocka_unit_test(golden_debug_exit),    cmocka_unit_test(golden_initrd),
         cmocka_unit_test(golden_confined),      cmocka_unit_test(golden_pool),
         cmocka_unit_test(rejects_bad_values),   cmocka_unit_test(parses_instance_id),
-        cmocka_unit_test(mac_is_deterministic),
+        cmocka_unit_test(mac_is_deterministic), cmocka_unit_test(golden_remote_network),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

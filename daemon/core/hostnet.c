@@ -1,0 +1,238 @@
+/* hostnet.c - guest networks on remote hosts (issue 17; nodenet.h,
+ * docs/node.md "Remote hosts"): which subnet each remote host's guests get,
+ * the host's libvirt network and guest filter made before a start there,
+ * and each networked start's address in the subnet of the host it starts
+ * on.
+ *
+ * Subnets: the local host's is --subnet (its bridge, netbr.h); each remote
+ * host gets a /24 of --remote-subnets, gateway .1 on its network's bridge.
+ * The host's network is where that choice lives: a host whose network
+ * exists keeps its /24 (found again after a restart of shoald), a host
+ * without one gets the lowest /24 no other host has and no instance's
+ * address is in. The choice is cached in the host (net_gw).
+ *
+ * Addresses: a create gives every networked instance an address of the
+ * local subnet (instance.c). A start on a host whose subnet does not hold
+ * the instance's address (placed on a remote host, moved or failed over to
+ * another) first takes the lowest free address of that subnet, written to
+ * its row (the unique index on addresses is the arbiter against a create
+ * picking the same one in the local subnet: tried again then).
+ *
+ * Locks: net_mu (fleet_int.h LOCKS) serialises subnet choices, network
+ * ensures and address picks of starts; held across libvirt and SQLite;
+ * net_mu > row_mu > mu. */
+#include "fleet_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "nodenet.h"
+
+#define NET_REMOTE_PREFIX 24
+
+int fleet_net_open(fleet *f, char *err, size_t errlen)
+{
+    uint32_t lmask = 0xffffffffu << (32 - f->cfg.prefix), rmask;
+
+    if (!f->cfg.remote_nets[0]) /* a cfg_t not made by cfg_load */
+        snprintf(f->cfg.remote_nets, sizeof f->cfg.remote_nets, "%s", CFG_DEFAULT_REMOTE_SUBNETS);
+    if (cfg_parse_cidr(f->cfg.remote_nets, &f->rnet, &f->rprefix) != 0 ||
+        f->rprefix > NET_REMOTE_PREFIX) {
+        snprintf(err, errlen, "--remote-subnets '%s': not a CIDR of prefix 8..24",
+                 f->cfg.remote_nets);
+        return -1;
+    }
+    rmask = 0xffffffffu << (32 - f->rprefix);
+    /* the shorter prefix's mask decides whether one holds the other */
+    if (f->gateway && (f->rnet & (lmask & rmask)) == (f->cfg.subnet & (lmask & rmask))) {
+        snprintf(err, errlen, "--remote-subnets '%s' overlaps the guest subnet (--subnet)",
+                 f->cfg.remote_nets);
+        return -1;
+    }
+    return 0;
+}
+
+void fleet_network(const fleet *f, uint32_t addr, uint32_t *gateway, int *prefix)
+{
+    uint32_t rmask = 0xffffffffu << (32 - f->rprefix);
+    if (f->rprefix && (addr & rmask) == f->rnet) {
+        *gateway = (addr & (0xffffffffu << (32 - NET_REMOTE_PREFIX))) + 1;
+        *prefix = NET_REMOTE_PREFIX;
+        return;
+    }
+    *gateway = f->gateway;
+    *prefix = f->cfg.prefix;
+}
+
+/* The /24 of a remote host h: its network's, else a new one. Under net_mu. */
+static int host_subnet(fleet *f, fleet_host *h, struct node *node, uint32_t *gw, char *err,
+                       size_t errlen)
+{
+    uint32_t hgw = 0, m24 = 0xffffffffu << (32 - NET_REMOTE_PREFIX);
+    uint32_t n24 = 1u << (32 - f->rprefix - (32 - NET_REMOTE_PREFIX)), pick = 0;
+    uint32_t lmask = 0xffffffffu << (32 - f->cfg.prefix);
+    int found = 0, prefix = 0, rc = -1;
+    state_instance *rows = NULL;
+    size_t nrows = 0;
+    char ip[16];
+
+    if (node_net_get(node, &found, &hgw, &prefix, err, errlen) != NODE_OK)
+        return -1;
+    if (state_inst_list(f->db, &rows, &nrows, err, errlen) != 0)
+        return -1;
+    if (found) {
+        uint32_t hmask = 0xffffffffu << (32 - f->rprefix);
+        if (prefix != NET_REMOTE_PREFIX || (hgw & hmask) != f->rnet || (hgw & ~m24) != 1) {
+            snprintf(err, errlen,
+                     "host '%s' has a libvirt network '%s' at %s/%d: shoald uses a /24 of "
+                     "--remote-subnets '%s' with the gateway at .1 (remove that network on the "
+                     "host if no guest uses it)",
+                     h->name, NNET_NETWORK, cfg_ip4_str(hgw, ip), prefix, f->cfg.remote_nets);
+            goto out;
+        }
+        pick = hgw & m24;
+    }
+    pthread_mutex_lock(&f->mu);
+    for (uint32_t k = 0; !found && k < n24; k++) {
+        uint32_t net = f->rnet + (k << (32 - NET_REMOTE_PREFIX));
+        int used = (net & lmask) == (f->cfg.subnet & lmask) && f->gateway;
+        for (size_t i = 0; !used && i < f->nhosts; i++)
+            used = f->hosts[i] != h && f->hosts[i]->net_gw && (f->hosts[i]->net_gw & m24) == net;
+        /* a down host's guests keep their addresses */
+        for (size_t r = 0; !used && r < nrows; r++)
+            used = rows[r].ipv4 && (rows[r].ipv4 & m24) == net && strcmp(rows[r].host, h->name);
+        if (!used) {
+            pick = net;
+            found = 1;
+        }
+    }
+    /* two hosts, one subnet (a network made by hand): routing cannot tell them apart */
+    for (size_t i = 0; found && i < f->nhosts; i++) {
+        if (f->hosts[i] != h && f->hosts[i]->net_gw && (f->hosts[i]->net_gw & m24) == pick) {
+            snprintf(err, errlen, "host '%s' has the guest subnet %s/24 of host '%s'", h->name,
+                     cfg_ip4_str(pick, ip), f->hosts[i]->name);
+            found = 0;
+            pick = 0;
+        }
+    }
+    if (found)
+        h->net_gw = pick + 1;
+    pthread_mutex_unlock(&f->mu);
+    if (!found) {
+        if (pick == 0 && !err[0])
+            snprintf(err, errlen, "no /24 of --remote-subnets '%s' left for host '%s'",
+                     f->cfg.remote_nets, h->name);
+        goto out;
+    }
+    *gw = pick + 1;
+    log_info("host %s: guest network %s/24, gateway .1 on its bridge %s (this machine routes "
+             "it via the host)",
+             h->name, cfg_ip4_str(pick, ip), NNET_BRIDGE);
+    rc = 0;
+out:
+    state_inst_array_free(rows, nrows);
+    return rc;
+}
+
+static void set_ipv4_fn(state_instance *in, void *ctx)
+{
+    in->ipv4 = *(const uint32_t *)ctx;
+}
+
+/* The lowest free address of gw's subnet for in, written to its row. Under
+ * net_mu. */
+static int pick_address(fleet *f, state_instance *in, uint32_t gw, int prefix, char *err,
+                        size_t errlen)
+{
+    uint32_t mask = 0xffffffffu << (32 - prefix), net = gw & mask, bcast = net | ~mask;
+
+    for (int attempt = 0; attempt < 3; attempt++) {
+        state_instance *rows = NULL;
+        size_t nrows = 0;
+        uint32_t a;
+        if (state_inst_list(f->db, &rows, &nrows, err, errlen) != 0)
+            return -1;
+        for (a = net + 1; a < bcast; a++) {
+            size_t r = 0;
+            while (r < nrows && rows[r].ipv4 != a)
+                r++;
+            if (a != gw && r == nrows)
+                break;
+        }
+        state_inst_array_free(rows, nrows);
+        if (a >= bcast) {
+            char ip[16];
+            snprintf(err, errlen, "guest subnet %s/%d has no free address", cfg_ip4_str(net, ip),
+                     prefix);
+            return -1;
+        }
+        /* a create may have taken it since: the unique index refuses */
+        if (fleet_mutate(f, in->id, set_ipv4_fn, &a) == 0) {
+            char ip[16];
+            log_info("instance %s: address %s on host %s", in->id, cfg_ip4_str(a, ip), in->host);
+            in->ipv4 = a;
+            fleet_dhcp_sync(f);
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "cannot give instance %s an address on host '%s'", in->id, in->host);
+    return -1;
+}
+
+int fleet_net_prepare(fleet *f, fleet_host *h, struct node *node, state_instance *in, uint32_t *gw,
+                      int *prefix, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    err[0] = '\0';
+    *gw = f->gateway;
+    *prefix = f->cfg.prefix;
+    if (!node_remote(node)) {
+        uint32_t mask = 0xffffffffu << (32 - *prefix);
+        if (in->ipv4 && (in->ipv4 & mask) == f->cfg.subnet && in->ipv4 != *gw)
+            return 0; /* the common case: no lock */
+        pthread_mutex_lock(&f->net_mu);
+        rc = pick_address(f, in, *gw, *prefix, err, errlen);
+        pthread_mutex_unlock(&f->net_mu);
+        return rc;
+    }
+    pthread_mutex_lock(&f->net_mu);
+    pthread_mutex_lock(&f->mu);
+    *gw = h->net_gw;
+    pthread_mutex_unlock(&f->mu);
+    *prefix = NET_REMOTE_PREFIX;
+    if (!*gw && host_subnet(f, h, node, gw, err, errlen) != 0)
+        rc = -1;
+    /* each start: an operator's net-destroy, a host's restart */
+    if (rc == 0 && node_net_ensure(node, *gw, *prefix, err, errlen) != NODE_OK) {
+        char why[NODE_ERR_MAX];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "host '%s': guest network: %s", h->name, why);
+        rc = -1;
+    }
+    if (rc == 0 &&
+        (!in->ipv4 || (in->ipv4 & 0xffffff00u) != (*gw & 0xffffff00u) || in->ipv4 == *gw))
+        rc = pick_address(f, in, *gw, *prefix, err, errlen);
+    pthread_mutex_unlock(&f->net_mu);
+    return rc;
+}
+
+void fleet_net_host_removed(fleet *f, fleet_host *h)
+{
+    char err[NODE_ERR_MAX];
+    int removed = 0, up;
+
+    pthread_mutex_lock(&f->mu);
+    up = h->up && h->node && node_remote(h->node);
+    pthread_mutex_unlock(&f->mu);
+    if (!up)
+        return; /* a host down keeps it: remove it there by hand */
+    pthread_mutex_lock(&f->net_mu);
+    if (node_net_remove(h->node, &removed, err, sizeof err) != NODE_OK)
+        log_warn("host %s: guest network not removed: %s", h->name, err);
+    else if (removed)
+        log_info("host %s: libvirt network '%s' and filter '%s' removed", h->name, NNET_NETWORK,
+                 NNET_FILTER);
+    pthread_mutex_unlock(&f->net_mu);
+}

@@ -1,0 +1,103 @@
+/* test_nodenet - a remote host's guest network (daemon/nodenet.h) without a
+ * remote host: the definition rendered, the address read back from a
+ * network's XML (untrusted), and ensure/remove over libvirt's mock driver
+ * (test:///default keeps networks in memory; it has no nwfilter driver, so
+ * the filter is left out here). With a real libvirtd, filter included:
+ * e2e_daemon_remote. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvirt/virterror.h>
+
+#include "nodenet.h"
+
+#define IP4(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((c) << 8) | (d))
+
+static void quiet(void *user, virErrorPtr e)
+{
+    (void)user;
+    (void)e;
+}
+
+static void test_render_and_parse(void **state)
+{
+    char *xml = NULL, err[256];
+    uint32_t gw = 0;
+    int prefix = 0;
+    (void)state;
+    assert_int_equal(nnet_render_network(IP4(10, 89, 3, 1), 24, &xml, err, sizeof err), NNET_OK);
+    assert_non_null(strstr(xml, "<forward mode='open'/>"));
+    assert_non_null(strstr(xml, "<bridge name='" NNET_BRIDGE "'"));
+    assert_non_null(strstr(xml, NNET_META_URI));
+    assert_null(strstr(xml, "<dhcp"));
+    assert_int_equal(nnet_parse_ip(xml, &gw, &prefix), 0);
+    assert_true(gw == IP4(10, 89, 3, 1) && prefix == 24);
+    free(xml);
+    /* the network's own address or its broadcast cannot be the gateway */
+    assert_int_equal(nnet_render_network(IP4(10, 89, 3, 0), 24, &xml, err, sizeof err),
+                     NNET_E_INVAL);
+    assert_int_equal(nnet_render_network(IP4(10, 89, 3, 255), 24, &xml, err, sizeof err),
+                     NNET_E_INVAL);
+    assert_int_equal(nnet_render_network(IP4(10, 89, 3, 1), 31, &xml, err, sizeof err),
+                     NNET_E_INVAL);
+    assert_int_equal(
+        nnet_parse_ip("<ip address=\"192.168.5.1\" netmask=\"255.255.254.0\">", &gw, &prefix), 0);
+    assert_true(gw == IP4(192, 168, 5, 1) && prefix == 23);
+    assert_int_equal(nnet_parse_ip("<ip address='1.2.3.4' netmask='255.0.255.0'/>", &gw, &prefix),
+                     -1);
+    assert_int_equal(
+        nnet_parse_ip("<ip family='ipv6' address='fd00::1' prefix='64'/>", &gw, &prefix), -1);
+    assert_int_equal(nnet_parse_ip("<ip address='1.2.3.4'/>", &gw, &prefix), -1);
+    assert_int_equal(nnet_parse_ip("<ip address='1.2.3.4", &gw, &prefix), -1);
+    assert_int_equal(nnet_parse_ip("<bridge name='x'/>", &gw, &prefix), -1);
+    assert_int_equal(nnet_parse_ip(NULL, &gw, &prefix), -1);
+    assert_non_null(strstr(nnet_filter_xml(), "$IP"));
+}
+
+static void test_ensure_remove(void **state)
+{
+    virConnectPtr c;
+    char err[512];
+    uint32_t gw;
+    int found, prefix, ours, removed;
+    (void)state;
+    virSetErrorFunc(NULL, quiet);
+    c = virConnectOpen("test:///default");
+    assert_non_null(c);
+    assert_int_equal(nnet_get(c, &found, &gw, &prefix, &ours, err, sizeof err), NNET_OK);
+    assert_int_equal(found, 0);
+    if (nnet_ensure(c, IP4(10, 89, 7, 1), 24, 0, err, sizeof err) != NNET_OK)
+        fail_msg("%s", err);
+    /* twice: idempotent */
+    if (nnet_ensure(c, IP4(10, 89, 7, 1), 24, 0, err, sizeof err) != NNET_OK)
+        fail_msg("%s", err);
+    assert_int_equal(nnet_get(c, &found, &gw, &prefix, &ours, err, sizeof err), NNET_OK);
+    assert_true(found && ours && gw == IP4(10, 89, 7, 1) && prefix == 24);
+    virNetworkPtr n = virNetworkLookupByName(c, NNET_NETWORK);
+    assert_non_null(n);
+    assert_int_equal(virNetworkIsActive(n), 1);
+    virNetworkFree(n);
+    /* another address: refused, the network kept */
+    assert_int_equal(nnet_ensure(c, IP4(10, 89, 8, 1), 24, 0, err, sizeof err), NNET_E_MISMATCH);
+    assert_non_null(strstr(err, "10.89.7.1/24"));
+    assert_int_equal(nnet_remove(c, &removed, err, sizeof err), NNET_OK);
+    assert_int_equal(removed, 1);
+    assert_int_equal(nnet_get(c, &found, &gw, &prefix, &ours, err, sizeof err), NNET_OK);
+    assert_int_equal(found, 0);
+    virConnectClose(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render_and_parse),
+        cmocka_unit_test(test_ensure_remove),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
