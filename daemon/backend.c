@@ -148,13 +148,22 @@ static void kv_from_api(const api_kv *in, size_t n, fleet_kv *out)
 
 /* ---- instances ---------------------------------------------------------- */
 
+/* A stored JSON column decoded; NULL for an empty array or object (most
+ * rows: no parse, and NULL reads as empty below). */
+static json_t *column_json(const char *text)
+{
+    if (text == NULL || strcmp(text, "[]") == 0 || strcmp(text, "{}") == 0)
+        return NULL;
+    return json_loads(text, 0, NULL);
+}
+
 /* Emit one instance row (with its runs when detail). */
 static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int detail)
 {
     api_instance a;
-    json_t *args = json_loads(in->args_json, 0, NULL);
-    json_t *env = json_loads(in->env_json, 0, NULL);
-    json_t *labels = json_loads(in->labels_json, 0, NULL);
+    json_t *args = column_json(in->args_json);
+    json_t *env = column_json(in->env_json);
+    json_t *labels = column_json(in->labels_json);
     fleet_placement pl;
     api_rule *rules = NULL;
     const char **argv = NULL;

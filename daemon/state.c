@@ -11,10 +11,54 @@
 
 #include <jansson.h>
 
+/* Prepared statements kept for the reads every API call makes (an
+ * instance by id or name, a page of the list): parsing the SQL again was
+ * half of a GET /v1/instances/NAME in the daemon. Used under mu; reset
+ * after each use, so none holds a read transaction open. */
+#define STMT_CACHE 16
+
 struct state_db {
     sqlite3 *db;
     pthread_mutex_t mu;
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+    } stmts[STMT_CACHE];
 };
+
+/* The statement for sql, prepared once (mu held); NULL on error. */
+static sqlite3_stmt *stmt_get(state_db *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    size_t i;
+
+    for (i = 0; i < STMT_CACHE && db->stmts[i].sql != NULL; i++) {
+        if (strcmp(db->stmts[i].sql, sql) == 0)
+            return db->stmts[i].st;
+    }
+    if (sqlite3_prepare_v3(db->db, sql, -1, i < STMT_CACHE ? SQLITE_PREPARE_PERSISTENT : 0, &st,
+                           NULL) != SQLITE_OK)
+        return NULL;
+    if (i < STMT_CACHE && (db->stmts[i].sql = strdup(sql)) != NULL)
+        db->stmts[i].st = st;
+    return st;
+}
+
+/* Done with a statement of stmt_get: reset it (or finalize one the cache
+ * had no room for). */
+static void stmt_put(state_db *db, sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < STMT_CACHE && db->stmts[i].sql != NULL; i++) {
+        if (db->stmts[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
 
 /* Schema migrations, applied in order; user_version counts those done.
  * Never edit a shipped step: append a new one. */
@@ -260,6 +304,10 @@ void state_close(state_db *db)
 {
     if (!db)
         return;
+    for (size_t i = 0; i < STMT_CACHE; i++) {
+        sqlite3_finalize(db->stmts[i].st);
+        free(db->stmts[i].sql);
+    }
     sqlite3_close(db->db);
     pthread_mutex_destroy(&db->mu);
     free(db);
@@ -710,17 +758,18 @@ int state_inst_finish_move(state_db *db, const char *id, char *err, size_t errle
  * 2 more than one, 0 none, -1 SQLite error. */
 static int find_one(state_db *db, const char *sql, const char *key, state_instance *out)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = stmt_get(db, sql);
     int found = 0, step;
-    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 2, (int)strlen(key));
+    if (sqlite3_bind_parameter_count(st) >= 2)
+        sqlite3_bind_int(st, 2, (int)strlen(key));
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         if (found++ == 0)
             read_inst(st, out);
     }
-    sqlite3_finalize(st);
+    stmt_put(db, st);
     if (step != SQLITE_DONE) {
         if (found)
             state_inst_free(out);
@@ -833,21 +882,20 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
              state >= 0 ? " AND state=?2" : "", host ? " AND host=?3" : "");
     pthread_mutex_lock(&db->mu);
     if (after) {
-        sqlite3_stmt *chk = NULL;
+        sqlite3_stmt *chk = stmt_get(db, "SELECT 1 FROM instances WHERE id=?");
         int found = 0;
-        if (sqlite3_prepare_v2(db->db, "SELECT 1 FROM instances WHERE id=?", -1, &chk, NULL) ==
-            SQLITE_OK) {
+        if (chk != NULL) {
             sqlite3_bind_text(chk, 1, after, -1, SQLITE_TRANSIENT);
             found = sqlite3_step(chk) == SQLITE_ROW;
         }
-        sqlite3_finalize(chk);
+        stmt_put(db, chk);
         if (!found) {
             errbuf_set(err, errlen, "unknown cursor '%s'", after);
             rc = STATE_ENOTFOUND;
             goto out;
         }
     }
-    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+    if ((st = stmt_get(db, sql)) == NULL)
         goto out;
     if (after)
         sqlite3_bind_text(st, 1, after, -1, SQLITE_TRANSIENT);
@@ -874,7 +922,7 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
 out:
     if (rc == -1)
         errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
-    sqlite3_finalize(st);
+    stmt_put(db, st);
     pthread_mutex_unlock(&db->mu);
     if (rc != 0) {
         state_inst_array_free(a, cnt);

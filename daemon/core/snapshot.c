@@ -63,11 +63,20 @@ char *fleet_placement_format(bool spread, const fleet_rule *r, size_t n)
 
 int fleet_placement_parse(const char *text, fleet_placement *out)
 {
-    json_t *doc = json_loads(text ? text : "{}", 0, NULL), *a, *r;
+    json_t *doc, *a, *r;
     const char *policy;
     size_t i;
 
     memset(out, 0, sizeof *out);
+    /* what fleet_placement_format writes for no rules (nearly every row a
+     * list renders): no parse */
+    if (text != NULL && (strcmp(text, "{\"policy\":\"binpack\",\"rules\":[]}") == 0 ||
+                         strcmp(text, "{\"policy\":\"spread\",\"rules\":[]}") == 0)) {
+        out->spread = text[11] == 's';
+        out->rules = calloc(1, sizeof *out->rules);
+        return out->rules != NULL ? 0 : -1;
+    }
+    doc = json_loads(text ? text : "{}", 0, NULL);
     if (!doc)
         return -1;
     out->doc = doc;

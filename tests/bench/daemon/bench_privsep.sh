@@ -8,11 +8,14 @@
 # 16, on GET /healthz (answered by the front alone), GET /v1/instances (a
 # page of N: two channel round trips, authenticate and list, N objects
 # across) and GET /v1/instances/NAME. Prints p50/p99 and requests/s for
-# each, and on/off ratios. Loopback only.
+# each, and on/off ratios. Each row is ROUNDS (default 3) runs of on and
+# off taken in turn, the medians shown (the machine is shared: one run of
+# each is mostly the neighbours' noise). Loopback only.
 set -eu
 SHOALD=${1:?usage: bench_privsep.sh SHOALD [N]}
 N=${2:-100}
-DUR=${BENCH_DURATION:-5s}
+DUR=${BENCH_DURATION:-3s}
+ROUNDS=${ROUNDS:-3}
 command -v wrk >/dev/null || { echo "bench_privsep: no wrk"; exit 77; }
 getent passwd shoal-api >/dev/null || { echo "bench_privsep: no user shoal-api"; exit 77; }
 
@@ -68,14 +71,24 @@ run() {
 
 printf '%-26s %5s | %-28s | %-28s | %s\n' "request" "conns" "privsep on: p50 p99 ms, r/s" \
     "privsep off: p50 p99 ms, r/s" "on/off p50, p99, r/s"
+# median of the numbers on stdin
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 for path in /healthz /v1/instances /v1/instances/b-1; do
     for c in 1 16; do
-        read -r a50 a99 arps <<<"$(run "$c" 17901 "$TOK_ON" "$path")"
-        read -r b50 b99 brps <<<"$(run "$c" 17902 "$TOK_OFF" "$path")"
+        : >"$BASE/on.txt"
+        : >"$BASE/off.txt"
+        for _ in $(seq 1 "$ROUNDS"); do
+            run "$c" 17901 "$TOK_ON" "$path" >>"$BASE/on.txt"
+            run "$c" 17902 "$TOK_OFF" "$path" >>"$BASE/off.txt"
+        done
+        col() { awk -v k="$2" '{ print $k }' "$BASE/$1.txt" | median; }
+        a50=$(col on 1) a99=$(col on 2) arps=$(col on 3)
+        b50=$(col off 1) b99=$(col off 2) brps=$(col off 3)
         printf '%-26s %5s | %8s %8s %9s | %8s %8s %9s | %.2fx %.2fx %.2fx\n' "GET $path" "$c" \
             "$a50" "$a99" "$arps" "$b50" "$b99" "$brps" \
             "$(echo "$a50 / $b50" | bc -l)" "$(echo "$a99 / $b99" | bc -l)" \
             "$(echo "$arps / $brps" | bc -l)"
     done
 done
-echo "(N = $N instances each; wrk $DUR per row; same machine, same run)"
+echo "(N = $N instances each; medians of $ROUNDS runs of wrk $DUR each, on and off in turn; same machine, same run)"
