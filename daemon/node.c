@@ -2292,6 +2292,19 @@ out:
     return rc;
 }
 
+void node_forget(struct node *n, const char *name)
+{
+    virDomainPtr dom = NULL;
+    unsigned char uuid[VIR_UUID_BUFLEN];
+    char id[DOMXML_ID_MAX + 1], err[NODE_ERR_MAX];
+    if (lookup(n, "forget", name, &dom, err, sizeof err) != NODE_OK)
+        return;
+    /* on_lifecycle delivers a STOPPED only for a domain in the table */
+    if (virDomainGetUUID(dom, uuid) == 0)
+        ids_get(n, uuid, id, sizeof id, 1);
+    virDomainFree(dom);
+}
+
 int node_resume_started(struct node *n, const char *name, char *err, size_t errlen)
 {
     virDomainPtr dom = NULL;

@@ -377,6 +377,12 @@ int node_destroy(struct node *node, const char *name, char *err, size_t errlen);
 int node_set_instance_id(struct node *node, const char *name, const char *id, char *err,
                          size_t errlen);
 
+/* Forget which instance running domain `name` is, so that its end (a
+ * destroy about to come) is reported to no instance: a claimed warm pool
+ * guest given up by its instance's start, whose domain name the cold
+ * start that follows reuses. A no-op when it is not running. */
+void node_forget(struct node *node, const char *name);
+
 /* State of domain `name`. Errors: NODE_E_NOTFOUND, NODE_E_LIBVIRT, NODE_E_CONN. */
 int node_state(struct node *node, const char *name, struct node_dom *out, char *err, size_t errlen);
 

@@ -135,12 +135,16 @@ void fleet_publish_ports(fleet *f, const state_instance *in)
 }
 
 /* A claimed warm pool guest that will not get its configuration: out of
- * the pool, its domain destroyed (the instance's own domain name: pool.h). */
+ * the pool, its domain destroyed (named after the identity the instance
+ * runs with: pool.h, fleet_run_id). */
 static void drop_pool_guest(fleet *f, struct node *node, const char *id, const char *dom)
 {
     char err[NODE_ERR_MAX];
     int rc;
     fleet_pool_forget(f, id);
+    /* its end is not the cold run's that reuses its name (a create's
+     * guest has the instance's id in its metadata) */
+    node_forget(node, dom);
     if ((rc = node_destroy(node, dom, err, sizeof err)) != NODE_OK && rc != NODE_E_NOTFOUND)
         log_warn("instance %s: cannot destroy its warm pool guest: %s", id, err);
 }

@@ -100,6 +100,51 @@ static void start_list_destroy(void **state)
     assert_non_null(strstr(err, "'mock-1'"));
 }
 
+/* node_set_instance_id (a warm pool guest handed to a waking instance):
+ * the domain's metadata, its list entry and its events name the new id
+ * from then on; a bad id or a missing domain is refused. */
+static void set_instance_id_names_events(void **state)
+{
+    (void)state;
+    struct node_dom *l = NULL;
+    struct evlog_entry e;
+    size_t n = 0;
+    struct domxml_spec s = {
+        .name = "mock-si",
+        .boot = DOMXML_BOOT_PVH,
+        .memory_mib = 32,
+        .vcpus = 1,
+        .kernel = "/nonexistent/k.elf",
+        .cmdline = "a=b",
+        .console_log = "/tmp/mock-si.console",
+        .status_log = "/tmp/mock-si.status",
+        .instance_id = "siguest",
+    };
+    assert_int_equal(node_start(node, &s, NULL, err, sizeof err), NODE_OK);
+    assert_true(evlog_wait(&elog, "siguest", NODE_EVENT_STARTED, 10, NULL) >= 0);
+    assert_int_equal(node_set_instance_id(node, "mock-si", "a'b", err, sizeof err), NODE_E_INVAL);
+    assert_int_equal(node_set_instance_id(node, "mock-none", "siinst", err, sizeof err),
+                     NODE_E_NOTFOUND);
+    assert_int_equal(node_set_instance_id(node, "mock-si", "siinst", err, sizeof err), NODE_OK);
+    assert_int_equal(node_list(node, &l, &n, err, sizeof err), NODE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].name, "mock-si");
+    assert_string_equal(l[0].instance_id, "siinst");
+    node_list_free(l);
+    assert_int_equal(node_destroy(node, "mock-si", err, sizeof err), NODE_OK);
+    assert_true(evlog_wait(&elog, "siinst", NODE_EVENT_STOPPED, 10, &e) >= 0);
+    assert_true(evlog_wait(&elog, "siguest", NODE_EVENT_STOPPED, 0.2, NULL) < 0);
+
+    /* node_forget: the destroy that follows is reported to nobody */
+    s.instance_id = "siforget";
+    assert_int_equal(node_start(node, &s, NULL, err, sizeof err), NODE_OK);
+    assert_true(evlog_wait(&elog, "siforget", NODE_EVENT_STARTED, 10, NULL) >= 0);
+    node_forget(node, "mock-si");
+    node_forget(node, "mock-none"); /* not running: nothing */
+    assert_int_equal(node_destroy(node, "mock-si", err, sizeof err), NODE_OK);
+    assert_true(evlog_wait(&elog, "siforget", NODE_EVENT_STOPPED, 0.5, NULL) < 0);
+}
+
 /* Every event carries its domain's instance id, looked up by UUID in the
  * node's id table: hundreds of domains (the table grows several times),
  * each STOPPED removes its entry, and a domain started again under the
@@ -201,9 +246,8 @@ static void forced_type_and_bad_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(capacity_and_verdict),
-        cmocka_unit_test(start_list_destroy),
-        cmocka_unit_test(many_domains_map_ids),
+        cmocka_unit_test(capacity_and_verdict),         cmocka_unit_test(start_list_destroy),
+        cmocka_unit_test(set_instance_id_names_events), cmocka_unit_test(many_domains_map_ids),
         cmocka_unit_test(forced_type_and_bad_args),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
