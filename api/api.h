@@ -580,6 +580,9 @@ typedef struct api_host {
     /* Host failure (docs/shoald.md "Host failure and fencing"). */
     const char *last_error; /* why it is down; NULL = null */
     int64_t down_since;     /* Unix seconds it was first seen down; 0 = null (up) */
+    /* Its guests' subnet "a.b.c.d/p" (docs/node.md "Remote hosts"); NULL =
+     * null (no network, or a remote host's /24 not chosen yet). */
+    const char *guest_subnet;
 } api_host;
 
 typedef struct api_move {

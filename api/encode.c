@@ -699,6 +699,8 @@ static void enc_host(jw *w, const api_host *h)
     jw_str(w, h->last_error);
     jw_key(w, "down_since");
     jw_time(w, h->down_since); /* API_TIME_NONE (0): up */
+    jw_key(w, "guest_subnet");
+    jw_str(w, h->guest_subnet);
     jw_close(w, '}');
 }
 

@@ -1047,6 +1047,7 @@ static int sink_host(api_sink *out, const fleet_host_info *h)
     a.free_memory_mib = h->free_mem_mib;
     a.last_error = !h->up && h->last_error[0] ? h->last_error : NULL;
     a.down_since = h->down_since_ms / 1000;
+    a.guest_subnet = h->guest_subnet[0] ? h->guest_subnet : NULL;
     rc = api_sink_host(out, &a);
     free(kv);
     json_decref(labels);

@@ -397,6 +397,7 @@ typedef struct {
     uint64_t others_mem_mib, others_cpu_milli;
     uint64_t free_mem_mib; /* memory placement can still give its guests */
     int64_t down_since_ms; /* wall ms it was first seen down (failover.h), 0 = up */
+    char guest_subnet[20]; /* its guests' subnet "a.b.c.d/p", "" = none yet (hostnet.c) */
 } fleet_host_info;
 
 int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e);

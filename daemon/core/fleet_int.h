@@ -455,6 +455,11 @@ int fleet_net_open(fleet *f, char *err, size_t errlen);
 int fleet_net_prepare(fleet *f, fleet_host *h, struct node *node, state_instance *in, uint32_t *gw,
                       int *prefix, char *err, size_t errlen);
 void fleet_net_host_removed(fleet *f, fleet_host *h);
+/* Host h's guest subnet "a.b.c.d/p" into buf, "" when none is known (no
+ * network; a remote host before its first networked start). Under mu. */
+void fleet_net_subnet(const fleet *f, const fleet_host *h, char *buf, size_t len);
+/* 1 when host `name` is open and on another machine (node_remote). */
+int fleet_host_is_remote(fleet *f, const char *name);
 
 /* ---- runtime.c: runtime table (caller holds f->mu) and row updates ---- */
 fleet_rt *fleet_rt_get(fleet *f, const char *id);

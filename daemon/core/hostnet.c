@@ -11,8 +11,8 @@
  * without one gets the lowest /24 no other host has and no instance's
  * address is in. The choice is cached in the host (net_gw).
  *
- * Addresses: a create gives every networked instance an address of the
- * local subnet (instance.c). A start on a host whose subnet does not hold
+ * Addresses: a create gives a networked instance an address of the local
+ * subnet (instance.c), or none when it is placed on a remote host. A start on a host whose subnet does not hold
  * the instance's address (placed on a remote host, moved or failed over to
  * another) first takes the lowest free address of that subnet, written to
  * its row (the unique index on addresses is the arbiter against a create
@@ -63,6 +63,27 @@ void fleet_network(const fleet *f, uint32_t addr, uint32_t *gateway, int *prefix
     }
     *gateway = f->gateway;
     *prefix = f->cfg.prefix;
+}
+
+void fleet_net_subnet(const fleet *f, const fleet_host *h, char *buf, size_t len)
+{
+    char ip[16];
+    buf[0] = '\0';
+    if (!f->gateway)
+        return;
+    if (h->net_gw) /* remote, chosen */
+        snprintf(buf, len, "%s/%d", cfg_ip4_str(h->net_gw - 1, ip), NET_REMOTE_PREFIX);
+    else if (h->node && !node_remote(h->node)) /* this machine's bridge */
+        snprintf(buf, len, "%s/%d", cfg_ip4_str(f->cfg.subnet, ip), f->cfg.prefix);
+}
+
+int fleet_host_is_remote(fleet *f, const char *name)
+{
+    fleet_host *h = NULL;
+    struct node *node = fleet_host_node(f, name, &h);
+    int remote = node && node_remote(node);
+    fleet_host_release(f, h);
+    return remote;
 }
 
 /* The /24 of a remote host h: its network's, else a new one. Under net_mu. */

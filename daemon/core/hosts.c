@@ -527,7 +527,7 @@ out:
 }
 
 /* Copy host h (caller holds f->mu); usage is filled by the caller. */
-static int info_copy(const fleet_host *h, fleet_host_info *o)
+static int info_copy(const fleet *f, const fleet_host *h, fleet_host_info *o)
 {
     memset(o, 0, sizeof *o);
     snprintf(o->name, sizeof o->name, "%s", h->name);
@@ -553,6 +553,7 @@ static int info_copy(const fleet_host *h, fleet_host_info *o)
     o->others_mem_mib = h->others.memory_mib;
     o->others_cpu_milli = h->others_cpu_milli;
     o->down_since_ms = h->up ? 0 : h->down_wall_ms;
+    fleet_net_subnet(f, h, o->guest_subnet, sizeof o->guest_subnet);
     return o->labels_json ? 0 : -1;
 }
 
@@ -588,7 +589,7 @@ int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e)
     pthread_mutex_lock(&f->mu);
     a = calloc(f->nhosts + 1, sizeof *a);
     for (; a && nh < f->nhosts; nh++)
-        oom |= info_copy(f->hosts[nh], &a[nh]);
+        oom |= info_copy(f, f->hosts[nh], &a[nh]);
     pthread_mutex_unlock(&f->mu);
     if (!a)
         oom = 1;

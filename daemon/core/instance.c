@@ -517,6 +517,10 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
         in->network = network;
         if (network)
             netbr_mac(in->id, in->mac);
+        /* On another machine it takes an address of that host's /24 at
+         * its start (hostnet.c): none of this one's meanwhile. */
+        if (network && in->ipv4 && fleet_host_is_remote(f, in->host))
+            in->ipv4 = 0;
         for (size_t p = 0; p < spec->n_ports; p++)
             in->ports[p] = spec->ports[p];
         in->nports = (int)spec->n_ports;

@@ -800,7 +800,8 @@ static void t_encode_host_plan(void **state)
              "\"usage\":{\"model\":\"measured\",\"reserved_memory_mib\":2048,"
              "\"available_memory_mib\":null,\"charged_cpu_milli\":16,\"busy_cpu_milli\":3},"
              "\"others\":{\"domains\":2,\"memory_mib\":6144,\"vcpus\":3,\"busy_cpu_milli\":250},"
-             "\"free_memory_mib\":15296,\"last_error\":null,\"down_since\":null}");
+             "\"free_memory_mib\":15296,\"last_error\":null,\"down_since\":null,"
+             "\"guest_subnet\":null}");
     free(out);
     api_sink_free(s);
 

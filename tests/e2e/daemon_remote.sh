@@ -165,7 +165,12 @@ NET=${IP%.*}
 e2e_log "web on r1: $ADDR, gateway $(inst_field web .network.gateway)"
 check "a /24 with the gateway at .1" [ "${ADDR#*/}" = 24 ] && [ "$(inst_field web .network.gateway)" = "$NET.1" ]
 check "shoald logs r1's subnet" grep -q "host r1: guest network $NET.0/24" "$E2E_STATE/shoald.log"
-ip -n "$E2E_NS" route replace "$NET.0/24" via "$(lvh_addr r1)"
+api GET /v1/hosts/local
+check "the local host's is --subnet" [ "$(printf '%s' "$BODY" | jq -r .guest_subnet)" = 10.88.0.0/16 ]
+api GET /v1/hosts/r1
+SUBNET=$(printf '%s' "$BODY" | jq -r .guest_subnet)
+check "GET /v1/hosts/r1 names its guest subnet ($SUBNET)" [ "$SUBNET" = "$NET.0/24" ]
+ip -n "$E2E_NS" route replace "$SUBNET" via "$(lvh_addr r1)"
 check "web runs" wait_for 60 inst_state_is web running
 WID=$(inst_field web .id)
 vr1() { lvh_exec r1 virsh -q -c qemu:///system "$@"; }
