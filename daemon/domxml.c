@@ -481,24 +481,30 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t err
         buf_esc(&b, s->emulator);
         buf_str(&b, "</emulator>\n");
     }
-    buf_str(&b, "    <serial type='file'>\n      <source path='");
-    buf_esc(&b, s->console_log);
-    /* append: the daemon rotates the console by truncating it under QEMU,
-     * which needs O_APPEND; a new run also keeps the previous output. */
-    buf_str(&b, "' append='on'/>\n      <target port='0'/>\n    </serial>\n"
+    if (s->console_sock) {
+        /* A warm pool guest's configuration record comes in on COM1
+         * itself (docs/guest-protocol.md "Warm pool hand-over"): QEMU
+         * listens on the socket (server, no wait; shoald connects once the
+         * guest waits) and logs what the guest writes to the console file
+         * as type='file' would (what it writes while nobody is connected
+         * too). No device beyond a running guest's. */
+        buf_str(&b, "    <serial type='unix'>\n      <source mode='bind' path='");
+        buf_esc(&b, s->console_sock);
+        buf_str(&b, "'/>\n      <log file='");
+        buf_esc(&b, s->console_log);
+        buf_str(&b, "' append='on'/>\n");
+    } else {
+        buf_str(&b, "    <serial type='file'>\n      <source path='");
+        buf_esc(&b, s->console_log);
+        /* append: the daemon rotates the console by truncating it under
+         * QEMU, which needs O_APPEND; a new run also keeps the previous
+         * output. */
+        buf_str(&b, "' append='on'/>\n");
+    }
+    buf_str(&b, "      <target port='0'/>\n    </serial>\n"
                 "    <serial type='file'>\n      <source path='");
     buf_esc(&b, s->status_log);
     buf_str(&b, "'/>\n      <target port='1'/>\n    </serial>\n");
-    if (s->console_sock) {
-        /* QEMU listens (server, no wait): a virtio-serial controller and a
-         * virtconsole on it; shoald connects once the guest waits. One port
-         * (QEMU's default is 31): ~0.45 MiB less per guest (measured, docs/
-         * benchmarks.md "Warm pool, guest side"). */
-        buf_str(&b, "    <controller type='virtio-serial' index='0' ports='1'/>\n"
-                    "    <console type='unix'>\n      <source mode='bind' path='");
-        buf_esc(&b, s->console_sock);
-        buf_str(&b, "'/>\n      <target type='virtio' port='0'/>\n    </console>\n");
-    }
     if (s->disk) {
         /* The overlay's qcow2 header names its base and the base's format
          * (qemu-img create -F), which libvirt 9.0 requires of a backing

@@ -162,11 +162,11 @@ struct domxml_spec {
                                 (<cputune> global_period 100 ms, global_quota),
                                 enforced by its cgroup; 0: no limit rendered */
     /* console_sock: absolute path of a Unix socket QEMU listens on (created
-     * at its start) for a virtio console: <console type='unix'> <source
-     * mode='bind'> <target type='virtio'>, beside the serial ports, on a
-     * virtio-serial controller of one port. A warm pool guest's
-     * configuration channel (docs/guest-protocol.md "Warm pool hand-over");
-     * NULL: none */
+     * at its start) for COM1, the console: <serial type='unix'> <source
+     * mode='bind'> with <log file=console_log append='on'/>, so the guest's
+     * output still goes to console_log. A warm pool guest's configuration
+     * channel (docs/guest-protocol.md "Warm pool hand-over"); NULL: COM1 is
+     * <serial type='file'> on console_log */
     const char *console_sock;
 };
 

@@ -350,9 +350,47 @@ static void on_record(void *ctx, const gst_record *r)
         *boot_us = r->boot_us;
     else if (r->kind == GST_READY && *boot_us < 0)
         *boot_us = -2; /* booted as a cold guest: an older kernel (pool.h) */
+    else if (r->kind == GST_EXIT && *boot_us == -1)
+        *boot_us = -3; /* gave up before waiting: guest protocol 2's kernel
+                          finds no virtio console to wait on */
 }
 
-/* A booting guest: has it written pool-wait? Then connect its console. */
+/* A guest that booted as a cold one (boot_us -2) or exited before it
+ * waited (-3, on_record): its kernel does not speak this hand-over. Under
+ * p->mu. */
+static void refuse_old_kernel(struct fleet_pool *p, const char *digest, int64_t boot_us)
+{
+    refuse_image(p, digest,
+                 boot_us == -2 ? "its guest booted without waiting for a configuration (a "
+                                 "reference kernel older than the hand-over?)"
+                               : "its guest exited before waiting for a configuration (a "
+                                 "reference kernel of guest protocol 2, whose hand-over needs "
+                                 "a virtio console? rebuild the image; its instances start "
+                                 "cold)");
+}
+
+/* A doomed guest that never waited (its domain may have ended before the
+ * watcher read its status): the records it left say whether its kernel
+ * cannot wait, so that the pool is not started again and again. */
+static void check_never_waited(fleet *f, const pool_guest *g)
+{
+    char status[FLEET_PATH_MAX];
+    gst_tracker tr = g->tracker;
+    int64_t boot_us = -1;
+
+    if (g->ready_ms || !g->created)
+        return;
+    fleet_status_path(f, g->id, status, sizeof status);
+    gst_tracker_poll_max(&tr, status, FLEET_STATUS_READ_MAX, on_record, &boot_us, NULL);
+    if (boot_us != -2 && boot_us != -3)
+        return;
+    pthread_mutex_lock(&f->pool->mu);
+    refuse_old_kernel(f->pool, g->digest, boot_us);
+    pthread_mutex_unlock(&f->pool->mu);
+}
+
+/* A booting guest: has it written pool-wait? Then connect its socket (its
+ * COM1). */
 static void check_booting(fleet *f, const char *id)
 {
     struct fleet_pool *p = f->pool;
@@ -373,12 +411,10 @@ static void check_booting(fleet *f, const char *id)
     pthread_mutex_unlock(&p->mu);
     fleet_status_path(f, id, status, sizeof status);
     gst_tracker_poll_max(&tr, status, FLEET_STATUS_READ_MAX, on_record, &boot_us, NULL);
-    if (boot_us == -2) {
+    if (boot_us == -2 || boot_us == -3) {
         pthread_mutex_lock(&p->mu);
         if ((g = pool_tab_find(&p->tab, id)) && g->st == POOL_G_BOOTING) {
-            refuse_image(p, g->digest,
-                         "its guest booted without waiting for a configuration (a reference "
-                         "kernel older than the hand-over?)");
+            refuse_old_kernel(p, g->digest, boot_us);
             g->st = POOL_G_DOOMED;
             p->tab.failed++;
         }
@@ -392,7 +428,7 @@ static void check_booting(fleet *f, const char *id)
             sa.sun_path[0] = 0;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-            log_warn("warm pool guest %s: cannot connect its console '%s': %s", id, sock,
+            log_warn("warm pool guest %s: cannot connect its COM1 socket '%s': %s", id, sock,
                      strerror(errno));
             close(fd);
             fd = -1;
@@ -412,7 +448,7 @@ static void check_booting(fleet *f, const char *id)
             g->st = POOL_G_DOOMED;
             p->tab.failed++;
             log_warn("warm pool guest %s: %s", id,
-                     boot_us >= 0 ? "its console cannot be reached"
+                     boot_us >= 0 ? "its COM1 socket cannot be reached"
                                   : "did not report pool-wait in time (does the image speak "
                                     "the warm pool protocol?)");
         }
@@ -452,8 +488,10 @@ static void tick(fleet *f)
         }
     }
     pthread_mutex_unlock(&p->mu);
-    for (size_t i = 0; i < nd; i++)
+    for (size_t i = 0; i < nd; i++) {
+        check_never_waited(f, &doomed[i]);
         destroy_guest(f, &doomed[i]);
+    }
     /* one start a tick (~0.5 s of libvirt): the guests already booting
      * are looked at between two starts, so one that waits is claimable
      * at once, and a pool never crowds out the creates' own starts */
@@ -790,7 +828,9 @@ int fleet_pool_handover(fleet *f, const char *id, const char *record, char *err,
                  FLEET_POOL_RECORD_MAX);
         goto out;
     }
-    snprintf(head, sizeof head, "shoal-config %zu\n", len);
+    /* The newline first: the guest ignores it, or it ends whatever a
+     * previous writer left unfinished (docs/guest-protocol.md). */
+    snprintf(head, sizeof head, "\nshoal-config %zu\n", len);
     if (send_all(fd, head, strlen(head)) != 0 || send_all(fd, record, len) != 0) {
         snprintf(err, errlen, "cannot send the configuration record: %s", strerror(errno));
         goto out;

@@ -16,9 +16,10 @@
  *
  * Protocol (docs/guest-protocol.md "Warm pool hand-over"): the guest boots with
  * `shoal.pool=1`, writes `shoal-status pool-wait boot_us=N` on its status
- * channel, and reads `shoal-config <N>\n` + N bytes from its virtio
- * console (a Unix socket QEMU listens on), answers `shoal-config ok\n` (or
- * `shoal-config error <reason>\n`) and then runs like a cold-started guest.
+ * channel, and reads `shoal-config <N>\n` + N bytes from COM1, its
+ * console (a Unix socket QEMU listens on and logs the guest's output from
+ * to the console file), answers `shoal-config ok\n` (or `shoal-config
+ * error <reason>\n`) there and then runs like a cold-started guest.
  *
  * THREADS AND LOCK: a manager thread (pool.c) keeps every image's pool
  * filled on the local host: it reads the wanted sizes from the image

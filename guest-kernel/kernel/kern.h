@@ -65,7 +65,7 @@ struct kern_boot_hook {
 
 /* The host -> guest channel a pool guest reads its configuration record
  * from (docs/guest-protocol.md, "Warm pool hand-over"), defined by the
- * driver that carries it (drivers/virtio_console.c); a weak reference, so
+ * driver that carries it (drivers/uart_rx.c: COM1); a weak reference, so
  * an image without it refuses shoal.pool=1. Byte stream, main context only. */
 struct kern_pool_channel {
     /* Find and start the device; its receive interrupt (when it can have
@@ -80,7 +80,7 @@ struct kern_pool_channel {
     int (*write)(const char *data, unsigned len);
     /* 1 while the device still holds written bytes. */
     int (*tx_busy)(void);
-    /* 1 once bytes wait to be polled. Reads memory only. */
+    /* 1 once bytes wait to be polled. Cheap (one port read at most). */
     int (*pending)(void);
     /* 1 if the device will now interrupt when bytes arrive (then the
      * caller may halt, and disarms when it wakes), 0 if it cannot. */

@@ -255,7 +255,7 @@ static int kern_pool_rx(void *ctx, const char *data, unsigned n)
 
 /* shoal.pool=1: start what needs no configuration (the boot hooks'
  * prepare: the NIC), say pool-wait, halt until the configuration record
- * arrives on the console, then make it the rest of the command line, as
+ * arrives on COM1, then make it the rest of the command line, as
  * the fw_cfg record is for a cold start, and parse the whole again.
  * Returns the TSC at the record's last byte. */
 static uint64_t kern_pool_claim(void)
@@ -268,7 +268,7 @@ static uint64_t kern_pool_claim(void)
         if (h->prepare)
             (void)h->prepare();
     if (ch->open(IDT_VEC_DEVICE, apic_id()) != 0)
-        kern_fatal(EXIT_BOOT_ERROR, "shoal.pool=1, but no console to read the record from");
+        kern_fatal(EXIT_BOOT_ERROR, "shoal.pool=1, but no serial port to read the record from");
 
     /* Touch now what the claim will write: the record's buffer, the rest
      * of the line, and (freed again, so first fit hands it out) room for
@@ -289,7 +289,7 @@ static uint64_t kern_pool_claim(void)
     while (!k.done) {
         if (ch->poll(kern_pool_rx, &k) || k.done)
             continue;
-        if (ch->irq_arm()) { /* halted until the console interrupts */
+        if (ch->irq_arm()) { /* halted until the UART interrupts */
             clock_sleep_ready_ns(UINT64_MAX, ch->pending);
             ch->irq_disarm();
         } else {

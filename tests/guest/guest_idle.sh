@@ -48,24 +48,24 @@ trap stop_all EXIT
 
 # start NAME KEYS [APP ARGS [QEMU OPTIONS...]]: boot APP.elf (default
 # `sleep 100000`) in the background into $WORK/NAME. KEYS with shoal.pool=1:
-# a pool guest (no arguments; its console socket is $WORK/NAME/cfg.sock).
+# a pool guest (no arguments; its COM1 is the socket $WORK/NAME/cfg.sock).
 start() {
     local d=$WORK/$1 keys=$2 app=${3:-sleep} args=${4:-100000}
     shift 2; shift $(( $# < 2 ? $# : 2 ))
     mkdir -p "$d"
     [ -f "$SHOAL_IMAGES/$app.elf" ] || fail "image $app.elf not built"
-    local append="$keys -- $args"
+    local append="$keys -- $args" com1="file:$d/console.log"
     case " $keys " in
     *" shoal.pool=1 "*)
         append=$keys
-        set -- "$@" -device virtio-serial-pci -device virtconsole,chardev=cfg \
-            -chardev "socket,id=cfg,path=$d/cfg.sock,server=on,wait=off" ;;
+        com1="chardev:cfg"
+        set -- "$@" -chardev "socket,id=cfg,path=$d/cfg.sock,server=on,wait=off,logfile=$d/console.log,logappend=on" ;;
     esac
     timeout -s KILL 60 "$QEMU" -machine pc,usb=off -accel tcg -cpu qemu64 \
         -bios "$QBOOT" -m 32 -display none -no-user-config -nodefaults \
         -qmp "unix:$d/qmp.sock,server=on,wait=off" -rtc base=utc -no-reboot \
         -kernel "$SHOAL_IMAGES/$app.elf" -append "$append" \
-        -serial "file:$d/console.log" -serial "file:$d/status.log" \
+        -serial "$com1" -serial "file:$d/status.log" \
         -device pvpanic -pidfile "$d/qemu.pid" "$@" >"$d/qemu.out" 2>&1 &
     PIDS+="$! "
 }

@@ -2,9 +2,9 @@
 # guest_libvirt.sh - boot hello in the libvirt domain shape of
 # docs/guest-protocol.md through the embedded QEMU driver (no libvirtd) and
 # check the status channel says "exit code=0". In the same virsh run, a
-# warm pool guest (issue 15): hello with shoal.pool=1 and the virtio
-# console of docs/guest-protocol.md ("Warm pool hand-over"), claimed over
-# its unix socket: the app gets the record's env and args.
+# warm pool guest (issue 15): hello with shoal.pool=1 and COM1 on a unix
+# socket as docs/guest-protocol.md ("Warm pool hand-over") has it, claimed
+# over that socket: the app gets the record's env and args.
 # create, the wait for the guest's power-off and the teardown run in one
 # virsh process: the embedding process must stay alive to tear the VM down.
 set -eu
@@ -57,12 +57,13 @@ cat > "$WORK/dom.xml" <<XML
 </domain>
 XML
 
-# The pool guest: the same shape plus the console, no configuration.
+# The pool guest: the same shape, COM1 on a unix socket and logged to its
+# console file, no configuration.
 mkdir -p "$WORK/pool"
 sed -e "s|<name>$name</name>|<name>$name-pool</name>|" \
     -e "s|<cmdline>.*</cmdline>|<cmdline>shoal.pool=1</cmdline>|" \
-    -e "s|$WORK/console.log|$WORK/pool/console.log|; s|$WORK/status.log|$WORK/pool/status.log|" \
-    -e "s|<controller type='usb'|<console type='unix'><source mode='bind' path='$WORK/pool/cfg.sock'/><target type='virtio'/></console>\n    &|" \
+    -e "s|$WORK/status.log|$WORK/pool/status.log|" \
+    -e "s|<serial type='file'><source path='$WORK/console.log'/>|<serial type='unix'><source mode='bind' path='$WORK/pool/cfg.sock'/><log file='$WORK/pool/console.log' append='on'/>|" \
     "$WORK/dom.xml" >"$WORK/pool.xml"
 printf '%s' 'GREETING="from the pool" -- claimed' >"$WORK/pool/record"
 python3 "$(dirname "$0")/pool_claim.py" "$WORK/pool/cfg.sock" "$WORK/pool/status.log" \

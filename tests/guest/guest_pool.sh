@@ -1,14 +1,18 @@
 #!/bin/bash
 # guest_pool.sh CASE - the warm pool hand-over (issue 15;
 # docs/guest-protocol.md "Warm pool hand-over"): a guest booted with
-# shoal.pool=1 and a virtio console on a unix socket waits (pool-wait
-# record), takes its configuration record from the console, and runs the
-# app as a cold start with the same line would.
+# shoal.pool=1 and its COM1 on a unix socket (QEMU logging what the guest
+# writes to the console file, as shoald's domains do) waits (pool-wait
+# record), takes its configuration record from COM1, and runs the app as
+# a cold start with the same line would.
 #   hello   noise the guest must ignore, two headers it must refuse (error
 #           replies, then it keeps waiting), then a record with quoted env
-#           and args: `ok`, hello prints exactly them, ready has claim_us,
-#           exit 0; and the same record through a cold start's fw_cfg
-#           gives the app the same output.
+#           and args, written in pieces of 1 to 31 bytes with pauses (every
+#           way the UART's FIFO can be caught): `ok`, hello prints exactly
+#           them, ready has claim_us, exit 0; and the same record through a
+#           cold start's fw_cfg gives the app the same output.
+#   large   a record of 8 KiB (the most the line takes): the same diff
+#           against a cold start.
 #   early   the record is written as soon as QEMU listens, long before the
 #           guest is up: it is taken once the guest waits, `ok`, the app
 #           runs with it, pool-wait comes before ready.
@@ -30,19 +34,19 @@ stop_pool() {
 }
 trap stop_pool EXIT
 
-# start_pool IMAGE [QEMU OPTIONS...]: boot IMAGE with shoal.pool=1 and the
-# console socket $WORK/cfg.sock, in the background.
+# start_pool IMAGE [QEMU OPTIONS...]: boot IMAGE with shoal.pool=1, its
+# COM1 on the socket $WORK/cfg.sock and logged to console.log, in the
+# background.
 start_pool() {
     local image=$1
     shift
     rm -f "$WORK/console.log" "$WORK/status.log" "$WORK/qemu.pid" "$WORK/cfg.sock"
     timeout -s KILL "$BOOT_TIMEOUT" "$QEMU" -M pc -bios "$QBOOT" -kernel "$image" \
         -append "shoal.pool=1" \
-        -serial "file:$WORK/console.log" -serial "file:$WORK/status.log" \
+        -chardev "socket,id=cfg,path=$WORK/cfg.sock,server=on,wait=off,logfile=$WORK/console.log,logappend=on" \
+        -serial chardev:cfg -serial "file:$WORK/status.log" \
         -display none -no-reboot -m 32 -accel "$ACCEL_USED" -pidfile "$WORK/qemu.pid" \
-        -device virtio-serial-pci \
-        -chardev "socket,id=cfg,path=$WORK/cfg.sock,server=on,wait=off" \
-        -device virtconsole,chardev=cfg "$@" >"$WORK/qemu.out" 2>&1 &
+        "$@" >"$WORK/qemu.out" 2>&1 &
     POOL_PID=$!
 }
 
@@ -61,7 +65,7 @@ REC="$WORK/record"
 case_hello() {
     printf '%s' 'DB_PASSWORD="s3cr3t value" EMPTY= -- "two words" "say \"hi\" \\"' >"$REC"
     start_pool "$SHOAL_IMAGES/hello.elf"
-    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" --noise >"$WORK/claim.out" ||
+    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" --noise --chunks >"$WORK/claim.out" ||
         { cat "$WORK/claim.out" >&2; fail "the claim failed"; }
     cat "$WORK/claim.out"
     grep -qx "reply: shoal-config ok" "$WORK/claim.out" || fail "no ok reply"
@@ -82,6 +86,26 @@ case_hello() {
     diff -u "$WORK/cold.app" "$WORK/pool.app" || fail "the app saw another configuration than a cold start's"
     grep -qxF 'argv[2]=<say "hi" \>' "$WORK/pool.app" || fail "quoting lost"
     echo "PASS pool hand-over: noise ignored, bad headers refused, the app sees a cold start's configuration"
+}
+
+case_large() {
+    # 8179 bytes: with "shoal.pool=1" and a space, the 8192 of the line.
+    python3 -c 'import sys; sys.stdout.write("BIG=" + "x" * 8150 + " -- tail " + "y" * 16)' >"$REC"
+    start_pool "$SHOAL_IMAGES/hello.elf"
+    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" >"$WORK/claim.out" ||
+        { cat "$WORK/claim.out" >&2; fail "the claim failed"; }
+    cat "$WORK/claim.out"
+    grep -qx "reply: shoal-config ok" "$WORK/claim.out" || fail "no ok reply"
+    wait_pool
+    [ "$RC" -eq 0 ] || fail "QEMU exited with $RC"
+    expect_exit 0
+    grep -E '^(argc|argv|env)' "$WORK/console.log" >"$WORK/pool.app"
+    boot "$SHOAL_IMAGES/hello.elf" "" -fw_cfg "name=opt/org.shoal/cmdline,file=$REC"
+    expect_exit 0
+    grep -E '^(argc|argv|env)' "$WORK/console.log" >"$WORK/cold.app"
+    diff -q "$WORK/cold.app" "$WORK/pool.app" >/dev/null || fail "the app saw another configuration than a cold start's"
+    [ "$(grep -c "^env\[0\]=<BIG=x\{8150\}>\$" "$WORK/pool.app")" = 1 ] || fail "the 8 KiB variable did not arrive whole"
+    echo "PASS an 8 KiB record: the app sees a cold start's configuration"
 }
 
 case_early() {
@@ -137,6 +161,6 @@ case_httpd() {
 
 pick_accel
 case "${1:-}" in
-hello|early|bad|httpd) "case_$1" ;;
-*) echo "usage: $0 hello|early|bad|httpd" >&2; exit 2 ;;
+hello|large|early|bad|httpd) "case_$1" ;;
+*) echo "usage: $0 hello|large|early|bad|httpd" >&2; exit 2 ;;
 esac

@@ -2,12 +2,14 @@
 """pool_claim.py - the host side of the warm pool hand-over, for tests and
 the benchmark (docs/guest-protocol.md, "Warm pool hand-over").
 
-  pool_claim.py SOCK STATUS_LOG RECORD_FILE [--noise] [--no-ready] [--early] [--timeout S]
+  pool_claim.py SOCK STATUS_LOG RECORD_FILE [--noise] [--chunks] [--no-ready] [--early] [--timeout S]
 
-Waits for `shoal-status pool-wait` in STATUS_LOG, connects to the guest's
-virtio console socket SOCK, optionally sends noise first (--noise: lines a
-guest must ignore and two headers it must refuse), then the record
-`shoal-config <N>\\n` + RECORD_FILE's bytes. Prints every reply line as
+Waits for `shoal-status pool-wait` in STATUS_LOG, connects to the socket
+SOCK of the guest's COM1, optionally sends noise first (--noise: lines a
+guest must ignore and two headers it must refuse), then a newline and the
+record `shoal-config <N>\\n` + RECORD_FILE's bytes (--chunks: in pieces of
+1, 2, ... 31 bytes, again and again, 0.3 ms apart, so that the guest finds
+its FIFO at every fill level). Prints every reply line as
 `reply: <line>`, then, unless --no-ready, waits for the ready record and
 prints `claim_host_us=<send of the record's last byte -> ready line seen>`
 and the ready record. Exit 0, or 1 with a reason (timeout, a reply the
@@ -81,7 +83,18 @@ def main():
                 got = reply()
                 if got != want:
                     sys.exit("FAIL: after %r the guest replied %r, not %r" % (data[:40], got, want))
-    s.sendall(b"shoal-config %d\n" % len(record) + record)
+    # The newline first: a byte that reaches COM1 before the guest has
+    # turned its FIFO on is lost (docs/guest-protocol.md).
+    data = b"\nshoal-config %d\n" % len(record) + record
+    if "--chunks" in flags:
+        i, size = 0, 1
+        while i < len(data):
+            s.sendall(data[i:i + size])
+            i += size
+            size = size % 31 + 1
+            time.sleep(0.0003)
+    else:
+        s.sendall(data)
     t0 = time.monotonic()
     last = reply()
     if "--no-ready" not in flags:

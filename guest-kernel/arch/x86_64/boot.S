@@ -50,7 +50,8 @@
 /*
  * The shoal note: name "shoal", type 1, descriptor = guest protocol version
  * (docs/guest-protocol.md: command line, console, status channel; 2: also
- * the warm pool hand-over, issue 15). The image store recognises the
+ * the warm pool hand-over on a virtio console, issue 15; 3: the hand-over
+ * on COM1 instead). The image store recognises the
  * reference kernel by it (kind "shoal", boot profile qboot + the shoal
  * command line); see docs/imagestore.md.
  */
@@ -61,7 +62,7 @@
     .long 1                          /* type: SHOAL_NOTE_GUEST */
     .asciz "shoal"
     .balign 4
-    .long 2                          /* guest protocol version */
+    .long 3                          /* guest protocol version */
     .balign 4
 
     .section .boot32, "ax"

@@ -1,8 +1,11 @@
 #!/bin/bash
 # Warm pools (issue 15): POST /v1/instances -> ready from a warm pool
 # against a cold create of the same image, in the same run and the same
-# shoald, and the host memory (PSS) of an idle pool guest's QEMU against an
-# idle running guest's. ready_ms is shoald's own figure for each instance
+# shoald, the same from the pool with a large environment (4 variables of
+# 950 bytes: a ~3.9 KiB configuration record through the guest's UART,
+# near the 4095 bytes a create's arguments and environment may take),
+# and the host memory (PSS) of an idle pool guest's QEMU against an idle
+# running guest's. ready_ms is shoald's own figure for each instance
 # (from the request's arrival to the guest's ready record), so neither side
 # pays for the client's polling.
 #
@@ -20,15 +23,18 @@ e2e_setup
 e2e_start_daemon "$SHOALD" --domain-type qemu >/dev/null || exit 1
 e2e_push_images sleep >/dev/null
 
+# create [ENV_JSON]: one instance of sleep 600; prints its id
 create() {
     api POST /v1/instances -H 'Content-Type: application/json' \
-        -d '{"image":"sleep","args":["600"]}'
+        -d "{\"image\":\"sleep\",\"args\":[\"600\"],\"env\":${1:-{\}}}"
     printf '%s' "$BODY" | jq -r '.items[0].id'
 }
-# one create, wait until running; prints its ready_ms, then deletes it
+BIG_ENV=$(jq -cn '[range(4)] | map({key: "BIG\(.)", value: ("v" * 950)}) | from_entries')
+# one [ENV_JSON]: one create, wait until running; prints its ready_ms,
+# then deletes it
 one() {
     local id ms
-    id=$(create)
+    id=$(create "${1:-}")
     wait_for 60 inst_state_is "$id" running || { echo "instance $id never ran" >&2; exit 1; }
     ms=$(inst_field "$id" .ready_ms)
     api DELETE "/v1/instances/$id?force=true"
@@ -59,6 +65,12 @@ WARM=$(for _ in $(seq 1 "$N"); do
     one
 done | stats)
 grep -c "from the warm pool (configuration taken" "$E2E_STATE/shoald.log" >"$E2E_STATE/nwarm"
+WARM_BIG=$(for _ in $(seq 1 "$N"); do
+    wait_for 60 eval '[ "$(pool_ready)" -ge 1 ]' || { echo "no pool guest" >&2; exit 1; }
+    sleep 0.1
+    one "$BIG_ENV"
+done | stats)
+NWARM_BIG=$(( $(grep -c "from the warm pool (configuration taken" "$E2E_STATE/shoald.log") - $(cat "$E2E_STATE/nwarm") ))
 
 # memory: 3 idle running guests (cold) vs 3 idle pool guests, 10 s settled
 api PATCH /v1/images/sleep -H 'Content-Type: application/json' -d '{"warm_pool":0}'
@@ -83,11 +95,15 @@ done
 
 read -r c50 c99 <<<"$COLD"
 read -r w50 w99 <<<"$WARM"
+read -r b50 b99 <<<"$WARM_BIG"
 echo "warm pool bench: $N creates each, sleep image, TCG/KVM as shoald chose ($(grep -o 'domain type [a-z]*' "$E2E_STATE/shoald.log" | head -n 1))"
 echo "  cold create  -> ready: p50 $c50 ms, p99 $c99 ms"
 echo "  warm pool    -> ready: p50 $w50 ms, p99 $w99 ms ($(cat "$E2E_STATE/nwarm") of $N from the pool)"
 awk -v c="$c50" -v w="$w50" -v c9="$c99" -v w9="$w99" \
     'BEGIN {printf "  warm / cold: p50 %.3fx, p99 %.3fx\n", w / c, w9 / c9}'
+echo "  warm pool, 4 x 950-byte env -> ready: p50 $b50 ms, p99 $b99 ms ($NWARM_BIG of $N from the pool)"
+awk -v c="$c50" -v w="$b50" -v c9="$c99" -v w9="$b99" \
+    'BEGIN {printf "  warm (large env) / cold: p50 %.3fx, p99 %.3fx\n", w / c, w9 / c9}'
 awk -v r="$RUN_PSS" -v p="$POOL_PSS" \
     'BEGIN {printf "  idle QEMU PSS, mean of 3: running guest %.2f MiB, pool guest %.2f MiB (%.3fx)\n", r / 1024, p / 1024, p / r}'
 e2e_stop_daemon >/dev/null

@@ -167,8 +167,9 @@ static void golden_remote_network(void **state)
 }
 
 /* A warm pool guest (issue 15): shoal.pool=1 and its configuration channel,
- * a virtio console on a Unix socket QEMU listens on, one port. A relative
- * socket path is refused like any other path. */
+ * COM1 on a Unix socket QEMU listens on, logged to the console file. Its
+ * devices are a running guest's: the same two serial ports, no controller
+ * or console more. A relative socket path is refused like any other path. */
 static void golden_pool(void **state)
 {
     (void)state;
@@ -183,6 +184,24 @@ static void golden_pool(void **state)
     s.cmdline = "shoal.pool=1";
     s.console_sock = "/var/lib/shoal/run/pool/0123456789ab.sock";
     check_golden("pool-qemu", &s);
+    char *xml = NULL, *run = NULL, err[256];
+    assert_int_equal(domxml_render(&s, &xml, err, sizeof err), DOMXML_OK);
+    s.console_sock = NULL;
+    assert_int_equal(domxml_render(&s, &run, err, sizeof err), DOMXML_OK);
+    const char *tags[] = { "<serial ", "<console", "<controller", "<interface", "<panic" };
+    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
+        size_t np = 0, nr = 0;
+        for (const char *p = xml; (p = strstr(p, tags[i])); p++)
+            np++;
+        for (const char *p = run; (p = strstr(p, tags[i])); p++)
+            nr++;
+        if (np != nr)
+            fail_msg("pool guest has %zu %s, a running guest %zu", np, tags[i], nr);
+    }
+    assert_non_null(
+        strstr(xml, "<log file='/var/lib/shoal/instances/i-1/console.log' append='on'/>"));
+    free(xml);
+    free(run);
     s.console_sock = "pool.sock";
     reject(&s, "invalid console socket path 'pool.sock'");
 }
