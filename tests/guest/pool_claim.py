@@ -69,10 +69,16 @@ def main():
     rf = s.makefile("rb")
 
     def reply():
-        line = rf.readline()
-        if not line:
-            sys.exit("FAIL: the guest closed the console")
-        line = line.rstrip(b"\n")
+        # COM1 is the console too: what the guest printed while connected
+        # (its banner, when connected before it was up) is not a reply
+        while True:
+            line = rf.readline()
+            if not line:
+                sys.exit("FAIL: the guest closed the console")
+            line = line.rstrip(b"\n")
+            if line.startswith(b"shoal-config "):
+                break
+            print("console: " + line.decode(errors="replace"), flush=True)
         print("reply: " + line.decode(errors="replace"), flush=True)
         return line
 
