@@ -233,7 +233,18 @@ static void jw_close(jw *w, char c)
 
 static void jw_int(jw *w, int64_t v)
 {
-    jw_printf(w, "%" PRId64, v);
+    /* digits by hand: printf was a tenth of a list row's encoding */
+    char b[24];
+    size_t i = sizeof b;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        b[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        b[--i] = '-';
+    jw_raw(w, b + i, sizeof b - i);
 }
 
 static void jw_bool(jw *w, bool v)
@@ -317,11 +328,45 @@ static void jw_opt_ms(jw *w, double v)
     }
 }
 
+/* Two digits of v (0..99) at p. */
+static void put2(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
 void api_format_time(int64_t t, char buf[32])
 {
     struct tm tm;
     time_t tt = (time_t)t;
 
+    if (t >= 0 && t <= 253402300799) { /* 1970 .. 9999-12-31T23:59:59Z */
+        /* the civil date of a day count (H. Hinnant's days_from_civil,
+         * inverted): gmtime_r + strftime were a tenth of a list row */
+        int64_t days = t / 86400, secs = t % 86400;
+        int64_t z = days + 719468, era = z / 146097;
+        unsigned doe = (unsigned)(z - era * 146097);
+        unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        unsigned mp = (5 * doy + 2) / 153;
+        unsigned d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+        unsigned y = (unsigned)(yoe + era * 400) + (m <= 2);
+
+        put2(buf, y / 100);
+        put2(buf + 2, y % 100);
+        buf[4] = '-';
+        put2(buf + 5, m);
+        buf[7] = '-';
+        put2(buf + 8, d);
+        buf[10] = 'T';
+        put2(buf + 11, (unsigned)(secs / 3600));
+        buf[13] = ':';
+        put2(buf + 14, (unsigned)(secs / 60 % 60));
+        buf[16] = ':';
+        put2(buf + 17, (unsigned)(secs % 60));
+        memcpy(buf + 19, "Z", 2);
+        return;
+    }
     if (gmtime_r(&tt, &tm) == NULL || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(buf, 32, "1970-01-01T00:00:00Z");
 }

@@ -330,10 +330,13 @@ static char *ports_to_json(const state_instance *in)
 
 static void ports_from_json(state_instance *in, const char *txt)
 {
-    json_t *a = json_loads(txt ? txt : "[]", 0, NULL);
+    json_t *a;
     size_t i;
     json_t *v;
     in->nports = 0;
+    if (txt == NULL || strcmp(txt, "[]") == 0)
+        return; /* most rows: no parse */
+    a = json_loads(txt, 0, NULL);
     json_array_foreach (a, i, v) {
         if (in->nports >= STATE_MAX_PORTS)
             break;

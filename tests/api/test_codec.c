@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -1201,6 +1202,33 @@ static void t_decode_image_patch(void **state)
     api_image_patch_free(NULL);
 }
 
+/* api_format_time's own date arithmetic says what gmtime_r + strftime say:
+ * the edges, leap days and centuries, and a walk over 1970..9999. */
+static void t_format_time(void **st)
+{
+    static const int64_t edge[] = { 0,          59,         86399,        86400,
+                                    951782400,  951868799,  4107542399,   4107542400,
+                                    1764547200, 1772323199, 253402300799, 253402300800,
+                                    -1,         -86401 };
+    char got[32], want[32];
+    struct tm tm;
+
+    (void)st;
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0] + 200000; i++) {
+        int64_t t =
+            i < sizeof edge / sizeof edge[0]
+                ? edge[i]
+                : (int64_t)(i - sizeof edge / sizeof edge[0]) * 1267711 + (int64_t)i % 86400;
+        time_t tt = (time_t)t;
+        if (t > 253402300799 + 86400)
+            break;
+        assert_non_null(gmtime_r(&tt, &tm));
+        strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        api_format_time(t, got);
+        assert_string_equal(got, want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1224,6 +1252,7 @@ int main(void)
         cmocka_unit_test(t_encode_matches_jansson),
         cmocka_unit_test(t_encode_error_event),
         cmocka_unit_test(t_codes),
+        cmocka_unit_test(t_format_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
