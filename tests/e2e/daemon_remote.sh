@@ -18,11 +18,13 @@
 #     /healthz from shoald's namespace through a route via r1 (the
 #     operator's part, added here) and through its published port; a guest
 #     claiming an address it was not given is dropped by r1's nwfilter;
+#     drained off r1, httpd moves cold to local with an address of
+#     --subnet, its published port following it;
 #   - the image deleted: its volume is collected from the host;
 #   - the hosts removed: their networks and filters go too.
 # qemu+tcp is allowed with --host-uri-allow here only: it has neither
 # encryption nor authentication (hosturi.h); production hosts are qemu+tls
-# or qemu+ssh. About 48 s.
+# or qemu+ssh. About 45-65 s (38 s before guest networks).
 # usage: daemon_remote.sh SHOALD IMAGES_DIR
 set -eu
 SHOALD=$1
@@ -210,11 +212,22 @@ check "stop the spoofing guest (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 check "it stops" wait_for 30 inst_state_is spoof stopped
 console_has() { api GET "/v1/instances/$1/console"; grep -qF "$2" <<<"$BODY"; }
 check "it had taken $NET.200 (its console)" console_has spoof "net: $NET.200/24"
+api DELETE "/v1/instances/spoof?force=true"
+check "delete spoof (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+# Drained off r1 (r2 cordoned): a cold move to local, where it takes an
+# address of --subnet and its published port follows it.
+api POST /v1/hosts/r2/cordon -H 'Content-Type: application/json' -d '{"cordoned":true}'
+check "cordon r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+api POST /v1/hosts/r1/drain
+check "drain r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+on_local() { [ "$(inst_field web '.host + " " + .state')" = "local running" ]; }
+check "web runs on local" wait_for 60 on_local
+check "with an address of --subnet" grep -q '^10\.88\.' <<<"$(inst_field web .network.address)"
+check "its published port answers from there" wait_for 20 healthz "http://127.0.0.1:8090/healthz"
+api POST /v1/hosts/r2/cordon -H 'Content-Type: application/json' -d '{"cordoned":false}'
 e2e_log "guest network on r1: $(($(date +%s) - t_net)) s"
-for n in web spoof; do
-    api DELETE "/v1/instances/$n?force=true"
-    check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
-done
+api DELETE "/v1/instances/web?force=true"
+check "delete web (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 
 # --- image deleted: its volumes go from both hosts
 for n in h1 h2 h3 s1; do
