@@ -230,13 +230,15 @@ static int64_t mono_ms(void)
 }
 
 /* The entry of secret (NUL-padded to the key's size), or NULL; every entry
- * compared whole, so the time says nothing of which matched. */
+ * in use compared whole, so the time says nothing of which matched. */
 static pc_entry *pc_find(chan_client *c, const char key[API_TOKEN_SECRET_MAX + 1])
 {
     pc_entry *hit = NULL;
 
     for (size_t i = 0; i < PC_N; i++) {
-        unsigned char diff = (unsigned char)(c->pc[i].secret[0] == '\0');
+        unsigned char diff = 0;
+        if (c->pc[i].secret[0] == '\0')
+            continue; /* free: says nothing of the key */
         for (size_t k = 0; k < API_TOKEN_SECRET_MAX + 1; k++)
             diff |= (unsigned char)(c->pc[i].secret[k] ^ key[k]);
         if (diff == 0)
