@@ -458,6 +458,10 @@ void fleet_net_host_removed(fleet *f, fleet_host *h);
 /* Host h's guest subnet "a.b.c.d/p" into buf, "" when none is known (no
  * network; a remote host before its first networked start). Under mu. */
 void fleet_net_subnet(const fleet *f, const fleet_host *h, char *buf, size_t len);
+/* A remote host h (held, its node `node`) came up: the /24 of its network
+ * 'shoal', if it has a valid one, is its guest subnet from now (after a
+ * restart of shoald GET /v1/hosts names it before any start there). */
+void fleet_net_learn(fleet *f, fleet_host *h, struct node *node);
 /* 1 when host `name` is open and on another machine (node_remote). */
 int fleet_host_is_remote(fleet *f, const char *name);
 

@@ -86,6 +86,55 @@ int fleet_host_is_remote(fleet *f, const char *name)
     return remote;
 }
 
+/* 0 when a host network's gateway hgw/prefix is one shoald uses (a /24 of
+ * --remote-subnets, gateway .1) and no other host has it; else -1 with a
+ * message. Under mu. */
+static int net_valid(const fleet *f, const fleet_host *h, uint32_t hgw, int prefix, char *err,
+                     size_t errlen)
+{
+    uint32_t m24 = 0xffffffffu << (32 - NET_REMOTE_PREFIX),
+             hmask = 0xffffffffu << (32 - f->rprefix);
+    char ip[16];
+
+    if (prefix != NET_REMOTE_PREFIX || (hgw & hmask) != f->rnet || (hgw & ~m24) != 1) {
+        snprintf(err, errlen,
+                 "host '%s' has a libvirt network '%s' at %s/%d: shoald uses a /24 of "
+                 "--remote-subnets '%s' with the gateway at .1 (remove that network on the "
+                 "host if no guest uses it)",
+                 h->name, NNET_NETWORK, cfg_ip4_str(hgw, ip), prefix, f->cfg.remote_nets);
+        return -1;
+    }
+    /* two hosts, one subnet (a network made by hand): routing cannot tell them apart */
+    for (size_t i = 0; i < f->nhosts; i++) {
+        if (f->hosts[i] != h && f->hosts[i]->net_gw && (f->hosts[i]->net_gw & m24) == (hgw & m24)) {
+            snprintf(err, errlen, "host '%s' has the guest subnet %s/24 of host '%s'", h->name,
+                     cfg_ip4_str(hgw & m24, ip), f->hosts[i]->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void fleet_net_learn(fleet *f, fleet_host *h, struct node *node)
+{
+    uint32_t hgw = 0;
+    int found = 0, prefix = 0;
+    char err[NODE_ERR_MAX] = "";
+
+    if (!f->gateway || !node_remote(node))
+        return;
+    pthread_mutex_lock(&f->net_mu);
+    if (node_net_get(node, &found, &hgw, &prefix, err, sizeof err) == NODE_OK && found) {
+        pthread_mutex_lock(&f->mu);
+        if (net_valid(f, h, hgw, prefix, err, sizeof err) == 0)
+            h->net_gw = hgw;
+        pthread_mutex_unlock(&f->mu);
+    }
+    pthread_mutex_unlock(&f->net_mu);
+    if (err[0]) /* the next networked start there fails with it */
+        log_warn("host %s: guest network: %s", h->name, err);
+}
+
 /* The /24 of a remote host h: its network's, else a new one. Under net_mu. */
 static int host_subnet(fleet *f, fleet_host *h, struct node *node, uint32_t *gw, char *err,
                        size_t errlen)
@@ -102,19 +151,13 @@ static int host_subnet(fleet *f, fleet_host *h, struct node *node, uint32_t *gw,
         return -1;
     if (state_inst_list(f->db, &rows, &nrows, err, errlen) != 0)
         return -1;
-    if (found) {
-        uint32_t hmask = 0xffffffffu << (32 - f->rprefix);
-        if (prefix != NET_REMOTE_PREFIX || (hgw & hmask) != f->rnet || (hgw & ~m24) != 1) {
-            snprintf(err, errlen,
-                     "host '%s' has a libvirt network '%s' at %s/%d: shoald uses a /24 of "
-                     "--remote-subnets '%s' with the gateway at .1 (remove that network on the "
-                     "host if no guest uses it)",
-                     h->name, NNET_NETWORK, cfg_ip4_str(hgw, ip), prefix, f->cfg.remote_nets);
-            goto out;
-        }
-        pick = hgw & m24;
-    }
     pthread_mutex_lock(&f->mu);
+    if (found && net_valid(f, h, hgw, prefix, err, errlen) != 0) {
+        pthread_mutex_unlock(&f->mu);
+        goto out;
+    }
+    if (found)
+        pick = hgw & m24;
     for (uint32_t k = 0; !found && k < n24; k++) {
         uint32_t net = f->rnet + (k << (32 - NET_REMOTE_PREFIX));
         int used = (net & lmask) == (f->cfg.subnet & lmask) && f->gateway;
@@ -128,22 +171,12 @@ static int host_subnet(fleet *f, fleet_host *h, struct node *node, uint32_t *gw,
             found = 1;
         }
     }
-    /* two hosts, one subnet (a network made by hand): routing cannot tell them apart */
-    for (size_t i = 0; found && i < f->nhosts; i++) {
-        if (f->hosts[i] != h && f->hosts[i]->net_gw && (f->hosts[i]->net_gw & m24) == pick) {
-            snprintf(err, errlen, "host '%s' has the guest subnet %s/24 of host '%s'", h->name,
-                     cfg_ip4_str(pick, ip), f->hosts[i]->name);
-            found = 0;
-            pick = 0;
-        }
-    }
     if (found)
         h->net_gw = pick + 1;
     pthread_mutex_unlock(&f->mu);
     if (!found) {
-        if (pick == 0 && !err[0])
-            snprintf(err, errlen, "no /24 of --remote-subnets '%s' left for host '%s'",
-                     f->cfg.remote_nets, h->name);
+        snprintf(err, errlen, "no /24 of --remote-subnets '%s' left for host '%s'",
+                 f->cfg.remote_nets, h->name);
         goto out;
     }
     *gw = pick + 1;

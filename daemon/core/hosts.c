@@ -238,6 +238,7 @@ void fleet_host_open(fleet *f, fleet_host *h)
     fleet_emit(f, "host.state", NULL, h->name, "up", h->name, NULL, NULL, NULL);
     fleet_reconcile_host(f, h);
     fleet_remote_gc(f, h->name);
+    fleet_net_learn(f, h, node); /* its guest subnet, if it has one: hostnet.c */
 }
 
 /* Opening every host at start: test:/// and remote hosts spend most of

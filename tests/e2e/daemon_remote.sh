@@ -18,6 +18,8 @@
 #     /healthz from shoald's namespace through a route via r1 (the
 #     operator's part, added here) and through its published port; a guest
 #     claiming an address it was not given is dropped by r1's nwfilter;
+#     shoald restarted: r1's subnet read back from its network, httpd
+#     adopted and answering through its published port;
 #     drained off r1, httpd moves cold to local with an address of
 #     --subnet, its published port following it;
 #   - the image deleted: its volume is collected from the host;
@@ -214,6 +216,17 @@ console_has() { api GET "/v1/instances/$1/console"; grep -qF "$2" <<<"$BODY"; }
 check "it had taken $NET.200 (its console)" console_has spoof "net: $NET.200/24"
 api DELETE "/v1/instances/spoof?force=true"
 check "delete spoof (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+# shoald restarted: r1's subnet known again from its network before any
+# start there; web, adopted, answers through its published port again.
+e2e_stop_daemon
+e2e_start_daemon "$SHOALD" --domain-type qemu --host-uri-allow 'qemu+tcp,qemu' || exit 1
+check "r1 comes back up" wait_for 30 host_up r1
+check "r2 too" wait_for 30 host_up r2
+R0=$(metric shoal_image_volumes_removed_total) # counters start again
+subnet_is() { api GET "/v1/hosts/$1"; [ "$(printf '%s' "$BODY" | jq -r .guest_subnet)" = "$2" ]; }
+check "r1's guest subnet is $SUBNET again (read from its network)" subnet_is r1 "$SUBNET"
+check "web is adopted, running" wait_for 20 inst_state_is web running
+check "and answers through its published port" wait_for 20 healthz "http://127.0.0.1:8090/healthz"
 # Drained off r1 (r2 cordoned): a cold move to local, where it takes an
 # address of --subnet and its published port follows it.
 api POST /v1/hosts/r2/cordon -H 'Content-Type: application/json' -d '{"cordoned":true}'
