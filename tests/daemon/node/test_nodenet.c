@@ -90,6 +90,20 @@ static void test_ensure_remove(void **state)
     assert_int_equal(removed, 1);
     assert_int_equal(nnet_get(c, &found, &gw, &prefix, &ours, err, sizeof err), NNET_OK);
     assert_int_equal(found, 0);
+    /* the operator's network of that name (no shoal metadata): used, kept */
+    virNetworkPtr op = virNetworkDefineXML(c, "<network><name>" NNET_NETWORK "</name>"
+                                              "<bridge name='opbr0'/>"
+                                              "<ip address='10.89.9.1' prefix='24'/></network>");
+    assert_non_null(op);
+    virNetworkFree(op);
+    if (nnet_ensure(c, IP4(10, 89, 9, 1), 24, 0, err, sizeof err) != NNET_OK)
+        fail_msg("%s", err);
+    assert_int_equal(nnet_get(c, &found, &gw, &prefix, &ours, err, sizeof err), NNET_OK);
+    assert_true(found && !ours);
+    assert_int_equal(nnet_remove(c, &removed, err, sizeof err), NNET_OK);
+    assert_int_equal(removed, 0);
+    assert_int_equal(nnet_get(c, &found, &gw, &prefix, &ours, err, sizeof err), NNET_OK);
+    assert_int_equal(found, 1);
     virConnectClose(c);
 }
 
