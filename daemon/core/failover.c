@@ -32,6 +32,17 @@ fo_action fo_decide(const fo_inst *in, int64_t down_for_ms, int64_t grace_ms)
     }
 }
 
+int64_t fo_last_answer(int64_t pong_ms, int64_t avail_ms, int64_t up_ms)
+{
+    int64_t last = pong_ms > avail_ms ? pong_ms : avail_ms;
+    return last > up_ms ? last : up_ms;
+}
+
+int fo_hung(int64_t now, int64_t ping_ms, int64_t last_answer_ms)
+{
+    return ping_ms && last_answer_ms && now - last_answer_ms >= FO_PING_DEAD_MS;
+}
+
 int fo_fence(const char *row_host, const char *host)
 {
     return row_host && strcmp(row_host, host) != 0;
@@ -39,71 +50,63 @@ int fo_fence(const char *row_host, const char *host)
 
 /* ---- pings of remote hosts -------------------------------------------- */
 
-typedef struct {
-    fleet *f;
-    fleet_host *h; /* held (refs) while the pinger runs */
-} pinger_arg;
-
-static void *pinger_main(void *arg)
+/* Every FO_PING_MS each up remote host gets a ping (FLEET_RIO_PING: a
+ * round trip on a remote I/O worker, remoteio.c); h->ping_ms says since
+ * when one is queued or in flight. This thread only queues and looks:
+ * it never waits on a host. */
+static void ping_hosts(fleet *f, int64_t now)
 {
-    pinger_arg *pa = arg;
-    fleet *f = pa->f;
-    fleet_host *h = pa->h;
-    free(pa);
+    fleet_host **hs;
+    size_t n = 0;
+
     pthread_mutex_lock(&f->mu);
-    while (!f->stopping && !h->removed && h->up && h->node) {
-        struct node *node = h->node;
-        struct timespec ts;
-        h->ping_ms = fleet_now_ms();
-        pthread_mutex_unlock(&f->mu);
-        (void)node_mem_available(node); /* a round trip; its value does not matter */
-        pthread_mutex_lock(&f->mu);
-        h->ping_ms = 0;
-        if (h->hung) {
-            /* It answers again (or its connection was closed): the
-             * supervisor reconnects it now, fencing first (failover.h).
-             * Not before: a reconnect frees the connection that blocked
-             * calls (this one, the sampler's) still use. */
-            h->hung = 0;
-            h->opening = 0;
-            h->next_retry_ms = 0;
-            pthread_mutex_unlock(&f->mu);
-            fleet_wake_supervisor(f);
-            pthread_mutex_lock(&f->mu);
+    hs = calloc(f->nhosts + 1, sizeof *hs);
+    for (size_t i = 0; hs && i < f->nhosts; i++) {
+        fleet_host *h = f->hosts[i];
+        if (h->up && h->node && node_remote(h->node) && !h->ping_ms &&
+            now - h->ping_last_ms >= FO_PING_MS) {
+            h->ping_ms = h->ping_last_ms = now;
+            h->refs++;
+            hs[n++] = h;
         }
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += FO_PING_MS / 1000;
-        pthread_cond_timedwait(&f->state_cv, &f->mu, &ts);
     }
-    h->ping_ms = 0;
-    h->pinger = 0;
     pthread_mutex_unlock(&f->mu);
-    fleet_host_release(f, h); /* frees it when it was removed meanwhile */
-    pthread_mutex_lock(&f->mu);
-    f->pingers--; /* last touch of f: the failover thread waits for it at stop */
-    pthread_cond_broadcast(&f->state_cv);
-    pthread_mutex_unlock(&f->mu);
-    return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (fleet_rio_submit(f, hs[i], FLEET_RIO_PING, NULL) != 0) {
+            pthread_mutex_lock(&f->mu);
+            hs[i]->ping_ms = 0;
+            pthread_mutex_unlock(&f->mu);
+        }
+        fleet_host_release(f, hs[i]);
+    }
+    free(hs);
 }
 
-/* Caller holds mu: start h's pinger when it is up, remote and has none. */
-static void ping_start_locked(fleet *f, fleet_host *h)
+void fleet_failover_ping(fleet *f, fleet_host *h)
 {
-    pthread_t th;
-    pinger_arg *pa;
-    if (h->pinger || !h->up || !h->node || !node_remote(h->node) || !(pa = malloc(sizeof *pa)))
-        return;
-    pa->f = f;
-    pa->h = h;
-    h->refs++;
-    if (pthread_create(&th, NULL, pinger_main, pa) != 0) {
-        h->refs--;
-        free(pa);
-        return;
+    struct node *node;
+    int wake = 0;
+    pthread_mutex_lock(&f->mu);
+    node = h->up || h->hung ? h->node : NULL;
+    pthread_mutex_unlock(&f->mu);
+    if (node)
+        (void)node_mem_available(node); /* a round trip; its value does not matter */
+    pthread_mutex_lock(&f->mu);
+    h->ping_ms = 0;
+    h->pong_ms = fleet_now_ms();
+    if (h->hung) {
+        /* It answers again (or its connection was closed): the
+         * supervisor reconnects it now, fencing first (failover.h). Not
+         * before: a reconnect frees the connection that blocked calls
+         * (this one, the sampler's) still use. */
+        h->hung = 0;
+        h->opening = 0;
+        h->next_retry_ms = 0;
+        wake = 1;
     }
-    pthread_detach(th);
-    h->pinger = 1;
-    f->pingers++;
+    pthread_mutex_unlock(&f->mu);
+    if (wake)
+        fleet_wake_supervisor(f);
 }
 
 /* ---- the tick ----------------------------------------------------------- */
@@ -283,13 +286,16 @@ void fleet_failover_tick(fleet *f, int64_t now)
     int any_due = 0, any_move = 0;
     char err[256];
 
+    ping_hosts(f, now);
+    fleet_rio_tick(f); /* a worker for items held back by a hung host's */
     pthread_mutex_lock(&f->mu);
     downs = calloc(f->nhosts + 1, sizeof *downs);
     gone = calloc(f->nhosts + 1, sizeof *gone);
     back = calloc(f->nhosts + 1, sizeof *back);
     for (size_t i = 0; downs && gone && back && i < f->nhosts; i++) {
         fleet_host *h = f->hosts[i];
-        if (h->up && h->ping_ms && now - h->ping_ms >= FO_PING_DEAD_MS && !h->opening) {
+        int64_t last = fo_last_answer(h->pong_ms, h->avail_at_ms, h->up_ms);
+        if (h->up && fo_hung(now, h->ping_ms, last) && !h->opening) {
             /* Hung: down now. Held as `opening` until the ping returns,
              * so nobody reconnects (frees) the connection under the calls
              * blocked on it. */
@@ -297,11 +303,15 @@ void fleet_failover_tick(fleet *f, int64_t now)
             h->hung = 1;
             h->opening = 1;
             snprintf(h->last_error, sizeof h->last_error, "not answering for %lld s",
-                     (long long)((now - h->ping_ms) / 1000));
+                     (long long)((now - last) / 1000));
             h->next_retry_ms = now + FLEET_RECONNECT_MS;
         }
-        ping_start_locked(f, h);
+        if (!h->up)
+            h->up_ms = 0;
+        else if (!h->up_ms)
+            h->up_ms = now; /* seen up: it answered a connect */
         if (h->up) {
+            h->fencing = 0;
             if (h->down_ms)
                 snprintf(back[nback++], sizeof back[0], "%s", h->name);
             h->down_ms = 0;
@@ -316,9 +326,10 @@ void fleet_failover_tick(fleet *f, int64_t now)
         snprintf(downs[ndown].name, sizeof downs[0].name, "%s", h->name);
         downs[ndown].down_ms = h->down_ms;
         downs[ndown].down_wall_ms = h->down_wall_ms;
-        /* Being reconnected (fenced, then reconciled): left alone, or a
-         * guest found still running would be marked lost again. */
-        if (h->opening && !h->hung)
+        /* Connected again, being fenced: left alone, or a guest found
+         * still running would be marked lost again. A connect that hangs
+         * counts as down. */
+        if (h->fencing)
             downs[ndown].down_ms = now;
         any_due |= now - downs[ndown].down_ms >= grace_ms;
         ndown++;
@@ -411,18 +422,6 @@ void *fleet_failover_main(void *arg)
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&f->state_cv, &f->mu, &ts);
     }
-    /* Pingers see stopping and end; one blocked on a hung host is left
-     * behind after FO_PING_DEAD_MS (shoald is exiting). */
-    for (int64_t end = fleet_now_ms() + FO_PING_DEAD_MS; f->pingers && fleet_now_ms() < end;) {
-        struct timespec ts;
-        pthread_mutex_unlock(&f->mu);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        pthread_mutex_lock(&f->mu);
-        ts.tv_nsec += 50 * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&f->state_cv, &f->mu, &ts);
-    }
     pthread_mutex_unlock(&f->mu);
     return NULL;
 }
@@ -436,6 +435,10 @@ void fleet_failover_fence(fleet *f, fleet_host *h, struct node *node)
     state_instance *rows = NULL;
     char err[NODE_ERR_MAX];
 
+    /* No failover decisions for h until it is up (the tick, its caller). */
+    pthread_mutex_lock(&f->mu);
+    h->fencing = 1;
+    pthread_mutex_unlock(&f->mu);
     if (node_list(node, &doms, &ndoms, err, sizeof err) != NODE_OK) {
         log_warn("host %s: fence: cannot list domains: %s", h->name, err);
         return;

@@ -1,16 +1,19 @@
 /* failover.h - host failure and fencing (issue 17; docs/shoald.md "Host
  * failure and fencing").
  *
- * A host whose connection is lost (libvirt's close callback: an error, EOF,
- * or a keepalive timeout, node.c), whose (re)connect fails, or - a remote
- * one - that has not answered a ping for FO_PING_DEAD_MS is `down`, from
- * the moment this module first sees it so (fleet_host.down_ms). The ping:
- * one pinger thread per remote host asks for its available memory every
- * FO_PING_MS. libvirt's keepalive alone did not do it: with it on (rc 0),
- * a call blocked on a frozen libvirtd inside shoald waited in poll()
- * without timeout and no close came until the daemon woke (a small
- * program with the same calls did see the close after 8 s; not found
- * why). When it
+ * A host whose connection is lost (libvirt's close callback: an error or
+ * EOF, node.c), whose (re)connect fails, or - a remote one - that has not
+ * answered for FO_PING_DEAD_MS while a ping waits is `down`, from the
+ * moment this module first sees it so (fleet_host.down_ms). The ping:
+ * every FO_PING_MS this thread queues, for each up remote host, a round
+ * trip (its available memory) on the remote I/O workers (remoteio.c); an
+ * answer is the last ping's, or the usage sampler's reading of its
+ * available memory (every FLEET_AVAIL_PERIOD_MS), whichever is newer. No
+ * thread per host, and this one never waits on a host. Not libvirt's keepalive: with
+ * libvirt 9.0, once it gives up a connection on which calls wait, those
+ * calls (and the close callback) wait until the host answers, and a
+ * storage stream's download waiting on it was seen never to return even
+ * then (the host stayed down for good; docs/shoald.md). When it
  * has been down for the grace period (--host-grace, cfg.host_grace_s):
  *   - each wanted instance of it with restart policy `on-failure` or
  *     `always` is placed elsewhere (the usual placement; a down host counts
@@ -33,14 +36,14 @@
  * published ports, probes and isolation entries are gone.
  *
  * THREAD AND LOCK: fleet_failover_main is its own thread (a tick every
- * FO_TICK_MS), not the supervisor: the supervisor reconnects lost hosts,
- * and a connect to a host that hangs (a frozen libvirtd accepts the TCP
- * connection and never answers) blocks it until the host answers. The
- * tick takes place_mu only with pthread_mutex_trylock (a drain that holds
- * it for long delays a failover by a round, never blocks the thread);
- * then row_mu and mu as any create does; no libvirt call. fleet_failover_fence runs on the
- * thread that opens the host (main at start, API for an add, supervisor on
- * reconnects), with no fleet lock held across libvirt.
+ * FO_TICK_MS). The tick queues the pings (never waits for one); it takes
+ * place_mu only with
+ * pthread_mutex_trylock (a drain that holds it for long delays a failover
+ * by a round, never blocks the thread); then row_mu and mu as any create
+ * does; no libvirt call that waits on a host. fleet_failover_fence runs
+ * on the thread that opens the host (main at start, API for an add, a
+ * remote I/O worker on reconnects: remoteio.c), with no fleet lock held
+ * across libvirt.
  */
 #ifndef SHOAL_FAILOVER_H
 #define SHOAL_FAILOVER_H
@@ -52,8 +55,9 @@
 #define FO_GRACE_DEFAULT_S 30   /* --host-grace */
 #define FO_TICK_MS         500  /* hosts looked at this often */
 #define FO_RETRY_MS        2000 /* instances that found no room are tried again */
-#define FO_PING_MS         2000 /* a remote host is asked something this often ... */
-#define FO_PING_DEAD_MS    6000 /* ... and is down when it has not answered for this long */
+#define FO_PING_MS         2000 /* a remote host is pinged this often ... */
+#define FO_PING_DEAD_MS                                                                            \
+    6000 /* ... and is down when, a ping waiting, it has not answered for this long */
 /* In the last_error of an instance lost with its host (restart never). */
 #define FO_LOST_MARK "restart policy never: not started elsewhere"
 /* In the last_error of one waiting for room elsewhere. */
@@ -81,6 +85,13 @@ typedef struct {
 /* down_for_ms: how long its host has been down; grace_ms: --host-grace. */
 fo_action fo_decide(const fo_inst *in, int64_t down_for_ms, int64_t grace_ms);
 
+/* A host's last answer (monotonic ms): its last ping's, the sampler's
+ * reading of its memory, or when it was seen up, whichever is newest. */
+int64_t fo_last_answer(int64_t pong_ms, int64_t avail_ms, int64_t up_ms);
+/* 1 when a host is hung: a ping waits (ping_ms, queued since) and it has
+ * not answered for FO_PING_DEAD_MS (0 last: not known yet). */
+int fo_hung(int64_t now, int64_t ping_ms, int64_t last_answer_ms);
+
 /* 1 when a domain of the instance whose row names row_host (NULL: no row)
  * found on host `host` must be destroyed before `host` is up. Domains
  * without a row are left to reconcile (a warm pool guest of this process
@@ -97,6 +108,9 @@ struct node;
 void fleet_failover_tick(struct fleet *f, int64_t now);
 /* The thread (arg: the fleet): ticks until f->stopping. */
 void *fleet_failover_main(void *arg);
+/* A remote I/O worker's FLEET_RIO_PING of held host h: one round trip;
+ * a hung host is released for its reconnect when it returns. */
+void fleet_failover_ping(struct fleet *f, struct fleet_host *h);
 /* Destroy the domains on h (connected through node, not yet up) that
  * belong elsewhere (fo_fence); events instance.fenced. */
 void fleet_failover_fence(struct fleet *f, struct fleet_host *h, struct node *node);

@@ -200,6 +200,7 @@ static void stop_threads(fleet *f, size_t workers, int supervisor)
         fleet_wake_supervisor(f);
         pthread_join(f->supervisor, NULL);
     }
+    fleet_rio_close(f); /* after the supervisor, which queues its items */
     for (size_t i = 0; i < workers; i++)
         pthread_join(f->workers[i].th, NULL);
 }
@@ -243,6 +244,7 @@ static void free_fleet(fleet *f)
     pthread_mutex_destroy(&f->mu);
     pthread_mutex_destroy(&f->dhcp_mu);
     pthread_mutex_destroy(&f->net_mu);
+    fleet_rio_destroy(f);
     pthread_cond_destroy(&f->job_cv);
     pthread_cond_destroy(&f->state_cv);
     pthread_cond_destroy(&f->event_cv);
@@ -298,6 +300,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     pthread_mutex_init(&f->mu, NULL);
     pthread_mutex_init(&f->dhcp_mu, NULL);
     pthread_mutex_init(&f->net_mu, NULL);
+    fleet_rio_init(f);
     pthread_cond_init(&f->job_cv, NULL);
     pthread_cond_init(&f->state_cv, NULL);
     pthread_cond_init(&f->event_cv, NULL);

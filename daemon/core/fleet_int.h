@@ -27,7 +27,8 @@
  *                   pool runs them.
  *   supervisor      one thread (supervisor.c): inotify on the status files,
  *                   backoff timers, console rotation, reconnects of lost
- *                   hosts, event trimming, the sweep of abandoned image
+ *                   hosts (queued on the remote I/O workers: it never
+ *                   waits on a host), event trimming, the sweep of abandoned image
  *                   uploads (img_gc_uploads, every FLEET_UPLOAD_SWEEP_MS
  *                   and at its first tick), batch.progress events (batch.c;
  *                   the only thread that emits them), and every
@@ -38,10 +39,21 @@
  *                   events of flooding guests are ignored for a while, and
  *                   a batch of only those makes it sleep
  *                   FLEET_STATUS_FLOOD_PAUSE_MS before reading more (no
- *                   lock held). Reconcile (reconcile.c) runs here on a
- *                   reconnect (on the main thread at open, on an API
- *                   thread when a host is added); it may finish a delete
- *                   a killed shoald left (no lock held).
+ *                   lock held). A running guest's status file on a remote
+ *                   host is fetched by a remote I/O worker (remoteio.c).
+ *   remote I/O      workers (remoteio.c) started on demand: run queued
+ *                   items that wait on a host (a remote guest's status, a
+ *                   host's reconnect with fence and reconcile, a failover
+ *                   ping), the oldest whose host has none running. A new
+ *                   one starts when items wait, none is idle and every
+ *                   busy one has been on its item for FLEET_RIO_SLOW_MS
+ *                   (a hung host's); at most FLEET_RIO_MAX_WORKERS; one
+ *                   ends after FLEET_RIO_IDLE_MS idle. No fleet lock held
+ *                   across libvirt; rio_mu (the queue) is a leaf.
+ *                   Reconcile (reconcile.c) runs here on a reconnect (on
+ *                   the main thread at open, on an API thread when a host
+ *                   is added); it may finish a delete a killed shoald left
+ *                   (no lock held).
  *   bulk workers    per bulk request (bulk.c), min(32, n) short-lived threads
  *                   that run the per-instance stop/start/restart/delete
  *                   calls; they take the locks below like any API thread,
@@ -77,12 +89,14 @@
  *                   libvirt and SQLite with no lock held); the watcher
  *                   reads booting guests' status files and connects their
  *                   console sockets (no lock held).
- *   failover        one thread (failover.c, failover.h): every 500 ms notes
- *                   hosts that went down or came back and, once one has
- *                   been down for --host-grace, starts its instances
- *                   elsewhere (place_mu by trylock only, then row_mu, mu).
- *                   Apart from the supervisor, whose reconnect of a hung
- *                   host can block for as long as the host hangs.
+ *   failover        one thread (failover.c, failover.h): every 500 ms
+ *                   queues the due pings of remote hosts (FO_PING_MS, on
+ *                   the remote I/O workers), notes hosts that went down
+ *                   (a ping waits and no answer for FO_PING_DEAD_MS) or
+ *                   came back and, once one has been down for
+ *                   --host-grace, starts its instances elsewhere
+ *                   (place_mu by trylock only, then row_mu, mu). Never
+ *                   waits on a host.
  *   image store     img_store.c's own checkpoint thread and lock.
  *   privsep calls   --privsep on (api/chan_server.c): the supervisor reads
  *                   the front's calls; each runs on a pooled call worker
@@ -129,6 +143,10 @@
  *             place_mu (place_mu > row_mu > mu > pool.mu), a wake's job
  *             (idle.c) under it alone.
  *
+ *   rio_mu    fleet.rio_mu (remoteio.c): the remote I/O queue and its
+ *             workers' slots; a leaf, never held across anything but
+ *             pthread_create; items' hosts are held (refs) without it.
+ *
  *   dhcp_mu   fleet.dhcp_mu. Serializes writing the DHCP lease list
  *             (leases.c): held across the SQLite read of the rows and
  *             dhcp_set (~3 ms); taken with no other fleet lock held (so
@@ -167,6 +185,11 @@
  * API_EVENT_FAILURES_MAX). */
 #define FLEET_BATCH_FAILS    20
 #define FLEET_SAFETY_POLL_MS 5000 /* each status file re-read at least this often */
+/* Remote I/O workers (remoteio.c). */
+#define FLEET_RIO_MAX_WORKERS 64    /* hung hosts served at once (each holds one) */
+#define FLEET_RIO_IDLE_MS     10000 /* an idle worker ends after this long */
+#define FLEET_RIO_STOP_MS     6000  /* fleet_close waits this long for workers */
+#define FLEET_RIO_SLOW_MS     250   /* a worker on one item this long may be stuck */
 
 /* Capacity model (capacity.c, docs/shoald.md "Capacity"). */
 #define FLEET_USAGE_PERIOD_MS 5000  /* guests measured this often */
@@ -243,10 +266,17 @@ typedef struct fleet_host {
     int64_t use_at_ms;      /* monotonic ms of the last sample, 0 = none */
     int64_t down_ms;        /* monotonic ms it was first seen down, 0 = up (failover.c) */
     int64_t down_wall_ms;   /* the same, wall clock */
-    int64_t ping_ms;        /* failover.c's ping of a remote host in flight since, 0 none */
-    int pinger;             /* its pinger thread runs */
+    int64_t ping_ms;        /* its ping (failover.c) queued or in flight since, 0 none */
+    int64_t ping_last_ms;   /* last ping queued */
+    int64_t pong_ms;        /* its last ping answered, 0 none */
+    int64_t up_ms;          /* first seen up (failover tick) since it last came up, 0 down */
     int hung;               /* down by ping: opening held until the ping returns */
     uint32_t net_gw;        /* remote: its guest network's gateway (hostnet.c), 0 unknown */
+    int fencing;            /* connected again, being fenced: no failover decisions (failover.c) */
+    /* Under rio_mu (remoteio.c): an item of this host runs on a remote I/O
+     * worker; the mark of the last count of hosts with items waiting. */
+    int rio_busy;
+    uint64_t rio_gen;
     /* What it runs that is not shoal's (node_foreign, read by the sampler
      * and at open): placement never gives away their memory (capacity.c). */
     struct node_foreign others;
@@ -416,7 +446,19 @@ struct fleet {
     int64_t failover_ms;     /* under mu: last failover pass (failover.c) */
     pthread_t failover;      /* failover.c's thread */
     int failover_started;
-    int pingers; /* under mu: failover.c's pinger threads running */
+
+    /* Remote I/O (remoteio.c): items of work that wait on a host, run by
+     * workers started on demand; under rio_mu, a leaf. */
+    pthread_mutex_t rio_mu;
+    pthread_cond_t rio_cv;           /* an item queued / stop */
+    struct fleet_rio_item *rio_head; /* queue, oldest first */
+    struct fleet_rio_item *rio_tail;
+    int rio_workers; /* running */
+    int rio_idle;    /* of those, waiting for an item */
+    int rio_stopping;
+    uint64_t rio_gen;
+    int64_t rio_since[FLEET_RIO_MAX_WORKERS];      /* per worker slot: item since, 0 idle */
+    unsigned char rio_slot[FLEET_RIO_MAX_WORKERS]; /* slot taken by a worker */
 };
 
 /* Copy src into dst[len], cut at len - 1 bytes (reasons and errors are
@@ -664,7 +706,40 @@ void fleet_identity_take(state_instance *in, const char *guest);
 /* The same on the stored row (fleet_mutate). 0, or -1. */
 int fleet_set_guest(fleet *f, const char *id, const char *guest);
 
+/* ---- remoteio.c: work that waits on a host, off the supervisor ---- */
+typedef enum {
+    FLEET_RIO_STATUS,    /* a running instance's status from its remote host */
+    FLEET_RIO_RECONNECT, /* (re)connect a down host, fence, reconcile */
+    FLEET_RIO_PING,      /* a round trip (failover.c) */
+} fleet_rio_kind;
+/* Queue an item for host h (held by the caller; the item holds it too) and
+ * instance id (NULL but for a status). An item equal to one still waiting
+ * is dropped (0). Items of one host run one at a time, in order; an item
+ * of a hung host (one whose item waits on it) holds back another host's
+ * for at most FLEET_RIO_SLOW_MS + a tick. -1: out of memory, or stopping.
+ * Any thread, no lock held. */
+int fleet_rio_submit(fleet *f, fleet_host *h, fleet_rio_kind kind, const char *id);
+/* Start a worker when items wait while every busy worker has been on its
+ * item for FLEET_RIO_SLOW_MS (a hung host's); the failover tick. */
+void fleet_rio_tick(fleet *f);
+/* Queue the fetch (and read) of a running instance's status from its
+ * remote host (nothing for other hosts). Supervisor. */
+void fleet_rio_status(fleet *f, const char *id);
+/* Is any remote host up? (no database read for fleets without one) */
+int fleet_remote_any_up(fleet *f);
+/* fleet_open, with the other locks. */
+void fleet_rio_init(fleet *f);
+/* After the supervisor: stop the workers (waits up to FLEET_RIO_STOP_MS
+ * for those inside a call to a hung host, then leaves them: shoald is
+ * exiting) and drop the items left. */
+void fleet_rio_close(fleet *f);
+/* free_fleet: the lock and condition variable (kept while a worker was
+ * left behind). */
+void fleet_rio_destroy(fleet *f);
+
 /* ---- supervisor.c ---- */
+/* Reconnect (or first open) a held host: a FLEET_RIO_RECONNECT item. */
+void fleet_reopen_host(fleet *f, fleet_host *h);
 void *fleet_supervisor_main(void *arg);
 /* Keep the console file of run id `run` (fleet_run_id) under its budget. */
 void fleet_console_rotate(fleet *f, const char *run);
@@ -676,8 +751,8 @@ void fleet_reconcile_host(fleet *f, fleet_host *h);
 /* Copy a finished run's status and console files from its remote host to
  * their local paths (nothing for other hosts). */
 void fleet_remote_fetch(fleet *f, const state_instance *in);
-/* The status file alone, for the supervisor's poll of a running instance
- * (no-op, and no database read, while no remote host is up). */
+/* The status file alone, for the poll of a running instance (a remote
+ * I/O worker's; no-op, and no database read, while no remote host is up). */
 void fleet_remote_poll(fleet *f, const char *id);
 /* On every up remote host (only: that host alone), remove image volumes
  * and run files that no instance placed there uses. */

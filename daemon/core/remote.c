@@ -46,14 +46,9 @@ void fleet_remote_poll(fleet *f, const char *id)
     fleet_host *host = NULL;
     struct node *node;
     char err[NODE_ERR_MAX];
-    int any = 0;
 
     /* Most fleets have no remote host: no database read for them. */
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < f->nhosts && !any; i++)
-        any = f->hosts[i]->up && f->hosts[i]->node && node_remote(f->hosts[i]->node);
-    pthread_mutex_unlock(&f->mu);
-    if (!any || state_inst_find(f->db, id, &in, err, sizeof err) != 0)
+    if (!fleet_remote_any_up(f) || state_inst_find(f->db, id, &in, err, sizeof err) != 0)
         return;
     node = strcmp(in.id, id) == 0 ? fleet_host_node(f, in.host, &host) : NULL;
     if (node && node_remote(node) && fetch_file(f, node, &in, 0, err, sizeof err) != 0)

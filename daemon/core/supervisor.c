@@ -1,7 +1,8 @@
 /* supervisor.c - the supervisor thread: reacts to status-file changes
  * (inotify), and every 500 ms re-reads running guests' status channels,
- * rotates their consoles, fires due backoff restarts, reconnects lost
- * hosts and trims the event log; after each wake it emits the due
+ * rotates their consoles, fires due backoff restarts, has lost hosts
+ * reconnected and remote status read (by remote I/O workers: remoteio.c,
+ * it never waits on a host itself) and trims the event log; after each wake it emits the due
  * batch.progress events (batch.c) and writes the DHCP lease list when
  * instances came or went (leases.c, at most every FLEET_DHCP_DEBOUNCE_MS).
  *
@@ -68,8 +69,7 @@ out:
         close(out);
 }
 
-/* Reconnect (or first open) one held host. */
-static void reopen_host(fleet *f, fleet_host *h)
+void fleet_reopen_host(fleet *f, fleet_host *h)
 {
     char err[NODE_ERR_MAX];
     struct node *node;
@@ -86,6 +86,7 @@ static void reopen_host(fleet *f, fleet_host *h)
         pthread_mutex_lock(&f->mu);
         h->up = 1;
         h->opening = 0;
+        h->fencing = 0;
         h->retry_level = 0;
         h->last_error[0] = 0;
         pthread_cond_broadcast(&f->state_cv);
@@ -160,7 +161,7 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
     pthread_mutex_unlock(&f->mu);
 
     for (size_t i = 0; i < n; i++) {
-        fleet_remote_poll(f, ids[i]); /* a remote host's status file: remote.c */
+        fleet_rio_status(f, ids[i]); /* a remote host's status file: a worker's (remoteio.c) */
         fleet_status_poll(f, ids[i]);
         fleet_console_rotate(f, runs[i]); /* the run's file (fleet_run_id) */
     }
@@ -168,8 +169,10 @@ static void supervise_tick(fleet *f, int64_t now, int *last_trim)
         fleet_queue(f, JOB_START, due[i], NULL);
         kp_hit("policy.restart");
     }
+    /* On a remote I/O worker: a connect to a host that hangs waits until
+     * it answers, and this thread never waits on a host. */
     for (size_t i = 0; i < nreopen; i++) {
-        reopen_host(f, reopen[i]);
+        fleet_rio_submit(f, reopen[i], FLEET_RIO_RECONNECT, NULL);
         fleet_host_release(f, reopen[i]);
     }
     fleet_guard_tick(f, now);

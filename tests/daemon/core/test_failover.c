@@ -101,12 +101,29 @@ static void test_fence(void **state)
     assert_true(fo_fence("b", "bb"));
 }
 
+/* A remote host is hung when a ping waits and nothing (ping, sampler,
+ * connect) answered for FO_PING_DEAD_MS; an idle host or one whose
+ * sampler answered lately is not. */
+static void test_hung(void **state)
+{
+    (void)state;
+    assert_int_equal(fo_last_answer(100, 300, 200), 300); /* the sampler's is newest */
+    assert_int_equal(fo_last_answer(500, 300, 200), 500);
+    assert_int_equal(fo_last_answer(0, 0, 700), 700); /* only the connect */
+    assert_false(fo_hung(10000, 0, 1000));            /* no ping waits */
+    assert_false(fo_hung(10000, 9000, 0));            /* never answered: not known */
+    assert_false(fo_hung(6999, 5000, 1000));          /* 5.999 s */
+    assert_true(fo_hung(7000, 5000, 1000));           /* 6 s without an answer */
+    /* the ping waits 6 s, but the sampler's read came back 1 s ago */
+    assert_false(fo_hung(11000, 5000, fo_last_answer(4000, 10000, 0)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grace), cmocka_unit_test(test_policies),
         cmocka_unit_test(test_never), cmocka_unit_test(test_blockers),
-        cmocka_unit_test(test_fence),
+        cmocka_unit_test(test_fence), cmocka_unit_test(test_hung),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

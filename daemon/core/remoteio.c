@@ -1,0 +1,294 @@
+/* remoteio.c - work that waits on a host, off the supervisor (issue 17;
+ * fleet_int.h "remote I/O"): reading a running guest's status from its
+ * remote host, reconnecting a down host (connect, fence, reconcile), and
+ * the failover thread's pings of remote hosts (failover.h).
+ *
+ * A call to a host that hangs (a frozen libvirtd accepts the TCP
+ * connection and never answers) waits until the host answers or its
+ * connection closes. Made on the supervisor, it held up every local
+ * status read, restart and reconnect meanwhile: after a failover, the new
+ * copy was reported running only once the hung host answered. Here each
+ * item names its host; a worker takes the oldest item whose host has none
+ * running, so a hung host holds one worker and its own items, never
+ * another host's for longer than FLEET_RIO_SLOW_MS and a tick. A worker
+ * is started when items wait, no worker is idle and every busy one has
+ * been on its item for FLEET_RIO_SLOW_MS (at most FLEET_RIO_MAX_WORKERS:
+ * that many hung hosts at once); one ends after FLEET_RIO_IDLE_MS
+ * without work. With every host answering that is one or two threads,
+ * whatever the number of hosts; each hung host adds one. */
+#include "fleet_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "failover.h"
+#include "log.h"
+
+typedef struct fleet_rio_item {
+    struct fleet_rio_item *next;
+    fleet_rio_kind kind;
+    fleet_host *h; /* held */
+    char id[STATE_ID_LEN + 1];
+} rio_item;
+
+typedef struct {
+    fleet *f;
+    int slot; /* in f->rio_slot / rio_since */
+} rio_worker;
+
+void fleet_rio_init(fleet *f)
+{
+    pthread_condattr_t ca;
+    pthread_mutex_init(&f->rio_mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->rio_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* Hosts with an item waiting and none running. Caller holds rio_mu. */
+static size_t runnable_hosts_locked(fleet *f)
+{
+    size_t n = 0;
+    f->rio_gen++;
+    for (rio_item *it = f->rio_head; it; it = it->next) {
+        if (!it->h->rio_busy && it->h->rio_gen != f->rio_gen) {
+            it->h->rio_gen = f->rio_gen;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The oldest item whose host has none running, unlinked; NULL if none.
+ * Caller holds rio_mu. */
+static rio_item *take_locked(fleet *f)
+{
+    for (rio_item **pp = &f->rio_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+        rio_item *it = *pp;
+        if (it->h->rio_busy)
+            continue;
+        *pp = it->next;
+        if (f->rio_tail == it)
+            f->rio_tail = prev;
+        it->h->rio_busy = 1;
+        return it;
+    }
+    return NULL;
+}
+
+static void *rio_main(void *arg);
+
+/* Wake an idle worker when an item can run; with none idle, start one
+ * unless a busy worker has been on its item for less than
+ * FLEET_RIO_SLOW_MS (it is back soon; fleet_rio_tick looks again). Caller
+ * holds rio_mu. */
+static void kick_locked(fleet *f, int64_t now)
+{
+    pthread_t th;
+    rio_worker *w;
+    int slot = -1;
+
+    if (f->rio_stopping || !runnable_hosts_locked(f))
+        return;
+    if (f->rio_idle > 0) {
+        pthread_cond_signal(&f->rio_cv);
+        return;
+    }
+    for (int i = 0; i < FLEET_RIO_MAX_WORKERS; i++) {
+        if (f->rio_slot[i] && f->rio_since[i] && now - f->rio_since[i] < FLEET_RIO_SLOW_MS)
+            return;
+        if (!f->rio_slot[i] && slot < 0)
+            slot = i;
+    }
+    if (slot < 0)
+        return; /* that many hosts hang at once: the rest wait for one */
+    if (!(w = malloc(sizeof *w))) {
+        log_warn("cannot start a remote I/O worker: out of memory");
+        return;
+    }
+    w->f = f;
+    w->slot = slot;
+    f->rio_slot[slot] = 1;
+    f->rio_since[slot] = 0;
+    if (pthread_create(&th, NULL, rio_main, w) != 0) {
+        f->rio_slot[slot] = 0;
+        free(w);
+        log_warn("cannot start a remote I/O worker");
+        return;
+    }
+    pthread_detach(th);
+    f->rio_workers++;
+}
+
+static void run_item(fleet *f, const rio_item *it)
+{
+    switch (it->kind) {
+    case FLEET_RIO_STATUS:
+        fleet_remote_poll(f, it->id); /* its status file, copied here */
+        fleet_status_poll(f, it->id);
+        break;
+    case FLEET_RIO_RECONNECT: fleet_reopen_host(f, it->h); break;
+    case FLEET_RIO_PING: fleet_failover_ping(f, it->h); break;
+    }
+}
+
+static void *rio_main(void *arg)
+{
+    rio_worker *w = arg;
+    fleet *f = w->f;
+    int slot = w->slot;
+
+    free(w);
+    pthread_mutex_lock(&f->rio_mu);
+    while (!f->rio_stopping) {
+        rio_item *it = take_locked(f);
+        if (!it) {
+            struct timespec ts;
+            int rc;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += FLEET_RIO_IDLE_MS / 1000;
+            f->rio_idle++;
+            rc = pthread_cond_timedwait(&f->rio_cv, &f->rio_mu, &ts);
+            f->rio_idle--;
+            if (rc != 0 && !runnable_hosts_locked(f))
+                break; /* idle for FLEET_RIO_IDLE_MS */
+            continue;
+        }
+        f->rio_since[slot] = fleet_now_ms();
+        kick_locked(f, f->rio_since[slot]); /* an idle worker for another host's */
+        pthread_mutex_unlock(&f->rio_mu);
+        run_item(f, it);
+        pthread_mutex_lock(&f->rio_mu);
+        f->rio_since[slot] = 0;
+        it->h->rio_busy = 0;
+        pthread_mutex_unlock(&f->rio_mu);
+        fleet_host_release(f, it->h);
+        free(it);
+        pthread_mutex_lock(&f->rio_mu);
+    }
+    f->rio_slot[slot] = 0;
+    f->rio_workers--; /* last touch of the fleet: fleet_rio_close waits for it */
+    pthread_cond_broadcast(&f->rio_cv);
+    pthread_mutex_unlock(&f->rio_mu);
+    return NULL;
+}
+
+void fleet_rio_tick(fleet *f)
+{
+    pthread_mutex_lock(&f->rio_mu);
+    kick_locked(f, fleet_now_ms());
+    pthread_mutex_unlock(&f->rio_mu);
+}
+
+int fleet_rio_submit(fleet *f, fleet_host *h, fleet_rio_kind kind, const char *id)
+{
+    rio_item *it = calloc(1, sizeof *it);
+    int rc = -1;
+
+    if (!it) {
+        log_warn("host %s: out of memory queueing remote I/O", h->name);
+        return -1;
+    }
+    it->kind = kind;
+    it->h = h;
+    snprintf(it->id, sizeof it->id, "%s", id ? id : "");
+    pthread_mutex_lock(&f->mu);
+    h->refs++;
+    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_lock(&f->rio_mu);
+    for (rio_item *q = f->rio_head; q; q = q->next) {
+        if (q->h == h && q->kind == kind && !strcmp(q->id, it->id)) {
+            rc = 0; /* the same item waits already */
+            goto out;
+        }
+    }
+    if (f->rio_stopping)
+        goto out;
+    if (f->rio_tail)
+        f->rio_tail->next = it;
+    else
+        f->rio_head = it;
+    f->rio_tail = it;
+    it = NULL;
+    rc = 0;
+    kick_locked(f, fleet_now_ms());
+out:
+    pthread_mutex_unlock(&f->rio_mu);
+    if (it) {
+        fleet_host_release(f, h);
+        free(it);
+    }
+    return rc;
+}
+
+int fleet_remote_any_up(fleet *f)
+{
+    int any = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nhosts && !any; i++)
+        any = f->hosts[i]->up && f->hosts[i]->node && node_remote(f->hosts[i]->node);
+    pthread_mutex_unlock(&f->mu);
+    return any;
+}
+
+void fleet_rio_status(fleet *f, const char *id)
+{
+    state_instance in;
+    fleet_host *h;
+    char err[256];
+    int remote = 0;
+
+    /* Most fleets have no remote host: no database read for them. */
+    if (!fleet_remote_any_up(f) || state_inst_find(f->db, id, &in, err, sizeof err) != 0)
+        return;
+    h = strcmp(in.id, id) == 0 ? fleet_host_hold(f, in.host) : NULL;
+    if (h) {
+        pthread_mutex_lock(&f->mu);
+        remote = h->up && h->node && node_remote(h->node);
+        pthread_mutex_unlock(&f->mu);
+    }
+    if (remote)
+        (void)fleet_rio_submit(f, h, FLEET_RIO_STATUS, id);
+    fleet_host_release(f, h);
+    state_inst_free(&in);
+}
+
+void fleet_rio_close(fleet *f)
+{
+    rio_item *q;
+    struct timespec ts;
+
+    pthread_mutex_lock(&f->rio_mu);
+    f->rio_stopping = 1;
+    pthread_cond_broadcast(&f->rio_cv);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += FLEET_RIO_STOP_MS / 1000;
+    while (f->rio_workers > 0 && pthread_cond_timedwait(&f->rio_cv, &f->rio_mu, &ts) == 0)
+        ;
+    if (f->rio_workers > 0)
+        log_warn("%d remote I/O worker%s still wait%s on a host that does not answer",
+                 f->rio_workers, f->rio_workers == 1 ? "" : "s", f->rio_workers == 1 ? "s" : "");
+    q = f->rio_head;
+    f->rio_head = f->rio_tail = NULL;
+    pthread_mutex_unlock(&f->rio_mu);
+    while (q) {
+        rio_item *next = q->next;
+        fleet_host_release(f, q->h);
+        free(q);
+        q = next;
+    }
+}
+
+void fleet_rio_destroy(fleet *f)
+{
+    int left;
+    pthread_mutex_lock(&f->rio_mu);
+    left = f->rio_workers;
+    pthread_mutex_unlock(&f->rio_mu);
+    if (left)
+        return; /* still used by a worker that waits on a host: shoald exits */
+    pthread_cond_destroy(&f->rio_cv);
+    pthread_mutex_destroy(&f->rio_mu);
+}
