@@ -204,10 +204,18 @@ int nnet_ensure(virConnectPtr c, uint32_t gw, int prefix, int filter, char *err,
     if (!found) {
         if ((rc = nnet_render_network(gw, prefix, &xml, err, errlen)) != NNET_OK)
             goto out;
-        if (!(net = virNetworkDefineXML(c, xml))) {
-            rc = fail(NNET_E_LIBVIRT, err, errlen, "cannot define network '%s': %s", NNET_NETWORK,
-                      lv_msg());
-            goto out;
+        /* Another start may define it at the same moment: that one is used. */
+        net = virNetworkDefineXML(c, xml);
+        if (!net) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", lv_msg());
+            if (!(nnet_get(c, &found, &hgw, &hprefix, &ours, err, errlen) == NNET_OK && found &&
+                  hgw == gw && hprefix == prefix &&
+                  (net = virNetworkLookupByName(c, NNET_NETWORK)))) {
+                rc = fail(NNET_E_LIBVIRT, err, errlen, "cannot define network '%s': %s",
+                          NNET_NETWORK, why);
+                goto out;
+            }
         }
     } else if (!(net = virNetworkLookupByName(c, NNET_NETWORK))) {
         rc = fail(NNET_E_LIBVIRT, err, errlen, "network '%s': %s", NNET_NETWORK, lv_msg());
@@ -215,7 +223,8 @@ int nnet_ensure(virConnectPtr c, uint32_t gw, int prefix, int filter, char *err,
     }
     if (virNetworkGetAutostart(net, &autostart) == 0 && !autostart)
         (void)virNetworkSetAutostart(net, 1);
-    if (virNetworkIsActive(net) != 1 && virNetworkCreate(net) != 0) {
+    if (virNetworkIsActive(net) != 1 && virNetworkCreate(net) != 0 &&
+        virNetworkIsActive(net) != 1) { /* not started by another start meanwhile */
         rc = fail(NNET_E_LIBVIRT, err, errlen, "cannot start network '%s' (bridge %s): %s",
                   NNET_NETWORK, NNET_BRIDGE, lv_msg());
         goto out;

@@ -154,12 +154,11 @@
  *             dhcp_mu > mu > (dhcp's own locks, leaves).
  *
  *   net_mu    fleet.net_mu (hostnet.c). Serializes what a networked start
- *             decides about addresses: a remote host's /24, its libvirt
- *             network and filter (a few RPCs), an address picked for the
- *             start (SQLite read, the row's update). Taken by start jobs
- *             and host removal with no other fleet lock held (host removal
- *             holds place_mu); takes row_mu and mu inside:
- *             place_mu > net_mu > row_mu > mu.
+ *             decides about addresses: a remote host's /24, an address
+ *             picked for the start (SQLite read, the row's update); never
+ *             held across a libvirt call. Taken by start jobs and a host's
+ *             opener with no other fleet lock held; takes row_mu and mu
+ *             inside: net_mu > row_mu > mu.
  *
  * Enforced by: fleet_mutate (runtime.c) takes row_mu alone and releases it
  * before taking mu; host_hold/host_release (hosts.c) keep a host and its

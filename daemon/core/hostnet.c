@@ -18,9 +18,10 @@
  * its row (the unique index on addresses is the arbiter against a create
  * picking the same one in the local subnet: tried again then).
  *
- * Locks: net_mu (fleet_int.h LOCKS) serialises subnet choices, network
- * ensures and address picks of starts; held across libvirt and SQLite;
- * net_mu > row_mu > mu. */
+ * Locks: net_mu (fleet_int.h LOCKS) serialises subnet choices and address
+ * picks of starts; held across SQLite, never across a libvirt call (the
+ * host's network is read before and made after; two starts making it at
+ * once are fine: nodenet.h); net_mu > row_mu > mu. */
 #include "fleet_int.h"
 
 #include <stdlib.h>
@@ -123,35 +124,40 @@ void fleet_net_learn(fleet *f, fleet_host *h, struct node *node)
 
     if (!f->gateway || !node_remote(node))
         return;
-    pthread_mutex_lock(&f->net_mu);
     if (node_net_get(node, &found, &hgw, &prefix, err, sizeof err) == NODE_OK && found) {
+        pthread_mutex_lock(&f->net_mu);
         pthread_mutex_lock(&f->mu);
         if (net_valid(f, h, hgw, prefix, err, sizeof err) == 0)
             h->net_gw = hgw;
         pthread_mutex_unlock(&f->mu);
+        pthread_mutex_unlock(&f->net_mu);
     }
-    pthread_mutex_unlock(&f->net_mu);
     if (err[0]) /* the next networked start there fails with it */
         log_warn("host %s: guest network: %s", h->name, err);
 }
 
-/* The /24 of a remote host h: its network's, else a new one. Under net_mu. */
-static int host_subnet(fleet *f, fleet_host *h, struct node *node, uint32_t *gw, char *err,
-                       size_t errlen)
+/* The /24 of a remote host h: its network's (found: hgw/prefix, as read
+ * from the host), else a new one. Under net_mu. */
+static int host_subnet(fleet *f, fleet_host *h, int found, uint32_t hgw, int prefix, uint32_t *gw,
+                       char *err, size_t errlen)
 {
-    uint32_t hgw = 0, m24 = 0xffffffffu << (32 - NET_REMOTE_PREFIX);
+    uint32_t m24 = 0xffffffffu << (32 - NET_REMOTE_PREFIX);
     uint32_t n24 = 1u << (32 - f->rprefix - (32 - NET_REMOTE_PREFIX)), pick = 0;
     uint32_t lmask = 0xffffffffu << (32 - f->cfg.prefix);
-    int found = 0, prefix = 0, rc = -1;
+    int rc = -1;
     state_instance *rows = NULL;
     size_t nrows = 0;
     char ip[16];
 
-    if (node_net_get(node, &found, &hgw, &prefix, err, errlen) != NODE_OK)
-        return -1;
     if (state_inst_list(f->db, &rows, &nrows, err, errlen) != 0)
         return -1;
     pthread_mutex_lock(&f->mu);
+    if (h->net_gw) { /* chosen meanwhile by another start */
+        *gw = h->net_gw;
+        pthread_mutex_unlock(&f->mu);
+        rc = 0;
+        goto out;
+    }
     if (found && net_valid(f, h, hgw, prefix, err, errlen) != 0) {
         pthread_mutex_unlock(&f->mu);
         goto out;
@@ -251,24 +257,36 @@ int fleet_net_prepare(fleet *f, fleet_host *h, struct node *node, state_instance
         pthread_mutex_unlock(&f->net_mu);
         return rc;
     }
-    pthread_mutex_lock(&f->net_mu);
+    /* No libvirt call under net_mu: a hung host must not hold up starts
+     * on the others. */
     pthread_mutex_lock(&f->mu);
     *gw = h->net_gw;
     pthread_mutex_unlock(&f->mu);
     *prefix = NET_REMOTE_PREFIX;
-    if (!*gw && host_subnet(f, h, node, gw, err, errlen) != 0)
-        rc = -1;
+    if (!*gw) {
+        uint32_t hgw = 0;
+        int found = 0, hprefix = 0;
+        if (node_net_get(node, &found, &hgw, &hprefix, err, errlen) != NODE_OK)
+            rc = -1;
+        pthread_mutex_lock(&f->net_mu);
+        if (rc == 0 && host_subnet(f, h, found, hgw, hprefix, gw, err, errlen) != 0)
+            rc = -1;
+        pthread_mutex_unlock(&f->net_mu);
+    }
     /* each start: an operator's net-destroy, a host's restart */
-    if (rc == 0 && node_net_ensure(node, *gw, *prefix, err, errlen) != NODE_OK) {
+    if (rc == 0 && node_net_ensure(node, *gw, *prefix, err, errlen) != NODE_OK)
+        rc = -1;
+    if (rc != 0) {
         char why[NODE_ERR_MAX];
         snprintf(why, sizeof why, "%s", err);
         snprintf(err, errlen, "host '%s': guest network: %s", h->name, why);
-        rc = -1;
+        return -1;
     }
-    if (rc == 0 &&
-        (!in->ipv4 || (in->ipv4 & 0xffffff00u) != (*gw & 0xffffff00u) || in->ipv4 == *gw))
+    if (!in->ipv4 || (in->ipv4 & 0xffffff00u) != (*gw & 0xffffff00u) || in->ipv4 == *gw) {
+        pthread_mutex_lock(&f->net_mu);
         rc = pick_address(f, in, *gw, *prefix, err, errlen);
-    pthread_mutex_unlock(&f->net_mu);
+        pthread_mutex_unlock(&f->net_mu);
+    }
     return rc;
 }
 
@@ -282,11 +300,9 @@ void fleet_net_host_removed(fleet *f, fleet_host *h)
     pthread_mutex_unlock(&f->mu);
     if (!up)
         return; /* a host down keeps it: remove it there by hand */
-    pthread_mutex_lock(&f->net_mu);
     if (node_net_remove(h->node, &removed, err, sizeof err) != NODE_OK)
         log_warn("host %s: guest network not removed: %s", h->name, err);
     else if (removed)
         log_info("host %s: libvirt network '%s' and filter '%s' removed", h->name, NNET_NETWORK,
                  NNET_FILTER);
-    pthread_mutex_unlock(&f->net_mu);
 }
