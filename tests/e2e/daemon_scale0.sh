@@ -236,7 +236,7 @@ check "with no guest waiting a wake is cold, on the same identity" \
 api DELETE "/v1/instances/pw?force=true"
 check "delete pw (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 check "its QEMU and files are gone" \
-    wait_for 15 eval '[ "$(nqemu "$G3")" = 0 ] && ! ls "$E2E_STATE"/run/"$G3".* "$E2E_STATE"/logs/"$G3".* "$E2E_STATE"/run/"$G2".* "$E2E_STATE"/logs/"$G2".* "$E2E_STATE"/run/"$PW".* "$E2E_STATE"/logs/"$PW".* 2>/dev/null | grep -q .'
+    wait_for 15 eval '[ "$(nqemu "$G3")" = 0 ] && ! ls "$E2E_STATE"/run/"$G3".* "$E2E_STATE"/logs/"$G3".* "$E2E_STATE"/run/"$G2".* "$E2E_STATE"/logs/"$G2".* "$E2E_STATE"/run/"$PW".* "$E2E_STATE"/logs/"$PW".* "$E2E_STATE"/run/pool/"$G1".* "$E2E_STATE"/run/pool/"$G2".* "$E2E_STATE"/run/pool/"$G3".* 2>/dev/null | grep -q .'
 
 check "no QEMU left running" wait_for 15 eval '[ "$(pgrep -f "qemu-system.*$E2E_STATE" | wc -l)" = 0 ]'
 e2e_finish
