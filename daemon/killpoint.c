@@ -6,14 +6,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KP_STEP_MAX 64
 
-static char kp_step[KP_STEP_MAX]; /* "" when no kill point is set */
-static long kp_n;                 /* the passage that kills */
-static long kp_seen;              /* passages so far (atomic) */
+static char kp_step[KP_STEP_MAX];  /* "" when no kill point is set */
+static long kp_n;                  /* the passage that kills */
+static long kp_seen;               /* passages so far (atomic) */
+static char kp_dstep[KP_STEP_MAX]; /* SHOAL_TEST_DELAY_AT's step, or "" */
+static long kp_dms;                /* its delay */
 static pthread_once_t kp_once = PTHREAD_ONCE_INIT;
+
+/* SHOAL_TEST_DELAY_AT=STEP:MS into kp_dstep, kp_dms. */
+static void kp_read_delay(void)
+{
+    const char *v = getenv("SHOAL_TEST_DELAY_AT");
+    const char *colon;
+    char *end;
+    long ms;
+
+    if (!v || !*v)
+        return;
+    colon = strrchr(v, ':');
+    ms = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || colon == v || (size_t)(colon - v) >= sizeof kp_dstep || *end || ms < 1 ||
+        ms > 60000) {
+        fprintf(stderr, "killpoint: SHOAL_TEST_DELAY_AT='%s' is not STEP:MS (1..60000); ignored\n",
+                v);
+        return;
+    }
+    memcpy(kp_dstep, v, (size_t)(colon - v));
+    kp_dstep[colon - v] = 0;
+    kp_dms = ms;
+    fprintf(stderr, "killpoint: TEST ONLY: %ld ms delay at every passage of '%s'\n", kp_dms,
+            kp_dstep);
+}
 
 static void kp_read(void)
 {
@@ -22,6 +50,7 @@ static void kp_read(void)
     char *end;
     long n;
 
+    kp_read_delay();
     if (!v || !*v)
         return;
     colon = strrchr(v, ':');
@@ -51,6 +80,11 @@ void kp_hit(const char *step)
     int len;
 
     kp_init();
+    if (kp_dstep[0] && !strcmp(step, kp_dstep)) {
+        struct timespec ts = { kp_dms / 1000, (kp_dms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
     if (!kp_step[0] || strcmp(step, kp_step) != 0)
         return;
     if (__atomic_add_fetch(&kp_seen, 1, __ATOMIC_SEQ_CST) != kp_n)

@@ -1,11 +1,15 @@
 /* killpoint.h - TEST ONLY: SIGKILL shoald at the Nth passage of a named
  * step, so that tests can check what a restart finds (issue 16, "Faults";
- * tests/e2e/daemon_killpoints.sh, docs/shoald.md "Faults").
+ * tests/e2e/daemon_killpoints.sh, docs/shoald.md "Faults"), or make every
+ * passage of a step slow, so that tests can order a race
+ * (tests/e2e/daemon_moves.sh).
  *
- * Compiled in always, inert unless the environment variable
- * SHOAL_TEST_KILL_AT is set when shoald starts:
+ * Compiled in always, inert unless an environment variable is set when
+ * shoald starts:
  *
  *   SHOAL_TEST_KILL_AT=STEP:N   kill at the Nth passage of STEP (N >= 1)
+ *   SHOAL_TEST_DELAY_AT=STEP:MS sleep MS (1..60000) at every passage of
+ *                               STEP, in the thread passing it
  *
  * Just before the signal one line goes to stderr (shoald's log):
  * "killpoint: STEP:N reached, SIGKILL". Never set it in production: it ends
@@ -51,8 +55,9 @@
  * optional). A malformed value is reported on stderr and ignored. */
 void kp_init(void);
 
-/* One passage of step: SIGKILL this process when it is the one asked for.
- * Costs one string compare when a kill point is set, nothing otherwise. */
+/* One passage of step: sleep when step is SHOAL_TEST_DELAY_AT's, then
+ * SIGKILL this process when it is the passage asked for. Costs a string
+ * compare or two when a variable is set, nothing otherwise. */
 void kp_hit(const char *step);
 
 #endif

@@ -159,7 +159,11 @@ static int copy_ready(fleet *f, const char *id)
     int ready, active;
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_find(f, id);
-    ready = rt && rt->active && rt->ready; /* a past run's mark is no readiness */
+    /* a past run's mark is no readiness; nor is a ready record that came
+     * while the start job still runs: that job has not published (or, for
+     * a stand-in, cleared) the copy's ports yet, and a switch before it
+     * would be undone by it */
+    ready = rt && rt->active && rt->ready && !rt->busy;
     active = rt && (rt->active || rt->busy);
     pthread_mutex_unlock(&f->mu);
     if (state_inst_find(f->db, id, &in, NULL, 0) != 0)
@@ -309,11 +313,14 @@ out:
     return rc;
 }
 
-/* Give id's published ports to owner `to` at address ip (host order). */
-static void ports_switch(fleet *f, const char *from, const char *to, uint32_t ip)
+/* Give id's published ports to owner `to` at address ip (host order): how
+ * many were switched. */
+static int ports_switch(fleet *f, const char *from, const char *to, uint32_t ip)
 {
-    if (pfwd_retarget(f->pfwd, from, to, ip) == 0)
+    int n = pfwd_retarget(f->pfwd, from, to, ip);
+    if (n == 0)
         log_warn("move: no published port of %s to switch to %s", from, to);
+    return n;
 }
 
 static void standin_delete(fleet *f, const char *standin)
@@ -329,7 +336,7 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
     char standin[STATE_ID_LEN + 1] = "", from[STATE_NAME_MAX], why[800];
     int64_t t0 = fleet_now_ms(), t_ready = -1, t_switch = -1;
     uint32_t ip = 0;
-    int rc, r, port, left;
+    int rc, r, port, left, back;
 
     if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
         return rc;
@@ -374,11 +381,15 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
     rc = cold(f, in.id, to, e);
     r = rc == FLEET_OK ? wait_ready(f, in.id, f->cfg.move_ready_ms, 0) : 0;
     /* the ports back to the instance, wherever it runs now (once it
-     * takes connections, within the same time) */
+     * takes connections, within the same time); gone from the stand-in
+     * (its run ended, which closes the forwards it holds): opened again */
     if (fleet_lookup(f, in.id, &now, NULL) == FLEET_OK) {
         if (r == 1)
             r = wait_accepts(f, now.ipv4, port, f->cfg.move_ready_ms, 0);
-        ports_switch(f, standin, in.id, now.ipv4);
+        back = ports_switch(f, standin, in.id, now.ipv4);
+        set_lent(f, in.id, 0);
+        if (back == 0 && fleet_state_live(now.state))
+            fleet_publish_ports(f, &now);
         state_inst_free(&now);
     }
     set_lent(f, in.id, 0);

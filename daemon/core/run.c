@@ -112,7 +112,10 @@ static void starting_fn(state_instance *in, void *ctx)
 void fleet_publish_ports(fleet *f, const state_instance *in)
 {
     char err[256];
-    if (!f->pfwd || !in->ipv4)
+    /* No ports of its own: nothing to publish, and nothing to close (the
+     * only forwards such an id can hold are a live move's, lent to it as
+     * its stand-in: move.c) */
+    if (!f->pfwd || !in->ipv4 || in->nports == 0)
         return;
     /* Scale to zero: the forwards stay while it sleeps and wakes (they
      * hold the connection that wakes it); idle.c */

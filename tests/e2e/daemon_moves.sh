@@ -13,6 +13,10 @@
 #     passes, --move-ready-timeout 3000): the drain fails with 409, the
 #     instance is still on local, once, its stand-in gone, move.failed says
 #     why.
+#   - consolidation: a third host (p3: lvd_start_private), three httpds
+#     placed spread, one per host, each polled through its published
+#     port; POST /v1/consolidate packs them onto the hosts its dry run
+#     promised, every guest's longest failure within its own move.
 # Real QEMU (TCG here). Network only inside the test's namespace.
 # usage: daemon_moves.sh SHOALD IMAGES_DIR
 set -eu
@@ -29,7 +33,7 @@ e2e_setup
 POLLER=""
 mv_cleanup() {
     set +e
-    [ -n "$POLLER" ] && kill "$POLLER" 2>/dev/null
+    for p in $POLLER; do kill "$p" 2>/dev/null; done
     lvd_cleanup
 }
 trap mv_cleanup EXIT
@@ -154,5 +158,85 @@ check "no stand-in left after the stop" wait_for 20 eval '[ "$(standins)" = 0 ]'
 fetch_events
 check "event move.failed for stuck" [ "$(events_of move.failed "$sid")" -ge 1 ]
 check "web still runs once on sys" eval 'runs_on web sys && [ "$(copies "$id")" = 1 ]'
+
+# --- consolidation of a fleet spread over three hosts (local, sys and a
+# third libvirtd, p3, with a mount namespace of its own): three httpds
+# placed `spread` land one per host; a client polls each one's published
+# port every 20 ms while POST /v1/consolidate moves them live onto the
+# fewest hosts its dry run promised. Each guest's longest failure must be
+# no longer than its own move (move.done's latency_ms). Every start's
+# record is 1.5 s late (SHOAL_TEST_DELAY_AT=start.created, after the domain
+# is created): a guest is ready before its start job is done, the race
+# that had a stand-in's own start close the ports just switched to it.
+api DELETE "/v1/instances/stuck?force=true"
+api DELETE "/v1/instances/web?force=true"
+e2e_stop_daemon
+SHOAL_TEST_DELAY_AT=start.created:1500 e2e_start_daemon "$SHOALD" --host-uri-allow 'qemu?socket' \
+    --move-ready-timeout 5000 || exit 1
+for h in local sys; do json_post "/v1/hosts/$h/cordon" '{"cordoned":false}'; done
+check "host p3 (a libvirtd in a mount namespace of its own) starts" lvd_start_private p3 "$E2E_NS"
+json_post /v1/hosts "{\"name\":\"p3\",\"uri\":\"qemu:///system?socket=$LVD/p3/sock/libvirt-sock\",\"domain_type\":\"qemu\"}"
+check "add host p3 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+GUESTS="c1 c2 c3"
+port_of() { echo $((8090 + ${1#c})); }
+for g in $GUESTS; do
+    json_post /v1/instances "{\"image\":\"httpd\",\"name\":\"$g\",\"args\":[\"80\",\"64\"],\"ports\":[{\"host\":$(port_of "$g"),\"guest\":80}],\"placement\":{\"policy\":\"spread\"}}"
+    check "create $g spread (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+done
+all_up() {
+    for g in $GUESTS; do
+        [ "$(field "$g" .state)" = running ] &&
+            [ "$(ns_curl -s -m 2 "http://127.0.0.1:$(port_of "$g")/healthz")" = ok ] || return 1
+    done
+}
+hosts_in_use() { for g in $GUESTS; do field "$g" .host; done | sort -u | wc -l; }
+check "c1..c3 run and answer on their ports" wait_for 60 all_up
+check "spread over 3 hosts ($(for g in $GUESTS; do field "$g" .host; done | tr '\n' ' '))" \
+    [ "$(hosts_in_use)" = 3 ]
+api POST "/v1/consolidate?dry_run=true"
+promised=$(jq -r .hosts_after <<<"$BODY")
+check "dry run: $(jq -r .hosts_before <<<"$BODY") -> $promised hosts, $(jq '.moves | length' <<<"$BODY") moves" \
+    eval '[ "$HTTP_CODE" = 200 ] && [ "$promised" -ge 1 ] && [ "$promised" -lt 3 ]'
+declare -A CPOLL
+for g in $GUESTS; do
+    ip netns exec "$E2E_NS" python3 "$(dirname "$0")/poll_gap.py" "$(port_of "$g")" "$E2E_STATE/poll-$g.out" &
+    CPOLL[$g]=$!
+    POLLER="$POLLER ${CPOLL[$g]}"
+done
+sleep 1
+t0=$(date +%s%N)
+api POST /v1/consolidate
+cons_ms=$((($(date +%s%N) - t0) / 1000000))
+cons_body=$BODY
+sleep 1
+for g in $GUESTS; do kill -TERM "${CPOLL[$g]}"; done
+for g in $GUESTS; do wait "${CPOLL[$g]}" || true; done
+POLLER=""
+check "consolidate (HTTP $HTTP_CODE, $cons_ms ms, executed $(jq -r .executed <<<"$cons_body"))" \
+    eval '[ "$HTTP_CODE" = 200 ] && [ "$(jq -r .executed <<<"$cons_body")" = true ]'
+check "the fleet is on $promised host(s), as promised (on $(hosts_in_use))" [ "$(hosts_in_use)" = "$promised" ]
+check "c1..c3 ready again and answering" wait_for 30 all_up
+fetch_events
+worst=0
+for g in $GUESTS; do
+    gid=$(field "$g" .id)
+    read -r polls fails gap <"$E2E_STATE/poll-$g.out"
+    move_ms=$(jq -s "[.[] | select(.type == \"move.done\" and .instance == \"$gid\") | .latency_ms] | last // 0" <<<"$EVENTS")
+    moved=$(jq -s "[.[] | select(.type == \"move.started\" and .instance == \"$gid\")] | length" <<<"$EVENTS")
+    e2e_log "consolidation: $g moved $moved time(s), move ${move_ms} ms; $polls polls, $fails failed, longest failure ${gap} ms"
+    [ "$gap" -gt "$worst" ] && worst=$gap
+    check "$g: polls ran ($polls)" [ "$polls" -gt 20 ]
+    check "$g runs once ($(copies "$gid") QEMU)" [ "$(copies "$gid")" = 1 ]
+    if [ "$moved" -gt 0 ]; then
+        check "$g: no failure longer than its move (${gap} ms <= ${move_ms} ms)" \
+            eval '[ "$move_ms" -gt 0 ] && [ "$gap" -le "$move_ms" ]'
+    else
+        check "$g: not moved, no failure (${gap} ms)" [ "$gap" = 0 ]
+    fi
+done
+e2e_log "consolidation: longest failure of any guest ${worst} ms"
+check "the ports were the stand-ins' until switched back (no 'no published port' in the log)" \
+    eval '! grep -q "move: no published port" "$E2E_STATE/shoald.log"'
+check "no stand-in left after the consolidation" wait_for 20 eval '[ "$(standins)" = 0 ]'
 
 e2e_finish

@@ -9,11 +9,21 @@
 # N times, the instance drained local -> sys and back alternately. Prints
 # per move the longest failure and the drain's duration, then the worst
 # of each mode and live / cold (ratio).
-# usage: bench_moves.sh SHOALD IMAGES_DIR [N]
+# Then a consolidation: a third host (p3, a libvirtd in a mount namespace
+# of its own, lvd_start_private), G httpds placed `spread` (so G/3 a
+# host), a client polling each one's published port every 20 ms, and
+# POST /v1/consolidate, with --move cold, then --move live. Prints per
+# guest its move (from -> to, and for a live one its duration from
+# move.done) and its longest failure, then the worst of each mode and
+# live / cold.
+# usage: bench_moves.sh SHOALD IMAGES_DIR [N] [G]
+#   MOVES_ONLY=cold|live: one mode; MOVES_PART=drain|consolidate: one part
 set -eu
 SHOALD=$1
 IMAGES=$(cd "$2" && pwd)
 N=${3:-3}
+G=${4:-6}
+PART=${MOVES_PART:-}
 E2E=$(cd "$(dirname "$0")/../../e2e" && pwd)
 . "$E2E/lib.sh"
 . "$E2E/lvdlocal.sh"
@@ -73,8 +83,77 @@ one_mode() {
     e2e_stop_daemon
 }
 
+# consolidate_mode MODE: G guests spread over local, sys and p3, one poller
+# each, POST /v1/consolidate; a line per guest, the worst gap in WORST
+consolidate_mode() {
+    local mode=$1 g i id host0 host1 polls fails gap move_ms t0 ms
+    local -A poller from
+    WORST=0
+    e2e_start_daemon "$SHOALD" --host-uri-allow 'qemu?socket' --move "$mode" || exit 1
+    for h in sys p3; do
+        api GET "/v1/hosts/$h"
+        [ "$HTTP_CODE" = 200 ] && continue
+        local sock=$SOCK
+        [ "$h" = p3 ] && sock=$LVD/p3/sock/libvirt-sock
+        json_post /v1/hosts "{\"name\":\"$h\",\"uri\":\"qemu:///system?socket=$sock\",\"domain_type\":\"qemu\"}"
+    done
+    api GET /v1/images/httpd:latest
+    [ "$HTTP_CODE" = 200 ] || api POST "/v1/images?ref=httpd:latest" -H 'Content-Type: application/octet-stream' \
+        --data-binary "@$IMAGES/httpd.elf"
+    for h in local sys p3; do json_post "/v1/hosts/$h/cordon" '{"cordoned":false}'; done
+    for i in $(seq 1 "$G"); do
+        json_post /v1/instances "{\"image\":\"httpd\",\"name\":\"c$i\",\"args\":[\"80\",\"64\"],\"ports\":[{\"host\":$((8100 + i)),\"guest\":80}],\"placement\":{\"policy\":\"spread\"}}"
+        [ "$HTTP_CODE" = 201 ] || { echo "create c$i: HTTP $HTTP_CODE $BODY"; exit 1; }
+    done
+    up() { [ "$(inst_field "c$1" .state)" = running ] &&
+        [ "$(ns_curl -s -m 2 "http://127.0.0.1:$((8100 + $1))/healthz")" = ok ]; }
+    for i in $(seq 1 "$G"); do wait_for 60 up "$i" || { echo "c$i not up"; exit 1; }; done
+    for i in $(seq 1 "$G"); do from[$i]=$(inst_field "c$i" .host); done
+    api POST "/v1/consolidate?dry_run=true"
+    echo "$mode: $G guests on $(printf '%s\n' "${from[@]}" | sort | uniq -c | awk '{printf "%s %s, ", $2, $1}')dry run: $(jq -r '"\(.hosts_before) -> \(.hosts_after) hosts, \(.moves | length) moves"' <<<"$BODY")"
+    for i in $(seq 1 "$G"); do
+        ip netns exec "$E2E_NS" python3 "$E2E/poll_gap.py" $((8100 + i)) "$E2E_STATE/poll-$i.out" &
+        poller[$i]=$!
+    done
+    sleep 1
+    t0=$(date +%s%N)
+    api POST /v1/consolidate
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    echo "$mode: consolidate HTTP $HTTP_CODE in $ms ms: $(jq -c '{hosts_before, hosts_after, executed}' <<<"$BODY" 2>/dev/null)"
+    for i in $(seq 1 "$G"); do wait_for 60 up "$i" || echo "c$i not up again"; done
+    sleep 0.5
+    for i in $(seq 1 "$G"); do kill -TERM "${poller[$i]}"; done
+    for i in $(seq 1 "$G"); do wait "${poller[$i]}" || true; done
+    EVENTS=$(ns_curl -sS -m 2 -H "Authorization: Bearer $E2E_TOKEN" -H 'Last-Event-ID: 0' \
+        "http://127.0.0.1:$E2E_PORT/v1/events" 2>/dev/null | grep '^data: ' | cut -c7- || true)
+    for i in $(seq 1 "$G"); do
+        id=$(inst_field "c$i" .id)
+        host1=$(inst_field "c$i" .host)
+        read -r polls fails gap <"$E2E_STATE/poll-$i.out"
+        move_ms=$(jq -s "[.[] | select(.type == \"move.done\" and .instance == \"$id\") | .latency_ms] | last // \"-\"" <<<"$EVENTS")
+        if [ "${from[$i]}" = "$host1" ]; then
+            echo "$mode c$i: stays on $host1, longest failure $gap ms ($fails of $polls polls failed)"
+        else
+            echo "$mode c$i: ${from[$i]} -> $host1, move $move_ms ms, longest failure $gap ms ($fails of $polls polls failed)"
+        fi
+        [ "$gap" -gt "$WORST" ] && WORST=$gap
+    done
+    for i in $(seq 1 "$G"); do api DELETE "/v1/instances/c$i?force=true"; done
+    e2e_stop_daemon
+}
+
 COLD=0 LIVE=0
-if [ "${MOVES_ONLY:-cold}" = cold ] || [ -z "${MOVES_ONLY:-}" ]; then one_mode cold; COLD=$WORST; fi
-if [ "${MOVES_ONLY:-live}" = live ] || [ -z "${MOVES_ONLY:-}" ]; then one_mode live; LIVE=$WORST; fi
-echo "longest failure seen by a client polling every 20 ms: live $LIVE ms, cold $COLD ms"
-awk -v l="$LIVE" -v c="$COLD" 'BEGIN { printf "live / cold = %.3f\n", (c > 0 ? l / c : 0) }'
+if [ "$PART" != consolidate ]; then
+    if [ "${MOVES_ONLY:-cold}" = cold ]; then one_mode cold; COLD=$WORST; fi
+    if [ "${MOVES_ONLY:-live}" = live ]; then one_mode live; LIVE=$WORST; fi
+    echo "drain: longest failure seen by a client polling every 20 ms: live $LIVE ms, cold $COLD ms"
+    awk -v l="$LIVE" -v c="$COLD" 'BEGIN { printf "drain: live / cold = %.3f\n", (c > 0 ? l / c : 0) }'
+fi
+if [ "$PART" != drain ]; then
+    lvd_start_private p3 "$E2E_NS" || { echo "p3's libvirtd did not start"; exit 1; }
+    CCOLD=0 CLIVE=0
+    if [ "${MOVES_ONLY:-cold}" = cold ]; then consolidate_mode cold; CCOLD=$WORST; fi
+    if [ "${MOVES_ONLY:-live}" = live ]; then consolidate_mode live; CLIVE=$WORST; fi
+    echo "consolidation of $G guests over 3 hosts: longest failure of any guest: live $CLIVE ms, cold $CCOLD ms"
+    awk -v l="$CLIVE" -v c="$CCOLD" 'BEGIN { printf "consolidation: live / cold = %.3f\n", (c > 0 ? l / c : 0) }'
+fi
