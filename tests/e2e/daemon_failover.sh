@@ -14,9 +14,13 @@
 #     domain there is destroyed (virsh over qemu+tcp lists none, no QEMU of
 #     fa left in r1's namespace, event instance.fenced), fa keeps running on
 #     local (the fenced copy's end does not end its run); fn's guest, which
-#     kept running, is adopted again (running, on r1).
+#     kept running, is adopted again (running, on r1);
+#   - r1's libvirtd killed (SIGKILL) and started again: r1 down at once
+#     (connection lost), reconnected with backoff and reconciled: fn's
+#     guest, still running, adopted (same run, same QEMU); fb (restart
+#     always, pinned to r1), whose guest was killed meanwhile, runs again.
 # Guests have no network (remote hosts have none yet), so the published
-# ports part of the rule is not exercised here. About 32 s (label long).
+# ports part of the rule is not exercised here. About 45 s (label long).
 # usage: daemon_failover.sh SHOALD IMAGES_DIR
 set -eu
 SHOALD=$1
@@ -150,6 +154,52 @@ check "fa's run on local was not ended by the fence" \
     [ "$(inst_field fa '.runs | length')" = "$runs_before" ]
 check "one QEMU of fa on local" [ "$(qemu_count "$FA")" = 1 ]
 check "log: fenced at the reconnect" grep -q "fencing domain 'shoal-$FA'" "$E2E_STATE/shoald.log"
+# --- r1's libvirtd killed (a real connection loss, not a freeze) and
+# started again: shoald sees the close at once, reconnects with backoff
+# (1 s, 2 s, ...) and reconciles: fn, whose guest kept running, is adopted
+# (the same run, the same QEMU); fb (restart always, pinned to r1), whose
+# guest died while libvirtd was away, is started again by its policy.
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"sleep","name":"fb","restart":"always","host":"r1","args":["600"]}'
+check "create fb on r1, restart always (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "fb runs on r1" wait_for 40 inst_state_is fb running
+FB=$(inst_field fb .id)
+fn_runs=$(inst_field fn '.runs | length')
+fb_runs=$(inst_field fb '.runs | length')
+fn_qemu() {
+    for p in $(ip netns pids "$(lvh_ns r1)"); do
+        grep -qa "guest=shoal-$FN" "/proc/$p/cmdline" 2>/dev/null && echo "$p"
+    done
+    true
+}
+fn_pid=$(fn_qemu)
+t0=$(date +%s.%N)
+check "r1's libvirtd killed" lvh_kill r1
+check "r1 is down (connection lost)" wait_for 5 host_state_is r1 down
+api GET /v1/hosts/r1
+check "and why: the connection was lost" grep -q "connection lost" <<<"$(jq -r .last_error <<<"$BODY")"
+for p in $(ip netns pids "$(lvh_ns r1)"); do
+    grep -qa "guest=shoal-$FB" "/proc/$p/cmdline" 2>/dev/null && kill -9 "$p"
+done || true
+check "fb's guest died meanwhile" wait_for 5 [ "$(r1_qemus "$FB")" = 0 ]
+sleep 1 # a reconnect or two fail (backoff)
+check "r1's libvirtd started again" lvh_restart r1
+check "r1 is up again after the restart" wait_for 20 host_state_is r1 up
+t_back=$(date +%s.%N)
+back=$(awk -v a="$t0" -v b="$t_back" 'BEGIN { printf "%.1f", b - a }')
+e2e_log "reconnect: r1's libvirtd killed -> up again ${back} s (restarted after ~1.5 s)"
+echo "RECONNECT_S=$back"
+check "log: reconnects failed while it was away" grep -q "host r1: reconnect failed" "$E2E_STATE/shoald.log"
+check "log: reconnected" grep -q "host r1 reconnected" "$E2E_STATE/shoald.log"
+check "fn is running (adopted)" wait_for 10 inst_state_is fn running
+check "fn: the same run" [ "$(inst_field fn '.runs | length')" = "$fn_runs" ]
+check "fn: the same QEMU" [ "$(fn_qemu)" = "$fn_pid" ]
+fb_again() { inst_state_is fb running && [ "$(inst_field fb '.runs | length')" -gt "$fb_runs" ]; }
+check "fb runs again, a new run (restart always)" wait_for 30 fb_again
+check "fb is still on r1" [ "$(inst_field fb .host)" = r1 ]
+check "one QEMU of fb on r1" wait_for 5 [ "$(r1_qemus "$FB")" = 1 ]
+check "r1 still up" host_state_is r1 up
+
 kill "$EVPID" 2>/dev/null || true
 wait "$EVPID" 2>/dev/null || true
 EVPID=
@@ -158,7 +208,7 @@ check "event instance.failover from r1 to local" \
     grep -q '"type":"instance.failover".*from r1 to local' "$E2E_STATE/events.txt"
 check "event instance.fenced" grep -q '"type":"instance.fenced"' "$E2E_STATE/events.txt"
 
-for n in fa fn; do
+for n in fa fn fb; do
     api DELETE "/v1/instances/$n?force=true"
     check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 done

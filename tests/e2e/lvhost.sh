@@ -27,6 +27,7 @@
 #   lvh_uri NAME                    # qemu+tcp://10.217.N.2/system
 #   lvh_exec NAME CMD...            # run CMD in the host's namespaces
 #   lvh_stop NAME                   # kill its guests and its libvirtd
+#   lvh_kill NAME / lvh_restart NAME # its libvirtd alone dies / comes back
 #   lvh_cleanup                     # stop every host, remove namespaces, dirs
 # A test that sources lib.sh calls lvh_cleanup from its own EXIT trap.
 # Start and stop take about a second each with a seeded capabilities cache.
@@ -132,6 +133,37 @@ CONF
     done
     lvh_log "host $name: libvirtd did not listen:"
     cat "$d/libvirtd.out"
+    return 1
+}
+
+# lvh_kill NAME: SIGKILL the host's libvirtd alone, as a crash would; its
+# guests' QEMUs keep running (and keep its mount namespace).
+lvh_kill() {
+    pid=$(cat "$LVH_DIR/$1/pid")
+    kill -9 "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    return 1
+}
+
+# lvh_restart NAME: libvirtd again, after lvh_kill, in the host's
+# namespaces (entered through one of its guests' processes: the mount
+# namespace lives while one does); it adopts the guests still running.
+# Waits for TCP, like lvh_start.
+lvh_restart() {
+    name=$1
+    d=$LVH_DIR/$name
+    ns=$(lvh_ns "$name")
+    p=$(ip netns pids "$ns" 2>/dev/null | head -1)
+    [ -n "$p" ] || { lvh_log "host $name: no process left to enter"; return 1; }
+    nsenter -t "$p" -n -m -- libvirtd --listen >>"$d/libvirtd.out" 2>&1 &
+    echo $! >"$d/pid"
+    for _ in $(seq 1 100); do
+        ip netns exec "$ns" ss -Hltn "sport = :16509" 2>/dev/null | grep -q 16509 && return 0
+        kill -0 "$(cat "$d/pid")" 2>/dev/null || break
+        sleep 0.1
+    done
+    lvh_log "host $name: libvirtd did not come back:"
+    tail -5 "$d/libvirtd.out"
     return 1
 }
 
