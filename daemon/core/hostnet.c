@@ -195,6 +195,12 @@ out:
     return rc;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void set_ipv4_fn(state_instance *in, void *ctx)
 {
     in->ipv4 = *(const uint32_t *)ctx;
@@ -209,18 +215,28 @@ static int pick_address(fleet *f, state_instance *in, uint32_t gw, int prefix, c
 
     for (int attempt = 0; attempt < 3; attempt++) {
         state_instance *rows = NULL;
-        size_t nrows = 0;
-        uint32_t a;
+        size_t nrows = 0, nused = 0, k = 0;
+        uint32_t a = net + 1, *used;
         if (state_inst_list(f->db, &rows, &nrows, err, errlen) != 0)
             return -1;
-        for (a = net + 1; a < bcast; a++) {
-            size_t r = 0;
-            while (r < nrows && rows[r].ipv4 != a)
-                r++;
-            if (a != gw && r == nrows)
+        /* the subnet's addresses in use, sorted: one pass finds the lowest free */
+        if (!(used = calloc(nrows + 1, sizeof *used))) {
+            state_inst_array_free(rows, nrows);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (size_t r = 0; r < nrows; r++)
+            if ((rows[r].ipv4 & mask) == net)
+                used[nused++] = rows[r].ipv4;
+        state_inst_array_free(rows, nrows);
+        qsort(used, nused, sizeof *used, cmp_u32);
+        for (; a < bcast; a++) {
+            while (k < nused && used[k] < a)
+                k++;
+            if (a != gw && (k == nused || used[k] != a))
                 break;
         }
-        state_inst_array_free(rows, nrows);
+        free(used);
         if (a >= bcast) {
             char ip[16];
             snprintf(err, errlen, "guest subnet %s/%d has no free address", cfg_ip4_str(net, ip),
