@@ -13,7 +13,8 @@
 #   - a sleep guest on the other becomes running (its ready record read
 #     from the status file shoald polls over the storage API) and stops;
 #   - a corrupt cached volume without its marker is uploaded again;
-#   - an httpd guest on r1 is on r1's libvirt network 'shoal' (made by
+#   - an httpd guest run on r1 with `shoal run --host r1 -p 8090:80` is on
+#     r1's libvirt network 'shoal' (made by
 #     shoald) with an address of r1's /24 of --remote-subnets, answers
 #     /healthz from shoald's namespace through a route via r1 (the
 #     operator's part, added here) and through its published port; a guest
@@ -27,14 +28,15 @@
 # qemu+tcp is allowed with --host-uri-allow here only: it has neither
 # encryption nor authentication (hosturi.h); production hosts are qemu+tls
 # or qemu+ssh. About 45-65 s (38 s before guest networks).
-# usage: daemon_remote.sh SHOALD IMAGES_DIR
+# usage: daemon_remote.sh SHOALD IMAGES_DIR SHOAL_CLI
 set -eu
 SHOALD=$1
 IMAGES=$(cd "$2" && pwd)
+SHOAL=$3
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lvhost.sh"
 
-for f in "$SHOALD" "$IMAGES/hello.elf" "$IMAGES/sleep.elf" "$IMAGES/httpd.elf"; do
+for f in "$SHOALD" "$SHOAL" "$IMAGES/hello.elf" "$IMAGES/sleep.elf" "$IMAGES/httpd.elf"; do
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
 command -v libvirtd >/dev/null || { echo "SKIP: no libvirtd"; exit 77; }
@@ -158,9 +160,10 @@ check "r2's volume is the image again" cmp -s "$(lvh_lib r2)/shoal/images/$HEX.i
 # here by the test); published ports through it; a guest that claims an
 # address it was not given is dropped by the guest filter on r1.
 t_net=$(date +%s)
-api POST /v1/instances -H 'Content-Type: application/json' \
-    -d '{"image":"httpd","name":"web","host":"r1","ports":[{"host":8090,"guest":80}]}'
-check "create httpd on r1 with a published port (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+fails() { ! "$@" >/dev/null 2>&1; }
+quiet() { "$@" >/dev/null 2>&1; }
+shoal() { ip netns exec "$E2E_NS" env SHOAL_URL="http://127.0.0.1:$E2E_PORT" SHOAL_TOKEN="$E2E_TOKEN" "$SHOAL" "$@"; }
+check "shoal run --host r1 -p 8090:80 httpd" quiet shoal run --name web --host r1 -p 8090:80 httpd
 in_pool() { case "$(inst_field "$1" .network.address)" in 10.89.*) return 0 ;; esac; return 1; }
 check "web gets an address of a remote subnet" wait_for 30 in_pool web
 ADDR=$(inst_field web .network.address)
@@ -185,7 +188,6 @@ check "made by shoald (its metadata), no DHCP" \
     sh -c "grep -q 'shoal.dev/xmlns/network' && ! grep -q '<dhcp'" <<<"$NXML"
 check "web's NIC is on network shoal behind filter shoal-guest with its address" \
     grep -q "<parameter name='IP' value='$IP'/>" <<<"$(vr1 dumpxml "shoal-$WID")"
-fails() { ! "$@" >/dev/null 2>&1; }
 healthz() { [ "$(ns_curl -sS -m 3 "$1" 2>/dev/null)" = ok ]; }
 check "web answers /healthz at $IP from shoald's machine" wait_for 20 healthz "http://$IP/healthz"
 check "and through its published port" wait_for 10 healthz "http://127.0.0.1:8090/healthz"
