@@ -130,11 +130,11 @@ consolidate_mode() {
         id=$(inst_field "c$i" .id)
         host1=$(inst_field "c$i" .host)
         read -r polls fails gap <"$E2E_STATE/poll-$i.out"
-        move_ms=$(jq -s "[.[] | select(.type == \"move.done\" and .instance == \"$id\") | .latency_ms] | last // \"-\"" <<<"$EVENTS")
+        move_ms=$(jq -rs "[.[] | select(.type == \"move.done\" and .instance == \"$id\") | .latency_ms] | last // empty" <<<"$EVENTS")
         if [ "${from[$i]}" = "$host1" ]; then
             echo "$mode c$i: stays on $host1, longest failure $gap ms ($fails of $polls polls failed)"
         else
-            echo "$mode c$i: ${from[$i]} -> $host1, move $move_ms ms, longest failure $gap ms ($fails of $polls polls failed)"
+            echo "$mode c$i: ${from[$i]} -> $host1,${move_ms:+ move $move_ms ms,} longest failure $gap ms ($fails of $polls polls failed)"
         fi
         [ "$gap" -gt "$WORST" ] && WORST=$gap
     done
