@@ -367,6 +367,9 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
         if (netbr_overflow_names(cfg->bridge, 1, &(struct netbr_names){ 0 }, err, errlen) != 0)
             log_warn("%s: bridge '%s' takes at most %d networked guests", err, cfg->bridge,
                      NETBR_PORTS_MAX);
+        /* remote hosts' guest subnets (hostnet.c), known to the table */
+        if (fleet_net_open(f, err, errlen) != 0)
+            goto fail;
         /* Guest isolation before any guest can start (docs/node.md). */
         if (fleet_guard_open(f, err, errlen) != 0) {
             size_t l = strlen(err);
@@ -376,9 +379,6 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
             goto fail;
         }
     }
-    /* remote hosts' guest subnets (hostnet.c) */
-    if (cfg->network && fleet_net_open(f, err, errlen) != 0)
-        goto fail;
     /* DHCP answers on the main bridge (it reaches the overflow ones too)
      * before any guest starts. */
     if (cfg->network && fleet_dhcp_open(f, err, errlen) != 0) {

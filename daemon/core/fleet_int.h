@@ -503,6 +503,9 @@ void fleet_net_subnet(const fleet *f, const fleet_host *h, char *buf, size_t len
  * 'shoal', if it has a valid one, is its guest subnet from now (after a
  * restart of shoald GET /v1/hosts names it before any start there). */
 void fleet_net_learn(fleet *f, fleet_host *h, struct node *node);
+/* 1 when addr is in --remote-subnets: a remote host's guest, isolated on
+ * that host, with no element in this machine's table (isolation.c). */
+int fleet_net_remote_addr(const fleet *f, uint32_t addr);
 /* 1 when host `name` is open and on another machine (node_remote). */
 int fleet_host_is_remote(fleet *f, const char *name);
 

@@ -54,6 +54,11 @@ int fleet_net_open(fleet *f, char *err, size_t errlen)
     return 0;
 }
 
+int fleet_net_remote_addr(const fleet *f, uint32_t addr)
+{
+    return f->rprefix && addr && (addr & (0xffffffffu << (32 - f->rprefix))) == f->rnet;
+}
+
 void fleet_network(const fleet *f, uint32_t addr, uint32_t *gateway, int *prefix)
 {
     uint32_t rmask = 0xffffffffu << (32 - f->rprefix);

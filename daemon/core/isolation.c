@@ -23,10 +23,12 @@
 #include "log.h"
 
 /* The guard port of a networked row; 0 if it has none (no network, no
- * address or MAC yet). */
-static int port_of(const state_instance *in, struct guard_port *p, char *err, size_t errlen)
+ * address or MAC yet, or a guest on a remote host's network, isolated
+ * there: hostnet.c). */
+static int port_of(const fleet *f, const state_instance *in, struct guard_port *p, char *err,
+                   size_t errlen)
 {
-    if (!in->network || !in->ipv4 || !in->mac[0])
+    if (!in->network || !in->ipv4 || !in->mac[0] || fleet_net_remote_addr(f, in->ipv4))
         return 0;
     if (guard_port_init(p, fleet_run_id(in), in->mac, in->ipv4, err, errlen) != GUARD_OK)
         return -1;
@@ -53,7 +55,7 @@ int fleet_guard_open(fleet *f, char *err, size_t errlen)
     for (size_t i = 0; i < nrows; i++) {
         if (!fleet_state_live(rows[i].state))
             continue;
-        int k = port_of(&rows[i], &ports[n], perr, sizeof perr);
+        int k = port_of(f, &rows[i], &ports[n], perr, sizeof perr);
         if (k < 0)
             log_warn("instance %s: %s", rows[i].id, perr);
         n += k > 0;
@@ -78,7 +80,7 @@ int fleet_guard_add(fleet *f, const state_instance *in, char *tap, char *err, si
     int k;
 
     guard_tap_name(fleet_run_id(in), tap);
-    if (!f->guard || (k = port_of(in, &p, err, errlen)) == 0)
+    if (!f->guard || (k = port_of(f, in, &p, err, errlen)) == 0)
         return 0;
     if (k < 0 || guard_add(f->guard, &p, err, errlen) != GUARD_OK)
         return -1;
@@ -98,7 +100,7 @@ void fleet_guard_remove(fleet *f, const char *id)
 void fleet_guard_adopt(fleet *f, const state_instance *in)
 {
     char tap[GUARD_TAP_SIZE], err[1024];
-    if (!f->guard || !in->network)
+    if (!f->guard || !in->network || fleet_net_remote_addr(f, in->ipv4))
         return;
     if (fleet_guard_add(f, in, tap, err, sizeof err) != 0) {
         log_warn("instance %s: guest isolation: %s", in->id, err);

@@ -229,6 +229,8 @@ subnet_is() { api GET "/v1/hosts/$1"; [ "$(printf '%s' "$BODY" | jq -r .guest_su
 check "r1's guest subnet is $SUBNET again (read from its network)" subnet_is r1 "$SUBNET"
 check "web is adopted, running" wait_for 20 inst_state_is web running
 check "and answers through its published port" wait_for 20 healthz "http://127.0.0.1:8090/healthz"
+in_table() { ip netns exec "$E2E_NS" nft list set bridge shoal addrs | grep -qF "$1"; }
+check "no element for it in this machine's table (its filter is on r1)" fails in_table "$IP"
 # Drained off r1 (r2 cordoned): a cold move to local, where it takes an
 # address of --subnet and its published port follows it.
 api POST /v1/hosts/r2/cordon -H 'Content-Type: application/json' -d '{"cordoned":true}'
