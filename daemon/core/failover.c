@@ -294,7 +294,14 @@ void fleet_failover_tick(fleet *f, int64_t now)
     back = calloc(f->nhosts + 1, sizeof *back);
     for (size_t i = 0; downs && gone && back && i < f->nhosts; i++) {
         fleet_host *h = f->hosts[i];
-        int64_t last = fo_last_answer(h->pong_ms, h->avail_at_ms, h->up_ms);
+        int64_t last;
+        /* Seen up: it answered a connect (answers from before an outage
+         * do not count, or it would be hung again at once). */
+        if (!h->up)
+            h->up_ms = 0;
+        else if (!h->up_ms)
+            h->up_ms = now;
+        last = fo_last_answer(h->pong_ms, h->avail_at_ms, h->up_ms);
         if (h->up && fo_hung(now, h->ping_ms, last) && !h->opening) {
             /* Hung: down now. Held as `opening` until the ping returns,
              * so nobody reconnects (frees) the connection under the calls
@@ -306,10 +313,6 @@ void fleet_failover_tick(fleet *f, int64_t now)
                      (long long)((now - last) / 1000));
             h->next_retry_ms = now + FLEET_RECONNECT_MS;
         }
-        if (!h->up)
-            h->up_ms = 0;
-        else if (!h->up_ms)
-            h->up_ms = now; /* seen up: it answered a connect */
         if (h->up) {
             h->fencing = 0;
             if (h->down_ms)

@@ -724,6 +724,14 @@ int fleet_rio_submit(fleet *f, fleet_host *h, fleet_rio_kind kind, const char *i
 /* Start a worker when items wait while every busy worker has been on its
  * item for FLEET_RIO_SLOW_MS (a hung host's); the failover tick. */
 void fleet_rio_tick(fleet *f);
+/* Whether items that can run (runnable: hosts with one waiting and none
+ * running) get a worker (pure; test_remoteio): wake an idle one; else
+ * start one in a free slot (*slot) unless a busy worker has been on its
+ * item for less than FLEET_RIO_SLOW_MS (since[i], 0 between items; used[i]:
+ * slot i is a worker's) or every slot is taken. */
+enum { FLEET_RIO_NONE, FLEET_RIO_WAKE, FLEET_RIO_START };
+int fleet_rio_decide(size_t runnable, int idle, const unsigned char *used, const int64_t *since,
+                     int n, int64_t now, int *slot);
 /* Queue the fetch (and read) of a running instance's status from its
  * remote host (nothing for other hosts). Supervisor. */
 void fleet_rio_status(fleet *f, const char *id);

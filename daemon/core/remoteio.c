@@ -80,30 +80,39 @@ static rio_item *take_locked(fleet *f)
 
 static void *rio_main(void *arg);
 
-/* Wake an idle worker when an item can run; with none idle, start one
- * unless a busy worker has been on its item for less than
- * FLEET_RIO_SLOW_MS (it is back soon; fleet_rio_tick looks again). Caller
- * holds rio_mu. */
+int fleet_rio_decide(size_t runnable, int idle, const unsigned char *used, const int64_t *since,
+                     int n, int64_t now, int *slot)
+{
+    *slot = -1;
+    if (!runnable)
+        return FLEET_RIO_NONE;
+    if (idle > 0)
+        return FLEET_RIO_WAKE; /* it takes one and asks again */
+    for (int i = 0; i < n; i++) {
+        if (used[i] && since[i] && now - since[i] < FLEET_RIO_SLOW_MS)
+            return FLEET_RIO_NONE; /* back soon; fleet_rio_tick asks again */
+        if (!used[i] && *slot < 0)
+            *slot = i;
+    }
+    /* no free slot: that many hosts hang at once, the rest wait for one */
+    return *slot < 0 ? FLEET_RIO_NONE : FLEET_RIO_START;
+}
+
+/* Act on fleet_rio_decide. Caller holds rio_mu. */
 static void kick_locked(fleet *f, int64_t now)
 {
     pthread_t th;
     rio_worker *w;
-    int slot = -1;
+    int slot;
 
-    if (f->rio_stopping || !runnable_hosts_locked(f))
+    if (f->rio_stopping)
         return;
-    if (f->rio_idle > 0) {
-        pthread_cond_signal(&f->rio_cv);
-        return;
+    switch (fleet_rio_decide(runnable_hosts_locked(f), f->rio_idle, f->rio_slot, f->rio_since,
+                             FLEET_RIO_MAX_WORKERS, now, &slot)) {
+    case FLEET_RIO_WAKE: pthread_cond_signal(&f->rio_cv); return;
+    case FLEET_RIO_START: break;
+    default: return;
     }
-    for (int i = 0; i < FLEET_RIO_MAX_WORKERS; i++) {
-        if (f->rio_slot[i] && f->rio_since[i] && now - f->rio_since[i] < FLEET_RIO_SLOW_MS)
-            return;
-        if (!f->rio_slot[i] && slot < 0)
-            slot = i;
-    }
-    if (slot < 0)
-        return; /* that many hosts hang at once: the rest wait for one */
     if (!(w = malloc(sizeof *w))) {
         log_warn("cannot start a remote I/O worker: out of memory");
         return;
