@@ -47,6 +47,16 @@ int fleet_net_open(fleet *f, char *err, size_t errlen)
     rmask = 0xffffffffu << (32 - f->rprefix);
     /* the shorter prefix's mask decides whether one holds the other */
     if (f->gateway && (f->rnet & (lmask & rmask)) == (f->cfg.subnet & (lmask & rmask))) {
+        /* the default, not asked for: a --subnet that was fine before
+         * still starts; only remote hosts' networks are off */
+        if (!strcmp(f->cfg.remote_nets, CFG_DEFAULT_REMOTE_SUBNETS)) {
+            log_warn("--remote-subnets %s (the default) overlaps --subnet: guests on remote "
+                     "hosts get no network until --remote-subnets names another range",
+                     f->cfg.remote_nets);
+            f->rnet = 0;
+            f->rprefix = 0;
+            return 0;
+        }
         snprintf(err, errlen, "--remote-subnets '%s' overlaps the guest subnet (--subnet)",
                  f->cfg.remote_nets);
         return -1;
@@ -127,7 +137,7 @@ void fleet_net_learn(fleet *f, fleet_host *h, struct node *node)
     int found = 0, prefix = 0;
     char err[NODE_ERR_MAX] = "";
 
-    if (!f->gateway || !node_remote(node))
+    if (!f->gateway || !f->rprefix || !node_remote(node))
         return;
     if (node_net_get(node, &found, &hgw, &prefix, err, sizeof err) == NODE_OK && found) {
         pthread_mutex_lock(&f->net_mu);
@@ -277,6 +287,13 @@ int fleet_net_prepare(fleet *f, fleet_host *h, struct node *node, state_instance
         rc = pick_address(f, in, *gw, *prefix, err, errlen);
         pthread_mutex_unlock(&f->net_mu);
         return rc;
+    }
+    if (!f->rprefix) {
+        snprintf(err, errlen,
+                 "host '%s': no guest network on remote hosts: --remote-subnets overlaps "
+                 "--subnet (name another range, or run it with \"network\": false)",
+                 h->name);
+        return -1;
     }
     /* No libvirt call under net_mu: a hung host must not hold up starts
      * on the others. */
