@@ -481,7 +481,13 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t err
         buf_esc(&b, s->emulator);
         buf_str(&b, "</emulator>\n");
     }
-    if (s->console_sock) {
+    if (s->serial_pty) {
+        /* Read through streams (a remote host's guest); the log keeps
+         * what nobody read (a pty drops it) and what a stream missed. */
+        buf_str(&b, "    <serial type='pty'>\n      <log file='");
+        buf_esc(&b, s->console_log);
+        buf_str(&b, "' append='on'/>\n");
+    } else if (s->console_sock) {
         /* A warm pool guest's configuration record comes in on COM1
          * itself (docs/guest-protocol.md "Warm pool hand-over"): QEMU
          * listens on the socket (server, no wait; shoald connects once the
@@ -501,10 +507,17 @@ int domxml_render(const struct domxml_spec *s, char **xml, char *err, size_t err
          * output. */
         buf_str(&b, "' append='on'/>\n");
     }
-    buf_str(&b, "      <target port='0'/>\n    </serial>\n"
-                "    <serial type='file'>\n      <source path='");
-    buf_esc(&b, s->status_log);
-    buf_str(&b, "'/>\n      <target port='1'/>\n    </serial>\n");
+    buf_str(&b, "      <target port='0'/>\n    </serial>\n");
+    if (s->serial_pty) {
+        buf_str(&b, "    <serial type='pty'>\n      <log file='");
+        buf_esc(&b, s->status_log);
+        buf_str(&b, "' append='on'/>\n");
+    } else {
+        buf_str(&b, "    <serial type='file'>\n      <source path='");
+        buf_esc(&b, s->status_log);
+        buf_str(&b, "'/>\n");
+    }
+    buf_str(&b, "      <target port='1'/>\n    </serial>\n");
     if (s->disk) {
         /* The overlay's qcow2 header names its base and the base's format
          * (qemu-img create -F), which libvirt 9.0 requires of a backing

@@ -168,6 +168,13 @@ struct domxml_spec {
      * channel (docs/guest-protocol.md "Warm pool hand-over"); NULL: COM1 is
      * <serial type='file'> on console_log */
     const char *console_sock;
+    int serial_pty; /* 1: both serial ports are ptys that libvirt
+                                streams read (virDomainOpenConsole "serial0",
+                                "serial1"), each logging to its file
+                                (<log file=console_log|status_log append='on'/>)
+                                so that nothing is lost while no stream is open;
+                                0: files QEMU writes (<serial type='file'>).
+                                docs/node.md "Remote hosts" */
 };
 
 /*

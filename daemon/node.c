@@ -8,6 +8,7 @@
 #include "killpoint.h"
 #include "nodenet.h"
 #include "nodestore.h"
+#include "nodestream.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -73,6 +74,7 @@ static int loop_init_rc = -1;
 static int loop_refs;
 static pthread_t loop_thread;
 static atomic_int loop_quit;
+static atomic_ullong node_stream_opens, node_stream_failures; /* node_stream_counts */
 
 static void loop_register(void)
 {
@@ -156,6 +158,17 @@ struct idmap {
 
 #define IDS_BUCKETS_MIN 64 /* a power of two */
 
+/* A domain's serial ports read through streams (remote nodes: node_start,
+ * nodestream.h); a port is NULL when its stream did not open or was taken
+ * by node_serial_done. */
+struct serials {
+    char name[DOMXML_NAME_MAX + 1];
+    struct nstream *port[2]; /* console (serial0), status (serial1) */
+    int pending;             /* node_start is creating it: streams to come */
+    int fetching;            /* node_fetch_run_file calls in flight */
+    struct serials *next;
+};
+
 struct node {
     char *uri;
     virConnectPtr conn;
@@ -172,6 +185,7 @@ struct node {
     int embedded;          /* qemu:///embed: shoald decides QEMU's user */
     int remote;            /* files QEMU opens go through nodestore.h */
     atomic_int net_filter; /* nodenet.h's guest filter defined on the host */
+    int streams;           /* serial ports read through streams (node_serial_live) */
     unsigned qemu_uid;     /* QEMU's user and primary group (embedded only; */
     unsigned qemu_gid;     /* 0/0 when QEMU runs as root) */
     int cg_cpu, cg_mem;    /* cgroup controllers libvirt can use (node_open) */
@@ -183,6 +197,9 @@ struct node {
     struct idmap **ids;     /* hash buckets (ids_nbuckets, a power of two), */
     size_t ids_nbuckets;    /* NULL until the first entry */
     size_t ids_count;       /* entries in the table */
+    pthread_mutex_t smu;    /* protects serials (taken before a stream's own) */
+    pthread_cond_t scv;     /* a fetch of a domain's file ended */
+    struct serials *serials;
 };
 
 /* libvirt calls this (on the event thread, or inline) once a registered
@@ -611,8 +628,30 @@ static int limit_memory(virDomainPtr dom, unsigned long long kib, char *why, siz
     return -1;
 }
 
+static int serials_begin(struct node *n, const char *name);
+static void serials_open(struct node *n, virDomainPtr dom, const char *name, const char *console,
+                         const char *status, char *why, size_t whylen);
+
+/* Which nodes stream their guests' serial ports: remote ones, unless
+ * SHOAL_SERIAL_STREAMS says "off" (every node reads files, the fallback,
+ * for a comparison) or "all" (local QEMU nodes too, for measuring what
+ * that costs: docs/node.md "Remote hosts"). */
+static int node_streams_wanted(const char *uri, int remote)
+{
+    const char *v = getenv("SHOAL_SERIAL_STREAMS");
+    if (v && !strcmp(v, "off"))
+        return 0;
+    if (v && !strcmp(v, "all"))
+        return strncmp(uri, "test:", 5) != 0;
+    return remote;
+}
+
+/* local (may be NULL): the spec whose serial ports are streamed into its
+ * console_log and status_log (domxml_spec.serial_pty); stream_why: why a
+ * port was not ("" if both were). */
 static virDomainPtr create_running(struct node *n, const char *xml, unsigned long long mem_kib,
-                                   int *status, char *why, size_t whylen)
+                                   const struct domxml_spec *local, char *stream_why,
+                                   size_t stream_whylen, int *status, char *why, size_t whylen)
 {
     virDomainPtr dom = create_xml(n, xml, VIR_DOMAIN_START_PAUSED);
     int state = 0, reason = 0;
@@ -638,6 +677,9 @@ static virDomainPtr create_running(struct node *n, const char *xml, unsigned lon
         return NULL;
     }
     kp_hit("start.paused"); /* tests only: killpoint.h */
+    if (local)
+        serials_open(n, dom, local->name, local->console_log, local->status_log, stream_why,
+                     stream_whylen);
     if (virDomainResume(dom) == 0)
         return dom;
     errbuf_set(why, whylen, "created paused, but resume failed: %s", lv_msg());
@@ -1213,10 +1255,200 @@ static int guard_dir(const char *dir, unsigned gid, char *err, size_t errlen)
     return NODE_OK;
 }
 
+/* The entry of domain `name`, under n->smu; NULL if none. */
+static struct serials *serials_find(struct node *n, const char *name)
+{
+    for (struct serials *e = n->serials; e; e = e->next)
+        if (!strcmp(e->name, name))
+            return e;
+    return NULL;
+}
+
+/* Under n->smu: the entry of `name`, made if missing; NULL without memory. */
+static struct serials *serials_get(struct node *n, const char *name)
+{
+    struct serials *e = serials_find(n, name);
+    if (!e && (e = calloc(1, sizeof *e))) {
+        snprintf(e->name, sizeof e->name, "%s", name);
+        e->next = n->serials;
+        n->serials = e;
+    }
+    return e;
+}
+
+/* Under n->smu: free the entry once nothing uses it. */
+static void serials_put(struct node *n, struct serials *e)
+{
+    if (e->port[0] || e->port[1] || e->pending || e->fetching)
+        return;
+    for (struct serials **pp = &n->serials; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    }
+    free(e);
+}
+
+/* Every domain's streams, with the connection that carried them. A fetch
+ * or start in flight keeps its entry (it ends on an error). */
+static void serials_drop_all(struct node *n)
+{
+    struct nstream *gone[64];
+    size_t ng;
+    do {
+        ng = 0;
+        pthread_mutex_lock(&n->smu);
+        for (struct serials *e = n->serials, *next; e && ng + 2 <= 64; e = next) {
+            next = e->next;
+            for (int p = 0; p < 2; p++) {
+                if (e->port[p])
+                    gone[ng++] = e->port[p];
+                e->port[p] = NULL;
+            }
+            serials_put(n, e);
+        }
+        pthread_mutex_unlock(&n->smu);
+        for (size_t i = 0; i < ng; i++)
+            nstream_close(gone[i], 1);
+    } while (ng);
+}
+
+/* node_start, before the create: no fetch of the domain's files from here
+ * on (one in flight is waited for), so that none replaces a local file a
+ * stream appends to. 0, or -1 without memory (then no streams). */
+static int serials_begin(struct node *n, const char *name)
+{
+    struct serials *e;
+    struct nstream *old[2] = { NULL, NULL };
+
+    pthread_mutex_lock(&n->smu);
+    e = serials_get(n, name);
+    while (e && e->fetching)
+        pthread_cond_wait(&n->scv, &n->smu);
+    if (e) {
+        e->pending = 1;
+        for (int p = 0; p < 2; p++) { /* a previous run's, not ended */
+            old[p] = e->port[p];
+            e->port[p] = NULL;
+        }
+    }
+    pthread_mutex_unlock(&n->smu);
+    nstream_close(old[0], 0);
+    nstream_close(old[1], 0);
+    return e ? 0 : -1;
+}
+
+/* node_start, after the create (dom NULL: it failed): open both ports as
+ * streams into the local files while the domain is still paused, so that
+ * they carry the run from its first byte. A port that does not open is
+ * left to the file fetch; why[whylen] says why ("" when both opened). */
+static void serials_open(struct node *n, virDomainPtr dom, const char *name, const char *console,
+                         const char *status, char *why, size_t whylen)
+{
+    const char *path[2] = { console, status };
+    struct nstream *port[2] = { NULL, NULL };
+    struct serials *e;
+
+    if (why && whylen)
+        why[0] = '\0';
+    for (int p = 0; dom && p < 2; p++) {
+        if (nstream_open(dom, p ? "serial1" : "serial0", path[p], &port[p], why, whylen) != 0)
+            node_stream_failures++;
+        else
+            node_stream_opens++;
+    }
+    pthread_mutex_lock(&n->smu);
+    e = serials_find(n, name);
+    if (e) {
+        e->port[0] = port[0];
+        e->port[1] = port[1];
+        e->pending = 0;
+        serials_put(n, e);
+    }
+    pthread_mutex_unlock(&n->smu);
+    if (!e) { /* not begun (no memory) */
+        nstream_close(port[0], 0);
+        nstream_close(port[1], 0);
+    }
+}
+
+int node_serial_live(struct node *n, const char *name, int port)
+{
+    struct serials *e;
+    int live = 0;
+    if (!n || !n->streams || port < 0 || port > 1)
+        return 0;
+    pthread_mutex_lock(&n->smu);
+    e = serials_find(n, name);
+    live = e && e->port[port] && nstream_state(e->port[port]) != NSTREAM_BROKEN;
+    pthread_mutex_unlock(&n->smu);
+    return live;
+}
+
+int node_serial_done(struct node *n, const char *name, int port, int timeout_ms)
+{
+    struct nstream *s = NULL;
+    struct serials *e;
+    int ended = 0;
+
+    if (!n || !n->streams || port < 0 || port > 1)
+        return 0;
+    pthread_mutex_lock(&n->smu);
+    if ((e = serials_find(n, name))) {
+        s = e->port[port];
+        e->port[port] = NULL;
+        serials_put(n, e);
+    }
+    pthread_mutex_unlock(&n->smu);
+    if (s) {
+        ended = nstream_wait_end(s, timeout_ms) != NSTREAM_OPEN;
+        nstream_close(s, 0);
+    }
+    return ended;
+}
+
+/* node_fetch_run_file: 1 if the port is streamed (or its streams are being
+ * opened): no fetch. Else the fetch is registered (serials_begin waits for
+ * it) and 0 returned; fetch_end ends it. */
+static int fetch_begin(struct node *n, const char *name, int port)
+{
+    struct serials *e;
+    int skip = 0;
+    pthread_mutex_lock(&n->smu);
+    e = serials_get(n, name);
+    if (e) {
+        skip = e->pending || (e->port[port] && nstream_state(e->port[port]) != NSTREAM_BROKEN);
+        if (!skip)
+            e->fetching++;
+    }
+    pthread_mutex_unlock(&n->smu);
+    return skip;
+}
+
+static void fetch_end(struct node *n, const char *name)
+{
+    struct serials *e;
+    pthread_mutex_lock(&n->smu);
+    if ((e = serials_find(n, name)) && e->fetching) {
+        e->fetching--;
+        pthread_cond_broadcast(&n->scv);
+        serials_put(n, e);
+    }
+    pthread_mutex_unlock(&n->smu);
+}
+
+void node_stream_counts(unsigned long long *opens, unsigned long long *failures)
+{
+    *opens = node_stream_opens;
+    *failures = node_stream_failures;
+}
+
 static void conn_drop(struct node *n)
 {
     if (!n->conn)
         return;
+    serials_drop_all(n);
     if (n->lifecycle_cb >= 0)
         virConnectDomainEventDeregisterAny(n->conn, n->lifecycle_cb);
     if (n->reboot_cb >= 0)
@@ -1286,6 +1518,7 @@ static int conn_make(struct node *n, char *err, size_t errlen)
             (void)prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
     n->remote = nstore_uri_remote(n->uri);
+    n->streams = node_streams_wanted(n->uri, n->remote);
     open_uri(n->uri, uri, sizeof uri);
     n->conn = virConnectOpen(uri);
     if (!n->conn) {
@@ -1492,7 +1725,7 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
         goto out;
     }
     t0 = now_ms();
-    dom = create_running(n, xml, 0, &rc, why, sizeof why);
+    dom = create_running(n, xml, 0, NULL, NULL, 0, &rc, why, sizeof why);
     if (!dom) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s canary did not start: %s", what, why);
         goto out;
@@ -1704,6 +1937,8 @@ int node_open(const char *uri, const struct node_opts *opts, struct node **out, 
         goto out;
     }
     pthread_mutex_init(&n->lock, NULL);
+    pthread_mutex_init(&n->smu, NULL);
+    pthread_cond_init(&n->scv, NULL);
     {
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
@@ -1777,6 +2012,8 @@ void node_close(struct node *n)
     ids_clear(n);
     pthread_cond_destroy(&n->cb_gone);
     pthread_mutex_destroy(&n->lock);
+    pthread_mutex_destroy(&n->smu);
+    pthread_cond_destroy(&n->scv);
     free(n->uri);
     free(n);
 }
@@ -2041,13 +2278,18 @@ int node_store_gc(struct node *n, const char *const *keep, size_t nkeep,
 int node_fetch_run_file(struct node *n, const char *name, const char *suffix,
                         const char *local_path, uint64_t max, char *err, size_t errlen)
 {
-    int rc;
+    int rc, port = strcmp(suffix, ".console") == 0 ? 0 : 1;
     if (!n->remote)
+        return NODE_OK;
+    /* A stream appends to the local file: a fetch would replace it. */
+    if (n->streams && fetch_begin(n, name, port))
         return NODE_OK;
     rc = need_conn(n, "fetch", name, err, errlen);
     if (rc == NODE_OK)
         rc = nstore_node_status(n,
                                 nstore_fetch(n->conn, name, suffix, local_path, max, err, errlen));
+    if (n->streams)
+        fetch_end(n, name);
     return rc;
 }
 
@@ -2105,9 +2347,10 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
     struct domxml_spec s;
     virDomainPtr dom = NULL;
     char *xml = NULL, uuid_str[DOMXML_UUID_LEN + 1], why[NODE_ERR_MAX], cfg[4400] = "";
+    char host_console[4200], host_status[4200], stream_why[NODE_ERR_MAX] = "";
     unsigned char uuid[VIR_UUID_BUFLEN];
     unsigned long long mem_kib = 0;
-    int rc, mapped = 0, limits;
+    int rc, mapped = 0, limits, streamed;
     struct nstore_stage stage;
 
     memset(&stage, 0, sizeof stage);
@@ -2161,6 +2404,16 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
      * files and the record go there as storage volumes (issue 17). */
     if (n->remote && (rc = node_stage_remote(n, &s, &stage, err, errlen)) != NODE_OK)
         goto out;
+    /* Its serial ports are read live through streams into the local files
+     * the spec names, and logged on the host for the fetch (a local node
+     * streaming for a measurement logs beside them). */
+    s.serial_pty = n->streams;
+    if (n->streams && !n->remote) {
+        snprintf(host_console, sizeof host_console, "%s.host", spec->console_log);
+        snprintf(host_status, sizeof host_status, "%s.host", spec->status_log);
+        s.console_log = host_console;
+        s.status_log = host_status;
+    }
     if (s.fwcfg_data && !n->remote) {
         rc = write_guest_config(n, s.name, s.fwcfg_data, cfg, sizeof cfg, err, errlen);
         if (rc != NODE_OK)
@@ -2182,7 +2435,11 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
         ids_put(n, uuid, s.instance_id);
         mapped = 1;
     }
-    dom = create_running(n, xml, mem_kib, &rc, why, sizeof why);
+    streamed = n->streams && serials_begin(n, s.name) == 0;
+    dom = create_running(n, xml, mem_kib, streamed ? spec : NULL, stream_why, sizeof stream_why,
+                         &rc, why, sizeof why);
+    if (streamed && !dom)
+        serials_open(n, NULL, s.name, NULL, NULL, NULL, 0); /* ends the pending state */
     /* QEMU read the record at its start (or never will): it lives on disk
      * only for the create. */
     if (cfg[0])
@@ -2197,6 +2454,12 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
     if (uuid_out && virDomainGetUUIDString(dom, uuid_out) < 0)
         uuid_out[0] = '\0';
     rc = NODE_OK;
+    /* Started: a warning only (node.h node_start). */
+    if (stream_why[0])
+        errbuf_set(err, errlen, "serial ports not streamed, their files are fetched: %s",
+                   stream_why);
+    else if (err && errlen)
+        err[0] = '\0';
 out:
     if (rc != NODE_OK && mapped) {
         char id[DOMXML_ID_MAX + 1];

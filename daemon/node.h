@@ -350,6 +350,8 @@ int node_capacity(struct node *node, struct node_capacity *cap, char *err, size_
  * resume that left the guest paused without running it: the domain is then
  * destroyed; a memory limit libvirt refused, likewise), NODE_E_IO (the
  * disk or the record could not be handed to QEMU's user), NODE_E_CONN.
+ * On NODE_OK err holds "" or a warning: serial ports that should have been
+ * streamed (see node_serial_live) and were not, and why.
  */
 int node_start(struct node *node, const struct domxml_spec *spec,
                char uuid_out[DOMXML_UUID_LEN + 1], char *err, size_t errlen);
@@ -478,6 +480,30 @@ int node_net_get(struct node *node, int *found, uint32_t *gw, int *prefix, char 
                  size_t errlen);
 int node_net_ensure(struct node *node, uint32_t gw, int prefix, char *err, size_t errlen);
 int node_net_remove(struct node *node, int *removed, char *err, size_t errlen);
+
+/* Serial ports through libvirt streams (issue 17; nodestream.h, docs/node.md
+ * "Remote hosts"). On a remote node, node_start renders both serial ports as
+ * ptys logged to the host's run files and, while the domain is still paused,
+ * opens each as a stream that appends to the local file the spec names
+ * (console_log, status_log): the local files then follow the guest live.
+ * port: 0 the console, 1 the status channel.
+ *
+ * node_serial_live: 1 if that port of domain `name` has been read through a
+ * stream since its start and the stream has not failed (it may have ended
+ * with the port): the local file has what the guest wrote, no fetch is
+ * needed. 0 otherwise (not remote, not opened, broken, after a reconnect).
+ *
+ * node_serial_done: the domain is gone; wait up to timeout_ms for the
+ * port's stream to see the port's end, then close it (its writes to the
+ * local file are over). 1 if it saw the end, 0 if not. Even then the file
+ * may miss the last bytes: a pty's hang-up drops what its reader had not
+ * read yet (measured: a guest's exit record written just before it powered
+ * off, 1 run in 4), so a run's end fetches the host's log all the same.
+ *
+ * node_stream_counts: streams opened and failed to open, process-wide. */
+int node_serial_live(struct node *node, const char *name, int port);
+int node_serial_done(struct node *node, const char *name, int port, int timeout_ms);
+void node_stream_counts(unsigned long long *opens, unsigned long long *failures);
 
 /* 1 if the connection is open and alive, 0 if lost (CONN_LOST was sent). */
 int node_alive(struct node *node);

@@ -66,6 +66,9 @@
  *   libvirt events  one process-wide thread (node.c): node events arrive
  *                   here; the core only queues jobs or marks a host down
  *                   (jobs.c on_node_event) and never blocks on it.
+ *                   Remote guests' serial streams (nodestream.h) append to
+ *                   their local console and status files here (no RPC, no
+ *                   fleet lock); inotify then wakes the supervisor.
  *   port proxy      one thread (portfwd.c) with its own lock; the core calls
  *                   pfwd_* from any thread.
  *   probes          one thread (daemon/probe.c, wired in health.c): every
@@ -146,6 +149,10 @@
  *   rio_mu    fleet.rio_mu (remoteio.c): the remote I/O queue and its
  *             workers' slots; a leaf, never held across anything but
  *             pthread_create; items' hosts are held (refs) without it.
+ *
+ *   node smu  node.c, one per node: its streamed domains (node.h
+ *             node_serial_live); a leaf for the core, never held across an
+ *             RPC; a stream's own lock (nodestream.c) below it.
  *
  *   dhcp_mu   fleet.dhcp_mu. Serializes writing the DHCP lease list
  *             (leases.c): held across the SQLite read of the rows and
@@ -758,6 +765,9 @@ void fleet_console_rotate(fleet *f, const char *run);
 void fleet_reconcile_host(fleet *f, fleet_host *h);
 
 /* ---- remote.c (hosts on other machines, node.h "Remote hosts") ---- */
+/* How long a run's end waits for its serial streams to see the ports
+ * close before it fetches the files instead (node_serial_done). */
+#define FLEET_STREAM_END_WAIT_MS 1000
 /* Copy a finished run's status and console files from its remote host to
  * their local paths (nothing for other hosts). */
 void fleet_remote_fetch(fleet *f, const state_instance *in);

@@ -1,7 +1,9 @@
 /* remote.c - what the core does for hosts on other machines (issue 17;
- * node.h "Remote hosts", docs/node.md "Remote hosts"): fetch a finished
- * run's status and console files from the host, and collect the image
- * volumes and run files no instance on a host uses any more. */
+ * node.h "Remote hosts", docs/node.md "Remote hosts"): fetch a running
+ * guest's status file from the host where no stream carries it (node.h
+ * node_serial_live: a stream that did not open, or broke, or a guest
+ * adopted after a reconnect) and a finished run's files, and collect the
+ * image volumes and run files no instance on a host uses any more. */
 #include "fleet_int.h"
 
 #include <stdlib.h>
@@ -30,9 +32,15 @@ void fleet_remote_fetch(fleet *f, const state_instance *in)
 {
     fleet_host *host = NULL;
     struct node *node = fleet_host_node(f, in->host, &host);
-    char err[NODE_ERR_MAX];
+    char err[NODE_ERR_MAX], dom[64];
 
+    fleet_domain_name(fleet_run_id(in), dom, sizeof dom);
     for (int console = 0; node && node_remote(node) && console < 2; console++) {
+        /* The stream ends first (its writes to the file are over). Even one
+         * that saw the port close may miss the last bytes (a pty's hang-up
+         * drops what its reader had not read yet); the host's log has
+         * them, so the file is fetched. */
+        node_serial_done(node, dom, console ? 0 : 1, FLEET_STREAM_END_WAIT_MS);
         if (fetch_file(f, node, in, console, err, sizeof err) != 0)
             log_warn("instance %s: cannot fetch its %s from host %s: %s", in->id,
                      console ? "console" : "status", in->host, err);
@@ -45,13 +53,16 @@ void fleet_remote_poll(fleet *f, const char *id)
     state_instance in;
     fleet_host *host = NULL;
     struct node *node;
-    char err[NODE_ERR_MAX];
+    char err[NODE_ERR_MAX], dom[64];
 
     /* Most fleets have no remote host: no database read for them. */
     if (!fleet_remote_any_up(f) || state_inst_find(f->db, id, &in, err, sizeof err) != 0)
         return;
     node = strcmp(in.id, id) == 0 ? fleet_host_node(f, in.host, &host) : NULL;
-    if (node && node_remote(node) && fetch_file(f, node, &in, 0, err, sizeof err) != 0)
+    fleet_domain_name(fleet_run_id(&in), dom, sizeof dom);
+    /* The fallback: a live status stream needs no fetch (node.h). */
+    if (node && node_remote(node) && !node_serial_live(node, dom, 1) &&
+        fetch_file(f, node, &in, 0, err, sizeof err) != 0)
         log_debug("instance %s: cannot fetch its status from host %s: %s", in.id, in.host, err);
     fleet_host_release(f, host);
     state_inst_free(&in);

@@ -439,6 +439,8 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     else
         log_info("instance %s (%s) started on %s (domain created in %lld ms)", in.id, in.name,
                  in.host, (long long)t_create);
+    if (!pooled && err[0]) /* node_start's warning */
+        log_warn("instance %s on %s: %s", in.id, in.host, err);
     kp_hit("start.done");
     fleet_status_poll(f, in.id);
 out:

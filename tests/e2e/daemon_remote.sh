@@ -10,8 +10,10 @@
 #     back through the storage API once the domain stopped);
 #   - a second hello there reuses the cached volume (no second upload:
 #     /metrics' shoal_image_volume_uploads_total and the volume's inode);
-#   - a sleep guest on the other becomes running (its ready record read
-#     from the status file shoald polls over the storage API) and stops;
+#   - a sleep guest on the other becomes running (its ready record carried
+#     by a libvirt stream of its status port, no polling), its console
+#     follows live while it runs (a stream of its console port), both
+#     ports are logged on the host too, and it stops;
 #   - a corrupt cached volume without its marker is uploaded again;
 #   - an httpd guest run on r1 with `shoal run --host r1 -p 8090:80` is on
 #     r1's libvirt network 'shoal' (made by
@@ -127,13 +129,30 @@ check "still one upload" uploads_are 1
 check "a cache hit" [ "$(metric shoal_image_volume_hits_total)" -ge 1 ]
 check "the same volume file" [ "$(stat -c %i "$VOL")" = "$ino" ]
 
-# --- a long-running guest on r2: ready through its status file, polled
-# over the storage API while it runs; stopped through the connection
+# --- a long-running guest on r2: ready through a stream of its status
+# port, its console followed live through another; stopped through the
+# connection
+follow() { # follow NAME FILE: GET console?follow=1 for 4 s into FILE
+    ns_curl -sN -m 4 -H "Authorization: Bearer $E2E_TOKEN" \
+        "http://127.0.0.1:$E2E_PORT/v1/instances/$1/console?follow=1" >"$2" 2>/dev/null || true
+}
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"sleep","name":"s1","host":"r2","args":["600"]}'
 check "create sleep on r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
-check "it becomes running (its ready record read from r2)" wait_for 20 inst_state_is s1 running
+follow s1 "$E2E_STATE/s1.follow" &
+fpid=$!
+check "it becomes running (its ready record streamed from r2)" wait_for 20 inst_state_is s1 running
 check "with a boot time from its status" [ "$(inst_field s1 '.boot_ms != null')" = true ]
+e2e_log "s1 ready_ms $(inst_field s1 .ready_ms) (request to ready record, over qemu+tcp)"
+wait "$fpid"
+check "its console followed live while it runs (console?follow=1)" \
+    grep -q 'shoal 0.1: sleep' "$E2E_STATE/s1.follow"
+check "and it still runs" inst_state_is s1 running
+id=$(inst_field s1 .id)
+check "r2 logs its console port too (<log> in shoal-run)" \
+    grep -q 'shoal 0.1: sleep' "$(lvh_lib r2)/shoal/run/shoal-$id.console"
+check "and its status port" grep -q 'shoal-status ready' "$(lvh_lib r2)/shoal/run/shoal-$id.status"
+check "no start fell back to fetching files" test -z "$(grep 'not streamed' "$E2E_STATE/shoald.log")"
 api POST /v1/instances/s1/stop -H 'Content-Type: application/json' -d '{"timeout_s":5}'
 check "stop it (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 check "it stops" wait_for 30 inst_state_is s1 stopped

@@ -206,6 +206,18 @@ static void golden_pool(void **state)
     reject(&s, "invalid console socket path 'pool.sock'");
 }
 
+/* A remote host's guest (issue 17): both serial ports are ptys that
+ * shoald reads through libvirt streams, each logged to its run file. */
+static void golden_serial_pty(void **state)
+{
+    (void)state;
+    struct domxml_spec s = base;
+    s.serial_pty = 1;
+    s.console_log = "/var/lib/libvirt/shoal/run/shoal-0123456789ab.console";
+    s.status_log = "/var/lib/libvirt/shoal/run/shoal-0123456789ab.status";
+    check_golden("serial-pty-qemu", &s);
+}
+
 static void golden_escaping(void **state)
 {
     (void)state;
@@ -514,6 +526,7 @@ int main(void)
         cmocka_unit_test(golden_confined),      cmocka_unit_test(golden_pool),
         cmocka_unit_test(rejects_bad_values),   cmocka_unit_test(parses_instance_id),
         cmocka_unit_test(mac_is_deterministic), cmocka_unit_test(golden_remote_network),
+        cmocka_unit_test(golden_serial_pty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,209 @@
+/* nodestream.c - a serial port read through a libvirt stream into a local
+ * file (nodestream.h). */
+#include "nodestream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libvirt/virterror.h>
+
+#include "errbuf.h"
+
+#define NSTREAM_BUF      16384u /* bytes per virStreamRecv */
+#define NSTREAM_RECV_MAX 64     /* receives per callback: the loop serves others too */
+
+struct nstream {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* state left NSTREAM_OPEN */
+    virStreamPtr st;
+    int fd;
+    enum nstream_state state;
+    int watching;    /* the callback is registered */
+    atomic_int refs; /* the owner's and the registered callback's */
+    unsigned long long bytes;
+};
+
+static void unref(struct nstream *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    if (s->st)
+        virStreamFree(s->st);
+    if (s->fd >= 0)
+        close(s->fd);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static void release_cb(void *opaque)
+{
+    unref(opaque);
+}
+
+/* Under s->mu: stop reading and record how it ended. No RPC: the removal
+ * is local to the client (its free callback may run later). */
+static void end_locked(struct nstream *s, enum nstream_state how)
+{
+    if (s->watching) {
+        s->watching = 0;
+        virStreamEventRemoveCallback(s->st);
+    }
+    if (s->state == NSTREAM_OPEN)
+        s->state = how;
+    pthread_cond_broadcast(&s->cv);
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* On libvirt's event loop: drain what arrived into the file. */
+static void on_data(virStreamPtr st, int events, void *opaque)
+{
+    struct nstream *s = opaque;
+    char buf[NSTREAM_BUF];
+    int n = -2;
+
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; s->watching && i < NSTREAM_RECV_MAX; i++) {
+        n = virStreamRecv(st, buf, sizeof buf);
+        if (n == -2)
+            break;
+        if (n == 0) {
+            end_locked(s, NSTREAM_EOF);
+        } else if (n < 0 || write_all(s->fd, buf, (size_t)n) != 0) {
+            end_locked(s, NSTREAM_BROKEN);
+        } else {
+            s->bytes += (unsigned long long)n;
+        }
+    }
+    /* A hang-up with nothing left to read would fire again and again. */
+    if (s->watching && n == -2 && (events & (VIR_STREAM_EVENT_ERROR | VIR_STREAM_EVENT_HANGUP)))
+        end_locked(s, (events & VIR_STREAM_EVENT_ERROR) ? NSTREAM_BROKEN : NSTREAM_EOF);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int nstream_open(virDomainPtr dom, const char *dev, const char *local_path, struct nstream **out,
+                 char *err, size_t errlen)
+{
+    struct nstream *s = calloc(1, sizeof *s);
+    pthread_condattr_t ca;
+    int rc = -1, opened = 0;
+
+    *out = NULL;
+    if (!s) {
+        errbuf_set(err, errlen, "%s: out of memory", dev);
+        return -1;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&s->refs, 1);
+    s->fd = open(local_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (s->fd < 0) {
+        errbuf_set(err, errlen, "%s: cannot open '%s': %s", dev, local_path, strerror(errno));
+        goto out;
+    }
+    s->st = virStreamNew(virDomainGetConnect(dom), VIR_STREAM_NONBLOCK);
+    if (!s->st || virDomainOpenConsole(dom, dev, s->st, 0) < 0) {
+        errbuf_set(err, errlen, "cannot open %s as a stream: %s", dev, virGetLastErrorMessage());
+        goto out;
+    }
+    opened = 1;
+    /* Locked across the registration: a callback that comes at once waits
+     * until `watching` says it may read. */
+    pthread_mutex_lock(&s->mu);
+    atomic_fetch_add(&s->refs, 1);
+    if (virStreamEventAddCallback(
+            s->st, VIR_STREAM_EVENT_READABLE | VIR_STREAM_EVENT_ERROR | VIR_STREAM_EVENT_HANGUP,
+            on_data, s, release_cb) < 0) {
+        atomic_fetch_sub(&s->refs, 1);
+        pthread_mutex_unlock(&s->mu);
+        errbuf_set(err, errlen, "cannot watch %s: %s", dev, virGetLastErrorMessage());
+        goto out;
+    }
+    s->watching = 1;
+    pthread_mutex_unlock(&s->mu);
+    *out = s;
+    rc = 0;
+out:
+    if (rc != 0) {
+        if (opened)
+            virStreamAbort(s->st); /* frees it on the host */
+        unref(s);
+    }
+    return rc;
+}
+
+enum nstream_state nstream_state(struct nstream *s)
+{
+    enum nstream_state st;
+    pthread_mutex_lock(&s->mu);
+    st = s->state;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+enum nstream_state nstream_wait_end(struct nstream *s, int timeout_ms)
+{
+    struct timespec until;
+    enum nstream_state st;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->state == NSTREAM_OPEN) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT)
+            break;
+    }
+    st = s->state;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+unsigned long long nstream_bytes(struct nstream *s)
+{
+    unsigned long long n;
+    pthread_mutex_lock(&s->mu);
+    n = s->bytes;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+void nstream_close(struct nstream *s, int conn_gone)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    end_locked(s, NSTREAM_BROKEN);
+    pthread_mutex_unlock(&s->mu);
+    /* Outside the lock: on a remote connection this is an RPC, and the
+     * callback (which no longer reads) must not wait behind it. */
+    if (!conn_gone)
+        virStreamAbort(s->st);
+    unref(s);
+}

@@ -1,0 +1,58 @@
+/*
+ * nodestream.h - a guest's serial port read through a libvirt stream into a
+ * local file (issue 17; docs/node.md "Remote hosts").
+ *
+ * A domain rendered with domxml_spec.serial_pty has pty serial ports, which
+ * virDomainOpenConsole hands out as streams on the domain's own connection
+ * (remote or not). nstream_open opens one and appends every byte it carries
+ * to a local file (O_APPEND: the supervisor may rotate or truncate it under
+ * us), so the readers of local files (the status tracker through inotify,
+ * console follow) work unchanged. Reading happens in a stream callback on
+ * libvirt's event loop (virStreamEventAddCallback): no thread per stream,
+ * nothing runs while the guest writes nothing.
+ *
+ * Threads: the callback runs on libvirt's event-loop thread and never makes
+ * a call that waits for the host (no RPC). nstream_close may be called from
+ * any other thread; it finishes or aborts the stream (an RPC on a remote
+ * connection) unless told the connection is gone. A stream's state is
+ * guarded by its own mutex; the lock order is that mutex, then libvirt's.
+ */
+#ifndef SHOAL_NODESTREAM_H
+#define SHOAL_NODESTREAM_H
+
+#include <stddef.h>
+
+#include <libvirt/libvirt.h>
+
+enum nstream_state {
+    NSTREAM_OPEN = 0,   /* carrying the port's output */
+    NSTREAM_EOF = 1,    /* QEMU closed the port: every byte the guest wrote
+                           before is in the file */
+    NSTREAM_BROKEN = 2, /* ended with an error (or a local write failed):
+                           the file may miss bytes */
+};
+
+struct nstream;
+
+/* Open port `dev` ("serial0", "serial1") of dom as a stream appending to
+ * local_path (created 0600 if missing). 0, or -1 with libvirt's or the
+ * system's reason in err. */
+int nstream_open(virDomainPtr dom, const char *dev, const char *local_path, struct nstream **out,
+                 char *err, size_t errlen);
+
+/* The state now. */
+enum nstream_state nstream_state(struct nstream *s);
+
+/* Wait up to timeout_ms for the stream to leave NSTREAM_OPEN; the state. */
+enum nstream_state nstream_wait_end(struct nstream *s, int timeout_ms);
+
+/* Bytes appended to the file so far. */
+unsigned long long nstream_bytes(struct nstream *s);
+
+/* Stop reading and free (NULL is a no-op). conn_gone: the connection is
+ * lost or being replaced, so no call goes to the host (a frozen host
+ * would block it); otherwise the stream is finished (after EOF) or
+ * aborted, which frees it on the host. */
+void nstream_close(struct nstream *s, int conn_gone);
+
+#endif /* SHOAL_NODESTREAM_H */
