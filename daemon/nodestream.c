@@ -25,6 +25,7 @@ struct nstream {
     int fd;
     enum nstream_state state;
     int watching;    /* the callback is registered */
+    int eof;         /* virStreamRecv returned 0: the host ended it */
     atomic_int refs; /* the owner's and the registered callback's */
     unsigned long long bytes;
 };
@@ -87,6 +88,7 @@ static void on_data(virStreamPtr st, int events, void *opaque)
         if (n == -2)
             break;
         if (n == 0) {
+            s->eof = 1;
             end_locked(s, NSTREAM_EOF);
         } else if (n < 0 || write_all(s->fd, buf, (size_t)n) != 0) {
             end_locked(s, NSTREAM_BROKEN);
@@ -196,14 +198,20 @@ unsigned long long nstream_bytes(struct nstream *s)
 
 void nstream_close(struct nstream *s, int conn_gone)
 {
+    int eof;
     if (!s)
         return;
     pthread_mutex_lock(&s->mu);
     end_locked(s, NSTREAM_BROKEN);
+    eof = s->eof;
     pthread_mutex_unlock(&s->mu);
     /* Outside the lock: on a remote connection this is an RPC, and the
-     * callback (which no longer reads) must not wait behind it. */
-    if (!conn_gone)
-        virStreamAbort(s->st);
+     * callback (which no longer reads) must not wait behind it. Only a
+     * stream whose end arrived is finished. No abort: one sent while the
+     * host ends the stream (the guest just went) was never answered and
+     * hung the connection (measured, libvirt 9.0); a stream let go
+     * without it stays on the host until the connection closes. */
+    if (!conn_gone && eof)
+        virStreamFinish(s->st);
     unref(s);
 }

@@ -49,10 +49,13 @@ enum nstream_state nstream_wait_end(struct nstream *s, int timeout_ms);
 /* Bytes appended to the file so far. */
 unsigned long long nstream_bytes(struct nstream *s);
 
-/* Stop reading and free (NULL is a no-op). conn_gone: the connection is
- * lost or being replaced, so no call goes to the host (a frozen host
- * would block it); otherwise the stream is finished (after EOF) or
- * aborted, which frees it on the host. */
+/* Stop reading and free (NULL is a no-op). A stream that saw its end is
+ * finished (an RPC, which frees it on the host) unless conn_gone (the
+ * connection is lost or being replaced: a frozen host would block the
+ * call). Never aborted: an abort that crosses the host's end of the
+ * stream is never answered and hangs the connection (libvirt 9.0); a
+ * stream let go before its end stays on the host until the connection
+ * closes. Call it once the domain is gone. */
 void nstream_close(struct nstream *s, int conn_gone);
 
 #endif /* SHOAL_NODESTREAM_H */
