@@ -733,9 +733,10 @@ int fleet_rio_submit(fleet *f, fleet_host *h, fleet_rio_kind kind, const char *i
 void fleet_rio_tick(fleet *f);
 /* Whether items that can run (runnable: hosts with one waiting and none
  * running) get a worker (pure; test_remoteio): wake an idle one; else
- * start one in a free slot (*slot) unless a busy worker has been on its
- * item for less than FLEET_RIO_SLOW_MS (since[i], 0 between items; used[i]:
- * slot i is a worker's) or every slot is taken. */
+ * start one in a free slot (*slot) unless a worker has been on its item
+ * for less than FLEET_RIO_SLOW_MS or is about to take one (since[i]: when
+ * slot i's worker took its item, 0 when just started or between items;
+ * used[i]: slot i is a worker's) or every slot is taken. */
 enum { FLEET_RIO_NONE, FLEET_RIO_WAKE, FLEET_RIO_START };
 int fleet_rio_decide(size_t runnable, int idle, const unsigned char *used, const int64_t *since,
                      int n, int64_t now, int *slot);

@@ -89,8 +89,10 @@ int fleet_rio_decide(size_t runnable, int idle, const unsigned char *used, const
     if (idle > 0)
         return FLEET_RIO_WAKE; /* it takes one and asks again */
     for (int i = 0; i < n; i++) {
-        if (used[i] && since[i] && now - since[i] < FLEET_RIO_SLOW_MS)
-            return FLEET_RIO_NONE; /* back soon; fleet_rio_tick asks again */
+        /* just started, between items (0) or fresh on one: it takes the
+         * next item soon; fleet_rio_tick asks again */
+        if (used[i] && (!since[i] || now - since[i] < FLEET_RIO_SLOW_MS))
+            return FLEET_RIO_NONE;
         if (!used[i] && *slot < 0)
             *slot = i;
     }

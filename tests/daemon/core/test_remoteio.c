@@ -46,6 +46,10 @@ static void test_fresh_worker_waited_for(void **state)
     (void)state;
     assert_int_equal(fleet_rio_decide(50, 0, used, since, N, 900 + FLEET_RIO_SLOW_MS - 1, &slot),
                      FLEET_RIO_NONE);
+    /* one just started (or between items) takes the next at once: a burst
+     * of items for many hosts does not start a worker per item */
+    since[0] = 0;
+    assert_int_equal(fleet_rio_decide(8, 0, used, since, N, 100000, &slot), FLEET_RIO_NONE);
 }
 
 /* Every busy worker on its item for FLEET_RIO_SLOW_MS (hung hosts): a new
