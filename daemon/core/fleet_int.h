@@ -47,7 +47,8 @@
  *                   ping), the oldest whose host has none running. A new
  *                   one starts when items wait, none is idle and every
  *                   busy one has been on its item for FLEET_RIO_SLOW_MS
- *                   (a hung host's); at most FLEET_RIO_MAX_WORKERS; one
+ *                   (a hung host's; fleet_rio_decide); at most
+ *                   FLEET_RIO_MAX_WORKERS (8 answering remote hosts: 1); one
  *                   ends after FLEET_RIO_IDLE_MS idle. No fleet lock held
  *                   across libvirt; rio_mu (the queue) is a leaf.
  *                   Reconcile (reconcile.c) runs here on a reconnect (on
@@ -62,7 +63,9 @@
  *   usage sampler   one thread (capacity.c): every FLEET_USAGE_PERIOD_MS
  *                   measures each up host's guests (node_usage), every
  *                   FLEET_AVAIL_PERIOD_MS its available memory, with no lock
- *                   held; stores the figures under mu.
+ *                   held; stores the figures under mu (a reading is also an
+ *                   answer for failover.c). One host at a time: a hung
+ *                   host holds its round, other hosts' figures lag.
  *   libvirt events  one process-wide thread (node.c): node events arrive
  *                   here; the core only queues jobs or marks a host down
  *                   (jobs.c on_node_event) and never blocks on it.
