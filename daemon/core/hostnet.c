@@ -32,9 +32,16 @@
 
 #define NET_REMOTE_PREFIX 24
 
+/* The netmask of a prefix; 0 for prefix 0 (remote networks off: rprefix
+ * is 0 then, and a shift by 32 is undefined). */
+static uint32_t mask_of(int prefix)
+{
+    return prefix > 0 ? 0xffffffffu << (32 - prefix) : 0;
+}
+
 int fleet_net_open(fleet *f, char *err, size_t errlen)
 {
-    uint32_t lmask = 0xffffffffu << (32 - f->cfg.prefix), rmask;
+    uint32_t lmask = mask_of(f->cfg.prefix), rmask;
 
     if (!f->cfg.remote_nets[0]) /* a cfg_t not made by cfg_load */
         snprintf(f->cfg.remote_nets, sizeof f->cfg.remote_nets, "%s", CFG_DEFAULT_REMOTE_SUBNETS);
@@ -44,7 +51,7 @@ int fleet_net_open(fleet *f, char *err, size_t errlen)
                  f->cfg.remote_nets);
         return -1;
     }
-    rmask = 0xffffffffu << (32 - f->rprefix);
+    rmask = mask_of(f->rprefix);
     /* the shorter prefix's mask decides whether one holds the other */
     if (f->gateway && (f->rnet & (lmask & rmask)) == (f->cfg.subnet & (lmask & rmask))) {
         /* the default, not asked for: a --subnet that was fine before
@@ -66,14 +73,14 @@ int fleet_net_open(fleet *f, char *err, size_t errlen)
 
 int fleet_net_remote_addr(const fleet *f, uint32_t addr)
 {
-    return f->rprefix && addr && (addr & (0xffffffffu << (32 - f->rprefix))) == f->rnet;
+    return f->rprefix && addr && (addr & mask_of(f->rprefix)) == f->rnet;
 }
 
 void fleet_network(const fleet *f, uint32_t addr, uint32_t *gateway, int *prefix)
 {
-    uint32_t rmask = 0xffffffffu << (32 - f->rprefix);
+    uint32_t rmask = mask_of(f->rprefix);
     if (f->rprefix && (addr & rmask) == f->rnet) {
-        *gateway = (addr & (0xffffffffu << (32 - NET_REMOTE_PREFIX))) + 1;
+        *gateway = (addr & mask_of(NET_REMOTE_PREFIX)) + 1;
         *prefix = NET_REMOTE_PREFIX;
         return;
     }
@@ -108,8 +115,7 @@ int fleet_host_is_remote(fleet *f, const char *name)
 static int net_valid(const fleet *f, const fleet_host *h, uint32_t hgw, int prefix, char *err,
                      size_t errlen)
 {
-    uint32_t m24 = 0xffffffffu << (32 - NET_REMOTE_PREFIX),
-             hmask = 0xffffffffu << (32 - f->rprefix);
+    uint32_t m24 = mask_of(NET_REMOTE_PREFIX), hmask = mask_of(f->rprefix);
     char ip[16];
 
     if (prefix != NET_REMOTE_PREFIX || (hgw & hmask) != f->rnet || (hgw & ~m24) != 1) {
@@ -156,9 +162,9 @@ void fleet_net_learn(fleet *f, fleet_host *h, struct node *node)
 static int host_subnet(fleet *f, fleet_host *h, int found, uint32_t hgw, int prefix, uint32_t *gw,
                        char *err, size_t errlen)
 {
-    uint32_t m24 = 0xffffffffu << (32 - NET_REMOTE_PREFIX);
+    uint32_t m24 = mask_of(NET_REMOTE_PREFIX);
     uint32_t n24 = 1u << (32 - f->rprefix - (32 - NET_REMOTE_PREFIX)), pick = 0;
-    uint32_t lmask = 0xffffffffu << (32 - f->cfg.prefix);
+    uint32_t lmask = mask_of(f->cfg.prefix);
     int rc = -1;
     state_instance *rows = NULL;
     size_t nrows = 0;
@@ -226,7 +232,7 @@ static void set_ipv4_fn(state_instance *in, void *ctx)
 static int pick_address(fleet *f, state_instance *in, uint32_t gw, int prefix, char *err,
                         size_t errlen)
 {
-    uint32_t mask = 0xffffffffu << (32 - prefix), net = gw & mask, bcast = net | ~mask;
+    uint32_t mask = mask_of(prefix), net = gw & mask, bcast = net | ~mask;
 
     for (int attempt = 0; attempt < 3; attempt++) {
         state_instance *rows = NULL;
@@ -280,7 +286,7 @@ int fleet_net_prepare(fleet *f, fleet_host *h, struct node *node, state_instance
     *gw = f->gateway;
     *prefix = f->cfg.prefix;
     if (!node_remote(node)) {
-        uint32_t mask = 0xffffffffu << (32 - *prefix);
+        uint32_t mask = mask_of(*prefix);
         if (in->ipv4 && (in->ipv4 & mask) == f->cfg.subnet && in->ipv4 != *gw)
             return 0; /* the common case: no lock */
         pthread_mutex_lock(&f->net_mu);
