@@ -59,13 +59,11 @@ events_of() { # events_of TYPE INSTANCE_ID: how many in EVENTS
 }
 
 lvd_init || exit 1
-# the second host's guests join shoald's bridge: libvirtd in the same namespace
-# nsenter, not ip netns exec: that one mounts a fresh /sys, without the
-# cgroup controllers libvirtd needs for the guests' CPU limits
-nsenter --net=/run/netns/"$E2E_NS" libvirtd --config "$LVD/libvirtd.conf" --pid-file "$LVD/libvirtd.pid" \
-    >>"$LVD/libvirtd.out" 2>&1 &
-LVD_PID=$!
-check "host sys (libvirtd in the test's namespace) starts" wait_for 30 test -S "$SOCK"
+# the second host's guests join shoald's bridge: libvirtd in the same
+# network namespace, with libvirt's state dirs of its own (so that another
+# test's libvirtd of this machine running meanwhile does not stop it)
+check "host sys (libvirtd in the test's namespace) starts" lvd_start_private sys "$E2E_NS"
+SOCK=$LVD/sys/sock/libvirt-sock
 e2e_start_daemon "$SHOALD" --host-uri-allow 'qemu?socket' --move-ready-timeout 3000 || exit 1
 json_post /v1/hosts "{\"name\":\"sys\",\"uri\":\"qemu:///system?socket=$SOCK\",\"domain_type\":\"qemu\"}"
 check "add host sys (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
@@ -160,7 +158,7 @@ check "event move.failed for stuck" [ "$(events_of move.failed "$sid")" -ge 1 ]
 check "web still runs once on sys" eval 'runs_on web sys && [ "$(copies "$id")" = 1 ]'
 
 # --- consolidation of a fleet spread over three hosts (local, sys and a
-# third libvirtd, p3, with a mount namespace of its own): three httpds
+# third libvirtd, p3, started like sys): three httpds
 # placed `spread` land one per host; a client polls each one's published
 # port every 20 ms while POST /v1/consolidate moves them live onto the
 # fewest hosts its dry run promised. Each guest's longest failure must be
@@ -171,8 +169,8 @@ check "web still runs once on sys" eval 'runs_on web sys && [ "$(copies "$id")" 
 api DELETE "/v1/instances/stuck?force=true"
 api DELETE "/v1/instances/web?force=true"
 e2e_stop_daemon
-SHOAL_TEST_DELAY_AT=start.created:1500 e2e_start_daemon "$SHOALD" --host-uri-allow 'qemu?socket' \
-    --move-ready-timeout 5000 || exit 1
+SHOAL_TEST_DELAY_AT=start.created:1500 e2e_start_daemon "$SHOALD" --host-uri-allow 'qemu?socket' ||
+    exit 1
 for h in local sys; do json_post "/v1/hosts/$h/cordon" '{"cordoned":false}'; done
 check "host p3 (a libvirtd in a mount namespace of its own) starts" lvd_start_private p3 "$E2E_NS"
 json_post /v1/hosts "{\"name\":\"p3\",\"uri\":\"qemu:///system?socket=$LVD/p3/sock/libvirt-sock\",\"domain_type\":\"qemu\"}"

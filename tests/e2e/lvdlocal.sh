@@ -9,7 +9,8 @@
 #   lvd_start     start libvirtd; waits for its socket
 #   lvd_stop      stop it (guests keep running)
 #   lvd_start_private NAME NETNS
-#                 one more such host (a third one, ...): a libvirtd in the
+#                 such a host that runs beside others of this machine
+#                 (another test's, a third host): a libvirtd in the
 #                 network namespace NETNS and a mount namespace of its own,
 #                 where /run/libvirt, /etc/libvirt, /var/lib/libvirt,
 #                 /var/log/libvirt and /var/cache/libvirt are directories

@@ -32,10 +32,8 @@ E2E=$(cd "$(dirname "$0")/../../e2e" && pwd)
 e2e_setup
 trap lvd_cleanup EXIT
 lvd_init || exit 1
-nsenter --net=/run/netns/"$E2E_NS" libvirtd --config "$LVD/libvirtd.conf" \
-    --pid-file "$LVD/libvirtd.pid" >>"$LVD/libvirtd.out" 2>&1 &
-LVD_PID=$!
-wait_for 30 test -S "$SOCK" || { echo "libvirtd did not start"; exit 1; }
+lvd_start_private sys "$E2E_NS" || { echo "libvirtd did not start"; exit 1; }
+SOCK=$LVD/sys/sock/libvirt-sock
 
 json_post() { api POST "$1" -H 'Content-Type: application/json' -d "$2"; }
 field() {
