@@ -21,8 +21,19 @@
 
 #define HEX_LEN 64
 
-static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER; /* see nodestore.h */
-static struct nstore_stats stats;                            /* under stats_mu */
+/* One lock per libvirt connection in use (nodestore.h "Locking"): a host
+ * whose upload hangs holds its own, never another host's delivery. Kept
+ * while some thread holds or waits for it, so the list is as long as the
+ * connections with a delivery or GC under way. */
+struct conn_lock {
+    struct conn_lock *next;
+    virConnectPtr conn;
+    unsigned users; /* holding or waiting, under tab_mu */
+    pthread_mutex_t mu;
+};
+static struct conn_lock *locks;                            /* under tab_mu */
+static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER; /* a leaf */
+static struct nstore_stats stats;                          /* under stats_mu */
 static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint fetch_seq; /* temporary file names of nstore_fetch */
 
@@ -37,6 +48,42 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* c's lock, taken; NULL when out of memory (nothing taken). */
+static struct conn_lock *conn_lock(virConnectPtr c)
+{
+    struct conn_lock *l;
+    pthread_mutex_lock(&tab_mu);
+    for (l = locks; l && l->conn != c; l = l->next)
+        ;
+    if (!l && (l = calloc(1, sizeof *l))) {
+        l->conn = c;
+        pthread_mutex_init(&l->mu, NULL);
+        l->next = locks;
+        locks = l;
+    }
+    if (l)
+        l->users++;
+    pthread_mutex_unlock(&tab_mu);
+    if (l)
+        pthread_mutex_lock(&l->mu);
+    return l;
+}
+
+static void conn_unlock(struct conn_lock *l)
+{
+    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_lock(&tab_mu);
+    if (--l->users == 0) {
+        struct conn_lock **pp = &locks;
+        while (*pp != l)
+            pp = &(*pp)->next;
+        *pp = l->next;
+        pthread_mutex_destroy(&l->mu);
+        free(l);
+    }
+    pthread_mutex_unlock(&tab_mu);
 }
 
 static void stats_add(uint64_t *field, uint64_t v)
@@ -292,7 +339,7 @@ out:
     return rc;
 }
 
-/* Caller holds store_mu. */
+/* Caller holds c's conn_lock. */
 static int image_locked(virConnectPtr c, virStoragePoolPtr p, const char *local_path, char *out,
                         size_t len, int *uploaded, char *err, size_t errlen)
 {
@@ -374,15 +421,19 @@ int nstore_image(virConnectPtr c, const char *local_path, char *host_path, size_
                  int *uploaded, char *err, size_t errlen)
 {
     virStoragePoolPtr p;
+    struct conn_lock *l;
     int rc;
 
     if (uploaded)
         *uploaded = 0;
-    pthread_mutex_lock(&store_mu);
+    if (!(l = conn_lock(c))) {
+        errbuf_set(err, errlen, "out of memory");
+        return NSTORE_E_IO;
+    }
     p = pool_get(c, NSTORE_POOL, NSTORE_POOL_PATH, err, errlen);
     rc = p ? image_locked(c, p, local_path, host_path, len, uploaded, err, errlen)
            : NSTORE_E_LIBVIRT;
-    pthread_mutex_unlock(&store_mu);
+    conn_unlock(l);
     if (p)
         virStoragePoolFree(p);
     return rc;
@@ -600,14 +651,20 @@ int nstore_gc(virConnectPtr c, const char *const *keep, size_t nkeep,
               const char *const *keep_domains, size_t nkeep_domains, unsigned *removed, char *err,
               size_t errlen)
 {
+    struct conn_lock *l;
     unsigned gone = 0;
     int rc;
 
-    pthread_mutex_lock(&store_mu);
+    if (removed)
+        *removed = 0;
+    if (!(l = conn_lock(c))) {
+        errbuf_set(err, errlen, "out of memory");
+        return NSTORE_E_IO;
+    }
     rc = gc_pool(c, NSTORE_POOL, keep, nkeep, 1, &gone, err, errlen);
     if (rc == NSTORE_OK)
         rc = gc_pool(c, NSTORE_RUN_POOL, keep_domains, nkeep_domains, 0, NULL, err, errlen);
-    pthread_mutex_unlock(&store_mu);
+    conn_unlock(l);
     stats_add(&stats.removed, gone);
     if (removed)
         *removed = gone;

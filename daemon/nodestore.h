@@ -24,9 +24,13 @@
  * checked: bytes changed on the host's disk after the upload (no read-back:
  * it would double the transfer; the image store checks its own copy).
  *
- * Locking: one process-wide mutex serialises the check-and-upload of image
- * volumes and nstore_gc, so two starts of one image upload it once and a GC
- * never removes a volume being uploaded. Any thread but libvirt's event loop.
+ * Locking: a mutex per connection serialises the check-and-upload of image
+ * volumes and nstore_gc on that connection, so two starts of one image on a
+ * host upload it once and a GC never removes a volume being uploaded; a host
+ * whose upload hangs holds up only calls on its own connection (another
+ * host's delivery, start and GC go on). A reconnect is a new connection: a
+ * call on the old one still hung does not hold up the new one. Any thread
+ * but libvirt's event loop.
  *
  * Errors: 0, or a negative nstore_status with a message in err[errlen]
  * quoting the volume or path and libvirt's reason.
