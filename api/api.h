@@ -572,6 +572,8 @@ typedef struct api_host {
     uint64_t available_memory_mib; /* host's available memory; 0 = unknown (null) */
     uint64_t charged_cpu_milli;    /* CPU charged to its guests, 1/1000 CPU */
     uint64_t busy_cpu_milli;       /* CPU its guests used lately, 1/1000 CPU */
+    int64_t sampled_ms_ago;        /* its guests last measured, ms ago; -1 = null */
+    bool usage_stale;              /* those figures are too old to be current */
     /* What the host runs that is not shoal's (docs/shoald.md "Hosts that
      * run other things"), and what placement can still give. */
     uint32_t others_domains, others_vcpus;

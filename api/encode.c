@@ -726,6 +726,13 @@ static void enc_host(jw *w, const api_host *h)
     jw_int(w, (int64_t)h->charged_cpu_milli);
     jw_key(w, "busy_cpu_milli");
     jw_int(w, (int64_t)h->busy_cpu_milli);
+    jw_key(w, "sampled_ms_ago");
+    if (h->sampled_ms_ago >= 0)
+        jw_int(w, h->sampled_ms_ago);
+    else
+        jw_raw(w, "null", 4);
+    jw_key(w, "stale");
+    jw_bool(w, h->usage_stale);
     jw_close(w, '}');
     jw_key(w, "others");
     jw_open(w, '{');

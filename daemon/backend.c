@@ -1040,6 +1040,8 @@ static int sink_host(api_sink *out, const fleet_host_info *h)
     a.available_memory_mib = h->avail_mem_mib;
     a.charged_cpu_milli = h->used_cpu_milli;
     a.busy_cpu_milli = h->busy_cpu_milli;
+    a.sampled_ms_ago = h->sampled_ms_ago;
+    a.usage_stale = h->usage_stale;
     a.others_domains = h->others_domains;
     a.others_memory_mib = h->others_mem_mib;
     a.others_vcpus = h->others_vcpus;

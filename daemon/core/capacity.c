@@ -18,7 +18,11 @@
  *                        the mean of its image's guests, else the floor.
  *
  * Threads: the sampler is its own thread (fleet_int.h THREADS); it calls
- * libvirt with no lock held and takes f->mu only to store the figures.
+ * libvirt with no lock held and takes f->mu only to store the figures. It
+ * reads hosts on this machine itself and queues each remote host's reading
+ * on the remote I/O workers (remoteio.c), so a hung host costs only its
+ * own figures: they grow old (GET /v1/hosts "sampled_ms_ago", "stale")
+ * while the other hosts' stay fresh.
  */
 #include "fleet_int.h"
 #include "snapshot.h"
@@ -104,7 +108,38 @@ void fleet_foreign_sample(fleet *f, fleet_host *h, struct node *node)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Measure every up host; full: guests too, else only available memory. */
+void fleet_usage_sample(fleet *f, fleet_host *h, int full)
+{
+    struct node_usage *u = NULL;
+    size_t n = 0;
+    uint64_t avail = 0;
+    char err[256];
+    int rc = -1;
+
+    if (!h->node)
+        return;
+    if (full) {
+        rc = node_usage(h->node, &u, &n, &avail, err, sizeof err);
+        if (rc != NODE_OK)
+            log_debug("host %s: cannot measure guests: %s", h->name, err);
+        fleet_foreign_sample(f, h, h->node);
+    } else {
+        avail = node_mem_available(h->node);
+    }
+    pthread_mutex_lock(&f->mu);
+    if (avail) {
+        h->avail_mib = avail;
+        h->avail_at_ms = fleet_now_ms();
+    }
+    if (rc == NODE_OK)
+        store_usage(f, h, u, n, fleet_now_ms());
+    pthread_mutex_unlock(&f->mu);
+    free(u);
+}
+
+/* Measure every up host; full: guests too, else only available memory.
+ * A remote host's reading is an item on the remote I/O workers (stored
+ * when it arrives): a hung host delays its own, never the round. */
 static void sample(fleet *f, int full)
 {
     fleet_host **held;
@@ -123,35 +158,18 @@ static void sample(fleet *f, int full)
     pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < nh; i++) {
         fleet_host *h = held[i];
-        struct node_usage *u = NULL;
-        size_t n = 0;
-        uint64_t avail = 0;
-        char err[256];
-        int rc = -1;
-        if (!h->node) {
-            fleet_host_release(f, h);
-            continue;
-        }
-        if (full) {
-            rc = node_usage(h->node, &u, &n, &avail, err, sizeof err);
-            if (rc != NODE_OK)
-                log_debug("host %s: cannot measure guests: %s", h->name, err);
-            fleet_foreign_sample(f, h, h->node);
-        } else {
-            avail = node_mem_available(h->node);
-        }
-        pthread_mutex_lock(&f->mu);
-        if (avail) {
-            h->avail_mib = avail;
-            h->avail_at_ms = fleet_now_ms();
-        }
-        if (rc == NODE_OK)
-            store_usage(f, h, u, n, fleet_now_ms());
-        pthread_mutex_unlock(&f->mu);
-        free(u);
+        if (h->node && node_remote(h->node))
+            (void)fleet_rio_submit(f, h, FLEET_RIO_USAGE, full ? "full" : "avail");
+        else
+            fleet_usage_sample(f, h, full);
         fleet_host_release(f, h);
     }
     free(held);
+}
+
+int fleet_usage_stale(int64_t at_ms, int64_t now)
+{
+    return !at_ms || now - at_ms > FLEET_USAGE_STALE_MS;
 }
 
 void *fleet_usage_main(void *arg)

@@ -395,9 +395,11 @@ typedef struct {
      * and CPU used over the last sample (1/1000 CPU). */
     uint32_t others_domains, others_vcpus;
     uint64_t others_mem_mib, others_cpu_milli;
-    uint64_t free_mem_mib; /* memory placement can still give its guests */
-    int64_t down_since_ms; /* wall ms it was first seen down (failover.h), 0 = up */
-    char guest_subnet[20]; /* its guests' subnet "a.b.c.d/p", "" = none yet (hostnet.c) */
+    uint64_t free_mem_mib;  /* memory placement can still give its guests */
+    int64_t down_since_ms;  /* wall ms it was first seen down (failover.h), 0 = up */
+    int64_t sampled_ms_ago; /* its guests last measured that long ago, -1 never */
+    bool usage_stale;       /* that is too old to be current (a hung host) */
+    char guest_subnet[20];  /* its guests' subnet "a.b.c.d/p", "" = none yet (hostnet.c) */
 } fleet_host_info;
 
 int fleet_host_list(fleet *f, fleet_host_info **out, size_t *n, fleet_err *e);

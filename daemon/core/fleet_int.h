@@ -64,8 +64,12 @@
  *                   measures each up host's guests (node_usage), every
  *                   FLEET_AVAIL_PERIOD_MS its available memory, with no lock
  *                   held; stores the figures under mu (a reading is also an
- *                   answer for failover.c). One host at a time: a hung
- *                   host holds its round, other hosts' figures lag.
+ *                   answer for failover.c). Hosts on this machine are read
+ *                   by the sampler; each remote host's reading is a
+ *                   FLEET_RIO_USAGE item on the remote I/O workers, stored
+ *                   when it arrives: a hung host's figures grow stale
+ *                   (fleet_usage_stale), the round and other hosts' do not
+ *                   wait for it.
  *   libvirt events  one process-wide thread (node.c): node events arrive
  *                   here; the core only queues jobs or marks a host down
  *                   (jobs.c on_node_event) and never blocks on it.
@@ -153,6 +157,13 @@
  *             workers' slots; a leaf, never held across anything but
  *             pthread_create; items' hosts are held (refs) without it.
  *
+ *   nstore conn_lock  nodestore.c, one per libvirt connection: a remote
+ *             host's image check-and-upload and its volume GC (node.c
+ *             node_stage_remote / node_store_gc); held across RPCs on that
+ *             connection only, taken with no fleet lock held, so a hung
+ *             host's upload blocks its own deliveries, never another host's
+ *             start. Its list's tab_mu and stats_mu are leaves.
+ *
  *   node smu  node.c, one per node: its streamed domains (node.h
  *             node_serial_live); a leaf for the core, never held across an
  *             RPC; a stream's own lock (nodestream.c) below it.
@@ -201,8 +212,11 @@
 #define FLEET_RIO_SLOW_MS     250   /* a worker on one item this long may be stuck */
 
 /* Capacity model (capacity.c, docs/shoald.md "Capacity"). */
-#define FLEET_USAGE_PERIOD_MS 5000  /* guests measured this often */
-#define FLEET_AVAIL_PERIOD_MS 1000  /* hosts' available memory read this often */
+#define FLEET_USAGE_PERIOD_MS 5000 /* guests measured this often */
+#define FLEET_AVAIL_PERIOD_MS 1000 /* hosts' available memory read this often */
+/* A host's guest figures older than this are stale (3 periods: one missed
+ * reading is not). */
+#define FLEET_USAGE_STALE_MS  (3 * FLEET_USAGE_PERIOD_MS)
 #define FLEET_USAGE_SETTLE_MS 10000 /* CPU counted from this long after a start */
 #define FLEET_MEM_MARGIN_MIB  1     /* added to a guest's measured memory */
 #define FLEET_TOUCH_GUESS_MIB 4     /* guest RAM a new guest is assumed to touch */
@@ -723,6 +737,7 @@ typedef enum {
     FLEET_RIO_STATUS,    /* a running instance's status from its remote host */
     FLEET_RIO_RECONNECT, /* (re)connect a down host, fence, reconcile */
     FLEET_RIO_PING,      /* a round trip (failover.c) */
+    FLEET_RIO_USAGE,     /* the sampler's reading, id "full" or "avail" (capacity.c) */
 } fleet_rio_kind;
 /* Queue an item for host h (held by the caller; the item holds it too) and
  * instance id (NULL but for a status). An item equal to one still waiting
@@ -859,6 +874,13 @@ uint64_t fleet_mem_reserve(const fleet *f, uint64_t mem_mib);
  * node, open) into h (logs a failure, keeps the last reading). No lock
  * held. */
 void fleet_foreign_sample(fleet *f, fleet_host *h, struct node *node);
+/* Read held host h's usage (full: its guests and others' domains too, else
+ * its available memory) and store it. The sampler's, or a remote I/O
+ * worker's for a remote host; no lock held. */
+void fleet_usage_sample(fleet *f, fleet_host *h, int full);
+/* Whether guests' figures read at at_ms (0: never) are too old to show as
+ * current at now: FLEET_USAGE_STALE_MS (pure; test_capacity). */
+int fleet_usage_stale(int64_t at_ms, int64_t now);
 /* Memory placement can still give a host's guests, MiB: (mem - others -
  * reserve) x --mem-overcommit, never more than charged + its available
  * memory beyond the reserve (avail 0: unknown), less what is charged. */

@@ -554,6 +554,8 @@ static int info_copy(const fleet *f, const fleet_host *h, fleet_host_info *o)
     o->others_mem_mib = h->others.memory_mib;
     o->others_cpu_milli = h->others_cpu_milli;
     o->down_since_ms = h->up ? 0 : h->down_wall_ms;
+    o->sampled_ms_ago = h->use_at_ms ? fleet_now_ms() - h->use_at_ms : -1;
+    o->usage_stale = fleet_usage_stale(h->use_at_ms, fleet_now_ms());
     fleet_net_subnet(f, h, o->guest_subnet, sizeof o->guest_subnet);
     return o->labels_json ? 0 : -1;
 }

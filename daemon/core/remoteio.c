@@ -1,7 +1,8 @@
 /* remoteio.c - work that waits on a host, off the supervisor (issue 17;
  * fleet_int.h "remote I/O"): reading a running guest's status from its
- * remote host, reconnecting a down host (connect, fence, reconcile), and
- * the failover thread's pings of remote hosts (failover.h).
+ * remote host, reconnecting a down host (connect, fence, reconcile), the
+ * failover thread's pings of remote hosts (failover.h) and the usage
+ * sampler's readings of them (capacity.c).
  *
  * A call to a host that hangs (a frozen libvirtd accepts the TCP
  * connection and never answers) waits until the host answers or its
@@ -142,6 +143,7 @@ static void run_item(fleet *f, const rio_item *it)
         break;
     case FLEET_RIO_RECONNECT: fleet_reopen_host(f, it->h); break;
     case FLEET_RIO_PING: fleet_failover_ping(f, it->h); break;
+    case FLEET_RIO_USAGE: fleet_usage_sample(f, it->h, strcmp(it->id, "full") == 0); break;
     }
 }
 

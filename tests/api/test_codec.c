@@ -778,6 +778,7 @@ static void t_encode_host_plan(void **state)
                    .available_memory_mib = 0,
                    .charged_cpu_milli = 16,
                    .busy_cpu_milli = 3,
+                   .sampled_ms_ago = 1200,
                    .others_domains = 2,
                    .others_vcpus = 3,
                    .others_memory_mib = 6144,
@@ -799,7 +800,8 @@ static void t_encode_host_plan(void **state)
              "\"capacity\":{\"memory_mib\":24000,\"vcpus\":2,\"slots\":1000},"
              "\"used\":{\"memory_mib\":512,\"vcpus\":16,\"slots\":16},\"instances\":16,"
              "\"usage\":{\"model\":\"measured\",\"reserved_memory_mib\":2048,"
-             "\"available_memory_mib\":null,\"charged_cpu_milli\":16,\"busy_cpu_milli\":3},"
+             "\"available_memory_mib\":null,\"charged_cpu_milli\":16,\"busy_cpu_milli\":3,"
+             "\"sampled_ms_ago\":1200,\"stale\":false},"
              "\"others\":{\"domains\":2,\"memory_mib\":6144,\"vcpus\":3,\"busy_cpu_milli\":250},"
              "\"free_memory_mib\":15296,\"last_error\":null,\"down_since\":null,"
              "\"guest_subnet\":null}");

@@ -80,6 +80,19 @@ static void test_bound(void **state)
     assert_int_equal(slot, -1);
 }
 
+/* A remote host's usage arrives when a worker has read it: a hung host's
+ * figures are marked stale once older than FLEET_USAGE_STALE_MS, one
+ * missed reading is not. */
+static void test_usage_stale(void **state)
+{
+    (void)state;
+    assert_true(fleet_usage_stale(0, 100000));       /* never read */
+    assert_false(fleet_usage_stale(100000, 100000)); /* just read */
+    assert_false(fleet_usage_stale(100000, 100000 + 2 * FLEET_USAGE_PERIOD_MS));
+    assert_false(fleet_usage_stale(100000, 100000 + FLEET_USAGE_STALE_MS));
+    assert_true(fleet_usage_stale(100000, 100000 + FLEET_USAGE_STALE_MS + 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -88,6 +101,7 @@ int main(void)
         cmocka_unit_test(test_fresh_worker_waited_for),
         cmocka_unit_test(test_stuck_workers_get_help),
         cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_usage_stale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
