@@ -22,7 +22,7 @@ struct nstream {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* state left NSTREAM_OPEN */
     virStreamPtr st;
-    int fd;
+    char *path; /* the local file, opened per batch: no descriptor held */
     enum nstream_state state;
     int watching;    /* the callback is registered */
     int eof;         /* virStreamRecv returned 0: the host ended it */
@@ -36,8 +36,7 @@ static void unref(struct nstream *s)
         return;
     if (s->st)
         virStreamFree(s->st);
-    if (s->fd >= 0)
-        close(s->fd);
+    free(s->path);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -80,22 +79,26 @@ static void on_data(virStreamPtr st, int events, void *opaque)
 {
     struct nstream *s = opaque;
     char buf[NSTREAM_BUF];
-    int n = -2;
+    int n = -2, fd = -1;
 
     pthread_mutex_lock(&s->mu);
     for (int i = 0; s->watching && i < NSTREAM_RECV_MAX; i++) {
         n = virStreamRecv(st, buf, sizeof buf);
         if (n == -2)
             break;
+        if (n > 0 && fd < 0)
+            fd = open(s->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (n == 0) {
             s->eof = 1;
             end_locked(s, NSTREAM_EOF);
-        } else if (n < 0 || write_all(s->fd, buf, (size_t)n) != 0) {
+        } else if (n < 0 || fd < 0 || write_all(fd, buf, (size_t)n) != 0) {
             end_locked(s, NSTREAM_BROKEN);
         } else {
             s->bytes += (unsigned long long)n;
         }
     }
+    if (fd >= 0)
+        close(fd);
     /* A hang-up with nothing left to read would fire again and again. */
     if (s->watching && n == -2 && (events & (VIR_STREAM_EVENT_ERROR | VIR_STREAM_EVENT_HANGUP)))
         end_locked(s, (events & VIR_STREAM_EVENT_ERROR) ? NSTREAM_BROKEN : NSTREAM_EOF);
@@ -107,7 +110,7 @@ int nstream_open(virDomainPtr dom, const char *dev, const char *local_path, stru
 {
     struct nstream *s = calloc(1, sizeof *s);
     pthread_condattr_t ca;
-    int rc = -1, opened = 0;
+    int rc = -1, opened = 0, fd;
 
     *out = NULL;
     if (!s) {
@@ -120,11 +123,16 @@ int nstream_open(virDomainPtr dom, const char *dev, const char *local_path, stru
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&s->refs, 1);
-    s->fd = open(local_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (s->fd < 0) {
-        errbuf_set(err, errlen, "%s: cannot open '%s': %s", dev, local_path, strerror(errno));
+    /* The file exists from here on, empty or as it was. */
+    fd = open(local_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || !(s->path = strdup(local_path))) {
+        errbuf_set(err, errlen, "%s: cannot open '%s': %s", dev, local_path,
+                   fd < 0 ? strerror(errno) : "out of memory");
+        if (fd >= 0)
+            close(fd);
         goto out;
     }
+    close(fd);
     s->st = virStreamNew(virDomainGetConnect(dom), VIR_STREAM_NONBLOCK);
     if (!s->st || virDomainOpenConsole(dom, dev, s->st, 0) < 0) {
         errbuf_set(err, errlen, "cannot open %s as a stream: %s", dev, virGetLastErrorMessage());

@@ -6,7 +6,8 @@
  * virDomainOpenConsole hands out as streams on the domain's own connection
  * (remote or not). nstream_open opens one and appends every byte it carries
  * to a local file (O_APPEND: the supervisor may rotate or truncate it under
- * us), so the readers of local files (the status tracker through inotify,
+ * us; opened for each batch of bytes, so an idle stream holds no local
+ * descriptor), so the readers of local files (the status tracker through inotify,
  * console follow) work unchanged. Reading happens in a stream callback on
  * libvirt's event loop (virStreamEventAddCallback): no thread per stream,
  * nothing runs while the guest writes nothing.
