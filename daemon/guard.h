@@ -56,8 +56,14 @@
  * Why not libnftables in-process: nft's parser, caches and allocations stay
  * out of the long-lived root daemon (and out of its sanitizer runs), a crash
  * in them cannot take shoald down, nothing new is linked, and it is the
- * pattern netbr.c already uses for `ip`. Costs measured here (6.18 kernel,
- * nft 1.0.6, 2 shared cores under load): guard_add ~2-3 ms (one nft process),
+ * pattern netbr.c already uses for `ip`. guard_add alone sends its few
+ * set elements as one nf_tables batch on a netlink socket (~0.05 ms
+ * against 3-22 ms for an nft process on a loaded host: most of a warm pool
+ * claim, issue 15), the nft script only when that fails (its words, and a
+ * table that went is written again); SHOAL_GUARD_NETLINK=off in the
+ * environment makes it run nft every time (for comparisons). Costs
+ * measured here (6.18 kernel, nft 1.0.6, 2 shared cores under load):
+ * guard_add through nft ~2-3 ms idle (one nft process),
  * guard_remove ~15 ms (its add+delete pairs; the deletions are the slow part),
  * flat from 0 to 10,000 guests; guard_open ~20 ms empty, ~30 ms with 1,000
  * guests, ~350 ms with 10,000; guard_verify ~10 us (netlink, no nft).

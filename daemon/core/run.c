@@ -336,7 +336,11 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         guard_tap_name(run, tap);
         spec.tap = tap;
     } else if (in.network && f->gateway) {
-        fleet_dhcp_flush(f); /* its DHCP lease is in place before it boots */
+        /* Its DHCP lease is in place before it boots; a pool guest booted
+         * already and takes its address from its record, never DHCP (the
+         * supervisor writes its lease soon after, fleet_dhcp_sync). */
+        if (!pooled)
+            fleet_dhcp_flush(f);
         /* Its tap is allowed before it exists (guard.h): the guest sends
          * nothing unfiltered. */
         /* A pool guest's tap is on its bridge already: its rule now
