@@ -18,9 +18,13 @@
 #   - r1's libvirtd killed (SIGKILL) and started again: r1 down at once
 #     (connection lost), reconnected with backoff and reconciled: fn's
 #     guest, still running, adopted (same run, same QEMU); fb (restart
-#     always, pinned to r1), whose guest was killed meanwhile, runs again.
+#     always, pinned to r1), whose guest was killed meanwhile, runs again;
+#   - r1 frozen again while a start there delivers its image: a create on
+#     r2 (its first image delivery there) runs within 20 s, and r2's usage
+#     stays fresh while r1's is marked stale (docs/shoald.md "Host failure
+#     and fencing": what a hung host can still hold up).
 # Guests have no network (remote hosts have none yet), so the published
-# ports part of the rule is not exercised here. About 45 s (label long).
+# ports part of the rule is not exercised here. About 70 s (label long).
 # usage: daemon_failover.sh SHOALD IMAGES_DIR
 set -eu
 SHOALD=$1
@@ -46,6 +50,7 @@ e2e_setup
 trap failover_cleanup EXIT
 lvh_init || exit 1
 check "remote host r1 starts" lvh_start r1 1 "$E2E_NS"
+check "remote host r2 starts" lvh_start r2 2 "$E2E_NS"
 [ "$E2E_FAILS" = 0 ] || exit 1
 LVPID=$(cat "$LVH_DIR/r1/pid")
 R1=$(lvh_uri r1)
@@ -208,7 +213,51 @@ check "event instance.failover from r1 to local" \
     grep -q '"type":"instance.failover".*from r1 to local' "$E2E_STATE/events.txt"
 check "event instance.fenced" grep -q '"type":"instance.fenced"' "$E2E_STATE/events.txt"
 
-for n in fa fn fb; do
+# --- a hung host holds up only its own work: r1 frozen while a start there
+# is delivering its image (it waits on r1 until r1 answers), r2 (added
+# now, so nothing is delivered there yet) still gets a create with its
+# image delivery within a bound, and its usage stays fresh while r1's goes
+# stale. Before per-host delivery locks, fr's hung upload held the one
+# delivery lock and f2 waited for r1's thaw; before the sampler read remote
+# hosts on the remote I/O workers, r1's reading held every host's round.
+api POST /v1/hosts -H 'Content-Type: application/json' \
+    -d "{\"name\":\"r2\",\"uri\":\"$(lvh_uri r2)\",\"domain_type\":\"qemu\"}"
+check "add host r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "r2 comes up" wait_for 60 host_state_is r2 up
+LVPID=$(cat "$LVH_DIR/r1/pid") # restarted above
+t0=$(date +%s.%N)
+kill -STOP "$LVPID"
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"sleep","name":"fr","restart":"never","host":"r1","args":["600"]}'
+check "create fr on frozen r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+sleep 1 # fr's start is inside its delivery to r1
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"sleep","name":"f2","restart":"never","host":"r2","args":["600"]}'
+check "create f2 on r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "f2 runs on r2 within 20 s while r1 is frozen" wait_for 20 inst_state_is f2 running
+t_f2=$(date +%s.%N)
+e2e_log "r1 frozen: f2 (image delivered to r2) running $(awk -v a="$t0" -v b="$t_f2" \
+    'BEGIN { printf "%.1f", b - a }') s after the freeze"
+check "fr is not running (r1 frozen)" [ "$(inst_field fr .state)" != running ]
+# Usage is stale after 15 s without a reading: r1 frozen for over that.
+frozen_for() { awk -v a="$t0" -v b="$(date +%s.%N)" -v s="$1" 'BEGIN { exit !(b - a > s) }'; }
+wait_for 25 frozen_for 17 || true
+usage_of() {
+    api GET "/v1/hosts/$1"
+    jq -r '"\(.usage.stale) \(.usage.sampled_ms_ago)"' <<<"$BODY"
+}
+u1=$(usage_of r1)
+u2=$(usage_of r2)
+e2e_log "usage (stale, sampled_ms_ago) after $(awk -v a="$t0" -v b="$(date +%s.%N)" \
+    'BEGIN { printf "%.1f", b - a }') s frozen: r1 $u1, r2 $u2"
+check "r2's usage is fresh while r1 is frozen" \
+    awk -v u="${u2#* }" 'BEGIN { exit !(u ~ /^[0-9]+$/ && u + 0 < 7000) }'
+check "r2's usage is not stale" [ "${u2% *}" = false ]
+check "r1's usage is marked stale" [ "${u1% *}" = true ]
+kill -CONT "$LVPID"
+check "r1 is up again after the second freeze" wait_for 30 host_state_is r1 up
+
+for n in fa fn fb fr f2; do
     api DELETE "/v1/instances/$n?force=true"
     check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 done
