@@ -23,9 +23,11 @@
 #include "portfwd.h"
 
 /* Build the guest command line from the row, in the image's preset
- * (boot.h, guestcmd.h); gw and prefix: its subnet's (hostnet.c). */
+ * (boot.h, guestcmd.h); gw and prefix: its subnet's (hostnet.c). pooled:
+ * for a warm pool guest's record, without the shoal.mac its boot line has
+ * (pool.c, docs/guest-protocol.md "Warm pool hand-over"). */
 static int build_cmdline(const state_instance *in, uint32_t gw, int prefix, const fleet_boot *boot,
-                         gcmd *c, gcmd *rec, char *err, size_t errlen)
+                         int pooled, gcmd *c, gcmd *rec, char *err, size_t errlen)
 {
     json_t *args = json_loads(in->args_json, 0, NULL);
     json_t *env = json_loads(in->env_json, 0, NULL);
@@ -55,7 +57,7 @@ static int build_cmdline(const state_instance *in, uint32_t gw, int prefix, cons
         r.ip = cfg_ip4_str(in->ipv4, ip);
         r.prefix = prefix;
         r.gw = cfg_ip4_str(gw, gwbuf);
-        r.mac = in->mac;
+        r.mac = pooled ? NULL : in->mac;
     }
     if (boot->argv0) {
         fleet_boot_argv0(in->image_ref, argv0, sizeof argv0);
@@ -199,7 +201,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     struct fail_ctx fc;
     struct starting_ctx sc;
     fleet_rt *rt;
-    int run_no = 0, have_row = 0, pooled = 0, net_prefix = 0;
+    int run_no = 0, have_row = 0, pooled = 0, net_prefix = 0, bad_line = 0;
     const char *run;
     uint32_t net_gw = 0;
     char net_ip[16];
@@ -278,27 +280,27 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         log_warn("instance %s: start failed: %s", in.id, err);
         goto out;
     }
+    /* Its domain, tap and files are those of its identity: its own id, or
+     * the pool guest's it woke on (fleet_run_id, idle.c). Its first start,
+     * when the create or the wake took a warm pool guest: the guest runs
+     * already, with this identity's files and MAC (pool.h); its status
+     * file keeps the pool-wait record, which readiness ignores. */
+    run = fleet_run_id(&in);
+    pooled = !boot.disk && !boot.template && fleet_pool_claimed(f, run);
     /* A disk image boots from the instance's overlay, with no command
      * line; a kernel gets its line in the image's preset. */
-    if (boot.disk ? fleet_disk_prepare(f, in.id, kernel, info.format, info.size, disk, sizeof disk,
-                                       err, sizeof err)
-                  : build_cmdline(&in, net_gw, net_prefix, &boot, &cmd, &rec, err, sizeof err)) {
+    if (boot.disk
+            ? fleet_disk_prepare(f, in.id, kernel, info.format, info.size, disk, sizeof disk, err,
+                                 sizeof err)
+            : build_cmdline(&in, net_gw, net_prefix, &boot, pooled, &cmd, &rec, err, sizeof err)) {
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
         goto out;
     }
-    /* Its domain, tap and files are those of its identity: its own id, or
-     * the pool guest's it woke on (fleet_run_id, idle.c). */
-    run = fleet_run_id(&in);
     fleet_console_path(f, run, console, sizeof console);
     fleet_status_path(f, run, status, sizeof status);
     fleet_domain_name(run, dom, sizeof dom);
-    /* Its first start, when the create or the wake took a warm pool
-     * guest: the guest runs already, with this identity's files and MAC
-     * (pool.h); its status file keeps the pool-wait record, which
-     * readiness ignores. */
-    pooled = !boot.disk && !boot.template && fleet_pool_claimed(f, run);
     if (!pooled && unlink(status) != 0 && errno != ENOENT)
         log_warn("instance %s: cannot reset '%s': %s", in.id, status, strerror(errno));
 
@@ -400,10 +402,13 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         rt = fleet_rt_get(f, in.id);
         memset(&rt->tracker, 0, sizeof rt->tracker);
         pthread_mutex_unlock(&f->mu);
-        if (spec.mac) /* NULL (err set): the start fails below */
+        /* a cold start's line has the shoal.mac the record left out */
+        bad_line = build_cmdline(&in, net_gw, net_prefix, &boot, 0, &cmd, &rec, err, sizeof err);
+        spec.fwcfg_data = rec.len ? rec.buf : NULL;
+        if (!bad_line && spec.mac) /* NULL (err set): the start fails below */
             spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err);
     }
-    if (!pooled && ((spec.mac && !spec.bridge && !spec.network) ||
+    if (!pooled && (bad_line || (spec.mac && !spec.bridge && !spec.network) ||
                     node_start(node, &spec, NULL, err, sizeof err) != NODE_OK)) {
         pthread_mutex_lock(&f->mu);
         rt = fleet_rt_get(f, in.id);
