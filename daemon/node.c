@@ -2007,6 +2007,8 @@ void node_close(struct node *n)
     if (!n)
         return;
     conn_drop(n);
+    serials_drop_all(n); /* none left unless the connection was gone already */
+    nstream_drain(1000); /* freed on the event loop, before it may stop */
     if (n->loop_ref)
         loop_put();
     ids_clear(n);

@@ -14,9 +14,10 @@
  *
  * Threads: the callback runs on libvirt's event-loop thread and never makes
  * a call that waits for the host (no RPC). nstream_close may be called from
- * any other thread; it finishes or aborts the stream (an RPC on a remote
- * connection) unless told the connection is gone. A stream's state is
- * guarded by its own mutex; the lock order is that mutex, then libvirt's.
+ * any other thread; it finishes the stream (an RPC on a remote connection)
+ * unless told the connection is gone, and frees it later on the event
+ * loop. A stream's state is guarded by its own mutex; the lock order is
+ * that mutex, then libvirt's.
  */
 #ifndef SHOAL_NODESTREAM_H
 #define SHOAL_NODESTREAM_H
@@ -58,5 +59,10 @@ unsigned long long nstream_bytes(struct nstream *s);
  * stream let go before its end stays on the host until the connection
  * closes. Call it once the domain is gone. */
 void nstream_close(struct nstream *s, int conn_gone);
+
+/* Wait up to timeout_ms until every closed stream is freed (that happens
+ * on libvirt's event loop, after any callback of it under way there): call
+ * before the event loop stops. */
+void nstream_drain(int timeout_ms);
 
 #endif /* SHOAL_NODESTREAM_H */

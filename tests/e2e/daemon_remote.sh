@@ -29,7 +29,8 @@
 #   - the hosts removed: their networks and filters go too.
 # qemu+tcp is allowed with --host-uri-allow here only: it has neither
 # encryption nor authentication (hosturi.h); production hosts are qemu+tls
-# or qemu+ssh. About 45-65 s (38 s before guest networks).
+# or qemu+ssh. About 50-70 s (38 s before guest networks; the live console
+# checks of the serial streams take ~6 s of it).
 # usage: daemon_remote.sh SHOALD IMAGES_DIR SHOAL_CLI
 set -eu
 SHOALD=$1
@@ -146,6 +147,9 @@ e2e_log "s1 ready_ms $(inst_field s1 .ready_ms) (request to ready record, over q
 follow s1 "$E2E_STATE/s1.follow"
 check "its console followed live while it runs (console?follow=1)" \
     grep -q 'shoal 0.1: sleep' "$E2E_STATE/s1.follow"
+ip netns exec "$E2E_NS" env SHOAL_URL="http://127.0.0.1:$E2E_PORT" SHOAL_TOKEN="$E2E_TOKEN" \
+    timeout 3 "$SHOAL" logs -f s1 >"$E2E_STATE/s1.logs" 2>&1 || true
+check "and through shoal logs -f" grep -q 'shoal 0.1: sleep' "$E2E_STATE/s1.logs"
 check "and it still runs" inst_state_is s1 running
 id=$(inst_field s1 .id)
 check "r2 logs its console port too (<log> in shoal-run)" \
