@@ -223,6 +223,20 @@ static void move_all(fleet *f, const state_instance *rows, const unsigned char *
             d = !strcmp(downs[k].name, in->host) ? &downs[k] : NULL;
         if (!d)
             continue;
+        if (snap.iplace[i].pin && !strcmp(snap.iplace[i].pin, in->host)) {
+            /* Pinned ("host" at create) to the host it is on: it waits
+             * for that host, like a `never` one it is not started
+             * elsewhere, but stays wanted (drains, the operator's call,
+             * may still move it). */
+            snprintf(why, sizeof why, "host '%s' unreachable; " FO_PIN_MARK, d->name);
+            if (in->state != ST_PENDING || strcmp(in->last_error, why)) {
+                m = (fo_mut){ NULL, why, ST_PENDING };
+                end_lost_run(f, in, why, 0); /* the same run if its host comes back */
+                fleet_mutate(f, in->id, fo_mutate_fn, &m);
+                log_warn("instance %s (%s): %s", in->id, in->name, why);
+            }
+            continue;
+        }
         memset(&req, 0, sizeof req);
         memset(&dec, 0, sizeof dec);
         req.name = in->name;
@@ -455,7 +469,8 @@ void fleet_failover_fence(fleet *f, fleet_host *h, struct node *node)
             row = !strcmp(rows[r].id, doms[d].instance_id) ? &rows[r] : NULL;
         if (row && !fo_fence(row->host, h->name) && row->want_running &&
             ((row->state == ST_LOST && strstr(row->last_error, FO_LOST_MARK)) ||
-             (row->state == ST_PENDING && strstr(row->last_error, FO_WAIT_MARK)))) {
+             (row->state == ST_PENDING &&
+              (strstr(row->last_error, FO_WAIT_MARK) || strstr(row->last_error, FO_PIN_MARK))))) {
             /* Lost with its host (restart never), or waiting for room,
              * and its guest is still there: running again, the same run
              * (reconcile adopts it, ready as it was). */

@@ -61,7 +61,9 @@
 /* In the last_error of an instance lost with its host (restart never). */
 #define FO_LOST_MARK "restart policy never: not started elsewhere"
 /* In the last_error of one waiting for room elsewhere. */
-#define FO_WAIT_MARK       "failover waits for room"
+#define FO_WAIT_MARK "failover waits for room"
+/* In the last_error of one pinned to its host ("host" at create). */
+#define FO_PIN_MARK        "pinned to it (\"host\" at create): failover waits for it"
 #define FO_FENCE_EVENTS_MS 120000 /* a fenced domain's late events are ignored this long */
 
 /* ---- the rule (pure; tests/daemon/core/test_failover.c) ---- */

@@ -161,7 +161,8 @@ typedef struct {
     bool spread;
     fleet_rule *rules;
     size_t n_rules;
-    void *doc; /* private */
+    const char *pin; /* the host named at create ("host"), or NULL */
+    void *doc;       /* private */
 } fleet_placement;
 int fleet_placement_parse(const char *json, fleet_placement *out);
 void fleet_placement_clear(fleet_placement *p);

@@ -465,7 +465,7 @@ int fleet_instance_create(fleet *f, const fleet_instance_spec *spec, state_insta
     args = args_json(spec->args, spec->n_args);
     env = fleet_kv_json(spec->env, spec->n_env);
     labels = fleet_kv_json(spec->labels, spec->n_labels);
-    placement = fleet_placement_format(spec->spread, spec->rules, spec->n_rules);
+    placement = fleet_placement_format(spec->spread, spec->rules, spec->n_rules, spec->host);
     made = calloc(count, sizeof *made);
     pooled = calloc(count, 1);
     if (!made || !pooled || !args || !env || !labels || !placement) {

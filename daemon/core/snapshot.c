@@ -46,7 +46,7 @@ static char *json_text(json_t *j)
     return s;
 }
 
-char *fleet_placement_format(bool spread, const fleet_rule *r, size_t n)
+char *fleet_placement_format(bool spread, const fleet_rule *r, size_t n, const char *pin)
 {
     json_t *o = json_object(), *a = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -58,6 +58,8 @@ char *fleet_placement_format(bool spread, const fleet_rule *r, size_t n)
     }
     json_object_set_new(o, "policy", json_string(spread ? "spread" : "binpack"));
     json_object_set_new(o, "rules", a);
+    if (pin)
+        json_object_set_new(o, "pin", json_string(pin));
     return json_text(o);
 }
 
@@ -82,6 +84,7 @@ int fleet_placement_parse(const char *text, fleet_placement *out)
     out->doc = doc;
     policy = json_string_value(json_object_get(doc, "policy"));
     out->spread = policy && !strcmp(policy, "spread");
+    out->pin = json_string_value(json_object_get(doc, "pin"));
     a = json_object_get(doc, "rules");
     out->rules = calloc(json_array_size(a) + 1, sizeof *out->rules);
     if (!out->rules) {

@@ -63,7 +63,9 @@ int fleet_snapshot_sched(const fleet_snapshot *s, sched_state **out, fleet_err *
 
 /* Rules in the scheduler's terms (n entries into out). */
 void fleet_rules_to_sched(const fleet_rule *in, size_t n, sched_rule *out);
-/* {"policy":..,"rules":[..]} as stored in an instance row (heap). */
-char *fleet_placement_format(bool spread, const fleet_rule *r, size_t n);
+/* {"policy":..,"rules":[..]} as stored in an instance row (heap), with
+ * "pin": the host a create named (NULL: none; failover keeps a pinned
+ * instance on its host, failover.c). */
+char *fleet_placement_format(bool spread, const fleet_rule *r, size_t n, const char *pin);
 
 #endif

@@ -254,8 +254,15 @@ check "r2's usage is fresh while r1 is frozen" \
     awk -v u="${u2#* }" 'BEGIN { exit !(u ~ /^[0-9]+$/ && u + 0 < 7000) }'
 check "r2's usage is not stale" [ "${u2% *}" = false ]
 check "r1's usage is marked stale" [ "${u1% *}" = true ]
+# fb is pinned to r1 ("host" at create): the grace passed, yet it was not
+# failed over to r2 or local; it waits for r1 (failover.c, FO_PIN_MARK)
+check "fb, pinned to r1, stays on r1 while r1 is down" [ "$(inst_field fb .host)" = r1 ]
+check "fb says it waits for its pinned host" \
+    grep -q 'pinned to it' <<<"$(inst_field fb .last_error)"
 kill -CONT "$LVPID"
 check "r1 is up again after the second freeze" wait_for 30 host_state_is r1 up
+check "fb runs on r1 again after the thaw" wait_for 30 inst_state_is fb running
+check "fb is still on r1" [ "$(inst_field fb .host)" = r1 ]
 
 for n in fa fn fb fr f2; do
     api DELETE "/v1/instances/$n?force=true"
