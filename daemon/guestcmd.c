@@ -118,7 +118,8 @@ static void build_shoal(gcmd *c, const gcmd_run *r)
     if (r->ip) {
         snprintf(tmp, sizeof tmp, "%s/%d", r->ip, r->prefix);
         gcmd_env(c, "shoal.ip", tmp);
-        gcmd_env(c, "shoal.gw", r->gw ? r->gw : "");
+        if (!r->no_gw)
+            gcmd_env(c, "shoal.gw", r->gw ? r->gw : "");
         if (r->mac)
             gcmd_env(c, "shoal.mac", r->mac);
     }

@@ -64,6 +64,8 @@ typedef struct gcmd_run {
     int prefix;         /* 0..32 */
     const char *gw;     /* gateway "A.B.C.D", required with ip */
     const char *mac;    /* "xx:xx:..", shoal only (shoal.mac); NULL: none */
+    int no_gw;          /* shoal only: no shoal.gw (a warm pool guest's boot
+                           line has it) */
     const char *argv0;  /* unikraft only: the first word, which Unikraft takes
                            as argv[0] and never parses as a parameter. Give
                            the app's name under PVH, where the line reaches

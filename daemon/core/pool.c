@@ -216,7 +216,7 @@ static void start_guest(fleet *f, const char *digest)
 {
     struct fleet_pool *p = f->pool;
     char id[STATE_ID_LEN + 1], err[NODE_ERR_MAX], dom[64], console[FLEET_PATH_MAX],
-        status[FLEET_PATH_MAX], sock[FLEET_PATH_MAX], tap[GUARD_TAP_SIZE], line[64];
+        status[FLEET_PATH_MAX], sock[FLEET_PATH_MAX], tap[GUARD_TAP_SIZE], line[80], gwbuf[16];
     char *kernel = NULL, *initrd = NULL;
     img_info info;
     img_err ie;
@@ -316,9 +316,11 @@ static void start_guest(fleet *f, const char *digest)
             goto fail;
         spec.mac = row.mac;
         spec.tap = tap;
-        /* Its MAC is its NIC's from now on: on the boot line, it need not
-         * be in the record (docs/guest-protocol.md). */
-        snprintf(line, sizeof line, "%s shoal.mac=%s", FLEET_POOL_LINE, row.mac);
+        /* Its MAC is its NIC's from now on, its gateway this host's: on
+         * the boot line, they need not be in the record (run.c,
+         * docs/guest-protocol.md). */
+        snprintf(line, sizeof line, "%s shoal.gw=%s shoal.mac=%s", FLEET_POOL_LINE,
+                 cfg_ip4_str(f->gateway, gwbuf), row.mac);
         spec.cmdline = line;
     }
     pthread_mutex_lock(&p->mu);

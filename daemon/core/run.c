@@ -24,10 +24,11 @@
 
 /* Build the guest command line from the row, in the image's preset
  * (boot.h, guestcmd.h); gw and prefix: its subnet's (hostnet.c). pooled:
- * for a warm pool guest's record, without the shoal.mac its boot line has
- * (pool.c, docs/guest-protocol.md "Warm pool hand-over"). */
+ * for a warm pool guest's record, without what its boot line has: its
+ * shoal.mac, and shoal.gw when it is this host's gateway (pool.c,
+ * docs/guest-protocol.md "Warm pool hand-over"). */
 static int build_cmdline(const state_instance *in, uint32_t gw, int prefix, const fleet_boot *boot,
-                         int pooled, gcmd *c, gcmd *rec, char *err, size_t errlen)
+                         int pooled, uint32_t pool_gw, gcmd *c, gcmd *rec, char *err, size_t errlen)
 {
     json_t *args = json_loads(in->args_json, 0, NULL);
     json_t *env = json_loads(in->env_json, 0, NULL);
@@ -58,6 +59,7 @@ static int build_cmdline(const state_instance *in, uint32_t gw, int prefix, cons
         r.prefix = prefix;
         r.gw = cfg_ip4_str(gw, gwbuf);
         r.mac = pooled ? NULL : in->mac;
+        r.no_gw = pooled && pool_gw && gw == pool_gw;
     }
     if (boot->argv0) {
         fleet_boot_argv0(in->image_ref, argv0, sizeof argv0);
@@ -289,10 +291,10 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     pooled = !boot.disk && !boot.template && fleet_pool_claimed(f, run);
     /* A disk image boots from the instance's overlay, with no command
      * line; a kernel gets its line in the image's preset. */
-    if (boot.disk
-            ? fleet_disk_prepare(f, in.id, kernel, info.format, info.size, disk, sizeof disk, err,
-                                 sizeof err)
-            : build_cmdline(&in, net_gw, net_prefix, &boot, pooled, &cmd, &rec, err, sizeof err)) {
+    if (boot.disk ? fleet_disk_prepare(f, in.id, kernel, info.format, info.size, disk, sizeof disk,
+                                       err, sizeof err)
+                  : build_cmdline(&in, net_gw, net_prefix, &boot, pooled, f->gateway, &cmd, &rec,
+                                  err, sizeof err)) {
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
@@ -403,7 +405,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         memset(&rt->tracker, 0, sizeof rt->tracker);
         pthread_mutex_unlock(&f->mu);
         /* a cold start's line has the shoal.mac the record left out */
-        bad_line = build_cmdline(&in, net_gw, net_prefix, &boot, 0, &cmd, &rec, err, sizeof err);
+        bad_line = build_cmdline(&in, net_gw, net_prefix, &boot, 0, 0, &cmd, &rec, err, sizeof err);
         spec.fwcfg_data = rec.len ? rec.buf : NULL;
         if (!bad_line && spec.mac) /* NULL (err set): the start fails below */
             spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err);

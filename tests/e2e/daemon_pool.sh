@@ -130,12 +130,15 @@ check "web runs" wait_for 30 inst_state_is web running
 ADDR=$(inst_field web .network.address)
 check "web answers HTTP at its address ${ADDR%/*}" \
     wait_for 10 ns_curl -fsS -m 2 -o /dev/null "http://${ADDR%/*}/"
-# the record leaves shoal.mac out: the pool guest's boot line has it
-# (docs/guest-protocol.md), the MAC its NIC has and the instance shows
+# the record leaves shoal.gw and shoal.mac out: the pool guest's boot
+# line has them (docs/guest-protocol.md), the gateway and MAC the instance
+# shows; the guest found that MAC on its NIC, and is up with that gateway
 MAC=$(inst_field web .network.mac)
-check "web's boot line has shoal.mac=$MAC, and its guest found it on its NIC" \
-    eval 'pgrep -af "guest=shoal-$WEB" | grep -q "shoal.pool=1 shoal.mac=$MAC" &&
-          ! console web | grep -q "differs from shoal.mac"'
+GW=$(inst_field web .network.gateway)
+check "web's boot line has shoal.gw=$GW shoal.mac=$MAC; its guest is up with them" \
+    eval 'pgrep -af "guest=shoal-$WEB" | grep -q "shoal.pool=1 shoal.gw=$GW shoal.mac=$MAC" &&
+          ! console web | grep -q "differs from shoal.mac" &&
+          console web | grep -q "^net: .* gw $GW "'
 
 # --- capacity: 6 slots; web (1) + httpd's pool (1) + 3 sleeps = 5
 check "httpd's pool refills" wait_for 30 waiting 1

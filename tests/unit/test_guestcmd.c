@@ -137,6 +137,14 @@ static void test_split(void **st)
     assert_string_equal(line.buf,
                         "shoal.ip=10.88.0.2/16 shoal.gw=10.88.0.1 shoal.mac=5a:5c:01:02:03:04");
     assert_string_equal(rec.buf, "MODE=fast \"GREETING=hello there\" -- --port 80");
+    /* a warm pool guest's record: its boot line has shoal.gw and shoal.mac */
+    gcmd_run pr = r;
+    pr.no_gw = 1;
+    pr.mac = NULL;
+    assert_int_equal(gcmd_build_split(&line, &rec, GCMD_PRESET_SHOAL, &pr, err, sizeof err), 0);
+    assert_string_equal(line.buf, "shoal.ip=10.88.0.2/16");
+    assert_string_equal(rec.buf, "MODE=fast \"GREETING=hello there\" -- --port 80");
+    assert_int_equal(gcmd_build_split(&line, &rec, GCMD_PRESET_SHOAL, &r, err, sizeof err), 0);
     /* "line record" is the line gcmd_build makes */
     assert_int_equal(gcmd_build(&whole, GCMD_PRESET_SHOAL, &r, err, sizeof err), 0);
     char joined[2 * GCMD_MAX];
