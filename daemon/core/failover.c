@@ -445,6 +445,17 @@ void *fleet_failover_main(void *arg)
 
 /* ---- fencing ----------------------------------------------------------- */
 
+void fleet_failover_mute(fleet *f, const char *id, const struct node *node)
+{
+    pthread_mutex_lock(&f->mu);
+    fleet_rt *rt = fleet_rt_get(f, id);
+    if (rt) {
+        rt->fenced_node = node;
+        rt->fenced_until_ms = fleet_now_ms() + FO_FENCE_EVENTS_MS;
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
 void fleet_failover_fence(fleet *f, fleet_host *h, struct node *node)
 {
     struct node_dom *doms = NULL;
@@ -481,14 +492,7 @@ void fleet_failover_fence(fleet *f, fleet_host *h, struct node *node)
         }
         if (!fo_fence(row ? row->host : NULL, h->name))
             continue;
-        /* Its late STOPPED event must not end the run elsewhere. */
-        pthread_mutex_lock(&f->mu);
-        fleet_rt *rt = fleet_rt_get(f, row->id);
-        if (rt) {
-            rt->fenced_node = node;
-            rt->fenced_until_ms = fleet_now_ms() + FO_FENCE_EVENTS_MS;
-        }
-        pthread_mutex_unlock(&f->mu);
+        fleet_failover_mute(f, row->id, node); /* its late STOPPED event */
         log_warn("host %s: fencing domain '%s': instance '%s' (%s) now belongs to host '%s'",
                  h->name, doms[d].name, row->id, row->name, row->host);
         if (node_destroy(node, doms[d].name, err, sizeof err) != NODE_OK) {

@@ -115,6 +115,12 @@ void *fleet_failover_main(void *arg);
 void fleet_failover_ping(struct fleet *f, struct fleet_host *h);
 /* Destroy the domains on h (connected through node, not yet up) that
  * belong elsewhere (fo_fence); events instance.fenced. */
+/* A domain of instance `id` on `node` is about to be destroyed while the
+ * instance runs (or is about to run) on another host (a fence, the end of
+ * a move an earlier shoald began): its late STOPPED/CRASHED event from
+ * `node` must not end the run elsewhere, so events of `id` from `node`
+ * are ignored for FO_FENCE_EVENTS_MS. */
+void fleet_failover_mute(struct fleet *f, const char *id, const struct node *node);
 void fleet_failover_fence(struct fleet *f, struct fleet_host *h, struct node *node);
 
 #endif
