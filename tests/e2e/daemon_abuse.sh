@@ -43,14 +43,21 @@ check "abuse.py: every phase within its bounds (figures below)" \
 # Proxy connections whose guest never answered the SYN (the guest's stack
 # was full) end at --publish-connect-timeout (5 s), their clients' sockets
 # with them; a connection one side has ended closes after 10 s without a
-# byte moving (docs/shoald.md), checked on the proxy's 1 s tick: within
-# 15 s nothing may be left (10 s was the bound itself: CI saw 7 sockets of
-# the last clients still inside it).
+# byte moving (docs/shoald.md), checked on the proxy's 1 s tick. That is
+# a correctness bound, not a figure: on a loaded machine (CI beside other
+# jobs) the last ones took longer than 15 s (91 left once, none leaked), so
+# 30 s; what is left is printed with its owners.
 n_state() { ip netns exec "$E2E_NS" ss -Htan state "$1" '( sport = :8080 or dport = :8080 or dport = :80 )' | wc -l; }
-check "no socket of the published port left in CLOSE-WAIT within 15 s ($(n_state close-wait) now)" \
-    wait_for 15 [ "$(n_state close-wait)" = 0 ]
-check "no proxy connect left in SYN-SENT within 15 s ($(n_state syn-sent) now)" \
-    wait_for 15 [ "$(n_state syn-sent)" = 0 ]
+cw0=$(n_state close-wait)
+wait_for 30 [ "$(n_state close-wait)" = 0 ] || true
+cw=$(n_state close-wait)
+[ "$cw" = 0 ] || ip netns exec "$E2E_NS" ss -Htanp state close-wait | head -5
+check "no socket of the published port left in CLOSE-WAIT within 30 s ($cw0 at first, $cw left)" \
+    [ "$cw" = 0 ]
+ss0=$(n_state syn-sent)
+wait_for 30 [ "$(n_state syn-sent)" = 0 ] || true
+check "no proxy connect left in SYN-SENT within 30 s ($ss0 at first, $(n_state syn-sent) left)" \
+    [ "$(n_state syn-sent)" = 0 ]
 body=$(ns_curl -sS -m 10 "http://127.0.0.1:8080/healthz" || true)
 check "the published port answers after (got '$body')" [ "$body" = ok ]
 api GET /v1/instances/web
