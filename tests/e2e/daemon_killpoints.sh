@@ -272,7 +272,11 @@ mv_field() {
 mv_runs_on() { [ "$(mv_field state)" = running ] && [ "$(mv_field host)" = "$1" ]; }
 if want move; then
     lvd_init || exit 1
-    check "host sys (a libvirt daemon of its own) starts" lvd_start
+    # libvirt's state dirs of its own (lvd_start_private): a libvirtd of
+    # another test running meanwhile stopped the shared-dirs one from
+    # starting (seen beside a CI run)
+    check "host sys (a libvirt daemon of its own) starts" lvd_start_private sys "$E2E_NS"
+    SOCK=$LVD/sys/sock/libvirt-sock
     start_kp "" || exit 1
     api POST /v1/hosts -H 'Content-Type: application/json' \
         -d "{\"name\":\"sys\",\"uri\":\"qemu:///system?socket=$SOCK\",\"domain_type\":\"qemu\"}"
