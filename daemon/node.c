@@ -790,13 +790,25 @@ static int caps_closed(const char *l, size_t len) /* ends with "/>" */
 
 /* What libvirt writes (virQEMUCapsFormatCPUModels and
  * virQEMUCapsFormatHostCPUModelInfo, one element a line): the elements
- * dropped, each a line or a block up to its end tag. */
+ * dropped, each a line or a block up to its end tag.
+ *
+ * And one flag, for start time (issue 13, docs/benchmarks.md "Boot
+ * storms"): with cpu-unavailable-features, libvirt 9.0 reads the started
+ * guest's CPU back (qemuProcessFetchGuestCPU) with a qom-list and one
+ * qom-get per CPU property, ~400 QMP round trips per start against QEMU
+ * 7.2, ~250 ms of it and most of QEMU's monitor thread in a storm. Without
+ * the flag it reads the same CPUID data, enabled and filtered, as two
+ * properties (feature-words, filtered-features) and checks them the same
+ * way; it then refuses a domain CPU that names MSR features ("cannot be
+ * reliably used with this QEMU"). shoal's domains name no CPU, so nothing
+ * reads the data; QEMU's command line is the same either way. */
 static const struct {
     const char *start, *end;
 } caps_drop[] = {
     { "<cpu type='", "</cpu>" },
     { "<hostCPU type='", "</hostCPU>" },
     { "<blocker name='", NULL }, /* inside <cpu> blocks, also on their own */
+    { "<flag name='cpu-unavailable-features'/>", NULL },
 };
 
 /* Rewrite one cache file without the caps_drop elements (atomically: a
@@ -1506,8 +1518,8 @@ static int conn_make(struct node *n, char *err, size_t errlen)
         rc = guard_dir(root, n->qemu_gid, err, errlen);
         if (rc != NODE_OK)
             goto out;
-        /* Best effort: a cache that is not trimmed costs memory only. Only
-         * the process's first open loads the capabilities. */
+        /* Best effort: a cache that is not trimmed costs memory and start
+         * time only. Only the process's first open loads the capabilities. */
         if (!atomic_exchange(&caps_preprobed, 1))
             caps_preprobe(root, n->qemu_gid);
         /* Memory per guest (issue 13): the embedded driver forks QEMU from

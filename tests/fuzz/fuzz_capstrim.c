@@ -63,7 +63,8 @@ static char *slurp(size_t *len)
 /* Line at s[0..n): does it (blanks stripped) start a dropped element? */
 static int drops(const char *s, size_t n)
 {
-    static const char *const pre[] = { "<cpu type='", "<hostCPU type='", "<blocker name='" };
+    static const char *const pre[] = { "<cpu type='", "<hostCPU type='", "<blocker name='",
+                                       "<flag name='cpu-unavailable-features'/>" };
     while (n && (*s == ' ' || *s == '\t')) {
         s++;
         n--;

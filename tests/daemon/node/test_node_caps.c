@@ -1,8 +1,9 @@
 /*
  * test_node_caps.c - node_caps_cache_trim: libvirt's QEMU capabilities cache
- * under an embed root loses its CPU model lists and host CPU model info and
- * nothing else (issue 13, shoald memory per instance). Files only, no
- * libvirt connection.
+ * under an embed root loses its CPU model lists, host CPU model info and the
+ * flag cpu-unavailable-features and nothing else (issue 13: shoald memory
+ * per instance, and libvirt's per-feature CPU read-back at each start).
+ * Files only, no libvirt connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,9 @@ static const char caps_in[] =
     "<qemuCaps>\n"
     "  <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
     "  <flag name='blockdev'/>\n"
+    "  <flag name='x86-max-cpu'/>\n"
+    "  <flag name='cpu-unavailable-features'/>\n"
+    "  <flag name='canonical-cpu-features'/>\n"
     "  <hostCPU type='kvm' model='base' migratability='yes'>\n"
     "    <property name='vmx-entry-load-rtit-ctl' type='boolean' value='false'/>\n"
     "    <property name='family' type='number' value='25'/>\n"
@@ -52,6 +56,8 @@ static const char caps_out[] =
     "<qemuCaps>\n"
     "  <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
     "  <flag name='blockdev'/>\n"
+    "  <flag name='x86-max-cpu'/>\n"
+    "  <flag name='canonical-cpu-features'/>\n"
     "  <machine type='kvm' name='pc-i440fx-7.2' alias='pc' defaultCPU='qemu64-x86_64-cpu'/>\n"
     "  <machine type='tcg' name='pc-i440fx-7.2' alias='pc' defaultCPU='qemu64-x86_64-cpu'/>\n"
     "  <hostCPUSignature>AuthenticAMD, AMD EPYC, family: 25</hostCPUSignature>\n"
@@ -60,7 +66,7 @@ static const char caps_out[] =
     "  </cpudata>\n"
     "</qemuCaps>";
 
-#define CAPS_DROPPED 16 /* lines of caps_in that are not in caps_out */
+#define CAPS_DROPPED 17 /* lines of caps_in that are not in caps_out */
 
 /* A block that never ends: not a format the trim knows. */
 static const char caps_open_block[] = "<qemuCaps>\n"
