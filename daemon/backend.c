@@ -1450,6 +1450,17 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
                     (unsigned long long)m.vol_uploads, (unsigned long long)m.vol_upload_bytes,
                     (unsigned long long)m.vol_hits, (unsigned long long)m.vol_removed);
     api_sink_printf(out,
+                    "# HELP shoal_serial_stream_opens_total Serial ports of remote hosts' "
+                    "guests opened as libvirt streams (two per start, two per guest streamed "
+                    "again after a reconnect).\n# TYPE shoal_serial_stream_opens_total counter\n"
+                    "shoal_serial_stream_opens_total %llu\n"
+                    "# HELP shoal_serial_stream_failures_total Serial ports that did not open as "
+                    "streams (their files are fetched instead).\n"
+                    "# TYPE shoal_serial_stream_failures_total counter\n"
+                    "shoal_serial_stream_failures_total %llu\n",
+                    (unsigned long long)m.serial_stream_opens,
+                    (unsigned long long)m.serial_stream_failures);
+    api_sink_printf(out,
                     "# HELP shoal_warm_pool_claims_total Creates that took a waiting warm pool "
                     "guest.\n# TYPE shoal_warm_pool_claims_total counter\n"
                     "shoal_warm_pool_claims_total %llu\n"

@@ -630,7 +630,8 @@ static int limit_memory(virDomainPtr dom, unsigned long long kib, char *why, siz
 
 static int serials_begin(struct node *n, const char *name);
 static void serials_open(struct node *n, virDomainPtr dom, const char *name, const char *console,
-                         const char *status, char *why, size_t whylen);
+                         const char *status, int force, char *why, size_t whylen);
+static int need_conn(struct node *n, const char *what, const char *name, char *err, size_t errlen);
 
 /* Which nodes stream their guests' serial ports: remote ones, unless
  * SHOAL_SERIAL_STREAMS says "off" (every node reads files, the fallback,
@@ -678,7 +679,7 @@ static virDomainPtr create_running(struct node *n, const char *xml, unsigned lon
     }
     kp_hit("start.paused"); /* tests only: killpoint.h */
     if (local)
-        serials_open(n, dom, local->name, local->console_log, local->status_log, stream_why,
+        serials_open(n, dom, local->name, local->console_log, local->status_log, 0, stream_why,
                      stream_whylen);
     if (virDomainResume(dom) == 0)
         return dom;
@@ -1354,9 +1355,10 @@ static int serials_begin(struct node *n, const char *name)
 /* node_start, after the create (dom NULL: it failed): open both ports as
  * streams into the local files while the domain is still paused, so that
  * they carry the run from its first byte. A port that does not open is
- * left to the file fetch; why[whylen] says why ("" when both opened). */
+ * left to the file fetch; why[whylen] says why ("" when both opened).
+ * force: node_serial_adopt's (nodestream.h nstream_open). */
 static void serials_open(struct node *n, virDomainPtr dom, const char *name, const char *console,
-                         const char *status, char *why, size_t whylen)
+                         const char *status, int force, char *why, size_t whylen)
 {
     const char *path[2] = { console, status };
     struct nstream *port[2] = { NULL, NULL };
@@ -1365,7 +1367,8 @@ static void serials_open(struct node *n, virDomainPtr dom, const char *name, con
     if (why && whylen)
         why[0] = '\0';
     for (int p = 0; dom && p < 2; p++) {
-        if (nstream_open(dom, p ? "serial1" : "serial0", path[p], &port[p], why, whylen) != 0)
+        if (nstream_open(dom, p ? "serial1" : "serial0", path[p], force, &port[p], why, whylen) !=
+            0)
             node_stream_failures++;
         else
             node_stream_opens++;
@@ -1383,6 +1386,84 @@ static void serials_open(struct node *n, virDomainPtr dom, const char *name, con
         nstream_close(port[0], 0);
         nstream_close(port[1], 0);
     }
+}
+
+/* Under n->smu: 1 if `name` has a stream, or its start is opening them. */
+static int serials_held(struct node *n, const char *name)
+{
+    struct serials *e = serials_find(n, name);
+    return e && (e->pending || e->port[0] || e->port[1]);
+}
+
+int node_serial_adopt(struct node *n, const char *name, const char *console, uint64_t console_max,
+                      const char *status, uint64_t status_max, int *paused_ms, char *err,
+                      size_t errlen)
+{
+    virDomainPtr dom = NULL;
+    char why[NODE_ERR_MAX] = "";
+    int rc, held, state = 0, reason = 0, paused = 0;
+    struct timespec t0, t1;
+
+    *paused_ms = -1;
+    if (!n || !n->remote || !n->streams)
+        return NODE_OK;
+    if ((rc = need_conn(n, "stream", name, err, errlen)) != NODE_OK)
+        return rc;
+    pthread_mutex_lock(&n->smu);
+    held = serials_held(n, name);
+    pthread_mutex_unlock(&n->smu);
+    if (held)
+        return NODE_OK;
+    if (!(dom = virDomainLookupByName(n->conn, name)) ||
+        virDomainGetState(dom, &state, &reason, 0) < 0) {
+        rc = lv_status(n);
+        if (rc == NODE_E_NOTFOUND)
+            rc = NODE_OK; /* gone meanwhile: its end fetches the files */
+        else
+            errbuf_set(err, errlen, "cannot look up '%s': %s", name, lv_msg());
+        goto out;
+    }
+    if (state != VIR_DOMAIN_RUNNING && state != VIR_DOMAIN_PAUSED)
+        goto out; /* ending: its end fetches the files */
+    /* The stitch (docs/node.md "Remote hosts"): while the guest writes
+     * nothing, the local files become the host's logs, then the streams
+     * carry what it writes once it runs again. Nothing twice, nothing
+     * missing, nothing out of order. */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (state == VIR_DOMAIN_RUNNING) {
+        if (virDomainSuspend(dom) < 0) {
+            rc = lv_status(n);
+            errbuf_set(err, errlen, "cannot pause '%s' to stream its ports: %s", name, lv_msg());
+            goto out;
+        }
+        paused = 1;
+    }
+    rc = node_fetch_run_file(n, name, ".console", console, console_max, err, errlen);
+    if (rc == NODE_OK)
+        rc = node_fetch_run_file(n, name, ".status", status, status_max, err, errlen);
+    if (rc == NODE_OK && serials_begin(n, name) == 0) {
+        serials_open(n, dom, name, console, status, 1, why, sizeof why);
+        if (why[0]) {
+            errbuf_set(err, errlen, "%s", why);
+            rc = NODE_E_LIBVIRT;
+        }
+    }
+    if (paused && virDomainResume(dom) < 0) {
+        /* left paused: the next reconcile resumes it (node_resume_started) */
+        if (rc == NODE_OK)
+            errbuf_set(err, errlen, "'%s' paused to stream its ports, resume failed: %s", name,
+                       lv_msg());
+        rc = lv_status(n);
+        if (rc == NODE_OK)
+            rc = NODE_E_LIBVIRT;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (paused)
+        *paused_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+out:
+    if (dom)
+        virDomainFree(dom);
+    return rc;
 }
 
 int node_serial_live(struct node *n, const char *name, int port)
@@ -2453,7 +2534,7 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
     dom = create_running(n, xml, mem_kib, streamed ? spec : NULL, stream_why, sizeof stream_why,
                          &rc, why, sizeof why);
     if (streamed && !dom)
-        serials_open(n, NULL, s.name, NULL, NULL, NULL, 0); /* ends the pending state */
+        serials_open(n, NULL, s.name, NULL, NULL, 0, NULL, 0); /* ends the pending state */
     /* QEMU read the record at its start (or never will): it lives on disk
      * only for the create. */
     if (cfg[0])

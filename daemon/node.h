@@ -504,7 +504,25 @@ int node_net_remove(struct node *node, int *removed, char *err, size_t errlen);
  * read yet (measured: a guest's exit record written just before it powered
  * off, 1 run in 4), so a run's end fetches the host's log all the same.
  *
+ * node_serial_adopt: a running guest of a remote node found by reconcile
+ * with no streams (its connection was lost and made again, or shoald
+ * restarted) gets them again. The guest is paused while its local files
+ * are replaced by the host's logs (console_log by the console's last
+ * console_max bytes, status_log by the status file's last status_max)
+ * and both streams are opened (taking the ports from streams of a lost
+ * connection that the host still holds), then resumed: the local files
+ * then hold each byte the guest wrote once and in order, as a start's
+ * streams do (docs/node.md "Remote hosts"). *paused_ms: how long it was
+ * paused (-1: not paused). NODE_OK also when there is nothing to do (not
+ * remote, streams open or a start opening them, the domain not running);
+ * else the status, and the ports are left to the fetch (the guest runs
+ * on; one left paused by a failed resume is resumed by the next
+ * reconcile).
+ *
  * node_stream_counts: streams opened and failed to open, process-wide. */
+int node_serial_adopt(struct node *node, const char *name, const char *console_log,
+                      uint64_t console_max, const char *status_log, uint64_t status_max,
+                      int *paused_ms, char *err, size_t errlen);
 int node_serial_live(struct node *node, const char *name, int port);
 int node_serial_done(struct node *node, const char *name, int port, int timeout_ms);
 void node_stream_counts(unsigned long long *opens, unsigned long long *failures);

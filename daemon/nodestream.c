@@ -127,8 +127,8 @@ static void on_data(virStreamPtr st, int events, void *opaque)
     pthread_mutex_unlock(&s->mu);
 }
 
-int nstream_open(virDomainPtr dom, const char *dev, const char *local_path, struct nstream **out,
-                 char *err, size_t errlen)
+int nstream_open(virDomainPtr dom, const char *dev, const char *local_path, int force,
+                 struct nstream **out, char *err, size_t errlen)
 {
     struct nstream *s = calloc(1, sizeof *s);
     pthread_condattr_t ca;
@@ -155,7 +155,7 @@ int nstream_open(virDomainPtr dom, const char *dev, const char *local_path, stru
     }
     close(fd);
     s->st = virStreamNew(virDomainGetConnect(dom), VIR_STREAM_NONBLOCK);
-    if (!s->st || virDomainOpenConsole(dom, dev, s->st, 0) < 0) {
+    if (!s->st || virDomainOpenConsole(dom, dev, s->st, force ? VIR_DOMAIN_CONSOLE_FORCE : 0) < 0) {
         errbuf_set(err, errlen, "cannot open %s as a stream: %s", dev, virGetLastErrorMessage());
         goto out;
     }

@@ -37,10 +37,12 @@ enum nstream_state {
 struct nstream;
 
 /* Open port `dev` ("serial0", "serial1") of dom as a stream appending to
- * local_path (created 0600 if missing). 0, or -1 with libvirt's or the
+ * local_path (created 0600 if missing). force: take the port from a
+ * stream that holds it on the host (one of a connection that was lost
+ * and that the host has not noticed yet). 0, or -1 with libvirt's or the
  * system's reason in err. */
-int nstream_open(virDomainPtr dom, const char *dev, const char *local_path, struct nstream **out,
-                 char *err, size_t errlen);
+int nstream_open(virDomainPtr dom, const char *dev, const char *local_path, int force,
+                 struct nstream **out, char *err, size_t errlen);
 
 /* The state now. */
 enum nstream_state nstream_state(struct nstream *s);

@@ -1,7 +1,8 @@
 /* console.c - console streams: an instance's console file read from an
  * offset, following it while the instance may still write to it (the
  * supervisor rotates consoles; a stream that finds its file shorter than
- * its offset starts again at the beginning). */
+ * its offset starts again at the beginning, one that finds it replaced
+ * reads on in the new one). */
 #include "fleet_int.h"
 
 #include <fcntl.h>
@@ -79,9 +80,22 @@ long fleet_console_read(fleet *f, fleet_console *c, char *buf, size_t len, int t
             }
             if (n < 0)
                 return FLEET_STREAM_ERROR;
-            /* Rotated under us: start again at the new beginning. */
-            if (fstat(c->fd, &sb) == 0 && sb.st_size < c->off)
-                c->off = 0;
+            if (fstat(c->fd, &sb) == 0) {
+                /* Rotated under us: start again at the new beginning. */
+                if (sb.st_size < c->off)
+                    c->off = 0;
+                /* Replaced under us by a copy of a remote host's log (a
+                 * run's end, or its streams opened again after a
+                 * reconnect): the copy holds what we read at the same
+                 * offsets, so read on there. */
+                struct stat now;
+                if (stat(c->path, &now) == 0 &&
+                    (now.st_ino != sb.st_ino || now.st_dev != sb.st_dev)) {
+                    close(c->fd);
+                    c->fd = -1;
+                    continue;
+                }
+            }
         }
         if (!c->follow)
             return FLEET_STREAM_END;

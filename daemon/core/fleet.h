@@ -481,6 +481,9 @@ typedef struct {
     /* Image volumes on remote hosts (nodestore.h): uploaded whole, bytes
      * sent (grows during an upload), served from a host's cache, removed. */
     uint64_t vol_uploads, vol_upload_bytes, vol_hits, vol_removed;
+    /* Serial ports of remote hosts' guests read through libvirt streams
+     * (node.h node_stream_counts): streams opened, failed to open. */
+    uint64_t serial_stream_opens, serial_stream_failures;
     /* Warm pools (pool.h): creates that took a waiting guest, creates of an
      * image with a pool that found none; guests waiting, guests booting. */
     uint64_t pool_claims, pool_misses;

@@ -793,6 +793,10 @@ void fleet_remote_fetch(fleet *f, const state_instance *in);
 /* The status file alone, for the poll of a running instance (a remote
  * I/O worker's; no-op, and no database read, while no remote host is up). */
 void fleet_remote_poll(fleet *f, const char *id);
+/* Reconcile found `in` running on node (a remote host's, or nothing is
+ * done) with no streams of its serial ports (after a reconnect or a
+ * restart of shoald): stream them again (node_serial_adopt). */
+void fleet_remote_adopt(fleet *f, struct node *node, const state_instance *in);
 /* On every up remote host (only: that host alone), remove image volumes
  * and run files that no instance placed there uses. */
 void fleet_remote_gc(fleet *f, const char *only);

@@ -275,6 +275,8 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
         }
         if (doms[d].internal_error)
             fleet_queue(f, JOB_DOMAIN_CRASHED, row->id, "kvm-internal-error");
+        else
+            fleet_remote_adopt(f, node, row); /* its streams again, if remote */
         fleet_status_poll(f, row->id);
     }
     /* Rows: live ones without a domain ended while we were away. */

@@ -2,14 +2,17 @@
  * node.h "Remote hosts", docs/node.md "Remote hosts"): fetch a running
  * guest's status file from the host where no stream carries it (node.h
  * node_serial_live: a stream that did not open, or broke, or a guest
- * adopted after a reconnect) and a finished run's files, and collect the
- * image volumes and run files no instance on a host uses any more. */
+ * adopted and not streamed again) and a finished run's files, stream an
+ * adopted guest's ports again, and collect the image volumes and run
+ * files no instance on a host uses any more. */
 #include "fleet_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+
+#define STATUS_MAX (1u << 20) /* bytes of a status file fetched at most */
 
 /* Copy one run file of `in` from its host; 0 or -1 (err says why). */
 static int fetch_file(fleet *f, struct node *node, const state_instance *in, int console, char *err,
@@ -22,7 +25,7 @@ static int fetch_file(fleet *f, struct node *node, const state_instance *in, int
     else
         fleet_status_path(f, fleet_run_id(in), path, sizeof path);
     return node_fetch_run_file(node, dom, console ? ".console" : ".status", path,
-                               console ? (uint64_t)f->cfg.console_max_kib * 1024u : 1u << 20, err,
+                               console ? (uint64_t)f->cfg.console_max_kib * 1024u : STATUS_MAX, err,
                                errlen) == NODE_OK
                ? 0
                : -1;
@@ -66,6 +69,26 @@ void fleet_remote_poll(fleet *f, const char *id)
         log_debug("instance %s: cannot fetch its status from host %s: %s", in.id, in.host, err);
     fleet_host_release(f, host);
     state_inst_free(&in);
+}
+
+void fleet_remote_adopt(fleet *f, struct node *node, const state_instance *in)
+{
+    char err[NODE_ERR_MAX] = "", dom[64], console[FLEET_PATH_MAX], status[FLEET_PATH_MAX];
+    int paused_ms = -1;
+
+    if (!node_remote(node))
+        return;
+    fleet_domain_name(fleet_run_id(in), dom, sizeof dom);
+    fleet_console_path(f, fleet_run_id(in), console, sizeof console);
+    fleet_status_path(f, fleet_run_id(in), status, sizeof status);
+    if (node_serial_adopt(node, dom, console, (uint64_t)f->cfg.console_max_kib * 1024u, status,
+                          STATUS_MAX, &paused_ms, err, sizeof err) != NODE_OK)
+        log_warn("instance %s: its serial ports are not streamed again, their files are "
+                 "fetched: %s",
+                 in->id, err);
+    else if (paused_ms >= 0)
+        log_info("instance %s: serial ports streamed again from host %s (paused %d ms for it)",
+                 in->id, in->host, paused_ms);
 }
 
 /* The 64 hex digits of "sha256:<hex>", or NULL. */

@@ -14,6 +14,8 @@
 #     by a libvirt stream of its status port, no polling), its console
 #     follows live while it runs (a stream of its console port), both
 #     ports are logged on the host too, and it stops;
+#   - r2's libvirtd killed and started again under a running guest: its
+#     ports are streamed again, the local console stitched to r2's log;
 #   - a corrupt cached volume without its marker is uploaded again;
 #   - an httpd guest run on r1 with `shoal run --host r1 -p 8090:80` is on
 #     r1's libvirt network 'shoal' (made by
@@ -29,8 +31,9 @@
 #   - the hosts removed: their networks and filters go too.
 # qemu+tcp is allowed with --host-uri-allow here only: it has neither
 # encryption nor authentication (hosturi.h); production hosts are qemu+tls
-# or qemu+ssh. About 50-70 s (38 s before guest networks; the live console
-# checks of the serial streams take ~6 s of it).
+# or qemu+ssh. About 65-85 s (38 s before guest networks; the live console
+# checks of the serial streams take ~6 s of it, r2's restart under a
+# running guest ~20 s).
 # usage: daemon_remote.sh SHOALD IMAGES_DIR SHOAL_CLI
 set -eu
 SHOALD=$1
@@ -160,6 +163,54 @@ api POST /v1/instances/s1/stop -H 'Content-Type: application/json' -d '{"timeout
 check "stop it (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 check "it stops" wait_for 30 inst_state_is s1 stopped
 
+# --- r2's libvirtd restarted under a running guest (killed, as a crash
+# would, then started again; the guest's QEMU runs on): shoald reconnects,
+# reconcile adopts the guest and streams its ports again (docs/node.md
+# "Remote hosts", "Streams after a reconnect"). The ticks it printed while
+# nobody read its ports come from r2's log, the later ones live, each once
+# and in order; a console follower opened before follows on. About 18 s.
+t_re=$(date +%s)
+ticks() { # the tick numbers in s2's console, one a line
+    api GET /v1/instances/s2/console
+    printf '%s' "$BODY" | grep -o 'sleep: tick [0-9]*' | awk '{ print $3 }'
+}
+max_tick() { ticks | tail -n 1; }
+has_tick() { [ "$(max_tick)" -ge "$1" ] 2>/dev/null; }
+OPENS0=$(metric shoal_serial_stream_opens_total)
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"sleep","name":"s2","host":"r2","args":["15","1"]}'
+check "create sleep 15 (a tick a second) on r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "it ticks, live" wait_for 20 has_tick 1
+ns_curl -sN -m 14 -H "Authorization: Bearer $E2E_TOKEN" \
+    "http://127.0.0.1:$E2E_PORT/v1/instances/s2/console?follow=1" >"$E2E_STATE/s2.follow" 2>/dev/null &
+FOLLOW=$!
+check "kill r2's libvirtd" lvh_kill r2
+host_down() { ! host_up r2; }
+check "r2 goes down" wait_for 10 host_down
+sleep 1 # ticks that only r2's log gets
+K0=$(max_tick)
+check "start r2's libvirtd again" lvh_restart r2
+check "r2 comes back up" wait_for 20 host_up r2
+check "s2 is adopted, running" inst_state_is s2 running
+live_after() { # a tick past $1 while the run has not ended (no "slept")
+    api GET /v1/instances/s2/console
+    ! grep -q 'sleep: slept' <<<"$BODY" && has_tick "$1"
+}
+check "its console comes live again (a tick past $((K0 + 1)) while it runs)" \
+    wait_for 8 live_after $((K0 + 2))
+check "both ports streamed again (opens +4: its start and the reconnect)" \
+    [ "$(metric shoal_serial_stream_opens_total)" = "$((OPENS0 + 4))" ]
+check "shoald says so" grep -q "instance $(inst_field s2 .id): serial ports streamed again from host r2" \
+    "$E2E_STATE/shoald.log"
+stitched() { [ "$(ticks | tr '\n' ' ')" = "$(seq -s ' ' 1 "$(max_tick)") " ]; }
+check "the ticks missed meanwhile are there, each once, in order ($(ticks | tr '\n' ' '))" stitched
+check "it exits 0 (its exit record)" wait_for 20 inst_state_is s2 exited
+check "exit code 0" [ "$(inst_field s2 .exit_code)" = 0 ]
+wait "$FOLLOW" 2>/dev/null || true
+check "the follower opened before the restart saw the later ticks too" \
+    grep -q "sleep: tick $((K0 + 2))" "$E2E_STATE/s2.follow"
+e2e_log "streams again after r2's restart: $(($(date +%s) - t_re)) s"
+
 # --- a cached volume cut short (no marker) is uploaded again, whole
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"hello","name":"h3","host":"r2"}'
@@ -269,7 +320,7 @@ api DELETE "/v1/instances/web?force=true"
 check "delete web (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 
 # --- image deleted: its volumes go from both hosts
-for n in h1 h2 h3 s1; do
+for n in h1 h2 h3 s1 s2; do
     api DELETE "/v1/instances/$n?force=true"
     check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 done

@@ -30,6 +30,15 @@
 #   lvh_kill NAME / lvh_restart NAME # its libvirtd alone dies / comes back
 #   lvh_cleanup                     # stop every host, remove namespaces, dirs
 # A test that sources lib.sh calls lvh_cleanup from its own EXIT trap.
+#
+# Logs: each libvirtd logs warnings and errors (and its stream and RPC
+# modules' debug lines when LVH_DEBUG=1) to LVH_DIR/<name>/log/libvirtd.log,
+# its stdout and stderr to LVH_DIR/<name>/libvirtd.out. lvh_cleanup says
+# when a libvirtd exited on its own (its status, or the signal that ended
+# it: a crash) and, then or when the test failed (E2E_FAILS), prints the
+# tail of each host's logs; with LVH_KEEP=DIR it copies them to
+# DIR/<name>.* before removing LVH_DIR. LVH_CORE=1 lets a libvirtd lvh_start ran
+# dump core (ulimit -c) into LVH_DIR/<name>/cores, copied with the logs.
 # Start and stop take about a second each with a seeded capabilities cache.
 
 LVH_DIR=""
@@ -43,6 +52,7 @@ lvh_init() {
         command -v "$t" >/dev/null || { echo "lvh: missing $t"; return 1; }
     done
     LVH_DIR=$(mktemp -d /tmp/shoal-lvh.XXXXXX)
+    LVH_EXITED=""
 }
 
 lvh_ns() { printf 'shoal-lvh-%s-%s' "$$" "$1"; }
@@ -94,7 +104,8 @@ auth_tcp = "none"
 auth_unix_rw = "none"
 auth_unix_ro = "none"
 host_uuid = "$(cat /proc/sys/kernel/random/uuid)"
-log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+log_outputs = "$([ "${LVH_DEBUG:-0}" = 1 ] && echo 1 || echo 3):file:/var/log/libvirt/libvirtd.log"
+$([ "${LVH_DEBUG:-0}" = 1 ] && echo 'log_filters = "1:stream 1:daemon 1:rpc.netserverclient 1:qemu.qemu_process 3:*"')
 CONF
     cat >"$d/etc/qemu.conf" <<CONF
 user = "root"
@@ -106,15 +117,23 @@ CONF
     fi
     # The daemon's own mount namespace: its directories over the system's,
     # a private /tmp. Entered through the network namespace's file.
+    mkdir -p "$d/cores"
     nsenter --net="/run/netns/$ns" unshare -m --propagation private sh -c '
         d=$1
+        [ "$2" = 1 ] && ulimit -c unlimited && cd "$d/cores"
         mount --bind "$d/run" /run &&
         mount --bind "$d/etc" /etc/libvirt &&
         mount --bind "$d/lib" /var/lib/libvirt &&
         mount --bind "$d/log" /var/log/libvirt &&
         mount --bind "$d/cache" /var/cache/libvirt &&
-        mount -t tmpfs -o size=64m lvhtmp /tmp &&
-        exec libvirtd --listen' lvh "$d" >"$d/libvirtd.out" 2>&1 &
+        exec 3>"$d/holder" &&
+        mount -t tmpfs -o size=64m lvhtmp /tmp || exit 1
+        # holds the mount namespace for lvh_restart (a QEMU has one of
+        # its own, with libvirt'"'"'s private /dev: no /dev/net/tun there)
+        sleep infinity </dev/null >/dev/null 2>&1 &
+        echo $! >&3
+        exec 3>&-
+        exec libvirtd --listen' lvh "$d" "${LVH_CORE:-0}" >"$d/libvirtd.out" 2>&1 &
     echo $! >"$d/pid"
     for _ in $(seq 1 120); do
         if ip netns exec "$ns" ss -Hltn "sport = :16509" 2>/dev/null | grep -q 16509; then
@@ -137,24 +156,25 @@ CONF
 }
 
 # lvh_kill NAME: SIGKILL the host's libvirtd alone, as a crash would; its
-# guests' QEMUs keep running (and keep its mount namespace).
+# guests' QEMUs keep running.
 lvh_kill() {
     pid=$(cat "$LVH_DIR/$1/pid")
+    echo "$pid" >>"$LVH_DIR/$1/killed"
     kill -9 "$pid" 2>/dev/null
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
     return 1
 }
 
 # lvh_restart NAME: libvirtd again, after lvh_kill, in the host's
-# namespaces (entered through one of its guests' processes: the mount
-# namespace lives while one does); it adopts the guests still running.
-# Waits for TCP, like lvh_start.
+# namespaces (entered through a process lvh_start left there to hold its
+# mount namespace); it adopts the guests still running. Waits for TCP,
+# like lvh_start.
 lvh_restart() {
     name=$1
     d=$LVH_DIR/$name
     ns=$(lvh_ns "$name")
-    p=$(ip netns pids "$ns" 2>/dev/null | head -1)
-    [ -n "$p" ] || { lvh_log "host $name: no process left to enter"; return 1; }
+    p=$(cat "$d/holder" 2>/dev/null)
+    [ -n "$p" ] && kill -0 "$p" 2>/dev/null || { lvh_log "host $name: no process left to enter"; return 1; }
     nsenter -t "$p" -n -m -- libvirtd --listen >>"$d/libvirtd.out" 2>&1 &
     echo $! >"$d/pid"
     for _ in $(seq 1 100); do
@@ -174,6 +194,7 @@ lvh_stop() {
     d=$LVH_DIR/$name
     ns=$(lvh_ns "$name")
     pid=$(cat "$d/pid" 2>/dev/null)
+    lvh_exited "$name"
     if [ -n "$pid" ]; then
         for p in $(ip netns pids "$ns" 2>/dev/null); do
             [ "$p" = "$pid" ] || kill -9 "$p" 2>/dev/null
@@ -189,10 +210,42 @@ lvh_stop() {
     return 0
 }
 
+# lvh_exited NAME: if NAME's libvirtd is gone and no lvh_kill ended it,
+# say how it ended (its exit status, 128+N for signal N) and remember it.
+# Its pid is this shell's child (lvh_start and lvh_restart run it so).
+lvh_exited() {
+    pid=$(cat "$LVH_DIR/$1/pid" 2>/dev/null)
+    [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null || return 0
+    grep -qx "$pid" "$LVH_DIR/$1/killed" 2>/dev/null && return 0
+    st=0
+    wait "$pid" 2>/dev/null || st=$?
+    lvh_log "host $1: libvirtd $pid EXITED on its own (status $st$([ "$st" -gt 128 ] && echo ", signal $((st - 128))"))"
+    LVH_EXITED="$LVH_EXITED $1"
+    echo "$pid" >>"$LVH_DIR/$1/killed" # said once
+}
+
+# The tail of NAME's logs (and its core files' names).
+lvh_tail() {
+    d=$LVH_DIR/$1
+    echo "---- host $1: libvirtd.log (last 40 lines) ----"
+    tail -n 40 "$d/log/libvirtd.log" 2>/dev/null
+    echo "---- host $1: libvirtd.out (last 20 lines) ----"
+    tail -n 20 "$d/libvirtd.out" 2>/dev/null
+    ls "$d/cores" 2>/dev/null | sed "s|^|---- host $1: core file |"
+}
+
 lvh_cleanup() {
     [ -n "$LVH_DIR" ] || return 0
     for name in $LVH_NAMES; do lvh_stop "$name"; done
     sleep 0.2
+    for name in $LVH_NAMES; do
+        if [ "${E2E_FAILS:-0}" != 0 ] || [ -n "$LVH_EXITED" ]; then lvh_tail "$name"; fi
+        if [ -n "${LVH_KEEP:-}" ] && mkdir -p "$LVH_KEEP"; then
+            cp "$LVH_DIR/$name/log/libvirtd.log" "$LVH_KEEP/$name.libvirtd.log" 2>/dev/null
+            cp "$LVH_DIR/$name/libvirtd.out" "$LVH_KEEP/$name.libvirtd.out" 2>/dev/null
+            cp -r "$LVH_DIR/$name/cores" "$LVH_KEEP/$name.cores" 2>/dev/null
+        fi
+    done
     rm -rf "$LVH_DIR"
     LVH_DIR=""
     LVH_NAMES=""
