@@ -742,6 +742,12 @@ typedef struct api_sink api_sink;
  * route); after -1 the backend should stop and return API_E_INTERNAL. */
 int api_sink_image(api_sink *s, const api_image *img);
 int api_sink_instance(api_sink *s, const api_instance *inst);
+/* A backend that keeps instances rendered (GET /v1/instances from memory):
+ * the JSON object api_sink_instance would append, malloc'd (*len bytes),
+ * NULL when out of memory; and the append of such an object, as it was
+ * encoded. */
+char *api_encode_instance(const api_instance *inst, size_t *len);
+int api_sink_instance_json(api_sink *s, const char *json, size_t len);
 int api_sink_host(api_sink *s, const api_host *host);
 int api_sink_plan(api_sink *s, const api_plan *plan);
 /* Bulk routes: one item per instance; the api counts "succeeded" and

@@ -969,6 +969,8 @@ api_sink *api_sink_new_capture(api_sink_kind kind, api_sink_shape shape, api_sin
     return s;
 }
 
+static char *jw_take(jw *w, size_t *len);
+
 int api_sink_raw(api_sink *s, api_sink_kind kind, const char *json, size_t len, bool ok)
 {
     if (!sink_accepts(s, kind, json))
@@ -998,6 +1000,20 @@ int api_sink_instance(api_sink *s, const api_instance *inst)
         return -1;
     enc_instance(&s->w, inst);
     return sink_added(s);
+}
+
+char *api_encode_instance(const api_instance *inst, size_t *len)
+{
+    jw w = { 0 };
+
+    *len = 0;
+    enc_instance(&w, inst);
+    return jw_take(&w, len);
+}
+
+int api_sink_instance_json(api_sink *s, const char *json, size_t len)
+{
+    return api_sink_raw(s, API_SINK_INSTANCE, json, len, false);
 }
 
 int api_sink_host(api_sink *s, const api_host *host)

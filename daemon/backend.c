@@ -53,6 +53,14 @@ static api_code status_from(api_status *st, const fleet_err *e)
     return rc;
 }
 
+static int put_instance(fleet *f, api_sink *out, char **json, size_t *len, const state_instance *in,
+                        const fleet_health *fh_in, int detail);
+
+static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int detail)
+{
+    return put_instance(f, out, NULL, NULL, in, NULL, detail);
+}
+
 /* Instance states: the API's and the database's lists are the same, in
  * the same order; the table makes each pairing explicit. */
 static const api_instance_state STATE_MAP[ST__COUNT] = {
@@ -158,7 +166,10 @@ static json_t *column_json(const char *text)
 }
 
 /* Emit one instance row (with its runs when detail). */
-static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int detail)
+/* One instance for the API: appended to out, or (out NULL) encoded into
+ * *json. fh: its health when the caller has it (NULL: read now). */
+static int put_instance(fleet *f, api_sink *out, char **json, size_t *len, const state_instance *in,
+                        const fleet_health *fh_in, int detail)
 {
     api_instance a;
     json_t *args = column_json(in->args_json);
@@ -237,7 +248,10 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
     a.has_exit_code = in->exit_code >= 0;
     a.exit_code = in->exit_code;
     a.last_error = in->last_error[0] ? in->last_error : NULL;
-    fleet_instance_health(f, in, &fh);
+    if (fh_in)
+        fh = *fh_in;
+    else
+        fleet_instance_health(f, in, &fh);
     a.ready = fh.ready[0] ? fh.ready : NULL;
     a.cmdline = in->cmdline;                      /* per-run override, NULL: the image's */
     a.initrd = in->initrd[0] ? in->initrd : NULL; /* the run's own */
@@ -268,7 +282,12 @@ static int sink_instance(fleet *f, api_sink *out, const state_instance *in, int 
         a.runs = runs;
         a.n_runs = nsr;
     }
-    rc = api_sink_instance(out, &a);
+    if (out) {
+        rc = api_sink_instance(out, &a);
+    } else {
+        *json = api_encode_instance(&a, len);
+        rc = *json ? 0 : -1;
+    }
 out:
     free(argv);
     free(envkv);
@@ -496,11 +515,10 @@ out:
     return rc;
 }
 
-/* Label selector on one row (state and host are filtered in SQL). */
-static int selector_matches(const state_instance *in, void *ctx)
+/* Label selector on a row's labels (state and host are filtered apart). */
+static int labels_match(const char *labels_json, const api_selector *sel)
 {
-    const api_selector *sel = ctx;
-    json_t *labels = json_loads(in->labels_json, 0, NULL);
+    json_t *labels = json_loads(labels_json, 0, NULL);
     size_t n;
     api_kv *kv = kv_from_json(labels, &n);
     int ok = api_selector_match(sel, kv, n);
@@ -509,32 +527,51 @@ static int selector_matches(const state_instance *in, void *ctx)
     return ok;
 }
 
+static int selector_matches(const state_instance *in, void *ctx)
+{
+    return labels_match(in->labels_json, ctx);
+}
+
+/* GET /v1/instances from memory (fleet_instance_page_rendered): a row as
+ * the API shows it, and a page's rows into the sink. */
+static int render_row(void *ctx, const state_instance *in, const fleet_health *h, char **out,
+                      size_t *len)
+{
+    return put_instance(ctx, NULL, out, len, in, h, 0);
+}
+
+static int emit_row(void *ctx, const char *json, size_t len)
+{
+    return api_sink_instance_json(ctx, json, len);
+}
+
+static int pair_labels_match(const char *labels_json, void *ctx)
+{
+    const sel_pair *p = ctx;
+    return (p->a == NULL || labels_match(labels_json, p->a)) &&
+           (p->b == NULL || labels_match(labels_json, p->b));
+}
+
 static api_code be_instance_list(void *ctx, const api_instance_filter *flt, const api_page *page,
                                  api_sink *out, api_status *st)
 {
     fleet *f = ctx;
-    state_instance *rows = NULL;
-    size_t n = 0;
     fleet_err e;
     int more = 0;
     int has_sel = flt->selector && flt->selector->n > 0;
     api_selector tsel;
     bool has_tsel = token_selector(&tsel);
     sel_pair both = { has_sel ? flt->selector : NULL, has_tsel ? &tsel : NULL };
-    api_code rc = API_OK;
+    char last[STATE_ID_LEN + 1];
 
-    if (fleet_instance_page(f, page->after, flt->has_state ? (int)state_from_api(flt->state) : -1,
-                            flt->host, has_sel || has_tsel ? pair_matches : NULL, &both,
-                            page->limit, &rows, &n, &more, &e) != FLEET_OK)
+    if (fleet_instance_page_rendered(
+            f, page->after, flt->has_state ? (int)state_from_api(flt->state) : -1, flt->host,
+            has_sel || has_tsel ? pair_labels_match : NULL, &both, page->limit, render_row, f,
+            emit_row, out, last, &more, &e) != FLEET_OK)
         return status_from(st, &e);
-    for (size_t i = 0; i < n && rc == API_OK; i++) {
-        if (sink_instance(f, out, &rows[i], 0) != 0)
-            rc = api_status_set(st, API_E_INTERNAL, NULL, "cannot encode instance");
-    }
-    if (rc == API_OK && more && n)
-        api_sink_next(out, rows[n - 1].id);
-    state_inst_array_free(rows, n);
-    return rc;
+    if (more && last[0])
+        api_sink_next(out, last);
+    return API_OK;
 }
 
 static api_code be_instance_get(void *ctx, const char *id, api_sink *out, api_status *st)

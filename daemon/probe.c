@@ -206,6 +206,7 @@ struct probe_engine {
     probe_notify_fn notify;
     void *user;
     uint64_t checks, failures;
+    uint64_t hver; /* the last probe_health.ver given */
     /* notes made under mu, delivered by the thread with mu released */
     probe_note *notes;
     size_t nnotes, notes_cap;
@@ -304,6 +305,7 @@ static void finish(probe_engine *e, target *t, int ok, const char *result)
     snprintf(t->h.last_result, sizeof t->h.last_result, "%s", res);
     t->h.last_ok = ok;
     t->h.last_wall_ms = wall_ms();
+    t->h.ver = ++e->hver; /* all of h below changes under the same lock */
     e->checks++;
     if (!ok)
         e->failures++;
@@ -526,12 +528,32 @@ static target *find_serial(probe_engine *e, uint32_t serial)
     return NULL;
 }
 
+/* The table is kept sorted by id: the position of id, or where it would
+ * go (*found 0). A list page asks for 100 instances' health at once. */
+static size_t id_slot(probe_engine *e, const char *id, int *found)
+{
+    size_t lo = 0, hi = e->n;
+    *found = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(e->t[mid]->id, id);
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static size_t find_id(probe_engine *e, const char *id)
 {
-    for (size_t i = 0; i < e->n; i++)
-        if (!strcmp(e->t[i]->id, id))
-            return i;
-    return (size_t)-1;
+    int found;
+    size_t i = id_slot(e, id, &found);
+    return found ? i : (size_t)-1;
 }
 
 static void *engine_main(void *arg)
@@ -663,6 +685,7 @@ int probe_watch(probe_engine *e, const probe_watch_spec *w, char *err, size_t er
 {
     target *t;
     size_t i;
+    int found;
     int64_t now = mono_ms();
 
     if (!w->id || strlen(w->id) >= PROBE_ID_MAX) {
@@ -721,7 +744,9 @@ int probe_watch(probe_engine *e, const probe_watch_spec *w, char *err, size_t er
     t->serial = e->next_serial++;
     if (!e->next_serial)
         e->next_serial = 1;
-    if ((i = find_id(e, t->id)) != (size_t)-1) {
+    t->h.ver = ++e->hver;
+    i = id_slot(e, t->id, &found);
+    if (found) {
         target_free(e->t[i]);
         e->t[i] = t;
     } else {
@@ -737,7 +762,9 @@ int probe_watch(probe_engine *e, const probe_watch_spec *w, char *err, size_t er
             e->t = nt;
             e->cap = cap;
         }
-        e->t[e->n++] = t;
+        memmove(&e->t[i + 1], &e->t[i], (e->n - i) * sizeof *e->t);
+        e->t[i] = t;
+        e->n++;
     }
     pthread_mutex_unlock(&e->mu);
     wake(e);
@@ -752,7 +779,8 @@ void probe_unwatch(probe_engine *e, const char *id)
     pthread_mutex_lock(&e->mu);
     if ((i = find_id(e, id)) != (size_t)-1) {
         target_free(e->t[i]);
-        e->t[i] = e->t[--e->n];
+        memmove(&e->t[i], &e->t[i + 1], (e->n - i - 1) * sizeof *e->t);
+        e->n--;
     }
     /* notes of it not yet delivered are dropped */
     for (size_t k = 0; k < e->nnotes;) {
@@ -774,6 +802,7 @@ void probe_set_ready(probe_engine *e, const char *id, uint64_t gen)
         target *t = e->t[i];
         close_check(t);
         t->h.ready = 1;
+        t->h.ver = ++e->hver;
         if (needs_addr(&t->health)) {
             t->phase = PH_HEALTH;
             t->h.state = PROBE_H_STARTING;
@@ -800,6 +829,21 @@ int probe_health_get(probe_engine *e, const char *id, probe_health *out)
     }
     pthread_mutex_unlock(&e->mu);
     return rc;
+}
+
+void probe_health_versions(probe_engine *e, const char *const *ids, size_t n, uint64_t *out)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        out[i] = 0;
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    for (i = 0; e->n > 0 && i < n; i++) {
+        size_t k = find_id(e, ids[i]);
+        out[i] = k != (size_t)-1 ? e->t[k]->h.ver : 0;
+    }
+    pthread_mutex_unlock(&e->mu);
 }
 
 void probe_stats_get(probe_engine *e, probe_stats *out)

@@ -162,6 +162,8 @@ typedef struct {
     char last_result[PROBE_RESULT_MAX];
     int ready;               /* the watch's readiness was reached */
     uint64_t checks, failed; /* health checks done and failed, this watch */
+    uint64_t ver;            /* changes (never back) whenever the above does, a
+                                new watch included; never 0 */
 } probe_health;
 
 /* Start the probe thread. notify gets every note. */
@@ -178,6 +180,9 @@ void probe_unwatch(probe_engine *e, const char *id);
 void probe_set_ready(probe_engine *e, const char *id, uint64_t gen);
 /* 0 with the id's health, -1 when it is not watched. */
 int probe_health_get(probe_engine *e, const char *id, probe_health *out);
+/* out[i]: the .ver of ids[i]'s health, 0 when it is not watched; one lock
+ * for all (a cached rendering of the health is current while it is equal). */
+void probe_health_versions(probe_engine *e, const char *const *ids, size_t n, uint64_t *out);
 /* The engine's figures now (for /metrics). */
 typedef struct {
     size_t watches;

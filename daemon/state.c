@@ -24,7 +24,14 @@ struct state_db {
         char *sql;
         sqlite3_stmt *st;
     } stmts[STMT_CACHE];
+    /* Instance rows written since the last state_inst_changes (the update
+     * hook, under mu): on once somebody asked; past JOURNAL_MAX, `all`. */
+    int journal_on, journal_all;
+    int64_t *journal;
+    size_t njournal;
 };
+
+#define JOURNAL_MAX 4096
 
 /* The statement for sql, prepared once (mu held); NULL on error. */
 static sqlite3_stmt *stmt_get(state_db *db, const char *sql)
@@ -263,6 +270,25 @@ out:
     return rc;
 }
 
+/* sqlite3_update_hook: every row this connection inserts, updates or
+ * deletes, committed or not (a rolled back one is read again and found as
+ * it was). Runs inside the statement, so under mu. */
+static void on_update(void *ctx, int op, const char *dbname, const char *table, sqlite3_int64 rowid)
+{
+    state_db *s = ctx;
+    (void)op;
+    (void)dbname;
+    if (!s->journal_on || s->journal_all || strcmp(table, "instances") != 0)
+        return;
+    if (s->njournal && s->journal[s->njournal - 1] == rowid)
+        return; /* the same row again */
+    if (s->njournal == JOURNAL_MAX) {
+        s->journal_all = 1;
+        return;
+    }
+    s->journal[s->njournal++] = rowid;
+}
+
 int state_open(const char *path, state_db **out, char *err, size_t errlen)
 {
     state_db *s = calloc(1, sizeof *s);
@@ -290,6 +316,7 @@ int state_open(const char *path, state_db **out, char *err, size_t errlen)
         goto out;
     if (migrate(s->db, err, errlen) < 0)
         goto out;
+    sqlite3_update_hook(s->db, on_update, s);
     rc = 0;
 out:
     if (rc < 0) {
@@ -310,6 +337,7 @@ void state_close(state_db *db)
     }
     sqlite3_close(db->db);
     pthread_mutex_destroy(&db->mu);
+    free(db->journal);
     free(db);
 }
 
@@ -356,6 +384,8 @@ static void ports_from_json(state_instance *in, const char *txt)
     "labels,restart,restarts,network,ipv4,mac,ports,created_ms,started_ms,boot_us,"                \
     "ready_ms,exit_code,last_error,want_running,placement,ready,health,"                           \
     "health_interval_s,health_timeout_s,health_retries,cmdline,initrd,idle_s,guest"
+/* What reads select: the columns, then the rowid (read_inst). */
+#define INST_SEL INST_COLS ",rowid"
 
 static int bind_inst(sqlite3_stmt *st, const state_instance *in, const char *ports)
 {
@@ -468,6 +498,7 @@ static void read_inst(sqlite3_stmt *st, state_instance *in)
     copy_col(in->initrd, sizeof in->initrd, st, c++);
     in->idle_s = sqlite3_column_int(st, c++);
     copy_col(in->guest, sizeof in->guest, st, c++);
+    in->rowid = sqlite3_column_int64(st, c);
 }
 
 /* Rewrite the host_ports rows of one instance. Caller holds the mutex and
@@ -793,14 +824,14 @@ int state_inst_find(state_db *db, const char *key, state_instance *out, char *er
     /* Ids before names, so that a name can never hide an id: the exact id,
      * then a unique id prefix (hex only, so no LIKE wildcards), then the
      * exact name. */
-    found = find_one(db, "SELECT " INST_COLS " FROM instances WHERE id=?1 LIMIT 1", key, out);
+    found = find_one(db, "SELECT " INST_SEL " FROM instances WHERE id=?1 LIMIT 1", key, out);
     if (found == 0 && klen >= 4 && klen < STATE_ID_LEN && strspn(key, "0123456789abcdef") == klen)
         found = find_one(db,
-                         "SELECT " INST_COLS " FROM instances WHERE substr(id,1,?2)=?1"
+                         "SELECT " INST_SEL " FROM instances WHERE substr(id,1,?2)=?1"
                          " LIMIT 2",
                          key, out);
     if (found == 0)
-        found = find_one(db, "SELECT " INST_COLS " FROM instances WHERE name=?1 LIMIT 1", key, out);
+        found = find_one(db, "SELECT " INST_SEL " FROM instances WHERE name=?1 LIMIT 1", key, out);
     if (found == 1) {
         rc = 0;
     } else if (found == 2) {
@@ -828,8 +859,8 @@ int state_inst_list(state_db *db, state_instance **out, size_t *n, char *err, si
     int rc = -1, step;
 
     pthread_mutex_lock(&db->mu);
-    if (sqlite3_prepare_v2(db->db, "SELECT " INST_COLS " FROM instances ORDER BY created_ms, id",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->db, "SELECT " INST_SEL " FROM instances ORDER BY created_ms, id", -1,
+                           &st, NULL) != SQLITE_OK)
         goto out;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == cap) {
@@ -877,7 +908,7 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
         return -1;
     }
     snprintf(sql, sizeof sql,
-             "SELECT " INST_COLS " FROM instances WHERE 1"
+             "SELECT " INST_SEL " FROM instances WHERE 1"
              "%s%s%s ORDER BY created_ms, id",
              after ? " AND (created_ms, id) > (SELECT created_ms, id FROM instances"
                      " WHERE id=?1)"
@@ -934,6 +965,51 @@ out:
     *out = a;
     *n = cnt;
     return 0;
+}
+
+int state_inst_changes(state_db *db, int64_t **rowids, size_t *n, int *all)
+{
+    int64_t *fresh = malloc(JOURNAL_MAX * sizeof *fresh);
+
+    *rowids = NULL;
+    *n = 0;
+    *all = 1;
+    if (!fresh)
+        return -1;
+    pthread_mutex_lock(&db->mu);
+    if (db->journal_on && !db->journal_all) {
+        *all = 0;
+        *rowids = db->journal;
+        *n = db->njournal;
+    } else {
+        free(db->journal);
+    }
+    db->journal = fresh;
+    db->njournal = 0;
+    db->journal_on = 1;
+    db->journal_all = 0;
+    pthread_mutex_unlock(&db->mu);
+    return 0;
+}
+
+int state_inst_get_rowid(state_db *db, int64_t rowid, state_instance *out)
+{
+    sqlite3_stmt *st;
+    int rc = -1, step;
+
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&db->mu);
+    st = stmt_get(db, "SELECT " INST_SEL " FROM instances WHERE rowid=?1");
+    if (st != NULL) {
+        sqlite3_bind_int64(st, 1, rowid);
+        step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            read_inst(st, out);
+        rc = step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -1;
+    }
+    stmt_put(db, st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
 }
 
 void state_inst_free(state_instance *in)

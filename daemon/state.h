@@ -118,6 +118,7 @@ typedef struct {
      * name, tap and run files derive from this id, not from `id`. "" for a
      * domain of its own. Use fleet_run_id(). */
     char guest[STATE_ID_LEN + 1];
+    int64_t rowid; /* SQLite's, set by reads (state_inst_changes names rows by it) */
 } state_instance;
 
 /* One host row (a libvirt connection). */
@@ -204,6 +205,17 @@ typedef int (*state_inst_match)(const state_instance *in, void *ctx);
 int state_inst_page(state_db *db, const char *after, int state, const char *host,
                     state_inst_match match, void *ctx, size_t limit, state_instance **out,
                     size_t *n, int *more, char *err, size_t errlen);
+/* Rows of instances written since the last call, by their rowid: every
+ * insert, update and delete of this connection (the only one that writes
+ * instances), rolled back ones too; one row may come more than once. The
+ * first call, and any after more than 4096 writes, says *all = 1 instead
+ * (*rowids NULL): read everything again. *rowids is the caller's to free.
+ * Writes before the first call are not recorded (nobody asked). -1: out
+ * of memory (*all = 1 then too). */
+int state_inst_changes(state_db *db, int64_t **rowids, size_t *n, int *all);
+/* The instance row `rowid`: 1 (in *out, state_inst_free it), 0 when no
+ * such row (deleted), -1 on a SQLite error. */
+int state_inst_get_rowid(state_db *db, int64_t rowid, state_instance *out);
 void state_inst_free(state_instance *in); /* frees owned fields only */
 void state_inst_array_free(state_instance *a, size_t n);
 

@@ -244,6 +244,8 @@ static void free_fleet(fleet *f)
     pthread_mutex_destroy(&f->mu);
     pthread_mutex_destroy(&f->dhcp_mu);
     pthread_mutex_destroy(&f->net_mu);
+    fleet_pages_free(f);
+    pthread_mutex_destroy(&f->pg_mu);
     fleet_rio_destroy(f);
     pthread_cond_destroy(&f->job_cv);
     pthread_cond_destroy(&f->state_cv);
@@ -300,6 +302,7 @@ int fleet_open(const cfg_t *cfg, fleet **out, char *err, size_t errlen)
     pthread_mutex_init(&f->mu, NULL);
     pthread_mutex_init(&f->dhcp_mu, NULL);
     pthread_mutex_init(&f->net_mu, NULL);
+    pthread_mutex_init(&f->pg_mu, NULL);
     fleet_rio_init(f);
     pthread_cond_init(&f->job_cv, NULL);
     pthread_cond_init(&f->state_cv, NULL);

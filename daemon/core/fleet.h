@@ -285,8 +285,33 @@ typedef struct {
                               health) of this run, 0: none */
     int last_ok;
     char last_result[160]; /* "tcp:80: connect: Connection refused" */
+    uint64_t version;      /* changes whenever the probe part above does; 0:
+                              not watched (probe.h probe_health.ver) */
 } fleet_health;
 int fleet_instance_health(fleet *f, const state_instance *in, fleet_health *out);
+
+/* GET /v1/instances from memory (pages.c). The core keeps each instance's
+ * rendering (bytes the adapter made from the row and its health, opaque
+ * here) in list order, and renders again only the rows written since
+ * (every write of a row, through state.h's journal) and those whose
+ * health changed (fleet_health.version): a page is a walk and a copy.
+ *
+ * render: one row as it is now into *out (heap, *len bytes, kept by the
+ * core); 0 or -1. Called with the page lock held: it must not call
+ * fleet_instance_page_rendered. The same fn and ctx on every call (another
+ * pair drops the renderings). emit: each row of the page in order;
+ * nonzero stops the page (INTERNAL). match: the label filter (a JSON
+ * object's text), NULL: none.
+ * Filters, order, `after`, `limit` and *more as fleet_instance_page; the
+ * cursor of the next page (the last row's id, "" when none) in last_id. */
+typedef int (*fleet_render_fn)(void *ctx, const state_instance *in, const fleet_health *h,
+                               char **out, size_t *len);
+typedef int (*fleet_emit_fn)(void *ctx, const char *data, size_t len);
+typedef int (*fleet_labels_match)(const char *labels_json, void *ctx);
+int fleet_instance_page_rendered(fleet *f, const char *after, int state, const char *host,
+                                 fleet_labels_match match, void *mctx, size_t limit,
+                                 fleet_render_fn render, void *rctx, fleet_emit_fn emit, void *ectx,
+                                 char last_id[STATE_ID_LEN + 1], int *more, fleet_err *e);
 
 /* Last `max` runs of an instance, newest first. */
 int fleet_instance_runs(fleet *f, const char *id, state_run *out, size_t max, size_t *n);

@@ -153,6 +153,15 @@
  *             place_mu (place_mu > row_mu > mu > pool.mu), a wake's job
  *             (idle.c) under it alone.
  *
+ *   pg_mu     fleet.pg_mu (pages.c): GET /v1/instances from memory, the
+ *             renderings and their order. Taken by API threads with no
+ *             other fleet lock held; inside it the state db's lock (reads
+ *             of the rows written since the last page: state.h journal),
+ *             the probe engine's lock (health versions) and the adapter's
+ *             renderer; held while a page is copied to the caller's sink.
+ *             The journal is filled by SQLite's update hook under the
+ *             state db's lock alone, so no writer ever waits on pg_mu.
+ *
  *   rio_mu    fleet.rio_mu (remoteio.c): the remote I/O queue and its
  *             workers' slots; a leaf, never held across anything but
  *             pthread_create; items' hosts are held (refs) without it.
@@ -392,6 +401,10 @@ typedef enum {
                   FLEET_WAKE_TIMEOUT: held connections were given up */
 } fleet_job_kind;
 
+typedef struct fleet_pg_row fleet_pg_row;
+/* pages.c: drop every rendering (fleet_close). */
+void fleet_pages_free(fleet *f);
+
 typedef struct fleet_job {
     fleet_job_kind kind;
     char id[STATE_ID_LEN + 1];
@@ -468,6 +481,14 @@ struct fleet {
     int64_t dhcp_last_ms;    /* under mu: monotonic ms of the last write */
     int64_t failover_ms;     /* under mu: last failover pass (failover.c) */
     pthread_t failover;      /* failover.c's thread */
+
+    /* GET /v1/instances from memory (pages.c), under pg_mu */
+    pthread_mutex_t pg_mu;         /* see LOCKS above */
+    struct fleet_pg_row **pg_rows; /* every instance in (created, id) order */
+    size_t pg_n, pg_cap;
+    int pg_loaded;             /* 0: read the whole table at the next page */
+    fleet_render_fn pg_render; /* what made the renderings */
+    void *pg_render_ctx;
     int failover_started;
 
     /* Remote I/O (remoteio.c): items of work that wait on a host, run by

@@ -461,6 +461,7 @@ int fleet_instance_health(fleet *f, const state_instance *in, fleet_health *out)
     if (probe_health_get(f->probes, in->id, &h) != 0)
         return 0;
     out->status = probe_health_name(h.state);
+    out->version = h.ver;
     out->failures = h.failures;
     out->last_check_ms = h.last_wall_ms;
     out->last_ok = h.last_ok;

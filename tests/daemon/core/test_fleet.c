@@ -39,6 +39,7 @@
 #include "disk.h"
 #include "fleet.h"
 #include "fleet_int.h"
+#include "probe.h"
 
 #ifndef SHOAL_TEST_IMAGE
 #error "SHOAL_TEST_IMAGE (path of a built guest image) must be defined"
@@ -606,6 +607,311 @@ static void lookup(void **state)
         state_inst_free(&in);
     }
     state_inst_array_free(rows, nrows);
+}
+
+/* ---- list pages from memory (pages.c) ------------------------------------ */
+
+/* Every field a list shows, as text: each column of the row and the health
+ * the probe engine has for it. pg_renders counts the renderings. */
+static int pg_renders;
+
+static int pg_render(void *ctx, const state_instance *in, const fleet_health *h, char **out,
+                     size_t *len)
+{
+    char buf[8192], ports[256] = "";
+    int n;
+    (void)ctx;
+    for (int i = 0; i < in->nports; i++)
+        snprintf(ports + strlen(ports), sizeof ports - strlen(ports), "%d:%d:%d,",
+                 in->ports[i].host, in->ports[i].guest, (int)in->ports[i].proto);
+    n = snprintf(buf, sizeof buf,
+                 "%s|%s|%s|%s|%s|%d|%d|%d|%s|%s|%s|%d|%d|%d|%u|%s|%s|%lld|%lld|%lld|%.3f|%d|%s|"
+                 "%d|%s|%s|%s|%d|%d|%d|%s|%s|%d|%s|%s|%s|%u|%lld|%d|%s|%u|%u|%u\n",
+                 in->id, in->name, in->image_ref, in->image_digest, in->host, (int)in->state,
+                 in->memory_mib, in->vcpus, in->args_json, in->env_json, in->labels_json,
+                 (int)in->restart, in->restarts, in->network, in->ipv4, in->mac, ports,
+                 (long long)in->created_ms, (long long)in->started_ms, (long long)in->boot_us,
+                 in->ready_ms, in->exit_code, in->last_error, in->want_running, in->placement_json,
+                 in->ready, in->health, in->health_interval_s, in->health_timeout_s,
+                 in->health_retries, in->cmdline ? in->cmdline : "(null)", in->initrd, in->idle_s,
+                 in->guest, h->ready, h->status, h->failures, (long long)h->last_check_ms,
+                 h->last_ok, h->last_result, h->interval_s, h->timeout_s, h->retries);
+    pg_renders++;
+    *out = strdup(buf);
+    *len = (size_t)n;
+    return *out ? 0 : -1;
+}
+
+static int pg_emit(void *ctx, const char *data, size_t len)
+{
+    char **acc = ctx;
+    size_t have = *acc ? strlen(*acc) : 0;
+    char *n = realloc(*acc, have + len + 1);
+    assert_non_null(n);
+    memcpy(n + have, data, len);
+    n[have + len] = 0;
+    *acc = n;
+    return 0;
+}
+
+static int pg_labels(const char *labels_json, void *ctx)
+{
+    return strstr(labels_json, ctx) != NULL;
+}
+
+static int pg_row_labels(const state_instance *in, void *ctx)
+{
+    return pg_labels(in->labels_json, ctx);
+}
+
+/* One page from memory and the same page read from SQLite and rendered
+ * now: the same text, the same cursor and `more`. */
+static void pg_same(fleet *f, const char *after, int st, const char *host, const char *label,
+                    size_t limit, char last[STATE_ID_LEN + 1])
+{
+    state_instance *rows = NULL;
+    size_t n = 0;
+    int more = 0, more2 = 0;
+    char *got = NULL, *want = NULL;
+    fleet_err e;
+
+    if (fleet_instance_page(f, after, st, host, label ? pg_row_labels : NULL, (void *)label, limit,
+                            &rows, &n, &more, &e) != FLEET_OK)
+        fail_msg("page: %s", e.msg);
+    for (size_t i = 0; i < n; i++) {
+        fleet_health h;
+        char *one;
+        size_t len;
+        fleet_instance_health(f, &rows[i], &h);
+        assert_int_equal(pg_render(NULL, &rows[i], &h, &one, &len), 0);
+        pg_renders--;
+        pg_emit(&want, one, len);
+        free(one);
+    }
+    if (fleet_instance_page_rendered(f, after, st, host, label ? pg_labels : NULL, (void *)label,
+                                     limit, pg_render, NULL, pg_emit, &got, last, &more2,
+                                     &e) != FLEET_OK)
+        fail_msg("rendered page: %s", e.msg);
+    if (strcmp(got ? got : "", want ? want : ""))
+        fail_msg("page from memory differs from SQLite's:\n--- memory\n%s--- sqlite\n%s",
+                 got ? got : "", want ? want : "");
+    assert_int_equal(more2, more);
+    assert_string_equal(last, n ? rows[n - 1].id : "");
+    free(got);
+    free(want);
+    state_inst_array_free(rows, n);
+}
+
+/* The whole list, in pages of 7 as a client follows the cursor. */
+static void pg_all_same(fleet *f)
+{
+    char last[STATE_ID_LEN + 1] = "", after[STATE_ID_LEN + 1];
+    do {
+        snprintf(after, sizeof after, "%s", last);
+        pg_same(f, after[0] ? after : NULL, -1, NULL, NULL, 7, last);
+    } while (last[0]);
+    pg_same(f, NULL, -1, NULL, NULL, 1000, last);
+}
+
+/* Each column changed in turn on one row (fleet_mutate writes the row). */
+static void pg_mutate(state_instance *in, void *ctx)
+{
+    int k = *(int *)ctx;
+    char **s = NULL, *v = NULL;
+    switch (k) {
+    case 0: in->state = in->state == ST_STOPPED ? ST_RUNNING : ST_STOPPED; break;
+    case 1: snprintf(in->host, sizeof in->host, "elsewhere"); break;
+    case 2: in->memory_mib += 16; break;
+    case 3: in->vcpus++; break;
+    case 4: s = &in->args_json, v = "[\"-x\"]"; break;
+    case 5: s = &in->env_json, v = "{\"A\":\"1\"}"; break;
+    case 6: s = &in->labels_json, v = "{\"app\":\"moved\"}"; break;
+    case 7: in->restart = RESTART_ALWAYS; break;
+    case 8: in->restarts++; break;
+    case 9:
+        in->network = 1;
+        in->ipv4 = 0x0a2a0007;
+        snprintf(in->mac, sizeof in->mac, "5a:5c:00:00:00:07");
+        break;
+    case 10:
+        in->nports = 1;
+        in->ports[0].host = 18080;
+        in->ports[0].guest = 80;
+        in->ports[0].proto = STATE_PROTO_TCP;
+        break;
+    case 11: in->started_ms += 1000; break;
+    case 12: in->boot_us = 1234; break;
+    case 13: in->ready_ms = 56.5; break;
+    case 14: in->exit_code = 3; break;
+    case 15: snprintf(in->last_error, sizeof in->last_error, "it broke"); break;
+    case 16: in->want_running = !in->want_running; break;
+    case 17: s = &in->placement_json, v = "{\"policy\":\"spread\",\"rules\":[]}"; break;
+    case 18: snprintf(in->ready, sizeof in->ready, "tcp:80"); break;
+    case 19:
+        snprintf(in->health, sizeof in->health, "http:80/up");
+        in->health_interval_s = 5;
+        in->health_timeout_s = 1;
+        in->health_retries = 2;
+        break;
+    case 20: s = &in->cmdline, v = "console=ttyS0"; break;
+    case 21: snprintf(in->initrd, sizeof in->initrd, "sha256:00"); break;
+    case 22: in->idle_s = 30; break;
+    case 23: snprintf(in->guest, sizeof in->guest, "0123456789ab"); break;
+    case 24: snprintf(in->name, sizeof in->name, "renamed"); break;
+    case 25: snprintf(in->image_ref, sizeof in->image_ref, "other:1"); break;
+    }
+    if (s) {
+        free(*s);
+        *s = strdup(v);
+    }
+}
+#define PG_FIELDS 26
+
+static void rendered_pages(void **state)
+{
+    static const char *const extra[] = { "--cpu-overcommit", "100", NULL };
+    fx *x = fx_open(64 * 1024, 16, extra);
+    fleet *f = x->f;
+    fleet_instance_spec s;
+    fleet_kv la = { "app", "a" }, lb = { "app", "b" };
+    state_instance *rows = NULL, *made = NULL, in;
+    size_t n, nm = 0;
+    char last[STATE_ID_LEN + 1], err[256], before[8192];
+    fleet_err e;
+    probe_watch_spec w;
+    *state = x;
+
+    memset(&s, 0, sizeof s);
+    s.image = "sleep";
+    s.memory_mib = 16;
+    s.vcpus = 1;
+    s.count = 8;
+    s.labels = &la;
+    s.n_labels = 1;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &nm, &e), FLEET_OK);
+    state_inst_array_free(made, nm);
+    s.labels = &lb;
+    assert_int_equal(fleet_instance_create(f, &s, &made, &nm, &e), FLEET_OK);
+    state_inst_array_free(made, nm);
+    must_create(f, NULL, 8, 16, NULL);
+    pg_all_same(f);
+
+    /* Nothing changed: a page renders nothing (once the start workers
+     * are done with the rows: the mock's guests stay `starting`). */
+    for (int i = 0; i < 100; i++) {
+        pg_renders = 0;
+        pg_same(f, NULL, -1, NULL, NULL, 1000, last);
+        if (pg_renders == 0 && rows_on(f, NULL, NULL) == 24 &&
+            !fleet_instance_page(f, NULL, (int)ST_PENDING, NULL, NULL, NULL, 1, &rows, &n,
+                                 &(int){ 0 }, &e) &&
+            (state_inst_array_free(rows, n), n == 0))
+            break;
+        sleep_ms(50);
+    }
+    assert_int_equal(pg_renders, 0);
+
+    /* Filters: state, host, labels, and a cursor with each. */
+    n = rows_on(f, NULL, &rows);
+    assert_int_equal(n, 24);
+    pg_same(f, NULL, (int)ST_STARTING, NULL, NULL, 5, last);
+    pg_same(f, NULL, (int)ST_STOPPED, NULL, NULL, 5, last);
+    pg_same(f, NULL, -1, "local", NULL, 100, last);
+    pg_same(f, NULL, -1, "nowhere", NULL, 100, last);
+    pg_same(f, NULL, -1, NULL, "\"b\"", 3, last);
+    pg_same(f, last, -1, NULL, "\"b\"", 3, last);
+    pg_same(f, rows[3].id, (int)ST_STARTING, "local", "\"a\"", 2, last);
+    pg_same(f, rows[23].id, -1, NULL, NULL, 5, last);
+    /* An unknown cursor: INVALID naming "after", as from SQLite. */
+    assert_int_equal(fleet_instance_page_rendered(f, "0000deadbeef", -1, NULL, NULL, NULL, 10,
+                                                  pg_render, NULL, pg_emit, &(char *){ NULL }, last,
+                                                  &(int){ 0 }, &e),
+                     FLEET_E_INVALID);
+    assert_string_equal(e.field, "after");
+    assert_non_null(strstr(e.msg, "unknown cursor '0000deadbeef'"));
+
+    /* Each column a list shows, changed on one row: the next page shows
+     * it, and only that row is rendered again. */
+    for (int k = 0; k < PG_FIELDS; k++) {
+        const char *id = rows[5 + k % 10].id;
+        fleet_health h;
+        char *txt;
+        size_t len;
+        assert_int_equal(state_inst_find(f->db, id, &in, err, sizeof err), 0);
+        fleet_instance_health(f, &in, &h);
+        assert_int_equal(pg_render(NULL, &in, &h, &txt, &len), 0);
+        snprintf(before, sizeof before, "%s", txt);
+        free(txt);
+        state_inst_free(&in);
+        assert_int_equal(fleet_mutate(f, id, pg_mutate, &k), 0);
+        assert_int_equal(state_inst_find(f->db, id, &in, err, sizeof err), 0);
+        fleet_instance_health(f, &in, &h);
+        assert_int_equal(pg_render(NULL, &in, &h, &txt, &len), 0);
+        if (!strcmp(before, txt))
+            fail_msg("field %d: the change changed nothing", k);
+        free(txt);
+        state_inst_free(&in);
+        pg_renders = 0;
+        pg_same(f, NULL, -1, NULL, NULL, 1000, last);
+        assert_true(pg_renders >= 1);
+        pg_same(f, NULL, (int)ST_STOPPED, NULL, NULL, 1000, last);
+        pg_same(f, NULL, -1, "elsewhere", "app", 1000, last);
+    }
+
+    /* The operator's paths: stop, start, delete, create. */
+    assert_int_equal(fleet_instance_stop(f, rows[0].id, 1, NULL, &e), FLEET_OK);
+    pg_all_same(f);
+    assert_int_equal(fleet_instance_start(f, rows[0].id, NULL, &e), FLEET_OK);
+    pg_all_same(f);
+    assert_int_equal(fleet_instance_delete(f, rows[1].id, true, &e), FLEET_OK);
+    pg_all_same(f);
+    must_create(f, "late", 1, 16, NULL);
+    pg_all_same(f);
+    /* A write that fails and rolls back (a name taken) leaves the page. */
+    assert_int_equal(state_inst_find(f->db, rows[2].id, &in, err, sizeof err), 0);
+    snprintf(in.name, sizeof in.name, "late");
+    assert_int_not_equal(state_inst_update(f->db, &in, err, sizeof err), 0);
+    state_inst_free(&in);
+    pg_all_same(f);
+    /* Writes by SQL of their own: a cold move's end, a batch dropped. */
+    assert_int_equal(state_inst_mark_move(f->db, rows[3].id, "local", err, sizeof err), 0);
+    assert_int_equal(state_inst_finish_move(f->db, rows[3].id, err, sizeof err), 0);
+    pg_all_same(f);
+    assert_int_equal(state_inst_find(f->db, rows[4].id, &in, err, sizeof err), 0);
+    snprintf(in.id, sizeof in.id, "feedfacecafe");
+    snprintf(in.name, sizeof in.name, "half-made");
+    assert_int_equal(state_inst_insert_batch(f->db, &in, "b1", err, sizeof err), 0);
+    state_inst_free(&in);
+    pg_all_same(f);
+    assert_int_equal(state_batch_drop_uncommitted(f->db, err, sizeof err), 1);
+    pg_all_same(f);
+
+    /* Health from the probe engine, not the row: a watch, its checks'
+     * results (a refused connect), its end. */
+    memset(&w, 0, sizeof w);
+    w.id = rows[6].id;
+    w.gen = 1;
+    w.addr = 0x7f000001;
+    w.ready_now = 1;
+    w.ready.kind = PROBE_NONE;
+    w.health.kind = PROBE_TCP;
+    w.health.port = 9; /* discard: nothing listens on loopback */
+    w.interval_ms = 20;
+    w.timeout_ms = 100;
+    w.retries = 1;
+    assert_int_equal(probe_watch(f->probes, &w, err, sizeof err), 0);
+    pg_renders = 0;
+    pg_all_same(f);
+    assert_true(pg_renders >= 1);
+    for (int i = 0; i < 50; i++) {
+        probe_health ph;
+        sleep_ms(20);
+        if (probe_health_get(f->probes, w.id, &ph) == 0 && ph.failures >= 2)
+            break;
+    }
+    pg_all_same(f);
+    probe_unwatch(f->probes, w.id);
+    pg_all_same(f);
+    state_inst_array_free(rows, n);
 }
 
 /* ---- 3. hosts ---------------------------------------------------------------- */
@@ -2033,6 +2339,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(scale_to_zero_refused, teardown),
         cmocka_unit_test_teardown(capacity_models, teardown),
         cmocka_unit_test_teardown(lookup, teardown),
+        cmocka_unit_test_teardown(rendered_pages, teardown),
         cmocka_unit_test_teardown(hosts, teardown),
         cmocka_unit_test_teardown(hosts_allow_list, teardown),
         cmocka_unit_test_teardown(plans, teardown),
