@@ -2431,6 +2431,44 @@ int node_net_remove(struct node *n, int *removed, char *err, size_t errlen)
     return rc;
 }
 
+int node_net_dhcp_list(struct node *n, struct nnet_host **out, size_t *cnt, char *err,
+                       size_t errlen)
+{
+    int rc = need_conn(n, "network", NULL, err, errlen);
+    *out = NULL;
+    *cnt = 0;
+    if (rc == NODE_OK)
+        rc = nnet_node_status(n, nnet_dhcp_list(n->conn, out, cnt, err, errlen));
+    return rc;
+}
+
+int node_net_dhcp_put(struct node *n, const struct nnet_host *h, char *err, size_t errlen)
+{
+    int rc = need_conn(n, "network", NULL, err, errlen);
+    if (rc == NODE_OK)
+        rc = nnet_node_status(n, nnet_dhcp_put(n->conn, h, err, errlen));
+    return rc;
+}
+
+int node_net_dhcp_del(struct node *n, const char *mac, char *err, size_t errlen)
+{
+    int rc = need_conn(n, "network", NULL, err, errlen);
+    if (rc == NODE_OK)
+        rc = nnet_node_status(n, nnet_dhcp_del(n->conn, mac, err, errlen));
+    return rc;
+}
+
+int node_net_dhcp_leased(struct node *n, const char *except_mac, uint32_t **out, size_t *cnt,
+                         char *err, size_t errlen)
+{
+    int rc = need_conn(n, "network", NULL, err, errlen);
+    *out = NULL;
+    *cnt = 0;
+    if (rc == NODE_OK)
+        rc = nnet_node_status(n, nnet_dhcp_leased(n->conn, except_mac, out, cnt, err, errlen));
+    return rc;
+}
+
 int node_remote(const struct node *n)
 {
     return n && n->remote;

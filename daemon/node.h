@@ -485,6 +485,19 @@ int node_net_get(struct node *node, int *found, uint32_t *gw, int *prefix, char 
 int node_net_ensure(struct node *node, uint32_t gw, int prefix, char *err, size_t errlen);
 int node_net_remove(struct node *node, int *removed, char *err, size_t errlen);
 
+/* Static DHCP entries of a remote host's NNET_NETWORK (nodenet.h
+ * nnet_dhcp_*): list (malloc'd, free it), make one exist, delete one by
+ * MAC, and the addresses the host's dnsmasq still leases to another MAC.
+ * NODE_E_LIBVIRT (message says what libvirt said, e.g. no dnsmasq),
+ * NODE_E_CONN. */
+struct nnet_host;
+int node_net_dhcp_list(struct node *node, struct nnet_host **out, size_t *n, char *err,
+                       size_t errlen);
+int node_net_dhcp_put(struct node *node, const struct nnet_host *h, char *err, size_t errlen);
+int node_net_dhcp_del(struct node *node, const char *mac, char *err, size_t errlen);
+int node_net_dhcp_leased(struct node *node, const char *except_mac, uint32_t **out, size_t *n,
+                         char *err, size_t errlen);
+
 /* Serial ports through libvirt streams (issue 17; nodestream.h, docs/node.md
  * "Remote hosts"). On a remote node, node_start renders both serial ports as
  * ptys logged to the host's run files and, while the domain is still paused,

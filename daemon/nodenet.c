@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <libvirt/virterror.h>
 
@@ -13,14 +15,23 @@
 
 /* The guest filter. Rules of the root chain run by priority; what none
  * accepts is dropped by the last one of each direction ('out' is what the
- * guest sends). */
+ * guest sends). A guest with no address yet asks for one from 0.0.0.0
+ * (DHCP DISCOVER, REQUEST); renewals come from $IP. Nothing from a DHCP
+ * server's port 67: a guest cannot answer another's request. */
 static const char filter_xml[] =
     "<filter name='" NNET_FILTER "' chain='root'>\n"
     "  <rule action='drop' direction='out' priority='-500'>\n"
     "    <mac match='no' srcmacaddr='$MAC'/>\n"
     "  </rule>\n"
+    "  <rule action='drop' direction='out' priority='-450'>\n"
+    "    <ip protocol='udp' srcportstart='67'/>\n"
+    "  </rule>\n"
     "  <rule action='accept' direction='out' priority='-400'>\n"
     "    <ip srcmacaddr='$MAC' srcipaddr='$IP'/>\n"
+    "  </rule>\n"
+    "  <rule action='accept' direction='out' priority='-350'>\n"
+    "    <ip srcmacaddr='$MAC' srcipaddr='0.0.0.0' dstipaddr='255.255.255.255' protocol='udp'"
+    " srcportstart='68' dstportstart='67'/>\n"
     "  </rule>\n"
     "  <rule action='accept' direction='out' priority='-300'>\n"
     "    <arp srcmacaddr='$MAC' arpsrcmacaddr='$MAC' arpsrcipaddr='$IP'/>\n"
@@ -272,4 +283,212 @@ int nnet_remove(virConnectPtr c, int *removed, char *err, size_t errlen)
         virNWFilterFree(nf);
     }
     return rc;
+}
+
+static int valid_label(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')) ||
+        s[n - 1] == '-')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+int nnet_parse_dhcp_hosts(const char *xml, struct nnet_host **out, size_t *n)
+{
+    const char *p = xml ? strstr(xml, "<dhcp>") : NULL;
+    const char *end = p ? strstr(p, "</dhcp>") : NULL;
+    struct nnet_host *v = NULL;
+    size_t k = 0, cap = 0;
+
+    *out = NULL;
+    *n = 0;
+    while (p && end && (p = strstr(p, "<host ")) && p < end) {
+        struct nnet_host h;
+        char ip[64];
+        struct in_addr ia;
+        memset(&h, 0, sizeof h);
+        if (attr(p, "mac", h.mac, sizeof h.mac) == 0 && attr(p, "ip", ip, sizeof ip) == 0 &&
+            inet_pton(AF_INET, ip, &ia) == 1) {
+            h.ip = ntohl(ia.s_addr);
+            if (attr(p, "name", h.name, sizeof h.name) != 0)
+                h.name[0] = '\0';
+            if (k == cap) {
+                struct nnet_host *nv = realloc(v, (cap = cap ? 2 * cap : 8) * sizeof *v);
+                if (!nv) {
+                    free(v);
+                    return -1;
+                }
+                v = nv;
+            }
+            v[k++] = h;
+        }
+        p += 6;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+/* The network, or NULL: *none 1 when the host has none (not an error). */
+static virNetworkPtr net_lookup(virConnectPtr c, int *none, char *err, size_t errlen)
+{
+    virNetworkPtr net = virNetworkLookupByName(c, NNET_NETWORK);
+    virErrorPtr e;
+    *none = 0;
+    if (net)
+        return net;
+    e = virGetLastError();
+    if (e && e->code == VIR_ERR_NO_NETWORK)
+        *none = 1;
+    else
+        fail(NNET_E_LIBVIRT, err, errlen, "cannot look up network '%s': %s", NNET_NETWORK,
+             lv_msg());
+    return NULL;
+}
+
+static int hosts_of(virNetworkPtr net, struct nnet_host **out, size_t *n, char *err, size_t errlen)
+{
+    char *xml = virNetworkGetXMLDesc(net, 0);
+    int rc = NNET_OK;
+    if (!xml)
+        return fail(NNET_E_LIBVIRT, err, errlen, "network '%s': %s", NNET_NETWORK, lv_msg());
+    if (nnet_parse_dhcp_hosts(xml, out, n) != 0)
+        rc = fail(NNET_E_INVAL, err, errlen, "out of memory");
+    free(xml);
+    return rc;
+}
+
+int nnet_dhcp_list(virConnectPtr c, struct nnet_host **out, size_t *n, char *err, size_t errlen)
+{
+    int none, rc;
+    virNetworkPtr net = net_lookup(c, &none, err, errlen);
+    *out = NULL;
+    *n = 0;
+    if (!net)
+        return none ? NNET_OK : NNET_E_LIBVIRT;
+    rc = hosts_of(net, out, n, err, errlen);
+    virNetworkFree(net);
+    return rc;
+}
+
+/* Live and persistent when the network runs, else persistent only. */
+static int host_update(virNetworkPtr net, unsigned cmd, const struct nnet_host *h, char *err,
+                       size_t errlen)
+{
+    char xml[256], ip[16], name[80] = "";
+    unsigned flags = VIR_NETWORK_UPDATE_AFFECT_CONFIG;
+
+    if (virNetworkIsActive(net) == 1)
+        flags |= VIR_NETWORK_UPDATE_AFFECT_LIVE;
+    if (h->name[0] && valid_label(h->name))
+        snprintf(name, sizeof name, " name='%s'", h->name);
+    /* a delete matches every attribute given: the MAC alone */
+    if (cmd == VIR_NETWORK_UPDATE_COMMAND_DELETE)
+        snprintf(xml, sizeof xml, "<host mac='%s'/>", h->mac);
+    else
+        snprintf(xml, sizeof xml, "<host mac='%s'%s ip='%s'/>", h->mac, name, ip_str(h->ip, ip));
+    if (virNetworkUpdate(net, cmd, VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, xml, flags) != 0)
+        return fail(NNET_E_LIBVIRT, err, errlen, "network '%s': cannot %s DHCP entry %s: %s",
+                    NNET_NETWORK, cmd == VIR_NETWORK_UPDATE_COMMAND_DELETE ? "delete" : "add", xml,
+                    lv_msg());
+    return NNET_OK;
+}
+
+int nnet_dhcp_put(virConnectPtr c, const struct nnet_host *h, char *err, size_t errlen)
+{
+    struct nnet_host *have = NULL, want = *h;
+    size_t n = 0;
+    int none, rc, same = 0;
+    virNetworkPtr net = net_lookup(c, &none, err, errlen);
+
+    if (!net)
+        return none ? fail(NNET_E_LIBVIRT, err, errlen, "no network '%s'", NNET_NETWORK)
+                    : NNET_E_LIBVIRT;
+    if (!valid_label(want.name))
+        want.name[0] = '\0';
+    if ((rc = hosts_of(net, &have, &n, err, errlen)) != NNET_OK)
+        goto out;
+    for (size_t i = 0; i < n && rc == NNET_OK; i++) {
+        int mac = !strcasecmp(have[i].mac, want.mac), ip = have[i].ip == want.ip;
+        int name = want.name[0] && !strcmp(have[i].name, want.name);
+        if (mac && ip && !strcmp(have[i].name, want.name))
+            same = 1;
+        else if (mac || ip || name) /* libvirt refuses an add that matches any */
+            rc = host_update(net, VIR_NETWORK_UPDATE_COMMAND_DELETE, &have[i], err, errlen);
+    }
+    if (rc == NNET_OK && !same)
+        rc = host_update(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, &want, err, errlen);
+out:
+    free(have);
+    virNetworkFree(net);
+    return rc;
+}
+
+int nnet_dhcp_del(virConnectPtr c, const char *mac, char *err, size_t errlen)
+{
+    struct nnet_host *have = NULL;
+    size_t n = 0;
+    int none, rc;
+    virNetworkPtr net = net_lookup(c, &none, err, errlen);
+
+    if (!net)
+        return none ? NNET_OK : NNET_E_LIBVIRT;
+    /* read first: libvirt's "no such entry" is an error like any other */
+    rc = hosts_of(net, &have, &n, err, errlen);
+    for (size_t i = 0; i < n && rc == NNET_OK; i++)
+        if (!strcasecmp(have[i].mac, mac))
+            rc = host_update(net, VIR_NETWORK_UPDATE_COMMAND_DELETE, &have[i], err, errlen);
+    free(have);
+    virNetworkFree(net);
+    return rc;
+}
+
+int nnet_dhcp_leased(virConnectPtr c, const char *except_mac, uint32_t **out, size_t *n, char *err,
+                     size_t errlen)
+{
+    virNetworkDHCPLeasePtr *leases = NULL;
+    int none, nl, rc = NNET_OK;
+    uint32_t *v = NULL;
+    size_t k = 0;
+    virNetworkPtr net = net_lookup(c, &none, err, errlen);
+    time_t now = time(NULL);
+
+    *out = NULL;
+    *n = 0;
+    if (!net)
+        return none ? NNET_OK : NNET_E_LIBVIRT;
+    nl = virNetworkGetDHCPLeases(net, NULL, &leases, 0);
+    if (nl < 0) {
+        virErrorPtr e = virGetLastError();
+        if (!(e && e->code == VIR_ERR_NO_SUPPORT))
+            rc = fail(NNET_E_LIBVIRT, err, errlen, "network '%s': cannot read its leases: %s",
+                      NNET_NETWORK, lv_msg());
+        nl = 0;
+    }
+    if (nl > 0 && !(v = calloc((size_t)nl, sizeof *v)))
+        rc = fail(NNET_E_INVAL, err, errlen, "out of memory");
+    for (int i = 0; i < nl; i++) {
+        struct in_addr ia;
+        virNetworkDHCPLeasePtr l = leases[i];
+        if (v && l->type == VIR_IP_ADDR_TYPE_IPV4 && l->ipaddr &&
+            inet_pton(AF_INET, l->ipaddr, &ia) == 1 &&
+            (l->expirytime == 0 || l->expirytime > (long long)now) &&
+            !(except_mac && l->mac && !strcasecmp(l->mac, except_mac)))
+            v[k++] = ntohl(ia.s_addr);
+        virNetworkDHCPLeaseFree(l);
+    }
+    free(leases);
+    virNetworkFree(net);
+    if (rc != NNET_OK) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = k;
+    return NNET_OK;
 }

@@ -10,14 +10,21 @@
  *   NNET_NETWORK  a libvirt network, bridge NNET_BRIDGE, forward mode
  *                 'open' (the host routes the subnet like any directly
  *                 connected one and libvirt adds no firewall rules: no NAT,
- *                 no DHCP, no DNS), its gateway address on the bridge.
- *                 Persistent and autostarted; defined (with shoal's
- *                 <metadata>, NNET_META_URI) and started when missing.
+ *                 no DNS), its gateway address on the bridge. Persistent
+ *                 and autostarted; defined (with shoal's <metadata>,
+ *                 NNET_META_URI) and started when missing. DHCP: static
+ *                 only, one <host mac= ip=> per running guest (nnet_dhcp_*)
+ *                 and no <range>; libvirt then runs the host's dnsmasq with
+ *                 `dhcp-range=GATEWAY,static` (an unknown MAC gets no
+ *                 answer) while the network has a host entry, none without.
  *   NNET_FILTER   a libvirt nwfilter each guest interface names with its
  *                 address as parameter IP (libvirt fills MAC with the
  *                 NIC's): from the guest only frames from its MAC, and of
- *                 those only IPv4 from IP and ARP whose sender is MAC and
- *                 IP; to the guest only frames for its MAC or broadcast.
+ *                 those only IPv4 from IP (but nothing from UDP port 67:
+ *                 no DHCP server) or a DHCP request from 0.0.0.0 to the
+ *                 broadcast address (UDP 68 -> 67), and ARP whose
+ *                 sender is MAC and IP; to the guest only frames for its
+ *                 MAC or broadcast.
  *                 Everything else (another source, IPv6, other ethertypes,
  *                 ARP claiming another address) is dropped: the rule
  *                 guard.h enforces on shoald's bridge. libvirt writes it as
@@ -76,5 +83,41 @@ int nnet_ensure(virConnectPtr c, uint32_t gw, int prefix, int filter, char *err,
  * undefined unless a domain still uses it (libvirt refuses: kept).
  * *removed: 1 when the network went. */
 int nnet_remove(virConnectPtr c, int *removed, char *err, size_t errlen);
+
+/* One static DHCP entry of NNET_NETWORK: a guest's MAC, its address (host
+ * order) and, when a valid DNS label, its name (option 12); "" none. */
+struct nnet_host {
+    char mac[18];
+    uint32_t ip;
+    char name[64];
+};
+
+/* The DHCP host entries in a network's XML (only inside <dhcp>), malloc'd
+ * in *out (free it; NULL when none). Entries without a MAC or an IPv4
+ * address are left out. Input is untrusted. 0, or -1 out of memory. */
+int nnet_parse_dhcp_hosts(const char *xml, struct nnet_host **out, size_t *n);
+
+/* The host's NNET_NETWORK's entries as running (nnet_parse_dhcp_hosts); a
+ * host without the network has none. */
+int nnet_dhcp_list(virConnectPtr c, struct nnet_host **out, size_t *n, char *err, size_t errlen);
+
+/* Make h's entry exist, live and in the persistent definition: an entry
+ * with h's MAC, address or name and something else different (a guest
+ * deleted while shoald could not reach the host) is deleted first. The
+ * first entry makes libvirt start the host's dnsmasq: a host without it
+ * fails here (NNET_E_LIBVIRT, libvirt's message names the program). */
+int nnet_dhcp_put(virConnectPtr c, const struct nnet_host *h, char *err, size_t errlen);
+
+/* Delete the entry of mac, if there is one (none, or no network: NNET_OK).
+ * The last one gone, libvirt stops the host's dnsmasq. */
+int nnet_dhcp_del(virConnectPtr c, const char *mac, char *err, size_t errlen);
+
+/* Addresses (host order) that the host's dnsmasq holds leased to a MAC
+ * other than except_mac (NULL: any) and not expired, malloc'd in *out:
+ * dnsmasq refuses a static entry's address to a new MAC while an old lease
+ * of it lasts (libvirt gives no way to drop a lease), so a new address is
+ * picked among the others. A driver without leases: none. */
+int nnet_dhcp_leased(virConnectPtr c, const char *except_mac, uint32_t **out, size_t *n, char *err,
+                     size_t errlen);
 
 #endif /* SHOAL_NODENET_H */

@@ -344,6 +344,9 @@ typedef struct {
                                   (plan.c): reconcile leaves its mark alone */
     int ports_lent;            /* a live move's stand-in holds its published
                                   ports (move.c): a start does not publish them */
+    int dhcp_entry;            /* a start wrote (is writing) its static DHCP
+                                  entry on its remote host (hostnet.c):
+                                  reconcile keeps it */
     /* Measured by the usage sampler (capacity.c) for the run that began
      * at use_run_ms; a different run_start_ms means nothing measured. */
     int64_t use_run_ms;
@@ -544,6 +547,15 @@ void fleet_net_host_removed(fleet *f, fleet_host *h);
 /* Host h's guest subnet "a.b.c.d/p" into buf, "" when none is known (no
  * network; a remote host before its first networked start). Under mu. */
 void fleet_net_subnet(const fleet *f, const fleet_host *h, char *buf, size_t len);
+/* Static DHCP entries of remote hosts' networks (hostnet.c, nodenet.h):
+ * fleet_net_prepare writes a starting instance's; fleet_net_dhcp_drop
+ * deletes in's from its host (its run ended; a host down keeps it until
+ * reconciled); fleet_net_dhcp_sync (reconcile.c, after adopting the host's
+ * domains doms) leaves exactly those of instances with a domain there or a
+ * start writing theirs. Libvirt calls: any thread, no fleet lock held. */
+void fleet_net_dhcp_drop(fleet *f, const state_instance *in);
+void fleet_net_dhcp_sync(fleet *f, fleet_host *h, struct node *node, const struct node_dom *doms,
+                         size_t ndoms);
 /* A remote host h (held, its node `node`) came up: the /24 of its network
  * 'shoal', if it has a valid one, is its guest subnet from now (after a
  * restart of shoald GET /v1/hosts names it before any start there). */

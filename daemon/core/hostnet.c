@@ -26,6 +26,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "nodenet.h"
@@ -227,10 +228,19 @@ static void set_ipv4_fn(state_instance *in, void *ctx)
     in->ipv4 = *(const uint32_t *)ctx;
 }
 
-/* The lowest free address of gw's subnet for in, written to its row. Under
- * net_mu. */
-static int pick_address(fleet *f, state_instance *in, uint32_t gw, int prefix, char *err,
-                        size_t errlen)
+static int in_list(const uint32_t *v, size_t n, uint32_t a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == a)
+            return 1;
+    return 0;
+}
+
+/* The lowest free address of gw's subnet for in, written to its row;
+ * addresses of avoid[0..navoid) (a remote host's leases to other MACs)
+ * only when no other is free. Under net_mu. */
+static int pick_address(fleet *f, state_instance *in, uint32_t gw, int prefix,
+                        const uint32_t *avoid, size_t navoid, char *err, size_t errlen)
 {
     uint32_t mask = mask_of(prefix), net = gw & mask, bcast = net | ~mask;
 
@@ -251,10 +261,14 @@ static int pick_address(fleet *f, state_instance *in, uint32_t gw, int prefix, c
                 used[nused++] = rows[r].ipv4;
         state_inst_array_free(rows, nrows);
         qsort(used, nused, sizeof *used, cmp_u32);
-        for (; a < bcast; a++) {
-            while (k < nused && used[k] < a)
-                k++;
-            if (a != gw && (k == nused || used[k] != a))
+        for (int pass = navoid ? 0 : 1; pass < 2; pass++) {
+            for (a = net + 1, k = 0; a < bcast; a++) {
+                while (k < nused && used[k] < a)
+                    k++;
+                if (a != gw && (k == nused || used[k] != a) && (pass || !in_list(avoid, navoid, a)))
+                    break;
+            }
+            if (a < bcast)
                 break;
         }
         free(used);
@@ -277,6 +291,32 @@ static int pick_address(fleet *f, state_instance *in, uint32_t gw, int prefix, c
     return -1;
 }
 
+/* in's static DHCP entry on its remote host, marked first (reconcile
+ * keeps a marked one). A host that cannot have it (no dnsmasq there) only
+ * costs the guests that ask for their address by DHCP: logged, the start
+ * goes on. */
+static void dhcp_put(fleet *f, fleet_host *h, struct node *node, const state_instance *in)
+{
+    struct nnet_host e;
+    fleet_rt *rt;
+    char err[NODE_ERR_MAX];
+
+    if (!in->mac[0])
+        return;
+    memset(&e, 0, sizeof e);
+    snprintf(e.mac, sizeof e.mac, "%s", in->mac);
+    e.ip = in->ipv4;
+    snprintf(e.name, sizeof e.name, "%s", in->name);
+    pthread_mutex_lock(&f->mu);
+    if ((rt = fleet_rt_get(f, in->id)))
+        rt->dhcp_entry = 1;
+    pthread_mutex_unlock(&f->mu);
+    if (node_net_dhcp_put(node, &e, err, sizeof err) != NODE_OK)
+        log_warn("host %s: instance %s gets no address by DHCP there (needs dnsmasq on the host, "
+                 "Debian: dnsmasq-base): %s",
+                 h->name, in->id, err);
+}
+
 int fleet_net_prepare(fleet *f, fleet_host *h, struct node *node, state_instance *in, uint32_t *gw,
                       int *prefix, char *err, size_t errlen)
 {
@@ -290,7 +330,7 @@ int fleet_net_prepare(fleet *f, fleet_host *h, struct node *node, state_instance
         if (in->ipv4 && (in->ipv4 & mask) == f->cfg.subnet && in->ipv4 != *gw)
             return 0; /* the common case: no lock */
         pthread_mutex_lock(&f->net_mu);
-        rc = pick_address(f, in, *gw, *prefix, err, errlen);
+        rc = pick_address(f, in, *gw, *prefix, NULL, 0, err, errlen);
         pthread_mutex_unlock(&f->net_mu);
         return rc;
     }
@@ -327,11 +367,118 @@ int fleet_net_prepare(fleet *f, fleet_host *h, struct node *node, state_instance
         return -1;
     }
     if (!in->ipv4 || (in->ipv4 & 0xffffff00u) != (*gw & 0xffffff00u) || in->ipv4 == *gw) {
+        uint32_t *leased = NULL;
+        size_t nleased = 0;
+        char lerr[NODE_ERR_MAX];
+        /* read before net_mu: a libvirt call */
+        if (node_net_dhcp_leased(node, in->mac, &leased, &nleased, lerr, sizeof lerr) != NODE_OK)
+            log_warn("host %s: %s", h->name, lerr);
         pthread_mutex_lock(&f->net_mu);
-        rc = pick_address(f, in, *gw, *prefix, err, errlen);
+        rc = pick_address(f, in, *gw, *prefix, leased, nleased, err, errlen);
         pthread_mutex_unlock(&f->net_mu);
+        free(leased);
     }
+    if (rc == 0)
+        dhcp_put(f, h, node, in);
     return rc;
+}
+
+void fleet_net_dhcp_drop(fleet *f, const state_instance *in)
+{
+    fleet_host *h = NULL;
+    struct node *node;
+    fleet_rt *rt;
+    char err[NODE_ERR_MAX];
+
+    if (!in->network || !in->mac[0] || !fleet_net_remote_addr(f, in->ipv4))
+        return;
+    pthread_mutex_lock(&f->mu);
+    /* an adopted guest's entry has no mark: deleted all the same */
+    if ((rt = fleet_rt_find(f, in->id)))
+        rt->dhcp_entry = 0;
+    pthread_mutex_unlock(&f->mu);
+    node = fleet_host_node(f, in->host, &h);
+    if (node && node_remote(node) && node_net_dhcp_del(node, in->mac, err, sizeof err) != NODE_OK)
+        log_warn("instance %s: its DHCP entry on host %s stays until the host is reconciled: %s",
+                 in->id, in->host, err);
+    fleet_host_release(f, h);
+}
+
+static int dom_found(const struct node_dom *doms, size_t ndoms, const char *id)
+{
+    for (size_t d = 0; d < ndoms; d++)
+        if (!strcmp(doms[d].instance_id, id))
+            return 1;
+    return 0;
+}
+
+void fleet_net_dhcp_sync(fleet *f, fleet_host *h, struct node *node, const struct node_dom *doms,
+                         size_t ndoms)
+{
+    struct nnet_host *have = NULL, *want = NULL;
+    state_instance *rows = NULL;
+    size_t nhave = 0, nrows = 0, nwant = 0;
+    unsigned added = 0, removed = 0;
+    char err[NODE_ERR_MAX];
+
+    if (!f->gateway || !f->rprefix || !node_remote(node))
+        return;
+    /* The entries first, then the marks: an entry a start writes after this
+     * read is not seen, and one written before it has its mark set. */
+    if (node_net_dhcp_list(node, &have, &nhave, err, sizeof err) != NODE_OK) {
+        log_warn("host %s: DHCP entries not reconciled: %s", h->name, err);
+        return;
+    }
+    if (state_inst_list(f->db, &rows, &nrows, err, sizeof err) != 0) {
+        log_warn("host %s: DHCP entries not reconciled: %s", h->name, err);
+        goto out;
+    }
+    if (!(want = calloc(nrows + 1, sizeof *want)))
+        goto out;
+    pthread_mutex_lock(&f->mu);
+    for (size_t r = 0; r < nrows; r++) {
+        const state_instance *row = &rows[r];
+        fleet_rt *rt = fleet_rt_find(f, row->id);
+        if (strcmp(row->host, h->name) || !row->network || !row->mac[0] ||
+            !fleet_net_remote_addr(f, row->ipv4))
+            continue;
+        if (!dom_found(doms, ndoms, fleet_run_id(row)) && !(rt && rt->dhcp_entry))
+            continue;
+        snprintf(want[nwant].mac, sizeof want[nwant].mac, "%s", row->mac);
+        want[nwant].ip = row->ipv4;
+        snprintf(want[nwant].name, sizeof want[nwant].name, "%s", row->name);
+        nwant++;
+    }
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < nhave; i++) {
+        int keep = 0;
+        for (size_t w = 0; w < nwant && !keep; w++)
+            keep = !strcasecmp(have[i].mac, want[w].mac) && have[i].ip == want[w].ip;
+        if (keep)
+            continue;
+        if (node_net_dhcp_del(node, have[i].mac, err, sizeof err) == NODE_OK)
+            removed++;
+        else
+            log_warn("host %s: %s", h->name, err);
+    }
+    for (size_t w = 0; w < nwant; w++) {
+        int there = 0;
+        for (size_t i = 0; i < nhave && !there; i++)
+            there = !strcasecmp(have[i].mac, want[w].mac) && have[i].ip == want[w].ip;
+        if (there)
+            continue;
+        if (node_net_dhcp_put(node, &want[w], err, sizeof err) == NODE_OK)
+            added++;
+        else
+            log_warn("host %s: %s", h->name, err);
+    }
+    if (added || removed)
+        log_info("host %s: DHCP entries reconciled: %u added, %u removed, %zu in place", h->name,
+                 added, removed, nwant);
+out:
+    free(want);
+    free(have);
+    state_inst_array_free(rows, nrows);
 }
 
 void fleet_net_host_removed(fleet *f, fleet_host *h)

@@ -279,6 +279,9 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             fleet_remote_adopt(f, node, row); /* its streams again, if remote */
         fleet_status_poll(f, row->id);
     }
+    /* A remote host's DHCP entries: those of the guests it runs, before
+     * any start is queued below (hostnet.c). */
+    fleet_net_dhcp_sync(f, h, node, doms, ndoms);
     /* Rows: live ones without a domain ended while we were away. */
     for (size_t r = 0; r < nrows; r++) {
         state_instance *row = &rows[r];

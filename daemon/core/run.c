@@ -295,6 +295,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
                                        err, sizeof err)
                   : build_cmdline(&in, net_gw, net_prefix, &boot, pooled, f->gateway, &cmd, &rec,
                                   err, sizeof err)) {
+        fleet_net_dhcp_drop(f, &in);
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
         fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
@@ -418,6 +419,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         rt->request_ms = 0;
         pthread_mutex_unlock(&f->mu);
         fleet_guard_remove(f, run);
+        fleet_net_dhcp_drop(f, &in);
         state_run_end(f->db, in.id, run_no, fleet_wall_ms(), -1, "failed", err);
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
@@ -542,6 +544,7 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         pfwd_remove(f->pfwd, in.id);
     fleet_probe_unwatch(f, in.id);
     fleet_guard_remove(f, fleet_run_id(&in));
+    fleet_net_dhcp_drop(f, &in); /* on its remote host */
     fleet_console_rotate(f, fleet_run_id(&in));
 
     if (have_outcome && rec.kind == GST_EXIT)

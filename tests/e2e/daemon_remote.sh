@@ -25,15 +25,21 @@
 #     claiming an address it was not given is dropped by r1's nwfilter;
 #     shoald restarted: r1's subnet read back from its network, httpd
 #     adopted and answering through its published port;
+#     DHCP on r1 (libvirt's dnsmasq, a static entry per running guest): a
+#     fake guest with a running sleep guest's MAC (a veth on r1's bridge,
+#     busybox udhcpc) is given its address and answers there; unknown and
+#     deleted MACs get nothing; the entry goes with the instance; an
+#     address still leased to a deleted guest's MAC is not given out
+#     again; entries changed by hand on r1 are reconciled by the restart;
 #     drained off r1, httpd moves cold to local with an address of
-#     --subnet, its published port following it;
+#     --subnet, its published port following it, and r1 has no DHCP entry;
 #   - the image deleted: its volume is collected from the host;
 #   - the hosts removed: their networks and filters go too.
 # qemu+tcp is allowed with --host-uri-allow here only: it has neither
 # encryption nor authentication (hosturi.h); production hosts are qemu+tls
-# or qemu+ssh. About 65-85 s (38 s before guest networks; the live console
+# or qemu+ssh. About 80-100 s (38 s before guest networks; the live console
 # checks of the serial streams take ~6 s of it, r2's restart under a
-# running guest ~20 s).
+# running guest ~20 s, DHCP on r1 ~17 s).
 # usage: daemon_remote.sh SHOALD IMAGES_DIR SHOAL_CLI
 set -eu
 SHOALD=$1
@@ -47,8 +53,12 @@ for f in "$SHOALD" "$SHOAL" "$IMAGES/hello.elf" "$IMAGES/sleep.elf" "$IMAGES/htt
 done
 command -v libvirtd >/dev/null || { echo "SKIP: no libvirtd"; exit 77; }
 
+GNS="$E2E_NS-g" # the DHCP fake guest's namespace
+FAKE_HTTPD=""
 remote_cleanup() {
     set +e
+    [ -n "$FAKE_HTTPD" ] && kill "$FAKE_HTTPD" 2>/dev/null
+    ip netns del "$GNS" 2>/dev/null
     e2e_cleanup
     lvh_cleanup
 }
@@ -257,8 +267,10 @@ vr1() { lvh_exec r1 virsh -q -c qemu:///system "$@"; }
 check "r1 has network shoal, active, bridge shoalr0" \
     grep -q "<bridge name='shoalr0'" <<<"$(vr1 net-dumpxml shoal)"
 NXML=$(vr1 net-dumpxml --inactive shoal)
-check "made by shoald (its metadata), no DHCP" \
-    sh -c "grep -q 'shoal.dev/xmlns/network' && ! grep -q '<dhcp'" <<<"$NXML"
+WMAC=$(inst_field web .network.mac)
+check "made by shoald (its metadata)" grep -q 'shoal.dev/xmlns/network' <<<"$NXML"
+check "DHCP static only: web's entry, no range" \
+    eval 'grep -q "<host mac=.$WMAC. name=.web. ip=.$IP./>" <<<"$NXML" && ! grep -q "<range" <<<"$NXML"'
 check "web's NIC is on network shoal behind filter shoal-guest with its address" \
     grep -q "<parameter name='IP' value='$IP'/>" <<<"$(vr1 dumpxml "shoal-$WID")"
 healthz() { [ "$(ns_curl -sS -m 3 "$1" 2>/dev/null)" = ok ]; }
@@ -291,6 +303,89 @@ console_has() { api GET "/v1/instances/$1/console"; grep -qF "$2" <<<"$BODY"; }
 check "it had taken $NET.200 (its console)" console_has spoof "net: $NET.200/24"
 api DELETE "/v1/instances/spoof?force=true"
 check "delete spoof (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+# DHCP on r1 (libvirt's dnsmasq, static entries written by shoald): a
+# fake guest (a veth on r1's bridge shoalr0, in a namespace of its own,
+# with the MAC of a running sleep guest, which has no network stack) asks
+# with busybox udhcpc, is given the address shoald shows, takes it and
+# answers there from shoald's machine; an unknown MAC gets nothing; the
+# entry goes with the instance, and its still-leased address is not given
+# to the next instance. Then entries changed by hand on r1 (one missing, as
+# in a network of an older shoald; one of no guest) are put right by the
+# reconcile of the restart below.
+t_dhcp=$(date +%s)
+hosts_r1() { vr1 net-dumpxml shoal | grep -o "<host mac=[^>]*>" || true; }
+ip netns add "$GNS"
+printf '#!/bin/sh\necho "$1 ip=$ip mask=$mask router=$router" >>"$OUT"\n' >"$E2E_STATE/udhcpc.sh"
+chmod 755 "$E2E_STATE/udhcpc.sh"
+plug_fake() { # MAC: the fake guest's link, on r1's bridge
+    ip -n "$(lvh_ns r1)" link del rdg0 2>/dev/null || true
+    ip -n "$(lvh_ns r1)" link add rdg0 type veth peer name rdg1 address "$1"
+    ip -n "$(lvh_ns r1)" link set rdg1 netns "$GNS"
+    ip -n "$(lvh_ns r1)" link set rdg0 master shoalr0 up
+    ip -n "$GNS" link set rdg1 up
+}
+ask() { # prints udhcpc's "bound ..." line, or nothing
+    rm -f "$E2E_STATE/offer"
+    OUT=$E2E_STATE/offer ip netns exec "$GNS" busybox udhcpc -i rdg1 -f -q -n -t "${1:-4}" \
+        -T 1 -A 1 -s "$E2E_STATE/udhcpc.sh" >/dev/null 2>&1 || true
+    grep '^bound ' "$E2E_STATE/offer" 2>/dev/null || true
+}
+gets() {
+    got=$(ask)
+    e2e_log "offered: ${got:-nothing}"
+    grep -q " ip=$1 mask=24 router=$NET.1$" <<<"$got"
+}
+gets_nothing() { [ -z "$(ask 2)" ]; }
+sleep_on_r1() { # NAME: a running sleep guest on r1; ADDR its address
+    api POST /v1/instances -H 'Content-Type: application/json' \
+        -d "{\"image\":\"sleep\",\"name\":\"$1\",\"host\":\"r1\",\"args\":[\"600\"]}"
+    check "create sleep $1 on r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+    check "$1 runs" wait_for 60 inst_state_is "$1" running
+    ADDR=$(inst_field "$1" .network.address)
+    ADDR=${ADDR%/*}
+}
+sleep_on_r1 dg
+DIP=$ADDR
+DMAC=$(inst_field dg .network.mac)
+H=$(hosts_r1)
+check "r1's network has dg's entry ($DMAC $DIP) and web's" \
+    eval 'grep -q "mac=.$DMAC. name=.dg. ip=.$DIP./" <<<"$H" && grep -q "$WMAC" <<<"$H"'
+CHAIN=$(lvh_exec r1 nft list chain bridge nat "libvirt-I-sh$(inst_field dg .id)" 2>/dev/null)
+check "r1's filter lets a guest with no address yet ask for one (udp 68 -> 67)" \
+    grep -q 'udp sport 68 udp dport 67' <<<"$CHAIN"
+check "and drops what a guest sends from the DHCP server's port 67" \
+    grep -qE 'udp sport 67 .*drop' <<<"$CHAIN"
+plug_fake "$DMAC"
+check "dg's MAC is given dg's address $DIP by r1's dnsmasq, router $NET.1" gets "$DIP"
+mkdir -p "$E2E_STATE/www"
+echo ok >"$E2E_STATE/www/healthz"
+ip -n "$GNS" addr add "$DIP/24" dev rdg1
+ip -n "$GNS" route add default via "$NET.1"
+ip netns exec "$GNS" busybox httpd -f -p 80 -h "$E2E_STATE/www" </dev/null >/dev/null 2>&1 &
+FAKE_HTTPD=$!
+check "the DHCP guest answers at $DIP from shoald's machine" wait_for 10 healthz "http://$DIP/healthz"
+kill "$FAKE_HTTPD" 2>/dev/null
+FAKE_HTTPD=""
+ip -n "$GNS" addr flush dev rdg1
+plug_fake 5a:5c:de:ad:00:02
+check "an unknown MAC gets nothing" gets_nothing
+api DELETE "/v1/instances/dg?force=true"
+check "delete dg (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+check "dg's entry is gone from r1's network" wait_for 10 eval '! grep -q "$DMAC" <<<"$(hosts_r1)"'
+check "from its persistent definition too" fails grep -q "$DMAC" <<<"$(vr1 net-dumpxml --inactive shoal)"
+plug_fake "$DMAC"
+check "the deleted instance's MAC gets nothing" gets_nothing
+sleep_on_r1 dg2
+D2IP=$ADDR
+check "dg2 is not given $DIP, which r1's dnsmasq still leases to dg's MAC (got $D2IP)" \
+    [ "$D2IP" != "$DIP" ]
+plug_fake "$(inst_field dg2 .network.mac)"
+check "dg2's MAC is given $D2IP" gets "$D2IP"
+# by hand on r1: web's entry gone (an older shoald's network), one of no guest
+vr1 net-update shoal delete ip-dhcp-host "<host mac='$WMAC'/>" --live --config >/dev/null
+vr1 net-update shoal add-last ip-dhcp-host "<host mac='52:54:00:de:ad:01' ip='$NET.250'/>" \
+    --live --config >/dev/null
+e2e_log "DHCP on r1: $(($(date +%s) - t_dhcp)) s"
 # shoald restarted: r1's subnet known again from its network before any
 # start there; web, adopted, answers through its published port again.
 e2e_stop_daemon
@@ -302,6 +397,13 @@ subnet_is() { api GET "/v1/hosts/$1"; [ "$(printf '%s' "$BODY" | jq -r .guest_su
 check "r1's guest subnet is $SUBNET again (read from its network)" subnet_is r1 "$SUBNET"
 check "web is adopted, running" wait_for 20 inst_state_is web running
 check "and answers through its published port" wait_for 20 healthz "http://127.0.0.1:8090/healthz"
+entries_are() { [ "$(hosts_r1 | grep -o "mac='[^']*'" | sort | tr '\n' ' ')" = "$1" ]; }
+WANT=$(printf "mac='%s'\n" "$WMAC" "$(inst_field dg2 .network.mac)" | sort | tr '\n' ' ')
+check "r1's DHCP entries are exactly web's and dg2's again (reconciled: $(hosts_r1 | tr '\n' ' '))" \
+    entries_are "$WANT"
+check "dg2's MAC is still given $D2IP" gets "$D2IP"
+api DELETE "/v1/instances/dg2?force=true"
+check "delete dg2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 in_table() { ip netns exec "$E2E_NS" nft list set bridge shoal addrs | grep -qF "$1"; }
 check "no element for it in this machine's table (its filter is on r1)" fails in_table "$IP"
 # Drained off r1 (r2 cordoned): a cold move to local, where it takes an
@@ -314,6 +416,7 @@ on_local() { [ "$(inst_field web '.host + " " + .state')" = "local running" ]; }
 check "web runs on local" wait_for 60 on_local
 check "with an address of --subnet" grep -q '^10\.88\.' <<<"$(inst_field web .network.address)"
 check "its published port answers from there" wait_for 20 healthz "http://127.0.0.1:8090/healthz"
+check "r1's network has no DHCP entry left (web moved away)" wait_for 10 entries_are ""
 api POST /v1/hosts/r2/cordon -H 'Content-Type: application/json' -d '{"cordoned":false}'
 e2e_log "guest network on r1: $(($(date +%s) - t_net)) s"
 api DELETE "/v1/instances/web?force=true"
@@ -335,8 +438,8 @@ check "its volume is gone from r2" wait_for 10 test ! -e "$(lvh_lib r2)/shoal/im
 left() { find "$(lvh_lib r1)/shoal/$1" "$(lvh_lib r2)/shoal/$1" -mindepth 1; }
 check "the markers too" [ -z "$(left images)" ]
 check "run files of deleted instances are gone" [ -z "$(left run)" ]
-check "four volumes removed (hello on both, sleep on r2, httpd on r1)" \
-    [ "$(metric shoal_image_volumes_removed_total)" = "$((R0 + 4))" ]
+check "five volumes removed (hello on both, sleep on both, httpd on r1)" \
+    [ "$(metric shoal_image_volumes_removed_total)" = "$((R0 + 5))" ]
 for h in r1 r2; do
     api DELETE "/v1/hosts/$h"
     check "remove host $h (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
