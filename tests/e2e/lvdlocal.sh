@@ -3,10 +3,11 @@
 # second real host sharing the file system with shoald. Sourced by bash
 # tests after lib.sh.
 #
-#   lvd_init      temp dir LVD, socket SOCK, libvirtd.conf; starts virtlogd
-#                 when none runs (libvirtd's QEMU driver hands guest output
-#                 to it). Call after e2e_setup.
-#   lvd_start     start libvirtd; waits for its socket
+#   lvd_init      temp dir LVD, socket SOCK, libvirtd.conf. Call after
+#                 e2e_setup.
+#   lvd_start     start libvirtd with the machine's state dirs; waits for
+#                 its socket. Starts virtlogd first when none runs
+#                 (libvirtd's QEMU driver hands guest output to it).
 #   lvd_stop      stop it (guests keep running)
 #   lvd_start_private NAME NETNS
 #                 such a host that runs beside others of this machine
@@ -19,8 +20,11 @@
 #                 shoald's files reach its guests). Its socket:
 #                 LVD/NAME/sock/libvirt-sock. Stopped by lvd_cleanup.
 #   lvd_cleanup   e2e_cleanup, then stop libvirtd and virtlogd, remove the
-#                 QEMU logs libvirtd wrote for this test's guests and LVD:
-#                 the test's EXIT trap.
+#                 QEMU logs lvd_start's libvirtd wrote for this test's
+#                 guests and LVD: the test's EXIT trap.
+# Only lvd_start touches the machine's libvirt dirs (and virtlogd): a test
+# that uses it alone may run beside other end-to-end tests, whose
+# lvd_start_private daemons neither start virtlogd nor remove these logs.
 # shoald reaches it as qemu:///system?socket=$SOCK, which it allows only
 # with --host-uri-allow 'qemu?socket' (daemon/hosturi.h).
 
@@ -29,6 +33,7 @@ SOCK=""
 LVD_PID=""
 VLOGD_PID=""
 QLOGS_BEFORE=""
+QLOGS_MINE=0 # lvd_start ran: the new /var/log/libvirt/qemu logs are ours
 LVD_PRIVATE_PIDS=""
 
 lvd_cleanup() {
@@ -38,17 +43,18 @@ lvd_cleanup() {
     for p in $LVD_PRIVATE_PIDS; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
     [ -n "$VLOGD_PID" ] && kill "$VLOGD_PID" 2>/dev/null && wait "$VLOGD_PID" 2>/dev/null
     # the QEMU logs of this test's guests (names carry shoald's ids/pids)
-    for f in /var/log/libvirt/qemu/shoal-*.log; do
-        [ -e "$f" ] || continue
-        grep -qxF "$f" <<<"$QLOGS_BEFORE" || rm -f "$f"
-    done
+    if [ "$QLOGS_MINE" = 1 ]; then
+        for f in /var/log/libvirt/qemu/shoal-*.log; do
+            [ -e "$f" ] || continue
+            grep -qxF "$f" <<<"$QLOGS_BEFORE" || rm -f "$f"
+        done
+    fi
     [ -n "$LVD" ] && rm -rf "$LVD"
 }
 
 lvd_init() {
     command -v libvirtd >/dev/null || { echo "FAIL: no libvirtd (scripts/setup-debian.sh installs libvirt-daemon)"; return 1; }
     command -v virtlogd >/dev/null || { echo "FAIL: no virtlogd"; return 1; }
-    QLOGS_BEFORE=$(ls /var/log/libvirt/qemu/shoal-*.log 2>/dev/null || true)
     LVD=$(mktemp -d /tmp/shoal-lvd.XXXXXX)
     SOCK=$LVD/sock/libvirt-sock
     mkdir -p "$LVD/sock"
@@ -59,14 +65,18 @@ auth_unix_rw = "none"
 auth_unix_ro = "none"
 log_outputs = "3:file:$LVD/libvirtd.log"
 CONF
+}
+
+lvd_start() {
+    if [ "$QLOGS_MINE" = 0 ]; then
+        QLOGS_BEFORE=$(ls /var/log/libvirt/qemu/shoal-*.log 2>/dev/null || true)
+        QLOGS_MINE=1
+    fi
     if [ ! -S /run/libvirt/virtlogd-sock ]; then
         virtlogd >"$LVD/virtlogd.out" 2>&1 &
         VLOGD_PID=$!
         wait_for 10 test -S /run/libvirt/virtlogd-sock || { e2e_fail "virtlogd did not start"; return 1; }
     fi
-}
-
-lvd_start() {
     libvirtd --config "$LVD/libvirtd.conf" --pid-file "$LVD/libvirtd.pid" >>"$LVD/libvirtd.out" 2>&1 &
     LVD_PID=$!
     wait_for 30 test -S "$SOCK"
