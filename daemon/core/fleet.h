@@ -30,6 +30,7 @@
  *   events.c     the event log and its subscribers
  *   metrics.c    counters for /metrics
  *   bulk.c       stop/start/restart/delete of many instances in parallel
+ *   pages.c      GET /v1/instances from memory (renderings kept per row)
  * Threads and locks: fleet_int.h.
  *
  * Lifecycle of an instance

@@ -1,7 +1,11 @@
 /* bench_mhd_hello.c - the baseline: bare libmicrohttpd answering every
  * request with {"status":"ok"} from one shared response, in its fastest
  * configuration here (epoll, internal thread pool of one thread per core).
- * Prints "port N"; serves until SIGTERM/SIGINT. */
+ * Prints "port N"; serves until SIGTERM/SIGINT.
+ *
+ * bench_mhd_hello [PORT [BYTES]]: BYTES > 15 makes the body a JSON object
+ * of that many bytes ({"pad":"aaa..."}), the floor of sending a page of
+ * that size (bench_list.sh). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +32,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
 int main(int argc, char **argv)
 {
-    static const char body[] = "{\"status\":\"ok\"}";
+    static const char small[] = "{\"status\":\"ok\"}";
+    const char *body = small;
+    char *big = NULL;
+    size_t want = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 0;
     const union MHD_DaemonInfo *info;
     struct MHD_Daemon *d;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -39,6 +46,13 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (want > sizeof small && want < (64u << 20) && (big = malloc(want + 1)) != NULL) {
+        memset(big, 'a', want);
+        memcpy(big, "{\"pad\":\"", 8);
+        memcpy(big + want - 2, "\"}", 2);
+        big[want] = 0;
+        body = big;
+    }
     ok = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(ok, "Content-Type", "application/json");
     d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
@@ -55,5 +69,6 @@ int main(int argc, char **argv)
     sigwait(&set, &sig);
     MHD_stop_daemon(d);
     MHD_destroy_response(ok);
+    free(big);
     return 0;
 }

@@ -11,7 +11,8 @@
 # Also the latency of GET /v1/instances?limit=100 with one connection
 # (wrk, keep-alive, one request after another), p50 and p99, with no
 # instance (an empty page) and with the N: issue 13's target is p99 at
-# 1,000 <= 1.5x p99 at 0.
+# 1,000 <= 1.5x p99 at 0. And the floor of that ratio: bare libmicrohttpd
+# (MHD_HELLO given a body size) sending bodies of the two pages' sizes.
 set -eu
 SHOALD=${1:?usage: bench_list.sh SHOALD SHOAL MHD_HELLO IMAGE}
 SHOAL=${2:?}
@@ -44,14 +45,15 @@ SHOAL_TOKEN=$(cat "$STATE/admin.token")
 export SHOAL_TOKEN
 "$SHOAL" image push -q "$IMAGE" bench >/dev/null
 
-# lat: "p50_ms p99_ms" of GET /v1/instances?limit=100, one connection
+# lat [URL]: "p50_ms p99_ms" of GET URL (default /v1/instances?limit=100), one connection
 lat() {
     wrk -t1 -c1 -d"${LAT_DURATION:-5s}" --latency -H "Authorization: Bearer $SHOAL_TOKEN" \
-        "http://127.0.0.1:$PORT/v1/instances?limit=100" |
+        "${1:-http://127.0.0.1:$PORT/v1/instances?limit=100}" |
         awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
         $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } END { printf "%.3f %.3f\n", p50, p99 }'
 }
 read -r lat0_50 lat0_99 <<<"$(lat)"
+bytes0=$(curl -s -H "Authorization: Bearer $SHOAL_TOKEN" "http://127.0.0.1:$PORT/v1/instances?limit=100" | wc -c)
 left=$N
 hosts=1
 while [ "$left" -gt 0 ]; do
@@ -67,6 +69,19 @@ for _ in $(seq 1 100); do grep -q '^port ' "$STATE/mhd.out" && break; sleep 0.05
 MPORT=$(sed -n 's/^port //p' "$STATE/mhd.out")
 
 read -r latn_50 latn_99 <<<"$(lat)"
+bytesn=$(curl -s -H "Authorization: Bearer $SHOAL_TOKEN" "http://127.0.0.1:$PORT/v1/instances?limit=100" | wc -c)
+
+# The floor: bare libmicrohttpd sending bodies of the two pages' sizes.
+floor_lat() {
+    local out="$STATE/mhd.$1" p
+    "$MHD" 0 "$1" >"$out" 2>&1 &
+    PIDS="$PIDS $!"
+    for _ in $(seq 1 100); do grep -q '^port ' "$out" && break; sleep 0.05; done
+    p=$(sed -n 's/^port //p' "$out")
+    lat "http://127.0.0.1:$p/"
+}
+read -r fl0_50 fl0_99 <<<"$(floor_lat "$bytes0")"
+read -r fln_50 fln_99 <<<"$(floor_lat "$bytesn")"
 
 rps() { wrk $WRK "$@" | sed -n 's/^Requests\/sec: *//p'; }
 AUTH="Authorization: Bearer $SHOAL_TOKEN"
@@ -82,3 +97,6 @@ printf '  shoald /v1/instances?limit=1000  : %10.1f req/s  %.3fx\n' "$all" "$(ec
 printf '  GET /v1/instances?limit=100, 1 conn: p50 %.3f ms, p99 %.3f ms at %d; at 0: p50 %.3f, p99 %.3f; p99 %.2fx (target <= 1.5x), p50 %.2fx\n' \
     "$latn_50" "$latn_99" "$N" "$lat0_50" "$lat0_99" "$(echo "$latn_99 / $lat0_99" | bc -l)" \
     "$(echo "$latn_50 / $lat0_50" | bc -l)"
+printf '  the floor, bare libmicrohttpd, 1 conn: %d bytes (the page at %d): p50 %.3f ms, p99 %.3f; %d bytes (at 0): p50 %.3f, p99 %.3f; p99 %.2fx, p50 %.2fx\n' \
+    "$bytesn" "$N" "$fln_50" "$fln_99" "$bytes0" "$fl0_50" "$fl0_99" "$(echo "$fln_99 / $fl0_99" | bc -l)" \
+    "$(echo "$fln_50 / $fl0_50" | bc -l)"
