@@ -969,12 +969,19 @@ out:
 
 int state_inst_changes(state_db *db, int64_t **rowids, size_t *n, int *all)
 {
-    int64_t *fresh = malloc(JOURNAL_MAX * sizeof *fresh);
+    int64_t *fresh;
 
     *rowids = NULL;
     *n = 0;
+    *all = 0;
+    pthread_mutex_lock(&db->mu);
+    if (db->journal_on && !db->journal_all && db->njournal == 0) {
+        pthread_mutex_unlock(&db->mu); /* nothing written: the common case */
+        return 0;
+    }
+    pthread_mutex_unlock(&db->mu);
     *all = 1;
-    if (!fresh)
+    if (!(fresh = malloc(JOURNAL_MAX * sizeof *fresh)))
         return -1;
     pthread_mutex_lock(&db->mu);
     if (db->journal_on && !db->journal_all) {
