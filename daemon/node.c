@@ -1498,6 +1498,8 @@ int node_serial_done(struct node *n, const char *name, int port, int timeout_ms)
         ended = nstream_wait_end(s, timeout_ms) != NSTREAM_OPEN;
         nstream_close(s, 0);
     }
+    if (n->conn)
+        nstream_reap(n->conn, 0); /* earlier runs' streams now due */
     return ended;
 }
 
@@ -1542,6 +1544,7 @@ static void conn_drop(struct node *n)
     if (!n->conn)
         return;
     serials_drop_all(n);
+    nstream_reap(n->conn, 1); /* ended streams let go: the host frees them */
     if (n->lifecycle_cb >= 0)
         virConnectDomainEventDeregisterAny(n->conn, n->lifecycle_cb);
     if (n->reboot_cb >= 0)
@@ -3021,6 +3024,8 @@ int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t
     rc = need_conn(n, "usage", NULL, err, errlen);
     if (rc != NODE_OK)
         goto out;
+    if (n->streams)
+        nstream_reap(n->conn, 0); /* finishes due (nodestream.h): every few s */
     if (!list || !count || !avail) {
         errbuf_set(err, errlen, "usage: no output");
         rc = NODE_E_INVAL;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,7 +28,22 @@ struct nstream {
     int watching; /* the callback is registered */
     int eof;      /* virStreamRecv returned 0: the host ended it */
     unsigned long long bytes;
+    virConnectPtr conn;   /* the stream's (not held), for nstream_reap */
+    int64_t finish_after; /* closed after its end: finished from then (ms) */
+    struct nstream *next; /* in `ended` */
 };
+
+/* Streams closed after their end, waiting for their finish (nodestream.h
+ * NSTREAM_FINISH_DELAY_MS). */
+static pthread_mutex_t ended_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct nstream *ended;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Streams closed but not yet freed (free_later): nstream_drain waits. */
 static pthread_mutex_t pending_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -154,7 +170,8 @@ int nstream_open(virDomainPtr dom, const char *dev, const char *local_path, int 
         goto out;
     }
     close(fd);
-    s->st = virStreamNew(virDomainGetConnect(dom), VIR_STREAM_NONBLOCK);
+    s->conn = virDomainGetConnect(dom);
+    s->st = virStreamNew(s->conn, VIR_STREAM_NONBLOCK);
     if (!s->st || virDomainOpenConsole(dom, dev, s->st, force ? VIR_DOMAIN_CONSOLE_FORCE : 0) < 0) {
         errbuf_set(err, errlen, "cannot open %s as a stream: %s", dev, virGetLastErrorMessage());
         goto out;
@@ -223,6 +240,20 @@ unsigned long long nstream_bytes(struct nstream *s)
     return n;
 }
 
+/* Free s on the event loop (free_later). */
+static void let_go(struct nstream *s)
+{
+    pthread_mutex_lock(&pending_mu);
+    pending++;
+    pthread_mutex_unlock(&pending_mu);
+    if (virEventAddTimeout(0, free_later, s, NULL) < 0) {
+        pthread_mutex_lock(&pending_mu);
+        pending--;
+        pthread_mutex_unlock(&pending_mu);
+        destroy(s); /* no event loop: nothing can dispatch either */
+    }
+}
+
 void nstream_close(struct nstream *s, int conn_gone)
 {
     int eof;
@@ -232,21 +263,45 @@ void nstream_close(struct nstream *s, int conn_gone)
     end_locked(s, NSTREAM_BROKEN);
     eof = s->eof;
     pthread_mutex_unlock(&s->mu);
-    /* Outside the lock: on a remote connection this is an RPC, and the
-     * callback (which no longer reads) must not wait behind it. Only a
-     * stream whose end arrived is finished. No abort: one sent while the
-     * host ends the stream (the guest just went) was never answered and
-     * hung the connection (measured, libvirt 9.0); a stream let go
-     * without it stays on the host until the connection closes. */
-    if (!conn_gone && eof)
-        virStreamFinish(s->st);
-    pthread_mutex_lock(&pending_mu);
-    pending++;
-    pthread_mutex_unlock(&pending_mu);
-    if (virEventAddTimeout(0, free_later, s, NULL) < 0) {
-        pthread_mutex_lock(&pending_mu);
-        pending--;
-        pthread_mutex_unlock(&pending_mu);
-        destroy(s); /* no event loop: nothing can dispatch either */
+    /* Only a stream whose end arrived is finished, and not now: the
+     * guest just went, and a finish that meets the host freeing the
+     * domain deadlocks the host's libvirtd (nodestream.h). No abort
+     * either (the same deadlock). A stream let go without a call stays
+     * on the host until the connection closes. */
+    if (!conn_gone && eof) {
+        s->finish_after = now_ms() + NSTREAM_FINISH_DELAY_MS;
+        pthread_mutex_lock(&ended_mu);
+        s->next = ended;
+        ended = s;
+        pthread_mutex_unlock(&ended_mu);
+        return;
+    }
+    let_go(s);
+}
+
+void nstream_reap(virConnectPtr conn, int conn_gone)
+{
+    struct nstream *due = NULL;
+    int64_t now = now_ms();
+
+    pthread_mutex_lock(&ended_mu);
+    for (struct nstream **pp = &ended; *pp;) {
+        struct nstream *s = *pp;
+        if (s->conn == conn && (conn_gone || now >= s->finish_after)) {
+            *pp = s->next;
+            s->next = due;
+            due = s;
+        } else {
+            pp = &s->next;
+        }
+    }
+    pthread_mutex_unlock(&ended_mu);
+    while (due) {
+        struct nstream *s = due;
+        due = s->next;
+        /* Outside every lock: on a remote connection this is an RPC. */
+        if (!conn_gone)
+            virStreamFinish(s->st);
+        let_go(s);
     }
 }

@@ -56,11 +56,24 @@ unsigned long long nstream_bytes(struct nstream *s);
 /* Stop reading and free (NULL is a no-op). A stream that saw its end is
  * finished (an RPC, which frees it on the host) unless conn_gone (the
  * connection is lost or being replaced: a frozen host would block the
- * call). Never aborted: an abort that crosses the host's end of the
- * stream is never answered and hangs the connection (libvirt 9.0); a
- * stream let go before its end stays on the host until the connection
- * closes. Call it once the domain is gone. */
+ * call), and only NSTREAM_FINISH_DELAY_MS later, by nstream_reap: libvirt
+ * 9.0's libvirtd deadlocks when the finish of a console stream (its event
+ * loop: the stream's lock, then the domain's chardev table's lock) meets
+ * the last release of the stopped domain (any of its threads that held
+ * it, e.g. our usage sampler's virConnectGetAllDomainStats: the table's
+ * lock, then each stream's); the daemon then answers nobody. Once the
+ * domain is freed the stream no longer calls back into the table. Never
+ * aborted: an abort goes the same way. A stream let go before its end
+ * stays on the host until the connection closes. Call it once the domain
+ * is gone. */
+#define NSTREAM_FINISH_DELAY_MS 10000
 void nstream_close(struct nstream *s, int conn_gone);
+
+/* Finish the streams of conn closed after their end at least
+ * NSTREAM_FINISH_DELAY_MS ago (RPCs; any thread but the event loop's), or
+ * let every one of conn's go without a call (conn_gone: before the
+ * connection closes). */
+void nstream_reap(virConnectPtr conn, int conn_gone);
 
 /* Wait up to timeout_ms until every closed stream is freed (that happens
  * on libvirt's event loop, after any callback of it under way there): call

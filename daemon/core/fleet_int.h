@@ -163,8 +163,10 @@
  *             state db's lock alone, so no writer ever waits on pg_mu.
  *
  *   rio_mu    fleet.rio_mu (remoteio.c): the remote I/O queue and its
- *             workers' slots; a leaf, never held across anything but
- *             pthread_create; items' hosts are held (refs) without it.
+ *             workers' slots, and each fleet_rio_call's state (its
+ *             caller waits on the call's cv with it); a leaf, never held
+ *             across anything but pthread_create and freeing a call's
+ *             arg; items' hosts are held (refs) without it.
  *
  *   nstore conn_lock  nodestore.c, one per libvirt connection: a remote
  *             host's image check-and-upload and its volume GC (node.c
@@ -175,7 +177,10 @@
  *
  *   node smu  node.c, one per node: its streamed domains (node.h
  *             node_serial_live); a leaf for the core, never held across an
- *             RPC; a stream's own lock (nodestream.c) below it.
+ *             RPC; a stream's own lock (nodestream.c) below it. Beside
+ *             them nodestream.c's ended_mu (streams waiting for their
+ *             delayed finish) and pending_mu (streams to free), leaves
+ *             never held across an RPC.
  *
  *   dhcp_mu   fleet.dhcp_mu. Serializes writing the DHCP lease list
  *             (leases.c): held across the SQLite read of the rows and
@@ -771,6 +776,7 @@ typedef enum {
     FLEET_RIO_RECONNECT, /* (re)connect a down host, fence, reconcile */
     FLEET_RIO_PING,      /* a round trip (failover.c) */
     FLEET_RIO_USAGE,     /* the sampler's reading, id "full" or "avail" (capacity.c) */
+    FLEET_RIO_CALL,      /* an API call's work on the host (fleet_rio_call) */
 } fleet_rio_kind;
 /* Queue an item for host h (held by the caller; the item holds it too) and
  * instance id (NULL but for a status). An item equal to one still waiting
@@ -779,6 +785,23 @@ typedef enum {
  * for at most FLEET_RIO_SLOW_MS + a tick. -1: out of memory, or stopping.
  * Any thread, no lock held. */
 int fleet_rio_submit(fleet *f, fleet_host *h, fleet_rio_kind kind, const char *id);
+/* An API call's work on host h, bounded (docs/shoald.md "Host failure and
+ * fencing"): fn(f, node, arg, err, errlen) runs as h's next item (after
+ * those queued before it), node being h's while h is up (else the call
+ * gets NULL). The caller waits up to timeout_ms: fn's status (err filled
+ * by fn), or FLEET_RIO_LATE when it has not returned by then (the host
+ * does not answer: the work stays queued or under way and is carried out
+ * when the host answers, or dropped if shoald stops first), or -1 when it
+ * could not be queued (out of memory, stopping). arg belongs to the call:
+ * free_arg(arg) (may be NULL) once both are done with it. Any thread but
+ * a remote I/O worker, no lock held; h held by the caller. */
+#define FLEET_RIO_LATE (-1000)
+/* What an API call aimed at a remote host allows the host for its answer,
+ * beyond the time the work itself may take (a stop's timeout). */
+#define FLEET_HOST_ANSWER_MS 5000
+typedef int (*fleet_rio_fn)(fleet *f, struct node *node, void *arg, char *err, size_t errlen);
+int fleet_rio_call(fleet *f, fleet_host *h, fleet_rio_fn fn, void *arg, void (*free_arg)(void *),
+                   int timeout_ms, char *err, size_t errlen);
 /* Start a worker when items wait while every busy worker has been on its
  * item for FLEET_RIO_SLOW_MS (a hung host's); the failover tick. */
 void fleet_rio_tick(fleet *f);

@@ -678,6 +678,39 @@ static void destroy_domain(fleet *f, const state_instance *in)
     fleet_host_release(f, host);
 }
 
+/* A stop's shutdown on a remote host, as a remote I/O call. */
+typedef struct {
+    char dom[64];
+    unsigned ms;
+} stop_call;
+
+static int stop_fn(fleet *f, struct node *node, void *arg, char *err, size_t errlen)
+{
+    stop_call *sc = arg;
+    (void)f;
+    if (!node)
+        return NODE_OK; /* down now: the reconnect's reconcile ends it */
+    return node_shutdown(node, sc->dom, sc->ms, NULL, err, errlen);
+}
+
+/* node_shutdown, bounded on a remote host (fleet_rio_call): a frozen host
+ * would hold the API call until it answers. */
+static int shutdown_bounded(fleet *f, fleet_host *host, struct node *node, const char *dom,
+                            int timeout_s, char *err, size_t errlen)
+{
+    stop_call *sc;
+    if (!node_remote(node))
+        return node_shutdown(node, dom, (unsigned)timeout_s * 1000u, NULL, err, errlen);
+    if (!(sc = calloc(1, sizeof *sc))) {
+        snprintf(err, errlen, "out of memory");
+        return NODE_E_NOMEM;
+    }
+    snprintf(sc->dom, sizeof sc->dom, "%s", dom);
+    sc->ms = (unsigned)timeout_s * 1000u;
+    return fleet_rio_call(f, host, stop_fn, sc, free, timeout_s * 1000 + FLEET_HOST_ANSWER_MS, err,
+                          errlen);
+}
+
 int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
 {
     state_instance in;
@@ -708,8 +741,16 @@ int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
         refresh_identity(f, &in);
         fleet_domain_name(fleet_run_id(&in), dom, sizeof dom);
         if ((node = fleet_host_node(f, in.host, &host))) {
-            rc = node_shutdown(node, dom, (unsigned)timeout_s * 1000u, NULL, err, sizeof err);
+            rc = shutdown_bounded(f, host, node, dom, timeout_s, err, sizeof err);
             fleet_host_release(f, host);
+            if (rc == FLEET_RIO_LATE) {
+                rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL,
+                                   "stopping '%s': host %s did not answer within %d s; the stop "
+                                   "is recorded and carried out when it answers",
+                                   in.name, in.host, timeout_s + FLEET_HOST_ANSWER_MS / 1000);
+                state_inst_free(&in);
+                return rc;
+            }
             if (rc != NODE_OK && rc != NODE_E_NOTFOUND) {
                 rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL, "stopping '%s': %s", in.name, err);
                 state_inst_free(&in);

@@ -26,12 +26,35 @@
 #include "failover.h"
 #include "log.h"
 
+/* A FLEET_RIO_CALL's state, shared by its caller and its item; under
+ * rio_mu; freed (with its arg) by the last of the two. */
+typedef struct {
+    fleet_rio_fn fn;
+    void *arg;
+    void (*free_arg)(void *);
+    pthread_cond_t cv; /* done, with rio_mu */
+    int refs, done, rc;
+    char err[NODE_ERR_MAX];
+} rio_call;
+
 typedef struct fleet_rio_item {
     struct fleet_rio_item *next;
     fleet_rio_kind kind;
     fleet_host *h; /* held */
     char id[STATE_ID_LEN + 1];
+    rio_call *call; /* FLEET_RIO_CALL's */
 } rio_item;
+
+/* Under rio_mu: one of the two lets go of c. */
+static void call_put_locked(rio_call *c)
+{
+    if (--c->refs > 0)
+        return;
+    if (c->free_arg)
+        c->free_arg(c->arg);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
 
 typedef struct {
     fleet *f;
@@ -144,7 +167,42 @@ static void run_item(fleet *f, const rio_item *it)
     case FLEET_RIO_RECONNECT: fleet_reopen_host(f, it->h); break;
     case FLEET_RIO_PING: fleet_failover_ping(f, it->h); break;
     case FLEET_RIO_USAGE: fleet_usage_sample(f, it->h, strcmp(it->id, "full") == 0); break;
+    case FLEET_RIO_CALL: {
+        rio_call *c = it->call;
+        struct node *node;
+        char err[NODE_ERR_MAX] = "";
+        int rc;
+        pthread_mutex_lock(&f->mu);
+        node = it->h->up ? it->h->node : NULL;
+        pthread_mutex_unlock(&f->mu);
+        rc = c->fn(f, node, c->arg, err, sizeof err);
+        pthread_mutex_lock(&f->rio_mu);
+        c->rc = rc;
+        snprintf(c->err, sizeof c->err, "%s", err);
+        c->done = 1;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&f->rio_mu);
+        break;
     }
+    }
+}
+
+/* An item's end: the call's share let go (rio_mu not held). */
+static void item_free(fleet *f, rio_item *it)
+{
+    if (it->call) {
+        pthread_mutex_lock(&f->rio_mu);
+        if (!it->call->done) { /* dropped unrun: its caller stops waiting */
+            it->call->done = 1;
+            it->call->rc = -1;
+            snprintf(it->call->err, sizeof it->call->err, "shoald is stopping");
+            pthread_cond_broadcast(&it->call->cv);
+        }
+        call_put_locked(it->call);
+        pthread_mutex_unlock(&f->rio_mu);
+    }
+    fleet_host_release(f, it->h);
+    free(it);
 }
 
 static void *rio_main(void *arg)
@@ -177,8 +235,7 @@ static void *rio_main(void *arg)
         f->rio_since[slot] = 0;
         it->h->rio_busy = 0;
         pthread_mutex_unlock(&f->rio_mu);
-        fleet_host_release(f, it->h);
-        free(it);
+        item_free(f, it);
         pthread_mutex_lock(&f->rio_mu);
     }
     f->rio_slot[slot] = 0;
@@ -195,24 +252,18 @@ void fleet_rio_tick(fleet *f)
     pthread_mutex_unlock(&f->rio_mu);
 }
 
-int fleet_rio_submit(fleet *f, fleet_host *h, fleet_rio_kind kind, const char *id)
+/* Queue it (its host held for it here); a call is never merged. 0, or -1
+ * (stopping; it is then freed). */
+static int enqueue(fleet *f, fleet_host *h, rio_item *it)
 {
-    rio_item *it = calloc(1, sizeof *it);
     int rc = -1;
-
-    if (!it) {
-        log_warn("host %s: out of memory queueing remote I/O", h->name);
-        return -1;
-    }
-    it->kind = kind;
     it->h = h;
-    snprintf(it->id, sizeof it->id, "%s", id ? id : "");
     pthread_mutex_lock(&f->mu);
     h->refs++;
     pthread_mutex_unlock(&f->mu);
     pthread_mutex_lock(&f->rio_mu);
-    for (rio_item *q = f->rio_head; q; q = q->next) {
-        if (q->h == h && q->kind == kind && !strcmp(q->id, it->id)) {
+    for (rio_item *q = f->rio_head; q && !it->call; q = q->next) {
+        if (q->h == h && q->kind == it->kind && !strcmp(q->id, it->id)) {
             rc = 0; /* the same item waits already */
             goto out;
         }
@@ -229,10 +280,67 @@ int fleet_rio_submit(fleet *f, fleet_host *h, fleet_rio_kind kind, const char *i
     kick_locked(f, fleet_now_ms());
 out:
     pthread_mutex_unlock(&f->rio_mu);
-    if (it) {
-        fleet_host_release(f, h);
-        free(it);
+    if (it)
+        item_free(f, it);
+    return rc;
+}
+
+int fleet_rio_submit(fleet *f, fleet_host *h, fleet_rio_kind kind, const char *id)
+{
+    rio_item *it = calloc(1, sizeof *it);
+
+    if (!it) {
+        log_warn("host %s: out of memory queueing remote I/O", h->name);
+        return -1;
     }
+    it->kind = kind;
+    snprintf(it->id, sizeof it->id, "%s", id ? id : "");
+    return enqueue(f, h, it);
+}
+
+int fleet_rio_call(fleet *f, fleet_host *h, fleet_rio_fn fn, void *arg, void (*free_arg)(void *),
+                   int timeout_ms, char *err, size_t errlen)
+{
+    rio_item *it = calloc(1, sizeof *it);
+    rio_call *c = calloc(1, sizeof *c);
+    pthread_condattr_t ca;
+    struct timespec ts;
+    int rc;
+
+    if (!it || !c) {
+        free(it);
+        free(c);
+        if (free_arg)
+            free_arg(arg);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->fn = fn;
+    c->arg = arg;
+    c->free_arg = free_arg;
+    c->refs = 2; /* this caller, the item */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    it->kind = FLEET_RIO_CALL;
+    it->call = c;
+    (void)enqueue(f, h, it); /* stopping: the item is freed, c done with -1 */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&f->rio_mu);
+    while (!c->done && pthread_cond_timedwait(&c->cv, &f->rio_mu, &ts) == 0)
+        ;
+    rc = c->done ? c->rc : FLEET_RIO_LATE;
+    if (c->done)
+        snprintf(err, errlen, "%s", c->err);
+    call_put_locked(c);
+    pthread_mutex_unlock(&f->rio_mu);
     return rc;
 }
 
@@ -288,8 +396,7 @@ void fleet_rio_close(fleet *f)
     pthread_mutex_unlock(&f->rio_mu);
     while (q) {
         rio_item *next = q->next;
-        fleet_host_release(f, q->h);
-        free(q);
+        item_free(f, q);
         q = next;
     }
 }

@@ -230,6 +230,20 @@ kill -STOP "$LVPID"
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"sleep","name":"fr","restart":"never","host":"r1","args":["600"]}'
 check "create fr on frozen r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+# A stop of fn, on r1, before r1 is seen down (in the background, beside
+# the checks below): its shutdown waits on r1, the API call does not
+# (fleet_rio_call: 503 naming the host after the stop's timeout +
+# FLEET_HOST_ANSWER_MS); the stop is carried out at the thaw. Before, the
+# call waited for the thaw.
+stop_fn() {
+    set +e # a curl timeout (the call waited) is an answer here too
+    t=$(date +%s.%N)
+    api POST /v1/instances/fn/stop -H 'Content-Type: application/json' -d '{"timeout_s":1}' -m 15
+    printf '%s %s %s\n' "$HTTP_CODE" "$(awk -v a="$t" -v b="$(date +%s.%N)" \
+        'BEGIN { printf "%.1f", b - a }')" "$BODY" >"$E2E_STATE/stop_fn"
+}
+stop_fn &
+STOPPID=$!
 sleep 1 # fr's start is inside its delivery to r1
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"sleep","name":"f2","restart":"never","host":"r2","args":["600"]}'
@@ -239,6 +253,12 @@ t_f2=$(date +%s.%N)
 e2e_log "r1 frozen: f2 (image delivered to r2) running $(awk -v a="$t0" -v b="$t_f2" \
     'BEGIN { printf "%.1f", b - a }') s after the freeze"
 check "fr is not running (r1 frozen)" [ "$(inst_field fr .state)" != running ]
+wait "$STOPPID" || true
+s_code=none s_time=? s_body=
+read -r s_code s_time s_body <"$E2E_STATE/stop_fn" || true
+e2e_log "stop of fn on frozen r1: HTTP $s_code after $s_time s: $s_body"
+check "a stop on frozen r1 answers 503 within 15 s (HTTP $s_code, $s_time s)" [ "$s_code" = 503 ]
+check "naming the host" grep -q "host r1 did not answer" <<<"$s_body"
 # Usage is stale after 15 s without a reading: r1 frozen for over that.
 frozen_for() { awk -v a="$t0" -v b="$(date +%s.%N)" -v s="$1" 'BEGIN { exit !(b - a > s) }'; }
 wait_for 25 frozen_for 17 || true
@@ -263,6 +283,8 @@ kill -CONT "$LVPID"
 check "r1 is up again after the second freeze" wait_for 30 host_state_is r1 up
 check "fb runs on r1 again after the thaw" wait_for 30 inst_state_is fb running
 check "fb is still on r1" [ "$(inst_field fb .host)" = r1 ]
+check "fn's stop is carried out after the thaw" wait_for 20 inst_state_is fn stopped
+check "no QEMU of fn left on r1" wait_for 10 [ "$(r1_qemus "$FN")" = 0 ]
 
 for n in fa fn fb fr f2; do
     api DELETE "/v1/instances/$n?force=true"
