@@ -100,6 +100,90 @@ static void test_roundtrip_and_reopen(void **st)
     state_close(db);
 }
 
+/* The journal of written rows (state_inst_changes): everything at the
+ * first call, then each written row by rowid, rolled back writes too, and
+ * everything again past its bound. */
+static void test_changes_journal(void **st)
+{
+    state_db *db;
+    state_instance a, b, c, out;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int all = 0;
+    char err[256];
+    (void)st;
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    fill(&a, "aaaaaaaaaaaa", "one");
+    assert_int_equal(state_inst_insert(db, &a, err, sizeof err), 0);
+    assert_int_equal(state_inst_changes(db, &ids, &n, &all), 0);
+    assert_int_equal(all, 1); /* nobody asked before */
+    free(ids);
+    assert_int_equal(state_inst_changes(db, &ids, &n, &all), 0);
+    assert_int_equal(all, 0);
+    assert_int_equal(n, 0);
+    free(ids);
+    /* an insert, an update, a rolled back update (name taken), a delete */
+    fill(&b, "bbbbbbbbbbbb", "two");
+    b.nports = 1;
+    b.ports[0].host = 8080;
+    b.ports[0].guest = 80;
+    assert_int_equal(state_inst_insert(db, &b, err, sizeof err), 0);
+    assert_int_equal(state_inst_find(db, "two", &out, err, sizeof err), 0);
+    assert_int_equal(state_inst_changes(db, &ids, &n, &all), 0);
+    assert_int_equal(all, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], out.rowid);
+    free(ids);
+    state_inst_free(&out);
+    assert_int_equal(state_inst_get_rowid(db, -5, &out), 0); /* no such row */
+    assert_int_equal(state_inst_find(db, "one", &out, err, sizeof err), 0);
+    assert_int_equal(state_inst_get_rowid(db, out.rowid, &b), 1);
+    assert_string_equal(b.name, "one");
+    state_inst_free(&b);
+    /* "three" publishes the port "two" holds: its row is written, then
+     * rolled back with the ports */
+    fill(&c, "cccccccccccc", "three");
+    c.nports = 1;
+    c.ports[0].host = 8080;
+    c.ports[0].guest = 80;
+    assert_int_equal(state_inst_insert(db, &c, err, sizeof err), STATE_ECONFLICT);
+    assert_int_equal(state_inst_changes(db, &ids, &n, &all), 0);
+    assert_int_equal(all, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(state_inst_get_rowid(db, ids[0], &b), 0); /* not there */
+    free(ids);
+    /* an update refused before it changed the row journals nothing */
+    snprintf(a.name, sizeof a.name, "two");
+    assert_int_not_equal(state_inst_update(db, &a, err, sizeof err), 0);
+    assert_int_equal(state_inst_changes(db, &ids, &n, &all), 0);
+    assert_int_equal(n, 0);
+    free(ids);
+    assert_int_equal(state_inst_update(db, &out, err, sizeof err), 0);
+    assert_int_equal(state_inst_changes(db, &ids, &n, &all), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], out.rowid);
+    free(ids);
+    assert_int_equal(state_inst_delete(db, "aaaaaaaaaaaa", err, sizeof err), 0);
+    assert_int_equal(state_inst_changes(db, &ids, &n, &all), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], out.rowid);
+    free(ids);
+    assert_int_equal(state_inst_get_rowid(db, out.rowid, &b), 0);
+    state_inst_free(&out);
+    /* past 4096 writes: everything */
+    snprintf(a.name, sizeof a.name, "one");
+    assert_int_equal(state_inst_insert(db, &a, err, sizeof err), 0);
+    fill(&b, "bbbbbbbbbbbb", "two");
+    for (int i = 0; i < 2100; i++) {
+        assert_int_equal(state_inst_update(db, &a, err, sizeof err), 0);
+        assert_int_equal(state_inst_update(db, &b, err, sizeof err), 0);
+    }
+    assert_int_equal(state_inst_changes(db, &ids, &n, &all), 0);
+    assert_int_equal(all, 1);
+    assert_null(ids);
+    state_close(db);
+}
+
 static void test_conflicts(void **st)
 {
     state_db *db;
@@ -631,6 +715,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_keeps_runs, setup, teardown),
