@@ -15,6 +15,7 @@ static char kp_step[KP_STEP_MAX];  /* "" when no kill point is set */
 static long kp_n;                  /* the passage that kills */
 static long kp_seen;               /* passages so far (atomic) */
 static char kp_dstep[KP_STEP_MAX]; /* SHOAL_TEST_DELAY_AT's step, or "" */
+static char kp_fstep[KP_STEP_MAX]; /* SHOAL_TEST_FAIL_AT's step, or "" */
 static long kp_dms;                /* its delay */
 static pthread_once_t kp_once = PTHREAD_ONCE_INIT;
 
@@ -50,7 +51,13 @@ static void kp_read(void)
     char *end;
     long n;
 
+    const char *fv = getenv("SHOAL_TEST_FAIL_AT");
+
     kp_read_delay();
+    if (fv && *fv && strlen(fv) < sizeof kp_fstep) {
+        snprintf(kp_fstep, sizeof kp_fstep, "%s", fv);
+        fprintf(stderr, "killpoint: TEST ONLY: '%s' fails at every passage\n", kp_fstep);
+    }
     if (!v || !*v)
         return;
     colon = strrchr(v, ':');
@@ -95,4 +102,10 @@ void kp_hit(const char *step)
     kill(getpid(), SIGKILL);
     for (;;)
         pause();
+}
+
+int kp_fail(const char *step)
+{
+    kp_init();
+    return kp_fstep[0] && !strcmp(step, kp_fstep);
 }

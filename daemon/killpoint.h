@@ -10,6 +10,8 @@
  *   SHOAL_TEST_KILL_AT=STEP:N   kill at the Nth passage of STEP (N >= 1)
  *   SHOAL_TEST_DELAY_AT=STEP:MS sleep MS (1..60000) at every passage of
  *                               STEP, in the thread passing it
+ *   SHOAL_TEST_FAIL_AT=STEP     kp_fail(STEP) is 1 at every passage: the
+ *                               step fails as its comment says
  *
  * Just before the signal one line goes to stderr (shoald's log):
  * "killpoint: STEP:N reached, SIGKILL". Never set it in production: it ends
@@ -45,6 +47,9 @@
  *                     upload holds at least 2 MiB (stored chunks, pending)
  *   upload.row        images.c: an upload committed (the image visible),
  *                     the answer not yet sent
+ *   move.standin      move.c (kp_fail only): a live move's stand-in is
+ *                     refused as if its target had no room (507), so the
+ *                     move falls back to cold
  *
  * Thread-safe: the passage count is atomic; one process, one kill point.
  */
@@ -59,5 +64,8 @@ void kp_init(void);
  * SIGKILL this process when it is the passage asked for. Costs a string
  * compare or two when a variable is set, nothing otherwise. */
 void kp_hit(const char *step);
+
+/* 1 when step is SHOAL_TEST_FAIL_AT's (the caller fails it), else 0. */
+int kp_fail(const char *step);
 
 #endif

@@ -12,7 +12,9 @@
  * target the ports are switched back and the stand-in deleted. Clients of the
  * published ports always reach a ready copy; the instance keeps its id and
  * address. A stand-in that is not ready in time is deleted and the instance
- * stays where it was (move.failed). */
+ * stays where it was (move.failed). A stand-in refused for room (507: the
+ * plan counted the instance on the target, not a second copy) makes the
+ * move cold instead (move.cold), so a drain or consolidation goes on. */
 #include "fleet_int.h"
 
 #include <errno.h>
@@ -343,7 +345,31 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
     snprintf(from, sizeof from, "%s", in.host);
     port = first_tcp_port(&in);
     move_emit(f, "move.started", &in, from, to, NULL, t0, -1, -1, NULL);
-    if ((rc = standin_create(f, &in, to, standin, e)) != FLEET_OK) {
+    rc = kp_fail("move.standin") ? fleet_err_set(e, FLEET_E_CAPACITY, NULL,
+                                                 "host '%s' has no room (SHOAL_TEST_FAIL_AT)", to)
+                                 : standin_create(f, &in, to, standin, e);
+    if (rc == FLEET_E_CAPACITY) {
+        /* The plan has room on `to` for the instance, not always for a
+         * second copy beside it (other guests' real memory moves): the
+         * instance moves cold, its clients refused meanwhile. */
+        snprintf(why, sizeof why, "no room for a stand-in on '%s' (%s): moved cold", to,
+                 e ? e->msg : "");
+        move_emit(f, "move.cold", &in, from, to, NULL, t0, -1, -1, why);
+        rc = cold(f, in.id, to, e);
+        r = rc == FLEET_OK ? wait_ready(f, in.id, f->cfg.move_ready_ms, 0) : 0;
+        if (r == 1) {
+            move_emit(f, "move.done", &in, from, to, NULL, t0, -1, -1, NULL);
+        } else {
+            snprintf(why, sizeof why, "%s",
+                     rc != FLEET_OK && e ? e->msg : "not ready on the target in time");
+            move_emit(f, "move.failed", &in, from, to, NULL, t0, -1, -1, why);
+            if (rc == FLEET_OK)
+                rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL, "move of '%s' to '%s' failed: %s",
+                                   in.name, to, why);
+        }
+        goto out;
+    }
+    if (rc != FLEET_OK) {
         snprintf(why, sizeof why, "no stand-in on '%s': %s", to, e ? e->msg : "");
         move_emit(f, "move.failed", &in, from, to, NULL, t0, -1, -1, why);
         goto out;

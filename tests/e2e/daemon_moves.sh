@@ -17,6 +17,9 @@
 #     placed spread, one per host, each polled through its published
 #     port; POST /v1/consolidate packs them onto the hosts its dry run
 #     promised, every guest's longest failure within its own move.
+#   - a target without room for a stand-in (SHOAL_TEST_FAIL_AT makes the
+#     stand-in's create answer 507): the move is made cold instead
+#     (move.cold says why), the drain succeeds.
 # Real QEMU (TCG here). Network only inside the test's namespace.
 # usage: daemon_moves.sh SHOALD IMAGES_DIR
 set -eu
@@ -236,5 +239,31 @@ e2e_log "consolidation: longest failure of any guest ${worst} ms"
 check "the ports were the stand-ins' until switched back (no 'no published port' in the log)" \
     eval '! grep -q "move: no published port" "$E2E_STATE/shoald.log"'
 check "no stand-in left after the consolidation" wait_for 20 eval '[ "$(standins)" = 0 ]'
+
+# --- no room for a stand-in on the target (SHOAL_TEST_FAIL_AT=move.standin
+# refuses every stand-in with the create's 507): the move falls back to
+# cold, says so in move.cold, and the drain succeeds with c1 answering on
+# the target
+t_cold=$(date +%s)
+api DELETE "/v1/instances/c2?force=true"
+api DELETE "/v1/instances/c3?force=true"
+e2e_stop_daemon
+SHOAL_TEST_FAIL_AT=move.standin e2e_start_daemon "$SHOALD" --host-uri-allow 'qemu?socket' || exit 1
+src=$(field c1 .host)
+c1id=$(field c1 .id)
+check "c1 runs on $src after the restart" wait_for 30 runs_on c1 "$src"
+api POST "/v1/hosts/$src/drain"
+check "drain of $src without room for a stand-in (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "c1 runs elsewhere ($(field c1 .host)), once" \
+    wait_for 30 eval '[ "$(field c1 .state)" = running ] && [ "$(field c1 .host)" != "$src" ] && [ "$(copies "$c1id")" = 1 ]'
+fetch_events
+check "move.cold for c1 says why" \
+    eval 'jq -s "map(select(.type == \"move.cold\" and .instance == \"$c1id\")) | .[0].error" <<<"$EVENTS" | grep -q "no room for a stand-in"'
+check "then move.done, no move.failed" \
+    eval '[ "$(events_of move.done "$c1id")" -ge 1 ] && [ "$(events_of move.failed "$c1id")" = 0 ]'
+check "no stand-in was made" [ "$(standins)" = 0 ]
+check "c1 answers on its port from there" \
+    wait_for 20 eval '[ "$(ns_curl -s -m 2 "http://127.0.0.1:$(port_of c1)/healthz")" = ok ]'
+e2e_log "cold fallback: $(($(date +%s) - t_cold)) s"
 
 e2e_finish
