@@ -1510,6 +1510,17 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
                     "shoal_warm_pool_guests{state=\"booting\"} %zu\n",
                     (unsigned long long)m.pool_claims, (unsigned long long)m.pool_misses,
                     m.pool_ready, m.pool_booting);
+    api_sink_printf(out,
+                    "# HELP shoal_guard_netlink_adds_total Guest ports allowed by the guard "
+                    "through one nf_tables netlink batch.\n"
+                    "# TYPE shoal_guard_netlink_adds_total counter\n"
+                    "shoal_guard_netlink_adds_total %llu\n"
+                    "# HELP shoal_guard_nft_fallbacks_total Guest ports the guard allowed by "
+                    "running nft instead (netlink failed, or SHOAL_GUARD_NETLINK=off).\n"
+                    "# TYPE shoal_guard_nft_fallbacks_total counter\n"
+                    "shoal_guard_nft_fallbacks_total %llu\n",
+                    (unsigned long long)m.guard_netlink_adds,
+                    (unsigned long long)m.guard_nft_fallbacks);
     api_sink_printf(out, "# HELP shoal_instance_ready_seconds Create or start request to guest "
                          "ready.\n# TYPE shoal_instance_ready_seconds histogram\n");
     for (size_t i = 0; i < FLEET_READY_BUCKETS; i++) {

@@ -414,6 +414,7 @@ struct guard {
     char bridge[GUARD_TAP_SIZE];
     struct guard_port *port; /* what the sets hold, in no order */
     size_t n, cap;
+    uint64_t netlink_adds, nft_fallbacks; /* guard_stats */
 };
 
 static int reserve(struct guard *g, size_t want)
@@ -841,10 +842,13 @@ int guard_add(struct guard *g, const struct guard_port *p, char *err, size_t err
         nlb_elem(&m, 1, GUARD_SET_PORTS, p);
     if (p->ipv4)
         nlb_elem(&m, 1, GUARD_SET_ADDRS, p);
-    if (!atomic_load(&no_netlink) && nlb_commit(&m, err, errlen) == GUARD_OK)
+    if (!atomic_load(&no_netlink) && nlb_commit(&m, err, errlen) == GUARD_OK) {
         rc = GUARD_OK;
-    else
+        g->netlink_adds++;
+    } else {
+        g->nft_fallbacks++; /* counted, not silent: guard_stats */
         rc = nft_apply("adding a guest port", script, err, errlen);
+    }
     if (rc == GUARD_OK) {
         remember(g, p);
     } else if (table_present(NULL, 0) == 0) {
@@ -902,6 +906,17 @@ int guard_verify(struct guard *g, int *rebuilt, char *err, size_t errlen)
     }
     pthread_mutex_unlock(&g->mu);
     return rc;
+}
+
+void guard_stats(struct guard *g, uint64_t *netlink_adds, uint64_t *nft_fallbacks)
+{
+    *netlink_adds = *nft_fallbacks = 0;
+    if (!g)
+        return;
+    pthread_mutex_lock(&g->mu);
+    *netlink_adds = g->netlink_adds;
+    *nft_fallbacks = g->nft_fallbacks;
+    pthread_mutex_unlock(&g->mu);
 }
 
 size_t guard_count(struct guard *g)

@@ -225,6 +225,11 @@ int guard_remove(struct guard *g, const char *tap, char *err, size_t errlen);
  */
 int guard_verify(struct guard *g, int *rebuilt, char *err, size_t errlen);
 
+/* Ports added by guard_add through the netfilter netlink batch, and those
+ * that went through `nft -f -` instead (netlink refused or failed, or
+ * SHOAL_GUARD_NETLINK=off), since guard_open. NULL g: both 0. */
+void guard_stats(struct guard *g, uint64_t *netlink_adds, uint64_t *nft_fallbacks);
+
 /* Number of ports known (what the sets hold). */
 size_t guard_count(struct guard *g);
 

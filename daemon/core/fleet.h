@@ -514,6 +514,9 @@ typedef struct {
      * image with a pool that found none; guests waiting, guests booting. */
     uint64_t pool_claims, pool_misses;
     size_t pool_ready, pool_booting;
+    /* The guest guard (guard.h guard_stats): ports added through netlink,
+     * and through nft instead. */
+    uint64_t guard_netlink_adds, guard_nft_fallbacks;
 } fleet_metrics;
 
 int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e);

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "guard.h"
 #include "ksm.h"
 #include "pool.h"
 #include "nodestore.h"
@@ -42,6 +43,7 @@ int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e)
     pthread_mutex_unlock(&f->mu);
     fleet_probe_stats(f, out->by_health, &out->probe_checks, &out->probe_failures);
     fleet_pool_stats(f, &out->pool_claims, &out->pool_misses, &out->pool_ready, &out->pool_booting);
+    guard_stats(f->guard, &out->guard_netlink_adds, &out->guard_nft_fallbacks);
     struct nstore_stats vs;
     nstore_stats_get(&vs);
     out->vol_uploads = vs.uploads;

@@ -721,6 +721,11 @@ static void attacks(void)
                                 ntohl(inet_addr("10.66.0.4")), err, sizeof err) == GUARD_OK);
     NETNS_CHECK(guard_add(g, &p3, err, sizeof err) == GUARD_OK);
     NETNS_CHECK(guard_count(g) == 3);
+    {
+        uint64_t nl = 0, fb = 0; /* netlink found no table: nft, counted */
+        guard_stats(g, &nl, &fb);
+        NETNS_CHECK(nl == 0 && fb == 1);
+    }
     NETNS_CHECK(!udp_gets_through(MAC1, IP2, "forged source IP after guard_add rebuilt"));
     NETNS_CHECK(udp_gets_through(MAC1, IP1, "own MAC and address after guard_add rebuilt"));
     NETNS_CHECK(netns_sh_out(out, sizeof out, "nft list set bridge shoal addrs") == 0);
@@ -778,6 +783,23 @@ static void errors(void)
     NETNS_CHECK(netns_sh_out(out, sizeof out, "nft list table bridge shoal") == 0);
     NETNS_CHECK(strstr(out, "5a:5c:00:00:b0:0f . 10.67.0.4") && !strstr(out, "10.67.0.3") &&
                 !strstr(out, "5a:5c:00:00:b0:02"));
+    /* That add went as one netlink batch, not through nft (/metrics'
+     * shoal_guard_nft_fallbacks_total stays 0) ... */
+    uint64_t nl = 0, fb = 0;
+    guard_stats(g, &nl, &fb);
+    NETNS_CHECK(nl == 1 && fb == 0);
+    guard_close(g);
+    /* ... and with SHOAL_GUARD_NETLINK=off through nft, counted. */
+    setenv("SHOAL_GUARD_NETLINK", "off", 1);
+    NETNS_CHECK(guard_open("shg1", q, 2, &g, err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_port_init(&q[2], "00000000b002", "5a:5c:00:00:b0:0e",
+                                ntohl(inet_addr("10.67.0.5")), err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(guard_add(g, &q[2], err, sizeof err) == GUARD_OK);
+    NETNS_CHECK(netns_sh_out(out, sizeof out, "nft list table bridge shoal") == 0);
+    NETNS_CHECK(strstr(out, "5a:5c:00:00:b0:0e . 10.67.0.5"));
+    guard_stats(g, &nl, &fb);
+    NETNS_CHECK(nl == 0 && fb == 1);
+    unsetenv("SHOAL_GUARD_NETLINK");
     guard_close(g);
     exit(0);
 }
