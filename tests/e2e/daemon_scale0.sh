@@ -17,7 +17,8 @@
 #     guest's MAC, the instance's address; the neighbour entry follows),
 #     the app gets its args and env as from a cold start, the pool
 #     refills; it sleeps and wakes on a second guest (the first one's files
-#     gone); a shoald restart adopts the woken domain as the instance's,
+#     gone; a console follow open since the first wake stays open across
+#     the sleep and goes on with the second guest's console); a shoald restart adopts the woken domain as the instance's,
 #     which then sleeps again; with no guest waiting a wake is cold on the
 #     same identity; a hand-over the guest never answers (its QEMU
 #     SIGSTOPped) falls back to a cold start and the connection is
@@ -186,6 +187,11 @@ check "the host's neighbour entry for it is the guest's MAC ($(ip netns exec "$E
     eval 'ip netns exec "$E2E_NS" ip neigh show "$PWADDR" | grep -qi "$(inst_field pw .network.mac)"'
 check "one claim more, the pool refilled" \
     wait_for 30 eval '[ "$(metric shoal_warm_pool_claims_total)" = $((claims + 1)) ] && waiting 1'
+# a console follow open from now on stays open while pw sleeps and goes on
+# with the next guest's console when it wakes (its identity's file)
+ns_curl -sS -N -m 90 -H "Authorization: Bearer $E2E_TOKEN" \
+    "http://127.0.0.1:$E2E_PORT/v1/instances/pw/console?follow=true" >"$E2E_STATE/pw.follow" 2>/dev/null &
+FOLLOW=$!
 # wake -> sleep -> wake: the second wake takes the refilled guest, the
 # first guest's domain and files are gone.
 check "pw idle again, its guest's QEMU gone" wait_for 20 eval 'inst_state_is pw idle && [ "$(nqemu "$G1")" = 0 ]'
@@ -195,6 +201,11 @@ check "woken again on a second pool guest '$G2' ($ms ms), body intact" \
     eval '[ -n "$G2" ] && [ "$G2" != "$G1" ] && [ "$(nqemu "$G2")" = 1 ] && [ "$(wc -c <"$E2E_STATE/pw.body")" = 77 ]'
 check "the first guest's files are gone" \
     eval '! ls "$E2E_STATE"/run/"$G1".* "$E2E_STATE"/logs/"$G1".* 2>/dev/null | grep -q .'
+G2MAC=$(qemu_mac "$G2")
+check "a console follow open since the first wake is still open and shows the second guest's console (net: ... mac $G2MAC)" \
+    wait_for 10 eval 'kill -0 "$FOLLOW" 2>/dev/null && grep -q "^net: .* mac $G2MAC " "$E2E_STATE/pw.follow"'
+pkill -P "$FOLLOW" 2>/dev/null || true
+wait "$FOLLOW" 2>/dev/null || true
 # shoald restarted while pw runs on a pool guest: adopted as pw's. A
 # connection held open keeps it awake until shoald stops.
 ip netns exec "$E2E_NS" bash -c 'exec 3<>/dev/tcp/127.0.0.1/8083; sleep 30' &
