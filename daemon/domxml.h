@@ -157,6 +157,9 @@ struct domxml_spec {
     const char *fwcfg_data;  /* not rendered: what node_start writes to fwcfg_file
                                 (which it chooses) before the create and removes
                                 after it; NULL: no record. See node_start */
+    int nice;                /* not rendered: > 0, QEMU runs at this nice value
+                                from its start (node_start: a warm pool guest's
+                                refill); 0: the starting thread's */
     unsigned cpu_quota_pct;  /* CPU time the whole QEMU (vCPUs, main loop, I/O
                                 threads) may use, in percent of one host CPU
                                 (<cputune> global_period 100 ms, global_quota),

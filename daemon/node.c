@@ -24,6 +24,8 @@
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -594,16 +596,32 @@ static int embed_root(const char *uri, char *root, size_t rootlen);
 
 /* virDomainCreateXML, with --qemu-aslr off applied: the embedded driver
  * forks QEMU from this thread, and a personality is per thread and
- * inherited across fork and execve (docs/node.md "Memory per guest"). */
-static virDomainPtr create_xml(struct node *n, const char *xml, unsigned flags)
+ * inherited across fork and execve (docs/node.md "Memory per guest").
+ * So is a thread's nice value: with nice > 0 the create (libvirt's work
+ * in this thread and QEMU from its first instruction) runs at that nice,
+ * the thread's own restored after it (docs/node.md "Warm pool guests at
+ * low priority"). */
+static virDomainPtr create_xml(struct node *n, const char *xml, unsigned flags, int nice, char *why,
+                               size_t whylen)
 {
     char root[8];
-    int pers = -1;
+    int pers = -1, embedded = embed_root(n->uri, root, sizeof root), old = 0;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
     virDomainPtr dom;
-    if (n->opts.qemu_no_aslr && embed_root(n->uri, root, sizeof root) &&
-        (pers = personality(0xffffffff)) != -1)
+    if (n->opts.qemu_no_aslr && embedded && (pers = personality(0xffffffff)) != -1)
         (void)personality((unsigned long)pers | ADDR_NO_RANDOMIZE);
+    if (nice > 0 && embedded) {
+        errno = 0;
+        old = getpriority(PRIO_PROCESS, (id_t)tid);
+        if ((errno || setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0))
+            nice = 0; /* renice_guest below still tries, by pid */
+    } else {
+        nice = 0;
+    }
     dom = virDomainCreateXML(n->conn, xml, flags);
+    if (nice && setpriority(PRIO_PROCESS, (id_t)tid, old) != 0 && why && why[0] == '\0')
+        errbuf_set(why, whylen, "cannot restore the starting thread's nice value %d: %s", old,
+                   strerror(errno));
     if (pers != -1)
         (void)personality((unsigned long)pers);
     return dom;
@@ -650,17 +668,21 @@ static int node_streams_wanted(const char *uri, int remote)
 /* local (may be NULL): the spec whose serial ports are streamed into its
  * console_log and status_log (domxml_spec.serial_pty); stream_why: why a
  * port was not ("" if both were). */
+/* nice (> 0): QEMU runs at that nice value from its start (create_xml),
+ * checked, or set by pid on a driver that forks it elsewhere, before its
+ * vCPUs run; nice_why: why it does not ("" if it does). */
 static virDomainPtr create_running(struct node *n, const char *xml, unsigned long long mem_kib,
+                                   int nice, char *nice_why, size_t nice_whylen,
                                    const struct domxml_spec *local, char *stream_why,
                                    size_t stream_whylen, int *status, char *why, size_t whylen)
 {
-    virDomainPtr dom = create_xml(n, xml, VIR_DOMAIN_START_PAUSED);
+    virDomainPtr dom = create_xml(n, xml, VIR_DOMAIN_START_PAUSED, nice, nice_why, nice_whylen);
     int state = 0, reason = 0;
 
     /* Drivers without START_PAUSED (test:///, "unsupported flags") start
      * the domain running, as before. */
     if (!dom && virGetLastErrorCode() == VIR_ERR_INVALID_ARG) {
-        dom = create_xml(n, xml, 0);
+        dom = create_xml(n, xml, 0, 0, NULL, 0);
         if (dom)
             return dom;
     }
@@ -677,7 +699,9 @@ static virDomainPtr create_running(struct node *n, const char *xml, unsigned lon
         virDomainFree(dom);
         return NULL;
     }
-    kp_hit("start.paused"); /* tests only: killpoint.h */
+    kp_hit("start.paused");                /* tests only: killpoint.h */
+    if (nice > 0 && virDomainGetName(dom)) /* a warning only: nice_why says why */
+        (void)node_guest_nice(n, virDomainGetName(dom), nice, nice_why, nice_whylen);
     if (local)
         serials_open(n, dom, local->name, local->console_log, local->status_log, 0, stream_why,
                      stream_whylen);
@@ -1821,7 +1845,7 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
         goto out;
     }
     t0 = now_ms();
-    dom = create_running(n, xml, 0, NULL, NULL, 0, &rc, why, sizeof why);
+    dom = create_running(n, xml, 0, 0, NULL, 0, NULL, NULL, 0, &rc, why, sizeof why);
     if (!dom) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s canary did not start: %s", what, why);
         goto out;
@@ -2484,6 +2508,7 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
     virDomainPtr dom = NULL;
     char *xml = NULL, uuid_str[DOMXML_UUID_LEN + 1], why[NODE_ERR_MAX], cfg[4400] = "";
     char host_console[4200], host_status[4200], stream_why[NODE_ERR_MAX] = "";
+    char nice_why[NODE_ERR_MAX] = "";
     unsigned char uuid[VIR_UUID_BUFLEN];
     unsigned long long mem_kib = 0;
     int rc, mapped = 0, limits, streamed;
@@ -2572,8 +2597,9 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
         mapped = 1;
     }
     streamed = n->streams && serials_begin(n, s.name) == 0;
-    dom = create_running(n, xml, mem_kib, streamed ? spec : NULL, stream_why, sizeof stream_why,
-                         &rc, why, sizeof why);
+    dom =
+        create_running(n, xml, mem_kib, spec->nice, nice_why, sizeof nice_why,
+                       streamed ? spec : NULL, stream_why, sizeof stream_why, &rc, why, sizeof why);
     if (streamed && !dom)
         serials_open(n, NULL, s.name, NULL, NULL, 0, NULL, 0); /* ends the pending state */
     /* QEMU read the record at its start (or never will): it lives on disk
@@ -2594,6 +2620,8 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
     if (stream_why[0])
         errbuf_set(err, errlen, "serial ports not streamed, their files are fetched: %s",
                    stream_why);
+    else if (nice_why[0])
+        errbuf_set(err, errlen, "not at nice %d: %s", spec->nice, nice_why);
     else if (err && errlen)
         err[0] = '\0';
 out:
@@ -2970,6 +2998,71 @@ static int proc_usage(const char *dir, const char *name, uint64_t *mem_kib, uint
         *cpu_ns += proc_cpu_ns(pids[i]);
     }
     return n > 0;
+}
+
+/* Set every thread of process pid (/proc/PID/task) to nice value nice.
+ * Threads that appear meanwhile are those of a thread not yet changed:
+ * passes until one finds every thread at nice. 0, or -1 with errno. */
+static int nice_threads(long pid, int nice)
+{
+    char path[64];
+    int changed = 1, rc = 0;
+    for (int pass = 0; changed && pass < 4 && rc == 0; pass++) {
+        struct dirent *de;
+        DIR *d;
+        changed = 0;
+        snprintf(path, sizeof path, "/proc/%ld/task", pid);
+        if (!(d = opendir(path)))
+            return -1;
+        while ((de = readdir(d))) {
+            long tid = strtol(de->d_name, NULL, 10);
+            int cur;
+            if (tid <= 0)
+                continue;
+            errno = 0;
+            cur = getpriority(PRIO_PROCESS, (id_t)tid);
+            if (errno == ESRCH || (!errno && cur == nice))
+                continue; /* gone, or done */
+            if (setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0) {
+                if (errno == ESRCH)
+                    continue;
+                rc = -1;
+                break;
+            }
+            changed = 1;
+        }
+        int saved = errno;
+        closedir(d);
+        errno = saved;
+    }
+    return rc;
+}
+
+int node_guest_nice(struct node *n, const char *name, int nice, char *err, size_t errlen)
+{
+    char dir[4200];
+    long pids[4];
+    size_t np;
+    if (!n || !name) {
+        errbuf_set(err, errlen, "nice: no node or domain");
+        return NODE_E_INVAL;
+    }
+    pid_dir(n, dir, sizeof dir);
+    if (!dir[0]) {
+        errbuf_set(err, errlen, "domain '%s' is not on this machine: no nice value set", name);
+        return NODE_E_INVAL;
+    }
+    if (!(np = guest_pids(dom_pid(dir, name), pids, 4))) {
+        errbuf_set(err, errlen, "domain '%s' has no QEMU process", name);
+        return NODE_E_NOTFOUND;
+    }
+    for (size_t i = 0; i < np; i++)
+        if (nice_threads(pids[i], nice) != 0 && errno != ENOENT) {
+            errbuf_set(err, errlen, "cannot set the nice value of domain '%s' (pid %ld) to %d: %s",
+                       name, pids[i], nice, strerror(errno));
+            return NODE_E_IO;
+        }
+    return NODE_OK;
 }
 
 /* Host memory available to new guests, MiB; 0 if unknown. */

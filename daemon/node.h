@@ -354,8 +354,12 @@ int node_capacity(struct node *node, struct node_capacity *cap, char *err, size_
  * resume that left the guest paused without running it: the domain is then
  * destroyed; a memory limit libvirt refused, likewise), NODE_E_IO (the
  * disk or the record could not be handed to QEMU's user), NODE_E_CONN.
+ * With spec->nice > 0 QEMU runs at that nice value from its start (the
+ * embedded driver forks it from the calling thread, which makes the create
+ * at that nice; otherwise node_guest_nice before the vCPUs run).
  * On NODE_OK err holds "" or a warning: serial ports that should have been
- * streamed (see node_serial_live) and were not, and why.
+ * streamed (see node_serial_live) and were not, and why; or why QEMU is
+ * not at spec->nice.
  */
 int node_start(struct node *node, const struct domxml_spec *spec,
                char uuid_out[DOMXML_UUID_LEN + 1], char *err, size_t errlen);
@@ -374,6 +378,16 @@ int node_shutdown(struct node *node, const char *name, unsigned timeout_ms, int 
 /* Hard stop (virDomainDestroy: SIGTERM then SIGKILL to QEMU). Returns once
  * QEMU is gone. Errors: NODE_E_NOTFOUND, NODE_E_LIBVIRT, NODE_E_CONN. */
 int node_destroy(struct node *node, const char *name, char *err, size_t errlen);
+
+/* Set every thread of local domain `name`'s QEMU (and of the exit-status
+ * wrapper it runs under) to nice value `nice` (setpriority per thread of
+ * /proc/PID/task; threads QEMU creates later inherit it from their
+ * creator). A warm pool guest waits at low priority and is set back to
+ * shoald's own before its claim's record (docs/node.md "Warm pool guests
+ * at low priority"). Errors: NODE_E_INVAL (not a local host's domain),
+ * NODE_E_NOTFOUND (no QEMU process), NODE_E_IO (setpriority refused: a
+ * lower value needs CAP_SYS_NICE or RLIMIT_NICE). */
+int node_guest_nice(struct node *node, const char *name, int nice, char *err, size_t errlen);
 
 /* Make running domain `name` instance `id`'s: its shoal metadata (live
  * only: it is transient) names id, and so do its events, usage and list

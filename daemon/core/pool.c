@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -43,6 +44,11 @@ struct fleet_pool {
     char refused[16][IMG_DIGEST_LEN + 1];
     size_t nrefused;
     char sock_dir[FLEET_PATH_MAX];
+    /* a refilling guest's QEMU runs at refill_nice until it is claimed,
+     * then at base_nice, shoald's own (0: no change; set at open) */
+    int refill_nice, base_nice;
+    int hold;    /* refills wait for claims in flight (claims_in_flight) */
+    int handing; /* records sent and not yet answered */
 };
 
 static void sock_path(const fleet *f, const char *id, char *buf, size_t len)
@@ -307,6 +313,7 @@ static void start_guest(fleet *f, const char *digest)
     spec.status_log = status;
     spec.console_sock = sock;
     spec.instance_id = id;
+    spec.nice = p->refill_nice; /* never in a claim's way (fleet_pool_open) */
     if (network) {
         /* Its tap is allowed before it exists, with no address yet: it can
          * send nothing but DHCP and ARP probes until it is claimed. */
@@ -330,6 +337,8 @@ static void start_guest(fleet *f, const char *digest)
     g.created = 1;
     if (node_start(node, &spec, NULL, err, sizeof err) != NODE_OK)
         goto fail;
+    if (err[0])
+        log_warn("warm pool guest %s: %s", id, err);
     if (spec.tap)
         fleet_tap_no_ipv6(spec.tap);
     log_debug("warm pool guest %s of %.19s started", id, digest);
@@ -464,6 +473,25 @@ static void check_booting(fleet *f, const char *id)
         close(fd);
 }
 
+/* Is a claim in flight: a guest claimed (its start job not yet at the
+ * hand-over, for at most FLEET_POOL_HANDOVER_MS), or a record sent and not
+ * yet answered? A refill then waits: started now, it would be created and
+ * boot beside the hand-over (libvirt's fork of shoald, QEMU's start), even
+ * at low priority. The hand-over's end wakes the manager. Under p->mu. */
+static int claims_in_flight(const struct fleet_pool *p)
+{
+    int64_t now = fleet_now_ms();
+    if (!p->hold)
+        return 0;
+    if (p->handing)
+        return 1;
+    for (size_t i = 0; i < p->tab.n; i++)
+        if (p->tab.g[i].st == POOL_G_CLAIMED &&
+            now - p->tab.g[i].claimed_ms < FLEET_POOL_HANDOVER_MS)
+            return 1;
+    return 0;
+}
+
 /* One tick: trim, destroy what is doomed, refill. */
 static void tick(fleet *f)
 {
@@ -486,7 +514,7 @@ static void tick(fleet *f)
     /* taken out of the table now: a guest being destroyed is no one's */
     for (size_t i = 0; i < nd; i++)
         pool_tab_remove(&p->tab, doomed[i].id);
-    for (size_t i = 0; i < p->tab.nw; i++) {
+    for (size_t i = 0; !claims_in_flight(p) && i < p->tab.nw; i++) {
         uint32_t d = pool_tab_deficit(&p->tab, p->tab.w[i].digest);
         if (d) {
             need[nn] = p->tab.w[i];
@@ -561,6 +589,59 @@ static void *pool_main(void *arg)
 
 /* ---- the core's calls ----------------------------------------------------- */
 
+/* May shoald set a claimed guest back from nice n to its own? Raising a
+ * priority takes CAP_SYS_NICE or an RLIMIT_NICE that allows it. */
+static int can_raise_from(int base)
+{
+    struct rlimit rl;
+    char line[256];
+    unsigned long long cap = 0;
+    FILE *fp;
+    if (getrlimit(RLIMIT_NICE, &rl) == 0 &&
+        (rl.rlim_cur == RLIM_INFINITY || (long long)rl.rlim_cur >= 20 - base))
+        return 1;
+    if (!(fp = fopen("/proc/self/status", "re")))
+        return 0;
+    while (fgets(line, sizeof line, fp))
+        if (sscanf(line, "CapEff: %llx", &cap) == 1)
+            break;
+    fclose(fp);
+    return (cap >> 23) & 1; /* CAP_SYS_NICE */
+}
+
+/* The nice value refills run at: SHOAL_POOL_REFILL_NICE (0-19; 0 = as
+ * every guest, a bench and diagnostic knob), default FLEET_POOL_REFILL_NICE;
+ * none if shoald could not set a claimed guest back. Whether refills wait
+ * for claims in flight: unless SHOAL_POOL_REFILL_HOLD=off (the same kind
+ * of knob). docs/shoald.md "Warm pools". */
+static void refill_priority(struct fleet_pool *p)
+{
+    const char *v = getenv("SHOAL_POOL_REFILL_NICE");
+    char *end = NULL;
+    long n = FLEET_POOL_REFILL_NICE;
+    errno = 0;
+    p->base_nice = getpriority(PRIO_PROCESS, 0);
+    if (errno)
+        p->base_nice = 0;
+    if (v && *v) {
+        n = strtol(v, &end, 10);
+        if (*end || n < 0 || n > 19) {
+            log_warn("SHOAL_POOL_REFILL_NICE='%s' is not 0-19: using %d", v,
+                     FLEET_POOL_REFILL_NICE);
+            n = FLEET_POOL_REFILL_NICE;
+        }
+    }
+    p->refill_nice = n > p->base_nice ? (int)n : 0;
+    v = getenv("SHOAL_POOL_REFILL_HOLD");
+    p->hold = !(v && !strcmp(v, "off"));
+    if (p->refill_nice && !can_raise_from(p->base_nice)) {
+        log_info("warm pools: refills at shoald's priority (no CAP_SYS_NICE to set a claimed "
+                 "guest back from nice %d)",
+                 p->refill_nice);
+        p->refill_nice = 0;
+    }
+}
+
 int fleet_pool_open(fleet *f, char *err, size_t errlen)
 {
     struct fleet_pool *p = calloc(1, sizeof *p);
@@ -572,6 +653,7 @@ int fleet_pool_open(fleet *f, char *err, size_t errlen)
     pthread_cond_init(&p->cv, NULL);
     pool_tab_init(&p->tab);
     p->refresh = 1;
+    refill_priority(p);
     if (snprintf(p->sock_dir, sizeof p->sock_dir, "%s/pool", f->run_dir) >= (int)sizeof p->sock_dir)
         p->sock_dir[0] = 0; /* every start then fails, saying so */
     f->pool = p;
@@ -656,12 +738,15 @@ int fleet_pool_claim(fleet *f, const char *digest, const char *host, uint32_t me
                      uint32_t vcpus, int network, char id_out[STATE_ID_LEN + 1])
 {
     struct fleet_pool *p = f->pool;
+    pool_guest *g;
     int got;
     if (!p)
         return 0;
     pthread_mutex_lock(&p->mu);
     got = pool_tab_claim(&p->tab, digest, host, memory_mib, vcpus, network, id_out);
-    pthread_cond_broadcast(&p->cv); /* refill */
+    if (got && (g = pool_tab_find(&p->tab, id_out)))
+        g->claimed_ms = fleet_now_ms();
+    pthread_cond_broadcast(&p->cv); /* refill (once no claim is in flight) */
     pthread_mutex_unlock(&p->mu);
     return got;
 }
@@ -804,12 +889,29 @@ static int send_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/* A claimed guest's QEMU back at shoald's priority, as a cold-started
+ * one's, before its record: the claim waits on its threads. A failure
+ * costs the claim speed, not its start: logged only. */
+static void normal_priority(fleet *f, const char *id, const char *host)
+{
+    char dom[64], why[NODE_ERR_MAX];
+    fleet_host *h = NULL;
+    struct node *node = fleet_host_node(f, host, &h);
+    fleet_domain_name(id, dom, sizeof dom);
+    if (!node)
+        log_warn("warm pool guest %s: host %s is down: its priority stays low", id, host);
+    else if (node_guest_nice(node, dom, f->pool->base_nice, why, sizeof why) != NODE_OK)
+        log_warn("warm pool guest %s: %s", id, why);
+    fleet_host_release(f, h);
+}
+
 int fleet_pool_handover(fleet *f, const char *id, const char *record, char *err, size_t errlen)
 {
     struct fleet_pool *p = f->pool;
     char head[48], line[256];
     size_t len = strlen(record), ll = 0;
     int64_t deadline = fleet_now_ms() + FLEET_POOL_HANDOVER_MS;
+    char host[STATE_NAME_MAX] = "";
     pool_guest *g;
     int fd = -1, rc = -1;
 
@@ -821,8 +923,11 @@ int fleet_pool_handover(fleet *f, const char *id, const char *record, char *err,
     if ((g = pool_tab_find(&p->tab, id)) && g->st == POOL_G_CLAIMED) {
         fd = g->fd;
         g->fd = -1;
+        snprintf(host, sizeof host, "%s", g->host);
         pool_tab_remove(&p->tab, id); /* an instance's from now on */
     }
+    if (fd >= 0)
+        p->handing++; /* until it is answered: claims_in_flight */
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     if (fd < 0) {
@@ -834,6 +939,8 @@ int fleet_pool_handover(fleet *f, const char *id, const char *record, char *err,
                  FLEET_POOL_RECORD_MAX);
         goto out;
     }
+    if (p->refill_nice)
+        normal_priority(f, id, host);
     /* The newline first: the guest ignores it, or it ends whatever a
      * previous writer left unfinished (docs/guest-protocol.md). */
     snprintf(head, sizeof head, "\nshoal-config %zu\n", len);
@@ -883,6 +990,10 @@ int fleet_pool_handover(fleet *f, const char *id, const char *record, char *err,
     }
 out:
     close(fd);
+    pthread_mutex_lock(&p->mu);
+    p->handing--;
+    pthread_cond_broadcast(&p->cv); /* the refill it held */
+    pthread_mutex_unlock(&p->mu);
     return rc;
 }
 

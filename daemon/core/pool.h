@@ -55,6 +55,7 @@
 #define FLEET_POOL_BOOT_MS       30000 /* a guest not waiting after this is destroyed */
 #define FLEET_POOL_HANDOVER_MS   3000  /* the guest's answer to its record, at most */
 #define FLEET_POOL_RECORD_MAX    8192  /* longest configuration record (the guest's bound) */
+#define FLEET_POOL_REFILL_NICE   19 /* a pool guest's QEMU until claimed (SHOAL_POOL_REFILL_NICE) */
 #define FLEET_POOL_LINE          "shoal.pool=1" /* a pool guest's whole command line */
 
 /* ---- the table (pool_tab.c): pure, no I/O; the caller holds pool.mu ---- */
@@ -77,6 +78,7 @@ typedef struct {
     int created;         /* its domain exists (or may: destroy it) */
     int64_t born_ms;     /* monotonic ms its start was decided */
     int64_t ready_ms;    /* monotonic ms it was seen waiting, 0 */
+    int64_t claimed_ms;  /* monotonic ms a create claimed it (pool.c), 0 */
     int64_t boot_us;     /* its pool-wait record's boot time */
     int fd;              /* its console socket once READY, else -1 */
     gst_tracker tracker; /* its status file while BOOTING */

@@ -10,12 +10,17 @@
 #     run is a cold start (a pool guest serves one run);
 #   - an httpd guest taken from the pool answers HTTP at the address the
 #     instance was given (the record's shoal.ip, the guard's rule);
+#   - a waiting pool guest's QEMU threads run at nice 19, a claimed one's
+#     at a cold-started guest's nice and class;
 #   - capacity: with --max-instances 6 pool guests hold slots; a create
 #     that needs one takes a pool guest's room (201, the pool shrinks) and
 #     the pool does not grow past what is free; it refills when room comes;
 #   - a pool of 0, and an image's deletion, destroy its pool guests;
 #   - shoald's stop destroys the pool; a pool guest of a killed shoald is
-#     destroyed by the next one's reconcile, never adopted.
+#     destroyed by the next one's reconcile, never adopted;
+#   - /metrics: every guest port went to the guard through netlink, none
+#     through nft; with SHOAL_GUARD_NETLINK=off a claim's through nft,
+#     counted.
 # --domain-type qemu: TCG, no KVM canary (~13 s); kvm-pvm here is slower.
 # usage: daemon_pool.sh SHOALD IMAGES_DIR
 set -eu
@@ -60,6 +65,14 @@ create() { api POST /v1/instances -H 'Content-Type: application/json' -d "$1"; }
 console() {
     api GET "/v1/instances/$1/console"
     printf '%s' "$BODY"
+}
+# The nice values and scheduling classes of every thread of instance (or
+# pool guest) id's QEMU (and its exit wrapper), one "NI CLS" of each kind
+prio() {
+    local p
+    for p in $(pgrep -f "qemu.*guest=shoal-$1" || true); do
+        ps -L -o ni=,cls= -p "$p"
+    done | awk '{print $1, $2}' | sort -u | tr '\n' ' '
 }
 
 e2e_push_images hello httpd sleep
@@ -116,12 +129,17 @@ check "/metrics shows 2 guests waiting" \
 
 check "/metrics counts the 2 claims (got $(metric shoal_warm_pool_claims_total))" \
     [ "$(metric shoal_warm_pool_claims_total)" = 2 ]
+check "the guard allowed every guest port through netlink, never nft (netlink $(metric shoal_guard_netlink_adds_total), nft $(metric shoal_guard_nft_fallbacks_total))" \
+    eval '[ "$(metric shoal_guard_netlink_adds_total)" -ge 2 ] && [ "$(metric shoal_guard_nft_fallbacks_total)" = 0 ]'
 
 # --- a pool of 0 empties it; httpd from its pool answers at its address
 patch hello '{"warm_pool":0}'
 check "warm_pool 0 destroys hello's pool guests" wait_for 15 eval '[ "$(npool)" = 0 ]'
 patch httpd '{"warm_pool":1}'
 check "1 pool guest of httpd waits" wait_for 30 waiting 1
+WAITER=$(ready_ids)
+check "a waiting pool guest's QEMU runs at nice 19, every thread ($(prio "$WAITER"))" \
+    [ "$(prio "$WAITER")" = "19 TS " ]
 create '{"image":"httpd","name":"web"}'
 WEB=$(printf '%s' "$BODY" | jq -r '.items[0].id')
 check "web was created from the pool (HTTP $HTTP_CODE)" \
@@ -146,6 +164,9 @@ for k in 1 2 3; do
     create "{\"image\":\"sleep\",\"name\":\"s$k\",\"network\":false,\"args\":[\"600\"]}"
     check "s$k created (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
 done
+# a claimed guest's QEMU is back at a cold-started one's priority
+check "web's QEMU threads ($(prio "$WEB")) have a cold guest's nice and class ($(prio "$(inst_field s1 .id)"))" \
+    eval 'wait_for 30 inst_state_is s1 running && [ -n "$(prio "$WEB")" ] && [ "$(prio "$WEB")" = "$(prio "$(inst_field s1 .id)")" ]'
 create '{"image":"sleep","name":"s4","network":false,"args":["600"]}'
 check "s4 fits beside the pool guest (6 of 6) (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
 create '{"image":"sleep","name":"s5","network":false,"args":["600"]}'
@@ -173,10 +194,16 @@ OLD=$(ready_ids)
 kill -9 "$E2E_PID"
 wait "$E2E_PID" 2>/dev/null || true
 E2E_PID=""
+# (this shoald's guard changes go through nft: counted as fallbacks)
+export SHOAL_GUARD_NETLINK=off
 e2e_start_daemon "$SHOALD" --max-instances 6 --domain-type qemu || exit 1
+unset SHOAL_GUARD_NETLINK
 check "the old pool guest $OLD is destroyed by reconcile" \
     wait_for 20 eval '! pgrep -f "qemu-system.*guest=shoal-$OLD" >/dev/null'
 check "and a new one waits" wait_for 30 eval '[ "$(nready)" = 1 ] && [ "$(ready_ids)" != "$OLD" ]'
+create '{"image":"hello","name":"p3"}'
+check "with SHOAL_GUARD_NETLINK=off a claim's port goes through nft, counted (HTTP $HTTP_CODE; nft $(metric shoal_guard_nft_fallbacks_total), netlink $(metric shoal_guard_netlink_adds_total))" \
+    eval '[ "$HTTP_CODE" = 201 ] && wait_for 30 eval "inst_state_is p3 exited" && [ "$(metric shoal_guard_nft_fallbacks_total)" -ge 1 ] && [ "$(metric shoal_guard_netlink_adds_total)" = 0 ]'
 e2e_stop_daemon
 check "shoald's stop destroyed its pool guests" \
     wait_for 10 eval '[ -z "$(pgrep -f "qemu-system.*$E2E_STATE.*shoal.pool=1")" ]'

@@ -13,10 +13,28 @@
 # Prints p50/p99 of both, the ratio, and both PSS figures. The daemon, its
 # bridge and guests live in a network namespace this script creates and
 # removes (tests/e2e/lib.sh).
+#
+# bench_pool.sh SHOALD IMAGES_DIR N refill [ROUNDS] [MODES]: claims made
+# while a refill runs, with shoald's refill settings (docs/shoald.md "Warm
+# pools") compared in the same run, each round a shoald of its own, the
+# modes alternated ROUNDS times (default 3). MODES (default "default old"):
+#   default  refills at nice 19, held while a claim is in flight
+#   nice     nice 19 only (SHOAL_POOL_REFILL_HOLD=off)
+#   hold     the hold only (SHOAL_POOL_REFILL_NICE=0)
+#   old      neither (both knobs): the behaviour before
+# A round is N pairs: with a pool of 2 waiting, one create takes a guest
+# (its refill follows at once, or after its hand-over with the hold), a
+# second one follows 50-450 ms later (cycling, so that it meets every
+# phase of the refill: libvirt's create, QEMU's start, the guest's boot).
+# Prints p50/p99 of the first and of the second creates' ready_ms per mode
+# and round, and over all rounds of each mode.
 set -eu
 SHOALD=$1
 IMAGES=$(cd "$2" && pwd)
 N=${3:-20}
+MODE=${4:-}
+ROUNDS=${5:-3}
+MODES=${6:-default old}
 . "$(dirname "$0")/../../e2e/lib.sh"
 
 e2e_setup
@@ -56,6 +74,69 @@ pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 
 # warm-up: the first create pays for the image's materialization
 one >/dev/null
+
+# refill mode: N pairs of claims, the second while the first's refill runs
+# (see the top); one line per pair: the first's and the second's ready_ms,
+# whether both came from the pool (1/0)
+pairs() {
+    local a b k both
+    for k in $(seq 0 $((N - 1))); do
+        wait_for 60 eval '[ "$(pool_ready)" -ge 2 ]' || { echo "no pool of 2" >&2; exit 1; }
+        sleep 0.1
+        a=$(create)
+        sleep "$(printf '0.%02d' $((k % 5 * 10 + 5)))"
+        b=$(create)
+        wait_for 60 inst_state_is "$a" running && wait_for 60 inst_state_is "$b" running ||
+            { echo "instance $a or $b never ran" >&2; exit 1; }
+        both=$(grep -c -e "instance $a .*from the warm pool" -e "instance $b .*from the warm pool" \
+            "$E2E_STATE/shoald.log" || true)
+        echo "$(inst_field "$a" .ready_ms) $(inst_field "$b" .ready_ms) $((both == 2))"
+        api DELETE "/v1/instances/$a?force=true"
+        api DELETE "/v1/instances/$b?force=true"
+    done
+}
+mode_env() { # the knobs of mode $1
+    unset SHOAL_POOL_REFILL_NICE SHOAL_POOL_REFILL_HOLD
+    case $1 in
+    default) ;;
+    nice) export SHOAL_POOL_REFILL_HOLD=off ;;
+    hold) export SHOAL_POOL_REFILL_NICE=0 ;;
+    old) export SHOAL_POOL_REFILL_NICE=0 SHOAL_POOL_REFILL_HOLD=off ;;
+    *) echo "unknown mode $1" >&2; exit 2 ;;
+    esac
+}
+if [ "$MODE" = refill ]; then
+    e2e_stop_daemon >/dev/null
+    echo "warm pool claims during a refill: $N pairs a round, $ROUNDS rounds of each of: $MODES"
+    for mode in $MODES; do : >"$E2E_STATE/all.$mode"; done
+    for r in $(seq 1 "$ROUNDS"); do
+        for mode in $MODES; do
+            mode_env "$mode"
+            load=$(cut -d' ' -f1 /proc/loadavg)
+            e2e_start_daemon "$SHOALD" --domain-type qemu >/dev/null || exit 1
+            api PATCH /v1/images/sleep -H 'Content-Type: application/json' -d '{"warm_pool":2}'
+            pairs >"$E2E_STATE/round"
+            api PATCH /v1/images/sleep -H 'Content-Type: application/json' -d '{"warm_pool":0}'
+            e2e_stop_daemon >/dev/null
+            cat "$E2E_STATE/round" >>"$E2E_STATE/all.$mode"
+            read -r a50 a99 <<<"$(cut -d' ' -f1 "$E2E_STATE/round" | stats)"
+            read -r b50 b99 <<<"$(cut -d' ' -f2 "$E2E_STATE/round" | stats)"
+            printf '  round %d, %-7s (load %5s): first p50 %4s p99 %5s ms; during a refill p50 %4s p99 %5s ms (%s of %s pairs from the pool)\n' \
+                "$r" "$mode" "$load" "$a50" "$a99" "$b50" "$b99" \
+                "$(awk '$3 == 1' "$E2E_STATE/round" | wc -l)" "$N"
+        done
+    done
+    mode_env default
+    for mode in $MODES; do
+        read -r a50 a99 <<<"$(cut -d' ' -f1 "$E2E_STATE/all.$mode" | stats)"
+        read -r b50 b99 <<<"$(cut -d' ' -f2 "$E2E_STATE/all.$mode" | stats)"
+        printf '  all rounds, %-7s: first p50 %4s p99 %5s ms; during a refill p50 %4s p99 %5s ms; claims over 60 ms: %s of %s\n' \
+            "$mode" "$a50" "$a99" "$b50" "$b99" \
+            "$(cut -d' ' -f1,2 "$E2E_STATE/all.$mode" | tr ' ' '\n' | awk '$1 > 60' | wc -l)" \
+            "$((2 * $(wc -l <"$E2E_STATE/all.$mode")))"
+    done
+    exit 0
+fi
 COLD=$(for _ in $(seq 1 "$N"); do one; done | stats)
 
 api PATCH /v1/images/sleep -H 'Content-Type: application/json' -d '{"warm_pool":2}'
