@@ -211,7 +211,9 @@ int state_inst_page(state_db *db, const char *after, int state, const char *host
  * first call, and any after more than 4096 writes, says *all = 1 instead
  * (*rowids NULL): read everything again. *rowids is the caller's to free.
  * Writes before the first call are not recorded (nobody asked). -1: out
- * of memory (*all = 1 then too). */
+ * of memory (*all = 1 then too). SQLite's update hook does not see rows
+ * that REPLACE or a DELETE without WHERE remove: write instances with
+ * neither. */
 int state_inst_changes(state_db *db, int64_t **rowids, size_t *n, int *all);
 /* The instance row `rowid`: 1 (in *out, state_inst_free it), 0 when no
  * such row (deleted), -1 on a SQLite error. */
