@@ -227,17 +227,6 @@ static void emit_progress(fleet *f, fleet_bulk_op op, size_t done, size_t total,
     fleet_emit_object(f, o);
 }
 
-static void deadline_in(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 int fleet_bulk_run(fleet *f, fleet_bulk_op op, int timeout_s, bool force, fleet_bulk *b,
                    fleet_err *e)
 {
@@ -296,7 +285,7 @@ int fleet_bulk_run(fleet *f, fleet_bulk_op op, int timeout_s, bool force, fleet_
         last_done = done;
         if (finished)
             break;
-        deadline_in(&ts, BULK_PROGRESS_MS);
+        fleet_deadline(&ts, CLOCK_MONOTONIC, BULK_PROGRESS_MS);
         pthread_mutex_lock(&r.mu);
         while (r.done < r.total) {
             if (pthread_cond_timedwait(&r.cv, &r.mu, &ts) == ETIMEDOUT)

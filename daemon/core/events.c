@@ -93,13 +93,7 @@ int fleet_event_next(fleet *f, int64_t *last, char **json, int timeout_ms)
         }
         if (f->last_event_id <= *last) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += timeout_ms / 1000;
-            ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            fleet_deadline(&ts, CLOCK_REALTIME, timeout_ms);
             pthread_cond_timedwait(&f->event_cv, &f->mu, &ts);
         }
         pthread_mutex_unlock(&f->mu);

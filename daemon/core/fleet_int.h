@@ -206,6 +206,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "fleet.h"
 #include "gstatus.h"
@@ -769,6 +770,10 @@ void fleet_idle_adopt(fleet *f, const state_instance *in);
 void fleet_identity_take(state_instance *in, const char *guest);
 /* The same on the stored row (fleet_mutate). 0, or -1. */
 int fleet_set_guest(fleet *f, const char *id, const char *guest);
+
+/* ms from now on `clock` (CLOCK_MONOTONIC or CLOCK_REALTIME, the
+ * condition variable's), for pthread_cond_timedwait (fleet.c). */
+void fleet_deadline(struct timespec *ts, clockid_t clock, int64_t ms);
 
 /* ---- remoteio.c: work that waits on a host, off the supervisor ---- */
 typedef enum {

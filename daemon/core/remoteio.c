@@ -326,13 +326,7 @@ int fleet_rio_call(fleet *f, fleet_host *h, fleet_rio_fn fn, void *arg, void (*f
     it->kind = FLEET_RIO_CALL;
     it->call = c;
     (void)enqueue(f, h, it); /* stopping: the item is freed, c done with -1 */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    fleet_deadline(&ts, CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&f->rio_mu);
     while (!c->done && pthread_cond_timedwait(&c->cv, &f->rio_mu, &ts) == 0)
         ;

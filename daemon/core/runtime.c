@@ -108,13 +108,7 @@ int fleet_rt_wait(fleet *f, const char *id, int need_inactive, int timeout_ms)
         }
         if (left <= 0)
             break;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += slice / 1000;
-        ts.tv_nsec += (slice % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        fleet_deadline(&ts, CLOCK_REALTIME, slice);
         pthread_cond_timedwait(&f->state_cv, &f->mu, &ts);
     }
     pthread_mutex_unlock(&f->mu);
