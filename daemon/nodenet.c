@@ -421,8 +421,14 @@ int nnet_dhcp_put(virConnectPtr c, const struct nnet_host *h, char *err, size_t 
         else if (mac || ip || name) /* libvirt refuses an add that matches any */
             rc = host_update(net, VIR_NETWORK_UPDATE_COMMAND_DELETE, &have[i], err, errlen);
     }
-    if (rc == NNET_OK && !same)
-        rc = host_update(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, &want, err, errlen);
+    if (rc == NNET_OK && !same &&
+        (rc = host_update(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, &want, err, errlen)) !=
+            NNET_OK) {
+        /* libvirt keeps an entry it could not serve (no dnsmasq on the
+         * host), and a network with one no longer starts there: undone */
+        char ignored[256];
+        (void)host_update(net, VIR_NETWORK_UPDATE_COMMAND_DELETE, &want, ignored, sizeof ignored);
+    }
 out:
     free(have);
     virNetworkFree(net);

@@ -105,7 +105,9 @@ int nnet_dhcp_list(virConnectPtr c, struct nnet_host **out, size_t *n, char *err
  * with h's MAC, address or name and something else different (a guest
  * deleted while shoald could not reach the host) is deleted first. The
  * first entry makes libvirt start the host's dnsmasq: a host without it
- * fails here (NNET_E_LIBVIRT, libvirt's message names the program). */
+ * fails here (NNET_E_LIBVIRT, libvirt's message names the program) and
+ * the entry, which libvirt keeps, is deleted again (with it the network
+ * would not start there again). */
 int nnet_dhcp_put(virConnectPtr c, const struct nnet_host *h, char *err, size_t errlen);
 
 /* Delete the entry of mac, if there is one (none, or no network: NNET_OK).

@@ -310,6 +310,8 @@ typedef struct fleet_host {
     int64_t up_ms;          /* first seen up (failover tick) since it last came up, 0 down */
     int hung;               /* down by ping: opening held until the ping returns */
     uint32_t net_gw;        /* remote: its guest network's gateway (hostnet.c), 0 unknown */
+    int dhcp_failing;       /* remote: its last DHCP entry was refused (no dnsmasq
+                               there?): the next refusals are not warned of again */
     int fencing;            /* connected again, being fenced: no failover decisions (failover.c) */
     /* Under rio_mu (remoteio.c): an item of this host runs on a remote I/O
      * worker; the mark of the last count of hosts with items waiting. */

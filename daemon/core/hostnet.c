@@ -300,6 +300,7 @@ static void dhcp_put(fleet *f, fleet_host *h, struct node *node, const state_ins
     struct nnet_host e;
     fleet_rt *rt;
     char err[NODE_ERR_MAX];
+    int rc, warned;
 
     if (!in->mac[0])
         return;
@@ -311,10 +312,17 @@ static void dhcp_put(fleet *f, fleet_host *h, struct node *node, const state_ins
     if ((rt = fleet_rt_get(f, in->id)))
         rt->dhcp_entry = 1;
     pthread_mutex_unlock(&f->mu);
-    if (node_net_dhcp_put(node, &e, err, sizeof err) != NODE_OK)
+    rc = node_net_dhcp_put(node, &e, err, sizeof err);
+    pthread_mutex_lock(&f->mu);
+    warned = h->dhcp_failing;
+    h->dhcp_failing = rc != NODE_OK;
+    pthread_mutex_unlock(&f->mu);
+    if (rc != NODE_OK && !warned)
         log_warn("host %s: instance %s gets no address by DHCP there (needs dnsmasq on the host, "
-                 "Debian: dnsmasq-base): %s",
+                 "Debian: dnsmasq-base; not warned again until an entry is written): %s",
                  h->name, in->id, err);
+    else if (rc != NODE_OK)
+        log_debug("host %s: instance %s: no DHCP entry: %s", h->name, in->id, err);
 }
 
 int fleet_net_prepare(fleet *f, fleet_host *h, struct node *node, state_instance *in, uint32_t *gw,
