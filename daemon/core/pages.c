@@ -243,6 +243,8 @@ again:
         }
         start++;
     }
+    /* the filters of state_inst_page (its state is the text's: a row's
+     * state always parses, state.c writes no other) */
     for (size_t i = start; i < f->pg_n; i++) {
         const fleet_pg_row *r = f->pg_rows[i];
         if ((state >= 0 && (int)r->state != state) || (host && strcmp(r->host, host)) ||
