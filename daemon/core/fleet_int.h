@@ -560,7 +560,8 @@ void fleet_net_subnet(const fleet *f, const fleet_host *h, char *buf, size_t len
  * deletes in's from its host (its run ended; a host down keeps it until
  * reconciled); fleet_net_dhcp_sync (reconcile.c, after adopting the host's
  * domains doms) leaves exactly those of instances with a domain there or a
- * start writing theirs. Libvirt calls: any thread, no fleet lock held. */
+ * start writing theirs, and entries of MACs not shoal's (NETBR_MAC_PREFIX:
+ * the operator's, in a network of theirs) alone. Libvirt calls: any thread, no fleet lock held. */
 void fleet_net_dhcp_drop(fleet *f, const state_instance *in);
 void fleet_net_dhcp_sync(fleet *f, fleet_host *h, struct node *node, const struct node_dom *doms,
                          size_t ndoms);

@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "netbr.h"
 #include "nodenet.h"
 
 #define NET_REMOTE_PREFIX 24
@@ -427,7 +428,7 @@ void fleet_net_dhcp_sync(fleet *f, fleet_host *h, struct node *node, const struc
     state_instance *rows = NULL;
     size_t nhave = 0, nrows = 0, nwant = 0;
     unsigned added = 0, removed = 0;
-    char err[NODE_ERR_MAX];
+    char err[NODE_ERR_MAX], ours[8];
 
     if (!f->gateway || !f->rprefix || !node_remote(node))
         return;
@@ -458,8 +459,10 @@ void fleet_net_dhcp_sync(fleet *f, fleet_host *h, struct node *node, const struc
         nwant++;
     }
     pthread_mutex_unlock(&f->mu);
+    snprintf(ours, sizeof ours, "%02x:%02x:", NETBR_MAC_PREFIX0, NETBR_MAC_PREFIX1);
     for (size_t i = 0; i < nhave; i++) {
-        int keep = 0;
+        /* not a shoal MAC: the operator's entry in their own network */
+        int keep = strncasecmp(have[i].mac, ours, strlen(ours)) != 0;
         for (size_t w = 0; w < nwant && !keep; w++)
             keep = !strcasecmp(have[i].mac, want[w].mac) && have[i].ip == want[w].ip;
         if (keep)

@@ -381,9 +381,12 @@ check "dg2 is not given $DIP, which r1's dnsmasq still leases to dg's MAC (got $
     [ "$D2IP" != "$DIP" ]
 plug_fake "$(inst_field dg2 .network.mac)"
 check "dg2's MAC is given $D2IP" gets "$D2IP"
-# by hand on r1: web's entry gone (an older shoald's network), one of no guest
+# by hand on r1: web's entry gone (an older shoald's network), one of a
+# shoal MAC of no guest, one of a MAC not shoal's (the operator's)
 vr1 net-update shoal delete ip-dhcp-host "<host mac='$WMAC'/>" --live --config >/dev/null
-vr1 net-update shoal add-last ip-dhcp-host "<host mac='52:54:00:de:ad:01' ip='$NET.250'/>" \
+vr1 net-update shoal add-last ip-dhcp-host "<host mac='5a:5c:de:ad:00:01' ip='$NET.250'/>" \
+    --live --config >/dev/null
+vr1 net-update shoal add-last ip-dhcp-host "<host mac='52:54:00:de:ad:01' ip='$NET.251'/>" \
     --live --config >/dev/null
 e2e_log "DHCP on r1: $(($(date +%s) - t_dhcp)) s"
 # shoald restarted: r1's subnet known again from its network before any
@@ -398,9 +401,10 @@ check "r1's guest subnet is $SUBNET again (read from its network)" subnet_is r1 
 check "web is adopted, running" wait_for 20 inst_state_is web running
 check "and answers through its published port" wait_for 20 healthz "http://127.0.0.1:8090/healthz"
 entries_are() { [ "$(hosts_r1 | grep -o "mac='[^']*'" | sort | tr '\n' ' ')" = "$1" ]; }
-WANT=$(printf "mac='%s'\n" "$WMAC" "$(inst_field dg2 .network.mac)" | sort | tr '\n' ' ')
-check "r1's DHCP entries are exactly web's and dg2's again (reconciled: $(hosts_r1 | tr '\n' ' '))" \
+WANT=$(printf "mac='%s'\n" "$WMAC" "$(inst_field dg2 .network.mac)" 52:54:00:de:ad:01 | sort | tr '\n' ' ')
+check "r1's DHCP entries are web's, dg2's and the operator's (reconciled: $(hosts_r1 | tr '\n' ' '))" \
     entries_are "$WANT"
+vr1 net-update shoal delete ip-dhcp-host "<host mac='52:54:00:de:ad:01'/>" --live --config >/dev/null
 check "dg2's MAC is still given $D2IP" gets "$D2IP"
 api DELETE "/v1/instances/dg2?force=true"
 check "delete dg2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
