@@ -662,53 +662,64 @@ static void refresh_identity(fleet *f, state_instance *in)
     state_inst_free(&now);
 }
 
-/* Destroy the instance's domain, wherever it is (a missing one is fine). */
-static void destroy_domain(fleet *f, const state_instance *in)
+/* A stop's shutdown or a delete's destroy on a remote host, as a remote
+ * I/O call. */
+typedef struct {
+    char dom[64];
+    int timeout_s; /* < 0: destroy */
+} dom_call;
+
+static int dom_fn(fleet *f, struct node *node, void *arg, char *err, size_t errlen)
+{
+    dom_call *dc = arg;
+    (void)f;
+    if (!node)
+        return NODE_OK; /* down now: the reconnect's reconcile ends it */
+    if (dc->timeout_s < 0)
+        return node_destroy(node, dc->dom, err, errlen);
+    return node_shutdown(node, dc->dom, (unsigned)dc->timeout_s * 1000u, NULL, err, errlen);
+}
+
+/* node_shutdown of dom within timeout_s, or node_destroy (timeout_s < 0),
+ * bounded on a remote host (fleet_rio_call: a frozen host would hold the
+ * API call until it answers): FLEET_RIO_LATE when it did not answer in
+ * time (the call is carried out when it does). */
+static int dom_call_bounded(fleet *f, fleet_host *host, struct node *node, const char *dom,
+                            int timeout_s, char *err, size_t errlen)
+{
+    dom_call *dc;
+    if (!node_remote(node)) {
+        if (timeout_s < 0)
+            return node_destroy(node, dom, err, errlen);
+        return node_shutdown(node, dom, (unsigned)timeout_s * 1000u, NULL, err, errlen);
+    }
+    if (!(dc = calloc(1, sizeof *dc))) {
+        snprintf(err, errlen, "out of memory");
+        return NODE_E_NOMEM;
+    }
+    snprintf(dc->dom, sizeof dc->dom, "%s", dom);
+    dc->timeout_s = timeout_s;
+    return fleet_rio_call(f, host, dom_fn, dc, free,
+                          (timeout_s > 0 ? timeout_s * 1000 : 0) + FLEET_HOST_ANSWER_MS, err,
+                          errlen);
+}
+
+/* Destroy the instance's domain, wherever it is (a missing one is fine):
+ * 0, or FLEET_RIO_LATE (its remote host did not answer in time). */
+static int destroy_domain(fleet *f, const state_instance *in)
 {
     char err[NODE_ERR_MAX], dom[64];
     fleet_host *host;
     struct node *node = fleet_host_node(f, in->host, &host);
     int rc;
     if (!node)
-        return;
+        return 0;
     fleet_domain_name(fleet_run_id(in), dom, sizeof dom);
-    rc = node_destroy(node, dom, err, sizeof err);
-    if (rc != NODE_OK && rc != NODE_E_NOTFOUND)
+    rc = dom_call_bounded(f, host, node, dom, -1, err, sizeof err);
+    if (rc != NODE_OK && rc != NODE_E_NOTFOUND && rc != FLEET_RIO_LATE)
         log_warn("instance %s: destroy: %s", in->id, err);
     fleet_host_release(f, host);
-}
-
-/* A stop's shutdown on a remote host, as a remote I/O call. */
-typedef struct {
-    char dom[64];
-    unsigned ms;
-} stop_call;
-
-static int stop_fn(fleet *f, struct node *node, void *arg, char *err, size_t errlen)
-{
-    stop_call *sc = arg;
-    (void)f;
-    if (!node)
-        return NODE_OK; /* down now: the reconnect's reconcile ends it */
-    return node_shutdown(node, sc->dom, sc->ms, NULL, err, errlen);
-}
-
-/* node_shutdown, bounded on a remote host (fleet_rio_call): a frozen host
- * would hold the API call until it answers. */
-static int shutdown_bounded(fleet *f, fleet_host *host, struct node *node, const char *dom,
-                            int timeout_s, char *err, size_t errlen)
-{
-    stop_call *sc;
-    if (!node_remote(node))
-        return node_shutdown(node, dom, (unsigned)timeout_s * 1000u, NULL, err, errlen);
-    if (!(sc = calloc(1, sizeof *sc))) {
-        snprintf(err, errlen, "out of memory");
-        return NODE_E_NOMEM;
-    }
-    snprintf(sc->dom, sizeof sc->dom, "%s", dom);
-    sc->ms = (unsigned)timeout_s * 1000u;
-    return fleet_rio_call(f, host, stop_fn, sc, free, timeout_s * 1000 + FLEET_HOST_ANSWER_MS, err,
-                          errlen);
+    return rc == FLEET_RIO_LATE ? rc : 0;
 }
 
 int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
@@ -741,7 +752,7 @@ int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
         refresh_identity(f, &in);
         fleet_domain_name(fleet_run_id(&in), dom, sizeof dom);
         if ((node = fleet_host_node(f, in.host, &host))) {
-            rc = shutdown_bounded(f, host, node, dom, timeout_s, err, sizeof err);
+            rc = dom_call_bounded(f, host, node, dom, timeout_s, err, sizeof err);
             fleet_host_release(f, host);
             if (rc == FLEET_RIO_LATE) {
                 rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL,
@@ -914,7 +925,13 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
     kp_hit("delete.marked");
     fleet_rt_wait(f, in.id, 0, 30000);
     refresh_identity(f, &in);
-    destroy_domain(f, &in);
+    if (destroy_domain(f, &in) == FLEET_RIO_LATE) {
+        rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL,
+                           "deleting '%s': host %s did not answer within %d s; it is marked "
+                           "for deletion, try again once the host answers",
+                           key, in.host, FLEET_HOST_ANSWER_MS / 1000);
+        goto out;
+    }
     kp_hit("delete.destroyed");
     if (!fleet_rt_wait(f, in.id, 1, 15000)) {
         rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL,
