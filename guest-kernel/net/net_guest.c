@@ -20,6 +20,7 @@
 #include <shoal.h>
 
 #include "net_guest.h"
+#include "net_internal.h"
 #include "net_socket.h"
 #include "../arch/x86_64/apic.h"
 #include "../arch/x86_64/idt.h"
@@ -126,9 +127,155 @@ static void guest_poll(struct net_if *nif)
     virtio_net_poll();
 }
 
-/* Registered with the driver: its received frames go to the stack. */
+/* shoal.ip=dhcp: the address asked for by DHCP before the app runs
+ * (DISCOVER, OFFER, REQUEST, ACK; broadcast, from 0.0.0.0 as RFC 2131
+ * says). No renewal: shoald's DHCP servers keep a guest's address for its
+ * MAC while it runs (docs/node.md "DHCP"). */
+#define DHCP_TRIES   4
+#define DHCP_WAIT_MS 1000
+#define DHCP_BOOTP   240 /* fixed BOOTP part, magic cookie included */
+
+struct dhcp_wait {
+    uint32_t xid;
+    int want; /* the reply type waited for: 2 OFFER, 5 ACK */
+    int got;  /* 1 it came, -1 a NAK */
+    uint32_t yiaddr, server, mask, router;
+};
+static struct dhcp_wait *dhcp_w; /* while asking */
+
+static void put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, v >> 16);
+    put16(p + 2, v & 0xffff);
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* One request of `type` (1 DISCOVER, 3 REQUEST) into f: its length. */
+static size_t dhcp_frame(uint8_t *f, const struct dhcp_wait *w, int type)
+{
+    uint8_t *ip = f + NET_ETH_HLEN, *udp = ip + 20, *b = udp + 8, *o = b + DHCP_BOOTP;
+    size_t blen;
+    memset(f, 0, NET_FRAME_MAX);
+    memset(f, 0xff, NET_ETH_ALEN);
+    memcpy(f + NET_ETH_ALEN, guest_if.mac, NET_ETH_ALEN);
+    put16(f + 12, 0x0800);
+    b[0] = 1; /* BOOTREQUEST, Ethernet, 6-byte address */
+    b[1] = 1;
+    b[2] = 6;
+    put32(b + 4, w->xid);
+    put16(b + 10, 0x8000); /* answer by broadcast: we have no address yet */
+    memcpy(b + 28, guest_if.mac, NET_ETH_ALEN);
+    put32(b + 236, 0x63825363);
+    *o++ = 53, *o++ = 1, *o++ = (uint8_t)type;
+    if (type == 3) {
+        *o++ = 50, *o++ = 4, put32(o, w->yiaddr), o += 4;
+        *o++ = 54, *o++ = 4, put32(o, w->server), o += 4;
+    }
+    *o++ = 55, *o++ = 2, *o++ = 1, *o++ = 3; /* subnet mask, router */
+    *o++ = 255;
+    blen = (size_t)(o - b) < 300 ? 300 : (size_t)(o - b); /* BOOTP's minimum */
+    put16(udp, 68);
+    put16(udp + 2, 67);
+    put16(udp + 4, (uint32_t)(8 + blen)); /* checksum 0: none */
+    ip[0] = 0x45;
+    put16(ip + 2, (uint32_t)(20 + 8 + blen));
+    ip[8] = 64;
+    ip[9] = 17;
+    put32(ip + 16, 0xffffffffu);
+    put16(ip + 10, net_csum_fold(net_csum_add(0, ip, 20)));
+    return NET_ETH_HLEN + 20 + 8 + blen;
+}
+
+/* A reply for us (untrusted bytes): 1 when it was one (taken), else 0. */
+static int dhcp_input(const uint8_t *f, size_t len)
+{
+    struct dhcp_wait *w = dhcp_w;
+    const uint8_t *ip = f + NET_ETH_HLEN, *udp, *b, *o, *end = f + len;
+    int type = 0;
+    uint32_t server = 0, mask = 0, router = 0;
+    if (len < NET_ETH_HLEN + 20 + 8 + DHCP_BOOTP || f[12] != 8 || f[13] != 0 || (ip[0] >> 4) != 4 ||
+        ip[9] != 17)
+        return 0;
+    udp = ip + (ip[0] & 15) * 4;
+    b = udp + 8;
+    if (b + DHCP_BOOTP > end || udp[2] != 0 || udp[3] != 68 || b[0] != 2 ||
+        get32(b + 4) != w->xid || memcmp(b + 28, guest_if.mac, NET_ETH_ALEN) ||
+        get32(b + 236) != 0x63825363)
+        return 0;
+    for (o = b + DHCP_BOOTP; o < end && *o != 255;) {
+        if (*o == 0) {
+            o++;
+            continue;
+        }
+        if (o + 2 > end || o + 2 + o[1] > end)
+            break;
+        if (o[0] == 53 && o[1] == 1)
+            type = o[2];
+        else if (o[0] == 54 && o[1] == 4)
+            server = get32(o + 2);
+        else if (o[0] == 1 && o[1] == 4)
+            mask = get32(o + 2);
+        else if (o[0] == 3 && o[1] >= 4)
+            router = get32(o + 2);
+        o += 2 + o[1];
+    }
+    if (type == 6) {
+        w->got = -1;
+    } else if (type == w->want && get32(b + 16)) {
+        w->yiaddr = get32(b + 16);
+        w->server = server;
+        w->mask = mask;
+        w->router = router;
+        w->got = 1;
+    }
+    return 1;
+}
+
+/* Send a request of `type` until the reply `want` comes: 0, or -1. */
+static int dhcp_exchange(struct dhcp_wait *w, int type, int want)
+{
+    static uint8_t f[NET_FRAME_MAX];
+    for (int t = 0; t < DHCP_TRIES && w->got >= 0; t++) {
+        uint64_t until = clock_monotonic_ns() + DHCP_WAIT_MS * 1000000ull;
+        w->want = want;
+        w->got = 0;
+        guest_if.transmit(&guest_if, f, dhcp_frame(f, w, type));
+        while (!w->got && clock_monotonic_ns() < until) {
+            virtio_net_poll();
+            if (!w->got)
+                clock_sleep_ns(1000000);
+        }
+        if (w->got > 0)
+            return 0;
+    }
+    return -1;
+}
+
+static void ip_str(char *out, uint32_t a)
+{
+    struct sbuf sb;
+    sb_init(&sb, out, 16);
+    for (int i = 3; i >= 0; i--) {
+        sb_num(&sb, (a >> (8 * i)) & 255, 10);
+        if (i)
+            sb_str(&sb, ".");
+    }
+}
+
+/* Registered with the driver: its received frames go to the stack (a
+ * DHCP reply to us, while asking, to the DHCP client). */
 static void guest_rx(void *ctx, const void *frame, size_t len)
 {
+    if (dhcp_w && dhcp_input(frame, len))
+        return;
     net_input(ctx, frame, len);
 }
 
@@ -209,6 +356,44 @@ static void guest_say_up(const char *ip, const char *gw)
     fputs(b, stdout);
 }
 
+/* shoal.ip=dhcp */
+static int guest_dhcp(const char *mac)
+{
+    struct dhcp_wait w;
+    char ip[24], gw[16];
+    uint8_t want_mac[NET_ETH_ALEN];
+    struct sbuf sb;
+    int prefix = 0;
+    if (guest_device() != 0 || guest_stack_up() != 0)
+        return -1;
+    if (mac && net_parse_mac(mac, want_mac) == 0 && memcmp(want_mac, guest_if.mac, NET_ETH_ALEN))
+        printf("net: device MAC differs from shoal.mac '%s'\n", mac);
+    memset(&w, 0, sizeof w);
+    w.xid = net_port_random();
+    dhcp_w = &w;
+    if (dhcp_exchange(&w, 1, 2) != 0 || dhcp_exchange(&w, 3, 5) != 0) {
+        dhcp_w = NULL;
+        printf("net: no address by DHCP (%s)\n", w.got < 0 ? "refused" : "no answer");
+        return -1;
+    }
+    dhcp_w = NULL;
+    while (prefix < 32 && (w.mask & (0x80000000u >> prefix)))
+        prefix++;
+    guest_if.ip = w.yiaddr;
+    guest_if.prefix = (uint8_t)(w.mask ? prefix : 24);
+    guest_if.gw = w.router;
+    net_announce(guest_stack);
+    ip_str(ip, w.yiaddr);
+    sb_init(&sb, ip + strlen(ip), sizeof ip - strlen(ip));
+    sb_str(&sb, "/");
+    sb_num(&sb, guest_if.prefix, 10);
+    ip_str(gw, w.router);
+    guest_say_up(ip, w.router ? gw : NULL);
+    printf("net: address by DHCP from server %u.%u.%u.%u\n", w.server >> 24, (w.server >> 16) & 255,
+           (w.server >> 8) & 255, w.server & 255);
+    return 0;
+}
+
 int net_guest_init(void)
 {
     const char *ip = shoal_param("ip"), *gw = shoal_param("gw"), *mac = shoal_param("mac");
@@ -216,6 +401,8 @@ int net_guest_init(void)
     uint8_t prefix = 0, want_mac[NET_ETH_ALEN];
     if (!ip)
         return 1; /* networking not asked for */
+    if (!strcmp(ip, "dhcp"))
+        return guest_dhcp(mac);
     if (net_parse_cidr(ip, &addr, &prefix) != 0) {
         printf("net: bad shoal.ip '%s' (want A.B.C.D/N)\n", ip);
         return -1;

@@ -6,6 +6,8 @@
  *         KERN_BOOT_HOOK in kernel/kern.h; the kernel does not name it).
  *         It reads shoal.ip / shoal.gw / shoal.mac, finds the virtio-net
  *         device, creates the stack and makes it the one behind socket().
+ *         shoal.ip=dhcp: the address, prefix and gateway are asked for by
+ *         DHCP first (docs/guest-net.md "DHCP").
  * Idle:   wherever the kernel waits (and between app time slices, if any):
  *             net_guest_poll();
  *         Blocking socket calls poll by themselves (net_port_idle).

@@ -25,7 +25,9 @@
 #     claiming an address it was not given is dropped by r1's nwfilter;
 #     shoald restarted: r1's subnet read back from its network, httpd
 #     adopted and answering through its published port;
-#     DHCP on r1 (libvirt's dnsmasq, a static entry per running guest): a
+#     DHCP on r1 (libvirt's dnsmasq, a static entry per running guest): an
+#     httpd asking by DHCP (shoal.ip=dhcp) takes its address behind r1's
+#     filter and answers there; a
 #     fake guest with a running sleep guest's MAC (a veth on r1's bridge,
 #     busybox udhcpc) is given its address and answers there; unknown and
 #     deleted MACs get nothing; the entry goes with the instance; an
@@ -39,7 +41,7 @@
 # encryption nor authentication (hosturi.h); production hosts are qemu+tls
 # or qemu+ssh. About 80-100 s (38 s before guest networks; the live console
 # checks of the serial streams take ~6 s of it, r2's restart under a
-# running guest ~20 s, DHCP on r1 ~17 s).
+# running guest ~20 s, DHCP on r1 ~20 s).
 # usage: daemon_remote.sh SHOALD IMAGES_DIR SHOAL_CLI
 set -eu
 SHOALD=$1
@@ -369,6 +371,20 @@ FAKE_HTTPD=""
 ip -n "$GNS" addr flush dev rdg1
 plug_fake 5a:5c:de:ad:00:02
 check "an unknown MAC gets nothing" gets_nothing
+# a real guest behind r1's filter: httpd told to ask by DHCP (shoal.ip=dhcp
+# instead of its address) answers at the address shoald gave it
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"httpd","name":"dh","host":"r1","cmdline":"shoal.ip=dhcp shoal.mac={mac}"}'
+check "create httpd dh on r1 asking by DHCP (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "dh runs" wait_for 60 inst_state_is dh running
+HIP=$(inst_field dh .network.address)
+HIP=${HIP%/*}
+check "dh answers at $HIP, the address shoald shows" wait_for 20 healthz "http://$HIP/healthz"
+api GET /v1/instances/dh/console
+check "it took $HIP/24 by DHCP from $NET.1 ($(grep '^net:' <<<"$BODY" | tr '\n' ' '))" \
+    eval 'grep -q "^net: $HIP/24 .* gw $NET.1 " <<<"$BODY" && grep -q "^net: address by DHCP from server $NET.1" <<<"$BODY"'
+api DELETE "/v1/instances/dh?force=true"
+check "delete dh (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 api DELETE "/v1/instances/dg?force=true"
 check "delete dg (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 check "dg's entry is gone from r1's network" wait_for 10 eval '! grep -q "$DMAC" <<<"$(hosts_r1)"'
