@@ -255,7 +255,9 @@ int guard_render_table(const char *bridge, const struct guard_port *ports, size_
                 "\t\ttype ifname . ether_addr . ipv4_addr\n");
     set_elements(&b, ports, n, 1);
     buf_fmt(&b, "\t}\n");
-    /* From a guest port: only its own sources. The overflow links
+    /* From a guest port: only its own sources, and never a DHCP server's
+     * port (a guest answering another's DHCP request from its own address
+     * could hand it a gateway of its choosing). The overflow links
      * (BRIDGE.K-m, BRIDGE.K-o) may match the tap prefix; a tap name never
      * holds a '.', so "BRIDGE.*" exempts the links and nothing else. */
     buf_fmt(&b,
@@ -265,6 +267,7 @@ int guard_render_table(const char *bridge, const struct guard_port *ports, size_
             "\t\tiifname \"" GUARD_TAP_PREFIX "*\" jump guest\n"
             "\t}\n"
             "\tchain guest {\n"
+            "\t\tether type ip udp sport 67 counter drop\n"
             "\t\tether type ip iifname . ether saddr . ip saddr @" GUARD_SET_ADDRS " accept\n"
             "\t\tether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 "
             "iifname . ether saddr @" GUARD_SET_PORTS " accept\n"

@@ -612,6 +612,15 @@ static void attacks(void)
     NETNS_CHECK(netns_sh_out(out, sizeof out, "bridge fdb show dev %s", tap1) == 0);
     NETNS_CHECK(!strstr(out, "5a:5c:00:00:a0:02"));
 
+    /* a DHCP server's answer from a guest, even from its own address: a
+     * rogue offer to another guest could name any gateway */
+    eth(&f, BCAST, MAC1, ETHERTYPE_IP);
+    ipv4_udp(&f, IP1, "255.255.255.255", 67, 68, "shoal-guard-dhcp-offer");
+    sent_seen(&f, "shoal-guard-dhcp-offer", &h, &g2);
+    fprintf(stderr, "  %-58s host %s, guest 2 %s\n", "DHCP answer from a guest (own address)",
+            h ? "saw it" : "-", g2 ? "saw it" : "-");
+    NETNS_CHECK(!h && !g2);
+
     /* DHCP before an address: from 0.0.0.0:68 to the broadcast :67 only */
     eth(&f, BCAST, MAC1, ETHERTYPE_IP);
     ipv4_udp(&f, "0.0.0.0", "255.255.255.255", 68, 67, "shoal-guard-dhcp-ok");
