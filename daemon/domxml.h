@@ -160,6 +160,9 @@ struct domxml_spec {
     int nice;                /* not rendered: > 0, QEMU runs at this nice value
                                 from its start (node_start: a warm pool guest's
                                 refill); 0: the starting thread's */
+    int nice_qemu_only;      /* not rendered: with nice, libvirt's create runs at
+                                the caller's priority and only QEMU's threads are
+                                set, once created, before its vCPUs run */
     unsigned cpu_quota_pct;  /* CPU time the whole QEMU (vCPUs, main loop, I/O
                                 threads) may use, in percent of one host CPU
                                 (<cputune> global_period 100 ms, global_quota),

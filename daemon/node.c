@@ -672,11 +672,12 @@ static int node_streams_wanted(const char *uri, int remote)
  * checked, or set by pid on a driver that forks it elsewhere, before its
  * vCPUs run; nice_why: why it does not ("" if it does). */
 static virDomainPtr create_running(struct node *n, const char *xml, unsigned long long mem_kib,
-                                   int nice, char *nice_why, size_t nice_whylen,
+                                   int nice, int nice_qemu_only, char *nice_why, size_t nice_whylen,
                                    const struct domxml_spec *local, char *stream_why,
                                    size_t stream_whylen, int *status, char *why, size_t whylen)
 {
-    virDomainPtr dom = create_xml(n, xml, VIR_DOMAIN_START_PAUSED, nice, nice_why, nice_whylen);
+    virDomainPtr dom = create_xml(n, xml, VIR_DOMAIN_START_PAUSED, nice_qemu_only ? 0 : nice,
+                                  nice_why, nice_whylen);
     int state = 0, reason = 0;
 
     /* Drivers without START_PAUSED (test:///, "unsupported flags") start
@@ -1845,7 +1846,7 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
         goto out;
     }
     t0 = now_ms();
-    dom = create_running(n, xml, 0, 0, NULL, 0, NULL, NULL, 0, &rc, why, sizeof why);
+    dom = create_running(n, xml, 0, 0, 0, NULL, 0, NULL, NULL, 0, &rc, why, sizeof why);
     if (!dom) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s canary did not start: %s", what, why);
         goto out;
@@ -2598,7 +2599,7 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
     }
     streamed = n->streams && serials_begin(n, s.name) == 0;
     dom =
-        create_running(n, xml, mem_kib, spec->nice, nice_why, sizeof nice_why,
+        create_running(n, xml, mem_kib, spec->nice, spec->nice_qemu_only, nice_why, sizeof nice_why,
                        streamed ? spec : NULL, stream_why, sizeof stream_why, &rc, why, sizeof why);
     if (streamed && !dom)
         serials_open(n, NULL, s.name, NULL, NULL, 0, NULL, 0); /* ends the pending state */

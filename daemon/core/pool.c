@@ -47,8 +47,9 @@ struct fleet_pool {
     /* a refilling guest's QEMU runs at refill_nice until it is claimed,
      * then at base_nice, shoald's own (0: no change; set at open) */
     int refill_nice, base_nice;
-    int hold;    /* refills wait for claims in flight (claims_in_flight) */
-    int handing; /* records sent and not yet answered */
+    int hold;           /* refills wait for claims in flight (claims_in_flight) */
+    int nice_qemu_only; /* libvirt's create at shoald's priority, QEMU's at refill_nice */
+    int handing;        /* records sent and not yet answered */
 };
 
 static void sock_path(const fleet *f, const char *id, char *buf, size_t len)
@@ -314,6 +315,7 @@ static void start_guest(fleet *f, const char *digest)
     spec.console_sock = sock;
     spec.instance_id = id;
     spec.nice = p->refill_nice; /* never in a claim's way (fleet_pool_open) */
+    spec.nice_qemu_only = p->nice_qemu_only;
     if (network) {
         /* Its tap is allowed before it exists, with no address yet: it can
          * send nothing but DHCP and ARP probes until it is claimed. */
@@ -613,7 +615,9 @@ static int can_raise_from(int base)
  * every guest, a bench and diagnostic knob), default FLEET_POOL_REFILL_NICE;
  * none if shoald could not set a claimed guest back. Whether refills wait
  * for claims in flight: unless SHOAL_POOL_REFILL_HOLD=off (the same kind
- * of knob). docs/shoald.md "Warm pools". */
+ * of knob); SHOAL_POOL_REFILL_NICE_CREATE=off leaves libvirt's create at
+ * shoald's priority (QEMU's threads only: node.h). docs/shoald.md "Warm
+ * pools", docs/benchmarks.md "Refills out of a claim's way". */
 static void refill_priority(struct fleet_pool *p)
 {
     const char *v = getenv("SHOAL_POOL_REFILL_NICE");
@@ -634,6 +638,8 @@ static void refill_priority(struct fleet_pool *p)
     p->refill_nice = n > p->base_nice ? (int)n : 0;
     v = getenv("SHOAL_POOL_REFILL_HOLD");
     p->hold = !(v && !strcmp(v, "off"));
+    v = getenv("SHOAL_POOL_REFILL_NICE_CREATE");
+    p->nice_qemu_only = v && !strcmp(v, "off");
     if (p->refill_nice && !can_raise_from(p->base_nice)) {
         log_info("warm pools: refills at shoald's priority (no CAP_SYS_NICE to set a claimed "
                  "guest back from nice %d)",

@@ -19,6 +19,8 @@
 # pools") compared in the same run, each round a shoald of its own, the
 # modes alternated ROUNDS times (default 3). MODES (default "default old"):
 #   default  refills at nice 19, held while a claim is in flight
+#   qemu     the hold, and nice 19 for QEMU only, libvirt's create of it
+#            at shoald's priority (SHOAL_POOL_REFILL_NICE_CREATE=off)
 #   nice     nice 19 only (SHOAL_POOL_REFILL_HOLD=off)
 #   hold     the hold only (SHOAL_POOL_REFILL_NICE=0)
 #   old      neither (both knobs): the behaviour before
@@ -96,9 +98,10 @@ pairs() {
     done
 }
 mode_env() { # the knobs of mode $1
-    unset SHOAL_POOL_REFILL_NICE SHOAL_POOL_REFILL_HOLD
+    unset SHOAL_POOL_REFILL_NICE SHOAL_POOL_REFILL_HOLD SHOAL_POOL_REFILL_NICE_CREATE
     case $1 in
     default) ;;
+    qemu) export SHOAL_POOL_REFILL_NICE_CREATE=off ;;
     nice) export SHOAL_POOL_REFILL_HOLD=off ;;
     hold) export SHOAL_POOL_REFILL_NICE=0 ;;
     old) export SHOAL_POOL_REFILL_NICE=0 SHOAL_POOL_REFILL_HOLD=off ;;
