@@ -52,9 +52,9 @@ run_ctest() {
 }
 
 # -j $JOBS (2 here): the end-to-end tests run in two lanes (RESOURCE_LOCK
-# e2e_a / e2e_b, tests/e2e/CMakeLists.txt), the heavy ones alone; while a
-# lone one runs the other slot takes unit tests, and a third slot would
-# only add CPU contention beside two lanes of QEMU guests on 2 cores.
+# e2e_a / e2e_b, tests/e2e/CMakeLists.txt), the heavy ones alone with a
+# fuzz run beside; a third slot would only add CPU contention beside two
+# lanes of QEMU guests on 2 cores.
 step "Release build: all tests except benchmarks"
 run_ctest release build -LE bench
 step "ASan+UBSan build: unit and integration tests"
