@@ -155,8 +155,12 @@ static int refresh_row(fleet *f, int64_t rowid, fleet_render_fn fn, void *ctx)
 
     if (found < 0)
         return -1;
-    for (i = 0; i < f->pg_n && f->pg_rows[i]->rowid != rowid; i++)
-        ;
+    /* where it is: at its (created, id) slot when both are unchanged (a
+     * row's usual write), else found by a walk (gone, or replaced) */
+    i = found ? slot_of(f, in.created_ms, in.id) : f->pg_n;
+    if (i >= f->pg_n || f->pg_rows[i]->rowid != rowid)
+        for (i = 0; i < f->pg_n && f->pg_rows[i]->rowid != rowid; i++)
+            ;
     if (i < f->pg_n) {
         if (found && f->pg_rows[i]->created_ms == in.created_ms &&
             !strcmp(f->pg_rows[i]->id, in.id)) {
