@@ -9,28 +9,20 @@
  * zeros to a 1 MiB disk (foreign/CMakeLists.txt): SeaBIOS does not boot a
  * disk smaller than one cylinder.
  */
+#include "bootsector.inc"
     .code16
     .section .text
     .globl _start
 _start:
-    cli
-    cld
-    xorw %ax, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    ljmp $0, $1f                       /* CS:IP = 0:7Cxx whatever the BIOS used */
-1:  movw $msg, %si
+    boot_entry
+    movw $msg, %si
     movw $0x3F8, %dx
 2:  lodsb
     testb %al, %al
     jz 3f
     outb %al, %dx
     jmp 2b
-3:  movw $0x604, %dx                   /* ACPI PM1a control: S5 */
-    movw $0x2000, %ax
-    outw %ax, %dx
-4:  hlt
-    jmp 4b
+3:  power_off
 
 msg:
     .asciz "shoal-bootsector: hello from the boot sector\n"
