@@ -23,6 +23,7 @@
 #define SHOAL_DOMXML_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* qboot's ROM, rendered for DOMXML_FW_QBOOT when domxml_spec.firmware is
  * NULL. */
@@ -116,6 +117,18 @@ struct domxml_spec {
                                 no disks). shoald passes a per-instance overlay whose
                                 base is the image (docs/imagestore.md); its header
                                 names the base and the base's format */
+    /* Not rendered: the disk's base, for a host that cannot open this
+     * machine's files (node_start on a remote node, nodestore.h
+     * nstore_stage): there the local file disk_base (format disk_format,
+     * "raw" or "qcow2") is delivered as an image volume and `disk` is
+     * replaced by the domain's own qcow2 overlay of it on that host, of
+     * virtual size disk_bytes (0: the base's), made afresh when disk_fresh
+     * is 1, else kept when present. NULL on a local node, whose `disk` is
+     * the overlay the caller made. */
+    const char *disk_base;
+    const char *disk_format;
+    uint64_t disk_bytes;
+    int disk_fresh;
     const char *console_log; /* absolute path, COM1 output file, required */
     const char *status_log;  /* absolute path, COM2 status file, required */
     const char *bridge;      /* Linux bridge for one virtio NIC; NULL: no NIC */

@@ -2382,6 +2382,15 @@ static int node_stage_remote(struct node *n, struct domxml_spec *s, struct nstor
     return nstore_node_status(n, nstore_stage(n->conn, s, st, err, errlen));
 }
 
+int node_store_forget(struct node *n, const char *name, char *err, size_t errlen)
+{
+    int rc;
+    if (!n->remote)
+        return NODE_OK;
+    rc = need_conn(n, "remove run files", name, err, errlen);
+    return rc == NODE_OK ? nstore_node_status(n, nstore_forget(n->conn, name, err, errlen)) : rc;
+}
+
 int node_store_gc(struct node *n, const char *const *keep, size_t nkeep,
                   const char *const *keep_domains, size_t nkeep_domains, unsigned *removed,
                   char *err, size_t errlen)

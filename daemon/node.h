@@ -466,10 +466,11 @@ int node_foreign(struct node *node, struct node_foreign *out, char *err, size_t 
 
 /* Remote hosts (issue 17; nodestore.h, docs/node.md "Remote hosts"): a
  * node whose URI is remote (another machine: qemu+tcp, +ssh, +tls, ...)
- * has node_start deliver the kernel and initrd as image volumes named by
- * digest (uploaded once, verified, cached), and put the console, status and
- * guest record files in a storage pool on that host instead of the paths
- * the spec names. node_remote: 1 for such a node. */
+ * has node_start deliver the kernel and initrd, or a disk's base
+ * (spec->disk_base), as image volumes named by digest (uploaded once,
+ * verified, cached), make a disk's overlay there, and put the console,
+ * status and guest record files in a storage pool on that host instead of
+ * the paths the spec names. node_remote: 1 for such a node. */
 int node_remote(const struct node *node);
 
 /* Remove image volumes whose digest (64 hex) is not in keep and run files
@@ -479,6 +480,11 @@ int node_remote(const struct node *node);
 int node_store_gc(struct node *node, const char *const *keep, size_t nkeep,
                   const char *const *keep_domains, size_t nkeep_domains, unsigned *removed,
                   char *err, size_t errlen);
+
+/* Remove domain `name`'s files from a remote host (its serial files and
+ * its disk overlay: its instance is deleted); NODE_OK at once on other
+ * hosts and when there are none. Errors: NODE_E_LIBVIRT, NODE_E_CONN. */
+int node_store_forget(struct node *node, const char *name, char *err, size_t errlen);
 
 /* Copy domain `name`'s run file with `suffix` (".status", ".console") from
  * a remote host to local_path (at most its last max bytes); NODE_OK at

@@ -153,11 +153,11 @@ static virStoragePoolPtr pool_get(virConnectPtr c, const char *name, const char 
     return p;
 }
 
-/* A raw volume of `bytes` bytes, mode `mode`, replacing one of that name. */
-static virStorageVolPtr vol_make(virStoragePoolPtr p, const char *name, uint64_t bytes,
-                                 const char *mode, char *err, size_t errlen)
+/* Volume `name` of pool p from its XML, replacing one of that name; on
+ * failure `hint` (may be "") follows libvirt's reason. */
+static virStorageVolPtr vol_create(virStoragePoolPtr p, const char *name, const char *xml,
+                                   const char *hint, char *err, size_t errlen)
 {
-    char xml[768];
     /* Names are read before any call that can fail: every libvirt call
      * resets the thread's error, which lv_msg() points into. */
     const char *pool_name = virStoragePoolGetName(p);
@@ -166,11 +166,6 @@ static virStorageVolPtr vol_make(virStoragePoolPtr p, const char *name, uint64_t
         (void)virStorageVolDelete(v, 0);
         virStorageVolFree(v);
     }
-    snprintf(xml, sizeof xml,
-             "<volume><name>%s</name><capacity unit='bytes'>%llu</capacity>"
-             "<allocation unit='bytes'>0</allocation><target><format type='raw'/>"
-             "<permissions><mode>%s</mode></permissions></target></volume>",
-             name, (unsigned long long)bytes, mode);
     v = virStorageVolCreateXML(p, xml, 0);
     if (!v && virStoragePoolRefresh(p, 0) == 0) {
         /* Its file went behind libvirt's back (the pool's list is only
@@ -183,9 +178,22 @@ static virStorageVolPtr vol_make(virStoragePoolPtr p, const char *name, uint64_t
         v = virStorageVolCreateXML(p, xml, 0);
     }
     if (!v)
-        errbuf_set(err, errlen, "cannot create volume '%s' in pool '%s': %s", name, pool_name,
-                   lv_msg());
+        errbuf_set(err, errlen, "cannot create volume '%s' in pool '%s': %s%s", name, pool_name,
+                   lv_msg(), hint);
     return v;
+}
+
+/* A raw volume of `bytes` bytes, mode `mode`, replacing one of that name. */
+static virStorageVolPtr vol_make(virStoragePoolPtr p, const char *name, uint64_t bytes,
+                                 const char *mode, char *err, size_t errlen)
+{
+    char xml[768];
+    snprintf(xml, sizeof xml,
+             "<volume><name>%s</name><capacity unit='bytes'>%llu</capacity>"
+             "<allocation unit='bytes'>0</allocation><target><format type='raw'/>"
+             "<permissions><mode>%s</mode></permissions></target></volume>",
+             name, (unsigned long long)bytes, mode);
+    return vol_create(p, name, xml, "", err, errlen);
 }
 
 static int vol_path(virStorageVolPtr v, char *out, size_t len, char *err, size_t errlen)
@@ -417,8 +425,10 @@ out:
     return rc;
 }
 
-int nstore_image(virConnectPtr c, const char *local_path, char *host_path, size_t len,
-                 int *uploaded, char *err, size_t errlen)
+/* nstore_image; with `held`, c's lock stays taken for the caller (*held,
+ * to conn_unlock; NULL when it was not taken). */
+static int image_deliver(virConnectPtr c, const char *local_path, char *host_path, size_t len,
+                         int *uploaded, struct conn_lock **held, char *err, size_t errlen)
 {
     virStoragePoolPtr p;
     struct conn_lock *l;
@@ -426,6 +436,8 @@ int nstore_image(virConnectPtr c, const char *local_path, char *host_path, size_
 
     if (uploaded)
         *uploaded = 0;
+    if (held)
+        *held = NULL;
     if (!(l = conn_lock(c))) {
         errbuf_set(err, errlen, "out of memory");
         return NSTORE_E_IO;
@@ -433,9 +445,91 @@ int nstore_image(virConnectPtr c, const char *local_path, char *host_path, size_
     p = pool_get(c, NSTORE_POOL, NSTORE_POOL_PATH, err, errlen);
     rc = p ? image_locked(c, p, local_path, host_path, len, uploaded, err, errlen)
            : NSTORE_E_LIBVIRT;
-    conn_unlock(l);
+    if (held)
+        *held = l;
+    else
+        conn_unlock(l);
     if (p)
         virStoragePoolFree(p);
+    return rc;
+}
+
+int nstore_image(virConnectPtr c, const char *local_path, char *host_path, size_t len,
+                 int *uploaded, char *err, size_t errlen)
+{
+    return image_deliver(c, local_path, host_path, len, uploaded, NULL, err, errlen);
+}
+
+/* The domain's overlay <domain>.qcow2 over the base volume at base (its
+ * path on the host), in the run pool: kept when present and !fresh, else
+ * made by the host's libvirt (qemu-img there, the base's format named so
+ * that nothing is probed). Its path to out. */
+static int overlay_vol(virStoragePoolPtr run, const struct domxml_spec *s, const char *base,
+                       char *out, size_t len, char *err, size_t errlen)
+{
+    char name[DOMXML_NAME_MAX + 16], cap[80] = "", xml[2048];
+    virStorageVolInfo vi;
+    virStorageVolPtr v;
+    int rc;
+
+    if (!s->disk_format ||
+        (strcmp(s->disk_format, "raw") != 0 && strcmp(s->disk_format, "qcow2") != 0)) {
+        errbuf_set(err, errlen, "domain '%s': disk base format '%s' is not raw or qcow2", s->name,
+                   s->disk_format ? s->disk_format : "(none)");
+        return NSTORE_E_INVAL;
+    }
+    snprintf(name, sizeof name, "%s%s", s->name, NSTORE_DISK_SUFFIX);
+    v = s->disk_fresh ? NULL : virStorageVolLookupByName(run, name);
+    /* GetInfo stats the file again: one removed behind libvirt's back is
+     * made anew. */
+    if (v && virStorageVolGetInfo(v, &vi) != 0) {
+        virStorageVolFree(v);
+        v = NULL;
+    }
+    if (!v) {
+        if (s->disk_bytes)
+            snprintf(cap, sizeof cap, "<capacity unit='bytes'>%llu</capacity>",
+                     (unsigned long long)s->disk_bytes);
+        /* Paths under NSTORE_POOL_PATH and names of [A-Za-z0-9_.-]: no
+         * character needs escaping. */
+        if (snprintf(xml, sizeof xml,
+                     "<volume><name>%s</name>%s<target><format type='qcow2'/>"
+                     "<permissions><mode>0600</mode></permissions></target>"
+                     "<backingStore><path>%s</path><format type='%s'/></backingStore></volume>",
+                     name, cap, base, s->disk_format) >= (int)sizeof xml) {
+            errbuf_set(err, errlen, "volume '%s': base path too long", name);
+            return NSTORE_E_INVAL;
+        }
+        v = vol_create(run, name, xml,
+                       " (the host's libvirt makes qcow2 volumes with qemu-img, which it needs)",
+                       err, errlen);
+        if (!v)
+            return NSTORE_E_LIBVIRT;
+    }
+    rc = vol_path(v, out, len, err, errlen);
+    virStorageVolFree(v);
+    return rc;
+}
+
+/* The disk of s: its base delivered and its overlay made, under c's lock
+ * from the base's check to the overlay's create (a GC of the host never
+ * takes the base away in between). */
+static int stage_disk(virConnectPtr c, const struct domxml_spec *s, struct nstore_stage *st,
+                      char *err, size_t errlen)
+{
+    char base[NSTORE_PATH_MAX];
+    struct conn_lock *l = NULL;
+    virStoragePoolPtr run = NULL;
+    int rc = image_deliver(c, s->disk_base, base, sizeof base, NULL, &l, err, errlen);
+
+    if (rc == NSTORE_OK && !(run = pool_get(c, NSTORE_RUN_POOL, NSTORE_RUN_POOL_PATH, err, errlen)))
+        rc = NSTORE_E_LIBVIRT;
+    if (rc == NSTORE_OK)
+        rc = overlay_vol(run, s, base, st->disk, sizeof st->disk, err, errlen);
+    if (l)
+        conn_unlock(l);
+    if (run)
+        virStoragePoolFree(run);
     return rc;
 }
 
@@ -476,14 +570,19 @@ int nstore_stage(virConnectPtr c, struct domxml_spec *s, struct nstore_stage *st
     int rc;
 
     memset(st, 0, sizeof *st);
-    if (s->disk) {
+    if (s->disk && !s->disk_base) {
         errbuf_set(err, errlen,
-                   "domain '%s' boots a disk: disk images are not delivered to remote hosts yet",
-                   s->name);
+                   "domain '%s' boots the local disk file '%s', which a remote host cannot "
+                   "open (no base to deliver)",
+                   s->name, s->disk);
         return NSTORE_E_INVAL;
     }
-    rc = s->kernel ? nstore_image(c, s->kernel, st->kernel, sizeof st->kernel, NULL, err, errlen)
-                   : NSTORE_OK;
+    if (s->disk_base)
+        rc = stage_disk(c, s, st, err, errlen);
+    else
+        rc = s->kernel
+                 ? nstore_image(c, s->kernel, st->kernel, sizeof st->kernel, NULL, err, errlen)
+                 : NSTORE_OK;
     if (rc == NSTORE_OK && s->initrd)
         rc = nstore_image(c, s->initrd, st->initrd, sizeof st->initrd, NULL, err, errlen);
     if (rc != NSTORE_OK)
@@ -504,7 +603,9 @@ int nstore_stage(virConnectPtr c, struct domxml_spec *s, struct nstore_stage *st
     virStoragePoolFree(run);
     if (rc != NSTORE_OK)
         return rc;
-    if (s->kernel)
+    if (s->disk_base)
+        s->disk = st->disk;
+    else if (s->kernel)
         s->kernel = st->kernel;
     if (s->initrd)
         s->initrd = st->initrd;
@@ -523,6 +624,30 @@ void nstore_unstage(virConnectPtr c, struct nstore_stage *st)
     vol_drop(run, st->cfg_vol);
     st->cfg_vol[0] = '\0';
     virStoragePoolFree(run);
+}
+
+int nstore_forget(virConnectPtr c, const char *domain, char *err, size_t errlen)
+{
+    static const char *const suffixes[] = { ".console", ".status", ".cfg", NSTORE_DISK_SUFFIX };
+    char name[DOMXML_NAME_MAX + 16];
+    virStoragePoolPtr run = virStoragePoolLookupByName(c, NSTORE_RUN_POOL);
+    int rc = NSTORE_OK;
+
+    if (!run)
+        return NSTORE_OK; /* never made: nothing of the domain's there */
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        virStorageVolPtr v;
+        snprintf(name, sizeof name, "%s%s", domain, suffixes[i]);
+        if (!(v = virStorageVolLookupByName(run, name)))
+            continue;
+        if (virStorageVolDelete(v, 0) != 0 && rc == NSTORE_OK) {
+            errbuf_set(err, errlen, "cannot remove volume '%s': %s", name, lv_msg());
+            rc = NSTORE_E_LIBVIRT;
+        }
+        virStorageVolFree(v);
+    }
+    virStoragePoolFree(run);
+    return rc;
 }
 
 int nstore_fetch(virConnectPtr c, const char *domain, const char *suffix, const char *local_path,

@@ -12,7 +12,10 @@
  *                                 was uploaded whole and checked
  *   NSTORE_RUN_POOL  per domain: <domain>.console and <domain>.status (the
  *                    serial files libvirt opens on that host), <domain>.cfg
- *                    (the private guest record, only during the create)
+ *                    (the private guest record, only during the create),
+ *                    <domain>.qcow2 (a disk image's writable overlay, whose
+ *                    backing store is the base's <hex>.img; made by the
+ *                    host's libvirt, which runs qemu-img for it)
  *
  * Delivery (nstore_image): a volume named by the image's digest is used as it
  * is when its marker exists and its size is the local file's. Otherwise it is
@@ -25,7 +28,8 @@
  * it would double the transfer; the image store checks its own copy).
  *
  * Locking: a mutex per connection serialises the check-and-upload of image
- * volumes and nstore_gc on that connection, so two starts of one image on a
+ * volumes (for a disk, up to its overlay's create) and nstore_gc on that
+ * connection, so two starts of one image on a
  * host upload it once and a GC never removes a volume being uploaded; a host
  * whose upload hangs holds up only calls on its own connection (another
  * host's delivery, start and GC go on). A reconnect is a new connection: a
@@ -49,12 +53,13 @@
 #define NSTORE_RUN_POOL      "shoal-run"
 #define NSTORE_POOL_PATH     "/var/lib/libvirt/shoal/images"
 #define NSTORE_RUN_POOL_PATH "/var/lib/libvirt/shoal/run"
+#define NSTORE_DISK_SUFFIX   ".qcow2" /* a domain's overlay in NSTORE_RUN_POOL */
 #define NSTORE_CHUNK         (1u << 20) /* bytes per virStreamSend */
 #define NSTORE_PATH_MAX      512
 
 enum nstore_status {
     NSTORE_OK = 0,
-    NSTORE_E_INVAL = -1,   /* not deliverable (a disk overlay), no such volume */
+    NSTORE_E_INVAL = -1,   /* not deliverable (a disk without its base), no such volume */
     NSTORE_E_LIBVIRT = -2, /* libvirt refused; the connection may be lost */
     NSTORE_E_IO = -3,      /* a local file could not be read or written */
     NSTORE_E_VERIFY = -4,  /* the uploaded bytes were not the digest's */
@@ -83,16 +88,23 @@ struct nstore_stage {
     char console[NSTORE_PATH_MAX];
     char status[NSTORE_PATH_MAX];
     char cfg[NSTORE_PATH_MAX];
+    char disk[NSTORE_PATH_MAX]; /* the domain's overlay, or "" */
     char cfg_vol[DOMXML_NAME_MAX + 8]; /* run-pool volume of the record, or "" */
 };
 
 /*
  * Put what domain spec->name needs on the host of conn and point *spec at it:
- * the kernel and initrd as image volumes (nstore_image), the console and status as run-pool volumes (the
- * status emptied, the console kept: it is appended to), spec->fwcfg_data as
- * volume <name>.cfg (mode 0600), rendered as spec->fwcfg_file. spec's strings
- * then point into *st, which must outlive the create; call nstore_unstage
- * after it, whatever the outcome. A disk (per-instance overlay) is refused:
+ * the kernel and initrd as image volumes (nstore_image), the console and
+ * status as run-pool volumes (the status emptied, the console kept: it is
+ * appended to), spec->fwcfg_data as volume <name>.cfg (mode 0600), rendered
+ * as spec->fwcfg_file. A disk: spec->disk_base as an image volume and the
+ * overlay <name>.qcow2 over it (qcow2, mode 0600, backing format
+ * spec->disk_format, virtual size spec->disk_bytes or the base's), kept when
+ * present unless spec->disk_fresh, rendered as spec->disk; a host whose
+ * libvirt cannot make it (no qemu-img there) fails with libvirt's reason
+ * and the tool named. spec's strings then point into *st, which must
+ * outlive the create; call nstore_unstage after it, whatever the outcome.
+ * A spec->disk without spec->disk_base (a local file) is refused:
  * NSTORE_E_INVAL.
  */
 int nstore_stage(virConnectPtr conn, struct domxml_spec *spec, struct nstore_stage *st, char *err,
@@ -108,6 +120,10 @@ void nstore_unstage(virConnectPtr conn, struct nstore_stage *st);
  */
 int nstore_image(virConnectPtr conn, const char *local_path, char *host_path, size_t len,
                  int *uploaded, char *err, size_t errlen);
+
+/* Remove the run-pool volumes of domain (its serial files, record and
+ * overlay): its instance is gone. None there: NSTORE_OK. */
+int nstore_forget(virConnectPtr conn, const char *domain, char *err, size_t errlen);
 
 /*
  * Copy run-pool volume <domain><suffix> (".console", ".status") to the local

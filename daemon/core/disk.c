@@ -52,6 +52,62 @@ static int run_tool(char *const argv[], char *err, size_t errlen)
     return -1;
 }
 
+uint64_t fleet_disk_bytes(img_format format, uint64_t base_size)
+{
+    return format == IMG_FORMAT_RAW && base_size < DISK_MIN_BYTES ? DISK_MIN_BYTES : 0;
+}
+
+/* STATE_DIR/disks/<id>.host: the remote host holding the current overlay. */
+static void place_path(const struct fleet *f, const char *id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/disks/%s.host", f->cfg.state_dir, id);
+}
+
+int fleet_disk_remote_fresh(struct fleet *f, const char *id, const char *host)
+{
+    char path[FLEET_PATH_MAX + 16], at[STATE_NAME_MAX + 2] = "";
+    size_t n = 0;
+    FILE *fp;
+
+    place_path(f, id, path, sizeof path);
+    if ((fp = fopen(path, "re"))) {
+        n = fread(at, 1, sizeof at - 1, fp);
+        fclose(fp);
+    }
+    at[n] = '\0';
+    fleet_disk_path(f, id, path, sizeof path);
+    unlink(path); /* this machine's overlay is not the current one any more */
+    return strcmp(at, host) != 0;
+}
+
+int fleet_disk_remote_done(struct fleet *f, const char *id, const char *host, char *err,
+                           size_t errlen)
+{
+    char dir[FLEET_PATH_MAX], path[FLEET_PATH_MAX + 16], tmp[FLEET_PATH_MAX + 24];
+    FILE *fp;
+    int ok;
+
+    snprintf(dir, sizeof dir, "%s/disks", f->cfg.state_dir);
+    place_path(f, id, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (mkdir(dir, 0711) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create '%s': %s", dir, strerror(errno));
+        return -1;
+    }
+    if (!(fp = fopen(tmp, "we"))) {
+        snprintf(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+        return -1;
+    }
+    ok = fputs(host, fp) >= 0;
+    ok = fclose(fp) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 int fleet_disk_prepare(struct fleet *f, const char *id, const char *base, img_format format,
                        uint64_t base_size, char *path, size_t pathlen, char *err, size_t errlen)
 {
@@ -63,7 +119,10 @@ int fleet_disk_prepare(struct fleet *f, const char *id, const char *base, img_fo
         return -1;
     }
     snprintf(dir, sizeof dir, "%s/disks", f->cfg.state_dir);
+    place_path(f, id, tmp, sizeof tmp);
     fleet_disk_path(f, id, path, pathlen);
+    if (unlink(tmp) == 0) /* the disk was on a remote host since: afresh */
+        unlink(path);
     if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
         return 0; /* made by an earlier run: the guest's writes stay */
     if (mkdir(dir, 0711) != 0 && errno != EEXIST) {
@@ -74,8 +133,9 @@ int fleet_disk_prepare(struct fleet *f, const char *id, const char *base, img_fo
     unlink(tmp);
     /* Smaller raw bases get a bigger overlay; a qcow2 base's own virtual
      * size (checked at push: 512 bytes up) is kept. */
-    if (format == IMG_FORMAT_RAW && base_size < DISK_MIN_BYTES)
-        snprintf(size, sizeof size, "%u", DISK_MIN_BYTES);
+    if (fleet_disk_bytes(format, base_size))
+        snprintf(size, sizeof size, "%llu",
+                 (unsigned long long)fleet_disk_bytes(format, base_size));
     {
         char *argv[] = { "qemu-img",
                          "create",
@@ -108,5 +168,7 @@ void fleet_disk_remove(struct fleet *f, const char *id)
     fleet_disk_path(f, id, path, sizeof path);
     unlink(path);
     strcat(path, ".tmp");
+    unlink(path);
+    place_path(f, id, path, sizeof path);
     unlink(path);
 }

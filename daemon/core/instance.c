@@ -722,6 +722,32 @@ static int destroy_domain(fleet *f, const state_instance *in)
     return rc == FLEET_RIO_LATE ? rc : 0;
 }
 
+static int forget_fn(fleet *f, struct node *node, void *arg, char *err, size_t errlen)
+{
+    (void)f;
+    return node ? node_store_forget(node, arg, err, errlen) : NODE_OK;
+}
+
+/* Its domain's files on its remote host (serial files, disk overlay),
+ * bounded like the destroy: a host that does not answer in time removes
+ * them when it does, or its volume GC does. */
+static void forget_remote(fleet *f, const state_instance *in)
+{
+    char err[NODE_ERR_MAX], *dom;
+    fleet_host *host = NULL;
+    struct node *node = fleet_host_node(f, in->host, &host);
+    int rc;
+
+    if (node && node_remote(node) && (dom = malloc(64))) {
+        fleet_domain_name(fleet_run_id(in), dom, 64);
+        rc = fleet_rio_call(f, host, forget_fn, dom, free, FLEET_HOST_ANSWER_MS, err, sizeof err);
+        if (rc != NODE_OK && rc != FLEET_RIO_LATE)
+            log_warn("instance %s: cannot remove its files from host %s: %s", in->id, in->host,
+                     err);
+    }
+    fleet_host_release(f, host);
+}
+
 int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
 {
     state_instance in;
@@ -940,6 +966,7 @@ int fleet_instance_delete(fleet *f, const char *key, bool force, fleet_err *e)
                            key);
         goto out;
     }
+    forget_remote(f, &in); /* its run ended: its files were fetched */
     if (fleet_delete_finish(f, &in, err, sizeof err) != 0)
         rc = fleet_err_set(e, FLEET_E_INTERNAL, NULL, "%s", err);
 out:

@@ -203,7 +203,8 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     struct fail_ctx fc;
     struct starting_ctx sc;
     fleet_rt *rt;
-    int run_no = 0, have_row = 0, pooled = 0, net_prefix = 0, bad_line = 0;
+    int run_no = 0, have_row = 0, pooled = 0, net_prefix = 0, bad_line = 0, remote_disk = 0;
+    char derr[256];
     const char *run;
     uint32_t net_gw = 0;
     char net_ip[16];
@@ -290,11 +291,13 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     run = fleet_run_id(&in);
     pooled = !boot.disk && !boot.template && fleet_pool_claimed(f, run);
     /* A disk image boots from the instance's overlay, with no command
-     * line; a kernel gets its line in the image's preset. */
-    if (boot.disk ? fleet_disk_prepare(f, in.id, kernel, info.format, info.size, disk, sizeof disk,
-                                       err, sizeof err)
-                  : build_cmdline(&in, net_gw, net_prefix, &boot, pooled, f->gateway, &cmd, &rec,
-                                  err, sizeof err)) {
+     * line (a remote host's overlay is made there by node_start, disk.h);
+     * a kernel gets its line in the image's preset. */
+    remote_disk = boot.disk && node_remote(node);
+    if (!remote_disk && (boot.disk ? fleet_disk_prepare(f, in.id, kernel, info.format, info.size,
+                                                        disk, sizeof disk, err, sizeof err)
+                                   : build_cmdline(&in, net_gw, net_prefix, &boot, pooled,
+                                                   f->gateway, &cmd, &rec, err, sizeof err))) {
         fleet_net_dhcp_drop(f, &in);
         fc.why = err;
         fleet_mutate(f, in.id, fail_fn, &fc);
@@ -322,6 +325,13 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     spec.vcpus = (unsigned)in.vcpus;
     if (boot.disk) {
         spec.disk = disk;
+        if (remote_disk) {
+            /* node_start replaces it with the overlay's path there */
+            spec.disk = spec.disk_base = kernel;
+            spec.disk_format = img_format_name(info.format);
+            spec.disk_bytes = fleet_disk_bytes(info.format, info.size);
+            spec.disk_fresh = fleet_disk_remote_fresh(f, in.id, in.host);
+        }
     } else {
         spec.kernel = kernel;
         spec.initrd = initrd;
@@ -429,6 +439,9 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     }
     kp_hit("start.created");
     t_create = fleet_now_ms() - t_create;
+    if (remote_disk && fleet_disk_remote_done(f, in.id, in.host, derr, sizeof derr) != 0)
+        log_warn("instance %s: its next start on %s makes a fresh overlay: %s", in.id, in.host,
+                 derr);
     if (spec.tap && !pooled && !spec.network) /* a tap of this machine */
         fleet_tap_no_ipv6(spec.tap);
     pthread_mutex_lock(&f->mu);

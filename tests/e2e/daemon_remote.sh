@@ -10,6 +10,11 @@
 #     back through the storage API once the domain stopped);
 #   - a second hello there reuses the cached volume (no second upload:
 #     /metrics' shoal_image_volume_uploads_total and the volume's inode);
+#   - a disk image on r1: its base uploaded once, each instance boots from
+#     its own qcow2 overlay made there (a boot counter on the disk: kept
+#     across a stop/start, 1 again for a second instance), the overlay goes
+#     with the instance, a host without qemu-img fails the start naming it,
+#     the base goes with the image;
 #   - a sleep guest on the other becomes running (its ready record carried
 #     by a libvirt stream of its status port, no polling), its console
 #     follows live while it runs (a stream of its console port), both
@@ -50,7 +55,8 @@ SHOAL=$3
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lvhost.sh"
 
-for f in "$SHOALD" "$SHOAL" "$IMAGES/hello.elf" "$IMAGES/sleep.elf" "$IMAGES/httpd.elf"; do
+for f in "$SHOALD" "$SHOAL" "$IMAGES/hello.elf" "$IMAGES/sleep.elf" "$IMAGES/httpd.elf" \
+    "$IMAGES/foreign_diskcount.img"; do
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
 command -v libvirtd >/dev/null || { echo "SKIP: no libvirtd"; exit 77; }
@@ -144,6 +150,80 @@ check "exit code 0" [ "$(inst_field h2 .exit_code)" = 0 ]
 check "still one upload" uploads_are 1
 check "a cache hit" [ "$(metric shoal_image_volume_hits_total)" -ge 1 ]
 check "the same volume file" [ "$(stat -c %i "$VOL")" = "$ino" ]
+
+# --- a disk image on r1 (docs/node.md "Remote hosts", "Disk images"): its
+# base uploaded once into 'shoal', each instance booting from its own qcow2
+# overlay shoal-<id>.qcow2 in 'shoal-run' (made by r1's libvirt over the
+# base), kept across a stop/start there (the guest counts its boots on its
+# disk), removed with the instance; a host without qemu-img says so; the
+# base goes with the image. About 10 s.
+t_disk=$(date +%s)
+api POST "/v1/images?ref=dcount:latest" -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$IMAGES/foreign_diskcount.img"
+check "push the disk image dcount (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+DHEX=$(sha256sum "$IMAGES/foreign_diskcount.img" | cut -c1-64)
+DVOL=$(lvh_lib r1)/shoal/images/$DHEX.img
+UD=$(metric shoal_image_volume_uploads_total)
+boots() { # NAME N: NAME exited after its Nth run, which said boot N (the
+    # console is appended across runs)
+    [ "$(inst_field "$1" '.state + " " + (.runs | length | tostring)')" = "exited $2" ] &&
+        last_line_is "$1" "shoal-diskcount: boot $2"
+}
+last_line_is() { api GET "/v1/instances/$1/console"; [ "$(tail -n 1 <<<"$BODY")" = "$2" ]; }
+ovl() { printf '%s/shoal/run/shoal-%s.qcow2' "$(lvh_lib "$1")" "$(inst_field "$2" .id)"; }
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"dcount","name":"dk1","host":"r1","network":false}'
+check "create dk1 of the disk image on r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "dk1 boots from its disk on r1 and exits: boot 1" wait_for 30 boots dk1 1
+check "its base is a volume named by its digest on r1" cmp -s "$DVOL" "$IMAGES/foreign_diskcount.img"
+check "with its marker" test -e "$(lvh_lib r1)/shoal/images/$DHEX.ok"
+check "uploaded once" [ "$(metric shoal_image_volume_uploads_total)" = "$((UD + 1))" ]
+O1=$(ovl r1 dk1)
+check "dk1's overlay is a volume of shoal-run on r1" lvh_exec r1 virsh -q vol-info --pool shoal-run "$(basename "$O1")"
+OINFO=$(lvh_exec r1 qemu-img info --output=json -U "/var/lib/libvirt/shoal/run/$(basename "$O1")" || true)
+check "a qcow2 over the base volume, format raw" \
+    eval '[ -n "$OINFO" ] && jq -e ".format == \"qcow2\" and .\"backing-filename\" == \"/var/lib/libvirt/shoal/images/$DHEX.img\" and .\"backing-filename-format\" == \"raw\"" <<<"$OINFO" >/dev/null'
+check "the domain booted it (libvirt's log on r1 names the overlay)" \
+    grep -q "/var/lib/libvirt/shoal/run/shoal-$(inst_field dk1 .id).qcow2" \
+    "$(lvh_lib r1)/../log/qemu/shoal-$(inst_field dk1 .id).log"
+dino=$(stat -c %i "$DVOL" 2>/dev/null || echo none)
+api POST /v1/instances/dk1/start
+check "start dk1 again (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+check "it finds what it wrote last run: boot 2" wait_for 30 boots dk1 2
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"dcount","name":"dk2","host":"r1","network":false}'
+check "create a second instance dk2 of it on r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "dk2 boots from a disk of its own: boot 1" wait_for 30 boots dk2 1
+check "the cached base was used (no upload, the same file)" \
+    eval '[ "$(metric shoal_image_volume_uploads_total)" = "$((UD + 1))" ] && [ "$(stat -c %i "$DVOL")" = "$dino" ]'
+O2=$(ovl r1 dk2)
+check "dk2 has its own overlay" eval '[ -f "$O2" ] && [ "$O2" != "$O1" ]'
+api DELETE /v1/instances/dk2
+check "delete dk2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+check "its overlay went with it" [ ! -e "$O2" ]
+check "dk1's stays" [ -f "$O1" ]
+# r2 without qemu-img (a file that is not a program over it, in r2's own
+# mount namespace): libvirt there cannot make a qcow2 volume.
+QIMG=$(command -v qemu-img)
+lvh_exec r2 mount --bind /dev/null "$QIMG"
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"dcount","name":"dk3","host":"r2","network":false}'
+check "create dk3 of it on r2, which has no qemu-img (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "its start fails" wait_for 30 inst_state_is dk3 failed
+check "naming qemu-img ($(inst_field dk3 .last_error))" grep -q 'qemu-img' <<<"$(inst_field dk3 .last_error)"
+lvh_exec r2 umount "$QIMG"
+for n in dk1 dk3; do
+    api DELETE "/v1/instances/$n"
+    check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+done
+check "dk1's overlay went with it" [ ! -e "$O1" ]
+RD=$(metric shoal_image_volumes_removed_total)
+api DELETE /v1/images/dcount:latest
+check "delete the disk image (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+check "its base volume is gone from r1" wait_for 10 test ! -e "$DVOL"
+check "and from r2" test ! -e "$(lvh_lib r2)/shoal/images/$DHEX.img"
+check "two volumes removed" [ "$(metric shoal_image_volumes_removed_total)" = "$((RD + 2))" ]
+e2e_log "disk image on r1: $(($(date +%s) - t_disk)) s"
 
 # --- a long-running guest on r2: ready through a stream of its status
 # port, its console followed live through another; stopped through the

@@ -1,6 +1,6 @@
 /* test_nodestore - remote hosts' files (daemon/nodestore.h) without a
  * remote host: which URIs are remote, what cannot be delivered, a failed
- * upload leaving nothing behind, and the GC
+ * upload leaving nothing behind, a deleted domain's files, and the GC
  * over libvirt's mock driver's storage (test:///default keeps volumes in
  * memory, and takes no upload). Uploads over a real connection:
  * e2e_daemon_remote. */
@@ -61,12 +61,13 @@ static void test_not_deliverable(void **state)
         NSTORE_E_IO);
     assert_int_equal(up, 0);
     assert_non_null(strstr(err, "cannot read '/nonexistent/"));
-    /* A disk overlay is refused before anything is sent. */
+    /* A disk file of this machine without its base is refused before
+     * anything is sent: only a base can be delivered. */
     memset(&s, 0, sizeof s);
     s.name = "shoal-disk";
     s.disk = "/var/lib/shoal/disks/x.qcow2";
     assert_int_equal(nstore_stage(c, &s, &st, err, sizeof err), NSTORE_E_INVAL);
-    assert_non_null(strstr(err, "disk images are not delivered"));
+    assert_non_null(strstr(err, "which a remote host cannot open"));
 }
 
 /* Volume names in pool p, sorted, joined by spaces. */
@@ -161,6 +162,25 @@ static void test_gc(void **state)
     assert_int_equal(st.uploads, 0);
 }
 
+/* A deleted instance's files go: all of its domain's run volumes (its
+ * overlay too), no other domain's. */
+static void test_forget(void **state)
+{
+    virConnectPtr c = *state;
+    char err[512], got[2048];
+    static const char *const run[] = { "shoal-keep.console", "shoal-keep.qcow2",
+                                       "shoal-gone.console", "shoal-gone.status",
+                                       "shoal-gone.qcow2" };
+
+    /* No pool yet: nothing there, no error. */
+    assert_int_equal(nstore_forget(c, "shoal-gone", err, sizeof err), NSTORE_OK);
+    pool_with(c, NSTORE_RUN_POOL, run, 5);
+    assert_int_equal(nstore_forget(c, "shoal-gone", err, sizeof err), NSTORE_OK);
+    names(c, NSTORE_RUN_POOL, got, sizeof got);
+    assert_string_equal(got, "shoal-keep.console shoal-keep.qcow2");
+    assert_int_equal(nstore_forget(c, "shoal-gone", err, sizeof err), NSTORE_OK);
+}
+
 /* The mock driver cannot take an upload: whatever was created for it is
  * gone again (an upload that fails leaves no volume, and no marker). A
  * file not named by a digest (the canary) is hashed first. */
@@ -199,6 +219,7 @@ int main(void)
         cmocka_unit_test(test_uri_remote),
         cmocka_unit_test_setup_teardown(test_not_deliverable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_fails_clean, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
