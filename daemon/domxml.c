@@ -393,7 +393,7 @@ static void render_os(struct buf *b, const struct domxml_spec *s)
     if (!rom && s->fw == DOMXML_FW_QBOOT)
         rom = DOMXML_QBOOT_PATH;
     buf_str(b, "  <os>\n"
-               "    <type arch='x86_64' machine='pc'>hvm</type>\n");
+               "    <type arch='x86_64' machine='" DOMXML_MACHINE "'>hvm</type>\n");
     if (rom) {
         buf_str(b, "    <loader type='rom'>");
         buf_esc(b, rom);

@@ -29,6 +29,12 @@
  * NULL. */
 #define DOMXML_QBOOT_PATH "/usr/share/qemu/qboot.rom"
 
+/* The machine type every domain is rendered with: QEMU's alias for its
+ * newest i440fx machine, which libvirt resolves to the canonical name
+ * (pc-i440fx-7.2 with QEMU 7.2) through its capabilities. The only one
+ * node_caps_cache_trim keeps in an embedded root's cache (node.h). */
+#define DOMXML_MACHINE "pc"
+
 /* The fw_cfg file that carries a guest's private configuration record
  * (docs/guest-protocol.md, "Private configuration record"). */
 #define DOMXML_FWCFG_RECORD "opt/org.shoal/cmdline"

@@ -782,9 +782,10 @@ static int mkdir_p(const char *path)
  * unusable one is unusable (3,923 <blocker> lines) and the host CPU model
  * QEMU would offer (<hostCPU>, ~330 properties per accelerator). shoal's
  * domains name no CPU model (domxml.c), so QEMU runs its default model,
- * which is the one libvirt would have named for them (qemu64 on pc); the
- * rest of the capabilities (flags, machine types, everything domxml.c
- * uses) stay as probed. libvirt judges a cache file by what it records
+ * which is the one libvirt would have named for them (qemu64 on pc). The
+ * machine types shoal never renders go too (caps_machine_unused); the rest
+ * of the capabilities (flags, everything else domxml.c uses) stay as
+ * probed. libvirt judges a cache file by what it records
  * (the QEMU binary's ctime, libvirt's version, the host), never by the
  * file's own times or contents, so a trimmed file stays in use until QEMU
  * or libvirt changes; then libvirt probes again and writes a full file,
@@ -837,8 +838,29 @@ static const struct {
     { "<flag name='cpu-unavailable-features'/>", NULL },
 };
 
-/* Rewrite one cache file without the caps_drop elements (atomically: a
- * temporary file renamed over it). Lines dropped, or -1. */
+/* Does l[0..len) contain needle? */
+static int caps_has(const char *l, size_t len, const char *needle)
+{
+    return memmem(l, len, needle, strlen(needle)) != NULL;
+}
+
+/* Machine types (virQEMUCapsFormatAccel: one closed <machine .../> line
+ * each, per accelerator): dozens of versioned pc-i440fx-* and pc-q35-*
+ * machines, isapc, microvm..., all copied into every domain. shoal renders
+ * DOMXML_MACHINE only; libvirt resolves it through the line that names it
+ * or has it as alias, and falls back to the default='yes' line for a
+ * domain that names none, so those are kept. Any other machine is refused
+ * at create ("does not support machine type"). */
+static int caps_machine_unused(const char *l, size_t len)
+{
+    return caps_starts(l, len, "<machine type='") && caps_closed(l, len) &&
+           !caps_has(l, len, " name='" DOMXML_MACHINE "'") &&
+           !caps_has(l, len, " alias='" DOMXML_MACHINE "'") && !caps_has(l, len, " default='yes'");
+}
+
+/* Rewrite one cache file without the caps_drop elements and the unused
+ * machine types (atomically: a temporary file renamed over it). Lines
+ * dropped, or -1. */
 static int caps_trim_file(int dfd, const char *name)
 {
     char tmp[300];
@@ -880,6 +902,7 @@ static int caps_trim_file(int dfd, const char *name)
                 if (caps_drop[k].end && !caps_closed(t, tl))
                     end = caps_drop[k].end;
             }
+            drop = drop || caps_machine_unused(t, tl);
         }
         if (drop)
             dropped++;

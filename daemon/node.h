@@ -249,15 +249,16 @@ int node_domain_log_remove(const char *uri, const char *name);
 /* Thin libvirt's QEMU capabilities cache under the embed root ROOT (each
  * .xml file in ROOT/cache/qemu/capabilities): drop the CPU model lists
  * (<cpu type='...'> entries with their <blocker> lines), the host CPU
- * model info (<hostCPU> blocks) and the flag cpu-unavailable-features,
- * keeping every other line byte for byte (a
+ * model info (<hostCPU> blocks), the flag cpu-unavailable-features and
+ * every machine type but DOMXML_MACHINE's and the default, keeping every
+ * other line byte for byte (a
  * file is rewritten through a temporary file and rename; one with an
  * unterminated block is left alone). libvirt 9.0 copies the capabilities
  * into every domain it starts and keeps the copy while the domain runs;
  * those parts were ~230 KiB of this process's RSS per running guest
  * (docs/benchmarks.md, "shoald memory per instance"). The cost: libvirt
  * then refuses CPU modes 'custom' and 'host-model' on this driver (no model
- * is known); shoal's domains name no CPU and get QEMU's default model, the
+ * is known) and machine types other than those kept; shoal's domains name no CPU and get QEMU's default model, the
  * one libvirt would have named (qemu64). Without the flag libvirt reads a
  * started guest's CPU back in 3 QMP commands instead of ~400 (~250 ms of a
  * start; docs/benchmarks.md, "Boot storms"), and would refuse a domain CPU

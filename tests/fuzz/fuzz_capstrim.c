@@ -3,9 +3,9 @@
  * wrote under the embed root. Input: one cache file's bytes, written as
  * ROOT/cache/qemu/capabilities/fuzz.xml. Checks: a non-empty file is
  * always read (no -1); the result is the input with whole lines removed,
- * in order, as many as reported; after a trim no line outside the kept
- * text starts a dropped element; a file left alone is byte for byte the
- * same; no temporary file is left behind. */
+ * in order, as many as reported; after a trim no kept line starts a
+ * dropped element or is an unused machine type; a file left alone is byte
+ * for byte the same; no temporary file is left behind. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,19 +60,30 @@ static char *slurp(size_t *len)
     return b;
 }
 
-/* Line at s[0..n): does it (blanks stripped) start a dropped element? */
+static int has(const char *s, size_t n, const char *needle)
+{
+    return memmem(s, n, needle, strlen(needle)) != NULL;
+}
+
+/* Line at s[0..n): does it (blanks stripped) start a dropped element, or
+ * is it a machine type no domain of shoald's names? */
 static int drops(const char *s, size_t n)
 {
     static const char *const pre[] = { "<cpu type='", "<hostCPU type='", "<blocker name='",
                                        "<flag name='cpu-unavailable-features'/>" };
+    static const char machine[] = "<machine type='";
     while (n && (*s == ' ' || *s == '\t')) {
         s++;
         n--;
     }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        n--;
     for (size_t k = 0; k < sizeof pre / sizeof pre[0]; k++)
         if (n >= strlen(pre[k]) && memcmp(s, pre[k], strlen(pre[k])) == 0)
             return 1;
-    return 0;
+    return n >= strlen(machine) && memcmp(s, machine, strlen(machine)) == 0 && n >= 2 &&
+           s[n - 2] == '/' && s[n - 1] == '>' && !has(s, n, " name='" DOMXML_MACHINE "'") &&
+           !has(s, n, " alias='" DOMXML_MACHINE "'") && !has(s, n, " default='yes'");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
