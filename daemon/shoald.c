@@ -27,6 +27,15 @@
  * libvirt starts QEMU with an environment of its own. */
 #define SHOALD_TCACHE_TUNABLE "glibc.malloc.tcache_count=0"
 
+/* The same for GLib's slice allocator (GLib 2.74, Debian 12), which libvirt
+ * allocates its objects, events, GSources and list nodes from: it keeps
+ * per-thread magazines of freed chunks, so every domain's event thread
+ * holds slabs of its own. G_SLICE=always-malloc makes it call malloc (what
+ * GLib does anyway from 2.76 on, where the variable is ignored). GLib
+ * reads it once, before main (GObject's constructor makes hash tables),
+ * hence the same restart. An operator's own G_SLICE wins. */
+#define SHOALD_GSLICE "always-malloc"
+
 /* The GLIBC_TUNABLES value shoald wants given the current one (may be
  * NULL): 1 and out filled when it differs, 0 when it already says
  * something about the tcache count (ours or the operator's) or does not
@@ -82,18 +91,21 @@ int main(int argc, char **argv)
     tok_store *toks = NULL;
     char dbpath[4200];
     sigset_t set;
-    int sig, rc, reexec_errno = 0;
+    int sig, rc, reexec_errno = 0, want_tunables, want_gslice;
 
     if (argc > 1 && strcmp(argv[1], PS_FRONT_ARG) == 0)
         return ps_front_main(argc, argv); /* the API front (privsep.h) */
-    if (tunables_wanted(getenv("GLIBC_TUNABLES"), err, sizeof err)) {
-        /* No thread exists yet. On failure carry on with glibc's default.
+    want_tunables = tunables_wanted(getenv("GLIBC_TUNABLES"), err, sizeof err);
+    want_gslice = getenv("G_SLICE") == NULL;
+    if (want_tunables || want_gslice) {
+        /* No thread exists yet. On failure carry on with the defaults.
          * Exec'd by its resolved path so the process keeps its name
          * (`shoald`, not `exe`: pgrep, systemctl status); /proc/self/exe
          * when the file is gone (an upgrade replaced it). */
         char self[4096];
         ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (setenv("GLIBC_TUNABLES", err, 1) == 0) {
+        if ((!want_tunables || setenv("GLIBC_TUNABLES", err, 1) == 0) &&
+            (!want_gslice || setenv("G_SLICE", SHOALD_GSLICE, 1) == 0)) {
             if (n > 0) {
                 self[n] = '\0';
                 execv(self, argv);
@@ -134,9 +146,9 @@ int main(int argc, char **argv)
 
     log_info("shoald %s starting, state in %s", SHOAL_VERSION, cfg.state_dir);
     if (reexec_errno)
-        log_warn("cannot restart with GLIBC_TUNABLES=%s (%s): glibc's per-thread malloc "
-                 "caches stay on (~42 KiB more per running guest)",
-                 SHOALD_TCACHE_TUNABLE, strerror(reexec_errno));
+        log_warn("cannot restart with GLIBC_TUNABLES=%s G_SLICE=%s (%s): glibc's and "
+                 "GLib's per-thread caches stay on (more memory per running guest)",
+                 SHOALD_TCACHE_TUNABLE, SHOALD_GSLICE, strerror(reexec_errno));
     if (fleet_open(&cfg, &f, err, sizeof err) != 0) {
         log_error("%s", err);
         return 1;
