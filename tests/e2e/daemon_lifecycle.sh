@@ -12,6 +12,7 @@ for f in "$SHOALD" "$IMAGES/hello.elf" "$IMAGES/exitcode.elf" "$IMAGES/crash.elf
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
 e2e_setup
+unset G_SLICE GLIBC_TUNABLES # shoald's own choice is checked below
 e2e_start_daemon "$SHOALD" || exit 1
 
 # --- auth and health
@@ -75,6 +76,15 @@ ID=$(inst_field nap .id)
 check "guest has an address in the subnet" \
     grep -q '^10\.88\.' <<<"$(inst_field nap .network.address)"
 check "one QEMU for it" [ "$(qemu_count "$ID")" = 1 ]
+# Per-thread allocator caches off (docs/benchmarks.md "shoald memory per
+# instance"): shoald restarted itself with both; QEMU, which libvirt starts
+# with an environment of its own, has neither.
+envs=$(tr '\0' '\n' <"/proc/$E2E_PID/environ")
+check "shoald runs with glibc's tcache off" grep -qx 'GLIBC_TUNABLES=glibc.malloc.tcache_count=0' <<<"$envs"
+check "shoald runs with GLib's slices from malloc" grep -qx 'G_SLICE=always-malloc' <<<"$envs"
+qpid=$(pgrep -f "qemu-system.*$E2E_STATE.*$ID" | head -n 1)
+check "its QEMU inherits neither" eval '[ -n "$qpid" ] &&
+    ! tr "\0" "\n" <"/proc/$qpid/environ" | grep -q -E "^(G_SLICE|GLIBC_TUNABLES)="'
 t0=$(date +%s%N)
 api POST /v1/instances/nap/stop -H 'Content-Type: application/json' -d '{"timeout_s":20}'
 t1=$(date +%s%N)
