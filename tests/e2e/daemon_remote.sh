@@ -223,6 +223,9 @@ check "delete the disk image (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 check "its base volume is gone from r1" wait_for 10 test ! -e "$DVOL"
 check "and from r2" test ! -e "$(lvh_lib r2)/shoal/images/$DHEX.img"
 check "two volumes removed" [ "$(metric shoal_image_volumes_removed_total)" = "$((RD + 2))" ]
+check "the base went up once to each host" \
+    [ "$(metric shoal_image_volume_uploads_total)" = "$((UD + 2))" ]
+U0=$((U0 + 2)) # the uploads counted below are hello's
 e2e_log "disk image on r1: $(($(date +%s) - t_disk)) s"
 
 # --- a long-running guest on r2: ready through a stream of its status
