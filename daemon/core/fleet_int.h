@@ -640,13 +640,16 @@ void fleet_publish_ports(fleet *f, const state_instance *in);
 /* A cold move of instance id to host `to` (plan.c). */
 typedef int (*fleet_move_cold_fn)(fleet *f, const char *id, const char *to, fleet_err *e);
 /* Should a running `in` move live to host `to` (--move live, network, a
- * published tcp port, no scale to zero, both hosts up and on this machine:
- * the proxy reaches only guests on shoald's bridge)? Else it moves cold. */
+ * published tcp port, no scale to zero, both hosts up)? Else it moves
+ * cold. Whether the proxy reaches the target's guests (a remote host's
+ * only through the operator's route) is fleet_move_live's check. */
 int fleet_move_is_live(fleet *f, const state_instance *in, const char *to);
 /* Move id to `to` live: a stand-in on `to`, ready, carries the published
  * ports while `cold` moves the instance; move.* events. No fleet lock held
  * (it creates and deletes the stand-in). CONFLICT naming why when the
- * stand-in was not ready (the instance stays where it was). */
+ * stand-in was not ready (the instance stays where it was). A stand-in
+ * refused for room, or on a remote host and not reachable from here,
+ * makes the move cold (move.cold). */
 int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn cold,
                     fleet_err *e);
 /* Its ports are held by a stand-in (fleet_publish_ports leaves them). */

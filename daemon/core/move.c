@@ -14,7 +14,9 @@
  * address. A stand-in that is not ready in time is deleted and the instance
  * stays where it was (move.failed). A stand-in refused for room (507: the
  * plan counted the instance on the target, not a second copy) makes the
- * move cold instead (move.cold), so a drain or consolidation goes on. */
+ * move cold instead (move.cold), so a drain or consolidation goes on; so
+ * does a stand-in on a remote host that shoald cannot reach (no route to
+ * that host's guest network: the proxy could not reach it either). */
 #include "fleet_int.h"
 
 #include <errno.h>
@@ -33,6 +35,10 @@
 #include "log.h"
 
 #define MOVE_POLL_MS 20
+/* A ready stand-in on a remote host that neither takes nor refuses a
+ * connection from shoald within this is unreachable from here (no route
+ * to its host's guest network, or one that drops): the move goes cold. */
+#define MOVE_REACH_MS 5000
 
 static void sleep_ms(int ms)
 {
@@ -132,15 +138,13 @@ static int first_tcp_port(const state_instance *in)
     return 0;
 }
 
-/* Is host `name` up and on this machine (so its guests are on shoald's
- * bridge, where the proxy reaches them)? */
-static int host_here(fleet *f, const char *name)
+/* Is host `name` up (open)? */
+static int host_up(fleet *f, const char *name)
 {
     fleet_host *h = NULL;
-    struct node *node = fleet_host_node(f, name, &h);
-    int here = node && !node_remote(node);
+    int up = fleet_host_node(f, name, &h) != NULL;
     fleet_host_release(f, h);
-    return here;
+    return up;
 }
 
 int fleet_move_is_live(fleet *f, const state_instance *in, const char *to)
@@ -148,7 +152,10 @@ int fleet_move_is_live(fleet *f, const state_instance *in, const char *to)
     if (!strcmp(f->cfg.move_mode, "cold") || !f->pfwd || !in->want_running || !in->network ||
         !in->ipv4 || in->idle_s != 0 || !first_tcp_port(in))
         return 0;
-    return host_here(f, in->host) && host_here(f, to);
+    /* whether the proxy reaches the target's guests (always on this
+     * machine's bridge; through the operator's route for a remote host)
+     * is checked on the stand-in: fleet_move_live */
+    return host_up(f, in->host) && host_up(f, to);
 }
 
 /* Is instance id's current run ready (healthy when it has a health
@@ -209,43 +216,58 @@ static size_t kv_borrow(json_t *o, fleet_kv *kv)
     return i;
 }
 
-/* Does ip:port (host order) accept a TCP connection from here, the proxy's
- * side, within MOVE_POLL_MS * 10? */
-static int accepts(uint32_t ip, int port)
+/* Try a TCP connection to ip:port (host order) from here, the proxy's
+ * side: 0 when it is accepted within MOVE_POLL_MS * 10, else why not (an
+ * errno: ECONNREFUSED, ENETUNREACH, ...; ETIMEDOUT for no answer). */
+static int connect_try(uint32_t ip, int port)
 {
     struct sockaddr_in a;
     struct pollfd pfd;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err = 0, ok = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err = ETIMEDOUT;
     socklen_t len = sizeof err;
     if (fd < 0)
-        return 0;
+        return errno;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(ip);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
-        ok = 1;
-    } else if (errno == EINPROGRESS) {
+        err = 0;
+    } else if (errno != EINPROGRESS) {
+        err = errno;
+    } else {
         pfd.fd = fd;
         pfd.events = POLLOUT;
-        ok = poll(&pfd, 1, MOVE_POLL_MS * 10) == 1 &&
-             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+        if (poll(&pfd, 1, MOVE_POLL_MS * 10) != 1 ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = ETIMEDOUT;
     }
     close(fd);
-    return ok;
+    return err;
 }
 
 /* A copy that says it is ready may not take connections from the proxy
  * yet (its service not listening, the bridge not forwarding to its tap, a
  * neighbour entry of an earlier guest with its address): wait until a
  * connection to ip:port works, like one the proxy makes. 1, or 0 on
- * timeout or a stop request (stoppable). */
-static int wait_accepts(fleet *f, uint32_t ip, int port, int timeout_ms, int stoppable)
+ * timeout or a stop request (stoppable). With reach_ms >= 0 (a copy on a
+ * remote host), 2 when ip is not reachable from here: no route to it at
+ * once, or neither a connection nor a refusal (the guest's own answer)
+ * within reach_ms; the last reason in *why. */
+static int wait_accepts(fleet *f, uint32_t ip, int port, int timeout_ms, int stoppable,
+                        int reach_ms, int *why)
 {
-    int64_t end = fleet_now_ms() + timeout_ms;
+    int64_t start = fleet_now_ms(), end = start + timeout_ms;
+    int heard = reach_ms < 0, err;
     for (;;) {
-        if (accepts(ip, port))
+        if ((err = connect_try(ip, port)) == 0)
             return 1;
+        heard = heard || err == ECONNREFUSED;
+        if (!heard && why)
+            *why = err;
+        /* no route is the routing table's answer, not a slow guest's */
+        if (!heard && (err == ENETUNREACH || fleet_now_ms() - start >= reach_ms))
+            return 2;
         if (fleet_now_ms() >= end || (stoppable && fleet_move_stopping(f)))
             return 0;
         sleep_ms(MOVE_POLL_MS);
@@ -332,13 +354,60 @@ static void standin_delete(fleet *f, const char *standin)
         log_warn("move: cannot delete stand-in %s: %s", standin, de.msg);
 }
 
+/* The move made cold after all (why: the reason, in move.cold's error):
+ * the instance stopped, re-homed and started on `to` by `cold`, its
+ * published ports refusing clients until it is ready there; move.done, or
+ * move.failed when it is not ready in time. */
+static int move_cold_instead(fleet *f, const state_instance *in, const char *from, const char *to,
+                             int64_t t0, const char *why, fleet_move_cold_fn cold, fleet_err *e)
+{
+    char fail[800];
+    int rc, r;
+    move_emit(f, "move.cold", in, from, to, NULL, t0, -1, -1, why);
+    rc = cold(f, in->id, to, e);
+    r = rc == FLEET_OK ? wait_ready(f, in->id, f->cfg.move_ready_ms, 0) : 0;
+    if (r == 1) {
+        move_emit(f, "move.done", in, from, to, NULL, t0, -1, -1, NULL);
+        return rc;
+    }
+    snprintf(fail, sizeof fail, "%s", rc != FLEET_OK && e ? e->msg : "not ready on the target in time");
+    move_emit(f, "move.failed", in, from, to, NULL, t0, -1, -1, fail);
+    if (rc == FLEET_OK)
+        rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL, "move of '%s' to '%s' failed: %s", in->name,
+                           to, fail);
+    return rc;
+}
+
+/* why = "stand-in on 'TO' not reachable from shoald at IP:PORT (...)": the
+ * connection's last error and the host's guest network. */
+static void unreachable_why(fleet *f, const char *to, uint32_t ip, int port, int err, char *why,
+                            size_t len)
+{
+    fleet_host *h = fleet_host_hold(f, to);
+    char net[20] = "", addr[16], what[64];
+    if (h) {
+        pthread_mutex_lock(&f->mu);
+        fleet_net_subnet(f, h, net, sizeof net);
+        pthread_mutex_unlock(&f->mu);
+        fleet_host_release(f, h);
+    }
+    if (err == ETIMEDOUT)
+        snprintf(what, sizeof what, "no answer within %d s", MOVE_REACH_MS / 1000);
+    else
+        snprintf(what, sizeof what, "%s", strerror(err));
+    snprintf(why, len,
+             "stand-in on '%s' not reachable from shoald at %s:%d (%s; no route to the host's "
+             "guest network %s?): moved cold",
+             to, cfg_ip4_str(ip, addr), port, what, net[0] ? net : "(unknown)");
+}
+
 int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn cold, fleet_err *e)
 {
     state_instance in, now;
     char standin[STATE_ID_LEN + 1] = "", from[STATE_NAME_MAX], why[800];
     int64_t t0 = fleet_now_ms(), t_ready = -1, t_switch = -1;
     uint32_t ip = 0;
-    int rc, r, port, left, back;
+    int rc, r, port, left, back, err = ETIMEDOUT;
 
     if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
         return rc;
@@ -354,19 +423,7 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
          * instance moves cold, its clients refused meanwhile. */
         snprintf(why, sizeof why, "no room for a stand-in on '%s' (%s): moved cold", to,
                  e ? e->msg : "");
-        move_emit(f, "move.cold", &in, from, to, NULL, t0, -1, -1, why);
-        rc = cold(f, in.id, to, e);
-        r = rc == FLEET_OK ? wait_ready(f, in.id, f->cfg.move_ready_ms, 0) : 0;
-        if (r == 1) {
-            move_emit(f, "move.done", &in, from, to, NULL, t0, -1, -1, NULL);
-        } else {
-            snprintf(why, sizeof why, "%s",
-                     rc != FLEET_OK && e ? e->msg : "not ready on the target in time");
-            move_emit(f, "move.failed", &in, from, to, NULL, t0, -1, -1, why);
-            if (rc == FLEET_OK)
-                rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL, "move of '%s' to '%s' failed: %s",
-                                   in.name, to, why);
-        }
+        rc = move_cold_instead(f, &in, from, to, t0, why, cold, e);
         goto out;
     }
     if (rc != FLEET_OK) {
@@ -379,9 +436,19 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
         ip = now.ipv4;
         state_inst_free(&now);
         left = f->cfg.move_ready_ms - (int)(fleet_now_ms() - t0);
-        r = wait_accepts(f, ip, port, left > 0 ? left : 0, 1);
+        /* on this machine's bridge the proxy reaches it by construction;
+         * on a remote host only through the operator's route */
+        r = wait_accepts(f, ip, port, left > 0 ? left : 0, 1,
+                         fleet_host_is_remote(f, to) ? MOVE_REACH_MS : -1, &err);
     } else if (r == 1) {
         r = -1; /* its row went: deleted meanwhile */
+    }
+    if (r == 2) {
+        /* the proxy could not reach it either: no switch to it */
+        unreachable_why(f, to, ip, port, err, why, sizeof why);
+        standin_delete(f, standin);
+        rc = move_cold_instead(f, &in, from, to, t0, why, cold, e);
+        goto out;
     }
     if (r != 1) {
         snprintf(why, sizeof why, "%s",
@@ -411,7 +478,7 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
      * (its run ended, which closes the forwards it holds): opened again */
     if (fleet_lookup(f, in.id, &now, NULL) == FLEET_OK) {
         if (r == 1)
-            r = wait_accepts(f, now.ipv4, port, f->cfg.move_ready_ms, 0);
+            r = wait_accepts(f, now.ipv4, port, f->cfg.move_ready_ms, 0, -1, NULL) == 1;
         back = ports_switch(f, standin, in.id, now.ipv4);
         set_lent(f, in.id, 0);
         if (back == 0 && fleet_state_live(now.state))
