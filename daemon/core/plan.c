@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "killpoint.h"
+#include "log.h"
 #include "snapshot.h"
 
 void fleet_plan_clear(fleet_plan *p)
@@ -59,8 +60,16 @@ static int move_instance(fleet *f, const char *id, const char *to, fleet_err *e)
     }
     kp_hit("move.marked"); /* tests only: killpoint.h */
     if ((rc = fleet_stop_id(f, id, 2, e)) != FLEET_OK) {
-        state_inst_mark_move(f->db, id, "", NULL, 0); /* not moving after all */
-        goto out;
+        /* The stop is recorded even when its host answered late (a slow
+         * or loaded remote host: 503): giving the move up would leave the
+         * instance stopped once it is carried out. So the move goes on
+         * if the run ends within --move-ready-timeout. */
+        if (!fleet_rt_wait(f, id, 1, f->cfg.move_ready_ms)) {
+            state_inst_mark_move(f->db, id, "", NULL, 0); /* not moving after all */
+            goto out;
+        }
+        log_info("move: instance %s stopped late (%s): moving it on", id, e ? e->msg : "");
+        rc = FLEET_OK;
     }
     kp_hit("move.stopped");
     if ((rc = state_inst_finish_move(f->db, id, err, sizeof err)) != 0) {
