@@ -39,7 +39,6 @@ SAMPLER=""
 rm_cleanup() {
     set +e
     for p in $POLLERS $SAMPLER; do kill "$p" 2>/dev/null; done
-    cp "$E2E_STATE/shoald.log" /tmp/hrm-shoald.log 2>/dev/null # DEBUG
     e2e_cleanup
     lvh_cleanup
 }
@@ -147,7 +146,7 @@ sleep 1
 
 # --- drain r1 with r2 and local up: a -> r2, b -> local, both live
 t0=$(date +%s%N)
-api POST /v1/hosts/r1/drain
+api POST /v1/hosts/r1/drain -m 240 # moves under load: ~30 s each
 check "drain r1 (HTTP $HTTP_CODE $(jq -r .error.message? <<<"$BODY" 2>/dev/null), $((($(date +%s%N) - t0) / 1000000)) ms): $(jq -c '[.moves[]? | .from + "->" + .to]' <<<"$BODY" 2>/dev/null)" \
     [ "$HTTP_CODE" = 200 ]
 check "a runs on r2" wait_for 30 runs_on a r2
@@ -156,7 +155,7 @@ check "b runs on local" wait_for 30 runs_on b local
 cordon r1 false
 cordon r2 true
 t0=$(date +%s%N)
-api POST /v1/hosts/local/drain
+api POST /v1/hosts/local/drain -m 240
 check "drain local (HTTP $HTTP_CODE, $((($(date +%s%N) - t0) / 1000000)) ms): $(jq -c '[.moves[]? | .from + "->" + .to]' <<<"$BODY" 2>/dev/null)" \
     [ "$HTTP_CODE" = 200 ]
 check "b runs on r1" wait_for 30 runs_on b r1
@@ -206,7 +205,7 @@ api DELETE "/v1/instances/d?force=true"
 cordon r3 false
 cordon r1 true
 t0=$(date +%s%N)
-api POST /v1/hosts/r2/drain
+api POST /v1/hosts/r2/drain -m 240
 check "drain r2 to r3 (HTTP $HTTP_CODE, $((($(date +%s%N) - t0) / 1000000)) ms)" [ "$HTTP_CODE" = 200 ]
 check "a runs on r3, once" wait_for 30 eval 'runs_on a r3 && [ "$(copies "${ID[a]}")" = 1 ]'
 fetch_events
