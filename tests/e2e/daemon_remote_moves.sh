@@ -20,7 +20,8 @@
 #     drain of r2 sends a there; its stand-in cannot be reached, so the move
 #     is cold (move.cold names the reason) and a ends running on r3, once;
 #     with the route added then, it answers through its published port.
-# Real QEMU (TCG). Network only inside namespaces the test made. ~60-80 s.
+# Real QEMU (TCG). Network only inside namespaces the test made. ~290 s
+# on a loaded machine (each move 17-58 s there).
 # usage: daemon_remote_moves.sh SHOALD IMAGES_DIR
 set -eu
 SHOALD=$1
@@ -82,7 +83,7 @@ in_subnet() {
     [ "${a%.*}" = "${net%.*}" ]
 }
 fetch_events() {
-    EVENTS=$(ns_curl -sS -m 2 -H "Authorization: Bearer $E2E_TOKEN" -H 'Last-Event-ID: 0' \
+    EVENTS=$(ns_curl -sS -m 6 -H "Authorization: Bearer $E2E_TOKEN" -H 'Last-Event-ID: 0' \
         "http://127.0.0.1:$E2E_PORT/v1/events" 2>/dev/null | grep '^data: ' | cut -c7- || true)
 }
 events_of() { jq -s "map(select(.type == \"$1\" and .instance == \"$2\")) | length" <<<"$EVENTS"; }
