@@ -118,6 +118,9 @@ CONF
     # The daemon's own mount namespace: its directories over the system's,
     # a private /tmp. Entered through the network namespace's file.
     mkdir -p "$d/cores"
+    # mount points: libvirt-daemon alone (setup-debian.sh) does not make
+    # them, libvirt-daemon-system does
+    mkdir -p /etc/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt || return 1
     nsenter --net="/run/netns/$ns" unshare -m --propagation private sh -c '
         d=$1
         [ "$2" = 1 ] && ulimit -c unlimited && cd "$d/cores"
