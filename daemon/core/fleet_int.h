@@ -146,7 +146,9 @@
  *             (batch.c), event and metrics counters, `stopping`. Never held
  *             across a libvirt call, a SQLite call or file I/O (status files
  *             are read with it released: status.c). Condition variables
- *             job_cv, state_cv and event_cv go with it.
+ *             job_cv, state_cv and event_cv go with it, and each host
+ *             call's cv (remoteio.c, fleet_host_call: its caller waits on
+ *             it, its thread signals it; the calls' count f->hcalls).
  *
  *   pool.mu   the warm pool table (pool.h): a leaf below mu, never held
  *             across I/O; a create claims a guest under it while holding
@@ -379,7 +381,17 @@ typedef struct {
      * copied from the row by whoever makes the run active (run.c,
      * reconcile.c): status.c and supervisor.c read its files by id. */
     char guest[STATE_ID_LEN + 1];
+    /* A start's domain creation on a remote host (run.c "Starts given
+     * up"): FLEET_HUNG_CALL while the start waits for it, GIVEN_UP once the
+     * start gave up on the host (the call still runs), RETURNED once the
+     * call came back; 0 none. Given up or returned, the instance is held
+     * for hung_host: it does not start there, and its domain there
+     * (hung_dom) is destroyed, never adopted, until fleet_start_unhold. */
+    int hung;
+    char hung_host[STATE_NAME_MAX];
+    char hung_dom[64];
 } fleet_rt;
+enum { FLEET_HUNG_NONE, FLEET_HUNG_CALL, FLEET_HUNG_GIVEN_UP, FLEET_HUNG_RETURNED };
 
 /* One failed instance of a batch. */
 typedef struct {
@@ -514,6 +526,7 @@ struct fleet {
     uint64_t rio_gen;
     int64_t rio_since[FLEET_RIO_MAX_WORKERS];      /* per worker slot: item since, 0 idle */
     unsigned char rio_slot[FLEET_RIO_MAX_WORKERS]; /* slot taken by a worker */
+    int hcalls; /* under mu: host call threads running (fleet_host_call) */
 };
 
 /* Copy src into dst[len], cut at len - 1 bytes (reasons and errors are
@@ -633,6 +646,20 @@ void fleet_job_start(fleet *f, const fleet_job *j);
 void fleet_job_domain_gone(fleet *f, const fleet_job *j);
 void fleet_job_domain_crashed(fleet *f, const fleet_job *j);
 void fleet_publish_ports(fleet *f, const state_instance *in);
+/* A held instance (fleet_rt.hung) starts again this long after its hold
+ * ends: its destroyed domain's late "stopped" event comes first. */
+#define FLEET_HUNG_RESTART_MS 1000
+/* Is instance id held for host (a start given up there)? */
+int fleet_start_held(fleet *f, const char *id, const char *host);
+/* Held for host, and host up: destroy the domain the given-up start may
+ * have made there (a missing one is fine); once that start's call has
+ * returned, the hold ends and a wanted instance starts again after
+ * FLEET_HUNG_RESTART_MS (the supervisor's backoff path; on whatever host
+ * its row names by then). Nothing while host is down: its reconnect's
+ * reconcile calls this. A thread that may wait on host, no lock held. */
+void fleet_start_unhold(fleet *f, const char *id, const char *host);
+/* fleet_start_unhold for every instance held for host (reconcile). */
+void fleet_start_unhold_host(fleet *f, const char *host);
 
 /* ---- move.c: live moves (docs/shoald.md "Moves") ---- */
 #define FLEET_MOVE_LABEL    "shoal.move-standin" /* a stand-in's label: whose it is */
@@ -813,6 +840,36 @@ int fleet_rio_submit(fleet *f, fleet_host *h, fleet_rio_kind kind, const char *i
 typedef int (*fleet_rio_fn)(fleet *f, struct node *node, void *arg, char *err, size_t errlen);
 int fleet_rio_call(fleet *f, fleet_host *h, fleet_rio_fn fn, void *arg, void (*free_arg)(void *),
                    int timeout_ms, char *err, size_t errlen);
+/* Work on host h that must not hold its caller past a bound, yet must not
+ * wait behind h's remote I/O items either (a start's delivery or a GC may
+ * take long on a host that answers, and would hold back its pings):
+ * fn(f, node, arg, err, errlen) runs at once on a thread of its own (a
+ * "host call" thread: detached, one per call, holding h; counted in
+ * f->hcalls, which fleet_close waits for). fleet_host_call_wait waits
+ * until fn returns, until until_ms (monotonic; 0: no time bound), with
+ * until_down until h has been seen down (no longer up: its connection
+ * lost, or not answering for FO_PING_DEAD_MS, failover.h) for
+ * FLEET_HOST_ANSWER_MS (a host back by then, as one slow under load is,
+ * is waited for on), or until shoald stops. It returns fn's status (err
+ * filled by fn), or FLEET_RIO_LATE: fn runs on, and once it returns
+ * late(f, arg, rc, err) (may be NULL) runs on its thread. free_arg(arg)
+ * (may be NULL) when both are done. Without a thread fn runs in
+ * fleet_host_call_start; without memory the wait returns -1 (nothing
+ * ran, arg freed). node: h's, held by the caller. Every started call is
+ * waited for once. Any thread, no lock held. */
+typedef struct fleet_hcall fleet_hcall;
+typedef void (*fleet_late_fn)(fleet *f, void *arg, int rc, const char *err);
+fleet_hcall *fleet_host_call_start(fleet *f, fleet_host *h, struct node *node, fleet_rio_fn fn,
+                                   fleet_late_fn late, void *arg, void (*free_arg)(void *));
+int fleet_host_call_wait(fleet *f, fleet_hcall *c, int64_t until_ms, int until_down, char *err,
+                         size_t errlen);
+/* Both: timeout_ms from now (< 0: no time bound). */
+int fleet_host_call(fleet *f, fleet_host *h, struct node *node, fleet_rio_fn fn,
+                    fleet_late_fn late, void *arg, void (*free_arg)(void *), int timeout_ms,
+                    int until_down, char *err, size_t errlen);
+/* fleet_close: wait up to FLEET_RIO_STOP_MS for host calls; 1 if some
+ * still wait on a host (the fleet is then not freed: shoald is exiting). */
+int fleet_host_calls_left(fleet *f);
 /* Start a worker when items wait while every busy worker has been on its
  * item for FLEET_RIO_SLOW_MS (a hung host's); the failover tick. */
 void fleet_rio_tick(fleet *f);
@@ -867,8 +924,19 @@ void fleet_remote_adopt(fleet *f, struct node *node, const state_instance *in);
 /* On every up remote host (only: that host alone), remove image volumes
  * and run files that no instance placed there uses. */
 void fleet_remote_gc(fleet *f, const char *only);
+/* What an image delete waits for the GC of all remote hosts together. */
+#define FLEET_GC_ANSWER_MS 2000
+/* fleet_remote_gc of each up remote host, each a host call (remoteio.c)
+ * waited for until FLEET_GC_ANSWER_MS in all: a host that does not answer
+ * by then is collected when its call returns (and again at its
+ * reconnect), its caller answered meanwhile. */
+void fleet_remote_gc_bounded(fleet *f);
 
 /* ---- hosts.c ---- */
+/* Is h's driver inside shoald (the embedded local host, test:///)? Its
+ * calls never wait on a daemon; every other host's may hang (uri is fixed
+ * for the host's life: no lock). */
+int fleet_host_in_process(const fleet_host *h);
 /* Find and hold a host by name (NULL when unknown); release when done. A
  * held host and its node stay valid without f->mu. */
 fleet_host *fleet_host_hold(fleet *f, const char *name);

@@ -122,6 +122,11 @@ void fleet_host_release(fleet *f, fleet_host *h)
         host_free(h);
 }
 
+int fleet_host_in_process(const fleet_host *h)
+{
+    return !strncmp(h->uri, "qemu:///embed", 13) || !strncmp(h->uri, "test:", 5);
+}
+
 struct node *fleet_host_node(fleet *f, const char *name, fleet_host **held)
 {
     struct node *node = NULL;

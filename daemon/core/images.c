@@ -243,7 +243,7 @@ done:
     if (rc == FLEET_OK) /* its warm pool goes with its last name (pool.h) */
         fleet_pool_image_changed(f, names <= 1 ? digest : NULL);
     if (rc == FLEET_OK) {
-        fleet_remote_gc(f, NULL); /* its volumes on remote hosts */
+        fleet_remote_gc_bounded(f); /* its volumes on remote hosts */
         fleet_emit(f, "image.deleted", NULL, NULL, NULL, NULL, ref, digest, NULL);
     }
     img_list_free(rows, nrows);

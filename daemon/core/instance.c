@@ -681,14 +681,15 @@ static int dom_fn(fleet *f, struct node *node, void *arg, char *err, size_t errl
 }
 
 /* node_shutdown of dom within timeout_s, or node_destroy (timeout_s < 0),
- * bounded on a remote host (fleet_rio_call: a frozen host would hold the
- * API call until it answers): FLEET_RIO_LATE when it did not answer in
+ * bounded on a host behind a libvirtd, remote or qemu:///system
+ * (fleet_rio_call: a frozen libvirtd would hold the API call until it
+ * answers): FLEET_RIO_LATE when it did not answer in
  * time (the call is carried out when it does). */
 static int dom_call_bounded(fleet *f, fleet_host *host, struct node *node, const char *dom,
                             int timeout_s, char *err, size_t errlen)
 {
     dom_call *dc;
-    if (!node_remote(node)) {
+    if (fleet_host_in_process(host)) {
         if (timeout_s < 0)
             return node_destroy(node, dom, err, errlen);
         return node_shutdown(node, dom, (unsigned)timeout_s * 1000u, NULL, err, errlen);

@@ -16,7 +16,10 @@
  *     thread of this process carries out: its domain here is destroyed,
  *     then the row is re-homed and started there (never two copies);
  *   - at a host's first reconcile, a QEMU of its embed root that libvirt
- *     does not list (launched by a start the kill interrupted) is killed. */
+ *     does not list (launched by a start the kill interrupted) is killed.
+ * A domain of an instance held for this host (a start given up because the
+ * host did not answer, run.c "Starts given up") is not adopted: it is
+ * destroyed and the hold ends (fleet_start_unhold_host). */
 #include "fleet_int.h"
 
 #include <ctype.h>
@@ -204,6 +207,10 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
                 break;
             }
         }
+        /* A start given up here made it: never adopted (run.c), destroyed
+         * by fleet_start_unhold_host below. */
+        if (row && fleet_start_held(f, row->id, host_name))
+            continue;
         if (row && !strcmp(row->host, host_name) && move_left(f, row->id, to, sizeof to)) {
             /* not adopted: the rows loop below finishes the move */
             log_warn("host %s: destroying domain '%s' (instance '%s' is moving to %s)", host_name,
@@ -313,8 +320,8 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             finish_move(f, node, row, to, found);
             continue;
         }
-        if (found)
-            continue;
+        if (found || fleet_start_held(f, row->id, host_name))
+            continue; /* held: started again once the hold ends */
         if (fleet_state_live(row->state)) {
             pthread_mutex_lock(&f->mu);
             fleet_rt *rt = fleet_rt_get(f, row->id);
@@ -332,4 +339,5 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
     }
     state_inst_array_free(rows, nrows);
     node_list_free(doms);
+    fleet_start_unhold_host(f, host_name);
 }

@@ -174,3 +174,45 @@ out:
     state_inst_array_free(rows, n);
     free(names);
 }
+
+/* One host's GC as a host call (fleet_remote_gc_bounded); arg: its name. */
+static int gc_call_fn(fleet *f, struct node *node, void *arg, char *err, size_t errlen)
+{
+    (void)node;
+    (void)err;
+    (void)errlen;
+    fleet_remote_gc(f, arg);
+    return NODE_OK;
+}
+
+void fleet_remote_gc_bounded(fleet *f)
+{
+    char(*names)[STATE_NAME_MAX] = NULL, err[NODE_ERR_MAX];
+    fleet_hcall **calls = NULL;
+    size_t nh = 0;
+    int64_t end = fleet_now_ms() + FLEET_GC_ANSWER_MS;
+
+    pthread_mutex_lock(&f->mu);
+    names = calloc(f->nhosts + 1, sizeof *names);
+    calls = calloc(f->nhosts + 1, sizeof *calls);
+    for (size_t i = 0; names && calls && i < f->nhosts; i++) {
+        if (f->hosts[i]->up && f->hosts[i]->node && node_remote(f->hosts[i]->node))
+            snprintf(names[nh++], sizeof names[0], "%s", f->hosts[i]->name);
+    }
+    pthread_mutex_unlock(&f->mu);
+    /* all at once, then one deadline for them all */
+    for (size_t i = 0; i < nh; i++) {
+        fleet_host *h = NULL;
+        struct node *node = fleet_host_node(f, names[i], &h);
+        char *arg = node ? strdup(names[i]) : NULL;
+        if (arg)
+            calls[i] = fleet_host_call_start(f, h, node, gc_call_fn, NULL, arg, free);
+        fleet_host_release(f, h);
+    }
+    for (size_t i = 0; i < nh; i++) {
+        if (calls[i] && fleet_host_call_wait(f, calls[i], end, 0, err, sizeof err) == FLEET_RIO_LATE)
+            log_info("host %s: its volumes are collected when it answers", names[i]);
+    }
+    free(names);
+    free(calls);
+}

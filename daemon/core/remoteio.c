@@ -16,7 +16,13 @@
  * been on its item for FLEET_RIO_SLOW_MS (at most FLEET_RIO_MAX_WORKERS:
  * that many hung hosts at once); one ends after FLEET_RIO_IDLE_MS
  * without work. With every host answering that is one or two threads,
- * whatever the number of hosts; each hung host adds one. */
+ * whatever the number of hosts; each hung host adds one.
+ *
+ * Host calls (fleet_host_call) are the other kind: work a caller waits for
+ * with a bound (a start's domain creation on a remote host, a GC after an
+ * image delete), each on a thread of its own at once, never queued behind
+ * its host's items (a long delivery to a host that answers would hold
+ * back that host's pings and make it look hung). */
 #include "fleet_int.h"
 
 #include <stdlib.h>
@@ -61,14 +67,20 @@ typedef struct {
     int slot; /* in f->rio_slot / rio_since */
 } rio_worker;
 
-void fleet_rio_init(fleet *f)
+/* A condition variable timed on CLOCK_MONOTONIC (fleet_deadline). */
+static void mono_cond_init(pthread_cond_t *cv)
 {
     pthread_condattr_t ca;
-    pthread_mutex_init(&f->rio_mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&f->rio_cv, &ca);
+    pthread_cond_init(cv, &ca);
     pthread_condattr_destroy(&ca);
+}
+
+void fleet_rio_init(fleet *f)
+{
+    pthread_mutex_init(&f->rio_mu, NULL);
+    mono_cond_init(&f->rio_cv);
 }
 
 /* Hosts with an item waiting and none running. Caller holds rio_mu. */
@@ -303,7 +315,6 @@ int fleet_rio_call(fleet *f, fleet_host *h, fleet_rio_fn fn, void *arg, void (*f
 {
     rio_item *it = calloc(1, sizeof *it);
     rio_call *c = calloc(1, sizeof *c);
-    pthread_condattr_t ca;
     struct timespec ts;
     int rc;
 
@@ -319,10 +330,7 @@ int fleet_rio_call(fleet *f, fleet_host *h, fleet_rio_fn fn, void *arg, void (*f
     c->arg = arg;
     c->free_arg = free_arg;
     c->refs = 2; /* this caller, the item */
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mono_cond_init(&c->cv);
     it->kind = FLEET_RIO_CALL;
     it->call = c;
     (void)enqueue(f, h, it); /* stopping: the item is freed, c done with -1 */
@@ -336,6 +344,167 @@ int fleet_rio_call(fleet *f, fleet_host *h, fleet_rio_fn fn, void *arg, void (*f
     call_put_locked(c);
     pthread_mutex_unlock(&f->rio_mu);
     return rc;
+}
+
+/* ---- host calls (fleet_host_call) ------------------------------------- */
+
+/* One call's state, shared by its caller and its thread; under f->mu;
+ * freed by the last of the two. */
+struct fleet_hcall {
+    fleet *f;
+    fleet_host *h; /* held by the thread */
+    struct node *node;
+    fleet_rio_fn fn;
+    fleet_late_fn late;
+    void *arg;
+    void (*free_arg)(void *);
+    pthread_cond_t cv; /* done, with f->mu */
+    int refs, done, given_up, rc;
+    char err[NODE_ERR_MAX];
+};
+typedef fleet_hcall host_call;
+
+static void hcall_free(host_call *c)
+{
+    if (c->free_arg)
+        c->free_arg(c->arg);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+static void *hcall_main(void *arg)
+{
+    host_call *c = arg;
+    fleet *f = c->f;
+    char err[NODE_ERR_MAX] = "";
+    int rc = c->fn(f, c->node, c->arg, err, sizeof err), late, last;
+
+    pthread_mutex_lock(&f->mu);
+    c->rc = rc;
+    snprintf(c->err, sizeof c->err, "%s", err);
+    c->done = 1;
+    late = c->given_up;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (late && c->late)
+        c->late(f, c->arg, rc, err);
+    fleet_host_release(f, c->h);
+    pthread_mutex_lock(&f->mu);
+    last = --c->refs == 0;
+    f->hcalls--; /* last touch of the fleet: fleet_close waits for it */
+    pthread_cond_broadcast(&f->state_cv);
+    pthread_mutex_unlock(&f->mu);
+    if (last)
+        hcall_free(c);
+    return NULL;
+}
+
+fleet_hcall *fleet_host_call_start(fleet *f, fleet_host *h, struct node *node, fleet_rio_fn fn,
+                                   fleet_late_fn late, void *arg, void (*free_arg)(void *))
+{
+    host_call *c = calloc(1, sizeof *c);
+    pthread_t th;
+
+    if (!c) {
+        log_warn("host %s: out of memory for a host call", h->name);
+        if (free_arg)
+            free_arg(arg);
+        return NULL;
+    }
+    c->f = f;
+    c->h = h;
+    c->node = node;
+    c->fn = fn;
+    c->late = late;
+    c->arg = arg;
+    c->free_arg = free_arg;
+    c->refs = 2; /* its caller, its thread */
+    mono_cond_init(&c->cv);
+    pthread_mutex_lock(&f->mu);
+    h->refs++;
+    f->hcalls++;
+    pthread_mutex_unlock(&f->mu);
+    if (pthread_create(&th, NULL, hcall_main, c) == 0) {
+        pthread_detach(th);
+        return c;
+    }
+    /* no thread: the call runs here, its caller finds it done */
+    log_warn("host %s: no thread for a host call: it runs in its caller", h->name);
+    c->rc = fn(f, node, arg, c->err, sizeof c->err);
+    c->done = 1;
+    pthread_mutex_lock(&f->mu);
+    h->refs--;
+    f->hcalls--;
+    c->refs = 1;
+    pthread_mutex_unlock(&f->mu);
+    return c;
+}
+
+int fleet_host_call_wait(fleet *f, fleet_hcall *c, int64_t until_ms, int until_down, char *err,
+                         size_t errlen)
+{
+    struct timespec ts;
+    int64_t down_ms = 0; /* since when its host is seen down, 0: up */
+    int rc, last;
+
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    pthread_mutex_lock(&f->mu);
+    while (!c->done) {
+        int64_t now = fleet_now_ms(), slice = FO_TICK_MS;
+        if (!until_down || (c->h->up && !c->h->removed))
+            down_ms = 0;
+        else if (!down_ms)
+            down_ms = now;
+        if (f->stopping || (until_ms > 0 && now >= until_ms) ||
+            (down_ms && now - down_ms >= FLEET_HOST_ANSWER_MS))
+            break;
+        if (until_ms > 0 && until_ms - now < slice)
+            slice = until_ms - now;
+        /* h->up is not signalled: looked at every tick */
+        fleet_deadline(&ts, CLOCK_MONOTONIC, slice);
+        pthread_cond_timedwait(&c->cv, &f->mu, &ts);
+    }
+    if (c->done) {
+        rc = c->rc;
+        snprintf(err, errlen, "%s", c->err);
+    } else {
+        c->given_up = 1;
+        rc = FLEET_RIO_LATE;
+    }
+    last = --c->refs == 0;
+    pthread_mutex_unlock(&f->mu);
+    if (last)
+        hcall_free(c);
+    return rc;
+}
+
+int fleet_host_call(fleet *f, fleet_host *h, struct node *node, fleet_rio_fn fn,
+                    fleet_late_fn late, void *arg, void (*free_arg)(void *), int timeout_ms,
+                    int until_down, char *err, size_t errlen)
+{
+    fleet_hcall *c = fleet_host_call_start(f, h, node, fn, late, arg, free_arg);
+    int64_t until = timeout_ms >= 0 ? fleet_now_ms() + timeout_ms : 0;
+    return fleet_host_call_wait(f, c, until, until_down, err, errlen);
+}
+
+int fleet_host_calls_left(fleet *f)
+{
+    struct timespec ts;
+    int left;
+
+    fleet_deadline(&ts, CLOCK_REALTIME, FLEET_RIO_STOP_MS); /* state_cv's clock */
+    pthread_mutex_lock(&f->mu);
+    while (f->hcalls > 0 && pthread_cond_timedwait(&f->state_cv, &f->mu, &ts) == 0)
+        ;
+    left = f->hcalls;
+    pthread_mutex_unlock(&f->mu);
+    if (left)
+        log_warn("%d host call%s still wait%s on a host that does not answer", left,
+                 left == 1 ? "" : "s", left == 1 ? "s" : "");
+    return left > 0;
 }
 
 int fleet_remote_any_up(fleet *f)

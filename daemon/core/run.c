@@ -97,6 +97,15 @@ static void fail_fn(state_instance *in, void *ctx)
     fleet_text_copy(in->last_error, sizeof in->last_error, c->why);
 }
 
+/* A start given up on its host (fleet_job_start): pending, or stopped
+ * when a stop came meanwhile. */
+static void given_up_fn(state_instance *in, void *ctx)
+{
+    struct fail_ctx *c = ctx;
+    in->state = in->want_running ? ST_PENDING : ST_STOPPED;
+    fleet_text_copy(in->last_error, sizeof in->last_error, c->why);
+}
+
 struct starting_ctx {
     int64_t wall_ms;
 };
@@ -186,6 +195,202 @@ static int pool_handover(fleet *f, const char *id, const gcmd *cmd, const gcmd *
     return rc;
 }
 
+/* ---- Starts given up ------------------------------------------------------
+ *
+ * A domain's creation on a remote host (delivery and create, node_start)
+ * runs as a host call (fleet_host_call): the start worker waits for it
+ * until it returns or the host is seen down (not answering for
+ * FO_PING_DEAD_MS, or its connection lost), so a host that hangs holds
+ * none of the --start-parallel workers for longer than that. Given up, the
+ * run ends `lost`, the row is `pending` with last_error "host 'r1' did not
+ * answer within N s", and the call runs on. Its rule: the domain a
+ * given-up start makes never counts (it would run unseen, or beside a
+ * copy started meanwhile). Until the call has returned and the host's
+ * domains have been looked at on a connection that is up, the instance is
+ * held for that host (fleet_rt.hung): it does not start there, reconcile
+ * does not adopt its domain there and fleet_start_unhold destroys it (the
+ * call's own thread when the call returns with the host up, else the
+ * reconnect's reconcile). Then it starts again (a new run) on whatever host
+ * its row names: that host after its reconnect, or the one failover chose
+ * after --host-grace, where the fence had destroyed the copy on the old
+ * host anyway. */
+
+/* node_start's spec, its strings copied: the call may outlive the job
+ * (every string field of struct domxml_spec: start_domain's list). */
+typedef struct {
+    struct domxml_spec spec;
+    char *own[24];
+    size_t nown;
+    char id[STATE_ID_LEN + 1];
+    char host[STATE_NAME_MAX];
+} start_call;
+
+static void start_call_free(void *arg)
+{
+    start_call *c = arg;
+    for (size_t i = 0; c && i < c->nown; i++)
+        free(c->own[i]);
+    free(c);
+}
+
+/* *field, copied into c. 0, or -1 (out of memory). */
+static int start_call_own(start_call *c, const char **field)
+{
+    char *d;
+    if (!*field)
+        return 0;
+    if (c->nown == sizeof c->own / sizeof c->own[0] || !(d = strdup(*field)))
+        return -1;
+    c->own[c->nown++] = d;
+    *field = d;
+    return 0;
+}
+
+static int start_call_fn(fleet *f, struct node *node, void *arg, char *err, size_t errlen)
+{
+    start_call *c = arg;
+    (void)f;
+    return node_start(node, &c->spec, NULL, err, errlen);
+}
+
+/* The given-up call returned: the hold may end (fleet_start_unhold). */
+static void start_call_late(fleet *f, void *arg, int rc, const char *err)
+{
+    start_call *c = arg;
+    fleet_rt *rt;
+    log_info("instance %s: the start given up on host %s came back (%s)", c->id, c->host,
+             rc == NODE_OK ? "domain created" : err);
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, c->id);
+    if (rt && (rt->hung == FLEET_HUNG_CALL || rt->hung == FLEET_HUNG_GIVEN_UP))
+        rt->hung = FLEET_HUNG_RETURNED;
+    pthread_mutex_unlock(&f->mu);
+    fleet_start_unhold(f, c->id, c->host);
+}
+
+int fleet_start_held(fleet *f, const char *id, const char *host)
+{
+    fleet_rt *rt;
+    int held;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, id);
+    held = rt && rt->hung >= FLEET_HUNG_GIVEN_UP && !strcmp(rt->hung_host, host);
+    pthread_mutex_unlock(&f->mu);
+    return held;
+}
+
+void fleet_start_unhold(fleet *f, const char *id, const char *host_name)
+{
+    fleet_host *host = NULL;
+    struct node *node = fleet_host_node(f, host_name, &host);
+    char err[NODE_ERR_MAX], dom[64] = "";
+    fleet_rt *rt;
+    int rc;
+
+    if (!node)
+        goto out; /* down: its reconnect's reconcile comes here */
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, id);
+    if (rt && rt->hung >= FLEET_HUNG_GIVEN_UP && !strcmp(rt->hung_host, host_name))
+        snprintf(dom, sizeof dom, "%s", rt->hung_dom);
+    pthread_mutex_unlock(&f->mu);
+    if (!dom[0])
+        goto out;
+    rc = node_destroy(node, dom, err, sizeof err);
+    if (rc == NODE_OK)
+        log_warn("host %s: destroyed domain '%s' of a start given up (instance '%s')", host_name,
+                 dom, id);
+    else if (rc != NODE_E_NOTFOUND) {
+        log_warn("host %s: cannot destroy domain '%s' of a start given up: %s", host_name, dom,
+                 err);
+        goto out; /* held: the next reconnect tries again */
+    }
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, id);
+    if (rt && rt->hung == FLEET_HUNG_RETURNED && !strcmp(rt->hung_host, host_name)) {
+        rt->hung = FLEET_HUNG_NONE;
+        rt->backoff_due_ms = fleet_now_ms() + FLEET_HUNG_RESTART_MS;
+    }
+    pthread_mutex_unlock(&f->mu);
+out:
+    fleet_host_release(f, host);
+}
+
+void fleet_start_unhold_host(fleet *f, const char *host_name)
+{
+    char(*ids)[STATE_ID_LEN + 1] = NULL;
+    size_t n = 0;
+
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nrt; i++) {
+        fleet_rt *rt = &f->rt[i];
+        if (rt->hung < FLEET_HUNG_GIVEN_UP || strcmp(rt->hung_host, host_name) != 0)
+            continue;
+        char(*more)[STATE_ID_LEN + 1] = realloc(ids, (n + 1) * sizeof *ids);
+        if (!more)
+            break; /* the rest at the next reconnect */
+        ids = more;
+        memcpy(ids[n++], rt->id, sizeof ids[0]);
+    }
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < n; i++)
+        fleet_start_unhold(f, ids[i], host_name);
+    free(ids);
+}
+
+/* node_start, bounded on a remote host (above): FLEET_RIO_LATE when the
+ * host was seen down before the call returned. */
+static int start_domain(fleet *f, fleet_host *host, struct node *node, const char *id,
+                        const struct domxml_spec *spec, char *err, size_t errlen)
+{
+    start_call *c;
+    fleet_rt *rt;
+    int rc;
+
+    if (!node_remote(node))
+        return node_start(node, spec, NULL, err, errlen);
+    if (!(c = calloc(1, sizeof *c))) {
+        snprintf(err, errlen, "out of memory");
+        return NODE_E_NOMEM;
+    }
+    c->spec = *spec;
+    snprintf(c->id, sizeof c->id, "%s", id);
+    snprintf(c->host, sizeof c->host, "%s", host->name);
+    const char **strs[] = { &c->spec.name,       &c->spec.uuid,        &c->spec.kernel,
+                            &c->spec.cmdline,    &c->spec.disk,        &c->spec.console_log,
+                            &c->spec.status_log, &c->spec.bridge,      &c->spec.network,
+                            &c->spec.filter,     &c->spec.filter_ip,   &c->spec.mac,
+                            &c->spec.tap,        &c->spec.instance_id, &c->spec.firmware,
+                            &c->spec.initrd,     &c->spec.emulator,    &c->spec.fwcfg_file,
+                            &c->spec.fwcfg_data, &c->spec.disk_base,   &c->spec.disk_format,
+                            &c->spec.console_sock };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        if (start_call_own(c, strs[i]) != 0) {
+            start_call_free(c);
+            snprintf(err, errlen, "out of memory");
+            return NODE_E_NOMEM;
+        }
+    }
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, id);
+    rt->hung = FLEET_HUNG_CALL;
+    snprintf(rt->hung_host, sizeof rt->hung_host, "%s", host->name);
+    snprintf(rt->hung_dom, sizeof rt->hung_dom, "%s", spec->name);
+    pthread_mutex_unlock(&f->mu);
+    rc = fleet_host_call(f, host, node, start_call_fn, start_call_late, c, start_call_free, -1, 1,
+                         err, errlen);
+    pthread_mutex_lock(&f->mu);
+    /* NULL: deleted meanwhile (a late domain without a row: reconcile
+     * destroys it) */
+    rt = fleet_rt_find(f, id);
+    if (rt && rc != FLEET_RIO_LATE)
+        rt->hung = FLEET_HUNG_NONE;
+    else if (rt && rt->hung == FLEET_HUNG_CALL)
+        rt->hung = FLEET_HUNG_GIVEN_UP;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
 void fleet_job_start(fleet *f, const fleet_job *j)
 {
     state_instance in;
@@ -204,6 +409,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     struct starting_ctx sc;
     fleet_rt *rt;
     int run_no = 0, have_row = 0, pooled = 0, net_prefix = 0, bad_line = 0, remote_disk = 0;
+    int start_rc = NODE_OK;
     char derr[256];
     const char *run;
     uint32_t net_gw = 0;
@@ -228,6 +434,11 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         goto out;
     }
     rt->backoff_due_ms = 0;
+    if (rt->hung >= FLEET_HUNG_GIVEN_UP && !strcmp(rt->hung_host, in.host)) {
+        /* a start given up on this host: it waits for that (above) */
+        pthread_mutex_unlock(&f->mu);
+        goto out;
+    }
     pthread_mutex_unlock(&f->mu);
 
     if (!(node = fleet_host_node(f, in.host, &host))) {
@@ -421,20 +632,31 @@ void fleet_job_start(fleet *f, const fleet_job *j)
         if (!bad_line && spec.mac) /* NULL (err set): the start fails below */
             spec.bridge = fleet_bridge_pick(f, &in, err, sizeof err);
     }
-    if (!pooled && (bad_line || (spec.mac && !spec.bridge && !spec.network) ||
-                    node_start(node, &spec, NULL, err, sizeof err) != NODE_OK)) {
+    if (!pooled && !bad_line && !(spec.mac && !spec.bridge && !spec.network))
+        start_rc = start_domain(f, host, node, in.id, &spec, err, sizeof err);
+    if (!pooled &&
+        (bad_line || (spec.mac && !spec.bridge && !spec.network) || start_rc != NODE_OK)) {
+        /* FLEET_RIO_LATE: its host did not answer, the start is given up
+         * and the instance held (above) */
+        int late = start_rc == FLEET_RIO_LATE;
+        if (late)
+            snprintf(err, sizeof err,
+                     "host '%s' did not answer within %lld s; the start is given up (it "
+                     "starts again once the host answers, or elsewhere by failover)",
+                     in.host, (long long)((fleet_now_ms() - t_create + 500) / 1000));
         pthread_mutex_lock(&f->mu);
         rt = fleet_rt_get(f, in.id);
         rt->active = 0;
         rt->request_ms = 0;
         pthread_mutex_unlock(&f->mu);
         fleet_guard_remove(f, run);
-        fleet_net_dhcp_drop(f, &in);
-        state_run_end(f->db, in.id, run_no, fleet_wall_ms(), -1, "failed", err);
+        if (!late) /* a late one's entry there goes with the reconnect's DHCP sync */
+            fleet_net_dhcp_drop(f, &in);
+        state_run_end(f->db, in.id, run_no, fleet_wall_ms(), -1, late ? "lost" : "failed", err);
         fc.why = err;
-        fleet_mutate(f, in.id, fail_fn, &fc);
-        fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, "failed", err);
-        log_warn("instance %s: start failed: %s", in.id, err);
+        fleet_mutate(f, in.id, late ? given_up_fn : fail_fn, &fc);
+        fleet_batch_note(f, in.id, FLEET_BATCH_FAILED, in.name, late ? "pending" : "failed", err);
+        log_warn("instance %s: start %s: %s", in.id, late ? "given up" : "failed", err);
         goto out;
     }
     kp_hit("start.created");

@@ -94,6 +94,9 @@ void fleet_reopen_host(fleet *f, fleet_host *h)
         log_info("host %s reconnected", h->name);
         fleet_emit(f, "host.state", NULL, h->name, "up", h->name, NULL, NULL, NULL);
         fleet_reconcile_host(f, h);
+        /* as at a first open: what an image delete could not collect
+         * while the host hung (fleet_remote_gc_bounded) */
+        fleet_remote_gc(f, h->name);
     } else {
         pthread_mutex_lock(&f->mu);
         h->opening = 0;

@@ -22,7 +22,11 @@
 #   - r1 frozen again while a start there delivers its image: a create on
 #     r2 (its first image delivery there) runs within 20 s, and r2's usage
 #     stays fresh while r1's is marked stale (docs/shoald.md "Host failure
-#     and fencing": what a hung host can still hold up).
+#     and fencing": what a hung host can still hold up); the start on r1
+#     is given up once r1 is seen down (pending, last_error naming r1); an
+#     image delete answers within 4 s and its volume on r1 is collected
+#     after the thaw; then the given-up start's domain is destroyed and fr
+#     runs on r1 once (virsh lists one domain of it).
 # Guests have no network (remote hosts have none yet), so the published
 # ports part of the rule is not exercised here. About 70 s (label long).
 # usage: daemon_failover.sh SHOALD IMAGES_DIR
@@ -32,7 +36,7 @@ IMAGES=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lvhost.sh"
 
-for f in "$SHOALD" "$IMAGES/sleep.elf"; do
+for f in "$SHOALD" "$IMAGES/sleep.elf" "$IMAGES/hello.elf"; do
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
 command -v libvirtd >/dev/null || { echo "SKIP: no libvirtd"; exit 77; }
@@ -57,7 +61,7 @@ R1=$(lvh_uri r1)
 
 e2e_start_daemon "$SHOALD" --no-network --domain-type qemu --host-grace "$GRACE" \
     --host-uri-allow 'qemu+tcp,qemu' || exit 1
-e2e_push_images sleep
+e2e_push_images sleep hello
 ns_curl -sS -N -m 120 -H "Authorization: Bearer $E2E_TOKEN" \
     "http://127.0.0.1:$E2E_PORT/v1/events" >"$E2E_STATE/events.txt" 2>/dev/null &
 EVPID=$!
@@ -224,12 +228,24 @@ api POST /v1/hosts -H 'Content-Type: application/json' \
     -d "{\"name\":\"r2\",\"uri\":\"$(lvh_uri r2)\",\"domain_type\":\"qemu\"}"
 check "add host r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
 check "r2 comes up" wait_for 60 host_state_is r2 up
+# hello's volume on r1, used by no instance once fh is gone: the image's
+# delete below collects it
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"hello","name":"fh","host":"r1"}'
+check "create fh (hello) on r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "fh exits on r1" wait_for 30 inst_state_is fh exited
+api DELETE "/v1/instances/fh?force=true"
+check "delete fh (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+HELLO_VOL=$(lvh_lib r1)/shoal/images/$(sha256sum "$IMAGES/hello.elf" | cut -c1-64).img
+check "hello's volume is on r1" test -e "$HELLO_VOL"
 LVPID=$(cat "$LVH_DIR/r1/pid") # restarted above
 t0=$(date +%s.%N)
 kill -STOP "$LVPID"
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"sleep","name":"fr","restart":"never","host":"r1","args":["600"]}'
 check "create fr on frozen r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+t_fr=$(date +%s.%N)
+FR=$(inst_field fr .id)
 # A stop of fn, on r1, before r1 is seen down (in the background, beside
 # the checks below): its shutdown waits on r1, the API call does not
 # (fleet_rio_call: 503 naming the host after the stop's timeout +
@@ -244,7 +260,16 @@ stop_fn() {
 }
 stop_fn &
 STOPPID=$!
-sleep 1 # fr's start is inside its delivery to r1
+# An image delete answers while r1 hangs: its GC there waits on r1 for
+# FLEET_GC_ANSWER_MS (2 s) at most and is done when r1 answers. Before,
+# the call waited for the thaw. (fr's start is inside its delivery to r1
+# by now.)
+t=$(date +%s.%N)
+api DELETE /v1/images/hello:latest -m 10
+d_time=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+e2e_log "image delete with r1 frozen: HTTP $HTTP_CODE after $d_time s"
+check "an image delete answers within 4 s while r1 is frozen (HTTP $HTTP_CODE, $d_time s)" \
+    awk -v c="$HTTP_CODE" -v d="$d_time" 'BEGIN { exit !(c == 204 && d < 4) }'
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"sleep","name":"f2","restart":"never","host":"r2","args":["600"]}'
 check "create f2 on r2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
@@ -253,6 +278,13 @@ t_f2=$(date +%s.%N)
 e2e_log "r1 frozen: f2 (image delivered to r2) running $(awk -v a="$t0" -v b="$t_f2" \
     'BEGIN { printf "%.1f", b - a }') s after the freeze"
 check "fr is not running (r1 frozen)" [ "$(inst_field fr .state)" != running ]
+# fr's start gives its start worker back once r1 has been seen down for
+# 5 s (run.c "Starts given up"): pending, saying which host did not answer
+fr_given_up() { grep -q "host 'r1' did not answer within" <<<"$(inst_field fr .last_error)"; }
+check "fr's start on frozen r1 is given up within 15 s, naming r1" wait_for 15 fr_given_up
+e2e_log "fr given up $(awk -v a="$t_fr" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s" \
+    "after its create: $(inst_field fr .last_error)"
+check "fr is pending" inst_state_is fr pending
 wait "$STOPPID" || true
 s_code=none s_time=? s_body=
 read -r s_code s_time s_body <"$E2E_STATE/stop_fn" || true
@@ -285,6 +317,17 @@ check "fb runs on r1 again after the thaw" wait_for 30 inst_state_is fb running
 check "fb is still on r1" [ "$(inst_field fb .host)" = r1 ]
 check "fn's stop is carried out after the thaw" wait_for 20 inst_state_is fn stopped
 check "no QEMU of fn left on r1" wait_for 10 [ "$(r1_qemus "$FN")" = 0 ]
+check "hello's volume on r1 is collected after the thaw" wait_for 15 test ! -e "$HELLO_VOL"
+# fr: the domain its given-up start made at the thaw is destroyed, and fr
+# starts again on r1 (pinned there): one domain, one QEMU, never two
+check "fr runs on r1 after the thaw" wait_for 30 inst_state_is fr running
+r1_domains() {
+    ip netns exec "$E2E_NS" virsh -c "$R1" list --all --name | grep -c "^shoal-$1\$"
+}
+sleep 2 # a late copy would show by now
+check "one domain of fr on r1 (virsh)" [ "$(r1_domains "$FR")" = 1 ]
+check "one QEMU of fr on r1" [ "$(r1_qemus "$FR")" = 1 ]
+check "one domain of fb on r1 (virsh)" [ "$(r1_domains "$FB")" = 1 ]
 
 for n in fa fn fb fr f2; do
     api DELETE "/v1/instances/$n?force=true"

@@ -1,15 +1,25 @@
 /* test_remoteio.c - when the remote I/O queue (daemon/core/remoteio.c)
  * gets a worker: an item that can run never waits behind a worker stuck
  * on a hung host for longer than FLEET_RIO_SLOW_MS, and a healthy fleet
- * does not grow a worker per host. Pure, no threads. */
+ * does not grow a worker per host (pure, no threads); and host calls
+ * (fleet_host_call, a thread each): the caller gets the call's answer, or
+ * gives up once the host is seen down or its time is over, and the call
+ * then finishes on its own (its late callback, its arg freed, the fleet's
+ * count of calls back to 0). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "fleet_int.h"
+
+#include "failover.h"
 
 #define N 4
 
@@ -93,6 +103,165 @@ static void test_usage_stale(void **state)
     assert_true(fleet_usage_stale(100000, 100000 + FLEET_USAGE_STALE_MS + 1));
 }
 
+/* ---- host calls ---------------------------------------------------------- */
+
+/* A "host": fn waits until released (a hung libvirtd that answers later). */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_open, late_rc = 1, late_calls, freed;
+
+static int hung_fn(fleet *f, struct node *node, void *arg, char *err, size_t errlen)
+{
+    (void)f;
+    (void)node;
+    (void)arg;
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+    snprintf(err, errlen, "answered late");
+    return 7;
+}
+
+static int quick_fn(fleet *f, struct node *node, void *arg, char *err, size_t errlen)
+{
+    (void)f;
+    (void)node;
+    (void)arg;
+    snprintf(err, errlen, "at once");
+    return 3;
+}
+
+static void late_fn(fleet *f, void *arg, int rc, const char *err)
+{
+    (void)f;
+    (void)arg;
+    assert_string_equal(err, "answered late");
+    pthread_mutex_lock(&gate_mu);
+    late_rc = rc;
+    late_calls++;
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void free_fn(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&gate_mu);
+    freed++;
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static fleet *hc_fleet(fleet_host **h)
+{
+    fleet *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->state_cv, NULL);
+    *h = calloc(1, sizeof **h);
+    assert_non_null(*h);
+    snprintf((*h)->name, sizeof (*h)->name, "r1");
+    (*h)->up = 1;
+    (*h)->refs = 1; /* the caller's */
+    gate_open = late_calls = freed = 0;
+    late_rc = 1;
+    return f;
+}
+
+static void hc_free(fleet *f, fleet_host *h)
+{
+    assert_int_equal(fleet_host_calls_left(f), 0);
+    assert_int_equal(h->refs, 1); /* the thread let go of it */
+    pthread_cond_destroy(&f->state_cv);
+    pthread_mutex_destroy(&f->mu);
+    free(h);
+    free(f);
+}
+
+static void open_gate(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = 1;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+/* A host that answers: the call's own status and message, no late call. */
+static void test_host_call_answers(void **state)
+{
+    fleet_host *h;
+    fleet *f = hc_fleet(&h);
+    char err[64] = "";
+    (void)state;
+    assert_int_equal(fleet_host_call(f, h, NULL, quick_fn, late_fn, NULL, free_fn, -1, 1, err,
+                                     sizeof err),
+                     3);
+    assert_string_equal(err, "at once");
+    hc_free(f, h); /* waits for the thread's end */
+    assert_int_equal(late_calls, 0);
+    assert_int_equal(freed, 1);
+}
+
+/* The host seen down 600 ms into the call (the failover tick's doing). */
+static void *go_down(void *arg)
+{
+    fleet_host *h = ((void **)arg)[1];
+    fleet *f = ((void **)arg)[0];
+    struct timespec ts = { 0, 600 * 1000000L };
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&f->mu);
+    h->up = 0;
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* No time bound, until_down: the caller waits while the host is up, and
+ * gives up once it has been seen down for FLEET_HOST_ANSWER_MS; the call
+ * finishes when the host answers, on its own thread (late callback, arg
+ * freed). */
+static void test_host_call_until_down(void **state)
+{
+    fleet_host *h;
+    fleet *f = hc_fleet(&h);
+    void *args[2] = { f, h };
+    char err[64] = "";
+    pthread_t th;
+    int64_t t0 = fleet_now_ms(), took;
+    (void)state;
+    assert_int_equal(pthread_create(&th, NULL, go_down, args), 0);
+    assert_int_equal(fleet_host_call(f, h, NULL, hung_fn, late_fn, NULL, free_fn, -1, 1, err,
+                                     sizeof err),
+                     FLEET_RIO_LATE);
+    took = fleet_now_ms() - t0;
+    pthread_join(th, NULL);
+    assert_true(took >= 600 + FLEET_HOST_ANSWER_MS &&
+                took < 600 + FLEET_HOST_ANSWER_MS + 2 * FO_TICK_MS);
+    assert_int_equal(freed, 0); /* the call still runs */
+    open_gate();
+    hc_free(f, h);
+    assert_int_equal(late_calls, 1);
+    assert_int_equal(late_rc, 7);
+    assert_int_equal(freed, 1);
+}
+
+/* A time bound (an image delete's GC): given up when it is over, whatever
+ * the host's state. */
+static void test_host_call_timeout(void **state)
+{
+    fleet_host *h;
+    fleet *f = hc_fleet(&h);
+    char err[64] = "";
+    int64_t t0 = fleet_now_ms(), took;
+    (void)state;
+    assert_int_equal(fleet_host_call(f, h, NULL, hung_fn, NULL, NULL, free_fn, 200, 0, err,
+                                     sizeof err),
+                     FLEET_RIO_LATE);
+    took = fleet_now_ms() - t0;
+    assert_true(took >= 200 && took < 200 + FO_TICK_MS);
+    open_gate();
+    hc_free(f, h);
+    assert_int_equal(freed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -102,6 +271,9 @@ int main(void)
         cmocka_unit_test(test_stuck_workers_get_help),
         cmocka_unit_test(test_bound),
         cmocka_unit_test(test_usage_stale),
+        cmocka_unit_test(test_host_call_answers),
+        cmocka_unit_test(test_host_call_until_down),
+        cmocka_unit_test(test_host_call_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
