@@ -1,6 +1,7 @@
 /* shoald.c - the shoal host daemon: configuration, fleet, REST API, signals. */
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,19 @@
  * hence the same restart. An operator's own G_SLICE wins. */
 #define SHOALD_GSLICE "always-malloc"
 
+/* Starts at scale (issue 13, docs/node.md "Starts at scale"): libvirt forks
+ * shoald up to 4 times per start while holding its security manager's lock
+ * (docs/benchmarks.md "What a start waits for"), so every fork's cost is a
+ * wait for every other start. A fork's page table copy, the child's
+ * copy-on-write of each thread's descriptor and its teardown grow with
+ * shoald's threads: one libvirt event thread per running guest, each on
+ * glibc's default stack (RLIMIT_STACK, 8 MiB), one 2 MiB page table region
+ * per thread. Threads created without a size of their own (libvirt's,
+ * GLib's, shoald's) get this one: 4 stacks share a region (musl's default
+ * is 128 KiB; shoald's deepest frames are 64 KiB buffers). Sanitizer
+ * builds keep glibc's default (ASan's frames are larger). */
+#define SHOALD_THREAD_STACK (512u * 1024u)
+
 /* The GLIBC_TUNABLES value shoald wants given the current one (may be
  * NULL): 1 and out filled when it differs, 0 when it already says
  * something about the tcache count (ours or the operator's) or does not
@@ -48,6 +62,26 @@ static int tunables_wanted(const char *cur, char *out, size_t outlen)
     n = snprintf(out, outlen, "%s%s%s", cur ? cur : "", cur && cur[0] ? ":" : "",
                  SHOALD_TCACHE_TUNABLE);
     return n > 0 && (size_t)n < outlen;
+}
+
+/* Before any thread starts: SHOALD_THREAD_STACK for threads that do not
+ * choose (a failure keeps glibc's default; only forks cost more). */
+static void thread_stack_default(void)
+{
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    pthread_attr_t a;
+    size_t cur = 0;
+    int rc;
+
+    if (pthread_getattr_default_np(&a) != 0)
+        return;
+    /* an operator's smaller RLIMIT_STACK wins */
+    if (pthread_attr_getstacksize(&a, &cur) == 0 && cur > SHOALD_THREAD_STACK &&
+        (rc = pthread_attr_setstacksize(&a, SHOALD_THREAD_STACK)) == 0 &&
+        (rc = pthread_setattr_default_np(&a)) != 0)
+        log_warn("thread stacks stay at %zu KiB: %s", cur / 1024, strerror(rc));
+    pthread_attr_destroy(&a);
+#endif
 }
 
 /* The API in this process (--privsep off), or in a front process of its
@@ -133,6 +167,7 @@ int main(int argc, char **argv)
      * mmap: with glibc's default sliding threshold they land in the heap and
      * every free runs malloc_consolidate, measured at ~20% of a list. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    thread_stack_default();
 
     /* Signals are taken synchronously by the main thread; block them before
      * any thread starts so that every thread inherits the mask. */

@@ -53,6 +53,20 @@ running=$(jq '[.items[] | select(.state == "running")] | length' <<<"$BODY")
 check "all $N running when the CLI returned ($running)" [ "$running" = "$N" ]
 e2e_log "ready_ms p50 $(jq '[.items[].ready_ms] | sort | .[length / 2 | floor]' <<<"$BODY"), max $(jq '[.items[].ready_ms] | max' <<<"$BODY")"
 
+# --- libvirt's event thread of each guest has shoald's default thread
+# stack, 512 KiB (shoald.c, SHOALD_THREAD_STACK: each fork of shoald costs
+# less per thread), not glibc's 8 MiB; sanitizer builds keep glibc's.
+stacks=0
+while read -r range perms _ _ _ path; do
+    [ "$perms" = rw-p ] && [ -z "$path" ] || continue
+    [ $((16#${range#*-} - 16#${range%-*})) = 524288 ] && stacks=$((stacks + 1))
+done <"/proc/$E2E_PID/maps"
+if ldd "$SHOALD" | grep -q -E 'lib[at]san'; then
+    e2e_log "sanitizer build: thread stacks not checked ($stacks of 512 KiB)"
+else
+    check "at least $N thread stacks of 512 KiB in shoald ($stacks)" [ "$stacks" -ge "$N" ]
+fi
+
 # --- the batch's events
 sleep 1
 kill "$EV_PID" 2>/dev/null || true
