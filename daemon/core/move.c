@@ -262,13 +262,15 @@ static int wait_accepts(fleet *f, uint32_t ip, int port, int timeout_ms, int sto
     for (;;) {
         if ((err = connect_try(ip, port)) == 0)
             return 1;
+        if (stoppable && fleet_move_stopping(f))
+            return 0; /* given up, not made cold */
         heard = heard || err == ECONNREFUSED;
         if (!heard && why)
             *why = err;
         /* no route is the routing table's answer, not a slow guest's */
         if (!heard && (err == ENETUNREACH || fleet_now_ms() - start >= reach_ms))
             return 2;
-        if (fleet_now_ms() >= end || (stoppable && fleet_move_stopping(f)))
+        if (fleet_now_ms() >= end)
             return 0;
         sleep_ms(MOVE_POLL_MS);
     }
@@ -370,7 +372,8 @@ static int move_cold_instead(fleet *f, const state_instance *in, const char *fro
         move_emit(f, "move.done", in, from, to, NULL, t0, -1, -1, NULL);
         return rc;
     }
-    snprintf(fail, sizeof fail, "%s", rc != FLEET_OK && e ? e->msg : "not ready on the target in time");
+    snprintf(fail, sizeof fail, "%s",
+             rc != FLEET_OK && e ? e->msg : "not ready on the target in time");
     move_emit(f, "move.failed", in, from, to, NULL, t0, -1, -1, fail);
     if (rc == FLEET_OK)
         rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL, "move of '%s' to '%s' failed: %s", in->name,
