@@ -46,7 +46,8 @@
 # encryption nor authentication (hosturi.h); production hosts are qemu+tls
 # or qemu+ssh. About 80-100 s (38 s before guest networks; the live console
 # checks of the serial streams take ~6 s of it, r2's restart under a
-# running guest ~20 s, DHCP on r1 ~20 s).
+# running guest ~20 s, DHCP on r1 ~20 s, the disk image on r1 22-34 s on a
+# loaded machine).
 # usage: daemon_remote.sh SHOALD IMAGES_DIR SHOAL_CLI
 set -eu
 SHOALD=$1
@@ -156,7 +157,8 @@ check "the same volume file" [ "$(stat -c %i "$VOL")" = "$ino" ]
 # overlay shoal-<id>.qcow2 in 'shoal-run' (made by r1's libvirt over the
 # base), kept across a stop/start there (the guest counts its boots on its
 # disk), removed with the instance; a host without qemu-img says so; the
-# base goes with the image. About 10 s.
+# base goes with the image. 22-34 s here (three SeaBIOS boots under TCG on
+# a loaded machine).
 t_disk=$(date +%s)
 api POST "/v1/images?ref=dcount:latest" -H 'Content-Type: application/octet-stream' \
     --data-binary "@$IMAGES/foreign_diskcount.img"
