@@ -64,6 +64,8 @@ for h in r1 r2 r3; do
 done
 e2e_push_images httpd
 
+# why_not: a failed call's message (from BODY), for the check's line
+why_not() { [ "$HTTP_CODE" = 200 ] || printf ' %s' "$(jq -r '.error.message? // .message? // empty' <<<"$BODY" 2>/dev/null)"; }
 cordon() { json_post "/v1/hosts/$1/cordon" "{\"cordoned\":$2}"; }
 field() { inst_field "$1" "$2"; }
 runs_on() { [ "$(field "$1" '.state + " " + .host')" = "running $2" ]; }
@@ -148,7 +150,7 @@ sleep 1
 # --- drain r1 with r2 and local up: a -> r2, b -> local, both live
 t0=$(date +%s%N)
 api POST /v1/hosts/r1/drain -m 240 # moves under load: ~30 s each
-check "drain r1 (HTTP $HTTP_CODE $(jq -r .error.message? <<<"$BODY" 2>/dev/null), $((($(date +%s%N) - t0) / 1000000)) ms): $(jq -c '[.moves[]? | .from + "->" + .to]' <<<"$BODY" 2>/dev/null)" \
+check "drain r1 (HTTP $HTTP_CODE$(why_not), $((($(date +%s%N) - t0) / 1000000)) ms): $(jq -c '[.moves[]? | .from + "->" + .to]' <<<"$BODY" 2>/dev/null)" \
     [ "$HTTP_CODE" = 200 ]
 check "a runs on r2" wait_for 30 runs_on a r2
 check "b runs on local" wait_for 30 runs_on b local
@@ -157,7 +159,7 @@ cordon r1 false
 cordon r2 true
 t0=$(date +%s%N)
 api POST /v1/hosts/local/drain -m 240
-check "drain local (HTTP $HTTP_CODE, $((($(date +%s%N) - t0) / 1000000)) ms): $(jq -c '[.moves[]? | .from + "->" + .to]' <<<"$BODY" 2>/dev/null)" \
+check "drain local (HTTP $HTTP_CODE$(why_not), $((($(date +%s%N) - t0) / 1000000)) ms): $(jq -c '[.moves[]? | .from + "->" + .to]' <<<"$BODY" 2>/dev/null)" \
     [ "$HTTP_CODE" = 200 ]
 check "b runs on r1" wait_for 30 runs_on b r1
 check "c runs on r1" wait_for 30 runs_on c r1
@@ -207,7 +209,7 @@ cordon r3 false
 cordon r1 true
 t0=$(date +%s%N)
 api POST /v1/hosts/r2/drain -m 240
-check "drain r2 to r3 (HTTP $HTTP_CODE, $((($(date +%s%N) - t0) / 1000000)) ms)" [ "$HTTP_CODE" = 200 ]
+check "drain r2 to r3 (HTTP $HTTP_CODE$(why_not), $((($(date +%s%N) - t0) / 1000000)) ms)" [ "$HTTP_CODE" = 200 ]
 check "a runs on r3, once" wait_for 30 eval 'runs_on a r3 && [ "$(copies "${ID[a]}")" = 1 ]'
 fetch_events
 why=$(jq -rs "[.[] | select(.type == \"move.cold\" and .instance == \"${ID[a]}\") | .error] | last // \"\"" <<<"$EVENTS")
