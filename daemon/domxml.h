@@ -107,16 +107,16 @@ enum domxml_firmware {
 
 /* What to render. All strings are borrowed for the duration of the call. */
 struct domxml_spec {
-    const char *name;        /* libvirt domain name, required (DOMXML_NAME_MAX) */
-    const char *uuid;        /* canonical UUID, or NULL to let libvirt pick one */
-    enum domxml_virt virt;   /* KVM or QEMU; AUTO is rejected here */
-    enum domxml_boot boot;   /* boot protocol of `kernel` */
-    unsigned memory_mib;     /* guest RAM, 1..DOMXML_MEMORY_MIB_MAX */
-    unsigned vcpus;          /* 1..DOMXML_VCPUS_MAX */
-    const char *kernel;      /* absolute path of the guest ELF; required unless disk */
-    const char *cmdline;     /* guest command line; NULL or "" for none; only with
+    const char *name;      /* libvirt domain name, required (DOMXML_NAME_MAX) */
+    const char *uuid;      /* canonical UUID, or NULL to let libvirt pick one */
+    enum domxml_virt virt; /* KVM or QEMU; AUTO is rejected here */
+    enum domxml_boot boot; /* boot protocol of `kernel` */
+    unsigned memory_mib;   /* guest RAM, 1..DOMXML_MEMORY_MIB_MAX */
+    unsigned vcpus;        /* 1..DOMXML_VCPUS_MAX */
+    const char *kernel;    /* absolute path of the guest ELF; required unless disk */
+    const char *cmdline;   /* guest command line; NULL or "" for none; only with
                                 kernel (libvirt passes it with -kernel only) */
-    const char *disk;        /* absolute path of a qcow2 image to boot from instead of
+    const char *disk;      /* absolute path of a qcow2 image to boot from instead of
                                 a kernel (exactly one of kernel and disk): a virtio
                                 disk vda and <boot dev='hd'/>, so the firmware runs
                                 its boot sector. Needs DOMXML_FW_SEABIOS (qboot boots

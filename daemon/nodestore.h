@@ -53,7 +53,7 @@
 #define NSTORE_RUN_POOL      "shoal-run"
 #define NSTORE_POOL_PATH     "/var/lib/libvirt/shoal/images"
 #define NSTORE_RUN_POOL_PATH "/var/lib/libvirt/shoal/run"
-#define NSTORE_DISK_SUFFIX   ".qcow2" /* a domain's overlay in NSTORE_RUN_POOL */
+#define NSTORE_DISK_SUFFIX   ".qcow2"   /* a domain's overlay in NSTORE_RUN_POOL */
 #define NSTORE_CHUNK         (1u << 20) /* bytes per virStreamSend */
 #define NSTORE_PATH_MAX      512
 
@@ -88,7 +88,7 @@ struct nstore_stage {
     char console[NSTORE_PATH_MAX];
     char status[NSTORE_PATH_MAX];
     char cfg[NSTORE_PATH_MAX];
-    char disk[NSTORE_PATH_MAX]; /* the domain's overlay, or "" */
+    char disk[NSTORE_PATH_MAX];        /* the domain's overlay, or "" */
     char cfg_vol[DOMXML_NAME_MAX + 8]; /* run-pool volume of the record, or "" */
 };
 

@@ -504,8 +504,9 @@ void fleet_close(fleet *f)
         return;
     fleet_pool_close(f); /* its guests never outlive shoald (pool.h) */
     stop_threads(f, f->nworkers, 1);
+    /* a thread still uses the fleet: left to the exit */
     if (fleet_host_calls_left(f))
-        return; /* a thread still uses the fleet: left to the exit */
+        return;
     struct fleet_pool *pool = f->pool; /* freed once nothing can ask it */
     free_fleet(f);
     fleet_pool_free(pool);

@@ -864,9 +864,9 @@ fleet_hcall *fleet_host_call_start(fleet *f, fleet_host *h, struct node *node, f
 int fleet_host_call_wait(fleet *f, fleet_hcall *c, int64_t until_ms, int until_down, char *err,
                          size_t errlen);
 /* Both: timeout_ms from now (< 0: no time bound). */
-int fleet_host_call(fleet *f, fleet_host *h, struct node *node, fleet_rio_fn fn,
-                    fleet_late_fn late, void *arg, void (*free_arg)(void *), int timeout_ms,
-                    int until_down, char *err, size_t errlen);
+int fleet_host_call(fleet *f, fleet_host *h, struct node *node, fleet_rio_fn fn, fleet_late_fn late,
+                    void *arg, void (*free_arg)(void *), int timeout_ms, int until_down, char *err,
+                    size_t errlen);
 /* fleet_close: wait up to FLEET_RIO_STOP_MS for host calls; 1 if some
  * still wait on a host (the fleet is then not freed: shoald is exiting). */
 int fleet_host_calls_left(fleet *f);

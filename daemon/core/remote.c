@@ -210,7 +210,8 @@ void fleet_remote_gc_bounded(fleet *f)
         fleet_host_release(f, h);
     }
     for (size_t i = 0; i < nh; i++) {
-        if (calls[i] && fleet_host_call_wait(f, calls[i], end, 0, err, sizeof err) == FLEET_RIO_LATE)
+        if (calls[i] &&
+            fleet_host_call_wait(f, calls[i], end, 0, err, sizeof err) == FLEET_RIO_LATE)
             log_info("host %s: its volumes are collected when it answers", names[i]);
     }
     free(names);

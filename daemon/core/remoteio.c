@@ -481,9 +481,9 @@ int fleet_host_call_wait(fleet *f, fleet_hcall *c, int64_t until_ms, int until_d
     return rc;
 }
 
-int fleet_host_call(fleet *f, fleet_host *h, struct node *node, fleet_rio_fn fn,
-                    fleet_late_fn late, void *arg, void (*free_arg)(void *), int timeout_ms,
-                    int until_down, char *err, size_t errlen)
+int fleet_host_call(fleet *f, fleet_host *h, struct node *node, fleet_rio_fn fn, fleet_late_fn late,
+                    void *arg, void (*free_arg)(void *), int timeout_ms, int until_down, char *err,
+                    size_t errlen)
 {
     fleet_hcall *c = fleet_host_call_start(f, h, node, fn, late, arg, free_arg);
     int64_t until = timeout_ms >= 0 ? fleet_now_ms() + timeout_ms : 0;

@@ -356,13 +356,13 @@ static int start_domain(fleet *f, fleet_host *host, struct node *node, const cha
     c->spec = *spec;
     snprintf(c->id, sizeof c->id, "%s", id);
     snprintf(c->host, sizeof c->host, "%s", host->name);
-    const char **strs[] = { &c->spec.name,       &c->spec.uuid,        &c->spec.kernel,
-                            &c->spec.cmdline,    &c->spec.disk,        &c->spec.console_log,
-                            &c->spec.status_log, &c->spec.bridge,      &c->spec.network,
-                            &c->spec.filter,     &c->spec.filter_ip,   &c->spec.mac,
-                            &c->spec.tap,        &c->spec.instance_id, &c->spec.firmware,
-                            &c->spec.initrd,     &c->spec.emulator,    &c->spec.fwcfg_file,
-                            &c->spec.fwcfg_data, &c->spec.disk_base,   &c->spec.disk_format,
+    const char **strs[] = { &c->spec.name,        &c->spec.uuid,        &c->spec.kernel,
+                            &c->spec.cmdline,     &c->spec.disk,        &c->spec.console_log,
+                            &c->spec.status_log,  &c->spec.bridge,      &c->spec.network,
+                            &c->spec.filter,      &c->spec.filter_ip,   &c->spec.mac,
+                            &c->spec.tap,         &c->spec.instance_id, &c->spec.firmware,
+                            &c->spec.initrd,      &c->spec.emulator,    &c->spec.fwcfg_file,
+                            &c->spec.fwcfg_data,  &c->spec.disk_base,   &c->spec.disk_format,
                             &c->spec.console_sock };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (start_call_own(c, strs[i]) != 0) {

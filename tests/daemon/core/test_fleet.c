@@ -2151,7 +2151,8 @@ static void events(void **state)
     size_t n = 0;
     fleet_err e;
     int64_t last, prev, t0;
-    int created = 0, started[3] = { -1, -1, -1 }, created_at[3] = { -1, -1, -1 }, seq = 0, rc, all_started = 0;
+    int created = 0, started[3] = { -1, -1, -1 }, created_at[3] = { -1, -1, -1 }, seq = 0, rc,
+        all_started = 0;
     char *json = NULL;
     *state = x;
 

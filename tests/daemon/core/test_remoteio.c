@@ -159,7 +159,7 @@ static fleet *hc_fleet(fleet_host **h)
     pthread_cond_init(&f->state_cv, NULL);
     *h = calloc(1, sizeof **h);
     assert_non_null(*h);
-    snprintf((*h)->name, sizeof (*h)->name, "r1");
+    snprintf((*h)->name, sizeof(*h)->name, "r1");
     (*h)->up = 1;
     (*h)->refs = 1; /* the caller's */
     gate_open = late_calls = freed = 0;
@@ -192,9 +192,8 @@ static void test_host_call_answers(void **state)
     fleet *f = hc_fleet(&h);
     char err[64] = "";
     (void)state;
-    assert_int_equal(fleet_host_call(f, h, NULL, quick_fn, late_fn, NULL, free_fn, -1, 1, err,
-                                     sizeof err),
-                     3);
+    assert_int_equal(
+        fleet_host_call(f, h, NULL, quick_fn, late_fn, NULL, free_fn, -1, 1, err, sizeof err), 3);
     assert_string_equal(err, "at once");
     hc_free(f, h); /* waits for the thread's end */
     assert_int_equal(late_calls, 0);
@@ -228,9 +227,9 @@ static void test_host_call_until_down(void **state)
     int64_t t0 = fleet_now_ms(), took;
     (void)state;
     assert_int_equal(pthread_create(&th, NULL, go_down, args), 0);
-    assert_int_equal(fleet_host_call(f, h, NULL, hung_fn, late_fn, NULL, free_fn, -1, 1, err,
-                                     sizeof err),
-                     FLEET_RIO_LATE);
+    assert_int_equal(
+        fleet_host_call(f, h, NULL, hung_fn, late_fn, NULL, free_fn, -1, 1, err, sizeof err),
+        FLEET_RIO_LATE);
     took = fleet_now_ms() - t0;
     pthread_join(th, NULL);
     assert_true(took >= 600 + FLEET_HOST_ANSWER_MS &&
@@ -252,9 +251,9 @@ static void test_host_call_timeout(void **state)
     char err[64] = "";
     int64_t t0 = fleet_now_ms(), took;
     (void)state;
-    assert_int_equal(fleet_host_call(f, h, NULL, hung_fn, NULL, NULL, free_fn, 200, 0, err,
-                                     sizeof err),
-                     FLEET_RIO_LATE);
+    assert_int_equal(
+        fleet_host_call(f, h, NULL, hung_fn, NULL, NULL, free_fn, 200, 0, err, sizeof err),
+        FLEET_RIO_LATE);
     took = fleet_now_ms() - t0;
     assert_true(took >= 200 && took < 200 + FO_TICK_MS);
     open_gate();

@@ -967,20 +967,13 @@ int main(int argc, char **argv)
         return shoal_test_exit(cmocka_run_group_tests(kvm_tests, group_setup, group_teardown));
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(capacity),
-        cmocka_unit_test(qemu_conf_settings),
-        cmocka_unit_test(poweroff_tcg),
-        cmocka_unit_test(poweroff_kvm),
-        cmocka_unit_test(poweroff_immediate),
-        cmocka_unit_test(poweroff_multiboot),
-        cmocka_unit_test(hang_list_destroy),
-        cmocka_unit_test(hang_shutdown_forced),
-        cmocka_unit_test(confined),
-        cmocka_unit_test(panic_is_crash),
-        cmocka_unit_test(start_errors),
-        cmocka_unit_test(reconnect_sees_running),
-        cmocka_unit_test(usage_from_proc),
-        cmocka_unit_test(adopt_in_new_process),
+        cmocka_unit_test(capacity),           cmocka_unit_test(qemu_conf_settings),
+        cmocka_unit_test(poweroff_tcg),       cmocka_unit_test(poweroff_kvm),
+        cmocka_unit_test(poweroff_immediate), cmocka_unit_test(poweroff_multiboot),
+        cmocka_unit_test(hang_list_destroy),  cmocka_unit_test(hang_shutdown_forced),
+        cmocka_unit_test(confined),           cmocka_unit_test(panic_is_crash),
+        cmocka_unit_test(start_errors),       cmocka_unit_test(reconnect_sees_running),
+        cmocka_unit_test(usage_from_proc),    cmocka_unit_test(adopt_in_new_process),
     };
     return shoal_test_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
