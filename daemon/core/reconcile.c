@@ -176,12 +176,14 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
     size_t nrows = 0;
     char err[NODE_ERR_MAX];
     int first;
+    int64_t listed_ms;
 
     pthread_mutex_lock(&f->mu);
     node = h->up ? h->node : NULL;
     pthread_mutex_unlock(&f->mu);
     if (!node)
         return;
+    listed_ms = fleet_now_ms();
     if (node_list(node, &doms, &ndoms, err, sizeof err) != NODE_OK) {
         log_warn("host %s: cannot list domains: %s", host_name, err);
         return;
@@ -325,6 +327,15 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
         if (fleet_state_live(row->state)) {
             pthread_mutex_lock(&f->mu);
             fleet_rt *rt = fleet_rt_get(f, row->id);
+            /* Not gone: a run begun since the list was read (another
+             * host's reconcile finishing a move to this one starts it
+             * here meanwhile), or a start of it in flight. Its domain came
+             * after the list; an end of it is still reported by libvirt. */
+            if (rt && ((rt->active && rt->run_start_ms >= listed_ms) ||
+                       (rt->busy && row->state == ST_STARTING))) {
+                pthread_mutex_unlock(&f->mu);
+                continue;
+            }
             int was_active = rt->active;
             rt->active = 1; /* so the final status poll reads the file */
             if (row->state == ST_STOPPING)
