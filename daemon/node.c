@@ -173,7 +173,15 @@ struct serials {
 
 struct node {
     char *uri;
+    /* The connection. Written only by the thread that opens, reconnects or
+     * closes the node (conn_make, conn_drop), under cmu; every other
+     * thread takes its own reference with conn_get and lets go with
+     * conn_put. A call can outlive the connection it began on: a host call
+     * left waiting on a hung host while node_reconnect replaces the
+     * connection (libvirt frees a connection at its last reference, and a
+     * call without one crashed in libvirt when the host answered). */
     virConnectPtr conn;
+    pthread_mutex_t cmu;
     int lifecycle_cb; /* callback ids, -1 when not registered */
     int reboot_cb;
     int close_registered;
@@ -221,6 +229,27 @@ static void cb_hold(struct node *n)
     pthread_mutex_lock(&n->lock);
     n->cb_refs++;
     pthread_mutex_unlock(&n->lock);
+}
+
+/* The node's connection with a reference of the caller's own, or NULL when
+ * it has none (closed, or being replaced). Any thread. */
+static virConnectPtr conn_get(struct node *n)
+{
+    virConnectPtr c;
+    pthread_mutex_lock(&n->cmu);
+    c = n->conn;
+    if (c && virConnectRef(c) < 0)
+        c = NULL;
+    pthread_mutex_unlock(&n->cmu);
+    return c;
+}
+
+/* Let go of conn_get's reference (the last one closes the connection).
+ * Like every libvirt call it resets libvirt's last error: read that first. */
+static void conn_put(virConnectPtr c)
+{
+    if (c)
+        virConnectClose(c);
 }
 
 /* FNV-1a over the 16 bytes. libvirt's UUIDs are random, but one given by
@@ -360,8 +389,14 @@ static int lv_status(struct node *n)
     case VIR_ERR_RPC: return NODE_E_CONN;
     default: break;
     }
-    if (n && n->conn && virConnectIsAlive(n->conn) == 0)
-        return NODE_E_CONN;
+    if (n) {
+        /* virConnectIsAlive asks the client's state, never the host */
+        pthread_mutex_lock(&n->cmu);
+        int dead = !n->conn || virConnectIsAlive(n->conn) == 0;
+        pthread_mutex_unlock(&n->cmu);
+        if (dead)
+            return NODE_E_CONN;
+    }
     return NODE_E_LIBVIRT;
 }
 
@@ -601,8 +636,8 @@ static int embed_root(const char *uri, char *root, size_t rootlen);
  * in this thread and QEMU from its first instruction) runs at that nice,
  * the thread's own restored after it (docs/node.md "Warm pool guests at
  * low priority"). */
-static virDomainPtr create_xml(struct node *n, const char *xml, unsigned flags, int nice, char *why,
-                               size_t whylen)
+static virDomainPtr create_xml(struct node *n, virConnectPtr conn, const char *xml, unsigned flags,
+                               int nice, char *why, size_t whylen)
 {
     char root[8];
     int pers = -1, embedded = embed_root(n->uri, root, sizeof root), old = 0;
@@ -618,7 +653,7 @@ static virDomainPtr create_xml(struct node *n, const char *xml, unsigned flags, 
     } else {
         nice = 0;
     }
-    dom = virDomainCreateXML(n->conn, xml, flags);
+    dom = virDomainCreateXML(conn, xml, flags);
     if (nice && setpriority(PRIO_PROCESS, (id_t)tid, old) != 0 && why && why[0] == '\0')
         errbuf_set(why, whylen, "cannot restore the starting thread's nice value %d: %s", old,
                    strerror(errno));
@@ -649,7 +684,8 @@ static int limit_memory(virDomainPtr dom, unsigned long long kib, char *why, siz
 static int serials_begin(struct node *n, const char *name);
 static void serials_open(struct node *n, virDomainPtr dom, const char *name, const char *console,
                          const char *status, int force, char *why, size_t whylen);
-static int need_conn(struct node *n, const char *what, const char *name, char *err, size_t errlen);
+static int need_conn(struct node *n, const char *what, const char *name, virConnectPtr *conn,
+                     char *err, size_t errlen);
 
 /* Which nodes stream their guests' serial ports: remote ones, unless
  * SHOAL_SERIAL_STREAMS says "off" (every node reads files, the fallback,
@@ -671,19 +707,20 @@ static int node_streams_wanted(const char *uri, int remote)
 /* nice (> 0): QEMU runs at that nice value from its start (create_xml),
  * checked, or set by pid on a driver that forks it elsewhere, before its
  * vCPUs run; nice_why: why it does not ("" if it does). */
-static virDomainPtr create_running(struct node *n, const char *xml, unsigned long long mem_kib,
-                                   int nice, int nice_qemu_only, char *nice_why, size_t nice_whylen,
+static virDomainPtr create_running(struct node *n, virConnectPtr conn, const char *xml,
+                                   unsigned long long mem_kib, int nice, int nice_qemu_only,
+                                   char *nice_why, size_t nice_whylen,
                                    const struct domxml_spec *local, char *stream_why,
                                    size_t stream_whylen, int *status, char *why, size_t whylen)
 {
-    virDomainPtr dom = create_xml(n, xml, VIR_DOMAIN_START_PAUSED, nice_qemu_only ? 0 : nice,
+    virDomainPtr dom = create_xml(n, conn, xml, VIR_DOMAIN_START_PAUSED, nice_qemu_only ? 0 : nice,
                                   nice_why, nice_whylen);
     int state = 0, reason = 0;
 
     /* Drivers without START_PAUSED (test:///, "unsupported flags") start
      * the domain running, as before. */
     if (!dom && virGetLastErrorCode() == VIR_ERR_INVALID_ARG) {
-        dom = create_xml(n, xml, 0, 0, NULL, 0);
+        dom = create_xml(n, conn, xml, 0, 0, NULL, 0);
         if (dom)
             return dom;
     }
@@ -1448,6 +1485,7 @@ int node_serial_adopt(struct node *n, const char *name, const char *console, uin
                       size_t errlen)
 {
     virDomainPtr dom = NULL;
+    virConnectPtr conn = NULL;
     char why[NODE_ERR_MAX] = "";
     int rc, held, state = 0, reason = 0, paused = 0;
     struct timespec t0, t1;
@@ -1455,14 +1493,14 @@ int node_serial_adopt(struct node *n, const char *name, const char *console, uin
     *paused_ms = -1;
     if (!n || !n->remote || !n->streams)
         return NODE_OK;
-    if ((rc = need_conn(n, "stream", name, err, errlen)) != NODE_OK)
+    if ((rc = need_conn(n, "stream", name, &conn, err, errlen)) != NODE_OK)
         return rc;
     pthread_mutex_lock(&n->smu);
     held = serials_held(n, name);
     pthread_mutex_unlock(&n->smu);
     if (held)
-        return NODE_OK;
-    if (!(dom = virDomainLookupByName(n->conn, name)) ||
+        goto out;
+    if (!(dom = virDomainLookupByName(conn, name)) ||
         virDomainGetState(dom, &state, &reason, 0) < 0) {
         rc = lv_status(n);
         if (rc == NODE_E_NOTFOUND)
@@ -1511,6 +1549,7 @@ int node_serial_adopt(struct node *n, const char *name, const char *console, uin
 out:
     if (dom)
         virDomainFree(dom);
+    conn_put(conn);
     return rc;
 }
 
@@ -1546,8 +1585,10 @@ int node_serial_done(struct node *n, const char *name, int port, int timeout_ms)
         ended = nstream_wait_end(s, timeout_ms) != NSTREAM_OPEN;
         nstream_close(s, 0);
     }
-    if (n->conn)
-        nstream_reap(n->conn, 0); /* earlier runs' streams now due */
+    virConnectPtr conn = conn_get(n);
+    if (conn)
+        nstream_reap(conn, 0); /* earlier runs' streams now due */
+    conn_put(conn);
     return ended;
 }
 
@@ -1589,20 +1630,23 @@ void node_stream_counts(unsigned long long *opens, unsigned long long *failures)
 
 static void conn_drop(struct node *n)
 {
-    if (!n->conn)
+    virConnectPtr conn = n->conn; /* this thread is the only writer */
+    if (!conn)
         return;
+    pthread_mutex_lock(&n->cmu);
+    n->conn = NULL; /* new calls fail; calls under way keep their reference */
+    pthread_mutex_unlock(&n->cmu);
     serials_drop_all(n);
-    nstream_reap(n->conn, 1); /* ended streams let go: the host frees them */
+    nstream_reap(conn, 1); /* ended streams let go: the host frees them */
     if (n->lifecycle_cb >= 0)
-        virConnectDomainEventDeregisterAny(n->conn, n->lifecycle_cb);
+        virConnectDomainEventDeregisterAny(conn, n->lifecycle_cb);
     if (n->reboot_cb >= 0)
-        virConnectDomainEventDeregisterAny(n->conn, n->reboot_cb);
+        virConnectDomainEventDeregisterAny(conn, n->reboot_cb);
     if (n->close_registered)
-        virConnectUnregisterCloseCallback(n->conn, on_close);
+        virConnectUnregisterCloseCallback(conn, on_close);
     n->lifecycle_cb = n->reboot_cb = -1;
     n->close_registered = 0;
-    virConnectClose(n->conn);
-    n->conn = NULL;
+    virConnectClose(conn);
     atomic_store(&n->alive, 0);
 
     /* Wait (bounded) until libvirt has released our callbacks. */
@@ -1664,7 +1708,10 @@ static int conn_make(struct node *n, char *err, size_t errlen)
     n->remote = nstore_uri_remote(n->uri);
     n->streams = node_streams_wanted(n->uri, n->remote);
     open_uri(n->uri, uri, sizeof uri);
-    n->conn = virConnectOpen(uri);
+    virConnectPtr opened = virConnectOpen(uri);
+    pthread_mutex_lock(&n->cmu);
+    n->conn = opened;
+    pthread_mutex_unlock(&n->cmu);
     if (!n->conn) {
         const char *m = lv_msg();
         errbuf_set(err, errlen, "cannot connect to '%s': %s%s", n->uri, m,
@@ -1869,7 +1916,7 @@ static int canary_boot(struct node *n, enum domxml_virt virt, uint64_t *cycles)
         goto out;
     }
     t0 = now_ms();
-    dom = create_running(n, xml, 0, 0, 0, NULL, 0, NULL, NULL, 0, &rc, why, sizeof why);
+    dom = create_running(n, n->conn, xml, 0, 0, 0, NULL, 0, NULL, NULL, 0, &rc, why, sizeof why);
     if (!dom) {
         errbuf_set(n->virt_reason, sizeof n->virt_reason, "%s canary did not start: %s", what, why);
         goto out;
@@ -2082,6 +2129,7 @@ int node_open(const char *uri, const struct node_opts *opts, struct node **out, 
     }
     pthread_mutex_init(&n->lock, NULL);
     pthread_mutex_init(&n->smu, NULL);
+    pthread_mutex_init(&n->cmu, NULL);
     pthread_cond_init(&n->scv, NULL);
     {
         pthread_condattr_t ca;
@@ -2159,6 +2207,7 @@ void node_close(struct node *n)
     pthread_cond_destroy(&n->cb_gone);
     pthread_mutex_destroy(&n->lock);
     pthread_mutex_destroy(&n->smu);
+    pthread_mutex_destroy(&n->cmu);
     pthread_cond_destroy(&n->scv);
     free(n->uri);
     free(n);
@@ -2186,29 +2235,42 @@ const char *node_domain_type_reason(const struct node *n)
 
 int node_alive(struct node *n)
 {
-    return n && n->conn && atomic_load(&n->alive) && virConnectIsAlive(n->conn) == 1;
+    int alive = 0;
+    if (!n || !atomic_load(&n->alive))
+        return 0;
+    pthread_mutex_lock(&n->cmu); /* a client-side check: no RPC */
+    alive = n->conn && virConnectIsAlive(n->conn) == 1;
+    pthread_mutex_unlock(&n->cmu);
+    return alive;
 }
 
 int node_capacity(struct node *n, struct node_capacity *cap, char *err, size_t errlen)
 {
-    if (!n || !cap || !n->conn) {
+    virConnectPtr conn = n ? conn_get(n) : NULL;
+    if (!n || !cap || !conn) {
         errbuf_set(err, errlen, "node_capacity: no node or connection");
-        return n && !n->conn ? NODE_E_CONN : NODE_E_INVAL;
+        conn_put(conn);
+        return n && !conn ? NODE_E_CONN : NODE_E_INVAL;
     }
-    unsigned long long fm = virNodeGetFreeMemory(n->conn);
+    unsigned long long fm = virNodeGetFreeMemory(conn);
     if (fm)
         n->cap.free_memory_mib = fm / (1024u * 1024u);
     *cap = n->cap;
+    conn_put(conn);
     return NODE_OK;
 }
 
-static int need_conn(struct node *n, const char *what, const char *name, char *err, size_t errlen)
+/* Check the arguments and take the connection (conn_get): *conn is the
+ * caller's to conn_put on NODE_OK, NULL otherwise. */
+static int need_conn(struct node *n, const char *what, const char *name, virConnectPtr *conn,
+                     char *err, size_t errlen)
 {
+    *conn = NULL;
     if (!n || (name && !name[0])) {
         errbuf_set(err, errlen, "%s: missing node or domain name", what);
         return NODE_E_INVAL;
     }
-    if (!n->conn) {
+    if (!(*conn = conn_get(n))) {
         errbuf_set(err, errlen, "%s '%s': not connected to '%s'", what, name ? name : "", n->uri);
         return NODE_E_CONN;
     }
@@ -2399,50 +2461,51 @@ static int nstore_node_status(struct node *n, int rc)
     }
 }
 
-static int node_stage_remote(struct node *n, struct domxml_spec *s, struct nstore_stage *st,
-                             char *err, size_t errlen)
-{
-    return nstore_node_status(n, nstore_stage(n->conn, s, st, err, errlen));
-}
-
 int node_store_forget(struct node *n, const char *name, char *err, size_t errlen)
 {
+    virConnectPtr conn;
     int rc;
     if (!n->remote)
         return NODE_OK;
-    rc = need_conn(n, "remove run files", name, err, errlen);
-    return rc == NODE_OK ? nstore_node_status(n, nstore_forget(n->conn, name, err, errlen)) : rc;
+    rc = need_conn(n, "remove run files", name, &conn, err, errlen);
+    if (rc == NODE_OK)
+        rc = nstore_node_status(n, nstore_forget(conn, name, err, errlen));
+    conn_put(conn);
+    return rc;
 }
 
 int node_store_gc(struct node *n, const char *const *keep, size_t nkeep,
                   const char *const *keep_domains, size_t nkeep_domains, unsigned *removed,
                   char *err, size_t errlen)
 {
+    virConnectPtr conn;
     int rc;
     if (removed)
         *removed = 0;
     if (!n->remote)
         return NODE_OK;
-    rc = need_conn(n, "collect volumes", NULL, err, errlen);
+    rc = need_conn(n, "collect volumes", NULL, &conn, err, errlen);
     if (rc == NODE_OK)
         rc = nstore_node_status(
-            n, nstore_gc(n->conn, keep, nkeep, keep_domains, nkeep_domains, removed, err, errlen));
+            n, nstore_gc(conn, keep, nkeep, keep_domains, nkeep_domains, removed, err, errlen));
+    conn_put(conn);
     return rc;
 }
 
 int node_fetch_run_file(struct node *n, const char *name, const char *suffix,
                         const char *local_path, uint64_t max, char *err, size_t errlen)
 {
+    virConnectPtr conn;
     int rc, port = strcmp(suffix, ".console") == 0 ? 0 : 1;
     if (!n->remote)
         return NODE_OK;
     /* A stream appends to the local file: a fetch would replace it. */
     if (n->streams && fetch_begin(n, name, port))
         return NODE_OK;
-    rc = need_conn(n, "fetch", name, err, errlen);
+    rc = need_conn(n, "fetch", name, &conn, err, errlen);
     if (rc == NODE_OK)
-        rc = nstore_node_status(n,
-                                nstore_fetch(n->conn, name, suffix, local_path, max, err, errlen));
+        rc = nstore_node_status(n, nstore_fetch(conn, name, suffix, local_path, max, err, errlen));
+    conn_put(conn);
     if (n->streams)
         fetch_end(n, name);
     return rc;
@@ -2460,72 +2523,86 @@ static int nnet_node_status(struct node *n, int rc)
 
 int node_net_get(struct node *n, int *found, uint32_t *gw, int *prefix, char *err, size_t errlen)
 {
-    int ours, rc = need_conn(n, "network", NULL, err, errlen);
+    virConnectPtr conn;
+    int ours, rc = need_conn(n, "network", NULL, &conn, err, errlen);
     *found = 0;
     if (rc == NODE_OK)
-        rc = nnet_node_status(n, nnet_get(n->conn, found, gw, prefix, &ours, err, errlen));
+        rc = nnet_node_status(n, nnet_get(conn, found, gw, prefix, &ours, err, errlen));
+    conn_put(conn);
     return rc;
 }
 
 int node_net_ensure(struct node *n, uint32_t gw, int prefix, char *err, size_t errlen)
 {
-    int rc = need_conn(n, "network", NULL, err, errlen), filter;
+    virConnectPtr conn;
+    int rc = need_conn(n, "network", NULL, &conn, err, errlen), filter;
     if (rc != NODE_OK)
         return rc;
     /* the filter is defined once per node (an older shoald's replaced) */
     filter = !atomic_load(&n->net_filter);
-    rc = nnet_node_status(n, nnet_ensure(n->conn, gw, prefix, filter, err, errlen));
+    rc = nnet_node_status(n, nnet_ensure(conn, gw, prefix, filter, err, errlen));
     if (rc == NODE_OK && filter)
         atomic_store(&n->net_filter, 1);
+    conn_put(conn);
     return rc;
 }
 
 int node_net_remove(struct node *n, int *removed, char *err, size_t errlen)
 {
-    int rc = need_conn(n, "network", NULL, err, errlen);
+    virConnectPtr conn;
+    int rc = need_conn(n, "network", NULL, &conn, err, errlen);
     *removed = 0;
     if (rc == NODE_OK)
-        rc = nnet_node_status(n, nnet_remove(n->conn, removed, err, errlen));
+        rc = nnet_node_status(n, nnet_remove(conn, removed, err, errlen));
     if (rc == NODE_OK)
         atomic_store(&n->net_filter, 0);
+    conn_put(conn);
     return rc;
 }
 
 int node_net_dhcp_list(struct node *n, struct nnet_host **out, size_t *cnt, char *err,
                        size_t errlen)
 {
-    int rc = need_conn(n, "network", NULL, err, errlen);
+    virConnectPtr conn;
+    int rc = need_conn(n, "network", NULL, &conn, err, errlen);
     *out = NULL;
     *cnt = 0;
     if (rc == NODE_OK)
-        rc = nnet_node_status(n, nnet_dhcp_list(n->conn, out, cnt, err, errlen));
+        rc = nnet_node_status(n, nnet_dhcp_list(conn, out, cnt, err, errlen));
+    conn_put(conn);
     return rc;
 }
 
 int node_net_dhcp_put(struct node *n, const struct nnet_host *h, char *err, size_t errlen)
 {
-    int rc = need_conn(n, "network", NULL, err, errlen);
+    virConnectPtr conn;
+    int rc = need_conn(n, "network", NULL, &conn, err, errlen);
     if (rc == NODE_OK)
-        rc = nnet_node_status(n, nnet_dhcp_put(n->conn, h, err, errlen));
+        rc = nnet_node_status(n, nnet_dhcp_put(conn, h, err, errlen));
+    conn_put(conn);
     return rc;
 }
 
 int node_net_dhcp_del(struct node *n, const char *mac, char *err, size_t errlen)
 {
-    int rc = need_conn(n, "network", NULL, err, errlen);
+    virConnectPtr conn;
+    int rc = need_conn(n, "network", NULL, &conn, err, errlen);
     if (rc == NODE_OK)
-        rc = nnet_node_status(n, nnet_dhcp_del(n->conn, mac, err, errlen));
+        rc = nnet_node_status(n, nnet_dhcp_del(conn, mac, err, errlen));
+    conn_put(conn);
     return rc;
 }
 
 int node_net_dhcp_leased(struct node *n, const char *except_mac, uint32_t **out, size_t *cnt,
                          char *err, size_t errlen)
 {
-    int rc = need_conn(n, "network", NULL, err, errlen);
+    virConnectPtr conn;
+    int rc = need_conn(n, "network", NULL, &conn, err, errlen);
     *out = NULL;
     *cnt = 0;
     if (rc == NODE_OK)
-        rc = nnet_node_status(n, nnet_dhcp_leased(n->conn, except_mac, out, cnt, err, errlen));
+        rc = nnet_node_status(n, nnet_dhcp_leased(conn, except_mac, out, cnt, err, errlen));
+    conn_put(conn);
     return rc;
 }
 
@@ -2546,9 +2623,10 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
     unsigned long long mem_kib = 0;
     int rc, mapped = 0, limits, streamed;
     struct nstore_stage stage;
+    virConnectPtr conn = NULL;
 
     memset(&stage, 0, sizeof stage);
-    rc = need_conn(n, "start", NULL, err, errlen);
+    rc = need_conn(n, "start", NULL, &conn, err, errlen);
     if (rc != NODE_OK)
         goto out;
     if (!spec) {
@@ -2596,7 +2674,8 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
         qemu_log_cap(n, s.name);
     /* A host elsewhere opens only its own files: the image, the serial
      * files and the record go there as storage volumes (issue 17). */
-    if (n->remote && (rc = node_stage_remote(n, &s, &stage, err, errlen)) != NODE_OK)
+    if (n->remote &&
+        (rc = nstore_node_status(n, nstore_stage(conn, &s, &stage, err, errlen))) != NODE_OK)
         goto out;
     /* Its serial ports are read live through streams into the local files
      * the spec names, and logged on the host for the fetch (a local node
@@ -2619,7 +2698,7 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
     case DOMXML_E_NOMEM: rc = NODE_E_NOMEM; goto out;
     default: rc = NODE_E_INVAL; goto out;
     }
-    dom = virDomainLookupByName(n->conn, s.name);
+    dom = virDomainLookupByName(conn, s.name);
     if (dom) {
         errbuf_set(err, errlen, "domain '%s' already exists on '%s'", s.name, n->uri);
         rc = NODE_E_EXISTS;
@@ -2630,9 +2709,9 @@ int node_start(struct node *n, const struct domxml_spec *spec, char uuid_out[DOM
         mapped = 1;
     }
     streamed = n->streams && serials_begin(n, s.name) == 0;
-    dom =
-        create_running(n, xml, mem_kib, spec->nice, spec->nice_qemu_only, nice_why, sizeof nice_why,
-                       streamed ? spec : NULL, stream_why, sizeof stream_why, &rc, why, sizeof why);
+    dom = create_running(n, conn, xml, mem_kib, spec->nice, spec->nice_qemu_only, nice_why,
+                         sizeof nice_why, streamed ? spec : NULL, stream_why, sizeof stream_why,
+                         &rc, why, sizeof why);
     if (streamed && !dom)
         serials_open(n, NULL, s.name, NULL, NULL, 0, NULL, 0); /* ends the pending state */
     /* QEMU read the record at its start (or never will): it lives on disk
@@ -2664,10 +2743,11 @@ out:
     }
     if (cfg[0])
         (void)unlink(cfg);
-    if (n->remote)
-        nstore_unstage(n->conn, &stage);
+    if (n->remote && conn)
+        nstore_unstage(conn, &stage);
     if (dom)
         virDomainFree(dom);
+    conn_put(conn);
     free(xml);
     return rc;
 }
@@ -2676,19 +2756,20 @@ out:
 static int lookup(struct node *n, const char *what, const char *name, virDomainPtr *dom, char *err,
                   size_t errlen)
 {
-    int rc = need_conn(n, what, name, err, errlen);
+    virConnectPtr conn;
+    int rc = need_conn(n, what, name, &conn, err, errlen);
     if (rc != NODE_OK)
         return rc;
-    *dom = virDomainLookupByName(n->conn, name);
+    *dom = virDomainLookupByName(conn, name); /* a domain holds its connection */
     if (!*dom) {
         rc = lv_status(n);
         if (rc == NODE_E_NOTFOUND)
             errbuf_set(err, errlen, "%s: domain '%s' not found on '%s'", what, name, n->uri);
         else
             errbuf_set(err, errlen, "%s: cannot look up domain '%s': %s", what, name, lv_msg());
-        return rc;
     }
-    return NODE_OK;
+    conn_put(conn); /* after reading libvirt's error: a libvirt call resets it */
+    return rc;
 }
 
 /* 1 if dom is gone or shut off. */
@@ -2860,6 +2941,7 @@ int node_list(struct node *n, struct node_dom **list, size_t *count, char *err, 
 {
     virDomainPtr *doms = NULL;
     struct node_dom *res = NULL;
+    virConnectPtr conn = NULL;
     int nd = 0, rc;
     size_t k = 0;
 
@@ -2867,7 +2949,7 @@ int node_list(struct node *n, struct node_dom **list, size_t *count, char *err, 
         *list = NULL;
     if (count)
         *count = 0;
-    rc = need_conn(n, "list", NULL, err, errlen);
+    rc = need_conn(n, "list", NULL, &conn, err, errlen);
     if (rc != NODE_OK)
         goto out;
     if (!list || !count) {
@@ -2875,7 +2957,7 @@ int node_list(struct node *n, struct node_dom **list, size_t *count, char *err, 
         rc = NODE_E_INVAL;
         goto out;
     }
-    nd = virConnectListAllDomains(n->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    nd = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     if (nd < 0) {
         errbuf_set(err, errlen, "cannot list domains on '%s': %s", n->uri, lv_msg());
         rc = lv_status(n);
@@ -2910,6 +2992,7 @@ out:
         virDomainFree(doms[i]);
     free(doms);
     free(res);
+    conn_put(conn);
     return rc;
 }
 
@@ -3099,17 +3182,17 @@ int node_guest_nice(struct node *n, const char *name, int nice, char *err, size_
 }
 
 /* Host memory available to new guests, MiB; 0 if unknown. */
-static uint64_t avail_mib(struct node *n, int local)
+static uint64_t avail_mib(virConnectPtr conn, int local)
 {
     virNodeMemoryStatsPtr st = NULL;
     int np = 0;
     uint64_t kib = 0;
     if (local)
         return proc_kib("/proc/meminfo", "MemAvailable") / 1024;
-    if (virNodeGetMemoryStats(n->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &np, 0) < 0 ||
-        np <= 0 || !(st = calloc((size_t)np, sizeof *st)))
+    if (virNodeGetMemoryStats(conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &np, 0) < 0 || np <= 0 ||
+        !(st = calloc((size_t)np, sizeof *st)))
         goto out;
-    if (virNodeGetMemoryStats(n->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, st, &np, 0) < 0)
+    if (virNodeGetMemoryStats(conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, st, &np, 0) < 0)
         goto out;
     for (int i = 0; i < np; i++) {
         if (!strcmp(st[i].field, VIR_NODE_MEMORY_STATS_FREE) ||
@@ -3125,10 +3208,14 @@ out:
 uint64_t node_mem_available(struct node *n)
 {
     char dir[4200];
-    if (!n || !n->conn)
-        return 0;
-    pid_dir(n, dir, sizeof dir);
-    return avail_mib(n, dir[0] != '\0');
+    virConnectPtr conn = n ? conn_get(n) : NULL;
+    uint64_t mib = 0;
+    if (conn) {
+        pid_dir(n, dir, sizeof dir);
+        mib = avail_mib(conn, dir[0] != '\0');
+    }
+    conn_put(conn);
+    return mib;
 }
 
 int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t *avail, char *err,
@@ -3138,6 +3225,7 @@ int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t
     virDomainPtr *doms = NULL;
     struct node_usage *res = NULL;
     char dir[4200];
+    virConnectPtr conn = NULL;
     int nr = 0, rc;
     size_t k = 0;
 
@@ -3147,11 +3235,11 @@ int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t
         *count = 0;
     if (avail)
         *avail = 0;
-    rc = need_conn(n, "usage", NULL, err, errlen);
+    rc = need_conn(n, "usage", NULL, &conn, err, errlen);
     if (rc != NODE_OK)
         goto out;
     if (n->streams)
-        nstream_reap(n->conn, 0); /* finishes due (nodestream.h): every few s */
+        nstream_reap(conn, 0); /* finishes due (nodestream.h): every few s */
     if (!list || !count || !avail) {
         errbuf_set(err, errlen, "usage: no output");
         rc = NODE_E_INVAL;
@@ -3163,11 +3251,11 @@ int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t
      * which woke each idle guest's QEMU every sample. Listing the running
      * domains asks no QEMU anything. */
     if (dir[0])
-        nr = virConnectListAllDomains(n->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+        nr = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     else
-        nr = virConnectGetAllDomainStats(n->conn,
-                                         VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON,
-                                         &recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+        nr =
+            virConnectGetAllDomainStats(conn, VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON,
+                                        &recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
     if (nr < 0) {
         errbuf_set(err, errlen, "cannot read domain statistics on '%s': %s", n->uri, lv_msg());
         rc = lv_status(n);
@@ -3201,7 +3289,7 @@ int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t
         }
         k++;
     }
-    *avail = avail_mib(n, dir[0] != '\0');
+    *avail = avail_mib(conn, dir[0] != '\0');
     if (k == 0) {
         free(res);
         res = NULL;
@@ -3219,18 +3307,20 @@ out:
         free(doms);
     }
     free(res);
+    conn_put(conn);
     return rc;
 }
 
 int node_foreign(struct node *n, struct node_foreign *out, char *err, size_t errlen)
 {
     virDomainPtr *doms = NULL;
+    virConnectPtr conn = NULL;
     uint64_t kib = 0;
     int nd = 0, rc;
 
     if (out)
         memset(out, 0, sizeof *out);
-    rc = need_conn(n, "foreign", NULL, err, errlen);
+    rc = need_conn(n, "foreign", NULL, &conn, err, errlen);
     if (rc != NODE_OK)
         goto out;
     if (!out) {
@@ -3238,7 +3328,7 @@ int node_foreign(struct node *n, struct node_foreign *out, char *err, size_t err
         rc = NODE_E_INVAL;
         goto out;
     }
-    nd = virConnectListAllDomains(n->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    nd = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     if (nd < 0) {
         errbuf_set(err, errlen, "cannot list domains on '%s': %s", n->uri, lv_msg());
         rc = lv_status(n);
@@ -3264,6 +3354,7 @@ out:
     for (int i = 0; i < nd; i++)
         virDomainFree(doms[i]);
     free(doms);
+    conn_put(conn);
     return rc;
 }
 

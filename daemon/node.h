@@ -36,7 +36,12 @@
  * Event callbacks (node_event_fn) run on that thread. All other functions
  * may be called from any thread except that event thread (they block);
  * a node may be used by several threads at once, except that node_close()
- * and node_reconnect() must not race other calls on the same node.
+ * must not race other calls on the same node, and node_open() /
+ * node_reconnect() must not race each other or node_close(). A
+ * node_reconnect() may run while other calls are under way: each call
+ * holds a reference to the connection it began on, finishes on it (or
+ * fails, once libvirt closes it), and calls that begin meanwhile fail with
+ * NODE_E_CONN until the new connection is open.
  *
  * Errors: functions return NODE_OK (0) or a negative node_status, and write
  * a human-readable message quoting the bad value / libvirt's reason to

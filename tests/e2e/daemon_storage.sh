@@ -65,18 +65,22 @@ check "images.db integrity ok" db_ok "$E2E_STATE/images.db"
 rm -f "$big"
 
 # --- SQLite busy: another process holds shoald.db's write lock
-hold() { # hold SECONDS: take the write lock for that long (background)
+hold() { # hold SECONDS: take the write lock for that long (background);
+    # returns once the lock is held (python's start took over 0.5 s once
+    # under load, and the create meant to meet the lock found none)
+    rm -f "$E2E_STATE/holder.out"
     python3 -c 'import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
 c.execute("BEGIN IMMEDIATE")
 c.execute("UPDATE meta SET value = value WHERE 0")
 print("lock held", flush=True)
 time.sleep(float(sys.argv[2]))
-c.execute("COMMIT")' "$E2E_STATE/shoald.db" "$1" &
+c.execute("COMMIT")' "$E2E_STATE/shoald.db" "$1" >"$E2E_STATE/holder.out" &
     HOLDER=$!
-    sleep 0.5
+    wait_for 10 grep -q "lock held" "$E2E_STATE/holder.out" ||
+        { e2e_log "the lock holder did not take the lock in 10 s"; return 1; }
 }
-hold 2
+check "another process holds the lock (2 s)" hold 2
 t0=$(date +%s%3N)
 json_post /v1/instances '{"image":"sleep","name":"busy1","args":["600"]}' || true
 t1=$(date +%s%3N)
@@ -84,7 +88,7 @@ wait "$HOLDER" || true
 e2e_log "create under a 2 s lock: HTTP $HTTP_CODE after $((t1 - t0)) ms"
 check "create under a 2 s lock waits and succeeds (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
 check "busy1 runs" wait_for 60 inst_state_is busy1 running
-hold 9
+check "another process holds the lock (9 s)" hold 9
 t0=$(date +%s%3N)
 api POST /v1/instances -H 'Content-Type: application/json' -D "$E2E_STATE/busy2.headers" \
     -d '{"image":"sleep","name":"busy2","args":["600"]}' || true
