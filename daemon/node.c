@@ -1421,8 +1421,9 @@ static int serials_begin(struct node *n, const char *name)
     struct nstream *old[2] = { NULL, NULL };
 
     pthread_mutex_lock(&n->smu);
-    e = serials_get(n, name);
-    while (e && e->fetching)
+    /* The fetch's end frees an entry nothing else holds (fetch_end): look
+     * it up again after each wait. */
+    while ((e = serials_get(n, name)) && e->fetching)
         pthread_cond_wait(&n->scv, &n->smu);
     if (e) {
         e->pending = 1;

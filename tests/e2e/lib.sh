@@ -139,8 +139,12 @@ e2e_stop_daemon() {
     [ -n "$E2E_PID" ] || return 0
     kill -TERM "$E2E_PID" 2>/dev/null
     for _ in $(seq 1 100); do kill -0 "$E2E_PID" 2>/dev/null || break; sleep 0.1; done
-    wait "$E2E_PID" 2>/dev/null
+    st=0
+    wait "$E2E_PID" 2>/dev/null || st=$?
     E2E_PID=""
+    case $st in # a crash at the stop (SIGILL, TRAP, ABRT, BUS, FPE, SEGV)
+    132 | 133 | 134 | 135 | 136 | 139) e2e_fail "shoald died of signal $((st - 128)) at its stop" ;;
+    esac
     if grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$E2E_STATE/shoald.log"; then
         e2e_fail "sanitizer report in shoald.log:"
         grep -A 20 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$E2E_STATE/shoald.log" | head -40
