@@ -44,10 +44,11 @@
 #   - the hosts removed: their networks and filters go too.
 # qemu+tcp is allowed with --host-uri-allow here only: it has neither
 # encryption nor authentication (hosturi.h); production hosts are qemu+tls
-# or qemu+ssh. About 80-100 s (38 s before guest networks; the live console
-# checks of the serial streams take ~6 s of it, r2's restart under a
-# running guest ~20 s, DHCP on r1 ~20 s, the disk image on r1 22-34 s on a
-# loaded machine).
+# or qemu+ssh. About 105 s alone (Release, 2 cores; 123 s before its waits
+# overlapped): 60 s before guest networks, r2's restart under a running
+# guest ~7 s (that guest's end is awaited after the next section), DHCP on
+# r1 ~20 s, the disk image on r1 8 s (27 s on a loaded machine: two rounds
+# of SeaBIOS boots).
 # usage: daemon_remote.sh SHOALD IMAGES_DIR SHOAL_CLI
 set -eu
 SHOALD=$1
@@ -167,8 +168,8 @@ check "the same volume file" [ "$(stat -c %i "$VOL")" = "$ino" ]
 # overlay shoal-<id>.qcow2 in 'shoal-run' (made by r1's libvirt over the
 # base), kept across a stop/start there (the guest counts its boots on its
 # disk), removed with the instance; a host without qemu-img says so; the
-# base goes with the image. 22-34 s here (three SeaBIOS boots under TCG on
-# a loaded machine).
+# base goes with the image. Three SeaBIOS boots under TCG in two rounds
+# (dk1's second boot beside dk2's first): 8 s, 27 s on a loaded machine.
 t_disk=$(date +%s)
 api POST "/v1/images?ref=dcount:latest" -H 'Content-Type: application/octet-stream' \
     --data-binary "@$IMAGES/foreign_diskcount.img"
@@ -199,12 +200,13 @@ check "the domain booted it (libvirt's log on r1 names the overlay)" \
     grep -q "/var/lib/libvirt/shoal/run/shoal-$(inst_field dk1 .id).qcow2" \
     "$(lvh_lib r1)/../log/qemu/shoal-$(inst_field dk1 .id).log"
 dino=$(stat -c %i "$DVOL" 2>/dev/null || echo none)
+# dk1's second run and a second instance boot side by side
 api POST /v1/instances/dk1/start
 check "start dk1 again (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
-check "it finds what it wrote last run: boot 2" wait_for 30 boots dk1 2
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"dcount","name":"dk2","host":"r1","network":false}'
 check "create a second instance dk2 of it on r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+check "dk1 finds what it wrote last run: boot 2" wait_for 30 boots dk1 2
 check "dk2 boots from a disk of its own: boot 1" wait_for 30 boots dk2 1
 check "the cached base was used (no upload, the same file)" \
     eval '[ "$(metric shoal_image_volume_uploads_total)" = "$((UD + 1))" ] && [ "$(stat -c %i "$DVOL")" = "$dino" ]'
@@ -243,9 +245,17 @@ e2e_log "disk image on r1: $(($(date +%s) - t_disk)) s"
 # --- a long-running guest on r2: ready through a stream of its status
 # port, its console followed live through another; stopped through the
 # connection
-follow() { # follow NAME FILE: GET console?follow=1 for 3 s into FILE
-    ns_curl -sN -m 3 -H "Authorization: Bearer $E2E_TOKEN" \
-        "http://127.0.0.1:$E2E_PORT/v1/instances/$1/console?follow=1" >"$2" 2>/dev/null || true
+# until_banner FILE PID: wait (3 s at most) for the sleep guest's banner
+# in FILE, which PID writes from a stream, then end PID
+until_banner() {
+    wait_for 4 grep -q 'shoal 0.1: sleep' "$1" || true
+    kill "$2" 2>/dev/null
+    wait "$2" 2>/dev/null || true
+}
+follow() { # follow NAME FILE: GET console?follow=1 into FILE until the banner
+    ip netns exec "$E2E_NS" curl -sN -m 3 -H "Authorization: Bearer $E2E_TOKEN" \
+        "http://127.0.0.1:$E2E_PORT/v1/instances/$1/console?follow=1" >"$2" 2>/dev/null &
+    until_banner "$2" $!
 }
 api POST /v1/instances -H 'Content-Type: application/json' \
     -d '{"image":"sleep","name":"s1","host":"r2","args":["600"]}'
@@ -258,7 +268,8 @@ follow s1 "$E2E_STATE/s1.follow"
 check "its console followed live while it runs (console?follow=1)" \
     grep -q 'shoal 0.1: sleep' "$E2E_STATE/s1.follow"
 ip netns exec "$E2E_NS" env SHOAL_URL="http://127.0.0.1:$E2E_PORT" SHOAL_TOKEN="$E2E_TOKEN" \
-    timeout 3 "$SHOAL" logs -f s1 >"$E2E_STATE/s1.logs" 2>&1 || true
+    timeout 3 "$SHOAL" logs -f s1 >"$E2E_STATE/s1.logs" 2>&1 &
+until_banner "$E2E_STATE/s1.logs" $!
 check "and through shoal logs -f" grep -q 'shoal 0.1: sleep' "$E2E_STATE/s1.logs"
 check "and it still runs" inst_state_is s1 running
 id=$(inst_field s1 .id)
@@ -311,12 +322,8 @@ check "shoald says so" grep -q "instance $(inst_field s2 .id): serial ports stre
     "$E2E_STATE/shoald.log"
 stitched() { [ "$(ticks | tr '\n' ' ')" = "$(seq -s ' ' 1 "$(max_tick)") " ]; }
 check "the ticks missed meanwhile are there, each once, in order ($(ticks | tr '\n' ' '))" stitched
-check "it exits 0 (its exit record)" wait_for 20 inst_state_is s2 exited
-check "exit code 0" [ "$(inst_field s2 .exit_code)" = 0 ]
-wait "$FOLLOW" 2>/dev/null || true
-check "the follower opened before the restart saw the later ticks too" \
-    grep -q "sleep: tick $((K0 + 2))" "$E2E_STATE/s2.follow"
 e2e_log "streams again after r2's restart: $(($(date +%s) - t_re)) s"
+# s2 ends (and its follower with it) while h3 runs on r2 below
 
 # --- a cached volume cut short (no marker) is uploaded again, whole
 api POST /v1/instances -H 'Content-Type: application/json' \
@@ -333,6 +340,12 @@ check "it exits 0 again" wait_for 30 inst_state_is h3 exited
 check "exit code 0 again" [ "$(inst_field h3 .exit_code)" = 0 ]
 check "uploaded again" uploads_are 4
 check "r2's volume is the image again" cmp -s "$(lvh_lib r2)/shoal/images/$HEX.img" "$IMAGES/hello.elf"
+# s2, started before h3, ran on meanwhile
+check "s2 exits 0 (its exit record)" wait_for 20 inst_state_is s2 exited
+check "exit code 0" [ "$(inst_field s2 .exit_code)" = 0 ]
+wait "$FOLLOW" 2>/dev/null || true
+check "s2's follower opened before the restart saw the later ticks too" \
+    grep -q "sleep: tick $((K0 + 2))" "$E2E_STATE/s2.follow"
 
 # --- guest networks on a remote host (docs/node.md "Remote hosts"): r1's
 # libvirt network 'shoal' (made by shoald), an address of r1's /24, reached
