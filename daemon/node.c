@@ -1452,6 +1452,16 @@ static void serials_open(struct node *n, virDomainPtr dom, const char *name, con
 
     if (why && whylen)
         why[0] = '\0';
+    /* A domain created on a connection the node has since replaced (a
+     * start that waited on a hung host through a reconnect): streams on it
+     * would hold that connection open for good, as no reap names it. */
+    pthread_mutex_lock(&n->cmu);
+    int stale = dom && virDomainGetConnect(dom) != n->conn;
+    pthread_mutex_unlock(&n->cmu);
+    if (stale) {
+        errbuf_set(why, whylen, "the connection to '%s' was replaced during the start", n->uri);
+        dom = NULL;
+    }
     for (int p = 0; dom && p < 2; p++) {
         if (nstream_open(dom, p ? "serial1" : "serial0", path[p], force, &port[p], why, whylen) !=
             0)
