@@ -441,7 +441,7 @@ ask() { # prints udhcpc's "bound ..." line, or nothing
     grep '^bound ' "$E2E_STATE/offer" 2>/dev/null || true
 }
 gets() {
-    got=$(ask)
+    got=$(ask 8) # more tries than gets_nothing: a loaded dnsmasq missed 4 once
     e2e_log "offered: ${got:-nothing}"
     grep -q " ip=$1 mask=24 router=$NET.1$" <<<"$got"
 }
