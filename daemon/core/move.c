@@ -16,7 +16,9 @@
  * plan counted the instance on the target, not a second copy) makes the
  * move cold instead (move.cold), so a drain or consolidation goes on; so
  * does a stand-in on a remote host that shoald cannot reach (no route to
- * that host's guest network: the proxy could not reach it either). */
+ * that host's guest network: the proxy could not reach it either), found
+ * as soon as the stand-in runs, before it is ready (a TCP or HTTP
+ * readiness probe would never pass). */
 #include "fleet_int.h"
 
 #include <errno.h>
@@ -159,13 +161,14 @@ int fleet_move_is_live(fleet *f, const state_instance *in, const char *to)
 }
 
 /* Is instance id's current run ready (healthy when it has a health
- * probe)? -1 when it no longer runs or is gone. */
-static int copy_ready(fleet *f, const char *id)
+ * probe)? -1 when it no longer runs or is gone. In *ip (unless NULL) its
+ * address once it runs, its start complete; else 0. */
+static int copy_ready(fleet *f, const char *id, uint32_t *ip)
 {
     state_instance in;
     fleet_health h;
     fleet_rt *rt;
-    int ready, active;
+    int ready, active, running;
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_find(f, id);
     /* a past run's mark is no readiness; nor is a ready record that came
@@ -174,6 +177,7 @@ static int copy_ready(fleet *f, const char *id)
      * would be undone by it */
     ready = rt && rt->active && rt->ready && !rt->busy;
     active = rt && (rt->active || rt->busy);
+    running = rt && rt->active && !rt->busy;
     pthread_mutex_unlock(&f->mu);
     if (state_inst_find(f->db, id, &in, NULL, 0) != 0)
         return -1;
@@ -181,25 +185,12 @@ static int copy_ready(fleet *f, const char *id)
         state_inst_free(&in);
         return -1;
     }
+    if (ip)
+        *ip = running ? in.ipv4 : 0;
     if (ready && in.health[0])
         ready = fleet_instance_health(f, &in, &h) == 0 && !strcmp(h.status, "healthy");
     state_inst_free(&in);
     return ready;
-}
-
-/* Wait until id is ready: 1, 0 on timeout or a stop request (stoppable),
- * -1 when it stopped running. */
-static int wait_ready(fleet *f, const char *id, int timeout_ms, int stoppable)
-{
-    int64_t end = fleet_now_ms() + timeout_ms;
-    for (;;) {
-        int r = copy_ready(f, id);
-        if (r != 0)
-            return r;
-        if (fleet_now_ms() >= end || (stoppable && fleet_move_stopping(f)))
-            return 0;
-        sleep_ms(MOVE_POLL_MS);
-    }
 }
 
 /* An object's string members as pairs into kv (borrowed from o): how many. */
@@ -271,6 +262,34 @@ static int wait_accepts(fleet *f, uint32_t ip, int port, int timeout_ms, int sto
         if (!heard && (err == ENETUNREACH || fleet_now_ms() - start >= reach_ms))
             return 2;
         if (fleet_now_ms() >= end)
+            return 0;
+        sleep_ms(MOVE_POLL_MS);
+    }
+}
+
+/* Wait until id is ready: 1, 0 on timeout or a stop request (stoppable),
+ * -1 when it stopped running; its address in *ip (may be NULL if port is
+ * 0). With port > 0 (a copy on a remote host), one connection to it as
+ * soon as it runs (its start complete: a delete then is the one of a copy
+ * not ready in time): 2 when there is no route to it (wait_accepts'
+ * verdict, the reason in *why), for then its TCP or HTTP probe, shoald's
+ * own connection, cannot pass either. The verdict of no answer within
+ * MOVE_REACH_MS waits until it is ready: a booting guest answers nothing. */
+static int wait_ready(fleet *f, const char *id, int timeout_ms, int stoppable, int port,
+                      uint32_t *ip, int *why)
+{
+    int64_t end = fleet_now_ms() + timeout_ms;
+    int tried = 0;
+    for (;;) {
+        int r = copy_ready(f, id, ip);
+        if (r != 0)
+            return r;
+        if (port > 0 && *ip && !tried) {
+            tried = 1;
+            if (wait_accepts(f, *ip, port, 0, stoppable, MOVE_REACH_MS, why) == 2)
+                return 2;
+        }
+        if (fleet_now_ms() >= end || (stoppable && fleet_move_stopping(f)))
             return 0;
         sleep_ms(MOVE_POLL_MS);
     }
@@ -367,7 +386,7 @@ static int move_cold_instead(fleet *f, const state_instance *in, const char *fro
     int rc, r;
     move_emit(f, "move.cold", in, from, to, NULL, t0, -1, -1, why);
     rc = cold(f, in->id, to, e);
-    r = rc == FLEET_OK ? wait_ready(f, in->id, f->cfg.move_ready_ms, 0) : 0;
+    r = rc == FLEET_OK ? wait_ready(f, in->id, f->cfg.move_ready_ms, 0, 0, NULL, NULL) : 0;
     if (r == 1) {
         move_emit(f, "move.done", in, from, to, NULL, t0, -1, -1, NULL);
         return rc;
@@ -410,7 +429,7 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
     char standin[STATE_ID_LEN + 1] = "", from[STATE_NAME_MAX], why[800];
     int64_t t0 = fleet_now_ms(), t_ready = -1, t_switch = -1;
     uint32_t ip = 0;
-    int rc, r, port, left, back, err = ETIMEDOUT;
+    int rc, r, port, left, back, remote, err = ETIMEDOUT;
 
     if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
         return rc;
@@ -434,15 +453,15 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
         move_emit(f, "move.failed", &in, from, to, NULL, t0, -1, -1, why);
         goto out;
     }
-    r = wait_ready(f, standin, f->cfg.move_ready_ms, 1);
+    /* on this machine's bridge the proxy reaches it by construction; on
+     * a remote host only through the operator's route */
+    remote = fleet_host_is_remote(f, to);
+    r = wait_ready(f, standin, f->cfg.move_ready_ms, 1, remote ? port : 0, &ip, &err);
     if (r == 1 && state_inst_find(f->db, standin, &now, NULL, 0) == 0) {
         ip = now.ipv4;
         state_inst_free(&now);
         left = f->cfg.move_ready_ms - (int)(fleet_now_ms() - t0);
-        /* on this machine's bridge the proxy reaches it by construction;
-         * on a remote host only through the operator's route */
-        r = wait_accepts(f, ip, port, left > 0 ? left : 0, 1,
-                         fleet_host_is_remote(f, to) ? MOVE_REACH_MS : -1, &err);
+        r = wait_accepts(f, ip, port, left > 0 ? left : 0, 1, remote ? MOVE_REACH_MS : -1, &err);
     } else if (r == 1) {
         r = -1; /* its row went: deleted meanwhile */
     }
@@ -475,7 +494,7 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
      * instance itself moves cold; the stand-in serves meanwhile */
     sleep_ms(FLEET_MOVE_DRAIN_MS);
     rc = cold(f, in.id, to, e);
-    r = rc == FLEET_OK ? wait_ready(f, in.id, f->cfg.move_ready_ms, 0) : 0;
+    r = rc == FLEET_OK ? wait_ready(f, in.id, f->cfg.move_ready_ms, 0, 0, NULL, NULL) : 0;
     /* the ports back to the instance, wherever it runs now (once it
      * takes connections, within the same time); gone from the stand-in
      * (its run ended, which closes the forwards it holds): opened again */

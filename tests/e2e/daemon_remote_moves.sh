@@ -19,8 +19,13 @@
 #   - a third host r3 whose /24 is not routed from shoald's namespace: a
 #     drain of r2 sends a there; its stand-in cannot be reached, so the move
 #     is cold (move.cold names the reason) and a ends running on r3, once;
-#     with the route added then, it answers through its published port.
-# Real QEMU (TCG). Network only inside namespaces the test made. ~290 s
+#     with the route added then, it answers through its published port;
+#   - then e, whose ready probe is tcp:80 (shoald's own connection, so its
+#     stand-in can never be ready on r3), drained r2 -> r3: move.cold within
+#     half of --move-ready-timeout, not move.failed after it; the route
+#     added then, e's move ends move.done and e answers on r3.
+# Real QEMU (TCG). Network only inside namespaces the test made. ~150 s
+# on a quiet machine (the section of e ~20 s), ~290-340 s
 # on a loaded machine (each move 17-58 s there).
 # usage: daemon_remote_moves.sh SHOALD IMAGES_DIR
 set -eu
@@ -74,7 +79,12 @@ standins() {
     api GET "/v1/instances?limit=1000"
     jq '[.items[] | select(.labels["shoal.move-standin"] != null)] | length' <<<"$BODY"
 }
-port_of() { case $1 in a) echo 8081 ;; b) echo 8082 ;; c) echo 8083 ;; d) echo 8084 ;; esac; }
+# standins_named: each stand-in left as NAME/STATE/HOST, for a failed check's line
+standins_named() {
+    api GET "/v1/instances?limit=1000"
+    jq -r '[.items[] | select(.labels["shoal.move-standin"] != null) | .name + "/" + .state + "/" + .host] | join(" ")' <<<"$BODY"
+}
+port_of() { case $1 in a) echo 8081 ;; b) echo 8082 ;; c) echo 8083 ;; d) echo 8084 ;; e) echo 8085 ;; esac; }
 answers() { [ "$(ns_curl -s -m 2 "http://127.0.0.1:$(port_of "$1")/healthz")" = ok ]; }
 subnet_of() { api GET "/v1/hosts/$1"; jq -r .guest_subnet <<<"$BODY"; }
 # in_subnet NAME HOST: the instance's address (GET) is in HOST's guest /24
@@ -103,9 +113,9 @@ macs_on() {
 
 # a may go to r1/r2/r3 only (pool x); b anywhere but r2; c, d anywhere.
 # d on r2 gives r2 its guest subnet (and the image) before the moves.
-spec() { # spec NAME HOST RULES
-    printf '{"image":"httpd","name":"%s","host":"%s","args":["80","64"],"ports":[{"host":%s,"guest":80}],"placement":{"rules":[%s]}}' \
-        "$1" "$2" "$(port_of "$1")" "$3"
+spec() { # spec NAME HOST RULES [MORE_FIELDS]
+    printf '{"image":"httpd","name":"%s","host":"%s","args":["80","64"],"ports":[{"host":%s,"guest":80}],"placement":{"rules":[%s]}%s}' \
+        "$1" "$2" "$(port_of "$1")" "$3" "${4:-}"
 }
 json_post /v1/instances "$(spec a r1 '{"kind":"host-affinity","key":"pool","value":"x"}')"
 check "create a on r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
@@ -189,6 +199,7 @@ for g in a:r2 b:r1 c:r1; do
     check "$n answers through its published port" wait_for 10 answers "$n"
 done
 check "no stand-in left" wait_for 20 eval '[ "$(standins)" = 0 ]'
+[ "$(standins)" = 0 ] || e2e_log "stand-ins left: $(standins_named)"
 check "a's stand-in had its DHCP entry on r2 while it ran" grep -q "name='a-move'" "$E2E_STATE/r2.sample"
 # the stand-in's id, from the message ("r1 -> r2, stand-in ID, ...")
 sid=$(jq -rs '[.[] | select(.type == "move.ready" and .instance == "'"${ID[a]}"'") | .message | capture("stand-in (?<s>[0-9a-f]+)").s] | first // ""' <<<"$EVENTS")
@@ -220,8 +231,49 @@ check "move.cold names the reason (not reachable, r3's subnet $R3NET)" \
 check "then move.done, no move.failed" \
     eval '[ "$(jq -s "map(select(.type == \"move.done\" and .instance == \"${ID[a]}\")) | length" <<<"$EVENTS")" -ge 2 ] && [ "$(events_of move.failed "${ID[a]}")" = 0 ]'
 check "no stand-in left" wait_for 20 eval '[ "$(standins)" = 0 ]'
+[ "$(standins)" = 0 ] || e2e_log "stand-ins left: $(standins_named)"
 check "r3's DHCP entries are a's alone" wait_for 10 eval '[ "$(dhcp_macs r3)" = "$(macs_on r3)" ]'
 check "a's address is in r3's subnet" in_subnet a r3
+
+# --- e's ready probe is tcp:80, shoald's own connection: its stand-in on
+# r3 can never be ready there, so its move must go cold as soon as the
+# stand-in runs, not fail after --move-ready-timeout (60 s). The drain
+# runs in the background; once move.cold is seen the test adds the route
+# (the operator's fix), so e's own probe passes on r3 and the move ends
+cordon r2 false # drained above
+json_post /v1/instances "$(spec e r2 '{"kind":"host-affinity","key":"pool","value":"x"}' ',"ready":"tcp:80"')"
+check "create e on r2, ready probe tcp:80 (HTTP $HTTP_CODE$(why_not))" [ "$HTTP_CODE" = 201 ]
+check "e runs on r2" wait_for 60 runs_on e r2
+check "e answers through its published port" wait_for 20 answers e
+ID[e]=$(field e .id)
+(
+    t0=$(date +%s%N)
+    api POST /v1/hosts/r2/drain -m 240
+    echo "$HTTP_CODE $((($(date +%s%N) - t0) / 1000000)) $(why_not)"
+) >"$E2E_STATE/drain-e.out" 2>&1 &
+DRAIN=$!
+POLLERS="$POLLERS $DRAIN"
+e_cold() { fetch_events; [ "$(events_of move.cold "${ID[e]}")" -ge 1 ]; }
+check "e: move.cold within half of --move-ready-timeout" wait_for 30 e_cold
+why=$(jq -rs "[.[] | select(.type == \"move.cold\" and .instance == \"${ID[e]}\") | .error] | last // \"\"" <<<"$EVENTS")
+cold_ms=$(jq -s "[.[] | select(.type == \"move.cold\" and .instance == \"${ID[e]}\") | .latency_ms] | last // -1" <<<"$EVENTS")
+e2e_log "e: move.cold after $cold_ms ms: $why"
+check "e: move.cold names the reason (not reachable, r3's subnet $R3NET)" \
+    eval 'grep -q "not reachable from shoald" <<<"$why" && grep -qF "$R3NET" <<<"$why"'
 ip -n "$E2E_NS" route replace "$R3NET" via "$(lvh_addr r3)"
-check "with the route added, a answers through its published port on r3" wait_for 20 answers a
+wait "$DRAIN" || true
+POLLERS=""
+read -r code ms rest <"$E2E_STATE/drain-e.out" || true
+check "drain r2 to r3 with e (HTTP $code, $ms ms${rest:+: $rest})" [ "$code" = 200 ]
+fetch_events
+check "e runs on r3, once" wait_for 30 eval 'runs_on e r3 && [ "$(copies "${ID[e]}")" = 1 ]'
+check "e: then move.done, no move.switched, no move.failed" \
+    eval '[ "$(events_of move.done "${ID[e]}")" = 1 ] && [ "$(events_of move.switched "${ID[e]}")" = 0 ] && [ "$(events_of move.failed "${ID[e]}")" = 0 ]'
+check "e's address is in r3's subnet" in_subnet e r3
+check "no stand-in left" wait_for 20 eval '[ "$(standins)" = 0 ]'
+[ "$(standins)" = 0 ] || e2e_log "stand-ins left: $(standins_named)"
+check "r3's DHCP entries are those of a and e" wait_for 10 eval '[ "$(dhcp_macs r3)" = "$(macs_on r3)" ]'
+for n in a e; do
+    check "with the route added, $n answers through its published port on r3" wait_for 20 answers "$n"
+done
 e2e_finish
