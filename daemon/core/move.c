@@ -368,10 +368,31 @@ static int ports_switch(fleet *f, const char *from, const char *to, uint32_t ip)
     return n;
 }
 
+/* How long a stand-in's delete is tried again while its host does not
+ * answer in time (503): the delete marks the row and queues the destroy,
+ * but only a later delete (or a reconcile, at a reconnect or a restart)
+ * removes the row, and a host that is slow, never seen down, is never
+ * reconnected: its stand-in stayed for good. */
+#define MOVE_STANDIN_DELETE_MS 60000
+
+static int shoald_stopping(fleet *f)
+{
+    int s;
+    pthread_mutex_lock(&f->mu);
+    s = f->stopping;
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
 static void standin_delete(fleet *f, const char *standin)
 {
     fleet_err de;
-    if (fleet_instance_delete(f, standin, true, &de) != FLEET_OK)
+    int64_t until = fleet_now_ms() + MOVE_STANDIN_DELETE_MS;
+    int rc;
+    while ((rc = fleet_instance_delete(f, standin, true, &de)) == FLEET_E_UNAVAILABLE &&
+           fleet_now_ms() < until && !shoald_stopping(f))
+        sleep_ms(1000);
+    if (rc != FLEET_OK && rc != FLEET_E_NOT_FOUND)
         log_warn("move: cannot delete stand-in %s: %s", standin, de.msg);
 }
 
