@@ -212,7 +212,7 @@ check "the cached base was used (no upload, the same file)" \
     eval '[ "$(metric shoal_image_volume_uploads_total)" = "$((UD + 1))" ] && [ "$(stat -c %i "$DVOL")" = "$dino" ]'
 O2=$(ovl r1 dk2)
 check "dk2 has its own overlay" eval '[ -f "$O2" ] && [ "$O2" != "$O1" ]'
-api DELETE /v1/instances/dk2
+api_retry DELETE /v1/instances/dk2
 check "delete dk2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 check "its overlay went with it" [ ! -e "$O2" ]
 check "dk1's stays" [ -f "$O1" ]
@@ -227,7 +227,7 @@ check "its start fails" wait_for 30 inst_state_is dk3 failed
 check "naming qemu-img ($(inst_field dk3 .last_error))" grep -q 'qemu-img' <<<"$(inst_field dk3 .last_error)"
 lvh_exec r2 umount "$QIMG"
 for n in dk1 dk3; do
-    api DELETE "/v1/instances/$n"
+    api_retry DELETE "/v1/instances/$n"
     check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 done
 check "dk1's overlay went with it" [ ! -e "$O1" ]
@@ -411,7 +411,7 @@ check "stop the spoofing guest (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 check "it stops" wait_for 30 inst_state_is spoof stopped
 console_has() { api GET "/v1/instances/$1/console"; grep -qF "$2" <<<"$BODY"; }
 check "it had taken $NET.200 (its console)" console_has spoof "net: $NET.200/24"
-api DELETE "/v1/instances/spoof?force=true"
+api_retry DELETE "/v1/instances/spoof?force=true"
 check "delete spoof (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 # DHCP on r1 (libvirt's dnsmasq, static entries written by shoald): a
 # fake guest (a veth on r1's bridge shoalr0, in a namespace of its own,
@@ -491,9 +491,9 @@ check "dh answers at $HIP, the address shoald shows" wait_for 20 healthz "http:/
 api GET /v1/instances/dh/console
 check "it took $HIP/24 by DHCP from $NET.1 ($(grep '^net:' <<<"$BODY" | tr '\n' ' '))" \
     eval 'grep -q "^net: $HIP/24 .* gw $NET.1 " <<<"$BODY" && grep -q "^net: address by DHCP from server $NET.1" <<<"$BODY"'
-api DELETE "/v1/instances/dh?force=true"
+api_retry DELETE "/v1/instances/dh?force=true"
 check "delete dh (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
-api DELETE "/v1/instances/dg?force=true"
+api_retry DELETE "/v1/instances/dg?force=true"
 check "delete dg (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 check "dg's entry is gone from r1's network" wait_for 10 eval '! grep -q "$DMAC" <<<"$(hosts_r1)"'
 check "from its persistent definition too" fails grep -q "$DMAC" <<<"$(vr1 net-dumpxml --inactive shoal)"
@@ -530,7 +530,7 @@ check "r1's DHCP entries are web's, dg2's and the operator's (reconciled: $(host
     entries_are "$WANT"
 vr1 net-update shoal delete ip-dhcp-host "<host mac='52:54:00:de:ad:01'/>" --live --config >/dev/null
 check "dg2's MAC is still given $D2IP" gets "$D2IP"
-api DELETE "/v1/instances/dg2?force=true"
+api_retry DELETE "/v1/instances/dg2?force=true"
 check "delete dg2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 in_table() { ip netns exec "$E2E_NS" nft list set bridge shoal addrs | grep -qF "$1"; }
 check "no element for it in this machine's table (its filter is on r1)" fails in_table "$IP"
@@ -547,12 +547,12 @@ check "its published port answers from there" wait_for 20 healthz "http://127.0.
 check "r1's network has no DHCP entry left (web moved away)" wait_for 10 entries_are ""
 api POST /v1/hosts/r2/cordon -H 'Content-Type: application/json' -d '{"cordoned":false}'
 e2e_log "guest network on r1: $(($(date +%s) - t_net)) s"
-api DELETE "/v1/instances/web?force=true"
+api_retry DELETE "/v1/instances/web?force=true"
 check "delete web (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 
 # --- image deleted: its volumes go from both hosts
 for n in h1 h2 h3 s1 s2; do
-    api DELETE "/v1/instances/$n?force=true"
+    api_retry DELETE "/v1/instances/$n?force=true"
     check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 done
 api DELETE /v1/images/hello:latest

@@ -100,6 +100,20 @@ api() {
     BODY=$(printf '%s' "$out" | sed '$d')
 }
 
+# api_retry METHOD PATH ARGS...: api, called again every second (up to
+# 60 s) while it answers 503. A host that did not answer in time (one
+# loaded by other tests) gets the API's "try again" (docs/api.md); where
+# that is not what a test checks, it tries again as a client would.
+api_retry() {
+    local try
+    for try in $(seq 1 60); do
+        api "$@" || return $?
+        [ "$HTTP_CODE" = 503 ] || return 0
+        e2e_log "$1 $2: HTTP 503 (try $try): $(jq -r .error.message <<<"$BODY" 2>/dev/null | cut -c1-160)"
+        sleep 1
+    done
+}
+
 # wait_for SECONDS CMD...: retry CMD until it succeeds or time runs out.
 wait_for() {
     limit=$1
