@@ -542,6 +542,11 @@ api POST /v1/hosts/r1/drain
 check "drain r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 on_local() { [ "$(inst_field web '.host + " " + .state')" = "local running" ]; }
 check "web runs on local" wait_for 60 on_local
+if ! on_local; then
+    t_get=$(date +%s%3N)
+    api GET /v1/instances/web || true
+    e2e_log "web after $(($(date +%s%3N) - t_get)) ms: HTTP $HTTP_CODE $(jq -c '{host, state, last_error}' <<<"$BODY" 2>/dev/null)"
+fi
 check "with an address of --subnet" grep -q '^10\.88\.' <<<"$(inst_field web .network.address)"
 check "its published port answers from there" wait_for 20 healthz "http://127.0.0.1:8090/healthz"
 check "r1's network has no DHCP entry left (web moved away)" wait_for 10 entries_are ""
