@@ -244,6 +244,17 @@ static virConnectPtr conn_get(struct node *n)
     return c;
 }
 
+/* virConnectIsAlive of the node's connection, a check of the client's
+ * state (no RPC): 1 alive, 0 closed or none, -1 libvirt's error. */
+static int conn_alive(struct node *n)
+{
+    int alive;
+    pthread_mutex_lock(&n->cmu);
+    alive = n->conn ? virConnectIsAlive(n->conn) : 0;
+    pthread_mutex_unlock(&n->cmu);
+    return alive;
+}
+
 /* Let go of conn_get's reference (the last one closes the connection).
  * Like every libvirt call it resets libvirt's last error: read that first. */
 static void conn_put(virConnectPtr c)
@@ -389,14 +400,8 @@ static int lv_status(struct node *n)
     case VIR_ERR_RPC: return NODE_E_CONN;
     default: break;
     }
-    if (n) {
-        /* virConnectIsAlive asks the client's state, never the host */
-        pthread_mutex_lock(&n->cmu);
-        int dead = !n->conn || virConnectIsAlive(n->conn) == 0;
-        pthread_mutex_unlock(&n->cmu);
-        if (dead)
-            return NODE_E_CONN;
-    }
+    if (n && conn_alive(n) == 0)
+        return NODE_E_CONN;
     return NODE_E_LIBVIRT;
 }
 
@@ -2246,13 +2251,7 @@ const char *node_domain_type_reason(const struct node *n)
 
 int node_alive(struct node *n)
 {
-    int alive = 0;
-    if (!n || !atomic_load(&n->alive))
-        return 0;
-    pthread_mutex_lock(&n->cmu); /* a client-side check: no RPC */
-    alive = n->conn && virConnectIsAlive(n->conn) == 1;
-    pthread_mutex_unlock(&n->cmu);
-    return alive;
+    return n && atomic_load(&n->alive) && conn_alive(n) == 1;
 }
 
 int node_capacity(struct node *n, struct node_capacity *cap, char *err, size_t errlen)
