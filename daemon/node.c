@@ -3228,6 +3228,17 @@ uint64_t node_mem_available(struct node *n)
     return mib;
 }
 
+int node_ping(struct node *n)
+{
+    unsigned long version = 0;
+    virConnectPtr conn = n ? conn_get(n) : NULL;
+    int rc = NODE_E_CONN;
+    if (conn)
+        rc = virConnectGetLibVersion(conn, &version) == 0 ? NODE_OK : lv_status(n);
+    conn_put(conn);
+    return rc;
+}
+
 int node_usage(struct node *n, struct node_usage **list, size_t *count, uint64_t *avail, char *err,
                size_t errlen)
 {

@@ -449,6 +449,12 @@ struct node_usage {
 /* Only the host's available memory, as node_usage reports it (MiB, 0 =
  * unknown): a /proc read on a local URI, one call to libvirt elsewhere. */
 uint64_t node_mem_available(struct node *node);
+/* One round trip to the node's driver (it answers with its libvirt
+ * version, no other work): the failover's ping of a host that may hang
+ * (docs/shoald.md "Host failure and fencing"); node_mem_available is no
+ * round trip on a local URI. Waits as long as the host does. NODE_OK when
+ * it answered. Errors: NODE_E_CONN, NODE_E_LIBVIRT. */
+int node_ping(struct node *node);
 
 int node_usage(struct node *node, struct node_usage **list, size_t *count, uint64_t *avail_mib,
                char *err, size_t errlen);

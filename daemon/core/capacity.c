@@ -131,6 +131,10 @@ void fleet_usage_sample(fleet *f, fleet_host *h, int full)
         h->avail_mib = avail;
         h->avail_at_ms = fleet_now_ms();
     }
+    /* An answer of the host's for the failover: a guest list, or memory
+     * asked of a remote host (on this machine it is read from /proc). */
+    if (full ? rc == NODE_OK : avail && node_remote(h->node))
+        h->heard_ms = fleet_now_ms();
     if (rc == NODE_OK)
         store_usage(f, h, u, n, fleet_now_ms());
     pthread_mutex_unlock(&f->mu);
@@ -138,8 +142,10 @@ void fleet_usage_sample(fleet *f, fleet_host *h, int full)
 }
 
 /* Measure every up host; full: guests too, else only available memory.
- * A remote host's reading is an item on the remote I/O workers (stored
- * when it arrives): a hung host delays its own, never the round. */
+ * The reading of a host whose calls may hang (remote, or a libvirtd of
+ * this machine: fleet_host_in_process) is an item on the remote I/O
+ * workers (stored when it arrives): a hung host delays its own, never the
+ * round. */
 static void sample(fleet *f, int full)
 {
     fleet_host **held;
@@ -158,7 +164,7 @@ static void sample(fleet *f, int full)
     pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < nh; i++) {
         fleet_host *h = held[i];
-        if (h->node && node_remote(h->node))
+        if (!fleet_host_in_process(h))
             (void)fleet_rio_submit(f, h, FLEET_RIO_USAGE, full ? "full" : "avail");
         else
             fleet_usage_sample(f, h, full);

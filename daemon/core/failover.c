@@ -48,12 +48,14 @@ int fo_fence(const char *row_host, const char *host)
     return row_host && strcmp(row_host, host) != 0;
 }
 
-/* ---- pings of remote hosts -------------------------------------------- */
+/* ---- pings of hosts behind a libvirtd ---------------------------------- */
 
-/* Every FO_PING_MS each up remote host gets a ping (FLEET_RIO_PING: a
- * round trip on a remote I/O worker, remoteio.c); h->ping_ms says since
- * when one is queued or in flight. This thread only queues and looks:
- * it never waits on a host. */
+/* Every FO_PING_MS each up host whose calls may hang - a remote one or a
+ * libvirtd of this machine (qemu:///system), not the embedded driver
+ * (fleet_host_in_process) - gets a ping (FLEET_RIO_PING: a round trip on
+ * a remote I/O worker, remoteio.c); h->ping_ms says since when one is
+ * queued or in flight. This thread only queues and looks: it never waits
+ * on a host. */
 static void ping_hosts(fleet *f, int64_t now)
 {
     fleet_host **hs;
@@ -63,7 +65,7 @@ static void ping_hosts(fleet *f, int64_t now)
     hs = calloc(f->nhosts + 1, sizeof *hs);
     for (size_t i = 0; hs && i < f->nhosts; i++) {
         fleet_host *h = f->hosts[i];
-        if (h->up && h->node && node_remote(h->node) && !h->ping_ms &&
+        if (h->up && h->node && !fleet_host_in_process(h) && !h->ping_ms &&
             now - h->ping_last_ms >= FO_PING_MS) {
             h->ping_ms = h->ping_last_ms = now;
             h->refs++;
@@ -90,7 +92,7 @@ void fleet_failover_ping(fleet *f, fleet_host *h)
     node = h->up || h->hung ? h->node : NULL;
     pthread_mutex_unlock(&f->mu);
     if (node)
-        (void)node_mem_available(node); /* a round trip; its value does not matter */
+        (void)node_ping(node); /* a round trip; its result does not matter */
     pthread_mutex_lock(&f->mu);
     h->ping_ms = 0;
     h->pong_ms = fleet_now_ms();
@@ -315,7 +317,7 @@ void fleet_failover_tick(fleet *f, int64_t now)
             h->up_ms = 0;
         else if (!h->up_ms)
             h->up_ms = now;
-        last = fo_last_answer(h->pong_ms, h->avail_at_ms, h->up_ms);
+        last = fo_last_answer(h->pong_ms, h->heard_ms, h->up_ms);
         if (h->up && fo_hung(now, h->ping_ms, last) && !h->opening) {
             /* Hung: down now. Held as `opening` until the ping returns,
              * so nobody reconnects (frees) the connection under the calls

@@ -2,13 +2,16 @@
  * failure and fencing").
  *
  * A host whose connection is lost (libvirt's close callback: an error or
- * EOF, node.c), whose (re)connect fails, or - a remote one - that has not
- * answered for FO_PING_DEAD_MS while a ping waits is `down`, from the
- * moment this module first sees it so (fleet_host.down_ms). The ping:
- * every FO_PING_MS this thread queues, for each up remote host, a round
- * trip (its available memory) on the remote I/O workers (remoteio.c); an
- * answer is the last ping's, or the usage sampler's reading of its
- * available memory (every FLEET_AVAIL_PERIOD_MS), whichever is newer. No
+ * EOF, node.c), whose (re)connect fails, or - one behind a libvirtd,
+ * remote or of this machine (qemu:///system), not the embedded driver
+ * (fleet_host_in_process) - that has not answered for FO_PING_DEAD_MS
+ * while a ping waits is `down`, from the moment this module first sees it
+ * so (fleet_host.down_ms). The ping: every FO_PING_MS this thread queues,
+ * for each such up host, a round trip (node_ping) on the remote I/O
+ * workers (remoteio.c); an answer is the last ping's, or a usage reading
+ * the host answered (its guests, every FLEET_USAGE_PERIOD_MS; a remote
+ * host's available memory, every FLEET_AVAIL_PERIOD_MS: fleet_host.
+ * heard_ms), whichever is newer. No
  * thread per host, and this one never waits on a host. Not libvirt's keepalive: with
  * libvirt 9.0, once it gives up a connection on which calls wait, those
  * calls (and the close callback) wait until the host answers, and a
@@ -55,7 +58,7 @@
 #define FO_GRACE_DEFAULT_S 30   /* --host-grace */
 #define FO_TICK_MS         500  /* hosts looked at this often */
 #define FO_RETRY_MS        2000 /* instances that found no room are tried again */
-#define FO_PING_MS         2000 /* a remote host is pinged this often ... */
+#define FO_PING_MS         2000 /* a host behind a libvirtd is pinged this often ... */
 #define FO_PING_DEAD_MS                                                                            \
     6000 /* ... and is down when, a ping waiting, it has not answered for this long */
 /* In the last_error of an instance lost with its host (restart never). */
@@ -88,7 +91,7 @@ typedef struct {
 fo_action fo_decide(const fo_inst *in, int64_t down_for_ms, int64_t grace_ms);
 
 /* A host's last answer (monotonic ms): its last ping's, the sampler's
- * reading of its memory, or when it was seen up, whichever is newest. */
+ * last reading it answered, or when it was seen up, whichever is newest. */
 int64_t fo_last_answer(int64_t pong_ms, int64_t avail_ms, int64_t up_ms);
 /* 1 when a host is hung: a ping waits (ping_ms, queued since) and it has
  * not answered for FO_PING_DEAD_MS (0 last: not known yet). */

@@ -63,9 +63,11 @@
  *   usage sampler   one thread (capacity.c): every FLEET_USAGE_PERIOD_MS
  *                   measures each up host's guests (node_usage), every
  *                   FLEET_AVAIL_PERIOD_MS its available memory, with no lock
- *                   held; stores the figures under mu (a reading is also an
- *                   answer for failover.c). Hosts on this machine are read
- *                   by the sampler; each remote host's reading is a
+ *                   held; stores the figures under mu (a reading the host
+ *                   answered is also an answer for failover.c). The
+ *                   embedded local host is read by the sampler; each other
+ *                   host's reading (remote, or a libvirtd of this machine:
+ *                   fleet_host_in_process) is a
  *                   FLEET_RIO_USAGE item on the remote I/O workers, stored
  *                   when it arrives: a hung host's figures grow stale
  *                   (fleet_usage_stale), the round and other hosts' do not
@@ -100,8 +102,9 @@
  *                   reads booting guests' status files and connects their
  *                   console sockets (no lock held).
  *   failover        one thread (failover.c, failover.h): every 500 ms
- *                   queues the due pings of remote hosts (FO_PING_MS, on
- *                   the remote I/O workers), notes hosts that went down
+ *                   queues the due pings of hosts behind a libvirtd
+ *                   (remote or this machine's; FO_PING_MS, on the remote
+ *                   I/O workers), notes hosts that went down
  *                   (a ping waits and no answer for FO_PING_DEAD_MS) or
  *                   came back and, once one has been down for
  *                   --host-grace, starts its instances elsewhere
@@ -301,6 +304,7 @@ typedef struct fleet_host {
     int reconciled;         /* reconciled at least once (reconcile.c) */
     uint64_t avail_mib;     /* host's available memory as last read, 0 = unknown */
     int64_t avail_at_ms;    /* monotonic ms of that read */
+    int64_t heard_ms;       /* the sampler's last reading the host answered (failover.c) */
     uint64_t use_cpu_milli; /* CPU its guests used, 1/1000 CPU (sampler) */
     uint32_t use_guests;    /* guests measured in the last sample */
     int64_t use_at_ms;      /* monotonic ms of the last sample, 0 = none */

@@ -1,8 +1,9 @@
 /* remoteio.c - work that waits on a host, off the supervisor (issue 17;
  * fleet_int.h "remote I/O"): reading a running guest's status from its
  * remote host, reconnecting a down host (connect, fence, reconcile), the
- * failover thread's pings of remote hosts (failover.h) and the usage
- * sampler's readings of them (capacity.c).
+ * failover thread's pings of hosts behind a libvirtd, remote or of this
+ * machine (failover.h), and the usage sampler's readings of them
+ * (capacity.c).
  *
  * A call to a host that hangs (a frozen libvirtd accepts the TCP
  * connection and never answers) waits until the host answers or its
@@ -19,10 +20,10 @@
  * whatever the number of hosts; each hung host adds one.
  *
  * Host calls (fleet_host_call) are the other kind: work a caller waits for
- * with a bound (a start's domain creation on a remote host, a GC after an
- * image delete), each on a thread of its own at once, never queued behind
- * its host's items (a long delivery to a host that answers would hold
- * back that host's pings and make it look hung). */
+ * with a bound (a start's domain creation on a host behind a libvirtd, a
+ * GC after an image delete), each on a thread of its own at once, never
+ * queued behind its host's items (a long delivery to a host that answers
+ * would hold back that host's pings and make it look hung). */
 #include "fleet_int.h"
 
 #include <stdlib.h>

@@ -197,8 +197,10 @@ static int pool_handover(fleet *f, const char *id, const gcmd *cmd, const gcmd *
 
 /* ---- Starts given up ------------------------------------------------------
  *
- * A domain's creation on a remote host (delivery and create, node_start)
- * runs as a host call (fleet_host_call): the start worker waits for it
+ * A domain's creation (node_start: on a remote host its delivery and
+ * create) on a host whose calls may hang, remote or a libvirtd of this
+ * machine (not the embedded driver: fleet_host_in_process), runs as a
+ * host call (fleet_host_call): the start worker waits for it
  * until it returns or the host is seen down (not answering for
  * FO_PING_DEAD_MS, or its connection lost), so a host that hangs holds
  * none of the --start-parallel workers for longer than that. Given up, the
@@ -338,8 +340,8 @@ void fleet_start_unhold_host(fleet *f, const char *host_name)
     free(ids);
 }
 
-/* node_start, bounded on a remote host (above): FLEET_RIO_LATE when the
- * host was seen down before the call returned. */
+/* node_start, bounded on a host whose calls may hang (above):
+ * FLEET_RIO_LATE when the host was seen down before the call returned. */
 static int start_domain(fleet *f, fleet_host *host, struct node *node, const char *id,
                         const struct domxml_spec *spec, char *err, size_t errlen)
 {
@@ -347,7 +349,7 @@ static int start_domain(fleet *f, fleet_host *host, struct node *node, const cha
     fleet_rt *rt;
     int rc;
 
-    if (!node_remote(node))
+    if (fleet_host_in_process(host))
         return node_start(node, spec, NULL, err, errlen);
     if (!(c = calloc(1, sizeof *c))) {
         snprintf(err, errlen, "out of memory");

@@ -10,8 +10,11 @@
 # then: hello runs there and exits 0; a sleep guest keeps running while
 # libvirtd is stopped (host goes down) and restarted (host reconnects, the
 # guest is still running and obeys a stop); a guest killed while libvirtd is
-# down is reported crashed after the reconnect (reconcile). Guests have no
-# network. Everything it started is stopped, and the QEMU log files libvirtd
+# down is reported crashed after the reconnect (reconcile); libvirtd frozen
+# (SIGSTOP): the host is seen down, a stop there answers 503, a create
+# pinned there is given up, and after the thaw the host is up, the stop
+# carried out and the given-up start's late domain destroyed, the instance
+# running there once. Guests have no network. Everything it started is stopped, and the QEMU log files libvirtd
 # wrote for its guests are removed, even on failure.
 # usage: daemon_libvirtd.sh SHOALD IMAGES_DIR
 set -eu
@@ -98,26 +101,54 @@ check "the dead guest is reported crashed" wait_for 60 inst_state_is s1 crashed
 check "its run says it stopped without an exit status" \
     grep -q 'without reporting an exit status' <<<"$(inst_field s1 '.last_error // ""')"
 
-# --- libvirtd hangs (SIGSTOP: the socket stays, nothing answers): a stop
-# answers 503 naming the host after its timeout + 5 s, and is carried out
-# once libvirtd answers (docs/shoald.md "Host failure and fencing"; before,
-# the call waited for the thaw)
+# --- libvirtd hangs (SIGSTOP: the socket stays, nothing answers)
+# (docs/shoald.md "Host failure and fencing"): sys is pinged like a remote
+# host and seen down (FO_PING_DEAD_MS, 6 s); a stop answers 503 naming the
+# host after its timeout + 5 s and is carried out once libvirtd answers;
+# a create pinned to sys is given up once sys has been down for
+# FLEET_HOST_ANSWER_MS (5 s): pending, naming sys, about 12 s after the
+# freeze. After the thaw the late domain of that start is destroyed and the
+# instance runs on sys once. Before: the stop waited for the thaw; sys was
+# never seen down and the start waited for the thaw. ~15 s of the test.
 api POST /v1/instances/s1/start
 check "start it once more (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 check "it runs once more" wait_for 60 inst_state_is s1 running
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 kill -STOP "$LVD_PID"
+t0=$(date +%s.%N)
+api POST /v1/instances -H 'Content-Type: application/json' \
+    -d '{"image":"sleep","name":"fz","host":"sys","args":["600"]}' -m 10 || HTTP_CODE=000
+check "create fz pinned to frozen sys (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+FZ=$(inst_field fz .id)
 t=$(date +%s.%N)
 api POST /v1/instances/s1/stop -H 'Content-Type: application/json' -d '{"timeout_s":1}' -m 20 ||
     HTTP_CODE=000 # no answer within 20 s: the check below fails, the test goes on
-e2e_log "stop on frozen libvirtd: HTTP $HTTP_CODE after $(awk -v a="$t" -v b="$(date +%s.%N)" \
-    'BEGIN { printf "%.1f", b - a }') s"
+e2e_log "stop on frozen libvirtd: HTTP $HTTP_CODE after $(since "$t") s"
 check "a stop on a frozen libvirtd answers 503 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 503 ]
 check "naming the host" grep -q "host sys did not answer" <<<"$BODY"
+check "sys is seen down while libvirtd is frozen" wait_for 10 host_state_is down
+e2e_log "sys down $(since "$t0") s after the freeze"
+# given up by FO_PING_DEAD_MS + FLEET_HOST_ANSWER_MS + ticks (~12 s) after
+# the freeze; 20 s for a loaded machine
+fz_given_up() { grep -q "host 'sys' did not answer within" <<<"$(inst_field fz .last_error)"; }
+left=$(awk -v s="$(since "$t0")" 'BEGIN { l = 20 - s; printf "%d", (l > 1 ? l : 1) }')
+check "fz's start on frozen sys is given up within 20 s, naming sys" wait_for "$left" fz_given_up
+e2e_log "fz given up $(since "$t0") s after the freeze: $(inst_field fz .last_error)"
+check "fz is pending" inst_state_is fz pending
 kill -CONT "$LVD_PID"
+check "sys is up again after the thaw" wait_for 30 host_state_is up
 check "the stop is carried out once libvirtd answers" wait_for 30 inst_state_is s1 stopped
+check "fz runs on sys after the thaw" wait_for 30 inst_state_is fz running
+check "the given-up start's late domain was destroyed" \
+    grep -q "destroyed domain 'shoal-$FZ' of a start given up" "$E2E_STATE/shoald.log"
+check "fz is still on sys" [ "$(inst_field fz .host)" = sys ]
+sys_domains() { virsh -c "qemu:///system?socket=$SOCK" list --all --name | grep -c "^shoal-$1\$"; }
+sleep 2 # a late copy would show by now
+check "one domain of fz on sys (virsh)" [ "$(sys_domains "$FZ")" = 1 ]
+check "one QEMU of fz" [ "$(pgrep -f "qemu-system.*guest=shoal-$FZ" | wc -l)" = 1 ]
 
 # --- clean up through the API
-for n in h1 s1; do
+for n in h1 s1 fz; do
     api DELETE "/v1/instances/$n?force=true"
     check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 done

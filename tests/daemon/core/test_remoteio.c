@@ -5,7 +5,7 @@
  * (fleet_host_call, a thread each): the caller gets the call's answer, or
  * gives up once the host is seen down or its time is over, and the call
  * then finishes on its own (its late callback, its arg freed, the fleet's
- * count of calls back to 0). */
+ * count of calls back to 0); and which hosts all this is for. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -101,6 +102,34 @@ static void test_usage_stale(void **state)
     assert_false(fleet_usage_stale(100000, 100000 + 2 * FLEET_USAGE_PERIOD_MS));
     assert_false(fleet_usage_stale(100000, 100000 + FLEET_USAGE_STALE_MS));
     assert_true(fleet_usage_stale(100000, 100000 + FLEET_USAGE_STALE_MS + 1));
+}
+
+/* Which hosts are pinged, read on the workers and have their starts run as
+ * host calls: every one behind a libvirtd, a remote one or this machine's
+ * (qemu:///system, with or without its socket); never the embedded driver
+ * or the mock, whose calls are made inside shoald. */
+static void test_in_process(void **state)
+{
+    static const struct {
+        const char *uri;
+        int in_process;
+    } cases[] = {
+        { "qemu:///embed?root=/var/lib/shoal/libvirt", 1 },
+        { "test:///default", 1 },
+        { "qemu:///system", 0 },
+        { "qemu:///system?socket=/tmp/lvd/libvirt-sock", 0 },
+        { "qemu+tcp://10.0.0.2/system", 0 },
+        { "qemu+ssh://root@r1/system", 0 },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fleet_host h;
+        memset(&h, 0, sizeof h);
+        snprintf(h.uri, sizeof h.uri, "%s", cases[i].uri);
+        if (fleet_host_in_process(&h) != cases[i].in_process)
+            fail_msg("%s: in process %d, want %d", cases[i].uri, fleet_host_in_process(&h),
+                     cases[i].in_process);
+    }
 }
 
 /* ---- host calls ---------------------------------------------------------- */
@@ -288,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_stuck_workers_get_help),
         cmocka_unit_test(test_bound),
         cmocka_unit_test(test_usage_stale),
+        cmocka_unit_test(test_in_process),
         cmocka_unit_test(test_host_call_answers),
         cmocka_unit_test(test_host_call_until_down),
         cmocka_unit_test(test_host_call_timeout),
