@@ -109,7 +109,7 @@ check "its run says it stopped without an exit status" \
 # FLEET_HOST_ANSWER_MS (5 s): pending, naming sys, about 12 s after the
 # freeze. After the thaw the late domain of that start is destroyed and the
 # instance runs on sys once. Before: the stop waited for the thaw; sys was
-# never seen down and the start waited for the thaw. ~15 s of the test.
+# never seen down and the start waited for the thaw. ~13 s of the test.
 api POST /v1/instances/s1/start
 check "start it once more (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 check "it runs once more" wait_for 60 inst_state_is s1 running
