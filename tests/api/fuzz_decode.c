@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         api_image_patch ip;
         if (api_decode_image_patch(body, size, &ip, &st) == API_OK && !ip.firmware && !ip.cmdline &&
             !ip.exit && !ip.ready && !ip.health_probe && !ip.health_interval_s &&
-            !ip.health_timeout_s && !ip.health_retries)
+            !ip.health_timeout_s && !ip.health_retries && !ip.warm_pool_set)
             __builtin_trap(); /* API_OK means at least one field */
         api_image_patch_free(&ip);
     }
