@@ -290,6 +290,37 @@ static void move_all(fleet *f, const state_instance *rows, const unsigned char *
     fleet_snapshot_free(&snap);
 }
 
+/* fleet_move_finish_left of an instance of a down host whose move was
+ * left to finish: its run there is over as far as shoald knows (lost). */
+static void move_left_over(fleet *f, const state_instance *in, const down_host *d)
+{
+    char to[STATE_NAME_MAX + 1], why[200];
+    fleet_rt *rt;
+    int moving;
+    if (state_inst_move_to(f->db, in->id, to, sizeof to) != 1)
+        return;
+    pthread_mutex_lock(&f->mu);
+    moving = (rt = fleet_rt_find(f, in->id)) && (rt->moving || rt->busy);
+    pthread_mutex_unlock(&f->mu);
+    if (moving || state_inst_deleting(f->db, in->id) == 1)
+        return;
+    snprintf(why, sizeof why, "moved to '%s' while host '%s' is unreachable (%lld s)", to, d->name,
+             (long long)((fleet_now_ms() - d->down_ms) / 1000));
+    /* The move's stop reaches the old copy when its host answers: that
+     * end is not the end of the run on `to` (seen: the new copy ended
+     * "exited" at the thaw). */
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nhosts; i++)
+        if (!strcmp(f->hosts[i]->name, d->name) && (rt = fleet_rt_get(f, in->id))) {
+            rt->fenced_node = f->hosts[i]->node;
+            rt->fenced_until_ms = fleet_now_ms() + FO_FENCE_EVENTS_MS;
+        }
+    pthread_mutex_unlock(&f->mu);
+    end_lost_run(f, in, why, 1);
+    if (fleet_move_finish_left(f, in->id))
+        log_warn("instance %s (%s): %s", in->id, in->name, why);
+}
+
 void fleet_failover_tick(fleet *f, int64_t now)
 {
     down_host *downs = NULL, *gone = NULL;
@@ -383,6 +414,15 @@ void fleet_failover_tick(fleet *f, int64_t now)
         fleet_rt *rt;
         for (size_t k = 0; k < ndown && !d; k++)
             d = !strcmp(downs[k].name, rows[r].host) ? &downs[k] : NULL;
+        if (d && !rows[r].want_running && rows[r].restart != RESTART_NEVER &&
+            now - d->down_ms >= grace_ms) {
+            /* A move whose source hung before it stopped the old copy
+             * (plan.c): finished on its destination now, as a failover
+             * would start it elsewhere; the old copy is fenced when its
+             * host answers. */
+            move_left_over(f, &rows[r], d);
+            continue;
+        }
         if (!d || !rows[r].want_running)
             continue;
         memset(&fi, 0, sizeof fi);

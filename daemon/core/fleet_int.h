@@ -424,8 +424,12 @@ typedef enum {
     JOB_DOMAIN_CRASHED,
     JOB_PROBE, /* a probe note: detail "ready|healthy|unhealthy|slow GEN AT_MS" */
     JOB_SLEEP, /* scale to zero (idle.c): the proxy saw no connection; detail why */
-    JOB_WAKE,  /* a connection came for an idle instance (detail why), or
-                  FLEET_WAKE_TIMEOUT: held connections were given up */
+    /* a connection came for an idle instance (detail why), or
+     * FLEET_WAKE_TIMEOUT: held connections were given up */
+    JOB_WAKE,
+    /* a cold move whose source stopped late (plan.c): finished if its run
+     * has ended */
+    JOB_MOVE_LEFT,
 } fleet_job_kind;
 
 typedef struct fleet_pg_row fleet_pg_row;
@@ -687,6 +691,17 @@ int fleet_move_live(fleet *f, const char *id, const char *to, fleet_move_cold_fn
 int fleet_move_lent(fleet *f, const char *id);
 /* Has a stop of the moves been asked since the plan began? Takes mu. */
 int fleet_move_stopping(fleet *f);
+/* A cold move left to finish (plan.c): the row is marked with its
+ * destination (state_inst_mark_move) and no move of this process carries
+ * it out, because its source host did not stop the old copy within
+ * --move-ready-timeout. Once that run has ended (not active), the row is
+ * re-homed, wanted and pending in one write (state_inst_finish_move), and
+ * started there: 1. Else, or when it is being deleted, 0 and nothing
+ * changes. Takes mu; called by the run's end (run.c), reconcile and the
+ * failover (a source down past its grace). Any thread but holding mu. */
+int fleet_move_finish_left(fleet *f, const char *id);
+/* JOB_MOVE_LEFT: fleet_move_finish_left of j->id. */
+void fleet_job_move_left(fleet *f, const fleet_job *j);
 /* At open, after the hosts' reconcile: delete the stand-ins a killed
  * shoald left (the instances themselves were finished by reconcile). */
 void fleet_move_leftovers(fleet *f);

@@ -756,7 +756,8 @@ int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
     struct node *node;
     fleet_host *host = NULL;
     fleet_rt *rt;
-    int active, stopping, rc;
+    int active, stopping, moving, rc;
+    char to[STATE_NAME_MAX + 1];
 
     if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
         return rc;
@@ -764,11 +765,18 @@ int fleet_stop_id(fleet *f, const char *id, int timeout_s, fleet_err *e)
         timeout_s = FLEET_STOP_TIMEOUT_S;
     pthread_mutex_lock(&f->mu);
     rt = fleet_rt_get(f, in.id);
+    moving = rt->moving;
     active = rt->active || rt->busy;
     rt->backoff_due_ms = 0;
     if (active)
         rt->stop_requested = 1;
     pthread_mutex_unlock(&f->mu);
+    /* A stop not made by a move cancels a move left to finish
+     * (fleet_move_finish_left): stopped means stopped. */
+    if (!moving && state_inst_move_to(f->db, in.id, to, sizeof to) == 1) {
+        state_inst_mark_move(f->db, in.id, "", NULL, 0);
+        log_info("instance %s: its move to %s is cancelled by a stop", in.id, to);
+    }
     stopping = active;
     fleet_mutate(f, in.id, want_down_fn, &stopping);
     if (!active && in.idle_s > 0)

@@ -135,6 +135,7 @@ void *fleet_worker_main(void *arg)
         case JOB_PROBE: fleet_job_probe(f, j); break;
         case JOB_SLEEP: fleet_job_sleep(f, j); break;
         case JOB_WAKE: fleet_job_wake(f, j); break;
+        case JOB_MOVE_LEFT: fleet_job_move_left(f, j); break;
         }
         pthread_mutex_lock(&f->mu);
         rt = fleet_rt_get(f, j->id);

@@ -42,11 +42,13 @@ static void set_moving(fleet *f, const char *id, int on)
 static int move_instance(fleet *f, const char *id, const char *to, fleet_err *e)
 {
     state_instance in;
-    char err[256];
+    char err[256], name[STATE_NAME_MAX], from[STATE_NAME_MAX];
     int was_up, rc;
     if ((rc = fleet_lookup(f, id, &in, e)) != FLEET_OK)
         return rc;
     was_up = in.want_running;
+    snprintf(name, sizeof name, "%s", in.name);
+    snprintf(from, sizeof from, "%s", in.host);
     state_inst_free(&in);
     if (!was_up) {
         fleet_set_host(f, id, to);
@@ -59,16 +61,29 @@ static int move_instance(fleet *f, const char *id, const char *to, fleet_err *e)
         goto out;
     }
     kp_hit("move.marked"); /* tests only: killpoint.h */
-    if ((rc = fleet_stop_id(f, id, 2, e)) != FLEET_OK) {
-        /* The stop is recorded even when its host answered late (a slow
-         * or loaded remote host: 503): giving the move up would leave the
-         * instance stopped once it is carried out. So the move goes on
-         * if the run ends within --move-ready-timeout. */
+    rc = fleet_stop_id(f, id, 2, e);
+    /* The stop is recorded even when the host answered late (a slow or
+     * loaded remote host: 503) or not at all (one that hangs, or is down:
+     * the stop answers without the run's end). Giving the move up would
+     * leave the instance stopped once the stop is carried out, so it goes
+     * on if the run ends within --move-ready-timeout; past that the row
+     * keeps its mark, and the move is finished when the run ends
+     * (fleet_move_finish_left): never left stopped, never two copies. */
+    if (rc != FLEET_OK || !fleet_rt_wait(f, id, 1, 0)) {
         if (!fleet_rt_wait(f, id, 1, f->cfg.move_ready_ms)) {
-            state_inst_mark_move(f->db, id, "", NULL, 0); /* not moving after all */
-            goto out;
+            rc = fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL,
+                               "moving '%s' to '%s': host '%s' did not stop it within %d s; the "
+                               "move finishes when it does (or after --host-grace while the host "
+                               "is down, for a restart policy other than never)",
+                               name, to, from, f->cfg.move_ready_ms / 1000);
+            log_warn("move: %s", e ? e->msg : "the old copy did not stop in time");
+            set_moving(f, id, 0);
+            /* after any job of it in flight: finishes the move if the run
+             * ended meanwhile (its end saw this move under way) */
+            fleet_queue(f, JOB_MOVE_LEFT, id, NULL);
+            return rc;
         }
-        log_info("move: instance %s stopped late (%s): moving it on", id, e ? e->msg : "");
+        log_info("move: instance %s stopped late: moving it on", id);
         rc = FLEET_OK;
     }
     kp_hit("move.stopped");
@@ -82,6 +97,32 @@ static int move_instance(fleet *f, const char *id, const char *to, fleet_err *e)
 out:
     set_moving(f, id, 0);
     return rc;
+}
+
+int fleet_move_finish_left(fleet *f, const char *id)
+{
+    char to[STATE_NAME_MAX + 1], err[256];
+    fleet_rt *rt;
+    int busy;
+    if (state_inst_move_to(f->db, id, to, sizeof to) != 1 || state_inst_deleting(f->db, id) == 1)
+        return 0;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_get(f, id);
+    busy = rt && (rt->moving || rt->active);
+    pthread_mutex_unlock(&f->mu);
+    if (busy)
+        return 0;
+    if (state_inst_finish_move(f->db, id, err, sizeof err) != 0)
+        return 0; /* finished by another thread meanwhile, or gone */
+    log_info("instance %s: moved to %s after its old copy stopped", id, to);
+    fleet_emit(f, "instance.moved", id, NULL, NULL, to, NULL, NULL, NULL);
+    fleet_queue(f, JOB_START, id, NULL);
+    return 1;
+}
+
+void fleet_job_move_left(fleet *f, const fleet_job *j)
+{
+    fleet_move_finish_left(f, j->id);
 }
 
 /* One move: live when fleet_move_is_live, with place_mu released meanwhile

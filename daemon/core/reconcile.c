@@ -124,7 +124,7 @@ static int move_left(fleet *f, const char *id, char *to, size_t tolen)
     return !moving;
 }
 
-/* Finish such a move: the domain on this host is gone (destroyed above or
+/* Finish such a move: the domain on this host is gone (destroyed here or
  * never there), so the row goes to its destination, wanted, and starts. */
 static void finish_move(fleet *f, struct node *node, const state_instance *row, const char *to,
                         int found)
@@ -136,18 +136,21 @@ static void finish_move(fleet *f, struct node *node, const state_instance *row, 
         fleet_failover_mute(f, row->id, node);
         rc = node_destroy(node, dom, err, sizeof err);
     }
-    if (rc != NODE_OK && rc != NODE_E_NOTFOUND) {
+    if (rc != NODE_OK && rc != NODE_E_NOTFOUND)
         log_warn("instance %s: move to %s left unfinished: destroy: %s", row->id, to, err);
-        return;
-    }
-    if (state_inst_finish_move(f->db, row->id, err, sizeof err) != 0) {
-        log_warn("instance %s: move to %s left unfinished: %s", row->id, to, err);
-        return;
-    }
-    log_info("instance %s (%s): finished the move to %s an earlier shoald began", row->id,
-             row->name, to);
-    fleet_emit(f, "instance.moved", row->id, row->name, NULL, to, NULL, NULL, NULL);
-    fleet_queue(f, JOB_START, row->id, NULL);
+    else if (!fleet_move_finish_left(f, row->id))
+        log_warn("instance %s: move to %s left unfinished", row->id, to);
+}
+
+/* Is a run of id active in this process? */
+static int run_active(fleet *f, const char *id)
+{
+    fleet_rt *rt;
+    int active;
+    pthread_mutex_lock(&f->mu);
+    active = (rt = fleet_rt_get(f, id)) && rt->active;
+    pthread_mutex_unlock(&f->mu);
+    return active;
 }
 
 /* An adopted domain's name "shoal-<run id>" that is not the row's
@@ -217,10 +220,20 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             /* not adopted: the rows loop below finishes the move */
             log_warn("host %s: destroying domain '%s' (instance '%s' is moving to %s)", host_name,
                      doms[d].name, doms[d].instance_id, to);
-            /* its STOPPED event comes late, when the run on `to` may have
-             * begun: it must not end that run (seen in e2e_daemon_killpoints'
-             * move.marked: the new copy reported crashed, "destroyed") */
-            fleet_failover_mute(f, row->id, node);
+            pthread_mutex_lock(&f->mu);
+            fleet_rt *rt = fleet_rt_get(f, row->id);
+            int run_here = rt->active;
+            if (run_here)
+                rt->stop_requested = 1;
+            pthread_mutex_unlock(&f->mu);
+            /* A run of this process (a move whose source hung, plan.c):
+             * its end, on the STOPPED event, finishes the move. Else (a
+             * killed shoald's move) the STOPPED event comes late, when the
+             * run on `to` may have begun: it must not end that run (seen in
+             * e2e_daemon_killpoints' move.marked: the new copy reported
+             * crashed, "destroyed") */
+            if (!run_here)
+                fleet_failover_mute(f, row->id, node);
             if (node_destroy(node, doms[d].name, err, sizeof err) != NODE_OK)
                 log_warn("host %s: destroy '%s' failed: %s", host_name, doms[d].name, err);
             continue;
@@ -318,10 +331,11 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
                          row->name);
             continue;
         }
-        if (move_left(f, row->id, to, sizeof to)) {
+        if (move_left(f, row->id, to, sizeof to) && !run_active(f, row->id)) {
             finish_move(f, node, row, to, found);
             continue;
         }
+        /* else a run of this process: its end below finishes the move */
         if (found || fleet_start_held(f, row->id, host_name))
             continue; /* held: started again once the hold ends */
         if (fleet_state_live(row->state)) {

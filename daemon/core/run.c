@@ -896,6 +896,8 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         fleet_idle_asleep(f, &in);
     else
         fleet_idle_check_wake(f, in.id, NULL); /* a wake whose run ended unready */
+    if (stop_requested)
+        fleet_move_finish_left(f, in.id); /* the stop of a move whose source was late */
     state_inst_free(&in);
 }
 

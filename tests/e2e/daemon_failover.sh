@@ -26,9 +26,13 @@
 #     is given up once r1 is seen down (pending, last_error naming r1); an
 #     image delete answers within 4 s and its volume on r1 is collected
 #     after the thaw; then the given-up start's domain is destroyed and fr
-#     runs on r1 once (virsh lists one domain of it).
+#     runs on r1 once (virsh lists one domain of it);
+#   - r1 drained while frozen, twice (--move-ready-timeout 3 s): the drain
+#     answers 503 and the move is left to finish; fm (restart never) runs
+#     on local after the thaw, fma (always) while r1 is still down (after
+#     the grace); neither is left stopped or runs twice.
 # Guests have no network (remote hosts have none yet), so the published
-# ports part of the rule is not exercised here. About 70 s (label long).
+# ports part of the rule is not exercised here. About 120 s (label long).
 # usage: daemon_failover.sh SHOALD IMAGES_DIR
 set -eu
 SHOALD=$1
@@ -60,7 +64,7 @@ LVPID=$(cat "$LVH_DIR/r1/pid")
 R1=$(lvh_uri r1)
 
 e2e_start_daemon "$SHOALD" --no-network --domain-type qemu --host-grace "$GRACE" \
-    --host-uri-allow 'qemu+tcp,qemu' || exit 1
+    --move-ready-timeout 3000 --host-uri-allow 'qemu+tcp,qemu' || exit 1
 e2e_push_images sleep hello
 ns_curl -sS -N -m 120 -H "Authorization: Bearer $E2E_TOKEN" \
     "http://127.0.0.1:$E2E_PORT/v1/events" >"$E2E_STATE/events.txt" 2>/dev/null &
@@ -330,6 +334,64 @@ check "one QEMU of fr on r1" [ "$(r1_qemus "$FR")" = 1 ]
 check "one domain of fb on r1 (virsh)" [ "$(r1_domains "$FB")" = 1 ]
 
 for n in fa fn fb fr f2; do
+    api DELETE "/v1/instances/$n?force=true"
+    check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
+done
+
+# --- a drain of a host that hangs (docs/shoald.md "Moves"): the move's stop
+# is not carried out within --move-ready-timeout (3 s here), so the drain
+# answers 503 and the move is left to finish, the instance never left
+# stopped nor run twice. fm (restart never) moves when r1 answers again:
+# the reconnect's reconcile destroys its old domain, whose end finishes the
+# move. fma (restart always) moves after the grace while r1 is still down.
+# Before, both stayed stopped for good once r1 carried the stop out.
+on_r1() { # create $1 with restart $2 on r1 (local cordoned meanwhile)
+    api POST /v1/hosts/local/cordon -H 'Content-Type: application/json' -d '{"cordoned":true}'
+    api POST /v1/instances -H 'Content-Type: application/json' \
+        -d "{\"image\":\"sleep\",\"name\":\"$1\",\"restart\":\"$2\",\"args\":[\"600\"]}"
+    check "create $1 restart $2 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 201 ]
+    api POST /v1/hosts/local/cordon -H 'Content-Type: application/json' -d '{"cordoned":false}'
+    check "$1 runs on r1" wait_for 40 inst_state_is "$1" running
+    check "$1 is on r1" [ "$(inst_field "$1" .host)" = r1 ]
+}
+drain_frozen_r1() { # drain r1 with its libvirtd frozen: 503 naming the late stop
+    LVPID=$(cat "$LVH_DIR/r1/pid")
+    kill -STOP "$LVPID"
+    t=$(date +%s.%N)
+    api POST /v1/hosts/r1/drain -m 60
+    d_time=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    e2e_log "drain of frozen r1 ($1): HTTP $HTTP_CODE after $d_time s: $BODY"
+    check "the drain of frozen r1 answers 503 ($1, HTTP $HTTP_CODE, $d_time s)" \
+        [ "$HTTP_CODE" = 503 ]
+    check "naming the stop not carried out" grep -q "did not stop it within 3 s" <<<"$BODY"
+}
+on_local_alone() { # $1 runs on local, one QEMU, no domain on r1
+    inst_state_is "$1" running && [ "$(inst_field "$1" .host)" = local ] &&
+        [ "$(qemu_count "$2")" = 1 ]
+}
+on_r1 fm never
+FM=$(inst_field fm .id)
+drain_frozen_r1 fm
+check "fm is not started elsewhere while r1 is frozen" [ "$(qemu_count "$FM")" = 0 ]
+kill -CONT "$LVPID"
+check "r1 is up after the drain's freeze" wait_for 30 host_state_is r1 up
+check "fm runs on local after the thaw" wait_for 30 on_local_alone fm "$FM"
+check "no domain of fm left on r1 (virsh)" wait_for 10 [ "$(r1_domains "$FM")" = 0 ]
+check "log: fm moved once its old copy stopped" \
+    grep -q "instance $FM: moved to local after its old copy stopped" "$E2E_STATE/shoald.log"
+api POST /v1/hosts/r1/cordon -H 'Content-Type: application/json' -d '{"cordoned":false}'
+check "uncordon r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
+on_r1 fma always
+FMA=$(inst_field fma .id)
+drain_frozen_r1 fma
+check "fma runs on local while r1 is frozen (after the grace)" wait_for 30 on_local_alone fma "$FMA"
+check "r1 is still down" host_state_is r1 down
+kill -CONT "$LVPID"
+check "r1 is up after the second drain's freeze" wait_for 30 host_state_is r1 up
+check "fma's old domain on r1 is fenced (virsh)" wait_for 10 [ "$(r1_domains "$FMA")" = 0 ]
+sleep 2 # the fenced domain's late STOPPED event has come and gone
+check "fma still runs on local, once" on_local_alone fma "$FMA"
+for n in fm fma; do
     api DELETE "/v1/instances/$n?force=true"
     check "delete $n (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 204 ]
 done
