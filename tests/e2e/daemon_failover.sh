@@ -158,7 +158,7 @@ r1_lacks_fa() {
     ! grep -q "shoal-$FA" <<<"$out"
 }
 check "virsh over qemu+tcp lists no fa domain on r1" wait_for 5 r1_lacks_fa
-check "no QEMU of fa left on r1" wait_for 10 [ "$(r1_qemus "$FA")" = 0 ]
+check "no QEMU of fa left on r1" wait_for 10 out_is 0 r1_qemus "$FA"
 check "fn's guest kept running on r1" [ "$(r1_qemus "$FN")" = 1 ]
 check "fn is adopted again" wait_for 15 inst_state_is fn running
 sleep 3 # the fenced domain's STOPPED event has come and gone
@@ -194,7 +194,7 @@ check "and why: the connection was lost" grep -q "connection lost" <<<"$(jq -r .
 for p in $(ip netns pids "$(lvh_ns r1)"); do
     grep -qa "guest=shoal-$FB" "/proc/$p/cmdline" 2>/dev/null && kill -9 "$p"
 done || true
-check "fb's guest died meanwhile" wait_for 5 [ "$(r1_qemus "$FB")" = 0 ]
+check "fb's guest died meanwhile" wait_for 5 out_is 0 r1_qemus "$FB"
 sleep 1 # a reconnect or two fail (backoff)
 check "r1's libvirtd started again" lvh_restart r1
 check "r1 is up again after the restart" wait_for 20 host_state_is r1 up
@@ -210,7 +210,7 @@ check "fn: the same QEMU" [ "$(fn_qemu)" = "$fn_pid" ]
 fb_again() { inst_state_is fb running && [ "$(inst_field fb '.runs | length')" -gt "$fb_runs" ]; }
 check "fb runs again, a new run (restart always)" wait_for 30 fb_again
 check "fb is still on r1" [ "$(inst_field fb .host)" = r1 ]
-check "one QEMU of fb on r1" wait_for 5 [ "$(r1_qemus "$FB")" = 1 ]
+check "one QEMU of fb on r1" wait_for 5 out_is 1 r1_qemus "$FB"
 check "r1 still up" host_state_is r1 up
 
 kill "$EVPID" 2>/dev/null || true
@@ -320,7 +320,7 @@ check "r1 is up again after the second freeze" wait_for 30 host_state_is r1 up
 check "fb runs on r1 again after the thaw" wait_for 30 inst_state_is fb running
 check "fb is still on r1" [ "$(inst_field fb .host)" = r1 ]
 check "fn's stop is carried out after the thaw" wait_for 20 inst_state_is fn stopped
-check "no QEMU of fn left on r1" wait_for 10 [ "$(r1_qemus "$FN")" = 0 ]
+check "no QEMU of fn left on r1" wait_for 10 out_is 0 r1_qemus "$FN"
 check "hello's volume on r1 is collected after the thaw" wait_for 15 test ! -e "$HELLO_VOL"
 # fr: the domain its given-up start made at the thaw is destroyed, and fr
 # starts again on r1 (pinned there): one domain, one QEMU, never two
@@ -376,7 +376,7 @@ check "fm is not started elsewhere while r1 is frozen" [ "$(qemu_count "$FM")" =
 kill -CONT "$LVPID"
 check "r1 is up after the drain's freeze" wait_for 30 host_state_is r1 up
 check "fm runs on local after the thaw" wait_for 30 on_local_alone fm "$FM"
-check "no domain of fm left on r1 (virsh)" wait_for 10 [ "$(r1_domains "$FM")" = 0 ]
+check "no domain of fm left on r1 (virsh)" wait_for 10 out_is 0 r1_domains "$FM"
 check "log: fm moved once its old copy stopped" \
     grep -q "instance $FM: moved to local after its old copy stopped" "$E2E_STATE/shoald.log"
 api POST /v1/hosts/r1/cordon -H 'Content-Type: application/json' -d '{"cordoned":false}'
@@ -388,7 +388,7 @@ check "fma runs on local while r1 is frozen (after the grace)" wait_for 30 on_lo
 check "r1 is still down" host_state_is r1 down
 kill -CONT "$LVPID"
 check "r1 is up after the second drain's freeze" wait_for 30 host_state_is r1 up
-check "fma's old domain on r1 is fenced (virsh)" wait_for 10 [ "$(r1_domains "$FMA")" = 0 ]
+check "fma's old domain on r1 is fenced (virsh)" wait_for 10 out_is 0 r1_domains "$FMA"
 sleep 2 # the fenced domain's late STOPPED event has come and gone
 check "fma still runs on local, once" on_local_alone fma "$FMA"
 for n in fm fma; do

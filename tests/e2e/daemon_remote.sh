@@ -120,7 +120,7 @@ else
     check "r2's verdict is not a delivery failure" grep -qv 'not delivered' <<<"$reason"
 fi
 check "the canary's volume and files are collected once r2 is up" \
-    wait_for 10 test -z "$(find "$(lvh_lib r2)/shoal" -type f)"
+    wait_for 10 out_is "" find "$(lvh_lib r2)/shoal" -type f
 
 # Counters from here on (the canary was one upload and one removal).
 U0=$(metric shoal_image_volume_uploads_total)

@@ -126,6 +126,15 @@ wait_for() {
     return 1
 }
 
+# out_is WANT CMD...: CMD prints exactly WANT. For wait_for, which runs its
+# command again each time: `wait_for 10 [ "$(f)" = 0 ]` would compare the
+# one output read when the line ran; `wait_for 10 out_is 0 f` reads again.
+out_is() {
+    want=$1
+    shift
+    [ "$("$@")" = "$want" ]
+}
+
 # e2e_push_images APP...: upload IMAGES/APP.elf as APP:latest, one check each.
 e2e_push_images() {
     for app in "$@"; do

@@ -65,7 +65,7 @@ for mode in ${BENCH_ORDER:-files streams}; do
         tee -a "$E2E_STATE/rows"
     printf '%s %s %s %s %s\n' "$mode" "$((s1 - s0))" "$((q1 - q0))" "$rss" "$fds" >>"$E2E_STATE/raw"
     api DELETE "/v1/instances?selector=bench%3Dstreams&force=true"
-    wait_for 300 test -z "$(qemus)" || true
+    wait_for 300 out_is "" qemus || true
     e2e_stop_daemon
 done
 unset SHOAL_SERIAL_STREAMS
