@@ -34,6 +34,25 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 
 status=0
 skipped=""
+# sweep: what a test killed by CTest's timeout left (CTest kills the
+# script, so its EXIT trap never removes its namespaces and QEMUs). Tests
+# name their namespaces shoal-KIND-PID[-...] after their script's PID: one
+# whose script is gone is removed, with every process in it. Run between
+# CTest runs, when none of this run's tests is running; another run's
+# tests on the same machine are alive and left alone.
+sweep() {
+    for ns in $(ip netns list 2>/dev/null | awk '/^shoal-/ { print $1 }'); do
+        pid=$(printf '%s\n' "$ns" | sed -n 's/^shoal-[a-z0-9]*-\([0-9][0-9]*\).*/\1/p')
+        [ -n "$pid" ] || continue
+        ! kill -0 "$pid" 2>/dev/null || continue
+        pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')
+        # shellcheck disable=SC2086  # a list of pids
+        [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+        ip netns del "$ns" 2>/dev/null || true
+        echo "test.sh: removed namespace $ns, left by a test that was killed (processes: ${pids:-none})"
+    done
+}
+
 # run_ctest NAME DIR CTEST-ARGS...: runs CTest in DIR (output to the console
 # and DIR/ctest.log); a failure sets status, skipped tests go on the list.
 run_ctest() {
@@ -42,6 +61,7 @@ run_ctest() {
     { rc=0
       ctest --test-dir "$dir" --output-on-failure -j "$JOBS" "$@" 2>&1 || rc=$?
       echo "$rc" >"$dir/ctest.rc"; } | tee "$dir/ctest.log"
+    sweep
     [ "$(cat "$dir/ctest.rc")" -eq 0 ] || status=1
     # CTest's summary: "The following tests did not run:" then lines like
     # "	 12 - test_netbr (Skipped)".
@@ -79,6 +99,7 @@ if [ "$(cat build/ctest.rc)" -ne 0 ]; then
         rc=0
         ctest --test-dir build --output-on-failure -R "^$re\$" >build/ctest-again.log 2>&1 || rc=$?
         cat build/ctest-again.log
+        sweep
         if [ "$rc" -eq 0 ]; then
             status=0
             flaky=$again
