@@ -295,6 +295,7 @@ static void move_all(fleet *f, const state_instance *rows, const unsigned char *
 static void move_left_over(fleet *f, const state_instance *in, const down_host *d)
 {
     char to[STATE_NAME_MAX + 1], why[200];
+    const struct node *node = NULL;
     fleet_rt *rt;
     int moving;
     if (state_inst_move_to(f->db, in->id, to, sizeof to) != 1)
@@ -310,12 +311,12 @@ static void move_left_over(fleet *f, const state_instance *in, const down_host *
      * end is not the end of the run on `to` (seen: the new copy ended
      * "exited" at the thaw). */
     pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < f->nhosts; i++)
-        if (!strcmp(f->hosts[i]->name, d->name) && (rt = fleet_rt_get(f, in->id))) {
-            rt->fenced_node = f->hosts[i]->node;
-            rt->fenced_until_ms = fleet_now_ms() + FO_FENCE_EVENTS_MS;
-        }
+    for (size_t i = 0; i < f->nhosts && !node; i++)
+        if (!strcmp(f->hosts[i]->name, d->name))
+            node = f->hosts[i]->node;
     pthread_mutex_unlock(&f->mu);
+    if (node)
+        fleet_failover_mute(f, in->id, node);
     end_lost_run(f, in, why, 1);
     if (fleet_move_finish_left(f, in->id))
         log_warn("instance %s (%s): %s", in->id, in->name, why);
