@@ -1270,6 +1270,65 @@ static void crash_leftovers(void **state)
     state_inst_free(&mv);
 }
 
+/* A cold move left to finish (plan.c: the source did not stop the old copy
+ * within --move-ready-timeout): once the old run has ended, JOB_MOVE_LEFT
+ * finishes it on its destination, started there, the mark gone; a stop of
+ * the operator's cancels such a move instead. (The run's own end and the
+ * failover finishing it, with a frozen libvirtd: e2e_daemon_failover.) */
+static void set_rt_moving(fleet *f, const char *id, int on)
+{
+    pthread_mutex_lock(&f->mu);
+    fleet_rt_get(f, id)->moving = on;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void moves_left_to_finish(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet_err e;
+    state_instance ml, mc;
+    char err[256], uri2[256], to[STATE_NAME_MAX + 1];
+    *state = x;
+
+    host_xml(x, "mock2", 8192, 4, uri2, sizeof uri2);
+    assert_int_equal(fleet_host_add(x->f, "mock2", uri2, NULL, 0, "auto", &e), FLEET_OK);
+    must_create(x->f, "ml", 1, 64, FLEET_LOCAL_HOST);
+    must_create(x->f, "mc", 1, 64, FLEET_LOCAL_HOST);
+    wait_state(x->f, "ml", ST_STARTING, 10000);
+    wait_state(x->f, "mc", ST_STARTING, 10000);
+
+    /* ml: its move's stop ended the run while the move still waited */
+    assert_int_equal(fleet_instance_find(x->f, "ml", &ml, &e), FLEET_OK);
+    assert_int_equal(state_inst_mark_move(x->f->db, ml.id, "mock2", err, sizeof err), 0);
+    set_rt_moving(x->f, ml.id, 1);
+    assert_int_equal(fleet_instance_stop(x->f, ml.id, 1, NULL, &e), FLEET_OK);
+    wait_state(x->f, "ml", ST_STOPPED, 10000);
+    assert_int_equal(state_inst_move_to(x->f->db, ml.id, to, sizeof to), 1); /* not by its end */
+    set_rt_moving(x->f, ml.id, 0);
+    fleet_queue(x->f, JOB_MOVE_LEFT, ml.id, NULL);
+    wait_state(x->f, "ml", ST_STARTING, 10000);
+    state_inst_free(&ml);
+    assert_int_equal(fleet_instance_find(x->f, "ml", &ml, &e), FLEET_OK);
+    assert_string_equal(ml.host, "mock2");
+    assert_int_equal(ml.want_running, 1);
+    assert_int_equal(state_inst_move_to(x->f->db, ml.id, to, sizeof to), 0);
+    state_inst_free(&ml);
+
+    /* mc: the same mark, no move under way, and the operator stops it */
+    assert_int_equal(fleet_instance_find(x->f, "mc", &mc, &e), FLEET_OK);
+    assert_int_equal(state_inst_mark_move(x->f->db, mc.id, "mock2", err, sizeof err), 0);
+    assert_int_equal(fleet_instance_stop(x->f, mc.id, 1, NULL, &e), FLEET_OK);
+    wait_state(x->f, "mc", ST_STOPPED, 10000);
+    assert_int_equal(state_inst_move_to(x->f->db, mc.id, to, sizeof to), 0);
+    sleep_ms(300); /* a move finished anyway would start it by now */
+    state_inst_free(&mc);
+    assert_int_equal(fleet_instance_find(x->f, "mc", &mc, &e), FLEET_OK);
+    assert_string_equal(mc.host, FLEET_LOCAL_HOST);
+    assert_int_equal(mc.want_running, 0);
+    assert_int_equal(mc.state, ST_STOPPED);
+    state_inst_free(&mc);
+}
+
 /* ---- 5. the placement lock ------------------------------------------------------ */
 
 struct race {
@@ -2399,6 +2458,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(hosts_allow_list, teardown),
         cmocka_unit_test_teardown(plans, teardown),
         cmocka_unit_test_teardown(crash_leftovers, teardown),
+        cmocka_unit_test_teardown(moves_left_to_finish, teardown),
         cmocka_unit_test_teardown(placement_lock, teardown),
         cmocka_unit_test_teardown(status_channel, teardown),
         cmocka_unit_test(boot_plan),
