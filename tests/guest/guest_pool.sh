@@ -103,7 +103,15 @@ case_large() {
     boot "$SHOAL_IMAGES/hello.elf" "" -fw_cfg "name=opt/org.shoal/cmdline,file=$REC"
     expect_exit 0
     grep -E '^(argc|argv|env)' "$WORK/console.log" >"$WORK/cold.app"
-    diff -q "$WORK/cold.app" "$WORK/pool.app" >/dev/null || fail "the app saw another configuration than a cold start's"
+    if ! diff -q "$WORK/cold.app" "$WORK/pool.app" >/dev/null; then
+        # which lines differ, each cut to its length and first 80 bytes
+        # (fail prints only the last console's first 4000 bytes)
+        for f in cold pool; do
+            echo "---- $f.app ----" >&2
+            awk '{ print length($0) ": " substr($0, 1, 80) }' "$WORK/$f.app" >&2
+        done
+        fail "the app saw another configuration than a cold start's"
+    fi
     [ "$(grep -c "^env\[0\]=<BIG=x\{8150\}>\$" "$WORK/pool.app")" = 1 ] || fail "the 8 KiB variable did not arrive whole"
     echo "PASS an 8 KiB record: the app sees a cold start's configuration"
 }
