@@ -591,6 +591,10 @@ typedef struct api_move {
     const char *instance; /* instance id */
     const char *from;     /* host name */
     const char *to;       /* host name */
+    /* Executed plans only: its outcome, as a bulk item's. */
+    bool ok;
+    api_code code;       /* when !ok: the error, as for a single request */
+    const char *message; /* when !ok */
 } api_move;
 
 typedef struct api_plan {
@@ -600,7 +604,8 @@ typedef struct api_plan {
     size_t n_hosts_freed;
     uint32_t hosts_before;
     uint32_t hosts_after;
-    bool executed; /* false for dry runs */
+    bool executed; /* false for dry runs; true: every move has its outcome
+                      (ok, error) and "succeeded", "failed" count them */
 } api_plan;
 
 /* One instance's outcome in a bulk response. */

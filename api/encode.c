@@ -756,25 +756,53 @@ static void enc_host(jw *w, const api_host *h)
     jw_close(w, '}');
 }
 
+/* "ok" and, when not, "error" {code, message}: a bulk item's or a move's
+ * outcome. */
+static void enc_outcome(jw *w, bool ok, api_code code, const char *message)
+{
+    jw_key(w, "ok");
+    jw_bool(w, ok);
+    if (!ok) {
+        jw_key(w, "error");
+        jw_open(w, '{');
+        jw_key(w, "code");
+        jw_str(w, api_code_str(code == API_OK ? API_E_INTERNAL : code));
+        jw_key(w, "message");
+        jw_str(w, message != NULL ? message : "");
+        jw_close(w, '}');
+    }
+}
+
 static void enc_plan(jw *w, const api_plan *p)
 {
-    size_t i;
+    size_t i, failed = 0;
 
     jw_open(w, '{');
     jw_key(w, "moves");
     jw_open(w, '[');
     for (i = 0; i < p->n_moves; i++) {
+        const api_move *m = &p->moves[i];
         jw_sep(w);
         jw_open(w, '{');
         jw_key(w, "instance");
-        jw_str(w, p->moves[i].instance);
+        jw_str(w, m->instance);
         jw_key(w, "from");
-        jw_str(w, p->moves[i].from);
+        jw_str(w, m->from);
         jw_key(w, "to");
-        jw_str(w, p->moves[i].to);
+        jw_str(w, m->to);
+        if (p->executed) {
+            enc_outcome(w, m->ok, m->code, m->message);
+            failed += !m->ok;
+        }
         jw_close(w, '}');
     }
     jw_close(w, ']');
+    if (p->executed) {
+        jw_key(w, "succeeded");
+        jw_int(w, (int64_t)(p->n_moves - failed));
+        jw_key(w, "failed");
+        jw_int(w, (int64_t)failed);
+    }
     jw_key(w, "hosts_freed");
     jw_strs(w, p->hosts_freed, p->n_hosts_freed);
     jw_key(w, "hosts_before");
@@ -797,18 +825,7 @@ static void enc_bulk_item(jw *w, const api_bulk_item *it)
         jw_key(w, "key");
         jw_str(w, it->key);
     }
-    jw_key(w, "ok");
-    jw_bool(w, it->ok);
-    if (!it->ok) {
-        api_code c = it->code == API_OK ? API_E_INTERNAL : it->code;
-        jw_key(w, "error");
-        jw_open(w, '{');
-        jw_key(w, "code");
-        jw_str(w, api_code_str(c));
-        jw_key(w, "message");
-        jw_str(w, it->message != NULL ? it->message : "");
-        jw_close(w, '}');
-    }
+    enc_outcome(w, it->ok, it->code, it->message);
     jw_close(w, '}');
 }
 

@@ -106,6 +106,9 @@ int host_main(cli_ctx *ctx, int argc, char **argv); /* argv[0] = "host" */
 int host_consolidate(cli_ctx *ctx, int argc, char **argv);
 int host_render_list(FILE *out, const json_t *items, cli_fmt fmt);
 int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt);
+/* A carried-out plan's failed moves, each on stderr; the exit status of
+ * the first (as for its error code), CLI_OK when none failed. */
+int host_plan_status(const json_t *plan);
 
 /* ---- token.c: token create|ls|rm ---- */
 

@@ -160,20 +160,25 @@ int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt)
 {
     if (fmt == CLI_FMT_JSON)
         return cli_jprint(out, plan);
-    static const char *const hdr[] = { "INSTANCE", "FROM", "TO" };
+    static const char *const hdr[] = { "INSTANCE", "FROM", "TO", "RESULT" };
     json_t *moves = json_object_get(plan, "moves");
     int rc = 0;
     bool executed = json_is_true(json_object_get(plan, "executed"));
     if (json_array_size(moves) == 0) {
         fprintf(out, "nothing to move\n");
     } else {
-        cli_table *t = cli_table_new(3, hdr);
+        /* a carried-out plan says what became of each move */
+        cli_table *t = cli_table_new(executed ? 4 : 3, hdr);
         if (!t)
             return -1;
         size_t i;
         json_t *m;
         json_array_foreach (moves, i, m) {
-            const char *row[] = { cli_jstr(m, "instance"), cli_jstr(m, "from"), cli_jstr(m, "to") };
+            const char *res = json_is_true(json_object_get(m, "ok")) ? "moved" : NULL;
+            if (!res)
+                res = cli_jstr(json_object_get(m, "error"), "code");
+            const char *row[] = { cli_jstr(m, "instance"), cli_jstr(m, "from"), cli_jstr(m, "to"),
+                                  res ? res : "failed" };
             if ((rc = cli_table_add(t, row)) < 0)
                 break;
         }
@@ -199,7 +204,32 @@ int host_render_plan(FILE *out, const json_t *plan, cli_fmt fmt)
         fprintf(out, "moves: %zu", json_array_size(moves));
     if (used)
         fprintf(out, " (frees %s)", list);
-    fprintf(out, "%s\n", executed ? ", executed" : ", not executed");
+    if (executed && cli_jnum(plan, "failed", 0) > 0)
+        fprintf(out, ", executed: %d moved, %d failed\n", (int)cli_jnum(plan, "succeeded", 0),
+                (int)cli_jnum(plan, "failed", 0));
+    else
+        fprintf(out, "%s\n", executed ? ", executed" : ", not executed");
+    return rc;
+}
+
+int host_plan_status(const json_t *plan)
+{
+    int rc = CLI_OK;
+    size_t i;
+    json_t *m;
+    json_array_foreach (json_object_get(plan, "moves"), i, m) {
+        json_t *e = json_object_get(m, "error");
+        if (!e || json_is_true(json_object_get(m, "ok")))
+            continue;
+        const char *code = cli_jstr(e, "code"), *msg = cli_jstr(e, "message");
+        cli_err("move of %s (%s -> %s): %s", cli_jstr(m, "instance") ? cli_jstr(m, "instance") : "?",
+                cli_jstr(m, "from") ? cli_jstr(m, "from") : "?",
+                cli_jstr(m, "to") ? cli_jstr(m, "to") : "?",
+                msg && *msg ? msg : code ? code : "failed");
+        int st = cli_status_from_http(0, code);
+        if (rc == CLI_OK)
+            rc = st == CLI_OK ? CLI_EFAIL : st;
+    }
     return rc;
 }
 
@@ -346,8 +376,11 @@ static int host_each(cli_ctx *ctx, int argc, char **argv)
         } else if (is_drain) {
             cli_buf_puts(&path, dry ? "/drain?dry_run=true" : "/drain");
             r = cli_http_json(ctx, "POST", cli_buf_str(&path), NULL, &resp);
-            if (r == CLI_OK)
+            if (r == CLI_OK) {
                 host_render_plan(stdout, resp, fmt);
+                fflush(stdout);
+                r = host_plan_status(resp);
+            }
         } else {
             bool on = !strcmp(verb, "cordon");
             cli_buf_puts(&path, "/cordon");
@@ -446,6 +479,8 @@ int host_consolidate(cli_ctx *ctx, int argc, char **argv)
     if (fmt != CLI_FMT_JSON)
         fputs("result:\n", stdout);
     host_render_plan(stdout, done, fmt);
+    fflush(stdout);
+    rc = host_plan_status(done);
 out:
     json_decref(plan);
     json_decref(done);

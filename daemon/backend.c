@@ -1193,9 +1193,13 @@ static api_code sink_plan(api_sink *out, const fleet_plan *p, api_status *st)
         goto out;
     }
     for (size_t i = 0; i < p->n_moves; i++) {
-        moves[i].instance = p->moves[i].instance;
-        moves[i].from = p->moves[i].from;
-        moves[i].to = p->moves[i].to;
+        const fleet_move *m = &p->moves[i];
+        moves[i].instance = m->instance;
+        moves[i].from = m->from;
+        moves[i].to = m->to;
+        moves[i].ok = m->rc == FLEET_OK;
+        moves[i].code = status_code(m->rc);
+        moves[i].message = m->err.msg;
     }
     for (size_t i = 0; i < p->n_freed; i++)
         freed[i] = p->freed[i];

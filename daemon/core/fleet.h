@@ -446,6 +446,11 @@ typedef struct {
     char instance[STATE_ID_LEN + 1];
     char from[STATE_NAME_MAX];
     char to[STATE_NAME_MAX];
+    /* Carried-out plans only: FLEET_OK when the move was made, else why
+     * not (err); tried is false for a move not tried (below). */
+    int rc;
+    fleet_err err;
+    bool tried;
 } fleet_move;
 
 typedef struct {
@@ -455,12 +460,21 @@ typedef struct {
     size_t n_freed;
     uint32_t hosts_before, hosts_after;
     bool executed;
+    size_t n_failed; /* moves whose rc is not FLEET_OK */
 } fleet_plan;
 
 /* Plan emptying `host` (cordoning it first unless dry_run) or packing the
  * fleet onto fewer hosts; unless dry_run, carry the moves out: live for a
  * running instance with published ports (docs/shoald.md "Moves",
  * fleet_move_is_live), else cold (stop, re-home, start again if it ran).
+ * A move that fails does not end the plan: every move is tried and gets
+ * its own outcome (rc, err), and FLEET_OK is returned with n_failed set,
+ * except that once a move found a host not answering (FLEET_E_UNAVAILABLE)
+ * the later moves from or to either of its hosts are not tried (each would
+ * wait as long again) and fail with FLEET_E_UNAVAILABLE saying so; a host
+ * of a failed move is taken out of `freed` (hosts_after counts it again).
+ * Returns an error only when no move was tried (no such host, no room) or
+ * the moves were stopped by request (fleet_moves_stop: CONFLICT).
  * Free with fleet_plan_clear. */
 int fleet_plan_drain(fleet *f, const char *host, bool dry_run, fleet_plan *out, fleet_err *e);
 int fleet_plan_consolidate(fleet *f, bool dry_run, fleet_plan *out, fleet_err *e);

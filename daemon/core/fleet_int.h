@@ -702,6 +702,14 @@ int fleet_move_stopping(fleet *f);
 int fleet_move_finish_left(fleet *f, const char *id);
 /* JOB_MOVE_LEFT: fleet_move_finish_left of j->id. */
 void fleet_job_move_left(fleet *f, const fleet_job *j);
+/* Carry out p's moves in order through `move` (plan.c's move of one
+ * instance; tests pass their own), each recorded in its rc and err, as
+ * fleet_plan_drain says: a failure does not end the plan, a host found
+ * not answering (UNAVAILABLE) is not tried again, the hosts of failed
+ * moves are taken out of p->freed. CONFLICT when stopped by request (the
+ * moves after it not made), else FLEET_OK. Caller holds place_mu (which
+ * `move` may release meanwhile). */
+int fleet_plan_run(fleet *f, fleet_plan *p, fleet_move_cold_fn move, fleet_err *e);
 /* At open, after the hosts' reconcile: delete the stand-ins a killed
  * shoald left (the instances themselves were finished by reconcile). */
 void fleet_move_leftovers(fleet *f);

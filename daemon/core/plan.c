@@ -144,6 +144,66 @@ static int move_one(fleet *f, const char *id, const char *to, fleet_err *e)
     return rc;
 }
 
+/* The earlier move (before index i) that found host from or to not
+ * answering, or NULL. */
+static const fleet_move *plan_unanswered(const fleet_plan *p, size_t i)
+{
+    const fleet_move *m = &p->moves[i];
+    for (size_t k = 0; k < i; k++) {
+        const fleet_move *o = &p->moves[k];
+        if (!o->tried || o->rc != FLEET_E_UNAVAILABLE)
+            continue;
+        if (!strcmp(o->from, m->from) || !strcmp(o->from, m->to) || !strcmp(o->to, m->from) ||
+            !strcmp(o->to, m->to))
+            return o;
+    }
+    return NULL;
+}
+
+/* A host that still holds an instance whose move failed is not freed. */
+static void plan_unfree(fleet_plan *p, const char *host)
+{
+    for (size_t k = 0; k < p->n_freed; k++) {
+        if (strcmp(p->freed[k], host) != 0)
+            continue;
+        memmove(&p->freed[k], &p->freed[k + 1], (p->n_freed - k - 1) * sizeof p->freed[0]);
+        p->n_freed--;
+        p->hosts_after++;
+        return;
+    }
+}
+
+int fleet_plan_run(fleet *f, fleet_plan *p, fleet_move_cold_fn move, fleet_err *e)
+{
+    int rc = FLEET_OK;
+    p->executed = true;
+    p->n_failed = 0;
+    for (size_t i = 0; i < p->n_moves; i++) {
+        fleet_move *m = &p->moves[i];
+        const fleet_move *dead;
+        if (fleet_move_stopping(f)) {
+            rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL,
+                               "moves stopped by request after %zu of %zu", i, p->n_moves);
+            break;
+        }
+        if ((dead = plan_unanswered(p, i))) {
+            m->rc = fleet_err_set(&m->err, FLEET_E_UNAVAILABLE, NULL,
+                                  "not tried: the move of %s (%s -> %s) before it found a host "
+                                  "not answering: %.200s",
+                                  dead->instance, dead->from, dead->to, dead->err.msg);
+        } else {
+            m->tried = true;
+            m->rc = move(f, m->instance, m->to, &m->err);
+        }
+        if (m->rc == FLEET_OK)
+            continue;
+        log_warn("move of %s from %s to %s failed: %s", m->instance, m->from, m->to, m->err.msg);
+        p->n_failed++;
+        plan_unfree(p, m->from);
+    }
+    return rc;
+}
+
 static int plan_common(fleet *f, const char *drain_host, bool dry_run, fleet_plan *out,
                        fleet_err *e)
 {
@@ -201,15 +261,7 @@ static int plan_common(fleet *f, const char *drain_host, bool dry_run, fleet_pla
         pthread_mutex_lock(&f->mu);
         f->move_stop = 0;
         pthread_mutex_unlock(&f->mu);
-        for (size_t i = 0; i < out->n_moves && rc == FLEET_OK; i++) {
-            if (fleet_move_stopping(f)) {
-                rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL,
-                                   "moves stopped by request after %zu of %zu", i, out->n_moves);
-                break;
-            }
-            rc = move_one(f, out->moves[i].instance, out->moves[i].to, e);
-        }
-        out->executed = rc == FLEET_OK;
+        rc = fleet_plan_run(f, out, move_one, e);
     }
 out:
     sched_plan_clear(&plan);

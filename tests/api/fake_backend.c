@@ -963,7 +963,7 @@ static api_code host_cordon(void *ctx, const char *name, bool cordoned, api_sink
 static void emit_plan(fake *f, bool dry_run, api_sink *out)
 {
     static const char *const freed[] = { "h1" };
-    api_move moves[1] = { { NULL, "h1", "local" } };
+    api_move moves[1] = { { .from = "h1", .to = "local", .ok = true } };
     api_plan p;
 
     memset(&p, 0, sizeof p);

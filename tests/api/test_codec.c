@@ -784,7 +784,12 @@ static void t_encode_host_plan(void **state)
                    .others_memory_mib = 6144,
                    .others_cpu_milli = 250,
                    .free_memory_mib = 15296 };
-    api_move mv[] = { { "3f9a1c2b7d4e", "h1", "h2" } };
+    api_move mv[] = { { .instance = "3f9a1c2b7d4e", .from = "h1", .to = "h2" },
+                      { .instance = "72f6097ae40b",
+                        .from = "h1",
+                        .to = "h3",
+                        .code = API_E_UNAVAILABLE,
+                        .message = "host 'h1' did not stop it" } };
     const char *freed[] = { "h1" };
     api_plan p = { mv, 1, freed, 1, 3, 2, false };
     api_sink *s = api_sink_new(API_SINK_HOST, API_SHAPE_ONE);
@@ -815,6 +820,24 @@ static void t_encode_host_plan(void **state)
         out, "{\"moves\":[{\"instance\":\"3f9a1c2b7d4e\",\"from\":\"h1\",\"to\":\"h2\"}],"
              "\"hosts_freed\":[\"h1\"],\"hosts_before\":3,\"hosts_after\":2,"
              "\"executed\":false}");
+    free(out);
+    api_sink_free(s);
+
+    /* Carried out: each move has its outcome, the plan the counts. */
+    mv[0].ok = true;
+    p.n_moves = 2;
+    p.n_hosts_freed = 0;
+    p.hosts_after = 3;
+    p.executed = true;
+    s = api_sink_new(API_SINK_PLAN, API_SHAPE_ONE);
+    assert_int_equal(api_sink_plan(s, &p), 0);
+    out = finish(s);
+    assert_string_equal(
+        out, "{\"moves\":[{\"instance\":\"3f9a1c2b7d4e\",\"from\":\"h1\",\"to\":\"h2\","
+             "\"ok\":true},{\"instance\":\"72f6097ae40b\",\"from\":\"h1\",\"to\":\"h3\","
+             "\"ok\":false,\"error\":{\"code\":\"unavailable\",\"message\":\"host 'h1' "
+             "did not stop it\"}}],\"succeeded\":1,\"failed\":1,\"hosts_freed\":[],"
+             "\"hosts_before\":3,\"hosts_after\":3,\"executed\":true}");
     free(out);
     api_sink_free(s);
 }

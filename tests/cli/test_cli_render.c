@@ -177,7 +177,20 @@ static void test_hosts_wide(void **s)
 }
 static void test_plan(void **s)
 {
+    json_t *plan = load("plan.json");
     golden_case("plan.json", host_render_plan, CLI_FMT_TABLE, "plan.txt");
+    assert_int_equal(host_plan_status(plan), CLI_OK); /* a dry run has no failures */
+    json_decref(plan);
+}
+/* A carried-out plan: each move's result; the exit status is the first
+ * failure's (unavailable: shoald could not be reached through that host). */
+static void test_plan_done(void **s)
+{
+    json_t *plan = load("plan_done.json");
+    golden_case("plan_done.json", host_render_plan, CLI_FMT_TABLE, "plan_done.txt");
+    assert_int_equal(host_plan_status(plan), cli_status_from_http(0, "unavailable"));
+    assert_int_not_equal(host_plan_status(plan), CLI_OK);
+    json_decref(plan);
 }
 
 static void test_events(void **s)
@@ -287,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_hosts_table),
         cmocka_unit_test(test_hosts_wide),
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_plan_done),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_empty_list),
         cmocka_unit_test(test_table_alignment_and_truncation),

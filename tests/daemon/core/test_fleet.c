@@ -1329,6 +1329,112 @@ static void moves_left_to_finish(void **state)
     state_inst_free(&mc);
 }
 
+/* Carrying a plan out (fleet_plan_run): a failed move does not end it,
+ * every move gets its outcome; once a move found a host not answering,
+ * later moves from or to its hosts are not tried (each would wait as long
+ * again); hosts still holding a failed move's instance are not freed; a
+ * stop by request ends the plan. The moves themselves are a stand-in
+ * here, answering per instance what a real move answered. */
+static char mover_calls[16];
+static size_t mover_n;
+
+static int fake_mover(fleet *f, const char *id, const char *to, fleet_err *e)
+{
+    (void)to;
+    mover_calls[mover_n++] = id[0];
+    switch (id[0]) {
+    case 'b': return fleet_err_set(e, FLEET_E_CONFLICT, NULL, "move of 'b': stand-in not ready");
+    case 'd': return fleet_err_set(e, FLEET_E_UNAVAILABLE, NULL, "host 'h3' did not stop it");
+    case 's': fleet_moves_stop(f); return FLEET_OK;
+    default: return FLEET_OK;
+    }
+}
+
+static void plan_fill(fleet_plan *p, const char *const (*mv)[3], size_t n, const char *const *freed,
+                      size_t n_freed)
+{
+    memset(p, 0, sizeof *p);
+    p->moves = calloc(n, sizeof *p->moves);
+    p->freed = calloc(n_freed + 1, sizeof *p->freed);
+    assert_non_null(p->moves);
+    assert_non_null(p->freed);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(p->moves[i].instance, sizeof p->moves[i].instance, "%s", mv[i][0]);
+        snprintf(p->moves[i].from, sizeof p->moves[i].from, "%s", mv[i][1]);
+        snprintf(p->moves[i].to, sizeof p->moves[i].to, "%s", mv[i][2]);
+    }
+    p->n_moves = n;
+    for (size_t i = 0; i < n_freed; i++)
+        snprintf(p->freed[i], sizeof p->freed[i], "%s", freed[i]);
+    p->n_freed = n_freed;
+    p->hosts_before = 6;
+    p->hosts_after = 3;
+}
+
+static int run_plan(fleet *f, fleet_plan *p, fleet_err *e)
+{
+    int rc;
+    mover_n = 0;
+    memset(mover_calls, 0, sizeof mover_calls);
+    pthread_mutex_lock(&f->mu);
+    f->move_stop = 0;
+    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_lock(&f->place_mu);
+    rc = fleet_plan_run(f, p, fake_mover, e);
+    pthread_mutex_unlock(&f->place_mu);
+    return rc;
+}
+
+static void plan_outcomes(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    static const char *const mv[][3] = {
+        { "a", "h1", "h2" }, { "b", "h1", "h2" }, { "c", "h3", "h2" }, { "d", "h3", "h4" },
+        { "e", "h3", "h2" }, { "g", "h5", "h4" }, { "k", "h5", "h6" }, { "m", "h7", "h2" },
+    };
+    static const char *const freed[] = { "h1", "h3", "h5", "h7" };
+    static const char *const stopped[][3] = { { "a", "h1", "h2" },
+                                              { "s", "h1", "h2" },
+                                              { "c", "h1", "h2" } };
+    fleet_plan p;
+    fleet_err e;
+    *state = x;
+
+    plan_fill(&p, mv, 8, freed, 4);
+    assert_int_equal(run_plan(x->f, &p, &e), FLEET_OK);
+    assert_true(p.executed);
+    /* b failed and the plan went on; d found h3 not answering, so e (from
+     * h3) and g (to h4) were not tried; k and m were */
+    assert_string_equal(mover_calls, "abcdkm");
+    assert_int_equal(p.moves[0].rc, FLEET_OK);
+    assert_int_equal(p.moves[1].rc, FLEET_E_CONFLICT);
+    assert_string_equal(p.moves[1].err.msg, "move of 'b': stand-in not ready");
+    assert_int_equal(p.moves[2].rc, FLEET_OK);
+    assert_int_equal(p.moves[3].rc, FLEET_E_UNAVAILABLE);
+    assert_true(p.moves[3].tried);
+    for (size_t i = 4; i <= 5; i++) {
+        assert_false(p.moves[i].tried);
+        assert_int_equal(p.moves[i].rc, FLEET_E_UNAVAILABLE);
+        assert_non_null(strstr(p.moves[i].err.msg, "not tried: the move of d (h3 -> h4)"));
+        assert_non_null(strstr(p.moves[i].err.msg, "host 'h3' did not stop it"));
+    }
+    assert_int_equal(p.moves[6].rc, FLEET_OK);
+    assert_int_equal(p.moves[7].rc, FLEET_OK);
+    assert_int_equal(p.n_failed, 4);
+    /* h1, h3 and h5 still hold an instance: only h7 is freed */
+    assert_int_equal(p.n_freed, 1);
+    assert_string_equal(p.freed[0], "h7");
+    assert_int_equal(p.hosts_after, 6);
+    fleet_plan_clear(&p);
+
+    /* a stop by request: the moves after it are not made */
+    plan_fill(&p, stopped, 3, freed, 1);
+    assert_int_equal(run_plan(x->f, &p, &e), FLEET_E_CONFLICT);
+    assert_string_equal(mover_calls, "as");
+    assert_string_equal(e.msg, "moves stopped by request after 2 of 3");
+    fleet_plan_clear(&p);
+}
+
 /* ---- 5. the placement lock ------------------------------------------------------ */
 
 struct race {
@@ -2459,6 +2565,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(plans, teardown),
         cmocka_unit_test_teardown(crash_leftovers, teardown),
         cmocka_unit_test_teardown(moves_left_to_finish, teardown),
+        cmocka_unit_test_teardown(plan_outcomes, teardown),
         cmocka_unit_test_teardown(placement_lock, teardown),
         cmocka_unit_test_teardown(status_channel, teardown),
         cmocka_unit_test(boot_plan),
