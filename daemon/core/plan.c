@@ -173,6 +173,16 @@ static void plan_unfree(fleet_plan *p, const char *host)
     }
 }
 
+/* CONFLICT when a stop was asked (fleet_moves_stop) before move i of n
+ * began, or during the last one (i == n), else FLEET_OK. */
+static int plan_stopped(fleet *f, size_t i, size_t n, fleet_err *e)
+{
+    if (!fleet_move_stopping(f))
+        return FLEET_OK;
+    return fleet_err_set(e, FLEET_E_CONFLICT, NULL, "moves stopped by request after %zu of %zu",
+                         i, n);
+}
+
 int fleet_plan_run(fleet *f, fleet_plan *p, fleet_move_cold_fn move, fleet_err *e)
 {
     int rc = FLEET_OK;
@@ -181,11 +191,8 @@ int fleet_plan_run(fleet *f, fleet_plan *p, fleet_move_cold_fn move, fleet_err *
     for (size_t i = 0; i < p->n_moves; i++) {
         fleet_move *m = &p->moves[i];
         const fleet_move *dead;
-        if (fleet_move_stopping(f)) {
-            rc = fleet_err_set(e, FLEET_E_CONFLICT, NULL,
-                               "moves stopped by request after %zu of %zu", i, p->n_moves);
-            break;
-        }
+        if ((rc = plan_stopped(f, i, p->n_moves, e)) != FLEET_OK)
+            return rc;
         if ((dead = plan_unanswered(p, i))) {
             m->rc = fleet_err_set(&m->err, FLEET_E_UNAVAILABLE, NULL,
                                   "not tried: the move of %s (%s -> %s) before it found a host "
@@ -201,7 +208,7 @@ int fleet_plan_run(fleet *f, fleet_plan *p, fleet_move_cold_fn move, fleet_err *
         p->n_failed++;
         plan_unfree(p, m->from);
     }
-    return rc;
+    return plan_stopped(f, p->n_moves, p->n_moves, e);
 }
 
 static int plan_common(fleet *f, const char *drain_host, bool dry_run, fleet_plan *out,

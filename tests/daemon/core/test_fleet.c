@@ -1433,6 +1433,12 @@ static void plan_outcomes(void **state)
     assert_string_equal(mover_calls, "as");
     assert_string_equal(e.msg, "moves stopped by request after 2 of 3");
     fleet_plan_clear(&p);
+    /* ... also when it came during the last move */
+    plan_fill(&p, stopped, 2, freed, 1);
+    assert_int_equal(run_plan(x->f, &p, &e), FLEET_E_CONFLICT);
+    assert_string_equal(mover_calls, "as");
+    assert_string_equal(e.msg, "moves stopped by request after 2 of 2");
+    fleet_plan_clear(&p);
 }
 
 /* ---- 5. the placement lock ------------------------------------------------------ */
