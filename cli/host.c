@@ -222,10 +222,13 @@ int host_plan_status(const json_t *plan)
         if (!e || json_is_true(json_object_get(m, "ok")))
             continue;
         const char *code = cli_jstr(e, "code"), *msg = cli_jstr(e, "message");
-        cli_err("move of %s (%s -> %s): %s", cli_jstr(m, "instance") ? cli_jstr(m, "instance") : "?",
+        cli_err("move of %s (%s -> %s): %s",
+                cli_jstr(m, "instance") ? cli_jstr(m, "instance") : "?",
                 cli_jstr(m, "from") ? cli_jstr(m, "from") : "?",
                 cli_jstr(m, "to") ? cli_jstr(m, "to") : "?",
-                msg && *msg ? msg : code ? code : "failed");
+                msg && *msg ? msg
+                : code      ? code
+                            : "failed");
         int st = cli_status_from_http(0, code);
         if (rc == CLI_OK)
             rc = st == CLI_OK ? CLI_EFAIL : st;

@@ -474,7 +474,8 @@ typedef struct {
  * wait as long again) and fail with FLEET_E_UNAVAILABLE saying so; a host
  * of a failed move is taken out of `freed` (hosts_after counts it again).
  * Returns an error only when no move was tried (no such host, no room) or
- * the moves were stopped by request (fleet_moves_stop: CONFLICT).
+ * the moves were stopped by request (fleet_moves_stop: CONFLICT, also
+ * when the stop came during the last move).
  * Free with fleet_plan_clear. */
 int fleet_plan_drain(fleet *f, const char *host, bool dry_run, fleet_plan *out, fleet_err *e);
 int fleet_plan_consolidate(fleet *f, bool dry_run, fleet_plan *out, fleet_err *e);

@@ -707,8 +707,8 @@ void fleet_job_move_left(fleet *f, const fleet_job *j);
  * fleet_plan_drain says: a failure does not end the plan, a host found
  * not answering (UNAVAILABLE) is not tried again, the hosts of failed
  * moves are taken out of p->freed. CONFLICT when stopped by request (the
- * moves after it not made), else FLEET_OK. Caller holds place_mu (which
- * `move` may release meanwhile). */
+ * moves after it not made; also when it came during the last move), else
+ * FLEET_OK. Caller holds place_mu (which `move` may release meanwhile). */
 int fleet_plan_run(fleet *f, fleet_plan *p, fleet_move_cold_fn move, fleet_err *e);
 /* At open, after the hosts' reconcile: delete the stand-ins a killed
  * shoald left (the instances themselves were finished by reconcile). */

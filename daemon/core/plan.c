@@ -179,8 +179,8 @@ static int plan_stopped(fleet *f, size_t i, size_t n, fleet_err *e)
 {
     if (!fleet_move_stopping(f))
         return FLEET_OK;
-    return fleet_err_set(e, FLEET_E_CONFLICT, NULL, "moves stopped by request after %zu of %zu",
-                         i, n);
+    return fleet_err_set(e, FLEET_E_CONFLICT, NULL, "moves stopped by request after %zu of %zu", i,
+                         n);
 }
 
 int fleet_plan_run(fleet *f, fleet_plan *p, fleet_move_cold_fn move, fleet_err *e)

@@ -832,12 +832,12 @@ static void t_encode_host_plan(void **state)
     s = api_sink_new(API_SINK_PLAN, API_SHAPE_ONE);
     assert_int_equal(api_sink_plan(s, &p), 0);
     out = finish(s);
-    assert_string_equal(
-        out, "{\"moves\":[{\"instance\":\"3f9a1c2b7d4e\",\"from\":\"h1\",\"to\":\"h2\","
-             "\"ok\":true},{\"instance\":\"72f6097ae40b\",\"from\":\"h1\",\"to\":\"h3\","
-             "\"ok\":false,\"error\":{\"code\":\"unavailable\",\"message\":\"host 'h1' "
-             "did not stop it\"}}],\"succeeded\":1,\"failed\":1,\"hosts_freed\":[],"
-             "\"hosts_before\":3,\"hosts_after\":3,\"executed\":true}");
+    assert_string_equal(out,
+                        "{\"moves\":[{\"instance\":\"3f9a1c2b7d4e\",\"from\":\"h1\",\"to\":\"h2\","
+                        "\"ok\":true},{\"instance\":\"72f6097ae40b\",\"from\":\"h1\",\"to\":\"h3\","
+                        "\"ok\":false,\"error\":{\"code\":\"unavailable\",\"message\":\"host 'h1' "
+                        "did not stop it\"}}],\"succeeded\":1,\"failed\":1,\"hosts_freed\":[],"
+                        "\"hosts_before\":3,\"hosts_after\":3,\"executed\":true}");
     free(out);
     api_sink_free(s);
 }
