@@ -295,7 +295,6 @@ static void move_all(fleet *f, const state_instance *rows, const unsigned char *
 static void move_left_over(fleet *f, const state_instance *in, const down_host *d)
 {
     char to[STATE_NAME_MAX + 1], why[200];
-    const struct node *node = NULL;
     fleet_rt *rt;
     int moving;
     if (state_inst_move_to(f->db, in->id, to, sizeof to) != 1)
@@ -307,16 +306,10 @@ static void move_left_over(fleet *f, const state_instance *in, const down_host *
         return;
     snprintf(why, sizeof why, "moved to '%s' while host '%s' is unreachable (%lld s)", to, d->name,
              (long long)((fleet_now_ms() - d->down_ms) / 1000));
-    /* The move's stop reaches the old copy when its host answers: that
-     * end is not the end of the run on `to` (seen: the new copy ended
-     * "exited" at the thaw). */
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < f->nhosts && !node; i++)
-        if (!strcmp(f->hosts[i]->name, d->name))
-            node = f->hosts[i]->node;
-    pthread_mutex_unlock(&f->mu);
-    if (node)
-        fleet_failover_mute(f, in->id, node);
+    /* The move's stop reaches the old copy when its host answers, however
+     * late: being that host's, its end does not end the run on `to`
+     * (run.c end_elsewhere; seen before: the new copy ended "exited" at
+     * the thaw). */
     end_lost_run(f, in, why, 1);
     if (fleet_move_finish_left(f, in->id))
         log_warn("instance %s (%s): %s", in->id, in->name, why);
@@ -488,17 +481,6 @@ void *fleet_failover_main(void *arg)
 
 /* ---- fencing ----------------------------------------------------------- */
 
-void fleet_failover_mute(fleet *f, const char *id, const struct node *node)
-{
-    pthread_mutex_lock(&f->mu);
-    fleet_rt *rt = fleet_rt_get(f, id);
-    if (rt) {
-        rt->fenced_node = node;
-        rt->fenced_until_ms = fleet_now_ms() + FO_FENCE_EVENTS_MS;
-    }
-    pthread_mutex_unlock(&f->mu);
-}
-
 void fleet_failover_fence(fleet *f, fleet_host *h, struct node *node)
 {
     struct node_dom *doms = NULL;
@@ -535,7 +517,8 @@ void fleet_failover_fence(fleet *f, fleet_host *h, struct node *node)
         }
         if (!fo_fence(row ? row->host : NULL, h->name))
             continue;
-        fleet_failover_mute(f, row->id, node); /* its late STOPPED event */
+        /* its STOPPED event, from h, ends nothing: the instance's run,
+         * if any, is on the host its row names (run.c end_elsewhere) */
         log_warn("host %s: fencing domain '%s': instance '%s' (%s) now belongs to host '%s'",
                  h->name, doms[d].name, row->id, row->name, row->host);
         if (node_destroy(node, doms[d].name, err, sizeof err) != NODE_OK) {

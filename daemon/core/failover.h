@@ -33,10 +33,14 @@
  * connects (first open or reconnect), every shoal domain on it whose
  * instance row names another host is destroyed before the host is marked
  * up, i.e. before it can take any placement or reconcile adopts anything
- * (fleet_failover_fence); the STOPPED events of those domains are ignored
- * for that instance (fleet_rt.fenced_node), so they never end the run that
- * now runs elsewhere. A failover re-homes the row only after the old run's
- * published ports, probes and isolation entries are gone.
+ * (fleet_failover_fence). A domain's end counts only when it comes from
+ * the host its instance's current run is on (fleet_rt.run_node, set when
+ * a run starts or reconcile adopts one): the end of a fenced copy, or of
+ * the old copy of a move that failover finished elsewhere (the stop
+ * reaching its host when it answers, minutes later), never ends the run
+ * that now runs elsewhere, however late it comes (run.c end_elsewhere). A
+ * failover re-homes the row only after the old run's published ports,
+ * probes and isolation entries are gone.
  *
  * THREAD AND LOCK: fleet_failover_main is its own thread (a tick every
  * FO_TICK_MS). The tick queues the pings (never waits for one); it takes
@@ -66,8 +70,7 @@
 /* In the last_error of one waiting for room elsewhere. */
 #define FO_WAIT_MARK "failover waits for room"
 /* In the last_error of one pinned to its host ("host" at create). */
-#define FO_PIN_MARK        "pinned to it (\"host\" at create): failover waits for it"
-#define FO_FENCE_EVENTS_MS 120000 /* a fenced domain's late events are ignored this long */
+#define FO_PIN_MARK "pinned to it (\"host\" at create): failover waits for it"
 
 /* ---- the rule (pure; tests/daemon/core/test_failover.c) ---- */
 
@@ -118,12 +121,6 @@ void *fleet_failover_main(void *arg);
 void fleet_failover_ping(struct fleet *f, struct fleet_host *h);
 /* Destroy the domains on h (connected through node, not yet up) that
  * belong elsewhere (fo_fence); events instance.fenced. */
-/* A domain of instance `id` on `node` is about to be destroyed while the
- * instance runs (or is about to run) on another host (a fence, the end of
- * a move an earlier shoald began): its late STOPPED/CRASHED event from
- * `node` must not end the run elsewhere, so events of `id` from `node`
- * are ignored for FO_FENCE_EVENTS_MS. */
-void fleet_failover_mute(struct fleet *f, const char *id, const struct node *node);
 void fleet_failover_fence(struct fleet *f, struct fleet_host *h, struct node *node);
 
 #endif

@@ -376,11 +376,14 @@ typedef struct {
     int64_t wake_ms;      /* monotonic ms a wake (or a start of an idle
                              instance) began, 0: none under way */
     char wake_reason[64]; /* "connection to port 8080/tcp", "start request" */
-    /* Fencing (failover.h): a domain of it on this node was destroyed
-     * because it runs elsewhere; that node's events for it are ignored
-     * until fenced_until_ms (monotonic). */
-    const struct node *fenced_node;
-    int64_t fenced_until_ms;
+    /* The node (host connection: fixed for the host's life) the active
+     * run's domain is on, set by whoever makes the run active (run.c at a
+     * start, reconcile.c when it adopts a domain or ends a run of that
+     * host). A domain's end from any other node is an old copy's (fenced,
+     * or the stop of a move that failover finished: failover.h) and ends
+     * nothing (run.c end_elsewhere); NULL: not known. Meaningful only
+     * while active. */
+    const struct node *run_node;
     /* The run's fleet_run_id when that is a pool guest's ("" its own),
      * copied from the row by whoever makes the run active (run.c,
      * reconcile.c): status.c and supervisor.c read its files by id. */
@@ -440,6 +443,10 @@ typedef struct fleet_job {
     fleet_job_kind kind;
     char id[STATE_ID_LEN + 1];
     char detail[64];
+    /* The node of the libvirt event a JOB_DOMAIN_GONE/CRASHED comes from
+     * (jobs.c); NULL for the jobs the core queues itself. Compared only,
+     * never used. */
+    const struct node *from;
     struct fleet_job *next;
 } fleet_job;
 

@@ -50,7 +50,9 @@ int fleet_start_parallel_auto(long cpus)
 #endif
 }
 
-void fleet_queue(fleet *f, fleet_job_kind kind, const char *id, const char *detail)
+/* A job; from: the node of the libvirt event it comes from (fleet_job). */
+static void queue_from(fleet *f, fleet_job_kind kind, const char *id, const char *detail,
+                       const struct node *from)
 {
     fleet_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -58,6 +60,7 @@ void fleet_queue(fleet *f, fleet_job_kind kind, const char *id, const char *deta
         return;
     }
     j->kind = kind;
+    j->from = from;
     snprintf(j->id, sizeof j->id, "%s", id);
     snprintf(j->detail, sizeof j->detail, "%s", detail ? detail : "");
     pthread_mutex_lock(&f->mu);
@@ -77,6 +80,11 @@ void fleet_queue(fleet *f, fleet_job_kind kind, const char *id, const char *deta
     /* Both pools wait on job_cv: wake them all, the right one takes it. */
     pthread_cond_broadcast(&f->job_cv);
     pthread_mutex_unlock(&f->mu);
+}
+
+void fleet_queue(fleet *f, fleet_job_kind kind, const char *id, const char *detail)
+{
+    queue_from(f, kind, id, detail, NULL);
 }
 
 /* Is an event job of this instance queued? Caller holds f->mu. */
@@ -156,24 +164,17 @@ void fleet_on_node_event(struct node *node, const char *instance_id, enum node_e
     fleet *f = user;
     switch (ev) {
     case NODE_EVENT_STOPPED:
-    case NODE_EVENT_CRASHED: {
-        /* A fenced copy's end (failover.h) is not the end of the run that
-         * now runs elsewhere. */
-        fleet_rt *rt;
-        int fenced;
-        pthread_mutex_lock(&f->mu);
-        rt = instance_id ? fleet_rt_find(f, instance_id) : NULL;
-        fenced = rt && rt->fenced_node == node && fleet_now_ms() < rt->fenced_until_ms;
-        pthread_mutex_unlock(&f->mu);
-        if (fenced)
-            break;
+    case NODE_EVENT_CRASHED:
         /* a warm pool guest that dies is replaced (pool.h); no row: the
          * jobs below find nothing to do for it */
         fleet_pool_gone(f, instance_id);
-        fleet_queue(f, ev == NODE_EVENT_STOPPED ? JOB_DOMAIN_GONE : JOB_DOMAIN_CRASHED, instance_id,
-                    detail);
+        /* With the node it comes from: an end from a node other than the
+         * one the instance's run is on when the job runs is an old copy's
+         * and ends nothing (run.c end_elsewhere). Decided there, not here:
+         * a run may begin elsewhere while the job waits. */
+        queue_from(f, ev == NODE_EVENT_STOPPED ? JOB_DOMAIN_GONE : JOB_DOMAIN_CRASHED, instance_id,
+                   detail, node);
         break;
-    }
     case NODE_EVENT_CONN_LOST:
         pthread_mutex_lock(&f->mu);
         for (size_t i = 0; i < f->nhosts; i++) {

@@ -31,7 +31,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "failover.h"
 #include "log.h"
 #include "pool.h"
 
@@ -131,9 +130,8 @@ static void finish_move(fleet *f, struct node *node, const state_instance *row, 
 {
     char err[NODE_ERR_MAX], dom[64];
     int rc = NODE_OK;
-    if (found) {
+    if (found) { /* its end ends nothing: the run is on `to` (run.c end_elsewhere) */
         fleet_domain_name(fleet_run_id(row), dom, sizeof dom);
-        fleet_failover_mute(f, row->id, node);
         rc = node_destroy(node, dom, err, sizeof err);
     }
     if (rc != NODE_OK && rc != NODE_E_NOTFOUND)
@@ -229,11 +227,10 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             /* A run of this process (a move whose source hung, plan.c):
              * its end, on the STOPPED event, finishes the move. Else (a
              * killed shoald's move) the STOPPED event comes late, when the
-             * run on `to` may have begun: it must not end that run (seen in
+             * run on `to` may have begun: being this host's, it does not
+             * end that run (run.c end_elsewhere; seen before in
              * e2e_daemon_killpoints' move.marked: the new copy reported
              * crashed, "destroyed") */
-            if (!run_here)
-                fleet_failover_mute(f, row->id, node);
             if (node_destroy(node, doms[d].name, err, sizeof err) != NODE_OK)
                 log_warn("host %s: destroy '%s' failed: %s", host_name, doms[d].name, err);
             continue;
@@ -251,6 +248,11 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             if (row && !row->want_running) {
                 pthread_mutex_lock(&f->mu);
                 fleet_rt *rt = fleet_rt_get(f, row->id);
+                /* a run of this domain, which its end ends "stopped";
+                 * one active already (a stop on another host in flight)
+                 * keeps its node, and this domain's end ends nothing */
+                if (!rt->active)
+                    rt->run_node = node;
                 rt->active = 1;
                 rt->stop_requested = 1;
                 pthread_mutex_unlock(&f->mu);
@@ -268,6 +270,7 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
         fleet_rt *rt = fleet_rt_get(f, row->id);
         int was_active = rt->active;
         rt->active = 1;
+        rt->run_node = node; /* the row's host: the run is this domain */
         fleet_text_copy(rt->guest, sizeof rt->guest, row->guest);
         if (!was_active)
             rt->run_start_ms = fleet_now_ms();
@@ -352,6 +355,7 @@ void fleet_reconcile_host(fleet *f, fleet_host *h)
             }
             int was_active = rt->active;
             rt->active = 1; /* so the final status poll reads the file */
+            rt->run_node = node;
             if (row->state == ST_STOPPING)
                 rt->stop_requested = 1;
             pthread_mutex_unlock(&f->mu);

@@ -596,6 +596,7 @@ void fleet_job_start(fleet *f, const fleet_job *j)
     rt = fleet_rt_get(f, in.id);
     memset(&rt->tracker, 0, sizeof rt->tracker);
     rt->active = 1;
+    rt->run_node = node; /* only its end ends this run (end_elsewhere) */
     fleet_text_copy(rt->guest, sizeof rt->guest, in.guest);
     rt->ready = 0;
     rt->ready_by_probe = !fleet_probe_by_status(&in, boot.status_channel);
@@ -723,6 +724,42 @@ static void end_fn(state_instance *in, void *ctx)
         in->want_running = 0;
 }
 
+/* The names of an event's host and of the run's (for the log). */
+typedef struct {
+    char from[STATE_NAME_MAX], on[STATE_NAME_MAX];
+} end_hosts;
+
+/* Is j a domain's end (a libvirt event's job) from a node other than the
+ * one the instance's active run is on (fleet_rt.run_node)? Then it is an
+ * old copy's - a domain fenced at its host's return, the stop of a move
+ * that failover finished elsewhere, reaching a host that hung - and ends
+ * nothing, however late it comes (docs/shoald.md "Host failure and
+ * fencing"). With no active run, or its node unknown, the job goes on as
+ * before (it then finds nothing to end). Caller holds mu. */
+static int end_elsewhere(const fleet *f, const fleet_job *j, const fleet_rt *rt, end_hosts *names)
+{
+    if (!j->from || !rt || !rt->active || !rt->run_node || rt->run_node == j->from)
+        return 0;
+    /* a node not yet a host's: its first connect, fencing (hosts.c) */
+    snprintf(names->from, sizeof names->from, "(connecting)");
+    snprintf(names->on, sizeof names->on, "(connecting)");
+    for (size_t i = 0; i < f->nhosts; i++) {
+        if (f->hosts[i]->node == j->from)
+            snprintf(names->from, sizeof names->from, "%s", f->hosts[i]->name);
+        if (f->hosts[i]->node == rt->run_node)
+            snprintf(names->on, sizeof names->on, "%s", f->hosts[i]->name);
+    }
+    return 1;
+}
+
+static void log_end_elsewhere(const fleet_job *j, const state_instance *in, const end_hosts *names)
+{
+    log_info("instance %s (%s): ignoring '%s' (%s) from host %s: its run is on host %s (an old "
+             "copy's end)",
+             in->id, in->name, j->kind == JOB_DOMAIN_GONE ? "stopped" : "crashed", j->detail,
+             names->from, names->on);
+}
+
 /* A start a killed shoald left half done: pending again, still wanted. */
 static void retry_fn(state_instance *in, void *ctx)
 {
@@ -739,6 +776,8 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
     struct end_ctx c = { ST_EXITED, -1, NULL, 0 };
     fleet_rt *rt;
     int stop_requested, have_outcome, run_no, was_ready, policy_restart = 0, retry = 0, sleeping;
+    int elsewhere;
+    end_hosts names;
     gst_record rec;
     int64_t run_ms;
 
@@ -757,7 +796,13 @@ void fleet_job_domain_gone(fleet *f, const fleet_job *j)
         state_inst_free(&in);
         return;
     }
+    elsewhere = end_elsewhere(f, j, rt, &names);
     pthread_mutex_unlock(&f->mu);
+    if (elsewhere) {
+        log_end_elsewhere(j, &in, &names);
+        state_inst_free(&in);
+        return;
+    }
     /* Last records the guest wrote before it went. The tracker only reads
      * while active, so read before clearing the flag. A remote host's
      * files are fetched first. */
@@ -911,9 +956,19 @@ void fleet_job_domain_crashed(fleet *f, const fleet_job *j)
     fleet_host *host = NULL;
     fleet_rt *rt;
     const char *why;
+    end_hosts names;
+    int elsewhere;
 
     if (state_inst_find(f->db, j->id, &in, err, sizeof err) != 0)
         return;
+    pthread_mutex_lock(&f->mu);
+    elsewhere = end_elsewhere(f, j, fleet_rt_find(f, in.id), &names);
+    pthread_mutex_unlock(&f->mu);
+    if (elsewhere) { /* its reason is not this run's, nor its domain to destroy */
+        log_end_elsewhere(j, &in, &names);
+        state_inst_free(&in);
+        return;
+    }
     if (!strcmp(j->detail, "kvm-internal-error") || !strcmp(j->detail, "paused-crashed"))
         why = "KVM internal error: the guest stopped on an instruction this host's KVM "
               "cannot run; start it on a host with domain type qemu";

@@ -1441,6 +1441,127 @@ static void plan_outcomes(void **state)
     fleet_plan_clear(&p);
 }
 
+/* A domain's end counts only when it comes from the node the instance's
+ * run is on (fleet_rt.run_node, run.c end_elsewhere): a STOPPED or CRASHED
+ * event from another host - an old copy's, fenced at its host's return or
+ * reached late by a move's stop - ends nothing, however late it comes (no
+ * time window: the test sets none up and waits for none); one from the
+ * run's own host ends the run; a new run elsewhere takes its host's node.
+ * (With QEMU, a frozen host and a move failover finished:
+ * e2e_daemon_failover.) */
+static struct node *host_node(fleet *f, const char *name)
+{
+    struct node *node = NULL;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nhosts; i++) {
+        if (!strcmp(f->hosts[i]->name, name))
+            node = f->hosts[i]->node;
+    }
+    pthread_mutex_unlock(&f->mu);
+    assert_non_null(node);
+    return node;
+}
+
+/* Wait until no job of instance id is queued or running. */
+static void jobs_done(fleet *f, const char *id)
+{
+    int64_t end = now_ms() + 10000;
+    for (;;) {
+        const fleet_rt *rt;
+        int pending = 0;
+        pthread_mutex_lock(&f->mu);
+        for (const fleet_job *j = f->jobs; j; j = j->next)
+            pending |= !strcmp(j->id, id);
+        pending |= (rt = fleet_rt_find(f, id)) && rt->busy;
+        pthread_mutex_unlock(&f->mu);
+        if (!pending)
+            return;
+        if (now_ms() > end)
+            fail_msg("instance %s: its jobs still run after 10 s", id);
+        sleep_ms(10);
+    }
+}
+
+/* The instance's run: active, and the node it is on (NULL when not). */
+static const struct node *run_node(fleet *f, const char *id)
+{
+    const fleet_rt *rt;
+    const struct node *node;
+    pthread_mutex_lock(&f->mu);
+    rt = fleet_rt_find(f, id);
+    node = rt && rt->active ? rt->run_node : NULL;
+    pthread_mutex_unlock(&f->mu);
+    return node;
+}
+
+/* Is domain `dom` on node? */
+static int has_domain(struct node *node, const char *dom)
+{
+    struct node_dom *doms = NULL;
+    size_t n = 0;
+    char err[NODE_ERR_MAX];
+    int found = 0;
+    assert_int_equal(node_list(node, &doms, &n, err, sizeof err), NODE_OK);
+    for (size_t i = 0; i < n; i++)
+        found |= !strcmp(doms[i].name, dom);
+    node_list_free(doms);
+    return found;
+}
+
+static void ends_from_the_run_node(void **state)
+{
+    fx *x = fx_open(8192, 4, NULL);
+    fleet_err e;
+    state_instance in;
+    struct node *local, *mock2;
+    char uri2[256], dom[64], err[NODE_ERR_MAX];
+    *state = x;
+
+    host_xml(x, "mock2", 8192, 4, uri2, sizeof uri2);
+    assert_int_equal(fleet_host_add(x->f, "mock2", uri2, NULL, 0, "auto", &e), FLEET_OK);
+    local = host_node(x->f, FLEET_LOCAL_HOST);
+    mock2 = host_node(x->f, "mock2");
+    must_create(x->f, "ev", 1, 64, "mock2"); /* restart never: an end is final */
+    wait_state(x->f, "ev", ST_STARTING, 10000);
+    assert_int_equal(fleet_instance_find(x->f, "ev", &in, &e), FLEET_OK);
+    fleet_domain_name(in.id, dom, sizeof dom);
+    assert_ptr_equal(run_node(x->f, in.id), mock2);
+
+    /* An old copy's crash and end, from the local host: nothing ends, its
+     * domain on mock2 is not destroyed */
+    fleet_on_node_event(local, in.id, NODE_EVENT_CRASHED, "panicked", x->f);
+    jobs_done(x->f, in.id);
+    fleet_on_node_event(local, in.id, NODE_EVENT_STOPPED, "destroyed", x->f);
+    jobs_done(x->f, in.id);
+    assert_int_equal(inst_state(x->f, "ev"), ST_STARTING);
+    assert_ptr_equal(run_node(x->f, in.id), mock2);
+    assert_true(has_domain(mock2, dom));
+
+    /* Its own host's end ends it */
+    fleet_on_node_event(mock2, in.id, NODE_EVENT_STOPPED, "destroyed", x->f);
+    wait_state(x->f, "ev", ST_CRASHED, 10000);
+    assert_null(run_node(x->f, in.id));
+
+    /* Started again on the local host (the old copy still on mock2): the
+     * run's node is the local host's; the old copy destroyed for real, its
+     * end from mock2 ends nothing, the local host's does */
+    assert_int_equal(fleet_set_host(x->f, in.id, FLEET_LOCAL_HOST), 0);
+    assert_int_equal(fleet_instance_start(x->f, "ev", NULL, &e), FLEET_OK);
+    wait_state(x->f, "ev", ST_STARTING, 10000);
+    assert_ptr_equal(run_node(x->f, in.id), local);
+    assert_int_equal(node_destroy(mock2, dom, err, sizeof err), NODE_OK);
+    fleet_on_node_event(mock2, in.id, NODE_EVENT_STOPPED, "destroyed", x->f);
+    jobs_done(x->f, in.id);
+    sleep_ms(200); /* the destroy's own event too */
+    jobs_done(x->f, in.id);
+    assert_int_equal(inst_state(x->f, "ev"), ST_STARTING);
+    assert_ptr_equal(run_node(x->f, in.id), local);
+    fleet_on_node_event(local, in.id, NODE_EVENT_STOPPED, "destroyed", x->f);
+    wait_state(x->f, "ev", ST_CRASHED, 10000);
+    assert_null(run_node(x->f, in.id));
+    state_inst_free(&in);
+}
+
 /* ---- 5. the placement lock ------------------------------------------------------ */
 
 struct race {
@@ -2572,6 +2693,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(crash_leftovers, teardown),
         cmocka_unit_test_teardown(moves_left_to_finish, teardown),
         cmocka_unit_test_teardown(plan_outcomes, teardown),
+        cmocka_unit_test_teardown(ends_from_the_run_node, teardown),
         cmocka_unit_test_teardown(placement_lock, teardown),
         cmocka_unit_test_teardown(status_channel, teardown),
         cmocka_unit_test(boot_plan),
