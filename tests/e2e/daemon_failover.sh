@@ -167,6 +167,10 @@ check "fa's run on local was not ended by the fence" \
     [ "$(inst_field fa '.runs | length')" = "$runs_before" ]
 check "one QEMU of fa on local" [ "$(qemu_count "$FA")" = 1 ]
 check "log: fenced at the reconnect" grep -q "fencing domain 'shoal-$FA'" "$E2E_STATE/shoald.log"
+# an end counts only from the host the run is on (no time window)
+check "log: the fenced copy's end, from r1, ended nothing" \
+    grep -q "instance $FA (fa): ignoring 'stopped' ([a-z-]*) from host r1: its run is on host local" \
+    "$E2E_STATE/shoald.log"
 # --- r1's libvirtd killed (a real connection loss, not a freeze) and
 # started again: shoald sees the close at once, reconnects with backoff
 # (1 s, 2 s, ...) and reconciles: fn, whose guest kept running, is adopted
