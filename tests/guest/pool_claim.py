@@ -2,7 +2,7 @@
 """pool_claim.py - the host side of the warm pool hand-over, for tests and
 the benchmark (docs/guest-protocol.md, "Warm pool hand-over").
 
-  pool_claim.py SOCK STATUS_LOG RECORD_FILE [--noise] [--chunks] [--no-ready] [--early] [--timeout S]
+  pool_claim.py SOCK STATUS_LOG RECORD_FILE [--noise] [--chunks] [--no-ready] [--early] [--hold FILE] [--timeout S]
 
 Waits for `shoal-status pool-wait` in STATUS_LOG, connects to the socket
 SOCK of the guest's COM1, optionally sends noise first (--noise: lines a
@@ -15,7 +15,12 @@ prints `claim_host_us=<send of the record's last byte -> ready line seen>`
 and the ready record. Exit 0, or 1 with a reason (timeout, a reply the
 noise should have caused but did not). --early: connect and send as soon
 as SOCK exists, not waiting for pool-wait (a host that writes before the
-guest has booted: QEMU holds the bytes until the guest reads).
+guest has booted: QEMU holds the bytes until the guest reads). Without
+--hold it hangs up right after the reply, as shoald does; --hold FILE:
+it stays connected and reads, and writes to FILE what the guest wrote
+after the reply, as it came over the socket, until QEMU closes it. That
+copy is exact; the console file QEMU logs may hold a byte twice when the
+socket was full (docs/guest-protocol.md "Robustness").
 """
 import os
 import socket
@@ -103,6 +108,16 @@ def main():
         s.sendall(data)
     t0 = time.monotonic()
     last = reply()
+    hold = None
+    if "--hold" in sys.argv:
+        hold = open(sys.argv[sys.argv.index("--hold") + 1], "wb")
+    else:
+        # Hang up at once, as shoald does (daemon/core/pool.c): a client
+        # connected without reading as fast as the guest prints makes QEMU
+        # 7.2 write bytes twice into the console file (docs/guest-protocol.md
+        # "Robustness").
+        rf.close()
+        s.close()
     if "--no-ready" not in flags:
         ready = wait_for(status, b"ready", deadline)
         t1 = time.monotonic()
@@ -110,7 +125,16 @@ def main():
             sys.exit("FAIL: no ready record after the claim (reply %r)" % last)
         print("claim_host_us=%d" % ((t1 - t0) * 1e6))
         print(ready)
-    s.close()
+    if hold:
+        # everything the guest writes after its reply, as it went over the
+        # socket, until QEMU closes it (the guest's end)
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        while True:
+            b = rf.read1(65536)
+            if not b:
+                break
+            hold.write(b)
+        hold.close()
 
 
 if __name__ == "__main__":
