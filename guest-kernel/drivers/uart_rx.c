@@ -81,14 +81,19 @@ static unsigned urx_take(char *b)
     return 1;
 }
 
+void urx_close(void)
+{
+    ux.done = 1;
+    outb(URX_PORT + UART_IER, 0);
+}
+
 /* Hand n bytes to rx; 1 once it is done (then never read again). */
 static int urx_hand(int (*rx)(void *ctx, const char *data, unsigned len), void *ctx, const char *b,
                     unsigned n)
 {
     if (!rx(ctx, b, n))
         return 0;
-    ux.done = 1;
-    outb(URX_PORT + UART_IER, 0);
+    urx_close();
     return 1;
 }
 
@@ -144,5 +149,6 @@ void urx_irq_disarm(void)
 }
 
 const struct kern_pool_channel kern_pool_channel = {
-    urx_init, urx_poll, urx_write, urx_tx_busy, urx_rx_pending, urx_irq_arm, urx_irq_disarm,
+    urx_init,       urx_poll,    urx_write,      urx_tx_busy,
+    urx_rx_pending, urx_irq_arm, urx_irq_disarm, urx_close,
 };

@@ -50,4 +50,7 @@ int urx_rx_pending(void);
 int urx_irq_arm(void);
 void urx_irq_disarm(void);
 
+/* Done with the port: its receive interrupt off, never read again. */
+void urx_close(void);
+
 #endif

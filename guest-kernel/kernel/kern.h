@@ -86,6 +86,8 @@ struct kern_pool_channel {
      * caller may halt, and disarms when it wakes), 0 if it cannot. */
     int (*irq_arm)(void);
     void (*irq_disarm)(void);
+    /* Read no more: the receive interrupt off, never read again. */
+    void (*close)(void);
 };
 extern const struct kern_pool_channel kern_pool_channel __attribute__((weak));
 

@@ -47,6 +47,9 @@ extern const struct kern_boot_hook __kern_boot_hooks_start[], __kern_boot_hooks_
 #define KERN_POOL_REPLY_MAX 192
 /* How long a pool guest's last reply may take to reach the device. */
 #define KERN_POOL_FLUSH_NS 100000000ull
+/* How long a claimed guest waits for the host's go-ahead after its `ok`
+ * (a host that sends none costs its app this much). */
+#define KERN_POOL_GO_NS 20000000ull
 
 /* Written before read, so left out of the .bss zeroing. */
 static char kern_cmdline[CMDLINE_MAX + 1] __attribute__((section(".noinit")));
@@ -250,7 +253,39 @@ static int kern_pool_rx(void *ctx, const char *data, unsigned n)
             kern_pool_reply("error ", why); /* and keep waiting */
         }
     }
-    return k->done;
+    return 0; /* COM1 stays open for the go-ahead (kern_pool_go) */
+}
+
+static int kern_pool_go_rx(void *ctx, const char *data, unsigned n)
+{
+    (void)data;
+    *(int *)ctx = n > 0;
+    return n > 0;
+}
+
+/* After `ok`: wait for the host's go-ahead (any byte; shoald sends it once
+ * it has read the reply, and hangs up right behind it), at most
+ * KERN_POOL_GO_NS, before anything more is written on COM1. While the
+ * host is connected QEMU also sends COM1's output to the socket, and a
+ * host that has not hung up yet lets that socket fill, which makes QEMU
+ * log bytes twice into the console file (docs/guest-protocol.md
+ * "Robustness"). */
+static void kern_pool_go(void)
+{
+    const struct kern_pool_channel *ch = &kern_pool_channel;
+    uint64_t t0 = clock_monotonic_ns(), spent;
+    int go = 0;
+    while (!go && (spent = clock_monotonic_ns() - t0) < KERN_POOL_GO_NS) {
+        if (ch->poll(kern_pool_go_rx, &go) || go)
+            break;
+        if (ch->irq_arm()) {
+            clock_sleep_ready_ns(KERN_POOL_GO_NS - spent, ch->pending);
+            ch->irq_disarm();
+        } else {
+            clock_sleep_ns(KERN_POOL_GO_NS / 20);
+        }
+    }
+    ch->close();
 }
 
 /* shoal.pool=1: start what needs no configuration (the boot hooks'
@@ -309,6 +344,7 @@ static uint64_t kern_pool_claim(void)
     if (kern_parse_cmdline(err, sizeof err) != 0)
         kern_pool_bad(err);
     kern_pool_reply("ok", "");
+    kern_pool_go();
     return k.tsc;
 }
 

@@ -91,11 +91,17 @@ check "PATCH hello warm_pool 2 (HTTP $HTTP_CODE)" \
 check "2 pool guests of hello wait" wait_for 30 waiting 2
 POOL1=$(ready_ids | sort)
 
-# --- two concurrent creates take both, each once
+# --- two concurrent creates take both, each once. Each app prints 3 KiB of
+# arguments at once: the console file must hold each byte once (the guest
+# writes nothing after its reply until shoald's go-ahead, which shoald
+# hangs up right behind; before, a claim's thread held up past a few
+# hundred bytes of that output left a byte twice in the file, one run in
+# two here: docs/guest-protocol.md "Robustness")
+LONG=$(printf 'z%.0s' $(seq 1 1000))
 for k in 1 2; do
     ns_curl -sS -m 30 -X POST -H "Authorization: Bearer $E2E_TOKEN" \
         -H 'Content-Type: application/json' \
-        -d "{\"image\":\"hello\",\"name\":\"p$k\",\"args\":[\"a b\",\"x=$k\"],\"env\":{\"MODE\":\"m$k\"}}" \
+        -d "{\"image\":\"hello\",\"name\":\"p$k\",\"args\":[\"a b\",\"x=$k\",\"$LONG\",\"$LONG\",\"$LONG\"],\"env\":{\"MODE\":\"m$k\"}}" \
         -o "$E2E_STATE/create$k.json" "http://127.0.0.1:$E2E_PORT/v1/instances" &
     CURLS="${CURLS:-} $!"
 done
@@ -112,6 +118,8 @@ for k in 1 2; do
     out=$(console p$k)
     check "p$k's app got its args and env (console: $(tr '\n' '|' <<<"$out"))" \
         eval 'grep -qx "argv\[1\]=<a b>" <<<"$out" && grep -qx "argv\[2\]=<x='$k'>" <<<"$out" && grep -qx "env\[0\]=<MODE=m'$k'>" <<<"$out"'
+    check "p$k's console holds its 3 KiB of arguments once ($(grep '^argv\[[3-5]\]' <<<"$out" | wc -c) bytes)" \
+        [ "$(grep -cx "argv\[[3-5]\]=<$LONG>" <<<"$out")" = 3 ]
 done
 # a pooled instance's next run is a cold start of its own domain: the
 # pool guest served one run and is gone (never reused)

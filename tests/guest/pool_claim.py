@@ -15,8 +15,9 @@ prints `claim_host_us=<send of the record's last byte -> ready line seen>`
 and the ready record. Exit 0, or 1 with a reason (timeout, a reply the
 noise should have caused but did not). --early: connect and send as soon
 as SOCK exists, not waiting for pool-wait (a host that writes before the
-guest has booted: QEMU holds the bytes until the guest reads). Without
---hold it hangs up right after the reply, as shoald does; --hold FILE:
+guest has booted: QEMU holds the bytes until the guest reads). After an
+`ok` reply it sends the go-ahead (a newline, docs/guest-protocol.md),
+and without --hold it hangs up right behind it, as shoald does; --hold FILE:
 it stays connected and reads, and writes to FILE what the guest wrote
 after the reply, as it came over the socket, until QEMU closes it. That
 copy is exact; the console file QEMU logs may hold a byte twice when the
@@ -108,6 +109,8 @@ def main():
         s.sendall(data)
     t0 = time.monotonic()
     last = reply()
+    if last == b"shoal-config ok":
+        s.sendall(b"\n")  # the go-ahead: the guest waits for it
     hold = None
     if "--hold" in sys.argv:
         hold = open(sys.argv[sys.argv.index("--hold") + 1], "wb")
