@@ -18,7 +18,9 @@
 #           guest's 8 KiB line must be there once).
 #   early   the record is written as soon as QEMU listens, long before the
 #           guest is up: it is taken once the guest waits, `ok`, the app
-#           runs with it, pool-wait comes before ready.
+#           runs with it, pool-wait comes before ready; the claim sends no
+#           go-ahead (a host that predates it), and the app runs 20 ms
+#           after the record all the same (claim_us).
 #   bad     a record the command line parser refuses: the error reply, the
 #           console message, exit 2, no ready record.
 #   httpd   httpd gets its address from the record and answers on it
@@ -133,7 +135,7 @@ case_large() {
 case_early() {
     printf '%s' 'EARLY=1 -- before boot' >"$REC"
     start_pool "$SHOAL_IMAGES/hello.elf"
-    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" --early >"$WORK/claim.out" ||
+    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" --early --no-go >"$WORK/claim.out" ||
         { cat "$WORK/claim.out" >&2; fail "the claim failed"; }
     cat "$WORK/claim.out"
     grep -qx "reply: shoal-config ok" "$WORK/claim.out" || fail "no ok reply"
@@ -143,7 +145,10 @@ case_early() {
     expect_console "argv[2]=<boot>"
     expect_console "env[0]=<EARLY=1>"
     expect_exit 0
-    echo "PASS a record written before the guest is up is taken when it waits"
+    # no go-ahead from this host: the guest went on after its 20 ms
+    claim_us=$(grep -o 'claim_us=[0-9]*' "$WORK/status.log" | cut -d= -f2)
+    [ "${claim_us:-0}" -ge 20000 ] || fail "without a go-ahead the app ran after ${claim_us:-?} us, not 20 ms"
+    echo "PASS a record written before the guest is up is taken when it waits; without a go-ahead the app runs after 20 ms (claim_us=$claim_us)"
 }
 
 case_bad() {
