@@ -27,10 +27,11 @@
 #     image delete answers within 4 s and its volume on r1 is collected
 #     after the thaw; then the given-up start's domain is destroyed and fr
 #     runs on r1 once (virsh lists one domain of it);
-#   - r1 drained while frozen, twice (--move-ready-timeout 3 s): the drain
-#     answers 503 and the move is left to finish; fm (restart never) runs
-#     on local after the thaw, fma (always) while r1 is still down (after
-#     the grace); neither is left stopped or runs twice.
+#   - r1 drained while frozen, twice (--move-ready-timeout 3 s): each
+#     drain answers 200 with its first move failed (`unavailable`) and left
+#     to finish, the second drain's other move not tried; fm (restart
+#     never) runs on local after the thaw, fma (always) while r1 is still
+#     down (after the grace); neither is left stopped or runs twice.
 # Guests have no network (remote hosts have none yet), so the published
 # ports part of the rule is not exercised here. About 120 s (label long).
 # usage: daemon_failover.sh SHOALD IMAGES_DIR
@@ -344,7 +345,7 @@ done
 
 # --- a drain of a host that hangs (docs/shoald.md "Moves"): the move's stop
 # is not carried out within --move-ready-timeout (3 s here), so that move
-# fails (503 code "unavailable" in the plan's answer) and is left to
+# fails (code "unavailable" in the plan's answer) and is left to
 # finish, the instance never left stopped nor run twice. fm (restart never)
 # moves when r1 answers again: the reconnect's reconcile destroys its old
 # domain, whose end finishes the move. fma (restart always) moves after the
