@@ -451,6 +451,7 @@ typedef struct {
     int rc;
     fleet_err err;
     bool tried;
+    bool to_empty; /* `to` held no instance before the plan */
 } fleet_move;
 
 typedef struct {
@@ -472,7 +473,8 @@ typedef struct {
  * except that once a move found a host not answering (FLEET_E_UNAVAILABLE)
  * the later moves from or to either of its hosts are not tried (each would
  * wait as long again) and fail with FLEET_E_UNAVAILABLE saying so; a host
- * of a failed move is taken out of `freed` (hosts_after counts it again).
+ * of a failed move is taken out of `freed` (hosts_after counts it again),
+ * and an empty target that no move reached is not counted in hosts_after.
  * Returns an error only when no move was tried (no such host, no room) or
  * the moves were stopped by request (fleet_moves_stop: CONFLICT, also
  * when the stop came during the last move).
@@ -523,8 +525,9 @@ typedef struct {
      * sent (grows during an upload), served from a host's cache, removed. */
     uint64_t vol_uploads, vol_upload_bytes, vol_hits, vol_removed;
     /* Serial ports of remote hosts' guests read through libvirt streams
-     * (node.h node_stream_counts): streams opened, failed to open. */
-    uint64_t serial_stream_opens, serial_stream_failures;
+     * (node.h node_stream_counts): streams opened, failed to open, aborted
+     * before a stop. */
+    uint64_t serial_stream_opens, serial_stream_failures, serial_stream_aborts;
     /* Warm pools (pool.h): creates that took a waiting guest, creates of an
      * image with a pool that found none; guests waiting, guests booting. */
     uint64_t pool_claims, pool_misses;

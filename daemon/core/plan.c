@@ -173,6 +173,28 @@ static void plan_unfree(fleet_plan *p, const char *host)
     }
 }
 
+/* An empty target that no move reached stays empty: hosts_after, the
+ * plan's count of hosts in use after it, does not count it. Each such host
+ * once (its first move). */
+static void plan_unfilled(fleet_plan *p)
+{
+    for (size_t i = 0; i < p->n_moves; i++) {
+        const fleet_move *m = &p->moves[i];
+        bool first = m->to_empty, reached = false;
+        for (size_t k = 0; k < p->n_moves && first; k++) {
+            const fleet_move *o = &p->moves[k];
+            if (strcmp(o->to, m->to) != 0)
+                continue;
+            if (k < i)
+                first = false;
+            else if (o->rc == FLEET_OK)
+                reached = true;
+        }
+        if (first && !reached && p->hosts_after > 0)
+            p->hosts_after--;
+    }
+}
+
 /* CONFLICT when a stop was asked (fleet_moves_stop) before move i of n
  * began, or during the last one (i == n), else FLEET_OK. */
 static int plan_stopped(fleet *f, size_t i, size_t n, fleet_err *e)
@@ -208,6 +230,7 @@ int fleet_plan_run(fleet *f, fleet_plan *p, fleet_move_cold_fn move, fleet_err *
         p->n_failed++;
         plan_unfree(p, m->from);
     }
+    plan_unfilled(p);
     return plan_stopped(f, p->n_moves, p->n_moves, e);
 }
 
@@ -254,9 +277,13 @@ static int plan_common(fleet *f, const char *drain_host, bool dry_run, fleet_pla
     }
     for (size_t i = 0; i < plan.n_moves; i++) {
         fleet_move *m = &out->moves[i];
+        size_t to = fleet_snapshot_host(&snap, plan.moves[i].to_id);
         snprintf(m->instance, sizeof m->instance, "%s", plan.moves[i].instance_id);
         snprintf(m->from, sizeof m->from, "%s", plan.moves[i].from_id);
         snprintf(m->to, sizeof m->to, "%s", plan.moves[i].to_id);
+        m->to_empty = true;
+        for (size_t k = 0; k < snap.ninsts && m->to_empty; k++)
+            m->to_empty = snap.insts[k].host != to;
     }
     out->n_moves = plan.n_moves;
     for (size_t i = 0; i < plan.n_freed; i++)
