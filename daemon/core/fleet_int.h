@@ -949,7 +949,10 @@ void fleet_reconcile_host(fleet *f, fleet_host *h);
  * their local paths (nothing for other hosts). */
 void fleet_remote_fetch(fleet *f, const state_instance *in);
 /* The status file alone, for the poll of a running instance (a remote
- * I/O worker's; no-op, and no database read, while no remote host is up). */
+ * I/O worker's; no-op, and no database read, while no remote host is up).
+ * The copy replaces the local file only if, once fetched, the same run is
+ * still active on that host with no job of it running (checked and
+ * renamed under f->mu): never over a new run's file or an end's copy. */
 void fleet_remote_poll(fleet *f, const char *id);
 /* Reconcile found `in` running on node (a remote host's, or nothing is
  * done) with no streams of its serial ports (after a reconnect or a

@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -51,22 +52,57 @@ void fleet_remote_fetch(fleet *f, const state_instance *in)
     fleet_host_release(f, host);
 }
 
+/* Under f->mu: the monotonic start of id's run when that run is active on
+ * node (or on a node not known) and no job of it runs (an end job fetches
+ * the files itself), else -1. */
+static int64_t poll_run_locked(fleet *f, const char *id, const struct node *node)
+{
+    const fleet_rt *rt = fleet_rt_find(f, id);
+    return rt && rt->active && !rt->busy && (!rt->run_node || rt->run_node == node)
+               ? rt->run_start_ms
+               : -1;
+}
+
 void fleet_remote_poll(fleet *f, const char *id)
 {
     state_instance in;
     fleet_host *host = NULL;
     struct node *node;
-    char err[NODE_ERR_MAX], dom[64];
+    char err[NODE_ERR_MAX], dom[64], path[FLEET_PATH_MAX], got[FLEET_PATH_MAX + 8];
+    int64_t run_ms = -1;
+    int fetched = 0, kept = 0;
 
     /* Most fleets have no remote host: no database read for them. */
     if (!fleet_remote_any_up(f) || state_inst_find(f->db, id, &in, err, sizeof err) != 0)
         return;
     node = strcmp(in.id, id) == 0 ? fleet_host_node(f, in.host, &host) : NULL;
     fleet_domain_name(fleet_run_id(&in), dom, sizeof dom);
+    fleet_status_path(f, fleet_run_id(&in), path, sizeof path);
+    snprintf(got, sizeof got, "%s.poll", path);
     /* The fallback: a live status stream needs no fetch (node.h). */
-    if (node && node_remote(node) && !node_serial_live(node, dom, 1) &&
-        fetch_file(f, node, &in, 0, err, sizeof err) != 0)
+    if (node && node_remote(node) && !node_serial_live(node, dom, 1)) {
+        pthread_mutex_lock(&f->mu);
+        run_ms = poll_run_locked(f, in.id, node);
+        pthread_mutex_unlock(&f->mu);
+    }
+    if (run_ms < 0)
+        goto out;
+    if (node_fetch_run_file(node, dom, ".status", got, STATUS_MAX, err, sizeof err) != NODE_OK) {
         log_debug("instance %s: cannot fetch its status from host %s: %s", in.id, in.host, err);
+        goto out;
+    }
+    fetched = 1;
+    /* The copy replaces the file only if the run it was fetched for is
+     * still the one there: a run that ended meanwhile had its files
+     * fetched whole by its end, and a new run's file (a move to another
+     * host: the same path) must not be replaced by an old copy. */
+    pthread_mutex_lock(&f->mu);
+    if (poll_run_locked(f, in.id, node) == run_ms)
+        kept = rename(got, path) == 0;
+    pthread_mutex_unlock(&f->mu);
+out:
+    if (fetched && !kept)
+        unlink(got);
     fleet_host_release(f, host);
     state_inst_free(&in);
 }
