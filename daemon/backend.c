@@ -1498,9 +1498,14 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
                     "# HELP shoal_serial_stream_failures_total Serial ports that did not open as "
                     "streams (their files are fetched instead).\n"
                     "# TYPE shoal_serial_stream_failures_total counter\n"
-                    "shoal_serial_stream_failures_total %llu\n",
+                    "shoal_serial_stream_failures_total %llu\n"
+                    "# HELP shoal_serial_stream_aborts_total Streams of a running guest "
+                    "aborted before shoald stopped it (its files are fetched at the end).\n"
+                    "# TYPE shoal_serial_stream_aborts_total counter\n"
+                    "shoal_serial_stream_aborts_total %llu\n",
                     (unsigned long long)m.serial_stream_opens,
-                    (unsigned long long)m.serial_stream_failures);
+                    (unsigned long long)m.serial_stream_failures,
+                    (unsigned long long)m.serial_stream_aborts);
     api_sink_printf(out,
                     "# HELP shoal_warm_pool_claims_total Creates that took a waiting warm pool "
                     "guest.\n# TYPE shoal_warm_pool_claims_total counter\n"

@@ -76,7 +76,8 @@ static int loop_init_rc = -1;
 static int loop_refs;
 static pthread_t loop_thread;
 static atomic_int loop_quit;
-static atomic_ullong node_stream_opens, node_stream_failures; /* node_stream_counts */
+static atomic_ullong node_stream_opens, node_stream_failures,
+    node_stream_aborts; /* node_stream_counts */
 
 static void loop_register(void)
 {
@@ -1569,6 +1570,38 @@ out:
     return rc;
 }
 
+static int dom_gone(virDomainPtr dom);
+
+/* node_destroy and node_shutdown, with dom found running: abort the
+ * domain's streams that still carry its ports before the host is asked to
+ * stop it (nodestream.h nstream_abort: while the domain lives no release
+ * of it can meet the close on the host). A stream that saw its port end is
+ * left to node_serial_done: its domain is going already. The run's end
+ * fetches both files from the host, so nothing the guest wrote is lost;
+ * until then they are not followed live. */
+static void serials_abort(struct node *n, virDomainPtr dom, const char *name)
+{
+    struct nstream *s[2] = { NULL, NULL };
+    struct serials *e;
+
+    if (!n->streams || dom_gone(dom))
+        return;
+    pthread_mutex_lock(&n->smu);
+    if ((e = serials_find(n, name))) {
+        for (int p = 0; p < 2; p++) {
+            if (e->port[p] && nstream_state(e->port[p]) == NSTREAM_OPEN) {
+                s[p] = e->port[p];
+                e->port[p] = NULL;
+            }
+        }
+        serials_put(n, e);
+    }
+    pthread_mutex_unlock(&n->smu);
+    for (int p = 0; p < 2; p++) /* a failed call: the host frees it at the connection's close */
+        if (s[p] && nstream_abort(s[p]) == 0)
+            node_stream_aborts++;
+}
+
 int node_serial_live(struct node *n, const char *name, int port)
 {
     struct serials *e;
@@ -1638,10 +1671,12 @@ static void fetch_end(struct node *n, const char *name)
     pthread_mutex_unlock(&n->smu);
 }
 
-void node_stream_counts(unsigned long long *opens, unsigned long long *failures)
+void node_stream_counts(unsigned long long *opens, unsigned long long *failures,
+                        unsigned long long *aborts)
 {
     *opens = node_stream_opens;
     *failures = node_stream_failures;
+    *aborts = node_stream_aborts;
 }
 
 static void conn_drop(struct node *n)
@@ -2797,6 +2832,7 @@ int node_destroy(struct node *n, const char *name, char *err, size_t errlen)
     int rc = lookup(n, "destroy", name, &dom, err, errlen);
     if (rc != NODE_OK)
         goto out;
+    serials_abort(n, dom, name);
     if (virDomainDestroy(dom) < 0) {
         int code = virGetLastErrorCode();
         rc = lv_status(n);
@@ -2896,6 +2932,7 @@ int node_shutdown(struct node *n, const char *name, unsigned timeout_ms, int *fo
     rc = lookup(n, "shutdown", name, &dom, err, errlen);
     if (rc != NODE_OK)
         goto out;
+    serials_abort(n, dom, name);
     deadline = now_ms() + timeout_ms;
     if (virDomainShutdown(dom) < 0) {
         if (dom_gone(dom)) {

@@ -564,13 +564,17 @@ int node_net_dhcp_leased(struct node *node, const char *except_mac, uint32_t **o
  * on; one left paused by a failed resume is resumed by the next
  * reconcile).
  *
- * node_stream_counts: streams opened and failed to open, process-wide. */
+ * node_stream_counts: streams opened, failed to open, and aborted before a
+ * stop (node_destroy and node_shutdown abort a running domain's open
+ * streams before they ask the host to stop it: nodestream.h
+ * nstream_abort; the run's end fetches its files), process-wide. */
 int node_serial_adopt(struct node *node, const char *name, const char *console_log,
                       uint64_t console_max, const char *status_log, uint64_t status_max,
                       int *paused_ms, char *err, size_t errlen);
 int node_serial_live(struct node *node, const char *name, int port);
 int node_serial_done(struct node *node, const char *name, int port, int timeout_ms);
-void node_stream_counts(unsigned long long *opens, unsigned long long *failures);
+void node_stream_counts(unsigned long long *opens, unsigned long long *failures,
+                        unsigned long long *aborts);
 
 /* 1 if the connection is open and alive, 0 if lost (CONN_LOST was sent). */
 int node_alive(struct node *node);

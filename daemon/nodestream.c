@@ -279,6 +279,19 @@ void nstream_close(struct nstream *s, int conn_gone)
     let_go(s);
 }
 
+int nstream_abort(struct nstream *s)
+{
+    int rc;
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&s->mu);
+    end_locked(s, NSTREAM_BROKEN);
+    pthread_mutex_unlock(&s->mu);
+    rc = virStreamAbort(s->st); /* an RPC: the host closes its end now */
+    let_go(s);
+    return rc < 0 ? -1 : 0;
+}
+
 void nstream_reap(virConnectPtr conn, int conn_gone)
 {
     struct nstream *due = NULL;

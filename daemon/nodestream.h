@@ -13,10 +13,10 @@
  * nothing runs while the guest writes nothing.
  *
  * Threads: the callback runs on libvirt's event-loop thread and never makes
- * a call that waits for the host (no RPC). nstream_close may be called from
- * any other thread; it finishes the stream (an RPC on a remote connection)
- * unless told the connection is gone, and frees it later on the event
- * loop. A stream's state is guarded by its own mutex; the lock order is
+ * a call that waits for the host (no RPC). nstream_close and nstream_abort
+ * may be called from any other thread; they finish or abort the stream (an
+ * RPC on a remote connection; nstream_close not when told the connection is
+ * gone) and free it later on the event loop. A stream's state is guarded by its own mutex; the lock order is
  * that mutex, then libvirt's.
  */
 #ifndef SHOAL_NODESTREAM_H
@@ -63,11 +63,23 @@ unsigned long long nstream_bytes(struct nstream *s);
  * it, e.g. our usage sampler's virConnectGetAllDomainStats: the table's
  * lock, then each stream's); the daemon then answers nobody. Once the
  * domain is freed the stream no longer calls back into the table. Never
- * aborted: an abort goes the same way. A stream let go before its end
+ * aborted here: an abort goes the same way. A stream let go before its end
  * stays on the host until the connection closes. Call it once the domain
  * is gone. */
 #define NSTREAM_FINISH_DELAY_MS 10000
 void nstream_close(struct nstream *s, int conn_gone);
+
+/* Stop reading, abort the stream (an RPC: the host closes its end and frees
+ * it before the call returns) and free s (NULL is a no-op). Only while the
+ * domain still runs: then no release of the domain can meet the close on
+ * the host (the deadlock above needs the domain's last release), and the
+ * domain's end later finds no stream of ours open there for the host to
+ * close by itself (its event loop aborts a stream whose port fails as
+ * QEMU goes: the same path again, and what a remote host's log showed,
+ * "stream is not open", at a stop after which that host hung). 0, or -1 if the call failed (the
+ * stream is freed here all the same; the host frees its end when the
+ * connection closes). Any thread but the event loop's. */
+int nstream_abort(struct nstream *s);
 
 /* Finish the streams of conn closed after their end at least
  * NSTREAM_FINISH_DELAY_MS ago (RPCs; any thread but the event loop's), or

@@ -50,10 +50,11 @@ int fleet_metrics_get(fleet *f, fleet_metrics *out, fleet_err *e)
     out->vol_upload_bytes = vs.upload_bytes;
     out->vol_hits = vs.hits;
     out->vol_removed = vs.removed;
-    unsigned long long so, sf;
-    node_stream_counts(&so, &sf);
+    unsigned long long so, sf, sa;
+    node_stream_counts(&so, &sf, &sa);
     out->serial_stream_opens = so;
     out->serial_stream_failures = sf;
+    out->serial_stream_aborts = sa;
     if (fleet_image_rows(f, &imgs, &nimg, NULL) == FLEET_OK) {
         /* Rows are per name: count distinct digests. */
         for (size_t i = 0; i < nimg; i++) {
