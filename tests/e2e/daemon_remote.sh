@@ -570,6 +570,7 @@ api POST /v1/hosts/r1/drain
 check "drain r1 (HTTP $HTTP_CODE)" [ "$HTTP_CODE" = 200 ]
 on_local() { [ "$(inst_field web '.host + " " + .state')" = "local running" ]; }
 check "web runs on local" wait_for 60 on_local
+on_local || { ls -l "$E2E_STATE/run/$WID.status" && cat -v "$E2E_STATE/run/$WID.status"; } 2>&1 | head -20
 if ! on_local; then
     t_get=$(date +%s%3N)
     api GET /v1/instances/web || true
