@@ -16,8 +16,8 @@
  * a call that waits for the host (no RPC). nstream_close and nstream_abort
  * may be called from any other thread; they finish or abort the stream (an
  * RPC on a remote connection; nstream_close not when told the connection is
- * gone) and free it later on the event loop. A stream's state is guarded by its own mutex; the lock order is
- * that mutex, then libvirt's.
+ * gone) and free it later on the event loop. A stream's state is guarded
+ * by its own mutex; the lock order is that mutex, then libvirt's.
  */
 #ifndef SHOAL_NODESTREAM_H
 #define SHOAL_NODESTREAM_H
@@ -76,9 +76,10 @@ void nstream_close(struct nstream *s, int conn_gone);
  * domain's end later finds no stream of ours open there for the host to
  * close by itself (its event loop aborts a stream whose port fails as
  * QEMU goes: the same path again, and what a remote host's log showed,
- * "stream is not open", at a stop after which that host hung). 0, or -1 if the call failed (the
- * stream is freed here all the same; the host frees its end when the
- * connection closes). Any thread but the event loop's. */
+ * "stream is not open", at a stop after which that host hung). 0, or -1
+ * if the call failed (the stream is freed here all the same; the host
+ * frees its end when the connection closes). Any thread but the event
+ * loop's. */
 int nstream_abort(struct nstream *s);
 
 /* Finish the streams of conn closed after their end at least
