@@ -65,6 +65,11 @@ if ldd "$SHOALD" | grep -q -E 'lib[at]san'; then
     e2e_log "sanitizer build: thread stacks not checked ($stacks of 512 KiB)"
 else
     check "at least $N thread stacks of 512 KiB in shoald ($stacks)" [ "$stacks" -ge "$N" ]
+    # ... and they are shoald's own (daemon/tstack.c), so that its fork
+    # children do not copy a page per thread: the executable defines
+    # pthread_create for libvirt's and GLib's threads too.
+    check "shoald defines pthread_create for every thread of its process" \
+        sh -c "nm -D --defined-only '$SHOALD' | grep -qw pthread_create"
 fi
 
 # --- the batch's events
