@@ -38,7 +38,7 @@ typedef int (*ts_clockjoin_fn)(pthread_t, void **, clockid_t, const struct times
 typedef int (*ts_detach_fn)(pthread_t);
 
 /* A stack's life: RUNNING (its thread runs) -> ENDED (a joinable thread
- * ended, not joined yet) -> released (pool or unmapped) after a join; a
+ * ended, not joined yet) -> released to the pool after a join; a
  * detached thread goes RUNNING -> RETIRING at its end -> released once the
  * kernel no longer knows its id. */
 enum { TS_RUNNING, TS_ENDED, TS_RETIRING, TS_POOLED };
@@ -48,6 +48,7 @@ typedef struct ts_rec {
     char *map;                  /* guard page(s), then the stack */
     size_t maplen, guard;
     int state, detached, has_thr;
+    unsigned gen;  /* bumped each time the stack is handed out */
     pthread_t thr; /* joinable threads only, set once created */
     pid_t tid;     /* set by the thread itself before it runs fn */
     void *(*fn)(void *);
@@ -71,6 +72,18 @@ static ts_detach_fn real_detach;
 static pthread_mutex_t tstack_mu = PTHREAD_MUTEX_INITIALIZER;
 static ts_rec *ts_live, *ts_retiring, *ts_pool; /* RUNNING+ENDED, RETIRING, POOLED */
 static tstack_stats_t ts_count;
+/* Address space new stacks are carved from, guard markers between them
+ * (one mapping for many stacks); markers_ok -1 until the first install
+ * says whether the kernel has them. */
+static char *ts_slab;
+static size_t ts_slab_left;
+static int ts_markers_ok = -1;
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 (uapi asm-generic/mman-common.h) */
+#endif
+#define TS_SLAB_STACKS 16
+#define TS_SLAB_MIN    (8u << 20)
 
 static void ts_push(ts_rec **head, ts_rec *r)
 {
@@ -171,24 +184,25 @@ out:
     return rc;
 }
 
-/* Under tstack_mu: a stack whose thread is gone goes to the pool, or onto
- * *drop when the pool is full (the caller unmaps it outside the lock). */
-static void ts_release_locked(ts_rec *r, ts_rec **drop)
+/* Under tstack_mu: a stack whose thread is gone goes to the pool, or, past
+ * TSTACK_POOL_WARM pooled stacks, onto *cool for the caller to give its
+ * memory back first (ts_cool, outside the lock). */
+static void ts_release_locked(ts_rec *r, ts_rec **cool)
 {
-    if (ts_count.pooled < TSTACK_POOL_MAX) {
+    r->has_thr = 0;
+    if (ts_count.pooled < TSTACK_POOL_WARM) {
         r->state = TS_POOLED;
-        r->has_thr = 0;
         ts_push(&ts_pool, r);
         ts_count.pooled++;
     } else {
-        ts_push(drop, r);
+        ts_push(cool, r);
     }
 }
 
 /* Under tstack_mu: release the detached threads' stacks the kernel is done
  * with. ESRCH from tgkill means the thread's task is gone, and the kernel
  * cleared the descriptor's tid (its last write there) before that. */
-static void ts_sweep_locked(ts_rec **drop)
+static void ts_sweep_locked(ts_rec **cool)
 {
     pid_t pid = getpid();
     ts_rec *r = ts_retiring, *next;
@@ -199,37 +213,83 @@ static void ts_sweep_locked(ts_rec **drop)
             continue;
         ts_unlink(&ts_retiring, r);
         ts_count.retiring--;
-        ts_release_locked(r, drop);
+        ts_release_locked(r, cool);
     }
 }
 
-static void ts_unmap(ts_rec *drop)
+/* Give the memory of COOL's stacks back (their address ranges and guards
+ * stay), then pool them. A stack is in the pool only once that is done:
+ * a create may take it at once. */
+static void ts_cool(ts_rec *cool)
 {
-    size_t n = 0;
-
-    while (drop) {
-        ts_rec *r = drop;
-        drop = r->next;
-        munmap(r->map, r->maplen);
-        free(r);
-        n++;
-    }
-    if (n) {
+    while (cool) {
+        ts_rec *r = cool;
+        cool = r->next;
+        madvise(r->map + r->guard, r->maplen - r->guard, MADV_DONTNEED);
         pthread_mutex_lock(&tstack_mu);
-        ts_count.unmapped += n;
+        r->state = TS_POOLED;
+        ts_push(&ts_pool, r);
+        ts_count.pooled++;
+        ts_count.trimmed++;
         pthread_mutex_unlock(&tstack_mu);
     }
+}
+
+/* Under tstack_mu: LEN bytes of new address space for a stack, its GUARD
+ * bytes first and no access to them; NULL when out of memory. Carved from
+ * a slab with guard markers (MADV_GUARD_INSTALL: a page no access reaches,
+ * without a mapping of its own), so that a thousand stacks are a few
+ * mappings, not two each: a fork copies every mapping. A kernel without
+ * markers (before 6.13) gets a mapping per stack, its guard mprotected,
+ * as glibc makes them. Never unmapped: released stacks are pooled. */
+static char *ts_carve_locked(size_t len, size_t guard)
+{
+    char *m;
+
+    if (ts_markers_ok != 0) {
+        if (ts_slab_left < len) {
+            size_t chunk = len * TS_SLAB_STACKS;
+            if (chunk < TS_SLAB_MIN)
+                chunk = TS_SLAB_MIN;
+            m = mmap(NULL, chunk, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+            if (m == MAP_FAILED)
+                return NULL;
+            ts_slab = m; /* the last one's tail stays unused: address space only */
+            ts_slab_left = chunk;
+        }
+        if (guard == 0 || madvise(ts_slab, guard, MADV_GUARD_INSTALL) == 0) {
+            ts_markers_ok = 1;
+            m = ts_slab;
+            ts_slab += len;
+            ts_slab_left -= len;
+            return m;
+        }
+        if (ts_markers_ok == 1 || errno != EINVAL)
+            return NULL;
+        ts_markers_ok = 0;
+        munmap(ts_slab, ts_slab_left);
+        ts_slab_left = 0;
+    }
+    m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    if (guard && mprotect(m, guard, PROT_NONE) != 0) {
+        munmap(m, len);
+        return NULL;
+    }
+    return m;
 }
 
 /* A stack of the plan's shape, from the pool or newly mapped; NULL when
  * memory is short. Not on any list. */
 static ts_rec *ts_take(const ts_plan_t *p)
 {
-    ts_rec *r, *drop = NULL;
+    ts_rec *r, *cool = NULL;
     size_t len = p->size + p->guard;
 
     pthread_mutex_lock(&tstack_mu);
-    ts_sweep_locked(&drop);
+    ts_sweep_locked(&cool);
     for (r = ts_pool; r; r = r->next)
         if (r->maplen == len && r->guard == p->guard)
             break;
@@ -239,17 +299,19 @@ static ts_rec *ts_take(const ts_plan_t *p)
         ts_count.reused++;
     }
     pthread_mutex_unlock(&tstack_mu);
-    ts_unmap(drop);
-    if (r)
+    ts_cool(cool);
+    if (r) {
+        r->gen++;
+        r->has_thr = 0;
         return r;
+    }
 
     if (!(r = calloc(1, sizeof(*r))))
         return NULL;
-    r->map =
-        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (r->map == MAP_FAILED || (p->guard && mprotect(r->map, p->guard, PROT_NONE) != 0)) {
-        if (r->map != MAP_FAILED)
-            munmap(r->map, len);
+    pthread_mutex_lock(&tstack_mu);
+    r->map = ts_carve_locked(len, p->guard);
+    pthread_mutex_unlock(&tstack_mu);
+    if (!r->map) {
         free(r);
         return NULL;
     }
@@ -294,7 +356,8 @@ int pthread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)(void 
     ts_plan_t plan;
     pthread_attr_t na;
     pthread_t t;
-    ts_rec *r, *drop = NULL;
+    ts_rec *r, *cool = NULL;
+    unsigned gen;
     int rc;
 
     pthread_once(&ts_once, ts_init);
@@ -310,6 +373,7 @@ int pthread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)(void 
     r->arg = arg;
     r->detached = plan.detached;
     r->tid = 0;
+    gen = r->gen;
     if ((rc = pthread_attr_init(&na)) != 0)
         goto fail;
     if ((rc = pthread_attr_setdetachstate(&na, plan.detached ? PTHREAD_CREATE_DETACHED
@@ -330,25 +394,28 @@ int pthread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)(void 
     if (rc != 0) {
         ts_unlink(&ts_live, r);
         ts_count.live--;
-        ts_release_locked(r, &drop);
+        ts_release_locked(r, &cool);
     } else {
         ts_count.created++;
-        /* a detached thread's record may be released (and reused) already */
-        if (!plan.detached) {
+        /* Only for a joinable thread whose stack is still its own: the
+         * thread may have detached itself, ended and had its stack handed
+         * out again by now. */
+        if (!plan.detached && r->gen == gen && !r->detached &&
+            (r->state == TS_RUNNING || r->state == TS_ENDED)) {
             r->thr = t;
             r->has_thr = 1;
         }
     }
     pthread_mutex_unlock(&tstack_mu);
-    ts_unmap(drop);
+    ts_cool(cool);
     if (rc == 0)
         *thr = t;
     return rc;
 fail:
     pthread_mutex_lock(&tstack_mu);
-    ts_release_locked(r, &drop);
+    ts_release_locked(r, &cool);
     pthread_mutex_unlock(&tstack_mu);
-    ts_unmap(drop);
+    ts_cool(cool);
     return rc;
 }
 
@@ -371,16 +438,16 @@ static ts_rec *ts_find_locked(pthread_t t)
  * writes to the stack any more. */
 static void ts_joined(pthread_t t)
 {
-    ts_rec *r, *drop = NULL;
+    ts_rec *r, *cool = NULL;
 
     pthread_mutex_lock(&tstack_mu);
     if ((r = ts_find_locked(t))) {
         ts_unlink(&ts_live, r);
         ts_count.live--;
-        ts_release_locked(r, &drop);
+        ts_release_locked(r, &cool);
     }
     pthread_mutex_unlock(&tstack_mu);
-    ts_unmap(drop);
+    ts_cool(cool);
 }
 
 int pthread_join(pthread_t t, void **ret)
@@ -453,6 +520,7 @@ void tstack_stats(tstack_stats_t *out)
 {
     pthread_mutex_lock(&tstack_mu);
     *out = ts_count;
+    out->guard_markers = ts_markers_ok == 1;
     pthread_mutex_unlock(&tstack_mu);
 }
 

@@ -19,13 +19,20 @@
  * attribute's, else the process default, shoald.c sets 512 KiB), a guard
  * page below it, and the same mapping glibc would make.
  *
- * Lifetime of a stack: it is reused or unmapped only once glibc and the
- * kernel are done with it: for a joinable thread after a join returned;
- * for a detached thread once the kernel no longer knows its thread id
- * (tgkill answers ESRCH: the kernel wrote the descriptor's tid for the last
- * time before that). A thread joined or detached by a call this file does
- * not see keeps its stack (a leak, never a reuse too early). Up to
- * TSTACK_POOL_MAX released stacks are kept for reuse; the rest are unmapped.
+ * Lifetime of a stack: it is reused only once glibc and the kernel are done
+ * with it: for a joinable thread after a join returned; for a detached
+ * thread once the kernel no longer knows its thread id (tgkill answers
+ * ESRCH: the kernel wrote the descriptor's tid for the last time before
+ * that). A thread joined or detached by a call this file does not see keeps
+ * its stack (a leak, never a reuse too early). Released stacks are pooled
+ * for reuse and never unmapped; past TSTACK_POOL_WARM of them, a released
+ * stack's memory is given back (MADV_DONTNEED) and its addresses kept.
+ *
+ * Mappings: new stacks are carved from slabs of address space with a guard
+ * marker below each (MADV_GUARD_INSTALL, Linux 6.13: no access reaches the
+ * page, and it needs no mapping of its own), so a thousand threads add a
+ * few mappings, not two each, and a fork copies fewer. A kernel without
+ * markers gets glibc's shape: a mapping per stack, its guard mprotected.
  *
  * Threads created with a stack of their own, an explicit scheduling policy,
  * a CPU affinity or a signal mask in their attributes go to glibc
@@ -42,16 +49,17 @@
 
 #include <stddef.h>
 
-#define TSTACK_POOL_MAX 64
+#define TSTACK_POOL_WARM 64
 
 typedef struct {
-    size_t created;  /* threads created on a stack of ours, ever */
-    size_t passed;   /* threads handed to glibc unchanged, ever */
-    size_t live;     /* stacks in use: thread running, or not yet joined */
-    size_t retiring; /* detached threads ended, waiting for the kernel */
-    size_t pooled;   /* released stacks kept for reuse */
-    size_t reused;   /* creates served from the pool, ever */
-    size_t unmapped; /* stacks given back to the kernel, ever */
+    size_t created;    /* threads created on a stack of ours, ever */
+    size_t passed;     /* threads handed to glibc unchanged, ever */
+    size_t live;       /* stacks in use: thread running, or not yet joined */
+    size_t retiring;   /* detached threads ended, waiting for the kernel */
+    size_t pooled;     /* released stacks kept for reuse */
+    size_t reused;     /* creates served from the pool, ever */
+    size_t trimmed;    /* released stacks whose memory was given back, ever */
+    int guard_markers; /* 1: guards are markers in slabs; 0: mprotected */
 } tstack_stats_t;
 
 /* A snapshot of the counters (all 0 in sanitizer builds). */
