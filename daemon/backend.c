@@ -307,11 +307,17 @@ out:
  * creates must carry labels that match. Quotas are checked at create
  * against what the instances it created still hold. */
 
-static tok_store *g_tokens; /* backend_set_tokens; NULL: no token store */
+static tok_store *g_tokens;                      /* backend_set_tokens; NULL: no token store */
+static void (*g_process_metrics)(api_sink *out); /* backend_set_process_metrics */
 
 void backend_set_tokens(tok_store *ts)
 {
     g_tokens = ts;
+}
+
+void backend_set_process_metrics(void (*write)(api_sink *out))
+{
+    g_process_metrics = write;
 }
 
 /* The request's token selector, parsed; false when it has none. */
@@ -1570,6 +1576,8 @@ static api_code be_metrics_write(void *ctx, api_sink *out, api_status *st)
                         "# HELP shoal_ksm_profit_bytes Memory KSM saves, less its metadata.\n"
                         "# TYPE shoal_ksm_profit_bytes gauge\nshoal_ksm_profit_bytes %lld\n",
                         m.ksm_profit);
+    if (g_process_metrics)
+        g_process_metrics(out);
     return API_OK;
 }
 

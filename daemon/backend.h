@@ -14,6 +14,10 @@ const api_backend *backend_get(void);
 struct tok_store;
 void backend_set_tokens(struct tok_store *ts);
 
+/* Writes metrics of the process itself (its thread stacks: shoald.c) after
+ * the fleet's in /metrics; set once before api_server_start, NULL: none. */
+void backend_set_process_metrics(void (*write)(api_sink *out));
+
 /* API wire name of a core rule kind (fleet_rule_kind), for the test that
  * checks the API's and the core's names agree. NULL when out of range. */
 const char *backend_rule_name(int fleet_kind);

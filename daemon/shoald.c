@@ -16,6 +16,7 @@
 #include "privsep.h"
 #include "sdnotify.h"
 #include "tokens.h"
+#include "tstack.h"
 
 /* Memory per running guest (issue 13, docs/benchmarks.md "shoald memory per
  * instance"): libvirt's embedded driver runs one event thread per running
@@ -40,14 +41,14 @@
 /* Starts at scale (issue 13, docs/node.md "Starts at scale"): libvirt forks
  * shoald up to 4 times per start while holding its security manager's lock
  * (docs/benchmarks.md "What a start waits for"), so every fork's cost is a
- * wait for every other start. A fork's page table copy, the child's
- * copy-on-write of each thread's descriptor and its teardown grow with
- * shoald's threads: one libvirt event thread per running guest, each on
- * glibc's default stack (RLIMIT_STACK, 8 MiB), one 2 MiB page table region
- * per thread. Threads created without a size of their own (libvirt's,
- * GLib's, shoald's) get this one: 4 stacks share a region (musl's default
- * is 128 KiB; shoald's deepest frames are 64 KiB buffers). Sanitizer
- * builds keep glibc's default (ASan's frames are larger). */
+ * wait for every other start, and that cost grows with shoald's threads:
+ * one libvirt event thread per running guest. tstack.c gives every thread
+ * a stack of shoald's (no copy-on-write of each thread's descriptor in the
+ * fork child, few mappings); this is their default size where a thread
+ * does not choose one (libvirt's, GLib's, shoald's): 512 KiB instead of
+ * glibc's RLIMIT_STACK (8 MiB), so their page tables are small too
+ * (musl's default is 128 KiB; shoald's deepest frames are 64 KiB buffers).
+ * Sanitizer builds keep glibc's default (ASan's frames are larger). */
 #define SHOALD_THREAD_STACK (512u * 1024u)
 
 /* The GLIBC_TUNABLES value shoald wants given the current one (may be
@@ -82,6 +83,33 @@ static void thread_stack_default(void)
         log_warn("thread stacks stay at %zu KiB: %s", cur / 1024, strerror(rc));
     pthread_attr_destroy(&a);
 #endif
+}
+
+/* /metrics: shoald's thread stacks (tstack.h), so that an operator sees
+ * libvirt's per-guest threads on them. */
+static void process_metrics(api_sink *out)
+{
+    tstack_stats_t ts;
+
+    if (!tstack_active())
+        return;
+    tstack_stats(&ts);
+    api_sink_printf(out,
+                    "# HELP shoal_thread_stacks Thread stacks of shoald's process by state "
+                    "(live: a thread on it; retiring: its detached thread ended, the kernel "
+                    "not done; pooled: kept for reuse).\n"
+                    "# TYPE shoal_thread_stacks gauge\n"
+                    "shoal_thread_stacks{state=\"live\"} %zu\n"
+                    "shoal_thread_stacks{state=\"retiring\"} %zu\n"
+                    "shoal_thread_stacks{state=\"pooled\"} %zu\n"
+                    "# HELP shoal_thread_stack_guard_markers Guard pages are markers in "
+                    "shared mappings (1) or mappings of their own (0).\n"
+                    "# TYPE shoal_thread_stack_guard_markers gauge\n"
+                    "shoal_thread_stack_guard_markers %d\n"
+                    "# HELP shoal_threads_created_total Threads created on shoald's stacks.\n"
+                    "# TYPE shoal_threads_created_total counter\n"
+                    "shoal_threads_created_total %zu\n",
+                    ts.live, ts.retiring, ts.pooled, ts.guard_markers, ts.created);
 }
 
 /* The API in this process (--privsep off), or in a front process of its
@@ -202,6 +230,7 @@ int main(int argc, char **argv)
         return 1;
     }
     backend_set_tokens(toks);
+    backend_set_process_metrics(process_metrics);
     ac.max_upload = 1ull << 30;
     /* issue 16: connection limits and the idle/header timeout (api.h) */
     ac.max_connections = (unsigned)cfg.api_max_conns;

@@ -139,6 +139,12 @@ for cfg in ${SHOALD_BASE:+base} new; do
     e2e_start_daemon "$bin" --no-network --max-instances $((N + SMALL + 100)) \
         --cpu-overcommit 1000 --mem-overcommit 8 || exit 1
     e2e_push_images sleep >/dev/null
+    # The batch at 0 is a few seconds: let the load of what ran before (the
+    # previous config's 900 deletes) fade first, up to 2 minutes.
+    for _ in $(seq 1 120); do
+        awk '{exit !($1 < 1.5)}' /proc/loadavg && break
+        sleep 1
+    done
     e2e_log "== $cfg ($bin), load average $(cut -d' ' -f1-3 /proc/loadavg)"
     ROW="$cfg"
     batch "at-0"
