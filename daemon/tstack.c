@@ -297,14 +297,13 @@ static ts_rec *ts_take(const ts_plan_t *p)
         ts_unlink(&ts_pool, r);
         ts_count.pooled--;
         ts_count.reused++;
+        r->gen++; /* a creator of its last thread may still look (pthread_create) */
+        r->has_thr = 0;
     }
     pthread_mutex_unlock(&tstack_mu);
     ts_cool(cool);
-    if (r) {
-        r->gen++;
-        r->has_thr = 0;
+    if (r)
         return r;
-    }
 
     if (!(r = calloc(1, sizeof(*r))))
         return NULL;
@@ -371,9 +370,6 @@ int pthread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)(void 
         return EAGAIN;
     r->fn = fn;
     r->arg = arg;
-    r->detached = plan.detached;
-    r->tid = 0;
-    gen = r->gen;
     if ((rc = pthread_attr_init(&na)) != 0)
         goto fail;
     if ((rc = pthread_attr_setdetachstate(&na, plan.detached ? PTHREAD_CREATE_DETACHED
@@ -385,6 +381,9 @@ int pthread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)(void 
     /* on the live list before the thread runs: it may end at once */
     pthread_mutex_lock(&tstack_mu);
     r->state = TS_RUNNING;
+    r->detached = plan.detached;
+    r->tid = 0;
+    gen = r->gen;
     ts_push(&ts_live, r);
     ts_count.live++;
     pthread_mutex_unlock(&tstack_mu);

@@ -12,6 +12,11 @@
 # everything else; plus the forks per start (perf's task events). shoald's
 # process holds libvirt's embedded driver, so that is libvirt's work too.
 #
+# REPEAT (default 3) runs each batch that many times, deleting it after
+# each run so that the fleet stays at 0 or N; the batch's figures are the
+# median of its runs (perf on the first), because a batch of 20 at 0 lasts
+# a few seconds and one run moves with whatever else the host does.
+#
 # With SHOALD_BASE set, the same is run first with that shoald (a build of
 # an earlier commit, or this one with QEMUCONF_BASE): the baseline in the
 # same run. QEMUCONF adds lines to the embed root's qemu.conf before shoald
@@ -28,6 +33,7 @@ IMAGES=$(cd "${2:?}" && pwd)
 N=${3:-300}
 SMALL=${4:-20}
 PERF=${PERF:-1}
+REPEAT=${REPEAT:-3}
 . "$(dirname "$0")/../../e2e/lib.sh"
 
 [ -e "$IMAGES/sleep.elf" ] || { echo "missing $IMAGES/sleep.elf (build first)"; exit 1; }
@@ -95,10 +101,40 @@ forks_per_start() { # PERF_DATA STARTS: process (not thread) creations
     perf script -i "$1" --show-task-events 2>/dev/null | grep -o 'FORK([0-9]*:[0-9]*):([0-9]*:' |
         awk -F'[(:)]' -v n="$2" '$2 != $6 {k++} END{printf "%.1f", k / n}'
 }
-batch() { # NAME
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+gone() { # NAME: wait until the batch's instances are deleted
+    local i
+    api DELETE "/v1/instances?selector=batch%3D$1&force=true"
+    for i in $(seq 1 240); do
+        api GET "/v1/instances?selector=batch%3D$1&limit=1"
+        [ "$(jq '.items | length' <<<"$BODY")" = 0 ] && return 0
+        sleep 0.5
+    done
+    echo "batch $1 was not deleted"
+    exit 1
+}
+batch() { # NAME: REPEAT runs of batch_once, the medians in B_*
+    local r ready="" created="" ticks=""
+    for r in $(seq 1 "$REPEAT"); do
+        [ "$r" = 1 ] || PERF_ON=0
+        batch_once "$1-$r"
+        ready="$ready $B_READY"
+        created="$created $B_CREATED"
+        ticks="$ticks $B_TICKS_MS"
+        [ "$r" = 1 ] && { split=$B_SPLIT; forks=$B_FORKS; }
+        [ "$r" = "$REPEAT" ] || gone "$1-$r"
+        PERF_ON=$PERF
+    done
+    B_READY=$(median <<<"$ready")
+    B_CREATED=$(median <<<"$created")
+    e2e_log "  $1: ready p50 of the runs:$ready ms (median $B_READY), shoald CPU/start:$ticks ms (median $(median <<<"$ticks"))"
+    ROW="$ROW $B_READY $B_CREATED $(cut -d' ' -f1,2 <<<"$split") $forks"
+}
+PERF_ON=$PERF
+batch_once() { # NAME
     local pp="" c0 c1
     c0=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$E2E_PID/stat")
-    if [ "$PERF" = 1 ]; then
+    if [ "$PERF_ON" = 1 ]; then
         perf record -q -g -p "$E2E_PID" -o "$OUT/$1.data" >/dev/null 2>&1 &
         pp=$!
         # perf attaches to every thread first: on a loaded host that takes
@@ -122,7 +158,6 @@ batch() { # NAME
         B_FORKS=$(forks_per_start "$OUT/$1.data" "$SMALL")
     fi
     e2e_log "  $1: ready p50 $B_READY ms, domain created p50 $B_CREATED ms, shoald CPU $B_TICKS_MS ms/start (/proc); perf ms/start total fork cow teardown faults other: $B_SPLIT; forks/start $B_FORKS; shoald RSS $(awk '/VmRSS/{print $2}' "/proc/$E2E_PID/status") kB"
-    ROW="$ROW $B_READY $B_CREATED $(cut -d' ' -f1,2 <<<"$B_SPLIT") $B_FORKS"
 }
 
 TABLE=""
