@@ -91,6 +91,9 @@
 /* Set names, for `nft list set bridge shoal NAME`. */
 #define GUARD_SET_PORTS "ports"
 #define GUARD_SET_ADDRS "addrs"
+/* tap . the guest's IPv4: the only address ARP sent to that port may ask
+ * about (docs/node.md "Guest isolation": no ARP fan-out). */
+#define GUARD_SET_DESTS "dests"
 
 /* Guest tap names: GUARD_TAP_PREFIX followed by 12 lower-case hex digits
  * (14 bytes; a Linux name holds 15). Ports named GUARD_TAP_PREFIX* are the

@@ -189,6 +189,8 @@ static void change_golden(void **state)
                              "5a:5c:00:00:00:01 }\n"
                              "add element bridge shoal addrs { \"sh0123456789ab\" . "
                              "5a:5c:00:00:00:01 . 10.88.0.2 }\n"
+                             "add element bridge shoal dests { \"sh0123456789ab\" . "
+                             "10.88.0.2 }\n"
                              "add element bridge shoal ports { \"sh00000000000f\" . "
                              "5a:5c:00:00:00:03 }\n");
     /* Removal adds first, so that it cannot fail on a missing element. */
