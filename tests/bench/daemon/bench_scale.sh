@@ -39,6 +39,9 @@ REPEAT=${REPEAT:-3}
 [ -e "$IMAGES/sleep.elf" ] || { echo "missing $IMAGES/sleep.elf (build first)"; exit 1; }
 command -v perf >/dev/null || PERF=0
 e2e_setup
+# each config below gets a state dir of its own: drop the one e2e_setup made
+rmdir "$E2E_STATE" 2>/dev/null || true
+E2E_STATE=""
 OUT=$(mktemp -d /tmp/shoal-scale-out.XXXXXX)
 trap 'e2e_cleanup; rm -rf "$OUT"' EXIT
 
