@@ -449,44 +449,36 @@ static void ts_joined(pthread_t t)
     ts_cool(cool);
 }
 
-int pthread_join(pthread_t t, void **ret)
+/* What every join does after glibc's: a joined thread's stack is free. */
+static int ts_join_done(pthread_t t, int rc)
 {
-    int rc;
-
-    pthread_once(&ts_once, ts_init);
-    if ((rc = real_join(t, ret)) == 0)
+    if (rc == 0)
         ts_joined(t);
     return rc;
+}
+
+int pthread_join(pthread_t t, void **ret)
+{
+    pthread_once(&ts_once, ts_init);
+    return ts_join_done(t, real_join(t, ret));
 }
 
 int pthread_tryjoin_np(pthread_t t, void **ret)
 {
-    int rc;
-
     pthread_once(&ts_once, ts_init);
-    if ((rc = real_tryjoin(t, ret)) == 0)
-        ts_joined(t);
-    return rc;
+    return ts_join_done(t, real_tryjoin(t, ret));
 }
 
 int pthread_timedjoin_np(pthread_t t, void **ret, const struct timespec *abstime)
 {
-    int rc;
-
     pthread_once(&ts_once, ts_init);
-    if ((rc = real_timedjoin(t, ret, abstime)) == 0)
-        ts_joined(t);
-    return rc;
+    return ts_join_done(t, real_timedjoin(t, ret, abstime));
 }
 
 int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clock, const struct timespec *abstime)
 {
-    int rc;
-
     pthread_once(&ts_once, ts_init);
-    if ((rc = real_clockjoin(t, ret, clock, abstime)) == 0)
-        ts_joined(t);
-    return rc;
+    return ts_join_done(t, real_clockjoin(t, ret, clock, abstime));
 }
 
 /* A joinable thread detached: its stack is released like a detached

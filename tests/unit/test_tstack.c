@@ -7,6 +7,7 @@
  * to glibc unchanged; and the point of it all, a fork child of a process
  * with many threads takes a handful of page faults instead of one per
  * thread (glibc's fork marks each glibc-made stack free in the child). */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -233,6 +234,28 @@ static void test_late_and_self_detach(void **state)
     assert_true(after.created - before.created >= 2);
 }
 
+/* A stack that cannot be mapped: EAGAIN, as glibc answers, and nothing
+ * left in use. */
+static void test_no_room(void **state)
+{
+    tstack_stats_t before, after;
+    pthread_attr_t a;
+    pthread_t t;
+
+    (void)state;
+    tstack_stats(&before);
+    assert_int_equal(pthread_attr_init(&a), 0);
+    assert_int_equal(pthread_attr_setstacksize(&a, (size_t)1 << 46), 0); /* 64 TiB */
+    assert_int_equal(pthread_create(&t, &a, nothing, NULL), EAGAIN);
+    pthread_attr_destroy(&a);
+    tstack_stats(&after);
+    assert_int_equal(after.live, before.live);
+    assert_int_equal(after.created, before.created);
+    /* and the next create still works */
+    assert_int_equal(pthread_create(&t, NULL, nothing, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
 static void test_passthrough(void **state)
 {
     tstack_stats_t before, after;
@@ -305,9 +328,13 @@ static void test_fork_child_faults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_own_stack_with_guard), cmocka_unit_test(test_join_reuses),
-        cmocka_unit_test(test_detached_released),    cmocka_unit_test(test_late_and_self_detach),
-        cmocka_unit_test(test_passthrough),          cmocka_unit_test(test_fork_child_faults),
+        cmocka_unit_test(test_own_stack_with_guard),
+        cmocka_unit_test(test_join_reuses),
+        cmocka_unit_test(test_detached_released),
+        cmocka_unit_test(test_late_and_self_detach),
+        cmocka_unit_test(test_no_room),
+        cmocka_unit_test(test_passthrough),
+        cmocka_unit_test(test_fork_child_faults),
     };
 
     if (!tstack_active()) {
