@@ -522,6 +522,12 @@ struct netbr_set {
     struct netbr_names over[NETBR_OVERFLOW_MAX + 1]; /* [1..max_over] */
     nb_pending *pend;
     size_t npend, pend_cap;
+    /* The last full count (netbr.h, NETBR_RECOUNT_MS): when it was taken
+     * (0: never), the main bridge's ports in use then (kept ones and that
+     * pick's own included), and the picks given to it since without one. */
+    int64_t counted_ms;
+    unsigned counted_main, fast_picks;
+    unsigned long recounts; /* full counts made (netbr_set_recounts) */
 };
 
 static int64_t mono_ms(void)
@@ -804,6 +810,21 @@ int netbr_set_pick(struct netbr_set *s, const char *mac, const char **bridge, ch
     if (parse_mac(mac, m) != 0)
         return nb_err(NETBR_E_INVAL, err, errlen, "invalid MAC '%s'", mac ? mac : "(null)");
     pthread_mutex_lock(&s->mu);
+    /* Far from full, a recent count is enough: a dump of every link is
+     * O(links), the one cost of a start here that grows with the fleet. */
+    if (s->counted_ms && now - s->counted_ms < NETBR_RECOUNT_MS &&
+        s->counted_main + s->fast_picks + 1 + NETBR_RECOUNT_SLACK <= s->limit) {
+        if (pending_add(s, m, 0, 0, now) != 0) {
+            rc = nb_err(NETBR_E_IP, err, errlen, "out of memory");
+            goto out;
+        }
+        s->fast_picks++;
+        *bridge = s->name;
+        rc = NETBR_OK;
+        goto out;
+    }
+    s->recounts++;
+    s->counted_ms = 0;
     if ((rc = links_read(&t, err, errlen)) != NETBR_OK)
         goto out;
     main_l = links_find(&t, s->name);
@@ -854,6 +875,9 @@ int netbr_set_pick(struct netbr_set *s, const char *mac, const char **bridge, ch
     reserve = s->max_over > links_on_main ? s->max_over - links_on_main : 0;
     if (used[0] + reserve < s->limit) {
         slot = 0;
+        s->counted_ms = now;
+        s->counted_main = used[0] + reserve + 1;
+        s->fast_picks = 0;
         goto picked;
     }
     for (unsigned k = 1; k <= s->max_over && slot < 0; k++) {
@@ -909,6 +933,15 @@ out:
     pthread_mutex_unlock(&s->mu);
     links_free(&t);
     return rc;
+}
+
+unsigned long netbr_set_recounts(struct netbr_set *s)
+{
+    unsigned long n;
+    pthread_mutex_lock(&s->mu);
+    n = s->recounts;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 void netbr_mac(const char *seed, char out[NETBR_MAC_STRLEN])

@@ -75,6 +75,16 @@ enum netbr_status {
 /* A picked port counts as taken until a port with the guest's MAC appears
  * on one of the set's bridges, or for this long (the start failed). */
 #define NETBR_PENDING_MS 120000
+/* A pick counts the kernel's ports again (one dump of every link in the
+ * namespace) when its last count is this old, or when the ports counted
+ * then plus the picks made since would leave fewer than
+ * NETBR_RECOUNT_SLACK free on the main bridge. Between counts a pick adds
+ * one to the last count: ports can only come from picks (which it counts)
+ * or from someone else (whom the slack covers) and leave (which only makes
+ * the estimate high). At 900 guests a count took ~5 ms of shoald's CPU
+ * (docs/node.md "Starts at scale"). */
+#define NETBR_RECOUNT_MS    2000
+#define NETBR_RECOUNT_SLACK 32
 
 /*
  * Ensure bridge `name` exists, has IPv4 address `addr`/`prefix` and is up.
@@ -146,10 +156,12 @@ int netbr_set_open(const char *name, const char *addr, unsigned prefix, unsigned
  * the main bridge if it has a free guest port, else the lowest-numbered
  * overflow bridge with a free port (repaired first if its link is broken),
  * else a new overflow bridge with the lowest free number, created with its
- * link. Ports are counted from the kernel's links at each call, plus picks
- * whose tap has not appeared yet (matched by MAC: libvirt gives the tap the
- * guest's MAC with the first octet changed; NETBR_PENDING_MS at most), so
- * concurrent picks never hand out the same last port. A number whose names
+ * link. Ports are counted from the kernel's links, plus picks whose tap has
+ * not appeared yet (matched by MAC: libvirt gives the tap the guest's MAC
+ * with the first octet changed; NETBR_PENDING_MS at most), so concurrent
+ * picks never hand out the same last port. The count is taken again only
+ * as NETBR_RECOUNT_MS and NETBR_RECOUNT_SLACK say: between counts the main
+ * bridge is picked from the last count and the picks since. A number whose names
  * are taken by interfaces of another kind is skipped.
  * On NETBR_OK, *bridge points to the chosen name, valid until
  * netbr_set_close. NETBR_E_FULL when every bridge is full (the message
@@ -159,6 +171,9 @@ int netbr_set_open(const char *name, const char *addr, unsigned prefix, unsigned
  */
 int netbr_set_pick(struct netbr_set *s, const char *mac, const char **bridge, char *err,
                    size_t errlen);
+
+/* Full counts of the kernel's ports the set's picks have made. */
+unsigned long netbr_set_recounts(struct netbr_set *s);
 
 /* Main bridge name of the set. */
 const char *netbr_set_name(const struct netbr_set *s);

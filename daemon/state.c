@@ -890,6 +890,34 @@ out:
     return rc;
 }
 
+int state_inst_count(state_db *db, size_t counts[ST__COUNT], char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1, step;
+
+    memset(counts, 0, ST__COUNT * sizeof *counts);
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->db, "SELECT state, count(*) FROM instances GROUP BY state", -1, &st,
+                           NULL) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *s = (const char *)sqlite3_column_text(st, 0);
+        state_inst_state k;
+        /* a state this build does not know is left out, as in a list */
+        if (s && state_inst_state_parse(s, &k) == 0 && (unsigned)k < ST__COUNT)
+            counts[k] += (size_t)sqlite3_column_int64(st, 1);
+    }
+    if (step != SQLITE_DONE)
+        goto out;
+    rc = 0;
+out:
+    if (rc < 0)
+        errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
 int state_inst_page(state_db *db, const char *after, int state, const char *host,
                     state_inst_match match, void *ctx, size_t limit, state_instance **out,
                     size_t *n, int *more, char *err, size_t errlen)

@@ -195,6 +195,9 @@ int state_inst_find(state_db *db, const char *key, state_instance *out, char *er
 /* All instances ordered by (created, id). *out is a heap array of *n
  * instances; free it with state_inst_array_free. */
 int state_inst_list(state_db *db, state_instance **out, size_t *n, char *err, size_t errlen);
+/* Instances per state, without reading the rows (what /metrics shows):
+ * counts[s] for each state s; 0 or -1 with err. */
+int state_inst_count(state_db *db, size_t counts[ST__COUNT], char *err, size_t errlen);
 /* One page of instances in (created, id) order, after the instance `after`
  * (NULL: from the start). Only rows with the given state (>= 0) and host
  * (non-NULL) are read; `match` (may be NULL) filters further. At most

@@ -341,6 +341,39 @@ static void test_deleting_mark(void **st)
     state_close(db);
 }
 
+/* Counts per state (what /metrics shows) agree with the rows. */
+static void test_count_by_state(void **st)
+{
+    state_db *db;
+    state_instance a, *rows = NULL;
+    size_t counts[ST__COUNT], tally[ST__COUNT] = { 0 }, n = 0;
+    char err[256], id[13], name[8];
+    const state_inst_state states[] = { ST_RUNNING, ST_RUNNING, ST_EXITED, ST_PENDING, ST_RUNNING };
+    (void)st;
+    assert_int_equal(state_open(path, &db, err, sizeof err), 0);
+    assert_int_equal(state_inst_count(db, counts, err, sizeof err), 0);
+    for (size_t k = 0; k < ST__COUNT; k++)
+        assert_int_equal(counts[k], 0);
+    for (size_t i = 0; i < sizeof states / sizeof *states; i++) {
+        snprintf(id, sizeof id, "c0000000000%zu", i);
+        snprintf(name, sizeof name, "c%zu", i);
+        fill(&a, id, name);
+        a.state = states[i];
+        assert_int_equal(state_inst_insert(db, &a, err, sizeof err), 0);
+    }
+    assert_int_equal(state_inst_count(db, counts, err, sizeof err), 0);
+    assert_int_equal(counts[ST_RUNNING], 3);
+    assert_int_equal(counts[ST_EXITED], 1);
+    assert_int_equal(counts[ST_PENDING], 1);
+    assert_int_equal(state_inst_list(db, &rows, &n, err, sizeof err), 0);
+    for (size_t i = 0; i < n; i++)
+        tally[rows[i].state]++;
+    state_inst_array_free(rows, n);
+    for (size_t k = 0; k < ST__COUNT; k++)
+        assert_int_equal(counts[k], tally[k]);
+    state_close(db);
+}
+
 /* A create batch (issue 16): rows marked until committed as a whole; the
  * rows of a batch never committed are dropped, committed ones stay. */
 static void test_batch_commit_and_drop(void **st)
@@ -729,6 +762,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_schema_ports_are_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_from_schema_10, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_count_by_state, setup, teardown),
         cmocka_unit_test(test_enum_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

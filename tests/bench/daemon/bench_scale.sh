@@ -24,9 +24,11 @@
 # QEMUCONF_BASE does so for the baseline only (e.g. 'remember_owner = 1',
 # libvirt's default, with SHOALD_BASE=SHOALD). Real QEMU through libvirt's embedded
 # driver in a network namespace of its own (tests/e2e/lib.sh), guests
-# without network, capacity not the limit. Wall times vary with the other
-# tenants of the host; the CPU per start is the steadier figure. Not run
-# in CI (label bench).
+# without network unless NET=1, capacity not the limit. Wall times vary with the other
+# tenants of the host; the CPU per start is the steadier figure. NET=1
+# gives the guests shoald's network (bridge port, tap, guard entries, a
+# lease each), as the density benchmark's guests have. Not run in CI
+# (label bench).
 set -eu
 SHOALD=${1:?usage: bench_scale.sh SHOALD IMAGES_DIR [N] [SMALL]}
 IMAGES=$(cd "${2:?}" && pwd)
@@ -34,6 +36,10 @@ N=${3:-300}
 SMALL=${4:-20}
 PERF=${PERF:-1}
 REPEAT=${REPEAT:-3}
+NET=${NET:-0}
+PERF_KEEP=${PERF_KEEP:-} # a directory: perf's data files are copied there
+NETFLAG=--no-network
+[ "$NET" = 1 ] && NETFLAG=""
 . "$(dirname "$0")/../../e2e/lib.sh"
 
 [ -e "$IMAGES/sleep.elf" ] || { echo "missing $IMAGES/sleep.elf (build first)"; exit 1; }
@@ -159,6 +165,7 @@ batch_once() { # NAME
     if [ -n "$pp" ]; then
         B_SPLIT=$(split_cpu "$OUT/$1.data" "$(cut -c1-15 "/proc/$E2E_PID/comm")" "$SMALL")
         B_FORKS=$(forks_per_start "$OUT/$1.data" "$SMALL")
+        [ -z "$PERF_KEEP" ] || cp "$OUT/$1.data" "$PERF_KEEP/$CFG-$1.data"
     fi
     e2e_log "  $1: ready p50 $B_READY ms, domain created p50 $B_CREATED ms, shoald CPU $B_TICKS_MS ms/start (/proc); perf ms/start total fork cow teardown faults other: $B_SPLIT; forks/start $B_FORKS; shoald RSS $(awk '/VmRSS/{print $2}' "/proc/$E2E_PID/status") kB"
 }
@@ -166,6 +173,7 @@ batch_once() { # NAME
 TABLE=""
 for cfg in ${SHOALD_BASE:+base} new; do
     bin=$SHOALD
+    CFG=$cfg
     [ "$cfg" = base ] && bin=$SHOALD_BASE
     E2E_STATE=$(mktemp -d /tmp/shoal-scale.XXXXXX)
     conf=${QEMUCONF:-}
@@ -174,7 +182,8 @@ for cfg in ${SHOALD_BASE:+base} new; do
         mkdir -p "$E2E_STATE/libvirt/etc"
         printf '%b\n' "$conf" >"$E2E_STATE/libvirt/etc/qemu.conf"
     fi
-    e2e_start_daemon "$bin" --no-network --max-instances $((N + SMALL + 100)) \
+    # shellcheck disable=SC2086
+    e2e_start_daemon "$bin" $NETFLAG --max-instances $((N + SMALL + 100)) \
         --cpu-overcommit 1000 --mem-overcommit 8 || exit 1
     e2e_push_images sleep >/dev/null
     # The batch at 0 is a few seconds: let the load of what ran before (the
@@ -206,7 +215,7 @@ for cfg in ${SHOALD_BASE:+base} new; do
     E2E_STATE=""
 done
 
-echo "batch of $SMALL sleep guests at 0 and at N=$N running, $(nproc) CPUs; ms; cpu/fork = shoald's CPU per start (perf) and the fork part of it"
+echo "batch of $SMALL sleep guests ($([ "$NET" = 1 ] && echo networked || echo no network)) at 0 and at N=$N running, $(nproc) CPUs; ms; cpu/fork = shoald's CPU per start (perf) and the fork part of it"
 echo "config  ready@0 created@0 cpu@0 fork@0 forks@0  ready@N created@N cpu@N fork@N forks@N  ready N/0"
 printf '%s' "$TABLE" | awk '{printf "%-6s %8s %9s %5s %6s %7s  %7s %9s %5s %6s %7s  %8.2fx\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ($2 > 0 ? $7 / $2 : 0)}'
 [ "$E2E_FAILS" -eq 0 ]

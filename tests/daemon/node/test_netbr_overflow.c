@@ -325,6 +325,53 @@ static int fill(const char *br, int from, int to)
     return rc;
 }
 
+/* Picks between counts (NETBR_RECOUNT_MS, NETBR_RECOUNT_SLACK): limit 100,
+ * one overflow bridge, so the main bridge takes 99 guests. */
+static void recount(void)
+{
+    struct netbr_set *s = NULL;
+    char err[512];
+    unsigned long n0;
+    int i;
+
+    NETNS_CHECK(netbr_set_open("sd0", "10.76.0.1", 16, 100, 1, &s, err, sizeof err) == NETBR_OK);
+    NETNS_CHECK(fill("sd0", 1, 60) == 0);
+    /* the first pick counts: 60 ports + 1 kept for the link + its own */
+    pick(s, 1, "sd0");
+    NETNS_CHECK(netbr_set_recounts(s) == 1);
+    /* then 62 + picks since + 1 + 32 <= 100: 6 picks from that count */
+    for (i = 2; i <= 7; i++)
+        pick(s, i, "sd0");
+    NETNS_CHECK(netbr_set_recounts(s) == 1);
+    /* ports someone else adds are not seen between counts (the slack is
+     * for them)... */
+    NETNS_CHECK(fill("sd0", 61, 90) == 0);
+    /* ...the next pick would leave less than the slack, so it counts: 90
+     * ports + 1 kept + 7 picks whose taps are not in yet, 98 < 100 */
+    pick(s, 8, "sd0");
+    NETNS_CHECK(netbr_set_recounts(s) == 2);
+    /* so close to full, every pick counts: the 99th guest, then the main
+     * bridge is full */
+    pick(s, 9, "sd0");
+    NETNS_CHECK(netbr_set_recounts(s) == 3);
+    pick(s, 10, "sd0.1");
+    NETNS_CHECK(netbr_set_recounts(s) == 4);
+    /* far from full again (the extra ports go): the first pick counts, the
+     * next does not, and a count older than NETBR_RECOUNT_MS is taken again */
+    NETNS_CHECK(netns_sh("for i in $(seq 30 90); do ip link del p$i; done") == 0);
+    pick(s, 11, "sd0");
+    n0 = netbr_set_recounts(s);
+    NETNS_CHECK(n0 == 5);
+    pick(s, 12, "sd0");
+    NETNS_CHECK(netbr_set_recounts(s) == n0);
+    usleep((NETBR_RECOUNT_MS + 100) * 1000);
+    pick(s, 13, "sd0");
+    NETNS_CHECK(netbr_set_recounts(s) == n0 + 1);
+    netbr_set_close(s);
+    NETNS_CHECK(netbr_delete("sd0", err, sizeof err) == NETBR_OK);
+    exit(0); /* not _exit: LeakSanitizer checks the child */
+}
+
 /* The real limits: the production constants on a bridge with ~960 ports. */
 static void real_limit(void)
 {
@@ -395,6 +442,12 @@ static void odd_names_in_netns(void **state)
     in_netns("names", odd_names);
 }
 
+static void recount_in_netns(void **state)
+{
+    (void)state;
+    in_netns("recount", recount);
+}
+
 static void real_limit_in_netns(void **state)
 {
     (void)state;
@@ -456,7 +509,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(overflow_names),       cmocka_unit_test(set_limits),
         cmocka_unit_test(small_limit_in_netns), cmocka_unit_test(odd_names_in_netns),
-        cmocka_unit_test(real_limit_in_netns),
+        cmocka_unit_test(recount_in_netns),     cmocka_unit_test(real_limit_in_netns),
     };
     return shoal_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
