@@ -1087,6 +1087,54 @@ int state_addr_in_use(state_db *db, uint32_t ipv4)
     return count_where(db, "SELECT count(*) FROM instances WHERE ipv4=?", ipv4) != 0;
 }
 
+int state_addrs_in(state_db *db, uint32_t lo, uint32_t hi, uint32_t **out, size_t *n, char *err,
+                   size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    uint32_t *a = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = -1, step = SQLITE_OK, oom = 0;
+
+    pthread_mutex_lock(&db->mu);
+    /* instances_ipv4 holds them in order: the index alone answers */
+    if (sqlite3_prepare_v2(db->db,
+                           "SELECT ipv4 FROM instances WHERE ipv4 BETWEEN ? AND ? ORDER BY ipv4",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            uint32_t *na = realloc(a, ncap * sizeof *a);
+            if (!na) {
+                oom = 1;
+                goto out;
+            }
+            a = na;
+            cap = ncap;
+        }
+        a[cnt++] = (uint32_t)sqlite3_column_int64(st, 0);
+    }
+    if (step == SQLITE_DONE)
+        rc = 0;
+out:
+    if (rc < 0) {
+        if (oom)
+            errbuf_set(err, errlen, "out of memory");
+        else
+            errbuf_set(err, errlen, "state db: %s", sqlite3_errmsg(db->db));
+        free(a);
+        a = NULL;
+        cnt = 0;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    *out = a;
+    *n = cnt;
+    return rc;
+}
+
 int state_port_in_use(state_db *db, int host_port, state_proto proto)
 {
     sqlite3_stmt *st = NULL;

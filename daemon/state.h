@@ -227,6 +227,11 @@ void state_inst_array_free(state_instance *a, size_t n);
 /* Is this IPv4 address held by some instance? Is host_port held for proto
  * by some instance (a port held for the other protocol does not count)? */
 int state_addr_in_use(state_db *db, uint32_t ipv4);
+/* The instances' IPv4 addresses in [lo, hi], ascending, from the unique
+ * index (no row is read): *out is a heap array of *n (free() it; NULL when
+ * none). 0, or -1 with err. */
+int state_addrs_in(state_db *db, uint32_t lo, uint32_t hi, uint32_t **out, size_t *n, char *err,
+                   size_t errlen);
 int state_port_in_use(state_db *db, int host_port, state_proto proto);
 
 /* Runs: begin a run (returns its number), end it. */

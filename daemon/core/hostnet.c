@@ -218,12 +218,6 @@ out:
     return rc;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void set_ipv4_fn(state_instance *in, void *ctx)
 {
     in->ipv4 = *(const uint32_t *)ctx;
@@ -246,22 +240,12 @@ static int pick_address(fleet *f, state_instance *in, uint32_t gw, int prefix,
     uint32_t mask = mask_of(prefix), net = gw & mask, bcast = net | ~mask;
 
     for (int attempt = 0; attempt < 3; attempt++) {
-        state_instance *rows = NULL;
-        size_t nrows = 0, nused = 0, k = 0;
-        uint32_t a = net + 1, *used;
-        if (state_inst_list(f->db, &rows, &nrows, err, errlen) != 0)
+        size_t nused = 0, k = 0;
+        uint32_t a = net + 1, *used = NULL;
+        /* the subnet's addresses in use, sorted: one pass finds the lowest
+         * free (from the index: a start must not read every row) */
+        if (state_addrs_in(f->db, net, bcast, &used, &nused, err, errlen) != 0)
             return -1;
-        /* the subnet's addresses in use, sorted: one pass finds the lowest free */
-        if (!(used = calloc(nrows + 1, sizeof *used))) {
-            state_inst_array_free(rows, nrows);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        for (size_t r = 0; r < nrows; r++)
-            if ((rows[r].ipv4 & mask) == net)
-                used[nused++] = rows[r].ipv4;
-        state_inst_array_free(rows, nrows);
-        qsort(used, nused, sizeof *used, cmp_u32);
         for (int pass = navoid ? 0 : 1; pass < 2; pass++) {
             for (a = net + 1, k = 0; a < bcast; a++) {
                 while (k < nused && used[k] < a)

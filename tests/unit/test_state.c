@@ -341,14 +341,18 @@ static void test_deleting_mark(void **st)
     state_close(db);
 }
 
-/* Counts per state (what /metrics shows) agree with the rows. */
-static void test_count_by_state(void **st)
+/* Counts per state (what /metrics shows) agree with the rows; the
+ * addresses of a subnet come back sorted (what a start picks from). */
+static void test_counts_and_addrs(void **st)
 {
     state_db *db;
     state_instance a, *rows = NULL;
     size_t counts[ST__COUNT], tally[ST__COUNT] = { 0 }, n = 0;
     char err[256], id[13], name[8];
     const state_inst_state states[] = { ST_RUNNING, ST_RUNNING, ST_EXITED, ST_PENDING, ST_RUNNING };
+    /* addresses out of order; one outside 10.88.0.0/16; one row without */
+    const uint32_t addrs[] = { 0x0a580009, 0x0a580002, 0x0a590001, 0, 0x0a580005 };
+    uint32_t *got = NULL;
     (void)st;
     assert_int_equal(state_open(path, &db, err, sizeof err), 0);
     assert_int_equal(state_inst_count(db, counts, err, sizeof err), 0);
@@ -359,6 +363,7 @@ static void test_count_by_state(void **st)
         snprintf(name, sizeof name, "c%zu", i);
         fill(&a, id, name);
         a.state = states[i];
+        a.ipv4 = addrs[i];
         assert_int_equal(state_inst_insert(db, &a, err, sizeof err), 0);
     }
     assert_int_equal(state_inst_count(db, counts, err, sizeof err), 0);
@@ -371,6 +376,16 @@ static void test_count_by_state(void **st)
     state_inst_array_free(rows, n);
     for (size_t k = 0; k < ST__COUNT; k++)
         assert_int_equal(counts[k], tally[k]);
+    /* a subnet's addresses in use, ascending, from the index */
+    assert_int_equal(state_addrs_in(db, 0x0a580000, 0x0a58ffff, &got, &n, err, sizeof err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(got[0], 0x0a580002);
+    assert_int_equal(got[1], 0x0a580005);
+    assert_int_equal(got[2], 0x0a580009);
+    free(got);
+    assert_int_equal(state_addrs_in(db, 0x0a5a0000, 0x0a5affff, &got, &n, err, sizeof err), 0);
+    assert_int_equal(n, 0);
+    assert_null(got);
     state_close(db);
 }
 
@@ -762,7 +777,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_schema_ports_are_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_from_schema_10, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_count_by_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_and_addrs, setup, teardown),
         cmocka_unit_test(test_enum_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
