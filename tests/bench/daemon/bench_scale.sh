@@ -11,6 +11,8 @@
 # fork, the fork children's teardown (exec or exit), other page faults and
 # everything else; plus the forks per start (perf's task events). shoald's
 # process holds libvirt's embedded driver, so that is libvirt's work too.
+# PERF_ALL=1 adds the whole host's CPU per start by command (perf -a: the
+# QEMUs being started, the running ones, kernel threads, dnsmasq).
 #
 # REPEAT (default 3) runs each batch that many times, deleting it after
 # each run so that the fleet stays at 0 or N; the batch's figures are the
@@ -38,6 +40,7 @@ PERF=${PERF:-1}
 REPEAT=${REPEAT:-3}
 NET=${NET:-0}
 PERF_KEEP=${PERF_KEEP:-} # a directory: perf's data files are copied there
+PERF_ALL=${PERF_ALL:-0}   # 1: also the whole host's CPU per start, by command
 NETFLAG=--no-network
 [ "$NET" = 1 ] && NETFLAG=""
 . "$(dirname "$0")/../../e2e/lib.sh"
@@ -141,9 +144,13 @@ batch() { # NAME: REPEAT runs of batch_once, the medians in B_*
 }
 PERF_ON=$PERF
 batch_once() { # NAME
-    local pp="" c0 c1
+    local pp="" pa="" c0 c1
     c0=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$E2E_PID/stat")
     if [ "$PERF_ON" = 1 ]; then
+        if [ "$PERF_ALL" = 1 ]; then
+            perf record -q -a -o "$OUT/$1.all.data" >/dev/null 2>&1 &
+            pa=$!
+        fi
         perf record -q -g -p "$E2E_PID" -o "$OUT/$1.data" >/dev/null 2>&1 &
         pp=$!
         # perf attaches to every thread first: on a loaded host that takes
@@ -156,6 +163,7 @@ batch_once() { # NAME
     create "$1" "$SMALL"
     wait_all "$1" "$SMALL" 600
     if [ -n "$pp" ]; then kill -INT "$pp"; wait "$pp" 2>/dev/null || true; fi
+    if [ -n "$pa" ]; then kill -INT "$pa"; wait "$pa" 2>/dev/null || true; fi
     c1=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$E2E_PID/stat")
     B_READY=$(p50_ready "$1")
     B_CREATED=$(p50_created "$SMALL")
@@ -166,6 +174,14 @@ batch_once() { # NAME
         B_SPLIT=$(split_cpu "$OUT/$1.data" "$(cut -c1-15 "/proc/$E2E_PID/comm")" "$SMALL")
         B_FORKS=$(forks_per_start "$OUT/$1.data" "$SMALL")
         [ -z "$PERF_KEEP" ] || cp "$OUT/$1.data" "$PERF_KEEP/$CFG-$1.data"
+    fi
+    if [ -n "$pa" ]; then
+        # the whole host while the batch ran, ms of CPU per start by command
+        # (QEMUs' vCPU threads and libvirt's per-domain threads grouped)
+        e2e_log "  $1: host CPU ms/start by command: $(perf script -i "$OUT/$1.all.data" -F comm 2>/dev/null |
+            sed 's/^ *//; s/ *$//; s/^vm-.*/vm-*/; s/^CPU [0-9]*\/.*/CPU-n\/accel/; s/^kworker.*/kworker/; s/^ksoftirqd.*/ksoftirqd/' |
+            sort | uniq -c | sort -rn | head -12 | awk -v n="$SMALL" '{c=$1; $1=""; sub(/^ /, ""); printf "%s=%.1f; ", $0, c / 4 / n}')"
+        [ -z "$PERF_KEEP" ] || cp "$OUT/$1.all.data" "$PERF_KEEP/$CFG-$1.all.data"
     fi
     e2e_log "  $1: ready p50 $B_READY ms, domain created p50 $B_CREATED ms, shoald CPU $B_TICKS_MS ms/start (/proc); perf ms/start total fork cow teardown faults other: $B_SPLIT; forks/start $B_FORKS; shoald RSS $(awk '/VmRSS/{print $2}' "/proc/$E2E_PID/status") kB"
 }
