@@ -33,7 +33,16 @@
 # (a slow machine is not a failure). The suite runs it with N=50, STEP=25
 # (e2e_daemon_density); the benchmark is N=1000 (bench_density, label bench).
 #
-# Knobs (environment): DENSITY_WINDOW (idle window, s, 10, after
+# The ratio that matters, a step at N - STEP running against one at 0,
+# moves between runs with the host (a first step of 100 took 9.4 to 12.5
+# s in two runs of one session), so both are run DENSITY_REPEAT times
+# (default 3): the first step is deleted and started again, as is the last
+# one at the end (deleted, then started again with N - STEP running), and
+# results.md gives each one's runs and their medians. The table's rows are
+# the first runs.
+#
+# Knobs (environment): DENSITY_REPEAT (runs of the first and last step, 3),
+# DENSITY_WINDOW (idle window, s, 10, after
 # DENSITY_SETTLE s, 3, once a step is all running), DENSITY_LAT_N
 # (API requests per point, 50), DENSITY_MEM (MiB per guest, 32),
 # DENSITY_STEP_TIMEOUT (s per step to all running, 1800), DENSITY_HEALTHZ_S
@@ -50,6 +59,7 @@ LAT_N=${DENSITY_LAT_N:-50}
 MEM=${DENSITY_MEM:-32}
 STEP_TIMEOUT=${DENSITY_STEP_TIMEOUT:-1800}
 HEALTHZ_S=${DENSITY_HEALTHZ_S:-180}
+REPEAT=${DENSITY_REPEAT:-3}
 FLAGS=${SHOAL_DENSITY_FLAGS:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=$HERE/density_probe.py
@@ -60,8 +70,8 @@ LABEL="density-$$" # every guest carries bench=$LABEL
 for f in "$SHOALD" "$IMAGES/httpd.elf" "$PY"; do
     [ -e "$f" ] || { echo "missing $f (build first)"; exit 1; }
 done
-case "$N:$STEP" in
-*[!0-9:]* | 0:* | *:0) echo "N and STEP must be positive integers (got N=$N STEP=$STEP)"; exit 2 ;;
+case "$N:$STEP:$REPEAT" in
+*[!0-9:]* | 0:* | *:0:* | *:0) echo "N, STEP and DENSITY_REPEAT must be positive integers (got N=$N STEP=$STEP DENSITY_REPEAT=$REPEAT)"; exit 2 ;;
 esac
 for t in jq curl python3; do
     command -v "$t" >/dev/null || { echo "missing $t (scripts/setup-debian.sh installs it)"; exit 1; }
@@ -140,26 +150,51 @@ wait_step() {
     done
 }
 
+# run_step TAG C: one create of C guests labelled step=TAG, until all of
+# them run; sets running, all_s, p50 and p99 (s)
+run_step() {
+    T_POST=$(now_ms)
+    api POST /v1/instances -H 'Content-Type: application/json' \
+        -d "{\"image\":\"httpd\",\"name\":\"dens$$-$1\",\"count\":$2,\"memory_mib\":$MEM,\"labels\":{\"bench\":\"$LABEL\",\"step\":\"$1\"}}"
+    if [ "$HTTP_CODE" != 201 ]; then
+        [ "$HTTP_CODE" != 507 ] || e2e_log "the host refused $2 more guests at $running running; until the default capacity admits them, pass SHOAL_DENSITY_FLAGS (e.g. '--cpu-overcommit 1000')"
+        die "step $1: create of $2 at $running running: HTTP $HTTP_CODE $(head -c 400 <<<"$BODY")"
+    fi
+    running=$((running + $2))
+    wait_step "$running"
+    all_s=$(awk -v t=$(($(now_ms) - T_POST)) 'BEGIN{printf "%.2f", t / 1000}')
+    api GET "/v1/instances?selector=step%3D$1,bench%3D$LABEL&limit=1000"
+    [ "$(jq '[.items[] | select(.state == "running")] | length' <<<"$BODY")" = "$2" ] ||
+        die "step $1: the API lists $(jq '.items | length' <<<"$BODY") instances, not $2 running"
+    read -r p50 p99 <<<"$(jq -r '[.items[].ready_ms] | sort | [.[(length - 1) * 50 / 100 | floor], .[(length - 1) * 99 / 100 | floor]] | map(. / 1000 * 100 | round / 100) | "\(.[0]) \(.[1])"' <<<"$BODY")"
+}
+# rerun_step TAG C: delete the guests of step TAG (C of them), then
+# DENSITY_REPEAT - 1 more runs of a step of C, each deleted before the
+# next but the last; RERUN_P50S: the runs' p50s, the first run's first
+rerun_step() {
+    local tag=$1 r p50s=$p50
+    for r in $(seq 2 "$REPEAT"); do
+        api DELETE "/v1/instances?selector=step%3D$tag,bench%3D$LABEL&force=true" -m 3600
+        [ "$HTTP_CODE:$(jq -r '.succeeded // 0' <<<"$BODY")" = "200:$2" ] ||
+            die "step $tag: delete for the next run: HTTP $HTTP_CODE $(head -c 400 <<<"$BODY")"
+        running=$((running - $2))
+        nap "$SETTLE"
+        tag="$1r$r"
+        run_step "$tag" "$2"
+        p50s="$p50s $p50"
+        e2e_log "  step $1 again ($r of $REPEAT, $running running after it): $2 guests in $all_s s, ready p50 $p50 s"
+    done
+    RERUN_P50S=$p50s
+}
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR] = $1} END{print a[int((NR + 1) / 2)]}'; }
+
 # --- the ramp
 running=0
 k=0
 while [ "$running" -lt "$N" ]; do
     k=$((k + 1))
     c=$((N - running < STEP ? N - running : STEP))
-    T_POST=$(now_ms)
-    api POST /v1/instances -H 'Content-Type: application/json' \
-        -d "{\"image\":\"httpd\",\"name\":\"dens$$-$k\",\"count\":$c,\"memory_mib\":$MEM,\"labels\":{\"bench\":\"$LABEL\",\"step\":\"$k\"}}"
-    if [ "$HTTP_CODE" != 201 ]; then
-        [ "$HTTP_CODE" != 507 ] || e2e_log "the host refused $c more guests at $running running; until the default capacity admits them, pass SHOAL_DENSITY_FLAGS (e.g. '--cpu-overcommit 1000')"
-        die "step $k: create of $c at $running running: HTTP $HTTP_CODE $(head -c 400 <<<"$BODY")"
-    fi
-    running=$((running + c))
-    wait_step "$running"
-    all_s=$(awk -v t=$(($(now_ms) - T_POST)) 'BEGIN{printf "%.2f", t / 1000}')
-    api GET "/v1/instances?selector=step%3D$k,bench%3D$LABEL&limit=1000"
-    [ "$(jq '[.items[] | select(.state == "running")] | length' <<<"$BODY")" = "$c" ] ||
-        die "step $k: the API lists $(jq '.items | length' <<<"$BODY") instances, not $c running"
-    read -r p50 p99 <<<"$(jq -r '[.items[].ready_ms] | sort | [.[(length - 1) * 50 / 100 | floor], .[(length - 1) * 99 / 100 | floor]] | map(. / 1000 * 100 | round / 100) | "\(.[0]) \(.[1])"' <<<"$BODY")"
+    run_step "$k" "$c"
 
     nap "$SETTLE"
     x=$(idle_cpu)
@@ -177,7 +212,26 @@ while [ "$running" -lt "$N" ]; do
     printf '%d %d %s %s %s %s %s %s %s %s %s %s\n' "$running" "$c" "$all_s" "$p50" "$p99" \
         "$pss_g" "$cpu_g" "$cpu_all" "$d_pct" "$rss" "$lat50" "$lat99" >>"$DAT"
     e2e_log "$running running (step $k, $c guests in $all_s s, ready p50 $p50 s p99 $p99 s): PSS $pss_g MiB/guest, idle CPU $cpu_g%/guest ($cpu_all% all, shoald $d_pct%), shoald RSS $rss MiB, API p50 $lat50 ms p99 $lat99 ms"
+    # the first step again: the baseline is their median
+    if [ "$k" = 1 ]; then
+        FIRST_P50S=$p50
+        if [ "$REPEAT" -gt 1 ] && [ "$running" -lt "$N" ]; then
+            rerun_step 1 "$c"
+            FIRST_P50S=$RERUN_P50S
+        fi
+    fi
+    LAST_C=$c
 done
+# the last step again, each time with N - STEP running
+LAST_P50S=$p50
+if [ "$REPEAT" -gt 1 ] && [ "$k" -gt 1 ]; then
+    rerun_step "$k" "$LAST_C"
+    LAST_P50S=$RERUN_P50S
+fi
+FIRST_MED=$(median <<<"$FIRST_P50S")
+LAST_MED=$(median <<<"$LAST_P50S")
+REPEAT_LINE="a step of $STEP at 0 running, ready p50 of $(wc -w <<<"$FIRST_P50S") runs: $FIRST_P50S s (median $FIRST_MED); at $((N - LAST_C)) running: $LAST_P50S s (median $LAST_MED): $(ratio "$LAST_MED" "$FIRST_MED")"
+e2e_log "$REPEAT_LINE"
 
 # --- every guest answers /healthz over its network
 addrs=$E2E_STATE/addresses
@@ -237,6 +291,7 @@ MD=$OUT/results.md
     echo
     awk '!/^#/ { if ($1 == 0) rss0 = $10; else if (!f) { f = 1; r1 = $1; rss1 = $10 } last = $1; rssl = $10 }
         END { if (last > r1) printf "shoald RSS growth per instance, %d -> %d running: %.1f KiB (from 0: %.1f KiB)\n", r1, last, (rssl - rss1) * 1024 / (last - r1), (rssl - rss0) * 1024 / last }' "$DAT"
+    echo "$REPEAT_LINE"
     echo "/healthz at every guest's address: $answered of $N answered (in $HEALTHZ_MS ms)"
     echo "delete all $N by selector (one request): $DEL_MS ms, $DEL_RATE instances/s ($ok deleted)"
 } >"$MD"
