@@ -26,11 +26,11 @@
 # QEMUCONF_BASE does so for the baseline only (e.g. 'remember_owner = 1',
 # libvirt's default, with SHOALD_BASE=SHOALD). Real QEMU through libvirt's embedded
 # driver in a network namespace of its own (tests/e2e/lib.sh), guests
-# without network unless NET=1, capacity not the limit. Wall times vary with the other
-# tenants of the host; the CPU per start is the steadier figure. NET=1
-# gives the guests shoald's network (bridge port, tap, guard entries, a
-# lease each), as the density benchmark's guests have. Not run in CI
-# (label bench).
+# without network unless NET=1, capacity not the limit. Wall times vary
+# with the other tenants of the host; the CPU per start is the steadier
+# figure. NET=1 gives the guests shoald's network (bridge port, tap, guard
+# entries, a lease each), as the density benchmark's guests have. Not run
+# in CI (label bench).
 set -eu
 SHOALD=${1:?usage: bench_scale.sh SHOALD IMAGES_DIR [N] [SMALL]}
 IMAGES=$(cd "${2:?}" && pwd)
@@ -41,6 +41,7 @@ REPEAT=${REPEAT:-3}
 NET=${NET:-0}
 PERF_KEEP=${PERF_KEEP:-} # a directory: perf's data files are copied there
 PERF_ALL=${PERF_ALL:-0}   # 1: also the whole host's CPU per start, by command
+PERF_HZ=4000              # samples per second and CPU: the ms figures divide by it
 NETFLAG=--no-network
 [ "$NET" = 1 ] && NETFLAG=""
 . "$(dirname "$0")/../../e2e/lib.sh"
@@ -88,7 +89,7 @@ p50_created() { # the last N starts' domain creation
 split_cpu() { # PERF_DATA COMM STARTS
     perf script -i "$1" -F comm,ip,sym --comm "$2" 2>/dev/null | python3 -c '
 import sys, collections
-starts = int(sys.argv[1]); hz = 4000.0
+starts = int(sys.argv[1]); hz = float(sys.argv[2])
 def kind(s):
     for key, name in (("dup_mmap", "fork"), ("copy_process", "fork"),
                       ("exit_mmap", "teardown"), ("exec_mmap", "teardown"),
@@ -107,7 +108,7 @@ for line in sys.stdin:
 tot = sum(c.values())
 ms = lambda k: c[k] / hz * 1000 / starts
 print("%.0f %.1f %.1f %.1f %.1f %.0f" % (tot / hz * 1000 / starts, ms("fork"), ms("cow"),
-      ms("teardown"), ms("faults"), ms("other")))' "$3"
+      ms("teardown"), ms("faults"), ms("other")))' "$3" "$PERF_HZ"
 }
 forks_per_start() { # PERF_DATA STARTS: process (not thread) creations
     perf script -i "$1" --show-task-events 2>/dev/null | grep -o 'FORK([0-9]*:[0-9]*):([0-9]*:' |
@@ -148,10 +149,10 @@ batch_once() { # NAME
     c0=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$E2E_PID/stat")
     if [ "$PERF_ON" = 1 ]; then
         if [ "$PERF_ALL" = 1 ]; then
-            perf record -q -a -o "$OUT/$1.all.data" >/dev/null 2>&1 &
+            perf record -q -F "$PERF_HZ" -a -o "$OUT/$1.all.data" >/dev/null 2>&1 &
             pa=$!
         fi
-        perf record -q -g -p "$E2E_PID" -o "$OUT/$1.data" >/dev/null 2>&1 &
+        perf record -q -F "$PERF_HZ" -g -p "$E2E_PID" -o "$OUT/$1.data" >/dev/null 2>&1 &
         pp=$!
         # perf attaches to every thread first: on a loaded host that takes
         # a while, and starts made before it would go unseen.
@@ -180,7 +181,7 @@ batch_once() { # NAME
         # (QEMUs' vCPU threads and libvirt's per-domain threads grouped)
         e2e_log "  $1: host CPU ms/start by command: $(perf script -i "$OUT/$1.all.data" -F comm 2>/dev/null |
             sed 's/^ *//; s/ *$//; s/^vm-.*/vm-*/; s/^CPU [0-9]*\/.*/CPU-n\/accel/; s/^kworker.*/kworker/; s/^ksoftirqd.*/ksoftirqd/' |
-            sort | uniq -c | sort -rn | head -12 | awk -v n="$SMALL" '{c=$1; $1=""; sub(/^ /, ""); printf "%s=%.1f; ", $0, c / 4 / n}')"
+            sort | uniq -c | sort -rn | head -12 | awk -v n="$SMALL" -v hz="$PERF_HZ" '{c=$1; $1=""; sub(/^ /, ""); printf "%s=%.1f; ", $0, c * 1000 / hz / n}')"
         [ -z "$PERF_KEEP" ] || cp "$OUT/$1.all.data" "$PERF_KEEP/$CFG-$1.all.data"
     fi
     e2e_log "  $1: ready p50 $B_READY ms, domain created p50 $B_CREATED ms, shoald CPU $B_TICKS_MS ms/start (/proc); perf ms/start total fork cow teardown faults other: $B_SPLIT; forks/start $B_FORKS; shoald RSS $(awk '/VmRSS/{print $2}' "/proc/$E2E_PID/status") kB"
