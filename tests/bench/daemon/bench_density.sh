@@ -46,7 +46,9 @@
 # DENSITY_SETTLE s, 3, once a step is all running), DENSITY_LAT_N
 # (API requests per point, 50), DENSITY_MEM (MiB per guest, 32),
 # DENSITY_STEP_TIMEOUT (s per step to all running, 1800), DENSITY_HEALTHZ_S
-# (s for every guest to answer, 180), SHOAL_DENSITY_FLAGS.
+# (s for every guest to answer, 180), SHOAL_DENSITY_FLAGS, QEMUCONF
+# (lines added to the embed root's qemu.conf before shoald starts, e.g.
+# 'namespaces = []', an operator's setting; shoald appends what it needs).
 set -euo pipefail
 SHOALD=${1:?usage: bench_density.sh SHOALD IMAGES_DIR [N [STEP [OUT_DIR]]]}
 IMAGES=$(cd "${2:?}" && pwd)
@@ -104,6 +106,10 @@ api_latency() {
 idle_cpu() { python3 "$PY" idle "$E2E_STATE" "$E2E_PID" "$WINDOW"; }
 
 # --- shoald, the image
+if [ -n "${QEMUCONF:-}" ]; then
+    mkdir -p "$E2E_STATE/libvirt/etc"
+    printf '%b\n' "$QEMUCONF" >"$E2E_STATE/libvirt/etc/qemu.conf"
+fi
 # shellcheck disable=SC2086
 e2e_start_daemon "$SHOALD" $FLAGS || exit 1
 e2e_push_images httpd >/dev/null
