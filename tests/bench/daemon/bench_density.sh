@@ -112,6 +112,12 @@ if [ -n "${QEMUCONF:-}" ]; then
 fi
 # shellcheck disable=SC2086
 e2e_start_daemon "$SHOALD" $FLAGS || exit 1
+if [ -n "${QEMUCONF:-}" ]; then # shoald rewrites its own part only
+    while IFS= read -r l; do
+        [ -z "$l" ] || grep -qxF -- "$l" "$E2E_STATE/libvirt/etc/qemu.conf" ||
+            die "qemu.conf lost '$l' when shoald started"
+    done < <(printf '%b\n' "$QEMUCONF")
+fi
 e2e_push_images httpd >/dev/null
 [ "$E2E_FAILS" = 0 ] || die "could not push the httpd image"
 api GET /v1/hosts/local
@@ -273,8 +279,8 @@ MD=$OUT/results.md
 {
     echo "## Density: 0 -> $N httpd guests, $STEP per step ($(date -u +%Y-%m-%d))"
     echo
-    echo "Host: $HOSTINFO. Guests: httpd, $MEM MiB, network on. shoald flags: ${FLAGS:-(defaults)}."
-    echo "Command: \`bash tests/bench/daemon/bench_density.sh SHOALD IMAGES $N $STEP OUT\`."
+    echo "Host: $HOSTINFO. Guests: httpd, $MEM MiB, network on. shoald flags: ${FLAGS:-(defaults)}.${QEMUCONF:+ Added to qemu.conf: \`$QEMUCONF\`.}"
+    echo "Command: \`${QEMUCONF:+QEMUCONF='$QEMUCONF' }bash tests/bench/daemon/bench_density.sh SHOALD IMAGES $N $STEP OUT\`."
     echo "Baseline (same run): the 0-running row for shoald RSS and API latency; the first step"
     echo "(its guests started with nothing running) for instantiation, PSS and CPU per guest."
     echo "Idle CPU over $WINDOW s in % of one CPU; API: $LAT_N x GET /v1/instances?limit=100."
