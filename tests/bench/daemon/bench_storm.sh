@@ -152,7 +152,7 @@ for cfg in $CONFIGS; do
     RESULTS="$RESULTS$(printf '%-8s %6d %10d %8d %8d %10d %10d %7sx' "$cfg" "$N" "$storm_ms" "$p50" "$p99" "$s0_p50" "$s1_p50" "$ratio")
 "
     t=$(now_ms)
-    api DELETE "/v1/instances?selector=batch&force=true"
+    api DELETE "/v1/instances?selector=batch&force=true" -m 3600 # ~65 s for 1,000
     e2e_log "deleted everything ($HTTP_CODE) in $(($(now_ms) - t)) ms"
     e2e_stop_daemon
     pkill -9 -f "qemu-system.*$E2E_STATE" 2>/dev/null || true
