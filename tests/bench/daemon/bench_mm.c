@@ -2,8 +2,8 @@
  *
  * usage: bench_mm [MIB [FORKS]]
  *
- * A start of a guest is mostly page faults (QEMU's start touches ~4,000
- * pages) and forks of shoald (libvirt's embedded driver), so how fast a
+ * A start of a guest is mostly page faults (one QEMU start takes ~4,900)
+ * and forks of shoald (libvirt's embedded driver), so how fast a
  * host does those decides how a boot storm and a start at 900 running
  * go. This prints, for an anonymous mapping of MIB MiB (default 256, 4 KiB
  * pages, no THP):
@@ -14,9 +14,10 @@
  *   - fork + _exit + waitpid with those MIB MiB touched against the same
  *     with nothing touched (FORKS of each, default 20; median), and their
  *     ratio, i.e. what the page tables of MIB MiB add to a fork.
- * Both figures differ by an order of magnitude between hosts (a host
- * under a paravirtualized hypervisor traps on page table updates). Not a
- * test: nothing is judged. Run: ctest -L bench -R bench_mm -V.
+ * Both are the host's own (docs/benchmarks.md: on the machine of
+ * 2026-12-07 a first touch cost ~400 writes to a mapped page): compare
+ * them before comparing start figures between machines. Not a test:
+ * nothing is judged. Run: ctest -L bench -R bench_mm -V.
  */
 #include <stdio.h>
 #include <stdlib.h>
