@@ -32,6 +32,9 @@ MEM=${MEM:-32}
 
 [ -e "$IMAGES/sleep.elf" ] || { echo "missing $IMAGES/sleep.elf (build first)"; exit 1; }
 e2e_setup
+# each config below gets a state dir of its own: drop the one e2e_setup made
+rmdir "$E2E_STATE" 2>/dev/null || true
+E2E_STATE=""
 
 now_ms() { date +%s%3N; }
 # CPU seconds (user+sys) of the processes whose command line matches $1.
