@@ -87,6 +87,27 @@ e2e_start_daemon() {
     return 1
 }
 
+# e2e_qemuconf LINES: the operator's part of the embedded root's qemu.conf
+# (LINES may hold printf %b escapes, e.g. 'namespaces = []'), written
+# before e2e_start_daemon; shoald rewrites only its own block in that file
+# (docs/node.md "Connection"). Nothing is written for empty LINES.
+e2e_qemuconf() {
+    [ -n "$1" ] || return 0
+    mkdir -p "$E2E_STATE/libvirt/etc"
+    printf '%b\n' "$1" >"$E2E_STATE/libvirt/etc/qemu.conf"
+}
+
+# e2e_qemuconf_kept LINES: after e2e_start_daemon, each of LINES is still
+# in qemu.conf (one e2e_fail per lost line; returns 1 then).
+e2e_qemuconf_kept() {
+    local l rc=0
+    while IFS= read -r l; do
+        [ -z "$l" ] || grep -qxF -- "$l" "$E2E_STATE/libvirt/etc/qemu.conf" ||
+            { e2e_fail "qemu.conf lost '$l' when shoald started"; rc=1; }
+    done < <(printf '%b\n' "$1")
+    return $rc
+}
+
 ns_curl() { ip netns exec "$E2E_NS" curl "$@"; }
 
 # api METHOD PATH [curl args...]: prints the body, sets HTTP_CODE.

@@ -106,18 +106,10 @@ api_latency() {
 idle_cpu() { python3 "$PY" idle "$E2E_STATE" "$E2E_PID" "$WINDOW"; }
 
 # --- shoald, the image
-if [ -n "${QEMUCONF:-}" ]; then
-    mkdir -p "$E2E_STATE/libvirt/etc"
-    printf '%b\n' "$QEMUCONF" >"$E2E_STATE/libvirt/etc/qemu.conf"
-fi
+e2e_qemuconf "${QEMUCONF:-}"
 # shellcheck disable=SC2086
 e2e_start_daemon "$SHOALD" $FLAGS || exit 1
-if [ -n "${QEMUCONF:-}" ]; then # shoald rewrites its own part only
-    while IFS= read -r l; do
-        [ -z "$l" ] || grep -qxF -- "$l" "$E2E_STATE/libvirt/etc/qemu.conf" ||
-            die "qemu.conf lost '$l' when shoald started"
-    done < <(printf '%b\n' "$QEMUCONF")
-fi
+e2e_qemuconf_kept "${QEMUCONF:-}" || exit 1
 e2e_push_images httpd >/dev/null
 [ "$E2E_FAILS" = 0 ] || die "could not push the httpd image"
 api GET /v1/hosts/local

@@ -195,13 +195,11 @@ for cfg in ${SHOALD_BASE:+base} new; do
     E2E_STATE=$(mktemp -d /tmp/shoal-scale.XXXXXX)
     conf=${QEMUCONF:-}
     [ "$cfg" = base ] && conf="${QEMUCONF_BASE:-}${QEMUCONF_BASE:+\n}$conf"
-    if [ -n "$conf" ]; then
-        mkdir -p "$E2E_STATE/libvirt/etc"
-        printf '%b\n' "$conf" >"$E2E_STATE/libvirt/etc/qemu.conf"
-    fi
+    e2e_qemuconf "$conf"
     # shellcheck disable=SC2086
     e2e_start_daemon "$bin" $NETFLAG --max-instances $((N + SMALL + 100)) \
         --cpu-overcommit 1000 --mem-overcommit 8 || exit 1
+    e2e_qemuconf_kept "$conf" || exit 1
     e2e_push_images sleep >/dev/null
     # The batch at 0 is a few seconds: let the load of what ran before (the
     # previous config's 900 deletes) fade first, up to 2 minutes.
