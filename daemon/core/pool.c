@@ -990,7 +990,12 @@ int fleet_pool_handover(fleet *f, const char *id, const char *record, char *err,
              * writes nothing more on COM1 until this byte (or 20 ms), so
              * its app's output meets no connected socket, which QEMU 7.2
              * would log bytes of twice once full (docs/guest-protocol.md
-             * "Robustness"). A send that fails costs the guest 20 ms. */
+             * "Robustness"). Our reading side is shut first: from then on
+             * QEMU's sends fail at once (EPIPE, each byte logged once)
+             * instead of filling a socket nobody reads, should this thread
+             * lose its CPU between the byte and the hang-up. A send that
+             * fails costs the guest 20 ms. */
+            (void)shutdown(fd, SHUT_RD);
             (void)send_all(fd, "\n", 1);
             rc = 0;
             goto out;

@@ -16,6 +16,9 @@
 #           against a cold start, the pool side from the console file (the
 #           claim sends the go-ahead and hangs up, as shoald does: the
 #           guest's 8 KiB line must be there once).
+#   late    large, with the claim hanging up 2 s after the go-ahead
+#           without reading: its reading side shut first, as shoald does,
+#           the console file still holds the line once.
 #   early   the record is written as soon as QEMU listens, long before the
 #           guest is up: it is taken once the guest waits, `ok`, the app
 #           runs with it, pool-wait comes before ready; the claim sends no
@@ -102,11 +105,13 @@ case_hello() {
     echo "PASS pool hand-over: noise ignored, bad headers refused, the app sees a cold start's configuration"
 }
 
-case_large() {
+# large_claim [CLAIM OPTIONS...]: the large case with those options to the
+# claim; the console file must hold the app's lines once.
+large_claim() {
     # 8179 bytes: with "shoal.pool=1" and a space, the 8192 of the line.
     python3 -c 'import sys; sys.stdout.write("BIG=" + "x" * 8150 + " -- tail " + "y" * 16)' >"$REC"
     start_pool "$SHOAL_IMAGES/hello.elf"
-    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" >"$WORK/claim.out" ||
+    $CLAIM "$WORK/cfg.sock" "$WORK/status.log" "$REC" "$@" >"$WORK/claim.out" ||
         { cat "$WORK/claim.out" >&2; fail "the claim failed"; }
     cat "$WORK/claim.out"
     grep -qx "reply: shoal-config ok" "$WORK/claim.out" || fail "no ok reply"
@@ -129,7 +134,20 @@ case_large() {
         fail "the app saw another configuration than a cold start's"
     fi
     [ "$(grep -c "^env\[0\]=<BIG=x\{8150\}>\$" "$WORK/pool.app")" = 1 ] || fail "the 8 KiB variable did not arrive whole"
+}
+
+case_large() {
+    large_claim
     echo "PASS an 8 KiB record: the app sees a cold start's configuration"
+}
+
+# late: the claim hangs up 2 s after the go-ahead, not reading (a host
+# that lost its CPU between the two): it shut its reading side before the
+# go-ahead, so QEMU's sends fail at once and the console file still holds
+# the 8 KiB line once (with --no-shut, a byte of it twice).
+case_late() {
+    large_claim --late 2
+    echo "PASS a hang-up 2 s after the go-ahead: the console file holds the app's output once"
 }
 
 case_early() {
@@ -188,6 +206,6 @@ case_httpd() {
 
 pick_accel
 case "${1:-}" in
-hello|large|early|bad|httpd) "case_$1" ;;
-*) echo "usage: $0 hello|large|early|bad|httpd" >&2; exit 2 ;;
+hello|large|late|early|bad|httpd) "case_$1" ;;
+*) echo "usage: $0 hello|large|late|early|bad|httpd" >&2; exit 2 ;;
 esac

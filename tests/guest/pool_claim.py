@@ -2,7 +2,7 @@
 """pool_claim.py - the host side of the warm pool hand-over, for tests and
 the benchmark (docs/guest-protocol.md, "Warm pool hand-over").
 
-  pool_claim.py SOCK STATUS_LOG RECORD_FILE [--noise] [--chunks] [--no-ready] [--early] [--no-go] [--hold FILE] [--timeout S]
+  pool_claim.py SOCK STATUS_LOG RECORD_FILE [--noise] [--chunks] [--no-ready] [--early] [--no-go] [--no-shut] [--late S] [--hold FILE] [--timeout S]
 
 Waits for `shoal-status pool-wait` in STATUS_LOG, connects to the socket
 SOCK of the guest's COM1, optionally sends noise first (--noise: lines a
@@ -16,9 +16,11 @@ and the ready record. Exit 0, or 1 with a reason (timeout, a reply the
 noise should have caused but did not). --early: connect and send as soon
 as SOCK exists, not waiting for pool-wait (a host that writes before the
 guest has booted: QEMU holds the bytes until the guest reads). After an
-`ok` reply it sends the go-ahead (a newline, docs/guest-protocol.md;
---no-go: none, as a host that predates it),
-and without --hold it hangs up right behind it, as shoald does; --hold FILE:
+`ok` reply it shuts down its reading side (--no-shut: not, as hosts before
+it did) and sends the go-ahead (a newline, docs/guest-protocol.md; --no-go:
+none, as a host that predates it), and without --hold it hangs up right
+behind it, as shoald does; --late S: S seconds after the go-ahead, as a
+host that lost its CPU between the two; --hold FILE:
 it stays connected and reads, and writes to FILE what the guest wrote
 after the reply, as it came over the socket, until QEMU closes it. That
 copy is exact; the console file QEMU logs may hold a byte twice when the
@@ -110,8 +112,15 @@ def main():
         s.sendall(data)
     t0 = time.monotonic()
     last = reply()
+    if last == b"shoal-config ok" and "--hold" not in sys.argv and "--no-shut" not in flags:
+        # As shoald does: what QEMU sends from now on fails at once (EPIPE)
+        # instead of filling a socket nobody reads, so the console file
+        # holds each byte once however late the hang-up comes
+        s.shutdown(socket.SHUT_RD)
     if last == b"shoal-config ok" and "--no-go" not in flags:
         s.sendall(b"\n")  # the go-ahead: the guest waits for it
+    if "--late" in sys.argv:
+        time.sleep(float(sys.argv[sys.argv.index("--late") + 1]))
     hold = None
     if "--hold" in sys.argv:
         hold = open(sys.argv[sys.argv.index("--hold") + 1], "wb")
