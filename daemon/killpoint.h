@@ -47,6 +47,9 @@
  *                     upload holds at least 2 MiB (stored chunks, pending)
  *   upload.row        images.c: an upload committed (the image visible),
  *                     the answer not yet sent
+ *   pool.goahead      pool.c: a claim's go-ahead sent, the hang-up not
+ *                     yet (with SHOAL_TEST_DELAY_AT: a claim's thread that
+ *                     lost its CPU between the two)
  *   move.standin      move.c (kp_fail only): a live move's stand-in is
  *                     refused as if its target had no room (507), so the
  *                     move falls back to cold

@@ -18,6 +18,7 @@
 #include "boot.h"
 #include "debugexit.h"
 #include "guard.h"
+#include "killpoint.h"
 #include "log.h"
 #include "netbr.h"
 #include "scheduler.h"
@@ -997,6 +998,7 @@ int fleet_pool_handover(fleet *f, const char *id, const char *record, char *err,
              * fails costs the guest 20 ms. */
             (void)shutdown(fd, SHUT_RD);
             (void)send_all(fd, "\n", 1);
+            kp_hit("pool.goahead"); /* tests only: killpoint.h */
             rc = 0;
             goto out;
         }
