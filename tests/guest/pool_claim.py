@@ -112,13 +112,15 @@ def main():
         s.sendall(data)
     t0 = time.monotonic()
     last = reply()
-    if last == b"shoal-config ok" and "--hold" not in sys.argv and "--no-shut" not in flags:
-        # As shoald does: what QEMU sends from now on fails at once (EPIPE)
-        # instead of filling a socket nobody reads, so the console file
-        # holds each byte once however late the hang-up comes
-        s.shutdown(socket.SHUT_RD)
-    if last == b"shoal-config ok" and "--no-go" not in flags:
-        s.sendall(b"\n")  # the go-ahead: the guest waits for it
+    if last == b"shoal-config ok":
+        if "--hold" not in sys.argv and "--no-shut" not in flags:
+            # As shoald does: what QEMU sends from now on fails at once
+            # (EPIPE) instead of filling a socket nobody reads, so the
+            # console file holds each byte once however late the hang-up
+            # comes
+            s.shutdown(socket.SHUT_RD)
+        if "--no-go" not in flags:
+            s.sendall(b"\n")  # the go-ahead: the guest waits for it
     if "--late" in sys.argv:
         time.sleep(float(sys.argv[sys.argv.index("--late") + 1]))
     hold = None
